@@ -1,0 +1,35 @@
+# Two commands for a newcomer: `make demo` (the whole pipeline) and `make test`.
+# Both create .venv on first use. torch goes in first as the 2.13 CPU wheel when
+# the venv has none (a bare requirement would pull a multi-GB CUDA build); a
+# user's own CUDA torch in an existing environment is kept.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.odernn-installed
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test test-all lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/odernn demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check odernn cli tests benchmarks notebooks
+
+clean:
+	rm -rf $(VENV) odernn-demo .pytest_cache

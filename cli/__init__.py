@@ -1,0 +1,1 @@
+"""The ``odernn`` command line, installed as ``odernn.cli``: a thin layer over the library."""

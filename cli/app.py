@@ -1,0 +1,76 @@
+"""The ``odernn`` typer app and its entry point.
+
+Every command is one library call plus argument parsing and printing. Errors
+a user can cause (bad options, specs, files) are printed as one line,
+``error: what, where, what is allowed``, with exit code 2; ``--debug`` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Sequence
+
+import typer
+from typer import main as typer_main
+
+from odernn.errors import OdernnError
+
+app = typer.Typer(
+    name="odernn",
+    help="Recurrent neural network surrogates of the damped, driven oscillator "
+    "x'' + eta x' + x = F(t): simulate, train, evaluate.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_BAD_INPUT = 2
+
+
+def _register_commands() -> None:
+    """Import the command modules; each adds its commands to :data:`app`."""
+    from odernn.cli import demo, simulate  # noqa: F401
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns (and, as a script, exits with) the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:
+        args.remove("--debug")
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
+    _register_commands()
+    command = typer_main.get_command(app)
+    code = 0
+    try:
+        result = command.main(args, prog_name="odernn", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except OdernnError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        print("interrupted: nothing partial was left behind", file=sys.stderr)
+        code = 130
+    except typer_main._click.exceptions.ClickException as exc:
+        if debug:
+            raise
+        message = exc.format_message()
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"error: {message}{hint}", file=sys.stderr)
+        code = EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
+    if argv is None:
+        sys.exit(code)
+    return code

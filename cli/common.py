@@ -1,0 +1,100 @@
+"""Options and helpers shared by the commands: ``--config``, progress, output paths."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import tomllib
+import typer
+
+from odernn.errors import OutputError, SpecError
+
+
+def _load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | None:
+    """Read ``--config FILE.toml`` into the command's defaults; explicit flags still win."""
+    if value is None:
+        return None
+    try:
+        raw = tomllib.loads(Path(value).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"--config: file {value} not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"--config {value}: {exc}") from None
+    allowed = {p.name for p in ctx.command.params if p.name not in ("config", "help")}
+    defaults: dict[str, Any] = {}
+    for key, item in raw.items():
+        name = key.replace("-", "_")
+        if name not in allowed:
+            close = difflib.get_close_matches(name, sorted(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(
+                f"--config {value}: unknown key {key!r}{hint}; allowed: "
+                f"{', '.join(sorted(allowed))}"
+            )
+        defaults[name] = item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+CONFIG = typer.Option(
+    None,
+    "--config",
+    is_eager=True,
+    callback=_load_config,
+    dir_okay=False,
+    help="TOML file supplying any option of this command (keys as option names); "
+    "flags given on the command line win.",
+)
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or chatter, only results.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs.")
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """Refuse an existing output without --overwrite, and a missing or unwritable parent."""
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} already exists; pass --overwrite to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: directory {parent} does not exist")
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: directory {parent} is not writable")
+
+
+@contextmanager
+def progress_bar(total: int, description: str, quiet: bool) -> Iterator[Any]:
+    """One progress bar on stderr; yields ``advance(n)``. Silent with ``quiet``."""
+    if quiet:
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    """``"k/n"`` -> ``(k, n)``."""
+    if value is None:
+        return None
+    try:
+        k, n = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise SpecError(f"--shard must look like k/n (e.g. 2/4), got {value!r}") from None
+    if n < 1 or not 1 <= k <= n:
+        raise SpecError(f"--shard {value}: need 1 <= k <= n")
+    return k, n

@@ -1,0 +1,104 @@
+"""``odernn simulate``, ``odernn inspect``, ``odernn merge``: datasets in, datasets out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from odernn.cli.app import app
+from odernn.cli.common import CONFIG, OVERWRITE, QUIET, check_output, parse_shard, progress_bar
+
+from odernn.spec import INTEGRATOR_NAMES, builtin_names, load_spec
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  odernn simulate train -o train.h5\n\n"
+    "  odernn simulate my-spec.toml -o data.h5 --n 10000 --integrator rk4\n\n"
+    "  odernn simulate train -o part1.h5 --shard 1/2   (then: odernn merge part*.h5 -o all.h5)",
+)
+def simulate(
+    spec: str = typer.Argument(
+        ..., help="A spec file (.toml) or a built-in name: " + ", ".join(builtin_names()) + "."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="HDF5 file to write.", dir_okay=False),
+    n: int = typer.Option(None, "--n", help="Number of trajectories (overrides the spec)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (overrides the spec)."),
+    integrator: str = typer.Option(
+        None, "--integrator", help=f"One of {', '.join(INTEGRATOR_NAMES)} (overrides the spec)."
+    ),
+    dtype: str = typer.Option(None, "--dtype", help="float64 or float32 (overrides the spec)."),
+    shard: str = typer.Option(None, "--shard", help="Write only shard k of n (k/n, 1-based)."),
+    overwrite: bool = OVERWRITE,
+    quiet: bool = QUIET,
+    config: Path = CONFIG,
+) -> None:
+    """Simulate a dataset of oscillator trajectories into an HDF5 file."""
+    from odernn.simulate import shard_rows
+    from odernn.simulate import simulate as run
+
+    parsed = load_spec(spec).with_overrides(n=n, seed=seed, integrator=integrator, dtype=dtype)
+    check_output(output, overwrite)
+    shard_kn = parse_shard(shard)
+    start, stop = shard_rows(parsed, shard_kn)
+    with progress_bar(stop - start, f"simulate {parsed.name}", quiet) as advance:
+        run(parsed, output, overwrite=overwrite, shard=shard_kn, progress=advance)
+    if not quiet:
+        typer.echo(
+            f"wrote {output}: {stop - start} trajectories x {parsed.n_steps} steps "
+            f"(dt {parsed.dt:g}, integrator {parsed.integrator['name']})"
+        )
+
+
+@app.command(epilog="Example:\n\n  odernn inspect train.h5")
+def inspect(
+    file: Path = typer.Argument(..., help="An odernn HDF5 dataset.", dir_okay=False),
+) -> None:
+    """Show a dataset's schema, provenance, shapes and parameter ranges (validates it too)."""
+    from odernn.store import open_trajectories
+
+    with open_trajectories(file) as f:
+        attrs = f.attrs
+        typer.echo(
+            f"{file}: {attrs['schema']} v{attrs['schema_version']}, "
+            f"created {attrs.get('created', '?')} by odernn {attrs.get('odernn_version', '?')}"
+        )
+        typer.echo(f"  name        {attrs.get('name', '?')}  ({attrs.get('kind', '?')})")
+        typer.echo(f"  system      {attrs.get('system', '?')}")
+        if attrs.get("kind") == "oscillator":
+            typer.echo(f"  forcing     {attrs.get('forcing', '?')}")
+        typer.echo(f"  integrator  {attrs.get('integrator_options', attrs.get('integrator', '?'))}")
+        typer.echo(f"  seed        {attrs.get('seed', '?')}")
+        typer.echo(
+            f"  grid        {f.n_steps} points, dt {attrs['dt']:g}, t in [{f.t[0]:g}, {f.t[-1]:g}]"
+        )
+        data = f.read()
+        for name in ("x", "v", "F"):
+            a = getattr(data, name)
+            if a is not None:
+                typer.echo(
+                    f"  {name:<11} {a.shape} {a.dtype}, range [{a.min():.4g}, {a.max():.4g}]"
+                )
+        for name, p in data.params.items():
+            typer.echo(f"  params/{name:<5}{p.shape}, range [{np.min(p):.4g}, {np.max(p):.4g}]")
+
+
+@app.command(
+    epilog="Examples:\n\n  odernn merge part1.h5 part2.h5 -o all.h5\n\n"
+    "  odernn merge part*.h5 -o all.h5 --virtual"
+)
+def merge(
+    shards: list[Path] = typer.Argument(..., help="Shard files written with --shard k/n."),
+    output: Path = typer.Option(..., "--output", "-o", help="Merged HDF5 file.", dir_okay=False),
+    virtual: bool = typer.Option(
+        False, "--virtual", help="Write an HDF5 virtual dataset that refers to the shards."
+    ),
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Join the shards of one sharded simulation into one file, equal to a single run."""
+    from odernn.store import merge_files
+
+    check_output(output, overwrite)
+    merge_files(list(shards), output, virtual=virtual, overwrite=overwrite)
+    typer.echo(f"wrote {output} from {len(shards)} shards")

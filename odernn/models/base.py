@@ -1,0 +1,78 @@
+"""The one protocol every surrogate family follows.
+
+A surrogate replaces the integrator: given what an integrator is given (the
+initial state ``(x0, v0)``, the forcing samples ``F_i`` and, when configured,
+the damping ``eta``), it produces the trajectory in closed loop.
+
+Three calls, state always explicit (a value passed in and out, never hidden
+mutation):
+
+- ``step(u, state) -> (y, state)``: one time step on inputs ``u (B, C)``;
+- ``sequence(u, state) -> (y, state)``: teacher-forced call over a window
+  ``u (B, L, C)``, equal to L calls of ``step``;
+- ``rollout(x0, v0, F, eta=None, warmup=None) -> Rollout``: closed loop over
+  the whole horizon, batched over trajectories, O(T), without autograd,
+  carrying the hidden state and reporting divergence instead of silent NaNs.
+
+Target modes (named the same everywhere):
+
+- ``state``: predict the next state ``(x_{i+1}, v_{i+1})``; closed loop feeds
+  the prediction back;
+- ``velocity``: the notes' ``(x_i, F_i, h_{i-1}) -> v_{i+1}``; x advances by a
+  kinematic rule;
+- ``next-value``: a univariate series' next value (the notes' sine examples).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from odernn.types import Array
+
+TARGETS = ("state", "velocity", "next-value")
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A closed-loop trajectory batch.
+
+    ``x`` and ``v`` have shape ``(N, T)`` (``v`` is None for a univariate
+    series). ``diverged_at[n]`` is the first step at which trajectory n became
+    non-finite or exploded, -1 where it stayed finite; values from that step
+    on are ``inf``. ``warmup`` is the number of observed steps the surrogate
+    was given (excluded from every method's error).
+    """
+
+    x: Array
+    v: Array | None
+    diverged_at: np.ndarray
+    warmup: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_diverged(self) -> int:
+        return int(np.count_nonzero(self.diverged_at >= 0))
+
+
+@runtime_checkable
+class Surrogate(Protocol):
+    """What training, evaluation and the CLI rely on, whatever the family."""
+
+    family: str
+    target: str
+
+    def step(self, u: Any, state: Any) -> tuple[Any, Any]: ...
+
+    def sequence(self, u: Any, state: Any = None) -> tuple[Any, Any]: ...
+
+    def rollout(
+        self,
+        x0: Array,
+        v0: Array,
+        F: Array,
+        eta: Array | None = None,
+        warmup: tuple[Array, Array] | None = None,
+    ) -> Rollout: ...

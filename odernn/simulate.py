@@ -1,0 +1,209 @@
+"""From a spec to trajectories: parameter sampling, integration in blocks, streaming to HDF5.
+
+Reproducibility rules (DESIGN.md, "Randomness"):
+
+- trajectory i draws its parameters from its own stream,
+  ``SeedSequence(seed).spawn(N)[i]`` (built directly as
+  ``SeedSequence(seed, spawn_key=(i,))``), so trajectory i is the same
+  whatever N, block size or sharding;
+- integration runs in fixed blocks of trajectories indexed globally
+  (:func:`block_size` depends on the spec only), because SciPy's adaptive
+  steps depend on the whole block; any slicing of the work (shards) gives
+  bit-identical results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from odernn.errors import SpecError
+from odernn.integrators import integrate
+from odernn.spec import Range, Spec
+from odernn.systems import Oscillator, forcing_from_params
+from odernn.trajectories import Trajectories
+
+BLOCK_BYTES = 64 << 20
+"""Memory budget of one integration block (x, v and F in float64)."""
+MAX_BLOCK = 4096
+
+
+def block_size(spec: Spec) -> int:
+    """Trajectories per integration block: fixed by the spec, bounded by :data:`BLOCK_BYTES`."""
+    return max(1, min(MAX_BLOCK, BLOCK_BYTES // (3 * 8 * spec.n_steps)))
+
+
+def time_grid(spec: Spec) -> np.ndarray:
+    """``t_i = i dt`` for ``i = 0 .. n_steps - 1``."""
+    return np.arange(spec.n_steps, dtype=np.float64) * spec.dt
+
+
+def trajectory_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of trajectory ``index``: ``SeedSequence(seed).spawn(N)[index]``."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index,))))
+
+
+def param_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
+    """Stored parameter names and their trailing shapes (``()`` or ``(K,)``)."""
+    if spec.system != "oscillator":
+        return {}
+    shapes: dict[str, tuple[int, ...]] = {"eta": (), "x0": (), "v0": ()}
+    if spec.forcing == "cosine":
+        shapes.update(F0=(), omega=(), phase=())
+    elif spec.forcing == "random":
+        shapes.update(amplitude=(spec.K,), omega=(spec.K,), phase=(spec.K,))
+    return shapes
+
+
+def _uniform(r: Range, u: np.ndarray | float) -> np.ndarray | float:
+    return r.low + (r.high - r.low) * u
+
+
+def sample_parameters(spec: Spec, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Parameters of trajectories ``start .. stop-1``, each from its own stream.
+
+    Every parameter always consumes its draws (a fixed value too), so changing
+    one range never changes the others' values.
+    """
+    shapes = param_shapes(spec)
+    out = {k: np.empty((stop - start, *s)) for k, s in shapes.items()}
+    fp = spec.forcing_parameters
+    for row, i in enumerate(range(start, stop)):
+        rng = trajectory_rng(spec.seed, i)
+        u = rng.random(3)
+        for j, name in enumerate(("eta", "x0", "v0")):
+            out[name][row] = _uniform(spec.parameters[name], u[j])
+        if spec.forcing == "cosine":
+            u = rng.random(3)
+            for j, name in enumerate(("F0", "omega", "phase")):
+                out[name][row] = _uniform(fp[name], u[j])
+        elif spec.forcing == "random":
+            out["omega"][row] = _uniform(fp["omega"], rng.random(spec.K))
+            out["phase"][row] = _uniform(fp["phase"], rng.random(spec.K))
+            weights = rng.exponential(size=spec.K)  # a uniform split of the total (Dirichlet(1))
+            total = _uniform(fp["amplitude_sum"], rng.random())
+            out["amplitude"][row] = total * weights / weights.sum()
+    return out
+
+
+def simulate_block(
+    spec: Spec, start: int, stop: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Arrays ``(stop-start, T)`` and parameters of one block of trajectories."""
+    t = time_grid(spec)
+    if spec.system == "sine":
+        x = np.empty((stop - start, t.size))
+        for row, i in enumerate(range(start, stop)):
+            noise = trajectory_rng(spec.seed, i).random(t.size)
+            x[row] = np.sin(spec.series["frequency"] * t) + spec.series["noise"] * noise
+        return {"x": x}, {}
+    params = sample_parameters(spec, start, stop)
+    system = Oscillator(params["eta"], forcing_from_params(spec.forcing, params))
+    options = {k: v for k, v in spec.integrator.items() if k != "name"}
+    x, v = integrate(spec.integrator["name"], system, params["x0"], params["v0"], t, **options)
+    return {"x": x, "v": v, "F": system.forcing(t)}, params
+
+
+def shard_rows(spec: Spec, shard: tuple[int, int] | None) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of shard ``k`` of ``n`` (1-based, contiguous, block-aligned)."""
+    if shard is None:
+        return 0, spec.n
+    k, n = shard
+    n_blocks = math.ceil(spec.n / block_size(spec))
+    if not 1 <= k <= n:
+        raise SpecError(f"--shard {k}/{n}: k must be in 1..{n}")
+    if n > n_blocks:
+        raise SpecError(
+            f"--shard {k}/{n}: {spec.n} trajectories make only {n_blocks} block(s) "
+            f"of {block_size(spec)}; use at most {n_blocks} shards"
+        )
+    b = block_size(spec)
+    return min(spec.n, (k - 1) * n_blocks // n * b), min(spec.n, k * n_blocks // n * b)
+
+
+def blocks(spec: Spec, start: int, stop: int) -> Iterator[tuple[int, int]]:
+    """Global blocks covering ``[start, stop)`` (``start`` is block-aligned)."""
+    b = block_size(spec)
+    for lo in range(start, stop, b):
+        yield lo, min(lo + b, stop)
+
+
+def dataset_attrs(spec: Spec) -> dict[str, Any]:
+    """Provenance stored with every file: enough to reproduce it from the file alone."""
+    return {
+        "name": spec.name,
+        "kind": "oscillator" if spec.system == "oscillator" else "series",
+        "system": "x'' + eta x' + x = F(t)"
+        if spec.system == "oscillator"
+        else "x(t) = sin(frequency t) + noise U[0,1)",
+        "forcing": spec.forcing,
+        "integrator": spec.integrator["name"],
+        "integrator_options": json.dumps(spec.integrator, sort_keys=True),
+        "seed": spec.seed,
+        "block_size": block_size(spec),
+        "dtype": spec.dtype,
+        "spec": spec.text,
+        "spec_source": spec.source,
+    }
+
+
+def simulate(
+    spec: Spec,
+    path: Path | str,
+    *,
+    overwrite: bool = False,
+    shard: tuple[int, int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Simulate ``spec`` into an HDF5 file, streaming one block at a time.
+
+    The file appears only when complete (atomic rename). ``shard=(k, n)``
+    writes the k-th of n block-aligned slices, to be joined by
+    ``odernn merge``. ``progress(n_done)`` is called after every block.
+    """
+    from odernn.store import TrajectoryWriter
+
+    start, stop = shard_rows(spec, shard)
+    attrs = dataset_attrs(spec)
+    if shard is not None:
+        attrs.update(
+            shard_index=shard[0],
+            shard_count=shard[1],
+            row_start=start,
+            row_stop=stop,
+            n_total=spec.n,
+        )
+    names = ("x", "v", "F") if spec.system == "oscillator" else ("x",)
+    path = Path(path)
+    with TrajectoryWriter(
+        path,
+        t=time_grid(spec),
+        n=stop - start,
+        datasets=names,
+        params=param_shapes(spec),
+        attrs=attrs,
+        dtype=spec.dtype,
+        compression=spec.compression,
+        overwrite=overwrite,
+    ) as writer:
+        for lo, hi in blocks(spec, start, stop):
+            arrays, params = simulate_block(spec, lo, hi)
+            writer.write(lo - start, arrays, params)
+            if progress is not None:
+                progress(hi - lo)
+    return path
+
+
+def simulate_trajectories(spec: Spec) -> Trajectories:
+    """Simulate ``spec`` in memory (same blocks, same numbers as :func:`simulate`)."""
+    parts = [simulate_block(spec, lo, hi) for lo, hi in blocks(spec, 0, spec.n)]
+    arrays = {k: np.concatenate([a[k] for a, _ in parts]) for k in parts[0][0]}
+    params = {k: np.concatenate([p[k] for _, p in parts]) for k in parts[0][1]}
+    dtype = np.dtype(spec.dtype)
+    arrays = {k: a.astype(dtype, copy=False) for k, a in arrays.items()}
+    return Trajectories(t=time_grid(spec), params=params, attrs=dataset_attrs(spec), **arrays)

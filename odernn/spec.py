@@ -1,0 +1,358 @@
+"""Dataset specifications: a TOML file that says what to simulate.
+
+A spec names a system, how many trajectories, the time grid, the seed, the
+integrator, and for every sampled parameter either a fixed number or a
+uniform range ``[low, high]``. ``docs/datasets.md`` documents every key; the
+built-in specs live in ``datasets/`` and are addressed by name
+(``odernn simulate train``).
+
+Example (``datasets/train.toml``)::
+
+    system = "oscillator"
+    n = 256
+    seed = 1
+    dt = 0.05
+    n_steps = 1000
+
+    [integrator]
+    name = "scipy"
+
+    [parameters]
+    eta = [0.05, 0.5]
+    x0 = [-1.0, 1.0]
+    v0 = [-1.0, 1.0]
+
+    [forcing]
+    family = "cosine"
+    F0 = [0.0, 1.0]
+    omega = [0.5, 2.0]
+    phase = 0.0
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from odernn.errors import SpecError
+
+SYSTEMS = ("oscillator", "sine")
+FORCING_FAMILIES = ("none", "cosine", "random")
+INTEGRATOR_NAMES = ("euler", "semi-implicit-euler", "rk4", "scipy", "exact")
+DTYPES = ("float64", "float32")
+MAX_TRAJECTORIES = 10**8
+MAX_STEPS = 10**8
+
+_TOP_KEYS = {
+    "name",
+    "description",
+    "system",
+    "n",
+    "seed",
+    "dt",
+    "t_end",
+    "n_steps",
+    "dtype",
+    "compression",
+    "integrator",
+    "parameters",
+    "forcing",
+    "series",
+}
+_INTEGRATOR_KEYS = {"name", "method", "rtol", "atol"}
+_PARAMETER_KEYS = {"eta", "x0", "v0"}
+_FORCING_KEYS = {
+    "none": {"family"},
+    "cosine": {"family", "F0", "omega", "phase"},
+    "random": {"family", "K", "omega", "amplitude_sum", "phase"},
+}
+_SERIES_KEYS = {"frequency", "noise"}
+
+
+@dataclass(frozen=True)
+class Range:
+    """A parameter: uniform on ``[low, high]``; ``low == high`` is a fixed value."""
+
+    low: float
+    high: float
+
+    @property
+    def fixed(self) -> bool:
+        return self.low == self.high
+
+    def __str__(self) -> str:
+        return f"{self.low:g}" if self.fixed else f"[{self.low:g}, {self.high:g}]"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated dataset specification. Build it with :func:`load_spec` or :func:`parse_spec`."""
+
+    name: str
+    system: str
+    n: int
+    seed: int
+    dt: float
+    n_steps: int
+    integrator: dict[str, Any]
+    parameters: dict[str, Range] = field(default_factory=dict)
+    forcing: str = "none"
+    forcing_parameters: dict[str, Range] = field(default_factory=dict)
+    K: int = 0
+    series: dict[str, float] = field(default_factory=dict)
+    dtype: str = "float64"
+    compression: str | None = None
+    description: str = ""
+    text: str = ""
+    source: str = "<spec>"
+
+    @property
+    def t_end(self) -> float:
+        return self.dt * (self.n_steps - 1)
+
+    def with_overrides(self, **changes: Any) -> Spec:
+        """A copy with some fields changed (CLI overrides), validated again."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "integrator" in changes and isinstance(changes["integrator"], str):
+            changes["integrator"] = _integrator({"name": changes["integrator"]}, self.source)
+        spec = replace(self, **changes)
+        _check_numbers(spec)
+        return spec
+
+
+def builtin_names() -> list[str]:
+    """Names of the specs shipped in ``datasets/``."""
+    files = resources.files("odernn.datasets").iterdir()
+    return sorted(p.name[:-5] for p in files if p.name.endswith(".toml"))
+
+
+def load_spec(name_or_path: str | Path) -> Spec:
+    """Load a spec from a path, or a built-in one by name (``train``, ``test``, ...)."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists() or path.parent != Path("."):
+        if not path.is_file():
+            raise SpecError(f"spec file {path} not found")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"cannot read spec {path}: {exc}") from None
+        return parse_spec(text, source=str(path), default_name=path.stem)
+    names = builtin_names()
+    if str(name_or_path) not in names:
+        raise SpecError(
+            f"unknown dataset spec {str(name_or_path)!r}{_suggest(str(name_or_path), names)}; "
+            f"give a .toml path or one of: {', '.join(names)}"
+        )
+    text = resources.files("odernn.datasets").joinpath(f"{name_or_path}.toml").read_text("utf-8")
+    return parse_spec(
+        text, source=f"built-in spec {name_or_path!r}", default_name=str(name_or_path)
+    )
+
+
+def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "dataset") -> Spec:
+    """Parse and validate spec text; every problem raises :class:`SpecError` naming the key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{source}: malformed TOML: {exc}") from None
+    _check_keys(raw, _TOP_KEYS, source)
+    system = _choice(raw.get("system", "oscillator"), SYSTEMS, "system", source)
+    n_steps = _integer(raw, "n_steps", source, minimum=2)
+    dt = _dt(raw, n_steps, source)
+    spec = Spec(
+        name=str(raw.get("name", default_name)),
+        description=str(raw.get("description", "")),
+        system=system,
+        n=_integer(raw, "n", source, minimum=1),
+        seed=_integer(raw, "seed", source, minimum=0),
+        dt=dt,
+        n_steps=n_steps,
+        integrator=_integrator(_table(raw, "integrator", source), source),
+        dtype=_choice(raw.get("dtype", "float64"), DTYPES, "dtype", source),
+        compression=_compression(raw.get("compression"), source),
+        text=text,
+        source=source,
+    )
+    if system == "oscillator":
+        spec = replace(spec, **_oscillator_fields(raw, source))
+    else:
+        series = _table(raw, "series", source)
+        _check_keys(series, _SERIES_KEYS, f"{source} [series]")
+        values = {
+            k: _number(series.get(k, d), k, source) for k, d in (("frequency", 1.0), ("noise", 0.0))
+        }
+        if values["noise"] < 0:
+            raise SpecError(f"{source}: series.noise must be >= 0, got {values['noise']:g}")
+        spec = replace(spec, series=values)
+    _check_numbers(spec)
+    return spec
+
+
+def _oscillator_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    params = _table(raw, "parameters", source)
+    _check_keys(params, _PARAMETER_KEYS, f"{source} [parameters]")
+    missing = sorted(_PARAMETER_KEYS - params.keys())
+    if missing:
+        raise SpecError(
+            f"{source}: [parameters] needs {', '.join(missing)} (a number or [low, high])"
+        )
+    parameters = {k: _range(params[k], k, source) for k in ("eta", "x0", "v0")}
+    if parameters["eta"].low < 0:
+        raise SpecError(f"{source}: eta must be >= 0, got {parameters['eta']}")
+
+    forcing = _table(raw, "forcing", source)
+    family = _choice(forcing.get("family", "none"), FORCING_FAMILIES, "forcing.family", source)
+    _check_keys(forcing, _FORCING_KEYS[family], f"{source} [forcing] (family {family!r})")
+    fp: dict[str, Range] = {}
+    K = 0
+    if family == "cosine":
+        fp = {
+            k: _range(forcing.get(k, d), f"forcing.{k}", source)
+            for k, d in (("F0", 1.0), ("omega", 1.0), ("phase", 0.0))
+        }
+        K = 1
+    elif family == "random":
+        K = _integer(forcing, "K", source, minimum=1, default=3, where="forcing.K")
+        fp = {
+            "omega": _range(forcing.get("omega", [0.3, 2.5]), "forcing.omega", source),
+            "amplitude_sum": _range(
+                forcing.get("amplitude_sum", 1.0), "forcing.amplitude_sum", source
+            ),
+            "phase": _range(forcing.get("phase", [0.0, 2 * math.pi]), "forcing.phase", source),
+        }
+        if fp["amplitude_sum"].low < 0:
+            raise SpecError(f"{source}: forcing.amplitude_sum must be >= 0")
+    if "omega" in fp and fp["omega"].low < 0:
+        raise SpecError(f"{source}: forcing.omega must be >= 0, got {fp['omega']}")
+    return {"parameters": parameters, "forcing": family, "forcing_parameters": fp, "K": K}
+
+
+def _check_numbers(spec: Spec) -> None:
+    where = spec.source
+    if not (spec.dt > 0 and math.isfinite(spec.dt)):
+        raise SpecError(f"{where}: dt must be a finite number > 0, got {spec.dt}")
+    if not 2 <= spec.n_steps <= MAX_STEPS:
+        raise SpecError(f"{where}: n_steps must be in [2, {MAX_STEPS}], got {spec.n_steps}")
+    if not 1 <= spec.n <= MAX_TRAJECTORIES:
+        raise SpecError(f"{where}: n must be in [1, {MAX_TRAJECTORIES}], got {spec.n}")
+    if spec.seed < 0:
+        raise SpecError(f"{where}: seed must be >= 0, got {spec.seed}")
+    if spec.dtype not in DTYPES:
+        raise SpecError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {spec.dtype!r}")
+    if spec.system == "sine" and spec.integrator["name"] != "exact":
+        raise SpecError(f"{where}: a sine series is sampled exactly; integrator must be 'exact'")
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise SpecError(
+                f"{where}: unknown key {key!r}{_suggest(key, allowed)}; allowed: "
+                f"{', '.join(sorted(allowed))}"
+            )
+
+
+def _table(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{source}: {key} must be a table ([{key}]), got {value!r}")
+    return value
+
+
+def _choice(value: Any, allowed: tuple[str, ...], key: str, source: str) -> str:
+    if value not in allowed:
+        raise SpecError(
+            f"{source}: unknown {key} {value!r}{_suggest(str(value), allowed)}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    return str(value)
+
+
+def _number(value: Any, key: str, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SpecError(f"{source}: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _integer(
+    raw: dict[str, Any],
+    key: str,
+    source: str,
+    *,
+    minimum: int,
+    default: int | None = None,
+    where: str | None = None,
+) -> int:
+    where = where or key
+    if key not in raw and default is None:
+        raise SpecError(f"{source}: missing required key {where!r}")
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{source}: {where} must be an integer, got {value!r}")
+    if value < minimum:
+        raise SpecError(f"{source}: {where} must be >= {minimum}, got {value}")
+    return value
+
+
+def _dt(raw: dict[str, Any], n_steps: int, source: str) -> float:
+    if "dt" in raw and "t_end" in raw:
+        raise SpecError(f"{source}: give either dt or t_end, not both")
+    if "t_end" in raw:
+        t_end = _number(raw["t_end"], "t_end", source)
+        if t_end <= 0:
+            raise SpecError(f"{source}: t_end must be > 0, got {t_end:g}")
+        return t_end / (n_steps - 1)
+    if "dt" not in raw:
+        raise SpecError(f"{source}: missing required key 'dt' (or 't_end')")
+    dt = _number(raw["dt"], "dt", source)
+    if dt <= 0:
+        raise SpecError(f"{source}: dt must be > 0, got {dt:g}")
+    return dt
+
+
+def _range(value: Any, key: str, source: str) -> Range:
+    if isinstance(value, list):
+        if len(value) != 2:
+            raise SpecError(f"{source}: {key} must be a number or [low, high], got {value!r}")
+        low, high = (_number(v, key, source) for v in value)
+        if low > high:
+            raise SpecError(f"{source}: {key} range has low > high: [{low:g}, {high:g}]")
+        return Range(low, high)
+    number = _number(value, key, source)
+    return Range(number, number)
+
+
+def _integrator(table: dict[str, Any], source: str) -> dict[str, Any]:
+    _check_keys(table, _INTEGRATOR_KEYS, f"{source} [integrator]")
+    name = _choice(table.get("name", "scipy"), INTEGRATOR_NAMES, "integrator", source)
+    out: dict[str, Any] = {"name": name}
+    if name == "scipy":
+        out["method"] = str(table.get("method", "DOP853"))
+        for key, default in (("rtol", 1e-12), ("atol", 1e-14)):
+            value = _number(table.get(key, default), f"integrator.{key}", source)
+            if value <= 0:
+                raise SpecError(f"{source}: integrator.{key} must be > 0, got {value:g}")
+            out[key] = value
+    elif table.keys() - {"name"}:
+        extra = ", ".join(sorted(table.keys() - {"name"}))
+        raise SpecError(f"{source}: integrator {name!r} takes no options (got {extra})")
+    return out
+
+
+def _compression(value: Any, source: str) -> str | None:
+    if value in (None, "none", False):
+        return None
+    if value != "gzip":
+        raise SpecError(f"{source}: compression must be 'gzip' or 'none', got {value!r}")
+    return "gzip"

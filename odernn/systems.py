@@ -1,0 +1,175 @@
+"""The damped, driven oscillator ``x'' + eta x' + x = F(t)`` and its forcings.
+
+Everything here is batched over N trajectories: each trajectory has its own
+damping ``eta`` and its own forcing. The state is ``(x, v)`` with ``x' = v`` and
+``v' = F(t) - eta v - x`` (the lecture notes' two first-order equations).
+
+A forcing is a callable ``forcing(t) -> F`` taking a 1-D time array of M points
+and returning an ``(N, M)`` array. Two kinds exist:
+
+- :class:`HarmonicForcing`, ``F(t) = sum_k A_k cos(omega_k t + phase_k)``,
+  covers the families ``none`` (K = 0), ``cosine`` (K = 1) and ``random``
+  (K sinusoids); it has a closed-form solution (see ``integrators.exact``);
+- :class:`SampledForcing`, linear interpolation of samples ``F_i`` on a grid:
+  all that a surrogate sees, used to give an integrator the same information.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from odernn.types import Array
+
+
+def _as_time(t: Array | float) -> np.ndarray:
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1:
+        raise ValueError(f"t must be a 1-D array of times, got shape {t.shape}")
+    return t
+
+
+@dataclass(frozen=True)
+class HarmonicForcing:
+    """``F(t) = sum_k amplitude[:, k] cos(omega[:, k] t + phase[:, k])``.
+
+    ``amplitude``, ``omega`` and ``phase`` have shape ``(N, K)``; K = 0 is no
+    forcing at all.
+    """
+
+    amplitude: Array
+    omega: Array
+    phase: Array
+
+    def __post_init__(self) -> None:
+        shapes = {np.shape(self.amplitude), np.shape(self.omega), np.shape(self.phase)}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise ValueError(
+                f"amplitude, omega and phase must share one (N, K) shape, got {shapes}"
+            )
+
+    @property
+    def n(self) -> int:
+        return int(np.shape(self.amplitude)[0])
+
+    @classmethod
+    def none(cls, n: int) -> HarmonicForcing:
+        """No forcing for ``n`` trajectories."""
+        empty = np.zeros((n, 0))
+        return cls(empty, empty, empty)
+
+    def __call__(self, t: Array) -> Array:
+        """Forcing at times ``t`` (M,), shape ``(N, M)``.
+
+        Computed time-major and returned as a transposed view, so that
+        ``forcing(t).T`` is C-contiguous for integrators that loop over time.
+        """
+        t = _as_time(t)
+        out = np.zeros((t.size, self.n))
+        for k in range(np.shape(self.amplitude)[1]):
+            arg = np.multiply.outer(t, self.omega[:, k])
+            arg += self.phase[:, k]
+            np.cos(arg, out=arg)
+            arg *= self.amplitude[:, k]
+            out += arg
+        return out.T
+
+    def take(self, index: np.ndarray | slice) -> HarmonicForcing:
+        """The forcing of a subset of the trajectories."""
+        return HarmonicForcing(self.amplitude[index], self.omega[index], self.phase[index])
+
+
+@dataclass(frozen=True)
+class SampledForcing:
+    """Linear interpolation of samples ``F (N, T)`` taken at times ``t (T,)``.
+
+    Outside ``[t[0], t[-1]]`` the end values are held.
+    """
+
+    t: Array
+    F: Array
+
+    @property
+    def n(self) -> int:
+        return int(np.shape(self.F)[0])
+
+    def __call__(self, t: Array) -> Array:
+        t = _as_time(t)
+        grid = np.asarray(self.t, dtype=np.float64)
+        j = np.clip(np.searchsorted(grid, t, side="right") - 1, 0, grid.size - 2)
+        w = np.clip((t - grid[j]) / (grid[j + 1] - grid[j]), 0.0, 1.0)
+        F = np.asarray(self.F, dtype=np.float64)
+        return F[:, j] * (1.0 - w) + F[:, j + 1] * w
+
+    def take(self, index: np.ndarray | slice) -> SampledForcing:
+        return SampledForcing(self.t, self.F[index])
+
+
+Forcing = HarmonicForcing | SampledForcing
+
+
+@dataclass(frozen=True)
+class Oscillator:
+    """A batch of N oscillators ``x'' + eta x' + x = F(t)``: ``eta (N,) >= 0``."""
+
+    eta: Array
+    forcing: Forcing
+
+    def __post_init__(self) -> None:
+        eta = np.asarray(self.eta, dtype=np.float64)
+        if eta.ndim != 1 or eta.size != self.forcing.n:
+            raise ValueError(f"eta must have shape ({self.forcing.n},), got {eta.shape}")
+        if np.any(eta < 0) or not np.all(np.isfinite(eta)):
+            raise ValueError("eta must be finite and >= 0")
+
+    @property
+    def n(self) -> int:
+        return self.forcing.n
+
+    def acceleration(self, x: Array, v: Array, F: Array) -> Array:
+        """``v' = F - eta v - x`` for states and forcing values of shape ``(N,)``."""
+        return F - self.eta * v - x
+
+    def take(self, index: np.ndarray | slice) -> Oscillator:
+        """The oscillators of a subset of the trajectories."""
+        return Oscillator(np.asarray(self.eta)[index], self.forcing.take(index))
+
+
+def energy(x: Array, v: Array) -> Array:
+    """Mechanical energy ``E = (x^2 + v^2) / 2``; ``dE/dt = -eta v^2 + F v``."""
+    return 0.5 * (np.square(x) + np.square(v))
+
+
+def steady_state_response(omega: Array, eta: Array, F0: Array = 1.0) -> tuple[Array, Array]:
+    """Amplitude and phase lag of the steady state under ``F0 cos(omega t)``.
+
+    ``x_ss = amplitude cos(omega t - lag)`` with
+    ``amplitude = F0 / sqrt((1 - omega^2)^2 + (eta omega)^2)`` and
+    ``lag = atan2(eta omega, 1 - omega^2)`` in ``[0, pi]``.
+    """
+    omega = np.asarray(omega, dtype=np.float64)
+    eta = np.asarray(eta, dtype=np.float64)
+    re, im = 1.0 - omega**2, eta * omega
+    return np.asarray(F0) / np.hypot(re, im), np.arctan2(im, re)
+
+
+FORCINGS = ("none", "cosine", "random")
+
+
+def forcing_from_params(family: str, params: dict[str, Array]) -> HarmonicForcing:
+    """Rebuild a forcing from the sampled parameters stored with a dataset.
+
+    ``cosine`` uses ``F0, omega, phase`` of shape ``(N,)``; ``random`` uses
+    ``amplitude, omega, phase`` of shape ``(N, K)``; ``none`` needs only ``eta``
+    (for its N).
+    """
+    if family == "none":
+        return HarmonicForcing.none(len(params["eta"]))
+    if family == "cosine":
+        cols = [np.asarray(params[k], dtype=np.float64)[:, None] for k in ("F0", "omega", "phase")]
+        return HarmonicForcing(*cols)
+    if family == "random":
+        cols = [np.asarray(params[k], dtype=np.float64) for k in ("amplitude", "omega", "phase")]
+        return HarmonicForcing(*cols)
+    raise ValueError(f"unknown forcing family {family!r}; allowed: {', '.join(FORCINGS)}")

@@ -1,0 +1,97 @@
+"""Dataset specs: the built-ins parse, and every kind of bad spec is refused by name."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from odernn.errors import SpecError
+from odernn.spec import builtin_names, load_spec, parse_spec
+
+GOOD = """
+n = 4
+seed = 1
+dt = 0.1
+n_steps = 20
+[parameters]
+eta = [0.1, 0.2]
+x0 = 1.0
+v0 = [-1, 1]
+[forcing]
+family = "cosine"
+F0 = 0.5
+omega = [0.5, 2.0]
+"""
+
+
+def test_builtins_parse_with_the_documented_sizes():
+    assert set(builtin_names()) >= {
+        "train",
+        "test",
+        "test-ood",
+        "random-forcing",
+        "sine",
+        "noisy-sine",
+    }
+    train, test, ood = load_spec("train"), load_spec("test"), load_spec("test-ood")
+    assert (train.n, train.dt, train.n_steps) == (256, 0.05, 1000)
+    assert (test.n, ood.n) == (64, 64) and len({train.seed, test.seed, ood.seed}) == 3
+    assert train.parameters["eta"].low == 0.05 and train.parameters["eta"].high == 0.5
+    assert (ood.forcing_parameters["omega"].low, ood.forcing_parameters["F0"].high) == (2.0, 1.5)
+    rf = load_spec("random-forcing")
+    assert rf.forcing == "random" and rf.K == 3 and rf.n == 256
+    sine = load_spec("sine")
+    assert math.isclose(sine.t_end, 4 * math.pi) and sine.n_steps == 1000
+    noisy = load_spec("noisy-sine")
+    assert (noisy.dt, noisy.n_steps, noisy.series["noise"], noisy.series["frequency"]) == (
+        1.0,
+        1000,
+        2.0,
+        0.02,
+    )
+
+
+def test_a_good_spec_parses_fixed_and_ranged_values():
+    spec = parse_spec(GOOD)
+    assert spec.parameters["x0"].fixed and not spec.parameters["v0"].fixed
+    assert spec.integrator == {"name": "scipy", "method": "DOP853", "rtol": 1e-12, "atol": 1e-14}
+    assert spec.text == GOOD
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("dt = 0.1", "dt = 0"), "dt must be > 0"),
+        (("dt = 0.1", "dt = -1.0"), "dt must be > 0"),
+        (("n_steps = 20", "n_steps = 1"), "n_steps must be >= 2"),
+        (("eta = [0.1, 0.2]", "eta = [0.3, 0.2]"), "low > high"),
+        (('family = "cosine"', 'family = "cosin"'), "did you mean 'cosine'"),
+        (("seed = 1", "sed = 1"), "unknown key 'sed' (did you mean 'seed'?)"),
+        (("n_steps = 20", "n_steps = 20\nintegrator = {name = 'eulr'}"), "did you mean 'euler'"),
+        (("n = 4", "n = [4"), "malformed TOML"),
+        (("n = 4", "n = 2.5"), "n must be an integer"),
+        (("eta = [0.1, 0.2]", "eta = -0.1"), "eta must be >= 0"),
+        (("x0 = 1.0", ""), "needs x0"),
+    ],
+)
+def test_bad_specs_are_refused_with_a_message_naming_the_problem(edit, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        parse_spec(GOOD.replace(*edit, 1))
+
+
+def test_unknown_builtin_and_missing_file():
+    with pytest.raises(SpecError, match="did you mean 'train'"):
+        load_spec("trian")
+    with pytest.raises(SpecError, match="not found"):
+        load_spec("no/such/spec.toml")
+
+
+def test_overrides_are_validated():
+    spec = load_spec("train")
+    assert spec.with_overrides(n=10, integrator="rk4").integrator == {"name": "rk4"}
+    with pytest.raises(SpecError, match="n must be in"):
+        spec.with_overrides(n=0)
+    with pytest.raises(SpecError, match="did you mean 'euler'"):
+        spec.with_overrides(integrator="eulr")
