@@ -58,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         code = EXIT_BAD_INPUT
+    except OSError as exc:  # disk full, permissions, I/O: the environment, not a bug
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
     except typer.Exit as exc:
         code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):

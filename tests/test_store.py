@@ -1,0 +1,556 @@
+"""The HDF5 store: round trips, streaming, atomic writes, untrusted-file validation, merging."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import tracemalloc
+from datetime import datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import odernn
+from odernn import store
+from odernn.errors import DataError, OutputError, SpecError
+from odernn.store import TrajectoryWriter, merge_files, open_trajectories, read_trajectories
+
+N, T, K, DT = 7, 50, 3, 0.05
+ATTRS = {"system": "x'' + eta x' + x = F(t)", "forcing": "random", "integrator": "rk4",
+         "integrator_options": '{"name": "rk4"}', "seed": 3, "block_size": 4, "kind": "oscillator",
+         "spec": "# spec é\nn = 7\n", "flag": True, "tags": ["a", "bc"], "weights": [1.5, 2.0]}
+PARAMS = {"eta": (), "amplitude": (K,)}
+
+
+def make_data(n: int = N, steps: int = T, seed: int = 0) -> tuple[dict, dict]:
+    rng = np.random.default_rng(seed)
+    arrays = {k: rng.normal(size=(n, steps)) for k in ("x", "v", "F")}
+    params = {"eta": rng.uniform(0, 1, n), "amplitude": rng.normal(size=(n, K))}
+    return arrays, params
+
+
+def grid(steps: int = T) -> np.ndarray:
+    return np.arange(steps) * DT
+
+
+def rows(d: dict, lo: int, hi: int) -> dict:
+    return {k: a[lo:hi] for k, a in d.items()}
+
+
+def write(path: Path, arrays: dict, params: dict, *, blocks=None, attrs=ATTRS, **kw) -> Path:
+    n = arrays["x"].shape[0]
+    with TrajectoryWriter(path, t=grid(arrays["x"].shape[1]), n=n, datasets=tuple(arrays),
+                          params={k: PARAMS[k] for k in params}, attrs=attrs, **kw) as w:
+        for lo, hi in blocks or [(0, n)]:
+            w.write(lo, rows(arrays, lo, hi), rows(params, lo, hi))
+    return path
+
+
+@pytest.fixture
+def data() -> tuple[dict, dict]:
+    return make_data()
+
+
+@pytest.fixture
+def good(tmp_path: Path, data) -> Path:
+    return write(tmp_path / "data.h5", *data)
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+
+def test_round_trip_is_exact(good, data):
+    arrays, params = data
+    tr = read_trajectories(good)
+    assert same_bits(tr.t, grid())
+    for k in ("x", "v", "F"):
+        assert same_bits(getattr(tr, k), arrays[k])
+    assert tr.params.keys() == params.keys()
+    for k in params:
+        assert same_bits(tr.params[k], params[k])
+    assert {k: tr.attrs[k] for k in ATTRS} == ATTRS
+    assert tr.n == N and tr.n_steps == T and tr.dt == DT
+
+
+def test_root_attributes_describe_the_file(good):
+    with open_trajectories(good) as f:
+        a = f.attrs
+        assert (a["schema"], a["schema_version"]) == ("odernn.trajectories", 1)
+        assert (a["n_trajectories"], a["n_steps"], a["dt"]) == (N, T, DT)
+        assert a["datasets"] == ["x", "v", "F"] and f.names == ("x", "v", "F")
+        assert a["odernn_version"] == odernn.__version__ and a["creator"] == "odernn"
+        created = datetime.fromisoformat(a["created"].replace("Z", "+00:00"))
+        assert created.utcoffset().total_seconds() == 0
+        assert abs(time.time() - created.timestamp()) < 120
+        assert set(f.params_names) == set(PARAMS)
+    with h5py.File(good) as h:
+        assert h["t"].attrs["unit"] == "1" and "time" in h["t"].attrs["description"]
+        assert h["x"].chunks[1] == T and h["x"].compression is None
+
+
+def test_float32_option_stores_float32(tmp_path, data):
+    arrays, params = data
+    tr = read_trajectories(write(tmp_path / "f32.h5", arrays, params, dtype="float32"))
+    assert tr.x.dtype == np.float32 and same_bits(tr.v, arrays["v"].astype(np.float32))
+    assert same_bits(tr.params["eta"], params["eta"])  # parameters stay float64
+    assert same_bits(tr.t, grid())
+
+
+def test_gzip_option_compresses_losslessly(tmp_path):
+    arrays, params = make_data(40, 400)
+    arrays = {k: np.round(a, 2) for k, a in arrays.items()}  # compressible
+    plain = write(tmp_path / "plain.h5", arrays, params)
+    packed = write(tmp_path / "gzip.h5", arrays, params, compression="gzip")
+    with h5py.File(packed) as h:
+        assert h["x"].compression == "gzip" and h["params/eta"].compression == "gzip"
+    assert packed.stat().st_size < 0.8 * plain.stat().st_size
+    tr = read_trajectories(packed)
+    assert all(same_bits(getattr(tr, k), arrays[k]) for k in arrays)
+
+
+def test_series_stores_x_only(tmp_path):
+    x = np.sin(np.arange(5 * T).reshape(5, T) * 0.1)
+    with TrajectoryWriter(tmp_path / "s.h5", t=grid(), n=5, datasets=("x",),
+                          attrs={"kind": "series"}) as w:
+        w.write(0, {"x": x})
+    tr = read_trajectories(tmp_path / "s.h5")
+    assert tr.is_series and tr.F is None and tr.params == {} and same_bits(tr.x, x)
+    with h5py.File(tmp_path / "s.h5") as h:
+        assert set(h) == {"t", "x"}
+
+
+@pytest.mark.parametrize("n, steps, dtype", [(300, 1000, "float64"), (1, 300_000, "float64"),
+                                             (2000, 50, "float32")])
+def test_chunks_hold_whole_trajectories_between_64kib_and_1mib(tmp_path, n, steps, dtype):
+    x = np.zeros((n, steps))
+    with TrajectoryWriter(tmp_path / "c.h5", t=grid(steps), n=n, datasets=("x",),
+                          dtype=dtype) as w:
+        w.write(0, {"x": x})
+    with h5py.File(tmp_path / "c.h5") as h:
+        chunks, itemsize = h["x"].chunks, h["x"].dtype.itemsize
+    assert 64 << 10 <= np.prod(chunks) * itemsize <= 1 << 20
+    if steps * itemsize <= 1 << 20:
+        assert chunks[1] == steps  # chunked by trajectory
+    else:
+        assert chunks[0] == 1  # one trajectory longer than a chunk is split in time
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(1, N), min_size=N), st.randoms())  # sizes sum to >= N
+def test_blocks_in_any_order_and_size_give_the_same_file(sizes, rnd):
+    arrays, params = make_data()
+    bounds = np.minimum(np.cumsum([0, *sizes]), N)
+    blocks = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+    rnd.shuffle(blocks)
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = read_trajectories(write(Path(tmp) / "b.h5", arrays, params, blocks=blocks))
+    assert all(same_bits(getattr(tr, k), arrays[k]) for k in arrays)
+    assert all(same_bits(tr.params[k], params[k]) for k in params)
+
+
+def test_writer_memory_is_bounded_by_the_block(tmp_path):
+    n, steps, b = 4000, 250, 50  # 8 MB per dataset, 100 kB per block
+    block, params = make_data(b, steps)
+    tracemalloc.start()
+    try:
+        with TrajectoryWriter(tmp_path / "m.h5", t=grid(steps), n=n, params=PARAMS) as w:
+            for lo in range(0, n, b):
+                w.write(lo, block, params)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"writer peak {peak} bytes for a 3 x 8 MB file"
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failure_inside_the_block_leaves_no_file(tmp_path, data, error):
+    arrays, params = data
+    with pytest.raises(error), TrajectoryWriter(tmp_path / "d.h5", t=grid(), n=N,
+                                                params=PARAMS) as w:
+        w.write(0, rows(arrays, 0, 3), rows(params, 0, 3))
+        assert leftovers(tmp_path) == [f".d.h5.tmp-{os.getpid()}"]
+        raise error
+    assert leftovers(tmp_path) == []
+
+
+def test_failure_keeps_the_previous_file_intact(good, data):
+    arrays, params = data
+    before = good.read_bytes()
+    with pytest.raises(RuntimeError), TrajectoryWriter(good, t=grid(), n=N, params=PARAMS,
+                                                       overwrite=True) as w:
+        w.write(0, rows(make_data(seed=1)[0], 0, N), rows(params, 0, N))
+        raise RuntimeError("interrupted")
+    assert good.read_bytes() == before
+    assert leftovers(good.parent) == [good.name]
+
+
+def test_missing_rows_are_refused_and_nothing_saved(tmp_path, data):
+    arrays, params = data
+    with pytest.raises(ValueError, match=r"rows 3\.\.5 of 7 were never written"), \
+            TrajectoryWriter(tmp_path / "d.h5", t=grid(), n=N, params=PARAMS) as w:
+        w.write(0, rows(arrays, 0, 3), rows(params, 0, 3))
+        w.write(5, rows(arrays, 5, 7), rows(params, 5, 7))
+    assert leftovers(tmp_path) == []
+
+
+def test_existing_file_is_replaced_only_with_overwrite(good, data):
+    arrays, params = data
+    with pytest.raises(OutputError, match="exists; pass overwrite=True"):
+        TrajectoryWriter(good, t=grid(), n=N)
+    new, _ = make_data(seed=5)
+    write(good, new, params, overwrite=True)
+    assert same_bits(read_trajectories(good).x, new["x"])
+
+
+def test_missing_directory_is_an_output_error(tmp_path):
+    with pytest.raises(OutputError, match="directory .*nope does not exist"):
+        TrajectoryWriter(tmp_path / "nope" / "d.h5", t=grid(), n=N)
+
+
+def test_non_finite_values_are_refused_on_write(tmp_path, data):
+    arrays, params = data
+    arrays["v"][4, 7] = np.inf
+    with pytest.raises(DataError, match=r"'v' gets non-finite .* trajectory 4"):
+        write(tmp_path / "d.h5", arrays, params, blocks=[(0, 2), (2, N)])
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"attrs": {"schema": "mine"}}, "written by the store itself"),
+    ({"attrs": {"options": {"a": 1}}}, "encode dicts as JSON"),
+    ({"dtype": "float16"}, "dtype must be"),
+    ({"compression": "lzf"}, "compression must be"),
+    ({"datasets": ("v", "F")}, "including 'x'"),
+    ({"t": np.array([0.0, 0.1, 0.15])}, "uniform"),
+    ({"n": 0}, "n must be"),
+])
+def test_writer_rejects_bad_arguments(tmp_path, kwargs, message):
+    args = {"t": grid(), "n": N, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        TrajectoryWriter(tmp_path / "d.h5", **args)
+
+
+def test_writer_rejects_bad_blocks(tmp_path, data):
+    arrays, params = data
+    with pytest.raises(ValueError), TrajectoryWriter(tmp_path / "d.h5", t=grid(), n=N,
+                                                     params=PARAMS) as w:
+        with pytest.raises(ValueError, match=r"'x' must have shape \(B, 50\)"):
+            w.write(0, {**rows(arrays, 0, 2), "x": arrays["x"][:2, :10]}, rows(params, 0, 2))
+        with pytest.raises(ValueError, match="needs params"):
+            w.write(0, rows(arrays, 0, 2), {})
+        with pytest.raises(ValueError, match=r"rows 6\.\.8 are outside 0\.\.7"):
+            w.write(6, rows(arrays, 0, 2), rows(params, 0, 2))
+    assert leftovers(tmp_path) == []
+
+
+def test_attribute_over_1mib_is_refused_on_write(tmp_path):
+    with pytest.raises(OutputError, match="limited to 1048576 bytes"):
+        TrajectoryWriter(tmp_path / "d.h5", t=grid(), n=N, attrs={"spec": "#" * (1 << 20 | 1)})
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def test_read_rows_and_names(good, data):
+    arrays, params = data
+    with open_trajectories(good) as f:
+        tr = f.read(rows=slice(2, 5), names=["v"])
+        assert same_bits(tr.x, arrays["x"][2:5]) and same_bits(tr.v, arrays["v"][2:5])
+        assert tr.F is None and same_bits(tr.params["amplitude"], params["amplitude"][2:5])
+        assert f.read(rows=slice(-2, None)).n == 2
+        with pytest.raises(SpecError, match="rows must be a slice with step 1"):
+            f.read(rows=slice(0, 6, 2))
+        with pytest.raises(SpecError, match="no dataset y; this file has x, v, F"):
+            f.read(names=["y"])
+
+
+def test_open_is_lazy_and_reads_check_values(good):
+    with h5py.File(good, "r+") as h:
+        h["F"][5, 17] = np.nan
+        h["params/eta"][6] = -np.inf
+    with open_trajectories(good) as f:  # metadata only: opening does not scan values
+        assert same_bits(f.read(rows=slice(0, 5), names=["x"]).x, f.read(slice(0, 5)).x)
+        with pytest.raises(DataError, match=r"dataset 'F' has non-finite .* trajectory 5"):
+            f.read()
+        with pytest.raises(DataError, match=r"'F' has non-finite .* trajectory 5"):
+            f.verify()
+    with pytest.raises(DataError, match=r"'params/eta' has non-finite .* trajectory 6"):
+        read_trajectories(good, rows=slice(6, 7))
+
+
+def test_verify_scans_in_bounded_memory(tmp_path, monkeypatch):
+    arrays, params = make_data(2000, 500)  # 8 MB per dataset
+    path = write(tmp_path / "big.h5", arrays, params)
+    monkeypatch.setattr(store, "BLOCK_BYTES", 256 << 10)
+    with open_trajectories(path) as f:
+        tracemalloc.start()
+        try:
+            f.verify()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 2 << 20, f"verify peak {peak} bytes for a 3 x 8 MB file"
+
+
+def test_reading_more_than_available_memory_is_refused(good, monkeypatch):
+    monkeypatch.setattr(store, "_available_memory", lambda: 5000)  # bytes; the file needs 8624
+    with open_trajectories(good) as f:
+        with pytest.raises(DataError, match=r"needs 0.00822 MiB but only 0.00477 MiB of memory"):
+            f.read()
+        assert f.read(rows=slice(0, 2), names=["x"]).n == 2  # 2 x (400 + 32) bytes fit
+
+
+# --- untrusted files -------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"nothing\.h5: file does not exist"):
+        open_trajectories(tmp_path / "nothing.h5")
+
+
+def test_not_hdf5(tmp_path):
+    path = tmp_path / "text.h5"
+    path.write_text("x,v,F\n1,2,3\n")
+    with pytest.raises(DataError, match="not an HDF5 file"):
+        open_trajectories(path)
+
+
+@pytest.mark.parametrize("keep, message", [(0.5, "truncated or corrupt"), (0.99, "truncated"),
+                                           (4, "not an HDF5 file")])
+def test_truncated_file(good, keep, message):
+    os.truncate(good, int(keep * good.stat().st_size) if keep < 1 else keep)
+    with pytest.raises(DataError, match=message):
+        open_trajectories(good)
+
+
+def replace(name: str, **kw):
+    def edit(h: h5py.File) -> None:
+        del h[name]
+        h.create_dataset(name, **kw)
+    return edit
+
+
+def set_attr(name: str, value):
+    def edit(h: h5py.File) -> None:
+        if value is None:
+            del h.attrs[name]
+        else:
+            h.attrs[name] = value
+    return edit
+
+
+def set_t(h: h5py.File) -> None:
+    h["t"][5] = h["t"][4]
+
+
+CORRUPTIONS = {
+    "schema name": (set_attr("schema", "netcdf.thing"),
+                    "schema is 'netcdf.thing'; expected 'odernn.trajectories'"),
+    "no schema": (set_attr("schema", None), "not an odernn trajectory file"),
+    "future version": (set_attr("schema_version", 2),
+                       "schema_version is 2; this odernn reads schema version 1 only"),
+    "no version": (set_attr("schema_version", None), "schema_version is missing"),
+    "no n_steps": (set_attr("n_steps", None), r"missing attribute\(s\) 'n_steps'"),
+    "bad n_trajectories": (set_attr("n_trajectories", "seven"),
+                           "'n_trajectories' is 'seven'; expected an integer >= 1"),
+    "bad datasets": (set_attr("datasets", ["v", "F"]), "including 'x'"),
+    "missing dataset": (lambda h: h.__delitem__("v"),
+                        r"dataset 'v' \(listed in attribute 'datasets'\) is missing"),
+    "unlisted dataset": (set_attr("datasets", ["x", "v"]),
+                         r"unexpected member\(s\) F; attribute 'datasets' lists \['x', 'v'\]"),
+    "wrong shape": (replace("x", data=np.zeros((N, T - 1))),
+                    r"dataset 'x' has shape \(7, 49\); expected \(7, 50\)"),
+    "wrong param shape": (replace("params/eta", data=np.zeros(N + 1)),
+                          r"'params/eta' has shape \(8,\); expected \(7,\)"),
+    "integer dtype": (replace("x", data=np.zeros((N, T), dtype=np.int64)),
+                      "dataset 'x' has dtype int64; expected float32 or float64"),
+    "mixed dtypes": (replace("v", data=np.zeros((N, T), dtype=np.float32)), "differ in dtype"),
+    "t length": (set_attr("n_steps", T + 1), r"dataset 't' has shape \(50,\); expected \(51,\)"),
+    "t order": (set_t, r"'t' is not strictly increasing \(t\[5\] = 0\.2 after t\[4\] = 0\.2\)"),
+    "dt": (set_attr("dt", 0.1), r"attribute 'dt' is 0\.1 but t\[1\] - t\[0\] = 0\.05"),
+    "nested group": (lambda h: h.create_group("params/deep/deeper"),
+                     "unexpected group '/params/deep'"),
+    "extra group": (lambda h: h.create_group("extra"), "unexpected group '/extra'"),
+    "extra dataset": (lambda h: h.create_dataset("y", data=[1.0]), r"unexpected member\(s\) y"),
+    "soft link": (lambda h: h.__setitem__("params/x", h5py.SoftLink("/x")),
+                  "'/params/x' is a SoftLink"),
+    "external link": (lambda h: h.__setitem__("params/pw", h5py.ExternalLink("/etc/passwd", "/")),
+                      "'/params/pw' is a ExternalLink"),
+    "external storage": (replace("params/eta", shape=(N,), dtype="f8",
+                                 external=[("/etc/hostname", 0, 8 * N)]),
+                         "'params/eta' keeps its data in external raw files"),
+    "huge attribute": (set_attr("spec", "#" * (2 << 20)), "'spec' is 2097152 bytes of text"),
+    "attribute type": (set_attr("seed", h5py.Empty("f8")), "'seed' has unsupported type"),
+}
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_corrupt_file_is_refused_with_a_precise_message(good, name):
+    edit, message = CORRUPTIONS[name]
+    with h5py.File(good, "r+") as h:
+        edit(h)
+    with pytest.raises(DataError, match=message) as info:
+        open_trajectories(good)
+    assert str(info.value).startswith(f"{good}: ")
+
+
+def forged_file(path: Path, n: int, steps: int, chunks: tuple[int, int]) -> Path:
+    """Schema-conforming metadata declaring (n, steps) datasets that hold no data at all."""
+    with h5py.File(path, "w") as h:
+        h.attrs.update(schema="odernn.trajectories", schema_version=1, created="2026-01-01T00:00Z",
+                       odernn_version="0", n_trajectories=n, n_steps=steps, dt=DT,
+                       datasets=np.array(["x"], dtype=h5py.string_dtype()))
+        h.create_dataset("t", data=grid(min(steps, 1 << 16)), maxshape=(None,), chunks=(4096,))
+        h["t"].resize((steps,))
+        h.create_dataset("x", shape=(n, steps), dtype="f8", chunks=chunks)
+    return path
+
+
+@pytest.mark.parametrize("n, steps, message", [
+    (1 << 20, 1 << 20, r"declares 1048576 trajectories x 1048576 steps .* more than the"),
+    (1 << 16, 1 << 16, r"'x' declares shape \(65536, 65536\) but only 0 of its 1024 chunks"),
+])
+def test_absurd_declared_shapes_are_refused_without_allocating(tmp_path, n, steps, message):
+    path = forged_file(tmp_path / "forged.h5", n, steps, (64, 1 << 16))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(DataError, match=message):
+            open_trajectories(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 5 and peak < 4 << 20
+
+
+def test_large_fixed_size_attribute_is_refused_before_reading(tmp_path, good):
+    path = tmp_path / "dense.h5"
+    with h5py.File(good) as src, h5py.File(path, "w", libver="latest") as dst:
+        for key in src:
+            src.copy(src[key], dst)
+        dst.attrs.update(src.attrs)
+        dst.attrs["table"] = np.zeros(1 << 18)  # 2 MiB, in dense attribute storage
+    with pytest.raises(DataError, match="'table' declares 2097152 bytes"):
+        open_trajectories(path)
+
+
+# --- merging shards --------------------------------------------------------------------------
+
+SHARDS = [(0, 3), (3, 5), (5, 7)]
+
+
+def write_shard(path: Path, data, k: int, lo: int, hi: int, count: int = 3, **attrs) -> Path:
+    arrays, params = data
+    shard = {"shard_index": k, "shard_count": count, "row_start": lo, "row_stop": hi,
+             "n_total": N}
+    return write(path, rows(arrays, lo, hi), rows(params, lo, hi),
+                 attrs={**ATTRS, **shard, **attrs})
+
+
+@pytest.fixture
+def shards(tmp_path, data) -> list[Path]:
+    (tmp_path / "shards").mkdir()
+    return [write_shard(tmp_path / "shards" / f"part-{k}.h5", data, k, lo, hi)
+            for k, (lo, hi) in enumerate(SHARDS, 1)]
+
+
+@pytest.mark.parametrize("virtual", [False, True])
+def test_merge_equals_the_unsharded_file_bit_for_bit(tmp_path, shards, good, virtual,
+                                                     monkeypatch):
+    out = merge_files(shards[::-1], tmp_path / "merged.h5", virtual=virtual)
+    with h5py.File(out) as h:
+        assert h["x"].is_virtual is virtual and h["params/eta"].is_virtual is virtual
+    monkeypatch.chdir(tmp_path / "shards")  # virtual sources resolve from the file, not the cwd
+    merged, single = read_trajectories(out), read_trajectories(good)
+    for k in ("t", "x", "v", "F"):
+        assert same_bits(getattr(merged, k), getattr(single, k))
+    for k in PARAMS:
+        assert same_bits(merged.params[k], single.params[k])
+    drop = {"created"}
+    assert ({k: v for k, v in merged.attrs.items() if k not in drop}
+            == {k: v for k, v in single.attrs.items() if k not in drop})
+
+
+def test_virtual_merge_without_its_shards_is_refused(tmp_path, shards):
+    out = merge_files(shards, tmp_path / "merged.h5", virtual=True)
+    shards[1].unlink()
+    with pytest.raises(DataError, match=r"virtual dataset '.*' reads from .*part-2\.h5, which"):
+        open_trajectories(out)
+
+
+def test_merge_refuses_to_overwrite(tmp_path, shards, good):
+    with pytest.raises(OutputError, match="exists; pass overwrite=True"):
+        merge_files(shards, good)
+    with pytest.raises(OutputError, match="is one of the shards"):
+        merge_files(shards, shards[0], overwrite=True)
+    merge_files(shards, good, overwrite=True)
+    assert "shard_index" not in read_trajectories(good).attrs
+
+
+def test_merge_refusals(tmp_path, shards, data, good):
+    other = tmp_path / "other"
+    other.mkdir()
+    cases = [
+        ([shards[0], shards[2]], r"shard\(s\) 2/3 missing; merge needs all 3 shards"),
+        ([*shards, shutil.copy(shards[1], other / "copy.h5")], "is shard 2/3 again"),
+        ([shards[0], write_shard(other / "overlap.h5", data, 2, 2, 5), shards[2]],
+         r"rows 2\.\.5 overlap rows already covered up to 3"),
+        ([shards[0], write_shard(other / "gap.h5", data, 2, 4, 5), shards[2]],
+         r"leaving rows 3\.\.4 in no shard"),
+        ([shards[0], write_shard(other / "seed.h5", data, 2, 3, 5, seed=4), shards[2]],
+         "attribute 'seed' is 4 but .*part-1.h5 has 3; shards of different runs"),
+        ([shards[0], write_shard(other / "spec.h5", data, 2, 3, 5, spec="n = 8"), shards[2]],
+         "attribute 'spec' is 'n = 8'"),
+        ([*shards, good], "data.h5: not a shard"),
+    ]
+    for given_shards, message in cases:
+        with pytest.raises(DataError, match=message):
+            merge_files(given_shards, tmp_path / "merged.h5")
+        assert not (tmp_path / "merged.h5").exists()
+
+
+# --- standard HDF5 tools ---------------------------------------------------------------------
+
+
+def test_standard_hdf5_tools_read_the_files(tmp_path, good, shards):
+    if not (shutil.which("h5ls") and shutil.which("h5dump")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("h5ls/h5dump missing: CI must install Debian's hdf5-tools")
+        pytest.skip("h5ls/h5dump not installed (apt-get install hdf5-tools)")
+    virtual = merge_files(shards, tmp_path / "virtual.h5", virtual=True)
+    for path in (good, virtual):
+        listing = subprocess.run(["h5ls", "-r", str(path)], capture_output=True, text=True,
+                                 check=True).stdout
+        for name, shape in [("t", "{50}"), ("x", "{7, 50}"), ("v", "{7, 50}"), ("F", "{7, 50}"),
+                            ("params/eta", "{7}"), ("params/amplitude", "{7, 3}")]:
+            assert re.search(rf"^/{name}\s+Dataset {re.escape(shape)}$", listing, re.M), listing
+        header = subprocess.run(["h5dump", "-H", str(path)], capture_output=True, text=True,
+                                check=True).stdout
+        for token in ('DATASET "x"', 'DATASET "eta"', 'ATTRIBUTE "schema"', "H5T_IEEE_F64LE"):
+            assert token in header
+    values = subprocess.run(["h5dump", "-d", "/t", "-s", "1", "-c", "1", str(virtual)],
+                            capture_output=True, text=True, check=True).stdout
+    assert "0.05" in values
