@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.odernn-installed
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint notebooks clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check odernn cli tests benchmarks notebooks
+
+notebooks: $(STAMP)
+	$(BIN)/jupytext --to ipynb notebooks/[0-9]*.py
 
 clean:
 	rm -rf $(VENV) odernn-demo .pytest_cache
