@@ -30,6 +30,48 @@ def _as_time(t: Array | float) -> np.ndarray:
     return t
 
 
+_BLOCK = 32
+"""Points per block of the separable evaluation of cosines on a uniform grid."""
+
+
+def uniform_step(t: Array) -> float | None:
+    """The step ``dt`` if ``t_i = t_0 + i dt`` holds to rounding (a few ulps), else None."""
+    t = _as_time(t)
+    if t.size < 2:
+        return None
+    dt = float(t[-1] - t[0]) / (t.size - 1)
+    if dt == 0.0:
+        return None
+    deviation = np.abs(t - (t[0] + dt * np.arange(t.size))).max()
+    tolerance = 4 * np.finfo(np.float64).eps * max(abs(t[0]), abs(t[-1]))
+    return dt if deviation <= tolerance else None
+
+
+def _add_cosine_uniform(
+    out: Array, t: Array, dt: float, amplitude: Array, omega: Array, phase: Array
+) -> None:
+    """``out (M, N) += amplitude cos(omega t + phase)`` on a uniform grid ``t (M,)``.
+
+    With block starts ``t_j = t[j B]`` and offsets ``s_r = r dt``,
+    ``cos(omega (t_j + s_r) + phase) = Re(e^{i (omega t_j + phase)} e^{i omega s_r})``:
+    a cosine and a sine per block start and per offset, then two products per
+    point. The phases carry the same rounding as in the direct form.
+    """
+    start = np.multiply.outer(t[::_BLOCK], omega)
+    start += phase
+    re, im = amplitude * np.cos(start), amplitude * np.sin(start)
+    offset = np.multiply.outer(np.arange(_BLOCK) * dt, omega)
+    cos, sin = np.cos(offset), np.sin(offset)
+    tmp = np.empty_like(cos)
+    for j in range(re.shape[0]):
+        block = out[j * _BLOCK : (j + 1) * _BLOCK]
+        n = block.shape[0]
+        np.multiply(cos[:n], re[j], out=tmp[:n])
+        block += tmp[:n]
+        np.multiply(sin[:n], im[j], out=tmp[:n])
+        block -= tmp[:n]
+
+
 @dataclass(frozen=True)
 class HarmonicForcing:
     """``F(t) = sum_k amplitude[:, k] cos(omega[:, k] t + phase[:, k])``.
@@ -64,14 +106,22 @@ class HarmonicForcing:
 
         Computed time-major and returned as a transposed view, so that
         ``forcing(t).T`` is C-contiguous for integrators that loop over time.
+        On a long uniform grid the cosines are evaluated by separability
+        (:func:`_add_cosine_uniform`), several times faster than one cosine
+        per point and as accurate.
         """
         t = _as_time(t)
         out = np.zeros((t.size, self.n))
+        dt = uniform_step(t) if t.size >= 4 * _BLOCK else None
         for k in range(np.shape(self.amplitude)[1]):
-            arg = np.multiply.outer(t, self.omega[:, k])
-            arg += self.phase[:, k]
+            amplitude, omega, phase = self.amplitude[:, k], self.omega[:, k], self.phase[:, k]
+            if dt is not None:
+                _add_cosine_uniform(out, t, dt, amplitude, omega, phase)
+                continue
+            arg = np.multiply.outer(t, omega)
+            arg += phase
             np.cos(arg, out=arg)
-            arg *= self.amplitude[:, k]
+            arg *= amplitude
             out += arg
         return out.T
 

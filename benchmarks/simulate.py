@@ -1,0 +1,155 @@
+"""Integrator throughput in trajectory-steps per second (compute only), and the
+stacked SciPy call against a Python loop of ``solve_ivp`` per trajectory.
+
+    python benchmarks/simulate.py [--quick] [--forcing cosine|none|random]
+
+Trajectories are drawn from the ``train`` ranges (eta in [0.05, 0.5], x0, v0 in
+[-1, 1], cosine forcing F0 in [0, 1], omega in [0.5, 2], phase 0; ``random``:
+three such sinusoids with random phases), dt = 0.05. Every time is the median
+of several calls of the public integrator on the whole batch (the forcing
+evaluation included; its own row shows its share). NumPy only, one thread.
+The loop of ``solve_ivp`` is timed on a subsample and scaled to N, and is
+checked to give the same answer as the stacked call.
+
+Each measurement is a function returning table rows, so further columns
+(e.g. simulate + HDF5 write) can be added beside them.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import TypeVar  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from odernn.integrators import INTEGRATORS, integrate  # noqa: E402
+from odernn.systems import HarmonicForcing, Oscillator  # noqa: E402
+
+DT = 0.05
+T_ = TypeVar("T_")
+LOOP_TOLERANCES = ({"rtol": 1e-10, "atol": 1e-12}, {})  # reference measurement, defaults
+
+
+@dataclass
+class Row:
+    """One line of the table: a measurement of ``n`` trajectories of ``T`` points."""
+
+    n: int
+    T: int
+    what: str
+    seconds: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.n * self.T / self.seconds
+
+
+def train_system(n: int, forcing: str, seed: int = 0) -> tuple[Oscillator, np.ndarray, np.ndarray]:
+    """``n`` oscillators and initial states drawn from the ``train`` ranges."""
+    rng = np.random.default_rng(seed)
+    eta = rng.uniform(0.05, 0.5, n)
+    x0, v0 = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
+    if forcing == "none":
+        return Oscillator(eta, HarmonicForcing.none(n)), x0, v0
+    k = 1 if forcing == "cosine" else 3
+    phase = np.zeros((n, k)) if forcing == "cosine" else rng.uniform(0, 2 * np.pi, (n, k))
+    harmonic = HarmonicForcing(rng.uniform(0, 1, (n, k)), rng.uniform(0.5, 2, (n, k)), phase)
+    return Oscillator(eta, harmonic), x0, v0
+
+
+def timed(fn: Callable[[], T_], repeats: int) -> tuple[float, T_]:
+    """Median wall time of ``repeats`` calls after one warm-up call, and its result."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def measure_forcing(system: Oscillator, t: np.ndarray, repeats: int) -> list[Row]:
+    """The forcing on the grid alone: part of every integrator's time."""
+    seconds, _ = timed(lambda: system.forcing(t), repeats)
+    return [Row(system.n, t.size, "forcing F(t) alone", seconds)]
+
+
+def measure_integrators(
+    system: Oscillator, x0: np.ndarray, v0: np.ndarray, t: np.ndarray, repeats: int
+) -> list[Row]:
+    """Every integrator but ``scipy`` (see :func:`measure_scipy_loop`) on the whole batch."""
+    return [
+        Row(system.n, t.size, name,
+            timed(lambda name=name: integrate(name, system, x0, v0, t), repeats)[0])
+        for name in INTEGRATORS if name != "scipy"
+    ]  # fmt: skip
+
+
+def measure_scipy_loop(
+    system: Oscillator, x0: np.ndarray, v0: np.ndarray, t: np.ndarray, repeats: int, sample: int
+) -> list[Row]:
+    """Stacked ``solve_ivp`` (at most 3 repeats: it is slow) against a loop of one call per
+    trajectory (timed on the first ``sample`` trajectories, scaled to N), for each of
+    :data:`LOOP_TOLERANCES`; both must give the same answer within the tolerances."""
+    rows = []
+    picks = range(min(sample, system.n))
+    for options in LOOP_TOLERANCES:
+        label = ", ".join(f"{k}={v:g}" for k, v in options.items()) or "default tolerances"
+        stacked, (x, v) = timed(lambda o=options: integrate("scipy", system, x0, v0, t, **o),
+                                min(repeats, 3))  # fmt: skip
+
+        def loop(options: dict = options) -> list[tuple[np.ndarray, np.ndarray]]:
+            return [integrate("scipy", system.take([i]), x0[[i]], v0[[i]], t, **options)
+                    for i in picks]  # fmt: skip
+
+        seconds, looped = timed(loop, max(1, repeats // 2))
+        per_trajectory = seconds / len(picks)
+        difference = max(float(np.abs(np.vstack([u[k] for u in looped]) - w[list(picks)]).max())
+                         for k, w in enumerate((x, v)))  # fmt: skip
+        rtol = options.get("rtol", 1e-12)
+        agree = "agree" if difference <= 1e3 * rtol else "DISAGREE"
+        rows.append(Row(system.n, t.size, f"scipy stacked ({label})", stacked,
+                        f"{per_trajectory * system.n / stacked:.0f}x faster than a loop of "
+                        f"solve_ivp ({len(picks)} timed); max |stacked - loop| = "
+                        f"{difference:.1e} ({agree})"))  # fmt: skip
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    """One table: what was measured, its time and its throughput."""
+    print(f"{'N':>6} {'T':>5}  {'measurement':<44} {'seconds':>9} {'traj-steps/s':>13}  note")
+    for row in rows:
+        print(f"{row.n:>6} {row.T:>5}  {row.what:<44} {row.seconds:>9.4f} "
+              f"{row.rate / 1e6:>11.1f} M  {row.note}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    parser.add_argument("--forcing", choices=("cosine", "none", "random"), default="cosine")
+    args = parser.parse_args()
+    sizes, T, repeats, sample = ((200, 1000), 200, 1, 4) if args.quick else \
+        ((1000, 10_000), 1000, 5, 20)  # fmt: skip
+    t = DT * np.arange(T)
+    rows: list[Row] = []
+    for n in sizes:
+        system, x0, v0 = train_system(n, args.forcing)
+        rows += measure_forcing(system, t, repeats)
+        rows += measure_integrators(system, x0, v0, t, repeats)
+        rows += measure_scipy_loop(system, x0, v0, t, repeats, sample)
+    print(f"forcing: {args.forcing}, dt = {DT}, numpy {np.__version__}, one thread")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,354 @@
+"""Integrators against the truth: the exact solution (itself checked against the
+ODE), convergence orders, SciPy agreement, bit-for-bit batch invariance, and
+bad input rejected with a clear message."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import odernn.integrators as integrators
+from odernn.errors import OdernnError, SpecError
+from odernn.integrators import INTEGRATORS, ORDERS, integrate, rk4_step
+from odernn.systems import HarmonicForcing, Oscillator, SampledForcing
+
+EPS = np.finfo(np.float64).eps
+FIXED_STEP = [name for name, order in ORDERS.items() if order is not None]
+# under-, nearly critically, critically and overdamped, plus the undamped case
+ETAS = np.array([0.0, 0.3, 1.0, 2 - 1e-9, 2.0, 2 + 1e-9, 3.0, 5.0])
+
+
+def harmonic(rng: np.random.Generator, n: int, k: int) -> HarmonicForcing:
+    """K random sinusoids per trajectory: amplitudes [0, 1], frequencies [0.5, 2]."""
+    return HarmonicForcing(
+        rng.uniform(0, 1, (n, k)), rng.uniform(0.5, 2, (n, k)), rng.uniform(0, 2 * np.pi, (n, k))
+    )
+
+
+def family(name: str, rng: np.random.Generator, n: int) -> HarmonicForcing:
+    return {"none": lambda: HarmonicForcing.none(n), "cosine": lambda: harmonic(rng, n, 1),
+            "random": lambda: harmonic(rng, n, 3)}[name]()  # fmt: skip
+
+
+def initial(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
+
+
+def max_error(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> float:
+    return max(float(np.abs(p - q).max()) for p, q in zip(a, b, strict=True))
+
+
+def mixed_system(rng: np.random.Generator) -> Oscillator:
+    """Every damping regime, two harmonics, one undamped resonant harmonic."""
+    forcing = harmonic(rng, ETAS.size, 2)
+    forcing.omega[0, 1] = 1.0  # eta = 0 and omega = 1: exact resonance
+    return Oscillator(ETAS, forcing)
+
+
+# ---------------------------------------------------------------- convergence
+
+
+@pytest.mark.parametrize(
+    ("name", "steps"),
+    [("euler", (200, 400, 800, 1600)), ("semi-implicit-euler", (200, 400, 800, 1600)),
+     ("rk4", (25, 50, 100, 200))],
+)  # fmt: skip
+def test_convergence_order(name: str, steps: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(1)
+    system = Oscillator(rng.uniform(0.05, 0.5, 4), harmonic(rng, 4, 2))
+    x0, v0 = initial(rng, 4)
+    dts, errors = [], []
+    for n in steps:
+        t = np.linspace(0.0, 10.0, n + 1)
+        got = integrate(name, system, x0, v0, t)
+        errors.append(max_error(got, integrate("exact", system, x0, v0, t)))
+        dts.append(t[1])
+    slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
+    assert abs(slope - ORDERS[name]) < 0.2, (slope, errors)
+
+
+def test_rk4_fed_sampled_forcing_is_second_order() -> None:
+    """Linear interpolation of F_i at the half steps costs two orders."""
+    rng = np.random.default_rng(2)
+    system = Oscillator(rng.uniform(0.05, 0.5, 4), harmonic(rng, 4, 2))
+    x0, v0 = initial(rng, 4)
+    dts, errors = [], []
+    for n in (50, 100, 200, 400):
+        t = np.linspace(0.0, 10.0, n + 1)
+        sampled = Oscillator(system.eta, SampledForcing(t, system.forcing(t)))
+        got = integrate("rk4", sampled, x0, v0, t)
+        errors.append(max_error(got, integrate("exact", system, x0, v0, t)))
+        dts.append(t[1])
+    slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
+    assert abs(slope - 2) < 0.2, (slope, errors)
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_rk4_equals_its_stages(sampled: bool) -> None:
+    """The precomputed-coefficient loop is the classic four-stage RK4, step by step."""
+    rng = np.random.default_rng(3)
+    system = mixed_system(rng)
+    t = np.linspace(0.0, 8.0, 161)
+    if sampled:
+        system = Oscillator(system.eta, SampledForcing(t, system.forcing(t)))
+    x0, v0 = initial(rng, system.n)
+    x, v = integrate("rk4", system, x0, v0, t)
+    dt, eta = t[1], system.eta
+    F, Fh = system.forcing(t), system.forcing(t[:-1] + dt / 2)
+    xs, vs = [x0], [v0]
+    for i in range(t.size - 1):
+        step = rk4_step(xs[-1], vs[-1], F[:, i], Fh[:, i], F[:, i + 1], eta, dt)
+        xs.append(step[0])
+        vs.append(step[1])
+    np.testing.assert_allclose(x, np.array(xs).T, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(v, np.array(vs).T, rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------- Euler as in the notes
+
+
+def test_euler_is_the_notes_update_by_hand() -> None:
+    eta, dt = [0.3, 1.7], 0.1
+    forcing = HarmonicForcing(*np.array([[[0.8], [0.2]], [[1.3], [0.6]], [[0.1], [2.0]]]))
+    t = dt * np.arange(4)
+    F = forcing(t)
+    x0, v0 = [0.5, -1.0], [0.25, 0.75]
+    x, v = integrate("euler", Oscillator(np.array(eta), forcing), x0, v0, t)
+    for n in range(2):
+        xs, vs = [x0[n]], [v0[n]]
+        for i in range(3):
+            vs.append(vs[i] + dt * (F[n, i] - eta[n] * vs[i] - xs[i]))
+            xs.append(xs[i] + dt * vs[i])
+        np.testing.assert_array_equal(x[n], xs)
+        np.testing.assert_array_equal(v[n], vs)
+
+
+def test_semi_implicit_euler_moves_x_with_the_new_velocity() -> None:
+    rng = np.random.default_rng(4)
+    system = mixed_system(rng)
+    t = 0.05 * np.arange(50)
+    x, v = integrate("semi-implicit-euler", system, *initial(rng, system.n), t)
+    F, eta, dt = system.forcing(t), system.eta[:, None], t[1]
+    np.testing.assert_array_equal(v[:, 1:], v[:, :-1] + dt * (F[:, :-1] - eta * v[:, :-1]
+                                                              - x[:, :-1]))
+    np.testing.assert_array_equal(x[:, 1:], x[:, :-1] + dt * v[:, 1:])
+
+
+def test_energy_forward_euler_grows_semi_implicit_does_not() -> None:
+    """Free, undamped: forward Euler multiplies the energy by exactly 1 + dt^2 per step;
+    the symplectic variant keeps it within O(dt) of its start over many periods."""
+    system = Oscillator(np.zeros(2), HarmonicForcing.none(2))
+    t = 0.01 * np.arange(10_000)
+    x0, v0 = np.array([1.0, 0.0]), np.array([0.0, 0.5])
+    x, v = integrate("euler", system, x0, v0, t)
+    energy = (x**2 + v**2) / 2
+    np.testing.assert_allclose(energy[:, 1:] / energy[:, :-1], 1 + t[1] ** 2, rtol=1e-12)
+    x, v = integrate("semi-implicit-euler", system, x0, v0, t)
+    energy = (x**2 + v**2) / 2
+    assert np.all(np.abs(energy / energy[:, :1] - 1) < 2 * t[1])
+
+
+# ---------------------------------------------------------------- the exact solution
+
+
+def fd_derivatives(x: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fourth-order central differences: x' and x'' at the interior points 2..T-3."""
+    d1 = (-x[:, 4:] + 8 * x[:, 3:-1] - 8 * x[:, 1:-3] + x[:, :-4]) / (12 * h)
+    d2 = (-x[:, 4:] + 16 * x[:, 3:-1] - 30 * x[:, 2:-2] + 16 * x[:, 1:-3] - x[:, :-4]) / (
+        12 * h * h
+    )
+    return d1, d2
+
+
+@pytest.mark.parametrize("forcing", ["none", "cosine", "random"])
+def test_exact_satisfies_the_ode_and_initial_state(forcing: str) -> None:
+    rng = np.random.default_rng(5)
+    system = Oscillator(ETAS, family(forcing, rng, ETAS.size))
+    x0, v0 = initial(rng, ETAS.size)
+    t = 0.7 + 0.005 * np.arange(2401)  # t0 != 0 on purpose
+    x, v = integrate("exact", system, x0, v0, t)
+    scale = 1 + np.abs(x).max()
+    np.testing.assert_allclose(x[:, 0], x0, rtol=0, atol=4 * EPS * scale)
+    np.testing.assert_allclose(v[:, 0], v0, rtol=0, atol=4 * EPS * scale)
+    d1, d2 = fd_derivatives(x, t[1] - t[0])
+    residual = d2 + ETAS[:, None] * d1 + x[:, 2:-2] - system.forcing(t)[:, 2:-2]
+    # FD truncation h^4 |x^(6)| / 90 <~ 1e-7 for the fastest mode (eta = 5), rounding ~1e-11
+    assert np.abs(residual).max() < 1e-6 * scale
+    assert np.abs(d1 - v[:, 2:-2]).max() < 1e-6 * scale
+
+
+def extended_exact(system: Oscillator, x0: np.ndarray, v0: np.ndarray, t: np.ndarray):
+    """The underdamped closed form evaluated directly in long double (an independent oracle)."""
+    L = np.longdouble
+    a, tt = system.eta.astype(L)[:, None] / 2, t.astype(L)[None]
+    w, A, p = (np.asarray(u).astype(L)[:, :, None] for u in
+               (system.forcing.omega, system.forcing.amplitude, system.forcing.phase))
+    re, im = 1 - w**2, 2 * a[:, :, None] * w
+    gain, lag = A / np.sqrt(re**2 + im**2), np.arctan2(im, re)  # x_p = gain cos(w t + p - lag)
+    xp = (gain * np.cos(w * tt[:, None] + p - lag)).sum(1)
+    vp = (-w * gain * np.sin(w * tt[:, None] + p - lag)).sum(1)
+    xh0, vh0 = x0.astype(L)[:, None] - xp[:, :1], v0.astype(L)[:, None] - vp[:, :1]
+    wd, tau = np.sqrt(1 - a * a), tt - tt[:, :1]
+    decay, c, s = np.exp(-a * tau), np.cos(wd * tau), np.sin(wd * tau) / wd
+    return (decay * (c * xh0 + s * (vh0 + a * xh0)) + xp,
+            decay * (c * vh0 - s * (xh0 + a * vh0)) + vp)
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_exact_matches_extended_precision(uniform: bool) -> None:
+    if np.finfo(np.longdouble).eps > 1e-18:
+        pytest.skip("needs an extended-precision long double")
+    rng = np.random.default_rng(12)
+    system = Oscillator(rng.uniform(0.05, 1.9, 40), harmonic(rng, 40, 2))
+    x0, v0 = initial(rng, 40)
+    t = 0.3 + 0.05 * np.arange(1000) if uniform else np.cumsum(rng.uniform(0.02, 0.08, 1000))
+    truth = extended_exact(system, x0, v0, t)
+    scale = 1 + max(float(np.abs(u).max()) for u in truth)
+    # the phases omega t carry a rounding of eps * omega * t in any float64 evaluation
+    bound = 4 * EPS * (1 + system.forcing.omega.max() * t[-1]) * scale
+    assert max_error(integrate("exact", system, x0, v0, t), truth) < bound
+
+
+def test_exact_undamped_resonance_is_the_secular_solution() -> None:
+    """x'' + x = A cos(t + p) from x = 0, v = A sin(p) / 2 is x = (A / 2) t sin(t + p)."""
+    A, p = 0.6, 0.4
+    system = Oscillator(np.zeros(1), HarmonicForcing(*np.array([[[A]], [[1.0]], [[p]]])))
+    t = 0.05 * np.arange(2000)
+    x, v = integrate("exact", system, [0.0], [A * np.sin(p) / 2], t)
+    np.testing.assert_allclose(x[0], A / 2 * t * np.sin(t + p), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(v[0], A / 2 * (np.sin(t + p) + t * np.cos(t + p)), rtol=0,
+                               atol=1e-13)  # fmt: skip
+
+
+def test_exact_is_continuous_across_critical_damping() -> None:
+    eta = np.array([2 - 1e-9, 2.0, 2 + 1e-9])
+    forcing = HarmonicForcing(np.full((3, 1), 0.7), np.full((3, 1), 1.3), np.full((3, 1), 0.2))
+    t = 0.05 * np.arange(400)
+    x, v = integrate("exact", Oscillator(eta, forcing), np.full(3, 0.8), np.full(3, -0.4), t)
+    for u in (x, v):
+        assert np.abs(u[0] - u[1]).max() < 1e-7
+        assert np.abs(u[2] - u[1]).max() < 1e-7
+
+
+def test_exact_separable_form_matches_pointwise_evaluation() -> None:
+    """A uniform grid takes the separable path, one extra irregular point the pointwise one."""
+    rng = np.random.default_rng(6)
+    system = mixed_system(rng)
+    x0, v0 = initial(rng, system.n)
+    t = 0.3 + 0.05 * np.arange(1000)
+    separable = integrate("exact", system, x0, v0, t)
+    pointwise = integrate("exact", system, x0, v0, np.append(t, t[-1] + 0.0123))
+    scale = 1 + max(np.abs(u).max() for u in separable)
+    # both carry the phase rounding eps * omega * t ~ 1e-14 at t = 50
+    assert max_error(separable, [u[:, :-1] for u in pointwise]) < 2e-14 * scale
+
+
+def test_exact_rejects_sampled_forcing() -> None:
+    t = np.linspace(0, 1, 11)
+    system = Oscillator(np.ones(2), SampledForcing(t, np.zeros((2, 11))))
+    with pytest.raises(SpecError, match="'exact' needs a harmonic forcing.*SampledForcing"):
+        integrate("exact", system, np.zeros(2), np.zeros(2), t)
+
+
+def test_harmonic_forcing_uniform_grid_is_accurate() -> None:
+    """The separable evaluation of forcing(t) on a uniform grid is as accurate as np.cos."""
+    if np.finfo(np.longdouble).eps > 1e-18:
+        pytest.skip("needs an extended-precision long double")
+    rng = np.random.default_rng(7)
+    forcing = harmonic(rng, 20, 3)
+    t = 0.05 * np.arange(1000)
+    L = np.longdouble
+    truth = sum(
+        forcing.amplitude[:, k, None].astype(L)
+        * np.cos(forcing.omega[:, k, None].astype(L) * t.astype(L) + forcing.phase[:, k, None])
+        for k in range(3)
+    )
+    # rounding of the phases omega t + p: eps (1 + omega t) per unit amplitude
+    bound = 2 * EPS * (1 + forcing.omega.max() * t[-1]) * forcing.amplitude.sum(1).max()
+    fast, direct = forcing(t), forcing(np.append(t, 1e3))[:, :-1]
+    assert float(np.abs(fast - truth).max()) < bound
+    assert float(np.abs(direct - truth).max()) < bound
+
+
+# ---------------------------------------------------------------- scipy
+
+
+def test_scipy_default_agrees_with_exact_on_train_ranges() -> None:
+    rng = np.random.default_rng(8)
+    n = 32
+    forcing = HarmonicForcing(rng.uniform(0, 1, (n, 1)), rng.uniform(0.5, 2, (n, 1)),
+                              np.zeros((n, 1)))  # fmt: skip
+    system = Oscillator(rng.uniform(0.05, 0.5, n), forcing)
+    x0, v0 = initial(rng, n)
+    t = 0.05 * np.arange(1000)
+    got = integrate("scipy", system, x0, v0, t)
+    assert max_error(got, integrate("exact", system, x0, v0, t)) < 1e-8
+
+
+def test_scipy_implicit_method_uses_the_sparse_jacobian() -> None:
+    rng = np.random.default_rng(9)
+    system = mixed_system(rng)
+    x0, v0 = initial(rng, system.n)
+    t = np.linspace(0, 10, 201)
+    got = integrate("scipy", system, x0, v0, t, method="Radau", rtol=1e-8, atol=1e-10)
+    assert max_error(got, integrate("exact", system, x0, v0, t)) < 1e-5
+
+
+def test_scipy_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: object, **kwargs: object) -> SimpleNamespace:
+        return SimpleNamespace(success=False, status=-1, message="Required step size is too small")
+
+    monkeypatch.setattr(integrators, "solve_ivp", failing)
+    system = Oscillator(np.ones(1), HarmonicForcing.none(1))
+    with pytest.raises(OdernnError, match=r"solve_ivp \(DOP853.*failed: Required step size"):
+        integrate("scipy", system, [1.0], [0.0], np.linspace(0, 1, 5))
+
+
+# ---------------------------------------------------------------- contract
+
+
+@pytest.mark.parametrize("name", list(INTEGRATORS))
+def test_shapes_and_dtype(name: str) -> None:
+    rng = np.random.default_rng(10)
+    system = Oscillator(rng.uniform(0.05, 0.5, 3), harmonic(rng, 3, 1))
+    x, v = integrate(name, system, *initial(rng, 3), np.linspace(0, 2, 41))
+    assert x.shape == v.shape == (3, 41)
+    assert x.dtype == v.dtype == np.float64
+
+
+@pytest.mark.parametrize(("name", "uniform"), [(n, True) for n in (*FIXED_STEP, "exact")]
+                         + [("exact", False)])  # fmt: skip
+def test_batch_invariance_bit_for_bit(name: str, uniform: bool) -> None:
+    rng = np.random.default_rng(11)
+    system = mixed_system(rng)
+    x0, v0 = initial(rng, system.n)
+    t = 0.05 * np.arange(300) if uniform else np.cumsum(rng.uniform(0.01, 0.1, 300))
+    x, v = integrate(name, system, x0, v0, t)
+    for part in ([3], slice(2, 7), [6, 0, 4]):
+        xs, vs = integrate(name, system.take(part), x0[part], v0[part], t)
+        np.testing.assert_array_equal(xs, x[part])
+        np.testing.assert_array_equal(vs, v[part])
+
+
+BAD_INPUT = [
+    ("rk5", {}, {}, r"unknown integrator 'rk5' \(did you mean 'rk4'\?\); allowed: euler"),
+    ("euler", {"t": np.array([0.0, 0.1, 0.3])}, {}, r"'euler' needs a uniform grid"),
+    ("exact", {"t": np.array([0.0])}, {}, r"t must be a 1-D array of at least 2 times"),
+    ("exact", {"t": np.array([0.0, 0.2, 0.2])}, {}, r"strictly increasing.*t\[2\] = 0.2"),
+    ("rk4", {"x0": np.zeros(2)}, {}, r"x0 must have shape \(3,\).*got shape \(2,\)"),
+    ("rk4", {"v0": np.zeros((3, 1))}, {}, r"v0 must have shape \(3,\)"),
+    ("scipy", {}, {"rtl": 1e-6}, r"unknown option 'rtl'.*did you mean 'rtol'.*allowed: method"),
+    ("euler", {}, {"rtol": 1e-6}, r"unknown option 'rtol' for integrator 'euler'.*no options"),
+    ("scipy", {}, {"method": "LSODA"}, r"unknown method 'LSODA'; allowed: DOP853"),
+    ("scipy", {}, {"atol": 0.0}, r"atol must be a number > 0"),
+]
+
+
+@pytest.mark.parametrize(("name", "inputs", "options", "message"), BAD_INPUT)
+def test_bad_input_is_rejected(name: str, inputs: dict, options: dict, message: str) -> None:
+    system = Oscillator(np.ones(3), HarmonicForcing.none(3))
+    args = {"x0": np.zeros(3), "v0": np.zeros(3), "t": np.linspace(0, 1, 11), **inputs}
+    with pytest.raises(SpecError, match=message):
+        integrate(name, system, args["x0"], args["v0"], args["t"], **options)
