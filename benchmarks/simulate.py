@@ -11,8 +11,10 @@ evaluation included; its own row shows its share). NumPy only, one thread.
 The loop of ``solve_ivp`` is timed on a subsample and scaled to N, and is
 checked to give the same answer as the stacked call.
 
-Each measurement is a function returning table rows, so further columns
-(e.g. simulate + HDF5 write) can be added beside them.
+End to end (``odernn.simulate.simulate``: parameter sampling from per-trajectory
+streams, integration in fixed blocks, the HDF5 write) is timed beside compute
+only, and the peak memory of a whole simulation is measured in a fresh process
+for growing N: it is bounded by the block, not by N.
 """
 
 from __future__ import annotations
@@ -24,14 +26,20 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import TypeVar  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from odernn.integrators import INTEGRATORS, integrate  # noqa: E402
+from odernn.simulate import simulate  # noqa: E402
+from odernn.spec import load_spec  # noqa: E402
 from odernn.systems import HarmonicForcing, Oscillator  # noqa: E402
 
 DT = 0.05
@@ -125,6 +133,36 @@ def measure_scipy_loop(
     return rows
 
 
+def measure_end_to_end(n: int, T: int, repeats: int, compute: list[Row]) -> list[Row]:
+    """``simulate`` of the ``train`` spec with N trajectories into an HDF5 file, per integrator,
+    with its ratio to the compute-only row of the same integrator."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.h5"
+        for name in INTEGRATORS:
+            spec = load_spec("train").with_overrides(n=n, n_steps=T, integrator=name)
+            seconds, _ = timed(lambda s=spec: simulate(s, path, overwrite=True),
+                               min(repeats, 3 if name != "scipy" else 1))  # fmt: skip
+            base = [r for r in compute if r.n == n and r.what.startswith(name)]
+            note = f"{seconds / base[0].seconds:.2f}x compute only" if base else ""
+            rows.append(Row(n, T, f"end to end: {name} + HDF5 write", seconds, note))
+    return rows
+
+
+def peak_memory_mib(n: int, T: int, integrator: str) -> float:
+    """Peak resident memory of a fresh process simulating ``n`` trajectories to HDF5."""
+    code = (
+        "import resource, sys, tempfile, pathlib\n"
+        "from odernn.simulate import simulate\nfrom odernn.spec import load_spec\n"
+        f"spec = load_spec('train').with_overrides(n={n}, n_steps={T}, integrator='{integrator}')\n"
+        "with tempfile.TemporaryDirectory() as d:\n"
+        "    simulate(spec, pathlib.Path(d) / 'm.h5')\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
 def print_table(rows: list[Row]) -> None:
     """One table: what was measured, its time and its throughput."""
     print(f"{'N':>6} {'T':>5}  {'measurement':<44} {'seconds':>9} {'traj-steps/s':>13}  note")
@@ -147,8 +185,16 @@ def main() -> None:
         rows += measure_forcing(system, t, repeats)
         rows += measure_integrators(system, x0, v0, t, repeats)
         rows += measure_scipy_loop(system, x0, v0, t, repeats, sample)
+        if args.forcing == "cosine":  # the train spec's forcing
+            rows += measure_end_to_end(n, T, repeats, rows)
     print(f"forcing: {args.forcing}, dt = {DT}, numpy {np.__version__}, one thread")
     print_table(rows)
+    if args.forcing == "cosine":
+        sizes = (1000, 10_000) if args.quick else (1000, 10_000, 100_000)
+        print("\npeak memory of a whole simulate (euler, fresh process, T = 1000):")
+        for n in sizes:
+            print(f"  N = {n:>7}: {peak_memory_mib(n, 1000, 'euler'):8.1f} MiB "
+                  f"(the (N, T) arrays alone would be {3 * 8 * n * 1000 / 2**20:8.1f} MiB)")
 
 
 if __name__ == "__main__":
