@@ -33,7 +33,7 @@ EXIT_BAD_INPUT = 2
 
 def _register_commands() -> None:
     """Import the command modules; each adds its commands to :data:`app`."""
-    from odernn.cli import demo, simulate  # noqa: F401
+    from odernn.cli import demo, gradients, simulate  # noqa: F401
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -1,0 +1,199 @@
+"""``odernn gradients``: the vanishing/exploding gradient picture for recurrent networks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+from odernn.cli.app import app
+from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
+
+from odernn.errors import OutputError, SpecError
+
+SCHEMA = "odernn.gradients"
+OUTPUTS = ("gradients.json", "gradients.png")
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  odernn gradients -o grads\n\n"
+    "  odernn gradients --model rnn --spectral-radius 0.5,0.9,1.0,1.5 --length 300 -o grads\n\n"
+    "  odernn gradients --model lstm --model gru --hidden 32 --data train.h5 -o grads\n\n"
+    "  odernn gradients --run runs/lstm --data test.h5 -o grads-trained",
+)
+def gradients(
+    output: Path = typer.Option(
+        ..., "--output", "-o", file_okay=False,
+        help="Directory to write gradients.png and gradients.json into."),
+    model: list[str] = typer.Option(
+        None, "--model", metavar="rnn|lstm|gru",
+        help="A fresh (untrained) network; repeat or comma-separate for several. "
+        "Default: all three, unless --run is given."),
+    run: list[Path] = typer.Option(
+        None, "--run", metavar="RUN_DIR",
+        help="A trained run directory or checkpoint (rnn, lstm, gru); repeatable."),
+    spectral_radius: list[str] = typer.Option(
+        None, "--spectral-radius", metavar="RHO[,RHO...]",
+        help="Spectral radii of the fresh rnn's W, one curve each; repeat or comma-separate "
+        "(default 0.5,0.9,1.0,1.5)."),
+    init: str = typer.Option(
+        "gaussian", "--init",
+        help="Fresh rnn's W before scaling: gaussian, uniform (PyTorch's) or orthogonal."),
+    hidden: int = typer.Option(64, "--hidden", help="Hidden units of the fresh networks."),
+    length: int = typer.Option(200, "--length", help="Sequence length T (steps backpropagated)."),
+    sequences: int = typer.Option(4, "--sequences", help="Number of trajectories averaged over."),
+    input_scale: float = typer.Option(
+        1.0, "--input-scale",
+        help="Fresh networks' inputs (x_i, F_i, eta), unit RMS per channel, times this."),
+    forget_bias: float = typer.Option(
+        None, "--forget-bias",
+        help="Fresh LSTM's forget-gate bias (default: PyTorch's, about 0: a gate near 1/2)."),
+    loss: str = typer.Option("final", "--loss", help="final (loss at step T) or sum (all steps)."),
+    norm: str = typer.Option("spectral", "--norm", help="Jacobian norm: spectral or frobenius."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fresh networks' weights."),
+    data: Path = typer.Option(
+        None, "--data", dir_okay=False,
+        help="HDF5 dataset whose first trajectories are the inputs "
+        "(default: simulate them from the built-in 'train' spec)."),
+    overwrite: bool = OVERWRITE,
+    quiet: bool = QUIET,
+    config: Path = CONFIG,
+) -> None:
+    """Measure how gradients vanish or explode with the lag in backpropagation through time.
+
+    For each network, runs T steps of oscillator inputs and prints, against
+    the lag T - k, the norm of the Jacobian product ds_T/ds_k and of the
+    gradient dL/ds_k (s the carried state: h, or (h, c) for an LSTM), with
+    the fitted rate per step and the spectral radius of the recurrent matrix.
+    """
+    from odernn import diagnostics
+
+    families = _split(model) or ([] if run else list(diagnostics.FAMILIES))
+    radii = [_radius(r) for r in _split(spectral_radius) or ["0.5", "0.9", "1.0", "1.5"]]
+    for family in families:
+        _check_choice(family, diagnostics.FAMILIES, "--model")
+    _check_choice(init, diagnostics.INITS, "--init")
+    _check_choice(loss, diagnostics.LOSSES, "--loss")
+    _check_choice(norm, diagnostics.NORMS, "--norm")
+    for name, value in (("--hidden", hidden), ("--length", length), ("--sequences", sequences)):
+        if value < 1:
+            raise SpecError(f"{name} must be >= 1, got {value}")
+    if not input_scale > 0:
+        raise SpecError(f"--input-scale must be > 0, got {input_scale}")
+    if spectral_radius and "rnn" not in families:
+        raise SpecError("--spectral-radius applies to --model rnn, which is not selected")
+    if forget_bias is not None and "lstm" not in families:
+        raise SpecError("--forget-bias applies to --model lstm, which is not selected")
+    _check_target(output, overwrite)
+
+    trajectories = _load_data(data, sequences, length)
+    makers: list[Callable[[], diagnostics.Probe]] = [
+        lambda f=family, r=radius: diagnostics.fresh_probe(
+            f, trajectories, hidden=hidden, length=length, spectral_radius=r, init=init,
+            seed=seed, input_scale=input_scale, forget_bias=forget_bias if f == "lstm" else None)
+        for family in families for radius in (radii if family == "rnn" else [None])]
+    makers += [lambda p=path: _trained_probe(p, trajectories, length) for path in run or []]
+
+    profiles = []
+    with progress_bar(len(makers), "gradients", quiet) as advance:
+        for make in makers:
+            profiles.append(diagnostics.gradient_profile(make(), loss=loss, norm=norm))
+            advance(1)
+    record = {
+        "schema": SCHEMA, "schema_version": 1,
+        "settings": {"models": families, "runs": [str(p) for p in run or []],
+                     "spectral_radius": radii, "init": init, "hidden": hidden,
+                     "length": length, "sequences": trajectories.n, "input_scale": input_scale,
+                     "forget_bias": forget_bias, "loss": loss, "norm": norm, "seed": seed,
+                     "data": str(data) if data else "simulated: built-in spec 'train'"},
+        "profiles": [p.to_dict() for p in profiles],
+    }
+    _write(output, overwrite, record, diagnostics.figure(profiles))
+    typer.echo(diagnostics.format_table(profiles))
+    if not quiet:
+        typer.echo(f"wrote {output / OUTPUTS[0]} and {output / OUTPUTS[1]}")
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Repeated and comma-separated option values, in order."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _check_choice(value: str, allowed: tuple[str, ...], option: str) -> None:
+    if value not in allowed:
+        raise SpecError(f"{option} {value!r} unknown; allowed: {', '.join(allowed)}")
+
+
+def _radius(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SpecError(f"--spectral-radius {text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise SpecError(f"--spectral-radius must be >= 0 and finite, got {text}")
+    return value
+
+
+def _load_data(path: Path | None, sequences: int, length: int) -> Any:
+    """The first ``sequences`` trajectories of ``path``, or simulated from the 'train' spec."""
+    if path is None:
+        from odernn.simulate import simulate_trajectories
+        from odernn.spec import load_spec
+
+        spec = load_spec("train").with_overrides(n=sequences, n_steps=length + 1)
+        return simulate_trajectories(spec)
+    from odernn.store import read_trajectories
+
+    return read_trajectories(path, rows=slice(0, sequences))
+
+
+def _trained_probe(path: Path, trajectories: Any, length: int) -> Any:
+    from odernn.diagnostics import surrogate_probe
+    from odernn.models import load_surrogate
+
+    model = load_surrogate(path)
+    return surrogate_probe(model, trajectories, length, label=f"{model.family} {path.name}")
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    """Refuse to replace anything but an earlier output of this command."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {out}: directory {parent} does not exist")
+    if not out.exists():
+        return
+    if not overwrite:
+        raise OutputError(f"{out} already exists; pass --overwrite to replace it")
+    if not out.is_dir() or any(p.name not in OUTPUTS for p in out.iterdir()):
+        raise OutputError(f"refusing to replace {out}: it holds more than {' and '.join(OUTPUTS)}")
+
+
+def _write(out: Path, overwrite: bool, record: dict[str, Any], fig: Any) -> None:
+    """Write into a temporary directory beside ``out``, then rename it into place."""
+    out = out.absolute()  # "." has no name to put a temporary directory beside
+    tmp: Path | None = None
+    try:
+        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.mkdir()
+        (tmp / "gradients.json").write_text(json.dumps(record, indent=1, allow_nan=False) + "\n",
+                                            encoding="utf-8")
+        fig.savefig(tmp / "gradients.png", dpi=120)
+        _check_target(out, overwrite)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except OSError as err:
+        raise OutputError(f"cannot write {out}: {err.strerror or err}") from err
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,229 @@
+"""Gradient diagnostics: agreement with the numpy BPTT, linear-RNN identities, the expected
+vanishing/exploding ordering, trained surrogates, and the ``odernn gradients`` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from odernn.cli import gradients  # noqa: F401  (registers the command)
+from odernn.cli.app import main
+
+from odernn import bptt
+from odernn.bptt import RNNParams
+from odernn.checkpoint import save_checkpoint
+from odernn.diagnostics import (
+    fresh_probe,
+    gradient_profile,
+    radius_of,
+    rnn_params,
+    step_jacobian,
+    surrogate_probe,
+    vanilla_probe,
+)
+from odernn.errors import DataError, SpecError
+from odernn.models import Layout, build
+from odernn.simulate import simulate_trajectories
+from odernn.spec import load_spec
+from odernn.windows import compute_stats
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return simulate_trajectories(load_spec("train").with_overrides(n=2, n_steps=61))
+
+
+def problem(T=12, B=2, C=3, H=6, O=2, radius=0.9):
+    """Random weights with non-zero biases, inputs, initial state, targets."""
+    rng = np.random.default_rng(3)
+    params = RNNParams.random(C, H, O, seed=4, spectral_radius=radius)
+    params = dataclasses.replace(params, b=rng.normal(0, 0.3, H), c=rng.normal(0, 0.3, O))
+    return params, rng.normal(size=(B, T, C)), rng.normal(0, 0.5, (B, H)), rng.normal(
+        size=(B, T, O))
+
+
+@pytest.mark.parametrize("loss", ["final", "sum"])
+@pytest.mark.parametrize("norm", ["spectral", "frobenius"])
+def test_vanilla_rnn_agrees_with_numpy_bptt(loss, norm):
+    params, x, h0, target = problem()
+    profile = gradient_profile(vanilla_probe(params, x, target, h0), loss=loss, norm=norm)
+    T = x.shape[1]
+
+    fwd = bptt.forward(params, x, h0)
+    # dh_{T-1}/dh_k for k = 0 .. T-1 (bptt's indices), then through the first step to h0
+    products = bptt.jacobian_products(params, fwd)
+    to_h0 = products[:, 0] @ bptt.step_jacobians(params, fwd)[:, 0]
+    by_lag = np.concatenate([products[:, ::-1], to_h0[:, None]], axis=1)
+    expected = np.linalg.norm(by_lag, ord=2 if norm == "spectral" else "fro", axis=(-2, -1))
+    np.testing.assert_allclose(profile.jacobian, expected, rtol=1e-10)
+
+    error = fwd.y - target
+    if loss == "final":
+        error[:, :-1] = 0.0
+    grads = bptt.backward(params, fwd, error)
+    expected = np.concatenate([grads.grad_h[:, ::-1], grads.dh0[:, None]], axis=1)
+    np.testing.assert_allclose(profile.gradient, np.linalg.norm(expected, axis=-1), rtol=1e-10)
+    assert profile.jacobian.shape == profile.gradient.shape == (2, T + 1)
+
+
+def test_linear_rnn_jacobian_is_the_power_of_W():
+    params, x, h0, target = problem(T=15, H=5, radius=1.3)
+    profile = gradient_profile(vanilla_probe(params, x, target, h0, activation="identity"))
+    powers = [np.linalg.matrix_power(params.W, n) for n in range(16)]
+    np.testing.assert_allclose(profile.jacobian_norm, np.linalg.norm(powers, ord=2, axis=(1, 2)),
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("radius", [0.8, 1.0, 1.2])
+def test_linear_rnn_rate_tends_to_the_spectral_radius(radius):
+    params, x, h0, target = problem(T=160, B=1, H=8, radius=radius)
+    profile = gradient_profile(vanilla_probe(params, x, target, h0, activation="identity"))
+    assert profile.spectral_radius == pytest.approx(radius, rel=1e-12)
+    assert profile.rate() == pytest.approx(radius, rel=0.02)
+    assert profile.rate("gradient") == pytest.approx(radius, rel=0.02)
+
+
+def test_non_normal_W_grows_transiently_but_its_rate_is_the_radius():
+    W = np.array([[0.9, 10.0], [0.0, 0.9]])  # radius 0.9, ||W|| ~ 10
+    params = RNNParams(U=np.ones((2, 1)), W=W, V=np.ones((1, 2)), b=np.zeros(2), c=np.zeros(1))
+    x, target = np.zeros((1, 160, 1)), np.zeros((1, 160, 1))
+    profile = gradient_profile(vanilla_probe(params, x, target, np.ones((1, 2)),
+                                             activation="identity"))
+    J = profile.jacobian_norm
+    assert J[10] > 3 * J[1] > 30  # the product grows for several steps ...
+    assert J[160] < 1e-3  # ... before it vanishes
+    # ||W^n|| ~ 10 n 0.9^(n-1): the polynomial factor biases a finite fit by ~exp(1/n)
+    assert profile.rate() == pytest.approx(0.9, rel=0.02)
+
+
+def test_spectral_radius_orders_the_vanishing(data):
+    small, unit = (gradient_profile(fresh_probe("rnn", data, hidden=16, length=60,
+                                                spectral_radius=r)) for r in (0.5, 1.0))
+    assert small.spectral_radius == pytest.approx(0.5) and unit.spectral_radius == pytest.approx(1)
+    assert small.rate() < unit.rate() < 1.0
+    assert small.jacobian_norm[30] < 1e-3 * unit.jacobian_norm[30]
+    assert small.gradient_norm[30] < 1e-3 * unit.gradient_norm[30]
+
+
+def test_radius_above_one_with_small_inputs_explodes_at_first(data):
+    quiet, driven = (gradient_profile(fresh_probe("rnn", data, hidden=16, length=20,
+                                                  spectral_radius=1.5, input_scale=scale))
+                     for scale in (1e-3, 1.0))
+    J = quiet.jacobian_norm
+    assert np.all(J[1:] > 1.0) and J[20] > 30.0 * J[1]
+    # tanh saturates under order-one inputs: slopes < 1 tame the same weights
+    assert driven.jacobian_norm[20] < 1e-2 * J[20]
+
+
+@pytest.mark.parametrize("family", ["lstm", "gru"])
+def test_gated_cells_product_equals_the_full_jacobian(data, family):
+    probe = fresh_probe(family, data.take(slice(0, 1)), hidden=4, length=15, seed=1)
+    profile = gradient_profile(probe)
+    assert profile.state == ("(h, c)" if family == "lstm" else "h")
+    n = len(probe.state0)
+
+    def unrolled(s0: torch.Tensor) -> torch.Tensor:
+        state = tuple(s0.split(4, dim=-1))
+        for i in range(probe.length):
+            _, state = probe.step(probe.inputs[:, i], state)
+        return torch.cat(state, dim=-1)
+
+    s0 = torch.cat(probe.state0, dim=-1) + 0.1
+    full = torch.autograd.functional.jacobian(unrolled, s0)[0, :, 0, :]
+    assert full.shape == (4 * n, 4 * n)
+    product = torch.eye(4 * n, dtype=torch.float64)
+    state = tuple(s0.split(4, dim=-1))
+    for i in range(probe.length):
+        product = step_jacobian(probe.step, probe.inputs[:, i], state)[0] @ product
+        _, state = probe.step(probe.inputs[:, i], state)
+    torch.testing.assert_close(product, full, rtol=1e-10, atol=1e-14)
+    assert profile.jacobian[0, 0] == pytest.approx(1.0)
+    assert np.all(np.isfinite(profile.jacobian)) and 0 < profile.rate() < 1
+
+
+def test_rnn_params_inits_and_bad_options():
+    for init in ("gaussian", "uniform", "orthogonal"):
+        assert radius_of(rnn_params(3, 10, spectral_radius=0.7, init=init).W) == \
+            pytest.approx(0.7)
+    W = rnn_params(3, 10, spectral_radius=0.7, init="orthogonal").W
+    np.testing.assert_allclose(np.linalg.svd(W, compute_uv=False), 0.7)
+    with pytest.raises(SpecError, match="spectral radius"):
+        rnn_params(3, 10, spectral_radius=-1.0)
+    with pytest.raises(SpecError, match="init"):
+        rnn_params(3, 10, init="he")
+
+
+def test_surrogate_probe_and_too_short_data(data):
+    layout = Layout(dt=data.dt)
+    model = build("lstm", layout, compute_stats(data, layout), hidden=6)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    profile = gradient_profile(surrogate_probe(model, data, 30, label="trained lstm"))
+    assert profile.jacobian.shape == (2, 31) and profile.state == "(h, c)"
+    assert np.all(np.isfinite(profile.gradient))
+    assert next(model.parameters()).dtype == torch.float32  # the model is left as it is
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(DataError, match="61 time points"):
+        surrogate_probe(model, data, 100)
+    esn = build("esn", layout, compute_stats(data, layout), units=10)
+    with pytest.raises(DataError, match="not trained by backpropagation"):
+        surrogate_probe(esn, data, 30)
+
+
+def test_cli_writes_the_picture_and_the_numbers(tmp_path, capsys, data):
+    out = tmp_path / "grads"
+    args = ["gradients", "--model", "rnn", "--spectral-radius", "0.5,1.5", "--model", "gru",
+            "--hidden", "8", "--length", "20", "--sequences", "2", "-o", str(out), "-q"]
+    assert main(args) == 0
+    stdout = capsys.readouterr().out
+    assert "rnn rho=0.5 gaussian" in stdout and "gru" in stdout and "J(10)" in stdout
+    record = json.loads((out / "gradients.json").read_text())
+    assert record["schema"] == "odernn.gradients"
+    labels = [p["label"] for p in record["profiles"]]
+    assert labels == ["rnn rho=0.5 gaussian", "rnn rho=1.5 gaussian", "gru"]
+    assert len(record["profiles"][0]["jacobian_norm"]) == 21
+    assert (out / "gradients.png").read_bytes()[:4] == b"\x89PNG"
+
+    assert main(args) == 2  # exists: refused without --overwrite
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main([*args, "--overwrite"]) == 0
+    assert main(["gradients", "--model", "lstm", "--forget-bias", "3", "--hidden", "4",
+                 "--length", "20", "--sequences", "2", "-o", str(out), "-q", "--overwrite"]) == 0
+    record = json.loads((out / "gradients.json").read_text())
+    assert [p["label"] for p in record["profiles"]] == ["lstm forget_bias=3"]
+    assert record["profiles"][0]["table"]["jacobian_rate"] > 0.9  # f ~ 0.95: long memory
+
+    layout = Layout(dt=data.dt)
+    model = build("rnn", layout, compute_stats(data, layout), hidden=5)
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run / "best.pt", {"family": "rnn", "args": model.constructor_args(),
+                                      "state_dict": model.state_dict()})
+    assert main(["gradients", "--run", str(run), "--length", "20", "--sequences", "2",
+                 "-o", str(tmp_path / "trained"), "-q"]) == 0
+    record = json.loads((tmp_path / "trained" / "gradients.json").read_text())
+    assert [p["label"] for p in record["profiles"]] == ["rnn run"]
+    assert record["profiles"][0]["table"]["spectral_radius"] == pytest.approx(radius_of(model.W))
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--model", "transformer"], "--model 'transformer' unknown; allowed: rnn, lstm, gru"),
+    (["--spectral-radius", "-1"], "--spectral-radius must be >= 0"),
+    (["--spectral-radius", "big"], "is not a number"),
+    (["--length", "0"], "--length must be >= 1"),
+    (["--model", "gru", "--spectral-radius", "0.5"], "--spectral-radius applies to --model rnn"),
+    (["--model", "rnn", "--forget-bias", "1"], "--forget-bias applies to --model lstm"),
+    (["--data", "missing.h5"], "does not exist"),
+    (["--model", "rnn", "--run", "nowhere"], "does not exist"),  # fails after the rnn's work
+])
+def test_cli_rejects_bad_options_in_one_line(tmp_path, capsys, option, message):
+    out = tmp_path / "grads"
+    code = main(["gradients", "--hidden", "4", "--length", "10", *option, "-o", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
