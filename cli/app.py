@@ -29,6 +29,7 @@ app = typer.Typer(
 )
 
 EXIT_BAD_INPUT = 2
+INTERRUPTED = "interrupted: outputs are left as they were before the command (nothing partial)"
 
 
 def _register_commands() -> None:
@@ -53,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = command.main(args, prog_name="odernn", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == 130:  # typer turns Ctrl-C (and our SIGTERM) into exit code 130
+            print(INTERRUPTED, file=sys.stderr)
     except OdernnError as exc:
         if debug:
             raise
@@ -66,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        print("interrupted: nothing partial was left behind", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         code = 130
     except typer_main._click.exceptions.ClickException as exc:
         if debug:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import typer
+
 from odernn.cli.app import app
 from odernn.cli.common import QUIET
 
@@ -21,10 +22,9 @@ def demo(
     quiet: bool = QUIET,
 ) -> None:
     """Run the pipeline on the built-in train and test sets and print what it made."""
-    from odernn.store import read_trajectories
-
     from odernn.simulate import simulate
     from odernn.spec import load_spec
+    from odernn.store import read_trajectories
 
     output.mkdir(parents=True, exist_ok=True)
     for name in ("train", "test"):

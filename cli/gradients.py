@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
-
 from odernn.errors import OutputError, SpecError
 
 SCHEMA = "odernn.gradients"

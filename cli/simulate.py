@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import typer
+
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, check_output, parse_shard, progress_bar
-
 from odernn.spec import INTEGRATOR_NAMES, builtin_names, load_spec
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import os
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timezone
@@ -121,6 +122,7 @@ class TrajectoryWriter:
         self._written: list[tuple[int, int]] = []
 
     def __enter__(self) -> TrajectoryWriter:
+        self._check_space()
         out = _AtomicH5(self.path, self.overwrite)
         try:
             self._create(out.file)
@@ -129,6 +131,19 @@ class TrajectoryWriter:
             raise
         self._out, self._written = out, []
         return self
+
+    def _check_space(self) -> None:
+        """Refuse up front when the disk cannot hold the file (uncompressed size): a write
+        that fails half way through is cleaned up too, but this says why before any work."""
+        row = self.t.size * self.dtype.itemsize * len(self.names)
+        row += 8 * sum(int(np.prod(shape)) for shape in self.params.values())
+        need = self.n * row + (1 << 20)
+        directory = self.path.parent
+        free = shutil.disk_usage(directory if str(directory) else ".").free
+        if need > free:
+            raise OutputError(f"{self.path}: not enough disk space: the file needs about "
+                              f"{need / 2**20:.1f} MiB, {directory} has "
+                              f"{free / 2**20:.1f} MiB free")
 
     def _create(self, f: h5py.File) -> None:
         _write_time(f, self.t)

@@ -119,14 +119,39 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(spec, tmp_path, capsys)
     assert (tmp_path / "exists.h5").read_bytes() == b"keep me"
 
 
-def test_unwritable_directory(spec, tmp_path, capsys):
-    if os.geteuid() == 0:
-        pytest.skip("root can write to read-only directories; covered by the full-disk test")
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    code, _, err = run(["simulate", spec, "-o", ro / "o.h5"], capsys)
+def mount_tmpfs(mount: Path, options: str):
+    """A small tmpfs at ``mount``: a real full or read-only disk (needs root, as in CI)."""
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"cannot mount a tmpfs in CI: {result.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    yield from mount_tmpfs(tmp_path / "tiny", "size=1m")
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    yield from mount_tmpfs(tmp_path / "ro", "ro,size=1m")
+
+
+def test_read_only_output_directory(spec, read_only_dir, capsys):
+    code, _, err = run(["simulate", spec, "-o", read_only_dir / "o.h5"], capsys)
     assert_one_line_error(code, err, "not writable")
+
+
+def test_full_disk_fails_cleanly(tiny_disk, capsys):
+    code, _, err = run(["simulate", "train", "-o", tiny_disk / "big.h5", "--integrator", "euler",
+                        "--quiet"], capsys)
+    assert_one_line_error(code, err, "not enough disk space")
+    assert list(tiny_disk.iterdir()) == []
 
 
 def test_python_dash_m_and_the_console_script_agree(tmp_path):

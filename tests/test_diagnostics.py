@@ -9,12 +9,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from odernn.cli import gradients  # noqa: F401  (registers the command)
-from odernn.cli.app import main
 
 from odernn import bptt
 from odernn.bptt import RNNParams
 from odernn.checkpoint import save_checkpoint
+from odernn.cli import gradients  # noqa: F401  (registers the command)
+from odernn.cli.app import main
 from odernn.diagnostics import (
     fresh_probe,
     gradient_profile,
