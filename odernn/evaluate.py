@@ -1,0 +1,531 @@
+"""Closed-loop surrogates against the integrators on one test set.
+
+Every method gets the same information (DESIGN.md's honesty rule): the test
+trajectories' initial states and forcing samples and, where a surrogate is
+configured for it, eta. The exact solution is the reference. A surrogate that
+withholds eta may observe K warm-up steps; the largest K is then excluded from
+every method's error, so all rows of one report are measured on the same steps.
+
+Three studies, each reusable on its own:
+
+- accuracy and speed of every method (:func:`odernn.metrics.summarize`);
+- a work-precision sweep: error against wall time of each integrator over step
+  sizes (SciPy over tolerances), each surrogate a point on the same axes, and
+  its speed-up over the cheapest integrator setting that is at least as
+  accurate;
+- the resonance check (:mod:`odernn.resonance`).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy
+
+import odernn
+from odernn.errors import DataError, SpecError
+from odernn.integrators import INTEGRATORS
+from odernn.metrics import (
+    METRICS,
+    divergence_steps,
+    error_vs_time,
+    mark_diverged,
+    nrmse,
+    nrmse_per_trajectory,
+    reference_scale,
+    summarize,
+)
+from odernn.models.base import Rollout, Surrogate
+from odernn.resonance import ResonanceSettings, fit_steady_state, plan_sweep, response_errors
+from odernn.systems import Oscillator, SampledForcing, steady_state_response
+from odernn.trajectories import Trajectories
+
+SCHEMA = "odernn.metrics"
+SCHEMA_VERSION = 1
+REFERENCE = "exact"
+INTEGRATOR_METHODS: dict[str, str] = {
+    "exact": "closed-form solution: the reference every error is measured against",
+    "scipy": "SciPy solve_ivp with the forcing as a function of time",
+    "euler": "forward Euler, the notes' update",
+    "semi-implicit-euler": "semi-implicit (symplectic) Euler",
+    "rk4": "classical RK4 with the forcing evaluated exactly at half steps",
+    "rk4-sampled": "RK4 fed only the samples F_i (linear interpolation), what a surrogate sees",
+}
+"""Integrator methods by name, with the one-line description the report prints."""
+DEFAULT_INTEGRATORS = ("scipy", "euler", "semi-implicit-euler", "rk4", "rk4-sampled")
+SCIPY_DEFAULTS: dict[str, Any] = {"method": "DOP853", "rtol": 1e-9, "atol": 1e-12}
+MIN_TIMING_S = 0.2
+"""A method faster than this is run again (up to three times) and its best time kept."""
+
+
+@dataclass(frozen=True)
+class WorkPrecisionSettings:
+    """Step sizes ``dt * factor`` for the fixed-step integrators; SciPy's ``rtol``
+    values (``atol = rtol / 100``)."""
+
+    step_factors: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125)
+    scipy_rtols: tuple[float, ...] = (1e-3, 1e-5, 1e-7, 1e-9, 1e-11)
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method on the test set.
+
+    ``x, v (N, T)`` are ``inf`` from a trajectory's divergence step on;
+    ``nrmse_x (N,)`` each trajectory's NRMSE of x; ``error_x`` and ``error_v``
+    the median and 90th percentile over trajectories of the error per step,
+    divided by the test set's std.
+    """
+
+    name: str
+    kind: str
+    description: str
+    settings: dict[str, Any]
+    x: np.ndarray
+    v: np.ndarray
+    metrics: dict[str, float]
+    nrmse_x: np.ndarray
+    error_x: tuple[np.ndarray, np.ndarray]
+    error_v: tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything the report needs; :meth:`to_json` is ``metrics.json``.
+
+    ``methods`` in display order: the reference, the integrators, the
+    surrogates. ``work_precision`` and ``resonance`` are json-able dicts (or
+    None when not run; ``{"skipped": reason}`` when the data allowed none).
+    """
+
+    test: Trajectories
+    methods: dict[str, MethodResult]
+    work_precision: dict[str, Any] | None
+    resonance: dict[str, Any] | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return {name: m.metrics for name, m in self.methods.items()}
+
+    @property
+    def rollouts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {name: (m.x, m.v) for name, m in self.methods.items()}
+
+    @property
+    def start(self) -> int:
+        """First step counted in every error."""
+        return int(self.info["settings"]["error_start_step"])
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``metrics.json`` document (schema in docs/metrics.md); non-finite
+        numbers become the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
+        t = np.asarray(self.test.t)
+        keep = np.unique(np.linspace(0, t.size - 1, min(t.size, 200)).round().astype(int))
+        curves = {name: {"x_median": m.error_x[0][keep], "x_p90": m.error_x[1][keep],
+                         "v_median": m.error_v[0][keep], "v_p90": m.error_v[1][keep]}
+                  for name, m in self.methods.items()}
+        doc = {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "created": self.info["created"],
+            "odernn_version": self.info["versions"]["odernn"],
+            "reference": REFERENCE,
+            "data": self.info["data"],
+            "settings": self.info["settings"],
+            "versions": self.info["versions"],
+            "metric_definitions": METRICS,
+            "methods": {name: {"kind": m.kind, "description": m.description,
+                               "settings": m.settings, "metrics": m.metrics}
+                        for name, m in self.methods.items()},
+            "error_vs_time": {"step": keep, "t": t[keep], "methods": curves},
+            "work_precision": self.work_precision,
+            "resonance": self.resonance,
+        }
+        return plain(doc)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy types made Python, non-finite floats made strings (strict JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray | list | tuple):
+        return [plain(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def name_runs(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
+    """Unique display names for run directories (their folder names), checked to exist."""
+    names: dict[str, Path] = {}
+    for run in map(Path, run_dirs):
+        if not run.is_dir():
+            raise DataError(f"run directory {run} not found; pass directories written by "
+                            "`odernn train`")
+        base = run.resolve().name
+        name, k = base, 2
+        while name in names or name in INTEGRATOR_METHODS:
+            name, k = f"{base}-{k}", k + 1
+        names[name] = run
+    return names
+
+
+def load_runs(runs: Mapping[str, Path]) -> dict[str, Surrogate]:
+    """Load the surrogate of each named run directory (see :func:`name_runs`)."""
+    from odernn.models import load_surrogate
+
+    return {name: load_surrogate(Path(run)) for name, run in runs.items()}
+
+
+def evaluate(
+    test: Trajectories,
+    surrogates: Mapping[str, Surrogate],
+    *,
+    integrators: Sequence[str] = DEFAULT_INTEGRATORS,
+    scipy_options: Mapping[str, Any] | None = None,
+    threshold: float = 0.1,
+    work_precision: bool | WorkPrecisionSettings = True,
+    resonance: bool | ResonanceSettings = True,
+    progress: bool | Callable[[str], None] = True,
+    data_path: str | Path | None = None,
+) -> Evaluation:
+    """Roll out every integrator and surrogate on ``test`` and measure them.
+
+    ``integrators`` from :data:`INTEGRATOR_METHODS` (the exact reference always
+    runs); ``scipy_options`` override :data:`SCIPY_DEFAULTS`; ``threshold`` is
+    the valid-prediction-time threshold; ``progress`` prints one line per stage
+    to stderr, or is called with each stage's description.
+    """
+    _check_test(test)
+    _check_names(integrators, surrogates)
+    say = _reporter(progress)
+    scipy_opts = {**SCIPY_DEFAULTS, **(scipy_options or {})}
+    system = _oscillator(test)
+    sampled = Oscillator(system.eta, SampledForcing(test.t, test.F))
+    solve = _solver(system, sampled, scipy_opts)
+    t = np.asarray(test.t, dtype=np.float64)
+    x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
+
+    few = slice(0, 2)  # the untimed first call of every method (see _timed)
+    solve_few = _solver(system.take(few), sampled.take(few), scipy_opts)
+    raw: dict[str, tuple[str, str, dict[str, Any], Rollout, float]] = {}
+    for name in (REFERENCE, *integrators):
+        (x, v), wall = _timed(partial(solve, name, x0, v0, t),
+                              partial(solve_few, name, x0[few], v0[few], t[:16]))
+        settings = scipy_opts if name == "scipy" else {}
+        kind = "reference" if name == REFERENCE else "integrator"
+        raw[name] = (kind, INTEGRATOR_METHODS[name], settings,
+                     Rollout(x, v, divergence_steps(x, v)), wall)
+        say(f"{name}: {wall:.3g} s")
+    F, eta = np.asarray(test.F), np.asarray(test.params["eta"])
+    x, v = np.asarray(test.x), np.asarray(test.v)
+    for name, surrogate in surrogates.items():
+        check = getattr(surrogate, "check_data", None)
+        if check is not None:
+            check(test, where=f"the test set (for surrogate {name!r})")
+        steps = slice(0, min(test.n_steps, int(getattr(surrogate, "warmup_steps", 0)) + 16))
+        rollout, wall = _timed(
+            partial(_rollout, name, surrogate, F, eta, (x, v)),
+            partial(_rollout, name, surrogate, F[few, steps], eta[few],
+                    (x[few, steps], v[few, steps])))
+        raw[name] = ("surrogate", _describe(surrogate), _surrogate_settings(surrogate, rollout),
+                     rollout, wall)
+        say(f"{name}: {wall:.3g} s")
+
+    start = max([1] + [r.warmup for _, _, _, r, _ in raw.values()])
+    if start >= test.n_steps - 1:
+        raise DataError(f"warm-up of {start} steps leaves nothing to evaluate in "
+                        f"{test.n_steps} time points")
+    ref_x, ref_v = raw[REFERENCE][3].x, raw[REFERENCE][3].v
+    methods = {name: _measure(name, *entry, ref_x, ref_v, test, start, threshold)
+               for name, entry in raw.items()}
+
+    wp = None
+    if work_precision:
+        wp_settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
+                       else WorkPrecisionSettings())
+        wp = _work_precision(test, solve, integrators, wp_settings, methods, start, say)
+        for name, speedup in wp["speedup"].items():
+            value = speedup["speedup"]
+            methods[name].metrics["speedup"] = math.nan if value is None else value
+    res = None
+    if resonance:
+        res_settings = (resonance if isinstance(resonance, ResonanceSettings)
+                        else ResonanceSettings())
+        res = _resonance(test, surrogates, res_settings, say)
+
+    info = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "data": _data_info(test, data_path, ref_x, ref_v),
+        "settings": {
+            "reference": REFERENCE,
+            "error_start_step": start,
+            "valid_time_threshold": threshold,
+            "integrators": list(integrators),
+            "scipy": scipy_opts,
+            "timing": f"after an untimed call on 2 trajectories and 16 steps, best of up to 3 "
+                      f"runs while under {MIN_TIMING_S} s in total",
+            "error_scale": {"x": reference_scale(ref_x), "v": reference_scale(ref_v)},
+        },
+    }
+    return Evaluation(test, methods, wp, res, info)
+
+
+def _check_test(test: Trajectories) -> None:
+    if test.v is None or test.F is None:
+        raise DataError("evaluate needs oscillator trajectories (x, v, F); this test set is a "
+                        "univariate series")
+    if "eta" not in test.params:
+        raise DataError("the test set stores no params/eta; evaluate rebuilds each oscillator "
+                        "from its stored parameters")
+    if test.n_steps < 3:
+        raise DataError(f"the test set has {test.n_steps} time points; evaluate needs >= 3")
+    steps = np.diff(np.asarray(test.t, dtype=np.float64))
+    if not np.allclose(steps, steps[0], rtol=1e-9, atol=0.0) or not steps[0] > 0:
+        raise DataError("the test set's time grid is not uniform; evaluate needs a fixed dt")
+
+
+def _check_names(integrators: Sequence[str], surrogates: Mapping[str, Surrogate]) -> None:
+    for name in integrators:
+        if name not in INTEGRATOR_METHODS or name == REFERENCE:
+            allowed = ", ".join(DEFAULT_INTEGRATORS)
+            raise SpecError(f"unknown integrator {name!r} (the exact reference always runs); "
+                            f"allowed: {allowed}")
+    for name in surrogates:
+        if name in INTEGRATOR_METHODS:
+            raise SpecError(f"surrogate name {name!r} is an integrator's name; rename the run")
+
+
+def _oscillator(test: Trajectories) -> Oscillator:
+    try:
+        return test.oscillator()
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"cannot rebuild the test set's oscillators from its params: "
+                        f"{exc}") from None
+
+
+def _reporter(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
+    if callable(progress):
+        return progress
+    if progress:
+        return lambda msg: print(f"evaluate: {msg}", file=sys.stderr, flush=True)
+    return lambda msg: None
+
+
+def _timed(run: Callable[[], Any], warmup: Callable[[], Any] | None = None) -> tuple[Any, float]:
+    """Result of ``run()`` and its best wall time; repeated while the total is under
+    :data:`MIN_TIMING_S` (three runs at most). ``warmup`` runs first, untimed (one-off
+    costs such as TorchScript compilation are not the method's speed)."""
+    if warmup is not None:
+        warmup()
+    best, total = math.inf, 0.0
+    for _ in range(3):
+        begin = time.perf_counter()
+        out = run()
+        spent = time.perf_counter() - begin
+        best, total = min(best, spent), total + spent
+        if total >= MIN_TIMING_S:
+            break
+    return out, best
+
+
+def _solver(system: Oscillator, sampled: Oscillator,
+            scipy_opts: Mapping[str, Any]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """``solve(name, x0, v0, t, **opts)`` for every integrator method name."""
+
+    def solve(name: str, x0: np.ndarray, v0: np.ndarray, t: np.ndarray,
+              **opts: Any) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            if name == "rk4-sampled":
+                return INTEGRATORS["rk4"](sampled, x0, v0, t)
+            if name == "scipy":
+                return INTEGRATORS["scipy"](system, x0, v0, t, **{**scipy_opts, **opts})
+            return INTEGRATORS[name](system, x0, v0, t)
+
+    return solve
+
+
+def _rollout(name: str, surrogate: Surrogate, F: np.ndarray, eta: np.ndarray,
+             observed: tuple[np.ndarray, np.ndarray]) -> Rollout:
+    """Closed loop from the observed initial states with exactly the integrators' information:
+    ``F`` samples, ``eta`` only if the surrogate is configured for it, and its K warm-up steps
+    of the ``observed`` trajectories (x, v), if it asks for any."""
+    k = int(getattr(surrogate, "warmup_steps", 0))
+    x, v = observed
+    rollout = surrogate.rollout(
+        x[:, 0], v[:, 0], F, eta=eta if getattr(surrogate, "uses_eta", True) else None,
+        warmup=(x[:, :k], v[:, :k]) if k > 0 else None)
+    return _checked(rollout, x.shape, f"surrogate {name!r}")
+
+
+def _checked(rollout: Rollout, shape: tuple[int, ...], who: str) -> Rollout:
+    if rollout.v is None:
+        raise DataError(f"{who} predicts no velocity; evaluate compares oscillator surrogates "
+                        "(targets state, velocity)")
+    x = np.asarray(rollout.x, dtype=np.float64)
+    v = np.asarray(rollout.v, dtype=np.float64)
+    if x.shape != shape or v.shape != shape:
+        raise DataError(f"{who} returned x {x.shape}, v {v.shape}; the test set needs {shape}")
+    return Rollout(x, v, np.asarray(rollout.diverged_at), int(rollout.warmup), rollout.info)
+
+
+def _describe(surrogate: Surrogate) -> str:
+    eta = "given eta" if getattr(surrogate, "uses_eta", True) else "without eta"
+    k = int(getattr(surrogate, "warmup_steps", 0))
+    warm = f", {k} warm-up steps" if k else ""
+    return f"{surrogate.family} surrogate, target {surrogate.target}, {eta}{warm}, closed loop"
+
+
+def _surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any]:
+    return {"family": surrogate.family, "target": surrogate.target,
+            "uses_eta": bool(getattr(surrogate, "uses_eta", True)), "warmup_steps": rollout.warmup}
+
+
+def _measure(name: str, kind: str, description: str, settings: dict[str, Any], rollout: Rollout,
+             wall: float, ref_x: np.ndarray, ref_v: np.ndarray, test: Trajectories, start: int,
+             threshold: float) -> MethodResult:
+    steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
+    x, v = mark_diverged(rollout.x, steps), mark_diverged(rollout.v, steps)
+    sx, sv = reference_scale(ref_x), reference_scale(ref_v)
+    metrics = summarize(x, v, ref_x, ref_v, test.t, steps, F=test.F, eta=test.params["eta"],
+                        start=start, threshold=threshold, scale_x=sx, scale_v=sv)
+    metrics["wall_time_s"] = wall
+    metrics["steps_per_s"] = test.n * (test.n_steps - 1) / wall if wall > 0 else math.inf
+    per = nrmse_per_trajectory(x, ref_x, start=start, scale=sx)
+    return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,
+                        error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv))
+
+
+def _grid(t: np.ndarray, factor: float) -> np.ndarray:
+    """A uniform grid with step ``dt * factor`` over the test set's horizon."""
+    h = (t[1] - t[0]) * factor
+    return t[0] + h * np.arange(int(np.floor((t[-1] - t[0]) / h + 1e-9)) + 1)
+
+
+def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, np.ndarray]],
+                    integrators: Sequence[str], settings: WorkPrecisionSettings,
+                    methods: Mapping[str, MethodResult], start: int,
+                    say: Callable[[str], None]) -> dict[str, Any]:
+    """Error (NRMSE of x after the warm-up, the test set's std) against wall time of every
+    integrator over step sizes (SciPy: tolerances), surrogates as points, and speed-ups."""
+    t = np.asarray(test.t, dtype=np.float64)
+    x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
+    scale = reference_scale(methods[REFERENCE].x)
+    runs: list[tuple[str, np.ndarray, str, float, dict[str, Any]]] = []
+    for factor in settings.step_factors:
+        grid = _grid(t, factor)
+        h = float(grid[1] - grid[0])
+        runs += [(name, grid, f"h={h:.3g}", h, {}) for name in integrators if name != "scipy"]
+    if "scipy" in integrators:
+        runs += [("scipy", t, f"rtol={rtol:.0e}", rtol, {"rtol": rtol, "atol": rtol / 100})
+                 for rtol in settings.scipy_rtols]
+    points: list[dict[str, Any]] = []
+    references: dict[int, np.ndarray] = {}
+    for name, grid, setting, value, opts in runs:
+        if grid.size not in references:
+            references = {grid.size: solve(REFERENCE, x0, v0, grid)[0]}
+        (x, _), wall = _timed(partial(solve, name, x0, v0, grid, **opts))
+        first = max(1, int(np.searchsorted(grid, t[start] - 1e-9 * (t[1] - t[0]))))
+        error = nrmse(x, references[grid.size], start=first, scale=scale)
+        points.append({"method": name, "setting": setting, "value": value, "error": error,
+                       "wall_time_s": wall})
+    say(f"work-precision: {len(points)} integrator settings")
+    surrogates = {name: {"error": m.metrics["nrmse_x"], "wall_time_s": m.metrics["wall_time_s"]}
+                  for name, m in methods.items() if m.kind == "surrogate"}
+    return {"error": "nrmse_x", "step_factors": list(settings.step_factors),
+            "scipy_rtols": list(settings.scipy_rtols), "integrators": points,
+            "surrogates": surrogates,
+            "speedup": {name: _speedup(p["error"], p["wall_time_s"], points)
+                        for name, p in surrogates.items()}}
+
+
+def _speedup(error: float, wall: float, points: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Speed-up over the cheapest integrator setting at least as accurate as ``error``."""
+    if not math.isfinite(error):
+        return {"speedup": None, "reason": "diverged"}
+    good = [p for p in points if p["error"] <= error]
+    if not good:
+        return {"speedup": None, "reason": "no integrator setting in the sweep is as accurate"}
+    best = min(good, key=lambda p: p["wall_time_s"])
+    return {"speedup": best["wall_time_s"] / wall, "over": f"{best['method']} {best['setting']}",
+            "integrator_error": best["error"], "integrator_wall_time_s": best["wall_time_s"]}
+
+
+def _resonance(test: Trajectories, surrogates: Mapping[str, Surrogate],
+               settings: ResonanceSettings, say: Callable[[str], None]) -> dict[str, Any]:
+    """Steady-state amplitude and phase of the exact solution and of every surrogate."""
+    sweep = plan_sweep(test, settings)
+    if isinstance(sweep, str):
+        say(f"resonance skipped: {sweep}")
+        return {"skipped": sweep}
+    system = sweep.oscillator()
+    zeros = np.zeros(sweep.eta.size)
+    x_ex, v_ex = INTEGRATORS[REFERENCE](system, zeros, zeros, sweep.t)
+    F = system.forcing(sweep.t)
+    rollouts = {REFERENCE: x_ex}
+    for name, surrogate in surrogates.items():
+        rollout = _rollout(name, surrogate, F, sweep.eta, (x_ex, v_ex))
+        steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
+        rollouts[name] = mark_diverged(rollout.x, steps)
+    out_methods = {}
+    for name, x in rollouts.items():
+        amplitude, lag = fit_steady_state(x, sweep.t, sweep.omega, sweep.fit_from)
+        out_methods[name] = {"amplitude": amplitude, "lag": lag,
+                             **response_errors(sweep, amplitude, lag)}
+    amp, lag = sweep.analytic()
+    etas = np.unique(sweep.eta)
+    fine = np.linspace(sweep.omega.min(), sweep.omega.max(), 200)
+    curve = [steady_state_response(fine, eta, sweep.F0) for eta in etas]
+    say(f"resonance: {sweep.eta.size} drives x {len(rollouts)} methods, {sweep.t.size} steps")
+    return {
+        "eta": sweep.eta, "omega": sweep.omega, "F0": sweep.F0, "dt": float(sweep.t[1]),
+        "n_steps": sweep.t.size, "transient_tol": settings.transient_tol,
+        "transient_left": sweep.transient_left,
+        "analytic": {"amplitude": amp, "lag": lag},
+        "curve": {"omega": fine, "eta": etas, "amplitude": [c[0] for c in curve],
+                  "lag": [c[1] for c in curve]},
+        "methods": out_methods,
+    }
+
+
+def _versions() -> dict[str, str]:
+    out = {"odernn": odernn.__version__, "python": platform.python_version(),
+           "numpy": np.__version__, "scipy": scipy.__version__, "platform": platform.platform()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch"] = torch.__version__
+    return out
+
+
+def _data_info(test: Trajectories, data_path: str | Path | None, ref_x: np.ndarray,
+               ref_v: np.ndarray) -> dict[str, Any]:
+    """What the test set is, where it came from, and how far its stored values are from exact."""
+    eta = np.asarray(test.params["eta"])
+    x, v = np.asarray(test.x), np.asarray(test.v)
+    return {
+        "path": None if data_path is None else str(data_path),
+        "n_trajectories": test.n, "n_steps": test.n_steps, "dt": test.dt,
+        "t_end": float(test.t[-1]), "forcing": str(test.attrs.get("forcing", "none")),
+        "eta_range": [float(eta.min()), float(eta.max())],
+        "stored_vs_exact_rmse": {"x": float(np.sqrt(np.mean(np.square(x - ref_x)))),
+                                 "v": float(np.sqrt(np.mean(np.square(v - ref_v))))},
+        "attrs": plain(dict(test.attrs)),
+    }

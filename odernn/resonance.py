@@ -1,0 +1,152 @@
+"""The resonance check: steady-state amplitude and phase against the analytic response.
+
+Physics, not curve fitting: drive the oscillator from rest with
+``F0 cos(omega t)`` over a sweep of frequencies at a few fixed dampings, wait
+for the transient to die out (it decays as ``exp(-eta t / 2)``), fit
+``x = a cos(omega t) + b sin(omega t) + c`` over whole periods at the end, and
+compare the amplitude ``hypot(a, b)`` and the phase lag ``atan2(b, a)`` with
+``F0 / sqrt((1 - omega^2)^2 + (eta omega)^2)`` and ``atan2(eta omega, 1 - omega^2)``.
+
+The sweep stays inside the test set's ranges (eta quartiles, its forcing
+frequencies and amplitude), so a surrogate is asked nothing it was not trained
+for, except the longer horizon.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from odernn.errors import SpecError
+from odernn.systems import HarmonicForcing, Oscillator, steady_state_response
+from odernn.trajectories import Trajectories
+from odernn.types import Array
+
+
+@dataclass(frozen=True)
+class ResonanceSettings:
+    """How the sweep is built; ``None`` means "from the test set".
+
+    ``etas``: the eta quartiles (0.25, 0.75) of the test set's positive etas;
+    ``omegas``: ``n_omega`` points over the test set's forcing frequencies;
+    ``F0``: the median amplitude ``sqrt(2) rms(F)`` of the test forcings.
+    The horizon lets the slowest transient decay to ``transient_tol`` of its
+    start, then runs one period of the slowest drive, capped at ``max_steps``.
+    """
+
+    etas: tuple[float, ...] | None = None
+    omegas: tuple[float, ...] | None = None
+    n_omega: int = 24
+    F0: float | None = None
+    transient_tol: float = 1e-3
+    max_steps: int = 8000
+    default_omega_range: tuple[float, float] = (0.25, 2.0)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """M driven oscillators from rest: ``eta (M,)``, ``omega (M,)``, time grid ``t (T,)``.
+
+    ``fit_from (M,)``: the first time of each fit window (whole periods ending at
+    ``t[-1]``); ``transient_left``: the largest ``exp(-eta t_fit / 2)`` (how much
+    of a transient the fit may still see).
+    """
+
+    eta: np.ndarray
+    omega: np.ndarray
+    F0: float
+    t: np.ndarray
+    fit_from: np.ndarray
+    transient_left: float
+
+    def oscillator(self) -> Oscillator:
+        col = np.ones((self.omega.size, 1))
+        return Oscillator(self.eta, HarmonicForcing(self.F0 * col, self.omega[:, None], 0.0 * col))
+
+    def analytic(self) -> tuple[np.ndarray, np.ndarray]:
+        """Analytic amplitude and phase lag at the sweep points."""
+        return steady_state_response(self.omega, self.eta, self.F0)
+
+
+def plan_sweep(test: Trajectories, settings: ResonanceSettings) -> Sweep | str:
+    """The sweep for a test set, or the reason the test set allows none (a string).
+
+    Explicit ``settings.etas`` or ``settings.omegas`` that are not positive are a SpecError.
+    """
+    for name in ("etas", "omegas"):
+        given = getattr(settings, name)
+        if given is not None and (len(given) == 0 or min(given) <= 0):
+            raise SpecError(f"resonance {name} must be positive numbers, got {list(given)}")
+    eta_all = np.asarray(test.params["eta"], dtype=np.float64)
+    if settings.etas is not None:
+        etas = np.asarray(settings.etas, dtype=np.float64)
+    elif np.any(eta_all > 0):
+        etas = np.unique(np.quantile(eta_all[eta_all > 0], [0.25, 0.75]))
+    else:
+        return "the test set has no damping (eta = 0): transients never die out"
+    F = np.asarray(test.F, dtype=np.float64)
+    F0 = settings.F0 if settings.F0 is not None else float(
+        np.median(np.sqrt(2.0 * np.mean(np.square(F), axis=1))))
+    if not F0 > 0:
+        return "the test set has no forcing: a surrogate never saw a drive to respond to"
+    if settings.omegas is not None:
+        omegas = np.asarray(settings.omegas, dtype=np.float64)
+    else:
+        lo, hi = settings.default_omega_range
+        w = np.asarray(test.params.get("omega", []), dtype=np.float64)
+        if np.any(w > 0):
+            lo, hi = float(w[w > 0].min()), float(w.max())
+        omegas = np.linspace(lo, hi, settings.n_omega) if hi > lo else np.array([lo])
+    eta, omega = (a.ravel() for a in np.meshgrid(etas, omegas, indexing="ij"))
+    dt = test.dt
+    slowest = 2 * math.pi / float(omegas.min())
+    settle = 2 * math.log(1 / settings.transient_tol) / float(etas.min())
+    n_steps = min(settings.max_steps, math.ceil((settle + slowest) / dt) + 1)
+    t = dt * np.arange(n_steps)
+    period = 2 * math.pi / omega
+    window = min(slowest, t[-1] / 2)
+    fit_from = t[-1] - np.maximum(1, np.floor(window / period + 1e-9)) * period
+    fit_from = np.maximum(fit_from, t[-1] / 2)
+    left = float(np.max(np.exp(-eta * fit_from / 2)))
+    return Sweep(eta, omega, F0, t, fit_from, left)
+
+
+def fit_steady_state(x: Array, t: Array, omega: Array, fit_from: Array) -> tuple[np.ndarray,
+                                                                                  np.ndarray]:
+    """Least-squares ``x ~ a cos(omega t) + b sin(omega t) + c`` on ``t >= fit_from``.
+
+    Returns the amplitude ``hypot(a, b)`` and the phase lag ``atan2(b, a)``
+    wrapped into ``[-pi/2, 3pi/2)`` (the analytic lag lies in ``[0, pi]``),
+    each ``(M,)``; ``inf`` and NaN where ``x`` is not finite in the window.
+    Vectorised over the M trajectories through their 3x3 normal equations.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    omega = np.asarray(omega, dtype=np.float64)[:, None]
+    w = (t[None, :] >= np.asarray(fit_from)[:, None]).astype(np.float64)
+    basis = np.stack([np.cos(omega * t), np.sin(omega * t), np.ones_like(omega * t)])
+    normal = np.einsum("imt,jmt,mt->mij", basis, basis, w)
+    finite = np.all(np.isfinite(x) | (w == 0), axis=1)
+    rhs = np.einsum("imt,mt,mt->mi", basis, w, np.where(finite[:, None], np.nan_to_num(x), 0.0))
+    a, b, _ = np.linalg.solve(normal, rhs[..., None])[..., 0].T
+    amplitude = np.where(finite, np.hypot(a, b), np.inf)
+    lag = np.where(finite, np.mod(np.arctan2(b, a) + math.pi / 2, 2 * math.pi) - math.pi / 2,
+                   np.nan)
+    return amplitude, lag
+
+
+def response_errors(sweep: Sweep, amplitude: Array, lag: Array) -> dict[str, float]:
+    """Relative amplitude errors and absolute phase errors against the analytic response."""
+    exact_amp, exact_lag = sweep.analytic()
+    rel = np.abs(np.asarray(amplitude) - exact_amp) / exact_amp
+    dphi = np.abs(np.angle(np.exp(1j * (np.asarray(lag) - exact_lag))))
+    dphi[~np.isfinite(dphi)] = np.inf
+    return {
+        "amplitude_rel_error_median": float(np.median(rel)),
+        "amplitude_rel_error_max": float(np.max(rel)),
+        "lag_error_median": float(np.median(dphi)),
+        "lag_error_max": float(np.max(dphi)),
+        "n_diverged": int(np.count_nonzero(~np.isfinite(amplitude))),
+    }

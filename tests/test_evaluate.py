@@ -1,0 +1,295 @@
+"""The evaluator on surrogates whose errors are known in advance.
+
+- ``ExactMap``: a linear recurrence set to the exact discrete-time map of
+  ``x'' + eta x' + x = F`` with F linear between samples (``expm`` of the
+  system augmented with F and its slope): its only error is the forcing's
+  interpolation, so it matches RK4 fed the same samples and is near zero;
+- ``Zeros``: predicts 0, so its NRMSE is ``rms(ref) / std(ref)``;
+- a copy of ``ExactMap`` that blows up on chosen trajectories.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+from odernn.errors import DataError, SpecError
+from odernn.evaluate import Evaluation, evaluate, name_runs
+from odernn.integrators import INTEGRATORS
+from odernn.models.base import Rollout
+from odernn.resonance import ResonanceSettings, fit_steady_state, plan_sweep
+from odernn.trajectories import Trajectories
+
+DT = 0.05
+
+
+def make_test_set(n: int = 8, n_steps: int = 400, seed: int = 0,
+                  forcing: str = "cosine") -> Trajectories:
+    """N oscillators with cosine drives, stored values from the exact solution."""
+    rng = np.random.default_rng(seed)
+    t = DT * np.arange(n_steps)
+    params = {"eta": rng.uniform(0.1, 0.5, n), "x0": rng.uniform(-1, 1, n),
+              "v0": rng.uniform(-1, 1, n)}
+    if forcing == "cosine":
+        params.update(F0=rng.uniform(0.2, 1.0, n), omega=rng.uniform(0.5, 1.5, n),
+                      phase=rng.uniform(0, 2 * np.pi, n))
+    test = Trajectories(t, np.zeros((n, n_steps)), params=params, attrs={"forcing": forcing})
+    system = test.oscillator()
+    x, v = INTEGRATORS["exact"](system, params["x0"], params["v0"], t)
+    return Trajectories(t, x, v, system.forcing(t), params, {"forcing": forcing, "seed": seed})
+
+
+class ExactMap:
+    """The exact propagator of the oscillator under piecewise-linear forcing, per eta."""
+
+    family = "exact-map"
+    target = "state"
+
+    def __init__(self, dt: float = DT, uses_eta: bool = True, warmup_steps: int = 0) -> None:
+        self.dt, self.uses_eta, self.warmup_steps = dt, uses_eta, warmup_steps
+        self.calls: list[dict] = []
+
+    def propagator(self, eta: float) -> np.ndarray:
+        a = np.array([[0.0, 1.0, 0.0, 0.0], [-1.0, -eta, 1.0, 0.0],
+                      [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+        return expm(a * self.dt)[:2]
+
+    def rollout(self, x0, v0, F, eta=None, warmup=None) -> Rollout:
+        self.calls.append({"eta": eta, "warmup": warmup})
+        if eta is None:  # a stand-in for a model that infers eta from its warm-up; the
+            eta = self.hidden_eta[:len(x0)]  # evaluator's untimed first call has 2 rows
+        m = np.stack([self.propagator(e) for e in eta])
+        x, v = np.empty_like(F), np.empty_like(F)
+        x[:, 0], v[:, 0] = x0, v0
+        for i in range(F.shape[1] - 1):
+            z = np.stack([x[:, i], v[:, i], F[:, i], (F[:, i + 1] - F[:, i]) / self.dt], axis=1)
+            x[:, i + 1], v[:, i + 1] = np.einsum("nij,nj->in", m, z)
+        return Rollout(x, v, np.full(F.shape[0], -1), warmup=self.warmup_steps)
+
+
+class Zeros:
+    family = "zeros"
+    target = "state"
+
+    def rollout(self, x0, v0, F, eta=None, warmup=None) -> Rollout:
+        return Rollout(np.zeros_like(F), np.zeros_like(F), np.full(F.shape[0], -1))
+
+
+class Exploding(ExactMap):
+    """Exact, except that the chosen trajectories blow up at step 50."""
+
+    family = "exploding"
+
+    def __init__(self, rows: list[int]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def rollout(self, x0, v0, F, eta=None, warmup=None) -> Rollout:
+        r = super().rollout(x0, v0, F, eta, warmup)
+        x, v, at = r.x.copy(), r.v.copy(), r.diverged_at.copy()
+        rows = [i for i in self.rows if i < len(x0)]  # the evaluator's warm-up call has 2
+        x[rows, 50:] = v[rows, 50:] = np.inf
+        at[rows] = 50
+        return Rollout(x, v, at)
+
+
+FAST = {"work_precision": False, "resonance": False, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def test_set() -> Trajectories:
+    return make_test_set()
+
+
+@pytest.fixture(scope="module")
+def full(test_set: Trajectories) -> Evaluation:
+    """Every integrator, the work-precision sweep and the resonance check, once."""
+    res = ResonanceSettings(n_omega=8, transient_tol=1e-3)
+    return evaluate(test_set, {"exact-map": ExactMap(), "zeros": Zeros()}, resonance=res,
+                    progress=False)
+
+
+def test_exact_map_is_near_zero_and_matches_rk4_on_samples(full: Evaluation) -> None:
+    m = full.metrics
+    assert m["exact"]["nrmse_x"] == 0.0 and m["exact"]["n_diverged"] == 0
+    # its only error is the linear interpolation of F between samples: O(dt^2), small
+    assert m["exact-map"]["nrmse_x"] < 1e-3 and m["exact-map"]["nrmse_v"] < 1e-3
+    # RK4 on the same samples solves the same interpolated system, up to its O(dt^4)
+    assert m["exact-map"]["nrmse_x"] == pytest.approx(m["rk4-sampled"]["nrmse_x"], rel=1e-2)
+    # with the forcing known between samples, RK4 is far better than anything fed samples
+    assert m["rk4"]["nrmse_x"] < 1e-2 * m["exact-map"]["nrmse_x"]
+    assert m["exact-map"]["valid_time_median"] == pytest.approx(full.test.t[-1])
+
+
+def test_exact_map_is_exact_without_forcing() -> None:
+    test = make_test_set(n=4, n_steps=200, forcing="none")
+    ev = evaluate(test, {"exact-map": ExactMap()}, integrators=("euler",), **FAST)
+    assert ev.metrics["exact-map"]["nrmse_x"] < 1e-12
+    assert ev.metrics["exact-map"]["nrmse_v"] < 1e-12
+    # forward Euler on the same data is visibly wrong (first-order, energy grows)
+    assert ev.metrics["euler"]["nrmse_x"] > 1e-2
+    assert ev.metrics["euler"]["energy_balance"] > 1e3 * ev.metrics["exact-map"]["energy_balance"]
+
+
+def test_zeros_give_the_predicted_error(full: Evaluation, test_set: Trajectories) -> None:
+    ref_x = full.methods["exact"].x[:, 1:]
+    ref_v = full.methods["exact"].v[:, 1:]
+    m = full.metrics["zeros"]
+    assert m["nrmse_x"] == pytest.approx(np.sqrt(np.mean(ref_x**2)) / np.std(ref_x), rel=1e-12)
+    assert m["rmse_v"] == pytest.approx(np.sqrt(np.mean(ref_v**2)), rel=1e-12)
+    tenth = ref_x[:, :39]  # steps 1..39: the first tenth of 399 steps
+    assert m["nrmse_x_first_tenth"] == pytest.approx(
+        np.sqrt(np.mean(tenth**2)) / np.std(ref_x), rel=1e-12)
+    # the error of zeros at step k is |x_ref(t_k)|: the median curve is its median
+    np.testing.assert_allclose(full.methods["zeros"].error_x[0][1:],
+                               np.median(np.abs(ref_x), axis=0) / np.std(ref_x), rtol=1e-12)
+
+
+def test_diverged_trajectories_are_counted_and_aggregates_inf(test_set: Trajectories) -> None:
+    ev = evaluate(test_set, {"boom": Exploding([1, 4])}, integrators=("rk4",), **FAST)
+    m = ev.metrics["boom"]
+    assert m["n_diverged"] == 2
+    assert math.isinf(m["nrmse_x"]) and math.isinf(m["rmse_v"]) and math.isinf(m["energy_balance"])
+    assert math.isfinite(m["median_nrmse_x"]) and m["median_nrmse_x"] < 1e-3
+    # the first tenth ends at step 40, before the blow-up at step 50
+    assert math.isfinite(m["nrmse_x_first_tenth"])
+    doc = json.loads(json.dumps(ev.to_json(), allow_nan=False))
+    assert doc["methods"]["boom"]["metrics"]["nrmse_x"] == "inf"
+
+
+def test_warmup_and_withheld_eta(test_set: Trajectories) -> None:
+    blind = ExactMap(uses_eta=False, warmup_steps=10)
+    blind.hidden_eta = test_set.params["eta"]
+    said: list[str] = []
+    ev = evaluate(test_set, {"blind": blind, "zeros": Zeros()}, integrators=("rk4",),
+                  work_precision=False, resonance=False, progress=said.append)
+    assert [m.split(":")[0] for m in said] == ["exact", "rk4", "blind", "zeros"]
+    call = blind.calls[-1]  # calls[0] is the untimed call on 2 trajectories
+    assert call["eta"] is None
+    np.testing.assert_array_equal(call["warmup"][0], test_set.x[:, :10])
+    assert ev.start == 10
+    # every method, not only the one that asked, is measured from step 10 on
+    ref_x = ev.methods["exact"].x
+    assert ev.metrics["zeros"]["rmse_x"] == pytest.approx(np.sqrt(np.mean(ref_x[:, 10:] ** 2)))
+    assert ev.methods["blind"].settings["warmup_steps"] == 10
+
+
+def test_work_precision_speedup_is_over_the_cheapest_as_accurate(full: Evaluation) -> None:
+    wp = full.work_precision
+    methods = {p["method"] for p in wp["integrators"]}
+    assert methods == {"scipy", "euler", "semi-implicit-euler", "rk4", "rk4-sampled"}
+    assert len(wp["integrators"]) == 4 * 6 + 5
+    # refining the step reduces RK4's error by ~16 per halving
+    rk4 = sorted((p["value"], p["error"]) for p in wp["integrators"] if p["method"] == "rk4")
+    assert rk4[1][1] / rk4[0][1] == pytest.approx(16.0, rel=0.2)
+    s = wp["speedup"]["exact-map"]
+    good = [p for p in wp["integrators"] if p["error"] <= full.metrics["exact-map"]["nrmse_x"]]
+    cheapest = min(good, key=lambda p: p["wall_time_s"])
+    assert s["over"] == f"{cheapest['method']} {cheapest['setting']}"
+    assert s["speedup"] == pytest.approx(
+        cheapest["wall_time_s"] / full.metrics["exact-map"]["wall_time_s"])
+    assert full.metrics["exact-map"]["speedup"] == s["speedup"]
+
+
+def test_resonance_of_the_exact_solution_matches_the_formula(full: Evaluation) -> None:
+    res = full.resonance
+    assert res["transient_left"] <= 1e-3
+    exact = res["methods"]["exact"]
+    assert exact["amplitude_rel_error_max"] < 2e-3
+    assert exact["lag_error_max"] < 2e-3
+    np.testing.assert_allclose(exact["amplitude"], res["analytic"]["amplitude"], rtol=2e-3)
+    # the exact map only interpolates the drive: close too
+    assert res["methods"]["exact-map"]["amplitude_rel_error_max"] < 1e-2
+    # zeros have no response at all
+    assert res["methods"]["zeros"]["amplitude_rel_error_max"] == pytest.approx(1.0)
+
+
+def test_fit_steady_state_recovers_amplitude_and_lag() -> None:
+    t = np.linspace(0, 40, 2001)
+    omega = np.array([0.7, 1.3])
+    lag = np.array([0.4, 3.0])  # 3.0 stays near pi, not wrapped to -3.28
+    x = np.array([2.0, 0.5])[:, None] * np.cos(omega[:, None] * t - lag[:, None]) + 0.3
+    amp, got = fit_steady_state(x, t, omega, np.array([10.0, 20.0]))
+    np.testing.assert_allclose(amp, [2.0, 0.5], rtol=1e-12)
+    np.testing.assert_allclose(got, lag, rtol=1e-12)
+    x[1, -1] = np.inf
+    amp, got = fit_steady_state(x, t, omega, np.array([10.0, 20.0]))
+    assert math.isinf(amp[1]) and math.isnan(got[1]) and amp[0] == pytest.approx(2.0)
+
+
+def test_sweep_stays_in_the_test_ranges(test_set: Trajectories) -> None:
+    sweep = plan_sweep(test_set, ResonanceSettings(n_omega=5))
+    eta = test_set.params["eta"]
+    assert eta.min() <= sweep.eta.min() and sweep.eta.max() <= eta.max()
+    w = test_set.params["omega"]
+    assert sweep.omega.min() == pytest.approx(w.min()) and sweep.omega.max() == pytest.approx(
+        w.max())
+    assert abs(sweep.F0 / np.median(test_set.params["F0"]) - 1) < 0.05
+    unforced = make_test_set(n=2, n_steps=50, forcing="none")
+    assert "no forcing" in plan_sweep(unforced, ResonanceSettings())
+    with pytest.raises(SpecError, match="positive"):
+        plan_sweep(test_set, ResonanceSettings(etas=(0.0, 0.2)))
+
+
+def test_metrics_json_is_strict_and_complete(full: Evaluation) -> None:
+    doc = json.loads(json.dumps(full.to_json(), allow_nan=False))
+    assert doc["schema"] == "odernn.metrics" and doc["schema_version"] == 1
+    assert list(doc["methods"]) == ["exact", "scipy", "euler", "semi-implicit-euler", "rk4",
+                                    "rk4-sampled", "exact-map", "zeros"]
+    assert doc["methods"]["scipy"]["settings"]["rtol"] == 1e-9
+    assert doc["data"]["stored_vs_exact_rmse"]["x"] < 1e-12
+    assert len(doc["error_vs_time"]["t"]) == 200
+    for m in doc["methods"].values():
+        assert set(m["metrics"]) >= {"nrmse_x", "rmse_v", "valid_time_median", "wall_time_s"}
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    ("series", DataError, "univariate"),
+    ("no-eta", DataError, "eta"),
+    ("integrator", SpecError, "unknown integrator"),
+    ("name", SpecError, "integrator's name"),
+    ("shape", DataError, "returned x"),
+])
+def test_bad_input_is_one_clear_error(test_set: Trajectories, bad, error, match) -> None:
+    surrogates: dict = {"ok": Zeros()}
+    test, integrators = test_set, ("rk4",)
+    if bad == "series":
+        test = Trajectories(test_set.t, test_set.x, params=test_set.params)
+    elif bad == "no-eta":
+        test = Trajectories(test_set.t, test_set.x, test_set.v, test_set.F, {}, test_set.attrs)
+    elif bad == "integrator":
+        integrators = ("rk5",)
+    elif bad == "name":
+        surrogates = {"rk4": Zeros()}
+    else:
+        short = Zeros()
+        short.rollout = lambda x0, v0, F, eta=None, warmup=None: Rollout(
+            F[:, :-1], F[:, :-1], np.full(F.shape[0], -1))
+        surrogates = {"short": short}
+    with pytest.raises(error, match=match):
+        evaluate(test, surrogates, integrators=integrators, **FAST)
+
+
+def test_name_runs(tmp_path) -> None:
+    (tmp_path / "a" / "lstm").mkdir(parents=True)
+    (tmp_path / "b" / "lstm").mkdir(parents=True)
+    (tmp_path / "rk4").mkdir()
+    names = name_runs([tmp_path / "a" / "lstm", tmp_path / "b" / "lstm", tmp_path / "rk4"])
+    assert list(names) == ["lstm", "lstm-2", "rk4-2"]
+    with pytest.raises(DataError, match="not found"):
+        name_runs([tmp_path / "missing"])
+
+
+def test_check_data_of_the_surrogate_is_called(test_set: Trajectories) -> None:
+    picky = Zeros()
+
+    def refuse(data, where):
+        raise DataError(f"{where} has dt = {data.dt}; the model was built for dt = 0.1")
+
+    picky.check_data = refuse
+    with pytest.raises(DataError, match="surrogate 'picky'.*dt"):
+        evaluate(test_set, {"picky": picky}, integrators=(), **FAST)

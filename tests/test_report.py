@@ -1,0 +1,266 @@
+"""The report: complete, well-formed, self-contained, rendered by a real browser, atomic."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from matplotlib.figure import Figure as MplFigure
+from PIL import Image
+from test_evaluate import ExactMap, Exploding, Zeros, make_test_set
+
+import odernn
+from odernn.errors import DataError, OutputError
+from odernn.evaluate import Evaluation, evaluate
+from odernn.metrics import METRICS
+from odernn.report import Figure, Section, Table, fmt, read_history, write_report
+from odernn.resonance import ResonanceSettings
+
+VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr", "col", "area", "base"}
+
+
+class Checker(HTMLParser):
+    """Tag balance, every src/href, every id, the visible text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.refs: list[tuple[str, str]] = []
+        self.ids: set[str] = set()
+        self.images = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in VOID:
+            self.stack.append(tag)
+        self.images += tag == "img"
+        for key, value in attrs:
+            if key in ("src", "href"):
+                self.refs.append((key, value or ""))
+            if key == "id":
+                self.ids.add(value)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:]}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> Evaluation:
+    test = make_test_set(n=6, n_steps=300)
+    surrogates = {"exact-map": ExactMap(), "zeros": Zeros(), "boom": Exploding([2])}
+    return evaluate(test, surrogates, resonance=ResonanceSettings(n_omega=6), progress=False,
+                    data_path="test.h5")
+
+
+@pytest.fixture(scope="module")
+def small() -> Evaluation:
+    """Integrators only, one figure: cheap to write again and again."""
+    return evaluate(make_test_set(n=3, n_steps=100), {}, integrators=("rk4",),
+                    work_precision=False, resonance=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    for name in ("exact-map", "zeros", "boom"):
+        (root / name).mkdir()
+    (root / "exact-map" / "history.csv").write_text(
+        "epoch,loss,val_loss,val_nrmse_x,lr\n1,0.5,0.6,0.9,0.001\n2,0.2,0.3,0.5,0.001\n"
+        "3,0.1,0.25,0.4,0.001\n")
+    (root / "boom" / "history.csv").write_text(  # a reservoir's ridge candidates: no epochs
+        "ridge,val_nrmse_x,time\n1e-09,0.31,0.5\n1e-07,0.0123,0.9\n")
+    (root / "zeros" / "history.json").write_text(json.dumps(
+        [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1}, {"epoch": 2, "train_loss": 0.9,
+                                                           "val_loss": 1.0}]))
+    (root / "exact-map" / "config.json").write_text(json.dumps(
+        {"model": "lstm", "epochs": 3, "budget": {"max_minutes": 2}}))
+    return {name: root / name for name in ("exact-map", "zeros", "boom")}
+
+
+def extra() -> Section:
+    fig = MplFigure(figsize=(4, 3))
+    fig.subplots().plot([0, 1], [1, 0])
+    return Section("Presets", "From the **notes**: the `tanh` presets.\n\n- one\n- two",
+                   [Table(["preset", "NRMSE x"], [["notes-rnn", 0.12], ["zeros", float("inf")]])],
+                   [Figure("presets", "A caller's figure.", fig)])
+
+
+@pytest.fixture(scope="module")
+def report(evaluation, runs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("out") / "report"
+    return write_report(evaluation, out, runs=runs, extra_sections=[extra()])
+
+
+def test_files_are_all_there(report: Path) -> None:
+    names = {p.name for p in report.iterdir()}
+    assert {"metrics.json", "report.md", "report.html", "error-vs-time.png",
+            "work-precision.png", "resonance.png", "loss-curves.png", "phase-portraits.png",
+            "trajectories-exact-map.png", "trajectories-boom.png", "presets.png"} <= names
+    assert not [n for n in os.listdir(report.parent) if n.startswith(".")]
+    doc = json.loads((report / "metrics.json").read_text(), parse_constant=pytest.fail)
+    assert doc["schema"] == "odernn.metrics"
+    assert doc["methods"]["boom"]["metrics"]["nrmse_x"] == "inf"
+
+
+def test_html_is_well_formed_and_self_contained(report: Path) -> None:
+    page = (report / "report.html").read_text(encoding="utf-8")
+    checker = Checker()
+    checker.feed(page)
+    checker.close()
+    assert not checker.errors and not checker.stack
+    assert page.startswith("<!DOCTYPE html>")
+    for key, value in checker.refs:
+        assert value.startswith(("data:image/png;base64,", "#")), (key, value[:60])
+        if value.startswith("#"):
+            assert value[1:] in checker.ids
+    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|file:|//)", page)
+    assert "url(" not in page and "@import" not in page
+    pngs = sorted(p.read_bytes() for p in report.glob("*.png"))
+    embedded = sorted(base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,'
+                                                              r'([A-Za-z0-9+/=]+)"', page))
+    assert checker.images == len(pngs) and embedded == pngs
+
+
+def test_html_names_every_method_and_metric(report: Path, evaluation: Evaluation) -> None:
+    checker = Checker()
+    checker.feed((report / "report.html").read_text(encoding="utf-8"))
+    text = " ".join(checker.text)
+    for name in evaluation.methods:
+        assert name in text
+    for key in METRICS:
+        assert key in text
+    for piece in ("Summary", "Work-precision", "Resonance", "Training", "Presets", "notes-rnn",
+                  "max_minutes", "∞", "ridge", "0.0123", "val_nrmse_x",
+                  f"odernn {odernn.__version__}", "test.h5"):
+        assert piece in text
+
+
+def test_markdown_has_the_same_content(report: Path, evaluation: Evaluation) -> None:
+    md = (report / "report.md").read_text(encoding="utf-8")
+    for name in evaluation.methods:
+        assert f"| {name} |" in md
+    for png in report.glob("*.png"):
+        assert f"]({png.name})" in md
+    assert "## Presets" in md and "| notes-rnn | 0.12 |" in md
+
+
+PROBE = """<script>
+window.addEventListener("load", () => {
+  // Each image drawn on a canvas: its size, or "partial" if its last row is not opaque
+  // (a truncated or corrupt PNG decodes partially), "0x0" if it did not load at all.
+  const out = Array.from(document.images, img => {
+    if (!img.complete || img.naturalWidth === 0) return "0x0";
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    const row = g.getImageData(0, c.height - 1, c.width, 1).data;
+    let opaque = 0;
+    for (let i = 3; i < row.length; i += 4) opaque += row[i] === 255;
+    return opaque === c.width ? c.width + "x" + c.height : "partial";
+  });
+  document.body.setAttribute("data-images", out.join(" "));
+});
+</script></body>"""
+
+
+def test_page_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed, and CI=true requires the browser test")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    html = (report / "report.html").read_text(encoding="utf-8")
+    expected = []
+    for data in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html):
+        with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+            image.load()  # raises on a truncated or corrupt PNG
+            expected.append(f"{image.width}x{image.height}")
+    page = tmp_path / "probe.html"
+    page.write_text(html.replace("</body>", PROBE), encoding="utf-8")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    seen = re.search(r'data-images="([^"]*)"', result.stdout)
+    assert seen, result.stderr[-2000:]
+    assert seen.group(1).split() == expected
+    assert len(expected) == len(list(report.glob("*.png")))
+
+
+def test_existing_output_needs_overwrite(small, report: Path) -> None:
+    with pytest.raises(OutputError, match="--overwrite"):
+        write_report(small, report)
+    before = (report / "metrics.json").stat().st_mtime_ns
+    write_report(small, report, overwrite=True, title="again")
+    assert (report / "metrics.json").stat().st_mtime_ns != before
+    assert "<title>again</title>" in (report / "report.html").read_text(encoding="utf-8")
+    assert not (report / "presets.png").exists()  # the old report was replaced, not merged
+
+
+def test_refuses_to_replace_what_is_not_a_report(small, tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "thesis.tex").write_text("precious")
+    with pytest.raises(OutputError, match="not an odernn report"):
+        write_report(small, tmp_path / "home", overwrite=True)
+    assert (tmp_path / "home" / "thesis.tex").read_text() == "precious"
+    with pytest.raises(OutputError, match="does not exist"):
+        write_report(small, tmp_path / "missing" / "report")
+
+
+def test_failure_leaves_no_partial_report(small, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "report"
+    write_report(small, out)
+    old = (out / "report.html").read_text(encoding="utf-8")
+    real = Path.write_text
+
+    def fail_on_html(self, text, *args, **kwargs):
+        if self.name == "report.html":
+            raise OSError(28, "No space left on device")
+        return real(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", fail_on_html)
+    with pytest.raises(OutputError, match="No space left"):
+        write_report(small, out, overwrite=True)
+    with pytest.raises(OutputError):
+        write_report(small, tmp_path / "fresh")
+    monkeypatch.undo()
+    assert (out / "report.html").read_text(encoding="utf-8") == old
+    assert sorted(os.listdir(tmp_path)) == ["report"]
+
+
+def test_corrupt_history_is_a_data_error(small, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.json").write_text("{not json")
+    with pytest.raises(DataError, match="history"):
+        write_report(small, tmp_path / "report", runs={"zeros": run})
+    assert not (tmp_path / "report").exists()
+    (run / "history.json").write_text(json.dumps({"epoch": [1, 2], "train_loss": [2.0, 1.0],
+                                                  "note": ["a", "b"]}))
+    assert set(read_history(run)) == {"epoch", "train_loss"}
+
+
+def test_fmt() -> None:
+    values = (0.0123456, 1.5e-5, 2e6, 1234.5, 12.345, 3, float("inf"), float("nan"), None,
+              [0.062106, 0.5])
+    assert [fmt(v) for v in values] == [
+        "0.0123", "1.50e-05", "2.00e+06", "1234", "12.3", "3", "∞", "–", "–", "0.0621, 0.5"]
