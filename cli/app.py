@@ -34,7 +34,7 @@ INTERRUPTED = "interrupted: outputs are left as they were before the command (no
 
 def _register_commands() -> None:
     """Import the command modules; each adds its commands to :data:`app`."""
-    from odernn.cli import demo, gradients, simulate  # noqa: F401
+    from odernn.cli import demo, evaluate, gradients, simulate, train  # noqa: F401
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

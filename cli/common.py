@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import typer
 
+from odernn._compat import tomllib
 from odernn.errors import OutputError, SpecError
 
 

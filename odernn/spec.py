@@ -38,8 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from odernn._compat import tomllib
 from odernn.errors import SpecError
 
 SYSTEMS = ("oscillator", "sine")

@@ -1,0 +1,56 @@
+"""``odernn evaluate``: surrogates against the integrators, in a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from odernn.cli.app import app
+from odernn.cli.common import OVERWRITE, QUIET
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  odernn evaluate runs/lstm runs/esn --data test.h5 -o report\n\n"
+    "  odernn evaluate runs/lstm --data test-ood.h5 -o report-ood --no-work-precision",
+)
+def evaluate(
+    runs: list[Path] = typer.Argument(None, help="Run directories from odernn train "
+                                      "(none: integrators only)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Test dataset (HDF5).", dir_okay=False),
+    output: Path = typer.Option(..., "--output", "-o", help="Report directory to write."),
+    work_precision: bool = typer.Option(True, "--work-precision/--no-work-precision",
+                                        help="Sweep step sizes and tolerances for the "
+                                        "work-precision diagram."),
+    resonance: bool = typer.Option(True, "--resonance/--no-resonance",
+                                   help="Check each surrogate's resonance curve."),
+    title: str = typer.Option("odernn evaluation report", "--title", help="Report title."),
+    overwrite: bool = OVERWRITE,
+    quiet: bool = QUIET,
+) -> None:
+    """Roll out every integrator and surrogate on a test set and write a report."""
+    from odernn.evaluate import evaluate as run
+    from odernn.evaluate import load_runs, name_runs
+    from odernn.report import check_report_dir, write_report
+    from odernn.store import read_trajectories
+
+    check_report_dir(output, overwrite)
+    named = name_runs(runs or [])
+    surrogates = load_runs(named)
+    test = read_trajectories(data)
+    result = run(test, surrogates, work_precision=work_precision, resonance=resonance,
+                 progress=not quiet, data_path=data)
+    path = write_report(result, output, runs=named, title=title, overwrite=overwrite)
+    typer.echo(format_metrics(result.metrics))
+    typer.echo(f"report: {path / 'report.html'}")
+
+
+def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
+    """The headline table: NRMSE and RMSE of x and v over the horizon, divergences."""
+    keys = ("nrmse_x", "rmse_x", "nrmse_v", "nrmse_x_first_tenth", "n_diverged")
+    lines = [f"{'method':<22}" + "".join(f"{k:>22}" for k in keys)]
+    for name, m in metrics.items():
+        cells = "".join(f"{m.get(k, float('nan')):>22.4g}" for k in keys)
+        lines.append(f"{name:<22}{cells}")
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""``odernn train`` and ``odernn models``: recurrent surrogates from a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from odernn._compat import tomllib
+from odernn.cli.app import app
+from odernn.cli.common import OVERWRITE, QUIET
+from odernn.errors import SpecError
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs, VALUE read as TOML (numbers, booleans, lists) or else a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def _read_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"--config: file {path} not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"--config {path}: {exc}") from None
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  odernn train train.h5 --model lstm -o runs/lstm\n\n"
+    "  odernn train train.h5 --model esn -o runs/esn --units 500\n\n"
+    "  odernn train train.h5 --model rnn -o runs/rnn --set activation=relu --set clip=0.5\n\n"
+    "  odernn train train.h5 --model gru -o runs/gru --no-eta --warmup 100\n\n"
+    "  odernn train train.h5 -o runs/lstm --resume   (continue an interrupted run)",
+)
+def train(
+    data: Path = typer.Argument(..., help="Training dataset (HDF5, from odernn simulate).",
+                                dir_okay=False),
+    output: Path = typer.Option(..., "--output", "-o", help="Run directory to write."),
+    model: str = typer.Option(None, "--model", "-m", help="rnn, lstm, gru or esn (default lstm)."),
+    target: str = typer.Option(None, "--target",
+                               help="state (default), velocity or next-value."),
+    val: Path = typer.Option(None, "--val", help="Validation dataset (default: a share of the "
+                             "training trajectories).", dir_okay=False),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs (RNN/LSTM/GRU)."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate."),
+    hidden: int = typer.Option(None, "--hidden", help="Hidden units (RNN/LSTM/GRU)."),
+    units: int = typer.Option(None, "--units", help="Reservoir units (ESN)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Windows per batch."),
+    window: int = typer.Option(None, "--window", help="Teacher-forced window length."),
+    horizon: int = typer.Option(None, "--horizon", help="Final closed-loop loss horizon "
+                                "(0: teacher forcing only)."),
+    optimizer: str = typer.Option(None, "--optimizer", help="adam, rmsprop or sgd."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible on CPU)."),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    no_eta: bool = typer.Option(False, "--no-eta", help="Withhold eta from the surrogate."),
+    warmup: int = typer.Option(None, "--warmup", help="Observed steps a rollout is given "
+                               "(with --no-eta, to infer the damping)."),
+    sets: list[str] = typer.Option([], "--set", help="Any other option as KEY=VALUE "
+                                   "(see `odernn models`); repeatable."),
+    config: Path = typer.Option(None, "--config", help="TOML file of training options; "
+                                "flags and --set win.", dir_okay=False),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT from its "
+                                "last checkpoint."),
+    overwrite: bool = OVERWRITE,
+    quiet: bool = QUIET,
+) -> None:
+    """Train a recurrent surrogate (RNN, LSTM, GRU or echo state network) on a dataset."""
+    from odernn.store import read_trajectories
+    from odernn.training import TrainConfig
+    from odernn.training import train as run
+
+    flags = {"model": model, "target": target, "epochs": epochs, "lr": lr, "hidden": hidden,
+             "units": units, "batch_size": batch_size, "window": window, "horizon": horizon,
+             "optimizer": optimizer, "seed": seed, "device": device, "warmup": warmup}
+    options = {**_read_config(config), **_parse_sets(sets),
+               **{k: v for k, v in flags.items() if v is not None}}
+    if no_eta:
+        options["use_eta"] = False
+    settings = TrainConfig.from_dict(options, where="training options")
+    training = read_trajectories(data)
+    validation = read_trajectories(val) if val is not None else None
+    result = run(training, settings, output, val=validation, resume=resume, progress=not quiet,
+                 overwrite=overwrite)
+    typer.echo(f"{result.status}: {result.message}")
+    typer.echo(f"best closed-loop validation NRMSE(x) {result.best_val_nrmse:.3g} "
+               f"(epoch {result.best_epoch}), {result.train_time_s:.1f} s; run in {output}")
+    if result.status == "diverged":
+        raise typer.Exit(1)
+
+
+@app.command(epilog="Example:\n\n  odernn models")
+def models() -> None:
+    """List the surrogate families with their default hyperparameters."""
+    from odernn.models import describe
+    from odernn.training import TRAINING_DEFAULTS, TrainConfig
+
+    for entry in describe():
+        family = entry["family"]
+        typer.echo(f"{family:<5} {entry['description']}")
+        defaults = {**entry["defaults"], **TRAINING_DEFAULTS.get(family, {})}
+        shown = ", ".join(f"{k}={v}" for k, v in defaults.items())
+        typer.echo(f"      defaults: {shown}")
+    common = TrainConfig().to_dict()
+    keys = ", ".join(k for k in common if k != "model")
+    typer.echo(f"\nall options (--set KEY=VALUE or --config FILE.toml): {keys}")
