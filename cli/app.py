@@ -8,6 +8,7 @@ the traceback instead.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if debug:
         args.remove("--debug")
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
+    # One compute thread unless the user asks for more: closed-loop rollouts are many small
+    # steps, and with a busy second core torch's default threads ran 20-100x slower here.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _register_commands()
     command = typer_main.get_command(app)
     code = 0

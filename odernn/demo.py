@@ -1,0 +1,167 @@
+"""The whole pipeline on built-in defaults: simulate, train, evaluate, report.
+
+``odernn demo`` calls :func:`run_demo`. The demo trains with a smaller budget
+than the benchmark defaults (``benchmarks/surrogates.py``), so that it
+finishes in minutes on a laptop; the report says so. Every stage is the same
+library call a user would make by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from odernn.errors import OutputError, SpecError
+
+MARKER = ".odernn-demo"
+"""A file naming a directory as the demo's own, which a later demo may replace."""
+
+FAMILIES = ("rnn", "lstm", "gru", "esn")
+
+DEMO_BUDGET: dict[str, dict[str, Any]] = {
+    "rnn": {"epochs": 12},
+    "lstm": {"epochs": 8},
+    "gru": {"epochs": 8},
+    "esn": {},
+}
+"""Training options of the demo budget, per family (the rest are the family defaults)."""
+
+QUICK: dict[str, Any] = {"n_train": 12, "n_test": 4, "n_steps": 120, "epochs": 1, "hidden": 8,
+                         "units": 40, "window": 20, "horizon": 10, "horizon_start": 5}
+"""A tiny run for the test suite: the same pipeline in seconds."""
+
+
+@dataclass
+class DemoResult:
+    """Where everything went, how long each stage took, and the headline metrics."""
+
+    out: Path
+    stages: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report" / "report.html"
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Create ``out``, or empty it when it is a previous demo's (or ``overwrite``)."""
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"{out} exists and is not a directory")
+        if any(out.iterdir()) and not (overwrite or (out / MARKER).exists()):
+            raise OutputError(f"{out} exists and is not an odernn demo directory; choose another "
+                              f"--output or pass --overwrite")
+        shutil.rmtree(out)
+    if not out.parent.is_dir():
+        raise OutputError(f"cannot write {out}: directory {out.parent} does not exist")
+    out.mkdir()
+    (out / MARKER).write_text("written by odernn demo; a later demo replaces this directory\n")
+
+
+def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None = None,
+             n_test: int | None = None, epochs: int | None = None, hidden: int | None = None,
+             units: int | None = None, device: str = "auto", quick: bool = False,
+             overwrite: bool = False, say: Callable[[str], None] = print,
+             progress: bool = True) -> DemoResult:
+    """Simulate ``train`` and ``test``, train ``models``, evaluate them, write the report.
+
+    ``n_train``/``n_test`` shrink the datasets, ``epochs``/``hidden``/``units``
+    override the demo budget; ``quick`` is a tiny run for tests.
+    """
+    from odernn.evaluate import evaluate
+    from odernn.report import write_report
+    from odernn.simulate import simulate
+    from odernn.spec import load_spec
+    from odernn.store import read_trajectories
+    from odernn.training import TrainConfig, train
+
+    unknown = [m for m in models if m not in FAMILIES]
+    if unknown or not models:
+        raise SpecError(f"--models: unknown {', '.join(unknown) or '(none given)'}; "
+                        f"allowed: {', '.join(FAMILIES)}")
+    out = Path(out)
+    prepare_output(out, overwrite)
+    result = DemoResult(out)
+    sizes = {"train": n_train or (QUICK["n_train"] if quick else None),
+             "test": n_test or (QUICK["n_test"] if quick else None)}
+
+    start = time.perf_counter()
+    data = {}
+    for name, n in sizes.items():
+        spec = load_spec(name).with_overrides(n=n, n_steps=QUICK["n_steps"] if quick else None)
+        simulate(spec, out / f"{name}.h5")
+        data[name] = read_trajectories(out / f"{name}.h5")
+        say(f"simulated {name}: {data[name].n} trajectories x {data[name].n_steps} points")
+    result.stages["simulate"] = time.perf_counter() - start
+
+    runs = {}
+    for family in models:
+        start = time.perf_counter()
+        options = _budget(family, epochs, hidden, units, device, quick)
+        say(f"training {family} ({', '.join(f'{k}={v}' for k, v in options.items())}) ...")
+        run = train(data["train"], TrainConfig.from_dict({"model": family, **options}),
+                    out / "runs" / family, progress=progress)
+        runs[family] = out / "runs" / family
+        result.stages[f"train {family}"] = time.perf_counter() - start
+        say(f"trained {family}: {run.message}; closed-loop validation NRMSE(x) "
+            f"{run.best_val_nrmse:.3g} in {result.stages[f'train {family}']:.0f} s")
+
+    start = time.perf_counter()
+    from odernn.evaluate import load_runs
+
+    evaluation = evaluate(data["test"], load_runs(runs), data_path=out / "test.h5",
+                          progress=say if progress else False)
+    result.stages["evaluate"] = time.perf_counter() - start
+    result.metrics = evaluation.metrics
+
+    start = time.perf_counter()
+    section = _budget_section(models, epochs, hidden, units, device, quick, result.stages)
+    write_report(evaluation, out / "report", runs=runs, title="odernn demo report",
+                 extra_sections=[section])
+    result.stages["report"] = time.perf_counter() - start
+    (out / "stages.json").write_text(json.dumps(result.stages, indent=2) + "\n")
+    return result
+
+
+def _budget(family: str, epochs: int | None, hidden: int | None, units: int | None,
+            device: str, quick: bool) -> dict[str, Any]:
+    """The demo's training options for ``family``: its budget, then the caller's overrides."""
+    options: dict[str, Any] = {**DEMO_BUDGET[family], "device": device}
+    if quick:
+        keys = ("units",) if family == "esn" else ("epochs", "hidden", "window", "horizon",
+                                                    "horizon_start")
+        options.update({k: QUICK[k] for k in keys})
+    if family == "esn":
+        if units is not None:
+            options["units"] = units
+    else:
+        options.update({k: v for k, v in (("epochs", epochs), ("hidden", hidden))
+                        if v is not None})
+    return options
+
+
+def _budget_section(models: Sequence[str], epochs: int | None, hidden: int | None,
+                    units: int | None, device: str, quick: bool, stages: dict[str, float]):
+    from odernn.report import Section, Table
+
+    rows = [[f, ", ".join(f"{k}={v}" for k, v in _budget(f, epochs, hidden, units, device,
+                                                          quick).items())]
+            for f in models]
+    timing = [[stage, seconds] for stage, seconds in stages.items()]
+    return Section(
+        "Demo budget",
+        "This report comes from `odernn demo`, which trains with a **demo budget**: fewer "
+        "epochs than the benchmark defaults, so that the whole pipeline runs in minutes on a "
+        "laptop CPU. The surrogates are therefore less accurate than the same families "
+        "trained with their defaults (`odernn train`, `benchmarks/surrogates.py`).",
+        tables=[Table(["model", "training options (the rest: `odernn models` defaults)"], rows,
+                      swatches=False),
+                Table(["stage", "seconds"], timing, caption="Wall time of each stage.",
+                      swatches=False)],
+    )

@@ -1,0 +1,41 @@
+"""`odernn demo` end to end at a reduced size: every stage, a report, reruns and refusals."""
+
+from __future__ import annotations
+
+import json
+
+from odernn.cli.app import main
+
+
+def test_quick_demo_runs_end_to_end_and_reruns(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "-o", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    report = out / "report"
+    assert (report / "report.html").stat().st_size > 10_000
+    metrics = json.loads((report / "metrics.json").read_text())
+    methods = metrics["methods"]
+    assert {"exact", "rk4", "rnn", "lstm", "gru", "esn"} <= set(methods)
+    for family in ("rnn", "lstm", "gru", "esn"):
+        assert (out / "runs" / family / "config.json").exists()
+        assert family in printed
+    stages = json.loads((out / "stages.json").read_text())
+    assert {"simulate", "train lstm", "evaluate", "report"} <= set(stages)
+    assert "Demo budget" in (report / "report.html").read_text()
+    # a second demo replaces the first one's directory
+    assert main(["demo", "--quick", "-o", str(out), "--quiet", "--models", "esn"]) == 0
+    assert not (out / "runs" / "lstm").exists()
+
+
+def test_demo_refuses_a_directory_it_did_not_make(tmp_path, capsys):
+    (tmp_path / "precious.txt").write_text("keep")
+    assert main(["demo", "--quick", "-o", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--overwrite" in err
+    assert (tmp_path / "precious.txt").read_text() == "keep"
+
+
+def test_demo_rejects_an_unknown_family(tmp_path, capsys):
+    assert main(["demo", "--quick", "-o", str(tmp_path / "d"), "--models", "lstm,tcn"]) == 2
+    assert "tcn" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
