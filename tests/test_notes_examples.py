@@ -1,0 +1,168 @@
+"""The notes' two examples as presets: faithful data and windows, the Keras layouts, seeding,
+and the improved recipe against the faithful one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from odernn import notes_examples as ne
+from odernn.errors import SpecError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[tuple[str, str], ne.PresetResult]:
+    runs = [("sine", "faithful"), ("sine", "improved"), ("noisy-sine", "faithful"),
+            ("noisy-sine", "faithful-step1"), ("noisy-sine", "improved")]
+    return {run: ne.run_preset(*run, quick=True) for run in runs}
+
+
+def test_sine_windows_are_the_notes_dataset_items():
+    _, x = ne.notes_series("sine")
+    notes_data = torch.sin(torch.linspace(0, 4 * np.pi, 1000))  # the notes' float32 series
+    data = torch.as_tensor(x, dtype=torch.float32)
+    torch.testing.assert_close(data, notes_data, rtol=0, atol=1e-6)
+    ours = ne.SineDataset(data[:800], 20)
+    notes = ne.SineDataset(notes_data[:800], 20)
+    assert len(ours) == len(notes) == 780
+    for i in (0, 1, 379, 779):
+        (w, y), (nw, ny) = ours[i], notes[i]
+        assert w.shape == (20, 1)
+        torch.testing.assert_close(w[:, 0], data[i:i + 20], rtol=0, atol=0)
+        torch.testing.assert_close(y, data[i + 20], rtol=0, atol=0)
+        torch.testing.assert_close((w, y), (nw, ny), rtol=0, atol=1e-6)
+
+
+def test_vectorised_val_loss_equals_the_notes_loop():
+    data = torch.as_tensor(ne.notes_series("sine")[1], dtype=torch.float32)
+    with ne.seeded(3):
+        model = ne.RNNModel()
+    loader = torch.utils.data.DataLoader(ne.SineDataset(data[800:], 20), batch_size=32,
+                                         shuffle=False)
+    criterion, total = torch.nn.MSELoss(), 0.0
+    with torch.no_grad():
+        for x_val, y_val in loader:
+            total += criterion(model(x_val), y_val.unsqueeze(-1)).item()
+    assert len(loader) == 6
+    assert ne.notes_val_loss(model, data[800:]) == pytest.approx(total / len(loader), rel=1e-5)
+
+
+def test_keras_script_as_printed_raises_and_the_fix_gives_its_windows():
+    # the script's data lines, numpy only: np.append without axis flattens the (N, 1) array
+    step = 4
+    values = np.random.default_rng(0).random((1000, 1))
+    train, test = values[0:800, :], values[800:1000, :]
+    printed = np.append(test, np.repeat(test[-1, :], step))
+    assert printed.shape == (204,)
+    with pytest.raises(IndexError):
+        ne.convert_to_matrix(printed, step)
+    with pytest.raises(ValueError):  # axis=0 alone: the repeated tail is 1-D
+        np.append(test, np.repeat(test[-1, :], step), axis=0)
+    fixed = np.append(train, np.repeat(train[-1:, :], step, axis=0), axis=0)
+    train_x, train_y = ne.convert_to_matrix(fixed, step)
+
+    ours = ne.keras_arrays(values[:, 0], step)
+    np.testing.assert_array_equal(ours[0], train_x.reshape(800, 1, 4))
+    np.testing.assert_array_equal(ours[1], train_y)
+    assert ours[2].shape == (200, 1, 4) and ours[3].shape == (200, 1)
+    x = values[:, 0]
+    np.testing.assert_array_equal(ours[0][10, 0], x[10:14])
+    np.testing.assert_array_equal(ours[1][:796, 0], x[4:800])
+    np.testing.assert_array_equal(ours[0][799, 0], [x[799]] * 4)  # the padded end
+    np.testing.assert_array_equal(ours[3][:196, 0], x[804:])
+    step1 = ne.keras_arrays(x, step, layout="step,1")
+    np.testing.assert_array_equal(step1[0][:, :, 0], ours[0][:, 0, :])
+
+
+@pytest.mark.parametrize(("layout", "shape"), [("1,step", (8, 1, 4)), ("step,1", (8, 4, 1))])
+def test_recurrent_weights_act_only_in_the_step_1_layout(layout, shape):
+    model = ne.keras_model(layout, seed=0)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    loss = torch.sum(model(x) ** 2)
+    loss.backward()
+    assert torch.count_nonzero(model.kernel.grad) > 0
+    if layout == "1,step":  # one time step: W_hh multiplies only the zero initial state
+        assert torch.equal(model.recurrent_kernel.grad, torch.zeros(32, 32))
+    else:
+        assert model.recurrent_kernel.grad.abs().max() > 1e-6
+
+
+def test_keras_step_equals_the_fused_sequence():
+    model = ne.keras_model("1,step", seed=2)
+    u = torch.rand(3, 7, 4, generator=torch.Generator().manual_seed(0))
+    y, h = model.sequence(u)
+    state = torch.zeros(3, 32)
+    for i in range(7):
+        out, state = model.step(u[:, i], state)
+        torch.testing.assert_close(out, y[:, i], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(state, h[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "variant", "epochs"),
+                         [("sine", "faithful", 2), ("sine", "improved", None),
+                          ("noisy-sine", "faithful-step1", 2), ("noisy-sine", "improved", 1)])
+def test_seeded_runs_are_reproducible(name, variant, epochs):
+    a, b = (ne.run_preset(name, variant, epochs=epochs, seed=4) for _ in range(2))
+    c = ne.run_preset(name, variant, epochs=epochs, seed=5)
+    assert [r["val_loss"] for r in a.history] == [r["val_loss"] for r in b.history]
+    np.testing.assert_array_equal(a.forecast, b.forecast)
+    assert not np.array_equal(a.forecast, c.forecast)
+
+
+def test_improved_sine_beats_the_faithful_script(results):
+    faithful, improved = results["sine", "faithful"], results["sine", "improved"]
+    assert len(faithful.history) == ne.QUICK_EPOCHS
+    assert faithful.forecast.shape == improved.forecast.shape == (200,)
+    np.testing.assert_array_equal(faithful.reference, improved.heldout)
+    # the least-squares readout predicts to float32 precision and forecasts stably
+    assert improved.val_loss < 1e-8 < faithful.val_loss
+    assert improved.forecast_mse < 1e-5
+    assert improved.forecast_mse * 1e3 < faithful.forecast_mse
+    assert improved.time_to(faithful.val_loss) == improved.train_time_s
+
+
+def test_noisy_sine_metrics_use_the_conditional_mean(results):
+    for variant in ne.VARIANTS["noisy-sine"]:
+        r = results["noisy-sine", variant]
+        np.testing.assert_allclose(r.reference, np.sin(0.02 * np.arange(800, 1000)) + 1)
+        assert r.forecast_mse == pytest.approx(np.mean((r.forecast - r.reference) ** 2))
+        # one-step MSE: noise variance 1/3 plus the error of the estimated mean (cross term
+        # small on 196 points)
+        assert 0.25 < r.val_loss < 1.5
+        assert 0 < r.one_step_mse_vs_mean < r.val_loss
+    assert results["noisy-sine", "faithful"].settings["layout"] == "(1,step)"
+
+
+def test_table_section_and_figure(results, tmp_path):
+    rows = ne.preset_table(list(results.values()))
+    assert [(r["preset"], r["variant"]) for r in rows] == list(results)
+    by = {(r["preset"], r["variant"]): r for r in rows}
+    faithful, improved = results["sine", "faithful"], results["sine", "improved"]
+    assert by["sine", "faithful"]["speedup"] is None
+    assert by["sine", "improved"]["speedup"] == pytest.approx(
+        faithful.train_time_s / improved.train_time_s)
+    assert by["sine", "improved"]["forecast_gain"] == pytest.approx(
+        faithful.forecast_mse / improved.forecast_mse)
+    assert by["sine", "improved"]["one_step_mse_vs_mean"] is None
+    section = ne.preset_section(list(results.values()))
+    assert len(section.tables[0].rows) == 5
+    path = ne.plot_preset(list(results.values()), tmp_path / "presets.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_names_are_refused():
+    with pytest.raises(SpecError, match="allowed: sine, noisy-sine"):
+        ne.run_preset("cosine", "faithful")
+    with pytest.raises(SpecError, match="faithful-step1"):
+        ne.run_preset("noisy-sine", "step1")
+    with pytest.raises(SpecError, match="no epochs"):
+        ne.run_preset("sine", "improved", epochs=5)
