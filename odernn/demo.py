@@ -43,6 +43,7 @@ class DemoResult:
     out: Path
     stages: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    presets: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def report(self) -> Path:
@@ -165,3 +166,36 @@ def _budget_section(models: Sequence[str], epochs: int | None, hidden: int | Non
                 Table(["stage", "seconds"], timing, caption="Wall time of each stage.",
                       swatches=False)],
     )
+
+
+def run_preset_demo(out: Path, preset: str, *, seed: int = 0, quick: bool = False,
+                    overwrite: bool = False, say: Callable[[str], None] = print) -> DemoResult:
+    """The notes' ``sine`` or ``noisy-sine`` example: every variant side by side, in a report.
+
+    See :mod:`odernn.notes_examples` for the variants (the notes' scripts as written, the
+    Keras ``(step, 1)`` layout, and our improved recipe).
+    """
+    from odernn import __version__
+    from odernn.notes_examples import VARIANTS, preset_section, preset_table, run_preset
+    from odernn.report import write_document
+
+    if preset not in VARIANTS:
+        raise SpecError(f"--preset {preset!r} unknown; allowed: {', '.join(VARIANTS)}")
+    out = Path(out)
+    prepare_output(out, overwrite)
+    result = DemoResult(out)
+    runs = []
+    for variant in VARIANTS[preset]:
+        start = time.perf_counter()
+        say(f"{preset}: running the {variant} variant ...")
+        runs.append(run_preset(preset, variant, seed=seed, quick=quick))
+        result.stages[f"{preset} {variant}"] = time.perf_counter() - start
+    result.presets = preset_table(runs)
+    start = time.perf_counter()
+    meta = f"odernn {__version__} · the lecture notes' {preset} example, seed {seed}"
+    files = {"presets.json": json.dumps(result.presets, indent=1) + "\n"}
+    write_document(out / "report", f"odernn demo: the notes' {preset} example", meta,
+                   [preset_section(runs)], files=files)
+    result.stages["report"] = time.perf_counter() - start
+    (out / "stages.json").write_text(json.dumps(result.stages, indent=2) + "\n")
+    return result

@@ -116,17 +116,30 @@ def write_report(
         *extra_sections,
         _provenance(evaluation, runs or {}),
     ]
+    meta = (f"odernn {evaluation.info['versions']['odernn']} · created "
+            f"{evaluation.info['created']} · test set "
+            f"{evaluation.info['data']['path'] or '(in memory)'}")
+    metrics = json.dumps(evaluation.to_json(), indent=1, allow_nan=False) + "\n"
+    return write_document(out, title, meta, sections, colors=colors, overwrite=overwrite,
+                          files={"metrics.json": metrics})
+
+
+def write_document(out_dir: str | Path, title: str, meta: str, sections: Sequence[Section], *,
+                   colors: Mapping[str, str] | None = None, files: Mapping[str, str] | None = None,
+                   overwrite: bool = False) -> Path:
+    """Write ``sections`` as ``report.html`` (self-contained), ``report.md`` and PNGs, plus
+    ``files`` (name -> text), into ``out_dir`` atomically (a temporary directory renamed into
+    place); the report writer for evaluations and for anything else (the notes' presets)."""
+    out = Path(out_dir)
+    check_report_dir(out, overwrite)
     names = [f.name for s in sections for f in s.figures]
     if len(set(names)) != len(names) or not all(re.fullmatch(r"[\w.-]+", n) for n in names):
         raise ValueError(f"figure names must be unique file stems, got {names}")
     pngs = {f.name: _png(f.image) for s in sections for f in s.figures}
-    meta = (f"odernn {evaluation.info['versions']['odernn']} · created "
-            f"{evaluation.info['created']} · test set "
-            f"{evaluation.info['data']['path'] or '(in memory)'}")
     files = {
-        "metrics.json": json.dumps(evaluation.to_json(), indent=1, allow_nan=False) + "\n",
+        **(files or {}),
         "report.md": render_markdown(title, meta, sections),
-        "report.html": render_html(title, meta, sections, pngs, colors),
+        "report.html": render_html(title, meta, sections, pngs, colors or {}),
     }
     tmp: Path | None = None
     try:

@@ -39,3 +39,15 @@ def test_demo_rejects_an_unknown_family(tmp_path, capsys):
     assert main(["demo", "--quick", "-o", str(tmp_path / "d"), "--models", "lstm,tcn"]) == 2
     assert "tcn" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_preset_demo_writes_a_side_by_side_report(tmp_path, capsys):
+    out = tmp_path / "sine"
+    assert main(["demo", "--preset", "sine", "--quick", "-o", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "variant=faithful" in printed and "variant=improved" in printed
+    html = (out / "report" / "report.html").read_text()
+    assert "faithful" in html and "improved" in html
+    presets = json.loads((out / "report" / "presets.json").read_text())
+    assert [row["variant"] for row in presets] == ["faithful", "improved"]
+    assert main(["demo", "--preset", "sinus", "-o", str(tmp_path / "x")]) == 2
