@@ -1,0 +1,54 @@
+"""Untrusted files: a checkpoint crafted to run code when unpickled is refused, and runs nothing."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from odernn.cli.app import main
+from odernn.errors import DataError
+from odernn.models import load_surrogate
+
+
+class _Payload:
+    """Unpickling this calls os.system: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle"])
+def test_code_executing_checkpoint_is_refused_without_running(tmp_path, how):
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    run.mkdir()
+    record = {"format": "odernn.checkpoint", "format_version": 1, "family": "lstm",
+              "args": _Payload(str(marker))}
+    with open(run / "best.pt", "wb") as f:
+        if how == "pickle":
+            pickle.dump(record, f)
+        else:
+            torch.save(record, f)
+    with pytest.raises(DataError, match="not a readable odernn checkpoint"):
+        load_surrogate(run)
+    assert not marker.exists()
+
+
+def test_evaluate_refuses_it_with_one_line(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"format": "odernn.checkpoint", "x": _Payload(str(marker))}, run / "best.pt")
+    data = tmp_path / "test.h5"
+    assert main(["simulate", "test", "-o", str(data), "--n", "2", "--integrator", "exact",
+                 "-q"]) == 0
+    code = main(["evaluate", str(run), "--data", str(data), "-o", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert not marker.exists() and not (tmp_path / "report").exists()
