@@ -147,7 +147,7 @@ def dataset_attrs(spec: Spec) -> dict[str, Any]:
         "seed": spec.seed,
         "block_size": block_size(spec),
         "dtype": spec.dtype,
-        "spec": spec.text,
+        "spec": spec.to_toml(),  # the effective spec, overrides applied: it reproduces the file
         "spec_source": spec.source,
     }
 

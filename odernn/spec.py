@@ -32,6 +32,7 @@ Example (``datasets/train.toml``)::
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -114,6 +115,29 @@ class Spec:
     @property
     def t_end(self) -> float:
         return self.dt * (self.n_steps - 1)
+
+    def to_toml(self) -> str:
+        """The effective spec as TOML (overrides applied): parsing it gives this spec back."""
+
+        def value(v: Any) -> str:
+            if isinstance(v, Range):
+                return f"{v.low!r}" if v.fixed else f"[{v.low!r}, {v.high!r}]"
+            return json.dumps(v) if isinstance(v, str) else repr(v)
+
+        lines = [f"{k} = {value(getattr(self, k))}"
+                 for k in ("name", "description", "system", "n", "seed", "dt", "n_steps", "dtype")]
+        lines.append(f"compression = {value(self.compression or 'none')}")
+        lines += ["", "[integrator]", *(f"{k} = {value(v)}" for k, v in self.integrator.items())]
+        if self.system == "oscillator":
+            params = self.parameters.items()
+            lines += ["", "[parameters]", *(f"{k} = {value(v)}" for k, v in params)]
+            lines += ["", "[forcing]", f"family = {value(self.forcing)}"]
+            if self.forcing == "random":
+                lines.append(f"K = {self.K}")
+            lines += [f"{k} = {value(v)}" for k, v in self.forcing_parameters.items()]
+        else:
+            lines += ["", "[series]", *(f"{k} = {value(v)}" for k, v in self.series.items())]
+        return "\n".join(lines) + "\n"
 
     def with_overrides(self, **changes: Any) -> Spec:
         """A copy with some fields changed (CLI overrides), validated again."""
