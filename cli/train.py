@@ -96,6 +96,10 @@ def train(
     validation = read_trajectories(val) if val is not None else None
     result = run(training, settings, output, val=validation, resume=resume, progress=not quiet,
                  overwrite=overwrite)
+    if result.status == "interrupted":  # last.pt holds everything --resume needs
+        typer.echo(f"{result.message}; continue with: odernn train {data} -o {output} --resume",
+                   err=True)
+        raise typer.Exit(130)
     typer.echo(f"{result.status}: {result.message}")
     typer.echo(f"best closed-loop validation NRMSE(x) {result.best_val_nrmse:.3g} "
                f"(epoch {result.best_epoch}), {result.train_time_s:.1f} s; run in {output}")

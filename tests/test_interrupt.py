@@ -50,3 +50,36 @@ def test_interrupted_overwrite_keeps_the_previous_file(tmp_path):
     assert proc.returncode == 130
     assert out.read_bytes() == b"previous complete output"
     assert [p.name for p in tmp_path.iterdir()] == ["data.h5"]
+
+
+def _train_args(data: Path, run: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "odernn", "train", str(data), "-o", str(run), "--model", "gru",
+            "--hidden", "8", "--epochs", "6", "--set", "window=20", "--set", "horizon=10",
+            "--set", "horizon_start=5", "--set", "batch_size=16", "--quiet", *extra]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, sig):
+    import torch
+
+    data = tmp_path / "train.h5"
+    subprocess.run([sys.executable, "-m", "odernn", "simulate", "train", "-o", str(data), "--n",
+                    "24", "--integrator", "exact", "--quiet"], check=True)
+    whole = tmp_path / "whole"
+    subprocess.run(_train_args(data, whole), check=True, capture_output=True)
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_train_args(data, run), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "last.pt").exists():  # written at the end of the first epoch
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    resumed = subprocess.run(_train_args(data, run, "--resume"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(whole / "best.pt", weights_only=True)["state_dict"]
+    b = torch.load(run / "best.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
