@@ -24,6 +24,7 @@ import numpy as np
 
 from odernn.errors import SpecError
 from odernn.integrators import integrate
+from odernn.interrupt import interrupt_guard
 from odernn.spec import Range, Spec
 from odernn.systems import Oscillator, forcing_from_params
 from odernn.trajectories import Trajectories
@@ -180,7 +181,7 @@ def simulate(
         )
     names = ("x", "v", "F") if spec.system == "oscillator" else ("x",)
     path = Path(path)
-    with TrajectoryWriter(
+    with interrupt_guard() as interrupted, TrajectoryWriter(
         path,
         t=time_grid(spec),
         n=stop - start,
@@ -196,6 +197,8 @@ def simulate(
             writer.write(lo - start, arrays, params)
             if progress is not None:
                 progress(hi - lo)
+            if interrupted():  # the writer removes its temporary file
+                raise KeyboardInterrupt
     return path
 
 

@@ -123,13 +123,15 @@ class TrajectoryWriter:
 
     def __enter__(self) -> TrajectoryWriter:
         self._check_space()
-        out = _AtomicH5(self.path, self.overwrite)
+        out = None
         try:
+            out = _AtomicH5(self.path, self.overwrite)
             self._create(out.file)
+            self._out, self._written = out, []
         except BaseException:
-            out.discard()
+            if out is not None:
+                out.discard()
             raise
-        self._out, self._written = out, []
         return self
 
     def _check_space(self) -> None:
@@ -209,8 +211,11 @@ class _AtomicH5:
         self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             self.file = h5py.File(self.tmp, "w")
-        except OSError as err:
-            raise OutputError(f"{path}: cannot create the file ({err})") from err
+        except BaseException as err:  # a Ctrl-C can land after the file exists: remove it
+            self.tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise OutputError(f"{path}: cannot create the file ({err})") from err
+            raise
 
     def commit(self) -> None:
         """Close, flush to disk and rename into place (atomic within one directory)."""

@@ -12,7 +12,13 @@ mutation):
   ``u (B, L, C)``, equal to L calls of ``step``;
 - ``rollout(x0, v0, F, eta=None, warmup=None) -> Rollout``: closed loop over
   the whole horizon, batched over trajectories, O(T), without autograd,
-  carrying the hidden state and reporting divergence instead of silent NaNs.
+  carrying the hidden state and reporting divergence instead of silent NaNs
+  (a series, in next-value mode: ``rollout(x0, warmup=(x_obs, None),
+  n_steps=T)``).
+
+Two attributes tell a caller what a surrogate needs: ``uses_eta`` (eta is an
+input) and ``warmup_steps`` (K observed steps, ``warmup=(x[:, :K], v[:, :K])``,
+given when eta is withheld and excluded from every error).
 
 Target modes (named the same everywhere):
 
@@ -63,6 +69,8 @@ class Surrogate(Protocol):
 
     family: str
     target: str
+    uses_eta: bool
+    warmup_steps: int
 
     def step(self, u: Any, state: Any) -> tuple[Any, Any]: ...
 
@@ -71,8 +79,10 @@ class Surrogate(Protocol):
     def rollout(
         self,
         x0: Array,
-        v0: Array,
-        F: Array,
+        v0: Array | None = None,
+        F: Array | None = None,
         eta: Array | None = None,
-        warmup: tuple[Array, Array] | None = None,
+        warmup: tuple[Array, Array | None] | None = None,
+        *,
+        n_steps: int | None = None,
     ) -> Rollout: ...

@@ -1,0 +1,80 @@
+"""Self-describing checkpoints: plain tensors and dicts, written atomically, loaded without pickle.
+
+A checkpoint is a dict saved with ``torch.save`` and read back with
+``torch.load(weights_only=True)`` (no code runs at load time). It holds
+
+- ``format``, ``format_version``, ``odernn_version``;
+- ``family``, ``args`` (constructor arguments: layout, normalisation
+  statistics, hyperparameters), ``state_dict``: enough to rebuild the model
+  (:func:`odernn.models.load_surrogate`);
+- ``data``: the training data's fingerprint (shape, dt, a content hash);
+- for ``last.pt`` also ``resume``: optimiser state, RNG state, the data
+  position (epoch, batch) and the training history so far.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import odernn
+from odernn.errors import DataError, OutputError
+
+FORMAT = "odernn.checkpoint"
+FORMAT_VERSION = 1
+BEST, LAST = "best.pt", "last.pt"
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION,
+              "odernn_version": odernn.__version__, **payload}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            torch.save(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise OutputError(f"cannot write checkpoint {path}: {err.strerror or err}") from err
+        raise
+
+
+def checkpoint_path(path: Path) -> Path:
+    """The checkpoint file: ``path`` itself, or ``best.pt`` inside a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST
+        if not path.is_file():
+            raise DataError(f"{path.parent} is not a run directory: no {BEST} in it")
+    elif not path.is_file():
+        raise DataError(f"checkpoint {path} does not exist (give a run directory or a .pt file)")
+    return path
+
+
+def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint (a file or a run directory's best) onto ``device``."""
+    path = checkpoint_path(path)
+    try:
+        record = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or foreign file
+        raise DataError(f"{path} is not a readable odernn checkpoint ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''})") from err
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise DataError(f"{path} is not an odernn checkpoint (no format = {FORMAT!r})")
+    if record.get("format_version", 0) > FORMAT_VERSION:
+        raise DataError(f"{path} has checkpoint format {record['format_version']}; this odernn "
+                        f"({odernn.__version__}) reads up to {FORMAT_VERSION}: upgrade odernn")
+    if record.get("odernn_version") != odernn.__version__:
+        warnings.warn(f"{path} was written by odernn {record.get('odernn_version')}, "
+                      f"this is {odernn.__version__}", stacklevel=2)
+    return record

@@ -1,0 +1,70 @@
+"""Recurrent surrogates of the oscillator, one module per family behind one protocol.
+
+``REGISTRY`` maps a family name to its class; every class is built as
+``cls(layout, stats, **hyperparameters)`` and follows
+:class:`~odernn.models.base.Surrogate` (see :mod:`odernn.models.surrogate`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from odernn.checkpoint import read_checkpoint, save_checkpoint
+from odernn.errors import DataError, SpecError
+from odernn.models.base import TARGETS, Rollout, Surrogate
+from odernn.models.esn import ESN
+from odernn.models.layout import Layout, Stats
+from odernn.models.rnn import GRU, LSTM, VanillaRNN
+from odernn.models.surrogate import RecurrentSurrogate
+
+REGISTRY: dict[str, type[RecurrentSurrogate]] = {
+    cls.family: cls for cls in (VanillaRNN, LSTM, GRU, ESN)
+}
+
+__all__ = ["REGISTRY", "TARGETS", "Layout", "RecurrentSurrogate", "Rollout", "Stats", "Surrogate",
+           "build", "describe", "load_surrogate", "save_surrogate", "surrogate_record"]
+
+
+def family_class(family: str) -> type[RecurrentSurrogate]:
+    """The class of ``family``, or a SpecError listing the families."""
+    if family not in REGISTRY:
+        raise SpecError(f"model {family!r} unknown; allowed: {', '.join(REGISTRY)}")
+    return REGISTRY[family]
+
+
+def build(family: str, layout: Layout, stats: Stats, **hparams: Any) -> RecurrentSurrogate:
+    """A new model of ``family`` (hyperparameters not given take the family's defaults)."""
+    return family_class(family)(layout, stats, **hparams)
+
+
+def describe() -> list[dict[str, Any]]:
+    """Each family with a one-line description and its default hyperparameters."""
+    return [{"family": name, "description": cls.description, "defaults": dict(cls.defaults)}
+            for name, cls in REGISTRY.items()]
+
+
+def surrogate_record(model: RecurrentSurrogate) -> dict[str, Any]:
+    """What rebuilds ``model``: family, constructor arguments, weights (plain data, tensors)."""
+    return {"family": model.family, "args": model.constructor_args(),
+            "state_dict": model.state_dict()}
+
+
+def save_surrogate(model: RecurrentSurrogate, path: Path, **extra: Any) -> None:
+    """Write ``model`` (plus ``extra`` plain data) as a checkpoint file, atomically."""
+    save_checkpoint(Path(path), {**surrogate_record(model), **extra})
+
+
+def load_surrogate(path: Path, device: str | torch.device = "cpu") -> RecurrentSurrogate:
+    """Rebuild a trained surrogate from a checkpoint file or a run directory (its best)."""
+    record = read_checkpoint(path, device)
+    try:
+        args = record["args"]
+        model = family_class(record["family"])(
+            Layout.from_dict(args["layout"]), Stats.from_dict(args["stats"]), **args["hparams"])
+        model.load_state_dict(record["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise DataError(f"checkpoint {path} is inconsistent: {err}") from err
+    return model.to(device).eval()

@@ -1,0 +1,236 @@
+"""What a surrogate reads and predicts: the input layout, target modes and normalisation.
+
+A surrogate carries a small physical state ``z`` in closed loop and sees, at
+step i, a vector of input channels ``u_i`` built from ``z_i`` and from what is
+known in advance (the forcing samples and, when configured, eta):
+
+==============  ==========================  =============================================
+target          carried state ``z``         output ``y_i`` (normalised)
+==============  ==========================  =============================================
+``state``       ``(x_i, v_i)``              increments ``(x_{i+1} - x_i, v_{i+1} - v_i)``
+``velocity``    ``(x_i, v_i)``              ``v_{i+1}``; x by the trapezoid rule below
+``next-value``  last ``lags`` values of x   ``x_{i+1}``
+==============  ==========================  =============================================
+
+Input channels: ``x``, ``v`` (from ``z``), ``F`` (``F_i``), ``F_next``
+(``F_{i+1}``, a sample an integrator also uses for the step), ``eta``; for a
+series, the ``lags`` last values (the Keras ``(1, step)`` layout when
+``lags = step`` and windows have length 1).
+
+Velocity mode advances x by the trapezoid rule
+``x_{i+1} = x_i + dt (v_i + v_{i+1}) / 2``, an O(dt^2) rule:
+``benchmarks/surrogates.py`` measures its floor with the exact velocity
+(NRMSE(x) ~ 3e-4 on ``test`` at dt 0.05, against ~ 0.03 for the forward rule
+``x_{i+1} = x_i + dt v_{i+1}``).
+
+Normalisation statistics (:class:`Stats`) come from the training split only
+and are stored with the model; :class:`Codec` applies them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from odernn.errors import DataError, SpecError
+from odernn.models.base import TARGETS
+from odernn.trajectories import Trajectories
+
+CHANNELS = ("x", "v", "F", "F_next", "eta")
+"""Input channels of an oscillator surrogate, in the order they are stacked."""
+
+DEFAULT_INPUTS = {
+    "state": ("x", "v", "F", "F_next", "eta"),
+    "velocity": ("x", "F", "F_next", "eta"),
+    "next-value": ("x",),
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a surrogate reads and predicts; stored with the model and checked against data.
+
+    ``inputs`` are channel names from :data:`CHANNELS` (``("x",)`` for a
+    series); ``lags`` the number of past values per step of a series;
+    ``warmup`` the number K of observed steps a rollout is given (when eta is
+    withheld; those steps are excluded from every error).
+    """
+
+    target: str = "state"
+    inputs: tuple[str, ...] = DEFAULT_INPUTS["state"]
+    dt: float = 0.05
+    lags: int = 1
+    warmup: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        if self.target not in TARGETS:
+            raise SpecError(f"target {self.target!r} unknown; allowed: {', '.join(TARGETS)}")
+        if self.target == "next-value":
+            if self.inputs != ("x",):
+                raise SpecError("next-value mode reads the series only: inputs must be ['x']")
+        else:
+            bad = [c for c in self.inputs if c not in CHANNELS]
+            if bad or len(set(self.inputs)) != len(self.inputs) or "x" not in self.inputs:
+                raise SpecError(f"inputs {list(self.inputs)} invalid: allowed a subset of "
+                                f"{list(CHANNELS)} without repeats, containing 'x'")
+            if self.target == "state" and "v" not in self.inputs:
+                raise SpecError("state mode feeds (x, v) back: inputs must contain 'v'")
+            object.__setattr__(self, "inputs", tuple(c for c in CHANNELS if c in self.inputs))
+        if not (self.dt > 0 and np.isfinite(self.dt)):
+            raise SpecError(f"dt must be a positive number, got {self.dt}")
+        if self.lags < 1 or (self.lags > 1 and self.target != "next-value"):
+            raise SpecError(f"lags must be >= 1, and > 1 only in next-value mode; got {self.lags}")
+        if self.warmup < 0:
+            raise SpecError(f"warmup must be >= 0 observed steps, got {self.warmup}")
+
+    @property
+    def series(self) -> bool:
+        return self.target == "next-value"
+
+    @property
+    def uses_eta(self) -> bool:
+        return "eta" in self.inputs
+
+    @property
+    def n_inputs(self) -> int:
+        return self.lags if self.series else len(self.inputs)
+
+    @property
+    def n_outputs(self) -> int:
+        return 2 if self.target == "state" else 1
+
+    @property
+    def n_state(self) -> int:
+        """Width of the carried physical state ``z``."""
+        return self.lags if self.series else 2
+
+    @property
+    def n_init(self) -> int:
+        """Width of the initial-state features: ``(x0, v0[, eta])``, or a series' first window."""
+        return self.lags if self.series else 2 + int(self.uses_eta)
+
+    @property
+    def n_exogenous(self) -> int:
+        return 0 if self.series else len([c for c in self.inputs if c not in ("x", "v")])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["inputs"] = list(self.inputs)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Layout:
+        return cls(**{**d, "inputs": tuple(d["inputs"])})
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Mean and standard deviation of each quantity, from the training split.
+
+    Keys: ``x``, ``v``, ``F``, ``eta`` (inputs and initial-state features) and
+    ``y0``, ``y1`` (the outputs of the target mode).
+    """
+
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        return {"mean": dict(self.mean), "std": dict(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, dict[str, float]]) -> Stats:
+        def floats(m: dict[str, Any]) -> dict[str, float]:
+            return {k: float(v) for k, v in m.items()}
+
+        return cls(floats(d["mean"]), floats(d["std"]))
+
+
+def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> None:
+    """Refuse data that does not fit ``layout``: DataError saying what, where, what is allowed."""
+    if layout.series != data.is_series:
+        kind = "a univariate series" if data.is_series else "oscillator trajectories (x, v, F)"
+        need = "a series (x only)" if layout.series else "oscillator trajectories (x, v, F)"
+        raise DataError(f"{where} holds {kind}; this model ({layout.target} mode) needs {need}")
+    if data.n_steps < 2 or data.n < 1:
+        raise DataError(f"{where} has {data.n} trajectories of {data.n_steps} steps; "
+                        "need at least 1 trajectory of 2 steps")
+    if not layout.series and data.F is None:
+        raise DataError(f"{where} has no forcing samples F; an oscillator surrogate needs them")
+    if not np.isclose(data.dt, layout.dt, rtol=1e-9, atol=0.0):
+        raise DataError(f"{where} has dt = {data.dt:g}; the model was built for dt = {layout.dt:g}")
+    if layout.uses_eta and "eta" not in data.params:
+        raise DataError(f"{where} has no params/eta; the model takes eta as an input")
+    arrays = {"x": data.x, "v": data.v, "F": data.F}
+    if layout.uses_eta:
+        arrays["params/eta"] = data.params["eta"]
+    for name, a in arrays.items():
+        if a is not None and not np.all(np.isfinite(a)):
+            raise DataError(f"{where}: {name} contains non-finite values")
+
+
+class Codec(nn.Module):
+    """Normalised inputs and outputs of one layout: the bridge between physics and network.
+
+    ``encode(z, e)`` gives the inputs ``u`` from the carried state and the
+    exogenous channels ``e`` (``F``, ``F_next``, ``eta`` as configured);
+    ``decode(z, y)`` advances the carried state by one step from the output;
+    ``target(z, z_next)`` is its inverse; ``init_features(z, e)`` are the
+    normalised ``(x0, v0[, eta])`` of the initial-state map. All work on any
+    leading shape.
+    """
+
+    def __init__(self, layout: Layout, stats: Stats) -> None:
+        super().__init__()
+        self.layout, self.stats = layout, stats
+        m, s = stats.mean, stats.std
+        if layout.series:
+            in_names = init_names = ["x"] * layout.lags
+        else:
+            in_names = [{"F_next": "F"}.get(c, c) for c in layout.inputs]
+            init_names = ["x", "v"] + (["eta"] if layout.uses_eta else [])
+        out_names = [f"y{k}" for k in range(layout.n_outputs)]
+        cols = [i for i, c in enumerate(("x", "v")) if c in layout.inputs]
+        self._state_cols = None if cols == [0, 1] else cols  # None: all of z, no gather
+        for name, keys in (("in", in_names), ("init", init_names), ("out", out_names)):
+            for stat, table in (("mean", m), ("std", s)):
+                values = torch.tensor([table[k] for k in keys], dtype=torch.float32)
+                self.register_buffer(f"{name}_{stat}", values, persistent=False)
+
+    def encode(self, z: Tensor, e: Tensor) -> Tensor:
+        if self.layout.series:
+            raw = z
+        else:
+            raw = torch.cat([z if self._state_cols is None else z[..., self._state_cols], e], -1)
+        return (raw - self.in_mean) / self.in_std
+
+    def init_features(self, z: Tensor, e: Tensor) -> Tensor:
+        raw = torch.cat([z, e[..., -1:]], dim=-1) if self.layout.uses_eta else z
+        return (raw - self.init_mean) / self.init_std
+
+    def decode(self, z: Tensor, y: Tensor) -> Tensor:
+        out = torch.addcmul(self.out_mean, y, self.out_std)
+        if self.layout.target == "state":
+            return z + out
+        if self.layout.target == "velocity":
+            x = z[..., :1] + (0.5 * self.layout.dt) * (z[..., 1:] + out)
+            return torch.cat([x, out], dim=-1)
+        return torch.cat([z[..., 1:], out], dim=-1)
+
+    def target(self, z: Tensor, z_next: Tensor) -> Tensor:
+        """The normalised output that :meth:`decode` maps ``z`` to ``z_next`` with."""
+        if self.layout.target == "state":
+            raw = z_next - z
+        elif self.layout.target == "velocity":
+            raw = z_next[..., 1:]
+        else:
+            raw = z_next[..., -1:]
+        return (raw - self.out_mean) / self.out_std
+
+    def state_std(self) -> Tensor:
+        """Standard deviations of the carried state's components (scale of closed-loop losses)."""
+        return self.init_std[: self.layout.n_state]

@@ -1,0 +1,204 @@
+"""What every family shares: the codec, the closed loop, the numpy rollout, the checkpoint args.
+
+A family subclasses :class:`RecurrentSurrogate` and implements three torch
+calls on normalised tensors, with the state an explicit tuple of tensors:
+
+- ``initial_state(s0) -> state`` from the normalised ``(x0, v0[, eta])``
+  (the learned or fixed map ``h0 = g(x0, v0, eta)``);
+- ``step(u (B, C), state) -> (y (B, O), state)``;
+- ``sequence(u (B, L, C), state) -> (y (B, L, O), state)``, equal to L steps.
+
+Everything else (teacher-forced windows, the closed loop that feeds the
+predictions back, the batched numpy rollout with its divergence status) is
+written once here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from odernn.errors import DataError
+from odernn.models.base import Rollout
+from odernn.models.layout import Codec, Layout, Stats, check_data
+from odernn.trajectories import Trajectories
+from odernn.types import Array
+
+State = tuple[Tensor, ...]
+
+EXPLODED = 1e4
+"""A carried state beyond this many training standard deviations counts as diverged."""
+
+
+class RecurrentSurrogate(nn.Module):
+    """Base class of every family: build with a layout, training statistics and hyperparameters."""
+
+    family: ClassVar[str]
+    description: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]]
+    """Constructor hyperparameters and their defaults (what ``odernn models`` lists)."""
+
+    def __init__(self, layout: Layout, stats: Stats, hparams: dict[str, Any]) -> None:
+        super().__init__()
+        self.layout = layout
+        self.codec = Codec(layout, stats)
+        self.hparams = dict(hparams)
+
+    @property
+    def target(self) -> str:
+        return self.layout.target
+
+    @property
+    def uses_eta(self) -> bool:
+        return self.layout.uses_eta
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.layout.warmup
+
+    @property
+    def device(self) -> torch.device:
+        return self.codec.in_mean.device
+
+    def constructor_args(self) -> dict[str, Any]:
+        """Plain data that rebuilds this model with ``cls(**build_args(args))`` (checkpoints)."""
+        return {"layout": self.layout.to_dict(), "stats": self.codec.stats.to_dict(),
+                "hparams": dict(self.hparams)}
+
+    def check_data(self, data: Trajectories, where: str = "data") -> None:
+        """Refuse a dataset of another layout (DataError with what, where, what is allowed)."""
+        check_data(data, self.layout, where=where)
+
+    # -- implemented by each family -------------------------------------------------------
+    def initial_state(self, s0: Tensor) -> State:
+        raise NotImplementedError
+
+    def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
+        raise NotImplementedError
+
+    def sequence(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    def teacher_forced(self, z: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
+        """Predicted and true normalised outputs on windows ``z (B, L+1, Z)``, ``e (B, L+1, E)``.
+
+        The true state is fed at every step (one fused sequence call).
+        """
+        state = self.initial_state(self.codec.init_features(z[:, 0], e[:, 0]))
+        y, _ = self.sequence(self.codec.encode(z[:, :-1], e[:, :-1]), state)
+        return y, self.codec.target(z[:, :-1], z[:, 1:])
+
+    def closed_loop(self, z0: Tensor, e: Tensor, observed: Tensor | None = None) -> Tensor:
+        """Feed the predictions back for ``L = e.shape[1]`` steps; returns ``z (B, L+1, Z)``.
+
+        ``observed (B, K, Z)`` replaces the carried state by the truth for the
+        first K steps (a warm-up; ``z0`` is then ``observed[:, 0]``). The
+        hidden state is carried, so the cost is O(L).
+        """
+        k = 0 if observed is None else observed.shape[1]
+        z = z0 if observed is None else observed[:, 0]
+        state = self.initial_state(self.codec.init_features(z, e[:, 0]))
+        out = []
+        for i in range(e.shape[1]):
+            if i < k:
+                z = observed[:, i]
+            out.append(z)
+            y, state = self.step(self.codec.encode(z, e[:, i]), state)
+            z = self.codec.decode(z, y)
+        out.append(z)
+        return torch.stack(out, dim=1)
+
+    def rollout(
+        self,
+        x0: Array,
+        v0: Array | None = None,
+        F: Array | None = None,
+        eta: Array | None = None,
+        warmup: tuple[Array, Array | None] | None = None,
+        *,
+        n_steps: int | None = None,
+    ) -> Rollout:
+        """Closed loop over the whole horizon, batched over trajectories; numpy in, float64 out.
+
+        Oscillator: ``x0, v0 (N,)``, ``F (N, T)`` and, if the model uses it,
+        ``eta (N,)``. Series (next-value mode): ``x0 (N,)`` and ``n_steps``.
+        ``warmup = (x_obs (N, K), v_obs (N, K) or None)`` gives K observed
+        steps (``K >= warmup_steps``; ``x_obs[:, 0]`` is the initial state);
+        the output repeats them. Runs without autograd; a trajectory whose
+        state becomes non-finite or exceeds :data:`EXPLODED` standard
+        deviations is reported in ``diverged_at`` and set to inf from there.
+        """
+        z0, e, observed = self._rollout_tensors(x0, v0, F, eta, warmup, n_steps)
+        with torch.no_grad():
+            z = self.closed_loop(z0, e, observed).double().cpu().numpy()
+        k = 0 if observed is None else observed.shape[1]
+        std = self.codec.state_std().double().cpu().numpy()
+        names = ("x",) * z.shape[-1] if self.layout.series else ("x", "v")
+        mean = np.array([self.codec.stats.mean[c] for c in names])
+        bad = (~np.isfinite(z) | (np.abs((z - mean) / std) > EXPLODED)).any(axis=-1)
+        diverged_at = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
+        for n in np.flatnonzero(diverged_at >= 0):
+            z[n, diverged_at[n]:] = np.inf
+        if self.layout.series:
+            return Rollout(z[..., -1], None, diverged_at, warmup=k)
+        return Rollout(z[..., 0], z[..., 1], diverged_at, warmup=k)
+
+    def _rollout_tensors(self, x0, v0, F, eta, warmup, n_steps):
+        """Validate rollout arguments and turn them into ``z0, e, observed`` tensors."""
+        x0 = np.asarray(x0, dtype=np.float64)
+        if x0.ndim != 1:
+            raise DataError(f"x0 must have shape (N,), got {x0.shape}")
+        n = x0.shape[0]
+        k_min = self.layout.warmup
+        if warmup is None and k_min > 0:
+            raise DataError(f"this model needs a warm-up of {k_min} observed steps "
+                            "(warmup=(x_obs, v_obs)); none given")
+        if self.layout.series:
+            return self._series_tensors(x0, warmup, n_steps)
+        v0 = np.asarray(v0, dtype=np.float64)
+        F = np.asarray(F, dtype=np.float64)
+        if v0.shape != (n,) or F.ndim != 2 or F.shape[0] != n or F.shape[1] < 2:
+            raise DataError(f"rollout needs x0, v0 of shape (N,) and F of shape (N, T >= 2); "
+                            f"got {x0.shape}, {v0.shape}, {F.shape}")
+        cols = {"F": F[:, :-1], "F_next": F[:, 1:]}
+        if self.uses_eta:
+            if eta is None:
+                raise DataError("this model takes eta as an input; rollout got eta=None")
+            eta = np.asarray(eta, dtype=np.float64)
+            if eta.shape != (n,):
+                raise DataError(f"eta must have shape ({n},), got {eta.shape}")
+            cols["eta"] = np.broadcast_to(eta[:, None], (n, F.shape[1] - 1))
+        e = np.stack([cols[c] for c in self.layout.inputs if c in cols], axis=-1) \
+            if self.layout.n_exogenous else np.zeros((n, F.shape[1] - 1, 0))
+        z0 = np.stack([x0, v0], axis=-1)
+        observed = None
+        if warmup is not None:
+            x_obs, v_obs = (np.asarray(a, dtype=np.float64) for a in warmup)
+            k = x_obs.shape[1] if x_obs.ndim == 2 else -1
+            if x_obs.shape != v_obs.shape or x_obs.shape[0] != n or not k_min <= k < F.shape[1]:
+                raise DataError(f"warmup must be (x_obs, v_obs) of shape (N, K) with "
+                                f"{max(k_min, 1)} <= K < T; got {x_obs.shape}, {v_obs.shape}")
+            observed = np.stack([x_obs, v_obs], axis=-1) if k > 0 else None
+        return self._tensor(z0), self._tensor(e), (None if observed is None
+                                                    else self._tensor(observed))
+
+    def _series_tensors(self, x0, warmup, n_steps):
+        if n_steps is None or n_steps < 2:
+            raise DataError("a series rollout needs n_steps >= 2")
+        x_obs = x0[:, None] if warmup is None else np.asarray(warmup[0], dtype=np.float64)
+        if x_obs.ndim != 2 or x_obs.shape[0] != x0.shape[0] or not \
+                max(self.layout.warmup, 1) <= x_obs.shape[1] < n_steps:
+            raise DataError(f"warmup x_obs must have shape (N, K) with "
+                            f"{max(self.layout.warmup, 1)} <= K < n_steps; got {x_obs.shape}")
+        lags = self.layout.lags
+        padded = np.concatenate([np.repeat(x_obs[:, :1], lags - 1, axis=1), x_obs], axis=1)
+        windows = np.lib.stride_tricks.sliding_window_view(padded, lags, axis=1)
+        e = np.zeros((x0.shape[0], n_steps - 1, 0))
+        return self._tensor(windows[:, 0]), self._tensor(e), self._tensor(windows)
+
+    def _tensor(self, a: Array) -> Tensor:
+        return torch.tensor(np.asarray(a), dtype=torch.float32, device=self.device)  # a copy

@@ -1,0 +1,148 @@
+"""From trajectories to training tensors: carried states, exogenous inputs, statistics, splits.
+
+Models never see :class:`~odernn.trajectories.Trajectories`; training turns a
+dataset into two device tensors once (:func:`to_tensors`), the carried state
+``z (N, T, Z)`` and the exogenous inputs ``e (N, T, E)`` of a
+:class:`~odernn.models.layout.Layout`, and every batch is a gather of windows
+from them (:meth:`SequenceTensors.windows`). Normalisation statistics come
+from the training split only (:func:`compute_stats`); splits are by
+trajectory, never by time inside a trajectory (:func:`split_by_trajectory`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from odernn.errors import DataError, SpecError
+from odernn.models.layout import Layout, Stats, check_data
+from odernn.trajectories import Trajectories
+from odernn.types import Array
+
+
+def carried_state(data: Trajectories, layout: Layout) -> Array:
+    """The true carried state ``z`` at every step, ``(N, T, Z)``.
+
+    ``(x, v)`` for an oscillator; for a series the last ``lags`` values,
+    padded at the start with ``x_0``.
+    """
+    if not layout.series:
+        return np.stack([data.x, data.v], axis=-1)
+    pad = np.repeat(data.x[:, :1], layout.lags - 1, axis=1)
+    padded = np.concatenate([pad, data.x], axis=1)
+    return np.lib.stride_tricks.sliding_window_view(padded, layout.lags, axis=1).copy()
+
+
+def exogenous(data: Trajectories, layout: Layout) -> Array:
+    """What is known in advance at every step, ``(N, T, E)``: ``F_i``, ``F_{i+1}``, eta.
+
+    ``F_next`` at the last step repeats ``F_{T-1}`` (never used: no step follows).
+    """
+    n, t = data.x.shape
+    cols = []
+    if "F" in layout.inputs:
+        cols.append(data.F)
+    if "F_next" in layout.inputs:
+        cols.append(np.concatenate([data.F[:, 1:], data.F[:, -1:]], axis=1))
+    if "eta" in layout.inputs:
+        cols.append(np.broadcast_to(np.asarray(data.params["eta"])[:, None], (n, t)))
+    return np.stack(cols, axis=-1) if cols else np.zeros((n, t, 0))
+
+
+def raw_targets(z: Array, layout: Layout) -> Array:
+    """Un-normalised outputs ``(N, T-1, O)`` of the steps ``i -> i+1``."""
+    if layout.target == "state":
+        return z[:, 1:] - z[:, :-1]
+    if layout.target == "velocity":
+        return z[:, 1:, 1:2]
+    return z[:, 1:, -1:]
+
+
+def _mean_std(a: Array) -> tuple[float, float]:
+    """Mean and std of ``a``; the std is 1 for a constant quantity (e.g. no forcing)."""
+    mean, std = float(np.mean(a)), float(np.std(a))
+    return mean, (std if std > 1e-12 * max(1.0, abs(mean)) else 1.0)
+
+
+def compute_stats(data: Trajectories, layout: Layout) -> Stats:
+    """Normalisation statistics of ``data`` (the training split) for ``layout``."""
+    check_data(data, layout)
+    pairs = {"x": _mean_std(data.x)}
+    if not layout.series:
+        pairs["v"] = _mean_std(data.v)
+        pairs["F"] = _mean_std(data.F)
+        if layout.uses_eta:
+            pairs["eta"] = _mean_std(np.asarray(data.params["eta"]))
+    y = raw_targets(carried_state(data, layout), layout)
+    for k in range(layout.n_outputs):
+        pairs[f"y{k}"] = _mean_std(y[..., k])
+    return Stats({k: m for k, (m, _) in pairs.items()}, {k: s for k, (_, s) in pairs.items()})
+
+
+@dataclass(frozen=True)
+class SequenceTensors:
+    """A dataset on the device: carried states ``z (N, T, Z)``, exogenous inputs ``e (N, T, E)``."""
+
+    z: Tensor
+    e: Tensor
+
+    @property
+    def n(self) -> int:
+        return int(self.z.shape[0])
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.z.shape[1])
+
+    def windows(self, rows: Tensor, starts: Tensor, length: int) -> SequenceTensors:
+        """Windows of ``length + 1`` points from ``starts`` in trajectories ``rows``: a gather."""
+        idx = starts[:, None] + torch.arange(length + 1, device=starts.device)
+        r = rows[:, None]
+        return SequenceTensors(self.z[r, idx], self.e[r, idx])
+
+
+def to_tensors(data: Trajectories, layout: Layout, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32) -> SequenceTensors:
+    """The dataset as device tensors for ``layout`` (refused by ``check_data`` if it misfits)."""
+    check_data(data, layout)
+    z = torch.as_tensor(carried_state(data, layout), dtype=dtype, device=device)
+    e = torch.as_tensor(exogenous(data, layout), dtype=dtype, device=device)
+    return SequenceTensors(z, e)
+
+
+def split_by_trajectory(data: Trajectories, val_fraction: float,
+                        seed: int) -> tuple[Trajectories, Trajectories]:
+    """Hold out ``round(val_fraction N)`` whole trajectories (at least one), chosen by ``seed``."""
+    if not 0.0 < val_fraction < 1.0:
+        raise SpecError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n_val = max(1, round(val_fraction * data.n))
+    if n_val >= data.n:
+        raise DataError(f"cannot hold out {n_val} of {data.n} trajectories for validation; "
+                        "give more trajectories or a separate validation set")
+    order = np.random.default_rng(np.random.SeedSequence(seed)).permutation(data.n)
+    return data.take(np.sort(order[n_val:])), data.take(np.sort(order[:n_val]))
+
+
+def fingerprint(data: Trajectories) -> dict[str, Any]:
+    """What identifies a dataset: its shape, grid, parameter names and a hash of its contents."""
+    h = hashlib.sha256()
+    for a in (data.t, data.x, data.v, data.F):
+        if a is not None:
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    for k in sorted(data.params):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(data.params[k], dtype=np.float64).tobytes())
+    return {
+        "n": data.n,
+        "n_steps": data.n_steps,
+        "dt": data.dt,
+        "series": data.is_series,
+        "forcing": str(data.attrs.get("forcing", "")),
+        "params": sorted(data.params),
+        "sha256": h.hexdigest(),
+    }

@@ -1,0 +1,94 @@
+"""The reservoir: its recurrent matrix, its ridge readout, and the automatic ridge choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_models import oscillator_data, small_config
+
+from odernn.models import build, load_surrogate
+from odernn.models.layout import Layout
+from odernn.training import train
+from odernn.windows import compute_stats, to_tensors
+
+
+@pytest.fixture(scope="module")
+def data():
+    return oscillator_data(n=6, n_steps=80)
+
+
+def esn(data, **hparams):
+    layout = Layout(dt=data.dt)
+    return build("esn", layout, compute_stats(data, layout), **{"units": 60, **hparams})
+
+
+@pytest.mark.parametrize("radius", [0.5, 0.9, 1.3])
+def test_recurrent_matrix_has_the_requested_spectral_radius(data, radius):
+    model = esn(data, spectral_radius=radius, degree=6)
+    w = model.recurrent_matrix().to_dense().double().numpy()
+    assert np.max(np.abs(np.linalg.eigvals(w))) == pytest.approx(radius, rel=1e-6)
+    assert np.all(np.count_nonzero(w, axis=1) == 6)
+
+
+def test_reservoir_is_fixed_by_the_seed(data):
+    a, b, c = esn(data, seed=3), esn(data, seed=3), esn(data, seed=4)
+    fixed = ("W_crow", "W_col", "W_value", "W_in", "W_0", "b")
+    assert all(torch.equal(getattr(a, k), getattr(b, k)) for k in fixed)
+    assert not torch.equal(a.W_value, c.W_value)
+
+
+def test_readout_equals_direct_least_squares_on_the_same_states(data):
+    model = esn(data)
+    t = to_tensors(data, model.layout)
+    nf = model.n_features
+    gram, cross = torch.zeros(nf, nf, dtype=torch.float64), torch.zeros(nf, 2,
+                                                                         dtype=torch.float64)
+    rows = model.accumulate(t.z, t.e, gram, cross, chunk=7)
+    gram2, cross2 = torch.zeros_like(gram), torch.zeros_like(cross)
+    model.accumulate(t.z, t.e, gram2, cross2, chunk=100)  # time chunks change nothing
+    torch.testing.assert_close(gram2, gram, rtol=1e-12, atol=1e-12)
+    ridge = 1e-5
+    model.solve_readout(gram, cross, rows, ridge)
+    # The same states and targets, collected directly.
+    with torch.no_grad():
+        codec = model.codec
+        state = model.initial_state(codec.init_features(t.z[:, 0], t.e[:, 0]))
+        u = codec.encode(t.z[:, :-1], t.e[:, :-1])
+        r, _ = model.states(u, state)
+        x = model.features(u, r).reshape(-1, nf).numpy()
+        y = codec.target(t.z[:, :-1], t.z[:, 1:]).double().reshape(-1, 2).numpy()
+    assert rows == x.shape[0] == 6 * 79
+    # Ridge as least squares on the augmented system [X / sqrt(n); sqrt(ridge) I].
+    a = np.vstack([x / np.sqrt(rows), np.sqrt(ridge) * np.eye(nf)])
+    b = np.vstack([y / np.sqrt(rows), np.zeros((nf, 2))])
+    expected = np.linalg.lstsq(a, b, rcond=None)[0]
+    # W_out is stored in float32: equal to the float64 solution up to its rounding
+    np.testing.assert_allclose(model.W_out.detach().numpy().T, expected, rtol=1e-6, atol=1e-7)
+    assert model.ridge.item() == ridge
+
+
+def test_sequence_uses_the_fitted_readout_on_the_states(data):
+    model = esn(data)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.W_out.normal_()
+        u = torch.randn(2, 5, model.layout.n_inputs)
+        y, _ = model.sequence(u)
+        r, _ = model.states(u)
+    expected = model.features(u, r) @ model.W_out.detach().double().T
+    torch.testing.assert_close(y, expected.float())
+
+
+def test_ridge_is_chosen_on_closed_loop_validation(data, tmp_path):
+    grid = [1e-12, 1e-8, 1e-4, 1.0]
+    result = train(data, small_config("esn", ridge_grid=grid), tmp_path, progress=False)
+    errors = [row["val_nrmse_x"] for row in result.history]
+    assert [row["ridge"] for row in result.history] == grid
+    best = grid[int(np.argmin(errors))]
+    model = load_surrogate(tmp_path)
+    assert model.ridge.item() == best
+    assert result.best_val_nrmse == min(errors)
+    assert errors[-1] > min(errors)  # a strong ridge underfits: the choice matters
+    fixed = train(data, small_config("esn", ridge=1e-4), tmp_path / "fixed", progress=False)
+    assert [row["ridge"] for row in fixed.history] == [1e-4]

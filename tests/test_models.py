@@ -1,0 +1,288 @@
+"""The contract every surrogate family keeps (one suite over all of them), and the notes' RNN.
+
+Small problems (16 trajectories x 200 steps, hidden 16) so that the suite runs
+in seconds; ``benchmarks/surrogates.py`` measures the full-size accuracy.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from odernn.errors import DataError
+from odernn.integrators import exact
+from odernn.metrics import nrmse
+from odernn.models import REGISTRY, build, describe, load_surrogate, save_surrogate
+from odernn.models.layout import Layout
+from odernn.systems import HarmonicForcing, Oscillator
+from odernn.training import TrainConfig, train
+from odernn.trajectories import Trajectories
+from odernn.windows import compute_stats
+
+FAMILIES = sorted(REGISTRY)
+
+GRADIENT = {"hidden": 16, "epochs": 6, "batch_size": 8, "window": 20, "horizon": 10,
+            "horizon_start": 5, "closed_loop_from": 0.5, "lr": 1e-2, "val_every": 2}
+SMALL = {"rnn": GRADIENT, "lstm": GRADIENT, "gru": GRADIENT, "esn": {"units": 100}}
+"""Options that train each family on the small problem in about a second."""
+
+CEILING = {"rnn": 0.25, "lstm": 0.25, "gru": 0.25, "esn": 0.02}
+"""Closed-loop NRMSE(x) on held-out trajectories; a frozen x (x_i = x_0) scores about 1."""
+
+
+def oscillator_data(n: int = 16, n_steps: int = 200, dt: float = 0.05, seed: int = 0,
+                    omega: tuple[float, float] = (0.5, 2.0),
+                    F0: tuple[float, float] = (0.0, 1.0)) -> Trajectories:
+    """Cosine-driven oscillators like the ``train`` dataset, from the closed-form solution."""
+    rng = np.random.default_rng(seed)
+    eta, x0, v0 = rng.uniform(0.05, 0.5, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
+    params = {"eta": eta, "x0": x0, "v0": v0, "F0": rng.uniform(*F0, n),
+              "omega": rng.uniform(*omega, n), "phase": np.zeros(n)}
+    forcing = HarmonicForcing(*(params[k][:, None] for k in ("F0", "omega", "phase")))
+    t = np.arange(n_steps) * dt
+    x, v = exact(Oscillator(eta, forcing), x0, v0, t)
+    return Trajectories(t, x, v, forcing(t), params, {"forcing": "cosine"})
+
+
+def series_data(n: int = 4, n_steps: int = 200, dt: float = 0.05, seed: int = 0) -> Trajectories:
+    """Sine series ``sin(omega t + phase)`` (the notes' examples), x only."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_steps) * dt
+    x = np.sin(np.outer(rng.uniform(0.8, 1.2, n), t) + rng.uniform(0, 2 * np.pi, n)[:, None])
+    return Trajectories(t, x)
+
+
+def small_config(family: str, **changes) -> TrainConfig:
+    return TrainConfig.from_dict({"model": family, "val_fraction": 0.25, "device": "cpu",
+                                  **SMALL[family], **changes})
+
+
+def interrupt_at(epoch: int, batch: int):
+    """A progress callback that presses Ctrl-C once at (epoch, batch)."""
+
+    def callback(info):
+        if info.get("stage") == "epoch" and (info["epoch"], info["batch"]) == (epoch, batch):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return callback
+
+
+def rollout(model, data: Trajectories):
+    return model.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params["eta"])
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return oscillator_data()
+
+
+@pytest.fixture(scope="module")
+def test_data():
+    return oscillator_data(n=8, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """Each family trained once on the small problem: family -> (run dir, result)."""
+    runs = {}
+    for family in FAMILIES:
+        run_dir = tmp_path_factory.mktemp(family)
+        runs[family] = (run_dir, train(data, small_config(family), run_dir, progress=False))
+    return runs
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_error_ceiling_in_closed_loop(family, trained, test_data):
+    run_dir, result = trained[family]
+    assert result.status == "ok"
+    out = rollout(load_surrogate(run_dir), test_data)
+    frozen = np.repeat(test_data.x[:, :1], test_data.n_steps, axis=1)
+    assert nrmse(frozen, test_data.x) > 0.9
+    assert out.n_diverged == 0
+    assert nrmse(out.x, test_data.x) < CEILING[family]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_same_seed_same_model_other_seed_other_model(family, data, tmp_path):
+    short = {} if family == "esn" else {"epochs": 2, "window": 10}
+
+    def weights(name, **changes):
+        train(data, small_config(family, **short, **changes), tmp_path / name, progress=False)
+        return load_surrogate(tmp_path / name).state_dict()
+
+    first = weights("first")
+    assert same_weights(first, weights("same"))
+    assert not same_weights(first, weights("other", seed=1))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_load_gives_identical_rollout(family, trained, test_data, tmp_path):
+    model = load_surrogate(trained[family][0])
+    save_surrogate(model, tmp_path / "copy.pt")
+    again = load_surrogate(tmp_path / "copy.pt")
+    a, b = rollout(model, test_data), rollout(again, test_data)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.v, b.v)
+    assert a.x.dtype == np.float64 and a.x.shape == test_data.x.shape
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_inputs_are_not_mutated(family, trained, test_data):
+    model = load_surrogate(trained[family][0])
+    arrays = [test_data.x[:, 0].copy(), test_data.v[:, 0].copy(), test_data.F.copy(),
+              test_data.params["eta"].copy()]
+    before = [a.copy() for a in arrays]
+    model.rollout(*arrays, warmup=(test_data.x[:, :3].copy(), test_data.v[:, :3].copy()))
+    for a, b in zip(arrays, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_training_does_not_mutate_its_data(tmp_path):
+    data = oscillator_data(n=8, n_steps=60)
+    copies = {k: getattr(data, k).copy() for k in ("t", "x", "v", "F")}
+    eta = data.params["eta"].copy()
+    train(data, small_config("gru", epochs=1, window=10, horizon=10), tmp_path, progress=False)
+    for k, a in copies.items():
+        np.testing.assert_array_equal(getattr(data, k), a)
+    np.testing.assert_array_equal(data.params["eta"], eta)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_trainable_parameter_gets_a_gradient(family, data):
+    layout = Layout(dt=data.dt)
+    model = build(family, layout, compute_stats(data, layout), **small_config(family).model_args())
+    z = torch.as_tensor(np.stack([data.x, data.v], -1)[:4, :21], dtype=torch.float32)
+    e = torch.randn(4, 21, 3)
+    y, y_true = model.teacher_forced(z, e)
+    torch.sum(torch.square(y - y_true)).backward()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    for name, p in trainable.items():
+        assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
+    if family == "esn":  # the reservoir is fixed: only the readout is trained
+        assert list(trainable) == ["W_out"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_step_by_step_equals_sequence_call(family, trained):
+    model = load_surrogate(trained[family][0]).double()  # float64: equal to rounding
+    torch.manual_seed(0)
+    u = torch.randn(3, 12, model.layout.n_inputs, dtype=torch.float64)
+    state = model.initial_state(torch.randn(3, model.layout.n_init, dtype=torch.float64))
+    with torch.no_grad():
+        y_seq, end_seq = model.sequence(u, state)
+        ys = []
+        for i in range(u.shape[1]):
+            y, state = model.step(u[:, i], state)
+            ys.append(y)
+    torch.testing.assert_close(torch.stack(ys, 1), y_seq, rtol=1e-10, atol=1e-12)
+    for a, b in zip(state, end_seq, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_batched_rollout_equals_one_by_one(family, trained, test_data):
+    model = load_surrogate(trained[family][0])
+    batch = rollout(model, test_data)
+    for n in range(3):
+        one = rollout(model, test_data.take(slice(n, n + 1)))
+        # float32 kernels round differently at another batch size; trajectories leaking into
+        # each other would differ by O(1)
+        np.testing.assert_allclose(one.x[0], batch.x[n], rtol=0, atol=2e-5)
+        np.testing.assert_allclose(one.v[0], batch.v[n], rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resume_equals_no_interrupt(family, data, trained, tmp_path):
+    config = small_config(family)
+    stopped = train(data, config, tmp_path, progress=interrupt_at(3, 2))
+    if family != "esn":  # the ridge fit is one step: nothing to interrupt
+        assert stopped.status == "interrupted"
+        assert len(stopped.history) == 2
+    resumed = train(data, config, tmp_path, resume=True, progress=False)
+    assert resumed.status == "ok"
+    full_dir = trained[family][0]
+    for name in ("best.pt", "last.pt"):
+        a = load_surrogate(full_dir / name).state_dict()
+        assert same_weights(a, load_surrogate(tmp_path / name).state_dict()), name
+    assert resumed.best_epoch == trained[family][1].best_epoch
+
+
+def test_vanilla_rnn_is_the_notes_equations(data):
+    """``h_t = tanh(U u_t + W h_{t-1} + b)``, ``y_t = V h_t + c`` written out in numpy."""
+    layout = Layout(dt=data.dt)
+    for activation, sigma in (("tanh", np.tanh), ("relu", lambda a: np.maximum(a, 0)),
+                              ("sigmoid", lambda a: 1 / (1 + np.exp(-a)))):
+        model = build("rnn", layout, compute_stats(data, layout), hidden=8, seed=2,
+                      activation=activation, skip=False).double()
+        U, W, b, V, c = (p.detach().numpy() for p in (model.U, model.W, model.b, model.V,
+                                                       model.c))
+        rng = np.random.default_rng(0)
+        u, h = rng.standard_normal((2, 15, layout.n_inputs)), rng.standard_normal((2, 8))
+        expected = []
+        hn = h
+        for t in range(u.shape[1]):
+            hn = sigma(u[:, t] @ U.T + hn @ W.T + b)
+            expected.append(hn @ V.T + c)
+        with torch.no_grad():
+            y, (h_end,) = model.sequence(torch.as_tensor(u), (torch.as_tensor(h),))
+        np.testing.assert_allclose(y.numpy(), np.stack(expected, 1), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(h_end.numpy(), hn, rtol=1e-12, atol=1e-12)
+
+
+def test_rollout_reports_divergence_with_its_step(data):
+    layout = Layout(dt=data.dt)
+    model = build("lstm", layout, compute_stats(data, layout), hidden=8)
+    with torch.no_grad():
+        model.c.fill_(1e4)  # every step adds ~1e4 standard deviations of increment
+    out = rollout(model, data.take(slice(0, 2)))
+    assert out.n_diverged == 2
+    k = out.diverged_at[0]
+    assert 0 < k < data.n_steps
+    assert np.all(np.isfinite(out.x[0, :k])) and np.all(np.isinf(out.x[0, k:]))
+
+
+def test_rollout_warmup_repeats_the_observed_steps(trained, test_data):
+    model = load_surrogate(trained["lstm"][0])
+    out = model.rollout(test_data.x[:, 0], test_data.v[:, 0], test_data.F,
+                        test_data.params["eta"], warmup=(test_data.x[:, :5], test_data.v[:, :5]))
+    assert out.warmup == 5
+    np.testing.assert_allclose(out.x[:, :5], test_data.x[:, :5], rtol=1e-6, atol=1e-6)
+
+
+def test_rollout_argument_errors(trained, test_data):
+    model = load_surrogate(trained["gru"][0])
+    with pytest.raises(DataError, match="eta"):
+        model.rollout(test_data.x[:, 0], test_data.v[:, 0], test_data.F, None)
+    with pytest.raises(DataError, match="shape"):
+        model.rollout(test_data.x[:, 0], test_data.v[:2, 0], test_data.F, test_data.params["eta"])
+
+
+def test_checkpoint_of_another_layout_is_refused(trained, tmp_path):
+    model = load_surrogate(trained["lstm"][0])
+    with pytest.raises(DataError, match="dt = 0.1"):
+        model.check_data(oscillator_data(n=2, n_steps=20, dt=0.1), where="test.h5")
+    with pytest.raises(DataError, match="series"):
+        model.check_data(series_data(n=2, n_steps=20))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="not a readable odernn checkpoint"):
+        load_surrogate(tmp_path / "junk.pt")
+    with pytest.raises(DataError, match="not a run directory"):
+        load_surrogate(tmp_path)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(DataError, match="not an odernn checkpoint"):
+        load_surrogate(tmp_path / "foreign.pt")
+
+
+def test_describe_lists_every_family_with_defaults():
+    rows = {row["family"]: row for row in describe()}
+    assert set(rows) == {"rnn", "lstm", "gru", "esn"}
+    assert rows["esn"]["defaults"]["units"] == 1000
+    assert all(row["description"] for row in rows.values())

@@ -1,0 +1,239 @@
+"""Training: options, the run directory, divergence, early stopping, target modes, truncation."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_models import oscillator_data, series_data, small_config
+
+import odernn.training as training
+from odernn.checkpoint import read_checkpoint
+from odernn.errors import DataError, OutputError, SpecError
+from odernn.metrics import nrmse
+from odernn.models import REGISTRY, build, load_surrogate
+from odernn.models.layout import Layout
+from odernn.training import TrainConfig, closed_loop_nrmse, resolve_device, train
+from odernn.windows import compute_stats, to_tensors
+
+
+@pytest.fixture(scope="module")
+def data():
+    return oscillator_data(n=12, n_steps=100)
+
+
+def quick(family: str = "gru", **changes) -> TrainConfig:
+    return small_config(family, **{"epochs": 2, "window": 10, "horizon": 10, "batch_size": 8,
+                                    **changes}) \
+        if family != "esn" else small_config(family, **changes)
+
+
+# -- options ---------------------------------------------------------------------------------
+
+
+def test_defaults_follow_the_family():
+    assert TrainConfig(model="esn").units == 1000
+    assert TrainConfig(model="esn").hidden is None
+    lstm = TrainConfig(model="lstm")
+    assert (lstm.hidden, lstm.units, lstm.skip) == (64, None, True)
+    assert TrainConfig(model="rnn", skip=False).model_args()["skip"] is False
+    assert lstm.layout(0.05) == Layout(dt=0.05)
+    assert "eta" not in TrainConfig(use_eta=False).layout(0.05).inputs
+
+
+@pytest.mark.parametrize("family", sorted(REGISTRY))
+def test_options_round_trip_through_plain_data(family):
+    config = TrainConfig.from_dict({"model": family, "seed": 4})
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_unknown_option_gets_a_suggestion():
+    with pytest.raises(SpecError, match="unknown training option 'hiden'; did you mean 'hidden'"):
+        TrainConfig.from_dict({"hiden": 32})
+
+
+def test_option_of_another_family_is_refused():
+    with pytest.raises(SpecError, match="'units' does not apply to model 'lstm'.*esn"):
+        TrainConfig.from_dict({"model": "lstm", "units": 100})
+    with pytest.raises(SpecError, match="'lr' does not apply to model 'esn'"):
+        TrainConfig.from_dict({"model": "esn", "lr": 0.1})
+
+
+@pytest.mark.parametrize("bad", [
+    {"lr": "fast"}, {"epochs": 2.5}, {"optimizer": "adagrad"}, {"model": "transformer"},
+    {"clip": -1.0}, {"device": "tpu"}, {"use_eta": "yes"}, {"inputs": "x"}, {"target": "acc"},
+    {"lr": math.inf}, {"horizon": 5, "horizon_start": 10}, {"val_fraction": 1.0},
+])
+def test_bad_values_are_spec_errors(bad):
+    with pytest.raises(SpecError, match="config"):
+        TrainConfig.from_dict(bad)
+
+
+def test_cuda_without_a_gpu_is_a_spec_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(SpecError, match="cuda"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+# -- run directory -----------------------------------------------------------------------------
+
+
+def test_run_directory_files(data, tmp_path):
+    result = train(data, quick(), tmp_path, progress=False)
+    assert {p.name for p in tmp_path.iterdir()} == {"config.json", "history.csv", "best.pt",
+                                                    "last.pt"}
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert TrainConfig.from_dict(saved["config"]) == quick()
+    assert saved["data"]["train"]["n"] == data.n and len(saved["data"]["train"]["sha256"]) == 64
+    with open(tmp_path / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for column in ("loss", "tf_loss", "cl_loss", "val_loss", "val_nrmse_x", "grad_norm", "lr",
+                   "steps_per_s", "time"):
+        assert math.isfinite(float(rows[-1][column])), column
+    best = read_checkpoint(tmp_path / "best.pt")
+    assert best["family"] == "gru" and best["args"]["layout"]["target"] == "state"
+    assert "resume" in read_checkpoint(tmp_path / "last.pt") and "resume" not in best
+    assert result.best_val_nrmse == pytest.approx(best["metrics"]["val_nrmse_x"])
+
+
+def test_existing_run_is_not_overwritten_without_permission(data, tmp_path):
+    train(data, quick(), tmp_path, progress=False)
+    with pytest.raises(OutputError, match="overwrite"):
+        train(data, quick(), tmp_path, progress=False)
+    train(data, quick(epochs=1), tmp_path, progress=False, overwrite=True)
+    with pytest.raises(DataError, match="resume"):
+        train(data, quick(), tmp_path / "new", progress=False, resume=True)
+
+
+def test_resume_refuses_other_data_or_options(data, tmp_path):
+    train(data, quick(), tmp_path, progress=False)
+    with pytest.raises(DataError, match="other data"):
+        train(oscillator_data(n=12, n_steps=100, seed=5), quick(), tmp_path, resume=True,
+              progress=False)
+    with pytest.raises(SpecError, match="lr"):
+        train(data, quick(lr=0.5), tmp_path, resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
+    after_epoch_1 = []
+    real = training._teacher_forced_loss
+
+    def poisoned(*args, **kwargs):
+        loss = real(*args, **kwargs)
+        return loss * math.nan if after_epoch_1 else loss
+
+    def progress(info):
+        if info.get("stage") == "epoch" and info["batch"] == info["batches"]:
+            after_epoch_1.append(True)
+
+    monkeypatch.setattr(training, "_teacher_forced_loss", poisoned)
+    result = train(data, quick(epochs=4, val_every=1), tmp_path, progress=progress)
+    assert result.status == "diverged"
+    assert "non-finite loss at epoch 2" in result.message and "lr" in result.message
+    last = read_checkpoint(tmp_path / "last.pt")
+    assert last["resume"]["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
+    assert load_surrogate(tmp_path).rollout(
+        data.x[:, 0], data.v[:, 0], data.F, data.params["eta"]).n_diverged == 0
+
+
+def test_early_stopping_when_validation_stops_improving(data, tmp_path):
+    result = train(data, quick(epochs=6, lr=1e-12, val_every=1, patience=2, clip=None),
+                   tmp_path, progress=False)
+    assert result.status == "early-stopped"
+    assert len(result.history) == 3 and result.best_epoch == 0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+def test_each_optimizer_reduces_the_loss(data, tmp_path, optimizer):
+    lr = {"adam": 1e-2, "rmsprop": 1e-3, "sgd": 0.05}[optimizer]
+    result = train(data, quick(optimizer=optimizer, lr=lr, epochs=3, horizon=0,
+                               horizon_start=0, skip=False), tmp_path, progress=False)
+    losses = [row["tf_loss"] for row in result.history]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+# -- what is trained ---------------------------------------------------------------------------
+
+
+def test_truncated_bptt_cuts_the_gradient_only_at_the_truncation(data):
+    layout = Layout(dt=data.dt)
+    model = build("lstm", layout, compute_stats(data, layout), hidden=8)
+    w = to_tensors(data, layout).windows(torch.arange(4), torch.zeros(4, dtype=torch.long), 12)
+
+    def grads(tbptt):
+        model.zero_grad()
+        training._teacher_forced_loss(model, w, 12, tbptt).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    full, same, cut = grads(None), grads(12), grads(4)
+    assert all(torch.equal(a, b) for a, b in zip(full, same, strict=True))
+    assert not all(torch.allclose(a, b) for a, b in zip(full, cut, strict=True))
+
+
+def test_closed_loop_loss_feeds_the_predictions_back(data):
+    layout = Layout(dt=data.dt)
+    model = build("gru", layout, compute_stats(data, layout), hidden=8)
+    w = to_tensors(data, layout).windows(torch.arange(3), torch.full((3,), 7), 6)
+    with torch.no_grad():
+        loss = training._closed_loop_loss(model, w, 6)
+        z = w.z[:, 0]
+        state = model.initial_state(model.codec.init_features(z, w.e[:, 0]))
+        errors = []
+        for i in range(6):
+            y, state = model.step(model.codec.encode(z, w.e[:, i]), state)
+            z = model.codec.decode(z, y)
+            errors.append((z - w.z[:, i + 1]) / model.codec.state_std())
+    torch.testing.assert_close(loss, torch.mean(torch.square(torch.stack(errors))))
+
+
+def test_velocity_mode_advances_x_by_the_trapezoid_rule(data, tmp_path):
+    train(data, quick("lstm", target="velocity", epochs=4), tmp_path, progress=False)
+    model = load_surrogate(tmp_path)
+    assert model.target == "velocity" and "v" not in model.layout.inputs
+    out = model.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params["eta"])
+    trapezoid = out.x[:, :1] + np.concatenate(
+        [np.zeros((data.n, 1)), np.cumsum(0.5 * data.dt * (out.v[:, 1:] + out.v[:, :-1]), 1)], 1)
+    np.testing.assert_allclose(out.x, trapezoid, rtol=1e-4, atol=1e-5)
+
+
+def test_next_value_mode_in_the_notes_keras_layout(tmp_path):
+    """``SimpleRNN(relu)`` on windows of one step holding the last 4 values, ``Dense(8, relu)``."""
+    series = series_data(n=6, n_steps=150)
+    config = small_config("rnn", target="next-value", lags=4, window=1, horizon=10,
+                          activation="relu", head=[8], epochs=6, val_fraction=0.34)
+    train(series, config, tmp_path, progress=False)
+    model = load_surrogate(tmp_path)
+    assert (model.layout.n_inputs, model.layout.n_outputs) == (4, 1)
+    out = model.rollout(series.x[:, 0], warmup=(series.x[:, :4], None), n_steps=series.n_steps)
+    assert out.v is None and out.x.shape == series.x.shape and out.warmup == 4
+    np.testing.assert_allclose(out.x[:, :4], series.x[:, :4], rtol=1e-6, atol=1e-6)
+    with pytest.raises(DataError, match="series"):
+        model.check_data(oscillator_data(n=2, n_steps=20))
+
+
+def test_eta_withheld_needs_and_uses_a_warmup(data, tmp_path):
+    train(data, quick(use_eta=False, warmup=10, horizon=12), tmp_path, progress=False)
+    model = load_surrogate(tmp_path)
+    assert (model.uses_eta, model.warmup_steps) == (False, 10)
+    with pytest.raises(DataError, match="warm-up of 10"):
+        model.rollout(data.x[:, 0], data.v[:, 0], data.F)
+    out = model.rollout(data.x[:, 0], data.v[:, 0], data.F,
+                        warmup=(data.x[:, :10], data.v[:, :10]))
+    assert out.warmup == 10
+    err = closed_loop_nrmse(model, data)
+    assert err == pytest.approx(nrmse(out.x, data.x, start=10))
+
+
+def test_validation_set_of_another_layout_is_refused(data, tmp_path):
+    other = dataclasses.replace(oscillator_data(n=3, n_steps=100, dt=0.1))
+    with pytest.raises(DataError, match="validation data has dt"):
+        train(data, quick(), tmp_path, val=other, progress=False)
