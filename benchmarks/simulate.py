@@ -151,13 +151,15 @@ def measure_end_to_end(n: int, T: int, repeats: int, compute: list[Row]) -> list
 
 def peak_memory_mib(n: int, T: int, integrator: str) -> float:
     """Peak resident memory of a fresh process simulating ``n`` trajectories to HDF5."""
+    # VmHWM of the new process (ru_maxrss would include the forking parent's pages)
     code = (
-        "import resource, sys, tempfile, pathlib\n"
+        "import re, tempfile, pathlib\n"
         "from odernn.simulate import simulate\nfrom odernn.spec import load_spec\n"
         f"spec = load_spec('train').with_overrides(n={n}, n_steps={T}, integrator='{integrator}')\n"
         "with tempfile.TemporaryDirectory() as d:\n"
         "    simulate(spec, pathlib.Path(d) / 'm.h5')\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "status = open('/proc/self/status').read()\n"
+        "print(int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip())

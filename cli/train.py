@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,6 @@ def models() -> None:
         defaults = {**entry["defaults"], **TRAINING_DEFAULTS.get(family, {})}
         shown = ", ".join(f"{k}={v}" for k, v in defaults.items())
         typer.echo(f"      defaults: {shown}")
-    common = TrainConfig().to_dict()
-    keys = ", ".join(k for k in common if k != "model")
-    typer.echo(f"\nall options (--set KEY=VALUE or --config FILE.toml): {keys}")
+    keys = ", ".join(f.name for f in dataclasses.fields(TrainConfig) if f.name != "model")
+    typer.echo(f"\nall options (--set KEY=VALUE or --config FILE.toml; each family uses its "
+               f"own): {keys}")

@@ -24,9 +24,9 @@ MARKER = ".odernn-demo"
 FAMILIES = ("rnn", "lstm", "gru", "esn")
 
 DEMO_BUDGET: dict[str, dict[str, Any]] = {
-    "rnn": {"epochs": 12},
-    "lstm": {"epochs": 8},
-    "gru": {"epochs": 8},
+    "rnn": {"epochs": 60},
+    "lstm": {"epochs": 40},
+    "gru": {"epochs": 40},
     "esn": {},
 }
 """Training options of the demo budget, per family (the rest are the family defaults)."""
