@@ -213,8 +213,13 @@ def evaluate(
     the valid-prediction-time threshold; ``progress`` prints one line per stage
     to stderr, or is called with each stage's description.
     """
-    _check_test(test)
+    where = f"test set {data_path}" if data_path is not None else "the test set"
+    _check_test(test, where)
     _check_names(integrators, surrogates)
+    for name, surrogate in surrogates.items():  # refuse a mismatch before any work
+        check = getattr(surrogate, "check_data", None)
+        if check is not None:
+            check(test, where=f"{where} (for surrogate {name!r})")
     say = _reporter(progress)
     scipy_opts = {**SCIPY_DEFAULTS, **(scipy_options or {})}
     system = _oscillator(test)
@@ -237,9 +242,6 @@ def evaluate(
     F, eta = np.asarray(test.F), np.asarray(test.params["eta"])
     x, v = np.asarray(test.x), np.asarray(test.v)
     for name, surrogate in surrogates.items():
-        check = getattr(surrogate, "check_data", None)
-        if check is not None:
-            check(test, where=f"the test set (for surrogate {name!r})")
         steps = slice(0, min(test.n_steps, int(getattr(surrogate, "warmup_steps", 0)) + 16))
         rollout, wall = _timed(
             partial(_rollout, name, surrogate, F, eta, (x, v)),
@@ -289,18 +291,18 @@ def evaluate(
     return Evaluation(test, methods, wp, res, info)
 
 
-def _check_test(test: Trajectories) -> None:
+def _check_test(test: Trajectories, where: str = "the test set") -> None:
     if test.v is None or test.F is None:
-        raise DataError("evaluate needs oscillator trajectories (x, v, F); this test set is a "
+        raise DataError(f"evaluate needs oscillator trajectories (x, v, F); {where} is a "
                         "univariate series")
     if "eta" not in test.params:
-        raise DataError("the test set stores no params/eta; evaluate rebuilds each oscillator "
+        raise DataError(f"{where} stores no params/eta; evaluate rebuilds each oscillator "
                         "from its stored parameters")
     if test.n_steps < 3:
-        raise DataError(f"the test set has {test.n_steps} time points; evaluate needs >= 3")
+        raise DataError(f"{where} has {test.n_steps} time points; evaluate needs >= 3")
     steps = np.diff(np.asarray(test.t, dtype=np.float64))
     if not np.allclose(steps, steps[0], rtol=1e-9, atol=0.0) or not steps[0] > 0:
-        raise DataError("the test set's time grid is not uniform; evaluate needs a fixed dt")
+        raise DataError(f"{where}: the time grid is not uniform; evaluate needs a fixed dt")
 
 
 def _check_names(integrators: Sequence[str], surrogates: Mapping[str, Surrogate]) -> None:
