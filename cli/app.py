@@ -16,6 +16,11 @@ from collections.abc import Sequence
 import typer
 from typer import main as typer_main
 
+try:  # typer >= 0.22 vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click.exceptions import ClickException
+
 from odernn.errors import OdernnError
 
 app = typer.Typer(
@@ -75,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print(INTERRUPTED, file=sys.stderr)
         code = 130
-    except typer_main._click.exceptions.ClickException as exc:
+    except ClickException as exc:
         if debug:
             raise
         message = exc.format_message()
