@@ -65,7 +65,8 @@ def train(
     window: int = typer.Option(None, "--window", help="Teacher-forced window length."),
     horizon: int = typer.Option(None, "--horizon", help="Final closed-loop loss horizon "
                                 "(0: teacher forcing only)."),
-    optimizer: str = typer.Option(None, "--optimizer", help="adam, rmsprop or sgd."),
+    optimizer: str = typer.Option(None, "--optimizer", help="adam, rmsprop, sgd or hf "
+                                  "(Hessian-free; RNN/LSTM/GRU, teacher forcing only)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible on CPU)."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
     no_eta: bool = typer.Option(False, "--no-eta", help="Withhold eta from the surrogate."),

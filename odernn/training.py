@@ -10,9 +10,11 @@ split, builds the model and fits it:
   that grows from ``horizon_start`` to ``horizon`` during training (the model
   feeds back its own predictions and learns to survive its own errors);
   Adam, RMSprop or SGD with (Nesterov) momentum, gradient-norm clipping, a
-  cosine learning-rate schedule, early stopping. Checkpoints are selected on
-  the closed-loop validation error (NRMSE of x over whole trajectories), since
-  teacher-forced loss does not predict closed-loop quality;
+  cosine learning-rate schedule, early stopping; or Hessian-free optimisation
+  (``optimizer="hf"``, :mod:`odernn.hessian_free`) of the teacher-forced loss.
+  Checkpoints are selected on the closed-loop validation error (NRMSE of x over
+  whole trajectories), since teacher-forced loss does not predict closed-loop
+  quality;
 - ESN: one pass accumulating ``X^T X``, ``X^T Y``, then the ridge strength
   with the lowest closed-loop validation error.
 
@@ -42,9 +44,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from odernn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
 from odernn.errors import DataError, OutputError, SpecError
+from odernn.hessian_free import HessianFree
 from odernn.interrupt import interrupt_guard
 from odernn.metrics import nrmse
 from odernn.models import REGISTRY, TARGETS, RecurrentSurrogate, build, surrogate_record
@@ -58,8 +62,9 @@ from odernn.windows import (
     to_tensors,
 )
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+OPTIMIZERS = ("adam", "rmsprop", "sgd", "hf")
 SCHEDULES = ("cosine", "constant")
+MOMENTUM_SCHEDULES = ("constant", "sutskever")
 DEVICES = ("auto", "cpu", "cuda")
 
 TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -70,6 +75,8 @@ TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
     "gru": {"lr": 3e-3, "epochs": 100, "batch_size": 256, "window": 50, "horizon": 0,
             "horizon_start": 0},
     "esn": {},
+    "ffn": {"lr": 3e-3, "epochs": 100, "batch_size": 256, "window": 50, "horizon": 0,
+            "horizon_start": 0},
 }
 """Per family, the training options whose defaults differ (every family: ``odernn models``).
 
@@ -79,12 +86,16 @@ closed-loop loss from 60% of the epochs, horizon 20 -> 100; 7.7e-3 after 5 more 
 closed-loop fine-tuning at horizon 200, at twice the cost). The closed-loop loss stays an
 option (``horizon``, ``horizon_start``, ``closed_loop_from``, ``closed_loop_weight``)."""
 
-MODEL_OPTIONS = ("hidden", "head", "skip", "activation", "output_activation", "units",
-                 "spectral_radius", "leak_rate", "input_scaling", "bias", "degree")
+MODEL_OPTIONS = ("hidden", "head", "skip", "activation", "output_activation", "init",
+                 "init_spectral_radius", "units", "spectral_radius", "leak_rate", "input_scaling",
+                 "bias", "degree")
 GRADIENT_OPTIONS = ("lr", "epochs", "batch_size", "window", "horizon", "horizon_start", "tbptt",
-                    "optimizer", "momentum", "nesterov", "weight_decay", "clip", "schedule",
-                    "warmup_epochs", "patience", "val_every", "closed_loop_weight",
-                    "closed_loop_from")
+                    "optimizer", "momentum", "momentum_schedule", "nesterov", "weight_decay",
+                    "clip", "schedule", "warmup_epochs", "patience", "val_every",
+                    "closed_loop_weight", "closed_loop_from", "damping", "structural_damping",
+                    "max_cg_iters")
+HF_OPTIONS = {"damping": 1.0, "structural_damping": 0.0, "max_cg_iters": 50}
+"""Options of the Hessian-free optimiser only, with their defaults."""
 ESN_OPTIONS = ("ridge", "ridge_grid")
 
 
@@ -96,16 +107,24 @@ class TrainConfig:
     the target's default channels), ``use_eta`` (False withholds eta),
     ``warmup`` (K observed steps a rollout is given), ``lags`` (series only).
     Model: the family's hyperparameters (``hidden``, ``head``,
-    ``activation``, ``output_activation`` for RNN/LSTM/GRU; ``units``,
-    ``spectral_radius``, ``leak_rate``, ``input_scaling``, ``bias``,
-    ``degree``, ``ridge`` (None: chosen from ``ridge_grid``) for the ESN).
+    ``activation``, ``output_activation`` for RNN/LSTM/GRU; ``init``,
+    ``init_spectral_radius`` for the RNN; ``hidden``, ``head``, ``skip``,
+    ``activation`` for the FFN; ``units``, ``spectral_radius``, ``leak_rate``,
+    ``input_scaling``, ``bias``, ``degree``, ``ridge`` (None: chosen from
+    ``ridge_grid``) for the ESN).
     Optimisation (RNN/LSTM/GRU): windows of ``window`` steps in batches of
     ``batch_size``, ``tbptt`` (truncate BPTT every k steps; None: whole
     window), closed-loop horizon growing from ``horizon_start`` to ``horizon``
     (0 disables the closed-loop loss) weighted by ``closed_loop_weight``;
-    ``optimizer``, ``lr``, ``momentum``, ``nesterov``, ``weight_decay``,
+    ``optimizer``, ``lr``, ``momentum`` (with ``momentum_schedule="sutskever"``
+    the ceiling ``mu_max`` of :func:`momentum_at`, SGD only), ``nesterov``,
+    ``weight_decay``,
     ``clip`` (gradient-norm clipping, None: off), ``schedule`` with
     ``warmup_epochs``, ``epochs``, ``patience`` (early stopping, None: off).
+    ``optimizer="hf"`` (Hessian-free, teacher-forced windows only: no
+    ``horizon``, no ``tbptt``; ``lr``, ``momentum``, ``clip`` and ``schedule``
+    unused) takes ``damping`` (initial Tikhonov lambda), ``structural_damping``
+    (mu, on the hidden states; 0: off) and ``max_cg_iters`` per step.
     Validation: ``val_fraction`` of the trajectories (when no validation set
     is given), the closed loop over ``val_steps`` points (None: all).
     """
@@ -121,6 +140,8 @@ class TrainConfig:
     skip: bool | None = None
     activation: str | None = None
     output_activation: str | None = None
+    init: str | None = None
+    init_spectral_radius: float | None = None
     units: int | None = None
     spectral_radius: float | None = None
     leak_rate: float | None = None
@@ -139,7 +160,11 @@ class TrainConfig:
     closed_loop_weight: float = 1.0
     closed_loop_from: float = 0.0
     optimizer: str = "adam"
+    damping: float = 1.0
+    structural_damping: float = 0.0
+    max_cg_iters: int = 50
     momentum: float = 0.9
+    momentum_schedule: str = "constant"
     nesterov: bool = True
     weight_decay: float = 0.0
     clip: float | None = 1.0
@@ -202,6 +227,24 @@ class TrainConfig:
              "warmup_epochs, weight_decay and momentum must be >= 0")
         need(self.closed_loop_weight >= 0, "closed_loop_weight must be >= 0")
         need(0 <= self.closed_loop_from < 1, "closed_loop_from must be in [0, 1)")
+        need(self.momentum_schedule in MOMENTUM_SCHEDULES, f"momentum_schedule "
+             f"{self.momentum_schedule!r} unknown; allowed: {', '.join(MOMENTUM_SCHEDULES)}")
+        need(self.momentum_schedule == "constant" or (self.optimizer == "sgd" and
+                                                      0 < self.momentum < 1),
+             "momentum_schedule 'sutskever' needs optimizer 'sgd' and 0 < momentum < 1")
+        if self.optimizer != "hf":
+            for name, default in HF_OPTIONS.items():
+                need(getattr(self, name) == default, f"{name} applies to optimizer 'hf' only")
+            return
+        need(self.damping > 0, f"damping must be > 0, got {self.damping}")
+        need(self.structural_damping >= 0,
+             f"structural_damping must be >= 0, got {self.structural_damping}")
+        need(self.max_cg_iters >= 1, f"max_cg_iters must be >= 1, got {self.max_cg_iters}")
+        need(self.horizon == 0, "horizon must be 0 with optimizer 'hf' (it fits the "
+             f"teacher-forced loss only), got {self.horizon}")
+        need(self.tbptt is None, "tbptt must be None with optimizer 'hf' (whole windows)")
+        need(self.structural_damping == 0 or self.model != "ffn",
+             "structural_damping needs hidden states: the ffn family has none")
 
     def layout(self, dt: float) -> Layout:
         """The data layout these options describe, for data on a grid of step ``dt``."""
@@ -223,6 +266,8 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         skip = set(MODEL_OPTIONS) - set(REGISTRY[self.model].defaults)
         skip |= set(ESN_OPTIONS) if self.model != "esn" else set(GRADIENT_OPTIONS)
+        if self.optimizer != "hf":
+            skip |= set(HF_OPTIONS)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items() if k not in skip}
 
     @classmethod
@@ -418,7 +463,8 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
     if getattr(model, "D", None) is not None and previous is None:
         _fit_skip(model, data)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(config, params)
+    optimizer = _optimizer(config, params) if config.optimizer != "hf" else _hessian_free(
+        model, config)
     batch_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
     gen = torch.Generator().manual_seed(batch_seed)  # windows and shuffling, not the weights
     length = max(config.window, config.horizon + config.warmup if config.horizon else 0)
@@ -444,11 +490,18 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
             for b in range(state["batch"], n_batches):
                 sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
                 windows = data.windows(rows[sl].to(device), starts[sl].to(device), length)
-                lr = _lr_at(config, epoch + b / n_batches)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                losses = _train_batch(model, config, optimizer, params, windows, horizon)
-                if not all(math.isfinite(v) for v in losses.values()):
+                if isinstance(optimizer, HessianFree):
+                    lr = math.nan  # HF has no learning rate: its steps come from CG
+                    losses = _hf_batch(model, config, optimizer, windows)
+                else:
+                    lr = _lr_at(config, epoch + b / n_batches)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                        if config.momentum_schedule == "sutskever":
+                            group["momentum"] = momentum_at(epoch * n_batches + b,
+                                                            config.momentum)
+                    losses = _train_batch(model, config, optimizer, params, windows, horizon)
+                if not math.isfinite(losses["loss"]):
                     status = "diverged"
                     kept = (f"kept best.pt (epoch {state['best_epoch'] + 1}) and last.pt "
                             f"(epoch {epoch})" if epoch > 0 else "no checkpoint written")
@@ -532,6 +585,57 @@ def _train_batch(model, config, optimizer, params, w: SequenceTensors,
             "grad_norm": norm.item()}
 
 
+class _TeacherForced(nn.Module):
+    """A surrogate as a function of its parameters for Hessian-free optimisation:
+    ``forward(u, s0)`` gives the teacher-forced outputs of a window (and the hidden states,
+    for structural damping). It steps the cell's written-out equations, because HF's
+    curvature products need forward-mode AD, which fused (cuDNN) kernels lack."""
+
+    def __init__(self, net: RecurrentSurrogate, hidden: bool) -> None:
+        super().__init__()
+        self.net, self.hidden = net, hidden
+
+    def forward(self, u: Tensor, s0: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        state = self.net.initial_state(s0)
+        ys, hs = [], []
+        for i in range(u.shape[1]):
+            y, state = self.net.step(u[:, i], state)
+            ys.append(y)
+            if self.hidden:
+                hs.append(state[0])
+        y = torch.stack(ys, dim=1)
+        return (y, torch.stack(hs, dim=1)) if self.hidden else y
+
+
+def _hessian_free(model: RecurrentSurrogate, config: TrainConfig) -> HessianFree:
+    """HF on every parameter of ``model`` (updated in place), driven functionally."""
+    module = _TeacherForced(model, hidden=config.structural_damping > 0)
+    params = {k: p for k, p in module.named_parameters() if p.requires_grad}
+
+    def f(p: dict[str, Tensor], inputs: tuple[Tensor, Tensor]):
+        return torch.func.functional_call(module, p, inputs)
+
+    return HessianFree(f, params, damping=config.damping,
+                       structural_damping=config.structural_damping,
+                       max_cg_iters=config.max_cg_iters)
+
+
+def _hf_batch(model, config: TrainConfig, hf: HessianFree,
+              w: SequenceTensors) -> dict[str, float]:
+    """One HF step on the teacher-forced loss of a batch of windows (the gradient path's loss
+    with ``tbptt=None``); returns the loss before the step and HF's damping and CG stats."""
+    z, e = w.z[:, :config.window + 1], w.e[:, :config.window + 1]
+    codec = model.codec
+    inputs = (codec.encode(z[:, :-1], e[:, :-1]), codec.init_features(z[:, 0], e[:, 0]))
+    try:
+        stats = hf.step((inputs, codec.target(z[:, :-1], z[:, 1:])))
+    except FloatingPointError:
+        return {"loss": math.inf}
+    return {"loss": stats["loss"], "tf_loss": stats["loss"], "cl_loss": 0.0,
+            "hf_lambda": stats["lambda"], "hf_cg_iters": float(stats["cg_iters"]),
+            "hf_alpha": stats["alpha"]}
+
+
 def _teacher_forced_loss(model, w: SequenceTensors, window: int, tbptt: int | None):
     """MSE of the normalised outputs over the first ``window`` steps, the true state fed at each
     step; the hidden state is detached every ``tbptt`` steps (truncated BPTT)."""
@@ -576,21 +680,26 @@ def _end_epoch(model, config, state, val, val_tensors, horizon, lr) -> dict[str,
     return row
 
 
+_COUNTERS = ("batches", "steps", "time")
+
+
 def _zero_partial() -> dict[str, float]:
-    return {"loss": 0.0, "tf_loss": 0.0, "cl_loss": 0.0, "grad_norm": 0.0, "batches": 0,
-            "steps": 0, "time": 0.0}
+    """Sums over an epoch's batches: the counters, then whatever a batch reports."""
+    return {"batches": 0, "steps": 0, "time": 0.0}
 
 
 def _accumulate(partial, losses, w: SequenceTensors, config, horizon) -> None:
-    for k in ("loss", "tf_loss", "cl_loss", "grad_norm"):
-        partial[k] += losses[k]
+    for k, v in losses.items():
+        partial[k] = partial.get(k, 0.0) + v
     partial["batches"] += 1
     partial["steps"] += w.n * (config.window + (horizon if config.closed_loop_weight else 0))
 
 
 def _means(partial) -> dict[str, float]:
+    """Batch means of the reported values (loss, tf_loss, cl_loss, then grad_norm or HF's
+    damping lambda, CG iterations and line-search step alpha)."""
     n = max(partial["batches"], 1)
-    return {k: partial[k] / n for k in ("loss", "tf_loss", "cl_loss", "grad_norm")}
+    return {k: v / n for k, v in partial.items() if k not in _COUNTERS}
 
 
 def _horizon_at(config: TrainConfig, epoch: int) -> int:
@@ -614,6 +723,13 @@ def _lr_at(config: TrainConfig, progress: float) -> float:
     span = max(config.epochs - config.warmup_epochs, 1)
     frac = min(1.0, (progress - config.warmup_epochs) / span)
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def momentum_at(step: int, mu_max: float) -> float:
+    """Sutskever et al.'s momentum schedule at optimiser step ``step`` (from 0):
+    ``mu_t = min(1 - 2^(-1 - log2(floor(t / 250) + 1)), mu_max)``, i.e. 0.5, 0.75, 0.833, ...
+    every 250 steps: little momentum while the gradients are large, then more."""
+    return min(1.0 - 2.0 ** (-1.0 - math.log2(step // 250 + 1)), mu_max)
 
 
 def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:

@@ -6,6 +6,7 @@ in seconds; ``benchmarks/surrogates.py`` measures the full-size accuracy.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from odernn.errors import DataError
+from odernn.errors import DataError, SpecError
 from odernn.integrators import exact
 from odernn.metrics import nrmse
 from odernn.models import REGISTRY, build, describe, load_surrogate, save_surrogate
@@ -27,10 +28,11 @@ FAMILIES = sorted(REGISTRY)
 
 GRADIENT = {"hidden": 16, "epochs": 6, "batch_size": 8, "window": 20, "horizon": 10,
             "horizon_start": 5, "closed_loop_from": 0.5, "lr": 1e-2, "val_every": 2}
-SMALL = {"rnn": GRADIENT, "lstm": GRADIENT, "gru": GRADIENT, "esn": {"units": 100}}
+SMALL = {"rnn": GRADIENT, "lstm": GRADIENT, "gru": GRADIENT, "esn": {"units": 100},
+         "ffn": GRADIENT}
 """Options that train each family on the small problem in about a second."""
 
-CEILING = {"rnn": 0.25, "lstm": 0.25, "gru": 0.25, "esn": 0.02}
+CEILING = {"rnn": 0.25, "lstm": 0.25, "gru": 0.25, "esn": 0.02, "ffn": 0.25}
 """Closed-loop NRMSE(x) on held-out trajectories; a frozen x (x_i = x_0) scores about 1."""
 
 
@@ -215,6 +217,52 @@ def test_resume_equals_no_interrupt(family, data, trained, tmp_path):
     assert resumed.best_epoch == trained[family][1].best_epoch
 
 
+def test_esn_init_has_the_requested_spectral_radius_and_sparsity(data):
+    """Sutskever et al.'s echo-state start: 15 Gaussian inputs per unit, W scaled to a radius."""
+    layout = Layout(dt=data.dt)
+    stats = compute_stats(data, layout)
+    for hidden, radius in ((40, 1.1), (8, 0.9)):
+        model = build("rnn", layout, stats, hidden=hidden, seed=3, init="esn",
+                      init_spectral_radius=radius)
+        W = model.W.detach().double()
+        assert torch.linalg.eigvals(W).abs().max().item() == pytest.approx(radius, rel=1e-5)
+        assert ((W != 0).sum(dim=1) == min(15, hidden)).all()
+    uniform = build("rnn", layout, stats, hidden=40, seed=3)
+    esn = build("rnn", layout, stats, hidden=40, seed=3, init="esn")
+    assert (uniform.W != 0).all() and esn.hparams["init_spectral_radius"] == 1.1
+    assert torch.linalg.eigvals(esn.W.detach().double()).abs().max().item() == \
+        pytest.approx(1.1, rel=1e-5)
+    u = esn.U.detach()
+    assert u.std().item() == pytest.approx(1 / math.sqrt(layout.n_inputs), rel=0.25)
+    before = uniform.state_dict()
+    changed = {k for k, v in esn.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"cell.U", "cell.W"}  # only U and W follow the recipe
+    again = build("rnn", layout, stats, hidden=40, seed=3, init="esn")
+    other = build("rnn", layout, stats, hidden=40, seed=4, init="esn")
+    assert torch.equal(again.W, esn.W) and not torch.equal(other.W, esn.W)
+    with pytest.raises(SpecError, match="init 'xavier' unknown"):
+        build("rnn", layout, stats, init="xavier")
+    with pytest.raises(SpecError, match="init='esn' only"):
+        build("rnn", layout, stats, init_spectral_radius=0.5)
+
+
+def test_ffn_is_a_memoryless_one_step_map(data):
+    """``y_i = V tanh(U u_i + b) + c + D u_i``: each output depends on its own inputs only."""
+    layout = Layout(dt=data.dt)
+    model = build("ffn", layout, compute_stats(data, layout), hidden=8, seed=2).double()
+    U, b, V, c, D = (p.detach().numpy() for p in (model.U, model.b, model.V, model.c, model.D))
+    u = torch.randn(3, 7, layout.n_inputs, dtype=torch.float64)
+    with torch.no_grad():
+        y, state = model.sequence(u, model.initial_state(torch.zeros(3, layout.n_init)))
+        shuffled, _ = model.sequence(u[:, torch.randperm(7)], ())
+    expected = np.tanh(u.numpy() @ U.T + b) @ V.T + c + u.numpy() @ D.T
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12)
+    assert state == () and not torch.equal(shuffled, y)
+    torch.testing.assert_close(torch.sort(shuffled, dim=1).values, torch.sort(y, dim=1).values)
+    with pytest.raises(SpecError, match="must contain 'v'"):
+        build("ffn", Layout("velocity", ("x", "F", "eta"), data.dt), compute_stats(data, layout))
+
+
 def test_vanilla_rnn_is_the_notes_equations(data):
     """``h_t = tanh(U u_t + W h_{t-1} + b)``, ``y_t = V h_t + c`` written out in numpy."""
     layout = Layout(dt=data.dt)
@@ -283,6 +331,6 @@ def test_checkpoint_of_another_layout_is_refused(trained, tmp_path):
 
 def test_describe_lists_every_family_with_defaults():
     rows = {row["family"]: row for row in describe()}
-    assert set(rows) == {"rnn", "lstm", "gru", "esn"}
+    assert set(rows) == {"rnn", "lstm", "gru", "esn", "ffn"}
     assert rows["esn"]["defaults"]["units"] == 1000
     assert all(row["description"] for row in rows.values())

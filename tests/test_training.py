@@ -10,15 +10,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_models import oscillator_data, series_data, small_config
+from test_models import interrupt_at, oscillator_data, same_weights, series_data, small_config
 
 import odernn.training as training
 from odernn.checkpoint import read_checkpoint
 from odernn.errors import DataError, OutputError, SpecError
+from odernn.hessian_free import mse
 from odernn.metrics import nrmse
 from odernn.models import REGISTRY, build, load_surrogate
 from odernn.models.layout import Layout
-from odernn.training import TrainConfig, closed_loop_nrmse, resolve_device, train
+from odernn.training import TrainConfig, closed_loop_nrmse, momentum_at, resolve_device, train
 from odernn.windows import compute_stats, to_tensors
 
 
@@ -68,6 +69,14 @@ def test_option_of_another_family_is_refused():
     {"lr": "fast"}, {"epochs": 2.5}, {"optimizer": "adagrad"}, {"model": "transformer"},
     {"clip": -1.0}, {"device": "tpu"}, {"use_eta": "yes"}, {"inputs": "x"}, {"target": "acc"},
     {"lr": math.inf}, {"horizon": 5, "horizon_start": 10}, {"val_fraction": 1.0},
+    {"optimizer": "hf", "damping": 0.0}, {"optimizer": "hf", "structural_damping": -0.1},
+    {"optimizer": "hf", "max_cg_iters": 0}, {"optimizer": "hf", "horizon": 5},
+    {"optimizer": "hf", "tbptt": 5}, {"damping": 2.0}, {"structural_damping": 0.5},
+    {"model": "esn", "structural_damping": 0.5},
+    {"momentum_schedule": "linear"}, {"momentum_schedule": "sutskever"},
+    {"optimizer": "sgd", "momentum_schedule": "sutskever", "momentum": 1.0},
+    {"model": "lstm", "init": "esn"},
+    {"model": "ffn", "optimizer": "hf", "structural_damping": 0.1},
 ])
 def test_bad_values_are_spec_errors(bad):
     with pytest.raises(SpecError, match="config"):
@@ -159,6 +168,108 @@ def test_each_optimizer_reduces_the_loss(data, tmp_path, optimizer):
                                horizon_start=0, skip=False), tmp_path, progress=False)
     losses = [row["tf_loss"] for row in result.history]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def hf(**changes) -> TrainConfig:
+    """A small vanilla RNN trained by Hessian-free steps (about a second per epoch)."""
+    return quick("rnn", **{"optimizer": "hf", "max_cg_iters": 20, **NO_CLOSED_LOOP, **changes})
+
+
+NO_CLOSED_LOOP = {"horizon": 0, "horizon_start": 0, "skip": False, "epochs": 1, "hidden": 8}
+
+
+def test_hf_options_are_kept_only_for_hf():
+    assert "damping" not in TrainConfig().to_dict()
+    config = TrainConfig.from_dict({"model": "gru", "optimizer": "hf", "structural_damping": 0.3,
+                                    "max_cg_iters": 7})
+    assert {k: config.to_dict()[k] for k in training.HF_OPTIONS} == \
+        {"damping": 1.0, "structural_damping": 0.3, "max_cg_iters": 7}
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize("structural_damping", [0.0, 0.3])
+def test_hf_fits_the_gradient_paths_loss(data, structural_damping):
+    """HF's functional model gives the outputs (and hidden states) of the teacher-forced
+    windows, so HF minimises exactly the loss of the gradient path."""
+    layout = Layout(dt=data.dt)
+    model = build("lstm", layout, compute_stats(data, layout), hidden=8, seed=1)
+    config = hf(model="lstm", structural_damping=structural_damping)
+    w = to_tensors(data, layout).windows(torch.arange(5), torch.full((5,), 3), config.window)
+    optimizer = training._hessian_free(model, config)
+    z, e = w.z[:, :config.window + 1], w.e[:, :config.window + 1]
+    inputs = (model.codec.encode(z[:, :-1], e[:, :-1]), model.codec.init_features(z[:, 0],
+                                                                                  e[:, 0]))
+    out = optimizer.f(optimizer.params, inputs)
+    y = out[0] if structural_damping else out
+    target = model.codec.target(z[:, :-1], z[:, 1:])
+    with torch.no_grad():
+        torch.testing.assert_close(mse(y, target), training._teacher_forced_loss(
+            model, w, config.window, None))
+    if structural_damping:
+        assert out[1].shape == (5, config.window, 8)
+    assert list(optimizer.params) == [f"net.{k}" for k, _ in model.named_parameters()]
+
+
+def test_hf_reduces_the_loss_more_than_sgd_in_as_many_steps(data, tmp_path):
+    start = []
+
+    def first_batch(info):
+        if info.get("stage") == "epoch" and (info["epoch"], info["batch"]) == (1, 1):
+            start.append(info["loss"])  # the loss before any step
+
+    result = train(data, hf(epochs=2), tmp_path / "hf", progress=first_batch)
+    sgd = train(data, quick("rnn", **{**NO_CLOSED_LOOP, "epochs": 2, "optimizer": "sgd",
+                                      "lr": 0.05}), tmp_path / "sgd", progress=False)
+    end = result.history[-1]["tf_loss"]
+    assert end < 0.1 * start[0] and end < 0.5 * sgd.history[-1]["tf_loss"]
+    row = result.history[-1]
+    assert 0 < row["hf_lambda"] < 1 and 1 <= row["hf_cg_iters"] <= 20
+    assert 0 < row["hf_alpha"] <= 1 and math.isnan(row["lr"]) and "grad_norm" not in row
+    with open(tmp_path / "hf" / "history.csv") as f:
+        assert {"hf_lambda", "hf_cg_iters", "hf_alpha"} <= set(next(csv.DictReader(f)))
+
+
+def test_hf_trains_the_memoryless_ffn(data, tmp_path):
+    result = train(data, hf(model="ffn", epochs=2), tmp_path, progress=False)
+    assert result.history[-1]["tf_loss"] < 0.5 * result.history[0]["tf_loss"]
+
+
+def test_hf_resume_equals_no_interrupt(data, tmp_path):
+    config = hf(epochs=2, structural_damping=0.3, val_every=1, max_cg_iters=10)
+    whole = train(data, config, tmp_path / "whole", progress=False)
+    stopped = train(data, config, tmp_path / "run", progress=interrupt_at(2, 3))
+    assert stopped.status == "interrupted"
+    saved = read_checkpoint(tmp_path / "run" / "last.pt")["resume"]["optimizer"]
+    assert saved["steps"] > 0 and saved["damping"] < 1.0
+    resumed = train(data, config, tmp_path / "run", resume=True, progress=False)
+    assert resumed.status == "ok"
+    for a, b in zip(whole.history, resumed.history, strict=True):
+        assert [a[k] for k in ("loss", "hf_lambda", "val_nrmse_x")] == \
+            [b[k] for k in ("loss", "hf_lambda", "val_nrmse_x")]
+    for name in ("best.pt", "last.pt"):
+        a = read_checkpoint(tmp_path / "whole" / name)["state_dict"]
+        assert same_weights(a, read_checkpoint(tmp_path / "run" / name)["state_dict"]), name
+
+
+def test_sutskever_momentum_schedule():
+    """``mu_t = min(1 - 2^(-1 - log2(floor(t/250) + 1)), mu_max) = 1 - 1/(2 (k + 1))``."""
+    steps = [0, 249, 250, 499, 500, 750, 2499, 2500]
+    expected = [0.5, 0.5, 0.75, 0.75, 1 - 1 / 6, 0.875, 0.95, 1 - 1 / 22]
+    assert [momentum_at(t, 0.99) for t in steps] == pytest.approx(expected, rel=1e-12)
+    assert momentum_at(10**6, 0.99) == 0.99 and momentum_at(0, 0.3) == 0.3
+
+
+def test_esn_init_trains_with_the_momentum_schedule(data, tmp_path):
+    config = quick("rnn", init="esn", optimizer="sgd", momentum_schedule="sutskever",
+                   momentum=0.99, lr=0.03, epochs=3, **{k: NO_CLOSED_LOOP[k] for k in
+                                                       ("horizon", "horizon_start", "skip")})
+    result = train(data, config, tmp_path, progress=False)
+    losses = [row["tf_loss"] for row in result.history]
+    assert result.status == "ok" and losses[-1] < 0.5 * losses[0]
+    resume = read_checkpoint(tmp_path / "last.pt")["resume"]
+    steps = 3 * 12  # 3 epochs of 12 batches: still in the first 250 steps
+    assert resume["optimizer"]["param_groups"][0]["momentum"] == momentum_at(steps - 1, 0.99)
+    assert load_surrogate(tmp_path).hparams["init"] == "esn"
 
 
 # -- what is trained ---------------------------------------------------------------------------

@@ -16,12 +16,13 @@ from odernn.checkpoint import read_checkpoint, save_checkpoint
 from odernn.errors import DataError, SpecError
 from odernn.models.base import TARGETS, Rollout, Surrogate
 from odernn.models.esn import ESN
+from odernn.models.ffn import FeedForward
 from odernn.models.layout import Layout, Stats
 from odernn.models.rnn import GRU, LSTM, VanillaRNN
 from odernn.models.surrogate import RecurrentSurrogate
 
 REGISTRY: dict[str, type[RecurrentSurrogate]] = {
-    cls.family: cls for cls in (VanillaRNN, LSTM, GRU, ESN)
+    cls.family: cls for cls in (VanillaRNN, LSTM, GRU, ESN, FeedForward)
 }
 
 __all__ = ["REGISTRY", "TARGETS", "Layout", "RecurrentSurrogate", "Rollout", "Stats", "Surrogate",

@@ -22,6 +22,12 @@ inputs, ``y_t = sigma_y(V h_t + c) + D u_t``, started at the least-squares fit
 ``skip=False`` is the notes' network exactly. The initial state is a learned
 map of the initial conditions, ``h_0 = sigma_h(G s_0 + g)`` with ``s_0`` the
 normalised ``(x0, v0[, eta])`` (for the LSTM also ``c_0 = G_c s_0 + g_c``).
+
+The vanilla RNN can start from the echo-state recipe instead (``init="esn"``,
+Sutskever, Martens, Dahl & Hinton, ICML 2013): a sparse Gaussian ``W`` scaled
+to ``init_spectral_radius`` (1.1: slightly beyond the edge of stability, so
+the state neither forgets nor explodes at once), trained with SGD and a
+momentum schedule (``momentum_schedule="sutskever"`` in ``training``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -210,17 +217,56 @@ class RecurrentNet(RecurrentSurrogate):
         return self.readout(hs, u), state
 
 
+INITS = ("uniform", "esn")
+ESN_CONNECTIONS = 15
+"""Nonzero recurrent weights each unit receives under ``init="esn"`` (Sutskever et al.)."""
+
+
 class VanillaRNN(RecurrentNet):
     family = "rnn"
     description = ("vanilla (Elman) RNN of the notes: h = sigma_h(U u + W h + b), y = V h + c "
-                   "(+ D u with skip)")
-    defaults = {**RecurrentNet.defaults, "activation": "tanh", "output_activation": "identity"}
+                   "(+ D u with skip); init='esn' for the echo-state initialisation")
+    defaults = {**RecurrentNet.defaults, "activation": "tanh", "output_activation": "identity",
+                "init": "uniform", "init_spectral_radius": 1.1}
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
-                 activation: str = "tanh", output_activation: str = "identity") -> None:
+                 activation: str = "tanh", output_activation: str = "identity",
+                 init: str = "uniform", init_spectral_radius: float = 1.1) -> None:
+        if init not in INITS:
+            raise SpecError(f"init {init!r} unknown; allowed: {', '.join(INITS)}")
+        if not init_spectral_radius > 0:
+            raise SpecError(f"init_spectral_radius must be > 0, got {init_spectral_radius}")
+        if init != "esn" and init_spectral_radius != self.defaults["init_spectral_radius"]:
+            raise SpecError("init_spectral_radius applies to init='esn' only")
         super().__init__(layout, stats, hidden, head, skip, seed, activation=activation,
-                         output_activation=output_activation)
+                         output_activation=output_activation, init=init,
+                         init_spectral_radius=float(init_spectral_radius))
+
+    def reset_parameters(self, seed: int) -> None:
+        """PyTorch's uniform defaults; with ``init="esn"`` then the echo-state ``U`` and ``W``.
+
+        ``W``: each unit receives ``min(15, hidden)`` nonzero Gaussian weights from units
+        chosen at random, the matrix scaled to spectral radius ``init_spectral_radius``.
+        ``U``: Gaussian with standard deviation ``1/sqrt(n_in)``, so a unit's input term has
+        about unit variance for the normalised inputs. Drawn from a stream of its own.
+        """
+        super().reset_parameters(seed)
+        if self.hparams["init"] != "esn":
+            return
+        stream = int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
+        g = torch.Generator().manual_seed(stream)
+        n, n_in = self.W.shape[0], self.U.shape[1]
+        w = torch.zeros(n, n, dtype=torch.float64)
+        k = min(ESN_CONNECTIONS, n)
+        for row in range(n):
+            w[row, torch.randperm(n, generator=g)[:k]] = torch.randn(k, generator=g,
+                                                                     dtype=torch.float64)
+        radius = torch.linalg.eigvals(w).abs().max()
+        w *= self.hparams["init_spectral_radius"] / radius
+        with torch.no_grad():
+            self.W.copy_(w)
+            self.U.copy_(torch.randn(self.U.shape, generator=g) / math.sqrt(n_in))
 
     @property
     def U(self) -> Tensor:  # noqa: N802 - the notes' name

@@ -1,0 +1,83 @@
+"""The notes' first form, "Linking with RNNs": a feed-forward one-step map with no memory.
+
+    y_i = V sigma(U u_i + b) + c  (+ D u_i with ``skip``),   u_i = (x_i, v_i, F_i[, F_{i+1}, eta])
+
+It is the vanilla RNN without ``W``: the network sees only the present
+inputs, so it must be given the whole physical state (``v`` among the
+inputs). Its state in the surrogate protocol is empty; in closed loop the
+carried ``(x, v)`` is the only memory, fed back through the codec like every
+family's. ``head`` adds ReLU layers before ``V`` as in :mod:`odernn.models.rnn`.
+
+The notes' x-only variant ``y_i = h(x_i, h_{i-1})`` needs memory: it is the
+recurrent families in velocity mode (inputs without ``v``), not this one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from odernn.errors import SpecError
+from odernn.models.layout import Layout, Stats
+from odernn.models.rnn import ACTIVATIONS, _activation
+from odernn.models.surrogate import RecurrentSurrogate, State
+
+
+class FeedForward(RecurrentSurrogate):
+    family = "ffn"
+    description = ("feed-forward one-step map of the notes ('Linking with RNNs'): "
+                   "y = V sigma(U u + b) + c (+ D u with skip), no memory")
+    defaults: ClassVar[dict[str, Any]] = {"hidden": 64, "head": [], "skip": True, "seed": 0,
+                                          "activation": "tanh"}
+
+    def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
+                 head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
+                 activation: str = "tanh") -> None:
+        head = [int(w) for w in head]
+        if hidden < 1 or any(w < 1 for w in head):
+            raise SpecError(f"hidden and head widths must be >= 1, got {hidden}, {head}")
+        if not layout.series and "v" not in layout.inputs:
+            raise SpecError("the ffn family has no memory: its inputs must contain 'v' (for x "
+                            "only, use a recurrent family in velocity mode)")
+        super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
+                                         "seed": seed, "activation": activation})
+        self.sigma = _activation(activation, tuple(k for k in ACTIVATIONS if k != "identity"),
+                                 "activation")
+        self.U = nn.Parameter(torch.empty(hidden, layout.n_inputs))
+        self.b = nn.Parameter(torch.empty(hidden))
+        widths = [hidden, *head]
+        self.head = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
+        self.V = nn.Parameter(torch.empty(layout.n_outputs, widths[-1]))
+        self.c = nn.Parameter(torch.empty(layout.n_outputs))
+        self.D = nn.Parameter(torch.empty(layout.n_outputs, layout.n_inputs)) if skip else None
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed: int) -> None:
+        """Uniform in ``+-1/sqrt(fan_in)`` (PyTorch's defaults), drawn from ``seed`` alone."""
+        g = torch.Generator().manual_seed(int(seed))
+        widths = [self.hparams["hidden"], *self.hparams["head"]]
+        n_in = self.layout.n_inputs
+        fan_in = {"U": n_in, "b": n_in, "D": n_in, "V": widths[-1], "c": widths[-1]}
+        fan_in.update({f"head.{k}": w for k, w in enumerate(widths[:-1])})
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                parts = name.split(".")
+                bound = 1.0 / math.sqrt(fan_in[".".join(parts[:2]) if parts[0] == "head"
+                                               else parts[0]])
+                p.copy_(torch.empty(p.shape).uniform_(-bound, bound, generator=g))
+
+    def initial_state(self, s0: Tensor) -> State:
+        return ()  # no memory: the carried (x, v) is the whole state
+
+    def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
+        h = self.sigma(u @ self.U.T + self.b)
+        for layer in self.head:
+            h = torch.relu(layer(h))
+        y = h @ self.V.T + self.c
+        return (y if self.D is None else y + u @ self.D.T), state
+
+    def sequence(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        return self.step(u, ())  # every step is independent: one batched call
