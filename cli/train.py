@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,8 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     "  odernn train train.h5 --model esn -o runs/esn --units 500\n\n"
     "  odernn train train.h5 --model rnn -o runs/rnn --set activation=relu --set clip=0.5\n\n"
     "  odernn train train.h5 --model gru -o runs/gru --no-eta --warmup 100\n\n"
-    "  odernn train train.h5 -o runs/lstm --resume   (continue an interrupted run)",
+    "  odernn train train.h5 -o runs/lstm --resume   (continue an interrupted run)\n\n"
+    "  odernn train train.h5 --model gru -o runs/gru --nproc 4   (4 data-parallel processes)",
 )
 def train(
     data: Path = typer.Argument(..., help="Training dataset (HDF5, from odernn simulate).",
@@ -78,10 +81,16 @@ def train(
                                 "flags and --set win.", dir_okay=False),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT from its "
                                 "last checkpoint."),
+    nproc: int = typer.Option(None, "--nproc", help="Train data-parallel in N processes on "
+                              "this machine (re-launched under torchrun; see docs/scaling.md)."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
 ) -> None:
     """Train a recurrent surrogate (RNN, LSTM, GRU or echo state network) on a dataset."""
+    if nproc is not None:
+        if nproc < 1:
+            raise SpecError(f"--nproc must be >= 1, got {nproc}")
+        raise typer.Exit(_relaunch(nproc))
     from odernn.store import read_trajectories
     from odernn.training import TrainConfig
     from odernn.training import train as run
@@ -98,6 +107,11 @@ def train(
     validation = read_trajectories(val) if val is not None else None
     result = run(training, settings, output, val=validation, resume=resume, progress=not quiet,
                  overwrite=overwrite)
+    from odernn.distributed import rank
+
+    if rank() != 0:  # distributed: rank 0 speaks for the run
+        raise typer.Exit(1 if result.status == "diverged" else
+                         130 if result.status == "interrupted" else 0)
     if result.status == "interrupted":  # last.pt holds everything --resume needs
         typer.echo(f"{result.message}; continue with: odernn train {data} -o {output} --resume",
                    err=True)
@@ -107,6 +121,26 @@ def train(
                f"(epoch {result.best_epoch}), {result.train_time_s:.1f} s; run in {output}")
     if result.status == "diverged":
         raise typer.Exit(1)
+
+
+def _relaunch(nproc: int) -> int:
+    """Run this command again without ``--nproc`` under ``torch.distributed.run`` (torchrun)
+    with ``nproc`` processes on this machine; its exit code."""
+    argv = sys.argv[1:]
+    if "train" not in argv:
+        raise SpecError("--nproc: cannot find the train command line to re-launch")
+    rest, args = argv[argv.index("train") + 1:], []
+    skip = False
+    for arg in rest:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", str(nproc), "-m", "odernn", "train", *args]
+    return subprocess.call(command)
 
 
 @app.command(epilog="Example:\n\n  odernn models")

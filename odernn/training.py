@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from odernn import distributed as dd
 from odernn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.hessian_free import HessianFree
@@ -392,8 +393,25 @@ def train(train: Trajectories, config: TrainConfig, run_dir: Path, *,
     trajectories of ``train`` (whole trajectories). ``progress`` is True (one
     line on stderr), False, or a callable receiving a dict per batch.
     """
-    run_dir = Path(run_dir)
-    _prepare_run_dir(run_dir, resume, overwrite)
+    device, created = dd.setup(resolve_device(config.device))
+    try:
+        return _train(train, config, Path(run_dir), val, resume, progress, overwrite, device)
+    finally:
+        dd.teardown(created)
+
+
+def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> TrainResult:
+    """:func:`train` on ``device``, inside the process group when distributed (rank 0 alone
+    prepares and writes the run directory; the others wait at a barrier)."""
+    main = dd.rank() == 0
+    error = None
+    if main:
+        try:
+            _prepare_run_dir(run_dir, resume, overwrite)
+        except (OutputError, DataError) as err:
+            error = err
+    if dd.any_rank(error is not None):
+        raise error or OutputError(f"rank 0 could not prepare run directory {run_dir}")
     source = {"train": fingerprint(train), "val": None if val is None else fingerprint(val),
               "val_fraction": None if val is not None else config.val_fraction}
     previous = _resumable(run_dir, config, source) if resume else None
@@ -402,10 +420,10 @@ def train(train: Trajectories, config: TrainConfig, run_dir: Path, *,
     layout = config.layout(train.dt)
     stats = compute_stats(train, layout)
     check_data(val, layout, where="validation data")
-    device = resolve_device(config.device)
     model = build(config.model, layout, stats, **config.model_args()).to(device)
-    _write_json(run_dir / "config.json", {"config": config.to_dict(), "data": source})
-    report = _reporter(progress)
+    if main:
+        _write_json(run_dir / "config.json", {"config": config.to_dict(), "data": source})
+    report = _reporter(progress if main else False)
     fit = _fit_ridge if config.model == "esn" else _fit_gradient
     return fit(model, config, train, val, run_dir, source, previous, report)
 
@@ -424,9 +442,14 @@ def _fit_ridge(model, config, train, val, run_dir, source, previous, report) -> 
     gram = torch.zeros(nf, nf, dtype=torch.float64, device=model.device)
     cross = torch.zeros(nf, model.layout.n_outputs, dtype=torch.float64, device=model.device)
     rows, block = 0, 64
-    for b in range(0, data.n, block):
-        rows += model.accumulate(data.z[b:b + block], data.e[b:b + block], gram, cross)
-        report({"stage": "reservoir", "done": min(b + block, data.n), "total": data.n})
+    mine = dd.share(data.n)  # each rank accumulates its contiguous share of trajectories
+    for b in range(mine.start, mine.stop, block):
+        end = min(b + block, mine.stop)
+        rows += model.accumulate(data.z[b:end], data.e[b:end], gram, cross)
+        report({"stage": "reservoir", "done": end - mine.start, "total": mine.stop - mine.start})
+    dd.all_sum(gram)
+    dd.all_sum(cross)
+    rows = int(dd.all_sum(torch.tensor([rows], dtype=torch.float64)).item())
     grid = (config.ridge,) if config.ridge is not None else config.ridge_grid
     history, best = [], (math.inf, None)
     for i, ridge in enumerate(grid):
@@ -441,9 +464,11 @@ def _fit_ridge(model, config, train, val, run_dir, source, previous, report) -> 
     elapsed = time.perf_counter() - start
     record = _model_record(model, config, source, {"val_nrmse_x": best[0], "ridge": best[1],
                                                    "train_time_s": elapsed})
-    save_checkpoint(run_dir / BEST, record)
-    save_checkpoint(run_dir / LAST, record)
-    _write_history(run_dir, history)
+    if dd.rank() == 0:
+        save_checkpoint(run_dir / BEST, record)
+        save_checkpoint(run_dir / LAST, record)
+        _write_history(run_dir, history)
+    dd.barrier()
     status = "ok" if math.isfinite(best[0]) else "diverged"
     message = (f"ridge {best[1]:g} chosen on closed-loop validation: NRMSE(x) {best[0]:.3g}"
                if status == "ok" else "every ridge strength diverged in closed loop; try a "
@@ -462,6 +487,7 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
     val_tensors = to_tensors(val, model.layout, device)
     if getattr(model, "D", None) is not None and previous is None:
         _fit_skip(model, data)
+    main = dd.rank() == 0
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(config, params) if config.optimizer != "hf" else _hessian_free(
         model, config)
@@ -478,6 +504,7 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
              "since_best": 0, "elapsed": 0.0, "partial": _zero_partial()}
     if previous is not None:
         state = _restore(previous, model, optimizer, gen, state)
+    dd.broadcast_parameters(model)
     status, message = "ok", f"trained {config.epochs} epochs"
     with interrupt_guard() as interrupted:
         while state["epoch"] < config.epochs:
@@ -489,8 +516,12 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
             t0 = time.perf_counter()
             for b in range(state["batch"], n_batches):
                 sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
-                windows = data.windows(rows[sl].to(device), starts[sl].to(device), length)
+                batch_rows, batch_starts = rows[sl], starts[sl]
+                n_batch = len(batch_rows)
                 if isinstance(optimizer, HessianFree):
+                    # HF: every rank steps on the whole batch (same result, no reduction)
+                    windows = data.windows(batch_rows.to(device), batch_starts.to(device),
+                                           length)
                     lr = math.nan  # HF has no learning rate: its steps come from CG
                     losses = _hf_batch(model, config, optimizer, windows)
                 else:
@@ -500,7 +531,11 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
                         if config.momentum_schedule == "sutskever":
                             group["momentum"] = momentum_at(epoch * n_batches + b,
                                                             config.momentum)
-                    losses = _train_batch(model, config, optimizer, params, windows, horizon)
+                    mine = dd.share(n_batch)  # this rank's contiguous share of the windows
+                    windows = data.windows(batch_rows[mine].to(device),
+                                           batch_starts[mine].to(device), length)
+                    losses = _train_batch(model, config, optimizer, params, windows, horizon,
+                                          weight=windows.n / n_batch)
                 if not math.isfinite(losses["loss"]):
                     status = "diverged"
                     kept = (f"kept best.pt (epoch {state['best_epoch'] + 1}) and last.pt "
@@ -509,23 +544,25 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
                                f"{kept}; try a lower lr (now {lr:.3g}), clip (now "
                                f"{config.clip}) or a shorter horizon")
                     break
-                _accumulate(state["partial"], losses, windows, config, horizon)
+                _accumulate(state["partial"], losses, n_batch, config, horizon)
                 state["batch"] = b + 1
                 report({"stage": "epoch", "epoch": epoch + 1, "epochs": config.epochs,
                         "batch": b + 1, "batches": n_batches, **_means(state["partial"]),
                         "steps_per_s": state["partial"]["steps"] / max(
                             state["partial"]["time"] + time.perf_counter() - t0, 1e-9)})
-                if interrupted():
+                if dd.any_rank(interrupted()):
                     break
             state["partial"]["time"] += time.perf_counter() - t0
             state["elapsed"] += time.perf_counter() - t0
             if status == "diverged":
                 break
-            if interrupted():
+            if dd.any_rank(interrupted()):
                 status = "interrupted"
                 message = (f"interrupted at epoch {epoch + 1}, batch {state['batch']}: saved "
                            f"{run_dir / LAST}; continue with resume")
-                _save_last(run_dir, model, optimizer, config, source, state, epoch_rng)
+                if main:
+                    _save_last(run_dir, model, optimizer, config, source, state, epoch_rng)
+                dd.barrier()
                 break
             validate = (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
             row = _end_epoch(model, config, state, val if validate else None, val_tensors,
@@ -533,12 +570,15 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
             if row["val_nrmse_x"] < state["best_val"] or (validate and state["best_epoch"] < 0):
                 state["best_val"], state["best_epoch"], state["since_best"] = \
                     row["val_nrmse_x"], epoch, 0
-                save_checkpoint(run_dir / BEST, _model_record(model, config, source, row))
+                if main:
+                    save_checkpoint(run_dir / BEST, _model_record(model, config, source, row))
             elif validate:
                 state["since_best"] += 1
             state["epoch"], state["batch"], state["partial"] = epoch + 1, 0, _zero_partial()
-            _save_last(run_dir, model, optimizer, config, source, state, gen.get_state())
-            _write_history(run_dir, state["history"])
+            if main:
+                _save_last(run_dir, model, optimizer, config, source, state, gen.get_state())
+                _write_history(run_dir, state["history"])
+            dd.barrier()
             if config.patience is not None and state["since_best"] >= config.patience:
                 status = "early-stopped"
                 message = (f"early stop after epoch {epoch + 1}: no better closed-loop "
@@ -562,18 +602,30 @@ def _fit_skip(model, data: SequenceTensors) -> None:
 
 
 def _train_batch(model, config, optimizer, params, w: SequenceTensors,
-                 horizon: int) -> dict[str, float]:
-    """One optimiser step on a batch of windows; returns the losses and the gradient norm."""
+                 horizon: int, weight: float = 1.0) -> dict[str, float]:
+    """One optimiser step on a batch of windows; returns the losses and the gradient norm.
+
+    Distributed, ``w`` is this rank's share of the batch and ``weight`` its fraction of the
+    windows: losses and gradients are weighted sums over the ranks, the whole batch's."""
     optimizer.zero_grad(set_to_none=True)
-    tf = _teacher_forced_loss(model, w, config.window, config.tbptt)
+    tf = cl = torch.zeros((), device=model.device)
     loss = tf
-    cl = torch.zeros(())
-    if horizon > 0 and config.closed_loop_weight > 0:
-        cl = _closed_loop_loss(model, w, horizon)
-        loss = tf + config.closed_loop_weight * cl
-    if not torch.isfinite(loss):
+    if w.n > 0:
+        tf = _teacher_forced_loss(model, w, config.window, config.tbptt)
+        loss = tf
+        if horizon > 0 and config.closed_loop_weight > 0:
+            cl = _closed_loop_loss(model, w, horizon)
+            loss = tf + config.closed_loop_weight * cl
+    if dd.active():
+        total = dd.all_sum(torch.stack([loss, tf, cl]).detach().float() * weight).cpu()
+        whole = {"loss": total[0].item(), "tf_loss": total[1].item(), "cl_loss": total[2].item()}
+    else:
+        whole = {"loss": loss.item(), "tf_loss": tf.item(), "cl_loss": cl.item()}
+    if not math.isfinite(whole["loss"]):
         return {"loss": math.inf}
-    loss.backward()
+    if loss.requires_grad:
+        loss.backward()
+    dd.reduce_gradients(params, weight)
     if config.clip is not None:
         norm = torch.nn.utils.clip_grad_norm_(params, config.clip)
     else:
@@ -581,8 +633,7 @@ def _train_batch(model, config, optimizer, params, w: SequenceTensors,
     if not torch.isfinite(norm):
         return {"loss": math.inf}
     optimizer.step()
-    return {"loss": loss.item(), "tf_loss": tf.item(), "cl_loss": cl.item(),
-            "grad_norm": norm.item()}
+    return {**whole, "grad_norm": norm.item()}
 
 
 class _TeacherForced(nn.Module):
@@ -688,11 +739,11 @@ def _zero_partial() -> dict[str, float]:
     return {"batches": 0, "steps": 0, "time": 0.0}
 
 
-def _accumulate(partial, losses, w: SequenceTensors, config, horizon) -> None:
+def _accumulate(partial, losses, n_windows: int, config, horizon) -> None:
     for k, v in losses.items():
         partial[k] = partial.get(k, 0.0) + v
     partial["batches"] += 1
-    partial["steps"] += w.n * (config.window + (horizon if config.closed_loop_weight else 0))
+    partial["steps"] += n_windows * (config.window + (horizon if config.closed_loop_weight else 0))
 
 
 def _means(partial) -> dict[str, float]:

@@ -1,0 +1,113 @@
+"""Data-parallel training across processes launched by ``torchrun`` (``odernn train --nproc N``).
+
+The launcher sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
+``MASTER_PORT``; with ``WORLD_SIZE > 1`` :func:`setup` joins the process group
+(gloo on the CPU, NCCL on CUDA). The models are called through their own
+methods (``sequence``, ``closed_loop``), not ``forward()``, so rather than
+wrapping them in ``DistributedDataParallel`` the training loop sums each
+parameter's gradient, weighted by the rank's share of the batch, with
+:func:`reduce_gradients`: every rank then holds the gradient of the whole
+batch, takes the same optimiser step and keeps the same (unwrapped) weights.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+def world_size() -> int:
+    """Processes in the job: the process group's size, else ``WORLD_SIZE`` (1 when unset)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    """This process's global rank: the process group's, else ``RANK`` (0 when unset)."""
+    return dist.get_rank() if active() else int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def active() -> bool:
+    """True inside a process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def setup(device: torch.device) -> tuple[torch.device, bool]:
+    """Join the process group when launched with ``WORLD_SIZE > 1``.
+
+    Returns the device this rank uses (``cuda:LOCAL_RANK`` on CUDA) and whether
+    this call created the group (then the caller should :func:`teardown` it).
+    """
+    if world_size() <= 1 or dist.is_initialized():
+        return device, False
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank())
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, True
+
+
+def teardown(created: bool) -> None:
+    if created and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+def share(n: int) -> slice:
+    """This rank's contiguous share of ``n`` items (``torch.tensor_split``'s split)."""
+    size, r = world_size(), rank()
+    base, extra = divmod(n, size)
+    lo = r * base + min(r, extra)
+    return slice(lo, lo + base + (1 if r < extra else 0))
+
+
+def all_sum(t: Tensor) -> Tensor:
+    """``t`` summed over the ranks, in place (unchanged in a single process)."""
+    if active():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def any_rank(flag: bool) -> bool:
+    """True when ``flag`` is true on any rank (a collective: every rank must call it)."""
+    if not active():
+        return flag
+    return bool(all_sum(torch.tensor([float(flag)])).item() > 0)
+
+
+def reduce_gradients(params: Iterable[Tensor], weight: float) -> None:
+    """Set each ``.grad`` to the sum over ranks of ``weight * grad`` (``weight``: this rank's
+    fraction of the batch, so the result is the gradient of the whole batch's mean loss).
+    A parameter without a gradient (an empty share) counts as zeros."""
+    if not active():
+        return
+    params = list(params)
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params]) * weight  # one collective, not many
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
+        p.grad.copy_(g.view_as(p.grad))
+
+
+def broadcast_parameters(module: torch.nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank (they start equal anyway: same seed)."""
+    if not active():
+        return
+    with torch.no_grad():
+        for t in (*module.parameters(), *module.buffers()):
+            dist.broadcast(t, src=0)
