@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from odernn.errors import SpecError
 from odernn.models.layout import Layout, Stats
-from odernn.models.rnn import ACTIVATIONS, _activation
+from odernn.models.rnn import ACTIVATIONS, _activation, add_output_layers
 from odernn.models.surrogate import RecurrentSurrogate, State
 
 
@@ -48,11 +48,7 @@ class FeedForward(RecurrentSurrogate):
                                  "activation")
         self.U = nn.Parameter(torch.empty(hidden, layout.n_inputs))
         self.b = nn.Parameter(torch.empty(hidden))
-        widths = [hidden, *head]
-        self.head = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
-        self.V = nn.Parameter(torch.empty(layout.n_outputs, widths[-1]))
-        self.c = nn.Parameter(torch.empty(layout.n_outputs))
-        self.D = nn.Parameter(torch.empty(layout.n_outputs, layout.n_inputs)) if skip else None
+        add_output_layers(self, layout, hidden, head, skip)
         self.reset_parameters(seed)
 
     def reset_parameters(self, seed: int) -> None:

@@ -54,6 +54,17 @@ def _activation(name: str, allowed: tuple[str, ...], option: str):
     return ACTIVATIONS[name]
 
 
+
+def add_output_layers(module: nn.Module, layout: Layout, hidden: int, head: tuple[int, ...],
+                      skip: bool) -> None:
+    """The readout shared by the RNN families and ``ffn``: optional ``head`` layers, then
+    ``y = V h + c`` (+ the linear skip ``D u`` when ``skip``)."""
+    widths = [hidden, *head]
+    module.head = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
+    module.V = nn.Parameter(torch.empty(layout.n_outputs, widths[-1]))
+    module.c = nn.Parameter(torch.empty(layout.n_outputs))
+    module.D = nn.Parameter(torch.empty(layout.n_outputs, layout.n_inputs)) if skip else None
+
 class ElmanCell(nn.Module):
     """The notes' vanilla RNN cell, ``h = sigma_h(U u + W h + b)``."""
 
@@ -167,11 +178,7 @@ class RecurrentNet(RecurrentSurrogate):
         self.sigma_y = _activation(cell_args.get("output_activation", "identity"),
                                    tuple(ACTIVATIONS), "output_activation")
         self.init = nn.Linear(layout.n_init, self.cell.n_states * hidden)
-        widths = [hidden, *head]
-        self.head = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
-        self.V = nn.Parameter(torch.empty(layout.n_outputs, widths[-1]))
-        self.c = nn.Parameter(torch.empty(layout.n_outputs))
-        self.D = nn.Parameter(torch.empty(layout.n_outputs, layout.n_inputs)) if skip else None
+        add_output_layers(self, layout, hidden, head, skip)
         self.reset_parameters(seed)
 
     def reset_parameters(self, seed: int) -> None:
