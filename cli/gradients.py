@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import typer
 
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
-from odernn.errors import OutputError, SpecError
+from odernn.errors import DataError, OutputError, SpecError
 
 SCHEMA = "odernn.gradients"
 OUTPUTS = ("gradients.json", "gradients.png")
@@ -93,17 +92,17 @@ def gradients(
     _check_target(output, overwrite)
 
     trajectories = _load_data(data, sequences, length)
-    makers: list[Callable[[], diagnostics.Probe]] = [
-        lambda f=family, r=radius: diagnostics.fresh_probe(
-            f, trajectories, hidden=hidden, length=length, spectral_radius=r, init=init,
-            seed=seed, input_scale=input_scale, forget_bias=forget_bias if f == "lstm" else None)
+    # every probe is built (and its data and checkpoint checked) before the work starts
+    probes = [diagnostics.fresh_probe(
+        family, trajectories, hidden=hidden, length=length, spectral_radius=radius, init=init,
+        seed=seed, input_scale=input_scale, forget_bias=forget_bias if family == "lstm" else None)
         for family in families for radius in (radii if family == "rnn" else [None])]
-    makers += [lambda p=path: _trained_probe(p, trajectories, length) for path in run or []]
+    probes += [_trained_probe(path, trajectories, length) for path in run or []]
 
     profiles = []
-    with progress_bar(len(makers), "gradients", quiet) as advance:
-        for make in makers:
-            profiles.append(diagnostics.gradient_profile(make(), loss=loss, norm=norm))
+    with progress_bar(len(probes), "gradients", quiet) as advance:
+        for probe in probes:
+            profiles.append(diagnostics.gradient_profile(probe, loss=loss, norm=norm))
             advance(1)
     record = {
         "schema": SCHEMA, "schema_version": 1,
@@ -150,7 +149,11 @@ def _load_data(path: Path | None, sequences: int, length: int) -> Any:
         return simulate_trajectories(spec)
     from odernn.store import read_trajectories
 
-    return read_trajectories(path, rows=slice(0, sequences))
+    data = read_trajectories(path, rows=slice(0, sequences))
+    if data.n_steps < length + 1:
+        raise DataError(f"{path}: trajectories of {data.n_steps} points; --length {length} "
+                        f"needs at least {length + 1}")
+    return data
 
 
 def _trained_probe(path: Path, trajectories: Any, length: int) -> Any:

@@ -117,8 +117,9 @@ def train(
                    err=True)
         raise typer.Exit(130)
     typer.echo(f"{result.status}: {result.message}")
-    typer.echo(f"best closed-loop validation NRMSE(x) {result.best_val_nrmse:.3g} "
-               f"(epoch {result.best_epoch}), {result.train_time_s:.1f} s; run in {output}")
+    when = "" if settings.model == "esn" else f" (epoch {result.best_epoch + 1})"
+    typer.echo(f"best closed-loop validation NRMSE(x) {result.best_val_nrmse:.3g}{when}, "
+               f"{result.train_time_s:.1f} s; run in {output}")
     if result.status == "diverged":
         raise typer.Exit(1)
 

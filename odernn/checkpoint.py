@@ -44,8 +44,12 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         os.replace(tmp, path)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise OutputError(f"cannot write checkpoint {path}: {err.strerror or err}") from err
+        # torch.save reports a failed write (a full disk) as a RuntimeError raised while
+        # handling the OSError
+        cause = err if isinstance(err, OSError) else err.__context__
+        if isinstance(cause, OSError):
+            raise OutputError(f"cannot write checkpoint {path}: {cause.strerror or cause}"
+                              ) from err
         raise
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,19 +51,39 @@ class DemoResult:
         return self.out / "report" / "report.html"
 
 
-def prepare_output(out: Path, overwrite: bool) -> None:
-    """Create ``out``, or empty it when it is a previous demo's (or ``overwrite``)."""
+@contextmanager
+def demo_output(out: Path, overwrite: bool) -> Iterator[None]:
+    """A fresh ``out`` for the demo to write: afterwards it holds the complete new demo or, if
+    the demo fails or is interrupted, the previous one (moved aside meanwhile) or nothing.
+
+    Only a previous demo's directory (it holds :data:`MARKER`) or an empty one is replaced,
+    anything else only with ``overwrite``.
+    """
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {out}: directory {parent} does not exist")
+    backup = None
     if out.exists():
         if not out.is_dir():
             raise OutputError(f"{out} exists and is not a directory")
         if any(out.iterdir()) and not (overwrite or (out / MARKER).exists()):
             raise OutputError(f"{out} exists and is not an odernn demo directory; choose another "
                               f"--output or pass --overwrite")
-        shutil.rmtree(out)
-    if not out.parent.is_dir():
-        raise OutputError(f"cannot write {out}: directory {out.parent} does not exist")
-    out.mkdir()
-    (out / MARKER).write_text("written by odernn demo; a later demo replaces this directory\n")
+        backup = out.with_name(f".{out.name}.previous")
+        shutil.rmtree(backup, ignore_errors=True)
+        out.rename(backup)
+    try:
+        out.mkdir()
+        (out / MARKER).write_text("written by odernn demo; a later demo replaces this directory\n")
+        yield
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        if backup is not None:
+            backup.rename(out)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None = None,
@@ -75,27 +96,46 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     ``n_train``/``n_test`` shrink the datasets, ``epochs``/``hidden``/``units``
     override the demo budget; ``quick`` is a tiny run for tests.
     """
-    from odernn.evaluate import evaluate
-    from odernn.report import write_report
-    from odernn.simulate import simulate
     from odernn.spec import load_spec
-    from odernn.store import read_trajectories
-    from odernn.training import TrainConfig, train
+    from odernn.training import TrainConfig, resolve_device
 
     unknown = [m for m in models if m not in FAMILIES]
     if unknown or not models:
         raise SpecError(f"--models: unknown {', '.join(unknown) or '(none given)'}; "
                         f"allowed: {', '.join(FAMILIES)}")
-    out = Path(out)
-    prepare_output(out, overwrite)
-    result = DemoResult(out)
+    for option, value in (("--n-train", n_train), ("--n-test", n_test)):
+        if value is not None and value < 1:
+            raise SpecError(f"{option} must be >= 1, got {value}")
+    # every option is checked before the output directory is touched
     sizes = {"train": n_train or (QUICK["n_train"] if quick else None),
              "test": n_test or (QUICK["n_test"] if quick else None)}
+    specs = {name: load_spec(name).with_overrides(n=n, n_steps=QUICK["n_steps"] if quick
+                                                  else None) for name, n in sizes.items()}
+    budgets = {family: _budget(family, epochs, hidden, units, device, quick) for family in models}
+    configs = {family: TrainConfig.from_dict({"model": family, **options},
+                                             where=f"demo {family} options")
+               for family, options in budgets.items()}
+    resolve_device(device)
+    out = Path(out)
+    with demo_output(out, overwrite):
+        return _demo(out, specs, configs, budgets, models, epochs, hidden, units, device,
+                     quick, say, progress)
+
+
+def _demo(out, specs, configs, budgets, models, epochs, hidden, units, device, quick, say,
+          progress) -> DemoResult:
+    """The stages of :func:`run_demo`, writing into ``out``."""
+    from odernn.evaluate import evaluate, load_runs
+    from odernn.report import write_report
+    from odernn.simulate import simulate
+    from odernn.store import read_trajectories
+    from odernn.training import train
+
+    result = DemoResult(out)
 
     start = time.perf_counter()
     data = {}
-    for name, n in sizes.items():
-        spec = load_spec(name).with_overrides(n=n, n_steps=QUICK["n_steps"] if quick else None)
+    for name, spec in specs.items():
         simulate(spec, out / f"{name}.h5")
         data[name] = read_trajectories(out / f"{name}.h5")
         say(f"simulated {name}: {data[name].n} trajectories x {data[name].n_steps} points")
@@ -104,18 +144,17 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     runs = {}
     for family in models:
         start = time.perf_counter()
-        options = _budget(family, epochs, hidden, units, device, quick)
-        say(f"training {family} ({', '.join(f'{k}={v}' for k, v in options.items())}) ...")
-        run = train(data["train"], TrainConfig.from_dict({"model": family, **options}),
-                    out / "runs" / family, progress=progress)
+        say(f"training {family} ({', '.join(f'{k}={v}' for k, v in budgets[family].items())})"
+            " ...")
+        run = train(data["train"], configs[family], out / "runs" / family, progress=progress)
+        if run.status == "interrupted":
+            raise KeyboardInterrupt
         runs[family] = out / "runs" / family
         result.stages[f"train {family}"] = time.perf_counter() - start
         say(f"trained {family}: {run.message}; closed-loop validation NRMSE(x) "
             f"{run.best_val_nrmse:.3g} in {result.stages[f'train {family}']:.0f} s")
 
     start = time.perf_counter()
-    from odernn.evaluate import load_runs
-
     evaluation = evaluate(data["test"], load_runs(runs), data_path=out / "test.h5",
                           progress=say if progress else False)
     result.stages["evaluate"] = time.perf_counter() - start
@@ -175,14 +214,22 @@ def run_preset_demo(out: Path, preset: str, *, seed: int = 0, quick: bool = Fals
     See :mod:`odernn.notes_examples` for the variants (the notes' scripts as written, the
     Keras ``(step, 1)`` layout, and our improved recipe).
     """
-    from odernn import __version__
-    from odernn.notes_examples import VARIANTS, preset_section, preset_table, run_preset
-    from odernn.report import write_document
+    from odernn.notes_examples import VARIANTS
 
     if preset not in VARIANTS:
         raise SpecError(f"--preset {preset!r} unknown; allowed: {', '.join(VARIANTS)}")
     out = Path(out)
-    prepare_output(out, overwrite)
+    with demo_output(out, overwrite):
+        return _preset_demo(out, preset, seed, quick, say)
+
+
+def _preset_demo(out: Path, preset: str, seed: int, quick: bool,
+                 say: Callable[[str], None]) -> DemoResult:
+    """The stages of :func:`run_preset_demo`, writing into ``out``."""
+    from odernn import __version__
+    from odernn.notes_examples import VARIANTS, preset_section, preset_table, run_preset
+    from odernn.report import write_document
+
     result = DemoResult(out)
     runs = []
     for variant in VARIANTS[preset]:

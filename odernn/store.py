@@ -602,6 +602,11 @@ def _check_header(attrs: dict[str, Any], path: Path) -> tuple[int, int, tuple[st
     if missing:
         raise DataError(f"{path}: missing attribute(s) {', '.join(map(repr, missing))}; "
                         f"schema version {SCHEMA_VERSION} requires {', '.join(REQUIRED_ATTRS)}")
+    if attrs["n_trajectories"] == 0:
+        raise DataError(f"{path}: the dataset is empty (0 trajectories)")
+    if attrs["n_steps"] in (0, 1):
+        raise DataError(f"{path}: trajectories of {attrs['n_steps']} point(s) have no step to "
+                        "learn or roll out; at least 2 are needed")
     n = _int_attr(attrs, "n_trajectories", 1, path)
     T = _int_attr(attrs, "n_steps", 2, path)
     if n * T > MAX_ELEMENTS:

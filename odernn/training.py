@@ -35,6 +35,7 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -201,6 +202,7 @@ class TrainConfig:
         need(self.target in TARGETS, f"target {self.target!r} unknown; allowed: "
              f"{', '.join(TARGETS)}")
         self.layout(1.0)  # inputs, lags and warmup: Layout says what is wrong
+        REGISTRY[self.model].check_options(**self.model_args())  # the family's hyperparameters
         need(self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r} unknown; allowed: "
              f"{', '.join(OPTIMIZERS)}")
         need(self.schedule in SCHEDULES, f"schedule {self.schedule!r} unknown; allowed: "
@@ -338,7 +340,9 @@ def _coerce(key: str, value: Any, hint: str, where: str) -> Any:
 
 @dataclass
 class TrainResult:
-    """What a run produced: ``status`` is ok, early-stopped, interrupted or diverged."""
+    """What a run produced: ``status`` is ok, early-stopped, interrupted or diverged;
+    ``best_epoch`` counts from 0 (history.csv's ``epoch`` column counts from 1; the reservoir,
+    fitted in one pass, has 0)."""
 
     run_dir: Path
     status: str
@@ -404,7 +408,18 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
     """:func:`train` on ``device``, inside the process group when distributed (rank 0 alone
     prepares and writes the run directory; the others wait at a barrier)."""
     main = dd.rank() == 0
-    error = None
+    source = {"train": fingerprint(train), "val": None if val is None else fingerprint(val),
+              "val_fraction": None if val is not None else config.val_fraction}
+    if val is None:
+        train, val = split_by_trajectory(train, config.val_fraction, config.seed)
+    layout = config.layout(train.dt)
+    stats = compute_stats(train, layout)
+    check_data(val, layout, where="validation data")
+    if config.model != "esn":
+        _check_length(train, config)
+    model = build(config.model, layout, stats, **config.model_args()).to(device)
+    # everything that can be refused has been checked: only now is the run directory touched
+    error, created = None, not run_dir.exists()
     if main:
         try:
             _prepare_run_dir(run_dir, resume, overwrite)
@@ -412,20 +427,17 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
             error = err
     if dd.any_rank(error is not None):
         raise error or OutputError(f"rank 0 could not prepare run directory {run_dir}")
-    source = {"train": fingerprint(train), "val": None if val is None else fingerprint(val),
-              "val_fraction": None if val is not None else config.val_fraction}
     previous = _resumable(run_dir, config, source) if resume else None
-    if val is None:
-        train, val = split_by_trajectory(train, config.val_fraction, config.seed)
-    layout = config.layout(train.dt)
-    stats = compute_stats(train, layout)
-    check_data(val, layout, where="validation data")
-    model = build(config.model, layout, stats, **config.model_args()).to(device)
-    if main:
-        _write_json(run_dir / "config.json", {"config": config.to_dict(), "data": source})
     report = _reporter(progress if main else False)
     fit = _fit_ridge if config.model == "esn" else _fit_gradient
-    return fit(model, config, train, val, run_dir, source, previous, report)
+    try:
+        if main:
+            _write_json(run_dir / "config.json", {"config": config.to_dict(), "data": source})
+        return fit(model, config, train, val, run_dir, source, previous, report)
+    except OutputError:  # e.g. a full disk: a new run with no checkpoint yet leaves nothing
+        if main and created and not (run_dir / BEST).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 # -- the reservoir ---------------------------------------------------------------------------
@@ -493,11 +505,7 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
         model, config)
     batch_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
     gen = torch.Generator().manual_seed(batch_seed)  # windows and shuffling, not the weights
-    length = max(config.window, config.horizon + config.warmup if config.horizon else 0)
-    if data.n_steps - 1 < length:
-        raise DataError(f"trajectories have {data.n_steps} points; window {config.window}, "
-                        f"horizon {config.horizon} and warmup {config.warmup} need at least "
-                        f"{length + 1}")
+    length = _window_length(config)
     n_windows = max(config.batch_size, data.n * (data.n_steps - 1) // config.window)
     n_batches = math.ceil(n_windows / config.batch_size)
     state = {"epoch": 0, "batch": 0, "history": [], "best_val": math.inf, "best_epoch": -1,
@@ -587,6 +595,19 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
     report({"stage": "done", "message": message})
     return TrainResult(run_dir, status, message, state["best_epoch"], state["best_val"],
                        state["history"], state["elapsed"])
+
+
+def _window_length(config: TrainConfig) -> int:
+    """Steps in a training window: the teacher-forced window or the closed-loop horizon."""
+    return max(config.window, config.horizon + config.warmup if config.horizon else 0)
+
+
+def _check_length(data: Trajectories, config: TrainConfig) -> None:
+    length = _window_length(config)
+    if data.n_steps - 1 < length:
+        raise DataError(f"trajectories have {data.n_steps} points; window {config.window}, "
+                        f"horizon {config.horizon} and warmup {config.warmup} need at least "
+                        f"{length + 1}")
 
 
 def _fit_skip(model, data: SequenceTensors) -> None:
@@ -878,34 +899,44 @@ def _atomic_text(path: Path, text: str) -> None:
         tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as err:
+        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {err.strerror}") from err
 
 
 def _reporter(progress: bool | Callable[[dict[str, Any]], None]) -> Callable[[dict], None]:
-    """The progress callback: the caller's, a one-line stderr display, or nothing."""
+    """The progress callback: the caller's, a stderr display, or nothing. On a terminal one
+    line is redrawn in place; otherwise (a log file, a batch job) a plain line is written per
+    epoch or stage, without escape codes."""
     if callable(progress):
         return progress
     if not progress:
         return lambda info: None
+    tty = sys.stderr.isatty()
     last = [0.0]
 
+    def line(info: dict[str, Any]) -> str:
+        if info["stage"] == "epoch":
+            frac = info["batch"] / info["batches"]
+            bar = f" [{'#' * int(20 * frac)}{'-' * (20 - int(20 * frac))}]" if tty else ""
+            return (f"epoch {info['epoch']}/{info['epochs']}{bar} loss {info['loss']:.3g} "
+                    f"(tf {info['tf_loss']:.3g}, closed loop {info['cl_loss']:.3g}) "
+                    f"{info['steps_per_s'] / 1e3:.0f}k steps/s")
+        return f"{info['stage']} {info['done']}/{info['total']}"
+
     def show(info: dict[str, Any]) -> None:
-        now = time.perf_counter()
         done = info.get("stage") == "done"
+        if not tty:
+            finished = done or (info["batch"] == info["batches"] if info["stage"] == "epoch"
+                                else info["done"] == info["total"])
+            if finished:
+                sys.stderr.write((info["message"] if done else line(info)) + "\n")
+                sys.stderr.flush()
+            return
+        now = time.perf_counter()
         if not done and now - last[0] < 0.2:
             return
         last[0] = now
-        if done:
-            sys.stderr.write(f"\r\033[K{info['message']}\n")
-        elif info["stage"] == "epoch":
-            frac = info["batch"] / info["batches"]
-            bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
-            sys.stderr.write(f"\r\033[Kepoch {info['epoch']}/{info['epochs']} [{bar}] "
-                             f"loss {info['loss']:.3g} (tf {info['tf_loss']:.3g}, "
-                             f"closed loop {info['cl_loss']:.3g}) "
-                             f"{info['steps_per_s'] / 1e3:.0f}k steps/s")
-        else:
-            sys.stderr.write(f"\r\033[K{info['stage']} {info['done']}/{info['total']}")
+        sys.stderr.write(f"\r\033[K{info['message']}\n" if done else f"\r\033[K{line(info)}")
         sys.stderr.flush()
 
     return show

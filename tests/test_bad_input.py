@@ -1,8 +1,10 @@
-"""The bad-input matrix for train and evaluate: one clear line, exit code 2, nothing written."""
+"""The bad-input matrix: every command, every kind of bad input a user can give. Each gets one
+clear line naming the problem, exit code 2, no traceback, and nothing is written or changed."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -10,73 +12,238 @@ import pytest
 
 from odernn.cli.app import main
 
+SPEC = """
+name = "tiny"
+seed = 3
+n = 4
+dt = 0.05
+n_steps = 40
+[parameters]
+eta = [0.1, 0.3]
+x0 = [-1.0, 1.0]
+v0 = 0.0
+[forcing]
+family = "cosine"
+F0 = [0.0, 1.0]
+omega = [0.5, 2.0]
+"""
+
+
+def rewrite(src: Path, dst: Path, *, rows=slice(None), cols=slice(None), attrs=None,
+            arrays=None) -> Path:
+    """A copy of an odernn file with rows/time points sliced, attributes or arrays replaced."""
+    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
+        b.attrs.update(dict(a.attrs))
+        for name in ("x", "v", "F"):
+            if name in a:
+                b[name] = a[name][rows, cols]
+        b["t"] = a["t"][cols]
+        for name, d in a["params"].items():
+            b[f"params/{name}"] = d[rows]
+        b.attrs["n_trajectories"], b.attrs["n_steps"] = b["x"].shape
+        b.attrs.update(attrs or {})
+        for name, value in (arrays or {}).items():
+            del b[name]
+            b[name] = value
+    return dst
+
+
+def ok(args: list[str]) -> None:
+    assert main([str(a) for a in args]) == 0, args
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
     data = root / "train.h5"
-    assert main(["simulate", "train", "-o", str(data), "--n", "12", "--integrator", "exact",
-                 "-q"]) == 0
+    ok(["simulate", "train", "-o", data, "--n", "12", "--integrator", "exact", "-q"])
     other_dt = root / "other-dt.h5"
-    assert main(["simulate", "test", "-o", str(other_dt), "--n", "4", "--integrator", "exact",
-                 "-q"]) == 0
+    ok(["simulate", "test", "-o", other_dt, "--n", "4", "--integrator", "exact", "-q"])
     with h5py.File(other_dt, "r+") as f:  # a consistent file on another grid
         f["t"][...] = f["t"][...] * 2
         f.attrs["dt"] = f.attrs["dt"] * 2
+    spec = root / "tiny.toml"
+    spec.write_text(SPEC)
     run = root / "run"
-    assert main(["train", str(data), "-o", str(run), "--model", "esn", "--units", "30",
-                 "--quiet"]) == 0
-    nan = root / "nan.h5"
-    nan.write_bytes(data.read_bytes())
-    with h5py.File(nan, "r+") as f:
-        f["x"][3, 10] = np.nan
+    ok(["train", data, "-o", run, "--model", "esn", "--units", "30", "--quiet"])
+    blind = root / "blind"  # withholds eta: needs 100 observed steps before it predicts
+    ok(["train", data, "-o", blind, "--model", "esn", "--units", "30", "--no-eta", "--warmup",
+        "100", "--quiet"])
+    parts = [root / f"part{k}.h5" for k in (1, 2)]  # two of three shards (a block is 4096)
+    for k, part in enumerate(parts, start=1):
+        ok(["simulate", spec, "-o", part, "--n", "8200", "--shard", f"{k}/3", "-q"])
+    x = h5py.File(data, "r")["x"][...]
     truncated = root / "truncated.h5"
     truncated.write_bytes(data.read_bytes()[: os.path.getsize(data) // 2])
     text = root / "notes.txt"
     text.write_text("not hdf5")
     bad_toml = root / "bad.toml"
     bad_toml.write_text("epochs = [")
+    neg_dt = root / "neg-dt.toml"
+    neg_dt.write_text(SPEC.replace("dt = 0.05", "dt = -0.05"))
+    unknown_key = root / "unknown-key.toml"
+    unknown_key.write_text(SPEC.replace("n = 4", "nn = 4"))
+    no_schema = root / "no-schema.h5"
+    with h5py.File(no_schema, "w") as f:
+        f["x"] = x
     series = root / "sine.h5"
-    assert main(["simulate", "sine", "-o", str(series), "-q"]) == 0
-    return {"data": data, "other_dt": other_dt, "run": run, "nan": nan, "truncated": truncated,
-            "text": text, "bad_toml": bad_toml, "series": series, "root": root}
+    ok(["simulate", "sine", "-o", series, "-q"])
+    existing = root / "keep.h5"
+    existing.write_bytes(b"keep me")
+    foreign_dir = root / "photos"
+    foreign_dir.mkdir()
+    (foreign_dir / "holiday.jpg").write_bytes(b"jpeg")
+    made = {
+        "nan": rewrite(data, root / "nan.h5", arrays={"x": np.where(x == x[3, 10], np.nan, x)}),
+        "inf": rewrite(data, root / "inf.h5", arrays={"x": np.where(x == x[2, 5], np.inf, x)}),
+        "version": rewrite(data, root / "version.h5", attrs={"schema_version": 99}),
+        "shape": rewrite(data, root / "shape.h5", arrays={"v": np.zeros((12, 999))}),
+        "dtype": rewrite(data, root / "dtype.h5", arrays={"x": x.astype(np.int32)}),
+        "empty": rewrite(data, root / "empty.h5", rows=slice(0, 0)),
+        "one_point": rewrite(data, root / "one-point.h5", cols=slice(0, 1)),
+        "short": rewrite(data, root / "short.h5", cols=slice(0, 30)),
+    }
+    return {"data": data, "other_dt": other_dt, "run": run, "blind": blind, "spec": spec,
+            "part1": parts[0], "part2": parts[1], "truncated": truncated, "text": text,
+            "bad_toml": bad_toml, "neg_dt": neg_dt, "unknown_key": unknown_key,
+            "no_schema": no_schema, "series": series, "existing": existing,
+            "foreign_dir": foreign_dir, "root": root, **made}
 
+
+# the kinds of bad file every command that reads a dataset refuses
+BAD_FILES = [
+    ("{root}/missing.h5", "does not exist"),
+    ("{text}", "not an HDF5 file"),
+    ("{truncated}", "truncated"),
+    ("{no_schema}", "not an odernn trajectory file"),
+    ("{version}", "schema_version is 99"),
+    ("{nan}", "non-finite"),
+    ("{inf}", "non-finite"),
+    ("{shape}", "shape (12, 999)"),
+    ("{dtype}", "dtype int32"),
+    ("{empty}", "empty"),
+    ("{one_point}", "no step"),
+]
 
 CASES = [
-    (["train", "{root}/missing.h5", "-o", "{root}/o"], "missing.h5"),
-    (["train", "{text}", "-o", "{root}/o"], "notes.txt"),
-    (["train", "{truncated}", "-o", "{root}/o"], "truncated.h5"),
-    (["train", "{nan}", "-o", "{root}/o"], "nan.h5"),
+    # simulate
+    (["simulate", "trian", "-o", "{root}/o.h5"], "did you mean 'train'"),
+    (["simulate", "{root}/missing.toml", "-o", "{root}/o.h5"], "not found"),
+    (["simulate", "{bad_toml}", "-o", "{root}/o.h5"], "malformed TOML"),
+    (["simulate", "{neg_dt}", "-o", "{root}/o.h5"], "dt must be > 0"),
+    (["simulate", "{unknown_key}", "-o", "{root}/o.h5"], "did you mean 'n'"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--integrator", "rk5"], "did you mean 'rk4'"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--n", "0"], "n must be in"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--dtype", "float16"], "float16"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--n", "abc"], "'--n'"),
+    (["simulate", "{spec}", "-o", "{existing}"], "--overwrite"),
+    (["simulate", "{spec}", "-o", "{root}/no-dir/o.h5"], "does not exist"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--shard", "3/2"], "--shard"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--shard", "1/0"], "--shard"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--bogus"], "No such option"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--config", "{bad_toml}"], "bad.toml"),
+    (["simulat"], "Did you mean 'simulate'"),
+    # inspect
+    *[(["inspect", bad], needle) for bad, needle in BAD_FILES if bad not in ("{nan}", "{inf}")],
+    (["inspect", "{root}"], "is a directory"),
+    # merge
+    (["merge", "{part1}", "-o", "{root}/o.h5"], "missing"),
+    (["merge", "{part1}", "{part1}", "-o", "{root}/o.h5"], "again"),
+    (["merge", "{part1}", "{data}", "-o", "{root}/o.h5"], "not a shard"),
+    (["merge", "{part1}", "{text}", "-o", "{root}/o.h5"], "not an HDF5 file"),
+    (["merge", "{part1}", "{root}/missing.h5", "-o", "{root}/o.h5"], "does not exist"),
+    (["merge", "{part1}", "{part2}", "-o", "{existing}"], "--overwrite"),
+    (["merge", "{part1}", "{part2}", "-o", "{part1}", "--overwrite"], "part1.h5"),
+    (["merge", "-o", "{root}/o.h5"], "Missing argument"),
+    # train
+    *[(["train", bad, "-o", "{root}/o"], needle) for bad, needle in BAD_FILES],
+    (["train", "{data}", "-o", "{root}/o", "--val", "{nan}"], "nan.h5"),
+    (["train", "{data}", "-o", "{root}/o", "--val", "{other_dt}"], "dt"),
+    (["train", "{short}", "-o", "{root}/o", "--model", "gru"], "need at least 51"),
     (["train", "{data}", "-o", "{root}/o", "--model", "tcn"], "tcn"),
     (["train", "{data}", "-o", "{root}/o", "--set", "lerning_rate=1"], "lerning_rate"),
     (["train", "{data}", "-o", "{root}/o", "--set", "epoch=3"], "did you mean 'epochs'"),
+    (["train", "{data}", "-o", "{root}/o", "--set", "epochs"], "KEY=VALUE"),
     (["train", "{data}", "-o", "{root}/o", "--epochs", "-1"], "epochs"),
+    (["train", "{data}", "-o", "{root}/o", "--window", "0"], "window must be > 0"),
+    (["train", "{data}", "-o", "{root}/o", "--horizon", "-1"], "horizon"),
+    (["train", "{data}", "-o", "{root}/o", "--lr", "nan"], "lr"),
     (["train", "{data}", "-o", "{root}/o", "--optimizer", "adagrad"], "adagrad"),
+    (["train", "{data}", "-o", "{root}/o", "--optimizer", "hf", "--horizon", "10"], "hf"),
     (["train", "{data}", "-o", "{root}/o", "--target", "acceleration"], "acceleration"),
+    (["train", "{data}", "-o", "{root}/o", "--model", "rnn", "--set", "init=xavier"], "xavier"),
+    (["train", "{data}", "-o", "{root}/o", "--model", "rnn", "--set", "activation=gelu"],
+     "gelu"),
+    (["train", "{data}", "-o", "{root}/o", "--hidden", "0"], "hidden"),
     (["train", "{data}", "-o", "{root}/o", "--config", "{bad_toml}"], "bad.toml"),
     (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--set", "epochs=3"], "epochs"),
     (["train", "{data}", "-o", "{run}"], "run"),
     (["train", "{data}", "-o", "{root}/fresh", "--resume"], "fresh"),
     (["train", "{data}", "-o", "{root}/o", "--device", "tpu"], "tpu"),
+    (["train", "{data}", "-o", "{root}/o", "--nproc", "0"], "--nproc"),
+    # evaluate
+    *[(["evaluate", "{run}", "--data", bad, "-o", "{root}/r"], needle)
+      for bad, needle in BAD_FILES],
     (["evaluate", "{root}/no-run", "--data", "{data}", "-o", "{root}/r"], "no-run"),
     (["evaluate", "{root}", "--data", "{data}", "-o", "{root}/r"], "best.pt"),
-    (["evaluate", "{run}", "--data", "{root}/missing.h5", "-o", "{root}/r"], "missing.h5"),
     (["evaluate", "{run}", "--data", "{other_dt}", "-o", "{root}/r"], "dt"),
     (["evaluate", "{run}", "--data", "{series}", "-o", "{root}/r"], "sine.h5"),
+    (["evaluate", "{blind}", "--data", "{short}", "-o", "{root}/r"], "warm"),
     (["evaluate", "{run}", "--data", "{data}", "-o", "{root}/nowhere/r"], "nowhere"),
     (["evaluate", "{run}", "--data", "{data}", "-o", "{data}"], "train.h5"),
+    (["evaluate", "{run}", "--data", "{data}", "-o", "{foreign_dir}", "--overwrite"], "photos"),
+    # gradients
+    (["gradients", "-o", "{root}/g", "--model", "tcn"], "tcn"),
+    (["gradients", "-o", "{root}/g", "--model", "esn"], "esn"),
+    (["gradients", "-o", "{root}/g", "--hidden", "0"], "--hidden"),
+    (["gradients", "-o", "{root}/g", "--length", "0"], "--length"),
+    (["gradients", "-o", "{root}/g", "--sequences", "0"], "--sequences"),
+    (["gradients", "-o", "{root}/g", "--spectral-radius", "big"], "big"),
+    (["gradients", "-o", "{root}/g", "--spectral-radius", "-1"], "--spectral-radius"),
+    (["gradients", "-o", "{root}/g", "--spectral-radius", "inf"], "--spectral-radius"),
+    (["gradients", "-o", "{root}/g", "--input-scale", "0"], "--input-scale"),
+    (["gradients", "-o", "{root}/g", "--model", "lstm", "--spectral-radius", "0.9"], "rnn"),
+    (["gradients", "-o", "{root}/g", "--model", "rnn", "--forget-bias", "1"], "lstm"),
+    (["gradients", "-o", "{root}/g", "--loss", "mean"], "mean"),
+    (["gradients", "-o", "{root}/g", "--norm", "nuclear"], "nuclear"),
+    (["gradients", "-o", "{root}/g", "--init", "xavier"], "xavier"),
+    *[(["gradients", "-o", "{root}/g", "--model", "rnn", "--data", bad], needle)
+      for bad, needle in BAD_FILES],
+    (["gradients", "-o", "{root}/g", "--model", "rnn", "--data", "{short}"], "short.h5"),
+    (["gradients", "-o", "{root}/g", "--run", "{root}/no-run"], "no-run"),
+    (["gradients", "-o", "{root}/g", "--run", "{run}"], "esn"),
+    (["gradients", "-o", "{foreign_dir}", "--overwrite"], "photos"),
+    (["gradients", "-o", "{existing}"], "keep.h5"),
+    (["gradients", "-o", "{root}/no-dir/g"], "does not exist"),
+    # demo
+    (["demo", "-o", "{root}/d", "--models", "lstm,tcn"], "tcn"),
+    (["demo", "-o", "{root}/d", "--models", ""], "--models"),
+    (["demo", "-o", "{root}/d", "--n-train", "0"], "--n-train"),
+    (["demo", "-o", "{root}/d", "--epochs", "0"], "epochs"),
+    (["demo", "-o", "{root}/d", "--device", "tpu"], "tpu"),
+    (["demo", "-o", "{root}/d", "--preset", "cosine"], "cosine"),
+    (["demo", "-o", "{foreign_dir}"], "photos"),
+    (["demo", "-o", "{existing}"], "keep.h5"),
+    (["demo", "-o", "{root}/no-dir/d"], "does not exist"),
 ]
 
 
-@pytest.mark.parametrize(("args", "needle"), CASES, ids=[" ".join(c[0][:1] + c[0][3:])
-                                                          for c in CASES])
+def case_id(args: list[str]) -> str:
+    return " ".join(a.replace("{", "").replace("}", "") for a in args)
+
+
+@pytest.mark.parametrize(("args", "needle"), CASES, ids=[case_id(c[0]) for c in CASES])
 def test_bad_input_fails_cleanly(files, capsys, args, needle):
     root = files["root"]
-    before = sorted(str(p) for p in root.rglob("*"))
-    code = main([a.format(**files) for a in args])
+
+    def snapshot():
+        return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+    before = snapshot()
+    code = main([a.format(**{k: str(v) for k, v in files.items()}) for a in args])
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert needle in lines[0], lines[0]
-    assert sorted(str(p) for p in root.rglob("*")) == before
+    assert snapshot() == before

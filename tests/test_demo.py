@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from odernn.cli.app import main
+from odernn.errors import OutputError
 
 
 def test_quick_demo_runs_end_to_end_and_reruns(tmp_path, capsys):
@@ -51,3 +52,21 @@ def test_preset_demo_writes_a_side_by_side_report(tmp_path, capsys):
     presets = json.loads((out / "report" / "presets.json").read_text())
     assert [row["variant"] for row in presets] == ["faithful", "improved"]
     assert main(["demo", "--preset", "sinus", "-o", str(tmp_path / "x")]) == 2
+
+
+def test_a_failed_demo_leaves_the_previous_one(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--models", "esn", "-o", str(out), "--quiet"]) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def fail(*args, **kwargs):
+        raise OutputError("the disk went away")
+
+    import odernn.evaluate
+
+    monkeypatch.setattr(odernn.evaluate, "evaluate", fail)
+    assert main(["demo", "--quick", "--models", "esn", "-o", str(out), "--quiet"]) == 2
+    assert "the disk went away" in capsys.readouterr().err
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no copy left beside it

@@ -74,16 +74,23 @@ class ESN(RecurrentSurrogate):
         "bias": 0.5, "degree": 10, "seed": 0,
     }
 
-    def __init__(self, layout: Layout, stats: Stats, units: int = 1000,
-                 spectral_radius: float = 0.5, leak_rate: float = 1.0,
-                 input_scaling: float = 0.05, bias: float = 0.5, degree: int = 10,
-                 seed: int = 0) -> None:
+    @classmethod
+    def check_options(cls, units: int = 1000, spectral_radius: float = 0.5,
+                      leak_rate: float = 1.0, input_scaling: float = 0.05, bias: float = 0.5,
+                      degree: int = 10, **rest: Any) -> None:
         if units < 2 or not 1 <= degree <= units:
             raise SpecError(f"esn needs units >= 2 and 1 <= degree <= units; "
                             f"got units={units}, degree={degree}")
         if not (spectral_radius > 0 and 0 < leak_rate <= 1 and input_scaling > 0 and bias >= 0):
             raise SpecError("esn needs spectral_radius > 0, 0 < leak_rate <= 1, "
                             "input_scaling > 0 and bias >= 0")
+
+    def __init__(self, layout: Layout, stats: Stats, units: int = 1000,
+                 spectral_radius: float = 0.5, leak_rate: float = 1.0,
+                 input_scaling: float = 0.05, bias: float = 0.5, degree: int = 10,
+                 seed: int = 0) -> None:
+        self.check_options(units=units, spectral_radius=spectral_radius, leak_rate=leak_rate,
+                           input_scaling=input_scaling, bias=bias, degree=degree)
         super().__init__(layout, stats, {
             "units": units, "spectral_radius": spectral_radius, "leak_rate": leak_rate,
             "input_scaling": input_scaling, "bias": bias, "degree": degree, "seed": seed})

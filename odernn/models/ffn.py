@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from odernn.errors import SpecError
 from odernn.models.layout import Layout, Stats
-from odernn.models.rnn import ACTIVATIONS, _activation, add_output_layers
+from odernn.models.rnn import HIDDEN_ACTIVATIONS, _activation, add_output_layers, check_widths
 from odernn.models.surrogate import RecurrentSurrogate, State
 
 
@@ -33,19 +33,23 @@ class FeedForward(RecurrentSurrogate):
     defaults: ClassVar[dict[str, Any]] = {"hidden": 64, "head": [], "skip": True, "seed": 0,
                                           "activation": "tanh"}
 
+    @classmethod
+    def check_options(cls, hidden: int = 64, head: list[int] | tuple[int, ...] = (),
+                      activation: str = "tanh", **rest: Any) -> None:
+        check_widths(hidden, head)
+        _activation(activation, HIDDEN_ACTIVATIONS, "activation")
+
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
                  activation: str = "tanh") -> None:
         head = [int(w) for w in head]
-        if hidden < 1 or any(w < 1 for w in head):
-            raise SpecError(f"hidden and head widths must be >= 1, got {hidden}, {head}")
+        self.check_options(hidden=hidden, head=head, activation=activation)
         if not layout.series and "v" not in layout.inputs:
             raise SpecError("the ffn family has no memory: its inputs must contain 'v' (for x "
                             "only, use a recurrent family in velocity mode)")
         super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
                                          "seed": seed, "activation": activation})
-        self.sigma = _activation(activation, tuple(k for k in ACTIVATIONS if k != "identity"),
-                                 "activation")
+        self.sigma = _activation(activation, HIDDEN_ACTIVATIONS, "activation")
         self.U = nn.Parameter(torch.empty(hidden, layout.n_inputs))
         self.b = nn.Parameter(torch.empty(hidden))
         add_output_layers(self, layout, hidden, head, skip)

@@ -48,10 +48,18 @@ ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
                "identity": lambda a: a}
 
 
+HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid")
+
+
 def _activation(name: str, allowed: tuple[str, ...], option: str):
     if name not in allowed:
         raise SpecError(f"{option} {name!r} unknown; allowed: {', '.join(allowed)}")
     return ACTIVATIONS[name]
+
+
+def check_widths(hidden: int, head: list[int] | tuple[int, ...]) -> None:
+    if hidden < 1 or any(w < 1 for w in head):
+        raise SpecError(f"hidden and head widths must be >= 1, got {hidden}, {list(head)}")
 
 
 
@@ -72,7 +80,7 @@ class ElmanCell(nn.Module):
 
     def __init__(self, n_in: int, hidden: int, activation: str) -> None:
         super().__init__()
-        self.sigma_h = _activation(activation, ("tanh", "relu", "sigmoid"), "activation")
+        self.sigma_h = _activation(activation, HIDDEN_ACTIVATIONS, "activation")
         self.U = nn.Parameter(torch.empty(hidden, n_in))
         self.W = nn.Parameter(torch.empty(hidden, hidden))
         self.b = nn.Parameter(torch.empty(hidden))
@@ -168,8 +176,7 @@ class RecurrentNet(RecurrentSurrogate):
                  head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
                  **cell_args: Any) -> None:
         head = [int(w) for w in head]
-        if hidden < 1 or any(w < 1 for w in head):
-            raise SpecError(f"hidden and head widths must be >= 1, got {hidden}, {head}")
+        self.check_options(hidden=hidden, head=head, **cell_args)
         super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
                                          "seed": seed, **cell_args})
         activation = cell_args.get("activation", "tanh")
@@ -180,6 +187,14 @@ class RecurrentNet(RecurrentSurrogate):
         self.init = nn.Linear(layout.n_init, self.cell.n_states * hidden)
         add_output_layers(self, layout, hidden, head, skip)
         self.reset_parameters(seed)
+
+    @classmethod
+    def check_options(cls, hidden: int = 64, head: list[int] | tuple[int, ...] = (),
+                      activation: str = "tanh", output_activation: str = "identity",
+                      **rest: Any) -> None:
+        check_widths(hidden, head)
+        _activation(activation, HIDDEN_ACTIVATIONS, "activation")
+        _activation(output_activation, tuple(ACTIVATIONS), "output_activation")
 
     def reset_parameters(self, seed: int) -> None:
         """Uniform in ``+-1/sqrt(fan_in)`` (PyTorch's defaults), drawn from ``seed`` alone."""
@@ -240,15 +255,20 @@ class VanillaRNN(RecurrentNet):
                  head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
                  activation: str = "tanh", output_activation: str = "identity",
                  init: str = "uniform", init_spectral_radius: float = 1.1) -> None:
+        super().__init__(layout, stats, hidden, head, skip, seed, activation=activation,
+                         output_activation=output_activation, init=init,
+                         init_spectral_radius=float(init_spectral_radius))
+
+    @classmethod
+    def check_options(cls, init: str = "uniform", init_spectral_radius: float = 1.1,
+                      **rest: Any) -> None:
+        super().check_options(**rest)
         if init not in INITS:
             raise SpecError(f"init {init!r} unknown; allowed: {', '.join(INITS)}")
         if not init_spectral_radius > 0:
             raise SpecError(f"init_spectral_radius must be > 0, got {init_spectral_radius}")
-        if init != "esn" and init_spectral_radius != self.defaults["init_spectral_radius"]:
+        if init != "esn" and init_spectral_radius != cls.defaults["init_spectral_radius"]:
             raise SpecError("init_spectral_radius applies to init='esn' only")
-        super().__init__(layout, stats, hidden, head, skip, seed, activation=activation,
-                         output_activation=output_activation, init=init,
-                         init_spectral_radius=float(init_spectral_radius))
 
     def reset_parameters(self, seed: int) -> None:
         """PyTorch's uniform defaults; with ``init="esn"`` then the echo-state ``U`` and ``W``.

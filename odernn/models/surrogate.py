@@ -41,6 +41,11 @@ class RecurrentSurrogate(nn.Module):
     defaults: ClassVar[dict[str, Any]]
     """Constructor hyperparameters and their defaults (what ``odernn models`` lists)."""
 
+    @classmethod
+    def check_options(cls, **hparams: Any) -> None:
+        """Refuse bad hyperparameters with a SpecError before anything is built or written
+        (training options are checked with it; the constructor calls it too)."""
+
     def __init__(self, layout: Layout, stats: Stats, hparams: dict[str, Any]) -> None:
         super().__init__()
         self.layout = layout
