@@ -35,6 +35,7 @@ import scipy
 import odernn
 from odernn.errors import DataError, SpecError
 from odernn.integrators import INTEGRATORS
+from odernn.interrupt import interrupt_guard
 from odernn.metrics import (
     METRICS,
     divergence_steps,
@@ -220,75 +221,84 @@ def evaluate(
         check = getattr(surrogate, "check_data", None)
         if check is not None:
             check(test, where=f"{where} (for surrogate {name!r})")
-    say = _reporter(progress)
-    scipy_opts = {**SCIPY_DEFAULTS, **(scipy_options or {})}
-    system = _oscillator(test)
-    sampled = Oscillator(system.eta, SampledForcing(test.t, test.F))
-    solve = _solver(system, sampled, scipy_opts)
-    t = np.asarray(test.t, dtype=np.float64)
-    x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
+    report = _reporter(progress)
+    # Ctrl-C and SIGTERM set a flag, checked at the end of every stage: nothing has been
+    # written yet, so stopping there loses nothing (the report is written by the caller)
+    with interrupt_guard() as interrupted:
 
-    few = slice(0, 2)  # the untimed first call of every method (see _timed)
-    solve_few = _solver(system.take(few), sampled.take(few), scipy_opts)
-    raw: dict[str, tuple[str, str, dict[str, Any], Rollout, float]] = {}
-    for name in (REFERENCE, *integrators):
-        (x, v), wall = _timed(partial(solve, name, x0, v0, t),
-                              partial(solve_few, name, x0[few], v0[few], t[:16]))
-        settings = scipy_opts if name == "scipy" else {}
-        kind = "reference" if name == REFERENCE else "integrator"
-        raw[name] = (kind, INTEGRATOR_METHODS[name], settings,
-                     Rollout(x, v, divergence_steps(x, v)), wall)
-        say(f"{name}: {wall:.3g} s")
-    F, eta = np.asarray(test.F), np.asarray(test.params["eta"])
-    x, v = np.asarray(test.x), np.asarray(test.v)
-    for name, surrogate in surrogates.items():
-        steps = slice(0, min(test.n_steps, int(getattr(surrogate, "warmup_steps", 0)) + 16))
-        rollout, wall = _timed(
-            partial(_rollout, name, surrogate, F, eta, (x, v)),
-            partial(_rollout, name, surrogate, F[few, steps], eta[few],
-                    (x[few, steps], v[few, steps])))
-        raw[name] = ("surrogate", _describe(surrogate), _surrogate_settings(surrogate, rollout),
-                     rollout, wall)
-        say(f"{name}: {wall:.3g} s")
+        def say(message: str) -> None:
+            report(message)
+            if interrupted():
+                raise KeyboardInterrupt
 
-    start = max([1] + [r.warmup for _, _, _, r, _ in raw.values()])
-    if start >= test.n_steps - 1:
-        raise DataError(f"warm-up of {start} steps leaves nothing to evaluate in "
-                        f"{test.n_steps} time points")
-    ref_x, ref_v = raw[REFERENCE][3].x, raw[REFERENCE][3].v
-    methods = {name: _measure(name, *entry, ref_x, ref_v, test, start, threshold)
-               for name, entry in raw.items()}
+        scipy_opts = {**SCIPY_DEFAULTS, **(scipy_options or {})}
+        system = _oscillator(test)
+        sampled = Oscillator(system.eta, SampledForcing(test.t, test.F))
+        solve = _solver(system, sampled, scipy_opts)
+        t = np.asarray(test.t, dtype=np.float64)
+        x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
 
-    wp = None
-    if work_precision:
-        wp_settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
-                       else WorkPrecisionSettings())
-        wp = _work_precision(test, solve, integrators, wp_settings, methods, start, say)
-        for name, speedup in wp["speedup"].items():
-            value = speedup["speedup"]
-            methods[name].metrics["speedup"] = math.nan if value is None else value
-    res = None
-    if resonance:
-        res_settings = (resonance if isinstance(resonance, ResonanceSettings)
-                        else ResonanceSettings())
-        res = _resonance(test, surrogates, res_settings, say)
+        few = slice(0, 2)  # the untimed first call of every method (see _timed)
+        solve_few = _solver(system.take(few), sampled.take(few), scipy_opts)
+        raw: dict[str, tuple[str, str, dict[str, Any], Rollout, float]] = {}
+        for name in (REFERENCE, *integrators):
+            (x, v), wall = _timed(partial(solve, name, x0, v0, t),
+                                  partial(solve_few, name, x0[few], v0[few], t[:16]))
+            settings = scipy_opts if name == "scipy" else {}
+            kind = "reference" if name == REFERENCE else "integrator"
+            raw[name] = (kind, INTEGRATOR_METHODS[name], settings,
+                         Rollout(x, v, divergence_steps(x, v)), wall)
+            say(f"{name}: {wall:.3g} s")
+        F, eta = np.asarray(test.F), np.asarray(test.params["eta"])
+        x, v = np.asarray(test.x), np.asarray(test.v)
+        for name, surrogate in surrogates.items():
+            steps = slice(0, min(test.n_steps, int(getattr(surrogate, "warmup_steps", 0)) + 16))
+            rollout, wall = _timed(
+                partial(_rollout, name, surrogate, F, eta, (x, v)),
+                partial(_rollout, name, surrogate, F[few, steps], eta[few],
+                        (x[few, steps], v[few, steps])))
+            raw[name] = ("surrogate", _describe(surrogate), _surrogate_settings(surrogate, rollout),
+                         rollout, wall)
+            say(f"{name}: {wall:.3g} s")
 
-    info = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
-        "data": _data_info(test, data_path, ref_x, ref_v),
-        "settings": {
-            "reference": REFERENCE,
-            "error_start_step": start,
-            "valid_time_threshold": threshold,
-            "integrators": list(integrators),
-            "scipy": scipy_opts,
-            "timing": f"after an untimed call on 2 trajectories and 16 steps, best of up to 3 "
-                      f"runs while under {MIN_TIMING_S} s in total",
-            "error_scale": {"x": reference_scale(ref_x), "v": reference_scale(ref_v)},
-        },
-    }
-    return Evaluation(test, methods, wp, res, info)
+        start = max([1] + [r.warmup for _, _, _, r, _ in raw.values()])
+        if start >= test.n_steps - 1:
+            raise DataError(f"warm-up of {start} steps leaves nothing to evaluate in "
+                            f"{test.n_steps} time points")
+        ref_x, ref_v = raw[REFERENCE][3].x, raw[REFERENCE][3].v
+        methods = {name: _measure(name, *entry, ref_x, ref_v, test, start, threshold)
+                   for name, entry in raw.items()}
+
+        wp = None
+        if work_precision:
+            wp_settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
+                           else WorkPrecisionSettings())
+            wp = _work_precision(test, solve, integrators, wp_settings, methods, start, say)
+            for name, speedup in wp["speedup"].items():
+                value = speedup["speedup"]
+                methods[name].metrics["speedup"] = math.nan if value is None else value
+        res = None
+        if resonance:
+            res_settings = (resonance if isinstance(resonance, ResonanceSettings)
+                            else ResonanceSettings())
+            res = _resonance(test, surrogates, res_settings, say)
+
+        info = {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": _versions(),
+            "data": _data_info(test, data_path, ref_x, ref_v),
+            "settings": {
+                "reference": REFERENCE,
+                "error_start_step": start,
+                "valid_time_threshold": threshold,
+                "integrators": list(integrators),
+                "scipy": scipy_opts,
+                "timing": f"after an untimed call on 2 trajectories and 16 steps, best of up to 3 "
+                          f"runs while under {MIN_TIMING_S} s in total",
+                "error_scale": {"x": reference_scale(ref_x), "v": reference_scale(ref_v)},
+            },
+        }
+        return Evaluation(test, methods, wp, res, info)
 
 
 def _check_test(test: Trajectories, where: str = "the test set") -> None:

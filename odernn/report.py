@@ -36,6 +36,7 @@ from matplotlib.ticker import MaxNLocator
 
 from odernn.errors import DataError, OutputError
 from odernn.evaluate import REFERENCE, SCHEMA, Evaluation
+from odernn.interrupt import interrupt_guard
 from odernn.metrics import METRICS
 
 HEADERS: dict[str, str] = {
@@ -143,13 +144,17 @@ def write_document(out_dir: str | Path, title: str, meta: str, sections: Sequenc
     }
     tmp: Path | None = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a report is for reading
-        for name, png in pngs.items():
-            (tmp / f"{name}.png").write_bytes(png)
-        for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        _install(tmp, out, overwrite)
+        # a signal while writing stops before the swap (nothing changes) or waits for it
+        with interrupt_guard() as interrupted:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+            tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a report is for reading
+            for name, png in pngs.items():
+                (tmp / f"{name}.png").write_bytes(png)
+            for name, text in files.items():
+                (tmp / name).write_text(text, encoding="utf-8")
+            if interrupted():
+                raise KeyboardInterrupt
+            _install(tmp, out, overwrite)
     except OutputError:
         raise
     except OSError as err:

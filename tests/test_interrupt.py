@@ -83,3 +83,46 @@ def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, sig)
     a = torch.load(whole / "best.pt", weights_only=True)["state_dict"]
     b = torch.load(run / "best.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def evaluation_inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    odernn = [sys.executable, "-m", "odernn"]
+    subprocess.run([*odernn, "simulate", "test", "-o", str(root / "test.h5"), "--quiet"],
+                   check=True)
+    subprocess.run([*odernn, "train", str(root / "test.h5"), "-o", str(root / "run"), "--model",
+                    "esn", "--units", "50", "--quiet"], check=True, capture_output=True)
+    return root
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*")
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("previous", [False, True], ids=["new", "overwrite"])
+def test_interrupted_evaluate_keeps_the_previous_report_or_writes_nothing(
+        evaluation_inputs, tmp_path, sig, previous):
+    root = evaluation_inputs
+    out = tmp_path / "report"
+    args = [sys.executable, "-m", "odernn", "evaluate", str(root / "run"), "--data",
+            str(root / "test.h5"), "-o", str(out)]
+    if previous:
+        subprocess.run([*args, "--no-work-precision", "--no-resonance", "--quiet"], check=True,
+                       capture_output=True)
+        before = snapshot(out)
+    proc = subprocess.Popen([*args, "--overwrite"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()  # the first stage's line: the rollouts have begun
+    assert first.startswith("evaluate: "), first + proc.stderr.read()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    if previous:
+        assert snapshot(out) == before
+        assert [p.name for p in tmp_path.iterdir()] == ["report"]
+    else:
+        assert list(tmp_path.iterdir()) == []

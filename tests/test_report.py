@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -244,6 +245,44 @@ def test_failure_leaves_no_partial_report(small, tmp_path: Path, monkeypatch) ->
         write_report(small, tmp_path / "fresh")
     monkeypatch.undo()
     assert (out / "report.html").read_text(encoding="utf-8") == old
+    assert sorted(os.listdir(tmp_path)) == ["report"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_while_writing_files_keeps_the_previous_report(small, tmp_path: Path,
+                                                              monkeypatch, sig) -> None:
+    out = tmp_path / "report"
+    write_report(small, out)
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = Path.write_text
+
+    def signal_on_markdown(self, text, *args, **kwargs):  # half way through the files
+        if self.name == "report.md":
+            os.kill(os.getpid(), sig)
+        return real(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", signal_on_markdown)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(small, out, overwrite=True, title="interrupted")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old
+    assert sorted(os.listdir(tmp_path)) == ["report"]
+
+
+def test_signal_during_the_swap_waits_for_it(small, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "report"
+    write_report(small, out)
+    real = os.replace
+
+    def signal_after_moving_the_old_report_aside(src, dst):
+        real(src, dst)
+        if Path(src) == out:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", signal_after_moving_the_old_report_aside)
+    write_report(small, out, overwrite=True, title="swapped")
+    monkeypatch.undo()
+    assert "<title>swapped</title>" in (out / "report.html").read_text(encoding="utf-8")
     assert sorted(os.listdir(tmp_path)) == ["report"]
 
 

@@ -159,9 +159,10 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
     if data.n_steps < 2 or data.n < 1:
         raise DataError(f"{where} has {data.n} trajectories of {data.n_steps} steps; "
                         "need at least 1 trajectory of 2 steps")
-    if layout.warmup and data.n_steps <= layout.warmup:
+    if layout.warmup and data.n_steps < layout.warmup + 2:
         raise DataError(f"{where} has {data.n_steps} time points; the model observes "
-                        f"{layout.warmup} warm-up steps before it predicts, so it needs more")
+                        f"{layout.warmup} warm-up steps before it predicts, so it needs at "
+                        f"least {layout.warmup + 2}")
     if not layout.series and data.F is None:
         raise DataError(f"{where} has no forcing samples F; an oscillator surrogate needs them")
     if not np.isclose(data.dt, layout.dt, rtol=1e-9, atol=0.0):
