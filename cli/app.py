@@ -21,7 +21,7 @@ try:  # typer >= 0.22 vendors click
 except ImportError:  # pragma: no cover - older typer depends on click
     from click.exceptions import ClickException
 
-from odernn.errors import OdernnError
+from odernn.errors import Interrupted, OdernnError
 
 app = typer.Typer(
     name="odernn",
@@ -75,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         code = EXIT_BAD_INPUT
+    except Interrupted as exc:
+        if str(exc):
+            print(str(exc), file=sys.stderr)
+        code = 130
     except typer.Exit as exc:
         code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):

@@ -8,6 +8,9 @@ import typer
 
 from odernn.cli.app import app
 from odernn.cli.common import OVERWRITE, QUIET
+from odernn.errors import SpecError
+
+DEFAULT_MODELS = "rnn,lstm,gru,esn"
 
 
 @app.command(
@@ -21,7 +24,7 @@ def demo(
     output: Path = typer.Option(Path("odernn-demo"), "--output", "-o",
                                 help="Directory for the datasets, runs and report (a previous "
                                 "demo's directory is replaced)."),
-    models: str = typer.Option("rnn,lstm,gru,esn", "--models",
+    models: str = typer.Option(DEFAULT_MODELS, "--models",
                                help="Comma-separated surrogate families to train."),
     n_train: int = typer.Option(None, "--n-train", help="Training trajectories (default 256)."),
     n_test: int = typer.Option(None, "--n-test", help="Test trajectories (default 64)."),
@@ -32,7 +35,7 @@ def demo(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     preset: str = typer.Option(None, "--preset", help="Instead: the lecture notes' sine or "
                                "noisy-sine example, as written beside our improved recipe."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the --preset runs."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the --preset runs (default 0)."),
     quick: bool = typer.Option(False, "--quick", help="A tiny run (seconds) to check the set-up."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
@@ -45,14 +48,25 @@ def demo(
         if not quiet:
             typer.echo(message, err=True)
 
+    pipeline = {"--models": models != DEFAULT_MODELS, "--n-train": n_train is not None,
+                "--n-test": n_test is not None, "--epochs": epochs is not None,
+                "--hidden": hidden is not None, "--units": units is not None,
+                "--device": device != "auto"}
     if preset is not None:
-        result = run_preset_demo(output, preset, seed=seed, quick=quick, overwrite=overwrite,
-                                 say=say)
+        given = [option for option, set_ in pipeline.items() if set_]
+        if given:
+            raise SpecError(f"{', '.join(given)} apply to the oscillator demo, not to --preset "
+                            f"{preset} (which takes --seed and --quick)")
+        result = run_preset_demo(output, preset, seed=0 if seed is None else seed, quick=quick,
+                                 overwrite=overwrite, say=say)
         for row in result.presets:
             typer.echo("  ".join(f"{k}={_cell(v)}" for k, v in row.items()))
         typer.echo(f"report: {result.report}")
         return
 
+    if seed is not None:
+        raise SpecError("--seed applies to --preset runs; the oscillator demo's seeds are those "
+                        "of the built-in specs and training defaults")
     families = tuple(m.strip() for m in models.split(",") if m.strip())
     result = run_demo(output, models=families, n_train=n_train, n_test=n_test, epochs=epochs,
                       hidden=hidden, units=units, device=device, quick=quick,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import uuid
@@ -14,6 +15,7 @@ import typer
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
 from odernn.errors import DataError, OutputError, SpecError
+from odernn.spec import MAX_SEED
 
 SCHEMA = "odernn.gradients"
 OUTPUTS = ("gradients.json", "gradients.png")
@@ -83,8 +85,12 @@ def gradients(
     for name, value in (("--hidden", hidden), ("--length", length), ("--sequences", sequences)):
         if value < 1:
             raise SpecError(f"{name} must be >= 1, got {value}")
-    if not input_scale > 0:
-        raise SpecError(f"--input-scale must be > 0, got {input_scale}")
+    if not 0 < input_scale < math.inf:
+        raise SpecError(f"--input-scale must be finite and > 0, got {input_scale}")
+    if forget_bias is not None and not math.isfinite(forget_bias):
+        raise SpecError(f"--forget-bias must be finite, got {forget_bias}")
+    if not 0 <= seed <= MAX_SEED:
+        raise SpecError(f"--seed must be in [0, 2**63 - 1], got {seed}")
     if spectral_radius and "rnn" not in families:
         raise SpecError("--spectral-radius applies to --model rnn, which is not selected")
     if forget_bias is not None and "lstm" not in families:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import typer
 from odernn._compat import tomllib
 from odernn.cli.app import app
 from odernn.cli.common import OVERWRITE, QUIET
-from odernn.errors import SpecError
+from odernn.errors import Interrupted, SpecError
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
@@ -109,13 +110,12 @@ def train(
                  overwrite=overwrite)
     from odernn.distributed import rank
 
-    if rank() != 0:  # distributed: rank 0 speaks for the run
-        raise typer.Exit(1 if result.status == "diverged" else
-                         130 if result.status == "interrupted" else 0)
     if result.status == "interrupted":  # last.pt holds everything --resume needs
-        typer.echo(f"{result.message}; continue with: odernn train {data} -o {output} --resume",
-                   err=True)
-        raise typer.Exit(130)
+        raise Interrupted("" if rank() != 0 else  # distributed: rank 0 speaks for the run
+                          f"{result.message}; continue with: odernn train {data} -o {output} "
+                          "--resume")
+    if rank() != 0:
+        raise typer.Exit(1 if result.status == "diverged" else 0)
     typer.echo(f"{result.status}: {result.message}")
     when = "" if settings.model == "esn" else f" (epoch {result.best_epoch + 1})"
     typer.echo(f"best closed-loop validation NRMSE(x) {result.best_val_nrmse:.3g}{when}, "
@@ -141,7 +141,23 @@ def _relaunch(nproc: int) -> int:
             args.append(arg)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node", str(nproc), "-m", "odernn", "train", *args]
-    return subprocess.call(command)
+    proc = subprocess.Popen(command)
+    signalled = []
+
+    def forward(signum: int, frame: object) -> None:
+        # Ctrl-C reaches torchrun and its workers from the terminal; SIGTERM (kill, a batch
+        # scheduler) reaches only this process: pass it on, and wait for the workers to save
+        signalled.append(signum)
+        if signum == signal.SIGTERM:
+            proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 130 if signalled else code
 
 
 @app.command(epilog="Example:\n\n  odernn models")

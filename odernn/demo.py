@@ -218,6 +218,8 @@ def run_preset_demo(out: Path, preset: str, *, seed: int = 0, quick: bool = Fals
 
     if preset not in VARIANTS:
         raise SpecError(f"--preset {preset!r} unknown; allowed: {', '.join(VARIANTS)}")
+    if not 0 <= seed < 2**32:
+        raise SpecError(f"--seed must be in [0, 2**32 - 1], got {seed}")
     out = Path(out)
     with demo_output(out, overwrite):
         return _preset_demo(out, preset, seed, quick, say)

@@ -21,3 +21,8 @@ class DataError(OdernnError, ValueError):
 
 class OutputError(OdernnError, OSError):
     """An output cannot be written (exists without --overwrite, unwritable, disk full)."""
+
+
+class Interrupted(Exception):
+    """A command stopped by Ctrl-C or SIGTERM after saving what it had; the message (may be
+    empty) says what was kept. The command line prints it and exits with code 130."""

@@ -48,6 +48,7 @@ INTEGRATOR_NAMES = ("euler", "semi-implicit-euler", "rk4", "scipy", "exact")
 DTYPES = ("float64", "float32")
 MAX_TRAJECTORIES = 10**8
 MAX_STEPS = 10**8
+MAX_SEED = 2**63 - 1
 
 _TOP_KEYS = {
     "name",
@@ -264,8 +265,9 @@ def _check_numbers(spec: Spec) -> None:
         raise SpecError(f"{where}: n_steps must be in [2, {MAX_STEPS}], got {spec.n_steps}")
     if not 1 <= spec.n <= MAX_TRAJECTORIES:
         raise SpecError(f"{where}: n must be in [1, {MAX_TRAJECTORIES}], got {spec.n}")
-    if spec.seed < 0:
-        raise SpecError(f"{where}: seed must be >= 0, got {spec.seed}")
+    if not 0 <= spec.seed <= MAX_SEED:
+        raise SpecError(f"{where}: seed must be in [0, 2**63 - 1] (stored as a 64-bit integer), "
+                        f"got {spec.seed}")
     if spec.dtype not in DTYPES:
         raise SpecError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {spec.dtype!r}")
     if spec.system == "sine" and spec.integrator["name"] != "exact":

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -18,10 +20,14 @@ GRU = ["--model", "gru", "--hidden", "8", "--epochs", "2", "--batch-size", "8", 
 ESN = ["--model", "esn", "--units", "50", "--set", "ridge=1e-4", "--quiet"]
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without a surrounding torchrun's variables."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+
+
 def odernn(*args: str, launcher: tuple[str, ...] = ()) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    done = subprocess.run([sys.executable, *launcher, "-m", "odernn", *args], env=env,
+    done = subprocess.run([sys.executable, *launcher, "-m", "odernn", *args], env=clean_env(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -57,3 +63,24 @@ def test_two_ranks_fit_the_single_process_esn_readout(dataset, tmp_path):
     odernn("train", str(dataset), "-o", str(tmp_path / "two"), *ESN, "--nproc", "2")
     torch.testing.assert_close(weights(tmp_path / "two"), weights(tmp_path / "one"),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_interrupted_two_rank_run_resumes_to_the_uninterrupted_result(dataset, tmp_path):
+    args = ["--model", "gru", "--hidden", "8", "--epochs", "5", "--batch-size", "16", "--window",
+            "20", "--quiet", "--nproc", "2"]
+    odernn("train", str(dataset), "-o", str(tmp_path / "whole"), *args)
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "odernn", "train", str(dataset), "-o", str(run),
+                             *args], env=clean_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "last.pt").exists():  # written by rank 0 at the end of the first epoch
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)  # as a batch scheduler would: to the launching process
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    assert read_checkpoint(run / "last.pt")["resume"]["epoch"] < 5
+    odernn("train", str(dataset), "-o", str(run), *args, "--resume")
+    a, b = weights(tmp_path / "whole"), weights(run)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

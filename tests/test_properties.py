@@ -1,16 +1,25 @@
-"""Property-based: every generated spec either parses or is refused with a SpecError."""
+"""Property-based: every generated spec and command option either works or is refused with one
+clean line (a SpecError in the library; exit code 2 and nothing written on the command line)."""
 
 from __future__ import annotations
 
+import json
 import math
+import uuid
+from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from odernn.cli.app import main
 from odernn.errors import SpecError
+from odernn.models import build
+from odernn.models.layout import Stats
 from odernn.simulate import sample_parameters
-from odernn.spec import parse_spec
+from odernn.spec import INTEGRATOR_NAMES, parse_spec
+from odernn.store import read_trajectories
+from odernn.training import TrainConfig
 
 numbers = st.one_of(st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True, width=64))
 values = st.one_of(numbers, st.lists(numbers, min_size=0, max_size=3), st.text(max_size=5),
@@ -59,3 +68,130 @@ def test_any_spec_parses_or_fails_cleanly(text):
     params = sample_parameters(spec.with_overrides(n=min(spec.n, 3)), 0, min(spec.n, 3))
     for name, value in params.items():
         assert np.all(np.isfinite(value)), name
+
+
+TINY = """
+seed = 1
+n = 5
+dt = 0.1
+n_steps = 30
+[parameters]
+eta = [0.05, 0.5]
+x0 = [-1, 1]
+v0 = 0
+[forcing]
+family = "cosine"
+F0 = [0, 1]
+omega = [0.5, 2]
+"""
+
+
+def assert_clean_failure(code: int, err: str, outputs: list[Path]) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert not any(p.exists() for p in outputs)
+
+
+def maybe(draw, flag: str, values) -> list[str]:
+    return [flag, str(draw(values))] if draw(st.booleans()) else []
+
+
+@st.composite
+def simulate_options(draw):
+    return [
+        *maybe(draw, "--n", st.one_of(st.integers(-2, 12), st.just(10**13), st.just("2.5"))),
+        *maybe(draw, "--seed", st.one_of(st.integers(-3, 3), st.just(2**70))),
+        *maybe(draw, "--integrator", st.sampled_from([*INTEGRATOR_NAMES, "rk5", "", "RK4"])),
+        *maybe(draw, "--dtype", st.sampled_from(["float32", "float64", "float16", "int"])),
+        *maybe(draw, "--shard", st.sampled_from(["1/1", "1/2", "0/1", "a/b", "1/0", "-1/2", "1"])),
+    ]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(simulate_options())
+def test_simulate_options_work_or_fail_cleanly(tmp_path, capsys, options):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    out = tmp_path / f"{uuid.uuid4().hex}.h5"
+    code = main(["simulate", str(spec), "-o", str(out), "-q", *options])
+    err = capsys.readouterr().err
+    if code != 0:
+        assert_clean_failure(code, err, [out])
+        return
+    data = read_trajectories(out)
+    n = int(options[options.index("--n") + 1]) if "--n" in options else 5
+    assert data.n == n and data.n_steps == 30 and np.all(np.isfinite(data.x))
+
+
+@st.composite
+def gradients_options(draw):
+    return [
+        *maybe(draw, "--model", st.sampled_from(["rnn", "lstm", "gru", "rnn,gru", "esn", ""])),
+        *maybe(draw, "--hidden", st.integers(-1, 6)),
+        *maybe(draw, "--length", st.integers(-1, 12)),
+        *maybe(draw, "--sequences", st.integers(-1, 3)),
+        *maybe(draw, "--spectral-radius", st.sampled_from(["0.5", "0,1.5", "-1", "nan", "x"])),
+        *maybe(draw, "--input-scale", st.sampled_from(["1", "0", "-2", "1e-3", "inf"])),
+        *maybe(draw, "--forget-bias", st.sampled_from(["0", "3", "nan"])),
+        *maybe(draw, "--init", st.sampled_from(["gaussian", "uniform", "orthogonal", "he"])),
+        *maybe(draw, "--loss", st.sampled_from(["final", "sum", "mean"])),
+        *maybe(draw, "--norm", st.sampled_from(["spectral", "frobenius", "max"])),
+        *maybe(draw, "--seed", st.sampled_from(["0", "5", "-1", str(2**70)])),
+    ]
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(gradients_options())
+def test_gradients_options_work_or_fail_cleanly(tmp_path, capsys, options):
+    out = tmp_path / uuid.uuid4().hex
+    if "--length" not in options:
+        options = [*options, "--length", "8"]  # keep the default-length examples fast
+    code = main(["gradients", "-o", str(out), "-q", *options])
+    err = capsys.readouterr().err
+    if code != 0:
+        assert_clean_failure(code, err, [out])
+        return
+    record = json.loads((out / "gradients.json").read_text())
+    for profile in record["profiles"]:
+        assert all(g is None or g >= 0 for g in profile["jacobian_norm"])  # None: overflow
+
+
+# a value of the right kind, a wrong one, an absurd one, for each training option drawn
+OPTION_VALUES = {
+    "model": ["rnn", "lstm", "gru", "esn", "ffn", "tcn"],
+    "target": ["state", "velocity", "next-value", "acceleration"],
+    "hidden": [1, 8, 0, -3, 2.5, "8"], "head": [[], [4], [0], "4"],
+    "activation": ["tanh", "relu", "gelu"], "init": ["uniform", "esn", "xavier"],
+    "init_spectral_radius": [1.1, 0.9, 0.0], "units": [2, 30, 1, 0],
+    "spectral_radius": [0.5, 0.0, -1.0], "leak_rate": [1.0, 0.3, 0.0, 2.0], "degree": [1, 5, 0],
+    "lr": [1e-3, 0.0, -1.0, math.nan], "epochs": [1, 0, -1], "batch_size": [1, 16, 0],
+    "window": [1, 20, 0], "horizon": [0, 10, -1], "horizon_start": [0, 5, 20],
+    "optimizer": ["adam", "sgd", "rmsprop", "hf", "adagrad"], "momentum": [0.0, 0.9, -0.1],
+    "momentum_schedule": ["constant", "sutskever", "cyclic"], "tbptt": [None, 5, 0],
+    "clip": [None, 1.0, 0.0], "warmup": [0, 100, -1], "use_eta": [True, False],
+    "val_fraction": [0.1, 0.0, 1.0], "ridge": [None, 1e-6, -1.0], "damping": [1.0, 0.0],
+    "structural_damping": [0.0, 0.3, -1.0], "device": ["auto", "cpu", "tpu"],
+    "seed": [0, 7, -1, 2**70],
+}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(sorted(OPTION_VALUES)), st.just(None), max_size=6)
+       .flatmap(lambda keys: st.fixed_dictionaries(
+           {k: st.sampled_from(OPTION_VALUES[k]) for k in keys})))
+def test_training_options_are_refused_up_front_or_build(options):
+    """Options either fail in TrainConfig with one line, or give a model that builds: nothing
+    is refused late, after the run directory is made."""
+    try:
+        config = TrainConfig.from_dict(options, where="options")
+    except SpecError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    layout = config.layout(0.1)
+    keys = ("x", "v", "F", "eta", "y0", "y1")
+    stats = Stats(dict.fromkeys(keys, 0.0), dict.fromkeys(keys, 1.0))
+    build(config.model, layout, stats, **{**config.model_args(), "units": 30}
+          if config.model == "esn" else config.model_args())
