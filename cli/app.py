@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 
 import typer
@@ -47,6 +48,23 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _quiet_h5py(hook):
+    """``hook`` (sys.excepthook or sys.unraisablehook) without the errors h5py reports when it
+    frees the objects of a file whose write failed (Cython prints them through both)."""
+    def from_h5py(tb) -> bool:
+        files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(tb)]
+        return bool(files) and all("h5py" in f for f in files)
+
+    def quiet(*args) -> None:
+        tb = args[2] if len(args) == 3 else args[0].exc_traceback
+        obj = "" if len(args) == 3 else repr(args[0].object)
+        if not (from_h5py(tb) or "h5py._objects" in obj):
+            hook(*args)
+
+    quiet.odernn = True
+    return hook if getattr(hook, "odernn", False) else quiet
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -54,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if debug:
         args.remove("--debug")
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
+    if not debug:  # h5py reports errors of objects freed after a failed write: the error
+        sys.unraisablehook = _quiet_h5py(sys.unraisablehook)  # itself is already reported
+        sys.excepthook = _quiet_h5py(sys.excepthook)
     # One compute thread unless the user asks for more: closed-loop rollouts are many small
     # steps, and with a busy second core torch's default threads ran 20-100x slower here.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -73,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # disk full, permissions, I/O: the environment, not a bug
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         code = EXIT_BAD_INPUT
     except Interrupted as exc:
         if str(exc):
@@ -93,5 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {message}{hint}", file=sys.stderr)
         code = EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     if argv is None:
+        from odernn import store
+
+        if store.unclean_close:  # HDF5's own clean-up at exit would retry the failed close
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         sys.exit(code)
     return code

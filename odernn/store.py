@@ -180,8 +180,11 @@ class TrajectoryWriter:
             raise ValueError(f"rows {start}..{start + B} are outside 0..{self.n}")
         for label, a in data.items():
             _check_finite(a, self.path, label, start, "gets")
-        for label, a in data.items():
-            self._out.file[label][start:start + B] = a
+        try:
+            for label, a in data.items():
+                self._out.file[label][start:start + B] = a
+        except OSError as err:  # typically a disk filled up by something else meanwhile
+            raise _write_failed(self.path, err) from err
         self._written.append((start, start + B))
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -197,6 +200,11 @@ class TrajectoryWriter:
                                  f"written; nothing was saved")
             _write_root_attrs(out.file, self.n, self.t, self.names, self.attrs)
             out.commit()
+        except OSError as err:
+            out.discard()
+            if isinstance(err, OutputError):
+                raise
+            raise _write_failed(self.path, err) from err
         except BaseException:
             out.discard()
             raise
@@ -229,10 +237,25 @@ class _AtomicH5:
         os.replace(self.tmp, self.path)
 
     def discard(self) -> None:
+        """Close (as far as HDF5 can) and delete the temporary file."""
         try:
             self.file.close()
         finally:
             self.tmp.unlink(missing_ok=True)
+
+
+unclean_close = False
+"""Set when an HDF5 write failed part way (e.g. the disk filled up). HDF5 keeps the unwritten
+data and tries again when the process exits, which can crash it; the command line checks
+this flag and exits without that last attempt (the file is deleted already)."""
+
+
+def _write_failed(path: Path, err: OSError) -> OutputError:
+    """The error to raise for a failed HDF5 write, in one line (HDF5's run over several)."""
+    global unclean_close
+    unclean_close = True
+    reason = os.strerror(err.errno) if err.errno else str(err).splitlines()[0]
+    return OutputError(f"{path}: writing failed ({reason}); nothing was saved")
 
 
 def _check_target(path: Path, overwrite: bool) -> None:

@@ -148,6 +148,27 @@ def test_full_or_read_only_disk_fails_cleanly(command, disk, inputs, tmp_path, c
         subprocess.run(["umount", str(out)], check=False)
 
 
+def test_disk_filling_up_during_the_write_fails_cleanly(tmp_path):
+    """The space check passes, then the disk fills (as when another process fills it): HDF5's
+    write fails part way. One line, exit code 2, nothing left, and no crash at exit (HDF5
+    retried the failed write when the process exited, and segfaulted)."""
+    out = next(mount_tmpfs(tmp_path / "disk", "size=1m"))
+    script = ("import sys\n"
+              "from odernn.store import TrajectoryWriter\n"
+              "from odernn.cli.app import main\n"
+              "TrajectoryWriter._check_space = lambda self: None  # the disk fills afterwards\n"
+              f"sys.argv = ['odernn', 'simulate', 'train', '-o', '{out}/big.h5', '-q']\n"
+              "main()\n")
+    try:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert_one_line_error(2, result.stderr, "writing failed (No space left on device)")
+        assert list(out.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(out)], check=False)
+
+
 def test_python_dash_m_and_the_console_script_agree(tmp_path):
     result = subprocess.run([sys.executable, "-m", "odernn", "--help"], capture_output=True,
                             text=True, check=False)
