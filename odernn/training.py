@@ -28,6 +28,7 @@ good checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import difflib
@@ -862,10 +863,14 @@ def _resumable(run_dir: Path, config: TrainConfig, source: dict[str, Any]) -> di
         raise DataError(f"cannot resume {run_dir}: it was trained on other data "
                         f"(sha256 {trained_on})")
     old, new = record.get("config", {}), config.to_dict()
+    # a run from an earlier odernn lacks the options added since: they take their defaults (an
+    # option since removed or changed is compared as stored, and reported below)
+    with contextlib.suppress(SpecError):
+        old = TrainConfig.from_dict(old).to_dict()
     if old != new:
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise SpecError(f"cannot resume {run_dir} with other options ({', '.join(changed)}); "
-                        "resume with the run's config.json")
+                        f"resume with the options in {run_dir / 'config.json'}")
     if config.model != "esn" and "resume" not in record:
         raise DataError(f"cannot resume: {run_dir / LAST} holds no resume state")
     return record

@@ -13,7 +13,7 @@ import torch
 from test_models import interrupt_at, oscillator_data, same_weights, series_data, small_config
 
 import odernn.training as training
-from odernn.checkpoint import read_checkpoint
+from odernn.checkpoint import read_checkpoint, save_checkpoint
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.hessian_free import mse
 from odernn.metrics import nrmse
@@ -129,6 +129,15 @@ def test_resume_refuses_other_data_or_options(data, tmp_path):
               progress=False)
     with pytest.raises(SpecError, match="lr"):
         train(data, quick(lr=0.5), tmp_path, resume=True, progress=False)
+
+
+def test_a_run_from_before_an_option_existed_resumes(data, tmp_path):
+    train(data, quick(), tmp_path, progress=False)
+    record = read_checkpoint(tmp_path / "last.pt")
+    del record["config"]["momentum_schedule"]  # added after the first runs were made
+    save_checkpoint(tmp_path / "last.pt", record)
+    result = train(data, quick(), tmp_path, resume=True, progress=False)
+    assert result.status == "ok"
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
