@@ -91,7 +91,10 @@ def train(
     if nproc is not None:
         if nproc < 1:
             raise SpecError(f"--nproc must be >= 1, got {nproc}")
-        raise typer.Exit(_relaunch(nproc))
+        code = _relaunch(nproc)
+        if code == 130:
+            raise Interrupted("")  # the workers have said what they kept
+        raise typer.Exit(code)
     from odernn.store import read_trajectories
     from odernn.training import TrainConfig
     from odernn.training import train as run
@@ -112,8 +115,7 @@ def train(
 
     if result.status == "interrupted":  # last.pt holds everything --resume needs
         raise Interrupted("" if rank() != 0 else  # distributed: rank 0 speaks for the run
-                          f"{result.message}; continue with: odernn train {data} -o {output} "
-                          "--resume")
+                          f"{result.message}; to continue, run the same command with --resume")
     if rank() != 0:
         raise typer.Exit(1 if result.status == "diverged" else 0)
     typer.echo(f"{result.status}: {result.message}")
@@ -125,8 +127,9 @@ def train(
 
 
 def _relaunch(nproc: int) -> int:
-    """Run this command again without ``--nproc`` under ``torch.distributed.run`` (torchrun)
-    with ``nproc`` processes on this machine; its exit code."""
+    """Run this command again without ``--nproc`` under ``torch.distributed.run`` (torchrun,
+    through :func:`odernn.distributed.launch`) with ``nproc`` processes on this machine; its
+    exit code."""
     argv = sys.argv[1:]
     if "train" not in argv:
         raise SpecError("--nproc: cannot find the train command line to re-launch")
@@ -139,8 +142,9 @@ def _relaunch(nproc: int) -> int:
             skip = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", str(nproc), "-m", "odernn", "train", *args]
+    command = [sys.executable, "-c", "import sys; from odernn.distributed import launch; "
+               "launch(sys.argv[1:])", "--standalone", "--nproc_per_node", str(nproc), "-m",
+               "odernn", "train", *args]
     proc = subprocess.Popen(command)
     signalled = []
 

@@ -111,3 +111,15 @@ def broadcast_parameters(module: torch.nn.Module) -> None:
     with torch.no_grad():
         for t in (*module.parameters(), *module.buffers()):
             dist.broadcast(t, src=0)
+
+
+def launch(argv: list[str]) -> None:
+    """``torchrun`` with ``argv``, exiting 130 rather than with a traceback when a signal stops
+    it (the workers have then saved what ``--resume`` needs, and said so)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.run import main
+
+    try:
+        main(argv)
+    except SignalException:
+        raise SystemExit(130) from None
