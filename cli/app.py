@@ -48,6 +48,11 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (HDF5 and torch write theirs over several)."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def _quiet_h5py(hook):
     """``hook`` (sys.excepthook or sys.unraisablehook) without the errors h5py reports when it
     frees the objects of a file whose write failed (Cython prints them through both)."""
@@ -89,12 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OdernnError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except OSError as exc:  # disk full, permissions, I/O: the environment, not a bug
         if debug:
             raise
-        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except Interrupted as exc:
         if str(exc):

@@ -9,7 +9,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
+from odernn.checkpoint import read_checkpoint
 from odernn.cli.app import main
 
 SPEC = """
@@ -93,6 +95,18 @@ def files(tmp_path_factory):
     foreign_dir = root / "photos"
     foreign_dir.mkdir()
     (foreign_dir / "holiday.jpg").write_bytes(b"jpeg")
+    checkpoint = (run / "best.pt").read_bytes()
+    bad_runs = {name: root / name for name in ("cut_run", "text_run", "future_run", "shape_run")}
+    for path in bad_runs.values():
+        path.mkdir()
+    (bad_runs["cut_run"] / "best.pt").write_bytes(checkpoint[:3000])
+    (bad_runs["cut_run"] / "last.pt").write_bytes(checkpoint[:3000])
+    (bad_runs["text_run"] / "best.pt").write_text("not a checkpoint")
+    record = read_checkpoint(run / "best.pt")
+    torch.save({**record, "format_version": 99}, bad_runs["future_run"] / "best.pt")
+    key = next(iter(record["state_dict"]))
+    record["state_dict"][key] = record["state_dict"][key][:1]
+    torch.save(record, bad_runs["shape_run"] / "best.pt")
     made = {
         "nan": rewrite(data, root / "nan.h5", arrays={"x": np.where(x == x[3, 10], np.nan, x)}),
         "inf": rewrite(data, root / "inf.h5", arrays={"x": np.where(x == x[2, 5], np.inf, x)}),
@@ -107,7 +121,7 @@ def files(tmp_path_factory):
             "part1": parts[0], "part2": parts[1], "truncated": truncated, "text": text,
             "bad_toml": bad_toml, "neg_dt": neg_dt, "unknown_key": unknown_key,
             "no_schema": no_schema, "series": series, "existing": existing,
-            "foreign_dir": foreign_dir, "root": root, **made}
+            "foreign_dir": foreign_dir, "root": root, **made, **bad_runs}
 
 
 # the kinds of bad file every command that reads a dataset refuses
@@ -181,6 +195,7 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--set", "epochs=3"], "epochs"),
     (["train", "{data}", "-o", "{run}"], "run"),
     (["train", "{data}", "-o", "{root}/fresh", "--resume"], "fresh"),
+    (["train", "{data}", "-o", "{cut_run}", "--model", "esn", "--resume"], "not a readable"),
     (["train", "{data}", "-o", "{root}/o", "--device", "tpu"], "tpu"),
     (["train", "{data}", "-o", "{root}/o", "--seed", "-1"], "seed must be in"),
     (["train", "{data}", "-o", "{root}/o", "--nproc", "0"], "--nproc"),
@@ -188,6 +203,11 @@ CASES = [
     *[(["evaluate", "{run}", "--data", bad, "-o", "{root}/r"], needle)
       for bad, needle in BAD_FILES],
     (["evaluate", "{root}/no-run", "--data", "{data}", "-o", "{root}/r"], "no-run"),
+    (["evaluate", "{cut_run}", "--data", "{data}", "-o", "{root}/r"], "not a readable"),
+    (["evaluate", "{text_run}", "--data", "{data}", "-o", "{root}/r"], "not a readable"),
+    (["evaluate", "{future_run}", "--data", "{data}", "-o", "{root}/r"], "format 99"),
+    (["evaluate", "{shape_run}", "--data", "{data}", "-o", "{root}/r"], "size mismatch"),
+    (["gradients", "-o", "{root}/g", "--run", "{cut_run}"], "not a readable"),
     (["evaluate", "{root}", "--data", "{data}", "-o", "{root}/r"], "best.pt"),
     (["evaluate", "{run}", "--data", "{other_dt}", "-o", "{root}/r"], "dt"),
     (["evaluate", "{run}", "--data", "{series}", "-o", "{root}/r"], "sine.h5"),
