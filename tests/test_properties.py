@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,8 +17,8 @@ from odernn.cli.app import main
 from odernn.errors import SpecError
 from odernn.models import build
 from odernn.models.layout import Stats
-from odernn.simulate import sample_parameters
-from odernn.spec import INTEGRATOR_NAMES, parse_spec
+from odernn.simulate import sample_parameters, simulate
+from odernn.spec import INTEGRATOR_NAMES, load_spec, parse_spec
 from odernn.store import read_trajectories
 from odernn.training import TrainConfig
 
@@ -195,3 +196,49 @@ def test_training_options_are_refused_up_front_or_build(options):
     stats = Stats(dict.fromkeys(keys, 0.0), dict.fromkeys(keys, 1.0))
     build(config.model, layout, stats, **{**config.model_args(), "units": 30}
           if config.model == "esn" else config.model_args())
+
+
+@pytest.fixture(scope="module")
+def short_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("train-options") / "train.h5"
+    simulate(load_spec("train").with_overrides(n=10, n_steps=150, integrator="exact"), path)
+    return path
+
+
+TRAIN_FLAGS = {
+    "--model": ["rnn", "lstm", "gru", "esn", "ffn"], "--target": ["state", "velocity"],
+    "--hidden": ["1", "4"], "--units": ["2", "20"], "--batch-size": ["1", "7", "64"],
+    "--window": ["1", "5", "30"], "--horizon": ["0", "1", "8"],
+    "--optimizer": ["adam", "sgd", "rmsprop", "hf"], "--warmup": ["0", "1", "20"],
+    "--lr": ["1e-3", "10"],
+}
+TRAIN_SETS = ["tbptt=1", "clip=none", "schedule=constant", "val_fraction=0.5", "val_steps=2",
+              "lags=2", "skip=false", "head=[3]", "activation=relu", "init=esn", "momentum=0.9",
+              "momentum_schedule=sutskever", "ridge=0", "closed_loop_from=0.5", "patience=1",
+              "inputs=['x','F']", "structural_damping=0.3", "leak_rate=0.5", "degree=1"]
+
+
+@st.composite
+def train_options(draw):
+    args = [a for flag, values in TRAIN_FLAGS.items()
+            for a in maybe(draw, flag, st.sampled_from(values))]
+    for item in draw(st.lists(st.sampled_from(TRAIN_SETS), max_size=3, unique=True)):
+        args += ["--set", item]
+    return args + (["--no-eta"] if draw(st.booleans()) else [])
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(train_options())
+def test_train_options_work_or_fail_cleanly(short_data, tmp_path, capsys, options):
+    """One epoch on a small set: a run (exit 0 with its checkpoints, or 1 when the loss turned
+    non-finite) or one line, exit code 2 and no run directory."""
+    out = tmp_path / uuid.uuid4().hex
+    code = main(["train", str(short_data), "-o", str(out), "-q", "--epochs", "1", *options])
+    err = capsys.readouterr().err
+    if code == 2:
+        assert_clean_failure(code, err, [out])
+        return
+    assert code in (0, 1), err
+    assert (out / "config.json").exists()
+    assert code == 1 or ((out / "best.pt").exists() and (out / "last.pt").exists())
