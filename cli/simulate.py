@@ -97,7 +97,7 @@ def merge(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Join the shards of one sharded simulation into one file, equal to a single run."""
-    from odernn.store import merge_files
+    from odernn.merge import merge_files
 
     check_output(output, overwrite)
     merge_files(list(shards), output, virtual=virtual, overwrite=overwrite)

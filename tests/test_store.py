@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 import odernn
 from odernn import store
 from odernn.errors import DataError, OutputError, SpecError
-from odernn.store import TrajectoryWriter, merge_files, open_trajectories, read_trajectories
+from odernn.merge import merge_files
+from odernn.store import TrajectoryWriter, open_trajectories, read_trajectories
 
 N, T, K, DT = 7, 50, 3, 0.05
 ATTRS = {"system": "x'' + eta x' + x = F(t)", "forcing": "random", "integrator": "rk4",

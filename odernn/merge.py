@@ -1,0 +1,174 @@
+"""Joining the shards of one sharded simulation (``odernn simulate --shard k/n``) into one file.
+
+The shards carry ``shard_index`` (k, 1-based), ``shard_count``, ``row_start``,
+``row_stop`` and ``n_total``. :func:`merge_files` checks that they come from one
+run and tile its rows, then copies them (streamed, bounded memory) or writes an
+HDF5 virtual dataset that reads them in place. Either way the merged arrays
+equal those of a single-process run bit for bit (``tests/test_shards.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from odernn.errors import DataError, OutputError, SpecError
+from odernn.store import (
+    _DESCRIPTIONS,
+    BLOCK_BYTES,
+    RESERVED_ATTRS,
+    SHARD_ATTRS,
+    TrajectoryFile,
+    TrajectoryWriter,
+    _AtomicH5,
+    _check_target,
+    _write_root_attrs,
+    _write_time,
+    open_trajectories,
+)
+
+
+def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool = False,
+                overwrite: bool = False) -> Path:
+    """Join the shards of one sharded simulation into ``out``; return ``out``.
+
+    Shards carry ``shard_index`` (k of ``--shard k/n``, 1-based), ``shard_count``,
+    ``row_start``, ``row_stop`` and ``n_total``; every shard 1..n must be given once,
+    their rows must tile ``0..n_total``, and all other attributes (spec, seed,
+    integrator, ...), the time grid, datasets and dtypes must agree. The arrays of
+    ``out`` equal those of a single-process run bit for bit. ``virtual=False`` copies
+    the data (streamed, bounded memory); ``virtual=True`` writes an HDF5 virtual
+    dataset file that reads the shards in place (keep them beside it).
+    """
+    out = Path(out)
+    paths = [Path(p) for p in shards]
+    if not paths:
+        raise SpecError("merge needs at least one shard file")
+    if any(p.resolve() == out.resolve() for p in paths):
+        raise OutputError(f"{out}: is one of the shards; write the merged file elsewhere")
+    _check_target(out, overwrite)
+    with ExitStack() as stack:
+        files = [stack.enter_context(open_trajectories(p)) for p in paths]
+        ordered = _check_shards(files)
+        attrs = {k: v for k, v in ordered[0].attrs.items()
+                 if k not in RESERVED_ATTRS and k not in SHARD_ATTRS}
+        (_merge_virtual if virtual else _merge_copy)(ordered, out, attrs, overwrite)
+    return out
+
+
+def _shard_range(f: TrajectoryFile) -> tuple[int, int]:
+    return f.attrs["row_start"], f.attrs["row_stop"]
+
+
+def _check_shards(files: list[TrajectoryFile]) -> list[TrajectoryFile]:
+    """Refuse shards of different runs, duplicate, missing or overlapping shards; sort by row."""
+    for f in files:
+        missing = [k for k in SHARD_ATTRS if k not in f.attrs]
+        if missing:
+            raise DataError(f"{f.path}: not a shard (no attribute {missing[0]!r}); merge takes "
+                            f"files written with --shard k/n")
+        start, stop = _shard_range(f)
+        if stop - start != f.n or not 1 <= f.attrs["shard_index"] <= f.attrs["shard_count"]:
+            raise DataError(f"{f.path}: inconsistent shard attributes (shard "
+                            f"{f.attrs['shard_index']}/{f.attrs['shard_count']}, rows "
+                            f"{start}..{stop}, {f.n} trajectories)")
+    ref = files[0]
+    for f in files[1:]:
+        _check_same_run(ref, f)
+    by_index: dict[int, TrajectoryFile] = {}
+    for f in files:
+        k = f.attrs["shard_index"]
+        if k in by_index:
+            raise DataError(f"{f.path}: is shard {k}/{ref.attrs['shard_count']} again (already "
+                            f"given as {by_index[k].path})")
+        by_index[k] = f
+    count = ref.attrs["shard_count"]
+    absent = [k for k in range(1, count + 1) if k not in by_index]
+    if absent:
+        raise DataError(f"{ref.path}: shard(s) {', '.join(f'{k}/{count}' for k in absent)} "
+                        f"missing; merge needs all {count} shards")
+    ordered = [by_index[k] for k in range(1, count + 1)]
+    covered = 0
+    for f in ordered:
+        start, stop = _shard_range(f)
+        if start < covered:
+            raise DataError(f"{f.path}: rows {start}..{stop} overlap rows already covered up to "
+                            f"{covered} by the shards before it")
+        if start > covered:
+            raise DataError(f"{f.path}: starts at row {start}, leaving rows {covered}..{start} "
+                            f"in no shard")
+        covered = stop
+    if covered != ref.attrs["n_total"]:
+        raise DataError(f"{ordered[-1].path}: shards end at row {covered}, but n_total is "
+                        f"{ref.attrs['n_total']}")
+    return ordered
+
+
+def _check_same_run(ref: TrajectoryFile, f: TrajectoryFile) -> None:
+    """Refuse a shard whose run attributes, grid, datasets or dtypes differ from ``ref``'s."""
+    own = {"shard_index", "row_start", "row_stop", "n_trajectories", "created"}
+    a, b = ref.attrs, f.attrs
+    for key in sorted((set(a) | set(b)) - own):
+        if a.get(key) != b.get(key):
+            raise DataError(f"{f.path}: attribute '{key}' is {b.get(key)!r:.60} but "
+                            f"{ref.path} has {a.get(key)!r:.60}; shards of different runs "
+                            f"cannot be merged")
+    layout = [(f.dtype, _param_layout(f)) for f in (ref, f)]
+    if not np.array_equal(ref.t, f.t) or layout[0] != layout[1]:
+        raise DataError(f"{f.path}: time grid, dtype or parameters differ from {ref.path}")
+
+
+def _param_layout(f: TrajectoryFile) -> dict[str, tuple[int, ...]]:
+    return {k: d.shape[1:] for k, d in f._params.items()}
+
+
+def _merge_copy(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any],
+                overwrite: bool) -> None:
+    ref = shards[0]
+    n_total = ref.attrs["n_total"]
+    compression = ref._datasets["x"].compression
+    row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names)
+    step = max(1, BLOCK_BYTES // row_bytes)
+    with TrajectoryWriter(out, t=ref.t, n=n_total, datasets=ref.names,
+                          params=_param_layout(ref), attrs=attrs, dtype=ref.dtype.name,
+                          compression=compression, overwrite=overwrite) as writer:
+        for f in shards:
+            offset = f.attrs["row_start"]
+            for lo in range(0, f.n, step):
+                part = f.read(slice(lo, lo + step))
+                arrays = {k: getattr(part, k) for k in f.names}
+                writer.write(offset + lo, arrays, part.params)
+
+
+def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any],
+                   overwrite: bool) -> None:
+    ref = shards[0]
+    n_total = ref.attrs["n_total"]
+    directory = out.resolve().parent
+    target = _AtomicH5(out, overwrite)
+    try:
+        f = target.file
+        _write_time(f, ref.t)
+        labels = [*ref.names, *(f"params/{k}" for k in ref.params_names)]
+        for label in labels:
+            d = ref._file[label]
+            layout = h5py.VirtualLayout(shape=(n_total, *d.shape[1:]), dtype=d.dtype)
+            for shard in shards:
+                start, stop = _shard_range(shard)
+                source = os.path.relpath(shard.path.resolve(), directory)
+                shape = shard._file[label].shape
+                layout[start:stop] = h5py.VirtualSource(source, label, shape=shape)
+            v = f.create_virtual_dataset(label, layout, fillvalue=np.nan)
+            if label in _DESCRIPTIONS:
+                v.attrs["description"] = _DESCRIPTIONS[label]
+        _write_root_attrs(f, n_total, ref.t, ref.names, attrs)
+        target.commit()
+    except BaseException:
+        target.discard()
+        raise
