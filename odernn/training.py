@@ -578,6 +578,7 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
             validate = (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
             row = _end_epoch(model, config, state, val if validate else None, val_tensors,
                              horizon, lr)
+            report({"stage": "validated", "epochs": config.epochs, **row})
             if row["val_nrmse_x"] < state["best_val"] or (validate and state["best_epoch"] < 0):
                 state["best_val"], state["best_epoch"], state["since_best"] = \
                     row["val_nrmse_x"], epoch, 0
@@ -912,8 +913,8 @@ def _atomic_text(path: Path, text: str) -> None:
 
 def _reporter(progress: bool | Callable[[dict[str, Any]], None]) -> Callable[[dict], None]:
     """The progress callback: the caller's, a stderr display, or nothing. On a terminal one
-    line is redrawn in place; otherwise (a log file, a batch job) a plain line is written per
-    epoch or stage, without escape codes."""
+    line is redrawn in place as the batches go; otherwise (a log file, a batch job) a plain
+    line is written per epoch, with its validation, and per stage, without escape codes."""
     if callable(progress):
         return progress
     if not progress:
@@ -924,26 +925,38 @@ def _reporter(progress: bool | Callable[[dict[str, Any]], None]) -> Callable[[di
     def line(info: dict[str, Any]) -> str:
         if info["stage"] == "epoch":
             frac = info["batch"] / info["batches"]
-            bar = f" [{'#' * int(20 * frac)}{'-' * (20 - int(20 * frac))}]" if tty else ""
-            return (f"epoch {info['epoch']}/{info['epochs']}{bar} loss {info['loss']:.3g} "
+            bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
+            return (f"epoch {info['epoch']}/{info['epochs']} [{bar}] loss {info['loss']:.3g} "
                     f"(tf {info['tf_loss']:.3g}, closed loop {info['cl_loss']:.3g}) "
                     f"{info['steps_per_s'] / 1e3:.0f}k steps/s")
+        if info["stage"] == "validated":
+            val = info["val_nrmse_x"]
+            return (f"epoch {info['epoch']}/{info['epochs']} loss {info['loss']:.3g} "
+                    f"(tf {info['tf_loss']:.3g}, closed loop {info['cl_loss']:.3g}), "
+                    f"val loss {info['val_loss']:.3g}"
+                    + ("" if math.isnan(val) else f", closed-loop val NRMSE(x) {val:.3g}")
+                    + f", {info['steps_per_s'] / 1e3:.0f}k steps/s")
         return f"{info['stage']} {info['done']}/{info['total']}"
 
     def show(info: dict[str, Any]) -> None:
-        done = info.get("stage") == "done"
-        if not tty:
-            finished = done or (info["batch"] == info["batches"] if info["stage"] == "epoch"
-                                else info["done"] == info["total"])
-            if finished:
-                sys.stderr.write((info["message"] if done else line(info)) + "\n")
+        stage = info.get("stage")
+        if stage == "done":  # the caller reports the outcome (TrainResult.message)
+            if tty:
+                sys.stderr.write("\r\033[K")
                 sys.stderr.flush()
             return
+        if not tty:
+            if stage == "validated" or (stage != "epoch" and info["done"] == info["total"]):
+                sys.stderr.write(line(info) + "\n")
+                sys.stderr.flush()
+            return
+        if stage == "validated":
+            return
         now = time.perf_counter()
-        if not done and now - last[0] < 0.2:
+        if now - last[0] < 0.2:
             return
         last[0] = now
-        sys.stderr.write(f"\r\033[K{info['message']}\n" if done else f"\r\033[K{line(info)}")
+        sys.stderr.write(f"\r\033[K{line(info)}")
         sys.stderr.flush()
 
     return show

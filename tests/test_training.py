@@ -113,6 +113,15 @@ def test_run_directory_files(data, tmp_path):
     assert result.best_val_nrmse == pytest.approx(best["metrics"]["val_nrmse_x"])
 
 
+def test_progress_in_a_log_is_one_plain_line_per_epoch(data, tmp_path, capsys):
+    train(data, quick(), tmp_path, progress=True)  # stderr is captured: not a terminal
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\033" not in err
+    lines = err.splitlines()
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert "closed-loop val NRMSE(x)" in lines[-1]  # the last epoch is always validated
+
+
 def test_existing_run_is_not_overwritten_without_permission(data, tmp_path):
     train(data, quick(), tmp_path, progress=False)
     with pytest.raises(OutputError, match="overwrite"):
