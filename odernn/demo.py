@@ -118,13 +118,14 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     resolve_device(device)
     out = Path(out)
     with demo_output(out, overwrite):
-        return _demo(out, specs, configs, budgets, models, epochs, hidden, units, device,
-                     quick, say, progress)
+        return _demo(out, specs, configs, budgets, say, progress)
 
 
-def _demo(out, specs, configs, budgets, models, epochs, hidden, units, device, quick, say,
-          progress) -> DemoResult:
-    """The stages of :func:`run_demo`, writing into ``out``."""
+def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
+          budgets: dict[str, dict[str, Any]], say: Callable[[str], None],
+          progress: bool) -> DemoResult:
+    """The stages of :func:`run_demo`, writing into ``out``: simulate ``specs``, train
+    ``configs`` (whose demo options are ``budgets``), evaluate, report."""
     from odernn.evaluate import evaluate, load_runs
     from odernn.report import write_report
     from odernn.simulate import simulate
@@ -142,7 +143,7 @@ def _demo(out, specs, configs, budgets, models, epochs, hidden, units, device, q
     result.stages["simulate"] = time.perf_counter() - start
 
     runs = {}
-    for family in models:
+    for family in configs:
         start = time.perf_counter()
         say(f"training {family} ({', '.join(f'{k}={v}' for k, v in budgets[family].items())})"
             " ...")
@@ -161,7 +162,7 @@ def _demo(out, specs, configs, budgets, models, epochs, hidden, units, device, q
     result.metrics = evaluation.metrics
 
     start = time.perf_counter()
-    section = _budget_section(models, epochs, hidden, units, device, quick, result.stages)
+    section = _budget_section(budgets, result.stages)
     write_report(evaluation, out / "report", runs=runs, title="odernn demo report",
                  extra_sections=[section])
     result.stages["report"] = time.perf_counter() - start
@@ -186,13 +187,11 @@ def _budget(family: str, epochs: int | None, hidden: int | None, units: int | No
     return options
 
 
-def _budget_section(models: Sequence[str], epochs: int | None, hidden: int | None,
-                    units: int | None, device: str, quick: bool, stages: dict[str, float]):
+def _budget_section(budgets: dict[str, dict[str, Any]], stages: dict[str, float]):
     from odernn.report import Section, Table
 
-    rows = [[f, ", ".join(f"{k}={v}" for k, v in _budget(f, epochs, hidden, units, device,
-                                                          quick).items())]
-            for f in models]
+    rows = [[f, ", ".join(f"{k}={v}" for k, v in options.items())]
+            for f, options in budgets.items()]
     timing = [[stage, seconds] for stage, seconds in stages.items()]
     return Section(
         "Demo budget",
