@@ -119,9 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {message}{hint}", file=sys.stderr)
         code = EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     if argv is None:
-        from odernn import store
-
-        if store.unclean_close:  # HDF5's own clean-up at exit would retry the failed close
+        # HDF5's own clean-up at exit would retry a failed close (and can crash)
+        store = sys.modules.get("odernn.store")
+        if store is not None and store.unclean_close:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

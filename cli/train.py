@@ -88,15 +88,8 @@ def train(
     quiet: bool = QUIET,
 ) -> None:
     """Train a recurrent surrogate (RNN, LSTM, GRU or echo state network) on a dataset."""
-    if nproc is not None:
-        if nproc < 1:
-            raise SpecError(f"--nproc must be >= 1, got {nproc}")
-        code = _relaunch(nproc)
-        if code == 130:
-            raise Interrupted("")  # the workers have said what they kept
-        raise typer.Exit(code)
-    from odernn.store import read_trajectories
-    from odernn.training import TrainConfig
+    from odernn.store import open_trajectories, read_trajectories
+    from odernn.training import TrainConfig, check_run_dir
     from odernn.training import train as run
 
     flags = {"model": model, "target": target, "epochs": epochs, "lr": lr, "hidden": hidden,
@@ -107,6 +100,18 @@ def train(
     if no_eta:
         options["use_eta"] = False
     settings = TrainConfig.from_dict(options, where="training options")
+    if nproc is not None:
+        if nproc < 1:
+            raise SpecError(f"--nproc must be >= 1, got {nproc}")
+        # what can be refused is refused here, in one line, before the workers start
+        for path in (data, val):
+            if path is not None:
+                open_trajectories(path).close()
+        check_run_dir(output, resume, overwrite)
+        code = _relaunch(nproc)
+        if code == 130:
+            raise Interrupted("")  # the workers have said what they kept
+        raise typer.Exit(code)
     training = read_trajectories(data)
     validation = read_trajectories(val) if val is not None else None
     result = run(training, settings, output, val=validation, resume=resume, progress=not quiet,
@@ -145,23 +150,27 @@ def _relaunch(nproc: int) -> int:
     command = [sys.executable, "-c", "import sys; from odernn.distributed import launch; "
                "launch(sys.argv[1:])", "--standalone", "--nproc_per_node", str(nproc), "-m",
                "odernn", "train", *args]
-    proc = subprocess.Popen(command)
+    procs: list[subprocess.Popen] = []
     signalled = []
 
     def forward(signum: int, frame: object) -> None:
-        # Ctrl-C reaches torchrun and its workers from the terminal; SIGTERM (kill, a batch
-        # scheduler) reaches only this process: pass it on, and wait for the workers to save
+        # torchrun runs in a session of its own, so Ctrl-C in the terminal and SIGTERM from a
+        # batch scheduler both reach this process alone: pass each on once, and wait for the
+        # workers to save
         signalled.append(signum)
-        if signum == signal.SIGTERM:
+        for proc in procs:
             proc.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = proc.wait()
+        procs.append(subprocess.Popen(command, start_new_session=True))
+        if signalled:  # a signal while it was starting
+            procs[0].send_signal(signalled[0])
+        code = procs[0].wait()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    return 130 if signalled else code
+    return 130 if signalled and code != 0 else code
 
 
 @app.command(epilog="Example:\n\n  odernn models")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from odernn.errors import OutputError, SpecError
+from odernn.interrupt import interrupt_guard
 
 MARKER = ".odernn-demo"
 """A file naming a directory as the demo's own, which a later demo may replace."""
@@ -60,27 +61,38 @@ def demo_output(out: Path, overwrite: bool) -> Iterator[None]:
     anything else only with ``overwrite``.
     """
     out = Path(out)
+    if out.name in ("", ".", ".."):
+        raise OutputError(f"{out}: give the demo a directory of its own, e.g. -o odernn-demo")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {out}: directory {parent} does not exist")
     backup = None
     if out.exists():
-        if not out.is_dir():
-            raise OutputError(f"{out} exists and is not a directory")
+        if not out.is_dir() or out.is_symlink():
+            raise OutputError(f"{out} exists and is not a directory of its own")
         if any(out.iterdir()) and not (overwrite or (out / MARKER).exists()):
             raise OutputError(f"{out} exists and is not an odernn demo directory; choose another "
                               f"--output or pass --overwrite")
         backup = out.with_name(f".{out.name}.previous")
         shutil.rmtree(backup, ignore_errors=True)
-        out.rename(backup)
+    made = False
     try:
-        out.mkdir()
-        (out / MARKER).write_text("written by odernn demo; a later demo replaces this directory\n")
+        with interrupt_guard() as interrupted:  # a signal cannot split the swap
+            if backup is not None:
+                out.rename(backup)
+            out.mkdir()
+            made = True
+            (out / MARKER).write_text("written by odernn demo; a later demo replaces this "
+                                      "directory\n")
+        if interrupted():
+            raise KeyboardInterrupt
         yield
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        if backup is not None:
-            backup.rename(out)
+        with interrupt_guard():  # nor the restore
+            if made:
+                shutil.rmtree(out, ignore_errors=True)
+            if backup is not None and backup.exists() and not out.exists():
+                backup.rename(out)
         raise
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)

@@ -117,9 +117,13 @@ def launch(argv: list[str]) -> None:
     """``torchrun`` with ``argv``, exiting 130 rather than with a traceback when a signal stops
     it (the workers have then saved what ``--resume`` needs, and said so)."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main
 
     try:
         main(argv)
-    except SignalException:
+    except (SignalException, KeyboardInterrupt):
         raise SystemExit(130) from None
+    except ChildFailedError as err:  # the failing workers have printed their own error
+        codes = [f.exitcode for f in err.failures.values()]
+        raise SystemExit(next((c for c in codes if c > 0), 1)) from None

@@ -298,6 +298,8 @@ def evaluate(
                 "error_scale": {"x": reference_scale(ref_x), "v": reference_scale(ref_v)},
             },
         }
+        if interrupted():  # a signal after the last stage's line
+            raise KeyboardInterrupt
         return Evaluation(test, methods, wp, res, info)
 
 

@@ -4,8 +4,8 @@ Raising from a signal handler can land anywhere, even inside a garbage
 collection callback that swallows the exception; a flag checked between
 blocks (simulation) or batches (training) cannot be lost. A second signal,
 a second or more after the first, aborts at once (one Ctrl-C can reach a
-process twice within that second: from the terminal and from a launcher such
-as torchrun, which passes it on to its workers).
+process twice within that second: from the terminal and from a launcher that
+passes it on to the processes it started).
 """
 
 from __future__ import annotations

@@ -437,8 +437,9 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
         if main:
             _write_json(run_dir / "config.json", {"config": config.to_dict(), "data": source})
         return fit(model, config, train, val, run_dir, source, previous, report)
-    except OutputError:  # e.g. a full disk: a new run with no checkpoint yet leaves nothing
-        if main and created and not (run_dir / BEST).exists():
+    except BaseException:  # a full disk, Ctrl-C in the ridge fit: a new run with no
+        # checkpoint to keep or resume from leaves nothing
+        if main and created and not ((run_dir / BEST).exists() or (run_dir / LAST).exists()):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
@@ -822,16 +823,23 @@ def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
 # -- run directory, checkpoints, resume --------------------------------------------------------
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
+    """Refuse a run directory that cannot be used as asked; the run files it already holds."""
     ours = ("config.json", "history.csv", BEST, LAST)
     existing = [n for n in ours if (run_dir / n).exists()]
     if resume:
         if not (run_dir / LAST).is_file():
             raise DataError(f"cannot resume: {run_dir / LAST} does not exist")
-        return
-    if existing and not overwrite:
+    elif existing and not overwrite:
         raise OutputError(f"run directory {run_dir} already holds {', '.join(existing)}; "
                           "pass overwrite (--overwrite) or resume (--resume)")
+    return existing
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    existing = check_run_dir(run_dir, resume, overwrite)
+    if resume:
+        return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         for name in existing:

@@ -199,6 +199,9 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--device", "tpu"], "tpu"),
     (["train", "{data}", "-o", "{root}/o", "--seed", "-1"], "seed must be in"),
     (["train", "{data}", "-o", "{root}/o", "--nproc", "0"], "--nproc"),
+    (["train", "{root}/missing.h5", "-o", "{root}/o", "--nproc", "2"], "does not exist"),
+    (["train", "{data}", "-o", "{run}", "--nproc", "2"], "already holds"),
+    (["train", "{data}", "-o", "{root}/o", "--model", "tcn", "--nproc", "2"], "tcn"),
     # evaluate
     *[(["evaluate", "{run}", "--data", bad, "-o", "{root}/r"], needle)
       for bad, needle in BAD_FILES],
@@ -251,6 +254,7 @@ CASES = [
     (["demo", "-o", "{root}/d", "--preset", "sine", "--seed", "-1"], "--seed"),
     (["demo", "-o", "{root}/d", "--seed", "3"], "--preset"),
     (["demo", "-o", "{foreign_dir}"], "photos"),
+    (["demo", "-o", "."], "a directory of its own"),
     (["demo", "-o", "{existing}"], "keep.h5"),
     (["demo", "-o", "{root}/no-dir/d"], "does not exist"),
 ]

@@ -247,6 +247,24 @@ def test_metrics_json_is_strict_and_complete(full: Evaluation) -> None:
         assert set(m["metrics"]) >= {"nrmse_x", "rmse_v", "valid_time_median", "wall_time_s"}
 
 
+def test_a_signal_after_the_last_stage_still_stops(test_set: Trajectories, monkeypatch) -> None:
+    """The flag is checked once more before the result is returned: no signal is lost."""
+    import os
+    import signal
+
+    import odernn.evaluate
+
+    real = odernn.evaluate._measure
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(odernn.evaluate, "_measure", signalled)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(test_set, {}, work_precision=False, resonance=False, progress=False)
+
+
 @pytest.mark.parametrize("bad, error, match", [
     ("series", DataError, "univariate"),
     ("no-eta", DataError, "eta"),

@@ -172,6 +172,36 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
         data.x[:, 0], data.v[:, 0], data.F, data.params["eta"]).n_diverged == 0
 
 
+def test_a_full_disk_keeps_a_resumable_run(data, tmp_path, monkeypatch):
+    """best.pt cannot be written at the first validated epoch (2), but last.pt of epoch 1 is
+    there: the run directory stays, and resumes once there is room."""
+    real = training.save_checkpoint
+
+    def full_for_best(path, payload):
+        if path.name == "best.pt":
+            raise OutputError(f"cannot write checkpoint {path}: No space left on device")
+        real(path, payload)
+
+    monkeypatch.setattr(training, "save_checkpoint", full_for_best)
+    with pytest.raises(OutputError, match="No space"):
+        train(data, quick(epochs=2, val_every=2), tmp_path / "run", progress=False)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["resume"]["epoch"] == 1
+    monkeypatch.undo()
+    result = train(data, quick(epochs=2, val_every=2), tmp_path / "run", resume=True,
+                   progress=False)
+    assert result.status == "ok" and (tmp_path / "run" / "best.pt").exists()
+
+
+def test_a_full_disk_before_any_checkpoint_leaves_nothing(data, tmp_path, monkeypatch):
+    def full(path, payload):
+        raise OutputError(f"cannot write checkpoint {path}: No space left on device")
+
+    monkeypatch.setattr(training, "save_checkpoint", full)
+    with pytest.raises(OutputError, match="No space"):
+        train(data, quick(), tmp_path / "run", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_early_stopping_when_validation_stops_improving(data, tmp_path):
     result = train(data, quick(epochs=6, lr=1e-12, val_every=1, patience=2, clip=None),
                    tmp_path, progress=False)
