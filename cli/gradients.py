@@ -15,7 +15,7 @@ import typer
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
 from odernn.errors import DataError, OutputError, SpecError
-from odernn.spec import MAX_SEED
+from odernn.spec import check_seed
 
 SCHEMA = "odernn.gradients"
 OUTPUTS = ("gradients.json", "gradients.png")
@@ -89,8 +89,7 @@ def gradients(
         raise SpecError(f"--input-scale must be finite and > 0, got {input_scale}")
     if forget_bias is not None and not math.isfinite(forget_bias):
         raise SpecError(f"--forget-bias must be finite, got {forget_bias}")
-    if not 0 <= seed <= MAX_SEED:
-        raise SpecError(f"--seed must be in [0, 2**63 - 1], got {seed}")
+    check_seed(seed, "--seed")
     if spectral_radius and "rnn" not in families:
         raise SpecError("--spectral-radius applies to --model rnn, which is not selected")
     if forget_bias is not None and "lstm" not in families:

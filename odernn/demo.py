@@ -226,11 +226,11 @@ def run_preset_demo(out: Path, preset: str, *, seed: int = 0, quick: bool = Fals
     Keras ``(step, 1)`` layout, and our improved recipe).
     """
     from odernn.notes_examples import VARIANTS
+    from odernn.spec import check_seed
 
     if preset not in VARIANTS:
         raise SpecError(f"--preset {preset!r} unknown; allowed: {', '.join(VARIANTS)}")
-    if not 0 <= seed < 2**32:
-        raise SpecError(f"--seed must be in [0, 2**32 - 1], got {seed}")
+    check_seed(seed, "--seed")
     out = Path(out)
     with demo_output(out, overwrite):
         return _preset_demo(out, preset, seed, quick, say)

@@ -257,6 +257,13 @@ def _oscillator_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
     return {"parameters": parameters, "forcing": family, "forcing_parameters": fp, "K": K}
 
 
+def check_seed(seed: int, name: str = "seed") -> None:
+    """Refuse a seed outside ``[0, 2**63 - 1]``: seeds are stored as 64-bit integers (HDF5
+    attributes, checkpoints), and NumPy's and torch's generators take no negative seed."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SpecError(f"{name} must be an integer in [0, 2**63 - 1], got {seed!r}")
+
+
 def _check_numbers(spec: Spec) -> None:
     where = spec.source
     if not (spec.dt > 0 and math.isfinite(spec.dt)):
@@ -265,9 +272,7 @@ def _check_numbers(spec: Spec) -> None:
         raise SpecError(f"{where}: n_steps must be in [2, {MAX_STEPS}], got {spec.n_steps}")
     if not 1 <= spec.n <= MAX_TRAJECTORIES:
         raise SpecError(f"{where}: n must be in [1, {MAX_TRAJECTORIES}], got {spec.n}")
-    if not 0 <= spec.seed <= MAX_SEED:
-        raise SpecError(f"{where}: seed must be in [0, 2**63 - 1] (stored as a 64-bit integer), "
-                        f"got {spec.seed}")
+    check_seed(spec.seed, f"{where}: seed")
     if spec.dtype not in DTYPES:
         raise SpecError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {spec.dtype!r}")
     if spec.system == "sine" and spec.integrator["name"] != "exact":

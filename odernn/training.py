@@ -56,7 +56,7 @@ from odernn.interrupt import interrupt_guard
 from odernn.metrics import nrmse
 from odernn.models import REGISTRY, TARGETS, RecurrentSurrogate, build, surrogate_record
 from odernn.models.layout import DEFAULT_INPUTS, Layout, check_data
-from odernn.spec import MAX_SEED
+from odernn.spec import check_seed
 from odernn.trajectories import Trajectories
 from odernn.windows import (
     SequenceTensors,
@@ -217,7 +217,7 @@ class TrainConfig:
         need(len(self.ridge_grid) > 0 and all(r >= 0 for r in self.ridge_grid),
              "ridge_grid must be a non-empty list of ridge strengths >= 0")
         need(self.ridge is None or self.ridge >= 0, f"ridge must be >= 0, got {self.ridge}")
-        need(0 <= self.seed <= MAX_SEED, f"seed must be in [0, 2**63 - 1], got {self.seed}")
+        check_seed(self.seed, "training option seed")
         if self.model == "esn":
             return
         positive = ("lr", "epochs", "batch_size", "window")

@@ -10,25 +10,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from test_cli import SPEC  # a small spec: 6 trajectories x 40 steps
 
 from odernn.checkpoint import read_checkpoint
 from odernn.cli.app import main
-
-SPEC = """
-name = "tiny"
-seed = 3
-n = 4
-dt = 0.05
-n_steps = 40
-[parameters]
-eta = [0.1, 0.3]
-x0 = [-1.0, 1.0]
-v0 = 0.0
-[forcing]
-family = "cosine"
-F0 = [0.0, 1.0]
-omega = [0.5, 2.0]
-"""
 
 
 def rewrite(src: Path, dst: Path, *, rows=slice(None), cols=slice(None), attrs=None,
@@ -84,7 +69,7 @@ def files(tmp_path_factory):
     neg_dt = root / "neg-dt.toml"
     neg_dt.write_text(SPEC.replace("dt = 0.05", "dt = -0.05"))
     unknown_key = root / "unknown-key.toml"
-    unknown_key.write_text(SPEC.replace("n = 4", "nn = 4"))
+    unknown_key.write_text(SPEC.replace("n = 6", "nn = 6"))
     no_schema = root / "no-schema.h5"
     with h5py.File(no_schema, "w") as f:
         f["x"] = x
@@ -150,8 +135,9 @@ CASES = [
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--n", "0"], "n must be in"),
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--dtype", "float16"], "float16"),
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--n", "abc"], "'--n'"),
-    (["simulate", "{spec}", "-o", "{root}/o.h5", "--seed", "-1"], "seed must be in"),
-    (["simulate", "{spec}", "-o", "{root}/o.h5", "--seed", str(2**70)], "seed must be in"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--seed", "-1"], "seed must be an integer in"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--seed", str(2**70)],
+     "seed must be an integer in"),
     (["simulate", "{spec}", "-o", "{existing}"], "--overwrite"),
     (["simulate", "{spec}", "-o", "{root}/no-dir/o.h5"], "does not exist"),
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--shard", "3/2"], "--shard"),
@@ -197,7 +183,7 @@ CASES = [
     (["train", "{data}", "-o", "{root}/fresh", "--resume"], "fresh"),
     (["train", "{data}", "-o", "{cut_run}", "--model", "esn", "--resume"], "not a readable"),
     (["train", "{data}", "-o", "{root}/o", "--device", "tpu"], "tpu"),
-    (["train", "{data}", "-o", "{root}/o", "--seed", "-1"], "seed must be in"),
+    (["train", "{data}", "-o", "{root}/o", "--seed", "-1"], "seed must be an integer in"),
     (["train", "{data}", "-o", "{root}/o", "--nproc", "0"], "--nproc"),
     (["train", "{root}/missing.h5", "-o", "{root}/o", "--nproc", "2"], "does not exist"),
     (["train", "{data}", "-o", "{run}", "--nproc", "2"], "already holds"),

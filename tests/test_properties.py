@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cli import SPEC  # a small spec: 6 trajectories x 40 steps
 
 from odernn.cli.app import main
 from odernn.errors import SpecError
@@ -71,27 +72,19 @@ def test_any_spec_parses_or_fails_cleanly(text):
         assert np.all(np.isfinite(value)), name
 
 
-TINY = """
-seed = 1
-n = 5
-dt = 0.1
-n_steps = 30
-[parameters]
-eta = [0.05, 0.5]
-x0 = [-1, 1]
-v0 = 0
-[forcing]
-family = "cosine"
-F0 = [0, 1]
-omega = [0.5, 2]
-"""
-
-
-def assert_clean_failure(code: int, err: str, outputs: list[Path]) -> None:
+def run_command(args: list[str], output: Path, capsys,
+                worked: tuple[int, ...] = (0,)) -> int | None:
+    """Run ``odernn ARGS``: its exit code if it worked (a code in ``worked``), None if it
+    failed cleanly (exit code 2, one ``error:`` line, no ``output``); anything else fails."""
+    code = main(args)
+    err = capsys.readouterr().err
+    if code in worked:
+        return code
     lines = err.strip().splitlines()
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    assert not any(p.exists() for p in outputs)
+    assert not output.exists()
+    return None
 
 
 def maybe(draw, flag: str, values) -> list[str]:
@@ -114,16 +107,13 @@ def simulate_options(draw):
 @given(simulate_options())
 def test_simulate_options_work_or_fail_cleanly(tmp_path, capsys, options):
     spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY)
+    spec.write_text(SPEC)
     out = tmp_path / f"{uuid.uuid4().hex}.h5"
-    code = main(["simulate", str(spec), "-o", str(out), "-q", *options])
-    err = capsys.readouterr().err
-    if code != 0:
-        assert_clean_failure(code, err, [out])
+    if run_command(["simulate", str(spec), "-o", str(out), "-q", *options], out, capsys) is None:
         return
     data = read_trajectories(out)
-    n = int(options[options.index("--n") + 1]) if "--n" in options else 5
-    assert data.n == n and data.n_steps == 30 and np.all(np.isfinite(data.x))
+    n = int(options[options.index("--n") + 1]) if "--n" in options else 6
+    assert data.n == n and data.n_steps == 40 and np.all(np.isfinite(data.x))
 
 
 @st.composite
@@ -150,10 +140,7 @@ def test_gradients_options_work_or_fail_cleanly(tmp_path, capsys, options):
     out = tmp_path / uuid.uuid4().hex
     if "--length" not in options:
         options = [*options, "--length", "8"]  # keep the default-length examples fast
-    code = main(["gradients", "-o", str(out), "-q", *options])
-    err = capsys.readouterr().err
-    if code != 0:
-        assert_clean_failure(code, err, [out])
+    if run_command(["gradients", "-o", str(out), "-q", *options], out, capsys) is None:
         return
     record = json.loads((out / "gradients.json").read_text())
     for profile in record["profiles"]:
@@ -243,11 +230,9 @@ def test_train_options_work_or_fail_cleanly(short_data, tmp_path, capsys, option
     """One epoch on a small set: a run (exit 0 with its checkpoints, or 1 when the loss turned
     non-finite) or one line, exit code 2 and no run directory."""
     out = tmp_path / uuid.uuid4().hex
-    code = main(["train", str(short_data), "-o", str(out), "-q", *options])
-    err = capsys.readouterr().err
-    if code == 2:
-        assert_clean_failure(code, err, [out])
+    code = run_command(["train", str(short_data), "-o", str(out), "-q", *options], out, capsys,
+                       worked=(0, 1))  # 1: the loss turned non-finite
+    if code is None:
         return
-    assert code in (0, 1), err
     assert (out / "config.json").exists()
     assert code == 1 or ((out / "best.pt").exists() and (out / "last.pt").exists())
