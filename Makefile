@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.odernn-installed
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test test-all lint notebooks clean
+.PHONY: setup demo test test-gpu fuzz lint notebooks clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+# The CUDA path (tests marked gpu, left out of `make test`): run on a machine with a GPU.
+test-gpu: $(STAMP)
+	ODERNN_GPU_TESTS=1 $(BIN)/python -m pytest -q -m gpu
+
+# The randomised exploration of the property tests (ten times the examples, fresh each run):
+# run before each submission; pin what it finds with @example.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_properties.py tests/test_store.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check odernn cli tests benchmarks notebooks

@@ -1,5 +1,6 @@
 """One short run on a CUDA machine: train on the GPU, roll out on the CPU, compare throughput.
 
+0. runs the tests marked ``gpu`` (``make test-gpu``: the CUDA path of every family);
 1. trains every family for a few epochs with ``device="cuda"``;
 2. loads each CUDA-trained checkpoint on the CPU and on the GPU and checks that
    the two closed-loop rollouts agree within float32 tolerance;
@@ -15,6 +16,9 @@ Never part of the test suite; run it whenever a GPU is available.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -93,6 +97,10 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU available: nothing to check")
     print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu"],
+                           env={**os.environ, "ODERNN_GPU_TESTS": "1"},
+                           cwd=Path(__file__).resolve().parents[1], check=False)
+    print(f"tests marked gpu: {'passed' if tests.returncode == 0 else 'FAILED'}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for line in cuda_vs_cpu(Path(tmp)):
             print(line, flush=True)

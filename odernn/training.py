@@ -203,7 +203,7 @@ class TrainConfig:
 
         need(self.target in TARGETS, f"target {self.target!r} unknown; allowed: "
              f"{', '.join(TARGETS)}")
-        self.layout(1.0)  # inputs, lags and warmup: Layout says what is wrong
+        REGISTRY[self.model].check_layout(self.layout(1.0))  # Layout, then the family
         REGISTRY[self.model].check_options(**self.model_args())  # the family's hyperparameters
         need(self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r} unknown; allowed: "
              f"{', '.join(OPTIMIZERS)}")

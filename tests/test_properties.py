@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import examples
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_cli import SPEC  # a small spec: 6 trajectories x 40 steps
 
@@ -58,7 +59,7 @@ def specs(draw):
     return "\n".join(lines)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs())
 def test_any_spec_parses_or_fails_cleanly(text):
     try:
@@ -102,7 +103,7 @@ def simulate_options(draw):
     ]
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=examples(60), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(simulate_options())
 def test_simulate_options_work_or_fail_cleanly(tmp_path, capsys, options):
@@ -133,7 +134,7 @@ def gradients_options(draw):
     ]
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=examples(40), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(gradients_options())
 def test_gradients_options_work_or_fail_cleanly(tmp_path, capsys, options):
@@ -166,10 +167,11 @@ OPTION_VALUES = {
 }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(sorted(OPTION_VALUES)), st.just(None), max_size=6)
        .flatmap(lambda keys: st.fixed_dictionaries(
            {k: st.sampled_from(OPTION_VALUES[k]) for k in keys})))
+@example({"model": "ffn", "target": "velocity", "activation": "tanh"})  # found on a fresh clone
 def test_training_options_are_refused_up_front_or_build(options):
     """Options either fail in TrainConfig with one line, or give a model that builds: nothing
     is refused late, after the run directory is made."""
@@ -223,7 +225,7 @@ def train_options(draw):
     return args + (["--no-eta"] if draw(st.booleans()) else [])
 
 
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=examples(15), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(train_options())
 def test_train_options_work_or_fail_cleanly(short_data, tmp_path, capsys, options):

@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from fuzzing import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -151,7 +152,7 @@ def test_chunks_hold_whole_trajectories_between_64kib_and_1mib(tmp_path, n, step
 # --- streaming -------------------------------------------------------------------------------
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(st.lists(st.integers(1, N), min_size=N), st.randoms())  # sizes sum to >= N
 def test_blocks_in_any_order_and_size_give_the_same_file(sizes, rnd):
     arrays, params = make_data()

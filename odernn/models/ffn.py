@@ -39,14 +39,18 @@ class FeedForward(RecurrentSurrogate):
         check_widths(hidden, head)
         _activation(activation, HIDDEN_ACTIVATIONS, "activation")
 
+    @classmethod
+    def check_layout(cls, layout: Layout) -> None:
+        if not layout.series and "v" not in layout.inputs:
+            raise SpecError("the ffn family has no memory: its inputs must contain 'v' (for x "
+                            "only, use a recurrent family in velocity mode)")
+
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
                  activation: str = "tanh") -> None:
         head = [int(w) for w in head]
         self.check_options(hidden=hidden, head=head, activation=activation)
-        if not layout.series and "v" not in layout.inputs:
-            raise SpecError("the ffn family has no memory: its inputs must contain 'v' (for x "
-                            "only, use a recurrent family in velocity mode)")
+        self.check_layout(layout)
         super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
                                          "seed": seed, "activation": activation})
         self.sigma = _activation(activation, HIDDEN_ACTIVATIONS, "activation")

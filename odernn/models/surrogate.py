@@ -46,6 +46,11 @@ class RecurrentSurrogate(nn.Module):
         """Refuse bad hyperparameters with a SpecError before anything is built or written
         (training options are checked with it; the constructor calls it too)."""
 
+    @classmethod
+    def check_layout(cls, layout: Layout) -> None:
+        """Refuse a data layout the family cannot use, with a SpecError (checked with the
+        training options, before anything is written; the constructor calls it too)."""
+
     def __init__(self, layout: Layout, stats: Stats, hparams: dict[str, Any]) -> None:
         super().__init__()
         self.layout = layout
