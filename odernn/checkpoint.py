@@ -65,9 +65,22 @@ def checkpoint_path(path: Path) -> Path:
     return path
 
 
+SAFE_TORCH = (2, 6)
+"""The first torch whose ``weights_only=True`` loading cannot be bypassed (CVE-2025-32434)."""
+
+
+def check_safe_loading(version: str) -> None:
+    """Refuse to unpickle anything under a torch whose safe loading has a known bypass."""
+    release = tuple(int(p) for p in version.split("+")[0].split(".")[:2] if p.isdigit())
+    if release < SAFE_TORCH:
+        raise DataError(f"torch {version} cannot load checkpoints safely (CVE-2025-32434); "
+                        f"odernn needs torch >= {SAFE_TORCH[0]}.{SAFE_TORCH[1]}")
+
+
 def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a checkpoint (a file or a run directory's best) onto ``device``."""
     path = checkpoint_path(path)
+    check_safe_loading(torch.__version__)
     try:
         record = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file

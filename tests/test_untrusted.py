@@ -10,6 +10,7 @@ import torch
 
 from odernn.cli.app import main
 from odernn.errors import DataError
+from odernn.checkpoint import check_safe_loading
 from odernn.models import load_surrogate
 
 
@@ -54,3 +55,18 @@ def test_evaluate_refuses_it_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert not marker.exists() and not (tmp_path / "report").exists()
+
+
+
+@pytest.mark.parametrize("version", ["2.2.0", "2.5.1+cu121", "1.13.1"])
+def test_a_torch_with_a_known_weights_only_bypass_loads_nothing(version, tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    torch.save({"format": "odernn.checkpoint"}, path)
+    monkeypatch.setattr(torch, "__version__", version)
+    with pytest.raises(DataError, match="CVE-2025-32434"):
+        load_surrogate(path)
+
+
+@pytest.mark.parametrize("version", ["2.6.0", "2.13.0+cpu", "2.10.1+cu128"])
+def test_safe_torch_versions_pass(version):
+    check_safe_loading(version)
