@@ -5,10 +5,11 @@ train`` is this call plus argument parsing). It splits validation
 trajectories off (by trajectory), computes the normalisation on the training
 split, builds the model and fits it:
 
-- RNN, LSTM, GRU: teacher-forced BPTT over windows (fused kernels), with
-  truncation every ``tbptt`` steps, plus a closed-loop loss over a horizon
-  that grows from ``horizon_start`` to ``horizon`` during training (the model
-  feeds back its own predictions and learns to survive its own errors);
+- RNN, LSTM, GRU, FFN: teacher-forced BPTT over windows (fused kernels), with
+  truncation every ``tbptt`` steps; optionally (``horizon > 0``; off by
+  default) a closed-loop loss over a horizon that grows from ``horizon_start``
+  to ``horizon`` during training (the model feeds back its own predictions and
+  learns to survive its own errors);
   Adam, RMSprop or SGD with (Nesterov) momentum, gradient-norm clipping, a
   cosine learning-rate schedule, early stopping; or Hessian-free optimisation
   (``optimizer="hf"``, :mod:`odernn.hessian_free`) of the teacher-forced loss.
@@ -84,11 +85,8 @@ TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 """Per family, the training options whose defaults differ (every family: ``odernn models``).
 
-Measured on ``train``, one shared CPU core: teacher forcing alone gave the best closed-loop
-models within the time budget (LSTM, test NRMSE(x): 7.9e-3 teacher-forced; 1.5e-2 with the
-closed-loop loss from 60% of the epochs, horizon 20 -> 100; 7.7e-3 after 5 more epochs of
-closed-loop fine-tuning at horizon 200, at twice the cost). The closed-loop loss stays an
-option (``horizon``, ``horizon_start``, ``closed_loop_from``, ``closed_loop_weight``)."""
+Every default trains teacher-forced (``horizon = 0``); the closed-loop loss is an option
+(``horizon``, ``horizon_start``, ``closed_loop_from``, ``closed_loop_weight``)."""
 
 MODEL_OPTIONS = ("hidden", "head", "skip", "activation", "output_activation", "init",
                  "init_spectral_radius", "units", "spectral_radius", "leak_rate", "input_scaling",
