@@ -56,21 +56,22 @@ def train(
     data: Path = typer.Argument(..., help="Training dataset (HDF5, from odernn simulate).",
                                 dir_okay=False),
     output: Path = typer.Option(..., "--output", "-o", help="Run directory to write."),
-    model: str = typer.Option(None, "--model", "-m", help="rnn, lstm, gru or esn (default lstm)."),
+    model: str = typer.Option(None, "--model", "-m", help="rnn, lstm, gru, esn or ffn (default "
+                              "lstm; see `odernn models`)."),
     target: str = typer.Option(None, "--target",
                                help="state (default), velocity or next-value."),
     val: Path = typer.Option(None, "--val", help="Validation dataset (default: a share of the "
                              "training trajectories).", dir_okay=False),
-    epochs: int = typer.Option(None, "--epochs", help="Training epochs (RNN/LSTM/GRU)."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs (RNN/LSTM/GRU/FFN)."),
     lr: float = typer.Option(None, "--lr", help="Learning rate."),
-    hidden: int = typer.Option(None, "--hidden", help="Hidden units (RNN/LSTM/GRU)."),
+    hidden: int = typer.Option(None, "--hidden", help="Hidden units (RNN/LSTM/GRU/FFN)."),
     units: int = typer.Option(None, "--units", help="Reservoir units (ESN)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Windows per batch."),
     window: int = typer.Option(None, "--window", help="Teacher-forced window length."),
     horizon: int = typer.Option(None, "--horizon", help="Final closed-loop loss horizon "
                                 "(0: teacher forcing only)."),
     optimizer: str = typer.Option(None, "--optimizer", help="adam, rmsprop, sgd or hf "
-                                  "(Hessian-free; RNN/LSTM/GRU, teacher forcing only)."),
+                                  "(Hessian-free; RNN/LSTM/GRU/FFN, teacher forcing only)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible on CPU)."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
     no_eta: bool = typer.Option(False, "--no-eta", help="Withhold eta from the surrogate."),
@@ -87,7 +88,7 @@ def train(
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
 ) -> None:
-    """Train a recurrent surrogate (RNN, LSTM, GRU or echo state network) on a dataset."""
+    """Train a surrogate (RNN, LSTM, GRU, echo state network or feed-forward) on a dataset."""
     from odernn.store import open_trajectories, read_trajectories
     from odernn.training import TrainConfig, check_run_dir
     from odernn.training import train as run

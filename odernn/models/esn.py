@@ -138,8 +138,7 @@ class ESN(RecurrentSurrogate):
         return (pre if a == 1.0 else r.T + a * (pre - r.T)).T
 
     def readout(self, u: Tensor, r: Tensor) -> Tensor:
-        """``W_out [1, u, r]`` (solved in float64, applied in float32: same closed-loop error
-        on ``test``, 1.85e-5 either way)."""
+        """``W_out [1, u, r]``, solved in float64 and applied in float32."""
         w, c = self.W_out, u.shape[-1]
         if r.ndim == 2:  # one step: products in the (units, B) layout of the state
             return torch.addmm(w[:, 0, None], w[:, 1:1 + c], u.T).addmm_(w[:, 1 + c:], r.T).T
