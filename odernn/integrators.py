@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 from scipy import sparse
 from scipy.integrate import solve_ivp
+from scipy.interpolate import CubicSpline
 
 from odernn.errors import OdernnError, SpecError
 from odernn.systems import HarmonicForcing, Oscillator, uniform_step
@@ -100,31 +101,152 @@ def rk4_step(
     )
 
 
-def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
-    """Classic RK4 (:func:`rk4_step`), the forcing evaluated by ``system.forcing``
-    at the half steps (exact for a harmonic forcing; linear interpolation of the
-    samples for a :class:`~odernn.systems.SampledForcing`). Order 4.
+def _rk4_coefficients(eta: Array, dt: float) -> tuple[Array, Array]:
+    """Per-trajectory coefficients ``cx, cv (5, N)`` of one RK4 step of size ``dt``.
 
     The oscillator is linear, so a step is linear in its five inputs
-    ``(x_i, v_i, F_i, F_{i+1/2}, F_{i+1})``: applying :func:`rk4_step` once to
-    unit inputs gives each trajectory's coefficients, and every step is then
-    ``x_{i+1} = sum_q cx_q u_q`` (likewise v), the same RK4 up to rounding in
-    half the array operations of the four stages.
+    ``(x_i, v_i, F_i, F_{i+1/2}, F_{i+1})``: :func:`rk4_step` applied once to unit
+    inputs gives them, and every step is then ``x_{i+1} = sum_q cx_q u_q``
+    (likewise v), the same RK4 up to rounding in half the array operations.
     """
+    unit = np.eye(5)[:, :, None] * np.ones(eta.size)
+    return rk4_step(*unit, eta=eta, dt=dt)
+
+
+def _rk4_advance(x: Array, v: Array, inputs: tuple[Array, ...], cx: Array, cv: Array,
+                 tmp: Array) -> None:
+    """``x, v (N,)`` in place from ``inputs = (x_i, v_i, F_0, F_half, F_1)`` (see
+    :func:`_rk4_coefficients`); F_1 enters through k4v only, so x needs four inputs."""
+    for out, c, n_inputs in ((x, cx, 4), (v, cv, 5)):
+        np.multiply(c[0], inputs[0], out=out)
+        for q in range(1, n_inputs):
+            np.multiply(c[q], inputs[q], out=tmp)
+            out += tmp
+
+
+def _rk4_march(eta: Array, F: Array, Fh: Array, x: Array, v: Array, dt: float) -> None:
+    """RK4 over a uniform grid on time-major buffers: row ``i + 1`` of ``x, v (T, N)``
+    from row ``i``, forcing ``F (T, N)`` at the grid and ``Fh (T - 1, N)`` at half steps."""
+    cx, cv = _rk4_coefficients(eta, dt)
+    tmp = np.empty(eta.size)
+    for i in range(x.shape[0] - 1):
+        _rk4_advance(x[i + 1], v[i + 1], (x[i], v[i], F[i], Fh[i], F[i + 1]), cx, cv, tmp)
+
+
+def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
+    """Classic RK4 (:func:`rk4_step`), the forcing evaluated by ``system.forcing``
+    at the grid and at the half steps (exact for a harmonic forcing; linear
+    interpolation of the samples for a :class:`~odernn.systems.SampledForcing`).
+    Order 4. Each step is a precomputed linear map (:func:`_rk4_coefficients`)."""
     eta, F, x, v = _start(system, x0, v0, t)
     dt = t[1] - t[0]
     Fh = np.ascontiguousarray(system.forcing(t[:-1] + dt / 2).T)
-    unit = np.eye(5)[:, :, None] * np.ones(system.n)
-    cx, cv = rk4_step(*unit, eta=eta, dt=dt)
+    _rk4_march(eta, F, Fh, x, v, dt)
+    return x.T, v.T
+
+
+# ---------------------------------------------------------------- given only the samples
+#
+# The methods below call ``system.forcing`` once, at the grid ``t`` itself: they see only
+# the samples ``F_i = F(t_i)``, exactly the information a surrogate gets.
+
+
+def _midpoint_weights(nodes: Sequence[int]) -> Array:
+    """Lagrange weights at ``1/2`` of the polynomial through the integer ``nodes``
+    (e.g. ``(-1, 0, 1, 2)``: ``(-1, 9, 9, -1) / 16``)."""
+    z = np.asarray(nodes, dtype=np.float64)
+    return np.array([np.prod([(0.5 - z[m]) / (z[k] - z[m]) for m in range(z.size) if m != k])
+                     for k in range(z.size)])
+
+
+def _half_step_forcing(F: Array, degree: int) -> Array:
+    """``F`` at the half steps ``(T - 1, N)`` from the samples ``F (T, N)`` by the local
+    polynomial of ``degree`` through the ``degree + 1`` nearest samples: centred in the
+    interior, one-sided at the ends (lower degree when ``T`` has fewer samples)."""
+    T = F.shape[0]
+    n_nodes = min(degree + 1, T)
+    shift = (n_nodes - 1) // 2  # interval i uses the samples i - shift .. i - shift + n_nodes - 1
+    Fh = np.empty((T - 1, F.shape[1]))
+    lo, hi = shift, min(T - n_nodes + shift + 1, T - 1)  # intervals with a centred stencil
+    if hi > lo:  # one weighted sum of shifted slices for the interior
+        w = _midpoint_weights(range(-shift, n_nodes - shift))
+        Fh[lo:hi] = sum(w[k] * F[lo - shift + k : hi - shift + k] for k in range(n_nodes))
+    for i in (*range(lo), *range(max(hi, lo), T - 1)):  # the few intervals near the ends
+        first = min(max(i - shift, 0), T - n_nodes)
+        w = _midpoint_weights(range(first - i, first - i + n_nodes))
+        Fh[i] = sum(w[k] * F[first + k] for k in range(n_nodes))
+    return Fh
+
+
+def rk4_sampled(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
+    """RK4 at step ``dt`` given only the samples, ``F`` at the half steps the linear
+    interpolation ``(F_i + F_{i+1}) / 2``. Its ``O(dt^2)`` interpolation error enters
+    every step: order 2."""
+    eta, F, x, v = _start(system, x0, v0, t)
+    _rk4_march(eta, F, _half_step_forcing(F, 1), x, v, t[1] - t[0])
+    return x.T, v.T
+
+
+def rk4_sampled_cubic(
+    system: Oscillator, x0: Array, v0: Array, t: Array
+) -> tuple[Array, Array]:
+    """RK4 at step ``dt`` given only the samples, ``F`` at the half steps from the local
+    cubic through four samples, ``(-F_{i-1} + 9 F_i + 9 F_{i+1} - F_{i+2}) / 16``
+    (one-sided at the ends). The interpolation error ``O(dt^4)`` enters each step times
+    ``dt``: order 4."""
+    eta, F, x, v = _start(system, x0, v0, t)
+    _rk4_march(eta, F, _half_step_forcing(F, 3), x, v, t[1] - t[0])
+    return x.T, v.T
+
+
+def rk4_sampled_spline(
+    system: Oscillator, x0: Array, v0: Array, t: Array
+) -> tuple[Array, Array]:
+    """RK4 at step ``dt`` given only the samples, ``F`` at the half steps from the
+    not-a-knot cubic spline through all samples (``scipy.interpolate.CubicSpline``, one
+    spline per trajectory). Interpolation error ``O(dt^4)`` as for the local cubic but
+    with a smaller constant: order 4."""
+    eta, F, x, v = _start(system, x0, v0, t)
+    dt = t[1] - t[0]
+    Fh = np.ascontiguousarray(CubicSpline(t, F, axis=0)(t[:-1] + dt / 2))
+    _rk4_march(eta, F, Fh, x, v, dt)
+    return x.T, v.T
+
+
+def rk4_sampled_2dt(
+    system: Oscillator, x0: Array, v0: Array, t: Array
+) -> tuple[Array, Array]:
+    """RK4 at step ``2 dt`` on the samples, which it needs no interpolation for:
+    ``F_i, F_{i+1}, F_{i+2}`` are the start, midpoint and end values of the step from
+    ``t_i`` to ``t_{i+2}``. Order 4.
+
+    The points in between (odd ``i``) are filled by the quintic Hermite interpolant of
+    ``x`` through ``(x, v, a)`` at both ends of the step (``a = F - eta v - x``, known
+    from the samples): at the midpoint its value and slope (``v``) are ``O(dt^6)``
+    accurate, so filling keeps order 4. With an odd number of intervals the last point
+    is one more ``2 dt`` step from ``t_{T-3}``; a grid of a single interval falls back
+    to :func:`rk4_sampled` (two samples allow no more).
+    """
+    T = t.size
+    if T == 2:
+        return rk4_sampled(system, x0, v0, t)
+    eta, F, x, v = _start(system, x0, v0, t)
+    dt = t[1] - t[0]
+    H = 2 * dt
+    cx, cv = _rk4_coefficients(eta, H)
     tmp = np.empty(system.n)
-    for i in range(t.size - 1):
-        inputs = (x[i], v[i], F[i], Fh[i], F[i + 1])
-        # F_{i+1} enters through k4v only: x_{i+1} does not depend on it (cx[4] = 0)
-        for out, c, n_inputs in ((x[i + 1], cx, 4), (v[i + 1], cv, 5)):
-            np.multiply(c[0], inputs[0], out=out)
-            for q in range(1, n_inputs):
-                np.multiply(c[q], inputs[q], out=tmp)
-                out += tmp
+    for i in range(0, T - 2, 2):
+        _rk4_advance(x[i + 2], v[i + 2], (x[i], v[i], F[i], F[i + 1], F[i + 2]), cx, cv, tmp)
+    # quintic Hermite at the midpoints of the 2 dt steps, all at once
+    last = (T - 1) // 2 * 2  # the last even index
+    left, right = slice(0, last - 1, 2), slice(2, last + 1, 2)
+    xl, vl, xr, vr = x[left], v[left], x[right], v[right]
+    al, ar = F[left] - eta * vl - xl, F[right] - eta * vr - xr
+    x[1:last:2] = (xl + xr) / 2 + (5 * H / 32) * (vl - vr) + (H * H / 64) * (al + ar)
+    v[1:last:2] = (15 / (8 * H)) * (xr - xl) - (7 / 16) * (vl + vr) + (H / 32) * (ar - al)
+    if T % 2 == 0:  # an odd number of intervals: the last point from t_{T-3}
+        j = T - 3
+        _rk4_advance(x[T - 1], v[T - 1], (x[j], v[j], F[j], F[j + 1], F[j + 2]), cx, cv, tmp)
     return x.T, v.T
 
 
@@ -381,6 +503,10 @@ INTEGRATORS: dict[str, Integrator] = {
     "euler": euler,
     "semi-implicit-euler": semi_implicit_euler,
     "rk4": rk4,
+    "rk4-sampled": rk4_sampled,
+    "rk4-sampled-cubic": rk4_sampled_cubic,
+    "rk4-sampled-spline": rk4_sampled_spline,
+    "rk4-sampled-2dt": rk4_sampled_2dt,
     "scipy": scipy_ivp,
     "exact": exact,
 }
@@ -390,10 +516,35 @@ ORDERS: dict[str, int | None] = {
     "euler": 1,
     "semi-implicit-euler": 1,
     "rk4": 4,
+    "rk4-sampled": 2,
+    "rk4-sampled-cubic": 4,
+    "rk4-sampled-spline": 4,
+    "rk4-sampled-2dt": 4,
     "scipy": None,
     "exact": None,
 }
-"""Convergence order in ``dt`` of the fixed-step methods (None: not a fixed-step method)."""
+"""Convergence order in ``dt`` of the fixed-step methods (None: not a fixed-step method);
+for the ``rk4-sampled*`` methods, in the sample spacing, the forcing being smooth."""
+
+DESCRIPTIONS: dict[str, str] = {
+    "euler": "forward Euler, the notes' update",
+    "semi-implicit-euler": "semi-implicit (symplectic) Euler",
+    "rk4": "classical RK4 with the forcing evaluated exactly at half steps",
+    "rk4-sampled": "RK4 at step dt on the samples F_i, linear interpolation at half steps",
+    "rk4-sampled-cubic": "RK4 at step dt on the samples F_i, local cubic through 4 samples "
+                         "at half steps",
+    "rk4-sampled-spline": "RK4 at step dt on the samples F_i, not-a-knot cubic spline at half "
+                          "steps",
+    "rk4-sampled-2dt": "RK4 at step 2 dt on the samples F_i, F_i+1, F_i+2 (start, midpoint, "
+                       "end), odd points by quintic Hermite",
+    "scipy": "SciPy solve_ivp with the forcing as a function of time",
+    "exact": "closed-form solution: the reference every error is measured against",
+}
+"""One line per integrator, as the evaluation report prints it."""
+
+SAMPLED_FORCING = ("rk4-sampled", "rk4-sampled-cubic", "rk4-sampled-spline", "rk4-sampled-2dt")
+"""The integrators that evaluate the forcing only at the grid points: given the samples
+``F_i`` alone, the information a surrogate gets."""
 
 
 def integrate(
