@@ -56,7 +56,7 @@ def inspect(
     file: Path = typer.Argument(..., help="An odernn HDF5 dataset.", dir_okay=False),
 ) -> None:
     """Show a dataset's schema, provenance, shapes and parameter ranges (validates it too)."""
-    from odernn.store import open_trajectories
+    from odernn.store import DIGEST_EXCLUDED_ATTRS, open_trajectories
 
     with open_trajectories(file) as f:
         attrs = f.attrs
@@ -82,6 +82,8 @@ def inspect(
                 )
         for name, p in data.params.items():
             typer.echo(f"  params/{name:<5}{p.shape}, range [{np.min(p):.4g}, {np.max(p):.4g}]")
+        typer.echo(f"  content digest: {f.content_digest()}  (all data and attributes but "
+                   f"{', '.join(DIGEST_EXCLUDED_ATTRS)}; equal digests, equal content)")
 
 
 @app.command(

@@ -4,12 +4,17 @@ Reproducibility rules (DESIGN.md, "Randomness"):
 
 - trajectory i draws its parameters from its own stream,
   ``SeedSequence(seed).spawn(N)[i]`` (built directly as
-  ``SeedSequence(seed, spawn_key=(i,))``), so trajectory i is the same
-  whatever N, block size or sharding;
-- integration runs in fixed blocks of trajectories indexed globally
-  (:func:`block_size` depends on the spec only), because SciPy's adaptive
-  steps depend on the whole block; any slicing of the work (shards) gives
-  bit-identical results.
+  ``SeedSequence(seed, spawn_key=(i,))``), so trajectory i's parameters are
+  the same whatever N, block size or sharding;
+- the fixed-step and exact integrators compute every trajectory on its own
+  (element-wise array operations), so their results do not depend on the
+  batch: a shard may be any contiguous run of rows (up to one per trajectory);
+- SciPy's adaptive steps depend on the whole block it solves, so with SciPy
+  the blocks are fixed by the spec and indexed globally (:func:`block_size`)
+  and a shard is a contiguous run of whole blocks.
+
+Either way shards give the single process's numbers bit for bit
+(``tests/test_shards.py``).
 """
 
 from __future__ import annotations
@@ -32,11 +37,29 @@ from odernn.trajectories import Trajectories
 BLOCK_BYTES = 64 << 20
 """Memory budget of one integration block (x, v and F in float64)."""
 MAX_BLOCK = 4096
+SCIPY_MIN_BLOCK = 64
+"""SciPy: the smallest block (below it, solve_ivp's per-step overhead dominates)."""
+SCIPY_BLOCKS = 8
+"""SciPy: blocks per dataset aimed for, so that it can be split into that many shards."""
+
+
+def batch_independent(spec: Spec) -> bool:
+    """Whether a trajectory's numbers do not depend on the others in its block (all but SciPy)."""
+    return spec.system != "oscillator" or spec.integrator["name"] != "scipy"
 
 
 def block_size(spec: Spec) -> int:
-    """Trajectories per integration block: fixed by the spec, bounded by :data:`BLOCK_BYTES`."""
-    return max(1, min(MAX_BLOCK, BLOCK_BYTES // (3 * 8 * spec.n_steps)))
+    """Trajectories per integration block, fixed by the spec.
+
+    At most :data:`BLOCK_BYTES` of trajectories. With SciPy, whose adaptive
+    step depends on the whole block, ``ceil(n / SCIPY_BLOCKS)`` but at least
+    :data:`SCIPY_MIN_BLOCK`: a few blocks to shard, each large enough to
+    solve efficiently (the built-in ``train``, 256 trajectories, makes 4).
+    """
+    memory = max(1, min(MAX_BLOCK, BLOCK_BYTES // (3 * 8 * spec.n_steps)))
+    if batch_independent(spec):
+        return memory
+    return min(memory, max(SCIPY_MIN_BLOCK, -(-spec.n // SCIPY_BLOCKS)))
 
 
 def time_grid(spec: Spec) -> np.ndarray:
@@ -111,24 +134,36 @@ def simulate_block(
 
 
 def shard_rows(spec: Spec, shard: tuple[int, int] | None) -> tuple[int, int]:
-    """Rows ``[start, stop)`` of shard ``k`` of ``n`` (1-based, contiguous, block-aligned)."""
+    """Rows ``[start, stop)`` of shard ``k`` of ``n`` (1-based, contiguous).
+
+    Fixed-step and exact integrators: an even split of the rows, any ``n`` up
+    to the number of trajectories. SciPy: an even split of the global blocks
+    (:func:`block_size`), so at most one shard per block.
+    """
     if shard is None:
         return 0, spec.n
     k, n = shard
-    n_blocks = math.ceil(spec.n / block_size(spec))
     if not 1 <= k <= n:
         raise SpecError(f"--shard {k}/{n}: k must be in 1..{n}")
+    if batch_independent(spec):
+        if n > spec.n:
+            raise SpecError(f"--shard {k}/{n}: {spec.n} trajectories make at most {spec.n} "
+                            f"shards (one trajectory each)")
+        return (k - 1) * spec.n // n, k * spec.n // n
+    b = block_size(spec)
+    n_blocks = math.ceil(spec.n / b)
     if n > n_blocks:
         raise SpecError(
-            f"--shard {k}/{n}: {spec.n} trajectories make only {n_blocks} block(s) "
-            f"of {block_size(spec)}; use at most {n_blocks} shards"
+            f"--shard {k}/{n}: scipy solves {spec.n} trajectories in {n_blocks} fixed "
+            f"block(s) of {b} (its adaptive step depends on the whole block); use at most "
+            f"{n_blocks} shards, or --integrator rk4 or exact (up to one shard per trajectory)"
         )
-    b = block_size(spec)
     return min(spec.n, (k - 1) * n_blocks // n * b), min(spec.n, k * n_blocks // n * b)
 
 
 def blocks(spec: Spec, start: int, stop: int) -> Iterator[tuple[int, int]]:
-    """Global blocks covering ``[start, stop)`` (``start`` is block-aligned)."""
+    """Blocks covering ``[start, stop)``: from ``start`` (block-aligned for SciPy, which
+    :func:`shard_rows` guarantees), :func:`block_size` rows each."""
     b = block_size(spec)
     for lo in range(start, stop, b):
         yield lo, min(lo + b, stop)
@@ -164,8 +199,8 @@ def simulate(
     """Simulate ``spec`` into an HDF5 file, streaming one block at a time.
 
     The file appears only when complete (atomic rename). ``shard=(k, n)``
-    writes the k-th of n block-aligned slices, to be joined by
-    ``odernn merge``. ``progress(n_done)`` is called after every block.
+    writes the k-th of n contiguous slices (:func:`shard_rows`), to be joined
+    by ``odernn merge``. ``progress(n_done)`` is called after every block.
     """
     from odernn.store import TrajectoryWriter
 

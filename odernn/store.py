@@ -20,7 +20,9 @@ joined by :mod:`odernn.merge`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import math
 import os
 import shutil
@@ -47,6 +49,8 @@ RESERVED_ATTRS = (*REQUIRED_ATTRS, "creator")
 """Root attributes the store writes itself; callers may not set them."""
 SHARD_ATTRS = ("shard_index", "shard_count", "row_start", "row_stop", "n_total")
 """Attributes of a shard written by ``simulate --shard k/n`` (``shard_index`` is k, 1-based)."""
+DIGEST_EXCLUDED_ATTRS = ("created",)
+"""Root attributes :func:`content_digest` leaves out: they differ between writes of one content."""
 
 CHUNK_BYTES = 256 << 10
 """Target chunk size: whole trajectories, at least one, up to about this many bytes."""
@@ -490,6 +494,45 @@ class TrajectoryFile:
         for k, d in self._params.items():
             self._scan(f"params/{k}", d, 0, self.n, keep=False)
 
+    def content_digest(self) -> str:
+        """``sha256:<hex>`` of the file's content; see :func:`content_digest`."""
+        h = hashlib.sha256()
+
+        def put(*parts: str | bytes) -> None:  # length-prefixed: no two contents collide
+            for part in parts:
+                data = part.encode() if isinstance(part, str) else part
+                h.update(len(data).to_bytes(8, "little"))
+                h.update(data)
+
+        put("odernn content digest", "1")
+        for name in sorted(self._file.attrs):
+            if name not in DIGEST_EXCLUDED_ATTRS:
+                put("attribute /", name, *_attr_token(self._file, name))
+        group = self._file.get("params")
+        for name in sorted(group.attrs) if group is not None else ():
+            put("attribute /params", name, *_attr_token(group, name))
+        datasets = {"t": self._file["t"], **self._datasets,
+                    **{f"params/{k}": self._params[k] for k in sorted(self._params)}}
+        for label, d in datasets.items():
+            dtype = d.dtype.newbyteorder("<")  # the values, whatever the stored byte order
+            put("dataset", label, dtype.str, json.dumps(list(d.shape)))
+            for name in sorted(d.attrs):
+                put("attribute", name, *_attr_token(d, name))
+            if d.ndim == 0 or d.shape[0] == 0:
+                continue
+            row_bytes = max(1, math.prod(d.shape[1:]) * dtype.itemsize)
+            step = max(1, BLOCK_BYTES // row_bytes)
+            buffer = np.empty((min(step, d.shape[0]), *d.shape[1:]), dtype=dtype)
+            for lo in range(0, d.shape[0], step):
+                hi = min(lo + step, d.shape[0])
+                try:
+                    d.read_direct(buffer, np.s_[lo:hi], np.s_[0:hi - lo])
+                except OSError as err:
+                    raise DataError(f"{self.path}: cannot read rows {lo}..{hi} of dataset "
+                                    f"'{label}' (corrupt file?): {err}") from err
+                h.update(buffer[:hi - lo].tobytes())
+        return f"sha256:{h.hexdigest()}"
+
     def _rows(self, rows: slice | None) -> tuple[int, int]:
         if rows is None:
             return 0, self.n
@@ -553,6 +596,29 @@ def read_trajectories(path: Path | str, rows: slice | None = None) -> Trajectori
     """Open, validate and read a trajectory file (all rows, or ``rows``)."""
     with open_trajectories(path) as f:
         return f.read(rows)
+
+
+def content_digest(path: Path | str) -> str:
+    """SHA-256 of a trajectory file's content, as ``sha256:<hex>`` (``odernn inspect`` prints it).
+
+    It covers every dataset (``t``, ``x``, ``v``, ``F``, ``params/*``: name, dtype,
+    shape, every value's bytes, its attributes) and every attribute of the root and
+    ``params`` groups except :data:`DIGEST_EXCLUDED_ATTRS` (``created``), each in a
+    fixed order. It leaves out how HDF5 stores them (chunks, compression, a virtual
+    dataset, byte order, where in the file): two files with one digest hold the same
+    numbers and the same provenance. Memory is bounded (rows are read in blocks).
+    """
+    with open_trajectories(path) as f:
+        return f.content_digest()
+
+
+def _attr_token(obj: h5py.HLObject, name: str) -> tuple[str, str]:
+    """An attribute as ``(type, JSON value)``: strings are ``str`` whether fixed or variable
+    length; numbers keep their kind and size (``i8``, ``f8``, ``b1``)."""
+    dtype = h5py.h5a.open(obj.id, name.encode()).dtype
+    value = _python_value(obj.attrs[name])
+    kind = "str" if h5py.check_string_dtype(dtype) is not None else f"{dtype.kind}{dtype.itemsize}"
+    return kind, json.dumps(value, sort_keys=True, allow_nan=True)
 
 
 def _open_h5(path: Path) -> h5py.File:

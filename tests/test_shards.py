@@ -1,10 +1,18 @@
-"""Sharded simulation: shards merged (copy or virtual) equal the single-process file bit for bit."""
+"""Sharded simulation, checked on files written to disk: shards plus merge (copy or virtual)
+hold exactly the single-process file's content (every dataset bit for bit, every attribute but
+``created``): the same content digest (``odernn inspect``), and h5diff finds no difference."""
 
 from __future__ import annotations
 
-import numpy as np
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
+from odernn import simulate as simulate_module
 from odernn.cli.app import main
 from odernn.store import read_trajectories
 
@@ -23,34 +31,130 @@ v0 = [-1, 1]
 family = "random"
 K = 2
 """
+ROW_BYTES = 3 * 8 * 40
+"""Bytes of one trajectory of SPEC in an integration block (x, v, F in float64)."""
+
+
+def digest(capsys, path: Path) -> str:
+    """The content digest ``odernn inspect`` prints for ``path``."""
+    capsys.readouterr()
+    assert main(["inspect", str(path)]) == 0
+    found = re.findall(r"content digest: (sha256:[0-9a-f]{64})", capsys.readouterr().out)
+    assert len(found) == 1
+    return found[0]
+
+
+def h5diff(a: Path, b: Path, *options: str) -> subprocess.CompletedProcess | None:
+    """``h5diff`` of two files (None where hdf5-tools is missing, outside CI)."""
+    if shutil.which("h5diff") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("h5diff missing: CI must install Debian's hdf5-tools")
+        return None
+    return subprocess.run(["h5diff", *options, str(a), str(b)], capture_output=True, text=True)
+
+
+def simulate_sharded(tmp_path: Path, spec: Path, count: int, *extra: str) -> list[Path]:
+    parts = [tmp_path / f"part{k}.h5" for k in range(1, count + 1)]
+    for k, part in enumerate(parts, start=1):
+        assert main(["simulate", str(spec), "-o", str(part), "--shard", f"{k}/{count}", "-q",
+                     *extra]) == 0
+    return parts
+
+
+def assert_same_content(capsys, whole: Path, merged: Path) -> None:
+    """Arrays bit for bit, the same digest, and h5diff: no difference in data or dataset
+    attributes (its ``--exclude-attribute /`` skips the root's, which the digest covers)."""
+    a, b = read_trajectories(whole), read_trajectories(merged)
+    for name in ("t", "x", "v", "F"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    assert a.params.keys() == b.params.keys()
+    assert all(a.params[k].tobytes() == b.params[k].tobytes() for k in a.params)
+    assert digest(capsys, whole) == digest(capsys, merged)
+    result = h5diff(whole, merged, "--exclude-attribute", "/")
+    assert result is None or result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("integrator", ["scipy", "rk4", "exact", "euler"])
 @pytest.mark.parametrize("virtual", [False, True], ids=["copy", "virtual"])
-def test_merged_shards_equal_one_process(tmp_path, capsys, integrator, virtual):
+def test_merged_shards_equal_one_process(tmp_path, capsys, monkeypatch, integrator, virtual):
+    # Memory blocks of 64 rows: the single process integrates rows 0..64, 64..128, ...; the
+    # fixed-step shards 0..100, 100..200, 200..300 start their blocks elsewhere, so equal
+    # files show that their results do not depend on the batch. SciPy (blocks of 64 at
+    # n = 300, fixed by the spec) gets block-aligned shards: 0..64, 64..192, 192..300.
+    monkeypatch.setattr(simulate_module, "BLOCK_BYTES", 64 * ROW_BYTES)
     spec = tmp_path / "s.toml"
-    # at T = 40 a block holds 4096 trajectories: n = 9000 makes three blocks, one per shard
-    spec.write_text(SPEC.format(n=9000, integrator=integrator))
+    spec.write_text(SPEC.format(n=300, integrator=integrator))
     whole = tmp_path / "whole.h5"
     assert main(["simulate", str(spec), "-o", str(whole), "-q"]) == 0
-    parts = [tmp_path / f"part{k}.h5" for k in (1, 2, 3)]
-    for k, part in enumerate(parts, start=1):
-        assert main(["simulate", str(spec), "-o", str(part), "--shard", f"{k}/3", "-q"]) == 0
+    parts = simulate_sharded(tmp_path, spec, 3)
+    bounds = [read_trajectories(p).attrs["row_start"] for p in parts]
+    assert bounds == ([0, 64, 192] if integrator == "scipy" else [0, 100, 200])
     merged = tmp_path / "merged.h5"
     args = ["merge", *map(str, parts), "-o", str(merged)] + (["--virtual"] if virtual else [])
     assert main(args) == 0, capsys.readouterr().err
-    a, b = read_trajectories(whole), read_trajectories(merged)
-    for name in ("x", "v", "F"):
-        assert np.array_equal(getattr(a, name), getattr(b, name)), name
-    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    assert_same_content(capsys, whole, merged)
+
+
+@pytest.mark.parametrize("integrator", ["exact", "semi-implicit-euler"])
+@pytest.mark.parametrize("count", [2, 4, 7])
+def test_fixed_step_shards_any_count_up_to_one_per_trajectory(tmp_path, capsys, integrator,
+                                                              count):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(n=7, integrator=integrator))
+    whole = tmp_path / "whole.h5"
+    assert main(["simulate", str(spec), "-o", str(whole), "-q"]) == 0
+    parts = simulate_sharded(tmp_path, spec, count)
+    sizes = [read_trajectories(p).n for p in parts]
+    assert sum(sizes) == 7 and max(sizes) - min(sizes) <= 1
+    merged = tmp_path / "merged.h5"
+    assert main(["merge", *map(str, parts[::-1]), "-o", str(merged)]) == 0
+    assert_same_content(capsys, whole, merged)
+    capsys.readouterr()
+    assert main(["simulate", str(spec), "-o", str(tmp_path / "x.h5"), "--shard", "1/8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "at most 7 shards" in err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_builtin_train_shards_as_the_help_shows(tmp_path, capsys):
+    """``odernn simulate train -o part1.h5 --shard 1/2`` (SciPy, 256 trajectories in blocks of
+    64): at most 4 shards, a fifth is refused in one line that says why."""
+    whole = tmp_path / "train.h5"
+    assert main(["simulate", "train", "-o", str(whole), "-q"]) == 0
+    parts = simulate_sharded(tmp_path, Path("train"), 4)
+    merged = tmp_path / "all.h5"
+    assert main(["merge", *map(str, parts), "-o", str(merged)]) == 0
+    assert_same_content(capsys, whole, merged)
+    capsys.readouterr()
+    assert main(["simulate", "train", "-o", str(tmp_path / "x.h5"), "--shard", "5/5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --shard 5/5: scipy solves 256 ")
+    assert "use at most 4 shards, or --integrator rk4 or exact" in err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_same_spec_and_seed_twice_differ_only_in_created(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(n=20, integrator="scipy"))
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    for path in (a, b):
+        assert main(["simulate", str(spec), "-o", str(path), "-q"]) == 0
+    assert digest(capsys, a) == digest(capsys, b)
+    result = h5diff(a, b)
+    if result is not None:  # h5diff compares every dataset and attribute: only `created` differs
+        differences = re.findall(r"^attribute: <(\w+) of </>>", result.stdout, re.M)
+        assert set(differences) <= {"created"}, result.stdout
+        assert result.returncode in (0, 1) and not result.stderr, result.stderr
+        assert h5diff(a, b, "--exclude-attribute", "/").returncode == 0
+    other = tmp_path / "c.h5"
+    assert main(["simulate", str(spec), "-o", str(other), "-q", "--seed", "12"]) == 0
+    assert digest(capsys, other) != digest(capsys, a)
 
 
 def test_missing_and_foreign_shards_are_refused(tmp_path, capsys):
     spec = tmp_path / "s.toml"
-    spec.write_text(SPEC.format(n=9000, integrator="euler"))
-    parts = [tmp_path / f"part{k}.h5" for k in (1, 2)]
-    for k, part in enumerate(parts, start=1):
-        assert main(["simulate", str(spec), "-o", str(part), "--shard", f"{k}/3", "-q"]) == 0
+    spec.write_text(SPEC.format(n=9, integrator="euler"))
+    parts = simulate_sharded(tmp_path, spec, 3)[:2]
     capsys.readouterr()
     assert main(["merge", *map(str, parts), "-o", str(tmp_path / "m.h5")]) == 2
     assert "error: " in capsys.readouterr().err

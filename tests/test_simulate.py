@@ -5,8 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from odernn.simulate import block_size, sample_parameters, shard_rows, simulate_trajectories
-from odernn.spec import load_spec, parse_spec
+from odernn.errors import SpecError
+from odernn.simulate import (
+    BLOCK_BYTES,
+    SCIPY_BLOCKS,
+    SCIPY_MIN_BLOCK,
+    batch_independent,
+    block_size,
+    sample_parameters,
+    shard_rows,
+    simulate_trajectories,
+)
+from odernn.spec import builtin_names, load_spec, parse_spec
 
 SMALL = """
 n = 12
@@ -88,10 +98,35 @@ def test_series_specs_follow_the_notes():
     assert np.all((noise >= 0) & (noise < 2)) and abs(noise.mean() - 1) < 0.1
 
 
-def test_shards_are_block_aligned_and_cover_every_row():
-    spec = load_spec("train").with_overrides(n=10_000)
+def shard_limit(spec) -> int:
+    """The most shards ``spec`` allows: one per trajectory, or with SciPy one per block."""
+    return spec.n if batch_independent(spec) else -(-spec.n // block_size(spec))
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_shard_count_up_to_the_limit_tiles_the_rows(name):
+    spec = load_spec(name)
     b = block_size(spec)
-    rows = [shard_rows(spec, (k, 3)) for k in (1, 2, 3)]
-    assert rows[0][0] == 0 and rows[-1][1] == spec.n
-    assert all(lo % b == 0 for lo, _ in rows)
-    assert all(rows[i][1] == rows[i + 1][0] for i in range(2))
+    assert shard_limit(spec) >= (4 if spec.n >= 256 else 1)  # `train` shards as --help shows
+    for count in range(1, shard_limit(spec) + 1):
+        rows = [shard_rows(spec, (k, count)) for k in range(1, count + 1)]
+        assert rows[0][0] == 0 and rows[-1][1] == spec.n
+        assert all(lo < hi for lo, hi in rows)
+        assert all(rows[i][1] == rows[i + 1][0] for i in range(count - 1))
+        if not batch_independent(spec):  # SciPy: whole blocks, as one process solves them
+            assert all(lo % b == 0 for lo, _ in rows)
+    limit = shard_limit(spec)
+    with pytest.raises(SpecError, match=f"at most {limit} shards"):
+        shard_rows(spec, (1, limit + 1))
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 256, 511, 512, 5000, 10**6])
+def test_scipy_blocks_are_fixed_by_the_spec_and_bounded(n):
+    spec = load_spec("train").with_overrides(n=n)
+    b = block_size(spec)
+    assert b == block_size(load_spec("train").with_overrides(n=n, seed=99))
+    assert SCIPY_MIN_BLOCK <= b <= BLOCK_BYTES // (3 * 8 * spec.n_steps)
+    if b > SCIPY_MIN_BLOCK and b < BLOCK_BYTES // (3 * 8 * spec.n_steps):
+        assert -(-n // b) == SCIPY_BLOCKS  # between the bounds: SCIPY_BLOCKS blocks
+    fixed = spec.with_overrides(integrator="rk4")
+    assert block_size(fixed) == BLOCK_BYTES // (3 * 8 * spec.n_steps)  # memory only

@@ -459,6 +459,62 @@ def test_large_fixed_size_attribute_is_refused_before_reading(tmp_path, good):
         open_trajectories(path)
 
 
+# --- content digest --------------------------------------------------------------------------
+
+
+def digest_after(path: Path, copy: Path, change) -> str:
+    """The digest of a copy of ``path`` after ``change(h5py.File)``."""
+    shutil.copyfile(path, copy)
+    with h5py.File(copy, "r+") as h:
+        change(h)
+    return store.content_digest(copy)
+
+
+def test_content_digest_covers_every_value_and_attribute_but_created(tmp_path, good, data):
+    base = store.content_digest(good)
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", base)
+    assert store.content_digest(write(tmp_path / "again.h5", *data)) == base
+
+    def nudge(label: str, index: tuple[int, ...]):
+        def change(h: h5py.File) -> None:
+            a = h[label][()]
+            a[index] = np.nextafter(a[index], np.inf)  # one value, by one ulp
+            h[label][()] = a
+        return change
+
+    def set_attr(obj: str, name: str, value) -> object:
+        return lambda h: h[obj].attrs.__setitem__(name, value)
+
+    changed = {
+        "x[6, 49]": nudge("x", (6, 49)),
+        "t[1]": nudge("t", (1,)),
+        "params/amplitude[0, 2]": nudge("params/amplitude", (0, 2)),
+        "seed": set_attr("/", "seed", 4),
+        "seed as a float": set_attr("/", "seed", 3.0),
+        "flag": set_attr("/", "flag", False),
+        "tags": set_attr("/", "tags", ["a", "b"]),
+        "new attribute": set_attr("/", "note", "x"),
+        "x description": set_attr("x", "description", "other"),
+    }
+    digests = {what: digest_after(good, tmp_path / "c.h5", change)
+               for what, change in changed.items()}
+    assert base not in digests.values(), [k for k, d in digests.items() if d == base]
+    assert len(set(digests.values())) == len(digests)
+    # ``created`` is the one attribute left out
+    assert digest_after(good, tmp_path / "c.h5",
+                        set_attr("/", "created", "2000-01-01T00:00:00Z")) == base
+
+
+def test_content_digest_ignores_storage_but_not_dtype(tmp_path, data):
+    arrays, params = data
+    plain = store.content_digest(write(tmp_path / "plain.h5", arrays, params))
+    packed = write(tmp_path / "gzip.h5", arrays, params, compression="gzip",
+                   blocks=[(4, 7), (0, 4)])
+    assert store.content_digest(packed) == plain
+    single = write(tmp_path / "f32.h5", arrays, params, dtype="float32")
+    assert store.content_digest(single) != plain
+
+
 # --- merging shards --------------------------------------------------------------------------
 
 SHARDS = [(0, 3), (3, 5), (5, 7)]
@@ -494,6 +550,7 @@ def test_merge_equals_the_unsharded_file_bit_for_bit(tmp_path, shards, good, vir
     drop = {"created"}
     assert ({k: v for k, v in merged.attrs.items() if k not in drop}
             == {k: v for k, v in single.attrs.items() if k not in drop})
+    assert store.content_digest(out) == store.content_digest(good)
 
 
 def test_virtual_merge_without_its_shards_is_refused(tmp_path, shards):
