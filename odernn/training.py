@@ -17,7 +17,7 @@ split, builds the model and fits it:
   whole trajectories), since teacher-forced loss does not predict closed-loop
   quality;
 - ESN: one pass accumulating ``X^T X``, ``X^T Y``, then the ridge strength
-  with the lowest closed-loop validation error.
+  chosen on closed-loop validation error (:func:`choose_ridge`).
 
 The run directory holds ``config.json``, ``history.csv`` (one row per epoch,
 or per ridge candidate) and the checkpoints ``best.pt`` and ``last.pt``
@@ -112,8 +112,9 @@ class TrainConfig:
     ``activation``, ``output_activation`` for RNN/LSTM/GRU; ``init``,
     ``init_spectral_radius`` for the RNN; ``hidden``, ``head``, ``skip``,
     ``activation`` for the FFN; ``units``, ``spectral_radius``, ``leak_rate``,
-    ``input_scaling``, ``bias``, ``degree``, ``ridge`` (None: chosen from
-    ``ridge_grid``) for the ESN).
+    ``input_scaling``, ``bias``, ``degree``, ``ridge`` (None: chosen on
+    closed-loop validation by :func:`choose_ridge`, starting from ``ridge_grid`` and
+    widening it until the choice is bracketed) for the ESN).
     Optimisation (RNN/LSTM/GRU): windows of ``window`` steps in batches of
     ``batch_size``, ``tbptt`` (truncate BPTT every k steps; None: whole
     window), closed-loop horizon growing from ``horizon_start`` to ``horizon``
@@ -151,7 +152,7 @@ class TrainConfig:
     bias: float | None = None
     degree: int | None = None
     ridge: float | None = None
-    ridge_grid: tuple[float, ...] = (1e-15, 1e-13, 1e-11, 1e-9, 1e-7)
+    ridge_grid: tuple[float, ...] = (1e-16, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6)
     lr: float | None = None
     epochs: int | None = None
     batch_size: int | None = None
@@ -464,16 +465,19 @@ def _fit_ridge(model, config, train, val, run_dir, source, previous, report) -> 
     dd.all_sum(gram)
     dd.all_sum(cross)
     rows = int(dd.all_sum(torch.tensor([rows], dtype=torch.float64)).item())
-    grid = (config.ridge,) if config.ridge is not None else config.ridge_grid
-    history, best = [], (math.inf, None)
-    for i, ridge in enumerate(grid):
+    history: list[dict[str, float]] = []
+
+    def score(ridge: float) -> float:
         model.solve_readout(gram, cross, rows, ridge)
         err = closed_loop_nrmse(model, val, config.val_steps)
         history.append({"ridge": ridge, "val_nrmse_x": err, "time": time.perf_counter() - start})
-        report({"stage": "ridge", "done": i + 1, "total": len(grid), "ridge": ridge,
-                "val_nrmse_x": err})
-        if err < best[0] or best[1] is None:
-            best = (err, ridge)
+        report({"stage": "ridge", "done": len(history), "ridge": ridge, "val_nrmse_x": err})
+        return err
+
+    if config.ridge is not None:
+        best, note = (score(config.ridge), config.ridge), "given"
+    else:
+        best, note = choose_ridge(score, config.ridge_grid)
     model.solve_readout(gram, cross, rows, best[1])
     elapsed = time.perf_counter() - start
     record = _model_record(model, config, source, {"val_nrmse_x": best[0], "ridge": best[1],
@@ -484,11 +488,55 @@ def _fit_ridge(model, config, train, val, run_dir, source, previous, report) -> 
         _write_history(run_dir, history)
     dd.barrier()
     status = "ok" if math.isfinite(best[0]) else "diverged"
-    message = (f"ridge {best[1]:g} chosen on closed-loop validation: NRMSE(x) {best[0]:.3g}"
+    message = (f"ridge {best[1]:g} ({note}): closed-loop validation NRMSE(x) {best[0]:.3g}"
                if status == "ok" else "every ridge strength diverged in closed loop; try a "
                "smaller spectral_radius or input_scaling, or larger ridge values")
     report({"stage": "done", "message": message})
     return TrainResult(run_dir, status, message, 0, best[0], history, elapsed)
+
+
+RIDGE_TOLERANCE = 0.05
+"""Ridge strengths whose validation error is within this fraction of the lowest count as equal:
+the largest of them is chosen (the most regularised readout that loses nothing measurable)."""
+RIDGE_STEP, RIDGE_FLOOR, RIDGE_CEILING = 100.0, 1e-24, 1e4
+"""The grid is widened by this factor per step, within these bounds (below the floor: 0)."""
+
+
+def choose_ridge(score: Callable[[float], float], grid: tuple[float, ...]
+                 ) -> tuple[tuple[float, float], str]:
+    """The ridge strength to keep, ``((error, ridge), how it was chosen)``.
+
+    ``score(ridge)`` is the closed-loop validation error. Starting from ``grid``, the largest
+    ridge within :data:`RIDGE_TOLERANCE` of the lowest error is chosen; while that choice is
+    an end of the values tried, the grid is widened beyond it, so the choice is bracketed
+    (worse or equal errors on both sides) or the note says why it is not.
+    """
+    errors = {r: score(r) for r in sorted(set(grid))}
+
+    def pick() -> tuple[float, float]:
+        low = min(errors.values())
+        if not math.isfinite(low):
+            return low, min(errors)
+        return low, max(r for r, e in errors.items() if e <= low * (1 + RIDGE_TOLERANCE))
+
+    while True:
+        low, ridge = pick()
+        lo, hi = min(errors), max(errors)
+        if ridge == hi and hi > 0 and hi * RIDGE_STEP <= RIDGE_CEILING and math.isfinite(low):
+            errors[hi * RIDGE_STEP] = score(hi * RIDGE_STEP)
+        elif ridge == lo and lo > 0 and math.isfinite(low):
+            below = lo / RIDGE_STEP if lo / RIDGE_STEP >= RIDGE_FLOOR else 0.0
+            errors[below] = score(below)
+        else:
+            break
+    if ridge == 0.0:
+        note = "no regularisation was best: least squares, ridge 0"
+    elif ridge == max(errors) and len(errors) > 1:
+        note = f"the largest tried, at the ceiling {RIDGE_CEILING:g}"
+    else:
+        note = (f"the largest within {RIDGE_TOLERANCE:.0%} of the lowest closed-loop error, "
+                f"bracketed by {min(errors):g}..{max(errors):g}")
+    return (errors[ridge], ridge), note
 
 
 # -- gradient training -----------------------------------------------------------------------
@@ -942,6 +990,9 @@ def _reporter(progress: bool | Callable[[dict[str, Any]], None]) -> Callable[[di
                     f"val loss {info['val_loss']:.3g}"
                     + ("" if math.isnan(val) else f", closed-loop val NRMSE(x) {val:.3g}")
                     + f", {info['steps_per_s'] / 1e3:.0f}k steps/s")
+        if info["stage"] == "ridge":
+            return (f"ridge candidate {info['done']}: {info['ridge']:g}, closed-loop val "
+                    f"NRMSE(x) {info['val_nrmse_x']:.3g}")
         return f"{info['stage']} {info['done']}/{info['total']}"
 
     def show(info: dict[str, Any]) -> None:
@@ -952,7 +1003,8 @@ def _reporter(progress: bool | Callable[[dict[str, Any]], None]) -> Callable[[di
                 sys.stderr.flush()
             return
         if not tty:
-            if stage == "validated" or (stage != "epoch" and info["done"] == info["total"]):
+            if stage in ("validated", "ridge") or (stage != "epoch"
+                                                    and info["done"] == info["total"]):
                 sys.stderr.write(line(info) + "\n")
                 sys.stderr.flush()
             return

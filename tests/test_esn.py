@@ -7,10 +7,11 @@ import pytest
 import torch
 from test_models import oscillator_data, small_config
 
+from odernn.metrics import nrmse
 from odernn.models import build, load_surrogate
 from odernn.models.layout import Layout
-from odernn.training import train
-from odernn.windows import compute_stats, to_tensors
+from odernn.training import RIDGE_TOLERANCE, choose_ridge, train
+from odernn.windows import compute_stats, split_by_trajectory, to_tensors
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +82,56 @@ def test_sequence_uses_the_fitted_readout_on_the_states(data):
 
 
 def test_ridge_is_chosen_on_closed_loop_validation(data, tmp_path):
+    """Each candidate's error is recomputed here, independently, as the closed-loop NRMSE of x
+    on the validation trajectories (a selection that scored one-step error, or the training
+    trajectories, would disagree); the choice is the rule's on those errors."""
     grid = [1e-12, 1e-8, 1e-4, 1.0]
-    result = train(data, small_config("esn", ridge_grid=grid), tmp_path, progress=False)
-    errors = [row["val_nrmse_x"] for row in result.history]
-    assert [row["ridge"] for row in result.history] == grid
-    best = grid[int(np.argmin(errors))]
+    config = small_config("esn", ridge_grid=grid)
+    result = train(data, config, tmp_path, progress=False)
+    fit, val = split_by_trajectory(data, config.val_fraction, config.seed)
     model = load_surrogate(tmp_path)
-    assert model.ridge.item() == best
-    assert result.best_val_nrmse == min(errors)
-    assert errors[-1] > min(errors)  # a strong ridge underfits: the choice matters
+    t = to_tensors(fit, model.layout)
+    gram = torch.zeros(model.n_features, model.n_features, dtype=torch.float64)
+    cross = torch.zeros(model.n_features, 2, dtype=torch.float64)
+    rows = model.accumulate(t.z, t.e, gram, cross)
+    independent = {}
+    for row in result.history:
+        model.solve_readout(gram, cross, rows, row["ridge"])
+        out = model.rollout(val.x[:, 0], val.v[:, 0], val.F, val.params["eta"])
+        independent[row["ridge"]] = nrmse(out.x, val.x)
+        assert row["val_nrmse_x"] == pytest.approx(independent[row["ridge"]], rel=1e-9)
+    low = min(independent.values())
+    chosen = max(r for r, e in independent.items() if e <= low * (1 + RIDGE_TOLERANCE))
+    assert load_surrogate(tmp_path).ridge.item() == chosen
+    assert result.best_val_nrmse == independent[chosen]
+    assert independent[max(independent)] > 2 * low  # a strong ridge underfits: the choice matters
     fixed = train(data, small_config("esn", ridge=1e-4), tmp_path / "fixed", progress=False)
     assert [row["ridge"] for row in fixed.history] == [1e-4]
+
+
+def bowl(best: float, floor: float = 1e-6):
+    """A validation error with its minimum at ridge ``best`` (log-parabolic), flat below
+    ``floor`` times ``best`` (the least-squares plateau of noise-free data)."""
+    calls = []
+
+    def score(ridge: float) -> float:
+        calls.append(ridge)
+        decades = np.log10(max(ridge, best * floor) / best)
+        return 1e-3 * (1 + (decades**2 if decades > 0 else -1e-3 * decades))
+
+    return score, calls
+
+
+@pytest.mark.parametrize("best", [1e-20, 1e-13, 1e-9, 1e-2, 10.0])
+def test_the_ridge_search_widens_its_grid_until_the_choice_is_bracketed(best):
+    score, calls = bowl(best)
+    (err, ridge), note = choose_ridge(score, (1e-12, 1e-10, 1e-8))
+    tried = sorted(calls)
+    assert tried[0] < ridge < tried[-1] or ridge == 0.0, (ridge, tried)
+    assert err == score(ridge) and err <= min(score(r) for r in tried) * (1 + RIDGE_TOLERANCE)
+    assert ("bracketed" in note) == (ridge != 0.0)
+
+
+def test_a_diverging_grid_is_reported_not_widened():
+    (err, ridge), _ = choose_ridge(lambda r: float("inf"), (1e-8, 1e-6))
+    assert err == float("inf") and ridge == 1e-8
