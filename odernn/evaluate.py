@@ -1,18 +1,22 @@
 """Closed-loop surrogates against the integrators on one test set.
 
-Every method gets the same information (DESIGN.md's honesty rule): the test
-trajectories' initial states and forcing samples and, where a surrogate is
-configured for it, eta. The exact solution is the reference. A surrogate that
-withholds eta may observe K warm-up steps; the largest K is then excluded from
-every method's error, so all rows of one report are measured on the same steps.
+Every method starts from the test trajectories' initial states. The surrogates
+and the ``rk4-sampled*`` integrators (:data:`odernn.integrators.SAMPLED_FORCING`)
+see the forcing only at its samples ``F_i``, and eta where a surrogate is
+configured for it; the other integrators evaluate the forcing as a function of
+time. The best integrator given only the samples is the honest baseline each
+surrogate is compared with (:func:`same_information`). The exact solution is the
+reference. A surrogate that withholds eta may observe K warm-up steps; the
+largest K is then excluded from every method's error, so all rows of one report
+are measured on the same steps.
 
 Three studies, each reusable on its own:
 
 - accuracy and speed of every method (:func:`odernn.metrics.summarize`);
 - a work-precision sweep: error against wall time of each integrator over step
-  sizes (SciPy over tolerances), each surrogate a point on the same axes, and
-  its speed-up over the cheapest integrator setting that is at least as
-  accurate;
+  sizes (SciPy over tolerances; the sampled-forcing integrators only over every
+  k-th sample), each surrogate a point on the same axes, and its speed-up over
+  the cheapest integrator setting that is at least as accurate;
 - the resonance check (:mod:`odernn.resonance`).
 """
 
@@ -34,7 +38,7 @@ import scipy
 
 import odernn
 from odernn.errors import DataError, SpecError
-from odernn.integrators import INTEGRATORS
+from odernn.integrators import DESCRIPTIONS, INTEGRATORS, SAMPLED_FORCING
 from odernn.interrupt import interrupt_guard
 from odernn.metrics import (
     METRICS,
@@ -54,16 +58,9 @@ from odernn.trajectories import Trajectories
 SCHEMA = "odernn.metrics"
 SCHEMA_VERSION = 1
 REFERENCE = "exact"
-INTEGRATOR_METHODS: dict[str, str] = {
-    "exact": "closed-form solution: the reference every error is measured against",
-    "scipy": "SciPy solve_ivp with the forcing as a function of time",
-    "euler": "forward Euler, the notes' update",
-    "semi-implicit-euler": "semi-implicit (symplectic) Euler",
-    "rk4": "classical RK4 with the forcing evaluated exactly at half steps",
-    "rk4-sampled": "RK4 fed only the samples F_i (linear interpolation), what a surrogate sees",
-}
+INTEGRATOR_METHODS: dict[str, str] = {name: DESCRIPTIONS[name] for name in INTEGRATORS}
 """Integrator methods by name, with the one-line description the report prints."""
-DEFAULT_INTEGRATORS = ("scipy", "euler", "semi-implicit-euler", "rk4", "rk4-sampled")
+DEFAULT_INTEGRATORS = ("scipy", "euler", "semi-implicit-euler", "rk4", *SAMPLED_FORCING)
 SCIPY_DEFAULTS: dict[str, Any] = {"method": "DOP853", "rtol": 1e-9, "atol": 1e-12}
 MIN_TIMING_S = 0.2
 """A method faster than this is run again (up to three times) and its best time kept."""
@@ -150,6 +147,7 @@ class Evaluation:
                                "settings": m.settings, "metrics": m.metrics}
                         for name, m in self.methods.items()},
             "error_vs_time": {"step": keep, "t": t[keep], "methods": curves},
+            "same_information": self.info.get("same_information"),
             "work_precision": self.work_precision,
             "resonance": self.resonance,
         }
@@ -273,7 +271,8 @@ def evaluate(
         if work_precision:
             wp_settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
                            else WorkPrecisionSettings())
-            wp = _work_precision(test, solve, integrators, wp_settings, methods, start, say)
+            wp = _work_precision(test, solve, solve_few, integrators, wp_settings, methods,
+                                 start, say)
             for name, speedup in wp["speedup"].items():
                 value = speedup["speedup"]
                 methods[name].metrics["speedup"] = math.nan if value is None else value
@@ -285,6 +284,7 @@ def evaluate(
 
         info = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "same_information": same_information(methods),
             "versions": _versions(),
             "data": _data_info(test, data_path, ref_x, ref_v),
             "settings": {
@@ -368,8 +368,8 @@ def _solver(system: Oscillator, sampled: Oscillator,
     def solve(name: str, x0: np.ndarray, v0: np.ndarray, t: np.ndarray,
               **opts: Any) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore"):
-            if name == "rk4-sampled":
-                return INTEGRATORS["rk4"](sampled, x0, v0, t)
+            if name in SAMPLED_FORCING:  # they evaluate the forcing at t only: the samples
+                return INTEGRATORS[name](sampled, x0, v0, t)
             if name == "scipy":
                 return INTEGRATORS["scipy"](system, x0, v0, t, **{**scipy_opts, **opts})
             return INTEGRATORS[name](system, x0, v0, t)
@@ -435,11 +435,17 @@ def _grid(t: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, np.ndarray]],
+                    solve_few: Callable[..., tuple[np.ndarray, np.ndarray]],
                     integrators: Sequence[str], settings: WorkPrecisionSettings,
                     methods: Mapping[str, MethodResult], start: int,
                     say: Callable[[str], None]) -> dict[str, Any]:
     """Error (NRMSE of x after the warm-up, the test set's std) against wall time of every
-    integrator over step sizes (SciPy: tolerances), surrogates as points, and speed-ups."""
+    integrator over step sizes (SciPy: tolerances), surrogates as points, and speed-ups.
+
+    The sampled-forcing integrators run only at whole step factors >= 1 (every k-th
+    sample): a finer grid would need forcing values the samples do not hold. Every
+    setting gets the same untimed first call as in the main table (``solve_few``, 2
+    trajectories, 16 points), as the surrogates' timings did."""
     t = np.asarray(test.t, dtype=np.float64)
     x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
     scale = reference_scale(methods[REFERENCE].x)
@@ -447,7 +453,9 @@ def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, n
     for factor in settings.step_factors:
         grid = _grid(t, factor)
         h = float(grid[1] - grid[0])
-        runs += [(name, grid, f"h={h:.3g}", h, {}) for name in integrators if name != "scipy"]
+        whole = factor >= 1 and float(factor).is_integer()
+        runs += [(name, grid, f"h={h:.3g}", h, {}) for name in integrators
+                 if name != "scipy" and (whole or name not in SAMPLED_FORCING)]
     if "scipy" in integrators:
         runs += [("scipy", t, f"rtol={rtol:.0e}", rtol, {"rtol": rtol, "atol": rtol / 100})
                  for rtol in settings.scipy_rtols]
@@ -456,7 +464,8 @@ def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, n
     for name, grid, setting, value, opts in runs:
         if grid.size not in references:
             references = {grid.size: solve(REFERENCE, x0, v0, grid)[0]}
-        (x, _), wall = _timed(partial(solve, name, x0, v0, grid, **opts))
+        (x, _), wall = _timed(partial(solve, name, x0, v0, grid, **opts),
+                              partial(solve_few, name, x0[:2], v0[:2], grid[:16], **opts))
         first = max(1, int(np.searchsorted(grid, t[start] - 1e-9 * (t[1] - t[0]))))
         error = nrmse(x, references[grid.size], start=first, scale=scale)
         points.append({"method": name, "setting": setting, "value": value, "error": error,
@@ -469,6 +478,46 @@ def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, n
             "surrogates": surrogates,
             "speedup": {name: _speedup(p["error"], p["wall_time_s"], points)
                         for name, p in surrogates.items()}}
+
+
+def same_information(methods: Mapping[str, MethodResult]) -> dict[str, Any] | None:
+    """The most accurate integrator given only the forcing samples (NRMSE x on the test
+    grid; ties: the faster), and each surrogate's error and time relative to it
+    (``error_ratio``, ``time_ratio``: surrogate over baseline, > 1 is worse / slower).
+    None when no sampled-forcing integrator was run."""
+    sampled = [name for name in methods if name in SAMPLED_FORCING]
+    if not sampled:
+        return None
+
+    def key(name: str) -> tuple[float, float]:
+        m = methods[name].metrics
+        error = m["nrmse_x"]
+        return (error if math.isfinite(error) else math.inf, m["wall_time_s"])
+
+    best = min(sampled, key=key)
+    base = methods[best].metrics
+    surrogates = {}
+    for name, m in methods.items():
+        if m.kind != "surrogate":
+            continue
+        error, wall = m.metrics["nrmse_x"], m.metrics["wall_time_s"]
+        surrogates[name] = {
+            "nrmse_x": error, "wall_time_s": wall,
+            "error_ratio": _ratio(error, base["nrmse_x"]),
+            "time_ratio": _ratio(wall, base["wall_time_s"]),
+        }
+    return {"baseline": best, "description": methods[best].description,
+            "candidates": sampled, "nrmse_x": base["nrmse_x"],
+            "wall_time_s": base["wall_time_s"], "surrogates": surrogates}
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b`` with ``0 / 0 = 1``, ``x / 0 = inf`` (x > 0), inf for inf."""
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    if b == 0:
+        return 1.0 if a == 0 else math.inf
+    return a / b
 
 
 def _speedup(error: float, wall: float, points: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,14 @@ import pytest
 
 import odernn.integrators as integrators
 from odernn.errors import OdernnError, SpecError
-from odernn.integrators import INTEGRATORS, ORDERS, integrate, rk4_step
+from odernn.integrators import (
+    DESCRIPTIONS,
+    INTEGRATORS,
+    ORDERS,
+    SAMPLED_FORCING,
+    integrate,
+    rk4_step,
+)
 from odernn.systems import HarmonicForcing, Oscillator, SampledForcing
 
 EPS = np.finfo(np.float64).eps
@@ -50,23 +57,144 @@ def mixed_system(rng: np.random.Generator) -> Oscillator:
 # ---------------------------------------------------------------- convergence
 
 
+def test_every_integrator_has_an_order_and_a_description() -> None:
+    assert set(ORDERS) == set(DESCRIPTIONS) == set(INTEGRATORS)
+    assert set(SAMPLED_FORCING) <= set(INTEGRATORS)
+    assert all(ORDERS[name] is not None for name in SAMPLED_FORCING)
+
+
+SAMPLED_STEPS = (50, 100, 200, 400)
+
+
 @pytest.mark.parametrize(
-    ("name", "steps"),
-    [("euler", (200, 400, 800, 1600)), ("semi-implicit-euler", (200, 400, 800, 1600)),
-     ("rk4", (25, 50, 100, 200))],
+    ("name", "steps", "extra"),
+    [("euler", (200, 400, 800, 1600), 0), ("semi-implicit-euler", (200, 400, 800, 1600), 0),
+     ("rk4", (25, 50, 100, 200), 0),
+     # given only the samples: linear interpolation costs two orders; a cubic
+     # interpolant's O(dt^4) error enters each step times dt, so order 4 stays;
+     # RK4 at 2 dt needs no interpolation (odd and even numbers of intervals)
+     ("rk4-sampled", SAMPLED_STEPS, 0), ("rk4-sampled-cubic", SAMPLED_STEPS, 0),
+     ("rk4-sampled-spline", SAMPLED_STEPS, 0), ("rk4-sampled-2dt", SAMPLED_STEPS, 0),
+     ("rk4-sampled-2dt", SAMPLED_STEPS, 1)],
 )  # fmt: skip
-def test_convergence_order(name: str, steps: tuple[int, ...]) -> None:
+def test_convergence_order(name: str, steps: tuple[int, ...], extra: int) -> None:
+    """The slope of log(max error against the exact solution) over log(dt) is the order;
+    for the 2 dt method also on the odd points alone, which it fills by interpolation."""
     rng = np.random.default_rng(1)
     system = Oscillator(rng.uniform(0.05, 0.5, 4), harmonic(rng, 4, 2))
     x0, v0 = initial(rng, 4)
-    dts, errors = [], []
+    dts, errors, odd = [], [], []
     for n in steps:
-        t = np.linspace(0.0, 10.0, n + 1)
+        t = np.linspace(0.0, 10.0, n + 1 + extra)
         got = integrate(name, system, x0, v0, t)
-        errors.append(max_error(got, integrate("exact", system, x0, v0, t)))
+        exact = integrate("exact", system, x0, v0, t)
+        errors.append(max_error(got, exact))
+        odd.append(max_error([u[:, 1::2] for u in got], [u[:, 1::2] for u in exact]))
         dts.append(t[1])
-    slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
-    assert abs(slope - ORDERS[name]) < 0.2, (slope, errors)
+    for err in (errors, odd):
+        slope = np.polyfit(np.log(dts), np.log(err), 1)[0]
+        assert abs(slope - ORDERS[name]) < 0.2, (slope, err)
+
+
+class PolynomialForcing:
+    """``F(t) = sum_k c_k t^k`` per trajectory, ``coefficients (N, K)``: a test forcing that
+    records every time it is asked about."""
+
+    def __init__(self, coefficients: np.ndarray) -> None:
+        self.coefficients = np.asarray(coefficients, dtype=np.float64)
+        self.asked: list[np.ndarray] = []
+
+    @property
+    def n(self) -> int:
+        return self.coefficients.shape[0]
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        self.asked.append(np.array(t))
+        powers = np.asarray(t)[None, :, None] ** np.arange(self.coefficients.shape[1])
+        return (self.coefficients[:, None, :] * powers).sum(-1)
+
+    def take(self, index):
+        return PolynomialForcing(self.coefficients[index])
+
+
+@pytest.mark.parametrize("name", SAMPLED_FORCING)
+def test_sampled_methods_ask_for_the_forcing_at_the_grid_only(name: str) -> None:
+    rng = np.random.default_rng(13)
+    forcing = PolynomialForcing(rng.uniform(-1, 1, (3, 4)))
+    t = 0.05 * np.arange(37)
+    integrate(name, Oscillator(np.full(3, 0.3), forcing), *initial(rng, 3), t)
+    assert len(forcing.asked) == 1
+    np.testing.assert_array_equal(forcing.asked[0], t)
+
+
+@pytest.mark.parametrize(("name", "degree"), [("rk4-sampled", 1), ("rk4-sampled-cubic", 3),
+                                              ("rk4-sampled-spline", 3)])
+@pytest.mark.parametrize("n_points", [2, 3, 4, 5, 60])
+def test_sampled_methods_are_rk4_when_the_interpolant_is_exact(name: str, degree: int,
+                                                                n_points: int) -> None:
+    """For a forcing polynomial of the interpolant's degree (linear; cubic) the half-step
+    values are exact: the method is RK4 with the exact forcing, on every grid length and
+    at the ends, where the local cubic is one-sided."""
+    rng = np.random.default_rng(14)
+    degree = min(degree, n_points - 1)  # two samples fix a line, three a parabola
+    system = Oscillator(ETAS, PolynomialForcing(rng.uniform(-1, 1, (ETAS.size, degree + 1))))
+    x0, v0 = initial(rng, ETAS.size)
+    t = 0.3 + 0.1 * np.arange(n_points)
+    got, want = integrate(name, system, x0, v0, t), integrate("rk4", system, x0, v0, t)
+    assert max_error(got, want) < 1e-13
+
+
+def test_rk4_sampled_is_rk4_on_the_linear_interpolant() -> None:
+    rng = np.random.default_rng(15)
+    system = mixed_system(rng)
+    x0, v0 = initial(rng, system.n)
+    t = 0.05 * np.arange(400)
+    linear = Oscillator(system.eta, SampledForcing(t, system.forcing(t)))
+    assert max_error(integrate("rk4-sampled", system, x0, v0, t),
+                     integrate("rk4", linear, x0, v0, t)) < 1e-13
+
+
+@pytest.mark.parametrize("n_points", [3, 4, 5, 6, 401, 402])
+def test_rk4_sampled_2dt_is_rk4_at_2dt_and_fills_the_odd_points(n_points: int) -> None:
+    """Even points: RK4 at step 2 dt with the exact forcing at the start, midpoint and end
+    (the samples F_i, F_i+1, F_i+2). Odd points (the last one with an odd number of
+    intervals too): over a long horizon, as close to the exact solution as the even ones,
+    within a small factor (their v takes the Hermite slope, which divides x's local
+    error by 2 dt: the same order, a larger constant)."""
+    rng = np.random.default_rng(16)
+    system = mixed_system(rng)
+    x0, v0 = initial(rng, system.n)
+    t = 0.05 * np.arange(n_points)
+    x, v = integrate("rk4-sampled-2dt", system, x0, v0, t)
+    xe, ve = integrate("rk4", system, x0, v0, t[::2])
+    assert max_error((x[:, ::2], v[:, ::2]), (xe, ve)) < 1e-13
+    exact = integrate("exact", system, x0, v0, t)
+    even = max_error((x[:, ::2], v[:, ::2]), [u[:, ::2] for u in exact])
+    odd = max_error((x[:, 1::2], v[:, 1::2]), [u[:, 1::2] for u in exact])
+    assert odd < (3 * even if n_points > 100 else 1e-3), (odd, even)
+
+
+@pytest.mark.parametrize(("name", "low", "high"), [
+    ("rk4-sampled", 30, np.inf),  # O(dt^2): far behind
+    ("rk4-sampled-cubic", 0.9, 1.5),  # the interpolation adds little to RK4's own error
+    ("rk4-sampled-spline", 0.9, 1.5),
+    ("rk4-sampled-2dt", 12, 20),  # RK4 at twice the step: 2^4 times its error, plus the fill
+])  # fmt: skip
+def test_sampled_methods_against_rk4_with_the_exact_forcing(name: str, low: float,
+                                                             high: float) -> None:
+    """dt 0.05 and the train set's ranges: each method's max error against the exact
+    solution, as a multiple of that of RK4 at dt with the forcing known everywhere."""
+    rng = np.random.default_rng(17)
+    n = 16
+    forcing = HarmonicForcing(rng.uniform(0, 1, (n, 1)), rng.uniform(0.5, 2, (n, 1)),
+                              np.zeros((n, 1)))  # fmt: skip
+    system = Oscillator(rng.uniform(0.05, 0.5, n), forcing)
+    x0, v0 = initial(rng, n)
+    t = 0.05 * np.arange(1000)
+    exact = integrate("exact", system, x0, v0, t)
+    ratio = (max_error(integrate(name, system, x0, v0, t), exact)
+             / max_error(integrate("rk4", system, x0, v0, t), exact))
+    assert low < ratio < high, ratio
 
 
 def test_rk4_fed_sampled_forcing_is_second_order() -> None:
