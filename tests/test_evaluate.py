@@ -19,7 +19,7 @@ from scipy.linalg import expm
 
 from odernn.errors import DataError, SpecError
 from odernn.evaluate import Evaluation, evaluate, name_runs
-from odernn.integrators import INTEGRATORS
+from odernn.integrators import INTEGRATORS, SAMPLED_FORCING
 from odernn.models.base import Rollout
 from odernn.resonance import ResonanceSettings, fit_steady_state, plan_sweep
 from odernn.trajectories import Trajectories
@@ -181,8 +181,13 @@ def test_warmup_and_withheld_eta(test_set: Trajectories) -> None:
 def test_work_precision_speedup_is_over_the_cheapest_as_accurate(full: Evaluation) -> None:
     wp = full.work_precision
     methods = {p["method"] for p in wp["integrators"]}
-    assert methods == {"scipy", "euler", "semi-implicit-euler", "rk4", "rk4-sampled"}
-    assert len(wp["integrators"]) == 4 * 6 + 5
+    assert methods == {"scipy", "euler", "semi-implicit-euler", "rk4", *SAMPLED_FORCING}
+    # the sampled-forcing methods only at the whole factors 4, 2, 1: every k-th sample
+    assert len(wp["integrators"]) == 3 * 6 + 4 * 3 + 5
+    for p in wp["integrators"]:
+        if p["method"] in SAMPLED_FORCING:
+            k = round(p["value"] / DT)
+            assert k >= 1 and p["value"] == pytest.approx(k * DT)
     # refining the step reduces RK4's error by ~16 per halving
     rk4 = sorted((p["value"], p["error"]) for p in wp["integrators"] if p["method"] == "rk4")
     assert rk4[1][1] / rk4[0][1] == pytest.approx(16.0, rel=0.2)
@@ -193,6 +198,49 @@ def test_work_precision_speedup_is_over_the_cheapest_as_accurate(full: Evaluatio
     assert s["speedup"] == pytest.approx(
         cheapest["wall_time_s"] / full.metrics["exact-map"]["wall_time_s"])
     assert full.metrics["exact-map"]["speedup"] == s["speedup"]
+
+
+def test_same_information_baseline_is_the_most_accurate_sampled_method(full: Evaluation) -> None:
+    same = full.info["same_information"]
+    m = full.metrics
+    assert same["candidates"] == list(SAMPLED_FORCING)
+    assert same["baseline"] == min(SAMPLED_FORCING, key=lambda n: m[n]["nrmse_x"])
+    # given only the samples, order 4 beats linear interpolation by far on smooth forcing
+    assert same["nrmse_x"] < 1e-2 * m["rk4-sampled"]["nrmse_x"]
+    for name in ("exact-map", "zeros"):
+        s = same["surrogates"][name]
+        assert s["error_ratio"] == m[name]["nrmse_x"] / same["nrmse_x"]
+        assert s["time_ratio"] == m[name]["wall_time_s"] / same["wall_time_s"]
+    # the exact map interpolates F linearly: as accurate as rk4-sampled, not as the baseline
+    assert same["surrogates"]["exact-map"]["error_ratio"] > 100
+
+
+def test_same_information_needs_a_sampled_method(test_set: Trajectories) -> None:
+    ev = evaluate(test_set, {"zeros": Zeros()}, integrators=("rk4",), **FAST)
+    assert ev.info["same_information"] is None
+    ev = evaluate(test_set, {"zeros": Zeros()}, integrators=("rk4", "rk4-sampled-2dt"), **FAST)
+    assert ev.info["same_information"]["baseline"] == "rk4-sampled-2dt"
+
+
+def test_every_timed_run_follows_an_untimed_one(test_set: Trajectories, monkeypatch) -> None:
+    """Integrators in the work-precision sweep get the same untimed first call (on 2
+    trajectories) as the surrogates and the main table."""
+    import odernn.evaluate
+
+    real, calls = odernn.evaluate._timed, []
+
+    def spy(run, warmup=None):
+        calls.append(warmup)
+        return real(run, warmup)
+
+    monkeypatch.setattr(odernn.evaluate, "_timed", spy)
+    ev = evaluate(test_set, {"zeros": Zeros()}, integrators=("rk4", "scipy", "rk4-sampled-2dt"),
+                  resonance=False, progress=False)
+    assert len(calls) == 5 + len(ev.work_precision["integrators"])  # exact, 3, zeros, sweep
+    assert all(w is not None for w in calls)
+    for w in calls:  # each on 2 trajectories: a Rollout (surrogate) or (x, v)
+        out = w()
+        assert np.shape(out.x if isinstance(out, Rollout) else out[0])[0] == 2
 
 
 def test_resonance_of_the_exact_solution_matches_the_formula(full: Evaluation) -> None:
@@ -239,7 +287,8 @@ def test_metrics_json_is_strict_and_complete(full: Evaluation) -> None:
     doc = json.loads(json.dumps(full.to_json(), allow_nan=False))
     assert doc["schema"] == "odernn.metrics" and doc["schema_version"] == 1
     assert list(doc["methods"]) == ["exact", "scipy", "euler", "semi-implicit-euler", "rk4",
-                                    "rk4-sampled", "exact-map", "zeros"]
+                                    *SAMPLED_FORCING, "exact-map", "zeros"]
+    assert doc["same_information"]["baseline"] in SAMPLED_FORCING
     assert doc["methods"]["scipy"]["settings"]["rtol"] == 1e-9
     assert doc["data"]["stored_vs_exact_rmse"]["x"] < 1e-12
     assert len(doc["error_vs_time"]["t"]) == 200
