@@ -13,6 +13,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from matplotlib.figure import Figure as MplFigure
 from PIL import Image
@@ -21,8 +22,18 @@ from test_evaluate import ExactMap, Exploding, Zeros, make_test_set
 import odernn
 from odernn.errors import DataError, OutputError
 from odernn.evaluate import Evaluation, evaluate
+from odernn.integrators import INTEGRATORS, SAMPLED_FORCING
 from odernn.metrics import METRICS
-from odernn.report import Figure, Section, Table, fmt, read_history, write_report
+from odernn.models.base import Rollout
+from odernn.report import (
+    Figure,
+    Section,
+    Table,
+    fmt,
+    read_history,
+    same_information_sentences,
+    write_report,
+)
 from odernn.resonance import ResonanceSettings
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr", "col", "area", "base"}
@@ -158,6 +169,60 @@ def test_markdown_has_the_same_content(report: Path, evaluation: Evaluation) -> 
     for png in report.glob("*.png"):
         assert f"]({png.name})" in md
     assert "## Presets" in md and "| notes-rnn | 0.12 |" in md
+
+
+def test_summary_compares_each_surrogate_with_the_best_same_information_integrator(
+        report: Path, evaluation: Evaluation) -> None:
+    """The headline names the most accurate sampled-forcing integrator and says, from the
+    measured numbers, how many times less accurate and slower or faster each surrogate is."""
+    md = (report / "report.md").read_text(encoding="utf-8")
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    m = evaluation.metrics
+    best = min(SAMPLED_FORCING, key=lambda n: m[n]["nrmse_x"])
+    assert ("integrator given only the samples F_i, the information a surrogate has, is "
+            f"**{best}**") in summary
+    ratio = m["exact-map"]["nrmse_x"] / m[best]["nrmse_x"]
+    assert ratio > 1
+    assert (f"**exact-map**: {fmt(ratio)} times less accurate (NRMSE x "
+            f"{fmt(m['exact-map']['nrmse_x'])} against {fmt(m[best]['nrmse_x'])})") in summary
+    pace = m["exact-map"]["wall_time_s"] / m[best]["wall_time_s"]
+    words = f"{fmt(pace)} times slower" if pace > 1 else f"{fmt(1 / pace)} times faster"
+    assert f"and {words} " in summary.split("**exact-map**:", 1)[1].split("\n", 1)[0]
+    assert f"than {best}." in summary
+    assert "**boom**: diverged on 1 trajectory" in summary
+
+
+class Oracle:
+    """The exact solution of the test set plus a known offset in x: more accurate than any
+    integrator given the samples when the offset is tiny."""
+
+    family = "oracle"
+    target = "state"
+
+    def __init__(self, x: np.ndarray, v: np.ndarray, offset: float) -> None:
+        self.x, self.v, self.offset = x, v, offset
+
+    def rollout(self, x0, v0, F, eta=None, warmup=None) -> Rollout:
+        n, T = F.shape
+        x = self.x[:n, :T] + self.offset
+        x[:, 0] = x0
+        return Rollout(x, self.v[:n, :T].copy(), np.full(n, -1))
+
+
+def test_summary_says_more_accurate_when_a_surrogate_is() -> None:
+    test = make_test_set(n=3, n_steps=100)
+    x, v = INTEGRATORS["exact"](test.oscillator(), test.x[:, 0], test.v[:, 0], test.t)
+    ev = evaluate(test, {"oracle": Oracle(x, v, 1e-12)}, work_precision=False, resonance=False,
+                  progress=False)
+    same = ev.info["same_information"]
+    ratio = same["nrmse_x"] / ev.metrics["oracle"]["nrmse_x"]
+    assert ratio > 10
+    line = same_information_sentences(ev)[1]
+    assert line.startswith(f"- **oracle**: {fmt(ratio)} times more accurate (NRMSE x ")
+    assert line.endswith(f"than {same['baseline']}.")
+    ev = evaluate(test, {"oracle": Oracle(x, v, 1e-12)}, integrators=("rk4",),
+                  work_precision=False, resonance=False, progress=False)
+    assert "No integrator given only the forcing samples" in same_information_sentences(ev)[0]
 
 
 PROBE = """<script>
