@@ -572,6 +572,10 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
             starts = torch.randint(data.n_steps - length, (n_windows,), generator=gen)
             horizon = _horizon_at(config, epoch)
             t0 = time.perf_counter()
+            # the learning rate of the epoch's last batch so far: a run resumed at the epoch's
+            # end (every batch done) runs none and ends the epoch with it
+            lr = (math.nan if isinstance(optimizer, HessianFree)
+                  else _lr_at(config, epoch + max(state["batch"] - 1, 0) / n_batches))
             for b in range(state["batch"], n_batches):
                 sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
                 batch_rows, batch_starts = rows[sl], starts[sl]

@@ -201,13 +201,23 @@ def test_batched_rollout_equals_one_by_one(family, trained, test_data):
         np.testing.assert_allclose(one.v[0], batch.v[n], rtol=0, atol=2e-5)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_resume_equals_no_interrupt(family, data, trained, tmp_path):
+N_BATCHES = 15
+"""Batches per epoch of SMALL on ``data``: ceil(max(8, 12 x 199 // 20) / 8)."""
+
+
+@pytest.mark.parametrize(("family", "epoch", "batch"), [
+    *[(f, 3, 2) for f in FAMILIES],
+    # epoch boundaries: after an epoch's last batch (the interrupt lands before the epoch is
+    # closed), after the first batch, and after the run's very last batch
+    *[(f, e, b) for f in ("gru", "rnn") for e, b in ((3, N_BATCHES), (1, 1), (6, N_BATCHES))],
+])
+def test_resume_equals_no_interrupt(family, epoch, batch, data, trained, tmp_path):
     config = small_config(family)
-    stopped = train(data, config, tmp_path, progress=interrupt_at(3, 2))
+    stopped = train(data, config, tmp_path, progress=interrupt_at(epoch, batch))
     if family != "esn":  # the ridge fit is one step: nothing to interrupt
         assert stopped.status == "interrupted"
-        assert len(stopped.history) == 2
+        assert len(stopped.history) == epoch - 1
+        assert torch.load(tmp_path / "last.pt", weights_only=True)["resume"]["batch"] == batch
     resumed = train(data, config, tmp_path, resume=True, progress=False)
     assert resumed.status == "ok"
     full_dir = trained[family][0]
