@@ -144,19 +144,64 @@ def test_noisy_sine_metrics_use_the_conditional_mean(results):
 
 def test_table_section_and_figure(results, tmp_path):
     rows = ne.preset_table(list(results.values()))
-    assert [(r["preset"], r["variant"]) for r in rows] == list(results)
+    assert [(r["preset"], r["variant"]) for r in rows] == [
+        *results, ("noisy-sine", "baseline: training mean"),
+        ("noisy-sine", "baseline: sin(0.02 t) + 1")]
     by = {(r["preset"], r["variant"]): r for r in rows}
     faithful, improved = results["sine", "faithful"], results["sine", "improved"]
-    assert by["sine", "faithful"]["speedup"] is None
-    assert by["sine", "improved"]["speedup"] == pytest.approx(
-        faithful.train_time_s / improved.train_time_s)
+    assert by["sine", "faithful"]["work_ratio"] is None
+    assert by["sine", "improved"]["threshold"] == faithful.val_loss
+    assert by["sine", "improved"]["steps_to_threshold"] == 0  # a least-squares fit
+    assert by["sine", "improved"]["work_ratio"] == pytest.approx(
+        faithful.first(faithful.val_loss, "work") / improved.first(faithful.val_loss, "work"))
     assert by["sine", "improved"]["forecast_gain"] == pytest.approx(
         faithful.forecast_mse / improved.forecast_mse)
     assert by["sine", "improved"]["one_step_mse_vs_mean"] is None
+    for variant in ne.VARIANTS["noisy-sine"]:
+        row = by["noisy-sine", variant]
+        assert row["threshold"] == pytest.approx(ne.NOISE_VARIANCE + ne.NOISE_MARGIN)
+        reached = [h for h in results["noisy-sine", variant].history
+                   if h["val_loss"] <= row["threshold"]]
+        assert row["epochs_to_threshold"] == (reached[0]["epoch"] if reached else None)
     section = ne.preset_section(list(results.values()))
-    assert len(section.tables[0].rows) == 5
+    assert len(section.tables[0].rows) == 7
     path = ne.plot_preset(list(results.values()), tmp_path / "presets.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_work_counts_are_per_epoch_and_cumulative(results):
+    # the notes' Keras data: 800 windows, batches of 16; (1, step) is one cell step per window,
+    # (step, 1) four; the improved recipe: 10 steps of 16 stretches of 50 + 20 windows
+    per_epoch = {"faithful": (50, 800), "faithful-step1": (50, 3200), "improved": (10, 11200)}
+    for variant, (steps, work) in per_epoch.items():
+        history = results["noisy-sine", variant].history
+        assert [h["steps"] for h in history] == [steps * (i + 1) for i in range(len(history))]
+        assert [h["work"] for h in history] == [work * (i + 1) for i in range(len(history))]
+    sine = results["sine", "faithful"].history
+    assert sine[0]["steps"] == 25 and sine[0]["work"] == 780 * 20
+
+
+def test_noisy_sine_baselines_score_what_the_noise_allows():
+    # the notes' noise is 2 * np.random.rand: U[0, 2), mean 1, variance 4/12
+    t, x = ne.notes_series("noisy-sine")
+    truth = np.sin(0.02 * t) + 1
+    assert abs(ne.NOISE_VARIANCE - 4 / 12) < 1e-15
+    assert np.mean(x - truth) == pytest.approx(0, abs=4 * np.sqrt(1 / 3 / 1000))
+    flat, best = ne.noisy_sine_baselines()
+    n = 196  # the one-step points 804..999
+    # MSE of the conditional mean: mean of e^2, e ~ U[-1, 1): mean 1/3, variance 1/5 - 1/9
+    sigma = np.sqrt((1 / 5 - 1 / 9) / n)
+    assert abs(best["val_loss"] - ne.NOISE_VARIANCE) < 3 * sigma
+    assert best["one_step_mse_vs_mean"] == best["forecast_mse"] == 0.0
+    # the flat line adds its squared bias b; the cross term 2 e (mu - m) adds variance 4 b / 3
+    m = x[:800].mean()
+    bias = np.mean((truth[804:] - m) ** 2)
+    assert flat["one_step_mse_vs_mean"] == pytest.approx(bias)
+    assert abs(flat["val_loss"] - (ne.NOISE_VARIANCE + bias)) < 3 * np.sqrt(
+        (1 / 5 - 1 / 9 + 4 * bias / 3) / n)
+    assert flat["forecast_mse"] == pytest.approx(np.mean((truth[800:] - m) ** 2))
+    # a variant that learned the noise's mean beats the flat line but not the floor
+    assert best["val_loss"] < flat["val_loss"]
 
 
 def test_bad_names_are_refused():
