@@ -535,9 +535,10 @@ def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
                     "median over trajectories (line) and 90th percentile (band). The exact "
                     "reference has no error and is not drawn.", _error_plot(ev, colors))
     text = ("Each method produced all test trajectories from their initial states. The "
-            "surrogates and the `rk4-sampled*` integrators see the forcing only at the samples "
-            "F_i; `rk4`, `scipy` and the others evaluate it as a function of time, which a "
-            "surrogate cannot. The valid prediction time is the first time the error in x "
+            "surrogates see the forcing only at the samples F_i, as do forward and "
+            "semi-implicit Euler and the `rk4-sampled*` integrators; `rk4` and `scipy` "
+            "evaluate it between the samples too, which a surrogate cannot. The valid "
+            "prediction time is the first time the error in x "
             f"exceeds {ev.info['settings']['valid_time_threshold']:g} of the test set's std.")
     return Section("Accuracy", text, tables, [figure])
 
