@@ -211,3 +211,58 @@ def test_bad_names_are_refused():
         ne.run_preset("noisy-sine", "step1")
     with pytest.raises(SpecError, match="no epochs"):
         ne.run_preset("sine", "improved", epochs=5)
+
+
+# -- the four ways: a task that needs memory ---------------------------------------------------
+
+
+def test_long_range_task_defeats_a_fixed_window_linear_model():
+    from odernn import four_ways as fw
+
+    train, test = fw.long_range_data(n_train=16, n_test=8, n_steps=300)
+    errors = fw.linear_window_errors(train, test, (5, 20, 50, 300))
+    # windows shorter than the oscillator's ringing (~200 steps) leave most of the variance
+    for w in (5, 20, 50):
+        assert errors[w] > 0.3, (w, errors[w])
+    assert errors[5] > errors[20] > errors[50]
+    # the task is linear: the whole history (the window covering every step) is exact, so
+    # the failure above is missing memory, not noise or nonlinearity
+    assert errors[300] < 1e-8
+    # the old task (next velocity from x, F, F_next, eta) is solved by a 3-step window
+    assert fw.old_task_residual(n=4, n_steps=300) < 1e-10
+
+
+def test_long_range_oscillator_is_exact():
+    from scipy.integrate import solve_ivp
+
+    from odernn import four_ways as fw
+
+    forcing = np.random.default_rng(1).standard_normal((1, 30))
+    x = fw.simulate(forcing)[0]
+    z, expected = np.zeros(2), []
+    for f in forcing[0]:
+        sol = solve_ivp(lambda t, s, f=f: [s[1], f - fw.ETA * s[1] - s[0]], (0, fw.DT), z,
+                        rtol=1e-12, atol=1e-12)
+        z = sol.y[:, -1]
+        expected.append(z[0])
+    np.testing.assert_allclose(x, expected, rtol=0, atol=1e-9)
+
+
+def test_four_ways_spend_equal_budgets():
+    from odernn import four_ways as fw
+
+    train, test = fw.long_range_data(n_train=8, n_test=4, n_steps=40)
+    rows = fw.compare(train, test, 6, say=lambda s: None)
+    by = {r["method"]: r for r in rows}
+    assert list(by) == list(fw.METHODS)
+    for name in ("vanilla RNN, Adam", "vanilla RNN, ESN init + Nesterov momentum", "LSTM, Adam"):
+        assert by[name]["cost"] == by[name]["steps"] == 6
+    hf = by["vanilla RNN, Hessian-free"]
+    assert hf["steps"] >= 1 and hf["cost"] >= 6 and hf["cost"] > hf["steps"]  # CG products
+    assert by["echo state network"]["steps"] == 0
+    for r in rows:
+        assert np.isfinite(r["test_nmse"]) and r["history"][-1]["test_nmse"] == r["test_nmse"]
+    again = fw.train_method("vanilla RNN, Adam", train, test, 6)
+    assert again["test_nmse"] == by["vanilla RNN, Adam"]["test_nmse"]
+    with pytest.raises(SpecError, match="allowed"):
+        fw.train_method("GRU", train, test, 6)
