@@ -16,7 +16,8 @@ from odernn.spec import INTEGRATOR_NAMES, builtin_names, load_spec
     epilog="Examples:\n\n"
     "  odernn simulate train -o train.h5\n\n"
     "  odernn simulate my-spec.toml -o data.h5 --n 10000 --integrator rk4\n\n"
-    "  odernn simulate train -o part1.h5 --shard 1/2   (then: odernn merge part*.h5 -o all.h5)",
+    "  odernn simulate train -o part1.h5 --shard 1/2   (one shard per batch job)\n\n"
+    "  odernn simulate train -o part2.h5 --shard 2/2   (then: odernn merge part*.h5 -o all.h5)",
 )
 def simulate(
     spec: str = typer.Argument(
@@ -24,12 +25,18 @@ def simulate(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="HDF5 file to write.", dir_okay=False),
     n: int = typer.Option(None, "--n", help="Number of trajectories (overrides the spec)."),
+    n_steps: int = typer.Option(
+        None, "--n-steps", help="Time points per trajectory, at the spec's dt (overrides it)."
+    ),
     seed: int = typer.Option(None, "--seed", help="Random seed (overrides the spec)."),
     integrator: str = typer.Option(
         None, "--integrator", help=f"One of {', '.join(INTEGRATOR_NAMES)} (overrides the spec)."
     ),
     dtype: str = typer.Option(None, "--dtype", help="float64 or float32 (overrides the spec)."),
-    shard: str = typer.Option(None, "--shard", help="Write only shard k of n (k/n, 1-based)."),
+    shard: str = typer.Option(
+        None, "--shard", help="Write only shard k of n (k/n, 1-based); n up to the number of "
+        "trajectories (scipy: of its blocks, ceil(n/8) but at least 64 trajectories each)."
+    ),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     config: Path = CONFIG,
@@ -38,7 +45,8 @@ def simulate(
     from odernn.simulate import shard_rows
     from odernn.simulate import simulate as run
 
-    parsed = load_spec(spec).with_overrides(n=n, seed=seed, integrator=integrator, dtype=dtype)
+    parsed = load_spec(spec).with_overrides(n=n, n_steps=n_steps, seed=seed,
+                                            integrator=integrator, dtype=dtype)
     check_output(output, overwrite)
     shard_kn = parse_shard(shard)
     start, stop = shard_rows(parsed, shard_kn)

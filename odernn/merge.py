@@ -3,8 +3,9 @@
 The shards carry ``shard_index`` (k, 1-based), ``shard_count``, ``row_start``,
 ``row_stop`` and ``n_total``. :func:`merge_files` checks that they come from one
 run and tile its rows, then copies them (streamed, bounded memory) or writes an
-HDF5 virtual dataset that reads them in place. Either way the merged arrays
-equal those of a single-process run bit for bit (``tests/test_shards.py``).
+HDF5 virtual dataset that reads them in place. Either way the merged file holds
+the single-process file's content: every dataset bit for bit, every attribute but
+``created``, so the same :func:`odernn.store.content_digest` (``tests/test_shards.py``).
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool 
     Shards carry ``shard_index`` (k of ``--shard k/n``, 1-based), ``shard_count``,
     ``row_start``, ``row_stop`` and ``n_total``; every shard 1..n must be given once,
     their rows must tile ``0..n_total``, and all other attributes (spec, seed,
-    integrator, ...), the time grid, datasets and dtypes must agree. The arrays of
-    ``out`` equal those of a single-process run bit for bit. ``virtual=False`` copies
+    integrator, ...), the time grid, datasets and dtypes must agree. ``out`` has the
+    content digest of a single-process run (every dataset bit for bit, every attribute
+    but ``created``; HDF5's storage layout differs). ``virtual=False`` copies
     the data (streamed, bounded memory); ``virtual=True`` writes an HDF5 virtual
     dataset file that reads the shards in place (keep them beside it).
     """

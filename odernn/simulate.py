@@ -43,9 +43,13 @@ SCIPY_BLOCKS = 8
 """SciPy: blocks per dataset aimed for, so that it can be split into that many shards."""
 
 
+BATCH_INDEPENDENT = ("euler", "semi-implicit-euler", "rk4", "exact")
+"""Integrators whose every trajectory is computed on its own (element-wise array operations)."""
+
+
 def batch_independent(spec: Spec) -> bool:
-    """Whether a trajectory's numbers do not depend on the others in its block (all but SciPy)."""
-    return spec.system != "oscillator" or spec.integrator["name"] != "scipy"
+    """Whether a trajectory's numbers do not depend on the others in its block (not SciPy's)."""
+    return spec.system != "oscillator" or spec.integrator["name"] in BATCH_INDEPENDENT
 
 
 def block_size(spec: Spec) -> int:
