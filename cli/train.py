@@ -89,8 +89,9 @@ def train(
     quiet: bool = QUIET,
 ) -> None:
     """Train a surrogate (RNN, LSTM, GRU, echo state network or feed-forward) on a dataset."""
+    from odernn.rundir import check_run_dir
     from odernn.store import open_trajectories, read_trajectories
-    from odernn.training import TrainConfig, check_run_dir
+    from odernn.training import TrainConfig
     from odernn.training import train as run
 
     flags = {"model": model, "target": target, "epochs": epochs, "lr": lr, "hidden": hidden,

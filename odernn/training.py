@@ -37,7 +37,6 @@ import io
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -57,6 +56,7 @@ from odernn.interrupt import interrupt_guard
 from odernn.metrics import nrmse
 from odernn.models import REGISTRY, TARGETS, RecurrentSurrogate, build, surrogate_record
 from odernn.models.layout import DEFAULT_INPUTS, Layout, check_data
+from odernn.rundir import CONFIG, RunWriter, check_run_dir
 from odernn.spec import check_seed
 from odernn.trajectories import Trajectories
 from odernn.windows import (
@@ -421,32 +421,37 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
         _check_length(train, config)
     model = build(config.model, layout, stats, **config.model_args()).to(device)
     # everything that can be refused has been checked: only now is the run directory touched
-    error, created = None, not run_dir.exists()
+    if resume:  # read-only checks first: a refused resume touches nothing
+        check_run_dir(run_dir, resume, overwrite)
+    previous = _resumable(run_dir, config, source) if resume else None
+    out = RunWriter(run_dir, resume=resume, overwrite=overwrite)
+    error = None
     if main:
         try:
-            _prepare_run_dir(run_dir, resume, overwrite)
+            out.open()
         except (OutputError, DataError) as err:
             error = err
     if dd.any_rank(error is not None):
         raise error or OutputError(f"rank 0 could not prepare run directory {run_dir}")
-    previous = _resumable(run_dir, config, source) if resume else None
-    report = _reporter(progress if main else False)
-    fit = _fit_ridge if config.model == "esn" else _fit_gradient
     try:
+        report = _reporter(progress if main else False)
+        fit = _fit_ridge if config.model == "esn" else _fit_gradient
         if main:
-            _write_json(run_dir / "config.json", {"config": config.to_dict(), "data": source})
-        return fit(model, config, train, val, run_dir, source, previous, report)
-    except BaseException:  # a full disk, Ctrl-C in the ridge fit: a new run with no
-        # checkpoint to keep or resume from leaves nothing
-        if main and created and not ((run_dir / BEST).exists() or (run_dir / LAST).exists()):
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _write_json(out.path / CONFIG, {"config": config.to_dict(), "data": source})
+        return fit(model, config, train, val, out, source, previous, report)
+    except BaseException:  # a full disk, an error: the previous run stays, or a new run with
+        # no checkpoint to resume from leaves nothing
+        if main:
+            out.discard()
         raise
+    finally:
+        out.close()
 
 
 # -- the reservoir ---------------------------------------------------------------------------
 
 
-def _fit_ridge(model, config, train, val, run_dir, source, previous, report) -> TrainResult:
+def _fit_ridge(model, config, train, val, out, source, previous, report) -> TrainResult:
     """Accumulate the normal equations once, then pick the ridge on closed-loop validation.
 
     One pass, deterministic: a resumed fit simply runs again (``previous`` is not needed).
@@ -483,16 +488,17 @@ def _fit_ridge(model, config, train, val, run_dir, source, previous, report) -> 
     record = _model_record(model, config, source, {"val_nrmse_x": best[0], "ridge": best[1],
                                                    "train_time_s": elapsed})
     if dd.rank() == 0:
-        save_checkpoint(run_dir / BEST, record)
-        save_checkpoint(run_dir / LAST, record)
-        _write_history(run_dir, history)
+        save_checkpoint(out.path / BEST, record)
+        save_checkpoint(out.path / LAST, record)
+        _write_history(out.path, history)
+        out.published()
     dd.barrier()
     status = "ok" if math.isfinite(best[0]) else "diverged"
     message = (f"ridge {best[1]:g} ({note}): closed-loop validation NRMSE(x) {best[0]:.3g}"
                if status == "ok" else "every ridge strength diverged in closed loop; try a "
                "smaller spectral_radius or input_scaling, or larger ridge values")
     report({"stage": "done", "message": message})
-    return TrainResult(run_dir, status, message, 0, best[0], history, elapsed)
+    return TrainResult(out.target, status, message, 0, best[0], history, elapsed)
 
 
 RIDGE_TOLERANCE = 0.05
@@ -542,7 +548,7 @@ def choose_ridge(score: Callable[[float], float], grid: tuple[float, ...]
 # -- gradient training -----------------------------------------------------------------------
 
 
-def _fit_gradient(model, config, train, val, run_dir, source, previous, report) -> TrainResult:
+def _fit_gradient(model, config, train, val, out, source, previous, report) -> TrainResult:
     """Teacher-forced + growing closed-loop loss, checkpoints on closed-loop validation error."""
     device = model.device
     data = to_tensors(train, model.layout, device)
@@ -621,9 +627,10 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
             if dd.any_rank(interrupted()):
                 status = "interrupted"
                 message = (f"interrupted at epoch {epoch + 1}, batch {state['batch']}: saved "
-                           f"{run_dir / LAST}")
+                           f"{out.target / LAST}")
                 if main:
-                    _save_last(run_dir, model, optimizer, config, source, state, epoch_rng)
+                    _save_last(out.path, model, optimizer, config, source, state, epoch_rng)
+                    out.published()
                 dd.barrier()
                 break
             validate = (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
@@ -634,13 +641,14 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
                 state["best_val"], state["best_epoch"], state["since_best"] = \
                     row["val_nrmse_x"], epoch, 0
                 if main:
-                    save_checkpoint(run_dir / BEST, _model_record(model, config, source, row))
+                    save_checkpoint(out.path / BEST, _model_record(model, config, source, row))
             elif validate:
                 state["since_best"] += 1
             state["epoch"], state["batch"], state["partial"] = epoch + 1, 0, _zero_partial()
             if main:
-                _save_last(run_dir, model, optimizer, config, source, state, gen.get_state())
-                _write_history(run_dir, state["history"])
+                _save_last(out.path, model, optimizer, config, source, state, gen.get_state())
+                _write_history(out.path, state["history"])
+                out.published()
             dd.barrier()
             if config.patience is not None and state["since_best"] >= config.patience:
                 status = "early-stopped"
@@ -648,7 +656,7 @@ def _fit_gradient(model, config, train, val, run_dir, source, previous, report) 
                            f"validation error for {config.patience} epochs")
                 break
     report({"stage": "done", "message": message})
-    return TrainResult(run_dir, status, message, state["best_epoch"], state["best_val"],
+    return TrainResult(out.target, status, message, state["best_epoch"], state["best_val"],
                        state["history"], state["elapsed"])
 
 
@@ -871,31 +879,6 @@ def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
 
 
 # -- run directory, checkpoints, resume --------------------------------------------------------
-
-
-def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
-    """Refuse a run directory that cannot be used as asked; the run files it already holds."""
-    ours = ("config.json", "history.csv", BEST, LAST)
-    existing = [n for n in ours if (run_dir / n).exists()]
-    if resume:
-        if not (run_dir / LAST).is_file():
-            raise DataError(f"cannot resume: {run_dir / LAST} does not exist")
-    elif existing and not overwrite:
-        raise OutputError(f"run directory {run_dir} already holds {', '.join(existing)}; "
-                          "pass overwrite (--overwrite) or resume (--resume)")
-    return existing
-
-
-def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    existing = check_run_dir(run_dir, resume, overwrite)
-    if resume:
-        return
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for name in existing:
-            (run_dir / name).unlink()
-    except OSError as err:
-        raise OutputError(f"cannot prepare run directory {run_dir}: {err.strerror}") from err
 
 
 def _model_record(model, config, source, metrics) -> dict[str, Any]:

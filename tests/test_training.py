@@ -97,7 +97,7 @@ def test_cuda_without_a_gpu_is_a_spec_error():
 def test_run_directory_files(data, tmp_path):
     result = train(data, quick(), tmp_path, progress=False)
     assert {p.name for p in tmp_path.iterdir()} == {"config.json", "history.csv", "best.pt",
-                                                    "last.pt"}
+                                                    "last.pt", ".odernn-lock"}
     saved = json.loads((tmp_path / "config.json").read_text())
     assert TrainConfig.from_dict(saved["config"]) == quick()
     assert saved["data"]["train"]["n"] == data.n and len(saved["data"]["train"]["sha256"]) == 64

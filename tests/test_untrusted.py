@@ -8,9 +8,9 @@ import pickle
 import pytest
 import torch
 
+from odernn.checkpoint import check_safe_loading
 from odernn.cli.app import main
 from odernn.errors import DataError
-from odernn.checkpoint import check_safe_loading
 from odernn.models import load_surrogate
 
 

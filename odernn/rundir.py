@@ -1,0 +1,162 @@
+"""A training run's directory on disk: which files it holds, who may write it, how it is replaced.
+
+A run directory holds ``config.json`` (the options and the data's fingerprint),
+``history.csv`` (one row per epoch, or per ridge candidate), ``best.pt`` and
+``last.pt`` (:mod:`odernn.checkpoint`; ``last.pt`` carries the resume state),
+and an empty ``.odernn-lock``. :class:`RunWriter` is the only writer:
+
+- one process at a time: a second writer (another ``odernn train`` into the same
+  directory, with or without ``--overwrite``) fails at once with one line;
+- a directory that holds anything else is never written into, ``--overwrite`` or
+  not: only a new or empty directory, or a previous run, is used;
+- a new run never destroys the previous one before it has something to put in
+  its place: with ``--overwrite`` the new run is written beside it (a hidden
+  sibling ``.NAME.odernn-new``) and the two are swapped when the new run saves its
+  first checkpoint; an interrupt or error before that leaves the previous run as
+  it was, after it a resumable new run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+from odernn.checkpoint import BEST, LAST
+from odernn.errors import DataError, OutputError
+
+CONFIG, HISTORY = "config.json", "history.csv"
+LOCK = ".odernn-lock"
+RUN_FILES = (CONFIG, HISTORY, BEST, LAST)
+OURS = frozenset((*RUN_FILES, LOCK))
+
+
+def foreign_files(path: Path) -> list[str]:
+    """Entries of directory ``path`` that odernn's run format does not name (sorted)."""
+    return sorted(p.name for p in path.iterdir() if p.name not in OURS or not p.is_file()
+                  or p.is_symlink())
+
+
+def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
+    """Refuse a run directory that cannot be used as asked; the run files it already holds."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputError(f"{run_dir} exists and is not a directory; a run is a directory")
+    if not run_dir.exists():
+        if resume:
+            raise DataError(f"cannot resume: {run_dir} does not exist")
+        return []
+    others = foreign_files(run_dir)
+    existing = [n for n in RUN_FILES if (run_dir / n).exists()]
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise OutputError(f"{run_dir} holds files that are not an odernn run ({shown}); runs "
+                          "are written only into a new or empty directory or over a previous "
+                          "run: choose another -o")
+    if resume:
+        if not (run_dir / LAST).is_file():
+            raise DataError(f"cannot resume: {run_dir / LAST} does not exist")
+    elif existing and not overwrite:
+        raise OutputError(f"run directory {run_dir} already holds {', '.join(existing)}; "
+                          "pass overwrite (--overwrite) or resume (--resume)")
+    return existing
+
+
+class RunWriter:
+    """Writes one run directory (see the module docstring): lock, staging, swap, clean-up."""
+
+    def __init__(self, run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+        self.target = Path(run_dir)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.staging: Path | None = None
+        self.created = False
+        self._locks: list[int] = []
+        self._new_lock_files: list[Path] = []
+
+    @property
+    def path(self) -> Path:
+        """Where the run's files go now: the staging directory until the swap, then the run's."""
+        return self.staging if self.staging is not None else self.target
+
+    def open(self) -> None:
+        """Check the directory, take its lock and prepare where the new files go."""
+        existing = check_run_dir(self.target, self.resume, self.overwrite)
+        try:
+            self.created = not self.target.exists()
+            self.target.mkdir(parents=True, exist_ok=True)
+            self._lock(self.target)
+            existing = check_run_dir(self.target, self.resume, self.overwrite)  # now we own it
+            if existing and not self.resume:
+                staging = self.target.with_name(f".{self.target.name}.odernn-new")
+                if staging.exists():  # left by a killed run; the lock says none is running
+                    shutil.rmtree(staging)
+                staging.mkdir()
+                self.staging = staging
+                self._lock(staging)
+        except OSError as err:
+            self.close()
+            raise OutputError(f"cannot prepare run directory {self.target}: "
+                              f"{err.strerror or err}") from err
+
+    def _lock(self, directory: Path) -> None:
+        if not (directory / LOCK).exists():
+            self._new_lock_files.append(directory / LOCK)
+        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(f"run directory {self.target} is being written by another "
+                              "process (one writer at a time)") from None
+        self._locks.append(fd)
+
+    def published(self) -> None:
+        """Called after each checkpoint is saved: the first replaces the previous run."""
+        if self.staging is None:
+            return
+        _exchange(self.staging, self.target)
+        old, self.staging = self.staging, None
+        shutil.rmtree(old, ignore_errors=True)  # the previous run, now under the staging name
+
+    def discard(self) -> None:
+        """After a failure: the previous run stays; a new run with no checkpoint goes."""
+        for lock in self._new_lock_files:  # a failed command leaves no file it made
+            with contextlib.suppress(OSError):
+                lock.unlink()
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+        elif not any((self.target / n).exists() for n in (BEST, LAST)):
+            if self.created:
+                shutil.rmtree(self.target, ignore_errors=True)
+            else:  # a directory the user made: as empty as it was
+                for name in (CONFIG, HISTORY):
+                    with contextlib.suppress(OSError):
+                        (self.target / name).unlink()
+
+    def close(self) -> None:
+        """Release the locks (the lock files stay: they are part of the format)."""
+        for fd in self._locks:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._locks.clear()
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two directories atomically (Linux ``renameat2(RENAME_EXCHANGE)``), or by two
+    renames where the system has no such call."""
+    libc_name = ctypes.util.find_library("c")
+    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) \
+        if libc_name else None
+    if renameat2 is not None:
+        at_fdcwd, rename_exchange = -100, 2
+        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+            return
+    aside = b.with_name(f".{b.name}.odernn-old")
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
