@@ -6,9 +6,12 @@ What runs: the example lines of each command's ``--help`` epilog (``  odernn ...
 ``# comment`` dropped). Every other README code-block line must be listed in
 :data:`NOT_RUN` with the reason. Each command runs as written, through ``odernn``'s own entry
 point in this process (``main(argv)``, the function the ``odernn`` script calls; a ``*`` is
-expanded as the shell would), with only size-shrinking flags appended (:data:`SHRINK`;
-for an option given twice the last one wins), so the suite stays fast: fewer trajectories,
-epochs, units, a shorter sequence, the demo's ``--quick``.
+expanded as the shell would), or as a process of the installed script where the command
+needs one (:data:`OWN_PROCESS`, and the README's ``.venv/bin/odernn --help``), with only
+size-shrinking flags appended (:data:`SHRINK`; for an option given twice the last one wins),
+so the module stays fast: fewer and shorter trajectories, one epoch, fewer reservoir units,
+a shorter gradient sequence, two processes instead of four, the demo's ``--quick``. The
+README's ``make`` and set-up lines are not run (:data:`NOT_RUN` says why).
 
 Order and files: commands run by stage (:data:`STAGES`: simulate before merge and inspect,
 train before evaluate and gradients), each in its own fresh directory holding copies of the
@@ -64,10 +67,10 @@ LAYOUT = "odernn/      the library"
 """The first line of the README's directory listing (a code block that is not commands)."""
 
 SETUP = {
-    "my-spec.toml": "a user's spec, as in `odernn simulate my-spec.toml ...`",
+    "my-spec.toml": "written from MY_SPEC, a user's spec",
     "test-ood.h5": "odernn simulate test-ood -o test-ood.h5 --n 4 --n-steps 200",
 }
-"""Inputs that examples name but no example writes."""
+"""Inputs that examples name but no example writes, and how they are made."""
 
 MY_SPEC = """\
 name = "my-spec"
