@@ -36,7 +36,7 @@ app = typer.Typer(
 )
 
 EXIT_BAD_INPUT = 2
-INTERRUPTED = "interrupted: outputs are left as they were before the command (nothing partial)"
+INTERRUPTED = "interrupted: each output is as it was before the command, or complete (never partial)"
 
 
 def _register_commands() -> None:
@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = 0
     try:
         result = command.main(args, prog_name="odernn", standalone_mode=False)
+        if argv is None:  # as a program, the work is done: a signal now changes nothing
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         code = result if isinstance(result, int) else 0
         if code == 130:  # typer turns Ctrl-C (and our SIGTERM) into exit code 130
             print(INTERRUPTED, file=sys.stderr)

@@ -1,6 +1,6 @@
 """``python -m odernn``: the same command line as ``odernn``."""
 
-from odernn.cli.app import main
+from odernn.cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -126,3 +126,18 @@ def test_interrupted_evaluate_keeps_the_previous_report_or_writes_nothing(
         assert [p.name for p in tmp_path.iterdir()] == ["report"]
     else:
         assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.2, 0.3, 0.5])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_command_starts_exits_130_with_one_line(tmp_path, sig, delay):
+    """Before odernn's work begins (imports, option checks): exit 130, one line, nothing written
+    (the interpreter's own first ~50 ms, before any odernn code runs, are Python's)."""
+    proc = start_simulate(tmp_path / "data.h5")
+    time.sleep(delay)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "interrupted" in err, err
+    assert list(tmp_path.iterdir()) == []
+

@@ -1,0 +1,144 @@
+"""The run directory: one writer, only our own files replaced, the previous run kept until the
+new one has a checkpoint (in-process and with real processes and signals)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_interrupt import _train_args
+from test_models import interrupt_at, small_config
+
+from odernn.cli.app import main
+from odernn.errors import OutputError
+from odernn.rundir import LOCK, RunWriter
+from odernn.simulate import simulate
+from odernn.spec import load_spec
+from odernn.store import read_trajectories
+from odernn.training import train
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rundir") / "train.h5"
+    simulate(load_spec("train").with_overrides(n=12, n_steps=120, integrator="exact"), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(data_file):
+    return read_trajectories(data_file)
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != LOCK}
+
+
+def config():
+    return small_config("gru", epochs=3)
+
+
+def cli_train(data_file: Path, run: Path, *extra: str) -> list[str]:
+    return ["train", str(data_file), "-o", str(run), "-m", "gru", "--hidden", "8", "--epochs",
+            "2", "-q", *extra]
+
+
+@pytest.mark.parametrize("others", [["thesis.tex"], ["other-run/best.pt"], ["best.pt/x"]])
+def test_overwrite_never_writes_into_a_directory_of_other_files(data_file, tmp_path, capsys,
+                                                                 others):
+    for name in others:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("mine")
+    before = snapshot(tmp_path)
+    assert main(cli_train(data_file, tmp_path, "--overwrite")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not an odernn run" in err, err
+    assert snapshot(tmp_path) == before and not (tmp_path / LOCK).exists()
+
+
+def test_a_second_writer_fails_at_once(data_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    holder = RunWriter(run, resume=False, overwrite=False)
+    holder.open()
+    try:
+        for extra in ([], ["--overwrite"]):
+            start = time.monotonic()
+            assert main(cli_train(data_file, run, *extra)) == 2
+            assert "being written by another process" in capsys.readouterr().err
+            assert time.monotonic() - start < 30
+    finally:
+        holder.close()
+    with pytest.raises(OutputError, match="another process"):
+        a = RunWriter(tmp_path / "b", resume=False, overwrite=False)
+        a.open()
+        RunWriter(tmp_path / "b", resume=False, overwrite=False).open()
+
+
+def test_an_overwrite_that_fails_before_its_first_checkpoint_keeps_the_previous_run(
+        data, tmp_path):
+    train(data, config(), tmp_path / "run", progress=False)
+    before = snapshot(tmp_path)
+
+    def crash(info):
+        if info.get("stage") == "epoch" and info["batch"] == 2:
+            raise RuntimeError("the machine fell over")
+
+    with pytest.raises(RuntimeError):
+        train(data, small_config("gru", epochs=3, seed=1), tmp_path / "run", progress=crash,
+              overwrite=True)
+    assert snapshot(tmp_path) == before  # no staging directory left either
+
+
+def test_an_interrupted_overwrite_leaves_a_resumable_new_run(data, tmp_path):
+    whole = train(data, small_config("gru", epochs=3, seed=1), tmp_path / "whole",
+                  progress=False)
+    run = tmp_path / "run"
+    train(data, config(), run, progress=False)
+    stopped = train(data, small_config("gru", epochs=3, seed=1), run,
+                    progress=interrupt_at(2, 3), overwrite=True)
+    assert stopped.status == "interrupted" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "run", "whole"]
+    resumed = train(data, small_config("gru", epochs=3, seed=1), run, resume=True,
+                    progress=False)
+    assert resumed.status == "ok" and resumed.best_epoch == whole.best_epoch
+    a = torch.load(whole.run_dir / "best.pt", weights_only=True)["state_dict"]
+    b = torch.load(run / "best.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.5, 1.5, 3.0])
+def test_a_signal_at_any_moment_of_an_overwrite_loses_nothing(data_file, tmp_path, delay):
+    """SIGINT during ``train --overwrite`` of a real process: either the previous run exactly as
+    it was, or a new run that ``--resume`` finishes."""
+    run = tmp_path / "run"
+    subprocess.run(_train_args(data_file, run), check=True, capture_output=True)
+    before = snapshot(run)
+    proc = subprocess.Popen(_train_args(data_file, run, "--overwrite", "--seed", "5"),
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 130) and "Traceback" not in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging left beside it
+    if snapshot(run) == before:
+        return
+    resumed = subprocess.run(_train_args(data_file, run, "--seed", "5", "--resume"),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_a_killed_overwrite_is_cleared_by_the_next_run(data, tmp_path):
+    """A staging directory left by a SIGKILLed run is removed by the next writer."""
+    run = tmp_path / "run"
+    train(data, config(), run, progress=False)
+    staging = tmp_path / ".run.odernn-new"
+    staging.mkdir()
+    (staging / "config.json").write_text("{}")
+    train(data, config(), run, progress=False, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
