@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from odernn.systems import Oscillator, forcing_from_params
+from odernn.errors import DataError
+from odernn.systems import FORCINGS, Oscillator, forcing_from_params
 from odernn.types import Array
 
 
@@ -61,3 +62,45 @@ class Trajectories:
 
         params = {k: v[index] for k, v in self.params.items()}
         return replace(self, x=self.x[index], v=pick(self.v), F=pick(self.F), params=params)
+
+
+KINDS = ("oscillator", "series")
+"""What a dataset holds: oscillator trajectories (x, v, F, params) or a univariate series."""
+
+
+def check_consistency(data: Trajectories, where: str) -> None:
+    """Refuse data whose parts contradict each other, the same way for every reader (inspect,
+    train, evaluate): a ``kind`` that does not match the datasets, a negative or non-finite
+    damping, and forcing samples ``F`` that are not the forcing its stored parameters
+    describe at the stored times (the oscillators evaluate rebuilds would not be the data's).
+    """
+    kind = data.attrs.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise DataError(f"{where}: attribute 'kind' is {kind!r}; expected one of "
+                        f"{', '.join(KINDS)}")
+    if kind is not None and (kind == "series") != data.is_series:
+        holds = "x only" if data.is_series else "x, v and F"
+        raise DataError(f"{where}: attribute 'kind' is {kind!r} but the file holds {holds}")
+    if data.is_series or data.F is None:
+        return
+    eta = data.params.get("eta")
+    if eta is not None and not np.all(np.asarray(eta) >= 0):
+        i = int(np.argmax(~(np.asarray(eta) >= 0)))
+        raise DataError(f"{where}: params/eta[{i}] = {float(np.asarray(eta)[i])!r}; the damping "
+                        "must be >= 0")
+    family = data.attrs.get("forcing")
+    if family not in FORCINGS or eta is None:
+        return
+    try:
+        expected = forcing_from_params(str(family), data.params)(np.asarray(data.t, np.float64))
+    except (KeyError, ValueError, IndexError):
+        raise DataError(f"{where}: the parameters of its '{family}' forcing are missing or "
+                        "malformed in params/") from None
+    F = np.asarray(data.F, dtype=np.float64)
+    tol = (1e-9 if np.asarray(data.F).dtype == np.float64 else 1e-4) * (1 + np.abs(expected).max())
+    bad = np.abs(F - expected) > tol
+    if np.any(bad):
+        n, i = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        raise DataError(f"{where}: F[{n}, {i}] = {F[n, i]:.6g} at t = {float(data.t[i]):.6g}, "
+                        f"but its '{family}' forcing parameters give {expected[n, i]:.6g}: the "
+                        "samples, times and parameters disagree")

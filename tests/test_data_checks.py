@@ -1,0 +1,96 @@
+"""One validation path for data files: inspect, train and evaluate refuse the same
+inconsistent files with the same line (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from odernn.cli.app import main
+from odernn.simulate import simulate
+from odernn.spec import load_spec
+
+
+def shift_time(f: h5py.File) -> None:  # t moved, F and the parameters left as they were
+    f["t"][...] = f["t"][()] + 1000.0
+
+
+def uneven_grid(f: h5py.File) -> None:  # t[1] - t[0] right, a later step wrong
+    t = f["t"][()]
+    t[500:] += 0.3 * f.attrs["dt"]
+    f["t"][...] = t
+
+
+def negative_eta(f: h5py.File) -> None:
+    eta = f["params/eta"][()]
+    eta[3] = -0.2
+    f["params/eta"][...] = eta
+
+
+def foreign_kind(f: h5py.File) -> None:
+    f.attrs["kind"] = "pendulum"
+
+
+def series_kind(f: h5py.File) -> None:
+    f.attrs["kind"] = "series"
+
+
+def changed_forcing(f: h5py.File) -> None:  # one sample edited by hand
+    F = f["F"][()]
+    F[2, 100] += 1e-3
+    f["F"][...] = F
+
+
+CASES = {
+    "shifted-time": (shift_time, "forcing parameters give"),
+    "uneven-grid": (uneven_grid, "time grid is not uniform: t[500] - t[499]"),
+    "negative-eta": (negative_eta, "params/eta[3] = -0.2"),
+    "foreign-kind": (foreign_kind, "attribute 'kind' is 'pendulum'"),
+    "series-kind": (series_kind, "attribute 'kind' is 'series' but the file holds x, v and F"),
+    "changed-forcing": (changed_forcing, "F[2, 100]"),
+}
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checks")
+    simulate(load_spec("test").with_overrides(n=6, n_steps=1000, integrator="exact"),
+             root / "good.h5")
+    assert main(["train", str(root / "good.h5"), "-m", "esn", "--units", "30", "-o",
+                 str(root / "run"), "-q"]) == 0
+    return root
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("command", ["inspect", "train", "evaluate"])
+def test_every_reader_refuses_an_inconsistent_file_alike(good, tmp_path, capsys, case, command):
+    corrupt, needle = CASES[case]
+    bad = tmp_path / "bad.h5"
+    shutil.copy(good / "good.h5", bad)
+    with h5py.File(bad, "r+") as f:
+        corrupt(f)
+    out = tmp_path / "out"
+    args = {"inspect": ["inspect", str(bad)],
+            "train": ["train", str(bad), "-m", "esn", "--units", "30", "-o", str(out), "-q"],
+            "evaluate": ["evaluate", str(good / "run"), "--data", str(bad), "-o", str(out),
+                         "-q"]}[command]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    assert not out.exists()
+
+
+def test_a_grid_far_from_zero_is_uniform_to_its_rounding(good, tmp_path, capsys):
+    """t starting at 1e6 with F made from its parameters at those times is a valid file."""
+    path = tmp_path / "late.h5"
+    shutil.copy(good / "good.h5", path)
+    with h5py.File(path, "r+") as f:
+        t = 1e6 + f.attrs["dt"] * np.arange(f["t"].shape[0])
+        f["t"][...] = t
+        F0, omega, phase = (f[f"params/{k}"][()][:, None] for k in ("F0", "omega", "phase"))
+        f["F"][...] = F0 * np.cos(omega * t + phase)
+    assert main(["inspect", str(path)]) == 0, capsys.readouterr().err
