@@ -3,13 +3,16 @@
 The shards carry ``shard_index`` (k, 1-based), ``shard_count``, ``row_start``,
 ``row_stop`` and ``n_total``. :func:`merge_files` checks that they come from one
 run and tile its rows, then copies them (streamed, bounded memory) or writes an
-HDF5 virtual dataset that reads them in place. Either way the merged file holds
+HDF5 virtual dataset that reads them in place. A virtual file records each shard's size,
+mtime and content digest (root attribute ``shard_sources``); reading it refuses, in one
+line, a shard that changed since (:func:`check_shard_sources`). Either way the merged file holds
 the single-process file's content: every dataset bit for bit, every attribute but
 ``created``, so the same :func:`odernn.store.content_digest` (``tests/test_shards.py``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -25,12 +28,14 @@ from odernn.store import (
     BLOCK_BYTES,
     RESERVED_ATTRS,
     SHARD_ATTRS,
+    SHARD_SOURCES,
     TrajectoryFile,
     TrajectoryWriter,
     _AtomicH5,
     _check_target,
     _write_root_attrs,
     _write_time,
+    content_digest,
     open_trajectories,
 )
 
@@ -46,7 +51,8 @@ def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool 
     content digest of a single-process run (every dataset bit for bit, every attribute
     but ``created``; HDF5's storage layout differs). ``virtual=False`` copies
     the data (streamed, bounded memory); ``virtual=True`` writes an HDF5 virtual
-    dataset file that reads the shards in place (keep them beside it).
+    dataset file that reads the shards in place (keep them beside it, unchanged: reading
+    it checks them). ``out`` may replace only an odernn dataset that is none of the shards.
     """
     out = Path(out)
     paths = [Path(p) for p in shards]
@@ -54,7 +60,7 @@ def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool 
         raise SpecError("merge needs at least one shard file")
     if any(p.resolve() == out.resolve() for p in paths):
         raise OutputError(f"{out}: is one of the shards; write the merged file elsewhere")
-    _check_target(out, overwrite)
+    _check_target(out, overwrite, inputs=paths)
     with ExitStack() as stack:
         files = [stack.enter_context(open_trajectories(p)) for p in paths]
         ordered = _check_shards(files)
@@ -157,20 +163,68 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
     try:
         f = target.file
         _write_time(f, ref.t)
+        sources = [_source_record(shard, directory) for shard in shards]
         labels = [*ref.names, *(f"params/{k}" for k in ref.params_names)]
         for label in labels:
             d = ref._file[label]
             layout = h5py.VirtualLayout(shape=(n_total, *d.shape[1:]), dtype=d.dtype)
             for shard in shards:
                 start, stop = _shard_range(shard)
-                source = os.path.relpath(shard.path.resolve(), directory)
+                source = _relative(shard, directory)
                 shape = shard._file[label].shape
                 layout[start:stop] = h5py.VirtualSource(source, label, shape=shape)
             v = f.create_virtual_dataset(label, layout, fillvalue=np.nan)
             if label in _DESCRIPTIONS:
                 v.attrs["description"] = _DESCRIPTIONS[label]
         _write_root_attrs(f, n_total, ref.t, ref.names, attrs)
+        f.attrs[SHARD_SOURCES] = json.dumps(sources, separators=(",", ":"))
         target.commit()
     except BaseException:
         target.discard()
         raise
+
+
+def _relative(shard: TrajectoryFile, directory: Path) -> str:
+    return os.path.relpath(shard.path.resolve(), directory)
+
+
+def _source_record(shard: TrajectoryFile, directory: Path) -> dict[str, Any]:
+    """What a virtual file remembers of a shard: where, size, mtime, content digest."""
+    st = os.stat(shard.path)
+    return {"file": _relative(shard, directory), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns, "digest": shard.content_digest()}
+
+
+def check_shard_sources(path: Path, record: Any) -> None:
+    """Refuse a virtual merge ``path`` whose shards changed since it was written.
+
+    A shard with the recorded size and mtime passes at once; any other (replaced, edited,
+    or only copied) is passed only if its content digest is still the recorded one. Called
+    by :class:`odernn.store.TrajectoryFile` when it opens a file with ``shard_sources``.
+    """
+    try:
+        sources = json.loads(record) if isinstance(record, str) else None
+        entries = [(str(s["file"]), int(s["size"]), int(s["mtime_ns"]), str(s["digest"]))
+                   for s in sources]
+    except (TypeError, ValueError, KeyError):
+        raise DataError(f"{path}: attribute '{SHARD_SOURCES}' is malformed; expected the JSON "
+                        f"list of shards a virtual merge writes") from None
+    directory = Path(path).resolve().parent
+    for name, size, mtime_ns, digest in entries:
+        shard = directory / name
+        try:
+            st = os.stat(shard)
+        except OSError as err:
+            raise DataError(f"{path}: reads shard {shard}, which cannot be found "
+                            f"({err.strerror}); a virtual merge needs its shards") from None
+        if (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
+            continue
+        try:
+            now = content_digest(shard)
+        except DataError as err:
+            raise DataError(f"{path}: reads shard {shard}, which changed since the merge and is "
+                            f"no longer a valid shard ({err}); merge the shards again") from None
+        if now != digest:
+            raise DataError(f"{path}: reads shard {shard}, which changed since the merge (its "
+                            f"content digest is {now[:19]}..., the merge recorded "
+                            f"{digest[:19]}...); merge the shards again")

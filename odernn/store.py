@@ -25,7 +25,6 @@ import importlib.metadata
 import json
 import math
 import os
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from odernn.atomic import AsideFile, check_output
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.trajectories import Trajectories, check_consistency
 from odernn.types import Array
@@ -45,11 +45,14 @@ DATASETS = ("x", "v", "F")
 
 REQUIRED_ATTRS = ("schema", "schema_version", "created", "odernn_version", "n_trajectories",
                   "n_steps", "dt", "datasets")
-RESERVED_ATTRS = (*REQUIRED_ATTRS, "creator")
+SHARD_SOURCES = "shard_sources"
+"""Root attribute of a virtual merge (``merge --virtual``): JSON list of the shards it reads,
+each with its size, mtime and content digest at merge time (:mod:`odernn.merge`)."""
+RESERVED_ATTRS = (*REQUIRED_ATTRS, "creator", SHARD_SOURCES)
 """Root attributes the store writes itself; callers may not set them."""
 SHARD_ATTRS = ("shard_index", "shard_count", "row_start", "row_stop", "n_total")
 """Attributes of a shard written by ``simulate --shard k/n`` (``shard_index`` is k, 1-based)."""
-DIGEST_EXCLUDED_ATTRS = ("created",)
+DIGEST_EXCLUDED_ATTRS = ("created", SHARD_SOURCES)
 """Root attributes :func:`content_digest` leaves out: they differ between writes of one content."""
 
 CHUNK_BYTES = 256 << 10
@@ -92,8 +95,9 @@ class TrajectoryWriter:
                 w.write(lo, {"x": x, "v": v, "F": F}, {"eta": eta})
 
     Leaving the block normally with every row written finalises the root attributes
-    and renames the temporary file (``.<name>.tmp-<pid>`` in the same directory) into
-    place. Any exception (KeyboardInterrupt too) or a missing row removes the
+    and renames the temporary file (``.<name>.tmp-<pid>-<random>`` in the same
+    directory, :func:`odernn.atomic.sibling`) into place. Any exception
+    (KeyboardInterrupt too) or a missing row removes the
     temporary file and leaves whatever was at ``path`` untouched. Memory is bounded by
     the caller's block, whatever N.
     """
@@ -126,10 +130,10 @@ class TrajectoryWriter:
         self._written: list[tuple[int, int]] = []
 
     def __enter__(self) -> TrajectoryWriter:
-        self._check_space()
         out = None
         try:
-            out = _AtomicH5(self.path, self.overwrite)
+            out = _AtomicH5(self.path, self.overwrite)  # first: can the directory take a file?
+            self._check_space()
             self._create(out.file)
             self._out, self._written = out, []
         except BaseException:
@@ -144,9 +148,10 @@ class TrajectoryWriter:
         row = self.t.size * self.dtype.itemsize * len(self.names)
         row += 8 * sum(int(np.prod(shape)) for shape in self.params.values())
         need = self.n * row + (1 << 20)
-        directory = self.path.parent
-        free = shutil.disk_usage(directory if str(directory) else ".").free
-        if need > free:
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        fs = os.statvfs(directory)
+        free = fs.f_bavail * fs.f_frsize
+        if fs.f_blocks and need > free:  # f_blocks 0: a pseudo file system that reports none
             raise OutputError(f"{self.path}: not enough disk space: the file needs about "
                               f"{need / 2**20:.1f} MiB, {directory} has "
                               f"{free / 2**20:.1f} MiB free")
@@ -215,16 +220,18 @@ class TrajectoryWriter:
 
 
 class _AtomicH5:
-    """An HDF5 file written under a temporary name beside ``path``, renamed when complete."""
+    """An HDF5 file written under a temporary name beside ``path``
+    (:class:`odernn.atomic.AsideFile`), renamed into place when complete."""
 
     def __init__(self, path: Path, overwrite: bool) -> None:
         _check_target(path, overwrite)
         self.path, self.overwrite = path, overwrite
-        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self._aside = AsideFile(path)
+        self.tmp = self._aside.tmp
         try:
             self.file = h5py.File(self.tmp, "w")
         except BaseException as err:  # a Ctrl-C can land after the file exists: remove it
-            self.tmp.unlink(missing_ok=True)
+            self._aside.discard()
             if isinstance(err, OSError):
                 raise OutputError(f"{path}: cannot create the file ({err})") from err
             raise
@@ -232,20 +239,14 @@ class _AtomicH5:
     def commit(self) -> None:
         """Close, flush to disk and rename into place (atomic within one directory)."""
         self.file.close()
-        fd = os.open(self.tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _check_target(self.path, self.overwrite)
-        os.replace(self.tmp, self.path)
+        self._aside.publish(check=lambda: _check_target(self.path, self.overwrite))
 
     def discard(self) -> None:
         """Close (as far as HDF5 can) and delete the temporary file."""
         try:
             self.file.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self._aside.discard()
 
 
 unclean_close = False
@@ -262,13 +263,10 @@ def _write_failed(path: Path, err: OSError) -> OutputError:
     return OutputError(f"{path}: writing failed ({reason}); nothing was saved")
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory; give a file name such as {path / 'data.h5'}")
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: directory {path.parent} does not exist")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
+def _check_target(path: Path, overwrite: bool, inputs: Iterable[Path | str] = ()) -> None:
+    """Refuse ``path`` unless a dataset may be written there (:func:`odernn.atomic.check_output`:
+    new, or with ``overwrite`` an odernn dataset that is none of ``inputs``)."""
+    check_output(path, "dataset", overwrite=overwrite, inputs=inputs)
 
 
 def _writer_time(t: Array) -> np.ndarray:
@@ -446,6 +444,10 @@ class TrajectoryFile:
         self.t = _read_time(datasets["t"], path, self._attrs["dt"])
         self._datasets = {k: datasets[k] for k in self.names}
         self._params = params
+        if SHARD_SOURCES in self._attrs:  # a virtual merge: its shards must be the merged ones
+            from odernn.merge import check_shard_sources
+
+            check_shard_sources(path, self._attrs[SHARD_SOURCES])
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -605,8 +607,9 @@ def content_digest(path: Path | str) -> str:
 
     It covers every dataset (``t``, ``x``, ``v``, ``F``, ``params/*``: name, dtype,
     shape, every value's bytes, its attributes) and every attribute of the root and
-    ``params`` groups except :data:`DIGEST_EXCLUDED_ATTRS` (``created``), each in a
-    fixed order. It leaves out how HDF5 stores them (chunks, compression, a virtual
+    ``params`` groups except :data:`DIGEST_EXCLUDED_ATTRS` (``created``, and a virtual
+    merge's ``shard_sources``), each in a fixed order. It leaves out how HDF5 stores them
+    (chunks, compression, a virtual
     dataset, byte order, where in the file): two files with one digest hold the same
     numbers and the same provenance. Memory is bounded (rows are read in blocks).
     """

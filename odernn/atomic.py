@@ -1,0 +1,406 @@
+"""The one owner of atomic writes and of the decision what an output may replace.
+
+Every file odernn writes appears only when complete: it is written under a hidden name
+beside its target (:func:`sibling`, always within the file system's name limit), flushed
+to disk, and renamed into place (:func:`write_file`, :class:`AsideFile`); a directory is
+built beside its target and swapped in (:func:`install_dir`), or, for the demo, the
+previous one is set aside and put back on failure (:func:`set_aside`, :func:`put_back`).
+A failure removes what was written aside and leaves the target as it was.
+
+:func:`check_output` decides whether a path may receive an output of a kind (``dataset``,
+``report``, ``demo``): a new path always; an existing one only with ``--overwrite``, and
+only if it is recognisably odernn's own output of that kind (an HDF5 file of odernn's
+schema; a directory holding only the files a report or a demo writes there) and no input
+of the same command. Links, devices, FIFOs and directories of other files are never
+replaced, ``--overwrite`` or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from odernn.errors import OutputError
+
+KINDS = ("dataset", "report", "demo")
+"""The kinds of output :func:`check_output` knows (a training run: :mod:`odernn.rundir`)."""
+REPORT_MARKER = ".odernn-report"
+"""A report directory's own file: JSON naming every file the report wrote there."""
+DEMO_MARKER = ".odernn-demo"
+"""A demo directory's own file: it names the directory as a demo a later demo may replace."""
+DEMO_FILES = frozenset((DEMO_MARKER, "train.h5", "test.h5", "stages.json"))
+DEMO_DIRS = frozenset(("runs", "report"))
+LEGACY_REPORT = re.compile(r"report\.html|report\.md|metrics\.json|[\w.-]+\.png")
+"""Files of a report written before the marker existed (it has metrics.json of our schema)."""
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_NOUNS = {"dataset": "datasets (HDF5 files of schema odernn.trajectories)",
+          "report": "report directories", "demo": "demo directories"}
+
+
+# -- names and files ---------------------------------------------------------------------------
+
+def _name_max(directory: Path) -> int:
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+def sibling(path: Path, tag: str) -> Path:
+    """A new hidden name beside ``path``: ``.<name>.<tag>-<pid>-<random>``, the name shortened
+    so that the whole fits the directory's NAME_MAX (a 255-byte target still gets one)."""
+    path = Path(path)
+    suffix = f".{tag}-{os.getpid()}-{secrets.token_hex(4)}"
+    room = _name_max(path.parent if str(path.parent) else Path(".")) - 1 - len(suffix)
+    stem = os.fsdecode(os.fsencode(path.name)[:max(room, 0)])
+    return path.with_name(f".{stem}{suffix}")
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory entry (a rename) to disk; a file system that cannot is left be."""
+    try:
+        fd = os.open(directory if str(directory) else ".", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _create_exclusive(tmp: Path) -> int:
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+
+
+def _cannot(path: Path, err: OSError, what: str) -> OutputError:
+    return OutputError(f"cannot write {what}{path}: {err.strerror or err}")
+
+
+def write_file(path: Path, write: Callable[[BinaryIO], None], *, what: str = "") -> None:
+    """Write ``path`` atomically: ``write(f)`` fills a new file beside it, which is flushed,
+    fsynced and renamed into place. Any failure (KeyboardInterrupt too) removes the new file
+    and leaves ``path`` as it was; an OSError becomes one OutputError line naming ``what``."""
+    path = Path(path)
+    tmp = sibling(path, "tmp")
+    created = False
+    try:
+        fd = _create_exclusive(tmp)
+        created = True
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        created = False
+        fsync_dir(path.parent)
+    except OSError as err:
+        if created:
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, OutputError):
+            raise
+        raise _cannot(path, err, f"{what} " if what else "") from err
+    except BaseException:
+        if created:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: Path, data: bytes, *, what: str = "") -> None:
+    """:func:`write_file` of ``data``."""
+    write_file(path, lambda f: f.write(data), what=what)
+
+
+def write_text(path: Path, text: str, *, what: str = "") -> None:
+    """:func:`write_file` of ``text`` in UTF-8."""
+    write_bytes(path, text.encode("utf-8"), what=what)
+
+
+class AsideFile:
+    """An empty file created beside ``path`` (``tmp``) for a writer that needs a path (HDF5);
+    :meth:`publish` renames it into place once complete, :meth:`discard` removes it.
+
+    Creating it first is the honest test of the directory: a read-only or pseudo file system
+    (``/proc``) fails here with its own reason, before any work or space estimate."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.tmp = sibling(self.path, "tmp")
+        try:
+            os.close(_create_exclusive(self.tmp))
+        except OSError as err:
+            parent = self.path.parent if str(self.path.parent) else Path(".")
+            raise OutputError(f"cannot write {self.path}: cannot create a file in {parent} "
+                              f"({err.strerror or err})") from err
+
+    def publish(self, check: Callable[[], None] | None = None) -> None:
+        """fsync the finished file, call ``check`` (may still refuse), rename it into place."""
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if check is not None:
+            check()
+        os.replace(self.tmp, self.path)
+        fsync_dir(self.path.parent)
+
+    def discard(self) -> None:
+        """Remove the file written aside (nothing at ``path`` changes)."""
+        self.tmp.unlink(missing_ok=True)
+
+
+# -- directories ------------------------------------------------------------------------------
+
+def make_dir_beside(path: Path) -> Path:
+    """A new, empty hidden directory beside ``path`` to build a directory output in."""
+    tmp = sibling(Path(path), "tmp")
+    os.mkdir(tmp, 0o777)  # the umask applies, as for any directory the user makes
+    return tmp
+
+
+def install_dir(new: Path, target: Path, check: Callable[[], None] | None = None) -> None:
+    """Put the finished directory ``new`` at ``target``. A previous ``target`` is moved aside
+    first and deleted only once ``new`` is in place (restored if the rename fails); ``check``
+    runs just before, so a target that changed meanwhile is still refused."""
+    if check is not None:
+        check()
+    if not os.path.lexists(target):
+        os.replace(new, target)
+        fsync_dir(target.parent)
+        return
+    old = sibling(target, "old")
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def set_aside(path: Path) -> Path:
+    """Rename ``path`` to a hidden sibling and return it (undo with :func:`put_back`)."""
+    aside = sibling(Path(path), "previous")
+    os.replace(path, aside)
+    return aside
+
+
+def put_back(aside: Path, path: Path) -> None:
+    """Undo :func:`set_aside` (``path`` must not exist again)."""
+    os.replace(aside, path)
+
+
+def exchange_dirs(a: Path, b: Path) -> None:
+    """Swap two directories atomically (Linux ``renameat2(RENAME_EXCHANGE)``), or by three
+    renames where the system has no such call."""
+    libc_name = ctypes.util.find_library("c")
+    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) \
+        if libc_name else None
+    if renameat2 is not None:
+        at_fdcwd, rename_exchange = -100, 2
+        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+            fsync_dir(Path(b).parent)
+            return
+    aside = sibling(Path(b), "old")
+    os.replace(b, aside)
+    os.replace(a, b)
+    os.replace(aside, a)
+    fsync_dir(Path(b).parent)
+
+
+# -- what may be replaced -----------------------------------------------------------------------
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"),
+                       (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(inner: Path, outer: Path) -> bool:
+    try:
+        return Path(os.path.realpath(inner)).is_relative_to(os.path.realpath(outer))
+    except (OSError, ValueError):
+        return False
+
+
+def check_output(path: Path | str, kind: str, *, overwrite: bool,
+                 inputs: Iterable[Path | str | None] = ()) -> bool:
+    """Raise OutputError (one line) unless ``path`` may receive an output of ``kind``;
+    return True when an existing output will be replaced.
+
+    ``path`` is refused when it is one of ``inputs`` (the command's spec, config, data,
+    shards, runs; compared as files, so links and other spellings count) or, for a
+    directory kind, holds one; when it is a symbolic link (dangling too), device, FIFO or
+    socket; when it exists and is not recognisably odernn's own output of ``kind``
+    (``--overwrite`` or not); and when it is odernn's own but ``overwrite`` is false. A
+    missing path, or an empty directory for a directory kind, is new. Nothing is opened for
+    writing, and nothing that is not a regular file is opened at all.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    path = Path(path)
+    noun = "file" if kind == "dataset" else "directory"
+    if path.name in ("", ".", ".."):
+        raise OutputError(f"{path}: give the {kind} a {noun} name of its own, e.g. "
+                          f"{'data.h5' if kind == 'dataset' else 'odernn-' + kind}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: directory {parent} does not exist")
+    for given in inputs:
+        if given is None:
+            continue
+        if _same(path, Path(given)):
+            raise OutputError(f"{path} is also an input of this command ({given}); write the "
+                              f"output elsewhere")
+        if kind != "dataset" and os.path.lexists(given) and _inside(Path(given), path):
+            raise OutputError(f"{path} holds {given}, an input of this command; write the "
+                              f"output elsewhere")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
+    if stat.S_ISLNK(st.st_mode):
+        raise OutputError(f"{path} is a symbolic link; odernn never writes through or replaces "
+                          f"a link (--overwrite or not): give another path")
+    if kind == "dataset" and stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{path}: is a directory; give a file name such as {path / 'data.h5'}")
+    wanted = stat.S_ISREG if kind == "dataset" else stat.S_ISDIR
+    if not wanted(st.st_mode):
+        raise OutputError(f"{path} is {_file_type(st.st_mode)}, not a {kind} {noun}; "
+                          f"--overwrite replaces only odernn's own {_NOUNS[kind]}: give "
+                          f"another path")
+    if kind != "dataset" and not any(os.scandir(path)):
+        return False  # an empty directory: nothing to lose
+    reason = foreign_reason(path, kind)
+    if reason is not None:
+        raise OutputError(f"{path} exists and is not an odernn {kind} ({reason}); --overwrite "
+                          f"replaces only odernn's own {_NOUNS[kind]}: give another path")
+    if not overwrite:
+        raise OutputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
+    return True
+
+
+def foreign_reason(path: Path, kind: str) -> str | None:
+    """Why ``path`` (a regular file for ``dataset``, a directory otherwise) is not odernn's own
+    output of ``kind``; None when it is."""
+    if kind == "dataset":
+        return _dataset_reason(path)
+    if kind == "report":
+        return _report_reason(path)
+    return _demo_reason(path)
+
+
+def _dataset_reason(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                return "not an HDF5 file"
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    import h5py
+
+    from odernn.store import SCHEMA
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "schema" not in f.attrs:
+                return "an HDF5 file without odernn's schema attribute"
+            aid = h5py.h5a.open(f.id, b"schema")
+            if aid.get_space().get_simple_extent_npoints() != 1 or aid.get_storage_size() > 1024:
+                return "an HDF5 file whose schema attribute is not odernn's"
+            schema = f.attrs["schema"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"an HDF5 file that cannot be read ({str(err).splitlines()[0] if str(err) else err})"
+    if isinstance(schema, bytes):
+        schema = schema.decode("utf-8", errors="replace")
+    return None if schema == SCHEMA else f"an HDF5 file of schema {str(schema)[:60]!r}"
+
+
+def _entries(path: Path) -> dict[str, os.DirEntry]:
+    with os.scandir(path) as it:
+        return {e.name: e for e in it}
+
+
+def _report_reason(path: Path) -> str | None:
+    entries = _entries(path)
+    odd = sorted(n for n, e in entries.items() if e.is_symlink() or not e.is_file())
+    if odd:
+        return f"{odd[0]} is not a plain file"
+    if REPORT_MARKER in entries:
+        try:
+            listed = set(json.loads((path / REPORT_MARKER).read_text(encoding="utf-8"))["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"its {REPORT_MARKER} is not odernn's"
+        extra = sorted(set(entries) - listed - {REPORT_MARKER})
+        return f"it holds {extra[0]}, which the report did not write" if extra else None
+    from odernn.evaluate import SCHEMA
+
+    try:
+        schema = json.loads((path / "metrics.json").read_text(encoding="utf-8")).get("schema")
+    except (OSError, ValueError, AttributeError):
+        schema = None
+    if schema != SCHEMA:
+        return f"no {REPORT_MARKER} and no metrics.json of schema {SCHEMA}"
+    extra = sorted(n for n in entries if not LEGACY_REPORT.fullmatch(n))
+    return f"it holds {extra[0]}, which a report does not write" if extra else None
+
+
+def _demo_reason(path: Path) -> str | None:
+    from odernn.rundir import OURS
+
+    entries = _entries(path)
+    if DEMO_MARKER not in entries or not entries[DEMO_MARKER].is_file():
+        return f"no {DEMO_MARKER} in it"
+    for name, entry in sorted(entries.items()):
+        if entry.is_symlink():
+            return f"{name} is a link"
+        if name in DEMO_FILES and entry.is_file():
+            continue
+        if name not in DEMO_DIRS or not entry.is_dir():
+            return f"it holds {name}, which the demo does not write"
+    report = path / "report"
+    if report.is_dir() and any(os.scandir(report)):
+        reason = _report_reason(report)
+        if reason is not None:
+            return f"report: {reason}"
+    runs = path / "runs"
+    if runs.is_dir():
+        for run in sorted(os.scandir(runs), key=lambda e: e.name):
+            if run.is_symlink() or not run.is_dir():
+                return f"runs/{run.name} is not a run directory"
+            for e in os.scandir(run.path):
+                if e.name not in OURS or e.is_symlink() or not e.is_file():
+                    return f"it holds runs/{run.name}/{e.name}, which training does not write"
+    return None
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a directory this module set aside or built (errors ignored: it is ours)."""
+    with contextlib.suppress(OSError):
+        shutil.rmtree(path)
