@@ -34,6 +34,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import stat
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -160,12 +161,7 @@ def load_spec(name_or_path: str | Path) -> Spec:
     """Load a spec from a path, or a built-in one by name (``train``, ``test``, ...)."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists() or path.parent != Path("."):
-        if not path.is_file():
-            raise SpecError(f"spec file {path} not found")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read spec {path}: {exc}") from None
+        text = read_small_text(path, "spec")
         return parse_spec(text, source=str(path), default_name=path.stem)
     names = builtin_names()
     if str(name_or_path) not in names:
@@ -179,10 +175,44 @@ def load_spec(name_or_path: str | Path) -> Spec:
     )
 
 
+MAX_TEXT_BYTES = 1 << 20
+"""A spec or configuration file larger than this is refused unread (they are a few lines)."""
+
+
+def read_small_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a small regular file (a byte-order mark dropped), or one SpecError
+    line: missing, a directory, a FIFO or device (never opened: reading it could hang),
+    too large, or not text."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SpecError(f"{what} file {path} not found") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SpecError(f"{what} {path} is a directory; give a .toml file")
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError(f"{what} {path} is not a regular file (a FIFO, socket or device); "
+                        "give a .toml file")
+    if info.st_size > MAX_TEXT_BYTES:
+        raise SpecError(f"{what} {path} has {info.st_size} bytes; a {what} file is at most "
+                        f"{MAX_TEXT_BYTES} bytes")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_TEXT_BYTES + 1)
+        if len(raw) > MAX_TEXT_BYTES:
+            raise SpecError(f"{what} {path} is larger than {MAX_TEXT_BYTES} bytes")
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
 def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "dataset") -> Spec:
     """Parse and validate spec text; every problem raises :class:`SpecError` naming the key."""
     try:
-        raw = tomllib.loads(text)
+        raw = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: malformed TOML: {exc}") from None
     _check_keys(raw, _TOP_KEYS, source)
@@ -203,6 +233,11 @@ def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "datase
         text=text,
         source=source,
     )
+    other = ("series",) if system == "oscillator" else ("parameters", "forcing")
+    for section in other:
+        if section in raw:
+            raise SpecError(f"{source}: section [{section}] does not apply to system "
+                            f"{system!r}")
     if system == "oscillator":
         spec = replace(spec, **_oscillator_fields(raw, source))
     else:

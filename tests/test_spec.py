@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import numpy as np
@@ -75,6 +76,8 @@ def test_a_good_spec_parses_fixed_and_ranged_values():
         (("n = 4", "n = 2.5"), "n must be an integer"),
         (("eta = [0.1, 0.2]", "eta = -0.1"), "eta must be >= 0"),
         (("x0 = 1.0", ""), "needs x0"),
+        (("omega = [0.5, 2.0]", "omega = [0.5, 2.0]\n[series]\nfrequency = 2.0"),
+         "section [series] does not apply to system 'oscillator'"),
     ],
 )
 def test_bad_specs_are_refused_with_a_message_naming_the_problem(edit, message):
@@ -87,6 +90,30 @@ def test_unknown_builtin_and_missing_file():
         load_spec("trian")
     with pytest.raises(SpecError, match="not found"):
         load_spec("no/such/spec.toml")
+
+
+def test_a_sine_spec_refuses_oscillator_sections():
+    text = load_spec("sine").text + "\n[forcing]\nfamily = 'cosine'\n"
+    with pytest.raises(SpecError, match=re.escape("section [forcing] does not apply to system")):
+        parse_spec(text)
+
+
+def test_spec_files_that_are_not_small_text_files_are_named_for_what_they_are(tmp_path):
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes("\ufeff".encode() + GOOD.encode())
+    assert load_spec(bom).n == 4  # a byte-order mark (Windows editors) is not an error
+    (tmp_path / "dir.toml").mkdir()
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # opening it to read would block: it must be refused unopened
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (2 << 20))
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"# caf\xe9\n" + GOOD.encode())
+    for path, message in ((tmp_path / "dir.toml", "is a directory"),
+                          (fifo, "is not a regular file"), (big, "at most 1048576 bytes"),
+                          (latin, "is not UTF-8 text"), (tmp_path / "none.toml", "not found")):
+        with pytest.raises(SpecError, match=re.escape(message)):
+            load_spec(path)
 
 
 def test_overrides_are_validated():
