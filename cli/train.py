@@ -28,7 +28,10 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
-        out[key.strip().replace("-", "_")] = value
+        name = key.strip().replace("-", "_")
+        if name in out:
+            raise SpecError(f"--set {name} is given twice; give it once")
+        out[name] = value
     return out
 
 
@@ -97,10 +100,15 @@ def train(
     flags = {"model": model, "target": target, "epochs": epochs, "lr": lr, "hidden": hidden,
              "units": units, "batch_size": batch_size, "window": window, "horizon": horizon,
              "optimizer": optimizer, "seed": seed, "device": device, "warmup": warmup}
-    options = {**_read_config(config), **_parse_sets(sets),
-               **{k: v for k, v in flags.items() if v is not None}}
+    given = {k: v for k, v in flags.items() if v is not None}
     if no_eta:
-        options["use_eta"] = False
+        given["use_eta"] = False
+    settings_given = _parse_sets(sets)
+    for key in sorted(given.keys() & settings_given.keys()):  # one value per option
+        flag = "--no-eta" if key == "use_eta" else "--" + key.replace("_", "-")
+        raise SpecError(f"--set {key}={settings_given[key]!r} and {flag} both set {key}; "
+                        "give one")
+    options = {**_read_config(config), **settings_given, **given}
     settings = TrainConfig.from_dict(options, where="training options")
     if nproc is not None:
         if nproc < 1:
