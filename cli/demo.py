@@ -22,8 +22,8 @@ DEFAULT_MODELS = "rnn,lstm,gru,esn"
 )
 def demo(
     output: Path = typer.Option(Path("odernn-demo"), "--output", "-o",
-                                help="Directory for the datasets, runs and report (a previous "
-                                "demo's directory is replaced)."),
+                                help="Directory for the datasets, runs and report (new or empty; "
+                                "--overwrite replaces a previous demo, nothing else)."),
     models: str = typer.Option(DEFAULT_MODELS, "--models",
                                help="Comma-separated surrogate families to train."),
     n_train: int = typer.Option(None, "--n-train", help="Training trajectories (default 256)."),

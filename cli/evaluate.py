@@ -19,7 +19,8 @@ def evaluate(
     runs: list[Path] = typer.Argument(None, help="Run directories from odernn train "
                                       "(none: integrators only)."),
     data: Path = typer.Option(..., "--data", "-d", help="Test dataset (HDF5).", dir_okay=False),
-    output: Path = typer.Option(..., "--output", "-o", help="Report directory to write."),
+    output: Path = typer.Option(..., "--output", "-o", help="Report directory to write "
+                                "(--overwrite replaces only a previous report)."),
     work_precision: bool = typer.Option(True, "--work-precision/--no-work-precision",
                                         help="Sweep step sizes and tolerances for the "
                                         "work-precision diagram."),
@@ -32,10 +33,11 @@ def evaluate(
     """Roll out every integrator and surrogate on a test set and write a report."""
     from odernn.evaluate import evaluate as run
     from odernn.evaluate import load_runs, name_runs
-    from odernn.report import check_report_dir, write_report
+    from odernn.report import check_report_dir, check_title, write_report
     from odernn.store import read_trajectories
 
-    check_report_dir(output, overwrite)
+    check_title(title)
+    check_report_dir(output, overwrite, inputs=[data, *(runs or [])])
     named = name_runs(runs or [])
     surrogates = load_runs(named)
     test = read_trajectories(data)

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from odernn.atomic import check_output
 from odernn.cli.app import app
-from odernn.cli.common import CONFIG, OVERWRITE, QUIET, check_output, parse_shard, progress_bar
+from odernn.cli.common import CONFIG, OVERWRITE, QUIET, parse_shard, progress_bar
 from odernn.spec import INTEGRATOR_NAMES, builtin_names, load_spec
 
 
@@ -23,7 +24,8 @@ def simulate(
     spec: str = typer.Argument(
         ..., help="A spec file (.toml) or a built-in name: " + ", ".join(builtin_names()) + "."
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="HDF5 file to write.", dir_okay=False),
+    output: Path = typer.Option(..., "--output", "-o", help="HDF5 file to write "
+                                "(--overwrite replaces only an odernn dataset).", dir_okay=False),
     n: int = typer.Option(None, "--n", help="Number of trajectories (overrides the spec)."),
     n_steps: int = typer.Option(
         None, "--n-steps", help="Time points per trajectory, at the spec's dt (overrides it)."
@@ -47,7 +49,8 @@ def simulate(
 
     parsed = load_spec(spec).with_overrides(n=n, n_steps=n_steps, seed=seed,
                                             integrator=integrator, dtype=dtype)
-    check_output(output, overwrite)
+    inputs = [Path(spec) if Path(spec).exists() else None, config]
+    check_output(output, "dataset", overwrite=overwrite, inputs=inputs)
     shard_kn = parse_shard(shard)
     start, stop = shard_rows(parsed, shard_kn)
     with progress_bar(stop - start, f"simulate {parsed.name}", quiet) as advance:
@@ -109,6 +112,6 @@ def merge(
     """Join the shards of one sharded simulation into one file, equal to a single run."""
     from odernn.merge import merge_files
 
-    check_output(output, overwrite)
+    check_output(output, "dataset", overwrite=overwrite, inputs=shards)
     merge_files(list(shards), output, virtual=virtual, overwrite=overwrite)
     typer.echo(f"wrote {output} from {len(shards)} shards")

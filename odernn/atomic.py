@@ -174,6 +174,14 @@ def install_dir(new: Path, target: Path, check: Callable[[], None] | None = None
     """Put the finished directory ``new`` at ``target``. A previous ``target`` is moved aside
     first and deleted only once ``new`` is in place (restored if the rename fails); ``check``
     runs just before, so a target that changed meanwhile is still refused."""
+    for entry in os.scandir(new):  # the files reach the disk before the name does
+        if entry.is_file(follow_symlinks=False):
+            fd = os.open(entry.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fsync_dir(new)
     if check is not None:
         check()
     if not os.path.lexists(target):
@@ -265,7 +273,7 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
     path = Path(path)
     noun = "file" if kind == "dataset" else "directory"
     if path.name in ("", ".", ".."):
-        raise OutputError(f"{path}: give the {kind} a {noun} name of its own, e.g. "
+        raise OutputError(f"{path}: give the {kind} a {noun} of its own, e.g. "
                           f"{'data.h5' if kind == 'dataset' else 'odernn-' + kind}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():

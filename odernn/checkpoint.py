@@ -14,8 +14,6 @@ A checkpoint is a dict saved with ``torch.save`` and read back with
 
 from __future__ import annotations
 
-import os
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import torch
 
 import odernn
+from odernn import atomic
 from odernn.errors import DataError, OutputError
 
 FORMAT = "odernn.checkpoint"
@@ -31,22 +30,16 @@ BEST, LAST = "best.pt", "last.pt"
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (a temporary file renamed into place)."""
+    """Write ``payload`` to ``path`` atomically (:func:`odernn.atomic.write_file`)."""
     path = Path(path)
     record = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "odernn_version": odernn.__version__, **payload}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "xb") as f:
-            torch.save(record, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
+        atomic.write_file(path, lambda f: torch.save(record, f), what="checkpoint")
+    except RuntimeError as err:
         # torch.save reports a failed write (a full disk) as a RuntimeError raised while
         # handling the OSError
-        cause = err if isinstance(err, OSError) else err.__context__
+        cause = err.__context__
         if isinstance(cause, OSError):
             raise OutputError(f"cannot write checkpoint {path}: {cause.strerror or cause}"
                               ) from err

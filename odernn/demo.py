@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from odernn.errors import OutputError, SpecError
+from odernn import atomic
+from odernn.errors import SpecError
 from odernn.interrupt import interrupt_guard
 
-MARKER = ".odernn-demo"
+MARKER = atomic.DEMO_MARKER
 """A file naming a directory as the demo's own, which a later demo may replace."""
 
 FAMILIES = ("rnn", "lstm", "gru", "esn")
@@ -55,35 +56,24 @@ class DemoResult:
 @contextmanager
 def demo_output(out: Path, overwrite: bool) -> Iterator[None]:
     """A fresh ``out`` for the demo to write: afterwards it holds the complete new demo or, if
-    the demo fails or is interrupted, the previous one (moved aside meanwhile) or nothing.
+    the demo fails or is interrupted, the previous one (set aside meanwhile) or nothing.
 
-    Only a previous demo's directory (it holds :data:`MARKER`) or an empty one is replaced,
-    anything else only with ``overwrite``.
+    A new path or an empty directory is used as is; an existing demo (it holds
+    :data:`MARKER` and only what a demo writes) is replaced only with ``overwrite``;
+    anything else never (:func:`odernn.atomic.check_output`).
     """
     out = Path(out)
-    if out.name in ("", ".", ".."):
-        raise OutputError(f"{out}: give the demo a directory of its own, e.g. -o odernn-demo")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {out}: directory {parent} does not exist")
+    atomic.check_output(out, "demo", overwrite=overwrite)
     backup = None
-    if out.exists():
-        if not out.is_dir() or out.is_symlink():
-            raise OutputError(f"{out} exists and is not a directory of its own")
-        if any(out.iterdir()) and not (overwrite or (out / MARKER).exists()):
-            raise OutputError(f"{out} exists and is not an odernn demo directory; choose another "
-                              f"--output or pass --overwrite")
-        backup = out.with_name(f".{out.name}.previous")
-        shutil.rmtree(backup, ignore_errors=True)
     made = False
     try:
         with interrupt_guard() as interrupted:  # a signal cannot split the swap
-            if backup is not None:
-                out.rename(backup)
+            if out.exists():
+                backup = atomic.set_aside(out)
             out.mkdir()
             made = True
             (out / MARKER).write_text("written by odernn demo; a later demo replaces this "
-                                      "directory\n")
+                                      "directory with --overwrite\n")
         if interrupted():
             raise KeyboardInterrupt
         yield
@@ -92,10 +82,10 @@ def demo_output(out: Path, overwrite: bool) -> Iterator[None]:
             if made:
                 shutil.rmtree(out, ignore_errors=True)
             if backup is not None and backup.exists() and not out.exists():
-                backup.rename(out)
+                atomic.put_back(backup, out)
         raise
     if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+        atomic.remove_tree(backup)
 
 
 def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None = None,

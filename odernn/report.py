@@ -3,8 +3,10 @@
 ``report.html`` is one self-contained file (figures embedded as base64 PNG
 data URIs, inline CSS, no external reference) that opens in any browser
 without a network. Everything is written into a temporary directory beside
-the target and renamed into place when complete, so a failure never leaves a
-partial report.
+the target and renamed into place when complete (:mod:`odernn.atomic`), so a
+failure never leaves a partial report. The directory's ``.odernn-report`` names
+every file the report wrote: ``--overwrite`` replaces a directory only if it holds
+nothing else.
 
 The document is a list of :class:`Section` (text, :class:`Table`,
 :class:`Figure`), rendered twice, to HTML and to Markdown; callers add their
@@ -20,11 +22,9 @@ import html
 import io
 import json
 import math
-import os
 import re
 import shutil
-import tempfile
-import uuid
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +34,9 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
-from odernn.errors import DataError, OutputError
-from odernn.evaluate import REFERENCE, SCHEMA, Evaluation
+from odernn import atomic
+from odernn.errors import DataError, OutputError, SpecError
+from odernn.evaluate import REFERENCE, Evaluation
 from odernn.interrupt import interrupt_guard
 from odernn.metrics import METRICS
 
@@ -134,6 +135,7 @@ def write_document(out_dir: str | Path, title: str, meta: str, sections: Sequenc
     ``files`` (name -> text), into ``out_dir`` atomically (a temporary directory renamed into
     place); the report writer for evaluations and for anything else (the notes' presets)."""
     out = Path(out_dir)
+    check_title(title)
     check_report_dir(out, overwrite)
     names = [f.name for s in sections for f in s.figures]
     if len(set(names)) != len(names) or not all(re.fullmatch(r"[\w.-]+", n) for n in names):
@@ -144,19 +146,23 @@ def write_document(out_dir: str | Path, title: str, meta: str, sections: Sequenc
         "report.md": render_markdown(title, meta, sections),
         "report.html": render_html(title, meta, sections, pngs, colors or {}),
     }
+    written = sorted([*files, *(f"{name}.png" for name in pngs)])
+    if atomic.REPORT_MARKER in written:
+        raise ValueError(f"{atomic.REPORT_MARKER} is the report's own file name")
     tmp: Path | None = None
     try:
         # a signal while writing stops before the swap (nothing changes) or waits for it
         with interrupt_guard() as interrupted:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-            tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a report is for reading
+            tmp = atomic.make_dir_beside(out)
             for name, png in pngs.items():
                 (tmp / f"{name}.png").write_bytes(png)
             for name, text in files.items():
                 (tmp / name).write_text(text, encoding="utf-8")
+            marker = {"written_by": "odernn report", "files": written}
+            (tmp / atomic.REPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
             if interrupted():
                 raise KeyboardInterrupt
-            _install(tmp, out, overwrite)
+            atomic.install_dir(tmp, out, check=lambda: check_report_dir(out, overwrite))
     except OutputError:
         raise
     except OSError as err:
@@ -167,51 +173,21 @@ def write_document(out_dir: str | Path, title: str, meta: str, sections: Sequenc
     return out
 
 
-def check_report_dir(out: Path, overwrite: bool) -> None:
-    """OutputError unless ``out`` can be written: its parent exists, and it is new, or
-    ``overwrite`` is set and it is an odernn report (or empty). Cheap: call it before a long
-    evaluation to fail fast."""
-    if not out.parent.is_dir():
-        raise OutputError(f"cannot write report {out}: directory {out.parent} does not exist")
-    if not out.exists():
-        return
-    if not overwrite:
-        raise OutputError(f"{out} already exists; pass --overwrite to replace it")
-    if not out.is_dir():
-        raise OutputError(f"{out} is a file; a report is a directory, choose another path")
-    if any(out.iterdir()) and _schema(out / "metrics.json") != SCHEMA:
-        raise OutputError(f"refusing to replace {out}: it is not an odernn report directory "
-                          "(no metrics.json of schema odernn.metrics)")
+def check_report_dir(out: Path, overwrite: bool, inputs: Sequence[Path | None] = ()) -> None:
+    """OutputError unless ``out`` can be written: its parent exists, it is none of ``inputs``
+    and holds none, and it is new or empty, or ``overwrite`` is set and it holds only a
+    previous report's files (:func:`odernn.atomic.check_output`). Cheap: call it before a
+    long evaluation to fail fast."""
+    atomic.check_output(out, "report", overwrite=overwrite, inputs=inputs)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _schema(path: Path) -> str | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("schema")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _install(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished ``tmp`` to ``out``; an old report is moved aside first and
-    deleted only once the new one is in place."""
-    check_report_dir(out, overwrite)
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+def check_title(title: str) -> None:
+    """SpecError for a title with a line break or other control character: the title is one
+    line of the HTML and Markdown, and a new line would start markup of its own."""
+    bad = next((c for c in title if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise SpecError(f"--title contains the control character {bad!r}; a title is one line "
+                        f"of plain text")
 
 
 # -- formatting ----------------------------------------------------------------------------
@@ -382,7 +358,7 @@ def _html_table(table: Table, colors: Mapping[str, str]) -> str:
 
 def render_markdown(title: str, meta: str, sections: Sequence[Section]) -> str:
     """The Markdown report; figures are the PNG files beside it."""
-    lines = [f"# {title}", "", f"_{meta}_", ""]
+    lines = [f"# {html.escape(title, quote=False)}", "", f"_{meta}_", ""]
     for s in sections:
         lines += [f"## {s.title}", ""]
         for kind, items in _blocks(s.text):

@@ -19,8 +19,6 @@ and an empty ``.odernn-lock``. :class:`RunWriter` is the only writer:
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import os
 import shutil
@@ -149,14 +147,6 @@ class RunWriter:
 def _exchange(a: Path, b: Path) -> None:
     """Swap two directories atomically (Linux ``renameat2(RENAME_EXCHANGE)``), or by two
     renames where the system has no such call."""
-    libc_name = ctypes.util.find_library("c")
-    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) \
-        if libc_name else None
-    if renameat2 is not None:
-        at_fdcwd, rename_exchange = -100, 2
-        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-            return
-    aside = b.with_name(f".{b.name}.odernn-old")
-    os.rename(b, aside)
-    os.rename(a, b)
-    os.rename(aside, a)
+    from odernn import atomic  # the one owner of renames
+
+    atomic.exchange_dirs(a, b)

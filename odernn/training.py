@@ -36,7 +36,6 @@ import difflib
 import io
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -943,13 +942,9 @@ def _write_history(run_dir: Path, rows: list[dict[str, float]]) -> None:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {err.strerror}") from err
+    from odernn import atomic  # the one write-aside-then-rename (fsync, clean-up)
+
+    atomic.write_text(path, text)
 
 
 def _reporter(progress: bool | Callable[[dict[str, Any]], None]) -> Callable[[dict], None]:

@@ -23,8 +23,12 @@ def test_quick_demo_runs_end_to_end_and_reruns(tmp_path, capsys):
     stages = json.loads((out / "stages.json").read_text())
     assert {"simulate", "train lstm", "evaluate", "report"} <= set(stages)
     assert "Demo budget" in (report / "report.html").read_text()
-    # a second demo replaces the first one's directory
-    assert main(["demo", "--quick", "-o", str(out), "--quiet", "--models", "esn"]) == 0
+    # a second demo replaces the first one's directory, with --overwrite
+    assert main(["demo", "--quick", "-o", str(out), "--quiet", "--models", "esn"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "runs" / "lstm").exists()
+    assert main(["demo", "--quick", "-o", str(out), "--quiet", "--models", "esn",
+                 "--overwrite"]) == 0
     assert not (out / "runs" / "lstm").exists()
 
 
@@ -65,7 +69,8 @@ def test_a_failed_demo_leaves_the_previous_one(tmp_path, capsys, monkeypatch):
     import odernn.evaluate
 
     monkeypatch.setattr(odernn.evaluate, "evaluate", fail)
-    assert main(["demo", "--quick", "--models", "esn", "-o", str(out), "--quiet"]) == 2
+    assert main(["demo", "--quick", "--models", "esn", "-o", str(out), "--quiet",
+                 "--overwrite"]) == 2
     assert "the disk went away" in capsys.readouterr().err
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before

@@ -41,14 +41,16 @@ def test_interrupted_simulate_leaves_nothing(tmp_path, sig):
 
 
 def test_interrupted_overwrite_keeps_the_previous_file(tmp_path):
-    out = tmp_path / "data.h5"
-    out.write_bytes(b"previous complete output")
+    out = tmp_path / "data.h5"  # an odernn dataset: --overwrite may replace it
+    subprocess.run([sys.executable, "-m", "odernn", "simulate", "sine", "-o", str(out), "-q"],
+                   check=True)
+    before = out.read_bytes()
     proc = start_simulate(out, "--overwrite")
     wait_for_temp_file(tmp_path, proc)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert out.read_bytes() == b"previous complete output"
+    assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["data.h5"]
 
 

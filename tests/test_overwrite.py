@@ -1,0 +1,367 @@
+"""What ``--overwrite`` replaces: only odernn's own output of the command's kind (a dataset, a
+report, a demo), never an input of the same command, a link, a device, a FIFO or a directory
+of other files; and temporary names that fit any target name (odernn.atomic).
+
+Every refusal is checked for exit code 2, one ``error:`` line naming the problem, and every
+file, link and directory under the test directory exactly as before (bytes compared)."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+from test_cli import SPEC  # a small spec: 6 trajectories x 40 steps
+
+from odernn import atomic
+from odernn.cli.app import main
+from odernn.errors import DataError, OutputError
+from odernn.store import SCHEMA, content_digest, open_trajectories, read_trajectories
+
+EVALUATE = ["--no-work-precision", "--no-resonance", "--quiet"]
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Every entry under ``root`` (links not followed): a file's bytes, a link's target, a
+    directory, or another kind of file by its type and device number."""
+    out: dict[str, object] = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(directory) / name
+            st = os.lstat(p)
+            key = str(p.relative_to(root))
+            if stat.S_ISLNK(st.st_mode):
+                out[key] = ("link", os.readlink(p))
+            elif stat.S_ISREG(st.st_mode):
+                out[key] = p.read_bytes()
+            elif stat.S_ISDIR(st.st_mode):
+                out[key] = "dir"
+            else:
+                out[key] = (stat.S_IFMT(st.st_mode), st.st_rdev)
+    return out
+
+
+def run(capsys, args: list[object]) -> tuple[int, str]:
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def refused(capsys, root: Path, args: list[object], *needles: str) -> str:
+    """Run ``args``: exit code 2, one error line holding every needle, nothing changed."""
+    before = snapshot(root)
+    code, err = run(capsys, args)
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert snapshot(root) == before
+    return lines[0]
+
+
+@pytest.fixture
+def root(tmp_path, capsys) -> Path:
+    """A spec, a config, a dataset, two shards of one run, and a text file."""
+    (tmp_path / "spec.toml").write_text(SPEC)
+    (tmp_path / "c.toml").write_text("n = 4\n")
+    (tmp_path / "notes.toml").write_text("# my notes, not a dataset\n")
+    assert main(["simulate", str(tmp_path / "spec.toml"), "-o", str(tmp_path / "data.h5"),
+                 "-q"]) == 0
+    for k in (1, 2):
+        assert main(["simulate", str(tmp_path / "spec.toml"), "-o",
+                     str(tmp_path / f"part{k}.h5"), "--shard", f"{k}/2", "-q"]) == 0
+    capsys.readouterr()
+    return tmp_path
+
+
+# -- refused: inputs, foreign files, links, devices -------------------------------------------
+
+def test_simulate_refuses_to_overwrite_its_own_spec(root, capsys):
+    refused(capsys, root, ["simulate", root / "spec.toml", "-o", root / "spec.toml",
+                           "--overwrite"], "input of this command")
+
+
+def test_simulate_refuses_to_overwrite_its_own_config(root, capsys):
+    refused(capsys, root, ["simulate", root / "spec.toml", "-o", root / "c.toml", "--config",
+                           root / "c.toml", "--overwrite"], "input of this command", "c.toml")
+
+
+def test_merge_refuses_a_shard_under_another_name(root, capsys):
+    os.link(root / "part1.h5", root / "alias.h5")  # the same file: replacing it loses a shard
+    refused(capsys, root, ["merge", root / "part1.h5", root / "part2.h5", "-o",
+                           root / "alias.h5", "--overwrite"], "input of this command")
+
+
+def test_merge_refuses_to_replace_a_text_file(root, capsys):
+    refused(capsys, root, ["merge", root / "part1.h5", root / "part2.h5", "-o",
+                           root / "notes.toml", "--overwrite"],
+            "not an odernn dataset", "not an HDF5 file", "--overwrite replaces only")
+
+
+def test_a_foreign_hdf5_file_is_not_replaced(root, capsys):
+    with h5py.File(root / "theirs.h5", "w") as f:
+        f.attrs["schema"] = "someone.else"
+        f["x"] = [1.0, 2.0]
+    refused(capsys, root, ["simulate", root / "spec.toml", "-o", root / "theirs.h5",
+                           "--overwrite"], "schema 'someone.else'")
+
+
+def test_a_fifo_is_not_replaced_nor_opened(root, capsys):
+    os.mkfifo(root / "pipe.h5")  # opening it to look inside would block: the test would hang
+    refused(capsys, root, ["simulate", root / "spec.toml", "-o", root / "pipe.h5",
+                           "--overwrite"], "FIFO")
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["plain", "overwrite"])
+def test_links_are_never_replaced(root, capsys, overwrite):
+    (root / "to-data.h5").symlink_to(root / "data.h5")
+    (root / "dangling.h5").symlink_to(root / "nowhere.h5")
+    flag = ["--overwrite"] if overwrite else []
+    for link in ("to-data.h5", "dangling.h5"):
+        refused(capsys, root, ["simulate", root / "spec.toml", "-o", root / link, *flag],
+                "symbolic link")
+    assert not (root / "nowhere.h5").exists()
+
+
+def test_dev_null_is_refused_without_being_opened(root, capsys, monkeypatch):
+    before = os.stat("/dev/null")
+    opened: list[str] = []
+    real_open, real_os_open = builtins.open, os.open
+
+    def guard_open(file, *args, **kwargs):
+        if str(file) == "/dev/null":
+            opened.append("open")
+        return real_open(file, *args, **kwargs)
+
+    def guard_os_open(path, *args, **kwargs):
+        if os.fspath(path) == "/dev/null":
+            opened.append("os.open")
+        return real_os_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guard_open)
+    monkeypatch.setattr(os, "open", guard_os_open)
+    monkeypatch.setattr(h5py, "File", lambda *a, **k: pytest.fail(f"h5py.File{a}"))
+    for args in (["simulate", root / "spec.toml", "-o", "/dev/null", "--overwrite"],
+                 ["merge", root / "part1.h5", root / "part2.h5", "-o", "/dev/null",
+                  "--overwrite"]):
+        refused(capsys, root, args, "/dev/null", "character device")
+    monkeypatch.undo()
+    assert opened == []
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+
+
+def test_a_directory_is_refused_for_a_dataset(root, capsys):
+    (root / "dir.h5").mkdir()
+    refused(capsys, root, ["merge", root / "part1.h5", root / "part2.h5", "-o",
+                           root / "dir.h5", "--overwrite"], "directory")
+
+
+# -- honest messages, long names ----------------------------------------------------------
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="no /proc here")
+def test_proc_gets_an_honest_message(root, capsys):
+    line = refused(capsys, root, ["simulate", root / "spec.toml", "-o", "/proc/x.h5", "-q"],
+                   "/proc/x.h5", "cannot create a file in /proc")
+    assert "disk space" not in line
+    assert not Path("/proc/x.h5").exists()
+
+
+@pytest.mark.parametrize("length", [252, 255])
+def test_a_name_of_any_allowed_length_works(root, capsys, length):
+    name = "a" * (length - 3) + ".h5"
+    out = root / name
+    assert main(["simulate", str(root / "spec.toml"), "-o", str(out), "-q"]) == 0, \
+        capsys.readouterr().err
+    assert read_trajectories(out).n == 6
+    assert main(["merge", str(root / "part1.h5"), str(root / "part2.h5"), "-o", str(out),
+                 "--overwrite"]) == 0, capsys.readouterr().err
+    assert content_digest(out) == content_digest(root / "data.h5")
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+    assert len(os.fsencode(atomic.sibling(out, "tmp").name)) <= 255
+
+
+def test_sibling_names_are_hidden_unique_and_short_enough(tmp_path):
+    target = tmp_path / ("é" * 127)  # 254 bytes of UTF-8: cut inside a character
+    names = {atomic.sibling(target, "tmp").name for _ in range(50)}
+    assert len(names) == 50
+    for name in names:
+        assert name.startswith(".") and len(os.fsencode(name)) <= 255
+        (tmp_path / name).touch()  # the file system takes it
+
+
+# -- titles ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("title", ["a\n# injected", "a\r<script>alert(1)</script>", "a\x00b",
+                                   "a\u2028b"])
+def test_a_title_with_a_line_break_is_refused(root, capsys, title):
+    refused(capsys, root, ["evaluate", "--data", root / "data.h5", "-o", root / "report",
+                           "--title", title, *EVALUATE], "--title")
+
+
+def test_a_one_line_title_is_escaped_in_html_and_markdown(root, capsys):
+    title = "<b>mine</b> & co"
+    code, err = run(capsys, ["evaluate", "--data", root / "data.h5", "-o", root / "report",
+                             "--title", title, *EVALUATE])
+    assert code == 0, err
+    assert "<b>mine" not in (root / "report" / "report.html").read_text(encoding="utf-8")
+    assert (root / "report" / "report.md").read_text(encoding="utf-8").startswith(
+        "# &lt;b&gt;mine&lt;/b&gt; &amp; co\n")
+
+
+# -- reports --------------------------------------------------------------------------------
+
+def test_evaluate_overwrites_its_own_report_but_not_user_files(root, capsys):
+    report = root / "report"
+    args = ["evaluate", "--data", root / "data.h5", "-o", report, *EVALUATE]
+    assert run(capsys, args)[0] == 0
+    marker = json.loads((report / atomic.REPORT_MARKER).read_text())
+    assert sorted(marker["files"]) == sorted(p.name for p in report.iterdir()
+                                             if p.name != atomic.REPORT_MARKER)
+    refused(capsys, root, args, "--overwrite")  # ours, but no --overwrite
+    first = (report / "metrics.json").read_bytes()
+    assert run(capsys, [*args, "--title", "again", "--overwrite"])[0] == 0  # ours: replaced
+    assert (report / "metrics.json").read_bytes() != first
+    assert "<title>again</title>" in (report / "report.html").read_text(encoding="utf-8")
+    (report / "my-notes.txt").write_text("precious")  # a user file inside: never deleted
+    refused(capsys, root, [*args, "--overwrite"], "my-notes.txt", "not an odernn report")
+    (report / "my-notes.txt").unlink()
+    (report / "figure.png").symlink_to(root / "data.h5")
+    refused(capsys, root, [*args, "--overwrite"], "figure.png")
+
+
+def test_a_report_written_before_the_marker_is_still_ours(root, capsys):
+    report = root / "report"
+    args = ["evaluate", "--data", root / "data.h5", "-o", report, *EVALUATE]
+    assert run(capsys, args)[0] == 0
+    (report / atomic.REPORT_MARKER).unlink()
+    assert run(capsys, [*args, "--overwrite"])[0] == 0
+    (report / atomic.REPORT_MARKER).unlink()
+    (report / "metrics.json").write_text(json.dumps({"schema": "not.ours"}))
+    refused(capsys, root, [*args, "--overwrite"], "not an odernn report")
+
+
+def test_evaluate_refuses_its_inputs_as_output(root, capsys):
+    refused(capsys, root, ["evaluate", "--data", root / "data.h5", "-o", root / "data.h5",
+                           "--overwrite", *EVALUATE], "input of this command")
+    (root / "holder").mkdir()
+    shutil.copy(root / "data.h5", root / "holder" / "test.h5")
+    refused(capsys, root, ["evaluate", "--data", root / "holder" / "test.h5", "-o",
+                           root / "holder", "--overwrite", *EVALUATE], "an input of this command")
+
+
+# -- datasets: a legitimate --overwrite still works ---------------------------------------------
+
+def test_simulate_and_merge_replace_their_own_datasets(root, capsys):
+    out = root / "data.h5"
+    refused(capsys, root, ["simulate", root / "spec.toml", "-o", out], "--overwrite")
+    assert main(["simulate", str(root / "spec.toml"), "-o", str(out), "--n", "3",
+                 "--overwrite", "-q"]) == 0
+    assert read_trajectories(out).n == 3
+    assert main(["merge", str(root / "part1.h5"), str(root / "part2.h5"), "-o", str(out),
+                 "--overwrite"]) == 0
+    assert read_trajectories(out).n == 6
+    with h5py.File(out) as f:
+        assert f.attrs["schema"] == SCHEMA
+
+
+# -- virtual merges and their shards ---------------------------------------------------------
+
+def test_a_virtual_merge_refuses_a_shard_changed_since(root, capsys):
+    merged = root / "merged.h5"
+    assert main(["merge", str(root / "part1.h5"), str(root / "part2.h5"), "-o", str(merged),
+                 "--virtual"]) == 0
+    assert content_digest(merged) == content_digest(root / "data.h5")
+    # the same content under a new mtime (a plain copy): still read
+    shutil.copyfile(root / "part2.h5", root / "copy.h5")
+    os.replace(root / "copy.h5", root / "part2.h5")
+    assert read_trajectories(merged).n == 6
+    # shard 2 of another run (another seed) in its place: refused, in one line
+    assert main(["simulate", str(root / "spec.toml"), "-o", str(root / "part2.h5"),
+                 "--shard", "2/2", "--seed", "4", "--overwrite", "-q"]) == 0
+    with pytest.raises(DataError, match=r"part2\.h5, which changed since the merge"):
+        open_trajectories(merged)
+    code, err = run(capsys, ["inspect", merged])
+    assert code == 2 and err.count("\n") == 1 and "changed since the merge" in err
+
+
+def test_a_forged_shard_record_is_refused(root):
+    merged = root / "merged.h5"
+    assert main(["merge", str(root / "part1.h5"), str(root / "part2.h5"), "-o", str(merged),
+                 "--virtual"]) == 0
+    with h5py.File(merged, "r+") as f:
+        f.attrs["shard_sources"] = "[{]"
+    with pytest.raises(DataError, match="shard_sources' is malformed"):
+        open_trajectories(merged)
+
+
+# -- demos ----------------------------------------------------------------------------------
+
+def fake_demo(path: Path) -> Path:
+    """The layout a previous ``odernn demo`` leaves (contents do not matter here)."""
+    (path / "report").mkdir(parents=True)
+    (path / "runs" / "esn").mkdir(parents=True)
+    (path / atomic.DEMO_MARKER).write_text("written by odernn demo\n")
+    (path / "stages.json").write_text("{}\n")
+    (path / "report" / "report.html").write_text("<html></html>")
+    (path / "report" / atomic.REPORT_MARKER).write_text(json.dumps({"files": ["report.html"]}))
+    (path / "runs" / "esn" / "best.pt").write_bytes(b"weights")
+    return path
+
+
+def test_demo_needs_overwrite_and_replaces_only_a_demo(tmp_path, capsys):
+    demo = fake_demo(tmp_path / "demo")
+    quick = ["demo", "--quick", "--models", "esn", "--quiet", "-o", demo]
+    refused(capsys, tmp_path, quick, "--overwrite")
+    (demo / "runs" / "esn" / "thesis.tex").write_text("precious")  # a user file deep inside
+    refused(capsys, tmp_path, [*quick, "--overwrite"], "thesis.tex", "not an odernn demo")
+    (demo / "runs" / "esn" / "thesis.tex").unlink()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "photo.jpg").write_bytes(b"jpeg")
+    refused(capsys, tmp_path, ["demo", "--quick", "--quiet", "-o", tmp_path / "mine",
+                               "--overwrite"], "not an odernn demo")
+    code, err = run(capsys, [*quick, "--overwrite"])
+    assert code == 0, err
+    assert (demo / "report" / "report.html").stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "mine"]
+
+
+# -- the decision itself ------------------------------------------------------------------
+
+def test_check_output_kinds(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert atomic.check_output(tmp_path / "empty", "report", overwrite=False) is False
+    assert atomic.check_output(tmp_path / "new", "demo", overwrite=False) is False
+    (tmp_path / "file").write_text("x")
+    for kind in ("report", "demo"):
+        with pytest.raises(OutputError, match="a regular file, not a"):
+            atomic.check_output(tmp_path / "file", kind, overwrite=True)
+    with pytest.raises(OutputError, match="does not exist"):
+        atomic.check_output(tmp_path / "no" / "d.h5", "dataset", overwrite=True)
+    with pytest.raises(ValueError):
+        atomic.check_output(tmp_path / "x", "run", overwrite=True)
+
+
+def test_write_file_leaves_the_target_on_failure(tmp_path):
+    target = tmp_path / "t.txt"
+    atomic.write_text(target, "old")
+
+    def fail(f):
+        f.write(b"half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        atomic.write_file(target, fail)
+    assert target.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["t.txt"]
+    atomic.write_text(target, "new")
+    assert target.read_text() == "new" and sorted(os.listdir(tmp_path)) == ["t.txt"]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
