@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 import typer
@@ -36,7 +37,7 @@ app = typer.Typer(
 )
 
 EXIT_BAD_INPUT = 2
-INTERRUPTED = "interrupted: each output is as it was before the command, or complete (never partial)"
+INTERRUPTED = "interrupted: each output is as before the command, or complete (never partial)"
 
 
 def _register_commands() -> None:
@@ -87,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = typer_main.get_command(app)
     code = 0
     try:
-        result = command.main(args, prog_name="odernn", standalone_mode=False)
+        with warnings.catch_warnings():
+            if not debug:  # overflow and the like: every result is checked for non-finite
+                warnings.simplefilter("ignore", RuntimeWarning)  # values and reported in a line
+            result = command.main(args, prog_name="odernn", standalone_mode=False)
         if argv is None:  # as a program, the work is done: a signal now changes nothing
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -654,6 +654,10 @@ def _fit_gradient(model, config, train, val, out, source, previous, report) -> T
                 message = (f"early stop after epoch {epoch + 1}: no better closed-loop "
                            f"validation error for {config.patience} epochs")
                 break
+    if status in ("ok", "early-stopped") and not math.isfinite(state["best_val"]):
+        status = "diverged"  # a finite loss, but no closed-loop validation stayed finite
+        message = (f"{message}, but every closed-loop validation diverged; try a lower lr "
+                   f"(now {config.lr:g}) or a smaller clip (now {config.clip})")
     report({"stage": "done", "message": message})
     return TrainResult(out.target, status, message, state["best_epoch"], state["best_val"],
                        state["history"], state["elapsed"])

@@ -4,6 +4,8 @@ inconsistent files with the same line (exit 2, nothing written)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -94,3 +96,35 @@ def test_a_grid_far_from_zero_is_uniform_to_its_rounding(good, tmp_path, capsys)
         F0, omega, phase = (f[f"params/{k}"][()][:, None] for k in ("F0", "omega", "phase"))
         f["F"][...] = F0 * np.cos(omega * t + phase)
     assert main(["inspect", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_data_too_large_to_normalise_is_refused_up_front(good, tmp_path, capsys):
+    path = tmp_path / "huge.h5"
+    shutil.copy(good / "good.h5", path)
+    with h5py.File(path, "r+") as f:
+        f["v"][...] = f["v"][()] * 1e200
+    capsys.readouterr()
+    assert main(["train", str(path), "-m", "esn", "--units", "30", "-o", str(tmp_path / "r"),
+                 "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rescale the data" in err[0], err
+
+
+def test_overflow_inside_an_integrator_is_one_line_without_warnings(tmp_path):
+    spec = tmp_path / "stiff.toml"
+    spec.write_text("seed = 1\nn = 3\nn_steps = 50\ndt = 0.05\n[parameters]\neta = 1e300\n"
+                    "x0 = 1.0\nv0 = 0.0\n[forcing]\nfamily = 'cosine'\nF0 = 1.0\nomega = 1.0\n")
+    for integrator in ("rk4", "scipy"):  # a real process: pytest would catch the warnings
+        run = subprocess.run([sys.executable, "-m", "odernn", "simulate", str(spec), "-o",
+                              str(tmp_path / f"{integrator}.h5"), "--integrator", integrator,
+                              "-q"], capture_output=True, text=True)
+        err = run.stderr.strip().splitlines()
+        assert run.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_a_run_whose_every_validation_diverged_is_not_reported_ok(good, tmp_path, capsys):
+    run = tmp_path / "r"
+    code = main(["train", str(good / "good.h5"), "-m", "gru", "--hidden", "4", "--epochs", "2",
+                 "--lr", "1e10", "-o", str(run), "-q"])
+    out = capsys.readouterr().out
+    assert code == 1 and out.startswith("diverged:") and "lower lr" in out, out

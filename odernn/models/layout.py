@@ -43,6 +43,9 @@ from odernn.trajectories import Trajectories
 CHANNELS = ("x", "v", "F", "F_next", "eta")
 """Input channels of an oscillator surrogate, in the order they are stacked."""
 
+MAX_MAGNITUDE = 1e150
+"""Data values beyond this are refused: their squares (normalisation statistics) overflow."""
+
 DEFAULT_INPUTS = {
     "state": ("x", "v", "F", "F_next", "eta"),
     "velocity": ("x", "F", "F_next", "eta"),
@@ -175,6 +178,10 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
     for name, a in arrays.items():
         if a is not None and not np.all(np.isfinite(a)):
             raise DataError(f"{where}: {name} contains non-finite values")
+        if a is not None and a.size and np.abs(a).max() > MAX_MAGNITUDE:
+            raise DataError(f"{where}: {name} holds values up to {np.abs(a).max():.3g}; beyond "
+                            f"{MAX_MAGNITUDE:g} the normalisation's sums of squares overflow: "
+                            "rescale the data")
 
 
 class Codec(nn.Module):
