@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import subprocess
 import sys
@@ -157,6 +158,8 @@ def _relaunch(nproc: int) -> int:
             skip = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
+    from odernn.distributed import PARENT_ENV
+
     command = [sys.executable, "-c", "import sys; from odernn.distributed import launch; "
                "launch(sys.argv[1:])", "--standalone", "--nproc_per_node", str(nproc), "-m",
                "odernn", "train", *args]
@@ -173,7 +176,8 @@ def _relaunch(nproc: int) -> int:
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        procs.append(subprocess.Popen(command, start_new_session=True))
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}  # they die with this process
+        procs.append(subprocess.Popen(command, start_new_session=True, env=env))
         if signalled:  # a signal while it was starting
             procs[0].send_signal(signalled[0])
         code = procs[0].wait()

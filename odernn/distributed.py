@@ -13,6 +13,7 @@ batch, takes the same optimiser step and keeps the same (unwrapped) weights.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 
 import torch
@@ -49,6 +50,8 @@ def setup(device: torch.device) -> tuple[torch.device, bool]:
     """
     if world_size() <= 1 or dist.is_initialized():
         return device, False
+    if os.environ.get(PARENT_ENV):  # a worker of `odernn train --nproc`: dies with torchrun
+        die_with_parent()
     if device.type == "cuda":
         device = torch.device("cuda", local_rank())
         torch.cuda.set_device(device)
@@ -113,9 +116,32 @@ def broadcast_parameters(module: torch.nn.Module) -> None:
             dist.broadcast(t, src=0)
 
 
+PARENT_ENV = "ODERNN_LAUNCHER_PID"
+"""Set by ``odernn train --nproc`` for torchrun and its workers: the launching process."""
+
+
+def die_with_parent(expected: int | None = None) -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so
+    that killing ``odernn train --nproc`` (even with SIGKILL) stops torchrun and its workers,
+    which then save ``last.pt`` as on any interrupt. If the parent is already gone (not
+    ``expected``), stop now. Elsewhere than Linux: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+    import signal
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if expected is not None and os.getppid() != expected:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def launch(argv: list[str]) -> None:
     """``torchrun`` with ``argv``, exiting 130 rather than with a traceback when a signal stops
     it (the workers have then saved what ``--resume`` needs, and said so)."""
+    die_with_parent(int(os.environ.get(PARENT_ENV, "0")) or None)
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main

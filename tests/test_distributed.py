@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,3 +85,38 @@ def test_interrupted_two_rank_run_resumes_to_the_uninterrupted_result(dataset, t
     odernn("train", str(dataset), "-o", str(run), *args, "--resume")
     a, b = weights(tmp_path / "whole"), weights(run)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs of live processes whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                state = (entry / "stat").read_text().split(") ")[-1][:1]
+            except OSError:
+                continue
+            if text in cmdline and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_launcher_takes_torchrun_and_its_workers_with_it(dataset, tmp_path):
+    run = tmp_path / "orphans"
+    proc = subprocess.Popen([sys.executable, "-m", "odernn", "train", str(dataset), "-o", str(run),
+                             "--model", "gru", "--hidden", "8", "--epochs", "500", "--quiet",
+                             "--nproc", "2"], env=clean_env(), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (run / "last.pt").exists():  # the workers are training
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    assert len(processes_mentioning(str(run))) >= 3  # launcher, torchrun, two workers
+    proc.kill()  # SIGKILL: no handler runs in the launcher
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while processes_mentioning(str(run)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_mentioning(str(run)) == []
+    assert read_checkpoint(run / "last.pt")["resume"]["epoch"] < 500  # resumable, not finished
