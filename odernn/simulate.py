@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from odernn import budget
 from odernn.errors import SpecError
 from odernn.integrators import integrate
 from odernn.interrupt import interrupt_guard
@@ -40,6 +44,9 @@ MAX_BLOCK = 4096
 SCIPY_MIN_BLOCK = 64
 """SciPy: the smallest block (below it, solve_ivp's per-step overhead dominates)."""
 SCIPY_BLOCKS = 8
+HARMONIC_ROW_BYTES = 160 * 8
+"""Memory per trajectory and forcing harmonic of the closed-form solution's tables: many
+harmonics (``forcing.K``) make smaller blocks (none of the built-in specs has enough)."""
 """SciPy: blocks per dataset aimed for, so that it can be split into that many shards."""
 
 
@@ -60,10 +67,56 @@ def block_size(spec: Spec) -> int:
     :data:`SCIPY_MIN_BLOCK`: a few blocks to shard, each large enough to
     solve efficiently (the built-in ``train``, 256 trajectories, makes 4).
     """
-    memory = max(1, min(MAX_BLOCK, BLOCK_BYTES // (3 * 8 * spec.n_steps)))
+    memory = max(1, min(MAX_BLOCK, BLOCK_BYTES // (3 * 8 * spec.n_steps),
+                        BLOCK_BYTES // (HARMONIC_ROW_BYTES * max(spec.K, 1))))
     if batch_independent(spec):
         return memory
     return min(memory, max(SCIPY_MIN_BLOCK, -(-spec.n // SCIPY_BLOCKS)))
+
+
+def check_memory(spec: Spec) -> None:
+    """Refuse a spec whose integration block does not fit the memory budget
+    (:mod:`odernn.budget`), before anything is allocated: a block holds at least one whole
+    trajectory (``n_steps`` points) with its ``K`` forcing harmonics."""
+    rows = min(spec.n, block_size(spec))
+    name = spec.integrator["name"] if spec.system == "oscillator" else "exact"
+    need = budget.simulation_bytes(rows, spec.n_steps, spec.K, name)
+    steps_part = budget.simulation_bytes(rows, spec.n_steps, 0, name)
+    forcing = f", forcing K = {spec.K}" if spec.K > 1 else ""
+    hint = ("reduce forcing.K" if need - steps_part > steps_part else
+            "reduce n_steps (a block holds at least one whole trajectory)")
+    budget.check(f"{spec.source}: n = {spec.n}, n_steps = {spec.n_steps}{forcing}", need,
+                 f"that is for one integration block of {rows} trajector"
+                 f"{'y' if rows == 1 else 'ies'}; {hint}")
+
+
+@contextmanager
+def _raising_signals() -> Iterator[None]:
+    """Within the block (pure computation, nothing written), the first SIGINT or SIGTERM
+    raises KeyboardInterrupt at once, after the handler outside has seen it (so an
+    :func:`~odernn.interrupt.interrupt_guard` flag is set even if the exception is lost):
+    one block of a long trajectory can take minutes, and signals must end it in a second."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = [False]
+    outer = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: object) -> None:
+        previous = outer[signum]
+        if callable(previous):
+            previous(signum, frame)
+        if not fired[0]:
+            fired[0] = True
+            raise KeyboardInterrupt
+
+    for s in outer:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in outer.items():
+            signal.signal(s, h)
 
 
 def time_grid(spec: Spec) -> np.ndarray:
@@ -208,6 +261,7 @@ def simulate(
     """
     from odernn.store import TrajectoryWriter
 
+    check_memory(spec)
     start, stop = shard_rows(spec, shard)
     attrs = dataset_attrs(spec)
     if shard is not None:
@@ -232,7 +286,8 @@ def simulate(
         overwrite=overwrite,
     ) as writer:
         for lo, hi in blocks(spec, start, stop):
-            arrays, params = simulate_block(spec, lo, hi)
+            with _raising_signals():  # the writer removes its temporary file
+                arrays, params = simulate_block(spec, lo, hi)
             writer.write(lo - start, arrays, params)
             if progress is not None:
                 progress(hi - lo)
@@ -243,6 +298,10 @@ def simulate(
 
 def simulate_trajectories(spec: Spec) -> Trajectories:
     """Simulate ``spec`` in memory (same blocks, same numbers as :func:`simulate`)."""
+    check_memory(spec)
+    whole = 2 * spec.n * spec.n_steps * (3 * budget.FLOAT64 + np.dtype(spec.dtype).itemsize)
+    budget.check(f"{spec.source}: n = {spec.n}, n_steps = {spec.n_steps}", whole,
+                 "that is for all trajectories in memory at once; reduce n or n_steps")
     parts = [simulate_block(spec, lo, hi) for lo, hi in blocks(spec, 0, spec.n)]
     arrays = {k: np.concatenate([a[k] for a, _ in parts]) for k in parts[0][0]}
     params = {k: np.concatenate([p[k] for _, p in parts]) for k in parts[0][1]}

@@ -1,0 +1,164 @@
+"""The memory budget: every size a user or a file sets is checked against it before allocation.
+
+A spec's ``n``, ``n_steps`` and ``K``, training's ``batch_size``, ``window``, ``hidden`` and
+``units``, a checkpoint's declared hyperparameters, the gradient diagnostics' options: each
+is turned into an estimate of the bytes it makes odernn allocate (the functions below), and
+:func:`check` refuses an estimate above the budget with one line naming the size, the
+estimate and what to change, before anything is allocated. A small input can then never
+make odernn ask the kernel for more memory than the machine has.
+
+The budget is the smaller of :data:`DEFAULT_CAP` and :data:`FRACTION` of the memory
+available when asked, or the environment variable :data:`ENV` (``ODERNN_MEMORY_BUDGET=16G``;
+suffixes K, M, G, T, powers of 1024) when set.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+from odernn.errors import SpecError
+
+ENV = "ODERNN_MEMORY_BUDGET"
+DEFAULT_CAP = 4 << 30
+"""Budget when the environment does not set one: at most 4 GiB ..."""
+FRACTION = 0.5
+"""... and at most half of the memory available when the command starts."""
+
+FLOAT32, FLOAT64 = 4, 8
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class BudgetError(SpecError):
+    """An option or a file asks for more memory than the budget; reported as one line."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``); None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def parse_size(text: str) -> int:
+    """``"16G"``, ``"512M"``, ``"1e9"``, ``"4GiB"`` -> bytes; SpecError for anything else."""
+    match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    try:
+        value = float(match.group(1)) * _UNITS[match.group(2)] if match else math.nan
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SpecError(f"{ENV}={text!r}: expected a size such as 16G, 512M or 2e9 (bytes)")
+    return int(value)
+
+
+def memory_budget() -> tuple[int, str]:
+    """The budget in bytes and where it comes from (for the message)."""
+    text = os.environ.get(ENV)
+    if text:
+        return parse_size(text), f"{ENV}={text}"
+    available = available_memory()
+    if available is not None and available * FRACTION < DEFAULT_CAP:
+        return int(available * FRACTION), "half the available memory"
+    return DEFAULT_CAP, f"the default; set {ENV} to change it"
+
+
+def size(n: float) -> str:
+    """Bytes as a short human string (``1.6 TiB``, ``512 MiB``)."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.3g} {unit}"
+    return f"{int(n)} B"
+
+
+def check(what: str, need: float, hint: str) -> None:
+    """Refuse ``need`` bytes (an estimate) for ``what`` if it exceeds the budget.
+
+    ``what`` names the size and where it was set (``"simulate: n_steps = 100000000"``),
+    ``hint`` how to proceed (``"reduce n_steps"``); the budget's override is added.
+    """
+    budget, source = memory_budget()
+    if need > budget:
+        raise BudgetError(f"{what}: needs ~{size(need)}, more than the memory budget of "
+                          f"{size(budget)} ({source}); {hint}, or raise {ENV} (e.g. "
+                          f"{ENV}=64G) on a machine that has the memory")
+
+
+# -- estimates ----------------------------------------------------------------------------
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4, "ffn": 0}
+"""Recurrent weight blocks per family (``ffn`` has no recurrent matrix)."""
+
+
+def parameter_count(family: str, hparams: dict, n_inputs: int, n_init: int,
+                    n_outputs: int) -> int:
+    """Values a model of ``family`` holds (parameters and buffers), from its hyperparameters,
+    without building it. Generous by a few vectors; exact in the large terms."""
+    if family == "esn":
+        units = int(hparams.get("units", 1000))
+        degree = int(hparams.get("degree", 10))
+        return units * (n_inputs + n_init + 1 + 3 * degree) + units + 1 + n_outputs * (
+            1 + n_inputs + units)
+    hidden = int(hparams.get("hidden", 64))
+    widths = [hidden, *(int(w) for w in hparams.get("head", ()) or ())]
+    head = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
+    out = (widths[-1] + 1 + n_inputs) * n_outputs
+    if family == "ffn":
+        return hidden * (n_inputs + 1) + head + out
+    gates = GATES.get(family, 4)
+    states = 2 if family == "lstm" else 1
+    return gates * hidden * (hidden + n_inputs + 2) + (n_init + 1) * states * hidden + head + out
+
+
+def training_bytes(family: str, hparams: dict, n_inputs: int, n_init: int, n_outputs: int,
+                   *, batch_size: int = 0, steps: int = 0) -> int:
+    """Memory of training ``family``: the parameters with their gradients and optimiser
+    state, the activations kept for backpropagation (``batch_size`` windows of ``steps``),
+    the window indices; for the ESN its dense ``units x units`` normal equations."""
+    params = parameter_count(family, hparams, n_inputs, n_init, n_outputs)
+    if family == "esn":
+        features = 1 + n_inputs + int(hparams.get("units", 1000))
+        # X^T X, its product temporary, the regularised copy and the solver's factorisation
+        return 4 * features**2 * FLOAT64 + 2 * params * FLOAT64 + 64 * 64 * features * 12
+    hidden = int(hparams.get("hidden", 64))
+    per_step = (GATES.get(family, 1) + 4) * hidden + 4 * (n_inputs + n_outputs)
+    activations = 2 * batch_size * max(steps, 1) * per_step * FLOAT32
+    return 6 * params * FLOAT32 + activations + 2 * batch_size * 8
+
+
+def model_bytes(family: str, hparams: dict, n_inputs: int, n_init: int, n_outputs: int) -> int:
+    """Memory of building a model of ``family`` for inference (a loaded checkpoint): its
+    values, the initialisation's temporaries (two copies) and, for the ESN, the sparse
+    reservoir's construction."""
+    params = parameter_count(family, hparams, n_inputs, n_init, n_outputs)
+    return 3 * params * FLOAT32
+
+
+def gradients_bytes(family: str, hidden: int, sequences: int, length: int) -> int:
+    """Memory of ``odernn gradients`` on one network: the inputs, BPTT's graph over
+    ``length`` steps, the batched step Jacobians ``(sequences, S, S)`` (S the state size)
+    and the eigenvalues of the ``hidden x hidden`` recurrent matrix, all float64."""
+    state = 2 * hidden if family == "lstm" else hidden
+    gates = GATES.get(family, 1)
+    data = sequences * (length + 1) * 12 * FLOAT64
+    graph = 2 * sequences * length * (gates + 3) * hidden * FLOAT64
+    jacobians = sequences * state * (8 * state + 4 * gates * hidden) * FLOAT64
+    weights = (gates * 2 + 6) * hidden * hidden * FLOAT64
+    return data + graph + jacobians + weights
+
+
+def simulation_bytes(rows: int, n_steps: int, K: int, integrator: str) -> int:
+    """Memory of simulating one block of ``rows`` trajectories of ``n_steps`` points with ``K``
+    forcing harmonics: the time grids, the integrator's time-major buffers and forcing
+    samples, the stored arrays and their conversion, the sampled parameters and the
+    per-harmonic tables of the closed-form solution."""
+    grids = 4 * n_steps * FLOAT64
+    buffers = 10 * rows * n_steps * FLOAT64
+    per_harmonic = (160 if integrator == "exact" else 12) * rows + 64
+    return grids + buffers + per_harmonic * K * FLOAT64
