@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/odernn demo
+	$(BIN)/odernn demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -310,7 +310,10 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
         raise OutputError(f"{path} exists and is not an odernn {kind} ({reason}); --overwrite "
                           f"replaces only odernn's own {_NOUNS[kind]}: give another path")
     if not overwrite:
-        raise OutputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
+        if kind == "dataset":
+            raise OutputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
+        raise OutputError(f"{path} already exists (a previous {kind}); pass --overwrite to "
+                          f"replace it")
     return True
 
 
