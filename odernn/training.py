@@ -216,6 +216,7 @@ class TrainConfig:
              "ridge_grid must be a non-empty list of ridge strengths >= 0")
         need(self.ridge is None or self.ridge >= 0, f"ridge must be >= 0, got {self.ridge}")
         check_seed(self.seed, "training option seed")
+        self._check_memory()
         if self.model == "esn":
             return
         positive = ("lr", "epochs", "batch_size", "window")
@@ -249,6 +250,28 @@ class TrainConfig:
         need(self.tbptt is None, "tbptt must be None with optimizer 'hf' (whole windows)")
         need(self.structural_damping == 0 or self.model != "ffn",
              "structural_damping needs hidden states: the ffn family has none")
+
+    def _check_memory(self) -> None:
+        """Refuse sizes (hidden, units, batch_size, window) whose training would not fit the
+        memory budget (:mod:`odernn.budget`), before the model is built."""
+        from odernn import budget
+
+        layout = self.layout(1.0)
+        sizes = (layout.n_inputs, layout.n_init, layout.n_outputs)
+        if self.model == "esn":
+            need = budget.training_bytes("esn", self.model_args(), *sizes)
+            budget.check(f"units = {self.units}", need,
+                         "the readout's normal equations are (units + inputs + 1) squared, "
+                         "dense, in float64; reduce units")
+            return
+        batch = max(int(self.batch_size or 0), 0)
+        steps = max(int(self.window or 0), 0) + max(int(self.horizon or 0), 0) + self.warmup
+        need = budget.training_bytes(self.model, self.model_args(), *sizes,
+                                     batch_size=batch, steps=steps)
+        budget.check(f"hidden = {self.hidden}, batch_size = {batch}, "
+                     f"window = {self.window} (+ horizon {self.horizon}, warmup {self.warmup})",
+                     need, "that is for the weights, their gradients and optimiser state, and "
+                     "the activations of one batch; reduce hidden, batch_size or window")
 
     def layout(self, dt: float) -> Layout:
         """The data layout these options describe, for data on a grid of step ``dt``."""

@@ -33,19 +33,33 @@ from odernn.models.layout import Layout, Stats
 from odernn.models.surrogate import RecurrentSurrogate, State
 
 
+RESERVOIR_BLOCK = 1 << 22
+"""Random draws per block of rows while choosing the reservoir's connections (32 MiB)."""
+
+
 def sparse_reservoir(units: int, degree: int, spectral_radius: float,
                      rng: np.random.Generator) -> scipy.sparse.csr_matrix:
     """A random ``units x units`` matrix with ``degree`` normal entries per row, scaled so
     that its largest eigenvalue modulus is ``spectral_radius``."""
-    cols = np.argsort(rng.random((units, units)), axis=1)[:, :degree]
+    # Row blocks of the same stream (a units x units draw would need 8 units^2 bytes at
+    # once); the ``degree`` smallest of each row's draws, sorted, as an argsort would give.
+    cols = np.empty((units, degree), dtype=np.int64)
+    step = max(1, RESERVOIR_BLOCK // units)
+    for lo in range(0, units, step):
+        draws = rng.random((min(step, units - lo), units))
+        part = np.argpartition(draws, degree - 1, axis=1)[:, :degree] if degree < units else \
+            np.argsort(draws, axis=1)
+        cols[lo:lo + draws.shape[0]] = part
     cols.sort(axis=1)
     rows = np.repeat(np.arange(units), degree)
     w = scipy.sparse.csr_matrix((rng.standard_normal(units * degree), (rows, cols.ravel())),
                                 shape=(units, units))
-    # ARPACK with a fixed start vector (its default start is random): reproducible.
-    lam = scipy.sparse.linalg.eigs(w, k=1, which="LM", v0=rng.standard_normal(units),
-                                   return_eigenvectors=False)
-    return w * (spectral_radius / float(np.abs(lam[0])))
+    # ARPACK with a fixed start vector (its default start is random): reproducible. It needs
+    # units >= 3; two units are a 2 x 2 dense problem.
+    v0 = rng.standard_normal(units)
+    lam = (scipy.sparse.linalg.eigs(w, k=1, which="LM", v0=v0, return_eigenvectors=False)
+           if units > 2 else np.linalg.eigvals(w.toarray()))
+    return w * (spectral_radius / float(np.abs(lam).max()))
 
 
 def _add_products(gram: Tensor, cross: Tensor, x: Tensor, y: Tensor) -> None:
