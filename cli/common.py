@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from odernn._compat import tomllib
-from odernn.errors import OutputError, SpecError
+from odernn.errors import SpecError
 
 
 def _load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | None:
@@ -51,19 +51,6 @@ CONFIG = typer.Option(
 )
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or chatter, only results.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs.")
-
-
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output without --overwrite, and a missing or unwritable parent."""
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} already exists; pass --overwrite to replace it")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {path}: directory {parent} does not exist")
-    import os
-
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {path}: directory {parent} is not writable")
 
 
 @contextmanager

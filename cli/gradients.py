@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -183,23 +181,18 @@ def _check_target(out: Path, overwrite: bool) -> None:
 
 
 def _write(out: Path, overwrite: bool, record: dict[str, Any], fig: Any) -> None:
-    """Write into a temporary directory beside ``out``, then rename it into place."""
+    """Write into a directory beside ``out``, then put it in place (:mod:`odernn.atomic`)."""
+    from odernn import atomic
+
     out = out.absolute()  # "." has no name to put a temporary directory beside
     tmp: Path | None = None
     try:
-        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.mkdir()
+        tmp = atomic.make_dir_beside(out)
         (tmp / "gradients.json").write_text(json.dumps(record, indent=1, allow_nan=False) + "\n",
                                             encoding="utf-8")
         fig.savefig(tmp / "gradients.png", dpi=120)
-        _check_target(out, overwrite)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        atomic.install_dir(tmp, out, check=lambda: _check_target(out, overwrite))
+        tmp = None
     except OSError as err:
         raise OutputError(f"cannot write {out}: {err.strerror or err}") from err
     finally:

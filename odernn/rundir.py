@@ -24,6 +24,7 @@ import os
 import shutil
 from pathlib import Path
 
+from odernn import atomic
 from odernn.checkpoint import BEST, LAST
 from odernn.errors import DataError, OutputError
 
@@ -63,6 +64,18 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
     return existing
 
 
+def staging_dir(run_dir: Path) -> Path:
+    """Where an ``--overwrite`` run is written until its first checkpoint: the hidden sibling
+    ``.NAME.odernn-new`` (NAME shortened to fit the file system's name limit)."""
+    suffix = ".odernn-new"
+    try:
+        name_max = int(os.pathconf(run_dir.parent, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        name_max = 255
+    room = name_max - 1 - len(suffix)
+    return run_dir.with_name("." + os.fsdecode(os.fsencode(run_dir.name)[:room]) + suffix)
+
+
 class RunWriter:
     """Writes one run directory (see the module docstring): lock, staging, swap, clean-up."""
 
@@ -89,7 +102,7 @@ class RunWriter:
             self._lock(self.target)
             existing = check_run_dir(self.target, self.resume, self.overwrite)  # now we own it
             if existing and not self.resume:
-                staging = self.target.with_name(f".{self.target.name}.odernn-new")
+                staging = staging_dir(self.target)
                 if staging.exists():  # left by a killed run; the lock says none is running
                     shutil.rmtree(staging)
                 staging.mkdir()
@@ -116,7 +129,7 @@ class RunWriter:
         """Called after each checkpoint is saved: the first replaces the previous run."""
         if self.staging is None:
             return
-        _exchange(self.staging, self.target)
+        atomic.exchange_dirs(self.staging, self.target)
         old, self.staging = self.staging, None
         shutil.rmtree(old, ignore_errors=True)  # the previous run, now under the staging name
 
@@ -142,11 +155,3 @@ class RunWriter:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._locks.clear()
-
-
-def _exchange(a: Path, b: Path) -> None:
-    """Swap two directories atomically (Linux ``renameat2(RENAME_EXCHANGE)``), or by two
-    renames where the system has no such call."""
-    from odernn import atomic  # the one owner of renames
-
-    atomic.exchange_dirs(a, b)
