@@ -74,6 +74,14 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
     """Load and validate a checkpoint (a file or a run directory's best) onto ``device``."""
     path = checkpoint_path(path)
     check_safe_loading(torch.__version__)
+    from odernn import budget
+
+    try:  # torch.load holds the file's tensors (and, briefly, its bytes) in memory
+        file_size = path.stat().st_size
+    except OSError as err:
+        raise DataError(f"cannot read checkpoint {path}: {err.strerror or err}") from err
+    budget.check(f"checkpoint {path} ({budget.size(file_size)})", 2 * file_size,
+                 "that is for loading its tensors")
     try:
         record = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from odernn import budget
 from odernn.checkpoint import read_checkpoint, save_checkpoint
 from odernn.errors import DataError, SpecError
 from odernn.models.base import TARGETS, Rollout, Surrogate
@@ -61,6 +62,7 @@ def save_surrogate(model: RecurrentSurrogate, path: Path, **extra: Any) -> None:
 def load_surrogate(path: Path, device: str | torch.device = "cpu") -> RecurrentSurrogate:
     """Rebuild a trained surrogate from a checkpoint file or a run directory (its best)."""
     record = read_checkpoint(path, device)
+    _check_declared_size(path, record)
     try:
         args = record["args"]
         model = family_class(record["family"])(
@@ -69,3 +71,28 @@ def load_surrogate(path: Path, device: str | torch.device = "cpu") -> RecurrentS
     except (KeyError, TypeError, RuntimeError) as err:
         raise DataError(f"checkpoint {path} is inconsistent: {err}") from err
     return model.to(device).eval()
+
+
+def _check_declared_size(path: Path, record: dict[str, Any]) -> None:
+    """A checkpoint's declared hyperparameters against its stored tensors and the memory
+    budget, before the model they describe is built: a small crafted file declaring
+    ``hidden=20000`` must not make odernn allocate gigabytes first."""
+    try:
+        family, args = record["family"], record["args"]
+        layout = Layout.from_dict(args["layout"])
+        hparams = dict(args["hparams"])
+        sizes = (layout.n_inputs, layout.n_init, layout.n_outputs)
+        family_class(family)
+        declared = budget.parameter_count(family, hparams, *sizes)
+        stored = sum(t.numel() for t in record["state_dict"].values()
+                     if isinstance(t, torch.Tensor))
+    except (KeyError, TypeError, ValueError, AttributeError, SpecError) as err:
+        raise DataError(f"checkpoint {path} is inconsistent: {err}") from err
+    shown = ", ".join(f"{k}={hparams[k]}" for k in ("hidden", "head", "units", "degree")
+                      if k in hparams)
+    if declared > 2 * stored + 4096:
+        raise DataError(f"checkpoint {path} declares a {family} ({shown}) of ~{declared} values "
+                        f"but stores {stored}: corrupt or forged; refusing to build it")
+    budget.check(f"checkpoint {path}: {family} ({shown})",
+                 budget.model_bytes(family, hparams, *sizes),
+                 "that is for building the model it declares; use a smaller model")
