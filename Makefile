@@ -35,7 +35,7 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_properties.py tests/test_store.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check odernn cli tests benchmarks notebooks
+	$(BIN)/ruff check odernn cli tests benchmarks notebooks docs
 
 notebooks: $(STAMP)
 	$(BIN)/jupytext --to ipynb notebooks/[0-9]*.py

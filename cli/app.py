@@ -40,6 +40,21 @@ EXIT_BAD_INPUT = 2
 INTERRUPTED = "interrupted: each output is as before the command, or complete (never partial)"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from odernn import __version__
+
+        typer.echo(f"odernn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version,
+                                          is_eager=True, help="Print the version and exit.")
+             ) -> None:
+    """Recurrent neural network surrogates of the damped, driven oscillator."""
+
+
 def _register_commands() -> None:
     """Import the command modules; each adds its commands to :data:`app`."""
     from odernn.cli import demo, evaluate, gradients, simulate, train  # noqa: F401

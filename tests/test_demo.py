@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 from odernn.cli.app import main
@@ -66,9 +67,9 @@ def test_a_failed_demo_leaves_the_previous_one(tmp_path, capsys, monkeypatch):
     def fail(*args, **kwargs):
         raise OutputError("the disk went away")
 
-    import odernn.evaluate
+    evaluate_module = importlib.import_module("odernn.evaluate")  # odernn.evaluate: the API
 
-    monkeypatch.setattr(odernn.evaluate, "evaluate", fail)
+    monkeypatch.setattr(evaluate_module, "evaluate", fail)
     assert main(["demo", "--quick", "--models", "esn", "-o", str(out), "--quiet",
                  "--overwrite"]) == 2
     assert "the disk went away" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+"""The public entry points that need torch or matplotlib, importing them only when called.
+
+``import odernn`` stays light (``odernn --help`` starts without torch): the
+package root re-exports these wrappers, and each one imports its module on
+its first call. Their parameters are the modules' own; see the linked functions.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
+    from odernn.evaluate import Evaluation
+    from odernn.models import RecurrentSurrogate
+    from odernn.training import TrainConfig, TrainResult
+    from odernn.trajectories import Trajectories
+
+
+def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = None, *,
+        val: Trajectories | None = None, run_dir: str | Path | None = None,
+        resume: bool = False, overwrite: bool = False, progress: bool = False,
+        **options: Any) -> tuple[RecurrentSurrogate, TrainResult]:
+    """Train a surrogate on ``data``; return the model with the lowest closed-loop validation
+    error and the run's result (its ``history``, status and message).
+
+    ``config`` is a :class:`~odernn.training.TrainConfig`, or its options as a mapping;
+    keyword ``options`` are added to it (``fit(data, model="esn", units=500)``). With
+    ``run_dir`` the run directory is written there (checkpoints, ``history.csv``; ``resume``
+    and ``overwrite`` as in ``odernn train``); without it, the checkpoints go to a temporary
+    directory removed before returning, and ``result.run_dir`` names where it was.
+    """
+    from odernn.models import load_surrogate as load
+    from odernn.training import TrainConfig, train
+
+    if isinstance(config, TrainConfig):
+        settings = TrainConfig.from_dict({**config.to_dict(), **options}) if options else config
+    else:
+        settings = TrainConfig.from_dict({**dict(config or {}), **options}, where="fit")
+    if run_dir is not None:
+        result = train(data, settings, Path(run_dir), val=val, resume=resume,
+                       progress=progress, overwrite=overwrite)
+        return load(result.best), result
+    with tempfile.TemporaryDirectory(prefix="odernn-fit-") as tmp:
+        result = train(data, settings, Path(tmp) / "run", val=val, progress=progress)
+        return load(result.best), result
+
+
+def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate:
+    """A trained surrogate from a checkpoint file or a run directory (its ``best.pt``); see
+    :func:`odernn.models.load_surrogate`."""
+    from odernn.models import load_surrogate as load
+
+    return load(Path(path), device)
+
+
+def evaluate(test: Trajectories, surrogates: Mapping[str, Any], **options: Any) -> Evaluation:
+    """Roll every integrator and surrogate out on ``test`` and measure them; see
+    :func:`odernn.evaluate.evaluate` for the options."""
+    from odernn.evaluate import evaluate as run
+
+    return run(test, surrogates, **options)
+
+
+def write_report(evaluation: Evaluation, out_dir: str | Path, *,
+                 runs: Mapping[str, Path] | None = None, title: str = "odernn evaluation report",
+                 overwrite: bool = False, extra_sections: Sequence[Any] = ()) -> Path:
+    """Write the report directory (``report.html``, ``report.md``, ``metrics.json``, figures)
+    atomically and return it; see :func:`odernn.report.write_report`."""
+    from odernn.report import write_report as write
+
+    return write(evaluation, out_dir, runs=runs, title=title, overwrite=overwrite,
+                 extra_sections=extra_sections)

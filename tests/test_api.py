@@ -1,0 +1,60 @@
+"""The public API re-exported from the package root: light to import, complete, usable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import odernn
+from odernn.cli.app import main
+
+
+def test_importing_odernn_and_naming_the_api_loads_no_torch():
+    code = ("import sys, odernn; odernn.fit, odernn.simulate, odernn.evaluate, "
+            "odernn.write_report, odernn.load_surrogate, odernn.read_trajectories, "
+            "odernn.load_spec, odernn.INTEGRATORS, odernn.SPECS; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_every_public_name_resolves_and_unknown_names_raise():
+    for name in odernn.__all__:
+        assert getattr(odernn, name) is not None, name
+    assert "train" in odernn.SPECS and "exact" in odernn.INTEGRATORS and "esn" in odernn.MODELS
+    try:
+        odernn.no_such_thing  # noqa: B018
+    except AttributeError as err:
+        assert "no_such_thing" in str(err)
+    else:
+        raise AssertionError("an unknown name resolved")
+
+
+def test_fit_in_memory_and_into_a_run_directory_give_the_same_model(tmp_path):
+    spec = odernn.load_spec("train").with_overrides(n=8, n_steps=120, integrator="exact")
+    data = odernn.simulate_trajectories(spec)
+    model, result = odernn.fit(data, model="esn", units=40)
+    assert result.status == "ok" and not result.run_dir.exists()  # the temporary run is gone
+    again, kept = odernn.fit(data, {"model": "esn", "units": 40}, run_dir=tmp_path / "run")
+    assert (tmp_path / "run" / "best.pt").exists()
+    assert [r["val_nrmse_x"] for r in kept.history] == [r["val_nrmse_x"] for r in result.history]
+    a = model.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params["eta"])
+    b = odernn.load_surrogate(tmp_path / "run").rollout(data.x[:, 0], data.v[:, 0], data.F,
+                                                        data.params["eta"])
+    np.testing.assert_array_equal(a.x, b.x)
+    assert again.family == "esn"
+
+
+def test_version_flag(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"odernn {odernn.__version__}"
+
+
+def test_the_api_reference_is_generated_from_the_code():
+    script = Path(__file__).parents[1] / "docs" / "api.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
