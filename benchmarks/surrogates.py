@@ -7,7 +7,7 @@ RK4 with the analytic forcing and the ``rk4-sampled*`` integrators given only
 the forcing samples (linear, cubic, spline; RK4 at 2 dt) with the true eta.
 Columns: training time, rollout time (64 x 1000 steps, best of 3), NRMSE and
 absolute RMSE of x and v over the whole horizon and over the first 100 points
-(DESIGN.md, "Metrics"). Then the velocity-mode floor (trapezoid rule fed the
+(docs/metrics.md). Then the velocity-mode floor (trapezoid rule fed the
 exact velocity) and the stateful rollout against re-running a 20-step window
 per step (batch 1024, hidden 64).
 

@@ -1,6 +1,6 @@
 """Accuracy metrics: the one definition used by benchmarks, ``evaluate`` and the tests.
 
-The rules (DESIGN.md, "Metrics"):
+The rules (docs/metrics.md):
 
 - errors are taken over steps ``start .. T-1`` (``start = 1``: ``t = 0`` is
   given; more when a surrogate was given warm-up steps), all trajectories

@@ -1,6 +1,6 @@
 """From a spec to trajectories: parameter sampling, integration in blocks, streaming to HDF5.
 
-Reproducibility rules (DESIGN.md, "Randomness"):
+Reproducibility rules (docs/design.md, "Rules every part follows"):
 
 - trajectory i draws its parameters from its own stream,
   ``SeedSequence(seed).spawn(N)[i]`` (built directly as
