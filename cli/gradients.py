@@ -92,6 +92,10 @@ def gradients(
         raise SpecError("--spectral-radius applies to --model rnn, which is not selected")
     if forget_bias is not None and "lstm" not in families:
         raise SpecError("--forget-bias applies to --model lstm, which is not selected")
+    for family in families:  # before any data is simulated or read
+        diagnostics.check_memory(family, hidden, sequences, length,
+                                 where=f"gradients --hidden {hidden} --sequences {sequences} "
+                                 f"--length {length}")
     _check_target(output, overwrite)
 
     trajectories = _load_data(data, sequences, length)

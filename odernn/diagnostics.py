@@ -309,6 +309,18 @@ def oscillator_sequences(data: Trajectories, length: int,
     return torch.as_tensor(u), torch.as_tensor(data.v[:, 1:length + 1, None], dtype=torch.float64)
 
 
+def check_memory(family: str, hidden: int, sequences: int, length: int,
+                 where: str = "gradients") -> None:
+    """Refuse a network size, number of sequences and length whose diagnostics would not fit
+    the memory budget (:mod:`odernn.budget`): BPTT's graph, the batched step Jacobians
+    ``(sequences, S, S)`` and the recurrent matrix's eigenvalues."""
+    from odernn import budget
+
+    budget.check(f"{where}: {family} with hidden = {hidden}, sequences = {sequences}, "
+                 f"length = {length}", budget.gradients_bytes(family, hidden, sequences, length),
+                 "reduce hidden, sequences or length")
+
+
 def fresh_probe(family: str, data: Trajectories, *, hidden: int = 64, length: int = 200,
                 spectral_radius: float | None = None, init: str = "gaussian", seed: int = 0,
                 input_scale: float = 1.0, forget_bias: float | None = None) -> Probe:
@@ -329,6 +341,7 @@ def fresh_probe(family: str, data: Trajectories, *, hidden: int = 64, length: in
         raise SpecError(f"forget_bias applies to the lstm only, not to {family!r}")
     if spectral_radius is not None and family != "rnn":
         raise SpecError(f"spectral_radius applies to the rnn only, not to {family!r}")
+    check_memory(family, hidden, data.n, length)
     inputs, targets = oscillator_sequences(data, length, input_scale)
     parts = [family]
     if family == "rnn":
@@ -385,6 +398,8 @@ def surrogate_probe(model: Any, data: Trajectories, length: int, label: str | No
                         f"time; the gradient diagnostics apply to {', '.join(FAMILIES)}")
     model.check_data(data)
     _check_length(data, length)
+    check_memory(model.family, int(model.hparams["hidden"]), data.n, length,
+                 where=f"gradients of {label or model.family}")
     model = copy.deepcopy(model).double()
     z = torch.as_tensor(carried_state(data, model.layout)[:, :length + 1], dtype=torch.float64)
     e = torch.as_tensor(exogenous(data, model.layout)[:, :length + 1], dtype=torch.float64)
