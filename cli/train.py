@@ -14,7 +14,7 @@ import typer
 
 from odernn._compat import tomllib
 from odernn.cli.app import app
-from odernn.cli.common import OVERWRITE, QUIET
+from odernn.cli.common import OVERWRITE, QUIET, read_config_text
 from odernn.errors import Interrupted, SpecError
 
 
@@ -37,13 +37,12 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def _read_config(path: Path | None) -> dict[str, Any]:
+    """Options from ``--config FILE.toml`` (a regular file of at most 1 MiB)."""
     if path is None:
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"--config: file {path} not found") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return tomllib.loads(read_config_text(path))
+    except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"--config {path}: {exc}") from None
 
 
