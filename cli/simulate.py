@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from odernn.atomic import check_output
@@ -84,15 +83,13 @@ def inspect(
         typer.echo(
             f"  grid        {f.n_steps} points, dt {attrs['dt']:g}, t in [{f.t[0]:g}, {f.t[-1]:g}]"
         )
-        data = f.read()
-        for name in ("x", "v", "F"):
-            a = getattr(data, name)
-            if a is not None:
-                typer.echo(
-                    f"  {name:<11} {a.shape} {a.dtype}, range [{a.min():.4g}, {a.max():.4g}]"
-                )
-        for name, p in data.params.items():
-            typer.echo(f"  params/{name:<5}{p.shape}, range [{np.min(p):.4g}, {np.max(p):.4g}]")
+        ranges = f.ranges()  # streamed block by block: bounded memory, interruptible
+        for name in f.names:
+            lo, hi = ranges[name]
+            typer.echo(f"  {name:<11} {(f.n, f.n_steps)} {f.dtype}, range [{lo:.4g}, {hi:.4g}]")
+        for name in f.params_names:
+            lo, hi = ranges[f"params/{name}"]
+            typer.echo(f"  params/{name:<5}{f.param_shape(name)}, range [{lo:.4g}, {hi:.4g}]")
         typer.echo(f"  content digest: {f.content_digest()}  (all data and attributes but "
                    f"{', '.join(DIGEST_EXCLUDED_ATTRS)}; equal digests, equal content)")
 

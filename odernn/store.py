@@ -26,6 +26,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from odernn import budget
 from odernn.atomic import AsideFile, check_output
 from odernn.errors import DataError, OutputError, SpecError
+from odernn.interrupt import interrupt_guard
 from odernn.trajectories import Trajectories, check_consistency
 from odernn.types import Array
 
@@ -67,6 +70,9 @@ MAX_ATTR_BYTES = 1 << 20
 """Refuse attributes larger than this (1 MiB; attributes hold metadata, specs are small)."""
 MAX_MEMBERS = 1024
 """Refuse more attributes or group members than this."""
+MAX_READ_CHUNK_BYTES = 64 << 20
+"""Refuse datasets stored in chunks larger than this: HDF5 decompresses a whole chunk to read
+any part of it (a chunk may declare up to 4 GiB; odernn writes at most MAX_CHUNK_BYTES)."""
 
 _GZIP = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 _DESCRIPTIONS = {
@@ -441,6 +447,8 @@ class TrajectoryFile:
         if len({datasets[k].dtype for k in self.names}) != 1:
             raise DataError(f"{path}: datasets {', '.join(self.names)} differ in dtype; "
                             f"expected one float type for all")
+        budget.check(f"{path}: time grid of n_steps = {self.n_steps} points",
+                     4 * self.n_steps * budget.FLOAT64, "that is for reading and checking it")
         self.t = _read_time(datasets["t"], path, self._attrs["dt"])
         self._datasets = {k: datasets[k] for k in self.names}
         self._params = params
@@ -467,6 +475,10 @@ class TrajectoryFile:
     def params_names(self) -> tuple[str, ...]:
         return tuple(self._params)
 
+    def param_shape(self, name: str) -> tuple[int, ...]:
+        """The shape of parameter dataset ``name``: ``(N,)`` or ``(N, K)``."""
+        return tuple(self._params[name].shape)
+
     def read(self, rows: slice | None = None, names: Iterable[str] | None = None) -> Trajectories:
         """Trajectories ``rows`` (a slice with step 1; all by default) of datasets ``names``.
 
@@ -483,6 +495,8 @@ class TrajectoryFile:
             raise DataError(f"{self.path}: reading rows {start}..{stop} needs {_size(need)} but "
                             f"only {_size(available)} of memory is available; read fewer rows "
                             f"at a time (rows=slice(a, b))")
+        budget.check(f"{self.path}: reading rows {start}..{stop} ({self.n_steps} points each)",
+                     need, "read fewer rows at a time (rows=slice(a, b))")
         arrays = {k: self._scan(k, self._datasets[k], start, stop, keep=True) for k in wanted}
         params = {k: self._scan(f"params/{k}", d, start, stop, keep=True)
                   for k, d in self._params.items()}
@@ -493,10 +507,27 @@ class TrajectoryFile:
 
     def verify(self) -> None:
         """Check every value of every dataset is finite, block by block (bounded memory)."""
+        self.ranges()
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """``{label: (min, max)}`` of every trajectory and parameter dataset (``x``,
+        ``params/eta``, ...), read block by block in bounded memory, every value checked to
+        be finite; a Ctrl-C or SIGTERM between blocks ends it (KeyboardInterrupt)."""
+        out: dict[str, tuple[float, float]] = {}
+
+        def visit(label: str) -> Any:
+            def update(block: np.ndarray) -> None:
+                if block.size:
+                    lo, hi = float(block.min()), float(block.max())
+                    old = out.get(label, (lo, hi))
+                    out[label] = (min(old[0], lo), max(old[1], hi))
+            return update
+
         for k, d in self._datasets.items():
-            self._scan(k, d, 0, self.n, keep=False)
+            self._scan(k, d, 0, self.n, keep=False, visit=visit(k))
         for k, d in self._params.items():
-            self._scan(f"params/{k}", d, 0, self.n, keep=False)
+            self._scan(f"params/{k}", d, 0, self.n, keep=False, visit=visit(f"params/{k}"))
+        return out
 
     def content_digest(self) -> str:
         """``sha256:<hex>`` of the file's content; see :func:`content_digest`."""
@@ -524,18 +555,48 @@ class TrajectoryFile:
                 put("attribute", name, *_attr_token(d, name))
             if d.ndim == 0 or d.shape[0] == 0:
                 continue
-            row_bytes = max(1, math.prod(d.shape[1:]) * dtype.itemsize)
-            step = max(1, BLOCK_BYTES // row_bytes)
-            buffer = np.empty((min(step, d.shape[0]), *d.shape[1:]), dtype=dtype)
-            for lo in range(0, d.shape[0], step):
-                hi = min(lo + step, d.shape[0])
+            # the bytes of the values in row-major order, whatever the blocks
+            with closing(self._blocks(label, d, 0, d.shape[0], dtype)) as blocks:
+                for block in blocks:
+                    h.update(block.tobytes())
+        return f"sha256:{h.hexdigest()}"
+
+    def _blocks(self, label: str, d: h5py.Dataset, start: int, stop: int,
+                dtype: np.dtype | None = None) -> Iterable[np.ndarray]:
+        """Rows ``start..stop`` of ``d`` as consecutive blocks of at most about
+        :data:`BLOCK_BYTES` (whole rows, or one row's columns when a row is larger), in
+        row-major order, in one reused buffer; chunk-aligned, so each chunk is decompressed
+        once. A Ctrl-C or SIGTERM between blocks raises KeyboardInterrupt (one block reads
+        in a fraction of a second, however large the file)."""
+        dtype = d.dtype if dtype is None else dtype
+        cols = math.prod(d.shape[1:])
+        itemsize = dtype.itemsize
+        chunk_rows = d.chunks[0] if d.chunks else 1
+        row_bytes = max(1, cols * itemsize)
+        if d.ndim == 2 and row_bytes > BLOCK_BYTES:  # one row at a time, in column blocks
+            chunk_cols = d.chunks[1] if d.chunks else 1
+            col_step = max(chunk_cols, BLOCK_BYTES // itemsize // chunk_cols * chunk_cols)
+            pieces = [(lo, lo + 1, c, min(c + col_step, cols))
+                      for lo in range(start, stop) for c in range(0, cols, col_step)]
+            buffer = np.empty((1, min(col_step, cols)), dtype=dtype)
+        else:
+            step = max(chunk_rows, BLOCK_BYTES // row_bytes // chunk_rows * chunk_rows)
+            pieces = ((lo, min(lo + step, stop), None, None) for lo in range(start, stop, step))
+            buffer = np.empty((min(step, stop - start), *d.shape[1:]), dtype=dtype)
+        with interrupt_guard() as interrupted:
+            for lo, hi, c0, c1 in pieces:
+                if interrupted():
+                    raise KeyboardInterrupt
+                if c0 is None:
+                    source, dest = np.s_[lo:hi], np.s_[0:hi - lo]
+                else:
+                    source, dest = np.s_[lo:hi, c0:c1], np.s_[0:1, 0:c1 - c0]
                 try:
-                    d.read_direct(buffer, np.s_[lo:hi], np.s_[0:hi - lo])
+                    d.read_direct(buffer, source, dest)
                 except OSError as err:
                     raise DataError(f"{self.path}: cannot read rows {lo}..{hi} of dataset "
                                     f"'{label}' (corrupt file?): {err}") from err
-                h.update(buffer[:hi - lo].tobytes())
-        return f"sha256:{h.hexdigest()}"
+                yield buffer[dest]
 
     def _rows(self, rows: slice | None) -> tuple[int, int]:
         if rows is None:
@@ -556,25 +617,38 @@ class TrajectoryFile:
         return tuple(k for k in self.names if k in names)
 
     def _scan(self, label: str, d: h5py.Dataset, start: int, stop: int,
-              keep: bool) -> np.ndarray:
+              keep: bool, visit: Any = None) -> np.ndarray | None:
         """Read rows ``start..stop`` of ``d`` block by block, checking each block is finite.
 
-        ``keep=True`` returns all rows; ``keep=False`` reuses one block-sized buffer.
+        ``keep=True`` returns all rows; ``keep=False`` reads blocks of bounded size
+        (:meth:`_blocks`), passes each to ``visit`` and returns None.
         """
+        if not keep:
+            cols = max(1, math.prod(d.shape[1:]))
+            done = 0
+            with closing(self._blocks(label, d, start, stop)) as blocks:
+                for block in blocks:
+                    _check_finite(block, self.path, label, start + done // cols, "has")
+                    if visit is not None:
+                        visit(block)
+                    done += block.size
+            return None
         row_bytes = max(1, math.prod(d.shape[1:]) * d.dtype.itemsize)
         chunk_rows = d.chunks[0] if d.chunks else 1
         step = max(chunk_rows, BLOCK_BYTES // row_bytes // chunk_rows * chunk_rows)
-        buffer = np.empty((stop - start if keep else min(step, stop - start), *d.shape[1:]),
-                          dtype=d.dtype)
-        for lo in range(start, stop, step):
-            hi = min(lo + step, stop)
-            dest = slice(lo - start, hi - start) if keep else slice(0, hi - lo)
-            try:
-                d.read_direct(buffer, np.s_[lo:hi], dest)
-            except OSError as err:
-                raise DataError(f"{self.path}: cannot read rows {lo}..{hi} of dataset '{label}' "
-                                f"(corrupt file?): {err}") from err
-            _check_finite(buffer[dest], self.path, label, lo, "has")
+        buffer = np.empty((stop - start, *d.shape[1:]), dtype=d.dtype)
+        with interrupt_guard() as interrupted:
+            for lo in range(start, stop, step):
+                if interrupted():
+                    raise KeyboardInterrupt
+                hi = min(lo + step, stop)
+                dest = slice(lo - start, hi - start)
+                try:
+                    d.read_direct(buffer, np.s_[lo:hi], dest)
+                except OSError as err:
+                    raise DataError(f"{self.path}: cannot read rows {lo}..{hi} of dataset "
+                                    f"'{label}' (corrupt file?): {err}") from err
+                _check_finite(buffer[dest], self.path, label, lo, "has")
         return buffer
 
     def close(self) -> None:
@@ -805,6 +879,11 @@ def _check_dataset(d: h5py.Dataset, path: Path, label: str, shape: tuple[int, ..
                 raise DataError(f"{path}: virtual dataset '{label}' reads from {src}, which "
                                 f"does not exist (a merged file needs its shards beside it)")
     elif d.chunks is not None:
+        chunk_bytes = math.prod(d.chunks) * d.dtype.itemsize
+        if chunk_bytes > MAX_READ_CHUNK_BYTES:
+            raise DataError(f"{path}: dataset '{label}' is stored in chunks of {chunk_bytes} "
+                            f"bytes; odernn reads chunks of at most {MAX_READ_CHUNK_BYTES >> 20} "
+                            f"MiB (it writes 1 MiB ones): rewrite the file with smaller chunks")
         expected = math.prod(-(-s // c) for s, c in zip(d.shape, d.chunks, strict=True))
         found = d.id.get_num_chunks()
         if found < expected:
@@ -839,14 +918,7 @@ def _size(n: int) -> str:
 
 def _available_memory() -> int | None:
     """Bytes of memory available now (Linux ``MemAvailable``); None where unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return budget.available_memory()
 
 
 # ---------------------------------------------------------------------------------------------

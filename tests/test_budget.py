@@ -1,0 +1,269 @@
+"""The memory budget (odernn.budget) and signals during long work, on real processes.
+
+Each adversarial case is a command line a tester found to allocate gigabytes from a few
+bytes of input (or to trace back). They run in one worker process, one after the other,
+under an address-space limit (a regression fails here instead of taking the machine down);
+the worker resets its peak resident memory (``/proc/self/clear_refs``) before each case and
+reads it (``VmHWM``) after: each must end with exit code 2, one ``error:`` line naming the
+size, nothing written, and a peak under 1 GB (torch and the command line included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from odernn import budget
+from odernn.errors import SpecError
+
+GB = 1 << 30
+LIMIT_AS = 6 * GB
+"""The workers' address-space limit: torch imports under it; a regression hits it."""
+PEAK = 1 * GB
+
+WORKER = r"""
+import contextlib, io, json, sys
+from odernn.cli.app import main
+
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+
+import torch  # noqa: F401  (the baseline every command pays)
+out = []
+for argv in json.loads(sys.argv[1]):
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except MemoryError:
+            code = "MemoryError"
+    out.append({"argv": argv, "code": code, "stderr": err.getvalue(), "peak": hwm()})
+print(json.dumps(out))
+"""
+
+
+def limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (LIMIT_AS, LIMIT_AS))
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k != budget.ENV}
+    e["OMP_NUM_THREADS"] = "1"
+    return e
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in directory.rglob("*") if not p.is_fifo()}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """A small dataset, a crafted checkpoint, a spec with K = 1e8 and a FIFO."""
+    import torch
+
+    import odernn
+    from odernn.checkpoint import FORMAT, FORMAT_VERSION
+    from odernn.models import build, surrogate_record
+    from odernn.simulate import simulate
+    from odernn.spec import load_spec
+    from odernn.training import TrainConfig
+    from odernn.windows import compute_stats
+
+    d = tmp_path_factory.mktemp("budget")
+    simulate(load_spec("train").with_overrides(n=16, n_steps=200, integrator="rk4"),
+             d / "small.h5")
+    from odernn.store import read_trajectories
+
+    data = read_trajectories(d / "small.h5")
+    config = TrainConfig.from_dict({"model": "lstm", "hidden": 4})
+    layout = config.layout(data.dt)
+    record = surrogate_record(build("lstm", layout, compute_stats(data, layout),
+                                    **config.model_args()))
+    record["args"]["hparams"]["hidden"] = 20000  # tiny tensors, a huge declared model
+    (d / "crafted").mkdir()
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION,
+                "odernn_version": odernn.__version__, **record}, d / "crafted" / "best.pt")
+    assert (d / "crafted" / "best.pt").stat().st_size < 20_000
+    (d / "k.toml").write_text(
+        'system = "oscillator"\nn = 1\nseed = 1\ndt = 0.05\nn_steps = 1000\n'
+        '[integrator]\nname = "rk4"\n[parameters]\neta = 0.1\nx0 = 0.0\nv0 = 0.0\n'
+        '[forcing]\nfamily = "random"\nK = 100000000\n')
+    os.mkfifo(d / "fifo")
+    return d
+
+
+def cases(d: Path) -> list[tuple[list[str], str]]:
+    """(argv, a word the error line must hold)."""
+    small, out = str(d / "small.h5"), str(d / "out")
+    return [
+        (["simulate", str(d / "k.toml"), "-o", f"{out}.h5"], "K = 100000000"),
+        (["simulate", "train", "--n", "1", "--n-steps", "100000000", "-o", f"{out}.h5"],
+         "n_steps = 100000000"),
+        (["simulate", "train", "--n", "100000000", "--n-steps", "100000000", "-o",
+          f"{out}.h5"], "n_steps = 100000000"),
+        (["train", small, "-o", out, "--batch-size", "1000000000"], "batch_size = 1000000000"),
+        (["train", small, "-o", out, "-m", "esn", "--units", "30000"], "units = 30000"),
+        (["train", small, "-o", out, "--hidden", "100000"], "hidden = 100000"),
+        (["train", small, "-o", out, "-m", "esn", "--units", "100000"], "units = 100000"),
+        (["gradients", "--sequences", "1000000", "-o", out], "sequences = 1000000"),
+        (["gradients", "--hidden", "100000", "-o", out], "hidden = 100000"),
+        (["demo", "--quick", "--hidden", "100000", "-o", out], "hidden = 100000"),
+        (["train", small, "-o", out, "--config", "/dev/zero"], "not a regular file"),
+        (["train", small, "-o", out, "--config", str(d / "fifo")], "FIFO"),
+        (["simulate", "train", "-o", f"{out}.h5", "--config", "/dev/zero"],
+         "not a regular file"),
+        (["evaluate", str(d / "crafted"), "--data", small, "-o", out], "hidden=20000"),
+    ]
+
+
+def test_every_adversarial_size_is_refused_in_one_line_in_bounded_memory(work):
+    todo = cases(work)
+    before = snapshot(work)
+    proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps([a for a, _ in todo])],
+                          capture_output=True, text=True, timeout=300, cwd=work, env=env(),
+                          preexec_fn=limit_memory)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    for (argv, word), r in zip(todo, results, strict=True):
+        lines = [line for line in r["stderr"].splitlines() if line.strip()]
+        label = " ".join(argv)
+        assert r["code"] == 2, f"{label}: exit {r['code']}: {r['stderr'][-2000:]}"
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"{label}: {lines}"
+        assert word in lines[0], f"{label}: {lines[0]}"
+        assert r["peak"] < PEAK, f"{label}: peak {r['peak'] / GB:.2f} GB"
+        print(f"{r['peak'] / 2**20:6.0f} MiB  {label}")
+    assert snapshot(work) == before  # nothing written, nothing left behind
+
+
+def test_the_budget_names_the_size_and_can_be_raised(monkeypatch):
+    monkeypatch.setenv(budget.ENV, "1M")
+    with pytest.raises(budget.BudgetError, match=r"n_steps = 7: needs ~2 MiB, more than the "
+                       r"memory budget of 1 MiB \(ODERNN_MEMORY_BUDGET=1M\); reduce n_steps"):
+        budget.check("n_steps = 7", 2 << 20, "reduce n_steps")
+    budget.check("n_steps = 7", 1 << 20, "reduce n_steps")  # at the budget: allowed
+    monkeypatch.setenv(budget.ENV, "lots")
+    with pytest.raises(SpecError, match="ODERNN_MEMORY_BUDGET='lots'"):
+        budget.memory_budget()
+    assert [budget.parse_size(s) for s in ("16G", "512M", "2e9", "4GiB", "1024")] == [
+        16 << 30, 512 << 20, 2 * 10**9, 4 << 30, 1024]
+    monkeypatch.delenv(budget.ENV)
+    assert budget.memory_budget()[0] <= budget.DEFAULT_CAP
+
+
+def test_a_spec_within_the_budget_still_simulates_and_the_override_allows_more(monkeypatch):
+    from odernn.spec import load_spec
+
+    load_spec("train").with_overrides(n_steps=1_000_000)  # ~80 MB a block: fine
+    monkeypatch.setenv(budget.ENV, "64M")
+    with pytest.raises(budget.BudgetError, match="n_steps = 1000000"):
+        load_spec("train").with_overrides(n_steps=1_000_000)
+
+
+def test_the_reservoir_is_the_same_matrix_drawn_in_row_blocks(monkeypatch):
+    from odernn.models import esn
+
+    def dense(units: int, degree: int, rng: np.random.Generator) -> np.ndarray:
+        cols = np.argsort(rng.random((units, units)), axis=1)[:, :degree]
+        cols.sort(axis=1)
+        return cols
+
+    monkeypatch.setattr(esn, "RESERVOIR_BLOCK", 1000)  # many blocks of a few rows
+    for units, degree in ((300, 10), (40, 40)):
+        w = esn.sparse_reservoir(units, degree, 0.5, np.random.default_rng(3))
+        assert np.array_equal(w.indices.reshape(units, degree),
+                              dense(units, degree, np.random.default_rng(3)))
+
+
+def zeros_file(path: Path, n: int, steps: int) -> Path:
+    """An odernn series file of ``n x steps`` zeros, gzip-compressed to a few MB: every
+    1 MiB chunk is the same compressed bytes, written directly (no GBs in this process)."""
+    from odernn.simulate import simulate
+    from odernn.spec import parse_spec
+
+    model = path.with_name("model.h5")
+    simulate(parse_spec('system = "sine"\nn = 2\nseed = 0\ndt = 0.5\nn_steps = 4\n'
+                        '[integrator]\nname = "exact"\n'), model)
+    chunk = (1, 1 << 17)
+    payload = zlib.compress(np.zeros(chunk).tobytes(), 1)
+    with h5py.File(model, "r") as src, h5py.File(path, "w") as f:
+        for k, v in src.attrs.items():
+            f.attrs[k] = v
+        f.attrs["n_trajectories"], f.attrs["n_steps"] = n, steps
+        f.create_dataset("t", data=np.arange(steps) * 0.5)
+        x = f.create_dataset("x", (n, steps), dtype="f8", chunks=chunk, compression="gzip")
+        for row in range(n):
+            for col in range(0, steps, chunk[1]):
+                x.id.write_direct_chunk((row, col), payload)
+    return path
+
+
+def run_inspect(path: Path, term_after: float | None = None) -> tuple[int, str, int, float]:
+    """``odernn inspect path`` in its own process: exit code, stderr, peak bytes, and the
+    seconds from SIGTERM (sent ``term_after`` seconds after the start) to its exit."""
+    proc = subprocess.Popen([sys.executable, "-m", "odernn", "inspect", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(),
+                            preexec_fn=limit_memory)
+    waited = 0.0
+    if term_after is not None:
+        time.sleep(term_after)
+        assert proc.poll() is None, "inspect ended before the signal"
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if term_after is not None:
+        waited = time.monotonic() - sent
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    return proc.returncode, err, usage.ru_maxrss * 1024, waited
+
+
+def test_inspect_streams_a_compressed_file_of_zeros_in_bounded_memory(tmp_path):
+    path = zeros_file(tmp_path / "zeros.h5", 96, 1_500_000)  # 1.15 GB of zeros
+    assert path.stat().st_size < 24 << 20  # mostly the time grid
+    code, err, peak, _ = run_inspect(path)
+    assert code == 0, err
+    assert peak < PEAK, f"inspect peak {peak / GB:.2f} GB"
+
+
+def test_sigterm_ends_a_long_inspect_within_a_second_or_two(tmp_path):
+    path = zeros_file(tmp_path / "zeros.h5", 512, 1_500_000)  # 6 GB of zeros
+    code, err, peak, waited = run_inspect(path, term_after=2.5)
+    assert code == 130, err
+    assert waited < 2.0, f"{waited:.2f} s from SIGTERM to exit"
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_sigterm_ends_a_long_simulation_block_within_a_second_or_two(tmp_path):
+    out = tmp_path / "long.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "odernn", "simulate", "train", "--n", "1",
+                             "--n-steps", "20000000", "--integrator", "rk4", "-q", "-o",
+                             str(out)], stderr=subprocess.PIPE, env=env(),
+                            preexec_fn=limit_memory, cwd=tmp_path)
+    time.sleep(4.0)  # inside the one block: 20 million RK4 steps take a minute or more
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    code = proc.wait(timeout=30)
+    waited = time.monotonic() - sent
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert code == 130, err
+    assert waited < 2.0, f"{waited:.2f} s from SIGTERM to exit"
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary file
