@@ -32,7 +32,6 @@ from odernn.errors import SpecError
 from odernn.models.layout import Layout, Stats
 from odernn.models.surrogate import RecurrentSurrogate, State
 
-
 RESERVOIR_BLOCK = 1 << 22
 """Random draws per block of rows while choosing the reservoir's connections (32 MiB)."""
 
