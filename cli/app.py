@@ -142,8 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     if argv is None:
         # HDF5's own clean-up at exit would retry a failed close (and can crash)
+        # and the interpreter's shutdown after an interrupt it has seen can die by SIGINT
         store = sys.modules.get("odernn.store")
-        if store is not None and store.unclean_close:
+        if code == 130 or (store is not None and store.unclean_close):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

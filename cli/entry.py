@@ -7,6 +7,7 @@ documented exit code 130 and one line instead of a traceback or death by the sig
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -23,10 +24,17 @@ def main() -> None:
     try:
         from odernn.cli.app import main as run
     except KeyboardInterrupt:
-        print(EARLY, file=sys.stderr)
-        sys.exit(130)
+        _exit_interrupted(EARLY)
     try:
         run()
-    except KeyboardInterrupt:  # between the command's own handling and the exit
-        print(EARLY.split(":")[0], file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt:  # outside the command's own handling (its set-up, the exit)
+        _exit_interrupted(EARLY.split(":")[0])
+
+
+def _exit_interrupted(message: str) -> None:
+    """Exit 130 at once: the interpreter's own shutdown would turn an interrupt it has seen
+    into death by SIGINT; nothing is open that needs closing (the with-blocks have run)."""
+    print(message, file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(130)
