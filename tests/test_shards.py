@@ -4,6 +4,7 @@ hold exactly the single-process file's content (every dataset bit for bit, every
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from odernn import simulate as simulate_module
 from odernn.cli.app import main
 from odernn.store import read_trajectories
+
+simulate_module = importlib.import_module("odernn.simulate")  # odernn.simulate: the function
 
 SPEC = """
 n = {n}
@@ -81,7 +83,8 @@ def test_merged_shards_equal_one_process(tmp_path, capsys, monkeypatch, integrat
     # fixed-step shards 0..100, 100..200, 200..300 start their blocks elsewhere, so equal
     # files show that their results do not depend on the batch. SciPy (blocks of 64 at
     # n = 300, fixed by the spec) gets block-aligned shards: 0..64, 64..192, 192..300.
-    monkeypatch.setattr(simulate_module, "BLOCK_BYTES", 64 * ROW_BYTES)
+    per_row = max(ROW_BYTES, simulate_module.HARMONIC_ROW_BYTES * 2)  # x, v, F or K = 2 terms
+    monkeypatch.setattr(simulate_module, "BLOCK_BYTES", 64 * per_row)
     spec = tmp_path / "s.toml"
     spec.write_text(SPEC.format(n=300, integrator=integrator))
     whole = tmp_path / "whole.h5"
