@@ -84,6 +84,7 @@ def inspect(
             f"  grid        {f.n_steps} points, dt {attrs['dt']:g}, t in [{f.t[0]:g}, {f.t[-1]:g}]"
         )
         ranges = f.ranges()  # streamed block by block: bounded memory, interruptible
+        f.check_parts()  # the same consistency checks as train and evaluate make
         for name in f.names:
             lo, hi = ranges[name]
             typer.echo(f"  {name:<11} {(f.n, f.n_steps)} {f.dtype}, range [{lo:.4g}, {hi:.4g}]")

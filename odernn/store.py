@@ -506,8 +506,31 @@ class TrajectoryFile:
         return data
 
     def verify(self) -> None:
-        """Check every value of every dataset is finite, block by block (bounded memory)."""
+        """Check every value of every dataset is finite and the parts agree with each other
+        (:func:`~odernn.trajectories.check_consistency`), block by block (bounded memory)."""
         self.ranges()
+        self.check_parts()
+
+    def check_parts(self) -> None:
+        """:func:`~odernn.trajectories.check_consistency` over the whole file, the same check
+        :meth:`read` makes, in blocks of at most about :data:`BLOCK_BYTES` (whole rows, or a
+        row's columns when a row is larger); a Ctrl-C or SIGTERM between blocks ends it."""
+        per_point = 8 + sum(d.dtype.itemsize for d in self._datasets.values())  # with t
+        cols = self.n_steps
+        rows = max(1, BLOCK_BYTES // (per_point * cols))
+        col_step = cols if per_point * cols <= BLOCK_BYTES else max(1, BLOCK_BYTES // per_point)
+        with interrupt_guard() as interrupted:
+            for lo in range(0, self.n, rows):
+                hi = min(self.n, lo + rows)
+                params = {k: d[lo:hi] for k, d in self._params.items()}
+                for c in range(0, cols, col_step):
+                    e = min(cols, c + col_step)
+                    part = {k: d[lo:hi, c:e] for k, d in self._datasets.items()}
+                    check_consistency(Trajectories(self.t[c:e], part["x"], part.get("v"),
+                                                   part.get("F"), params, self.attrs),
+                                      str(self.path))
+                    if interrupted():
+                        raise KeyboardInterrupt
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """``{label: (min, max)}`` of every trajectory and parameter dataset (``x``,
