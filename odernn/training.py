@@ -516,7 +516,7 @@ def _fit_ridge(model, config, train, val, out, source, previous, report) -> Trai
         out.published()
     dd.barrier()
     status = "ok" if math.isfinite(best[0]) else "diverged"
-    message = (f"ridge {best[1]:g} ({note}): closed-loop validation NRMSE(x) {best[0]:.3g}"
+    message = (f"ridge {best[1]:g} chosen ({note})"
                if status == "ok" else "every ridge strength diverged in closed loop; try a "
                "smaller spectral_radius or input_scaling, or larger ridge values")
     report({"stage": "done", "message": message})
