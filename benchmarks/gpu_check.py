@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from odernn.models import build, load_surrogate
-from odernn.models.layout import Layout
-from odernn.simulate import simulate_trajectories
-from odernn.spec import load_spec
-from odernn.training import TrainConfig, train
-from odernn.windows import compute_stats, to_tensors
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.learn.models import build, load_surrogate
+from odernn.learn.models.layout import Layout
+from odernn.learn.training import TrainConfig, train
+from odernn.learn.windows import compute_stats, to_tensors
 
 SHORT = {"rnn": {"epochs": 3}, "lstm": {"epochs": 3}, "gru": {"epochs": 3}, "esn": {}}
 

@@ -2,7 +2,7 @@
 
     python benchmarks/long_range.py [--budget 400] [--seeds 3] [--quick]
 
-The task (odernn.four_ways): a weakly damped oscillator (eta 0.1, dt 0.1)
+The task (odernn.notes.four_ways): a weakly damped oscillator (eta 0.1, dt 0.1)
 starts at rest, driven by a random forcing; the network reads the forcing only
 and outputs the displacement, which depends on hundreds of past inputs. First
 the fixed-window linear model (least squares on the last w inputs): its test
@@ -28,7 +28,7 @@ import statistics  # noqa: E402
 
 import torch  # noqa: E402
 
-from odernn.four_ways import (  # noqa: E402
+from odernn.notes.four_ways import (  # noqa: E402
     DT,
     ETA,
     METHODS,

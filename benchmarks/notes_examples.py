@@ -3,7 +3,7 @@
     python benchmarks/notes_examples.py [--quick] [--seeds N] [--plot PATH]
 
 For each preset (``sine``: the PyTorch example; ``noisy-sine``: the Keras
-example) and variant (:data:`odernn.notes_examples.VARIANTS`), over seeds
+example) and variant (:data:`odernn.notes.notes_examples.VARIANTS`), over seeds
 0..N-1 (default 3): the work until the validation loss first reached the speed
 threshold (epochs, optimiser steps and recurrent-cell steps, counts that do not
 depend on the machine's load; ``noisy-sine``: the noise variance 1/3 plus a
@@ -31,7 +31,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from odernn.notes_examples import (  # noqa: E402
+from odernn.assess.report import fmt  # noqa: E402
+from odernn.notes.notes_examples import (  # noqa: E402
     NOISE_VARIANCE,
     NOISY_THRESHOLD,
     VARIANTS,
@@ -40,7 +41,6 @@ from odernn.notes_examples import (  # noqa: E402
     preset_table,
     run_preset,
 )
-from odernn.report import fmt  # noqa: E402
 
 TARGET_WORK_RATIO, TARGET_FORECAST_GAIN = 10.0, 100.0
 """The issue's targets for the improved sine preset (speed now counted in work)."""

@@ -7,7 +7,7 @@ its own file, as on a batch scheduler; the table gives wall time and
 trajectory-steps per second for 1 and 2 shards (the ratio is the parallel
 speed-up on this machine), then checks that the merged shards hold the
 single-process file's content: every dataset (values, dtype, shape, attributes)
-and every root attribute but ``created``, by :func:`odernn.store.content_digest`.
+and every root attribute but ``created``, by :func:`odernn.data.store.content_digest`.
 
 Training: ``odernn train`` on the built-in ``train`` set (256 x 1000) with the
 family's defaults (global batch 256 windows of 50 steps), once in one process
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from odernn.store import content_digest
+from odernn.data.store import content_digest
 
 
 def run_shards(n: int, integrator: str, shards: int, directory: Path) -> tuple[float, list[Path]]:

@@ -11,7 +11,7 @@ evaluation included; its own row shows its share). NumPy only, one thread.
 The loop of ``solve_ivp`` is timed on a subsample and scaled to N, and is
 checked to give the same answer as the stacked call.
 
-End to end (``odernn.simulate.simulate``: parameter sampling from per-trajectory
+End to end (``odernn.data.simulate.simulate``: parameter sampling from per-trajectory
 streams, integration in fixed blocks, the HDF5 write) is timed beside compute
 only, and the peak memory of a whole simulation is measured in a fresh process
 for growing N: it is bounded by the block, not by N.
@@ -37,10 +37,10 @@ from typing import TypeVar  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from odernn.integrators import INTEGRATORS, integrate  # noqa: E402
-from odernn.simulate import simulate  # noqa: E402
-from odernn.spec import INTEGRATOR_NAMES, load_spec  # noqa: E402
-from odernn.systems import HarmonicForcing, Oscillator  # noqa: E402
+from odernn.data.integrators import INTEGRATORS, integrate  # noqa: E402
+from odernn.data.simulate import simulate  # noqa: E402
+from odernn.data.spec import INTEGRATOR_NAMES, load_spec  # noqa: E402
+from odernn.data.systems import HarmonicForcing, Oscillator  # noqa: E402
 
 DT = 0.05
 T_ = TypeVar("T_")
@@ -154,7 +154,7 @@ def peak_memory_mib(n: int, T: int, integrator: str) -> float:
     # VmHWM of the new process (ru_maxrss would include the forking parent's pages)
     code = (
         "import re, tempfile, pathlib\n"
-        "from odernn.simulate import simulate\nfrom odernn.spec import load_spec\n"
+        "from odernn.data.simulate import simulate\nfrom odernn.data.spec import load_spec\n"
         f"spec = load_spec('train').with_overrides(n={n}, n_steps={T}, integrator='{integrator}')\n"
         "with tempfile.TemporaryDirectory() as d:\n"
         "    simulate(spec, pathlib.Path(d) / 'm.h5')\n"

@@ -27,16 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from odernn.integrators import INTEGRATORS, SAMPLED_FORCING
-from odernn.metrics import nrmse, rmse
-from odernn.models import build, load_surrogate
-from odernn.models.layout import Layout
-from odernn.simulate import simulate_trajectories
-from odernn.spec import load_spec
-from odernn.systems import Oscillator, SampledForcing
-from odernn.training import TrainConfig, train
-from odernn.trajectories import Trajectories
-from odernn.windows import compute_stats
+from odernn.assess.metrics import nrmse, rmse
+from odernn.data.integrators import INTEGRATORS, SAMPLED_FORCING
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.data.systems import Oscillator, SampledForcing
+from odernn.data.trajectories import Trajectories
+from odernn.learn.models import build, load_surrogate
+from odernn.learn.models.layout import Layout
+from odernn.learn.training import TrainConfig, train
+from odernn.learn.windows import compute_stats
 
 FAMILIES = ("esn", "lstm", "gru", "rnn")
 FIRST = 100
@@ -78,7 +78,7 @@ def integrator_rows(sets: dict[str, Trajectories]) -> list[dict]:
     methods = [("forward Euler", "euler", False),
                ("semi-implicit Euler", "semi-implicit-euler", False),
                ("RK4 (analytic F)", "rk4", False)]
-    # given only the samples F_i, what a surrogate sees (odernn.integrators.SAMPLED_FORCING)
+    # given only the samples F_i, what a surrogate sees (odernn.data.integrators.SAMPLED_FORCING)
     methods += [(f"{name} (sampled F)", name, True) for name in SAMPLED_FORCING]
     for label, name, sampled in methods:
         row = {"method": label, "train_s": 0.0}

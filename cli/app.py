@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         # HDF5's own clean-up at exit would retry a failed close (and can crash)
         # and the interpreter's shutdown after an interrupt it has seen can die by SIGINT
-        store = sys.modules.get("odernn.store")
+        store = sys.modules.get("odernn.data.store")
         if code == 130 or (store is not None and store.unclean_close):
             sys.stdout.flush()
             sys.stderr.flush()

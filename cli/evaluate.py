@@ -31,10 +31,10 @@ def evaluate(
     quiet: bool = QUIET,
 ) -> None:
     """Roll out every integrator and surrogate on a test set and write a report."""
-    from odernn.evaluate import evaluate as run
-    from odernn.evaluate import load_runs, name_runs
-    from odernn.report import check_report_dir, check_title, write_report
-    from odernn.store import read_trajectories
+    from odernn.assess.evaluate import evaluate as run
+    from odernn.assess.evaluate import load_runs, name_runs
+    from odernn.assess.report import check_report_dir, check_title, write_report
+    from odernn.data.store import read_trajectories
 
     check_title(title)
     check_report_dir(output, overwrite, inputs=[data, *(runs or [])])

@@ -12,8 +12,8 @@ import typer
 
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
+from odernn.data.spec import check_seed
 from odernn.errors import DataError, OutputError, SpecError
-from odernn.spec import check_seed
 
 SCHEMA = "odernn.gradients"
 OUTPUTS = ("gradients.json", "gradients.png")
@@ -71,7 +71,7 @@ def gradients(
     gradient dL/ds_k (s the carried state: h, or (h, c) for an LSTM), with
     the fitted rate per step and the spectral radius of the recurrent matrix.
     """
-    from odernn import diagnostics
+    from odernn.notes import diagnostics
 
     families = _split(model) or ([] if run else list(diagnostics.FAMILIES))
     radii = [_radius(r) for r in _split(spectral_radius) or ["0.5", "0.9", "1.0", "1.5"]]
@@ -149,12 +149,12 @@ def _radius(text: str) -> float:
 def _load_data(path: Path | None, sequences: int, length: int) -> Any:
     """The first ``sequences`` trajectories of ``path``, or simulated from the 'train' spec."""
     if path is None:
-        from odernn.simulate import simulate_trajectories
-        from odernn.spec import load_spec
+        from odernn.data.simulate import simulate_trajectories
+        from odernn.data.spec import load_spec
 
         spec = load_spec("train").with_overrides(n=sequences, n_steps=length + 1)
         return simulate_trajectories(spec)
-    from odernn.store import read_trajectories
+    from odernn.data.store import read_trajectories
 
     data = read_trajectories(path, rows=slice(0, sequences))
     if data.n_steps < length + 1:
@@ -164,8 +164,8 @@ def _load_data(path: Path | None, sequences: int, length: int) -> Any:
 
 
 def _trained_probe(path: Path, trajectories: Any, length: int) -> Any:
-    from odernn.diagnostics import surrogate_probe
-    from odernn.models import load_surrogate
+    from odernn.learn.models import load_surrogate
+    from odernn.notes.diagnostics import surrogate_probe
 
     model = load_surrogate(path)
     return surrogate_probe(model, trajectories, length, label=f"{model.family} {path.name}")

@@ -9,7 +9,7 @@ import typer
 from odernn.atomic import check_output
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, parse_shard, progress_bar
-from odernn.spec import INTEGRATOR_NAMES, builtin_names, load_spec
+from odernn.data.spec import INTEGRATOR_NAMES, builtin_names, load_spec
 
 
 @app.command(
@@ -43,8 +43,8 @@ def simulate(
     config: Path = CONFIG,
 ) -> None:
     """Simulate a dataset of oscillator trajectories into an HDF5 file."""
-    from odernn.simulate import shard_rows
-    from odernn.simulate import simulate as run
+    from odernn.data.simulate import shard_rows
+    from odernn.data.simulate import simulate as run
 
     parsed = load_spec(spec).with_overrides(n=n, n_steps=n_steps, seed=seed,
                                             integrator=integrator, dtype=dtype)
@@ -66,7 +66,7 @@ def inspect(
     file: Path = typer.Argument(..., help="An odernn HDF5 dataset.", dir_okay=False),
 ) -> None:
     """Show a dataset's schema, provenance, shapes and parameter ranges (validates it too)."""
-    from odernn.store import DIGEST_EXCLUDED_ATTRS, open_trajectories
+    from odernn.data.store import DIGEST_EXCLUDED_ATTRS, open_trajectories
 
     with open_trajectories(file) as f:
         attrs = f.attrs
@@ -108,7 +108,7 @@ def merge(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Join the shards of one sharded simulation into one file, equal to a single run."""
-    from odernn.merge import merge_files
+    from odernn.data.merge import merge_files
 
     check_output(output, "dataset", overwrite=overwrite, inputs=shards)
     merge_files(list(shards), output, virtual=virtual, overwrite=overwrite)

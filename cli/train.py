@@ -92,10 +92,10 @@ def train(
     quiet: bool = QUIET,
 ) -> None:
     """Train a surrogate (RNN, LSTM, GRU, echo state network or feed-forward) on a dataset."""
-    from odernn.rundir import check_run_dir
-    from odernn.store import open_trajectories, read_trajectories
-    from odernn.training import TrainConfig
-    from odernn.training import train as run
+    from odernn.data.store import open_trajectories, read_trajectories
+    from odernn.learn.rundir import check_run_dir
+    from odernn.learn.training import TrainConfig
+    from odernn.learn.training import train as run
 
     flags = {"model": model, "target": target, "epochs": epochs, "lr": lr, "hidden": hidden,
              "units": units, "batch_size": batch_size, "window": window, "horizon": horizon,
@@ -126,7 +126,7 @@ def train(
     validation = read_trajectories(val) if val is not None else None
     result = run(training, settings, output, val=validation, resume=resume, progress=not quiet,
                  overwrite=overwrite)
-    from odernn.distributed import rank
+    from odernn.learn.distributed import rank
 
     if result.status == "interrupted":  # last.pt holds everything --resume needs
         raise Interrupted("" if rank() != 0 else  # distributed: rank 0 speaks for the run
@@ -143,7 +143,7 @@ def train(
 
 def _relaunch(nproc: int) -> int:
     """Run this command again without ``--nproc`` under ``torch.distributed.run`` (torchrun,
-    through :func:`odernn.distributed.launch`) with ``nproc`` processes on this machine; its
+    through :func:`odernn.learn.distributed.launch`) with ``nproc`` processes on this machine; its
     exit code."""
     argv = sys.argv[1:]
     if "train" not in argv:
@@ -157,9 +157,9 @@ def _relaunch(nproc: int) -> int:
             skip = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
-    from odernn.distributed import PARENT_ENV
+    from odernn.learn.distributed import PARENT_ENV
 
-    command = [sys.executable, "-c", "import sys; from odernn.distributed import launch; "
+    command = [sys.executable, "-c", "import sys; from odernn.learn.distributed import launch; "
                "launch(sys.argv[1:])", "--standalone", "--nproc_per_node", str(nproc), "-m",
                "odernn", "train", *args]
     procs: list[subprocess.Popen] = []
@@ -189,8 +189,8 @@ def _relaunch(nproc: int) -> int:
 @app.command(epilog="Example:\n\n  odernn models")
 def models() -> None:
     """List the surrogate families with their default hyperparameters."""
-    from odernn.models import describe
-    from odernn.training import TRAINING_DEFAULTS, TrainConfig
+    from odernn.learn.models import describe
+    from odernn.learn.training import TRAINING_DEFAULTS, TrainConfig
 
     for entry in describe():
         family = entry["family"]

@@ -40,15 +40,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from odernn.evaluate import evaluate
-from odernn.integrators import integrate
-from odernn.metrics import error_vs_time, nrmse, reference_scale
-from odernn.models import load_surrogate
-from odernn.report import write_report
-from odernn.simulate import simulate, simulate_trajectories
-from odernn.spec import builtin_names, load_spec, parse_spec
-from odernn.store import open_trajectories, read_trajectories
-from odernn.training import TrainConfig, train
+from odernn.assess.evaluate import evaluate
+from odernn.assess.metrics import error_vs_time, nrmse, reference_scale
+from odernn.assess.report import write_report
+from odernn.data.integrators import integrate
+from odernn.data.simulate import simulate, simulate_trajectories
+from odernn.data.spec import builtin_names, load_spec, parse_spec
+from odernn.data.store import open_trajectories, read_trajectories
+from odernn.learn.models import load_surrogate
+from odernn.learn.training import TrainConfig, train
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
 N_TRAIN, N_TEST, N_STEPS = (32, 8, 200) if QUICK else (256, 64, 1000)

@@ -31,7 +31,7 @@
 # 3. after the backward pass we **add together** the derivatives at all the
 #    different times for each weight.
 #
-# `odernn.bptt` is these equations in numpy, written to be read beside the
+# `odernn.notes.bptt` is these equations in numpy, written to be read beside the
 # notes. Here we run it on the damped, driven oscillator
 # $x'' + \eta x' + x = F(t)$, check it three ways, and see why its backward
 # pass is linear.
@@ -44,9 +44,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from odernn.bptt import PARAM_NAMES, RNNParams, backward, forward, loss_and_gradients
-from odernn.simulate import simulate_trajectories
-from odernn.spec import load_spec
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.notes.bptt import PARAM_NAMES, RNNParams, backward, forward, loss_and_gradients
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
 N, T, H = (4, 60, 16) if QUICK else (8, 200, 32)
@@ -242,7 +242,7 @@ print(f"contribution at lag 1: {typical[-2]:.2e}, at lag {lag[0]}: {typical[0]:.
 # Gradient descent with these hand-made gradients fits the oscillator. A few
 # hundred steps of Adam (the update rule only; the gradients are
 # `loss_and_gradients`) bring the loss down by orders of magnitude; the
-# surrogates in `odernn.models` do the same with autograd and fused kernels.
+# surrogates in `odernn.learn.models` do the same with autograd and fused kernels.
 
 # %%
 theta = {n: getattr(params, n).copy() for n in PARAM_NAMES}

@@ -26,7 +26,7 @@
 # steps of an oscillator trajectory, that decides whether the network can learn
 # that the present depends on the past at all.
 #
-# `odernn.diagnostics` measures it: for a network run on oscillator inputs it
+# `odernn.notes.diagnostics` measures it: for a network run on oscillator inputs it
 # returns $\|\partial s_T / \partial s_k\|$ (spectral norm) and the gradient
 # that autograd actually delivers, $\|\partial L / \partial s_k\|$, against the
 # lag $T - k$, where $s$ is the carried state ($h$, or $(h, c)$ for an LSTM).
@@ -38,8 +38,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from odernn.bptt import RNNParams
-from odernn.diagnostics import (
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.notes.bptt import RNNParams
+from odernn.notes.diagnostics import (
     format_table,
     fresh_probe,
     gradient_profile,
@@ -47,8 +49,6 @@ from odernn.diagnostics import (
     rnn_params,
     vanilla_probe,
 )
-from odernn.simulate import simulate_trajectories
-from odernn.spec import load_spec
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
 N, T, H = (2, 60, 64) if QUICK else (4, 200, 64)

@@ -21,7 +21,7 @@
 # > selectively driven by the input. ESNs only need to learn the hidden -> output
 # > connections.
 #
-# odernn's reservoir (`odernn/models/esn.py`) is a leaky tanh network with
+# odernn's reservoir (`odernn/learn/models/esn.py`) is a leaky tanh network with
 # fixed random weights, driven by the inputs $u_t$ (the normalised
 # $x_t, v_t, F_t, F_{t+1}, \eta$):
 #
@@ -45,13 +45,13 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from odernn.integrators import integrate
-from odernn.metrics import nrmse, reference_scale
-from odernn.models import build
-from odernn.simulate import simulate_trajectories
-from odernn.spec import load_spec
-from odernn.training import TrainConfig, train
-from odernn.windows import compute_stats, split_by_trajectory, to_tensors
+from odernn.assess.metrics import nrmse, reference_scale
+from odernn.data.integrators import integrate
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.learn.models import build
+from odernn.learn.training import TrainConfig, train
+from odernn.learn.windows import compute_stats, split_by_trajectory, to_tensors
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
 N, T, UNITS = (36, 200, 100) if QUICK else (144, 1000, 500)

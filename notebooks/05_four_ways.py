@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from odernn.four_ways import (
+from odernn.notes.four_ways import (
     DT,
     ETA,
     METHODS,

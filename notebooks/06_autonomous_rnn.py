@@ -30,7 +30,12 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from odernn.dynamics import lyapunov_exponent, random_weights, rotation_weights, run_autonomous
+from odernn.notes.dynamics import (
+    lyapunov_exponent,
+    random_weights,
+    rotation_weights,
+    run_autonomous,
+)
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
 H = 60 if QUICK else 200

@@ -14,25 +14,23 @@ Every name is imported on first use, so ``import odernn`` is quick and loads no 
 from __future__ import annotations
 
 import importlib
-import sys
-import types as _stdlib_types  # not "types": odernn.types is a submodule
 from typing import Any
 
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "load_spec": ("odernn.spec", "load_spec"),
-    "simulate": ("odernn.simulate", "simulate"),
-    "simulate_trajectories": ("odernn.simulate", "simulate_trajectories"),
-    "read_trajectories": ("odernn.store", "read_trajectories"),
-    "Trajectories": ("odernn.trajectories", "Trajectories"),
+    "load_spec": ("odernn.data.spec", "load_spec"),
+    "simulate": ("odernn.data.simulate", "simulate"),
+    "simulate_trajectories": ("odernn.data.simulate", "simulate_trajectories"),
+    "read_trajectories": ("odernn.data.store", "read_trajectories"),
+    "Trajectories": ("odernn.data.trajectories", "Trajectories"),
     "fit": ("odernn.api", "fit"),
     "load_surrogate": ("odernn.api", "load_surrogate"),
     "evaluate": ("odernn.api", "evaluate"),
     "write_report": ("odernn.api", "write_report"),
-    "INTEGRATORS": ("odernn.integrators", "INTEGRATORS"),
-    "MODELS": ("odernn.models", "REGISTRY"),
-    "SPECS": ("odernn.spec", "builtin_names"),
+    "INTEGRATORS": ("odernn.data.integrators", "INTEGRATORS"),
+    "MODELS": ("odernn.learn.models", "REGISTRY"),
+    "SPECS": ("odernn.data.spec", "builtin_names"),
 }
 """Public name -> (module, attribute): the API, re-exported lazily."""
 
@@ -53,15 +51,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(__all__)
 
-
-class _Root(_stdlib_types.ModuleType):
-    """The package module: importing a submodule that shares a public name (``odernn.simulate``,
-    ``odernn.evaluate``) does not hide the public function behind the module object."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _PUBLIC and isinstance(value, _stdlib_types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Root

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
-    from odernn.evaluate import Evaluation
-    from odernn.models import RecurrentSurrogate
-    from odernn.training import TrainConfig, TrainResult
-    from odernn.trajectories import Trajectories
+    from odernn.assess.evaluate import Evaluation
+    from odernn.data.trajectories import Trajectories
+    from odernn.learn.models import RecurrentSurrogate
+    from odernn.learn.training import TrainConfig, TrainResult
 
 
 def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = None, *,
@@ -26,14 +26,14 @@ def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = Non
     """Train a surrogate on ``data``; return the model with the lowest closed-loop validation
     error and the run's result (its ``history``, status and message).
 
-    ``config`` is a :class:`~odernn.training.TrainConfig`, or its options as a mapping;
+    ``config`` is a :class:`~odernn.learn.training.TrainConfig`, or its options as a mapping;
     keyword ``options`` are added to it (``fit(data, model="esn", units=500)``). With
     ``run_dir`` the run directory is written there (checkpoints, ``history.csv``; ``resume``
     and ``overwrite`` as in ``odernn train``); without it, the checkpoints go to a temporary
     directory removed before returning, and ``result.run_dir`` names where it was.
     """
-    from odernn.models import load_surrogate as load
-    from odernn.training import TrainConfig, train
+    from odernn.learn.models import load_surrogate as load
+    from odernn.learn.training import TrainConfig, train
 
     if isinstance(config, TrainConfig):
         settings = TrainConfig.from_dict({**config.to_dict(), **options}) if options else config
@@ -50,16 +50,16 @@ def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = Non
 
 def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate:
     """A trained surrogate from a checkpoint file or a run directory (its ``best.pt``); see
-    :func:`odernn.models.load_surrogate`."""
-    from odernn.models import load_surrogate as load
+    :func:`odernn.learn.models.load_surrogate`."""
+    from odernn.learn.models import load_surrogate as load
 
     return load(Path(path), device)
 
 
 def evaluate(test: Trajectories, surrogates: Mapping[str, Any], **options: Any) -> Evaluation:
     """Roll every integrator and surrogate out on ``test`` and measure them; see
-    :func:`odernn.evaluate.evaluate` for the options."""
-    from odernn.evaluate import evaluate as run
+    :func:`odernn.assess.evaluate.evaluate` for the options."""
+    from odernn.assess.evaluate import evaluate as run
 
     return run(test, surrogates, **options)
 
@@ -68,8 +68,8 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, *,
                  runs: Mapping[str, Path] | None = None, title: str = "odernn evaluation report",
                  overwrite: bool = False, extra_sections: Sequence[Any] = ()) -> Path:
     """Write the report directory (``report.html``, ``report.md``, ``metrics.json``, figures)
-    atomically and return it; see :func:`odernn.report.write_report`."""
-    from odernn.report import write_report as write
+    atomically and return it; see :func:`odernn.assess.report.write_report`."""
+    from odernn.assess.report import write_report as write
 
     return write(evaluation, out_dir, runs=runs, title=title, overwrite=overwrite,
                  extra_sections=extra_sections)

@@ -33,7 +33,7 @@ from typing import BinaryIO
 from odernn.errors import OutputError
 
 KINDS = ("dataset", "report", "demo")
-"""The kinds of output :func:`check_output` knows (a training run: :mod:`odernn.rundir`)."""
+"""The kinds of output :func:`check_output` knows (a training run: :mod:`odernn.learn.rundir`)."""
 REPORT_MARKER = ".odernn-report"
 """A report directory's own file: JSON naming every file the report wrote there."""
 DEMO_MARKER = ".odernn-demo"
@@ -336,7 +336,7 @@ def _dataset_reason(path: Path) -> str | None:
         return f"unreadable: {err.strerror or err}"
     import h5py
 
-    from odernn.store import SCHEMA
+    from odernn.data.store import SCHEMA
 
     try:
         with h5py.File(path, "r") as f:
@@ -370,7 +370,7 @@ def _report_reason(path: Path) -> str | None:
             return f"its {REPORT_MARKER} is not odernn's"
         extra = sorted(set(entries) - listed - {REPORT_MARKER})
         return f"it holds {extra[0]}, which the report did not write" if extra else None
-    from odernn.evaluate import SCHEMA
+    from odernn.assess.evaluate import SCHEMA
 
     try:
         schema = json.loads((path / "metrics.json").read_text(encoding="utf-8")).get("schema")
@@ -383,7 +383,7 @@ def _report_reason(path: Path) -> str | None:
 
 
 def _demo_reason(path: Path) -> str | None:
-    from odernn.rundir import OURS
+    from odernn.learn.rundir import OURS
 
     entries = _entries(path)
     if DEMO_MARKER not in entries or not entries[DEMO_MARKER].is_file():

@@ -98,8 +98,8 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     ``n_train``/``n_test`` shrink the datasets, ``epochs``/``hidden``/``units``
     override the demo budget; ``quick`` is a tiny run for tests.
     """
-    from odernn.spec import load_spec
-    from odernn.training import TrainConfig, resolve_device
+    from odernn.data.spec import load_spec
+    from odernn.learn.training import TrainConfig, resolve_device
 
     unknown = [m for m in models if m not in FAMILIES]
     if unknown or not models:
@@ -128,11 +128,11 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
           progress: bool) -> DemoResult:
     """The stages of :func:`run_demo`, writing into ``out``: simulate ``specs``, train
     ``configs`` (whose demo options are ``budgets``), evaluate, report."""
-    from odernn.evaluate import evaluate, load_runs
-    from odernn.report import write_report
-    from odernn.simulate import simulate
-    from odernn.store import read_trajectories
-    from odernn.training import train
+    from odernn.assess.evaluate import evaluate, load_runs
+    from odernn.assess.report import write_report
+    from odernn.data.simulate import simulate
+    from odernn.data.store import read_trajectories
+    from odernn.learn.training import train
 
     result = DemoResult(out)
 
@@ -190,7 +190,7 @@ def _budget(family: str, epochs: int | None, hidden: int | None, units: int | No
 
 
 def _budget_section(budgets: dict[str, dict[str, Any]], stages: dict[str, float]):
-    from odernn.report import Section, Table
+    from odernn.assess.report import Section, Table
 
     rows = [[f, ", ".join(f"{k}={v}" for k, v in options.items())]
             for f, options in budgets.items()]
@@ -212,11 +212,11 @@ def run_preset_demo(out: Path, preset: str, *, seed: int = 0, quick: bool = Fals
                     overwrite: bool = False, say: Callable[[str], None] = print) -> DemoResult:
     """The notes' ``sine`` or ``noisy-sine`` example: every variant side by side, in a report.
 
-    See :mod:`odernn.notes_examples` for the variants (the notes' scripts as written, the
+    See :mod:`odernn.notes.notes_examples` for the variants (the notes' scripts as written, the
     Keras ``(step, 1)`` layout, and our improved recipe).
     """
-    from odernn.notes_examples import VARIANTS
-    from odernn.spec import check_seed
+    from odernn.data.spec import check_seed
+    from odernn.notes.notes_examples import VARIANTS
 
     if preset not in VARIANTS:
         raise SpecError(f"--preset {preset!r} unknown; allowed: {', '.join(VARIANTS)}")
@@ -230,8 +230,8 @@ def _preset_demo(out: Path, preset: str, seed: int, quick: bool,
                  say: Callable[[str], None]) -> DemoResult:
     """The stages of :func:`run_preset_demo`, writing into ``out``."""
     from odernn import __version__
-    from odernn.notes_examples import VARIANTS, preset_section, preset_table, run_preset
-    from odernn.report import write_document
+    from odernn.assess.report import write_document
+    from odernn.notes.notes_examples import VARIANTS, preset_section, preset_table, run_preset
 
     result = DemoResult(out)
     runs = []

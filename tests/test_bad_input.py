@@ -12,8 +12,8 @@ import pytest
 import torch
 from test_cli import SPEC  # a small spec: 6 trajectories x 40 steps
 
-from odernn.checkpoint import read_checkpoint
 from odernn.cli.app import main
+from odernn.learn.checkpoint import read_checkpoint
 
 
 def rewrite(src: Path, dst: Path, *, rows=slice(None), cols=slice(None), attrs=None,

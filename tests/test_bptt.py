@@ -1,4 +1,5 @@
-"""The hand-written BPTT of odernn.bptt against torch autograd, finite differences and the notes."""
+"""The hand-written BPTT of odernn.notes.bptt against torch autograd, finite differences and
+the notes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from odernn.bptt import (
+from odernn.errors import SpecError
+from odernn.notes.bptt import (
     ACTIVATIONS,
     PARAM_NAMES,
     RNNParams,
@@ -18,7 +20,6 @@ from odernn.bptt import (
     loss_and_gradients,
     step_jacobians,
 )
-from odernn.errors import SpecError
 
 torch.set_num_threads(1)
 

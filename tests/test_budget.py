@@ -78,17 +78,17 @@ def work(tmp_path_factory) -> Path:
     import torch
 
     import odernn
-    from odernn.checkpoint import FORMAT, FORMAT_VERSION
-    from odernn.models import build, surrogate_record
-    from odernn.simulate import simulate
-    from odernn.spec import load_spec
-    from odernn.training import TrainConfig
-    from odernn.windows import compute_stats
+    from odernn.data.simulate import simulate
+    from odernn.data.spec import load_spec
+    from odernn.learn.checkpoint import FORMAT, FORMAT_VERSION
+    from odernn.learn.models import build, surrogate_record
+    from odernn.learn.training import TrainConfig
+    from odernn.learn.windows import compute_stats
 
     d = tmp_path_factory.mktemp("budget")
     simulate(load_spec("train").with_overrides(n=16, n_steps=200, integrator="rk4"),
              d / "small.h5")
-    from odernn.store import read_trajectories
+    from odernn.data.store import read_trajectories
 
     data = read_trajectories(d / "small.h5")
     config = TrainConfig.from_dict({"model": "lstm", "hidden": 4})
@@ -167,7 +167,7 @@ def test_the_budget_names_the_size_and_can_be_raised(monkeypatch):
 
 
 def test_a_spec_within_the_budget_still_simulates_and_the_override_allows_more(monkeypatch):
-    from odernn.spec import load_spec
+    from odernn.data.spec import load_spec
 
     load_spec("train").with_overrides(n_steps=1_000_000)  # ~80 MB a block: fine
     monkeypatch.setenv(budget.ENV, "64M")
@@ -176,7 +176,7 @@ def test_a_spec_within_the_budget_still_simulates_and_the_override_allows_more(m
 
 
 def test_the_reservoir_is_the_same_matrix_drawn_in_row_blocks(monkeypatch):
-    from odernn.models import esn
+    from odernn.learn.models import esn
 
     def dense(units: int, degree: int, rng: np.random.Generator) -> np.ndarray:
         cols = np.argsort(rng.random((units, units)), axis=1)[:, :degree]
@@ -193,8 +193,8 @@ def test_the_reservoir_is_the_same_matrix_drawn_in_row_blocks(monkeypatch):
 def zeros_file(path: Path, n: int, steps: int) -> Path:
     """An odernn series file of ``n x steps`` zeros, gzip-compressed to a few MB: every
     1 MiB chunk is the same compressed bytes, written directly (no GBs in this process)."""
-    from odernn.simulate import simulate
-    from odernn.spec import parse_spec
+    from odernn.data.simulate import simulate
+    from odernn.data.spec import parse_spec
 
     model = path.with_name("model.h5")
     simulate(parse_spec('system = "sine"\nn = 2\nseed = 0\ndt = 0.5\nn_steps = 4\n'

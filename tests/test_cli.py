@@ -73,7 +73,7 @@ def test_config_file_supplies_options_and_flags_win(spec, tmp_path, capsys):
     out_file = tmp_path / "d.h5"
     code, _, err = run(["simulate", spec, "-o", out_file, "--config", config, "--n", "4"], capsys)
     assert code == 0, err
-    from odernn.store import read_trajectories
+    from odernn.data.store import read_trajectories
 
     data = read_trajectories(out_file)
     assert data.n == 4 and data.attrs["seed"] == 9
@@ -154,7 +154,7 @@ def test_disk_filling_up_during_the_write_fails_cleanly(tmp_path):
     retried the failed write when the process exited, and segfaulted)."""
     out = next(mount_tmpfs(tmp_path / "disk", "size=1m"))
     script = ("import sys\n"
-              "from odernn.store import TrajectoryWriter\n"
+              "from odernn.data.store import TrajectoryWriter\n"
               "from odernn.cli.app import main\n"
               "TrajectoryWriter._check_space = lambda self: None  # the disk fills afterwards\n"
               f"sys.argv = ['odernn', 'simulate', 'train', '-o', '{out}/big.h5', '-q']\n"

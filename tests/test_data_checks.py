@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from odernn.cli.app import main
-from odernn.simulate import simulate
-from odernn.spec import load_spec
+from odernn.data.simulate import simulate
+from odernn.data.spec import load_spec
 
 
 def shift_time(f: h5py.File) -> None:  # t moved, F and the parameters left as they were

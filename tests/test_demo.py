@@ -67,7 +67,7 @@ def test_a_failed_demo_leaves_the_previous_one(tmp_path, capsys, monkeypatch):
     def fail(*args, **kwargs):
         raise OutputError("the disk went away")
 
-    evaluate_module = importlib.import_module("odernn.evaluate")  # odernn.evaluate: the API
+    evaluate_module = importlib.import_module("odernn.assess.evaluate")
 
     monkeypatch.setattr(evaluate_module, "evaluate", fail)
     assert main(["demo", "--quick", "--models", "esn", "-o", str(out), "--quiet",

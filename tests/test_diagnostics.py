@@ -10,12 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from odernn import bptt
-from odernn.bptt import RNNParams
-from odernn.checkpoint import save_checkpoint
 from odernn.cli import gradients  # noqa: F401  (registers the command)
 from odernn.cli.app import main
-from odernn.diagnostics import (
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.errors import DataError, SpecError
+from odernn.learn.checkpoint import save_checkpoint
+from odernn.learn.models import Layout, build
+from odernn.learn.windows import compute_stats
+from odernn.notes import bptt
+from odernn.notes.bptt import RNNParams
+from odernn.notes.diagnostics import (
     fresh_probe,
     gradient_profile,
     radius_of,
@@ -24,11 +29,6 @@ from odernn.diagnostics import (
     surrogate_probe,
     vanilla_probe,
 )
-from odernn.errors import DataError, SpecError
-from odernn.models import Layout, build
-from odernn.simulate import simulate_trajectories
-from odernn.spec import load_spec
-from odernn.windows import compute_stats
 
 torch.set_num_threads(1)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from odernn.checkpoint import read_checkpoint
+from odernn.learn.checkpoint import read_checkpoint
 
 GRU = ["--model", "gru", "--hidden", "8", "--epochs", "2", "--batch-size", "8", "--window", "10",
        "--set", "horizon=10", "--quiet"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from odernn.dynamics import (
+from odernn.notes.dynamics import (
     lyapunov_exponent,
     random_weights,
     rotation_weights,

@@ -7,11 +7,11 @@ import pytest
 import torch
 from test_models import oscillator_data, small_config
 
-from odernn.metrics import nrmse
-from odernn.models import build, load_surrogate
-from odernn.models.layout import Layout
-from odernn.training import RIDGE_TOLERANCE, choose_ridge, train
-from odernn.windows import compute_stats, split_by_trajectory, to_tensors
+from odernn.assess.metrics import nrmse
+from odernn.learn.models import build, load_surrogate
+from odernn.learn.models.layout import Layout
+from odernn.learn.training import RIDGE_TOLERANCE, choose_ridge, train
+from odernn.learn.windows import compute_stats, split_by_trajectory, to_tensors
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
+from odernn.assess.evaluate import Evaluation, evaluate, name_runs
+from odernn.assess.resonance import ResonanceSettings, fit_steady_state, plan_sweep
+from odernn.data.integrators import INTEGRATORS, SAMPLED_FORCING
+from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
-from odernn.evaluate import Evaluation, evaluate, name_runs
-from odernn.integrators import INTEGRATORS, SAMPLED_FORCING
-from odernn.models.base import Rollout
-from odernn.resonance import ResonanceSettings, fit_steady_state, plan_sweep
-from odernn.trajectories import Trajectories
+from odernn.learn.models.base import Rollout
 
 DT = 0.05
 
@@ -226,7 +226,7 @@ def test_same_information_needs_a_sampled_method(test_set: Trajectories) -> None
 def test_every_timed_run_follows_an_untimed_one(test_set: Trajectories, monkeypatch) -> None:
     """Integrators in the work-precision sweep get the same untimed first call (on 2
     trajectories) as the surrogates and the main table."""
-    evaluate_module = importlib.import_module("odernn.evaluate")  # odernn.evaluate: the API
+    evaluate_module = importlib.import_module("odernn.assess.evaluate")
 
     real, calls = evaluate_module._timed, []
 
@@ -302,7 +302,7 @@ def test_a_signal_after_the_last_stage_still_stops(test_set: Trajectories, monke
     import os
     import signal
 
-    evaluate_module = importlib.import_module("odernn.evaluate")  # odernn.evaluate: the API
+    evaluate_module = importlib.import_module("odernn.assess.evaluate")
 
     real = evaluate_module._measure
 

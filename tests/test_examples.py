@@ -274,16 +274,16 @@ def test_the_readme_python_block_runs(tmp_path, monkeypatch):
     size-shrinking change); the value an expression line's comment states (shapes, a count) is
     checked, with 256, 64 and 1000 read as 16, 8 and 200."""
     import odernn
-    import odernn.spec
+    import odernn.data.spec
 
     sizes = {"train": 16, "test": 8}
-    real = odernn.spec.load_spec
+    real = odernn.data.spec.load_spec
 
     def small(name, *args, **kwargs):
         spec = real(name, *args, **kwargs)
         return spec.with_overrides(n=sizes[name], n_steps=200) if name in sizes else spec
 
-    monkeypatch.setattr(odernn.spec, "load_spec", small)
+    monkeypatch.setattr(odernn.data.spec, "load_spec", small)
     monkeypatch.setattr(odernn, "load_spec", small, raising=False)  # the lazy re-export
 
     mapped = {256: sizes["train"], 64: sizes["test"], 1000: 200}

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from odernn.cli.app import main
-from odernn.models import REGISTRY, load_surrogate
-from odernn.simulate import simulate, simulate_trajectories
-from odernn.spec import load_spec
+from odernn.data.simulate import simulate, simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.learn.models import REGISTRY, load_surrogate
 
 pytestmark = pytest.mark.gpu
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.func import functional_call
 
-import odernn.hessian_free as hf
+import odernn.learn.hessian_free as hf
 from odernn.errors import DataError, SpecError
-from odernn.hessian_free import (
+from odernn.learn.hessian_free import (
     HessianFree,
     backtrack,
     conjugate_gradient,

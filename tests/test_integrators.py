@@ -9,9 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import odernn.integrators as integrators
-from odernn.errors import OdernnError, SpecError
-from odernn.integrators import (
+import odernn.data.integrators as integrators
+from odernn.data.integrators import (
     DESCRIPTIONS,
     INTEGRATORS,
     ORDERS,
@@ -19,7 +18,8 @@ from odernn.integrators import (
     integrate,
     rk4_step,
 )
-from odernn.systems import HarmonicForcing, Oscillator, SampledForcing
+from odernn.data.systems import HarmonicForcing, Oscillator, SampledForcing
+from odernn.errors import OdernnError, SpecError
 
 EPS = np.finfo(np.float64).eps
 FIXED_STEP = [name for name, order in ORDERS.items() if order is not None]

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from odernn.errors import DataError
-from odernn.metrics import (
+from odernn.assess.metrics import (
     METRICS,
     divergence_steps,
     energy_balance_error,
@@ -22,6 +21,7 @@ from odernn.metrics import (
     summarize,
     valid_prediction_time,
 )
+from odernn.errors import DataError
 
 T = np.array([0.0, 0.5, 1.0, 1.5])
 REF = np.array([[0.0, 1.0, 2.0, 3.0], [0.0, -1.0, -2.0, -3.0]])

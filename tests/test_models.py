@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
+from odernn.assess.metrics import nrmse
+from odernn.data.integrators import exact
+from odernn.data.systems import HarmonicForcing, Oscillator
+from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
-from odernn.integrators import exact
-from odernn.metrics import nrmse
-from odernn.models import REGISTRY, build, describe, load_surrogate, save_surrogate
-from odernn.models.layout import Layout
-from odernn.systems import HarmonicForcing, Oscillator
-from odernn.training import TrainConfig, train
-from odernn.trajectories import Trajectories
-from odernn.windows import compute_stats
+from odernn.learn.models import REGISTRY, build, describe, load_surrogate, save_surrogate
+from odernn.learn.models.layout import Layout
+from odernn.learn.training import TrainConfig, train
+from odernn.learn.windows import compute_stats
 
 FAMILIES = sorted(REGISTRY)
 

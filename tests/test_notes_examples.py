@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from odernn import notes_examples as ne
 from odernn.errors import SpecError
+from odernn.notes import notes_examples as ne
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -217,7 +217,7 @@ def test_bad_names_are_refused():
 
 
 def test_long_range_task_defeats_a_fixed_window_linear_model():
-    from odernn import four_ways as fw
+    from odernn.notes import four_ways as fw
 
     train, test = fw.long_range_data(n_train=16, n_test=8, n_steps=300)
     errors = fw.linear_window_errors(train, test, (5, 20, 50, 300))
@@ -235,7 +235,7 @@ def test_long_range_task_defeats_a_fixed_window_linear_model():
 def test_long_range_oscillator_is_exact():
     from scipy.integrate import solve_ivp
 
-    from odernn import four_ways as fw
+    from odernn.notes import four_ways as fw
 
     forcing = np.random.default_rng(1).standard_normal((1, 30))
     x = fw.simulate(forcing)[0]
@@ -249,7 +249,7 @@ def test_long_range_oscillator_is_exact():
 
 
 def test_four_ways_spend_equal_budgets():
-    from odernn import four_ways as fw
+    from odernn.notes import four_ways as fw
 
     train, test = fw.long_range_data(n_train=8, n_test=4, n_steps=40)
     rows = fw.compare(train, test, 6, say=lambda s: None)

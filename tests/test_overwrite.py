@@ -21,8 +21,8 @@ from test_cli import SPEC  # a small spec: 6 trajectories x 40 steps
 
 from odernn import atomic
 from odernn.cli.app import main
+from odernn.data.store import SCHEMA, content_digest, open_trajectories, read_trajectories
 from odernn.errors import DataError, OutputError
-from odernn.store import SCHEMA, content_digest, open_trajectories, read_trajectories
 
 EVALUATE = ["--no-work-precision", "--no-resonance", "--quiet"]
 

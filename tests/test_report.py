@@ -20,12 +20,9 @@ from PIL import Image
 from test_evaluate import ExactMap, Exploding, Zeros, make_test_set
 
 import odernn
-from odernn.errors import DataError, OutputError
-from odernn.evaluate import Evaluation, evaluate
-from odernn.integrators import INTEGRATORS, SAMPLED_FORCING
-from odernn.metrics import METRICS
-from odernn.models.base import Rollout
-from odernn.report import (
+from odernn.assess.evaluate import Evaluation, evaluate
+from odernn.assess.metrics import METRICS
+from odernn.assess.report import (
     Figure,
     Section,
     Table,
@@ -34,7 +31,10 @@ from odernn.report import (
     same_information_sentences,
     write_report,
 )
-from odernn.resonance import ResonanceSettings
+from odernn.assess.resonance import ResonanceSettings
+from odernn.data.integrators import INTEGRATORS, SAMPLED_FORCING
+from odernn.errors import DataError, OutputError
+from odernn.learn.models.base import Rollout
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr", "col", "area", "base"}
 

@@ -14,12 +14,12 @@ from test_interrupt import _train_args
 from test_models import interrupt_at, small_config
 
 from odernn.cli.app import main
+from odernn.data.simulate import simulate
+from odernn.data.spec import load_spec
+from odernn.data.store import read_trajectories
 from odernn.errors import OutputError
-from odernn.rundir import LOCK, RunWriter
-from odernn.simulate import simulate
-from odernn.spec import load_spec
-from odernn.store import read_trajectories
-from odernn.training import train
+from odernn.learn.rundir import LOCK, RunWriter
+from odernn.learn.training import train
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from odernn.cli.app import main
-from odernn.store import read_trajectories
+from odernn.data.store import read_trajectories
 
-simulate_module = importlib.import_module("odernn.simulate")  # odernn.simulate: the function
+simulate_module = importlib.import_module("odernn.data.simulate")
 
 SPEC = """
 n = {n}

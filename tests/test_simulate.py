@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from odernn.errors import SpecError
-from odernn.simulate import (
+from odernn.data.simulate import (
     BLOCK_BYTES,
     SCIPY_BLOCKS,
     SCIPY_MIN_BLOCK,
@@ -16,7 +15,8 @@ from odernn.simulate import (
     shard_rows,
     simulate_trajectories,
 )
-from odernn.spec import builtin_names, load_spec, parse_spec
+from odernn.data.spec import builtin_names, load_spec, parse_spec
+from odernn.errors import SpecError
 
 SMALL = """
 n = 12

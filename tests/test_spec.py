@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
+from odernn.data.spec import builtin_names, load_spec, parse_spec
 from odernn.errors import SpecError
-from odernn.spec import builtin_names, load_spec, parse_spec
 
 GOOD = """
 n = 4
@@ -138,8 +138,8 @@ def test_effective_spec_round_trips_through_toml(name):
 
 
 def test_a_file_reproduces_itself_from_its_stored_spec(tmp_path):
-    from odernn.simulate import simulate
-    from odernn.store import read_trajectories
+    from odernn.data.simulate import simulate
+    from odernn.data.store import read_trajectories
 
     spec = load_spec("test").with_overrides(n=5, seed=42, integrator="exact")
     simulate(spec, tmp_path / "a.h5")

@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import odernn
-from odernn import store
+from odernn.data import store
+from odernn.data.merge import merge_files
+from odernn.data.store import TrajectoryWriter, open_trajectories, read_trajectories
 from odernn.errors import DataError, OutputError, SpecError
-from odernn.merge import merge_files
-from odernn.store import TrajectoryWriter, open_trajectories, read_trajectories
 
 N, T, K, DT = 7, 50, 3, 0.05
 # random arrays: no forcing family their F could be checked against, no kind (both are written)
@@ -424,7 +424,8 @@ def test_corrupt_file_is_refused_with_a_precise_message(good, name):
 def forged_file(path: Path, n: int, steps: int, chunks: tuple[int, int]) -> Path:
     """Schema-conforming metadata declaring (n, steps) datasets that hold no data at all."""
     with h5py.File(path, "w") as h:
-        h.attrs.update(schema="odernn.trajectories", schema_version=1, created="2026-01-01T00:00Z",
+        h.attrs.update(schema="odernn.trajectories", schema_version=1,
+                       created="2026-01-01T00:00Z",
                        odernn_version="0", n_trajectories=n, n_steps=steps, dt=DT,
                        datasets=np.array(["x"], dtype=h5py.string_dtype()))
         h.create_dataset("t", data=grid(min(steps, 1 << 16)), maxshape=(None,), chunks=(4096,))

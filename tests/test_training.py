@@ -12,15 +12,15 @@ import pytest
 import torch
 from test_models import interrupt_at, oscillator_data, same_weights, series_data, small_config
 
-import odernn.training as training
-from odernn.checkpoint import read_checkpoint, save_checkpoint
+import odernn.learn.training as training
+from odernn.assess.metrics import nrmse
 from odernn.errors import DataError, OutputError, SpecError
-from odernn.hessian_free import mse
-from odernn.metrics import nrmse
-from odernn.models import REGISTRY, build, load_surrogate
-from odernn.models.layout import Layout
-from odernn.training import TrainConfig, closed_loop_nrmse, momentum_at, resolve_device, train
-from odernn.windows import compute_stats, to_tensors
+from odernn.learn.checkpoint import read_checkpoint, save_checkpoint
+from odernn.learn.hessian_free import mse
+from odernn.learn.models import REGISTRY, build, load_surrogate
+from odernn.learn.models.layout import Layout
+from odernn.learn.training import TrainConfig, closed_loop_nrmse, momentum_at, resolve_device, train
+from odernn.learn.windows import compute_stats, to_tensors
 
 
 @pytest.fixture(scope="module")

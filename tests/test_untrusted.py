@@ -8,10 +8,10 @@ import pickle
 import pytest
 import torch
 
-from odernn.checkpoint import check_safe_loading
 from odernn.cli.app import main
 from odernn.errors import DataError
-from odernn.models import load_surrogate
+from odernn.learn.checkpoint import check_safe_loading
+from odernn.learn.models import load_surrogate
 
 
 class _Payload:

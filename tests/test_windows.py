@@ -10,8 +10,8 @@ import torch
 from test_models import oscillator_data, series_data
 
 from odernn.errors import DataError, SpecError
-from odernn.models.layout import Codec, Layout, check_data
-from odernn.windows import (
+from odernn.learn.models.layout import Codec, Layout, check_data
+from odernn.learn.windows import (
     carried_state,
     compute_stats,
     exogenous,

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from odernn.data.systems import FORCINGS, Oscillator, forcing_from_params
 from odernn.errors import DataError
-from odernn.systems import FORCINGS, Oscillator, forcing_from_params
 from odernn.types import Array
 
 

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError
-from odernn.models.base import Rollout
-from odernn.models.layout import Codec, Layout, Stats, check_data
-from odernn.trajectories import Trajectories
+from odernn.learn.models.base import Rollout
+from odernn.learn.models.layout import Codec, Layout, Stats, check_data
 from odernn.types import Array
 
 State = tuple[Tensor, ...]

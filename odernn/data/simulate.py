@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from odernn import budget
+from odernn.data.integrators import integrate
+from odernn.data.spec import Range, Spec
+from odernn.data.systems import Oscillator, forcing_from_params
+from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
-from odernn.integrators import integrate
 from odernn.interrupt import interrupt_guard
-from odernn.spec import Range, Spec
-from odernn.systems import Oscillator, forcing_from_params
-from odernn.trajectories import Trajectories
 
 BLOCK_BYTES = 64 << 20
 """Memory budget of one integration block (x, v and F in float64)."""
@@ -259,7 +259,7 @@ def simulate(
     writes the k-th of n contiguous slices (:func:`shard_rows`), to be joined
     by ``odernn merge``. ``progress(n_done)`` is called after every block.
     """
-    from odernn.store import TrajectoryWriter
+    from odernn.data.store import TrajectoryWriter
 
     check_memory(spec)
     start, stop = shard_rows(spec, shard)

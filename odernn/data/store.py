@@ -15,7 +15,7 @@ rename it into place only when every row is written, so a file at its final path
 always complete. Readers treat a file as untrusted: the metadata is checked before any
 data is read, declared sizes are bounded before anything is allocated, and values are
 checked to be finite block by block as they are read. Shards of one simulation are
-joined by :mod:`odernn.merge`.
+joined by :mod:`odernn.data.merge`.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ import numpy as np
 
 from odernn import budget
 from odernn.atomic import AsideFile, check_output
+from odernn.data.trajectories import Trajectories, check_consistency
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.interrupt import interrupt_guard
-from odernn.trajectories import Trajectories, check_consistency
 from odernn.types import Array
 
 SCHEMA = "odernn.trajectories"
@@ -50,7 +50,7 @@ REQUIRED_ATTRS = ("schema", "schema_version", "created", "odernn_version", "n_tr
                   "n_steps", "dt", "datasets")
 SHARD_SOURCES = "shard_sources"
 """Root attribute of a virtual merge (``merge --virtual``): JSON list of the shards it reads,
-each with its size, mtime and content digest at merge time (:mod:`odernn.merge`)."""
+each with its size, mtime and content digest at merge time (:mod:`odernn.data.merge`)."""
 RESERVED_ATTRS = (*REQUIRED_ATTRS, "creator", SHARD_SOURCES)
 """Root attributes the store writes itself; callers may not set them."""
 SHARD_ATTRS = ("shard_index", "shard_count", "row_start", "row_stop", "n_total")
@@ -453,7 +453,7 @@ class TrajectoryFile:
         self._datasets = {k: datasets[k] for k in self.names}
         self._params = params
         if SHARD_SOURCES in self._attrs:  # a virtual merge: its shards must be the merged ones
-            from odernn.merge import check_shard_sources
+            from odernn.data.merge import check_shard_sources
 
             check_shard_sources(path, self._attrs[SHARD_SOURCES])
 
@@ -507,12 +507,12 @@ class TrajectoryFile:
 
     def verify(self) -> None:
         """Check every value of every dataset is finite and the parts agree with each other
-        (:func:`~odernn.trajectories.check_consistency`), block by block (bounded memory)."""
+        (:func:`~odernn.data.trajectories.check_consistency`), block by block (bounded memory)."""
         self.ranges()
         self.check_parts()
 
     def check_parts(self) -> None:
-        """:func:`~odernn.trajectories.check_consistency` over the whole file, the same check
+        """:func:`~odernn.data.trajectories.check_consistency` over the whole file, the same check
         :meth:`read` makes, in blocks of at most about :data:`BLOCK_BYTES` (whole rows, or a
         row's columns when a row is larger); a Ctrl-C or SIGTERM between blocks ends it."""
         per_point = 8 + sum(d.dtype.itemsize for d in self._datasets.values())  # with t

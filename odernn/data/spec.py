@@ -312,7 +312,9 @@ def _check_numbers(spec: Spec) -> None:
         raise SpecError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {spec.dtype!r}")
     if spec.system == "sine" and spec.integrator["name"] != "exact":
         raise SpecError(f"{where}: a sine series is sampled exactly; integrator must be 'exact'")
-    from odernn.simulate import check_memory  # the block sizes live there (imported late: a cycle)
+    from odernn.data.simulate import (
+        check_memory,  # the block sizes live there (imported late: a cycle)
+    )
 
     check_memory(spec)  # n, n_steps and K against the memory budget, before any allocation
 

@@ -53,7 +53,7 @@ reaches :data:`NOISY_THRESHOLD`, the noise variance plus a margin, so that a
 run is not credited for a dip into the noise.
 
 The improved recipes are written here in plain torch rather than with
-:mod:`odernn.training`, because the presets keep the notes' models (a bare
+:mod:`odernn.learn.training`, because the presets keep the notes' models (a bare
 ``nn.RNN`` + linear layer, the Keras stack), split one series in time, and time
 training per epoch, while ``training.train`` builds its own surrogates (with a
 learned initial-state map and normalisation), splits by trajectory and writes
@@ -76,10 +76,10 @@ from matplotlib.figure import Figure as MplFigure
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from odernn.assess.report import Figure, Section, Table
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
 from odernn.errors import SpecError
-from odernn.report import Figure, Section, Table
-from odernn.simulate import simulate_trajectories
-from odernn.spec import load_spec
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "sine": ("faithful", "improved"),
@@ -805,7 +805,7 @@ COLUMNS = {"preset": "preset", "variant": "variant", "seed": "seed", "epochs": "
 
 
 def preset_section(results: list[PresetResult]) -> Section:
-    """A report section (:func:`odernn.report.write_report`'s ``extra_sections``): the
+    """A report section (:func:`odernn.assess.report.write_report`'s ``extra_sections``): the
     variants side by side with the work they took, and :func:`preset_figure`."""
     rows = [[row[k] for k in COLUMNS] for row in preset_table(results)]
     text = (

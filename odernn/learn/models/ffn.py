@@ -6,7 +6,7 @@ It is the vanilla RNN without ``W``: the network sees only the present
 inputs, so it must be given the whole physical state (``v`` among the
 inputs). Its state in the surrogate protocol is empty; in closed loop the
 carried ``(x, v)`` is the only memory, fed back through the codec like every
-family's. ``head`` adds ReLU layers before ``V`` as in :mod:`odernn.models.rnn`.
+family's. ``head`` adds ReLU layers before ``V`` as in :mod:`odernn.learn.models.rnn`.
 
 The notes' x-only variant ``y_i = h(x_i, h_{i-1})`` needs memory: it is the
 recurrent families in velocity mode (inputs without ``v``), not this one.
@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from odernn.errors import SpecError
-from odernn.models.layout import Layout, Stats
-from odernn.models.rnn import HIDDEN_ACTIVATIONS, _activation, add_output_layers, check_widths
-from odernn.models.surrogate import RecurrentSurrogate, State
+from odernn.learn.models.layout import Layout, Stats
+from odernn.learn.models.rnn import HIDDEN_ACTIVATIONS, _activation, add_output_layers, check_widths
+from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
 
 class FeedForward(RecurrentSurrogate):

@@ -2,7 +2,7 @@
 
 A run directory holds ``config.json`` (the options and the data's fingerprint),
 ``history.csv`` (one row per epoch, or per ridge candidate), ``best.pt`` and
-``last.pt`` (:mod:`odernn.checkpoint`; ``last.pt`` carries the resume state),
+``last.pt`` (:mod:`odernn.learn.checkpoint`; ``last.pt`` carries the resume state),
 and an empty ``.odernn-lock``. :class:`RunWriter` is the only writer:
 
 - one process at a time: a second writer (another ``odernn train`` into the same
@@ -25,8 +25,8 @@ import shutil
 from pathlib import Path
 
 from odernn import atomic
-from odernn.checkpoint import BEST, LAST
 from odernn.errors import DataError, OutputError
+from odernn.learn.checkpoint import BEST, LAST
 
 CONFIG, HISTORY = "config.json", "history.csv"
 LOCK = ".odernn-lock"

@@ -35,10 +35,10 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
 from odernn import atomic
+from odernn.assess.evaluate import REFERENCE, Evaluation
+from odernn.assess.metrics import METRICS
 from odernn.errors import DataError, OutputError, SpecError
-from odernn.evaluate import REFERENCE, Evaluation
 from odernn.interrupt import interrupt_guard
-from odernn.metrics import METRICS
 
 HEADERS: dict[str, str] = {
     "nrmse_x": "NRMSE x", "nrmse_v": "NRMSE v", "rmse_x": "RMSE x", "rmse_v": "RMSE v",

@@ -6,7 +6,7 @@ A checkpoint is a dict saved with ``torch.save`` and read back with
 - ``format``, ``format_version``, ``odernn_version``;
 - ``family``, ``args`` (constructor arguments: layout, normalisation
   statistics, hyperparameters), ``state_dict``: enough to rebuild the model
-  (:func:`odernn.models.load_surrogate`);
+  (:func:`odernn.learn.models.load_surrogate`);
 - ``data``: the training data's fingerprint (shape, dt, a content hash);
 - for ``last.pt`` also ``resume``: optimiser state, RNG state, the data
   position (epoch, batch) and the training history so far.

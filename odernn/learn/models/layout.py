@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
-from odernn.models.base import TARGETS
-from odernn.trajectories import Trajectories
+from odernn.learn.models.base import TARGETS
 
 CHANNELS = ("x", "v", "F", "F_next", "eta")
 """Input channels of an oscillator surrogate, in the order they are stacked."""

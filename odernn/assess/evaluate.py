@@ -1,7 +1,7 @@
 """Closed-loop surrogates against the integrators on one test set.
 
 Every method starts from the test trajectories' initial states. The surrogates
-and the ``rk4-sampled*`` integrators (:data:`odernn.integrators.SAMPLED_FORCING`)
+and the ``rk4-sampled*`` integrators (:data:`odernn.data.integrators.SAMPLED_FORCING`)
 see the forcing only at its samples ``F_i``, and eta where a surrogate is
 configured for it; the other integrators evaluate the forcing as a function of
 time. The best integrator given only the samples is the honest baseline each
@@ -12,12 +12,12 @@ are measured on the same steps.
 
 Three studies, each reusable on its own:
 
-- accuracy and speed of every method (:func:`odernn.metrics.summarize`);
+- accuracy and speed of every method (:func:`odernn.assess.metrics.summarize`);
 - a work-precision sweep: error against wall time of each integrator over step
   sizes (SciPy over tolerances; the sampled-forcing integrators only over every
   k-th sample), each surrogate a point on the same axes, and its speed-up over
   the cheapest integrator setting that is at least as accurate;
-- the resonance check (:mod:`odernn.resonance`).
+- the resonance check (:mod:`odernn.assess.resonance`).
 """
 
 from __future__ import annotations
@@ -37,10 +37,7 @@ import numpy as np
 import scipy
 
 import odernn
-from odernn.errors import DataError, SpecError
-from odernn.integrators import DESCRIPTIONS, INTEGRATORS, SAMPLED_FORCING
-from odernn.interrupt import interrupt_guard
-from odernn.metrics import (
+from odernn.assess.metrics import (
     METRICS,
     divergence_steps,
     error_vs_time,
@@ -50,10 +47,13 @@ from odernn.metrics import (
     reference_scale,
     summarize,
 )
-from odernn.models.base import Rollout, Surrogate
-from odernn.resonance import ResonanceSettings, fit_steady_state, plan_sweep, response_errors
-from odernn.systems import Oscillator, SampledForcing, steady_state_response
-from odernn.trajectories import Trajectories
+from odernn.assess.resonance import ResonanceSettings, fit_steady_state, plan_sweep, response_errors
+from odernn.data.integrators import DESCRIPTIONS, INTEGRATORS, SAMPLED_FORCING
+from odernn.data.systems import Oscillator, SampledForcing, steady_state_response
+from odernn.data.trajectories import Trajectories
+from odernn.errors import DataError, SpecError
+from odernn.interrupt import interrupt_guard
+from odernn.learn.models.base import Rollout, Surrogate
 
 SCHEMA = "odernn.metrics"
 SCHEMA_VERSION = 1
@@ -188,7 +188,7 @@ def name_runs(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
 
 def load_runs(runs: Mapping[str, Path]) -> dict[str, Surrogate]:
     """Load the surrogate of each named run directory (see :func:`name_runs`)."""
-    from odernn.models import load_surrogate
+    from odernn.learn.models import load_surrogate
 
     return {name: load_surrogate(Path(run)) for name, run in runs.items()}
 

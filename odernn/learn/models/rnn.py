@@ -41,8 +41,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from odernn.errors import SpecError
-from odernn.models.layout import Layout, Stats
-from odernn.models.surrogate import RecurrentSurrogate, State
+from odernn.learn.models.layout import Layout, Stats
+from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
                "identity": lambda a: a}

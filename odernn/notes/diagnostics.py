@@ -29,7 +29,7 @@ the natural average on a log scale). Everything runs in float64, so that a
 norm of 1e-60 is a number and not an underflow.
 
 Networks: the notes' vanilla RNN (:func:`vanilla_probe`, from
-:class:`odernn.bptt.RNNParams`, so it is checked against the numpy BPTT),
+:class:`odernn.notes.bptt.RNNParams`, so it is checked against the numpy BPTT),
 fresh ``nn.LSTMCell``/``nn.GRUCell`` networks (:func:`fresh_probe`), and
 trained surrogates (:func:`surrogate_probe`), all through the surrogate
 protocol ``step(u, state) -> (y, state)``.
@@ -49,9 +49,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 from torch import Tensor, nn
 
-from odernn.bptt import PARAM_NAMES, RNNParams
+from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
-from odernn.trajectories import Trajectories
+from odernn.notes.bptt import PARAM_NAMES, RNNParams
 from odernn.types import Array, Seed
 
 State = tuple[Tensor, ...]
@@ -231,7 +231,7 @@ def vanilla_probe(params: RNNParams, inputs: Array | Tensor, targets: Array | Te
                   label: str = "rnn") -> Probe:
     """The notes' network ``h = sigma_h(U u + W h + b)``, ``y = V h + c`` on given sequences.
 
-    The same weights and equations as :mod:`odernn.bptt` (``inputs (B, T, C)``,
+    The same weights and equations as :mod:`odernn.notes.bptt` (``inputs (B, T, C)``,
     ``targets (B, T, O)``); ``activation="identity"`` gives the linear RNN,
     whose ``ds_T/ds_k`` is exactly ``W^(T-k)``.
     """
@@ -384,14 +384,15 @@ def _gated_probe(family: str, hidden: int, seed: int, forget_bias: float | None,
 
 def surrogate_probe(model: Any, data: Trajectories, length: int, label: str | None = None
                     ) -> Probe:
-    """A trained surrogate (:func:`odernn.models.load_surrogate`) on the first steps of ``data``.
+    """A trained surrogate (:func:`odernn.learn.models.load_surrogate`) on the first steps of
+    ``data``.
 
     The model reads what it was trained on (its layout's normalised inputs,
     teacher-forced with the true states) from its learned initial state, and
     the loss is its normalised one-step target error. A float64 copy is
     diagnosed; the model itself is left as it is.
     """
-    from odernn.windows import carried_state, exogenous
+    from odernn.learn.windows import carried_state, exogenous
 
     if model.family not in FAMILIES:
         raise DataError(f"a {model.family!r} model is not trained by backpropagation through "

@@ -12,7 +12,7 @@ split, builds the model and fits it:
   learns to survive its own errors);
   Adam, RMSprop or SGD with (Nesterov) momentum, gradient-norm clipping, a
   cosine learning-rate schedule, early stopping; or Hessian-free optimisation
-  (``optimizer="hf"``, :mod:`odernn.hessian_free`) of the teacher-forced loss.
+  (``optimizer="hf"``, :mod:`odernn.learn.hessian_free`) of the teacher-forced loss.
   Checkpoints are selected on the closed-loop validation error (NRMSE of x over
   whole trajectories), since teacher-forced loss does not predict closed-loop
   quality;
@@ -21,7 +21,7 @@ split, builds the model and fits it:
 
 The run directory holds ``config.json``, ``history.csv`` (one row per epoch,
 or per ridge candidate) and the checkpoints ``best.pt`` and ``last.pt``
-(:mod:`odernn.checkpoint`). ``resume=True`` continues from ``last.pt`` to the
+(:mod:`odernn.learn.checkpoint`). ``resume=True`` continues from ``last.pt`` to the
 same result as an uninterrupted run; Ctrl-C saves ``last.pt`` after the
 current batch and returns; a non-finite loss stops the run and keeps the last
 good checkpoints.
@@ -47,18 +47,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from odernn import distributed as dd
-from odernn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
+from odernn.assess.metrics import nrmse
+from odernn.data.spec import check_seed
+from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, OutputError, SpecError
-from odernn.hessian_free import HessianFree
 from odernn.interrupt import interrupt_guard
-from odernn.metrics import nrmse
-from odernn.models import REGISTRY, TARGETS, RecurrentSurrogate, build, surrogate_record
-from odernn.models.layout import DEFAULT_INPUTS, Layout, check_data
-from odernn.rundir import CONFIG, RunWriter, check_run_dir
-from odernn.spec import check_seed
-from odernn.trajectories import Trajectories
-from odernn.windows import (
+from odernn.learn import distributed as dd
+from odernn.learn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
+from odernn.learn.hessian_free import HessianFree
+from odernn.learn.models import REGISTRY, TARGETS, RecurrentSurrogate, build, surrogate_record
+from odernn.learn.models.layout import DEFAULT_INPUTS, Layout, check_data
+from odernn.learn.rundir import CONFIG, RunWriter, check_run_dir
+from odernn.learn.windows import (
     SequenceTensors,
     compute_stats,
     fingerprint,

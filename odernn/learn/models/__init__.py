@@ -2,7 +2,7 @@
 
 ``REGISTRY`` maps a family name to its class; every class is built as
 ``cls(layout, stats, **hyperparameters)`` and follows
-:class:`~odernn.models.base.Surrogate` (see :mod:`odernn.models.surrogate`).
+:class:`~odernn.learn.models.base.Surrogate` (see :mod:`odernn.learn.models.surrogate`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 import torch
 
 from odernn import budget
-from odernn.checkpoint import read_checkpoint, save_checkpoint
 from odernn.errors import DataError, SpecError
-from odernn.models.base import TARGETS, Rollout, Surrogate
-from odernn.models.esn import ESN
-from odernn.models.ffn import FeedForward
-from odernn.models.layout import Layout, Stats
-from odernn.models.rnn import GRU, LSTM, VanillaRNN
-from odernn.models.surrogate import RecurrentSurrogate
+from odernn.learn.checkpoint import read_checkpoint, save_checkpoint
+from odernn.learn.models.base import TARGETS, Rollout, Surrogate
+from odernn.learn.models.esn import ESN
+from odernn.learn.models.ffn import FeedForward
+from odernn.learn.models.layout import Layout, Stats
+from odernn.learn.models.rnn import GRU, LSTM, VanillaRNN
+from odernn.learn.models.surrogate import RecurrentSurrogate
 
 REGISTRY: dict[str, type[RecurrentSurrogate]] = {
     cls.family: cls for cls in (VanillaRNN, LSTM, GRU, ESN, FeedForward)

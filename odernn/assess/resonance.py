@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from odernn.data.systems import HarmonicForcing, Oscillator, steady_state_response
+from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
-from odernn.systems import HarmonicForcing, Oscillator, steady_state_response
-from odernn.trajectories import Trajectories
 from odernn.types import Array
 
 

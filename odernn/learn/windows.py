@@ -1,9 +1,9 @@
 """From trajectories to training tensors: carried states, exogenous inputs, statistics, splits.
 
-Models never see :class:`~odernn.trajectories.Trajectories`; training turns a
+Models never see :class:`~odernn.data.trajectories.Trajectories`; training turns a
 dataset into two device tensors once (:func:`to_tensors`), the carried state
 ``z (N, T, Z)`` and the exogenous inputs ``e (N, T, E)`` of a
-:class:`~odernn.models.layout.Layout`, and every batch is a gather of windows
+:class:`~odernn.learn.models.layout.Layout`, and every batch is a gather of windows
 from them (:meth:`SequenceTensors.windows`). Normalisation statistics come
 from the training split only (:func:`compute_stats`); splits are by
 trajectory, never by time inside a trajectory (:func:`split_by_trajectory`).
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
-from odernn.models.layout import Layout, Stats, check_data
-from odernn.trajectories import Trajectories
+from odernn.learn.models.layout import Layout, Stats, check_data
 from odernn.types import Array
 
 

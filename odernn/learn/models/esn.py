@@ -29,8 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from odernn.errors import SpecError
-from odernn.models.layout import Layout, Stats
-from odernn.models.surrogate import RecurrentSurrogate, State
+from odernn.learn.models.layout import Layout, Stats
+from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
 RESERVOIR_BLOCK = 1 << 22
 """Random draws per block of rows while choosing the reservoir's connections (32 MiB)."""

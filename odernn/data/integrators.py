@@ -29,8 +29,8 @@ from scipy import sparse
 from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 
+from odernn.data.systems import HarmonicForcing, Oscillator, uniform_step
 from odernn.errors import OdernnError, SpecError
-from odernn.systems import HarmonicForcing, Oscillator, uniform_step
 from odernn.types import Array
 
 Integrator = Callable[..., tuple[Array, Array]]
@@ -136,7 +136,7 @@ def _rk4_march(eta: Array, F: Array, Fh: Array, x: Array, v: Array, dt: float) -
 def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
     """Classic RK4 (:func:`rk4_step`), the forcing evaluated by ``system.forcing``
     at the grid and at the half steps (exact for a harmonic forcing; linear
-    interpolation of the samples for a :class:`~odernn.systems.SampledForcing`).
+    interpolation of the samples for a :class:`~odernn.data.systems.SampledForcing`).
     Order 4. Each step is a precomputed linear map (:func:`_rk4_coefficients`)."""
     eta, F, x, v = _start(system, x0, v0, t)
     dt = t[1] - t[0]
@@ -408,7 +408,8 @@ def _expand(x: Array, v: Array, basis: Array, cx: Array, cv: Array, tmp: Array) 
 
 
 def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
-    """The closed-form solution for a :class:`~odernn.systems.HarmonicForcing`, any ``eta >= 0``.
+    """The closed-form solution for a :class:`~odernn.data.systems.HarmonicForcing`, any
+    ``eta >= 0``.
 
     Free motion from ``(x0, v0)`` minus the particular solution at ``t0``, plus
     the particular solutions ``x_p = Re(A e^{i(w t + p)} / (1 - w^2 + i eta w))``

@@ -7,7 +7,7 @@ HDF5 virtual dataset that reads them in place. A virtual file records each shard
 mtime and content digest (root attribute ``shard_sources``); reading it refuses, in one
 line, a shard that changed since (:func:`check_shard_sources`). Either way the merged file holds
 the single-process file's content: every dataset bit for bit, every attribute but
-``created``, so the same :func:`odernn.store.content_digest` (``tests/test_shards.py``).
+``created``, so the same :func:`odernn.data.store.content_digest` (``tests/test_shards.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from odernn.errors import DataError, OutputError, SpecError
-from odernn.store import (
+from odernn.data.store import (
     _DESCRIPTIONS,
     BLOCK_BYTES,
     RESERVED_ATTRS,
@@ -38,6 +37,7 @@ from odernn.store import (
     content_digest,
     open_trajectories,
 )
+from odernn.errors import DataError, OutputError, SpecError
 
 
 def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool = False,
@@ -200,7 +200,7 @@ def check_shard_sources(path: Path, record: Any) -> None:
 
     A shard with the recorded size and mtime passes at once; any other (replaced, edited,
     or only copied) is passed only if its content digest is still the recorded one. Called
-    by :class:`odernn.store.TrajectoryFile` when it opens a file with ``shard_sources``.
+    by :class:`odernn.data.store.TrajectoryFile` when it opens a file with ``shard_sources``.
     """
     try:
         sources = json.loads(record) if isinstance(record, str) else None

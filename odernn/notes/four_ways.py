@@ -42,10 +42,10 @@ import torch
 from torch import Tensor, nn
 
 from odernn.errors import SpecError
-from odernn.hessian_free import HessianFree
-from odernn.models.esn import sparse_reservoir
-from odernn.models.rnn import ESN_CONNECTIONS
-from odernn.training import momentum_at
+from odernn.learn.hessian_free import HessianFree
+from odernn.learn.models.esn import sparse_reservoir
+from odernn.learn.models.rnn import ESN_CONNECTIONS
+from odernn.learn.training import momentum_at
 
 DT, ETA = 0.1, 0.1
 """Step and damping of the task's oscillator: a period is ~63 steps, the ringing ~200."""
@@ -157,8 +157,8 @@ def old_task_residual(n: int = 16, n_steps: int = 600, lags: int = 3) -> float:
     eta``."""
     from dataclasses import replace
 
-    from odernn.simulate import simulate_trajectories
-    from odernn.spec import Range, load_spec
+    from odernn.data.simulate import simulate_trajectories
+    from odernn.data.spec import Range, load_spec
 
     spec = load_spec("train").with_overrides(n=n, n_steps=n_steps, integrator="exact")
     data = simulate_trajectories(replace(spec, parameters={**spec.parameters,

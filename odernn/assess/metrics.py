@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from odernn.data.systems import energy
 from odernn.errors import DataError
-from odernn.systems import energy
 from odernn.types import Array
 
 METRICS: dict[str, str] = {

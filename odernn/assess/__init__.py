@@ -1,0 +1,1 @@
+"""Assessment: metrics, closed-loop evaluation against the integrators, reports."""

@@ -1,0 +1,1 @@
+"""Learning: the surrogate families, training, run directories, checkpoints."""
