@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import typer
 
 from odernn._compat import tomllib
+from odernn.checks import did_you_mean
 from odernn.errors import SpecError
 
 
@@ -27,10 +27,9 @@ def _load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | N
     for key, item in raw.items():
         name = key.replace("-", "_")
         if name not in allowed:
-            close = difflib.get_close_matches(name, sorted(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SpecError(
-                f"--config {value}: unknown key {key!r}{hint}; allowed: "
+                f"--config {value}: unknown key {key!r}{did_you_mean(name, sorted(allowed))}; "
+                "allowed: "
                 f"{', '.join(sorted(allowed))}"
             )
         defaults[name] = item

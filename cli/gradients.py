@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from odernn.checks import check_choice
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
 from odernn.data.spec import check_seed
@@ -76,10 +77,10 @@ def gradients(
     families = _split(model) or ([] if run else list(diagnostics.FAMILIES))
     radii = [_radius(r) for r in _split(spectral_radius) or ["0.5", "0.9", "1.0", "1.5"]]
     for family in families:
-        _check_choice(family, diagnostics.FAMILIES, "--model")
-    _check_choice(init, diagnostics.INITS, "--init")
-    _check_choice(loss, diagnostics.LOSSES, "--loss")
-    _check_choice(norm, diagnostics.NORMS, "--norm")
+        check_choice(family, diagnostics.FAMILIES, "--model")
+    check_choice(init, diagnostics.INITS, "--init")
+    check_choice(loss, diagnostics.LOSSES, "--loss")
+    check_choice(norm, diagnostics.NORMS, "--norm")
     for name, value in (("--hidden", hidden), ("--length", length), ("--sequences", sequences)):
         if value < 1:
             raise SpecError(f"{name} must be >= 1, got {value}")
@@ -129,11 +130,6 @@ def gradients(
 def _split(values: list[str] | None) -> list[str]:
     """Repeated and comma-separated option values, in order."""
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
-
-
-def _check_choice(value: str, allowed: tuple[str, ...], option: str) -> None:
-    if value not in allowed:
-        raise SpecError(f"{option} {value!r} unknown; allowed: {', '.join(allowed)}")
 
 
 def _radius(text: str) -> float:

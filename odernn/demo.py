@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from odernn import atomic
+from odernn.checks import check_choice
 from odernn.errors import SpecError
 from odernn.interrupt import interrupt_guard
 
@@ -218,8 +219,7 @@ def run_preset_demo(out: Path, preset: str, *, seed: int = 0, quick: bool = Fals
     from odernn.data.spec import check_seed
     from odernn.notes.notes_examples import VARIANTS
 
-    if preset not in VARIANTS:
-        raise SpecError(f"--preset {preset!r} unknown; allowed: {', '.join(VARIANTS)}")
+    check_choice(preset, VARIANTS, "--preset")
     check_seed(seed, "--seed")
     out = Path(out)
     with demo_output(out, overwrite):

@@ -147,3 +147,14 @@ def test_a_file_reproduces_itself_from_its_stored_spec(tmp_path):
     simulate(parse_spec(first.attrs["spec"]), tmp_path / "b.h5")
     second = read_trajectories(tmp_path / "b.h5")
     assert first.n == 5 and np.array_equal(first.x, second.x) and np.array_equal(first.F, second.F)
+
+
+def test_one_choice_check_suggests_the_closest_name():
+    from odernn.checks import check_choice
+
+    assert check_choice("lstm", ("rnn", "lstm"), "--model") == "lstm"
+    with pytest.raises(SpecError, match=re.escape("--model 'lstn' unknown (did you mean 'lstm'?); "
+                                                  "allowed: rnn, lstm")):
+        check_choice("lstn", ("rnn", "lstm"), "--model")
+    with pytest.raises(SpecError, match=re.escape("--model 'qqq' unknown; allowed: rnn, lstm")):
+        check_choice("qqq", ("rnn", "lstm"), "--model")

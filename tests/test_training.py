@@ -54,7 +54,7 @@ def test_options_round_trip_through_plain_data(family):
 
 
 def test_unknown_option_gets_a_suggestion():
-    with pytest.raises(SpecError, match="unknown training option 'hiden'; did you mean 'hidden'"):
+    with pytest.raises(SpecError, match=r"unknown training option 'hiden' \(did you mean 'hidden'"):
         TrainConfig.from_dict({"hiden": 32})
 
 

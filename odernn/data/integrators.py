@@ -18,7 +18,6 @@ last bit. ``scipy`` solves the whole batch as one system, so its adaptive steps
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from scipy import sparse
 from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 
+from odernn.checks import did_you_mean
 from odernn.data.systems import HarmonicForcing, Oscillator, uniform_step
 from odernn.errors import OdernnError, SpecError
 from odernn.types import Array
@@ -559,7 +559,7 @@ def integrate(
     Returns ``x, v (N, T)`` float64.
     """
     if name not in INTEGRATORS:
-        raise SpecError(f"unknown integrator {name!r}{_did_you_mean(name, INTEGRATORS)}; "
+        raise SpecError(f"unknown integrator {name!r}{did_you_mean(name, INTEGRATORS)}; "
                         f"allowed: {', '.join(INTEGRATORS)}")
     fn = INTEGRATORS[name]
     allowed = [p.name for p in inspect.signature(fn).parameters.values()
@@ -568,15 +568,10 @@ def integrate(
         if key not in allowed:
             takes = f"allowed: {', '.join(allowed)}" if allowed else "it takes no options"
             raise SpecError(f"unknown option {key!r} for integrator {name!r}"
-                            f"{_did_you_mean(key, allowed)}; {takes}")
+                            f"{did_you_mean(key, allowed)}; {takes}")
     t = _check_grid(t, name)
     x0, v0 = (_check_initial(label, u, system.n) for label, u in (("x0", x0), ("v0", v0)))
     return fn(system, x0, v0, t, **options)
-
-
-def _did_you_mean(word: str, choices: object) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _check_grid(t: Array, name: str) -> Array:

@@ -31,7 +31,6 @@ Example (``datasets/train.toml``)::
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import stat
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from odernn._compat import tomllib
+from odernn.checks import did_you_mean
 from odernn.errors import SpecError
 
 SYSTEMS = ("oscillator", "sine")
@@ -166,7 +166,7 @@ def load_spec(name_or_path: str | Path) -> Spec:
     names = builtin_names()
     if str(name_or_path) not in names:
         raise SpecError(
-            f"unknown dataset spec {str(name_or_path)!r}{_suggest(str(name_or_path), names)}; "
+            f"unknown dataset spec {str(name_or_path)!r}{did_you_mean(str(name_or_path), names)}; "
             f"give a .toml path or one of: {', '.join(names)}"
         )
     text = resources.files("odernn.datasets").joinpath(f"{name_or_path}.toml").read_text("utf-8")
@@ -319,16 +319,11 @@ def _check_numbers(spec: Spec) -> None:
     check_memory(spec)  # n, n_steps and K against the memory budget, before any allocation
 
 
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
     for key in table:
         if key not in allowed:
             raise SpecError(
-                f"{where}: unknown key {key!r}{_suggest(key, allowed)}; allowed: "
+                f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}; allowed: "
                 f"{', '.join(sorted(allowed))}"
             )
 
@@ -343,7 +338,7 @@ def _table(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
 def _choice(value: Any, allowed: tuple[str, ...], key: str, source: str) -> str:
     if value not in allowed:
         raise SpecError(
-            f"{source}: unknown {key} {value!r}{_suggest(str(value), allowed)}; "
+            f"{source}: unknown {key} {value!r}{did_you_mean(str(value), allowed)}; "
             f"allowed: {', '.join(allowed)}"
         )
     return str(value)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import difflib
 import io
 import json
 import math
@@ -48,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from odernn.assess.metrics import nrmse
+from odernn.checks import did_you_mean
 from odernn.data.spec import check_seed
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, OutputError, SpecError
@@ -304,9 +304,8 @@ class TrainConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in d:
             if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise SpecError(f"{where}: unknown training option {key!r}{hint}")
+                raise SpecError(f"{where}: unknown training option {key!r}"
+                                f"{did_you_mean(key, names)}")
         model = d.get("model", cls.model)
         if model not in REGISTRY:
             raise SpecError(f"{where}: model {model!r} unknown; allowed: {', '.join(REGISTRY)}")

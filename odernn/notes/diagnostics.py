@@ -49,6 +49,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 from torch import Tensor, nn
 
+from odernn.checks import check_choice
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.notes.bptt import PARAM_NAMES, RNNParams
@@ -166,8 +167,8 @@ def gradient_profile(probe: Probe, loss: str = "final", norm: str = "spectral") 
     over all steps with ``loss="sum"``. The Jacobian products are built from
     the step Jacobians as in the notes; the gradients come from autograd.
     """
-    _choice(loss, LOSSES, "loss")
-    _choice(norm, NORMS, "norm")
+    check_choice(loss, LOSSES, "loss")
+    check_choice(norm, NORMS, "norm")
     B, T = probe.inputs.shape[:2]
     S = sum(s.shape[-1] for s in probe.state0)
     with torch.enable_grad():
@@ -235,7 +236,7 @@ def vanilla_probe(params: RNNParams, inputs: Array | Tensor, targets: Array | Te
     ``targets (B, T, O)``); ``activation="identity"`` gives the linear RNN,
     whose ``ds_T/ds_k`` is exactly ``W^(T-k)``.
     """
-    sigma = _ACTIVATIONS[_choice(activation, tuple(_ACTIVATIONS), "activation")]
+    sigma = _ACTIVATIONS[check_choice(activation, tuple(_ACTIVATIONS), "activation")]
     U, W, V, b, c = (torch.as_tensor(getattr(params, n)) for n in PARAM_NAMES)
     inputs, targets = _float64(inputs), _float64(targets)
     if inputs.ndim != 3 or inputs.shape[-1] != params.n_in or targets.shape != \
@@ -265,7 +266,7 @@ def rnn_params(n_in: int, hidden: int, n_out: int = 1, spectral_radius: float | 
     on the unit circle, so that ``||W^n|| = radius^n`` exactly. U and V are
     ``N(0, 1/fan_in)``, the biases zero (:meth:`RNNParams.random`).
     """
-    _choice(init, INITS, "init")
+    check_choice(init, INITS, "init")
     if spectral_radius is not None and not spectral_radius >= 0:
         raise SpecError(f"spectral radius must be >= 0, got {spectral_radius}")
     rng = np.random.default_rng(seed)
@@ -334,7 +335,7 @@ def fresh_probe(family: str, data: Trajectories, *, hidden: int = 64, length: in
     ``forget_bias`` sets the LSTM's forget-gate bias (PyTorch draws it around
     0, a gate near 1/2; a bias of 1 or more keeps the cell's memory longer).
     """
-    _choice(family, FAMILIES, "model")
+    check_choice(family, FAMILIES, "model")
     if hidden < 1:
         raise SpecError(f"hidden must be >= 1, got {hidden}")
     if forget_bias is not None and family != "lstm":
@@ -475,10 +476,6 @@ def _geometric_mean(a: Array) -> Array:
         return np.exp(np.mean(np.log(a), axis=0))
 
 
-def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
-    if value not in allowed:
-        raise SpecError(f"{option} {value!r} unknown; allowed: {', '.join(allowed)}")
-    return value
 
 
 def _check_length(data: Trajectories, length: int) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from odernn import budget
+from odernn.checks import check_choice
 from odernn.errors import DataError, SpecError
 from odernn.learn.checkpoint import read_checkpoint, save_checkpoint
 from odernn.learn.models.base import TARGETS, Rollout, Surrogate
@@ -32,9 +33,7 @@ __all__ = ["REGISTRY", "TARGETS", "Layout", "RecurrentSurrogate", "Rollout", "St
 
 def family_class(family: str) -> type[RecurrentSurrogate]:
     """The class of ``family``, or a SpecError listing the families."""
-    if family not in REGISTRY:
-        raise SpecError(f"model {family!r} unknown; allowed: {', '.join(REGISTRY)}")
-    return REGISTRY[family]
+    return REGISTRY[check_choice(family, REGISTRY, "model")]
 
 
 def build(family: str, layout: Layout, stats: Stats, **hparams: Any) -> RecurrentSurrogate:
