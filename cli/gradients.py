@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import typer
 
+from odernn import jsonio
 from odernn.checks import check_choice
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
@@ -188,7 +188,7 @@ def _write(out: Path, overwrite: bool, record: dict[str, Any], fig: Any) -> None
     tmp: Path | None = None
     try:
         tmp = atomic.make_dir_beside(out)
-        (tmp / "gradients.json").write_text(json.dumps(record, indent=1, allow_nan=False) + "\n",
+        (tmp / "gradients.json").write_text(jsonio.dumps(record, indent=1) + "\n",
                                             encoding="utf-8")
         fig.savefig(tmp / "gradients.png", dpi=120)
         atomic.install_dir(tmp, out, check=lambda: _check_target(out, overwrite))

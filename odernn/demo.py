@@ -8,7 +8,6 @@ library call a user would make by hand.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from odernn import atomic
+from odernn import atomic, jsonio
 from odernn.checks import check_choice
 from odernn.errors import SpecError
 from odernn.interrupt import interrupt_guard
@@ -169,7 +168,7 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
     write_report(evaluation, out / "report", runs=runs, title="odernn demo report",
                  extra_sections=[section])
     result.stages["report"] = time.perf_counter() - start
-    (out / "stages.json").write_text(json.dumps(result.stages, indent=2) + "\n")
+    (out / "stages.json").write_text(jsonio.dumps(result.stages, indent=2) + "\n")
     return result
 
 
@@ -243,9 +242,9 @@ def _preset_demo(out: Path, preset: str, seed: int, quick: bool,
     result.presets = preset_table(runs)
     start = time.perf_counter()
     meta = f"odernn {__version__} · the lecture notes' {preset} example, seed {seed}"
-    files = {"presets.json": json.dumps(result.presets, indent=1) + "\n"}
+    files = {"presets.json": jsonio.dumps(result.presets, indent=1) + "\n"}
     write_document(out / "report", f"odernn demo: the notes' {preset} example", meta,
                    [preset_section(runs)], files=files)
     result.stages["report"] = time.perf_counter() - start
-    (out / "stages.json").write_text(json.dumps(result.stages, indent=2) + "\n")
+    (out / "stages.json").write_text(jsonio.dumps(result.stages, indent=2) + "\n")
     return result

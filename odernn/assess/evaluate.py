@@ -53,6 +53,7 @@ from odernn.data.systems import Oscillator, SampledForcing, steady_state_respons
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
+from odernn.jsonio import plain
 from odernn.learn.models.base import Rollout, Surrogate
 
 SCHEMA = "odernn.metrics"
@@ -152,23 +153,6 @@ class Evaluation:
             "resonance": self.resonance,
         }
         return plain(doc)
-
-
-def plain(value: Any) -> Any:
-    """``value`` with numpy types made Python, non-finite floats made strings (strict JSON)."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray | list | tuple):
-        return [plain(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def name_runs(run_dirs: Sequence[str | Path]) -> dict[str, Path]:

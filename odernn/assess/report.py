@@ -34,7 +34,7 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
-from odernn import atomic
+from odernn import atomic, jsonio
 from odernn.assess.evaluate import REFERENCE, Evaluation
 from odernn.assess.metrics import METRICS
 from odernn.errors import DataError, OutputError, SpecError
@@ -123,7 +123,7 @@ def write_report(
     meta = (f"odernn {evaluation.info['versions']['odernn']} · created "
             f"{evaluation.info['created']} · test set "
             f"{evaluation.info['data']['path'] or '(in memory)'}")
-    metrics = json.dumps(evaluation.to_json(), indent=1, allow_nan=False) + "\n"
+    metrics = jsonio.dumps(evaluation.to_json(), indent=1) + "\n"
     return write_document(out, title, meta, sections, colors=colors, overwrite=overwrite,
                           files={"metrics.json": metrics})
 
@@ -159,7 +159,7 @@ def write_document(out_dir: str | Path, title: str, meta: str, sections: Sequenc
             for name, text in files.items():
                 (tmp / name).write_text(text, encoding="utf-8")
             marker = {"written_by": "odernn report", "files": written}
-            (tmp / atomic.REPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+            (tmp / atomic.REPORT_MARKER).write_text(jsonio.dumps(marker) + "\n", encoding="utf-8")
             if interrupted():
                 raise KeyboardInterrupt
             atomic.install_dir(tmp, out, check=lambda: check_report_dir(out, overwrite))
@@ -611,7 +611,7 @@ def _provenance(ev: Evaluation, runs: Mapping[str, Path]) -> Section:
     long = [(f"test set: {k}", v) for k, v in attrs.items() if isinstance(v, str) and "\n" in v]
     data.update({f"attrs.{k}": v for k, v in _flatten(attrs).items()
                  if not (isinstance(v, str) and "\n" in v)})
-    configs = [(f"run {name}: config.json", json.dumps(config, indent=2))
+    configs = [(f"run {name}: config.json", jsonio.dumps(config, indent=2))
                for name, run in runs.items() if (config := read_config(Path(run))) is not None]
     runs_table = [Table(["run", "directory"], [[n, str(p)] for n, p in runs.items()],
                         "Run directories of the surrogates.")] if runs else []

@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from odernn import jsonio
 from odernn.data.store import (
     _DESCRIPTIONS,
     BLOCK_BYTES,
@@ -177,7 +178,7 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
             if label in _DESCRIPTIONS:
                 v.attrs["description"] = _DESCRIPTIONS[label]
         _write_root_attrs(f, n_total, ref.t, ref.names, attrs)
-        f.attrs[SHARD_SOURCES] = json.dumps(sources, separators=(",", ":"))
+        f.attrs[SHARD_SOURCES] = jsonio.dumps(sources, compact=True)
         target.commit()
     except BaseException:
         target.discard()

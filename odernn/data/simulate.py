@@ -19,7 +19,6 @@ Either way shards give the single process's numbers bit for bit
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import threading
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from odernn import budget
+from odernn import budget, jsonio
 from odernn.data.integrators import integrate
 from odernn.data.spec import Range, Spec
 from odernn.data.systems import Oscillator, forcing_from_params
@@ -236,7 +235,7 @@ def dataset_attrs(spec: Spec) -> dict[str, Any]:
         else "x(t) = sin(frequency t) + noise U[0,1)",
         "forcing": spec.forcing,
         "integrator": spec.integrator["name"],
-        "integrator_options": json.dumps(spec.integrator, sort_keys=True),
+        "integrator_options": jsonio.dumps(dict(sorted(spec.integrator.items()))),
         "seed": spec.seed,
         "block_size": block_size(spec),
         "dtype": spec.dtype,

@@ -33,7 +33,6 @@ import contextlib
 import csv
 import dataclasses
 import io
-import json
 import math
 import sys
 import time
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from odernn import jsonio
 from odernn.assess.metrics import nrmse
 from odernn.checks import did_you_mean
 from odernn.data.spec import check_seed
@@ -953,7 +953,7 @@ def _restore(record, model, optimizer, gen, state) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    _atomic_text(path, json.dumps(data, indent=2) + "\n")
+    _atomic_text(path, jsonio.dumps(data, indent=2) + "\n")
 
 
 def _write_history(run_dir: Path, rows: list[dict[str, float]]) -> None:
