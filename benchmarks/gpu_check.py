@@ -28,9 +28,10 @@ import torch
 
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
+from odernn.learn.config import TrainConfig
 from odernn.learn.models import build, load_surrogate
 from odernn.learn.models.layout import Layout
-from odernn.learn.training import TrainConfig, train
+from odernn.learn.training import train
 from odernn.learn.windows import compute_stats, to_tensors
 
 SHORT = {"rnn": {"epochs": 3}, "lstm": {"epochs": 3}, "gru": {"epochs": 3}, "esn": {}}

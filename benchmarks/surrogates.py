@@ -33,9 +33,10 @@ from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
 from odernn.data.systems import Oscillator, SampledForcing
 from odernn.data.trajectories import Trajectories
+from odernn.learn.config import TrainConfig
 from odernn.learn.models import build, load_surrogate
 from odernn.learn.models.layout import Layout
-from odernn.learn.training import TrainConfig, train
+from odernn.learn.training import train
 from odernn.learn.windows import compute_stats
 
 FAMILIES = ("esn", "lstm", "gru", "rnn")

@@ -93,8 +93,8 @@ def train(
 ) -> None:
     """Train a surrogate (RNN, LSTM, GRU, echo state network or feed-forward) on a dataset."""
     from odernn.data.store import open_trajectories, read_trajectories
+    from odernn.learn.config import TrainConfig
     from odernn.learn.rundir import check_run_dir
-    from odernn.learn.training import TrainConfig
     from odernn.learn.training import train as run
 
     flags = {"model": model, "target": target, "epochs": epochs, "lr": lr, "hidden": hidden,
@@ -134,7 +134,7 @@ def train(
     if rank() != 0:
         raise typer.Exit(1 if result.status == "diverged" else 0)
     typer.echo(f"{result.status}: {result.message}")
-    when = "" if settings.model == "esn" else f" (epoch {result.best_epoch + 1})"
+    when = f" (epoch {result.best_epoch + 1})" if settings.recipe == "gradient" else ""
     typer.echo(f"best closed-loop validation NRMSE(x) {result.best_val_nrmse:.3g}{when}, "
                f"{result.train_time_s:.1f} s; run in {output}")
     if result.status == "diverged":
@@ -188,16 +188,24 @@ def _relaunch(nproc: int) -> int:
 
 @app.command(epilog="Example:\n\n  odernn models")
 def models() -> None:
-    """List the surrogate families with their default hyperparameters."""
-    from odernn.learn.models import describe
-    from odernn.learn.training import TRAINING_DEFAULTS, TrainConfig
+    """List the surrogate families: their hyperparameters, defaults and training options."""
+    from odernn.learn.config import RECIPE_OPTIONS, TrainConfig, takes
+    from odernn.learn.models import REGISTRY, describe
 
     for entry in describe():
-        family = entry["family"]
-        typer.echo(f"{family:<5} {entry['description']}")
-        defaults = {**entry["defaults"], **TRAINING_DEFAULTS.get(family, {})}
-        shown = ", ".join(f"{k}={v}" for k, v in defaults.items())
-        typer.echo(f"      defaults: {shown}")
-    keys = ", ".join(f.name for f in dataclasses.fields(TrainConfig) if f.name != "model")
-    typer.echo(f"\nall options (--set KEY=VALUE or --config FILE.toml; each family uses its "
-               f"own): {keys}")
+        typer.echo(f"{entry['family']}: {entry['description']}")
+        typer.echo(f"  fitted by the {entry['recipe']} recipe")
+        for name, default in entry["defaults"].items():
+            if name != "seed":  # the training option seed, shared by every family
+                typer.echo(f"  {name + '=' + str(default):<28} {entry['help'][name]}")
+        if entry["training_defaults"]:
+            own = ", ".join(f"{k}={v}" for k, v in entry["training_defaults"].items())
+            typer.echo(f"  training defaults of its own: {own}")
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "model"}
+    shared = [k for k in fields if all(takes(f, k) for f in REGISTRY)]
+    for recipe, names in RECIPE_OPTIONS.items():
+        shown = ", ".join(f"{k}={fields[k]}" for k in names)
+        typer.echo(f"\ntraining options of the {recipe} recipe: {shown}")
+    typer.echo("\noptions of every family: " + ", ".join(f"{k}={fields[k]}" for k in shared))
+    typer.echo("\nset any of them with --set KEY=VALUE or --config FILE.toml; each family "
+               "takes its own hyperparameters and its recipe's options")

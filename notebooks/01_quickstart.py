@@ -47,8 +47,9 @@ from odernn.data.integrators import integrate
 from odernn.data.simulate import simulate, simulate_trajectories
 from odernn.data.spec import builtin_names, load_spec, parse_spec
 from odernn.data.store import open_trajectories, read_trajectories
+from odernn.learn.config import TrainConfig
 from odernn.learn.models import load_surrogate
-from odernn.learn.training import TrainConfig, train
+from odernn.learn.training import train
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
 N_TRAIN, N_TEST, N_STEPS = (32, 8, 200) if QUICK else (256, 64, 1000)

@@ -49,8 +49,9 @@ from odernn.assess.metrics import nrmse, reference_scale
 from odernn.data.integrators import integrate
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
+from odernn.learn.config import TrainConfig
 from odernn.learn.models import build
-from odernn.learn.training import TrainConfig, train
+from odernn.learn.training import train
 from odernn.learn.windows import compute_stats, split_by_trajectory, to_tensors
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version

@@ -7,7 +7,6 @@ its first call. Their parameters are the modules' own; see the linked functions.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
     from odernn.assess.evaluate import Evaluation
     from odernn.data.trajectories import Trajectories
+    from odernn.learn.config import TrainConfig
     from odernn.learn.models import RecurrentSurrogate
-    from odernn.learn.training import TrainConfig, TrainResult
+    from odernn.learn.outcome import TrainResult
 
 
 def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = None, *,
@@ -26,26 +26,29 @@ def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = Non
     """Train a surrogate on ``data``; return the model with the lowest closed-loop validation
     error and the run's result (its ``history``, status and message).
 
-    ``config`` is a :class:`~odernn.learn.training.TrainConfig`, or its options as a mapping;
+    ``config`` is a :class:`~odernn.learn.config.TrainConfig`, or its options as a mapping;
     keyword ``options`` are added to it (``fit(data, model="esn", units=500)``). With
     ``run_dir`` the run directory is written there (checkpoints, ``history.csv``; ``resume``
-    and ``overwrite`` as in ``odernn train``); without it, the checkpoints go to a temporary
-    directory removed before returning, and ``result.run_dir`` names where it was.
+    and ``overwrite`` as in ``odernn train``); without it nothing is written: the model is
+    fitted in memory.
     """
-    from odernn.learn.models import load_surrogate as load
-    from odernn.learn.training import TrainConfig, train
+    from odernn.errors import DataError
+    from odernn.learn.config import TrainConfig
+    from odernn.learn.models import from_record, load_surrogate
+    from odernn.learn.training import train
 
     if isinstance(config, TrainConfig):
         settings = TrainConfig.from_dict({**config.to_dict(), **options}) if options else config
     else:
         settings = TrainConfig.from_dict({**dict(config or {}), **options}, where="fit")
-    if run_dir is not None:
-        result = train(data, settings, Path(run_dir), val=val, resume=resume,
-                       progress=progress, overwrite=overwrite)
-        return load(result.best), result
-    with tempfile.TemporaryDirectory(prefix="odernn-fit-") as tmp:
-        result = train(data, settings, Path(tmp) / "run", val=val, progress=progress)
-        return load(result.best), result
+    if run_dir is None:
+        result = train(data, settings, None, val=val, progress=progress)
+        if result.best_record is None:
+            raise DataError(f"no model to return: {result.message}")
+        return from_record(result.best_record, "the fitted model"), result
+    result = train(data, settings, Path(run_dir), val=val, resume=resume, progress=progress,
+                   overwrite=overwrite)
+    return load_surrogate(result.best), result
 
 
 def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate:

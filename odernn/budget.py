@@ -92,59 +92,18 @@ def check(what: str, need: float, hint: str) -> None:
 
 # -- estimates ----------------------------------------------------------------------------
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4, "ffn": 0}
-"""Recurrent weight blocks per family (``ffn`` has no recurrent matrix)."""
-
-
-def parameter_count(family: str, hparams: dict, n_inputs: int, n_init: int,
-                    n_outputs: int) -> int:
-    """Values a model of ``family`` holds (parameters and buffers), from its hyperparameters,
-    without building it. Generous by a few vectors; exact in the large terms."""
-    if family == "esn":
-        units = int(hparams.get("units", 1000))
-        degree = int(hparams.get("degree", 10))
-        return units * (n_inputs + n_init + 1 + 3 * degree) + units + 1 + n_outputs * (
-            1 + n_inputs + units)
-    hidden = int(hparams.get("hidden", 64))
-    widths = [hidden, *(int(w) for w in hparams.get("head", ()) or ())]
-    head = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
-    out = (widths[-1] + 1 + n_inputs) * n_outputs
-    if family == "ffn":
-        return hidden * (n_inputs + 1) + head + out
-    gates = GATES.get(family, 4)
-    states = 2 if family == "lstm" else 1
-    return gates * hidden * (hidden + n_inputs + 2) + (n_init + 1) * states * hidden + head + out
-
-
-def training_bytes(family: str, hparams: dict, n_inputs: int, n_init: int, n_outputs: int,
-                   *, batch_size: int = 0, steps: int = 0) -> int:
-    """Memory of training ``family``: the parameters with their gradients and optimiser
-    state, the activations kept for backpropagation (``batch_size`` windows of ``steps``),
-    the window indices; for the ESN its dense ``units x units`` normal equations."""
-    params = parameter_count(family, hparams, n_inputs, n_init, n_outputs)
-    if family == "esn":
-        features = 1 + n_inputs + int(hparams.get("units", 1000))
-        # X^T X, its product temporary, the regularised copy and the solver's factorisation
-        return 4 * features**2 * FLOAT64 + 2 * params * FLOAT64 + 64 * 64 * features * 12
-    hidden = int(hparams.get("hidden", 64))
-    per_step = (GATES.get(family, 1) + 4) * hidden + 4 * (n_inputs + n_outputs)
-    activations = 2 * batch_size * max(steps, 1) * per_step * FLOAT32
-    return 6 * params * FLOAT32 + activations + 2 * batch_size * 8
-
-
-def model_bytes(family: str, hparams: dict, n_inputs: int, n_init: int, n_outputs: int) -> int:
-    """Memory of building a model of ``family`` for inference (a loaded checkpoint): its
-    values, the initialisation's temporaries (two copies) and, for the ESN, the sparse
-    reservoir's construction."""
-    params = parameter_count(family, hparams, n_inputs, n_init, n_outputs)
-    return 3 * params * FLOAT32
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+"""Recurrent weight blocks of the networks ``odernn gradients`` diagnoses (a model's own
+memory estimates are its family's: :mod:`odernn.learn.models`)."""
+STATES = {"rnn": 1, "gru": 1, "lstm": 2}
+"""Tensors in their recurrent state (the LSTM's ``(h, c)``)."""
 
 
 def gradients_bytes(family: str, hidden: int, sequences: int, length: int) -> int:
     """Memory of ``odernn gradients`` on one network: the inputs, BPTT's graph over
     ``length`` steps, the batched step Jacobians ``(sequences, S, S)`` (S the state size)
     and the eigenvalues of the ``hidden x hidden`` recurrent matrix, all float64."""
-    state = 2 * hidden if family == "lstm" else hidden
+    state = STATES.get(family, 1) * hidden
     gates = GATES.get(family, 1)
     data = sequences * (length + 1) * 12 * FLOAT64
     graph = 2 * sequences * length * (gates + 3) * hidden * FLOAT64

@@ -37,6 +37,8 @@ DEMO_BUDGET: dict[str, dict[str, Any]] = {
 QUICK: dict[str, Any] = {"n_train": 12, "n_test": 4, "n_steps": 120, "epochs": 1, "hidden": 8,
                          "units": 40, "window": 20, "horizon": 10, "horizon_start": 5}
 """A tiny run for the test suite: the same pipeline in seconds."""
+QUICK_TRAINING = ("epochs", "hidden", "units", "window", "horizon", "horizon_start")
+"""The training options among :data:`QUICK` (the rest size the datasets)."""
 
 
 @dataclass
@@ -99,7 +101,8 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     override the demo budget; ``quick`` is a tiny run for tests.
     """
     from odernn.data.spec import load_spec
-    from odernn.learn.training import TrainConfig, resolve_device
+    from odernn.learn.config import TrainConfig
+    from odernn.learn.training import resolve_device
 
     unknown = [m for m in models if m not in FAMILIES]
     if unknown or not models:
@@ -174,18 +177,16 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
 
 def _budget(family: str, epochs: int | None, hidden: int | None, units: int | None,
             device: str, quick: bool) -> dict[str, Any]:
-    """The demo's training options for ``family``: its budget, then the caller's overrides."""
+    """The demo's training options for ``family``: its budget, then the caller's overrides
+    (each only where the family takes it)."""
+    from odernn.learn.config import takes
+
     options: dict[str, Any] = {**DEMO_BUDGET[family], "device": device}
     if quick:
-        keys = ("units",) if family == "esn" else ("epochs", "hidden", "window", "horizon",
-                                                    "horizon_start")
-        options.update({k: QUICK[k] for k in keys})
-    if family == "esn":
-        if units is not None:
-            options["units"] = units
-    else:
-        options.update({k: v for k, v in (("epochs", epochs), ("hidden", hidden))
-                        if v is not None})
+        options.update({k: v for k, v in QUICK.items() if k in QUICK_TRAINING
+                        and takes(family, k)})
+    given = {"epochs": epochs, "hidden": hidden, "units": units}
+    options.update({k: v for k, v in given.items() if v is not None and takes(family, k)})
     return options
 
 

@@ -81,8 +81,8 @@ def work(tmp_path_factory) -> Path:
     from odernn.data.simulate import simulate
     from odernn.data.spec import load_spec
     from odernn.learn.checkpoint import FORMAT, FORMAT_VERSION
+    from odernn.learn.config import TrainConfig
     from odernn.learn.models import build, surrogate_record
-    from odernn.learn.training import TrainConfig
     from odernn.learn.windows import compute_stats
 
     d = tmp_path_factory.mktemp("budget")

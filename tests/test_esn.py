@@ -10,7 +10,8 @@ from test_models import oscillator_data, small_config
 from odernn.assess.metrics import nrmse
 from odernn.learn.models import build, load_surrogate
 from odernn.learn.models.layout import Layout
-from odernn.learn.training import RIDGE_TOLERANCE, choose_ridge, train
+from odernn.learn.ridge import RIDGE_TOLERANCE, choose_ridge
+from odernn.learn.training import train
 from odernn.learn.windows import compute_stats, split_by_trajectory, to_tensors
 
 

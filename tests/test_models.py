@@ -19,9 +19,10 @@ from odernn.data.integrators import exact
 from odernn.data.systems import HarmonicForcing, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
+from odernn.learn.config import TrainConfig
 from odernn.learn.models import REGISTRY, build, describe, load_surrogate, save_surrogate
 from odernn.learn.models.layout import Layout
-from odernn.learn.training import TrainConfig, train
+from odernn.learn.training import train
 from odernn.learn.windows import compute_stats
 
 FAMILIES = sorted(REGISTRY)

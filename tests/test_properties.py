@@ -20,9 +20,9 @@ from odernn.data.simulate import sample_parameters, simulate
 from odernn.data.spec import INTEGRATOR_NAMES, load_spec, parse_spec
 from odernn.data.store import read_trajectories
 from odernn.errors import SpecError
+from odernn.learn.config import TrainConfig
 from odernn.learn.models import build
 from odernn.learn.models.layout import Stats
-from odernn.learn.training import TrainConfig
 
 numbers = st.one_of(st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True, width=64))
 values = st.one_of(numbers, st.lists(numbers, min_size=0, max_size=3), st.text(max_size=5),

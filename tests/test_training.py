@@ -12,14 +12,18 @@ import pytest
 import torch
 from test_models import interrupt_at, oscillator_data, same_weights, series_data, small_config
 
-import odernn.learn.training as training
+import odernn.learn.gradient as gradient
+import odernn.learn.rundir as rundir
 from odernn.assess.metrics import nrmse
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.checkpoint import read_checkpoint, save_checkpoint
+from odernn.learn.config import HF_OPTIONS, TrainConfig
+from odernn.learn.gradient import momentum_at
 from odernn.learn.hessian_free import mse
 from odernn.learn.models import REGISTRY, build, load_surrogate
 from odernn.learn.models.layout import Layout
-from odernn.learn.training import TrainConfig, closed_loop_nrmse, momentum_at, resolve_device, train
+from odernn.learn.outcome import closed_loop_nrmse
+from odernn.learn.training import resolve_device, train
 from odernn.learn.windows import compute_stats, to_tensors
 
 
@@ -151,7 +155,7 @@ def test_a_run_from_before_an_option_existed_resumes(data, tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
     after_epoch_1 = []
-    real = training._teacher_forced_loss
+    real = gradient._teacher_forced_loss
 
     def poisoned(*args, **kwargs):
         loss = real(*args, **kwargs)
@@ -161,7 +165,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
         if info.get("stage") == "epoch" and info["batch"] == info["batches"]:
             after_epoch_1.append(True)
 
-    monkeypatch.setattr(training, "_teacher_forced_loss", poisoned)
+    monkeypatch.setattr(gradient, "_teacher_forced_loss", poisoned)
     result = train(data, quick(epochs=4, val_every=1), tmp_path, progress=progress)
     assert result.status == "diverged"
     assert "non-finite loss at epoch 2" in result.message and "lr" in result.message
@@ -175,14 +179,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
 def test_a_full_disk_keeps_a_resumable_run(data, tmp_path, monkeypatch):
     """best.pt cannot be written at the first validated epoch (2), but last.pt of epoch 1 is
     there: the run directory stays, and resumes once there is room."""
-    real = training.save_checkpoint
+    real = rundir.save_checkpoint
 
     def full_for_best(path, payload):
         if path.name == "best.pt":
             raise OutputError(f"cannot write checkpoint {path}: No space left on device")
         real(path, payload)
 
-    monkeypatch.setattr(training, "save_checkpoint", full_for_best)
+    monkeypatch.setattr(rundir, "save_checkpoint", full_for_best)
     with pytest.raises(OutputError, match="No space"):
         train(data, quick(epochs=2, val_every=2), tmp_path / "run", progress=False)
     assert read_checkpoint(tmp_path / "run" / "last.pt")["resume"]["epoch"] == 1
@@ -196,7 +200,7 @@ def test_a_full_disk_before_any_checkpoint_leaves_nothing(data, tmp_path, monkey
     def full(path, payload):
         raise OutputError(f"cannot write checkpoint {path}: No space left on device")
 
-    monkeypatch.setattr(training, "save_checkpoint", full)
+    monkeypatch.setattr(rundir, "save_checkpoint", full)
     with pytest.raises(OutputError, match="No space"):
         train(data, quick(), tmp_path / "run", progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -230,7 +234,7 @@ def test_hf_options_are_kept_only_for_hf():
     assert "damping" not in TrainConfig().to_dict()
     config = TrainConfig.from_dict({"model": "gru", "optimizer": "hf", "structural_damping": 0.3,
                                     "max_cg_iters": 7})
-    assert {k: config.to_dict()[k] for k in training.HF_OPTIONS} == \
+    assert {k: config.to_dict()[k] for k in HF_OPTIONS} == \
         {"damping": 1.0, "structural_damping": 0.3, "max_cg_iters": 7}
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
@@ -243,7 +247,7 @@ def test_hf_fits_the_gradient_paths_loss(data, structural_damping):
     model = build("lstm", layout, compute_stats(data, layout), hidden=8, seed=1)
     config = hf(model="lstm", structural_damping=structural_damping)
     w = to_tensors(data, layout).windows(torch.arange(5), torch.full((5,), 3), config.window)
-    optimizer = training._hessian_free(model, config)
+    optimizer = gradient._hessian_free(model, config)
     z, e = w.z[:, :config.window + 1], w.e[:, :config.window + 1]
     inputs = (model.codec.encode(z[:, :-1], e[:, :-1]), model.codec.init_features(z[:, 0],
                                                                                   e[:, 0]))
@@ -251,7 +255,7 @@ def test_hf_fits_the_gradient_paths_loss(data, structural_damping):
     y = out[0] if structural_damping else out
     target = model.codec.target(z[:, :-1], z[:, 1:])
     with torch.no_grad():
-        torch.testing.assert_close(mse(y, target), training._teacher_forced_loss(
+        torch.testing.assert_close(mse(y, target), gradient._teacher_forced_loss(
             model, w, config.window, None))
     if structural_damping:
         assert out[1].shape == (5, config.window, 8)
@@ -330,7 +334,7 @@ def test_truncated_bptt_cuts_the_gradient_only_at_the_truncation(data):
 
     def grads(tbptt):
         model.zero_grad()
-        training._teacher_forced_loss(model, w, 12, tbptt).backward()
+        gradient._teacher_forced_loss(model, w, 12, tbptt).backward()
         return [p.grad.clone() for p in model.parameters()]
 
     full, same, cut = grads(None), grads(12), grads(4)
@@ -343,7 +347,7 @@ def test_closed_loop_loss_feeds_the_predictions_back(data):
     model = build("gru", layout, compute_stats(data, layout), hidden=8)
     w = to_tensors(data, layout).windows(torch.arange(3), torch.full((3,), 7), 6)
     with torch.no_grad():
-        loss = training._closed_loop_loss(model, w, 6)
+        loss = gradient._closed_loop_loss(model, w, 6)
         z = w.z[:, 0]
         state = model.initial_state(model.codec.init_features(z, w.e[:, 0]))
         errors = []

@@ -3,7 +3,10 @@
 A run directory holds ``config.json`` (the options and the data's fingerprint),
 ``history.csv`` (one row per epoch, or per ridge candidate), ``best.pt`` and
 ``last.pt`` (:mod:`odernn.learn.checkpoint`; ``last.pt`` carries the resume state),
-and an empty ``.odernn-lock``. :class:`RunWriter` is the only writer:
+and an empty ``.odernn-lock``. A checkpoint record (:func:`run_record`) is the model
+(:func:`odernn.learn.models.surrogate_record`), the options (``config``), the data's
+fingerprint (``data``) and the ``metrics`` at which it was saved; ``last.pt`` adds
+``resume``. :class:`RunWriter` is the only writer:
 
 - one process at a time: a second writer (another ``odernn train`` into the same
   directory, with or without ``--overwrite``) fails at once with one line;
@@ -14,19 +17,25 @@ and an empty ``.odernn-lock``. :class:`RunWriter` is the only writer:
   sibling ``.NAME.odernn-new``) and the two are swapped when the new run saves its
   first checkpoint; an interrupt or error before that leaves the previous run as
   it was, after it a resumable new run.
+
+:class:`MemoryRun` takes the same calls and keeps the best record in memory: a fit
+without a run directory (``odernn.fit(data)``) writes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
+import io
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
-from odernn import atomic
-from odernn.errors import DataError, OutputError
-from odernn.learn.checkpoint import BEST, LAST
+from odernn import atomic, jsonio
+from odernn.errors import DataError, OutputError, SpecError
+from odernn.learn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
 
 CONFIG, HISTORY = "config.json", "history.csv"
 LOCK = ".odernn-lock"
@@ -125,6 +134,20 @@ class RunWriter:
                               "process (one writer at a time)") from None
         self._locks.append(fd)
 
+    def write_config(self, doc: dict[str, Any]) -> None:
+        """``config.json``: the options and the data's fingerprint."""
+        atomic.write_text(self.path / CONFIG, jsonio.dumps(doc, indent=2) + "\n")
+
+    def save_best(self, record: dict[str, Any]) -> None:
+        """``best.pt``: the model with the lowest closed-loop validation error so far."""
+        save_checkpoint(self.path / BEST, record)
+
+    def save_last(self, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        """``last.pt`` and ``history.csv``, then publish (the first replaces a previous run)."""
+        save_checkpoint(self.path / LAST, record)
+        atomic.write_text(self.path / HISTORY, history_csv(history))
+        self.published()
+
     def published(self) -> None:
         """Called after each checkpoint is saved: the first replaces the previous run."""
         if self.staging is None:
@@ -155,3 +178,73 @@ class RunWriter:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._locks.clear()
+
+
+class MemoryRun:
+    """A run without a directory: the calls of :class:`RunWriter`, the best record kept."""
+
+    target = None
+
+    def __init__(self) -> None:
+        self.best: dict[str, Any] | None = None
+        self.history: list[dict[str, Any]] = []
+
+    def open(self) -> None:
+        """Nothing to prepare."""
+
+    def write_config(self, doc: dict[str, Any]) -> None:
+        """Nothing to write: the options are the caller's."""
+
+    def save_best(self, record: dict[str, Any]) -> None:
+        self.best = record
+
+    def save_last(self, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        self.history = list(history)
+
+    def discard(self) -> None:
+        """Nothing to remove."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def history_csv(rows: list[dict[str, Any]]) -> str:
+    """``history.csv``'s text: a header, then one row per epoch (or ridge candidate)."""
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()}
+                         for r in rows)
+    return buf.getvalue()
+
+
+def run_record(model: Any, config: Any, source: dict[str, Any],
+               metrics: dict[str, float]) -> dict[str, Any]:
+    """A checkpoint record of a run: the model, its options, its data, its metrics."""
+    from odernn.learn.models import surrogate_record
+
+    return {**surrogate_record(model), "config": config.to_dict(), "data": source,
+            "metrics": {k: float(v) for k, v in metrics.items()}}
+
+
+def resumable(run_dir: Path, config: Any, source: dict[str, Any]) -> dict[str, Any]:
+    """``last.pt`` of ``run_dir``, checked to come from the same data and options (``config``
+    a :class:`~odernn.learn.config.TrainConfig`)."""
+    record = read_checkpoint(run_dir / LAST)
+    trained_on = record.get("data", {}).get("train", {}).get("sha256")
+    if trained_on != source["train"]["sha256"]:
+        raise DataError(f"cannot resume {run_dir}: it was trained on other data "
+                        f"(sha256 {trained_on})")
+    old, new = record.get("config", {}), config.to_dict()
+    # a run from an earlier odernn lacks the options added since: they take their defaults (an
+    # option since removed or changed is compared as stored, and reported below)
+    with contextlib.suppress(SpecError):
+        old = type(config).from_dict(old).to_dict()
+    if old != new:
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise SpecError(f"cannot resume {run_dir} with other options ({', '.join(changed)}); "
+                        f"resume with the options in {run_dir / CONFIG}")
+    if config.recipe == "gradient" and "resume" not in record:
+        raise DataError(f"cannot resume: {run_dir / LAST} holds no resume state")
+    return record

@@ -20,6 +20,7 @@ from odernn.learn.models.base import TARGETS, Rollout, Surrogate
 from odernn.learn.models.esn import ESN
 from odernn.learn.models.ffn import FeedForward
 from odernn.learn.models.layout import Layout, Stats
+from odernn.learn.models.options import RECIPES, help_of
 from odernn.learn.models.rnn import GRU, LSTM, VanillaRNN
 from odernn.learn.models.surrogate import RecurrentSurrogate
 
@@ -27,8 +28,9 @@ REGISTRY: dict[str, type[RecurrentSurrogate]] = {
     cls.family: cls for cls in (VanillaRNN, LSTM, GRU, ESN, FeedForward)
 }
 
-__all__ = ["REGISTRY", "TARGETS", "Layout", "RecurrentSurrogate", "Rollout", "Stats", "Surrogate",
-           "build", "describe", "load_surrogate", "save_surrogate", "surrogate_record"]
+__all__ = ["RECIPES", "REGISTRY", "TARGETS", "Layout", "RecurrentSurrogate", "Rollout", "Stats",
+           "Surrogate", "build", "describe", "from_record", "load_surrogate", "save_surrogate",
+           "surrogate_record"]
 
 
 def family_class(family: str) -> type[RecurrentSurrogate]:
@@ -42,8 +44,11 @@ def build(family: str, layout: Layout, stats: Stats, **hparams: Any) -> Recurren
 
 
 def describe() -> list[dict[str, Any]]:
-    """Each family with a one-line description and its default hyperparameters."""
-    return [{"family": name, "description": cls.description, "defaults": dict(cls.defaults)}
+    """Each family: a one-line description, how it is fitted, its hyperparameters with their
+    defaults and help, and the training options whose default is its own."""
+    return [{"family": name, "description": cls.description, "recipe": cls.recipe,
+             "defaults": dict(cls.defaults), "help": help_of(cls.options),
+             "training_defaults": dict(cls.training_defaults)}
             for name, cls in REGISTRY.items()]
 
 
@@ -60,7 +65,13 @@ def save_surrogate(model: RecurrentSurrogate, path: Path, **extra: Any) -> None:
 
 def load_surrogate(path: Path, device: str | torch.device = "cpu") -> RecurrentSurrogate:
     """Rebuild a trained surrogate from a checkpoint file or a run directory (its best)."""
-    record = read_checkpoint(path, device)
+    return from_record(read_checkpoint(path, device), path, device)
+
+
+def from_record(record: dict[str, Any], path: Path | str = "record",
+                device: str | torch.device = "cpu") -> RecurrentSurrogate:
+    """Rebuild a trained surrogate from a checkpoint record (:func:`surrogate_record` plus
+    what a run adds), checked against the memory budget first; ``path`` names it in errors."""
     _check_declared_size(path, record)
     try:
         args = record["args"]
@@ -72,7 +83,7 @@ def load_surrogate(path: Path, device: str | torch.device = "cpu") -> RecurrentS
     return model.to(device).eval()
 
 
-def _check_declared_size(path: Path, record: dict[str, Any]) -> None:
+def _check_declared_size(path: Path | str, record: dict[str, Any]) -> None:
     """A checkpoint's declared hyperparameters against its stored tensors and the memory
     budget, before the model they describe is built: a small crafted file declaring
     ``hidden=20000`` must not make odernn allocate gigabytes first."""
@@ -81,8 +92,8 @@ def _check_declared_size(path: Path, record: dict[str, Any]) -> None:
         layout = Layout.from_dict(args["layout"])
         hparams = dict(args["hparams"])
         sizes = (layout.n_inputs, layout.n_init, layout.n_outputs)
-        family_class(family)
-        declared = budget.parameter_count(family, hparams, *sizes)
+        cls = family_class(family)
+        declared = cls.parameter_count(hparams, *sizes)
         stored = sum(t.numel() for t in record["state_dict"].values()
                      if isinstance(t, torch.Tensor))
     except (KeyError, TypeError, ValueError, AttributeError, SpecError) as err:
@@ -93,5 +104,5 @@ def _check_declared_size(path: Path, record: dict[str, Any]) -> None:
         raise DataError(f"checkpoint {path} declares a {family} ({shown}) of ~{declared} values "
                         f"but stores {stored}: corrupt or forged; refusing to build it")
     budget.check(f"checkpoint {path}: {family} ({shown})",
-                 budget.model_bytes(family, hparams, *sizes),
+                 cls.model_bytes(hparams, *sizes),
                  "that is for building the model it declares; use a smaller model")

@@ -20,7 +20,8 @@ normalised ``(x0, v0[, eta])`` scaled like ``W_in``.
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 
 from odernn.errors import SpecError
 from odernn.learn.models.layout import Layout, Stats
+from odernn.learn.models.options import option
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
 RESERVOIR_BLOCK = 1 << 22
@@ -77,15 +79,46 @@ def _tanh(a: Tensor) -> Tensor:
     return a.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
 
 
+@dataclass(frozen=True)
+class ReservoirOptions:
+    """Hyperparameters of the echo state network."""
+
+    units: int = option(1000, "reservoir units")
+    spectral_radius: float = option(0.5, "largest eigenvalue modulus of the reservoir W")
+    leak_rate: float = option(1.0, "a of the leaky update, in (0, 1]")
+    input_scaling: float = option(0.05, "W_in uniform in +-input_scaling")
+    bias: float = option(0.5, "b uniform in +-bias")
+    degree: int = option(10, "non-zeros per row of W")
+    seed: int = option(0, "seed of the reservoir's random weights")
+
+
 class ESN(RecurrentSurrogate):
     """Echo state network; ``W_out`` is its only trainable parameter."""
 
     family = "esn"
     description = "echo state network: fixed sparse reservoir, float64 ridge readout"
-    defaults: ClassVar[dict[str, Any]] = {
-        "units": 1000, "spectral_radius": 0.5, "leak_rate": 1.0, "input_scaling": 0.05,
-        "bias": 0.5, "degree": 10, "seed": 0,
-    }
+    options = ReservoirOptions
+    recipe = "ridge"
+    size_option = "units"
+    memory_hint = ("the readout's normal equations are (units + inputs + 1) squared, dense, in "
+                   "float64; reduce units")
+
+    @classmethod
+    def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
+                        n_outputs: int) -> int:
+        units = int(hparams.get("units", cls.defaults["units"]))
+        degree = int(hparams.get("degree", cls.defaults["degree"]))
+        return units * (n_inputs + n_init + 1 + 3 * degree) + units + 1 + n_outputs * (
+            1 + n_inputs + units)
+
+    @classmethod
+    def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
+                       n_outputs: int, *, batch_size: int = 0, steps: int = 0) -> int:
+        """The dense normal equations ``X^T X`` (float64), their product temporary, the
+        regularised copy and the solver's factorisation, and the reservoir's values."""
+        features = 1 + n_inputs + int(hparams.get("units", cls.defaults["units"]))
+        params = cls.parameter_count(hparams, n_inputs, n_init, n_outputs)
+        return 4 * features**2 * 8 + 2 * params * 8 + 64 * 64 * features * 12
 
     @classmethod
     def check_options(cls, units: int = 1000, spectral_radius: float = 0.5,

@@ -15,6 +15,7 @@ recurrent families in velocity mode (inputs without ``v``), not this one.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -22,22 +23,57 @@ from torch import Tensor, nn
 
 from odernn.errors import SpecError
 from odernn.learn.models.layout import Layout, Stats
-from odernn.learn.models.rnn import HIDDEN_ACTIVATIONS, _activation, add_output_layers, check_widths
+from odernn.learn.models.options import option
+from odernn.learn.models.rnn import (
+    HIDDEN_ACTIVATIONS,
+    activation_fn,
+    add_output_layers,
+    check_widths,
+    gradient_training_bytes,
+    readout_count,
+)
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
+
+
+@dataclass(frozen=True)
+class FeedForwardOptions:
+    """Hyperparameters of the feed-forward one-step map."""
+
+    hidden: int = option(64, "units of the hidden layer")
+    head: tuple[int, ...] = option((), "widths of ReLU dense layers before the linear readout")
+    skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
+    seed: int = option(0, "seed of the initial weights")
+    activation: str = option("tanh", "sigma: tanh, relu or sigmoid")
 
 
 class FeedForward(RecurrentSurrogate):
     family = "ffn"
     description = ("feed-forward one-step map of the notes ('Linking with RNNs'): "
                    "y = V sigma(U u + b) + c (+ D u with skip), no memory")
-    defaults: ClassVar[dict[str, Any]] = {"hidden": 64, "head": [], "skip": True, "seed": 0,
-                                          "activation": "tanh"}
+    options = FeedForwardOptions
+    hidden_states = False
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 100}
+
+    @classmethod
+    def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
+                        n_outputs: int) -> int:
+        hidden = int(hparams.get("hidden", cls.defaults["hidden"]))
+        return hidden * (n_inputs + 1) + readout_count(hidden, hparams.get("head", ()),
+                                                       n_inputs, n_outputs)
+
+    @classmethod
+    def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
+                       n_outputs: int, *, batch_size: int = 0, steps: int = 0) -> int:
+        return gradient_training_bytes(
+            cls.parameter_count(hparams, n_inputs, n_init, n_outputs),
+            int(hparams.get("hidden", cls.defaults["hidden"])), 0, n_inputs, n_outputs,
+            batch_size, steps)
 
     @classmethod
     def check_options(cls, hidden: int = 64, head: list[int] | tuple[int, ...] = (),
                       activation: str = "tanh", **rest: Any) -> None:
         check_widths(hidden, head)
-        _activation(activation, HIDDEN_ACTIVATIONS, "activation")
+        activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
 
     @classmethod
     def check_layout(cls, layout: Layout) -> None:
@@ -53,7 +89,7 @@ class FeedForward(RecurrentSurrogate):
         self.check_layout(layout)
         super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
                                          "seed": seed, "activation": activation})
-        self.sigma = _activation(activation, HIDDEN_ACTIVATIONS, "activation")
+        self.sigma = activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
         self.U = nn.Parameter(torch.empty(hidden, layout.n_inputs))
         self.b = nn.Parameter(torch.empty(hidden))
         add_output_layers(self, layout, hidden, head, skip)

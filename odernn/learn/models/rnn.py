@@ -33,6 +33,7 @@ momentum schedule (``momentum_schedule="sutskever"`` in ``training``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,6 +43,7 @@ from torch.func import functional_call
 
 from odernn.errors import SpecError
 from odernn.learn.models.layout import Layout, Stats
+from odernn.learn.models.options import option
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
@@ -51,9 +53,10 @@ ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
 HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid")
 
 
-def _activation(name: str, allowed: tuple[str, ...], option: str):
+def activation_fn(name: str, allowed: tuple[str, ...], what: str):
+    """The activation function ``name``, or a SpecError naming the option ``what``."""
     if name not in allowed:
-        raise SpecError(f"{option} {name!r} unknown; allowed: {', '.join(allowed)}")
+        raise SpecError(f"{what} {name!r} unknown; allowed: {', '.join(allowed)}")
     return ACTIVATIONS[name]
 
 
@@ -61,6 +64,27 @@ def check_widths(hidden: int, head: list[int] | tuple[int, ...]) -> None:
     if hidden < 1 or any(w < 1 for w in head):
         raise SpecError(f"hidden and head widths must be >= 1, got {hidden}, {list(head)}")
 
+
+
+FLOAT32 = 4
+
+
+def readout_count(hidden: int, head: list[int] | tuple[int, ...], n_inputs: int,
+                  n_outputs: int) -> int:
+    """Values of the readout :func:`add_output_layers` builds (head layers, ``V, c``, ``D``)."""
+    widths = [int(hidden), *(int(w) for w in head or ())]
+    layers = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
+    return layers + (widths[-1] + 1 + n_inputs) * n_outputs
+
+
+def gradient_training_bytes(params: int, hidden: int, gates: int, n_inputs: int,
+                            n_outputs: int, batch_size: int, steps: int) -> int:
+    """Memory of BPTT training: the parameters with their gradients and optimiser state
+    (float32), the activations kept for ``batch_size`` windows of ``steps`` (``gates``
+    recurrent blocks per step), the window indices."""
+    per_step = (gates + 4) * hidden + 4 * (n_inputs + n_outputs)
+    activations = 2 * batch_size * max(steps, 1) * per_step * FLOAT32
+    return 6 * params * FLOAT32 + activations + 2 * batch_size * 8
 
 
 def add_output_layers(module: nn.Module, layout: Layout, hidden: int, head: tuple[int, ...],
@@ -80,7 +104,7 @@ class ElmanCell(nn.Module):
 
     def __init__(self, n_in: int, hidden: int, activation: str) -> None:
         super().__init__()
-        self.sigma_h = _activation(activation, HIDDEN_ACTIVATIONS, "activation")
+        self.sigma_h = activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
         self.U = nn.Parameter(torch.empty(hidden, n_in))
         self.W = nn.Parameter(torch.empty(hidden, hidden))
         self.b = nn.Parameter(torch.empty(hidden))
@@ -167,10 +191,48 @@ def _loop(cell: nn.Module, u: Tensor, state: State) -> tuple[Tensor, State]:
 CELLS = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
 
 
+@dataclass(frozen=True)
+class RecurrentOptions:
+    """Hyperparameters of the LSTM and the GRU (the vanilla RNN adds its own)."""
+
+    hidden: int = option(64, "units of the hidden state")
+    head: tuple[int, ...] = option((), "widths of ReLU dense layers before the linear readout")
+    skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
+    seed: int = option(0, "seed of the initial weights")
+
+
+@dataclass(frozen=True)
+class ElmanOptions(RecurrentOptions):
+    """Hyperparameters of the vanilla (Elman) RNN."""
+
+    activation: str = option("tanh", "sigma_h: tanh, relu or sigmoid")
+    output_activation: str = option("identity", "sigma_y: identity, tanh, relu or sigmoid")
+    init: str = option("uniform", "uniform (PyTorch's) or esn (sparse W at init_spectral_radius)")
+    init_spectral_radius: float = option(1.1, "spectral radius of W under init='esn'")
+
+
 class RecurrentNet(RecurrentSurrogate):
     """A gradient-trained recurrent surrogate; subclasses fix the cell by their ``family``."""
 
-    defaults: ClassVar[dict[str, Any]] = {"hidden": 64, "head": [], "skip": True, "seed": 0}
+    options = RecurrentOptions
+    gates: ClassVar[int]
+    """Blocks of the recurrent weights (1 for the vanilla cell, 3 GRU, 4 LSTM)."""
+
+    @classmethod
+    def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
+                        n_outputs: int) -> int:
+        hidden = int(hparams.get("hidden", cls.defaults["hidden"]))
+        return (cls.gates * hidden * (hidden + n_inputs + 2)
+                + (n_init + 1) * CELLS[cls.family].n_states * hidden
+                + readout_count(hidden, hparams.get("head", ()), n_inputs, n_outputs))
+
+    @classmethod
+    def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
+                       n_outputs: int, *, batch_size: int = 0, steps: int = 0) -> int:
+        return gradient_training_bytes(
+            cls.parameter_count(hparams, n_inputs, n_init, n_outputs),
+            int(hparams.get("hidden", cls.defaults["hidden"])), cls.gates, n_inputs,
+            n_outputs, batch_size, steps)
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
@@ -181,8 +243,8 @@ class RecurrentNet(RecurrentSurrogate):
                                          "seed": seed, **cell_args})
         activation = cell_args.get("activation", "tanh")
         self.cell = CELLS[self.family](layout.n_inputs, hidden, activation)
-        self.sigma_h = _activation(activation, ("tanh", "relu", "sigmoid"), "activation")
-        self.sigma_y = _activation(cell_args.get("output_activation", "identity"),
+        self.sigma_h = activation_fn(activation, ("tanh", "relu", "sigmoid"), "activation")
+        self.sigma_y = activation_fn(cell_args.get("output_activation", "identity"),
                                    tuple(ACTIVATIONS), "output_activation")
         self.init = nn.Linear(layout.n_init, self.cell.n_states * hidden)
         add_output_layers(self, layout, hidden, head, skip)
@@ -193,8 +255,8 @@ class RecurrentNet(RecurrentSurrogate):
                       activation: str = "tanh", output_activation: str = "identity",
                       **rest: Any) -> None:
         check_widths(hidden, head)
-        _activation(activation, HIDDEN_ACTIVATIONS, "activation")
-        _activation(output_activation, tuple(ACTIVATIONS), "output_activation")
+        activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
+        activation_fn(output_activation, tuple(ACTIVATIONS), "output_activation")
 
     def reset_parameters(self, seed: int) -> None:
         """Uniform in ``+-1/sqrt(fan_in)`` (PyTorch's defaults), drawn from ``seed`` alone."""
@@ -248,8 +310,9 @@ class VanillaRNN(RecurrentNet):
     family = "rnn"
     description = ("vanilla (Elman) RNN of the notes: h = sigma_h(U u + W h + b), y = V h + c "
                    "(+ D u with skip); init='esn' for the echo-state initialisation")
-    defaults = {**RecurrentNet.defaults, "activation": "tanh", "output_activation": "identity",
-                "init": "uniform", "init_spectral_radius": 1.1}
+    options = ElmanOptions
+    gates = 1
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 200}
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
@@ -311,8 +374,12 @@ class VanillaRNN(RecurrentNet):
 class LSTM(RecurrentNet):
     family = "lstm"
     description = "long short-term memory: fused nn.LSTM for training, cell steps in closed loop"
+    gates = 4
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 60}
 
 
 class GRU(RecurrentNet):
     family = "gru"
     description = "gated recurrent unit: fused nn.GRU for training, cell steps in closed loop"
+    gates = 3
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 100}

@@ -25,6 +25,7 @@ from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
 from odernn.learn.models.layout import Codec, Layout, Stats, check_data
+from odernn.learn.models.options import defaults_of
 from odernn.types import Array
 
 State = tuple[Tensor, ...]
@@ -38,8 +39,46 @@ class RecurrentSurrogate(nn.Module):
 
     family: ClassVar[str]
     description: ClassVar[str]
+    options: ClassVar[type]
+    """The family's hyperparameters, one dataclass (:mod:`odernn.learn.models.options`)."""
     defaults: ClassVar[dict[str, Any]]
-    """Constructor hyperparameters and their defaults (what ``odernn models`` lists)."""
+    """Constructor hyperparameters and their defaults, from ``options``."""
+    recipe: ClassVar[str] = "gradient"
+    """How the family is fitted: ``gradient`` (BPTT) or ``ridge`` (a closed-form readout)."""
+    training_defaults: ClassVar[dict[str, Any]] = {}
+    """Training options whose default differs for this family (e.g. ``epochs``)."""
+    size_option: ClassVar[str] = "hidden"
+    """The hyperparameter that sets the model's size (named when memory is refused)."""
+    memory_hint: ClassVar[str] = ""
+    """What a refused size means, for a recipe whose memory is not the gradient loop's."""
+    hidden_states: ClassVar[bool] = True
+    """Whether it carries a hidden state (structural damping acts on it)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "options" in cls.__dict__:
+            cls.defaults = defaults_of(cls.options)
+
+    @classmethod
+    def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
+                        n_outputs: int) -> int:
+        """Values a model holds (parameters and buffers), from its hyperparameters, without
+        building it: generous by a few vectors, exact in the large terms (memory budget)."""
+        raise NotImplementedError
+
+    @classmethod
+    def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
+                       n_outputs: int, *, batch_size: int = 0, steps: int = 0) -> int:
+        """Memory of training: parameters, gradients, optimiser state, the activations of
+        ``batch_size`` windows of ``steps`` (what its recipe holds at once)."""
+        raise NotImplementedError
+
+    @classmethod
+    def model_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
+                    n_outputs: int) -> int:
+        """Memory of building the model for inference: its values and the initialisation's
+        temporaries (two copies)."""
+        return 3 * cls.parameter_count(hparams, n_inputs, n_init, n_outputs) * 4
 
     @classmethod
     def check_options(cls, **hparams: Any) -> None:

@@ -1,0 +1,315 @@
+"""Training options: one frozen dataclass, every option checked before anything is built.
+
+A family's own defaults come from the family (:mod:`odernn.learn.models`: its
+hyperparameters and ``training_defaults``); the options of its recipe (``gradient``:
+:data:`GRADIENT_OPTIONS`, ``ridge``: :data:`RIDGE_OPTIONS`) and those every family shares
+(data layout, validation, seed, device) are here. ``odernn models`` lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from odernn.checks import did_you_mean
+from odernn.data.spec import check_seed
+from odernn.errors import SpecError
+from odernn.learn.models import REGISTRY, TARGETS
+from odernn.learn.models.layout import DEFAULT_INPUTS, Layout
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd", "hf")
+SCHEDULES = ("cosine", "constant")
+MOMENTUM_SCHEDULES = ("constant", "sutskever")
+DEVICES = ("auto", "cpu", "cuda")
+
+GRADIENT_OPTIONS = ("lr", "epochs", "batch_size", "window", "horizon", "horizon_start", "tbptt",
+                    "optimizer", "momentum", "momentum_schedule", "nesterov", "weight_decay",
+                    "clip", "schedule", "warmup_epochs", "patience", "val_every",
+                    "closed_loop_weight", "closed_loop_from", "damping", "structural_damping",
+                    "max_cg_iters")
+"""Training options of the ``gradient`` recipe (the BPTT loop)."""
+RIDGE_OPTIONS = ("ridge", "ridge_grid")
+"""Training options of the ``ridge`` recipe (the reservoir's readout)."""
+RECIPE_OPTIONS = {"gradient": GRADIENT_OPTIONS, "ridge": RIDGE_OPTIONS}
+HF_OPTIONS = {"damping": 1.0, "structural_damping": 0.0, "max_cg_iters": 50}
+"""Options of the Hessian-free optimiser only, with their defaults."""
+
+
+def model_options() -> tuple[str, ...]:
+    """Every family's hyperparameter names (a family takes its own, ``odernn models``)."""
+    names = dict.fromkeys(n for cls in REGISTRY.values() for n in cls.defaults if n != "seed")
+    return tuple(names)
+
+
+def takes(model: str, option: str) -> bool:
+    """Whether family ``model`` uses training option ``option`` (its hyperparameters, its
+    recipe's options, and the options every family shares)."""
+    cls = REGISTRY[model]
+    if option in cls.defaults:
+        return True
+    if option in model_options():
+        return False
+    recipe = [r for r, names in RECIPE_OPTIONS.items() if option in names]
+    return not recipe or cls.recipe in recipe
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training option. ``None`` means the family's default (see ``odernn models``).
+
+    Data layout: ``target`` (state, velocity, next-value), ``inputs`` (None:
+    the target's default channels), ``use_eta`` (False withholds eta),
+    ``warmup`` (K observed steps a rollout is given), ``lags`` (series only).
+    Model: the family's hyperparameters (``hidden``, ``head``,
+    ``activation``, ``output_activation`` for RNN/LSTM/GRU; ``init``,
+    ``init_spectral_radius`` for the RNN; ``hidden``, ``head``, ``skip``,
+    ``activation`` for the FFN; ``units``, ``spectral_radius``, ``leak_rate``,
+    ``input_scaling``, ``bias``, ``degree``, ``ridge`` (None: chosen on
+    closed-loop validation by :func:`choose_ridge`, starting from ``ridge_grid`` and
+    widening it until the choice is bracketed) for the ESN).
+    Optimisation (RNN/LSTM/GRU): windows of ``window`` steps in batches of
+    ``batch_size``, ``tbptt`` (truncate BPTT every k steps; None: whole
+    window), closed-loop horizon growing from ``horizon_start`` to ``horizon``
+    (0 disables the closed-loop loss) weighted by ``closed_loop_weight``;
+    ``optimizer``, ``lr``, ``momentum`` (with ``momentum_schedule="sutskever"``
+    the ceiling ``mu_max`` of :func:`momentum_at`, SGD only), ``nesterov``,
+    ``weight_decay``,
+    ``clip`` (gradient-norm clipping, None: off), ``schedule`` with
+    ``warmup_epochs``, ``epochs``, ``patience`` (early stopping, None: off).
+    ``optimizer="hf"`` (Hessian-free, teacher-forced windows only: no
+    ``horizon``, no ``tbptt``; ``lr``, ``momentum``, ``clip`` and ``schedule``
+    unused) takes ``damping`` (initial Tikhonov lambda), ``structural_damping``
+    (mu, on the hidden states; 0: off) and ``max_cg_iters`` per step.
+    Validation: ``val_fraction`` of the trajectories (when no validation set
+    is given), the closed loop over ``val_steps`` points (None: all).
+    """
+
+    model: str = "lstm"
+    target: str = "state"
+    inputs: tuple[str, ...] | None = None
+    use_eta: bool = True
+    warmup: int = 0
+    lags: int = 1
+    hidden: int | None = None
+    head: tuple[int, ...] | None = None
+    skip: bool | None = None
+    activation: str | None = None
+    output_activation: str | None = None
+    init: str | None = None
+    init_spectral_radius: float | None = None
+    units: int | None = None
+    spectral_radius: float | None = None
+    leak_rate: float | None = None
+    input_scaling: float | None = None
+    bias: float | None = None
+    degree: int | None = None
+    ridge: float | None = None
+    ridge_grid: tuple[float, ...] = (1e-16, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6)
+    lr: float = 3e-3
+    epochs: int | None = None
+    batch_size: int = 256
+    window: int = 50
+    tbptt: int | None = None
+    horizon: int = 0
+    horizon_start: int = 0
+    closed_loop_weight: float = 1.0
+    closed_loop_from: float = 0.0
+    optimizer: str = "adam"
+    damping: float = 1.0
+    structural_damping: float = 0.0
+    max_cg_iters: int = 50
+    momentum: float = 0.9
+    momentum_schedule: str = "constant"
+    nesterov: bool = True
+    weight_decay: float = 0.0
+    clip: float | None = 1.0
+    schedule: str = "cosine"
+    warmup_epochs: int = 1
+    patience: int | None = None
+    val_every: int | None = None
+    val_fraction: float = 0.1
+    val_steps: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.model not in REGISTRY:
+            raise SpecError(f"model {self.model!r} unknown; allowed: {', '.join(REGISTRY)}")
+        family = REGISTRY[self.model]
+        defaults = {**family.defaults, **family.training_defaults}
+        for name, value in defaults.items():
+            if name != "seed" and getattr(self, name) is None:
+                object.__setattr__(self, name, tuple(value) if isinstance(value, list) else value)
+        if self.recipe == "gradient" and self.val_every is None:
+            object.__setattr__(self, "val_every", max(1, round(self.epochs / 20)))
+        for name in ("inputs", "head", "ridge_grid"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        self._validate()
+
+    def _validate(self) -> None:
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise SpecError(f"training option {what}")
+
+        need(self.target in TARGETS, f"target {self.target!r} unknown; allowed: "
+             f"{', '.join(TARGETS)}")
+        REGISTRY[self.model].check_layout(self.layout(1.0))  # Layout, then the family
+        REGISTRY[self.model].check_options(**self.model_args())  # the family's hyperparameters
+        need(self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r} unknown; allowed: "
+             f"{', '.join(OPTIMIZERS)}")
+        need(self.schedule in SCHEDULES, f"schedule {self.schedule!r} unknown; allowed: "
+             f"{', '.join(SCHEDULES)}")
+        need(self.device in DEVICES, f"device {self.device!r} unknown; allowed: "
+             f"{', '.join(DEVICES)}")
+        need(0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got "
+             f"{self.val_fraction}")
+        need(self.val_steps is None or self.val_steps >= 2, "val_steps must be >= 2 or None")
+        need(len(self.ridge_grid) > 0 and all(r >= 0 for r in self.ridge_grid),
+             "ridge_grid must be a non-empty list of ridge strengths >= 0")
+        need(self.ridge is None or self.ridge >= 0, f"ridge must be >= 0, got {self.ridge}")
+        check_seed(self.seed, "training option seed")
+        self._check_memory()
+        if self.recipe != "gradient":
+            return
+        positive = ("lr", "epochs", "batch_size", "window")
+        for name in positive:
+            need(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+        need(0 <= self.horizon_start <= self.horizon or self.horizon == 0,
+             f"need 0 <= horizon_start <= horizon, got {self.horizon_start}, {self.horizon}")
+        need(self.tbptt is None or self.tbptt >= 1, f"tbptt must be >= 1, got {self.tbptt}")
+        need(self.clip is None or self.clip > 0, f"clip must be > 0 or None, got {self.clip}")
+        need(self.patience is None or self.patience >= 1, "patience must be >= 1 or None")
+        need(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
+        need(self.warmup_epochs >= 0 and self.weight_decay >= 0 and self.momentum >= 0,
+             "warmup_epochs, weight_decay and momentum must be >= 0")
+        need(self.closed_loop_weight >= 0, "closed_loop_weight must be >= 0")
+        need(0 <= self.closed_loop_from < 1, "closed_loop_from must be in [0, 1)")
+        need(self.momentum_schedule in MOMENTUM_SCHEDULES, f"momentum_schedule "
+             f"{self.momentum_schedule!r} unknown; allowed: {', '.join(MOMENTUM_SCHEDULES)}")
+        need(self.momentum_schedule == "constant" or (self.optimizer == "sgd" and
+                                                      0 < self.momentum < 1),
+             "momentum_schedule 'sutskever' needs optimizer 'sgd' and 0 < momentum < 1")
+        if self.optimizer != "hf":
+            for name, default in HF_OPTIONS.items():
+                need(getattr(self, name) == default, f"{name} applies to optimizer 'hf' only")
+            return
+        need(self.damping > 0, f"damping must be > 0, got {self.damping}")
+        need(self.structural_damping >= 0,
+             f"structural_damping must be >= 0, got {self.structural_damping}")
+        need(self.max_cg_iters >= 1, f"max_cg_iters must be >= 1, got {self.max_cg_iters}")
+        need(self.horizon == 0, "horizon must be 0 with optimizer 'hf' (it fits the "
+             f"teacher-forced loss only), got {self.horizon}")
+        need(self.tbptt is None, "tbptt must be None with optimizer 'hf' (whole windows)")
+        need(self.structural_damping == 0 or REGISTRY[self.model].hidden_states,
+             f"structural_damping needs hidden states: the {self.model} family has none")
+
+    def _check_memory(self) -> None:
+        """Refuse sizes (hidden, units, batch_size, window) whose training would not fit the
+        memory budget (:mod:`odernn.budget`), before the model is built."""
+        from odernn import budget
+
+        family = REGISTRY[self.model]
+        layout = self.layout(1.0)
+        sizes = (layout.n_inputs, layout.n_init, layout.n_outputs)
+        size = family.size_option
+        shown = f"{size} = {getattr(self, size)}"
+        if self.recipe != "gradient":
+            budget.check(shown, family.training_bytes(self.model_args(), *sizes),
+                         family.memory_hint)
+            return
+        batch = max(int(self.batch_size), 0)
+        steps = max(int(self.window), 0) + max(int(self.horizon), 0) + self.warmup
+        need = family.training_bytes(self.model_args(), *sizes, batch_size=batch, steps=steps)
+        budget.check(f"{shown}, batch_size = {batch}, window = {self.window} (+ horizon "
+                     f"{self.horizon}, warmup {self.warmup})", need,
+                     "that is for the weights, their gradients and optimiser state, and the "
+                     f"activations of one batch; reduce {size}, batch_size or window")
+
+    @property
+    def recipe(self) -> str:
+        """How the family is fitted (``gradient`` or ``ridge``; :mod:`odernn.learn.models`)."""
+        return REGISTRY[self.model].recipe
+
+    def layout(self, dt: float) -> Layout:
+        """The data layout these options describe, for data on a grid of step ``dt``."""
+        inputs = self.inputs if self.inputs is not None else DEFAULT_INPUTS[self.target]
+        if not self.use_eta:
+            inputs = tuple(c for c in inputs if c != "eta")
+        elif self.target != "next-value" and "eta" not in inputs:
+            inputs = (*inputs, "eta")
+        return Layout(self.target, inputs, dt, self.lags, self.warmup)
+
+    def model_args(self) -> dict[str, Any]:
+        """Constructor hyperparameters of the family."""
+        args = {k: getattr(self, k) for k in REGISTRY[self.model].defaults if k != "seed"}
+        return {**{k: list(v) if isinstance(v, tuple) else v for k, v in args.items()},
+                "seed": self.seed}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON), the options that apply to the family only."""
+        d = dataclasses.asdict(self)
+        skip = {k for k in d if not takes(self.model, k)}
+        if self.optimizer != "hf":
+            skip |= set(HF_OPTIONS)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items() if k not in skip}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str = "config") -> TrainConfig:
+        """Options from plain data (TOML, JSON, CLI): unknown keys, options of another family
+        and bad values raise SpecError (with a "did you mean" for a misspelt key)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in d:
+            if key not in names:
+                raise SpecError(f"{where}: unknown training option {key!r}"
+                                f"{did_you_mean(key, names)}")
+        model = d.get("model", cls.model)
+        if model not in REGISTRY:
+            raise SpecError(f"{where}: model {model!r} unknown; allowed: {', '.join(REGISTRY)}")
+        for key, value in d.items():
+            if value is not None and not takes(model, key):
+                users = [f for f in REGISTRY if takes(f, key)]
+                raise SpecError(f"{where}: option {key!r} does not apply to model {model!r} "
+                                f"(it is for {', '.join(users)})")
+        hints = {f.name: f.type for f in dataclasses.fields(cls)}
+        values = {k: _coerce(k, v, str(hints[k]), where) for k, v in d.items()}
+        try:
+            return cls(**values)
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
+
+
+def _coerce(key: str, value: Any, hint: str, where: str) -> Any:
+    """``value`` checked against the annotation ``hint`` (a string: ``from __future__``)."""
+    if value is None:
+        if "None" not in hint:
+            raise SpecError(f"{where}: option {key!r} cannot be empty")
+        return None
+    kind = hint.split("|")[0].strip()
+
+    def bad(allowed: str) -> SpecError:
+        return SpecError(f"{where}: option {key!r} = {value!r} is invalid; allowed: {allowed}")
+
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise bad("an integer")
+        return int(value)
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not math.isfinite(value):
+            raise bad("a finite number")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    item = kind[len("tuple["):].split(",")[0]
+    if not isinstance(value, list | tuple):
+        raise bad(f"a list of {item}")
+    return tuple(_coerce(key, v, item, where) for v in value)

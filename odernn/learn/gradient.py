@@ -1,0 +1,389 @@
+"""The ``gradient`` recipe: BPTT over teacher-forced windows, checkpoints on closed-loop error.
+
+Every gradient family (RNN, LSTM, GRU, FFN) shares this loop: windows drawn at random
+(seeded, resumable at any batch), the teacher-forced loss with truncation every ``tbptt``
+steps, optionally a closed-loop loss over a horizon that grows during training; Adam,
+RMSprop or SGD with (Nesterov) momentum, gradient-norm clipping, a cosine schedule, early
+stopping; or Hessian-free steps (:mod:`odernn.learn.hessian_free`). Checkpoints are chosen
+on the closed-loop validation error (teacher-forced loss does not predict it). Ctrl-C
+saves ``last.pt`` after the current batch; a non-finite loss stops the run and keeps the
+last good checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from odernn.data.trajectories import Trajectories
+from odernn.errors import DataError
+from odernn.interrupt import interrupt_guard
+from odernn.learn import distributed as dd
+from odernn.learn.checkpoint import LAST
+from odernn.learn.config import TrainConfig
+from odernn.learn.hessian_free import HessianFree
+from odernn.learn.models import RecurrentSurrogate
+from odernn.learn.outcome import Progress, TrainResult, closed_loop_nrmse
+from odernn.learn.rundir import run_record
+from odernn.learn.windows import SequenceTensors, to_tensors
+
+
+def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val: Trajectories,
+        out: Any, source: dict[str, Any], previous: dict[str, Any] | None,
+        report: Progress) -> TrainResult:
+    """Teacher-forced + growing closed-loop loss, checkpoints on closed-loop validation error."""
+    device = model.device
+    data = to_tensors(train, model.layout, device)
+    val_tensors = to_tensors(val, model.layout, device)
+    if getattr(model, "D", None) is not None and previous is None:
+        _fit_skip(model, data)
+    main = dd.rank() == 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _optimizer(config, params) if config.optimizer != "hf" else _hessian_free(
+        model, config)
+    batch_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
+    gen = torch.Generator().manual_seed(batch_seed)  # windows and shuffling, not the weights
+    length = _window_length(config)
+    n_windows = max(config.batch_size, data.n * (data.n_steps - 1) // config.window)
+    n_batches = math.ceil(n_windows / config.batch_size)
+    state = {"epoch": 0, "batch": 0, "history": [], "best_val": math.inf, "best_epoch": -1,
+             "since_best": 0, "elapsed": 0.0, "partial": _zero_partial()}
+    if previous is not None:
+        state = _restore(previous, model, optimizer, gen, state)
+    dd.broadcast_parameters(model)
+    status, message = "ok", f"trained {config.epochs} epochs"
+    with interrupt_guard() as interrupted:
+        while state["epoch"] < config.epochs:
+            epoch = state["epoch"]
+            epoch_rng = gen.get_state()
+            rows = torch.randint(data.n, (n_windows,), generator=gen)
+            starts = torch.randint(data.n_steps - length, (n_windows,), generator=gen)
+            horizon = _horizon_at(config, epoch)
+            t0 = time.perf_counter()
+            # the learning rate of the epoch's last batch so far: a run resumed at the epoch's
+            # end (every batch done) runs none and ends the epoch with it
+            lr = (math.nan if isinstance(optimizer, HessianFree)
+                  else _lr_at(config, epoch + max(state["batch"] - 1, 0) / n_batches))
+            for b in range(state["batch"], n_batches):
+                sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
+                batch_rows, batch_starts = rows[sl], starts[sl]
+                n_batch = len(batch_rows)
+                if isinstance(optimizer, HessianFree):
+                    # HF: every rank steps on the whole batch (same result, no reduction)
+                    windows = data.windows(batch_rows.to(device), batch_starts.to(device),
+                                           length)
+                    lr = math.nan  # HF has no learning rate: its steps come from CG
+                    losses = _hf_batch(model, config, optimizer, windows)
+                else:
+                    lr = _lr_at(config, epoch + b / n_batches)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                        if config.momentum_schedule == "sutskever":
+                            group["momentum"] = momentum_at(epoch * n_batches + b,
+                                                            config.momentum)
+                    mine = dd.share(n_batch)  # this rank's contiguous share of the windows
+                    windows = data.windows(batch_rows[mine].to(device),
+                                           batch_starts[mine].to(device), length)
+                    losses = _train_batch(model, config, optimizer, params, windows, horizon,
+                                          weight=windows.n / n_batch)
+                if not math.isfinite(losses["loss"]):
+                    status = "diverged"
+                    kept = (f"kept best.pt (epoch {state['best_epoch'] + 1}) and last.pt "
+                            f"(epoch {epoch})" if epoch > 0 else "no checkpoint written")
+                    message = (f"non-finite loss at epoch {epoch + 1}, batch {b + 1}: stopped, "
+                               f"{kept}; try a lower lr (now {lr:.3g}), clip (now "
+                               f"{config.clip}) or a shorter horizon")
+                    break
+                _accumulate(state["partial"], losses, n_batch, config, horizon)
+                state["batch"] = b + 1
+                report({"stage": "epoch", "epoch": epoch + 1, "epochs": config.epochs,
+                        "batch": b + 1, "batches": n_batches, **_means(state["partial"]),
+                        "steps_per_s": state["partial"]["steps"] / max(
+                            state["partial"]["time"] + time.perf_counter() - t0, 1e-9)})
+                if dd.any_rank(interrupted()):
+                    break
+            state["partial"]["time"] += time.perf_counter() - t0
+            state["elapsed"] += time.perf_counter() - t0
+            if status == "diverged":
+                break
+            if dd.any_rank(interrupted()):
+                status = "interrupted"
+                message = (f"interrupted at epoch {epoch + 1}, batch {state['batch']}: saved "
+                           f"{out.target / LAST}" if out.target is not None else
+                           f"interrupted at epoch {epoch + 1}, batch {state['batch']}")
+                if main:
+                    _save_last(out, model, optimizer, config, source, state, epoch_rng)
+                dd.barrier()
+                break
+            validate = (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
+            row = _end_epoch(model, config, state, val if validate else None, val_tensors,
+                             horizon, lr)
+            report({"stage": "validated", "epochs": config.epochs, **row})
+            if row["val_nrmse_x"] < state["best_val"] or (validate and state["best_epoch"] < 0):
+                state["best_val"], state["best_epoch"], state["since_best"] = \
+                    row["val_nrmse_x"], epoch, 0
+                if main:
+                    out.save_best(run_record(model, config, source, row))
+            elif validate:
+                state["since_best"] += 1
+            state["epoch"], state["batch"], state["partial"] = epoch + 1, 0, _zero_partial()
+            if main:
+                _save_last(out, model, optimizer, config, source, state, gen.get_state())
+            dd.barrier()
+            if config.patience is not None and state["since_best"] >= config.patience:
+                status = "early-stopped"
+                message = (f"early stop after epoch {epoch + 1}: no better closed-loop "
+                           f"validation error for {config.patience} epochs")
+                break
+    if status in ("ok", "early-stopped") and not math.isfinite(state["best_val"]):
+        status = "diverged"  # a finite loss, but no closed-loop validation stayed finite
+        message = (f"{message}, but every closed-loop validation diverged; try a lower lr "
+                   f"(now {config.lr:g}) or a smaller clip (now {config.clip})")
+    report({"stage": "done", "message": message})
+    return TrainResult(out.target, status, message, state["best_epoch"], state["best_val"],
+                       state["history"], state["elapsed"])
+
+
+def _window_length(config: TrainConfig) -> int:
+    """Steps in a training window: the teacher-forced window or the closed-loop horizon."""
+    return max(config.window, config.horizon + config.warmup if config.horizon else 0)
+
+
+def check(data: Trajectories, config: TrainConfig) -> None:
+    """Refuse training data too short for the windows, before the run directory is touched."""
+    length = _window_length(config)
+    if data.n_steps - 1 < length:
+        raise DataError(f"trajectories have {data.n_steps} points; window {config.window}, "
+                        f"horizon {config.horizon} and warmup {config.warmup} need at least "
+                        f"{length + 1}")
+
+
+def _fit_skip(model, data: SequenceTensors) -> None:
+    """Start the linear skip ``D u + c`` at the least-squares fit of the teacher-forced outputs,
+    so the recurrent part learns only what is not linear in the inputs."""
+    with torch.no_grad():
+        u = model.codec.encode(data.z[:, :-1], data.e[:, :-1]).reshape(-1, model.D.shape[1])
+        y = model.codec.target(data.z[:, :-1], data.z[:, 1:]).reshape(u.shape[0], -1)
+        x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double()
+        coef = torch.linalg.lstsq(x.cpu(), y.double().cpu()).solution.to(model.D)
+        model.D.copy_(coef[:-1].T)
+        model.c.copy_(coef[-1])
+
+
+def _train_batch(model, config, optimizer, params, w: SequenceTensors,
+                 horizon: int, weight: float = 1.0) -> dict[str, float]:
+    """One optimiser step on a batch of windows; returns the losses and the gradient norm.
+
+    Distributed, ``w`` is this rank's share of the batch and ``weight`` its fraction of the
+    windows: losses and gradients are weighted sums over the ranks, the whole batch's."""
+    optimizer.zero_grad(set_to_none=True)
+    tf = cl = torch.zeros((), device=model.device)
+    loss = tf
+    if w.n > 0:
+        tf = _teacher_forced_loss(model, w, config.window, config.tbptt)
+        loss = tf
+        if horizon > 0 and config.closed_loop_weight > 0:
+            cl = _closed_loop_loss(model, w, horizon)
+            loss = tf + config.closed_loop_weight * cl
+    if dd.active():
+        total = dd.all_sum(torch.stack([loss, tf, cl]).detach().float() * weight).cpu()
+        whole = {"loss": total[0].item(), "tf_loss": total[1].item(), "cl_loss": total[2].item()}
+    else:
+        whole = {"loss": loss.item(), "tf_loss": tf.item(), "cl_loss": cl.item()}
+    if not math.isfinite(whole["loss"]):
+        return {"loss": math.inf}
+    if loss.requires_grad:
+        loss.backward()
+    dd.reduce_gradients(params, weight)
+    if config.clip is not None:
+        norm = torch.nn.utils.clip_grad_norm_(params, config.clip)
+    else:
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+    if not torch.isfinite(norm):
+        return {"loss": math.inf}
+    optimizer.step()
+    return {**whole, "grad_norm": norm.item()}
+
+
+class _TeacherForced(nn.Module):
+    """A surrogate as a function of its parameters for Hessian-free optimisation:
+    ``forward(u, s0)`` gives the teacher-forced outputs of a window (and the hidden states,
+    for structural damping). It steps the cell's written-out equations, because HF's
+    curvature products need forward-mode AD, which fused (cuDNN) kernels lack."""
+
+    def __init__(self, net: RecurrentSurrogate, hidden: bool) -> None:
+        super().__init__()
+        self.net, self.hidden = net, hidden
+
+    def forward(self, u: Tensor, s0: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        state = self.net.initial_state(s0)
+        ys, hs = [], []
+        for i in range(u.shape[1]):
+            y, state = self.net.step(u[:, i], state)
+            ys.append(y)
+            if self.hidden:
+                hs.append(state[0])
+        y = torch.stack(ys, dim=1)
+        return (y, torch.stack(hs, dim=1)) if self.hidden else y
+
+
+def _hessian_free(model: RecurrentSurrogate, config: TrainConfig) -> HessianFree:
+    """HF on every parameter of ``model`` (updated in place), driven functionally."""
+    module = _TeacherForced(model, hidden=config.structural_damping > 0)
+    params = {k: p for k, p in module.named_parameters() if p.requires_grad}
+
+    def f(p: dict[str, Tensor], inputs: tuple[Tensor, Tensor]):
+        return torch.func.functional_call(module, p, inputs)
+
+    return HessianFree(f, params, damping=config.damping,
+                       structural_damping=config.structural_damping,
+                       max_cg_iters=config.max_cg_iters)
+
+
+def _hf_batch(model, config: TrainConfig, hf: HessianFree,
+              w: SequenceTensors) -> dict[str, float]:
+    """One HF step on the teacher-forced loss of a batch of windows (the gradient path's loss
+    with ``tbptt=None``); returns the loss before the step and HF's damping and CG stats."""
+    z, e = w.z[:, :config.window + 1], w.e[:, :config.window + 1]
+    codec = model.codec
+    inputs = (codec.encode(z[:, :-1], e[:, :-1]), codec.init_features(z[:, 0], e[:, 0]))
+    try:
+        stats = hf.step((inputs, codec.target(z[:, :-1], z[:, 1:])))
+    except FloatingPointError:
+        return {"loss": math.inf}
+    return {"loss": stats["loss"], "tf_loss": stats["loss"], "cl_loss": 0.0,
+            "hf_lambda": stats["lambda"], "hf_cg_iters": float(stats["cg_iters"]),
+            "hf_alpha": stats["alpha"]}
+
+
+def _teacher_forced_loss(model, w: SequenceTensors, window: int, tbptt: int | None):
+    """MSE of the normalised outputs over the first ``window`` steps, the true state fed at each
+    step; the hidden state is detached every ``tbptt`` steps (truncated BPTT)."""
+    z, e = w.z[:, :window + 1], w.e[:, :window + 1]
+    codec = model.codec
+    state = model.initial_state(codec.init_features(z[:, 0], e[:, 0]))
+    u, y_true = codec.encode(z[:, :-1], e[:, :-1]), codec.target(z[:, :-1], z[:, 1:])
+    chunk = tbptt or window
+    total = 0.0
+    for s in range(0, window, chunk):
+        if s > 0:
+            state = tuple(h.detach() for h in state)
+        y, state = model.sequence(u[:, s:s + chunk], state)
+        total = total + torch.sum(torch.square(y - y_true[:, s:s + chunk]))
+    return total / y_true.numel()
+
+
+def _closed_loop_loss(model, w: SequenceTensors, horizon: int):
+    """MSE of the carried state (in training standard deviations) after feeding the model its
+    own predictions for ``horizon`` steps (the first ``warmup`` steps observed)."""
+    k = model.warmup_steps
+    z, e = w.z[:, :horizon + k + 1], w.e[:, :horizon + k]
+    pred = model.closed_loop(z[:, 0], e, z[:, :k] if k else None)
+    err = (pred[:, k + 1:] - z[:, k + 1:]) / model.codec.state_std()
+    return torch.mean(torch.square(err))
+
+
+def _end_epoch(model, config, state, val, val_tensors, horizon, lr) -> dict[str, float]:
+    """Validate (teacher-forced loss, closed-loop NRMSE of x), append a history row."""
+    model.eval()
+    with torch.no_grad():
+        n = min(val_tensors.n_steps - 1, max(config.window, 1))
+        y, y_true = model.teacher_forced(val_tensors.z[:, :n + 1], val_tensors.e[:, :n + 1])
+        val_loss = torch.mean(torch.square(y - y_true)).item()
+    val_err = math.nan if val is None else closed_loop_nrmse(model, val, config.val_steps)
+    model.train()
+    means = _means(state["partial"])
+    row = {"epoch": state["epoch"] + 1, **means, "val_loss": val_loss, "val_nrmse_x": val_err,
+           "lr": lr, "horizon": horizon, "steps_per_s": state["partial"]["steps"] / max(
+               state["partial"]["time"], 1e-9), "time": state["elapsed"]}
+    state["history"].append(row)
+    return row
+
+
+_COUNTERS = ("batches", "steps", "time")
+
+
+def _zero_partial() -> dict[str, float]:
+    """Sums over an epoch's batches: the counters, then whatever a batch reports."""
+    return {"batches": 0, "steps": 0, "time": 0.0}
+
+
+def _accumulate(partial, losses, n_windows: int, config, horizon) -> None:
+    for k, v in losses.items():
+        partial[k] = partial.get(k, 0.0) + v
+    partial["batches"] += 1
+    partial["steps"] += n_windows * (config.window + (horizon if config.closed_loop_weight else 0))
+
+
+def _means(partial) -> dict[str, float]:
+    """Batch means of the reported values (loss, tf_loss, cl_loss, then grad_norm or HF's
+    damping lambda, CG iterations and line-search step alpha)."""
+    n = max(partial["batches"], 1)
+    return {k: v / n for k, v in partial.items() if k not in _COUNTERS}
+
+
+def _horizon_at(config: TrainConfig, epoch: int) -> int:
+    """Closed-loop horizon of ``epoch``: 0 before ``closed_loop_from`` (a fraction of the
+    epochs), then linear from ``horizon_start`` to ``horizon`` over half of the remaining
+    epochs, then constant."""
+    first = int(round(config.closed_loop_from * config.epochs))
+    if config.horizon == 0 or epoch < first:
+        return 0
+    ramp = max(1, (config.epochs - first) // 2)
+    frac = min(1.0, (epoch - first) / ramp)
+    return int(round(config.horizon_start + frac * (config.horizon - config.horizon_start)))
+
+
+def _lr_at(config: TrainConfig, progress: float) -> float:
+    """Learning rate at fractional epoch ``progress``: linear warm-up, then cosine to 1/100."""
+    if progress < config.warmup_epochs:
+        return config.lr * (progress + 1) / (config.warmup_epochs + 1)
+    if config.schedule == "constant":
+        return config.lr
+    span = max(config.epochs - config.warmup_epochs, 1)
+    frac = min(1.0, (progress - config.warmup_epochs) / span)
+    return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def momentum_at(step: int, mu_max: float) -> float:
+    """Sutskever et al.'s momentum schedule at optimiser step ``step`` (from 0):
+    ``mu_t = min(1 - 2^(-1 - log2(floor(t / 250) + 1)), mu_max)``, i.e. 0.5, 0.75, 0.833, ...
+    every 250 steps: little momentum while the gradients are large, then more."""
+    return min(1.0 - 2.0 ** (-1.0 - math.log2(step // 250 + 1)), mu_max)
+
+
+def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum,
+                                   weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                           nesterov=config.nesterov and config.momentum > 0,
+                           weight_decay=config.weight_decay)
+
+
+def _save_last(out, model, optimizer, config, source, state, rng_state) -> None:
+    """``last.pt`` (the model plus everything resume needs: optimiser, RNG, data position) and
+    ``history.csv``."""
+    record = run_record(model, config, source, {})
+    record["resume"] = {
+        "optimizer": optimizer.state_dict(), "rng": rng_state, "epoch": state["epoch"],
+        "batch": state["batch"], "history": state["history"], "best_val": state["best_val"],
+        "best_epoch": state["best_epoch"], "since_best": state["since_best"],
+        "elapsed": state["elapsed"], "partial": state["partial"]}
+    out.save_last(record, state["history"])
+
+
+def _restore(record, model, optimizer, gen, state) -> dict[str, Any]:
+    """Load a ``last.pt`` record into the model, optimiser and generator; the loop state."""
+    model.load_state_dict(record["state_dict"])
+    optimizer.load_state_dict(record["resume"]["optimizer"])
+    gen.set_state(record["resume"]["rng"].cpu())
+    return {**state, **{k: v for k, v in record["resume"].items()
+                        if k not in ("optimizer", "rng")}}

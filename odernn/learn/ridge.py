@@ -1,0 +1,121 @@
+"""The ``ridge`` recipe: a reservoir's linear readout, solved in closed form.
+
+One pass over the training windows accumulates the normal equations ``X^T X`` and
+``X^T Y`` (block by block, summed over the ranks when distributed); the ridge strength is
+then chosen on closed-loop validation error (:func:`choose_ridge`) or taken as given.
+Deterministic: a resumed fit simply runs again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from odernn.data.trajectories import Trajectories
+from odernn.learn import distributed as dd
+from odernn.learn.config import TrainConfig
+from odernn.learn.models.esn import ESN
+from odernn.learn.outcome import Progress, TrainResult, closed_loop_nrmse
+from odernn.learn.rundir import run_record
+from odernn.learn.windows import to_tensors
+
+
+def check(data: Trajectories, config: TrainConfig) -> None:
+    """Nothing beyond the layout's checks: any trajectory length gives rows."""
+
+
+def fit(model: ESN, config: TrainConfig, train: Trajectories, val: Trajectories, out: Any,
+        source: dict[str, Any], previous: dict[str, Any] | None, report: Progress) -> TrainResult:
+    """Accumulate the normal equations once, then pick the ridge on closed-loop validation.
+
+    One pass, deterministic: a resumed fit simply runs again (``previous`` is not needed).
+    """
+    start = time.perf_counter()
+    data = to_tensors(train, model.layout, model.device)
+    nf = model.n_features
+    gram = torch.zeros(nf, nf, dtype=torch.float64, device=model.device)
+    cross = torch.zeros(nf, model.layout.n_outputs, dtype=torch.float64, device=model.device)
+    rows, block = 0, 64
+    mine = dd.share(data.n)  # each rank accumulates its contiguous share of trajectories
+    for b in range(mine.start, mine.stop, block):
+        end = min(b + block, mine.stop)
+        rows += model.accumulate(data.z[b:end], data.e[b:end], gram, cross)
+        report({"stage": "reservoir", "done": end - mine.start, "total": mine.stop - mine.start})
+    dd.all_sum(gram)
+    dd.all_sum(cross)
+    rows = int(dd.all_sum(torch.tensor([rows], dtype=torch.float64)).item())
+    history: list[dict[str, float]] = []
+
+    def score(ridge: float) -> float:
+        model.solve_readout(gram, cross, rows, ridge)
+        err = closed_loop_nrmse(model, val, config.val_steps)
+        history.append({"ridge": ridge, "val_nrmse_x": err, "time": time.perf_counter() - start})
+        report({"stage": "ridge", "done": len(history), "ridge": ridge, "val_nrmse_x": err})
+        return err
+
+    if config.ridge is not None:
+        best, note = (score(config.ridge), config.ridge), "given"
+    else:
+        best, note = choose_ridge(score, config.ridge_grid)
+    model.solve_readout(gram, cross, rows, best[1])
+    elapsed = time.perf_counter() - start
+    record = run_record(model, config, source, {"val_nrmse_x": best[0], "ridge": best[1],
+                                                "train_time_s": elapsed})
+    if dd.rank() == 0:
+        out.save_best(record)
+        out.save_last(record, history)
+    dd.barrier()
+    status = "ok" if math.isfinite(best[0]) else "diverged"
+    message = (f"ridge {best[1]:g} chosen ({note})"
+               if status == "ok" else "every ridge strength diverged in closed loop; try a "
+               "smaller spectral_radius or input_scaling, or larger ridge values")
+    report({"stage": "done", "message": message})
+    return TrainResult(out.target, status, message, 0, best[0], history, elapsed)
+
+
+RIDGE_TOLERANCE = 0.05
+"""Ridge strengths whose validation error is within this fraction of the lowest count as equal:
+the largest of them is chosen (the most regularised readout that loses nothing measurable)."""
+RIDGE_STEP, RIDGE_FLOOR, RIDGE_CEILING = 100.0, 1e-24, 1e4
+"""The grid is widened by this factor per step, within these bounds (below the floor: 0)."""
+
+
+def choose_ridge(score: Callable[[float], float], grid: tuple[float, ...]
+                 ) -> tuple[tuple[float, float], str]:
+    """The ridge strength to keep, ``((error, ridge), how it was chosen)``.
+
+    ``score(ridge)`` is the closed-loop validation error. Starting from ``grid``, the largest
+    ridge within :data:`RIDGE_TOLERANCE` of the lowest error is chosen; while that choice is
+    an end of the values tried, the grid is widened beyond it, so the choice is bracketed
+    (worse or equal errors on both sides) or the note says why it is not.
+    """
+    errors = {r: score(r) for r in sorted(set(grid))}
+
+    def pick() -> tuple[float, float]:
+        low = min(errors.values())
+        if not math.isfinite(low):
+            return low, min(errors)
+        return low, max(r for r, e in errors.items() if e <= low * (1 + RIDGE_TOLERANCE))
+
+    while True:
+        low, ridge = pick()
+        lo, hi = min(errors), max(errors)
+        if ridge == hi and hi > 0 and hi * RIDGE_STEP <= RIDGE_CEILING and math.isfinite(low):
+            errors[hi * RIDGE_STEP] = score(hi * RIDGE_STEP)
+        elif ridge == lo and lo > 0 and math.isfinite(low):
+            below = lo / RIDGE_STEP if lo / RIDGE_STEP >= RIDGE_FLOOR else 0.0
+            errors[below] = score(below)
+        else:
+            break
+    if ridge == 0.0:
+        note = "no regularisation was best: least squares, ridge 0"
+    elif ridge == max(errors) and len(errors) > 1:
+        note = f"the largest tried, at the ceiling {RIDGE_CEILING:g}"
+    else:
+        note = (f"the largest within {RIDGE_TOLERANCE:.0%} of the lowest closed-loop error, "
+                f"bracketed by {min(errors):g}..{max(errors):g}")
+    return (errors[ridge], ridge), note
