@@ -18,7 +18,9 @@ from odernn.jsonio import plain
 
 SCHEMA = "odernn.metrics"
 SCHEMA_VERSION = 1
+"""``metrics.json``'s schema and version (a version only gains keys)."""
 REFERENCE = "exact"
+"""The method every error is measured against: the exact solution."""
 
 
 @dataclass(frozen=True)
