@@ -31,7 +31,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from odernn.assess.report import fmt  # noqa: E402
+from odernn.assess.document import fmt  # noqa: E402
 from odernn.notes.notes_examples import (  # noqa: E402
     NOISE_VARIANCE,
     NOISY_THRESHOLD,

@@ -20,8 +20,6 @@ One thread per process, so 2 processes use the 2 cores that one would not.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import statistics
 import subprocess
@@ -31,6 +29,7 @@ import time
 from pathlib import Path
 
 from odernn.data.store import content_digest
+from odernn.learn.rundir import read_config, read_history
 
 
 def run_shards(n: int, integrator: str, shards: int, directory: Path) -> tuple[float, list[Path]]:
@@ -61,12 +60,11 @@ def run_training(data: Path, model: str, epochs: int, nproc: int,
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
-    with open(run / "history.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    config = json.loads((run / "config.json").read_text())["config"]
+    loop_time = float(read_history(run)["time"][-1])
+    config = read_config(run)["config"]
     n, n_steps = 256, 1000
     windows = max(config["batch_size"], n * (n_steps - 1) // config["window"])
-    return wall, float(rows[-1]["time"]), windows
+    return wall, loop_time, windows
 
 
 def simulation_table(args: argparse.Namespace, tmp: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
-    from odernn.assess.evaluate import Evaluation
+    from odernn.assess.results import Evaluation
     from odernn.data.trajectories import Trajectories
     from odernn.learn.config import TrainConfig
     from odernn.learn.models import RecurrentSurrogate

@@ -370,7 +370,7 @@ def _report_reason(path: Path) -> str | None:
             return f"its {REPORT_MARKER} is not odernn's"
         extra = sorted(set(entries) - listed - {REPORT_MARKER})
         return f"it holds {extra[0]}, which the report did not write" if extra else None
-    from odernn.assess.evaluate import SCHEMA
+    from odernn.assess.results import SCHEMA
 
     try:
         schema = json.loads((path / "metrics.json").read_text(encoding="utf-8")).get("schema")

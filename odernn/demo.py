@@ -191,7 +191,7 @@ def _budget(family: str, epochs: int | None, hidden: int | None, units: int | No
 
 
 def _budget_section(budgets: dict[str, dict[str, Any]], stages: dict[str, float]):
-    from odernn.assess.report import Section, Table
+    from odernn.assess.document import Section, Table
 
     rows = [[f, ", ".join(f"{k}={v}" for k, v in options.items())]
             for f, options in budgets.items()]
@@ -230,7 +230,7 @@ def _preset_demo(out: Path, preset: str, seed: int, quick: bool,
                  say: Callable[[str], None]) -> DemoResult:
     """The stages of :func:`run_preset_demo`, writing into ``out``."""
     from odernn import __version__
-    from odernn.assess.report import write_document
+    from odernn.assess.document import write_document
     from odernn.notes.notes_examples import VARIANTS, preset_section, preset_table, run_preset
 
     result = DemoResult(out)

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from odernn.assess.evaluate import Evaluation, evaluate, name_runs
+from odernn.assess.evaluate import evaluate
 from odernn.assess.resonance import ResonanceSettings, fit_steady_state, plan_sweep
+from odernn.assess.results import Evaluation
 from odernn.data.integrators import INTEGRATORS, SAMPLED_FORCING
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
@@ -340,16 +341,6 @@ def test_bad_input_is_one_clear_error(test_set: Trajectories, bad, error, match)
         surrogates = {"short": short}
     with pytest.raises(error, match=match):
         evaluate(test, surrogates, integrators=integrators, **FAST)
-
-
-def test_name_runs(tmp_path) -> None:
-    (tmp_path / "a" / "lstm").mkdir(parents=True)
-    (tmp_path / "b" / "lstm").mkdir(parents=True)
-    (tmp_path / "rk4").mkdir()
-    names = name_runs([tmp_path / "a" / "lstm", tmp_path / "b" / "lstm", tmp_path / "rk4"])
-    assert list(names) == ["lstm", "lstm-2", "rk4-2"]
-    with pytest.raises(DataError, match="not found"):
-        name_runs([tmp_path / "missing"])
 
 
 def test_check_data_of_the_surrogate_is_called(test_set: Trajectories) -> None:

@@ -20,21 +20,16 @@ from PIL import Image
 from test_evaluate import ExactMap, Exploding, Zeros, make_test_set
 
 import odernn
-from odernn.assess.evaluate import Evaluation, evaluate
+from odernn.assess.document import Figure, Section, Table, fmt
+from odernn.assess.evaluate import evaluate
 from odernn.assess.metrics import METRICS
-from odernn.assess.report import (
-    Figure,
-    Section,
-    Table,
-    fmt,
-    read_history,
-    same_information_sentences,
-    write_report,
-)
+from odernn.assess.report import same_information_sentences, write_report
 from odernn.assess.resonance import ResonanceSettings
+from odernn.assess.results import Evaluation
 from odernn.data.integrators import INTEGRATORS, SAMPLED_FORCING
 from odernn.errors import DataError, OutputError
 from odernn.learn.models.base import Rollout
+from odernn.learn.rundir import read_history
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr", "col", "area", "base"}
 

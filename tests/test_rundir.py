@@ -13,12 +13,21 @@ import torch
 from test_interrupt import _train_args
 from test_models import interrupt_at, small_config
 
+from odernn.assess.evaluate import INTEGRATOR_METHODS
 from odernn.cli.app import main
 from odernn.data.simulate import simulate
 from odernn.data.spec import load_spec
 from odernn.data.store import read_trajectories
-from odernn.errors import OutputError
-from odernn.learn.rundir import LOCK, RunWriter
+from odernn.errors import DataError, OutputError
+from odernn.learn.rundir import (
+    LOCK,
+    RunWriter,
+    best_checkpoint,
+    last_checkpoint,
+    name_runs,
+    read_config,
+    read_history,
+)
 from odernn.learn.training import train
 
 
@@ -142,3 +151,34 @@ def test_a_killed_overwrite_is_cleared_by_the_next_run(data, tmp_path):
     train(data, config(), run, progress=False, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
+
+def test_name_runs(tmp_path) -> None:
+    (tmp_path / "a" / "lstm").mkdir(parents=True)
+    (tmp_path / "b" / "lstm").mkdir(parents=True)
+    (tmp_path / "rk4").mkdir()
+    names = name_runs([tmp_path / "a" / "lstm", tmp_path / "b" / "lstm", tmp_path / "rk4"],
+                      reserved=INTEGRATOR_METHODS)
+    assert list(names) == ["lstm", "lstm-2", "rk4-2"]
+    with pytest.raises(DataError, match="not found"):
+        name_runs([tmp_path / "missing"])
+
+
+def test_a_run_is_read_through_its_readers(tmp_path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    assert read_config(run) is None and read_history(run) == {}
+    for find in (best_checkpoint, last_checkpoint):
+        with pytest.raises(DataError):
+            find(run)
+    (run / "config.json").write_text('{"config": {"model": "lstm"}, "data": {}}')
+    (run / "history.csv").write_text("epoch,train_loss,note\n1,2.0,a\n2,1.0,b\n")
+    for name in ("best.pt", "last.pt"):
+        (run / name).write_bytes(b"")
+    assert read_config(run)["config"] == {"model": "lstm"}
+    history = read_history(run)
+    assert set(history) == {"epoch", "train_loss"}
+    assert history["train_loss"].tolist() == [2.0, 1.0]
+    assert (best_checkpoint(run), last_checkpoint(run)) == (run / "best.pt", run / "last.pt")
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(DataError, match="config.json"):
+        read_config(run)

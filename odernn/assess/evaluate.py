@@ -18,6 +18,8 @@ Three studies, each reusable on its own:
   k-th sample), each surrogate a point on the same axes, and its speed-up over
   the cheapest integrator setting that is at least as accurate;
 - the resonance check (:mod:`odernn.assess.resonance`).
+
+The result is an :class:`odernn.assess.results.Evaluation`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -37,8 +39,8 @@ import numpy as np
 import scipy
 
 import odernn
+from odernn.assess.closed_loop import closed_loop
 from odernn.assess.metrics import (
-    METRICS,
     divergence_steps,
     error_vs_time,
     mark_diverged,
@@ -47,18 +49,16 @@ from odernn.assess.metrics import (
     reference_scale,
     summarize,
 )
-from odernn.assess.resonance import ResonanceSettings, fit_steady_state, plan_sweep, response_errors
+from odernn.assess.resonance import ResonanceSettings, measure_resonance
+from odernn.assess.results import REFERENCE, Evaluation, MethodResult
 from odernn.data.integrators import DESCRIPTIONS, INTEGRATORS, SAMPLED_FORCING
-from odernn.data.systems import Oscillator, SampledForcing, steady_state_response
+from odernn.data.systems import Oscillator, SampledForcing
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.jsonio import plain
 from odernn.learn.models.base import Rollout, Surrogate
 
-SCHEMA = "odernn.metrics"
-SCHEMA_VERSION = 1
-REFERENCE = "exact"
 INTEGRATOR_METHODS: dict[str, str] = {name: DESCRIPTIONS[name] for name in INTEGRATORS}
 """Integrator methods by name, with the one-line description the report prints."""
 DEFAULT_INTEGRATORS = ("scipy", "euler", "semi-implicit-euler", "rk4", *SAMPLED_FORCING)
@@ -76,102 +76,9 @@ class WorkPrecisionSettings:
     scipy_rtols: tuple[float, ...] = (1e-3, 1e-5, 1e-7, 1e-9, 1e-11)
 
 
-@dataclass(frozen=True)
-class MethodResult:
-    """One method on the test set.
-
-    ``x, v (N, T)`` are ``inf`` from a trajectory's divergence step on;
-    ``nrmse_x (N,)`` each trajectory's NRMSE of x; ``error_x`` and ``error_v``
-    the median and 90th percentile over trajectories of the error per step,
-    divided by the test set's std.
-    """
-
-    name: str
-    kind: str
-    description: str
-    settings: dict[str, Any]
-    x: np.ndarray
-    v: np.ndarray
-    metrics: dict[str, float]
-    nrmse_x: np.ndarray
-    error_x: tuple[np.ndarray, np.ndarray]
-    error_v: tuple[np.ndarray, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Everything the report needs; :meth:`to_json` is ``metrics.json``.
-
-    ``methods`` in display order: the reference, the integrators, the
-    surrogates. ``work_precision`` and ``resonance`` are json-able dicts (or
-    None when not run; ``{"skipped": reason}`` when the data allowed none).
-    """
-
-    test: Trajectories
-    methods: dict[str, MethodResult]
-    work_precision: dict[str, Any] | None
-    resonance: dict[str, Any] | None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def metrics(self) -> dict[str, dict[str, float]]:
-        return {name: m.metrics for name, m in self.methods.items()}
-
-    @property
-    def rollouts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {name: (m.x, m.v) for name, m in self.methods.items()}
-
-    @property
-    def start(self) -> int:
-        """First step counted in every error."""
-        return int(self.info["settings"]["error_start_step"])
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``metrics.json`` document (schema in docs/metrics.md); non-finite
-        numbers become the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
-        t = np.asarray(self.test.t)
-        keep = np.unique(np.linspace(0, t.size - 1, min(t.size, 200)).round().astype(int))
-        curves = {name: {"x_median": m.error_x[0][keep], "x_p90": m.error_x[1][keep],
-                         "v_median": m.error_v[0][keep], "v_p90": m.error_v[1][keep]}
-                  for name, m in self.methods.items()}
-        doc = {
-            "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "created": self.info["created"],
-            "odernn_version": self.info["versions"]["odernn"],
-            "reference": REFERENCE,
-            "data": self.info["data"],
-            "settings": self.info["settings"],
-            "versions": self.info["versions"],
-            "metric_definitions": METRICS,
-            "methods": {name: {"kind": m.kind, "description": m.description,
-                               "settings": m.settings, "metrics": m.metrics}
-                        for name, m in self.methods.items()},
-            "error_vs_time": {"step": keep, "t": t[keep], "methods": curves},
-            "same_information": self.info.get("same_information"),
-            "work_precision": self.work_precision,
-            "resonance": self.resonance,
-        }
-        return plain(doc)
-
-
-def name_runs(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
-    """Unique display names for run directories (their folder names), checked to exist."""
-    names: dict[str, Path] = {}
-    for run in map(Path, run_dirs):
-        if not run.is_dir():
-            raise DataError(f"run directory {run} not found; pass directories written by "
-                            "`odernn train`")
-        base = run.resolve().name
-        name, k = base, 2
-        while name in names or name in INTEGRATOR_METHODS:
-            name, k = f"{base}-{k}", k + 1
-        names[name] = run
-    return names
-
-
 def load_runs(runs: Mapping[str, Path]) -> dict[str, Surrogate]:
-    """Load the surrogate of each named run directory (see :func:`name_runs`)."""
+    """Load the surrogate of each named run directory (:func:`odernn.learn.rundir.name_runs`
+    names a list of them)."""
     from odernn.learn.models import load_surrogate
 
     return {name: load_surrogate(Path(run)) for name, run in runs.items()}
@@ -236,8 +143,8 @@ def evaluate(
         for name, surrogate in surrogates.items():
             steps = slice(0, min(test.n_steps, int(getattr(surrogate, "warmup_steps", 0)) + 16))
             rollout, wall = _timed(
-                partial(_rollout, name, surrogate, F, eta, (x, v)),
-                partial(_rollout, name, surrogate, F[few, steps], eta[few],
+                partial(closed_loop, name, surrogate, F, eta, (x, v)),
+                partial(closed_loop, name, surrogate, F[few, steps], eta[few],
                         (x[few, steps], v[few, steps])))
             raw[name] = ("surrogate", _describe(surrogate), _surrogate_settings(surrogate, rollout),
                          rollout, wall)
@@ -264,7 +171,7 @@ def evaluate(
         if resonance:
             res_settings = (resonance if isinstance(resonance, ResonanceSettings)
                             else ResonanceSettings())
-            res = _resonance(test, surrogates, res_settings, say)
+            res = measure_resonance(test, surrogates, res_settings, say)
 
         info = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -359,30 +266,6 @@ def _solver(system: Oscillator, sampled: Oscillator,
             return INTEGRATORS[name](system, x0, v0, t)
 
     return solve
-
-
-def _rollout(name: str, surrogate: Surrogate, F: np.ndarray, eta: np.ndarray,
-             observed: tuple[np.ndarray, np.ndarray]) -> Rollout:
-    """Closed loop from the observed initial states with exactly the integrators' information:
-    ``F`` samples, ``eta`` only if the surrogate is configured for it, and its K warm-up steps
-    of the ``observed`` trajectories (x, v), if it asks for any."""
-    k = int(getattr(surrogate, "warmup_steps", 0))
-    x, v = observed
-    rollout = surrogate.rollout(
-        x[:, 0], v[:, 0], F, eta=eta if getattr(surrogate, "uses_eta", True) else None,
-        warmup=(x[:, :k], v[:, :k]) if k > 0 else None)
-    return _checked(rollout, x.shape, f"surrogate {name!r}")
-
-
-def _checked(rollout: Rollout, shape: tuple[int, ...], who: str) -> Rollout:
-    if rollout.v is None:
-        raise DataError(f"{who} predicts no velocity; evaluate compares oscillator surrogates "
-                        "(targets state, velocity)")
-    x = np.asarray(rollout.x, dtype=np.float64)
-    v = np.asarray(rollout.v, dtype=np.float64)
-    if x.shape != shape or v.shape != shape:
-        raise DataError(f"{who} returned x {x.shape}, v {v.shape}; the test set needs {shape}")
-    return Rollout(x, v, np.asarray(rollout.diverged_at), int(rollout.warmup), rollout.info)
 
 
 def _describe(surrogate: Surrogate) -> str:
@@ -514,43 +397,6 @@ def _speedup(error: float, wall: float, points: Sequence[Mapping[str, Any]]) -> 
     best = min(good, key=lambda p: p["wall_time_s"])
     return {"speedup": best["wall_time_s"] / wall, "over": f"{best['method']} {best['setting']}",
             "integrator_error": best["error"], "integrator_wall_time_s": best["wall_time_s"]}
-
-
-def _resonance(test: Trajectories, surrogates: Mapping[str, Surrogate],
-               settings: ResonanceSettings, say: Callable[[str], None]) -> dict[str, Any]:
-    """Steady-state amplitude and phase of the exact solution and of every surrogate."""
-    sweep = plan_sweep(test, settings)
-    if isinstance(sweep, str):
-        say(f"resonance skipped: {sweep}")
-        return {"skipped": sweep}
-    system = sweep.oscillator()
-    zeros = np.zeros(sweep.eta.size)
-    x_ex, v_ex = INTEGRATORS[REFERENCE](system, zeros, zeros, sweep.t)
-    F = system.forcing(sweep.t)
-    rollouts = {REFERENCE: x_ex}
-    for name, surrogate in surrogates.items():
-        rollout = _rollout(name, surrogate, F, sweep.eta, (x_ex, v_ex))
-        steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
-        rollouts[name] = mark_diverged(rollout.x, steps)
-    out_methods = {}
-    for name, x in rollouts.items():
-        amplitude, lag = fit_steady_state(x, sweep.t, sweep.omega, sweep.fit_from)
-        out_methods[name] = {"amplitude": amplitude, "lag": lag,
-                             **response_errors(sweep, amplitude, lag)}
-    amp, lag = sweep.analytic()
-    etas = np.unique(sweep.eta)
-    fine = np.linspace(sweep.omega.min(), sweep.omega.max(), 200)
-    curve = [steady_state_response(fine, eta, sweep.F0) for eta in etas]
-    say(f"resonance: {sweep.eta.size} drives x {len(rollouts)} methods, {sweep.t.size} steps")
-    return {
-        "eta": sweep.eta, "omega": sweep.omega, "F0": sweep.F0, "dt": float(sweep.t[1]),
-        "n_steps": sweep.t.size, "transient_tol": settings.transient_tol,
-        "transient_left": sweep.transient_left,
-        "analytic": {"amplitude": amp, "lag": lag},
-        "curve": {"omega": fine, "eta": etas, "amplitude": [c[0] for c in curve],
-                  "lag": [c[1] for c in curve]},
-        "methods": out_methods,
-    }
 
 
 def _versions() -> dict[str, str]:

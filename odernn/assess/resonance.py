@@ -9,19 +9,26 @@ compare the amplitude ``hypot(a, b)`` and the phase lag ``atan2(b, a)`` with
 
 The sweep stays inside the test set's ranges (eta quartiles, its forcing
 frequencies and amplitude), so a surrogate is asked nothing it was not trained
-for, except the longer horizon.
+for, except the longer horizon. :func:`measure_resonance` runs the whole check.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from odernn.assess.closed_loop import closed_loop
+from odernn.assess.metrics import divergence_steps, mark_diverged
+from odernn.assess.results import REFERENCE
+from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import HarmonicForcing, Oscillator, steady_state_response
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
+from odernn.learn.models.base import Surrogate
 from odernn.types import Array
 
 
@@ -149,4 +156,43 @@ def response_errors(sweep: Sweep, amplitude: Array, lag: Array) -> dict[str, flo
         "lag_error_median": float(np.median(dphi)),
         "lag_error_max": float(np.max(dphi)),
         "n_diverged": int(np.count_nonzero(~np.isfinite(amplitude))),
+    }
+
+
+def measure_resonance(test: Trajectories, surrogates: Mapping[str, Surrogate],
+                      settings: ResonanceSettings, say: Callable[[str], None]) -> dict[str, Any]:
+    """Steady-state amplitude and phase of the exact solution and of every surrogate
+    (``metrics.json``'s ``resonance``; ``{"skipped": reason}`` when the test set allows no
+    sweep); ``say`` is told each stage."""
+    sweep = plan_sweep(test, settings)
+    if isinstance(sweep, str):
+        say(f"resonance skipped: {sweep}")
+        return {"skipped": sweep}
+    system = sweep.oscillator()
+    zeros = np.zeros(sweep.eta.size)
+    x_ex, v_ex = INTEGRATORS[REFERENCE](system, zeros, zeros, sweep.t)
+    F = system.forcing(sweep.t)
+    rollouts = {REFERENCE: x_ex}
+    for name, surrogate in surrogates.items():
+        rollout = closed_loop(name, surrogate, F, sweep.eta, (x_ex, v_ex))
+        steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
+        rollouts[name] = mark_diverged(rollout.x, steps)
+    out_methods = {}
+    for name, x in rollouts.items():
+        amplitude, lag = fit_steady_state(x, sweep.t, sweep.omega, sweep.fit_from)
+        out_methods[name] = {"amplitude": amplitude, "lag": lag,
+                             **response_errors(sweep, amplitude, lag)}
+    amp, lag = sweep.analytic()
+    etas = np.unique(sweep.eta)
+    fine = np.linspace(sweep.omega.min(), sweep.omega.max(), 200)
+    curve = [steady_state_response(fine, eta, sweep.F0) for eta in etas]
+    say(f"resonance: {sweep.eta.size} drives x {len(rollouts)} methods, {sweep.t.size} steps")
+    return {
+        "eta": sweep.eta, "omega": sweep.omega, "F0": sweep.F0, "dt": float(sweep.t[1]),
+        "n_steps": sweep.t.size, "transient_tol": settings.transient_tol,
+        "transient_left": sweep.transient_left,
+        "analytic": {"amplitude": amp, "lag": lag},
+        "curve": {"omega": fine, "eta": etas, "amplitude": [c[0] for c in curve],
+                  "lag": [c[1] for c in curve]},
+        "methods": out_methods,
     }

@@ -50,10 +50,10 @@ def checkpoint_path(path: Path) -> Path:
     """The checkpoint file: ``path`` itself, or ``best.pt`` inside a run directory."""
     path = Path(path)
     if path.is_dir():
-        path = path / BEST
-        if not path.is_file():
-            raise DataError(f"{path.parent} is not a run directory: no {BEST} in it")
-    elif not path.is_file():
+        from odernn.learn.rundir import best_checkpoint  # rundir names a run's files
+
+        return best_checkpoint(path)
+    if not path.is_file():
         raise DataError(f"checkpoint {path} does not exist (give a run directory or a .pt file)")
     return path
 

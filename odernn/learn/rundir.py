@@ -1,12 +1,22 @@
-"""A training run's directory on disk: which files it holds, who may write it, how it is replaced.
+"""A training run's directory on disk: its files, who may write it, how it is read and replaced.
 
-A run directory holds ``config.json`` (the options and the data's fingerprint),
-``history.csv`` (one row per epoch, or per ridge candidate), ``best.pt`` and
-``last.pt`` (:mod:`odernn.learn.checkpoint`; ``last.pt`` carries the resume state),
-and an empty ``.odernn-lock``. A checkpoint record (:func:`run_record`) is the model
-(:func:`odernn.learn.models.surrogate_record`), the options (``config``), the data's
-fingerprint (``data``) and the ``metrics`` at which it was saved; ``last.pt`` adds
-``resume``. :class:`RunWriter` is the only writer:
+The format (the only module that names these files):
+
+- ``config.json``: ``{"config": the training options, "data": the data's fingerprint}``
+  (shape, dt and a content hash of the training and validation sets);
+- ``history.csv``: numbers under a header of column names, one row per epoch (``epoch``,
+  the losses, ``val_nrmse_x`` the closed-loop validation error, ``time``, ...) or per ridge
+  candidate of a reservoir (``ridge``, ``val_nrmse_x``, ``time``);
+- ``best.pt``: the checkpoint with the lowest closed-loop validation error;
+- ``last.pt``: the latest checkpoint, with the resume state (optimiser, RNG, data
+  position, history); both are :mod:`odernn.learn.checkpoint` files holding a run record
+  (:func:`run_record`: the model, ``config``, ``data`` and the ``metrics`` at which it was
+  saved);
+- ``.odernn-lock``: empty; the file a writer holds an exclusive lock on.
+
+Readers: :func:`read_config`, :func:`read_history`, :func:`best_checkpoint`,
+:func:`last_checkpoint`, and :func:`name_runs` for a list of runs. :class:`RunWriter` is
+the only writer:
 
 - one process at a time: a second writer (another ``odernn train`` into the same
   directory, with or without ``--overwrite``) fails at once with one line;
@@ -28,10 +38,15 @@ import contextlib
 import csv
 import fcntl
 import io
+import json
+import math
 import os
 import shutil
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from odernn import atomic, jsonio
 from odernn.errors import DataError, OutputError, SpecError
@@ -41,6 +56,89 @@ CONFIG, HISTORY = "config.json", "history.csv"
 LOCK = ".odernn-lock"
 RUN_FILES = (CONFIG, HISTORY, BEST, LAST)
 OURS = frozenset((*RUN_FILES, LOCK))
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run's ``config.json``; None if it has none, DataError if it is unreadable."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise DataError(f"{path}: not valid JSON ({err}); rerun `odernn train` or remove it") \
+            from None
+
+
+def read_history(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """A run's history as numeric columns (a column that is not numeric is left out); empty
+    if the run has none. ``history.csv`` is what odernn writes; ``history.json`` (records or
+    a mapping of columns) and ``history.jsonl`` (one record a line) from other tools are
+    read too."""
+    stem = Path(run_dir) / Path(HISTORY).stem
+    for suffix in (".csv", ".json", ".jsonl"):
+        path = stem.with_suffix(suffix)
+        if path.is_file():
+            break
+    else:
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        if suffix == ".csv":
+            records: Any = list(csv.DictReader(io.StringIO(text)))
+        elif suffix == ".jsonl":
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            records = json.loads(text)
+        if isinstance(records, Mapping):
+            columns = {k: list(v) for k, v in records.items() if isinstance(v, list)}
+        else:
+            columns = {k: [r.get(k) for r in records] for k in (records[0] if records else {})}
+        return {k: a for k, v in columns.items() if (a := _numeric(v)) is not None}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError,
+            IndexError) as err:
+        raise DataError(f"{path}: unreadable training history ({err}); expected CSV with a "
+                        "header, JSON records or columns") from None
+
+
+def _numeric(values: Sequence[Any]) -> np.ndarray | None:
+    try:
+        return np.array([math.nan if v in (None, "") else float(v) for v in values])
+    except (TypeError, ValueError):
+        return None
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """The run's ``best.pt`` (lowest closed-loop validation error); DataError if it has none."""
+    path = Path(run_dir) / BEST
+    if not path.is_file():
+        raise DataError(f"{path.parent} is not a run directory: no {BEST} in it")
+    return path
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    """The run's ``last.pt`` (the latest, with the resume state); DataError if it has none."""
+    path = Path(run_dir) / LAST
+    if not path.is_file():
+        raise DataError(f"{path.parent} holds no {LAST}: not a run directory, or a run that "
+                        "saved no checkpoint")
+    return path
+
+
+def name_runs(run_dirs: Sequence[str | Path], reserved: Collection[str] = ()) -> dict[str, Path]:
+    """Unique display names for run directories (their folder names, ``-2``, ``-3``, ... on a
+    clash with each other or with a ``reserved`` name), each checked to exist."""
+    names: dict[str, Path] = {}
+    for run in map(Path, run_dirs):
+        if not run.is_dir():
+            raise DataError(f"run directory {run} not found; pass directories written by "
+                            "`odernn train`")
+        base = run.resolve().name
+        name, k = base, 2
+        while name in names or name in reserved:
+            name, k = f"{base}-{k}", k + 1
+        names[name] = run
+    return names
 
 
 def foreign_files(path: Path) -> list[str]:

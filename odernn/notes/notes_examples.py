@@ -76,7 +76,7 @@ from matplotlib.figure import Figure as MplFigure
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from odernn.assess.report import Figure, Section, Table
+from odernn.assess.document import Figure, Section, Table
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
 from odernn.errors import SpecError

@@ -1,0 +1,230 @@
+"""The evaluation report's figures, one function each, and the colour of every method.
+
+Figures use matplotlib's object API (no pyplot, no global backend): headless by design.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import MaxNLocator
+
+from odernn.assess.document import fmt
+from odernn.assess.results import REFERENCE, Evaluation
+
+INTEGRATOR_COLORS = {"exact": "#000000", "scipy": "#e377c2", "euler": "#8c564b",
+                     "semi-implicit-euler": "#bcbd22", "rk4": "#17becf", "rk4-sampled": "#7f7f7f",
+                     "rk4-sampled-cubic": "#c49c94", "rk4-sampled-spline": "#9edae5",
+                     "rk4-sampled-2dt": "#dbdb8d"}
+"""The fixed colour of each integrator."""
+SURROGATE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#393b79",
+                    "#637939", "#843c39")
+
+
+def method_colors(evaluation: Evaluation) -> dict[str, str]:
+    """One colour per method, the same in every figure and table."""
+    colors = {}
+    surrogates = iter(SURROGATE_COLORS * (1 + len(evaluation.methods) // len(SURROGATE_COLORS)))
+    for name, m in evaluation.methods.items():
+        colors[name] = (INTEGRATOR_COLORS.get(name, "#555555") if m.kind != "surrogate"
+                        else next(surrogates))
+    return colors
+
+def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 9.0, height: float = 3.6,
+            **kwargs: Any) -> tuple[MplFigure, np.ndarray]:
+    """A grid of axes with fixed margins in inches (a layout engine would double the
+    rendering time, and the labels here are short and known)."""
+    h = height * nrows
+    left, right, bottom, top, gap, vgap = 1.0, 0.2, 0.6, 0.35, 1.1, 0.75  # inches
+    ax_w = (width - left - right - (ncols - 1) * gap) / ncols
+    ax_h = (h - bottom - top - (nrows - 1) * vgap) / nrows
+    fig = MplFigure(figsize=(width, h))
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / h,
+                        top=1 - top / h, wspace=gap / ax_w, hspace=vgap / ax_h)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+    for ax in axes.flat:
+        ax.grid(True, color="#e3e6ea", linewidth=0.7)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    return fig, axes
+
+
+def _style(ev: Evaluation, name: str) -> dict[str, Any]:
+    kind = ev.methods[name].kind
+    return {"linestyle": "-" if kind == "surrogate" else "--",
+            "linewidth": 1.8 if kind == "surrogate" else 1.2}
+
+
+def _positive(a: Any) -> np.ndarray:
+    """Values for a log axis: non-positive and non-finite become gaps."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(np.isfinite(a) & (a > 0), a, np.nan)
+
+
+def error_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
+    """Error of x and v against time: median over trajectories, band to the 90th percentile."""
+    fig, axes = _figure(1, 2, height=4.2)
+    t = np.asarray(ev.test.t)
+    for ax, which, label in zip(axes[0], ("error_x", "error_v"), ("x", "v"), strict=True):
+        for name, m in ev.methods.items():
+            if m.kind == "reference":
+                continue
+            median, p90 = (_positive(a) for a in getattr(m, which))
+            ax.plot(t, median, color=colors[name], label=name, **_style(ev, name))
+            ax.fill_between(t, median, p90, color=colors[name], alpha=0.12, linewidth=0)
+        ax.set_yscale("log")
+        ax.set_xlabel("t")
+        ax.set_ylabel(f"|{label} error| / std({label})")
+    _legend_below(fig, axes[0, 0])
+    return fig
+
+
+def _legend_below(fig: MplFigure, ax: Any, ncol: int = 5) -> None:
+    """One legend for the whole figure, under the axes, with room made for it."""
+    handles, labels = ax.get_legend_handles_labels()
+    rows = math.ceil(len(labels) / ncol)
+    height = fig.get_figheight()
+    fig.subplots_adjust(bottom=(0.6 + 0.25 * rows) / height)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.02))
+
+
+def _order(values: np.ndarray) -> list[int]:
+    """Best, median and worst index; infinite values sort last."""
+    rank = np.argsort(np.where(np.isfinite(values), values, np.inf), kind="stable")
+    return [int(rank[0]), int(rank[len(rank) // 2]), int(rank[-1])]
+
+
+def overlay_plot(ev: Evaluation, name: str, colors: Mapping[str, str]) -> MplFigure:
+    """Surrogate ``name`` over the exact solution on its best, median and worst trajectory."""
+    m, ref = ev.methods[name], ev.methods[REFERENCE]
+    fig, axes = _figure(3, 2, height=2.3, sharex=True)
+    t = np.asarray(ev.test.t)
+    for row, (label, i) in enumerate(zip(("best", "median", "worst"), _order(m.nrmse_x),
+                                         strict=True)):
+        for col, var in enumerate(("x", "v")):
+            ax = axes[row, col]
+            ax.plot(t, getattr(ref, var)[i], color="black", linewidth=1.0, label="exact")
+            ax.plot(t, getattr(m, var)[i], color=colors[name], linewidth=1.4, linestyle="--",
+                    label=name)
+            if ev.start > 1:
+                ax.axvspan(t[0], t[ev.start - 1], color="#dddddd", alpha=0.5, linewidth=0)
+            ax.set_ylabel(var)
+            bad = ~np.isfinite(m.x[i])
+            diverged = f", diverged at t = {t[np.argmax(bad)]:.3g}" if bad.any() else ""
+            ax.set_title(f"{label}: trajectory {i}, NRMSE x = {fmt(float(m.nrmse_x[i]))}"
+                         f"{diverged}", fontsize=9, loc="left")
+    for ax in axes[-1]:
+        ax.set_xlabel("t")
+    axes[0, 1].legend(fontsize=8, frameon=False, loc="upper right")
+    return fig
+
+
+def phase_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
+    """Phase portrait (x, v) of each surrogate's median trajectory over the exact one."""
+    surrogates = ev.method_names("surrogate")
+    ncols = min(3, len(surrogates))
+    nrows = math.ceil(len(surrogates) / ncols)
+    fig, axes = _figure(nrows, ncols, width=3.2 * ncols, height=3.1)
+    ref = ev.methods[REFERENCE]
+    for ax in axes.flat[len(surrogates):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, surrogates, strict=False):
+        m = ev.methods[name]
+        i = _order(m.nrmse_x)[1]
+        ax.plot(ref.x[i], ref.v[i], color="black", linewidth=1.0, label="exact")
+        ax.plot(m.x[i], m.v[i], color=colors[name], linewidth=1.2, linestyle="--", label=name)
+        ax.plot(ref.x[i, 0], ref.v[i, 0], "o", color="black", markersize=4)
+        ax.set_title(f"{name}, trajectory {i}", fontsize=9)
+        ax.set_xlabel("x")
+        ax.set_ylabel("v")
+    return fig
+
+
+def work_precision_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
+    """Error against wall time: a line per integrator over its settings, a star per surrogate."""
+    wp = ev.work_precision
+    fig, axes = _figure(1, 1, width=8.0, height=5.2)
+    ax = axes[0, 0]
+    for name in dict.fromkeys(p["method"] for p in wp["integrators"]):
+        pts = sorted((p for p in wp["integrators"] if p["method"] == name),
+                     key=lambda p: -p["value"])
+        ax.plot(_positive([p["wall_time_s"] for p in pts]), _positive([p["error"] for p in pts]),
+                marker="o", markersize=4, color=colors[name], label=name, **_style(ev, name))
+    for name, p in wp["surrogates"].items():
+        ax.plot(_positive([p["wall_time_s"]]), _positive([p["error"]]), marker="*",
+                markersize=15, linestyle="none", color=colors[name], label=name)
+        if math.isfinite(p["error"]) and p["error"] > 0:
+            ax.annotate(name, (p["wall_time_s"], p["error"]), textcoords="offset points",
+                        xytext=(8, 6), fontsize=9, color=colors[name])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("wall time [s] for all test trajectories")
+    ax.set_ylabel("NRMSE x")
+    ax.legend(fontsize=8, frameon=False, loc="best")
+    return fig
+
+
+def resonance_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
+    """Steady-state amplitude and phase lag against frequency, a column per eta."""
+    res = ev.resonance
+    etas = res["curve"]["eta"]
+    fig, axes = _figure(2, len(etas), width=min(12.0, 4.6 * len(etas)), height=3.1, sharex=True)
+    eta_all, omega = np.asarray(res["eta"]), np.asarray(res["omega"])
+    for col, eta in enumerate(etas):
+        pick = np.isclose(eta_all, eta)
+        fine = res["curve"]["omega"]
+        axes[0, col].plot(fine, res["curve"]["amplitude"][col], color="black", linewidth=1.2,
+                          label="analytic")
+        axes[1, col].plot(fine, res["curve"]["lag"][col], color="black", linewidth=1.2)
+        for name, r in res["methods"].items():
+            exact = name == REFERENCE
+            style = {"marker": "o", "markersize": 5 if exact else 4,
+                     "linestyle": "none" if exact else "-", "linewidth": 1.0,
+                     "color": colors[name], "label": name}
+            if exact:
+                style["markerfacecolor"] = "none"
+            axes[0, col].plot(omega[pick], _positive(r["amplitude"])[pick], **style)
+            axes[1, col].plot(omega[pick], _finite(r["lag"])[pick], **style)
+        axes[0, col].set_yscale("log")
+        axes[0, col].set_title(f"eta = {eta:.3g}", fontsize=10)
+        axes[0, col].set_ylabel("amplitude")
+        axes[1, col].set_ylabel("phase lag [rad]")
+        axes[1, col].set_xlabel("omega")
+    _legend_below(fig, axes[0, 0])
+    return fig
+
+
+def _finite(a: Any) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(np.isfinite(a), a, np.nan)
+
+
+def loss_plot(histories: Mapping[str, Mapping[str, np.ndarray]],
+               colors: Mapping[str, str]) -> MplFigure:
+    """Loss (training solid, validation dashed) and, where recorded, the closed-loop
+    validation NRMSE, against epoch."""
+    errors = any(k for h in histories.values() for k in h if "nrmse" in k)
+    fig, axes = _figure(1, 2 if errors else 1, width=9.0 if errors else 8.0, height=4.2)
+    for name, h in histories.items():
+        color = colors.get(name, "#444444")
+        train = next((k for k in ("train_loss", "loss") if k in h), None)
+        for key, dashed in ((train, False), ("val_loss", True)):
+            if key in h:
+                axes[0, 0].plot(h["epoch"], _positive(h[key]), color=color,
+                                linestyle="--" if dashed else "-", label=f"{name} {key}")
+        for key in (k for k in h if "nrmse" in k):
+            axes[0, 1].plot(h["epoch"], _positive(h[key]), color=color, marker=".",
+                            label=f"{name} {key}")
+    for ax, label in zip(axes[0], ("loss", "closed-loop validation NRMSE"), strict=False):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8, frameon=False)
+    return fig

@@ -1,0 +1,107 @@
+"""An evaluation's result: every method's rollouts and metrics, and ``metrics.json``.
+
+:class:`Evaluation` is what :func:`odernn.assess.evaluate.evaluate` returns and what the
+report reads; :meth:`Evaluation.to_json` is the ``metrics.json`` document (schema
+``odernn.metrics``, described in docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from odernn.assess.metrics import METRICS
+from odernn.data.trajectories import Trajectories
+from odernn.jsonio import plain
+
+SCHEMA = "odernn.metrics"
+SCHEMA_VERSION = 1
+"""``metrics.json``'s schema and version (a version only gains keys)."""
+REFERENCE = "exact"
+"""The method every error is measured against: the exact solution."""
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method on the test set.
+
+    ``x, v (N, T)`` are ``inf`` from a trajectory's divergence step on;
+    ``nrmse_x (N,)`` each trajectory's NRMSE of x; ``error_x`` and ``error_v``
+    the median and 90th percentile over trajectories of the error per step,
+    divided by the test set's std.
+    """
+
+    name: str
+    kind: str
+    description: str
+    settings: dict[str, Any]
+    x: np.ndarray
+    v: np.ndarray
+    metrics: dict[str, float]
+    nrmse_x: np.ndarray
+    error_x: tuple[np.ndarray, np.ndarray]
+    error_v: tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything the report needs; :meth:`to_json` is ``metrics.json``.
+
+    ``methods`` in display order: the reference, the integrators, the
+    surrogates. ``work_precision`` and ``resonance`` are json-able dicts (or
+    None when not run; ``{"skipped": reason}`` when the data allowed none).
+    """
+
+    test: Trajectories
+    methods: dict[str, MethodResult]
+    work_precision: dict[str, Any] | None
+    resonance: dict[str, Any] | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return {name: m.metrics for name, m in self.methods.items()}
+
+    @property
+    def rollouts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {name: (m.x, m.v) for name, m in self.methods.items()}
+
+    @property
+    def start(self) -> int:
+        """First step counted in every error."""
+        return int(self.info["settings"]["error_start_step"])
+
+
+    def method_names(self, kind: str) -> list[str]:
+        """Names of the methods of one kind (``reference``, ``integrator``, ``surrogate``)."""
+        return [name for name, m in self.methods.items() if m.kind == kind]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``metrics.json`` document (schema in docs/metrics.md); non-finite
+        numbers become the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
+        t = np.asarray(self.test.t)
+        keep = np.unique(np.linspace(0, t.size - 1, min(t.size, 200)).round().astype(int))
+        curves = {name: {"x_median": m.error_x[0][keep], "x_p90": m.error_x[1][keep],
+                         "v_median": m.error_v[0][keep], "v_p90": m.error_v[1][keep]}
+                  for name, m in self.methods.items()}
+        doc = {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "created": self.info["created"],
+            "odernn_version": self.info["versions"]["odernn"],
+            "reference": REFERENCE,
+            "data": self.info["data"],
+            "settings": self.info["settings"],
+            "versions": self.info["versions"],
+            "metric_definitions": METRICS,
+            "methods": {name: {"kind": m.kind, "description": m.description,
+                               "settings": m.settings, "metrics": m.metrics}
+                        for name, m in self.methods.items()},
+            "error_vs_time": {"step": keep, "t": t[keep], "methods": curves},
+            "same_information": self.info.get("same_information"),
+            "work_precision": self.work_precision,
+            "resonance": self.resonance,
+        }
+        return plain(doc)
