@@ -68,7 +68,7 @@ def interrupt_at(epoch: int, batch: int):
     """A progress callback that presses Ctrl-C once at (epoch, batch)."""
 
     def callback(info):
-        if info.get("stage") == "epoch" and (info["epoch"], info["batch"]) == (epoch, batch):
+        if info.stage == "epoch" and (info.values["epoch"], info.values["batch"]) == (epoch, batch):
             os.kill(os.getpid(), signal.SIGINT)
 
     return callback

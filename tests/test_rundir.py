@@ -94,7 +94,7 @@ def test_an_overwrite_that_fails_before_its_first_checkpoint_keeps_the_previous_
     before = snapshot(tmp_path)
 
     def crash(info):
-        if info.get("stage") == "epoch" and info["batch"] == 2:
+        if info.stage == "epoch" and info.values["batch"] == 2:
             raise RuntimeError("the machine fell over")
 
     with pytest.raises(RuntimeError):

@@ -122,7 +122,8 @@ def test_progress_in_a_log_is_one_plain_line_per_epoch(data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "\r" not in err and "\033" not in err
     lines = err.splitlines()
-    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert all(line.startswith("train gru: epoch ") for line in lines)
+    assert [line.split()[3] for line in lines] == ["1/2", "2/2"]
     assert "closed-loop val NRMSE(x)" in lines[-1]  # the last epoch is always validated
 
 
@@ -162,7 +163,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
         return loss * math.nan if after_epoch_1 else loss
 
     def progress(info):
-        if info.get("stage") == "epoch" and info["batch"] == info["batches"]:
+        if info.stage == "epoch" and info.values["batch"] == info.values["batches"]:
             after_epoch_1.append(True)
 
     monkeypatch.setattr(gradient, "_teacher_forced_loss", poisoned)
@@ -266,8 +267,8 @@ def test_hf_reduces_the_loss_more_than_sgd_in_as_many_steps(data, tmp_path):
     start = []
 
     def first_batch(info):
-        if info.get("stage") == "epoch" and (info["epoch"], info["batch"]) == (1, 1):
-            start.append(info["loss"])  # the loss before any step
+        if info.stage == "epoch" and (info.values["epoch"], info.values["batch"]) == (1, 1):
+            start.append(info.values["loss"])  # the loss before any step
 
     result = train(data, hf(epochs=2), tmp_path / "hf", progress=first_batch)
     sgd = train(data, quick("rnn", **{**NO_CLOSED_LOOP, "epochs": 2, "optimizer": "sgd",

@@ -28,9 +28,10 @@ from odernn.learn.checkpoint import LAST
 from odernn.learn.config import TrainConfig
 from odernn.learn.hessian_free import HessianFree
 from odernn.learn.models import RecurrentSurrogate
-from odernn.learn.outcome import Progress, TrainResult, closed_loop_nrmse
+from odernn.learn.outcome import TrainResult, closed_loop_nrmse
 from odernn.learn.rundir import run_record
 from odernn.learn.windows import SequenceTensors, to_tensors
+from odernn.progress import Event, Progress
 
 
 def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val: Trajectories,
@@ -57,6 +58,7 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val
         state = _restore(previous, model, optimizer, gen, state)
     dd.broadcast_parameters(model)
     status, message = "ok", f"trained {config.epochs} epochs"
+    task = f"train {config.model}"
     with interrupt_guard() as interrupted:
         while state["epoch"] < config.epochs:
             epoch = state["epoch"]
@@ -101,10 +103,13 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val
                     break
                 _accumulate(state["partial"], losses, n_batch, config, horizon)
                 state["batch"] = b + 1
-                report({"stage": "epoch", "epoch": epoch + 1, "epochs": config.epochs,
-                        "batch": b + 1, "batches": n_batches, **_means(state["partial"]),
-                        "steps_per_s": state["partial"]["steps"] / max(
-                            state["partial"]["time"] + time.perf_counter() - t0, 1e-9)})
+                means = _means(state["partial"])
+                speed = state["partial"]["steps"] / max(
+                    state["partial"]["time"] + time.perf_counter() - t0, 1e-9)
+                report(Event(task, "epoch", epoch * n_batches + b + 1,
+                             config.epochs * n_batches, _epoch_line(epoch, config, means, speed),
+                             {"epoch": epoch + 1, "batch": b + 1, "batches": n_batches,
+                              **means, "steps_per_s": speed}))
                 if dd.any_rank(interrupted()):
                     break
             state["partial"]["time"] += time.perf_counter() - t0
@@ -123,7 +128,8 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val
             validate = (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
             row = _end_epoch(model, config, state, val if validate else None, val_tensors,
                              horizon, lr)
-            report({"stage": "validated", "epochs": config.epochs, **row})
+            report(Event(task, "validated", (epoch + 1) * n_batches, config.epochs * n_batches,
+                         _validated_line(config, row), row, log=True))
             if row["val_nrmse_x"] < state["best_val"] or (validate and state["best_epoch"] < 0):
                 state["best_val"], state["best_epoch"], state["since_best"] = \
                     row["val_nrmse_x"], epoch, 0
@@ -144,7 +150,7 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val
         status = "diverged"  # a finite loss, but no closed-loop validation stayed finite
         message = (f"{message}, but every closed-loop validation diverged; try a lower lr "
                    f"(now {config.lr:g}) or a smaller clip (now {config.clip})")
-    report({"stage": "done", "message": message})
+    report(Event(task, "done", state["epoch"] * n_batches, config.epochs * n_batches, message))
     return TrainResult(out.target, status, message, state["best_epoch"], state["best_val"],
                        state["history"], state["elapsed"])
 
@@ -387,3 +393,18 @@ def _restore(record, model, optimizer, gen, state) -> dict[str, Any]:
     gen.set_state(record["resume"]["rng"].cpu())
     return {**state, **{k: v for k, v in record["resume"].items()
                         if k not in ("optimizer", "rng")}}
+
+
+def _epoch_line(epoch: int, config: TrainConfig, means: dict[str, float], speed: float) -> str:
+    return (f"epoch {epoch + 1}/{config.epochs} loss {means.get('loss', math.nan):.3g} "
+            f"(tf {means.get('tf_loss', math.nan):.3g}, closed loop "
+            f"{means.get('cl_loss', math.nan):.3g}) {speed / 1e3:.0f}k steps/s")
+
+
+def _validated_line(config: TrainConfig, row: dict[str, float]) -> str:
+    val = row["val_nrmse_x"]
+    return (f"epoch {row['epoch']}/{config.epochs} loss {row['loss']:.3g} "
+            f"(tf {row['tf_loss']:.3g}, closed loop {row['cl_loss']:.3g}), "
+            f"val loss {row['val_loss']:.3g}"
+            + ("" if math.isnan(val) else f", closed-loop val NRMSE(x) {val:.3g}")
+            + f", {row['steps_per_s'] / 1e3:.0f}k steps/s")

@@ -1,14 +1,12 @@
 """What a fit produces and how it is judged: the result, the closed-loop validation error.
 
 Both recipes (:mod:`odernn.learn.gradient`, :mod:`odernn.learn.ridge`) select their
-checkpoint by :func:`closed_loop_nrmse` and return a :class:`TrainResult`; they report
-progress as dicts to a :data:`Progress` callback.
+checkpoint by :func:`closed_loop_nrmse` and return a :class:`TrainResult`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,6 @@ from odernn.assess.metrics import nrmse
 from odernn.data.trajectories import Trajectories
 from odernn.learn.checkpoint import BEST, LAST
 from odernn.learn.models import RecurrentSurrogate
-
-Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass

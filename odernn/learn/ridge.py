@@ -19,9 +19,10 @@ from odernn.data.trajectories import Trajectories
 from odernn.learn import distributed as dd
 from odernn.learn.config import TrainConfig
 from odernn.learn.models.esn import ESN
-from odernn.learn.outcome import Progress, TrainResult, closed_loop_nrmse
+from odernn.learn.outcome import TrainResult, closed_loop_nrmse
 from odernn.learn.rundir import run_record
 from odernn.learn.windows import to_tensors
+from odernn.progress import Event, Progress
 
 
 def check(data: Trajectories, config: TrainConfig) -> None:
@@ -35,6 +36,7 @@ def fit(model: ESN, config: TrainConfig, train: Trajectories, val: Trajectories,
     One pass, deterministic: a resumed fit simply runs again (``previous`` is not needed).
     """
     start = time.perf_counter()
+    task = f"train {config.model}"
     data = to_tensors(train, model.layout, model.device)
     nf = model.n_features
     gram = torch.zeros(nf, nf, dtype=torch.float64, device=model.device)
@@ -44,7 +46,8 @@ def fit(model: ESN, config: TrainConfig, train: Trajectories, val: Trajectories,
     for b in range(mine.start, mine.stop, block):
         end = min(b + block, mine.stop)
         rows += model.accumulate(data.z[b:end], data.e[b:end], gram, cross)
-        report({"stage": "reservoir", "done": end - mine.start, "total": mine.stop - mine.start})
+        report(Event(task, "reservoir", end - mine.start, mine.stop - mine.start,
+                     "accumulating the normal equations"))
     dd.all_sum(gram)
     dd.all_sum(cross)
     rows = int(dd.all_sum(torch.tensor([rows], dtype=torch.float64)).item())
@@ -54,7 +57,8 @@ def fit(model: ESN, config: TrainConfig, train: Trajectories, val: Trajectories,
         model.solve_readout(gram, cross, rows, ridge)
         err = closed_loop_nrmse(model, val, config.val_steps)
         history.append({"ridge": ridge, "val_nrmse_x": err, "time": time.perf_counter() - start})
-        report({"stage": "ridge", "done": len(history), "ridge": ridge, "val_nrmse_x": err})
+        report(Event(task, "ridge", len(history), None, f"ridge candidate {len(history)}: "
+                     f"{ridge:g}, closed-loop val NRMSE(x) {err:.3g}", history[-1], log=True))
         return err
 
     if config.ridge is not None:
@@ -73,7 +77,7 @@ def fit(model: ESN, config: TrainConfig, train: Trajectories, val: Trajectories,
     message = (f"ridge {best[1]:g} chosen ({note})"
                if status == "ok" else "every ridge strength diverged in closed loop; try a "
                "smaller spectral_radius or input_scaling, or larger ridge values")
-    report({"stage": "done", "message": message})
+    report(Event(task, "done", len(history), len(history), message))
     return TrainResult(out.target, status, message, 0, best[0], history, elapsed)
 
 

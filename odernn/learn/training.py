@@ -11,11 +11,7 @@ as an uninterrupted run). Without a run directory nothing is written.
 
 from __future__ import annotations
 
-import math
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -26,9 +22,10 @@ from odernn.learn import gradient, ridge
 from odernn.learn.config import TrainConfig
 from odernn.learn.models import build
 from odernn.learn.models.layout import check_data
-from odernn.learn.outcome import Progress, TrainResult
+from odernn.learn.outcome import TrainResult
 from odernn.learn.rundir import MemoryRun, RunWriter, check_run_dir, resumable
 from odernn.learn.windows import compute_stats, fingerprint, split_by_trajectory
+from odernn.progress import Progress, reporter
 
 RECIPES = {"gradient": gradient, "ridge": ridge}
 """Recipe name (a family's ``recipe``) -> its module: ``check(data, config)`` before anything
@@ -51,8 +48,8 @@ def train(train: Trajectories, config: TrainConfig, run_dir: Path | None, *,
     nothing is written, the best checkpoint's record is kept in ``result.best_record``).
 
     Validation is ``val`` or, when None, ``config.val_fraction`` of the
-    trajectories of ``train`` (whole trajectories). ``progress`` is True (one
-    line on stderr), False, or a callable receiving a dict per batch.
+    trajectories of ``train`` (whole trajectories). ``progress`` is True (drawn on stderr),
+    False, or a callable receiving an :class:`~odernn.progress.Event` per batch.
     """
     device, created = dd.setup(resolve_device(config.device))
     try:
@@ -93,7 +90,7 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
     if dd.any_rank(error is not None):
         raise error or OutputError(f"rank 0 could not prepare run directory {run_dir}")
     try:
-        report = _reporter(progress if main else False)
+        report = reporter(progress if main else False)
         if main:
             out.write_config({"config": config.to_dict(), "data": source})
         result = recipe.fit(model, config, train, val, out, source, previous, report)
@@ -107,58 +104,3 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
         raise
     finally:
         out.close()
-
-
-def _reporter(progress: bool | Progress) -> Progress:
-    """The progress callback: the caller's, a stderr display, or nothing. On a terminal one
-    line is redrawn in place as the batches go; otherwise (a log file, a batch job) a plain
-    line is written per epoch, with its validation, and per stage, without escape codes."""
-    if callable(progress):
-        return progress
-    if not progress:
-        return lambda info: None
-    tty = sys.stderr.isatty()
-    last = [0.0]
-
-    def line(info: dict[str, Any]) -> str:
-        if info["stage"] == "epoch":
-            frac = info["batch"] / info["batches"]
-            bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
-            return (f"epoch {info['epoch']}/{info['epochs']} [{bar}] loss {info['loss']:.3g} "
-                    f"(tf {info['tf_loss']:.3g}, closed loop {info['cl_loss']:.3g}) "
-                    f"{info['steps_per_s'] / 1e3:.0f}k steps/s")
-        if info["stage"] == "validated":
-            val = info["val_nrmse_x"]
-            return (f"epoch {info['epoch']}/{info['epochs']} loss {info['loss']:.3g} "
-                    f"(tf {info['tf_loss']:.3g}, closed loop {info['cl_loss']:.3g}), "
-                    f"val loss {info['val_loss']:.3g}"
-                    + ("" if math.isnan(val) else f", closed-loop val NRMSE(x) {val:.3g}")
-                    + f", {info['steps_per_s'] / 1e3:.0f}k steps/s")
-        if info["stage"] == "ridge":
-            return (f"ridge candidate {info['done']}: {info['ridge']:g}, closed-loop val "
-                    f"NRMSE(x) {info['val_nrmse_x']:.3g}")
-        return f"{info['stage']} {info['done']}/{info['total']}"
-
-    def show(info: dict[str, Any]) -> None:
-        stage = info.get("stage")
-        if stage == "done":  # the caller reports the outcome (TrainResult.message)
-            if tty:
-                sys.stderr.write("\r\033[K")
-                sys.stderr.flush()
-            return
-        if not tty:
-            if stage in ("validated", "ridge") or (stage != "epoch"
-                                                    and info["done"] == info["total"]):
-                sys.stderr.write(line(info) + "\n")
-                sys.stderr.flush()
-            return
-        if stage == "validated":
-            return
-        now = time.perf_counter()
-        if now - last[0] < 0.2:
-            return
-        last[0] = now
-        sys.stderr.write(f"\r\033[K{line(info)}")
-        sys.stderr.flush()
-
-    return show
