@@ -47,8 +47,7 @@ from torch import Tensor, nn
 
 from odernn import jsonio
 from odernn.assess.metrics import nrmse
-from odernn.checks import did_you_mean
-from odernn.data.spec import check_seed
+from odernn.checks import check_seed, did_you_mean
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.interrupt import interrupt_guard
