@@ -32,9 +32,11 @@ from odernn.assess.report import (
     write_report,
 )
 from odernn.assess.resonance import ResonanceSettings
-from odernn.data.integrators import INTEGRATORS, SAMPLED_FORCING
+from odernn.data.integrators import INTEGRATORS
 from odernn.errors import DataError, OutputError
 from odernn.learn.models.base import Rollout
+
+SAMPLED_FORCING = [name for name, entry in INTEGRATORS.items() if entry.sampled_forcing]
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr", "col", "area", "base"}
 

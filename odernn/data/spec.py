@@ -41,11 +41,13 @@ from typing import Any
 
 from odernn._compat import tomllib
 from odernn.checks import check_seed, did_you_mean
+from odernn.data.integrators import INTEGRATORS
 from odernn.errors import SpecError
 
 SYSTEMS = ("oscillator", "sine")
 FORCING_FAMILIES = ("none", "cosine", "random")
-INTEGRATOR_NAMES = ("euler", "semi-implicit-euler", "rk4", "scipy", "exact")
+INTEGRATOR_NAMES = tuple(name for name, entry in INTEGRATORS.items() if entry.in_specs)
+"""The integrators a spec may name (the table's ``in_specs`` entries)."""
 DTYPES = ("float64", "float32")
 MAX_TRAJECTORIES = 10**8
 MAX_STEPS = 10**8
