@@ -254,7 +254,7 @@ def simulate(
     writes the k-th of n contiguous slices (:func:`shard_rows`), to be joined
     by ``odernn merge``. ``progress(n_done)`` is called after every block.
     """
-    from odernn.data.store import TrajectoryWriter
+    from odernn.data.writer import TrajectoryWriter
 
     check_memory(spec)
     start, stop = shard_rows(spec, shard)
