@@ -124,6 +124,7 @@ def _read_attrs(obj: h5py.HLObject, path: Path) -> dict[str, Any]:
 
 
 def python_value(value: Any) -> Any:
+    """An attribute value as read by h5py made plain Python: str, int, float, bool, lists."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray):

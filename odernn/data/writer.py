@@ -323,6 +323,8 @@ def _first_gap(intervals: list[tuple[int, int]], n: int) -> tuple[int, int] | No
 
 
 def write_time(f: h5py.File, t: np.ndarray) -> None:
+    """Write the time grid ``/t`` with its unit and description (the writer's and a virtual
+    merge's, so both files hold the same)."""
     d = f.create_dataset("t", data=t)
     d.attrs["unit"] = "1"
     d.attrs["description"] = DESCRIPTIONS["t"]
@@ -330,6 +332,8 @@ def write_time(f: h5py.File, t: np.ndarray) -> None:
 
 def write_root_attrs(f: h5py.File, n: int, t: np.ndarray, names: tuple[str, ...],
                       attrs: Mapping[str, Any]) -> None:
+    """Write the root attributes the schema requires, then the caller's ``attrs``: the last
+    step of every complete file (writer and virtual merge)."""
     f.attrs.update({
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
