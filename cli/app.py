@@ -143,8 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         # HDF5's own clean-up at exit would retry a failed close (and can crash)
         # and the interpreter's shutdown after an interrupt it has seen can die by SIGINT
-        store = sys.modules.get("odernn.data.store")
-        if code == 130 or (store is not None and store.unclean_close):
+        writer = sys.modules.get("odernn.data.writer")
+        if code == 130 or (writer is not None and writer.unclean_close):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

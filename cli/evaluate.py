@@ -32,15 +32,16 @@ def evaluate(
 ) -> None:
     """Roll out every integrator and surrogate on a test set and write a report."""
     from odernn.assess.document import check_report_dir, check_title
-    from odernn.assess.evaluate import INTEGRATOR_METHODS, load_runs
     from odernn.assess.evaluate import evaluate as run
+    from odernn.assess.evaluate import load_runs
     from odernn.assess.report import write_report
+    from odernn.data.integrators import INTEGRATORS
     from odernn.data.store import read_trajectories
     from odernn.learn.rundir import name_runs
 
     check_title(title)
     check_report_dir(output, overwrite, inputs=[data, *(runs or [])])
-    named = name_runs(runs or [], reserved=INTEGRATOR_METHODS)
+    named = name_runs(runs or [], reserved=INTEGRATORS)
     surrogates = load_runs(named)
     test = read_trajectories(data)
     result = run(test, surrogates, work_precision=work_precision, resonance=resonance,

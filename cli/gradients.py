@@ -10,10 +10,9 @@ from typing import Any
 import typer
 
 from odernn import jsonio
-from odernn.checks import check_choice
+from odernn.checks import check_choice, check_seed
 from odernn.cli.app import app
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
-from odernn.data.spec import check_seed
 from odernn.errors import DataError, OutputError, SpecError
 
 SCHEMA = "odernn.gradients"

@@ -66,7 +66,8 @@ def inspect(
     file: Path = typer.Argument(..., help="An odernn HDF5 dataset.", dir_okay=False),
 ) -> None:
     """Show a dataset's schema, provenance, shapes and parameter ranges (validates it too)."""
-    from odernn.data.store import DIGEST_EXCLUDED_ATTRS, open_trajectories
+    from odernn.data.schema import DIGEST_EXCLUDED_ATTRS
+    from odernn.data.store import open_trajectories
 
     with open_trajectories(file) as f:
         attrs = f.attrs

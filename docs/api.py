@@ -38,6 +38,10 @@ def render() -> str:
             entries = ", ".join(f"`{k}`" for k in obj)
             kind = "registry" if isinstance(obj, dict) else "names"
             lines += [f"## `odernn.{name}`", "", f"A {kind}: {entries}.", ""]
+            if isinstance(obj, dict) and all(hasattr(v, "order") for v in obj.values()):
+                lines += ["| name | order | description |", "| --- | --- | --- |",
+                          *(f"| `{k}` | {'–' if v.order is None else v.order} | "
+                            f"{v.description} |" for k, v in obj.items()), ""]
             continue
         doc = inspect.cleandoc(obj.__doc__ or "").strip()
         what = "class" if inspect.isclass(obj) else "function"

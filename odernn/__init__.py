@@ -5,7 +5,7 @@ file, :func:`simulate_trajectories` in memory) into trajectories
 (:func:`read_trajectories`), a surrogate is trained on them (:func:`fit`) or loaded
 (:func:`load_surrogate`), and :func:`evaluate` rolls surrogates and integrators out on
 a test set for :func:`write_report`. The registries name what is built in:
-``INTEGRATORS`` (name -> integrator), ``MODELS`` (family -> class), ``SPECS``
+``INTEGRATORS`` (name -> integrator entry), ``MODELS`` (family -> class), ``SPECS``
 (built-in dataset specs). ``docs/api.md`` lists each with its signature.
 
 Every name is imported on first use, so ``import odernn`` is quick and loads no torch.

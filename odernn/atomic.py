@@ -336,7 +336,7 @@ def _dataset_reason(path: Path) -> str | None:
         return f"unreadable: {err.strerror or err}"
     import h5py
 
-    from odernn.data.store import SCHEMA
+    from odernn.data.schema import SCHEMA
 
     try:
         with h5py.File(path, "r") as f:

@@ -216,7 +216,7 @@ def run_preset_demo(out: Path, preset: str, *, seed: int = 0, quick: bool = Fals
     See :mod:`odernn.notes.notes_examples` for the variants (the notes' scripts as written, the
     Keras ``(step, 1)`` layout, and our improved recipe).
     """
-    from odernn.data.spec import check_seed
+    from odernn.checks import check_seed
     from odernn.notes.notes_examples import VARIANTS
 
     check_choice(preset, VARIANTS, "--preset")

@@ -21,10 +21,12 @@ from scipy.linalg import expm
 from odernn.assess.evaluate import evaluate
 from odernn.assess.resonance import ResonanceSettings, fit_steady_state, plan_sweep
 from odernn.assess.results import Evaluation
-from odernn.data.integrators import INTEGRATORS, SAMPLED_FORCING
+from odernn.data.integrators import INTEGRATORS
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.learn.models.base import Rollout
+
+SAMPLED_FORCING = [name for name, entry in INTEGRATORS.items() if entry.sampled_forcing]
 
 DT = 0.05
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from odernn.assess.metrics import nrmse
-from odernn.data.integrators import exact
+from odernn.data.exact import exact
 from odernn.data.systems import HarmonicForcing, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError

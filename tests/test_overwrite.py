@@ -21,7 +21,8 @@ from test_cli import SPEC  # a small spec: 6 trajectories x 40 steps
 
 from odernn import atomic
 from odernn.cli.app import main
-from odernn.data.store import SCHEMA, content_digest, open_trajectories, read_trajectories
+from odernn.data.schema import SCHEMA
+from odernn.data.store import content_digest, open_trajectories, read_trajectories
 from odernn.errors import DataError, OutputError
 
 EVALUATE = ["--no-work-precision", "--no-resonance", "--quiet"]

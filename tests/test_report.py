@@ -26,10 +26,12 @@ from odernn.assess.metrics import METRICS
 from odernn.assess.report import same_information_sentences, write_report
 from odernn.assess.resonance import ResonanceSettings
 from odernn.assess.results import Evaluation
-from odernn.data.integrators import INTEGRATORS, SAMPLED_FORCING
+from odernn.data.integrators import INTEGRATORS
 from odernn.errors import DataError, OutputError
 from odernn.learn.models.base import Rollout
 from odernn.learn.rundir import read_history
+
+SAMPLED_FORCING = [name for name, entry in INTEGRATORS.items() if entry.sampled_forcing]
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr", "col", "area", "base"}
 

@@ -13,8 +13,8 @@ import torch
 from test_interrupt import _train_args
 from test_models import interrupt_at, small_config
 
-from odernn.assess.evaluate import INTEGRATOR_METHODS
 from odernn.cli.app import main
+from odernn.data.integrators import INTEGRATORS
 from odernn.data.simulate import simulate
 from odernn.data.spec import load_spec
 from odernn.data.store import read_trajectories
@@ -157,7 +157,7 @@ def test_name_runs(tmp_path) -> None:
     (tmp_path / "b" / "lstm").mkdir(parents=True)
     (tmp_path / "rk4").mkdir()
     names = name_runs([tmp_path / "a" / "lstm", tmp_path / "b" / "lstm", tmp_path / "rk4"],
-                      reserved=INTEGRATOR_METHODS)
+                      reserved=INTEGRATORS)
     assert list(names) == ["lstm", "lstm-2", "rk4-2"]
     with pytest.raises(DataError, match="not found"):
         name_runs([tmp_path / "missing"])

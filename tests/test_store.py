@@ -20,9 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import odernn
-from odernn.data import store
+from odernn.data import schema, store
 from odernn.data.merge import merge_files
-from odernn.data.store import TrajectoryWriter, open_trajectories, read_trajectories
+from odernn.data.store import open_trajectories, read_trajectories
+from odernn.data.writer import TrajectoryWriter
 from odernn.errors import DataError, OutputError, SpecError
 
 N, T, K, DT = 7, 50, 3, 0.05
@@ -551,7 +552,7 @@ def test_merge_equals_the_unsharded_file_bit_for_bit(tmp_path, shards, good, vir
         assert same_bits(getattr(merged, k), getattr(single, k))
     for k in PARAMS:
         assert same_bits(merged.params[k], single.params[k])
-    drop = {"created", store.SHARD_SOURCES}  # a virtual merge also records its shards
+    drop = {"created", schema.SHARD_SOURCES}  # a virtual merge also records its shards
     assert ({k: v for k, v in merged.attrs.items() if k not in drop}
             == {k: v for k, v in single.attrs.items() if k not in drop})
     assert store.content_digest(out) == store.content_digest(good)

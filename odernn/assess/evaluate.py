@@ -1,14 +1,15 @@
 """Closed-loop surrogates against the integrators on one test set.
 
 Every method starts from the test trajectories' initial states. The surrogates
-and the ``rk4-sampled*`` integrators (:data:`odernn.data.integrators.SAMPLED_FORCING`)
-see the forcing only at its samples ``F_i``, and eta where a surrogate is
-configured for it; the other integrators evaluate the forcing as a function of
-time. The best integrator given only the samples is the honest baseline each
-surrogate is compared with (:func:`same_information`). The exact solution is the
-reference. A surrogate that withholds eta may observe K warm-up steps; the
-largest K is then excluded from every method's error, so all rows of one report
-are measured on the same steps.
+and the ``rk4-sampled*`` integrators (the ``sampled_forcing`` entries of
+:data:`odernn.data.integrators.INTEGRATORS`) see the forcing only at its samples
+``F_i``, and eta where a surrogate is configured for it; the other integrators
+evaluate the forcing as a function of time. The best integrator given only the
+samples is the honest baseline each surrogate is compared with
+(:func:`same_information`). The exact solution is the reference. A surrogate
+that withholds eta may observe K warm-up steps; the largest K is then excluded
+from every method's error, so all rows of one report are measured on the same
+steps.
 
 Three studies, each reusable on its own:
 
@@ -51,7 +52,7 @@ from odernn.assess.metrics import (
 )
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
 from odernn.assess.results import REFERENCE, Evaluation, MethodResult
-from odernn.data.integrators import DESCRIPTIONS, INTEGRATORS, SAMPLED_FORCING
+from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import Oscillator, SampledForcing
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
@@ -59,9 +60,12 @@ from odernn.interrupt import interrupt_guard
 from odernn.jsonio import plain
 from odernn.learn.models.base import Rollout, Surrogate
 
-INTEGRATOR_METHODS: dict[str, str] = {name: DESCRIPTIONS[name] for name in INTEGRATORS}
-"""Integrator methods by name, with the one-line description the report prints."""
-DEFAULT_INTEGRATORS = ("scipy", "euler", "semi-implicit-euler", "rk4", *SAMPLED_FORCING)
+DEFAULT_INTEGRATORS = (
+    *(name for name, entry in INTEGRATORS.items() if entry.order is None and not entry.closed_form),
+    *(name for name, entry in INTEGRATORS.items() if entry.order is not None),
+)
+"""Every integrator but the closed-form reference: the adaptive one first, then the
+fixed-step ones in table order."""
 SCIPY_DEFAULTS: dict[str, Any] = {"method": "DOP853", "rtol": 1e-9, "atol": 1e-12}
 MIN_TIMING_S = 0.2
 """A method faster than this is run again (up to three times) and its best time kept."""
@@ -98,10 +102,10 @@ def evaluate(
 ) -> Evaluation:
     """Roll out every integrator and surrogate on ``test`` and measure them.
 
-    ``integrators`` from :data:`INTEGRATOR_METHODS` (the exact reference always
-    runs); ``scipy_options`` override :data:`SCIPY_DEFAULTS`; ``threshold`` is
-    the valid-prediction-time threshold; ``progress`` prints one line per stage
-    to stderr, or is called with each stage's description.
+    ``integrators`` from :data:`~odernn.data.integrators.INTEGRATORS` (the exact
+    reference always runs); ``scipy_options`` override :data:`SCIPY_DEFAULTS`;
+    ``threshold`` is the valid-prediction-time threshold; ``progress`` prints one line
+    per stage to stderr, or is called with each stage's description.
     """
     where = f"test set {data_path}" if data_path is not None else "the test set"
     _check_test(test, where)
@@ -122,20 +126,20 @@ def evaluate(
 
         scipy_opts = {**SCIPY_DEFAULTS, **(scipy_options or {})}
         system = _oscillator(test)
-        sampled = Oscillator(system.eta, SampledForcing(test.t, test.F))
-        solve = _solver(system, sampled, scipy_opts)
+        samples = SampledForcing(test.t, test.F)
+        solve = _solver(system, samples, scipy_opts)
         t = np.asarray(test.t, dtype=np.float64)
         x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
 
         few = slice(0, 2)  # the untimed first call of every method (see _timed)
-        solve_few = _solver(system.take(few), sampled.take(few), scipy_opts)
+        solve_few = _solver(system.take(few), samples.take(few), scipy_opts)
         raw: dict[str, tuple[str, str, dict[str, Any], Rollout, float]] = {}
         for name in (REFERENCE, *integrators):
             (x, v), wall = _timed(partial(solve, name, x0, v0, t),
                                   partial(solve_few, name, x0[few], v0[few], t[:16]))
             settings = scipy_opts if name == "scipy" else {}
             kind = "reference" if name == REFERENCE else "integrator"
-            raw[name] = (kind, INTEGRATOR_METHODS[name], settings,
+            raw[name] = (kind, INTEGRATORS[name].description, settings,
                          Rollout(x, v, divergence_steps(x, v)), wall)
             say(f"{name}: {wall:.3g} s")
         F, eta = np.asarray(test.F), np.asarray(test.params["eta"])
@@ -210,12 +214,12 @@ def _check_test(test: Trajectories, where: str = "the test set") -> None:
 
 def _check_names(integrators: Sequence[str], surrogates: Mapping[str, Surrogate]) -> None:
     for name in integrators:
-        if name not in INTEGRATOR_METHODS or name == REFERENCE:
+        if name not in INTEGRATORS or name == REFERENCE:
             allowed = ", ".join(DEFAULT_INTEGRATORS)
             raise SpecError(f"unknown integrator {name!r} (the exact reference always runs); "
                             f"allowed: {allowed}")
     for name in surrogates:
-        if name in INTEGRATOR_METHODS:
+        if name in INTEGRATORS:
             raise SpecError(f"surrogate name {name!r} is an integrator's name; rename the run")
 
 
@@ -252,18 +256,17 @@ def _timed(run: Callable[[], Any], warmup: Callable[[], Any] | None = None) -> t
     return out, best
 
 
-def _solver(system: Oscillator, sampled: Oscillator,
+def _solver(system: Oscillator, samples: SampledForcing,
             scipy_opts: Mapping[str, Any]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-    """``solve(name, x0, v0, t, **opts)`` for every integrator method name."""
+    """``solve(name, x0, v0, t, **opts)`` for every integrator method name; the
+    sampled-forcing ones are given the test set's forcing samples."""
 
     def solve(name: str, x0: np.ndarray, v0: np.ndarray, t: np.ndarray,
               **opts: Any) -> tuple[np.ndarray, np.ndarray]:
+        if name == "scipy":
+            opts = {**scipy_opts, **opts}
         with np.errstate(over="ignore", invalid="ignore"):
-            if name in SAMPLED_FORCING:  # they evaluate the forcing at t only: the samples
-                return INTEGRATORS[name](sampled, x0, v0, t)
-            if name == "scipy":
-                return INTEGRATORS["scipy"](system, x0, v0, t, **{**scipy_opts, **opts})
-            return INTEGRATORS[name](system, x0, v0, t)
+            return INTEGRATORS[name](system, x0, v0, t, samples=samples, **opts)
 
     return solve
 
@@ -322,7 +325,7 @@ def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, n
         h = float(grid[1] - grid[0])
         whole = factor >= 1 and float(factor).is_integer()
         runs += [(name, grid, f"h={h:.3g}", h, {}) for name in integrators
-                 if name != "scipy" and (whole or name not in SAMPLED_FORCING)]
+                 if name != "scipy" and (whole or not INTEGRATORS[name].sampled_forcing)]
     if "scipy" in integrators:
         runs += [("scipy", t, f"rtol={rtol:.0e}", rtol, {"rtol": rtol, "atol": rtol / 100})
                  for rtol in settings.scipy_rtols]
@@ -352,7 +355,8 @@ def same_information(methods: Mapping[str, MethodResult]) -> dict[str, Any] | No
     grid; ties: the faster), and each surrogate's error and time relative to it
     (``error_ratio``, ``time_ratio``: surrogate over baseline, > 1 is worse / slower).
     None when no sampled-forcing integrator was run."""
-    sampled = [name for name in methods if name in SAMPLED_FORCING]
+    sampled = [name for name in methods
+               if name in INTEGRATORS and INTEGRATORS[name].sampled_forcing]
     if not sampled:
         return None
 

@@ -1,8 +1,13 @@
 """Integrators for the damped, driven oscillator, vectorised over trajectories.
 
-One calling convention for all, found by name in :data:`INTEGRATORS`::
+One table, :data:`INTEGRATORS`, holds every integrator as an :class:`Integrator`
+entry: its function, convergence order, description and what callers need to
+know of it (a spec may name it; its results do not depend on the batch; it sees
+the forcing only at the grid samples; it is the closed-form solution). Spec
+validation, simulation's block rule, evaluation's default list and the CLI all
+read it. One calling convention for all::
 
-    fn(system, x0 (N,), v0 (N,), t (T,), **options) -> (x (N, T), v (N, T))
+    entry(system, x0 (N,), v0 (N,), t (T,), **options) -> (x (N, T), v (N, T))
 
 :func:`integrate` validates the input once and dispatches; the functions
 themselves trust their input. Python loops run over time steps only, on
@@ -10,12 +15,11 @@ time-major ``(T, N)`` buffers so that each step touches contiguous rows. All
 results are float64; those of the fixed-step methods and ``exact`` are
 transposed views of such buffers (F-contiguous).
 
-Each trajectory's result from the fixed-step methods and from ``exact``
-depends only on its own parameters: alone or in any batch it is the same to the
-last bit. ``scipy`` solves the whole batch as one system, so its adaptive steps
-(and last digits) depend on the batch.
+Each trajectory's result from every entry but ``scipy`` depends only on its own
+parameters: alone or in any batch it is the same to the last bit. ``scipy``
+solves the whole batch as one system, so its adaptive steps (and last digits)
+depend on the batch. The closed-form solution lives in :mod:`odernn.data.exact`.
 """
-
 from __future__ import annotations
 
 import inspect
@@ -29,12 +33,10 @@ from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 
 from odernn.checks import did_you_mean
-from odernn.data.systems import HarmonicForcing, Oscillator, uniform_step
+from odernn.data.exact import exact
+from odernn.data.systems import Oscillator, SampledForcing
 from odernn.errors import OdernnError, SpecError
 from odernn.types import Array
-
-Integrator = Callable[..., tuple[Array, Array]]
-
 
 # ---------------------------------------------------------------- fixed step
 
@@ -299,253 +301,70 @@ def scipy_ivp(
     return sol.y[:n], sol.y[n:]
 
 
-# ---------------------------------------------------------------- exact
-
-_FINE, _MID = 16, 8
-"""Points per block of the separable evaluation, and blocks per coarse block."""
-
-
-def _free_decay(a: Array, d: Array, s: Array) -> tuple[Array, Array]:
-    """``E = e^{-a s} c(s)`` and ``S = e^{-a s} s(s)`` of shape ``(M, N)`` for ``s (M,) >= 0``.
-
-    ``a = eta / 2``, ``d = 1 - a^2``; ``c = cos(w s)``, ``s(s) = sin(w s) / w`` with
-    ``w = sqrt(d)`` (``s(s) = s`` at ``d = 0``), the cosh/sinh analogues for ``d < 0``
-    written as ``e^{-s / (a + g)} (1 + m / 2)`` and ``-e^{-s / (a + g)} m / (2 g)``,
-    ``g = sqrt(-d)``, ``m = expm1(-2 g s)``: no overflow, no cancellation near ``d = 0``.
-    """
-    E = np.empty((s.size, a.size))
-    S = np.empty_like(E)
-    under, over = d > 0, d < 0
-    critical = ~(under | over)
-    if under.any():
-        w = np.sqrt(d[under])
-        decay, phase = np.exp(np.multiply.outer(s, -a[under])), np.multiply.outer(s, w)
-        E[:, under] = decay * np.cos(phase)
-        S[:, under] = decay * np.sin(phase) / w
-    if critical.any():
-        decay = np.exp(np.multiply.outer(s, -a[critical]))
-        E[:, critical] = decay
-        S[:, critical] = decay * s[:, None]
-    if over.any():
-        g = np.sqrt(-d[over])
-        slow = np.exp(np.multiply.outer(s, -1.0 / (a[over] + g)))
-        m = np.expm1(np.multiply.outer(s, -2.0 * g))
-        E[:, over] = slow * (1.0 + 0.5 * m)
-        S[:, over] = -slow * m / (2.0 * g)
-    return E, S
+# ---------------------------------------------------------------- the table
 
 
 @dataclass(frozen=True)
-class _Modes:
-    """The exact solution at J reference times as free motion plus forced phasors.
+class Integrator:
+    """One entry of :data:`INTEGRATORS`: an integrator's function and what callers need to
+    know of it. Call it as ``entry(system, x0, v0, t, **options)``."""
 
-    ``x = xh + sum_k Re Z_k``, ``v = vh + sum_k Re(i w_k Z_k)`` with ``xh, vh (J, N)``
-    the free (homogeneous) state and ``Z = zr + i zi (K, J, N)`` the phasors
-    ``P_k e^{i w_k t}`` of the particular solution. A time shift ``s`` maps
-    ``(xh, vh)`` by the free propagator and rotates ``Z_k`` by ``e^{i w_k s}``.
-    """
+    name: str
+    fn: Callable[..., tuple[Array, Array]]
+    order: int | None
+    """Convergence order in the step (the sampled-forcing ones: in the sample spacing, for a
+    smooth forcing); None for SciPy's adaptive steps and the closed-form solution. A method
+    with an order needs a uniform grid."""
+    description: str
+    """One line, as the evaluation report prints it."""
+    batch_independent: bool = True
+    """Each trajectory's result depends only on its own parameters, to the last bit, whichever
+    trajectories share its block (so a dataset is the same in any blocks or shards)."""
+    sampled_forcing: bool = False
+    """It sees the forcing only at the grid points: given the samples ``F_i`` alone, the
+    information a surrogate gets."""
+    in_specs: bool = False
+    """A dataset spec may name it."""
+    closed_form: bool = False
+    """It is the exact solution (harmonic forcing only): the reference, not a method."""
 
-    a: Array  # (N,) eta / 2
-    d: Array  # (N,) 1 - a^2
-    w: Array  # (K, N) forcing frequencies
-    xh: Array
-    vh: Array
-    zr: Array
-    zi: Array
-
-    def basis(self, s: Array) -> Array:
-        """Basis functions ``[E, S, cos w_k s, sin w_k s]`` of shape ``(2 + 2K, M, N)``."""
-        phase = self.w[:, None, :] * s[None, :, None]
-        return np.concatenate((np.stack(_free_decay(self.a, self.d, s)), np.cos(phase),
-                               np.sin(phase)))
-
-    def coefficients(self, cx: Array, cv: Array) -> None:
-        """Fill ``cx, cv (2 + 2K, J, N)`` so that ``x(t_j + s) = sum_q basis_q(s) cx_q[j]``
-        (likewise v); buffers are reused because fresh large arrays cost page faults."""
-        K, a, w = self.w.shape[0], self.a, self.w[:, None]
-        cx[0] = self.xh
-        np.multiply(a, self.xh, out=cx[1])
-        cx[1] += self.vh
-        cx[2 : 2 + K] = self.zr
-        np.negative(self.zi, out=cx[2 + K :])
-        cv[0] = self.vh
-        np.multiply(a, self.vh, out=cv[1])
-        cv[1] += self.xh
-        np.negative(cv[1], out=cv[1])
-        np.multiply(w, self.zi, out=cv[2 : 2 + K])
-        np.negative(cv[2 : 2 + K], out=cv[2 : 2 + K])
-        np.multiply(w, self.zr, out=cv[2 + K :])
-        np.negative(cv[2 + K :], out=cv[2 + K :])
-
-    def shifted(self, basis: Array) -> _Modes:
-        """The modes at every reference time plus every offset ``s (M,)`` of
-        ``basis = self.basis(s)``: J * M times, j-major."""
-        K = self.w.shape[0]
-        E, S, cos, sin = basis[0], basis[1], basis[2 : 2 + K, None], basis[2 + K :, None]
-        a, xh, vh = self.a, self.xh[:, None], self.vh[:, None]
-        zr, zi = self.zr[:, :, None], self.zi[:, :, None]
-
-        def flat(u: Array) -> Array:
-            return u.reshape(*u.shape[:-3], u.shape[-3] * u.shape[-2], u.shape[-1])
-
-        return _Modes(
-            self.a, self.d, self.w,
-            flat(E * xh + S * (a * xh + vh)), flat(E * vh - S * (xh + a * vh)),
-            flat(cos * zr - sin * zi), flat(sin * zr + cos * zi),
-        )  # fmt: skip
+    def __call__(self, system: Oscillator, x0: Array, v0: Array, t: Array, *,
+                 samples: SampledForcing | None = None, **options: object
+                 ) -> tuple[Array, Array]:
+        """Run on ``system`` (input trusted: :func:`integrate` checks it). ``samples``, stored
+        forcing samples at their times, replace ``system``'s forcing for a sampled-forcing
+        entry, which reads them at its grid; the other entries evaluate ``system``'s forcing
+        and ignore them."""
+        if self.sampled_forcing and samples is not None:
+            system = Oscillator(system.eta, samples)
+        return self.fn(system, x0, v0, t, **options)
 
 
-def _expand(x: Array, v: Array, basis: Array, cx: Array, cv: Array, tmp: Array) -> None:
-    """``x = sum_q basis_q cx_q``, ``v = sum_q basis_q cv_q`` in place; ``basis (Q, M, N)``,
-    ``cx, cv (Q, N)``, outputs ``(M', N)`` with ``M' <= M`` (a last, shorter block)."""
-    m = x.shape[0]
-    tmp = tmp[:m]
-    for out, c in ((x, cx), (v, cv)):
-        np.multiply(basis[0, :m], c[0], out=out)
-        for q in range(1, basis.shape[0]):
-            np.multiply(basis[q, :m], c[q], out=tmp)
-            out += tmp
-
-
-def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
-    """The closed-form solution for a :class:`~odernn.data.systems.HarmonicForcing`, any
-    ``eta >= 0``.
-
-    Free motion from ``(x0, v0)`` minus the particular solution at ``t0``, plus
-    the particular solutions ``x_p = Re(A e^{i(w t + p)} / (1 - w^2 + i eta w))``
-    (at the undamped resonance ``eta = 0, |w| = 1`` the secular
-    ``(A / 2w) (t - t0) sin(w t + p)`` instead). Free motion is
-    ``e^{-eta t/2} [c x_h0 + s (v_h0 + eta x_h0 / 2)]`` (see :func:`_free_decay`).
-    Accurate to rounding except within ``~sqrt(eps)`` of the undamped resonance,
-    where free and forced parts nearly cancel.
-
-    On a uniform grid the time dependence separates: the state at ``t_j + s`` is
-    the state at ``t_j`` shifted by ``s``, so a few tables of transcendentals
-    (coarse block starts, their refinement into blocks, the offsets within a
-    block) replace one per point; other grids are evaluated point by point.
-    """
-    forcing = system.forcing
-    if not isinstance(forcing, HarmonicForcing):
-        raise SpecError(
-            f"integrator 'exact' needs a harmonic forcing (families none, cosine, random), got "
-            f"{type(forcing).__name__}; use 'rk4' or 'scipy' for sampled forcing"
-        )
-    eta = np.asarray(system.eta, dtype=np.float64)
-    # (K, N): one row per harmonic
-    A, w, p = (np.asarray(u, dtype=np.float64).T
-               for u in (forcing.amplitude, forcing.omega, forcing.phase))  # fmt: skip
-    denominator = (1.0 - w**2) + 1j * eta * w
-    resonant = denominator == 0
-    P = np.where(resonant, 0, A * np.exp(1j * p) / np.where(resonant, 1, denominator))
-    Z0 = P * np.exp(1j * w * t[0])
-    res_amp = np.where(resonant, A / np.where(resonant, 2 * w, 1), 0.0)
-    a = eta / 2
-    modes = _Modes(
-        a, (1 - a) * (1 + a), w,
-        (x0 - Z0.real.sum(0))[None],
-        (v0 + (w * Z0.imag).sum(0) - (res_amp * np.sin(w * t[0] + p)).sum(0))[None],
-        Z0.real[:, None], Z0.imag[:, None],
-    )  # fmt: skip
-    x = np.empty((t.size, system.n))
-    v = np.empty_like(x)
-    dt = uniform_step(t)
-    if dt is None:
-        _exact_pointwise(x, v, modes, t - t[0])
-    else:
-        _exact_uniform(x, v, modes, t - t[0], dt)
-    if resonant.any():
-        _add_resonances(x, v, t, res_amp, w, p)
-    x[0], v[0] = x0, v0  # the initial state is given, not computed: keep it exact
-    return x.T, v.T
-
-
-def _exact_pointwise(x: Array, v: Array, modes: _Modes, tau: Array) -> None:
-    """Every point from the modes at ``t0``, in blocks of rows to bound memory."""
-    n_basis = 2 + 2 * modes.w.shape[0]
-    cx, cv = np.empty((2, n_basis, 1, x.shape[1]))
-    modes.coefficients(cx, cv)
-    cx, cv = cx[:, 0], cv[:, 0]
-    for start in range(0, tau.size, 64):
-        rows = slice(start, start + 64)
-        basis = modes.basis(tau[rows])
-        _expand(x[rows], v[rows], basis, cx, cv, np.empty(basis.shape[1:]))
-
-
-def _exact_uniform(x: Array, v: Array, modes: _Modes, tau: Array, dt: float) -> None:
-    """Separable evaluation on a uniform grid ``tau = t - t0``: each coarse block start
-    directly at its grid time, its ``_MID`` block starts by one shift of ``j _FINE dt``,
-    then ``_FINE`` points each by a shift of ``r dt``."""
-    fine = modes.basis(dt * np.arange(_FINE))
-    mid = modes.basis(dt * _FINE * np.arange(_MID))
-    tmp = np.empty(fine.shape[1:])
-    cx, cv = np.empty((2, fine.shape[0], _MID, x.shape[1]))
-    coarse = _FINE * _MID
-    for c in range(0, x.shape[0], coarse):
-        modes.shifted(modes.basis(tau[c : c + 1])).shifted(mid).coefficients(cx, cv)
-        for j, row in enumerate(range(c, min(c + coarse, x.shape[0]), _FINE)):
-            rows = slice(row, row + _FINE)
-            _expand(x[rows], v[rows], fine, cx[:, j], cv[:, j], tmp)
-
-
-def _add_resonances(x: Array, v: Array, t: Array, amp: Array, w: Array, p: Array) -> None:
-    """Add ``amp (t - t0) sin(w t + p)`` and its derivative (``amp (K, N)``, zero off resonance)
-    to the trajectories that have a resonant harmonic."""
-    cols = np.flatnonzero((amp != 0).any(0))
-    tau = (t - t[0])[:, None]
-    for k in range(amp.shape[0]):
-        phase = np.multiply.outer(t, w[k, cols]) + p[k, cols]
-        x[:, cols] += amp[k, cols] * tau * np.sin(phase)
-        v[:, cols] += amp[k, cols] * (np.sin(phase) + w[k, cols] * tau * np.cos(phase))
-
-
-# ---------------------------------------------------------------- the door
-
-INTEGRATORS: dict[str, Integrator] = {
-    "euler": euler,
-    "semi-implicit-euler": semi_implicit_euler,
-    "rk4": rk4,
-    "rk4-sampled": rk4_sampled,
-    "rk4-sampled-cubic": rk4_sampled_cubic,
-    "rk4-sampled-spline": rk4_sampled_spline,
-    "rk4-sampled-2dt": rk4_sampled_2dt,
-    "scipy": scipy_ivp,
-    "exact": exact,
-}
-"""Every integrator by name; all share the calling convention of the module docstring."""
-
-ORDERS: dict[str, int | None] = {
-    "euler": 1,
-    "semi-implicit-euler": 1,
-    "rk4": 4,
-    "rk4-sampled": 2,
-    "rk4-sampled-cubic": 4,
-    "rk4-sampled-spline": 4,
-    "rk4-sampled-2dt": 4,
-    "scipy": None,
-    "exact": None,
-}
-"""Convergence order in ``dt`` of the fixed-step methods (None: not a fixed-step method);
-for the ``rk4-sampled*`` methods, in the sample spacing, the forcing being smooth."""
-
-DESCRIPTIONS: dict[str, str] = {
-    "euler": "forward Euler, the notes' update",
-    "semi-implicit-euler": "semi-implicit (symplectic) Euler",
-    "rk4": "classical RK4 with the forcing evaluated exactly at half steps",
-    "rk4-sampled": "RK4 at step dt on the samples F_i, linear interpolation at half steps",
-    "rk4-sampled-cubic": "RK4 at step dt on the samples F_i, local cubic through 4 samples "
-                         "at half steps",
-    "rk4-sampled-spline": "RK4 at step dt on the samples F_i, not-a-knot cubic spline at half "
-                          "steps",
-    "rk4-sampled-2dt": "RK4 at step 2 dt on the samples F_i, F_i+1, F_i+2 (start, midpoint, "
-                       "end), odd points by quintic Hermite",
-    "scipy": "SciPy solve_ivp with the forcing as a function of time",
-    "exact": "closed-form solution: the reference every error is measured against",
-}
-"""One line per integrator, as the evaluation report prints it."""
-
-SAMPLED_FORCING = ("rk4-sampled", "rk4-sampled-cubic", "rk4-sampled-spline", "rk4-sampled-2dt")
-"""The integrators that evaluate the forcing only at the grid points: given the samples
-``F_i`` alone, the information a surrogate gets."""
+INTEGRATORS: dict[str, Integrator] = {entry.name: entry for entry in (
+    Integrator("euler", euler, 1, "forward Euler, the notes' update", in_specs=True),
+    Integrator("semi-implicit-euler", semi_implicit_euler, 1,
+               "semi-implicit (symplectic) Euler", in_specs=True),
+    Integrator("rk4", rk4, 4, "classical RK4 with the forcing evaluated exactly at half steps",
+               in_specs=True),
+    Integrator("rk4-sampled", rk4_sampled, 2,
+               "RK4 at step dt on the samples F_i, linear interpolation at half steps",
+               sampled_forcing=True),
+    Integrator("rk4-sampled-cubic", rk4_sampled_cubic, 4,
+               "RK4 at step dt on the samples F_i, local cubic through 4 samples at half steps",
+               sampled_forcing=True),
+    Integrator("rk4-sampled-spline", rk4_sampled_spline, 4,
+               "RK4 at step dt on the samples F_i, not-a-knot cubic spline at half steps",
+               sampled_forcing=True),
+    Integrator("rk4-sampled-2dt", rk4_sampled_2dt, 4,
+               "RK4 at step 2 dt on the samples F_i, F_i+1, F_i+2 (start, midpoint, end), odd "
+               "points by quintic Hermite", sampled_forcing=True),
+    Integrator("scipy", scipy_ivp, None, "SciPy solve_ivp with the forcing as a function of time",
+               batch_independent=False, in_specs=True),
+    Integrator("exact", exact, None,
+               "closed-form solution: the reference every error is measured against",
+               in_specs=True, closed_form=True),
+)}
+"""Every integrator by name, in the order they are listed to users."""
 
 
 def integrate(
@@ -561,8 +380,8 @@ def integrate(
     if name not in INTEGRATORS:
         raise SpecError(f"unknown integrator {name!r}{did_you_mean(name, INTEGRATORS)}; "
                         f"allowed: {', '.join(INTEGRATORS)}")
-    fn = INTEGRATORS[name]
-    allowed = [p.name for p in inspect.signature(fn).parameters.values()
+    entry = INTEGRATORS[name]
+    allowed = [p.name for p in inspect.signature(entry.fn).parameters.values()
                if p.kind is inspect.Parameter.KEYWORD_ONLY]
     for key in options:
         if key not in allowed:
@@ -571,7 +390,7 @@ def integrate(
                             f"{did_you_mean(key, allowed)}; {takes}")
     t = _check_grid(t, name)
     x0, v0 = (_check_initial(label, u, system.n) for label, u in (("x0", x0), ("v0", v0)))
-    return fn(system, x0, v0, t, **options)
+    return entry(system, x0, v0, t, **options)
 
 
 def _check_grid(t: Array, name: str) -> Array:
@@ -586,7 +405,7 @@ def _check_grid(t: Array, name: str) -> Array:
         i = int(np.argmax(steps <= 0))
         raise SpecError(f"integrator {name!r}: t must be strictly increasing, but "
                         f"t[{i + 1}] = {t[i + 1]:g} <= t[{i}] = {t[i]:g}")
-    if ORDERS[name] is not None:
+    if INTEGRATORS[name].order is not None:
         slack = 1e-9 * steps[0] + 16 * np.finfo(np.float64).eps * max(abs(t[0]), abs(t[-1]))
         if np.ptp(steps) > slack:
             raise SpecError(f"integrator {name!r} needs a uniform grid; the steps of t range "

@@ -23,20 +23,14 @@ import h5py
 import numpy as np
 
 from odernn import jsonio
-from odernn.data.store import (
-    _DESCRIPTIONS,
-    BLOCK_BYTES,
-    RESERVED_ATTRS,
-    SHARD_ATTRS,
-    SHARD_SOURCES,
-    TrajectoryFile,
+from odernn.data.schema import DESCRIPTIONS, RESERVED_ATTRS, SHARD_ATTRS, SHARD_SOURCES
+from odernn.data.store import BLOCK_BYTES, TrajectoryFile, content_digest, open_trajectories
+from odernn.data.writer import (
+    AtomicH5,
     TrajectoryWriter,
-    _AtomicH5,
-    _check_target,
-    _write_root_attrs,
-    _write_time,
-    content_digest,
-    open_trajectories,
+    check_target,
+    write_root_attrs,
+    write_time,
 )
 from odernn.errors import DataError, OutputError, SpecError
 
@@ -61,7 +55,7 @@ def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool 
         raise SpecError("merge needs at least one shard file")
     if any(p.resolve() == out.resolve() for p in paths):
         raise OutputError(f"{out}: is one of the shards; write the merged file elsewhere")
-    _check_target(out, overwrite, inputs=paths)
+    check_target(out, overwrite, inputs=paths)
     with ExitStack() as stack:
         files = [stack.enter_context(open_trajectories(p)) for p in paths]
         ordered = _check_shards(files)
@@ -134,14 +128,14 @@ def _check_same_run(ref: TrajectoryFile, f: TrajectoryFile) -> None:
 
 
 def _param_layout(f: TrajectoryFile) -> dict[str, tuple[int, ...]]:
-    return {k: d.shape[1:] for k, d in f._params.items()}
+    return {k: f.param_shape(k)[1:] for k in f.params_names}
 
 
 def _merge_copy(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any],
                 overwrite: bool) -> None:
     ref = shards[0]
     n_total = ref.attrs["n_total"]
-    compression = ref._datasets["x"].compression
+    compression = ref.dataset("x").compression
     row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names)
     step = max(1, BLOCK_BYTES // row_bytes)
     with TrajectoryWriter(out, t=ref.t, n=n_total, datasets=ref.names,
@@ -160,24 +154,24 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
     ref = shards[0]
     n_total = ref.attrs["n_total"]
     directory = out.resolve().parent
-    target = _AtomicH5(out, overwrite)
+    target = AtomicH5(out, overwrite)
     try:
         f = target.file
-        _write_time(f, ref.t)
+        write_time(f, ref.t)
         sources = [_source_record(shard, directory) for shard in shards]
         labels = [*ref.names, *(f"params/{k}" for k in ref.params_names)]
         for label in labels:
-            d = ref._file[label]
+            d = ref.dataset(label)
             layout = h5py.VirtualLayout(shape=(n_total, *d.shape[1:]), dtype=d.dtype)
             for shard in shards:
                 start, stop = _shard_range(shard)
                 source = _relative(shard, directory)
-                shape = shard._file[label].shape
+                shape = shard.dataset(label).shape
                 layout[start:stop] = h5py.VirtualSource(source, label, shape=shape)
             v = f.create_virtual_dataset(label, layout, fillvalue=np.nan)
-            if label in _DESCRIPTIONS:
-                v.attrs["description"] = _DESCRIPTIONS[label]
-        _write_root_attrs(f, n_total, ref.t, ref.names, attrs)
+            if label in DESCRIPTIONS:
+                v.attrs["description"] = DESCRIPTIONS[label]
+        write_root_attrs(f, n_total, ref.t, ref.names, attrs)
         f.attrs[SHARD_SOURCES] = jsonio.dumps(sources, compact=True)
         target.commit()
     except BaseException:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from odernn import budget, jsonio
-from odernn.data.integrators import integrate
+from odernn.data.integrators import INTEGRATORS, integrate
 from odernn.data.spec import Range, Spec
 from odernn.data.systems import Oscillator, forcing_from_params
 from odernn.data.trajectories import Trajectories
@@ -43,19 +43,15 @@ MAX_BLOCK = 4096
 SCIPY_MIN_BLOCK = 64
 """SciPy: the smallest block (below it, solve_ivp's per-step overhead dominates)."""
 SCIPY_BLOCKS = 8
+"""SciPy: blocks per dataset aimed for, so that it can be split into that many shards."""
 HARMONIC_ROW_BYTES = 160 * 8
 """Memory per trajectory and forcing harmonic of the closed-form solution's tables: many
 harmonics (``forcing.K``) make smaller blocks (none of the built-in specs has enough)."""
-"""SciPy: blocks per dataset aimed for, so that it can be split into that many shards."""
-
-
-BATCH_INDEPENDENT = ("euler", "semi-implicit-euler", "rk4", "exact")
-"""Integrators whose every trajectory is computed on its own (element-wise array operations)."""
 
 
 def batch_independent(spec: Spec) -> bool:
     """Whether a trajectory's numbers do not depend on the others in its block (not SciPy's)."""
-    return spec.system != "oscillator" or spec.integrator["name"] in BATCH_INDEPENDENT
+    return spec.system != "oscillator" or INTEGRATORS[spec.integrator["name"]].batch_independent
 
 
 def block_size(spec: Spec) -> int:
@@ -258,7 +254,7 @@ def simulate(
     writes the k-th of n contiguous slices (:func:`shard_rows`), to be joined
     by ``odernn merge``. ``progress(n_done)`` is called after every block.
     """
-    from odernn.data.store import TrajectoryWriter
+    from odernn.data.writer import TrajectoryWriter
 
     check_memory(spec)
     start, stop = shard_rows(spec, shard)

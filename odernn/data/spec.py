@@ -40,16 +40,17 @@ from pathlib import Path
 from typing import Any
 
 from odernn._compat import tomllib
-from odernn.checks import did_you_mean
+from odernn.checks import check_seed, did_you_mean
+from odernn.data.integrators import INTEGRATORS
 from odernn.errors import SpecError
 
 SYSTEMS = ("oscillator", "sine")
 FORCING_FAMILIES = ("none", "cosine", "random")
-INTEGRATOR_NAMES = ("euler", "semi-implicit-euler", "rk4", "scipy", "exact")
+INTEGRATOR_NAMES = tuple(name for name, entry in INTEGRATORS.items() if entry.in_specs)
+"""The integrators a spec may name (the table's ``in_specs`` entries)."""
 DTYPES = ("float64", "float32")
 MAX_TRAJECTORIES = 10**8
 MAX_STEPS = 10**8
-MAX_SEED = 2**63 - 1
 
 _TOP_KEYS = {
     "name",
@@ -290,13 +291,6 @@ def _oscillator_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
     if "omega" in fp and fp["omega"].low < 0:
         raise SpecError(f"{source}: forcing.omega must be >= 0, got {fp['omega']}")
     return {"parameters": parameters, "forcing": family, "forcing_parameters": fp, "K": K}
-
-
-def check_seed(seed: int, name: str = "seed") -> None:
-    """Refuse a seed outside ``[0, 2**63 - 1]``: seeds are stored as 64-bit integers (HDF5
-    attributes, checkpoints), and NumPy's and torch's generators take no negative seed."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise SpecError(f"{name} must be an integer in [0, 2**63 - 1], got {seed!r}")
 
 
 def _check_numbers(spec: Spec) -> None:

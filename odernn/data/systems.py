@@ -9,7 +9,7 @@ and returning an ``(N, M)`` array. Two kinds exist:
 
 - :class:`HarmonicForcing`, ``F(t) = sum_k A_k cos(omega_k t + phase_k)``,
   covers the families ``none`` (K = 0), ``cosine`` (K = 1) and ``random``
-  (K sinusoids); it has a closed-form solution (see ``integrators.exact``);
+  (K sinusoids); it has a closed-form solution (see :mod:`odernn.data.exact`);
 - :class:`SampledForcing`, linear interpolation of samples ``F_i`` on a grid:
   all that a surrogate sees, used to give an integrator the same information.
 """

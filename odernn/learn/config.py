@@ -13,8 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from odernn.checks import did_you_mean
-from odernn.data.spec import check_seed
+from odernn.checks import check_seed, did_you_mean
 from odernn.errors import SpecError
 from odernn.learn.models import REGISTRY, TARGETS
 from odernn.learn.models.layout import DEFAULT_INPUTS, Layout

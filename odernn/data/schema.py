@@ -1,0 +1,63 @@
+"""The HDF5 trajectory format (schema ``odernn.trajectories``, version 1): names, limits,
+dataset descriptions, and the one rule writer and reader share (finite values only).
+
+A file holds N trajectories on a common time grid of T points::
+
+    /              root attributes: schema, schema_version, creator, created, odernn_version,
+                   n_trajectories, n_steps, dt, datasets, and the caller's provenance
+                   (system, forcing, integrator, seed, spec text, ...)
+    /t             (T,)    time points, float64
+    /x, /v, /F     (N, T)  position, velocity, forcing (a univariate series has x only),
+                           chunked by trajectory, float64 or float32, gzip optional
+    /params/<p>    (N,) or (N, K) sampled parameters, float64
+
+:mod:`odernn.data.writer` writes it, :mod:`odernn.data.filecheck` checks an untrusted
+file's structure, :mod:`odernn.data.store` reads it and hashes its content, and
+:mod:`odernn.data.merge` joins shards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from odernn.errors import DataError
+
+SCHEMA = "odernn.trajectories"
+SCHEMA_VERSION = 1
+DATASETS = ("x", "v", "F")
+"""The trajectory datasets a file may hold, in their canonical order; ``x`` is always there."""
+REQUIRED_ATTRS = ("schema", "schema_version", "created", "odernn_version", "n_trajectories",
+                  "n_steps", "dt", "datasets")
+SHARD_SOURCES = "shard_sources"
+"""Root attribute of a virtual merge (``merge --virtual``): JSON list of the shards it reads,
+each with its size, mtime and content digest at merge time (:mod:`odernn.data.merge`)."""
+RESERVED_ATTRS = (*REQUIRED_ATTRS, "creator", SHARD_SOURCES)
+"""Root attributes the writer sets itself; callers may not set them."""
+SHARD_ATTRS = ("shard_index", "shard_count", "row_start", "row_stop", "n_total")
+"""Attributes of a shard written by ``simulate --shard k/n`` (``shard_index`` is k, 1-based)."""
+DIGEST_EXCLUDED_ATTRS = ("created", SHARD_SOURCES)
+"""Root attributes :func:`odernn.data.store.content_digest` leaves out: they differ between
+two writes of one content."""
+MAX_ELEMENTS = 1 << 34
+"""Refuse datasets declaring more values than this (128 GiB of float64)."""
+MAX_ATTR_BYTES = 1 << 20
+"""Refuse attributes larger than this (1 MiB; attributes hold metadata, specs are small)."""
+DESCRIPTIONS = {
+    "t": "time; dimensionless, in units of 1/omega_0 (the undamped angular frequency is 1)",
+    "x": "position x(t_i), one row per trajectory",
+    "v": "velocity v(t_i) = x'(t_i), one row per trajectory",
+    "F": "forcing F(t_i), one row per trajectory",
+}
+"""The ``description`` attribute of each dataset the writer creates."""
+
+
+def check_finite(a: np.ndarray, path: Path, label: str, first_row: int, verb: str) -> None:
+    """Refuse non-finite values in block ``a`` (rows from ``first_row``) of dataset ``label``:
+    files hold finite numbers only. ``verb`` is "gets" (writing) or "has" (reading)."""
+    finite = np.isfinite(a).reshape(a.shape[0], -1).all(axis=1)
+    if not finite.all():
+        row = first_row + int(np.argmin(finite))
+        raise DataError(f"{path}: dataset '{label}' {verb} non-finite values (NaN or inf), first "
+                        f"in trajectory {row}; files hold finite numbers only")
