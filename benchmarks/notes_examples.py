@@ -32,8 +32,8 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from odernn.assess.document import fmt  # noqa: E402
+from odernn.notes.example_data import NOISE_VARIANCE  # noqa: E402
 from odernn.notes.notes_examples import (  # noqa: E402
-    NOISE_VARIANCE,
     NOISY_THRESHOLD,
     VARIANTS,
     PresetResult,

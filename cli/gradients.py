@@ -71,13 +71,13 @@ def gradients(
     gradient dL/ds_k (s the carried state: h, or (h, c) for an LSTM), with
     the fitted rate per step and the spectral radius of the recurrent matrix.
     """
-    from odernn.notes import diagnostics
+    from odernn.notes import diagnostics, diagnostics_output, probes
 
-    families = _split(model) or ([] if run else list(diagnostics.FAMILIES))
+    families = _split(model) or ([] if run else list(probes.FAMILIES))
     radii = [_radius(r) for r in _split(spectral_radius) or ["0.5", "0.9", "1.0", "1.5"]]
     for family in families:
-        check_choice(family, diagnostics.FAMILIES, "--model")
-    check_choice(init, diagnostics.INITS, "--init")
+        check_choice(family, probes.FAMILIES, "--model")
+    check_choice(init, probes.INITS, "--init")
     check_choice(loss, diagnostics.LOSSES, "--loss")
     check_choice(norm, diagnostics.NORMS, "--norm")
     for name, value in (("--hidden", hidden), ("--length", length), ("--sequences", sequences)):
@@ -88,27 +88,31 @@ def gradients(
     if forget_bias is not None and not math.isfinite(forget_bias):
         raise SpecError(f"--forget-bias must be finite, got {forget_bias}")
     check_seed(seed, "--seed")
-    if spectral_radius and "rnn" not in families:
-        raise SpecError("--spectral-radius applies to --model rnn, which is not selected")
-    if forget_bias is not None and "lstm" not in families:
-        raise SpecError("--forget-bias applies to --model lstm, which is not selected")
+    for option, given in (("spectral_radius", bool(spectral_radius)),
+                          ("forget_bias", forget_bias is not None)):
+        takers = probes.families_taking(option)
+        if given and not set(takers) & set(families):
+            raise SpecError(f"--{option.replace('_', '-')} applies to --model "
+                            f"{' or --model '.join(takers)}, which is not selected")
     for family in families:  # before any data is simulated or read
-        diagnostics.check_memory(family, hidden, sequences, length,
-                                 where=f"gradients --hidden {hidden} --sequences {sequences} "
-                                 f"--length {length}")
+        probes.check_memory(family, hidden, sequences, length,
+                            where=f"gradients --hidden {hidden} --sequences {sequences} "
+                            f"--length {length}")
     _check_target(output, overwrite)
 
     trajectories = _load_data(data, sequences, length)
     # every probe is built (and its data and checkpoint checked) before the work starts
-    probes = [diagnostics.fresh_probe(
+    networks = [probes.fresh_probe(
         family, trajectories, hidden=hidden, length=length, spectral_radius=radius, init=init,
-        seed=seed, input_scale=input_scale, forget_bias=forget_bias if family == "lstm" else None)
-        for family in families for radius in (radii if family == "rnn" else [None])]
-    probes += [_trained_probe(path, trajectories, length) for path in run or []]
+        seed=seed, input_scale=input_scale,
+        forget_bias=forget_bias if family in probes.families_taking("forget_bias") else None)
+        for family in families
+        for radius in (radii if family in probes.families_taking("spectral_radius") else [None])]
+    networks += [_trained_probe(path, trajectories, length) for path in run or []]
 
     profiles = []
-    with progress_bar(len(probes), "gradients", quiet) as advance:
-        for probe in probes:
+    with progress_bar(len(networks), "gradients", quiet) as advance:
+        for probe in networks:
             profiles.append(diagnostics.gradient_profile(probe, loss=loss, norm=norm))
             advance(1)
     record = {
@@ -120,8 +124,8 @@ def gradients(
                      "data": str(data) if data else "simulated: built-in spec 'train'"},
         "profiles": [p.to_dict() for p in profiles],
     }
-    _write(output, overwrite, record, diagnostics.figure(profiles))
-    typer.echo(diagnostics.format_table(profiles))
+    _write(output, overwrite, record, diagnostics_output.figure(profiles))
+    typer.echo(diagnostics_output.format_table(profiles))
     if not quiet:
         typer.echo(f"wrote {output / OUTPUTS[0]} and {output / OUTPUTS[1]}")
 
@@ -160,7 +164,7 @@ def _load_data(path: Path | None, sequences: int, length: int) -> Any:
 
 def _trained_probe(path: Path, trajectories: Any, length: int) -> Any:
     from odernn.learn.models import load_surrogate
-    from odernn.notes.diagnostics import surrogate_probe
+    from odernn.notes.probes import surrogate_probe
 
     model = load_surrogate(path)
     return surrogate_probe(model, trajectories, length, label=f"{model.family} {path.name}")

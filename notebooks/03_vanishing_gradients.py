@@ -41,14 +41,9 @@ import torch
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
 from odernn.notes.bptt import RNNParams
-from odernn.notes.diagnostics import (
-    format_table,
-    fresh_probe,
-    gradient_profile,
-    plot_profiles,
-    rnn_params,
-    vanilla_probe,
-)
+from odernn.notes.diagnostics import gradient_profile
+from odernn.notes.diagnostics_output import format_table, plot_profiles
+from odernn.notes.probes import fresh_probe, rnn_params, vanilla_probe
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
 N, T, H = (2, 60, 64) if QUICK else (4, 200, 64)

@@ -20,12 +20,11 @@ from odernn.learn.models import Layout, build
 from odernn.learn.windows import compute_stats
 from odernn.notes import bptt
 from odernn.notes.bptt import RNNParams
-from odernn.notes.diagnostics import (
+from odernn.notes.diagnostics import gradient_profile, step_jacobian
+from odernn.notes.probes import (
     fresh_probe,
-    gradient_profile,
     radius_of,
     rnn_params,
-    step_jacobian,
     surrogate_probe,
     vanilla_probe,
 )
@@ -144,6 +143,27 @@ def test_gated_cells_product_equals_the_full_jacobian(data, family):
     torch.testing.assert_close(product, full, rtol=1e-10, atol=1e-14)
     assert profile.jacobian[0, 0] == pytest.approx(1.0)
     assert np.all(np.isfinite(profile.jacobian)) and 0 < profile.rate() < 1
+
+
+def test_fresh_probe_refuses_options_its_family_does_not_take(data):
+    with pytest.raises(SpecError, match="forget_bias applies to the lstm only, not to 'gru'"):
+        fresh_probe("gru", data, hidden=4, length=10, forget_bias=1.0)
+    with pytest.raises(SpecError, match="spectral_radius applies to the rnn only, not to 'lstm'"):
+        fresh_probe("lstm", data, hidden=4, length=10, spectral_radius=0.5)
+    probe = fresh_probe("lstm", data, hidden=4, length=10, forget_bias=1.0, input_scale=2.0)
+    assert probe.label == "lstm forget_bias=1 inputs*2"
+
+
+@pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
+def test_candidate_weight_is_the_recurrent_block_playing_ws_role(data, family):
+    layout = Layout(dt=data.dt)
+    model = build(family, layout, compute_stats(data, layout), hidden=5)
+    w = model.candidate_weight()
+    if family == "rnn":
+        assert w is model.W
+    else:  # the third block in PyTorch's gate order: g of (i, f, g, o), n of (r, z, n)
+        assert torch.equal(w, model.cell.fused.weight_hh_l0[10:15])
+    assert surrogate_probe(model, data, 5).spectral_radius == pytest.approx(radius_of(w))
 
 
 def test_rnn_params_inits_and_bad_options():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from odernn.errors import SpecError
+from odernn.notes import example_data, example_faithful
 from odernn.notes import notes_examples as ne
 
 
@@ -27,12 +28,12 @@ def results() -> dict[tuple[str, str], ne.PresetResult]:
 
 
 def test_sine_windows_are_the_notes_dataset_items():
-    _, x = ne.notes_series("sine")
+    _, x = example_data.notes_series("sine")
     notes_data = torch.sin(torch.linspace(0, 4 * np.pi, 1000))  # the notes' float32 series
     data = torch.as_tensor(x, dtype=torch.float32)
     torch.testing.assert_close(data, notes_data, rtol=0, atol=1e-6)
-    ours = ne.SineDataset(data[:800], 20)
-    notes = ne.SineDataset(notes_data[:800], 20)
+    ours = example_faithful.SineDataset(data[:800], 20)
+    notes = example_faithful.SineDataset(notes_data[:800], 20)
     assert len(ours) == len(notes) == 780
     for i in (0, 1, 379, 779):
         (w, y), (nw, ny) = ours[i], notes[i]
@@ -43,17 +44,18 @@ def test_sine_windows_are_the_notes_dataset_items():
 
 
 def test_vectorised_val_loss_equals_the_notes_loop():
-    data = torch.as_tensor(ne.notes_series("sine")[1], dtype=torch.float32)
-    with ne.seeded(3):
-        model = ne.RNNModel()
-    loader = torch.utils.data.DataLoader(ne.SineDataset(data[800:], 20), batch_size=32,
-                                         shuffle=False)
+    data = torch.as_tensor(example_data.notes_series("sine")[1], dtype=torch.float32)
+    with example_faithful.seeded(3):
+        model = example_faithful.RNNModel()
+    loader = torch.utils.data.DataLoader(example_faithful.SineDataset(data[800:], 20),
+                                         batch_size=32, shuffle=False)
     criterion, total = torch.nn.MSELoss(), 0.0
     with torch.no_grad():
         for x_val, y_val in loader:
             total += criterion(model(x_val), y_val.unsqueeze(-1)).item()
     assert len(loader) == 6
-    assert ne.notes_val_loss(model, data[800:]) == pytest.approx(total / len(loader), rel=1e-5)
+    assert example_faithful.notes_val_loss(model, data[800:]) == pytest.approx(
+        total / len(loader), rel=1e-5)
 
 
 def test_keras_script_as_printed_raises_and_the_fix_gives_its_windows():
@@ -64,13 +66,13 @@ def test_keras_script_as_printed_raises_and_the_fix_gives_its_windows():
     printed = np.append(test, np.repeat(test[-1, :], step))
     assert printed.shape == (204,)
     with pytest.raises(IndexError):
-        ne.convert_to_matrix(printed, step)
+        example_faithful.convert_to_matrix(printed, step)
     with pytest.raises(ValueError):  # axis=0 alone: the repeated tail is 1-D
         np.append(test, np.repeat(test[-1, :], step), axis=0)
     fixed = np.append(train, np.repeat(train[-1:, :], step, axis=0), axis=0)
-    train_x, train_y = ne.convert_to_matrix(fixed, step)
+    train_x, train_y = example_faithful.convert_to_matrix(fixed, step)
 
-    ours = ne.keras_arrays(values[:, 0], step)
+    ours = example_faithful.keras_arrays(values[:, 0], step)
     np.testing.assert_array_equal(ours[0], train_x.reshape(800, 1, 4))
     np.testing.assert_array_equal(ours[1], train_y)
     assert ours[2].shape == (200, 1, 4) and ours[3].shape == (200, 1)
@@ -79,13 +81,13 @@ def test_keras_script_as_printed_raises_and_the_fix_gives_its_windows():
     np.testing.assert_array_equal(ours[1][:796, 0], x[4:800])
     np.testing.assert_array_equal(ours[0][799, 0], [x[799]] * 4)  # the padded end
     np.testing.assert_array_equal(ours[3][:196, 0], x[804:])
-    step1 = ne.keras_arrays(x, step, layout="step,1")
+    step1 = example_faithful.keras_arrays(x, step, layout="step,1")
     np.testing.assert_array_equal(step1[0][:, :, 0], ours[0][:, 0, :])
 
 
 @pytest.mark.parametrize(("layout", "shape"), [("1,step", (8, 1, 4)), ("step,1", (8, 4, 1))])
 def test_recurrent_weights_act_only_in_the_step_1_layout(layout, shape):
-    model = ne.keras_model(layout, seed=0)
+    model = example_faithful.keras_model(layout, seed=0)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     loss = torch.sum(model(x) ** 2)
     loss.backward()
@@ -97,7 +99,7 @@ def test_recurrent_weights_act_only_in_the_step_1_layout(layout, shape):
 
 
 def test_keras_step_equals_the_fused_sequence():
-    model = ne.keras_model("1,step", seed=2)
+    model = example_faithful.keras_model("1,step", seed=2)
     u = torch.rand(3, 7, 4, generator=torch.Generator().manual_seed(0))
     y, h = model.sequence(u)
     state = torch.zeros(3, 32)
@@ -159,7 +161,7 @@ def test_table_section_and_figure(results, tmp_path):
     assert by["sine", "improved"]["one_step_mse_vs_mean"] is None
     for variant in ne.VARIANTS["noisy-sine"]:
         row = by["noisy-sine", variant]
-        assert row["threshold"] == pytest.approx(ne.NOISE_VARIANCE + ne.NOISE_MARGIN)
+        assert row["threshold"] == pytest.approx(example_data.NOISE_VARIANCE + ne.NOISE_MARGIN)
         reached = [h for h in results["noisy-sine", variant].history
                    if h["val_loss"] <= row["threshold"]]
         assert row["epochs_to_threshold"] == (reached[0]["epoch"] if reached else None)
@@ -183,21 +185,21 @@ def test_work_counts_are_per_epoch_and_cumulative(results):
 
 def test_noisy_sine_baselines_score_what_the_noise_allows():
     # the notes' noise is 2 * np.random.rand: U[0, 2), mean 1, variance 4/12
-    t, x = ne.notes_series("noisy-sine")
+    t, x = example_data.notes_series("noisy-sine")
     truth = np.sin(0.02 * t) + 1
-    assert abs(ne.NOISE_VARIANCE - 4 / 12) < 1e-15
+    assert abs(example_data.NOISE_VARIANCE - 4 / 12) < 1e-15
     assert np.mean(x - truth) == pytest.approx(0, abs=4 * np.sqrt(1 / 3 / 1000))
     flat, best = ne.noisy_sine_baselines()
     n = 196  # the one-step points 804..999
     # MSE of the conditional mean: mean of e^2, e ~ U[-1, 1): mean 1/3, variance 1/5 - 1/9
     sigma = np.sqrt((1 / 5 - 1 / 9) / n)
-    assert abs(best["val_loss"] - ne.NOISE_VARIANCE) < 3 * sigma
+    assert abs(best["val_loss"] - example_data.NOISE_VARIANCE) < 3 * sigma
     assert best["one_step_mse_vs_mean"] == best["forecast_mse"] == 0.0
     # the flat line adds its squared bias b; the cross term 2 e (mu - m) adds variance 4 b / 3
     m = x[:800].mean()
     bias = np.mean((truth[804:] - m) ** 2)
     assert flat["one_step_mse_vs_mean"] == pytest.approx(bias)
-    assert abs(flat["val_loss"] - (ne.NOISE_VARIANCE + bias)) < 3 * np.sqrt(
+    assert abs(flat["val_loss"] - (example_data.NOISE_VARIANCE + bias)) < 3 * np.sqrt(
         (1 / 5 - 1 / 9 + 4 * bias / 3) / n)
     assert flat["forecast_mse"] == pytest.approx(np.mean((truth[800:] - m) ** 2))
     # a variant that learned the noise's mean beats the flat line but not the floor

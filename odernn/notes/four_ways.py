@@ -229,6 +229,28 @@ class LSTMNet(nn.Module):
         return self.out(self.lstm(u)[0])
 
 
+Forward = Callable[[dict[str, Tensor], Tensor], Tensor]
+"""A network as a function of its weights: ``forward(params, u (B, T, 1)) -> y (B, T, 1)``."""
+
+
+def _elman_network(options: dict[str, Any], seed: int) -> tuple[dict[str, Tensor], Forward]:
+    """The trainable weights (:func:`elman_params`) and forward function of :func:`elman`."""
+    params = {k: v.requires_grad_() for k, v in elman_params(
+        options["hidden"], options["init"], seed, options["init_spectral_radius"]).items()}
+    return params, lambda p, u: elman(p, u)[0]
+
+
+def _lstm_network(options: dict[str, Any], seed: int) -> tuple[dict[str, Tensor], Forward]:
+    """The trainable weights and forward function of an :class:`LSTMNet`."""
+    net = LSTMNet(options["hidden"], seed)
+    return dict(net.named_parameters()), lambda p, u: torch.func.functional_call(net, p, (u,))
+
+
+NETWORKS: dict[str, Callable[[dict[str, Any], int], tuple[dict[str, Tensor], Forward]]] = {
+    "rnn": _elman_network, "lstm": _lstm_network}
+"""The gradient-trained networks, by the ``model`` of a method's options."""
+
+
 def nmse(pred: Tensor, data: Sequences) -> float:
     """MSE over the target variance (1: as good as predicting the mean)."""
     return float(torch.mean((pred - data.y) ** 2) / torch.var(data.y))
@@ -253,23 +275,16 @@ def train_method(name: str, train: Sequences, test: Sequences, budget: int, *, s
     if budget < 1:
         raise SpecError(f"budget must be >= 1 gradient evaluation, got {budget}")
     options = {**SHARED, **METHODS[name]}
-    if options["model"] == "esn":
-        return _fit_esn(name, options, train, test, seed)
+    return TRAINERS[options["model"]](name, options, train, test, budget, seed, evaluations)
+
+
+def _descend(name: str, options: dict[str, Any], train: Sequences, test: Sequences,
+             budget: int, seed: int, evaluations: int) -> dict[str, Any]:
+    """Gradient steps (Adam, Nesterov momentum or Hessian-free) on a :data:`NETWORKS`
+    network until ``budget`` gradient evaluations are spent."""
     gen = torch.Generator().manual_seed(seed + 1)
     every = max(1, budget // evaluations)
-    if options["model"] == "lstm":
-        net = LSTMNet(options["hidden"], seed)
-        params = dict(net.named_parameters())
-
-        def forward(p: dict[str, Tensor], u: Tensor) -> Tensor:
-            return torch.func.functional_call(net, p, (u,))
-    else:
-        params = {k: v.requires_grad_() for k, v in elman_params(
-            options["hidden"], options["init"], seed, options["init_spectral_radius"]).items()}
-
-        def forward(p: dict[str, Tensor], u: Tensor) -> Tensor:
-            return elman(p, u)[0]
-
+    params, forward = NETWORKS[options["model"]](options, seed)
     hf = None
     if options["optimizer"] == "hf":
         hf = HessianFree(lambda p, u: elman(p, u), params,
@@ -311,16 +326,16 @@ def train_method(name: str, train: Sequences, test: Sequences, budget: int, *, s
             "history": history}
 
 
-def _evaluate(forward: Callable[[dict[str, Tensor], Tensor], Tensor],
-              params: dict[str, Tensor], data: Sequences) -> float:
+def _evaluate(forward: Forward, params: dict[str, Tensor], data: Sequences) -> float:
     with torch.no_grad():
         return nmse(forward({k: v.detach() for k, v in params.items()}, data.u), data)
 
 
 def _fit_esn(name: str, options: dict[str, Any], train: Sequences, test: Sequences,
-             seed: int) -> dict[str, Any]:
+             budget: int, seed: int, evaluations: int) -> dict[str, Any]:
     """Reservoir ``h = tanh(W h + U u)`` and a ridge readout, its strength chosen on the last
-    quarter of the training sequences (fitted on the rest), then refitted on all."""
+    quarter of the training sequences (fitted on the rest), then refitted on all: one
+    forward pass and a solve, whatever the ``budget``."""
     rng = np.random.default_rng(seed)
     units = options["units"]
     w = torch.tensor(sparse_reservoir(units, options["degree"], options["spectral_radius"],
@@ -353,6 +368,12 @@ def _fit_esn(name: str, options: dict[str, Any], train: Sequences, test: Sequenc
     final = nmse((states(test) @ readout).float(), test)
     return {"method": name, "seed": seed, "cost": 1, "steps": 0, "test_nmse": final,
             "ridge": ridge, "history": [{"cost": 1, "test_nmse": final}]}
+
+
+TRAINERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "rnn": _descend, "lstm": _descend, "esn": _fit_esn}
+"""How each ``model`` of :data:`METHODS` is trained: gradient steps on its network, or for the
+reservoir one ridge solve."""
 
 
 def compare(train: Sequences, test: Sequences, budget: int, *,

@@ -126,6 +126,10 @@ class ElmanCell(nn.Module):
         hs, h = functional_call(self._kernel[0], weights, (u, state[0][None]))
         return hs, (h[0],)
 
+    def candidate_weight(self) -> Tensor:
+        """The recurrent matrix W (the gradient diagnostics quote its spectral radius)."""
+        return self.W
+
 
 class LSTMCell(nn.Module):
     """LSTM (PyTorch's gate order i, f, g, o); fused ``nn.LSTM`` for sequences.
@@ -154,6 +158,10 @@ class LSTMCell(nn.Module):
         hs, (h, c) = self.fused(u, (state[0][None], state[1][None]))
         return hs, (h[0], c[0])
 
+    def candidate_weight(self) -> Tensor:
+        """``W_hg``, the recurrent weights of the candidate ``g``: the block that plays W's role."""
+        return self.fused.weight_hh_l0.chunk(4)[2]
+
 
 class GRUCell(nn.Module):
     """GRU (PyTorch's gate order r, z, n); fused ``nn.GRU`` for sequences (no ``activation``)."""
@@ -177,6 +185,10 @@ class GRUCell(nn.Module):
     def sequence(self, u: Tensor, state: State) -> tuple[Tensor, State]:
         hs, h = self.fused(u, state[0][None])
         return hs, (h[0],)
+
+    def candidate_weight(self) -> Tensor:
+        """``W_hn``, the recurrent weights of the candidate ``n``: the block that plays W's role."""
+        return self.fused.weight_hh_l0.chunk(3)[2]
 
 
 def _loop(cell: nn.Module, u: Tensor, state: State) -> tuple[Tensor, State]:
@@ -299,6 +311,10 @@ class RecurrentNet(RecurrentSurrogate):
             state = (zero,) * self.cell.n_states
         hs, state = self.cell.sequence(u, state)
         return self.readout(hs, u), state
+
+    def candidate_weight(self) -> Tensor:
+        """The cell's recurrent matrix that plays the vanilla W's role (see the cells)."""
+        return self.cell.candidate_weight()
 
 
 INITS = ("uniform", "esn")
