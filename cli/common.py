@@ -87,24 +87,16 @@ OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 
 
 @contextmanager
-def progress_bar(total: int, description: str, quiet: bool) -> Iterator[Any]:
-    """One progress bar on stderr; yields ``advance(n)``. Silent with ``quiet``."""
+def drawing(quiet: bool) -> Iterator[Any]:
+    """The progress callback of a command (:class:`odernn.progress.Display` on stderr, closed
+    when the command ends however it ends), or None with ``quiet``."""
     if quiet:
-        yield lambda n=1: None
+        yield None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from odernn.progress import Display
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+    with Display() as show:
+        yield show
 
 
 def parse_shard(value: str | None) -> tuple[int, int] | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from odernn.cli.app import app
-from odernn.cli.common import OVERWRITE, QUIET
+from odernn.cli.common import OVERWRITE, QUIET, drawing
 from odernn.errors import SpecError
 
 DEFAULT_MODELS = "rnn,lstm,gru,esn"
@@ -68,9 +68,10 @@ def demo(
         raise SpecError("--seed applies to --preset runs; the oscillator demo's seeds are those "
                         "of the built-in specs and training defaults")
     families = tuple(m.strip() for m in models.split(",") if m.strip())
-    result = run_demo(output, models=families, n_train=n_train, n_test=n_test, epochs=epochs,
-                      hidden=hidden, units=units, device=device, quick=quick,
-                      overwrite=overwrite, say=say, progress=not quiet)
+    with drawing(quiet) as show:
+        result = run_demo(output, models=families, n_train=n_train, n_test=n_test,
+                          epochs=epochs, hidden=hidden, units=units, device=device, quick=quick,
+                          overwrite=overwrite, say=say, progress=show)
     from odernn.cli.evaluate import format_metrics
 
     typer.echo(format_metrics(result.metrics))

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from odernn.cli.app import app
-from odernn.cli.common import OVERWRITE, QUIET
+from odernn.cli.common import OVERWRITE, QUIET, drawing
 
 
 @app.command(
@@ -44,8 +44,9 @@ def evaluate(
     named = name_runs(runs or [], reserved=INTEGRATORS)
     surrogates = load_runs(named)
     test = read_trajectories(data)
-    result = run(test, surrogates, work_precision=work_precision, resonance=resonance,
-                 progress=not quiet, data_path=data)
+    with drawing(quiet) as show:
+        result = run(test, surrogates, work_precision=work_precision, resonance=resonance,
+                     progress=show, data_path=data)
     path = write_report(result, output, runs=named, title=title, overwrite=overwrite)
     typer.echo(format_metrics(result.metrics))
     typer.echo(f"report: {path / 'report.html'}")

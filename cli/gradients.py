@@ -12,8 +12,9 @@ import typer
 from odernn import jsonio
 from odernn.checks import check_choice, check_seed
 from odernn.cli.app import app
-from odernn.cli.common import CONFIG, OVERWRITE, QUIET, progress_bar
+from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing
 from odernn.errors import DataError, OutputError, SpecError
+from odernn.progress import Event
 
 SCHEMA = "odernn.gradients"
 OUTPUTS = ("gradients.json", "gradients.png")
@@ -111,10 +112,12 @@ def gradients(
     networks += [_trained_probe(path, trajectories, length) for path in run or []]
 
     profiles = []
-    with progress_bar(len(networks), "gradients", quiet) as advance:
-        for probe in networks:
+    with drawing(quiet) as show:
+        for k, probe in enumerate(networks):
             profiles.append(diagnostics.gradient_profile(probe, loss=loss, norm=norm))
-            advance(1)
+            if show is not None:
+                show(Event("gradients", "done" if k + 1 == len(networks) else "network", k + 1,
+                           len(networks), probe.label))
     record = {
         "schema": SCHEMA, "schema_version": 1,
         "settings": {"models": families, "runs": [str(p) for p in run or []],

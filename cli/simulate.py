@@ -8,7 +8,7 @@ import typer
 
 from odernn.atomic import check_output
 from odernn.cli.app import app
-from odernn.cli.common import CONFIG, OVERWRITE, QUIET, parse_shard, progress_bar
+from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_shard
 from odernn.data.spec import INTEGRATOR_NAMES, builtin_names, load_spec
 
 
@@ -52,8 +52,8 @@ def simulate(
     check_output(output, "dataset", overwrite=overwrite, inputs=inputs)
     shard_kn = parse_shard(shard)
     start, stop = shard_rows(parsed, shard_kn)
-    with progress_bar(stop - start, f"simulate {parsed.name}", quiet) as advance:
-        run(parsed, output, overwrite=overwrite, shard=shard_kn, progress=advance)
+    with drawing(quiet) as show:
+        run(parsed, output, overwrite=overwrite, shard=shard_kn, progress=show)
     if not quiet:
         typer.echo(
             f"wrote {output}: {stop - start} trajectories x {parsed.n_steps} steps "

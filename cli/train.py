@@ -14,7 +14,7 @@ import typer
 
 from odernn._compat import tomllib
 from odernn.cli.app import app
-from odernn.cli.common import OVERWRITE, QUIET, read_config_text
+from odernn.cli.common import OVERWRITE, QUIET, drawing, read_config_text
 from odernn.errors import Interrupted, SpecError
 
 
@@ -124,8 +124,9 @@ def train(
         raise typer.Exit(code)
     training = read_trajectories(data)
     validation = read_trajectories(val) if val is not None else None
-    result = run(training, settings, output, val=validation, resume=resume, progress=not quiet,
-                 overwrite=overwrite)
+    with drawing(quiet) as show:
+        result = run(training, settings, output, val=validation, resume=resume, progress=show,
+                     overwrite=overwrite)
     from odernn.learn.distributed import rank
 
     if result.status == "interrupted":  # last.pt holds everything --resume needs

@@ -20,6 +20,7 @@ from odernn import atomic, jsonio
 from odernn.checks import check_choice
 from odernn.errors import SpecError
 from odernn.interrupt import interrupt_guard
+from odernn.progress import Progress, reporter
 
 MARKER = atomic.DEMO_MARKER
 """A file naming a directory as the demo's own, which a later demo may replace."""
@@ -94,7 +95,7 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
              n_test: int | None = None, epochs: int | None = None, hidden: int | None = None,
              units: int | None = None, device: str = "auto", quick: bool = False,
              overwrite: bool = False, say: Callable[[str], None] = print,
-             progress: bool = True) -> DemoResult:
+             progress: bool | Progress = True) -> DemoResult:
     """Simulate ``train`` and ``test``, train ``models``, evaluate them, write the report.
 
     ``n_train``/``n_test`` shrink the datasets, ``epochs``/``hidden``/``units``
@@ -123,12 +124,12 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     resolve_device(device)
     out = Path(out)
     with demo_output(out, overwrite):
-        return _demo(out, specs, configs, budgets, say, progress)
+        return _demo(out, specs, configs, budgets, say, reporter(progress))
 
 
 def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
           budgets: dict[str, dict[str, Any]], say: Callable[[str], None],
-          progress: bool) -> DemoResult:
+          progress: Progress) -> DemoResult:
     """The stages of :func:`run_demo`, writing into ``out``: simulate ``specs``, train
     ``configs`` (whose demo options are ``budgets``), evaluate, report."""
     from odernn.assess.evaluate import evaluate, load_runs
@@ -142,7 +143,7 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
     start = time.perf_counter()
     data = {}
     for name, spec in specs.items():
-        simulate(spec, out / f"{name}.h5")
+        simulate(spec, out / f"{name}.h5", progress=progress)
         data[name] = read_trajectories(out / f"{name}.h5")
         say(f"simulated {name}: {data[name].n} trajectories x {data[name].n_steps} points")
     result.stages["simulate"] = time.perf_counter() - start
@@ -162,7 +163,7 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
 
     start = time.perf_counter()
     evaluation = evaluate(data["test"], load_runs(runs), data_path=out / "test.h5",
-                          progress=say if progress else False)
+                          progress=progress)
     result.stages["evaluate"] = time.perf_counter() - start
     result.metrics = evaluation.metrics
 

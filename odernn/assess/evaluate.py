@@ -59,6 +59,7 @@ from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.jsonio import plain
 from odernn.learn.models.base import Rollout, Surrogate
+from odernn.progress import Event, Progress, reporter
 
 DEFAULT_INTEGRATORS = (
     *(name for name, entry in INTEGRATORS.items() if entry.order is None and not entry.closed_form),
@@ -97,7 +98,7 @@ def evaluate(
     threshold: float = 0.1,
     work_precision: bool | WorkPrecisionSettings = True,
     resonance: bool | ResonanceSettings = True,
-    progress: bool | Callable[[str], None] = True,
+    progress: bool | Progress = True,
     data_path: str | Path | None = None,
 ) -> Evaluation:
     """Roll out every integrator and surrogate on ``test`` and measure them.
@@ -114,13 +115,13 @@ def evaluate(
         check = getattr(surrogate, "check_data", None)
         if check is not None:
             check(test, where=f"{where} (for surrogate {name!r})")
-    report = _reporter(progress)
+    report = reporter(progress)
     # Ctrl-C and SIGTERM set a flag, checked at the end of every stage: nothing has been
     # written yet, so stopping there loses nothing (the report is written by the caller)
     with interrupt_guard() as interrupted:
 
         def say(message: str) -> None:
-            report(message)
+            report(Event("evaluate", "stage", message=message, log=True))
             if interrupted():
                 raise KeyboardInterrupt
 
@@ -195,6 +196,7 @@ def evaluate(
         }
         if interrupted():  # a signal after the last stage's line
             raise KeyboardInterrupt
+        report(Event("evaluate", "done", message="evaluated"))
         return Evaluation(test, methods, wp, res, info)
 
 
@@ -229,14 +231,6 @@ def _oscillator(test: Trajectories) -> Oscillator:
     except (KeyError, ValueError) as exc:
         raise DataError(f"cannot rebuild the test set's oscillators from its params: "
                         f"{exc}") from None
-
-
-def _reporter(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
-    if callable(progress):
-        return progress
-    if progress:
-        return lambda msg: print(f"evaluate: {msg}", file=sys.stderr, flush=True)
-    return lambda msg: None
 
 
 def _timed(run: Callable[[], Any], warmup: Callable[[], Any] | None = None) -> tuple[Any, float]:

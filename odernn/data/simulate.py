@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from odernn.data.systems import Oscillator, forcing_from_params
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
 from odernn.interrupt import interrupt_guard
+from odernn.progress import Event, Progress, reporter
 
 BLOCK_BYTES = 64 << 20
 """Memory budget of one integration block (x, v and F in float64)."""
@@ -246,13 +247,13 @@ def simulate(
     *,
     overwrite: bool = False,
     shard: tuple[int, int] | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: bool | Progress | None = None,
 ) -> Path:
     """Simulate ``spec`` into an HDF5 file, streaming one block at a time.
 
     The file appears only when complete (atomic rename). ``shard=(k, n)``
     writes the k-th of n contiguous slices (:func:`shard_rows`), to be joined
-    by ``odernn merge``. ``progress(n_done)`` is called after every block.
+    by ``odernn merge``. ``progress`` (:mod:`odernn.progress`) hears of every block.
     """
     from odernn.data.writer import TrajectoryWriter
 
@@ -269,6 +270,7 @@ def simulate(
         )
     names = ("x", "v", "F") if spec.system == "oscillator" else ("x",)
     path = Path(path)
+    report, task, done = reporter(progress), f"simulate {spec.name}", 0
     with interrupt_guard() as interrupted, TrajectoryWriter(
         path,
         t=time_grid(spec),
@@ -284,10 +286,12 @@ def simulate(
             with _raising_signals():  # the writer removes its temporary file
                 arrays, params = simulate_block(spec, lo, hi)
             writer.write(lo - start, arrays, params)
-            if progress is not None:
-                progress(hi - lo)
+            done += hi - lo
+            report(Event(task, "block", done, stop - start, f"{done} of {stop - start} "
+                         "trajectories"))
             if interrupted():  # the writer removes its temporary file
                 raise KeyboardInterrupt
+    report(Event(task, "done", done, stop - start, f"wrote {path}"))
     return path
 
 

@@ -47,7 +47,7 @@ SEQ_LEN, BATCH, HIDDEN, LR = 20, 32, 64, 1e-3
 STEP, KERAS_BATCH, UNITS, DENSE = 4, 16, 32, 8
 """The Keras example's hyperparameters."""
 
-Progress = Callable[[dict[str, Any]], None]
+RowReport = Callable[[dict[str, Any]], None]
 """Called with each epoch's row of a recipe's history."""
 
 
@@ -143,7 +143,7 @@ def window_forecast(model: nn.Module, initial: Tensor, n: int) -> np.ndarray:
 
 
 def train_faithful_sine(x: np.ndarray, *, epochs: int = NOTES_EPOCHS, seed: int = 0,
-                        report: Progress = lambda row: None) -> Fit:
+                        report: RowReport = lambda row: None) -> Fit:
     """The notes' PyTorch script: per-sample dataset, Adam 1e-3, batch 32, window re-feeding."""
     data = torch.as_tensor(x, dtype=torch.float32)
     train_data, val_data = data[:TRAIN_POINTS], data[TRAIN_POINTS:]
@@ -276,7 +276,7 @@ def keras_optimizer(model: nn.Module) -> torch.optim.Optimizer:
 
 
 def train_faithful_keras(x: np.ndarray, layout: str = "1,step", *, epochs: int = NOTES_EPOCHS,
-                         seed: int = 0, report: Progress = lambda row: None) -> Fit:
+                         seed: int = 0, report: RowReport = lambda row: None) -> Fit:
     """The notes' Keras script in PyTorch: ``model.fit(epochs, batch_size=16)`` (shuffled
     each epoch) with MSE and RMSprop; then the window re-feeding forecast (the script itself
     stops at one-step predictions)."""

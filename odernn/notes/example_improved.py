@@ -32,8 +32,8 @@ from odernn.notes.example_faithful import (
     Clock,
     Fit,
     KerasRNN,
-    Progress,
     RNNModel,
+    RowReport,
     keras_model,
     notes_val_loss,
     seeded,
@@ -52,7 +52,7 @@ the points before (training data only)."""
 
 
 def train_improved_sine(x: np.ndarray, *, seed: int = 0,
-                        report: Progress = lambda row: None) -> Fit:
+                        report: RowReport = lambda row: None) -> Fit:
     """The notes' model, its linear layer fitted by least squares: no gradient descent.
 
     The output layer is linear in the hidden states, so for fixed recurrent
@@ -143,7 +143,7 @@ IMPROVED_KERAS = {"lr": 3e-3, "batch_size": 16, "window": 50, "burn_in": 20, "ho
 
 
 def train_improved_keras(x: np.ndarray, *, epochs: int = IMPROVED_EPOCHS, seed: int = 0,
-                         report: Progress = lambda row: None) -> Fit:
+                         report: RowReport = lambda row: None) -> Fit:
     """The Keras model, stateful, with a closed-loop loss.
 
     Same model and ``(1, step)`` inputs, but the state is carried from window to

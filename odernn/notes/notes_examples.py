@@ -50,7 +50,6 @@ from odernn.notes.example_data import NOISE_VARIANCE, TRAIN_POINTS, conditional_
 from odernn.notes.example_faithful import (
     NOTES_EPOCHS,
     STEP,
-    Progress,
     train_faithful_keras,
     train_faithful_sine,
 )
@@ -59,6 +58,7 @@ from odernn.notes.example_improved import (
     train_improved_keras,
     train_improved_sine,
 )
+from odernn.progress import Event, Progress, reporter
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "sine": ("faithful", "improved"),
@@ -126,14 +126,15 @@ class PresetResult:
 
 
 def run_preset(name: str, variant: str, *, epochs: int | None = None, seed: int = 0,
-               quick: bool = False, progress: Progress | None = None) -> PresetResult:
+               quick: bool = False, progress: bool | Progress | None = None
+               ) -> PresetResult:
     """Train and evaluate one variant of a preset (see :data:`VARIANTS`).
 
     ``epochs``: passes over the training windows of a faithful variant (default
     the notes' 100, or 3 with ``quick``) or epochs of 10 optimiser steps of the
     improved ``noisy-sine`` recipe (default 20, or 3 with ``quick``); the
     improved ``sine`` recipe is a least-squares fit without epochs.
-    ``progress(row)`` is called after every epoch.
+    ``progress`` (:mod:`odernn.progress`) hears of every epoch.
     """
     if name not in VARIANTS:
         raise SpecError(f"preset {name!r} unknown; allowed: {', '.join(VARIANTS)}")
@@ -146,9 +147,11 @@ def run_preset(name: str, variant: str, *, epochs: int | None = None, seed: int 
         raise SpecError("the improved sine recipe is a least-squares fit: it has no epochs")
     t, x = notes_series(name)
 
+    show = reporter(progress)
+
     def report(row: dict[str, float]) -> None:
-        if progress is not None:
-            progress({"preset": name, "variant": variant, **row})
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float))
+        show(Event(f"{name} {variant}", "epoch", row.get("epoch", 0), None, shown, row))
 
     default = QUICK_EPOCHS if quick else NOTES_EPOCHS
     if name == "sine" and variant == "faithful":
