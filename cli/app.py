@@ -9,6 +9,7 @@ the traceback instead.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import traceback
@@ -86,6 +87,23 @@ def _quiet_h5py(hook):
     return hook if getattr(hook, "odernn", False) else quiet
 
 
+NOT_A_CHOICE = re.compile(r"Invalid value for '(?P<option>[^']+)'(?: / '[^']+')*: "
+                          r"(?:Value error, )?'(?P<value>.*)' is not one of (?P<choices>.+?)\.?$")
+
+
+def _choice_message(message: str) -> str:
+    """Click's message for a value outside an option's choices, in odernn's words: the value,
+    a "did you mean", the allowed values; any other message as it is."""
+    found = NOT_A_CHOICE.match(message)
+    if found is None:
+        return message
+    from odernn.checks import did_you_mean
+
+    allowed = re.findall(r"'([^']*)'", found["choices"])
+    return (f"{found['option']} {found['value']!r} unknown{did_you_mean(found['value'], allowed)}; "
+            f"allowed: {', '.join(allowed)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -135,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClickException as exc:
         if debug:
             raise
-        message = exc.format_message()
+        message = _choice_message(exc.format_message())
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         print(f"error: {message}{hint}", file=sys.stderr)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from odernn.cli.app import app
+from odernn.cli.choices import Device, plain
 from odernn.cli.common import OVERWRITE, QUIET, drawing
 from odernn.errors import SpecError
 
@@ -32,7 +33,7 @@ def demo(
                                "demo budget)."),
     hidden: int = typer.Option(None, "--hidden", help="Hidden units for RNN/LSTM/GRU."),
     units: int = typer.Option(None, "--units", help="Reservoir units for the ESN."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: Device = typer.Option(Device("auto"), "--device", help="Where to train."),
     preset: str = typer.Option(None, "--preset", help="Instead: the lecture notes' sine or "
                                "noisy-sine example, as written beside our improved recipe."),
     seed: int = typer.Option(None, "--seed", help="Seed of the --preset runs (default 0)."),
@@ -51,7 +52,7 @@ def demo(
     pipeline = {"--models": models != DEFAULT_MODELS, "--n-train": n_train is not None,
                 "--n-test": n_test is not None, "--epochs": epochs is not None,
                 "--hidden": hidden is not None, "--units": units is not None,
-                "--device": device != "auto"}
+                "--device": plain(device) != "auto"}
     if preset is not None:
         given = [option for option, set_ in pipeline.items() if set_]
         if given:
@@ -70,8 +71,8 @@ def demo(
     families = tuple(m.strip() for m in models.split(",") if m.strip())
     with drawing(quiet) as show:
         result = run_demo(output, models=families, n_train=n_train, n_test=n_test,
-                          epochs=epochs, hidden=hidden, units=units, device=device, quick=quick,
-                          overwrite=overwrite, say=say, progress=show)
+                          epochs=epochs, hidden=hidden, units=units, device=plain(device),
+                          quick=quick, overwrite=overwrite, say=say, progress=show)
     from odernn.cli.evaluate import format_metrics
 
     typer.echo(format_metrics(result.metrics))

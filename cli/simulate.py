@@ -8,8 +8,9 @@ import typer
 
 from odernn.atomic import check_output
 from odernn.cli.app import app
+from odernn.cli.choices import Dtype, Integrator, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_shard
-from odernn.data.spec import INTEGRATOR_NAMES, builtin_names, load_spec
+from odernn.data.spec import builtin_names, load_spec
 
 
 @app.command(
@@ -30,10 +31,9 @@ def simulate(
         None, "--n-steps", help="Time points per trajectory, at the spec's dt (overrides it)."
     ),
     seed: int = typer.Option(None, "--seed", help="Random seed (overrides the spec)."),
-    integrator: str = typer.Option(
-        None, "--integrator", help=f"One of {', '.join(INTEGRATOR_NAMES)} (overrides the spec)."
-    ),
-    dtype: str = typer.Option(None, "--dtype", help="float64 or float32 (overrides the spec)."),
+    integrator: Integrator = typer.Option(None, "--integrator",
+                                          help="The integrator (overrides the spec)."),
+    dtype: Dtype = typer.Option(None, "--dtype", help="Stored precision (overrides the spec)."),
     shard: str = typer.Option(
         None, "--shard", help="Write only shard k of n (k/n, 1-based); n up to the number of "
         "trajectories (scipy: of its blocks, ceil(n/8) but at least 64 trajectories each)."
@@ -47,7 +47,7 @@ def simulate(
     from odernn.data.simulate import simulate as run
 
     parsed = load_spec(spec).with_overrides(n=n, n_steps=n_steps, seed=seed,
-                                            integrator=integrator, dtype=dtype)
+                                            integrator=plain(integrator), dtype=plain(dtype))
     inputs = [Path(spec) if Path(spec).exists() else None, config]
     check_output(output, "dataset", overwrite=overwrite, inputs=inputs)
     shard_kn = parse_shard(shard)

@@ -14,6 +14,7 @@ import typer
 
 from odernn._compat import tomllib
 from odernn.cli.app import app
+from odernn.cli.choices import Device, Model, Optimizer, Target, plain
 from odernn.cli.common import OVERWRITE, QUIET, drawing, read_config_text
 from odernn.errors import Interrupted, SpecError
 
@@ -59,10 +60,10 @@ def train(
     data: Path = typer.Argument(..., help="Training dataset (HDF5, from odernn simulate).",
                                 dir_okay=False),
     output: Path = typer.Option(..., "--output", "-o", help="Run directory to write."),
-    model: str = typer.Option(None, "--model", "-m", help="rnn, lstm, gru, esn or ffn (default "
-                              "lstm; see `odernn models`)."),
-    target: str = typer.Option(None, "--target",
-                               help="state (default), velocity or next-value."),
+    model: Model = typer.Option(None, "--model", "-m", help="Surrogate family (default lstm; "
+                                "see `odernn models`)."),
+    target: Target = typer.Option(None, "--target", help="What the surrogate predicts "
+                                  "(default state)."),
     val: Path = typer.Option(None, "--val", help="Validation dataset (default: a share of the "
                              "training trajectories).", dir_okay=False),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs (RNN/LSTM/GRU/FFN)."),
@@ -73,10 +74,10 @@ def train(
     window: int = typer.Option(None, "--window", help="Teacher-forced window length."),
     horizon: int = typer.Option(None, "--horizon", help="Final closed-loop loss horizon "
                                 "(0: teacher forcing only)."),
-    optimizer: str = typer.Option(None, "--optimizer", help="adam, rmsprop, sgd or hf "
-                                  "(Hessian-free; RNN/LSTM/GRU/FFN, teacher forcing only)."),
+    optimizer: Optimizer = typer.Option(None, "--optimizer", help="Optimiser of the gradient "
+                                        "families (hf: Hessian-free, teacher forcing only)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible on CPU)."),
-    device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    device: Device = typer.Option(None, "--device", help="Where to train (default auto)."),
     no_eta: bool = typer.Option(False, "--no-eta", help="Withhold eta from the surrogate."),
     warmup: int = typer.Option(None, "--warmup", help="Observed steps a rollout is given "
                                "(with --no-eta, to infer the damping)."),
@@ -97,6 +98,7 @@ def train(
     from odernn.learn.rundir import check_run_dir
     from odernn.learn.training import train as run
 
+    model, target, optimizer, device = map(plain, (model, target, optimizer, device))
     flags = {"model": model, "target": target, "epochs": epochs, "lr": lr, "hidden": hidden,
              "units": units, "batch_size": batch_size, "window": window, "horizon": horizon,
              "optimizer": optimizer, "seed": seed, "device": device, "warmup": warmup}

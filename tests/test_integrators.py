@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import scipy.integrate
 
-import odernn.data.integrators as integrators
 from odernn.data.integrators import INTEGRATORS, Integrator, integrate, rk4_step
 from odernn.data.systems import HarmonicForcing, Oscillator, SampledForcing
 from odernn.errors import OdernnError, SpecError
@@ -424,7 +424,7 @@ def test_scipy_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     def failing(*args: object, **kwargs: object) -> SimpleNamespace:
         return SimpleNamespace(success=False, status=-1, message="Required step size is too small")
 
-    monkeypatch.setattr(integrators, "solve_ivp", failing)
+    monkeypatch.setattr(scipy.integrate, "solve_ivp", failing)  # imported when called
     system = Oscillator(np.ones(1), HarmonicForcing.none(1))
     with pytest.raises(OdernnError, match=r"solve_ivp \(DOP853.*failed: Required step size"):
         integrate("scipy", system, [1.0], [0.0], np.linspace(0, 1, 5))

@@ -28,9 +28,6 @@ from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
-from scipy import sparse
-from scipy.integrate import solve_ivp
-from scipy.interpolate import CubicSpline
 
 from odernn.checks import did_you_mean
 from odernn.data.exact import exact
@@ -210,6 +207,8 @@ def rk4_sampled_spline(
     with a smaller constant: order 4."""
     eta, F, x, v = _start(system, x0, v0, t)
     dt = t[1] - t[0]
+    from scipy.interpolate import CubicSpline  # imported when used: `odernn --help` stays quick
+
     Fh = np.ascontiguousarray(CubicSpline(t, F, axis=0)(t[:-1] + dt / 2))
     _rk4_march(eta, F, Fh, x, v, dt)
     return x.T, v.T
@@ -274,6 +273,9 @@ def scipy_ivp(
     Its error norm is the RMS over all 2N components, so an outlier trajectory
     is held to a tolerance up to ``sqrt(2N)`` looser than when solved alone.
     """
+    from scipy import sparse  # imported when used: `odernn --help` stays quick
+    from scipy.integrate import solve_ivp
+
     if method not in SCIPY_METHODS:
         raise SpecError(f"scipy: unknown method {method!r}; allowed: {', '.join(SCIPY_METHODS)}")
     for key, value in (("rtol", rtol), ("atol", atol)):

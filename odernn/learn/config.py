@@ -15,13 +15,9 @@ from typing import Any
 
 from odernn.checks import check_seed, did_you_mean
 from odernn.errors import SpecError
-from odernn.learn.models import REGISTRY, TARGETS
+from odernn.learn.families import DEVICES, MOMENTUM_SCHEDULES, OPTIMIZERS, SCHEDULES, TARGETS
+from odernn.learn.models import REGISTRY
 from odernn.learn.models.layout import DEFAULT_INPUTS, Layout
-
-OPTIMIZERS = ("adam", "rmsprop", "sgd", "hf")
-SCHEDULES = ("cosine", "constant")
-MOMENTUM_SCHEDULES = ("constant", "sutskever")
-DEVICES = ("auto", "cpu", "cuda")
 
 GRADIENT_OPTIONS = ("lr", "epochs", "batch_size", "window", "horizon", "horizon_start", "tbptt",
                     "optimizer", "momentum", "momentum_schedule", "nesterov", "weight_decay",

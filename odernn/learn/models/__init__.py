@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,17 @@ from odernn import budget
 from odernn.checks import check_choice
 from odernn.errors import DataError, SpecError
 from odernn.learn.checkpoint import read_checkpoint, save_checkpoint
-from odernn.learn.models.base import TARGETS, Rollout, Surrogate
-from odernn.learn.models.esn import ESN
-from odernn.learn.models.ffn import FeedForward
+from odernn.learn.families import FAMILIES, TARGETS
+from odernn.learn.models.base import Rollout, Surrogate
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import RECIPES, help_of
-from odernn.learn.models.rnn import GRU, LSTM, VanillaRNN
 from odernn.learn.models.surrogate import RecurrentSurrogate
 
 REGISTRY: dict[str, type[RecurrentSurrogate]] = {
-    cls.family: cls for cls in (VanillaRNN, LSTM, GRU, ESN, FeedForward)
+    name: getattr(importlib.import_module(where.split(":")[0]), where.split(":")[1])
+    for name, where in FAMILIES.items()
 }
+"""Family name -> class, in the order of :data:`odernn.learn.families.FAMILIES`."""
 
 __all__ = ["RECIPES", "REGISTRY", "TARGETS", "Layout", "RecurrentSurrogate", "Rollout", "Stats",
            "Surrogate", "build", "describe", "from_record", "load_surrogate", "save_surrogate",

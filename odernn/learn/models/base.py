@@ -38,8 +38,6 @@ import numpy as np
 
 from odernn.types import Array
 
-TARGETS = ("state", "velocity", "next-value")
-
 
 @dataclass(frozen=True)
 class Rollout:

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
-from odernn.learn.models.base import TARGETS
+from odernn.learn.families import TARGETS
 
 CHANNELS = ("x", "v", "F", "F_next", "eta")
 """Input channels of an oscillator surrogate, in the order they are stacked."""

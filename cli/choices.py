@@ -1,0 +1,33 @@
+"""The command line's choices as enums, built from the registries (help lists, completion).
+
+Typer shows an enum's values in ``--help`` and completes them in the shell; a value outside
+them is refused in one line with a "did you mean" (:func:`odernn.cli.app.main`). Every
+table here is importable without torch, so ``odernn --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import Enum
+from typing import Any
+
+from odernn.data.spec import DTYPES, INTEGRATOR_NAMES
+from odernn.learn.families import DEVICES, FAMILIES, OPTIMIZERS, TARGETS
+
+
+def choices(name: str, values: Iterable[str]) -> type[Enum]:
+    """A string enum whose members are ``values`` (member name = value)."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+Model = choices("Model", FAMILIES)
+Target = choices("Target", TARGETS)
+Optimizer = choices("Optimizer", OPTIMIZERS)
+Device = choices("Device", DEVICES)
+Integrator = choices("Integrator", INTEGRATOR_NAMES)
+Dtype = choices("Dtype", DTYPES)
+
+
+def plain(value: Any) -> Any:
+    """An enum member's value; anything else as it is (None: not given)."""
+    return value.value if isinstance(value, Enum) else value
