@@ -178,3 +178,23 @@ def test_python_dash_m_and_the_console_script_agree(tmp_path):
         result = subprocess.run([script, "simulate", "nope", "-o", tmp_path / "x.h5"],
                                 capture_output=True, text=True, check=False)
         assert result.returncode == 2 and result.stderr.startswith("error: ")
+
+
+def test_choices_come_from_the_registries_with_completion_and_a_did_you_mean(capsys):
+    import subprocess
+    import sys
+
+    from odernn.data.integrators import INTEGRATORS
+    from odernn.learn.models import REGISTRY
+
+    env = {**os.environ, "_ODERNN_COMPLETE": "complete_bash", "COMP_WORDS": "odernn train x.h5 -m ",
+           "COMP_CWORD": "4"}
+    done = subprocess.run([sys.executable, "-m", "odernn"], env=env, capture_output=True, text=True)
+    assert done.stdout.split() == list(REGISTRY)
+    assert main(["train", "x.h5", "-o", "r", "-m", "lsmt"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--model 'lsmt' unknown (did you mean 'lstm'?)" in err
+    assert main(["simulate", "train", "-o", "o.h5", "--integrator", "rk5"]) == 2
+    err = capsys.readouterr().err
+    allowed = [n for n, entry in INTEGRATORS.items() if entry.in_specs]
+    assert f"did you mean 'rk4'?); allowed: {', '.join(allowed)}" in err
