@@ -39,19 +39,11 @@ def carried_state(data: Trajectories, layout: Layout) -> Array:
 
 
 def exogenous(data: Trajectories, layout: Layout) -> Array:
-    """What is known in advance at every step, ``(N, T, E)``: ``F_i``, ``F_{i+1}``, eta.
-
-    ``F_next`` at the last step repeats ``F_{T-1}`` (never used: no step follows).
-    """
-    n, t = data.x.shape
-    cols = []
-    if "F" in layout.inputs:
-        cols.append(data.F)
-    if "F_next" in layout.inputs:
-        cols.append(np.concatenate([data.F[:, 1:], data.F[:, -1:]], axis=1))
-    if "eta" in layout.inputs:
-        cols.append(np.broadcast_to(np.asarray(data.params["eta"])[:, None], (n, t)))
-    return np.stack(cols, axis=-1) if cols else np.zeros((n, t, 0))
+    """What is known in advance at every step of ``data``, ``(N, T, E)``
+    (:meth:`Layout.exogenous`)."""
+    if layout.series:
+        return np.zeros((data.n, data.n_steps, 0))
+    return layout.exogenous(data.F, data.params.get("eta"))
 
 
 def raw_targets(z: Array, layout: Layout) -> Array:

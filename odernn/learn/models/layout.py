@@ -42,6 +42,8 @@ from odernn.learn.families import TARGETS
 
 CHANNELS = ("x", "v", "F", "F_next", "eta")
 """Input channels of an oscillator surrogate, in the order they are stacked."""
+EXOGENOUS = ("F", "F_next", "eta")
+"""The channels known in advance (not fed back): :meth:`Layout.exogenous`."""
 
 MAX_MAGNITUDE = 1e150
 """Data values beyond this are refused: their squares (normalisation statistics) overflow."""
@@ -119,7 +121,21 @@ class Layout:
 
     @property
     def n_exogenous(self) -> int:
-        return 0 if self.series else len([c for c in self.inputs if c not in ("x", "v")])
+        return 0 if self.series else len([c for c in self.inputs if c in EXOGENOUS])
+
+    def exogenous(self, F: np.ndarray, eta: np.ndarray | None) -> np.ndarray:
+        """The one mapping from arrays to the channels known in advance, ``(N, T, E)`` in
+        channel order: ``F_i``, ``F_{i+1}`` (at the last step ``F_{T-1}`` again: no step
+        follows it), eta (per trajectory, ``(N,)``). Windows, targets and rollouts use it."""
+        n, t = F.shape
+        names = [c for c in self.inputs if c in EXOGENOUS]
+        if "eta" in names and eta is None:
+            raise DataError("this layout takes eta as an input; none given")
+        columns = {"F": lambda: F,
+                   "F_next": lambda: np.concatenate([F[:, 1:], F[:, -1:]], axis=1),
+                   "eta": lambda: np.broadcast_to(np.asarray(eta)[:, None], (n, t))}
+        return (np.stack([columns[c]() for c in names], axis=-1) if names
+                else np.zeros((n, t, 0)))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -213,16 +213,13 @@ class RecurrentSurrogate(nn.Module):
         if v0.shape != (n,) or F.ndim != 2 or F.shape[0] != n or F.shape[1] < 2:
             raise DataError(f"rollout needs x0, v0 of shape (N,) and F of shape (N, T >= 2); "
                             f"got {x0.shape}, {v0.shape}, {F.shape}")
-        cols = {"F": F[:, :-1], "F_next": F[:, 1:]}
         if self.uses_eta:
             if eta is None:
                 raise DataError("this model takes eta as an input; rollout got eta=None")
             eta = np.asarray(eta, dtype=np.float64)
             if eta.shape != (n,):
                 raise DataError(f"eta must have shape ({n},), got {eta.shape}")
-            cols["eta"] = np.broadcast_to(eta[:, None], (n, F.shape[1] - 1))
-        e = np.stack([cols[c] for c in self.layout.inputs if c in cols], axis=-1) \
-            if self.layout.n_exogenous else np.zeros((n, F.shape[1] - 1, 0))
+        e = self.layout.exogenous(F, eta)[:, :-1]  # no step follows the last sample
         z0 = np.stack([x0, v0], axis=-1)
         observed = None
         if warmup is not None:
