@@ -26,10 +26,18 @@
 # spec --simulate--> trajectories.h5 --train--> surrogate --evaluate--> report
 # ```
 #
-# This notebook walks through every stage with the Python API (each stage is
-# also one `odernn` command): simulate trajectories, look inside the HDF5
-# file, train an echo state network and a small LSTM, run them in closed loop
-# against the exact solution, and write the evaluation report.
+# This notebook walks through every stage with the public Python API (each
+# stage is also one `odernn` command): simulate trajectories, look inside the
+# HDF5 file, train an echo state network and a small LSTM, run them in closed
+# loop against the exact solution, and write the evaluation report.
+#
+# The whole API is one import, `import odernn`: the functions `load_spec`,
+# `simulate`, `simulate_trajectories`, `read_trajectories`, `fit`,
+# `load_surrogate`, `evaluate` and `write_report`, the data class
+# `Trajectories`, and the registries `SPECS` (built-in dataset specs),
+# `INTEGRATORS` and `MODELS` (`docs/api.md` lists each with its signature).
+# Importing it is quick: torch is loaded only when a model is trained or
+# loaded.
 
 # %%
 import os
@@ -40,21 +48,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from odernn.assess.evaluate import evaluate
+import odernn
+
+# The error measures are not in the public API (`odernn.evaluate` computes them for
+# you); section 5 uses the evaluator's own helpers to take a rollout apart by hand.
 from odernn.assess.metrics import error_vs_time, nrmse, reference_scale
-from odernn.assess.report import write_report
-from odernn.data.integrators import integrate
-from odernn.data.simulate import simulate, simulate_trajectories
-from odernn.data.spec import builtin_names, load_spec, parse_spec
-from odernn.data.store import open_trajectories, read_trajectories
-from odernn.learn.config import TrainConfig
-from odernn.learn.models import load_surrogate
-from odernn.learn.training import train
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
 N_TRAIN, N_TEST, N_STEPS = (32, 8, 200) if QUICK else (256, 64, 1000)
 torch.set_num_threads(1)  # closed-loop rollouts are many small steps: threads only add overhead
 OUT = Path("odernn-quickstart")  # everything this notebook writes goes here
+print(f"odernn {odernn.__version__}:", ", ".join(n for n in odernn.__all__ if n[0] != "_"))
 
 # %% [markdown]
 # ## 1. Simulate
@@ -62,14 +66,16 @@ OUT = Path("odernn-quickstart")  # everything this notebook writes goes here
 # A dataset is described by a *spec*, a small TOML file: the system, how many
 # trajectories, the time grid (`dt` and `n_steps`, which counts the time
 # points **including** $t = 0$), the seed, the integrator, and a range for
-# every random parameter. odernn ships a few built-in specs; `train` and
+# every random parameter. `load_spec` reads one from a `.toml` path, or a
+# built-in one by name. odernn ships a few (`odernn.SPECS`); `train` and
 # `test` draw $\eta \in [0.05, 0.5]$, $x_0, v_0 \in [-1, 1]$ and a forcing
 # $F(t) = F_0 \cos(\omega t)$ with $F_0 \in [0, 1]$, $\omega \in [0.5, 2]$,
-# from different seeds.
+# from different seeds. `with_overrides` changes fields of a spec (here: fewer
+# trajectories and steps), as the `odernn simulate` options do.
 
 # %%
-print("built-in specs:", ", ".join(builtin_names()))
-spec = load_spec("train").with_overrides(n=N_TRAIN, n_steps=N_STEPS)
+print("built-in specs:", ", ".join(odernn.SPECS))
+spec = odernn.load_spec("train").with_overrides(n=N_TRAIN, n_steps=N_STEPS)
 print(f"spec {spec.name!r}: {spec.n} trajectories, dt = {spec.dt}, n_steps = {spec.n_steps} "
       f"(t from 0 to {spec.t_end:g}), integrator {spec.integrator['name']}, seed {spec.seed}")
 print("parameters:", {k: str(r) for k, r in {**spec.parameters, **spec.forcing_parameters}.items()})
@@ -82,8 +88,9 @@ print("parameters:", {k: str(r) for k, r in {**spec.parameters, **spec.forcing_p
 
 # %%
 OUT.mkdir(exist_ok=True)
-path = simulate(spec, OUT / "train.h5", overwrite=True)
-test = simulate_trajectories(load_spec("test").with_overrides(n=N_TEST, n_steps=N_STEPS))
+path = odernn.simulate(spec, OUT / "train.h5", overwrite=True)
+test_spec = odernn.load_spec("test").with_overrides(n=N_TEST, n_steps=N_STEPS)
+test = odernn.simulate_trajectories(test_spec)
 print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); test set in memory: "
       f"x {test.x.shape}, v {test.v.shape}, F {test.F.shape}")
 
@@ -103,28 +110,33 @@ with h5py.File(path, "r") as f:
     print("root attributes:", ", ".join(sorted(f.attrs)))
 
 # %% [markdown]
-# odernn's reader validates the schema, every shape and every value before
-# handing you the data (a damaged file gets a one-line message naming what is
-# wrong). Reading it back gives a `Trajectories` object, numpy arrays in
-# memory. The attribute `spec` is the text of the spec file; the overrides we
-# applied (fewer trajectories and steps) are the attributes `n_trajectories`
-# and `n_steps`. Together they reproduce the file: we parse the stored text,
-# apply them and simulate again, and the arrays agree bit for bit.
+# odernn's reader, `read_trajectories`, validates the schema, every shape and
+# every value before handing you the data (a damaged file gets a one-line
+# message naming what is wrong). It returns a `Trajectories` object: the grid
+# `t`, the arrays `x, v, F` and the dict `params`, numpy arrays in memory, and
+# the file's root attributes as plain Python values in `attrs` (the same
+# object `simulate_trajectories` returned for the test set). The attribute
+# `spec` is the text of the spec file; the overrides we applied (fewer
+# trajectories and steps) are the attributes `n_trajectories` and `n_steps`.
+# Together they reproduce the file: we save the stored text as a spec file,
+# load it like any other, apply them and simulate again, and the arrays agree
+# bit for bit.
 
 # %%
-with open_trajectories(path) as f:
-    print(f)
-    attrs = f.attrs  # as plain Python values
+train_data = odernn.read_trajectories(path)
+print(f"{type(train_data).__name__}: n = {train_data.n}, n_steps = {train_data.n_steps}, "
+      f"dt = {train_data.dt}, params {tuple(train_data.params)}")
+attrs = train_data.attrs  # the file's root attributes, as plain Python values
 print({k: attrs[k] for k in ("schema", "schema_version", "integrator", "dt", "n_steps", "seed")})
 print(attrs["integrator_options"])
-train_data = read_trajectories(path)
 for name, values in train_data.params.items():
     print(f"  params/{name:6s} in [{values.min():+.3f}, {values.max():+.3f}]")
-stored = parse_spec(attrs["spec"])
+(OUT / "stored-spec.toml").write_text(attrs["spec"], encoding="utf-8")
+stored = odernn.load_spec(OUT / "stored-spec.toml")
 print(f"stored spec text: n = {stored.n}, n_steps = {stored.n_steps}; file: "
       f"n_trajectories = {attrs['n_trajectories']}, n_steps = {attrs['n_steps']}")
-again = simulate_trajectories(stored.with_overrides(n=attrs["n_trajectories"],
-                                                    n_steps=attrs["n_steps"]))
+again = odernn.simulate_trajectories(stored.with_overrides(n=attrs["n_trajectories"],
+                                                           n_steps=attrs["n_steps"]))
 print("simulated again from the stored spec, identical:",
       all(np.array_equal(getattr(again, k), getattr(train_data, k)) for k in ("x", "v", "F")))
 
@@ -169,6 +181,15 @@ plt.show()
 # %% [markdown]
 # ## 4. Train two surrogates
 #
+# `odernn.fit(data, options)` trains a surrogate and returns two things: the
+# model, at the point of training with the lowest closed-loop validation error
+# (validation trajectories are held out from `data`), and the run's result (a
+# message, the training `history`, the best epoch and its error). The options
+# are those of `odernn train` (the model family, one of `odernn.MODELS`, and
+# its sizes, epochs, ...), given as a dict or as keywords. Without `run_dir`
+# nothing is written, the model is fitted in memory; with it, `fit` writes a
+# run directory, which the report reads below.
+#
 # **Echo state network (ESN).** A large, fixed, random recurrent network (the
 # reservoir) driven by the inputs; only the linear readout is trained, in
 # closed form by ridge regression. Training is one pass over the data, and the
@@ -176,9 +197,11 @@ plt.show()
 # trajectories held out from the training set. Notebook 04 takes it apart.
 
 # %%
-esn_config = TrainConfig(model="esn", units=100 if QUICK else 1000)
-esn_run = train(train_data, esn_config, OUT / "runs" / "esn", overwrite=True, progress=False)
-print(f"ESN ({esn_config.units} units): {esn_run.message}, in {esn_run.train_time_s:.1f} s")
+print("model families:", ", ".join(odernn.MODELS))
+esn_units = 100 if QUICK else 1000
+esn, esn_run = odernn.fit(train_data, {"model": "esn", "units": esn_units},
+                          run_dir=OUT / "runs" / "esn", overwrite=True)
+print(f"ESN ({esn_units} units): {esn_run.message}, in {esn_run.train_time_s:.1f} s")
 
 # %% [markdown]
 # **LSTM.** Trained by gradient descent (Adam) on windows of the training
@@ -189,37 +212,50 @@ print(f"ESN ({esn_config.units} units): {esn_run.message}, in {esn_run.train_tim
 # train --model lstm` uses 40.
 
 # %%
-lstm_config = TrainConfig(model="lstm", hidden=16 if QUICK else 64, epochs=2 if QUICK else 20,
-                          **({"window": 20, "horizon": 20, "horizon_start": 5} if QUICK else {}))
-lstm_run = train(train_data, lstm_config, OUT / "runs" / "lstm", overwrite=True, progress=False)
-print(f"LSTM (hidden {lstm_config.hidden}, {lstm_config.epochs} epochs): {lstm_run.message}, "
+lstm_options = {"model": "lstm", "hidden": 16 if QUICK else 64, "epochs": 2 if QUICK else 20,
+                **({"window": 20, "horizon": 20, "horizon_start": 5} if QUICK else {})}
+lstm, lstm_run = odernn.fit(train_data, lstm_options, run_dir=OUT / "runs" / "lstm",
+                            overwrite=True)
+print(f"LSTM (hidden {lstm_options['hidden']}, {lstm_options['epochs']} epochs): "
+      f"{lstm_run.message}, "
       f"best closed-loop validation NRMSE(x) {lstm_run.best_val_nrmse:.3g} "
       f"(epoch {lstm_run.best_epoch + 1}), in {lstm_run.train_time_s:.1f} s")
 
 # %% [markdown]
 # A run directory holds the configuration, the training history and
-# self-describing checkpoints; `load_surrogate` rebuilds the model from one.
+# self-describing checkpoints; `odernn.load_surrogate` rebuilds the model from
+# one (a checkpoint file, or a run directory's `best.pt`), for instance in a
+# later session. `fit` has already handed us the same models.
 
 # %%
 print(sorted(p.name for p in (OUT / "runs" / "lstm").iterdir()))
-surrogates = {"esn": load_surrogate(OUT / "runs" / "esn"),
-              "lstm": load_surrogate(OUT / "runs" / "lstm")}
+reloaded = odernn.load_surrogate(OUT / "runs" / "lstm")
+print("reloaded from the run directory, same weights as fit's model:",
+      all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(),
+                                            lstm.state_dict().values(), strict=True)))
+surrogates = {"esn": esn, "lstm": lstm}
 for name, model in surrogates.items():
     print(f"{name}: target {model.target!r}, inputs {model.layout.inputs}")
 
 # %% [markdown]
 # ## 5. Closed loop against the exact solution
 #
+# `odernn.INTEGRATORS` names every integrator; each entry is called the same
+# way, `entry(system, x0, v0, t)` with `test.oscillator()` the oscillators
+# behind the test set, and returns `x, v` of shape (trajectories, time points).
 # The oscillator is linear, so it has a closed-form solution; the `exact`
-# integrator evaluates it on the grid and is the reference for every error.
-# `rollout` runs a surrogate from the test set's initial states, batched over
-# trajectories, given only $x_0, v_0$, the forcing samples and $\eta$.
+# entry evaluates it on the grid and is the reference for every error.
+# A model's `rollout` runs a surrogate from the test set's initial states,
+# batched over trajectories, given only $x_0, v_0$, the forcing samples and
+# $\eta$.
 
 # %%
+for name, entry in odernn.INTEGRATORS.items():
+    print(f"  {name:20s} order {entry.order or '-'}: {entry.description}")
 x0, v0, eta = test.x[:, 0], test.v[:, 0], test.params["eta"]
-x_exact, v_exact = integrate("exact", test.oscillator(), x0, v0, test.t)
+x_exact, v_exact = odernn.INTEGRATORS["exact"](test.oscillator(), x0, v0, test.t)
 rollouts = {name: model.rollout(x0, v0, test.F, eta) for name, model in surrogates.items()}
-x_euler, _ = integrate("euler", test.oscillator(), x0, v0, test.t)
+x_euler, _ = odernn.INTEGRATORS["euler"](test.oscillator(), x0, v0, test.t)
 for name, r in rollouts.items():
     print(f"{name:5s} NRMSE(x) = {nrmse(r.x, x_exact):.3g}, diverged: {r.n_diverged}")
 print(f"euler NRMSE(x) = {nrmse(x_euler, x_exact):.3g}  (the notes' update, for scale)")
@@ -254,16 +290,17 @@ plt.show()
 # %% [markdown]
 # ## 6. Evaluate and report
 #
-# `evaluate` does all of this systematically: it rolls out every surrogate and
+# `odernn.evaluate` does all of this systematically: it rolls out every surrogate and
 # the integrators (forward and semi-implicit Euler, RK4 with exact and with
 # sampled forcing, SciPy) on the same initial states and forcings, times them,
 # and measures accuracy, valid prediction time, energy balance, a
 # work-precision diagram (how fast must an integrator be run to be as accurate
-# as the surrogate?) and the resonance curve. `write_report` turns the result
-# into one self-contained HTML page plus `metrics.json`.
+# as the surrogate?) and the resonance curve. `odernn.write_report` turns the
+# result into one self-contained HTML page plus `metrics.json`; given the run
+# directories (`runs=`), it adds their training curves.
 
 # %%
-evaluation = evaluate(test, surrogates, progress=False)
+evaluation = odernn.evaluate(test, surrogates, progress=False)
 print(f"{'method':20s} {'NRMSE x':>9s} {'valid time':>10s} {'wall [s]':>9s}")
 for name, m in evaluation.metrics.items():
     print(f"{name:20s} {m['nrmse_x']:9.2e} {m['valid_time_median']:10.1f} "
@@ -272,7 +309,7 @@ best = evaluation.info["same_information"]
 for name, rel in best["surrogates"].items():
     print(f"{name}: {rel['error_ratio']:.3g} times the error and {rel['time_ratio']:.3g} times "
           f"the wall time of {best['baseline']}, the best integrator given the same samples")
-report = write_report(evaluation, OUT / "report", overwrite=True,
+report = odernn.write_report(evaluation, OUT / "report", overwrite=True,
                       runs={name: OUT / "runs" / name for name in surrogates})
 print(f"report: {report / 'report.html'}; files: {sorted(p.name for p in report.iterdir())}")
 
@@ -287,9 +324,10 @@ print(f"report: {report / 'report.html'}; files: {sorted(p.name for p in report.
 # work-precision section measures the trade. Open
 # `odernn-quickstart/report/report.html` in a browser for the figures.
 #
-# Things to try next: more epochs for the LSTM; `TrainConfig(model="gru")` or
-# `"rnn"`; the out-of-distribution test set `load_spec("test-ood")`, driven at
-# higher frequencies and amplitudes than anything in training; withholding the
-# damping with `use_eta=False`, so that the surrogate must infer it from the
-# trajectory (`warmup=K` gives it K observed steps to do so, which are then
-# excluded from every method's error).
+# Things to try next: more epochs for the LSTM; `odernn.fit(train_data,
+# model="gru")` or `model="rnn"`; the out-of-distribution test set
+# `odernn.load_spec("test-ood")`, driven at higher frequencies and amplitudes
+# than anything in training; withholding the damping with `use_eta=False`, so
+# that the surrogate must infer it from the trajectory (`warmup=K` gives it K
+# observed steps to do so, which are then excluded from every method's
+# error).

@@ -44,8 +44,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from odernn.data.simulate import simulate_trajectories
-from odernn.data.spec import load_spec
+import odernn
+
+# The subject of this notebook: the notes' BPTT equations, an internal teaching module
+# that the public API (whose models are trained by torch autograd) does not expose.
 from odernn.notes.bptt import PARAM_NAMES, RNNParams, backward, forward, loss_and_gradients
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
@@ -63,7 +65,7 @@ torch.set_num_threads(1)
 # so that tanh units start in their sensitive range.
 
 # %%
-data = simulate_trajectories(load_spec("train").with_overrides(n=N, n_steps=T + 1))
+data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(n=N, n_steps=T + 1))
 eta = np.broadcast_to(data.params["eta"][:, None], (N, T))
 x = np.stack([data.x[:, :T], data.F[:, :T], eta], axis=-1)  # (N, T, 3): inputs x_i, F_i, eta
 x = x / np.sqrt(np.mean(x**2, axis=(0, 1)))

@@ -38,8 +38,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from odernn.data.simulate import simulate_trajectories
-from odernn.data.spec import load_spec
+import odernn
+
+# The gradient diagnostics and the untrained probe networks they measure are internal
+# teaching modules (the notes' stage), not part of the public API.
 from odernn.notes.bptt import RNNParams
 from odernn.notes.diagnostics import gradient_profile
 from odernn.notes.diagnostics_output import format_table, plot_profiles
@@ -138,7 +140,7 @@ assert peak > 5 and profile.jacobian_norm[peak] > 30 and abs(profile.rate() - 0.
 # inputs drive the units into saturation.
 
 # %%
-data = simulate_trajectories(load_spec("train").with_overrides(n=N, n_steps=T + 1))
+data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(n=N, n_steps=T + 1))
 radii = (0.5, 0.9, 1.0, 1.5)
 rnn = [gradient_profile(fresh_probe("rnn", data, hidden=H, length=T, spectral_radius=r))
        for r in radii]

@@ -45,13 +45,14 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+import odernn
+
+# This notebook opens up the reservoir, which the public API (`odernn.fit`) trains as a
+# whole: building one by hand, the training layout, split and normalisation, and the
+# NRMSE helpers are internal pieces, imported from their modules.
 from odernn.assess.metrics import nrmse, reference_scale
-from odernn.data.integrators import integrate
-from odernn.data.simulate import simulate_trajectories
-from odernn.data.spec import load_spec
 from odernn.learn.config import TrainConfig
 from odernn.learn.models import build
-from odernn.learn.training import train
 from odernn.learn.windows import compute_stats, split_by_trajectory, to_tensors
 
 QUICK = os.environ.get("ODERNN_QUICK") == "1"  # the test suite runs a smaller version
@@ -70,7 +71,7 @@ torch.set_num_threads(1)  # the reservoir's sparse steps are small: threads only
 # $(x, v)$), and the normalisation comes from the training split only.
 
 # %%
-data = simulate_trajectories(load_spec("train").with_overrides(n=N, n_steps=T))
+data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(n=N, n_steps=T))
 train_set, val_set = split_by_trajectory(data, 1 / 9, seed=0)
 layout = TrainConfig(model="esn").layout(data.dt)
 stats = compute_stats(train_set, layout)
@@ -365,8 +366,8 @@ for r in results["ridge strength"]:
 # shift of frequency.
 
 # %%
-x_ex, v_ex = integrate("exact", val_set.oscillator(), val_set.x[:, 0], val_set.v[:, 0],
-                       val_set.t)
+x_ex, v_ex = odernn.INTEGRATORS["exact"](val_set.oscillator(), val_set.x[:, 0], val_set.v[:, 0],
+                                         val_set.t)
 dt, eta, F = val_set.dt, val_set.params["eta"][:, None], val_set.F
 v_next = v_ex[:, :-1] + dt * (F[:, :-1] - eta * v_ex[:, :-1] - x_ex[:, :-1])  # the notes' step
 one_step_x = {"euler": x_ex[:, :-1] + dt * v_ex[:, :-1],
@@ -374,8 +375,8 @@ one_step_x = {"euler": x_ex[:, :-1] + dt * v_ex[:, :-1],
 errors = {}
 print(f"{'method':20s} {'one-step':>9s} {'closed loop':>11s} {'ratio':>6s}")
 for name, x_one in one_step_x.items():
-    x_closed, _ = integrate(name, val_set.oscillator(), val_set.x[:, 0], val_set.v[:, 0],
-                            val_set.t)
+    x_closed, _ = odernn.INTEGRATORS[name](val_set.oscillator(), val_set.x[:, 0],
+                                           val_set.v[:, 0], val_set.t)
     one = nrmse(x_one, x_ex[:, 1:], start=0, scale=reference_scale(x_ex))
     closed = nrmse(x_closed, x_ex)
     errors[name] = closed
@@ -434,13 +435,13 @@ plt.show()
 # lowest closed-loop errors fall. Only the closed-loop error measures what we
 # want, and it costs just one rollout of the validation set.
 #
-# That is why `odernn train --model esn` accumulates $X^\top X$ and $X^\top Y$
-# once, solves the readout for every ridge strength of `ridge_grid`, and keeps
-# the one with the lowest closed-loop validation error:
+# That is why `odernn train --model esn` (in Python, `odernn.fit(data,
+# model="esn")`) accumulates $X^\top X$ and $X^\top Y$ once, solves the readout
+# for every ridge strength of `ridge_grid`, and keeps the one with the lowest
+# closed-loop validation error:
 
 # %%
-run = train(data, TrainConfig(model="esn", units=UNITS), "esn-run", overwrite=True,
-            progress=False)
+_, run = odernn.fit(data, model="esn", units=UNITS, run_dir="esn-run", overwrite=True)
 for row in run.history:
     print(f"ridge {row['ridge']:7.0e}: closed-loop validation NRMSE(x) {row['val_nrmse_x']:.3e}")
 print(run.message)

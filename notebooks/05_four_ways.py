@@ -35,6 +35,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+# The four remedies are compared on a purpose-built memory task with their own small
+# training loops: an internal teaching module (the notes' stage), not the public API.
 from odernn.notes.four_ways import (
     DT,
     ETA,

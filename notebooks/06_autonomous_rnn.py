@@ -30,6 +30,8 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
+# Autonomous networks (no input, no training) are outside the public API, which is about
+# surrogates of the oscillator: these helpers are an internal teaching module.
 from odernn.notes.dynamics import (
     lyapunov_exponent,
     random_weights,
