@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.unraisablehook = _quiet_h5py(sys.unraisablehook)  # itself is already reported
         sys.excepthook = _quiet_h5py(sys.excepthook)
     # One compute thread unless the user asks for more: closed-loop rollouts are many small
-    # steps, and with a busy second core torch's default threads ran 20-100x slower here.
+    # steps, and with a busy second core torch's default threads ran many times slower.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _register_commands()
     command = typer_main.get_command(app)

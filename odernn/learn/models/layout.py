@@ -18,10 +18,9 @@ series, the ``lags`` last values (the Keras ``(1, step)`` layout when
 ``lags = step`` and windows have length 1).
 
 Velocity mode advances x by the trapezoid rule
-``x_{i+1} = x_i + dt (v_i + v_{i+1}) / 2``, an O(dt^2) rule:
-``benchmarks/surrogates.py`` measures its floor with the exact velocity
-(NRMSE(x) ~ 3e-4 on ``test`` at dt 0.05, against ~ 0.03 for the forward rule
-``x_{i+1} = x_i + dt v_{i+1}``).
+``x_{i+1} = x_i + dt (v_i + v_{i+1}) / 2``, an O(dt^2) rule, more accurate than the
+forward rule ``x_{i+1} = x_i + dt v_{i+1}`` (``benchmarks/surrogates.py`` measures the
+floor each rule sets with the exact velocity).
 
 Normalisation statistics (:class:`Stats`) come from the training split only
 and are stored with the model; :class:`Codec` applies them.
