@@ -37,10 +37,11 @@ from typing import TypeVar  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from odernn.data.forcing import HarmonicForcing  # noqa: E402
 from odernn.data.integrators import INTEGRATORS, integrate  # noqa: E402
 from odernn.data.simulate import simulate  # noqa: E402
 from odernn.data.spec import INTEGRATOR_NAMES, load_spec  # noqa: E402
-from odernn.data.systems import HarmonicForcing, Oscillator  # noqa: E402
+from odernn.data.systems import Oscillator  # noqa: E402
 
 DT = 0.05
 T_ = TypeVar("T_")
@@ -68,11 +69,11 @@ def train_system(n: int, forcing: str, seed: int = 0) -> tuple[Oscillator, np.nd
     eta = rng.uniform(0.05, 0.5, n)
     x0, v0 = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
     if forcing == "none":
-        return Oscillator(eta, HarmonicForcing.none(n)), x0, v0
+        return Oscillator.linear(eta, HarmonicForcing.none(n)), x0, v0
     k = 1 if forcing == "cosine" else 3
     phase = np.zeros((n, k)) if forcing == "cosine" else rng.uniform(0, 2 * np.pi, (n, k))
     harmonic = HarmonicForcing(rng.uniform(0, 1, (n, k)), rng.uniform(0.5, 2, (n, k)), phase)
-    return Oscillator(eta, harmonic), x0, v0
+    return Oscillator.linear(eta, harmonic), x0, v0
 
 
 def timed(fn: Callable[[], T_], repeats: int) -> tuple[float, T_]:

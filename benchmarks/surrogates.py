@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from odernn.assess.metrics import nrmse, rmse
+from odernn.data.forcing import SampledForcing
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
-from odernn.data.systems import SampledForcing
 from odernn.data.trajectories import Trajectories
 from odernn.learn.config import TrainConfig
 from odernn.learn.models import build, load_surrogate

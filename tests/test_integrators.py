@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import scipy.integrate
 
+from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS, Integrator, integrate, rk4_step
-from odernn.data.systems import HarmonicForcing, Oscillator, SampledForcing
+from odernn.data.systems import Oscillator
 from odernn.errors import OdernnError, SpecError
 
 EPS = np.finfo(np.float64).eps
@@ -45,7 +46,7 @@ def mixed_system(rng: np.random.Generator) -> Oscillator:
     """Every damping regime, two harmonics, one undamped resonant harmonic."""
     forcing = harmonic(rng, ETAS.size, 2)
     forcing.omega[0, 1] = 1.0  # eta = 0 and omega = 1: exact resonance
-    return Oscillator(ETAS, forcing)
+    return Oscillator.linear(ETAS, forcing)
 
 
 # ---------------------------------------------------------------- convergence
@@ -77,7 +78,7 @@ def test_convergence_order(entry: Integrator, extra: int) -> None:
     order 4 stays; RK4 at 2 dt needs no interpolation."""
     name, steps = entry.name, STEPS[entry.order]
     rng = np.random.default_rng(1)
-    system = Oscillator(rng.uniform(0.05, 0.5, 4), harmonic(rng, 4, 2))
+    system = Oscillator.linear(rng.uniform(0.05, 0.5, 4), harmonic(rng, 4, 2))
     x0, v0 = initial(rng, 4)
     dts, errors, odd = [], [], []
     for n in steps:
@@ -118,7 +119,7 @@ def test_sampled_methods_ask_for_the_forcing_at_the_grid_only(name: str) -> None
     rng = np.random.default_rng(13)
     forcing = PolynomialForcing(rng.uniform(-1, 1, (3, 4)))
     t = 0.05 * np.arange(37)
-    integrate(name, Oscillator(np.full(3, 0.3), forcing), *initial(rng, 3), t)
+    integrate(name, Oscillator.linear(np.full(3, 0.3), forcing), *initial(rng, 3), t)
     assert len(forcing.asked) == 1
     np.testing.assert_array_equal(forcing.asked[0], t)
 
@@ -133,7 +134,7 @@ def test_sampled_methods_are_rk4_when_the_interpolant_is_exact(name: str, degree
     at the ends, where the local cubic is one-sided."""
     rng = np.random.default_rng(14)
     degree = min(degree, n_points - 1)  # two samples fix a line, three a parabola
-    system = Oscillator(ETAS, PolynomialForcing(rng.uniform(-1, 1, (ETAS.size, degree + 1))))
+    system = Oscillator.linear(ETAS, PolynomialForcing(rng.uniform(-1, 1, (ETAS.size, degree + 1))))
     x0, v0 = initial(rng, ETAS.size)
     t = 0.3 + 0.1 * np.arange(n_points)
     got, want = integrate(name, system, x0, v0, t), integrate("rk4", system, x0, v0, t)
@@ -145,7 +146,7 @@ def test_rk4_sampled_is_rk4_on_the_linear_interpolant() -> None:
     system = mixed_system(rng)
     x0, v0 = initial(rng, system.n)
     t = 0.05 * np.arange(400)
-    linear = Oscillator(system.eta, SampledForcing(t, system.forcing(t)))
+    linear = system.with_forcing(SampledForcing(t, system.forcing(t)))
     assert max_error(integrate("rk4-sampled", system, x0, v0, t),
                      integrate("rk4", linear, x0, v0, t)) < 1e-13
 
@@ -184,7 +185,7 @@ def test_sampled_methods_against_rk4_with_the_exact_forcing(name: str, low: floa
     n = 16
     forcing = HarmonicForcing(rng.uniform(0, 1, (n, 1)), rng.uniform(0.5, 2, (n, 1)),
                               np.zeros((n, 1)))  # fmt: skip
-    system = Oscillator(rng.uniform(0.05, 0.5, n), forcing)
+    system = Oscillator.linear(rng.uniform(0.05, 0.5, n), forcing)
     x0, v0 = initial(rng, n)
     t = 0.05 * np.arange(1000)
     exact = integrate("exact", system, x0, v0, t)
@@ -196,12 +197,12 @@ def test_sampled_methods_against_rk4_with_the_exact_forcing(name: str, low: floa
 def test_rk4_fed_sampled_forcing_is_second_order() -> None:
     """Linear interpolation of F_i at the half steps costs two orders."""
     rng = np.random.default_rng(2)
-    system = Oscillator(rng.uniform(0.05, 0.5, 4), harmonic(rng, 4, 2))
+    system = Oscillator.linear(rng.uniform(0.05, 0.5, 4), harmonic(rng, 4, 2))
     x0, v0 = initial(rng, 4)
     dts, errors = [], []
     for n in (50, 100, 200, 400):
         t = np.linspace(0.0, 10.0, n + 1)
-        sampled = Oscillator(system.eta, SampledForcing(t, system.forcing(t)))
+        sampled = system.with_forcing(SampledForcing(t, system.forcing(t)))
         got = integrate("rk4", sampled, x0, v0, t)
         errors.append(max_error(got, integrate("exact", system, x0, v0, t)))
         dts.append(t[1])
@@ -216,14 +217,14 @@ def test_rk4_equals_its_stages(sampled: bool) -> None:
     system = mixed_system(rng)
     t = np.linspace(0.0, 8.0, 161)
     if sampled:
-        system = Oscillator(system.eta, SampledForcing(t, system.forcing(t)))
+        system = system.with_forcing(SampledForcing(t, system.forcing(t)))
     x0, v0 = initial(rng, system.n)
     x, v = integrate("rk4", system, x0, v0, t)
-    dt, eta = t[1], system.eta
+    dt = t[1]
     F, Fh = system.forcing(t), system.forcing(t[:-1] + dt / 2)
     xs, vs = [x0], [v0]
     for i in range(t.size - 1):
-        step = rk4_step(xs[-1], vs[-1], F[:, i], Fh[:, i], F[:, i + 1], eta, dt)
+        step = rk4_step(system.acceleration, xs[-1], vs[-1], F[:, i], Fh[:, i], F[:, i + 1], dt)
         xs.append(step[0])
         vs.append(step[1])
     np.testing.assert_allclose(x, np.array(xs).T, rtol=0, atol=1e-12)
@@ -239,7 +240,7 @@ def test_euler_is_the_notes_update_by_hand() -> None:
     t = dt * np.arange(4)
     F = forcing(t)
     x0, v0 = [0.5, -1.0], [0.25, 0.75]
-    x, v = integrate("euler", Oscillator(np.array(eta), forcing), x0, v0, t)
+    x, v = integrate("euler", Oscillator.linear(np.array(eta), forcing), x0, v0, t)
     for n in range(2):
         xs, vs = [x0[n]], [v0[n]]
         for i in range(3):
@@ -254,7 +255,7 @@ def test_semi_implicit_euler_moves_x_with_the_new_velocity() -> None:
     system = mixed_system(rng)
     t = 0.05 * np.arange(50)
     x, v = integrate("semi-implicit-euler", system, *initial(rng, system.n), t)
-    F, eta, dt = system.forcing(t), system.eta[:, None], t[1]
+    F, eta, dt = system.forcing(t), system.params["eta"][:, None], t[1]
     np.testing.assert_array_equal(v[:, 1:], v[:, :-1] + dt * (F[:, :-1] - eta * v[:, :-1]
                                                               - x[:, :-1]))
     np.testing.assert_array_equal(x[:, 1:], x[:, :-1] + dt * v[:, 1:])
@@ -263,7 +264,7 @@ def test_semi_implicit_euler_moves_x_with_the_new_velocity() -> None:
 def test_energy_forward_euler_grows_semi_implicit_does_not() -> None:
     """Free, undamped: forward Euler multiplies the energy by exactly 1 + dt^2 per step;
     the symplectic variant keeps it within O(dt) of its start over many periods."""
-    system = Oscillator(np.zeros(2), HarmonicForcing.none(2))
+    system = Oscillator.linear(np.zeros(2), HarmonicForcing.none(2))
     t = 0.01 * np.arange(10_000)
     x0, v0 = np.array([1.0, 0.0]), np.array([0.0, 0.5])
     x, v = integrate("euler", system, x0, v0, t)
@@ -289,7 +290,7 @@ def fd_derivatives(x: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("forcing", ["none", "cosine", "random"])
 def test_exact_satisfies_the_ode_and_initial_state(forcing: str) -> None:
     rng = np.random.default_rng(5)
-    system = Oscillator(ETAS, family(forcing, rng, ETAS.size))
+    system = Oscillator.linear(ETAS, family(forcing, rng, ETAS.size))
     x0, v0 = initial(rng, ETAS.size)
     t = 0.7 + 0.005 * np.arange(2401)  # t0 != 0 on purpose
     x, v = integrate("exact", system, x0, v0, t)
@@ -306,7 +307,7 @@ def test_exact_satisfies_the_ode_and_initial_state(forcing: str) -> None:
 def extended_exact(system: Oscillator, x0: np.ndarray, v0: np.ndarray, t: np.ndarray):
     """The underdamped closed form evaluated directly in long double (an independent oracle)."""
     L = np.longdouble
-    a, tt = system.eta.astype(L)[:, None] / 2, t.astype(L)[None]
+    a, tt = system.params["eta"].astype(L)[:, None] / 2, t.astype(L)[None]
     w, A, p = (np.asarray(u).astype(L)[:, :, None] for u in
                (system.forcing.omega, system.forcing.amplitude, system.forcing.phase))
     re, im = 1 - w**2, 2 * a[:, :, None] * w
@@ -325,7 +326,7 @@ def test_exact_matches_extended_precision(uniform: bool) -> None:
     if np.finfo(np.longdouble).eps > 1e-18:
         pytest.skip("needs an extended-precision long double")
     rng = np.random.default_rng(12)
-    system = Oscillator(rng.uniform(0.05, 1.9, 40), harmonic(rng, 40, 2))
+    system = Oscillator.linear(rng.uniform(0.05, 1.9, 40), harmonic(rng, 40, 2))
     x0, v0 = initial(rng, 40)
     t = 0.3 + 0.05 * np.arange(1000) if uniform else np.cumsum(rng.uniform(0.02, 0.08, 1000))
     truth = extended_exact(system, x0, v0, t)
@@ -338,7 +339,7 @@ def test_exact_matches_extended_precision(uniform: bool) -> None:
 def test_exact_undamped_resonance_is_the_secular_solution() -> None:
     """x'' + x = A cos(t + p) from x = 0, v = A sin(p) / 2 is x = (A / 2) t sin(t + p)."""
     A, p = 0.6, 0.4
-    system = Oscillator(np.zeros(1), HarmonicForcing(*np.array([[[A]], [[1.0]], [[p]]])))
+    system = Oscillator.linear(np.zeros(1), HarmonicForcing(*np.array([[[A]], [[1.0]], [[p]]])))
     t = 0.05 * np.arange(2000)
     x, v = integrate("exact", system, [0.0], [A * np.sin(p) / 2], t)
     np.testing.assert_allclose(x[0], A / 2 * t * np.sin(t + p), rtol=0, atol=1e-13)
@@ -350,7 +351,7 @@ def test_exact_is_continuous_across_critical_damping() -> None:
     eta = np.array([2 - 1e-9, 2.0, 2 + 1e-9])
     forcing = HarmonicForcing(np.full((3, 1), 0.7), np.full((3, 1), 1.3), np.full((3, 1), 0.2))
     t = 0.05 * np.arange(400)
-    x, v = integrate("exact", Oscillator(eta, forcing), np.full(3, 0.8), np.full(3, -0.4), t)
+    x, v = integrate("exact", Oscillator.linear(eta, forcing), np.full(3, 0.8), np.full(3, -0.4), t)
     for u in (x, v):
         assert np.abs(u[0] - u[1]).max() < 1e-7
         assert np.abs(u[2] - u[1]).max() < 1e-7
@@ -371,7 +372,7 @@ def test_exact_separable_form_matches_pointwise_evaluation() -> None:
 
 def test_exact_rejects_sampled_forcing() -> None:
     t = np.linspace(0, 1, 11)
-    system = Oscillator(np.ones(2), SampledForcing(t, np.zeros((2, 11))))
+    system = Oscillator.linear(np.ones(2), SampledForcing(t, np.zeros((2, 11))))
     with pytest.raises(SpecError, match="'exact' needs a harmonic forcing.*SampledForcing"):
         integrate("exact", system, np.zeros(2), np.zeros(2), t)
 
@@ -404,7 +405,7 @@ def test_scipy_default_agrees_with_exact_on_train_ranges() -> None:
     n = 32
     forcing = HarmonicForcing(rng.uniform(0, 1, (n, 1)), rng.uniform(0.5, 2, (n, 1)),
                               np.zeros((n, 1)))  # fmt: skip
-    system = Oscillator(rng.uniform(0.05, 0.5, n), forcing)
+    system = Oscillator.linear(rng.uniform(0.05, 0.5, n), forcing)
     x0, v0 = initial(rng, n)
     t = 0.05 * np.arange(1000)
     got = integrate("scipy", system, x0, v0, t)
@@ -425,7 +426,7 @@ def test_scipy_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
         return SimpleNamespace(success=False, status=-1, message="Required step size is too small")
 
     monkeypatch.setattr(scipy.integrate, "solve_ivp", failing)  # imported when called
-    system = Oscillator(np.ones(1), HarmonicForcing.none(1))
+    system = Oscillator.linear(np.ones(1), HarmonicForcing.none(1))
     with pytest.raises(OdernnError, match=r"solve_ivp \(DOP853.*failed: Required step size"):
         integrate("scipy", system, [1.0], [0.0], np.linspace(0, 1, 5))
 
@@ -436,7 +437,7 @@ def test_scipy_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("name", list(INTEGRATORS))
 def test_shapes_and_dtype(name: str) -> None:
     rng = np.random.default_rng(10)
-    system = Oscillator(rng.uniform(0.05, 0.5, 3), harmonic(rng, 3, 1))
+    system = Oscillator.linear(rng.uniform(0.05, 0.5, 3), harmonic(rng, 3, 1))
     x, v = integrate(name, system, *initial(rng, 3), np.linspace(0, 2, 41))
     assert x.shape == v.shape == (3, 41)
     assert x.dtype == v.dtype == np.float64
@@ -475,7 +476,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("name", "inputs", "options", "message"), BAD_INPUT)
 def test_bad_input_is_rejected(name: str, inputs: dict, options: dict, message: str) -> None:
-    system = Oscillator(np.ones(3), HarmonicForcing.none(3))
+    system = Oscillator.linear(np.ones(3), HarmonicForcing.none(3))
     args = {"x0": np.zeros(3), "v0": np.zeros(3), "t": np.linspace(0, 1, 11), **inputs}
     with pytest.raises(SpecError, match=message):
         integrate(name, system, args["x0"], args["v0"], args["t"], **options)

@@ -117,7 +117,8 @@ def test_summarize_counts_diverged_and_reports_inf() -> None:
     ref = np.vstack([REF, 2 * REF])
     pred = np.vstack([PRED, 2 * REF])
     diverged = np.array([-1, -1, -1, 2])
-    out = summarize(pred, pred, ref, ref, T, diverged, F=np.ones_like(ref), eta=np.ones(4))
+    out = summarize(pred, pred, ref, ref, T, diverged, F=np.ones_like(ref),
+                    params={"eta": np.ones(4)})
     assert out["n_diverged"] == 1
     for key in ("nrmse_x", "rmse_v", "nrmse_v", "energy_balance"):
         assert math.isinf(out[key])
@@ -130,7 +131,7 @@ def test_summarize_counts_diverged_and_reports_inf() -> None:
 
 def test_summarize_keys_are_documented_and_values_match_the_parts() -> None:
     F = np.ones_like(REF)
-    out = summarize(PRED, PRED, REF, REF, T, F=F, eta=[0.1, 0.2])
+    out = summarize(PRED, PRED, REF, REF, T, F=F, params={"eta": [0.1, 0.2]})
     assert set(out) <= set(METRICS)
     assert out["nrmse_x"] == pytest.approx(1.0 / math.sqrt(14.0), rel=1e-14)
     assert out["valid_time_median"] == 1.25

@@ -16,7 +16,8 @@ import torch
 
 from odernn.assess.metrics import nrmse
 from odernn.data.exact import exact
-from odernn.data.systems import HarmonicForcing, Oscillator
+from odernn.data.forcing import HarmonicForcing
+from odernn.data.systems import Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.learn.config import TrainConfig
@@ -47,7 +48,7 @@ def oscillator_data(n: int = 16, n_steps: int = 200, dt: float = 0.05, seed: int
               "omega": rng.uniform(*omega, n), "phase": np.zeros(n)}
     forcing = HarmonicForcing(*(params[k][:, None] for k in ("F0", "omega", "phase")))
     t = np.arange(n_steps) * dt
-    x, v = exact(Oscillator(eta, forcing), x0, v0, t)
+    x, v = exact(Oscillator.linear(eta, forcing), x0, v0, t)
     return Trajectories(t, x, v, forcing(t), params, {"forcing": "cosine"})
 
 

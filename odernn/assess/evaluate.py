@@ -51,9 +51,10 @@ from odernn.assess.metrics import (
     summarize,
 )
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
-from odernn.assess.results import REFERENCE, Evaluation, MethodResult
+from odernn.assess.results import DATA, REFERENCE, Evaluation, MethodResult
+from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS
-from odernn.data.systems import Oscillator, SampledForcing
+from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
@@ -103,8 +104,11 @@ def evaluate(
 ) -> Evaluation:
     """Roll out every integrator and surrogate on ``test`` and measure them.
 
-    ``integrators`` from :data:`~odernn.data.integrators.INTEGRATORS` (the exact
-    reference always runs); ``scipy_options`` override :data:`SCIPY_DEFAULTS`;
+    The reference is the closed-form solution where the test set's system has one under its
+    forcing (``exact``), else the stored test trajectories themselves (``data``); the
+    integrators are those of the test set's own system. ``integrators`` from
+    :data:`~odernn.data.integrators.INTEGRATORS` (the reference always runs);
+    ``scipy_options`` override :data:`SCIPY_DEFAULTS`;
     ``threshold`` is the valid-prediction-time threshold; ``progress`` prints one line
     per stage to stderr, or is called with each stage's description.
     """
@@ -127,6 +131,7 @@ def evaluate(
 
         scipy_opts = {**SCIPY_DEFAULTS, **(scipy_options or {})}
         system = _oscillator(test)
+        reference = reference_name(system)
         samples = SampledForcing(test.t, test.F)
         solve = _solver(system, samples, scipy_opts)
         t = np.asarray(test.t, dtype=np.float64)
@@ -135,21 +140,27 @@ def evaluate(
         few = slice(0, 2)  # the untimed first call of every method (see _timed)
         solve_few = _solver(system.take(few), samples.take(few), scipy_opts)
         raw: dict[str, tuple[str, str, dict[str, Any], Rollout, float]] = {}
-        for name in (REFERENCE, *integrators):
+        if reference == DATA:
+            x, v = np.asarray(test.x, dtype=np.float64), np.asarray(test.v, dtype=np.float64)
+            raw[DATA] = ("reference", DATA_DESCRIPTION, {}, Rollout(x, v, divergence_steps(x, v)),
+                         math.nan)
+        for name in (*([REFERENCE] if reference == REFERENCE else []), *integrators):
             (x, v), wall = _timed(partial(solve, name, x0, v0, t),
                                   partial(solve_few, name, x0[few], v0[few], t[:16]))
             settings = scipy_opts if name == "scipy" else {}
-            kind = "reference" if name == REFERENCE else "integrator"
+            kind = "reference" if name == reference else "integrator"
             raw[name] = (kind, INTEGRATORS[name].description, settings,
                          Rollout(x, v, divergence_steps(x, v)), wall)
             say(f"{name}: {wall:.3g} s")
-        F, eta = np.asarray(test.F), np.asarray(test.params["eta"])
+        F = np.asarray(test.F)
+        eta = None if "eta" not in test.params else np.asarray(test.params["eta"])
         x, v = np.asarray(test.x), np.asarray(test.v)
         for name, surrogate in surrogates.items():
             steps = slice(0, min(test.n_steps, int(getattr(surrogate, "warmup_steps", 0)) + 16))
             rollout, wall = _timed(
                 partial(closed_loop, name, surrogate, F, eta, (x, v)),
-                partial(closed_loop, name, surrogate, F[few, steps], eta[few],
+                partial(closed_loop, name, surrogate, F[few, steps],
+                        None if eta is None else eta[few],
                         (x[few, steps], v[few, steps])))
             raw[name] = ("surrogate", _describe(surrogate), _surrogate_settings(surrogate, rollout),
                          rollout, wall)
@@ -159,7 +170,7 @@ def evaluate(
         if start >= test.n_steps - 1:
             raise DataError(f"warm-up of {start} steps leaves nothing to evaluate in "
                             f"{test.n_steps} time points")
-        ref_x, ref_v = raw[REFERENCE][3].x, raw[REFERENCE][3].v
+        ref_x, ref_v = raw[reference][3].x, raw[reference][3].v
         methods = {name: _measure(name, *entry, ref_x, ref_v, test, start, threshold)
                    for name, entry in raw.items()}
 
@@ -168,7 +179,7 @@ def evaluate(
             wp_settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
                            else WorkPrecisionSettings())
             wp = _work_precision(test, solve, solve_few, integrators, wp_settings, methods,
-                                 start, say)
+                                 start, say, reference)
             for name, speedup in wp["speedup"].items():
                 value = speedup["speedup"]
                 methods[name].metrics["speedup"] = math.nan if value is None else value
@@ -184,7 +195,8 @@ def evaluate(
             "versions": _versions(),
             "data": _data_info(test, data_path, ref_x, ref_v),
             "settings": {
-                "reference": REFERENCE,
+                "reference": reference,
+                "system": test.system,
                 "error_start_step": start,
                 "valid_time_threshold": threshold,
                 "integrators": list(integrators),
@@ -200,13 +212,43 @@ def evaluate(
         return Evaluation(test, methods, wp, res, info)
 
 
+DATA_DESCRIPTION = "the stored test trajectories (the system has no closed form)"
+REFERENCE_SOLVER = {"method": "DOP853", "rtol": 1e-12, "atol": 1e-14}
+"""How the ``data`` reference is extended to the work-precision sweep's other grids: the
+solver the built-in specs of systems without a closed form are simulated with."""
+
+
+def reference_name(system: Oscillator) -> str:
+    """``exact`` where the system has a closed form under its (harmonic) forcing, else
+    ``data``: the stored trajectories are the reference."""
+    closed = system.system.closed_form and isinstance(system.forcing, HarmonicForcing)
+    return REFERENCE if closed else DATA
+
+
+def _reference_on(grid: np.ndarray, t: np.ndarray, stored: np.ndarray,
+                  solve: Callable[..., tuple[np.ndarray, np.ndarray]], reference: str,
+                  x0: np.ndarray, v0: np.ndarray) -> np.ndarray:
+    """The reference's x on ``grid``: the closed form, or the stored data on the test's own
+    grid and DOP853 at ``rtol 1e-12`` on the others."""
+    if reference == REFERENCE:
+        return solve(REFERENCE, x0, v0, grid)[0]
+    if grid.size == t.size and np.array_equal(grid, t):
+        return stored
+    return solve("scipy", x0, v0, grid, **REFERENCE_SOLVER)[0]
+
+
 def _check_test(test: Trajectories, where: str = "the test set") -> None:
     if test.v is None or test.F is None:
         raise DataError(f"evaluate needs oscillator trajectories (x, v, F); {where} is a "
                         "univariate series")
-    if "eta" not in test.params:
-        raise DataError(f"{where} stores no params/eta; evaluate rebuilds each oscillator "
-                        "from its stored parameters")
+    system = SYSTEMS.get(test.system)
+    if system is None:
+        raise DataError(f"{where} is of system {test.system!r}, which this odernn does not know; "
+                        f"known: {', '.join(SYSTEMS)}")
+    missing = [name for name in (*system.names, "x0") if name not in test.params]
+    if missing:
+        raise DataError(f"{where} stores no params/{missing[0]}; evaluate rebuilds each "
+                        f"{system.name} from its stored parameters")
     if test.n_steps < 3:
         raise DataError(f"{where} has {test.n_steps} time points; evaluate needs >= 3")
     steps = np.diff(np.asarray(test.t, dtype=np.float64))
@@ -218,7 +260,7 @@ def _check_names(integrators: Sequence[str], surrogates: Mapping[str, Surrogate]
     for name in integrators:
         if name not in INTEGRATORS or name == REFERENCE:
             allowed = ", ".join(DEFAULT_INTEGRATORS)
-            raise SpecError(f"unknown integrator {name!r} (the exact reference always runs); "
+            raise SpecError(f"unknown integrator {name!r} (the reference always runs); "
                             f"allowed: {allowed}")
     for name in surrogates:
         if name in INTEGRATORS:
@@ -283,10 +325,12 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
     steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
     x, v = mark_diverged(rollout.x, steps), mark_diverged(rollout.v, steps)
     sx, sv = reference_scale(ref_x), reference_scale(ref_v)
-    metrics = summarize(x, v, ref_x, ref_v, test.t, steps, F=test.F, eta=test.params["eta"],
-                        start=start, threshold=threshold, scale_x=sx, scale_v=sv)
-    metrics["wall_time_s"] = wall
-    metrics["steps_per_s"] = test.n * (test.n_steps - 1) / wall if wall > 0 else math.inf
+    metrics = summarize(x, v, ref_x, ref_v, test.t, steps, F=test.F, params=test.params,
+                        system=test.system, start=start, threshold=threshold, scale_x=sx,
+                        scale_v=sv)
+    metrics["wall_time_s"] = wall  # nan for the stored data: nothing was run
+    metrics["steps_per_s"] = (math.nan if math.isnan(wall) else
+                              test.n * (test.n_steps - 1) / wall if wall > 0 else math.inf)
     per = nrmse_per_trajectory(x, ref_x, start=start, scale=sx)
     return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,
                         error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv))
@@ -302,7 +346,7 @@ def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, n
                     solve_few: Callable[..., tuple[np.ndarray, np.ndarray]],
                     integrators: Sequence[str], settings: WorkPrecisionSettings,
                     methods: Mapping[str, MethodResult], start: int,
-                    say: Callable[[str], None]) -> dict[str, Any]:
+                    say: Callable[[str], None], reference: str = REFERENCE) -> dict[str, Any]:
     """Error (NRMSE of x after the warm-up, the test set's std) against wall time of every
     integrator over step sizes (SciPy: tolerances), surrogates as points, and speed-ups.
 
@@ -312,7 +356,7 @@ def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, n
     trajectories, 16 points), as the surrogates' timings did."""
     t = np.asarray(test.t, dtype=np.float64)
     x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
-    scale = reference_scale(methods[REFERENCE].x)
+    scale = reference_scale(methods[reference].x)
     runs: list[tuple[str, np.ndarray, str, float, dict[str, Any]]] = []
     for factor in settings.step_factors:
         grid = _grid(t, factor)
@@ -327,7 +371,8 @@ def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, n
     references: dict[int, np.ndarray] = {}
     for name, grid, setting, value, opts in runs:
         if grid.size not in references:
-            references = {grid.size: solve(REFERENCE, x0, v0, grid)[0]}
+            references = {grid.size: _reference_on(grid, t, methods[reference].x, solve,
+                                                    reference, x0, v0)}
         (x, _), wall = _timed(partial(solve, name, x0, v0, grid, **opts),
                               partial(solve_few, name, x0[:2], v0[:2], grid[:16], **opts))
         first = max(1, int(np.searchsorted(grid, t[start] - 1e-9 * (t[1] - t[0]))))

@@ -14,9 +14,9 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
 from odernn.assess.document import fmt
-from odernn.assess.results import REFERENCE, Evaluation
+from odernn.assess.results import Evaluation
 
-INTEGRATOR_COLORS = {"exact": "#000000", "scipy": "#e377c2", "euler": "#8c564b",
+INTEGRATOR_COLORS = {"exact": "#000000", "data": "#000000", "scipy": "#e377c2", "euler": "#8c564b",
                      "semi-implicit-euler": "#bcbd22", "rk4": "#17becf", "rk4-sampled": "#7f7f7f",
                      "rk4-sampled-cubic": "#c49c94", "rk4-sampled-spline": "#9edae5",
                      "rk4-sampled-2dt": "#dbdb8d"}
@@ -102,14 +102,14 @@ def _order(values: np.ndarray) -> list[int]:
 
 def overlay_plot(ev: Evaluation, name: str, colors: Mapping[str, str]) -> MplFigure:
     """Surrogate ``name`` over the exact solution on its best, median and worst trajectory."""
-    m, ref = ev.methods[name], ev.methods[REFERENCE]
+    m, ref = ev.methods[name], ev.methods[ev.reference]
     fig, axes = _figure(3, 2, height=2.3, sharex=True)
     t = np.asarray(ev.test.t)
     for row, (label, i) in enumerate(zip(("best", "median", "worst"), _order(m.nrmse_x),
                                          strict=True)):
         for col, var in enumerate(("x", "v")):
             ax = axes[row, col]
-            ax.plot(t, getattr(ref, var)[i], color="black", linewidth=1.0, label="exact")
+            ax.plot(t, getattr(ref, var)[i], color="black", linewidth=1.0, label=ev.reference)
             ax.plot(t, getattr(m, var)[i], color=colors[name], linewidth=1.4, linestyle="--",
                     label=name)
             if ev.start > 1:
@@ -131,13 +131,13 @@ def phase_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
     ncols = min(3, len(surrogates))
     nrows = math.ceil(len(surrogates) / ncols)
     fig, axes = _figure(nrows, ncols, width=3.2 * ncols, height=3.1)
-    ref = ev.methods[REFERENCE]
+    ref = ev.methods[ev.reference]
     for ax in axes.flat[len(surrogates):]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, surrogates, strict=False):
         m = ev.methods[name]
         i = _order(m.nrmse_x)[1]
-        ax.plot(ref.x[i], ref.v[i], color="black", linewidth=1.0, label="exact")
+        ax.plot(ref.x[i], ref.v[i], color="black", linewidth=1.0, label=ev.reference)
         ax.plot(m.x[i], m.v[i], color=colors[name], linewidth=1.2, linestyle="--", label=name)
         ax.plot(ref.x[i, 0], ref.v[i, 0], "o", color="black", markersize=4)
         ax.set_title(f"{name}, trajectory {i}", fontsize=9)
@@ -183,7 +183,7 @@ def resonance_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
                           label="analytic")
         axes[1, col].plot(fine, res["curve"]["lag"][col], color="black", linewidth=1.2)
         for name, r in res["methods"].items():
-            exact = name == REFERENCE
+            exact = name == ev.reference
             style = {"marker": "o", "markersize": 5 if exact else 4,
                      "linestyle": "none" if exact else "-", "linewidth": 1.0,
                      "color": colors[name], "label": name}

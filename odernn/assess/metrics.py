@@ -18,9 +18,11 @@ Arrays are ``(N, T)``: N trajectories, T time points.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from odernn.data.systems import energy
+from odernn.data.systems import SYSTEMS
 from odernn.errors import DataError
 from odernn.types import Array
 
@@ -123,25 +125,35 @@ def error_vs_time(pred: Array, ref: Array, *, scale: float = 1.0) -> tuple[np.nd
     return np.median(err, axis=0), np.quantile(err, 0.9, axis=0, method="inverted_cdf")
 
 
-def energy_balance_error(x: Array, v: Array, F: Array, eta: Array, t: Array, *,
-                         start: int = 1) -> np.ndarray:
+def energy_balance_error(x: Array, v: Array, F: Array, params: Mapping[str, Array] | Array,
+                         t: Array, *, start: int = 1, system: str = "oscillator") -> np.ndarray:
     """Per trajectory, the RMS over steps ``k = start .. T-1`` of the energy drift
 
-    ``D_k = E_k - E_{s} - integral_{t_s}^{t_k} (F v - eta v^2) dt``, ``s = start - 1``,
+    ``D_k = E_k - E_{s} - integral_{t_s}^{t_k} P dt``, ``s = start - 1``,
 
-    with ``E = (x^2 + v^2) / 2`` and the integral by the trapezoid rule on the
-    grid. The exact solution gives ``O(dt^2)`` (the quadrature's error); a method
-    that creates or loses energy gives more. Shape ``(N,)``; ``inf`` if diverged.
+    with ``E`` the system's energy (``(x^2 + v^2) / 2`` for the linear oscillator) and
+    ``P = F v + v (a(x, v) - a(x, 0))`` the power of the forcing and the damping
+    (``F v - eta v^2`` for every system with a damping ``eta``), the integral by the
+    trapezoid rule on the grid. ``params`` are the system's parameters per trajectory (for
+    the linear oscillator its ``eta`` alone may be given). The exact solution gives
+    ``O(dt^2)`` (the quadrature's error); a method that creates or loses energy gives more.
+    Shape ``(N,)``; ``inf`` if diverged.
     """
+    entry = SYSTEMS[system]
+    if entry.energy is None:
+        raise ValueError(f"system {system!r} has no energy to balance")
     x, v = _pair(x, v)
     F = np.atleast_2d(np.asarray(F, dtype=np.float64))
-    eta = np.asarray(eta, dtype=np.float64).reshape(-1, 1)
+    if not isinstance(params, Mapping):
+        params = {"eta": params}
+    p = {k: np.asarray(params[k], dtype=np.float64).reshape(-1, 1) for k in entry.names}
     t = np.asarray(t, dtype=np.float64)
     s = start - 1
+    xs, vs = x[:, s:], v[:, s:]
     with np.errstate(invalid="ignore", over="ignore"):
-        power = F[:, s:] * v[:, s:] - eta * np.square(v[:, s:])
+        power = F[:, s:] * vs + vs * (entry.accel(xs, vs, p) - entry.accel(xs, 0 * vs, p))
         work = np.cumsum(0.5 * (power[:, 1:] + power[:, :-1]) * np.diff(t[s:]), axis=1)
-        e = energy(x[:, s:], v[:, s:])
+        e = entry.energy(xs, vs, p)
         drift = e[:, 1:] - e[:, :1] - work
         rms = np.sqrt(np.mean(np.square(drift), axis=1))
     rms[np.isnan(rms)] = np.inf
@@ -176,13 +188,15 @@ def first_tenth_stop(n_steps: int, start: int = 1) -> int:
 
 def summarize(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Array, t: Array,
               diverged_at: np.ndarray | None = None, *, F: Array | None = None,
-              eta: Array | None = None, start: int = 1, threshold: float = 0.1,
-              scale_x: float | None = None, scale_v: float | None = None) -> dict[str, float]:
+              params: Mapping[str, Array] | Array | None = None, system: str = "oscillator",
+              start: int = 1, threshold: float = 0.1, scale_x: float | None = None,
+              scale_v: float | None = None) -> dict[str, float]:
     """All accuracy metrics of one method on one test set (keys as in :data:`METRICS`).
 
     ``diverged_at (N,)`` is the surrogate's report (-1 where finite); non-finite
-    values are detected in any case. The energy balance is included when ``F``
-    and ``eta`` are given. Scales default to the std of ``ref`` (steps 1..T-1).
+    values are detected in any case. The energy balance is included when ``F`` and the
+    system's ``params`` are given and the system has an energy. Scales default to the std of
+    ``ref`` (steps 1..T-1).
     """
     steps = divergence_steps(pred_x, pred_v, diverged_at)
     px, pv = mark_diverged(pred_x, steps), mark_diverged(pred_v, steps)
@@ -200,9 +214,15 @@ def summarize(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Array, t: Array
     vpt = valid_prediction_time(px, ref_x, t, threshold, sx, start=start)
     out["valid_time_median"] = float(np.median(vpt))
     out["valid_time_p10"] = float(np.quantile(vpt, 0.1, method="inverted_cdf"))
-    if F is not None and eta is not None:
-        drift = energy_balance_error(px, pv, F, eta, t, start=start)
-        e_ref = float(np.mean(energy(np.asarray(ref_x)[:, start:], np.asarray(ref_v)[:, start:])))
+    entry = SYSTEMS[system]
+    if F is not None and params is not None and entry.energy is not None:
+        drift = energy_balance_error(px, pv, F, params, t, start=start, system=system)
+        p = params if isinstance(params, Mapping) else {"eta": params}
+        p = {k: np.asarray(p[k], dtype=np.float64).reshape(-1, 1) for k in entry.names}
+        e = entry.energy(np.asarray(ref_x)[:, start:], np.asarray(ref_v)[:, start:], p)
+        # the mean energy above zero, or above its lowest value where it goes negative
+        # (the double-well Duffing oscillator)
+        e_ref = float(np.mean(e - min(0.0, float(np.min(e)))))
         out["energy_balance"] = float(np.sqrt(np.mean(np.square(drift)))) / e_ref
     out["n_diverged"] = int(np.count_nonzero(steps >= 0))
     return out

@@ -24,8 +24,10 @@ import numpy as np
 from odernn.assess.closed_loop import closed_loop
 from odernn.assess.metrics import divergence_steps, mark_diverged
 from odernn.assess.results import REFERENCE
+from odernn.data.exact import steady_state_response
+from odernn.data.forcing import HarmonicForcing
 from odernn.data.integrators import INTEGRATORS
-from odernn.data.systems import HarmonicForcing, Oscillator, steady_state_response
+from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
 from odernn.learn.models.base import Surrogate
@@ -70,7 +72,8 @@ class Sweep:
 
     def oscillator(self) -> Oscillator:
         col = np.ones((self.omega.size, 1))
-        return Oscillator(self.eta, HarmonicForcing(self.F0 * col, self.omega[:, None], 0.0 * col))
+        forcing = HarmonicForcing(self.F0 * col, self.omega[:, None], 0.0 * col)
+        return Oscillator.linear(self.eta, forcing)
 
     def analytic(self) -> tuple[np.ndarray, np.ndarray]:
         """Analytic amplitude and phase lag at the sweep points."""
@@ -82,6 +85,9 @@ def plan_sweep(test: Trajectories, settings: ResonanceSettings) -> Sweep | str:
 
     Explicit ``settings.etas`` or ``settings.omegas`` that are not positive are a SpecError.
     """
+    if not SYSTEMS[test.system].closed_form:
+        return (f"system {test.system!r} has no closed-form frequency response to compare "
+                "with (the sweep of nonlinear systems is not built yet)")
     for name in ("etas", "omegas"):
         given = getattr(settings, name)
         if given is not None and (len(given) == 0 or min(given) <= 0):

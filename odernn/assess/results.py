@@ -20,6 +20,8 @@ SCHEMA = "odernn.metrics"
 SCHEMA_VERSION = 1
 """``metrics.json``'s schema and version (a version only gains keys)."""
 REFERENCE = "exact"
+DATA = "data"
+"""The reference where the system has no closed form: the stored test trajectories."""
 """The method every error is measured against: the exact solution."""
 
 
@@ -73,6 +75,10 @@ class Evaluation:
         """First step counted in every error."""
         return int(self.info["settings"]["error_start_step"])
 
+    @property
+    def reference(self) -> str:
+        """The name of the method every error is measured against (``exact`` or ``data``)."""
+        return self.method_names("reference")[0]
 
     def method_names(self, kind: str) -> list[str]:
         """Names of the methods of one kind (``reference``, ``integrator``, ``surrogate``)."""
@@ -91,7 +97,7 @@ class Evaluation:
             "schema_version": SCHEMA_VERSION,
             "created": self.info["created"],
             "odernn_version": self.info["versions"]["odernn"],
-            "reference": REFERENCE,
+            "reference": self.reference,
             "data": self.info["data"],
             "settings": self.info["settings"],
             "versions": self.info["versions"],

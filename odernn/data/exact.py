@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from odernn.data.systems import HarmonicForcing, Oscillator, uniform_step
+from odernn.data.forcing import HarmonicForcing, uniform_step
+from odernn.data.systems import Oscillator
 from odernn.errors import SpecError
 from odernn.types import Array
 
@@ -145,7 +146,7 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
             f"integrator 'exact' needs a harmonic forcing (families none, cosine, random), got "
             f"{type(forcing).__name__}; use 'rk4' or 'scipy' for sampled forcing"
         )
-    eta = np.asarray(system.eta, dtype=np.float64)
+    eta = np.asarray(system.params["eta"], dtype=np.float64)
     # (K, N): one row per harmonic
     A, w, p = (np.asarray(u, dtype=np.float64).T
                for u in (forcing.amplitude, forcing.omega, forcing.phase))  # fmt: skip
@@ -211,3 +212,16 @@ def _add_resonances(x: Array, v: Array, t: Array, amp: Array, w: Array, p: Array
         phase = np.multiply.outer(t, w[k, cols]) + p[k, cols]
         x[:, cols] += amp[k, cols] * tau * np.sin(phase)
         v[:, cols] += amp[k, cols] * (np.sin(phase) + w[k, cols] * tau * np.cos(phase))
+
+
+def steady_state_response(omega: Array, eta: Array, F0: Array = 1.0) -> tuple[Array, Array]:
+    """Amplitude and phase lag of the steady state under ``F0 cos(omega t)``.
+
+    ``x_ss = amplitude cos(omega t - lag)`` with
+    ``amplitude = F0 / sqrt((1 - omega^2)^2 + (eta omega)^2)`` and
+    ``lag = atan2(eta omega, 1 - omega^2)`` in ``[0, pi]``.
+    """
+    omega = np.asarray(omega, dtype=np.float64)
+    eta = np.asarray(eta, dtype=np.float64)
+    re, im = 1.0 - omega**2, eta * omega
+    return np.asarray(F0) / np.hypot(re, im), np.arctan2(im, re)

@@ -31,7 +31,8 @@ import numpy as np
 
 from odernn.checks import did_you_mean
 from odernn.data.exact import exact
-from odernn.data.systems import Oscillator, SampledForcing
+from odernn.data.forcing import SampledForcing
+from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.errors import OdernnError, SpecError
 from odernn.types import Array
 
@@ -39,26 +40,23 @@ from odernn.types import Array
 
 
 def _start(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, ...]:
-    """``eta (N,)``, ``F (T, N)`` and time-major buffers ``x, v (T, N)`` from ``(x0, v0)``."""
+    """``F (T, N)`` and time-major buffers ``x, v (T, N)`` from ``(x0, v0)``."""
     x = np.empty((t.size, system.n))
     v = np.empty_like(x)
     x[0], v[0] = x0, v0
     F = np.ascontiguousarray(system.forcing(t).T)
-    return np.asarray(system.eta, dtype=np.float64), F, x, v
+    return F, x, v
 
 
 def _euler(
     system: Oscillator, x0: Array, v0: Array, t: Array, *, semi_implicit: bool
 ) -> tuple[Array, Array]:
-    eta, F, x, v = _start(system, x0, v0, t)
+    F, x, v = _start(system, x0, v0, t)
     dt = t[1] - t[0]
-    a = np.empty(system.n)
     for i in range(t.size - 1):
-        # v_{i+1} = v_i + dt (F_i - eta v_i - x_i), in place but in the order written,
-        # so the result is the equation's to the last bit
-        np.multiply(eta, v[i], out=a)
-        np.subtract(F[i], a, out=a)
-        a -= x[i]
+        # v_{i+1} = v_i + dt a(x_i, v_i, F_i), in the order written, so the result is the
+        # equation's to the last bit
+        a = system.acceleration(x[i], v[i], F[i])
         a *= dt
         np.add(v[i], a, out=v[i + 1])
         # x_{i+1} = x_i + dt v_i (forward) or x_i + dt v_{i+1} (semi-implicit)
@@ -68,7 +66,7 @@ def _euler(
 
 
 def euler(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
-    """Forward Euler exactly as in the notes: ``v_{i+1} = v_i + dt (F_i - eta v_i - x_i)``,
+    """Forward Euler exactly as in the notes: ``v_{i+1} = v_i + dt (F_i + a(x_i, v_i))``,
     ``x_{i+1} = x_i + dt v_i``, with ``F_i = F(t_i)`` and ``dt = t[1] - t[0]``. Order 1."""
     return _euler(system, x0, v0, t, semi_implicit=False)
 
@@ -82,14 +80,11 @@ def semi_implicit_euler(
 
 
 def rk4_step(
-    x: Array, v: Array, F0: Array, Fh: Array, F1: Array, eta: Array, dt: float
+    accel: Callable[[Array, Array, Array], Array], x: Array, v: Array, F0: Array, Fh: Array,
+    F1: Array, dt: float,
 ) -> tuple[Array, Array]:
-    """One classic RK4 step of ``x' = v, v' = F - eta v - x`` with the forcing
-    at ``t``, ``t + dt/2`` and ``t + dt``; returns ``(x, v)`` at ``t + dt``."""
-
-    def accel(x: Array, v: Array, F: Array) -> Array:
-        return F - eta * v - x
-
+    """One classic RK4 step of ``x' = v, v' = accel(x, v, F)`` with the forcing at ``t``,
+    ``t + dt/2`` and ``t + dt``; returns ``(x, v)`` at ``t + dt``."""
     k1x, k1v = v, accel(x, v, F0)
     k2x, k2v = v + dt / 2 * k1v, accel(x + dt / 2 * k1x, v + dt / 2 * k1v, Fh)
     k3x, k3v = v + dt / 2 * k2v, accel(x + dt / 2 * k2x, v + dt / 2 * k2v, Fh)
@@ -100,16 +95,17 @@ def rk4_step(
     )
 
 
-def _rk4_coefficients(eta: Array, dt: float) -> tuple[Array, Array]:
-    """Per-trajectory coefficients ``cx, cv (5, N)`` of one RK4 step of size ``dt``.
+def _rk4_coefficients(system: Oscillator, dt: float) -> tuple[Array, Array]:
+    """Per-trajectory coefficients ``cx, cv (5, N)`` of one RK4 step of size ``dt`` of a linear
+    system.
 
-    The oscillator is linear, so a step is linear in its five inputs
-    ``(x_i, v_i, F_i, F_{i+1/2}, F_{i+1})``: :func:`rk4_step` applied once to unit
-    inputs gives them, and every step is then ``x_{i+1} = sum_q cx_q u_q``
-    (likewise v), the same RK4 up to rounding in half the array operations.
+    A step is then linear in its five inputs ``(x_i, v_i, F_i, F_{i+1/2}, F_{i+1})``:
+    :func:`rk4_step` applied once to unit inputs gives them, and every step is then
+    ``x_{i+1} = sum_q cx_q u_q`` (likewise v), the same RK4 up to rounding in half the array
+    operations.
     """
-    unit = np.eye(5)[:, :, None] * np.ones(eta.size)
-    return rk4_step(*unit, eta=eta, dt=dt)
+    unit = np.eye(5)[:, :, None] * np.ones(system.n)
+    return rk4_step(system.acceleration, *unit, dt=dt)
 
 
 def _rk4_advance(x: Array, v: Array, inputs: tuple[Array, ...], cx: Array, cv: Array,
@@ -123,24 +119,34 @@ def _rk4_advance(x: Array, v: Array, inputs: tuple[Array, ...], cx: Array, cv: A
             out += tmp
 
 
-def _rk4_march(eta: Array, F: Array, Fh: Array, x: Array, v: Array, dt: float) -> None:
-    """RK4 over a uniform grid on time-major buffers: row ``i + 1`` of ``x, v (T, N)``
-    from row ``i``, forcing ``F (T, N)`` at the grid and ``Fh (T - 1, N)`` at half steps."""
-    cx, cv = _rk4_coefficients(eta, dt)
-    tmp = np.empty(eta.size)
-    for i in range(x.shape[0] - 1):
-        _rk4_advance(x[i + 1], v[i + 1], (x[i], v[i], F[i], Fh[i], F[i + 1]), cx, cv, tmp)
+def _rk4_march(system: Oscillator, F: Array, Fh: Array, x: Array, v: Array, dt: float,
+               stride: int = 1) -> None:
+    """RK4 over a uniform grid on time-major buffers ``x, v (T, N)``: row ``i + stride`` from
+    row ``i`` for ``i = 0, stride, ...``, with the forcing ``F (T, N)`` at the grid and ``Fh``
+    at the steps' midpoints (row ``i`` for the step from ``i``). A linear system steps by its
+    precomputed linear map; a nonlinear one by :func:`rk4_step` on its acceleration."""
+    last = x.shape[0] - stride
+    if system.system.linear is not None:
+        cx, cv = _rk4_coefficients(system, stride * dt)
+        tmp = np.empty(system.n)
+        for i in range(0, last, stride):
+            _rk4_advance(x[i + stride], v[i + stride],
+                         (x[i], v[i], F[i], Fh[i], F[i + stride]), cx, cv, tmp)
+        return
+    for i in range(0, last, stride):
+        x[i + stride], v[i + stride] = rk4_step(system.acceleration, x[i], v[i], F[i], Fh[i],
+                                                F[i + stride], stride * dt)
 
 
 def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
     """Classic RK4 (:func:`rk4_step`), the forcing evaluated by ``system.forcing``
     at the grid and at the half steps (exact for a harmonic forcing; linear
-    interpolation of the samples for a :class:`~odernn.data.systems.SampledForcing`).
-    Order 4. Each step is a precomputed linear map (:func:`_rk4_coefficients`)."""
-    eta, F, x, v = _start(system, x0, v0, t)
+    interpolation of the samples for a :class:`~odernn.data.forcing.SampledForcing`).
+    Order 4. A linear system's step is a precomputed linear map (:func:`_rk4_coefficients`)."""
+    F, x, v = _start(system, x0, v0, t)
     dt = t[1] - t[0]
     Fh = np.ascontiguousarray(system.forcing(t[:-1] + dt / 2).T)
-    _rk4_march(eta, F, Fh, x, v, dt)
+    _rk4_march(system, F, Fh, x, v, dt)
     return x.T, v.T
 
 
@@ -181,8 +187,8 @@ def rk4_sampled(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Arr
     """RK4 at step ``dt`` given only the samples, ``F`` at the half steps the linear
     interpolation ``(F_i + F_{i+1}) / 2``. Its ``O(dt^2)`` interpolation error enters
     every step: order 2."""
-    eta, F, x, v = _start(system, x0, v0, t)
-    _rk4_march(eta, F, _half_step_forcing(F, 1), x, v, t[1] - t[0])
+    F, x, v = _start(system, x0, v0, t)
+    _rk4_march(system, F, _half_step_forcing(F, 1), x, v, t[1] - t[0])
     return x.T, v.T
 
 
@@ -193,8 +199,8 @@ def rk4_sampled_cubic(
     cubic through four samples, ``(-F_{i-1} + 9 F_i + 9 F_{i+1} - F_{i+2}) / 16``
     (one-sided at the ends). The interpolation error ``O(dt^4)`` enters each step times
     ``dt``: order 4."""
-    eta, F, x, v = _start(system, x0, v0, t)
-    _rk4_march(eta, F, _half_step_forcing(F, 3), x, v, t[1] - t[0])
+    F, x, v = _start(system, x0, v0, t)
+    _rk4_march(system, F, _half_step_forcing(F, 3), x, v, t[1] - t[0])
     return x.T, v.T
 
 
@@ -205,12 +211,12 @@ def rk4_sampled_spline(
     not-a-knot cubic spline through all samples (``scipy.interpolate.CubicSpline``, one
     spline per trajectory). Interpolation error ``O(dt^4)`` as for the local cubic but
     with a smaller constant: order 4."""
-    eta, F, x, v = _start(system, x0, v0, t)
+    F, x, v = _start(system, x0, v0, t)
     dt = t[1] - t[0]
     from scipy.interpolate import CubicSpline  # imported when used: `odernn --help` stays quick
 
     Fh = np.ascontiguousarray(CubicSpline(t, F, axis=0)(t[:-1] + dt / 2))
-    _rk4_march(eta, F, Fh, x, v, dt)
+    _rk4_march(system, F, Fh, x, v, dt)
     return x.T, v.T
 
 
@@ -231,23 +237,24 @@ def rk4_sampled_2dt(
     T = t.size
     if T == 2:
         return rk4_sampled(system, x0, v0, t)
-    eta, F, x, v = _start(system, x0, v0, t)
+    F, x, v = _start(system, x0, v0, t)
     dt = t[1] - t[0]
     H = 2 * dt
-    cx, cv = _rk4_coefficients(eta, H)
-    tmp = np.empty(system.n)
-    for i in range(0, T - 2, 2):
-        _rk4_advance(x[i + 2], v[i + 2], (x[i], v[i], F[i], F[i + 1], F[i + 2]), cx, cv, tmp)
+    # the samples at odd indices are the midpoints of the 2 dt steps from even ones
+    _rk4_march(system, F, F[1:], x, v, dt, stride=2)
     # quintic Hermite at the midpoints of the 2 dt steps, all at once
     last = (T - 1) // 2 * 2  # the last even index
     left, right = slice(0, last - 1, 2), slice(2, last + 1, 2)
     xl, vl, xr, vr = x[left], v[left], x[right], v[right]
-    al, ar = F[left] - eta * vl - xl, F[right] - eta * vr - xr
+    al, ar = system.acceleration(xl, vl, F[left]), system.acceleration(xr, vr, F[right])
     x[1:last:2] = (xl + xr) / 2 + (5 * H / 32) * (vl - vr) + (H * H / 64) * (al + ar)
     v[1:last:2] = (15 / (8 * H)) * (xr - xl) - (7 / 16) * (vl + vr) + (H / 32) * (ar - al)
     if T % 2 == 0:  # an odd number of intervals: the last point from t_{T-3}
         j = T - 3
-        _rk4_advance(x[T - 1], v[T - 1], (x[j], v[j], F[j], F[j + 1], F[j + 2]), cx, cv, tmp)
+        tail = slice(j, T)
+        xs, vs = x[tail].copy(), v[tail].copy()
+        _rk4_march(system, F[tail], F[tail][1:], xs, vs, dt, stride=2)
+        x[T - 1], v[T - 1] = xs[2], vs[2]
     return x.T, v.T
 
 
@@ -282,16 +289,20 @@ def scipy_ivp(
         if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < np.inf:
             raise SpecError(f"scipy: {key} must be a number > 0, got {value!r}")
     n, forcing = system.n, system.forcing
-    eta = np.asarray(system.eta, dtype=np.float64)
 
     def rhs(time: float, y: Array) -> Array:
         x, v = y[:n], y[n:]
-        return np.concatenate((v, forcing(np.array([time]))[:, 0] - eta * v - x))
+        return np.concatenate((v, system.acceleration(x, v, forcing(np.array([time]))[:, 0])))
+
+    def jacobian(time: float, y: Array) -> sparse.csc_matrix:
+        da_dx, da_dv = system.system.partials(y[:n], y[n:], system.params)
+        return sparse.bmat([[None, sparse.identity(n)],
+                            [sparse.diags(da_dx), sparse.diags(da_dv)]], format="csc")
 
     implicit = {}
-    if method in ("Radau", "BDF"):
-        one = sparse.identity(n)
-        implicit["jac"] = sparse.bmat([[None, one], [-one, sparse.diags(-eta)]], format="csc")
+    if method in ("Radau", "BDF"):  # a linear system's Jacobian is a constant matrix
+        linear = system.system.linear is not None
+        implicit["jac"] = jacobian(0.0, np.concatenate((x0, v0))) if linear else jacobian
     y0 = np.concatenate((x0, v0))
     sol = solve_ivp(rhs, (t[0], t[-1]), y0, method=method, t_eval=t, rtol=rtol, atol=atol,
                     **implicit)
@@ -338,7 +349,7 @@ class Integrator:
         entry, which reads them at its grid; the other entries evaluate ``system``'s forcing
         and ignore them."""
         if self.sampled_forcing and samples is not None:
-            system = Oscillator(system.eta, samples)
+            system = system.with_forcing(samples)
         return self.fn(system, x0, v0, t, **options)
 
 
@@ -383,6 +394,11 @@ def integrate(
         raise SpecError(f"unknown integrator {name!r}{did_you_mean(name, INTEGRATORS)}; "
                         f"allowed: {', '.join(INTEGRATORS)}")
     entry = INTEGRATORS[name]
+    if entry.closed_form and not system.system.closed_form:
+        solvable = ", ".join(n for n, s in SYSTEMS.items() if s.closed_form)
+        raise SpecError(f"integrator {name!r} is a closed-form solution, which system "
+                        f"{system.system.name!r} does not have (only {solvable}); use 'scipy' "
+                        "(DOP853) or a fixed-step method")
     allowed = [p.name for p in inspect.signature(entry.fn).parameters.values()
                if p.kind is inspect.Parameter.KEYWORD_ONLY]
     for key in options:

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from odernn import budget, jsonio
+from odernn.data.forcing import forcing_from_params
 from odernn.data.integrators import INTEGRATORS, integrate
-from odernn.data.spec import Range, Spec
-from odernn.data.systems import Oscillator, forcing_from_params
+from odernn.data.spec import SERIES, Range, Spec
+from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
 from odernn.interrupt import interrupt_guard
@@ -52,7 +53,7 @@ harmonics (``forcing.K``) make smaller blocks (none of the built-in specs has en
 
 def batch_independent(spec: Spec) -> bool:
     """Whether a trajectory's numbers do not depend on the others in its block (not SciPy's)."""
-    return spec.system != "oscillator" or INTEGRATORS[spec.integrator["name"]].batch_independent
+    return spec.system == SERIES or INTEGRATORS[spec.integrator["name"]].batch_independent
 
 
 def block_size(spec: Spec) -> int:
@@ -75,7 +76,7 @@ def check_memory(spec: Spec) -> None:
     (:mod:`odernn.budget`), before anything is allocated: a block holds at least one whole
     trajectory (``n_steps`` points) with its ``K`` forcing harmonics."""
     rows = min(spec.n, block_size(spec))
-    name = spec.integrator["name"] if spec.system == "oscillator" else "exact"
+    name = spec.integrator["name"] if spec.system != SERIES else "exact"
     need = budget.simulation_bytes(rows, spec.n_steps, spec.K, name)
     steps_part = budget.simulation_bytes(rows, spec.n_steps, 0, name)
     forcing = f", forcing K = {spec.K}" if spec.K > 1 else ""
@@ -127,9 +128,9 @@ def trajectory_rng(seed: int, index: int) -> np.random.Generator:
 
 def param_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
     """Stored parameter names and their trailing shapes (``()`` or ``(K,)``)."""
-    if spec.system != "oscillator":
+    if spec.system == SERIES:
         return {}
-    shapes: dict[str, tuple[int, ...]] = {"eta": (), "x0": (), "v0": ()}
+    shapes: dict[str, tuple[int, ...]] = {name: () for name in spec.parameters}
     if spec.forcing == "cosine":
         shapes.update(F0=(), omega=(), phase=())
     elif spec.forcing == "random":
@@ -150,10 +151,11 @@ def sample_parameters(spec: Spec, start: int, stop: int) -> dict[str, np.ndarray
     shapes = param_shapes(spec)
     out = {k: np.empty((stop - start, *s)) for k, s in shapes.items()}
     fp = spec.forcing_parameters
+    names = list(spec.parameters)  # the system's parameters, then x0, v0
     for row, i in enumerate(range(start, stop)):
         rng = trajectory_rng(spec.seed, i)
-        u = rng.random(3)
-        for j, name in enumerate(("eta", "x0", "v0")):
+        u = rng.random(len(names))
+        for j, name in enumerate(names):
             out[name][row] = _uniform(spec.parameters[name], u[j])
         if spec.forcing == "cosine":
             u = rng.random(3)
@@ -173,14 +175,14 @@ def simulate_block(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Arrays ``(stop-start, T)`` and parameters of one block of trajectories."""
     t = time_grid(spec)
-    if spec.system == "sine":
+    if spec.system == SERIES:
         x = np.empty((stop - start, t.size))
         for row, i in enumerate(range(start, stop)):
             noise = trajectory_rng(spec.seed, i).random(t.size)
             x[row] = np.sin(spec.series["frequency"] * t) + spec.series["noise"] * noise
         return {"x": x}, {}
     params = sample_parameters(spec, start, stop)
-    system = Oscillator(params["eta"], forcing_from_params(spec.forcing, params))
+    system = Oscillator.of(spec.system, params, forcing_from_params(spec.forcing, params))
     options = {k: v for k, v in spec.integrator.items() if k != "name"}
     x, v = integrate(spec.integrator["name"], system, params["x0"], params["v0"], t, **options)
     return {"x": x, "v": v, "F": system.forcing(t)}, params
@@ -226,9 +228,9 @@ def dataset_attrs(spec: Spec) -> dict[str, Any]:
     """Provenance stored with every file: enough to reproduce it from the file alone."""
     return {
         "name": spec.name,
-        "kind": "oscillator" if spec.system == "oscillator" else "series",
-        "system": "x'' + eta x' + x = F(t)"
-        if spec.system == "oscillator"
+        "kind": "oscillator" if spec.system != SERIES else "series",
+        "system": spec.system,
+        "equation": SYSTEMS[spec.system].equation if spec.system != SERIES
         else "x(t) = sin(frequency t) + noise U[0,1)",
         "forcing": spec.forcing,
         "integrator": spec.integrator["name"],
@@ -268,7 +270,7 @@ def simulate(
             row_stop=stop,
             n_total=spec.n,
         )
-    names = ("x", "v", "F") if spec.system == "oscillator" else ("x",)
+    names = ("x", "v", "F") if spec.system != SERIES else ("x",)
     path = Path(path)
     report, task, done = reporter(progress), f"simulate {spec.name}", 0
     with interrupt_guard() as interrupted, TrajectoryWriter(

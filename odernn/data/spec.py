@@ -42,9 +42,11 @@ from typing import Any
 from odernn._compat import tomllib
 from odernn.checks import check_seed, did_you_mean
 from odernn.data.integrators import INTEGRATORS
+from odernn.data.systems import SYSTEMS, get_system
 from odernn.errors import SpecError
 
-SYSTEMS = ("oscillator", "sine")
+SERIES = "sine"
+"""The one system that is a univariate series, not an oscillator of :data:`SYSTEMS`."""
 FORCING_FAMILIES = ("none", "cosine", "random")
 INTEGRATOR_NAMES = tuple(name for name, entry in INTEGRATORS.items() if entry.in_specs)
 """The integrators a spec may name (the table's ``in_specs`` entries)."""
@@ -69,7 +71,8 @@ _TOP_KEYS = {
     "series",
 }
 _INTEGRATOR_KEYS = {"name", "method", "rtol", "atol"}
-_PARAMETER_KEYS = {"eta", "x0", "v0"}
+INITIAL = ("x0", "v0")
+"""The initial state, sampled like a parameter."""
 _FORCING_KEYS = {
     "none": {"family"},
     "cosine": {"family", "F0", "omega", "phase"},
@@ -131,7 +134,7 @@ class Spec:
                  for k in ("name", "description", "system", "n", "seed", "dt", "n_steps", "dtype")]
         lines.append(f"compression = {value(self.compression or 'none')}")
         lines += ["", "[integrator]", *(f"{k} = {value(v)}" for k, v in self.integrator.items())]
-        if self.system == "oscillator":
+        if self.system != SERIES:
             params = self.parameters.items()
             lines += ["", "[parameters]", *(f"{k} = {value(v)}" for k, v in params)]
             lines += ["", "[forcing]", f"family = {value(self.forcing)}"]
@@ -217,7 +220,7 @@ def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "datase
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: malformed TOML: {exc}") from None
     _check_keys(raw, _TOP_KEYS, source)
-    system = _choice(raw.get("system", "oscillator"), SYSTEMS, "system", source)
+    system = _choice(raw.get("system", "oscillator"), (*SYSTEMS, SERIES), "system", source)
     n_steps = _integer(raw, "n_steps", source, minimum=2)
     dt = _dt(raw, n_steps, source)
     spec = Spec(
@@ -234,13 +237,13 @@ def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "datase
         text=text,
         source=source,
     )
-    other = ("series",) if system == "oscillator" else ("parameters", "forcing")
+    other = ("series",) if system != SERIES else ("parameters", "forcing")
     for section in other:
         if section in raw:
             raise SpecError(f"{source}: section [{section}] does not apply to system "
                             f"{system!r}")
-    if system == "oscillator":
-        spec = replace(spec, **_oscillator_fields(raw, source))
+    if system != SERIES:
+        spec = replace(spec, **_oscillator_fields(raw, system, source))
     else:
         series = _table(raw, "series", source)
         _check_keys(series, _SERIES_KEYS, f"{source} [series]")
@@ -254,17 +257,24 @@ def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "datase
     return spec
 
 
-def _oscillator_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
+def _oscillator_fields(raw: dict[str, Any], system: str, source: str) -> dict[str, Any]:
+    entry = get_system(system)
+    names = (*entry.names, *INITIAL)
     params = _table(raw, "parameters", source)
-    _check_keys(params, _PARAMETER_KEYS, f"{source} [parameters]")
-    missing = sorted(_PARAMETER_KEYS - params.keys())
+    _check_keys(params, set(names), f"{source} [parameters] (system {system!r})")
+    missing = [k for k in names if k not in params]
     if missing:
         raise SpecError(
-            f"{source}: [parameters] needs {', '.join(missing)} (a number or [low, high])"
+            f"{source}: [parameters] of system {system!r} needs {', '.join(missing)} (a number "
+            "or [low, high])"
         )
-    parameters = {k: _range(params[k], k, source) for k in ("eta", "x0", "v0")}
-    if parameters["eta"].low < 0:
-        raise SpecError(f"{source}: eta must be >= 0, got {parameters['eta']}")
+    parameters = {k: _range(params[k], k, source) for k in names}
+    for p in entry.parameters:
+        r = parameters[p.name]
+        if r.low < p.low or r.high > p.high:
+            bound = f">= {p.low:g}" if r.low < p.low else f"<= {p.high:g}"
+            raise SpecError(f"{source}: {p.name} must be {bound} ({p.meaning}; valid range "
+                            f"{p.range}), got {r}")
 
     forcing = _table(raw, "forcing", source)
     family = _choice(forcing.get("family", "none"), FORCING_FAMILIES, "forcing.family", source)
@@ -304,8 +314,13 @@ def _check_numbers(spec: Spec) -> None:
     check_seed(spec.seed, f"{where}: seed")
     if spec.dtype not in DTYPES:
         raise SpecError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {spec.dtype!r}")
-    if spec.system == "sine" and spec.integrator["name"] != "exact":
+    if spec.system == SERIES and spec.integrator["name"] != "exact":
         raise SpecError(f"{where}: a sine series is sampled exactly; integrator must be 'exact'")
+    if spec.system != SERIES and INTEGRATORS[spec.integrator["name"]].closed_form and \
+            not get_system(spec.system).closed_form:
+        raise SpecError(f"{where}: integrator {spec.integrator['name']!r} is a closed-form "
+                        f"solution, which system {spec.system!r} does not have; use 'scipy' "
+                        "(DOP853) or a fixed-step method")
     from odernn.data.simulate import (
         check_memory,  # the block sizes live there (imported late: a cycle)
     )

@@ -1,225 +1,191 @@
-"""The damped, driven oscillator ``x'' + eta x' + x = F(t)`` and its forcings.
+"""The driven oscillators odernn knows, found by name in one registry, :data:`SYSTEMS`.
 
-Everything here is batched over N trajectories: each trajectory has its own
-damping ``eta`` and its own forcing. The state is ``(x, v)`` with ``x' = v`` and
-``v' = F(t) - eta v - x`` (the lecture notes' two first-order equations).
+Every system is a second-order equation ``x'' = a(x, v; params) + F(t)`` written as two
+first-order ones, ``x' = v`` and ``v' = a(x, v; params) + F(t)``, batched over N
+trajectories that each have their own parameters and their own forcing
+(:mod:`odernn.data.forcing`). A :class:`System` entry declares its parameters (name,
+meaning, valid range), its acceleration vectorised over trajectories, the partial
+derivatives of it (for implicit solvers), its energy where one is conserved without
+damping and forcing, and whether a closed-form solution exists:
 
-A forcing is a callable ``forcing(t) -> F`` taking a 1-D time array of M points
-and returning an ``(N, M)`` array. Two kinds exist:
+- ``oscillator``: ``x'' + eta x' + x = F(t)`` (linear; closed form);
+- ``duffing``: ``x'' + eta x' + alpha x + beta x^3 = F(t)``;
+- ``van-der-pol``: ``x'' - mu (1 - x^2) x' + x = F(t)``;
+- ``pendulum``: ``x'' + eta x' + sin(x) = F(t)`` (x the angle, not wrapped).
 
-- :class:`HarmonicForcing`, ``F(t) = sum_k A_k cos(omega_k t + phase_k)``,
-  covers the families ``none`` (K = 0), ``cosine`` (K = 1) and ``random``
-  (K sinusoids); it has a closed-form solution (see :mod:`odernn.data.exact`);
-- :class:`SampledForcing`, linear interpolation of samples ``F_i`` on a grid:
-  all that a surrogate sees, used to give an integrator the same information.
+An :class:`Oscillator` is a batch: a system, its parameters per trajectory, a forcing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from odernn.checks import did_you_mean
+from odernn.data.forcing import Forcing
+from odernn.errors import SpecError
 from odernn.types import Array
 
-
-def _as_time(t: Array | float) -> np.ndarray:
-    t = np.asarray(t, dtype=np.float64)
-    if t.ndim != 1:
-        raise ValueError(f"t must be a 1-D array of times, got shape {t.shape}")
-    return t
-
-
-_BLOCK = 32
-"""Points per block of the separable evaluation of cosines on a uniform grid."""
-
-
-def uniform_step(t: Array) -> float | None:
-    """The step ``dt`` if ``t_i = t_0 + i dt`` holds to rounding (a few ulps), else None."""
-    t = _as_time(t)
-    if t.size < 2:
-        return None
-    dt = float(t[-1] - t[0]) / (t.size - 1)
-    if dt == 0.0:
-        return None
-    deviation = np.abs(t - (t[0] + dt * np.arange(t.size))).max()
-    tolerance = 4 * np.finfo(np.float64).eps * max(abs(t[0]), abs(t[-1]))
-    return dt if deviation <= tolerance else None
-
-
-def _add_cosine_uniform(
-    out: Array, t: Array, dt: float, amplitude: Array, omega: Array, phase: Array
-) -> None:
-    """``out (M, N) += amplitude cos(omega t + phase)`` on a uniform grid ``t (M,)``.
-
-    With block starts ``t_j = t[j B]`` and offsets ``s_r = r dt``,
-    ``cos(omega (t_j + s_r) + phase) = Re(e^{i (omega t_j + phase)} e^{i omega s_r})``:
-    a cosine and a sine per block start and per offset, then two products per
-    point. The phases carry the same rounding as in the direct form.
-    """
-    start = np.multiply.outer(t[::_BLOCK], omega)
-    start += phase
-    re, im = amplitude * np.cos(start), amplitude * np.sin(start)
-    offset = np.multiply.outer(np.arange(_BLOCK) * dt, omega)
-    cos, sin = np.cos(offset), np.sin(offset)
-    tmp = np.empty_like(cos)
-    for j in range(re.shape[0]):
-        block = out[j * _BLOCK : (j + 1) * _BLOCK]
-        n = block.shape[0]
-        np.multiply(cos[:n], re[j], out=tmp[:n])
-        block += tmp[:n]
-        np.multiply(sin[:n], im[j], out=tmp[:n])
-        block -= tmp[:n]
+Params = Mapping[str, Array]
 
 
 @dataclass(frozen=True)
-class HarmonicForcing:
-    """``F(t) = sum_k amplitude[:, k] cos(omega[:, k] t + phase[:, k])``.
+class Parameter:
+    """A system parameter: its name, what it means, and the closed range it may take."""
 
-    ``amplitude``, ``omega`` and ``phase`` have shape ``(N, K)``; K = 0 is no
-    forcing at all.
-    """
+    name: str
+    meaning: str
+    low: float = -math.inf
+    high: float = math.inf
 
-    amplitude: Array
-    omega: Array
-    phase: Array
-
-    def __post_init__(self) -> None:
-        shapes = {np.shape(self.amplitude), np.shape(self.omega), np.shape(self.phase)}
-        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-            raise ValueError(
-                f"amplitude, omega and phase must share one (N, K) shape, got {shapes}"
-            )
+    def check(self, values: Array, where: str) -> None:
+        """Refuse values outside ``[low, high]`` (or not finite) with one SpecError line."""
+        values = np.asarray(values, dtype=np.float64)
+        bad = ~(np.isfinite(values) & (values >= self.low) & (values <= self.high))
+        if np.any(bad):
+            i = int(np.argmax(bad.ravel()))
+            value = float(values.ravel()[i])
+            raise SpecError(f"{where}: {self.name} = {value!r} is outside its valid range "
+                            f"{self.range}")
 
     @property
-    def n(self) -> int:
-        return int(np.shape(self.amplitude)[0])
-
-    @classmethod
-    def none(cls, n: int) -> HarmonicForcing:
-        """No forcing for ``n`` trajectories."""
-        empty = np.zeros((n, 0))
-        return cls(empty, empty, empty)
-
-    def __call__(self, t: Array) -> Array:
-        """Forcing at times ``t`` (M,), shape ``(N, M)``.
-
-        Computed time-major and returned as a transposed view, so that
-        ``forcing(t).T`` is C-contiguous for integrators that loop over time.
-        On a long uniform grid the cosines are evaluated by separability
-        (:func:`_add_cosine_uniform`), several times faster than one cosine
-        per point and as accurate.
-        """
-        t = _as_time(t)
-        out = np.zeros((t.size, self.n))
-        dt = uniform_step(t) if t.size >= 4 * _BLOCK else None
-        for k in range(np.shape(self.amplitude)[1]):
-            amplitude, omega, phase = self.amplitude[:, k], self.omega[:, k], self.phase[:, k]
-            if dt is not None:
-                _add_cosine_uniform(out, t, dt, amplitude, omega, phase)
-                continue
-            arg = np.multiply.outer(t, omega)
-            arg += phase
-            np.cos(arg, out=arg)
-            arg *= amplitude
-            out += arg
-        return out.T
-
-    def take(self, index: np.ndarray | slice) -> HarmonicForcing:
-        """The forcing of a subset of the trajectories."""
-        return HarmonicForcing(self.amplitude[index], self.omega[index], self.phase[index])
+    def range(self) -> str:
+        lo = "(-inf" if self.low == -math.inf else f"[{self.low:g}"
+        hi = "inf)" if self.high == math.inf else f"{self.high:g}]"
+        return f"{lo}, {hi}"
 
 
 @dataclass(frozen=True)
-class SampledForcing:
-    """Linear interpolation of samples ``F (N, T)`` taken at times ``t (T,)``.
+class System:
+    """One entry of :data:`SYSTEMS`: the equation ``v' = a(x, v; p) + F`` and what callers
+    need to know of it."""
 
-    Outside ``[t[0], t[-1]]`` the end values are held.
-    """
-
-    t: Array
-    F: Array
+    name: str
+    equation: str
+    parameters: tuple[Parameter, ...]
+    accel: Callable[[Array, Array, Params], Array]
+    """``a(x, v; p)`` without the forcing, for arrays of one shape (p broadcast to it)."""
+    partials: Callable[[Array, Array, Params], tuple[Array, Array]]
+    """``(da/dx, da/dv)`` at ``(x, v)``: the Jacobian an implicit solver needs."""
+    description: str
+    energy: Callable[[Array, Array, Params], Array] | None = None
+    """Mechanical energy, conserved without damping and forcing; None where none is."""
+    closed_form: bool = False
+    """A closed-form solution exists (:mod:`odernn.data.exact`)."""
+    linear: Callable[[Params], tuple[Array, Array]] | None = None
+    """For a system linear in ``(x, v)``, ``a = -k x - c v``: ``p -> (k, c)`` per trajectory
+    (integrators then precompute a step as a linear map); None for a nonlinear one."""
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
-    def n(self) -> int:
-        return int(np.shape(self.F)[0])
-
-    def __call__(self, t: Array) -> Array:
-        t = _as_time(t)
-        grid = np.asarray(self.t, dtype=np.float64)
-        j = np.clip(np.searchsorted(grid, t, side="right") - 1, 0, grid.size - 2)
-        w = np.clip((t - grid[j]) / (grid[j + 1] - grid[j]), 0.0, 1.0)
-        F = np.asarray(self.F, dtype=np.float64)
-        return F[:, j] * (1.0 - w) + F[:, j + 1] * w
-
-    def take(self, index: np.ndarray | slice) -> SampledForcing:
-        return SampledForcing(self.t, self.F[index])
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
 
 
-Forcing = HarmonicForcing | SampledForcing
+def _quadratic_energy(x: Array, v: Array, p: Params) -> Array:
+    return 0.5 * (np.square(x) + np.square(v))
+
+
+SYSTEMS: dict[str, System] = {s.name: s for s in (
+    System(
+        "oscillator", "x'' + eta x' + x = F(t)",
+        (Parameter("eta", "damping", 0.0),),
+        lambda x, v, p: -p["eta"] * v - x,
+        lambda x, v, p: (-np.ones_like(x), -p["eta"] * np.ones_like(v)),
+        "the damped, driven linear oscillator (undamped angular frequency 1)",
+        energy=_quadratic_energy, closed_form=True,
+        linear=lambda p: (np.ones_like(p["eta"]), p["eta"])),
+    System(
+        "duffing", "x'' + eta x' + alpha x + beta x^3 = F(t)",
+        (Parameter("eta", "damping", 0.0), Parameter("alpha", "linear stiffness"),
+         Parameter("beta", "cubic stiffness (> 0 hardening, < 0 softening)")),
+        lambda x, v, p: -p["eta"] * v - (p["alpha"] + p["beta"] * np.square(x)) * x,
+        lambda x, v, p: (-(p["alpha"] + 3 * p["beta"] * np.square(x)),
+                         -p["eta"] * np.ones_like(v)),
+        "the Duffing oscillator: single-well (alpha > 0) or double-well (alpha < 0, beta > 0)",
+        energy=lambda x, v, p: 0.5 * np.square(v) + 0.5 * p["alpha"] * np.square(x)
+        + 0.25 * p["beta"] * np.square(np.square(x))),
+    System(
+        "van-der-pol", "x'' - mu (1 - x^2) x' + x = F(t)",
+        (Parameter("mu", "nonlinear damping (negative for |x| < 1: self-excited)", 0.0),),
+        lambda x, v, p: p["mu"] * (1.0 - np.square(x)) * v - x,
+        lambda x, v, p: (-2.0 * p["mu"] * x * v - 1.0, p["mu"] * (1.0 - np.square(x))),
+        "the Van der Pol oscillator: a self-excited limit cycle, entrained by the forcing"),
+    System(
+        "pendulum", "x'' + eta x' + sin(x) = F(t)",
+        (Parameter("eta", "damping", 0.0),),
+        lambda x, v, p: -p["eta"] * v - np.sin(x),
+        lambda x, v, p: (-np.cos(x), -p["eta"] * np.ones_like(v)),
+        "the damped, driven pendulum (x the angle in radians, not wrapped)",
+        energy=lambda x, v, p: 0.5 * np.square(v) + 1.0 - np.cos(x)),
+)}
+"""Every system by name, in the order they are listed to users."""
+
+
+def get_system(name: str) -> System:
+    """The system ``name``, or one SpecError line with a "did you mean"."""
+    if name not in SYSTEMS:
+        raise SpecError(f"unknown system {name!r}{did_you_mean(name, SYSTEMS)}; allowed: "
+                        f"{', '.join(SYSTEMS)}")
+    return SYSTEMS[name]
 
 
 @dataclass(frozen=True)
 class Oscillator:
-    """A batch of N oscillators ``x'' + eta x' + x = F(t)``: ``eta (N,) >= 0``."""
+    """A batch of N driven oscillators of one system: each trajectory's parameters
+    (``params[name]`` of shape ``(N,)``, checked against their ranges) and forcing."""
 
-    eta: Array
+    system: System
+    params: Params
     forcing: Forcing
 
     def __post_init__(self) -> None:
-        eta = np.asarray(self.eta, dtype=np.float64)
-        if eta.ndim != 1 or eta.size != self.forcing.n:
-            raise ValueError(f"eta must have shape ({self.forcing.n},), got {eta.shape}")
-        if np.any(eta < 0) or not np.all(np.isfinite(eta)):
-            raise ValueError("eta must be finite and >= 0")
+        params = {}
+        for p in self.system.parameters:
+            if p.name not in self.params:
+                raise SpecError(f"system {self.system.name!r} needs parameter {p.name!r}")
+            value = np.asarray(self.params[p.name], dtype=np.float64)
+            if value.shape != (self.forcing.n,):
+                raise SpecError(f"parameter {p.name} must have shape ({self.forcing.n},), got "
+                                f"{value.shape}")
+            p.check(value, f"system {self.system.name!r}")
+            params[p.name] = value
+        object.__setattr__(self, "params", params)
+        linear = self.system.linear
+        object.__setattr__(self, "_kc", None if linear is None else linear(params))
+
+    @classmethod
+    def of(cls, name: str, params: Params, forcing: Forcing) -> Oscillator:
+        """A batch of system ``name`` (extra entries of ``params``, such as ``x0``, ignored)."""
+        system = get_system(name)
+        return cls(system, {k: params[k] for k in system.names if k in params}, forcing)
+
+    @classmethod
+    def linear(cls, eta: Array, forcing: Forcing) -> Oscillator:
+        """The linear oscillator ``x'' + eta x' + x = F(t)`` with damping ``eta (N,)``."""
+        return cls(SYSTEMS["oscillator"], {"eta": eta}, forcing)
 
     @property
     def n(self) -> int:
         return self.forcing.n
 
     def acceleration(self, x: Array, v: Array, F: Array) -> Array:
-        """``v' = F - eta v - x`` for states and forcing values of shape ``(N,)``."""
-        return F - self.eta * v - x
+        """``v' = a(x, v; p) + F`` for states and forcing values of shape ``(N,)`` (or
+        ``(M, N)``: M steps at once). A linear system computes ``F - c v - k x`` in that
+        order, the same rounding as the equation written out."""
+        if self._kc is not None:
+            k, c = self._kc
+            return F - c * v - k * x
+        return F + self.system.accel(x, v, self.params)
 
     def take(self, index: np.ndarray | slice) -> Oscillator:
         """The oscillators of a subset of the trajectories."""
-        return Oscillator(np.asarray(self.eta)[index], self.forcing.take(index))
+        return Oscillator(self.system, {k: v[index] for k, v in self.params.items()},
+                          self.forcing.take(index))
 
-
-def energy(x: Array, v: Array) -> Array:
-    """Mechanical energy ``E = (x^2 + v^2) / 2``; ``dE/dt = -eta v^2 + F v``."""
-    return 0.5 * (np.square(x) + np.square(v))
-
-
-def steady_state_response(omega: Array, eta: Array, F0: Array = 1.0) -> tuple[Array, Array]:
-    """Amplitude and phase lag of the steady state under ``F0 cos(omega t)``.
-
-    ``x_ss = amplitude cos(omega t - lag)`` with
-    ``amplitude = F0 / sqrt((1 - omega^2)^2 + (eta omega)^2)`` and
-    ``lag = atan2(eta omega, 1 - omega^2)`` in ``[0, pi]``.
-    """
-    omega = np.asarray(omega, dtype=np.float64)
-    eta = np.asarray(eta, dtype=np.float64)
-    re, im = 1.0 - omega**2, eta * omega
-    return np.asarray(F0) / np.hypot(re, im), np.arctan2(im, re)
-
-
-FORCINGS = ("none", "cosine", "random")
-
-
-def forcing_from_params(family: str, params: dict[str, Array]) -> HarmonicForcing:
-    """Rebuild a forcing from the sampled parameters stored with a dataset.
-
-    ``cosine`` uses ``F0, omega, phase`` of shape ``(N,)``; ``random`` uses
-    ``amplitude, omega, phase`` of shape ``(N, K)``; ``none`` needs only ``eta``
-    (for its N).
-    """
-    if family == "none":
-        return HarmonicForcing.none(len(params["eta"]))
-    if family == "cosine":
-        cols = [np.asarray(params[k], dtype=np.float64)[:, None] for k in ("F0", "omega", "phase")]
-        return HarmonicForcing(*cols)
-    if family == "random":
-        cols = [np.asarray(params[k], dtype=np.float64) for k in ("amplitude", "omega", "phase")]
-        return HarmonicForcing(*cols)
-    raise ValueError(f"unknown forcing family {family!r}; allowed: {', '.join(FORCINGS)}")
+    def with_forcing(self, forcing: Forcing) -> Oscillator:
+        """The same oscillators under another forcing (e.g. its samples)."""
+        return Oscillator(self.system, self.params, forcing)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from odernn.data.systems import FORCINGS, Oscillator, forcing_from_params
+from odernn.data.forcing import FORCINGS, forcing_from_params
+from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.errors import DataError
 from odernn.types import Array
 
@@ -49,10 +50,20 @@ class Trajectories:
         """True for a univariate series (``x`` only)."""
         return self.v is None
 
+    @property
+    def system(self) -> str:
+        """The name of the system these trajectories are of (:data:`SYSTEMS`), ``sine`` for a
+        series; files written before the name was stored say ``oscillator`` by their
+        equation, and those without either are taken as the linear oscillator."""
+        if self.is_series:
+            return "sine"
+        stored = str(self.attrs.get("system", "oscillator"))
+        return LEGACY_SYSTEMS.get(stored, stored)
+
     def oscillator(self) -> Oscillator:
-        """The oscillators that produced these trajectories (needs stored params)."""
+        """The oscillators that produced these trajectories (needs the stored parameters)."""
         family = str(self.attrs.get("forcing", "none"))
-        return Oscillator(np.asarray(self.params["eta"]), forcing_from_params(family, self.params))
+        return Oscillator.of(self.system, self.params, forcing_from_params(family, self.params))
 
     def take(self, index: np.ndarray | slice) -> Trajectories:
         """A subset of the trajectories (same grid, same attrs)."""
@@ -64,6 +75,8 @@ class Trajectories:
         return replace(self, x=self.x[index], v=pick(self.v), F=pick(self.F), params=params)
 
 
+LEGACY_SYSTEMS = {"x'' + eta x' + x = F(t)": "oscillator"}
+"""The ``system`` attribute of files written before it named the system: its equation."""
 KINDS = ("oscillator", "series")
 """What a dataset holds: oscillator trajectories (x, v, F, params) or a univariate series."""
 
@@ -83,13 +96,22 @@ def check_consistency(data: Trajectories, where: str) -> None:
         raise DataError(f"{where}: attribute 'kind' is {kind!r} but the file holds {holds}")
     if data.is_series or data.F is None:
         return
-    eta = data.params.get("eta")
-    if eta is not None and not np.all(np.asarray(eta) >= 0):
-        i = int(np.argmax(~(np.asarray(eta) >= 0)))
-        raise DataError(f"{where}: params/eta[{i}] = {float(np.asarray(eta)[i])!r}; the damping "
-                        "must be >= 0")
+    system = SYSTEMS.get(data.system)
+    if system is None:
+        raise DataError(f"{where}: attribute 'system' is {data.system!r}; this odernn knows "
+                        f"{', '.join(SYSTEMS)}")
+    for p in system.parameters:
+        values = data.params.get(p.name)
+        if values is None:
+            continue
+        values = np.asarray(values, dtype=np.float64)
+        bad = ~((values >= p.low) & (values <= p.high))
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise DataError(f"{where}: params/{p.name}[{i}] = {float(values[i])!r}; {p.meaning} "
+                            f"{p.name} must be in {p.range}")
     family = data.attrs.get("forcing")
-    if family not in FORCINGS or eta is None:
+    if family not in FORCINGS or "x0" not in data.params:
         return
     try:
         expected = forcing_from_params(str(family), data.params)(np.asarray(data.t, np.float64))

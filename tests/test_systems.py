@@ -1,0 +1,138 @@
+"""The system registry: every integrator on every system, against tightly converged solutions.
+
+The nonlinear systems have no closed form, so the references are DOP853 at ``rtol 1e-12``;
+the convergence orders are measured against a fine-step RK4 of the same equation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from odernn.data.forcing import HarmonicForcing, SampledForcing
+from odernn.data.integrators import INTEGRATORS, integrate
+from odernn.data.spec import load_spec, parse_spec
+from odernn.data.systems import SYSTEMS, Oscillator, get_system
+from odernn.errors import SpecError
+
+PARAMS = {
+    "oscillator": {"eta": [0.1, 0.3, 0.0]},
+    "duffing": {"eta": [0.3, 0.2, 0.25], "alpha": [-1.0, 1.0, -1.0], "beta": [1.0, 0.5, 1.0]},
+    "van-der-pol": {"mu": [0.5, 1.0, 2.0]},
+    "pendulum": {"eta": [0.2, 0.5, 0.1]},
+}
+
+
+def batch(name: str, forcing: HarmonicForcing | None = None) -> Oscillator:
+    params = {k: np.array(v) for k, v in PARAMS[name].items()}
+    n = len(next(iter(params.values())))
+    if forcing is None:
+        forcing = HarmonicForcing(np.full((n, 1), 0.4), np.array([[1.2], [0.8], [1.4]]),
+                                  np.zeros((n, 1)))
+    return Oscillator.of(name, params, forcing)
+
+
+X0, V0 = np.array([0.5, -1.0, 1.2]), np.array([0.0, 0.5, -0.3])
+FIXED = [entry for entry in INTEGRATORS.values() if entry.order is not None]
+
+
+def test_every_system_is_documented_and_its_partials_are_its_derivatives():
+    """Parameters have meanings and ranges; ``partials`` is the derivative of ``accel``
+    (central differences), so the implicit solvers get the right Jacobian."""
+    rng = np.random.default_rng(0)
+    for name, system in SYSTEMS.items():
+        assert system.name == name and system.equation and system.description
+        assert all(p.meaning for p in system.parameters)
+        p = {k: np.array(v) for k, v in PARAMS[name].items()}
+        x, v = rng.uniform(-2, 2, 3), rng.uniform(-2, 2, 3)
+        h = 1e-6
+        dx = (system.accel(x + h, v, p) - system.accel(x - h, v, p)) / (2 * h)
+        dv = (system.accel(x, v + h, p) - system.accel(x, v - h, p)) / (2 * h)
+        da_dx, da_dv = system.partials(x, v, p)
+        np.testing.assert_allclose(da_dx, dx, rtol=1e-7, atol=1e-7)
+        np.testing.assert_allclose(da_dv, dv, rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", [n for n in SYSTEMS if n != "oscillator"])
+def test_dop853_agrees_with_itself_at_tight_tolerance_and_with_radau(name: str):
+    """The reference of the systems without a closed form: DOP853 at rtol 1e-12 against
+    rtol 1e-10 (agreement to ~1e-9 over t in [0, 20]) and against the implicit Radau with the
+    system's Jacobian (to ~1e-6)."""
+    system, t = batch(name), np.linspace(0.0, 20.0, 401)
+    tight = integrate("scipy", system, X0, V0, t, rtol=1e-12, atol=1e-14)
+    loose = integrate("scipy", system, X0, V0, t, rtol=1e-10, atol=1e-12)
+    radau = integrate("scipy", system, X0, V0, t, method="Radau", rtol=1e-9, atol=1e-11)
+    assert max(np.abs(a - b).max() for a, b in zip(tight, loose, strict=True)) < 1e-8
+    assert max(np.abs(a - b).max() for a, b in zip(tight, radau, strict=True)) < 1e-6
+
+
+@pytest.mark.parametrize("name", [n for n in SYSTEMS if n != "oscillator"])
+@pytest.mark.parametrize("entry", FIXED, ids=lambda entry: entry.name)
+def test_every_fixed_step_method_has_its_order_on_every_system(name: str, entry):
+    """The slope of log(max error) over log(dt) against DOP853 at rtol 1e-13, over the three
+    finest steps (the asymptotic range), is the entry's stated order (within 0.3) on each
+    nonlinear system, over t in [0, 10]."""
+    system = batch(name)
+    steps = (50, 100, 200, 400) if entry.order == 4 else (200, 400, 800, 1600)
+    fine = np.linspace(0.0, 10.0, steps[-1] * 4 + 1)
+    ref_x, ref_v = integrate("scipy", system, X0, V0, fine, rtol=1e-13, atol=1e-15)
+    errors = []
+    for n in steps:
+        t = np.linspace(0.0, 10.0, n + 1)
+        every = (fine.size - 1) // n
+        x, v = integrate(entry.name, system, X0, V0, t)
+        errors.append(max(np.abs(x - ref_x[:, ::every]).max(),
+                          np.abs(v - ref_v[:, ::every]).max()))
+    slope = np.polyfit(np.log([10.0 / n for n in steps[1:]]), np.log(errors[1:]), 1)[0]
+    assert abs(slope - entry.order) < 0.3, (errors, slope)
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_rk4_on_the_samples_equals_rk4_on_the_sampled_forcing(name: str):
+    """Given stored samples, ``rk4-sampled`` is RK4 on their linear interpolation, for
+    every system (the same information a surrogate gets)."""
+    system, t = batch(name), np.linspace(0.0, 5.0, 101)
+    samples = SampledForcing(t, system.forcing(t))
+    a = INTEGRATORS["rk4-sampled"](system, X0, V0, t, samples=samples)
+    b = INTEGRATORS["rk4"](system.with_forcing(samples), X0, V0, t)
+    for p, q in zip(a, b, strict=True):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-12)
+
+
+def test_energy_is_conserved_without_damping_and_forcing():
+    """Semi-implicit Euler and RK4 keep each conservative system's energy (where it has one)
+    to O(dt) and O(dt^4) over t in [0, 20]."""
+    t = np.linspace(0.0, 20.0, 4001)
+    free = HarmonicForcing.none(3)
+    for name in ("duffing", "pendulum", "oscillator"):
+        params = {k: np.array(v) for k, v in PARAMS[name].items()}
+        params["eta"] = np.zeros(3)
+        system = Oscillator.of(name, params, free)
+        x, v = integrate("rk4", system, X0, V0, t)
+        e = system.system.energy(x, v, {k: p[:, None] for k, p in system.params.items()})
+        assert np.abs(e - e[:, :1]).max() < 1e-9
+
+
+def test_bad_systems_and_parameters_are_refused_in_one_line():
+    with pytest.raises(SpecError, match="unknown system 'dufing' \\(did you mean 'duffing'"):
+        get_system("dufing")
+    text = load_spec("train").text
+    with pytest.raises(SpecError, match="\\[parameters\\] of system 'duffing' needs alpha, beta"):
+        parse_spec(text.replace('system = "oscillator"', 'system = "duffing"'))
+    with pytest.raises(SpecError, match="system 'oscillator'\\): unknown key 'mu'"):
+        parse_spec(text.replace("[parameters]", "[parameters]\nmu = 1.0"))
+    vdp = text.replace('system = "oscillator"', 'system = "van-der-pol"').replace(
+        "eta = [0.05, 0.5]", "mu = -1.0")
+    with pytest.raises(SpecError, match="mu must be >= 0"):
+        parse_spec(vdp)
+    duffing = text.replace('system = "oscillator"', 'system = "duffing"').replace(
+        "[parameters]", "[parameters]\nalpha = -1.0\nbeta = 1.0").replace(
+        'name = "scipy"', 'name = "exact"').replace('method = "DOP853"', "").replace(
+        "rtol = 1e-12", "").replace("atol = 1e-14", "")
+    with pytest.raises(SpecError, match="closed-form solution, which system 'duffing'"):
+        parse_spec(duffing)
+    system = batch("pendulum")
+    with pytest.raises(SpecError, match="closed-form solution, which system 'pendulum'"):
+        integrate("exact", system, X0, V0, np.linspace(0, 1, 11))
+    with pytest.raises(SpecError, match="eta = -0.5 is outside its valid range"):
+        Oscillator.of("pendulum", {"eta": np.array([0.1, -0.5, 0.2])}, system.forcing)
