@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from odernn.data.spec import DTYPES, INTEGRATOR_NAMES
+from odernn.data.systems import SYSTEMS
 from odernn.learn.families import DEVICES, FAMILIES, OPTIMIZERS, TARGETS
 
 
@@ -26,6 +27,7 @@ Optimizer = choices("Optimizer", OPTIMIZERS)
 Device = choices("Device", DEVICES)
 Integrator = choices("Integrator", INTEGRATOR_NAMES)
 Dtype = choices("Dtype", DTYPES)
+SystemName = choices("SystemName", SYSTEMS)
 
 
 def plain(value: Any) -> Any:

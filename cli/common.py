@@ -110,3 +110,21 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
     if n < 1 or not 1 <= k <= n:
         raise SpecError(f"--shard {value}: need 1 <= k <= n")
     return k, n
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs, VALUE read as TOML (numbers, booleans, lists) or else a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        name = key.strip().replace("-", "_")
+        if name in out:
+            raise SpecError(f"--set {name} is given twice; give it once")
+        out[name] = value
+    return out

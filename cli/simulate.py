@@ -8,15 +8,16 @@ import typer
 
 from odernn.atomic import check_output
 from odernn.cli.app import app
-from odernn.cli.choices import Dtype, Integrator, plain
-from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_shard
-from odernn.data.spec import builtin_names, load_spec
+from odernn.cli.choices import Dtype, Integrator, SystemName, plain
+from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_sets, parse_shard
+from odernn.data.spec import builtin_names, load_spec, with_settings
 
 
 @app.command(
     epilog="Examples:\n\n"
     "  odernn simulate train -o train.h5\n\n"
     "  odernn simulate my-spec.toml -o data.h5 --n 10000 --integrator rk4\n\n"
+    "  odernn simulate train -o duffing.h5 --system duffing --set alpha=-1 --set beta=1\n\n"
     "  odernn simulate train -o part1.h5 --shard 1/2   (one shard per batch job)\n\n"
     "  odernn simulate train -o part2.h5 --shard 2/2   (then: odernn merge part*.h5 -o all.h5)",
 )
@@ -34,6 +35,11 @@ def simulate(
     integrator: Integrator = typer.Option(None, "--integrator",
                                           help="The integrator (overrides the spec)."),
     dtype: Dtype = typer.Option(None, "--dtype", help="Stored precision (overrides the spec)."),
+    system: SystemName = typer.Option(None, "--system", help="Simulate this system instead "
+                                      "(its parameters by --set; see `odernn systems`)."),
+    sets: list[str] = typer.Option([], "--set", help="Any key of the spec as KEY=VALUE, a "
+                                   "number or [low, high] (e.g. --set beta=[0.5,1]); "
+                                   "repeatable."),
     shard: str = typer.Option(
         None, "--shard", help="Write only shard k of n (k/n, 1-based); n up to the number of "
         "trajectories (scipy: of its blocks, ceil(n/8) but at least 64 trajectories each)."
@@ -46,8 +52,9 @@ def simulate(
     from odernn.data.simulate import shard_rows
     from odernn.data.simulate import simulate as run
 
-    parsed = load_spec(spec).with_overrides(n=n, n_steps=n_steps, seed=seed,
-                                            integrator=plain(integrator), dtype=plain(dtype))
+    parsed = with_settings(load_spec(spec), system=plain(system), sets=parse_sets(sets))
+    parsed = parsed.with_overrides(n=n, n_steps=n_steps, seed=seed,
+                                   integrator=plain(integrator), dtype=plain(dtype))
     inputs = [Path(spec) if Path(spec).exists() else None, config]
     check_output(output, "dataset", overwrite=overwrite, inputs=inputs)
     shard_kn = parse_shard(shard)
@@ -76,7 +83,8 @@ def inspect(
             f"created {attrs.get('created', '?')} by odernn {attrs.get('odernn_version', '?')}"
         )
         typer.echo(f"  name        {attrs.get('name', '?')}  ({attrs.get('kind', '?')})")
-        typer.echo(f"  system      {attrs.get('system', '?')}")
+        equation = f"  {attrs['equation']}" if "equation" in attrs else ""
+        typer.echo(f"  system      {attrs.get('system', '?')}{equation}")
         if attrs.get("kind") == "oscillator":
             typer.echo(f"  forcing     {attrs.get('forcing', '?')}")
         typer.echo(f"  integrator  {attrs.get('integrator_options', attrs.get('integrator', '?'))}")
@@ -88,10 +96,11 @@ def inspect(
         f.check_parts()  # the same consistency checks as train and evaluate make
         for name in f.names:
             lo, hi = ranges[name]
-            typer.echo(f"  {name:<11} {(f.n, f.n_steps)} {f.dtype}, range [{lo:.4g}, {hi:.4g}]")
+            typer.echo(f"  {name:<13} {(f.n, f.n_steps)} {f.dtype}, range [{lo:.4g}, {hi:.4g}]")
         for name in f.params_names:
             lo, hi = ranges[f"params/{name}"]
-            typer.echo(f"  params/{name:<5}{f.param_shape(name)}, range [{lo:.4g}, {hi:.4g}]")
+            typer.echo(f"  {'params/' + name:<13} {f.param_shape(name)}, range "
+                       f"[{lo:.4g}, {hi:.4g}]")
         typer.echo(f"  content digest: {f.content_digest()}  (all data and attributes but "
                    f"{', '.join(DIGEST_EXCLUDED_ATTRS)}; equal digests, equal content)")
 
@@ -114,3 +123,16 @@ def merge(
     check_output(output, "dataset", overwrite=overwrite, inputs=shards)
     merge_files(list(shards), output, virtual=virtual, overwrite=overwrite)
     typer.echo(f"wrote {output} from {len(shards)} shards")
+
+
+@app.command(epilog="Example:\n\n  odernn systems")
+def systems() -> None:
+    """List the systems: their equations, parameters (meaning, valid range) and closed form."""
+    from odernn.data.systems import SYSTEMS
+
+    for entry in SYSTEMS.values():
+        closed = "closed form: exact" if entry.closed_form else "no closed form: scipy reference"
+        typer.echo(f"{entry.name}: {entry.equation}  ({closed})")
+        typer.echo(f"  {entry.description}")
+        for p in entry.parameters:
+            typer.echo(f"  {p.name:<6} {p.meaning}, in {p.range}")

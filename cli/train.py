@@ -15,26 +15,8 @@ import typer
 from odernn._compat import tomllib
 from odernn.cli.app import app
 from odernn.cli.choices import Device, Model, Optimizer, Target, plain
-from odernn.cli.common import OVERWRITE, QUIET, drawing, read_config_text
+from odernn.cli.common import OVERWRITE, QUIET, drawing, parse_sets, read_config_text
 from odernn.errors import Interrupted, SpecError
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs, VALUE read as TOML (numbers, booleans, lists) or else a string."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise SpecError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        name = key.strip().replace("-", "_")
-        if name in out:
-            raise SpecError(f"--set {name} is given twice; give it once")
-        out[name] = value
-    return out
 
 
 def _read_config(path: Path | None) -> dict[str, Any]:
@@ -105,7 +87,7 @@ def train(
     given = {k: v for k, v in flags.items() if v is not None}
     if no_eta:
         given["use_eta"] = False
-    settings_given = _parse_sets(sets)
+    settings_given = parse_sets(sets)
     for key in sorted(given.keys() & settings_given.keys()):  # one value per option
         flag = "--no-eta" if key == "use_eta" else "--" + key.replace("_", "-")
         raise SpecError(f"--set {key}={settings_given[key]!r} and {flag} both set {key}; "

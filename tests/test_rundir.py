@@ -132,8 +132,11 @@ def test_a_signal_at_any_moment_of_an_overwrite_loses_nothing(data_file, tmp_pat
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode in (0, 130) and "Traceback" not in err, err
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging left beside it
+    if proc.returncode == -signal.SIGINT:  # during the interpreter's own start-up, before
+        assert snapshot(run) == before     # odernn runs a line: Python's default, harmless
+        return
+    assert proc.returncode in (0, 130) and "Traceback" not in err, err
     if snapshot(run) == before:
         return
     resumed = subprocess.run(_train_args(data_file, run, "--seed", "5", "--resume"),

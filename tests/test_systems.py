@@ -136,3 +136,29 @@ def test_bad_systems_and_parameters_are_refused_in_one_line():
         integrate("exact", system, X0, V0, np.linspace(0, 1, 11))
     with pytest.raises(SpecError, match="eta = -0.5 is outside its valid range"):
         Oscillator.of("pendulum", {"eta": np.array([0.1, -0.5, 0.2])}, system.forcing)
+
+
+def test_simulate_another_system_with_its_parameters_set_on_the_command_line(tmp_path, capsys):
+    from odernn.cli.app import main
+    from odernn.data.store import read_trajectories
+
+    out = tmp_path / "duffing.h5"
+    assert main(["simulate", "train", "-o", str(out), "--system", "duffing", "--set", "alpha=-1",
+                 "--set", "beta=[0.5, 1.0]", "--n", "6", "--n-steps", "50",
+                 "--integrator", "rk4", "--quiet"]) == 0
+    data = read_trajectories(out)
+    assert data.system == "duffing" and data.attrs["equation"] == SYSTEMS["duffing"].equation
+    assert np.all(data.params["alpha"] == -1) and np.all((data.params["beta"] >= 0.5)
+                                                         & (data.params["beta"] <= 1.0))
+    x, v = integrate("rk4", data.oscillator(), data.x[:, 0], data.v[:, 0], data.t)
+    np.testing.assert_array_equal(x, data.x)  # the file is its system's solution, bit for bit
+    capsys.readouterr()
+    assert main(["simulate", "train", "-o", str(tmp_path / "vdp.h5"), "--system", "van-der-pol",
+                 "--set", "mu=-1", "--quiet"]) == 2
+    assert "mu must be >= 0" in capsys.readouterr().err
+    assert main(["simulate", "train", "-o", str(tmp_path / "x.h5"), "--system", "duffing"]) == 2
+    assert "needs alpha, beta" in capsys.readouterr().err
+    assert not (tmp_path / "vdp.h5").exists() and not (tmp_path / "x.h5").exists()
+    assert main(["systems"]) == 0
+    listed = capsys.readouterr().out
+    assert all(s.equation in listed for s in SYSTEMS.values())
