@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from odernn.cli.app import app
-from odernn.cli.choices import Device, plain
+from odernn.cli.choices import Device, SystemName, plain
 from odernn.cli.common import OVERWRITE, QUIET, drawing
 from odernn.errors import SpecError
 
@@ -19,6 +19,7 @@ DEFAULT_MODELS = "rnn,lstm,gru,esn"
     "  odernn demo\n\n"
     "  odernn demo --models lstm,esn --epochs 20 -o my-demo\n\n"
     "  odernn demo --n-train 64 --n-test 16   (a faster, smaller run)\n\n"
+    "  odernn demo --system duffing -o duffing-demo   (a nonlinear oscillator)\n\n"
     "  odernn demo --preset sine -o sine-demo   (the notes' PyTorch example)",
 )
 def demo(
@@ -34,6 +35,9 @@ def demo(
     hidden: int = typer.Option(None, "--hidden", help="Hidden units for RNN/LSTM/GRU."),
     units: int = typer.Option(None, "--units", help="Reservoir units for the ESN."),
     device: Device = typer.Option(Device("auto"), "--device", help="Where to train."),
+    system: SystemName = typer.Option(SystemName("oscillator"), "--system",
+                                      help="The system to simulate, learn and evaluate "
+                                      "(see `odernn systems`)."),
     preset: str = typer.Option(None, "--preset", help="Instead: the lecture notes' sine or "
                                "noisy-sine example, as written beside our improved recipe."),
     seed: int = typer.Option(None, "--seed", help="Seed of the --preset runs (default 0)."),
@@ -52,7 +56,7 @@ def demo(
     pipeline = {"--models": models != DEFAULT_MODELS, "--n-train": n_train is not None,
                 "--n-test": n_test is not None, "--epochs": epochs is not None,
                 "--hidden": hidden is not None, "--units": units is not None,
-                "--device": plain(device) != "auto"}
+                "--device": plain(device) != "auto", "--system": plain(system) != "oscillator"}
     if preset is not None:
         given = [option for option, set_ in pipeline.items() if set_]
         if given:
@@ -72,7 +76,8 @@ def demo(
     with drawing(quiet) as show:
         result = run_demo(output, models=families, n_train=n_train, n_test=n_test,
                           epochs=epochs, hidden=hidden, units=units, device=plain(device),
-                          quick=quick, overwrite=overwrite, say=say, progress=show)
+                          quick=quick, overwrite=overwrite, say=say, progress=show,
+                          system=plain(system))
     from odernn.cli.evaluate import format_metrics
 
     typer.echo(format_metrics(result.metrics))

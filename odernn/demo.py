@@ -95,13 +95,16 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
              n_test: int | None = None, epochs: int | None = None, hidden: int | None = None,
              units: int | None = None, device: str = "auto", quick: bool = False,
              overwrite: bool = False, say: Callable[[str], None] = print,
-             progress: bool | Progress = True) -> DemoResult:
+             progress: bool | Progress = True, system: str = "oscillator") -> DemoResult:
     """Simulate ``train`` and ``test``, train ``models``, evaluate them, write the report.
 
-    ``n_train``/``n_test`` shrink the datasets, ``epochs``/``hidden``/``units``
-    override the demo budget; ``quick`` is a tiny run for tests.
+    ``system`` picks the built-in pair ``train``/``test`` (the linear oscillator) or
+    ``SYSTEM-train``/``SYSTEM-test``; ``n_train``/``n_test`` shrink the datasets,
+    ``epochs``/``hidden``/``units`` override the demo budget; ``quick`` is a tiny run for
+    tests.
     """
     from odernn.data.spec import load_spec
+    from odernn.data.systems import get_system
     from odernn.learn.config import TrainConfig
     from odernn.learn.training import resolve_device
 
@@ -115,8 +118,10 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     # every option is checked before the output directory is touched
     sizes = {"train": n_train or (QUICK["n_train"] if quick else None),
              "test": n_test or (QUICK["n_test"] if quick else None)}
-    specs = {name: load_spec(name).with_overrides(n=n, n_steps=QUICK["n_steps"] if quick
-                                                  else None) for name, n in sizes.items()}
+    get_system(system)  # one line with a "did you mean" for an unknown system
+    prefix = "" if system == "oscillator" else f"{system}-"
+    specs = {name: load_spec(prefix + name).with_overrides(
+        n=n, n_steps=QUICK["n_steps"] if quick else None) for name, n in sizes.items()}
     budgets = {family: _budget(family, epochs, hidden, units, device, quick) for family in models}
     configs = {family: TrainConfig.from_dict({"model": family, **options},
                                              where=f"demo {family} options")
