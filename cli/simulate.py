@@ -10,7 +10,8 @@ from odernn.atomic import check_output
 from odernn.cli.app import app
 from odernn.cli.choices import Dtype, Integrator, SystemName, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_sets, parse_shard
-from odernn.data.spec import builtin_names, load_spec, with_settings
+from odernn.data.spec import builtin_names, load_spec
+from odernn.data.spec_settings import with_settings
 
 
 @app.command(

@@ -1,9 +1,12 @@
-"""Checks of user input shared by every stage: choices with a "did you mean", seeds."""
+"""Checks of user input shared by every stage: choices with a "did you mean", seeds, small
+text files (specs, configurations) read without trusting them."""
 
 from __future__ import annotations
 
 import difflib
+import stat
 from collections.abc import Iterable
+from pathlib import Path
 
 from odernn.errors import SpecError
 
@@ -34,3 +37,37 @@ def check_seed(seed: int, name: str = "seed") -> None:
     attributes, checkpoints), and NumPy's and torch's generators take no negative seed."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise SpecError(f"{name} must be an integer in [0, 2**63 - 1], got {seed!r}")
+
+
+MAX_TEXT_BYTES = 1 << 20
+"""A spec or configuration file larger than this is refused unread (they are a few lines)."""
+
+
+def read_small_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a small regular file (a byte-order mark dropped), or one SpecError
+    line: missing, a directory, a FIFO or device (never opened: reading it could hang),
+    too large, or not text."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SpecError(f"{what} file {path} not found") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SpecError(f"{what} {path} is a directory; give a .toml file")
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError(f"{what} {path} is not a regular file (a FIFO, socket or device); "
+                        "give a .toml file")
+    if info.st_size > MAX_TEXT_BYTES:
+        raise SpecError(f"{what} {path} has {info.st_size} bytes; a {what} file is at most "
+                        f"{MAX_TEXT_BYTES} bytes")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_TEXT_BYTES + 1)
+        if len(raw) > MAX_TEXT_BYTES:
+            raise SpecError(f"{what} {path} is larger than {MAX_TEXT_BYTES} bytes")
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None

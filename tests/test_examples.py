@@ -38,7 +38,8 @@ from odernn.cli.app import _register_commands, app, main
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
-STAGES = ("systems", "simulate", "merge", "inspect", "models", "train", "evaluate", "gradients", "demo")
+STAGES = ("systems", "simulate", "merge", "inspect", "models", "train", "evaluate", "gradients",
+          "demo")
 """The order commands run in: each stage may use what the ones before it wrote."""
 
 SHRINK: list[tuple[str, str | None, list[str]]] = [

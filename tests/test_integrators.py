@@ -11,7 +11,8 @@ import pytest
 import scipy.integrate
 
 from odernn.data.forcing import HarmonicForcing, SampledForcing
-from odernn.data.integrators import INTEGRATORS, Integrator, integrate, rk4_step
+from odernn.data.integrators import INTEGRATORS, Integrator, integrate
+from odernn.data.stepping import rk4_step
 from odernn.data.systems import Oscillator
 from odernn.errors import OdernnError, SpecError
 

@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import json
 import math
-import stat
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from odernn._compat import tomllib
-from odernn.checks import check_seed, did_you_mean
+from odernn.checks import check_seed, did_you_mean, read_small_text
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, get_system
 from odernn.errors import SpecError
@@ -54,7 +53,7 @@ DTYPES = ("float64", "float32")
 MAX_TRAJECTORIES = 10**8
 MAX_STEPS = 10**8
 
-_TOP_KEYS = {
+TOP_KEYS = {
     "name",
     "description",
     "system",
@@ -155,60 +154,6 @@ class Spec:
         return spec
 
 
-SET_SECTIONS = ("parameters", "forcing", "series")
-"""The sections whose keys ``--set NAME=VALUE`` may change (besides the top-level keys)."""
-
-
-def with_settings(spec: Spec, *, system: str | None = None,
-                  sets: dict[str, Any] | None = None) -> Spec:
-    """``spec`` for another system and/or with some keys set (``--system``, ``--set``), parsed
-    and validated again. A key is looked up among the top-level keys, then the sections of
-    :data:`SET_SECTIONS` (a parameter the new system declares is added to [parameters]);
-    moving to another system drops the parameters the new one does not take."""
-    raw = tomllib.loads(spec.to_toml())
-    if system is not None and system != raw["system"]:
-        if system == SERIES or raw["system"] == SERIES:
-            raise SpecError(f"{spec.source}: cannot turn system {raw['system']!r} into "
-                            f"{system!r}; use a {system} spec")
-        names = (*get_system(system).names, *INITIAL)
-        raw["system"] = system
-        raw["parameters"] = {k: v for k, v in raw.get("parameters", {}).items() if k in names}
-    new_names = () if raw["system"] == SERIES else get_system(raw["system"]).names
-    for key, value in (sets or {}).items():
-        if key in _TOP_KEYS - set(SET_SECTIONS) - {"integrator", "system"}:
-            raw[key] = value
-            continue
-        section = next((name for name in SET_SECTIONS if key in raw.get(name, {})), None)
-        if section is None and key in new_names:
-            section = "parameters"
-        if section is None:
-            known = sorted({*_TOP_KEYS, *new_names, *INITIAL,
-                            *(k for name in SET_SECTIONS for k in raw.get(name, {}))}
-                           - {*SET_SECTIONS, "integrator", "system"})
-            raise SpecError(f"--set {key}: no such key in spec {spec.name!r}"
-                            f"{did_you_mean(key, known)}; settable: {', '.join(known)}")
-        raw.setdefault(section, {})[key] = value
-    text = _to_toml(raw)
-    return parse_spec(text, source=spec.source, default_name=spec.name)
-
-
-def _to_toml(raw: dict[str, Any]) -> str:
-    """A spec's plain data as TOML (numbers, strings, lists, one level of tables)."""
-    def value(v: Any) -> str:
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(u) for u in v) + "]"
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return repr(v)
-
-    top = [f"{k} = {value(v)}" for k, v in raw.items() if not isinstance(v, dict)]
-    tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
-              for k, v in raw.items() if isinstance(v, dict)]
-    return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
-
-
 def builtin_names() -> list[str]:
     """Names of the specs shipped in ``datasets/``."""
     files = resources.files("odernn.datasets").iterdir()
@@ -233,47 +178,13 @@ def load_spec(name_or_path: str | Path) -> Spec:
     )
 
 
-MAX_TEXT_BYTES = 1 << 20
-"""A spec or configuration file larger than this is refused unread (they are a few lines)."""
-
-
-def read_small_text(path: Path, what: str) -> str:
-    """The UTF-8 text of a small regular file (a byte-order mark dropped), or one SpecError
-    line: missing, a directory, a FIFO or device (never opened: reading it could hang),
-    too large, or not text."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise SpecError(f"{what} file {path} not found") from None
-    except OSError as exc:
-        raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise SpecError(f"{what} {path} is a directory; give a .toml file")
-    if not stat.S_ISREG(info.st_mode):
-        raise SpecError(f"{what} {path} is not a regular file (a FIFO, socket or device); "
-                        "give a .toml file")
-    if info.st_size > MAX_TEXT_BYTES:
-        raise SpecError(f"{what} {path} has {info.st_size} bytes; a {what} file is at most "
-                        f"{MAX_TEXT_BYTES} bytes")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_TEXT_BYTES + 1)
-        if len(raw) > MAX_TEXT_BYTES:
-            raise SpecError(f"{what} {path} is larger than {MAX_TEXT_BYTES} bytes")
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-
-
 def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "dataset") -> Spec:
     """Parse and validate spec text; every problem raises :class:`SpecError` naming the key."""
     try:
         raw = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: malformed TOML: {exc}") from None
-    _check_keys(raw, _TOP_KEYS, source)
+    _check_keys(raw, TOP_KEYS, source)
     system = _choice(raw.get("system", "oscillator"), (*SYSTEMS, SERIES), "system", source)
     n_steps = _integer(raw, "n_steps", source, minimum=2)
     dt = _dt(raw, n_steps, source)

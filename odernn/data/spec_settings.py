@@ -1,0 +1,66 @@
+"""A spec changed from the command line: another system (``--system``), any key set
+(``--set KEY=VALUE``); the result is parsed and validated like any spec."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from odernn._compat import tomllib
+from odernn.checks import did_you_mean
+from odernn.data.spec import INITIAL, SERIES, TOP_KEYS, Spec, parse_spec
+from odernn.data.systems import get_system
+from odernn.errors import SpecError
+
+SET_SECTIONS = ("parameters", "forcing", "series")
+"""The sections whose keys ``--set NAME=VALUE`` may change (besides the top-level keys)."""
+
+
+def with_settings(spec: Spec, *, system: str | None = None,
+                  sets: dict[str, Any] | None = None) -> Spec:
+    """``spec`` for another system and/or with some keys set (``--system``, ``--set``), parsed
+    and validated again. A key is looked up among the top-level keys, then the sections of
+    :data:`SET_SECTIONS` (a parameter the new system declares is added to [parameters]);
+    moving to another system drops the parameters the new one does not take."""
+    raw = tomllib.loads(spec.to_toml())
+    if system is not None and system != raw["system"]:
+        if system == SERIES or raw["system"] == SERIES:
+            raise SpecError(f"{spec.source}: cannot turn system {raw['system']!r} into "
+                            f"{system!r}; use a {system} spec")
+        names = (*get_system(system).names, *INITIAL)
+        raw["system"] = system
+        raw["parameters"] = {k: v for k, v in raw.get("parameters", {}).items() if k in names}
+    new_names = () if raw["system"] == SERIES else get_system(raw["system"]).names
+    for key, value in (sets or {}).items():
+        if key in TOP_KEYS - set(SET_SECTIONS) - {"integrator", "system"}:
+            raw[key] = value
+            continue
+        section = next((name for name in SET_SECTIONS if key in raw.get(name, {})), None)
+        if section is None and key in new_names:
+            section = "parameters"
+        if section is None:
+            known = sorted({*TOP_KEYS, *new_names, *INITIAL,
+                            *(k for name in SET_SECTIONS for k in raw.get(name, {}))}
+                           - {*SET_SECTIONS, "integrator", "system"})
+            raise SpecError(f"--set {key}: no such key in spec {spec.name!r}"
+                            f"{did_you_mean(key, known)}; settable: {', '.join(known)}")
+        raw.setdefault(section, {})[key] = value
+    text = _to_toml(raw)
+    return parse_spec(text, source=spec.source, default_name=spec.name)
+
+
+def _to_toml(raw: dict[str, Any]) -> str:
+    """A spec's plain data as TOML (numbers, strings, lists, one level of tables)."""
+    def value(v: Any) -> str:
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(u) for u in v) + "]"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return repr(v)
+
+    top = [f"{k} = {value(v)}" for k, v in raw.items() if not isinstance(v, dict)]
+    tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
+              for k, v in raw.items() if isinstance(v, dict)]
+    return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
