@@ -43,7 +43,7 @@ def exogenous(data: Trajectories, layout: Layout) -> Array:
     (:meth:`Layout.exogenous`)."""
     if layout.series:
         return np.zeros((data.n, data.n_steps, 0))
-    return layout.exogenous(data.F, data.params.get("eta"))
+    return layout.exogenous(data.F, data.params)
 
 
 def raw_targets(z: Array, layout: Layout) -> Array:
@@ -68,8 +68,8 @@ def compute_stats(data: Trajectories, layout: Layout) -> Stats:
     if not layout.series:
         pairs["v"] = _mean_std(data.v)
         pairs["F"] = _mean_std(data.F)
-        if layout.uses_eta:
-            pairs["eta"] = _mean_std(np.asarray(data.params["eta"]))
+        for p in layout.parameters:
+            pairs[p] = _mean_std(np.asarray(data.params[p]))
     y = raw_targets(carried_state(data, layout), layout)
     for k in range(layout.n_outputs):
         pairs[f"y{k}"] = _mean_std(y[..., k])
