@@ -7,10 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from test_cli import SPEC, assert_one_line_error, run
 from test_models import oscillator_data
 
 from odernn.assess.evaluate import evaluate
-from odernn.data.simulate import simulate_trajectories
+from odernn.data.simulate import simulate, simulate_trajectories
 from odernn.data.spec import parse_spec
 from odernn.errors import DataError, SpecError
 from odernn.learn.config import TrainConfig
@@ -19,9 +20,9 @@ from odernn.learn.models.layout import Layout
 from odernn.learn.training import train
 
 
-def duffing_data(alpha: str = "1.0", n: int = 16, seed: int = 3):
+def duffing_spec(alpha: str = "1.0", n: int = 16, seed: int = 3):
     """Small cosine-driven Duffing oscillators; ``alpha`` a TOML number or range."""
-    return simulate_trajectories(parse_spec(f"""
+    return parse_spec(f"""
 name = "duffing"
 system = "duffing"
 n = {n}
@@ -41,7 +42,11 @@ family = "cosine"
 F0 = [0.0, 0.5]
 omega = [0.5, 1.5]
 phase = 0.0
-"""))
+""")
+
+
+def duffing_data(alpha: str = "1.0"):
+    return simulate_trajectories(duffing_spec(alpha))
 
 
 ESN = {"model": "esn", "units": 40, "val_fraction": 0.25, "device": "cpu"}
@@ -137,3 +142,22 @@ def test_oscillator_default_and_older_configs(tmp_path):
     assert TrainConfig.from_dict(ESN).layout(data.dt, "oscillator", fixed).parameters == ()
     with pytest.raises(SpecError, match="contradicts"):
         TrainConfig.from_dict({**ESN, "use_eta": True, "withhold": ["eta"]})
+
+
+def test_cli_withhold_and_the_refusals(tmp_path, capsys):
+    data, other, spec = tmp_path / "duffing.h5", tmp_path / "oscillator.h5", tmp_path / "o.toml"
+    simulate(duffing_spec("[0.5, 1.5]"), data)
+    spec.write_text(SPEC)
+    assert run(["simulate", spec, "-o", other, "-q"], capsys)[0] == 0
+    code, _, err = run(["train", data, "-o", tmp_path / "no", "--model", "esn", "--units", "30",
+                        "--withhold", "mu", "-q"], capsys)
+    assert_one_line_error(code, err, "withhold 'mu'", "system 'duffing'")
+    assert not (tmp_path / "no").exists()
+    code, _, err = run(["train", data, "-o", tmp_path / "run", "--model", "esn", "--units", "30",
+                        "--withhold", "beta", "--no-eta", "--warmup", "3", "-q"], capsys)
+    assert code == 0, err
+    assert load_surrogate(tmp_path / "run").parameter_inputs == ("alpha",)
+    code, _, err = run(["evaluate", tmp_path / "run", "--data", other, "-o", tmp_path / "r"],
+                       capsys)
+    assert_one_line_error(code, err, "system 'oscillator'", "system 'duffing'")
+    assert not (tmp_path / "r").exists()
