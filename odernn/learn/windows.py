@@ -121,7 +121,8 @@ def split_by_trajectory(data: Trajectories, val_fraction: float,
 
 
 def fingerprint(data: Trajectories) -> dict[str, Any]:
-    """What identifies a dataset: its shape, grid, parameter names and a hash of its contents."""
+    """What identifies a dataset: its shape, grid, system, parameter names and a hash of its
+    contents."""
     h = hashlib.sha256()
     for a in (data.t, data.x, data.v, data.F):
         if a is not None:
@@ -134,6 +135,7 @@ def fingerprint(data: Trajectories) -> dict[str, Any]:
         "n_steps": data.n_steps,
         "dt": data.dt,
         "series": data.is_series,
+        "system": data.system,
         "forcing": str(data.attrs.get("forcing", "")),
         "params": sorted(data.params),
         "sha256": h.hexdigest(),

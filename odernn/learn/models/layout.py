@@ -158,13 +158,11 @@ class Layout:
         if missing:
             raise DataError(f"this layout takes {', '.join(self.parameters)} as inputs; "
                             f"{', '.join(missing)} not given")
-        columns = {"F": lambda: F,
-                   "F_next": lambda: np.concatenate([F[:, 1:], F[:, -1:]], axis=1)}
-        columns.update({p: (lambda p=p: np.broadcast_to(np.asarray(params[p])[:, None], (n, t)))
+        columns = {"F": F, "F_next": np.concatenate([F[:, 1:], F[:, -1:]], axis=1)}
+        columns.update({p: np.broadcast_to(np.asarray(params[p])[:, None], (n, t))
                         for p in self.parameters})
         names = [c for c in self.inputs if c not in STATE]
-        return (np.stack([columns[c]() for c in names], axis=-1) if names
-                else np.zeros((n, t, 0)))
+        return np.stack([columns[c] for c in names], axis=-1) if names else np.zeros((n, t, 0))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
