@@ -35,6 +35,7 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     "  odernn train train.h5 --model esn -o runs/esn --units 500\n\n"
     "  odernn train train.h5 --model rnn -o runs/rnn --set activation=relu --set clip=0.5\n\n"
     "  odernn train train.h5 --model gru -o runs/gru --no-eta --warmup 100\n\n"
+    "  odernn train duffing.h5 --model esn -o runs/esn --withhold beta --warmup 100\n\n"
     "  odernn train train.h5 -o runs/lstm --resume   (continue an interrupted run)\n\n"
     "  odernn train train.h5 --model gru -o runs/gru --nproc 4   (4 data-parallel processes)",
 )
@@ -60,9 +61,13 @@ def train(
                                         "families (hf: Hessian-free, teacher forcing only)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible on CPU)."),
     device: Device = typer.Option(None, "--device", help="Where to train (default auto)."),
-    no_eta: bool = typer.Option(False, "--no-eta", help="Withhold eta from the surrogate."),
+    withhold: list[str] = typer.Option([], "--withhold", help="Withhold a system parameter "
+                                       "from the surrogate (by default every parameter that "
+                                       "varies across the training trajectories is an input); "
+                                       "repeatable."),
+    no_eta: bool = typer.Option(False, "--no-eta", help="Shorthand for --withhold eta."),
     warmup: int = typer.Option(None, "--warmup", help="Observed steps a rollout is given "
-                               "(with --no-eta, to infer the damping)."),
+                               "(with --withhold, to infer the parameter)."),
     sets: list[str] = typer.Option([], "--set", help="Any other option as KEY=VALUE "
                                    "(see `odernn models`); repeatable."),
     config: Path = typer.Option(None, "--config", help="TOML file of training options; "
@@ -85,11 +90,11 @@ def train(
              "units": units, "batch_size": batch_size, "window": window, "horizon": horizon,
              "optimizer": optimizer, "seed": seed, "device": device, "warmup": warmup}
     given = {k: v for k, v in flags.items() if v is not None}
-    if no_eta:
-        given["use_eta"] = False
+    if withhold or no_eta:
+        given["withhold"] = [*withhold, *(["eta"] if no_eta else [])]
     settings_given = parse_sets(sets)
     for key in sorted(given.keys() & settings_given.keys()):  # one value per option
-        flag = "--no-eta" if key == "use_eta" else "--" + key.replace("_", "-")
+        flag = "--withhold/--no-eta" if key == "withhold" else "--" + key.replace("_", "-")
         raise SpecError(f"--set {key}={settings_given[key]!r} and {flag} both set {key}; "
                         "give one")
     options = {**_read_config(config), **settings_given, **given}

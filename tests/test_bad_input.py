@@ -168,7 +168,7 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--set", "epochs"], "KEY=VALUE"),
     (["train", "{data}", "-o", "{root}/o", "--lr", "0.1", "--set", "lr=0.2"], "both set lr"),
     (["train", "{data}", "-o", "{root}/o", "--no-eta", "--set", "use_eta=true"],
-     "and --no-eta both set use_eta"),
+     "use_eta = true contradicts withhold"),
     (["train", "{data}", "-o", "{root}/o", "--set", "lr=0.1", "--set", "lr=0.2"], "twice"),
     (["train", "{data}", "-o", "{root}/o", "--epochs", "-1"], "epochs"),
     (["train", "{data}", "-o", "{root}/o", "--window", "0"], "window must be > 0"),

@@ -54,8 +54,9 @@ class ExactMap:
     family = "exact-map"
     target = "state"
 
-    def __init__(self, dt: float = DT, uses_eta: bool = True, warmup_steps: int = 0) -> None:
-        self.dt, self.uses_eta, self.warmup_steps = dt, uses_eta, warmup_steps
+    def __init__(self, dt: float = DT, parameters: tuple[str, ...] = ("eta",),
+                 warmup_steps: int = 0) -> None:
+        self.dt, self.parameter_inputs, self.warmup_steps = dt, parameters, warmup_steps
         self.calls: list[dict] = []
 
     def propagator(self, eta: float) -> np.ndarray:
@@ -63,8 +64,9 @@ class ExactMap:
                       [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
         return expm(a * self.dt)[:2]
 
-    def rollout(self, x0, v0, F, eta=None, warmup=None) -> Rollout:
-        self.calls.append({"eta": eta, "warmup": warmup})
+    def rollout(self, x0, v0, F, params=None, warmup=None) -> Rollout:
+        self.calls.append({"params": params, "warmup": warmup})
+        eta = None if params is None else params["eta"]
         if eta is None:  # a stand-in for a model that infers eta from its warm-up; the
             eta = self.hidden_eta[:len(x0)]  # evaluator's untimed first call has 2 rows
         m = np.stack([self.propagator(e) for e in eta])
@@ -80,7 +82,7 @@ class Zeros:
     family = "zeros"
     target = "state"
 
-    def rollout(self, x0, v0, F, eta=None, warmup=None) -> Rollout:
+    def rollout(self, x0, v0, F, params=None, warmup=None) -> Rollout:
         return Rollout(np.zeros_like(F), np.zeros_like(F), np.full(F.shape[0], -1))
 
 
@@ -93,8 +95,8 @@ class Exploding(ExactMap):
         super().__init__()
         self.rows = rows
 
-    def rollout(self, x0, v0, F, eta=None, warmup=None) -> Rollout:
-        r = super().rollout(x0, v0, F, eta, warmup)
+    def rollout(self, x0, v0, F, params=None, warmup=None) -> Rollout:
+        r = super().rollout(x0, v0, F, params, warmup)
         x, v, at = r.x.copy(), r.v.copy(), r.diverged_at.copy()
         rows = [i for i in self.rows if i < len(x0)]  # the evaluator's warm-up call has 2
         x[rows, 50:] = v[rows, 50:] = np.inf
@@ -167,7 +169,7 @@ def test_diverged_trajectories_are_counted_and_aggregates_inf(test_set: Trajecto
 
 
 def test_warmup_and_withheld_eta(test_set: Trajectories) -> None:
-    blind = ExactMap(uses_eta=False, warmup_steps=10)
+    blind = ExactMap(parameters=(), warmup_steps=10)
     blind.hidden_eta = test_set.params["eta"]
     said: list[str] = []
     ev = evaluate(test_set, {"blind": blind, "zeros": Zeros()}, integrators=("rk4",),
@@ -175,7 +177,7 @@ def test_warmup_and_withheld_eta(test_set: Trajectories) -> None:
     assert [m.message.split(":")[0] for m in said if m.stage != "done"] == [
         "exact", "rk4", "blind", "zeros"]
     call = blind.calls[-1]  # calls[0] is the untimed call on 2 trajectories
-    assert call["eta"] is None
+    assert call["params"] is None
     np.testing.assert_array_equal(call["warmup"][0], test_set.x[:, :10])
     assert ev.start == 10
     # every method, not only the one that asked, is measured from step 10 on
@@ -340,7 +342,7 @@ def test_bad_input_is_one_clear_error(test_set: Trajectories, bad, error, match)
         surrogates = {"rk4": Zeros()}
     else:
         short = Zeros()
-        short.rollout = lambda x0, v0, F, eta=None, warmup=None: Rollout(
+        short.rollout = lambda x0, v0, F, params=None, warmup=None: Rollout(
             F[:, :-1], F[:, :-1], np.full(F.shape[0], -1))
         surrogates = {"short": short}
     with pytest.raises(error, match=match):

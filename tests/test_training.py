@@ -48,7 +48,8 @@ def test_defaults_follow_the_family():
     assert (lstm.hidden, lstm.units, lstm.skip) == (64, None, True)
     assert TrainConfig(model="rnn", skip=False).model_args()["skip"] is False
     assert lstm.layout(0.05) == Layout(dt=0.05)
-    assert "eta" not in TrainConfig(use_eta=False).layout(0.05).inputs
+    assert "eta" not in TrainConfig(withhold=("eta",)).layout(0.05).inputs
+    assert TrainConfig.from_dict({"use_eta": False}).withhold == ("eta",)  # older runs
 
 
 @pytest.mark.parametrize("family", sorted(REGISTRY))
@@ -385,9 +386,9 @@ def test_next_value_mode_in_the_notes_keras_layout(tmp_path):
 
 
 def test_eta_withheld_needs_and_uses_a_warmup(data, tmp_path):
-    train(data, quick(use_eta=False, warmup=10, horizon=12), tmp_path, progress=False)
+    train(data, quick(withhold=["eta"], warmup=10, horizon=12), tmp_path, progress=False)
     model = load_surrogate(tmp_path)
-    assert (model.uses_eta, model.warmup_steps) == (False, 10)
+    assert (model.parameter_inputs, model.warmup_steps) == ((), 10)
     with pytest.raises(DataError, match="warm-up of 10"):
         model.rollout(data.x[:, 0], data.v[:, 0], data.F)
     out = model.rollout(data.x[:, 0], data.v[:, 0], data.F,

@@ -6,21 +6,29 @@ Used by the accuracy study (:mod:`odernn.assess.evaluate`) and the resonance che
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout, Surrogate
 
 
-def closed_loop(name: str, surrogate: Surrogate, F: np.ndarray, eta: np.ndarray,
+def closed_loop(name: str, surrogate: Surrogate, F: np.ndarray,
+                params: Mapping[str, np.ndarray],
                 observed: tuple[np.ndarray, np.ndarray]) -> Rollout:
     """A closed loop from the observed initial states with exactly the integrators' information:
-    ``F`` samples, ``eta`` only if the surrogate is configured for it, and its K warm-up steps
-    of the ``observed`` trajectories (x, v), if it asks for any."""
+    ``F`` samples, of the trajectories' ``params`` only those the surrogate takes (none: None),
+    and its K warm-up steps of the ``observed`` trajectories (x, v), if it asks for any."""
     k = int(getattr(surrogate, "warmup_steps", 0))
+    taken = tuple(getattr(surrogate, "parameter_inputs", ()))
+    missing = [p for p in taken if p not in params]
+    if missing:
+        raise DataError(f"surrogate {name!r} takes {', '.join(taken)}; the test set has no "
+                        f"params/{missing[0]}")
     x, v = observed
     rollout = surrogate.rollout(
-        x[:, 0], v[:, 0], F, eta=eta if getattr(surrogate, "uses_eta", True) else None,
+        x[:, 0], v[:, 0], F, {p: params[p] for p in taken} if taken else None,
         warmup=(x[:, :k], v[:, :k]) if k > 0 else None)
     return _checked(rollout, x.shape, f"surrogate {name!r}")
 

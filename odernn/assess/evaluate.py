@@ -3,11 +3,11 @@
 Every method starts from the test trajectories' initial states. The surrogates
 and the ``rk4-sampled*`` integrators (the ``sampled_forcing`` entries of
 :data:`odernn.data.integrators.INTEGRATORS`) see the forcing only at its samples
-``F_i``, and eta where a surrogate is configured for it; the other integrators
+``F_i``, and the system's parameters a surrogate takes; the other integrators
 evaluate the forcing as a function of time. The best integrator given only the
 samples is the honest baseline each surrogate is compared with
 (:func:`same_information`). The exact solution is the reference. A surrogate
-that withholds eta may observe K warm-up steps; the largest K is then excluded
+that withholds a parameter may observe K warm-up steps; the largest K is then excluded
 from every method's error, so all rows of one report are measured on the same
 steps.
 
@@ -154,14 +154,14 @@ def evaluate(
                          Rollout(x, v, divergence_steps(x, v)), wall)
             say(f"{name}: {wall:.3g} s")
         F = np.asarray(test.F)
-        eta = None if "eta" not in test.params else np.asarray(test.params["eta"])
+        params = {k: np.asarray(p) for k, p in test.params.items()}
         x, v = np.asarray(test.x), np.asarray(test.v)
         for name, surrogate in surrogates.items():
             steps = slice(0, min(test.n_steps, int(getattr(surrogate, "warmup_steps", 0)) + 16))
             rollout, wall = _timed(
-                partial(closed_loop, name, surrogate, F, eta, (x, v)),
+                partial(closed_loop, name, surrogate, F, params, (x, v)),
                 partial(closed_loop, name, surrogate, F[few, steps],
-                        None if eta is None else eta[few],
+                        {k: p[few] for k, p in params.items()},
                         (x[few, steps], v[few, steps])))
             raw[name] = ("surrogate", _describe(surrogate), _surrogate_settings(surrogate, rollout),
                          rollout, wall)
@@ -309,15 +309,16 @@ def _solver(system: Oscillator, samples: SampledForcing,
 
 
 def _describe(surrogate: Surrogate) -> str:
-    eta = "given eta" if getattr(surrogate, "uses_eta", True) else "without eta"
+    given = f"given {', '.join(getattr(surrogate, 'parameter_inputs', ())) or 'no parameters'}"
     k = int(getattr(surrogate, "warmup_steps", 0))
     warm = f", {k} warm-up steps" if k else ""
-    return f"{surrogate.family} surrogate, target {surrogate.target}, {eta}{warm}, closed loop"
+    return f"{surrogate.family} surrogate, target {surrogate.target}, {given}{warm}, closed loop"
 
 
 def _surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any]:
     return {"family": surrogate.family, "target": surrogate.target,
-            "uses_eta": bool(getattr(surrogate, "uses_eta", True)), "warmup_steps": rollout.warmup}
+            "parameters": list(getattr(surrogate, "parameter_inputs", ())),
+            "warmup_steps": rollout.warmup}
 
 
 def _measure(name: str, kind: str, description: str, settings: dict[str, Any], rollout: Rollout,
@@ -401,14 +402,16 @@ def _versions() -> dict[str, str]:
 
 def _data_info(test: Trajectories, data_path: str | Path | None, ref_x: np.ndarray,
                ref_v: np.ndarray) -> dict[str, Any]:
-    """What the test set is, where it came from, and how far its stored values are from exact."""
-    eta = np.asarray(test.params["eta"])
+    """What the test set is, where it came from, and how far its stored values are from the
+    reference."""
+    ranges = {name: [float(np.min(test.params[name])), float(np.max(test.params[name]))]
+              for name in SYSTEMS[test.system].names}
     x, v = np.asarray(test.x), np.asarray(test.v)
     return {
         "path": None if data_path is None else str(data_path),
         "n_trajectories": test.n, "n_steps": test.n_steps, "dt": test.dt,
         "t_end": float(test.t[-1]), "forcing": str(test.attrs.get("forcing", "none")),
-        "eta_range": [float(eta.min()), float(eta.max())],
+        "system": test.system, "parameter_ranges": ranges,
         "stored_vs_exact_rmse": {"x": float(np.sqrt(np.mean(np.square(x - ref_x)))),
                                  "v": float(np.sqrt(np.mean(np.square(v - ref_v))))},
         "attrs": plain(dict(test.attrs)),

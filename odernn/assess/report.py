@@ -49,6 +49,10 @@ HEADERS: dict[str, str] = {
 """Column header of each metric in the report's tables."""
 
 
+REFERENCE_WORDS = {"exact": "the exact solution",
+                   "data": "the stored test trajectories (the system has no closed form)"}
+
+
 def write_report(
     evaluation: Evaluation,
     out_dir: str | Path,
@@ -96,9 +100,12 @@ def _summary(ev: Evaluation, colors: Mapping[str, str]) -> Section:
             f"({', '.join(surrogates) or 'none'}) with {len(integrators)} integrators "
             f"({', '.join(integrators)}) on {data['n_trajectories']} test trajectories of "
             f"{data['n_steps']} time points (dt = {data['dt']:g}, t up to {data['t_end']:g}), "
-            f"forcing `{data['forcing']}`, eta in [{data['eta_range'][0]:.3g}, "
-            f"{data['eta_range'][1]:.3g}], from `{data['path'] or '(in memory)'}`. "
-            f"Every error is against the exact solution over steps {ev.start}..."
+            f"system `{data['system']}`, forcing `{data['forcing']}`, "
+            + ", ".join(f"{k} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi)
+                        in data["parameter_ranges"].items())
+            + f", from `{data['path'] or '(in memory)'}`. "
+            f"Every error is against {REFERENCE_WORDS.get(ev.reference, ev.reference)} over "
+            f"steps {ev.start}..."
             f"{data['n_steps'] - 1}, pooled over trajectories; NRMSE divides by the test set's "
             f"std (x: {settings['error_scale']['x']:.3g}, v: {settings['error_scale']['v']:.3g}).")
     keys = ("nrmse_x", "nrmse_v", "valid_time_median", "n_diverged", "wall_time_s", "speedup")

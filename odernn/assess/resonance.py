@@ -180,7 +180,7 @@ def measure_resonance(test: Trajectories, surrogates: Mapping[str, Surrogate],
     F = system.forcing(sweep.t)
     rollouts = {REFERENCE: x_ex}
     for name, surrogate in surrogates.items():
-        rollout = closed_loop(name, surrogate, F, sweep.eta, (x_ex, v_ex))
+        rollout = closed_loop(name, surrogate, F, {"eta": sweep.eta}, (x_ex, v_ex))
         steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
         rollouts[name] = mark_diverged(rollout.x, steps)
     out_methods = {}

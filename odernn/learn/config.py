@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from odernn.checks import check_seed, did_you_mean
+from odernn.data.systems import SYSTEMS
 from odernn.errors import SpecError
 from odernn.learn.families import DEVICES, MOMENTUM_SCHEDULES, OPTIMIZERS, SCHEDULES, TARGETS
 from odernn.learn.models import REGISTRY
 from odernn.learn.models.layout import DEFAULT_INPUTS, Layout
+from odernn.types import Array
 
 GRADIENT_OPTIONS = ("lr", "epochs", "batch_size", "window", "horizon", "horizon_start", "tbptt",
                     "optimizer", "momentum", "momentum_schedule", "nesterov", "weight_decay",
@@ -30,6 +35,10 @@ RIDGE_OPTIONS = ("ridge", "ridge_grid")
 RECIPE_OPTIONS = {"gradient": GRADIENT_OPTIONS, "ridge": RIDGE_OPTIONS}
 HF_OPTIONS = {"damping": 1.0, "structural_damping": 0.0, "max_cg_iters": 50}
 """Options of the Hessian-free optimiser only, with their defaults."""
+PARAMETERS = tuple(dict.fromkeys(n for system in SYSTEMS.values() for n in system.names))
+"""Every system's parameter names: what ``withhold`` may name before the data is known."""
+MOST_PARAMETERS = max(len(system.parameters) for system in SYSTEMS.values())
+"""The most parameter inputs a surrogate can take (the memory check before the data)."""
 
 
 def model_options() -> tuple[str, ...]:
@@ -55,8 +64,10 @@ class TrainConfig:
     """Every training option. ``None`` means the family's default (see ``odernn models``).
 
     Data layout: ``target`` (state, velocity, next-value), ``inputs`` (None:
-    the target's default channels), ``use_eta`` (False withholds eta),
-    ``warmup`` (K observed steps a rollout is given), ``lags`` (series only).
+    the target's default channels; every parameter of the data's system that
+    varies across the training trajectories is added, :meth:`layout`),
+    ``withhold`` (parameters not given to the surrogate), ``warmup`` (K
+    observed steps a rollout is given), ``lags`` (series only).
     Model: the family's hyperparameters (``hidden``, ``head``,
     ``activation``, ``output_activation`` for RNN/LSTM/GRU; ``init``,
     ``init_spectral_radius`` for the RNN; ``hidden``, ``head``, ``skip``,
@@ -84,7 +95,7 @@ class TrainConfig:
     model: str = "lstm"
     target: str = "state"
     inputs: tuple[str, ...] | None = None
-    use_eta: bool = True
+    withhold: tuple[str, ...] = ()
     warmup: int = 0
     lags: int = 1
     hidden: int | None = None
@@ -142,6 +153,7 @@ class TrainConfig:
         for name in ("inputs", "head", "ridge_grid"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "withhold", tuple(sorted(set(self.withhold))))
         self._validate()
 
     def _validate(self) -> None:
@@ -151,7 +163,12 @@ class TrainConfig:
 
         need(self.target in TARGETS, f"target {self.target!r} unknown; allowed: "
              f"{', '.join(TARGETS)}")
-        REGISTRY[self.model].check_layout(self.layout(1.0))  # Layout, then the family
+        for name in self.withhold:
+            need(name in PARAMETERS, f"withhold {name!r} is not a system parameter"
+                 f"{did_you_mean(name, PARAMETERS)}; allowed: {', '.join(PARAMETERS)}")
+        need(not self.withhold or self.target != "next-value",
+             "withhold applies to oscillator surrogates: a series has no parameters")
+        REGISTRY[self.model].check_layout(self._channels())  # Layout, then the family
         REGISTRY[self.model].check_options(**self.model_args())  # the family's hyperparameters
         need(self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r} unknown; allowed: "
              f"{', '.join(OPTIMIZERS)}")
@@ -207,8 +224,9 @@ class TrainConfig:
         from odernn import budget
 
         family = REGISTRY[self.model]
-        layout = self.layout(1.0)
-        sizes = (layout.n_inputs, layout.n_init, layout.n_outputs)
+        layout = self._channels()
+        most = 0 if layout.series else MOST_PARAMETERS  # the data decides how many it takes
+        sizes = (layout.n_inputs + most, layout.n_init + most, layout.n_outputs)
         size = family.size_option
         shown = f"{size} = {getattr(self, size)}"
         if self.recipe != "gradient":
@@ -228,14 +246,30 @@ class TrainConfig:
         """How the family is fitted (``gradient`` or ``ridge``; :mod:`odernn.learn.models`)."""
         return REGISTRY[self.model].recipe
 
-    def layout(self, dt: float) -> Layout:
-        """The data layout these options describe, for data on a grid of step ``dt``."""
-        inputs = self.inputs if self.inputs is not None else DEFAULT_INPUTS[self.target]
-        if not self.use_eta:
-            inputs = tuple(c for c in inputs if c != "eta")
-        elif self.target != "next-value" and "eta" not in inputs:
-            inputs = (*inputs, "eta")
-        return Layout(self.target, inputs, dt, self.lags, self.warmup)
+    def layout(self, dt: float, system: str = "oscillator",
+               params: Mapping[str, Array] | None = None) -> Layout:
+        """The data layout these options describe, for data of system ``system`` on a grid of
+        step ``dt``: the channels ``inputs`` (None: the target's default) and every parameter
+        of the system that varies across the training trajectories' ``params`` (a fixed one
+        tells the model nothing; None: every parameter), less those withheld. Withholding a
+        name that is not a parameter of ``system`` is a SpecError."""
+        spec = SYSTEMS.get(system)
+        names = () if spec is None or self.target == "next-value" else spec.names
+        for name in self.withhold:
+            if name not in names:
+                raise SpecError(f"withhold {name!r}: not a parameter of system {system!r} "
+                                f"(its parameters: {', '.join(names) or 'none'})")
+        varying = [p for p in names if params is None or (p in params and _varies(params[p]))]
+        base = self.inputs if self.inputs is not None else DEFAULT_INPUTS[self.target]
+        inputs = [c for c in dict.fromkeys([*base, *varying]) if c not in self.withhold]
+        return Layout(self.target, inputs, dt, self.lags, self.warmup, system)
+
+    def _channels(self) -> Layout:
+        """The layout before the data is known, without parameter inputs (the data decides
+        them): what the family's layout check and the memory check see."""
+        base = self.inputs if self.inputs is not None else DEFAULT_INPUTS[self.target]
+        return Layout(self.target, [c for c in base if c not in PARAMETERS], 1.0, self.lags,
+                      self.warmup)
 
     def model_args(self) -> dict[str, Any]:
         """Constructor hyperparameters of the family."""
@@ -255,6 +289,7 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any], *, where: str = "config") -> TrainConfig:
         """Options from plain data (TOML, JSON, CLI): unknown keys, options of another family
         and bad values raise SpecError (with a "did you mean" for a misspelt key)."""
+        d = _legacy(d, where)
         names = [f.name for f in dataclasses.fields(cls)]
         for key in d:
             if key not in names:
@@ -274,6 +309,31 @@ class TrainConfig:
             return cls(**values)
         except SpecError as err:
             raise SpecError(f"{where}: {err}") from None
+
+
+def _varies(values: Array) -> bool:
+    """Whether a parameter takes more than one value across the trajectories."""
+    return np.unique(np.asarray(values)).size > 1
+
+
+def _legacy(d: dict[str, Any], where: str) -> dict[str, Any]:
+    """Options of a run from before ``withhold``: ``use_eta = false`` withheld eta (it had no
+    effect on a series)."""
+    if "use_eta" not in d:
+        return d
+    d = dict(d)
+    use_eta, withhold = d.pop("use_eta"), d.get("withhold") or []
+    if not isinstance(use_eta, bool):
+        raise SpecError(f"{where}: option 'use_eta' = {use_eta!r} is invalid; allowed: true or "
+                        "false (the older spelling of withhold = ['eta'])")
+    if not isinstance(withhold, list | tuple):
+        return d  # refused as a withhold value
+    if use_eta and "eta" in withhold:
+        raise SpecError(f"{where}: use_eta = true contradicts withhold {list(withhold)}; give "
+                        "one (use_eta = false is the older spelling of withhold = ['eta'])")
+    if not use_eta and d.get("target", TrainConfig.target) != "next-value":
+        d["withhold"] = [*withhold, "eta"]
+    return d
 
 
 def _coerce(key: str, value: Any, hint: str, where: str) -> Any:

@@ -52,8 +52,7 @@ def closed_loop_nrmse(model: RecurrentSurrogate, data: Trajectories,
     if model.layout.series:
         out = model.rollout(data.x[:, 0], warmup=warm, n_steps=t)
     else:
-        eta = data.params.get("eta") if model.uses_eta else None
-        out = model.rollout(data.x[:, 0], data.v[:, 0], data.F[:, :t], eta, warm)
+        out = model.rollout(data.x[:, 0], data.v[:, 0], data.F[:, :t], data.params, warm)
     if out.n_diverged:
         return math.inf
     return nrmse(out.x, data.x[:, :t], start=max(k, 1))

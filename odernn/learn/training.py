@@ -67,7 +67,7 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
               "val_fraction": None if val is not None else config.val_fraction}
     if val is None:
         train, val = split_by_trajectory(train, config.val_fraction, config.seed)
-    layout = config.layout(train.dt)
+    layout = config.layout(train.dt, train.system, train.params)
     stats = compute_stats(train, layout)
     check_data(val, layout, where="validation data")
     recipe = RECIPES[config.recipe]

@@ -43,7 +43,7 @@ def exogenous(data: Trajectories, layout: Layout) -> Array:
     (:meth:`Layout.exogenous`)."""
     if layout.series:
         return np.zeros((data.n, data.n_steps, 0))
-    return layout.exogenous(data.F, data.params.get("eta"))
+    return layout.exogenous(data.F, data.params)
 
 
 def raw_targets(z: Array, layout: Layout) -> Array:
@@ -68,8 +68,8 @@ def compute_stats(data: Trajectories, layout: Layout) -> Stats:
     if not layout.series:
         pairs["v"] = _mean_std(data.v)
         pairs["F"] = _mean_std(data.F)
-        if layout.uses_eta:
-            pairs["eta"] = _mean_std(np.asarray(data.params["eta"]))
+        for p in layout.parameters:
+            pairs[p] = _mean_std(np.asarray(data.params[p]))
     y = raw_targets(carried_state(data, layout), layout)
     for k in range(layout.n_outputs):
         pairs[f"y{k}"] = _mean_std(y[..., k])
@@ -121,7 +121,8 @@ def split_by_trajectory(data: Trajectories, val_fraction: float,
 
 
 def fingerprint(data: Trajectories) -> dict[str, Any]:
-    """What identifies a dataset: its shape, grid, parameter names and a hash of its contents."""
+    """What identifies a dataset: its shape, grid, system, parameter names and a hash of its
+    contents."""
     h = hashlib.sha256()
     for a in (data.t, data.x, data.v, data.F):
         if a is not None:
@@ -134,6 +135,7 @@ def fingerprint(data: Trajectories) -> dict[str, Any]:
         "n_steps": data.n_steps,
         "dt": data.dt,
         "series": data.is_series,
+        "system": data.system,
         "forcing": str(data.attrs.get("forcing", "")),
         "params": sorted(data.params),
         "sha256": h.hexdigest(),

@@ -2,7 +2,8 @@
 
 A surrogate replaces the integrator: given what an integrator is given (the
 initial state ``(x0, v0)``, the forcing samples ``F_i`` and, when configured,
-the damping ``eta``), it produces the trajectory in closed loop.
+the system's parameters such as the damping ``eta``), it produces the
+trajectory in closed loop.
 
 Three calls, state always explicit (a value passed in and out, never hidden
 mutation):
@@ -10,15 +11,16 @@ mutation):
 - ``step(u, state) -> (y, state)``: one time step on inputs ``u (B, C)``;
 - ``sequence(u, state) -> (y, state)``: teacher-forced call over a window
   ``u (B, L, C)``, equal to L calls of ``step``;
-- ``rollout(x0, v0, F, eta=None, warmup=None) -> Rollout``: closed loop over
+- ``rollout(x0, v0, F, params=None, warmup=None) -> Rollout``: closed loop over
   the whole horizon, batched over trajectories, O(T), without autograd,
   carrying the hidden state and reporting divergence instead of silent NaNs
   (a series, in next-value mode: ``rollout(x0, warmup=(x_obs, None),
   n_steps=T)``).
 
-Two attributes tell a caller what a surrogate needs: ``uses_eta`` (eta is an
-input) and ``warmup_steps`` (K observed steps, ``warmup=(x[:, :K], v[:, :K])``,
-given when eta is withheld and excluded from every error).
+Two attributes tell a caller what a surrogate needs: ``parameter_inputs`` (the names
+of the system's parameters it takes, ``params[name]`` of shape ``(N,)``) and
+``warmup_steps`` (K observed steps, ``warmup=(x[:, :K], v[:, :K])``, given
+when a parameter is withheld and excluded from every error).
 
 Target modes (named the same everywhere):
 
@@ -31,6 +33,7 @@ Target modes (named the same everywhere):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -67,7 +70,7 @@ class Surrogate(Protocol):
 
     family: str
     target: str
-    uses_eta: bool
+    parameter_inputs: tuple[str, ...]
     warmup_steps: int
 
     def step(self, u: Any, state: Any) -> tuple[Any, Any]: ...
@@ -79,7 +82,7 @@ class Surrogate(Protocol):
         x0: Array,
         v0: Array | None = None,
         F: Array | None = None,
-        eta: Array | None = None,
+        params: Mapping[str, Array] | Array | None = None,
         warmup: tuple[Array, Array | None] | None = None,
         *,
         n_steps: int | None = None,

@@ -14,7 +14,7 @@ regression in float64 from ``X^T X`` and ``X^T Y`` accumulated block by block
 (:meth:`ESN.accumulate`: memory independent of the amount of data). The
 training loop chooses the ridge strength on closed-loop validation error.
 The initial state is ``r_0 = tanh(W_0 s_0 + b)``, a fixed random map of the
-normalised ``(x0, v0[, eta])`` scaled like ``W_in``.
+normalised ``x0, v0`` and parameters taken, scaled like ``W_in``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The notes' first form, "Linking with RNNs": a feed-forward one-step map with no memory.
 
-    y_i = V sigma(U u_i + b) + c  (+ D u_i with ``skip``),   u_i = (x_i, v_i, F_i[, F_{i+1}, eta])
+    y_i = V sigma(U u_i + b) + c  (+ D u_i with ``skip``),   u_i = (x_i, v_i, F_i[, F_{i+1}, p])
 
 It is the vanilla RNN without ``W``: the network sees only the present
 inputs, so it must be given the whole physical state (``v`` among the

@@ -2,7 +2,7 @@
 
 A surrogate carries a small physical state ``z`` in closed loop and sees, at
 step i, a vector of input channels ``u_i`` built from ``z_i`` and from what is
-known in advance (the forcing samples and, when configured, eta):
+known in advance (the forcing samples and the system's parameters it takes):
 
 ==============  ==========================  =============================================
 target          carried state ``z``         output ``y_i`` (normalised)
@@ -13,9 +13,11 @@ target          carried state ``z``         output ``y_i`` (normalised)
 ==============  ==========================  =============================================
 
 Input channels: ``x``, ``v`` (from ``z``), ``F`` (``F_i``), ``F_next``
-(``F_{i+1}``, a sample an integrator also uses for the step), ``eta``; for a
-series, the ``lags`` last values (the Keras ``(1, step)`` layout when
-``lags = step`` and windows have length 1).
+(``F_{i+1}``, a sample an integrator also uses for the step), then any of the
+parameters of the layout's system (:data:`~odernn.data.systems.SYSTEMS`) in the
+system's order (the linear oscillator's: ``eta``), each constant along a
+trajectory; for a series, the ``lags`` last values (the Keras ``(1, step)``
+layout when ``lags = step`` and windows have length 1).
 
 Velocity mode advances x by the trapezoid rule
 ``x_{i+1} = x_i + dt (v_i + v_{i+1}) / 2``, an O(dt^2) rule, more accurate than the
@@ -28,6 +30,7 @@ and are stored with the model; :class:`Codec` applies them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,56 +38,71 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from odernn.data.systems import SYSTEMS
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.learn.families import TARGETS
 
-CHANNELS = ("x", "v", "F", "F_next", "eta")
-"""Input channels of an oscillator surrogate, in the order they are stacked."""
-EXOGENOUS = ("F", "F_next", "eta")
-"""The channels known in advance (not fed back): :meth:`Layout.exogenous`."""
+CHANNELS = ("x", "v", "F", "F_next")
+"""Input channels of every oscillator surrogate, in the order they are stacked; the system's
+parameters it takes follow them (:attr:`Layout.channels`)."""
+STATE = ("x", "v")
+"""The channels fed back from the carried state; the others are known in advance
+(:meth:`Layout.exogenous`)."""
+SERIES = "sine"
+"""The system of a series (next-value mode), which has no parameters."""
 
 MAX_MAGNITUDE = 1e150
 """Data values beyond this are refused: their squares (normalisation statistics) overflow."""
 
 DEFAULT_INPUTS = {
-    "state": ("x", "v", "F", "F_next", "eta"),
-    "velocity": ("x", "F", "F_next", "eta"),
+    "state": ("x", "v", "F", "F_next"),
+    "velocity": ("x", "F", "F_next"),
     "next-value": ("x",),
 }
+"""The channels of each target before the system's parameters (those the training data vary,
+:meth:`odernn.learn.config.TrainConfig.layout`)."""
 
 
 @dataclass(frozen=True)
 class Layout:
     """What a surrogate reads and predicts; stored with the model and checked against data.
 
-    ``inputs`` are channel names from :data:`CHANNELS` (``("x",)`` for a
+    ``inputs`` are channel names from :attr:`channels` (``("x",)`` for a
     series); ``lags`` the number of past values per step of a series;
-    ``warmup`` the number K of observed steps a rollout is given (when eta is
-    withheld; those steps are excluded from every error).
+    ``warmup`` the number K of observed steps a rollout is given (when a
+    parameter is withheld; those steps are excluded from every error);
+    ``system`` the data's system (:data:`~odernn.data.systems.SYSTEMS`; always
+    :data:`SERIES` in next-value mode; layouts stored before it was recorded
+    read as ``oscillator``).
     """
 
     target: str = "state"
-    inputs: tuple[str, ...] = DEFAULT_INPUTS["state"]
+    inputs: tuple[str, ...] = ("x", "v", "F", "F_next", "eta")
     dt: float = 0.05
     lags: int = 1
     warmup: int = 0
+    system: str = "oscillator"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         if self.target not in TARGETS:
             raise SpecError(f"target {self.target!r} unknown; allowed: {', '.join(TARGETS)}")
         if self.target == "next-value":
+            object.__setattr__(self, "system", SERIES)
             if self.inputs != ("x",):
                 raise SpecError("next-value mode reads the series only: inputs must be ['x']")
         else:
-            bad = [c for c in self.inputs if c not in CHANNELS]
+            if self.system not in SYSTEMS and self.system != SERIES:
+                raise SpecError(f"system {self.system!r} unknown; allowed: {', '.join(SYSTEMS)}")
+            channels = self.channels
+            bad = [c for c in self.inputs if c not in channels]
             if bad or len(set(self.inputs)) != len(self.inputs) or "x" not in self.inputs:
                 raise SpecError(f"inputs {list(self.inputs)} invalid: allowed a subset of "
-                                f"{list(CHANNELS)} without repeats, containing 'x'")
+                                f"{list(channels)} without repeats, containing 'x'")
             if self.target == "state" and "v" not in self.inputs:
                 raise SpecError("state mode feeds (x, v) back: inputs must contain 'v'")
-            object.__setattr__(self, "inputs", tuple(c for c in CHANNELS if c in self.inputs))
+            object.__setattr__(self, "inputs", tuple(c for c in channels if c in self.inputs))
         if not (self.dt > 0 and np.isfinite(self.dt)):
             raise SpecError(f"dt must be a positive number, got {self.dt}")
         if self.lags < 1 or (self.lags > 1 and self.target != "next-value"):
@@ -97,8 +115,15 @@ class Layout:
         return self.target == "next-value"
 
     @property
-    def uses_eta(self) -> bool:
-        return "eta" in self.inputs
+    def channels(self) -> tuple[str, ...]:
+        """Every input channel this layout's system allows, in the order they are stacked."""
+        system = SYSTEMS.get(self.system)
+        return (*CHANNELS, *(() if system is None else system.names))
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The system's parameters the surrogate takes as inputs, in the system's order."""
+        return () if self.series else tuple(c for c in self.inputs if c not in CHANNELS)
 
     @property
     def n_inputs(self) -> int:
@@ -115,26 +140,29 @@ class Layout:
 
     @property
     def n_init(self) -> int:
-        """Width of the initial-state features: ``(x0, v0[, eta])``, or a series' first window."""
-        return self.lags if self.series else 2 + int(self.uses_eta)
+        """Width of the initial-state features: ``(x0, v0)`` and the parameters taken, or a
+        series' first window."""
+        return self.lags if self.series else 2 + len(self.parameters)
 
     @property
     def n_exogenous(self) -> int:
-        return 0 if self.series else len([c for c in self.inputs if c in EXOGENOUS])
+        return 0 if self.series else len([c for c in self.inputs if c not in STATE])
 
-    def exogenous(self, F: np.ndarray, eta: np.ndarray | None) -> np.ndarray:
+    def exogenous(self, F: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """The one mapping from arrays to the channels known in advance, ``(N, T, E)`` in
         channel order: ``F_i``, ``F_{i+1}`` (at the last step ``F_{T-1}`` again: no step
-        follows it), eta (per trajectory, ``(N,)``). Windows, targets and rollouts use it."""
+        follows it), then each parameter taken (``params[name]`` per trajectory, ``(N,)``).
+        Windows, targets and rollouts use it."""
         n, t = F.shape
-        names = [c for c in self.inputs if c in EXOGENOUS]
-        if "eta" in names and eta is None:
-            raise DataError("this layout takes eta as an input; none given")
-        columns = {"F": lambda: F,
-                   "F_next": lambda: np.concatenate([F[:, 1:], F[:, -1:]], axis=1),
-                   "eta": lambda: np.broadcast_to(np.asarray(eta)[:, None], (n, t))}
-        return (np.stack([columns[c]() for c in names], axis=-1) if names
-                else np.zeros((n, t, 0)))
+        missing = [p for p in self.parameters if p not in params]
+        if missing:
+            raise DataError(f"this layout takes {', '.join(self.parameters)} as inputs; "
+                            f"{', '.join(missing)} not given")
+        columns = {"F": F, "F_next": np.concatenate([F[:, 1:], F[:, -1:]], axis=1)}
+        columns.update({p: np.broadcast_to(np.asarray(params[p])[:, None], (n, t))
+                        for p in self.parameters})
+        names = [c for c in self.inputs if c not in STATE]
+        return np.stack([columns[c] for c in names], axis=-1) if names else np.zeros((n, t, 0))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -143,6 +171,8 @@ class Layout:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Layout:
+        """The layout of :meth:`to_dict` (one stored without ``system``: the linear
+        oscillator)."""
         return cls(**{**d, "inputs": tuple(d["inputs"])})
 
 
@@ -150,8 +180,8 @@ class Layout:
 class Stats:
     """Mean and standard deviation of each quantity, from the training split.
 
-    Keys: ``x``, ``v``, ``F``, ``eta`` (inputs and initial-state features) and
-    ``y0``, ``y1`` (the outputs of the target mode).
+    Keys: ``x``, ``v``, ``F`` and each parameter taken, by name (inputs and
+    initial-state features), and ``y0``, ``y1`` (the outputs of the target mode).
     """
 
     mean: dict[str, float] = field(default_factory=dict)
@@ -181,15 +211,19 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
         raise DataError(f"{where} has {data.n_steps} time points; the model observes "
                         f"{layout.warmup} warm-up steps before it predicts, so it needs at "
                         f"least {layout.warmup + 2}")
+    if not layout.series and data.system != layout.system:
+        raise DataError(f"{where} is of system {data.system!r}; this model was trained on "
+                        f"system {layout.system!r}")
     if not layout.series and data.F is None:
         raise DataError(f"{where} has no forcing samples F; an oscillator surrogate needs them")
     if not np.isclose(data.dt, layout.dt, rtol=1e-9, atol=0.0):
         raise DataError(f"{where} has dt = {data.dt:g}; the model was built for dt = {layout.dt:g}")
-    if layout.uses_eta and "eta" not in data.params:
-        raise DataError(f"{where} has no params/eta; the model takes eta as an input")
+    missing = [p for p in layout.parameters if p not in data.params]
+    if missing:
+        raise DataError(f"{where} has no params/{missing[0]}; the model takes "
+                        f"{', '.join(layout.parameters)} as inputs")
     arrays = {"x": data.x, "v": data.v, "F": data.F}
-    if layout.uses_eta:
-        arrays["params/eta"] = data.params["eta"]
+    arrays.update({f"params/{p}": data.params[p] for p in layout.parameters})
     for name, a in arrays.items():
         if a is not None and not np.all(np.isfinite(a)):
             raise DataError(f"{where}: {name} contains non-finite values")
@@ -203,10 +237,10 @@ class Codec(nn.Module):
     """Normalised inputs and outputs of one layout: the bridge between physics and network.
 
     ``encode(z, e)`` gives the inputs ``u`` from the carried state and the
-    exogenous channels ``e`` (``F``, ``F_next``, ``eta`` as configured);
+    exogenous channels ``e`` (``F``, ``F_next`` and the parameters as configured);
     ``decode(z, y)`` advances the carried state by one step from the output;
     ``target(z, z_next)`` is its inverse; ``init_features(z, e)`` are the
-    normalised ``(x0, v0[, eta])`` of the initial-state map. All work on any
+    normalised ``x0, v0`` and parameters of the initial-state map. All work on any
     leading shape.
     """
 
@@ -218,7 +252,7 @@ class Codec(nn.Module):
             in_names = init_names = ["x"] * layout.lags
         else:
             in_names = [{"F_next": "F"}.get(c, c) for c in layout.inputs]
-            init_names = ["x", "v"] + (["eta"] if layout.uses_eta else [])
+            init_names = ["x", "v", *layout.parameters]
         out_names = [f"y{k}" for k in range(layout.n_outputs)]
         cols = [i for i, c in enumerate(("x", "v")) if c in layout.inputs]
         self._state_cols = None if cols == [0, 1] else cols  # None: all of z, no gather
@@ -235,7 +269,8 @@ class Codec(nn.Module):
         return (raw - self.in_mean) / self.in_std
 
     def init_features(self, z: Tensor, e: Tensor) -> Tensor:
-        raw = torch.cat([z, e[..., -1:]], dim=-1) if self.layout.uses_eta else z
+        p = len(self.layout.parameters)  # the last p exogenous channels
+        raw = torch.cat([z, e[..., e.shape[-1] - p:]], dim=-1) if p else z
         return (raw - self.init_mean) / self.init_std
 
     def decode(self, z: Tensor, y: Tensor) -> Tensor:

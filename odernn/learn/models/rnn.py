@@ -20,7 +20,7 @@ inputs, ``y_t = sigma_y(V h_t + c) + D u_t``, started at the least-squares fit
 (``training``), so the recurrent part learns what is not linear in the inputs;
 ``skip=False`` is the notes' network exactly. The initial state is a learned
 map of the initial conditions, ``h_0 = sigma_h(G s_0 + g)`` with ``s_0`` the
-normalised ``(x0, v0[, eta])`` (for the LSTM also ``c_0 = G_c s_0 + g_c``).
+normalised ``x0, v0`` and parameters taken (for the LSTM also ``c_0 = G_c s_0 + g_c``).
 
 The vanilla RNN can start from the echo-state recipe instead (``init="esn"``,
 Sutskever, Martens, Dahl & Hinton, ICML 2013): a sparse Gaussian ``W`` scaled

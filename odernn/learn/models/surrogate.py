@@ -3,8 +3,8 @@
 A family subclasses :class:`RecurrentSurrogate` and implements three torch
 calls on normalised tensors, with the state an explicit tuple of tensors:
 
-- ``initial_state(s0) -> state`` from the normalised ``(x0, v0[, eta])``
-  (the learned or fixed map ``h0 = g(x0, v0, eta)``);
+- ``initial_state(s0) -> state`` from the normalised ``x0, v0`` and parameters
+  (the learned or fixed map ``h0 = g(x0, v0, p)``);
 - ``step(u (B, C), state) -> (y (B, O), state)``;
 - ``sequence(u (B, L, C), state) -> (y (B, L, O), state)``, equal to L steps.
 
@@ -15,6 +15,7 @@ written once here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -101,8 +102,10 @@ class RecurrentSurrogate(nn.Module):
         return self.layout.target
 
     @property
-    def uses_eta(self) -> bool:
-        return self.layout.uses_eta
+    def parameter_inputs(self) -> tuple[str, ...]:
+        """The system's parameters the model takes (:attr:`Layout.parameters`; not
+        ``parameters``, which are the torch module's weights)."""
+        return self.layout.parameters
 
     @property
     def warmup_steps(self) -> int:
@@ -166,22 +169,24 @@ class RecurrentSurrogate(nn.Module):
         x0: Array,
         v0: Array | None = None,
         F: Array | None = None,
-        eta: Array | None = None,
+        params: Mapping[str, Array] | Array | None = None,
         warmup: tuple[Array, Array | None] | None = None,
         *,
         n_steps: int | None = None,
     ) -> Rollout:
         """Closed loop over the whole horizon, batched over trajectories; numpy in, float64 out.
 
-        Oscillator: ``x0, v0 (N,)``, ``F (N, T)`` and, if the model uses it,
-        ``eta (N,)``. Series (next-value mode): ``x0 (N,)`` and ``n_steps``.
+        Oscillator: ``x0, v0 (N,)``, ``F (N, T)`` and ``params``, name -> ``(N,)``
+        for each parameter the model takes (:attr:`parameter_inputs`; other entries are
+        ignored, so a dataset's ``params`` will do; a bare array when it takes
+        exactly one). Series (next-value mode): ``x0 (N,)`` and ``n_steps``.
         ``warmup = (x_obs (N, K), v_obs (N, K) or None)`` gives K observed
         steps (``K >= warmup_steps``; ``x_obs[:, 0]`` is the initial state);
         the output repeats them. Runs without autograd; a trajectory whose
         state becomes non-finite or exceeds :data:`EXPLODED` standard
         deviations is reported in ``diverged_at`` and set to inf from there.
         """
-        z0, e, observed = self._rollout_tensors(x0, v0, F, eta, warmup, n_steps)
+        z0, e, observed = self._rollout_tensors(x0, v0, F, params, warmup, n_steps)
         with torch.no_grad():
             z = self.closed_loop(z0, e, observed).double().cpu().numpy()
         k = 0 if observed is None else observed.shape[1]
@@ -196,7 +201,7 @@ class RecurrentSurrogate(nn.Module):
             return Rollout(z[..., -1], None, diverged_at, warmup=k)
         return Rollout(z[..., 0], z[..., 1], diverged_at, warmup=k)
 
-    def _rollout_tensors(self, x0, v0, F, eta, warmup, n_steps):
+    def _rollout_tensors(self, x0, v0, F, params, warmup, n_steps):
         """Validate rollout arguments and turn them into ``z0, e, observed`` tensors."""
         x0 = np.asarray(x0, dtype=np.float64)
         if x0.ndim != 1:
@@ -213,13 +218,8 @@ class RecurrentSurrogate(nn.Module):
         if v0.shape != (n,) or F.ndim != 2 or F.shape[0] != n or F.shape[1] < 2:
             raise DataError(f"rollout needs x0, v0 of shape (N,) and F of shape (N, T >= 2); "
                             f"got {x0.shape}, {v0.shape}, {F.shape}")
-        if self.uses_eta:
-            if eta is None:
-                raise DataError("this model takes eta as an input; rollout got eta=None")
-            eta = np.asarray(eta, dtype=np.float64)
-            if eta.shape != (n,):
-                raise DataError(f"eta must have shape ({n},), got {eta.shape}")
-        e = self.layout.exogenous(F, eta)[:, :-1]  # no step follows the last sample
+        e = self.layout.exogenous(F, self._taken(params, n))
+        e = e[:, :-1]  # no step follows the last sample
         z0 = np.stack([x0, v0], axis=-1)
         observed = None
         if warmup is not None:
@@ -231,6 +231,25 @@ class RecurrentSurrogate(nn.Module):
             observed = np.stack([x_obs, v_obs], axis=-1) if k > 0 else None
         return self._tensor(z0), self._tensor(e), (None if observed is None
                                                     else self._tensor(observed))
+
+    def _taken(self, params: Mapping[str, Array] | Array | None,
+                    n: int) -> dict[str, np.ndarray]:
+        """The parameters the model takes from rollout's ``params``, checked: ``(N,)`` each."""
+        names = self.layout.parameters
+        if params is not None and not isinstance(params, Mapping):
+            if len(names) > 1:
+                raise DataError(f"this model takes {', '.join(names)}: give params as a "
+                                "mapping name -> array (N,)")
+            params = dict.fromkeys(names, params)
+        out = {}
+        for name in names:
+            if params is None or name not in params:
+                raise DataError(f"this model takes {', '.join(names)} as inputs; rollout got "
+                                f"no {name}")
+            out[name] = np.asarray(params[name], dtype=np.float64)
+            if out[name].shape != (n,):
+                raise DataError(f"{name} must have shape ({n},), got {out[name].shape}")
+        return out
 
     def _series_tensors(self, x0, warmup, n_steps):
         if n_steps is None or n_steps < 2:
