@@ -327,7 +327,7 @@ print(f"report: {report / 'report.html'}; files: {sorted(p.name for p in report.
 # Things to try next: more epochs for the LSTM; `odernn.fit(train_data,
 # model="gru")` or `model="rnn"`; the out-of-distribution test set
 # `odernn.load_spec("test-ood")`, driven at higher frequencies and amplitudes
-# than anything in training; withholding the damping with `use_eta=False`, so
+# than anything in training; withholding the damping with `withhold=("eta",)`, so
 # that the surrogate must infer it from the trajectory (`warmup=K` gives it K
 # observed steps to do so, which are then excluded from every method's
 # error).
