@@ -61,6 +61,22 @@ def _register_commands() -> None:
     from odernn.cli import demo, evaluate, gradients, simulate, train  # noqa: F401
 
 
+NEEDS_TORCH = frozenset(("train", "evaluate", "demo", "gradients", "models"))
+"""The commands that load torch."""
+
+
+def _import_torch() -> None:
+    """Import torch with Ctrl-C and SIGTERM held: a KeyboardInterrupt raised inside its C++
+    extension's import aborts the process (pybind11 calls std::terminate); held, the signal
+    ends the command once the import is done, as at any other moment."""
+    from odernn.interrupt import interrupt_guard
+
+    with interrupt_guard() as interrupted:
+        import torch  # noqa: F401
+    if interrupted():
+        raise KeyboardInterrupt
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -121,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = typer_main.get_command(app)
     code = 0
     try:
+        if args and args[0] in NEEDS_TORCH:
+            _import_torch()
         with warnings.catch_warnings():
             if not debug:  # overflow and the like: every result is checked for non-finite
                 warnings.simplefilter("ignore", RuntimeWarning)  # values and reported in a line
