@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from odernn._compat import tomllib
-from odernn.checks import did_you_mean
+from odernn.checks import did_you_mean, read_small_text
 from odernn.errors import SpecError
 
 
@@ -19,7 +19,7 @@ def _load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | N
     if value is None:
         return None
     try:
-        raw = tomllib.loads(read_config_text(Path(value)))
+        raw = tomllib.loads(read_small_text(Path(value), "--config"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"--config {value}: {exc}") from None
     allowed = {p.name for p in ctx.command.params if p.name not in ("config", "help")}
@@ -35,42 +35,6 @@ def _load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | N
         defaults[name] = item
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
-
-
-MAX_CONFIG_BYTES = 1 << 20
-"""A --config file larger than this (1 MiB) is refused: options are a few lines."""
-
-
-def read_config_text(path: Path) -> str:
-    """The text of a ``--config`` file, refusing anything but a regular file of at most
-    :data:`MAX_CONFIG_BYTES` without reading more than that (``/dev/zero`` is endless; a FIFO
-    is opened without waiting for a writer)."""
-    import os
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise SpecError(f"--config: file {path} not found") from None
-    except OSError as exc:
-        raise SpecError(f"--config {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) \
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file"
-            raise SpecError(f"--config {path}: {kind}, not a regular file; give a TOML file")
-        try:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
-        except OSError as exc:
-            raise SpecError(f"--config {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise SpecError(f"--config {path}: larger than {MAX_CONFIG_BYTES >> 20} MiB; a config "
-                        f"file holds a few options")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"--config {path}: not UTF-8 text ({exc})") from None
 
 
 CONFIG = typer.Option(

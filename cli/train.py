@@ -13,9 +13,10 @@ from typing import Any
 import typer
 
 from odernn._compat import tomllib
+from odernn.checks import read_small_text
 from odernn.cli.app import app
 from odernn.cli.choices import Device, Model, Optimizer, Target, plain
-from odernn.cli.common import OVERWRITE, QUIET, drawing, parse_sets, read_config_text
+from odernn.cli.common import OVERWRITE, QUIET, drawing, parse_sets
 from odernn.errors import Interrupted, SpecError
 
 
@@ -24,7 +25,7 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        return tomllib.loads(read_config_text(path))
+        return tomllib.loads(read_small_text(path, "--config"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"--config {path}: {exc}") from None
 

@@ -4,6 +4,7 @@ text files (specs, configurations) read without trusting them."""
 from __future__ import annotations
 
 import difflib
+import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,29 +46,33 @@ MAX_TEXT_BYTES = 1 << 20
 
 def read_small_text(path: Path, what: str) -> str:
     """The UTF-8 text of a small regular file (a byte-order mark dropped), or one SpecError
-    line: missing, a directory, a FIFO or device (never opened: reading it could hang),
-    too large, or not text."""
+    line: missing, a directory, a FIFO or device, too large, or not text. The file is opened
+    without blocking and checked on the open descriptor, so a FIFO is never waited on and
+    nothing is read past :data:`MAX_TEXT_BYTES` (``/dev/zero`` is endless)."""
     try:
-        info = path.stat()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise SpecError(f"{what} file {path} not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{what} {path} is a directory; give a .toml file") from None
     except OSError as exc:
         raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise SpecError(f"{what} {path} is a directory; give a .toml file")
-    if not stat.S_ISREG(info.st_mode):
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise SpecError(f"{what} {path} is a directory; give a .toml file")
         raise SpecError(f"{what} {path} is not a regular file (a FIFO, socket or device); "
                         "give a .toml file")
-    if info.st_size > MAX_TEXT_BYTES:
-        raise SpecError(f"{what} {path} has {info.st_size} bytes; a {what} file is at most "
-                        f"{MAX_TEXT_BYTES} bytes")
-    try:
-        with open(path, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
+        try:
             raw = f.read(MAX_TEXT_BYTES + 1)
-        if len(raw) > MAX_TEXT_BYTES:
-            raise SpecError(f"{what} {path} is larger than {MAX_TEXT_BYTES} bytes")
+        except OSError as exc:
+            raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_TEXT_BYTES:
+        raise SpecError(f"{what} {path} is larger than {MAX_TEXT_BYTES} bytes; a {what} file "
+                        f"is at most {MAX_TEXT_BYTES} bytes")
+    try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
