@@ -29,7 +29,8 @@ between (quasi-periodic, or close to a bifurcation). The tables are markdown.
 The default run takes about 2.5 minutes on one core (--draws 256: about 4);
 --quick takes about 15 s and its numbers are rough (short runs, coarse grids:
 marginal runs can show as chaotic). The proposed dataset ranges are the
-constants DUFFING_CHAOS, DUFFING_TRAIN, VAN_DER_POL_TRAIN and PENDULUM_TRAIN.
+constants DUFFING_CHAOS, DUFFING_TRAIN, DUFFING_TEST_OOD, VAN_DER_POL_TRAIN and
+PENDULUM_TRAIN.
 """
 
 from __future__ import annotations
@@ -604,6 +605,7 @@ DUFFING_TRAIN = {
     "x0": (-1.0, 1.0),
     "v0": (-1.0, 1.0),
 }
+DUFFING_TEST_OOD = {**DUFFING_TRAIN, "F0": (1.0, 1.5)}  # forcing above the training range
 DUFFING_WIDE = {
     "eta": (0.05, 0.5),
     "alpha": 1.0,
@@ -762,7 +764,7 @@ def main() -> None:
     )
     out(elapsed())
 
-    out("## 4. Hardening Duffing (alpha 1): duffing-train / duffing-test\n")
+    out("## 4. Hardening Duffing (alpha 1): duffing-train / duffing-test / duffing-test-ood\n")
     rows = [
         {"beta": bt, "eta": e, "omega": w}
         for bt in (0.1, 1.0, 2.0)
@@ -789,6 +791,7 @@ def main() -> None:
                     {**DUFFING_WIDE, **NO_COSINE},
                     RANDOM_FORCING_2,
                 ),
+                ("duffing-test-ood", "duffing", DUFFING_TEST_OOD, None),  # last: seeds kept
             ]
         )
     )

@@ -56,6 +56,11 @@ def files(tmp_path_factory):
     blind = root / "blind"  # withholds eta: needs 100 observed steps before it predicts
     ok(["train", data, "-o", blind, "--model", "esn", "--units", "30", "--no-eta", "--warmup",
         "100", "--quiet"])
+    fixed_eta = root / "fixed-eta.h5"  # eta 0.2 throughout: not an input of a model trained on it
+    ok(["simulate", "train", "-o", fixed_eta, "--n", "12", "--integrator", "exact", "--set",
+        "eta=0.2", "-q"])
+    fixed_run = root / "fixed-run"
+    ok(["train", fixed_eta, "-o", fixed_run, "--model", "esn", "--units", "30", "--quiet"])
     parts = [root / f"part{k}.h5" for k in (1, 2)]  # two of three shards (a block is 4096)
     for k, part in enumerate(parts, start=1):
         ok(["simulate", spec, "-o", part, "--n", "8200", "--shard", f"{k}/3", "-q"])
@@ -103,6 +108,7 @@ def files(tmp_path_factory):
         "short": rewrite(data, root / "short.h5", cols=slice(0, 30)),
     }
     return {"data": data, "other_dt": other_dt, "run": run, "blind": blind, "spec": spec,
+            "fixed_eta": fixed_eta, "fixed_run": fixed_run,
             "part1": parts[0], "part2": parts[1], "truncated": truncated, "text": text,
             "bad_toml": bad_toml, "neg_dt": neg_dt, "unknown_key": unknown_key,
             "no_schema": no_schema, "series": series, "existing": existing,
@@ -161,6 +167,7 @@ CASES = [
     *[(["train", bad, "-o", "{root}/o"], needle) for bad, needle in BAD_FILES],
     (["train", "{data}", "-o", "{root}/o", "--val", "{nan}"], "nan.h5"),
     (["train", "{data}", "-o", "{root}/o", "--val", "{other_dt}"], "dt"),
+    (["train", "{fixed_eta}", "-o", "{root}/o", "--val", "{data}"], "eta fixed at 0.2"),
     (["train", "{short}", "-o", "{root}/o", "--model", "gru"], "need at least 51"),
     (["train", "{data}", "-o", "{root}/o", "--model", "tcn"], "tcn"),
     (["train", "{data}", "-o", "{root}/o", "--set", "lerning_rate=1"], "lerning_rate"),
@@ -205,6 +212,7 @@ CASES = [
     (["evaluate", "{run}", "--data", "{other_dt}", "-o", "{root}/r"], "dt"),
     (["evaluate", "{run}", "--data", "{series}", "-o", "{root}/r"], "sine.h5"),
     (["evaluate", "{blind}", "--data", "{short}", "-o", "{root}/r"], "warm"),
+    (["evaluate", "{fixed_run}", "--data", "{data}", "-o", "{root}/r"], "eta fixed at 0.2"),
     (["evaluate", "{run}", "--data", "{data}", "-o", "{root}/nowhere/r"], "nowhere"),
     (["evaluate", "{run}", "--data", "{data}", "-o", "{data}"], "train.h5"),
     (["evaluate", "{run}", "--data", "{data}", "-o", "{foreign_dir}", "--overwrite"], "photos"),

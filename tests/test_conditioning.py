@@ -1,9 +1,12 @@
 """Surrogates condition on the system's parameters: those that vary are inputs, withheld ones
-are not, and a model is refused data of another system or data lacking what it takes."""
+are not, and a model is refused data of another system, data lacking what it takes, or data
+with another value of a parameter it was trained with fixed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -14,9 +17,10 @@ from odernn.assess.evaluate import evaluate
 from odernn.data.simulate import simulate, simulate_trajectories
 from odernn.data.spec import parse_spec
 from odernn.errors import DataError, SpecError
+from odernn.learn.checkpoint import read_checkpoint
 from odernn.learn.config import TrainConfig
-from odernn.learn.models import load_surrogate
-from odernn.learn.models.layout import Layout
+from odernn.learn.models import from_record, load_surrogate
+from odernn.learn.models.layout import Layout, check_data
 from odernn.learn.training import train
 
 
@@ -82,11 +86,63 @@ def test_a_fixed_parameter_is_not_an_input(tmp_path):
     model = fit(data, tmp_path)
     assert model.parameter_inputs == ("eta", "beta")
     assert "alpha" not in model.codec.stats.mean
+    assert model.layout.fixed == (("alpha", 1.0),)
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["withhold"] == []
+
+
+def test_data_at_another_value_of_a_fixed_parameter_is_refused(tmp_path):
+    model = fit(duffing_data("1.0"), tmp_path)
+    other = duffing_data("-1.0")
+    message = re.escape("has alpha = -1; this model was trained with alpha fixed at 1 "
+                        "(not an input)")
+    with pytest.raises(DataError, match=message) as err:
+        model.check_data(other, where="test.h5")
+    assert str(err.value).startswith("test.h5 has alpha = -1")
+    with pytest.raises(DataError, match=r"\(for surrogate 'esn'\) " + message) as err:
+        evaluate(other, {"esn": model}, integrators=("rk4",), work_precision=False,
+                 resonance=False, progress=False)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match=r"has alpha from 0\.5\d* to 1\.4\d*; this model"):
+        model.check_data(duffing_data("[0.5, 1.5]"))
+    with pytest.raises(DataError, match="rollout params has alpha = -1"):
+        model.rollout(other.x[:, 0], other.v[:, 0], other.F, other.params)
+    same = duffing_data("1.0")  # the trained value (to rounding) passes
+    model.check_data(same)
+    nudged = {**same.params, "alpha": same.params["alpha"] * (1 + 1e-12)}
+    model.rollout(same.x[:, 0], same.v[:, 0], same.F, nudged)
+    with pytest.raises(DataError, match="has no params/alpha; this model was trained with "
+                                        "alpha fixed at 1"):
+        model.check_data(type(same)(same.t, same.x, same.v, same.F,
+                                    {k: v for k, v in same.params.items() if k != "alpha"},
+                                    same.attrs))
+
+
+def test_what_is_recorded_as_fixed():
+    n = 6
+    params = {"eta": np.linspace(0.1, 0.5, n), "alpha": np.full(n, -1.0), "beta": np.ones(n)}
+    config = TrainConfig.from_dict(ESN)
+    layout = config.layout(0.05, "duffing", params)
+    assert layout.parameters == ("eta",) and layout.fixed == (("alpha", -1.0), ("beta", 1.0))
+    # withheld and constant: one value, recorded; withheld while it varies: nothing recorded
+    blind = TrainConfig.from_dict({**ESN, "withhold": ["eta", "beta"]}).layout(
+        0.05, "duffing", params)
+    assert blind.parameters == () and dict(blind.fixed) == {"alpha": -1.0, "beta": 1.0}
+    listed = TrainConfig.from_dict({**ESN, "inputs": ["x", "v", "F", "alpha"]}).layout(
+        0.05, "duffing", params)  # a constant the user lists is an input, not fixed
+    assert listed.parameters == ("eta", "alpha") and listed.fixed == (("beta", 1.0),)
+    assert config.layout(0.05, "duffing").fixed == ()  # no data: nothing known
+    assert Layout.from_dict(json.loads(json.dumps(layout.to_dict()))) == layout
+    assert layout.to_dict()["fixed"] == {"alpha": -1.0, "beta": 1.0}
+    with pytest.raises(SpecError, match="fixed eta"):
+        Layout(inputs=("x", "v", "eta"), system="duffing", fixed={"eta": 0.2})  # an input
+    with pytest.raises(SpecError, match="fixed mu"):
+        Layout(inputs=("x", "v"), system="duffing", fixed={"mu": 1.0})
 
 
 def test_withhold_removes_a_parameter(duffing, tmp_path):
     model = fit(duffing, tmp_path, withhold=["beta"], warmup=5)
     assert (model.parameter_inputs, model.warmup_steps) == (("eta", "alpha"), 5)
+    assert model.layout.fixed == ()  # beta varied: no single value to hold data to
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["config"]["withhold"] == ["beta"]
 
@@ -132,6 +188,22 @@ def test_layouts_stored_before_the_system_read_as_the_oscillator():
         "x", "v", "eta", "beta")
 
 
+def test_layouts_stored_before_fixed_values_load_and_check_none(tmp_path):
+    old = {"target": "state", "inputs": ["x", "v", "F", "F_next", "eta", "beta"], "dt": 0.05,
+           "lags": 1, "warmup": 0, "system": "duffing"}
+    layout = Layout.from_dict(old)
+    assert layout.fixed == () and layout.parameters == ("eta", "beta")
+    data = duffing_data("-1.0")
+    check_data(data, layout)  # nothing recorded, nothing refused
+    model = fit(duffing_data("1.0"), tmp_path)
+    record = read_checkpoint(tmp_path / "best.pt")
+    assert record["args"]["layout"]["fixed"] == {"alpha": 1.0}
+    del record["args"]["layout"]["fixed"]
+    older = from_record(record, "older.pt")
+    assert older.layout == dataclasses.replace(model.layout, fixed=())
+    older.check_data(data)
+
+
 def test_oscillator_default_and_older_configs(tmp_path):
     data = oscillator_data(n=8, n_steps=60)
     config = TrainConfig.from_dict({**ESN, "use_eta": False})
@@ -161,3 +233,21 @@ def test_cli_withhold_and_the_refusals(tmp_path, capsys):
                        capsys)
     assert_one_line_error(code, err, "system 'oscillator'", "system 'duffing'")
     assert not (tmp_path / "r").exists()
+
+
+def test_cli_refuses_data_at_another_value_of_a_fixed_parameter(tmp_path, capsys):
+    data, other = tmp_path / "alpha1.h5", tmp_path / "test.h5"
+    simulate(duffing_spec("1.0"), data)
+    simulate(duffing_spec("-1.0", n=8, seed=5), other)
+    code, _, err = run(["train", data, "-o", tmp_path / "run", "--model", "esn", "--units", "30",
+                        "-q"], capsys)
+    assert code == 0, err
+    code, _, err = run(["evaluate", tmp_path / "run", "--data", other, "-o", tmp_path / "r"],
+                       capsys)
+    assert_one_line_error(code, err, "test.h5 (for surrogate", "has alpha = -1; this model was "
+                          "trained with alpha fixed at 1 (not an input)")
+    assert not (tmp_path / "r").exists()
+    code, _, err = run(["train", data, "--val", other, "-o", tmp_path / "v", "--model", "esn",
+                        "--units", "30", "-q"], capsys)
+    assert_one_line_error(code, err, "validation data has alpha = -1", "fixed at 1")
+    assert not (tmp_path / "v").exists()

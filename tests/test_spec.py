@@ -55,6 +55,17 @@ def test_builtins_parse_with_the_documented_sizes():
     )
 
 
+def test_duffing_test_ood_is_duffing_test_driven_above_the_training_amplitudes():
+    train, test, ood = (load_spec(f"duffing-{n}") for n in ("train", "test", "test-ood"))
+    assert (ood.system, ood.n, ood.dt, ood.n_steps) == ("duffing", 64, 0.05, 1000)
+    assert len({train.seed, test.seed, ood.seed, load_spec("duffing-chaos").seed}) == 4
+    assert ood.parameters == test.parameters == train.parameters
+    assert ood.forcing == test.forcing == "cosine"
+    assert ood.forcing_parameters["omega"] == train.forcing_parameters["omega"]
+    F0, trained = ood.forcing_parameters["F0"], train.forcing_parameters["F0"]
+    assert (F0.low, F0.high) == (trained.high, 1.5 * trained.high)
+
+
 def test_a_good_spec_parses_fixed_and_ranged_values():
     spec = parse_spec(GOOD)
     assert spec.parameters["x0"].fixed and not spec.parameters["v0"].fixed

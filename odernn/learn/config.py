@@ -251,8 +251,11 @@ class TrainConfig:
         """The data layout these options describe, for data of system ``system`` on a grid of
         step ``dt``: the channels ``inputs`` (None: the target's default) and every parameter
         of the system that varies across the training trajectories' ``params`` (a fixed one
-        tells the model nothing; None: every parameter), less those withheld. Withholding a
-        name that is not a parameter of ``system`` is a SpecError."""
+        tells the model nothing; None: every parameter), less those withheld. A parameter that
+        is not an input and took one value (fixed, or withheld but constant) is recorded with
+        that value (:attr:`Layout.fixed`), so data with another is refused; one withheld while
+        it varied is not. Withholding a name that is not a parameter of ``system`` is a
+        SpecError."""
         spec = SYSTEMS.get(system)
         names = () if spec is None or self.target == "next-value" else spec.names
         for name in self.withhold:
@@ -262,7 +265,11 @@ class TrainConfig:
         varying = [p for p in names if params is None or (p in params and _varies(params[p]))]
         base = self.inputs if self.inputs is not None else DEFAULT_INPUTS[self.target]
         inputs = [c for c in dict.fromkeys([*base, *varying]) if c not in self.withhold]
-        return Layout(self.target, inputs, dt, self.lags, self.warmup, system)
+        fixed = {p: float(np.asarray(params[p]).ravel()[0]) for p in names
+                 if params is not None and p in params and p not in inputs
+                 and np.unique(np.asarray(params[p])).size == 1}
+        return Layout(self.target, inputs, dt, self.lags, self.warmup, system,
+                      tuple(fixed.items()))
 
     def _channels(self) -> Layout:
         """The layout before the data is known, without parameter inputs (the data decides

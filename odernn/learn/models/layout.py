@@ -74,7 +74,12 @@ class Layout:
     parameter is withheld; those steps are excluded from every error);
     ``system`` the data's system (:data:`~odernn.data.systems.SYSTEMS`; always
     :data:`SERIES` in next-value mode; layouts stored before it was recorded
-    read as ``oscillator``).
+    read as ``oscillator``); ``fixed`` the system's parameters that are not
+    inputs and took one value across the training trajectories, as
+    ``(name, value)`` pairs in the system's order (a mapping is accepted): data
+    with another value is refused (:func:`check_data`). A parameter withheld
+    while it varied in training has no single value and is not recorded;
+    layouts stored before ``fixed`` existed read with none (nothing checked).
     """
 
     target: str = "state"
@@ -83,6 +88,7 @@ class Layout:
     lags: int = 1
     warmup: int = 0
     system: str = "oscillator"
+    fixed: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -109,6 +115,26 @@ class Layout:
             raise SpecError(f"lags must be >= 1, and > 1 only in next-value mode; got {self.lags}")
         if self.warmup < 0:
             raise SpecError(f"warmup must be >= 0 observed steps, got {self.warmup}")
+        self._set_fixed()
+
+    def _set_fixed(self) -> None:
+        """``fixed`` as ``(name, float)`` pairs in the system's order, each a parameter of the
+        system that is not an input, with a finite value."""
+        pairs = self.fixed.items() if isinstance(self.fixed, Mapping) else self.fixed
+        try:
+            given = {str(name): float(value) for name, value in pairs}
+        except (TypeError, ValueError):
+            raise SpecError(f"fixed must map parameter names to numbers, got {self.fixed!r}"
+                            ) from None
+        system = SYSTEMS.get(self.system)
+        names = () if system is None or self.target == "next-value" else system.names
+        bad = [n for n in given if n not in names or n in self.inputs
+               or not np.isfinite(given[n])]
+        if bad:
+            raise SpecError(f"fixed {bad[0]} = {given[bad[0]]!r} invalid: fixed values are "
+                            f"finite, of parameters of system {self.system!r} "
+                            f"({', '.join(names) or 'none'}) that are not inputs")
+        object.__setattr__(self, "fixed", tuple((n, given[n]) for n in names if n in given))
 
     @property
     def series(self) -> bool:
@@ -167,13 +193,16 @@ class Layout:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["inputs"] = list(self.inputs)
+        d["fixed"] = dict(self.fixed)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Layout:
         """The layout of :meth:`to_dict` (one stored without ``system``: the linear
-        oscillator)."""
-        return cls(**{**d, "inputs": tuple(d["inputs"])})
+        oscillator; without ``fixed``: no fixed values, so none is checked)."""
+        fixed = d.get("fixed") or {}
+        fixed = tuple(fixed.items()) if isinstance(fixed, Mapping) else fixed
+        return cls(**{**d, "inputs": tuple(d["inputs"]), "fixed": fixed})
 
 
 @dataclass(frozen=True)
@@ -222,6 +251,7 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
     if missing:
         raise DataError(f"{where} has no params/{missing[0]}; the model takes "
                         f"{', '.join(layout.parameters)} as inputs")
+    check_fixed(data.params, layout, where, require=True)
     arrays = {"x": data.x, "v": data.v, "F": data.F}
     arrays.update({f"params/{p}": data.params[p] for p in layout.parameters})
     for name, a in arrays.items():
@@ -231,6 +261,24 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
             raise DataError(f"{where}: {name} holds values up to {np.abs(a).max():.3g}; beyond "
                             f"{MAX_MAGNITUDE:g} the normalisation's sums of squares overflow: "
                             "rescale the data")
+
+
+def check_fixed(params: Mapping[str, Any], layout: Layout, where: str, *,
+                require: bool = False) -> None:
+    """Refuse ``params`` (name -> values per trajectory) holding another value of a parameter
+    the model was trained with fixed (:attr:`Layout.fixed`: not an input), or, with
+    ``require``, lacking it: one DataError line naming the values and the trained one."""
+    for name, value in layout.fixed:
+        trained = f"this model was trained with {name} fixed at {value:.12g} (not an input)"
+        if name not in params:
+            if require:
+                raise DataError(f"{where} has no params/{name}; {trained}")
+            continue
+        values = np.asarray(params[name], dtype=np.float64).ravel()
+        if values.size and not np.all(np.isclose(values, value, rtol=1e-9, atol=1e-12)):
+            low, high = np.min(values), np.max(values)
+            shown = f"= {low:.12g}" if low == high else f"from {low:.6g} to {high:.6g}"
+            raise DataError(f"{where} has {name} {shown}; {trained}")
 
 
 class Codec(nn.Module):

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
-from odernn.learn.models.layout import Codec, Layout, Stats, check_data
+from odernn.learn.models.layout import Codec, Layout, Stats, check_data, check_fixed
 from odernn.learn.models.options import defaults_of
 from odernn.types import Array
 
@@ -178,7 +178,8 @@ class RecurrentSurrogate(nn.Module):
 
         Oscillator: ``x0, v0 (N,)``, ``F (N, T)`` and ``params``, name -> ``(N,)``
         for each parameter the model takes (:attr:`parameter_inputs`; other entries are
-        ignored, so a dataset's ``params`` will do; a bare array when it takes
+        ignored, so a dataset's ``params`` will do, though one holding another value of a
+        parameter the model was trained with fixed is refused; a bare array when it takes
         exactly one). Series (next-value mode): ``x0 (N,)`` and ``n_steps``.
         ``warmup = (x_obs (N, K), v_obs (N, K) or None)`` gives K observed
         steps (``K >= warmup_steps``; ``x_obs[:, 0]`` is the initial state);
@@ -241,6 +242,8 @@ class RecurrentSurrogate(nn.Module):
                 raise DataError(f"this model takes {', '.join(names)}: give params as a "
                                 "mapping name -> array (N,)")
             params = dict.fromkeys(names, params)
+        elif params is not None:  # a dataset's params: also those the model was trained fixed
+            check_fixed(params, self.layout, "rollout params")
         out = {}
         for name in names:
             if params is None or name not in params:
