@@ -22,6 +22,7 @@ from odernn.learn.config import TrainConfig
 from odernn.learn.models import from_record, load_surrogate
 from odernn.learn.models.layout import Layout, check_data
 from odernn.learn.training import train
+from odernn.learn.windows import split_by_trajectory
 
 
 def duffing_spec(alpha: str = "1.0", n: int = 16, seed: int = 3):
@@ -88,6 +89,17 @@ def test_a_fixed_parameter_is_not_an_input(tmp_path):
     assert "alpha" not in model.codec.stats.mean
     assert model.layout.fixed == (("alpha", 1.0),)
     assert json.loads((tmp_path / "config.json").read_text())["config"]["withhold"] == []
+
+
+def test_a_parameter_varying_only_in_the_held_out_part_is_an_input(tmp_path):
+    """Which parameters vary is decided on the data before the validation split: a parameter
+    that happens to hold one value in the training part is still an input, not refused."""
+    data = duffing_data("1.0")
+    _, val = split_by_trajectory(data, ESN["val_fraction"], 0)
+    held_out = np.isin(data.x[:, 0], val.x[:, 0])
+    params = {**data.params, "alpha": np.where(held_out, 1.5, 1.0)}
+    model = fit(dataclasses.replace(data, params=params), tmp_path)
+    assert model.parameter_inputs == ("eta", "alpha", "beta") and model.layout.fixed == ()
 
 
 def test_data_at_another_value_of_a_fixed_parameter_is_refused(tmp_path):

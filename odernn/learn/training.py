@@ -65,9 +65,10 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
     main = dd.rank() == 0
     source = {"train": fingerprint(train), "val": None if val is None else fingerprint(val),
               "val_fraction": None if val is not None else config.val_fraction}
-    if val is None:
+    given = train  # which parameters vary is decided before a split: a parameter that varies
+    if val is None:  # in the data is an input even if the training part happens to hold one value
         train, val = split_by_trajectory(train, config.val_fraction, config.seed)
-    layout = config.layout(train.dt, train.system, train.params)
+    layout = config.layout(train.dt, train.system, given.params)
     stats = compute_stats(train, layout)
     check_data(val, layout, where="validation data")
     recipe = RECIPES[config.recipe]
