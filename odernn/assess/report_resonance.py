@@ -106,9 +106,14 @@ def _response_shape(res: Mapping[str, Any]) -> list[str]:
                    "periodic at the drive frequency), one farther off does not (quasi-periodic, "
                    "left out).")
     for s in res["shape"]:
-        peaks = "; ".join(f"the {'sweep from rest' if d == 'rest' else d + ' sweep'} peaks at "
-                          f"A = {fmt(v['amplitude'])}, omega = {fmt(v['omega'])}"
-                          for d, v in s["peak"].items()) or "no periodic drive"
+        peak = s["peak"]
+        shown = {d: (fmt(v["amplitude"]), fmt(v["omega"])) for d, v in peak.items()}
+        if {*peak} == {"up", "down"} and shown["up"] == shown["down"]:
+            peak = {"both": peak["up"]}  # the same to the digits shown
+        word = {"rest": "the sweep from rest peaks", "both": "both sweeps peak"}
+        peaks = "; ".join(f"{word.get(d, f'the {d} sweep peaks')} at A = {fmt(v['amplitude'])}, "
+                          f"omega = {fmt(v['omega'])}" for d, v in peak.items()) or (
+                              "no periodic drive")
         w = s["periodic_omega"]
         periodic = f"{s['n_periodic']} drives periodic" + (
             f", omega {fmt(w[0])} to {fmt(w[1])}" if w else "")
