@@ -204,8 +204,8 @@ def frequency_response_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFig
     """A nonlinear system's steady-state amplitude (top) and phase lag (bottom, periodic
     drives only) against drive frequency, a column per damping level: the integrator in
     black (up sweep filled, down sweep open and dashed, drives from rest filled; a drive
-    whose reference is not periodic a grey cross), each surrogate in its colour, and the
-    harmonic-balance backbone dotted where there is one."""
+    whose reference is not periodic a grey cross), each surrogate in its colour (up solid,
+    down dashed), and the harmonic-balance backbone dotted where there is one."""
     res = ev.resonance
     levels = res["levels"]
     fig, axes = _figure(2, len(levels), width=min(12.0, 4.6 * len(levels)), height=3.1,
@@ -220,7 +220,7 @@ def frequency_response_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFig
         here = np.isclose(level, value)
         if res.get("backbone"):
             w, a = (np.asarray(res["backbone"][k]) for k in ("omega", "amplitude"))
-            inside = w <= omega.max()
+            inside = (w >= omega.min()) & (w <= omega.max())
             top.plot(w[inside], a[inside], color="#888888", linestyle=":", linewidth=1.2,
                      label="backbone (harmonic balance)")
         for way, (line, marker, word) in ways.items():
@@ -236,11 +236,12 @@ def frequency_response_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFig
                         marker=marker, markersize=4, markerfacecolor=face, linewidth=1.0,
                         label=label if ax is top else None)
             for name, r in res["methods"].items():
-                for ax, key in ((top, "amplitude"), (bottom, "lag")):
-                    keep = order if ax is top else ok
-                    ax.plot(omega[keep], _finite(r[key])[keep], color=colors[name],
-                            linestyle=line, linewidth=1.4, marker=".", markersize=4,
-                            label=f"{name} {word}".strip() if ax is top else None)
+                # a surrogate's lag within pi of the reference's: no wrap-around jumps
+                lag = ref["lag"] + np.angle(np.exp(1j * (_finite(r["lag"]) - ref["lag"])))
+                for ax, y, keep in ((top, _finite(r["amplitude"]), order), (bottom, lag, ok)):
+                    ax.plot(omega[keep], y[keep], color=colors[name], linestyle=line,
+                            linewidth=1.4, marker=".", markersize=4,
+                            label=name if ax is top and way != "down" else None)
         loose = here & ~periodic
         if loose.any():
             top.plot(omega[loose], _finite(ref["amplitude"])[loose], linestyle="none",

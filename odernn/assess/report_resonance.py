@@ -82,7 +82,8 @@ def _frequency_response(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     figure = Figure("frequency-response", "Steady-state amplitude (top) and phase lag (bottom, "
                     "periodic drives) against drive frequency: the integrator in black (up "
                     "sweep solid, down sweep dashed with open markers), grey crosses where its "
-                    "response is not periodic, each surrogate in its colour.",
+                    "response is not periodic, each surrogate in its colour (up solid, down "
+                    "dashed; its lag drawn within pi of the integrator's).",
                     frequency_response_plot(ev, colors))
     return Section("Frequency response", text, [table] if res["methods"] else [], [figure])
 
@@ -111,15 +112,19 @@ def _response_shape(res: Mapping[str, Any]) -> list[str]:
         if {*peak} == {"up", "down"} and shown["up"] == shown["down"]:
             peak = {"both": peak["up"]}  # the same to the digits shown
         word = {"rest": "the sweep from rest peaks", "both": "both sweeps peak"}
+        edges = (min(res["omega"]), max(res["omega"]))
         peaks = "; ".join(f"{word.get(d, f'the {d} sweep peaks')} at A = {fmt(v['amplitude'])}, "
-                          f"omega = {fmt(v['omega'])}" for d, v in peak.items()) or (
-                              "no periodic drive")
+                          f"omega = {fmt(v['omega'])}"
+                          + (" (the sweep's edge: no peak inside its range)"
+                             if v["omega"] in edges else "")
+                          for d, v in peak.items()) or "no periodic drive"
         w = s["periodic_omega"]
         periodic = f"{s['n_periodic']} drives periodic" + (
             f", omega {fmt(w[0])} to {fmt(w[1])}" if w else "")
         parted = ("" if not res["continuation"] else
                   "; up and down agree: no jump" if s["hysteresis"] is None else
-                  f"; up and down part over omega {fmt(s['hysteresis'][0])} to "
-                  f"{fmt(s['hysteresis'][1])}: two stable responses, a jump")
+                  f"; up and down part at omega {fmt(s['hysteresis'][0])}"
+                  + (f" to {fmt(s['hysteresis'][1])}" if s["hysteresis"][1] > s["hysteresis"][0]
+                     else "") + ": two stable responses, a jump")
         out.append(f"- {res['parameter']} = {s['level']:.3g}: {peaks}{parted}; {periodic}.")
     return out
