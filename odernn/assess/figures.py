@@ -221,8 +221,9 @@ def frequency_response_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFig
         if res.get("backbone"):
             w, a = (np.asarray(res["backbone"][k]) for k in ("omega", "amplitude"))
             inside = (w >= omega.min()) & (w <= omega.max())
-            top.plot(w[inside], a[inside], color="#888888", linestyle=":", linewidth=1.2,
-                     label="backbone (harmonic balance)")
+            if inside.any():
+                top.plot(w[inside], a[inside], color="#888888", linestyle=":",
+                         linewidth=1.2, label="backbone (harmonic balance)")
         for way, (line, marker, word) in ways.items():
             pick = here & (direction == way)
             if not pick.any():

@@ -91,7 +91,11 @@ def _frequency_response(ev: Evaluation, colors: Mapping[str, str]) -> Section:
 def _response_shape(res: Mapping[str, Any]) -> list[str]:
     """What the measured response shows, in words and numbers, a line per damping level."""
     system, out = res["system"], []
-    if system == "duffing" and res["parameters"]["beta"] != 0:
+    if system == "duffing" and res["parameters"]["alpha"] <= 0:
+        out.append(f"- Duffing with alpha = {res['parameters']['alpha']:.3g} <= 0 is a double "
+                   "well: small responses inside one well soften, large ones across both "
+                   "harden, and some drives are chaotic (not periodic, left out).")
+    elif system == "duffing" and res["parameters"]["beta"] != 0:
         beta = res["parameters"]["beta"]
         kind, lean = ("hardening", "higher") if beta > 0 else ("softening", "lower")
         out.append(f"- Duffing with beta = {beta:.3g} is {kind}: the peak leans toward {lean} "
