@@ -25,7 +25,8 @@ def evaluate(
                                         help="Sweep step sizes and tolerances for the "
                                         "work-precision diagram."),
     resonance: bool = typer.Option(True, "--resonance/--no-resonance",
-                                   help="Check each surrogate's resonance curve."),
+                                   help="Check each surrogate's resonance curve (a nonlinear "
+                                   "system: its frequency response against the integrator)."),
     title: str = typer.Option("odernn evaluation report", "--title", help="Report title."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,

@@ -18,7 +18,9 @@ Three studies, each reusable on its own:
   sizes (SciPy over tolerances; the sampled-forcing integrators only over every
   k-th sample), each surrogate a point on the same axes, and its speed-up over
   the cheapest integrator setting that is at least as accurate;
-- the resonance check (:mod:`odernn.assess.resonance`).
+- the resonance check (:mod:`odernn.assess.resonance`): for a system without a closed
+  form, its frequency response against the integrator
+  (:mod:`odernn.assess.frequency_response`).
 
 The result is an :class:`odernn.assess.results.Evaluation`.
 """
@@ -42,6 +44,7 @@ import scipy
 import odernn
 from odernn.assess.baselines import same_information, speedup
 from odernn.assess.closed_loop import closed_loop
+from odernn.assess.frequency_response import REFERENCE_SOLVER
 from odernn.assess.metrics import (
     divergence_steps,
     error_vs_time,
@@ -214,9 +217,6 @@ def evaluate(
 
 
 DATA_DESCRIPTION = "the stored test trajectories (the system has no closed form)"
-REFERENCE_SOLVER = {"method": "DOP853", "rtol": 1e-12, "atol": 1e-14}
-"""How the ``data`` reference is extended to the work-precision sweep's other grids: the
-solver the built-in specs of systems without a closed form are simulated with."""
 
 
 def reference_name(system: Oscillator) -> str:

@@ -200,6 +200,61 @@ def resonance_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
     return fig
 
 
+def frequency_response_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
+    """A nonlinear system's steady-state amplitude (top) and phase lag (bottom, periodic
+    drives only) against drive frequency, a column per damping level: the integrator in
+    black (up sweep filled, down sweep open and dashed, drives from rest filled; a drive
+    whose reference is not periodic a grey cross), each surrogate in its colour (up solid,
+    down dashed), and the harmonic-balance backbone dotted where there is one."""
+    res = ev.resonance
+    levels = res["levels"]
+    fig, axes = _figure(2, len(levels), width=min(12.0, 4.6 * len(levels)), height=3.1,
+                        sharex=True)
+    level, omega = np.asarray(res["level"]), np.asarray(res["omega"])
+    direction = np.asarray(res["direction"])
+    ref = res["integrator"]
+    periodic = np.asarray(ref["periodic"], dtype=bool)
+    ways = {"up": ("-", "o", "up"), "down": ("--", "s", "down"), "rest": ("-", "o", "")}
+    for col, value in enumerate(levels):
+        top, bottom = axes[0, col], axes[1, col]
+        here = np.isclose(level, value)
+        if res.get("backbone"):
+            w, a = (np.asarray(res["backbone"][k]) for k in ("omega", "amplitude"))
+            inside = (w >= omega.min()) & (w <= omega.max())
+            if inside.any():
+                top.plot(w[inside], a[inside], color="#888888", linestyle=":",
+                         linewidth=1.2, label="backbone (harmonic balance)")
+        for way, (line, marker, word) in ways.items():
+            pick = here & (direction == way)
+            if not pick.any():
+                continue
+            order = np.flatnonzero(pick)[np.argsort(omega[pick], kind="stable")]
+            ok = order[periodic[order]]
+            label = f"{res['reference']} {word}".strip()
+            face = "none" if way == "down" else "black"
+            for ax, key in ((top, "amplitude"), (bottom, "lag")):
+                ax.plot(omega[ok], _finite(ref[key])[ok], color="black", linestyle=line,
+                        marker=marker, markersize=4, markerfacecolor=face, linewidth=1.0,
+                        label=label if ax is top else None)
+            for name, r in res["methods"].items():
+                # a surrogate's lag within pi of the reference's: no wrap-around jumps
+                lag = ref["lag"] + np.angle(np.exp(1j * (_finite(r["lag"]) - ref["lag"])))
+                for ax, y, keep in ((top, _finite(r["amplitude"]), order), (bottom, lag, ok)):
+                    ax.plot(omega[keep], y[keep], color=colors[name], linestyle=line,
+                            linewidth=1.4, marker=".", markersize=4,
+                            label=name if ax is top and way != "down" else None)
+        loose = here & ~periodic
+        if loose.any():
+            top.plot(omega[loose], _finite(ref["amplitude"])[loose], linestyle="none",
+                     marker="x", color="#888888", label="reference not periodic")
+        top.set_title(f"{res['parameter']} = {value:.3g}", fontsize=10)
+        top.set_ylabel("amplitude")
+        bottom.set_ylabel("phase lag [rad]")
+        bottom.set_xlabel("omega")
+    _legend_below(fig, axes[0, 0], ncol=4)
+    return fig
+
+
 def _finite(a: Any) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     return np.where(np.isfinite(a), a, np.nan)

@@ -30,10 +30,10 @@ from odernn.assess.figures import (
     method_colors,
     overlay_plot,
     phase_plot,
-    resonance_plot,
     work_precision_plot,
 )
 from odernn.assess.metrics import METRICS
+from odernn.assess.report_resonance import frequency_response_run, resonance_section
 from odernn.assess.results import Evaluation
 from odernn.learn.rundir import read_config, read_history
 
@@ -77,7 +77,7 @@ def write_report(
         _accuracy(evaluation, colors),
         _trajectories(evaluation, colors),
         _work_precision(evaluation, colors),
-        _resonance(evaluation, colors),
+        resonance_section(evaluation, colors),
         _training(runs or {}, colors),
         *extra_sections,
         _provenance(evaluation, runs or {}),
@@ -116,7 +116,9 @@ def _summary(ev: Evaluation, colors: Mapping[str, str]) -> Section:
           resonance.get(n, {}).get("amplitude_rel_error_max")] for n, m in ev.methods.items()],
         "Key numbers. Speed-up: over the cheapest integrator setting at least as accurate in "
         "NRMSE x (work-precision section). Resonance: relative error of the steady-state "
-        "amplitude, worst over the sweep. Definitions at the end.")
+        "amplitude, worst over the sweep" + (
+            " (frequency response: against the integrator, over the drives whose reference is "
+            "periodic)" if frequency_response_run(ev) else "") + ". Definitions at the end.")
     return Section("Summary", what + "\n\n" + "\n".join(_findings(ev)), [table])
 
 
@@ -184,7 +186,13 @@ def _findings(ev: Evaluation) -> list[str]:
         elif s:
             out.append(f"- {best}: no speed-up to claim ({s['reason']}).")
         r = (ev.resonance or {}).get("methods", {}).get(best)
-        if r:
+        if r and frequency_response_run(ev):
+            left = ev.resonance["n_drives"] - r["n_scored"]
+            out.append(f"- Frequency response: {best}'s steady-state amplitude is within "
+                       f"{fmt(100 * r['amplitude_rel_error_max'])}% of the integrator's and its "
+                       f"phase within {fmt(r['lag_error_max'])} rad, worst over the "
+                       f"{r['n_scored']} drives whose reference is periodic ({left} left out).")
+        elif r:
             out.append(f"- Resonance: {best}'s steady-state amplitude is within "
                        f"{fmt(100 * r['amplitude_rel_error_max'])}% of the analytic curve and "
                        f"its phase within {fmt(r['lag_error_max'])} rad, worst over the sweep.")
@@ -269,33 +277,6 @@ def _work_precision(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     figure = Figure("work-precision", "Work-precision diagram: lower left is better.",
                     work_precision_plot(ev, colors))
     return Section("Work-precision", text, [speed, settings], [figure])
-
-
-def _resonance(ev: Evaluation, colors: Mapping[str, str]) -> Section:
-    res = ev.resonance
-    if res is None:
-        return Section("Resonance", "The resonance check was not run.")
-    if "skipped" in res:
-        return Section("Resonance", f"The resonance check was skipped: {res['skipped']}.")
-    etas = ", ".join(f"{e:.3g}" for e in res["curve"]["eta"])
-    text = (f"Driven from rest by F0 cos(omega t), F0 = {res['F0']:.3g}, at eta = {etas}, over "
-            f"{len(res['omega'])} frequencies per eta in [{min(res['omega']):.3g}, "
-            f"{max(res['omega']):.3g}] (inside the test set's ranges), for {res['n_steps']} steps "
-            f"so that transients (decaying as exp(-eta t / 2)) fall below "
-            f"{res['transient_left']:.1e} of their start; amplitude and phase lag are fitted "
-            "over whole periods at the end and compared with the analytic "
-            "F0 / sqrt((1 - omega^2)^2 + (eta omega)^2).")
-    keys = ("amplitude_rel_error_median", "amplitude_rel_error_max", "lag_error_median",
-            "lag_error_max", "n_diverged")
-    table = Table(["method", "amplitude rel. error, median", "amplitude rel. error, max",
-                   "phase error [rad], median", "phase error [rad], max", "diverged"],
-                  [[n, *(r[k] for k in keys)] for n, r in res["methods"].items()],
-                  "Steady-state response against the analytic formula.")
-    figure = Figure("resonance", "Steady-state amplitude (top, log scale) and phase lag "
-                    "(bottom) against driving frequency; the analytic response is the black "
-                    "line, the exact solution's fit the open circles.",
-                    resonance_plot(ev, colors))
-    return Section("Resonance", text, [table], [figure])
 
 
 def _training(runs: Mapping[str, Path], colors: Mapping[str, str]) -> Section:

@@ -1,5 +1,9 @@
 """The resonance check: steady-state amplitude and phase against the analytic response.
 
+This module is the linear oscillator's check, and the entry point for every system:
+:func:`measure_resonance` hands a system without a closed form to
+:mod:`odernn.assess.frequency_response`, whose reference is the integrator.
+
 Physics, not curve fitting: drive the oscillator from rest with
 ``F0 cos(omega t)`` over a sweep of frequencies at a few fixed dampings, wait
 for the transient to die out (it decays as ``exp(-eta t / 2)``), fit
@@ -38,11 +42,21 @@ from odernn.types import Array
 class ResonanceSettings:
     """How the sweep is built; ``None`` means "from the test set".
 
-    ``etas``: the eta quartiles (0.25, 0.75) of the test set's positive etas;
+    ``etas``: values of the damping-like parameter (eta; mu for van-der-pol), by default
+    the quartiles (0.25, 0.75) of the test set's positive values;
     ``omegas``: ``n_omega`` points over the test set's forcing frequencies;
     ``F0``: the median amplitude ``sqrt(2) rms(F)`` of the test forcings.
     The horizon lets the slowest transient decay to ``transient_tol`` of its
     start, then runs one period of the slowest drive, capped at ``max_steps``.
+
+    For a system without a closed form (:mod:`odernn.assess.frequency_response`) also:
+    ``parameters``, fixed values of its other parameters (default: the test set's
+    medians); ``continuation``, sweep up and then down, each drive starting from the
+    previous one's end state (False: every drive from rest); ``periods``, the settling
+    time in periods of the slowest drive where the system has no damping parameter
+    (van-der-pol); ``fit_periods``, the fit window in periods of the slowest drive;
+    ``periodic_tol``, the largest stroboscopic spread (relative to the amplitude) of a
+    drive counted as periodic. ``max_steps`` then caps each drive.
     """
 
     etas: tuple[float, ...] | None = None
@@ -52,6 +66,51 @@ class ResonanceSettings:
     transient_tol: float = 1e-3
     max_steps: int = 8000
     default_omega_range: tuple[float, float] = (0.25, 2.0)
+    parameters: Mapping[str, float] | None = None
+    continuation: bool = True
+    periods: int = 10
+    fit_periods: int = 3
+    periodic_tol: float = 1e-2
+
+
+def check_settings(settings: ResonanceSettings) -> None:
+    """Refuse settings no sweep can use, in one SpecError line."""
+    for name in ("etas", "omegas"):
+        given = getattr(settings, name)
+        if given is not None and (len(given) == 0 or not all(g > 0 for g in given)
+                                  or not all(math.isfinite(g) for g in given)):
+            raise SpecError(f"resonance {name} must be positive numbers, got {list(given)}")
+    whole = {"n_omega": 1, "max_steps": 10, "periods": 1, "fit_periods": 1}
+    for name, least in whole.items():
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SpecError(f"resonance {name} must be a whole number >= {least}, got {value!r}")
+    for name in ("transient_tol", "periodic_tol"):
+        value = getattr(settings, name)
+        if not 0 < value < 1:
+            raise SpecError(f"resonance {name} must be in (0, 1), got {value!r}")
+    if settings.F0 is not None and not (settings.F0 > 0 and math.isfinite(settings.F0)):
+        raise SpecError(f"resonance F0 must be a positive number, got {settings.F0!r}")
+
+
+def drive_amplitude(test: Trajectories, settings: ResonanceSettings) -> float:
+    """``settings.F0``, else the median over test trajectories of ``sqrt(2) rms(F)``."""
+    if settings.F0 is not None:
+        return float(settings.F0)
+    F = np.asarray(test.F, dtype=np.float64)
+    return float(np.median(np.sqrt(2.0 * np.mean(np.square(F), axis=1))))
+
+
+def drive_frequencies(test: Trajectories, settings: ResonanceSettings) -> np.ndarray:
+    """``settings.omegas``, else ``n_omega`` points over the test set's forcing frequencies
+    (``default_omega_range`` when it stores none)."""
+    if settings.omegas is not None:
+        return np.asarray(settings.omegas, dtype=np.float64)
+    lo, hi = settings.default_omega_range
+    w = np.asarray(test.params.get("omega", []), dtype=np.float64)
+    if np.any(w > 0):
+        lo, hi = float(w[w > 0].min()), float(w.max())
+    return np.linspace(lo, hi, settings.n_omega) if hi > lo else np.array([lo])
 
 
 @dataclass(frozen=True)
@@ -81,17 +140,12 @@ class Sweep:
 
 
 def plan_sweep(test: Trajectories, settings: ResonanceSettings) -> Sweep | str:
-    """The sweep for a test set, or the reason the test set allows none (a string).
-
-    Explicit ``settings.etas`` or ``settings.omegas`` that are not positive are a SpecError.
-    """
+    """The linear oscillator's sweep for a test set, or the reason the test set allows none
+    (a string). Settings no sweep can use are a SpecError (:func:`check_settings`)."""
+    check_settings(settings)
     if not SYSTEMS[test.system].closed_form:
-        return (f"system {test.system!r} has no closed-form frequency response to compare "
-                "with (the sweep of nonlinear systems is not built yet)")
-    for name in ("etas", "omegas"):
-        given = getattr(settings, name)
-        if given is not None and (len(given) == 0 or min(given) <= 0):
-            raise SpecError(f"resonance {name} must be positive numbers, got {list(given)}")
+        return (f"system {test.system!r} has no closed-form frequency response; its sweep is "
+                "odernn.assess.frequency_response's")
     eta_all = np.asarray(test.params["eta"], dtype=np.float64)
     if settings.etas is not None:
         etas = np.asarray(settings.etas, dtype=np.float64)
@@ -99,19 +153,10 @@ def plan_sweep(test: Trajectories, settings: ResonanceSettings) -> Sweep | str:
         etas = np.unique(np.quantile(eta_all[eta_all > 0], [0.25, 0.75]))
     else:
         return "the test set has no damping (eta = 0): transients never die out"
-    F = np.asarray(test.F, dtype=np.float64)
-    F0 = settings.F0 if settings.F0 is not None else float(
-        np.median(np.sqrt(2.0 * np.mean(np.square(F), axis=1))))
+    F0 = drive_amplitude(test, settings)
     if not F0 > 0:
         return "the test set has no forcing: a surrogate never saw a drive to respond to"
-    if settings.omegas is not None:
-        omegas = np.asarray(settings.omegas, dtype=np.float64)
-    else:
-        lo, hi = settings.default_omega_range
-        w = np.asarray(test.params.get("omega", []), dtype=np.float64)
-        if np.any(w > 0):
-            lo, hi = float(w[w > 0].min()), float(w.max())
-        omegas = np.linspace(lo, hi, settings.n_omega) if hi > lo else np.array([lo])
+    omegas = drive_frequencies(test, settings)
     eta, omega = (a.ravel() for a in np.meshgrid(etas, omegas, indexing="ij"))
     dt = test.dt
     slowest = 2 * math.pi / float(omegas.min())
@@ -169,7 +214,13 @@ def measure_resonance(test: Trajectories, surrogates: Mapping[str, Surrogate],
                       settings: ResonanceSettings, say: Callable[[str], None]) -> dict[str, Any]:
     """Steady-state amplitude and phase of the exact solution and of every surrogate
     (``metrics.json``'s ``resonance``; ``{"skipped": reason}`` when the test set allows no
-    sweep); ``say`` is told each stage."""
+    sweep); ``say`` is told each stage. A system without a closed form gets its frequency
+    response against the integrator instead
+    (:func:`odernn.assess.frequency_response.measure_frequency_response`)."""
+    if not SYSTEMS[test.system].closed_form:
+        from odernn.assess.frequency_response import measure_frequency_response
+
+        return measure_frequency_response(test, surrogates, settings, say)
     sweep = plan_sweep(test, settings)
     if isinstance(sweep, str):
         say(f"resonance skipped: {sweep}")
@@ -194,6 +245,7 @@ def measure_resonance(test: Trajectories, surrogates: Mapping[str, Surrogate],
     curve = [steady_state_response(fine, eta, sweep.F0) for eta in etas]
     say(f"resonance: {sweep.eta.size} drives x {len(rollouts)} methods, {sweep.t.size} steps")
     return {
+        "kind": "analytic", "system": test.system,
         "eta": sweep.eta, "omega": sweep.omega, "F0": sweep.F0, "dt": float(sweep.t[1]),
         "n_steps": sweep.t.size, "transient_tol": settings.transient_tol,
         "transient_left": sweep.transient_left,
