@@ -13,6 +13,7 @@ from scipy.stats import wasserstein_distance
 from odernn.assess.statistics import (
     STATISTICS,
     lyapunov_times,
+    power_spectrum,
     relative_error,
     response_statistics,
     spectrum_error,
@@ -67,6 +68,18 @@ def test_spectrum_error_of_a_sinusoid():
     assert spectrum_error(np.sin(1.2 * t + 1.0)[None], x, DT)[0] < 0.02
     assert spectrum_error(np.sin(3.0 * t)[None], x, DT)[0] > 0.9
     assert spectrum_error(0 * x, x, DT)[0] == 1.0  # a constant signal has no spectrum
+
+
+def test_power_spectrum_is_welchs():
+    """The spectrum is scipy.signal.welch's (Hann, half overlap, mean removed), normalised."""
+    from scipy.signal import welch
+
+    for length in (800, 801, 37):
+        x = RNG.normal(size=(2, length)).cumsum(axis=1)
+        f, p = welch(x, fs=1 / DT, window="hann", nperseg=min(length // 2, 1024), axis=-1)
+        freqs, power = power_spectrum(x, DT)
+        np.testing.assert_allclose(freqs, f, rtol=1e-14)
+        np.testing.assert_allclose(power, p / p.sum(axis=1, keepdims=True), atol=1e-15)
 
 
 def test_response_statistics_and_their_relative_errors():
