@@ -14,7 +14,9 @@ reference's trust horizon, the steady-state statistics, and what each costs.
    spread), and, unless ``--quick``, a run 8 times longer (1000 measured periods) as
    the yardstick of the default estimate's error per trajectory.
 2. The trust horizon of the reference (DOP853 at rtol 1e-12 against 1e-10): median,
-   share censored at the end of the set, seconds.
+   share censored at the end of the set, seconds; unless ``--quick``, also on the
+   first 8 trajectories run 8 times longer (400 time units), against the naive
+   ``ln(0.1 std / 1e-10) / lambda``.
 3. The statistics (``summarize_statistics``, transient the default fifth of the
    horizon) for three stand-ins for a surrogate: RK4 at the data's step (on the
    trajectory for the whole horizon), RK4 at 4 times the step (interpolated to the
@@ -43,7 +45,7 @@ from odernn.assess.statistics import summarize_statistics  # noqa: E402
 from odernn.assess.trust import data_trust_horizon  # noqa: E402
 from odernn.data.integrators import integrate  # noqa: E402
 from odernn.data.simulate import simulate_trajectories  # noqa: E402
-from odernn.data.spec import load_spec  # noqa: E402
+from odernn.data.spec import load_spec, parse_spec  # noqa: E402
 
 SHOWN = ("valid_lyapunov_median", "valid_lyapunov_p10", "x2_max_rel_error",
          "x2_mean_rel_error", "x2_mean_rel_error_median", "w1_x", "w1_v", "w1_x_median",
@@ -106,6 +108,17 @@ def main() -> None:
     end = data.t[-1] - data.t[0]
     print(f"median {np.median(horizon):.2f}, minimum {horizon.min():.2f}, censored at the "
           f"end ({end:g}) {np.mean(horizon >= end):.2f}; {t_trust:.2f} s")
+    if not args.quick:
+        text = load_spec("duffing-chaos").text.replace("n = 64", "n = 8")
+        longer = simulate_trajectories(parse_spec(text.replace("n_steps = 1000",
+                                                               "n_steps = 8000")))
+        horizon, seconds = timed(data_trust_horizon, longer)
+        lam = ben.exponent[:8]
+        naive = np.log(0.1 * reference_scale(longer.x) / 1e-10) / lam
+        print(f"\nthe first 8 trajectories over 8000 steps ({longer.t[-1]:g} time units): "
+              f"horizons {np.round(horizon, 1).tolist()}; in Lyapunov times "
+              f"{np.round(horizon * lam, 1).tolist()}; ln(0.1 std / 1e-10) / lambda "
+              f"{np.round(naive, 1).tolist()}; {seconds:.2f} s")
 
     print("\n## 3. Statistics (transient: the first fifth of the horizon)\n")
     osc = data.oscillator()

@@ -241,9 +241,12 @@ def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "be
     transient (a stable orbit draws them together), so the estimate averages
     ``replicas x n_measure`` intervals for much less than that many times the cost of one
     (numpy's cost per operation hardly grows with the array at these sizes). The
-    offsets and the initial perturbations are drawn from ``seed``, the same for both
-    methods, whose reference orbits are then the same to the last bit. Bad settings are
-    refused with one :class:`SpecError` line.
+    offsets and the initial perturbations of trajectory i are drawn from
+    ``SeedSequence(seed).spawn(N)[i]``, the same for both methods, whose reference orbits
+    are then the same to the last bit. A trajectory's estimate does not depend on the
+    others in the batch but through the step, which divides the batch's longest interval
+    into whole steps of at most ``max_step``. Bad settings are refused with one
+    :class:`SpecError` line.
     """
     if method not in METHODS:
         raise SpecError(f"lyapunov: unknown method {method!r}{did_you_mean(method, METHODS)}; "
@@ -264,8 +267,9 @@ def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "be
                  40 * replicas * n * budget.FLOAT64, "use fewer replicas or trajectories")
     period, n_sub, table = _schedule(osc, max_step, interval)
     step = period / n_sub
-    rng = np.random.default_rng(seed)
-    angles = rng.uniform(0.0, 2 * np.pi, (2, replicas, n))
+    # trajectory i draws from its own stream, so its estimate does not depend on the others
+    angles = np.stack([np.random.default_rng(s).uniform(0.0, 2 * np.pi, (2, replicas))
+                       for s in np.random.SeedSequence(seed).spawn(n)], axis=-1)
     offset = SPREAD * np.stack([np.cos(angles[0]), np.sin(angles[0])])
     offset[:, 0] = 0.0  # copy 0 starts at the trajectory's own initial state
     direction = np.stack([np.cos(angles[1]), np.sin(angles[1])])
