@@ -77,9 +77,11 @@ def test_estimates_are_deterministic_and_per_trajectory():
                                         np.zeros((2, 1))))
     options = dict(max_step=0.1, n_transient=10, n_measure=40, replicas=4)
     a = largest_lyapunov(osc, X0[:2], V0[:2], **options)
-    b = largest_lyapunov(osc, X0[:2], V0[:2], **options)
+    events = []
+    b = largest_lyapunov(osc, X0[:2], V0[:2], progress=events.append, **options)
     np.testing.assert_array_equal(a.exponent, b.exponent)
     assert a.exponent[0] > 0 > a.exponent[1]
+    assert events[-1].stage == "done" and events[-2].done == events[-2].total == 50
     first = largest_lyapunov(osc.take(slice(0, 1)), X0[:1], V0[:1], **options)
     np.testing.assert_array_equal(first.exponent, a.exponent[:1])
 

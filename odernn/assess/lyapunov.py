@@ -39,6 +39,7 @@ from odernn.data.forcing import HarmonicForcing
 from odernn.data.systems import Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
+from odernn.progress import Event, Progress, reporter
 from odernn.types import Array
 
 METHODS = ("benettin", "variational")
@@ -228,8 +229,8 @@ def _variational(osc: Oscillator, x0: Array, v0: Array, direction: Array,
 def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "benettin",
                      max_step: float, n_transient: int = N_TRANSIENT,
                      n_measure: int = N_MEASURE, replicas: int = REPLICAS,
-                     interval: float | None = None, d0: float = D0, seed: int = 0
-                     ) -> LyapunovEstimate:
+                     interval: float | None = None, d0: float = D0, seed: int = 0,
+                     progress: bool | Progress | None = None) -> LyapunovEstimate:
     """The largest Lyapunov exponent of each oscillator of ``osc`` from ``(x0, v0)`` at
     ``t = 0``, by ``method`` (``benettin`` or ``variational``).
 
@@ -245,8 +246,9 @@ def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "be
     ``SeedSequence(seed).spawn(N)[i]``, the same for both methods, whose reference orbits
     are then the same to the last bit. A trajectory's estimate does not depend on the
     others in the batch but through the step, which divides the batch's longest interval
-    into whole steps of at most ``max_step``. Bad settings are refused with one
-    :class:`SpecError` line.
+    into whole steps of at most ``max_step``. ``progress`` receives an
+    :class:`~odernn.progress.Event` (task ``lyapunov``) every few intervals. Bad settings
+    are refused with one :class:`SpecError` line.
     """
     if method not in METHODS:
         raise SpecError(f"lyapunov: unknown method {method!r}{did_you_mean(method, METHODS)}; "
@@ -274,16 +276,20 @@ def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "be
     offset[:, 0] = 0.0  # copy 0 starts at the trajectory's own initial state
     direction = np.stack([np.cos(angles[1]), np.sin(angles[1])])
     run = _benettin if method == "benettin" else _variational
-    split = n_transient + n_measure // 2
+    split, total = n_transient + n_measure // 2, n_transient + n_measure
     first, second = np.zeros(n), np.zeros(n)
+    report, every = reporter(progress), max(1, total // 50)
     with np.errstate(all="ignore"):  # a run that diverges must not stop the others
         for p, growth in enumerate(run(osc, x0 + offset[0], v0 + offset[1], direction,
-                                       (step / 2, step, step / 6), n_sub, table,
-                                       n_transient + n_measure, d0)):
+                                       (step / 2, step, step / 6), n_sub, table, total, d0)):
             if p >= split:
                 second += growth.sum(axis=0)
             elif p >= n_transient:
                 first += growth.sum(axis=0)
+            if (p + 1) % every == 0 or p + 1 == total:
+                report(Event("lyapunov", "interval", p + 1, total,
+                             f"{method}: interval {p + 1} of {total}"))
+    report(Event("lyapunov", "done", total, total, f"{method}: {n} trajectories", log=True))
     bad = ~(np.isfinite(first) & np.isfinite(second))
     first[bad] = second[bad] = np.nan
     n_first = n_measure // 2
