@@ -1,0 +1,169 @@
+"""The largest Lyapunov exponent (both methods) and the reference's trust horizon, against
+known values: ``-eta/2`` for the damped linear oscillator, a positive exponent for a chaotic
+Duffing setting and ``-eta/2`` again for a period-1 one (benchmarks/regimes.py's numbers)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from odernn.assess.lyapunov import METHODS, largest_lyapunov, lyapunov_exponents
+from odernn.assess.trust import data_trust_horizon, trust_horizon
+from odernn.data.forcing import HarmonicForcing
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec, parse_spec
+from odernn.data.systems import Oscillator
+from odernn.data.trajectories import Trajectories
+from odernn.errors import DataError, SpecError
+
+RNG = np.random.default_rng(1)
+X0, V0 = RNG.uniform(-1, 1, 4), RNG.uniform(-1, 1, 4)
+
+
+def duffing(alpha: float, n: int = 4, F0: float = 0.5, omega: float = 1.2) -> Oscillator:
+    """``x'' + 0.3 x' + alpha x + x^3 = F0 cos(omega t)``: with alpha -1 (double well),
+    F0 0.5 and omega 1.2 chaotic (regimes.py: exponent 0.11 from each of 4 initial states,
+    stroboscopic period none); with alpha 1 (hardening) period 1."""
+    forcing = HarmonicForcing(np.full((n, 1), F0), np.full((n, 1), omega), np.zeros((n, 1)))
+    return Oscillator.of("duffing", {"eta": np.full(n, 0.3), "alpha": np.full(n, alpha),
+                                     "beta": np.ones(n)}, forcing)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_linear_oscillator_gives_minus_half_eta(method):
+    """``x'' + eta x' + x = 0`` decays as ``exp(-eta t / 2)`` (underdamped): both methods
+    reproduce the exponent to 1e-3. What is left is the bounded wobble of ``|w|`` within
+    a damped period, divided by the measured time (here at most 7e-4 over seeds 0-4)."""
+    eta = np.array([0.1, 0.5, 1.0, 1.5])
+    osc = Oscillator.linear(eta, HarmonicForcing.none(4))
+    est = largest_lyapunov(osc, np.ones(4), np.zeros(4), method=method, max_step=0.2,
+                           n_transient=5, n_measure=200, replicas=1)
+    np.testing.assert_allclose(est.exponent, -eta / 2, atol=1e-3)
+    np.testing.assert_allclose(est.interval, 2 * math.pi)  # no forcing: the fixed interval
+    assert np.all(est.converged)
+    assert np.all(np.isnan(est.lyapunov_time))
+
+
+def test_chaotic_duffing_is_positive_and_the_methods_agree():
+    """Both methods give the same positive exponent (regimes.py: 0.11) within 5%; they step
+    the same reference orbit, so they differ only in how the perturbation is carried."""
+    osc = duffing(-1.0)
+    options = dict(max_step=0.05, n_transient=20, n_measure=60, replicas=8)
+    benettin = largest_lyapunov(osc, X0, V0, method="benettin", **options)
+    variational = largest_lyapunov(osc, X0, V0, method="variational", **options)
+    assert np.all((benettin.exponent > 0.08) & (benettin.exponent < 0.14))
+    np.testing.assert_allclose(benettin.exponent, variational.exponent, rtol=0.05)
+    np.testing.assert_allclose(benettin.interval, 2 * math.pi / 1.2)  # the forcing period
+    assert np.all(benettin.step <= 0.05) and np.all(benettin.lyapunov_time > 0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_period_one_duffing_is_negative(method):
+    """A stable period-1 response: the stroboscopic map contracts, at ``-eta/2`` here."""
+    est = largest_lyapunov(duffing(1.0), X0, V0, method=method, max_step=0.05,
+                           n_transient=20, n_measure=20, replicas=1)
+    assert np.all(est.exponent < -0.1) and np.all(est.converged)
+    np.testing.assert_allclose(est.exponent, -0.15, atol=0.01)
+
+
+def test_estimates_are_deterministic_and_per_trajectory():
+    """Same call, same numbers; a trajectory's estimate does not depend on its neighbours'
+    parameters (here: a chaotic and a periodic one side by side)."""
+    osc = Oscillator.of("duffing", {"eta": np.full(2, 0.3), "alpha": np.array([-1.0, 1.0]),
+                                    "beta": np.ones(2)},
+                        HarmonicForcing(np.full((2, 1), 0.5), np.full((2, 1), 1.2),
+                                        np.zeros((2, 1))))
+    options = dict(max_step=0.1, n_transient=10, n_measure=40, replicas=4)
+    a = largest_lyapunov(osc, X0[:2], V0[:2], **options)
+    events = []
+    b = largest_lyapunov(osc, X0[:2], V0[:2], progress=events.append, **options)
+    np.testing.assert_array_equal(a.exponent, b.exponent)
+    assert a.exponent[0] > 0 > a.exponent[1]
+    assert events[-1].stage == "done" and events[-2].done == events[-2].total == 50
+    first = largest_lyapunov(osc.take(slice(0, 1)), X0[:1], V0[:1], **options)
+    np.testing.assert_array_equal(first.exponent, a.exponent[:1])
+
+
+def test_a_run_that_leaves_the_finite_numbers_gives_nan_alone():
+    """RK4 at step 2 from x0 = 30 blows up on the cubic term: that trajectory's exponent is
+    NaN (not converged), the other one's is unaffected."""
+    osc = duffing(1.0, n=2)
+    est = largest_lyapunov(osc, np.array([30.0, 0.5]), np.zeros(2), max_step=2.0,
+                           n_transient=2, n_measure=4, replicas=1)
+    assert np.isnan(est.exponent[0]) and np.isfinite(est.exponent[1])
+    assert not est.converged[0]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"max_step": 0.0}, "max_step must be a finite number > 0"),
+    ({"max_step": -0.1}, "max_step must be a finite number > 0"),
+    ({"max_step": math.nan}, "max_step must be a finite number > 0"),
+    ({"n_measure": 1}, "n_measure must be an integer >= 2"),
+    ({"n_measure": 0}, "n_measure must be an integer >= 2"),
+    ({"n_measure": 10.5}, "n_measure must be an integer >= 2"),
+    ({"n_transient": -1}, "n_transient must be an integer >= 0"),
+    ({"replicas": 0}, "replicas must be an integer >= 1"),
+    ({"interval": 0.0}, "interval must be a finite number > 0"),
+    ({"d0": 0.0}, "d0 must be a finite number > 0"),
+    ({"d0": 1e-2}, "d0 must be small"),
+    ({"method": "benetin"}, "did you mean 'benettin'"),
+])
+def test_bad_settings_are_refused_in_one_line(options, message):
+    with pytest.raises(SpecError, match=message) as info:
+        largest_lyapunov(duffing(1.0), X0, V0, **{"max_step": 0.05, **options})
+    assert "\n" not in str(info.value)
+
+
+def test_bad_initial_states_are_refused():
+    with pytest.raises(SpecError, match="x0 must be 4 finite values"):
+        largest_lyapunov(duffing(1.0), X0[:3], V0, max_step=0.05)
+    with pytest.raises(SpecError, match="v0 must be 4 finite values"):
+        largest_lyapunov(duffing(1.0), X0, np.full(4, np.nan), max_step=0.05)
+
+
+def small_chaos_set(n_steps: int = 200):
+    text = load_spec("duffing-chaos").text.replace("n = 64", "n = 2")
+    return simulate_trajectories(parse_spec(text.replace("n_steps = 1000",
+                                                         f"n_steps = {n_steps}")))
+
+
+def test_a_dataset_is_measured_from_its_initial_states_at_its_step():
+    data = small_chaos_set()
+    options = dict(n_transient=2, n_measure=4, replicas=2)
+    est = lyapunov_exponents(data, **options)
+    direct = largest_lyapunov(data.oscillator(), data.x[:, 0], data.v[:, 0], max_step=data.dt,
+                              **options)
+    np.testing.assert_array_equal(est.exponent, direct.exponent)
+    assert np.all(est.step <= data.dt)
+    with pytest.raises(DataError, match="series"):
+        lyapunov_exponents(Trajectories(data.t, data.x))
+
+
+def test_trust_horizon_of_chaotic_duffing_is_finite_and_of_the_expected_scale():
+    """Two solutions that differ by about their tolerance ``delta`` separate by
+    ``threshold * std`` after roughly ``ln(threshold std / delta) / lambda`` (loose check:
+    within a factor 3). Tolerances 1e-8 and 1e-6 keep the test quick; the rule is the
+    same at the defaults' 1e-12 and 1e-10."""
+    osc = duffing(-1.0, n=2)
+    t = np.arange(5001) * 0.05
+    horizon = trust_horizon(osc, X0[:2], V0[:2], t, rtols=(1e-8, 1e-6), scale=0.88)
+    assert np.all(horizon < t[-1])
+    expected = math.log(0.1 * 0.88 / 1e-6) / 0.105  # lambda 0.105 (test above), std ~0.88
+    assert np.all((horizon > expected / 3) & (horizon < 3 * expected))
+
+
+def test_trust_horizon_of_periodic_motion_is_the_whole_horizon():
+    t = np.arange(2001) * 0.05
+    horizon = trust_horizon(duffing(1.0, n=2), X0[:2], V0[:2], t)
+    np.testing.assert_array_equal(horizon, t[-1])
+    with pytest.raises(SpecError, match="threshold must be a finite number > 0"):
+        trust_horizon(duffing(1.0, n=2), X0[:2], V0[:2], t, threshold=0.0)
+    with pytest.raises(SpecError, match="rtols must be two different tolerances"):
+        trust_horizon(duffing(1.0, n=2), X0[:2], V0[:2], t, rtols=(1e-10, 1e-10))
+
+
+def test_trust_horizon_of_a_short_dataset_is_censored_at_its_end():
+    data = small_chaos_set(100)
+    np.testing.assert_array_equal(data_trust_horizon(data), data.t[-1] - data.t[0])

@@ -1,0 +1,135 @@
+"""The chaotic-data statistics against hand computations: zero for identical inputs, the
+Wasserstein distance of shifted samples, spectra of sinusoids, relative errors of scaled
+responses, Lyapunov times, and the rule for diverged trajectories."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import wasserstein_distance
+
+from odernn.assess.statistics import (
+    STATISTICS,
+    lyapunov_times,
+    power_spectrum,
+    relative_error,
+    response_statistics,
+    spectrum_error,
+    statistics_per_trajectory,
+    steady_start,
+    summarize_statistics,
+    wasserstein_1,
+)
+from odernn.errors import SpecError
+
+DT = 0.05
+T = np.arange(1000) * DT
+RNG = np.random.default_rng(0)
+REF_X = np.stack([np.sin(T + phase) * (1 + 0.1 * k) for k, phase in enumerate(RNG.uniform(0, 6,
+                                                                                         4))])
+REF_V = np.gradient(REF_X, DT, axis=1)
+EXPONENT = np.array([0.15, 0.2, 0.005, np.nan])
+
+
+def test_identical_inputs_give_zero():
+    per = statistics_per_trajectory(REF_X, REF_V, REF_X, REF_V, T, exponent=EXPONENT)
+    for key in ("x2_max_rel_error", "x2_mean_rel_error", "w1_x", "w1_v", "spectrum_error_x"):
+        np.testing.assert_array_equal(per[key], 0.0)
+    np.testing.assert_array_equal(per["valid_time"], T[-1])  # censored at the horizon
+    summary = summarize_statistics(REF_X, REF_V, REF_X, REF_V, T, exponent=EXPONENT)
+    assert set(summary) == set(STATISTICS)
+    for key, value in summary.items():
+        if key.startswith(("x2_", "w1_", "spectrum_")):
+            assert value == 0.0, key
+    # valid time in Lyapunov times: only the two chaotic trajectories (exponent > 0.01)
+    assert summary["n_chaotic"] == 2
+    assert summary["valid_lyapunov_median"] == pytest.approx(T[-1] * (0.15 + 0.2) / 2)
+
+
+def test_wasserstein_of_shifted_samples_is_the_shift():
+    a = RNG.normal(size=(3, 500))
+    np.testing.assert_allclose(wasserstein_1(a, a + 0.7), 0.7, rtol=1e-12)
+    np.testing.assert_allclose(wasserstein_1(a, a[:, ::-1]), 0.0, atol=1e-15)  # order-free
+
+
+def test_wasserstein_of_unequal_sizes_matches_scipy():
+    a, b = RNG.normal(size=(3, 37)), RNG.exponential(size=(3, 58))
+    expected = [wasserstein_distance(a[i], b[i]) for i in range(3)]
+    np.testing.assert_allclose(wasserstein_1(a, b), expected, rtol=1e-12)
+    np.testing.assert_allclose(wasserstein_1(np.zeros((1, 3)), np.ones((1, 5))), 1.0)
+
+
+def test_spectrum_error_of_a_sinusoid():
+    """Against itself shifted in phase: ~0; against another frequency: ~1 (no power shared)."""
+    t = np.arange(800) * DT
+    x = np.sin(1.2 * t)[None]
+    assert spectrum_error(np.sin(1.2 * t + 1.0)[None], x, DT)[0] < 0.02
+    assert spectrum_error(np.sin(3.0 * t)[None], x, DT)[0] > 0.9
+    assert spectrum_error(0 * x, x, DT)[0] == 1.0  # a constant signal has no spectrum
+
+
+def test_power_spectrum_is_welchs():
+    """The spectrum is scipy.signal.welch's (Hann, half overlap, mean removed), normalised."""
+    from scipy.signal import welch
+
+    for length in (800, 801, 37):
+        x = RNG.normal(size=(2, length)).cumsum(axis=1)
+        f, p = welch(x, fs=1 / DT, window="hann", nperseg=min(length // 2, 1024), axis=-1)
+        freqs, power = power_spectrum(x, DT)
+        np.testing.assert_allclose(freqs, f, rtol=1e-14)
+        np.testing.assert_allclose(power, p / p.sum(axis=1, keepdims=True), atol=1e-15)
+
+
+def test_response_statistics_and_their_relative_errors():
+    """``1.1 sin`` against ``sin`` over whole periods: both ``max x^2`` and ``mean x^2`` are
+    1.21 times the reference's (1 and 1/2)."""
+    t = np.arange(0, 20 * math.pi, 0.01)
+    ref = np.sin(t)[None]
+    max_x2, mean_x2 = response_statistics(ref)
+    assert max_x2[0] == pytest.approx(1.0, abs=1e-8)
+    assert mean_x2[0] == pytest.approx(0.5, abs=1e-4)
+    for pred, value in zip(response_statistics(1.1 * ref), (max_x2, mean_x2), strict=True):
+        np.testing.assert_allclose(relative_error(pred, value), 0.21, rtol=1e-12)
+    np.testing.assert_array_equal(relative_error(np.array([0.0, 1.0, np.inf]),
+                                                 np.array([0.0, 0.0, 1.0])), [0.0, np.inf, np.inf])
+
+
+def test_lyapunov_times_only_where_the_exponent_is_positive():
+    out = lyapunov_times(np.array([10.0, 10.0, 10.0, 10.0]), EXPONENT)
+    np.testing.assert_allclose(out[:2], [1.5, 2.0])
+    assert np.all(np.isnan(out[2:]))
+
+
+def test_the_steady_state_starts_after_the_transient():
+    assert steady_start(T) == 200  # a fifth of the horizon 49.95: t_200 = 10 >= 9.99
+    assert steady_start(T, 0.0) == 1 and steady_start(T, 0.0, start=5) == 5
+    assert steady_start(T, 10.0) == 200
+    for bad in (49.5, -1.0, math.nan):
+        with pytest.raises(SpecError, match="statistics: ") as info:
+            steady_start(T, bad)
+        assert "\n" not in str(info.value)
+
+
+def test_diverged_rows_are_inf_and_every_pooled_number_with_them():
+    """Row 1 reported diverged at step 500, row 2 NaN from step 700: their steady-state
+    numbers are ``inf``, the pooled ones too; the others and the medians stay finite."""
+    pred_x, pred_v = 1.05 * REF_X, REF_V.copy()
+    pred_x[2, 700:] = np.nan
+    diverged_at = np.array([-1, 500, -1, -1])
+    per = statistics_per_trajectory(pred_x, pred_v, REF_X, REF_V, T, diverged_at,
+                                    exponent=EXPONENT)
+    for key in ("x2_max_rel_error", "x2_mean_rel_error", "w1_x", "w1_v", "spectrum_error_x"):
+        assert np.all(np.isinf(per[key][1:3])), key
+        assert np.all(np.isfinite(per[key][[0, 3]])), key
+    assert per["valid_time"][1] <= T[500]
+    summary = summarize_statistics(pred_x, pred_v, REF_X, REF_V, T, diverged_at,
+                                   exponent=EXPONENT)
+    for key in ("x2_max_rel_error", "x2_mean_rel_error", "w1_x", "w1_v", "spectrum_error_x"):
+        assert summary[key] == math.inf, key
+        assert math.isinf(summary[f"{key}_median"])  # two of four rows: the median's upper half
+    summary = summarize_statistics(pred_x[[0, 1, 3]], pred_v[[0, 1, 3]], REF_X[[0, 1, 3]],
+                                   REF_V[[0, 1, 3]], T, diverged_at[[0, 1, 3]])
+    assert summary["x2_max_rel_error"] == math.inf
+    assert summary["x2_max_rel_error_median"] == pytest.approx(0.1025, rel=1e-9)
