@@ -27,6 +27,10 @@ def evaluate(
     resonance: bool = typer.Option(True, "--resonance/--no-resonance",
                                    help="Check each surrogate's resonance curve (a nonlinear "
                                    "system: its frequency response against the integrator)."),
+    chaos: bool = typer.Option(True, "--chaos/--no-chaos",
+                               help="Estimate the test set's Lyapunov exponents and the "
+                               "reference's trust horizon (systems without a closed form) and "
+                               "every method's steady-state statistics."),
     title: str = typer.Option("odernn evaluation report", "--title", help="Report title."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
@@ -47,7 +51,7 @@ def evaluate(
     test = read_trajectories(data)
     with drawing(quiet) as show:
         result = run(test, surrogates, work_precision=work_precision, resonance=resonance,
-                     progress=show, data_path=data)
+                     chaos=chaos, progress=show, data_path=data)
     path = write_report(result, output, runs=named, title=title, overwrite=overwrite)
     typer.echo(format_metrics(result.metrics))
     typer.echo(f"report: {path / 'report.html'}")

@@ -233,15 +233,14 @@ def test_same_information_needs_a_sampled_method(test_set: Trajectories) -> None
 def test_every_timed_run_follows_an_untimed_one(test_set: Trajectories, monkeypatch) -> None:
     """Integrators in the work-precision sweep get the same untimed first call (on 2
     trajectories) as the surrogates and the main table."""
-    evaluate_module = importlib.import_module("odernn.assess.evaluate")
-
-    real, calls = evaluate_module._timed, []
+    real, calls = importlib.import_module("odernn.assess.work_precision").timed, []
 
     def spy(run, warmup=None):
         calls.append(warmup)
         return real(run, warmup)
 
-    monkeypatch.setattr(evaluate_module, "_timed", spy)
+    for module in ("odernn.assess.evaluate", "odernn.assess.work_precision"):
+        monkeypatch.setattr(importlib.import_module(module), "timed", spy)
     ev = evaluate(test_set, {"zeros": Zeros()}, integrators=("rk4", "scipy", "rk4-sampled-2dt"),
                   resonance=False, progress=False)
     assert len(calls) == 5 + len(ev.work_precision["integrators"])  # exact, 3, zeros, sweep

@@ -30,9 +30,7 @@ from __future__ import annotations
 import math
 import platform
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -42,20 +40,25 @@ import numpy as np
 import scipy
 
 import odernn
-from odernn.assess.baselines import same_information, speedup
+from odernn.assess.baselines import same_information
+from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
 from odernn.assess.closed_loop import closed_loop
-from odernn.assess.frequency_response import REFERENCE_SOLVER
 from odernn.assess.metrics import (
     divergence_steps,
     error_vs_time,
     mark_diverged,
-    nrmse,
     nrmse_per_trajectory,
     reference_scale,
     summarize,
 )
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
 from odernn.assess.results import DATA, REFERENCE, Evaluation, MethodResult
+from odernn.assess.work_precision import (
+    MIN_TIMING_S,
+    WorkPrecisionSettings,
+    measure_work_precision,
+    timed,
+)
 from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, Oscillator
@@ -73,17 +76,7 @@ DEFAULT_INTEGRATORS = (
 """Every integrator but the closed-form reference: the adaptive one first, then the
 fixed-step ones in table order."""
 SCIPY_DEFAULTS: dict[str, Any] = {"method": "DOP853", "rtol": 1e-9, "atol": 1e-12}
-MIN_TIMING_S = 0.2
-"""A method faster than this is run again (up to three times) and its best time kept."""
 
-
-@dataclass(frozen=True)
-class WorkPrecisionSettings:
-    """Step sizes ``dt * factor`` for the fixed-step integrators; SciPy's ``rtol``
-    values (``atol = rtol / 100``)."""
-
-    step_factors: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125)
-    scipy_rtols: tuple[float, ...] = (1e-3, 1e-5, 1e-7, 1e-9, 1e-11)
 
 
 def load_runs(runs: Mapping[str, Path]) -> dict[str, Surrogate]:
@@ -103,6 +96,7 @@ def evaluate(
     threshold: float = 0.1,
     work_precision: bool | WorkPrecisionSettings = True,
     resonance: bool | ResonanceSettings = True,
+    chaos: bool | ChaosSettings = True,
     progress: bool | Progress = True,
     data_path: str | Path | None = None,
 ) -> Evaluation:
@@ -113,8 +107,10 @@ def evaluate(
     integrators are those of the test set's own system. ``integrators`` from
     :data:`~odernn.data.integrators.INTEGRATORS` (the reference always runs);
     ``scipy_options`` override :data:`SCIPY_DEFAULTS`;
-    ``threshold`` is the valid-prediction-time threshold; ``progress`` prints one line
-    per stage to stderr, or is called with each stage's description.
+    ``threshold`` is the valid-prediction-time threshold; ``chaos`` measures the test set's
+    predictability and every method's steady-state statistics (:mod:`odernn.assess.chaos`;
+    the frequency response is skipped on a chaotic set, where no drive settles); ``progress``
+    prints one line per stage to stderr, or is called with each stage's description.
     """
     where = f"test set {data_path}" if data_path is not None else "the test set"
     _check_test(test, where)
@@ -141,7 +137,7 @@ def evaluate(
         t = np.asarray(test.t, dtype=np.float64)
         x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
 
-        few = slice(0, 2)  # the untimed first call of every method (see _timed)
+        few = slice(0, 2)  # the untimed first call of every method (see timed)
         solve_few = _solver(system.take(few), samples.take(few), scipy_opts)
         raw: dict[str, tuple[str, str, dict[str, Any], Rollout, float]] = {}
         if reference == DATA:
@@ -149,7 +145,7 @@ def evaluate(
             raw[DATA] = ("reference", DATA_DESCRIPTION, {}, Rollout(x, v, divergence_steps(x, v)),
                          math.nan)
         for name in (*([REFERENCE] if reference == REFERENCE else []), *integrators):
-            (x, v), wall = _timed(partial(solve, name, x0, v0, t),
+            (x, v), wall = timed(partial(solve, name, x0, v0, t),
                                   partial(solve_few, name, x0[few], v0[few], t[:16]))
             settings = scipy_opts if name == "scipy" else {}
             kind = "reference" if name == reference else "integrator"
@@ -161,7 +157,7 @@ def evaluate(
         x, v = np.asarray(test.x), np.asarray(test.v)
         for name, surrogate in surrogates.items():
             steps = slice(0, min(test.n_steps, int(getattr(surrogate, "warmup_steps", 0)) + 16))
-            rollout, wall = _timed(
+            rollout, wall = timed(
                 partial(closed_loop, name, surrogate, F, params, (x, v)),
                 partial(closed_loop, name, surrogate, F[few, steps],
                         {k: p[few] for k, p in params.items()},
@@ -175,20 +171,30 @@ def evaluate(
             raise DataError(f"warm-up of {start} steps leaves nothing to evaluate in "
                             f"{test.n_steps} time points")
         ref_x, ref_v = raw[reference][3].x, raw[reference][3].v
-        methods = {name: _measure(name, *entry, ref_x, ref_v, test, start, threshold)
+        predictability = None
+        if chaos:
+            predictability = characterise(
+                test, reference, chaos if isinstance(chaos, ChaosSettings) else ChaosSettings(),
+                start, threshold, say)
+        methods = {name: _measure(name, *entry, ref_x, ref_v, test, start, threshold,
+                                  predictability)
                    for name, entry in raw.items()}
 
         wp = None
         if work_precision:
             wp_settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
                            else WorkPrecisionSettings())
-            wp = _work_precision(test, solve, solve_few, integrators, wp_settings, methods,
+            wp = measure_work_precision(test, solve, solve_few, integrators, wp_settings, methods,
                                  start, say, reference)
             for name, speedup in wp["speedup"].items():
                 value = speedup["speedup"]
                 methods[name].metrics["speedup"] = math.nan if value is None else value
         res = None
-        if resonance:
+        if resonance and predictability is not None and predictability["chaotic"]:
+            res = {"skipped": "the test set is chaotic: no drive of the sweep settles to a "
+                              "response with an amplitude"}
+            say(f"resonance skipped: {res['skipped']}")
+        elif resonance:
             res_settings = (resonance if isinstance(resonance, ResonanceSettings)
                             else ResonanceSettings())
             res = measure_resonance(test, surrogates, res_settings, say)
@@ -213,7 +219,7 @@ def evaluate(
         if interrupted():  # a signal after the last stage's line
             raise KeyboardInterrupt
         report(Event("evaluate", "done", message="evaluated"))
-        return Evaluation(test, methods, wp, res, info)
+        return Evaluation(test, methods, wp, res, info, predictability)
 
 
 DATA_DESCRIPTION = "the stored test trajectories (the system has no closed form)"
@@ -224,18 +230,6 @@ def reference_name(system: Oscillator) -> str:
     ``data``: the stored trajectories are the reference."""
     closed = system.system.closed_form and isinstance(system.forcing, HarmonicForcing)
     return REFERENCE if closed else DATA
-
-
-def _reference_on(grid: np.ndarray, t: np.ndarray, stored: np.ndarray,
-                  solve: Callable[..., tuple[np.ndarray, np.ndarray]], reference: str,
-                  x0: np.ndarray, v0: np.ndarray) -> np.ndarray:
-    """The reference's x on ``grid``: the closed form, or the stored data on the test's own
-    grid and DOP853 at ``rtol 1e-12`` on the others."""
-    if reference == REFERENCE:
-        return solve(REFERENCE, x0, v0, grid)[0]
-    if grid.size == t.size and np.array_equal(grid, t):
-        return stored
-    return solve("scipy", x0, v0, grid, **REFERENCE_SOLVER)[0]
 
 
 def _check_test(test: Trajectories, where: str = "the test set") -> None:
@@ -276,23 +270,6 @@ def _oscillator(test: Trajectories) -> Oscillator:
                         f"{exc}") from None
 
 
-def _timed(run: Callable[[], Any], warmup: Callable[[], Any] | None = None) -> tuple[Any, float]:
-    """Result of ``run()`` and its best wall time; repeated while the total is under
-    :data:`MIN_TIMING_S` (three runs at most). ``warmup`` runs first, untimed (one-off
-    costs such as TorchScript compilation are not the method's speed)."""
-    if warmup is not None:
-        warmup()
-    best, total = math.inf, 0.0
-    for _ in range(3):
-        begin = time.perf_counter()
-        out = run()
-        spent = time.perf_counter() - begin
-        best, total = min(best, spent), total + spent
-        if total >= MIN_TIMING_S:
-            break
-    return out, best
-
-
 def _solver(system: Oscillator, samples: SampledForcing,
             scipy_opts: Mapping[str, Any]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
     """``solve(name, x0, v0, t, **opts)`` for every integrator method name; the
@@ -323,72 +300,23 @@ def _surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any
 
 def _measure(name: str, kind: str, description: str, settings: dict[str, Any], rollout: Rollout,
              wall: float, ref_x: np.ndarray, ref_v: np.ndarray, test: Trajectories, start: int,
-             threshold: float) -> MethodResult:
+             threshold: float, predictability: dict[str, Any] | None) -> MethodResult:
     steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
     x, v = mark_diverged(rollout.x, steps), mark_diverged(rollout.v, steps)
     sx, sv = reference_scale(ref_x), reference_scale(ref_v)
     metrics = summarize(x, v, ref_x, ref_v, test.t, steps, F=test.F, params=test.params,
                         system=test.system, start=start, threshold=threshold, scale_x=sx,
                         scale_v=sv)
+    if predictability is not None and predictability["statistics"] is True:
+        metrics.update(method_statistics(x, v, ref_x, ref_v, test, steps, predictability,
+                                         start=start, threshold=threshold, scale_x=sx,
+                                         scale_v=sv))
     metrics["wall_time_s"] = wall  # nan for the stored data: nothing was run
     metrics["steps_per_s"] = (math.nan if math.isnan(wall) else
                               test.n * (test.n_steps - 1) / wall if wall > 0 else math.inf)
     per = nrmse_per_trajectory(x, ref_x, start=start, scale=sx)
     return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,
                         error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv))
-
-
-def _grid(t: np.ndarray, factor: float) -> np.ndarray:
-    """A uniform grid with step ``dt * factor`` over the test set's horizon."""
-    h = (t[1] - t[0]) * factor
-    return t[0] + h * np.arange(int(np.floor((t[-1] - t[0]) / h + 1e-9)) + 1)
-
-
-def _work_precision(test: Trajectories, solve: Callable[..., tuple[np.ndarray, np.ndarray]],
-                    solve_few: Callable[..., tuple[np.ndarray, np.ndarray]],
-                    integrators: Sequence[str], settings: WorkPrecisionSettings,
-                    methods: Mapping[str, MethodResult], start: int,
-                    say: Callable[[str], None], reference: str = REFERENCE) -> dict[str, Any]:
-    """Error (NRMSE of x after the warm-up, the test set's std) against wall time of every
-    integrator over step sizes (SciPy: tolerances), surrogates as points, and speed-ups.
-
-    The sampled-forcing integrators run only at whole step factors >= 1 (every k-th
-    sample): a finer grid would need forcing values the samples do not hold. Every
-    setting gets the same untimed first call as in the main table (``solve_few``, 2
-    trajectories, 16 points), as the surrogates' timings did."""
-    t = np.asarray(test.t, dtype=np.float64)
-    x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
-    scale = reference_scale(methods[reference].x)
-    runs: list[tuple[str, np.ndarray, str, float, dict[str, Any]]] = []
-    for factor in settings.step_factors:
-        grid = _grid(t, factor)
-        h = float(grid[1] - grid[0])
-        whole = factor >= 1 and float(factor).is_integer()
-        runs += [(name, grid, f"h={h:.3g}", h, {}) for name in integrators
-                 if name != "scipy" and (whole or not INTEGRATORS[name].sampled_forcing)]
-    if "scipy" in integrators:
-        runs += [("scipy", t, f"rtol={rtol:.0e}", rtol, {"rtol": rtol, "atol": rtol / 100})
-                 for rtol in settings.scipy_rtols]
-    points: list[dict[str, Any]] = []
-    references: dict[int, np.ndarray] = {}
-    for name, grid, setting, value, opts in runs:
-        if grid.size not in references:
-            references = {grid.size: _reference_on(grid, t, methods[reference].x, solve,
-                                                    reference, x0, v0)}
-        (x, _), wall = _timed(partial(solve, name, x0, v0, grid, **opts),
-                              partial(solve_few, name, x0[:2], v0[:2], grid[:16], **opts))
-        first = max(1, int(np.searchsorted(grid, t[start] - 1e-9 * (t[1] - t[0]))))
-        error = nrmse(x, references[grid.size], start=first, scale=scale)
-        points.append({"method": name, "setting": setting, "value": value, "error": error,
-                       "wall_time_s": wall})
-    say(f"work-precision: {len(points)} integrator settings")
-    surrogates = {name: {"error": m.metrics["nrmse_x"], "wall_time_s": m.metrics["wall_time_s"]}
-                  for name, m in methods.items() if m.kind == "surrogate"}
-    return {"error": "nrmse_x", "step_factors": list(settings.step_factors),
-            "scipy_rtols": list(settings.scipy_rtols), "integrators": points,
-            "surrogates": surrogates,
-            "speedup": {name: speedup(p["error"], p["wall_time_s"], points)
-                        for name, p in surrogates.items()}}
 
 
 def _versions() -> dict[str, str]:

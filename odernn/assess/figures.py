@@ -6,7 +6,7 @@ Figures use matplotlib's object API (no pyplot, no global backend): headless by 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,10 +66,13 @@ def _positive(a: Any) -> np.ndarray:
     return np.where(np.isfinite(a) & (a > 0), a, np.nan)
 
 
-def error_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
-    """Error of x and v against time: median over trajectories, band to the 90th percentile."""
+def error_plot(ev: Evaluation, colors: Mapping[str, str], *, time_unit: float = 1.0,
+               xlabel: str = "t", marks: Sequence[tuple[float, str]] = ()) -> MplFigure:
+    """Error of x and v against time: median over trajectories, band to the 90th percentile.
+    Time is divided by ``time_unit`` (a Lyapunov time on chaotic data); ``marks`` are
+    vertical lines ``(time, label)`` in that unit."""
     fig, axes = _figure(1, 2, height=4.2)
-    t = np.asarray(ev.test.t)
+    t = np.asarray(ev.test.t) / time_unit
     for ax, which, label in zip(axes[0], ("error_x", "error_v"), ("x", "v"), strict=True):
         for name, m in ev.methods.items():
             if m.kind == "reference":
@@ -77,8 +80,10 @@ def error_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
             median, p90 = (_positive(a) for a in getattr(m, which))
             ax.plot(t, median, color=colors[name], label=name, **_style(ev, name))
             ax.fill_between(t, median, p90, color=colors[name], alpha=0.12, linewidth=0)
+        for when, text in marks:
+            ax.axvline(when, color="black", linestyle=":", linewidth=1.0, label=text)
         ax.set_yscale("log")
-        ax.set_xlabel("t")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(f"|{label} error| / std({label})")
     _legend_below(fig, axes[0, 0])
     return fig

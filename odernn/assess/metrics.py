@@ -80,7 +80,8 @@ def reference_scale(ref: Array) -> float:
 def rmse(pred: Array, ref: Array, *, start: int = 1, stop: int | None = None) -> float:
     """Root-mean-square error over steps ``start .. stop-1``, all trajectories pooled."""
     err = _abs_errors(pred, ref, start, stop)
-    return float(np.sqrt(np.mean(np.square(err))))
+    with np.errstate(over="ignore"):  # an error too large to square is an infinite RMSE
+        return float(np.sqrt(np.mean(np.square(err))))
 
 
 def nrmse(pred: Array, ref: Array, *, start: int = 1, stop: int | None = None,
@@ -99,7 +100,8 @@ def nrmse_per_trajectory(pred: Array, ref: Array, *, start: int = 1, stop: int |
     """Each trajectory's NRMSE, shape ``(N,)``; the scale is still the pooled one."""
     scale = reference_scale(ref) if scale is None else scale
     err = _abs_errors(pred, ref, start, stop)
-    return np.sqrt(np.mean(np.square(err), axis=1)) / scale
+    with np.errstate(over="ignore"):
+        return np.sqrt(np.mean(np.square(err), axis=1)) / scale
 
 
 def valid_prediction_time(pred: Array, ref: Array, t: Array, threshold: float = 0.1,

@@ -33,6 +33,7 @@ from odernn.assess.figures import (
     work_precision_plot,
 )
 from odernn.assess.metrics import METRICS
+from odernn.assess.report_chaos import chaos_error_figure, chaos_section, chaotic
 from odernn.assess.report_resonance import frequency_response_run, resonance_section
 from odernn.assess.results import Evaluation
 from odernn.learn.rundir import read_config, read_history
@@ -78,6 +79,7 @@ def write_report(
         _trajectories(evaluation, colors),
         _work_precision(evaluation, colors),
         resonance_section(evaluation, colors),
+        chaos_section(evaluation),
         _training(runs or {}, colors),
         *extra_sections,
         _provenance(evaluation, runs or {}),
@@ -228,9 +230,10 @@ def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     tables = [Table(["method", *(HEADERS[k] for k in keys)],
                     [[n, *(m.metrics.get(k) for k in keys)] for n, m in ev.methods.items()],
                     caption) for caption, keys in groups]
-    figure = Figure("error-vs-time", "Error against time, divided by the test set's std: "
-                    "median over trajectories (line) and 90th percentile (band). The exact "
-                    "reference has no error and is not drawn.", error_plot(ev, colors))
+    figure = (chaos_error_figure(ev, colors) if chaotic(ev) else
+              Figure("error-vs-time", "Error against time, divided by the test set's std: "
+                     "median over trajectories (line) and 90th percentile (band). The "
+                     "reference has no error and is not drawn.", error_plot(ev, colors)))
     text = ("Each method produced all test trajectories from their initial states. The "
             "surrogates see the forcing only at the samples F_i, as do forward and "
             "semi-implicit Euler and the `rk4-sampled*` integrators; `rk4` and `scipy` "

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from odernn.assess.metrics import METRICS
+from odernn.assess.statistics import STATISTICS
 from odernn.data.trajectories import Trajectories
 from odernn.jsonio import plain
 
@@ -61,6 +62,10 @@ class Evaluation:
     work_precision: dict[str, Any] | None
     resonance: dict[str, Any] | None
     info: dict[str, Any] = field(default_factory=dict)
+    chaos: dict[str, Any] | None = None
+    """The test set's predictability (:func:`odernn.assess.chaos.characterise`): per-trajectory
+    Lyapunov exponents and trust horizon, and whether the set is chaotic; None when not
+    measured."""
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -101,7 +106,7 @@ class Evaluation:
             "data": self.info["data"],
             "settings": self.info["settings"],
             "versions": self.info["versions"],
-            "metric_definitions": METRICS,
+            "metric_definitions": {**METRICS, **STATISTICS},
             "methods": {name: {"kind": m.kind, "description": m.description,
                                "settings": m.settings, "metrics": m.metrics}
                         for name, m in self.methods.items()},
@@ -109,5 +114,6 @@ class Evaluation:
             "same_information": self.info.get("same_information"),
             "work_precision": self.work_precision,
             "resonance": self.resonance,
+            "chaos": self.chaos,
         }
         return plain(doc)

@@ -112,7 +112,8 @@ def _rows(a: Array) -> np.ndarray:
 def response_statistics(x: Array, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per trajectory, ``max x^2`` and ``mean x^2`` over steps ``first .. T-1``, each
     ``(N,)``; ``inf`` for a trajectory with a non-finite value there."""
-    x2 = np.square(_rows(x)[:, first:])
+    with np.errstate(over="ignore"):  # a value too large to square: an infinite statistic
+        x2 = np.square(_rows(x)[:, first:])
     return x2.max(axis=1), x2.mean(axis=1)
 
 

@@ -1,0 +1,79 @@
+"""The evaluator's chaos stage: exponents and trust horizon of the test set, every method's
+steady-state statistics, and what the report shows on chaotic data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from odernn.assess.chaos import ChaosSettings
+from odernn.assess.evaluate import evaluate
+from odernn.assess.report import write_report
+from odernn.assess.statistics import STATISTICS
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.errors import SpecError
+
+FAST = dict(integrators=("euler", "rk4"), work_precision=False, progress=False)
+
+
+def dataset(name: str, n: int = 6, n_steps: int = 1000):
+    return simulate_trajectories(load_spec(name).with_overrides(n=n, n_steps=n_steps))
+
+
+@pytest.fixture(scope="module")
+def chaotic():
+    return evaluate(dataset("duffing-chaos"), {}, **FAST)
+
+
+def test_a_chaotic_set_is_found_chaotic_and_scored_in_lyapunov_times(chaotic):
+    chaos = chaotic.chaos
+    assert chaos["chaotic"] and chaos["lyapunov"]["n_chaotic"] == 6
+    assert 0.1 < chaos["lyapunov"]["median"] < 0.2  # docs/datasets.md: about 0.15
+    assert chaos["trust_horizon"]["median"] > 0
+    rk4, euler = chaotic.metrics["rk4"], chaotic.metrics["euler"]
+    # RK4 at dt 0.05 stays on the trajectory for several Lyapunov times, forward Euler for
+    # about one (measured: 7.4 and 0.7 on the full test set, 1.2 on these six)
+    assert rk4["valid_lyapunov_median"] > 3 > 1.5 > euler["valid_lyapunov_median"]
+    assert rk4["x2_mean_rel_error"] < 1e-2 and rk4["w1_x"] < 1e-2 < euler["w1_x"]
+    assert set(STATISTICS) <= set(rk4)
+    assert "chaotic" in chaotic.resonance["skipped"]
+
+
+def test_a_periodic_nonlinear_set_has_negative_exponents_and_statistics():
+    ev = evaluate(dataset("duffing-test"), {}, resonance=False, **FAST)
+    assert not ev.chaos["chaotic"] and ev.chaos["lyapunov"]["median"] < 0
+    rk4 = ev.metrics["rk4"]
+    assert np.isnan(rk4["valid_lyapunov_median"]) and rk4["n_chaotic"] == 0
+    assert rk4["x2_max_rel_error"] < 1e-4 and rk4["spectrum_error_x"] < 1e-3
+
+
+def test_the_linear_oscillator_runs_no_estimate_but_gets_statistics():
+    ev = evaluate(dataset("test", n=4, n_steps=200), {}, resonance=False, **FAST)
+    assert "closed form" in ev.chaos["lyapunov"]["skipped"]
+    assert "closed form" in ev.chaos["trust_horizon"]["skipped"]
+    assert ev.metrics["rk4"]["w1_x"] < 1e-4
+
+
+def test_a_short_set_skips_the_statistics_and_a_long_transient_is_refused():
+    short = dataset("test", n=2, n_steps=12)
+    ev = evaluate(short, {}, resonance=False, **FAST)
+    assert "16 are needed" in ev.chaos["statistics"] and "w1_x" not in ev.metrics["rk4"]
+    with pytest.raises(SpecError, match="transient"):
+        evaluate(short, {}, resonance=False, chaos=ChaosSettings(transient=0.5), **FAST)
+    with pytest.raises(SpecError, match="transient"):
+        ChaosSettings(transient=-1.0)
+    assert evaluate(short, {}, resonance=False, chaos=False, **FAST).chaos is None
+
+
+def test_the_report_shows_the_error_in_lyapunov_times(chaotic, tmp_path):
+    out = write_report(chaotic, tmp_path / "report")
+    text = (out / "report.md").read_text()
+    assert "## Predictability and statistics" in text and "The test set is chaotic" in text
+    assert (out / "error-vs-lyapunov-time.png").exists()
+    assert not (out / "error-vs-time.png").exists()
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["chaos"]["chaotic"] is True and len(doc["chaos"]["lyapunov"]["exponent"]) == 6
+    assert set(STATISTICS) <= set(doc["metric_definitions"])
