@@ -27,6 +27,9 @@ def evaluate(
     resonance: bool = typer.Option(True, "--resonance/--no-resonance",
                                    help="Check each surrogate's resonance curve (a nonlinear "
                                    "system: its frequency response against the integrator)."),
+    bifurcation: bool = typer.Option(True, "--bifurcation/--no-bifurcation",
+                                     help="Draw each surrogate's bifurcation diagram against "
+                                     "the integrator's (a nonlinear system under one cosine)."),
     title: str = typer.Option("odernn evaluation report", "--title", help="Report title."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
@@ -47,7 +50,7 @@ def evaluate(
     test = read_trajectories(data)
     with drawing(quiet) as show:
         result = run(test, surrogates, work_precision=work_precision, resonance=resonance,
-                     progress=show, data_path=data)
+                     bifurcation=bifurcation, progress=show, data_path=data)
     path = write_report(result, output, runs=named, title=title, overwrite=overwrite)
     typer.echo(format_metrics(result.metrics))
     typer.echo(f"report: {path / 'report.html'}")

@@ -43,6 +43,7 @@ import scipy
 
 import odernn
 from odernn.assess.baselines import same_information, speedup
+from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.closed_loop import closed_loop
 from odernn.assess.frequency_response import REFERENCE_SOLVER
 from odernn.assess.metrics import (
@@ -103,6 +104,7 @@ def evaluate(
     threshold: float = 0.1,
     work_precision: bool | WorkPrecisionSettings = True,
     resonance: bool | ResonanceSettings = True,
+    bifurcation: bool | BifurcationSettings = True,
     progress: bool | Progress = True,
     data_path: str | Path | None = None,
 ) -> Evaluation:
@@ -192,6 +194,8 @@ def evaluate(
             res_settings = (resonance if isinstance(resonance, ResonanceSettings)
                             else ResonanceSettings())
             res = measure_resonance(test, surrogates, res_settings, say)
+        bif = None if not bifurcation else measure_bifurcation(  # odernn.assess.bifurcation
+            test, surrogates, None if bifurcation is True else bifurcation, say)
 
         info = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -213,7 +217,7 @@ def evaluate(
         if interrupted():  # a signal after the last stage's line
             raise KeyboardInterrupt
         report(Event("evaluate", "done", message="evaluated"))
-        return Evaluation(test, methods, wp, res, info)
+        return Evaluation(test, methods, wp, res, info, bif)
 
 
 DATA_DESCRIPTION = "the stored test trajectories (the system has no closed form)"

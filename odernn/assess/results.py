@@ -52,8 +52,8 @@ class Evaluation:
     """Everything the report needs; :meth:`to_json` is ``metrics.json``.
 
     ``methods`` in display order: the reference, the integrators, the
-    surrogates. ``work_precision`` and ``resonance`` are json-able dicts (or
-    None when not run; ``{"skipped": reason}`` when the data allowed none).
+    surrogates. ``work_precision``, ``resonance`` and ``bifurcation`` are json-able dicts
+    (or None when not run; ``{"skipped": reason}`` when the data allowed none).
     """
 
     test: Trajectories
@@ -61,6 +61,7 @@ class Evaluation:
     work_precision: dict[str, Any] | None
     resonance: dict[str, Any] | None
     info: dict[str, Any] = field(default_factory=dict)
+    bifurcation: dict[str, Any] | None = None
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -109,5 +110,6 @@ class Evaluation:
             "same_information": self.info.get("same_information"),
             "work_precision": self.work_precision,
             "resonance": self.resonance,
+            "bifurcation": self.bifurcation,
         }
         return plain(doc)
