@@ -40,8 +40,9 @@ def bifurcation_sections(ev: Evaluation, colors: Mapping[str, str]) -> list[Sect
             f"periods to {fmt(res['tolerance'])} of the attractor's size, else it is not "
             "periodic (chaotic or quasi-periodic); an amplitude's class is the set of its "
             "drives' (coexisting attractors). Reference: "
-            + "; ".join(f"{label} at {n}" for label, n in res["integrator"]["counts"].items())
-            + " amplitudes." + "".join(f"\n\n{line}" for line in _findings(res)))
+            + "; ".join(f"{label} at {n} amplitude{'s' * (n != 1)}"
+                        for label, n in res["integrator"]["counts"].items())
+            + "." + "".join(f"\n\n{line}" for line in _findings(res)))
     keys = ("agreement", "agreement_inside", "agreement_beyond", "w1_median",
             "w1_median_inside", "w1_median_beyond", "n_diverged", "wall_time_s")
     table = Table(["method", "class right", "class right, inside", "class right, beyond",
