@@ -53,6 +53,9 @@ from odernn.types import Array
 NOT_PERIODIC, DIVERGED = 0, -1
 """The classes of a drive that has no period up to ``max_period`` / that left the finite
 numbers; a period is a class >= 1."""
+DIGITS = 6
+"""Decimals of the stroboscopic samples kept in the result (for the figure; the scores use
+every digit)."""
 ANGLES = frozenset({"pendulum"})
 """Systems whose x is an angle: compared modulo 2 pi and drawn in [-pi, pi)."""
 
@@ -284,7 +287,8 @@ def measure_bifurcation(test: Trajectories, surrogates: Mapping[str, Surrogate],
         begin = time.perf_counter()
         x, v = closed_loop_marked(name, surrogate, F, params, (x_ref, v_ref))
         got, kinds = stroboscope(plan, x, v, settings)
-        methods[name] = {"samples": got, **score(plan, reference, got, kinds, scale),
+        methods[name] = {"samples": np.round(got, DIGITS),
+                         **score(plan, reference, got, kinds, scale),
                          "wall_time_s": time.perf_counter() - begin}
         say(f"bifurcation diagram: {name} agrees at {methods[name]['agreement']:.0%} of the "
             f"amplitudes ({methods[name]['wall_time_s']:.3g} s)")
@@ -297,5 +301,5 @@ def measure_bifurcation(test: Trajectories, surrogates: Mapping[str, Surrogate],
         "max_period": settings.max_period, "angle": plan.system in ANGLES, "dt": test.dt,
         "n_steps": int(plan.t.size), "reference": SOLVER,
         "reference_settings": dict(REFERENCE_SOLVER), "scale": scale,
-        "integrator": reference, "methods": methods,
+        "integrator": {**reference, "samples": np.round(samples, DIGITS)}, "methods": methods,
     }
