@@ -31,6 +31,9 @@ def evaluate(
                                help="Estimate the test set's Lyapunov exponents and the "
                                "reference's trust horizon (systems without a closed form) and "
                                "every method's steady-state statistics."),
+    bifurcation: bool = typer.Option(True, "--bifurcation/--no-bifurcation",
+                                     help="Draw each surrogate's bifurcation diagram against "
+                                     "the integrator's (a nonlinear system under one cosine)."),
     title: str = typer.Option("odernn evaluation report", "--title", help="Report title."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
@@ -51,7 +54,7 @@ def evaluate(
     test = read_trajectories(data)
     with drawing(quiet) as show:
         result = run(test, surrogates, work_precision=work_precision, resonance=resonance,
-                     chaos=chaos, progress=show, data_path=data)
+                     chaos=chaos, bifurcation=bifurcation, progress=show, data_path=data)
     path = write_report(result, output, runs=named, title=title, overwrite=overwrite)
     typer.echo(format_metrics(result.metrics))
     typer.echo(f"report: {path / 'report.html'}")

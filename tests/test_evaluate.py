@@ -175,7 +175,7 @@ def test_warmup_and_withheld_eta(test_set: Trajectories) -> None:
     ev = evaluate(test_set, {"blind": blind, "zeros": Zeros()}, integrators=("rk4",),
                   work_precision=False, resonance=False, progress=said.append)
     assert [m.message.split(":")[0] for m in said if m.stage != "done"] == [
-        "exact", "rk4", "blind", "zeros"]
+        "exact", "rk4", "blind", "zeros", "bifurcation diagram skipped"]
     call = blind.calls[-1]  # calls[0] is the untimed call on 2 trajectories
     assert call["params"] is None
     np.testing.assert_array_equal(call["warmup"][0], test_set.x[:, :10])

@@ -197,7 +197,7 @@ def test_the_report_shows_the_frequency_response(tmp_path) -> None:
     settings = ResonanceSettings(etas=(0.5,), omegas=(0.7, 1.2, 1.8))
     ev = evaluate(test, {"integrating": Integrating("duffing", ("eta", "alpha", "beta"))},
                   integrators=("rk4",), work_precision=False, resonance=settings,
-                  progress=False)
+                  bifurcation=False, progress=False)
     out = write_report(ev, tmp_path / "report")
     assert (out / "frequency-response.png").stat().st_size > 0
     assert not (out / "resonance.png").exists()

@@ -1,7 +1,9 @@
 """A surrogate in closed loop with exactly the integrators' information, its output checked.
 
-Used by the accuracy study (:mod:`odernn.assess.evaluate`) and the resonance check
-(:mod:`odernn.assess.resonance`), so both give a surrogate the same inputs.
+Used by the accuracy study (:mod:`odernn.assess.evaluate`), the resonance check
+(:mod:`odernn.assess.resonance`, :mod:`odernn.assess.frequency_response`) and the
+bifurcation diagram (:mod:`odernn.assess.bifurcation`), so all give a surrogate the same
+inputs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from odernn.assess.metrics import divergence_steps, mark_diverged
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout, Surrogate
 
@@ -31,6 +34,16 @@ def closed_loop(name: str, surrogate: Surrogate, F: np.ndarray,
         x[:, 0], v[:, 0], F, {p: params[p] for p in taken} if taken else None,
         warmup=(x[:, :k], v[:, :k]) if k > 0 else None)
     return _checked(rollout, x.shape, f"surrogate {name!r}")
+
+
+def closed_loop_marked(name: str, surrogate: Surrogate, F: np.ndarray,
+                       params: Mapping[str, np.ndarray],
+                       observed: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`closed_loop`'s ``x, v``, ``inf`` from each row's divergence step on (reported or
+    not finite), as every check that reads a long closed-loop sweep wants them."""
+    rollout = closed_loop(name, surrogate, F, params, observed)
+    steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
+    return mark_diverged(rollout.x, steps), mark_diverged(rollout.v, steps)
 
 
 def _checked(rollout: Rollout, shape: tuple[int, ...], who: str) -> Rollout:

@@ -41,6 +41,7 @@ import scipy
 
 import odernn
 from odernn.assess.baselines import same_information
+from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
 from odernn.assess.closed_loop import closed_loop
 from odernn.assess.metrics import (
@@ -97,6 +98,7 @@ def evaluate(
     work_precision: bool | WorkPrecisionSettings = True,
     resonance: bool | ResonanceSettings = True,
     chaos: bool | ChaosSettings = True,
+    bifurcation: bool | BifurcationSettings = True,
     progress: bool | Progress = True,
     data_path: str | Path | None = None,
 ) -> Evaluation:
@@ -109,7 +111,8 @@ def evaluate(
     ``scipy_options`` override :data:`SCIPY_DEFAULTS`;
     ``threshold`` is the valid-prediction-time threshold; ``chaos`` measures the test set's
     predictability and every method's steady-state statistics (:mod:`odernn.assess.chaos`;
-    the frequency response is skipped on a chaotic set, where no drive settles); ``progress``
+    the frequency response is skipped on a chaotic set, where no drive settles);
+    ``bifurcation`` draws the bifurcation diagram (:mod:`odernn.assess.bifurcation`); ``progress``
     prints one line per stage to stderr, or is called with each stage's description.
     """
     where = f"test set {data_path}" if data_path is not None else "the test set"
@@ -184,8 +187,8 @@ def evaluate(
         if work_precision:
             wp_settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
                            else WorkPrecisionSettings())
-            wp = measure_work_precision(test, solve, solve_few, integrators, wp_settings, methods,
-                                 start, say, reference)
+            wp = measure_work_precision(test, solve, solve_few, integrators, wp_settings,
+                                        methods, start, say, reference)
             for name, speedup in wp["speedup"].items():
                 value = speedup["speedup"]
                 methods[name].metrics["speedup"] = math.nan if value is None else value
@@ -198,6 +201,8 @@ def evaluate(
             res_settings = (resonance if isinstance(resonance, ResonanceSettings)
                             else ResonanceSettings())
             res = measure_resonance(test, surrogates, res_settings, say)
+        bif = None if not bifurcation else measure_bifurcation(  # odernn.assess.bifurcation
+            test, surrogates, None if bifurcation is True else bifurcation, say)
 
         info = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -219,7 +224,8 @@ def evaluate(
         if interrupted():  # a signal after the last stage's line
             raise KeyboardInterrupt
         report(Event("evaluate", "done", message="evaluated"))
-        return Evaluation(test, methods, wp, res, info, predictability)
+        return Evaluation(test, methods, wp, res, info, chaos=predictability,
+                          bifurcation=bif)
 
 
 DATA_DESCRIPTION = "the stored test trajectories (the system has no closed form)"

@@ -288,3 +288,40 @@ def loss_plot(histories: Mapping[str, Mapping[str, np.ndarray]],
         ax.set_ylabel(label)
         ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+def bifurcation_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
+    """The bifurcation diagram, a small panel per method side by side: each drive's
+    stroboscopic x against its amplitude F0, the reference in black and each surrogate in
+    its colour, the test set's range of F0 shaded. The vertical axis is the reference's,
+    widened by at most its own height for the surrogates' points."""
+    res = ev.bifurcation
+    panels = [(f"{res['reference']} (reference)", res["integrator"], "black"),
+              *((name, m, colors[name]) for name, m in res["methods"].items())]
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = _figure(nrows, ncols, width=min(12.0, 1.2 + 3.6 * ncols), height=3.0,
+                        sharex=True, sharey=True)
+    amplitudes = np.repeat(res["amplitudes"], len(res["initial_states"]["x0"]))
+    ref = _finite(res["integrator"]["samples"])
+    lo, hi = np.nanmin(ref), np.nanmax(ref)
+    span = max(hi - lo, 1e-9)
+    every = np.concatenate([_finite(entry["samples"]).ravel() for _, entry, _ in panels])
+    low = max(np.nanmin(every), lo - span) - 0.05 * span
+    high = min(np.nanmax(every), hi + span) + 0.05 * span
+    for k, (ax, (title, entry, color)) in enumerate(zip(axes.flat, panels, strict=False)):
+        samples = _finite(entry["samples"])
+        ax.axvspan(*res["trained_range"], color="#dbe4ee", linewidth=0)
+        ax.plot(np.broadcast_to(amplitudes[:, None], samples.shape).ravel(), samples.ravel(),
+                linestyle="none", marker=".", markersize=1.6, color=color)
+        share = entry.get("agreement")
+        ax.set_title(title if share is None else f"{title}: {fmt(100 * share)}% agree",
+                     fontsize=9)
+        ax.set_ylim(low, high)
+        if k % ncols == 0:
+            ax.set_ylabel("x, once a drive period")
+        if k >= len(panels) - ncols:
+            ax.set_xlabel("F0")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    return fig

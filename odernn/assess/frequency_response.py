@@ -37,8 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from odernn.assess.closed_loop import closed_loop
-from odernn.assess.metrics import divergence_steps, mark_diverged
+from odernn.assess.closed_loop import closed_loop_marked
 from odernn.assess.resonance import (
     ResonanceSettings,
     check_settings,
@@ -197,24 +196,37 @@ def integrate_reference(plan: ResponsePlan) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs, axis=1), np.concatenate(vs, axis=1)
 
 
+def stroboscopic(t: Array, x: Array, v: Array, omega: Array | float,
+                 times: Array) -> np.ndarray:
+    """The states ``(x, v / omega)``, shape ``(2, R, M)``, of the rows of ``x, v (R, T)`` on
+    the grid ``t`` at ``times (M,)``, by cubic spline between grid points (error
+    ``~(omega dt)^4``); ``omega`` a number or one per row. NaN for a row not finite."""
+    from scipy.interpolate import CubicSpline
+
+    y = np.stack((np.asarray(x, dtype=np.float64),
+                  np.asarray(v, dtype=np.float64) / np.reshape(omega, (-1, 1))))
+    bad = ~np.all(np.isfinite(y), axis=(0, 2))
+    y[:, bad] = 0.0
+    out = CubicSpline(t, y, axis=2)(times)
+    out[:, bad] = np.nan
+    return out
+
+
 def periodicity(x: Array, v: Array, t: Array, omega: Array, fit_from: Array,
                 amplitude: Array) -> np.ndarray:
     """The spread of the stroboscopic samples ``(x, v / omega)``, once per drive period
     back from ``t[-1]`` to ``fit_from``, relative to ``amplitude`` (M,): 0 for a response
-    periodic at the drive frequency, ``inf`` where ``x`` or ``v`` is not finite. The
-    samples between grid points come from a cubic spline (error ``~(omega dt)^4``)."""
-    from scipy.interpolate import CubicSpline
-
+    periodic at the drive frequency, ``inf`` where ``x`` or ``v`` is not finite
+    (:func:`stroboscopic`)."""
     out = np.full(len(omega), np.inf)
     for r, (w, start, amp) in enumerate(zip(omega, fit_from, amplitude, strict=True)):
         keep = t >= start - 3 * (t[1] - t[0])
-        xr, vr = np.asarray(x[r])[keep], np.asarray(v[r])[keep]
-        if not (np.all(np.isfinite(xr)) and np.all(np.isfinite(vr)) and amp > 0):
-            continue
         period = 2 * math.pi / w
         times = t[-1] - period * np.arange(int(round((t[-1] - start) / period)) + 1)
-        state = CubicSpline(t[keep], np.stack((xr, vr / w)), axis=1)(times)
-        out[r] = float(np.max(np.hypot(*(state - state[:, :1])))) / amp
+        state = stroboscopic(t[keep], np.asarray(x[r:r + 1])[:, keep],
+                             np.asarray(v[r:r + 1])[:, keep], w, times)[:, 0]
+        if np.all(np.isfinite(state)) and amp > 0:
+            out[r] = float(np.max(np.hypot(*(state - state[:, :1])))) / amp
     return out
 
 
@@ -326,9 +338,7 @@ def measure_frequency_response(test: Trajectories, surrogates: Mapping[str, Surr
     F, params = plan.forcing_samples(), plan.params()
     methods = {}
     for name, surrogate in surrogates.items():
-        rollout = closed_loop(name, surrogate, F, params, (x_ref, v_ref))
-        steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
-        got = responses(plan, mark_diverged(rollout.x, steps), mark_diverged(rollout.v, steps))
+        got = responses(plan, *closed_loop_marked(name, surrogate, F, params, (x_ref, v_ref)))
         methods[name] = {**{k: a.ravel() for k, a in got.items()},
                          **scores(ref, got, periodic, settings.periodic_tol)}
     say(f"frequency response: {len(methods)} surrogates, {int(periodic.sum())} of "

@@ -2,9 +2,9 @@
 
 :func:`write_report` turns an :class:`~odernn.assess.results.Evaluation` into a document
 (:mod:`odernn.assess.document`): a summary, accuracy, trajectories, work-precision,
-resonance, the training histories of the runs (read through :mod:`odernn.learn.rundir`),
-the caller's own sections (``extra_sections``) and the settings and provenance. The
-figures are drawn by :mod:`odernn.assess.figures`.
+resonance, the bifurcation diagram, the training histories of the runs (read through
+:mod:`odernn.learn.rundir`), the caller's own sections (``extra_sections``) and the
+settings and provenance. The figures are drawn by :mod:`odernn.assess.figures`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from odernn.assess.figures import (
     work_precision_plot,
 )
 from odernn.assess.metrics import METRICS
+from odernn.assess.report_bifurcation import bifurcation_sections
 from odernn.assess.report_chaos import chaos_error_figure, chaos_section, chaotic
 from odernn.assess.report_resonance import frequency_response_run, resonance_section
 from odernn.assess.results import Evaluation
@@ -80,6 +81,7 @@ def write_report(
         _work_precision(evaluation, colors),
         resonance_section(evaluation, colors),
         chaos_section(evaluation),
+        *bifurcation_sections(evaluation, colors),
         _training(runs or {}, colors),
         *extra_sections,
         _provenance(evaluation, runs or {}),

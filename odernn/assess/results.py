@@ -53,8 +53,8 @@ class Evaluation:
     """Everything the report needs; :meth:`to_json` is ``metrics.json``.
 
     ``methods`` in display order: the reference, the integrators, the
-    surrogates. ``work_precision`` and ``resonance`` are json-able dicts (or
-    None when not run; ``{"skipped": reason}`` when the data allowed none).
+    surrogates. ``work_precision``, ``resonance`` and ``bifurcation`` are json-able dicts
+    (or None when not run; ``{"skipped": reason}`` when the data allowed none).
     """
 
     test: Trajectories
@@ -66,6 +66,7 @@ class Evaluation:
     """The test set's predictability (:func:`odernn.assess.chaos.characterise`): per-trajectory
     Lyapunov exponents and trust horizon, and whether the set is chaotic; None when not
     measured."""
+    bifurcation: dict[str, Any] | None = None
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -115,5 +116,6 @@ class Evaluation:
             "work_precision": self.work_precision,
             "resonance": self.resonance,
             "chaos": self.chaos,
+            "bifurcation": self.bifurcation,
         }
         return plain(doc)
