@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from odernn.data.forcing import FORCINGS, forcing_from_params
-from odernn.data.systems import SYSTEMS, Oscillator
+from odernn.data.forcing import FORCINGS, SampledForcing, forcing_from_params
+from odernn.data.systems import EXTERNAL, SYSTEMS, Oscillator
 from odernn.errors import DataError
 from odernn.types import Array
 
@@ -61,9 +61,13 @@ class Trajectories:
         return LEGACY_SYSTEMS.get(stored, stored)
 
     def oscillator(self) -> Oscillator:
-        """The oscillators that produced these trajectories (needs the stored parameters)."""
+        """The oscillators that produced these trajectories (needs the stored parameters); the
+        forcing is rebuilt from its parameters, or for imported data (forcing ``samples``)
+        interpolated between the stored samples."""
         family = str(self.attrs.get("forcing", "none"))
-        return Oscillator.of(self.system, self.params, forcing_from_params(family, self.params))
+        forcing = (forcing_from_params(family, self.params) if family in FORCINGS or self.F is None
+                   else SampledForcing(self.t, self.F))
+        return Oscillator.of(self.system, self.params, forcing)
 
     def take(self, index: np.ndarray | slice) -> Trajectories:
         """A subset of the trajectories (same grid, same attrs)."""
@@ -97,6 +101,8 @@ def check_consistency(data: Trajectories, where: str) -> None:
     if data.is_series or data.F is None:
         return
     system = SYSTEMS.get(data.system)
+    if system is None and data.system == EXTERNAL:  # imported data: no equation to check
+        return
     if system is None:
         raise DataError(f"{where}: attribute 'system' is {data.system!r}; this odernn knows "
                         f"{', '.join(SYSTEMS)}")
