@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from odernn.data.forcing import FORCINGS, SampledForcing, forcing_from_params
-from odernn.data.systems import EXTERNAL, SYSTEMS, Oscillator
+from odernn.data.systems import EXTERNAL, SYSTEMS, Oscillator, parameter_names
 from odernn.errors import DataError
 from odernn.types import Array
 
@@ -77,6 +77,24 @@ class Trajectories:
 
         params = {k: v[index] for k, v in self.params.items()}
         return replace(self, x=self.x[index], v=pick(self.v), F=pick(self.F), params=params)
+
+
+def check_pair(train: Trajectories, test: Trajectories, train_name: str, test_name: str) -> None:
+    """Refuse a training and a test set that cannot be paired, in one DataError line: another
+    system, another step, or another set of stored system parameters (parameters that
+    distinguish their trajectories; the initial state and start time aside)."""
+    if train.system != test.system:
+        raise DataError(f"{test_name} is of system {test.system!r} but {train_name} of "
+                        f"{train.system!r}; train and test on one system")
+    if not np.isclose(train.dt, test.dt, rtol=1e-9, atol=0.0):
+        raise DataError(f"{test_name} has step dt = {test.dt:g} but {train_name} dt = "
+                        f"{train.dt:g}; a surrogate steps at the dt it was trained on")
+    names = [sorted(p for p in parameter_names(d.system, d.params) if p in d.params)
+             for d in (train, test)]
+    if names[0] != names[1]:
+        raise DataError(f"{test_name} has parameters {', '.join(names[1]) or 'none'} but "
+                        f"{train_name} has {', '.join(names[0]) or 'none'}; give both files "
+                        "the same parameters")
 
 
 LEGACY_SYSTEMS = {"x'' + eta x' + x = F(t)": "oscillator"}
