@@ -85,15 +85,15 @@ def read_header(path: Path) -> CsvHeader:
     delimiter = next((d for d in DELIMITERS if d in text), None)
     fields = next(csv.reader([text], delimiter=delimiter)) if delimiter else text.split()
     names = [f.strip() for f in fields]
+    if all(_number(n) for n in names):
+        raise DataError(f"{path}: line {line} holds numbers, not column names; give a CSV file "
+                        "whose first line names the columns (t,x,v,...)")
     for k, name in enumerate(names):
         if not name:
             raise DataError(f"{path}: column {k + 1} of the header (line {line}) has no name")
         if names.index(name) != k:
             raise DataError(f"{path}: column name {name!r} appears twice in the header "
                             f"(line {line})")
-    if all(_number(n) for n in names):
-        raise DataError(f"{path}: line {line} holds numbers, not column names; give a CSV file "
-                        "whose first line names the columns (t,x,v,...)")
     return CsvHeader(names, delimiter, line, offset)
 
 

@@ -164,7 +164,7 @@ def scan(columns: Columns, options: Any, report: Progress,
             if bad.any():
                 r = a + int(np.argmax(bad))
                 raise DataError(f"{where}: {columns.where(role, r)}: {columns.label(role)} is "
-                                f"{values[r - a]!r}; import takes finite numbers only")
+                                f"{float(values[r - a])!r}; import takes finite numbers only")
         before = {k: np.concatenate([[prev.get(k, np.nan)], v[:-1]]) for k, v in block.items()}
         t, t_prev = block["time"], before["time"]
         new = block["trajectory"] != before["trajectory"] if split else t < t_prev
@@ -177,8 +177,8 @@ def scan(columns: Columns, options: Any, report: Progress,
             dt = float(step[k])
             if not dt > 0:
                 raise DataError(f"{where}: {columns.where('time', a + k)}: time does not "
-                                f"increase ({t[k]!r} after {t_prev[k]!r}); each trajectory "
-                                "needs increasing times with one uniform step")
+                                f"increase ({float(t[k])!r} after {float(t_prev[k])!r}); each "
+                                "trajectory needs increasing times with one uniform step")
         if dt is not None:
             slack = options.step_tolerance * dt + 4 * EPS * np.maximum(np.abs(t), np.abs(t_prev))
             off = inside & ~(np.abs(step - dt) <= slack)
@@ -186,9 +186,10 @@ def scan(columns: Columns, options: Any, report: Progress,
                 k = int(np.argmax(off))
                 raise DataError(
                     f"{where}: {columns.where('time', a + k)}: the step is not uniform: t goes "
-                    f"from {t_prev[k]!r} to {t[k]!r}, a step of {step[k]!r}, but the first "
-                    f"trajectory's step is {dt!r} (tolerance {options.step_tolerance:g} of it, "
-                    "--step-tolerance); every trajectory needs the same uniform step")
+                    f"from {float(t_prev[k])!r} to {float(t[k])!r}, a step of "
+                    f"{float(step[k])!r}, but the first trajectory's step is {dt!r} (tolerance "
+                    f"{options.step_tolerance:g} of it, --step-tolerance); every trajectory "
+                    "needs the same uniform step")
         for role in params:
             changed = inside & (block[role] != before[role])
             if changed.any():
@@ -196,8 +197,8 @@ def scan(columns: Columns, options: Any, report: Progress,
                 raise DataError(
                     f"{where}: {columns.where(role, a + k)}: parameter {role[6:]} "
                     f"({columns.label(role)}) changes within a trajectory, from "
-                    f"{before[role][k]!r} to {block[role][k]!r}; a parameter is constant along "
-                    "each trajectory (--trajectory COL says where one ends)")
+                    f"{float(before[role][k])!r} to {float(block[role][k])!r}; a parameter is "
+                    "constant along each trajectory (--trajectory COL says where one ends)")
         first = np.flatnonzero(new)
         starts.append(a + first)
         t0.append(t[first])

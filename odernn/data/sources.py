@@ -192,7 +192,9 @@ def _npz(path: Path) -> Source:
             with archive.open(info) as fh:
                 try:
                     version = np.lib.format.read_magic(fh)
-                    shape, _, dtype = np.lib.format._read_array_header(fh, version)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(fh)
                 except (ValueError, OSError, EOFError) as exc:
                     raise DataError(f"{path}: member {name!r} is not a .npy array "
                                     f"({exc})") from None
@@ -277,7 +279,7 @@ def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
         source._shapes[name] = tuple(d.shape)
 
 
-def file_sha256(path: Path, block: int = 16 << 20) -> str:
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
     """The SHA-256 of a file's bytes (hex), read in blocks."""
     import hashlib
 
