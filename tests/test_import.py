@@ -296,7 +296,7 @@ def test_the_writer_takes_rows_in_pieces_in_order_only(tmp_path):
     np.testing.assert_array_equal(x, np.repeat([[1.0] * 4 + [2.0] * 6], 2, axis=0))
     with pytest.raises(ValueError, match="never written"), \
             TrajectoryWriter(tmp_path / "v.h5", t=t, n=1, datasets=("x",)) as w:
-        w.write(0, {"x": np.ones((1, 4))})
+        w.write(0, {"x": np.ones((1, 4))}, col=0)
     assert not (tmp_path / "v.h5").exists()
 
 

@@ -128,11 +128,12 @@ class TrajectoryWriter:
                              fillvalue=np.nan, chunks=_chunks(self.n, shape, 8), **extra)
 
     def write(self, start: int, arrays: Mapping[str, Array],
-              params: Mapping[str, Array] | None = None, *, col: int = 0) -> None:
+              params: Mapping[str, Array] | None = None, *, col: int | None = None) -> None:
         """Write rows ``start .. start + B`` of every dataset ``(B, T)`` and parameter ``(B, ...)``.
 
-        A row longer than the caller's memory may come in pieces: ``arrays`` of shape
-        ``(B, C)`` fill time points ``col .. col + C`` of those rows; the pieces of one block
+        A row longer than the caller's memory may come in pieces: with ``col`` given,
+        ``arrays`` of shape ``(B, C)`` fill time points ``col .. col + C`` of those rows (C
+        from ``x``); the pieces of one block
         of rows come in order, from ``col = 0``, and the rows count as written with the last
         (every piece repeats the rows' ``params``). Raises DataError if a value is NaN or
         infinite (files hold finite numbers only).
@@ -140,7 +141,8 @@ class TrajectoryWriter:
         if self._out is None:
             raise RuntimeError("TrajectoryWriter.write() called outside its with-block")
         T = self.t.size
-        width = next((np.shape(a)[1] for a in arrays.values() if np.ndim(a) == 2), T)
+        width = T if col is None or np.ndim(arrays.get("x")) != 2 else np.shape(arrays["x"])[1]
+        col = 0 if col is None else col
         data = _block_arrays(arrays, dict.fromkeys(self.names, (width,)), "datasets", self.dtype)
         pars = _block_arrays(params or {}, self.params, "params", np.dtype(np.float64))
         sizes = {a.shape[0] for a in (*data.values(), *pars.values())}
