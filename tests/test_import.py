@@ -285,6 +285,28 @@ def test_npy_and_hdf5_sources_are_read_in_bounded_memory(tmp_path, monkeypatch, 
     assert read_trajectories(tmp_path / "out.h5").n_steps == rows // 4
 
 
+def test_an_interrupted_import_leaves_nothing_and_the_previous_file(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    from odernn.data import importer
+
+    source = write_csv(tmp_path / "d.csv", table(11))
+    import_file(source, tmp_path / "keep.h5", OPTIONS)
+    before = (tmp_path / "keep.h5").read_bytes()
+
+    @contextmanager
+    def signalled():  # a Ctrl-C while the rows are written (the scan's one check passed)
+        checks = []
+        yield lambda: checks.append(1) or len(checks) > 1
+
+    monkeypatch.setattr(importer, "interrupt_guard", signalled)
+    for target, overwrite in (("new.h5", False), ("keep.h5", True)):
+        with pytest.raises(KeyboardInterrupt):
+            import_file(source, tmp_path / target, OPTIONS, overwrite=overwrite)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "keep.h5"]
+    assert (tmp_path / "keep.h5").read_bytes() == before
+
+
 def test_the_writer_takes_rows_in_pieces_in_order_only(tmp_path):
     t = np.arange(10.0)
     with TrajectoryWriter(tmp_path / "w.h5", t=t, n=2, datasets=("x",)) as w:
