@@ -213,7 +213,7 @@ def scan(columns: Columns, options: Any, report: Progress,
         if interrupted():
             raise KeyboardInterrupt
     if columns.rows <= 0:
-        raise DataError(f"{where}: no data rows (the file is empty but for its header)")
+        raise DataError(f"{where}: no data rows ({columns.label('x')} is empty)")
     starts_all = np.concatenate(starts)
     lengths = np.diff(np.append(starts_all, columns.rows))
     T = _length(columns, options, starts_all, lengths)
