@@ -60,6 +60,38 @@ def test_csv_round_trip_is_bit_for_bit(tmp_path):
     assert_same(read_trajectories(tmp_path / "d.h5"), columns)
 
 
+@pytest.mark.parametrize("dialect", ["semicolon", "tab", "spaces", "crlf", "quoted", "bom"])
+def test_csv_dialects_round_trip(tmp_path, dialect):
+    columns = table(12)
+    names = list(columns)
+    rows = [[f"{float(a[i])!r}" for a in columns.values()] for i in range(N * T)]
+    sep = {"semicolon": ";", "tab": "\t", "spaces": "  "}.get(dialect, ",")
+    end = "\r\n" if dialect == "crlf" else "\n"
+    if dialect == "quoted":
+        names, rows = [f'"{n}"' for n in names], [[f'"{c}"' for c in r] for r in rows]
+    text = end.join(sep.join(r) for r in [names, *rows]) + end
+    path = tmp_path / "d.csv"
+    path.write_text(("\ufeff" if dialect == "bom" else "") + text, newline="")
+    import_file(path, tmp_path / "d.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "d.h5"), columns)
+
+
+def test_comment_and_blank_lines_are_skipped_and_lines_still_named(tmp_path, capsys):
+    columns = table(13)
+    lines = write_csv(tmp_path / "d.csv", columns).read_text().splitlines()
+    lines[3:3] = ["# the logger restarted here", "", ""]  # data row 2 is now on line 6
+    (tmp_path / "ok.csv").write_text("# a lab log\n\n" + "\n".join(lines) + "\n")
+    import_file(tmp_path / "ok.csv", tmp_path / "ok.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "ok.h5"), columns)
+    fields = lines[40].split(",")
+    fields[4] = "inf"  # data row 36: line 41 of the list, 43 of the file
+    lines[40] = ",".join(fields)
+    (tmp_path / "bad.csv").write_text("# a lab log\n\n" + "\n".join(lines) + "\n")
+    assert main(["import", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "bad.h5"),
+                 *MAPPED]) == 2
+    assert "line 43: column 'F' (--forcing) is inf" in capsys.readouterr().err
+
+
 def test_npz_columns_and_trajectory_arrays_round_trip(tmp_path):
     columns = table(1)
     np.savez(tmp_path / "cols.npz", **columns)
@@ -350,6 +382,7 @@ def files(tmp_path_factory):
     lines("inf.csv", cell(9, 3, "inf"))
     lines("fields.csv", lambda r: r.__setitem__(5, r[5] + ",1"))
     lines("header.csv", lambda r: r.__delitem__(slice(1, None)))
+    lines("spaces.csv", lambda r: r.insert(4, "   "))
     lines("numbers.csv", lambda r: r.__delitem__(0))
     changed = dict(columns)
     changed["damping"] = columns["damping"].copy()
@@ -402,6 +435,7 @@ BAD = [
     (["import", "{nan}", "-o", "{root}/o.h5", "--v", "v"], "line 10: column 'x' (--x) is nan"),
     (["import", "{inf}", "-o", "{root}/o.h5", "--v", "v"], "line 10: column 'v' (--v) is inf"),
     (["import", "{fields}", "-o", "{root}/o.h5", "--v", "v"], "line 6 has 7 fields"),
+    (["import", "{spaces}", "-o", "{root}/o.h5", "--v", "v"], "line 5 has 1 fields"),
     (["import", "{param}", "-o", "{root}/o.h5", "--v", "v", "--param", "eta=damping"],
      f"line {T + 5}: parameter eta"),
     (["import", "{step}", "-o", "{root}/o.h5", "--v", "v"],

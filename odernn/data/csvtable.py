@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from odernn import budget
 from odernn.errors import DataError
+from odernn.interrupt import interrupt_guard
 
 BLOCK_BYTES = 16 << 20
 """Bytes of text parsed at a time."""
@@ -57,9 +59,9 @@ class CsvColumns:
         return int(self.lines[row]) if self.lines is not None else self.first_line + row
 
 
-def _text(raw: bytes, path: Path, offset: int) -> str:
+def _text(raw: bytes | memoryview, path: Path, offset: int) -> str:
     try:
-        return raw.decode("utf-8")
+        return str(raw, "utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {offset + exc.start}); give a CSV file "
                         "with a header line") from None
@@ -105,26 +107,30 @@ def _number(text: str) -> bool:
     return True
 
 
-def _blocks(path: Path, offset: int):
-    """``(first_byte, text)`` blocks of whole lines from ``offset`` to the end."""
+def _blocks(path: Path, offset: int) -> Iterator[tuple[int, memoryview]]:
+    """``(first_byte, bytes)`` blocks of whole lines from ``offset`` to the end, each read
+    once (no copy; the next block starts at the cut line)."""
     with open(path, "rb") as fh:
-        fh.seek(offset)
-        rest = b""
         start = offset
         while True:
+            fh.seek(start)
             raw = fh.read(BLOCK_BYTES)
             if not raw:
-                if rest:
-                    yield start, rest
                 return
-            raw = rest + raw
-            cut = raw.rfind(b"\n") + 1
+            cut = raw.rfind(b"\n") + 1 if len(raw) == BLOCK_BYTES else len(raw)
             if cut == 0:
-                rest = raw
-                continue
-            yield start, raw[:cut]
+                raise DataError(f"{path}: the line from byte {start} is longer than "
+                                f"{BLOCK_BYTES >> 20} MiB; a CSV line holds a few numbers")
+            yield start, memoryview(raw)[:cut]
             start += cut
-            rest = raw[cut:]
+
+
+def _counts(raw: memoryview, delimiter: str | None) -> tuple[int, int]:
+    """Lines (a last one without its line end too) and delimiters (-1: whitespace) of a
+    block."""
+    codes = np.frombuffer(raw, dtype=np.uint8)
+    lines = int(np.count_nonzero(codes == 10)) + int(codes[-1] != 10)
+    return lines, (-1 if delimiter is None else int(np.count_nonzero(codes == ord(delimiter))))
 
 
 def read_columns(path: Path, header: CsvHeader, wanted: list[str]) -> CsvColumns:
@@ -139,42 +145,56 @@ def read_columns(path: Path, header: CsvHeader, wanted: list[str]) -> CsvColumns
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         digest.update(fh.read(header.offset))
-    survey = []
-    for _, raw in _blocks(path, header.offset):
-        digest.update(raw)
-        delimiters = raw.count(header.delimiter.encode()) if header.delimiter else -1
-        survey.append((raw.count(b"\n") + (not raw.endswith(b"\n")), delimiters))
-    lines = sum(count for count, _ in survey)
-    budget.check(f"{path}: {lines} lines x {len(wanted)} columns",
-                 8 * lines * len(wanted) + 4 * BLOCK_BYTES,
-                 "that is for the columns read and one block of text")
-    out = np.empty((lines, len(wanted)), dtype=np.float64)
-    row_lines: np.ndarray | None = None  # None while row r is on line first + r
-    rows, line, first = 0, header.line + 1, header.line + 1
-    for (offset, raw), (count, delimiters) in zip(_blocks(path, header.offset), survey,
-                                                  strict=True):
-        text = _text(raw, path, offset)
-        parsed, error = _parse(text, header, index)
-        m = parsed.shape[0]
-        here = line + np.arange(m, dtype=np.int64)
-        if error is not None or m != count or delimiters not in (-1, count * (
-                len(header.names) - 1)):
-            found = _scan(text, path, header, index, line, wanted)  # raises at a bad line
-            if error is not None or found.size != m:
-                raise DataError(f"{path}: cannot read the lines from {line}: "
-                                f"{error or 'rows and lines disagree'}")
-            if row_lines is None and not np.array_equal(found, here):
+    with interrupt_guard() as interrupted:  # a Ctrl-C ends the read between two blocks
+        survey = []
+        for _, raw in _blocks(path, header.offset):
+            digest.update(raw)
+            survey.append(_counts(raw, header.delimiter))
+            if interrupted():
+                raise KeyboardInterrupt
+        lines = sum(count for count, _ in survey)
+        budget.check(f"{path}: {lines} lines x {len(wanted)} columns",
+                     8 * lines * len(wanted) + 4 * BLOCK_BYTES,
+                     "that is for the columns read and one block of text")
+        out = np.empty((lines, len(wanted)), dtype=np.float64)
+        row_lines: np.ndarray | None = None  # None while row r is on line first + r
+        rows, line, first = 0, header.line + 1, header.line + 1
+        for (offset, raw), (count, delimiters) in zip(_blocks(path, header.offset), survey,
+                                                      strict=True):
+            parsed, here = _block(path, header, index, wanted, raw, offset, line,
+                                  (count, delimiters))
+            m = parsed.shape[0]
+            if row_lines is None and here is not None:
                 row_lines = np.empty(lines, dtype=np.int64)
                 row_lines[:rows] = first + np.arange(rows)
-            here = found
-        if row_lines is not None:
-            row_lines[rows:rows + m] = here
-        out[rows:rows + m] = parsed
-        rows += m
-        line += count
+            if row_lines is not None:
+                row_lines[rows:rows + m] = line + np.arange(m) if here is None else here
+            out[rows:rows + m] = parsed
+            rows += m
+            line += count
+            if interrupted():
+                raise KeyboardInterrupt
     arrays = {name: out[:rows, k] for k, name in enumerate(wanted)}
     return CsvColumns(arrays, rows, first, None if row_lines is None else row_lines[:rows],
                       digest.hexdigest())
+
+
+def _block(path: Path, header: CsvHeader, index: list[int], wanted: list[str],
+           raw: memoryview, offset: int, line: int, counts: tuple[int, int]
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """One block parsed, and None where its rows are its lines in order, else the line of
+    each row (blank or comment lines skipped); a bad line raises, named."""
+    text = _text(raw, path, offset)
+    parsed, error = _parse(text, header, index)
+    count, delimiters = counts
+    m = parsed.shape[0]
+    if error is None and m == count and delimiters in (-1, count * (len(header.names) - 1)):
+        return parsed, None
+    found = _scan(text, path, header, index, line, wanted)  # raises at a bad line
+    if error is not None or found.size != m:
+        raise DataError(f"{path}: cannot read the lines from {line}: "
+                        f"{error or 'rows and lines disagree'}")
+    return parsed, None if np.array_equal(found, line + np.arange(m)) else found
 
 
 def _parse(text: str, header: CsvHeader, index: list[int]) -> tuple[np.ndarray, str | None]:
@@ -196,9 +216,9 @@ def _scan(text: str, path: Path, header: CsvHeader, index: list[int], line: int,
     found = []
     n = len(header.names)
     for k, raw_line in enumerate(text.split("\n")):
-        body = raw_line.split("#", 1)[0].strip()
-        if not body:
-            continue
+        body = raw_line.split("#", 1)[0].rstrip("\r")
+        if not (body.split() if header.delimiter is None else body):
+            continue  # as NumPy's reader: a line empty but for a comment (spaces count)
         where = line + k
         fields = (next(csv.reader([body], delimiter=header.delimiter)) if header.delimiter
                   else body.split())
