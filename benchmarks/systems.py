@@ -224,6 +224,7 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--no-simulation", action="store_true", help="skip part 1")
+    parser.add_argument("--no-surrogates", action="store_true", help="skip part 2")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
@@ -235,8 +236,8 @@ def main() -> None:
         n, loop_n = (1000, 100) if args.quick else (10000, 1000)
         sim = simulation_rows(n, 1000, loop_n, sample=20 if args.quick else 50,
                               repeats=3 if args.quick else 7)
-    rows = [row for system in args.systems
-            for row in surrogate_rows(system, args.families, args.quick)]
+    rows = [] if args.no_surrogates else [
+        row for system in args.systems for row in surrogate_rows(system, args.families, args.quick)]
     if sim:
         print("\n" + simulation_table(sim))
     print("\n" + surrogate_table(rows))

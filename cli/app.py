@@ -58,7 +58,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
 
 def _register_commands() -> None:
     """Import the command modules; each adds its commands to :data:`app`."""
-    from odernn.cli import demo, evaluate, gradients, simulate, train  # noqa: F401
+    from odernn.cli import demo, evaluate, gradients, imports, simulate, train  # noqa: F401
 
 
 NEEDS_TORCH = frozenset(("train", "evaluate", "demo", "gradients", "models"))

@@ -20,6 +20,8 @@ DEFAULT_MODELS = "rnn,lstm,gru,esn"
     "  odernn demo --models lstm,esn --epochs 20 -o my-demo\n\n"
     "  odernn demo --n-train 64 --n-test 16   (a faster, smaller run)\n\n"
     "  odernn demo --system duffing -o duffing-demo   (a nonlinear oscillator)\n\n"
+    "  odernn demo --data train.h5 --test test.h5 -o my-demo   (your own files, e.g. from "
+    "odernn import)\n\n"
     "  odernn demo --preset sine -o sine-demo   (the notes' PyTorch example)",
 )
 def demo(
@@ -38,6 +40,10 @@ def demo(
     system: SystemName = typer.Option(SystemName("oscillator"), "--system",
                                       help="The system to simulate, learn and evaluate "
                                       "(see `odernn systems`)."),
+    data: Path = typer.Option(None, "--data", help="Your training file instead of the simulated "
+                              "one (with --test; e.g. from `odernn import`).", dir_okay=False),
+    test: Path = typer.Option(None, "--test", help="Your test file (with --data).",
+                              dir_okay=False),
     preset: str = typer.Option(None, "--preset", help="Instead: the lecture notes' sine or "
                                "noisy-sine example, as written beside our improved recipe."),
     seed: int = typer.Option(None, "--seed", help="Seed of the --preset runs (default 0)."),
@@ -56,7 +62,8 @@ def demo(
     pipeline = {"--models": models != DEFAULT_MODELS, "--n-train": n_train is not None,
                 "--n-test": n_test is not None, "--epochs": epochs is not None,
                 "--hidden": hidden is not None, "--units": units is not None,
-                "--device": plain(device) != "auto", "--system": plain(system) != "oscillator"}
+                "--device": plain(device) != "auto", "--system": plain(system) != "oscillator",
+                "--data": data is not None, "--test": test is not None}
     if preset is not None:
         given = [option for option, set_ in pipeline.items() if set_]
         if given:
@@ -77,7 +84,7 @@ def demo(
         result = run_demo(output, models=families, n_train=n_train, n_test=n_test,
                           epochs=epochs, hidden=hidden, units=units, device=plain(device),
                           quick=quick, overwrite=overwrite, say=say, progress=show,
-                          system=plain(system))
+                          system=plain(system), data=data, test=test)
     from odernn.cli.evaluate import format_metrics
 
     typer.echo(format_metrics(result.metrics))

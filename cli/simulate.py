@@ -88,8 +88,16 @@ def inspect(
         typer.echo(f"  system      {attrs.get('system', '?')}{equation}")
         if attrs.get("kind") == "oscillator":
             typer.echo(f"  forcing     {attrs.get('forcing', '?')}")
-        typer.echo(f"  integrator  {attrs.get('integrator_options', attrs.get('integrator', '?'))}")
-        typer.echo(f"  seed        {attrs.get('seed', '?')}")
+        if "source" in attrs:  # an imported file: where from, and how it was mapped
+            for label, key in (("source", "source"), ("format", "source_format"),
+                               ("sha256", "source_sha256"), ("mapping", "import_mapping"),
+                               ("velocity", "velocity"), ("split", "trajectories"),
+                               ("notes", "import_notes")):
+                typer.echo(f"  {label:<11} {attrs.get(key, '?')}")
+        else:
+            typer.echo("  integrator  "
+                       f"{attrs.get('integrator_options', attrs.get('integrator', '?'))}")
+            typer.echo(f"  seed        {attrs.get('seed', '?')}")
         typer.echo(
             f"  grid        {f.n_steps} points, dt {attrs['dt']:g}, t in [{f.t[0]:g}, {f.t[-1]:g}]"
         )

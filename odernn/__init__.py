@@ -2,7 +2,8 @@
 
 The pipeline: a spec (:func:`load_spec`) is simulated (:func:`simulate` to an HDF5
 file, :func:`simulate_trajectories` in memory) into trajectories
-(:func:`read_trajectories`), a surrogate is trained on them (:func:`fit`) or loaded
+(:func:`read_trajectories`; another program's file: :func:`import_file` with
+:class:`ImportOptions`), a surrogate is trained on them (:func:`fit`) or loaded
 (:func:`load_surrogate`), and :func:`evaluate` rolls surrogates and integrators out on
 a test set for :func:`write_report`. The registries name what is built in:
 ``INTEGRATORS`` (name -> integrator entry), ``MODELS`` (family -> class), ``SPECS``
@@ -23,6 +24,8 @@ _PUBLIC = {
     "simulate": ("odernn.data.simulate", "simulate"),
     "simulate_trajectories": ("odernn.data.simulate", "simulate_trajectories"),
     "read_trajectories": ("odernn.data.store", "read_trajectories"),
+    "import_file": ("odernn.data.importer", "import_file"),
+    "ImportOptions": ("odernn.data.importer", "ImportOptions"),
     "Trajectories": ("odernn.data.trajectories", "Trajectories"),
     "fit": ("odernn.api", "fit"),
     "load_surrogate": ("odernn.api", "load_surrogate"),

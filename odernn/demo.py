@@ -57,16 +57,17 @@ class DemoResult:
 
 
 @contextmanager
-def demo_output(out: Path, overwrite: bool) -> Iterator[None]:
+def demo_output(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> Iterator[None]:
     """A fresh ``out`` for the demo to write: afterwards it holds the complete new demo or, if
     the demo fails or is interrupted, the previous one (set aside meanwhile) or nothing.
 
     A new path or an empty directory is used as is; an existing demo (it holds
     :data:`MARKER` and only what a demo writes) is replaced only with ``overwrite``;
-    anything else never (:func:`odernn.atomic.check_output`).
+    anything else never, nor a directory holding one of ``inputs``
+    (:func:`odernn.atomic.check_output`).
     """
     out = Path(out)
-    atomic.check_output(out, "demo", overwrite=overwrite)
+    atomic.check_output(out, "demo", overwrite=overwrite, inputs=inputs)
     backup = None
     made = False
     try:
@@ -95,13 +96,15 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
              n_test: int | None = None, epochs: int | None = None, hidden: int | None = None,
              units: int | None = None, device: str = "auto", quick: bool = False,
              overwrite: bool = False, say: Callable[[str], None] = print,
-             progress: bool | Progress = True, system: str = "oscillator") -> DemoResult:
+             progress: bool | Progress = True, system: str = "oscillator",
+             data: Path | None = None, test: Path | None = None) -> DemoResult:
     """Simulate ``train`` and ``test``, train ``models``, evaluate them, write the report.
 
     ``system`` picks the built-in pair ``train``/``test`` (the linear oscillator) or
     ``SYSTEM-train``/``SYSTEM-test``; ``n_train``/``n_test`` shrink the datasets,
     ``epochs``/``hidden``/``units`` override the demo budget; ``quick`` is a tiny run for
-    tests.
+    tests. ``data`` and ``test`` (both or neither) are the user's files instead of the
+    simulated pair (imported ones too; :func:`~odernn.data.trajectories.check_pair`).
     """
     from odernn.data.spec import load_spec
     from odernn.data.systems import get_system
@@ -115,6 +118,14 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     for option, value in (("--n-train", n_train), ("--n-test", n_test)):
         if value is not None and value < 1:
             raise SpecError(f"{option} must be >= 1, got {value}")
+    if (data is None) != (test is None):
+        raise SpecError("--data and --test go together: the training and the test file")
+    if data is not None:
+        given = [o for o, v in (("--n-train", n_train), ("--n-test", n_test),
+                                ("--system", system != "oscillator")) if v]
+        if given:
+            raise SpecError(f"{', '.join(given)} apply to the simulated data, not to --data and "
+                            "--test (the files say their system and size)")
     # every option is checked before the output directory is touched
     sizes = {"train": n_train or (QUICK["n_train"] if quick else None),
              "test": n_test or (QUICK["n_test"] if quick else None)}
@@ -128,15 +139,27 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
                for family, options in budgets.items()}
     resolve_device(device)
     out = Path(out)
-    with demo_output(out, overwrite):
-        return _demo(out, specs, configs, budgets, say, reporter(progress))
+    files = {} if data is None else _read_pair(Path(data), Path(test))
+    with demo_output(out, overwrite, inputs=[p for p in (data, test) if p is not None]):
+        return _demo(out, specs, configs, budgets, say, reporter(progress), files)
+
+
+def _read_pair(data: Path, test: Path) -> dict[str, Any]:
+    """The user's training and test files, read and checked as a pair (one line if not)."""
+    from odernn.data.store import read_trajectories
+    from odernn.data.trajectories import check_pair
+
+    pair = {"train": read_trajectories(data), "test": read_trajectories(test)}
+    check_pair(pair["train"], pair["test"], f"--data {data}", f"--test {test}")
+    return {"paths": {"train": data, "test": test}, **pair}
 
 
 def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
           budgets: dict[str, dict[str, Any]], say: Callable[[str], None],
-          progress: Progress) -> DemoResult:
-    """The stages of :func:`run_demo`, writing into ``out``: simulate ``specs``, train
-    ``configs`` (whose demo options are ``budgets``), evaluate, report."""
+          progress: Progress, files: dict[str, Any]) -> DemoResult:
+    """The stages of :func:`run_demo`, writing into ``out``: simulate ``specs`` (or take the
+    user's ``files``), train ``configs`` (whose demo options are ``budgets``), evaluate,
+    report."""
     from odernn.assess.evaluate import evaluate, load_runs
     from odernn.assess.report import write_report
     from odernn.data.simulate import simulate
@@ -146,12 +169,13 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
     result = DemoResult(out)
 
     start = time.perf_counter()
-    data = {}
-    for name, spec in specs.items():
+    data = {k: files[k] for k in ("train", "test") if k in files}
+    paths = files.get("paths", {name: out / f"{name}.h5" for name in specs})
+    for name, spec in specs.items() if not data else ():
         simulate(spec, out / f"{name}.h5", progress=progress)
         data[name] = read_trajectories(out / f"{name}.h5")
         say(f"simulated {name}: {data[name].n} trajectories x {data[name].n_steps} points")
-    result.stages["simulate"] = time.perf_counter() - start
+    result.stages["simulate" if not files else "read data"] = time.perf_counter() - start
 
     runs = {}
     for family in configs:
@@ -167,7 +191,7 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
             f"{run.best_val_nrmse:.3g} in {result.stages[f'train {family}']:.0f} s")
 
     start = time.perf_counter()
-    evaluation = evaluate(data["test"], load_runs(runs), data_path=out / "test.h5",
+    evaluation = evaluate(data["test"], load_runs(runs), data_path=paths["test"],
                           progress=progress)
     result.stages["evaluate"] = time.perf_counter() - start
     result.metrics = evaluation.metrics

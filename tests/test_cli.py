@@ -51,7 +51,8 @@ def assert_one_line_error(code, err, *needles):
         assert needle in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", [[], ["simulate"], ["inspect"], ["merge"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["simulate"], ["inspect"], ["merge"], ["demo"],
+                                     ["import"]])
 def test_every_command_has_help(command, capsys):
     code, out, _ = run([*command, "--help"], capsys)
     assert code == 0 and "Usage: odernn" in out
@@ -130,6 +131,8 @@ WRITERS = {
     "gradients": ["gradients", "-o", "{out}/grads", "--model", "rnn", "--length", "20",
                   "--sequences", "2", "-q"],
     "demo": ["demo", "--quick", "--models", "esn", "-o", "{out}/demo", "-q"],
+    "import": ["import", "{inputs}/part1.h5", "-o", "{out}/imported.h5", "--v", "v", "--forcing",
+               "F", "-q"],
 }
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
+
+from odernn.cli.app import main
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -23,3 +27,26 @@ def test_every_test_a_document_names_exists(doc):
         if not re.search(rf"^def {name}\(", source, flags=re.M):
             missing.append(f"{current}::{name}")
     assert not missing, f"{doc.name} names tests that do not exist: {missing}"
+
+
+def test_the_own_data_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys):
+    """docs/own-data.md's Python block writes the CSVs; each line of its ``sh`` blocks is an
+    odernn command, run as written; the file's first lines are those the page shows."""
+    text = (ROOT / "docs" / "own-data.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(python|sh)\n(.*?)```", text, flags=re.S)
+    assert [lang for lang, _ in blocks][:2] == ["python", "sh"]
+    monkeypatch.chdir(tmp_path)
+    for lang, code in blocks:
+        if lang == "python":
+            exec(compile(code, "docs/own-data.md", "exec"), {"__name__": "own_data"})
+            continue
+        for line in code.strip().splitlines():
+            args = shlex.split(line)
+            assert args[0] == "odernn" and main(args[1:]) == 0, line
+    shown = re.search(r"The first lines of `lab-train.csv`:\n\n```text\n(.*?)```", text,
+                      flags=re.S).group(1)
+    assert (tmp_path / "lab-train.csv").read_text().startswith(shown)
+    note = json.loads((tmp_path / "report" / "metrics.json").read_text())["settings"]["note"]
+    assert "never replaced by another equation" in note
+    assert (tmp_path / "my-demo" / "report" / "report.html").exists()
+    assert "lab-train.csv" in capsys.readouterr().out

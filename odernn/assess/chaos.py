@@ -1,8 +1,8 @@
 """The evaluator's chaos stage: how predictable the test set is, and the statistics that say
 what a method gets right once it no longer follows a trajectory.
 
-For a test set of a system without a closed form (the reference is the stored data, a
-numerical solution), :func:`characterise` estimates each trajectory's largest Lyapunov
+For a test set of a known system without a closed form (the reference is the stored data,
+a numerical solution), :func:`characterise` estimates each trajectory's largest Lyapunov
 exponent (:mod:`odernn.assess.lyapunov`, Benettin's method) and the reference's own trust
 horizon (:mod:`odernn.assess.trust`); the set counts as chaotic when most of its
 trajectories have a positive exponent. :func:`method_statistics` then adds the
@@ -64,9 +64,11 @@ def characterise(test: Trajectories, reference: str, settings: ChaosSettings, st
         if settings.transient is not None:
             raise
         out["statistics"] = str(exc).removeprefix("statistics: ")
-    closed = reference != "data" or SYSTEMS[test.system].closed_form
-    why = ("the system has a closed form: its exponents are known (-eta/2 when "
-           "underdamped) and the reference is exact")
+    system = SYSTEMS.get(test.system)
+    closed = system is None or reference != "data" or system.closed_form
+    why = (f"system {test.system!r} has no known equation to estimate them from"
+           if system is None else "the system has a closed form: its exponents are known "
+           "(-eta/2 when underdamped) and the reference is exact")
     if closed or not settings.lyapunov:
         out["lyapunov"] = {"skipped": why if closed else "not requested"}
     else:

@@ -62,7 +62,7 @@ from odernn.assess.work_precision import (
 )
 from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS
-from odernn.data.systems import SYSTEMS, Oscillator
+from odernn.data.systems import SYSTEMS, Oscillator, parameter_names
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
@@ -105,7 +105,8 @@ def evaluate(
     """Roll out every integrator and surrogate on ``test`` and measure them.
 
     The reference is the closed-form solution where the test set's system has one under its
-    forcing (``exact``), else the stored test trajectories themselves (``data``); the
+    forcing (``exact``), else the stored test trajectories themselves (``data``; for data of
+    no known system, such as imported ``external`` data, with no integrators at all); the
     integrators are those of the test set's own system. ``integrators`` from
     :data:`~odernn.data.integrators.INTEGRATORS` (the reference always runs);
     ``scipy_options`` override :data:`SCIPY_DEFAULTS`;
@@ -133,20 +134,22 @@ def evaluate(
                 raise KeyboardInterrupt
 
         scipy_opts = {**SCIPY_DEFAULTS, **(scipy_options or {})}
-        system = _oscillator(test)
-        reference = reference_name(system)
+        known = test.system in SYSTEMS  # else no equation: the stored data alone (UNKNOWN)
+        integrators = tuple(integrators) if known else ()
+        system = _oscillator(test) if known else None
+        reference = reference_name(system) if known else DATA
         samples = SampledForcing(test.t, test.F)
         solve = _solver(system, samples, scipy_opts)
         t = np.asarray(test.t, dtype=np.float64)
         x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
 
         few = slice(0, 2)  # the untimed first call of every method (see timed)
-        solve_few = _solver(system.take(few), samples.take(few), scipy_opts)
+        solve_few = _solver(system.take(few), samples.take(few), scipy_opts) if known else solve
         raw: dict[str, tuple[str, str, dict[str, Any], Rollout, float]] = {}
         if reference == DATA:
             x, v = np.asarray(test.x, dtype=np.float64), np.asarray(test.v, dtype=np.float64)
-            raw[DATA] = ("reference", DATA_DESCRIPTION, {}, Rollout(x, v, divergence_steps(x, v)),
-                         math.nan)
+            raw[DATA] = ("reference", DATA_DESCRIPTION if known else UNKNOWN, {},
+                         Rollout(x, v, divergence_steps(x, v)), math.nan)
         for name in (*([REFERENCE] if reference == REFERENCE else []), *integrators):
             (x, v), wall = timed(partial(solve, name, x0, v0, t),
                                   partial(solve_few, name, x0[few], v0[few], t[:16]))
@@ -184,7 +187,7 @@ def evaluate(
                    for name, entry in raw.items()}
 
         wp = None
-        if work_precision:
+        if work_precision and known:
             wp_settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
                            else WorkPrecisionSettings())
             wp = measure_work_precision(test, solve, solve_few, integrators, wp_settings,
@@ -200,9 +203,13 @@ def evaluate(
         elif resonance:
             res_settings = (resonance if isinstance(resonance, ResonanceSettings)
                             else ResonanceSettings())
-            res = measure_resonance(test, surrogates, res_settings, say)
-        bif = None if not bifurcation else measure_bifurcation(  # odernn.assess.bifurcation
-            test, surrogates, None if bifurcation is True else bifurcation, say)
+            res = (measure_resonance(test, surrogates, res_settings, say) if known else
+                   {"skipped": f"system {test.system!r} has no known equation: {UNKNOWN}"})
+        bif = None
+        if bifurcation:  # odernn.assess.bifurcation
+            bif = (measure_bifurcation(test, surrogates, None if bifurcation is True
+                                       else bifurcation, say) if known else
+                   {"skipped": f"system {test.system!r} has no known equation"})
 
         info = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -219,6 +226,7 @@ def evaluate(
                 "timing": f"after an untimed call on 2 trajectories and 16 steps, best of up to 3 "
                           f"runs while under {MIN_TIMING_S} s in total",
                 "error_scale": {"x": reference_scale(ref_x), "v": reference_scale(ref_v)},
+                **({} if known else {"note": UNKNOWN}),
             },
         }
         if interrupted():  # a signal after the last stage's line
@@ -229,6 +237,9 @@ def evaluate(
 
 
 DATA_DESCRIPTION = "the stored test trajectories (the system has no closed form)"
+UNKNOWN = ("the stored test trajectories are the reference, never replaced by another equation "
+           "(imported data of no known system); no integrator, work-precision sweep or "
+           "resonance check is run")
 
 
 def reference_name(system: Oscillator) -> str:
@@ -242,11 +253,8 @@ def _check_test(test: Trajectories, where: str = "the test set") -> None:
     if test.v is None or test.F is None:
         raise DataError(f"evaluate needs oscillator trajectories (x, v, F); {where} is a "
                         "univariate series")
-    system = SYSTEMS.get(test.system)
-    if system is None:
-        raise DataError(f"{where} is of system {test.system!r}, which this odernn does not know; "
-                        f"known: {', '.join(SYSTEMS)}")
-    missing = [name for name in (*system.names, "x0") if name not in test.params]
+    system = SYSTEMS.get(test.system)  # None: no equation to rebuild (imported data)
+    missing = [n for n in (*system.names, "x0") if n not in test.params] if system else []
     if missing:
         raise DataError(f"{where} stores no params/{missing[0]}; evaluate rebuilds each "
                         f"{system.name} from its stored parameters")
@@ -339,7 +347,7 @@ def _data_info(test: Trajectories, data_path: str | Path | None, ref_x: np.ndarr
     """What the test set is, where it came from, and how far its stored values are from the
     reference."""
     ranges = {name: [float(np.min(test.params[name])), float(np.max(test.params[name]))]
-              for name in SYSTEMS[test.system].names}
+              for name in parameter_names(test.system, test.params)}
     x, v = np.asarray(test.x), np.asarray(test.v)
     return {
         "path": None if data_path is None else str(data_path),

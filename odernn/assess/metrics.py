@@ -216,8 +216,8 @@ def summarize(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Array, t: Array
     vpt = valid_prediction_time(px, ref_x, t, threshold, sx, start=start)
     out["valid_time_median"] = float(np.median(vpt))
     out["valid_time_p10"] = float(np.quantile(vpt, 0.1, method="inverted_cdf"))
-    entry = SYSTEMS[system]
-    if F is not None and params is not None and entry.energy is not None:
+    entry = SYSTEMS.get(system)  # None: imported data of an unknown equation, no energy
+    if F is not None and params is not None and entry is not None and entry.energy is not None:
         drift = energy_balance_error(px, pv, F, params, t, start=start, system=system)
         p = params if isinstance(params, Mapping) else {"eta": params}
         p = {k: np.asarray(p[k], dtype=np.float64).reshape(-1, 1) for k in entry.names}

@@ -19,7 +19,7 @@ An :class:`Oscillator` is a batch: a system, its parameters per trajectory, a fo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,6 +123,25 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
         energy=lambda x, v, p: 0.5 * np.square(v) + 1.0 - np.cos(x)),
 )}
 """Every system by name, in the order they are listed to users."""
+
+
+EXTERNAL = "external"
+"""The system of imported data whose equation is not known (``odernn import`` without
+``--system``): its parameters are whatever the file stores (:func:`parameter_names`), and
+it is never replaced by another equation: the stored trajectories are its only reference."""
+NOT_PARAMETERS = ("x0", "v0", "t0")
+"""Stored per trajectory beside the parameters but not parameters of the equation: the
+initial state, and an imported trajectory's start time."""
+
+
+def parameter_names(system: str, stored: Iterable[str]) -> tuple[str, ...]:
+    """The parameters of data of ``system`` that store ``stored`` (names of ``params/``): a
+    known system's own (:data:`SYSTEMS`), or for any other (:data:`EXTERNAL`) every stored
+    one but :data:`NOT_PARAMETERS`, in stored order."""
+    entry = SYSTEMS.get(system)
+    if entry is not None:
+        return entry.names
+    return tuple(name for name in stored if name not in NOT_PARAMETERS)
 
 
 def get_system(name: str) -> System:

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from odernn.data.forcing import FORCINGS, forcing_from_params
-from odernn.data.systems import SYSTEMS, Oscillator
+from odernn.data.forcing import FORCINGS, SampledForcing, forcing_from_params
+from odernn.data.systems import EXTERNAL, SYSTEMS, Oscillator, parameter_names
 from odernn.errors import DataError
 from odernn.types import Array
 
@@ -61,9 +61,13 @@ class Trajectories:
         return LEGACY_SYSTEMS.get(stored, stored)
 
     def oscillator(self) -> Oscillator:
-        """The oscillators that produced these trajectories (needs the stored parameters)."""
+        """The oscillators that produced these trajectories (needs the stored parameters); the
+        forcing is rebuilt from its parameters, or for imported data (forcing ``samples``)
+        interpolated between the stored samples."""
         family = str(self.attrs.get("forcing", "none"))
-        return Oscillator.of(self.system, self.params, forcing_from_params(family, self.params))
+        forcing = (forcing_from_params(family, self.params) if family in FORCINGS or self.F is None
+                   else SampledForcing(self.t, self.F))
+        return Oscillator.of(self.system, self.params, forcing)
 
     def take(self, index: np.ndarray | slice) -> Trajectories:
         """A subset of the trajectories (same grid, same attrs)."""
@@ -73,6 +77,24 @@ class Trajectories:
 
         params = {k: v[index] for k, v in self.params.items()}
         return replace(self, x=self.x[index], v=pick(self.v), F=pick(self.F), params=params)
+
+
+def check_pair(train: Trajectories, test: Trajectories, train_name: str, test_name: str) -> None:
+    """Refuse a training and a test set that cannot be paired, in one DataError line: another
+    system, another step, or another set of stored system parameters (parameters that
+    distinguish their trajectories; the initial state and start time aside)."""
+    if train.system != test.system:
+        raise DataError(f"{test_name} is of system {test.system!r} but {train_name} of "
+                        f"{train.system!r}; train and test on one system")
+    if not np.isclose(train.dt, test.dt, rtol=1e-9, atol=0.0):
+        raise DataError(f"{test_name} has step dt = {test.dt:g} but {train_name} dt = "
+                        f"{train.dt:g}; a surrogate steps at the dt it was trained on")
+    names = [sorted(p for p in parameter_names(d.system, d.params) if p in d.params)
+             for d in (train, test)]
+    if names[0] != names[1]:
+        raise DataError(f"{test_name} has parameters {', '.join(names[1]) or 'none'} but "
+                        f"{train_name} has {', '.join(names[0]) or 'none'}; give both files "
+                        "the same parameters")
 
 
 LEGACY_SYSTEMS = {"x'' + eta x' + x = F(t)": "oscillator"}
@@ -97,6 +119,8 @@ def check_consistency(data: Trajectories, where: str) -> None:
     if data.is_series or data.F is None:
         return
     system = SYSTEMS.get(data.system)
+    if system is None and data.system == EXTERNAL:  # imported data: no equation to check
+        return
     if system is None:
         raise DataError(f"{where}: attribute 'system' is {data.system!r}; this odernn knows "
                         f"{', '.join(SYSTEMS)}")

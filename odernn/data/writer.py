@@ -86,6 +86,7 @@ class TrajectoryWriter:
         check_target(self.path, overwrite)
         self._out: AtomicH5 | None = None
         self._written: list[tuple[int, int]] = []
+        self._pieces: dict[tuple[int, int], int] = {}
 
     def __enter__(self) -> TrajectoryWriter:
         out = None
@@ -93,7 +94,7 @@ class TrajectoryWriter:
             out = AtomicH5(self.path, self.overwrite)  # first: can the directory take a file?
             self._check_space()
             self._create(out.file)
-            self._out, self._written = out, []
+            self._out, self._written, self._pieces = out, [], {}
         except BaseException:
             if out is not None:
                 out.discard()
@@ -127,32 +128,49 @@ class TrajectoryWriter:
                              fillvalue=np.nan, chunks=_chunks(self.n, shape, 8), **extra)
 
     def write(self, start: int, arrays: Mapping[str, Array],
-              params: Mapping[str, Array] | None = None) -> None:
+              params: Mapping[str, Array] | None = None, *, col: int | None = None) -> None:
         """Write rows ``start .. start + B`` of every dataset ``(B, T)`` and parameter ``(B, ...)``.
 
-        Raises DataError if a value is NaN or infinite (files hold finite numbers only).
+        A row longer than the caller's memory may come in pieces: with ``col`` given,
+        ``arrays`` of shape ``(B, C)`` fill time points ``col .. col + C`` of those rows (C
+        from ``x``); the pieces of one block
+        of rows come in order, from ``col = 0``, and the rows count as written with the last
+        (every piece repeats the rows' ``params``). Raises DataError if a value is NaN or
+        infinite (files hold finite numbers only).
         """
         if self._out is None:
             raise RuntimeError("TrajectoryWriter.write() called outside its with-block")
-        data = _block_arrays(arrays, dict.fromkeys(self.names, (self.t.size,)), "datasets",
-                             self.dtype)
+        T = self.t.size
+        width = T if col is None or np.ndim(arrays.get("x")) != 2 else np.shape(arrays["x"])[1]
+        col = 0 if col is None else col
+        data = _block_arrays(arrays, dict.fromkeys(self.names, (width,)), "datasets", self.dtype)
         pars = _block_arrays(params or {}, self.params, "params", np.dtype(np.float64))
-        data.update((f"params/{k}", a) for k, a in pars.items())
-        sizes = {a.shape[0] for a in data.values()}
+        sizes = {a.shape[0] for a in (*data.values(), *pars.values())}
         if len(sizes) != 1:
             raise ValueError(f"every array of one block needs the same number of rows, got "
-                             f"{ {k: a.shape[0] for k, a in data.items()} }")
+                             f"{ {k: a.shape[0] for k, a in {**data, **pars}.items()} }")
         B = sizes.pop()
         if start < 0 or start + B > self.n:
             raise ValueError(f"rows {start}..{start + B} are outside 0..{self.n}")
-        for label, a in data.items():
+        rows = (start, start + B)
+        if col != self._pieces.get(rows, 0) or width < 1 or col + width > T:
+            raise ValueError(f"rows {start}..{start + B}: time points {col}..{col + width} do "
+                             f"not continue the pieces written ({self._pieces.get(rows, 0)} of "
+                             f"{T} points)")
+        for label, a in (*data.items(), *((f"params/{k}", a) for k, a in pars.items())):
             check_finite(a, self.path, label, start, "gets")
         try:
             for label, a in data.items():
-                self._out.file[label][start:start + B] = a
+                self._out.file[label][start:start + B, col:col + width] = a
+            for label, a in pars.items():
+                self._out.file[f"params/{label}"][start:start + B] = a
         except OSError as err:  # typically a disk filled up by something else meanwhile
             raise _write_failed(self.path, err) from err
-        self._written.append((start, start + B))
+        if col + width < T:
+            self._pieces[rows] = col + width
+            return
+        self._pieces.pop(rows, None)
+        self._written.append(rows)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from odernn.checks import check_seed, did_you_mean
-from odernn.data.systems import SYSTEMS
+from odernn.data.systems import EXTERNAL, SYSTEMS, parameter_names
 from odernn.errors import SpecError
 from odernn.learn.families import DEVICES, MOMENTUM_SCHEDULES, OPTIMIZERS, SCHEDULES, TARGETS
 from odernn.learn.models import REGISTRY
@@ -251,13 +251,14 @@ class TrainConfig:
         """The data layout these options describe, for data of system ``system`` on a grid of
         step ``dt``: the channels ``inputs`` (None: the target's default) and every parameter
         of the system that varies across the training trajectories' ``params`` (a fixed one
-        tells the model nothing; None: every parameter), less those withheld. A parameter that
-        is not an input and took one value (fixed, or withheld but constant) is recorded with
-        that value (:attr:`Layout.fixed`), so data with another is refused; one withheld while
-        it varied is not. Withholding a name that is not a parameter of ``system`` is a
-        SpecError."""
+        tells the model nothing; None: every parameter; an ``external`` system's parameters
+        are those ``params`` stores), less those withheld. A parameter that is not an input
+        and took one value (fixed, or withheld but constant) is recorded with that value
+        (:attr:`Layout.fixed`), so data with another is refused; one withheld while it varied
+        is not. Withholding a name that is not a parameter of ``system`` is a SpecError."""
         spec = SYSTEMS.get(system)
-        names = () if spec is None or self.target == "next-value" else spec.names
+        names = (() if self.target == "next-value" or (spec is None and system != EXTERNAL)
+                 else parameter_names(system, params or {}))
         for name in self.withhold:
             if name not in names:
                 raise SpecError(f"withhold {name!r}: not a parameter of system {system!r} "

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from odernn.data.systems import SYSTEMS
+from odernn.data.systems import EXTERNAL, SYSTEMS
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.learn.families import TARGETS
@@ -72,7 +72,8 @@ class Layout:
     series); ``lags`` the number of past values per step of a series;
     ``warmup`` the number K of observed steps a rollout is given (when a
     parameter is withheld; those steps are excluded from every error);
-    ``system`` the data's system (:data:`~odernn.data.systems.SYSTEMS`; always
+    ``system`` the data's system (:data:`~odernn.data.systems.SYSTEMS`, or
+    ``external`` for imported data, whose parameters are whatever it stores; always
     :data:`SERIES` in next-value mode; layouts stored before it was recorded
     read as ``oscillator``); ``fixed`` the system's parameters that are not
     inputs and took one value across the training trajectories, as
@@ -99,8 +100,9 @@ class Layout:
             if self.inputs != ("x",):
                 raise SpecError("next-value mode reads the series only: inputs must be ['x']")
         else:
-            if self.system not in SYSTEMS and self.system != SERIES:
-                raise SpecError(f"system {self.system!r} unknown; allowed: {', '.join(SYSTEMS)}")
+            if self.system not in SYSTEMS and self.system not in (SERIES, EXTERNAL):
+                raise SpecError(f"system {self.system!r} unknown; allowed: {', '.join(SYSTEMS)}, "
+                                f"{EXTERNAL}")
             channels = self.channels
             bad = [c for c in self.inputs if c not in channels]
             if bad or len(set(self.inputs)) != len(self.inputs) or "x" not in self.inputs:
@@ -142,8 +144,11 @@ class Layout:
 
     @property
     def channels(self) -> tuple[str, ...]:
-        """Every input channel this layout's system allows, in the order they are stacked."""
+        """Every input channel this layout's system allows, in the order they are stacked (an
+        :data:`~odernn.data.systems.EXTERNAL` system's parameters: those its inputs name)."""
         system = SYSTEMS.get(self.system)
+        if self.system == EXTERNAL:
+            return (*CHANNELS, *(c for c in self.inputs if c not in CHANNELS))
         return (*CHANNELS, *(() if system is None else system.names))
 
     @property

@@ -1,0 +1,290 @@
+"""Files written by other programs, seen as named arrays that ``odernn import`` maps.
+
+:func:`open_source` recognises a file by its first bytes (the extension where those say
+nothing): a CSV with a header line (each column an array of R rows,
+:mod:`odernn.data.csvtable`), a NumPy ``.npy`` (a table: the columns of a 2-D array,
+named ``0``, ``1``, ..., or the fields of a structured one), a ``.npz`` (each member an
+array) or an HDF5 file (each numeric dataset an array, named by its path without the
+leading ``/``; each field of a table of records by its field name). An array is 1-D (a
+column) or 2-D (in ``.npz`` and HDF5: ``(trajectories, points)``).
+
+A ``.npy`` is memory-mapped and an HDF5 dataset sliced, so reading rows costs memory for
+those rows only, whatever the file's size; a ``.npz`` member is loaded whole, its size
+checked against the memory budget first.
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from odernn import budget
+from odernn.checks import did_you_mean
+from odernn.data.csvtable import CsvColumns, read_columns, read_header
+from odernn.errors import DataError
+
+FORMATS = ("csv", "npy", "npz", "hdf5")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+NPY_SIGNATURE = b"\x93NUMPY"
+ZIP_SIGNATURE = b"PK\x03\x04"
+MAX_OBJECTS = 10_000
+"""An HDF5 file with more objects than this is refused (a table has a few)."""
+NUMERIC = "iuf"
+"""The dtype kinds an array may have: integers and floats."""
+
+
+class Source:
+    """A foreign file as named arrays: :meth:`names`, :meth:`shape` and :meth:`array` (an
+    object sliced like a NumPy array, read only when sliced); :meth:`load` first, with the
+    names that will be read; :meth:`row` names a row in a message."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path, self.format = path, fmt
+        self._arrays: dict[str, Any] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._handle: Any = None
+        self._csv: CsvColumns | None = None
+        self._header: Any = None
+
+    def names(self) -> list[str]:
+        return list(self._shapes)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of array ``name``; one DataError line with a "did you mean" if none."""
+        if name not in self._shapes:
+            kind = "column" if self.format == "csv" else "array"
+            raise DataError(f"{self.path}: no {kind} {name!r}{did_you_mean(name, self._shapes)};"
+                            f" it has {', '.join(self._shapes) or 'none'}")
+        return self._shapes[name]
+
+    def load(self, names: list[str]) -> None:
+        """Read what must be read before slicing (the CSV's columns ``names``; the ``.npz``
+        members ``names``, each checked against the memory budget)."""
+        for name in names:
+            self.shape(name)
+        if self.format == "csv":
+            self._csv = read_columns(self.path, self._header, list(dict.fromkeys(names)))
+            self._arrays = self._csv.arrays
+            self._shapes.update({k: (self._csv.rows,) for k in self._shapes})
+        elif self.format == "npz":
+            for name in names:
+                if name not in self._arrays:
+                    self._arrays[name] = _npz_member(self._handle, self.path, name,
+                                                     self._shapes[name])
+
+    def array(self, name: str) -> Any:
+        """Array ``name``, sliced lazily (HDF5, ``.npy``) or in memory (CSV, ``.npz``)."""
+        return self._arrays[name]
+
+    def sha256(self) -> str:
+        """The SHA-256 of the file's bytes (hex; a CSV's from the read that parsed it)."""
+        return self._csv.sha256 if self._csv is not None else file_sha256(self.path)
+
+    def row(self, name: str, index: tuple[int, ...]) -> str:
+        """Where element ``index`` of array ``name`` is, for a message."""
+        if self._csv is not None:
+            return f"line {self._csv.line(index[0])}"
+        if len(index) == 2:
+            return f"{name}[{index[0]}, {index[1]}]"
+        return f"row {index[0]} (0-based)"
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_source(path: Path | str) -> Source:
+    """Open a CSV, ``.npy``, ``.npz`` or HDF5 file for import; one DataError line if it is
+    none of them, missing, or not a regular file (a FIFO or device is never opened)."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file does not exist") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(f"{path}: is a directory; give a CSV, .npy, .npz or HDF5 file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(f"{path}: not a regular file (a FIFO, socket or device); give a CSV, "
+                        ".npy, .npz or HDF5 file")
+    if info.st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if head.startswith(HDF5_SIGNATURE):
+        return _hdf5(path)
+    if head.startswith(NPY_SIGNATURE):
+        return _npy(path)
+    if head.startswith(ZIP_SIGNATURE):
+        return _npz(path)
+    if path.suffix.lower() in (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".he5"):
+        raise DataError(f"{path}: not a {path.suffix} file (its first bytes are not that "
+                        "format's signature; truncated or another format)")
+    source = Source(path, "csv")
+    source._header = read_header(path)
+    source._shapes = {name: (-1,) for name in source._header.names}
+    return source
+
+
+def _numeric(dtype: np.dtype, path: Path, name: str) -> None:
+    if dtype.kind not in NUMERIC:
+        raise DataError(f"{path}: array {name!r} has dtype {dtype}; import reads numbers "
+                        "(integers or floats)")
+
+
+def _npy(path: Path) -> Source:
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({str(exc).splitlines()[0]})") \
+            from None
+    source = Source(path, "npy")
+    if a.dtype.names:
+        if a.ndim != 1:
+            raise DataError(f"{path}: a structured array of shape {a.shape}; import reads a "
+                            "1-D table of records")
+        for field in a.dtype.names:
+            sub = a.dtype.fields[field][0]
+            if sub.shape == () and sub.kind in NUMERIC:
+                source._arrays[field] = a[field]
+                source._shapes[field] = a.shape
+        if not source._shapes:
+            raise DataError(f"{path}: no numeric field in its records; import reads numbers")
+        return source
+    _numeric(a.dtype, path, "the array")
+    if a.ndim not in (1, 2):
+        raise DataError(f"{path}: an array of shape {a.shape} is not a table; import reads a "
+                        "1-D array or a 2-D one of rows x columns")
+    table = a.reshape(-1, 1) if a.ndim == 1 else a
+    for j in range(table.shape[1]):
+        source._arrays[str(j)] = table[:, j]
+        source._shapes[str(j)] = (table.shape[0],)
+    return source
+
+
+def _npz(path: Path) -> Source:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    source = Source(path, "npz")
+    source._handle = archive
+    try:
+        for info in archive.infolist()[:MAX_OBJECTS]:
+            if not info.filename.endswith(".npy"):
+                continue
+            name = info.filename[:-4]
+            with archive.open(info) as fh:
+                try:
+                    version = np.lib.format.read_magic(fh)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(fh)
+                except (ValueError, OSError, EOFError) as exc:
+                    raise DataError(f"{path}: member {name!r} is not a .npy array "
+                                    f"({exc})") from None
+            if dtype.kind in NUMERIC and len(shape) in (1, 2):
+                source._shapes[name] = tuple(shape)
+        if not source._shapes:
+            raise DataError(f"{path}: no 1-D or 2-D numeric array in it; import reads columns "
+                            "(1-D) or trajectories x points (2-D)")
+    except BaseException:
+        archive.close()
+        raise
+    return source
+
+
+def _npz_member(archive: zipfile.ZipFile, path: Path, name: str,
+                shape: tuple[int, ...]) -> np.ndarray:
+    budget.check(f"{path}: member {name!r} of shape {shape}",
+                 2 * 8 * int(np.prod(shape, dtype=np.int64)), "save it as .npy, which import "
+                 "reads in blocks")
+    with archive.open(f"{name}.npy") as fh:
+        try:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(f"{path}: member {name!r} cannot be read ({exc})") from None
+
+
+def _hdf5(path: Path) -> Source:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: HDF5 file is truncated or corrupt "
+                        f"({str(exc).splitlines()[0]})") from None
+    source = Source(path, "hdf5")
+    source._handle = f
+    found: list[tuple[str, Any]] = []
+    others: list[str] = []
+    try:
+        def visit(name: str, obj: Any) -> None:
+            if len(found) + len(others) > MAX_OBJECTS:
+                raise DataError(f"{path}: more than {MAX_OBJECTS} objects; import reads tables "
+                                "of a few arrays")
+            if isinstance(obj, h5py.Dataset):
+                found.append((name, obj))
+            else:
+                others.append(name)
+
+        f.visititems(visit)
+        for name, d in found:
+            _add_dataset(source, path, name, d)
+        if not source._shapes:
+            seen = ", ".join(f"{n} {tuple(d.shape)} {d.dtype}" for n, d in found[:5])
+            raise DataError(f"{path}: an HDF5 file that is not a table: no 1-D or 2-D numeric "
+                            f"dataset (it holds {seen or 'no datasets'}); import reads columns "
+                            "(1-D) or trajectories x points (2-D)")
+    except BaseException:
+        f.close()
+        raise
+    return source
+
+
+def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
+    """Add HDF5 dataset ``d`` at ``name``: a numeric 1-D or 2-D array, or each numeric field
+    of a 1-D table of records; chunks larger than the memory budget are refused."""
+    if d.chunks is not None:
+        budget.check(f"{path}: dataset {name!r} stored in chunks of {d.chunks}",
+                     2 * int(np.prod(d.chunks)) * d.dtype.itemsize,
+                     "HDF5 reads a whole chunk at a time; rewrite it with smaller chunks")
+    if d.dtype.names:
+        if d.ndim != 1:
+            return
+        for field in d.dtype.names:
+            sub = d.dtype.fields[field][0]
+            if sub.shape == () and sub.kind in NUMERIC:
+                key = field if field not in source._shapes else f"{name}/{field}"
+                source._arrays[key] = d.fields(field)
+                source._shapes[key] = tuple(d.shape)
+        return
+    if d.dtype.kind in NUMERIC and d.ndim in (1, 2):
+        source._arrays[name] = d
+        source._shapes[name] = tuple(d.shape)
+
+
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes (hex), read in blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,488 @@
+"""``odernn import``: other programs' files in, bit for bit; trajectories found, checked and
+cut as documented; the external system downstream (train, evaluate, demo); bad input in
+one line with nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tracemalloc
+
+import h5py
+import numpy as np
+import pytest
+
+from odernn.cli.app import main
+from odernn.data import import_scan
+from odernn.data.importer import ImportOptions, derive_velocity, import_file
+from odernn.data.store import read_trajectories
+from odernn.data.writer import TrajectoryWriter
+
+N, T, DT = 4, 30, 0.1
+
+
+def table(seed: int = 0, n: int = N, steps: int = T, start: float = 0.0):
+    """Columns of n trajectories of ``steps`` points one after another: a trajectory index,
+    times (each trajectory from ``start``), random x, v, F, and a damping per trajectory."""
+    rng = np.random.default_rng(seed)
+    t = start + DT * np.arange(steps)
+    return {"run": np.repeat(np.arange(n), steps).astype(float), "t": np.tile(t, n),
+            "x": rng.standard_normal(n * steps), "v": rng.standard_normal(n * steps),
+            "F": rng.standard_normal(n * steps),
+            "damping": np.repeat(rng.uniform(0.1, 0.5, n), steps)}
+
+
+def write_csv(path, columns, fmt="%.17g"):
+    names = list(columns)
+    np.savetxt(path, np.stack([columns[k] for k in names], 1), delimiter=",", fmt=fmt,
+               header=",".join(names), comments="")
+    return path
+
+
+MAPPED = ["--time", "t", "--x", "x", "--v", "v", "--forcing", "F", "--param", "eta=damping"]
+OPTIONS = ImportOptions(time="t", x="x", v="v", forcing="F", params={"eta": "damping"})
+
+
+def assert_same(data, columns, n=N, steps=T):
+    """Trajectories read back equal the source columns, every value bit for bit."""
+    for name in ("x", "v", "F"):
+        np.testing.assert_array_equal(getattr(data, name), columns[name].reshape(n, steps))
+    np.testing.assert_array_equal(data.params["eta"], columns["damping"][::steps])
+    np.testing.assert_array_equal(data.t, columns["t"][:steps])
+    np.testing.assert_array_equal(data.params["x0"], columns["x"][::steps])
+    assert data.system == "external" and data.attrs["forcing"] == "samples"
+
+
+def test_csv_round_trip_is_bit_for_bit(tmp_path):
+    columns = table()
+    source = write_csv(tmp_path / "data.csv", columns)
+    assert main(["import", str(source), "-o", str(tmp_path / "d.h5"), "-q", *MAPPED]) == 0
+    assert_same(read_trajectories(tmp_path / "d.h5"), columns)
+
+
+@pytest.mark.parametrize("dialect", ["semicolon", "tab", "spaces", "crlf", "quoted", "bom"])
+def test_csv_dialects_round_trip(tmp_path, dialect):
+    columns = table(12)
+    names = list(columns)
+    rows = [[f"{float(a[i])!r}" for a in columns.values()] for i in range(N * T)]
+    sep = {"semicolon": ";", "tab": "\t", "spaces": "  "}.get(dialect, ",")
+    end = "\r\n" if dialect == "crlf" else "\n"
+    if dialect == "quoted":
+        names, rows = [f'"{n}"' for n in names], [[f'"{c}"' for c in r] for r in rows]
+    text = end.join(sep.join(r) for r in [names, *rows]) + end
+    path = tmp_path / "d.csv"
+    path.write_text(("\ufeff" if dialect == "bom" else "") + text, newline="")
+    import_file(path, tmp_path / "d.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "d.h5"), columns)
+
+
+def test_comment_and_blank_lines_are_skipped_and_lines_still_named(tmp_path, capsys):
+    columns = table(13)
+    lines = write_csv(tmp_path / "d.csv", columns).read_text().splitlines()
+    lines[3:3] = ["# the logger restarted here", "", ""]  # data row 2 is now on line 6
+    (tmp_path / "ok.csv").write_text("# a lab log\n\n" + "\n".join(lines) + "\n")
+    import_file(tmp_path / "ok.csv", tmp_path / "ok.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "ok.h5"), columns)
+    fields = lines[40].split(",")
+    fields[4] = "inf"  # data row 36: line 41 of the list, 43 of the file
+    lines[40] = ",".join(fields)
+    (tmp_path / "bad.csv").write_text("# a lab log\n\n" + "\n".join(lines) + "\n")
+    assert main(["import", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "bad.h5"),
+                 *MAPPED]) == 2
+    assert "line 43: column 'F' (--forcing) is inf" in capsys.readouterr().err
+
+
+def test_npz_columns_and_trajectory_arrays_round_trip(tmp_path):
+    columns = table(1)
+    np.savez(tmp_path / "cols.npz", **columns)
+    import_file(tmp_path / "cols.npz", tmp_path / "a.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "a.h5"), columns)
+    wide = {k: columns[k].reshape(N, T) for k in ("x", "v", "F")}
+    np.savez_compressed(tmp_path / "wide.npz", t=columns["t"][:T], damping=columns["damping"][::T],
+                        **wide)
+    import_file(tmp_path / "wide.npz", tmp_path / "b.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "b.h5"), columns)
+
+
+def test_npy_tables_round_trip(tmp_path):
+    columns = table(2)
+    names = ["t", "x", "v", "F", "damping"]
+    np.save(tmp_path / "plain.npy", np.stack([columns[k] for k in names], 1))
+    options = ImportOptions(time="0", x="1", v="2", forcing="3", params={"eta": "4"})
+    import_file(tmp_path / "plain.npy", tmp_path / "a.h5", options)
+    assert_same(read_trajectories(tmp_path / "a.h5"), columns)
+    records = np.zeros(N * T, dtype=[(k, "f8") for k in names])
+    for k in names:
+        records[k] = columns[k]
+    np.save(tmp_path / "records.npy", records)
+    import_file(tmp_path / "records.npy", tmp_path / "b.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "b.h5"), columns)
+
+
+def test_hdf5_of_another_program_round_trips(tmp_path):
+    columns = table(3)
+    with h5py.File(tmp_path / "cols.h5", "w") as f:
+        for k, a in columns.items():
+            f[f"log/{k}"] = a
+    options = ImportOptions(time="log/t", x="log/x", v="log/v", forcing="log/F",
+                            params={"eta": "log/damping"})
+    import_file(tmp_path / "cols.h5", tmp_path / "a.h5", options)
+    assert_same(read_trajectories(tmp_path / "a.h5"), columns)
+    records = np.zeros(N * T, dtype=[(k, "f8") for k in columns])
+    for k, a in columns.items():
+        records[k] = a
+    with h5py.File(tmp_path / "records.h5", "w") as f:
+        f["table"] = records
+        f["table"].attrs["note"] = "a table of records"
+    import_file(tmp_path / "records.h5", tmp_path / "b.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "b.h5"), columns)
+    with h5py.File(tmp_path / "wide.h5", "w") as f:  # (trajectories, points), chunked
+        for k in ("x", "v", "F"):
+            f.create_dataset(k, data=columns[k].reshape(N, T), chunks=(1, 7))
+        f["t"], f["damping"] = columns["t"][:T], columns["damping"][::T]
+    import_file(tmp_path / "wide.h5", tmp_path / "c.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "c.h5"), columns)
+
+
+def test_an_odernn_file_imports_as_its_own_trajectories(tmp_path):
+    assert main(["simulate", "test", "-o", str(tmp_path / "sim.h5"), "--n", "3", "--n-steps",
+                 "50", "-q"]) == 0
+    assert main(["import", str(tmp_path / "sim.h5"), "-o", str(tmp_path / "again.h5"), "--v",
+                 "v", "--forcing", "F", "--param", "eta=params/eta", "-q"]) == 0
+    a, b = read_trajectories(tmp_path / "sim.h5"), read_trajectories(tmp_path / "again.h5")
+    for name in ("t", "x", "v", "F"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.params["eta"], b.params["eta"])
+
+
+@pytest.mark.parametrize("split", ["column", "time", "none"])
+def test_trajectories_split_by_column_by_time_going_backwards_or_not_at_all(tmp_path, split):
+    columns = table(4)
+    if split == "column":  # time runs on across trajectories: each keeps its own start
+        columns["t"] = DT * np.arange(N * T)
+        options = ImportOptions(v="v", forcing="F", trajectory="run")
+    elif split == "time":
+        options = ImportOptions(v="v", forcing="F")
+    else:
+        columns = {k: a[:T] for k, a in columns.items()}
+        options = ImportOptions(v="v", forcing="F")
+    source = write_csv(tmp_path / "data.csv", columns)
+    result = import_file(source, tmp_path / "d.h5", options)
+    data = read_trajectories(tmp_path / "d.h5")
+    n = 1 if split == "none" else N
+    assert (result.n, data.n, data.n_steps) == (n, n, T)
+    np.testing.assert_array_equal(data.x, columns["x"].reshape(n, T))
+    np.testing.assert_array_equal(data.params["t0"], columns["t"][::T])
+    assert data.dt == pytest.approx(DT)
+
+
+def test_derive_v_is_second_order_everywhere():
+    errors = []
+    for dt in (0.02, 0.01, 0.005):
+        t = 0.3 + dt * np.arange(int(round(2.0 / dt)) + 1)
+        v = derive_velocity(np.sin(t), dt)
+        errors.append((np.abs(v - np.cos(t))[[0, -1]].max(), np.abs(v - np.cos(t))[1:-1].max()))
+    for coarse, fine in zip(errors, errors[1:], strict=False):
+        for k in (0, 1):  # the ends and the interior: the error falls 4x when dt halves
+            assert 3.8 < coarse[k] / fine[k] < 4.2
+
+
+def test_derive_v_in_pieces_equals_whole_rows_bit_for_bit(tmp_path, monkeypatch):
+    columns = table(5, n=3, steps=500)
+    np.savez(tmp_path / "d.npz", **columns)
+    options = ImportOptions(x="x", derive_v=True, forcing="F", trajectory="run",
+                            params={"eta": "damping"})
+    import_file(tmp_path / "d.npz", tmp_path / "whole.h5", options)
+    monkeypatch.setattr(import_scan, "CHUNK_BYTES", 7 * 8 * 137)  # blocks of 137 rows
+    import_file(tmp_path / "d.npz", tmp_path / "pieces.h5", options)
+    whole, pieces = read_trajectories(tmp_path / "whole.h5"), read_trajectories(
+        tmp_path / "pieces.h5")
+    for name in ("x", "v", "F"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(pieces, name))
+    np.testing.assert_array_equal(whole.params["v0"], whole.v[:, 0])
+    x = columns["x"].reshape(3, 500)
+    np.testing.assert_array_equal(whole.v, derive_velocity(x, float(whole.t[1] - whole.t[0])))
+    assert "derived" in whole.attrs["velocity"]
+
+
+def test_truncate_cuts_to_the_shortest_and_says_how_much(tmp_path, capsys):
+    columns = table(6)
+    keep = np.ones(N * T, dtype=bool)
+    keep[2 * T - 5:2 * T] = False  # trajectory 1 loses its last 5 points
+    source = write_csv(tmp_path / "d.csv", {k: a[keep] for k, a in columns.items()})
+    args = ["import", str(source), "-o", str(tmp_path / "d.h5"), *MAPPED, "--trajectory", "run"]
+    assert main(args) == 2
+    assert "--truncate" in capsys.readouterr().err
+    assert main([*args, "--truncate"]) == 0
+    out = capsys.readouterr().out
+    assert "dropped 15 of 115 rows" in out
+    data = read_trajectories(tmp_path / "d.h5")
+    assert (data.n, data.n_steps) == (N, T - 5)
+    np.testing.assert_array_equal(data.x[2], columns["x"][2 * T:3 * T - 5])
+    assert "dropped 15" in data.attrs["import_notes"]
+
+
+def test_inspect_shows_the_source_its_sha256_and_the_mapping(tmp_path, capsys):
+    source = write_csv(tmp_path / "measured.csv", table(7))
+    assert main(["import", str(source), "-o", str(tmp_path / "d.h5"), "-q", *MAPPED]) == 0
+    assert main(["inspect", str(tmp_path / "d.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "measured.csv" in out and hashlib.sha256(source.read_bytes()).hexdigest() in out
+    assert "external" in out and '"eta": "damping"' in out and "column 'v'" in out
+
+
+def test_a_declared_system_is_checked_and_evaluated_with_its_integrators(tmp_path, capsys):
+    assert main(["simulate", "test", "-o", str(tmp_path / "sim.h5"), "--n", "4", "--n-steps",
+                 "120", "-q"]) == 0
+    sim = read_trajectories(tmp_path / "sim.h5")
+    columns = {"t": np.tile(sim.t, sim.n), **{k: getattr(sim, k).ravel() for k in "xvF"},
+               "eta": np.repeat(sim.params["eta"], sim.n_steps)}
+    source = write_csv(tmp_path / "sim.csv", columns)
+    base = ["import", str(source), "--v", "v", "--forcing", "F", "--system", "oscillator", "-q"]
+    assert main([*base, "-o", str(tmp_path / "bad.h5"), "--set", "eta=-1"]) == 2
+    assert "outside its valid range" in capsys.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "d.h5"), "--param", "eta=eta"]) == 0
+    data = read_trajectories(tmp_path / "d.h5")
+    assert data.system == "oscillator" and data.params["eta"].tolist() == sim.params[
+        "eta"].tolist()
+    assert main(["evaluate", "--data", str(tmp_path / "d.h5"), "-o", str(tmp_path / "r"),
+                 "--no-work-precision", "--no-resonance", "-q"]) == 0
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["settings"]["reference"] == "data" and "rk4" in metrics["methods"]
+    assert metrics["methods"]["rk4"]["metrics"]["nrmse_x"] < 0.05  # the same oscillators
+
+
+def test_train_evaluate_and_demo_on_imported_external_data(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    dt, steps = 0.05, 200
+    t = dt * np.arange(steps)
+    for name, n in (("train", 10), ("test", 3)):  # damped, driven, from a closed form
+        eta = rng.uniform(0.1, 0.3, (n, 1))
+        w = np.sqrt(1 - eta**2 / 4)
+        x = np.exp(-eta * t / 2) * np.cos(w * t) + 0.1 * np.sin(0.7 * t)
+        v = np.gradient(x, dt, axis=1)
+        write_csv(tmp_path / f"{name}.csv", {"time": np.tile(t, n), "pos": x.ravel(),
+                                             "vel": v.ravel(), "drive": np.zeros(n * steps),
+                                             "damping": np.repeat(eta[:, 0], steps)})
+        assert main(["import", str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / f"{name}.h5"),
+                     "--time", "time", "--x", "pos", "--v", "vel", "--forcing", "drive",
+                     "--param", "damping=damping", "-q"]) == 0
+    run = tmp_path / "run"
+    assert main(["train", str(tmp_path / "train.h5"), "-o", str(run), "--model", "esn",
+                 "--units", "40", "-q"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["train"]["system"] == "external"
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "test.h5"), "-o",
+                 str(tmp_path / "report"), "-q"]) == 0
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"data", "run"}
+    assert "never replaced by another equation" in metrics["settings"]["note"]
+    assert metrics["settings"]["integrators"] == [] and metrics["work_precision"] is None
+    assert "no known equation" in metrics["resonance"]["skipped"]
+    assert metrics["data"]["parameter_ranges"].keys() == {"damping"}
+    assert np.isfinite(metrics["methods"]["run"]["metrics"]["nrmse_x"])
+    demo = tmp_path / "demo"
+    assert main(["demo", "--data", str(tmp_path / "train.h5"), "--test",
+                 str(tmp_path / "test.h5"), "-o", str(demo), "--models", "esn", "--quick",
+                 "-q"]) == 0
+    assert (demo / "report" / "report.html").exists() and not (demo / "train.h5").exists()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("kind", ["npy", "hdf5"])
+def test_npy_and_hdf5_sources_are_read_in_bounded_memory(tmp_path, monkeypatch, kind):
+    rows = 400_000  # 16 MB of source in 5 columns
+    columns = table(9, n=4, steps=rows // 4)
+    names = ["t", "x", "v", "F", "run"]
+    stacked = np.stack([columns[k] for k in names], 1)
+    if kind == "npy":
+        np.save(tmp_path / "big.npy", stacked)
+        source = tmp_path / "big.npy"
+        options = ImportOptions(time="0", x="1", v="2", forcing="3", trajectory="4")
+    else:
+        with h5py.File(tmp_path / "big.h5", "w") as f:
+            for k in names:
+                f.create_dataset(k, data=columns[k], chunks=(1 << 14,))
+        source = tmp_path / "big.h5"
+        options = ImportOptions(v="v", forcing="F", trajectory="run")
+    del stacked, columns
+    monkeypatch.setattr(import_scan, "CHUNK_BYTES", 1 << 20)
+    tracemalloc.start()
+    try:
+        import_file(source, tmp_path / "out.h5", options)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak  # a few blocks of 1 MiB, not the 16 MB source
+    assert read_trajectories(tmp_path / "out.h5").n_steps == rows // 4
+
+
+def test_an_interrupted_import_leaves_nothing_and_the_previous_file(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    from odernn.data import importer
+
+    source = write_csv(tmp_path / "d.csv", table(11))
+    import_file(source, tmp_path / "keep.h5", OPTIONS)
+    before = (tmp_path / "keep.h5").read_bytes()
+
+    @contextmanager
+    def signalled():  # a Ctrl-C while the rows are written (the scan's one check passed)
+        checks = []
+        yield lambda: checks.append(1) or len(checks) > 1
+
+    monkeypatch.setattr(importer, "interrupt_guard", signalled)
+    for target, overwrite in (("new.h5", False), ("keep.h5", True)):
+        with pytest.raises(KeyboardInterrupt):
+            import_file(source, tmp_path / target, OPTIONS, overwrite=overwrite)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "keep.h5"]
+    assert (tmp_path / "keep.h5").read_bytes() == before
+
+
+def test_the_writer_takes_rows_in_pieces_in_order_only(tmp_path):
+    t = np.arange(10.0)
+    with TrajectoryWriter(tmp_path / "w.h5", t=t, n=2, datasets=("x",)) as w:
+        w.write(0, {"x": np.ones((2, 4))}, col=0)
+        with pytest.raises(ValueError, match="do not continue"):
+            w.write(0, {"x": np.ones((2, 3))}, col=5)
+        w.write(0, {"x": 2 * np.ones((2, 6))}, col=4)
+    x = read_trajectories(tmp_path / "w.h5").x
+    np.testing.assert_array_equal(x, np.repeat([[1.0] * 4 + [2.0] * 6], 2, axis=0))
+    with pytest.raises(ValueError, match="never written"), \
+            TrajectoryWriter(tmp_path / "v.h5", t=t, n=1, datasets=("x",)) as w:
+        w.write(0, {"x": np.ones((1, 4))}, col=0)
+    assert not (tmp_path / "v.h5").exists()
+
+
+# -- bad input: one line, exit code 2, nothing written ----------------------------------------
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad-import")
+    columns = table(10)
+    good = write_csv(root / "good.csv", columns)
+    text = good.read_text().splitlines()
+    made = {"good": good, "root": root}
+
+    def lines(name, edit):
+        rows = list(text)
+        edit(rows)
+        (root / name).write_text("\n".join(rows) + "\n")
+        made[name.split(".")[0]] = root / name
+
+    def cell(index, column, value):  # line index + 1 of the file, column of run,t,x,v,F,damping
+        def edit(rows):
+            fields = rows[index].split(",")
+            fields[column] = value
+            rows[index] = ",".join(fields)
+        return edit
+
+    lines("word.csv", cell(7, 1, "abc"))
+    lines("nan.csv", cell(9, 2, "nan"))
+    lines("inf.csv", cell(9, 3, "inf"))
+    lines("fields.csv", lambda r: r.__setitem__(5, r[5] + ",1"))
+    lines("header.csv", lambda r: r.__delitem__(slice(1, None)))
+    lines("spaces.csv", lambda r: r.insert(4, "   "))
+    lines("numbers.csv", lambda r: r.__delitem__(0))
+    changed = dict(columns)
+    changed["damping"] = columns["damping"].copy()
+    changed["damping"][T + 3] += 1
+    made["param"] = write_csv(root / "param.csv", changed)
+    jitter = dict(columns)
+    jitter["t"] = columns["t"].copy()
+    jitter["t"][T + 7] += 0.01
+    made["step"] = write_csv(root / "step.csv", jitter)
+    single = {k: np.concatenate([a, a[:1]]) for k, a in columns.items()}
+    made["single"] = write_csv(root / "single.csv", single)
+    two = {k: a[:2] for k, a in columns.items()}
+    made["two"] = write_csv(root / "two.csv", two)
+    short = {k: a[:-3] for k, a in columns.items()}
+    made["short"] = write_csv(root / "short.csv", short)
+    (root / "empty.csv").write_bytes(b"")
+    made["empty"] = root / "empty.csv"
+    with h5py.File(root / "image.h5", "w") as f:
+        f["image"] = np.zeros((3, 4, 5))
+        f.create_group("empty")
+    made["image"] = root / "image.h5"
+    np.save(root / "cube.npy", np.zeros((2, 3, 4)))
+    made["cube"] = root / "cube.npy"
+    np.savez(root / "labels.npz", t=np.arange(3.0), x=np.array(["a", "b", "c"]))
+    made["labels"] = root / "labels.npz"
+    np.savez(root / "mixed.npz", t=np.arange(6.0), x=np.zeros((2, 3)), v=np.zeros(6))
+    made["mixed"] = root / "mixed.npz"
+    (root / "fake.h5").write_text("not hdf5")
+    made["fake"] = root / "fake.h5"
+    (root / "keep.h5").write_bytes(b"keep me")
+    made["existing"] = root / "keep.h5"
+    import_file(good, root / "ok.h5", OPTIONS)
+    made["ok"] = root / "ok.h5"
+    other = dict(columns)
+    other["t"] = 2 * columns["t"]
+    import_file(write_csv(root / "slow.csv", other), root / "slow.h5", OPTIONS)
+    made["slow"] = root / "slow.h5"
+    import_file(good, root / "noparam.h5", ImportOptions(v="v", forcing="F"))
+    made["noparam"] = root / "noparam.h5"
+    return made
+
+
+IMPORT = ["import", "{good}", "-o", "{root}/o.h5"]
+BAD = [
+    ([*IMPORT, "--x", "pos", "--v", "v"], "no column 'pos'"),
+    ([*IMPORT, "--v", "v", "--param", "eta=dampng"], "did you mean 'damping'"),
+    ([*IMPORT], "no velocity: give --v COL, or --derive-v"),
+    ([*IMPORT, "--v", "v", "--derive-v"], "not both"),
+    (["import", "{word}", "-o", "{root}/o.h5", "--v", "v"], "line 8, column 't': 'abc' is not"),
+    (["import", "{nan}", "-o", "{root}/o.h5", "--v", "v"], "line 10: column 'x' (--x) is nan"),
+    (["import", "{inf}", "-o", "{root}/o.h5", "--v", "v"], "line 10: column 'v' (--v) is inf"),
+    (["import", "{fields}", "-o", "{root}/o.h5", "--v", "v"], "line 6 has 7 fields"),
+    (["import", "{spaces}", "-o", "{root}/o.h5", "--v", "v"], "line 5 has 1 fields"),
+    (["import", "{param}", "-o", "{root}/o.h5", "--v", "v", "--param", "eta=damping"],
+     f"line {T + 5}: parameter eta"),
+    (["import", "{step}", "-o", "{root}/o.h5", "--v", "v"],
+     f"line {T + 9}: the step is not uniform"),
+    (["import", "{single}", "-o", "{root}/o.h5", "--v", "v"], "has 1 point(s)"),
+    (["import", "{two}", "-o", "{root}/o.h5", "--derive-v"], "--derive-v needs at least 3"),
+    (["import", "{short}", "-o", "{root}/o.h5", "--v", "v"], "--truncate"),
+    (["import", "{empty}", "-o", "{root}/o.h5", "--v", "v"], "empty"),
+    (["import", "{header}", "-o", "{root}/o.h5", "--v", "v"], "no data rows"),
+    (["import", "{numbers}", "-o", "{root}/o.h5", "--v", "v"], "not column names"),
+    (["import", "{image}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),
+    (["import", "{cube}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),
+    (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"], "no array 'x'"),
+    (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
+    (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),
+    (["import", "{root}/missing.csv", "-o", "{root}/o.h5", "--v", "v"], "does not exist"),
+    (["import", "{root}", "-o", "{root}/o.h5", "--v", "v"], "is a directory"),
+    ([*IMPORT, "--v", "v", "--set", "eta=0.1"], "add --system"),
+    ([*IMPORT, "--v", "v", "--system", "osillator"], "did you mean 'oscillator'"),
+    ([*IMPORT, "--v", "v", "--system", "oscillator"], "needs parameter 'eta'"),
+    ([*IMPORT, "--v", "v", "--system", "duffing", "--set", "alfa=1"], "did you mean 'alpha'"),
+    ([*IMPORT, "--v", "v", "--param", "x0=damping"], "parameter name 'x0'"),
+    ([*IMPORT, "--v", "v", "--param", "eta"], "NAME=COLUMN"),
+    ([*IMPORT, "--v", "v", "--step-tolerance", "0"], "--step-tolerance"),
+    (["import", "{good}", "-o", "{existing}", "--v", "v"], "keep.h5"),
+    (["import", "{good}", "-o", "{good}", "--v", "v", "--overwrite"], "input of this command"),
+    (["import", "{good}", "-o", "{root}/nowhere/o.h5", "--v", "v"], "does not exist"),
+    (["demo", "--data", "{ok}", "-o", "{root}/d"], "--data and --test go together"),
+    (["demo", "--data", "{ok}", "--test", "{slow}", "-o", "{root}/d"], "dt = 0.2"),
+    (["demo", "--data", "{ok}", "--test", "{noparam}", "-o", "{root}/d"], "parameters"),
+    (["demo", "--data", "{ok}", "--test", "{ok}", "--system", "duffing", "-o", "{root}/d"],
+     "--system"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_import_input_fails_cleanly(files, capsys, args, needle):
+    root = files["root"]
+
+    def snapshot():
+        return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+    before = snapshot()
+    code = main([a.format(**{k: str(v) for k, v in files.items()}) for a in args])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert needle in lines[0], lines[0]
+    assert snapshot() == before
