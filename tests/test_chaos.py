@@ -3,6 +3,7 @@ steady-state statistics, and what the report shows on chaotic data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -77,3 +78,13 @@ def test_the_report_shows_the_error_in_lyapunov_times(chaotic, tmp_path):
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["chaos"]["chaotic"] is True and len(doc["chaos"]["lyapunov"]["exponent"]) == 6
     assert set(STATISTICS) <= set(doc["metric_definitions"])
+
+
+def test_data_of_no_known_system_gets_statistics_but_no_estimates():
+    data = dataset("duffing-test", n=3, n_steps=200)
+    external = dataclasses.replace(data, attrs={**data.attrs, "system": "external"})
+    ev = evaluate(external, {}, progress=False)
+    assert "no known equation" in ev.chaos["lyapunov"]["skipped"]
+    assert "no known equation" in ev.chaos["trust_horizon"]["skipped"]
+    assert "no known equation" in ev.bifurcation["skipped"]
+    assert ev.metrics["data"]["w1_x"] == 0.0 and list(ev.methods) == ["data"]
