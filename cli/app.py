@@ -58,10 +58,10 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
 
 def _register_commands() -> None:
     """Import the command modules; each adds its commands to :data:`app`."""
-    from odernn.cli import demo, evaluate, gradients, simulate, train  # noqa: F401
+    from odernn.cli import demo, evaluate, export, gradients, simulate, train  # noqa: F401
 
 
-NEEDS_TORCH = frozenset(("train", "evaluate", "demo", "gradients", "models"))
+NEEDS_TORCH = frozenset(("train", "evaluate", "demo", "gradients", "models", "export"))
 """The commands that load torch."""
 
 

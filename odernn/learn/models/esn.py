@@ -20,6 +20,7 @@ normalised ``x0, v0`` and parameters taken, scaled like ``W_in``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +30,14 @@ import scipy.sparse.linalg
 import torch
 from torch import Tensor, nn
 
+from odernn import budget
 from odernn.errors import SpecError
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
+ONNX_LIMIT = 2**31
+"""Bytes one ONNX file (a protocol buffer) holds at most: the dense reservoir must fit."""
 RESERVOIR_BLOCK = 1 << 22
 """Random draws per block of rows while choosing the reservoir's connections (32 MiB)."""
 
@@ -194,6 +198,28 @@ class ESN(RecurrentSurrogate):
     def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
         r = self.reservoir_step(u, state[0])
         return self.readout(u, r), (r,)
+
+    def exportable_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+        """The step with the reservoir as a dense matrix (an exporter traces no sparse
+        product) and ``tanh`` itself: ``units^2`` float32 values, refused beyond the memory
+        budget and beyond what one ONNX file holds (2 GiB)."""
+        n = self.hparams["units"]
+        need = 4 * n * n
+        budget.check(f"export: esn of {n} units (dense {n} x {n} reservoir)", 3 * need,
+                     "reduce units")
+        if need >= ONNX_LIMIT:
+            raise SpecError(f"an esn of {n} units has a {need / 2**30:.1f} GiB dense reservoir; "
+                            "one ONNX file holds less than 2 GiB: export fewer units")
+        w = self.recurrent_matrix().to_dense()
+        a = self.hparams["leak_rate"]
+
+        def step(u: Tensor, state: State) -> tuple[Tensor, State]:
+            r = state[0]
+            pre = torch.tanh(torch.addmm(self.b, r, w.T) + u @ self.W_in.T)
+            r = pre if a == 1.0 else r + a * (pre - r)
+            return self.readout(u, r), (r,)
+
+        return step
 
     def states(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """Reservoir states ``(B, L, units)`` driven by ``u (B, L, C)``."""

@@ -15,7 +15,7 @@ written once here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -133,6 +133,12 @@ class RecurrentSurrogate(nn.Module):
 
     def sequence(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         raise NotImplementedError
+
+    def exportable_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+        """:meth:`step` in operations an ONNX exporter traces (dense tensors only), for
+        :mod:`odernn.learn.export`; the same function up to float32 rounding. A family whose
+        step is not traceable as it is (the reservoir's sparse product) overrides it."""
+        return self.step
 
     # -- shared ------------------------------------------------------------------------------
     def teacher_forced(self, z: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
