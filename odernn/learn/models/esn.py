@@ -30,14 +30,11 @@ import scipy.sparse.linalg
 import torch
 from torch import Tensor, nn
 
-from odernn import budget
-from odernn.errors import SpecError
+from odernn.errors import DataError, SpecError
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
-ONNX_LIMIT = 2**31
-"""Bytes one ONNX file (a protocol buffer) holds at most: the dense reservoir must fit."""
 RESERVOIR_BLOCK = 1 << 22
 """Random draws per block of rows while choosing the reservoir's connections (32 MiB)."""
 
@@ -200,22 +197,23 @@ class ESN(RecurrentSurrogate):
         return self.readout(u, r), (r,)
 
     def exportable_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
-        """The step with the reservoir as a dense matrix (an exporter traces no sparse
-        product) and ``tanh`` itself: ``units^2`` float32 values, refused beyond the memory
-        budget and beyond what one ONNX file holds (2 GiB)."""
-        n = self.hparams["units"]
-        need = 4 * n * n
-        budget.check(f"export: esn of {n} units (dense {n} x {n} reservoir)", 3 * need,
-                     "reduce units")
-        if need >= ONNX_LIMIT:
-            raise SpecError(f"an esn of {n} units has a {need / 2**30:.1f} GiB dense reservoir; "
-                            "one ONNX file holds less than 2 GiB: export fewer units")
-        w = self.recurrent_matrix().to_dense()
+        """The step with the sparse product written with dense tensors (an exporter traces no
+        sparse one): row j of ``W`` holds ``degree`` entries, so ``(W r)_j`` is
+        ``W_value[j, :] @ r[W_col[j, :]]``, a gather and a batched product over the
+        ``units x degree`` values as stored (a dense ``units x units`` matrix would grow as
+        units squared); and ``tanh`` itself rather than odernn's sigmoid form of it."""
+        n, degree = self.hparams["units"], self.hparams["degree"]
+        if self.W_col.numel() != n * degree:
+            raise DataError(f"this esn's reservoir holds {self.W_col.numel()} entries, not "
+                            f"{degree} in each of its {n} rows: it cannot be exported")
+        cols, values = self.W_col.view(n, degree), self.W_value.view(n, degree)
         a = self.hparams["leak_rate"]
 
         def step(u: Tensor, state: State) -> tuple[Tensor, State]:
             r = state[0]
-            pre = torch.tanh(torch.addmm(self.b, r, w.T) + u @ self.W_in.T)
+            gathered = r.T[cols]  # (units, degree, B): whole rows of the transposed state
+            pre = torch.matmul(values[:, None, :], gathered)[:, 0].T + self.b
+            pre = torch.tanh(torch.addmm(pre, u, self.W_in.T))
             r = pre if a == 1.0 else r + a * (pre - r)
             return self.readout(u, r), (r,)
 
