@@ -58,10 +58,18 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
 
 def _register_commands() -> None:
     """Import the command modules; each adds its commands to :data:`app`."""
-    from odernn.cli import demo, evaluate, gradients, imports, simulate, train  # noqa: F401
+    from odernn.cli import (  # noqa: F401
+        demo,
+        evaluate,
+        export,
+        gradients,
+        imports,
+        simulate,
+        train,
+    )
 
 
-NEEDS_TORCH = frozenset(("train", "evaluate", "demo", "gradients", "models"))
+NEEDS_TORCH = frozenset(("train", "evaluate", "demo", "gradients", "models", "export"))
 """The commands that load torch."""
 
 

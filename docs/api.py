@@ -46,8 +46,36 @@ def render() -> str:
         doc = inspect.cleandoc(obj.__doc__ or "").strip()
         what = "class" if inspect.isclass(obj) else "function"
         lines += [f"## `odernn.{name}{_signature(obj)}`", "", f"*{what}*", "", doc, ""]
+    lines += _methods()
     lines += [f"`odernn.__version__` is the package version ({odernn.__version__}).", ""]
     return "\n".join(lines)
+
+
+METHODS = [("model", "RecurrentSurrogate", ("rollout", "stepper")),
+           ("stepper", "Stepper", ("step", "observe"))]
+"""The methods of the objects the API returns that a user calls: what ``fit`` and
+``load_surrogate`` return (``model``), and what ``model.stepper`` returns (``stepper``)."""
+
+
+def _methods() -> list[str]:
+    from odernn.learn.models.stepper import Stepper
+    from odernn.learn.models.surrogate import RecurrentSurrogate
+
+    classes = {"RecurrentSurrogate": RecurrentSurrogate, "Stepper": Stepper}
+    lines = ["## Methods of a surrogate and its stepper", "",
+             "`odernn.fit` and `odernn.load_surrogate` return a surrogate (`model`); "
+             "`model.stepper(...)` returns a stepper. Running a surrogate in another program: "
+             "[export.md](export.md).", ""]
+    for instance, name, methods in METHODS:
+        cls = classes[name]
+        lines += [f"### `{name}`", "", inspect.cleandoc(cls.__doc__ or "").strip(), ""]
+        for method in methods:
+            signature = inspect.signature(getattr(cls, method))
+            params = list(signature.parameters.values())[1:]  # without self
+            shown = signature.replace(parameters=params)
+            doc = inspect.cleandoc(getattr(cls, method).__doc__ or "").strip()
+            lines += [f"#### `{instance}.{method}{shown}`", "", doc, ""]
+    return lines
 
 
 def main() -> int:

@@ -5,7 +5,8 @@ file, :func:`simulate_trajectories` in memory) into trajectories
 (:func:`read_trajectories`; another program's file: :func:`import_file` with
 :class:`ImportOptions`), a surrogate is trained on them (:func:`fit`) or loaded
 (:func:`load_surrogate`), and :func:`evaluate` rolls surrogates and integrators out on
-a test set for :func:`write_report`. The registries name what is built in:
+a test set for :func:`write_report`; :func:`export_onnx` writes a surrogate's one-step
+function for other programs. The registries name what is built in:
 ``INTEGRATORS`` (name -> integrator entry), ``MODELS`` (family -> class), ``SPECS``
 (built-in dataset specs). ``docs/api.md`` lists each with its signature.
 
@@ -30,6 +31,7 @@ _PUBLIC = {
     "fit": ("odernn.api", "fit"),
     "load_surrogate": ("odernn.api", "load_surrogate"),
     "evaluate": ("odernn.api", "evaluate"),
+    "export_onnx": ("odernn.api", "export_onnx"),
     "write_report": ("odernn.api", "write_report"),
     "INTEGRATORS": ("odernn.data.integrators", "INTEGRATORS"),
     "MODELS": ("odernn.learn.models", "REGISTRY"),

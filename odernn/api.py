@@ -59,6 +59,23 @@ def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate:
     return load(Path(path), device)
 
 
+def export_onnx(model: RecurrentSurrogate | str | Path, path: str | Path, *,
+                overwrite: bool = False) -> Path:
+    """Write a surrogate's one-step function (a model, a run directory or a checkpoint) to
+    ``path`` as ONNX and return it: physical units in and out, the normalisation folded in,
+    checked with onnxruntime before it is written (atomically; an existing file is replaced
+    only with ``overwrite`` and only if odernn exported it). Inputs, outputs and a client's
+    loop: docs/export.md. Needs the ``export`` extra (``pip install "odernn[export]"``)."""
+    from odernn.learn.export import export_onnx as export
+    from odernn.learn.export import onnx_modules
+    from odernn.learn.models import load_surrogate as load
+
+    onnx_modules()  # the extra, before a checkpoint is read
+    if isinstance(model, str | Path):
+        return export(load(Path(model)), path, overwrite=overwrite, inputs=(model,))
+    return export(model, path, overwrite=overwrite)
+
+
 def evaluate(test: Trajectories, surrogates: Mapping[str, Any], **options: Any) -> Evaluation:
     """Roll every integrator and surrogate out on ``test`` and measure them; see
     :func:`odernn.assess.evaluate.evaluate` for the options."""

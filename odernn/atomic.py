@@ -32,8 +32,10 @@ from typing import BinaryIO
 
 from odernn.errors import OutputError
 
-KINDS = ("dataset", "report", "demo")
-"""The kinds of output :func:`check_output` knows (a training run: :mod:`odernn.learn.rundir`)."""
+KINDS = ("dataset", "report", "demo", "model")
+"""The kinds of output :func:`check_output` knows (a training run: :mod:`odernn.learn.rundir`);
+``dataset`` and ``model`` (an ONNX file of ``odernn export``) are files, the others directories."""
+FILES = {"dataset": "data.h5", "model": "model.onnx"}
 REPORT_MARKER = ".odernn-report"
 """A report directory's own file: JSON naming every file the report wrote there."""
 DEMO_MARKER = ".odernn-demo"
@@ -44,6 +46,7 @@ LEGACY_REPORT = re.compile(r"report\.html|report\.md|metrics\.json|[\w.-]+\.png"
 """Files of a report written before the marker existed (it has metrics.json of our schema)."""
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _NOUNS = {"dataset": "datasets (HDF5 files of schema odernn.trajectories)",
+          "model": "ONNX models written by odernn export",
           "report": "report directories", "demo": "demo directories"}
 
 
@@ -271,10 +274,10 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = Path(path)
-    noun = "file" if kind == "dataset" else "directory"
+    noun = "file" if kind in FILES else "directory"
     if path.name in ("", ".", ".."):
         raise OutputError(f"{path}: give the {kind} a {noun} of its own, e.g. "
-                          f"{'data.h5' if kind == 'dataset' else 'odernn-' + kind}")
+                          f"{FILES.get(kind, 'odernn-' + kind)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")
@@ -284,7 +287,7 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
         if _same(path, Path(given)):
             raise OutputError(f"{path} is also an input of this command ({given}); write the "
                               f"output elsewhere")
-        if kind != "dataset" and os.path.lexists(given) and _inside(Path(given), path):
+        if kind not in FILES and os.path.lexists(given) and _inside(Path(given), path):
             raise OutputError(f"{path} holds {given}, an input of this command; write the "
                               f"output elsewhere")
     try:
@@ -296,21 +299,21 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
     if stat.S_ISLNK(st.st_mode):
         raise OutputError(f"{path} is a symbolic link; odernn never writes through or replaces "
                           f"a link (--overwrite or not): give another path")
-    if kind == "dataset" and stat.S_ISDIR(st.st_mode):
-        raise OutputError(f"{path}: is a directory; give a file name such as {path / 'data.h5'}")
-    wanted = stat.S_ISREG if kind == "dataset" else stat.S_ISDIR
+    if kind in FILES and stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{path}: is a directory; give a file name such as {path / FILES[kind]}")
+    wanted = stat.S_ISREG if kind in FILES else stat.S_ISDIR
     if not wanted(st.st_mode):
         raise OutputError(f"{path} is {_file_type(st.st_mode)}, not a {kind} {noun}; "
                           f"--overwrite replaces only odernn's own {_NOUNS[kind]}: give "
                           f"another path")
-    if kind != "dataset" and not any(os.scandir(path)):
+    if kind not in FILES and not any(os.scandir(path)):
         return False  # an empty directory: nothing to lose
     reason = foreign_reason(path, kind)
     if reason is not None:
         raise OutputError(f"{path} exists and is not an odernn {kind} ({reason}); --overwrite "
                           f"replaces only odernn's own {_NOUNS[kind]}: give another path")
     if not overwrite:
-        if kind == "dataset":
+        if kind in FILES:
             raise OutputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
         raise OutputError(f"{path} already exists (a previous {kind}); pass --overwrite to "
                           f"replace it")
@@ -318,10 +321,14 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
 
 
 def foreign_reason(path: Path, kind: str) -> str | None:
-    """Why ``path`` (a regular file for ``dataset``, a directory otherwise) is not odernn's own
-    output of ``kind``; None when it is."""
+    """Why ``path`` (a regular file for a kind in :data:`FILES`, a directory otherwise) is not
+    odernn's own output of ``kind``; None when it is."""
     if kind == "dataset":
         return _dataset_reason(path)
+    if kind == "model":
+        from odernn.learn.export import model_reason
+
+        return model_reason(path)
     if kind == "report":
         return _report_reason(path)
     return _demo_reason(path)

@@ -23,6 +23,10 @@ class OutputError(OdernnError, OSError):
     """An output cannot be written (exists without --overwrite, unwritable, disk full)."""
 
 
+class MissingDependency(OdernnError, ImportError):
+    """An optional dependency is not installed; the message says which extra installs it."""
+
+
 class Interrupted(Exception):
     """A command stopped by Ctrl-C or SIGTERM after saving what it had; the message (may be
     empty) says what was kept. The command line prints it and exits with code 130."""

@@ -14,10 +14,11 @@ a shorter gradient sequence, two processes instead of four, the demo's ``--quick
 README's ``make`` and set-up lines are not run (:data:`NOT_RUN` says why).
 
 Order and files: commands run by stage (:data:`STAGES`: simulate before merge and inspect,
-train before evaluate and gradients), each in its own fresh directory holding copies of the
-files it names that earlier examples wrote (``runs/lstm`` for ``--resume`` too), so no
-example depends on another's leftovers or collides with another's output. The two inputs no
-example writes, ``my-spec.toml`` and ``test-ood.h5``, are made by :data:`SETUP`.
+train before evaluate, export and gradients), each in its own fresh directory holding
+copies of the files it names that earlier examples wrote (``runs/lstm`` for ``--resume``
+too), so no example depends on another's leftovers or collides with another's output. The
+two inputs no example writes, ``my-spec.toml`` and ``test-ood.h5``, are made by
+:data:`SETUP`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from odernn.cli.app import _register_commands, app, main
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
-STAGES = ("systems", "simulate", "merge", "inspect", "models", "train", "evaluate", "gradients",
-          "demo")
+STAGES = ("systems", "simulate", "merge", "inspect", "models", "train", "evaluate", "export",
+          "gradients", "demo")
 """The order commands run in: each stage may use what the ones before it wrote."""
 
 SHRINK: list[tuple[str, str | None, list[str]]] = [

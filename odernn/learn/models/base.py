@@ -5,7 +5,7 @@ initial state ``(x0, v0)``, the forcing samples ``F_i`` and, when configured,
 the system's parameters such as the damping ``eta``), it produces the
 trajectory in closed loop.
 
-Three calls, state always explicit (a value passed in and out, never hidden
+Three calls and a stepper, state always explicit (a value passed in and out, never hidden
 mutation):
 
 - ``step(u, state) -> (y, state)``: one time step on inputs ``u (B, C)``;
@@ -15,7 +15,10 @@ mutation):
   the whole horizon, batched over trajectories, O(T), without autograd,
   carrying the hidden state and reporting divergence instead of silent NaNs
   (a series, in next-value mode: ``rollout(x0, warmup=(x_obs, None),
-  n_steps=T)``).
+  n_steps=T)``);
+- ``stepper(x0, v0, params)``: the same closed loop one step at a time in physical units,
+  ``x, v = stepper.step(F_i, F_next)``, with the rollout's numbers to the last bit
+  (:mod:`odernn.learn.models.stepper`).
 
 Two attributes tell a caller what a surrogate needs: ``parameter_inputs`` (the names
 of the system's parameters it takes, ``params[name]`` of shape ``(N,)``) and
@@ -87,3 +90,6 @@ class Surrogate(Protocol):
         *,
         n_steps: int | None = None,
     ) -> Rollout: ...
+
+    def stepper(self, x0: Array, v0: Array | None = None,
+                params: Mapping[str, Array] | Array | None = None) -> Any: ...

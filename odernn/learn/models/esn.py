@@ -20,6 +20,7 @@ normalised ``x0, v0`` and parameters taken, scaled like ``W_in``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ import scipy.sparse.linalg
 import torch
 from torch import Tensor, nn
 
-from odernn.errors import SpecError
+from odernn.errors import DataError, SpecError
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
@@ -194,6 +195,29 @@ class ESN(RecurrentSurrogate):
     def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
         r = self.reservoir_step(u, state[0])
         return self.readout(u, r), (r,)
+
+    def exportable_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+        """The step with the sparse product written with dense tensors (an exporter traces no
+        sparse one): row j of ``W`` holds ``degree`` entries, so ``(W r)_j`` is
+        ``W_value[j, :] @ r[W_col[j, :]]``, a gather and a batched product over the
+        ``units x degree`` values as stored (a dense ``units x units`` matrix would grow as
+        units squared); and ``tanh`` itself rather than odernn's sigmoid form of it."""
+        n, degree = self.hparams["units"], self.hparams["degree"]
+        if self.W_col.numel() != n * degree:
+            raise DataError(f"this esn's reservoir holds {self.W_col.numel()} entries, not "
+                            f"{degree} in each of its {n} rows: it cannot be exported")
+        cols, values = self.W_col.view(n, degree), self.W_value.view(n, degree)
+        a = self.hparams["leak_rate"]
+
+        def step(u: Tensor, state: State) -> tuple[Tensor, State]:
+            r = state[0]
+            gathered = r.T[cols]  # (units, degree, B): whole rows of the transposed state
+            pre = torch.matmul(values[:, None, :], gathered)[:, 0].T + self.b
+            pre = torch.tanh(torch.addmm(pre, u, self.W_in.T))
+            r = pre if a == 1.0 else r + a * (pre - r)
+            return self.readout(u, r), (r,)
+
+        return step
 
     def states(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """Reservoir states ``(B, L, units)`` driven by ``u (B, L, C)``."""

@@ -15,7 +15,7 @@ written once here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,12 +27,12 @@ from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
 from odernn.learn.models.layout import Codec, Layout, Stats, check_data, check_fixed
 from odernn.learn.models.options import defaults_of
+from odernn.learn.models.stepper import EXPLODED, Stepper, exploded
 from odernn.types import Array
 
 State = tuple[Tensor, ...]
 
-EXPLODED = 1e4
-"""A carried state beyond this many training standard deviations counts as diverged."""
+__all__ = ["EXPLODED", "RecurrentSurrogate", "State", "Stepper"]
 
 
 class RecurrentSurrogate(nn.Module):
@@ -134,6 +134,12 @@ class RecurrentSurrogate(nn.Module):
     def sequence(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         raise NotImplementedError
 
+    def exportable_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+        """:meth:`step` in operations an ONNX exporter traces (dense tensors only), for
+        :mod:`odernn.learn.export`; the same function up to float32 rounding. A family whose
+        step is not traceable as it is (the reservoir's sparse product) overrides it."""
+        return self.step
+
     # -- shared ------------------------------------------------------------------------------
     def teacher_forced(self, z: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
         """Predicted and true normalised outputs on windows ``z (B, L+1, Z)``, ``e (B, L+1, E)``.
@@ -191,16 +197,32 @@ class RecurrentSurrogate(nn.Module):
         with torch.no_grad():
             z = self.closed_loop(z0, e, observed).double().cpu().numpy()
         k = 0 if observed is None else observed.shape[1]
-        std = self.codec.state_std().double().cpu().numpy()
-        names = ("x",) * z.shape[-1] if self.layout.series else ("x", "v")
-        mean = np.array([self.codec.stats.mean[c] for c in names])
-        bad = (~np.isfinite(z) | (np.abs((z - mean) / std) > EXPLODED)).any(axis=-1)
+        bad = exploded(self, z)
         diverged_at = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
         for n in np.flatnonzero(diverged_at >= 0):
             z[n, diverged_at[n]:] = np.inf
         if self.layout.series:
             return Rollout(z[..., -1], None, diverged_at, warmup=k)
         return Rollout(z[..., 0], z[..., 1], diverged_at, warmup=k)
+
+    def stepper(self, x0: Array, v0: Array | None = None,
+                params: Mapping[str, Array] | Array | None = None) -> Stepper:
+        """The closed loop one step at a time, in physical units, from ``x0, v0 (N,)`` and
+        ``params`` (as for :meth:`rollout`; a series: ``x0`` alone):
+        ``x, v = stepper.step(F_i, F_next)`` per step gives :meth:`rollout`'s numbers to the
+        last bit (:class:`~odernn.learn.models.stepper.Stepper`)."""
+        x0 = np.asarray(x0, dtype=np.float64)
+        if x0.ndim != 1:
+            raise DataError(f"x0 must have shape (N,), got {x0.shape}")
+        if self.layout.series:
+            if v0 is not None or params is not None:
+                raise DataError("a series (next-value mode) starts from x0 alone")
+            return Stepper(self, self._tensor(np.repeat(x0[:, None], self.layout.lags, 1)), {})
+        v0 = np.asarray(v0, dtype=np.float64)
+        if v0.shape != x0.shape:
+            raise DataError(f"stepper needs x0 and v0 of shape (N,); got {x0.shape}, {v0.shape}")
+        taken = self._taken(params, x0.shape[0])
+        return Stepper(self, self._tensor(np.stack([x0, v0], axis=-1)), taken)
 
     def _rollout_tensors(self, x0, v0, F, params, warmup, n_steps):
         """Validate rollout arguments and turn them into ``z0, e, observed`` tensors."""

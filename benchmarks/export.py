@@ -1,0 +1,121 @@
+"""An exported surrogate driven by onnxruntime, against odernn's own rollout: speed and agreement.
+
+For each family (default sizes: hidden 64, esn 1000 units), trained briefly on the ``train``
+spec (exact solution, ``--n-train`` trajectories), exported with ``odernn.export_onnx``:
+
+- agreement: onnxruntime's closed loop (one ``session.run`` per step, outputs fed back) over
+  the ``test`` spec (64 trajectories, 1000 points), the largest difference from
+  ``model.rollout`` over the largest ``|x|``;
+- speed: the same 999 steps at batch 64, odernn's ``rollout`` against the onnxruntime loop
+  and against odernn's Python step API (``model.stepper``), one thread each (torch and
+  onnxruntime), median of ``--repeats`` runs; the ratio is onnxruntime's time over
+  odernn's (the issue's target for the LSTM: at most 2).
+
+    python benchmarks/export.py                    # every family, about two minutes
+    python benchmarks/export.py --families lstm    # the LSTM alone
+
+Measured on the development machine (2 CPU cores shared with other work, load about 1.5;
+one thread each; torch 2.13.0, onnxruntime 1.32.0), ``python benchmarks/export.py``
+(seconds for 64 trajectories x 999 steps; ratio = onnxruntime / odernn's rollout)::
+
+    family    agreement  rollout s  onnxruntime s  ratio  stepper s
+    rnn        3.05e-07      0.160          0.127   0.79      0.411
+    lstm       5.89e-07      0.281          0.226   0.80      0.580
+    gru        3.24e-07      0.263          0.163   0.62      0.416
+    esn        2.83e-06      0.617          1.139   1.85      0.750
+    ffn        3.96e-07      0.121          0.061   0.50      0.256
+
+The LSTM stepped by onnxruntime takes 0.8 times odernn's rollout (the target: at most 2).
+The reservoir (1000 units) is the slowest in onnxruntime: its sparse product is a gather
+and a batched product there, and the graph computes the initial state at every step (behind
+``start``). The Python stepper costs 1.2 to 2.6 times the rollout (numpy in and out at
+every step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import odernn  # noqa: E402
+from odernn.learn.export import session  # noqa: E402
+
+EPOCHS = {"rnn": 3, "lstm": 3, "gru": 3, "ffn": 3}
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def ort_loop(sess, model, test) -> np.ndarray:
+    """onnxruntime's closed loop over ``test`` (float32 in, outputs fed back)."""
+    n = test.n
+    f32 = np.float32
+    size = int(sess.get_modelmeta().custom_metadata_map["state_size"])
+    F = test.F.astype(f32)
+    params = {p: test.params[p].astype(f32) for p in model.parameter_inputs}
+    state, x, v = np.zeros((n, size), f32), test.x[:, 0].astype(f32), test.v[:, 0].astype(f32)
+    xs = [x]
+    start, go = np.zeros(n, bool), np.ones(n, bool)
+    for i in range(test.n_steps - 1):
+        x, v, state = sess.run(None, {"state": state, "start": go if i == 0 else start,
+                                      "x": x, "v": v, "F": F[:, i], "F_next": F[:, i + 1],
+                                      **params})
+        xs.append(x)
+    return np.stack(xs, axis=1)
+
+
+def stepper_loop(model, test) -> None:
+    stepper = model.stepper(test.x[:, 0], test.v[:, 0], test.params)
+    for i in range(test.n_steps - 1):
+        stepper.step(test.F[:, i], test.F[:, i + 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default="rnn,lstm,gru,esn,ffn")
+    parser.add_argument("--n-train", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    spec = odernn.load_spec("train").with_overrides(n=args.n_train, integrator="exact")
+    train = odernn.simulate_trajectories(spec)
+    test = odernn.simulate_trajectories(odernn.load_spec("test").with_overrides(
+        integrator="exact"))
+    print(f"test: {test.n} trajectories x {test.n_steps} points; one thread each; median of "
+          f"{args.repeats}")
+    print(f"{'family':<8}{'agreement':>11}{'rollout s':>11}{'onnxruntime s':>15}"
+          f"{'ratio':>7}{'stepper s':>11}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for family in args.families.split(","):
+            options = {"epochs": EPOCHS[family]} if family in EPOCHS else {}
+            model, _ = odernn.fit(train, model=family, **options)
+            path = odernn.export_onnx(model, Path(tmp) / f"{family}.onnx")
+            sess = session(path.read_bytes(), threads=1)
+            want = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+            got = ort_loop(sess, model, test)
+            gap = np.abs(got - want.x)[:, 1:].max() / np.abs(want.x).max()
+            ours = median_time(lambda m=model: m.rollout(test.x[:, 0], test.v[:, 0], test.F,
+                                                         test.params), args.repeats)
+            theirs = median_time(lambda s=sess, m=model: ort_loop(s, m, test), args.repeats)
+            stepped = median_time(lambda m=model: stepper_loop(m, test), args.repeats)
+            print(f"{family:<8}{gap:>11.2e}{ours:>11.3f}{theirs:>15.3f}"
+                  f"{theirs / ours:>7.2f}{stepped:>11.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

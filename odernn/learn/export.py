@@ -1,0 +1,192 @@
+"""``odernn export``: a trained surrogate's one-step function as an ONNX file.
+
+The graph is :class:`~odernn.learn.onestep.OneStep` (physical units in and out, the
+normalisation folded in, one call per step, the initial state behind the ``start`` flag),
+traced by PyTorch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``):
+it exists in every torch odernn supports (2.6 on; the ``torch.export``-based default of
+2.9 on needs ``onnxscript`` besides) and exports these small graphs in well under a
+second. The batch dimension is dynamic. Before the file is written the graph is run by
+onnxruntime on a batch near the training data and compared with the torch module; the
+file is written atomically (:mod:`odernn.atomic`). Needs the ``export`` extra
+(``onnx``, ``onnxruntime``); without it the export is refused in one line.
+docs/export.md documents the inputs, outputs and metadata.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from odernn import atomic
+from odernn.errors import DataError, MissingDependency
+
+FORMAT = "odernn.onestep"
+"""``metadata_props["format"]`` of an exported file."""
+FORMAT_VERSION = 1
+PRODUCER = "odernn"
+"""The file's ``producer_name``: how ``--overwrite`` recognises odernn's own ONNX files."""
+OPSET = 17
+CHECK_BATCH = 5
+CHECK_RTOL = 1e-4
+"""onnxruntime's step against torch's on the check batch, relative to each output's scale."""
+INSTALL = 'pip install "odernn[export]" (onnx and onnxruntime)'
+
+
+def onnx_modules() -> tuple[Any, Any]:
+    """``(onnx, onnxruntime)``, or MissingDependency saying how to install them."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as err:
+        raise MissingDependency(f"exporting to ONNX needs the export extra ({err.name} is not "
+                                f"installed): {INSTALL}") from None
+    return onnx, onnxruntime
+
+
+def export_onnx(model: Any, path: str | Path, *, overwrite: bool = False,
+                inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Write ``model``'s one-step function to ``path`` as ONNX (docs/export.md); return it.
+
+    An existing ``path`` is replaced only with ``overwrite`` and only if it is an ONNX file
+    odernn exported (and none of ``inputs``); nothing is written when anything fails.
+    """
+    onnx, _ = onnx_modules()
+    path = Path(path)
+    atomic.check_output(path, "model", overwrite=overwrite, inputs=inputs)
+    data = onnx_bytes(model)
+    atomic.check_output(path, "model", overwrite=overwrite, inputs=inputs)
+    atomic.write_bytes(path, data, what="ONNX model ")
+    return path
+
+
+def onnx_bytes(model: Any) -> bytes:
+    """The ONNX file of ``model``'s one-step function, checked with onnxruntime."""
+    onnx, _ = onnx_modules()
+    import torch
+
+    from odernn.learn.onestep import OneStep, input_names, output_names
+
+    if model.device.type != "cpu":
+        model = copy.deepcopy(model).cpu()
+    one = OneStep(model).eval()
+    names, outs = input_names(model.layout), output_names(model.layout)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation, tracer notes
+        torch.onnx.export(one, one.example(2), buffer, dynamo=False, input_names=names,
+                          output_names=outs, opset_version=OPSET,
+                          dynamic_axes={n: {0: "batch"} for n in [*names, *outs]})
+    proto = onnx.load_from_string(buffer.getvalue())
+    _keep_every_input(onnx, proto, names, one.example(2))
+    _describe(onnx, proto, model, one.state_size)
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+    check_against_torch(data, one)
+    return data
+
+
+def _keep_every_input(onnx: Any, proto: Any, names: list[str], example: tuple) -> None:
+    """Every documented input in the graph, in order, even one the model does not read (the
+    exporter drops those; a client's feed stays the same whatever the model), typed and
+    shaped as ``example``, the batch dimension named ``batch``."""
+    graph = proto.graph
+    present = {i.name: i for i in graph.input}
+
+    def info(name: str, t: Any) -> Any:
+        kind = onnx.TensorProto.BOOL if t.dtype.is_floating_point is False \
+            else onnx.TensorProto.FLOAT
+        return onnx.helper.make_tensor_value_info(name, kind, ["batch", *t.shape[1:]])
+
+    ordered = [present.get(n) or info(n, t) for n, t in zip(names, example, strict=True)]
+    del graph.input[:]
+    graph.input.extend(ordered)
+
+
+def _describe(onnx: Any, proto: Any, model: Any, state_size: int) -> None:
+    """Producer, documentation string and metadata a client reads (docs/export.md)."""
+    import odernn
+
+    layout = model.layout
+    proto.producer_name, proto.producer_version = PRODUCER, odernn.__version__
+    proto.doc_string = (f"odernn {model.family} surrogate ({layout.target} mode), one step "
+                        f"of dt = {layout.dt:g} in physical units; see odernn's docs/export.md")
+    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "family": model.family,
+            "target": layout.target, "system": layout.system, "dt": repr(float(layout.dt)),
+            "state_size": str(state_size), "parameters": ",".join(layout.parameters),
+            "warmup_steps": str(layout.warmup), "lags": str(layout.lags),
+            "fixed": ",".join(f"{k}={v!r}" for k, v in layout.fixed)}
+    onnx.helper.set_model_props(proto, meta)
+
+
+def session(data: bytes, threads: int = 1) -> Any:
+    """An onnxruntime session of an exported file on the CPU with ``threads`` threads."""
+    _, ort = onnx_modules()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = threads
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def check_against_torch(data: bytes, one: Any) -> None:
+    """Run the file with onnxruntime on a batch near the training data and refuse it unless
+    every output matches the torch module's to :data:`CHECK_RTOL` of its scale."""
+    import torch
+
+    from odernn.learn.onestep import input_names, output_names
+
+    example = one.example(CHECK_BATCH, seed=1)
+    with torch.no_grad():
+        want = [t.double().cpu().numpy() for t in one(*example)]
+    feed = {n: t.cpu().numpy() for n, t in zip(input_names(one.model.layout), example,
+                                                strict=True)}
+    got = session(data).run(None, feed)
+    for name, a, b in zip(output_names(one.model.layout), got, want, strict=True):
+        scale = max(float(np.abs(b).max(initial=0.0)), 1e-30)
+        if a.shape != b.shape or not np.all(np.abs(a - b) <= CHECK_RTOL * scale):
+            raise DataError(f"the exported graph's {name} differs from the model's "
+                            f"(onnxruntime against torch on {CHECK_BATCH} test rows); "
+                            "nothing written")
+
+
+def model_reason(path: Path) -> str | None:
+    """Why ``path`` is not an ONNX file odernn exported (None when it is): its
+    ``producer_name``, the ModelProto's field 2, read from its first bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    producer = _producer(head)
+    if producer is None:
+        return "not an ONNX file"
+    return None if producer == PRODUCER else f"an ONNX file produced by {producer[:40]!r}"
+
+
+def _producer(head: bytes) -> str | None:
+    """The ``producer_name`` of a serialised ONNX ModelProto from its first bytes (fields are
+    written in number order: ``ir_version`` 1, ``producer_name`` 2), or None."""
+    def varint(i: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = head[i]
+            value |= (byte & 0x7F) << shift
+            i, shift = i + 1, shift + 7
+            if byte < 0x80 or shift > 63:
+                return value, i
+
+    try:
+        key, i = varint(0)
+        if key != 0x08:  # field 1, a varint: ir_version
+            return None
+        _, i = varint(i)
+        key, i = varint(i)
+        if key != 0x12:  # field 2, length-delimited: producer_name
+            return None
+        n, i = varint(i)
+        return head[i:i + n].decode("utf-8", errors="replace") if i + n <= len(head) else None
+    except IndexError:
+        return None

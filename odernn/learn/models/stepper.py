@@ -1,0 +1,131 @@
+"""A surrogate advanced one step at a time, in physical units: the public step API.
+
+:meth:`RecurrentSurrogate.stepper` makes a :class:`Stepper` from the initial state and the
+parameters; each :meth:`Stepper.step` takes the forcing samples ``F_i`` and ``F_{i+1}`` of
+a batch and returns ``(x_{i+1}, v_{i+1})``. It runs the same torch calls, on the same
+float32 tensors, as :meth:`RecurrentSurrogate.rollout`, so a loop of steps returns the
+rollout's numbers to the last bit (``tests/test_step_api.py``), its divergence status
+included; a host program (a simulation loop, a controller) can drive the surrogate as it
+would drive an integrator, one step at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from odernn.errors import DataError
+from odernn.types import Array
+
+EXPLODED = 1e4
+"""A carried state beyond this many training standard deviations counts as diverged."""
+
+
+def exploded(model: Any, z: np.ndarray) -> np.ndarray:
+    """Where the carried states ``z (..., Z)`` (float64) of ``model`` are non-finite or beyond
+    :data:`EXPLODED` training standard deviations: a boolean array of shape ``z.shape[:-1]``
+    (the rollout's and the stepper's one divergence test)."""
+    std = model.codec.state_std().double().cpu().numpy()
+    names = ("x",) * z.shape[-1] if model.layout.series else ("x", "v")
+    mean = np.array([model.codec.stats.mean[c] for c in names])
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (~np.isfinite(z) | (np.abs((z - mean) / std) > EXPLODED)).any(axis=-1)
+
+
+class Stepper:
+    """A batch of N trajectories of a surrogate, advanced in closed loop one step at a time.
+
+    Made by :meth:`~odernn.learn.models.surrogate.RecurrentSurrogate.stepper`. Each
+    :meth:`step` feeds the carried state back as :meth:`rollout` does and returns the next
+    one in physical units (float64 arrays ``(N,)``); :meth:`observe` replaces the carried
+    state by an observed one (a warm-up: a model with ``warmup_steps = K`` needs the observed
+    states of steps 1 to K-1 before it predicts). ``steps`` counts the steps taken;
+    ``diverged_at[n]`` is the first step at which trajectory n became non-finite or
+    exploded (-1: never), from which on its values are ``inf``, as in a rollout.
+    """
+
+    def __init__(self, model: Any, z0: Tensor, params: Mapping[str, np.ndarray]) -> None:
+        self.model = model
+        self.steps = 0
+        self._z = z0
+        self._params = dict(params)
+        self._observed = True  # the initial state is an observed one
+        n = z0.shape[0]
+        with torch.no_grad():
+            e = self._exogenous(np.zeros(n), np.zeros(n))
+            self._state = model.initial_state(model.codec.init_features(z0, e))
+        self.diverged_at = np.full(n, -1, dtype=np.int64)
+        self._mark(z0.double().cpu().numpy())
+
+    @property
+    def n(self) -> int:
+        """The number of trajectories stepped together."""
+        return int(self._z.shape[0])
+
+    def step(self, F: Array | None = None, F_next: Array | None = None
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Advance every trajectory one step: ``F = F_i`` and ``F_next = F_{i+1}``, the
+        forcing samples at this step and the next, each of shape ``(N,)``; returns
+        ``(x_{i+1}, v_{i+1})``, float64 ``(N,)`` each (a series: ``(x_{i+1}, None)``, called
+        without forcing)."""
+        model = self.model
+        if self.steps < model.warmup_steps and not self._observed:
+            raise DataError(f"this model needs a warm-up of {model.warmup_steps} observed "
+                            f"steps: observe(x, v) the state of step {self.steps} before "
+                            "stepping it")
+        if model.layout.series:
+            if F is not None or F_next is not None:
+                raise DataError("a series (next-value mode) takes no forcing: call step()")
+            e = self._z.new_zeros(self.n, 0)
+        else:
+            e = self._exogenous(self._vector(F, "F"), self._vector(F_next, "F_next"))
+        with torch.no_grad():
+            y, self._state = model.step(model.codec.encode(self._z, e), self._state)
+            self._z = model.codec.decode(self._z, y)
+        self.steps += 1
+        self._observed = False
+        return self._output(self._z.double().cpu().numpy())
+
+    def observe(self, x: Array, v: Array | None = None) -> None:
+        """Replace the carried state by an observed one before the next :meth:`step`: ``x``
+        and ``v`` of shape ``(N,)`` (a series: ``x``, its newest value)."""
+        z = self._z.clone()
+        z[:, -1 if self.model.layout.series else 0] = self._tensor(self._vector(x, "x"))
+        if not self.model.layout.series:
+            z[:, 1] = self._tensor(self._vector(v, "v"))
+        self._z = z
+        self._observed = True
+
+    # -- internals -------------------------------------------------------------------------
+    def _vector(self, a: Array | None, name: str) -> np.ndarray:
+        out = None if a is None else np.asarray(a, dtype=np.float64)
+        if out is None or out.shape != (self.n,):
+            got = "nothing" if out is None else f"shape {out.shape}"
+            raise DataError(f"{name} must have shape ({self.n},) (one value per trajectory); "
+                            f"got {got}")
+        return out
+
+    def _tensor(self, a: np.ndarray) -> Tensor:
+        return torch.tensor(a, dtype=torch.float32, device=self._z.device)
+
+    def _exogenous(self, F: np.ndarray, F_next: np.ndarray) -> Tensor:
+        """This step's channels known in advance, by the layout's one mapping."""
+        both = np.stack([F, F_next], axis=1)
+        return self._tensor(self.model.layout.exogenous(both, self._params)[:, 0])
+
+    def _mark(self, z: np.ndarray) -> np.ndarray:
+        """Record where ``z`` (float64, at step ``steps``) first diverged; inf from there."""
+        new = exploded(self.model, z) & (self.diverged_at < 0)
+        self.diverged_at[new] = self.steps
+        z[self.diverged_at >= 0] = np.inf
+        return z
+
+    def _output(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        z = self._mark(z)
+        if self.model.layout.series:
+            return z[:, -1].copy(), None
+        return z[:, 0].copy(), z[:, 1].copy()

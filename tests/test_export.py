@@ -1,0 +1,239 @@
+"""``odernn export``: the one-step ONNX graph, driven in closed loop by onnxruntime (a real
+client), against odernn's own rollout; its interface, its metadata, and the command's bad
+input (docs/export.md)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_cli import assert_one_line_error
+from test_step_api import FAMILIES, MODES, one_torch_thread, tiny_data, tiny_model  # noqa: F401
+
+import odernn
+from odernn.cli.app import main
+from odernn.learn.export import model_reason, session
+from odernn.learn.models import save_surrogate
+
+onnx = pytest.importorskip("onnx")  # the export extra, part of dev: installed wherever tests run
+ROOT = Path(__file__).resolve().parent.parent
+AGREEMENT = 1e-5
+"""onnxruntime's closed loop against odernn's rollout: largest difference over largest |x|."""
+
+
+def exported(model, tmp_path, name="model.onnx"):
+    path = odernn.export_onnx(model, tmp_path / name)
+    return path, session(path.read_bytes())
+
+
+def f32(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def ort_rollout(sess, model, test, k: int) -> np.ndarray:
+    """Closed loop through onnxruntime over ``test``, the first ``k`` states observed."""
+    n = test.n
+    size = int(sess.get_modelmeta().custom_metadata_map["state_size"])
+    state, x, v = np.zeros((n, size), np.float32), f32(test.x[:, 0]), f32(test.v[:, 0])
+    xs = [x]
+    for i in range(test.n_steps - 1):
+        if 0 < i < k:
+            x, v = f32(test.x[:, i]), f32(test.v[:, i])
+        feed = {"state": state, "start": np.full(n, i == 0), "x": x, "v": v,
+                "F": f32(test.F[:, i]), "F_next": f32(test.F[:, i + 1])}
+        feed.update({p: f32(test.params[p]) for p in model.parameter_inputs})
+        x, v, state = sess.run(None, feed)
+        xs.append(x)
+    return np.stack(xs, axis=1).astype(np.float64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_onnxruntime_closed_loop_matches_the_rollout(family, mode, tmp_path):
+    model = tiny_model(family, mode)
+    test = tiny_data()[1]
+    k = max(model.warmup_steps, 1)
+    warmup = (test.x[:, :k], test.v[:, :k]) if model.warmup_steps else None
+    want = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params, warmup=warmup)
+    assert want.n_diverged == 0
+    _, sess = exported(model, tmp_path)
+    got = ort_rollout(sess, model, test, k)
+    gap = np.abs(got[:, k:] - want.x[:, k:]).max() / np.abs(want.x).max()
+    assert gap <= AGREEMENT, f"{family} {mode}: onnxruntime differs by {gap:.2e} of max |x|"
+    frozen = np.abs(test.x[:, k:] - test.x[:, :1]).max() / np.abs(want.x).max()
+    assert frozen > 100 * AGREEMENT  # the trajectories move: agreement is not trivial
+
+
+@pytest.mark.parametrize("family", ["lstm", "esn"])
+def test_a_series_model_exports_its_window(family, tmp_path):
+    """A sine's closed loop has a neutral phase: float32 rounding accumulates along it, in
+    odernn's own rollout too. The tolerance is 1e-5 or ten times how far odernn's rollout
+    moves when its observed values move by one float32 unit in the last place."""
+    from test_models import series_data
+
+    model = tiny_model(family, "series")
+    series = series_data(n=3, n_steps=80, seed=5)
+    k = model.warmup_steps
+    want = model.rollout(series.x[:, 0], warmup=(series.x[:, :k], None), n_steps=80)
+    moved = np.nextafter(f32(series.x[:, :k]), np.float32(np.inf)).astype(np.float64)
+    nudged = model.rollout(moved[:, 0], warmup=(moved, None), n_steps=80)
+    floor = np.abs(nudged.x[:, k:] - want.x[:, k:]).max() / np.abs(want.x).max()
+    _, sess = exported(model, tmp_path)
+    assert [i.name for i in sess.get_inputs()] == ["state", "start", "window"]
+    assert [o.name for o in sess.get_outputs()] == ["window_next", "state_next"]
+    lags = model.layout.lags
+    window = f32(np.concatenate([np.repeat(series.x[:, :1], lags - 1, 1), series.x[:, :1]], 1))
+    state = np.zeros((3, sess.get_inputs()[0].shape[1]), np.float32)
+    xs = []
+    for i in range(79):
+        if 0 < i < k:  # observed: the newest value is the measurement
+            window[:, -1] = series.x[:, i]
+        window, state = sess.run(None, {"state": state, "start": np.full(3, i == 0),
+                                        "window": window})
+        xs.append(window[:, -1])
+    got = np.stack(xs, axis=1)[:, k - 1:]
+    gap = np.abs(got - want.x[:, k:]).max() / np.abs(want.x).max()
+    assert 0 < floor < 1e-3 and gap <= max(AGREEMENT, 10 * floor), (gap, floor)
+
+
+def test_the_file_names_its_inputs_outputs_and_metadata(tmp_path):
+    model = tiny_model("lstm", "state")
+    path, sess = exported(model, tmp_path)
+    inputs = {i.name: (i.shape, i.type) for i in sess.get_inputs()}
+    assert inputs == {"state": (["batch", 16], "tensor(float)"),
+                      "start": (["batch"], "tensor(bool)"),
+                      **{n: (["batch"], "tensor(float)") for n in ("x", "v", "F", "F_next",
+                                                                    "eta")}}
+    assert [(o.name, o.shape) for o in sess.get_outputs()] == [
+        ("x_next", ["batch"]), ("v_next", ["batch"]), ("state_next", ["batch", 16])]
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert meta["format"] == "odernn.onestep" and meta["family"] == "lstm"
+    assert (meta["state_size"], meta["parameters"], meta["warmup_steps"]) == ("16", "eta", "0")
+    assert float(meta["dt"]) == model.layout.dt
+    assert onnx.load(path).producer_name == "odernn" and model_reason(path) is None
+    for batch in (1, 64):  # the batch dimension is dynamic
+        feed = {n: np.zeros((batch, 16) if n == "state" else batch, np.float32)
+                for n in inputs}
+        feed["start"] = np.ones(batch, bool)
+        assert [a.shape for a in sess.run(None, feed)] == [(batch,), (batch,), (batch, 16)]
+
+
+def test_every_input_is_kept_even_where_the_model_does_not_read_it(tmp_path):
+    """The ffn has no recurrent state (``S = 0``) and so reads neither ``state`` nor
+    ``start``: both stay in the graph, so that every file takes the same feed."""
+    _, sess = exported(tiny_model("ffn", "state"), tmp_path)
+    shapes = {i.name: (i.shape, i.type) for i in sess.get_inputs()}
+    assert shapes["state"] == (["batch", 0], "tensor(float)")
+    assert shapes["start"] == (["batch"], "tensor(bool)")
+
+
+def test_the_documented_client_loop_runs_and_matches(tmp_path, monkeypatch):
+    """docs/export.md's Python block (onnxruntime and numpy alone), as written."""
+    text = (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
+    assert len(blocks) == 1
+    model = tiny_model("lstm", "state")
+    exported(model, tmp_path, "lstm.onnx")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(blocks[0], namespace)
+    test = tiny_data()[1]
+    got = namespace["rollout"](f32(test.x[:, 0]), f32(test.v[:, 0]), f32(test.F),
+                               {"eta": f32(test.params["eta"])})
+    want = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+    assert np.abs(got[:, 1:] - want.x[:, 1:]).max() / np.abs(want.x).max() <= AGREEMENT
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run") / "gru.pt"
+    save_surrogate(tiny_model("gru", "state"), path)
+    return path
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_export_command_writes_and_overwrites_only_its_own(checkpoint, tmp_path, capsys):
+    out = tmp_path / "gru.onnx"
+    code, printed, _ = run(["export", checkpoint, "-o", out], capsys)
+    assert code == 0 and "inputs:  state, start, x, v, F, F_next, eta" in printed
+    first = out.read_bytes()
+    code, _, err = run(["export", checkpoint, "-o", out], capsys)
+    assert_one_line_error(code, err, "exists", "--overwrite")
+    assert out.read_bytes() == first
+    assert run(["export", checkpoint, "-o", out, "--overwrite"], capsys)[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gru.onnx"]
+
+
+BAD = [
+    (["export", "{tmp}/missing", "-o", "{tmp}/m.onnx"], "does not exist"),
+    (["export", "{tmp}/empty", "-o", "{tmp}/m.onnx"], "not a run directory"),
+    (["export", "{tmp}/notes.txt", "-o", "{tmp}/m.onnx"], "not a readable odernn checkpoint"),
+    (["export", "{ckpt}", "-o", "{tmp}/nowhere/m.onnx"], "does not exist"),
+    (["export", "{ckpt}", "-o", "{tmp}/notes.txt", "--overwrite"], "not an ONNX file"),
+    (["export", "{ckpt}", "-o", "{tmp}/foreign.onnx", "--overwrite"], "produced by 'other-tool'"),
+    (["export", "{ckpt}", "-o", "{ckpt}", "--overwrite"], "also an input"),
+    (["export", "{ckpt}", "-o", "{tmp}/empty"], "is a directory"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD, ids=[b[1] for b in BAD])
+def test_bad_input_is_one_line_and_writes_nothing(args, needle, checkpoint, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a model")
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x],
+                                   [onnx.helper.make_tensor_value_info("y", 1, [1])])
+    onnx.save(onnx.helper.make_model(graph, producer_name="other-tool"), tmp_path / "foreign.onnx")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    ckpt_before = checkpoint.read_bytes()
+    argv = [a.format(tmp=tmp_path, ckpt=checkpoint) for a in args]
+    code, _, err = run(argv, capsys)
+    assert_one_line_error(code, err, needle)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert checkpoint.read_bytes() == ckpt_before
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_without_the_export_extra_it_refuses_saying_how_to_install(missing, checkpoint,
+                                                                   tmp_path, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setitem(sys.modules, missing, None)  # import fails as if not installed
+    code, _, err = run(["export", checkpoint, "-o", tmp_path / "m.onnx"], capsys)
+    assert_one_line_error(code, err, missing, 'pip install "odernn[export]"')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_write_leaves_no_file(checkpoint, tmp_path, capsys, monkeypatch):
+    import odernn.atomic
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(odernn.atomic.os, "fsync", interrupted)  # in the middle of the write
+    code, _, err = run(["export", checkpoint, "-o", tmp_path / "m.onnx"], capsys)
+    assert code == 130 and "interrupted" in err
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its hidden sibling
+
+
+def test_export_onnx_takes_a_model_a_run_directory_or_a_checkpoint(checkpoint, tmp_path):
+    model = tiny_model("gru", "state")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "best.pt").write_bytes(checkpoint.read_bytes())
+    files = [odernn.export_onnx(model, tmp_path / "a.onnx"),
+             odernn.export_onnx(checkpoint, tmp_path / "b.onnx"),
+             odernn.export_onnx(run_dir, tmp_path / "c.onnx")]
+    feed = {"state": np.ones((2, 8), np.float32), "start": np.array([True, False]),
+            **{n: np.full(2, 0.5, np.float32) for n in ("x", "v", "F", "F_next", "eta")}}
+    outputs = [session(f.read_bytes()).run(None, feed) for f in files]
+    for other in outputs[1:]:
+        for a, b in zip(outputs[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -1,0 +1,137 @@
+"""The public step API: a surrogate advanced one step at a time in physical units gives its
+rollout's numbers to the last bit, for every family and layout (docs/api.md)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from test_models import oscillator_data, series_data
+
+import odernn
+from odernn.errors import DataError
+
+FAMILIES = ("rnn", "lstm", "gru", "esn", "ffn")
+MODES = {
+    "state": {},
+    "velocity": {"target": "velocity"},
+    "withheld": {"withhold": ["eta"], "warmup": 10},  # eta not given: 10 observed steps first
+}
+TINY = {"hidden": 8, "epochs": 2, "batch_size": 8, "window": 20, "horizon": 10,
+        "horizon_start": 5, "lr": 1e-2, "val_every": 1}
+"""Training options that fit a gradient family in a fraction of a second (the esn: 50 units)."""
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@functools.cache
+def tiny_data():
+    return oscillator_data(n=8, n_steps=120), oscillator_data(n=5, n_steps=150, seed=3)
+
+
+@functools.cache
+def tiny_model(family: str, mode: str):
+    """``family`` trained briefly in ``mode`` (a key of :data:`MODES`, or ``series``)."""
+    options = {"units": 50} if family == "esn" else dict(TINY)
+    if mode == "series":
+        data = series_data(n=6, n_steps=150)
+        options.update(target="next-value", lags=3, warmup=3)
+        options.update({} if family == "esn" else {"window": 1})
+    else:
+        data = tiny_data()[0]
+        options.update(MODES[mode])
+        if family == "ffn" and mode == "velocity":  # no memory: it must be given v
+            options["inputs"] = ["x", "v", "F", "F_next"]
+        if family == "esn" and mode != "state":  # a readout of moderate gain (docs/export.md)
+            options["ridge"] = 1e-4
+    torch.set_num_threads(1)
+    model, result = odernn.fit(data, model=family, val_fraction=0.25, seed=0, **options)
+    assert result.status == "ok", result.message
+    return model
+
+
+def stepped(model, x_obs, v_obs, F, params):
+    """``model`` driven through its stepper over the horizon of ``F (N, T)``, observing the
+    first ``K = x_obs.shape[1]`` states; returns ``x, v (N, T)`` and the stepper."""
+    stepper = model.stepper(x_obs[:, 0], v_obs[:, 0], params)
+    xs, vs = [x_obs[:, 0]], [v_obs[:, 0]]
+    for i in range(F.shape[1] - 1):
+        if 0 < i < x_obs.shape[1]:
+            stepper.observe(x_obs[:, i], v_obs[:, i])
+        x, v = stepper.step(F[:, i], F[:, i + 1])
+        xs.append(x)
+        vs.append(v)
+    return np.stack(xs, axis=1), np.stack(vs, axis=1), stepper
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_steps_give_the_rollout_to_the_last_bit(family, mode):
+    model = tiny_model(family, mode)
+    test = tiny_data()[1]
+    k = max(model.warmup_steps, 1)
+    warmup = (test.x[:, :k], test.v[:, :k]) if model.warmup_steps else None
+    out = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params, warmup=warmup)
+    assert out.n_diverged == 0
+    x, v, stepper = stepped(model, test.x[:, :k], test.v[:, :k], test.F, test.params)
+    np.testing.assert_array_equal(x[:, k:], out.x[:, k:])
+    np.testing.assert_array_equal(v[:, k:], out.v[:, k:])
+    assert x.dtype == np.float64 and stepper.steps == test.n_steps - 1
+    np.testing.assert_array_equal(stepper.diverged_at, out.diverged_at)
+
+
+@pytest.mark.parametrize("family", ["lstm", "esn"])
+def test_a_series_steps_like_its_rollout(family):
+    model = tiny_model(family, "series")
+    series = series_data(n=3, n_steps=80, seed=5)
+    k = model.warmup_steps
+    out = model.rollout(series.x[:, 0], warmup=(series.x[:, :k], None), n_steps=80)
+    stepper = model.stepper(series.x[:, 0])
+    xs = []
+    for i in range(79):
+        if 0 < i < k:
+            stepper.observe(series.x[:, i])
+        x, v = stepper.step()
+        assert v is None
+        xs.append(x)
+    np.testing.assert_array_equal(np.stack(xs, axis=1)[:, k - 1:], out.x[:, k:])
+
+
+def test_divergence_is_reported_as_in_the_rollout():
+    model = tiny_model("rnn", "state")
+    test = tiny_data()[1]
+    F = test.F.copy()
+    F[1, 40] = 1e38  # float32's edge: the inputs overflow, the state goes non-finite
+    out = model.rollout(test.x[:, 0], test.v[:, 0], F, test.params)
+    assert out.diverged_at[1] > 0 and out.n_diverged == 1
+    x, v, stepper = stepped(model, test.x[:, :1], test.v[:, :1], F, test.params)
+    np.testing.assert_array_equal(stepper.diverged_at, out.diverged_at)
+    np.testing.assert_array_equal(x[:, 1:], out.x[:, 1:])
+    assert np.isinf(x[1, out.diverged_at[1]:]).all()
+
+
+def test_the_stepper_refuses_bad_input_in_one_line():
+    model = tiny_model("gru", "withheld")  # needs 10 observed steps
+    test = tiny_data()[1]
+    x0, v0, F = test.x[:, 0], test.v[:, 0], test.F
+    with pytest.raises(DataError, match="shape"):
+        model.stepper(x0, v0[:3])
+    stepper = model.stepper(x0, v0)
+    stepper.step(F[:, 0], F[:, 1])
+    with pytest.raises(DataError, match="warm-up of 10 observed steps: observe"):
+        stepper.step(F[:, 1], F[:, 2])
+    stepper.observe(test.x[:, 1], test.v[:, 1])
+    with pytest.raises(DataError, match=r"F_next must have shape \(5,\)"):
+        stepper.step(F[:, 1], None)
+    with pytest.raises(DataError, match="takes eta"):
+        tiny_model("gru", "state").stepper(x0, v0)
+    with pytest.raises(DataError, match="takes no forcing"):
+        tiny_model("esn", "series").stepper(x0).step(F[:, 0], F[:, 1])
