@@ -39,8 +39,8 @@ from odernn.cli.app import _register_commands, app, main
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
-STAGES = ("systems", "simulate", "merge", "inspect", "models", "train", "evaluate", "export",
-          "gradients", "demo")
+STAGES = ("systems", "import", "simulate", "merge", "inspect", "models", "train", "evaluate",
+          "export", "gradients", "demo")
 """The order commands run in: each stage may use what the ones before it wrote."""
 
 SHRINK: list[tuple[str, str | None, list[str]]] = [
@@ -51,6 +51,7 @@ SHRINK: list[tuple[str, str | None, list[str]]] = [
     ("train", None, ["--epochs", "1"]),
     ("gradients", None, ["--length", "40", "--sequences", "2"]),
     ("demo", "--preset", ["--quick"]),
+    ("demo", "--data", ["--quick", "--epochs", "1"]),  # the files say their size
     ("demo", None, ["--quick", "--epochs", "1", "--n-train", "12", "--n-test", "4"]),
 ]
 """``(command, a word the command line holds or None, flags appended)``: the first match is
@@ -71,6 +72,8 @@ LAYOUT = "odernn/      the library"
 SETUP = {
     "my-spec.toml": "written from MY_SPEC, a user's spec",
     "test-ood.h5": "odernn simulate test-ood -o test-ood.h5 --n 4 --n-steps 200",
+    "measured.csv, runs.csv, sim.npz, log.h5": "written by import_sources, another program's "
+                                              "files for the import examples",
 }
 """Inputs that examples name but no example writes, and how they are made."""
 
@@ -89,6 +92,28 @@ v0 = [-1, 1]
 [forcing]
 family = "random"
 """
+
+
+def import_sources(pool: Path) -> None:
+    """The files the ``odernn import`` examples read, as another program would write them:
+    a damped oscillation sampled at dt 0.1 (CSV with t, x, v, F; two runs with their
+    stiffness and no velocity; .npz arrays whose time restarts, unequal lengths; HDF5)."""
+    import h5py
+    import numpy as np
+
+    t = 0.1 * np.arange(40)
+    x, v = np.exp(-0.05 * t) * np.cos(t), -np.exp(-0.05 * t) * np.sin(t)
+    rows = [",".join(repr(float(c)) for c in row) for row in zip(t, x, v, 0.1 * np.cos(t),
+                                                                  strict=True)]
+    (pool / "measured.csv").write_text("t,x,v,F\n" + "\n".join(rows) + "\n")
+    runs = [f"{run},{float(a)!r},{float(b)!r},{1.0 + run!r}" for run in (0, 1)
+            for a, b in zip(t, np.cos((1 + run) * t), strict=True)]
+    (pool / "runs.csv").write_text("run,t,x,stiffness\n" + "\n".join(runs) + "\n")
+    np.savez(pool / "sim.npz", time=np.concatenate([t, t[:30]]),
+             pos=np.concatenate([x, x[:30]]), vel=np.concatenate([v, v[:30]]))
+    with h5py.File(pool / "log.h5", "w") as f:
+        for name, values in (("t", t), ("x", x), ("v", v)):
+            f[name] = values
 
 
 @pytest.fixture(autouse=True)
@@ -222,6 +247,7 @@ def test_every_help_and_readme_example_runs(tmp_path, monkeypatch, capsys):
     pool = tmp_path / "pool"
     pool.mkdir()
     (pool / "my-spec.toml").write_text(MY_SPEC)
+    import_sources(pool)
     setup = shlex.split(SETUP["test-ood.h5"])[1:]
     argv = prepare(tmp_path / "setup", setup, pool)
     monkeypatch.chdir(tmp_path / "setup")
