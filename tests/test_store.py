@@ -132,7 +132,7 @@ def test_series_stores_x_only(tmp_path):
     tr = read_trajectories(tmp_path / "s.h5")
     assert tr.is_series and tr.F is None and tr.params == {} and same_bits(tr.x, x)
     with h5py.File(tmp_path / "s.h5") as h:
-        assert set(h) == {"t", "x"}
+        assert set(h) == {"t", "x", "trajectory"}  # trajectory: a dimension scale
 
 
 @pytest.mark.parametrize("n, steps, dtype", [(300, 1000, "float64"), (1, 300_000, "float64"),

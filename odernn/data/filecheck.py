@@ -24,6 +24,8 @@ from odernn.data.schema import (
     REQUIRED_ATTRS,
     SCHEMA,
     SCHEMA_VERSION,
+    TRAJECTORY_SCALE,
+    is_scale_name,
 )
 from odernn.errors import DataError
 
@@ -63,6 +65,10 @@ def open_checked(path: Path) -> CheckedFile:
         datasets, params = _check_members(f, path, names)
         shape = (n, n_steps)
         _check_dataset(datasets["t"], path, "t", (n_steps,))
+        for name in [k for k in datasets if is_scale_name(k)]:  # optional; odernn reads none
+            d = datasets.pop(name)
+            _check_dataset(d, path, name, (n,) if name == TRAJECTORY_SCALE else d.shape[:1],
+                           integer=True)
         for name in names:
             _check_dataset(datasets[name], path, name, shape)
         for name, d in params.items():
@@ -187,7 +193,7 @@ def _check_members(f: h5py.File, path: Path, names: tuple[str, ...]
     """The root's datasets and ``params/`` datasets; refuse anything else (links, groups)."""
     allowed = {"t", *names}
     datasets = _plain_members(f, path, "/", {"params"})
-    extra = set(datasets) - allowed - {"params"}
+    extra = {k for k in datasets if not is_scale_name(k)} - allowed - {"params"}
     if extra:
         listed = f"attribute 'datasets' lists {list(names)}" if extra <= set(DATASETS) else (
             f"schema version {SCHEMA_VERSION} has t, {', '.join(names)} and params")
@@ -233,9 +239,15 @@ def _open_dataset(group: h5py.Group, name: str, directory: Path) -> h5py.Dataset
     return h5py.Dataset(h5py.h5d.open(group.id, name.encode(), dapl))
 
 
-def _check_dataset(d: h5py.Dataset, path: Path, label: str, shape: tuple[int, ...]) -> None:
-    """Dtype, shape, declared size and the storage behind ``d``, all without reading data."""
-    if d.dtype.kind != "f" or d.dtype.itemsize not in (4, 8):
+def _check_dataset(d: h5py.Dataset, path: Path, label: str, shape: tuple[int, ...],
+                   integer: bool = False) -> None:
+    """Dtype, shape, declared size and the storage behind ``d``, all without reading data;
+    ``integer``: a dimension scale's index, 1-D of integers (at least one)."""
+    if integer:
+        if d.dtype.kind not in "iu" or d.ndim != 1 or d.size < 1:
+            raise DataError(f"{path}: dataset '{label}' has dtype {d.dtype} and shape {d.shape}; "
+                            f"expected a dimension scale: integers of shape (n,), n >= 1")
+    elif d.dtype.kind != "f" or d.dtype.itemsize not in (4, 8):
         raise DataError(f"{path}: dataset '{label}' has dtype {d.dtype}; expected float32 or "
                         f"float64")
     if label.startswith("params/") and d.ndim not in (1, 2):

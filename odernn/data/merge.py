@@ -30,6 +30,7 @@ from odernn.data.writer import (
     TrajectoryWriter,
     check_target,
     write_root_attrs,
+    write_scales,
     write_time,
 )
 from odernn.errors import DataError, OutputError, SpecError
@@ -171,6 +172,7 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
             v = f.create_virtual_dataset(label, layout, fillvalue=np.nan)
             if label in DESCRIPTIONS:
                 v.attrs["description"] = DESCRIPTIONS[label]
+        write_scales(f, n_total, ref.names, _param_layout(ref))
         write_root_attrs(f, n_total, ref.t, ref.names, attrs)
         f.attrs[SHARD_SOURCES] = jsonio.dumps(sources, compact=True)
         target.commit()

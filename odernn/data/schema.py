@@ -10,6 +10,15 @@ A file holds N trajectories on a common time grid of T points::
     /x, /v, /F     (N, T)  position, velocity, forcing (a univariate series has x only),
                            chunked by trajectory, float64 or float32, gzip optional
     /params/<p>    (N,) or (N, K) sampled parameters, float64
+    /trajectory    (N,)    the trajectory index 0 .. N-1, int64   } HDF5 dimension scales, so
+    /component     (K,)    the index 0 .. K-1, int64              } netCDF readers (xarray with
+                           engine="h5netcdf") see named dimensions: x, v, F on (trajectory, t),
+                           params/<p> on (trajectory,) or (trajectory, component)
+
+The dimension scales (``t`` is one too) were added within version 1: optional for readers
+(files written before have none, and read the same), derived from the shapes, and not
+part of the content digest. Parameters of several widths K get one scale each,
+``component_<K>`` (:func:`component_scales`).
 
 :mod:`odernn.data.writer` writes it, :mod:`odernn.data.filecheck` checks an untrusted
 file's structure, :mod:`odernn.data.store` reads it and hashes its content, and
@@ -18,6 +27,8 @@ file's structure, :mod:`odernn.data.store` reads it and hashes its content, and
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +62,24 @@ DESCRIPTIONS = {
     "F": "forcing F(t_i), one row per trajectory",
 }
 """The ``description`` attribute of each dataset the writer creates."""
+TRAJECTORY_SCALE = "trajectory"
+"""The dimension scale of axis 0 of every trajectory and parameter dataset: 0 .. N-1."""
+SCALE_ATTRS = ("CLASS", "NAME", "REFERENCE_LIST", "DIMENSION_LIST", "DIMENSION_LABELS")
+"""The attributes HDF5's dimension-scale API keeps on datasets (references into the file:
+where a dataset lies, not what it holds); the content digest leaves them out."""
+
+
+def component_scales(widths: Iterable[int]) -> dict[int, str]:
+    """The dimension scale of axis 1 of parameters ``(N, K)`` for each width K: ``component``
+    when all have one width (as simulated files do), else ``component_<K>``."""
+    ks = sorted(set(widths))
+    return {ks[0]: "component"} if len(ks) == 1 else {k: f"component_{k}" for k in ks}
+
+
+def is_scale_name(name: str) -> bool:
+    """Whether root member ``name`` is one of the format's dimension scales other than ``t``."""
+    return name in (TRAJECTORY_SCALE, "component") or re.fullmatch(r"component_[1-9][0-9]*",
+                                                                      name) is not None
 
 
 def check_finite(a: np.ndarray, path: Path, label: str, first_row: int, verb: str) -> None:

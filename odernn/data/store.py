@@ -22,7 +22,7 @@ import numpy as np
 
 from odernn import budget
 from odernn.data.filecheck import open_checked, python_value
-from odernn.data.schema import DIGEST_EXCLUDED_ATTRS, SHARD_SOURCES, check_finite
+from odernn.data.schema import DIGEST_EXCLUDED_ATTRS, SCALE_ATTRS, SHARD_SOURCES, check_finite
 from odernn.data.trajectories import Trajectories, check_consistency
 from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
@@ -179,7 +179,7 @@ class TrajectoryFile:
         for label, d in datasets.items():
             dtype = d.dtype.newbyteorder("<")  # the values, whatever the stored byte order
             put("dataset", label, dtype.str, json.dumps(list(d.shape)))
-            for name in sorted(d.attrs):
+            for name in sorted(set(d.attrs) - set(SCALE_ATTRS)):  # scales: where, not what
                 put("attribute", name, *_attr_token(d, name))
             if d.ndim == 0 or d.shape[0] == 0:
                 continue
@@ -311,8 +311,9 @@ def content_digest(path: Path | str) -> str:
     shape, every value's bytes, its attributes) and every attribute of the root and
     ``params`` groups except :data:`DIGEST_EXCLUDED_ATTRS` (``created``, and a virtual
     merge's ``shard_sources``), each in a fixed order. It leaves out how HDF5 stores them
-    (chunks, compression, a virtual
-    dataset, byte order, where in the file): two files with one digest hold the same
+    (chunks, compression, a virtual dataset, byte order, where in the file) and the dimension
+    scales (``/trajectory``, ``/component``, :data:`~odernn.data.schema.SCALE_ATTRS`: derived
+    from the shapes, absent from older files): two files with one digest hold the same
     numbers and the same provenance. Memory is bounded (rows are read in blocks).
     """
     with open_trajectories(path) as f:

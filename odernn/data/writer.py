@@ -27,7 +27,9 @@ from odernn.data.schema import (
     RESERVED_ATTRS,
     SCHEMA,
     SCHEMA_VERSION,
+    TRAJECTORY_SCALE,
     check_finite,
+    component_scales,
 )
 from odernn.errors import OutputError
 from odernn.types import Array
@@ -126,6 +128,7 @@ class TrajectoryWriter:
         for name, shape in self.params.items():
             f.create_dataset(f"params/{name}", shape=(self.n, *shape), dtype=np.float64,
                              fillvalue=np.nan, chunks=_chunks(self.n, shape, 8), **extra)
+        write_scales(f, self.n, self.names, self.params)
 
     def write(self, start: int, arrays: Mapping[str, Array],
               params: Mapping[str, Array] | None = None, *, col: int | None = None) -> None:
@@ -346,6 +349,33 @@ def write_time(f: h5py.File, t: np.ndarray) -> None:
     d = f.create_dataset("t", data=t)
     d.attrs["unit"] = "1"
     d.attrs["description"] = DESCRIPTIONS["t"]
+
+
+def write_scales(f: h5py.File, n: int, names: Sequence[str],
+                 params: Mapping[str, tuple[int, ...]]) -> None:
+    """Make ``/t`` and the index datasets ``/trajectory`` (0 .. n-1) and ``/component`` (one
+    per parameter width K, :func:`~odernn.data.schema.component_scales`) HDF5 dimension scales
+    and attach them to the axes of ``names`` and ``params/*``, created already: netCDF
+    readers (xarray, engine "h5netcdf") then see dimensions (trajectory, t) and
+    (trajectory, component). Done once, at creation (writer and virtual merge)."""
+    t = f["t"]
+    t.make_scale("t")
+    index = f.create_dataset(TRAJECTORY_SCALE, data=np.arange(n, dtype=np.int64))
+    index.make_scale(TRAJECTORY_SCALE)
+    index.attrs["description"] = "trajectory index: row i of x, v, F and params/*"
+    components = {}
+    for k, label in component_scales(s[0] for s in params.values() if s).items():
+        components[k] = f.create_dataset(label, data=np.arange(k, dtype=np.int64))
+        components[k].make_scale(label)
+        components[k].attrs["description"] = "component index: column k of a parameter (N, K)"
+    for name in names:
+        f[name].dims[0].attach_scale(index)
+        f[name].dims[1].attach_scale(t)
+    for name, shape in sorted(params.items()):  # one order, so HDF5's records agree (h5diff)
+        d = f[f"params/{name}"]
+        d.dims[0].attach_scale(index)
+        if shape:
+            d.dims[1].attach_scale(components[shape[0]])
 
 
 def write_root_attrs(f: h5py.File, n: int, t: np.ndarray, names: tuple[str, ...],
