@@ -264,6 +264,12 @@ def case_id(args: list[str]) -> str:
 
 @pytest.mark.parametrize(("args", "needle"), CASES, ids=[case_id(c[0]) for c in CASES])
 def test_bad_input_fails_cleanly(files, capsys, args, needle):
+    fails_cleanly(files, capsys, args, needle)
+
+
+def fails_cleanly(files, capsys, args, needle):
+    """``odernn ARGS`` (``{name}`` filled from ``files``) exits 2 with one ``error:`` line
+    holding ``needle``, and nothing under ``files["root"]`` appears or changes."""
     root = files["root"]
 
     def snapshot():

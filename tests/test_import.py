@@ -11,6 +11,7 @@ import tracemalloc
 import h5py
 import numpy as np
 import pytest
+from test_bad_input import fails_cleanly
 
 from odernn.cli.app import main
 from odernn.data import import_scan
@@ -473,16 +474,4 @@ BAD = [
 
 @pytest.mark.parametrize(("args", "needle"), BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_import_input_fails_cleanly(files, capsys, args, needle):
-    root = files["root"]
-
-    def snapshot():
-        return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")}
-
-    before = snapshot()
-    code = main([a.format(**{k: str(v) for k, v in files.items()}) for a in args])
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    assert needle in lines[0], lines[0]
-    assert snapshot() == before
+    fails_cleanly(files, capsys, args, needle)
