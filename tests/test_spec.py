@@ -66,6 +66,32 @@ def test_duffing_test_ood_is_duffing_test_driven_above_the_training_amplitudes()
     assert (F0.low, F0.high) == (trained.high, 1.5 * trained.high)
 
 
+def test_duffing_chaos_drives_is_duffing_chaos_at_four_amplitudes_of_its_range():
+    chaos, drives = load_spec("duffing-chaos"), load_spec("duffing-chaos-drives")
+    assert drives.parameters == chaos.parameters and drives.seed != chaos.seed
+    F0, ranged = drives.forcing_parameters["F0"], chaos.forcing_parameters["F0"]
+    assert len(F0.values) == 4 and (F0.low, F0.high) == (ranged.low, ranged.high)
+    assert drives.forcing_parameters["omega"] == chaos.forcing_parameters["omega"]
+
+
+def test_a_parameter_listed_as_values_draws_only_those_and_leaves_the_others_alone():
+    from odernn.data.simulate import sample_parameters
+
+    ranged = parse_spec(GOOD)
+    listed = parse_spec(GOOD.replace("eta = [0.1, 0.2]", "eta = { values = [0.2, 0.1, 0.15] }"))
+    assert listed.parameters["eta"].values == (0.1, 0.15, 0.2)
+    assert str(listed.parameters["eta"]) == "{0.1, 0.15, 0.2}"
+    a, b = sample_parameters(ranged, 0, 300), sample_parameters(listed, 0, 300)
+    counts = {v: int(np.sum(b["eta"] == v)) for v in (0.1, 0.15, 0.2)}
+    assert sum(counts.values()) == 300 and min(counts.values()) > 70  # each about 100
+    # the draw that was uniform picks the value of its third of [0, 1)
+    third = np.floor((a["eta"] - 0.1) / 0.1 * 3).astype(int)
+    assert np.array_equal(b["eta"], np.array([0.1, 0.15, 0.2])[third])
+    assert all(np.array_equal(a[k], b[k]) for k in a if k != "eta")
+    one = parse_spec(GOOD.replace("eta = [0.1, 0.2]", "eta = { values = [0.3, 0.3] }"))
+    assert one.parameters["eta"].fixed and one.parameters["eta"].low == 0.3
+
+
 def test_a_good_spec_parses_fixed_and_ranged_values():
     spec = parse_spec(GOOD)
     assert spec.parameters["x0"].fixed and not spec.parameters["v0"].fixed
@@ -86,6 +112,10 @@ def test_a_good_spec_parses_fixed_and_ranged_values():
         (("n = 4", "n = [4"), "malformed TOML"),
         (("n = 4", "n = 2.5"), "n must be an integer"),
         (("eta = [0.1, 0.2]", "eta = -0.1"), "eta must be >= 0"),
+        (("eta = [0.1, 0.2]", "eta = { values = [0.1, -0.2] }"), "eta must be >= 0"),
+        (("eta = [0.1, 0.2]", "eta = { values = [] }"), "as a table must be { values"),
+        (("eta = [0.1, 0.2]", "eta = { value = [0.1] }"), "as a table must be { values"),
+        (("eta = [0.1, 0.2]", "eta = { values = [0.1, 'a'] }"), "eta must be a finite number"),
         (("x0 = 1.0", ""), "needs x0"),
         (("omega = [0.5, 2.0]", "omega = [0.5, 2.0]\n[series]\nfrequency = 2.0"),
          "section [series] does not apply to system 'oscillator'"),

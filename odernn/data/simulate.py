@@ -32,7 +32,7 @@ import numpy as np
 from odernn import budget, jsonio
 from odernn.data.forcing import forcing_from_params
 from odernn.data.integrators import INTEGRATORS, integrate
-from odernn.data.spec import SERIES, Range, Spec
+from odernn.data.spec import SERIES, Spec
 from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
@@ -138,10 +138,6 @@ def param_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _uniform(r: Range, u: np.ndarray | float) -> np.ndarray | float:
-    return r.low + (r.high - r.low) * u
-
-
 def sample_parameters(spec: Spec, start: int, stop: int) -> dict[str, np.ndarray]:
     """Parameters of trajectories ``start .. stop-1``, each from its own stream.
 
@@ -156,16 +152,16 @@ def sample_parameters(spec: Spec, start: int, stop: int) -> dict[str, np.ndarray
         rng = trajectory_rng(spec.seed, i)
         u = rng.random(len(names))
         for j, name in enumerate(names):
-            out[name][row] = _uniform(spec.parameters[name], u[j])
+            out[name][row] = spec.parameters[name].draw(u[j])
         if spec.forcing == "cosine":
             u = rng.random(3)
             for j, name in enumerate(("F0", "omega", "phase")):
-                out[name][row] = _uniform(fp[name], u[j])
+                out[name][row] = fp[name].draw(u[j])
         elif spec.forcing == "random":
-            out["omega"][row] = _uniform(fp["omega"], rng.random(spec.K))
-            out["phase"][row] = _uniform(fp["phase"], rng.random(spec.K))
+            out["omega"][row] = fp["omega"].draw(rng.random(spec.K))
+            out["phase"][row] = fp["phase"].draw(rng.random(spec.K))
             weights = rng.exponential(size=spec.K)  # a uniform split of the total (Dirichlet(1))
-            total = _uniform(fp["amplitude_sum"], rng.random())
+            total = fp["amplitude_sum"].draw(rng.random())
             out["amplitude"][row] = total * weights / weights.sum()
     return out
 

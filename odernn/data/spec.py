@@ -1,10 +1,10 @@
 """Dataset specifications: a TOML file that says what to simulate.
 
 A spec names a system, how many trajectories, the time grid, the seed, the
-integrator, and for every sampled parameter either a fixed number or a
-uniform range ``[low, high]``. ``docs/datasets.md`` documents every key; the
-built-in specs live in ``datasets/`` and are addressed by name
-(``odernn simulate train``).
+integrator, and for every sampled parameter a fixed number, a uniform range
+``[low, high]`` or a few values to draw from (``{ values = [a, b] }``).
+``docs/datasets.md`` documents every key; the built-in specs live in ``datasets/`` and
+are addressed by name (``odernn simulate train``).
 
 Example (``datasets/train.toml``)::
 
@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from odernn._compat import tomllib
 from odernn.checks import check_seed, did_you_mean, read_small_text
@@ -52,6 +55,8 @@ INTEGRATOR_NAMES = tuple(name for name, entry in INTEGRATORS.items() if entry.in
 DTYPES = ("float64", "float32")
 MAX_TRAJECTORIES = 10**8
 MAX_STEPS = 10**8
+MAX_VALUES = 10**4
+"""The most values a parameter's ``{ values = [...] }`` may list."""
 
 TOP_KEYS = {
     "name",
@@ -82,16 +87,34 @@ _SERIES_KEYS = {"frequency", "noise"}
 
 @dataclass(frozen=True)
 class Range:
-    """A parameter: uniform on ``[low, high]``; ``low == high`` is a fixed value."""
+    """A parameter: uniform on ``[low, high]``; ``low == high`` is a fixed value; ``values``
+    (sorted, distinct) makes it a draw from those values alone, each equally likely, with
+    ``low``/``high`` their extremes (a training set of a few drives)."""
 
     low: float
     high: float
+    values: tuple[float, ...] | None = None
+
+    @classmethod
+    def of_values(cls, values: Sequence[float]) -> Range:
+        ordered = tuple(sorted(set(values)))
+        return cls(ordered[0], ordered[-1], ordered if len(ordered) > 1 else None)
 
     @property
     def fixed(self) -> bool:
         return self.low == self.high
 
+    def draw(self, u: np.ndarray | float) -> np.ndarray | float:
+        """The value for uniform numbers ``u`` in [0, 1): one draw whatever the form."""
+        if self.values is None:
+            return self.low + (self.high - self.low) * u
+        index = np.minimum((np.asarray(u) * len(self.values)).astype(int), len(self.values) - 1)
+        picked = np.asarray(self.values)[index]
+        return picked if picked.ndim else float(picked)
+
     def __str__(self) -> str:
+        if self.values is not None:
+            return "{" + ", ".join(f"{v:g}" for v in self.values) + "}"
         return f"{self.low:g}" if self.fixed else f"[{self.low:g}, {self.high:g}]"
 
 
@@ -125,6 +148,8 @@ class Spec:
         """The effective spec as TOML (overrides applied): parsing it gives this spec back."""
 
         def value(v: Any) -> str:
+            if isinstance(v, Range) and v.values is not None:
+                return "{ values = [" + ", ".join(repr(x) for x in v.values) + "] }"
             if isinstance(v, Range):
                 return f"{v.low!r}" if v.fixed else f"[{v.low!r}, {v.high!r}]"
             return json.dumps(v) if isinstance(v, str) else repr(v)
@@ -361,9 +386,18 @@ def _dt(raw: dict[str, Any], n_steps: int, source: str) -> float:
 
 
 def _range(value: Any, key: str, source: str) -> Range:
+    if isinstance(value, dict):
+        listed = value.get("values")
+        if set(value) != {"values"} or not isinstance(listed, list) or not listed:
+            raise SpecError(f"{source}: {key} as a table must be {{ values = [a, b, ...] }} "
+                            f"(a draw from those values), got {value!r}")
+        if len(listed) > MAX_VALUES:
+            raise SpecError(f"{source}: {key} lists {len(listed)} values; at most {MAX_VALUES}")
+        return Range.of_values([_number(v, key, source) for v in listed])
     if isinstance(value, list):
         if len(value) != 2:
-            raise SpecError(f"{source}: {key} must be a number or [low, high], got {value!r}")
+            raise SpecError(f"{source}: {key} must be a number, [low, high] or "
+                            f"{{ values = [...] }}, got {value!r}")
         low, high = (_number(v, key, source) for v in value)
         if low > high:
             raise SpecError(f"{source}: {key} range has low > high: [{low:g}, {high:g}]")
