@@ -38,7 +38,9 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     "  odernn train train.h5 --model gru -o runs/gru --no-eta --warmup 100\n\n"
     "  odernn train duffing.h5 --model esn -o runs/esn --withhold beta --warmup 100\n\n"
     "  odernn train train.h5 -o runs/lstm --resume   (continue an interrupted run)\n\n"
-    "  odernn train train.h5 --model gru -o runs/gru --nproc 4   (4 data-parallel processes)",
+    "  odernn train train.h5 --model gru -o runs/gru --nproc 4   (4 data-parallel processes)\n\n"
+    "  odernn train train.h5 --model lstm -o runs/lstm --tensorboard tb/lstm   (then: "
+    "tensorboard --logdir tb)",
 )
 def train(
     data: Path = typer.Argument(..., help="Training dataset (HDF5, from odernn simulate).",
@@ -77,6 +79,10 @@ def train(
                                 "last checkpoint."),
     nproc: int = typer.Option(None, "--nproc", help="Train data-parallel in N processes on "
                               "this machine (re-launched under torchrun; see docs/scaling.md)."),
+    tensorboard: Path = typer.Option(None, "--tensorboard", metavar="DIR", help="Also write "
+                                     "each epoch's losses and validation errors to DIR as "
+                                     "TensorBoard scalars (tensorboard --logdir DIR); needs "
+                                     "the tensorboard extra."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
 ) -> None:
@@ -86,6 +92,10 @@ def train(
     from odernn.learn.rundir import check_run_dir
     from odernn.learn.training import train as run
 
+    if tensorboard is not None:  # the extra and DIR, before anything is read or written
+        from odernn.learn.tensorboard_log import check
+
+        check(tensorboard, output)
     model, target, optimizer, device = map(plain, (model, target, optimizer, device))
     flags = {"model": model, "target": target, "epochs": epochs, "lr": lr, "hidden": hidden,
              "units": units, "batch_size": batch_size, "window": window, "horizon": horizon,
@@ -116,7 +126,7 @@ def train(
     validation = read_trajectories(val) if val is not None else None
     with drawing(quiet) as show:
         result = run(training, settings, output, val=validation, resume=resume, progress=show,
-                     overwrite=overwrite)
+                     overwrite=overwrite, tensorboard=tensorboard)
     from odernn.learn.distributed import rank
 
     if result.status == "interrupted":  # last.pt holds everything --resume needs

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
 def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = None, *,
         val: Trajectories | None = None, run_dir: str | Path | None = None,
         resume: bool = False, overwrite: bool = False, progress: bool = False,
+        tensorboard: str | Path | None = None,
         **options: Any) -> tuple[RecurrentSurrogate, TrainResult]:
     """Train a surrogate on ``data``; return the model with the lowest closed-loop validation
     error and the run's result (its ``history``, status and message).
@@ -30,7 +31,8 @@ def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = Non
     keyword ``options`` are added to it (``fit(data, model="esn", units=500)``). With
     ``run_dir`` the run directory is written there (checkpoints, ``history.csv``; ``resume``
     and ``overwrite`` as in ``odernn train``); without it nothing is written: the model is
-    fitted in memory.
+    fitted in memory. ``tensorboard`` is a directory for each epoch's figures as TensorBoard
+    scalars (``odernn train --tensorboard``; needs the ``tensorboard`` extra).
     """
     from odernn.errors import DataError
     from odernn.learn.config import TrainConfig
@@ -42,12 +44,13 @@ def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = Non
     else:
         settings = TrainConfig.from_dict({**dict(config or {}), **options}, where="fit")
     if run_dir is None:
-        result = train(data, settings, None, val=val, progress=progress)
+        result = train(data, settings, None, val=val, progress=progress,
+                       tensorboard=tensorboard)
         if result.best_record is None:
             raise DataError(f"no model to return: {result.message}")
         return from_record(result.best_record, "the fitted model"), result
     result = train(data, settings, Path(run_dir), val=val, resume=resume, progress=progress,
-                   overwrite=overwrite)
+                   overwrite=overwrite, tensorboard=tensorboard)
     return load_surrogate(result.best), result
 
 

@@ -77,6 +77,9 @@ def fit(model: ESN, config: TrainConfig, train: Trajectories, val: Trajectories,
     message = (f"ridge {best[1]:g} chosen ({note})"
                if status == "ok" else "every ridge strength diverged in closed loop; try a "
                "smaller spectral_radius or input_scaling, or larger ridge values")
+    # the chosen readout's figures, as a gradient family's epochs are (--tensorboard)
+    report(Event(task, "validated", len(history), len(history), message,
+                 {"ridge": best[1], "val_nrmse_x": best[0], "time": elapsed}))
     report(Event(task, "done", len(history), len(history), message))
     return TrainResult(out.target, status, message, 0, best[0], history, elapsed)
 

@@ -6,7 +6,9 @@ and hands it to its family's recipe: :mod:`odernn.learn.gradient` (BPTT, the RNN
 GRU and FFN) or :mod:`odernn.learn.ridge` (the reservoir's readout). The options are
 :class:`~odernn.learn.config.TrainConfig`; the run directory's format and its writer are
 :mod:`odernn.learn.rundir` (``resume=True`` continues from ``last.pt`` to the same result
-as an uninterrupted run). Without a run directory nothing is written.
+as an uninterrupted run). Without a run directory nothing is written. ``tensorboard``
+(a directory) also writes each epoch's figures as TensorBoard scalars
+(:mod:`odernn.learn.tensorboard_log`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from odernn.learn.models import build
 from odernn.learn.models.layout import check_data
 from odernn.learn.outcome import TrainResult
 from odernn.learn.rundir import MemoryRun, RunWriter, check_run_dir, resumable
+from odernn.learn.tensorboard_log import TensorBoardLog
+from odernn.learn.tensorboard_log import check as check_tensorboard
 from odernn.learn.windows import compute_stats, fingerprint, split_by_trajectory
 from odernn.progress import Progress, reporter
 
@@ -43,23 +47,30 @@ def resolve_device(name: str) -> torch.device:
 
 def train(train: Trajectories, config: TrainConfig, run_dir: Path | None, *,
           val: Trajectories | None = None, resume: bool = False,
-          progress: bool | Progress = True, overwrite: bool = False) -> TrainResult:
+          progress: bool | Progress = True, overwrite: bool = False,
+          tensorboard: str | Path | None = None) -> TrainResult:
     """Train ``config.model`` on ``train`` and write the run directory ``run_dir`` (None:
     nothing is written, the best checkpoint's record is kept in ``result.best_record``).
 
     Validation is ``val`` or, when None, ``config.val_fraction`` of the
     trajectories of ``train`` (whole trajectories). ``progress`` is True (drawn on stderr),
     False, or a callable receiving an :class:`~odernn.progress.Event` per batch.
+    ``tensorboard`` is a directory for the per-epoch figures as TensorBoard scalars (rank 0
+    writes; needs the ``tensorboard`` extra, refused up front without it).
     """
+    if tensorboard is not None:
+        check_tensorboard(tensorboard, run_dir, what="the tensorboard option")
     device, created = dd.setup(resolve_device(config.device))
     try:
         path = None if run_dir is None else Path(run_dir)
-        return _train(train, config, path, val, resume, progress, overwrite, device)
+        return _train(train, config, path, val, resume, progress, overwrite, device,
+                      tensorboard)
     finally:
         dd.teardown(created)
 
 
-def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> TrainResult:
+def _train(train, config, run_dir, val, resume, progress, overwrite, device,
+           tensorboard) -> TrainResult:
     """:func:`train` on ``device``, inside the process group when distributed (rank 0 alone
     prepares and writes the run directory; the others wait at a barrier)."""
     main = dd.rank() == 0
@@ -90,10 +101,13 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
             error = err
     if dd.any_rank(error is not None):
         raise error or OutputError(f"rank 0 could not prepare run directory {run_dir}")
+    board = TensorBoardLog(tensorboard) if tensorboard is not None and main else None
     try:
         report = reporter(progress if main else False)
         if main:
             out.write_config({"config": config.to_dict(), "data": source})
+        if board is not None:
+            report = board.open(report)
         result = recipe.fit(model, config, train, val, out, source, previous, report)
         if isinstance(out, MemoryRun):
             result.best_record = out.best
@@ -105,3 +119,5 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device) -> 
         raise
     finally:
         out.close()
+        if board is not None:  # flushed however the run ended
+            board.close()
