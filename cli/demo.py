@@ -47,6 +47,8 @@ def demo(
     preset: str = typer.Option(None, "--preset", help="Instead: the lecture notes' sine or "
                                "noisy-sine example, as written beside our improved recipe."),
     seed: int = typer.Option(None, "--seed", help="Seed of the --preset runs (default 0)."),
+    seeds: int = typer.Option(None, "--seeds", help="Train each family K times with seeds "
+                              "0..K-1: the report shows their spread and their mean (default 1)."),
     quick: bool = typer.Option(False, "--quick", help="A tiny run (seconds) to check the set-up."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
@@ -63,7 +65,8 @@ def demo(
                 "--n-test": n_test is not None, "--epochs": epochs is not None,
                 "--hidden": hidden is not None, "--units": units is not None,
                 "--device": plain(device) != "auto", "--system": plain(system) != "oscillator",
-                "--data": data is not None, "--test": test is not None}
+                "--data": data is not None, "--test": test is not None,
+                "--seeds": seeds is not None}
     if preset is not None:
         given = [option for option, set_ in pipeline.items() if set_]
         if given:
@@ -84,7 +87,8 @@ def demo(
         result = run_demo(output, models=families, n_train=n_train, n_test=n_test,
                           epochs=epochs, hidden=hidden, units=units, device=plain(device),
                           quick=quick, overwrite=overwrite, say=say, progress=show,
-                          system=plain(system), data=data, test=test)
+                          system=plain(system), data=data, test=test,
+                          seeds=1 if seeds is None else seeds)
     from odernn.cli.evaluate import format_metrics
 
     typer.echo(format_metrics(result.metrics))

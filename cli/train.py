@@ -40,7 +40,9 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     "  odernn train train.h5 -o runs/lstm --resume   (continue an interrupted run)\n\n"
     "  odernn train train.h5 --model gru -o runs/gru --nproc 4   (4 data-parallel processes)\n\n"
     "  odernn train train.h5 --model lstm -o runs/lstm --tensorboard tb/lstm   (then: "
-    "tensorboard --logdir tb)",
+    "tensorboard --logdir tb)\n\n"
+    "  odernn train train.h5 --model gru -o runs/gru --seeds 5   (5 seeds: runs/gru/seed-0 "
+    "... seed-4; odernn evaluate runs/gru reports their spread and mean)",
 )
 def train(
     data: Path = typer.Argument(..., help="Training dataset (HDF5, from odernn simulate).",
@@ -77,6 +79,9 @@ def train(
                                 "flags and --set win.", dir_okay=False),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT from its "
                                 "last checkpoint."),
+    seeds: int = typer.Option(None, "--seeds", help="Train K independent members "
+                              "(seeds SEED, SEED+1, ...) into OUTPUT/seed-N; evaluate reports "
+                              "each seed, their spread and the mean of their trajectories."),
     nproc: int = typer.Option(None, "--nproc", help="Train data-parallel in N processes on "
                               "this machine (re-launched under torchrun; see docs/scaling.md)."),
     tensorboard: Path = typer.Option(None, "--tensorboard", metavar="DIR", help="Also write "
@@ -110,6 +115,12 @@ def train(
                         "give one")
     options = {**_read_config(config), **settings_given, **given}
     settings = TrainConfig.from_dict(options, where="training options")
+    if seeds is not None and nproc is not None:
+        raise SpecError("--seeds and --nproc together are not supported: train the seeds "
+                        "one after another (--seeds) or one model data-parallel (--nproc)")
+    if seeds is not None:
+        _train_seeds(data, val, output, settings, seeds, resume, overwrite, quiet, tensorboard)
+        return
     if nproc is not None:
         if nproc < 1:
             raise SpecError(f"--nproc must be >= 1, got {nproc}")
@@ -139,6 +150,33 @@ def train(
     typer.echo(f"best closed-loop validation NRMSE(x) {result.best_val_nrmse:.3g}{when}, "
                f"{result.train_time_s:.1f} s; run in {output}")
     if result.status == "diverged":
+        raise typer.Exit(1)
+
+
+def _train_seeds(data: Path, val: Path | None, output: Path, settings: Any, seeds: int,
+                 resume: bool, overwrite: bool, quiet: bool, tensorboard: Path | None) -> None:
+    """``--seeds K``: the members one after another into the group OUTPUT."""
+    from odernn.data.store import read_trajectories
+    from odernn.learn.seeds import check_group, member_seeds, train_seeds
+
+    check_group(output, member_seeds(settings.seed, seeds), resume, overwrite)
+    training = read_trajectories(data)
+    validation = read_trajectories(val) if val is not None else None
+    with drawing(quiet) as show:
+        results = train_seeds(training, settings, output, seeds, val=validation, resume=resume,
+                              overwrite=overwrite, progress=show, tensorboard=tensorboard)
+    for name in sorted(set(f"seed-{s}" for s in member_seeds(settings.seed, seeds)) - set(results),
+                       key=lambda n: int(n.split("-")[1])):
+        typer.echo(f"{name}: finished before, kept")
+    for name, result in results.items():
+        typer.echo(f"{name}: {result.status}: {result.message}; best closed-loop validation "
+                   f"NRMSE(x) {result.best_val_nrmse:.3g}, {result.train_time_s:.1f} s")
+    if any(r.status == "interrupted" for r in results.values()):
+        raise Interrupted(f"seed group {output}: interrupted after {len(results)} of {seeds} "
+                          "members; to continue, run the same command with --resume")
+    typer.echo(f"{seeds} seeds in {output}; odernn evaluate {output} --data TEST.h5 reports "
+               "their spread and mean")
+    if any(r.status == "diverged" for r in results.values()):
         raise typer.Exit(1)
 
 

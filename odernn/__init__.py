@@ -29,6 +29,7 @@ _PUBLIC = {
     "ImportOptions": ("odernn.data.importer", "ImportOptions"),
     "Trajectories": ("odernn.data.trajectories", "Trajectories"),
     "fit": ("odernn.api", "fit"),
+    "fit_seeds": ("odernn.api", "fit_seeds"),
     "load_surrogate": ("odernn.api", "load_surrogate"),
     "evaluate": ("odernn.api", "evaluate"),
     "export_onnx": ("odernn.api", "export_onnx"),

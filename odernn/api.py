@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
     from odernn.data.trajectories import Trajectories
     from odernn.learn.config import TrainConfig
     from odernn.learn.models import RecurrentSurrogate
+    from odernn.learn.models.ensemble import Ensemble
     from odernn.learn.outcome import TrainResult
 
 
@@ -35,14 +36,10 @@ def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = Non
     scalars (``odernn train --tensorboard``; needs the ``tensorboard`` extra).
     """
     from odernn.errors import DataError
-    from odernn.learn.config import TrainConfig
     from odernn.learn.models import from_record, load_surrogate
     from odernn.learn.training import train
 
-    if isinstance(config, TrainConfig):
-        settings = TrainConfig.from_dict({**config.to_dict(), **options}) if options else config
-    else:
-        settings = TrainConfig.from_dict({**dict(config or {}), **options}, where="fit")
+    settings = _settings(config, options)
     if run_dir is None:
         result = train(data, settings, None, val=val, progress=progress,
                        tensorboard=tensorboard)
@@ -52,6 +49,41 @@ def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = Non
     result = train(data, settings, Path(run_dir), val=val, resume=resume, progress=progress,
                    overwrite=overwrite, tensorboard=tensorboard)
     return load_surrogate(result.best), result
+
+
+def _settings(config: TrainConfig | Mapping[str, Any] | None,
+              options: Mapping[str, Any]) -> TrainConfig:
+    """The training options of ``config`` (an object or a mapping) with ``options`` added."""
+    from odernn.learn.config import TrainConfig
+
+    if isinstance(config, TrainConfig):
+        return TrainConfig.from_dict({**config.to_dict(), **options}) if options else config
+    return TrainConfig.from_dict({**dict(config or {}), **options}, where="fit")
+
+
+def fit_seeds(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = None, *,
+              seeds: int = 3, val: Trajectories | None = None,
+              run_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+              progress: bool = False, **options: Any) -> tuple[Ensemble, dict[str, TrainResult]]:
+    """Train ``seeds`` independent members of one model (seeds ``seed``, ``seed + 1``, ...;
+    ``odernn train --seeds``) and return their :class:`~odernn.learn.models.ensemble.Ensemble`
+    (``evaluate`` reports every seed, their spread and the ensemble mean) and each member's
+    result. With ``run_dir`` the seed group is written there (:mod:`odernn.learn.seeds`)."""
+    from odernn.errors import DataError
+    from odernn.learn.models import from_record
+    from odernn.learn.models.ensemble import Ensemble
+    from odernn.learn.seeds import load_group, train_seeds
+
+    results = train_seeds(data, _settings(config, options), run_dir, seeds, val=val,
+                          resume=resume, overwrite=overwrite, progress=progress)
+    if run_dir is not None:
+        return load_group(run_dir), results
+    missing = [name for name, r in results.items() if r.best_record is None]
+    if missing or len(results) < seeds:
+        raise DataError(f"no ensemble to return: member {(missing or ['of the rest'])[0]} "
+                        "has no model")
+    return Ensemble({name: from_record(r.best_record, name) for name, r in results.items()}
+                    ), results
 
 
 def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate:

@@ -390,7 +390,7 @@ def _report_reason(path: Path) -> str | None:
 
 
 def _demo_reason(path: Path) -> str | None:
-    from odernn.learn.rundir import OURS
+    from odernn.learn.seeds import run_reason
 
     entries = _entries(path)
     if DEMO_MARKER not in entries or not entries[DEMO_MARKER].is_file():
@@ -412,9 +412,9 @@ def _demo_reason(path: Path) -> str | None:
         for run in sorted(os.scandir(runs), key=lambda e: e.name):
             if run.is_symlink() or not run.is_dir():
                 return f"runs/{run.name} is not a run directory"
-            for e in os.scandir(run.path):
-                if e.name not in OURS or e.is_symlink() or not e.is_file():
-                    return f"it holds runs/{run.name}/{e.name}, which training does not write"
+            reason = run_reason(Path(run.path))
+            if reason is not None:
+                return reason
     return None
 
 

@@ -97,7 +97,7 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
              units: int | None = None, device: str = "auto", quick: bool = False,
              overwrite: bool = False, say: Callable[[str], None] = print,
              progress: bool | Progress = True, system: str = "oscillator",
-             data: Path | None = None, test: Path | None = None) -> DemoResult:
+             data: Path | None = None, test: Path | None = None, seeds: int = 1) -> DemoResult:
     """Simulate ``train`` and ``test``, train ``models``, evaluate them, write the report.
 
     ``system`` picks the built-in pair ``train``/``test`` (the linear oscillator) or
@@ -105,10 +105,13 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     ``epochs``/``hidden``/``units`` override the demo budget; ``quick`` is a tiny run for
     tests. ``data`` and ``test`` (both or neither) are the user's files instead of the
     simulated pair (imported ones too; :func:`~odernn.data.trajectories.check_pair`).
+    ``seeds`` > 1 trains each family that many times (a seed group: the report shows the
+    spread over seeds and the mean of their trajectories).
     """
     from odernn.data.spec import load_spec
     from odernn.data.systems import get_system
     from odernn.learn.config import TrainConfig
+    from odernn.learn.seeds import member_seeds
     from odernn.learn.training import resolve_device
 
     unknown = [m for m in models if m not in FAMILIES]
@@ -138,10 +141,11 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
                                              where=f"demo {family} options")
                for family, options in budgets.items()}
     resolve_device(device)
+    member_seeds(0, seeds)  # one line for a bad count
     out = Path(out)
     files = {} if data is None else _read_pair(Path(data), Path(test))
     with demo_output(out, overwrite, inputs=[p for p in (data, test) if p is not None]):
-        return _demo(out, specs, configs, budgets, say, reporter(progress), files)
+        return _demo(out, specs, configs, budgets, say, reporter(progress), files, seeds)
 
 
 def _read_pair(data: Path, test: Path) -> dict[str, Any]:
@@ -156,7 +160,7 @@ def _read_pair(data: Path, test: Path) -> dict[str, Any]:
 
 def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
           budgets: dict[str, dict[str, Any]], say: Callable[[str], None],
-          progress: Progress, files: dict[str, Any]) -> DemoResult:
+          progress: Progress, files: dict[str, Any], seeds: int = 1) -> DemoResult:
     """The stages of :func:`run_demo`, writing into ``out``: simulate ``specs`` (or take the
     user's ``files``), train ``configs`` (whose demo options are ``budgets``), evaluate,
     report."""
@@ -164,6 +168,7 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
     from odernn.assess.report import write_report
     from odernn.data.simulate import simulate
     from odernn.data.store import read_trajectories
+    from odernn.learn.seeds import train_seeds
     from odernn.learn.training import train
 
     result = DemoResult(out)
@@ -182,13 +187,17 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
         start = time.perf_counter()
         say(f"training {family} ({', '.join(f'{k}={v}' for k, v in budgets[family].items())})"
             " ...")
-        run = train(data["train"], configs[family], out / "runs" / family, progress=progress)
-        if run.status == "interrupted":
+        path = out / "runs" / family
+        done = (train_seeds(data["train"], configs[family], path, seeds, progress=progress)
+                if seeds > 1 else {"": train(data["train"], configs[family], path,
+                                             progress=progress)})
+        if len(done) < seeds or any(r.status == "interrupted" for r in done.values()):
             raise KeyboardInterrupt
-        runs[family] = out / "runs" / family
+        runs[family] = path
         result.stages[f"train {family}"] = time.perf_counter() - start
-        say(f"trained {family}: {run.message}; closed-loop validation NRMSE(x) "
-            f"{run.best_val_nrmse:.3g} in {result.stages[f'train {family}']:.0f} s")
+        errors = ", ".join(f"{r.best_val_nrmse:.3g}" for r in done.values())
+        say(f"trained {family}: {next(iter(done.values())).message}; closed-loop validation "
+            f"NRMSE(x) {errors} in {result.stages[f'train {family}']:.0f} s")
 
     start = time.perf_counter()
     evaluation = evaluate(data["test"], load_runs(runs), data_path=paths["test"],

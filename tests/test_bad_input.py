@@ -53,6 +53,8 @@ def files(tmp_path_factory):
     spec.write_text(SPEC)
     run = root / "run"
     ok(["train", data, "-o", run, "--model", "esn", "--units", "30", "--quiet"])
+    ok(["train", data, "-o", root / "group", "--model", "esn", "--units", "30", "--seeds", "2",
+        "--quiet"])
     blind = root / "blind"  # withholds eta: needs 100 observed steps before it predicts
     ok(["train", data, "-o", blind, "--model", "esn", "--units", "30", "--no-eta", "--warmup",
         "100", "--quiet"])
@@ -196,6 +198,11 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--device", "tpu"], "tpu"),
     (["train", "{data}", "-o", "{root}/o", "--seed", "-1"], "seed must be an integer in"),
     (["train", "{data}", "-o", "{root}/o", "--nproc", "0"], "--nproc"),
+    (["train", "{data}", "-o", "{root}/o", "--seeds", "0"], "--seeds must be a whole number"),
+    (["train", "{data}", "-o", "{root}/o", "--seeds", "2", "--nproc", "2"],
+     "--seeds and --nproc together"),
+    (["train", "{data}", "-o", "{run}", "--seeds", "2"], "not empty and not a seed group"),
+    (["export", "{root}/group", "-o", "{root}/m.onnx"], "is a seed group"),
     (["train", "{root}/missing.h5", "-o", "{root}/o", "--nproc", "2"], "does not exist"),
     (["train", "{data}", "-o", "{run}", "--nproc", "2"], "already holds"),
     (["train", "{data}", "-o", "{root}/o", "--model", "tcn", "--nproc", "2"], "tcn"),

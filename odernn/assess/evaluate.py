@@ -82,10 +82,12 @@ SCIPY_DEFAULTS: dict[str, Any] = {"method": "DOP853", "rtol": 1e-9, "atol": 1e-1
 
 def load_runs(runs: Mapping[str, Path]) -> dict[str, Surrogate]:
     """Load the surrogate of each named run directory (:func:`odernn.learn.rundir.name_runs`
-    names a list of them)."""
+    names a list of them); a seed group is the ensemble of its members."""
     from odernn.learn.models import load_surrogate
+    from odernn.learn.seeds import is_group, load_group
 
-    return {name: load_surrogate(Path(run)) for name, run in runs.items()}
+    return {name: load_group(run) if is_group(run) else load_surrogate(Path(run))
+            for name, run in runs.items()}
 
 
 def evaluate(
@@ -303,7 +305,9 @@ def _describe(surrogate: Surrogate) -> str:
     given = f"given {', '.join(getattr(surrogate, 'parameter_inputs', ())) or 'no parameters'}"
     k = int(getattr(surrogate, "warmup_steps", 0))
     warm = f", {k} warm-up steps" if k else ""
-    return f"{surrogate.family} surrogate, target {surrogate.target}, {given}{warm}, closed loop"
+    text = f"{surrogate.family} surrogate, target {surrogate.target}, {given}{warm}, closed loop"
+    members = getattr(surrogate, "members", None)
+    return text if members is None else f"mean of {len(members)} seeds' trajectories: {text}"
 
 
 def _surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any]:
@@ -329,8 +333,30 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
     metrics["steps_per_s"] = (math.nan if math.isnan(wall) else
                               test.n * (test.n_steps - 1) / wall if wall > 0 else math.inf)
     per = nrmse_per_trajectory(x, ref_x, start=start, scale=sx)
+    members = rollout.info.get("members")
+    seeds = None if members is None else seed_spread({
+        member: _measure(member, kind, description, settings, r, math.nan, ref_x, ref_v, test,
+                         start, threshold, predictability).metrics
+        for member, r in members.items()})
     return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,
-                        error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv))
+                        error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv),
+                        seeds)
+
+
+SEED_METRICS = ("nrmse_x", "median_nrmse_x", "nrmse_v", "n_diverged", "valid_lyapunov_median",
+                "x2_mean_rel_error")
+"""The metrics reported per seed of an ensemble (those the member's evaluation has)."""
+
+
+def seed_spread(members: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """Each member's :data:`SEED_METRICS`, and their median, min and max over the members
+    (a diverged member's inf counts: the spread shows it)."""
+    keys = [k for k in SEED_METRICS if all(k in m for m in members.values())]
+    table = {name: {k: float(m[k]) for k in keys} for name, m in members.items()}
+    out: dict[str, Any] = {"n": len(table), "members": table}
+    for stat, f in (("median", np.median), ("min", np.min), ("max", np.max)):
+        out[stat] = {k: float(f([row[k] for row in table.values()])) for k in keys}
+    return out
 
 
 def _versions() -> dict[str, str]:

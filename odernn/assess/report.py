@@ -1,10 +1,10 @@
 """The evaluation report: ``metrics.json`` and the sections of ``report.html`` and ``report.md``.
 
 :func:`write_report` turns an :class:`~odernn.assess.results.Evaluation` into a document
-(:mod:`odernn.assess.document`): a summary, accuracy, trajectories, work-precision,
-resonance, the bifurcation diagram, the training histories of the runs (read through
-:mod:`odernn.learn.rundir`), the caller's own sections (``extra_sections``) and the
-settings and provenance. The figures are drawn by :mod:`odernn.assess.figures`.
+(:mod:`odernn.assess.document`): a summary, accuracy, the seeds' spread, trajectories,
+work-precision, resonance, the bifurcation diagram, the training histories of the runs
+(read through :mod:`odernn.learn.rundir`), the caller's own sections (``extra_sections``)
+and the settings and provenance. The figures are drawn by :mod:`odernn.assess.figures`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ from odernn.assess.metrics import METRICS
 from odernn.assess.report_bifurcation import bifurcation_sections
 from odernn.assess.report_chaos import chaos_error_figure, chaos_section, chaotic
 from odernn.assess.report_resonance import frequency_response_run, resonance_section
+from odernn.assess.report_seeds import seeds_section
 from odernn.assess.results import Evaluation
 from odernn.learn.rundir import read_config, read_history
+from odernn.learn.seeds import first_run
 
 HEADERS: dict[str, str] = {
     "nrmse_x": "NRMSE x", "nrmse_v": "NRMSE v", "rmse_x": "RMSE x", "rmse_v": "RMSE v",
@@ -73,19 +75,22 @@ def write_report(
     """
     out = Path(out_dir)
     check_report_dir(out, overwrite)
+    runs = {name: first_run(path) for name, path in (runs or {}).items()}  # a seed group: one
     colors = method_colors(evaluation)
     sections = [
         _summary(evaluation, colors),
         _accuracy(evaluation, colors),
+        seeds_section(evaluation),
         _trajectories(evaluation, colors),
         _work_precision(evaluation, colors),
         resonance_section(evaluation, colors),
         chaos_section(evaluation),
         *bifurcation_sections(evaluation, colors),
-        _training(runs or {}, colors),
+        _training(runs, colors),
         *extra_sections,
-        _provenance(evaluation, runs or {}),
+        _provenance(evaluation, runs),
     ]
+    sections = [s for s in sections if s is not None]
     meta = (f"odernn {evaluation.info['versions']['odernn']} · created "
             f"{evaluation.info['created']} · test set "
             f"{evaluation.info['data']['path'] or '(in memory)'}")

@@ -46,6 +46,10 @@ class MethodResult:
     nrmse_x: np.ndarray
     error_x: tuple[np.ndarray, np.ndarray]
     error_v: tuple[np.ndarray, np.ndarray]
+    seeds: dict[str, Any] | None = None
+    """An ensemble's members (``odernn train --seeds``): each seed's headline metrics
+    (:data:`~odernn.assess.evaluate.SEED_METRICS`) and their median, min and max; the
+    method's own metrics are the ensemble mean's. None for a single model."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,8 @@ class Evaluation:
             "versions": self.info["versions"],
             "metric_definitions": {**METRICS, **STATISTICS},
             "methods": {name: {"kind": m.kind, "description": m.description,
-                               "settings": m.settings, "metrics": m.metrics}
+                               "settings": m.settings, "metrics": m.metrics,
+                               **({} if m.seeds is None else {"seeds": m.seeds})}
                         for name, m in self.methods.items()},
             "error_vs_time": {"step": keep, "t": t[keep], "methods": curves},
             "same_information": self.info.get("same_information"),

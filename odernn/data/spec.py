@@ -55,8 +55,7 @@ INTEGRATOR_NAMES = tuple(name for name, entry in INTEGRATORS.items() if entry.in
 DTYPES = ("float64", "float32")
 MAX_TRAJECTORIES = 10**8
 MAX_STEPS = 10**8
-MAX_VALUES = 10**4
-"""The most values a parameter's ``{ values = [...] }`` may list."""
+MAX_VALUES = 10**4  # the most values a parameter's { values = [...] } may list
 
 TOP_KEYS = {
     "name",

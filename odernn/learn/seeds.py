@@ -1,0 +1,186 @@
+"""A group of runs that differ only in their seed: ``odernn train --seeds K``.
+
+The format (the only module that names it): a directory holding ``seeds.json``,
+``{"format": "odernn-seeds", "version": 1, "seeds": [s, s+1, ...], "members":
+["seed-s", ...], "done": [the members finished]}``, and one run directory
+(:mod:`odernn.learn.rundir`) per seed, each trained with the same options and data but its
+own seed (reservoir draw, initial weights, batch order). ``seeds.json`` is written first
+and again as each member finishes, so an interrupted group is recognisable and
+``--resume`` continues it where it stopped (finished members are left as they are); a
+directory holding anything else is refused. Loaded, a group is an
+:class:`~odernn.learn.models.ensemble.Ensemble`: the evaluator reports every seed, their
+median and spread, and the mean of their trajectories as its own entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from odernn import atomic, jsonio
+from odernn.checks import check_seed
+from odernn.errors import DataError, OutputError, SpecError
+from odernn.learn.config import TrainConfig
+from odernn.learn.models.ensemble import Ensemble
+from odernn.learn.outcome import TrainResult
+from odernn.learn.rundir import BEST, LAST, OURS, check_run_dir
+
+SEEDS_FILE = "seeds.json"
+FORMAT, VERSION = "odernn-seeds", 1
+MAX_SEEDS = 1000
+"""The most members a group may have (each is a full training run)."""
+
+
+def is_group(path: str | Path) -> bool:
+    """Whether ``path`` is a directory holding a seed group's ``seeds.json``."""
+    return (Path(path) / SEEDS_FILE).is_file()
+
+
+def member_seeds(base: int, count: int) -> list[int]:
+    """The seeds of ``count`` members from ``base``: ``base, base + 1, ...`` (each checked)."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEEDS:
+        raise SpecError(f"--seeds must be a whole number in [1, {MAX_SEEDS}], got {count!r}")
+    seeds = [base + k for k in range(count)]
+    check_seed(seeds[-1], f"seed {base} + {count - 1} (the last member's)")
+    return seeds
+
+
+def read_group(path: str | Path) -> dict[str, Path]:
+    """The members of a group, ``seed-N -> run directory``, in seed order; DataError if
+    ``seeds.json`` is not a group's or a member has no best checkpoint yet."""
+    path = Path(path)
+    try:
+        doc = _read_index(path)
+        ok = (doc.get("format") == FORMAT and doc.get("version") == VERSION
+              and isinstance(doc.get("members"), list) and doc["members"]
+              and all(isinstance(m, str) and m.startswith("seed-") and "/" not in m
+                      for m in doc["members"]))
+    except (OSError, ValueError, AttributeError) as err:
+        raise DataError(f"{path / SEEDS_FILE} is not readable as a seed group: {err}") from err
+    if not ok:
+        raise DataError(f"{path / SEEDS_FILE} is not an odernn seed group (format {FORMAT} "
+                        f"version {VERSION} with its members)")
+    members = {m: path / m for m in doc["members"]}
+    missing = [m for m, p in members.items() if not (p / BEST).is_file()]
+    if missing:
+        raise DataError(f"seed group {path}: member {missing[0]} has no {BEST} yet (an "
+                        "interrupted group: run the same odernn train command with --resume)")
+    return members
+
+
+def first_run(path: str | Path) -> Path:
+    """A group's first member (whose history and options stand for the group's: the members
+    differ only in their seed); any other path as it is."""
+    return next(iter(read_group(path).values())) if is_group(path) else Path(path)
+
+
+def run_reason(run: Path, group: bool = True) -> str | None:
+    """Why ``run`` is neither a run directory nor (with ``group``) a seed group of them, or
+    None (a demo's ``--overwrite`` replaces only its own runs)."""
+    grouped = group and is_group(run)
+    for e in os.scandir(run):
+        if grouped and e.name.startswith("seed-") and e.is_dir() and not e.is_symlink():
+            reason = run_reason(Path(e.path), group=False)
+        elif grouped and e.name == SEEDS_FILE and not e.is_symlink():
+            continue
+        elif e.name not in OURS or e.is_symlink() or not e.is_file():
+            reason = f"it holds runs/{run.name}/{e.name}, which training does not write"
+        else:
+            continue
+        if reason is not None:
+            return reason
+    return None
+
+
+def load_group(path: str | Path, device: str = "cpu") -> Ensemble:
+    """The :class:`~odernn.learn.models.ensemble.Ensemble` of a group's members."""
+    from odernn.learn.checkpoint import read_checkpoint
+    from odernn.learn.models import from_record
+
+    return Ensemble({name: from_record(read_checkpoint(run, device), run, device)
+                     for name, run in read_group(path).items()})
+
+
+def check_group(path: Path, seeds: list[int], resume: bool, overwrite: bool) -> None:
+    """Refuse a group directory that cannot be used as asked, before anything is written."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path} exists and is not a directory; a seed group is a directory")
+    if not path.exists():
+        if resume:
+            raise DataError(f"cannot resume: {path} does not exist")
+        return
+    names = {f"seed-{s}" for s in seeds}
+    entries = list(path.iterdir())
+    if entries and not is_group(path):
+        raise OutputError(f"{path} is not empty and not a seed group (no {SEEDS_FILE}); groups "
+                          "are written only into a new or empty directory or over a previous "
+                          "group: choose another -o")
+    others = sorted(p.name for p in entries if p.name != SEEDS_FILE and not (
+        p.is_dir() and not p.is_symlink() and p.name.startswith("seed-")))
+    if others:
+        raise OutputError(f"{path} holds files that are not a seed group's ({', '.join(others[:3])}"
+                          "); choose another -o")
+    if entries and resume:
+        stored = _read_index(path).get("members")
+        if stored != [f"seed-{s}" for s in seeds]:
+            raise SpecError(f"cannot resume {path}: it was started with members {stored}, "
+                            f"this command asks for {sorted(names)}; give the same --seeds "
+                            "and --seed")
+    elif entries and not overwrite:
+        raise OutputError(f"seed group {path} already exists; pass --overwrite or --resume")
+    for s in seeds:
+        member = path / f"seed-{s}"
+        check_run_dir(member, resume and (member / LAST).is_file(), overwrite or resume)
+
+
+def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, seeds: int, *,
+                val: Any = None, resume: bool = False, overwrite: bool = False,
+                progress: Any = True, tensorboard: str | Path | None = None
+                ) -> dict[str, TrainResult]:
+    """Train ``seeds`` members of ``config`` (seeds ``config.seed``, ``+ 1``, ...), one after
+    another, into the group ``run_dir`` (None: in memory, nothing written); their results by
+    member name, up to the first member interrupted. ``tensorboard``: each member's epochs
+    under ``DIR/seed-N``."""
+    from odernn.learn.training import train as train_one
+
+    values = member_seeds(config.seed, seeds)
+    path = None if run_dir is None else Path(run_dir)
+    names = [f"seed-{s}" for s in values]
+    done: list[str] = []
+    if path is not None:
+        check_group(path, values, resume, overwrite)
+        if resume and is_group(path):
+            done = [m for m in _read_index(path).get("done", []) if m in names]
+        path.mkdir(parents=True, exist_ok=True)
+        _write_index(path, values, done)
+    results: dict[str, TrainResult] = {}
+    for s, name in zip(values, names, strict=True):
+        if name in done:  # finished before the interruption: kept as it is
+            continue
+        member = None if path is None else path / name
+        again = member is not None and (member / LAST).is_file() and resume
+        result = train_one(train, replace(config, seed=s), member, val=val, resume=again,
+                           overwrite=overwrite or resume, progress=progress,
+                           tensorboard=None if tensorboard is None else Path(tensorboard) / name)
+        results[name] = result
+        if result.status == "interrupted":
+            break
+        if path is not None:
+            done.append(name)
+            _write_index(path, values, done)
+    return results
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    return json.loads((path / SEEDS_FILE).read_text(encoding="utf-8"))
+
+
+def _write_index(path: Path, seeds: list[int], done: list[str]) -> None:
+    """``seeds.json``: the members, and those finished (``done``), which a resume keeps."""
+    doc = {"format": FORMAT, "version": VERSION, "seeds": seeds,
+           "members": [f"seed-{s}" for s in seeds], "done": done}
+    atomic.write_text(path / SEEDS_FILE, jsonio.dumps(doc, indent=2) + "\n",
+                      what="the seed group's index")

@@ -1,0 +1,119 @@
+"""Seed groups (odernn train --seeds): members that differ only in their seed, their mean as a
+surrogate, every seed scored by the evaluator, and the group's files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import odernn
+from odernn.cli.app import main
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.errors import DataError
+from odernn.learn.models.ensemble import Ensemble
+from odernn.learn.seeds import load_group
+
+
+@pytest.fixture(scope="module")
+def sets():
+    train = simulate_trajectories(load_spec("train").with_overrides(
+        n=24, n_steps=200, integrator="exact"))
+    test = simulate_trajectories(load_spec("test").with_overrides(
+        n=6, n_steps=200, integrator="exact"))
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def fitted(sets):
+    return odernn.fit_seeds(sets[0], model="esn", units=30, seeds=3, seed=5)
+
+
+def test_members_differ_and_the_ensemble_is_their_mean(sets, fitted):
+    train, test = sets
+    ensemble, results = fitted
+    assert list(ensemble.members) == ["seed-5", "seed-6", "seed-7"] == list(results)
+    x0, v0, F = test.x[:, 0], test.v[:, 0], test.F
+    runs = [m.rollout(x0, v0, F, test.params) for m in ensemble.members.values()]
+    assert not np.array_equal(runs[0].x, runs[1].x)  # another reservoir draw
+    mean = ensemble.rollout(x0, v0, F, test.params)
+    assert np.array_equal(mean.x, np.mean([r.x for r in runs], axis=0))
+    assert np.array_equal(mean.v, np.mean([r.v for r in runs], axis=0))
+    again, _ = odernn.fit(train, model="esn", units=30, seed=6)  # a member is a plain fit
+    assert np.array_equal(again.rollout(x0, v0, F, test.params).x, runs[1].x)
+
+
+def test_the_evaluator_scores_every_seed_and_the_mean(sets, fitted):
+    _, test = sets
+    ensemble, _ = fitted
+    single = ensemble.members["seed-6"]
+    ev = odernn.evaluate(test, {"esn": ensemble, "one": single}, integrators=("rk4",),
+                         work_precision=False, resonance=False, progress=False)
+    seeds = ev.methods["esn"].seeds
+    assert seeds["n"] == 3 and ev.methods["one"].seeds is None
+    errors = [row["nrmse_x"] for row in seeds["members"].values()]
+    assert seeds["median"]["nrmse_x"] == np.median(errors)
+    assert (seeds["min"]["nrmse_x"], seeds["max"]["nrmse_x"]) == (min(errors), max(errors))
+    # a member scored inside the group equals the same model scored alone
+    assert seeds["members"]["seed-6"]["nrmse_x"] == ev.methods["one"].metrics["nrmse_x"]
+    assert "mean of 3 seeds" in ev.methods["esn"].description
+    assert ev.to_json()["methods"]["esn"]["seeds"]["n"] == 3
+
+
+def test_an_ensemble_of_different_models_is_refused(sets, fitted):
+    a = fitted[0].members["seed-5"]
+    c, _ = odernn.fit(sets[0], model="ffn", epochs=1, val_every=1)
+    with pytest.raises(DataError, match="seeds of one model only"):
+        Ensemble({"a": a, "c": c})
+
+
+def test_a_group_on_disk_is_written_resumed_and_reported(sets, tmp_path):
+    _, test = sets
+    for name, n in (("train", 24), ("test", 6)):
+        assert main(["simulate", name, "-o", str(tmp_path / f"{name}.h5"), "--n", str(n),
+                     "--n-steps", "200", "--integrator", "exact", "-q"]) == 0
+    group = tmp_path / "gru"
+    args = ["train", str(tmp_path / "train.h5"), "-o", str(group), "--model", "gru",
+            "--epochs", "2", "--hidden", "8", "--seeds", "2", "--quiet"]
+    assert main(args) == 0
+    doc = json.loads((group / "seeds.json").read_text())
+    assert doc["members"] == ["seed-0", "seed-1"] and doc["seeds"] == [0, 1]
+    first = load_group(group)
+    # the state an interrupt during the second member leaves: seed-0 done, seed-1 unwritten
+    kept = {p: p.stat().st_mtime_ns for p in (group / "seed-0").iterdir()}
+    for p in (group / "seed-1").iterdir():
+        p.unlink()
+    (group / "seed-1").rmdir()
+    (group / "seeds.json").write_text(json.dumps({**doc, "done": ["seed-0"]}))
+    with pytest.raises(DataError, match="member seed-1 has no best.pt yet"):
+        load_group(group)
+    assert main([*args, "--resume"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (group / "seed-0").iterdir()} == kept
+    resumed = load_group(group)
+    x0, v0 = test.x[:, 0], test.v[:, 0]
+    for name in ("seed-0", "seed-1"):  # training is reproducible: the same members again
+        assert np.array_equal(first.members[name].rollout(x0, v0, test.F, test.params).x,
+                              resumed.members[name].rollout(x0, v0, test.F, test.params).x)
+    report = tmp_path / "report"
+    assert main(["evaluate", str(group), "--data", str(tmp_path / "test.h5"), "-o", str(report),
+                 "--no-work-precision", "--quiet"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert set(metrics["methods"]["gru"]["seeds"]["members"]) == {"seed-0", "seed-1"}
+    text = (report / "report.md").read_text()
+    assert "## Seeds" in text and "| gru | 2 |" in text
+    assert main([*args[:-1], "--seeds", "3", "--resume", "--quiet"]) == 2  # other members
+
+
+def test_the_demo_trains_seed_groups_and_replaces_them(tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--quick", "--models", "esn", "--seeds", "2", "-o", str(out), "--quiet"]
+    assert main(args) == 0
+    assert json.loads((out / "runs" / "esn" / "seeds.json").read_text())["done"] == [
+        "seed-0", "seed-1"]
+    assert "| esn | 2 |" in (out / "report" / "report.md").read_text()
+    assert main([*args, "--overwrite"]) == 0  # a demo's seed groups are its own outputs
+    (out / "runs" / "esn" / "seed-0" / "notes.txt").write_text("mine")
+    assert main([*args, "--overwrite"]) == 2  # ... and nothing else is
+    assert (out / "runs" / "esn" / "seed-0" / "notes.txt").read_text() == "mine"
