@@ -13,12 +13,19 @@ from odernn.cli.common import OVERWRITE, QUIET, drawing
 @app.command(
     epilog="Examples:\n\n"
     "  odernn evaluate runs/lstm runs/esn --data test.h5 -o report\n\n"
+    "  odernn evaluate runs/lstm --data test.h5 --train train.h5 -o report  (with the peers)\n\n"
     "  odernn evaluate runs/lstm --data test-ood.h5 -o report-ood --no-work-precision",
 )
 def evaluate(
     runs: list[Path] = typer.Argument(None, help="Run directories from odernn train "
                                       "(none: integrators only)."),
     data: Path = typer.Option(..., "--data", "-d", help="Test dataset (HDF5).", dir_okay=False),
+    train: Path = typer.Option(None, "--train", help="The surrogates' training file (HDF5): "
+                               "the peers (SINDy, DMDc) are fitted on it and shown beside "
+                               "the surrogates.", dir_okay=False),
+    peers: bool = typer.Option(True, "--peers/--no-peers",
+                               help="Fit the peers on --train (SINDy needs the peers extra: "
+                               "pip install 'odernn[peers]'; DMDc needs numpy only)."),
     output: Path = typer.Option(..., "--output", "-o", help="Report directory to write "
                                 "(--overwrite replaces only a previous report)."),
     work_precision: bool = typer.Option(True, "--work-precision/--no-work-precision",
@@ -42,19 +49,22 @@ def evaluate(
     from odernn.assess.document import check_report_dir, check_title
     from odernn.assess.evaluate import evaluate as run
     from odernn.assess.evaluate import load_runs
+    from odernn.assess.peers import PEERS
     from odernn.assess.report import write_report
     from odernn.data.integrators import INTEGRATORS
     from odernn.data.store import read_trajectories
     from odernn.learn.rundir import name_runs
 
     check_title(title)
-    check_report_dir(output, overwrite, inputs=[data, *(runs or [])])
-    named = name_runs(runs or [], reserved=INTEGRATORS)
+    check_report_dir(output, overwrite, inputs=[data, *([train] if train else []), *(runs or [])])
+    named = name_runs(runs or [], reserved=[*INTEGRATORS, *PEERS])  # a run called dmdc: dmdc-2
     surrogates = load_runs(named)
     test = read_trajectories(data)
+    training = read_trajectories(train) if train is not None and peers else None
     with drawing(quiet) as show:
         result = run(test, surrogates, work_precision=work_precision, resonance=resonance,
-                     chaos=chaos, bifurcation=bifurcation, progress=show, data_path=data)
+                     chaos=chaos, bifurcation=bifurcation, progress=show, data_path=data,
+                     train_data=training, train_path=train, peers=None if peers else False)
     path = write_report(result, output, runs=named, title=title, overwrite=overwrite)
     typer.echo(format_metrics(result.metrics))
     typer.echo(f"report: {path / 'report.html'}")

@@ -201,6 +201,7 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
 
     start = time.perf_counter()
     evaluation = evaluate(data["test"], load_runs(runs), data_path=paths["test"],
+                          train_data=data["train"], train_path=paths["train"],
                           progress=progress)
     result.stages["evaluate"] = time.perf_counter() - start
     result.metrics = evaluation.metrics

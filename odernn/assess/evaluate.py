@@ -22,6 +22,10 @@ Three studies, each reusable on its own:
   form, its frequency response against the integrator
   (:mod:`odernn.assess.frequency_response`).
 
+Given the surrogates' training file, the peers (:mod:`odernn.assess.peers`: SINDy and DMDc,
+other models learnt from the same data with the same information) are fitted on it and
+measured beside the surrogates, as methods of kind ``peer``.
+
 The result is an :class:`odernn.assess.results.Evaluation`.
 """
 
@@ -52,6 +56,7 @@ from odernn.assess.metrics import (
     reference_scale,
     summarize,
 )
+from odernn.assess.peers import PEERS, fit_peers
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
 from odernn.assess.results import DATA, REFERENCE, Evaluation, MethodResult
 from odernn.assess.work_precision import (
@@ -63,7 +68,7 @@ from odernn.assess.work_precision import (
 from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, Oscillator, parameter_names
-from odernn.data.trajectories import Trajectories
+from odernn.data.trajectories import Trajectories, check_pair
 from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.jsonio import plain
@@ -103,6 +108,9 @@ def evaluate(
     bifurcation: bool | BifurcationSettings = True,
     progress: bool | Progress = True,
     data_path: str | Path | None = None,
+    train_data: Trajectories | str | Path | None = None,
+    train_path: str | Path | None = None,
+    peers: bool | None = None,
 ) -> Evaluation:
     """Roll out every integrator and surrogate on ``test`` and measure them.
 
@@ -117,10 +125,19 @@ def evaluate(
     the frequency response is skipped on a chaotic set, where no drive settles);
     ``bifurcation`` draws the bifurcation diagram (:mod:`odernn.assess.bifurcation`); ``progress``
     prints one line per stage to stderr, or is called with each stage's description.
+
+    ``train_data`` is the surrogates' training file (a path, or its trajectories with
+    ``train_path`` naming it): with it the peers (:mod:`odernn.assess.peers`: SINDy, with
+    the ``peers`` extra, and DMDc) are fitted on it and measured as methods of kind
+    ``peer``; ``peers`` (None: whenever ``train_data`` is given) turns them on or off.
     """
     where = f"test set {data_path}" if data_path is not None else "the test set"
     _check_test(test, where)
     _check_names(integrators, surrogates)
+    train, train_path = _training_file(train_data, train_path, test, where, peers)
+    taken = [name for name in surrogates if name in PEERS]
+    if train is not None and taken:
+        raise SpecError(f"surrogate name {taken[0]!r} is a peer's name; rename the run")
     for name, surrogate in surrogates.items():  # refuse a mismatch before any work
         check = getattr(surrogate, "check_data", None)
         if check is not None:
@@ -173,6 +190,21 @@ def evaluate(
             raw[name] = ("surrogate", _describe(surrogate), _surrogate_settings(surrogate, rollout),
                          rollout, wall)
             say(f"{name}: {wall:.3g} s")
+        peer_info: dict[str, Any] = {
+            "training_data": train_path, "fitted": [],
+            "not_run": "turned off (`--no-peers`)" if peers is False else
+                       "no training file was given (`evaluate --train`)"}
+        if train is not None:
+            fitted = fit_peers(train, say)
+            for note in fitted.skipped.values():
+                say(note)
+            for name, peer in fitted.peers.items():
+                rollout, wall = timed(partial(peer.rollout, x0, v0, F, params),
+                                      partial(peer.rollout, x0[few], v0[few], F[few, :16],
+                                              {k: p[few] for k, p in params.items()}))
+                raw[name] = ("peer", peer.description, peer.settings, rollout, wall)
+                say(f"{name}: {wall:.3g} s")
+            peer_info = fitted.info(train_path)
 
         start = max([1] + [r.warmup for _, _, _, r, _ in raw.values()])
         if start >= test.n_steps - 1:
@@ -235,7 +267,7 @@ def evaluate(
             raise KeyboardInterrupt
         report(Event("evaluate", "done", message="evaluated"))
         return Evaluation(test, methods, wp, res, info, chaos=predictability,
-                          bifurcation=bif)
+                          bifurcation=bif, peers=peer_info)
 
 
 DATA_DESCRIPTION = "the stored test trajectories (the system has no closed form)"
@@ -265,6 +297,31 @@ def _check_test(test: Trajectories, where: str = "the test set") -> None:
     steps = np.diff(np.asarray(test.t, dtype=np.float64))
     if not np.allclose(steps, steps[0], rtol=1e-9, atol=0.0) or not steps[0] > 0:
         raise DataError(f"{where}: the time grid is not uniform; evaluate needs a fixed dt")
+
+
+def _training_file(train_data: Trajectories | str | Path | None, train_path: str | Path | None,
+                   test: Trajectories, where: str,
+                   peers: bool | None) -> tuple[Trajectories | None, str | None]:
+    """The training file the peers are fitted on, read if a path and checked against the
+    test set (:func:`~odernn.data.trajectories.check_pair`), and its name."""
+    if train_data is None:
+        if peers:
+            raise SpecError("peers need the surrogates' training file: give train_data "
+                            "(--train DATA.h5)")
+        return None, None
+    if peers is False:
+        return None, None if train_path is None else str(train_path)
+    if isinstance(train_data, str | Path):
+        from odernn.data.store import read_trajectories
+
+        train_path = train_path if train_path is not None else train_data
+        train_data = read_trajectories(Path(train_data))
+    label = f"training file {train_path}" if train_path is not None else "the training file"
+    if train_data.v is None or train_data.F is None:
+        raise DataError(f"{label} is a univariate series; the peers need oscillator "
+                        "trajectories (x, v, F)")
+    check_pair(train_data, test, label, where)
+    return train_data, None if train_path is None else str(train_path)
 
 
 def _check_names(integrators: Sequence[str], surrogates: Mapping[str, Surrogate]) -> None:

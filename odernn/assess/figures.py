@@ -14,7 +14,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
 from odernn.assess.document import fmt
-from odernn.assess.results import Evaluation
+from odernn.assess.results import DATA_ONLY, Evaluation
 
 INTEGRATOR_COLORS = {"exact": "#000000", "data": "#000000", "scipy": "#e377c2", "euler": "#8c564b",
                      "semi-implicit-euler": "#bcbd22", "rk4": "#17becf", "rk4-sampled": "#7f7f7f",
@@ -30,8 +30,8 @@ def method_colors(evaluation: Evaluation) -> dict[str, str]:
     colors = {}
     surrogates = iter(SURROGATE_COLORS * (1 + len(evaluation.methods) // len(SURROGATE_COLORS)))
     for name, m in evaluation.methods.items():
-        colors[name] = (INTEGRATOR_COLORS.get(name, "#555555") if m.kind != "surrogate"
-                        else next(surrogates))
+        colors[name] = (next(surrogates) if m.kind in DATA_ONLY
+                        else INTEGRATOR_COLORS.get(name, "#555555"))
     return colors
 
 def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 9.0, height: float = 3.6,
@@ -55,9 +55,10 @@ def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 9.0, height: float
 
 
 def _style(ev: Evaluation, name: str) -> dict[str, Any]:
+    """Surrogates solid, peers dash-dotted, integrators dashed."""
     kind = ev.methods[name].kind
-    return {"linestyle": "-" if kind == "surrogate" else "--",
-            "linewidth": 1.8 if kind == "surrogate" else 1.2}
+    return {"linestyle": {"surrogate": "-", "peer": "-."}.get(kind, "--"),
+            "linewidth": 1.8 if kind in DATA_ONLY else 1.2}
 
 
 def _positive(a: Any) -> np.ndarray:
@@ -131,8 +132,9 @@ def overlay_plot(ev: Evaluation, name: str, colors: Mapping[str, str]) -> MplFig
 
 
 def phase_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
-    """Phase portrait (x, v) of each surrogate's median trajectory over the exact one."""
-    surrogates = ev.method_names("surrogate")
+    """Phase portrait (x, v) of each surrogate's and peer's median trajectory over the exact
+    one."""
+    surrogates = ev.method_names(*DATA_ONLY)
     ncols = min(3, len(surrogates))
     nrows = math.ceil(len(surrogates) / ncols)
     fig, axes = _figure(nrows, ncols, width=3.2 * ncols, height=3.1)

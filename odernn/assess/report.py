@@ -35,9 +35,10 @@ from odernn.assess.figures import (
 from odernn.assess.metrics import METRICS
 from odernn.assess.report_bifurcation import bifurcation_sections
 from odernn.assess.report_chaos import chaos_error_figure, chaos_section, chaotic
+from odernn.assess.report_peers import peers_section
 from odernn.assess.report_resonance import frequency_response_run, resonance_section
 from odernn.assess.report_seeds import seeds_section
-from odernn.assess.results import Evaluation
+from odernn.assess.results import DATA_ONLY, Evaluation
 from odernn.learn.rundir import read_config, read_history
 from odernn.learn.seeds import first_run
 
@@ -82,6 +83,7 @@ def write_report(
         _accuracy(evaluation, colors),
         seeds_section(evaluation),
         _trajectories(evaluation, colors),
+        peers_section(evaluation),
         _work_precision(evaluation, colors),
         resonance_section(evaluation, colors),
         chaos_section(evaluation),
@@ -104,9 +106,12 @@ def write_report(
 def _summary(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     data, settings = ev.info["data"], ev.info["settings"]
     surrogates = ev.method_names("surrogate")
-    integrators = [n for n, m in ev.methods.items() if m.kind != "surrogate"]
+    peers = ev.method_names("peer")
+    integrators = ev.method_names("reference", "integrator")
+    also = (f", {len(peers)} peer{'s' * (len(peers) != 1)} fitted on the same training file "
+            f"({', '.join(peers)})" if peers else "")
     what = (f"Compared {len(surrogates)} surrogate{'s' * (len(surrogates) != 1)} "
-            f"({', '.join(surrogates) or 'none'}) with {len(integrators)} integrators "
+            f"({', '.join(surrogates) or 'none'}){also} with {len(integrators)} integrators "
             f"({', '.join(integrators)}) on {data['n_trajectories']} test trajectories of "
             f"{data['n_steps']} time points (dt = {data['dt']:g}, t up to {data['t_end']:g}), "
             f"system `{data['system']}`, forcing `{data['forcing']}`, "
@@ -128,7 +133,25 @@ def _summary(ev: Evaluation, colors: Mapping[str, str]) -> Section:
         "amplitude, worst over the sweep" + (
             " (frequency response: against the integrator, over the drives whose reference is "
             "periodic)" if frequency_response_run(ev) else "") + ". Definitions at the end.")
-    return Section("Summary", what + "\n\n" + "\n".join(_findings(ev)), [table])
+    return Section("Summary", what + "\n\n" + "\n".join([*best_by_class_sentences(ev),
+                                                        *_findings(ev)]), [table])
+
+
+def best_by_class_sentences(ev: Evaluation) -> list[str]:
+    """The headline: the most accurate method (NRMSE x) of each information class that has
+    one (:data:`~odernn.assess.results.INFORMATION_CLASSES`), and why a peer is missing."""
+    best = ev.best_by_class()
+    out = []
+    if best:
+        parts = [f"{label}: **{name}** (NRMSE x {fmt(ev.metrics[name]['nrmse_x'])})"
+                 for label, name in best.items()]
+        out.append("- Most accurate per information class: " + "; ".join(parts) + ".")
+    info = ev.peers or {}
+    if info.get("not_run"):
+        out.append(f"- No peers (SINDy, DMDc): {info['not_run']}.")
+    for name, why in info.get("skipped", {}).items():
+        out.append(f"- Peer {name} not run: {why}.")
+    return out
 
 
 def same_information_sentences(ev: Evaluation) -> list[str]:
@@ -244,16 +267,18 @@ def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     text = ("Each method produced all test trajectories from their initial states. The "
             "surrogates see the forcing only at the samples F_i, as do forward and "
             "semi-implicit Euler and the `rk4-sampled*` integrators; `rk4` and `scipy` "
-            "evaluate it between the samples too, which a surrogate cannot. The valid "
+            "evaluate it between the samples too, which a surrogate cannot. The peers, fitted "
+            "on the surrogates' training file, see what a surrogate sees (Peers section). "
+            "The valid "
             "prediction time is the first time the error in x "
             f"exceeds {ev.info['settings']['valid_time_threshold']:g} of the test set's std.")
     return Section("Accuracy", text, tables, [figure])
 
 
 def _trajectories(ev: Evaluation, colors: Mapping[str, str]) -> Section:
-    surrogates = ev.method_names("surrogate")
+    surrogates = ev.method_names(*DATA_ONLY)
     if not surrogates:
-        return Section("Trajectories", "No surrogates were evaluated.")
+        return Section("Trajectories", "No surrogates or peers were evaluated.")
     stems = [f"trajectories-{anchor(name) or 'surrogate'}" for name in surrogates]
     stems = [stem if stems.count(stem) == 1 else f"{stem}-{i}" for i, stem in enumerate(stems)]
     figures = [Figure(stem, f"{name} against the exact solution on its best, median and worst "
@@ -271,7 +296,7 @@ def _work_precision(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     rows = [[p["method"], p["setting"], p["error"], p["wall_time_s"]] for p in wp["integrators"]]
     settings = Table(["method", "setting", "NRMSE x", "wall time [s]"], rows,
                      "Every integrator setting of the sweep.")
-    speed = Table(["surrogate", "NRMSE x", "wall time [s]", "speed-up", "over"],
+    speed = Table(["surrogate or peer", "NRMSE x", "wall time [s]", "speed-up", "over"],
                   [[n, wp["surrogates"][n]["error"], wp["surrogates"][n]["wall_time_s"],
                     s["speedup"], s.get("over", s.get("reason"))]
                    for n, s in wp["speedup"].items()],
@@ -281,7 +306,7 @@ def _work_precision(ev: Evaluation, colors: Mapping[str, str]) -> Section:
             f"{', '.join(f'{f:g}' for f in wp['step_factors'])} (the `rk4-sampled*` "
             "integrators, given only the samples, at the whole factors >= 1: every k-th "
             "sample), SciPy over tolerances, each "
-            "surrogate a star. A surrogate's speed-up is measured against the cheapest "
+            "surrogate and peer a star. A surrogate's speed-up is measured against the cheapest "
             "integrator setting that is at least as accurate, not against SciPy at a tight "
             "tolerance (which would flatter any surrogate).")
     figure = Figure("work-precision", "Work-precision diagram: lower left is better.",

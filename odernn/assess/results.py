@@ -26,6 +26,18 @@ DATA = "data"
 """The method every error is measured against: the exact solution."""
 
 
+DATA_ONLY = ("surrogate", "peer")
+"""The kinds of method that learn from the training file alone: the surrogates and the peers
+(:mod:`odernn.assess.peers`)."""
+INFORMATION_CLASSES: dict[str, tuple[str, ...]] = {
+    "knows the equation": ("integrator",),
+    "knows an approximate model": ("hybrid",),
+    "data only": DATA_ONLY,
+}
+"""What a method knows, each class with its kinds of method; the report names the best of each
+class that has a method (no hybrid is built yet)."""
+
+
 @dataclass(frozen=True)
 class MethodResult:
     """One method on the test set.
@@ -71,6 +83,9 @@ class Evaluation:
     Lyapunov exponents and trust horizon, and whether the set is chaotic; None when not
     measured."""
     bifurcation: dict[str, Any] | None = None
+    peers: dict[str, Any] | None = None
+    """The peers' fit (:mod:`odernn.assess.peers`): the training file, which were fitted and
+    why any was skipped; ``{"skipped": reason}`` when none was; None from an older caller."""
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -90,9 +105,20 @@ class Evaluation:
         """The name of the method every error is measured against (``exact`` or ``data``)."""
         return self.method_names("reference")[0]
 
-    def method_names(self, kind: str) -> list[str]:
-        """Names of the methods of one kind (``reference``, ``integrator``, ``surrogate``)."""
-        return [name for name, m in self.methods.items() if m.kind == kind]
+    def method_names(self, *kinds: str) -> list[str]:
+        """Names of the methods of the given kinds (``reference``, ``integrator``,
+        ``surrogate``, ``peer``), in display order."""
+        return [name for name, m in self.methods.items() if m.kind in kinds]
+
+    def best_by_class(self) -> dict[str, str]:
+        """The method with the lowest NRMSE of x in each information class
+        (:data:`INFORMATION_CLASSES`) that has one: ties and infinities keep display order."""
+        out = {}
+        for label, kinds in INFORMATION_CLASSES.items():
+            names = self.method_names(*kinds)
+            if names:
+                out[label] = min(names, key=lambda n: self.methods[n].metrics["nrmse_x"])
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """The ``metrics.json`` document (schema in docs/metrics.md); non-finite
@@ -122,5 +148,6 @@ class Evaluation:
             "resonance": self.resonance,
             "chaos": self.chaos,
             "bifurcation": self.bifurcation,
+            "peers": self.peers,
         }
         return plain(doc)

@@ -16,7 +16,7 @@ import numpy as np
 from odernn.assess.baselines import speedup
 from odernn.assess.frequency_response import REFERENCE_SOLVER
 from odernn.assess.metrics import nrmse, reference_scale
-from odernn.assess.results import REFERENCE, MethodResult
+from odernn.assess.results import DATA_ONLY, REFERENCE, MethodResult
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.trajectories import Trajectories
 
@@ -74,7 +74,8 @@ def measure_work_precision(test: Trajectories, solve: Callable[..., tuple[np.nda
                     methods: Mapping[str, MethodResult], start: int,
                     say: Callable[[str], None], reference: str = REFERENCE) -> dict[str, Any]:
     """Error (NRMSE of x after the warm-up, the test set's std) against wall time of every
-    integrator over step sizes (SciPy: tolerances), surrogates as points, and speed-ups.
+    integrator over step sizes (SciPy: tolerances), surrogates and peers as points (under the
+    key ``surrogates``), and speed-ups.
 
     The sampled-forcing integrators run only at whole step factors >= 1 (every k-th
     sample): a finer grid would need forcing values the samples do not hold. Every
@@ -107,7 +108,7 @@ def measure_work_precision(test: Trajectories, solve: Callable[..., tuple[np.nda
                        "wall_time_s": wall})
     say(f"work-precision: {len(points)} integrator settings")
     surrogates = {name: {"error": m.metrics["nrmse_x"], "wall_time_s": m.metrics["wall_time_s"]}
-                  for name, m in methods.items() if m.kind == "surrogate"}
+                  for name, m in methods.items() if m.kind in DATA_ONLY}
     return {"error": "nrmse_x", "step_factors": list(settings.step_factors),
             "scipy_rtols": list(settings.scipy_rtols), "integrators": points,
             "surrogates": surrogates,

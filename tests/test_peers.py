@@ -1,0 +1,235 @@
+"""The peers (odernn.assess.peers): DMDc and SINDy fitted on a training file, in the evaluator.
+
+- DMDc on the linear oscillator driven by forcing *linear between its samples*: the exact
+  one-step map is then linear in (x_k, v_k, F_k, F_{k+1}) (the expm of the system augmented
+  with F and its slope), so the least-squares fit must return it to rounding;
+- SINDy on Duffing data recovers the equation, the cubic term included, and beats DMDc
+  (a linear model) in closed loop;
+- the threshold and the rank are chosen on held-out training trajectories;
+- evaluate fits both and writes them to metrics.json and the report; without pysindy,
+  DMDc still runs and SINDy is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+from odernn.assess import peers
+from odernn.assess.evaluate import evaluate
+from odernn.assess.metrics import nrmse, reference_scale
+from odernn.assess.report import write_report
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
+from odernn.data.trajectories import Trajectories
+from odernn.errors import DataError, SpecError
+
+DT = 0.05
+QUICK = {"work_precision": False, "resonance": False, "chaos": False, "bifurcation": False,
+         "progress": False}
+
+
+@pytest.fixture(scope="module")
+def pysindy():
+    """pysindy, or a skip where it is not installed; never a skip in CI (CI=true), where the
+    dev extra installs it."""
+    if os.environ.get("CI") == "true":
+        import pysindy as ps
+
+        return ps
+    return pytest.importorskip("pysindy")
+
+
+def exact_map(eta: float, dt: float = DT) -> tuple[np.ndarray, np.ndarray]:
+    """``A (2, 2)``, ``B (2, 2)`` of ``z_{k+1} = A z_k + B (F_k, F_{k+1})`` for
+    ``x'' + eta x' + x = F`` with F linear between samples."""
+    aug = np.array([[0.0, 1.0, 0.0, 0.0], [-1.0, -eta, 1.0, 0.0],
+                    [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    M = expm(aug * dt)
+    slope = M[:2, 3] / dt  # F' = (F_{k+1} - F_k) / dt
+    return M[:2, :2], np.column_stack([M[:2, 2] - slope, slope])
+
+
+def linear_set(n: int, n_steps: int, eta: float, seed: int) -> Trajectories:
+    """Trajectories of the exact map under random forcing samples (piecewise linear F)."""
+    rng = np.random.default_rng(seed)
+    A, B = exact_map(eta)
+    F = rng.normal(0.0, 1.0, (n, n_steps))
+    z = np.empty((n, n_steps, 2))
+    z[:, 0] = rng.uniform(-1, 1, (n, 2))
+    for k in range(n_steps - 1):
+        z[:, k + 1] = z[:, k] @ A.T + np.column_stack([F[:, k], F[:, k + 1]]) @ B.T
+    params = {"eta": np.full(n, eta), "x0": z[:, 0, 0], "v0": z[:, 0, 1]}
+    return Trajectories(DT * np.arange(n_steps), z[..., 0], z[..., 1], F, params,
+                        {"system": "oscillator", "forcing": "samples"})
+
+
+def test_dmdc_recovers_the_exact_linear_map():
+    eta = 0.3
+    train = linear_set(6, 200, eta, seed=1)
+    test = linear_set(4, 400, eta, seed=2)
+    assert peers.varying_parameters(train) == ()  # eta fixed: no parameter products
+    full = peers.fit_dmdc(train, ())[-1]  # every rank: the plain least squares
+    A, B = exact_map(eta)
+    G = np.asarray(full.settings["matrix"])  # rows: x_{k+1}, v_{k+1}; columns x, v, F_k, F_k+1
+    np.testing.assert_allclose(G, np.column_stack([A, B]), atol=1e-10)
+    fitted = peers.fit_peers(train, sindy=False).peers["dmdc"]
+    assert fitted.settings["rank"] == 4  # a lower rank drops part of the exact map
+    r = fitted.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+    assert nrmse(r.x, test.x) < 1e-8
+
+
+def duffing(name: str, n: int, n_steps: int = 300) -> Trajectories:
+    return simulate_trajectories(load_spec(name).with_overrides(n=n, n_steps=n_steps,
+                                                                integrator="rk4"))
+
+
+@pytest.fixture(scope="module")
+def duffing_pair() -> tuple[Trajectories, Trajectories]:
+    """12 training and 6 test Duffing trajectories (eta and beta vary, alpha = 1)."""
+    return duffing("duffing-train", 12), duffing("duffing-test", 6)
+
+
+@pytest.fixture(scope="module")
+def duffing_fit(pysindy, duffing_pair) -> peers.PeerFit:
+    return peers.fit_peers(duffing_pair[0])
+
+
+def test_sindy_recovers_duffing_and_beats_dmdc(duffing_pair, duffing_fit):
+    train, test = duffing_pair
+    assert peers.varying_parameters(train) == ("eta", "beta")
+    small = peers.fit_sindy(train, ("eta", "beta"), threshold=1e-3)
+    cubic = small.settings["coefficients"]["v'"]["x^3 beta"]  # v' = ... - beta x^3
+    assert cubic == pytest.approx(-1.0, rel=0.03)
+    assert small.settings["coefficients"]["v'"]["v eta"] == pytest.approx(-1.0, rel=0.03)
+    fit = duffing_fit
+    scale = reference_scale(test.x)
+    errors = {}
+    for name, peer in fit.peers.items():
+        r = peer.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+        errors[name] = nrmse(r.x, test.x, scale=scale)
+    assert errors["sindy"] < 5e-3  # the forcing's linear interpolation, as rk4-sampled
+    assert errors["sindy"] < errors["dmdc"] / 10
+    # the fast closed-loop right-hand side is pysindy's own model
+    eq = fit.peers["sindy"].settings["coefficients"]
+    assert set(eq["v'"]) == {"x", "F", "v eta", "x^3 beta"} and set(eq["x'"]) == {"v"}
+
+
+def test_settings_are_chosen_on_held_out_trajectories(duffing_pair, duffing_fit):
+    train, _ = duffing_pair
+    part, val = peers.split(train)
+    x = {tuple(row) for row in np.asarray(train.x)[:, :3]}
+    assert val.n == round(peers.VAL_FRACTION * train.n) and part.n + val.n == train.n
+    assert {tuple(r) for r in part.x[:, :3]} | {tuple(r) for r in val.x[:, :3]} == x
+    assert not {tuple(r) for r in part.x[:, :3]} & {tuple(r) for r in val.x[:, :3]}
+    sindy, dmdc = duffing_fit.peers["sindy"].settings, duffing_fit.peers["dmdc"].settings
+    tried = sindy["validation"]
+    assert [c["threshold"] for c in tried] == list(peers.SINDY_THRESHOLDS)
+    assert all(np.isfinite(c["val_nrmse_x"]) for c in tried)
+    best = min(c["val_nrmse_x"] for c in tried)
+    chosen = next(c for c in tried if c["threshold"] == sindy["threshold"])
+    assert chosen["val_nrmse_x"] <= best * (1 + peers.TOLERANCE)
+    assert all(c["val_nrmse_x"] > best * (1 + peers.TOLERANCE)
+               for c in tried if c["threshold"] > sindy["threshold"])  # the sparsest that fits
+    assert [c["rank"] for c in dmdc["validation"]] == list(range(1, dmdc["full_rank"] + 1))
+    assert dmdc["rank"] in {c["rank"] for c in dmdc["validation"]}
+
+
+def test_choose_prefers_the_simpler_candidate_within_the_tolerance():
+    tried = [{"threshold": 0.01, "val_nrmse_x": 1.00}, {"threshold": 0.1, "val_nrmse_x": 1.05},
+             {"threshold": 1.0, "val_nrmse_x": 2.0}, {"threshold": 3.0, "val_nrmse_x": np.inf}]
+    assert peers._choose(tried, "threshold", prefer_larger=True)["threshold"] == 0.1
+    ranks = [{"rank": 1, "val_nrmse_x": np.inf}, {"rank": 2, "val_nrmse_x": 0.5},
+             {"rank": 3, "val_nrmse_x": 0.48}]
+    assert peers._choose(ranks, "rank", prefer_larger=False)["rank"] == 2
+
+
+def test_a_diverging_peer_is_reported_diverged():
+    train = linear_set(4, 50, 0.3, seed=3)
+    dmdc = peers.fit_dmdc(train, ())[-1]
+    blowup = peers.Peer("blowup", "", {}, (), lambda z, f0, f1, p: 10.0 * z, dmdc.mean,
+                        dmdc.std)
+    r = blowup.rollout(train.x[:, 0], train.v[:, 0], train.F, train.params)
+    assert np.all(r.diverged_at > 0) and np.all(np.isinf(r.x[:, -1]))
+    k = int(r.diverged_at[0])
+    assert np.isfinite(r.x[0, k - 1]) and np.isinf(r.x[0, k])
+
+
+def oscillator(name: str, n: int) -> Trajectories:
+    return simulate_trajectories(load_spec(name).with_overrides(n=n, n_steps=200))
+
+
+def test_evaluate_writes_the_peers(pysindy, tmp_path):
+    train, test = oscillator("train", 8), oscillator("test", 4)
+    ev = evaluate(test, {}, train_data=train, train_path="train.h5", **QUICK)
+    assert ev.method_names("peer") == ["sindy", "dmdc"]
+    out = write_report(ev, tmp_path / "report")
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["peers"]["fitted"] == ["sindy", "dmdc"] and doc["peers"]["skipped"] == {}
+    assert doc["peers"]["training_data"] == "train.h5"
+    for name in ("sindy", "dmdc"):
+        method = doc["methods"][name]
+        assert method["kind"] == "peer" and method["settings"]["parameters"] == ["eta"]
+        assert float(method["metrics"]["nrmse_x"]) < 0.05
+    assert set(doc["methods"]["sindy"]["settings"]["coefficients"]["v'"]) == {"x", "F", "v eta"}
+    md = (out / "report.md").read_text()
+    assert "## Peers" in md and "| sindy | peer |" in md
+    assert "Most accurate per information class: knows the equation: **" in md
+    assert "; data only: **sindy**" in md and "knows an approximate model" not in md
+    assert ev.best_by_class()["data only"] == "sindy"
+
+
+def test_without_pysindy_dmdc_runs_and_sindy_is_noted(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pysindy", None)  # import pysindy raises ImportError
+    assert not peers.have_pysindy()
+    train, test = oscillator("train", 6), oscillator("test", 3)
+    ev = evaluate(test, {}, train_data=train, **QUICK)
+    assert ev.method_names("peer") == ["dmdc"]
+    out = write_report(ev, tmp_path / "report")
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["peers"]["skipped"] == {"sindy": peers.MISSING}
+    md = (out / "report.md").read_text()
+    assert "Peer sindy not run: pysindy is not installed" in md
+    assert "odernn[peers]" in md
+
+
+def test_peers_need_the_training_file_and_a_matching_one():
+    train, test = oscillator("train", 4), oscillator("test", 3)
+    ev = evaluate(test, {}, **QUICK)
+    assert ev.method_names("peer") == [] and "no training file" in ev.peers["not_run"]
+    off = evaluate(test, {}, train_data=train, peers=False, **QUICK)
+    assert off.method_names("peer") == [] and "turned off" in off.peers["not_run"]
+    with pytest.raises(SpecError, match="training file"):
+        evaluate(test, {}, peers=True, **QUICK)
+    other = Trajectories(train.t[::2], train.x[:, ::2], train.v[:, ::2], train.F[:, ::2],
+                         train.params, train.attrs)
+    with pytest.raises(DataError, match="dt"):
+        evaluate(test, {}, train_data=other, **QUICK)
+
+
+def test_cli_evaluate_with_train(pysindy, tmp_path, capsys):
+    from odernn.cli.app import main
+    from odernn.data.simulate import simulate
+
+    files = {}
+    for name, n in (("train", 6), ("test", 3)):
+        files[name] = simulate(load_spec(name).with_overrides(n=n, n_steps=120,
+                                                               integrator="rk4"),
+                               tmp_path / f"{name}.h5", progress=False)
+    code = main(["evaluate", "--data", str(files["test"]), "--train", str(files["train"]),
+                 "-o", str(tmp_path / "report"), "--no-work-precision", "--no-resonance",
+                 "--no-chaos", "--no-bifurcation", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "sindy" in out and "dmdc" in out
+    doc = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert doc["peers"]["training_data"] == str(files["train"])
+    code = main(["evaluate", "--data", str(files["test"]), "--train", str(files["train"]),
+                 "-o", str(tmp_path / "off"), "--no-peers", "--no-work-precision",
+                 "--no-resonance", "--no-chaos", "--no-bifurcation", "--quiet"])
+    doc = json.loads((tmp_path / "off" / "metrics.json").read_text())
+    assert code == 0 and doc["peers"]["fitted"] == [] and "--no-peers" in doc["peers"]["not_run"]
