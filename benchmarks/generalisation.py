@@ -48,6 +48,7 @@ import numpy as np  # noqa: E402
 import odernn  # noqa: E402
 from odernn.assess.closed_loop import closed_loop  # noqa: E402
 from odernn.assess.metrics import nrmse, reference_scale  # noqa: E402
+from odernn.assess.peers import fit_peers  # noqa: E402
 from odernn.assess.statistics import response_statistics  # noqa: E402
 from odernn.data.forcing import SampledForcing  # noqa: E402
 from odernn.data.integrators import INTEGRATORS  # noqa: E402
@@ -152,6 +153,12 @@ def main() -> None:
     single("approximate model", "prior alone: linear oscillator",
            OnTheSamples("oscillator", test.dt, {"eta": 0.3}))
     single("data only", "nearest drive", NearestDrive(train))
+    peers = fit_peers(train)
+    for name, peer in peers.peers.items():
+        x = peer.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params).x
+        rows.append(("data only", name, scores(x, test, ref), None))
+    for name, why in peers.skipped.items():
+        print(f"{name} skipped: {why}")
     options = {} if not args.quick else {"epochs": 3, "val_every": 1}
     for family in args.families:
         start = time.perf_counter()

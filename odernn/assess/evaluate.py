@@ -58,7 +58,7 @@ from odernn.assess.metrics import (
 )
 from odernn.assess.peers import PEERS, fit_peers
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
-from odernn.assess.results import DATA, REFERENCE, Evaluation, MethodResult
+from odernn.assess.results import DATA, REFERENCE, Evaluation, MethodResult, seed_spread
 from odernn.assess.work_precision import (
     MIN_TIMING_S,
     WorkPrecisionSettings,
@@ -398,22 +398,6 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
     return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,
                         error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv),
                         seeds)
-
-
-SEED_METRICS = ("nrmse_x", "median_nrmse_x", "nrmse_v", "n_diverged", "valid_lyapunov_median",
-                "x2_mean_rel_error")
-"""The metrics reported per seed of an ensemble (those the member's evaluation has)."""
-
-
-def seed_spread(members: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
-    """Each member's :data:`SEED_METRICS`, and their median, min and max over the members
-    (a diverged member's inf counts: the spread shows it)."""
-    keys = [k for k in SEED_METRICS if all(k in m for m in members.values())]
-    table = {name: {k: float(m[k]) for k in keys} for name, m in members.items()}
-    out: dict[str, Any] = {"n": len(table), "members": table}
-    for stat, f in (("median", np.median), ("min", np.min), ("max", np.max)):
-        out[stat] = {k: float(f([row[k] for row in table.values()])) for k in keys}
-    return out
 
 
 def _versions() -> dict[str, str]:

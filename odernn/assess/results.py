@@ -7,6 +7,7 @@ report reads; :meth:`Evaluation.to_json` is the ``metrics.json`` document (schem
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,7 @@ class MethodResult:
     error_v: tuple[np.ndarray, np.ndarray]
     seeds: dict[str, Any] | None = None
     """An ensemble's members (``odernn train --seeds``): each seed's headline metrics
-    (:data:`~odernn.assess.evaluate.SEED_METRICS`) and their median, min and max; the
+    (:data:`SEED_METRICS`) and their median, min and max; the
     method's own metrics are the ensemble mean's. None for a single model."""
 
 
@@ -151,3 +152,19 @@ class Evaluation:
             "peers": self.peers,
         }
         return plain(doc)
+
+
+SEED_METRICS = ("nrmse_x", "median_nrmse_x", "nrmse_v", "n_diverged", "valid_lyapunov_median",
+                "x2_mean_rel_error")
+"""The metrics reported per seed of an ensemble (those the member's evaluation has)."""
+
+
+def seed_spread(members: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """Each member's :data:`SEED_METRICS`, and their median, min and max over the members
+    (a diverged member's inf counts: the spread shows it)."""
+    keys = [k for k in SEED_METRICS if all(k in m for m in members.values())]
+    table = {name: {k: float(m[k]) for k in keys} for name, m in members.items()}
+    out: dict[str, Any] = {"n": len(table), "members": table}
+    for stat, f in (("median", np.median), ("min", np.min), ("max", np.max)):
+        out[stat] = {k: float(f([row[k] for row in table.values()])) for k in keys}
+    return out
