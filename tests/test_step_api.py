@@ -18,6 +18,7 @@ MODES = {
     "state": {},
     "velocity": {"target": "velocity"},
     "withheld": {"withhold": ["eta"], "warmup": 10},  # eta not given: 10 observed steps first
+    "products": {"products": True},  # the skip also over eta x each input (the gradient families)
 }
 TINY = {"hidden": 8, "epochs": 2, "batch_size": 8, "window": 20, "horizon": 10,
         "horizon_start": 5, "lr": 1e-2, "val_every": 1}
@@ -48,6 +49,8 @@ def tiny_model(family: str, mode: str):
     else:
         data = tiny_data()[0]
         options.update(MODES[mode])
+        if family == "esn":  # no skip layer: products are the gradient families' option
+            options.pop("products", None)
         if family == "ffn" and mode == "velocity":  # no memory: it must be given v
             options["inputs"] = ["x", "v", "F", "F_next"]
         if family == "esn" and mode != "state":  # a readout of moderate gain (docs/export.md)

@@ -68,9 +68,9 @@ class TrainConfig:
     varies across the training trajectories is added, :meth:`layout`),
     ``withhold`` (parameters not given to the surrogate), ``warmup`` (K
     observed steps a rollout is given), ``lags`` (series only).
-    Model: the family's hyperparameters (``hidden``, ``head``,
+    Model: the family's hyperparameters (``hidden``, ``head``, ``skip``, ``products``,
     ``activation``, ``output_activation`` for RNN/LSTM/GRU; ``init``,
-    ``init_spectral_radius`` for the RNN; ``hidden``, ``head``, ``skip``,
+    ``init_spectral_radius`` for the RNN; ``hidden``, ``head``, ``skip``, ``products``,
     ``activation`` for the FFN; ``units``, ``spectral_radius``, ``leak_rate``,
     ``input_scaling``, ``bias``, ``degree``, ``ridge`` (None: chosen on
     closed-loop validation by :func:`choose_ridge`, starting from ``ridge_grid`` and
@@ -101,6 +101,7 @@ class TrainConfig:
     hidden: int | None = None
     head: tuple[int, ...] | None = None
     skip: bool | None = None
+    products: bool | None = None
     activation: str | None = None
     output_activation: str | None = None
     init: str | None = None

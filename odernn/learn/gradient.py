@@ -28,6 +28,7 @@ from odernn.learn.checkpoint import LAST
 from odernn.learn.config import TrainConfig
 from odernn.learn.hessian_free import HessianFree
 from odernn.learn.models import RecurrentSurrogate
+from odernn.learn.models.readout import skip_features
 from odernn.learn.outcome import TrainResult, closed_loop_nrmse
 from odernn.learn.rundir import run_record
 from odernn.learn.windows import SequenceTensors, to_tensors
@@ -173,7 +174,8 @@ def _fit_skip(model, data: SequenceTensors) -> None:
     """Start the linear skip ``D u + c`` at the least-squares fit of the teacher-forced outputs,
     so the recurrent part learns only what is not linear in the inputs."""
     with torch.no_grad():
-        u = model.codec.encode(data.z[:, :-1], data.e[:, :-1]).reshape(-1, model.D.shape[1])
+        u = skip_features(model, model.codec.encode(data.z[:, :-1], data.e[:, :-1]))
+        u = u.reshape(-1, model.D.shape[1])
         y = model.codec.target(data.z[:, :-1], data.z[:, 1:]).reshape(u.shape[0], -1)
         x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double()
         coef = torch.linalg.lstsq(x.cpu(), y.double().cpu()).solution.to(model.D)

@@ -24,13 +24,17 @@ from torch import Tensor, nn
 from odernn.errors import SpecError
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
+from odernn.learn.models.readout import (
+    add_output_layers,
+    readout_count,
+    skip_features,
+    skip_width,
+)
 from odernn.learn.models.rnn import (
     HIDDEN_ACTIVATIONS,
     activation_fn,
-    add_output_layers,
     check_widths,
     gradient_training_bytes,
-    readout_count,
 )
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
@@ -42,6 +46,8 @@ class FeedForwardOptions:
     hidden: int = option(64, "units of the hidden layer")
     head: tuple[int, ...] = option((), "widths of ReLU dense layers before the linear readout")
     skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
+    products: bool = option(False, "the skip also takes each parameter input times each "
+                            "other input (multiplicative conditioning)")
     seed: int = option(0, "seed of the initial weights")
     activation: str = option("tanh", "sigma: tanh, relu or sigmoid")
 
@@ -59,7 +65,8 @@ class FeedForward(RecurrentSurrogate):
                         n_outputs: int) -> int:
         hidden = int(hparams.get("hidden", cls.defaults["hidden"]))
         return hidden * (n_inputs + 1) + readout_count(hidden, hparams.get("head", ()),
-                                                       n_inputs, n_outputs)
+                                                       n_inputs, n_outputs,
+                                                       skip_width(hparams, n_inputs, n_init))
 
     @classmethod
     def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
@@ -82,17 +89,18 @@ class FeedForward(RecurrentSurrogate):
                             "only, use a recurrent family in velocity mode)")
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
-                 head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
-                 activation: str = "tanh") -> None:
+                 head: list[int] | tuple[int, ...] = (), skip: bool = True,
+                 products: bool = False, seed: int = 0, activation: str = "tanh") -> None:
         head = [int(w) for w in head]
         self.check_options(hidden=hidden, head=head, activation=activation)
         self.check_layout(layout)
         super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
-                                         "seed": seed, "activation": activation})
+                                         "products": products, "seed": seed,
+                                         "activation": activation})
         self.sigma = activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
         self.U = nn.Parameter(torch.empty(hidden, layout.n_inputs))
         self.b = nn.Parameter(torch.empty(hidden))
-        add_output_layers(self, layout, hidden, head, skip)
+        add_output_layers(self, layout, hidden, head, skip, products)
         self.reset_parameters(seed)
 
     def reset_parameters(self, seed: int) -> None:
@@ -117,7 +125,7 @@ class FeedForward(RecurrentSurrogate):
         for layer in self.head:
             h = torch.relu(layer(h))
         y = h @ self.V.T + self.c
-        return (y if self.D is None else y + u @ self.D.T), state
+        return (y if self.D is None else y + skip_features(self, u) @ self.D.T), state
 
     def sequence(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         return self.step(u, ())  # every step is independent: one batched call

@@ -43,6 +43,12 @@ from torch.func import functional_call
 from odernn.errors import SpecError
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
+from odernn.learn.models.readout import (
+    add_output_layers,
+    readout_count,
+    skip_features,
+    skip_width,
+)
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
@@ -68,14 +74,6 @@ def check_widths(hidden: int, head: list[int] | tuple[int, ...]) -> None:
 FLOAT32 = 4
 
 
-def readout_count(hidden: int, head: list[int] | tuple[int, ...], n_inputs: int,
-                  n_outputs: int) -> int:
-    """Values of the readout :func:`add_output_layers` builds (head layers, ``V, c``, ``D``)."""
-    widths = [int(hidden), *(int(w) for w in head or ())]
-    layers = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
-    return layers + (widths[-1] + 1 + n_inputs) * n_outputs
-
-
 def gradient_training_bytes(params: int, hidden: int, gates: int, n_inputs: int,
                             n_outputs: int, batch_size: int, steps: int) -> int:
     """Memory of BPTT training: the parameters with their gradients and optimiser state
@@ -85,16 +83,6 @@ def gradient_training_bytes(params: int, hidden: int, gates: int, n_inputs: int,
     activations = 2 * batch_size * max(steps, 1) * per_step * FLOAT32
     return 6 * params * FLOAT32 + activations + 2 * batch_size * 8
 
-
-def add_output_layers(module: nn.Module, layout: Layout, hidden: int, head: tuple[int, ...],
-                      skip: bool) -> None:
-    """The readout shared by the RNN families and ``ffn``: optional ``head`` layers, then
-    ``y = V h + c`` (+ the linear skip ``D u`` when ``skip``)."""
-    widths = [hidden, *head]
-    module.head = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
-    module.V = nn.Parameter(torch.empty(layout.n_outputs, widths[-1]))
-    module.c = nn.Parameter(torch.empty(layout.n_outputs))
-    module.D = nn.Parameter(torch.empty(layout.n_outputs, layout.n_inputs)) if skip else None
 
 class ElmanCell(nn.Module):
     """The notes' vanilla RNN cell, ``h = sigma_h(U u + W h + b)``."""
@@ -209,6 +197,8 @@ class RecurrentOptions:
     hidden: int = option(64, "units of the hidden state")
     head: tuple[int, ...] = option((), "widths of ReLU dense layers before the linear readout")
     skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
+    products: bool = option(False, "the skip also takes each parameter input times each "
+                            "other input (multiplicative conditioning)")
     seed: int = option(0, "seed of the initial weights")
 
 
@@ -235,7 +225,8 @@ class RecurrentNet(RecurrentSurrogate):
         hidden = int(hparams.get("hidden", cls.defaults["hidden"]))
         return (cls.gates * hidden * (hidden + n_inputs + 2)
                 + (n_init + 1) * CELLS[cls.family].n_states * hidden
-                + readout_count(hidden, hparams.get("head", ()), n_inputs, n_outputs))
+                + readout_count(hidden, hparams.get("head", ()), n_inputs, n_outputs,
+                                skip_width(hparams, n_inputs, n_init)))
 
     @classmethod
     def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
@@ -246,19 +237,19 @@ class RecurrentNet(RecurrentSurrogate):
             n_outputs, batch_size, steps)
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
-                 head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
-                 **cell_args: Any) -> None:
+                 head: list[int] | tuple[int, ...] = (), skip: bool = True,
+                 products: bool = False, seed: int = 0, **cell_args: Any) -> None:
         head = [int(w) for w in head]
         self.check_options(hidden=hidden, head=head, **cell_args)
         super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
-                                         "seed": seed, **cell_args})
+                                         "products": products, "seed": seed, **cell_args})
         activation = cell_args.get("activation", "tanh")
         self.cell = CELLS[self.family](layout.n_inputs, hidden, activation)
         self.sigma_h = activation_fn(activation, ("tanh", "relu", "sigmoid"), "activation")
         self.sigma_y = activation_fn(cell_args.get("output_activation", "identity"),
                                    tuple(ACTIVATIONS), "output_activation")
         self.init = nn.Linear(layout.n_init, self.cell.n_states * hidden)
-        add_output_layers(self, layout, hidden, head, skip)
+        add_output_layers(self, layout, hidden, head, skip, products)
         self.reset_parameters(seed)
 
     @classmethod
@@ -298,7 +289,8 @@ class RecurrentNet(RecurrentSurrogate):
                          torch.addmm(self.c, h, self.V.T))
         if self.D is None:
             return y
-        return y + u @ self.D.T if y.ndim > 2 else torch.addmm(y, u, self.D.T)
+        s = skip_features(self, u)
+        return y + s @ self.D.T if y.ndim > 2 else torch.addmm(y, s, self.D.T)
 
     def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
         h, state = self.cell.step(u, state)
@@ -330,10 +322,11 @@ class VanillaRNN(RecurrentNet):
     training_defaults: ClassVar[dict[str, Any]] = {"epochs": 200}
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
-                 head: list[int] | tuple[int, ...] = (), skip: bool = True, seed: int = 0,
-                 activation: str = "tanh", output_activation: str = "identity",
-                 init: str = "uniform", init_spectral_radius: float = 1.1) -> None:
-        super().__init__(layout, stats, hidden, head, skip, seed, activation=activation,
+                 head: list[int] | tuple[int, ...] = (), skip: bool = True,
+                 products: bool = False, seed: int = 0, activation: str = "tanh",
+                 output_activation: str = "identity", init: str = "uniform",
+                 init_spectral_radius: float = 1.1) -> None:
+        super().__init__(layout, stats, hidden, head, skip, products, seed, activation=activation,
                          output_activation=output_activation, init=init,
                          init_spectral_radius=float(init_spectral_radius))
 
