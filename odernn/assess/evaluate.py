@@ -299,17 +299,25 @@ def _solver(system: Oscillator, samples: SampledForcing,
     return solve
 
 
+def _prior(surrogate: Surrogate) -> str:
+    """A hybrid surrogate's prior as reports name it (``Layout.prior_label``), else ``""``."""
+    return getattr(getattr(surrogate, "layout", None), "prior_label", "")
+
+
 def _describe(surrogate: Surrogate) -> str:
     given = f"given {', '.join(getattr(surrogate, 'parameter_inputs', ())) or 'no parameters'}"
     k = int(getattr(surrogate, "warmup_steps", 0))
     warm = f", {k} warm-up steps" if k else ""
-    return f"{surrogate.family} surrogate, target {surrogate.target}, {given}{warm}, closed loop"
+    hybrid = f", hybrid with prior {_prior(surrogate)}" if _prior(surrogate) else ""
+    return (f"{surrogate.family} surrogate, target {surrogate.target}, {given}{warm}{hybrid}, "
+            "closed loop")
 
 
 def _surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any]:
     return {"family": surrogate.family, "target": surrogate.target,
             "parameters": list(getattr(surrogate, "parameter_inputs", ())),
-            "warmup_steps": rollout.warmup}
+            "warmup_steps": rollout.warmup, **({"prior": _prior(surrogate)}
+                                               if _prior(surrogate) else {})}
 
 
 def _measure(name: str, kind: str, description: str, settings: dict[str, Any], rollout: Rollout,
