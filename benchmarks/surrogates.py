@@ -148,7 +148,7 @@ def stateful_vs_window(d: Trajectories, batch: int = 1024, hidden: int = 64,
                 first = max(0, i + 1 - window)
                 state = model.initial_state(codec.init_features(starts[first], e[:, first]))
                 y, _ = model.sequence(torch.stack(inputs, dim=1), state)
-                z = codec.decode(z, y[:, -1])
+                z = codec.decode(z, y[:, -1], e[:, i])
                 starts.append(z)
 
     again, _ = best_of(rerun, repeats=1)

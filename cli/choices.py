@@ -13,7 +13,7 @@ from typing import Any
 
 from odernn.data.spec import DTYPES, INTEGRATOR_NAMES
 from odernn.data.systems import SYSTEMS
-from odernn.learn.families import DEVICES, FAMILIES, OPTIMIZERS, TARGETS
+from odernn.learn.families import DEVICES, FAMILIES, OPTIMIZERS, PRIOR_ALIASES, TARGETS
 
 
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
@@ -28,6 +28,7 @@ Device = choices("Device", DEVICES)
 Integrator = choices("Integrator", INTEGRATOR_NAMES)
 Dtype = choices("Dtype", DTYPES)
 SystemName = choices("SystemName", SYSTEMS)
+Prior = choices("Prior", [*SYSTEMS, *PRIOR_ALIASES])
 
 
 def plain(value: Any) -> Any:

@@ -76,19 +76,20 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
     return k, n
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs, VALUE read as TOML (numbers, booleans, lists) or else a string."""
+def parse_sets(items: list[str], flag: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs of option ``flag``, VALUE read as TOML (numbers, booleans, lists) or
+    else a string."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise SpecError(f"--set expects KEY=VALUE, got {item!r}")
+            raise SpecError(f"{flag} expects KEY=VALUE, got {item!r}")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
         name = key.strip().replace("-", "_")
         if name in out:
-            raise SpecError(f"--set {name} is given twice; give it once")
+            raise SpecError(f"{flag} {name} is given twice; give it once")
         out[name] = value
     return out

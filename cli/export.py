@@ -34,6 +34,8 @@ def export(
     check_output(output, "model", overwrite=overwrite, inputs=[run])
     model = load_surrogate(run)
     path = export_onnx(model, output, overwrite=overwrite, inputs=(run,))
-    typer.echo(f"{model.family} ({model.target} mode, dt = {model.layout.dt:g}) -> {path}")
+    hybrid = f", hybrid with prior {model.layout.prior_label}" if model.layout.prior else ""
+    typer.echo(f"{model.family} ({model.target} mode, dt = {model.layout.dt:g}{hybrid}) -> "
+               f"{path}")
     typer.echo(f"inputs:  {', '.join(input_names(model.layout))}")
     typer.echo(f"outputs: {', '.join(output_names(model.layout))}")

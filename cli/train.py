@@ -15,7 +15,7 @@ import typer
 from odernn._compat import tomllib
 from odernn.checks import read_small_text
 from odernn.cli.app import app
-from odernn.cli.choices import Device, Model, Optimizer, Target, plain
+from odernn.cli.choices import Device, Model, Optimizer, Prior, Target, plain
 from odernn.cli.common import OVERWRITE, QUIET, drawing, parse_sets
 from odernn.errors import Interrupted, SpecError
 
@@ -37,6 +37,8 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     "  odernn train train.h5 --model rnn -o runs/rnn --set activation=relu --set clip=0.5\n\n"
     "  odernn train train.h5 --model gru -o runs/gru --no-eta --warmup 100\n\n"
     "  odernn train duffing.h5 --model esn -o runs/esn --withhold beta --warmup 100\n\n"
+    "  odernn train duffing.h5 --model esn -o runs/hybrid --prior duffing --prior-set beta=1.2"
+    "   (a hybrid: corrects the prior's step)\n\n"
     "  odernn train train.h5 -o runs/lstm --resume   (continue an interrupted run)\n\n"
     "  odernn train train.h5 --model gru -o runs/gru --nproc 4   (4 data-parallel processes)\n\n"
     "  odernn train train.h5 --model lstm -o runs/lstm --tensorboard tb/lstm   (then: "
@@ -73,6 +75,13 @@ def train(
     no_eta: bool = typer.Option(False, "--no-eta", help="Shorthand for --withhold eta."),
     warmup: int = typer.Option(None, "--warmup", help="Observed steps a rollout is given "
                                "(with --withhold, to infer the parameter)."),
+    prior: Prior = typer.Option(None, "--prior", help="A hybrid: the system of an approximate "
+                                "equation whose one step (RK4 on the forcing samples) the "
+                                "surrogate takes as an input and corrects (state mode; linear "
+                                "= oscillator)."),
+    prior_sets: list[str] = typer.Option([], "--prior-set", metavar="NAME=VALUE", help="A "
+                                         "parameter of the prior (default: the data's value "
+                                         "of the same name); repeatable."),
     sets: list[str] = typer.Option([], "--set", help="Any other option as KEY=VALUE "
                                    "(see `odernn models`); repeatable."),
     config: Path = typer.Option(None, "--config", help="TOML file of training options; "
@@ -101,10 +110,12 @@ def train(
         from odernn.learn.tensorboard_log import check
 
         check(tensorboard, output)
-    model, target, optimizer, device = map(plain, (model, target, optimizer, device))
+    model, target, optimizer, device, prior = map(plain, (model, target, optimizer, device,
+                                                          prior))
     flags = {"model": model, "target": target, "epochs": epochs, "lr": lr, "hidden": hidden,
              "units": units, "batch_size": batch_size, "window": window, "horizon": horizon,
-             "optimizer": optimizer, "seed": seed, "device": device, "warmup": warmup}
+             "optimizer": optimizer, "seed": seed, "device": device, "warmup": warmup,
+             "prior": prior, "prior_set": parse_sets(prior_sets, "--prior-set") or None}
     given = {k: v for k, v in flags.items() if v is not None}
     if withhold or no_eta:
         given["withhold"] = [*withhold, *(["eta"] if no_eta else [])]
@@ -240,7 +251,8 @@ def models() -> None:
         if entry["training_defaults"]:
             own = ", ".join(f"{k}={v}" for k, v in entry["training_defaults"].items())
             typer.echo(f"  training defaults of its own: {own}")
-    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "model"}
+    fields = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+              for f in dataclasses.fields(TrainConfig) if f.name != "model"}
     shared = [k for k in fields if all(takes(f, k) for f in REGISTRY)]
     for recipe, names in RECIPE_OPTIONS.items():
         shown = ", ".join(f"{k}={fields[k]}" for k in names)

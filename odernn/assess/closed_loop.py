@@ -9,6 +9,7 @@ inputs.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -55,3 +56,29 @@ def _checked(rollout: Rollout, shape: tuple[int, ...], who: str) -> Rollout:
     if x.shape != shape or v.shape != shape:
         raise DataError(f"{who} returned x {x.shape}, v {v.shape}; the test set needs {shape}")
     return Rollout(x, v, np.asarray(rollout.diverged_at), int(rollout.warmup), rollout.info)
+
+
+def prior_label(surrogate: Surrogate) -> str:
+    """A hybrid surrogate's prior as reports name it (``Layout.prior_label``), else ``""``."""
+    return getattr(getattr(surrogate, "layout", None), "prior_label", "")
+
+
+def describe_surrogate(surrogate: Surrogate) -> str:
+    """A surrogate in the report's words: family, target, what it is given, its prior and, an
+    ensemble, its seeds."""
+    given = f"given {', '.join(getattr(surrogate, 'parameter_inputs', ())) or 'no parameters'}"
+    k = int(getattr(surrogate, "warmup_steps", 0))
+    warm = f", {k} warm-up steps" if k else ""
+    hybrid = f", hybrid with prior {prior_label(surrogate)}" if prior_label(surrogate) else ""
+    text = (f"{surrogate.family} surrogate, target {surrogate.target}, {given}{warm}{hybrid}, "
+            "closed loop")
+    members = getattr(surrogate, "members", None)
+    return text if members is None else f"mean of {len(members)} seeds' trajectories: {text}"
+
+
+def surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any]:
+    """The settings ``metrics.json`` records for a surrogate."""
+    return {"family": surrogate.family, "target": surrogate.target,
+            "parameters": list(getattr(surrogate, "parameter_inputs", ())),
+            "warmup_steps": rollout.warmup, **({"prior": prior_label(surrogate)}
+                                               if prior_label(surrogate) else {})}

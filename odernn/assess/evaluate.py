@@ -47,7 +47,7 @@ import odernn
 from odernn.assess.baselines import same_information
 from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
-from odernn.assess.closed_loop import closed_loop
+from odernn.assess.closed_loop import closed_loop, describe_surrogate, surrogate_settings
 from odernn.assess.metrics import (
     divergence_steps,
     error_vs_time,
@@ -187,8 +187,8 @@ def evaluate(
                 partial(closed_loop, name, surrogate, F[few, steps],
                         {k: p[few] for k, p in params.items()},
                         (x[few, steps], v[few, steps])))
-            raw[name] = ("surrogate", _describe(surrogate), _surrogate_settings(surrogate, rollout),
-                         rollout, wall)
+            raw[name] = ("surrogate", describe_surrogate(surrogate),
+                         surrogate_settings(surrogate, rollout), rollout, wall)
             say(f"{name}: {wall:.3g} s")
         peer_info: dict[str, Any] = {
             "training_data": train_path, "fitted": [],
@@ -356,21 +356,6 @@ def _solver(system: Oscillator, samples: SampledForcing,
             return INTEGRATORS[name](system, x0, v0, t, samples=samples, **opts)
 
     return solve
-
-
-def _describe(surrogate: Surrogate) -> str:
-    given = f"given {', '.join(getattr(surrogate, 'parameter_inputs', ())) or 'no parameters'}"
-    k = int(getattr(surrogate, "warmup_steps", 0))
-    warm = f", {k} warm-up steps" if k else ""
-    text = f"{surrogate.family} surrogate, target {surrogate.target}, {given}{warm}, closed loop"
-    members = getattr(surrogate, "members", None)
-    return text if members is None else f"mean of {len(members)} seeds' trajectories: {text}"
-
-
-def _surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any]:
-    return {"family": surrogate.family, "target": surrogate.target,
-            "parameters": list(getattr(surrogate, "parameter_inputs", ())),
-            "warmup_steps": rollout.warmup}
 
 
 def _measure(name: str, kind: str, description: str, settings: dict[str, Any], rollout: Rollout,

@@ -30,13 +30,19 @@ DATA = "data"
 DATA_ONLY = ("surrogate", "peer")
 """The kinds of method that learn from the training file alone: the surrogates and the peers
 (:mod:`odernn.assess.peers`)."""
-INFORMATION_CLASSES: dict[str, tuple[str, ...]] = {
-    "knows the equation": ("integrator",),
-    "knows an approximate model": ("hybrid",),
-    "data only": DATA_ONLY,
-}
-"""What a method knows, each class with its kinds of method; the report names the best of each
-class that has a method (no hybrid is built yet)."""
+INFORMATION_CLASSES = ("knows the equation", "knows an approximate model", "data only")
+"""What a method knows (:func:`information_class`); the report names the best of each class
+that has a method."""
+
+
+def information_class(m: MethodResult) -> str | None:
+    """An integrator knows the equation; a hybrid surrogate (one with a ``prior``) an
+    approximate model; the other surrogates and the peers only the data; the reference none."""
+    if m.kind == "integrator":
+        return INFORMATION_CLASSES[0]
+    if m.kind == "surrogate" and m.settings.get("prior"):
+        return INFORMATION_CLASSES[1]
+    return INFORMATION_CLASSES[2] if m.kind in DATA_ONLY else None
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,8 @@ class Evaluation:
         """The method with the lowest NRMSE of x in each information class
         (:data:`INFORMATION_CLASSES`) that has one: ties and infinities keep display order."""
         out = {}
-        for label, kinds in INFORMATION_CLASSES.items():
-            names = self.method_names(*kinds)
+        for label in INFORMATION_CLASSES:
+            names = [n for n, m in self.methods.items() if information_class(m) == label]
             if names:
                 out[label] = min(names, key=lambda n: self.methods[n].metrics["nrmse_x"])
         return out

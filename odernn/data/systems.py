@@ -67,7 +67,9 @@ class System:
     equation: str
     parameters: tuple[Parameter, ...]
     accel: Callable[[Array, Array, Params], Array]
-    """``a(x, v; p)`` without the forcing, for arrays of one shape (p broadcast to it)."""
+    """``a(x, v; p)`` without the forcing, for arrays of one shape (p broadcast to it): numpy
+    arrays or torch tensors alike (arithmetic and :func:`_sin` only), so a hybrid surrogate's
+    prior (:mod:`odernn.learn.models.prior`) runs the same equation inside the network."""
     partials: Callable[[Array, Array, Params], tuple[Array, Array]]
     """``(da/dx, da/dv)`` at ``(x, v)``: the Jacobian an implicit solver needs."""
     description: str
@@ -83,6 +85,12 @@ class System:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parameters)
+
+
+def _sin(a: Array) -> Array:
+    """``sin(a)`` of a numpy array, or of an array object with its own ``sin`` method (a
+    torch tensor): ``accel`` is written once for both, and this module imports no torch."""
+    return a.sin() if hasattr(a, "sin") else np.sin(a)
 
 
 def _quadratic_energy(x: Array, v: Array, p: Params) -> Array:
@@ -102,7 +110,7 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
         "duffing", "x'' + eta x' + alpha x + beta x^3 = F(t)",
         (Parameter("eta", "damping", 0.0), Parameter("alpha", "linear stiffness"),
          Parameter("beta", "cubic stiffness (> 0 hardening, < 0 softening)")),
-        lambda x, v, p: -p["eta"] * v - (p["alpha"] + p["beta"] * np.square(x)) * x,
+        lambda x, v, p: -p["eta"] * v - (p["alpha"] + p["beta"] * (x * x)) * x,
         lambda x, v, p: (-(p["alpha"] + 3 * p["beta"] * np.square(x)),
                          -p["eta"] * np.ones_like(v)),
         "the Duffing oscillator: single-well (alpha > 0) or double-well (alpha < 0, beta > 0)",
@@ -111,13 +119,13 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
     System(
         "van-der-pol", "x'' - mu (1 - x^2) x' + x = F(t)",
         (Parameter("mu", "nonlinear damping (negative for |x| < 1: self-excited)", 0.0),),
-        lambda x, v, p: p["mu"] * (1.0 - np.square(x)) * v - x,
+        lambda x, v, p: p["mu"] * (1.0 - x * x) * v - x,
         lambda x, v, p: (-2.0 * p["mu"] * x * v - 1.0, p["mu"] * (1.0 - np.square(x))),
         "the Van der Pol oscillator: a self-excited limit cycle, entrained by the forcing"),
     System(
         "pendulum", "x'' + eta x' + sin(x) = F(t)",
         (Parameter("eta", "damping", 0.0),),
-        lambda x, v, p: -p["eta"] * v - np.sin(x),
+        lambda x, v, p: -p["eta"] * v - _sin(x),
         lambda x, v, p: (-np.cos(x), -p["eta"] * np.ones_like(v)),
         "the damped, driven pendulum (x the angle in radians, not wrapped)",
         energy=lambda x, v, p: 0.5 * np.square(v) + 1.0 - np.cos(x)),

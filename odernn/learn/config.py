@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from odernn.errors import SpecError
 from odernn.learn.families import DEVICES, MOMENTUM_SCHEDULES, OPTIMIZERS, SCHEDULES, TARGETS
 from odernn.learn.models import REGISTRY
 from odernn.learn.models.layout import DEFAULT_INPUTS, Layout
+from odernn.learn.models.prior import check_prior
 from odernn.types import Array
 
 GRADIENT_OPTIONS = ("lr", "epochs", "batch_size", "window", "horizon", "horizon_start", "tbptt",
@@ -67,7 +68,10 @@ class TrainConfig:
     the target's default channels; every parameter of the data's system that
     varies across the training trajectories is added, :meth:`layout`),
     ``withhold`` (parameters not given to the surrogate), ``warmup`` (K
-    observed steps a rollout is given), ``lags`` (series only).
+    observed steps a rollout is given), ``lags`` (series only), ``prior`` (a hybrid: the
+    system of an approximate equation whose one-step prediction the surrogate corrects,
+    state mode only; ``linear`` names ``oscillator``) with ``prior_set`` (its parameters by
+    name; the others are the data's, :mod:`odernn.learn.models.prior`).
     Model: the family's hyperparameters (``hidden``, ``head``, ``skip``, ``products``,
     ``activation``, ``output_activation`` for RNN/LSTM/GRU; ``init``,
     ``init_spectral_radius`` for the RNN; ``hidden``, ``head``, ``skip``, ``products``,
@@ -98,6 +102,8 @@ class TrainConfig:
     withhold: tuple[str, ...] = ()
     warmup: int = 0
     lags: int = 1
+    prior: str | None = None
+    prior_set: dict[str, float] = field(default_factory=dict)
     hidden: int | None = None
     head: tuple[int, ...] | None = None
     skip: bool | None = None
@@ -169,6 +175,10 @@ class TrainConfig:
                  f"{did_you_mean(name, PARAMETERS)}; allowed: {', '.join(PARAMETERS)}")
         need(not self.withhold or self.target != "next-value",
              "withhold applies to oscillator surrogates: a series has no parameters")
+        base = self.inputs if self.inputs is not None else DEFAULT_INPUTS[self.target]
+        prior, prior_set = check_prior(self.prior, self.prior_set, self.target, tuple(base))
+        object.__setattr__(self, "prior", prior)  # linear -> oscillator
+        object.__setattr__(self, "prior_set", dict(prior_set))
         REGISTRY[self.model].check_layout(self._channels())  # Layout, then the family
         REGISTRY[self.model].check_options(**self.model_args())  # the family's hyperparameters
         need(self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r} unknown; allowed: "
@@ -227,7 +237,8 @@ class TrainConfig:
         family = REGISTRY[self.model]
         layout = self._channels()
         most = 0 if layout.series else MOST_PARAMETERS  # the data decides how many it takes
-        sizes = (layout.n_inputs + most, layout.n_init + most, layout.n_outputs)
+        prior = 2 if self.prior else 0  # x_prior, v_prior
+        sizes = (layout.n_inputs + most + prior, layout.n_init + most, layout.n_outputs)
         size = family.size_option
         shown = f"{size} = {getattr(self, size)}"
         if self.recipe != "gradient":
@@ -271,7 +282,7 @@ class TrainConfig:
                  if params is not None and p in params and p not in inputs
                  and np.unique(np.asarray(params[p])).size == 1}
         return Layout(self.target, inputs, dt, self.lags, self.warmup, system,
-                      tuple(fixed.items()))
+                      tuple(fixed.items()), self.prior, tuple(self.prior_set.items()))
 
     def _channels(self) -> Layout:
         """The layout before the data is known, without parameter inputs (the data decides
@@ -373,6 +384,10 @@ def _coerce(key: str, value: Any, hint: str, where: str) -> Any:
         if not isinstance(value, str):
             raise bad("a string")
         return value
+    if kind.startswith("dict["):
+        if not isinstance(value, Mapping):
+            raise bad("a table of names to numbers")
+        return {str(k): _coerce(key, v, "float", where) for k, v in value.items()}
     item = kind[len("tuple["):].split(",")[0]
     if not isinstance(value, list | tuple):
         raise bad(f"a list of {item}")

@@ -119,7 +119,9 @@ def _describe(onnx: Any, proto: Any, model: Any, state_size: int) -> None:
             "target": layout.target, "system": layout.system, "dt": repr(float(layout.dt)),
             "state_size": str(state_size), "parameters": ",".join(layout.parameters),
             "warmup_steps": str(layout.warmup), "lags": str(layout.lags),
-            "fixed": ",".join(f"{k}={v!r}" for k, v in layout.fixed)}
+            "fixed": ",".join(f"{k}={v!r}" for k, v in layout.fixed),
+            "prior": layout.prior or "",
+            "prior_set": ",".join(f"{k}={v!r}" for k, v in layout.prior_set)}
     onnx.helper.set_model_props(proto, meta)
 
 

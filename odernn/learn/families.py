@@ -21,3 +21,5 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd", "hf")
 SCHEDULES = ("cosine", "constant")
 MOMENTUM_SCHEDULES = ("constant", "sutskever")
 DEVICES = ("auto", "cpu", "cuda")
+PRIOR_ALIASES = {"linear": "oscillator"}
+"""Other names a hybrid's prior system may be given by (``--prior linear``)."""

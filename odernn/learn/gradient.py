@@ -176,7 +176,8 @@ def _fit_skip(model, data: SequenceTensors) -> None:
     with torch.no_grad():
         u = skip_features(model, model.codec.encode(data.z[:, :-1], data.e[:, :-1]))
         u = u.reshape(-1, model.D.shape[1])
-        y = model.codec.target(data.z[:, :-1], data.z[:, 1:]).reshape(u.shape[0], -1)
+        y = model.codec.target(data.z[:, :-1], data.z[:, 1:], data.e[:, :-1])
+        y = y.reshape(u.shape[0], -1)
         x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double()
         coef = torch.linalg.lstsq(x.cpu(), y.double().cpu()).solution.to(model.D)
         model.D.copy_(coef[:-1].T)
@@ -261,7 +262,7 @@ def _hf_batch(model, config: TrainConfig, hf: HessianFree,
     codec = model.codec
     inputs = (codec.encode(z[:, :-1], e[:, :-1]), codec.init_features(z[:, 0], e[:, 0]))
     try:
-        stats = hf.step((inputs, codec.target(z[:, :-1], z[:, 1:])))
+        stats = hf.step((inputs, codec.target(z[:, :-1], z[:, 1:], e[:, :-1])))
     except FloatingPointError:
         return {"loss": math.inf}
     return {"loss": stats["loss"], "tf_loss": stats["loss"], "cl_loss": 0.0,
@@ -275,7 +276,7 @@ def _teacher_forced_loss(model, w: SequenceTensors, window: int, tbptt: int | No
     z, e = w.z[:, :window + 1], w.e[:, :window + 1]
     codec = model.codec
     state = model.initial_state(codec.init_features(z[:, 0], e[:, 0]))
-    u, y_true = codec.encode(z[:, :-1], e[:, :-1]), codec.target(z[:, :-1], z[:, 1:])
+    u, y_true = codec.encode(z[:, :-1], e[:, :-1]), codec.target(z[:, :-1], z[:, 1:], e[:, :-1])
     chunk = tbptt or window
     total = 0.0
     for s in range(0, window, chunk):

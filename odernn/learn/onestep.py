@@ -71,8 +71,10 @@ class OneStep(nn.Module):
         if self.sizes:
             initial = torch.cat(model.initial_state(codec.init_features(z, e)), dim=-1)
             state = torch.where(start[:, None], initial, state)
-        y, carried = self.step_function(codec.encode(z, e), tuple(state.split(self.sizes, -1)))
-        z = codec.decode(z, y)
+        prior = codec.prior(z, e)
+        y, carried = self.step_function(codec.encode(z, e, prior),
+                                        tuple(state.split(self.sizes, -1)))
+        z = codec.decode(z, y, e, prior)
         state_next = torch.cat(carried, dim=-1) if self.sizes else state
         return (z, state_next) if layout.series else (z[:, 0], z[:, 1], state_next)
 

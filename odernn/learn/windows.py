@@ -21,7 +21,7 @@ from torch import Tensor
 
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
-from odernn.learn.models.layout import Layout, Stats, check_data
+from odernn.learn.models.layout import Layout, Stats, check_data, raw_target
 from odernn.types import Array
 
 
@@ -46,13 +46,10 @@ def exogenous(data: Trajectories, layout: Layout) -> Array:
     return layout.exogenous(data.F, data.params)
 
 
-def raw_targets(z: Array, layout: Layout) -> Array:
-    """Un-normalised outputs ``(N, T-1, O)`` of the steps ``i -> i+1``."""
-    if layout.target == "state":
-        return z[:, 1:] - z[:, :-1]
-    if layout.target == "velocity":
-        return z[:, 1:, 1:2]
-    return z[:, 1:, -1:]
+def raw_targets(z: Array, layout: Layout, e: Array | None = None) -> Array:
+    """Un-normalised outputs ``(N, T-1, O)`` of the steps ``i -> i+1`` (:func:`raw_target`;
+    ``e (N, T, E)``, the exogenous channels, for a hybrid)."""
+    return raw_target(layout, z[:, :-1], z[:, 1:], None if e is None else e[:, :-1])
 
 
 def _mean_std(a: Array) -> tuple[float, float]:
@@ -70,7 +67,8 @@ def compute_stats(data: Trajectories, layout: Layout) -> Stats:
         pairs["F"] = _mean_std(data.F)
         for p in layout.parameters:
             pairs[p] = _mean_std(np.asarray(data.params[p]))
-    y = raw_targets(carried_state(data, layout), layout)
+    y = raw_targets(carried_state(data, layout), layout,
+                    exogenous(data, layout) if layout.prior else None)
     for k in range(layout.n_outputs):
         pairs[f"y{k}"] = _mean_std(y[..., k])
     return Stats({k: m for k, (m, _) in pairs.items()}, {k: s for k, (_, s) in pairs.items()})

@@ -293,7 +293,7 @@ def surrogate_probe(model: Any, data: Trajectories, length: int, label: str | No
     with torch.no_grad():
         state0 = model.initial_state(codec.init_features(z[:, 0], e[:, 0]))
         inputs = codec.encode(z[:, :-1], e[:, :-1])
-        targets = codec.target(z[:, :-1], z[:, 1:])
+        targets = codec.target(z[:, :-1], z[:, 1:], e[:, :-1])
     names = "(h, c)" if len(state0) == 2 else "h"
     return Probe(label or model.family, model.step, state0, inputs, targets,
                  radius_of(model.candidate_weight()), names)

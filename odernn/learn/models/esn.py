@@ -250,11 +250,12 @@ class ESN(RecurrentSurrogate):
             state = self.initial_state(self.codec.init_features(z[:, 0], e[:, 0]))
             for s in range(0, z.shape[1] - 1, chunk):
                 zs = z[:, s:s + chunk + 1]
-                u = self.codec.encode(zs[:, :-1], e[:, s:s + zs.shape[1] - 1])
+                es = e[:, s:s + zs.shape[1] - 1]
+                u = self.codec.encode(zs[:, :-1], es)
                 rs, state = self.states(u, state)
                 keep = slice((-s) % stride, None, stride)
                 x = self.features(u[:, keep], rs[:, keep]).reshape(-1, self.n_features)
-                y = self.codec.target(zs[:, :-1], zs[:, 1:])[:, keep].double()
+                y = self.codec.target(zs[:, :-1], zs[:, 1:], es)[:, keep].double()
                 _add_products(gram, cross, x, y.reshape(x.shape[0], -1))
                 rows += x.shape[0]
         return rows

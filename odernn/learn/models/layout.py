@@ -19,6 +19,15 @@ system's order (the linear oscillator's: ``eta``), each constant along a
 trajectory; for a series, the ``lags`` last values (the Keras ``(1, step)``
 layout when ``lags = step`` and windows have length 1).
 
+A hybrid (``Layout.prior``, :mod:`~odernn.learn.models.prior`) appends two channels after
+those, ``x_prior`` and ``v_prior``: the prior equation's prediction of the next state by one
+``rk4-sampled`` step from ``(x_i, v_i)`` with ``F_i``, ``F_{i+1}``, normalised with the
+statistics of x and v. Its output is the residual: ``z_{i+1} = z_prior + y`` (state mode
+only), so its statistics ``y0``, ``y1`` are those of the residuals ``z_{i+1} - z_prior``
+(:func:`raw_target`, the one rule for the codec and the statistics). Each of the prior's
+parameters is set (``prior_set``), or else the data's value of the same name, an input
+(read from the exogenous channels) or fixed (:attr:`Layout.fixed`).
+
 Velocity mode advances x by the trapezoid rule
 ``x_{i+1} = x_i + dt (v_i + v_{i+1}) / 2``, an O(dt^2) rule, more accurate than the
 forward rule ``x_{i+1} = x_i + dt v_{i+1}`` (``benchmarks/surrogates.py`` measures the
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -42,6 +52,13 @@ from odernn.data.systems import EXTERNAL, SYSTEMS
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.learn.families import TARGETS
+from odernn.learn.models.prior import (
+    check_prior,
+    prior_label,
+    prior_sources,
+    prior_step,
+    stack_state,
+)
 
 CHANNELS = ("x", "v", "F", "F_next")
 """Input channels of every oscillator surrogate, in the order they are stacked; the system's
@@ -80,7 +97,10 @@ class Layout:
     ``(name, value)`` pairs in the system's order (a mapping is accepted): data
     with another value is refused (:func:`check_data`). A parameter withheld
     while it varied in training has no single value and is not recorded;
-    layouts stored before ``fixed`` existed read with none (nothing checked).
+    layouts stored before ``fixed`` existed read with none (nothing checked). ``prior``
+    the system of a hybrid's prior equation (None: no prior) and ``prior_set`` its
+    parameters set by the user, ``(name, value)`` pairs (a mapping is accepted); the others
+    are the data's (module docstring). Layouts stored before them read as no prior.
     """
 
     target: str = "state"
@@ -90,6 +110,8 @@ class Layout:
     warmup: int = 0
     system: str = "oscillator"
     fixed: tuple[tuple[str, float], ...] = ()
+    prior: str | None = None
+    prior_set: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -118,6 +140,10 @@ class Layout:
         if self.warmup < 0:
             raise SpecError(f"warmup must be >= 0 observed steps, got {self.warmup}")
         self._set_fixed()
+        prior, prior_set = check_prior(self.prior, self.prior_set, self.target, self.inputs)
+        object.__setattr__(self, "prior", prior)
+        object.__setattr__(self, "prior_set", prior_set)
+        _ = self._prior_sources  # refuses a prior parameter the data does not give
 
     def _set_fixed(self) -> None:
         """``fixed`` as ``(name, float)`` pairs in the system's order, each a parameter of the
@@ -137,6 +163,30 @@ class Layout:
                             f"finite, of parameters of system {self.system!r} "
                             f"({', '.join(names) or 'none'}) that are not inputs")
         object.__setattr__(self, "fixed", tuple((n, given[n]) for n in names if n in given))
+
+    @cached_property
+    def _prior_sources(self) -> tuple[dict[str, float | int], int, int]:
+        return prior_sources(self)
+
+    def prior_next(self, z: Any, e: Any) -> Any:
+        """The prior's prediction of the next carried state from ``z (..., 2)`` and the
+        exogenous channels ``e (..., E)``, numpy or torch (:func:`.prior.prior_step`)."""
+        if e is None:
+            raise SpecError("a hybrid's next state needs the exogenous channels e")
+        sources, f0, f1 = self._prior_sources
+        params = {n: e[..., k] if isinstance(k, int) else k for n, k in sources.items()}
+        return stack_state(*prior_step(SYSTEMS[self.prior], params, z[..., 0], z[..., 1],
+                                       e[..., f0], e[..., f1], self.dt))
+
+    def base(self, z: Any, e: Any = None) -> Any:
+        """What a state-mode output is added to: ``z`` itself, or a hybrid's prior
+        prediction (:meth:`prior_next`)."""
+        return z if self.prior is None else self.prior_next(z, e)
+
+    @property
+    def prior_label(self) -> str:
+        """The prior as reports name it (:func:`.prior.prior_label`; ``""``: none)."""
+        return prior_label(self.prior, self.prior_set)
 
     @property
     def series(self) -> bool:
@@ -158,7 +208,8 @@ class Layout:
 
     @property
     def n_inputs(self) -> int:
-        return self.lags if self.series else len(self.inputs)
+        """Input channels: a series' lags, else :attr:`inputs` and a hybrid's two prior ones."""
+        return self.lags if self.series else len(self.inputs) + (2 if self.prior else 0)
 
     @property
     def n_outputs(self) -> int:
@@ -199,15 +250,19 @@ class Layout:
         d = asdict(self)
         d["inputs"] = list(self.inputs)
         d["fixed"] = dict(self.fixed)
+        d["prior_set"] = dict(self.prior_set)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Layout:
         """The layout of :meth:`to_dict` (one stored without ``system``: the linear
-        oscillator; without ``fixed``: no fixed values, so none is checked)."""
-        fixed = d.get("fixed") or {}
-        fixed = tuple(fixed.items()) if isinstance(fixed, Mapping) else fixed
-        return cls(**{**d, "inputs": tuple(d["inputs"]), "fixed": fixed})
+        oscillator; without ``fixed``: no fixed values, so none is checked; without
+        ``prior``: no prior)."""
+        pairs = {}
+        for key in ("fixed", "prior_set"):
+            value = d.get(key) or {}
+            pairs[key] = tuple(value.items()) if isinstance(value, Mapping) else value
+        return cls(**{**d, "inputs": tuple(d["inputs"]), **pairs})
 
 
 @dataclass(frozen=True)
@@ -230,6 +285,17 @@ class Stats:
             return {k: float(v) for k, v in m.items()}
 
         return cls(floats(d["mean"]), floats(d["std"]))
+
+
+def raw_target(layout: Layout, z: Any, z_next: Any, e: Any = None) -> Any:
+    """The un-normalised output that takes ``z`` to ``z_next`` in ``layout``'s target mode,
+    numpy or torch: the one rule of the codec's targets and of the statistics (``e``, the
+    exogenous channels of step ``z``, for a hybrid only)."""
+    if layout.target == "state":
+        return z_next - layout.base(z, e)
+    if layout.target == "velocity":
+        return z_next[..., 1:]
+    return z_next[..., -1:]
 
 
 def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> None:
@@ -290,9 +356,12 @@ class Codec(nn.Module):
     """Normalised inputs and outputs of one layout: the bridge between physics and network.
 
     ``encode(z, e)`` gives the inputs ``u`` from the carried state and the
-    exogenous channels ``e`` (``F``, ``F_next`` and the parameters as configured);
-    ``decode(z, y)`` advances the carried state by one step from the output;
-    ``target(z, z_next)`` is its inverse; ``init_features(z, e)`` are the
+    exogenous channels ``e`` (``F``, ``F_next`` and the parameters as configured; a
+    hybrid's prior prediction after them);
+    ``decode(z, y, e)`` advances the carried state by one step from the output;
+    ``target(z, z_next, e)`` is its inverse (``e`` is needed by a hybrid only: its output is
+    added to the prior's prediction, :meth:`prior`, which encode and decode also take
+    computed); ``init_features(z, e)`` are the
     normalised ``x0, v0`` and parameters of the initial-state map. All work on any
     leading shape.
     """
@@ -305,6 +374,7 @@ class Codec(nn.Module):
             in_names = init_names = ["x"] * layout.lags
         else:
             in_names = [{"F_next": "F"}.get(c, c) for c in layout.inputs]
+            in_names += ["x", "v"] if layout.prior else []  # x_prior, v_prior
             init_names = ["x", "v", *layout.parameters]
         out_names = [f"y{k}" for k in range(layout.n_outputs)]
         cols = [i for i, c in enumerate(("x", "v")) if c in layout.inputs]
@@ -314,11 +384,19 @@ class Codec(nn.Module):
                 values = torch.tensor([table[k] for k in keys], dtype=torch.float32)
                 self.register_buffer(f"{name}_{stat}", values, persistent=False)
 
-    def encode(self, z: Tensor, e: Tensor) -> Tensor:
+    def prior(self, z: Tensor, e: Tensor) -> Tensor | None:
+        """A hybrid's prior prediction of the next state (None without a prior): given to
+        :meth:`encode` and :meth:`decode`, a closed-loop step computes it once."""
+        return self.layout.prior_next(z, e) if self.layout.prior else None
+
+    def encode(self, z: Tensor, e: Tensor, prior: Tensor | None = None) -> Tensor:
         if self.layout.series:
             raw = z
         else:
-            raw = torch.cat([z if self._state_cols is None else z[..., self._state_cols], e], -1)
+            parts = [z if self._state_cols is None else z[..., self._state_cols], e]
+            if self.layout.prior:
+                parts.append(self.prior(z, e) if prior is None else prior)
+            raw = torch.cat(parts, -1)
         return (raw - self.in_mean) / self.in_std
 
     def init_features(self, z: Tensor, e: Tensor) -> Tensor:
@@ -326,24 +404,19 @@ class Codec(nn.Module):
         raw = torch.cat([z, e[..., e.shape[-1] - p:]], dim=-1) if p else z
         return (raw - self.init_mean) / self.init_std
 
-    def decode(self, z: Tensor, y: Tensor) -> Tensor:
+    def decode(self, z: Tensor, y: Tensor, e: Tensor | None = None,
+               prior: Tensor | None = None) -> Tensor:
         out = torch.addcmul(self.out_mean, y, self.out_std)
         if self.layout.target == "state":
-            return z + out
+            return (self.layout.base(z, e) if prior is None else prior) + out
         if self.layout.target == "velocity":
             x = z[..., :1] + (0.5 * self.layout.dt) * (z[..., 1:] + out)
             return torch.cat([x, out], dim=-1)
         return torch.cat([z[..., 1:], out], dim=-1)
 
-    def target(self, z: Tensor, z_next: Tensor) -> Tensor:
+    def target(self, z: Tensor, z_next: Tensor, e: Tensor | None = None) -> Tensor:
         """The normalised output that :meth:`decode` maps ``z`` to ``z_next`` with."""
-        if self.layout.target == "state":
-            raw = z_next - z
-        elif self.layout.target == "velocity":
-            raw = z_next[..., 1:]
-        else:
-            raw = z_next[..., -1:]
-        return (raw - self.out_mean) / self.out_std
+        return (raw_target(self.layout, z, z_next, e) - self.out_mean) / self.out_std
 
     def state_std(self) -> Tensor:
         """Standard deviations of the carried state's components (scale of closed-loop losses)."""

@@ -84,8 +84,9 @@ class Stepper:
         else:
             e = self._exogenous(self._vector(F, "F"), self._vector(F_next, "F_next"))
         with torch.no_grad():
-            y, self._state = model.step(model.codec.encode(self._z, e), self._state)
-            self._z = model.codec.decode(self._z, y)
+            prior = model.codec.prior(self._z, e)
+            y, self._state = model.step(model.codec.encode(self._z, e, prior), self._state)
+            self._z = model.codec.decode(self._z, y, e, prior)
         self.steps += 1
         self._observed = False
         return self._output(self._z.double().cpu().numpy())

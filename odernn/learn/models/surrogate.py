@@ -148,7 +148,7 @@ class RecurrentSurrogate(nn.Module):
         """
         state = self.initial_state(self.codec.init_features(z[:, 0], e[:, 0]))
         y, _ = self.sequence(self.codec.encode(z[:, :-1], e[:, :-1]), state)
-        return y, self.codec.target(z[:, :-1], z[:, 1:])
+        return y, self.codec.target(z[:, :-1], z[:, 1:], e[:, :-1])
 
     def closed_loop(self, z0: Tensor, e: Tensor, observed: Tensor | None = None) -> Tensor:
         """Feed the predictions back for ``L = e.shape[1]`` steps; returns ``z (B, L+1, Z)``.
@@ -165,8 +165,10 @@ class RecurrentSurrogate(nn.Module):
             if i < k:
                 z = observed[:, i]
             out.append(z)
-            y, state = self.step(self.codec.encode(z, e[:, i]), state)
-            z = self.codec.decode(z, y)
+            e_i = e[:, i]
+            prior = self.codec.prior(z, e_i)  # a hybrid's prior step, once
+            y, state = self.step(self.codec.encode(z, e_i, prior), state)
+            z = self.codec.decode(z, y, e_i, prior)
         out.append(z)
         return torch.stack(out, dim=1)
 
