@@ -160,14 +160,20 @@ def main() -> None:
     for name, why in peers.skipped.items():
         print(f"{name} skipped: {why}")
     options = {} if not args.quick else {"epochs": 3, "val_every": 1}
+    wrong = {"prior": "duffing", "prior_set": {"beta": WRONG_BETA}}
     for family in args.families:
-        start = time.perf_counter()
-        ensemble, _ = odernn.fit_seeds(train, model=family, seeds=seeds,
-                                       **(options if family != "esn" else {}))
-        rollout = roll(family, ensemble, test)
-        members = {m: scores(r.x, test, ref) for m, r in rollout.info["members"].items()}
-        rows.append(("data only", family, scores(rollout.x, test, ref), spread(members)))
-        print(f"{family}: {seeds} seeds in {time.perf_counter() - start:.0f} s", flush=True)
+        variants = {family: ("data only", {}),
+                    f"{family} + duffing prior, beta x {WRONG_BETA}": ("approximate model", wrong)}
+        if family == "esn":
+            variants["esn + linear prior"] = ("approximate model", {"prior": "linear"})
+        for name, (info, prior) in variants.items():
+            start = time.perf_counter()
+            ensemble, _ = odernn.fit_seeds(train, model=family, seeds=seeds, **prior,
+                                           **(options if family != "esn" else {}))
+            rollout = roll(name, ensemble, test)
+            members = {m: scores(r.x, test, ref) for m, r in rollout.info["members"].items()}
+            rows.append((info, name, scores(rollout.x, test, ref), spread(members)))
+            print(f"{name}: {seeds} seeds in {time.perf_counter() - start:.0f} s", flush=True)
     print(f"\n# The few-drives task ({train.n} training trajectories at F0 "
           f"{sorted(set(train.params['F0'].tolist()))}, {test.n} test trajectories at F0 "
           f"{sorted(set(test.params['F0'].tolist()))}, {test.n_steps} steps)\n")

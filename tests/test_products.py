@@ -71,3 +71,19 @@ def test_the_declared_size_counts_the_products(family):
         assert np.isfinite(one_step_error(model, to_tensors(data, layout)))
     (plain, plain_declared), (more, more_declared) = sizes[False], sizes[True]
     assert more - plain == more_declared - plain_declared == 2 * 4  # 2 outputs, eta x 4 inputs
+
+
+def test_a_model_stored_before_products_existed_loads_as_a_skip_over_the_inputs():
+    import odernn
+    from odernn.learn.models import from_record
+
+    data = oscillator_data(n=8, n_steps=60)
+    model, result = odernn.fit(data, model="ffn", products=False, hidden=8, epochs=1,
+                               val_every=1, val_fraction=0.25)
+    record = result.best_record
+    del record["args"]["hparams"]["products"]  # as written before the option
+    old = from_record(record)
+    assert old.hparams["products"] is False and old.D.shape == (2, 5)
+    r = (model.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params),
+         old.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params))
+    assert np.array_equal(r[0].x, r[1].x)

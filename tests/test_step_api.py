@@ -18,7 +18,7 @@ MODES = {
     "state": {},
     "velocity": {"target": "velocity"},
     "withheld": {"withhold": ["eta"], "warmup": 10},  # eta not given: 10 observed steps first
-    "products": {"products": True},  # the skip also over eta x each input (the gradient families)
+    "no-products": {"products": False},  # the gradient families' skip over the inputs alone
     "hybrid": {"prior": "linear"},  # corrects the linear oscillator's rk4-sampled step
 }
 TINY = {"hidden": 8, "epochs": 2, "batch_size": 8, "window": 20, "horizon": 10,

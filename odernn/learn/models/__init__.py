@@ -81,9 +81,11 @@ def from_record(record: dict[str, Any], path: Path | str = "record",
     what a run adds), checked against the memory budget first; ``path`` names it in errors."""
     _check_declared_size(path, record)
     try:
-        args = record["args"]
-        model = family_class(record["family"])(
-            Layout.from_dict(args["layout"]), Stats.from_dict(args["stats"]), **args["hparams"])
+        args, cls = record["args"], family_class(record["family"])
+        hparams = dict(args["hparams"])
+        if "products" in cls.defaults:  # stored before the option existed: a skip over u alone
+            hparams.setdefault("products", False)
+        model = cls(Layout.from_dict(args["layout"]), Stats.from_dict(args["stats"]), **hparams)
         model.load_state_dict(record["state_dict"])
     except (KeyError, TypeError, RuntimeError) as err:
         raise DataError(f"checkpoint {path} is inconsistent: {err}") from err

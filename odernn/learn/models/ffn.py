@@ -46,7 +46,7 @@ class FeedForwardOptions:
     hidden: int = option(64, "units of the hidden layer")
     head: tuple[int, ...] = option((), "widths of ReLU dense layers before the linear readout")
     skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
-    products: bool = option(False, "the skip also takes each parameter input times each "
+    products: bool = option(True, "the skip also takes each parameter input times each "
                             "other input (multiplicative conditioning)")
     seed: int = option(0, "seed of the initial weights")
     activation: str = option("tanh", "sigma: tanh, relu or sigmoid")
@@ -90,7 +90,7 @@ class FeedForward(RecurrentSurrogate):
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True,
-                 products: bool = False, seed: int = 0, activation: str = "tanh") -> None:
+                 products: bool = True, seed: int = 0, activation: str = "tanh") -> None:
         head = [int(w) for w in head]
         self.check_options(hidden=hidden, head=head, activation=activation)
         self.check_layout(layout)

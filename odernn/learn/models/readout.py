@@ -30,7 +30,7 @@ def readout_count(hidden: int, head: list[int] | tuple[int, ...], n_inputs: int,
 def skip_width(hparams: dict[str, Any], n_inputs: int, n_init: int) -> int:
     """The skip's features: the inputs, and with ``products`` each parameter input times
     each other input (``P (n_inputs - P)`` more; P = ``n_init - 2`` for an oscillator)."""
-    if not hparams.get("products", False) or n_inputs == n_init:  # a series has none
+    if not hparams.get("products", True) or n_inputs == n_init:  # a series has none
         return n_inputs
     p = n_init - 2
     return n_inputs + p * (n_inputs - p)

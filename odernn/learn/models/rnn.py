@@ -197,7 +197,7 @@ class RecurrentOptions:
     hidden: int = option(64, "units of the hidden state")
     head: tuple[int, ...] = option((), "widths of ReLU dense layers before the linear readout")
     skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
-    products: bool = option(False, "the skip also takes each parameter input times each "
+    products: bool = option(True, "the skip also takes each parameter input times each "
                             "other input (multiplicative conditioning)")
     seed: int = option(0, "seed of the initial weights")
 
@@ -238,7 +238,7 @@ class RecurrentNet(RecurrentSurrogate):
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True,
-                 products: bool = False, seed: int = 0, **cell_args: Any) -> None:
+                 products: bool = True, seed: int = 0, **cell_args: Any) -> None:
         head = [int(w) for w in head]
         self.check_options(hidden=hidden, head=head, **cell_args)
         super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
@@ -323,7 +323,7 @@ class VanillaRNN(RecurrentNet):
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True,
-                 products: bool = False, seed: int = 0, activation: str = "tanh",
+                 products: bool = True, seed: int = 0, activation: str = "tanh",
                  output_activation: str = "identity", init: str = "uniform",
                  init_spectral_radius: float = 1.1) -> None:
         super().__init__(layout, stats, hidden, head, skip, products, seed, activation=activation,
