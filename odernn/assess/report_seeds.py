@@ -29,6 +29,7 @@ def seeds_section(ev: Evaluation) -> Section | None:
     if not grouped:
         return Section("Seeds", f"{WHY} Every surrogate here is one run ({', '.join(single)}), "
                        f"so that spread is not measured. {HOW}")
+    stats = all("x2_mean_rel_error" in ev.methods[n].metrics for n in grouped)
     rows = []
     for name in grouped:
         m = ev.methods[name]
@@ -37,12 +38,18 @@ def seeds_section(ev: Evaluation) -> Section | None:
         diverged = sum(1 for row in seeds["members"].values() if row.get("n_diverged", 0) > 0)
         rows.append([name, seeds["n"], m.metrics["nrmse_x"], median, seeds["min"]["nrmse_x"],
                      seeds["max"]["nrmse_x"],
-                     m.metrics["nrmse_x"] / median if median > 0 else float("nan"), diverged])
+                     m.metrics["nrmse_x"] / median if median > 0 else float("nan"), diverged,
+                     *([m.metrics["x2_mean_rel_error"], seeds["median"]["x2_mean_rel_error"]]
+                       if stats else [])])
     table = Table(["method", "seeds", "NRMSE x, mean of the seeds", "NRMSE x, median seed",
-                   "best seed", "worst seed", "mean / median seed", "seeds with a divergence"],
+                   "best seed", "worst seed", "mean / median seed", "seeds with a divergence",
+                   *(["mean x^2 rel. error, mean of the seeds", "median seed"] if stats else [])],
                   rows, "NRMSE x of each seed (pooled over the test set) and of the mean of "
                   "their trajectories; below 1 in the ratio, the mean beats its median member. "
-                  "Every seed's metrics are in metrics.json (`methods.NAME.seeds`).")
+                  + ("The steady-state statistics of the mean of trajectories that have lost "
+                     "their phase are not any seed's: averaging shrinks the amplitude; judge "
+                     "them by the seeds. " if stats else "")
+                  + "Every seed's metrics are in metrics.json (`methods.NAME.seeds`).")
     text = f"{WHY} {HOW}"
     if single:
         text += f" Given as one run, spread not measured: {', '.join(single)}."
