@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="override the families' default epochs")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--only", choices=("inputs", "products"),
+                        help="one variant only (default: both)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train = simulate_trajectories(load_spec("train").with_overrides(integrator="exact"))
@@ -49,7 +51,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     summary = []
     for family in args.families:
-        for products in (False, True):
+        for products in [p for p in (False, True)
+                         if args.only is None or p == (args.only == "products")]:
             errors = []
             for seed in args.seeds:
                 begin = time.perf_counter()

@@ -261,7 +261,8 @@ def test_esn_init_has_the_requested_spectral_radius_and_sparsity(data):
 def test_ffn_is_a_memoryless_one_step_map(data):
     """``y_i = V tanh(U u_i + b) + c + D u_i``: each output depends on its own inputs only."""
     layout = Layout(dt=data.dt)
-    model = build("ffn", layout, compute_stats(data, layout), hidden=8, seed=2).double()
+    model = build("ffn", layout, compute_stats(data, layout), hidden=8, seed=2,
+                  products=False).double()  # the notes' form; products: test_products.py
     U, b, V, c, D = (p.detach().numpy() for p in (model.U, model.b, model.V, model.c, model.D))
     u = torch.randn(3, 7, layout.n_inputs, dtype=torch.float64)
     with torch.no_grad():
