@@ -55,6 +55,8 @@ def files(tmp_path_factory):
     ok(["train", data, "-o", run, "--model", "esn", "--units", "30", "--quiet"])
     ok(["train", data, "-o", root / "group", "--model", "esn", "--units", "30", "--seeds", "2",
         "--quiet"])
+    (root / "bad_group").mkdir()
+    (root / "bad_group" / "seeds.json").write_text("{not json")
     blind = root / "blind"  # withholds eta: needs 100 observed steps before it predicts
     ok(["train", data, "-o", blind, "--model", "esn", "--units", "30", "--no-eta", "--warmup",
         "100", "--quiet"])
@@ -215,6 +217,10 @@ CASES = [
      "--seeds and --nproc together"),
     (["train", "{data}", "-o", "{run}", "--seeds", "2"], "not empty and not a seed group"),
     (["export", "{root}/group", "-o", "{root}/m.onnx"], "is a seed group"),
+    (["train", "{data}", "-o", "{root}/bad_group", "--seeds", "2", "--resume"],
+     "not readable as a seed group"),
+    (["evaluate", "{root}/bad_group", "--data", "{data}", "-o", "{root}/r"],
+     "not readable as a seed group"),
     (["train", "{root}/missing.h5", "-o", "{root}/o", "--nproc", "2"], "does not exist"),
     (["train", "{data}", "-o", "{run}", "--nproc", "2"], "already holds"),
     (["train", "{data}", "-o", "{root}/o", "--model", "tcn", "--nproc", "2"], "tcn"),

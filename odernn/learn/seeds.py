@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from odernn import atomic, jsonio
-from odernn.checks import check_seed
+from odernn.checks import check_seed, read_small_text
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.config import TrainConfig
 from odernn.learn.models.ensemble import Ensemble
@@ -52,17 +52,7 @@ def read_group(path: str | Path) -> dict[str, Path]:
     """The members of a group, ``seed-N -> run directory``, in seed order; DataError if
     ``seeds.json`` is not a group's or a member has no best checkpoint yet."""
     path = Path(path)
-    try:
-        doc = _read_index(path)
-        ok = (doc.get("format") == FORMAT and doc.get("version") == VERSION
-              and isinstance(doc.get("members"), list) and doc["members"]
-              and all(isinstance(m, str) and m.startswith("seed-") and "/" not in m
-                      for m in doc["members"]))
-    except (OSError, ValueError, AttributeError) as err:
-        raise DataError(f"{path / SEEDS_FILE} is not readable as a seed group: {err}") from err
-    if not ok:
-        raise DataError(f"{path / SEEDS_FILE} is not an odernn seed group (format {FORMAT} "
-                        f"version {VERSION} with its members)")
+    doc = _read_index(path)
     members = {m: path / m for m in doc["members"]}
     missing = [m for m, p in members.items() if not (p / BEST).is_file()]
     if missing:
@@ -175,7 +165,24 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
 
 
 def _read_index(path: Path) -> dict[str, Any]:
-    return json.loads((path / SEEDS_FILE).read_text(encoding="utf-8"))
+    """``seeds.json`` of group ``path``, checked (a small text file, the format, the member
+    names, ``done`` among them), or one DataError line."""
+    where = path / SEEDS_FILE
+    try:
+        doc = json.loads(read_small_text(where, "seed group index"))
+    except (SpecError, ValueError) as err:
+        raise DataError(f"{where} is not readable as a seed group: {err}") from None
+    members = doc.get("members") if isinstance(doc, dict) else None
+    ok = (isinstance(members, list) and members and doc.get("format") == FORMAT
+          and doc.get("version") == VERSION
+          and all(isinstance(m, str) and m.startswith("seed-") and "/" not in m
+                  for m in members)
+          and isinstance(doc.get("done", []), list)
+          and all(m in members for m in doc.get("done", [])))
+    if not ok:
+        raise DataError(f"{where} is not an odernn seed group (format {FORMAT} version "
+                        f"{VERSION} with its members)")
+    return doc
 
 
 def _write_index(path: Path, seeds: list[int], done: list[str]) -> None:

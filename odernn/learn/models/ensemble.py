@@ -54,7 +54,7 @@ class Ensemble:
         v = None if next(iter(runs.values())).v is None else np.mean(
             [r.v for r in runs.values()], axis=0)
         at = np.stack([r.diverged_at for r in runs.values()])
-        diverged_at = np.where((at >= 0).any(axis=0), np.where(at >= 0, at, at.max() + 1)
-                               .min(axis=0), -1)
+        first = np.where(at >= 0, at, np.iinfo(at.dtype).max).min(axis=0)
+        diverged_at = np.where((at >= 0).any(axis=0), first, -1)
         return Rollout(x, v, diverged_at, warmup=max(r.warmup for r in runs.values()),
                        info={"members": runs})
