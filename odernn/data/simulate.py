@@ -4,8 +4,9 @@ Reproducibility rules (docs/design.md, "Rules every part follows"):
 
 - trajectory i draws its parameters from its own stream,
   ``SeedSequence(seed).spawn(N)[i]`` (built directly as
-  ``SeedSequence(seed, spawn_key=(i,))``), so trajectory i's parameters are
-  the same whatever N, block size or sharding;
+  ``SeedSequence(seed, spawn_key=(i,))``; a whole block's streams are computed
+  together by :class:`~odernn.data.streams.Streams`, the same numbers), so
+  trajectory i's parameters are the same whatever N, block size or sharding;
 - the fixed-step and exact integrators compute every trajectory on its own
   (element-wise array operations), so their results do not depend on the
   batch: a shard may be any contiguous run of rows (up to one per trajectory);
@@ -33,6 +34,7 @@ from odernn import budget, jsonio
 from odernn.data.forcing import forcing_from_params
 from odernn.data.integrators import INTEGRATORS, integrate
 from odernn.data.spec import SERIES, Spec
+from odernn.data.streams import Streams
 from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
@@ -121,11 +123,6 @@ def time_grid(spec: Spec) -> np.ndarray:
     return np.arange(spec.n_steps, dtype=np.float64) * spec.dt
 
 
-def trajectory_rng(seed: int, index: int) -> np.random.Generator:
-    """The random stream of trajectory ``index``: ``SeedSequence(seed).spawn(N)[index]``."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index,))))
-
-
 def param_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
     """Stored parameter names and their trailing shapes (``()`` or ``(K,)``)."""
     if spec.system == SERIES:
@@ -145,24 +142,24 @@ def sample_parameters(spec: Spec, start: int, stop: int) -> dict[str, np.ndarray
     one range never changes the others' values.
     """
     shapes = param_shapes(spec)
-    out = {k: np.empty((stop - start, *s)) for k, s in shapes.items()}
+    out: dict[str, np.ndarray] = {}
     fp = spec.forcing_parameters
     names = list(spec.parameters)  # the system's parameters, then x0, v0
-    for row, i in enumerate(range(start, stop)):
-        rng = trajectory_rng(spec.seed, i)
-        u = rng.random(len(names))
-        for j, name in enumerate(names):
-            out[name][row] = spec.parameters[name].draw(u[j])
-        if spec.forcing == "cosine":
-            u = rng.random(3)
-            for j, name in enumerate(("F0", "omega", "phase")):
-                out[name][row] = fp[name].draw(u[j])
-        elif spec.forcing == "random":
-            out["omega"][row] = fp["omega"].draw(rng.random(spec.K))
-            out["phase"][row] = fp["phase"].draw(rng.random(spec.K))
+    streams = Streams(spec.seed, np.arange(start, stop))
+    for name, u in zip(names, streams.random(len(names)).T):
+        out[name] = np.asarray(spec.parameters[name].draw(u), dtype=np.float64)
+    if spec.forcing == "cosine":
+        for name, u in zip(("F0", "omega", "phase"), streams.random(3).T):
+            out[name] = np.asarray(fp[name].draw(u), dtype=np.float64)
+    elif spec.forcing == "random":
+        out["omega"] = np.asarray(fp["omega"].draw(streams.random(spec.K)), dtype=np.float64)
+        out["phase"] = np.asarray(fp["phase"].draw(streams.random(spec.K)), dtype=np.float64)
+        out["amplitude"] = np.empty((stop - start, spec.K))
+        for row, rng in enumerate(streams.generators()):  # exponentials: numpy's own draws
             weights = rng.exponential(size=spec.K)  # a uniform split of the total (Dirichlet(1))
             total = fp["amplitude_sum"].draw(rng.random())
             out["amplitude"][row] = total * weights / weights.sum()
+    assert set(out) == set(shapes)
     return out
 
 
@@ -173,9 +170,8 @@ def simulate_block(
     t = time_grid(spec)
     if spec.system == SERIES:
         x = np.empty((stop - start, t.size))
-        for row, i in enumerate(range(start, stop)):
-            noise = trajectory_rng(spec.seed, i).random(t.size)
-            x[row] = np.sin(spec.series["frequency"] * t) + spec.series["noise"] * noise
+        for row, rng in enumerate(Streams(spec.seed, np.arange(start, stop)).generators()):
+            x[row] = np.sin(spec.series["frequency"] * t) + spec.series["noise"] * rng.random(t.size)
         return {"x": x}, {}
     params = sample_parameters(spec, start, stop)
     system = Oscillator.of(spec.system, params, forcing_from_params(spec.forcing, params))
