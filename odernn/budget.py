@@ -116,8 +116,9 @@ def simulation_bytes(rows: int, n_steps: int, K: int, integrator: str) -> int:
     """Memory of simulating one block of ``rows`` trajectories of ``n_steps`` points with ``K``
     forcing harmonics: the time grids, the integrator's time-major buffers and forcing
     samples, the stored arrays and their conversion, the sampled parameters and the
-    per-harmonic tables of the closed-form solution."""
+    per-harmonic tables of the closed-form solution; and the previous block's arrays, written
+    while this one is integrated."""
     grids = 4 * n_steps * FLOAT64
-    buffers = 10 * rows * n_steps * FLOAT64
+    buffers = 15 * rows * n_steps * FLOAT64
     per_harmonic = (160 if integrator == "exact" else 12) * rows + 64
     return grids + buffers + per_harmonic * K * FLOAT64

@@ -34,7 +34,7 @@ def test_generators_continue_each_stream() -> None:
     index = np.arange(50, 90)
     streams = Streams(12345, index)
     streams.random(4)
-    for i, generator in zip(index, streams.generators()):
+    for i, generator in zip(index, streams.generators(), strict=True):
         reference = numpy_stream(12345, int(i))
         reference.random(4)
         np.testing.assert_array_equal(generator.exponential(size=5), reference.exponential(size=5))

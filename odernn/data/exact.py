@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from odernn.data.forcing import HarmonicForcing, uniform_step
+from odernn.data.forcing import GridForcing, HarmonicForcing, uniform_step
 from odernn.data.systems import Oscillator
 from odernn.errors import SpecError
 from odernn.types import Array
@@ -141,6 +141,8 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
     block) replace one per point; other grids are evaluated point by point.
     """
     forcing = system.forcing
+    if isinstance(forcing, GridForcing):
+        forcing = forcing.base
     if not isinstance(forcing, HarmonicForcing):
         raise SpecError(
             f"integrator 'exact' needs a harmonic forcing (families none, cosine, random), got "

@@ -8,7 +8,8 @@ and returning an ``(N, M)`` array. Two kinds exist:
   (K sinusoids); the linear oscillator under it has a closed-form solution
   (:mod:`odernn.data.exact`);
 - :class:`SampledForcing`, linear interpolation of samples ``F_i`` on a grid:
-  all that a surrogate sees, used to give an integrator the same information.
+  all that a surrogate sees, used to give an integrator the same information;
+- :class:`GridForcing`, a harmonic forcing with its values on one grid computed once.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ def uniform_step(t: Array) -> float | None:
 
 
 def _add_cosine_uniform(
-    out: Array, t: Array, dt: float, amplitude: Array, omega: Array, phase: Array
+    out: Array, t: Array, dt: float, amplitude: Array, omega: Array, phase: Array, first: bool
 ) -> None:
-    """``out (M, N) += amplitude cos(omega t + phase)`` on a uniform grid ``t (M,)``.
+    """``out (M, N) += amplitude cos(omega t + phase)`` on a uniform grid ``t (M,)`` (``=``
+    for the ``first`` harmonic: ``out`` may hold anything).
 
     With block starts ``t_j = t[j B]`` and offsets ``s_r = r dt``,
     ``cos(omega (t_j + s_r) + phase) = Re(e^{i (omega t_j + phase)} e^{i omega s_r})``:
@@ -63,8 +65,11 @@ def _add_cosine_uniform(
     for j in range(re.shape[0]):
         block = out[j * _BLOCK : (j + 1) * _BLOCK]
         n = block.shape[0]
-        np.multiply(cos[:n], re[j], out=tmp[:n])
-        block += tmp[:n]
+        if first:
+            np.multiply(cos[:n], re[j], out=block)
+        else:
+            np.multiply(cos[:n], re[j], out=tmp[:n])
+            block += tmp[:n]
         np.multiply(sin[:n], im[j], out=tmp[:n])
         block -= tmp[:n]
 
@@ -108,18 +113,22 @@ class HarmonicForcing:
         per point and as accurate.
         """
         t = _as_time(t)
-        out = np.zeros((t.size, self.n))
+        K = np.shape(self.amplitude)[1]
+        out = np.empty((t.size, self.n)) if K else np.zeros((t.size, self.n))
         dt = uniform_step(t) if t.size >= 4 * _BLOCK else None
-        for k in range(np.shape(self.amplitude)[1]):
+        for k in range(K):
             amplitude, omega, phase = self.amplitude[:, k], self.omega[:, k], self.phase[:, k]
             if dt is not None:
-                _add_cosine_uniform(out, t, dt, amplitude, omega, phase)
+                _add_cosine_uniform(out, t, dt, amplitude, omega, phase, first=k == 0)
                 continue
             arg = np.multiply.outer(t, omega)
             arg += phase
             np.cos(arg, out=arg)
             arg *= amplitude
-            out += arg
+            if k == 0:
+                out[...] = arg
+            else:
+                out += arg
         return out.T
 
     def take(self, index: np.ndarray | slice) -> HarmonicForcing:
@@ -153,7 +162,32 @@ class SampledForcing:
         return SampledForcing(self.t, self.F[index])
 
 
-Forcing = HarmonicForcing | SampledForcing
+@dataclass(frozen=True)
+class GridForcing:
+    """A harmonic forcing with its values ``F (N, T)`` on the grid ``t (T,)`` computed once:
+    simulation stores those samples and integrates with them, and evaluating the cosines
+    twice would cost as much as a forward Euler pass. The grid itself is answered from the
+    table, any other time by ``base``."""
+
+    base: HarmonicForcing
+    t: Array
+    F: Array
+
+    @property
+    def n(self) -> int:
+        return self.base.n
+
+    def __call__(self, t: Array) -> Array:
+        t = _as_time(t)
+        if t.shape == np.shape(self.t) and np.array_equal(t, self.t):
+            return self.F
+        return self.base(t)
+
+    def take(self, index: np.ndarray | slice) -> GridForcing:
+        return GridForcing(self.base.take(index), self.t, self.F[index])
+
+
+Forcing = HarmonicForcing | SampledForcing | GridForcing
 
 
 FORCINGS = ("none", "cosine", "random")

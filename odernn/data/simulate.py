@@ -24,14 +24,15 @@ import math
 import signal
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from odernn import budget, jsonio
-from odernn.data.forcing import forcing_from_params
+from odernn.data.forcing import GridForcing, forcing_from_params
 from odernn.data.integrators import INTEGRATORS, integrate
 from odernn.data.spec import SERIES, Spec
 from odernn.data.streams import Streams
@@ -40,6 +41,9 @@ from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.progress import Event, Progress, reporter
+
+if TYPE_CHECKING:
+    from odernn.data.writer import TrajectoryWriter
 
 BLOCK_BYTES = 64 << 20
 """Memory budget of one integration block (x, v and F in float64)."""
@@ -146,10 +150,10 @@ def sample_parameters(spec: Spec, start: int, stop: int) -> dict[str, np.ndarray
     fp = spec.forcing_parameters
     names = list(spec.parameters)  # the system's parameters, then x0, v0
     streams = Streams(spec.seed, np.arange(start, stop))
-    for name, u in zip(names, streams.random(len(names)).T):
+    for name, u in zip(names, streams.random(len(names)).T, strict=True):
         out[name] = np.asarray(spec.parameters[name].draw(u), dtype=np.float64)
     if spec.forcing == "cosine":
-        for name, u in zip(("F0", "omega", "phase"), streams.random(3).T):
+        for name, u in zip(("F0", "omega", "phase"), streams.random(3).T, strict=True):
             out[name] = np.asarray(fp[name].draw(u), dtype=np.float64)
     elif spec.forcing == "random":
         out["omega"] = np.asarray(fp["omega"].draw(streams.random(spec.K)), dtype=np.float64)
@@ -171,13 +175,16 @@ def simulate_block(
     if spec.system == SERIES:
         x = np.empty((stop - start, t.size))
         for row, rng in enumerate(Streams(spec.seed, np.arange(start, stop)).generators()):
-            x[row] = np.sin(spec.series["frequency"] * t) + spec.series["noise"] * rng.random(t.size)
+            noise = rng.random(t.size)
+            x[row] = np.sin(spec.series["frequency"] * t) + spec.series["noise"] * noise
         return {"x": x}, {}
     params = sample_parameters(spec, start, stop)
-    system = Oscillator.of(spec.system, params, forcing_from_params(spec.forcing, params))
+    harmonic = forcing_from_params(spec.forcing, params)
+    F = harmonic(t)  # once: stored, and the integrator reads it
+    system = Oscillator.of(spec.system, params, GridForcing(harmonic, t, F))
     options = {k: v for k, v in spec.integrator.items() if k != "name"}
     x, v = integrate(spec.integrator["name"], system, params["x0"], params["v0"], t, **options)
-    return {"x": x, "v": v, "F": system.forcing(t)}, params
+    return {"x": x, "v": v, "F": F}, params
 
 
 def shard_rows(spec: Spec, shard: tuple[int, int] | None) -> tuple[int, int]:
@@ -249,7 +256,7 @@ def simulate(
     writes the k-th of n contiguous slices (:func:`shard_rows`), to be joined
     by ``odernn merge``. ``progress`` (:mod:`odernn.progress`) hears of every block.
     """
-    from odernn.data.writer import TrajectoryWriter
+    from odernn.data.writer import TrajectoryWriter  # h5py: imported when used
 
     check_memory(spec)
     start, stop = shard_rows(spec, shard)
@@ -275,18 +282,36 @@ def simulate(
         dtype=spec.dtype,
         compression=spec.compression,
         overwrite=overwrite,
-    ) as writer:
+    ) as writer, ThreadPoolExecutor(1, thread_name_prefix="odernn-write") as pool:
+        # block k is written (cast, transposed to trajectory-major, checked, stored) while
+        # block k + 1 is integrated; leaving the pool waits for the write in flight, and then
+        # the writer keeps or removes its temporary file
+        writing: Future[int] | None = None
+
+        def written() -> None:
+            nonlocal done
+            if writing is not None:
+                done += writing.result()  # a failed write raises here
+                report(Event(task, "block", done, stop - start,
+                             f"{done} of {stop - start} trajectories"))
+
         for lo, hi in blocks(spec, start, stop):
-            with _raising_signals():  # the writer removes its temporary file
+            with _raising_signals():
                 arrays, params = simulate_block(spec, lo, hi)
-            writer.write(lo - start, arrays, params)
-            done += hi - lo
-            report(Event(task, "block", done, stop - start, f"{done} of {stop - start} "
-                         "trajectories"))
-            if interrupted():  # the writer removes its temporary file
+            written()
+            if interrupted():
                 raise KeyboardInterrupt
+            writing = pool.submit(_write, writer, lo - start, arrays, params)
+        written()
     report(Event(task, "done", done, stop - start, f"wrote {path}"))
     return path
+
+
+def _write(writer: TrajectoryWriter, row: int, arrays: dict[str, np.ndarray],
+           params: dict[str, np.ndarray]) -> int:
+    """Write one block; its number of rows."""
+    writer.write(row, arrays, params)
+    return int(arrays["x"].shape[0])
 
 
 def simulate_trajectories(spec: Spec) -> Trajectories:

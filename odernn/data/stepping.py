@@ -29,10 +29,23 @@ def _euler(
 ) -> tuple[Array, Array]:
     F, x, v = _start(system, x0, v0, t)
     dt = t[1] - t[0]
+    linear = system.system.linear
+    if linear is not None:  # F - c v - k x in place, the same operations (k x is x if k = 1)
+        k, c = (np.broadcast_to(np.asarray(u, dtype=np.float64), (system.n,))
+                for u in linear(system.params))
+        unit = bool(np.all(k == 1.0))
+        a, kx = np.empty(system.n), np.empty(system.n)
     for i in range(t.size - 1):
         # v_{i+1} = v_i + dt a(x_i, v_i, F_i), in the order written, so the result is the
         # equation's to the last bit
-        a = system.acceleration(x[i], v[i], F[i])
+        if linear is None:
+            a = system.acceleration(x[i], v[i], F[i])
+        else:
+            np.multiply(c, v[i], out=a)
+            np.subtract(F[i], a, out=a)
+            if not unit:
+                np.multiply(k, x[i], out=kx)
+            a -= x[i] if unit else kx
         a *= dt
         np.add(v[i], a, out=v[i + 1])
         # x_{i+1} = x_i + dt v_i (forward) or x_i + dt v_{i+1} (semi-implicit)

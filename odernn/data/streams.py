@@ -136,7 +136,7 @@ class Streams:
         bit = np.random.PCG64(0)
         generator = np.random.Generator(bit)
         for hi, lo, inc_hi, inc_lo in zip(self.hi.tolist(), self.lo.tolist(),
-                                          self.inc_hi.tolist(), self.inc_lo.tolist()):
+                                          self.inc_hi.tolist(), self.inc_lo.tolist(), strict=True):
             bit.state = {"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0,
                          "state": {"state": hi << 64 | lo, "inc": inc_hi << 64 | inc_lo}}
             yield generator
