@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.integrate
 
-from odernn.data.forcing import HarmonicForcing, SampledForcing
+from odernn.data.forcing import GridForcing, HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS, Integrator, integrate
 from odernn.data.stepping import rk4_step
 from odernn.data.systems import Oscillator
@@ -481,3 +481,22 @@ def test_bad_input_is_rejected(name: str, inputs: dict, options: dict, message: 
     args = {"x0": np.zeros(3), "v0": np.zeros(3), "t": np.linspace(0, 1, 11), **inputs}
     with pytest.raises(SpecError, match=message):
         integrate(name, system, args["x0"], args["v0"], args["t"], **options)
+
+
+@pytest.mark.parametrize("name", [n for n, e in INTEGRATORS.items() if not e.sampled_forcing])
+def test_a_precomputed_grid_forcing_changes_nothing(name: str) -> None:
+    """Simulation hands the integrators the forcing already evaluated on the grid
+    (GridForcing): every result is bit for bit the one from the harmonic forcing itself,
+    and other times (RK4's half steps) still come from the harmonics."""
+    rng = np.random.default_rng(5)
+    t = 0.05 * np.arange(300)
+    forcing = harmonic(rng, 12, 2)
+    x0, v0 = initial(rng, 12)
+    grid = GridForcing(forcing, t, forcing(t))
+    np.testing.assert_array_equal(grid(t + 0.025), forcing(t + 0.025))
+    np.testing.assert_array_equal(grid.take([3, 5])(t), forcing.take([3, 5])(t))
+    eta = rng.uniform(0, 1, 12)
+    same = integrate(name, Oscillator.linear(eta, grid), x0, v0, t)
+    for a, b in zip(same, integrate(name, Oscillator.linear(eta, forcing), x0, v0, t),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
