@@ -75,9 +75,12 @@ def rk4_step(
     """One classic RK4 step of ``x' = v, v' = accel(x, v, F)`` with the forcing at ``t``,
     ``t + dt/2`` and ``t + dt``; returns ``(x, v)`` at ``t + dt``."""
     k1x, k1v = v, accel(x, v, F0)
-    k2x, k2v = v + dt / 2 * k1v, accel(x + dt / 2 * k1x, v + dt / 2 * k1v, Fh)
-    k3x, k3v = v + dt / 2 * k2v, accel(x + dt / 2 * k2x, v + dt / 2 * k2v, Fh)
-    k4x, k4v = v + dt * k3v, accel(x + dt * k3x, v + dt * k3v, F1)
+    k2x = v + dt / 2 * k1v  # the stage's velocity is the next stage's slope of x
+    k2v = accel(x + dt / 2 * k1x, k2x, Fh)
+    k3x = v + dt / 2 * k2v
+    k3v = accel(x + dt / 2 * k2x, k3x, Fh)
+    k4x = v + dt * k3v
+    k4v = accel(x + dt * k3x, k4x, F1)
     return (
         x + dt / 6 * (k1x + 2 * k2x + 2 * k3x + k4x),
         v + dt / 6 * (k1v + 2 * k2v + 2 * k3v + k4v),
