@@ -24,8 +24,8 @@ Methods, by the information they use:
   each family trained on top of the Duffing prior with the wrong beta and the ESN also on
   top of the linear one;
 - data only: each family with its defaults (``odernn.fit_seeds``, ``--seeds`` members,
-  scored each and as their ensemble, the members' joint closed loop), the peers (SINDy with control, DMD
-  with control; ``odernn.assess.peers``) and the nearest-drive baseline: replay the
+  scored each and as their ensemble, the members' joint closed loop), the peers (SINDy with
+  control, DMD with control; ``odernn.assess.peers``) and the nearest-drive baseline: replay the
   training trajectory whose (F0, x0, v0), each scaled by its training range, is nearest.
 
 Seeds: the median over members of each score, its worst member, the ensemble's, and the

@@ -53,9 +53,10 @@ def seeds_section(ev: Evaluation) -> Section | None:
                   rows, "NRMSE x of each seed (pooled over the test set) and of the seeds' "
                   "joint closed loop; below 1 in the ratio, the ensemble beats its median "
                   "member. "
-                  + ("A steady-state statistic of the ensemble errs about as the seeds' "
-                     "average does, which can be beyond the median seed's (seeds that all "
-                     "err the same way). " if stats else "")
+                  + ("The ensemble keeps the seeds' amplitude, but its steady-state "
+                     "statistics are not guaranteed within the median seed's: seeds that all "
+                     "err the same way do not cancel, and the joint loop has its own bias. "
+                     if stats else "")
                   + "Every seed's metrics are in metrics.json (`methods.NAME.seeds`).")
     text = f"{WHY} {HOW}"
     if single:
