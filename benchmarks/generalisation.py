@@ -24,8 +24,8 @@ Methods, by the information they use:
   each family trained on top of the Duffing prior with the wrong beta and the ESN also on
   top of the linear one;
 - data only: each family with its defaults (``odernn.fit_seeds``, ``--seeds`` members,
-  scored each and as the mean of their trajectories), the peers (SINDy with control, DMD
-  with control; ``odernn.assess.peers``) and the nearest-drive baseline: replay the
+  scored each and as their ensemble, the members' joint closed loop), the peers (SINDy with
+  control, DMD with control; ``odernn.assess.peers``) and the nearest-drive baseline: replay the
   training trajectory whose (F0, x0, v0), each scaled by its training range, is nearest.
 
 Seeds: the median over members of each score, its worst member, the ensemble's, and the
@@ -188,7 +188,7 @@ def main() -> None:
             f"{seed['median']['mse_max_x2']:.3g} / {seed['median']['mse_mean_x2']:.3g} "
             f"({seed['max']['mse_max_x2']:.3g} / {seed['max']['mse_mean_x2']:.3g}), "
             f"{seed['n_diverged']} of {seed['n']}")
-        name = name if seed is None else f"{name} (mean of {seed['n']} seeds)"
+        name = name if seed is None else f"{name} (ensemble of {seed['n']} seeds)"
         print(f"| {info} | {name} | {s['mse_max_x2']:.3g} | {s['mse_mean_x2']:.3g} | "
               f"{s['nrmse_x']:.3g} | {s['diverged']} | {extra} |")
     print(f"\n({time.perf_counter() - begin:.0f} s)")

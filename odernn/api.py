@@ -67,7 +67,7 @@ def fit_seeds(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None
               progress: bool = False, **options: Any) -> tuple[Ensemble, dict[str, TrainResult]]:
     """Train ``seeds`` independent members of one model (seeds ``seed``, ``seed + 1``, ...;
     ``odernn train --seeds``) and return their :class:`~odernn.learn.models.ensemble.Ensemble`
-    (``evaluate`` reports every seed, their spread and the ensemble mean) and each member's
+    (``evaluate`` reports every seed, their spread and the ensemble) and each member's
     result. With ``run_dir`` the seed group is written there (:mod:`odernn.learn.seeds`)."""
     from odernn.errors import DataError
     from odernn.learn.models import from_record

@@ -106,7 +106,7 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     tests. ``data`` and ``test`` (both or neither) are the user's files instead of the
     simulated pair (imported ones too; :func:`~odernn.data.trajectories.check_pair`).
     ``seeds`` > 1 trains each family that many times (a seed group: the report shows the
-    spread over seeds and the mean of their trajectories).
+    spread over seeds and the seeds' joint closed loop).
     """
     from odernn.data.spec import load_spec
     from odernn.data.systems import get_system

@@ -1,5 +1,5 @@
-"""Seed groups (odernn train --seeds): members that differ only in their seed, their mean as a
-surrogate, every seed scored by the evaluator, and the group's files."""
+"""Seed groups (odernn train --seeds): members that differ only in their seed, their ensemble as
+a surrogate, every seed scored by the evaluator, and the group's files."""
 
 from __future__ import annotations
 
@@ -31,16 +31,16 @@ def fitted(sets):
     return odernn.fit_seeds(sets[0], model="esn", units=30, seeds=3, seed=5)
 
 
-def test_members_differ_and_the_ensemble_is_their_mean(sets, fitted):
+def test_members_differ_and_travel_with_the_ensemble(sets, fitted):
     train, test = sets
     ensemble, results = fitted
     assert list(ensemble.members) == ["seed-5", "seed-6", "seed-7"] == list(results)
     x0, v0, F = test.x[:, 0], test.v[:, 0], test.F
     runs = [m.rollout(x0, v0, F, test.params) for m in ensemble.members.values()]
     assert not np.array_equal(runs[0].x, runs[1].x)  # another reservoir draw
-    mean = ensemble.rollout(x0, v0, F, test.params)
-    assert np.array_equal(mean.x, np.mean([r.x for r in runs], axis=0))
-    assert np.array_equal(mean.v, np.mean([r.v for r in runs], axis=0))
+    joint = ensemble.rollout(x0, v0, F, test.params)  # the joint loop: tests/test_ensemble.py
+    for run, own in zip(runs, joint.info["members"].values(), strict=True):
+        assert np.array_equal(run.x, own.x) and np.array_equal(run.v, own.v)
     again, _ = odernn.fit(train, model="esn", units=30, seed=6)  # a member is a plain fit
     assert np.array_equal(again.rollout(x0, v0, F, test.params).x, runs[1].x)
 
@@ -58,7 +58,7 @@ def test_the_evaluator_scores_every_seed_and_the_mean(sets, fitted):
     assert (seeds["min"]["nrmse_x"], seeds["max"]["nrmse_x"]) == (min(errors), max(errors))
     # a member scored inside the group equals the same model scored alone
     assert seeds["members"]["seed-6"]["nrmse_x"] == ev.methods["one"].metrics["nrmse_x"]
-    assert "mean of 3 seeds" in ev.methods["esn"].description
+    assert "joint closed loop of 3 seeds" in ev.methods["esn"].description
     assert ev.to_json()["methods"]["esn"]["seeds"]["n"] == 3
 
 

@@ -73,7 +73,7 @@ def describe_surrogate(surrogate: Surrogate) -> str:
     text = (f"{surrogate.family} surrogate, target {surrogate.target}, {given}{warm}{hybrid}, "
             "closed loop")
     members = getattr(surrogate, "members", None)
-    return text if members is None else f"mean of {len(members)} seeds' trajectories: {text}"
+    return text if members is None else f"joint closed loop of {len(members)} seeds: {text}"
 
 
 def surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any]:

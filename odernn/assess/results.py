@@ -68,7 +68,8 @@ class MethodResult:
     seeds: dict[str, Any] | None = None
     """An ensemble's members (``odernn train --seeds``): each seed's headline metrics
     (:data:`SEED_METRICS`) and their median, min and max; the
-    method's own metrics are the ensemble mean's. None for a single model."""
+    method's own metrics are the ensemble's (the members' joint closed loop). None for a single
+    model."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class Evaluation:
 
 
 SEED_METRICS = ("nrmse_x", "median_nrmse_x", "nrmse_v", "n_diverged", "valid_lyapunov_median",
-                "x2_mean_rel_error")
+                "x2_max_rel_error", "x2_mean_rel_error")
 """The metrics reported per seed of an ensemble (those the member's evaluation has)."""
 
 

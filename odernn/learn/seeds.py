@@ -9,7 +9,7 @@ and again as each member finishes, so an interrupted group is recognisable and
 ``--resume`` continues it where it stopped (finished members are left as they are); a
 directory holding anything else is refused. Loaded, a group is an
 :class:`~odernn.learn.models.ensemble.Ensemble`: the evaluator reports every seed, their
-median and spread, and the mean of their trajectories as its own entry.
+median and spread, and the members' joint closed loop as its own entry.
 """
 
 from __future__ import annotations

@@ -1,12 +1,23 @@
-"""Several trained seeds of one surrogate, and their mean as a surrogate of its own.
+"""Several trained seeds of one surrogate, and their joint closed loop as a surrogate of its own.
 
 A result trained once is partly the luck of its seed (the reservoir's draw, the initial
 weights, the batch order). ``odernn train --seeds K`` trains K independent members
-(:func:`odernn.learn.training.train_seeds`); loaded together they are an :class:`Ensemble`,
-whose closed loop runs every member in its own closed loop and averages their
-trajectories: the ensemble mean, an estimate that is never judged by its best member.
-The members' own rollouts travel with the mean's (``Rollout.info["members"]``), so the
-evaluator scores each seed and the mean from one pass (:mod:`odernn.assess.evaluate`).
+(:func:`odernn.learn.training.train_seeds`); loaded together they are an :class:`Ensemble`.
+Its closed loop is joint (:func:`~odernn.learn.models.surrogate.joint_closed_loop`): at
+every step each member predicts the next state from the one carried, with its own hidden
+state, and the trimmed mean of their predictions (without the lowest and the highest of
+each component from three members on; the plain mean of two) is carried to all of them.
+
+Why not the mean of the members' own trajectories: members whose closed loops drift out
+of phase (chaos, or drives off the training ones) average to a smaller amplitude than any
+of them, so the steady-state statistics (max and mean of x^2) of that mean were far worse
+than every member's. The joint loop stays one trajectory of a dynamical system, keeps the
+amplitude, and one member that runs away or turns non-finite is trimmed instead of carrying
+the ensemble with it. ``benchmarks/ensembles.py`` measures it against the median member and
+the trajectory mean; an ensemble of one member is that member, to the bit.
+
+The members' own rollouts travel with the ensemble's (``Rollout.info["members"]``), so the
+evaluator scores each seed and the ensemble from one call (:mod:`odernn.assess.evaluate`).
 """
 
 from __future__ import annotations
@@ -14,15 +25,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
+from odernn.learn.models.surrogate import joint_rollout
 from odernn.types import Array
 
 
 class Ensemble:
-    """The members ``name -> surrogate`` (one family, one layout) and their mean."""
+    """The members ``name -> surrogate`` (one family, one layout) and their joint closed loop."""
 
     def __init__(self, members: Mapping[str, Any]) -> None:
         if not members:
@@ -46,15 +56,12 @@ class Ensemble:
                 params: Mapping[str, Array] | Array | None = None,
                 warmup: tuple[Array, Array | None] | None = None, *,
                 n_steps: int | None = None) -> Rollout:
-        """Every member's closed loop, and their mean (a trajectory is diverged from the first
-        step any member diverged at: the mean is inf from there)."""
+        """The members' joint closed loop (the trimmed mean of their one-step predictions fed
+        back to every member), arguments as a member's ``rollout``; each member's own closed
+        loop travels with it, in ``info["members"]``. A trajectory on which the joint state
+        explodes is diverged from there, as for any surrogate."""
         runs = {name: m.rollout(x0, v0, F, params, warmup, n_steps=n_steps)
                 for name, m in self.members.items()}
-        x = np.mean([r.x for r in runs.values()], axis=0)
-        v = None if next(iter(runs.values())).v is None else np.mean(
-            [r.v for r in runs.values()], axis=0)
-        at = np.stack([r.diverged_at for r in runs.values()])
-        first = np.where(at >= 0, at, np.iinfo(at.dtype).max).min(axis=0)
-        diverged_at = np.where((at >= 0).any(axis=0), first, -1)
-        return Rollout(x, v, diverged_at, warmup=max(r.warmup for r in runs.values()),
+        joint = joint_rollout(tuple(self.members.values()), x0, v0, F, params, warmup, n_steps)
+        return Rollout(joint.x, joint.v, joint.diverged_at, joint.warmup,
                        info={"members": runs})

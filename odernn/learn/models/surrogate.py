@@ -9,13 +9,13 @@ calls on normalised tensors, with the state an explicit tuple of tensors:
 - ``sequence(u (B, L, C), state) -> (y (B, L, O), state)``, equal to L steps.
 
 Everything else (teacher-forced windows, the closed loop that feeds the
-predictions back, the batched numpy rollout with its divergence status) is
-written once here.
+predictions back, of one model or of a seed group's members jointly, the batched numpy
+rollout with its divergence status) is written once here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -157,20 +157,7 @@ class RecurrentSurrogate(nn.Module):
         first K steps (a warm-up; ``z0`` is then ``observed[:, 0]``). The
         hidden state is carried, so the cost is O(L).
         """
-        k = 0 if observed is None else observed.shape[1]
-        z = z0 if observed is None else observed[:, 0]
-        state = self.initial_state(self.codec.init_features(z, e[:, 0]))
-        out = []
-        for i in range(e.shape[1]):
-            if i < k:
-                z = observed[:, i]
-            out.append(z)
-            e_i = e[:, i]
-            prior = self.codec.prior(z, e_i)  # a hybrid's prior step, once
-            y, state = self.step(self.codec.encode(z, e_i, prior), state)
-            z = self.codec.decode(z, y, e_i, prior)
-        out.append(z)
-        return torch.stack(out, dim=1)
+        return joint_closed_loop((self,), z0, e, observed)
 
     def rollout(
         self,
@@ -195,10 +182,11 @@ class RecurrentSurrogate(nn.Module):
         state becomes non-finite or exceeds :data:`EXPLODED` standard
         deviations is reported in ``diverged_at`` and set to inf from there.
         """
-        z0, e, observed = self._rollout_tensors(x0, v0, F, params, warmup, n_steps)
-        with torch.no_grad():
-            z = self.closed_loop(z0, e, observed).double().cpu().numpy()
-        k = 0 if observed is None else observed.shape[1]
+        return joint_rollout((self,), x0, v0, F, params, warmup, n_steps)
+
+    def _rollout_of(self, z: Tensor, k: int) -> Rollout:
+        """The closed loop's states ``z (N, T, Z)`` as a rollout, its divergence marked."""
+        z = z.double().cpu().numpy()
         bad = exploded(self, z)
         diverged_at = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
         for n in np.flatnonzero(diverged_at >= 0):
@@ -294,3 +282,49 @@ class RecurrentSurrogate(nn.Module):
 
     def _tensor(self, a: Array) -> Tensor:
         return torch.tensor(np.asarray(a), dtype=torch.float32, device=self.device)  # a copy
+
+
+def joint_closed_loop(models: Sequence[RecurrentSurrogate], z0: Tensor, e: Tensor,
+                      observed: Tensor | None = None) -> Tensor:
+    """The closed loop of one model, or of several of one layout jointly: every model predicts
+    the next state from the carried one, each with its own hidden state, and the
+    :func:`trimmed_mean` of their predictions is the state carried to all (one model: its own
+    prediction, unchanged). Arguments and result as :meth:`RecurrentSurrogate.closed_loop`."""
+    k = 0 if observed is None else observed.shape[1]
+    z = z0 if observed is None else observed[:, 0]
+    states = [m.initial_state(m.codec.init_features(z, e[:, 0])) for m in models]
+    out = []
+    for i in range(e.shape[1]):
+        if i < k:
+            z = observed[:, i]
+        out.append(z)
+        e_i = e[:, i]
+        nxt = []
+        for j, m in enumerate(models):
+            prior = m.codec.prior(z, e_i)  # a hybrid's prior step, once
+            y, states[j] = m.step(m.codec.encode(z, e_i, prior), states[j])
+            nxt.append(m.codec.decode(z, y, e_i, prior))
+        z = nxt[0] if len(nxt) == 1 else trimmed_mean(torch.stack(nxt))
+    out.append(z)
+    return torch.stack(out, dim=1)
+
+
+def trimmed_mean(z: Tensor) -> Tensor:
+    """The mean over the first axis of ``z (K, ...)`` without the lowest and the highest value
+    of each element when ``K >= 3`` (three: the median): one member that runs away, or turns
+    non-finite (NaN sorts last), does not carry the others with it."""
+    if z.shape[0] < 3:
+        return z.mean(dim=0)
+    return z.sort(dim=0).values[1:-1].mean(dim=0)
+
+
+def joint_rollout(models: Sequence[RecurrentSurrogate], x0: Array, v0: Array | None,
+                  F: Array | None, params: Mapping[str, Array] | Array | None,
+                  warmup: tuple[Array, Array | None] | None, n_steps: int | None) -> Rollout:
+    """:meth:`RecurrentSurrogate.rollout` of :func:`joint_closed_loop` (the first model checks
+    the arguments and marks the divergence; the models share one layout and its statistics)."""
+    first = models[0]
+    z0, e, observed = first._rollout_tensors(x0, v0, F, params, warmup, n_steps)
+    with torch.no_grad():
+        z = joint_closed_loop(models, z0, e, observed)
+    return first._rollout_of(z, 0 if observed is None else observed.shape[1])
