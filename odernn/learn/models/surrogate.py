@@ -140,6 +140,12 @@ class RecurrentSurrogate(nn.Module):
         step is not traceable as it is (the reservoir's sparse product) overrides it."""
         return self.step
 
+    def inference_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+        """:meth:`step` for a closed loop without autograd (the rollout, the stepper), with
+        the weights as they are now; the same function up to float32 rounding. A family
+        with a faster form of its step for inference overrides it."""
+        return self.step
+
     # -- shared ------------------------------------------------------------------------------
     def teacher_forced(self, z: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
         """Predicted and true normalised outputs on windows ``z (B, L+1, Z)``, ``e (B, L+1, E)``.
@@ -155,11 +161,13 @@ class RecurrentSurrogate(nn.Module):
 
         ``observed (B, K, Z)`` replaces the carried state by the truth for the
         first K steps (a warm-up; ``z0`` is then ``observed[:, 0]``). The
-        hidden state is carried, so the cost is O(L).
+        hidden state is carried, so the cost is O(L). Without autograd each step is
+        :meth:`inference_step`'s.
         """
         k = 0 if observed is None else observed.shape[1]
         z = z0 if observed is None else observed[:, 0]
         state = self.initial_state(self.codec.init_features(z, e[:, 0]))
+        step = self.step if torch.is_grad_enabled() else self.inference_step()
         out = []
         for i in range(e.shape[1]):
             if i < k:
@@ -167,7 +175,7 @@ class RecurrentSurrogate(nn.Module):
             out.append(z)
             e_i = e[:, i]
             prior = self.codec.prior(z, e_i)  # a hybrid's prior step, once
-            y, state = self.step(self.codec.encode(z, e_i, prior), state)
+            y, state = step(self.codec.encode(z, e_i, prior), state)
             z = self.codec.decode(z, y, e_i, prior)
         out.append(z)
         return torch.stack(out, dim=1)

@@ -1,0 +1,221 @@
+"""Closed-loop rollouts against the hardware: useful FLOPs per second next to the machine's
+float32 matrix-multiply rate at the cell's shapes, and the per-step time next to the bare cell.
+
+    python benchmarks/rollout.py [--quick] [--threads 1] [--batches 64 1024 16384]
+
+For each gradient family (rnn, lstm, gru at their defaults: hidden 64, the ``train`` spec's
+layout, 5 input channels; weights as initialised from seed 0, normalisation from a small
+``train`` simulation: the speed of these steps does not depend on the weights' values) and
+each batch B, in the same run and with the same thread count:
+
+- ``matmul GF/s``: torch float32 ``addmm`` of ``(B, inputs + hidden) x (inputs + hidden,
+  gates * hidden)`` into a preallocated output, the cell's one product: what the hardware
+  gives at these shapes;
+- ``rollout GF/s``: ``model.rollout`` (the public path ``odernn evaluate`` drives through
+  :func:`odernn.assess.closed_loop.closed_loop`) over ``T`` steps, counted as useful FLOPs:
+  ``2 (inputs + hidden) gates hidden`` per row and step for the cell, plus the readout
+  ``2 (hidden + skip features) outputs``; its validation, the exogenous channels, the
+  conversion to float64 and the divergence check are in the time;
+- ``% of mm``: the ratio (target at B >= 1024: at least 50 %);
+- ``step us`` and ``bare us``: the rollout's time per step, and the bare cell arithmetic (the
+  same product and gate equations in a tight torch loop, no readout, no codec); ``/ bare``
+  their ratio (target at B = 64: at most 2).
+
+The echo state network (1000 units, 10 non-zeros per row: its defaults; also 4000 and 200
+units) has its reservoir step (torch sparse CSR, as :meth:`odernn.learn.models.esn.ESN.
+reservoir_step` runs it) timed against a dense float32 ``units x units`` product of the
+same batch and against scipy's CSR product (float32), each per step.
+
+Every time is the median of ``--repeats`` calls after a warm-up call.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse  # noqa: E402
+import torch  # noqa: E402
+
+import odernn  # noqa: E402
+from odernn.learn.models import build  # noqa: E402
+from odernn.learn.models.layout import Layout, Stats  # noqa: E402
+from odernn.learn.models.readout import skip_width  # noqa: E402
+from odernn.learn.windows import compute_stats  # noqa: E402
+
+FAMILIES = ("rnn", "lstm", "gru")
+STEPS = {64: 1000, 1024: 200, 16384: 20}
+"""Rollout horizon per batch (about the same work per call); other batches: 200."""
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_rate(batch: int, k: int, n: int, repeats: int, inner: int = 20) -> float:
+    """FLOPs per second of ``addmm(bias, (batch, k), (k, n))`` into a preallocated output."""
+    g = torch.Generator().manual_seed(0)
+    a, w = torch.randn(batch, k, generator=g), torch.randn(k, n, generator=g)
+    bias, out = torch.randn(n, generator=g), torch.empty(batch, n)
+
+    def run() -> None:
+        for _ in range(inner):
+            torch.addmm(bias, a, w, out=out)
+
+    return 2.0 * batch * k * n * inner / median_time(run, repeats)
+
+
+def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Callable[[], None]:
+    """``steps`` steps of the bare cell: one product of ``[u, h]`` with the stacked weights,
+    then the gate equations, as one would write them by hand (no readout, no codec)."""
+    g = torch.Generator().manual_seed(0)
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
+    u = torch.randn(batch, n_in, generator=g)
+    w = torch.randn(n_in + hidden, gates * hidden, generator=g) * 0.1
+    b = torch.randn(gates * hidden, generator=g) * 0.1
+    split = 2 * hidden if family == "gru" else gates * hidden  # GRU: r, z; the candidate n:
+    w_in, w_hn = w[:n_in, split:].contiguous(), w[n_in:, split:].contiguous()  # apart
+    w, b_n, b = w[:, :split].contiguous(), b[split:], b[:split]
+
+    def run() -> None:
+        h = c = torch.zeros(batch, hidden)
+        for _ in range(steps):
+            a = torch.addmm(b, torch.cat([u, h], dim=1), w)
+            if family == "rnn":
+                h = torch.tanh(a)
+            elif family == "lstm":
+                i, f, o = torch.sigmoid(a[:, :3 * hidden]).chunk(3, dim=1)
+                c = f * c + i * torch.tanh(a[:, 3 * hidden:])
+                h = o * torch.tanh(c)
+            else:
+                r, z = torch.sigmoid(a).chunk(2, dim=1)
+                n = torch.tanh(torch.addmm(b_n, u, w_in) + r * (h @ w_hn))
+                h = n + z * (h - n)
+
+    return run
+
+
+def useful_flops(model, layout: Layout) -> int:
+    """FLOPs per row and step: the cell's products and the readout (``V h`` and the skip)."""
+    hidden, gates = model.hparams["hidden"], model.gates
+    skip = skip_width(model.hparams, layout.n_inputs, layout.n_init)
+    return 2 * (layout.n_inputs + hidden) * gates * hidden + 2 * (hidden + skip) * \
+        layout.n_outputs
+
+
+def family_rows(family: str, layout: Layout, stats: Stats, data, batches: list[int],
+                repeats: int, quick: bool) -> list[dict]:
+    model = build(family, layout, stats).eval()
+    hidden, n_in = model.hparams["hidden"], layout.n_inputs
+    rows = []
+    for batch in batches:
+        steps = STEPS.get(batch, 200) // (4 if quick else 1)
+        pick = np.arange(batch) % data.n
+        x0, v0, F = data.x[pick, 0], data.v[pick, 0], data.F[pick, :steps + 1]
+        params = {"eta": data.params["eta"][pick]}
+        mm = matmul_rate(batch, n_in + hidden, model.gates * hidden, repeats)
+        t = median_time(lambda: model.rollout(x0, v0, F, params), repeats)
+        bare = median_time(bare_cell(family, batch, n_in, hidden, steps), repeats)
+        rate = useful_flops(model, layout) * batch * steps / t
+        rows.append({"family": family, "batch": batch, "steps": steps, "mm": mm,
+                     "rollout": rate, "step_us": 1e6 * t / steps,
+                     "bare_us": 1e6 * bare / steps})
+        print(row_line(rows[-1]), flush=True)
+    return rows
+
+
+def row_line(r: dict) -> str:
+    return (f"{r['family']:<6}{r['batch']:>7}{r['steps']:>7}{r['mm'] / 1e9:>13.1f}"
+            f"{r['rollout'] / 1e9:>14.1f}{100 * r['rollout'] / r['mm']:>9.0f}"
+            f"{r['step_us']:>11.1f}{r['bare_us']:>10.1f}{r['step_us'] / r['bare_us']:>9.2f}")
+
+
+def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
+    """Per step: the ESN's reservoir step, a dense float32 product of its size, scipy's CSR."""
+    print(f"\n{'units':>6}{'batch':>7}{'esn step us':>13}{'dense mm us':>13}"
+          f"{'scipy csr us':>14}  fastest")
+    layout = Layout()
+    stats = Stats({k: 0.0 for k in ("x", "v", "F", "eta", "y0", "y1")},
+                  {k: 1.0 for k in ("x", "v", "F", "eta", "y0", "y1")})
+    inner = 10
+    for units in sizes:
+        model = build("esn", layout, stats, units=units).eval()
+        w = model.recurrent_matrix()
+        dense = w.to_dense()
+        csr = scipy.sparse.csr_matrix((model.W_value.numpy(), model.W_col.numpy(),
+                                       model.W_crow.numpy()), shape=(units, units))
+        for batch in batches:
+            g = torch.Generator().manual_seed(0)
+            u = torch.randn(batch, layout.n_inputs, generator=g)
+            r = torch.randn(batch, units, generator=g) * 0.1
+            rt = np.ascontiguousarray(r.numpy().T)
+            out = torch.empty(units, batch)
+
+            def esn(u=u, r=r) -> None:
+                with torch.no_grad():
+                    for _ in range(inner):
+                        model.reservoir_step(u, r)
+
+            def mm(r=r, out=out) -> None:
+                for _ in range(inner):
+                    torch.mm(dense, r.T, out=out)
+
+            def sp(rt=rt) -> None:
+                for _ in range(inner):
+                    csr @ rt
+
+            times = {name: 1e6 * median_time(fn, repeats) / inner
+                     for name, fn in (("esn", esn), ("dense", mm), ("scipy", sp))}
+            best = min(times, key=times.get)
+            print(f"{units:>6}{batch:>7}{times['esn']:>13.1f}{times['dense']:>13.1f}"
+                  f"{times['scipy']:>14.1f}  {best}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a quarter of the steps, 3 "
+                        "repeats, batches up to 1024")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, "
+                        "odernn's own)")
+    parser.add_argument("--batches", type=int, nargs="+", help="default 64 1024 16384")
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--repeats", type=int, help="default 5 (3 with --quick)")
+    parser.add_argument("--no-esn", action="store_true", help="skip the reservoir table")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    batches = args.batches or ([64, 1024] if args.quick else [64, 1024, 16384])
+    repeats = args.repeats or (3 if args.quick else 5)
+    spec = odernn.load_spec("train").with_overrides(n=256, n_steps=max(STEPS.values()) + 1,
+                                                    integrator="exact")
+    data = odernn.simulate_trajectories(spec)
+    layout = Layout(dt=data.dt)
+    stats = compute_stats(data, layout)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+          f"{os.cpu_count()} cores; median of {repeats}")
+    print(f"{'family':<6}{'batch':>7}{'steps':>7}{'matmul GF/s':>13}{'rollout GF/s':>14}"
+          f"{'% of mm':>9}{'step us':>11}{'bare us':>10}{'/ bare':>9}")
+    with torch.no_grad():
+        for family in args.families:
+            family_rows(family, layout, stats, data, batches, repeats, args.quick)
+    if not args.no_esn:
+        reservoir_rows([200, 1000] if args.quick else [200, 1000, 4000],
+                       [b for b in batches if b <= 1024], repeats)
+
+
+if __name__ == "__main__":
+    main()

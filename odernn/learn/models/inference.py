@@ -1,0 +1,140 @@
+"""The gradient cells' step without autograd: the rollout's and the stepper's hot loop.
+
+:meth:`RecurrentNet.step <odernn.learn.models.rnn.RecurrentNet.step>` writes a cell's
+equations as training differentiates them: the input and recurrent products apart, new
+tensors at every operation, the weights read through the module. A closed loop without
+autograd (:meth:`~odernn.learn.models.surrogate.RecurrentSurrogate.rollout`, the
+:class:`~odernn.learn.models.stepper.Stepper`) runs :func:`inference_step` instead: the
+same equations with
+
+- the weights read once, detached, and the input and recurrent weights stacked, so that the
+  gates come from one product of ``[u, h]`` (the LSTM's gates reordered ``i, f, o, g``: one
+  sigmoid over three blocks, one tanh over the fourth; the GRU's candidate keeps its two
+  products, as its equation needs ``r * (W_hn h + b_hn)``);
+- the elementwise gate updates in place, on the product's fresh output;
+- the skip's products of the inputs by slicing (no gather) and added by in-place products,
+  no concatenation.
+
+It gives the same function up to float32 rounding (the sums are taken in another order;
+``tests/test_models.py`` checks the two agree). ``benchmarks/rollout.py`` measures both
+against the machine's matrix-multiply rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+State = tuple[Tensor, ...]
+StepFn = Callable[[Tensor, State], tuple[Tensor, State]]
+
+IN_PLACE = {"tanh": Tensor.tanh_, "relu": Tensor.relu_, "sigmoid": Tensor.sigmoid_}
+
+
+def inference_step(model: Any) -> StepFn:
+    """``model.step`` (a :class:`~odernn.learn.models.rnn.RecurrentNet`) with its current
+    weights, for use without autograd; the weights are read now, so a step function made
+    before the weights change keeps the old ones."""
+    with torch.no_grad():
+        cell = _cell_step(model)
+        readout = _readout(model)
+
+    def step(u: Tensor, state: State) -> tuple[Tensor, State]:
+        h, state = cell(u, state)
+        return readout(h, u), state
+
+    return step
+
+
+def _stacked(w_ih: Tensor, w_hh: Tensor) -> Tensor:
+    """``[W_ih, W_hh]^T``, contiguous: ``[u, h] @ it`` is ``W_ih u + W_hh h``."""
+    return torch.cat([w_ih, w_hh], dim=1).T.contiguous()
+
+
+def _cell_step(model: Any) -> StepFn:
+    family, cell, hidden = model.family, model.cell, model.hparams["hidden"]
+    if family == "rnn":
+        w, b = _stacked(cell.U.detach(), cell.W.detach()), cell.b.detach().clone()
+        act = IN_PLACE[model.hparams.get("activation", "tanh")]
+
+        def rnn(u: Tensor, state: State) -> tuple[Tensor, State]:
+            h = act(torch.addmm(b, torch.cat([u, state[0]], dim=1), w))
+            return h, (h,)
+
+        return rnn
+    f = cell.fused
+    w_ih, w_hh, b_ih, b_hh = (t.detach() for t in (f.weight_ih_l0, f.weight_hh_l0,
+                                                    f.bias_ih_l0, f.bias_hh_l0))
+    if family == "lstm":
+        order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden),
+                           torch.arange(2 * hidden, 3 * hidden)]).to(w_ih.device)
+        w, b = _stacked(w_ih[order], w_hh[order]), (b_ih + b_hh)[order]
+        split = 3 * hidden
+
+        def lstm(u: Tensor, state: State) -> tuple[Tensor, State]:
+            a = torch.addmm(b, torch.cat([u, state[0]], dim=1), w)
+            sig = a[:, :split].sigmoid_()
+            g = a[:, split:].tanh_()
+            c = torch.mul(sig[:, hidden:2 * hidden], state[1]).addcmul_(sig[:, :hidden], g)
+            h = torch.tanh(c).mul_(sig[:, 2 * hidden:])
+            return h, (h, c)
+
+        return lstm
+    split = 2 * hidden
+    w_rz, b_rz = _stacked(w_ih[:split], w_hh[:split]), b_ih[:split] + b_hh[:split]
+    w_in, b_in = w_ih[split:].T.contiguous(), b_ih[split:].clone()
+    w_hn, b_hn = w_hh[split:].T.contiguous(), b_hh[split:].clone()
+
+    def gru(u: Tensor, state: State) -> tuple[Tensor, State]:
+        h = state[0]
+        rz = torch.addmm(b_rz, torch.cat([u, h], dim=1), w_rz).sigmoid_()
+        n = torch.addmm(b_in, u, w_in).addcmul_(rz[:, :hidden], torch.addmm(b_hn, h, w_hn))
+        n = n.tanh_()
+        h = torch.sub(h, n).mul_(rz[:, hidden:]).add_(n)
+        return h, (h,)
+
+    return gru
+
+
+def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
+    """``sigma_y(V h + c)`` after the head, plus the skip ``D s(u)``: ``D``'s columns for
+    ``u`` and for the products apart, each added in place."""
+    head = [(layer.weight.detach(), layer.bias.detach()) for layer in model.head]
+    v, c = model.V.detach().T.contiguous(), model.c.detach().clone()
+    sigma_y = model.sigma_y
+    d = None if model.D is None else model.D.detach()
+    n_in = model.layout.n_inputs
+    d_u = None if d is None else d[:, :n_in].T.contiguous()
+    d_p = None if d is None or model.param_cols is None else d[:, n_in:].T.contiguous()
+    products = _products(model) if d_p is not None else None
+
+    def readout(h: Tensor, u: Tensor) -> Tensor:
+        for weight, bias in head:
+            h = nnf.linear(h, weight, bias).relu_()
+        y = sigma_y(torch.addmm(c, h, v))
+        if d_u is None:
+            return y
+        y = y.addmm_(u, d_u)
+        return y if products is None else y.addmm_(products(u), d_p)
+
+    return readout
+
+
+def _products(model: Any) -> Callable[[Tensor], Tensor]:
+    """Each parameter channel times each other channel, as
+    :func:`~odernn.learn.models.readout.skip_features` orders them; by slicing when the
+    parameters are the last channels and the others the first (no hybrid's prior)."""
+    params = model.param_cols.tolist()
+    others = model.other_cols.tolist()
+    n_in = model.layout.n_inputs
+    if others != list(range(len(others))) or params != list(range(n_in - len(params), n_in)):
+        p_idx, o_idx = model.param_cols, model.other_cols
+        return lambda u: (u[:, p_idx].unsqueeze(-1) * u[:, o_idx].unsqueeze(-2)).flatten(-2)
+    first, n_other = n_in - len(params), len(others)
+    if len(params) == 1:
+        return lambda u: u[:, :n_other] * u[:, first:]
+    return lambda u: (u[:, first:].unsqueeze(-1) * u[:, None, :n_other]).flatten(-2)
