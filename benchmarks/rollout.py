@@ -8,7 +8,7 @@ layout, 5 input channels; weights as initialised from seed 0, normalisation from
 ``train`` simulation: the speed of these steps does not depend on the weights' values) and
 each batch B, in the same run and with the same thread count:
 
-- ``matmul GF/s``: torch float32 ``addmm`` of ``(B, inputs + hidden) x (inputs + hidden,
+- ``matmul GF/s``: torch float32 ``mm`` of ``(B, inputs + hidden) x (inputs + hidden,
   gates * hidden)`` into a preallocated output, the cell's one product: what the hardware
   gives at these shapes;
 - ``rollout GF/s``: ``model.rollout`` (the public path ``odernn evaluate`` drives through
@@ -18,8 +18,8 @@ each batch B, in the same run and with the same thread count:
   conversion to float64 and the divergence check are in the time;
 - ``% of mm``: the ratio (target at B >= 1024: at least 50 %);
 - ``step us`` and ``bare us``: the rollout's time per step, and the bare cell arithmetic (the
-  same product and gate equations in a tight torch loop, no readout, no codec); ``/ bare``
-  their ratio (target at B = 64: at most 2).
+  same product, in its fastest form, and the gate equations in place, in a tight torch loop:
+  no readout, no codec); ``/ bare`` their ratio (target at B = 64: at most 2).
 
 The echo state network (1000 units, 10 non-zeros per row: its defaults; also 4000 and 200
 units) has its reservoir step (torch sparse CSR, as :meth:`odernn.learn.models.esn.ESN.
@@ -56,56 +56,89 @@ STEPS = {64: 1000, 1024: 200, 16384: 20}
 """Rollout horizon per batch (about the same work per call); other batches: 200."""
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call."""
+def median_time(fn: Callable[[], object], repeats: int, device: str = "cpu") -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call (on CUDA, to
+    the end of the queued kernels)."""
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def matmul_rate(batch: int, k: int, n: int, repeats: int, inner: int = 20) -> float:
-    """FLOPs per second of ``addmm(bias, (batch, k), (k, n))`` into a preallocated output."""
+def matmul_rate(batch: int, k: int, n: int, repeats: int, inner: int = 20,
+                device: str = "cpu") -> float:
+    """FLOPs per second of ``mm((batch, k), (k, n))``, contiguous, into a preallocated output
+    (the fastest form of the product measured here: ``addmm`` with a broadcast bias and a
+    fresh output are slower)."""
     g = torch.Generator().manual_seed(0)
     a, w = torch.randn(batch, k, generator=g), torch.randn(k, n, generator=g)
-    bias, out = torch.randn(n, generator=g), torch.empty(batch, n)
+    a, w, out = a.to(device), w.to(device), torch.empty(batch, n, device=device)
 
     def run() -> None:
         for _ in range(inner):
-            torch.addmm(bias, a, w, out=out)
+            torch.mm(a, w, out=out)
 
-    return 2.0 * batch * k * n * inner / median_time(run, repeats)
+    return 2.0 * batch * k * n * inner / median_time(run, repeats, device)
+
+
+def rollout_time(model, data, batch: int, steps: int, repeats: int, device: str = "cpu"
+                 ) -> float:
+    """Median time of ``model.rollout`` of ``batch`` trajectories (``data``'s, repeated) over
+    ``steps`` steps, numpy in and out as ``odernn evaluate`` calls it."""
+    pick = np.arange(batch) % data.n
+    x0, v0, F = data.x[pick, 0], data.v[pick, 0], data.F[pick, :steps + 1]
+    params = {"eta": data.params["eta"][pick]}
+    return median_time(lambda: model.rollout(x0, v0, F, params), repeats, device)
+
+
+def setup(n_steps: int) -> tuple:
+    """The ``train`` spec's data (256 trajectories, exact), its default layout and statistics."""
+    spec = odernn.load_spec("train").with_overrides(n=256, n_steps=n_steps, integrator="exact")
+    data = odernn.simulate_trajectories(spec)
+    layout = Layout(dt=data.dt)
+    return data, layout, compute_stats(data, layout)
 
 
 def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Callable[[], None]:
-    """``steps`` steps of the bare cell: one product of ``[u, h]`` with the stacked weights,
-    then the gate equations, as one would write them by hand (no readout, no codec)."""
+    """``steps`` steps of the bare cell arithmetic: one product of ``[u, h, 1]`` with the
+    stacked weights and bias into a reused buffer (the product's fastest form), then the gate
+    equations in place (the GRU's input candidate ``W_in u + b_in`` apart); no readout, no
+    codec, no Python beyond the loop."""
     g = torch.Generator().manual_seed(0)
     gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
     u = torch.randn(batch, n_in, generator=g)
-    w = torch.randn(n_in + hidden, gates * hidden, generator=g) * 0.1
-    b = torch.randn(gates * hidden, generator=g) * 0.1
-    split = 2 * hidden if family == "gru" else gates * hidden  # GRU: r, z; the candidate n:
-    w_in, w_hn = w[:n_in, split:].contiguous(), w[n_in:, split:].contiguous()  # apart
-    w, b_n, b = w[:, :split].contiguous(), b[split:], b[:split]
+    w = torch.randn(n_in + hidden + 1, gates * hidden, generator=g) * 0.1
+    w_in, b_in = torch.randn(n_in, hidden, generator=g) * 0.1, torch.zeros(hidden)
+    x, a, n = torch.ones(batch, n_in + hidden + 1), torch.empty(batch, gates * hidden), \
+        torch.empty(batch, hidden)
+    x[:, :n_in] = u
 
     def run() -> None:
         h = c = torch.zeros(batch, hidden)
         for _ in range(steps):
-            a = torch.addmm(b, torch.cat([u, h], dim=1), w)
+            x[:, n_in:-1] = h
             if family == "rnn":
-                h = torch.tanh(a)
-            elif family == "lstm":
-                i, f, o = torch.sigmoid(a[:, :3 * hidden]).chunk(3, dim=1)
-                c = f * c + i * torch.tanh(a[:, 3 * hidden:])
-                h = o * torch.tanh(c)
+                h = torch.mm(x, w).tanh_()
+                continue
+            torch.mm(x, w, out=a)
+            if family == "lstm":
+                s = a[:, :3 * hidden].sigmoid_()
+                c = torch.mul(s[:, hidden:2 * hidden], c).addcmul_(s[:, :hidden],
+                                                                    a[:, 3 * hidden:].tanh_())
+                h = torch.tanh(c).mul_(s[:, 2 * hidden:])
             else:
-                r, z = torch.sigmoid(a).chunk(2, dim=1)
-                n = torch.tanh(torch.addmm(b_n, u, w_in) + r * (h @ w_hn))
-                h = n + z * (h - n)
+                rz = a[:, :2 * hidden].sigmoid_()
+                torch.addmm(b_in, u, w_in, out=n).addcmul_(rz[:, :hidden], a[:, 2 * hidden:])
+                h = torch.sub(h, n.tanh_()).mul_(rz[:, hidden:]).add_(n)
 
     return run
 
@@ -125,11 +158,8 @@ def family_rows(family: str, layout: Layout, stats: Stats, data, batches: list[i
     rows = []
     for batch in batches:
         steps = STEPS.get(batch, 200) // (4 if quick else 1)
-        pick = np.arange(batch) % data.n
-        x0, v0, F = data.x[pick, 0], data.v[pick, 0], data.F[pick, :steps + 1]
-        params = {"eta": data.params["eta"][pick]}
         mm = matmul_rate(batch, n_in + hidden, model.gates * hidden, repeats)
-        t = median_time(lambda: model.rollout(x0, v0, F, params), repeats)
+        t = rollout_time(model, data, batch, steps, repeats)
         bare = median_time(bare_cell(family, batch, n_in, hidden, steps), repeats)
         rate = useful_flops(model, layout) * batch * steps / t
         rows.append({"family": family, "batch": batch, "steps": steps, "mm": mm,
@@ -146,17 +176,17 @@ def row_line(r: dict) -> str:
 
 
 def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
-    """Per step: the ESN's reservoir step, a dense float32 product of its size, scipy's CSR."""
-    print(f"\n{'units':>6}{'batch':>7}{'esn step us':>13}{'dense mm us':>13}"
-          f"{'scipy csr us':>14}  fastest")
+    """Per step: the ESN's reservoir product ``W r`` as its step runs it, a dense float32
+    product of its size, scipy's CSR product; and the ESN's whole reservoir step."""
+    print(f"\n{'units':>6}{'batch':>7}{'esn W r us':>12}{'dense us':>10}{'scipy us':>10}"
+          f"  fastest  {'esn step us':>11}")
     layout = Layout()
-    stats = Stats({k: 0.0 for k in ("x", "v", "F", "eta", "y0", "y1")},
-                  {k: 1.0 for k in ("x", "v", "F", "eta", "y0", "y1")})
+    names = ("x", "v", "F", "eta", "y0", "y1")
+    stats = Stats(dict.fromkeys(names, 0.0), dict.fromkeys(names, 1.0))
     inner = 10
     for units in sizes:
         model = build("esn", layout, stats, units=units).eval()
-        w = model.recurrent_matrix()
-        dense = w.to_dense()
+        dense = model.recurrent_matrix().to_dense()
         csr = scipy.sparse.csr_matrix((model.W_value.numpy(), model.W_col.numpy(),
                                        model.W_crow.numpy()), shape=(units, units))
         for batch in batches:
@@ -165,25 +195,19 @@ def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
             r = torch.randn(batch, units, generator=g) * 0.1
             rt = np.ascontiguousarray(r.numpy().T)
             out = torch.empty(units, batch)
-
-            def esn(u=u, r=r) -> None:
-                with torch.no_grad():
-                    for _ in range(inner):
-                        model.reservoir_step(u, r)
-
-            def mm(r=r, out=out) -> None:
-                for _ in range(inner):
-                    torch.mm(dense, r.T, out=out)
-
-            def sp(rt=rt) -> None:
-                for _ in range(inner):
-                    csr @ rt
-
-            times = {name: 1e6 * median_time(fn, repeats) / inner
-                     for name, fn in (("esn", esn), ("dense", mm), ("scipy", sp))}
-            best = min(times, key=times.get)
-            print(f"{units:>6}{batch:>7}{times['esn']:>13.1f}{times['dense']:>13.1f}"
-                  f"{times['scipy']:>14.1f}  {best}", flush=True)
+            fns = {
+                "esn": lambda m=model, r=r: m.recurrent_product(r),
+                "dense": lambda d=dense, r=r, o=out: torch.mm(d, r.T, out=o),
+                "scipy": lambda c=csr, rt=rt: c @ rt,
+                "step": lambda m=model, u=u, r=r: m.reservoir_step(u, r),
+            }
+            times = {}
+            for name, fn in fns.items():
+                times[name] = 1e6 * median_time(lambda f=fn: [f() for _ in range(inner)],
+                                                repeats) / inner
+            best = min(("esn", "dense", "scipy"), key=times.get)
+            print(f"{units:>6}{batch:>7}{times['esn']:>12.1f}{times['dense']:>10.1f}"
+                  f"{times['scipy']:>10.1f}  {best:<7}  {times['step']:>11.1f}", flush=True)
 
 
 def main() -> None:
@@ -200,11 +224,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     batches = args.batches or ([64, 1024] if args.quick else [64, 1024, 16384])
     repeats = args.repeats or (3 if args.quick else 5)
-    spec = odernn.load_spec("train").with_overrides(n=256, n_steps=max(STEPS.values()) + 1,
-                                                    integrator="exact")
-    data = odernn.simulate_trajectories(spec)
-    layout = Layout(dt=data.dt)
-    stats = compute_stats(data, layout)
+    data, layout, stats = setup(max(STEPS.values()) + 1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{os.cpu_count()} cores; median of {repeats}")
     print(f"{'family':<6}{'batch':>7}{'steps':>7}{'matmul GF/s':>13}{'rollout GF/s':>14}"

@@ -50,19 +50,47 @@ def inference_step(model: Any) -> StepFn:
     return step
 
 
-def _stacked(w_ih: Tensor, w_hh: Tensor) -> Tensor:
-    """``[W_ih, W_hh]^T``, contiguous: ``[u, h] @ it`` is ``W_ih u + W_hh h``."""
-    return torch.cat([w_ih, w_hh], dim=1).T.contiguous()
+class _Scratch:
+    """Tensors reused from step to step for what a step consumes itself (the product's input
+    ``[u, h, 1]`` and output): a fresh allocation at every step costs more than the
+    arithmetic at large batches (page faults). Remade when the batch, dtype or device
+    changes."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, Tensor] = {}
+
+    def get(self, name: str, like: Tensor, width: int, ones_column: bool = False) -> Tensor:
+        t = self._held.get(name)
+        if t is None or t.shape[0] != like.shape[0] or t.dtype != like.dtype or \
+                t.device != like.device:
+            t = like.new_empty(like.shape[0], width)
+            if ones_column:
+                t[:, -1] = 1.0
+            self._held[name] = t
+        return t
+
+
+def _stacked(w_ih: Tensor, w_hh: Tensor, bias: Tensor) -> Tensor:
+    """``[W_ih, W_hh, b]^T``, contiguous: ``[u, h, 1] @ it`` is ``W_ih u + W_hh h + b`` (one
+    product, the bias its last row: no broadcast copy, the product's fastest form)."""
+    return torch.cat([w_ih, w_hh, bias[:, None]], dim=1).T.contiguous()
 
 
 def _cell_step(model: Any) -> StepFn:
     family, cell, hidden = model.family, model.cell, model.hparams["hidden"]
+    scratch = _Scratch()
+    n_in = model.layout.n_inputs
+    width = n_in + hidden + 1
+
+    def joined(u: Tensor, h: Tensor) -> Tensor:
+        return _fill(scratch.get("x", u, width, ones_column=True), u, h)
+
     if family == "rnn":
-        w, b = _stacked(cell.U.detach(), cell.W.detach()), cell.b.detach().clone()
+        w = _stacked(cell.U.detach(), cell.W.detach(), cell.b.detach())
         act = IN_PLACE[model.hparams.get("activation", "tanh")]
 
         def rnn(u: Tensor, state: State) -> tuple[Tensor, State]:
-            h = act(torch.addmm(b, torch.cat([u, state[0]], dim=1), w))
+            h = act(torch.mm(joined(u, state[0]), w))
             return h, (h,)
 
         return rnn
@@ -72,11 +100,11 @@ def _cell_step(model: Any) -> StepFn:
     if family == "lstm":
         order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden),
                            torch.arange(2 * hidden, 3 * hidden)]).to(w_ih.device)
-        w, b = _stacked(w_ih[order], w_hh[order]), (b_ih + b_hh)[order]
+        w = _stacked(w_ih[order], w_hh[order], (b_ih + b_hh)[order])
         split = 3 * hidden
 
         def lstm(u: Tensor, state: State) -> tuple[Tensor, State]:
-            a = torch.addmm(b, torch.cat([u, state[0]], dim=1), w)
+            a = torch.mm(joined(u, state[0]), w, out=scratch.get("a", u, 4 * hidden))
             sig = a[:, :split].sigmoid_()
             g = a[:, split:].tanh_()
             c = torch.mul(sig[:, hidden:2 * hidden], state[1]).addcmul_(sig[:, :hidden], g)
@@ -84,20 +112,30 @@ def _cell_step(model: Any) -> StepFn:
             return h, (h, c)
 
         return lstm
+    # GRU: r, z from [u, h, 1]; the candidate's recurrent part W_hn h + b_hn in the same
+    # product (zero weights for u); its input part W_in u + b_in apart.
     split = 2 * hidden
-    w_rz, b_rz = _stacked(w_ih[:split], w_hh[:split]), b_ih[:split] + b_hh[:split]
+    w_n = torch.cat([torch.zeros_like(w_ih[split:]), w_hh[split:], b_hh[split:, None]], dim=1)
+    w = torch.cat([_stacked(w_ih[:split], w_hh[:split], b_ih[:split] + b_hh[:split]),
+                   w_n.T], dim=1).contiguous()
     w_in, b_in = w_ih[split:].T.contiguous(), b_ih[split:].clone()
-    w_hn, b_hn = w_hh[split:].T.contiguous(), b_hh[split:].clone()
 
     def gru(u: Tensor, state: State) -> tuple[Tensor, State]:
         h = state[0]
-        rz = torch.addmm(b_rz, torch.cat([u, h], dim=1), w_rz).sigmoid_()
-        n = torch.addmm(b_in, u, w_in).addcmul_(rz[:, :hidden], torch.addmm(b_hn, h, w_hn))
-        n = n.tanh_()
+        a = torch.mm(joined(u, h), w, out=scratch.get("a", u, 3 * hidden))
+        rz = a[:, :split].sigmoid_()
+        n = torch.addmm(b_in, u, w_in, out=scratch.get("n", u, hidden))
+        n = n.addcmul_(rz[:, :hidden], a[:, split:]).tanh_()
         h = torch.sub(h, n).mul_(rz[:, hidden:]).add_(n)
         return h, (h,)
 
     return gru
+
+
+def _fill(x: Tensor, u: Tensor, h: Tensor) -> Tensor:
+    """``x = [u, h, 1]`` in place (its last column holds the ones)."""
+    torch.cat([u, h], dim=1, out=x[:, :-1])
+    return x
 
 
 def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
