@@ -21,7 +21,7 @@ from odernn.data.systems import Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.learn.config import TrainConfig
-from odernn.learn.models import REGISTRY, build, describe, load_surrogate, save_surrogate
+from odernn.learn.models import REGISTRY, build, describe, inference, load_surrogate, save_surrogate
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.training import train
 from odernn.learn.windows import compute_stats
@@ -356,9 +356,11 @@ def _unit_stats(names) -> Stats:
 @pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("variant", ["default", "head", "no-skip", "two-parameters", "hybrid",
                                      "velocity"])
-def test_inference_step_is_the_step(family, variant):
-    """The rollout's step without autograd (fused products, in place) is the cell's equations
-    as training writes them, to rounding (float64 here), for every readout variant."""
+def test_inference_step_is_the_step(family, variant, monkeypatch):
+    """The rollout's step without autograd (fused products, in place, in blocks of rows) is
+    the cell's equations as training writes them, to rounding (float64 here), for every
+    readout variant."""
+    monkeypatch.setattr(inference, "BLOCK_BYTES", 1)  # blocks of 64 rows: 64, 64 and 22
     names = ("x", "v", "F", "eta", "y0", "y1")
     layout, options = Layout(dt=0.05), {}
     if variant == "head":
@@ -375,8 +377,8 @@ def test_inference_step_is_the_step(family, variant):
         layout = Layout("velocity", ("x", "F", "F_next", "eta"), 0.05)
     model = build(family, layout, _unit_stats(names), hidden=12, seed=3, **options).double()
     g = torch.Generator().manual_seed(0)
-    u = torch.randn(7, 10, layout.n_inputs, generator=g, dtype=torch.float64)
-    s0 = torch.randn(7, layout.n_init, generator=g, dtype=torch.float64)
+    u = torch.randn(150, 10, layout.n_inputs, generator=g, dtype=torch.float64)
+    s0 = torch.randn(150, layout.n_init, generator=g, dtype=torch.float64)
     with torch.no_grad():
         fast, plain = model.inference_step(), model.step
         state_f = state_p = model.initial_state(s0)
