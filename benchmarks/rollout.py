@@ -183,7 +183,7 @@ def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
     layout = Layout()
     names = ("x", "v", "F", "eta", "y0", "y1")
     stats = Stats(dict.fromkeys(names, 0.0), dict.fromkeys(names, 1.0))
-    inner = 10
+    inner = 3
     for units in sizes:
         model = build("esn", layout, stats, units=units).eval()
         dense = model.recurrent_matrix().to_dense()

@@ -69,22 +69,25 @@ Block = Callable[[Tensor, State, State], None]
 
 class _Scratch:
     """Tensors reused from step to step for what a step consumes itself (the product's input
-    ``[u, h, 1]`` and output): a fresh allocation at every step costs more than the
-    arithmetic at large batches (page faults). Held per number of rows (a batch's last
+    ``[u, h, 1]`` and output), with their column blocks as views made once: a fresh
+    allocation at every step costs more than the arithmetic at large batches (page faults),
+    a view more than the arithmetic at small ones. Held per number of rows (a batch's last
     block may be shorter), remade when the dtype or device changes."""
 
     def __init__(self) -> None:
-        self._held: dict[tuple[str, int], Tensor] = {}
+        self._held: dict[tuple[str, int], tuple[Tensor, ...]] = {}
 
-    def get(self, name: str, like: Tensor, width: int, ones_column: bool = False) -> Tensor:
+    def get(self, name: str, like: Tensor, width: int, spans: tuple[tuple[int, int], ...] = (),
+            ones_column: bool = False) -> tuple[Tensor, ...]:
+        """The buffer ``(rows of like, width)`` and its columns ``lo:hi`` of each span."""
         key = (name, like.shape[0])
-        t = self._held.get(key)
-        if t is None or t.dtype != like.dtype or t.device != like.device:
+        held = self._held.get(key)
+        if held is None or held[0].dtype != like.dtype or held[0].device != like.device:
             t = like.new_empty(like.shape[0], width)
             if ones_column:
                 t[:, -1] = 1.0
-            self._held[key] = t
-        return t
+            held = self._held[key] = (t, *(t[:, lo:hi] for lo, hi in spans))
+        return held
 
 
 def _stacked(w_ih: Tensor, w_hh: Tensor, bias: Tensor) -> Tensor:
@@ -100,10 +103,12 @@ def _cell_block(model: Any) -> tuple[Block, int]:
     scratch = _Scratch()
     n_in = model.layout.n_inputs
 
+    width = n_in + hidden + 1
+
     def joined(u: Tensor, h: Tensor) -> Tensor:
         """``[u, h, 1]`` in a reused buffer (its last column holds the ones)."""
-        x = scratch.get("x", u, n_in + hidden + 1, ones_column=True)
-        torch.cat([u, h], dim=1, out=x[:, :-1])
+        x, head = scratch.get("x", u, width, ((0, width - 1),), ones_column=True)
+        torch.cat([u, h], dim=1, out=head)
         return x
 
     if family == "rnn":
@@ -117,38 +122,39 @@ def _cell_block(model: Any) -> tuple[Block, int]:
     f = cell.fused
     w_ih, w_hh, b_ih, b_hh = (t.detach() for t in (f.weight_ih_l0, f.weight_hh_l0,
                                                     f.bias_ih_l0, f.bias_hh_l0))
+    h1, h2, h3, h4 = (k * hidden for k in range(1, 5))
     if family == "lstm":
-        order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden),
-                           torch.arange(2 * hidden, 3 * hidden)]).to(w_ih.device)
+        order = torch.cat([torch.arange(0, h2), torch.arange(h3, h4),
+                           torch.arange(h2, h3)]).to(w_ih.device)
         w = _stacked(w_ih[order], w_hh[order], (b_ih + b_hh)[order])
-        split = 3 * hidden
+        spans = ((0, h3), (h3, h4), (0, h1), (h1, h2), (h2, h3))  # i f o | g; i; f; o
 
         def lstm(u: Tensor, state: State, out: State) -> None:
-            a = torch.mm(joined(u, state[0]), w, out=scratch.get("a", u, 4 * hidden))
-            sig = a[:, :split].sigmoid_()
-            g = a[:, split:].tanh_()
-            c = torch.mul(sig[:, hidden:2 * hidden], state[1], out=out[1])
-            c.addcmul_(sig[:, :hidden], g)
-            torch.tanh(c, out=out[0]).mul_(sig[:, 2 * hidden:])
+            a, ifo, g, i, f, o = scratch.get("a", u, h4, spans)
+            torch.mm(joined(u, state[0]), w, out=a)
+            ifo.sigmoid_()
+            g.tanh_()
+            torch.mul(f, state[1], out=out[1]).addcmul_(i, g)
+            torch.tanh(out[1], out=out[0]).mul_(o)
 
-        return lstm, 4 * hidden
+        return lstm, h4
     # GRU: r, z from [u, h, 1]; the candidate's recurrent part W_hn h + b_hn in the same
     # product (zero weights for u); its input part W_in u + b_in apart.
-    split = 2 * hidden
-    w_n = torch.cat([torch.zeros_like(w_ih[split:]), w_hh[split:], b_hh[split:, None]], dim=1)
-    w = torch.cat([_stacked(w_ih[:split], w_hh[:split], b_ih[:split] + b_hh[:split]),
-                   w_n.T], dim=1).contiguous()
-    w_in, b_in = w_ih[split:].T.contiguous(), b_ih[split:].clone()
+    w_n = torch.cat([torch.zeros_like(w_ih[h2:]), w_hh[h2:], b_hh[h2:, None]], dim=1)
+    w = torch.cat([_stacked(w_ih[:h2], w_hh[:h2], b_ih[:h2] + b_hh[:h2]), w_n.T],
+                  dim=1).contiguous()
+    w_in, b_in = w_ih[h2:].T.contiguous(), b_ih[h2:].clone()
+    spans = ((0, h2), (0, h1), (h1, h2), (h2, h3))  # r z; r; z; W_hn h + b_hn
 
     def gru(u: Tensor, state: State, out: State) -> None:
-        h = state[0]
-        a = torch.mm(joined(u, h), w, out=scratch.get("a", u, 3 * hidden))
-        rz = a[:, :split].sigmoid_()
-        n = torch.addmm(b_in, u, w_in, out=scratch.get("n", u, hidden))
-        n = n.addcmul_(rz[:, :hidden], a[:, split:]).tanh_()
-        torch.sub(h, n, out=out[0]).mul_(rz[:, hidden:]).add_(n)
+        a, rz, r, z, hn = scratch.get("a", u, h3, spans)
+        torch.mm(joined(u, state[0]), w, out=a)
+        rz.sigmoid_()
+        n = torch.addmm(b_in, u, w_in, out=scratch.get("n", u, hidden)[0])
+        n.addcmul_(r, hn).tanh_()
+        torch.sub(state[0], n, out=out[0]).mul_(z).add_(n)
 
-    return gru, 3 * hidden
+    return gru, h3
 
 
 def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
@@ -163,7 +169,7 @@ def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
     n_in = model.layout.n_inputs
     d_u = None if d is None else d[:, :n_in].contiguous()
     d_p = None if d is None or model.param_cols is None else d[:, n_in:].contiguous()
-    products = _products(model) if d_p is not None else None
+    products, d_p = _products(model, d_p) if d_p is not None else (None, None)
 
     def readout(h: Tensor, u: Tensor) -> Tensor:
         for weight, bias in head:
@@ -179,17 +185,20 @@ def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
     return readout
 
 
-def _products(model: Any) -> Callable[[Tensor], Tensor]:
+def _products(model: Any, d_p: Tensor) -> tuple[Callable[[Tensor], Tensor], Tensor]:
     """Each parameter channel times each other channel, as
-    :func:`~odernn.learn.models.readout.skip_features` orders them; by slicing when the
-    parameters are the last channels and the others the first (no hybrid's prior)."""
+    :func:`~odernn.learn.models.readout.skip_features` orders them, and the skip's weights
+    for them; by slicing when the parameters are the last channels and the others the first
+    (no hybrid's prior). With one parameter ``p``, the products are ``u p`` whole (``p^2``
+    last, given a zero weight): one slice fewer per step."""
     params = model.param_cols.tolist()
     others = model.other_cols.tolist()
     n_in = model.layout.n_inputs
     if others != list(range(len(others))) or params != list(range(n_in - len(params), n_in)):
         p_idx, o_idx = model.param_cols, model.other_cols
-        return lambda u: (u[:, p_idx].unsqueeze(-1) * u[:, o_idx].unsqueeze(-2)).flatten(-2)
+        return (lambda u: (u[:, p_idx].unsqueeze(-1) * u[:, o_idx].unsqueeze(-2)).flatten(-2),
+                d_p)
     first, n_other = n_in - len(params), len(others)
     if len(params) == 1:
-        return lambda u: u[:, :n_other] * u[:, first:]
-    return lambda u: (u[:, first:].unsqueeze(-1) * u[:, None, :n_other]).flatten(-2)
+        return (lambda u: u * u[:, first:]), torch.cat([d_p, torch.zeros_like(d_p[:, :1])], 1)
+    return (lambda u: (u[:, first:].unsqueeze(-1) * u[:, None, :n_other]).flatten(-2)), d_p
