@@ -16,7 +16,9 @@ each batch B, in the same run and with the same thread count:
   ``2 (inputs + hidden) gates hidden`` per row and step for the cell, plus the readout
   ``2 (hidden + skip features) outputs``; its validation, the exogenous channels, the
   conversion to float64 and the divergence check are in the time;
-- ``% of mm``: the ratio (target at B >= 1024: at least 50 %);
+- ``% of mm``: the ratio (target at B >= 1024: at least 50 %); ``bare % mm``: the same
+  for the bare cell below (the same useful FLOPs in its time), what the cell's own
+  arithmetic allows;
 - ``step us`` and ``bare us``: the rollout's time per step, and the bare cell arithmetic (the
   same product, in its fastest form, and the gate equations in place, in a tight torch loop:
   no readout, no codec); ``/ bare`` their ratio (target at B = 64: at most 2).
@@ -170,8 +172,10 @@ def family_rows(family: str, layout: Layout, stats: Stats, data, batches: list[i
 
 
 def row_line(r: dict) -> str:
+    bare_rate = r["rollout"] * r["step_us"] / r["bare_us"]
     return (f"{r['family']:<6}{r['batch']:>7}{r['steps']:>7}{r['mm'] / 1e9:>13.1f}"
             f"{r['rollout'] / 1e9:>14.1f}{100 * r['rollout'] / r['mm']:>9.0f}"
+            f"{100 * bare_rate / r['mm']:>11.0f}"
             f"{r['step_us']:>11.1f}{r['bare_us']:>10.1f}{r['step_us'] / r['bare_us']:>9.2f}")
 
 
@@ -228,7 +232,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{os.cpu_count()} cores; median of {repeats}")
     print(f"{'family':<6}{'batch':>7}{'steps':>7}{'matmul GF/s':>13}{'rollout GF/s':>14}"
-          f"{'% of mm':>9}{'step us':>11}{'bare us':>10}{'/ bare':>9}")
+          f"{'% of mm':>9}{'bare % mm':>11}{'step us':>11}{'bare us':>10}{'/ bare':>9}")
     with torch.no_grad():
         for family in args.families:
             family_rows(family, layout, stats, data, batches, repeats, args.quick)

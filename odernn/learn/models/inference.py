@@ -60,10 +60,11 @@ def inference_step(model: Any) -> StepFn:
     return step
 
 
-BLOCK_BYTES = 1 << 19
-"""On the CPU a step runs in blocks of rows whose gate pre-activations take this many bytes
-(512 rows of an LSTM of 64 units): each block's elementwise passes then read the cache, not
-memory (``benchmarks/rollout.py``: about 1.4 times faster at batch 16384)."""
+BLOCK_BYTES = 1 << 20
+"""On the CPU a step runs in blocks of rows whose gate pre-activations take at most this
+many bytes (1024 rows of an LSTM of 64 units): each block's elementwise passes then read the
+cache, not memory (an LSTM's step at batch 16384 about 1.4 times faster on the development
+machine; blocks of 512 to 1024 rows measured best)."""
 Block = Callable[[Tensor, State, State], None]
 
 
