@@ -21,7 +21,12 @@ each batch B, in the same run and with the same thread count:
   arithmetic allows;
 - ``step us`` and ``bare us``: the rollout's time per step, and the bare cell arithmetic (the
   same product, in its fastest form, and the gate equations in place, in a tight torch loop:
-  no readout, no codec); ``/ bare`` their ratio (target at B = 64: at most 2).
+  no readout, no codec); ``/ bare`` their ratio (target at B = 64: at most 2);
+- ``plain us``: the same rollout with the cell's step as training writes it
+  (:meth:`~odernn.learn.models.rnn.RecurrentNet.step`: two products, a fresh tensor per
+  operation, the readout ``h V^T`` and the skip's gather and concatenation), as every
+  rollout ran before :mod:`odernn.learn.models.inference`; ``speed-up`` its time over the
+  rollout's.
 
 The echo state network (1000 units, 10 non-zeros per row: its defaults; also 4000 and 200
 units) has its reservoir step (torch sparse CSR, as :meth:`odernn.learn.models.esn.ESN.
@@ -156,17 +161,20 @@ def useful_flops(model, layout: Layout) -> int:
 def family_rows(family: str, layout: Layout, stats: Stats, data, batches: list[int],
                 repeats: int, quick: bool) -> list[dict]:
     model = build(family, layout, stats).eval()
+    plain = build(family, layout, stats).eval()
+    plain.inference_step = lambda p=plain: p.step  # the training form, every step
     hidden, n_in = model.hparams["hidden"], layout.n_inputs
     rows = []
     for batch in batches:
         steps = STEPS.get(batch, 200) // (4 if quick else 1)
         mm = matmul_rate(batch, n_in + hidden, model.gates * hidden, repeats)
         t = rollout_time(model, data, batch, steps, repeats)
+        t_plain = rollout_time(plain, data, batch, steps, repeats)
         bare = median_time(bare_cell(family, batch, n_in, hidden, steps), repeats)
         rate = useful_flops(model, layout) * batch * steps / t
         rows.append({"family": family, "batch": batch, "steps": steps, "mm": mm,
                      "rollout": rate, "step_us": 1e6 * t / steps,
-                     "bare_us": 1e6 * bare / steps})
+                     "bare_us": 1e6 * bare / steps, "plain_us": 1e6 * t_plain / steps})
         print(row_line(rows[-1]), flush=True)
     return rows
 
@@ -176,7 +184,8 @@ def row_line(r: dict) -> str:
     return (f"{r['family']:<6}{r['batch']:>7}{r['steps']:>7}{r['mm'] / 1e9:>13.1f}"
             f"{r['rollout'] / 1e9:>14.1f}{100 * r['rollout'] / r['mm']:>9.0f}"
             f"{100 * bare_rate / r['mm']:>11.0f}"
-            f"{r['step_us']:>11.1f}{r['bare_us']:>10.1f}{r['step_us'] / r['bare_us']:>9.2f}")
+            f"{r['step_us']:>11.1f}{r['bare_us']:>10.1f}{r['step_us'] / r['bare_us']:>9.2f}"
+            f"{r['plain_us']:>11.1f}{r['plain_us'] / r['step_us']:>9.2f}")
 
 
 def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
@@ -232,7 +241,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{os.cpu_count()} cores; median of {repeats}")
     print(f"{'family':<6}{'batch':>7}{'steps':>7}{'matmul GF/s':>13}{'rollout GF/s':>14}"
-          f"{'% of mm':>9}{'bare % mm':>11}{'step us':>11}{'bare us':>10}{'/ bare':>9}")
+          f"{'% of mm':>9}{'bare % mm':>11}{'step us':>11}{'bare us':>10}{'/ bare':>9}"
+          f"{'plain us':>11}{'speed-up':>9}")
     with torch.no_grad():
         for family in args.families:
             family_rows(family, layout, stats, data, batches, repeats, args.quick)
