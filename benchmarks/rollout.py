@@ -205,8 +205,8 @@ def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
         for batch in batches:
             g = torch.Generator().manual_seed(0)
             u = torch.randn(batch, layout.n_inputs, generator=g)
-            r = torch.randn(batch, units, generator=g) * 0.1
-            rt = np.ascontiguousarray(r.numpy().T)
+            r = (torch.randn(units, batch, generator=g) * 0.1).T  # stored transposed, as
+            rt = r.T.numpy()  # the reservoir's state is
             out = torch.empty(units, batch)
             fns = {
                 "esn": lambda m=model, r=r: m.recurrent_product(r),
