@@ -33,7 +33,9 @@ units) has its reservoir step (torch sparse CSR, as :meth:`odernn.learn.models.e
 reservoir_step` runs it) timed against a dense float32 ``units x units`` product of the
 same batch and against scipy's CSR product (float32), each per step.
 
-Every time is the median of ``--repeats`` calls after a warm-up call.
+Every time is the median of ``--repeats`` rounds after a warm-up call, each round calling
+every measurement of a row once in turn (so that a change in the machine's load falls on
+all of them alike).
 """
 
 from __future__ import annotations
@@ -63,29 +65,33 @@ STEPS = {64: 1000, 1024: 200, 16384: 20}
 """Rollout horizon per batch (about the same work per call); other batches: 200."""
 
 
-def median_time(fn: Callable[[], object], repeats: int, device: str = "cpu") -> float:
-    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call (on CUDA, to
-    the end of the queued kernels)."""
+def median_times(fns: dict[str, Callable[[], object]], repeats: int, device: str = "cpu"
+                 ) -> dict[str, float]:
+    """Median wall time of each of ``fns`` over ``repeats`` rounds that call each once in
+    turn, after one warm-up call each (on CUDA, to the end of the queued kernels): a change
+    in the machine's load falls on all of them alike, so their ratios hold."""
     def sync() -> None:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
+    for fn in fns.values():
         fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def matmul_rate(batch: int, k: int, n: int, repeats: int, inner: int = 20,
-                device: str = "cpu") -> float:
-    """FLOPs per second of ``mm((batch, k), (k, n))``, contiguous, into a preallocated output
+def matmul_call(batch: int, k: int, n: int, inner: int = 20, device: str = "cpu"
+                ) -> tuple[Callable[[], None], float]:
+    """``inner`` products ``mm((batch, k), (k, n))``, contiguous, into a preallocated output
     (the fastest form of the product measured here: ``addmm`` with a broadcast bias and a
-    fresh output are slower)."""
+    fresh output are slower), and their FLOPs."""
     g = torch.Generator().manual_seed(0)
     a, w = torch.randn(batch, k, generator=g), torch.randn(k, n, generator=g)
     a, w, out = a.to(device), w.to(device), torch.empty(batch, n, device=device)
@@ -94,17 +100,28 @@ def matmul_rate(batch: int, k: int, n: int, repeats: int, inner: int = 20,
         for _ in range(inner):
             torch.mm(a, w, out=out)
 
-    return 2.0 * batch * k * n * inner / median_time(run, repeats, device)
+    return run, 2.0 * batch * k * n * inner
+
+
+def matmul_rate(batch: int, k: int, n: int, repeats: int, device: str = "cpu") -> float:
+    """FLOPs per second of :func:`matmul_call`'s products."""
+    run, flops = matmul_call(batch, k, n, device=device)
+    return flops / median_times({"mm": run}, repeats, device)["mm"]
+
+
+def rollout_call(model, data, batch: int, steps: int) -> Callable[[], object]:
+    """``model.rollout`` of ``batch`` trajectories (``data``'s, repeated) over ``steps``
+    steps, numpy in and out as ``odernn evaluate`` calls it."""
+    pick = np.arange(batch) % data.n
+    x0, v0, F = data.x[pick, 0], data.v[pick, 0], data.F[pick, :steps + 1]
+    params = {"eta": data.params["eta"][pick]}
+    return lambda: model.rollout(x0, v0, F, params)
 
 
 def rollout_time(model, data, batch: int, steps: int, repeats: int, device: str = "cpu"
                  ) -> float:
-    """Median time of ``model.rollout`` of ``batch`` trajectories (``data``'s, repeated) over
-    ``steps`` steps, numpy in and out as ``odernn evaluate`` calls it."""
-    pick = np.arange(batch) % data.n
-    x0, v0, F = data.x[pick, 0], data.v[pick, 0], data.F[pick, :steps + 1]
-    params = {"eta": data.params["eta"][pick]}
-    return median_time(lambda: model.rollout(x0, v0, F, params), repeats, device)
+    """Median time of :func:`rollout_call`."""
+    return median_times({"r": rollout_call(model, data, batch, steps)}, repeats, device)["r"]
 
 
 def setup(n_steps: int) -> tuple:
@@ -167,14 +184,14 @@ def family_rows(family: str, layout: Layout, stats: Stats, data, batches: list[i
     rows = []
     for batch in batches:
         steps = STEPS.get(batch, 200) // (4 if quick else 1)
-        mm = matmul_rate(batch, n_in + hidden, model.gates * hidden, repeats)
-        t = rollout_time(model, data, batch, steps, repeats)
-        t_plain = rollout_time(plain, data, batch, steps, repeats)
-        bare = median_time(bare_cell(family, batch, n_in, hidden, steps), repeats)
-        rate = useful_flops(model, layout) * batch * steps / t
-        rows.append({"family": family, "batch": batch, "steps": steps, "mm": mm,
-                     "rollout": rate, "step_us": 1e6 * t / steps,
-                     "bare_us": 1e6 * bare / steps, "plain_us": 1e6 * t_plain / steps})
+        mm, flops = matmul_call(batch, n_in + hidden, model.gates * hidden)
+        t = median_times({"mm": mm, "rollout": rollout_call(model, data, batch, steps),
+                          "plain": rollout_call(plain, data, batch, steps),
+                          "bare": bare_cell(family, batch, n_in, hidden, steps)}, repeats)
+        rate = useful_flops(model, layout) * batch * steps / t["rollout"]
+        rows.append({"family": family, "batch": batch, "steps": steps, "mm": flops / t["mm"],
+                     "rollout": rate, "step_us": 1e6 * t["rollout"] / steps,
+                     "bare_us": 1e6 * t["bare"] / steps, "plain_us": 1e6 * t["plain"] / steps})
         print(row_line(rows[-1]), flush=True)
     return rows
 
@@ -214,10 +231,9 @@ def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
                 "scipy": lambda c=csr, rt=rt: c @ rt,
                 "step": lambda m=model, u=u, r=r: m.reservoir_step(u, r),
             }
-            times = {}
-            for name, fn in fns.items():
-                times[name] = 1e6 * median_time(lambda f=fn: [f() for _ in range(inner)],
-                                                repeats) / inner
+            times = median_times({name: lambda f=fn: [f() for _ in range(inner)]
+                                  for name, fn in fns.items()}, repeats)
+            times = {name: 1e6 * t / inner for name, t in times.items()}
             best = min(("esn", "dense", "scipy"), key=times.get)
             print(f"{units:>6}{batch:>7}{times['esn']:>12.1f}{times['dense']:>10.1f}"
                   f"{times['scipy']:>10.1f}  {best:<7}  {times['step']:>11.1f}", flush=True)
@@ -231,12 +247,12 @@ def main() -> None:
                         "odernn's own)")
     parser.add_argument("--batches", type=int, nargs="+", help="default 64 1024 16384")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
-    parser.add_argument("--repeats", type=int, help="default 5 (3 with --quick)")
+    parser.add_argument("--repeats", type=int, help="default 7 (3 with --quick)")
     parser.add_argument("--no-esn", action="store_true", help="skip the reservoir table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     batches = args.batches or ([64, 1024] if args.quick else [64, 1024, 16384])
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 7)
     data, layout, stats = setup(max(STEPS.values()) + 1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{os.cpu_count()} cores; median of {repeats}")
