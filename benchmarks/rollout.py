@@ -29,13 +29,14 @@ each batch B, in the same run and with the same thread count:
   rollout's.
 
 The echo state network (1000 units, 10 non-zeros per row: its defaults; also 4000 and 200
-units) has its reservoir step (torch sparse CSR, as :meth:`odernn.learn.models.esn.ESN.
-reservoir_step` runs it) timed against a dense float32 ``units x units`` product of the
-same batch and against scipy's CSR product (float32), each per step.
+units) has its recurrent product (torch's sparse CSR, as
+:meth:`odernn.learn.models.esn.ESN.recurrent_product` runs it) timed against a dense
+float32 ``units x units`` product of the same batch and against scipy's CSR product
+(float32), and its whole reservoir step beside them, each per step.
 
-Every time is the median of ``--repeats`` rounds after a warm-up call, each round calling
-every measurement of a row once in turn (so that a change in the machine's load falls on
-all of them alike).
+Measured figures and what they mean: docs/performance.md. Every time is the median of
+``--repeats`` rounds after a warm-up call, each round calling every measurement of a row
+once in turn (so that a change in the machine's load falls on all of them alike).
 """
 
 from __future__ import annotations
