@@ -7,10 +7,11 @@ autograd (:meth:`~odernn.learn.models.surrogate.RecurrentSurrogate.rollout`, the
 :class:`~odernn.learn.models.stepper.Stepper`) runs :func:`inference_step` instead: the
 same equations with
 
-- the weights read once, detached, and the input and recurrent weights stacked, so that the
-  gates come from one product of ``[u, h]`` (the LSTM's gates reordered ``i, f, o, g``: one
-  sigmoid over three blocks, one tanh over the fourth; the GRU's candidate keeps its two
-  products, as its equation needs ``r * (W_hn h + b_hn)``);
+- the weights read once, detached, and the input and recurrent weights and the bias
+  stacked, so that the gates come from one product of ``[u, h, 1]`` (the LSTM's gates
+  reordered ``i, f, o, g``: one sigmoid over three blocks, one tanh over the fourth; the
+  GRU's ``W_hn h + b_hn`` is a block of the same product, with zero weights for ``u``, and
+  ``W_in u + b_in`` a product apart, as its candidate needs ``r * (W_hn h + b_hn)``);
 - the elementwise gate updates in place, in buffers reused from step to step, on the CPU
   in blocks of rows small enough for the cache;
 - the readout transposed (``V h^T``: two rows of ``B`` columns, a faster product than ``B``
@@ -63,8 +64,8 @@ def inference_step(model: Any) -> StepFn:
 BLOCK_BYTES = 1 << 20
 """On the CPU a step runs in blocks of rows whose gate pre-activations take at most this
 many bytes (1024 rows of an LSTM of 64 units): each block's elementwise passes then read the
-cache, not memory (an LSTM's step at batch 16384 about 1.4 times faster on the development
-machine; blocks of 512 to 1024 rows measured best)."""
+cache, not memory (on the development machine blocks of 512 to 1024 rows ran an LSTM's step
+at batch 16384 fastest)."""
 Block = Callable[[Tensor, State, State], None]
 
 
