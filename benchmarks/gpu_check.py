@@ -1,16 +1,23 @@
-"""One short run on a CUDA machine: train on the GPU, roll out on the CPU, compare throughput.
+"""One short run on a CUDA machine: rollouts at scale, train on the GPU, roll out on the CPU,
+compare throughput. In this order (``--only`` runs one part):
 
-0. runs the tests marked ``gpu`` (``make test-gpu``: the CUDA path of every family);
-1. trains every family for a few epochs with ``device="cuda"``;
-2. loads each CUDA-trained checkpoint on the CPU and on the GPU and checks that
-   the two closed-loop rollouts agree within float32 tolerance;
-3. prints training throughput (time steps per second, teacher-forced
-   forward + backward + Adam step) of an LSTM with hidden 256 at batch 1024,
-   on the GPU against the CPU.
+- ``rollouts``: times the closed-loop rollouts of rnn, lstm and gru (defaults) on the GPU at
+  batches 10^4, 10^5 and 10^6 (``--rollout-steps`` steps, numpy in and out as ``odernn
+  evaluate`` calls it), in useful FLOPs per second against the GPU's float32 ``mm`` at the
+  cell's shapes (``benchmarks/rollout.py``'s measure, which gives the CPU's table);
+- ``tests``: runs the tests marked ``gpu`` (``make test-gpu``: the CUDA path of every family);
+- ``train``: trains every family for a few epochs with ``device="cuda"``, loads each
+  checkpoint on the CPU and on the GPU and checks that the two closed-loop rollouts agree
+  within float32 tolerance;
+- ``throughput``: prints training throughput (time steps per second, teacher-forced
+  forward + backward + Adam step) of an LSTM with hidden 256 at batch 1024, on the GPU
+  against the CPU.
 
-    python benchmarks/gpu_check.py            # about a minute on one GPU
+    python benchmarks/gpu_check.py            # a few minutes on one GPU
+    python benchmarks/gpu_check.py --only rollouts
 
-Never part of the test suite; run it whenever a GPU is available.
+Never part of the test suite; run it whenever a GPU is available. Without one it says so
+and exits with status 0, having checked nothing.
 """
 
 from __future__ import annotations
@@ -92,22 +99,56 @@ def throughput(device: str, batch: int = 1024, hidden: int = 256, window: int = 
     return repeats * batch * window / (time.perf_counter() - t0)
 
 
+def rollouts(batches: tuple[int, ...] = (10**4, 10**5, 10**6), steps: int = 50,
+             repeats: int = 3) -> list[str]:
+    """Closed-loop rollouts on CUDA in useful GFLOP/s against the GPU's ``mm`` at the cell's
+    shapes (``benchmarks/rollout.py``'s functions)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rollout import matmul_rate, rollout_time, setup, useful_flops
+
+    data, layout, stats = setup(steps + 1)
+    lines = [f"{'family':<6}{'batch':>9}{'matmul GF/s':>13}{'rollout GF/s':>14}{'% of mm':>9}"
+             f"{'step us':>10}"]
+    for family in ("rnn", "lstm", "gru"):
+        model = build(family, layout, stats).to("cuda").eval()
+        k, n = layout.n_inputs + model.hparams["hidden"], model.gates * model.hparams["hidden"]
+        for batch in batches:
+            mm = matmul_rate(batch, k, n, repeats, device="cuda")
+            t = rollout_time(model, data, batch, steps, repeats, device="cuda")
+            rate = useful_flops(model, layout) * batch * steps / t
+            lines.append(f"{family:<6}{batch:>9}{mm / 1e9:>13.1f}{rate / 1e9:>14.1f}"
+                         f"{100 * rate / mm:>9.1f}{1e6 * t / steps:>10.1f}")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.parse_args()
+    parser.add_argument("--only", choices=("tests", "train", "throughput", "rollouts"),
+                        help="run one part only")
+    parser.add_argument("--rollout-steps", type=int, default=50)
+    args = parser.parse_args()
     if not torch.cuda.is_available():
-        raise SystemExit("no CUDA GPU available: nothing to check")
+        print("no CUDA GPU available: nothing to check")
+        return
     print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu"],
-                           env={**os.environ, "ODERNN_GPU_TESTS": "1"},
-                           cwd=Path(__file__).resolve().parents[1], check=False)
-    print(f"tests marked gpu: {'passed' if tests.returncode == 0 else 'FAILED'}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        for line in cuda_vs_cpu(Path(tmp)):
-            print(line, flush=True)
-    gpu, cpu = throughput("cuda"), throughput("cpu", repeats=1)
-    print(f"LSTM hidden 256, batch 1024, windows of 50: {gpu:,.0f} steps/s on GPU, "
-          f"{cpu:,.0f} on CPU ({torch.get_num_threads()} threads): {gpu / cpu:.1f}x")
+    if args.only in (None, "rollouts"):
+        print(f"closed-loop rollouts on the GPU, {args.rollout_steps} steps:", flush=True)
+        rollouts(steps=args.rollout_steps)
+    if args.only in (None, "tests"):
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu"],
+                               env={**os.environ, "ODERNN_GPU_TESTS": "1"},
+                               cwd=Path(__file__).resolve().parents[1], check=False)
+        print(f"tests marked gpu: {'passed' if tests.returncode == 0 else 'FAILED'}",
+              flush=True)
+    if args.only in (None, "train"):
+        with tempfile.TemporaryDirectory() as tmp:
+            for line in cuda_vs_cpu(Path(tmp)):
+                print(line, flush=True)
+    if args.only in (None, "throughput"):
+        gpu, cpu = throughput("cuda"), throughput("cpu", repeats=1)
+        print(f"LSTM hidden 256, batch 1024, windows of 50: {gpu:,.0f} steps/s on GPU, "
+              f"{cpu:,.0f} on CPU ({torch.get_num_threads()} threads): {gpu / cpu:.1f}x")
 
 
 if __name__ == "__main__":

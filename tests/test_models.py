@@ -21,8 +21,8 @@ from odernn.data.systems import Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.learn.config import TrainConfig
-from odernn.learn.models import REGISTRY, build, describe, load_surrogate, save_surrogate
-from odernn.learn.models.layout import Layout
+from odernn.learn.models import REGISTRY, build, describe, inference, load_surrogate, save_surrogate
+from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.training import train
 from odernn.learn.windows import compute_stats
 
@@ -347,3 +347,45 @@ def test_describe_lists_every_family_with_defaults():
     assert set(rows) == {"rnn", "lstm", "gru", "esn", "ffn"}
     assert rows["esn"]["defaults"]["units"] == 1000
     assert all(row["description"] for row in rows.values())
+
+
+def _unit_stats(names) -> Stats:
+    return Stats({k: 0.1 for k in names}, {k: 1.5 for k in names})
+
+
+@pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("variant", ["default", "head", "no-skip", "two-parameters", "hybrid",
+                                     "velocity"])
+def test_inference_step_is_the_step(family, variant, monkeypatch):
+    """The rollout's step without autograd (fused products, in place, in blocks of rows) is
+    the cell's equations as training writes them, to rounding (float64 here), for every
+    readout variant."""
+    monkeypatch.setattr(inference, "BLOCK_BYTES", 1)  # blocks of 64 rows: 64, 64 and 22
+    names = ("x", "v", "F", "eta", "y0", "y1")
+    layout, options = Layout(dt=0.05), {}
+    if variant == "head":
+        options = {"head": [8, 5]}
+    elif variant == "no-skip":
+        options = {"skip": False, **({"output_activation": "tanh", "activation": "relu"}
+                                     if family == "rnn" else {})}
+    elif variant == "two-parameters":  # the products' slicing path with two parameters
+        layout = Layout(dt=0.05, system="external", inputs=("x", "v", "F", "F_next", "a", "b"))
+        names = (*names, "a", "b")
+    elif variant == "hybrid":  # the prior's channels follow the parameters: a gather
+        layout = Layout(dt=0.05, prior="oscillator")
+    elif variant == "velocity":
+        layout = Layout("velocity", ("x", "F", "F_next", "eta"), 0.05)
+    model = build(family, layout, _unit_stats(names), hidden=12, seed=3, **options).double()
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(150, 10, layout.n_inputs, generator=g, dtype=torch.float64)
+    s0 = torch.randn(150, layout.n_init, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        fast, plain = model.inference_step(), model.step
+        state_f = state_p = model.initial_state(s0)
+        for i in range(u.shape[1]):
+            y_f, state_f = fast(u[:, i], state_f)
+            y_p, state_p = plain(u[:, i], state_p)
+            torch.testing.assert_close(y_f, y_p, rtol=1e-12, atol=1e-12)
+    for a, b in zip(state_f, state_p, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert not torch.equal(state_f[0], model.initial_state(s0)[0])  # it moved

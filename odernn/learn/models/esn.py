@@ -178,9 +178,15 @@ class ESN(RecurrentSurrogate):
     def initial_state(self, s0: Tensor) -> State:
         return (_tanh(torch.addmm(self.b[:, None], self.W_0, s0.T)).T,)
 
+    def recurrent_product(self, r: Tensor) -> Tensor:
+        """``W r^T``, ``(units, B)``, from the state ``r (B, units)``: torch's sparse CSR
+        product, which ``benchmarks/rollout.py`` measures against a dense product of the
+        reservoir's size and scipy's CSR product."""
+        return self.recurrent_matrix() @ r.T
+
     def reservoir_step(self, u: Tensor, r: Tensor) -> Tensor:
         """One leaky update; ``r (B, units)`` is stored transposed (fast sparse products)."""
-        pre = self.recurrent_matrix() @ r.T
+        pre = self.recurrent_product(r)
         pre = _tanh(pre.addmm_(self.W_in, u.T).add_(self.b[:, None]))
         a = self.hparams["leak_rate"]
         return (pre if a == 1.0 else r.T + a * (pre - r.T)).T

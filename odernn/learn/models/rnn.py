@@ -32,6 +32,7 @@ momentum schedule (``momentum_schedule="sutskever"`` in ``training``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +42,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from odernn.errors import SpecError
+from odernn.learn.models.inference import inference_step
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
 from odernn.learn.models.readout import (
@@ -295,6 +297,11 @@ class RecurrentNet(RecurrentSurrogate):
     def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
         h, state = self.cell.step(u, state)
         return self.readout(h, u), state
+
+    def inference_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+        """The step with the gates from one product, updated in place
+        (:mod:`odernn.learn.models.inference`)."""
+        return inference_step(self)
 
     def sequence(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         if state is None:

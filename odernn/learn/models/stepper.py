@@ -54,6 +54,7 @@ class Stepper:
         self._z = z0
         self._params = dict(params)
         self._observed = True  # the initial state is an observed one
+        self._step = model.inference_step()  # the rollout's step, so the same bits
         n = z0.shape[0]
         with torch.no_grad():
             e = self._exogenous(np.zeros(n), np.zeros(n))
@@ -85,7 +86,7 @@ class Stepper:
             e = self._exogenous(self._vector(F, "F"), self._vector(F_next, "F_next"))
         with torch.no_grad():
             prior = model.codec.prior(self._z, e)
-            y, self._state = model.step(model.codec.encode(self._z, e, prior), self._state)
+            y, self._state = self._step(model.codec.encode(self._z, e, prior), self._state)
             self._z = model.codec.decode(self._z, y, e, prior)
         self.steps += 1
         self._observed = False

@@ -140,6 +140,12 @@ class RecurrentSurrogate(nn.Module):
         step is not traceable as it is (the reservoir's sparse product) overrides it."""
         return self.step
 
+    def inference_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+        """:meth:`step` for a closed loop without autograd (the rollout, the stepper), with
+        the weights as they are now; the same function up to float32 rounding. A family
+        with a faster form of its step for inference overrides it."""
+        return self.step
+
     # -- shared ------------------------------------------------------------------------------
     def teacher_forced(self, z: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
         """Predicted and true normalised outputs on windows ``z (B, L+1, Z)``, ``e (B, L+1, E)``.
@@ -155,7 +161,8 @@ class RecurrentSurrogate(nn.Module):
 
         ``observed (B, K, Z)`` replaces the carried state by the truth for the
         first K steps (a warm-up; ``z0`` is then ``observed[:, 0]``). The
-        hidden state is carried, so the cost is O(L).
+        hidden state is carried, so the cost is O(L). Without autograd each step is
+        :meth:`inference_step`'s.
         """
         return joint_closed_loop((self,), z0, e, observed)
 
@@ -293,6 +300,7 @@ def joint_closed_loop(models: Sequence[RecurrentSurrogate], z0: Tensor, e: Tenso
     k = 0 if observed is None else observed.shape[1]
     z = z0 if observed is None else observed[:, 0]
     states = [m.initial_state(m.codec.init_features(z, e[:, 0])) for m in models]
+    steps = [m.step if torch.is_grad_enabled() else m.inference_step() for m in models]
     out = []
     for i in range(e.shape[1]):
         if i < k:
@@ -302,7 +310,7 @@ def joint_closed_loop(models: Sequence[RecurrentSurrogate], z0: Tensor, e: Tenso
         nxt = []
         for j, m in enumerate(models):
             prior = m.codec.prior(z, e_i)  # a hybrid's prior step, once
-            y, states[j] = m.step(m.codec.encode(z, e_i, prior), states[j])
+            y, states[j] = steps[j](m.codec.encode(z, e_i, prior), states[j])
             nxt.append(m.codec.decode(z, y, e_i, prior))
         z = nxt[0] if len(nxt) == 1 else trimmed_mean(torch.stack(nxt))
     out.append(z)

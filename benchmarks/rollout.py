@@ -1,0 +1,272 @@
+"""Closed-loop rollouts against the hardware: useful FLOPs per second next to the machine's
+float32 matrix-multiply rate at the cell's shapes, and the per-step time next to the bare cell.
+
+    python benchmarks/rollout.py [--quick] [--threads 1] [--batches 64 1024 16384]
+
+For each gradient family (rnn, lstm, gru at their defaults: hidden 64, the ``train`` spec's
+layout, 5 input channels; weights as initialised from seed 0, normalisation from a small
+``train`` simulation: the speed of these steps does not depend on the weights' values) and
+each batch B, in the same run and with the same thread count:
+
+- ``matmul GF/s``: torch float32 ``mm`` of ``(B, inputs + hidden) x (inputs + hidden,
+  gates * hidden)`` into a preallocated output, the cell's one product: what the hardware
+  gives at these shapes;
+- ``rollout GF/s``: ``model.rollout`` (the public path ``odernn evaluate`` drives through
+  :func:`odernn.assess.closed_loop.closed_loop`) over ``T`` steps, counted as useful FLOPs:
+  ``2 (inputs + hidden) gates hidden`` per row and step for the cell, plus the readout
+  ``2 (hidden + skip features) outputs``; its validation, the exogenous channels, the
+  conversion to float64 and the divergence check are in the time;
+- ``% of mm``: the ratio (target at B >= 1024: at least 50 %); ``bare % mm``: the same
+  for the bare cell below (the same useful FLOPs in its time), what the cell's own
+  arithmetic allows;
+- ``step us`` and ``bare us``: the rollout's time per step, and the bare cell arithmetic (the
+  same product, in its fastest form, and the gate equations in place, in a tight torch loop:
+  no readout, no codec); ``/ bare`` their ratio (target at B = 64: at most 2);
+- ``plain us``: the same rollout with the cell's step as training writes it
+  (:meth:`~odernn.learn.models.rnn.RecurrentNet.step`: two products, a fresh tensor per
+  operation, the readout ``h V^T`` and the skip's gather and concatenation), as every
+  rollout ran before :mod:`odernn.learn.models.inference`; ``speed-up`` its time over the
+  rollout's.
+
+The echo state network (1000 units, 10 non-zeros per row: its defaults; also 4000 and 200
+units) has its recurrent product (torch's sparse CSR, as
+:meth:`odernn.learn.models.esn.ESN.recurrent_product` runs it) timed against a dense
+float32 ``units x units`` product of the same batch and against scipy's CSR product
+(float32), and its whole reservoir step beside them, each per step.
+
+Measured figures and what they mean: docs/performance.md. Every time is the median of
+``--repeats`` rounds after a warm-up call, each round calling every measurement of a row
+once in turn (so that a change in the machine's load falls on all of them alike).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse  # noqa: E402
+import torch  # noqa: E402
+
+import odernn  # noqa: E402
+from odernn.learn.models import build  # noqa: E402
+from odernn.learn.models.layout import Layout, Stats  # noqa: E402
+from odernn.learn.models.readout import skip_width  # noqa: E402
+from odernn.learn.windows import compute_stats  # noqa: E402
+
+FAMILIES = ("rnn", "lstm", "gru")
+STEPS = {64: 1000, 1024: 200, 16384: 20}
+"""Rollout horizon per batch (about the same work per call); other batches: 200."""
+
+
+def median_times(fns: dict[str, Callable[[], object]], repeats: int, device: str = "cpu"
+                 ) -> dict[str, float]:
+    """Median wall time of each of ``fns`` over ``repeats`` rounds that call each once in
+    turn, after one warm-up call each (on CUDA, to the end of the queued kernels): a change
+    in the machine's load falls on all of them alike, so their ratios hold."""
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def matmul_call(batch: int, k: int, n: int, inner: int = 20, device: str = "cpu"
+                ) -> tuple[Callable[[], None], float]:
+    """``inner`` products ``mm((batch, k), (k, n))``, contiguous, into a preallocated output
+    (the fastest form of the product measured here: ``addmm`` with a broadcast bias and a
+    fresh output are slower), and their FLOPs."""
+    g = torch.Generator().manual_seed(0)
+    a, w = torch.randn(batch, k, generator=g), torch.randn(k, n, generator=g)
+    a, w, out = a.to(device), w.to(device), torch.empty(batch, n, device=device)
+
+    def run() -> None:
+        for _ in range(inner):
+            torch.mm(a, w, out=out)
+
+    return run, 2.0 * batch * k * n * inner
+
+
+def matmul_rate(batch: int, k: int, n: int, repeats: int, device: str = "cpu") -> float:
+    """FLOPs per second of :func:`matmul_call`'s products."""
+    run, flops = matmul_call(batch, k, n, device=device)
+    return flops / median_times({"mm": run}, repeats, device)["mm"]
+
+
+def rollout_call(model, data, batch: int, steps: int) -> Callable[[], object]:
+    """``model.rollout`` of ``batch`` trajectories (``data``'s, repeated) over ``steps``
+    steps, numpy in and out as ``odernn evaluate`` calls it."""
+    pick = np.arange(batch) % data.n
+    x0, v0, F = data.x[pick, 0], data.v[pick, 0], data.F[pick, :steps + 1]
+    params = {"eta": data.params["eta"][pick]}
+    return lambda: model.rollout(x0, v0, F, params)
+
+
+def rollout_time(model, data, batch: int, steps: int, repeats: int, device: str = "cpu"
+                 ) -> float:
+    """Median time of :func:`rollout_call`."""
+    return median_times({"r": rollout_call(model, data, batch, steps)}, repeats, device)["r"]
+
+
+def setup(n_steps: int) -> tuple:
+    """The ``train`` spec's data (256 trajectories, exact), its default layout and statistics."""
+    spec = odernn.load_spec("train").with_overrides(n=256, n_steps=n_steps, integrator="exact")
+    data = odernn.simulate_trajectories(spec)
+    layout = Layout(dt=data.dt)
+    return data, layout, compute_stats(data, layout)
+
+
+def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Callable[[], None]:
+    """``steps`` steps of the bare cell arithmetic: one product of ``[u, h, 1]`` with the
+    stacked weights and bias into a reused buffer (the product's fastest form), then the gate
+    equations in place (the GRU's input candidate ``W_in u + b_in`` apart); no readout, no
+    codec, no Python beyond the loop."""
+    g = torch.Generator().manual_seed(0)
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
+    u = torch.randn(batch, n_in, generator=g)
+    w = torch.randn(n_in + hidden + 1, gates * hidden, generator=g) * 0.1
+    w_in, b_in = torch.randn(n_in, hidden, generator=g) * 0.1, torch.zeros(hidden)
+    x, a, n = torch.ones(batch, n_in + hidden + 1), torch.empty(batch, gates * hidden), \
+        torch.empty(batch, hidden)
+    x[:, :n_in] = u
+
+    def run() -> None:
+        h = c = torch.zeros(batch, hidden)
+        for _ in range(steps):
+            x[:, n_in:-1] = h
+            if family == "rnn":
+                h = torch.mm(x, w).tanh_()
+                continue
+            torch.mm(x, w, out=a)
+            if family == "lstm":
+                s = a[:, :3 * hidden].sigmoid_()
+                c = torch.mul(s[:, hidden:2 * hidden], c).addcmul_(s[:, :hidden],
+                                                                    a[:, 3 * hidden:].tanh_())
+                h = torch.tanh(c).mul_(s[:, 2 * hidden:])
+            else:
+                rz = a[:, :2 * hidden].sigmoid_()
+                torch.addmm(b_in, u, w_in, out=n).addcmul_(rz[:, :hidden], a[:, 2 * hidden:])
+                h = torch.sub(h, n.tanh_()).mul_(rz[:, hidden:]).add_(n)
+
+    return run
+
+
+def useful_flops(model, layout: Layout) -> int:
+    """FLOPs per row and step: the cell's products and the readout (``V h`` and the skip)."""
+    hidden, gates = model.hparams["hidden"], model.gates
+    skip = skip_width(model.hparams, layout.n_inputs, layout.n_init)
+    return 2 * (layout.n_inputs + hidden) * gates * hidden + 2 * (hidden + skip) * \
+        layout.n_outputs
+
+
+def family_rows(family: str, layout: Layout, stats: Stats, data, batches: list[int],
+                repeats: int, quick: bool) -> list[dict]:
+    model = build(family, layout, stats).eval()
+    plain = build(family, layout, stats).eval()
+    plain.inference_step = lambda p=plain: p.step  # the training form, every step
+    hidden, n_in = model.hparams["hidden"], layout.n_inputs
+    rows = []
+    for batch in batches:
+        steps = STEPS.get(batch, 200) // (4 if quick else 1)
+        mm, flops = matmul_call(batch, n_in + hidden, model.gates * hidden)
+        t = median_times({"mm": mm, "rollout": rollout_call(model, data, batch, steps),
+                          "plain": rollout_call(plain, data, batch, steps),
+                          "bare": bare_cell(family, batch, n_in, hidden, steps)}, repeats)
+        rate = useful_flops(model, layout) * batch * steps / t["rollout"]
+        rows.append({"family": family, "batch": batch, "steps": steps, "mm": flops / t["mm"],
+                     "rollout": rate, "step_us": 1e6 * t["rollout"] / steps,
+                     "bare_us": 1e6 * t["bare"] / steps, "plain_us": 1e6 * t["plain"] / steps})
+        print(row_line(rows[-1]), flush=True)
+    return rows
+
+
+def row_line(r: dict) -> str:
+    bare_rate = r["rollout"] * r["step_us"] / r["bare_us"]
+    return (f"{r['family']:<6}{r['batch']:>7}{r['steps']:>7}{r['mm'] / 1e9:>13.1f}"
+            f"{r['rollout'] / 1e9:>14.1f}{100 * r['rollout'] / r['mm']:>9.0f}"
+            f"{100 * bare_rate / r['mm']:>11.0f}"
+            f"{r['step_us']:>11.1f}{r['bare_us']:>10.1f}{r['step_us'] / r['bare_us']:>9.2f}"
+            f"{r['plain_us']:>11.1f}{r['plain_us'] / r['step_us']:>9.2f}")
+
+
+def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
+    """Per step: the ESN's reservoir product ``W r`` as its step runs it, a dense float32
+    product of its size, scipy's CSR product; and the ESN's whole reservoir step."""
+    print(f"\n{'units':>6}{'batch':>7}{'esn W r us':>12}{'dense us':>10}{'scipy us':>10}"
+          f"  fastest  {'esn step us':>11}")
+    layout = Layout()
+    names = ("x", "v", "F", "eta", "y0", "y1")
+    stats = Stats(dict.fromkeys(names, 0.0), dict.fromkeys(names, 1.0))
+    inner = 3
+    for units in sizes:
+        model = build("esn", layout, stats, units=units).eval()
+        dense = model.recurrent_matrix().to_dense()
+        csr = scipy.sparse.csr_matrix((model.W_value.numpy(), model.W_col.numpy(),
+                                       model.W_crow.numpy()), shape=(units, units))
+        for batch in batches:
+            g = torch.Generator().manual_seed(0)
+            u = torch.randn(batch, layout.n_inputs, generator=g)
+            r = (torch.randn(units, batch, generator=g) * 0.1).T  # stored transposed, as
+            rt = r.T.numpy()  # the reservoir's state is
+            out = torch.empty(units, batch)
+            fns = {
+                "esn": lambda m=model, r=r: m.recurrent_product(r),
+                "dense": lambda d=dense, r=r, o=out: torch.mm(d, r.T, out=o),
+                "scipy": lambda c=csr, rt=rt: c @ rt,
+                "step": lambda m=model, u=u, r=r: m.reservoir_step(u, r),
+            }
+            times = median_times({name: lambda f=fn: [f() for _ in range(inner)]
+                                  for name, fn in fns.items()}, repeats)
+            times = {name: 1e6 * t / inner for name, t in times.items()}
+            best = min(("esn", "dense", "scipy"), key=times.get)
+            print(f"{units:>6}{batch:>7}{times['esn']:>12.1f}{times['dense']:>10.1f}"
+                  f"{times['scipy']:>10.1f}  {best:<7}  {times['step']:>11.1f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a quarter of the steps, 3 "
+                        "repeats, batches up to 1024")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, "
+                        "odernn's own)")
+    parser.add_argument("--batches", type=int, nargs="+", help="default 64 1024 16384")
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--repeats", type=int, help="default 7 (3 with --quick)")
+    parser.add_argument("--no-esn", action="store_true", help="skip the reservoir table")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    batches = args.batches or ([64, 1024] if args.quick else [64, 1024, 16384])
+    repeats = args.repeats or (3 if args.quick else 7)
+    data, layout, stats = setup(max(STEPS.values()) + 1)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+          f"{os.cpu_count()} cores; median of {repeats}")
+    print(f"{'family':<6}{'batch':>7}{'steps':>7}{'matmul GF/s':>13}{'rollout GF/s':>14}"
+          f"{'% of mm':>9}{'bare % mm':>11}{'step us':>11}{'bare us':>10}{'/ bare':>9}"
+          f"{'plain us':>11}{'speed-up':>9}")
+    with torch.no_grad():
+        for family in args.families:
+            family_rows(family, layout, stats, data, batches, repeats, args.quick)
+    if not args.no_esn:
+        reservoir_rows([200, 1000] if args.quick else [200, 1000, 4000],
+                       [b for b in batches if b <= 1024], repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The gradient cells' step without autograd: the rollout's and the stepper's hot loop.
+
+:meth:`RecurrentNet.step <odernn.learn.models.rnn.RecurrentNet.step>` writes a cell's
+equations as training differentiates them: the input and recurrent products apart, new
+tensors at every operation, the weights read through the module. A closed loop without
+autograd (:meth:`~odernn.learn.models.surrogate.RecurrentSurrogate.rollout`, the
+:class:`~odernn.learn.models.stepper.Stepper`) runs :func:`inference_step` instead: the
+same equations with
+
+- the weights read once, detached, and the input and recurrent weights and the bias
+  stacked, so that the gates come from one product of ``[u, h, 1]`` (the LSTM's gates
+  reordered ``i, f, o, g``: one sigmoid over three blocks, one tanh over the fourth; the
+  GRU's ``W_hn h + b_hn`` is a block of the same product, with zero weights for ``u``, and
+  ``W_in u + b_in`` a product apart, as its candidate needs ``r * (W_hn h + b_hn)``);
+- the elementwise gate updates in place, in buffers reused from step to step, on the CPU
+  in blocks of rows small enough for the cache;
+- the readout transposed (``V h^T``: two rows of ``B`` columns, a faster product than ``B``
+  rows of two columns), the skip's products of the inputs by slicing (no gather), its terms
+  added in place, no concatenation.
+
+It gives the same function up to float32 rounding (the sums are taken in another order;
+``tests/test_models.py`` checks the two agree). ``benchmarks/rollout.py`` measures both
+against the machine's matrix-multiply rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+State = tuple[Tensor, ...]
+StepFn = Callable[[Tensor, State], tuple[Tensor, State]]
+
+IN_PLACE = {"tanh": Tensor.tanh_, "relu": Tensor.relu_, "sigmoid": Tensor.sigmoid_}
+
+
+def inference_step(model: Any) -> StepFn:
+    """``model.step`` (a :class:`~odernn.learn.models.rnn.RecurrentNet`) with its current
+    weights, for use without autograd; the weights are read now, so a step function made
+    before the weights change keeps the old ones."""
+    with torch.no_grad():
+        block, width = _cell_block(model)
+        readout = _readout(model)
+
+    def step(u: Tensor, state: State) -> tuple[Tensor, State]:
+        n = u.shape[0]
+        rows = n if u.device.type != "cpu" else max(64, BLOCK_BYTES // (4 * width))
+        out = tuple(u.new_empty(n, s.shape[1]) for s in state)
+        if n <= rows:
+            block(u, state, out)
+            return readout(out[0], u), out
+        for lo in range(0, n, rows):
+            part = slice(lo, min(lo + rows, n))
+            block(u[part], tuple(s[part] for s in state), tuple(o[part] for o in out))
+        return readout(out[0], u), out
+
+    return step
+
+
+BLOCK_BYTES = 1 << 20
+"""On the CPU a step runs in blocks of rows whose gate pre-activations take at most this
+many bytes (1024 rows of an LSTM of 64 units): each block's elementwise passes then read the
+cache, not memory (on the development machine blocks of 512 to 1024 rows ran an LSTM's step
+at batch 16384 fastest)."""
+Block = Callable[[Tensor, State, State], None]
+
+
+class _Scratch:
+    """Tensors reused from step to step for what a step consumes itself (the product's input
+    ``[u, h, 1]`` and output), with their column blocks as views made once: a fresh
+    allocation at every step costs more than the arithmetic at large batches (page faults),
+    a view more than the arithmetic at small ones. Held per number of rows (a batch's last
+    block may be shorter), remade when the dtype or device changes."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, int], tuple[Tensor, ...]] = {}
+
+    def get(self, name: str, like: Tensor, width: int, spans: tuple[tuple[int, int], ...] = (),
+            ones_column: bool = False) -> tuple[Tensor, ...]:
+        """The buffer ``(rows of like, width)`` and its columns ``lo:hi`` of each span."""
+        key = (name, like.shape[0])
+        held = self._held.get(key)
+        if held is None or held[0].dtype != like.dtype or held[0].device != like.device:
+            t = like.new_empty(like.shape[0], width)
+            if ones_column:
+                t[:, -1] = 1.0
+            held = self._held[key] = (t, *(t[:, lo:hi] for lo, hi in spans))
+        return held
+
+
+def _stacked(w_ih: Tensor, w_hh: Tensor, bias: Tensor) -> Tensor:
+    """``[W_ih, W_hh, b]^T``, contiguous: ``[u, h, 1] @ it`` is ``W_ih u + W_hh h + b`` (one
+    product, the bias its last row: no broadcast copy, the product's fastest form)."""
+    return torch.cat([w_ih, w_hh, bias[:, None]], dim=1).T.contiguous()
+
+
+def _cell_block(model: Any) -> tuple[Block, int]:
+    """The cell's step on a block of rows, writing the new state into the given views; and
+    the width of its gate pre-activations."""
+    family, cell, hidden = model.family, model.cell, model.hparams["hidden"]
+    scratch = _Scratch()
+    n_in = model.layout.n_inputs
+
+    width = n_in + hidden + 1
+
+    def joined(u: Tensor, h: Tensor) -> Tensor:
+        """``[u, h, 1]`` in a reused buffer (its last column holds the ones)."""
+        x, head = scratch.get("x", u, width, ((0, width - 1),), ones_column=True)
+        torch.cat([u, h], dim=1, out=head)
+        return x
+
+    if family == "rnn":
+        w = _stacked(cell.U.detach(), cell.W.detach(), cell.b.detach())
+        act = IN_PLACE[model.hparams.get("activation", "tanh")]
+
+        def rnn(u: Tensor, state: State, out: State) -> None:
+            act(torch.mm(joined(u, state[0]), w, out=out[0]))
+
+        return rnn, hidden
+    f = cell.fused
+    w_ih, w_hh, b_ih, b_hh = (t.detach() for t in (f.weight_ih_l0, f.weight_hh_l0,
+                                                    f.bias_ih_l0, f.bias_hh_l0))
+    h1, h2, h3, h4 = (k * hidden for k in range(1, 5))
+    if family == "lstm":
+        order = torch.cat([torch.arange(0, h2), torch.arange(h3, h4),
+                           torch.arange(h2, h3)]).to(w_ih.device)
+        w = _stacked(w_ih[order], w_hh[order], (b_ih + b_hh)[order])
+        spans = ((0, h3), (h3, h4), (0, h1), (h1, h2), (h2, h3))  # i f o | g; i; f; o
+
+        def lstm(u: Tensor, state: State, out: State) -> None:
+            a, ifo, g, i, f, o = scratch.get("a", u, h4, spans)
+            torch.mm(joined(u, state[0]), w, out=a)
+            ifo.sigmoid_()
+            g.tanh_()
+            torch.mul(f, state[1], out=out[1]).addcmul_(i, g)
+            torch.tanh(out[1], out=out[0]).mul_(o)
+
+        return lstm, h4
+    # GRU: r, z from [u, h, 1]; the candidate's recurrent part W_hn h + b_hn in the same
+    # product (zero weights for u); its input part W_in u + b_in apart.
+    w_n = torch.cat([torch.zeros_like(w_ih[h2:]), w_hh[h2:], b_hh[h2:, None]], dim=1)
+    w = torch.cat([_stacked(w_ih[:h2], w_hh[:h2], b_ih[:h2] + b_hh[:h2]), w_n.T],
+                  dim=1).contiguous()
+    w_in, b_in = w_ih[h2:].T.contiguous(), b_ih[h2:].clone()
+    spans = ((0, h2), (0, h1), (h1, h2), (h2, h3))  # r z; r; z; W_hn h + b_hn
+
+    def gru(u: Tensor, state: State, out: State) -> None:
+        a, rz, r, z, hn = scratch.get("a", u, h3, spans)
+        torch.mm(joined(u, state[0]), w, out=a)
+        rz.sigmoid_()
+        n = torch.addmm(b_in, u, w_in, out=scratch.get("n", u, hidden)[0])
+        n.addcmul_(r, hn).tanh_()
+        torch.sub(state[0], n, out=out[0]).mul_(z).add_(n)
+
+    return gru, h3
+
+
+def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
+    """``sigma_y(V h + c)`` after the head, plus the skip ``D s(u)``, computed transposed:
+    ``V h^T`` is a product with two rows of ``B`` columns, several times faster than ``h V^T``
+    with two columns at large batches; ``D``'s columns for ``u`` and for the products are
+    added in place."""
+    head = [(layer.weight.detach(), layer.bias.detach()) for layer in model.head]
+    v, c = model.V.detach(), model.c.detach()[:, None].clone()
+    sigma_y = model.sigma_y
+    d = None if model.D is None else model.D.detach()
+    n_in = model.layout.n_inputs
+    d_u = None if d is None else d[:, :n_in].contiguous()
+    d_p = None if d is None or model.param_cols is None else d[:, n_in:].contiguous()
+    products, d_p = _products(model, d_p) if d_p is not None else (None, None)
+
+    def readout(h: Tensor, u: Tensor) -> Tensor:
+        for weight, bias in head:
+            h = nnf.linear(h, weight, bias).relu_()
+        y = torch.mm(v, h.T).add_(c)
+        y = sigma_y(y)
+        if d_u is not None:
+            y = y.addmm_(d_u, u.T)
+            if products is not None:
+                y = y.addmm_(d_p, products(u).T)
+        return y.T
+
+    return readout
+
+
+def _products(model: Any, d_p: Tensor) -> tuple[Callable[[Tensor], Tensor], Tensor]:
+    """Each parameter channel times each other channel, as
+    :func:`~odernn.learn.models.readout.skip_features` orders them, and the skip's weights
+    for them; by slicing when the parameters are the last channels and the others the first
+    (no hybrid's prior). With one parameter ``p``, the products are ``u p`` whole (``p^2``
+    last, given a zero weight): one slice fewer per step."""
+    params = model.param_cols.tolist()
+    others = model.other_cols.tolist()
+    n_in = model.layout.n_inputs
+    if others != list(range(len(others))) or params != list(range(n_in - len(params), n_in)):
+        p_idx, o_idx = model.param_cols, model.other_cols
+        return (lambda u: (u[:, p_idx].unsqueeze(-1) * u[:, o_idx].unsqueeze(-2)).flatten(-2),
+                d_p)
+    first, n_other = n_in - len(params), len(others)
+    if len(params) == 1:
+        return (lambda u: u * u[:, first:]), torch.cat([d_p, torch.zeros_like(d_p[:, :1])], 1)
+    return (lambda u: (u[:, first:].unsqueeze(-1) * u[:, None, :n_other]).flatten(-2)), d_p
