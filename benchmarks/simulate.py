@@ -15,7 +15,7 @@ End to end (``odernn.data.simulate.simulate``: parameter sampling from per-traje
 streams, integration in fixed blocks, the HDF5 write overlapped with the next
 block) is timed against the integration alone of the same trajectories in the
 same blocks, for the linear ``train`` and the nonlinear ``duffing-train`` specs
-at N = 10^4 (T = 1000) and N = 10^6 (T = 100; without SciPy), and the peak
+at N = 10^4 (T = 1000) and N = 10^6 (T = 200; without SciPy), and the peak
 memory of a whole simulation is measured in a fresh process for growing N: it
 is bounded by the block, not by N.
 """
@@ -214,7 +214,7 @@ def main() -> None:
         print("\nend to end (parameter streams, forcing, integration, HDF5 write) against the "
               "integration alone, the same blocks:")
         ends: list[Row] = []
-        for n, T in ((1000, 200),) if args.quick else ((10_000, 1000), (1_000_000, 100)):
+        for n, T in ((1000, 200),) if args.quick else ((10_000, 1000), (1_000_000, 200)):
             fixed = ("euler", "rk4", "exact")
             ends += measure_end_to_end("train", n, T, fixed + (("scipy",) if n <= 10_000 else ()),
                                        repeats)
