@@ -104,6 +104,7 @@ def train(
     from odernn.data.store import open_trajectories, read_trajectories
     from odernn.learn.config import TrainConfig
     from odernn.learn.rundir import check_run_dir
+    from odernn.learn.stream import for_training
     from odernn.learn.training import train as run
 
     if tensorboard is not None:  # the extra and DIR, before anything is read or written
@@ -144,7 +145,7 @@ def train(
         if code == 130:
             raise Interrupted("")  # the workers have said what they kept
         raise typer.Exit(code)
-    training = read_trajectories(data)
+    training = for_training(data)  # in memory if it fits the memory budget, else streamed
     validation = read_trajectories(val) if val is not None else None
     with drawing(quiet) as show:
         result = run(training, settings, output, val=validation, resume=resume, progress=show,
