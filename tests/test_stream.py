@@ -4,6 +4,8 @@ a buffer bounded by the memory budget, bad files refused, resume."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections import Counter
 
 import h5py
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from test_cli import assert_one_line_error
+from test_distributed import clean_env
 from test_models import interrupt_at, small_config
 
 from odernn import budget
@@ -169,3 +172,20 @@ def test_a_short_or_corrupt_file_is_refused_in_one_line(path, tmp_path, monkeypa
     code = main(["train", str(bad), "-o", str(tmp_path / "b"), *small])
     assert_one_line_error(code, capsys.readouterr().err, "bad.h5")
     assert not (tmp_path / "b").exists()
+
+
+def test_two_ranks_stream_the_single_process_run(path, tmp_path):
+    """Under torchrun each rank opens the file itself, reads the same buffers and trains on
+    its share of every batch: the single process's weights, within a budget below the file."""
+    env = {**clean_env(), budget.ENV: TIGHT, "OMP_NUM_THREADS": "1"}
+    args = ["train", str(path), "--model", "ffn", "--hidden", "16", "--epochs", "1",
+            "--batch-size", "64", "--window", "50", "--set", "val_fraction=0.02", "--quiet"]
+    for name, launcher in (("one", ()), ("two", ("-m", "torch.distributed.run", "--standalone",
+                                                  "--nproc_per_node", "2"))):
+        done = subprocess.run([sys.executable, *launcher, "-m", "odernn", *args, "-o",
+                               str(tmp_path / name)], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    one, two = (torch.load(tmp_path / k / "best.pt", weights_only=True)["state_dict"]
+                for k in ("one", "two"))
+    torch.testing.assert_close(two, one, rtol=1e-4, atol=1e-5)

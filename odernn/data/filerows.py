@@ -21,6 +21,10 @@ from odernn import budget
 from odernn.data.store import TrajectoryFile
 from odernn.data.trajectories import Trajectories
 
+READ_BYTES = 16 << 20
+""":meth:`FileRows.read` reads spans of at most about this many bytes of file rows, or an
+eighth of the memory budget (whole chunks, at least one)."""
+
 
 class FileRows:
     """Rows ``rows`` (increasing file row indices; all by default) of the file at ``path``.
@@ -121,7 +125,9 @@ class FileRows:
         """Every row of the view in memory, refused first if it would exceed the budget."""
         budget.check(f"{self.path}: {what}, {self.n} trajectories of {self.n_steps} points",
                      2 * self.n * self.row_bytes(), "give fewer trajectories")
-        parts = [data for _, _, data in self.blocks(max(self.chunk_rows, 1024))]
+        most = min(READ_BYTES, budget.memory_budget()[0] // 8)
+        span = max(1, most // self.row_bytes() // self.chunk_rows) * self.chunk_rows
+        parts = [data for _, _, data in self.blocks(span)]
         first = parts[0]
 
         def join(name: str) -> np.ndarray | None:

@@ -45,8 +45,8 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val
     length = _window_length(config)
     n_windows = max(config.batch_size, train.n * (train.n_steps - 1) // config.window)
     n_batches = math.ceil(n_windows / config.batch_size)
-    data = window_source(train, model.layout, device, n_windows, config.batch_size, length,
-                         dd.world_size())
+    # every rank draws the same windows (streamed: reads the same blocks, with its own handle)
+    data = window_source(train, model.layout, device, n_windows, config.batch_size, length)
     val_tensors = to_tensors(val, model.layout, device)
     if getattr(model, "D", None) is not None and previous is None:
         _fit_skip(model, data.blocks())

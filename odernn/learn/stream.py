@@ -41,9 +41,10 @@ from odernn.learn.windows import fingerprint as memory_fingerprint
 Data = Trajectories | FileRows
 
 BUFFER_CAP = 256 << 20
-"""The shuffling buffer holds at most this many bytes of training tensors per process ..."""
+"""The shuffling buffer holds at most this many bytes of training tensors ..."""
 BUFFER_SHARE = 0.25
-"""... and at most this fraction of the memory budget, shared by the processes."""
+"""... and at most this fraction of the memory budget (each data-parallel process has its own
+buffer and its own budget, as each checks every other size against it)."""
 IN_MEMORY_BYTES_PER_POINT = 8 * 12
 """What in-memory training holds per time point beyond the stored values (the carried state
 and exogenous channels in float64 and float32, the targets of the statistics): an estimate."""
@@ -168,12 +169,12 @@ def tensor_blocks(data: Data, layout: Layout, device: torch.device, rows: int,
 
 
 def window_source(data: Data, layout: Layout, device: torch.device, n_windows: int,
-                  batch_size: int, length: int, world: int = 1) -> MemoryWindows | WindowStream:
+                  batch_size: int, length: int) -> MemoryWindows | WindowStream:
     """The epochs' windows: gathers from device tensors of the whole set, or streamed."""
     if isinstance(data, Trajectories):
         return MemoryWindows(to_tensors(data, layout, device), n_windows, batch_size, length,
                              device)
-    return WindowStream(data, layout, device, n_windows, batch_size, length, world)
+    return WindowStream(data, layout, device, n_windows, batch_size, length)
 
 
 class WindowStream:
@@ -188,7 +189,7 @@ class WindowStream:
     """
 
     def __init__(self, data: FileRows, layout: Layout, device: torch.device, n_windows: int,
-                 batch_size: int, length: int, world: int = 1) -> None:
+                 batch_size: int, length: int) -> None:
         self.data, self.layout, self.device = data, layout, device
         self.n_windows, self.batch_size, self.length = n_windows, batch_size, length
         self.n_batches = -(-n_windows // batch_size)
@@ -197,7 +198,7 @@ class WindowStream:
         self.channels = (probe.z.shape[-1], probe.e.shape[-1])
         per_row = data.n_steps * sum(self.channels) * 4
         biggest = max(hi - lo for lo, hi in self.spans)
-        limit = min(BUFFER_CAP, BUFFER_SHARE * budget.memory_budget()[0]) / max(world, 1)
+        limit = min(BUFFER_CAP, BUFFER_SHARE * budget.memory_budget()[0])
         self.capacity = min(data.n, max(biggest, int(limit // per_row)))
         working = block_rows(data) * data.n_steps * (2 * data.point_bytes
                                                      + 12 * sum(self.channels))
