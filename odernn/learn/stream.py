@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from odernn.learn.windows import fingerprint as memory_fingerprint
 
 Data = Trajectories | FileRows
 
-BUFFER_CAP = 256 << 20
+BUFFER_CAP = 64 << 20
 """The shuffling buffer holds at most this many bytes of training tensors ..."""
 BUFFER_SHARE = 0.25
 """... and at most this fraction of the memory budget (each data-parallel process has its own
@@ -75,13 +76,13 @@ def fingerprint(data: Data) -> dict[str, Any]:
     for label in ("x", "v", "F"):
         if label in f.names:
             for block in f.blocks(label, np.dtype(np.float64)):
-                h.update(block.tobytes())
+                h.update(block)  # contiguous: hashed in place, no copy
     summary = {}
     for k in sorted(f.params_names):
         h.update(k.encode())
         low, high = np.inf, -np.inf
         for block in f.blocks(f"params/{k}", np.dtype(np.float64)):
-            h.update(block.tobytes())
+            h.update(np.ascontiguousarray(block))
             if block.size:
                 low, high = min(low, float(block.min())), max(high, float(block.max()))
         summary[k] = np.array([low, high])
@@ -185,7 +186,9 @@ class WindowStream:
     ``m`` of the ``n`` trajectories gives its share of the windows (``n_windows m / n``,
     rounded so the shares add up), each from a trajectory drawn uniformly in the buffer and a
     start drawn uniformly. A buffer that holds every trajectory draws the in-memory windows
-    exactly. Resuming at a batch redraws the epoch and reads only the buffers from there.
+    exactly. Otherwise there are two buffers, each half the bound: a thread reads the next
+    while the batches of the current one train. Resuming at a batch redraws the epoch and
+    reads only the buffers from there on.
     """
 
     def __init__(self, data: FileRows, layout: Layout, device: torch.device, n_windows: int,
@@ -199,15 +202,17 @@ class WindowStream:
         per_row = data.n_steps * sum(self.channels) * 4
         biggest = max(hi - lo for lo, hi in self.spans)
         limit = min(BUFFER_CAP, BUFFER_SHARE * budget.memory_budget()[0])
-        self.capacity = min(data.n, max(biggest, int(limit // per_row)))
+        whole = data.n * per_row <= limit
+        self.capacity = data.n if whole else max(biggest, int(limit / 2 // per_row))
+        self.n_buffers = 1 if whole else 2
         working = block_rows(data) * data.n_steps * (2 * data.point_bytes
                                                      + 12 * sum(self.channels))
-        budget.check(f"training buffer of {self.capacity} trajectories of {data.n_steps} points "
-                     f"(streamed from {data.path})", self.capacity * per_row + working,
+        budget.check(f"training buffer of {self.n_buffers} x {self.capacity} trajectories of "
+                     f"{data.n_steps} points (streamed from {data.path})",
+                     self.n_buffers * self.capacity * per_row + working,
                      "give shorter trajectories")
-        self.buffer: SequenceTensors | None = None
-        self.positions: torch.Tensor | None = None
-        """The file-view position of each buffered trajectory (the buffer's rows)."""
+        self.buffers: list[tuple[SequenceTensors, torch.Tensor]] = []
+        """Each buffer's tensors and the position (in the training rows) of each of its rows."""
 
     def rounds(self, gen: torch.Generator) -> list[list[tuple[int, int]]]:
         """The epoch's buffers, each a list of spans: every span once, in a random order."""
@@ -230,49 +235,63 @@ class WindowStream:
                                       slice(0, self.data.n)):
             yield block
 
-    def _fill(self, spans: list[tuple[int, int]]) -> int:
-        """Read ``spans`` into the buffer (allocated once, at its checked capacity)."""
-        if self.buffer is None:
-            shape = (self.capacity, self.data.n_steps)
-            self.buffer = SequenceTensors(torch.empty(*shape, self.channels[0]),
-                                          torch.empty(*shape, self.channels[1]))
-            self.positions = torch.empty(self.capacity, dtype=torch.long)
+    def _fill(self, spans: list[tuple[int, int]], which: int) -> None:
+        """Read ``spans`` into buffer ``which`` (run in the reading thread)."""
+        tensors, positions = self.buffers[which]
         at = 0
         for lo, hi in spans:
             block = to_tensors(self.data.read_span(lo, hi), self.layout)
-            self.buffer.z[at:at + hi - lo] = block.z
-            self.buffer.e[at:at + hi - lo] = block.e
-            self.positions[at:at + hi - lo] = torch.arange(lo, hi)
+            tensors.z[at:at + hi - lo] = block.z
+            tensors.e[at:at + hi - lo] = block.e
+            positions[at:at + hi - lo] = torch.arange(lo, hi)
             at += hi - lo
-        return at
 
     def epoch(self, gen: torch.Generator, first: int = 0) -> Iterator[tuple[int, Batch]]:
         """``(b, batch)`` for the epoch's batches from ``first``; draws from ``gen`` the same
-        way whatever ``first`` is."""
-        n, bs, done, cum = self.data.n, self.batch_size, 0, 0
+        way whatever ``first`` is, and whatever the reading thread's timing."""
+        bs, n = self.batch_size, self.data.n
+        rounds = self.rounds(gen)
+        sizes = [sum(hi - lo for lo, hi in spans) for spans in rounds]
+        ends = [self.n_windows * int(c) // n for c in np.cumsum(sizes)]
+        begins = [0, *ends[:-1]]
+        needed = [r for r in range(len(rounds))
+                  if ends[r] > begins[r] and (ends[r] - 1) // bs >= first]
+        while len(self.buffers) < min(self.n_buffers, len(needed)):
+            shape = (self.capacity, self.data.n_steps)
+            self.buffers.append((SequenceTensors(torch.empty(*shape, self.channels[0]),
+                                                 torch.empty(*shape, self.channels[1])),
+                                 torch.empty(self.capacity, dtype=torch.long)))
         carry: list[tuple[SequenceTensors, torch.Tensor, torch.Tensor]] = []
-        for spans in self.rounds(gen):
-            m = sum(hi - lo for lo, hi in spans)
-            cum += m
-            k = self.n_windows * cum // n - done
-            rows = torch.randint(m, (k,), generator=gen)
-            starts = torch.randint(self.data.n_steps - self.length, (k,), generator=gen)
-            end = done + k
-            if k == 0 or (end - 1) // bs < first:
-                done = end
-                continue
-            self._fill(spans)
-            b = done // bs
-            while b * bs < end:
-                lo, hi = max(b * bs, done), min((b + 1) * bs, end, self.n_windows)
-                if b >= first:
-                    r, s = rows[lo - done:hi - done], starts[lo - done:hi - done]
-                    carry.append((self.buffer.windows(r, s, self.length), self.positions[r], s))
-                if hi == min((b + 1) * bs, self.n_windows) and b >= first:
-                    yield b, StreamBatch(carry, self.device)
-                    carry = []
-                b += 1
-            done = end
+        with ThreadPoolExecutor(1, thread_name_prefix="odernn-read") as reader:
+            pending = {}
+
+            def read(i: int) -> None:  # the i-th round to read, into buffer i % 2
+                if i < len(needed):
+                    pending[needed[i]] = (i % 2, reader.submit(self._fill, rounds[needed[i]],
+                                                               i % 2))
+
+            read(0)
+            for r in range(len(rounds)):
+                done, end = begins[r], ends[r]
+                rows = torch.randint(sizes[r], (end - done,), generator=gen)
+                starts = torch.randint(self.data.n_steps - self.length, (end - done,),
+                                       generator=gen)
+                if r not in pending:
+                    continue
+                which, future = pending.pop(r)
+                future.result()
+                read(needed.index(r) + 1)  # the next buffer is read while this one trains
+                tensors, positions = self.buffers[which]
+                b = done // bs
+                while b * bs < end:
+                    lo, hi = max(b * bs, done), min((b + 1) * bs, end)
+                    if b >= first:
+                        w, s = rows[lo - done:hi - done], starts[lo - done:hi - done]
+                        carry.append((tensors.windows(w, s, self.length), positions[w], s))
+                    if hi == min((b + 1) * bs, self.n_windows) and b >= first:
+                        yield b, StreamBatch(carry, self.device)
+                        carry = []
+                    b += 1
 
 
 class StreamBatch(Batch):
