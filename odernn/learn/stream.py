@@ -41,7 +41,7 @@ from odernn.learn.windows import fingerprint as memory_fingerprint
 
 Data = Trajectories | FileRows
 
-BUFFER_CAP = 64 << 20
+BUFFER_CAP = 48 << 20
 """The shuffling buffer holds at most this many bytes of training tensors ..."""
 BUFFER_SHARE = 0.25
 """... and at most this fraction of the memory budget (each data-parallel process has its own
@@ -49,7 +49,7 @@ buffer and its own budget, as each checks every other size against it)."""
 IN_MEMORY_BYTES_PER_POINT = 8 * 12
 """What in-memory training holds per time point beyond the stored values (the carried state
 and exogenous channels in float64 and float32, the targets of the statistics): an estimate."""
-BLOCK_FILE_ROWS = 64
+BLOCK_FILE_ROWS = 32
 """Blocks read at a time span at least this many file rows (rounded up to whole chunks)."""
 
 
