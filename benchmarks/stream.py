@@ -8,7 +8,7 @@ Each measurement runs in a fresh process; its peak resident memory is that proce
 
 * an LSTM (hidden 32, batch 256, window 50) trained streamed (``FileRows``) for
   ``--batches`` batches, enough to refill the shuffling buffer several times (a whole epoch
-  of 10^5 trajectories is 7000 batches, hours on two cores), after the passes that precede
+  of 10^5 trajectories is 7800 batches), after the passes that precede
   training (fingerprint, statistics, the skip connection's least-squares start);
 * beside them, the floor: the same LSTM trained in memory on a file of 256 trajectories;
 * an ESN (100 units, ridge given) accumulating its normal equations over the first
