@@ -98,11 +98,16 @@ def simulate(n: int, path: Path, seed: int = 1) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--huge", action="store_true", help="also 10^6 trajectories (24 GB)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="these sizes only (no throughput "
+                        "comparison unless 10000 is among them)")
+    parser.add_argument("--no-esn", action="store_true", help="the LSTM only")
     parser.add_argument("--batches", type=int, default=400, help="LSTM batches measured")
     parser.add_argument("--esn-rows", type=int, default=10_000, help="ESN rows measured")
     parser.add_argument("--dir", default="/tmp", help="where the temporary files go")
     args = parser.parse_args()
     sizes = (10_000, 100_000, 1_000_000) if args.huge else (10_000, 100_000)
+    sizes = tuple(args.sizes) if args.sizes else sizes
+    memory = stream = None
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         val = simulate(256, folder / "val.h5", seed=2)
@@ -112,17 +117,17 @@ def main() -> None:
             path = simulate(n, folder / f"train-{n}.h5")
             size = path.stat().st_size / 2**20
             lstm = measure(path, val, "lstm", True, args.batches)
-            esn = measure(path, val, "esn", True, args.esn_rows)
+            esn = ({"peak_mib": float("nan"), "before_training_s": float("nan")} if args.no_esn
+                   else measure(path, val, "esn", True, args.esn_rows))
             rows.append((n, size, lstm, esn))
             print(f"N = {n:>7} ({size:7.0f} MiB file): LSTM streamed peak {lstm['peak_mib']:6.0f} "
                   f"MiB ({lstm['before_training_s']:.0f} s before training), ESN streamed peak "
                   f"{esn['peak_mib']:6.0f} MiB ({esn['before_training_s']:.0f} s before its pass)",
                   flush=True)
-            if n == sizes[0]:
+            if n == 10_000:
                 memory = measure(path, val, "lstm", False, args.batches)
                 stream = lstm
-            if n != sizes[-1]:
-                path.unlink()
+            path.unlink()
     print("\npeak resident memory (fresh process, VmHWM), T = 1000, streamed:")
     print(f"{'N':>9} {'file MiB':>9} {'LSTM MiB':>9} {'ESN MiB':>8} {'LSTM / smallest':>16}")
     for n, size, lstm, esn in rows:
@@ -130,7 +135,9 @@ def main() -> None:
               f"{lstm['peak_mib'] / rows[0][2]['peak_mib']:>15.2f}x")
     print(f"(the floor: the same LSTM trained in memory on the 256 validation trajectories "
           f"peaks at {floor['peak_mib']:.0f} MiB: Python, torch, h5py, the model, one batch)")
-    print(f"\nLSTM throughput on N = {sizes[0]} (fits in memory), first {args.batches} batches:")
+    if memory is None:
+        return
+    print(f"\nLSTM throughput on N = 10000 (fits in memory), first {args.batches} batches:")
     for name, run in (("in memory", memory), ("streamed", stream)):
         print(f"  {name + ':':<10} {run['windows_per_s']:8.0f} windows/s, peak "
               f"{run['peak_mib']:.0f} MiB, {run['before_training_s']:.0f} s before training")

@@ -16,6 +16,7 @@ from test_cli import assert_one_line_error
 from test_distributed import clean_env
 from test_models import interrupt_at, small_config
 
+import odernn
 from odernn import budget
 from odernn.cli.app import main
 from odernn.data.filerows import FileRows
@@ -136,10 +137,10 @@ def test_training_under_a_budget_far_below_the_file_streams_and_succeeds(path, m
     monkeypatch.setenv(budget.ENV, TIGHT)
     with pytest.raises(budget.BudgetError):
         read_trajectories(path)  # the file alone is over the budget
-    data = stream.for_training(path)
-    assert isinstance(data, FileRows)
-    result = train(data, config(family), None, progress=False)
+    assert isinstance(stream.for_training(path), FileRows)
+    model, result = odernn.fit(path, config(family))  # a path: streamed, as it does not fit
     assert result.status == "ok" and result.best_val_nrmse < 1.0
+    assert model.layout.system == "oscillator"
 
 
 def test_resume_after_an_interrupt_streams_to_the_uninterrupted_result(path, tmp_path,

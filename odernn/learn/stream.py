@@ -6,9 +6,9 @@ the fingerprint is a pass over the file (the same digest as the trajectories in 
 give), the normalisation statistics a pass over the training rows (merged block by block in
 float64), and the gradient recipe's windows come from a :class:`WindowStream`: every epoch
 the file's chunk-aligned blocks are taken in a random order, as many as fill a bounded
-buffer at a time, and each buffer gives its share of the epoch's windows, drawn within it.
-The buffer's size is checked against the budget before it is allocated. Validation sets are
-read into memory (budget-checked).
+buffer at a time, and each buffer gives its share of the epoch's windows, drawn within it,
+while a thread reads the next. The buffers' size is checked against the budget before they
+are allocated. Validation sets are read into memory (budget-checked).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from odernn.learn.windows import fingerprint as memory_fingerprint
 Data = Trajectories | FileRows
 
 BUFFER_CAP = 48 << 20
-"""The shuffling buffer holds at most this many bytes of training tensors ..."""
+"""The shuffling buffers hold at most this many bytes of training tensors in all (two halves:
+one trains while a thread reads the other) ..."""
 BUFFER_SHARE = 0.25
 """... and at most this fraction of the memory budget (each data-parallel process has its own
 buffer and its own budget, as each checks every other size against it)."""
