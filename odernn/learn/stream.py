@@ -47,9 +47,11 @@ one trains while a thread reads the other) ..."""
 BUFFER_SHARE = 0.25
 """... and at most this fraction of the memory budget (each data-parallel process has its own
 buffer and its own budget, as each checks every other size against it)."""
-IN_MEMORY_BYTES_PER_POINT = 8 * 12
-"""What in-memory training holds per time point beyond the stored values (the carried state
-and exogenous channels in float64 and float32, the targets of the statistics): an estimate."""
+IN_MEMORY_BYTES_PER_POINT = 8 * 32
+"""What in-memory training holds per time point beyond two copies of the stored values (the
+carried state and exogenous channels in float64 and float32, the statistics' targets, the
+skip connection's least-squares problem): an estimate, about what benchmarks/stream.py
+measures for an oscillator file (11 times its stored size)."""
 BLOCK_FILE_ROWS = 32
 """Blocks read at a time span at least this many file rows (rounded up to whole chunks)."""
 
