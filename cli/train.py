@@ -105,6 +105,7 @@ def train(
     from odernn.data.store import open_trajectories, read_trajectories
     from odernn.learn.config import TrainConfig
     from odernn.learn.rundir import check_run_dir
+    from odernn.learn.stream import for_training
     from odernn.learn.training import train as run
 
     if tensorboard is not None:  # the extra and DIR, before anything is read or written
@@ -145,7 +146,7 @@ def train(
         if code == 130:
             raise Interrupted("")  # the workers have said what they kept
         raise typer.Exit(code)
-    training = read_trajectories(data)
+    training = for_training(data)  # in memory if it fits the memory budget, else streamed
     validation = read_trajectories(val) if val is not None else None
     with drawing(quiet) as show:
         result = run(training, settings, output, val=validation, resume=resume, progress=show,
@@ -170,9 +171,10 @@ def _train_seeds(data: Path, val: Path | None, output: Path, settings: Any, seed
     """``--seeds K``: the members one after another into the group OUTPUT."""
     from odernn.data.store import read_trajectories
     from odernn.learn.seeds import check_group, member_seeds, train_seeds
+    from odernn.learn.stream import for_training
 
     check_group(output, member_seeds(settings.seed, seeds), resume, overwrite)
-    training = read_trajectories(data)
+    training = for_training(data)  # in memory if it fits the memory budget, else streamed
     validation = read_trajectories(val) if val is not None else None
     with drawing(quiet) as show:
         results = train_seeds(training, settings, output, seeds, val=validation, resume=resume,

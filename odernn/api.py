@@ -20,13 +20,17 @@ if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
     from odernn.learn.outcome import TrainResult
 
 
-def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = None, *,
+def fit(data: Trajectories | str | Path, config: TrainConfig | Mapping[str, Any] | None = None, *,
         val: Trajectories | None = None, run_dir: str | Path | None = None,
         resume: bool = False, overwrite: bool = False, progress: bool = False,
         tensorboard: str | Path | None = None,
         **options: Any) -> tuple[RecurrentSurrogate, TrainResult]:
     """Train a surrogate on ``data``; return the model with the lowest closed-loop validation
     error and the run's result (its ``history``, status and message).
+
+    ``data`` is trajectories in memory or a file's path: a file is read into memory when
+    training it there fits the memory budget, else streamed from the file in bounded memory
+    (:func:`odernn.learn.stream.for_training`, docs/scaling.md).
 
     ``config`` is a :class:`~odernn.learn.config.TrainConfig`, or its options as a mapping;
     keyword ``options`` are added to it (``fit(data, model="esn", units=500)``). With
@@ -40,6 +44,7 @@ def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = Non
     from odernn.learn.training import train
 
     settings = _settings(config, options)
+    data = _data(data)
     if run_dir is None:
         result = train(data, settings, None, val=val, progress=progress,
                        tensorboard=tensorboard)
@@ -49,6 +54,16 @@ def fit(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = Non
     result = train(data, settings, Path(run_dir), val=val, resume=resume, progress=progress,
                    overwrite=overwrite, tensorboard=tensorboard)
     return load_surrogate(result.best), result
+
+
+def _data(data: Trajectories | str | Path) -> Any:
+    """Trajectories as given; a file's path as :func:`~odernn.learn.stream.for_training`
+    opens it (in memory, or streamed when it does not fit the memory budget)."""
+    if isinstance(data, str | Path):
+        from odernn.learn.stream import for_training
+
+        return for_training(data)
+    return data
 
 
 def _settings(config: TrainConfig | Mapping[str, Any] | None,
@@ -61,20 +76,22 @@ def _settings(config: TrainConfig | Mapping[str, Any] | None,
     return TrainConfig.from_dict({**dict(config or {}), **options}, where="fit")
 
 
-def fit_seeds(data: Trajectories, config: TrainConfig | Mapping[str, Any] | None = None, *,
-              seeds: int = 3, val: Trajectories | None = None,
+def fit_seeds(data: Trajectories | str | Path,
+              config: TrainConfig | Mapping[str, Any] | None = None, *, seeds: int = 3,
+              val: Trajectories | None = None,
               run_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
               progress: bool = False, **options: Any) -> tuple[Ensemble, dict[str, TrainResult]]:
     """Train ``seeds`` independent members of one model (seeds ``seed``, ``seed + 1``, ...;
     ``odernn train --seeds``) and return their :class:`~odernn.learn.models.ensemble.Ensemble`
     (``evaluate`` reports every seed, their spread and the ensemble) and each member's
-    result. With ``run_dir`` the seed group is written there (:mod:`odernn.learn.seeds`)."""
+    result. With ``run_dir`` the seed group is written there (:mod:`odernn.learn.seeds`).
+    ``data`` as for :func:`fit`: trajectories, or a file's path."""
     from odernn.errors import DataError
     from odernn.learn.models import from_record
     from odernn.learn.models.ensemble import Ensemble
     from odernn.learn.seeds import load_group, train_seeds
 
-    results = train_seeds(data, _settings(config, options), run_dir, seeds, val=val,
+    results = train_seeds(_data(data), _settings(config, options), run_dir, seeds, val=val,
                           resume=resume, overwrite=overwrite, progress=progress)
     if run_dir is not None:
         return load_group(run_dir), results

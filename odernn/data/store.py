@@ -189,6 +189,14 @@ class TrajectoryFile:
                     h.update(block.tobytes())
         return f"sha256:{h.hexdigest()}"
 
+    def blocks(self, label: str, dtype: np.dtype | None = None) -> Iterable[np.ndarray]:
+        """Every row of dataset ``label`` (``x``, ``params/eta``, ...) as consecutive blocks
+        of at most about :data:`BLOCK_BYTES`, in row-major order, as ``dtype``: the bytes of
+        the whole dataset in bounded memory. A block is a view of one reused buffer (copy
+        it to keep it); values are not checked."""
+        d = self._file[label]
+        return self._blocks(label, d, 0, d.shape[0], dtype)
+
     def _blocks(self, label: str, d: h5py.Dataset, start: int, stop: int,
                 dtype: np.dtype | None = None) -> Iterable[np.ndarray]:
         """Rows ``start..stop`` of ``d`` as consecutive blocks of at most about

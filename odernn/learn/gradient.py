@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from odernn.learn.models import RecurrentSurrogate
 from odernn.learn.models.readout import skip_features
 from odernn.learn.outcome import TrainResult, closed_loop_nrmse
 from odernn.learn.rundir import run_record
+from odernn.learn.stream import window_source
 from odernn.learn.windows import SequenceTensors, to_tensors
 from odernn.progress import Event, Progress
 
@@ -40,19 +42,20 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val
         report: Progress) -> TrainResult:
     """Teacher-forced + growing closed-loop loss, checkpoints on closed-loop validation error."""
     device = model.device
-    data = to_tensors(train, model.layout, device)
+    length = _window_length(config)
+    n_windows = max(config.batch_size, train.n * (train.n_steps - 1) // config.window)
+    n_batches = math.ceil(n_windows / config.batch_size)
+    # every rank draws the same windows (streamed: reads the same blocks, with its own handle)
+    data = window_source(train, model.layout, device, n_windows, config.batch_size, length)
     val_tensors = to_tensors(val, model.layout, device)
     if getattr(model, "D", None) is not None and previous is None:
-        _fit_skip(model, data)
+        _fit_skip(model, data.blocks())
     main = dd.rank() == 0
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(config, params) if config.optimizer != "hf" else _hessian_free(
         model, config)
     batch_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
     gen = torch.Generator().manual_seed(batch_seed)  # windows and shuffling, not the weights
-    length = _window_length(config)
-    n_windows = max(config.batch_size, data.n * (data.n_steps - 1) // config.window)
-    n_batches = math.ceil(n_windows / config.batch_size)
     state = {"epoch": 0, "batch": 0, "history": [], "best_val": math.inf, "best_epoch": -1,
              "since_best": 0, "elapsed": 0.0, "partial": _zero_partial()}
     if previous is not None:
@@ -64,22 +67,17 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val
         while state["epoch"] < config.epochs:
             epoch = state["epoch"]
             epoch_rng = gen.get_state()
-            rows = torch.randint(data.n, (n_windows,), generator=gen)
-            starts = torch.randint(data.n_steps - length, (n_windows,), generator=gen)
             horizon = _horizon_at(config, epoch)
             t0 = time.perf_counter()
             # the learning rate of the epoch's last batch so far: a run resumed at the epoch's
             # end (every batch done) runs none and ends the epoch with it
             lr = (math.nan if isinstance(optimizer, HessianFree)
                   else _lr_at(config, epoch + max(state["batch"] - 1, 0) / n_batches))
-            for b in range(state["batch"], n_batches):
-                sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
-                batch_rows, batch_starts = rows[sl], starts[sl]
-                n_batch = len(batch_rows)
+            for b, batch in data.epoch(gen, state["batch"]):
+                n_batch = batch.n
                 if isinstance(optimizer, HessianFree):
                     # HF: every rank steps on the whole batch (same result, no reduction)
-                    windows = data.windows(batch_rows.to(device), batch_starts.to(device),
-                                           length)
+                    windows = batch.windows()
                     lr = math.nan  # HF has no learning rate: its steps come from CG
                     losses = _hf_batch(model, config, optimizer, windows)
                 else:
@@ -90,8 +88,7 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val
                             group["momentum"] = momentum_at(epoch * n_batches + b,
                                                             config.momentum)
                     mine = dd.share(n_batch)  # this rank's contiguous share of the windows
-                    windows = data.windows(batch_rows[mine].to(device),
-                                           batch_starts[mine].to(device), length)
+                    windows = batch.windows(mine)
                     losses = _train_batch(model, config, optimizer, params, windows, horizon,
                                           weight=windows.n / n_batch)
                 if not math.isfinite(losses["loss"]):
@@ -170,16 +167,27 @@ def check(data: Trajectories, config: TrainConfig) -> None:
                         f"{length + 1}")
 
 
-def _fit_skip(model, data: SequenceTensors) -> None:
+def _fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
     """Start the linear skip ``D u + c`` at the least-squares fit of the teacher-forced outputs,
-    so the recurrent part learns only what is not linear in the inputs."""
+    so the recurrent part learns only what is not linear in the inputs (over several blocks,
+    a streamed set: through the normal equations, summed block by block)."""
+    gram = cross = None
     with torch.no_grad():
-        u = skip_features(model, model.codec.encode(data.z[:, :-1], data.e[:, :-1]))
-        u = u.reshape(-1, model.D.shape[1])
-        y = model.codec.target(data.z[:, :-1], data.z[:, 1:], data.e[:, :-1])
-        y = y.reshape(u.shape[0], -1)
-        x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double()
-        coef = torch.linalg.lstsq(x.cpu(), y.double().cpu()).solution.to(model.D)
+        for k, data in enumerate(blocks):
+            u = skip_features(model, model.codec.encode(data.z[:, :-1], data.e[:, :-1]))
+            u = u.reshape(-1, model.D.shape[1])
+            y = model.codec.target(data.z[:, :-1], data.z[:, 1:], data.e[:, :-1])
+            y = y.reshape(u.shape[0], -1)
+            x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double().cpu()
+            if k == 0:
+                first = (x, y.double().cpu())
+                continue
+            if gram is None:
+                gram, cross = first[0].T @ first[0], first[0].T @ first[1]
+            gram += x.T @ x
+            cross += x.T @ y.double().cpu()
+        coef = (torch.linalg.lstsq(*first).solution if gram is None
+                else torch.linalg.lstsq(gram, cross).solution).to(model.D)
         model.D.copy_(coef[:-1].T)
         model.c.copy_(coef[-1])
 

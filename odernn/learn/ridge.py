@@ -1,8 +1,9 @@
 """The ``ridge`` recipe: a reservoir's linear readout, solved in closed form.
 
-One pass over the training windows accumulates the normal equations ``X^T X`` and
-``X^T Y`` (block by block, summed over the ranks when distributed); the ridge strength is
-then chosen on closed-loop validation error (:func:`choose_ridge`) or taken as given.
+One pass over the training trajectories (in memory, or read from the file block by block)
+accumulates the normal equations ``X^T X`` and ``X^T Y`` (block by block, summed over the
+ranks when distributed); the ridge strength is then chosen on closed-loop validation error
+(:func:`choose_ridge`) or taken as given.
 Deterministic: a resumed fit simply runs again.
 """
 
@@ -21,7 +22,7 @@ from odernn.learn.config import TrainConfig
 from odernn.learn.models.esn import ESN
 from odernn.learn.outcome import TrainResult, closed_loop_nrmse
 from odernn.learn.rundir import run_record
-from odernn.learn.windows import to_tensors
+from odernn.learn.stream import tensor_blocks
 from odernn.progress import Event, Progress
 
 
@@ -37,16 +38,15 @@ def fit(model: ESN, config: TrainConfig, train: Trajectories, val: Trajectories,
     """
     start = time.perf_counter()
     task = f"train {config.model}"
-    data = to_tensors(train, model.layout, model.device)
     nf = model.n_features
     gram = torch.zeros(nf, nf, dtype=torch.float64, device=model.device)
     cross = torch.zeros(nf, model.layout.n_outputs, dtype=torch.float64, device=model.device)
     rows, block = 0, 64
-    mine = dd.share(data.n)  # each rank accumulates its contiguous share of trajectories
-    for b in range(mine.start, mine.stop, block):
-        end = min(b + block, mine.stop)
-        rows += model.accumulate(data.z[b:end], data.e[b:end], gram, cross)
-        report(Event(task, "reservoir", end - mine.start, mine.stop - mine.start,
+    mine = dd.share(train.n)  # each rank accumulates its contiguous share of trajectories
+    # in memory or read block by block from the file (never the whole set: stream.py)
+    for done, data in tensor_blocks(train, model.layout, model.device, block, mine):
+        rows += model.accumulate(data.z, data.e, gram, cross)
+        report(Event(task, "reservoir", done, mine.stop - mine.start,
                      "accumulating the normal equations"))
     dd.all_sum(gram)
     dd.all_sum(cross)

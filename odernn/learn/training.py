@@ -17,18 +17,20 @@ from pathlib import Path
 
 import torch
 
+from odernn.data.filerows import FileRows
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn import distributed as dd
-from odernn.learn import gradient, ridge
+from odernn.learn import gradient, ridge, stream
 from odernn.learn.config import TrainConfig
 from odernn.learn.models import build
 from odernn.learn.models.layout import check_data
 from odernn.learn.outcome import TrainResult
 from odernn.learn.rundir import MemoryRun, RunWriter, check_run_dir, resumable
+from odernn.learn.stream import fingerprint, layout_params, validation
 from odernn.learn.tensorboard_log import TensorBoardLog
 from odernn.learn.tensorboard_log import check as check_tensorboard
-from odernn.learn.windows import compute_stats, fingerprint, split_by_trajectory
+from odernn.learn.windows import split_by_trajectory
 from odernn.progress import Progress, reporter
 
 RECIPES = {"gradient": gradient, "ridge": ridge}
@@ -45,16 +47,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def train(train: Trajectories, config: TrainConfig, run_dir: Path | None, *,
-          val: Trajectories | None = None, resume: bool = False,
+def train(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | None, *,
+          val: Trajectories | FileRows | None = None, resume: bool = False,
           progress: bool | Progress = True, overwrite: bool = False,
           tensorboard: str | Path | None = None) -> TrainResult:
     """Train ``config.model`` on ``train`` and write the run directory ``run_dir`` (None:
     nothing is written, the best checkpoint's record is kept in ``result.best_record``).
 
     Validation is ``val`` or, when None, ``config.val_fraction`` of the
-    trajectories of ``train`` (whole trajectories). ``progress`` is True (drawn on stderr),
-    False, or a callable receiving an :class:`~odernn.progress.Event` per batch.
+    trajectories of ``train`` (whole trajectories). ``train`` is in memory, or a file's rows
+    (:class:`~odernn.data.filerows.FileRows`, from :func:`odernn.learn.stream.for_training`)
+    streamed in bounded memory; validation is held in memory. ``progress`` is True (drawn on
+    stderr), False, or a callable receiving an :class:`~odernn.progress.Event` per batch.
     ``tensorboard`` is a directory for the per-epoch figures as TensorBoard scalars (rank 0
     writes; needs the ``tensorboard`` extra, refused up front without it).
     """
@@ -76,11 +80,13 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
     main = dd.rank() == 0
     source = {"train": fingerprint(train), "val": None if val is None else fingerprint(val),
               "val_fraction": None if val is not None else config.val_fraction}
-    given = train  # which parameters vary is decided before a split: a parameter that varies
-    if val is None:  # in the data is an input even if the training part happens to hold one value
+    # which parameters vary is decided before a split: a parameter that varies in the data is
+    params = layout_params(train)  # an input even if the training part happens to hold one value
+    if val is None:
         train, val = split_by_trajectory(train, config.val_fraction, config.seed)
-    layout = config.layout(train.dt, train.system, given.params)
-    stats = compute_stats(train, layout)
+    val = validation(val)  # in memory (a file's rows: read, budget-checked)
+    layout = config.layout(train.dt, train.system, params)
+    stats = stream.stats(train, layout)  # in memory, or one pass over the file
     check_data(val, layout, where="validation data")
     recipe = RECIPES[config.recipe]
     recipe.check(train, config)

@@ -12,6 +12,7 @@ trajectory, never by time inside a trajectory (:func:`split_by_trajectory`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,54 @@ class SequenceTensors:
         idx = starts[:, None] + torch.arange(length + 1, device=starts.device)
         r = rows[:, None]
         return SequenceTensors(self.z[r, idx], self.e[r, idx])
+
+
+class Batch:
+    """One batch of windows: ``n`` of them, ``windows(share)`` those of positions ``share``
+    (all when None) on the device; ``rows`` and ``starts`` say which they are."""
+
+    n: int
+    rows: Tensor
+    starts: Tensor
+
+    def windows(self, share: slice | None = None) -> SequenceTensors:
+        raise NotImplementedError
+
+
+class MemoryBatch(Batch):
+    """A batch gathered from the device tensors of the whole training set."""
+
+    def __init__(self, data: SequenceTensors, rows: Tensor, starts: Tensor, length: int,
+                 device: torch.device) -> None:
+        self.data, self.rows, self.starts, self.length = data, rows, starts, length
+        self.device, self.n = device, len(rows)
+
+    def windows(self, share: slice | None = None) -> SequenceTensors:
+        rows, starts = (self.rows, self.starts) if share is None else (self.rows[share],
+                                                                       self.starts[share])
+        return self.data.windows(rows.to(self.device), starts.to(self.device), self.length)
+
+
+class MemoryWindows:
+    """The epochs' windows when the training set is in memory (``data``, on the device):
+    each epoch ``n_windows`` windows, each of a trajectory and a start drawn uniformly."""
+
+    def __init__(self, data: SequenceTensors, n_windows: int, batch_size: int, length: int,
+                 device: torch.device) -> None:
+        self.data, self.n_windows, self.batch_size = data, n_windows, batch_size
+        self.length, self.device = length, device
+        self.n_batches = -(-n_windows // batch_size)
+
+    def blocks(self) -> list[SequenceTensors]:
+        return [self.data]
+
+    def epoch(self, gen: torch.Generator, first: int = 0) -> Iterator[tuple[int, Batch]]:
+        """``(b, batch)`` for the epoch's batches from ``first`` (all drawn first from ``gen``)."""
+        rows = torch.randint(self.data.n, (self.n_windows,), generator=gen)
+        starts = torch.randint(self.data.n_steps - self.length, (self.n_windows,), generator=gen)
+        for b in range(first, self.n_batches):
+            sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            yield b, MemoryBatch(self.data, rows[sl], starts[sl], self.length, self.device)
 
 
 def to_tensors(data: Trajectories, layout: Layout, device: torch.device | str = "cpu",

@@ -1,0 +1,317 @@
+"""Training on a file larger than memory: its statistics, fingerprint and windows, streamed.
+
+:func:`for_training` opens a training file in memory when its training fits the memory budget
+(:mod:`odernn.budget`), else as a :class:`~odernn.data.filerows.FileRows`. For one of those,
+the fingerprint is a pass over the file (the same digest as the trajectories in memory
+give), the normalisation statistics a pass over the training rows (merged block by block in
+float64), and the gradient recipe's windows come from a :class:`WindowStream`: every epoch
+the file's chunk-aligned blocks are taken in a random order, as many as fill a bounded
+buffer at a time, and each buffer gives its share of the epoch's windows, drawn within it,
+while a thread reads the next. The buffers' size is checked against the budget before they
+are allocated. Validation sets are read into memory (budget-checked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from odernn import budget
+from odernn.data.filerows import FileRows
+from odernn.data.store import read_trajectories
+from odernn.data.trajectories import Trajectories
+from odernn.learn.models.layout import Layout, Stats, check_data
+from odernn.learn.windows import (
+    Batch,
+    MemoryWindows,
+    SequenceTensors,
+    carried_state,
+    compute_stats,
+    exogenous,
+    raw_targets,
+    to_tensors,
+)
+from odernn.learn.windows import fingerprint as memory_fingerprint
+
+Data = Trajectories | FileRows
+
+BUFFER_CAP = 48 << 20
+"""The shuffling buffers hold at most this many bytes of training tensors in all (two halves:
+one trains while a thread reads the other) ..."""
+BUFFER_SHARE = 0.25
+"""... and at most this fraction of the memory budget (each data-parallel process has its own
+buffer and its own budget, as each checks every other size against it)."""
+IN_MEMORY_BYTES_PER_POINT = 8 * 32
+"""What in-memory training holds per time point beyond two copies of the stored values (the
+carried state and exogenous channels in float64 and float32, the statistics' targets, the
+skip connection's least-squares problem): an estimate, about what benchmarks/stream.py
+measures for an oscillator file (11 times its stored size)."""
+BLOCK_FILE_ROWS = 32
+"""Blocks read at a time span at least this many file rows (rounded up to whole chunks)."""
+
+
+def for_training(path: Path | str, stream: bool | None = None) -> Data:
+    """The trajectories of ``path`` for :func:`~odernn.learn.training.train`: in memory when
+    training them in memory fits the budget (or ``stream`` is False), else streamed from the
+    file (or when ``stream`` is True)."""
+    rows = FileRows(path)
+    if stream is None:
+        need = rows.n * rows.n_steps * (2 * rows.point_bytes + IN_MEMORY_BYTES_PER_POINT)
+        stream = need > budget.memory_budget()[0]
+    return rows if stream else read_trajectories(path)
+
+
+def fingerprint(data: Data) -> dict[str, Any]:
+    """:func:`odernn.learn.windows.fingerprint`, for a file without reading it into memory
+    (the same digest); also records each parameter's range (``FileRows.summary``)."""
+    if isinstance(data, Trajectories):
+        return memory_fingerprint(data)
+    if not data.whole:
+        return memory_fingerprint(data.read("fingerprinting a part of the file"))
+    f = data.file()
+    h = hashlib.sha256(np.ascontiguousarray(data.t, dtype=np.float64).tobytes())
+    for label in ("x", "v", "F"):
+        if label in f.names:
+            for block in f.blocks(label, np.dtype(np.float64)):
+                h.update(block)  # contiguous: hashed in place, no copy
+    summary = {}
+    for k in sorted(f.params_names):
+        h.update(k.encode())
+        low, high = np.inf, -np.inf
+        for block in f.blocks(f"params/{k}", np.dtype(np.float64)):
+            h.update(np.ascontiguousarray(block))
+            if block.size:
+                low, high = min(low, float(block.min())), max(high, float(block.max()))
+        summary[k] = np.array([low, high])
+    data.summary = summary
+    head = data.head
+    return {"n": data.n, "n_steps": data.n_steps, "dt": data.dt, "series": data.is_series,
+            "system": data.system, "forcing": str(head.attrs.get("forcing", "")),
+            "params": sorted(f.params_names), "sha256": h.hexdigest()}
+
+
+def layout_params(data: Data) -> dict[str, np.ndarray]:
+    """What :meth:`TrainConfig.layout <odernn.learn.config.TrainConfig.layout>` needs of the
+    parameters: their values, or for a file their ranges (whether one varies, and its value
+    when it does not, are the same); after :func:`fingerprint`."""
+    if isinstance(data, Trajectories):
+        return data.params
+    if data.summary is None:
+        fingerprint(data)
+    return data.summary
+
+
+def validation(data: Data) -> Trajectories:
+    """A validation set in memory (a file's rows read, refused first if over the budget)."""
+    return data if isinstance(data, Trajectories) else data.read("validation data")
+
+
+def block_rows(data: FileRows) -> int:
+    """File rows per block: whole chunks, at least :data:`BLOCK_FILE_ROWS` rows."""
+    chunk = max(data.chunk_rows, 1)
+    return -(-BLOCK_FILE_ROWS // chunk) * chunk
+
+
+def stats(data: Data, layout: Layout) -> Stats:
+    """:func:`~odernn.learn.windows.compute_stats`; for a file, one pass over its rows, each
+    block checked by ``check_data``, means and variances merged in float64."""
+    if isinstance(data, Trajectories):
+        return compute_stats(data, layout)
+    acc: dict[str, tuple[int, float, float]] = {}
+
+    def add(name: str, a: np.ndarray) -> None:  # Chan et al.'s merge of (count, mean, M2)
+        a = np.asarray(a, dtype=np.float64)
+        n, mean = a.size, float(np.mean(a))
+        m2 = float(np.sum(np.square(a - mean)))
+        n0, mean0, m20 = acc.get(name, (0, 0.0, 0.0))
+        total = n0 + n
+        delta = mean - mean0
+        acc[name] = (total, mean0 + delta * n / total, m20 + m2 + delta**2 * n0 * n / total)
+
+    for _, _, block in data.blocks(block_rows(data)):
+        check_data(block, layout, where=f"training data {data.path}")
+        add("x", block.x)
+        if not layout.series:
+            add("v", block.v)
+            add("F", block.F)
+            for p in layout.parameters:
+                add(p, block.params[p])
+        y = raw_targets(carried_state(block, layout), layout,
+                        exogenous(block, layout) if layout.prior else None)
+        for k in range(layout.n_outputs):
+            add(f"y{k}", y[..., k])
+    means, stds = {}, {}
+    for name, (n, mean, m2) in acc.items():
+        std = float(np.sqrt(m2 / n))
+        means[name], stds[name] = mean, (std if std > 1e-12 * max(1.0, abs(mean)) else 1.0)
+    return Stats(means, stds)
+
+
+def tensor_blocks(data: Data, layout: Layout, device: torch.device, rows: int,
+                  share: slice) -> Iterator[tuple[int, SequenceTensors]]:
+    """The trajectories at positions ``share`` as device tensors, at most ``rows`` at a time:
+    ``(positions done, tensors)``. In memory, slices of one conversion; from a file, read
+    block by block (bounded memory)."""
+    if isinstance(data, Trajectories):
+        whole = to_tensors(data, layout, device)
+        for b in range(share.start, share.stop, rows):
+            end = min(b + rows, share.stop)
+            yield end - share.start, SequenceTensors(whole.z[b:end], whole.e[b:end])
+        return
+    part = data.take(np.arange(share.start, share.stop))
+    for lo, hi, block in part.blocks(block_rows(data)):
+        tensors = to_tensors(block, layout, device)
+        for b in range(0, hi - lo, rows):
+            yield lo + min(b + rows, hi - lo), SequenceTensors(tensors.z[b:b + rows],
+                                                               tensors.e[b:b + rows])
+
+
+def window_source(data: Data, layout: Layout, device: torch.device, n_windows: int,
+                  batch_size: int, length: int) -> MemoryWindows | WindowStream:
+    """The epochs' windows: gathers from device tensors of the whole set, or streamed."""
+    if isinstance(data, Trajectories):
+        return MemoryWindows(to_tensors(data, layout, device), n_windows, batch_size, length,
+                             device)
+    return WindowStream(data, layout, device, n_windows, batch_size, length)
+
+
+class WindowStream:
+    """An epoch's windows from a file through a bounded buffer (the module's docstring).
+
+    The epoch draws as many windows as in memory, ``n_windows``; the blocks are taken in a
+    random order (seeded by the epoch's generator), a buffer of them at a time; a buffer of
+    ``m`` of the ``n`` trajectories gives its share of the windows (``n_windows m / n``,
+    rounded so the shares add up), each from a trajectory drawn uniformly in the buffer and a
+    start drawn uniformly. A buffer that holds every trajectory draws the in-memory windows
+    exactly. Otherwise there are two buffers, each half the bound: a thread reads the next
+    while the batches of the current one train. Resuming at a batch redraws the epoch and
+    reads only the buffers from there on.
+    """
+
+    def __init__(self, data: FileRows, layout: Layout, device: torch.device, n_windows: int,
+                 batch_size: int, length: int) -> None:
+        self.data, self.layout, self.device = data, layout, device
+        self.n_windows, self.batch_size, self.length = n_windows, batch_size, length
+        self.n_batches = -(-n_windows // batch_size)
+        self.spans = data.spans(block_rows(data))
+        probe = to_tensors(data.read_span(0, 1), layout)
+        self.channels = (probe.z.shape[-1], probe.e.shape[-1])
+        per_row = data.n_steps * sum(self.channels) * 4
+        biggest = max(hi - lo for lo, hi in self.spans)
+        limit = min(BUFFER_CAP, BUFFER_SHARE * budget.memory_budget()[0])
+        whole = data.n * per_row <= limit
+        self.capacity = data.n if whole else max(biggest, int(limit / 2 // per_row))
+        self.n_buffers = 1 if whole else 2
+        working = block_rows(data) * data.n_steps * (2 * data.point_bytes
+                                                     + 12 * sum(self.channels))
+        budget.check(f"training buffer of {self.n_buffers} x {self.capacity} trajectories of "
+                     f"{data.n_steps} points (streamed from {data.path})",
+                     self.n_buffers * self.capacity * per_row + working,
+                     "give shorter trajectories")
+        self.buffers: list[tuple[SequenceTensors, torch.Tensor]] = []
+        """Each buffer's tensors and the position (in the training rows) of each of its rows."""
+
+    def rounds(self, gen: torch.Generator) -> list[list[tuple[int, int]]]:
+        """The epoch's buffers, each a list of spans: every span once, in a random order."""
+        if self.capacity >= self.data.n:
+            return [self.spans]
+        order = torch.randperm(len(self.spans), generator=gen).tolist()
+        rounds, current, held = [], [], 0
+        for i in order:
+            lo, hi = self.spans[i]
+            if held + hi - lo > self.capacity:
+                rounds.append(current)
+                current, held = [], 0
+            current.append((lo, hi))
+            held += hi - lo
+        return [*rounds, current]
+
+    def blocks(self) -> Iterator[SequenceTensors]:
+        """The training trajectories as tensors, a block at a time (for a least-squares start)."""
+        for _, block in tensor_blocks(self.data, self.layout, self.device, self.data.n,
+                                      slice(0, self.data.n)):
+            yield block
+
+    def _fill(self, spans: list[tuple[int, int]], which: int) -> None:
+        """Read ``spans`` into buffer ``which`` (run in the reading thread)."""
+        tensors, positions = self.buffers[which]
+        at = 0
+        for lo, hi in spans:
+            block = to_tensors(self.data.read_span(lo, hi), self.layout)
+            tensors.z[at:at + hi - lo] = block.z
+            tensors.e[at:at + hi - lo] = block.e
+            positions[at:at + hi - lo] = torch.arange(lo, hi)
+            at += hi - lo
+
+    def epoch(self, gen: torch.Generator, first: int = 0) -> Iterator[tuple[int, Batch]]:
+        """``(b, batch)`` for the epoch's batches from ``first``; draws from ``gen`` the same
+        way whatever ``first`` is, and whatever the reading thread's timing."""
+        bs, n = self.batch_size, self.data.n
+        rounds = self.rounds(gen)
+        sizes = [sum(hi - lo for lo, hi in spans) for spans in rounds]
+        ends = [self.n_windows * int(c) // n for c in np.cumsum(sizes)]
+        begins = [0, *ends[:-1]]
+        needed = [r for r in range(len(rounds))
+                  if ends[r] > begins[r] and (ends[r] - 1) // bs >= first]
+        while len(self.buffers) < min(self.n_buffers, len(needed)):
+            shape = (self.capacity, self.data.n_steps)
+            self.buffers.append((SequenceTensors(torch.empty(*shape, self.channels[0]),
+                                                 torch.empty(*shape, self.channels[1])),
+                                 torch.empty(self.capacity, dtype=torch.long)))
+        carry: list[tuple[SequenceTensors, torch.Tensor, torch.Tensor]] = []
+        with ThreadPoolExecutor(1, thread_name_prefix="odernn-read") as reader:
+            pending = {}
+
+            def read(i: int) -> None:  # the i-th round to read, into buffer i % 2
+                if i < len(needed):
+                    pending[needed[i]] = (i % 2, reader.submit(self._fill, rounds[needed[i]],
+                                                               i % 2))
+
+            read(0)
+            for r in range(len(rounds)):
+                done, end = begins[r], ends[r]
+                rows = torch.randint(sizes[r], (end - done,), generator=gen)
+                starts = torch.randint(self.data.n_steps - self.length, (end - done,),
+                                       generator=gen)
+                if r not in pending:
+                    continue
+                which, future = pending.pop(r)
+                future.result()
+                read(needed.index(r) + 1)  # the next buffer is read while this one trains
+                tensors, positions = self.buffers[which]
+                b = done // bs
+                while b * bs < end:
+                    lo, hi = max(b * bs, done), min((b + 1) * bs, end)
+                    if b >= first:
+                        w, s = rows[lo - done:hi - done], starts[lo - done:hi - done]
+                        carry.append((tensors.windows(w, s, self.length), positions[w], s))
+                    if hi == min((b + 1) * bs, self.n_windows) and b >= first:
+                        yield b, StreamBatch(carry, self.device)
+                        carry = []
+                    b += 1
+
+
+class StreamBatch(Batch):
+    """A batch gathered from the buffer (in parts when it spans two buffers), on the CPU;
+    ``rows`` and ``starts`` say which windows (positions in the training rows)."""
+
+    def __init__(self, parts: list[tuple[SequenceTensors, torch.Tensor, torch.Tensor]],
+                 device: torch.device) -> None:
+        w = [p[0] for p in parts]
+        whole = w[0] if len(w) == 1 else SequenceTensors(torch.cat([p.z for p in w]),
+                                                         torch.cat([p.e for p in w]))
+        self.whole, self.device = whole, device
+        self.rows = torch.cat([p[1] for p in parts])
+        self.starts = torch.cat([p[2] for p in parts])
+        self.n = whole.n
+
+    def windows(self, share: slice | None = None) -> SequenceTensors:
+        w = self.whole if share is None else SequenceTensors(self.whole.z[share],
+                                                             self.whole.e[share])
+        return SequenceTensors(w.z.to(self.device), w.e.to(self.device))

@@ -1,0 +1,192 @@
+"""Training streamed from the file: the same statistics, fingerprint and windows as in memory,
+a buffer bounded by the memory budget, bad files refused, resume."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections import Counter
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from test_cli import assert_one_line_error
+from test_distributed import clean_env
+from test_models import interrupt_at, small_config
+
+import odernn
+from odernn import budget
+from odernn.cli.app import main
+from odernn.data.filerows import FileRows
+from odernn.data.simulate import simulate
+from odernn.data.spec import load_spec
+from odernn.data.store import read_trajectories
+from odernn.errors import DataError
+from odernn.learn import stream
+from odernn.learn.training import train
+from odernn.learn.windows import MemoryWindows, compute_stats, fingerprint, to_tensors
+
+N, T = 8192, 120
+TIGHT = "6M"
+"""A memory budget far below the file's 23.6 MB (and its in-memory training's ~120 MB)."""
+
+
+def simulated(folder, n: int):
+    spec = load_spec("train").with_overrides(n=n, n_steps=T, integrator="exact")
+    return simulate(spec, folder / "train.h5", progress=False)
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory):
+    return simulated(tmp_path_factory.mktemp("stream"), N)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return simulated(tmp_path_factory.mktemp("small"), 512)
+
+
+def config(family: str = "gru", **changes):
+    base = {"epochs": 2, "window": 50, "horizon": 5, "batch_size": 64, "val_fraction": 0.02}
+    return small_config(family, **{**(base if family != "esn" else {"val_fraction": 0.02}),
+                                   **changes})
+
+
+def test_fingerprint_layout_and_statistics_equal_those_in_memory(path):
+    rows, data = FileRows(path), read_trajectories(path)
+    assert stream.fingerprint(rows) == fingerprint(data)
+    cfg = config()
+    layout = cfg.layout(data.dt, data.system, data.params)
+    assert cfg.layout(rows.dt, rows.system, stream.layout_params(rows)) == layout
+    part = rows.take(np.arange(3, N, 2))
+    streamed, memory = stream.stats(part, layout), compute_stats(data.take(part.rows), layout)
+    for name in memory.mean:
+        assert math.isclose(streamed.mean[name], memory.mean[name], rel_tol=1e-10, abs_tol=1e-12)
+        assert math.isclose(streamed.std[name], memory.std[name], rel_tol=1e-10)
+
+
+def windows_of(source, gen_seed: int, first: int = 0):
+    gen = torch.Generator().manual_seed(gen_seed)
+    return [(b, batch.rows.clone(), batch.starts.clone(), batch.windows())
+            for b, batch in source.epoch(gen, first)]
+
+
+def test_a_buffer_holding_the_set_draws_the_in_memory_windows(path):
+    rows, data = FileRows(path), read_trajectories(path)
+    layout = config().layout(data.dt, data.system, data.params)
+    memory = MemoryWindows(to_tensors(data, layout), 3000, 64, 25, torch.device("cpu"))
+    streamed = stream.window_source(rows, layout, torch.device("cpu"), 3000, 64, 25)
+    assert streamed.capacity == N
+    a, b = windows_of(memory, 7), windows_of(streamed, 7)
+    assert len(a) == len(b) == 47
+    for (ba, ra, sa, wa), (bb, rb, sb, wb) in zip(a, b, strict=True):
+        assert ba == bb and torch.equal(ra, rb) and torch.equal(sa, sb)
+        assert torch.equal(wa.z, wb.z) and torch.equal(wa.e, wb.e)
+
+
+def test_a_small_buffer_streams_every_block_once_per_epoch(path, monkeypatch):
+    rows, data = FileRows(path), read_trajectories(path)
+    layout = config().layout(data.dt, data.system, data.params)
+    monkeypatch.setenv(budget.ENV, TIGHT)
+    memory = to_tensors(data, layout)
+    n_windows, bs = 5000, 64
+    streamed = stream.window_source(rows, layout, torch.device("cpu"), n_windows, bs, 25)
+    per_row = T * sum(streamed.channels) * 4
+    assert streamed.capacity < N / 4  # the bound holds: a quarter of the budget at most
+    assert streamed.capacity * per_row <= stream.BUFFER_SHARE * budget.parse_size(TIGHT)
+    rounds = streamed.rounds(torch.Generator().manual_seed(7))
+    spans = sorted(s for r in rounds for s in r)
+    assert spans == streamed.spans and len(rounds) > 4  # every block once, in several buffers
+    batches = windows_of(streamed, 7)
+    assert [b for b, *_ in batches] == list(range(math.ceil(n_windows / bs)))
+    every = torch.cat([r for _, r, _, _ in batches])
+    assert len(every) == n_windows
+    shares = Counter()  # each buffer's windows: its share of the epoch's, from its own rows
+    owner = {p: k for k, r in enumerate(rounds) for lo, hi in r for p in range(lo, hi)}
+    for row in every.tolist():
+        shares[owner[row]] += 1
+    held = np.cumsum([sum(hi - lo for lo, hi in r) for r in rounds])
+    assert [shares[k] for k in range(len(rounds))] == list(np.diff(n_windows * held // N,
+                                                                   prepend=0))
+    for _, r, s, w in batches:  # each window is the file's trajectory r from start s
+        assert torch.equal(w.z, memory.windows(r, s, 25).z)
+        assert torch.equal(w.e, memory.windows(r, s, 25).e)
+    later = windows_of(streamed, 7, first=30)  # a resumed epoch: the same batches from 30
+    assert [b for b, *_ in later] == list(range(30, len(batches)))
+    for (_, r, s, w), (_, r2, s2, w2) in zip(batches[30:], later, strict=True):
+        assert torch.equal(r, r2) and torch.equal(s, s2) and torch.equal(w.z, w2.z)
+
+
+@pytest.mark.parametrize("family", ["gru", "esn"])
+def test_streamed_training_with_one_buffer_follows_in_memory_training(small, family):
+    """The same windows; the statistics differ in rounding only (summed in another order)."""
+    cfg = config(family, val_fraction=0.1)
+    one = train(read_trajectories(small), cfg, None, progress=False)
+    two = train(FileRows(small), cfg, None, progress=False)
+    assert one.status == two.status == "ok"
+    for k, v in one.best_record["state_dict"].items():
+        torch.testing.assert_close(two.best_record["state_dict"][k], v, rtol=1e-3, atol=1e-4)
+    assert math.isclose(two.best_val_nrmse, one.best_val_nrmse, rel_tol=1e-3)
+
+
+@pytest.mark.parametrize("family", ["ffn", "esn"])
+def test_training_under_a_budget_far_below_the_file_streams_and_succeeds(path, monkeypatch,
+                                                                         family):
+    monkeypatch.setenv(budget.ENV, TIGHT)
+    with pytest.raises(budget.BudgetError):
+        read_trajectories(path)  # the file alone is over the budget
+    assert isinstance(stream.for_training(path), FileRows)
+    model, result = odernn.fit(path, config(family))  # a path: streamed, as it does not fit
+    assert result.status == "ok" and result.best_val_nrmse < 1.0
+    assert model.layout.system == "oscillator"
+
+
+def test_resume_after_an_interrupt_streams_to_the_uninterrupted_result(path, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setenv(budget.ENV, TIGHT)
+    cfg = config("ffn", horizon=0)
+    whole = train(FileRows(path), cfg, tmp_path / "whole", progress=False)
+    cut = train(FileRows(path), cfg, tmp_path / "cut", progress=interrupt_at(2, 100))
+    assert cut.status == "interrupted"
+    done = train(FileRows(path), cfg, tmp_path / "cut", resume=True, progress=False)
+    assert done.status == whole.status == "ok"
+    a = torch.load(tmp_path / "whole" / "best.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "cut" / "best.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_short_or_corrupt_file_is_refused_in_one_line(path, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(budget.ENV, TIGHT)
+    short = tmp_path / "short.h5"
+    short.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    small = ["--model", "ffn", "--hidden", "16", "--batch-size", "64", "--quiet"]
+    code = main(["train", str(short), "-o", str(tmp_path / "a"), *small])
+    assert_one_line_error(code, capsys.readouterr().err, "short.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(path.read_bytes())
+    with h5py.File(bad, "r+") as f:
+        f["x"][N - 3, 40] = np.nan  # deep in the file: found by the streamed pass
+    with pytest.raises(DataError, match="non-finite"):
+        train(stream.for_training(bad), config("ffn"), None, progress=False)
+    code = main(["train", str(bad), "-o", str(tmp_path / "b"), *small])
+    assert_one_line_error(code, capsys.readouterr().err, "bad.h5")
+    assert not (tmp_path / "b").exists()
+
+
+def test_two_ranks_stream_the_single_process_run(path, tmp_path):
+    """Under torchrun each rank opens the file itself, reads the same buffers and trains on
+    its share of every batch: the single process's weights, within a budget below the file."""
+    env = {**clean_env(), budget.ENV: TIGHT, "OMP_NUM_THREADS": "1"}
+    args = ["train", str(path), "--model", "ffn", "--hidden", "16", "--epochs", "1",
+            "--batch-size", "64", "--window", "50", "--set", "val_fraction=0.02", "--quiet"]
+    for name, launcher in (("one", ()), ("two", ("-m", "torch.distributed.run", "--standalone",
+                                                  "--nproc_per_node", "2"))):
+        done = subprocess.run([sys.executable, *launcher, "-m", "odernn", *args, "-o",
+                               str(tmp_path / name)], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    one, two = (torch.load(tmp_path / k / "best.pt", weights_only=True)["state_dict"]
+                for k in ("one", "two"))
+    torch.testing.assert_close(two, one, rtol=1e-4, atol=1e-5)
