@@ -5,7 +5,7 @@ Reproducibility rules (docs/design.md, "Rules every part follows"):
 - trajectory i draws its parameters from its own stream,
   ``SeedSequence(seed).spawn(N)[i]`` (built directly as
   ``SeedSequence(seed, spawn_key=(i,))``; a whole block's streams are computed
-  together by :class:`~odernn.data.streams.Streams`, the same numbers), so
+  together by :class:`~odernn.data.random_streams.Streams`, the same numbers), so
   trajectory i's parameters are the same whatever N, block size or sharding;
 - the fixed-step and exact integrators compute every trajectory on its own
   (element-wise array operations), so their results do not depend on the
@@ -34,8 +34,8 @@ import numpy as np
 from odernn import budget, jsonio
 from odernn.data.forcing import GridForcing, forcing_from_params
 from odernn.data.integrators import INTEGRATORS, integrate
+from odernn.data.random_streams import Streams
 from odernn.data.spec import SERIES, Spec
-from odernn.data.streams import Streams
 from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError

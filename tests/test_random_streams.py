@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from odernn.data.streams import Streams
+from odernn.data.random_streams import Streams
 
 
 def numpy_stream(seed: int, index: int) -> np.random.Generator:

@@ -8,7 +8,7 @@ numbers for a block of indices with array operations instead: ``SeedSequence``'s
 the seed and the index, ``PCG64``'s seeding, and its 128-bit linear congruential step with
 the XSL-RR output, in ``uint64`` arithmetic (a 128-bit state as two 64-bit halves; the high
 half of a 64 x 64-bit product from 32-bit halves). The results are numpy's own to the last
-bit (``tests/test_streams.py`` compares them).
+bit (``tests/test_random_streams.py`` compares them).
 """
 
 from __future__ import annotations
