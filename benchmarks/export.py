@@ -14,22 +14,23 @@ spec (exact solution, ``--n-train`` trajectories), exported with ``odernn.export
     python benchmarks/export.py                    # every family, about two minutes
     python benchmarks/export.py --families lstm    # the LSTM alone
 
-Measured on the development machine (2 CPU cores shared with other work, load about 1.5;
-one thread each; torch 2.13.0, onnxruntime 1.32.0), ``python benchmarks/export.py``
-(seconds for 64 trajectories x 999 steps; ratio = onnxruntime / odernn's rollout)::
+Measured on the development machine (2 CPU cores, nothing else running; one thread each;
+torch 2.13.0, onnxruntime 1.32.0), ``python benchmarks/export.py`` (seconds for 64
+trajectories x 999 steps; ratio = onnxruntime / odernn's rollout)::
 
     family    agreement  rollout s  onnxruntime s  ratio  stepper s
-    rnn        3.05e-07      0.160          0.127   0.79      0.411
-    lstm       5.89e-07      0.281          0.226   0.80      0.580
-    gru        3.24e-07      0.263          0.163   0.62      0.416
-    esn        2.83e-06      0.617          1.139   1.85      0.750
-    ffn        3.96e-07      0.121          0.061   0.50      0.256
+    rnn        1.04e-06      0.159          0.093   0.59      0.377
+    lstm       3.77e-07      0.224          0.263   1.17      0.707
+    gru        5.33e-07      0.241          0.202   0.84      0.562
+    esn        2.83e-06      0.490          1.508   3.08      0.963
+    ffn        4.53e-07      0.210          0.098   0.47      0.419
 
-The LSTM stepped by onnxruntime takes 0.8 times odernn's rollout (the target: at most 2).
+The LSTM stepped by onnxruntime takes 1.17 times odernn's rollout (the target: at most 2).
 The reservoir (1000 units) is the slowest in onnxruntime: its sparse product is a gather
 and a batched product there, and the graph computes the initial state at every step (behind
-``start``). The Python stepper costs 1.2 to 2.6 times the rollout (numpy in and out at
-every step).
+``start``). The Python stepper costs 2 to 3.2 times the rollout (numpy in and out at
+every step, against the rollout's inference step without autograd,
+``odernn/learn/models/inference.py``).
 """
 
 from __future__ import annotations
