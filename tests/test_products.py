@@ -21,7 +21,7 @@ def skip_alone(data, products: bool):
     layout = TrainConfig(model="ffn", products=products).layout(data.dt, params=data.params)
     model = build("ffn", layout, compute_stats(data, layout), products=products, seed=0)
     tensors = to_tensors(data, layout)
-    _fit_skip(model, tensors)
+    _fit_skip(model, [tensors])  # one block: the in-memory set
     with torch.no_grad():
         model.V.zero_()
     return model, tensors
