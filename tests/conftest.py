@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 if os.environ.get("ODERNN_GPU_TESTS") != "1":  # the default run is CPU-only (make test-gpu)
@@ -20,3 +21,17 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 settings.register_profile("default", derandomize=True, database=None, print_blob=True)
 settings.register_profile("fuzz", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="session")
+def small_linear_sets():
+    """A small training and test set of the linear oscillator (exact solution): 24 and 6
+    trajectories of 200 points, for tests that train a few quick models."""
+    from odernn.data.simulate import simulate_trajectories
+    from odernn.data.spec import load_spec
+
+    train = simulate_trajectories(load_spec("train").with_overrides(
+        n=24, n_steps=200, integrator="exact"))
+    test = simulate_trajectories(load_spec("test").with_overrides(
+        n=6, n_steps=200, integrator="exact"))
+    return train, test

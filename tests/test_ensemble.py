@@ -18,22 +18,13 @@ from odernn.data.spec import load_spec
 from odernn.learn.models.ensemble import Ensemble
 
 
-@pytest.fixture(scope="module")
-def linear():
-    train = simulate_trajectories(load_spec("train").with_overrides(
-        n=24, n_steps=200, integrator="exact"))
-    test = simulate_trajectories(load_spec("test").with_overrides(
-        n=6, n_steps=200, integrator="exact"))
-    return train, test
-
-
 @pytest.mark.parametrize("options", [
     {"model": "esn", "units": 30},
     {"model": "gru", "hidden": 8, "epochs": 1, "val_every": 1},
     {"model": "ffn", "epochs": 1, "val_every": 1},  # a warm-up of observed steps
 ], ids=["esn", "gru", "ffn"])
-def test_an_ensemble_of_one_is_that_member_exactly(linear, options):
-    train, test = linear
+def test_an_ensemble_of_one_is_that_member_exactly(small_linear_sets, options):
+    train, test = small_linear_sets
     model, _ = odernn.fit(train, **options)
     k = model.warmup_steps
     warmup = (test.x[:, :k], test.v[:, :k]) if k else None
@@ -50,8 +41,8 @@ def trimmed(values: list[np.ndarray]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seeds", [2, 3, 4])
-def test_the_joint_loop_steps_every_member_from_the_trimmed_mean(linear, seeds):
-    train, test = linear
+def test_the_joint_loop_steps_every_member_from_the_trimmed_mean(small_linear_sets, seeds):
+    train, test = small_linear_sets
     ensemble, _ = odernn.fit_seeds(train, model="esn", units=30, seeds=seeds, seed=5)
     reduce = trimmed if seeds >= 3 else (lambda values: np.mean(values, axis=0))
     steppers = [m.stepper(test.x[:, 0], test.v[:, 0], test.params)

@@ -10,29 +10,18 @@ import pytest
 
 import odernn
 from odernn.cli.app import main
-from odernn.data.simulate import simulate_trajectories
-from odernn.data.spec import load_spec
 from odernn.errors import DataError
 from odernn.learn.models.ensemble import Ensemble
 from odernn.learn.seeds import load_group
 
 
 @pytest.fixture(scope="module")
-def sets():
-    train = simulate_trajectories(load_spec("train").with_overrides(
-        n=24, n_steps=200, integrator="exact"))
-    test = simulate_trajectories(load_spec("test").with_overrides(
-        n=6, n_steps=200, integrator="exact"))
-    return train, test
+def fitted(small_linear_sets):
+    return odernn.fit_seeds(small_linear_sets[0], model="esn", units=30, seeds=3, seed=5)
 
 
-@pytest.fixture(scope="module")
-def fitted(sets):
-    return odernn.fit_seeds(sets[0], model="esn", units=30, seeds=3, seed=5)
-
-
-def test_members_differ_and_travel_with_the_ensemble(sets, fitted):
-    train, test = sets
+def test_members_differ_and_travel_with_the_ensemble(small_linear_sets, fitted):
+    train, test = small_linear_sets
     ensemble, results = fitted
     assert list(ensemble.members) == ["seed-5", "seed-6", "seed-7"] == list(results)
     x0, v0, F = test.x[:, 0], test.v[:, 0], test.F
@@ -45,8 +34,8 @@ def test_members_differ_and_travel_with_the_ensemble(sets, fitted):
     assert np.array_equal(again.rollout(x0, v0, F, test.params).x, runs[1].x)
 
 
-def test_the_evaluator_scores_every_seed_and_the_mean(sets, fitted):
-    _, test = sets
+def test_the_evaluator_scores_every_seed_and_the_mean(small_linear_sets, fitted):
+    _, test = small_linear_sets
     ensemble, _ = fitted
     single = ensemble.members["seed-6"]
     ev = odernn.evaluate(test, {"esn": ensemble, "one": single}, integrators=("rk4",),
@@ -62,15 +51,15 @@ def test_the_evaluator_scores_every_seed_and_the_mean(sets, fitted):
     assert ev.to_json()["methods"]["esn"]["seeds"]["n"] == 3
 
 
-def test_an_ensemble_of_different_models_is_refused(sets, fitted):
+def test_an_ensemble_of_different_models_is_refused(small_linear_sets, fitted):
     a = fitted[0].members["seed-5"]
-    c, _ = odernn.fit(sets[0], model="ffn", epochs=1, val_every=1)
+    c, _ = odernn.fit(small_linear_sets[0], model="ffn", epochs=1, val_every=1)
     with pytest.raises(DataError, match="seeds of one model only"):
         Ensemble({"a": a, "c": c})
 
 
-def test_a_group_on_disk_is_written_resumed_and_reported(sets, tmp_path):
-    _, test = sets
+def test_a_group_on_disk_is_written_resumed_and_reported(small_linear_sets, tmp_path):
+    _, test = small_linear_sets
     for name, n in (("train", 24), ("test", 6)):
         assert main(["simulate", name, "-o", str(tmp_path / f"{name}.h5"), "--n", str(n),
                      "--n-steps", "200", "--integrator", "exact", "-q"]) == 0
