@@ -79,8 +79,11 @@ class TrainConfig:
     ``input_scaling``, ``bias``, ``degree``, ``ridge`` (None: chosen on
     closed-loop validation by :func:`choose_ridge`, starting from ``ridge_grid`` and
     widening it until the choice is bracketed) for the ESN).
-    Optimisation (RNN/LSTM/GRU): windows of ``window`` steps in batches of
-    ``batch_size``, ``tbptt`` (truncate BPTT every k steps; None: whole
+    Optimisation (RNN/LSTM/GRU): windows of ``window`` steps (None: the family's; an
+    epoch is one pass over the training steps, ``N (T - 1) / window`` windows, so a shorter
+    window gives more optimiser steps for the same arithmetic) in batches of
+    ``batch_size`` (None: the family's; ``benchmarks/training_speed.py`` measured the
+    defaults), ``tbptt`` (truncate BPTT every k steps; None: whole
     window), closed-loop horizon growing from ``horizon_start`` to ``horizon``
     (0 disables the closed-loop loss) weighted by ``closed_loop_weight``;
     ``optimizer``, ``lr``, ``momentum`` (with ``momentum_schedule="sutskever"``
@@ -122,8 +125,8 @@ class TrainConfig:
     ridge_grid: tuple[float, ...] = (1e-16, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6)
     lr: float = 3e-3
     epochs: int | None = None
-    batch_size: int = 256
-    window: int = 50
+    batch_size: int | None = None
+    window: int | None = None
     tbptt: int | None = None
     horizon: int = 0
     horizon_start: int = 0

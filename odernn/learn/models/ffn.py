@@ -58,7 +58,8 @@ class FeedForward(RecurrentSurrogate):
                    "y = V sigma(U u + b) + c (+ D u with skip), no memory")
     options = FeedForwardOptions
     hidden_states = False
-    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 100}
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 100, "window": 50,
+                                                       "batch_size": 256}
 
     @classmethod
     def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,

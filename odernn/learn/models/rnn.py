@@ -326,7 +326,8 @@ class VanillaRNN(RecurrentNet):
                    "(+ D u with skip); init='esn' for the echo-state initialisation")
     options = ElmanOptions
     gates = 1
-    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 200}
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 100, "window": 25,
+                                                       "batch_size": 256}
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True,
@@ -390,11 +391,13 @@ class LSTM(RecurrentNet):
     family = "lstm"
     description = "long short-term memory: fused nn.LSTM for training, cell steps in closed loop"
     gates = 4
-    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 60}
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 25, "window": 25,
+                                                       "batch_size": 128}
 
 
 class GRU(RecurrentNet):
     family = "gru"
     description = "gated recurrent unit: fused nn.GRU for training, cell steps in closed loop"
     gates = 3
-    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 100}
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 30, "window": 25,
+                                                       "batch_size": 128}
