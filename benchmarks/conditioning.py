@@ -1,5 +1,6 @@
 """Multiplicative conditioning, measured: each gradient family with its defaults on the linear
-oscillator (eta given), its linear skip over the inputs alone against the skip that also takes
+oscillator (eta given; the training defaults of before ``training_speed.py``,
+``previous_defaults.py``), its linear skip over the inputs alone against the skip that also takes
 each parameter times each other input (``products``).
 
     python benchmarks/conditioning.py                       # rnn, gru, lstm, ffn (long)
@@ -24,6 +25,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from previous_defaults import previous  # noqa: E402
 
 import odernn  # noqa: E402
 from odernn.assess.metrics import nrmse  # noqa: E402
@@ -56,7 +58,8 @@ def main() -> None:
             errors = []
             for seed in args.seeds:
                 begin = time.perf_counter()
-                model, _ = odernn.fit(train, model=family, products=products, seed=seed, **extra)
+                model, _ = odernn.fit(train, model=family, **previous(
+                    family, {"products": products, "seed": seed, **extra}))
                 fit_s = time.perf_counter() - begin
                 row = {}
                 for name, test in tests.items():

@@ -13,7 +13,8 @@ members' own closed-loop trajectories (what the ensemble was before). Cases:
 
 - ``oscillator``: the ESN (defaults) on ``train``, scored on ``test`` (the linear
   oscillator, eta given);
-- ``oscillator-gru``: the GRU (defaults, 20 epochs) on 64 trajectories of ``train``;
+- ``oscillator-gru``: the GRU (20 epochs, the previous defaults otherwise:
+  ``previous_defaults.py``) on 64 trajectories of ``train``;
 - ``chaos``: the ESN on ``duffing-chaos-train``, scored on ``duffing-chaos`` (about 7
   Lyapunov times);
 - ``drives``: the ESN on the few-drives task (``duffing-drives-train``, scored on
@@ -38,6 +39,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from generalisation import drive_statistics, scores  # noqa: E402
+from previous_defaults import previous  # noqa: E402
 
 import odernn  # noqa: E402
 from odernn.assess.results import SEED_METRICS  # noqa: E402
@@ -77,7 +79,7 @@ def run_case(name: str, seeds: int, quick: bool) -> list[list[Any]]:
     elif n_train is not None:
         train_spec = train_spec.with_overrides(n=n_train)
     train, test = simulate_trajectories(train_spec), simulate_trajectories(test_spec)
-    ensemble, _ = odernn.fit_seeds(train, model=family, seeds=seeds, **options)
+    ensemble, _ = odernn.fit_seeds(train, model=family, seeds=seeds, **previous(family, options))
     ev = odernn.evaluate(test, {"joint": ensemble, "mean": TrajectoryMean(ensemble.members)},
                          integrators=(), work_precision=False, resonance=False,
                          bifurcation=False, progress=False)

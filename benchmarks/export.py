@@ -46,6 +46,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from previous_defaults import previous  # noqa: E402
 
 import odernn  # noqa: E402
 from odernn.learn.export import session  # noqa: E402
@@ -103,7 +104,7 @@ def main() -> None:
           f"{'ratio':>7}{'stepper s':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families.split(","):
-            options = {"epochs": EPOCHS[family]} if family in EPOCHS else {}
+            options = previous(family, {"epochs": EPOCHS[family]} if family in EPOCHS else {})
             model, _ = odernn.fit(train, model=family, **options)
             path = odernn.export_onnx(model, Path(tmp) / f"{family}.onnx")
             sess = session(path.read_bytes(), threads=1)

@@ -23,7 +23,8 @@ Methods, by the information they use:
   linear oscillator with the data's eta), RK4 on the samples; the hybrids (``--prior``),
   each family trained on top of the Duffing prior with the wrong beta and the ESN also on
   top of the linear one;
-- data only: each family with its defaults (``odernn.fit_seeds``, ``--seeds`` members,
+- data only: each family with its defaults (RNN, LSTM, GRU: those of before
+  ``training_speed.py``, ``previous_defaults.py``; ``odernn.fit_seeds``, ``--seeds`` members,
   scored each and as their ensemble, the members' joint closed loop), the peers (SINDy with
   control, DMD with control; ``odernn.assess.peers``) and the nearest-drive baseline: replay the
   training trajectory whose (F0, x0, v0), each scaled by its training range, is nearest.
@@ -44,6 +45,7 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+from previous_defaults import previous  # noqa: E402
 
 import odernn  # noqa: E402
 from odernn.assess.closed_loop import closed_loop  # noqa: E402
@@ -169,7 +171,7 @@ def main() -> None:
         for name, (info, prior) in variants.items():
             start = time.perf_counter()
             ensemble, _ = odernn.fit_seeds(train, model=family, seeds=seeds, **prior,
-                                           **(options if family != "esn" else {}))
+                                           **(previous(family, options) if family != "esn" else {}))
             rollout = roll(name, ensemble, test)
             members = {m: scores(r.x, test, ref) for m, r in rollout.info["members"].items()}
             rows.append((info, name, scores(rollout.x, test, ref), spread(members)))

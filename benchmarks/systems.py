@@ -17,8 +17,9 @@ checked to agree.
 
 Part 2, surrogates: for each system, its built-in ``SYSTEM-train`` and
 ``SYSTEM-test`` sets (DOP853 at rtol 1e-12: the reference), every family
-trained with its defaults (``odernn.fit``; fit seconds include the validation
-the defaults run), then one ``odernn.evaluate`` of all of them with the
+trained with its defaults (the RNN, LSTM and GRU with those of before
+``training_speed.py``, ``previous_defaults.py``; ``odernn.fit``; fit seconds include the
+validation the defaults run), then one ``odernn.evaluate`` of all of them with the
 integrators on the test set, the same measurement as the report: NRMSE of x
 pooled over the test set, the median over trajectories of each trajectory's
 NRMSE, the rollout wall time of the whole test set, and the speed-up over the
@@ -46,6 +47,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from previous_defaults import previous  # noqa: E402
 from simulate import measure_scipy_loop, timed  # noqa: E402
 
 import odernn  # noqa: E402
@@ -127,7 +129,7 @@ def surrogate_rows(system: str, families: list[str], quick: bool) -> list[dict]:
         tests["ood"] = dataset(OOD[system], quick)
     models, fit_s = {}, {}
     for family in families:
-        options: dict[str, Any] = {"model": family}
+        options: dict[str, Any] = {"model": family, **previous(family)}
         if quick and family != "esn":
             options.update(epochs=2, val_every=1)
         start = time.perf_counter()

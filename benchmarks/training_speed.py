@@ -28,6 +28,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from previous_defaults import PREVIOUS  # noqa: E402
 
 import odernn  # noqa: E402
 from odernn.assess.metrics import nrmse  # noqa: E402
@@ -36,10 +37,6 @@ from odernn.data.spec import load_spec  # noqa: E402
 from odernn.learn.config import TrainConfig  # noqa: E402
 
 FAMILIES = ("rnn", "lstm", "gru")
-BEFORE = {"rnn": {"window": 50, "batch_size": 256, "epochs": 200},
-          "lstm": {"window": 50, "batch_size": 256, "epochs": 60},
-          "gru": {"window": 50, "batch_size": 256, "epochs": 100}}
-"""The defaults before this benchmark's change (every other option as today)."""
 
 
 def run(train, tests, family: str, options: dict, seed: int) -> dict[str, float]:
@@ -70,8 +67,8 @@ def main() -> None:
     summary = []
     for family in args.families:
         now = TrainConfig(model=family)
-        variants = {"before": BEFORE[family], "now": {}}
-        shown = {"before": BEFORE[family], "now": {"window": now.window, "epochs": now.epochs,
+        variants = {"before": PREVIOUS[family], "now": {}}
+        shown = {"before": PREVIOUS[family], "now": {"window": now.window, "epochs": now.epochs,
                                                    "batch_size": now.batch_size}}
         rows: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
         for seed in args.seeds:
