@@ -55,7 +55,9 @@ def train(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | N
     nothing is written, the best checkpoint's record is kept in ``result.best_record``).
 
     Validation is ``val`` or, when None, ``config.val_fraction`` of the
-    trajectories of ``train`` (whole trajectories). ``train`` is in memory, or a file's rows
+    trajectories of ``train`` (whole trajectories), or with ``config.val_folds`` (the
+    reservoir) cross-validation over the training trajectories (:mod:`odernn.learn.folds`).
+    ``train`` is in memory, or a file's rows
     (:class:`~odernn.data.filerows.FileRows`, from :func:`odernn.learn.stream.for_training`)
     streamed in bounded memory; validation is held in memory. ``progress`` is True (drawn on
     stderr), False, or a callable receiving an :class:`~odernn.progress.Event` per batch.
@@ -78,12 +80,20 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
     """:func:`train` on ``device``, inside the process group when distributed (rank 0 alone
     prepares and writes the run directory; the others wait at a barrier)."""
     main = dd.rank() == 0
+    folds = config.val_folds is not None
+    if folds and val is not None:
+        raise SpecError(f"val_folds = {config.val_folds} cross-validates over the training "
+                        "trajectories: give it or a validation set, not both")
+    holdout = val is None and not folds
     source = {"train": fingerprint(train), "val": None if val is None else fingerprint(val),
-              "val_fraction": None if val is not None else config.val_fraction}
+              "val_fraction": config.val_fraction if holdout else None}
     # which parameters vary is decided before a split: a parameter that varies in the data is
     params = layout_params(train)  # an input even if the training part happens to hold one value
-    if val is None:
+    if holdout:
         train, val = split_by_trajectory(train, config.val_fraction, config.seed)
+    elif folds:  # every training trajectory is held out once (odernn.learn.folds), in memory
+        val = train if isinstance(train, Trajectories) else train.read(
+            "val_folds rolls out every training trajectory")
     val = validation(val)  # in memory (a file's rows: read, budget-checked)
     layout = config.layout(train.dt, train.system, params)
     stats = stream.stats(train, layout)  # in memory, or one pass over the file

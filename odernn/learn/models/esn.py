@@ -244,12 +244,14 @@ class ESN(RecurrentSurrogate):
         return torch.cat([one, u.double(), r.double()], dim=-1)
 
     def accumulate(self, z: Tensor, e: Tensor, gram: Tensor, cross: Tensor,
-                   chunk: int = 64, stride: int = 1) -> int:
+                   chunk: int = 64, stride: int = 1, groups: Tensor | None = None) -> int:
         """Add ``X^T X`` and ``X^T Y`` of the teacher-forced windows ``z, e`` to ``gram, cross``.
 
         Runs the reservoir over ``z (B, L+1, Z)``, ``e (B, L+1, E)``, ``chunk``
         steps at a time (memory ``B x chunk x units``), keeping every
         ``stride``-th step as a regression row; returns the number of rows.
+        ``groups (B,)`` (cross-validation folds) adds window ``b``'s rows to
+        ``gram[groups[b]], cross[groups[b]]`` instead (one reservoir run for all of them).
         """
         rows = 0
         with torch.no_grad():
@@ -260,10 +262,14 @@ class ESN(RecurrentSurrogate):
                 u = self.codec.encode(zs[:, :-1], es)
                 rs, state = self.states(u, state)
                 keep = slice((-s) % stride, None, stride)
-                x = self.features(u[:, keep], rs[:, keep]).reshape(-1, self.n_features)
+                x = self.features(u[:, keep], rs[:, keep])
                 y = self.codec.target(zs[:, :-1], zs[:, 1:], es)[:, keep].double()
-                _add_products(gram, cross, x, y.reshape(x.shape[0], -1))
-                rows += x.shape[0]
+                parts = ([(gram, cross, slice(None))] if groups is None else
+                         [(gram[k], cross[k], groups == k) for k in groups.unique().tolist()])
+                for g, c, sel in parts:
+                    xs = x[sel].reshape(-1, self.n_features)
+                    _add_products(g, c, xs, y[sel].reshape(xs.shape[0], -1))
+                rows += x.shape[0] * x.shape[1]
         return rows
 
     def solve_readout(self, gram: Tensor, cross: Tensor, count: int, ridge: float) -> None:
