@@ -2,14 +2,17 @@
 
 The training trajectories are split into K folds of whole trajectories
 (:func:`~odernn.learn.windows.folds_by_trajectory`; K >= N: leave one trajectory out). One
-run of the reservoir over them accumulates each fold's normal equations ``X_k^T X_k``,
-``X_k^T Y_k`` and rows (:class:`FoldSums`); the readout that did not see fold k solves with
-the totals less fold k's (downdating: no fit per fold). A ridge strength's score
-(:func:`cv_error`) is the closed-loop NRMSE(x) of every training trajectory, each rolled out
-from its initial state with the readout that did not see it, pooled over the N trajectories
-as :func:`~odernn.learn.outcome.closed_loop_nrmse` pools a validation set (one scale, the
-std of all N; inf when any diverged): one batched rollout, trajectory ``i`` read out by its
-fold's readout. The readout kept is then solved from all N at the chosen ridge.
+run of the reservoir over them accumulates the normal equations of all of them, as the
+holdout accumulates its own, and of each fold, ``X_k^T X_k``, ``X_k^T Y_k`` and rows
+(:class:`FoldSums`); the readout that did not see fold k solves with the totals less fold
+k's (downdating: no fit per fold). A ridge strength's score (:func:`cv_error`) is the
+closed-loop NRMSE(x) of every training trajectory, each rolled out from its initial state
+with the readout that did not see it, pooled over the N trajectories as
+:func:`~odernn.learn.outcome.closed_loop_nrmse` pools a validation set (one scale, the std of
+all N; inf when any diverged): one batched rollout, trajectory ``i`` read out by its fold's
+readout. The readout kept is then solved from the totals at the chosen ridge: the same
+readout whatever K (the totals are not the sum of the folds', which would differ in its
+rounding with K, and a weak ridge amplifies rounding).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from torch import Tensor
 from odernn import budget
 from odernn.data.trajectories import Trajectories
 from odernn.learn import distributed as dd
-from odernn.learn.models.esn import ESN
+from odernn.learn.models.esn import ESN, add_products
 from odernn.learn.outcome import closed_loop_nrmse
 from odernn.learn.stream import Data, tensor_blocks
 
@@ -35,17 +38,15 @@ BLOCK = 64
 
 @dataclass
 class FoldSums:
-    """Each fold's normal equations: ``gram (K, F, F)``, ``cross (K, F, O)`` (float64) and
-    ``rows (K,)``, with their totals over the folds."""
+    """The normal equations of all the trajectories, ``total = (gram (F, F), cross (F, O),
+    rows)`` in float64, accumulated as the holdout accumulates its own (so the readout kept
+    is the same whatever the folds), and each fold's, ``gram (K, F, F)``, ``cross (K, F, O)``,
+    ``rows (K,)`` (empty without folds)."""
 
+    total: tuple[Tensor, Tensor, int]
     gram: Tensor
     cross: Tensor
     rows: list[int]
-
-    def __post_init__(self) -> None:
-        one = len(self.rows) == 1  # no copy of a single fold's (a holdout's) equations
-        self.total = ((self.gram[0], self.cross[0], self.rows[0]) if one else
-                      (self.gram.sum(0), self.cross.sum(0), sum(self.rows)))
 
     def without(self, k: int) -> tuple[Tensor, Tensor, int]:
         """The normal equations of every fold but ``k`` (the totals less fold ``k``'s)."""
@@ -54,10 +55,10 @@ class FoldSums:
 
 
 def check_budget(folds: int, features: int, outputs: int, n: int, base: int) -> None:
-    """Refuse ``folds`` sets of normal equations, with their totals, a fold's complement and
-    the rollout's per-trajectory readouts, on top of ``base`` (the reservoir's own training
-    estimate), over the memory budget, before they are allocated."""
-    need = base + (folds + 2) * features * (features + outputs) * 8 + n * outputs * features * 4
+    """Refuse ``folds`` sets of normal equations, with a fold's complement and the rollout's
+    per-trajectory readouts, on top of ``base`` (the reservoir's own training estimate), over
+    the memory budget, before they are allocated."""
+    need = base + (folds + 1) * features * (features + outputs) * 8 + n * outputs * features * 4
     budget.check(f"val_folds = {folds} (folds of {n} trajectories, {features} regressors)",
                  need, "each fold keeps its normal equations, (units + inputs + 1) squared "
                  "in float64; reduce val_folds or units")
@@ -66,28 +67,32 @@ def check_budget(folds: int, features: int, outputs: int, n: int, base: int) -> 
 def accumulate(model: ESN, data: Data, labels: np.ndarray | None,
                report: Callable[[int, int], None]) -> FoldSums:
     """One run of the reservoir over ``data`` (in memory or streamed): the normal equations of
-    each fold of ``labels (N,)`` (None: one fold of everything), summed over the ranks when
-    distributed (each rank runs its contiguous share). ``report(done, total)`` per block."""
-    k = 1 if labels is None else int(labels.max()) + 1
-    nf, no = model.n_features, model.layout.n_outputs
-    gram = torch.zeros(k, nf, nf, dtype=torch.float64, device=model.device)
-    cross = torch.zeros(k, nf, no, dtype=torch.float64, device=model.device)
-    rows = np.zeros(k, dtype=np.int64)
+    all of it and of each fold of ``labels (N,)`` (None: no folds), summed over the ranks
+    when distributed (each rank runs its contiguous share). ``report(done, total)`` per
+    block."""
+    k = 0 if labels is None else int(labels.max()) + 1
+    nf, no, device = model.n_features, model.layout.n_outputs, model.device
+    gram = torch.zeros(k + 1, nf, nf, dtype=torch.float64, device=device)  # [k]: the total
+    cross = torch.zeros(k + 1, nf, no, dtype=torch.float64, device=device)
+    rows = np.zeros(k + 1, dtype=np.int64)
     mine = dd.share(data.n)  # each rank accumulates its contiguous share of trajectories
     # in memory or read block by block from the file (never the whole set: stream.py)
     for done, block in tensor_blocks(data, model.layout, model.device, BLOCK, mine):
-        if labels is None:
-            rows[0] += model.accumulate(block.z, block.e, gram[0], cross[0])
-        else:
-            part = labels[mine.start + done - block.n:mine.start + done]
-            n = model.accumulate(block.z, block.e, gram, cross,
-                                 groups=torch.as_tensor(part, device=model.device))
-            rows += np.bincount(part, minlength=k) * (n // block.n)
+        part = None if labels is None else labels[mine.start + done - block.n:mine.start + done]
+        for x, y in model.regressors(block.z, block.e):
+            xs = x.reshape(-1, nf)
+            add_products(gram[k], cross[k], xs, y.reshape(xs.shape[0], -1))
+            rows[k] += xs.shape[0]
+            for fold in [] if part is None else np.unique(part).tolist():
+                sel = torch.as_tensor(part == fold, device=device)
+                xs = x[sel].reshape(-1, nf)
+                add_products(gram[fold], cross[fold], xs, y[sel].reshape(xs.shape[0], -1))
+                rows[fold] += xs.shape[0]
         report(done, mine.stop - mine.start)
     dd.all_sum(gram)
     dd.all_sum(cross)
-    summed = dd.all_sum(torch.as_tensor(rows, dtype=torch.float64))
-    return FoldSums(gram, cross, [int(r) for r in summed.tolist()])
+    summed = [int(r) for r in dd.all_sum(torch.as_tensor(rows, dtype=torch.float64)).tolist()]
+    return FoldSums((gram[k], cross[k], summed[k]), gram[:k], cross[:k], summed[:k])
 
 
 def readouts(model: ESN, sums: FoldSums, ridge: float) -> Tensor:
