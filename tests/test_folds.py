@@ -135,20 +135,27 @@ def test_leave_one_out_chooses_among_its_folds_and_keeps_the_readout_of_all(data
     assert torch.equal(result.best_record["state_dict"]["W_out"], model.W_out.detach())
 
 
-def test_cross_validation_and_the_holdout_can_choose_differently(data):
-    """On 7 trajectories the holdout's one validation trajectory and the pooled folds are
-    different evidence: the option changes the run, and None is the holdout."""
-    base = small_config("esn", units=60, ridge_grid=[1e-10, 1e-6, 1e-2])
-    holdout = train(data, base, None, progress=False)
-    same = train(data, TrainConfig.from_dict({**base.to_dict(), "val_folds": None}), None,
-                 progress=False)
-    assert same.history == [{**h, "time": s["time"]} for h, s in zip(holdout.history,
-                                                                        same.history,
-                                                                        strict=True)]
-    cv = train(data, TrainConfig.from_dict({**base.to_dict(), "val_folds": 3}), None,
-               progress=False)
-    assert [h["val_nrmse_x"] for h in cv.history] != [h["val_nrmse_x"] for h in
-                                                      holdout.history]
+def test_by_default_few_trajectories_are_left_out_one_at_a_time_and_more_held_out(data):
+    """val_folds None: on 7 trajectories leave one out, as val_folds = 7 (recorded so), with
+    another score and readout than the holdout (val_folds = 0); on 11, the holdout, to the
+    bit; with a validation set given, that set."""
+    def run(trajectories, folds, **given):
+        options = {"units": 60, "ridge_grid": [1e-10, 1e-6, 1e-2], "val_folds": folds}
+        result = train(trajectories, small_config("esn", **options), None, progress=False,
+                       **given)
+        return ([h["val_nrmse_x"] for h in result.history], result.best_record["config"],
+                result.best_record["state_dict"]["W_out"])
+
+    default, loo, holdout = run(data, None), run(data, 7), run(data, 0)
+    assert default[0] == loo[0] and default[1] == loo[1] and default[1]["val_folds"] == 7
+    assert torch.equal(default[2], loo[2])
+    assert holdout[0] != loo[0] and not torch.equal(holdout[2], loo[2])
+    more = oscillator_data(n=11, n_steps=80)
+    default, holdout = run(more, None), run(more, 0)
+    assert default[0] == holdout[0] and torch.equal(default[2], holdout[2])
+    assert default[1]["val_folds"] is None
+    given, zero = run(data, None, val=more), run(data, 0, val=more)
+    assert given[0] == zero[0] and torch.equal(given[2], zero[2])
 
 
 def test_streamed_folds_follow_the_folds_in_memory(path):
@@ -176,6 +183,7 @@ def test_two_ranks_cross_validate_as_one_process(path, tmp_path):
 
 @pytest.mark.parametrize(("options", "needle"), [
     ({"model": "esn", "val_folds": 1}, "val_folds must be an integer >= 2"),
+    ({"model": "esn", "val_folds": -3}, "0 .the holdout. or None .automatic."),
     ({"model": "esn", "val_folds": 2.5}, "allowed: an integer"),
     ({"model": "lstm", "val_folds": 3}, "does not apply to model 'lstm'"),
 ])
@@ -198,7 +206,7 @@ def test_the_folds_equations_are_checked_against_the_budget_first(path, tmp_path
     monkeypatch.setenv(budget.ENV, "30M")  # the model fits (~26 MB), with 9 folds it does not
     run = ["train", str(path), "--model", "esn", "--units", "400", "--set", "ridge=1e-6",
            "--quiet"]
-    assert main([*run, "-o", str(tmp_path / "holdout")]) == 0
-    code = main([*run, "-o", str(tmp_path / "folds"), "--set", "val_folds=9"])
-    assert_one_line_error(code, capsys.readouterr().err, "val_folds = 9", "reduce val_folds")
+    assert main([*run, "-o", str(tmp_path / "holdout"), "--set", "val_folds=0"]) == 0
+    code = main([*run, "-o", str(tmp_path / "folds")])  # 9 trajectories: leave one out
+    assert_one_line_error(code, capsys.readouterr().err, "val_folds = 9", "0: the holdout")
     assert not (tmp_path / "folds").exists()

@@ -96,7 +96,9 @@ class TrainConfig:
     is given), the closed loop over ``val_steps`` points (None: all). The reservoir may
     instead cross-validate its ridge over ``val_folds`` folds of whole training trajectories
     (K >= 2; K >= N: leave one trajectory out; no validation set then;
-    :mod:`odernn.learn.folds`); None: the holdout.
+    :mod:`odernn.learn.folds`); 0: the holdout; None: leave one out on 2 to
+    :data:`~odernn.learn.training.AUTO_FOLDS` training trajectories without a validation
+    set, else the holdout.
     """
 
     model: str = "lstm"
@@ -194,9 +196,9 @@ class TrainConfig:
         need(0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got "
              f"{self.val_fraction}")
         need(self.val_steps is None or self.val_steps >= 2, "val_steps must be >= 2 or None")
-        need(self.val_folds is None or self.val_folds >= 2, "val_folds must be an integer >= 2 "
-             f"(K folds of whole trajectories; K >= N: leave one out) or None, got "
-             f"{self.val_folds}")
+        need(self.val_folds in (None, 0) or self.val_folds >= 2, "val_folds must be an integer "
+             ">= 2 (K folds of whole trajectories; K >= N: leave one out), 0 (the holdout) or "
+             f"None (automatic), got {self.val_folds}")
         need(self.val_folds is None or self.recipe == "ridge", f"val_folds applies to the "
              f"reservoir (esn) only: the {self.model} family would need K trainings; use "
              "val_fraction or a validation set")

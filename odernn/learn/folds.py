@@ -61,7 +61,8 @@ def check_budget(folds: int, features: int, outputs: int, n: int, base: int) -> 
     need = base + (folds + 1) * features * (features + outputs) * 8 + n * outputs * features * 4
     budget.check(f"val_folds = {folds} (folds of {n} trajectories, {features} regressors)",
                  need, "each fold keeps its normal equations, (units + inputs + 1) squared "
-                 "in float64; reduce val_folds or units")
+                 "in float64; reduce val_folds (0: the holdout, also when it was automatic) "
+                 "or units")
 
 
 def accumulate(model: ESN, data: Data, labels: np.ndarray | None,

@@ -30,7 +30,7 @@ from odernn.progress import Event, Progress
 def check(data: Data, config: TrainConfig) -> None:
     """With ``val_folds``: at least two trajectories, and the folds' normal equations within
     the memory budget (:func:`odernn.learn.folds.check_budget`)."""
-    if config.val_folds is None:
+    if not config.val_folds:  # None or 0: the holdout
         return
     labels = folds_by_trajectory(data.n, config.val_folds, config.seed)
     layout = config.layout(data.dt, data.system, layout_params(data))
@@ -50,8 +50,8 @@ def fit(model: ESN, config: TrainConfig, train: Data, val: Trajectories, out: An
     """
     start = time.perf_counter()
     task = f"train {config.model}"
-    labels = (None if config.val_folds is None else
-              folds_by_trajectory(train.n, config.val_folds, config.seed))
+    labels = (folds_by_trajectory(train.n, config.val_folds, config.seed) if config.val_folds
+              else None)
     sums = folds.accumulate(model, train, labels, lambda done, total: report(Event(
         task, "reservoir", done, total, "accumulating the normal equations")))
     gram, cross, rows = sums.total
