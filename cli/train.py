@@ -37,6 +37,8 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     "  odernn train train.h5 --model rnn -o runs/rnn --set activation=relu --set clip=0.5\n\n"
     "  odernn train train.h5 --model gru -o runs/gru --no-eta --warmup 100\n\n"
     "  odernn train duffing.h5 --model esn -o runs/esn --withhold beta --warmup 100\n\n"
+    "  odernn train train.h5 --model esn -o runs/esn --set val_folds=8   (the ridge by 8-fold "
+    "cross-validation over whole trajectories; val_folds=N: leave one out)\n\n"
     "  odernn train duffing.h5 --model esn -o runs/hybrid --prior duffing --prior-set beta=1.2"
     "   (a hybrid: corrects the prior's step)\n\n"
     "  odernn train train.h5 -o runs/lstm --resume   (continue an interrupted run)\n\n"

@@ -2,8 +2,9 @@
 
 One pass over the training trajectories (in memory, or read from the file block by block)
 accumulates the normal equations ``X^T X`` and ``X^T Y`` (block by block, summed over the
-ranks when distributed); the ridge strength is then chosen on closed-loop validation error
-(:func:`choose_ridge`) or taken as given.
+ranks when distributed; with ``val_folds``, one set per fold, :mod:`odernn.learn.folds`);
+the ridge strength is then chosen on closed-loop validation error (:func:`choose_ridge`: of
+the validation trajectories, or cross-validated by trajectory) or taken as given.
 Deterministic: a resumed fit simply runs again.
 """
 
@@ -14,48 +15,54 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
 from odernn.data.trajectories import Trajectories
 from odernn.learn import distributed as dd
+from odernn.learn import folds
 from odernn.learn.config import TrainConfig
 from odernn.learn.models.esn import ESN
 from odernn.learn.outcome import TrainResult, closed_loop_nrmse
 from odernn.learn.rundir import run_record
-from odernn.learn.stream import tensor_blocks
+from odernn.learn.stream import Data, layout_params
+from odernn.learn.windows import folds_by_trajectory
 from odernn.progress import Event, Progress
 
 
-def check(data: Trajectories, config: TrainConfig) -> None:
-    """Nothing beyond the layout's checks: any trajectory length gives rows."""
+def check(data: Data, config: TrainConfig) -> None:
+    """With ``val_folds``: at least two trajectories, and the folds' normal equations within
+    the memory budget (:func:`odernn.learn.folds.check_budget`)."""
+    if not config.val_folds:  # None or 0: the holdout
+        return
+    labels = folds_by_trajectory(data.n, config.val_folds, config.seed)
+    layout = config.layout(data.dt, data.system, layout_params(data))
+    sizes = (layout.n_inputs, layout.n_init, layout.n_outputs)
+    features = 1 + layout.n_inputs + int(config.units)  # the readout's regressors [1, u, r]
+    folds.check_budget(int(labels.max()) + 1, features, layout.n_outputs, data.n,
+                       ESN.training_bytes(config.model_args(), *sizes))
 
 
-def fit(model: ESN, config: TrainConfig, train: Trajectories, val: Trajectories, out: Any,
+def fit(model: ESN, config: TrainConfig, train: Data, val: Trajectories, out: Any,
         source: dict[str, Any], previous: dict[str, Any] | None, report: Progress) -> TrainResult:
-    """Accumulate the normal equations once, then pick the ridge on closed-loop validation.
+    """Accumulate the normal equations once, then pick the ridge on closed-loop validation:
+    of ``val`` (a holdout), or with ``val_folds`` cross-validated over ``train`` (``val`` is
+    then the training trajectories in memory, :mod:`odernn.learn.folds`).
 
     One pass, deterministic: a resumed fit simply runs again (``previous`` is not needed).
     """
     start = time.perf_counter()
     task = f"train {config.model}"
-    nf = model.n_features
-    gram = torch.zeros(nf, nf, dtype=torch.float64, device=model.device)
-    cross = torch.zeros(nf, model.layout.n_outputs, dtype=torch.float64, device=model.device)
-    rows, block = 0, 64
-    mine = dd.share(train.n)  # each rank accumulates its contiguous share of trajectories
-    # in memory or read block by block from the file (never the whole set: stream.py)
-    for done, data in tensor_blocks(train, model.layout, model.device, block, mine):
-        rows += model.accumulate(data.z, data.e, gram, cross)
-        report(Event(task, "reservoir", done, mine.stop - mine.start,
-                     "accumulating the normal equations"))
-    dd.all_sum(gram)
-    dd.all_sum(cross)
-    rows = int(dd.all_sum(torch.tensor([rows], dtype=torch.float64)).item())
+    labels = (folds_by_trajectory(train.n, config.val_folds, config.seed) if config.val_folds
+              else None)
+    sums = folds.accumulate(model, train, labels, lambda done, total: report(Event(
+        task, "reservoir", done, total, "accumulating the normal equations")))
+    gram, cross, rows = sums.total
     history: list[dict[str, float]] = []
 
     def score(ridge: float) -> float:
-        model.solve_readout(gram, cross, rows, ridge)
-        err = closed_loop_nrmse(model, val, config.val_steps)
+        if labels is None:
+            model.solve_readout(gram, cross, rows, ridge)
+            err = closed_loop_nrmse(model, val, config.val_steps)
+        else:
+            err = folds.cv_error(model, sums, labels, val, ridge, config.val_steps)
         history.append({"ridge": ridge, "val_nrmse_x": err, "time": time.perf_counter() - start})
         report(Event(task, "ridge", len(history), None, f"ridge candidate {len(history)}: "
                      f"{ridge:g}, closed-loop val NRMSE(x) {err:.3g}", history[-1], log=True))
@@ -74,6 +81,10 @@ def fit(model: ESN, config: TrainConfig, train: Trajectories, val: Trajectories,
         out.save_last(record, history)
     dd.barrier()
     status = "ok" if math.isfinite(best[0]) else "diverged"
+    if labels is not None:
+        k = int(labels.max()) + 1
+        note += (f"; {k}-fold cross-validation by trajectory" if k < train.n else
+                 f"; leave-one-trajectory-out cross-validation over {k}")
     message = (f"ridge {best[1]:g} chosen ({note})"
                if status == "ok" else "every ridge strength diverged in closed loop; try a "
                "smaller spectral_radius or input_scaling, or larger ridge values")

@@ -13,6 +13,7 @@ as an uninterrupted run). Without a run directory nothing is written. ``tensorbo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -33,6 +34,10 @@ from odernn.learn.tensorboard_log import check as check_tensorboard
 from odernn.learn.windows import split_by_trajectory
 from odernn.progress import Progress, reporter
 
+AUTO_FOLDS = 10
+"""With ``val_folds`` None and no validation set, the reservoir's ridge is chosen leave one
+trajectory out on 2 to this many training trajectories (a holdout of a tenth would be one
+trajectory; benchmarks/selection.py measures both), by the holdout on more."""
 RECIPES = {"gradient": gradient, "ridge": ridge}
 """Recipe name (a family's ``recipe``) -> its module: ``check(data, config)`` before anything
 is written, ``fit(model, config, train, val, out, source, previous, report)``."""
@@ -55,7 +60,10 @@ def train(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | N
     nothing is written, the best checkpoint's record is kept in ``result.best_record``).
 
     Validation is ``val`` or, when None, ``config.val_fraction`` of the
-    trajectories of ``train`` (whole trajectories). ``train`` is in memory, or a file's rows
+    trajectories of ``train`` (whole trajectories), or with ``config.val_folds`` (the
+    reservoir) cross-validation over the training trajectories (:mod:`odernn.learn.folds`;
+    leave one out on at most :data:`AUTO_FOLDS` of them when ``val_folds`` is None).
+    ``train`` is in memory, or a file's rows
     (:class:`~odernn.data.filerows.FileRows`, from :func:`odernn.learn.stream.for_training`)
     streamed in bounded memory; validation is held in memory. ``progress`` is True (drawn on
     stderr), False, or a callable receiving an :class:`~odernn.progress.Event` per batch.
@@ -78,12 +86,23 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
     """:func:`train` on ``device``, inside the process group when distributed (rank 0 alone
     prepares and writes the run directory; the others wait at a barrier)."""
     main = dd.rank() == 0
+    if config.val_folds and val is not None:
+        raise SpecError(f"val_folds = {config.val_folds} cross-validates over the training "
+                        "trajectories: give it or a validation set, not both")
+    if (config.val_folds is None and val is None and config.recipe == "ridge"
+            and 2 <= train.n <= AUTO_FOLDS):  # few trajectories: leave one out (recorded)
+        config = dataclasses.replace(config, val_folds=train.n)
+    folds = bool(config.val_folds)
+    holdout = val is None and not folds
     source = {"train": fingerprint(train), "val": None if val is None else fingerprint(val),
-              "val_fraction": None if val is not None else config.val_fraction}
+              "val_fraction": config.val_fraction if holdout else None}
     # which parameters vary is decided before a split: a parameter that varies in the data is
     params = layout_params(train)  # an input even if the training part happens to hold one value
-    if val is None:
+    if holdout:
         train, val = split_by_trajectory(train, config.val_fraction, config.seed)
+    elif folds:  # every training trajectory is held out once (odernn.learn.folds), in memory
+        val = train if isinstance(train, Trajectories) else train.read(
+            "val_folds rolls out every training trajectory")
     val = validation(val)  # in memory (a file's rows: read, budget-checked)
     layout = config.layout(train.dt, train.system, params)
     stats = stream.stats(train, layout)  # in memory, or one pass over the file

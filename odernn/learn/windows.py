@@ -6,7 +6,8 @@ dataset into two device tensors once (:func:`to_tensors`), the carried state
 :class:`~odernn.learn.models.layout.Layout`, and every batch is a gather of windows
 from them (:meth:`SequenceTensors.windows`). Normalisation statistics come
 from the training split only (:func:`compute_stats`); splits are by
-trajectory, never by time inside a trajectory (:func:`split_by_trajectory`).
+trajectory, never by time inside a trajectory (:func:`split_by_trajectory`, or the folds of
+:func:`folds_by_trajectory` for cross-validation).
 """
 
 from __future__ import annotations
@@ -165,6 +166,18 @@ def split_by_trajectory(data: Trajectories, val_fraction: float,
                         "give more trajectories or a separate validation set")
     order = np.random.default_rng(np.random.SeedSequence(seed)).permutation(data.n)
     return data.take(np.sort(order[n_val:])), data.take(np.sort(order[:n_val]))
+
+
+def folds_by_trajectory(n: int, folds: int, seed: int) -> np.ndarray:
+    """Fold labels ``(n,)`` of ``min(folds, n)`` folds of whole trajectories, as even as
+    possible, chosen by ``seed`` (``folds >= n``: one trajectory each, leave-one-out)."""
+    if folds < 2 or n < 2:
+        raise DataError(f"cross-validation needs at least 2 folds of at least 2 trajectories; "
+                        f"got val_folds={folds} on {n} trajectories")
+    order = np.random.default_rng(np.random.SeedSequence(seed)).permutation(n)
+    labels = np.empty(n, dtype=np.int64)
+    labels[order] = np.arange(n) % min(folds, n)
+    return labels
 
 
 def fingerprint(data: Trajectories) -> dict[str, Any]:

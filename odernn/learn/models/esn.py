@@ -20,7 +20,7 @@ normalised ``x0, v0`` and parameters taken, scaled like ``W_in``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ def sparse_reservoir(units: int, degree: int, spectral_radius: float,
     return w * (spectral_radius / float(np.abs(lam).max()))
 
 
-def _add_products(gram: Tensor, cross: Tensor, x: Tensor, y: Tensor) -> None:
+def add_products(gram: Tensor, cross: Tensor, x: Tensor, y: Tensor) -> None:
     """``gram += x^T x``, ``cross += x^T y`` in float64 (on the CPU through numpy's BLAS)."""
     if x.device.type == "cpu":
         g, c, xn = gram.numpy(), cross.numpy(), x.numpy()
@@ -243,27 +243,31 @@ class ESN(RecurrentSurrogate):
         one = torch.ones(*u.shape[:-1], 1, dtype=torch.float64, device=u.device)
         return torch.cat([one, u.double(), r.double()], dim=-1)
 
+    @torch.no_grad()
+    def regressors(self, z: Tensor, e: Tensor, chunk: int = 64,
+                   stride: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
+        """The readout's regressors ``x (B, S, F)`` (float64) and targets ``y (B, S, O)`` of
+        the teacher-forced windows ``z (B, L+1, Z)``, ``e (B, L+1, E)``, ``chunk`` steps at a
+        time (memory ``B x chunk x units``), every ``stride``-th step kept as a row."""
+        state = self.initial_state(self.codec.init_features(z[:, 0], e[:, 0]))
+        for s in range(0, z.shape[1] - 1, chunk):
+            zs = z[:, s:s + chunk + 1]
+            es = e[:, s:s + zs.shape[1] - 1]
+            u = self.codec.encode(zs[:, :-1], es)
+            rs, state = self.states(u, state)
+            keep = slice((-s) % stride, None, stride)
+            yield (self.features(u[:, keep], rs[:, keep]),
+                   self.codec.target(zs[:, :-1], zs[:, 1:], es)[:, keep].double())
+
     def accumulate(self, z: Tensor, e: Tensor, gram: Tensor, cross: Tensor,
                    chunk: int = 64, stride: int = 1) -> int:
-        """Add ``X^T X`` and ``X^T Y`` of the teacher-forced windows ``z, e`` to ``gram, cross``.
-
-        Runs the reservoir over ``z (B, L+1, Z)``, ``e (B, L+1, E)``, ``chunk``
-        steps at a time (memory ``B x chunk x units``), keeping every
-        ``stride``-th step as a regression row; returns the number of rows.
-        """
+        """Add ``X^T X`` and ``X^T Y`` of the teacher-forced windows ``z, e`` to ``gram, cross``
+        (:meth:`regressors`); returns the number of rows."""
         rows = 0
-        with torch.no_grad():
-            state = self.initial_state(self.codec.init_features(z[:, 0], e[:, 0]))
-            for s in range(0, z.shape[1] - 1, chunk):
-                zs = z[:, s:s + chunk + 1]
-                es = e[:, s:s + zs.shape[1] - 1]
-                u = self.codec.encode(zs[:, :-1], es)
-                rs, state = self.states(u, state)
-                keep = slice((-s) % stride, None, stride)
-                x = self.features(u[:, keep], rs[:, keep]).reshape(-1, self.n_features)
-                y = self.codec.target(zs[:, :-1], zs[:, 1:], es)[:, keep].double()
-                _add_products(gram, cross, x, y.reshape(x.shape[0], -1))
-                rows += x.shape[0]
+        for x, y in self.regressors(z, e, chunk, stride):
+            x = x.reshape(-1, self.n_features)
+            add_products(gram, cross, x, y.reshape(x.shape[0], -1))
+            rows += x.shape[0]
         return rows
 
     def solve_readout(self, gram: Tensor, cross: Tensor, count: int, ridge: float) -> None:
