@@ -10,7 +10,7 @@ errors, then per family the median fit time of each, their ratio, and the median
 An epoch is one pass over the training steps whatever the window (``n (T - 1) / window``
 windows), so halving the window doubles the optimiser steps of an epoch at the same
 arithmetic, and a smaller batch doubles them again: the new defaults take windows of 25
-steps, batches of 128 for the gated families, and fewer epochs.
+steps (the vanilla RNN 20), batches of 128 for the gated families, and fewer epochs.
 
     python benchmarks/training_speed.py                    # 3 families x 3 seeds (~25 min)
     python benchmarks/training_speed.py --families lstm --seeds 0

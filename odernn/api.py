@@ -103,12 +103,14 @@ def fit_seeds(data: Trajectories | str | Path,
                     ), results
 
 
-def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate:
-    """A trained surrogate from a checkpoint file or a run directory (its ``best.pt``); see
-    :func:`odernn.learn.models.load_surrogate`."""
+def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate | Ensemble:
+    """A trained surrogate from a checkpoint file or a run directory (its ``best.pt``; see
+    :func:`odernn.learn.models.load_surrogate`), or a seed group's directory (``train
+    --seeds K``) as the :class:`~odernn.learn.models.ensemble.Ensemble` of its members."""
     from odernn.learn.models import load_surrogate as load
+    from odernn.learn.seeds import is_group, load_group
 
-    return load(Path(path), device)
+    return load_group(path, device) if is_group(path) else load(Path(path), device)
 
 
 def export_onnx(model: RecurrentSurrogate | str | Path, path: str | Path, *,

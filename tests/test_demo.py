@@ -18,8 +18,11 @@ def test_quick_demo_runs_end_to_end_and_reruns(tmp_path, capsys):
     metrics = json.loads((report / "metrics.json").read_text())
     methods = metrics["methods"]
     assert {"exact", "rk4", "rnn", "lstm", "gru", "esn"} <= set(methods)
-    for family in ("rnn", "lstm", "gru", "esn"):
-        assert (out / "runs" / family / "config.json").exists()
+    for family in ("rnn", "lstm", "gru", "esn"):  # three seeds each by default
+        assert sorted(p.name for p in (out / "runs" / family).glob("seed-*")) == \
+            ["seed-0", "seed-1", "seed-2"]
+        assert (out / "runs" / family / "seed-2" / "config.json").exists()
+        assert metrics["methods"][family]["seeds"]["n"] == 3
         assert family in printed
     stages = json.loads((out / "stages.json").read_text())
     assert {"simulate", "train lstm", "evaluate", "report"} <= set(stages)

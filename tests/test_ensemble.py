@@ -33,6 +33,8 @@ def test_an_ensemble_of_one_is_that_member_exactly(small_linear_sets, options):
     assert np.array_equal(joint.x, alone.x) and np.array_equal(joint.v, alone.v)
     assert np.array_equal(joint.diverged_at, alone.diverged_at) and joint.warmup == alone.warmup
     assert np.array_equal(joint.info["members"]["only"].x, alone.x)
+    bare = Ensemble({"only": model}).rollout(*args, members=False)  # what evaluate times
+    assert np.array_equal(bare.x, alone.x) and "members" not in bare.info
 
 
 def trimmed(values: list[np.ndarray]) -> np.ndarray:
@@ -60,6 +62,20 @@ def test_the_joint_loop_steps_every_member_from_the_trimmed_mean(small_linear_se
     assert np.allclose(joint.v, np.stack(v, axis=1), rtol=0, atol=1e-5)
     runs = joint.info["members"]
     assert not np.allclose(joint.x, np.mean([r.x for r in runs.values()], axis=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_the_ensembles_stepper_gives_its_rollout_to_the_last_bit(small_linear_sets, seeds):
+    train, test = small_linear_sets
+    ensemble, _ = odernn.fit_seeds(train, model="gru", hidden=8, epochs=1, val_every=1,
+                                   seeds=seeds, seed=2)
+    stepper = ensemble.stepper(test.x[:, 0], test.v[:, 0], test.params)
+    steps = [stepper.step(test.F[:, i], test.F[:, i + 1]) for i in range(test.n_steps - 1)]
+    joint = ensemble.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+    assert np.array_equal(joint.x[:, 1:], np.stack([x for x, _ in steps], axis=1))
+    assert np.array_equal(joint.v[:, 1:], np.stack([v for _, v in steps], axis=1))
+    assert np.array_equal(stepper.diverged_at, joint.diverged_at)
+    assert stepper.steps == test.n_steps - 1 and len(stepper.models) == seeds
 
 
 POINTWISE = ("nrmse_x", "median_nrmse_x", "nrmse_v", "n_diverged")
@@ -105,3 +121,17 @@ def test_on_chaos_the_ensemble_keeps_the_amplitude_the_trajectory_mean_loses():
     assert abs(mean_x2(joint.x) - ref) <= 0.1 * ref
     assert abs(mean_x2(joint.x) - ref) <= max(abs(mean_x2(r.x) - ref) for r in runs)
     assert mean_x2(np.mean([r.x for r in runs], axis=0)) < 0.6 * ref
+
+
+def test_loading_a_seed_groups_directory_gives_its_ensemble(small_linear_sets, tmp_path):
+    from odernn.learn.config import TrainConfig
+    from odernn.learn.seeds import train_seeds
+
+    train, test = small_linear_sets
+    train_seeds(train, TrainConfig(model="esn", units=30), tmp_path / "g", 2, progress=False)
+    ensemble = odernn.load_surrogate(tmp_path / "g")
+    assert isinstance(ensemble, Ensemble) and list(ensemble.members) == ["seed-0", "seed-1"]
+    member = odernn.load_surrogate(tmp_path / "g" / "seed-1")  # a member's run, alone
+    args = (test.x[:, 0], test.v[:, 0], test.F, test.params)
+    assert np.array_equal(ensemble.rollout(*args).info["members"]["seed-1"].x,
+                          member.rollout(*args).x)

@@ -20,10 +20,11 @@ from odernn.learn.models.base import Rollout, Surrogate
 
 def closed_loop(name: str, surrogate: Surrogate, F: np.ndarray,
                 params: Mapping[str, np.ndarray],
-                observed: tuple[np.ndarray, np.ndarray]) -> Rollout:
+                observed: tuple[np.ndarray, np.ndarray], **options: Any) -> Rollout:
     """A closed loop from the observed initial states with exactly the integrators' information:
     ``F`` samples, of the trajectories' ``params`` only those the surrogate takes (none: None),
-    and its K warm-up steps of the ``observed`` trajectories (x, v), if it asks for any."""
+    and its K warm-up steps of the ``observed`` trajectories (x, v), if it asks for any.
+    ``options`` go to the surrogate's ``rollout`` (an ensemble's ``members``)."""
     k = int(getattr(surrogate, "warmup_steps", 0))
     taken = tuple(getattr(surrogate, "parameter_inputs", ()))
     missing = [p for p in taken if p not in params]
@@ -33,7 +34,7 @@ def closed_loop(name: str, surrogate: Surrogate, F: np.ndarray,
     x, v = observed
     rollout = surrogate.rollout(
         x[:, 0], v[:, 0], F, {p: params[p] for p in taken} if taken else None,
-        warmup=(x[:, :k], v[:, :k]) if k > 0 else None)
+        warmup=(x[:, :k], v[:, :k]) if k > 0 else None, **options)
     return _checked(rollout, x.shape, f"surrogate {name!r}")
 
 

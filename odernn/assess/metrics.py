@@ -41,7 +41,8 @@ METRICS: dict[str, str] = {
     "valid_time_p10": "10th percentile of the valid prediction time over trajectories",
     "energy_balance": "RMS drift of E - E0 - integral(F v - eta v^2 dt) over mean reference energy",
     "n_diverged": "trajectories that became non-finite or exploded (never dropped)",
-    "wall_time_s": "wall-clock seconds to produce all test trajectories (best of repeats)",
+    "wall_time_s": "wall-clock seconds to produce all test trajectories (best of repeats; a "
+                   "seed group: its joint closed loop alone)",
     "steps_per_s": "trajectory steps produced per second: N (T - 1) / wall_time_s",
     "speedup": "wall time of the cheapest integrator setting at least as accurate (NRMSE of x), "
                "divided by the surrogate's",

@@ -27,6 +27,7 @@ from typing import Any
 
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
+from odernn.learn.models.stepper import Stepper
 from odernn.learn.models.surrogate import joint_rollout
 from odernn.types import Array
 
@@ -55,13 +56,24 @@ class Ensemble:
     def rollout(self, x0: Array, v0: Array | None = None, F: Array | None = None,
                 params: Mapping[str, Array] | Array | None = None,
                 warmup: tuple[Array, Array | None] | None = None, *,
-                n_steps: int | None = None) -> Rollout:
+                n_steps: int | None = None, members: bool = True) -> Rollout:
         """The members' joint closed loop (the trimmed mean of their one-step predictions fed
-        back to every member), arguments as a member's ``rollout``; each member's own closed
-        loop travels with it, in ``info["members"]``. A trajectory on which the joint state
+        back to every member), arguments as a member's ``rollout``; with ``members``, each
+        member's own closed loop travels with it, in ``info["members"]`` (without: the joint
+        loop alone, the ensemble's cost as a surrogate). A trajectory on which the joint state
         explodes is diverged from there, as for any surrogate."""
+        joint = joint_rollout(tuple(self.members.values()), x0, v0, F, params, warmup, n_steps)
+        if not members:
+            return joint
         runs = {name: m.rollout(x0, v0, F, params, warmup, n_steps=n_steps)
                 for name, m in self.members.items()}
-        joint = joint_rollout(tuple(self.members.values()), x0, v0, F, params, warmup, n_steps)
         return Rollout(joint.x, joint.v, joint.diverged_at, joint.warmup,
                        info={"members": runs})
+
+    def stepper(self, x0: Array, v0: Array | None = None,
+                params: Mapping[str, Array] | Array | None = None) -> Stepper:
+        """The joint closed loop one step at a time, in physical units, arguments as a
+        member's ``stepper``: ``x, v = stepper.step(F_i, F_next)`` per step gives
+        :meth:`rollout`'s numbers to the last bit."""
+        first = next(iter(self.members.values()))
+        return Stepper(tuple(self.members.values()), *first._stepper_start(x0, v0, params))

@@ -326,7 +326,7 @@ class VanillaRNN(RecurrentNet):
                    "(+ D u with skip); init='esn' for the echo-state initialisation")
     options = ElmanOptions
     gates = 1
-    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 100, "window": 25,
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 80, "window": 20,
                                                        "batch_size": 256}
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
@@ -391,7 +391,7 @@ class LSTM(RecurrentNet):
     family = "lstm"
     description = "long short-term memory: fused nn.LSTM for training, cell steps in closed loop"
     gates = 4
-    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 25, "window": 25,
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 20, "window": 25,
                                                        "batch_size": 128}
 
 

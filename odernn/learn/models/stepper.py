@@ -11,7 +11,7 @@ would drive an integrator, one step at a time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,19 +46,26 @@ class Stepper:
     states of steps 1 to K-1 before it predicts). ``steps`` counts the steps taken;
     ``diverged_at[n]`` is the first step at which trajectory n became non-finite or
     exploded (-1: never), from which on its values are ``inf``, as in a rollout.
+
+    An ensemble's stepper (:meth:`~odernn.learn.models.ensemble.Ensemble.stepper`) steps its
+    members jointly, as its rollout does. A stepper keeps the weights the model had when it
+    was made (its step reads them once, as a rollout does): after training the model
+    further, make a new stepper.
     """
 
-    def __init__(self, model: Any, z0: Tensor, params: Mapping[str, np.ndarray]) -> None:
-        self.model = model
+    def __init__(self, models: Sequence[Any], z0: Tensor, params: Mapping[str, np.ndarray]
+                 ) -> None:
+        self.models = tuple(models)  # several: an ensemble's members, stepped jointly
+        self.model = self.models[0]  # the layout, its statistics and the divergence test
         self.steps = 0
         self._z = z0
         self._params = dict(params)
         self._observed = True  # the initial state is an observed one
-        self._step = model.inference_step()  # the rollout's step, so the same bits
+        self._steps = [m.inference_step() for m in self.models]  # the rollout's, same bits
         n = z0.shape[0]
         with torch.no_grad():
             e = self._exogenous(np.zeros(n), np.zeros(n))
-            self._state = model.initial_state(model.codec.init_features(z0, e))
+            self._states = [m.initial_state(m.codec.init_features(z0, e)) for m in self.models]
         self.diverged_at = np.full(n, -1, dtype=np.int64)
         self._mark(z0.double().cpu().numpy())
 
@@ -85,9 +92,7 @@ class Stepper:
         else:
             e = self._exogenous(self._vector(F, "F"), self._vector(F_next, "F_next"))
         with torch.no_grad():
-            prior = model.codec.prior(self._z, e)
-            y, self._state = self._step(model.codec.encode(self._z, e, prior), self._state)
-            self._z = model.codec.decode(self._z, y, e, prior)
+            self._z = joint_step(self.models, self._steps, self._states, self._z, e)
         self.steps += 1
         self._observed = False
         return self._output(self._z.double().cpu().numpy())
@@ -131,3 +136,27 @@ class Stepper:
         if self.model.layout.series:
             return z[:, -1].copy(), None
         return z[:, 0].copy(), z[:, 1].copy()
+
+
+def joint_step(models: Sequence[Any], steps: Sequence[Any], states: list[Any],
+               z: Tensor, e: Tensor) -> Tensor:
+    """One step of the closed loop of one model or of several jointly
+    (:func:`~odernn.learn.models.surrogate.joint_closed_loop`, a :class:`Stepper`): each model's
+    prediction of the next state from the carried ``z`` and this step's ``e``, by its step
+    function ``steps[j]`` from its hidden state ``states[j]`` (replaced in the list by the
+    next), and the :func:`trimmed_mean` of the predictions (one model: its own)."""
+    nxt = []
+    for j, m in enumerate(models):
+        prior = m.codec.prior(z, e)  # a hybrid's prior step, once
+        y, states[j] = steps[j](m.codec.encode(z, e, prior), states[j])
+        nxt.append(m.codec.decode(z, y, e, prior))
+    return nxt[0] if len(nxt) == 1 else trimmed_mean(torch.stack(nxt))
+
+
+def trimmed_mean(z: Tensor) -> Tensor:
+    """The mean over the first axis of ``z (K, ...)`` without the lowest and the highest value
+    of each element when ``K >= 3`` (three: the median): one member that runs away, or turns
+    non-finite (NaN sorts last), does not carry the others with it."""
+    if z.shape[0] < 3:
+        return z.mean(dim=0)
+    return z.sort(dim=0).values[1:-1].mean(dim=0)

@@ -27,7 +27,7 @@ from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
 from odernn.learn.models.layout import Codec, Layout, Stats, check_data, check_fixed
 from odernn.learn.models.options import defaults_of
-from odernn.learn.models.stepper import EXPLODED, Stepper, exploded
+from odernn.learn.models.stepper import EXPLODED, Stepper, exploded, joint_step
 from odernn.types import Array
 
 State = tuple[Tensor, ...]
@@ -208,18 +208,24 @@ class RecurrentSurrogate(nn.Module):
         ``params`` (as for :meth:`rollout`; a series: ``x0`` alone):
         ``x, v = stepper.step(F_i, F_next)`` per step gives :meth:`rollout`'s numbers to the
         last bit (:class:`~odernn.learn.models.stepper.Stepper`)."""
+        return Stepper((self,), *self._stepper_start(x0, v0, params))
+
+    def _stepper_start(self, x0: Array, v0: Array | None,
+                       params: Mapping[str, Array] | Array | None
+                       ) -> tuple[Tensor, dict[str, np.ndarray]]:
+        """Validate :meth:`stepper`'s arguments: the initial carried state ``z0`` and the
+        parameters the model takes."""
         x0 = np.asarray(x0, dtype=np.float64)
         if x0.ndim != 1:
             raise DataError(f"x0 must have shape (N,), got {x0.shape}")
         if self.layout.series:
             if v0 is not None or params is not None:
                 raise DataError("a series (next-value mode) starts from x0 alone")
-            return Stepper(self, self._tensor(np.repeat(x0[:, None], self.layout.lags, 1)), {})
+            return self._tensor(np.repeat(x0[:, None], self.layout.lags, 1)), {}
         v0 = np.asarray(v0, dtype=np.float64)
         if v0.shape != x0.shape:
             raise DataError(f"stepper needs x0 and v0 of shape (N,); got {x0.shape}, {v0.shape}")
-        taken = self._taken(params, x0.shape[0])
-        return Stepper(self, self._tensor(np.stack([x0, v0], axis=-1)), taken)
+        return self._tensor(np.stack([x0, v0], axis=-1)), self._taken(params, x0.shape[0])
 
     def _rollout_tensors(self, x0, v0, F, params, warmup, n_steps):
         """Validate rollout arguments and turn them into ``z0, e, observed`` tensors."""
@@ -306,24 +312,9 @@ def joint_closed_loop(models: Sequence[RecurrentSurrogate], z0: Tensor, e: Tenso
         if i < k:
             z = observed[:, i]
         out.append(z)
-        e_i = e[:, i]
-        nxt = []
-        for j, m in enumerate(models):
-            prior = m.codec.prior(z, e_i)  # a hybrid's prior step, once
-            y, states[j] = steps[j](m.codec.encode(z, e_i, prior), states[j])
-            nxt.append(m.codec.decode(z, y, e_i, prior))
-        z = nxt[0] if len(nxt) == 1 else trimmed_mean(torch.stack(nxt))
+        z = joint_step(models, steps, states, z, e[:, i])
     out.append(z)
     return torch.stack(out, dim=1)
-
-
-def trimmed_mean(z: Tensor) -> Tensor:
-    """The mean over the first axis of ``z (K, ...)`` without the lowest and the highest value
-    of each element when ``K >= 3`` (three: the median): one member that runs away, or turns
-    non-finite (NaN sorts last), does not carry the others with it."""
-    if z.shape[0] < 3:
-        return z.mean(dim=0)
-    return z.sort(dim=0).values[1:-1].mean(dim=0)
 
 
 def joint_rollout(models: Sequence[RecurrentSurrogate], x0: Array, v0: Array | None,
