@@ -6,7 +6,9 @@ a batch and returns ``(x_{i+1}, v_{i+1})``. It runs the same torch calls, on the
 float32 tensors, as :meth:`RecurrentSurrogate.rollout`, so a loop of steps returns the
 rollout's numbers to the last bit (``tests/test_step_api.py``), its divergence status
 included; a host program (a simulation loop, a controller) can drive the surrogate as it
-would drive an integrator, one step at a time.
+would drive an integrator, one step at a time. :func:`joint_step` is the one closed-loop
+step, of one model or of an ensemble's members jointly, that the rollout and the stepper
+share.
 """
 
 from __future__ import annotations
