@@ -262,7 +262,8 @@ def evaluate(
                 "integrators": list(integrators),
                 "scipy": scipy_opts,
                 "timing": f"after an untimed call on 2 trajectories and 16 steps, best of up to 3 "
-                          f"runs while under {MIN_TIMING_S} s in total",
+                          f"runs while under {MIN_TIMING_S} s in total; a seed group: its joint "
+                          "closed loop alone, not its members' own rollouts",
                 "error_scale": {"x": reference_scale(ref_x), "v": reference_scale(ref_v)},
                 **({} if known else {"note": UNKNOWN}),
             },
