@@ -1,10 +1,13 @@
-"""How the reservoir's ridge is chosen, against what it does on test data: the holdout (a tenth of
-the training trajectories) against cross-validation by trajectory (``val_folds``).
+"""How a surrogate's validation choice is made, against what it does on test data: the holdout (a
+tenth of the training trajectories) against cross-validation by trajectory (``val_folds``). The
+reservoir chooses its ridge strength; a gradient family (``--model gru``, ``lstm``, ``rnn``,
+``ffn``) the epoch whose weights it keeps, and with folds trains K + 1 times.
 
     python benchmarks/selection.py                 # 5 seeds (about 30 minutes on two cores)
     python benchmarks/selection.py --seeds 2 --cases linear-6
+    python benchmarks/selection.py --model gru --cases linear-6 drives-8
 
-Cases (each ESN with its defaults, ``odernn.fit(train, model="esn", seed=s, ...)``):
+Cases (each model with its defaults, ``odernn.fit(train, model=MODEL, seed=s, ...)``):
 
 - ``drives-64``: the few-drives task of ``benchmarks/generalisation.py`` (``duffing-drives-train``,
   64 trajectories at two nearby drives; scored on ``duffing-drives-test``'s five drives across
@@ -14,9 +17,10 @@ Cases (each ESN with its defaults, ``odernn.fit(train, model="esn", seed=s, ...)
 - ``linear-N`` (N = 4, 6, 10, 16): N trajectories of ``train`` (the linear oscillator, drawn
   by the seed), scored by NRMSE x on ``test``.
 
-Each rule's chosen ridge per seed, and the median over seeds of each test score. The holdout
-keeps the readout fitted without its validation trajectories; the folds keep the readout of
-all (the same readout for any K at the same ridge).
+Each rule's choice per seed, and the median over seeds of each test score. The holdout keeps
+the model fitted without its validation trajectories; the folds keep the model fitted on all
+(the reservoir: the same readout for any K at the same ridge; a gradient family: the weights of
+the chosen epoch of a training on all).
 """
 
 from __future__ import annotations
@@ -71,8 +75,10 @@ def training_set(case: str, seed: int, sets: dict[str, Trajectories]) -> Traject
     return subset(sets["train"], int(case.split("-")[1]), seed)
 
 
-def run_case(case: str, seeds: int, sets: dict[str, Trajectories]) -> list[str]:
-    """The case's table: per rule, the ridges chosen and the median test scores."""
+def run_case(case: str, seeds: int, sets: dict[str, Trajectories], family: str = "esn"
+             ) -> list[str]:
+    """The case's table: per rule, what was chosen (the reservoir's ridge, a gradient family's
+    epoch, from 1) and the median test scores."""
     test = sets["drives-test" if case.startswith("drives") else "test"]
     ref = drive_statistics(test.x, test.params["F0"]) if case.startswith("drives") else None
     rows: dict[str, list[dict[str, Any]]] = {rule: [] for rule in CASES[case]}
@@ -80,24 +86,26 @@ def run_case(case: str, seeds: int, sets: dict[str, Trajectories]) -> list[str]:
         train = training_set(case, seed, sets)
         for rule, folds in CASES[case].items():
             start = time.perf_counter()
-            model, result = odernn.fit(train, model="esn", seed=seed, val_folds=folds)
+            model, result = odernn.fit(train, model=family, seed=seed, val_folds=folds)
             x = roll(rule, model, test).x
             score = (scores(x, test, ref) if ref is not None else
                      {"nrmse_x": nrmse(x, test.x), "diverged": int((~np.isfinite(x)).any(1).sum())})
-            rows[rule].append({**score, "ridge": result.best_record["metrics"]["ridge"],
-                               "val": result.best_val_nrmse,
+            chosen = (result.best_record["metrics"]["ridge"] if family == "esn" else
+                      result.best_epoch + 1)
+            rows[rule].append({**score, "chosen": chosen, "val": result.best_val_nrmse,
                                "time": time.perf_counter() - start})
-            print(f"{case} seed {seed} {rule}: ridge {rows[rule][-1]['ridge']:g}, "
-                  + ", ".join(f"{k} {v:.3g}" for k, v in rows[rule][-1].items() if k != "ridge"),
+            print(f"{case} {family} seed {seed} {rule}: chosen {chosen:g}, "
+                  + ", ".join(f"{k} {v:.3g}" for k, v in rows[rule][-1].items() if k != "chosen"),
                   flush=True)
     keys = [k for k in ("mse_max_x2", "mse_mean_x2", "nrmse_x") if k in rows["holdout"][0]]
-    lines = [f"\n### {case} ({train.n} training trajectories, {test.n} test trajectories, "
-             f"{seeds} seeds)\n", "| rule | ridge per seed | " + " | ".join(
+    what = "ridge" if family == "esn" else "epoch"
+    lines = [f"\n### {family}, {case} ({train.n} training trajectories, {test.n} test "
+             f"trajectories, {seeds} seeds)\n", f"| rule | {what} per seed | " + " | ".join(
                  f"median {k}" for k in keys) + " | seeds with a diverged trajectory | "
              "median fit time (s) |", "|---|---|" + "---:|" * (len(keys) + 2)]
     for rule, runs in rows.items():
-        ridges = ", ".join(f"{r['ridge']:g}" for r in runs)
-        lines.append(f"| {rule} | {ridges} | " + " | ".join(
+        chosen = ", ".join(f"{r['chosen']:g}" for r in runs)
+        lines.append(f"| {rule} | {chosen} | " + " | ".join(
             f"{np.median([r[k] for r in runs]):.3g}" for k in keys)
             + f" | {sum(r['diverged'] > 0 for r in runs)} of {len(runs)} | "
             f"{np.median([r['time'] for r in runs]):.0f} |")
@@ -106,7 +114,8 @@ def run_case(case: str, seeds: int, sets: dict[str, Trajectories]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=5, help="reservoir seeds (default 5)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds (default 5)")
+    parser.add_argument("--model", default="esn", choices=("esn", "gru", "lstm", "rnn", "ffn"))
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     args = parser.parse_args()
     begin = time.perf_counter()
@@ -115,7 +124,7 @@ def main() -> None:
     sets = {k: simulate_trajectories(load_spec(v)) for k, v in names.items()}
     lines = []
     for case in args.cases:
-        lines += run_case(case, args.seeds, sets)
+        lines += run_case(case, args.seeds, sets, args.model)
     print("\n".join(lines))
     print(f"\n({time.perf_counter() - begin:.0f} s; fit times on a shared machine are rough)")
 

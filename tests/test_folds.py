@@ -185,16 +185,14 @@ def test_two_ranks_cross_validate_as_one_process(path, tmp_path):
     ({"model": "esn", "val_folds": 1}, "val_folds must be an integer >= 2"),
     ({"model": "esn", "val_folds": -3}, "0 .the holdout. or None .automatic."),
     ({"model": "esn", "val_folds": 2.5}, "allowed: an integer"),
-    ({"model": "lstm", "val_folds": 3}, "does not apply to model 'lstm'"),
+    ({"model": "lstm", "ridge": 1e-6}, "does not apply to model 'lstm'"),
 ])
 def test_bad_val_folds_are_refused_in_one_line(options, needle):
     with pytest.raises(SpecError, match=needle):
         TrainConfig.from_dict(options)
 
 
-def test_val_folds_for_a_gradient_family_or_with_a_validation_set_is_refused(data):
-    with pytest.raises(SpecError, match="reservoir .esn. only: the gru family would need K"):
-        TrainConfig(model="gru", val_folds=3)
+def test_val_folds_with_a_validation_set_or_one_trajectory_is_refused(data):
     with pytest.raises(SpecError, match="give it or a validation set, not both"):
         train(data, small_config("esn", val_folds=3), None, val=data, progress=False)
     with pytest.raises(DataError, match="at least 2 folds of at least 2 trajectories"):

@@ -31,7 +31,7 @@ GRADIENT_OPTIONS = ("lr", "epochs", "batch_size", "window", "horizon", "horizon_
                     "closed_loop_weight", "closed_loop_from", "damping", "structural_damping",
                     "max_cg_iters")
 """Training options of the ``gradient`` recipe (the BPTT loop)."""
-RIDGE_OPTIONS = ("ridge", "ridge_grid", "val_folds")
+RIDGE_OPTIONS = ("ridge", "ridge_grid")
 """Training options of the ``ridge`` recipe (the reservoir's readout)."""
 RECIPE_OPTIONS = {"gradient": GRADIENT_OPTIONS, "ridge": RIDGE_OPTIONS}
 HF_OPTIONS = {"damping": 1.0, "structural_damping": 0.0, "max_cg_iters": 50}
@@ -96,12 +96,13 @@ class TrainConfig:
     unused) takes ``damping`` (initial Tikhonov lambda), ``structural_damping``
     (mu, on the hidden states; 0: off) and ``max_cg_iters`` per step.
     Validation: ``val_fraction`` of the trajectories (when no validation set
-    is given), the closed loop over ``val_steps`` points (None: all). The reservoir may
-    instead cross-validate its ridge over ``val_folds`` folds of whole training trajectories
-    (K >= 2; K >= N: leave one trajectory out; no validation set then;
-    :mod:`odernn.learn.folds`); 0: the holdout; None: leave one out on 2 to
-    :data:`~odernn.learn.training.AUTO_FOLDS` training trajectories without a validation
-    set, else the holdout.
+    is given), the closed loop over ``val_steps`` points (None: all). Or cross-validation
+    over ``val_folds`` folds of whole training trajectories (K >= 2; K >= N: leave one
+    trajectory out; no validation set then): the reservoir's ridge
+    (:mod:`odernn.learn.folds`), the gradient families' epoch (K + 1 trainings,
+    :mod:`odernn.learn.epoch_folds`); 0: the holdout; None: the holdout, except the
+    reservoir's leave one out on 2 to :data:`~odernn.learn.training.AUTO_FOLDS` training
+    trajectories without a validation set.
     """
 
     model: str = "lstm"
@@ -202,9 +203,6 @@ class TrainConfig:
         need(self.val_folds in (None, 0) or self.val_folds >= 2, "val_folds must be an integer "
              ">= 2 (K folds of whole trajectories; K >= N: leave one out), 0 (the holdout) or "
              f"None (automatic), got {self.val_folds}")
-        need(self.val_folds is None or self.recipe == "ridge", f"val_folds applies to the "
-             f"reservoir (esn) only: the {self.model} family would need K trainings; use "
-             "val_fraction or a validation set")
         need(len(self.ridge_grid) > 0 and all(r >= 0 for r in self.ridge_grid),
              "ridge_grid must be a non-empty list of ridge strengths >= 0")
         need(self.ridge is None or self.ridge >= 0, f"ridge must be >= 0, got {self.ridge}")

@@ -27,6 +27,7 @@ from odernn.interrupt import interrupt_guard
 from odernn.learn import distributed as dd
 from odernn.learn.checkpoint import LAST
 from odernn.learn.config import TrainConfig
+from odernn.learn.epoch_folds import FoldScores
 from odernn.learn.hessian_free import HessianFree
 from odernn.learn.models import RecurrentSurrogate
 from odernn.learn.models.readout import skip_features
@@ -37,17 +38,17 @@ from odernn.learn.windows import SequenceTensors, to_tensors
 from odernn.progress import Event, Progress
 
 
-def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories, val: Trajectories,
-        out: Any, source: dict[str, Any], previous: dict[str, Any] | None,
-        report: Progress) -> TrainResult:
-    """Teacher-forced + growing closed-loop loss, checkpoints on closed-loop validation error."""
-    device = model.device
-    length = _window_length(config)
+def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
+        val: Trajectories | FoldScores, out: Any, source: dict[str, Any],
+        previous: dict[str, Any] | None, report: Progress) -> TrainResult:
+    """Teacher-forced + growing closed-loop loss, checkpoints on closed-loop validation error
+    (with ``val_folds``: on the folds' errors, :mod:`odernn.learn.epoch_folds`)."""
+    device, length = model.device, _window_length(config)
     n_windows = max(config.batch_size, train.n * (train.n_steps - 1) // config.window)
     n_batches = math.ceil(n_windows / config.batch_size)
     # every rank draws the same windows (streamed: reads the same blocks, with its own handle)
     data = window_source(train, model.layout, device, n_windows, config.batch_size, length)
-    val_tensors = to_tensors(val, model.layout, device)
+    val_tensors = None if isinstance(val, FoldScores) else to_tensors(val, model.layout, device)
     if getattr(model, "D", None) is not None and previous is None:
         _fit_skip(model, data.blocks())
     main = dd.rank() == 0
@@ -306,13 +307,20 @@ def _closed_loop_loss(model, w: SequenceTensors, horizon: int):
 
 
 def _end_epoch(model, config, state, val, val_tensors, horizon, lr) -> dict[str, float]:
-    """Validate (teacher-forced loss, closed-loop NRMSE of x), append a history row."""
+    """Validate (teacher-forced loss, closed-loop NRMSE of x), append a history row. With
+    ``val_folds`` (``val`` the :class:`FoldScores`, no ``val_tensors``: nothing is held out of
+    this training) the closed-loop error is the folds' at this epoch, and there is no loss."""
+    val_loss = val_err = math.nan
     model.eval()
     with torch.no_grad():
-        n = min(val_tensors.n_steps - 1, max(config.window, 1))
-        y, y_true = model.teacher_forced(val_tensors.z[:, :n + 1], val_tensors.e[:, :n + 1])
-        val_loss = torch.mean(torch.square(y - y_true)).item()
-    val_err = math.nan if val is None else closed_loop_nrmse(model, val, config.val_steps)
+        if val_tensors is not None:
+            n = min(val_tensors.n_steps - 1, max(config.window, 1))
+            y, y_true = model.teacher_forced(val_tensors.z[:, :n + 1], val_tensors.e[:, :n + 1])
+            val_loss = torch.mean(torch.square(y - y_true)).item()
+    if isinstance(val, FoldScores):
+        val_err = val.at(state["epoch"])
+    elif val is not None:
+        val_err = closed_loop_nrmse(model, val, config.val_steps)
     model.train()
     means = _means(state["partial"])
     row = {"epoch": state["epoch"] + 1, **means, "val_loss": val_loss, "val_nrmse_x": val_err,
@@ -413,9 +421,10 @@ def _epoch_line(epoch: int, config: TrainConfig, means: dict[str, float], speed:
 
 
 def _validated_line(config: TrainConfig, row: dict[str, float]) -> str:
-    val = row["val_nrmse_x"]
+    val, folds = row["val_nrmse_x"], bool(config.val_folds)  # folds: no validation loss
     return (f"epoch {row['epoch']}/{config.epochs} loss {row['loss']:.3g} "
-            f"(tf {row['tf_loss']:.3g}, closed loop {row['cl_loss']:.3g}), "
-            f"val loss {row['val_loss']:.3g}"
-            + ("" if math.isnan(val) else f", closed-loop val NRMSE(x) {val:.3g}")
+            f"(tf {row['tf_loss']:.3g}, closed loop {row['cl_loss']:.3g})"
+            + ("" if folds else f", val loss {row['val_loss']:.3g}")
+            + ("" if math.isnan(val) else f", {'the folds' if folds else 'closed-loop val'} "
+               f"NRMSE(x) {val:.3g}")
             + f", {row['steps_per_s'] / 1e3:.0f}k steps/s")

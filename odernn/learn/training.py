@@ -22,7 +22,7 @@ from odernn.data.filerows import FileRows
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn import distributed as dd
-from odernn.learn import gradient, ridge, stream
+from odernn.learn import epoch_folds, gradient, ridge, stream
 from odernn.learn.config import TrainConfig
 from odernn.learn.models import build
 from odernn.learn.models.layout import check_data
@@ -31,8 +31,8 @@ from odernn.learn.rundir import MemoryRun, RunWriter, check_run_dir, resumable
 from odernn.learn.stream import fingerprint, layout_params, validation
 from odernn.learn.tensorboard_log import TensorBoardLog
 from odernn.learn.tensorboard_log import check as check_tensorboard
-from odernn.learn.windows import split_by_trajectory
-from odernn.progress import Progress, reporter
+from odernn.learn.windows import folds_by_trajectory, split_by_trajectory
+from odernn.progress import Event, Progress, reporter
 
 AUTO_FOLDS = 10
 """With ``val_folds`` None and no validation set, the reservoir's ridge is chosen leave one
@@ -81,6 +81,23 @@ def train(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | N
         dd.teardown(created)
 
 
+def fold_scores(train: Trajectories, config: TrainConfig, progress: bool | Progress,
+                device: torch.device) -> epoch_folds.FoldScores:
+    """:func:`odernn.learn.epoch_folds.fold_scores`: each fold trained as :func:`train` trains
+    (in memory, nothing written), its progress reported as "fold k of K"."""
+    report = reporter(progress)
+    n = min(config.val_folds, train.n)
+
+    def run(part: Trajectories, held: Trajectories, fold_config: TrainConfig,
+            k: int) -> TrainResult:
+        def fold(event: Event) -> None:
+            report(dataclasses.replace(event, task=f"{event.task}, fold {k + 1} of {n}"))
+
+        return _train(part, fold_config, None, held, False, fold, False, device, None)
+
+    return epoch_folds.fold_scores(train, config, run)
+
+
 def _train(train, config, run_dir, val, resume, progress, overwrite, device,
            tensorboard) -> TrainResult:
     """:func:`train` on ``device``, inside the process group when distributed (rank 0 alone
@@ -93,6 +110,9 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
             and 2 <= train.n <= AUTO_FOLDS):  # few trajectories: leave one out (recorded)
         config = dataclasses.replace(config, val_folds=train.n)
     folds = bool(config.val_folds)
+    if folds and config.recipe == "gradient" and dd.world_size() > 1:
+        raise SpecError("val_folds with the gradient families trains in one process; "
+                        "use val_fraction or a validation set with data-parallel training")
     holdout = val is None and not folds
     source = {"train": fingerprint(train), "val": None if val is None else fingerprint(val),
               "val_fraction": config.val_fraction if holdout else None}
@@ -100,9 +120,12 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
     params = layout_params(train)  # an input even if the training part happens to hold one value
     if holdout:
         train, val = split_by_trajectory(train, config.val_fraction, config.seed)
-    elif folds:  # every training trajectory is held out once (odernn.learn.folds), in memory
-        val = train if isinstance(train, Trajectories) else train.read(
+    elif folds:  # every training trajectory is held out once (odernn.learn.folds, or
+        val = train if isinstance(train, Trajectories) else train.read(  # .epoch_folds)
             "val_folds rolls out every training trajectory")
+        if config.recipe == "gradient":  # each fold trains on the others: in memory
+            train = val
+            folds_by_trajectory(train.n, config.val_folds, config.seed)  # refused now if < 2
     val = validation(val)  # in memory (a file's rows: read, budget-checked)
     layout = config.layout(train.dt, train.system, params)
     stats = stream.stats(train, layout)  # in memory, or one pass over the file
@@ -116,6 +139,8 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
     if resume and run_dir is None:
         raise SpecError("resume needs a run directory")
     previous = resumable(run_dir, config, source) if resume else None
+    if folds and config.recipe == "gradient":  # K trainings, before anything is written
+        val = fold_scores(val, config, progress, device)
     out = (MemoryRun() if run_dir is None else
            RunWriter(run_dir, resume=resume, overwrite=overwrite))
     error = None

@@ -1,0 +1,106 @@
+"""Cross-validation by trajectory for the gradient families (``val_folds``): the folds' pooled
+closed-loop error per epoch, the final run's checkpoint chosen on it, interrupts, refusals."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+from test_models import oscillator_data, small_config
+
+from odernn.assess.metrics import nrmse
+from odernn.errors import DataError
+from odernn.learn import epoch_folds
+from odernn.learn.models import from_record
+from odernn.learn.outcome import TrainResult
+from odernn.learn.training import train
+from odernn.learn.windows import folds_by_trajectory
+
+
+@pytest.fixture(scope="module")
+def data():
+    return oscillator_data(n=6, n_steps=80)
+
+
+def test_pooled_error_is_the_closed_loop_error_of_each_trajectory_by_the_model_without_it(data):
+    """The pooled score equals the NRMSE of x over all six trajectories, each rolled out by
+    the fold model that did not train on it (one scale: all six). One epoch, so that each
+    fold's best checkpoint holds the weights its score is of."""
+    config = small_config("gru", val_folds=3, epochs=1, val_every=1)
+    labels = folds_by_trajectory(data.n, 3, config.seed)
+    pred = np.full_like(data.x, np.nan)
+
+    def run(part, held, fold_config, k):
+        assert fold_config.patience is None and not fold_config.val_folds
+        assert part.n + held.n == data.n and held.n == 2
+        result = train(part, fold_config, None, val=held, progress=False)
+        model = from_record(result.best_record)
+        pred[labels == k] = model.rollout(held.x[:, 0], held.v[:, 0], held.F, held.params).x
+        return result
+
+    scores = epoch_folds.fold_scores(data, config, run)
+    assert scores.folds == 3 and len(scores.errors) == 1 and math.isfinite(scores.errors[0])
+    assert scores.errors[0] == pytest.approx(nrmse(pred, data.x), rel=1e-9)
+
+
+def test_the_final_run_keeps_the_epoch_the_folds_score_best_and_is_reproducible(data, tmp_path):
+    config = small_config("gru", val_folds=3, epochs=4, val_every=1)
+    result = train(data, config, tmp_path / "run", progress=False)
+    scores = epoch_folds.fold_scores(data, config, lambda p, h, c, k: train(
+        p, c, None, val=h, progress=False))
+    assert [h["val_nrmse_x"] for h in result.history] == list(scores.errors)
+    assert result.best_epoch == int(np.argmin(scores.errors))
+    assert result.best_val_nrmse == min(scores.errors)
+    assert all(math.isnan(h["val_loss"]) for h in result.history)  # nothing held out
+    again = train(data, config, None, progress=False)
+    assert [h["val_nrmse_x"] for h in again.history] == list(scores.errors)
+    assert again.best_record["config"]["val_folds"] == 3
+
+
+def test_folds_differ_from_the_holdout_and_train_on_every_trajectory(data):
+    """The holdout validates on one trajectory and trains on five; the folds' final run
+    trains on all six (another model)."""
+    holdout = train(data, small_config("gru", val_fraction=0.2), None, progress=False)
+    folds = train(data, small_config("gru", val_folds=6), None, progress=False)
+    h, f = (from_record(r.best_record) for r in (holdout, folds))
+    assert not np.array_equal(h.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params).x,
+                              f.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params).x)
+    assert folds.best_record["config"]["val_folds"] == 6
+
+
+def test_an_interrupted_fold_writes_nothing_and_keeps_the_previous_run(data, tmp_path):
+    run_dir = tmp_path / "run"
+    train(data, small_config("gru"), run_dir, progress=False)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    presses = []
+
+    def ctrl_c(event):
+        if event.stage == "epoch" and "fold 2 of 3" in event.task and not presses:
+            presses.append(event)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data, small_config("gru", val_folds=3), run_dir, progress=ctrl_c, overwrite=True)
+    assert presses and {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def test_a_fold_that_diverged_makes_its_epochs_infinite(data):
+    """Epochs a fold did not reach (its run stopped on a non-finite loss) score inf."""
+    config = small_config("gru", val_folds=2, epochs=3, val_every=1)
+
+    def run(part, held, fold_config, k):
+        history = [{"epoch": e + 1, "val_nrmse_x": 0.5} for e in range(3 if k == 0 else 1)]
+        return TrainResult(None, "ok" if k == 0 else "diverged", "", 0, 0.5, history, 0.0)
+
+    scores = epoch_folds.fold_scores(data, config, run)
+    assert math.isfinite(scores.errors[0]) and scores.errors[1:] == (math.inf, math.inf)
+
+
+def test_val_folds_on_one_trajectory_is_refused_before_anything_is_written(data, tmp_path):
+    with pytest.raises(DataError, match="at least 2 folds of at least 2 trajectories"):
+        train(data.take(np.arange(1)), small_config("gru", val_folds=3), tmp_path / "r",
+              progress=False)
+    assert not (tmp_path / "r").exists()
