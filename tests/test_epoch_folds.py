@@ -9,8 +9,10 @@ import signal
 
 import numpy as np
 import pytest
+import torch
 from test_models import oscillator_data, small_config
 
+from odernn import load_surrogate
 from odernn.assess.metrics import nrmse
 from odernn.errors import DataError
 from odernn.learn import epoch_folds
@@ -104,3 +106,25 @@ def test_val_folds_on_one_trajectory_is_refused_before_anything_is_written(data,
         train(data.take(np.arange(1)), small_config("gru", val_folds=3), tmp_path / "r",
               progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_interrupted_after_its_folds_resumes_to_the_uninterrupted_result(data, tmp_path):
+    """The folds are trained again on resume (in memory, deterministic on the CPU): the
+    resumed run ends with the uninterrupted one's history and weights."""
+    config = small_config("gru", val_folds=3)
+    whole = train(data, config, None, progress=False)
+
+    def ctrl_c(event):  # the final run's second epoch, first batch
+        if event.task == "train gru" and event.stage == "epoch" and \
+                (event.values["epoch"], event.values["batch"]) == (2, 1):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run_dir = tmp_path / "run"
+    assert train(data, config, run_dir, progress=ctrl_c).status == "interrupted"
+    resumed = train(data, config, run_dir, resume=True, progress=False)
+    assert [h["val_nrmse_x"] for h in resumed.history] == \
+        [h["val_nrmse_x"] for h in whole.history]
+    kept = load_surrogate(run_dir / "best.pt").state_dict()
+    assert kept.keys() == whole.best_record["state_dict"].keys()
+    assert all(torch.equal(kept[k], v) for k, v in whole.best_record["state_dict"].items())
+    assert resumed.best_epoch == whole.best_epoch

@@ -294,7 +294,11 @@ class MemoryRun:
         """Nothing to write: the options are the caller's."""
 
     def save_best(self, record: dict[str, Any]) -> None:
-        self.best = record
+        """Keep a copy of ``record``: its tensors are the model's own, which training goes on
+        to change in place (a file is written at once; a record kept in memory must not
+        follow the model to its last epoch)."""
+        self.best = {**record, "state_dict": {k: v.detach().clone()
+                                              for k, v in record["state_dict"].items()}}
 
     def save_last(self, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
         self.history = list(history)
