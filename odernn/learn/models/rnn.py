@@ -391,7 +391,7 @@ class LSTM(RecurrentNet):
     family = "lstm"
     description = "long short-term memory: fused nn.LSTM for training, cell steps in closed loop"
     gates = 4
-    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 20, "window": 25,
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 25, "window": 25,
                                                        "batch_size": 128}
 
 
