@@ -35,6 +35,8 @@ def test_an_ensemble_of_one_is_that_member_exactly(small_linear_sets, options):
     assert np.array_equal(joint.info["members"]["only"].x, alone.x)
     bare = Ensemble({"only": model}).rollout(*args, members=False)  # what evaluate times
     assert np.array_equal(bare.x, alone.x) and "members" not in bare.info
+    added = Ensemble({"only": model}).rollout(*args, joint=bare)  # evaluate's members, after
+    assert added.x is bare.x and np.array_equal(added.info["members"]["only"].x, alone.x)
 
 
 def trimmed(values: list[np.ndarray]) -> np.ndarray:

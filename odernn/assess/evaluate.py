@@ -189,8 +189,8 @@ def evaluate(
                 partial(closed_loop, name, surrogate, F[few, steps],
                         {k: p[few] for k, p in params.items()},
                         (x[few, steps], v[few, steps]), **group))
-            if group:  # then with its members' own rollouts, which the seeds are scored on
-                rollout = closed_loop(name, surrogate, F, params, (x, v))
+            if group:  # then its members' own rollouts, which the seeds are scored on
+                rollout = closed_loop(name, surrogate, F, params, (x, v), joint=rollout)
             raw[name] = ("surrogate", describe_surrogate(surrogate),
                          surrogate_settings(surrogate, rollout), rollout, wall)
             say(f"{name}: {wall:.3g} s")

@@ -56,13 +56,17 @@ class Ensemble:
     def rollout(self, x0: Array, v0: Array | None = None, F: Array | None = None,
                 params: Mapping[str, Array] | Array | None = None,
                 warmup: tuple[Array, Array | None] | None = None, *,
-                n_steps: int | None = None, members: bool = True) -> Rollout:
+                n_steps: int | None = None, members: bool = True,
+                joint: Rollout | None = None) -> Rollout:
         """The members' joint closed loop (the trimmed mean of their one-step predictions fed
         back to every member), arguments as a member's ``rollout``; with ``members``, each
         member's own closed loop travels with it, in ``info["members"]`` (without: the joint
-        loop alone, the ensemble's cost as a surrogate). A trajectory on which the joint state
-        explodes is diverged from there, as for any surrogate."""
-        joint = joint_rollout(tuple(self.members.values()), x0, v0, F, params, warmup, n_steps)
+        loop alone, the ensemble's cost as a surrogate; ``joint``: that joint loop, computed
+        already with the same arguments, to add the members' to). A trajectory on which the
+        joint state explodes is diverged from there, as for any surrogate."""
+        if joint is None:
+            joint = joint_rollout(tuple(self.members.values()), x0, v0, F, params, warmup,
+                                  n_steps)
         if not members:
             return joint
         runs = {name: m.rollout(x0, v0, F, params, warmup, n_steps=n_steps)
