@@ -61,9 +61,10 @@ HIGHER_IS_BETTER = ("valid_lyapunov_median",)
 class TrajectoryMean(Ensemble):
     """The mean of the members' own closed-loop trajectories: what the ensemble was."""
 
-    def rollout(self, *args: Any, members: bool = True, **kwargs: Any) -> Rollout:
-        """The members' mean trajectory (``members``, which the evaluator passes to time a
-        seed group alone, changes nothing here)."""
+    def rollout(self, *args: Any, members: bool = True, joint: Rollout | None = None,
+                **kwargs: Any) -> Rollout:
+        """The members' mean trajectory (``members`` and ``joint``, which the evaluator passes
+        to time a seed group alone and then add its members, change nothing here)."""
         runs = [m.rollout(*args, **kwargs) for m in self.members.values()]
         at = np.stack([r.diverged_at for r in runs])
         first = np.where(at >= 0, at, np.iinfo(at.dtype).max).min(axis=0)
