@@ -39,7 +39,7 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     "  odernn train duffing.h5 --model esn -o runs/esn --withhold beta --warmup 100\n\n"
     "  odernn train train.h5 --model esn -o runs/esn --set val_folds=8   (the ridge by 8-fold "
     "cross-validation over whole trajectories; val_folds=N: leave one out)\n\n"
-    "  odernn train few.h5 --model gru -o runs/gru --set val_folds=6   (the epoch kept by "
+    "  odernn train train.h5 --model gru -o runs/gru --set val_folds=6   (the epoch kept by "
     "6-fold cross-validation: 7 trainings)\n\n"
     "  odernn train duffing.h5 --model esn -o runs/hybrid --prior duffing --prior-set beta=1.2"
     "   (a hybrid: corrects the prior's step)\n\n"
