@@ -14,7 +14,8 @@ from test_models import oscillator_data, small_config
 
 from odernn import load_surrogate
 from odernn.assess.metrics import nrmse
-from odernn.errors import DataError
+from odernn.errors import DataError, SpecError
+from odernn.learn import distributed as dd
 from odernn.learn import epoch_folds
 from odernn.learn.models import from_record
 from odernn.learn.outcome import TrainResult
@@ -128,3 +129,12 @@ def test_a_run_interrupted_after_its_folds_resumes_to_the_uninterrupted_result(d
     assert kept.keys() == whole.best_record["state_dict"].keys()
     assert all(torch.equal(kept[k], v) for k, v in whole.best_record["state_dict"].items())
     assert resumed.best_epoch == whole.best_epoch
+
+
+def test_val_folds_of_a_gradient_family_is_refused_under_data_parallel_training(data, tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setattr(dd, "world_size", lambda: 2)  # as under torchrun with two ranks
+    monkeypatch.setattr(dd, "setup", lambda device: (device, False))  # no process group
+    with pytest.raises(SpecError, match="trains in one process"):
+        train(data, small_config("gru", val_folds=3), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

@@ -60,9 +60,10 @@ def train(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | N
     nothing is written, the best checkpoint's record is kept in ``result.best_record``).
 
     Validation is ``val`` or, when None, ``config.val_fraction`` of the
-    trajectories of ``train`` (whole trajectories), or with ``config.val_folds`` (the
-    reservoir) cross-validation over the training trajectories (:mod:`odernn.learn.folds`;
-    leave one out on at most :data:`AUTO_FOLDS` of them when ``val_folds`` is None).
+    trajectories of ``train`` (whole trajectories), or with ``config.val_folds``
+    cross-validation over the training trajectories (the reservoir's ridge,
+    :mod:`odernn.learn.folds`, leave one out on at most :data:`AUTO_FOLDS` of them when
+    ``val_folds`` is None; a gradient family's epoch, :mod:`odernn.learn.epoch_folds`).
     ``train`` is in memory, or a file's rows
     (:class:`~odernn.data.filerows.FileRows`, from :func:`odernn.learn.stream.for_training`)
     streamed in bounded memory; validation is held in memory. ``progress`` is True (drawn on
@@ -81,8 +82,8 @@ def train(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | N
         dd.teardown(created)
 
 
-def fold_scores(train: Trajectories, config: TrainConfig, progress: bool | Progress,
-                device: torch.device) -> epoch_folds.FoldScores:
+def _fold_scores(train: Trajectories, config: TrainConfig, progress: bool | Progress,
+                 device: torch.device) -> epoch_folds.FoldScores:
     """:func:`odernn.learn.epoch_folds.fold_scores`: each fold trained as :func:`train` trains
     (in memory, nothing written), its progress reported as "fold k of K"."""
     report = reporter(progress)
@@ -140,7 +141,7 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
         raise SpecError("resume needs a run directory")
     previous = resumable(run_dir, config, source) if resume else None
     if folds and config.recipe == "gradient":  # K trainings, before anything is written
-        val = fold_scores(val, config, progress, device)
+        val = _fold_scores(val, config, progress, device)
     out = (MemoryRun() if run_dir is None else
            RunWriter(run_dir, resume=resume, overwrite=overwrite))
     error = None
