@@ -12,11 +12,14 @@ import pytest
 import torch
 from test_models import oscillator_data, small_config
 
-from odernn import load_surrogate
+from odernn import budget, load_surrogate
 from odernn.assess.metrics import nrmse
+from odernn.data.filerows import FileRows
+from odernn.data.simulate import simulate
+from odernn.data.spec import load_spec
 from odernn.errors import DataError, SpecError
 from odernn.learn import distributed as dd
-from odernn.learn import epoch_folds
+from odernn.learn import epoch_folds, stream
 from odernn.learn.models import from_record
 from odernn.learn.outcome import TrainResult
 from odernn.learn.training import train
@@ -137,4 +140,24 @@ def test_val_folds_of_a_gradient_family_is_refused_under_data_parallel_training(
     monkeypatch.setattr(dd, "setup", lambda device: (device, False))  # no process group
     with pytest.raises(SpecError, match="trains in one process"):
         train(data, small_config("gru", val_folds=3), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_val_folds_whose_fold_trainings_exceed_the_budget_are_refused_before_any_read(
+        data, tmp_path, monkeypatch, streamed):
+    """The folds train in memory on copies of the trajectories: data that fits a training in
+    memory but not the folds' (a streamed file too) is refused in one line, nothing written,
+    the file not read."""
+    source = data
+    if streamed:
+        spec = load_spec("train").with_overrides(n=6, n_steps=80, integrator="exact")
+        source = FileRows(simulate(spec, tmp_path / "train.h5", progress=False))
+        monkeypatch.setattr(FileRows, "read", lambda *a, **k: pytest.fail("the file was read"))
+    config = small_config("gru", val_folds=3)
+    monkeypatch.setenv(budget.ENV, str(stream.in_memory_bytes(source, copies=3) - 1))
+    assert stream.in_memory_bytes(source) <= budget.memory_budget()[0]  # training alone fits
+    with pytest.raises(budget.BudgetError, match="val_folds = 3 with a gradient family: 6 "
+                       "trajectories of 80 points .* use val_fraction or a validation set"):
+        train(source, config, tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()

@@ -62,9 +62,29 @@ def for_training(path: Path | str, stream: bool | None = None) -> Data:
     file (or when ``stream`` is True)."""
     rows = FileRows(path)
     if stream is None:
-        need = rows.n * rows.n_steps * (2 * rows.point_bytes + IN_MEMORY_BYTES_PER_POINT)
-        stream = need > budget.memory_budget()[0]
+        stream = in_memory_bytes(rows) > budget.memory_budget()[0]
     return rows if stream else read_trajectories(path)
+
+
+def in_memory_bytes(data: Data, copies: int = 2) -> int:
+    """An estimate of what training ``data`` in memory holds: ``copies`` of its stored values
+    and :data:`IN_MEMORY_BYTES_PER_POINT` per time point."""
+    if isinstance(data, Trajectories):
+        point = sum(a.dtype.itemsize for a in (data.x, data.v, data.F) if a is not None)
+    else:
+        point = data.point_bytes
+    return data.n * data.n_steps * (copies * point + IN_MEMORY_BYTES_PER_POINT)
+
+
+def check_fold_trainings(data: Data, folds: int) -> None:
+    """Refuse a gradient family's ``val_folds`` on data whose fold trainings would not fit the
+    memory budget: they train in memory, each fold on a copy of the trajectories held beside
+    them (one more copy than a training in memory holds), a file too large included."""
+    budget.check(f"val_folds = {folds} with a gradient family: {data.n} trajectories of "
+                 f"{data.n_steps} points trained in memory, each fold on a copy",
+                 in_memory_bytes(data, copies=3),
+                 "use val_fraction or a validation set (a file too large for memory then "
+                 "trains streamed)")
 
 
 def fingerprint(data: Data) -> dict[str, Any]:

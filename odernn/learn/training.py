@@ -122,7 +122,9 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
     if holdout:
         train, val = split_by_trajectory(train, config.val_fraction, config.seed)
     elif folds:  # every training trajectory is held out once (odernn.learn.folds, or
-        val = train if isinstance(train, Trajectories) else train.read(  # .epoch_folds)
+        if config.recipe == "gradient":  # .epoch_folds; the fold trainings in memory)
+            stream.check_fold_trainings(train, config.val_folds)
+        val = train if isinstance(train, Trajectories) else train.read(
             "val_folds rolls out every training trajectory")
         if config.recipe == "gradient":  # each fold trains on the others: in memory
             train = val
