@@ -20,8 +20,9 @@ each batch B, in the same run and with the same thread count:
   for the bare cell below (the same useful FLOPs in its time), what the cell's own
   arithmetic allows;
 - ``step us`` and ``bare us``: the rollout's time per step, and the bare cell arithmetic (the
-  same product, in its fastest form, and the gate equations in place, in a tight torch loop:
-  no readout, no codec); ``/ bare`` their ratio (target at B = 64: at most 2);
+  same product, in its fastest form, and the gate equations in place, tanh as the rollout
+  computes it, in a tight torch loop: no readout, no codec); ``/ bare`` their ratio
+  (target at B = 64: at most 2);
 - ``plain us``: the same rollout with the cell's step as training writes it
   (:meth:`~odernn.learn.models.rnn.RecurrentNet.step`: two products, a fresh tensor per
   operation, the readout ``h V^T`` and the skip's gather and concatenation), as every
@@ -32,7 +33,8 @@ The echo state network (1000 units, 10 non-zeros per row: its defaults; also 400
 units) has its recurrent product (torch's sparse CSR, as
 :meth:`odernn.learn.models.esn.ESN.recurrent_product` runs it) timed against a dense
 float32 ``units x units`` product of the same batch and against scipy's CSR product
-(float32), and its whole reservoir step beside them, each per step.
+(float32), and its whole reservoir step beside them, each per step. Last, torch's ``tanh``
+against the form every step computes it in, ``2 sigmoid(2 a) - 1``, at the hidden size.
 
 Measured figures and what they mean: docs/performance.md. Every time is the median of
 ``--repeats`` rounds after a warm-up call, each round calling every measurement of a row
@@ -57,6 +59,7 @@ import torch  # noqa: E402
 
 import odernn  # noqa: E402
 from odernn.learn.models import build  # noqa: E402
+from odernn.learn.models.inference import tanh_  # noqa: E402
 from odernn.learn.models.layout import Layout, Stats  # noqa: E402
 from odernn.learn.models.readout import skip_width  # noqa: E402
 from odernn.learn.windows import compute_stats  # noqa: E402
@@ -146,26 +149,40 @@ def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Ca
     x, a, n = torch.ones(batch, n_in + hidden + 1), torch.empty(batch, gates * hidden), \
         torch.empty(batch, hidden)
     x[:, :n_in] = u
+    minus_one = torch.tensor(-1.0)
 
-    def run() -> None:
+    def run() -> None:  # tanh as 2 sigmoid(2 a) - 1, the doubling in the weights (random here)
         h = c = torch.zeros(batch, hidden)
         for _ in range(steps):
             x[:, n_in:-1] = h
             if family == "rnn":
-                h = torch.mm(x, w).tanh_()
+                h = tanh_(torch.mm(x, w), doubled=True)
                 continue
-            torch.mm(x, w, out=a)
+            torch.mm(x, w, out=a).sigmoid_()
             if family == "lstm":
-                s = a[:, :3 * hidden].sigmoid_()
-                c = torch.mul(s[:, hidden:2 * hidden], c).addcmul_(s[:, :hidden],
-                                                                    a[:, 3 * hidden:].tanh_())
-                h = torch.tanh(c).mul_(s[:, 2 * hidden:])
+                g = torch.add(minus_one, a[:, 3 * hidden:], alpha=2, out=a[:, 3 * hidden:])
+                c = torch.mul(a[:, hidden:2 * hidden], c).addcmul_(a[:, :hidden], g)
+                h = tanh_(torch.mul(c, 2.0), doubled=True).mul_(a[:, 2 * hidden:3 * hidden])
             else:
-                rz = a[:, :2 * hidden].sigmoid_()
-                torch.addmm(b_in, u, w_in, out=n).addcmul_(rz[:, :hidden], a[:, 2 * hidden:])
-                h = torch.sub(h, n.tanh_()).mul_(rz[:, hidden:]).add_(n)
+                torch.addmm(b_in, u, w_in, out=n).addcmul_(a[:, :hidden], a[:, 2 * hidden:])
+                h = torch.sub(h, tanh_(n, doubled=True)).mul_(a[:, hidden:2 * hidden]).add_(n)
 
     return run
+
+
+def activation_rows(batches: list[int], hidden: int, repeats: int) -> None:
+    """Per call on ``(B, hidden)`` float32 in place: torch's ``tanh`` against odernn's
+    ``2 sigmoid(2 a) - 1`` (:func:`~odernn.learn.models.inference.tanh_`, the doubling
+    included) and ``sigmoid`` alone."""
+    print(f"\n{'batch':>7}{'tanh us':>10}{'2 sigmoid(2a) - 1 us':>22}{'sigmoid us':>12}")
+    inner = 20
+    for batch in batches:
+        a = torch.randn(batch, hidden, generator=torch.Generator().manual_seed(0))
+        fns = {"tanh": a.tanh_, "form": lambda a=a: tanh_(a), "sigmoid": a.sigmoid_}
+        times = median_times({name: lambda f=fn: [f() for _ in range(inner)]
+                              for name, fn in fns.items()}, repeats)
+        print(f"{batch:>7}" + "".join(f"{1e6 * times[k] / inner:>{w}.1f}" for k, w in
+                                      (("tanh", 10), ("form", 22), ("sigmoid", 12))), flush=True)
 
 
 def useful_flops(model, layout: Layout) -> int:
@@ -266,6 +283,8 @@ def main() -> None:
     if not args.no_esn:
         reservoir_rows([200, 1000] if args.quick else [200, 1000, 4000],
                        [b for b in batches if b <= 1024], repeats)
+    with torch.no_grad():
+        activation_rows(batches, 64, repeats)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 stacked SciPy call against a Python loop of ``solve_ivp`` per trajectory.
 
     python benchmarks/simulate.py [--quick] [--forcing cosine|none|random]
+                                   [--only throughput|end-to-end|memory]
 
 Trajectories are drawn from the ``train`` ranges (eta in [0.05, 0.5], x0, v0 in
 [-1, 1], cosine forcing F0 in [0, 1], omega in [0.5, 2], phase 0; ``random``:
@@ -15,7 +16,8 @@ End to end (``odernn.data.simulate.simulate``: parameter sampling from per-traje
 streams, integration in fixed blocks, the HDF5 write overlapped with the next
 block) is timed against the integration alone of the same trajectories in the
 same blocks, for the linear ``train`` and the nonlinear ``duffing-train`` specs
-at N = 10^4 (T = 1000) and N = 10^6 (T = 200; without SciPy), and the peak
+at N = 10^4 (T = 1000) and N = 10^6 (T = 200; without SciPy), and against the bare
+write of a file of the same size with its fsync (the disk's floor), and the peak
 memory of a whole simulation is measured in a fresh process for growing N: it
 is bounded by the block, not by N.
 """
@@ -163,11 +165,32 @@ def measure_end_to_end(spec_name: str, n: int, T: int, integrators: tuple[str, .
             few = min(repeats, 3 if name != "scipy" else 1)
             alone, _ = timed(integration, few)
             seconds, _ = timed(lambda s=spec: simulate(s, path, overwrite=True), few)
+            size = path.stat().st_size
+            disk = statistics.median(bare_write(Path(tmp), size) for _ in range(few))
             label = f"{spec_name} {name}"
             rows.append(Row(n, T, f"{label}: integration alone", alone))
+            rows.append(Row(n, T, f"{label}: bare write of the file", disk,
+                            f"{size / 2**20:.0f} MiB and fsync"))
             rows.append(Row(n, T, f"{label}: end to end", seconds,
-                            f"{seconds / alone:.2f}x its integration (target 2x)"))
+                            f"{seconds / alone:.2f}x its integration (target 2x), "
+                            f"{seconds / max(alone, disk):.2f}x the slower of the two"))
     return rows
+
+
+def bare_write(directory: Path, size: int) -> float:
+    """Seconds to write ``size`` random bytes to a new file in ``directory`` and fsync it (then
+    removed): the floor that the disk sets under any simulation writing a file of that size."""
+    chunk = np.random.default_rng(0).integers(0, 256, 64 << 20, dtype=np.uint8)
+    path = directory / "bare.bin"
+    start = time.perf_counter()
+    with open(path, "wb") as fh:
+        for lo in range(0, size, chunk.size):
+            fh.write(memoryview(chunk)[:min(chunk.size, size - lo)])
+        fh.flush()
+        os.fsync(fh.fileno())
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return seconds
 
 
 def peak_memory_mib(n: int, T: int, integrator: str) -> float:
@@ -198,19 +221,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     parser.add_argument("--forcing", choices=("cosine", "none", "random"), default="cosine")
+    parser.add_argument("--only", choices=("throughput", "end-to-end", "memory"),
+                        help="one of the three tables")
     args = parser.parse_args()
+    tables = {args.only} if args.only else {"throughput", "end-to-end", "memory"}
     sizes, T, repeats, sample = ((200, 1000), 200, 1, 4) if args.quick else \
         ((1000, 10_000), 1000, 5, 20)  # fmt: skip
     t = DT * np.arange(T)
     rows: list[Row] = []
-    for n in sizes:
+    for n in sizes if "throughput" in tables else ():
         system, x0, v0 = train_system(n, args.forcing)
         rows += measure_forcing(system, t, repeats)
         rows += measure_integrators(system, x0, v0, t, repeats)
         rows += measure_scipy_loop(system, x0, v0, t, repeats, sample)
     print(f"forcing: {args.forcing}, dt = {DT}, numpy {np.__version__}, one thread")
-    print_table(rows)
-    if args.forcing == "cosine":  # the train specs' forcing
+    if rows:
+        print_table(rows)
+    if args.forcing == "cosine" and "end-to-end" in tables:  # the train specs' forcing
         print("\nend to end (parameter streams, forcing, integration, HDF5 write) against the "
               "integration alone, the same blocks:")
         ends: list[Row] = []
@@ -221,7 +248,7 @@ def main() -> None:
             ends += measure_end_to_end("duffing-train", n, T, ("rk4",) + (
                 ("scipy",) if n <= 10_000 else ()), repeats)
         print_table(ends)
-    if args.forcing == "cosine":
+    if args.forcing == "cosine" and "memory" in tables:
         sizes = (1000, 10_000) if args.quick else (1000, 10_000, 100_000)
         print("\npeak memory of a whole simulate (euler, fresh process, T = 1000):")
         for n in sizes:

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from odernn.errors import DataError, SpecError
+from odernn.learn.models.inference import tanh_
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
@@ -73,12 +74,6 @@ def add_products(gram: Tensor, cross: Tensor, x: Tensor, y: Tensor) -> None:
     else:
         gram.addmm_(x.T, x)
         cross.addmm_(x.T, y)
-
-
-def _tanh(a: Tensor) -> Tensor:
-    """``tanh(a) = 2 sigmoid(2a) - 1`` in place: the same function through torch's sigmoid
-    kernel, chosen for its speed on the CPU."""
-    return a.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
 
 
 @dataclass(frozen=True)
@@ -176,7 +171,7 @@ class ESN(RecurrentSurrogate):
         return self._csr[1]
 
     def initial_state(self, s0: Tensor) -> State:
-        return (_tanh(torch.addmm(self.b[:, None], self.W_0, s0.T)).T,)
+        return (tanh_(torch.addmm(self.b[:, None], self.W_0, s0.T)).T,)
 
     def recurrent_product(self, r: Tensor) -> Tensor:
         """``W r^T``, ``(units, B)``, from the state ``r (B, units)``: torch's sparse CSR
@@ -187,7 +182,7 @@ class ESN(RecurrentSurrogate):
     def reservoir_step(self, u: Tensor, r: Tensor) -> Tensor:
         """One leaky update; ``r (B, units)`` is stored transposed (fast sparse products)."""
         pre = self.recurrent_product(r)
-        pre = _tanh(pre.addmm_(self.W_in, u.T).add_(self.b[:, None]))
+        pre = tanh_(pre.addmm_(self.W_in, u.T).add_(self.b[:, None]))
         a = self.hparams["leak_rate"]
         return (pre if a == 1.0 else r.T + a * (pre - r.T)).T
 
