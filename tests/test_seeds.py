@@ -93,6 +93,9 @@ def test_a_group_on_disk_is_written_resumed_and_reported(small_linear_sets, tmp_
     text = (report / "report.md").read_text()
     assert "## Seeds" in text and "| gru | 2 |" in text
     assert main([*args[:-1], "--seeds", "3", "--resume", "--quiet"]) == 2  # other members
+    (group / "seed-1" / "best.pt").unlink()  # as a member diverged before any validation
+    with pytest.raises(DataError, match="member seed-1 finished without a best.pt .* lower lr"):
+        load_group(group)
 
 
 def test_the_demo_trains_seed_groups_and_replaces_them(tmp_path):

@@ -3,6 +3,7 @@ rollout's numbers to the last bit, for every family and layout (docs/api.md)."""
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import numpy as np
@@ -139,3 +140,20 @@ def test_the_stepper_refuses_bad_input_in_one_line():
         tiny_model("gru", "state").stepper(x0, v0)
     with pytest.raises(DataError, match="takes no forcing"):
         tiny_model("esn", "series").stepper(x0).step(F[:, 0], F[:, 1])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_stepper_keeps_the_weights_it_was_made_with(family):
+    """Every parameter changed after the stepper was made (training further, a new readout)
+    changes a new stepper's steps and not the old one's."""
+    model = copy.deepcopy(tiny_model(family, "state"))
+    test = tiny_data()[1]
+    x0, v0, F = test.x[:, 0], test.v[:, 0], test.F
+    before = model.stepper(x0, v0, test.params)
+    want = model.stepper(x0, v0, test.params).step(F[:, 0], F[:, 1])
+    with torch.no_grad():
+        for p in [*model.parameters(), *(() if family != "esn" else (model.W_out,))]:
+            p.mul_(1.5)
+    np.testing.assert_array_equal(before.step(F[:, 0], F[:, 1]), want)
+    changed = model.stepper(x0, v0, test.params).step(F[:, 0], F[:, 1])
+    assert not np.allclose(changed, want)

@@ -18,11 +18,11 @@ from odernn.assess.metrics import nrmse
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.checkpoint import read_checkpoint, save_checkpoint
 from odernn.learn.config import HF_OPTIONS, TrainConfig
-from odernn.learn.gradient import momentum_at
 from odernn.learn.hessian_free import mse
 from odernn.learn.models import REGISTRY, build, load_surrogate
 from odernn.learn.models.layout import Layout
 from odernn.learn.outcome import closed_loop_nrmse
+from odernn.learn.schedules import momentum_at
 from odernn.learn.training import resolve_device, train
 from odernn.learn.windows import compute_stats, to_tensors
 
@@ -146,6 +146,21 @@ def test_resume_refuses_other_data_or_options(data, tmp_path):
         train(data, quick(lr=0.5), tmp_path, resume=True, progress=False)
 
 
+def test_resume_refuses_other_validation_data(data, tmp_path):
+    """The best epoch compares validation errors: a run resumes only on the validation it
+    started with (another set, or a set where it held trajectories out, would mix two)."""
+    val, other = oscillator_data(n=4, n_steps=100, seed=7), oscillator_data(n=4, n_steps=100,
+                                                                             seed=8)
+    train(data, quick(), tmp_path / "given", val=val, progress=False)
+    with pytest.raises(DataError, match="validated on validation data with sha256"):
+        train(data, quick(), tmp_path / "given", val=other, resume=True, progress=False)
+    train(data, quick(), tmp_path / "holdout", progress=False)
+    with pytest.raises(DataError, match="validated on a holdout of val_fraction = 0.25"):
+        train(data, quick(), tmp_path / "holdout", val=val, resume=True, progress=False)
+    assert train(data, quick(), tmp_path / "given", val=val, resume=True,
+                 progress=False).status == "ok"
+
+
 def test_a_run_from_before_an_option_existed_resumes(data, tmp_path):
     train(data, quick(), tmp_path, progress=False)
     record = read_checkpoint(tmp_path / "last.pt")
@@ -208,11 +223,53 @@ def test_a_full_disk_before_any_checkpoint_leaves_nothing(data, tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("previous", [False, True])
+def test_a_run_diverged_before_any_checkpoint_leaves_nothing(data, tmp_path, monkeypatch,
+                                                              previous):
+    """As a failure: no new directory holding only config.json (which would refuse the same
+    command again, and --resume), no staging beside a previous run, which stays."""
+    run = tmp_path / "run"
+    if previous:
+        train(data, quick(epochs=1), run, progress=False)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    monkeypatch.setattr(gradient, "_teacher_forced_loss",
+                        lambda *a, **k: torch.tensor(math.nan, requires_grad=True))
+    result = train(data, quick(), run, progress=False, overwrite=previous)
+    assert result.status == "diverged" and "no checkpoint written" in result.message
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_divergence_before_any_validation_says_no_best_checkpoint(data, tmp_path,
+                                                                   monkeypatch):
+    real, calls = gradient._teacher_forced_loss, []
+
+    def poisoned_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return loss * math.nan if len(calls) > 2 else loss  # 2 batches an epoch
+
+    monkeypatch.setattr(gradient, "_teacher_forced_loss", poisoned_in_epoch_2)
+    result = train(data, quick(epochs=4, val_every=3, batch_size=64), tmp_path,
+                   progress=False)
+    assert result.status == "diverged" and not (tmp_path / "best.pt").exists()
+    assert "no best.pt (no finite closed-loop validation yet) and last.pt (epoch 1)" in \
+        result.message
+
+
 def test_early_stopping_when_validation_stops_improving(data, tmp_path):
     result = train(data, quick(epochs=6, lr=1e-12, val_every=1, patience=2, clip=None),
                    tmp_path, progress=False)
     assert result.status == "early-stopped"
     assert len(result.history) == 3 and result.best_epoch == 0
+    assert "no better closed-loop validation error in 2 validations" in result.message
+    last = (tmp_path / "last.pt").read_bytes()
+    again = train(data, quick(epochs=6, lr=1e-12, val_every=1, patience=2, clip=None),
+                  tmp_path, resume=True, progress=False)  # a finished run: nothing to train
+    assert again.status == "early-stopped" and len(again.history) == 3
+    assert (tmp_path / "last.pt").read_bytes() == last
+    spaced = train(data, quick(epochs=6, lr=1e-12, val_every=2, patience=1, clip=None),
+                   tmp_path / "spaced", progress=False)
+    assert "in 1 validations (2 epochs)" in spaced.message
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])

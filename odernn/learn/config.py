@@ -87,7 +87,7 @@ class TrainConfig:
     window), closed-loop horizon growing from ``horizon_start`` to ``horizon``
     (0 disables the closed-loop loss) weighted by ``closed_loop_weight``;
     ``optimizer``, ``lr``, ``momentum`` (with ``momentum_schedule="sutskever"``
-    the ceiling ``mu_max`` of :func:`momentum_at`, SGD only), ``nesterov``,
+    the ceiling ``mu_max`` of :func:`~odernn.learn.schedules.momentum_at`, SGD only), ``nesterov``,
     ``weight_decay``,
     ``clip`` (gradient-norm clipping, None: off), ``schedule`` with
     ``warmup_epochs``, ``epochs``, ``patience`` (early stopping, None: off).

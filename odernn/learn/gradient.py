@@ -33,6 +33,7 @@ from odernn.learn.models import RecurrentSurrogate
 from odernn.learn.models.readout import skip_features
 from odernn.learn.outcome import TrainResult, closed_loop_nrmse
 from odernn.learn.rundir import run_record
+from odernn.learn.schedules import horizon_at, lr_at, momentum_at
 from odernn.learn.stream import window_source
 from odernn.learn.windows import SequenceTensors, to_tensors
 from odernn.progress import Event, Progress
@@ -63,17 +64,19 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
         state = _restore(previous, model, optimizer, gen, state)
     dd.broadcast_parameters(model)
     status, message = "ok", f"trained {config.epochs} epochs"
+    if _stopped_early(config, state):  # a run that stopped early, resumed: nothing to train
+        status, message = "early-stopped", _early_stop_message(config, state["epoch"])
     task = f"train {config.model}"
     with interrupt_guard() as interrupted:
-        while state["epoch"] < config.epochs:
+        while status == "ok" and state["epoch"] < config.epochs:
             epoch = state["epoch"]
             epoch_rng = gen.get_state()
-            horizon = _horizon_at(config, epoch)
+            horizon = horizon_at(config, epoch)
             t0 = time.perf_counter()
             # the learning rate of the epoch's last batch so far: a run resumed at the epoch's
             # end (every batch done) runs none and ends the epoch with it
             lr = (math.nan if isinstance(optimizer, HessianFree)
-                  else _lr_at(config, epoch + max(state["batch"] - 1, 0) / n_batches))
+                  else lr_at(config, epoch + max(state["batch"] - 1, 0) / n_batches))
             for b, batch in data.epoch(gen, state["batch"]):
                 n_batch = batch.n
                 if isinstance(optimizer, HessianFree):
@@ -82,7 +85,7 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
                     lr = math.nan  # HF has no learning rate: its steps come from CG
                     losses = _hf_batch(model, config, optimizer, windows)
                 else:
-                    lr = _lr_at(config, epoch + b / n_batches)
+                    lr = lr_at(config, epoch + b / n_batches)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                         if config.momentum_schedule == "sutskever":
@@ -94,8 +97,11 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
                                           weight=windows.n / n_batch)
                 if not math.isfinite(losses["loss"]):
                     status = "diverged"
-                    kept = (f"kept best.pt (epoch {state['best_epoch'] + 1}) and last.pt "
-                            f"(epoch {epoch})" if epoch > 0 else "no checkpoint written")
+                    best = (f"best.pt (epoch {state['best_epoch'] + 1})"
+                            if state["best_epoch"] >= 0 else "no best.pt (no finite "
+                            "closed-loop validation yet)")
+                    kept = (f"kept {best} and last.pt (epoch {epoch})" if epoch > 0
+                            else "no checkpoint written")
                     message = (f"non-finite loss at epoch {epoch + 1}, batch {b + 1}: stopped, "
                                f"{kept}; try a lower lr (now {lr:.3g}), clip (now "
                                f"{config.clip}) or a shorter horizon")
@@ -140,10 +146,8 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
             if main:
                 _save_last(out, model, optimizer, config, source, state, gen.get_state())
             dd.barrier()
-            if config.patience is not None and state["since_best"] >= config.patience:
-                status = "early-stopped"
-                message = (f"early stop after epoch {epoch + 1}: no better closed-loop "
-                           f"validation error for {config.patience} epochs")
+            if _stopped_early(config, state):
+                status, message = "early-stopped", _early_stop_message(config, epoch + 1)
                 break
     if status in ("ok", "early-stopped") and not math.isfinite(state["best_val"]):
         status = "diverged"  # a finite loss, but no closed-loop validation stayed finite
@@ -153,6 +157,17 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
     return TrainResult(out.target, status, message, state["best_epoch"], state["best_val"],
                        state["history"], state["elapsed"])
 
+
+
+def _stopped_early(config: TrainConfig, state: dict[str, Any]) -> bool:
+    """``patience`` validations in a row without a better closed-loop error."""
+    return config.patience is not None and state["since_best"] >= config.patience
+
+
+def _early_stop_message(config: TrainConfig, epoch: int) -> str:
+    every = f" ({config.patience * config.val_every} epochs)" if config.val_every > 1 else ""
+    return (f"early stop after epoch {epoch}: no better closed-loop validation error in "
+            f"{config.patience} validations{every}")
 
 def _window_length(config: TrainConfig) -> int:
     """Steps in a training window: the teacher-forced window or the closed-loop horizon."""
@@ -350,36 +365,6 @@ def _means(partial) -> dict[str, float]:
     damping lambda, CG iterations and line-search step alpha)."""
     n = max(partial["batches"], 1)
     return {k: v / n for k, v in partial.items() if k not in _COUNTERS}
-
-
-def _horizon_at(config: TrainConfig, epoch: int) -> int:
-    """Closed-loop horizon of ``epoch``: 0 before ``closed_loop_from`` (a fraction of the
-    epochs), then linear from ``horizon_start`` to ``horizon`` over half of the remaining
-    epochs, then constant."""
-    first = int(round(config.closed_loop_from * config.epochs))
-    if config.horizon == 0 or epoch < first:
-        return 0
-    ramp = max(1, (config.epochs - first) // 2)
-    frac = min(1.0, (epoch - first) / ramp)
-    return int(round(config.horizon_start + frac * (config.horizon - config.horizon_start)))
-
-
-def _lr_at(config: TrainConfig, progress: float) -> float:
-    """Learning rate at fractional epoch ``progress``: linear warm-up, then cosine to 1/100."""
-    if progress < config.warmup_epochs:
-        return config.lr * (progress + 1) / (config.warmup_epochs + 1)
-    if config.schedule == "constant":
-        return config.lr
-    span = max(config.epochs - config.warmup_epochs, 1)
-    frac = min(1.0, (progress - config.warmup_epochs) / span)
-    return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
-
-
-def momentum_at(step: int, mu_max: float) -> float:
-    """Sutskever et al.'s momentum schedule at optimiser step ``step`` (from 0):
-    ``mu_t = min(1 - 2^(-1 - log2(floor(t / 250) + 1)), mu_max)``, i.e. 0.5, 0.75, 0.833, ...
-    every 250 steps: little momentum while the gradients are large, then more."""
-    return min(1.0 - 2.0 ** (-1.0 - math.log2(step // 250 + 1)), mu_max)
 
 
 def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:

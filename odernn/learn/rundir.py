@@ -338,6 +338,15 @@ def resumable(run_dir: Path, config: Any, source: dict[str, Any]) -> dict[str, A
     if trained_on != source["train"]["sha256"]:
         raise DataError(f"cannot resume {run_dir}: it was trained on other data "
                         f"(sha256 {trained_on})")
+    data = record.get("data", {})
+    validated_on = (data.get("val") or {}).get("sha256")
+    if validated_on != (source["val"] or {}).get("sha256") or \
+            data.get("val_fraction", source["val_fraction"]) != source["val_fraction"]:
+        was = (f"validation data with sha256 {validated_on}" if validated_on else
+               f"a holdout of val_fraction = {data.get('val_fraction')}" if
+               data.get("val_fraction") is not None else "folds of its training trajectories")
+        raise DataError(f"cannot resume {run_dir}: it was validated on {was}; resume with "
+                        "the same validation data")
     old, new = record.get("config", {}), config.to_dict()
     # a run from an earlier odernn lacks the options added since: they take their defaults (an
     # option since removed or changed is compared as stored, and reported below)

@@ -55,6 +55,10 @@ def read_group(path: str | Path) -> dict[str, Path]:
     doc = _read_index(path)
     members = {m: path / m for m in doc["members"]}
     missing = [m for m, p in members.items() if not (p / BEST).is_file()]
+    if missing and missing[0] in doc.get("done", []):
+        raise DataError(f"seed group {path}: member {missing[0]} finished without a {BEST} (its "
+                        "training diverged before any finite closed-loop validation): train "
+                        "the group again with a lower lr, clip or other seeds")
     if missing:
         raise DataError(f"seed group {path}: member {missing[0]} has no {BEST} yet (an "
                         "interrupted group: run the same odernn train command with --resume)")

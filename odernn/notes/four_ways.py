@@ -42,10 +42,10 @@ import torch
 from torch import Tensor, nn
 
 from odernn.errors import SpecError
-from odernn.learn.gradient import momentum_at
 from odernn.learn.hessian_free import HessianFree
 from odernn.learn.models.esn import sparse_reservoir
 from odernn.learn.models.rnn import ESN_CONNECTIONS
+from odernn.learn.schedules import momentum_at
 
 DT, ETA = 0.1, 0.1
 """Step and damping of the task's oscillator: a period is ~63 steps, the ringing ~200."""

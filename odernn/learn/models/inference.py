@@ -186,10 +186,11 @@ def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
     ``V h^T`` is a product with two rows of ``B`` columns, several times faster than ``h V^T``
     with two columns at large batches; ``D``'s columns for ``u`` and for the products are
     added in place."""
-    head = [(layer.weight.detach(), layer.bias.detach()) for layer in model.head]
-    v, c = model.V.detach(), model.c.detach()[:, None].clone()
+    head = [(layer.weight.detach().clone(), layer.bias.detach().clone())
+            for layer in model.head]  # copies: the weights as they are now
+    v, c = model.V.detach().clone(), model.c.detach()[:, None].clone()
     sigma_y = model.sigma_y
-    d = None if model.D is None else model.D.detach()
+    d = None if model.D is None else model.D.detach().clone()
     n_in = model.layout.n_inputs
     d_u = None if d is None else d[:, :n_in].contiguous()
     d_p = None if d is None or model.param_cols is None else d[:, n_in:].contiguous()

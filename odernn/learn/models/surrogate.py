@@ -15,6 +15,7 @@ rollout with its divergence status) is written once here.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -142,9 +143,11 @@ class RecurrentSurrogate(nn.Module):
 
     def inference_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
         """:meth:`step` for a closed loop without autograd (the rollout, the stepper), with
-        the weights as they are now; the same function up to float32 rounding. A family
-        with a faster form of its step for inference overrides it."""
-        return self.step
+        the weights as they are now (the step of a copy of the model: training it further, or
+        solving its readout again, does not change a step made before); the same function up
+        to float32 rounding. A family with a faster form of its step for inference
+        overrides it."""
+        return copy.deepcopy(self).step
 
     # -- shared ------------------------------------------------------------------------------
     def teacher_forced(self, z: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
