@@ -56,6 +56,7 @@ def test_the_linear_oscillator_runs_no_estimate_but_gets_statistics():
     assert "closed form" in ev.chaos["lyapunov"]["skipped"]
     assert "closed form" in ev.chaos["trust_horizon"]["skipped"]
     assert ev.metrics["rk4"]["w1_x"] < 1e-4
+    assert not {"valid_lyapunov_median", "n_chaotic"} & set(ev.metrics["rk4"])  # unknown
 
 
 def test_a_short_set_skips_the_statistics_and_a_long_transient_is_refused():

@@ -136,3 +136,15 @@ def test_the_ridge_search_widens_its_grid_until_the_choice_is_bracketed(best):
 def test_a_diverging_grid_is_reported_not_widened():
     (err, ridge), _ = choose_ridge(lambda r: float("inf"), (1e-8, 1e-6))
     assert err == float("inf") and ridge == 1e-8
+
+
+def test_a_used_reservoir_deep_copies_to_the_same_function(data):
+    """The cached sparse matrix (which torch cannot copy) is left out and remade."""
+    import copy
+
+    model = esn(data, units=40)
+    u = torch.randn(3, model.layout.n_inputs)
+    r0 = model.initial_state(torch.zeros(3, model.layout.n_init))
+    y, _ = model.step(u, r0)  # the cache is made
+    twin = copy.deepcopy(model)
+    assert torch.equal(twin.step(u, r0)[0], y)

@@ -208,3 +208,25 @@ def test_the_report_shows_the_frequency_response(tmp_path) -> None:
     assert "Frequency response" in text and "is hardening" in text
     assert "0 of 6 reference drives were not" in text
     assert "within" in text and "of the integrator's" in text
+
+
+@pytest.mark.parametrize("continuation", [True, False])
+def test_each_sweeps_peak_is_its_highest_periodic_response(continuation) -> None:
+    """Up, down, or the drives from rest one row each: the peak of a response that peaks at
+    omega = 1.2 is found at the drive nearest it, whatever the rows."""
+    import dataclasses
+
+    from odernn.assess.frequency_response import shape
+    from odernn.data.simulate import simulate_trajectories
+    from odernn.data.spec import load_spec
+
+    test = simulate_trajectories(dataclasses.replace(load_spec("duffing-test"), n=8,
+                                                     n_steps=50))
+    plan = plan_response(test, ResonanceSettings(continuation=continuation, n_omega=5))
+    periodic = plan.omega < plan.omega.max()  # an aperiodic drive is never the peak,
+    amplitude = np.where(periodic, np.exp(-(plan.omega - 1.2) ** 2), 10.0)  # however large
+    nearest = plan.omega.ravel()[np.argmin(np.where(periodic, np.abs(plan.omega - 1.2),
+                                                    np.inf))]
+    for entry in shape(plan, {"amplitude": amplitude}, periodic):
+        assert set(entry["peak"]) == ({"up", "down"} if continuation else {"rest"})
+        assert all(p["omega"] == nearest for p in entry["peak"].values())

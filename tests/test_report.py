@@ -166,6 +166,8 @@ def test_markdown_has_the_same_content(report: Path, evaluation: Evaluation) -> 
     for png in report.glob("*.png"):
         assert f"]({png.name})" in md
     assert "## Presets" in md and "| notes-rnn | 0.12 |" in md
+    etas = len(evaluation.resonance["curve"]["eta"])  # n_omega = 6 at each
+    assert etas > 1 and "over 6 frequencies per eta" in md
 
 
 def test_summary_compares_each_surrogate_with_the_best_same_information_integrator(

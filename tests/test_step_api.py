@@ -144,16 +144,16 @@ def test_the_stepper_refuses_bad_input_in_one_line():
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_stepper_keeps_the_weights_it_was_made_with(family):
-    """Every parameter changed after the stepper was made (training further, a new readout)
-    changes a new stepper's steps and not the old one's."""
+    """Every parameter changed after the stepper was made (training further, a new readout
+    of the reservoir) changes a new stepper's steps and not the old one's."""
     model = copy.deepcopy(tiny_model(family, "state"))
     test = tiny_data()[1]
     x0, v0, F = test.x[:, 0], test.v[:, 0], test.F
     before = model.stepper(x0, v0, test.params)
     want = model.stepper(x0, v0, test.params).step(F[:, 0], F[:, 1])
     with torch.no_grad():
-        for p in [*model.parameters(), *(() if family != "esn" else (model.W_out,))]:
-            p.mul_(1.5)
+        for p in [*model.parameters()] if family != "esn" else [model.W_out]:  # the reservoir
+            p.mul_(1.5)  # is fixed
     np.testing.assert_array_equal(before.step(F[:, 0], F[:, 1]), want)
     changed = model.stepper(x0, v0, test.params).step(F[:, 0], F[:, 1])
     assert not np.allclose(changed, want)

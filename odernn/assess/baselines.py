@@ -45,9 +45,11 @@ def same_information(methods: Mapping[str, MethodResult]) -> dict[str, Any] | No
 
 
 def ratio(a: float, b: float) -> float:
-    """``a / b`` with ``0 / 0 = 1``, ``x / 0 = inf`` (x > 0), inf for inf."""
+    """``a / b`` with ``0 / 0 = 1``, ``x / 0 = inf`` (x > 0), inf for an infinite ``a``."""
     if math.isnan(a) or math.isnan(b):
         return math.nan
+    if math.isinf(a):
+        return math.inf
     if b == 0:
         return 1.0 if a == 0 else math.inf
     return a / b

@@ -80,8 +80,10 @@ def characterise(test: Trajectories, reference: str, settings: ChaosSettings, st
         out["lyapunov"] = {
             "method": estimate.method, "exponent": lam,
             "median": float(np.median(finite)) if finite.size else float("nan"),
-            "p10": float(np.quantile(finite, 0.1)) if finite.size else float("nan"),
-            "p90": float(np.quantile(finite, 0.9)) if finite.size else float("nan"),
+            "p10": (float(np.quantile(finite, 0.1, method="inverted_cdf")) if finite.size
+                    else float("nan")),
+            "p90": (float(np.quantile(finite, 0.9, method="inverted_cdf")) if finite.size
+                    else float("nan")),
             "n_chaotic": int(chaotic.sum()), "n_converged": int(estimate.converged.sum()),
             "renormalisation_interval": float(np.median(estimate.interval)),
         }

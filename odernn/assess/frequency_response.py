@@ -274,17 +274,19 @@ def shape(plan: ResponsePlan, ref: Mapping[str, np.ndarray],
     """What the reference's response looks like, per level: the peak of each sweep (over
     periodic drives), the frequencies where the up and down sweeps part by more than
     :data:`JUMP` (both periodic: two stable responses), and the periodic ones' range."""
-    out = []
+    out, directions = [], np.asarray(plan.direction)
     for level in np.unique(plan.level):
         rows = np.flatnonzero(plan.level == level)
-        entry: dict[str, Any] = {"level": float(level), "peak": {}, "n_periodic": 0}
-        for r in rows:
-            ok = periodic[r]
-            entry["n_periodic"] += int(ok.sum())
+        entry: dict[str, Any] = {"level": float(level), "peak": {},
+                                 "n_periodic": int(periodic[rows].sum())}
+        for direction in dict.fromkeys(directions[rows]):  # a sweep, or the drives from rest
+            mine = rows[directions[rows] == direction]
+            ok = periodic[mine]
             if ok.any():
-                i = int(np.argmax(np.where(ok, ref["amplitude"][r], -np.inf)))
-                entry["peak"][plan.direction[r]] = {"omega": float(plan.omega[r, i]),
-                                                    "amplitude": float(ref["amplitude"][r, i])}
+                r, i = np.unravel_index(np.argmax(np.where(ok, ref["amplitude"][mine], -np.inf)),
+                                        ok.shape)
+                entry["peak"][direction] = {"omega": float(plan.omega[mine[r], i]),
+                                            "amplitude": float(ref["amplitude"][mine[r], i])}
         w = plan.omega[rows].ravel()[periodic[rows].ravel()]
         entry["periodic_omega"] = [float(w.min()), float(w.max())] if w.size else None
         entry["hysteresis"] = None

@@ -24,7 +24,7 @@ def resonance_section(ev: Evaluation, colors: Mapping[str, str]) -> Section:
         return _frequency_response(ev, colors)
     etas = ", ".join(f"{e:.3g}" for e in res["curve"]["eta"])
     text = (f"Driven from rest by F0 cos(omega t), F0 = {res['F0']:.3g}, at eta = {etas}, over "
-            f"{len(res['omega'])} frequencies per eta in [{min(res['omega']):.3g}, "
+            f"{len(set(res['omega']))} frequencies per eta in [{min(res['omega']):.3g}, "
             f"{max(res['omega']):.3g}] (inside the test set's ranges), for {res['n_steps']} steps "
             f"so that transients (decaying as exp(-eta t / 2)) fall below "
             f"{res['transient_left']:.1e} of their start; amplitude and phase lag are fitted "

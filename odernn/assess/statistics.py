@@ -267,7 +267,7 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
                                          scale_x, scale_v)
     k = steady_start(t, transient, start=start)
     lyap = per["valid_lyapunov"][np.isfinite(per["valid_lyapunov"])]
-    out: dict[str, float] = {
+    out: dict[str, float] = {} if exponent is None else {  # unknown without the exponents
         "valid_lyapunov_median": float(np.median(lyap)) if lyap.size else np.nan,
         "valid_lyapunov_p10": (float(np.quantile(lyap, 0.1, method="inverted_cdf"))
                                if lyap.size else np.nan),

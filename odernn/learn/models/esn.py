@@ -158,6 +158,11 @@ class ESN(RecurrentSurrogate):
     def n_features(self) -> int:
         return self.W_out.shape[1]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Without the cached sparse matrix (remade on use): torch can neither copy nor pickle
+        a sparse CSR tensor, so a used model could not be deep-copied."""
+        return {**self.__dict__, "_csr": None}
+
     def recurrent_matrix(self) -> Tensor:
         """``W`` as a sparse CSR tensor on the model's device (cached)."""
         key = (self.W_value.data_ptr(), self.W_value.device)
@@ -186,9 +191,10 @@ class ESN(RecurrentSurrogate):
         a = self.hparams["leak_rate"]
         return (pre if a == 1.0 else r.T + a * (pre - r.T)).T
 
-    def readout(self, u: Tensor, r: Tensor) -> Tensor:
-        """``W_out [1, u, r]``, solved in float64 and applied in float32."""
-        w, c = self.W_out, u.shape[-1]
+    def readout(self, u: Tensor, r: Tensor, w: Tensor | None = None) -> Tensor:
+        """``W_out [1, u, r]``, solved in float64 and applied in float32 (``w``: another
+        readout in its place)."""
+        w, c = self.W_out if w is None else w, u.shape[-1]
         if r.ndim == 2:  # one step: products in the (units, B) layout of the state
             return torch.addmm(w[:, 0, None], w[:, 1:1 + c], u.T).addmm_(w[:, 1 + c:], r.T).T
         return w[:, 0] + u @ w[:, 1:1 + c].T + r @ w[:, 1 + c:].T
@@ -196,6 +202,17 @@ class ESN(RecurrentSurrogate):
     def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
         r = self.reservoir_step(u, state[0])
         return self.readout(u, r), (r,)
+
+    def inference_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+        """:meth:`step` with the readout as it is now (a readout solved again does not change
+        a step made before; the reservoir is fixed)."""
+        w = self.W_out.detach().clone()
+
+        def step(u: Tensor, state: State) -> tuple[Tensor, State]:
+            r = self.reservoir_step(u, state[0])
+            return self.readout(u, r, w), (r,)
+
+        return step
 
     def exportable_step(self) -> Callable[[Tensor, State], tuple[Tensor, State]]:
         """The step with the sparse product written with dense tensors (an exporter traces no
