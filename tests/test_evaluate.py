@@ -357,3 +357,14 @@ def test_check_data_of_the_surrogate_is_called(test_set: Trajectories) -> None:
     picky.check_data = refuse
     with pytest.raises(DataError, match="surrogate 'picky'.*dt"):
         evaluate(test_set, {"picky": picky}, integrators=(), **FAST)
+
+
+@pytest.mark.parametrize(("a", "b", "want"), [(0.0, 0.0, 1.0), (2.0, 0.0, math.inf),
+                                               (math.inf, math.inf, math.inf),
+                                               (math.inf, 2.0, math.inf), (1.0, 4.0, 0.25),
+                                               (math.nan, 1.0, math.nan)])
+def test_error_and_time_ratios(a, b, want) -> None:
+    """A surrogate diverged against a baseline diverged too is as far off (inf), not nan."""
+    from odernn.assess.baselines import ratio
+
+    assert ratio(a, b) == want or (math.isnan(want) and math.isnan(ratio(a, b)))
