@@ -389,3 +389,21 @@ def test_inference_step_is_the_step(family, variant, monkeypatch):
     for a, b in zip(state_f, state_p, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert not torch.equal(state_f[0], model.initial_state(s0)[0])  # it moved
+
+
+def test_external_data_with_a_constant_parameter_trains_with_it_fixed():
+    """An imported file's parameters are its own (system external): one constant in the data
+    is recorded as fixed, as a known system's is, and a rollout with another value of it is
+    refused."""
+    import odernn
+    from odernn.data.trajectories import Trajectories
+    from odernn.errors import DataError
+
+    d = oscillator_data(n=8, n_steps=60)
+    params = {"eta": d.params["eta"], "k": np.full(8, 1.0)}
+    ext = Trajectories(d.t, d.x, d.v, d.F, params, {"system": "external"})
+    model, result = odernn.fit(ext, model="esn", units=40)
+    assert result.status == "ok" and model.layout.fixed == (("k", 1.0),)
+    assert model.layout.parameters == ("eta",)
+    with pytest.raises(DataError, match="k"):
+        model.rollout(d.x[:, 0], d.v[:, 0], d.F, {**params, "k": np.full(8, 2.0)})

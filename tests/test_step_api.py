@@ -157,3 +157,23 @@ def test_a_stepper_keeps_the_weights_it_was_made_with(family):
     np.testing.assert_array_equal(before.step(F[:, 0], F[:, 1]), want)
     changed = model.stepper(x0, v0, test.params).step(F[:, 0], F[:, 1])
     assert not np.allclose(changed, want)
+
+
+def test_a_prediction_replaced_by_an_observation_does_not_count_as_a_divergence():
+    """In a warm-up the observed state replaces the prediction, as in the rollout (whose
+    warm-up steps are the observed ones): an exploding prediction there is not a divergence,
+    the first one after it is."""
+    from odernn.learn.models import build
+    from odernn.learn.models.layout import Layout
+    from odernn.learn.windows import compute_stats
+
+    data, k = oscillator_data(n=3, n_steps=10), 3
+    layout = Layout(inputs=("x", "v", "F", "F_next"), dt=data.dt, warmup=k)
+    model = build("ffn", layout, compute_stats(data, layout), hidden=4)
+    with torch.no_grad():
+        model.c.fill_(1e9)  # every prediction explodes
+    out = model.rollout(data.x[:, 0], data.v[:, 0], data.F, None,
+                        warmup=(data.x[:, :k], data.v[:, :k]))
+    _, _, stepper = stepped(model, data.x[:, :k], data.v[:, :k], data.F, None)
+    assert list(out.diverged_at) == [k] * 3
+    np.testing.assert_array_equal(stepper.diverged_at, out.diverged_at)

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from odernn.data.systems import EXTERNAL, SYSTEMS
+from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.learn.families import TARGETS
@@ -156,6 +156,8 @@ class Layout:
                             ) from None
         system = SYSTEMS.get(self.system)
         names = () if system is None or self.target == "next-value" else system.names
+        if self.system == EXTERNAL and self.target != "next-value":  # the file names them
+            names = tuple(n for n in given if n not in CHANNELS and n not in NOT_PARAMETERS)
         bad = [n for n in given if n not in names or n in self.inputs
                or not np.isfinite(given[n])]
         if bad:

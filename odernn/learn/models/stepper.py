@@ -108,6 +108,10 @@ class Stepper:
             z[:, 1] = self._tensor(self._vector(v, "v"))
         self._z = z
         self._observed = True
+        # the state of this step is the observed one, as in a rollout's warm-up: a prediction
+        # it replaces that diverged does not count, the observed state does
+        self.diverged_at[self.diverged_at == self.steps] = -1
+        self._mark(z.double().cpu().numpy())
 
     # -- internals -------------------------------------------------------------------------
     def _vector(self, a: Array | None, name: str) -> np.ndarray:
