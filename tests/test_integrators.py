@@ -348,6 +348,26 @@ def test_exact_undamped_resonance_is_the_secular_solution() -> None:
                                atol=1e-13)  # fmt: skip
 
 
+@pytest.mark.parametrize(("eta", "omega", "accepted"), [
+    (0.0, 1.0 + 2.0**-52, False),  # 1 ulp off the resonance: the cancellation would be O(1)
+    (0.0, 1.0 + 1e-12, False), (1e-12, 1.0, False),
+    (1e-4, 1.0, True), (0.0, 1.0 + 1e-4, True), (0.0, 1.0, True)])  # the last: secular
+def test_exact_near_the_undamped_resonance_is_accurate_or_refused(eta, omega, accepted) -> None:
+    """Free and forced parts cancel near eta = 0, |omega| = 1: the closed form's relative
+    error grows as eps / |1 - omega^2 + i eta omega|, so it is refused where that exceeds
+    1e-10, and within it agrees with a tight scipy solve."""
+    forcing = HarmonicForcing(np.array([[1.0]]), np.array([[omega]]), np.array([[0.3]]))
+    system = Oscillator.linear(np.array([eta]), forcing)
+    t = 0.05 * np.arange(601)
+    if not accepted:
+        with pytest.raises(SpecError, match="from the undamped resonance.*use 'scipy' or 'rk4'"):
+            integrate("exact", system, [0.7], [-0.4], t)
+        return
+    x, _ = integrate("exact", system, [0.7], [-0.4], t)
+    reference, _ = integrate("scipy", system, [0.7], [-0.4], t, rtol=1e-12, atol=1e-14)
+    assert np.abs(x - reference).max() < 1e-10 * np.abs(reference).max()
+
+
 def test_exact_is_continuous_across_critical_damping() -> None:
     eta = np.array([2 - 1e-9, 2.0, 2 + 1e-9])
     forcing = HarmonicForcing(np.full((3, 1), 0.7), np.full((3, 1), 1.3), np.full((3, 1), 0.2))
@@ -500,3 +520,19 @@ def test_a_precomputed_grid_forcing_changes_nothing(name: str) -> None:
     for a, b in zip(same, integrate(name, Oscillator.linear(eta, forcing), x0, v0, t),
                     strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["rk4", "rk4-sampled", "rk4-sampled-cubic"])
+def test_a_grid_far_from_zero_is_stepped_at_its_own_step(name: str) -> None:
+    """On t0 + i dt with t0 = 1e6, t[1] - t[0] is off by ulp(t0) ~ 1e-10: T steps of it would
+    span the wrong time. The integrators step by the grid's mean step there, and make the same
+    error as on the grid from 0 (the free oscillator: no forcing to evaluate far from 0)."""
+    system = Oscillator.linear(np.array([0.1]), HarmonicForcing.none(1))
+    grid = 0.01 * np.arange(20001)
+    assert (1e6 + grid)[1] - 1e6 != 0.01  # the rounding this is about
+    errors = []
+    for t in (grid, 1e6 + grid):
+        got = integrate(name, system, [0.7], [-0.4], t)
+        want = integrate("exact", system, [0.7], [-0.4], t)
+        errors.append(max_error(got, want))
+    assert errors[1] < 1.5 * errors[0]

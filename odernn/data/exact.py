@@ -17,6 +17,12 @@ from odernn.data.systems import Oscillator
 from odernn.errors import SpecError
 from odernn.types import Array
 
+CANCELLATION = 1e-10
+"""Near the undamped resonance the free and forced parts nearly cancel: the closed form's
+relative error is then about ``eps / |1 - w^2 + i eta w|`` (1e-12 at 1e-4 from the
+resonance). A harmonic where that bound exceeds this is refused, not computed inaccurately;
+the resonance itself (``eta = 0, |w| = 1``) has its own exact form."""
+
 _FINE, _MID = 16, 8
 """Points per block of the separable evaluation, and blocks per coarse block."""
 
@@ -132,8 +138,9 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
     (at the undamped resonance ``eta = 0, |w| = 1`` the secular
     ``(A / 2w) (t - t0) sin(w t + p)`` instead). Free motion is
     ``e^{-eta t/2} [c x_h0 + s (v_h0 + eta x_h0 / 2)]`` (see :func:`_free_decay`).
-    Accurate to rounding except within ``~sqrt(eps)`` of the undamped resonance,
-    where free and forced parts nearly cancel.
+    Accurate to rounding except near the undamped resonance, where free and forced parts
+    nearly cancel: a relative error of about ``eps / |1 - w^2 + i eta w|``, refused in one
+    line where that exceeds :data:`CANCELLATION`.
 
     On a uniform grid the time dependence separates: the state at ``t_j + s`` is
     the state at ``t_j`` shifted by ``s``, so a few tables of transcendentals
@@ -154,6 +161,15 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
                for u in (forcing.amplitude, forcing.omega, forcing.phase))  # fmt: skip
     denominator = (1.0 - w**2) + 1j * eta * w
     resonant = denominator == 0
+    near = (A != 0) & ~resonant & (np.finfo(np.float64).eps > CANCELLATION * np.abs(denominator))
+    if near.any():
+        k, n = (int(i[0]) for i in np.nonzero(near))
+        raise SpecError(
+            f"integrator 'exact': trajectory {n} is driven at omega = {float(w[k, n])!r} with "
+            f"eta = {float(np.broadcast_to(eta, (system.n,))[n])!r}, "
+            f"{abs(denominator[k, n]):.2g} from the undamped "
+            "resonance, where the closed form loses its accuracy (free and forced parts "
+            "cancel); use 'scipy' or 'rk4', or omega = 1 exactly")
     P = np.where(resonant, 0, A * np.exp(1j * p) / np.where(resonant, 1, denominator))
     Z0 = P * np.exp(1j * w * t[0])
     res_amp = np.where(resonant, A / np.where(resonant, 2 * w, 1), 0.0)

@@ -15,6 +15,15 @@ from odernn.types import Array
 # ---------------------------------------------------------------- fixed step
 
 
+def grid_step(t: Array) -> float:
+    """The step ``dt`` of the uniform grid ``t``: ``t[1] - t[0]`` on a grid from 0 (exact for
+    ``i dt``), else ``(t[-1] - t[0]) / (T - 1)``: far from 0, ``t[1] - t[0]`` carries the
+    rounding of ``t[0]`` (``ulp(t0)``), which T steps would add up into the wrong span."""
+    if t[0] == 0:
+        return float(t[1] - t[0])
+    return float((t[-1] - t[0]) / (t.size - 1))
+
+
 def _start(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, ...]:
     """``F (T, N)`` and time-major buffers ``x, v (T, N)`` from ``(x0, v0)``."""
     x = np.empty((t.size, system.n))
@@ -28,7 +37,7 @@ def _euler(
     system: Oscillator, x0: Array, v0: Array, t: Array, *, semi_implicit: bool
 ) -> tuple[Array, Array]:
     F, x, v = _start(system, x0, v0, t)
-    dt = t[1] - t[0]
+    dt = grid_step(t)
     linear = system.system.linear
     if linear is not None:  # F - c v - k x in place, the same operations (k x is x if k = 1)
         k, c = (np.broadcast_to(np.asarray(u, dtype=np.float64), (system.n,))
@@ -56,7 +65,8 @@ def _euler(
 
 def euler(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
     """Forward Euler exactly as in the notes: ``v_{i+1} = v_i + dt (F_i + a(x_i, v_i))``,
-    ``x_{i+1} = x_i + dt v_i``, with ``F_i = F(t_i)`` and ``dt = t[1] - t[0]``. Order 1."""
+    ``x_{i+1} = x_i + dt v_i``, with ``F_i = F(t_i)`` and ``dt`` the grid's step
+    (:func:`grid_step`). Order 1."""
     return _euler(system, x0, v0, t, semi_implicit=False)
 
 
@@ -136,7 +146,7 @@ def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Arra
     interpolation of the samples for a :class:`~odernn.data.forcing.SampledForcing`).
     Order 4. A linear system's step is a precomputed linear map (:func:`_rk4_coefficients`)."""
     F, x, v = _start(system, x0, v0, t)
-    dt = t[1] - t[0]
+    dt = grid_step(t)
     Fh = np.ascontiguousarray(system.forcing(t[:-1] + dt / 2).T)
     _rk4_march(system, F, Fh, x, v, dt)
     return x.T, v.T
@@ -180,7 +190,7 @@ def rk4_sampled(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Arr
     interpolation ``(F_i + F_{i+1}) / 2``. Its ``O(dt^2)`` interpolation error enters
     every step: order 2."""
     F, x, v = _start(system, x0, v0, t)
-    _rk4_march(system, F, _half_step_forcing(F, 1), x, v, t[1] - t[0])
+    _rk4_march(system, F, _half_step_forcing(F, 1), x, v, grid_step(t))
     return x.T, v.T
 
 
@@ -192,7 +202,7 @@ def rk4_sampled_cubic(
     (one-sided at the ends). The interpolation error ``O(dt^4)`` enters each step times
     ``dt``: order 4."""
     F, x, v = _start(system, x0, v0, t)
-    _rk4_march(system, F, _half_step_forcing(F, 3), x, v, t[1] - t[0])
+    _rk4_march(system, F, _half_step_forcing(F, 3), x, v, grid_step(t))
     return x.T, v.T
 
 
@@ -204,7 +214,7 @@ def rk4_sampled_spline(
     spline per trajectory). Interpolation error ``O(dt^4)`` as for the local cubic but
     with a smaller constant: order 4."""
     F, x, v = _start(system, x0, v0, t)
-    dt = t[1] - t[0]
+    dt = grid_step(t)
     from scipy.interpolate import CubicSpline  # imported when used: `odernn --help` stays quick
 
     Fh = np.ascontiguousarray(CubicSpline(t, F, axis=0)(t[:-1] + dt / 2))
@@ -230,7 +240,7 @@ def rk4_sampled_2dt(
     if T == 2:
         return rk4_sampled(system, x0, v0, t)
     F, x, v = _start(system, x0, v0, t)
-    dt = t[1] - t[0]
+    dt = grid_step(t)
     H = 2 * dt
     # the samples at odd indices are the midpoints of the 2 dt steps from even ones
     _rk4_march(system, F, F[1:], x, v, dt, stride=2)
