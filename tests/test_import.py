@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tracemalloc
 
 import h5py
 import numpy as np
 import pytest
 from test_bad_input import fails_cleanly
+from test_store import odernn_cli
 
 from odernn.cli.app import main
 from odernn.data import import_scan
@@ -143,6 +145,31 @@ def test_hdf5_of_another_program_round_trips(tmp_path):
         f["t"], f["damping"] = columns["t"][:T], columns["damping"][::T]
     import_file(tmp_path / "wide.h5", tmp_path / "c.h5", OPTIONS)
     assert_same(read_trajectories(tmp_path / "c.h5"), columns)
+
+
+def test_virtual_datasets_import_only_from_other_files_plain_datasets(tmp_path, monkeypatch):
+    columns = table(4)
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        for k, a in columns.items():
+            f[k] = a
+    for name, source, dataset in [("ok", "plain.h5", "x"), ("self", ".", "x"),
+                                  ("chain", "ok.h5", "x")]:
+        with h5py.File(tmp_path / f"{name}.h5", "w") as f:
+            for k, a in columns.items():
+                if k != "x":
+                    f[k] = a
+            layout = h5py.VirtualLayout(shape=(N * T,), dtype="f8")
+            layout[:] = h5py.VirtualSource(source, dataset, shape=(N * T,))
+            f.create_virtual_dataset("x", layout, fillvalue=np.nan)
+    monkeypatch.chdir(tmp_path.parent)  # sources resolve from the file, not the cwd
+    import_file(tmp_path / "ok.h5", tmp_path / "a.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "a.h5"), columns)
+    for name, message in [("self", "reads from the file itself"),
+                          ("chain", r"reads 'x' of .*ok\.h5, which is a virtual dataset")]:
+        done = odernn_cli("import", tmp_path / f"{name}.h5", "-o", tmp_path / "out.h5", "--v",
+                          "v", cwd=tmp_path)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert re.search(message, done.stderr) and not (tmp_path / "out.h5").exists()
 
 
 def test_an_odernn_file_imports_as_its_own_trajectories(tmp_path):
@@ -405,6 +432,11 @@ def files(tmp_path_factory):
         f["image"] = np.zeros((3, 4, 5))
         f.create_group("empty")
     made["image"] = root / "image.h5"
+    (root / "raw.bin").write_bytes(np.arange(6.0).tobytes())
+    with h5py.File(root / "external.h5", "w") as f:  # x kept in a raw file beside it
+        f["t"], f["v"] = np.arange(6.0), np.zeros(6)
+        f.create_dataset("x", shape=(6,), dtype="f8", external=[(str(root / "raw.bin"), 0, 48)])
+    made["external"] = root / "external.h5"
     np.save(root / "cube.npy", np.zeros((2, 3, 4)))
     made["cube"] = root / "cube.npy"
     np.savez(root / "labels.npz", t=np.arange(3.0), x=np.array(["a", "b", "c"]))
@@ -449,6 +481,7 @@ BAD = [
     (["import", "{numbers}", "-o", "{root}/o.h5", "--v", "v"], "not column names"),
     (["import", "{image}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),
     (["import", "{cube}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),
+    (["import", "{external}", "-o", "{root}/o.h5", "--v", "v"], "external raw files"),
     (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"], "no array 'x'"),
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
     (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -563,6 +564,40 @@ def test_virtual_merge_without_its_shards_is_refused(tmp_path, shards):
     shards[1].unlink()
     with pytest.raises(DataError, match=r"virtual dataset '.*' reads from .*part-2\.h5, which"):
         open_trajectories(out)
+
+
+def virtual_x(path: Path, source: str, dataset: str = "x") -> None:
+    """Replace ``x`` of ``path`` by a virtual dataset reading ``dataset`` of file ``source``."""
+    with h5py.File(path, "r+") as h:
+        del h["x"]
+        layout = h5py.VirtualLayout(shape=(N, T), dtype="f8")
+        layout[:] = h5py.VirtualSource(source, dataset, shape=(N, T))
+        h.create_virtual_dataset("x", layout, fillvalue=np.nan)
+
+
+def odernn_cli(*args: object, cwd: Path) -> subprocess.CompletedProcess:
+    """``odernn ARGS`` in a child process: a crash of HDF5 there fails the test, not the run."""
+    return subprocess.run([sys.executable, "-m", "odernn", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("case", ["itself", "itself by name", "cycle", "chain"])
+def test_virtual_datasets_that_could_lead_back_are_refused_in_one_line(tmp_path, good, case):
+    a, b = shutil.copy(good, tmp_path / "a.h5"), shutil.copy(good, tmp_path / "b.h5")
+    if case == "itself":
+        virtual_x(a, ".", "v")
+    elif case == "itself by name":
+        virtual_x(a, "a.h5")
+    else:
+        virtual_x(a, "b.h5")
+        virtual_x(b, "a.h5" if case == "cycle" else "data.h5")
+    for args in (["inspect", a], ["merge", a, b, "-o", tmp_path / "m.h5"]):
+        done = odernn_cli(*args, cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert re.search(r"reads from the file itself|reads 'x' of .*b\.h5, which is a virtual",
+                         lines[0]), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5", "data.h5"]
 
 
 def test_merge_refuses_to_overwrite(tmp_path, shards, good):

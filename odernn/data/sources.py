@@ -25,6 +25,7 @@ import numpy as np
 from odernn import budget
 from odernn.checks import did_you_mean
 from odernn.data.csvtable import CsvColumns, read_columns, read_header
+from odernn.data.filecheck import check_other_files
 from odernn.errors import DataError
 
 FORMATS = ("csv", "npy", "npz", "hdf5")
@@ -259,7 +260,11 @@ def _hdf5(path: Path) -> Source:
 
 def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
     """Add HDF5 dataset ``d`` at ``name``: a numeric 1-D or 2-D array, or each numeric field
-    of a 1-D table of records; chunks larger than the memory budget are refused."""
+    of a 1-D table of records; chunks larger than the memory budget are refused, and so is
+    data in other files that the trajectory files' check refuses (external raw files; a
+    virtual dataset's source that is the file itself, or virtual in turn: a cycle crashes
+    HDF5)."""
+    check_other_files(d, path, name)
     if d.chunks is not None:
         budget.check(f"{path}: dataset {name!r} stored in chunks of {d.chunks}",
                      2 * int(np.prod(d.chunks)) * d.dtype.itemsize,
