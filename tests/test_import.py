@@ -63,6 +63,16 @@ def test_csv_round_trip_is_bit_for_bit(tmp_path):
     assert_same(read_trajectories(tmp_path / "d.h5"), columns)
 
 
+def test_unix_epoch_seconds_import_and_read_back(tmp_path):
+    """Millisecond steps at t ~ 1.7e9 s: steps vary by t's rounding (~2e-7 s), far more than
+    1e-6 of dt, and are uniform all the same (writer and reader share one rule)."""
+    columns = table(5)
+    columns["t"] = np.tile(1.7e9 + 0.001 * np.arange(T), N)
+    source = write_csv(tmp_path / "epoch.csv", columns)
+    assert main(["import", str(source), "-o", str(tmp_path / "e.h5"), "-q", *MAPPED]) == 0
+    assert_same(read_trajectories(tmp_path / "e.h5"), columns)
+
+
 @pytest.mark.parametrize("dialect", ["semicolon", "tab", "spaces", "crlf", "quoted", "bom"])
 def test_csv_dialects_round_trip(tmp_path, dialect):
     columns = table(12)
@@ -432,6 +442,11 @@ def files(tmp_path_factory):
         f["image"] = np.zeros((3, 4, 5))
         f.create_group("empty")
     made["image"] = root / "image.h5"
+    for name, times in [("huge", [-1e308, 0.0, 1.00001e308]), ("overflow", [-1e308, 1e308]),
+                        ("coarse", 3e12 + 3e-4 * np.arange(50))]:  # 3e12 holds no finer steps
+        steps = len(times)
+        made[name] = write_csv(root / f"{name}.csv", {"t": np.asarray(times),
+                                                      "x": np.zeros(steps), "v": np.ones(steps)})
     (root / "raw.bin").write_bytes(np.arange(6.0).tobytes())
     with h5py.File(root / "external.h5", "w") as f:  # x kept in a raw file beside it
         f["t"], f["v"] = np.arange(6.0), np.zeros(6)
@@ -482,6 +497,11 @@ BAD = [
     (["import", "{image}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),
     (["import", "{cube}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),
     (["import", "{external}", "-o", "{root}/o.h5", "--v", "v"], "external raw files"),
+    (["import", "{huge}", "-o", "{root}/o.h5", "--v", "v", "--step-tolerance", "0.1"],
+     "(t0 = -1e+308, dt = inf, 3 points) is not one of finite float64 numbers"),
+    (["import", "{overflow}", "-o", "{root}/o.h5", "--v", "v"],
+     "line 3: the step from -1e+308 to 1e+308 overflows float64"),
+    (["import", "{coarse}", "-o", "{root}/o.h5", "--v", "v"], "below t's resolution"),
     (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"], "no array 'x'"),
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
     (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),

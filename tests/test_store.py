@@ -250,12 +250,24 @@ def test_non_finite_values_are_refused_on_write(tmp_path, data):
     ({"compression": "lzf"}, "compression must be"),
     ({"datasets": ("v", "F")}, "including 'x'"),
     ({"t": np.array([0.0, 0.1, 0.15])}, "uniform"),
+    ({"t": 3e12 + 3e-4 * np.arange(50)}, "uniform"),  # steps of 0 and 2 ulp: the reader refuses
+    ({"t": np.array([-1e308, 1e308])}, "uniform"),  # a step of inf
     ({"n": 0}, "n must be"),
 ])
 def test_writer_rejects_bad_arguments(tmp_path, kwargs, message):
     args = {"t": grid(), "n": N, **kwargs}
     with pytest.raises(ValueError, match=message):
         TrajectoryWriter(tmp_path / "d.h5", **args)
+
+
+def test_a_grid_of_unix_epoch_seconds_is_written_and_read_back(tmp_path, data):
+    """Steps at t ~ 1.7e9 vary by t's rounding (2e-7), beyond 1e-6 of a 1 ms step: writer
+    and reader share one rule (schema.off_grid) that allows for it."""
+    arrays, params = data
+    t = 1.7e9 + 0.001 * np.arange(T)
+    with TrajectoryWriter(tmp_path / "e.h5", t=t, n=N, params=PARAMS, attrs=ATTRS) as w:
+        w.write(0, arrays, params)
+    assert same_bits(read_trajectories(tmp_path / "e.h5").t, t)
 
 
 def test_writer_rejects_bad_blocks(tmp_path, data):

@@ -26,6 +26,7 @@ from odernn.data.schema import (
     SCHEMA_VERSION,
     TRAJECTORY_SCALE,
     is_scale_name,
+    off_grid,
 )
 from odernn.errors import DataError
 
@@ -347,8 +348,7 @@ def _read_time(d: h5py.Dataset, path: Path, dt: float) -> np.ndarray:
         i = int(np.argmax(steps <= 0)) + 1
         raise DataError(f"{path}: dataset 't' is not strictly increasing (t[{i}] = {float(t[i])!r} "
                         f"after t[{i - 1}] = {float(t[i - 1])!r})")
-    # each step within 1e-6 of dt, plus the rounding of t itself (a grid far from t = 0)
-    off = np.abs(steps - dt) > 1e-6 * dt + 4 * np.finfo(d.dtype).eps * np.abs(t[1:])
+    off = off_grid(t, dt, float(np.finfo(d.dtype).eps))
     if np.any(off):
         i = int(np.argmax(off))
         raise DataError(f"{path}: the time grid is not uniform: t[{i + 1}] - t[{i}] = "
