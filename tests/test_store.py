@@ -636,11 +636,33 @@ def test_merge_refusals(tmp_path, shards, data, good):
         ([shards[0], write_shard(other / "spec.h5", data, 2, 3, 5, spec="n = 8"), shards[2]],
          "attribute 'spec' is 'n = 8'"),
         ([*shards, good], "data.h5: not a shard"),
+        ([write_shard(other / "str.h5", data, 1, 0, 3, row_start="0"), *shards[1:]],
+         "shard attribute 'row_start' is '0'; expected an integer"),
+        ([shards[0], write_shard(other / "two.h5", data, 2, 3, 5, shard_index=np.array([2, 2])),
+          shards[2]], r"shard attribute 'shard_index' is \[2, 2\]; expected an integer"),
+        ([write_shard(other / "half.h5", data, 1, 0, 3, shard_index=1.5), *shards[1:]],
+         "shard attribute 'shard_index' is 1.5"),
+        ([write_shard(other / "past.h5", data, 1, 0, 3, row_stop=3, n_total=2), *shards[1:]],
+         r"inconsistent shard attributes \(shard 1/3, rows 0\.\.3 of 2"),
     ]
     for given_shards, message in cases:
         with pytest.raises(DataError, match=message):
             merge_files(given_shards, tmp_path / "merged.h5")
         assert not (tmp_path / "merged.h5").exists()
+
+
+def test_a_forged_shard_count_costs_no_more_than_the_files_given(tmp_path, data):
+    forged = [write_shard(tmp_path / f"part-{k}.h5", data, k, lo, hi, count=10**7)
+              for k, (lo, hi) in enumerate(SHARDS[:2], 1)]
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"shard\(s\) 3/10000000, .*, 12/10000000, \.\.\. "
+                                            r"missing; merge needs all 10000000 shards, 2 given"):
+            merge_files(forged, tmp_path / "merged.h5")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
 
 
 # --- standard HDF5 tools ---------------------------------------------------------------------
