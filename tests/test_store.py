@@ -571,6 +571,16 @@ def test_merge_equals_the_unsharded_file_bit_for_bit(tmp_path, shards, good, vir
     assert store.content_digest(out) == store.content_digest(good)
 
 
+def test_shards_in_another_compression_merge_uncompressed(tmp_path, shards, good):
+    for path in shards:  # lzf: HDF5 reads it, the writer writes gzip or nothing
+        with h5py.File(path, "r+") as h:
+            x = h["x"][()]
+            del h["x"]
+            h.create_dataset("x", data=x, compression="lzf")
+    out = merge_files(shards, tmp_path / "merged.h5")
+    assert store.content_digest(out) == store.content_digest(good)
+
+
 def test_virtual_merge_without_its_shards_is_refused(tmp_path, shards):
     out = merge_files(shards, tmp_path / "merged.h5", virtual=True)
     shards[1].unlink()

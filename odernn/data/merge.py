@@ -149,7 +149,7 @@ def _merge_copy(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any],
                 overwrite: bool) -> None:
     ref = shards[0]
     n_total = ref.attrs["n_total"]
-    compression = ref.dataset("x").compression
+    compression = "gzip" if ref.dataset("x").compression == "gzip" else None  # the writer's
     row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names)
     step = max(1, BLOCK_BYTES // row_bytes)
     with TrajectoryWriter(out, t=ref.t, n=n_total, datasets=ref.names,
