@@ -227,8 +227,14 @@ def check_shard_sources(path: Path, record: Any) -> None:
         except OSError as err:
             raise DataError(f"{path}: reads shard {shard}, which cannot be found "
                             f"({err.strerror}); a virtual merge needs its shards") from None
+        if os.path.samefile(shard, path):
+            raise DataError(f"{path}: attribute '{SHARD_SOURCES}' names the file itself as a "
+                            f"shard; a virtual merge reads other files")
         if (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
             continue
+        if _records_shards(shard):  # a shard is never a merge: checking it could lead back
+            raise DataError(f"{path}: reads shard {shard}, which records shards itself "
+                            f"(attribute '{SHARD_SOURCES}'): a merge, not a shard")
         try:
             now = content_digest(shard)
         except DataError as err:
@@ -238,3 +244,13 @@ def check_shard_sources(path: Path, record: Any) -> None:
             raise DataError(f"{path}: reads shard {shard}, which changed since the merge (its "
                             f"content digest is {now[:19]}..., the merge recorded "
                             f"{digest[:19]}...); merge the shards again")
+
+
+def _records_shards(shard: Path) -> bool:
+    """Whether ``shard`` has attribute ``shard_sources`` itself (False if it is no HDF5 file:
+    its content digest says what is wrong)."""
+    try:
+        with h5py.File(shard, "r") as h:
+            return SHARD_SOURCES in h.attrs
+    except OSError:
+        return False
