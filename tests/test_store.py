@@ -402,6 +402,8 @@ CORRUPTIONS = {
                     r"dataset 'x' has shape \(7, 49\); expected \(7, 50\)"),
     "wrong param shape": (replace("params/eta", data=np.zeros(N + 1)),
                           r"'params/eta' has shape \(8,\); expected \(7,\)"),
+    "empty param width": (replace("params/amplitude", shape=(N, 0), dtype="f8"),
+                          r"'params/amplitude' has shape \(7, 0\); expected .* K >= 1"),
     "integer dtype": (replace("x", data=np.zeros((N, T), dtype=np.int64)),
                       "dataset 'x' has dtype int64; expected float32 or float64"),
     "mixed dtypes": (replace("v", data=np.zeros((N, T), dtype=np.float32)), "differ in dtype"),

@@ -251,9 +251,9 @@ def _check_dataset(d: h5py.Dataset, path: Path, label: str, shape: tuple[int, ..
     elif d.dtype.kind != "f" or d.dtype.itemsize not in (4, 8):
         raise DataError(f"{path}: dataset '{label}' has dtype {d.dtype}; expected float32 or "
                         f"float64")
-    if label.startswith("params/") and d.ndim not in (1, 2):
+    if label.startswith("params/") and (d.ndim not in (1, 2) or 0 in d.shape[1:]):
         raise DataError(f"{path}: dataset '{label}' has shape {d.shape}; expected (N,) or (N, K) "
-                        f"with N = {shape[0]}")
+                        f"with N = {shape[0]}, K >= 1")
     if d.shape != shape:
         raise DataError(f"{path}: dataset '{label}' has shape {d.shape}; expected {shape} "
                         f"(from n_trajectories and n_steps)")
