@@ -150,7 +150,7 @@ def _merge_copy(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any],
     ref = shards[0]
     n_total = ref.attrs["n_total"]
     compression = "gzip" if ref.dataset("x").compression == "gzip" else None  # the writer's
-    row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names)
+    row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names) + ref.param_row_bytes()
     step = max(1, BLOCK_BYTES // row_bytes)
     with TrajectoryWriter(out, t=ref.t, n=n_total, datasets=ref.names,
                           params=_param_layout(ref), attrs=attrs, dtype=ref.dtype.name,
