@@ -15,6 +15,7 @@ import pytest
 from test_bad_input import fails_cleanly
 from test_store import odernn_cli
 
+from odernn import budget
 from odernn.cli.app import main
 from odernn.data import import_scan
 from odernn.data.importer import ImportOptions, derive_velocity, import_file
@@ -115,6 +116,17 @@ def test_npz_columns_and_trajectory_arrays_round_trip(tmp_path):
                         **wide)
     import_file(tmp_path / "wide.npz", tmp_path / "b.h5", OPTIONS)
     assert_same(read_trajectories(tmp_path / "b.h5"), columns)
+
+
+def test_npz_members_are_checked_against_the_budget_together(tmp_path, monkeypatch):
+    n = 1 << 17  # a member is 2 MiB loaded (float64 and a copy)
+    np.savez(tmp_path / "three.npz", t=np.arange(n) * 0.1, x=np.zeros(n), v=np.zeros(n))
+    monkeypatch.setenv(budget.ENV, "4M")  # each member fits; the three do not
+    with pytest.raises(budget.BudgetError, match=r"'t' \(131072,\), 'x' \(131072,\), 'v' "):
+        import_file(tmp_path / "three.npz", tmp_path / "o.h5", ImportOptions(v="v"))
+    assert not (tmp_path / "o.h5").exists()
+    monkeypatch.setenv(budget.ENV, "8M")
+    assert import_file(tmp_path / "three.npz", tmp_path / "o.h5", ImportOptions(v="v")).n == 1
 
 
 def test_npy_tables_round_trip(tmp_path):
