@@ -190,6 +190,52 @@ def test_the_reservoir_is_the_same_matrix_drawn_in_row_blocks(monkeypatch):
                               dense(units, degree, np.random.default_rng(3)))
 
 
+def wide_params_file(path: Path, n: int = 8, width: int = 1 << 17) -> Path:
+    """n trajectories of 10 points (240 bytes of x, v, F each) with a parameter of ``width``
+    values (1 MiB a row by default), stored compressed: the parameters are most of a row."""
+    from odernn.data.writer import TrajectoryWriter
+
+    attrs = {"kind": "oscillator", "system": "external", "forcing": "samples"}
+    with TrajectoryWriter(path, t=np.arange(10) * 0.1, n=n, params={"wide": (width,)},
+                          attrs=attrs, compression="gzip") as w:
+        w.write(0, {k: np.zeros((n, 10)) for k in ("x", "v", "F")},
+                {"wide": np.zeros((n, width))})
+    return path
+
+
+def test_checking_a_file_counts_its_parameters_in_blocks_and_budget(tmp_path, monkeypatch):
+    import tracemalloc
+
+    from odernn.data import store
+
+    path = wide_params_file(tmp_path / "wide.h5")
+    monkeypatch.setattr(store, "BLOCK_BYTES", 1 << 20)  # one row's parameters fill a block
+    with store.open_trajectories(path) as f:
+        tracemalloc.start()
+        try:
+            f.check_parts()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 3 << 20  # a row at a time, not all 8 MiB
+        monkeypatch.setenv(budget.ENV, "512K")
+        with pytest.raises(budget.BudgetError, match=r"the parameters of 1 trajectory\(ies\), "
+                                                     r"1 MiB each"):
+            f.check_parts()
+
+
+def test_reading_file_rows_counts_their_parameters(tmp_path, monkeypatch):
+    from odernn.data.filerows import FileRows
+
+    rows = FileRows(wide_params_file(tmp_path / "wide.h5"))
+    assert rows.row_bytes() == 10 * 24 + (8 << 17)
+    monkeypatch.setenv(budget.ENV, "4M")  # the 8 rows' x, v, F (2 KiB) fit; with params not
+    with pytest.raises(budget.BudgetError, match="8 trajectories of 10 points"):
+        rows.read()
+    monkeypatch.setenv(budget.ENV, "64M")
+    assert rows.read().params["wide"].shape == (8, 1 << 17)
+
+
 def zeros_file(path: Path, n: int, steps: int) -> Path:
     """An odernn series file of ``n x steps`` zeros, gzip-compressed to a few MB: every
     1 MiB chunk is the same compressed bytes, written directly (no GBs in this process)."""

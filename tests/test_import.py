@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tracemalloc
 
 import h5py
 import numpy as np
 import pytest
 from test_bad_input import fails_cleanly
+from test_store import odernn_cli
 
+from odernn import budget
 from odernn.cli.app import main
 from odernn.data import import_scan
 from odernn.data.importer import ImportOptions, derive_velocity, import_file
@@ -61,6 +64,16 @@ def test_csv_round_trip_is_bit_for_bit(tmp_path):
     assert_same(read_trajectories(tmp_path / "d.h5"), columns)
 
 
+def test_unix_epoch_seconds_import_and_read_back(tmp_path):
+    """Millisecond steps at t ~ 1.7e9 s: steps vary by t's rounding (~2e-7 s), far more than
+    1e-6 of dt, and are uniform all the same (writer and reader share one rule)."""
+    columns = table(5)
+    columns["t"] = np.tile(1.7e9 + 0.001 * np.arange(T), N)
+    source = write_csv(tmp_path / "epoch.csv", columns)
+    assert main(["import", str(source), "-o", str(tmp_path / "e.h5"), "-q", *MAPPED]) == 0
+    assert_same(read_trajectories(tmp_path / "e.h5"), columns)
+
+
 @pytest.mark.parametrize("dialect", ["semicolon", "tab", "spaces", "crlf", "quoted", "bom"])
 def test_csv_dialects_round_trip(tmp_path, dialect):
     columns = table(12)
@@ -105,6 +118,17 @@ def test_npz_columns_and_trajectory_arrays_round_trip(tmp_path):
     assert_same(read_trajectories(tmp_path / "b.h5"), columns)
 
 
+def test_npz_members_are_checked_against_the_budget_together(tmp_path, monkeypatch):
+    n = 1 << 17  # a member is 2 MiB loaded (float64 and a copy)
+    np.savez(tmp_path / "three.npz", t=np.arange(n) * 0.1, x=np.zeros(n), v=np.zeros(n))
+    monkeypatch.setenv(budget.ENV, "4M")  # each member fits; the three do not
+    with pytest.raises(budget.BudgetError, match=r"'t' \(131072,\), 'x' \(131072,\), 'v' "):
+        import_file(tmp_path / "three.npz", tmp_path / "o.h5", ImportOptions(v="v"))
+    assert not (tmp_path / "o.h5").exists()
+    monkeypatch.setenv(budget.ENV, "8M")
+    assert import_file(tmp_path / "three.npz", tmp_path / "o.h5", ImportOptions(v="v")).n == 1
+
+
 def test_npy_tables_round_trip(tmp_path):
     columns = table(2)
     names = ["t", "x", "v", "F", "damping"]
@@ -143,6 +167,31 @@ def test_hdf5_of_another_program_round_trips(tmp_path):
         f["t"], f["damping"] = columns["t"][:T], columns["damping"][::T]
     import_file(tmp_path / "wide.h5", tmp_path / "c.h5", OPTIONS)
     assert_same(read_trajectories(tmp_path / "c.h5"), columns)
+
+
+def test_virtual_datasets_import_only_from_other_files_plain_datasets(tmp_path, monkeypatch):
+    columns = table(4)
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        for k, a in columns.items():
+            f[k] = a
+    for name, source, dataset in [("ok", "plain.h5", "x"), ("self", ".", "x"),
+                                  ("chain", "ok.h5", "x")]:
+        with h5py.File(tmp_path / f"{name}.h5", "w") as f:
+            for k, a in columns.items():
+                if k != "x":
+                    f[k] = a
+            layout = h5py.VirtualLayout(shape=(N * T,), dtype="f8")
+            layout[:] = h5py.VirtualSource(source, dataset, shape=(N * T,))
+            f.create_virtual_dataset("x", layout, fillvalue=np.nan)
+    monkeypatch.chdir(tmp_path.parent)  # sources resolve from the file, not the cwd
+    import_file(tmp_path / "ok.h5", tmp_path / "a.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "a.h5"), columns)
+    for name, message in [("self", "reads from the file itself"),
+                          ("chain", r"reads 'x' of .*ok\.h5, which is a virtual dataset")]:
+        done = odernn_cli("import", tmp_path / f"{name}.h5", "-o", tmp_path / "out.h5", "--v",
+                          "v", cwd=tmp_path)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert re.search(message, done.stderr) and not (tmp_path / "out.h5").exists()
 
 
 def test_an_odernn_file_imports_as_its_own_trajectories(tmp_path):
@@ -405,6 +454,16 @@ def files(tmp_path_factory):
         f["image"] = np.zeros((3, 4, 5))
         f.create_group("empty")
     made["image"] = root / "image.h5"
+    for name, times in [("huge", [-1e308, 0.0, 1.00001e308]), ("overflow", [-1e308, 1e308]),
+                        ("coarse", 3e12 + 3e-4 * np.arange(50))]:  # 3e12 holds no finer steps
+        steps = len(times)
+        made[name] = write_csv(root / f"{name}.csv", {"t": np.asarray(times),
+                                                      "x": np.zeros(steps), "v": np.ones(steps)})
+    (root / "raw.bin").write_bytes(np.arange(6.0).tobytes())
+    with h5py.File(root / "external.h5", "w") as f:  # x kept in a raw file beside it
+        f["t"], f["v"] = np.arange(6.0), np.zeros(6)
+        f.create_dataset("x", shape=(6,), dtype="f8", external=[(str(root / "raw.bin"), 0, 48)])
+    made["external"] = root / "external.h5"
     np.save(root / "cube.npy", np.zeros((2, 3, 4)))
     made["cube"] = root / "cube.npy"
     np.savez(root / "labels.npz", t=np.arange(3.0), x=np.array(["a", "b", "c"]))
@@ -449,6 +508,12 @@ BAD = [
     (["import", "{numbers}", "-o", "{root}/o.h5", "--v", "v"], "not column names"),
     (["import", "{image}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),
     (["import", "{cube}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),
+    (["import", "{external}", "-o", "{root}/o.h5", "--v", "v"], "external raw files"),
+    (["import", "{huge}", "-o", "{root}/o.h5", "--v", "v", "--step-tolerance", "0.1"],
+     "(t0 = -1e+308, dt = inf, 3 points) is not one of finite float64 numbers"),
+    (["import", "{overflow}", "-o", "{root}/o.h5", "--v", "v"],
+     "line 3: the step from -1e+308 to 1e+308 overflows float64"),
+    (["import", "{coarse}", "-o", "{root}/o.h5", "--v", "v"], "below t's resolution"),
     (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"], "no array 'x'"),
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
     (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),

@@ -302,6 +302,26 @@ def test_a_forged_shard_record_is_refused(root):
         open_trajectories(merged)
 
 
+def shard_record(name: str) -> str:
+    """A ``shard_sources`` record naming file ``name``, its size and mtime wrong."""
+    return json.dumps([{"file": name, "size": 0, "mtime_ns": 0, "digest": "sha256:x"}])
+
+
+def test_a_shard_record_that_could_lead_back_is_refused(root, capsys):
+    """A record naming the file itself, or a shard that records shards (two files naming
+    each other), is refused in one line: checking it would check the file again, forever."""
+    for name, other in [("self.h5", "self.h5"), ("a.h5", "b.h5"), ("b.h5", "a.h5")]:
+        shutil.copyfile(root / "data.h5", root / name)
+        with h5py.File(root / name, "r+") as f:
+            f.attrs["shard_sources"] = shard_record(other)
+    for name, message in [("self.h5", "'shard_sources' names the file itself as a shard"),
+                          ("a.h5", r"reads shard .*b\.h5, which records shards itself")]:
+        with pytest.raises(DataError, match=message):
+            open_trajectories(root / name)
+        code, err = run(capsys, ["inspect", root / name])
+        assert code == 2 and err.count("\n") == 1 and "shard" in err
+
+
 # -- demos ----------------------------------------------------------------------------------
 
 def fake_demo(path: Path) -> Path:

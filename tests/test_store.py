@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -249,12 +250,24 @@ def test_non_finite_values_are_refused_on_write(tmp_path, data):
     ({"compression": "lzf"}, "compression must be"),
     ({"datasets": ("v", "F")}, "including 'x'"),
     ({"t": np.array([0.0, 0.1, 0.15])}, "uniform"),
+    ({"t": 3e12 + 3e-4 * np.arange(50)}, "uniform"),  # steps of 0 and 2 ulp: the reader refuses
+    ({"t": np.array([-1e308, 1e308])}, "uniform"),  # a step of inf
     ({"n": 0}, "n must be"),
 ])
 def test_writer_rejects_bad_arguments(tmp_path, kwargs, message):
     args = {"t": grid(), "n": N, **kwargs}
     with pytest.raises(ValueError, match=message):
         TrajectoryWriter(tmp_path / "d.h5", **args)
+
+
+def test_a_grid_of_unix_epoch_seconds_is_written_and_read_back(tmp_path, data):
+    """Steps at t ~ 1.7e9 vary by t's rounding (2e-7), beyond 1e-6 of a 1 ms step: writer
+    and reader share one rule (schema.off_grid) that allows for it."""
+    arrays, params = data
+    t = 1.7e9 + 0.001 * np.arange(T)
+    with TrajectoryWriter(tmp_path / "e.h5", t=t, n=N, params=PARAMS, attrs=ATTRS) as w:
+        w.write(0, arrays, params)
+    assert same_bits(read_trajectories(tmp_path / "e.h5").t, t)
 
 
 def test_writer_rejects_bad_blocks(tmp_path, data):
@@ -389,6 +402,8 @@ CORRUPTIONS = {
                     r"dataset 'x' has shape \(7, 49\); expected \(7, 50\)"),
     "wrong param shape": (replace("params/eta", data=np.zeros(N + 1)),
                           r"'params/eta' has shape \(8,\); expected \(7,\)"),
+    "empty param width": (replace("params/amplitude", shape=(N, 0), dtype="f8"),
+                          r"'params/amplitude' has shape \(7, 0\); expected .* K >= 1"),
     "integer dtype": (replace("x", data=np.zeros((N, T), dtype=np.int64)),
                       "dataset 'x' has dtype int64; expected float32 or float64"),
     "mixed dtypes": (replace("v", data=np.zeros((N, T), dtype=np.float32)), "differ in dtype"),
@@ -558,11 +573,55 @@ def test_merge_equals_the_unsharded_file_bit_for_bit(tmp_path, shards, good, vir
     assert store.content_digest(out) == store.content_digest(good)
 
 
+def test_shards_in_another_compression_merge_uncompressed(tmp_path, shards, good):
+    for path in shards:  # lzf: HDF5 reads it, the writer writes gzip or nothing
+        with h5py.File(path, "r+") as h:
+            x = h["x"][()]
+            del h["x"]
+            h.create_dataset("x", data=x, compression="lzf")
+    out = merge_files(shards, tmp_path / "merged.h5")
+    assert store.content_digest(out) == store.content_digest(good)
+
+
 def test_virtual_merge_without_its_shards_is_refused(tmp_path, shards):
     out = merge_files(shards, tmp_path / "merged.h5", virtual=True)
     shards[1].unlink()
     with pytest.raises(DataError, match=r"virtual dataset '.*' reads from .*part-2\.h5, which"):
         open_trajectories(out)
+
+
+def virtual_x(path: Path, source: str, dataset: str = "x") -> None:
+    """Replace ``x`` of ``path`` by a virtual dataset reading ``dataset`` of file ``source``."""
+    with h5py.File(path, "r+") as h:
+        del h["x"]
+        layout = h5py.VirtualLayout(shape=(N, T), dtype="f8")
+        layout[:] = h5py.VirtualSource(source, dataset, shape=(N, T))
+        h.create_virtual_dataset("x", layout, fillvalue=np.nan)
+
+
+def odernn_cli(*args: object, cwd: Path) -> subprocess.CompletedProcess:
+    """``odernn ARGS`` in a child process: a crash of HDF5 there fails the test, not the run."""
+    return subprocess.run([sys.executable, "-m", "odernn", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("case", ["itself", "itself by name", "cycle", "chain"])
+def test_virtual_datasets_that_could_lead_back_are_refused_in_one_line(tmp_path, good, case):
+    a, b = shutil.copy(good, tmp_path / "a.h5"), shutil.copy(good, tmp_path / "b.h5")
+    if case == "itself":
+        virtual_x(a, ".", "v")
+    elif case == "itself by name":
+        virtual_x(a, "a.h5")
+    else:
+        virtual_x(a, "b.h5")
+        virtual_x(b, "a.h5" if case == "cycle" else "data.h5")
+    for args in (["inspect", a], ["merge", a, b, "-o", tmp_path / "m.h5"]):
+        done = odernn_cli(*args, cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert re.search(r"reads from the file itself|reads 'x' of .*b\.h5, which is a virtual",
+                         lines[0]), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5", "data.h5"]
 
 
 def test_merge_refuses_to_overwrite(tmp_path, shards, good):
@@ -589,11 +648,33 @@ def test_merge_refusals(tmp_path, shards, data, good):
         ([shards[0], write_shard(other / "spec.h5", data, 2, 3, 5, spec="n = 8"), shards[2]],
          "attribute 'spec' is 'n = 8'"),
         ([*shards, good], "data.h5: not a shard"),
+        ([write_shard(other / "str.h5", data, 1, 0, 3, row_start="0"), *shards[1:]],
+         "shard attribute 'row_start' is '0'; expected an integer"),
+        ([shards[0], write_shard(other / "two.h5", data, 2, 3, 5, shard_index=np.array([2, 2])),
+          shards[2]], r"shard attribute 'shard_index' is \[2, 2\]; expected an integer"),
+        ([write_shard(other / "half.h5", data, 1, 0, 3, shard_index=1.5), *shards[1:]],
+         "shard attribute 'shard_index' is 1.5"),
+        ([write_shard(other / "past.h5", data, 1, 0, 3, row_stop=3, n_total=2), *shards[1:]],
+         r"inconsistent shard attributes \(shard 1/3, rows 0\.\.3 of 2"),
     ]
     for given_shards, message in cases:
         with pytest.raises(DataError, match=message):
             merge_files(given_shards, tmp_path / "merged.h5")
         assert not (tmp_path / "merged.h5").exists()
+
+
+def test_a_forged_shard_count_costs_no_more_than_the_files_given(tmp_path, data):
+    forged = [write_shard(tmp_path / f"part-{k}.h5", data, k, lo, hi, count=10**7)
+              for k, (lo, hi) in enumerate(SHARDS[:2], 1)]
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"shard\(s\) 3/10000000, .*, 12/10000000, \.\.\. "
+                                            r"missing; merge needs all 10000000 shards, 2 given"):
+            merge_files(forged, tmp_path / "merged.h5")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
 
 
 # --- standard HDF5 tools ---------------------------------------------------------------------

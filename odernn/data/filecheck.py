@@ -26,6 +26,7 @@ from odernn.data.schema import (
     SCHEMA_VERSION,
     TRAJECTORY_SCALE,
     is_scale_name,
+    off_grid,
 )
 from odernn.errors import DataError
 
@@ -250,27 +251,27 @@ def _check_dataset(d: h5py.Dataset, path: Path, label: str, shape: tuple[int, ..
     elif d.dtype.kind != "f" or d.dtype.itemsize not in (4, 8):
         raise DataError(f"{path}: dataset '{label}' has dtype {d.dtype}; expected float32 or "
                         f"float64")
-    if label.startswith("params/") and d.ndim not in (1, 2):
+    if label.startswith("params/") and (d.ndim not in (1, 2) or 0 in d.shape[1:]):
         raise DataError(f"{path}: dataset '{label}' has shape {d.shape}; expected (N,) or (N, K) "
-                        f"with N = {shape[0]}")
+                        f"with N = {shape[0]}, K >= 1")
     if d.shape != shape:
         raise DataError(f"{path}: dataset '{label}' has shape {d.shape}; expected {shape} "
                         f"(from n_trajectories and n_steps)")
     if d.size > MAX_ELEMENTS:
         raise DataError(f"{path}: dataset '{label}' declares {d.size} values, more than the "
                         f"{MAX_ELEMENTS} allowed")
+    check_storage(d, path, label)
+
+
+def check_storage(d: h5py.Dataset, path: Path, label: str) -> None:
+    """Refuse storage HDF5 cannot read safely or fully: data in other files unchecked
+    (:func:`check_other_files`), chunks over :data:`MAX_READ_CHUNK_BYTES`, chunks or bytes
+    missing."""
+    check_other_files(d, path, label)
     dcpl = d.id.get_create_plist()
-    if dcpl.get_external_count():
-        raise DataError(f"{path}: dataset '{label}' keeps its data in external raw files, which "
-                        f"odernn does not read")
     if d.is_virtual:
-        for source in d.virtual_sources():
-            src = Path(source.file_name)
-            src = src if src.is_absolute() else path.resolve().parent / src
-            if source.file_name != "." and not src.is_file():
-                raise DataError(f"{path}: virtual dataset '{label}' reads from {src}, which "
-                                f"does not exist (a merged file needs its shards beside it)")
-    elif d.chunks is not None:
+        return
+    if d.chunks is not None:
         chunk_bytes = math.prod(d.chunks) * d.dtype.itemsize
         if chunk_bytes > MAX_READ_CHUNK_BYTES:
             raise DataError(f"{path}: dataset '{label}' is stored in chunks of {chunk_bytes} "
@@ -286,6 +287,58 @@ def _check_dataset(d: h5py.Dataset, path: Path, label: str, shape: tuple[int, ..
                         f"{d.id.get_storage_size()} (incomplete or forged file)")
 
 
+def check_other_files(d: h5py.Dataset, path: Path, label: str) -> None:
+    """Refuse a dataset whose data lies in external raw files (any file at all), or a
+    virtual one whose sources :func:`_check_virtual` refuses: the reader's check, and the
+    import's of a foreign HDF5 dataset."""
+    if d.id.get_create_plist().get_external_count():
+        raise DataError(f"{path}: dataset '{label}' keeps its data in external raw files, which "
+                        f"odernn does not read")
+    if d.is_virtual:
+        _check_virtual(d, path, label)
+
+
+def _check_virtual(d: h5py.Dataset, path: Path, label: str) -> None:
+    """Refuse a virtual dataset with a source that is missing, the file itself, or not a
+    plain dataset (virtual in turn, or reached by a link): so no source can lead back to
+    the file (HDF5 crashes on such a cycle). Each source's storage is checked as
+    :func:`check_storage` checks the file's own."""
+    sources = d.virtual_sources()
+    for name in sorted({s.file_name for s in sources}):
+        src = path.resolve().parent / name  # an absolute name stays itself
+        if name != "." and not src.is_file():
+            raise DataError(f"{path}: virtual dataset '{label}' reads from {src}, which "
+                            f"does not exist (a merged file needs its shards beside it)")
+        if name == "." or os.path.samefile(src, path):
+            raise DataError(f"{path}: virtual dataset '{label}' reads from the file itself; "
+                            f"odernn reads virtual datasets of other files' plain datasets only")
+        try:
+            with h5py.File(src, "r") as f:
+                for key in sorted({s.dset_name for s in sources if s.file_name == name}):
+                    _check_source(f, key, src, path, label)
+        except OSError as err:
+            raise DataError(f"{path}: virtual dataset '{label}' reads from {src}, which is not "
+                            f"a readable HDF5 file ({str(err).splitlines()[0]})") from None
+
+
+def _check_source(f: h5py.File, key: str, src: Path, path: Path, label: str) -> None:
+    """Refuse source dataset ``key`` of ``f`` unless it is a plain dataset, reached by hard
+    links, with storage :func:`check_storage` accepts."""
+    obj: Any = f
+    for part in [p for p in key.split("/") if p]:
+        if not (isinstance(obj, h5py.Group)
+                and isinstance(obj.get(part, getlink=True), h5py.HardLink)):
+            obj = None
+            break
+        obj = obj[part]
+    if not isinstance(obj, h5py.Dataset) or obj.is_virtual:
+        what = "a virtual dataset" if isinstance(obj, h5py.Dataset) else "no plain dataset"
+        raise DataError(f"{path}: virtual dataset '{label}' reads '{key}' of {src}, which is "
+                        f"{what}; odernn reads virtual datasets of other files' plain datasets "
+                        f"only (no chains, no cycles)")
+    check_storage(obj, src, key)
+
+
 def _read_time(d: h5py.Dataset, path: Path, dt: float) -> np.ndarray:
     t = d[()].astype(np.float64)
     if not np.all(np.isfinite(t)):
@@ -295,8 +348,7 @@ def _read_time(d: h5py.Dataset, path: Path, dt: float) -> np.ndarray:
         i = int(np.argmax(steps <= 0)) + 1
         raise DataError(f"{path}: dataset 't' is not strictly increasing (t[{i}] = {float(t[i])!r} "
                         f"after t[{i - 1}] = {float(t[i - 1])!r})")
-    # each step within 1e-6 of dt, plus the rounding of t itself (a grid far from t = 0)
-    off = np.abs(steps - dt) > 1e-6 * dt + 4 * np.finfo(d.dtype).eps * np.abs(t[1:])
+    off = off_grid(t, dt, float(np.finfo(d.dtype).eps))
     if np.any(off):
         i = int(np.argmax(off))
         raise DataError(f"{path}: the time grid is not uniform: t[{i + 1}] - t[{i}] = "

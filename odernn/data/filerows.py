@@ -44,6 +44,7 @@ class FileRows:
         self.head = f.read(slice(0, 1))  # one trajectory: the grid, attributes, kinds
         self.chunk_rows = int((f.dataset("x").chunks or (1,))[0])
         self.point_bytes = sum(f.dataset(k).dtype.itemsize for k in f.names)
+        self.param_bytes = f.param_row_bytes()
         self.summary: dict[str, np.ndarray] | None = None
         """Each parameter's smallest and largest value over the file (set by the pass that
         fingerprints it): what decides the layout's inputs, in place of every value."""
@@ -95,8 +96,9 @@ class FileRows:
         return view
 
     def row_bytes(self) -> int:
-        """Bytes of one trajectory as stored (every dataset, one row)."""
-        return self.n_steps * self.point_bytes
+        """Bytes of one trajectory as stored (every dataset and parameter, one row): what
+        reading a row costs."""
+        return self.n_steps * self.point_bytes + self.param_bytes
 
     def spans(self, file_rows: int) -> list[tuple[int, int]]:
         """The view's positions ``(lo, hi)`` falling in each run of ``file_rows`` file rows

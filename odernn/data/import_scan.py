@@ -170,7 +170,8 @@ def scan(columns: Columns, options: Any, report: Progress,
         new = block["trajectory"] != before["trajectory"] if split else t < t_prev
         if a == 0:
             new[0] = True
-        step = t - t_prev
+        with np.errstate(over="ignore"):  # a step beyond the largest float: refused below
+            step = t - t_prev
         inside = ~new
         if dt is None and inside.any():
             k = int(np.argmax(inside))
@@ -179,6 +180,10 @@ def scan(columns: Columns, options: Any, report: Progress,
                 raise DataError(f"{where}: {columns.where('time', a + k)}: time does not "
                                 f"increase ({float(t[k])!r} after {float(t_prev[k])!r}); each "
                                 "trajectory needs increasing times with one uniform step")
+            if dt == np.inf:
+                raise DataError(f"{where}: {columns.where('time', a + k)}: the step from "
+                                f"{float(t_prev[k])!r} to {float(t[k])!r} overflows float64; "
+                                "import takes steps that are finite numbers")
         if dt is not None:
             slack = options.step_tolerance * dt + 4 * EPS * np.maximum(np.abs(t), np.abs(t_prev))
             off = inside & ~(np.abs(step - dt) <= slack)

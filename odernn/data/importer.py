@@ -29,13 +29,14 @@ import numpy as np
 from odernn import budget, jsonio
 from odernn.checks import did_you_mean
 from odernn.data.import_scan import Columns, Scan, scan
+from odernn.data.schema import GRID_TOLERANCE, off_grid
 from odernn.data.sources import Source, open_source
 from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS, get_system
-from odernn.errors import SpecError
+from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.progress import Event, Progress, reporter
 
-STEP_TOLERANCE = 1e-6
+STEP_TOLERANCE = GRID_TOLERANCE
 """Default relative tolerance of a uniform step: every step within ``1e-6 dt`` of ``dt`` (plus
 the rounding of t itself), the trajectory file's own rule."""
 DERIVATIVE = ("second-order finite differences of x: (x[i+1] - x[i-1]) / (2 dt) inside, "
@@ -185,10 +186,14 @@ def _grid(columns: Columns, found: Scan) -> tuple[np.ndarray, list[str]]:
         notes.append(f"truncated every trajectory to the shortest, {found.T} points: dropped "
                      f"{found.dropped} of {found.rows} rows "
                      f"({100 * found.dropped / found.rows:.3g}%)")
-    steps = np.diff(t)
-    if np.max(np.abs(steps - steps[0])) > STEP_TOLERANCE * steps[0]:
-        dt = (t[-1] - t[0]) / (found.T - 1)
-        t = t[0] + dt * np.arange(found.T)
+    if np.any(off_grid(t)):
+        with np.errstate(over="ignore", invalid="ignore"):  # a grid beyond the largest float
+            t0, dt = float(t[0]), float((t[-1] - t[0]) / (found.T - 1))
+            t = t0 + dt * np.arange(found.T)
+        if np.any(off_grid(t)):
+            raise DataError(f"{columns.source.path}: the uniform time grid t0 + dt i (t0 = "
+                            f"{t0!r}, dt = {dt!r}, {found.T} points) is not one of finite "
+                            "float64 numbers: it overflows, or dt is below t's resolution there")
         notes.append(f"time grid made uniform: t0 + {dt:.17g} i (the source's steps vary by "
                      "more than the file's 1e-6 of dt, within --step-tolerance)")
     return t, notes

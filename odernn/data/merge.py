@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Sequence
 from contextlib import ExitStack
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +74,7 @@ def _shard_range(f: TrajectoryFile) -> tuple[int, int]:
 def _check_shards(files: list[TrajectoryFile]) -> list[TrajectoryFile]:
     """Refuse shards of different runs, duplicate, missing or overlapping shards; sort by row."""
     for f in files:
-        missing = [k for k in SHARD_ATTRS if k not in f.attrs]
-        if missing:
-            raise DataError(f"{f.path}: not a shard (no attribute {missing[0]!r}); merge takes "
-                            f"files written with --shard k/n")
-        start, stop = _shard_range(f)
-        if stop - start != f.n or not 1 <= f.attrs["shard_index"] <= f.attrs["shard_count"]:
-            raise DataError(f"{f.path}: inconsistent shard attributes (shard "
-                            f"{f.attrs['shard_index']}/{f.attrs['shard_count']}, rows "
-                            f"{start}..{stop}, {f.n} trajectories)")
+        _check_shard_attrs(f)
     ref = files[0]
     for f in files[1:]:
         _check_same_run(ref, f)
@@ -93,10 +86,11 @@ def _check_shards(files: list[TrajectoryFile]) -> list[TrajectoryFile]:
                             f"given as {by_index[k].path})")
         by_index[k] = f
     count = ref.attrs["shard_count"]
-    absent = [k for k in range(1, count + 1) if k not in by_index]
-    if absent:
-        raise DataError(f"{ref.path}: shard(s) {', '.join(f'{k}/{count}' for k in absent)} "
-                        f"missing; merge needs all {count} shards")
+    if count > len(by_index):  # the first few absent, in time bounded by the files given
+        absent = list(islice((k for k in range(1, count + 1) if k not in by_index), 10))
+        more = ", ..." if count - len(by_index) > len(absent) else ""
+        raise DataError(f"{ref.path}: shard(s) {', '.join(f'{k}/{count}' for k in absent)}"
+                        f"{more} missing; merge needs all {count} shards, {len(files)} given")
     ordered = [by_index[k] for k in range(1, count + 1)]
     covered = 0
     for f in ordered:
@@ -112,6 +106,25 @@ def _check_shards(files: list[TrajectoryFile]) -> list[TrajectoryFile]:
         raise DataError(f"{ordered[-1].path}: shards end at row {covered}, but n_total is "
                         f"{ref.attrs['n_total']}")
     return ordered
+
+
+def _check_shard_attrs(f: TrajectoryFile) -> None:
+    """Refuse a file without every shard attribute, or whose shard attributes are not
+    integers (numpy's included) with index in 1..count and rows ``start..stop`` its own
+    within ``0..n_total``: checked before any is used."""
+    a = f.attrs
+    missing = [k for k in SHARD_ATTRS if k not in a]
+    if missing:
+        raise DataError(f"{f.path}: not a shard (no attribute {missing[0]!r}); merge takes "
+                        f"files written with --shard k/n")
+    wrong = [k for k in SHARD_ATTRS if isinstance(a[k], bool) or not isinstance(a[k], int)]
+    if wrong:
+        raise DataError(f"{f.path}: shard attribute {wrong[0]!r} is {a[wrong[0]]!r:.60}; "
+                        f"expected an integer")
+    k, count, start, stop, total = (a[key] for key in SHARD_ATTRS)
+    if not (1 <= k <= count and start >= 0 and stop - start == f.n and stop <= total):
+        raise DataError(f"{f.path}: inconsistent shard attributes (shard {k}/{count}, rows "
+                        f"{start}..{stop} of {total}, {f.n} trajectories)")
 
 
 def _check_same_run(ref: TrajectoryFile, f: TrajectoryFile) -> None:
@@ -136,8 +149,8 @@ def _merge_copy(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any],
                 overwrite: bool) -> None:
     ref = shards[0]
     n_total = ref.attrs["n_total"]
-    compression = ref.dataset("x").compression
-    row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names)
+    compression = "gzip" if ref.dataset("x").compression == "gzip" else None  # the writer's
+    row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names) + ref.param_row_bytes()
     step = max(1, BLOCK_BYTES // row_bytes)
     with TrajectoryWriter(out, t=ref.t, n=n_total, datasets=ref.names,
                           params=_param_layout(ref), attrs=attrs, dtype=ref.dtype.name,
@@ -214,8 +227,14 @@ def check_shard_sources(path: Path, record: Any) -> None:
         except OSError as err:
             raise DataError(f"{path}: reads shard {shard}, which cannot be found "
                             f"({err.strerror}); a virtual merge needs its shards") from None
+        if os.path.samefile(shard, path):
+            raise DataError(f"{path}: attribute '{SHARD_SOURCES}' names the file itself as a "
+                            f"shard; a virtual merge reads other files")
         if (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
             continue
+        if _records_shards(shard):  # a shard is never a merge: checking it could lead back
+            raise DataError(f"{path}: reads shard {shard}, which records shards itself "
+                            f"(attribute '{SHARD_SOURCES}'): a merge, not a shard")
         try:
             now = content_digest(shard)
         except DataError as err:
@@ -225,3 +244,13 @@ def check_shard_sources(path: Path, record: Any) -> None:
             raise DataError(f"{path}: reads shard {shard}, which changed since the merge (its "
                             f"content digest is {now[:19]}..., the merge recorded "
                             f"{digest[:19]}...); merge the shards again")
+
+
+def _records_shards(shard: Path) -> bool:
+    """Whether ``shard`` has attribute ``shard_sources`` itself (False if it is no HDF5 file:
+    its content digest says what is wrong)."""
+    try:
+        with h5py.File(shard, "r") as h:
+            return SHARD_SOURCES in h.attrs
+    except OSError:
+        return False

@@ -1,5 +1,6 @@
 """The HDF5 trajectory format (schema ``odernn.trajectories``, version 1): names, limits,
-dataset descriptions, and the one rule writer and reader share (finite values only).
+dataset descriptions, and the rules writer and reader share (finite values only, a uniform
+time grid).
 
 A file holds N trajectories on a common time grid of T points::
 
@@ -80,6 +81,25 @@ def is_scale_name(name: str) -> bool:
     """Whether root member ``name`` is one of the format's dimension scales other than ``t``."""
     return name in (TRAJECTORY_SCALE, "component") or re.fullmatch(r"component_[1-9][0-9]*",
                                                                       name) is not None
+
+
+GRID_TOLERANCE = 1e-6
+"""Each step of a file's time grid is within this fraction of ``dt`` (plus t's own rounding)."""
+
+
+def off_grid(t: np.ndarray, dt: float | None = None,
+             eps: float = float(np.finfo(np.float64).eps)) -> np.ndarray:
+    """Whether each step of time grid ``t`` is off the uniform step ``dt`` (default: t's first
+    step): not positive, not finite, or off by more than :data:`GRID_TOLERANCE` of ``dt``
+    plus the rounding of t itself, ``4 eps |t|`` (``eps`` that of t's stored type): a grid far
+    from t = 0, such as Unix-epoch seconds, is no finer. The one rule of the writer, the
+    reader and the import."""
+    t = np.asarray(t, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # a step beyond the largest float
+        steps = np.diff(t)
+        dt = steps[0] if dt is None else dt
+        scale = np.maximum(np.abs(t[:-1]), np.abs(t[1:]))
+        return (steps <= 0) | ~(np.abs(steps - dt) <= GRID_TOLERANCE * dt + 4 * eps * scale)
 
 
 def check_finite(a: np.ndarray, path: Path, label: str, first_row: int, verb: str) -> None:

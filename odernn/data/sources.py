@@ -9,8 +9,8 @@ leading ``/``; each field of a table of records by its field name). An array is 
 column) or 2-D (in ``.npz`` and HDF5: ``(trajectories, points)``).
 
 A ``.npy`` is memory-mapped and an HDF5 dataset sliced, so reading rows costs memory for
-those rows only, whatever the file's size; a ``.npz`` member is loaded whole, its size
-checked against the memory budget first.
+those rows only, whatever the file's size; ``.npz`` members are loaded whole, the sum of
+their sizes checked against the memory budget first.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 from odernn import budget
 from odernn.checks import did_you_mean
 from odernn.data.csvtable import CsvColumns, read_columns, read_header
+from odernn.data.filecheck import check_other_files
 from odernn.errors import DataError
 
 FORMATS = ("csv", "npy", "npz", "hdf5")
@@ -63,7 +64,7 @@ class Source:
 
     def load(self, names: list[str]) -> None:
         """Read what must be read before slicing (the CSV's columns ``names``; the ``.npz``
-        members ``names``, each checked against the memory budget)."""
+        members ``names``, together checked against the memory budget first)."""
         for name in names:
             self.shape(name)
         if self.format == "csv":
@@ -71,10 +72,10 @@ class Source:
             self._arrays = self._csv.arrays
             self._shapes.update({k: (self._csv.rows,) for k in self._shapes})
         elif self.format == "npz":
-            for name in names:
-                if name not in self._arrays:
-                    self._arrays[name] = _npz_member(self._handle, self.path, name,
-                                                     self._shapes[name])
+            todo = [name for name in dict.fromkeys(names) if name not in self._arrays]
+            _check_npz_members(self.path, {name: self._shapes[name] for name in todo})
+            for name in todo:
+                self._arrays[name] = _npz_member(self._handle, self.path, name)
 
     def array(self, name: str) -> Any:
         """Array ``name``, sliced lazily (HDF5, ``.npy``) or in memory (CSV, ``.npz``)."""
@@ -209,11 +210,16 @@ def _npz(path: Path) -> Source:
     return source
 
 
-def _npz_member(archive: zipfile.ZipFile, path: Path, name: str,
-                shape: tuple[int, ...]) -> np.ndarray:
-    budget.check(f"{path}: member {name!r} of shape {shape}",
-                 2 * 8 * int(np.prod(shape, dtype=np.int64)), "save it as .npy, which import "
-                 "reads in blocks")
+def _check_npz_members(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse loading ``.npz`` members of these shapes if, together, they exceed the memory
+    budget: each is held whole, as float64 (and a copy), beside the others."""
+    values = sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes.values())
+    listed = ", ".join(f"{name!r} {shape}" for name, shape in shapes.items())
+    budget.check(f"{path}: member(s) {listed}, {values} values", 2 * 8 * values,
+                 "save them as .npy, which import reads in blocks")
+
+
+def _npz_member(archive: zipfile.ZipFile, path: Path, name: str) -> np.ndarray:
     with archive.open(f"{name}.npy") as fh:
         try:
             return np.lib.format.read_array(fh, allow_pickle=False)
@@ -259,7 +265,11 @@ def _hdf5(path: Path) -> Source:
 
 def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
     """Add HDF5 dataset ``d`` at ``name``: a numeric 1-D or 2-D array, or each numeric field
-    of a 1-D table of records; chunks larger than the memory budget are refused."""
+    of a 1-D table of records; chunks larger than the memory budget are refused, and so is
+    data in other files that the trajectory files' check refuses (external raw files; a
+    virtual dataset's source that is the file itself, or virtual in turn: a cycle crashes
+    HDF5)."""
+    check_other_files(d, path, name)
     if d.chunks is not None:
         budget.check(f"{path}: dataset {name!r} stored in chunks of {d.chunks}",
                      2 * int(np.prod(d.chunks)) * d.dtype.itemsize,

@@ -93,8 +93,8 @@ class TrajectoryFile:
         """
         start, stop = self._rows(rows)
         wanted = self._wanted(names)
-        row_bytes = sum(math.prod(d.shape[1:]) * d.dtype.itemsize
-                        for d in (*(self._datasets[k] for k in wanted), *self._params.values()))
+        row_bytes = self.param_row_bytes() + sum(self.n_steps * self._datasets[k].dtype.itemsize
+                                                 for k in wanted)
         need, available = (stop - start) * row_bytes, _available_memory()
         if available is not None and need > available:
             raise DataError(f"{self.path}: reading rows {start}..{stop} needs {_size(need)} but "
@@ -122,8 +122,12 @@ class TrajectoryFile:
         row's columns when a row is larger); a Ctrl-C or SIGTERM between blocks ends it."""
         per_point = 8 + sum(d.dtype.itemsize for d in self._datasets.values())  # with t
         cols = self.n_steps
-        rows = max(1, BLOCK_BYTES // (per_point * cols))
+        param_bytes = self.param_row_bytes()  # read whole: the forcing needs every column
+        rows = max(1, BLOCK_BYTES // (per_point * cols + param_bytes))
         col_step = cols if per_point * cols <= BLOCK_BYTES else max(1, BLOCK_BYTES // per_point)
+        budget.check(f"{self.path}: the parameters of {rows} trajectory(ies), "
+                     f"{_size(param_bytes)} each", rows * param_bytes,
+                     "that is for checking the file's parts against each other")
         with interrupt_guard() as interrupted:
             for lo in range(0, self.n, rows):
                 hi = min(self.n, lo + rows)
@@ -136,6 +140,11 @@ class TrajectoryFile:
                                       str(self.path))
                     if interrupted():
                         raise KeyboardInterrupt
+
+    def param_row_bytes(self) -> int:
+        """Bytes of one trajectory's parameters, a row of every ``params/`` dataset: what a
+        row costs in memory besides its time points."""
+        return sum(math.prod(d.shape[1:]) * d.dtype.itemsize for d in self._params.values())
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """``{label: (min, max)}`` of every trajectory and parameter dataset (``x``,

@@ -30,6 +30,7 @@ from odernn.data.schema import (
     TRAJECTORY_SCALE,
     check_finite,
     component_scales,
+    off_grid,
 )
 from odernn.errors import OutputError
 from odernn.types import Array
@@ -252,9 +253,7 @@ def _writer_time(t: Array) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
     if t.ndim != 1 or t.size < 2 or not np.all(np.isfinite(t)):
         raise ValueError(f"t must be a finite 1-D grid of at least 2 points, got shape {t.shape}")
-    steps = np.diff(t)
-    dt = steps[0]
-    if dt <= 0 or np.max(np.abs(steps - dt)) > 1e-6 * dt:
+    if np.any(off_grid(t)):
         raise ValueError("t must be a uniform, strictly increasing grid")
     return t
 

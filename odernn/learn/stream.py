@@ -68,12 +68,14 @@ def for_training(path: Path | str, stream: bool | None = None) -> Data:
 
 def in_memory_bytes(data: Data, copies: int = 2) -> int:
     """An estimate of what training ``data`` in memory holds: ``copies`` of its stored values
-    and :data:`IN_MEMORY_BYTES_PER_POINT` per time point."""
+    (parameters included) and :data:`IN_MEMORY_BYTES_PER_POINT` per time point."""
     if isinstance(data, Trajectories):
-        point = sum(a.dtype.itemsize for a in (data.x, data.v, data.F) if a is not None)
+        row = data.n_steps * sum(a.dtype.itemsize for a in (data.x, data.v, data.F)
+                                 if a is not None)
+        row += sum(np.asarray(p).nbytes for p in data.params.values()) // max(data.n, 1)
     else:
-        point = data.point_bytes
-    return data.n * data.n_steps * (copies * point + IN_MEMORY_BYTES_PER_POINT)
+        row = data.row_bytes()
+    return data.n * (copies * row + data.n_steps * IN_MEMORY_BYTES_PER_POINT)
 
 
 def check_fold_trainings(data: Data, folds: int) -> None:
@@ -228,8 +230,7 @@ class WindowStream:
         whole = data.n * per_row <= limit
         self.capacity = data.n if whole else max(biggest, int(limit / 2 // per_row))
         self.n_buffers = 1 if whole else 2
-        working = block_rows(data) * data.n_steps * (2 * data.point_bytes
-                                                     + 12 * sum(self.channels))
+        working = block_rows(data) * (2 * data.row_bytes() + data.n_steps * 12 * sum(self.channels))
         budget.check(f"training buffer of {self.n_buffers} x {self.capacity} trajectories of "
                      f"{data.n_steps} points (streamed from {data.path})",
                      self.n_buffers * self.capacity * per_row + working,
