@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -184,6 +185,19 @@ def _check_target(out: Path, overwrite: bool) -> None:
         raise OutputError(f"{out} already exists; pass --overwrite to replace it")
     if not out.is_dir() or any(p.name not in OUTPUTS for p in out.iterdir()):
         raise OutputError(f"refusing to replace {out}: it holds more than {' and '.join(OUTPUTS)}")
+    if not _ours(out / OUTPUTS[0]):  # the same names are not enough: a user's own plot
+        raise OutputError(f"refusing to replace {out}: it holds no {OUTPUTS[0]} of schema "
+                          f"{SCHEMA}, so it is not an earlier output of odernn gradients")
+
+
+def _ours(path: Path) -> bool:
+    """Whether ``path`` is a JSON record this command wrote (its schema)."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 1 << 26:
+            return False
+        return json.loads(path.read_text(encoding="utf-8")).get("schema") == SCHEMA
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _write(out: Path, overwrite: bool, record: dict[str, Any], fig: Any) -> None:

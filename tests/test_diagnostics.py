@@ -247,3 +247,20 @@ def test_cli_rejects_bad_options_in_one_line(tmp_path, capsys, option, message):
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_replaces_only_an_earlier_output_of_the_command(tmp_path, capsys):
+    """A user's own gradients.png (no record of ours beside it) is never replaced; an earlier
+    output is, with --overwrite."""
+    out = tmp_path / "plots"
+    out.mkdir()
+    (out / "gradients.png").write_bytes(b"a user's own figure")
+    args = ["gradients", "--hidden", "4", "--length", "10", "-o", str(out), "-q", "--overwrite"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an earlier output of odernn gradients" in err
+    assert (out / "gradients.png").read_bytes() == b"a user's own figure"
+    (out / "gradients.png").unlink()
+    out.rmdir()
+    assert main(args) == 0 and main(args) == 0  # new, then its own output replaced
+    assert json.loads((out / "gradients.json").read_text())["schema"] == "odernn.gradients"

@@ -109,3 +109,22 @@ def test_the_demo_trains_seed_groups_and_replaces_them(tmp_path):
     (out / "runs" / "esn" / "seed-0" / "notes.txt").write_text("mine")
     assert main([*args, "--overwrite"]) == 2  # ... and nothing else is
     assert (out / "runs" / "esn" / "seed-0" / "notes.txt").read_text() == "mine"
+
+
+def test_a_group_whose_first_member_refuses_its_input_leaves_nothing(tmp_path, capsys):
+    """Bad input, one line, exit 2: no half-written group that would refuse the corrected
+    command, and a previous group (--overwrite) as it was."""
+    data = tmp_path / "t.h5"
+    assert main(["simulate", "train", "-o", str(data), "--n", "8", "--n-steps", "100",
+                 "--integrator", "exact", "-q"]) == 0
+    group = tmp_path / "late" / "m"
+    args = ["train", str(data), "-o", str(group), "--model", "rnn", "--epochs", "1",
+            "--hidden", "4", "--seeds", "2", "-q"]
+    capsys.readouterr()
+    assert main([*args, "--window", "1000"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "late").exists()
+    assert main([*args, "--window", "20"]) == 0
+    index = (group / "seeds.json").read_bytes()
+    assert main([*args, "--window", "1000", "--overwrite"]) == 2
+    assert (group / "seeds.json").read_bytes() == index and load_group(group).members

@@ -34,6 +34,8 @@ def with_settings(spec: Spec, *, system: str | None = None,
     for key, value in (sets or {}).items():
         if key in TOP_KEYS - set(SET_SECTIONS) - {"integrator", "system"}:
             raw[key] = value
+            if key in ("dt", "t_end"):  # the grid's step, or its end: the other one goes
+                raw.pop("t_end" if key == "dt" else "dt", None)
             continue
         section = next((name for name in SET_SECTIONS if key in raw.get(name, {})), None)
         if section is None and key in new_names:
@@ -50,12 +52,15 @@ def with_settings(spec: Spec, *, system: str | None = None,
 
 
 def _to_toml(raw: dict[str, Any]) -> str:
-    """A spec's plain data as TOML (numbers, strings, lists, one level of tables)."""
+    """A spec's plain data as TOML (numbers, strings, lists, one level of tables, inline
+    tables in them: a range given by its ``{ values = [...] }``)."""
     def value(v: Any) -> str:
         if isinstance(v, str):
             return json.dumps(v)
         if isinstance(v, list):
             return "[" + ", ".join(value(u) for u in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(u)}" for k, u in v.items()) + " }"
         if isinstance(v, bool):
             return "true" if v else "false"
         return repr(v)

@@ -148,8 +148,8 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
         check_group(path, values, resume, overwrite)
         if resume and is_group(path):
             done = [m for m in _read_index(path).get("done", []) if m in names]
-        path.mkdir(parents=True, exist_ok=True)
-        _write_index(path, values, done)
+    # the index is written once a member has run: a member that refuses its input (before it
+    # writes anything) leaves no group behind, and a previous group as it was
     results: dict[str, TrainResult] = {}
     for s, name in zip(values, names, strict=True):
         if name in done:  # finished before the interruption: kept as it is
@@ -160,11 +160,12 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
                            overwrite=overwrite or resume, progress=progress,
                            tensorboard=None if tensorboard is None else Path(tensorboard) / name)
         results[name] = result
+        if path is not None:
+            if result.status != "interrupted":
+                done.append(name)
+            _write_index(path, values, done)
         if result.status == "interrupted":
             break
-        if path is not None:
-            done.append(name)
-            _write_index(path, values, done)
     return results
 
 
