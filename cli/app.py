@@ -128,6 +128,13 @@ def _choice_message(message: str) -> str:
             f"allowed: {', '.join(allowed)}")
 
 
+def _error(message: str) -> None:
+    """Print ``error: message`` on stderr; in a distributed run (torchrun), rank 0 alone does:
+    every rank meets the same bad input, and one line is enough."""
+    if os.environ.get("WORLD_SIZE", "1") == "1" or os.environ.get("RANK", "0") == "0":
+        print(f"error: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -160,12 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OdernnError as exc:
         if debug:
             raise
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        _error(one_line(exc))
         code = EXIT_BAD_INPUT
     except OSError as exc:  # disk full, permissions, I/O: the environment, not a bug
         if debug:
             raise
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        _error(one_line(exc))
         code = EXIT_BAD_INPUT
     except Interrupted as exc:
         if str(exc):
@@ -182,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = _choice_message(exc.format_message())
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        print(f"error: {message}{hint}", file=sys.stderr)
+        _error(f"{message}{hint}")
         code = EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     if argv is None:
         # HDF5's own clean-up at exit would retry a failed close (and can crash)
