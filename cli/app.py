@@ -20,11 +20,15 @@ import typer
 from typer import main as typer_main
 
 try:  # typer >= 0.22 vendors click
-    from typer._click.exceptions import ClickException
+    from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - older typer depends on click
-    from click.exceptions import ClickException
+    from click import exceptions as click_errors
 
 from odernn.errors import Interrupted, OdernnError
+
+ClickException = click_errors.ClickException
+NO_ARGS_IS_HELP = getattr(click_errors, "NoArgsIsHelpError", ())
+"""A bare ``odernn`` (click >= 8.2; older click prints the help and exits 0 itself)."""
 
 app = typer.Typer(
     name="odernn",
@@ -183,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print(INTERRUPTED, file=sys.stderr)
         code = 130
+    except NO_ARGS_IS_HELP as exc:  # a bare `odernn`: the help, not an error (exit 2, click's)
+        print(exc.format_message())
+        code = EXIT_BAD_INPUT
     except ClickException as exc:
         if debug:
             raise

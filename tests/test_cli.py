@@ -111,6 +111,11 @@ def test_config_keys_are_the_option_names(spec, tmp_path, capsys):
     assert not (tmp_path / "e.h5").exists()
 
 
+def test_a_bare_odernn_prints_the_help_on_stdout(capsys):
+    code, out, err = run([], capsys)
+    assert code == 2 and out.startswith("Usage: odernn") and "simulate" in out and err == ""
+
+
 def mount_tmpfs(mount: Path, options: str):
     """A small tmpfs at ``mount``: a real full or read-only disk (needs root, as in CI)."""
     mount.mkdir()
