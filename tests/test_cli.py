@@ -116,6 +116,17 @@ def test_a_bare_odernn_prints_the_help_on_stdout(capsys):
     assert code == 2 and out.startswith("Usage: odernn") and "simulate" in out and err == ""
 
 
+def test_evaluate_given_a_checkpoint_file_names_its_run_directory(tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "esn"
+    run_dir.mkdir(parents=True)
+    (run_dir / "best.pt").write_bytes(b"")
+    code, _, err = run(["evaluate", run_dir / "best.pt", "--data", tmp_path / "test.h5", "-o",
+                        tmp_path / "report"], capsys)
+    assert_one_line_error(code, err, "run directory (or a seed group)", "not a checkpoint file",
+                          f"give its directory {run_dir}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
 def mount_tmpfs(mount: Path, options: str):
     """A small tmpfs at ``mount``: a real full or read-only disk (needs root, as in CI)."""
     mount.mkdir()
