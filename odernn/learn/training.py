@@ -44,12 +44,18 @@ is written, ``fit(model, config, train, val, out, source, previous, report)``.""
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+    """``auto`` is CUDA when available, else the CPU; ``cuda`` (or ``cuda:N``) without a GPU,
+    or a name torch does not know, is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SpecError("device 'cuda' requested but no CUDA GPU is available; allowed here: cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SpecError(f"device {name!r} unknown; allowed: auto, cpu, cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"device {name!r} requested but no CUDA GPU is available; allowed here: "
+                        "cpu")
+    return device
 
 
 def train(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | None, *,
