@@ -20,11 +20,15 @@ import typer
 from typer import main as typer_main
 
 try:  # typer >= 0.22 vendors click
-    from typer._click.exceptions import ClickException
+    from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - older typer depends on click
-    from click.exceptions import ClickException
+    from click import exceptions as click_errors
 
 from odernn.errors import Interrupted, OdernnError
+
+ClickException = click_errors.ClickException
+NO_ARGS_IS_HELP = getattr(click_errors, "NoArgsIsHelpError", ())
+"""A bare ``odernn`` (click >= 8.2; older click prints the help and exits 0 itself)."""
 
 app = typer.Typer(
     name="odernn",
@@ -128,6 +132,13 @@ def _choice_message(message: str) -> str:
             f"allowed: {', '.join(allowed)}")
 
 
+def _error(message: str) -> None:
+    """Print ``error: message`` on stderr; in a distributed run (torchrun), rank 0 alone does:
+    every rank meets the same bad input, and one line is enough."""
+    if os.environ.get("WORLD_SIZE", "1") == "1" or os.environ.get("RANK", "0") == "0":
+        print(f"error: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -160,12 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OdernnError as exc:
         if debug:
             raise
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        _error(one_line(exc))
         code = EXIT_BAD_INPUT
     except OSError as exc:  # disk full, permissions, I/O: the environment, not a bug
         if debug:
             raise
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        _error(one_line(exc))
         code = EXIT_BAD_INPUT
     except Interrupted as exc:
         if str(exc):
@@ -176,13 +187,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print(INTERRUPTED, file=sys.stderr)
         code = 130
+    except NO_ARGS_IS_HELP as exc:  # a bare `odernn`: the help, not an error (exit 2, click's)
+        print(exc.format_message())
+        code = EXIT_BAD_INPUT
     except ClickException as exc:
         if debug:
             raise
         message = _choice_message(exc.format_message())
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        print(f"error: {message}{hint}", file=sys.stderr)
+        _error(f"{message}{hint}")
         code = EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     if argv is None:
         # HDF5's own clean-up at exit would retry a failed close (and can crash)

@@ -22,8 +22,9 @@ def _load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | N
         raw = tomllib.loads(read_small_text(Path(value), "--config"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"--config {value}: {exc}") from None
-    allowed = {p.name for p in ctx.command.params if p.name not in ("config", "help")}
+    allowed = config_keys(ctx.command.params)
     defaults: dict[str, Any] = {}
+    keys: dict[str, str] = {}  # parameter -> the key that set it
     for key, item in raw.items():
         name = key.replace("-", "_")
         if name not in allowed:
@@ -32,9 +33,26 @@ def _load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | N
                 "allowed: "
                 f"{', '.join(sorted(allowed))}"
             )
-        defaults[name] = item
+        if allowed[name] in keys:
+            raise SpecError(f"--config {value}: keys {keys[allowed[name]]!r} and {key!r} both "
+                            "set one option; give one")
+        keys[allowed[name]] = key
+        defaults[allowed[name]] = item
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
+
+
+def config_keys(params: list[Any]) -> dict[str, str]:
+    """The keys of ``--config`` (dashes as underscores) -> the parameter each sets: an option's
+    long names without the leading dashes (``--step-tolerance``: ``step_tolerance``), an
+    argument's name."""
+    keys: dict[str, str] = {}
+    for param in params:
+        if param.name in ("config", "help"):
+            continue
+        for name in [o for o in param.opts if o.startswith("--")] or [param.name]:
+            keys[name.lstrip("-").replace("-", "_")] = param.name
+    return keys
 
 
 CONFIG = typer.Option(

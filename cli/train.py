@@ -110,6 +110,7 @@ def train(
     from odernn.learn.config import TrainConfig
     from odernn.learn.rundir import check_run_dir
     from odernn.learn.stream import for_training
+    from odernn.learn.training import check
     from odernn.learn.training import train as run
 
     if tensorboard is not None:  # the extra and DIR, before anything is read or written
@@ -141,11 +142,15 @@ def train(
     if nproc is not None:
         if nproc < 1:
             raise SpecError(f"--nproc must be >= 1, got {nproc}")
-        # what can be refused is refused here, in one line, before the workers start
+        # what can be refused is refused here, in one line, before the workers start: the
+        # files, the run directory, and what training checks before it trains
         for path in (data, val):
             if path is not None:
                 open_trajectories(path).close()
         check_run_dir(output, resume, overwrite)
+        check(for_training(data), settings, output,
+              val=read_trajectories(val) if val is not None else None, resume=resume,
+              overwrite=overwrite, world_size=nproc)
         code = _relaunch(nproc)
         if code == 130:
             raise Interrupted("")  # the workers have said what they kept

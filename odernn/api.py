@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from odernn.errors import DataError, SpecError
+
 if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
     from odernn.assess.results import Evaluation
     from odernn.data.trajectories import Trajectories
@@ -39,12 +41,11 @@ def fit(data: Trajectories | str | Path, config: TrainConfig | Mapping[str, Any]
     fitted in memory. ``tensorboard`` is a directory for each epoch's figures as TensorBoard
     scalars (``odernn train --tensorboard``; needs the ``tensorboard`` extra).
     """
-    from odernn.errors import DataError
     from odernn.learn.models import from_record, load_surrogate
     from odernn.learn.training import train
 
     settings = _settings(config, options)
-    data = _data(data)
+    data, val = _data(data), _val(val)
     if run_dir is None:
         result = train(data, settings, None, val=val, progress=progress,
                        tensorboard=tensorboard)
@@ -59,11 +60,27 @@ def fit(data: Trajectories | str | Path, config: TrainConfig | Mapping[str, Any]
 def _data(data: Trajectories | str | Path) -> Any:
     """Trajectories as given; a file's path as :func:`~odernn.learn.stream.for_training`
     opens it (in memory, or streamed when it does not fit the memory budget)."""
+    from odernn.data.filerows import FileRows
+    from odernn.data.trajectories import Trajectories
+
     if isinstance(data, str | Path):
         from odernn.learn.stream import for_training
 
         return for_training(data)
+    if not isinstance(data, Trajectories | FileRows):
+        raise DataError(f"data must be Trajectories or a dataset file's path, got "
+                        f"{type(data).__name__}")
     return data
+
+
+def _val(val: Trajectories | None) -> Trajectories | None:
+    """The validation trajectories (None: a share of the training data), type-checked."""
+    from odernn.data.filerows import FileRows
+    from odernn.data.trajectories import Trajectories
+
+    if val is not None and not isinstance(val, Trajectories | FileRows):
+        raise DataError(f"val must be Trajectories or None, got {type(val).__name__}")
+    return val
 
 
 def _settings(config: TrainConfig | Mapping[str, Any] | None,
@@ -73,6 +90,10 @@ def _settings(config: TrainConfig | Mapping[str, Any] | None,
 
     if isinstance(config, TrainConfig):
         return TrainConfig.from_dict({**config.to_dict(), **options}) if options else config
+    if not isinstance(config, Mapping | None):
+        raise SpecError(f"config must be a TrainConfig or a mapping of options, got "
+                        f"{type(config).__name__} {config!r:.40}; the family is an option: "
+                        "fit(data, model='esn')")
     return TrainConfig.from_dict({**dict(config or {}), **options}, where="fit")
 
 
@@ -86,12 +107,11 @@ def fit_seeds(data: Trajectories | str | Path,
     (``evaluate`` reports every seed, their spread and the ensemble) and each member's
     result. With ``run_dir`` the seed group is written there (:mod:`odernn.learn.seeds`).
     ``data`` as for :func:`fit`: trajectories, or a file's path."""
-    from odernn.errors import DataError
     from odernn.learn.models import from_record
     from odernn.learn.models.ensemble import Ensemble
     from odernn.learn.seeds import load_group, train_seeds
 
-    results = train_seeds(_data(data), _settings(config, options), run_dir, seeds, val=val,
+    results = train_seeds(_data(data), _settings(config, options), run_dir, seeds, val=_val(val),
                           resume=resume, overwrite=overwrite, progress=progress)
     if run_dir is not None:
         return load_group(run_dir), results
@@ -109,7 +129,11 @@ def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate 
     --seeds K``) as the :class:`~odernn.learn.models.ensemble.Ensemble` of its members."""
     from odernn.learn.models import load_surrogate as load
     from odernn.learn.seeds import is_group, load_group
+    from odernn.learn.training import resolve_device
 
+    if not isinstance(device, str):
+        raise SpecError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
+    resolve_device(device)  # refused here, in words, rather than by the checkpoint's loader
     return load_group(path, device) if is_group(path) else load(Path(path), device)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import odernn
 from odernn.cli.app import main
+from odernn.errors import DataError, SpecError
 
 
 def test_importing_odernn_and_naming_the_api_loads_no_torch():
@@ -84,3 +85,33 @@ def test_the_api_reference_is_generated_from_the_code():
     done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("call", "error", "needle"), [
+    (lambda d: odernn.fit([1, 2, 3], model="esn"), DataError, "got list"),
+    (lambda d: odernn.fit({"x": 1}, model="esn"), DataError, "got dict"),
+    (lambda d: odernn.fit(None, model="esn"), DataError, "got NoneType"),
+    (lambda d: odernn.fit_seeds([1], model="esn"), DataError, "got list"),
+    (lambda d: odernn.fit(d, "esn"), SpecError, "fit(data, model='esn')"),
+    (lambda d: odernn.fit(d, model="esn", val=[1]), DataError, "val must be"),
+])
+def test_arguments_of_the_wrong_type_are_refused_in_words(call, error, needle):
+    data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(
+        n=4, n_steps=40, integrator="exact"))
+    with pytest.raises(error) as caught:
+        call(data)
+    assert needle in str(caught.value)
+
+
+def test_a_gpu_asked_for_where_there_is_none_is_refused_in_words(small_linear_sets, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is available here")
+    odernn.fit(small_linear_sets[0], model="esn", units=20, run_dir=tmp_path / "run")
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(SpecError, match="no CUDA GPU is available"):
+            odernn.load_surrogate(tmp_path / "run", device=device)
+    with pytest.raises(SpecError, match="'tpu' unknown"):
+        odernn.load_surrogate(tmp_path / "run", device="tpu")
+    assert odernn.load_surrogate(tmp_path / "run", device="cpu").family == "esn"

@@ -87,6 +87,46 @@ def test_unknown_config_key_suggests(spec, tmp_path, capsys):
     assert_one_line_error(code, err, "unknown key 'sed'", "did you mean 'seed'")
 
 
+def test_config_keys_are_the_option_names(spec, tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('set = ["eta=0.3"]\nn-steps = 30\n')
+    out_file = tmp_path / "d.h5"
+    code, _, err = run(["simulate", "train", "-o", out_file, "--config", config, "-q"], capsys)
+    assert code == 0, err
+    code, out, _ = run(["inspect", out_file], capsys)
+    assert "range [0.3, 0.3]" in out and ", 30)" in out
+    table = tmp_path / "t.csv"
+    table.write_text("t,x,v,damping\n" + "".join(f"{i / 10},{i},{i},0.2\n" for i in range(5)))
+    config.write_text('param = ["damping=damping"]\nv = "v"\nstep_tolerance = 1e-5\n')
+    code, out, err = run(["import", table, "-o", tmp_path / "i.h5", "--config", config], capsys)
+    assert code == 0 and "1 trajectories x 5 points" in out, err
+    config.write_text('sets = ["eta=0.3"]\n')  # the parameter's name, not the option's
+    code, _, err = run(["simulate", "train", "-o", tmp_path / "e.h5", "--config", config],
+                       capsys)
+    assert_one_line_error(code, err, "unknown key 'sets'", "did you mean 'set'")
+    config.write_text("n-steps = 30\nn_steps = 40\n")
+    code, _, err = run(["simulate", "train", "-o", tmp_path / "e.h5", "--config", config],
+                       capsys)
+    assert_one_line_error(code, err, "keys 'n-steps' and 'n_steps' both set one option")
+    assert not (tmp_path / "e.h5").exists()
+
+
+def test_a_bare_odernn_prints_the_help_on_stdout(capsys):
+    code, out, err = run([], capsys)
+    assert code == 2 and out.startswith("Usage: odernn") and "simulate" in out and err == ""
+
+
+def test_evaluate_given_a_checkpoint_file_names_its_run_directory(tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "esn"
+    run_dir.mkdir(parents=True)
+    (run_dir / "best.pt").write_bytes(b"")
+    code, _, err = run(["evaluate", run_dir / "best.pt", "--data", tmp_path / "test.h5", "-o",
+                        tmp_path / "report"], capsys)
+    assert_one_line_error(code, err, "run directory (or a seed group)", "not a checkpoint file",
+                          f"give its directory {run_dir}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
 def mount_tmpfs(mount: Path, options: str):
     """A small tmpfs at ``mount``: a real full or read-only disk (needs root, as in CI)."""
     mount.mkdir()

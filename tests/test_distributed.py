@@ -87,6 +87,36 @@ def test_interrupted_two_rank_run_resumes_to_the_uninterrupted_result(dataset, t
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def too_long(dataset) -> str:
+    """A window the dataset's trajectories are too short for (one point short)."""
+    from odernn.data.store import read_trajectories
+
+    return str(read_trajectories(dataset).n_steps)
+
+
+def test_bad_input_is_one_line_from_the_launcher_before_the_workers_start(dataset, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "odernn", "train", str(dataset), "-o",
+                           str(tmp_path / "run"), "--model", "rnn", "--epochs", "1", "--quiet",
+                           "--window", too_long(dataset), "--nproc", "2"], env=clean_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+    assert done.stderr.startswith("error: trajectories have") and "window" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_the_workers_find_is_one_line_from_rank_0(dataset, tmp_path):
+    launch = ("-c", "import sys; from odernn.learn.distributed import launch; "
+              "launch(sys.argv[1:])", "--standalone", "--nproc_per_node", "2", "-m", "odernn")
+    done = subprocess.run([sys.executable, *launch, "train", str(dataset), "-o",
+                           str(tmp_path / "run"), "--model", "rnn", "--epochs", "1", "--quiet",
+                           "--window", too_long(dataset)], env=clean_env(), capture_output=True,
+                          text=True, timeout=120)  # --nproc's torchrun without its checks
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr  # no torchrun log
+    assert done.stderr.startswith("error: trajectories have")
+
+
 def processes_mentioning(text: str) -> list[int]:
     """PIDs of live processes whose command line contains ``text``."""
     found = []

@@ -237,3 +237,15 @@ def test_export_onnx_takes_a_model_a_run_directory_or_a_checkpoint(checkpoint, t
     for other in outputs[1:]:
         for a, b in zip(outputs[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_an_ensemble_or_another_object_is_refused_in_words(tmp_path):
+    from odernn.errors import SpecError
+    from odernn.learn.models.ensemble import Ensemble
+
+    group = Ensemble({"seed-0": tiny_model("gru", "state"), "seed-1": tiny_model("gru", "state")})
+    with pytest.raises(SpecError, match=r"export one member, e\.g\. its members\['seed-0'\]"):
+        odernn.export_onnx(group, tmp_path / "g.onnx")
+    with pytest.raises(SpecError, match="cannot export a list"):
+        odernn.export_onnx([1], tmp_path / "g.onnx")
+    assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,7 @@ from odernn.data import import_scan
 from odernn.data.importer import ImportOptions, derive_velocity, import_file
 from odernn.data.store import read_trajectories
 from odernn.data.writer import TrajectoryWriter
+from odernn.errors import SpecError
 
 N, T, DT = 4, 30, 0.1
 
@@ -540,3 +541,25 @@ BAD = [
 @pytest.mark.parametrize(("args", "needle"), BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_import_input_fails_cleanly(files, capsys, args, needle):
     fails_cleanly(files, capsys, args, needle)
+
+
+@pytest.mark.parametrize(("options", "needle"), [
+    ({"x": None}, "x must be a name"),
+    ({"time": 3}, "time must be a name"),
+    ({"v": ""}, "v must be a name"),
+    ({"trajectory": 3}, "trajectory must be a name (a non-empty string) or None"),
+    ({"step_tolerance": "1e-6"}, "step_tolerance must be a number"),
+    ({"truncate": "no"}, "truncate must be True or False"),
+    ({"params": ["eta=damping"]}, "params must be a mapping of parameter names to array names"),
+    ({"params": {"eta": 1}}, "params must be a mapping"),
+    ({"sets": None}, "sets must be a mapping of parameter names to numbers"),
+])
+def test_import_options_of_the_wrong_type_are_one_line_errors(options, needle):
+    with pytest.raises(SpecError) as caught:
+        ImportOptions(**{"v": "v", **options})
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_import_file_refuses_options_that_are_not_import_options(tmp_path):
+    with pytest.raises(SpecError, match="options must be ImportOptions, got dict"):
+        import_file(tmp_path / "a.csv", tmp_path / "a.h5", {"v": "v"})

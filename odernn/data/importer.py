@@ -72,6 +72,7 @@ class ImportOptions:
     step_tolerance: float = STEP_TOLERANCE
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.v is not None and self.derive_v:
             raise SpecError("give --v COL or --derive-v, not both")
         if self.v is None and not self.derive_v:
@@ -120,6 +121,29 @@ class ImportOptions:
                 "step_tolerance": self.step_tolerance}
 
 
+def _check_types(options: ImportOptions) -> None:
+    """Each field of the type :class:`ImportOptions` documents, refused in one line."""
+    def refuse(name: str, expected: str) -> None:
+        raise SpecError(f"ImportOptions {name} must be {expected}, got {getattr(options, name)!r}")
+
+    for name in ("time", "x", "v", "forcing", "trajectory", "system"):
+        value, optional = getattr(options, name), name not in ("time", "x")
+        if not (isinstance(value, str) and value or optional and value is None):
+            refuse(name, "a name (a non-empty string)" + (" or None" if optional else ""))
+    for name in ("derive_v", "truncate"):
+        if not isinstance(getattr(options, name), bool):
+            refuse(name, "True or False")
+    for name, values in (("params", str), ("sets", object)):
+        mapping = getattr(options, name)
+        if not (isinstance(mapping, Mapping) and all(isinstance(k, str) and isinstance(v, values)
+                                                     for k, v in mapping.items())):
+            refuse(name, "a mapping of parameter names to " + (
+                "array names" if values is str else "numbers"))
+    tolerance = options.step_tolerance
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+        refuse("step_tolerance", "a number")
+
+
 @dataclass
 class ImportResult:
     """What was written: ``n`` trajectories of ``n_steps`` points, step ``dt``, ``dropped``
@@ -156,7 +180,9 @@ def import_file(source: Path | str, output: Path | str, options: ImportOptions |
     (:class:`~odernn.errors.OdernnError`) for what a user can get wrong, before writing."""
     from odernn.data.writer import TrajectoryWriter, check_target
 
-    options = options or ImportOptions()
+    options = ImportOptions() if options is None else options
+    if not isinstance(options, ImportOptions):
+        raise SpecError(f"options must be ImportOptions, got {type(options).__name__}")
     source, output = Path(source), Path(output)
     check_target(output, overwrite, inputs=[source])
     report = reporter(progress)

@@ -146,10 +146,27 @@ def launch(argv: list[str]) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main
 
+    quiet_torchrun()
     try:
         main(argv)
     except (SignalException, KeyboardInterrupt):
         raise SystemExit(130) from None
-    except ChildFailedError as err:  # the failing workers have printed their own error
-        codes = [f.exitcode for f in err.failures.values()]
-        raise SystemExit(next((c for c in codes if c > 0), 1)) from None
+    except ChildFailedError as err:  # rank 0 has printed the error (a worker's exit code > 0)
+        codes = {rank: f.exitcode for rank, f in err.failures.items()}
+        code = next((c for c in codes.values() if c > 0), None)
+        if code is None:  # killed by a signal: nobody has said so
+            rank, failure = next(iter(err.failures.items()))
+            print(f"error: training process rank {rank} died by signal "
+                  f"{failure.signal_name()}", file=sys.stderr)
+        raise SystemExit(code or 1) from None
+
+
+def quiet_torchrun() -> None:
+    """Silence torchrun's own log (its "failed (exitcode: 2)" beside the worker's error, its
+    notes as it stops the workers): rank 0 and :func:`launch` say what went wrong."""
+    import logging
+
+    loggers = logging.Logger.manager.loggerDict
+    for name in ["torch.distributed", *loggers]:
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from odernn import atomic
-from odernn.errors import DataError, MissingDependency
+from odernn.errors import DataError, MissingDependency, SpecError
 
 FORMAT = "odernn.onestep"
 """``metadata_props["format"]`` of an exported file."""
@@ -56,12 +56,28 @@ def export_onnx(model: Any, path: str | Path, *, overwrite: bool = False,
     odernn exported (and none of ``inputs``); nothing is written when anything fails.
     """
     onnx, _ = onnx_modules()
+    check_exportable(model)
     path = Path(path)
     atomic.check_output(path, "model", overwrite=overwrite, inputs=inputs)
     data = onnx_bytes(model)
     atomic.check_output(path, "model", overwrite=overwrite, inputs=inputs)
     atomic.write_bytes(path, data, what="ONNX model ")
     return path
+
+
+def check_exportable(model: Any) -> None:
+    """Refuse what has no one-step function of its own: a seed group's ensemble (its members
+    each have one), anything that is not a surrogate."""
+    from odernn.learn.models.ensemble import Ensemble
+    from odernn.learn.models.surrogate import RecurrentSurrogate
+
+    if isinstance(model, Ensemble):
+        raise SpecError("an ensemble (a seed group) has no single one-step function to export; "
+                        f"export one member, e.g. its members[{next(iter(model.members))!r}] or "
+                        "the member's run directory GROUP/seed-N")
+    if not isinstance(model, RecurrentSurrogate):
+        raise SpecError(f"cannot export a {type(model).__name__}: give a trained surrogate, a "
+                        "run directory or a checkpoint")
 
 
 def onnx_bytes(model: Any) -> bytes:

@@ -130,6 +130,10 @@ def name_runs(run_dirs: Sequence[str | Path], reserved: Collection[str] = ()) ->
     clash with each other or with a ``reserved`` name), each checked to exist."""
     names: dict[str, Path] = {}
     for run in map(Path, run_dirs):
+        if run.is_file():  # e.g. runs/lstm/best.pt for runs/lstm
+            hint = f"; give its directory {run.parent}" if run.suffix == ".pt" else ""
+            raise DataError(f"{run} is a file: a run directory (or a seed group) written by "
+                            f"`odernn train` is expected, not a checkpoint file{hint}")
         if not run.is_dir():
             raise DataError(f"run directory {run} not found; pass directories written by "
                             "`odernn train`")

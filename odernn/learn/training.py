@@ -44,12 +44,18 @@ is written, ``fit(model, config, train, val, out, source, previous, report)``.""
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+    """``auto`` is CUDA when available, else the CPU; ``cuda`` (or ``cuda:N``) without a GPU,
+    or a name torch does not know, is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SpecError("device 'cuda' requested but no CUDA GPU is available; allowed here: cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SpecError(f"device {name!r} unknown; allowed: auto, cpu, cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"device {name!r} requested but no CUDA GPU is available; allowed here: "
+                        "cpu")
+    return device
 
 
 def train(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | None, *,
@@ -99,11 +105,19 @@ def _fold_scores(train: Trajectories, config: TrainConfig, progress: bool | Prog
     return epoch_folds.fold_scores(train, config, run)
 
 
-def _train(train, config, run_dir, val, resume, progress, overwrite, device,
-           tensorboard) -> TrainResult:
-    """:func:`train` on ``device``, inside the process group when distributed (rank 0 alone
-    prepares and writes the run directory; the others wait at a barrier)."""
-    main = dd.rank() == 0
+def check(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | None, *,
+          val: Trajectories | FileRows | None = None, resume: bool = False,
+          overwrite: bool = False, world_size: int = 1) -> None:
+    """Refuse what :func:`train` would refuse before it trains (the device, the options against
+    the data, a resume), writing nothing: ``odernn train --nproc`` runs it before it starts
+    ``world_size`` processes, so that bad input is one error from one process."""
+    resolve_device(config.device)
+    _prepare(train, config, run_dir, val, resume, overwrite, world_size)
+
+
+def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tuple:
+    """What :func:`_train` checks and prepares before it writes:
+    ``(config, train, val, source, model, folds, previous)``, the model on the CPU."""
     if config.val_folds and val is not None:
         raise SpecError(f"val_folds = {config.val_folds} cross-validates over the training "
                         "trajectories: give it or a validation set, not both")
@@ -111,7 +125,7 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
             and 2 <= train.n <= AUTO_FOLDS):  # few trajectories: leave one out (recorded)
         config = dataclasses.replace(config, val_folds=train.n)
     folds = bool(config.val_folds)
-    if folds and config.recipe == "gradient" and dd.world_size() > 1:
+    if folds and config.recipe == "gradient" and world_size > 1:
         raise SpecError("val_folds with the gradient families trains in one process; "
                         "use val_fraction or a validation set with data-parallel training")
     holdout = val is None and not folds
@@ -133,15 +147,25 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
     layout = config.layout(train.dt, train.system, params)
     stats = stream.stats(train, layout)  # in memory, or one pass over the file
     check_data(val, layout, where="validation data")
-    recipe = RECIPES[config.recipe]
-    recipe.check(train, config)
-    model = build(config.model, layout, stats, **config.model_args()).to(device)
-    # everything that can be refused has been checked: only now is the run directory touched
+    RECIPES[config.recipe].check(train, config)
+    model = build(config.model, layout, stats, **config.model_args())
     if resume:  # read-only checks first: a refused resume touches nothing
         check_run_dir(run_dir, resume, overwrite)
     if resume and run_dir is None:
         raise SpecError("resume needs a run directory")
     previous = resumable(run_dir, config, source) if resume else None
+    return config, train, val, source, model, folds, previous
+
+
+def _train(train, config, run_dir, val, resume, progress, overwrite, device,
+           tensorboard) -> TrainResult:
+    """:func:`train` on ``device``, inside the process group when distributed (rank 0 alone
+    prepares and writes the run directory; the others wait at a barrier)."""
+    main = dd.rank() == 0
+    config, train, val, source, model, folds, previous = _prepare(
+        train, config, run_dir, val, resume, overwrite, dd.world_size())
+    recipe, model = RECIPES[config.recipe], model.to(device)
+    # everything that can be refused has been checked: only now is the run directory touched
     if folds and config.recipe == "gradient":  # K trainings, before anything is written
         val = _fold_scores(val, config, progress, device)
     out = (MemoryRun() if run_dir is None else
