@@ -128,3 +128,16 @@ def test_a_group_whose_first_member_refuses_its_input_leaves_nothing(tmp_path, c
     index = (group / "seeds.json").read_bytes()
     assert main([*args, "--window", "1000", "--overwrite"]) == 2
     assert (group / "seeds.json").read_bytes() == index and load_group(group).members
+
+
+def test_overwriting_a_group_with_fewer_members_removes_the_others(tmp_path):
+    data = tmp_path / "t.h5"
+    assert main(["simulate", "train", "-o", str(data), "--n", "8", "--n-steps", "100",
+                 "--integrator", "exact", "-q"]) == 0
+    group = tmp_path / "g"
+    args = ["train", str(data), "-o", str(group), "--model", "rnn", "--epochs", "1",
+            "--hidden", "4", "--window", "20", "-q"]
+    assert main([*args, "--seeds", "2"]) == 0
+    assert main([*args, "--seeds", "1", "--overwrite"]) == 0
+    assert sorted(p.name for p in group.iterdir()) == ["seed-0", "seeds.json"]
+    assert list(load_group(group).members) == ["seed-0"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,10 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
             done = [m for m in _read_index(path).get("done", []) if m in names]
     # the index is written once a member has run: a member that refuses its input (before it
     # writes anything) leaves no group behind, and a previous group as it was
+    stale = [] if path is None or resume or not path.is_dir() else [
+        p for p in sorted(path.glob("seed-*")) if p.name not in names]
+    for old in stale:  # a previous group's other members, replaced with it (runs of ours)
+        check_run_dir(old, False, True)
     results: dict[str, TrainResult] = {}
     for s, name in zip(values, names, strict=True):
         if name in done:  # finished before the interruption: kept as it is
@@ -164,6 +169,9 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
             if result.status != "interrupted":
                 done.append(name)
             _write_index(path, values, done)
+            for old in stale:
+                shutil.rmtree(old, ignore_errors=True)
+            stale = []
         if result.status == "interrupted":
             break
     return results
