@@ -10,6 +10,7 @@ run it before each submission and pin what it finds.
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from hypothesis import settings
@@ -21,6 +22,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 settings.register_profile("default", derandomize=True, database=None, print_blob=True)
 settings.register_profile("fuzz", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# A test run started with SIGINT ignored (a background job of a shell without job control)
+# would pass that on to every odernn process the tests start and signal, which then could not
+# be interrupted as from a terminal: handled here, the children start with the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
