@@ -204,20 +204,16 @@ def wide_params_file(path: Path, n: int = 8, width: int = 1 << 17) -> Path:
 
 
 def test_checking_a_file_counts_its_parameters_in_blocks_and_budget(tmp_path, monkeypatch):
-    import tracemalloc
+    from test_store import TracedPeak
 
     from odernn.data import store
 
     path = wide_params_file(tmp_path / "wide.h5")
     monkeypatch.setattr(store, "BLOCK_BYTES", 1 << 20)  # one row's parameters fill a block
     with store.open_trajectories(path) as f:
-        tracemalloc.start()
-        try:
+        with TracedPeak() as traced:
             f.check_parts()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        assert peak < 3 << 20  # a row at a time, not all 8 MiB
+        assert traced.peak < 3 << 20  # a row at a time, not all 8 MiB
         monkeypatch.setenv(budget.ENV, "512K")
         with pytest.raises(budget.BudgetError, match=r"the parameters of 1 trajectory\(ies\), "
                                                      r"1 MiB each"):

@@ -7,13 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tracemalloc
 
 import h5py
 import numpy as np
 import pytest
 from test_bad_input import fails_cleanly
-from test_store import odernn_cli
+from test_store import TracedPeak, odernn_cli
 
 from odernn import budget
 from odernn.cli.app import main
@@ -358,13 +357,9 @@ def test_npy_and_hdf5_sources_are_read_in_bounded_memory(tmp_path, monkeypatch, 
         options = ImportOptions(v="v", forcing="F", trajectory="run")
     del stacked, columns
     monkeypatch.setattr(import_scan, "CHUNK_BYTES", 1 << 20)
-    tracemalloc.start()
-    try:
+    with TracedPeak() as traced:
         import_file(source, tmp_path / "out.h5", options)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 << 20, peak  # a few blocks of 1 MiB, not the 16 MB source
+    assert traced.peak < 8 << 20, traced.peak  # a few blocks of 1 MiB, not the 16 MB source
     assert read_trajectories(tmp_path / "out.h5").n_steps == rows // 4
 
 

@@ -35,6 +35,21 @@ ATTRS = {"system": "x'' + eta x' + x = F(t)", "forcing": "external", "integrator
 PARAMS = {"eta": (), "amplitude": (K,)}
 
 
+class TracedPeak:
+    """``with TracedPeak() as traced: ...``: ``traced.peak``, the most bytes allocated inside
+    the block and held at once (tracemalloc traces from entry on)."""
+
+    peak = 0
+
+    def __enter__(self) -> TracedPeak:
+        tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
 def make_data(n: int = N, steps: int = T, seed: int = 0) -> tuple[dict, dict]:
     rng = np.random.default_rng(seed)
     arrays = {k: rng.normal(size=(n, steps)) for k in ("x", "v", "F")}
@@ -171,15 +186,11 @@ def test_blocks_in_any_order_and_size_give_the_same_file(sizes, rnd):
 def test_writer_memory_is_bounded_by_the_block(tmp_path):
     n, steps, b = 4000, 250, 50  # 8 MB per dataset, 100 kB per block
     block, params = make_data(b, steps)
-    tracemalloc.start()
-    try:
-        with TrajectoryWriter(tmp_path / "m.h5", t=grid(steps), n=n, params=PARAMS) as w:
-            for lo in range(0, n, b):
-                w.write(lo, block, params)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 1 << 20, f"writer peak {peak} bytes for a 3 x 8 MB file"
+    with TracedPeak() as traced, TrajectoryWriter(tmp_path / "m.h5", t=grid(steps), n=n,
+                                                  params=PARAMS) as w:
+        for lo in range(0, n, b):
+            w.write(lo, block, params)
+    assert traced.peak < 1 << 20, f"writer peak {traced.peak} bytes for a 3 x 8 MB file"
 
 
 # --- atomic writes ---------------------------------------------------------------------------
@@ -322,14 +333,9 @@ def test_verify_scans_in_bounded_memory(tmp_path, monkeypatch):
     arrays, params = make_data(2000, 500)  # 8 MB per dataset
     path = write(tmp_path / "big.h5", arrays, params)
     monkeypatch.setattr(store, "BLOCK_BYTES", 256 << 10)
-    with open_trajectories(path) as f:
-        tracemalloc.start()
-        try:
-            f.verify()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    assert peak < 2 << 20, f"verify peak {peak} bytes for a 3 x 8 MB file"
+    with open_trajectories(path) as f, TracedPeak() as traced:
+        f.verify()
+    assert traced.peak < 2 << 20, f"verify peak {traced.peak} bytes for a 3 x 8 MB file"
 
 
 def test_reading_more_than_available_memory_is_refused(good, monkeypatch):
@@ -457,15 +463,10 @@ def forged_file(path: Path, n: int, steps: int, chunks: tuple[int, int]) -> Path
 def test_absurd_declared_shapes_are_refused_without_allocating(tmp_path, n, steps, message):
     path = forged_file(tmp_path / "forged.h5", n, steps, (64, 1 << 16))
     assert path.stat().st_size < 1 << 20
-    tracemalloc.start()
     started = time.perf_counter()
-    try:
-        with pytest.raises(DataError, match=message):
-            open_trajectories(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert time.perf_counter() - started < 5 and peak < 4 << 20
+    with TracedPeak() as traced, pytest.raises(DataError, match=message):
+        open_trajectories(path)
+    assert time.perf_counter() - started < 5 and traced.peak < 4 << 20
 
 
 def test_large_fixed_size_attribute_is_refused_before_reading(tmp_path, good):
@@ -666,15 +667,11 @@ def test_merge_refusals(tmp_path, shards, data, good):
 def test_a_forged_shard_count_costs_no_more_than_the_files_given(tmp_path, data):
     forged = [write_shard(tmp_path / f"part-{k}.h5", data, k, lo, hi, count=10**7)
               for k, (lo, hi) in enumerate(SHARDS[:2], 1)]
-    tracemalloc.start()
-    try:
-        with pytest.raises(DataError, match=r"shard\(s\) 3/10000000, .*, 12/10000000, \.\.\. "
-                                            r"missing; merge needs all 10000000 shards, 2 given"):
-            merge_files(forged, tmp_path / "merged.h5")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 << 20
+    with TracedPeak() as traced, pytest.raises(
+            DataError, match=r"shard\(s\) 3/10000000, .*, 12/10000000, \.\.\. missing; merge "
+                             r"needs all 10000000 shards, 2 given"):
+        merge_files(forged, tmp_path / "merged.h5")
+    assert traced.peak < 8 << 20
 
 
 # --- standard HDF5 tools ---------------------------------------------------------------------

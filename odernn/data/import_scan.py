@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from odernn import budget
+from odernn.data.schema import off_step
 from odernn.data.sources import Source
 from odernn.errors import DataError
 from odernn.progress import Event, Progress
 
 CHUNK_BYTES = 32 << 20
 """The rows of one block take about this much memory (all mapped columns, float64)."""
-EPS = float(np.finfo(np.float64).eps)
 
 
 class Columns:
@@ -185,8 +185,7 @@ def scan(columns: Columns, options: Any, report: Progress,
                                 f"{float(t_prev[k])!r} to {float(t[k])!r} overflows float64; "
                                 "import takes steps that are finite numbers")
         if dt is not None:
-            slack = options.step_tolerance * dt + 4 * EPS * np.maximum(np.abs(t), np.abs(t_prev))
-            off = inside & ~(np.abs(step - dt) <= slack)
+            off = inside & off_step(step, dt, t_prev, t, options.step_tolerance)
             if off.any():
                 k = int(np.argmax(off))
                 raise DataError(

@@ -90,16 +90,24 @@ GRID_TOLERANCE = 1e-6
 def off_grid(t: np.ndarray, dt: float | None = None,
              eps: float = float(np.finfo(np.float64).eps)) -> np.ndarray:
     """Whether each step of time grid ``t`` is off the uniform step ``dt`` (default: t's first
-    step): not positive, not finite, or off by more than :data:`GRID_TOLERANCE` of ``dt``
-    plus the rounding of t itself, ``4 eps |t|`` (``eps`` that of t's stored type): a grid far
-    from t = 0, such as Unix-epoch seconds, is no finer. The one rule of the writer, the
-    reader and the import."""
+    step): not positive, or :func:`off_step` (``eps`` that of t's stored type). The one rule
+    of the writer, the reader and the import."""
     t = np.asarray(t, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):  # a step beyond the largest float
         steps = np.diff(t)
         dt = steps[0] if dt is None else dt
-        scale = np.maximum(np.abs(t[:-1]), np.abs(t[1:]))
-        return (steps <= 0) | ~(np.abs(steps - dt) <= GRID_TOLERANCE * dt + 4 * eps * scale)
+        return (steps <= 0) | off_step(steps, dt, t[:-1], t[1:], eps=eps)
+
+
+def off_step(step: np.ndarray, dt: float, before: np.ndarray, after: np.ndarray,
+             tolerance: float = GRID_TOLERANCE,
+             eps: float = float(np.finfo(np.float64).eps)) -> np.ndarray:
+    """Whether each ``step = after - before`` is off ``dt``: not finite, or off by more than
+    ``tolerance`` of ``dt`` plus the rounding of t itself, ``4 eps max(|before|, |after|)``
+    (a grid far from t = 0, such as Unix-epoch seconds, is no finer)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.maximum(np.abs(before), np.abs(after))
+        return ~(np.abs(step - dt) <= tolerance * dt + 4 * eps * scale)
 
 
 def check_finite(a: np.ndarray, path: Path, label: str, first_row: int, verb: str) -> None:
