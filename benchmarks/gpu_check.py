@@ -6,12 +6,16 @@ compare throughput. In this order (``--only`` runs one part):
   evaluate`` calls it), in useful FLOPs per second against the GPU's float32 ``mm`` at the
   cell's shapes (``benchmarks/rollout.py``'s measure, which gives the CPU's table);
 - ``tests``: runs the tests marked ``gpu`` (``make test-gpu``: the CUDA path of every family);
-- ``train``: trains every family for a few epochs with ``device="cuda"``, loads each
-  checkpoint on the CPU and on the GPU and checks that the two closed-loop rollouts agree
-  within float32 tolerance;
+- ``train``: trains every family (its defaults) with ``device="cuda"`` and on the CPU
+  (the time of each), loads each CUDA checkpoint on the CPU and on the GPU and checks that
+  the two closed-loop rollouts agree within float32 tolerance; and the cost of bfloat16 in
+  accuracy: NRMSE(x) against the exact solution of the gradient families' closed loop on
+  the GPU in float32 and under ``torch.autocast(bfloat16)`` (both through the autograd
+  modules' step, which autocast covers; the rollout's in-place inference step does not take
+  it);
 - ``throughput``: prints training throughput (time steps per second, teacher-forced
-  forward + backward + Adam step) of an LSTM with hidden 256 at batch 1024, on the GPU
-  against the CPU.
+  forward + backward + Adam step) of an LSTM with hidden 256 at batch 1024, on the GPU in
+  float32 and under bfloat16 autocast, against the CPU.
 
     python benchmarks/gpu_check.py            # a few minutes on one GPU
     python benchmarks/gpu_check.py --only rollouts
@@ -33,15 +37,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from odernn.assess.metrics import nrmse
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
 from odernn.learn.config import TrainConfig
 from odernn.learn.models import build, load_surrogate
 from odernn.learn.models.layout import Layout
+from odernn.learn.models.surrogate import joint_closed_loop
 from odernn.learn.training import train
 from odernn.learn.windows import compute_stats, to_tensors
 
-SHORT = {"rnn": {"epochs": 3}, "lstm": {"epochs": 3}, "gru": {"epochs": 3}, "esn": {}}
+FAMILIES = ("rnn", "lstm", "gru", "esn")
 
 
 def data(n: int, n_steps: int, name: str = "train"):
@@ -50,30 +56,52 @@ def data(n: int, n_steps: int, name: str = "train"):
 
 
 def cuda_vs_cpu(workdir: Path) -> list[str]:
-    """Train each family on CUDA; a CPU rollout of the checkpoint must match the GPU one."""
+    """Train each family on CUDA and on the CPU; a CPU rollout of the CUDA checkpoint must match
+    the GPU one. The gradient families' accuracy in float32 and under bfloat16 autocast."""
     train_set, test = data(128, 400), data(32, 400, "test")
     lines = []
-    for family, options in SHORT.items():
-        config = TrainConfig.from_dict({"model": family, "device": "cuda", **options})
-        t0 = time.perf_counter()
-        result = train(train_set, config, workdir / family, progress=False)
-        elapsed = time.perf_counter() - t0
+    for family in FAMILIES:
+        elapsed, val = {}, {}
+        for device in ("cuda", "cpu"):
+            config = TrainConfig.from_dict({"model": family, "device": device})
+            t0 = time.perf_counter()
+            result = train(train_set, config, workdir / f"{family}-{device}", progress=False)
+            elapsed[device] = time.perf_counter() - t0
+            val[device] = f"{result.best_val_nrmse:.2e} ({result.status})"
         outs = {}
         for device in ("cuda", "cpu"):
-            model = load_surrogate(workdir / family, device=device)
+            model = load_surrogate(workdir / f"{family}-cuda", device=device)
             outs[device] = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params["eta"])
         scale = np.std(test.x[:, 1:])
         gap = float(np.max(np.abs(outs["cuda"].x - outs["cpu"].x)) / scale)
         ok = gap < 1e-3 and outs["cpu"].n_diverged == outs["cuda"].n_diverged
-        lines.append(f"{family:5s} trained on cuda in {elapsed:6.1f} s ({result.status}), "
-                     f"val NRMSE(x) {result.best_val_nrmse:.2e}; CPU vs CUDA rollout max "
-                     f"|dx|/std {gap:.1e} {'ok' if ok else 'MISMATCH'}")
+        lines.append(f"{family:5s} trained on cuda in {elapsed['cuda']:6.1f} s, val NRMSE(x) "
+                     f"{val['cuda']}; on the CPU in {elapsed['cpu']:6.1f} s, {val['cpu']}; "
+                     f"CPU vs CUDA rollout max |dx|/std {gap:.1e} {'ok' if ok else 'MISMATCH'}")
+        if family != "esn":
+            fp32, bf16 = (nrmse(x, test.x) for x in autocast_rollouts(model.to("cuda"), test))
+            lines.append(f"      closed loop on cuda, NRMSE(x): float32 {fp32:.3e}, bfloat16 "
+                         f"autocast {bf16:.3e} ({bf16 / fp32:.2f}x)")
     return lines
 
 
+def autocast_rollouts(model, test) -> list[np.ndarray]:
+    """``x`` of the closed loop through the modules' step (autograd on: the path autocast
+    covers), in float32 and under bfloat16 autocast."""
+    z0, e, observed = model._rollout_tensors(test.x[:, 0], test.v[:, 0], test.F,
+                                             test.params["eta"], None, None)
+    xs = []
+    for bf16 in (False, True):
+        with torch.enable_grad(), torch.autocast("cuda", torch.bfloat16, enabled=bf16):
+            z = joint_closed_loop((model,), z0, e, observed)
+        xs.append(model._rollout_of(z.detach().float(), 0).x)
+    return xs
+
+
 def throughput(device: str, batch: int = 1024, hidden: int = 256, window: int = 50,
-               repeats: int = 5) -> float:
-    """Teacher-forced training steps per second (time steps x batch) of an LSTM."""
+               repeats: int = 5, bf16: bool = False) -> float:
+    """Teacher-forced training steps per second (time steps x batch) of an LSTM (``bf16``:
+    its forward under bfloat16 autocast)."""
     d = data(64, window + 1)
     layout = Layout(dt=d.dt)
     model = build("lstm", layout, compute_stats(d, layout), hidden=hidden).to(device)
@@ -84,7 +112,8 @@ def throughput(device: str, batch: int = 1024, hidden: int = 256, window: int = 
 
     def step() -> None:
         opt.zero_grad()
-        y, y_true = model.teacher_forced(w.z, w.e)
+        with torch.autocast(device, torch.bfloat16, enabled=bf16):
+            y, y_true = model.teacher_forced(w.z, w.e)
         torch.mean(torch.square(y - y_true)).backward()
         opt.step()
 
@@ -136,7 +165,8 @@ def main() -> None:
         print(f"closed-loop rollouts on the GPU, {args.rollout_steps} steps:", flush=True)
         rollouts(steps=args.rollout_steps)
     if args.only in (None, "tests"):
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu"],
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu",
+                                "tests/test_gpu.py"],
                                env={**os.environ, "ODERNN_GPU_TESTS": "1"},
                                cwd=Path(__file__).resolve().parents[1], check=False)
         print(f"tests marked gpu: {'passed' if tests.returncode == 0 else 'FAILED'}",
@@ -147,8 +177,10 @@ def main() -> None:
                 print(line, flush=True)
     if args.only in (None, "throughput"):
         gpu, cpu = throughput("cuda"), throughput("cpu", repeats=1)
+        bf16 = throughput("cuda", bf16=True)
         print(f"LSTM hidden 256, batch 1024, windows of 50: {gpu:,.0f} steps/s on GPU, "
-              f"{cpu:,.0f} on CPU ({torch.get_num_threads()} threads): {gpu / cpu:.1f}x")
+              f"{bf16:,.0f} under bfloat16 autocast ({bf16 / gpu:.2f}x), {cpu:,.0f} on CPU "
+              f"({torch.get_num_threads()} threads): GPU/CPU {gpu / cpu:.1f}x")
 
 
 if __name__ == "__main__":
