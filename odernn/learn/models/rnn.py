@@ -144,7 +144,8 @@ class LSTMCell(nn.Module):
         return h, (h, c)
 
     def sequence(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        hs, (h, c) = self.fused(u, (state[0][None], state[1][None]))
+        # cuDNN takes contiguous states only (an initial state may be a view of a product)
+        hs, (h, c) = self.fused(u, (state[0][None].contiguous(), state[1][None].contiguous()))
         return hs, (h[0], c[0])
 
     def candidate_weight(self) -> Tensor:
@@ -172,7 +173,7 @@ class GRUCell(nn.Module):
         return h, (h,)
 
     def sequence(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        hs, h = self.fused(u, state[0][None])
+        hs, h = self.fused(u, state[0][None].contiguous())
         return hs, (h[0],)
 
     def candidate_weight(self) -> Tensor:
