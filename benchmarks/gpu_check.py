@@ -4,7 +4,8 @@ compare throughput. In this order (``--only`` runs one part):
 - ``rollouts``: times the closed-loop rollouts of rnn, lstm and gru (defaults) on the GPU at
   batches 10^4, 10^5 and 10^6 (``--rollout-steps`` steps, numpy in and out as ``odernn
   evaluate`` calls it), in useful FLOPs per second against the GPU's float32 ``mm`` at the
-  cell's shapes (``benchmarks/rollout.py``'s measure, which gives the CPU's table);
+  cell's shapes (``benchmarks/rollout.py``'s measure, which gives the CPU's table), and the
+  same closed loop with its inputs and outputs left on the GPU;
 - ``tests``: runs the tests marked ``gpu`` (``make test-gpu``: the CUDA path of every family);
 - ``train``: trains every family (its defaults) with ``device="cuda"`` and on the CPU
   (the time of each), loads each CUDA checkpoint on the CPU and on the GPU and checks that
@@ -133,22 +134,42 @@ def rollouts(batches: tuple[int, ...] = (10**4, 10**5, 10**6), steps: int = 50,
     """Closed-loop rollouts on CUDA in useful GFLOP/s against the GPU's ``mm`` at the cell's
     shapes (``benchmarks/rollout.py``'s functions)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from rollout import matmul_rate, rollout_time, setup, useful_flops
+    from rollout import matmul_rate, median_times, rollout_call, setup, useful_flops
 
     data, layout, stats = setup(steps + 1)
     lines = [f"{'family':<6}{'batch':>9}{'matmul GF/s':>13}{'rollout GF/s':>14}{'% of mm':>9}"
-             f"{'step us':>10}"]
+             f"{'step us':>10}{'on GPU GF/s':>13}{'% of mm':>9}{'step us':>10}"]
+    print(lines[0], flush=True)
     for family in ("rnn", "lstm", "gru"):
         model = build(family, layout, stats).to("cuda").eval()
         k, n = layout.n_inputs + model.hparams["hidden"], model.gates * model.hparams["hidden"]
         for batch in batches:
             mm = matmul_rate(batch, k, n, repeats, device="cuda")
-            t = rollout_time(model, data, batch, steps, repeats, device="cuda")
-            rate = useful_flops(model, layout) * batch * steps / t
-            lines.append(f"{family:<6}{batch:>9}{mm / 1e9:>13.1f}{rate / 1e9:>14.1f}"
-                         f"{100 * rate / mm:>9.1f}{1e6 * t / steps:>10.1f}")
+            t = median_times({"numpy": rollout_call(model, data, batch, steps),
+                              "gpu": resident_call(model, data, batch, steps)}, repeats, "cuda")
+            row = f"{family:<6}{batch:>9}{mm / 1e9:>13.1f}"
+            for name in ("numpy", "gpu"):
+                rate = useful_flops(model, layout) * batch * steps / t[name]
+                row += (f"{rate / 1e9:>{14 if name == 'numpy' else 13}.1f}"
+                        f"{100 * rate / mm:>9.1f}{1e6 * t[name] / steps:>10.1f}")
+            lines.append(row)
             print(lines[-1], flush=True)
     return lines
+
+
+def resident_call(model, data, batch: int, steps: int):
+    """The same closed loop with its inputs and outputs left on the GPU (no numpy in or out,
+    no float64 copy, no divergence marking): what the GPU's kernels take alone."""
+    pick = np.arange(batch) % data.n
+    z0, e, _ = model._rollout_tensors(data.x[pick, 0], data.v[pick, 0],
+                                      data.F[pick, :steps + 1], data.params["eta"][pick],
+                                      None, None)
+
+    def run() -> None:
+        with torch.no_grad():
+            joint_closed_loop((model,), z0, e)
+
+    return run
 
 
 def main() -> None:
