@@ -13,6 +13,7 @@ from test_models import oscillator_data, series_data
 
 import odernn
 from odernn.errors import DataError
+from odernn.learn.models.stepper import EXPLODED, beyond
 
 FAMILIES = ("rnn", "lstm", "gru", "esn", "ffn")
 MODES = {
@@ -177,3 +178,18 @@ def test_a_prediction_replaced_by_an_observation_does_not_count_as_a_divergence(
     _, _, stepper = stepped(model, data.x[:, :k], data.v[:, :k], data.F, None)
     assert list(out.diverged_at) == [k] * 3
     np.testing.assert_array_equal(stepper.diverged_at, out.diverged_at)
+
+
+def test_the_divergence_rule_is_the_same_on_numpy_and_torch_arrays():
+    """Non-finite or beyond EXPLODED standard deviations, on either kind of array, to the bit
+    at the limit (the rollout tests a torch tensor where it is, the stepper a numpy array)."""
+    mean, std = np.array([0.5, -1.0]), np.array([2.0, 0.25])
+    limit = EXPLODED * std
+    z = np.zeros((7, 2)) + mean
+    z[1, 0], z[2, 1], z[3, 0] = np.nan, np.inf, -np.inf
+    z[4, 1] = mean[1] + np.nextafter(limit[1], np.inf)  # just beyond
+    z[5, 0] = mean[0] - limit[0]  # on the limit: not beyond
+    z[6] = mean + 0.9 * limit
+    want = [False, True, True, True, True, False, False]
+    assert beyond(z, mean, std).tolist() == want
+    assert beyond(torch.from_numpy(z), mean, std).tolist() == want

@@ -66,6 +66,7 @@ from odernn.data.systems import parameter_names
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
+from odernn.learn.models.stepper import beyond
 
 PEERS = ("sindy", "dmdc")
 """The peers' method names, in display order."""
@@ -81,9 +82,6 @@ MAX_ROWS = 20_000
 TOLERANCE = 0.1
 """A simpler candidate (larger threshold, lower rank) is preferred while its validation error
 is within this fraction of the lowest: differences below it are noise of the held-out draw."""
-EXPLODED = 1e4
-"""A state beyond this many training standard deviations counts as diverged (the
-surrogates' rule, :data:`odernn.learn.models.stepper.EXPLODED`)."""
 MISSING = ("pysindy is not installed (`pip install \"odernn[peers]\"`): SINDy was skipped; "
            "DMDc (numpy only) ran")
 
@@ -116,7 +114,7 @@ class Peer:
         with np.errstate(all="ignore"):
             for k in range(T - 1):
                 z = self.step(z, F[:, k], F[:, k + 1], p)
-                bad = (~np.isfinite(z) | (np.abs((z - self.mean) / self.std) > EXPLODED)).any(1)
+                bad = beyond(z, self.mean, self.std)  # the surrogates' rule
                 new = bad & (diverged < 0)
                 diverged[new] = k + 1
                 z[bad] = 0.0  # a diverged row is carried as zeros, reported as inf

@@ -27,15 +27,26 @@ EXPLODED = 1e4
 """A carried state beyond this many training standard deviations counts as diverged."""
 
 
-def exploded(model: Any, z: np.ndarray) -> np.ndarray:
-    """Where the carried states ``z (..., Z)`` (float64) of ``model`` are non-finite or beyond
-    :data:`EXPLODED` training standard deviations: a boolean array of shape ``z.shape[:-1]``
-    (the rollout's and the stepper's one divergence test)."""
+def beyond(z: np.ndarray | Tensor, mean: np.ndarray, std: np.ndarray) -> np.ndarray | Tensor:
+    """Where the states ``z (..., Z)`` (float64, numpy or torch) are non-finite or beyond
+    :data:`EXPLODED` standard deviations ``std`` from ``mean`` (float64 ``(Z,)``): a boolean
+    array of shape ``z.shape[:-1]``, of ``z``'s kind. Written as ``not |z - mean| <= limit``,
+    which a NaN and an infinity both fail, in three passes; a torch ``z`` is tested where it
+    is (on the GPU before it is copied out), with the same float64 arithmetic and bits."""
+    limit = EXPLODED * std
+    if isinstance(z, Tensor):
+        mean, limit = (torch.from_numpy(a).to(z.device) for a in (mean, limit))
+    with np.errstate(invalid="ignore"):
+        return ~(abs(z - mean) <= limit).all(-1)
+
+
+def exploded(model: Any, z: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    """:func:`beyond` of the carried states ``z (..., Z)`` (float64) of ``model``, in units of
+    its training standard deviations (the rollout's and the stepper's one divergence test)."""
     std = model.codec.state_std().double().cpu().numpy()
     names = ("x",) * z.shape[-1] if model.layout.series else ("x", "v")
     mean = np.array([model.codec.stats.mean[c] for c in names])
-    with np.errstate(invalid="ignore", over="ignore"):
-        return (~np.isfinite(z) | (np.abs((z - mean) / std) > EXPLODED)).any(axis=-1)
+    return beyond(z, mean, std)
 
 
 class Stepper:

@@ -196,8 +196,9 @@ class RecurrentSurrogate(nn.Module):
 
     def _rollout_of(self, z: Tensor, k: int) -> Rollout:
         """The closed loop's states ``z (N, T, Z)`` as a rollout, its divergence marked."""
-        z = z.double().cpu().numpy()
-        bad = exploded(self, z)
+        z = z.double()
+        bad = exploded(self, z).cpu().numpy()  # tested where z is, before the copy out
+        z = z.cpu().numpy()
         diverged_at = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
         for n in np.flatnonzero(diverged_at >= 0):
             z[n, diverged_at[n]:] = np.inf
