@@ -59,7 +59,7 @@ import torch  # noqa: E402
 
 import odernn  # noqa: E402
 from odernn.learn.models import build  # noqa: E402
-from odernn.learn.models.inference import tanh_  # noqa: E402
+from odernn.learn.models.inference import by_sigmoid, sigmoid_form_, tanh_  # noqa: E402
 from odernn.learn.models.layout import Layout, Stats  # noqa: E402
 from odernn.learn.models.readout import skip_width  # noqa: E402
 from odernn.learn.windows import compute_stats  # noqa: E402
@@ -150,35 +150,46 @@ def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Ca
         torch.empty(batch, hidden)
     x[:, :n_in] = u
     minus_one = torch.tensor(-1.0)
+    sig = by_sigmoid(u.device)  # tanh in the rollout's form (the doubling in the weights)
+    h3 = 3 * hidden
 
-    def run() -> None:  # tanh as 2 sigmoid(2 a) - 1, the doubling in the weights (random here)
+    def run() -> None:
         h = c = torch.zeros(batch, hidden)
         for _ in range(steps):
             x[:, n_in:-1] = h
             if family == "rnn":
-                h = tanh_(torch.mm(x, w), doubled=True)
+                h = tanh_(torch.mm(x, w), doubled=sig)
                 continue
-            torch.mm(x, w, out=a).sigmoid_()
+            torch.mm(x, w, out=a)
             if family == "lstm":
-                g = torch.add(minus_one, a[:, 3 * hidden:], alpha=2, out=a[:, 3 * hidden:])
+                if sig:
+                    g = torch.add(minus_one, a.sigmoid_()[:, h3:], alpha=2, out=a[:, h3:])
+                else:
+                    a[:, :h3].sigmoid_()
+                    g = a[:, h3:].tanh_()
                 c = torch.mul(a[:, hidden:2 * hidden], c).addcmul_(a[:, :hidden], g)
-                h = tanh_(torch.mul(c, 2.0), doubled=True).mul_(a[:, 2 * hidden:3 * hidden])
+                h = tanh_(torch.mul(c, 2.0), doubled=True) if sig else torch.tanh(c)
+                h.mul_(a[:, 2 * hidden:h3])
             else:
+                a[:, :2 * hidden].sigmoid_()
                 torch.addmm(b_in, u, w_in, out=n).addcmul_(a[:, :hidden], a[:, 2 * hidden:])
-                h = torch.sub(h, tanh_(n, doubled=True)).mul_(a[:, hidden:2 * hidden]).add_(n)
+                h = torch.sub(h, tanh_(n, doubled=sig)).mul_(a[:, hidden:2 * hidden]).add_(n)
 
     return run
 
 
 def activation_rows(batches: list[int], hidden: int, repeats: int) -> None:
-    """Per call on ``(B, hidden)`` float32 in place: torch's ``tanh`` against odernn's
-    ``2 sigmoid(2 a) - 1`` (:func:`~odernn.learn.models.inference.tanh_`, the doubling
-    included) and ``sigmoid`` alone."""
-    print(f"\n{'batch':>7}{'tanh us':>10}{'2 sigmoid(2a) - 1 us':>22}{'sigmoid us':>12}")
+    """Per call on ``(B, hidden)`` float32 in place: torch's ``tanh`` against
+    ``2 sigmoid(2 a) - 1`` (:func:`~odernn.learn.models.inference.sigmoid_form_`, the doubling
+    included) and ``sigmoid`` alone: which of the two forms the rollout should take here
+    (:data:`~odernn.learn.models.inference.TANH_BY_SIGMOID`, printed)."""
+    form = "2 sigmoid(2a) - 1" if by_sigmoid(torch.device("cpu")) else "torch's tanh"
+    print(f"\nThe rollout's tanh on this CPU: {form} (inference.TANH_BY_SIGMOID)")
+    print(f"{'batch':>7}{'tanh us':>10}{'2 sigmoid(2a) - 1 us':>22}{'sigmoid us':>12}")
     inner = 20
     for batch in batches:
         a = torch.randn(batch, hidden, generator=torch.Generator().manual_seed(0))
-        fns = {"tanh": a.tanh_, "form": lambda a=a: tanh_(a), "sigmoid": a.sigmoid_}
+        fns = {"tanh": a.tanh_, "form": lambda a=a: sigmoid_form_(a), "sigmoid": a.sigmoid_}
         times = median_times({name: lambda f=fn: [f() for _ in range(inner)]
                               for name, fn in fns.items()}, repeats)
         print(f"{batch:>7}" + "".join(f"{1e6 * times[k] / inner:>{w}.1f}" for k, w in

@@ -353,14 +353,16 @@ def _unit_stats(names) -> Stats:
     return Stats({k: 0.1 for k in names}, {k: 1.5 for k in names})
 
 
+@pytest.mark.parametrize("by_sigmoid", [False, True])
 @pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("variant", ["default", "head", "no-skip", "two-parameters", "hybrid",
                                      "velocity"])
-def test_inference_step_is_the_step(family, variant, monkeypatch):
+def test_inference_step_is_the_step(family, variant, by_sigmoid, monkeypatch):
     """The rollout's step without autograd (fused products, in place, in blocks of rows) is
     the cell's equations as training writes them, to rounding (float64 here), for every
-    readout variant."""
+    readout variant, with tanh in either form (the CPU decides which)."""
     monkeypatch.setattr(inference, "BLOCK_BYTES", 1)  # blocks of 64 rows: 64, 64 and 22
+    monkeypatch.setattr(inference, "TANH_BY_SIGMOID", by_sigmoid)
     names = ("x", "v", "F", "eta", "y0", "y1")
     layout, options = Layout(dt=0.05), {}
     if variant == "head":

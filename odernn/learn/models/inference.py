@@ -13,9 +13,10 @@ same equations with
   GRU's ``W_hn h + b_hn`` is a block of the same product, with zero weights for ``u``, and
   ``W_in u + b_in`` a product apart, as its candidate needs ``r * (W_hn h + b_hn)``);
 - the elementwise gate updates in place, in buffers reused from step to step, on the CPU
-  in blocks of rows small enough for the cache; ``tanh`` as ``2 sigmoid(2 a) - 1``
-  (:func:`tanh_`), the doubling in the weights where they give ``a`` (the LSTM's ``g``
-  then shares the gates' one sigmoid);
+  in blocks of rows small enough for the cache; ``tanh`` in the faster form for the device
+  (:func:`tanh_`): on a CPU where torch's tanh is slow (:data:`TANH_BY_SIGMOID`) as
+  ``2 sigmoid(2 a) - 1``, the doubling in the weights where they give ``a`` (the LSTM's
+  ``g`` then shares the gates' one sigmoid);
 - the readout transposed (``V h^T``: two rows of ``B`` columns, a faster product than ``B``
   rows of two columns), the skip's products of the inputs by slicing (no gather), its terms
   added in place, no concatenation.
@@ -27,6 +28,7 @@ against the machine's matrix-multiply rate.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -41,12 +43,50 @@ IN_PLACE = {"relu": Tensor.relu_, "sigmoid": Tensor.sigmoid_}
 _MINUS_ONE = torch.tensor(-1.0)  # zero-dimensional: a scalar to tensors of any device
 
 
+def _mkl_tanh_is_slow() -> bool:
+    """Whether torch's tanh on this CPU is MKL's vector tanh on one of its slow paths. torch
+    built with MKL computes tanh by MKL, whose fast path needs an Intel processor with
+    AVX-512: on an AMD EPYC, and on an Intel Xeon told ``MKL_ENABLE_INSTRUCTIONS=AVX2``, it
+    ran 4 to 9 times slower than torch's own sigmoid; on that Xeon with AVX-512, faster than
+    it (``benchmarks/rollout.py``'s last table; ``docs/performance.md``)."""
+    if not torch.backends.mkl.is_available():
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            intel = "GenuineIntel" in f.read(4096)
+    except OSError:
+        intel = False
+    avx512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    allowed = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "AVX512").upper().startswith("AVX512")
+    return not (intel and avx512 and allowed)
+
+
+TANH_BY_SIGMOID = _mkl_tanh_is_slow()
+"""On this CPU, tanh as ``2 sigmoid(2 a) - 1`` (decided once per process, from the processor,
+never by timing: the two forms differ in the last bits of float32, and a run's numbers must
+not depend on the machine's load)."""
+
+
+def by_sigmoid(device: torch.device) -> bool:
+    """Whether :func:`tanh_` computes tanh through the sigmoid on ``device``: on a CPU where
+    :data:`TANH_BY_SIGMOID`; never on a GPU, whose tanh is one kernel."""
+    return device.type == "cpu" and TANH_BY_SIGMOID
+
+
 def tanh_(a: Tensor, doubled: bool = False) -> Tensor:
-    """``tanh`` in place, as ``2 sigmoid(2 a) - 1``: the same function through torch's sigmoid
-    kernel, several times faster than its tanh on the CPU (``benchmarks/rollout.py`` times
-    both). ``doubled``: ``a`` holds ``2 a`` already (from weights doubled, exactly), which
-    saves a pass. ``2 s - 1`` is one pass, or two, with the same bits, where the ONNX
-    exporter traces it (it cannot trace the one)."""
+    """``tanh`` in place, in the faster form for ``a``'s device (:func:`by_sigmoid`): torch's
+    tanh, or :func:`sigmoid_form_`. ``doubled``: ``a`` holds ``2 a`` already (from weights
+    doubled, exactly, where :func:`by_sigmoid` asked for the sigmoid form)."""
+    if doubled or by_sigmoid(a.device):
+        return sigmoid_form_(a, doubled)
+    return a.tanh_()
+
+
+def sigmoid_form_(a: Tensor, doubled: bool = False) -> Tensor:
+    """``tanh`` in place as ``2 sigmoid(2 a) - 1``: the same function through torch's sigmoid
+    kernel. ``doubled``: ``a`` holds ``2 a`` already, which saves a pass. ``2 s - 1`` is one
+    pass, or two, with the same bits, where the ONNX exporter traces it (it cannot trace the
+    one)."""
     if not doubled:
         a.mul_(2.0)
     if torch.jit.is_tracing():
@@ -132,9 +172,11 @@ def _cell_block(model: Any) -> tuple[Block, int]:
     if family == "rnn":
         w = _stacked(cell.U.detach(), cell.W.detach(), cell.b.detach())
         activation = model.hparams.get("activation", "tanh")
-        if activation == "tanh":  # the pre-activation doubled by the weights
-            w *= 2.0
-            act = lambda a: tanh_(a, doubled=True)  # noqa: E731
+        if activation == "tanh":
+            sig = by_sigmoid(w.device)
+            if sig:  # the pre-activation doubled by the weights
+                w *= 2.0
+            act = lambda a: tanh_(a, doubled=sig)  # noqa: E731
         else:
             act = IN_PLACE[activation]
 
@@ -150,24 +192,37 @@ def _cell_block(model: Any) -> tuple[Block, int]:
         order = torch.cat([torch.arange(0, h2), torch.arange(h3, h4),
                            torch.arange(h2, h3)]).to(w_ih.device)
         w = _stacked(w_ih[order], w_hh[order], (b_ih + b_hh)[order])
-        w[:, h3:] *= 2.0  # g's pre-activation doubled: one sigmoid over every gate
-        spans = ((h3, h4), (0, h1), (h1, h2), (h2, h3))  # g; i; f; o
+        sig = by_sigmoid(w.device)
+        if sig:
+            w[:, h3:] *= 2.0  # g's pre-activation doubled: one sigmoid over every gate
+        spans = ((h3, h4), (0, h1), (h1, h2), (h2, h3), (0, h3))  # g; i; f; o; i f o
 
         def lstm(u: Tensor, state: State, out: State) -> None:
-            a, g, i, f, o = scratch.get("a", u, h4, spans)
-            torch.mm(joined(u, state[0]), w, out=a).sigmoid_()
-            torch.add(_MINUS_ONE, g, alpha=2, out=g)  # tanh(g) from sigmoid(2 g)
+            a, g, i, f, o, ifo = scratch.get("a", u, h4, spans)
+            torch.mm(joined(u, state[0]), w, out=a)
+            if sig:
+                a.sigmoid_()
+                torch.add(_MINUS_ONE, g, alpha=2, out=g)  # tanh(g) from sigmoid(2 g)
+            else:
+                ifo.sigmoid_()
+                g.tanh_()
             torch.mul(f, state[1], out=out[1]).addcmul_(i, g)
-            tanh_(torch.mul(out[1], 2.0, out=out[0]), doubled=True).mul_(o)
+            if sig:
+                sigmoid_form_(torch.mul(out[1], 2.0, out=out[0]), doubled=True).mul_(o)
+            else:
+                torch.tanh(out[1], out=out[0]).mul_(o)
 
         return lstm, h4
     # GRU: r, z from [u, h, 1]; the candidate's recurrent part W_hn h + b_hn in the same
     # product (zero weights for u); its input part W_in u + b_in apart.
-    # The candidate's pre-activation doubled (both parts' weights and biases, exactly).
+    # With the sigmoid form, the candidate's pre-activation doubled (both parts' weights and
+    # biases, exactly).
+    sig = by_sigmoid(w_ih.device)
+    k = 2.0 if sig else 1.0
     w_n = torch.cat([torch.zeros_like(w_ih[h2:]), w_hh[h2:], b_hh[h2:, None]], dim=1)
-    w = torch.cat([_stacked(w_ih[:h2], w_hh[:h2], b_ih[:h2] + b_hh[:h2]), 2.0 * w_n.T],
+    w = torch.cat([_stacked(w_ih[:h2], w_hh[:h2], b_ih[:h2] + b_hh[:h2]), k * w_n.T],
                   dim=1).contiguous()
-    w_in, b_in = 2.0 * w_ih[h2:].T.contiguous(), 2.0 * b_ih[h2:]
+    w_in, b_in = k * w_ih[h2:].T.contiguous(), k * b_ih[h2:]
     spans = ((0, h2), (0, h1), (h1, h2), (h2, h3))  # r z; r; z; 2 (W_hn h + b_hn)
 
     def gru(u: Tensor, state: State, out: State) -> None:
@@ -175,7 +230,7 @@ def _cell_block(model: Any) -> tuple[Block, int]:
         torch.mm(joined(u, state[0]), w, out=a)
         rz.sigmoid_()
         n = torch.addmm(b_in, u, w_in, out=scratch.get("n", u, hidden)[0])
-        tanh_(n.addcmul_(r, hn), doubled=True)
+        tanh_(n.addcmul_(r, hn), doubled=sig)
         torch.sub(state[0], n, out=out[0]).mul_(z).add_(n)
 
     return gru, h3
