@@ -58,7 +58,7 @@ import scipy.sparse  # noqa: E402
 import torch  # noqa: E402
 
 import odernn  # noqa: E402
-from odernn.learn.models import build  # noqa: E402
+from odernn.learn.models import build, inference  # noqa: E402
 from odernn.learn.models.inference import by_sigmoid, sigmoid_form_, tanh_  # noqa: E402
 from odernn.learn.models.layout import Layout, Stats  # noqa: E402
 from odernn.learn.models.readout import skip_width  # noqa: E402
@@ -162,11 +162,7 @@ def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Ca
                 continue
             torch.mm(x, w, out=a)
             if family == "lstm":
-                if sig:
-                    g = torch.add(minus_one, a.sigmoid_()[:, h3:], alpha=2, out=a[:, h3:])
-                else:
-                    a[:, :h3].sigmoid_()
-                    g = a[:, h3:].tanh_()
+                g = torch.add(minus_one, a.sigmoid_()[:, h3:], alpha=2, out=a[:, h3:])
                 c = torch.mul(a[:, hidden:2 * hidden], c).addcmul_(a[:, :hidden], g)
                 h = tanh_(torch.mul(c, 2.0), doubled=True) if sig else torch.tanh(c)
                 h.mul_(a[:, 2 * hidden:h3])
@@ -194,6 +190,35 @@ def activation_rows(batches: list[int], hidden: int, repeats: int) -> None:
                               for name, fn in fns.items()}, repeats)
         print(f"{batch:>7}" + "".join(f"{1e6 * times[k] / inner:>{w}.1f}" for k, w in
                                       (("tanh", 10), ("form", 22), ("sigmoid", 12))), flush=True)
+
+
+def form_rows(families: list[str], layout: Layout, stats: Stats, data, batches: list[int],
+              repeats: int) -> None:
+    """Each family's rollout step with tanh in either form, timed in turn in the same rounds:
+    what the processor's choice (:data:`~odernn.learn.models.inference.TANH_BY_SIGMOID`)
+    gains over the other."""
+    print(f"\n{'family':<6}{'batch':>7}{'torch tanh us':>15}{'sigmoid form us':>17}"
+          f"{'ratio':>8}")
+    chosen = inference.TANH_BY_SIGMOID
+    for family in families:
+        model = build(family, layout, stats).eval()
+        for batch in batches:
+            steps = STEPS.get(batch, 200)
+            call = rollout_call(model, data, batch, steps)
+
+            def form(by_sigmoid: bool, call=call) -> Callable[[], object]:
+                def run() -> object:
+                    inference.TANH_BY_SIGMOID = by_sigmoid
+                    try:
+                        return call()
+                    finally:
+                        inference.TANH_BY_SIGMOID = chosen
+                return run
+
+            t = median_times({"tanh": form(False), "sigmoid": form(True)}, repeats)
+            print(f"{family:<6}{batch:>7}{1e6 * t['tanh'] / steps:>15.1f}"
+                  f"{1e6 * t['sigmoid'] / steps:>17.1f}{t['sigmoid'] / t['tanh']:>8.2f}",
+                  flush=True)
 
 
 def useful_flops(model, layout: Layout) -> int:
@@ -296,6 +321,8 @@ def main() -> None:
                        [b for b in batches if b <= 1024], repeats)
     with torch.no_grad():
         activation_rows(batches, 64, repeats)
+        form_rows(args.families, layout, stats, data, [b for b in batches if b >= 1024],
+                  repeats)
 
 
 if __name__ == "__main__":

@@ -192,20 +192,15 @@ def _cell_block(model: Any) -> tuple[Block, int]:
         order = torch.cat([torch.arange(0, h2), torch.arange(h3, h4),
                            torch.arange(h2, h3)]).to(w_ih.device)
         w = _stacked(w_ih[order], w_hh[order], (b_ih + b_hh)[order])
-        sig = by_sigmoid(w.device)
-        if sig:
-            w[:, h3:] *= 2.0  # g's pre-activation doubled: one sigmoid over every gate
-        spans = ((h3, h4), (0, h1), (h1, h2), (h2, h3), (0, h3))  # g; i; f; o; i f o
+        w[:, h3:] *= 2.0  # g's pre-activation doubled: one sigmoid over every gate
+        spans = ((h3, h4), (0, h1), (h1, h2), (h2, h3))  # g; i; f; o
+        sig = by_sigmoid(w.device)  # g's tanh from the sigmoid in either case: a tanh over
+        # a block of columns is slower than the sigmoid's extra columns and a pass
 
         def lstm(u: Tensor, state: State, out: State) -> None:
-            a, g, i, f, o, ifo = scratch.get("a", u, h4, spans)
-            torch.mm(joined(u, state[0]), w, out=a)
-            if sig:
-                a.sigmoid_()
-                torch.add(_MINUS_ONE, g, alpha=2, out=g)  # tanh(g) from sigmoid(2 g)
-            else:
-                ifo.sigmoid_()
-                g.tanh_()
+            a, g, i, f, o = scratch.get("a", u, h4, spans)
+            torch.mm(joined(u, state[0]), w, out=a).sigmoid_()
+            torch.add(_MINUS_ONE, g, alpha=2, out=g)  # tanh(g) from sigmoid(2 g)
             torch.mul(f, state[1], out=out[1]).addcmul_(i, g)
             if sig:
                 sigmoid_form_(torch.mul(out[1], 2.0, out=out[0]), doubled=True).mul_(o)
