@@ -409,3 +409,23 @@ def test_external_data_with_a_constant_parameter_trains_with_it_fixed():
     assert model.layout.parameters == ("eta",)
     with pytest.raises(DataError, match="k"):
         model.rollout(d.x[:, 0], d.v[:, 0], d.F, {**params, "k": np.full(8, 2.0)})
+
+
+@pytest.mark.parametrize("family", ["lstm", "gru"])
+def test_the_fused_cell_gets_contiguous_states(family):
+    """cuDNN refuses a non-contiguous initial state (the LSTM's cell state is a view of the
+    initial-state map's output): checked here on the CPU, where torch would accept it, so
+    the CUDA path's requirement holds in every test run, not only on a GPU."""
+    layout = Layout(dt=0.05)
+    model = build(family, layout, _unit_stats(("x", "v", "F", "eta", "y0", "y1")), hidden=8)
+    fused, seen = model.cell.fused, []
+
+    def checked(u, hx):
+        seen.extend(t.is_contiguous() for t in (hx if isinstance(hx, tuple) else (hx,)))
+        return type(fused).forward(fused, u, hx)
+
+    fused.forward = checked
+    z = torch.randn(3, 6, layout.n_state)
+    e = torch.randn(3, 6, layout.n_exogenous)
+    model.teacher_forced(z, e)
+    assert seen and all(seen)

@@ -36,7 +36,7 @@ def beyond(z: np.ndarray | Tensor, mean: np.ndarray, std: np.ndarray) -> np.ndar
     limit = EXPLODED * std
     if isinstance(z, Tensor):
         mean, limit = (torch.from_numpy(a).to(z.device) for a in (mean, limit))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         return ~(abs(z - mean) <= limit).all(-1)
 
 
