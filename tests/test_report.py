@@ -224,6 +224,20 @@ def test_summary_says_more_accurate_when_a_surrogate_is() -> None:
     assert "No integrator given only the forcing samples" in same_information_sentences(ev)[0]
 
 
+def test_among_diverged_methods_the_headline_names_the_one_that_diverged_least() -> None:
+    """Every NRMSE x is inf when every surrogate diverged somewhere: the most accurate is then
+    the one with fewer diverged trajectories, not the first in display order."""
+    from odernn.assess.report import _findings, best_by_class_sentences
+
+    test = make_test_set(n=4, n_steps=100)
+    ev = evaluate(test, {"many": Exploding([0, 1, 2]), "one": Exploding([3])},
+                  work_precision=False, resonance=False, chaos=False, progress=False)
+    assert ev.metrics["many"]["nrmse_x"] == ev.metrics["one"]["nrmse_x"] == np.inf
+    assert ev.best_by_class()["data only"] == "one"
+    assert "data only: **one**" in best_by_class_sentences(ev)[0]
+    assert any(line.startswith("- Most accurate surrogate: **one**") for line in _findings(ev))
+
+
 PROBE = """<script>
 window.addEventListener("load", () => {
   // Each image drawn on a canvas: its size, or "partial" if its last row is not opaque

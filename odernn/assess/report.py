@@ -38,7 +38,7 @@ from odernn.assess.report_chaos import chaos_error_figure, chaos_section, chaoti
 from odernn.assess.report_peers import peers_section
 from odernn.assess.report_resonance import frequency_response_run, resonance_section
 from odernn.assess.report_seeds import seeds_section
-from odernn.assess.results import DATA_ONLY, Evaluation
+from odernn.assess.results import DATA_ONLY, Evaluation, accuracy_key
 from odernn.learn.rundir import read_config, read_history
 from odernn.learn.seeds import first_run
 
@@ -203,7 +203,7 @@ def _findings(ev: Evaluation) -> list[str]:
     out = same_information_sentences(ev)
     surrogates = ev.method_names("surrogate")
     if surrogates:
-        best = min(surrogates, key=lambda s: ev.metrics[s]["nrmse_x"])
+        best = min(surrogates, key=lambda s: accuracy_key(ev.metrics[s]))
         m = ev.metrics[best]
         out.append(f"- Most accurate surrogate: **{best}**, NRMSE x {fmt(m['nrmse_x'])} "
                    f"(median per trajectory {fmt(m['median_nrmse_x'])}), valid for a median "

@@ -7,6 +7,7 @@ report reads; :meth:`Evaluation.to_json` is the ``metrics.json`` document (schem
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,17 @@ def information_class(m: MethodResult) -> str | None:
     if m.kind == "surrogate" and m.settings.get("prior"):
         return INFORMATION_CLASSES[1]
     return INFORMATION_CLASSES[2] if m.kind in DATA_ONLY else None
+
+
+def accuracy_key(metrics: Mapping[str, float]) -> tuple[float, float, float]:
+    """Sort key of "most accurate": the lowest NRMSE of x, then, among equal ones (several
+    diverged: all ``inf``), fewer diverged trajectories and the lower median per-trajectory
+    NRMSE of x, so that a method is never named best for coming first in display order."""
+    def finite_or_inf(value: float) -> float:
+        return math.inf if math.isnan(value) else float(value)
+
+    return (finite_or_inf(metrics["nrmse_x"]), finite_or_inf(metrics.get("n_diverged", 0)),
+            finite_or_inf(metrics.get("median_nrmse_x", math.nan)))
 
 
 @dataclass(frozen=True)
@@ -119,13 +131,13 @@ class Evaluation:
         return [name for name, m in self.methods.items() if m.kind in kinds]
 
     def best_by_class(self) -> dict[str, str]:
-        """The method with the lowest NRMSE of x in each information class
-        (:data:`INFORMATION_CLASSES`) that has one: ties and infinities keep display order."""
+        """The most accurate method (:func:`accuracy_key`) in each information class
+        (:data:`INFORMATION_CLASSES`) that has one; exact ties keep display order."""
         out = {}
         for label in INFORMATION_CLASSES:
             names = [n for n, m in self.methods.items() if information_class(m) == label]
             if names:
-                out[label] = min(names, key=lambda n: self.methods[n].metrics["nrmse_x"])
+                out[label] = min(names, key=lambda n: accuracy_key(self.methods[n].metrics))
         return out
 
     def to_json(self) -> dict[str, Any]:
