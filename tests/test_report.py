@@ -238,6 +238,22 @@ def test_among_diverged_methods_the_headline_names_the_one_that_diverged_least()
     assert any(line.startswith("- Most accurate surrogate: **one**") for line in _findings(ev))
 
 
+def test_trajectory_figures_name_the_reference_they_are_drawn_against(tmp_path: Path) -> None:
+    """A system without a closed form is measured against its stored trajectories: the
+    trajectory figures must not say that they show an exact solution."""
+    from odernn.data.simulate import simulate_trajectories
+    from odernn.data.spec import load_spec
+
+    test = simulate_trajectories(load_spec("duffing-test").with_overrides(n=3, n_steps=120))
+    ev = evaluate(test, {"zeros": Zeros()}, integrators=("rk4",), work_precision=False,
+                  resonance=False, chaos=False, bifurcation=False, progress=False)
+    assert ev.reference == "data"
+    md = (write_report(ev, tmp_path / "report") / "report.md").read_text(encoding="utf-8")
+    figures = md.split("## Trajectories", 1)[1].split("\n## ", 1)[0]
+    assert "exact solution" not in figures
+    assert "zeros against the stored test trajectories" in figures
+
+
 PROBE = """<script>
 window.addEventListener("load", () => {
   // Each image drawn on a canvas: its size, or "partial" if its last row is not opaque

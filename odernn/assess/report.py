@@ -281,11 +281,12 @@ def _trajectories(ev: Evaluation, colors: Mapping[str, str]) -> Section:
         return Section("Trajectories", "No surrogates or peers were evaluated.")
     stems = [f"trajectories-{anchor(name) or 'surrogate'}" for name in surrogates]
     stems = [stem if stems.count(stem) == 1 else f"{stem}-{i}" for i, stem in enumerate(stems)]
-    figures = [Figure(stem, f"{name} against the exact solution on its best, median and worst "
+    who = REFERENCE_WORDS.get(ev.reference, ev.reference)  # the stored data: no exact one
+    figures = [Figure(stem, f"{name} against {who} on its best, median and worst "
                       "test trajectory (by NRMSE x).", overlay_plot(ev, name, colors))
                for stem, name in zip(stems, surrogates, strict=True)]
     figures.append(Figure("phase-portraits", "Phase portraits (x, v) of each surrogate's median "
-                          "trajectory, exact solution in black.", phase_plot(ev, colors)))
+                          f"trajectory, {who} in black.", phase_plot(ev, colors)))
     return Section("Trajectories", "", (), figures)
 
 
