@@ -9,14 +9,15 @@ same equations with
 
 - the weights read once, detached, and the input and recurrent weights and the bias
   stacked, so that the gates come from one product of ``[u, h, 1]`` (the LSTM's gates
-  reordered ``i, f, o, g``: one sigmoid over three blocks, one tanh over the fourth; the
-  GRU's ``W_hn h + b_hn`` is a block of the same product, with zero weights for ``u``, and
-  ``W_in u + b_in`` a product apart, as its candidate needs ``r * (W_hn h + b_hn)``);
+  reordered ``i, f, o, g``: one sigmoid over all four blocks, ``g``'s weights doubled so
+  that ``tanh(g) = 2 sigmoid(2 g) - 1`` on every device; the GRU's ``W_hn h + b_hn`` is a
+  block of the same product, with zero weights for ``u``, and ``W_in u + b_in`` a product
+  apart, as its candidate needs ``r * (W_hn h + b_hn)``);
 - the elementwise gate updates in place, in buffers reused from step to step, on the CPU
-  in blocks of rows small enough for the cache; ``tanh`` in the faster form for the device
-  (:func:`tanh_`): on a CPU where torch's tanh is slow (:data:`TANH_BY_SIGMOID`) as
-  ``2 sigmoid(2 a) - 1``, the doubling in the weights where they give ``a`` (the LSTM's
-  ``g`` then shares the gates' one sigmoid);
+  in blocks of rows small enough for the cache; every other ``tanh`` in the faster form for
+  the device (:func:`tanh_`): on a CPU where torch's tanh is slow (:data:`TANH_BY_SIGMOID`)
+  as ``2 sigmoid(2 a) - 1``, the doubling in the weights where they give ``a``; elsewhere
+  (a GPU too) torch's tanh, the weights as they are;
 - the readout transposed (``V h^T``: two rows of ``B`` columns, a faster product than ``B``
   rows of two columns), the skip's products of the inputs by slicing (no gather), its terms
   added in place, no concatenation.
