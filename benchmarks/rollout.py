@@ -193,7 +193,7 @@ def activation_rows(batches: list[int], hidden: int, repeats: int) -> None:
 
 
 def form_rows(families: list[str], layout: Layout, stats: Stats, data, batches: list[int],
-              repeats: int) -> None:
+              repeats: int, quick: bool) -> None:
     """Each family's rollout step with tanh in either form, timed in turn in the same rounds:
     what the processor's choice (:data:`~odernn.learn.models.inference.TANH_BY_SIGMOID`)
     gains over the other."""
@@ -203,7 +203,7 @@ def form_rows(families: list[str], layout: Layout, stats: Stats, data, batches: 
     for family in families:
         model = build(family, layout, stats).eval()
         for batch in batches:
-            steps = STEPS.get(batch, 200)
+            steps = STEPS.get(batch, 200) // (4 if quick else 1)
             call = rollout_call(model, data, batch, steps)
 
             def form(by_sigmoid: bool, call=call) -> Callable[[], object]:
@@ -322,7 +322,7 @@ def main() -> None:
     with torch.no_grad():
         activation_rows(batches, 64, repeats)
         form_rows(args.families, layout, stats, data, [b for b in batches if b >= 1024],
-                  repeats)
+                  repeats, args.quick)
 
 
 if __name__ == "__main__":

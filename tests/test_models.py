@@ -429,3 +429,30 @@ def test_the_fused_cell_gets_contiguous_states(family):
     e = torch.randn(3, 6, layout.n_exogenous)
     model.teacher_forced(z, e)
     assert seen and all(seen)
+
+
+def test_the_tanh_form_follows_the_processor_flag_and_the_device(monkeypatch):
+    """The sigmoid form where TANH_BY_SIGMOID says so on a CPU, torch's tanh elsewhere (a
+    GPU always): the two forms differ in float32's last bits, so a flag ignored shows."""
+    a = torch.linspace(-3, 3, 10_001)
+    monkeypatch.setattr(inference, "TANH_BY_SIGMOID", True)
+    assert inference.by_sigmoid(torch.device("cpu"))
+    assert not inference.by_sigmoid(torch.device("cuda"))
+    by_sigmoid = inference.tanh_(a.clone())
+    assert torch.equal(by_sigmoid, inference.sigmoid_form_(a.clone()))
+    monkeypatch.setattr(inference, "TANH_BY_SIGMOID", False)
+    native = inference.tanh_(a.clone())
+    assert torch.equal(native, torch.tanh(a)) and not torch.equal(native, by_sigmoid)
+    torch.testing.assert_close(native, by_sigmoid, rtol=0, atol=2e-7)
+    layout = Layout(dt=0.05)
+    model = build("rnn", layout, _unit_stats(("x", "v", "F", "eta", "y0", "y1")), hidden=8)
+    u = torch.randn(5, layout.n_inputs, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        state = model.initial_state(torch.zeros(5, layout.n_init))
+    steps = {}
+    for flag in (False, True):
+        monkeypatch.setattr(inference, "TANH_BY_SIGMOID", flag)
+        with torch.no_grad():
+            steps[flag] = model.inference_step()(u, state)[1][0]
+    assert not torch.equal(steps[False], steps[True])
+    torch.testing.assert_close(steps[False], steps[True], rtol=0, atol=1e-6)

@@ -187,8 +187,8 @@ class ESN(RecurrentSurrogate):
     def reservoir_step(self, u: Tensor, r: Tensor) -> Tensor:
         """One leaky update; ``r (B, units)`` is stored transposed (fast sparse products).
         tanh as ``2 sigmoid(2 a) - 1`` on every device, even where torch's tanh is faster: the
-        reservoirs fitted with torch's tanh were measured less accurate (every seed of the
-        demo's, on the one CPU where it is the faster)."""
+        demo's reservoirs fitted with torch's tanh were measured less accurate, at every rank
+        of their seeds (``benchmarks/tanh_form.py``)."""
         pre = self.recurrent_product(r)
         pre = sigmoid_form_(pre.addmm_(self.W_in, u.T).add_(self.b[:, None]))
         a = self.hparams["leak_rate"]

@@ -52,14 +52,25 @@ def _mkl_tanh_is_slow() -> bool:
     it (``benchmarks/rollout.py``'s last table; ``docs/performance.md``)."""
     if not torch.backends.mkl.is_available():
         return False
+    vendor, flags = _first_processor()
+    allowed = (os.environ.get("MKL_ENABLE_INSTRUCTIONS") or "AVX512").upper()
+    return not (vendor == "GenuineIntel" and "avx512f" in flags and allowed.startswith("AVX512"))
+
+
+def _first_processor() -> tuple[str, set[str]]:
+    """The vendor and the feature flags of the first processor in ``/proc/cpuinfo`` (what
+    MKL's dispatch looks at); empty where there is no such file."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            intel = "GenuineIntel" in f.read(4096)
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
-        intel = False
-    avx512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-    allowed = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "AVX512").upper().startswith("AVX512")
-    return not (intel and avx512 and allowed)
+        pass
+    return fields.get("vendor_id", ""), set(fields.get("flags", "").split())
 
 
 TANH_BY_SIGMOID = _mkl_tanh_is_slow()

@@ -36,8 +36,10 @@ def beyond(z: np.ndarray | Tensor, mean: np.ndarray, std: np.ndarray) -> np.ndar
     limit = EXPLODED * std
     if isinstance(z, Tensor):
         mean, limit = (torch.from_numpy(a).to(z.device) for a in (mean, limit))
+        return ~(z - mean).abs_().le_(limit).all(-1)  # one float64 copy (the GPU's memory)
     with np.errstate(invalid="ignore", over="ignore"):
-        return ~(abs(z - mean) <= limit).all(-1)
+        d = z - mean
+        return ~(np.abs(d, out=d) <= limit).all(-1)
 
 
 def exploded(model: Any, z: np.ndarray | Tensor) -> np.ndarray | Tensor:
