@@ -125,7 +125,7 @@ def test_npz_members_are_checked_against_the_budget_together(tmp_path, monkeypat
     with pytest.raises(budget.BudgetError, match=r"'t' \(131072,\), 'x' \(131072,\), 'v' "):
         import_file(tmp_path / "three.npz", tmp_path / "o.h5", ImportOptions(v="v"))
     assert not (tmp_path / "o.h5").exists()
-    monkeypatch.setenv(budget.ENV, "8M")
+    monkeypatch.setenv(budget.ENV, "16M")  # the members and a block of rows (~12 MiB traced)
     assert import_file(tmp_path / "three.npz", tmp_path / "o.h5", ImportOptions(v="v")).n == 1
 
 
@@ -361,6 +361,28 @@ def test_npy_and_hdf5_sources_are_read_in_bounded_memory(tmp_path, monkeypatch, 
         import_file(source, tmp_path / "out.h5", options)
     assert traced.peak < 8 << 20, traced.peak  # a few blocks of 1 MiB, not the 16 MB source
     assert read_trajectories(tmp_path / "out.h5").n_steps == rows // 4
+
+
+@pytest.mark.parametrize("shape", ["one long trajectory", "many short ones"])
+def test_a_csv_import_stays_within_the_memory_it_checked(tmp_path, monkeypatch, shape):
+    """The traced peak of a CSV import is at most the largest estimate checked against the
+    budget, and not far below it; 200,000 lines (15 MB), which once peaked at 1.5 times."""
+    rows = 200_000
+    if shape == "one long trajectory":
+        columns = {k: v for k, v in table(13, n=1, steps=rows).items() if k in ("t", "x")}
+        options = ImportOptions(derive_v=True)
+    else:
+        columns = table(13, n=rows // 20, steps=20)
+        options = ImportOptions(v="v", forcing="F", trajectory="run",
+                                params={"eta": "damping"})
+    source = write_csv(tmp_path / "big.csv", columns, fmt="%.15g")
+    del columns
+    checked, check = [], budget.check
+    monkeypatch.setattr(budget, "check", lambda what, need, hint: (
+        checked.append(need), check(what, need, hint)))
+    with TracedPeak() as traced:
+        import_file(source, tmp_path / "out.h5", options)
+    assert traced.peak <= max(checked) < 1.5 * traced.peak, (traced.peak, checked)
 
 
 def test_an_interrupted_import_leaves_nothing_and_the_previous_file(tmp_path, monkeypatch):

@@ -2,8 +2,9 @@
 
 ``odernn import`` reads the columns it maps and no others. The file is read in blocks of
 about :data:`BLOCK_BYTES` cut at line ends and each block is parsed by NumPy's C reader
-(``np.loadtxt``; ``benchmarks/import_csv.py`` compares it with the csv module), so memory
-is the parsed columns plus one block. A block is checked cheaply (its parsed rows against
+(``np.loadtxt``; ``benchmarks/import_csv.py`` compares it with the csv module), fed the
+block's lines as they are decoded, so memory is the parsed columns plus about one block
+and its parsed rows (:func:`csv_bytes`). A block is checked cheaply (its parsed rows against
 its lines, its delimiters against the header's); only a block that fails, or one with
 blank or comment lines, is read again line by line to name the first bad line and column
 ("line 7, column 'x': 'abc' is not a number") and the line of every row.
@@ -11,11 +12,13 @@ blank or comment lines, is read again line by line to name the first bad line an
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,8 +26,10 @@ from odernn import budget
 from odernn.errors import DataError
 from odernn.interrupt import interrupt_guard
 
-BLOCK_BYTES = 16 << 20
-"""Bytes of text parsed at a time."""
+BLOCK_BYTES = 8 << 20
+"""Bytes of text parsed at a time (and the longest line read)."""
+UTF8_PIECE = 1 << 18
+"""Bytes of a block decoded at a time to check it is UTF-8 (a str of at most 1 MiB)."""
 MAX_HEADER_BYTES = 1 << 20
 """A header line longer than this is refused (column names are short)."""
 DELIMITERS = (",", ";", "\t")
@@ -53,6 +58,8 @@ class CsvColumns:
     lines: np.ndarray | None = None
     sha256: str = ""
     """The SHA-256 of the file's bytes (hex), from the same read."""
+    nbytes: int = 0
+    """Memory held: the columns and the rows' lines."""
 
     def line(self, row: int) -> int:
         """The 1-based line of the file that holds data row ``row`` (0-based)."""
@@ -107,37 +114,51 @@ def _number(text: str) -> bool:
     return True
 
 
-def _blocks(path: Path, offset: int) -> Iterator[tuple[int, memoryview]]:
-    """``(first_byte, bytes)`` blocks of whole lines from ``offset`` to the end, each read
-    once (no copy; the next block starts at the cut line)."""
+def _survey(path: Path, header: CsvHeader, digest: Any,
+            interrupted: Callable[[], bool]) -> list[tuple[int, int, int, int]]:
+    """``(first_byte, size, lines, delimiters)`` of each block of whole lines from the
+    header's end (delimiters -1: whitespace; a last line without its line end counts), the
+    file hashed into ``digest`` on the way; one block read at a time."""
+    blocks = []
     with open(path, "rb") as fh:
-        start = offset
+        start = header.offset
         while True:
             fh.seek(start)
             raw = fh.read(BLOCK_BYTES)
             if not raw:
-                return
+                return blocks
             cut = raw.rfind(b"\n") + 1 if len(raw) == BLOCK_BYTES else len(raw)
             if cut == 0:
                 raise DataError(f"{path}: the line from byte {start} is longer than "
                                 f"{BLOCK_BYTES >> 20} MiB; a CSV line holds a few numbers")
-            yield start, memoryview(raw)[:cut]
+            digest.update(memoryview(raw)[:cut])
+            lines = raw.count(b"\n", 0, cut) + (raw[cut - 1] != 10)
+            delimiters = (-1 if header.delimiter is None
+                          else raw.count(header.delimiter.encode(), 0, cut))
+            blocks.append((start, cut, lines, delimiters))
             start += cut
+            del raw
+            if interrupted():
+                raise KeyboardInterrupt
 
 
-def _counts(raw: memoryview, delimiter: str | None) -> tuple[int, int]:
-    """Lines (a last one without its line end too) and delimiters (-1: whitespace) of a
-    block."""
-    codes = np.frombuffer(raw, dtype=np.uint8)
-    lines = int(np.count_nonzero(codes == 10)) + int(codes[-1] != 10)
-    return lines, (-1 if delimiter is None else int(np.count_nonzero(codes == ord(delimiter))))
+def csv_bytes(lines: int, columns: int, blocks: list[tuple[int, int, int, int]]) -> int:
+    """Memory of :func:`read_columns`: the columns and every row's line, and the largest
+    block being parsed: its bytes, NumPy's rows (grown by up to 25% as it parses) and its
+    lines' numbers, and a piece decoded (``tests/test_import.py`` checks that it bounds the
+    traced peak)."""
+    block = max((size + count * (10 * columns + 16) for _, size, count, _ in blocks),
+                default=0)
+    return 8 * lines * (columns + 1) + block + 4 * UTF8_PIECE
 
 
-def read_columns(path: Path, header: CsvHeader, wanted: list[str]) -> CsvColumns:
+def read_columns(path: Path, header: CsvHeader, wanted: list[str],
+                 later: Callable[[int], int] | None = None) -> CsvColumns:
     """Parse columns ``wanted`` (names of the header) of every data line as float64.
 
     A first pass over the bytes counts each block's lines and delimiters and hashes the
-    file (:attr:`CsvColumns.sha256`); the memory needed (lines x columns wanted x 8 bytes)
+    file (:attr:`CsvColumns.sha256`); the memory needed (:func:`csv_bytes`, or with the
+    caller's ``later(lines)`` bytes held beside the columns afterwards, whichever is more)
     is checked against the budget before anything is allocated."""
     import hashlib
 
@@ -146,77 +167,99 @@ def read_columns(path: Path, header: CsvHeader, wanted: list[str]) -> CsvColumns
     with open(path, "rb") as fh:
         digest.update(fh.read(header.offset))
     with interrupt_guard() as interrupted:  # a Ctrl-C ends the read between two blocks
-        survey = []
-        for _, raw in _blocks(path, header.offset):
-            digest.update(raw)
-            survey.append(_counts(raw, header.delimiter))
-            if interrupted():
-                raise KeyboardInterrupt
-        lines = sum(count for count, _ in survey)
-        budget.check(f"{path}: {lines} lines x {len(wanted)} columns",
-                     8 * lines * len(wanted) + 4 * BLOCK_BYTES,
+        survey = _survey(path, header, digest, interrupted)
+        lines = sum(count for _, _, count, _ in survey)
+        need = csv_bytes(lines, len(wanted), survey)
+        if later is not None:
+            need = max(need, 8 * lines * (len(wanted) + 1) + later(lines))
+        budget.check(f"{path}: {lines} lines x {len(wanted)} columns", need,
                      "that is for the columns read and one block of text")
         out = np.empty((lines, len(wanted)), dtype=np.float64)
         row_lines: np.ndarray | None = None  # None while row r is on line first + r
         rows, line, first = 0, header.line + 1, header.line + 1
-        for (offset, raw), (count, delimiters) in zip(_blocks(path, header.offset), survey,
-                                                      strict=True):
-            parsed, here = _block(path, header, index, wanted, raw, offset, line,
-                                  (count, delimiters))
-            m = parsed.shape[0]
-            if row_lines is None and here is not None:
-                row_lines = np.empty(lines, dtype=np.int64)
-                row_lines[:rows] = first + np.arange(rows)
-            if row_lines is not None:
-                row_lines[rows:rows + m] = line + np.arange(m) if here is None else here
-            out[rows:rows + m] = parsed
-            rows += m
-            line += count
-            if interrupted():
-                raise KeyboardInterrupt
+        with open(path, "rb") as fh:
+            for offset, size, count, delimiters in survey:
+                fh.seek(offset)
+                parsed, here = _block(path, header, index, wanted, fh.read(size), offset, line,
+                                      (count, delimiters))
+                m = parsed.shape[0]
+                if row_lines is None and here is not None:
+                    row_lines = np.arange(first, first + lines, dtype=np.int64)
+                if row_lines is not None:
+                    row_lines[rows:rows + m] = np.arange(line, line + m) if here is None else here
+                out[rows:rows + m] = parsed
+                del parsed, here
+                rows += m
+                line += count
+                if interrupted():
+                    raise KeyboardInterrupt
     arrays = {name: out[:rows, k] for k, name in enumerate(wanted)}
     return CsvColumns(arrays, rows, first, None if row_lines is None else row_lines[:rows],
-                      digest.hexdigest())
+                      digest.hexdigest(), out.nbytes + (0 if row_lines is None
+                                                        else row_lines.nbytes))
+
+
+def _lines(raw: bytes) -> io.TextIOWrapper:
+    """The block's text, decoded as it is read (a str of the whole block would take up to 4
+    bytes a character, StringIO's buffer 4 more); split at line feeds only."""
+    return io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8", newline="\n")
+
+
+def _check_utf8(raw: bytes, path: Path, offset: int) -> None:
+    """Refuse a block that is not UTF-8, naming the byte; decoded in pieces, none kept."""
+    if raw.isascii():
+        return
+    view, pos = memoryview(raw), 0
+    while pos < len(raw):
+        try:
+            _, used = codecs.utf_8_decode(view[pos:pos + UTF8_PIECE], "strict",
+                                          pos + UTF8_PIECE >= len(raw))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text (byte {offset + pos + exc.start}); give "
+                            "a CSV file with a header line") from None
+        pos += used
 
 
 def _block(path: Path, header: CsvHeader, index: list[int], wanted: list[str],
-           raw: memoryview, offset: int, line: int, counts: tuple[int, int]
+           raw: bytes, offset: int, line: int, counts: tuple[int, int]
            ) -> tuple[np.ndarray, np.ndarray | None]:
     """One block parsed, and None where its rows are its lines in order, else the line of
     each row (blank or comment lines skipped); a bad line raises, named."""
-    text = _text(raw, path, offset)
-    parsed, error = _parse(text, header, index)
+    _check_utf8(raw, path, offset)
+    parsed, error = _parse(raw, header, index)
     count, delimiters = counts
     m = parsed.shape[0]
     if error is None and m == count and delimiters in (-1, count * (len(header.names) - 1)):
         return parsed, None
-    found = _scan(text, path, header, index, line, wanted)  # raises at a bad line
+    found = _scan(raw, path, header, index, line, wanted, count)  # raises at a bad line
     if error is not None or found.size != m:
         raise DataError(f"{path}: cannot read the lines from {line}: "
                         f"{error or 'rows and lines disagree'}")
-    return parsed, None if np.array_equal(found, line + np.arange(m)) else found
+    in_order = m == 0 or (found[0] == line and found[-1] == line + m - 1)  # found increases
+    return parsed, None if in_order else found
 
 
-def _parse(text: str, header: CsvHeader, index: list[int]) -> tuple[np.ndarray, str | None]:
+def _parse(raw: bytes, header: CsvHeader, index: list[int]) -> tuple[np.ndarray, str | None]:
     """NumPy's C parser on one block: ``(rows, columns)`` and None, or an empty array and its
     error message."""
     try:
-        parsed = np.loadtxt(io.StringIO(text), delimiter=header.delimiter, usecols=index,
+        parsed = np.loadtxt(_lines(raw), delimiter=header.delimiter, usecols=index,
                             dtype=np.float64, ndmin=2, comments="#", quotechar='"')
     except ValueError as exc:
         return np.empty((0, len(index))), str(exc).splitlines()[0]
     return parsed.reshape(-1, len(index)), None
 
 
-def _scan(text: str, path: Path, header: CsvHeader, index: list[int], line: int,
-          wanted: list[str]) -> np.ndarray:
+def _scan(raw: bytes, path: Path, header: CsvHeader, index: list[int], line: int,
+          wanted: list[str], count: int) -> np.ndarray:
     """Line by line (the slow path): raise a DataError naming the first line whose fields do
     not match the header or whose wanted cell is not a number; else the line numbers of the
-    data lines of this block."""
-    found = []
+    data lines of this block (at most its ``count`` lines)."""
+    found = np.empty(count, dtype=np.int64)
+    m = 0
     n = len(header.names)
-    for k, raw_line in enumerate(text.split("\n")):
-        body = raw_line.split("#", 1)[0].rstrip("\r")
+    for k, raw_line in enumerate(_lines(raw)):
+        body = raw_line.removesuffix("\n").split("#", 1)[0].rstrip("\r")
         if not (body.split() if header.delimiter is None else body):
             continue  # as NumPy's reader: a line empty but for a comment (spaces count)
         where = line + k
@@ -230,5 +273,6 @@ def _scan(text: str, path: Path, header: CsvHeader, index: list[int], line: int,
             if not _number(cell) or "_" in cell:
                 raise DataError(f"{path}: line {where}, column {name!r}: {cell!r} is not a "
                                 "number")
-        found.append(where)
-    return np.asarray(found, dtype=np.int64)
+        found[m] = where
+        m += 1
+    return found[:m]

@@ -25,8 +25,9 @@ from odernn.data.sources import Source
 from odernn.errors import DataError
 from odernn.progress import Event, Progress
 
-CHUNK_BYTES = 32 << 20
-"""The rows of one block take about this much memory (all mapped columns, float64)."""
+CHUNK_BYTES = 8 << 20
+"""A block holds this many bytes of rows (all mapped columns and two more, float64); checked
+or written, twice that at most (:meth:`Columns.block_bytes`)."""
 
 
 class Columns:
@@ -42,7 +43,8 @@ class Columns:
         self.options = options
         for name in self.names.values():
             source.shape(name)  # a missing name is refused before anything is read
-        source.load(list(dict.fromkeys(self.names.values())))
+        self.chunk = max(1, CHUNK_BYTES // (8 * (len(self.names) + 2)))
+        source.load(list(dict.fromkeys(self.names.values())), later=self.block_bytes)
         shapes = {role: source.shape(name) for role, name in self.names.items()}
         x = shapes["x"]
         if len(x) == 1:
@@ -63,8 +65,16 @@ class Columns:
                 raise DataError(f"{source.path}: {self.label(role)} has shape {shape}; with "
                                 f"--x {options.x!r} of shape {x} it must be {ok}")
         self.shapes = shapes
-        self.chunk = max(1, CHUNK_BYTES // (8 * (len(shapes) + 2)))
         self._time: np.ndarray | None = None
+
+    def block_bytes(self, rows: int) -> int:
+        """Memory of one block of the scan or the writing pass, of ``rows`` rows in all:
+        16 (k + 2) bytes a row for k columns, the previous rows and the checks' temporaries
+        (the scan measured 16 k + 12, the writing less), and 16 k more from HDF5, whose
+        reads are copies (the others' are views)."""
+        k = len(self.names)
+        per_row = 16 * (k + 2) + (16 * k if self.source.format == "hdf5" else 0)
+        return per_row * min(rows, self.chunk)
 
     def has(self, role: str) -> bool:
         return role in self.names
@@ -211,8 +221,10 @@ def scan(columns: Columns, options: Any, report: Progress,
             per[role].append(block[role][first])
         prev = {k: float(v[-1]) for k, v in block.items()}
         count = sum(s.size for s in starts)
-        budget.check(f"{where}: {count} trajectories so far", 8 * count * (len(params) + 8),
-                     "that is for a few numbers per trajectory")
+        budget.check(f"{where}: {count} trajectories so far", columns.source.held()
+                     + columns.block_bytes(columns.rows) + 8 * count * (2 * len(params) + 8),
+                     "that is for the columns read, a block of rows and a few numbers per "
+                     "trajectory")
         report(Event("import", "check", b, columns.rows, f"checked {b} of {columns.rows} rows"))
         if interrupted():
             raise KeyboardInterrupt

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +63,15 @@ class Source:
                             f" it has {', '.join(self._shapes) or 'none'}")
         return self._shapes[name]
 
-    def load(self, names: list[str]) -> None:
+    def load(self, names: list[str], later: Callable[[int], int] | None = None) -> None:
         """Read what must be read before slicing (the CSV's columns ``names``; the ``.npz``
-        members ``names``, together checked against the memory budget first)."""
+        members ``names``, together checked against the memory budget first); a CSV's check
+        counts ``later(rows)`` bytes used beside its columns afterwards."""
         for name in names:
             self.shape(name)
         if self.format == "csv":
-            self._csv = read_columns(self.path, self._header, list(dict.fromkeys(names)))
+            self._csv = read_columns(self.path, self._header, list(dict.fromkeys(names)),
+                                     later)
             self._arrays = self._csv.arrays
             self._shapes.update({k: (self._csv.rows,) for k in self._shapes})
         elif self.format == "npz":
@@ -80,6 +83,12 @@ class Source:
     def array(self, name: str) -> Any:
         """Array ``name``, sliced lazily (HDF5, ``.npy``) or in memory (CSV, ``.npz``)."""
         return self._arrays[name]
+
+    def held(self) -> int:
+        """Bytes of what :meth:`load` read whole (a CSV's columns, ``.npz`` members)."""
+        if self._csv is not None:
+            return self._csv.nbytes
+        return sum(a.nbytes for a in self._arrays.values()) if self.format == "npz" else 0
 
     def sha256(self) -> str:
         """The SHA-256 of the file's bytes (hex; a CSV's from the read that parsed it)."""
