@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any
 
 from odernn.data.spec import DTYPES, INTEGRATOR_NAMES
-from odernn.data.systems import SYSTEMS
+from odernn.data.systems import EXTERNAL, SYSTEMS
 from odernn.learn.families import DEVICES, FAMILIES, OPTIMIZERS, PRIOR_ALIASES, TARGETS
 
 
@@ -29,6 +29,13 @@ Integrator = choices("Integrator", INTEGRATOR_NAMES)
 Dtype = choices("Dtype", DTYPES)
 SystemName = choices("SystemName", SYSTEMS)
 Prior = choices("Prior", [*SYSTEMS, *PRIOR_ALIASES])
+ImportSystem = choices("ImportSystem", [*SYSTEMS, EXTERNAL])
+# Spelled out here, since their modules import torch; tests/test_cli.py checks they match
+# notes_examples.VARIANTS, probes.INITS, diagnostics.LOSSES and diagnostics.NORMS.
+Preset = choices("Preset", ("sine", "noisy-sine"))
+Init = choices("Init", ("gaussian", "uniform", "orthogonal"))
+Loss = choices("Loss", ("final", "sum"))
+Norm = choices("Norm", ("spectral", "frobenius"))
 
 
 def plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from odernn.cli.app import app
-from odernn.cli.choices import Device, SystemName, plain
+from odernn.cli.choices import Device, Preset, SystemName, plain
 from odernn.cli.common import OVERWRITE, QUIET, drawing
 from odernn.errors import SpecError
 
@@ -44,8 +44,8 @@ def demo(
                               "one (with --test; e.g. from `odernn import`).", dir_okay=False),
     test: Path = typer.Option(None, "--test", help="Your test file (with --data).",
                               dir_okay=False),
-    preset: str = typer.Option(None, "--preset", help="Instead: the lecture notes' sine or "
-                               "noisy-sine example, as written beside our improved recipe."),
+    preset: Preset = typer.Option(None, "--preset", help="Instead: the lecture notes' sine or "
+                                  "noisy-sine example, as written beside our improved recipe."),
     seed: int = typer.Option(None, "--seed", help="Seed of the --preset runs (default 0)."),
     seeds: int = typer.Option(None, "--seeds", help="Train each family K times with seeds "
                               "0..K-1: the report shows their spread and their ensemble "
@@ -68,6 +68,7 @@ def demo(
                 "--device": plain(device) != "auto", "--system": plain(system) != "oscillator",
                 "--data": data is not None, "--test": test is not None,
                 "--seeds": seeds is not None}
+    preset = plain(preset)
     if preset is not None:
         given = [option for option, set_ in pipeline.items() if set_]
         if given:

@@ -13,6 +13,7 @@ import typer
 from odernn import jsonio
 from odernn.checks import check_choice, check_seed
 from odernn.cli.app import app
+from odernn.cli.choices import Init, Loss, Norm, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.progress import Event
@@ -43,8 +44,8 @@ def gradients(
         None, "--spectral-radius", metavar="RHO[,RHO...]",
         help="Spectral radii of the fresh rnn's W, one curve each; repeat or comma-separate "
         "(default 0.5,0.9,1.0,1.5)."),
-    init: str = typer.Option(
-        "gaussian", "--init",
+    init: Init = typer.Option(
+        Init("gaussian"), "--init",
         help="Fresh rnn's W before scaling: gaussian, uniform (PyTorch's) or orthogonal."),
     hidden: int = typer.Option(64, "--hidden", help="Hidden units of the fresh networks."),
     length: int = typer.Option(200, "--length", help="Sequence length T (steps backpropagated)."),
@@ -55,8 +56,10 @@ def gradients(
     forget_bias: float = typer.Option(
         None, "--forget-bias",
         help="Fresh LSTM's forget-gate bias (default: PyTorch's, about 0: a gate near 1/2)."),
-    loss: str = typer.Option("final", "--loss", help="final (loss at step T) or sum (all steps)."),
-    norm: str = typer.Option("spectral", "--norm", help="Jacobian norm: spectral or frobenius."),
+    loss: Loss = typer.Option(Loss("final"), "--loss",
+                              help="final (loss at step T) or sum (all steps)."),
+    norm: Norm = typer.Option(Norm("spectral"), "--norm",
+                              help="Jacobian norm: spectral or frobenius."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fresh networks' weights."),
     data: Path = typer.Option(
         None, "--data", dir_okay=False,
@@ -75,6 +78,7 @@ def gradients(
     """
     from odernn.notes import diagnostics, diagnostics_output, probes
 
+    init, loss, norm = plain(init), plain(loss), plain(norm)
     families = _split(model) or ([] if run else list(probes.FAMILIES))
     radii = [_radius(r) for r in _split(spectral_radius) or ["0.5", "0.9", "1.0", "1.5"]]
     for family in families:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from odernn.cli.app import app
+from odernn.cli.choices import ImportSystem, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_sets
 from odernn.errors import SpecError
 
@@ -55,9 +56,9 @@ def import_(
                                    "backwards)."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut every trajectory to the "
                                   "shortest (else unequal lengths are refused)."),
-    system: str = typer.Option(None, "--system", help="The equation, when known (see `odernn "
-                               "systems`; its parameters by --param or --set); default "
-                               "external (unknown)."),
+    system: ImportSystem = typer.Option(None, "--system", help="The equation, when known "
+                                        "(see `odernn systems`; its parameters by --param or "
+                                        "--set); default external (unknown)."),
     sets: list[str] = typer.Option([], "--set", help="PARAM=VALUE: a declared system's "
                                    "parameter, the same for every trajectory; repeatable."),
     step_tolerance: float = typer.Option(1e-6, "--step-tolerance", help="How far a step may "
@@ -73,7 +74,7 @@ def import_(
     values = parse_sets(sets)
     options = ImportOptions(time=time, x=x, v=v, derive_v=derive_v, forcing=forcing,
                             params=parse_params(params), trajectory=trajectory,
-                            truncate=truncate, system=system, sets=values,
+                            truncate=truncate, system=plain(system), sets=values,
                             step_tolerance=step_tolerance)
     check_output(output, "dataset", overwrite=overwrite, inputs=[source, config])
     with drawing(quiet) as show:

@@ -36,8 +36,8 @@ def render() -> str:
         obj = getattr(odernn, name)
         if isinstance(obj, dict | tuple):
             entries = ", ".join(f"`{k}`" for k in obj)
-            kind = "registry" if isinstance(obj, dict) else "names"
-            lines += [f"## `odernn.{name}`", "", f"A {kind}: {entries}.", ""]
+            kind = "A registry" if isinstance(obj, dict) else "A tuple of the names"
+            lines += [f"## `odernn.{name}`", "", f"{kind}: {entries}.", ""]
             if isinstance(obj, dict) and all(hasattr(v, "order") for v in obj.values()):
                 lines += ["| name | order | description |", "| --- | --- | --- |",
                           *(f"| `{k}` | {'–' if v.order is None else v.order} | "

@@ -241,3 +241,34 @@ def test_choices_come_from_the_registries_with_completion_and_a_did_you_mean(cap
     err = capsys.readouterr().err
     allowed = [n for n, entry in INTEGRATORS.items() if entry.in_specs]
     assert f"did you mean 'rk4'?); allowed: {', '.join(allowed)}" in err
+
+
+@pytest.mark.parametrize("command, option, values", [
+    (["demo"], "--preset", ("sine", "noisy-sine")),
+    (["gradients", "-o", "g"], "--init", ("gaussian", "uniform", "orthogonal")),
+    (["gradients", "-o", "g"], "--loss", ("final", "sum")),
+    (["gradients", "-o", "g"], "--norm", ("spectral", "frobenius")),
+    (["import", "x.csv", "-o", "x.h5"], "--system",
+     ("oscillator", "duffing", "van-der-pol", "pendulum", "external")),
+])
+def test_every_fixed_choice_is_listed_in_help_and_refused_with_a_did_you_mean(
+        command, option, values, tmp_path, monkeypatch, capsys):
+    """README: every command lists its choices in --help (and the shell completes them)."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run([command[0], "--help"], capsys)
+    assert code == 0 and f"{option} <{'|'.join(values)}>" in out
+    code, _, err = run([*command, option, values[0][:-1]], capsys)
+    assert_one_line_error(code, err, f"{option} '{values[0][:-1]}' unknown",
+                          f"did you mean '{values[0]}'?")
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_choices_spelled_out_in_the_cli_match_the_library():
+    from odernn.cli.choices import Init, Loss, Norm, Preset
+    from odernn.notes import diagnostics, probes
+    from odernn.notes.notes_examples import VARIANTS
+
+    assert [m.value for m in Preset] == list(VARIANTS)
+    assert [m.value for m in Init] == list(probes.INITS)
+    assert [m.value for m in Loss] == list(diagnostics.LOSSES)
+    assert [m.value for m in Norm] == list(diagnostics.NORMS)

@@ -223,6 +223,23 @@ def test_an_interrupted_write_leaves_no_file(checkpoint, tmp_path, capsys, monke
     assert list(tmp_path.iterdir()) == []  # neither the file nor its hidden sibling
 
 
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(checkpoint, tmp_path,
+                                                                    capsys, monkeypatch):
+    import errno
+
+    import odernn.atomic
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(odernn.atomic.os, "fsync", full)
+    out = tmp_path / "m.onnx"
+    code, _, err = run(["export", checkpoint, "-o", out], capsys)
+    assert_one_line_error(code, err)
+    assert err == f"error: cannot write ONNX model {out}: No space left on device\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_onnx_takes_a_model_a_run_directory_or_a_checkpoint(checkpoint, tmp_path):
     model = tiny_model("gru", "state")
     run_dir = tmp_path / "run"
