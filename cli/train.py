@@ -48,7 +48,7 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     "  odernn train train.h5 --model lstm -o runs/lstm --tensorboard tb/lstm   (then: "
     "tensorboard --logdir tb)\n\n"
     "  odernn train train.h5 --model gru -o runs/gru --seeds 5   (5 seeds: runs/gru/seed-0 "
-    "... seed-4; odernn evaluate runs/gru reports their spread and mean)",
+    "... seed-4; odernn evaluate runs/gru reports each, their spread and their joint loop)",
 )
 def train(
     data: Path = typer.Argument(..., help="Training dataset (HDF5, from odernn simulate).",
@@ -198,7 +198,7 @@ def _train_seeds(data: Path, val: Path | None, output: Path, settings: Any, seed
         raise Interrupted(f"seed group {output}: interrupted after {len(results)} of {seeds} "
                           "members; to continue, run the same command with --resume")
     typer.echo(f"{seeds} seeds in {output}; odernn evaluate {output} --data TEST.h5 reports "
-               "their spread and mean")
+               "each seed, their spread and their joint loop")
     if any(r.status == "diverged" for r in results.values()):
         raise typer.Exit(1)
 
