@@ -397,3 +397,19 @@ def test_fmt() -> None:
               [0.062106, 0.5])
     assert [fmt(v) for v in values] == [
         "0.0123", "1.50e-05", "2.00e+06", "1234", "12.3", "3", "∞", "–", "–", "0.0621, 0.5"]
+
+
+def test_summary_compares_no_accuracy_when_the_baseline_diverged_too() -> None:
+    """A surrogate and its same-information baseline both infinite: neither is "far less
+    accurate" than the other."""
+    test = make_test_set(n=3, n_steps=100)
+    x, v = INTEGRATORS["exact"](test.oscillator(), test.x[:, 0], test.v[:, 0], test.t)
+    x = x.copy()
+    x[0, 50:] = np.inf
+    ev = evaluate(test, {"oracle": Oracle(x, v, 0.0)}, work_precision=False, resonance=False,
+                  progress=False)
+    assert ev.metrics["oracle"]["nrmse_x"] == np.inf
+    ev.info["same_information"]["nrmse_x"] = np.inf  # as if the baseline had diverged
+    line = same_information_sentences(ev)[1]
+    assert "not comparable in accuracy" in line and "far less" not in line
+    assert line.endswith(f"than {ev.info['same_information']['baseline']}.")

@@ -175,9 +175,13 @@ def same_information_sentences(ev: Evaluation) -> list[str]:
         error = s["nrmse_x"]
         if not math.isfinite(error):
             n = ev.metrics[name]["n_diverged"]
-            accuracy = (f"diverged on {n} trajector{'y' if n == 1 else 'ies'} (NRMSE x "
-                        f"{fmt(error)}), far less "
-                        "accurate") if n else f"NRMSE x {fmt(error)}, less accurate"
+            what = (f"diverged on {n} trajector{'y' if n == 1 else 'ies'} (NRMSE x "
+                    f"{fmt(error)})" if n else f"NRMSE x {fmt(error)}")
+            if math.isfinite(same["nrmse_x"]):
+                accuracy = f"{what}, {'far ' if n else ''}less accurate"
+            else:  # the baseline's is infinite too: no ratio to give
+                accuracy = (f"{what}; the baseline's NRMSE x is infinite too: not comparable "
+                            "in accuracy,")
         else:
             words = _times(s["error_ratio"], "less accurate", "more accurate", "as accurate")
             accuracy = f"{words} (NRMSE x {fmt(error)} against {fmt(same['nrmse_x'])})"
