@@ -45,6 +45,13 @@ and spread over its seeds and their ensemble (three: the fewest with a median an
 mean that drops a runaway member)."""
 QUICK_TRAINING = ("epochs", "hidden", "units", "window", "horizon", "horizon_start")
 """The training options among :data:`QUICK` (the rest size the datasets)."""
+QUICK_SWEEPS: dict[str, dict[str, Any]] = {
+    "resonance": {"n_omega": 4, "max_steps": 400, "periods": 2, "fit_periods": 1},
+    "bifurcation": {"n_amplitudes": 4, "transient": 4, "periods": 8, "max_period": 4,
+                    "initial_states": 1},
+}
+"""With ``quick``, the evaluation's sweeps shrunk to a few drives: the stages run, in seconds
+(the frequency response of a system without a closed form steps every drive in turn)."""
 
 
 @dataclass
@@ -151,7 +158,8 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     out = Path(out)
     files = {} if data is None else _read_pair(Path(data), Path(test))
     with demo_output(out, overwrite, inputs=[p for p in (data, test) if p is not None]):
-        return _demo(out, specs, configs, budgets, say, reporter(progress), files, seeds)
+        return _demo(out, specs, configs, budgets, say, reporter(progress), files, seeds,
+                     quick)
 
 
 def _read_pair(data: Path, test: Path) -> dict[str, Any]:
@@ -166,12 +174,15 @@ def _read_pair(data: Path, test: Path) -> dict[str, Any]:
 
 def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
           budgets: dict[str, dict[str, Any]], say: Callable[[str], None],
-          progress: Progress, files: dict[str, Any], seeds: int = 1) -> DemoResult:
+          progress: Progress, files: dict[str, Any], seeds: int = 1,
+          quick: bool = False) -> DemoResult:
     """The stages of :func:`run_demo`, writing into ``out``: simulate ``specs`` (or take the
     user's ``files``), train ``configs`` (whose demo options are ``budgets``), evaluate,
     report."""
+    from odernn.assess.bifurcation import BifurcationSettings
     from odernn.assess.evaluate import evaluate, load_runs
     from odernn.assess.report import write_report
+    from odernn.assess.resonance import ResonanceSettings
     from odernn.data.simulate import simulate
     from odernn.data.store import read_trajectories
     from odernn.learn.seeds import train_seeds
@@ -206,9 +217,12 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
             f"NRMSE(x) {errors} in {result.stages[f'train {family}']:.0f} s")
 
     start = time.perf_counter()
+    sweeps = {} if not quick else {
+        "resonance": ResonanceSettings(**QUICK_SWEEPS["resonance"]),
+        "bifurcation": BifurcationSettings(**QUICK_SWEEPS["bifurcation"])}
     evaluation = evaluate(data["test"], load_runs(runs), data_path=paths["test"],
                           train_data=data["train"], train_path=paths["train"],
-                          progress=progress)
+                          progress=progress, **sweeps)
     result.stages["evaluate"] = time.perf_counter() - start
     result.metrics = evaluation.metrics
 

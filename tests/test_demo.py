@@ -79,3 +79,20 @@ def test_a_failed_demo_leaves_the_previous_one(tmp_path, capsys, monkeypatch):
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no copy left beside it
+
+
+def test_the_quick_demo_shrinks_the_evaluation_sweeps(tmp_path):
+    """--quick runs every stage, the frequency response and the bifurcation diagram of a
+    system without a closed form included, on the few drives of QUICK_SWEEPS (their full
+    size took a minute, most of the quick run)."""
+    from odernn.demo import QUICK_SWEEPS
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--system", "duffing", "--models", "esn", "-o", str(out),
+                 "--quiet"]) == 0
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    response, diagram = metrics["resonance"], metrics["bifurcation"]
+    assert response["kind"] == "frequency-response"
+    n_omega = QUICK_SWEEPS["resonance"]["n_omega"]
+    assert response["n_drives"] == 2 * len(response["levels"]) * n_omega  # up and down
+    assert len(diagram["amplitudes"]) == QUICK_SWEEPS["bifurcation"]["n_amplitudes"]
