@@ -48,8 +48,8 @@ def _mkl_tanh_is_slow() -> bool:
     """Whether torch's tanh on this CPU is MKL's vector tanh on one of its slow paths. torch
     built with MKL computes tanh by MKL, whose fast path needs an Intel processor with
     AVX-512: on an AMD EPYC, and on an Intel Xeon told ``MKL_ENABLE_INSTRUCTIONS=AVX2``, it
-    ran 4 to 9 times slower than torch's own sigmoid; on that Xeon with AVX-512, faster than
-    it (``benchmarks/rollout.py``'s last table; ``docs/performance.md``)."""
+    ran several times slower than torch's own sigmoid; on that Xeon with AVX-512, faster
+    (``benchmarks/rollout.py``'s tanh table; the figures in ``docs/performance.md``)."""
     if not torch.backends.mkl.is_available():
         return False
     vendor, flags = _first_processor()
@@ -58,8 +58,8 @@ def _mkl_tanh_is_slow() -> bool:
 
 
 def _first_processor() -> tuple[str, set[str]]:
-    """The vendor and the feature flags of the first processor in ``/proc/cpuinfo`` (what
-    MKL's dispatch looks at); empty where there is no such file."""
+    """The vendor and the feature flags of the first processor in ``/proc/cpuinfo`` (the
+    facts MKL's dispatch reads from the processor); empty where there is no such file."""
     fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
