@@ -89,10 +89,6 @@ def _import_torch() -> None:
         raise KeyboardInterrupt
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (HDF5 and torch write theirs over several)."""
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -145,7 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
+    from odernn.interrupt import REQUESTED, raise_interrupt
+
+    REQUESTED.clear()  # a request is this command's (main can run several in one process)
+    if argv is None:  # as a program: SIGINT too notes the request (odernn.interrupt.REQUESTED)
+        signal.signal(signal.SIGINT, raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)  # SIGTERM cleans up like Ctrl-C
     if not debug:  # h5py reports errors of objects freed after a failed write: the error
         sys.unraisablehook = _quiet_h5py(sys.unraisablehook)  # itself is already reported
         sys.excepthook = _quiet_h5py(sys.excepthook)
@@ -198,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         _error(f"{message}{hint}")
         code = EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
+    REQUESTED.clear()  # in one process (tests, notebooks), the next command starts afresh
     if argv is None:
         # HDF5's own clean-up at exit would retry a failed close (and can crash)
         # and the interpreter's shutdown after an interrupt it has seen can die by SIGINT

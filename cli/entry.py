@@ -14,13 +14,12 @@ import sys
 EARLY = "interrupted before the command started: nothing was written"
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     """Run ``odernn`` as a program (exits with its exit code)."""
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGINT raises KeyboardInterrupt already
+    from odernn.interrupt import raise_interrupt  # light: signal, threading, time
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, raise_interrupt)
     try:
         from odernn.cli.app import main as run
     except KeyboardInterrupt:

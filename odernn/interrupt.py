@@ -18,14 +18,32 @@ from contextlib import contextmanager
 
 REPEAT_S = 1.0
 """A second signal within this many seconds of the first is the same request."""
+REQUESTED = threading.Event()
+"""Set by the command line's own handlers (:func:`raise_interrupt`) before they raise: a
+KeyboardInterrupt raised where an extension's import swallows it (Cython's best-effort
+registration of numpy.random's classes, seen losing one Ctrl-C in ten 0.1 s after start)
+still ends the command at its first safe point (:func:`interrupt_guard`). The command line
+clears it when a command starts; the Python API never sets it."""
+
+
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A SIGINT or SIGTERM handler: note the request in :data:`REQUESTED`, raise
+    KeyboardInterrupt."""
+    REQUESTED.set()
+    raise KeyboardInterrupt
 
 
 @contextmanager
 def interrupt_guard() -> Iterator[Callable[[], bool]]:
-    """Within the block, the first SIGINT or SIGTERM sets a flag; yields ``flag.is_set``."""
+    """Within the block, the first SIGINT or SIGTERM sets a flag; yields a function that says
+    whether it, or an earlier request (:data:`REQUESTED`), is set."""
     flag = threading.Event()
+
+    def interrupted() -> bool:
+        return flag.is_set() or REQUESTED.is_set()
+
     if threading.current_thread() is not threading.main_thread():
-        yield flag.is_set
+        yield interrupted
         return
     first = [0.0]
 
@@ -38,7 +56,7 @@ def interrupt_guard() -> Iterator[Callable[[], bool]]:
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield flag.is_set
+        yield interrupted
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
