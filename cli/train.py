@@ -168,6 +168,8 @@ def train(
     if rank() != 0:
         raise typer.Exit(1 if result.status == "diverged" else 0)
     typer.echo(f"{result.status}: {result.message}")
+    if not output.exists():  # diverged before its first checkpoint: the run left nothing
+        raise typer.Exit(1)
     when = f" (epoch {result.best_epoch + 1})" if settings.recipe == "gradient" else ""
     typer.echo(f"best closed-loop validation NRMSE(x) {result.best_val_nrmse:.3g}{when}, "
                f"{result.train_time_s:.1f} s; run in {output}")

@@ -236,13 +236,18 @@ def train_options(draw):
 @settings(max_examples=examples(15), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(train_options())
+@example(["--model", "rnn", "--batch-size", "1", "--lr", "10", "--set", "activation=relu",
+          "--epochs", "1"])  # found by make fuzz: diverged in the first epoch
 def test_train_options_work_or_fail_cleanly(short_data, tmp_path, capsys, options):
     """One epoch on a small set: a run (exit 0 with its checkpoints, or 1 when the loss turned
-    non-finite) or one line, exit code 2 and no run directory."""
+    non-finite: its run directory, or nothing when that was before the first checkpoint) or
+    one line, exit code 2 and no run directory."""
     out = tmp_path / uuid.uuid4().hex
     code = run_command(["train", str(short_data), "-o", str(out), "-q", *options], out, capsys,
                        worked=(0, 1))  # 1: the loss turned non-finite
     if code is None:
+        return
+    if code == 1 and not out.exists():  # diverged before any checkpoint: it leaves nothing
         return
     assert (out / "config.json").exists()
     assert code == 1 or ((out / "best.pt").exists() and (out / "last.pt").exists())
