@@ -168,7 +168,7 @@ def train(
     if rank() != 0:
         raise typer.Exit(1 if result.status == "diverged" else 0)
     typer.echo(f"{result.status}: {result.message}")
-    if not output.exists():  # diverged before its first checkpoint: the run left nothing
+    if result.left_nothing:  # no "run in OUTPUT": none was written (a previous one stays)
         raise typer.Exit(1)
     when = f" (epoch {result.best_epoch + 1})" if settings.recipe == "gradient" else ""
     typer.echo(f"best closed-loop validation NRMSE(x) {result.best_val_nrmse:.3g}{when}, "

@@ -21,9 +21,9 @@ REPEAT_S = 1.0
 REQUESTED = threading.Event()
 """Set by the command line's own handlers (:func:`raise_interrupt`) before they raise: a
 KeyboardInterrupt raised where an extension's import swallows it (Cython's best-effort
-registration of numpy.random's classes, seen losing one Ctrl-C in ten 0.1 s after start)
-still ends the command at its first safe point (:func:`interrupt_guard`). The command line
-clears it when a command starts; the Python API never sets it."""
+registration of numpy.random's classes, seen losing Ctrl-C shortly after start) still ends
+the command at its first safe point (:func:`interrupt_guard`). The command line clears it
+when a command starts and when it ends; the Python API never sets it."""
 
 
 def raise_interrupt(signum: int, frame: object) -> None:

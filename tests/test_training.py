@@ -461,20 +461,27 @@ def test_validation_set_of_another_layout_is_refused(data, tmp_path):
         train(data, quick(), tmp_path, val=other, progress=False)
 
 
+@pytest.mark.parametrize("previous", [False, True])
 def test_the_command_line_says_nothing_was_written_when_a_run_diverged_before_any_checkpoint(
-        tmp_path, monkeypatch, capsys):
-    """Exit 1 and the divergence message, but no "run in OUTPUT" for a directory that is not
-    there (found by make fuzz: a relu RNN at lr 10 diverged in its first epoch)."""
+        tmp_path, monkeypatch, capsys, previous):
+    """Exit 1 and the divergence message, but no "run in OUTPUT" for a run that was not
+    written (found by make fuzz: a relu RNN at lr 10 diverged in its first epoch); a previous
+    run in its place stays."""
     from odernn.cli.app import main
     from odernn.data.simulate import simulate
     from odernn.data.spec import load_spec
 
     path = simulate(load_spec("train").with_overrides(n=8, n_steps=120, integrator="exact"),
                     tmp_path / "train.h5", progress=False)
+    run = tmp_path / "run"
+    args = ["train", str(path), "-m", "rnn", "-o", str(run), "-q", "--epochs", "1"]
+    if previous:
+        assert main(args) == 0
+        before = (run / "best.pt").read_bytes()
+        capsys.readouterr()
     monkeypatch.setattr(gradient, "_teacher_forced_loss",
                         lambda *a, **k: torch.tensor(math.nan, requires_grad=True))
-    run = tmp_path / "run"
-    assert main(["train", str(path), "-m", "rnn", "-o", str(run), "-q", "--epochs", "1"]) == 1
+    assert main([*args, *(["--overwrite"] if previous else [])]) == 1
     printed = capsys.readouterr().out
     assert "no checkpoint written" in printed and "run in" not in printed
-    assert not run.exists()
+    assert (run / "best.pt").read_bytes() == before if previous else not run.exists()

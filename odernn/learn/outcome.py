@@ -41,6 +41,12 @@ class TrainResult:
     def last(self) -> Path | None:
         return None if self.run_dir is None else self.run_dir / LAST
 
+    @property
+    def left_nothing(self) -> bool:
+        """Diverged before its first checkpoint: such a run is removed, as a failure (a
+        previous run in its place stays)."""
+        return self.status == "diverged" and not self.history
+
 
 def closed_loop_nrmse(model: RecurrentSurrogate, data: Trajectories,
                       n_steps: int | None = None) -> float:

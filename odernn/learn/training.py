@@ -186,7 +186,7 @@ def _train(train, config, run_dir, val, resume, progress, overwrite, device,
         if board is not None:
             report = board.open(report)
         result = recipe.fit(model, config, train, val, out, source, previous, report)
-        if main and result.status == "diverged" and not result.history:
+        if main and result.left_nothing:
             out.discard()  # diverged before its first checkpoint: it leaves nothing, as a failure
         if isinstance(out, MemoryRun):
             result.best_record = out.best
