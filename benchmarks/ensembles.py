@@ -22,8 +22,10 @@ members' own closed-loop trajectories (what the ensemble was before). Cases:
   scores too: the MSE over the test drives of the steady-state max and mean of x^2.
 
 Printed per case and metric: the members' median, best and worst, the mean of their
-trajectories, the joint loop, and whether the joint loop is at most the median member
-(valid time: at least).
+trajectories, the group's own entry, and whether that entry is at most the median member
+(valid time: at least). The group's entry is its joint loop's, but for the steady-state
+statistics (max and mean x^2, and the drives' MSE of them): there the median of its members'
+estimates, which the evaluator reports (``odernn.assess.statistics.members_median_statistics``).
 """
 
 from __future__ import annotations
@@ -92,13 +94,17 @@ def run_case(name: str, seeds: int, quick: bool) -> list[list[Any]]:
         rows.append([name, key, seed["median"][key], seed["min"][key], seed["max"][key],
                      ev.methods["mean"].metrics[key], ev.methods["joint"].metrics[key]])
     if name == "drives":
-        ref = drive_statistics(test.x, test.params["F0"])
-        members = [scores(r.x, test, ref) for r in _member_runs(ensemble, test)]
-        for key in ("mse_max_x2", "mse_mean_x2"):
+        F0 = test.params["F0"]
+        ref = drive_statistics(test.x, F0)
+        runs = _member_runs(ensemble, test)
+        members = [scores(r.x, test, ref) for r in runs]
+        # the group's estimate of each drive's statistics: the median of its members'
+        group = (np.median([drive_statistics(r.x, F0) for r in runs], axis=0) - ref) ** 2
+        for i, key in enumerate(("mse_max_x2", "mse_mean_x2")):
             values = [m[key] for m in members]
             rows.append([name, key, float(np.median(values)), min(values), max(values),
                          scores(ev.methods["mean"].x, test, ref)[key],
-                         scores(ev.methods["joint"].x, test, ref)[key]])
+                         float(group[:, i].mean())])
     return rows
 
 
@@ -116,7 +122,8 @@ def main() -> None:
     args = parser.parse_args()
     seeds = 3 if args.quick else args.seeds
     print(f"| case | metric | median of {seeds} seeds (best, worst) | mean of their "
-          "trajectories | joint closed loop | joint no worse than the median seed |")
+          "trajectories | group (joint loop; statistics: median estimate) | group no worse than "
+          "the median seed |")
     print("|---|---|---:|---:|---:|---|")
     for name in args.cases:
         start = time.perf_counter()

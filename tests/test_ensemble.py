@@ -2,8 +2,9 @@
 the bit, the loop is the members stepped from the trimmed mean of their predictions (the public
 step API); on a small seed group it is no worse than its median member in the pointwise errors
 and divergences the evaluator reports per seed (``benchmarks/ensembles.py`` measures every
-per-seed metric at full size, where the steady-state statistics are not guaranteed), and on
-chaos it keeps the amplitude that the mean of the members' trajectories loses."""
+per-seed metric at full size) nor, by construction, in its steady-state statistics (the median
+of its members' estimates), and on chaos its joint loop keeps the amplitude that the mean of
+the members' trajectories loses."""
 
 from __future__ import annotations
 
@@ -98,10 +99,10 @@ def test_a_seed_group_is_no_worse_than_its_median_member():
     assert "valid_lyapunov_median" not in own  # no exponents estimated: no valid time in them
     for key in POINTWISE:
         assert own[key] <= seeds["median"][key], key
-    # a steady-state statistic is not guaranteed within the median member's (members that
-    # err the same way do not cancel; benchmarks/ensembles.py): here, within the members'
+    # the steady-state statistics are the median of the members' estimates: never farther off
+    # than the median member's, by construction
     for key in ("x2_max_rel_error", "x2_mean_rel_error"):
-        assert own[key] <= seeds["max"][key], key
+        assert own[key] <= seeds["median"][key] * (1 + 1e-12), key
 
 
 def test_on_chaos_the_ensemble_keeps_the_amplitude_the_trajectory_mean_loses():

@@ -1,6 +1,7 @@
 """The chaotic-data statistics against hand computations: zero for identical inputs, the
 Wasserstein distance of shifted samples, spectra of sinusoids, relative errors of scaled
-responses, Lyapunov times, and the rule for diverged trajectories."""
+responses, Lyapunov times, the rule for diverged trajectories, and a seed group's median
+estimates never farther off than its median member's."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from scipy.stats import wasserstein_distance
 
 from odernn.assess.statistics import (
     STATISTICS,
     lyapunov_times,
+    members_median_statistics,
     power_spectrum,
     relative_error,
     response_statistics,
@@ -133,3 +137,44 @@ def test_diverged_rows_are_inf_and_every_pooled_number_with_them():
                                    REF_V[[0, 1, 3]], T, diverged_at[[0, 1, 3]])
     assert summary["x2_max_rel_error"] == math.inf
     assert summary["x2_max_rel_error_median"] == pytest.approx(0.1025, rel=1e-9)
+
+
+def test_a_groups_statistics_are_the_median_of_its_members_estimates():
+    """Members at 0.9, 1.1 and 1.2 times the reference: max and mean x^2 at 0.81, 1.21 and
+    1.44 times the reference's, whose median is 1.21 (the mean of the three would be 1.153);
+    one member more, the reference but diverged on one trajectory, moves the pooled median to
+    (1.21 + 1.44) / 2 and the other trajectories' to (1 + 1.21) / 2; the shapes must agree."""
+    members = [scale * REF_X for scale in (0.9, 1.2, 1.1)]
+    out = members_median_statistics(members, REF_X, T)
+    assert set(out) == {f"x2_{s}_rel_error{m}" for s in ("max", "mean") for m in ("", "_median")}
+    for value in out.values():
+        assert value == pytest.approx(0.21, rel=1e-9)
+    diverged = REF_X.copy()
+    diverged[1, 600:] = np.inf
+    out = members_median_statistics([*members, diverged], REF_X, T)
+    assert out["x2_mean_rel_error"] == pytest.approx((0.21 + 0.44) / 2, rel=1e-9)
+    assert out["x2_mean_rel_error_median"] == pytest.approx(0.21 / 2, rel=1e-9)
+    with pytest.raises(ValueError, match="differ"):
+        members_median_statistics([REF_X[:2]], REF_X, T)
+
+
+@given(scales=st.lists(st.tuples(st.floats(0.1, 3.0), st.floats(-1.0, 1.0),
+                                 st.integers(-1, 999)), min_size=1, max_size=6))
+@example(scales=[(1.0, 0.0, -1), (0.5, 0.0, 300)])  # even: one member diverged in the steady state
+@example(scales=[(0.2, 0.0, -1), (2.0, 0.0, -1), (1.5, 0.9, -1), (0.9, -0.9, 10)])
+def test_a_groups_estimates_are_never_farther_off_than_its_median_member(scales):
+    """Members scaled, shifted and diverged (from a step, -1 never) at will: each pooled
+    relative error of the median estimates is at most the median of the members' own
+    (:func:`summarize_statistics`), for any number of members."""
+    members = []
+    for scale, shift, step in scales:
+        x = scale * REF_X + shift
+        if step >= 0:
+            x[:, step:] = np.nan
+        members.append(x)
+    group = members_median_statistics(members, REF_X, T)
+    own = [summarize_statistics(x, REF_V, REF_X, REF_V, T) for x in members]
+    for key in ("x2_max_rel_error", "x2_mean_rel_error"):
+        median = float(np.median([o[key] for o in own]))
+        assert group[key] <= median * (1 + 1e-12), key
+

@@ -59,6 +59,7 @@ from odernn.assess.metrics import (
 from odernn.assess.peers import PEERS, fit_peers
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
 from odernn.assess.results import DATA, REFERENCE, Evaluation, MethodResult, seed_spread
+from odernn.assess.statistics import members_median_statistics
 from odernn.assess.work_precision import (
     MIN_TIMING_S,
     WorkPrecisionSettings,
@@ -385,6 +386,11 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
         member: _measure(member, kind, description, settings, r, math.nan, ref_x, ref_v, test,
                          start, threshold, predictability).metrics
         for member, r in members.items()})
+    if seeds is not None and "x2_mean_rel_error" in metrics:  # the members' median estimates
+        metrics.update(members_median_statistics(
+            [mark_diverged(r.x, divergence_steps(r.x, r.v, r.diverged_at))
+             for r in members.values()], ref_x, test.t,
+            transient=predictability.get("transient"), start=start))
     return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,
                         error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv),
                         seeds)

@@ -4,8 +4,9 @@ A surrogate trained as a seed group (``odernn train --seeds K``) is evaluated as
 members' joint closed loop (:mod:`odernn.learn.models.ensemble`), and each member on its
 own (:attr:`~odernn.assess.results.MethodResult.seeds`): this section shows, per surrogate,
 the members' median, best and worst NRMSE of x beside the ensemble's, and on data with
-steady-state statistics the relative errors of max and mean x^2, so a reader sees the
-spread a single run would have hidden. A surrogate given as one run is named as such.
+steady-state statistics the relative errors of max and mean x^2 (the ensemble's: the median of
+its members' estimates), so a reader sees the spread a single run would have hidden. A
+surrogate given as one run is named as such.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ STATS = ("x2_max_rel_error", "x2_mean_rel_error")
 HOW = ("`odernn train --seeds K` trains K members that differ only in their seed; evaluated "
        "together, each member is scored, and their joint closed loop (at every step the "
        "trimmed mean of the members' predictions, carried to all of them) is the method's "
-       "own entry everywhere else in this report.")
+       "own entry everywhere else in this report, but for its steady-state max and mean x^2: "
+       "the median of its members' estimates.")
 
 
 def seeds_section(ev: Evaluation) -> Section | None:
@@ -53,10 +55,10 @@ def seeds_section(ev: Evaluation) -> Section | None:
                   rows, "NRMSE x of each seed (pooled over the test set) and of the seeds' "
                   "joint closed loop; below 1 in the ratio, the ensemble beats its median "
                   "member. "
-                  + ("The ensemble keeps the seeds' amplitude, but its steady-state "
-                     "statistics are not guaranteed within the median seed's: seeds that all "
-                     "err the same way do not cancel, and the joint loop has its own bias. "
-                     if stats else "")
+                  + ("The ensemble's max and mean x^2 are the median of its seeds' "
+                     "estimates (each seed's own closed loop), so never farther off than the "
+                     "median seed's; its joint loop's own would not be (seeds that err alike do "
+                     "not cancel). " if stats else "")
                   + "Every seed's metrics are in metrics.json (`methods.NAME.seeds`).")
     text = f"{WHY} {HOW}"
     if single:

@@ -20,6 +20,7 @@ values are ``inf`` and so is every pooled number that includes it. Arrays are ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Real
 
 import numpy as np
@@ -284,3 +285,31 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
     out["spectrum_error_x"] = _pooled_spectrum_error(px[:, k:], rx[:, k:], float(t[1] - t[0]))
     out["spectrum_error_x_median"] = float(np.median(per["spectrum_error_x"]))
     return out
+
+
+def members_median_statistics(members_x: Sequence[Array], ref_x: Array, t: Array, *,
+                              transient: float | None = None, start: int = 1
+                              ) -> dict[str, float]:
+    """A seed group's steady-state ``max x^2`` and ``mean x^2``: the median of its members'
+    estimates (each member's own closed loop ``x (N, T)``, ``inf`` from a divergence on),
+    per trajectory and pooled, with their relative errors as in
+    :func:`summarize_statistics` (``x2_*_rel_error`` and ``x2_*_rel_error_median``).
+
+    For any numbers ``q`` and ``r``, ``|median(q) - r| <= median(|q - r|)``: each of these
+    estimates is never farther from the reference than the median member's is, which the
+    joint loop's own steady state cannot promise (members that err alike do not cancel)."""
+    k = steady_start(t, transient, start=start)
+    rx = _rows(ref_x)
+    runs = [_rows(x) for x in members_x]
+    if not runs or any(x.shape != rx.shape for x in runs):
+        raise ValueError(f"member shapes {[x.shape for x in runs]} differ from the "
+                         f"reference's {rx.shape}")
+    per = np.median([response_statistics(x, k) for x in runs], axis=0)  # (2, N)
+    pooled = np.median([response_statistics(x[:, k:].reshape(1, -1)) for x in runs], axis=0)
+    ref_per, ref_pooled = response_statistics(rx, k), response_statistics(rx[:, k:].reshape(1, -1))
+    out: dict[str, float] = {}
+    for i, name in enumerate(("x2_max", "x2_mean")):
+        out[f"{name}_rel_error"] = float(relative_error(pooled[i], ref_pooled[i])[0])
+        out[f"{name}_rel_error_median"] = float(np.median(relative_error(per[i], ref_per[i])))
+    return out
+
