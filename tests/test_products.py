@@ -73,6 +73,26 @@ def test_the_declared_size_counts_the_products(family):
     assert more - plain == more_declared - plain_declared == 2 * 4  # 2 outputs, eta x 4 inputs
 
 
+@pytest.mark.parametrize("family", ["rnn", "lstm", "gru", "ffn"])
+@pytest.mark.parametrize("spec", ["train", "duffing-train"])
+def test_the_declared_size_is_the_stored_size(family, spec):
+    """The memory check's count is every stored value, for the linear and a nonlinear
+    system's layout, with and without products, a head and a prior (the vanilla cell has one
+    bias per unit, the fused cells two)."""
+    from odernn.data.simulate import simulate_trajectories
+    from odernn.data.spec import load_spec
+
+    data = simulate_trajectories(load_spec(spec).with_overrides(n=4, n_steps=30))
+    for products, head, prior in ((True, (), None), (False, (6,), None), (True, (), "linear")):
+        config = TrainConfig(model=family, products=products, prior=prior)
+        layout = config.layout(data.dt, system=data.system, params=data.params)
+        model = build(family, layout, compute_stats(data, layout), products=products, hidden=8,
+                      head=head)
+        stored = sum(p.numel() for p in model.state_dict().values())
+        assert REGISTRY[family].parameter_count(model.hparams, layout.n_inputs, layout.n_init,
+                                                layout.n_outputs) == stored, (products, head)
+
+
 def test_a_model_stored_before_products_existed_loads_as_a_skip_over_the_inputs():
     import odernn
     from odernn.learn.models import from_record

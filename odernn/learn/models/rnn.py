@@ -221,12 +221,15 @@ class RecurrentNet(RecurrentSurrogate):
     options = RecurrentOptions
     gates: ClassVar[int]
     """Blocks of the recurrent weights (1 for the vanilla cell, 3 GRU, 4 LSTM)."""
+    biases: ClassVar[int] = 2
+    """Bias vectors per block: the fused cells' ``b_ih`` and ``b_hh`` (the vanilla cell's one
+    ``b``)."""
 
     @classmethod
     def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
                         n_outputs: int) -> int:
         hidden = int(hparams.get("hidden", cls.defaults["hidden"]))
-        return (cls.gates * hidden * (hidden + n_inputs + 2)
+        return (cls.gates * hidden * (hidden + n_inputs + cls.biases)
                 + (n_init + 1) * CELLS[cls.family].n_states * hidden
                 + readout_count(hidden, hparams.get("head", ()), n_inputs, n_outputs,
                                 skip_width(hparams, n_inputs, n_init)))
@@ -326,7 +329,7 @@ class VanillaRNN(RecurrentNet):
     description = ("vanilla (Elman) RNN of the notes: h = sigma_h(U u + W h + b), y = V h + c "
                    "(+ D u with skip); init='esn' for the echo-state initialisation")
     options = ElmanOptions
-    gates = 1
+    gates = biases = 1
     training_defaults: ClassVar[dict[str, Any]] = {"epochs": 80, "window": 20,
                                                        "batch_size": 256}
 
