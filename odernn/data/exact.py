@@ -117,16 +117,15 @@ class _Modes:
         )  # fmt: skip
 
 
-def _expand(x: Array, v: Array, basis: Array, cx: Array, cv: Array, tmp: Array) -> None:
-    """``x = sum_q basis_q cx_q``, ``v = sum_q basis_q cv_q`` in place; ``basis (Q, M, N)``,
-    ``cx, cv (Q, N)``, outputs ``(M', N)`` with ``M' <= M`` (a last, shorter block)."""
+def _expand(x: Array, v: Array, basis: Array, cx: Array, cv: Array) -> None:
+    """``x = sum_q basis_q cx_q``, ``v = sum_q basis_q cv_q`` in place; ``basis (M, Q, N)``
+    (point-major: each point's ``Q`` rows together, read faster than ``(Q, M, N)``),
+    ``cx, cv (Q, N)``, outputs ``(M', N)`` with ``M' <= M`` (a last, shorter block). One
+    ``einsum`` each: the terms summed in the order of ``q``, as the products and sums
+    written out would (the same bits, whatever N), and faster (benchmarks/simulate.py)."""
     m = x.shape[0]
-    tmp = tmp[:m]
-    for out, c in ((x, cx), (v, cv)):
-        np.multiply(basis[0, :m], c[0], out=out)
-        for q in range(1, basis.shape[0]):
-            np.multiply(basis[q, :m], c[q], out=tmp)
-            out += tmp
+    np.einsum("rqn,qn->rn", basis[:m], cx, out=x)
+    np.einsum("rqn,qn->rn", basis[:m], cv, out=v)
 
 
 def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
@@ -201,24 +200,22 @@ def _exact_pointwise(x: Array, v: Array, modes: _Modes, tau: Array) -> None:
     cx, cv = cx[:, 0], cv[:, 0]
     for start in range(0, tau.size, 64):
         rows = slice(start, start + 64)
-        basis = modes.basis(tau[rows])
-        _expand(x[rows], v[rows], basis, cx, cv, np.empty(basis.shape[1:]))
+        _expand(x[rows], v[rows], modes.basis(tau[rows]).transpose(1, 0, 2), cx, cv)
 
 
 def _exact_uniform(x: Array, v: Array, modes: _Modes, tau: Array, dt: float) -> None:
     """Separable evaluation on a uniform grid ``tau = t - t0``: each coarse block start
     directly at its grid time, its ``_MID`` block starts by one shift of ``j _FINE dt``,
     then ``_FINE`` points each by a shift of ``r dt``."""
-    fine = modes.basis(dt * np.arange(_FINE))
+    fine = np.ascontiguousarray(modes.basis(dt * np.arange(_FINE)).transpose(1, 0, 2))
     mid = modes.basis(dt * _FINE * np.arange(_MID))
-    tmp = np.empty(fine.shape[1:])
-    cx, cv = np.empty((2, fine.shape[0], _MID, x.shape[1]))
+    cx, cv = np.empty((2, fine.shape[1], _MID, x.shape[1]))
     coarse = _FINE * _MID
     for c in range(0, x.shape[0], coarse):
         modes.shifted(modes.basis(tau[c : c + 1])).shifted(mid).coefficients(cx, cv)
         for j, row in enumerate(range(c, min(c + coarse, x.shape[0]), _FINE)):
             rows = slice(row, row + _FINE)
-            _expand(x[rows], v[rows], fine, cx[:, j], cv[:, j], tmp)
+            _expand(x[rows], v[rows], fine, cx[:, j], cv[:, j])
 
 
 def _add_resonances(x: Array, v: Array, t: Array, amp: Array, w: Array, p: Array) -> None:
