@@ -73,10 +73,12 @@ def ort_loop(sess, model, test) -> np.ndarray:
     state, x, v = np.zeros((n, size), f32), test.x[:, 0].astype(f32), test.v[:, 0].astype(f32)
     xs = [x]
     start, go = np.zeros(n, bool), np.ones(n, bool)
+    previous = "F_prev" in model.layout.inputs
     for i in range(test.n_steps - 1):
+        extra = {"F_prev": F[:, max(i - 1, 0)]} if previous else {}
         x, v, state = sess.run(None, {"state": state, "start": go if i == 0 else start,
                                       "x": x, "v": v, "F": F[:, i], "F_next": F[:, i + 1],
-                                      **params})
+                                      **extra, **params})
         xs.append(x)
     return np.stack(xs, axis=1)
 

@@ -1,9 +1,11 @@
-"""The gradient families' training defaults before ``benchmarks/training_speed.py`` changed them.
+"""The defaults before two changes: the gradient families' training defaults before
+``benchmarks/training_speed.py`` changed them, and every family's model choices before a linear
+system got its own (``benchmarks/linear_map.py``).
 
 Windows of 50 steps in batches of 256, RNN 200, LSTM 60 and GRU 100 epochs (the FFN's are
-unchanged). The benchmarks whose figures the README and docs quote from before the change
-pass these, so that their commands still print those figures; ``training_speed.py``
-measures the new defaults against them.
+unchanged). The benchmarks whose figures the README and docs quote from before the changes
+pass these, so that their commands still print those figures; ``training_speed.py`` and
+``linear_map.py`` measure the new defaults against them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ PREVIOUS: dict[str, dict[str, Any]] = {
 }
 
 
+BEFORE_LINEAR_MAP: dict[str, Any] = {"inputs": ["x", "v", "F", "F_next"], "products": 1,
+                                     "start_as_skip": False}
+"""The model choices before a linear system got its own (``benchmarks/linear_map.py``): no
+input ``F_prev``, the parameters' products of degree 1, the readout ``V`` drawn (the reservoir:
+the same inputs). On a nonlinear system these are the defaults still."""
+
+
 def previous(family: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``options`` over the family's previous defaults (other families: ``options`` alone)."""
-    return {**PREVIOUS.get(family, {}), **(options or {})}
+    """``options`` over the family's previous defaults: its training options (the RNN, LSTM
+    and GRU) and, in state mode, :data:`BEFORE_LINEAR_MAP` (the reservoir: its inputs)."""
+    options = dict(options or {})
+    before = {} if options.get("target", "state") != "state" else (
+        {"inputs": BEFORE_LINEAR_MAP["inputs"]} if family == "esn" else BEFORE_LINEAR_MAP)
+    return {**PREVIOUS.get(family, {}), **before, **options}

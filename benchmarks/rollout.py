@@ -129,10 +129,12 @@ def rollout_time(model, data, batch: int, steps: int, repeats: int, device: str 
 
 
 def setup(n_steps: int) -> tuple:
-    """The ``train`` spec's data (256 trajectories, exact), its default layout and statistics."""
+    """The ``train`` spec's data (256 trajectories, exact), its layout and statistics: the
+    layout of docs/performance.md's figures, five inputs (without the linear system's
+    ``F_prev``, ``benchmarks/linear_map.py``)."""
     spec = odernn.load_spec("train").with_overrides(n=256, n_steps=n_steps, integrator="exact")
     data = odernn.simulate_trajectories(spec)
-    layout = Layout(dt=data.dt)
+    layout = Layout(dt=data.dt, inputs=("x", "v", "F", "F_next", "eta"))
     return data, layout, compute_stats(data, layout)
 
 
@@ -201,7 +203,7 @@ def form_rows(families: list[str], layout: Layout, stats: Stats, data, batches: 
           f"{'ratio':>8}")
     chosen = inference.TANH_BY_SIGMOID
     for family in families:
-        model = build(family, layout, stats).eval()
+        model = build(family, layout, stats, products=1).eval()
         for batch in batches:
             steps = STEPS.get(batch, 200) // (4 if quick else 1)
             call = rollout_call(model, data, batch, steps)
@@ -231,8 +233,8 @@ def useful_flops(model, layout: Layout) -> int:
 
 def family_rows(family: str, layout: Layout, stats: Stats, data, batches: list[int],
                 repeats: int, quick: bool) -> list[dict]:
-    model = build(family, layout, stats).eval()
-    plain = build(family, layout, stats).eval()
+    model = build(family, layout, stats, products=1).eval()
+    plain = build(family, layout, stats, products=1).eval()
     plain.inference_step = lambda p=plain: p.step  # the training form, every step
     hidden, n_in = model.hparams["hidden"], layout.n_inputs
     rows = []

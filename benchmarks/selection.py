@@ -7,7 +7,9 @@ reservoir chooses its ridge strength; a gradient family (``--model gru``, ``lstm
     python benchmarks/selection.py --seeds 2 --cases linear-6
     python benchmarks/selection.py --model gru --cases linear-6 drives-8
 
-Cases (each model with its defaults, ``odernn.fit(train, model=MODEL, seed=s, ...)``):
+Cases (each model with its defaults, ``odernn.fit(train, model=MODEL, seed=s, ...)``; a
+gradient family with the model choices before a linear system got its own,
+``previous_defaults.BEFORE_LINEAR_MAP``, which the quoted figures were measured with):
 
 - ``drives-64``: the few-drives task of ``benchmarks/generalisation.py`` (``duffing-drives-train``,
   64 trajectories at two nearby drives; scored on ``duffing-drives-test``'s five drives across
@@ -40,6 +42,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalisation import drive_statistics, roll, scores  # noqa: E402
+from previous_defaults import BEFORE_LINEAR_MAP  # noqa: E402
 
 import odernn  # noqa: E402
 from odernn.assess.metrics import nrmse  # noqa: E402
@@ -86,7 +89,8 @@ def run_case(case: str, seeds: int, sets: dict[str, Trajectories], family: str =
         train = training_set(case, seed, sets)
         for rule, folds in CASES[case].items():
             start = time.perf_counter()
-            model, result = odernn.fit(train, model=family, seed=seed, val_folds=folds)
+            model, result = odernn.fit(train, model=family, seed=seed, val_folds=folds,
+                                       **({} if family == "esn" else BEFORE_LINEAR_MAP))
             x = roll(rule, model, test).x
             score = (scores(x, test, ref) if ref is not None else
                      {"nrmse_x": nrmse(x, test.x), "diverged": int((~np.isfinite(x)).any(1).sum())})

@@ -40,9 +40,12 @@ from odernn.learn.config import TrainConfig
 from odernn.learn.training import train
 
 path, val, family, streamed, batches = sys.argv[1:6]
+# the LSTM with the model choices of the figures quoted (before a linear system's own:
+# benchmarks/previous_defaults.py, BEFORE_LINEAR_MAP)
 options = ({"model": "lstm", "hidden": 32, "batch_size": 256, "window": 50, "epochs": 1,
-            "horizon": 0} if family == "lstm" else {"model": "esn", "units": 100,
-                                                     "ridge": 1e-6})
+            "horizon": 0, "inputs": ["x", "v", "F", "F_next"], "products": 1,
+            "start_as_skip": False} if family == "lstm" else {"model": "esn", "units": 100,
+                                                               "ridge": 1e-6})
 config = TrainConfig.from_dict({**options, "device": "cpu", "seed": 0})
 seen = {}
 

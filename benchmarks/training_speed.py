@@ -10,7 +10,10 @@ errors, then per family the median fit time of each, their ratio, and the median
 An epoch is one pass over the training steps whatever the window (``n (T - 1) / window``
 windows), so halving the window doubles the optimiser steps of an epoch at the same
 arithmetic, and a smaller batch doubles them again: the new defaults take windows of 25
-steps (the vanilla RNN 20), batches of 128 for the gated families, and fewer epochs.
+steps (the vanilla RNN 20), batches of 128 for the gated families, and fewer epochs. Both
+train with the model choices before a linear system got its own
+(``previous_defaults.BEFORE_LINEAR_MAP``; ``linear_map.py`` measures those): this benchmark
+measures the training options.
 
     python benchmarks/training_speed.py                    # 3 families x 3 seeds (~25 min)
     python benchmarks/training_speed.py --families lstm --seeds 0
@@ -28,7 +31,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from previous_defaults import PREVIOUS  # noqa: E402
+from previous_defaults import BEFORE_LINEAR_MAP, PREVIOUS  # noqa: E402
 
 import odernn  # noqa: E402
 from odernn.assess.metrics import nrmse  # noqa: E402
@@ -67,7 +70,8 @@ def main() -> None:
     summary = []
     for family in args.families:
         now = TrainConfig(model=family)
-        variants = {"before": PREVIOUS[family], "now": {}}
+        variants = {"before": {**PREVIOUS[family], **BEFORE_LINEAR_MAP},
+                    "now": dict(BEFORE_LINEAR_MAP)}
         shown = {"before": PREVIOUS[family], "now": {"window": now.window, "epochs": now.epochs,
                                                    "batch_size": now.batch_size}}
         rows: dict[str, list[dict[str, float]]] = {k: [] for k in variants}

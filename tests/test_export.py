@@ -44,6 +44,8 @@ def ort_rollout(sess, model, test, k: int) -> np.ndarray:
             x, v = f32(test.x[:, i]), f32(test.v[:, i])
         feed = {"state": state, "start": np.full(n, i == 0), "x": x, "v": v,
                 "F": f32(test.F[:, i]), "F_next": f32(test.F[:, i + 1])}
+        if "F_prev" in model.layout.inputs:
+            feed["F_prev"] = f32(test.F[:, max(i - 1, 0)])
         feed.update({p: f32(test.params[p]) for p in model.parameter_inputs})
         x, v, state = sess.run(None, feed)
         xs.append(x)
@@ -106,7 +108,7 @@ def test_the_file_names_its_inputs_outputs_and_metadata(tmp_path):
     assert inputs == {"state": (["batch", 16], "tensor(float)"),
                       "start": (["batch"], "tensor(bool)"),
                       **{n: (["batch"], "tensor(float)") for n in ("x", "v", "F", "F_next",
-                                                                    "eta")}}
+                                                                    "F_prev", "eta")}}
     assert [(o.name, o.shape) for o in sess.get_outputs()] == [
         ("x_next", ["batch"]), ("v_next", ["batch"]), ("state_next", ["batch", 16])]
     meta = sess.get_modelmeta().custom_metadata_map
@@ -163,7 +165,7 @@ def run(args, capsys):
 def test_export_command_writes_and_overwrites_only_its_own(checkpoint, tmp_path, capsys):
     out = tmp_path / "gru.onnx"
     code, printed, _ = run(["export", checkpoint, "-o", out], capsys)
-    assert code == 0 and "inputs:  state, start, x, v, F, F_next, eta" in printed
+    assert code == 0 and "inputs:  state, start, x, v, F, F_next, F_prev, eta" in printed
     first = out.read_bytes()
     code, _, err = run(["export", checkpoint, "-o", out], capsys)
     assert_one_line_error(code, err, "exists", "--overwrite")
@@ -249,7 +251,7 @@ def test_export_onnx_takes_a_model_a_run_directory_or_a_checkpoint(checkpoint, t
              odernn.export_onnx(checkpoint, tmp_path / "b.onnx"),
              odernn.export_onnx(run_dir, tmp_path / "c.onnx")]
     feed = {"state": np.ones((2, 8), np.float32), "start": np.array([True, False]),
-            **{n: np.full(2, 0.5, np.float32) for n in ("x", "v", "F", "F_next", "eta")}}
+            **{n: np.full(2, 0.5, np.float32) for n in ("x", "v", "F", "F_next", "F_prev", "eta")}}
     outputs = [session(f.read_bytes()).run(None, feed) for f in files]
     for other in outputs[1:]:
         for a, b in zip(outputs[0], other, strict=True):

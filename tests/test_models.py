@@ -163,8 +163,11 @@ def test_training_does_not_mutate_its_data(tmp_path):
 def test_every_trainable_parameter_gets_a_gradient(family, data):
     layout = Layout(dt=data.dt)
     model = build(family, layout, compute_stats(data, layout), **small_config(family).model_args())
+    if getattr(model, "V", None) is not None:  # a linear system's zero start (V = 0) gives the
+        with torch.no_grad():                  # cell no gradient until V has moved
+            model.V.normal_()
     z = torch.as_tensor(np.stack([data.x, data.v], -1)[:4, :21], dtype=torch.float32)
-    e = torch.randn(4, 21, 3)
+    e = torch.randn(4, 21, layout.n_exogenous)
     y, y_true = model.teacher_forced(z, e)
     torch.sum(torch.square(y - y_true)).backward()
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -356,7 +359,7 @@ def _unit_stats(names) -> Stats:
 @pytest.mark.parametrize("by_sigmoid", [False, True])
 @pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("variant", ["default", "head", "no-skip", "two-parameters", "hybrid",
-                                     "velocity"])
+                                     "velocity", "degree-1", "degree-3", "two-parameters-2"])
 def test_inference_step_is_the_step(family, variant, by_sigmoid, monkeypatch):
     """The rollout's step without autograd (fused products, in place, in blocks of rows) is
     the cell's equations as training writes them, to rounding (float64 here), for every
@@ -370,15 +373,20 @@ def test_inference_step_is_the_step(family, variant, by_sigmoid, monkeypatch):
     elif variant == "no-skip":
         options = {"skip": False, **({"output_activation": "tanh", "activation": "relu"}
                                      if family == "rnn" else {})}
-    elif variant == "two-parameters":  # the products' slicing path with two parameters
+    elif variant.startswith("two-parameters"):  # slicing at degree 1, else skip_features
         layout = Layout(dt=0.05, system="external", inputs=("x", "v", "F", "F_next", "a", "b"))
         names = (*names, "a", "b")
+        options = {"products": 2} if variant.endswith("-2") else {}
+    elif variant.startswith("degree-"):  # one parameter's powers by slicing
+        options = {"products": int(variant[-1])}
     elif variant == "hybrid":  # the prior's channels follow the parameters: a gather
         layout = Layout(dt=0.05, prior="oscillator")
     elif variant == "velocity":
         layout = Layout("velocity", ("x", "F", "F_next", "eta"), 0.05)
     model = build(family, layout, _unit_stats(names), hidden=12, seed=3, **options).double()
     g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # not a linear system's zero start: the output must depend on h
+        model.V.copy_(torch.randn(model.V.shape, generator=g, dtype=torch.float64))
     u = torch.randn(150, 10, layout.n_inputs, generator=g, dtype=torch.float64)
     s0 = torch.randn(150, layout.n_init, generator=g, dtype=torch.float64)
     with torch.no_grad():

@@ -9,6 +9,8 @@ import pytest
 import torch
 from test_models import oscillator_data
 
+from odernn.data.simulate import simulate_trajectories
+from odernn.data.spec import load_spec
 from odernn.learn.config import TrainConfig
 from odernn.learn.gradient import _fit_skip
 from odernn.learn.models import REGISTRY, build
@@ -16,7 +18,7 @@ from odernn.learn.models.readout import skip_features
 from odernn.learn.windows import compute_stats, to_tensors
 
 
-def skip_alone(data, products: bool):
+def skip_alone(data, products: int | bool | None):
     """An ffn whose output is its skip alone (V = 0), started at the least-squares fit."""
     layout = TrainConfig(model="ffn", products=products).layout(data.dt, params=data.params)
     model = build("ffn", layout, compute_stats(data, layout), products=products, seed=0)
@@ -44,16 +46,38 @@ def test_the_products_skip_holds_the_map_for_every_damping():
 
 
 def test_the_skip_features_are_the_inputs_then_each_parameter_times_each_other_input():
+    """A linear system's default degree 2: ``u``, eta times x, v, F, F_next, F_prev, eta^2
+    times them, eta^2 alone; degree 1 without the last two; 0 the inputs alone."""
     data = oscillator_data(n=4, n_steps=20)
-    model, tensors = skip_alone(data, True)
-    assert model.layout.inputs == ("x", "v", "F", "F_next", "eta")
-    u = torch.arange(10.0).reshape(2, 5)
+    model, tensors = skip_alone(data, None)
+    assert model.layout.inputs == ("x", "v", "F", "F_next", "F_prev", "eta")
+    assert model.hparams["products"] == 2 and model.D.shape == (2, 6 + 5 + 5 + 1)
+    u = torch.arange(12.0).reshape(2, 6)
     s = skip_features(model, u)
-    assert torch.equal(s[:, :5], u)
-    assert torch.equal(s[:, 5:], u[:, 4:5] * u[:, :4])  # eta times x, v, F, F_next
-    assert model.D.shape == (2, 9)
+    eta, others = u[:, 5:6], u[:, :5]
+    assert torch.equal(s, torch.cat([u, eta * others, eta**2 * others, eta**2], 1))
+    first, _ = skip_alone(data, 1)
+    assert first.D.shape == (2, 11) and torch.equal(skip_features(first, u)[:, 6:], eta * others)
     plain, _ = skip_alone(data, False)
-    assert plain.D.shape == (2, 5) and torch.equal(skip_features(plain, u), u)
+    assert plain.D.shape == (2, 6) and torch.equal(skip_features(plain, u), u)
+
+
+def test_two_parameters_make_every_monomial_up_to_the_degree():
+    """eta and beta at degree 2: the monomials eta, beta, eta^2, eta beta, beta^2 times each
+    other input, then the three of degree 2 alone; the fast rollout path agrees."""
+    from odernn.learn.models.readout import monomials
+
+    assert monomials(2, 2) == [(0,), (1,), (0, 0), (0, 1), (1, 1)]
+    data = simulate_trajectories(load_spec("duffing-train").with_overrides(n=6, n_steps=40))
+    config = TrainConfig(model="gru", products=2)
+    layout = config.layout(data.dt, system=data.system, params=data.params)
+    assert layout.parameters == ("eta", "beta") and not layout.linear
+    model = build("gru", layout, compute_stats(data, layout), products=2, hidden=4)
+    u = torch.randn(3, layout.n_inputs)
+    p, o = u[:, -2:], u[:, :-2]
+    m = torch.stack([p[:, 0], p[:, 1], p[:, 0] ** 2, p[:, 0] * p[:, 1], p[:, 1] ** 2], 1)
+    want = torch.cat([u, (m[:, :, None] * o[:, None, :]).flatten(1), m[:, 2:]], 1)
+    torch.testing.assert_close(skip_features(model, u), want)
 
 
 @pytest.mark.parametrize("family", ["rnn", "lstm", "gru", "ffn"])
@@ -70,7 +94,7 @@ def test_the_declared_size_counts_the_products(family):
         sizes[products] = (stored, declared)
         assert np.isfinite(one_step_error(model, to_tensors(data, layout)))
     (plain, plain_declared), (more, more_declared) = sizes[False], sizes[True]
-    assert more - plain == more_declared - plain_declared == 2 * 4  # 2 outputs, eta x 4 inputs
+    assert more - plain == more_declared - plain_declared == 2 * 5  # 2 outputs, eta x 5 inputs
 
 
 @pytest.mark.parametrize("family", ["rnn", "lstm", "gru", "ffn"])
@@ -79,11 +103,9 @@ def test_the_declared_size_is_the_stored_size(family, spec):
     """The memory check's count is every stored value, for the linear and a nonlinear
     system's layout, with and without products, a head and a prior (the vanilla cell has one
     bias per unit, the fused cells two)."""
-    from odernn.data.simulate import simulate_trajectories
-    from odernn.data.spec import load_spec
-
     data = simulate_trajectories(load_spec(spec).with_overrides(n=4, n_steps=30))
-    for products, head, prior in ((True, (), None), (False, (6,), None), (True, (), "linear")):
+    for products, head, prior in ((None, (), None), (False, (6,), None), (True, (), "linear"),
+                                  (3, (), None)):
         config = TrainConfig(model=family, products=products, prior=prior)
         layout = config.layout(data.dt, system=data.system, params=data.params)
         model = build(family, layout, compute_stats(data, layout), products=products, hidden=8,
@@ -103,7 +125,36 @@ def test_a_model_stored_before_products_existed_loads_as_a_skip_over_the_inputs(
     record = result.best_record
     del record["args"]["hparams"]["products"]  # as written before the option
     old = from_record(record)
-    assert old.hparams["products"] is False and old.D.shape == (2, 5)
+    assert old.hparams["products"] == 0 and old.D.shape == (2, 6)
     r = (model.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params),
          old.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params))
     assert np.array_equal(r[0].x, r[1].x)
+
+
+@pytest.mark.parametrize("family", ["rnn", "lstm", "gru", "ffn"])
+def test_a_linear_systems_model_starts_as_its_skip(family):
+    """On a linear system V starts at zero, so the model is its skip (the least-squares fit,
+    once fitted); on a nonlinear one, and without a skip, V is drawn as the rest."""
+    data = oscillator_data(n=4, n_steps=20)
+    layout = TrainConfig(model=family).layout(data.dt, params=data.params)
+    model = build(family, layout, compute_stats(data, layout), hidden=8)
+    assert layout.linear and torch.count_nonzero(model.V) == 0
+    plain = build(family, layout, compute_stats(data, layout), hidden=8, skip=False)
+    assert torch.count_nonzero(plain.V) == plain.V.numel()
+    duffing = simulate_trajectories(load_spec("duffing-train").with_overrides(n=4, n_steps=20))
+    layout = TrainConfig(model=family).layout(duffing.dt, system="duffing",
+                                              params=duffing.params)
+    model = build(family, layout, compute_stats(duffing, layout), hidden=8)
+    assert not layout.linear and "F_prev" not in layout.inputs
+    assert model.hparams["products"] == 1 and torch.count_nonzero(model.V) == model.V.numel()
+    chosen = build(family, layout, compute_stats(duffing, layout), hidden=8, start_as_skip=True)
+    assert chosen.hparams["start_as_skip"] is True and torch.count_nonzero(chosen.V) == 0
+
+
+@pytest.mark.parametrize("bad", [4, -1, 1.5, "two"])
+def test_a_degree_out_of_range_is_refused_before_anything_is_built(bad):
+    from odernn.errors import SpecError
+
+    with pytest.raises(SpecError, match="products"):
+        TrainConfig(model="gru", products=bad)
+

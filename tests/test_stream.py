@@ -121,8 +121,12 @@ def test_a_small_buffer_streams_every_block_once_per_epoch(path, monkeypatch):
 
 @pytest.mark.parametrize("family", ["gru", "esn"])
 def test_streamed_training_with_one_buffer_follows_in_memory_training(small, family):
-    """The same windows; the statistics differ in rounding only (summed in another order)."""
-    cfg = config(family, val_fraction=0.1)
+    """The same windows; the statistics differ in rounding only (summed in another order).
+    The readout is drawn (``start_as_skip=False``): started at zero, as by default on a linear
+    system, Adam's first steps follow the signs of its tiny gradients, which that rounding
+    can flip, and the weights part by more than these tolerances."""
+    cfg = config(family, val_fraction=0.1, **({} if family == "esn" else
+                                              {"start_as_skip": False}))
     one = train(read_trajectories(small), cfg, None, progress=False)
     two = train(FileRows(small), cfg, None, progress=False)
     assert one.status == two.status == "ok"

@@ -47,7 +47,8 @@ def test_defaults_follow_the_family():
     lstm = TrainConfig(model="lstm")
     assert (lstm.hidden, lstm.units, lstm.skip) == (64, None, True)
     assert TrainConfig(model="rnn", skip=False).model_args()["skip"] is False
-    assert lstm.layout(0.05) == Layout(dt=0.05)
+    assert lstm.layout(0.05) == Layout(dt=0.05, inputs=("x", "v", "F", "F_next", "F_prev", "eta"))
+    assert TrainConfig(model="esn").layout(0.05) == Layout(dt=0.05)  # the reservoir: no F_prev
     assert "eta" not in TrainConfig(withhold=("eta",)).layout(0.05).inputs
     assert TrainConfig.from_dict({"use_eta": False}).withhold == ("eta",)  # older runs
 
@@ -388,7 +389,7 @@ def test_esn_init_trains_with_the_momentum_schedule(data, tmp_path):
 
 def test_truncated_bptt_cuts_the_gradient_only_at_the_truncation(data):
     layout = Layout(dt=data.dt)
-    model = build("lstm", layout, compute_stats(data, layout), hidden=8)
+    model = build("lstm", layout, compute_stats(data, layout), hidden=8, start_as_skip=False)
     w = to_tensors(data, layout).windows(torch.arange(4), torch.zeros(4, dtype=torch.long), 12)
 
     def grads(tbptt):

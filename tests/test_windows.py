@@ -10,7 +10,8 @@ import torch
 from test_models import oscillator_data, series_data
 
 from odernn.errors import DataError, SpecError
-from odernn.learn.models.layout import Codec, Layout, check_data
+from odernn.learn.models.codec import Codec
+from odernn.learn.models.layout import Layout, check_data
 from odernn.learn.windows import (
     carried_state,
     compute_stats,
@@ -28,13 +29,16 @@ def data():
 
 
 def test_carried_state_and_exogenous_channels(data):
-    layout = Layout(dt=data.dt)
+    layout = Layout(dt=data.dt, inputs=("x", "v", "F", "F_next", "F_prev", "eta"))
     z, e = carried_state(data, layout), exogenous(data, layout)
     np.testing.assert_array_equal(z[..., 0], data.x)
     np.testing.assert_array_equal(z[..., 1], data.v)
     np.testing.assert_array_equal(e[:, :, 0], data.F)
     np.testing.assert_array_equal(e[:, :-1, 1], data.F[:, 1:])  # F_next
-    np.testing.assert_array_equal(e[:, 3, 2], data.params["eta"])
+    np.testing.assert_array_equal(e[:, -1, 1], data.F[:, -1])  # no sample after the last
+    np.testing.assert_array_equal(e[:, 1:, 2], data.F[:, :-1])  # F_prev
+    np.testing.assert_array_equal(e[:, 0, 2], data.F[:, 0])  # no sample before the first
+    np.testing.assert_array_equal(e[:, 3, 3], data.params["eta"])
 
 
 def test_series_state_is_the_last_lags_values_padded_with_x0():

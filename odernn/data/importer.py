@@ -43,7 +43,7 @@ DERIVATIVE = ("second-order finite differences of x: (x[i+1] - x[i-1]) / (2 dt) 
               "(-3 x[0] + 4 x[1] - x[2]) / (2 dt) and (3 x[-1] - 4 x[-2] + x[-3]) / (2 dt) at "
               "the ends")
 """How ``--derive-v`` computes the velocity (stored in the file's ``velocity`` attribute)."""
-RESERVED = ("x", "v", "F", "F_next", *NOT_PARAMETERS)
+RESERVED = ("x", "v", "F", "F_next", "F_prev", *NOT_PARAMETERS)
 """Names a parameter may not take: the input channels, and what import stores itself."""
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

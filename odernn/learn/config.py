@@ -21,7 +21,7 @@ from odernn.data.systems import EXTERNAL, SYSTEMS, parameter_names
 from odernn.errors import SpecError
 from odernn.learn.families import DEVICES, MOMENTUM_SCHEDULES, OPTIMIZERS, SCHEDULES, TARGETS
 from odernn.learn.models import REGISTRY
-from odernn.learn.models.layout import DEFAULT_INPUTS, Layout
+from odernn.learn.models.layout import DEFAULT_INPUTS, Layout, default_inputs
 from odernn.learn.models.prior import check_prior
 from odernn.types import Array
 
@@ -116,7 +116,8 @@ class TrainConfig:
     hidden: int | None = None
     head: tuple[int, ...] | None = None
     skip: bool | None = None
-    products: bool | None = None
+    products: int | bool | None = None
+    start_as_skip: bool | None = None
     activation: str | None = None
     output_activation: str | None = None
     init: str | None = None
@@ -274,7 +275,8 @@ class TrainConfig:
     def layout(self, dt: float, system: str = "oscillator",
                params: Mapping[str, Array] | None = None) -> Layout:
         """The data layout these options describe, for data of system ``system`` on a grid of
-        step ``dt``: the channels ``inputs`` (None: the target's default) and every parameter
+        step ``dt``: the channels ``inputs`` (None: the target's default for the system,
+        :func:`~odernn.learn.models.layout.default_inputs`) and every parameter
         of the system that varies across the training trajectories' ``params`` (a fixed one
         tells the model nothing; None: every parameter; an ``external`` system's parameters
         are those ``params`` stores), less those withheld. A parameter that is not an input
@@ -289,7 +291,8 @@ class TrainConfig:
                 raise SpecError(f"withhold {name!r}: not a parameter of system {system!r} "
                                 f"(its parameters: {', '.join(names) or 'none'})")
         varying = [p for p in names if params is None or (p in params and _varies(params[p]))]
-        base = self.inputs if self.inputs is not None else DEFAULT_INPUTS[self.target]
+        base = self.inputs if self.inputs is not None else default_inputs(
+            self.target, system, skip=takes(self.model, "products"))
         inputs = [c for c in dict.fromkeys([*base, *varying]) if c not in self.withhold]
         fixed = {p: float(np.asarray(params[p]).ravel()[0]) for p in names
                  if params is not None and p in params and p not in inputs
@@ -299,8 +302,10 @@ class TrainConfig:
 
     def _channels(self) -> Layout:
         """The layout before the data is known, without parameter inputs (the data decides
-        them): what the family's layout check and the memory check see."""
-        base = self.inputs if self.inputs is not None else DEFAULT_INPUTS[self.target]
+        them): what the family's layout check and the memory check see (by default the
+        widest default inputs, a linear system's)."""
+        base = self.inputs if self.inputs is not None else default_inputs(self.target,
+                                                                          "oscillator")
         return Layout(self.target, [c for c in base if c not in PARAMETERS], 1.0, self.lags,
                       self.warmup)
 
@@ -375,7 +380,10 @@ def _coerce(key: str, value: Any, hint: str, where: str) -> Any:
         if "None" not in hint:
             raise SpecError(f"{where}: option {key!r} cannot be empty")
         return None
-    kind = hint.split("|")[0].strip()
+    kinds = [k.strip() for k in hint.split("|")]
+    kind = kinds[0]
+    if isinstance(value, bool) and "bool" in kinds:  # ``int | bool``: a flag or a number
+        return value
 
     def bad(allowed: str) -> SpecError:
         return SpecError(f"{where}: option {key!r} = {value!r} is invalid; allowed: {allowed}")

@@ -183,27 +183,34 @@ def check(data: Trajectories, config: TrainConfig) -> None:
                         f"{length + 1}")
 
 
+SKIP_RIDGE = 1e-10
+"""The skip's least squares: a ridge of this times the mean diagonal of its normal equations.
+Its features can be nearly collinear (three forcing samples a step apart, the parameters'
+powers): without it the weakest directions' coefficients depend on rounding, so that a
+streamed and an in-memory fit, or two summation orders, could differ in them."""
+
+
 def _fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
     """Start the linear skip ``D u + c`` at the least-squares fit of the teacher-forced outputs,
-    so the recurrent part learns only what is not linear in the inputs (over several blocks,
-    a streamed set: through the normal equations, summed block by block)."""
+    so the recurrent part learns only what is not linear in the inputs: the normal equations
+    summed block by block in float64 (one block in memory, several streamed), with a tiny
+    ridge (:data:`SKIP_RIDGE`)."""
     gram = cross = None
     with torch.no_grad():
-        for k, data in enumerate(blocks):
+        for data in blocks:
             u = skip_features(model, model.codec.encode(data.z[:, :-1], data.e[:, :-1]))
             u = u.reshape(-1, model.D.shape[1])
             y = model.codec.target(data.z[:, :-1], data.z[:, 1:], data.e[:, :-1])
-            y = y.reshape(u.shape[0], -1)
             x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double().cpu()
-            if k == 0:
-                first = (x, y.double().cpu())
-                continue
+            y = y.reshape(u.shape[0], -1).double().cpu()
             if gram is None:
-                gram, cross = first[0].T @ first[0], first[0].T @ first[1]
-            gram += x.T @ x
-            cross += x.T @ y.double().cpu()
-        coef = (torch.linalg.lstsq(*first).solution if gram is None
-                else torch.linalg.lstsq(gram, cross).solution).to(model.D)
+                gram, cross = x.T @ x, x.T @ y
+            else:
+                gram += x.T @ x
+                cross += x.T @ y
+        ridge = SKIP_RIDGE * float(gram.diagonal().mean())
+        coef = torch.linalg.solve(gram + ridge * torch.eye(gram.shape[0], dtype=gram.dtype),
+                                  cross).to(model.D)
         model.D.copy_(coef[:-1].T)
         model.c.copy_(coef[-1])
 

@@ -2,9 +2,10 @@
 
 :class:`OneStep` wraps a trained surrogate; its ``forward`` takes what a host program has at
 step i (the recurrent state, a start flag, the physical state, the forcing samples
-``F_i``, ``F_{i+1}`` and the parameters the model takes) and returns the next physical
+``F_i``, ``F_{i+1}`` (and ``F_{i-1}`` where the model reads it) and the parameters the model
+takes) and returns the next physical
 state and the next recurrent state, with the normalisation (:class:`~odernn.learn.models.
-layout.Codec`) folded in. The recurrent state of every family is one float32 matrix
+codec.Codec`) folded in. The recurrent state of every family is one float32 matrix
 ``(B, S)``: the family's state tensors side by side (the LSTM's ``[h, c]``; ``S = 0`` for
 ``ffn``, which has none). Where ``start`` is true the state given is ignored and the
 model's own initial state, ``g(x, v, p)``, is used: the first call of a trajectory passes
@@ -29,9 +30,17 @@ STATE_OUTPUTS = ("x_next", "v_next")
 
 def input_names(layout: Any) -> list[str]:
     """The exported graph's inputs, in order: ``state``, ``start``, then ``x``, ``v``, ``F``,
-    ``F_next`` and each parameter the model takes, by name (a series: ``window``)."""
-    physical = SERIES_INPUTS if layout.series else ("x", "v", "F", "F_next", *layout.parameters)
-    return ["state", "start", *physical]
+    ``F_next``, ``F_prev`` where the model reads it, and each parameter the model takes, by
+    name (a series: ``window``)."""
+    if layout.series:
+        return ["state", "start", *SERIES_INPUTS]
+    return ["state", "start", *_physical(layout)]
+
+
+def _physical(layout: Any) -> tuple[str, ...]:
+    """An oscillator model's physical inputs: the state, the forcing samples, the parameters."""
+    return ("x", "v", "F", "F_next", *(("F_prev",) if "F_prev" in layout.inputs else ()),
+            *layout.parameters)
 
 
 def output_names(layout: Any) -> list[str]:
@@ -65,7 +74,7 @@ class OneStep(nn.Module):
         else:
             x, v, *known = physical
             z = torch.stack([x, v], dim=-1)
-            columns = dict(zip(("F", "F_next", *layout.parameters), known, strict=True))
+            columns = dict(zip(_physical(layout)[2:], known, strict=True))
             e = (torch.stack([columns[c] for c in self.exogenous], dim=-1) if self.exogenous
                  else z.new_zeros(z.shape[0], 0))
         if self.sizes:
@@ -85,7 +94,7 @@ class OneStep(nn.Module):
         g = torch.Generator().manual_seed(seed)
         layout, stats = self.model.layout, self.model.codec.stats
         names = input_names(layout)[2:]
-        keys = {"v": "v", "F": "F", "F_next": "F"}
+        keys = {"v": "v", "F": "F", "F_next": "F", "F_prev": "F"}
         columns = []
         for name in names:
             width = layout.lags if name == "window" else None

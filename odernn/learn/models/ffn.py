@@ -26,9 +26,12 @@ from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
 from odernn.learn.models.readout import (
     add_output_layers,
+    check_products,
+    product_degree,
     readout_count,
     skip_features,
     skip_width,
+    start_readout,
 )
 from odernn.learn.models.rnn import (
     HIDDEN_ACTIVATIONS,
@@ -46,8 +49,11 @@ class FeedForwardOptions:
     hidden: int = option(64, "units of the hidden layer")
     head: tuple[int, ...] = option((), "widths of ReLU dense layers before the linear readout")
     skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
-    products: bool = option(True, "the skip also takes each parameter input times each "
-                            "other input (multiplicative conditioning)")
+    products: int | bool | None = option(None, "degree of the parameter inputs' monomials that "
+                                  "multiply each other input in the skip (0: none; default 2 "
+                                  "for a linear system, else 1)")
+    start_as_skip: bool | None = option(None, "start V at zero, the model as its skip's "
+                                        "least-squares fit (default: for a linear system)")
     seed: int = option(0, "seed of the initial weights")
     activation: str = option("tanh", "sigma: tanh, relu or sigmoid")
 
@@ -81,6 +87,7 @@ class FeedForward(RecurrentSurrogate):
     def check_options(cls, hidden: int = 64, head: list[int] | tuple[int, ...] = (),
                       activation: str = "tanh", **rest: Any) -> None:
         check_widths(hidden, head)
+        check_products(rest.get("products"))
         activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
 
     @classmethod
@@ -91,21 +98,27 @@ class FeedForward(RecurrentSurrogate):
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True,
-                 products: bool = True, seed: int = 0, activation: str = "tanh") -> None:
+                 products: int | bool | None = None, start_as_skip: bool | None = None,
+                 seed: int = 0, activation: str = "tanh") -> None:
         head = [int(w) for w in head]
-        self.check_options(hidden=hidden, head=head, activation=activation)
+        self.check_options(hidden=hidden, head=head, activation=activation, products=products)
         self.check_layout(layout)
         super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
-                                         "products": products, "seed": seed,
+                                         "products": product_degree(products, layout),
+                                         "start_as_skip": skip and (layout.linear
+                                                                    if start_as_skip is None
+                                                                    else bool(start_as_skip)),
+                                         "seed": seed,
                                          "activation": activation})
         self.sigma = activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
         self.U = nn.Parameter(torch.empty(hidden, layout.n_inputs))
         self.b = nn.Parameter(torch.empty(hidden))
-        add_output_layers(self, layout, hidden, head, skip, products)
+        add_output_layers(self, layout, hidden, head, skip, self.hparams["products"])
         self.reset_parameters(seed)
 
     def reset_parameters(self, seed: int) -> None:
-        """Uniform in ``+-1/sqrt(fan_in)`` (PyTorch's defaults), drawn from ``seed`` alone."""
+        """Uniform in ``+-1/sqrt(fan_in)`` (PyTorch's defaults), drawn from ``seed`` alone;
+        ``V = 0`` for a linear system (:func:`~.readout.start_readout`)."""
         g = torch.Generator().manual_seed(int(seed))
         widths = [self.hparams["hidden"], *self.hparams["head"]]
         n_in = self.layout.n_inputs
@@ -117,6 +130,7 @@ class FeedForward(RecurrentSurrogate):
                 bound = 1.0 / math.sqrt(fan_in[".".join(parts[:2]) if parts[0] == "head"
                                                else parts[0]])
                 p.copy_(torch.empty(p.shape).uniform_(-bound, bound, generator=g))
+        start_readout(self)
 
     def initial_state(self, s0: Tensor) -> State:
         return ()  # no memory: the carried (x, v) is the whole state

@@ -273,19 +273,39 @@ def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def _products(model: Any, d_p: Tensor) -> tuple[Callable[[Tensor], Tensor], Tensor]:
-    """Each parameter channel times each other channel, as
-    :func:`~odernn.learn.models.readout.skip_features` orders them, and the skip's weights
-    for them; by slicing when the parameters are the last channels and the others the first
-    (no hybrid's prior). With one parameter ``p``, the products are ``u p`` whole (``p^2``
-    last, given a zero weight): one slice fewer per step."""
+    """The skip's product features (those of
+    :func:`~odernn.learn.models.readout.skip_features` after ``u``) and their weights. With one
+    parameter ``p``, the last channel, after the others (no hybrid's prior): ``u p^k`` whole
+    for each degree ``k``, by slicing, no gather (``[o p^k, p^(k+1)]``: the weights of
+    ``p^(k+1)`` alone placed there, zero for the highest); several parameters at degree 1
+    likewise. Otherwise the features as ``skip_features`` builds them."""
+    from odernn.learn.models.readout import skip_features
+
     params = model.param_cols.tolist()
     others = model.other_cols.tolist()
-    n_in = model.layout.n_inputs
-    if others != list(range(len(others))) or params != list(range(n_in - len(params), n_in)):
-        p_idx, o_idx = model.param_cols, model.other_cols
-        return (lambda u: (u[:, p_idx].unsqueeze(-1) * u[:, o_idx].unsqueeze(-2)).flatten(-2),
-                d_p)
-    first, n_other = n_in - len(params), len(others)
-    if len(params) == 1:
-        return (lambda u: u * u[:, first:]), torch.cat([d_p, torch.zeros_like(d_p[:, :1])], 1)
-    return (lambda u: (u[:, first:].unsqueeze(-1) * u[:, None, :n_other]).flatten(-2)), d_p
+    n_in, degree = model.layout.n_inputs, model.product_degree
+    first = n_in - len(params)
+    if params != list(range(first, n_in)) or others != list(range(first)):
+        return (lambda u: skip_features(model, u)[:, n_in:]), d_p
+    if len(params) > 1:  # each parameter times each other channel, by slicing
+        if degree == 1:
+            return (lambda u: (u[:, first:].unsqueeze(-1) * u[:, None, :first]).flatten(-2)), d_p
+        return (lambda u: skip_features(model, u)[:, n_in:]), d_p
+    o = len(others)
+    alone = d_p[:, degree * o:]  # p^2 .. p^degree
+    blocks = []
+    for k in range(degree):
+        blocks.append(d_p[:, k * o:(k + 1) * o])
+        blocks.append(alone[:, k:k + 1] if k + 1 < degree else torch.zeros_like(d_p[:, :1]))
+    weights = torch.cat(blocks, 1)
+    if degree == 1:
+        return (lambda u: u * u[:, n_in - 1:]), weights
+
+    def powers(u: Tensor) -> Tensor:
+        p = u[:, n_in - 1:]
+        terms = [u * p]
+        for _ in range(degree - 1):
+            terms.append(terms[-1] * p)
+        return torch.cat(terms, 1)
+
+    return powers, weights

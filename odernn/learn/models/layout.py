@@ -13,11 +13,13 @@ target          carried state ``z``         output ``y_i`` (normalised)
 ==============  ==========================  =============================================
 
 Input channels: ``x``, ``v`` (from ``z``), ``F`` (``F_i``), ``F_next``
-(``F_{i+1}``, a sample an integrator also uses for the step), then any of the
-parameters of the layout's system (:data:`~odernn.data.systems.SYSTEMS`) in the
-system's order (the linear oscillator's: ``eta``), each constant along a
-trajectory; for a series, the ``lags`` last values (the Keras ``(1, step)``
-layout when ``lags = step`` and windows have length 1).
+(``F_{i+1}``, a sample an integrator also uses for the step), ``F_prev`` (``F_{i-1}``, the
+sample before, ``F_0`` at the first step: with it a step sees the forcing's curvature, as
+``rk4-sampled-cubic`` does; a default input of the gradient families on a linear system,
+:func:`default_inputs`), then any of the parameters of the layout's system
+(:data:`~odernn.data.systems.SYSTEMS`) in the system's order (the linear oscillator's:
+``eta``), each constant along a trajectory; for a series, the ``lags`` last values (the
+Keras ``(1, step)`` layout when ``lags = step`` and windows have length 1).
 
 A hybrid (``Layout.prior``, :mod:`~odernn.learn.models.prior`) appends two channels after
 those, ``x_prior`` and ``v_prior``: the prior equation's prediction of the next state by one
@@ -34,7 +36,7 @@ forward rule ``x_{i+1} = x_i + dt v_{i+1}`` (``benchmarks/surrogates.py`` measur
 floor each rule sets with the exact velocity).
 
 Normalisation statistics (:class:`Stats`) come from the training split only
-and are stored with the model; :class:`Codec` applies them.
+and are stored with the model; :class:`~odernn.learn.models.codec.Codec` applies them.
 """
 
 from __future__ import annotations
@@ -45,8 +47,6 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS
 from odernn.data.trajectories import Trajectories
@@ -60,7 +60,7 @@ from odernn.learn.models.prior import (
     stack_state,
 )
 
-CHANNELS = ("x", "v", "F", "F_next")
+CHANNELS = ("x", "v", "F", "F_next", "F_prev")
 """Input channels of every oscillator surrogate, in the order they are stacked; the system's
 parameters it takes follow them (:attr:`Layout.channels`)."""
 STATE = ("x", "v")
@@ -78,7 +78,26 @@ DEFAULT_INPUTS = {
     "next-value": ("x",),
 }
 """The channels of each target before the system's parameters (those the training data vary,
-:meth:`odernn.learn.config.TrainConfig.layout`)."""
+:meth:`odernn.learn.config.TrainConfig.layout`), but for :func:`default_inputs`' addition."""
+
+
+def linear_map(target: str, system: str | None) -> bool:
+    """Whether a surrogate of ``target`` for data of ``system`` gets a linear system's
+    defaults: state mode, a system with a linear acceleration. Its one-step map given three
+    forcing samples is then linear in the state and the samples, to O(dt^4), with
+    coefficients smooth in the parameters, which the skip can hold (:mod:`.readout`)."""
+    spec = SYSTEMS.get(system or "")
+    return target == "state" and spec is not None and spec.linear is not None
+
+
+def default_inputs(target: str, system: str | None = None, skip: bool = True
+                   ) -> tuple[str, ...]:
+    """The default channels of ``target`` for data of ``system``: :data:`DEFAULT_INPUTS`, and
+    ``F_prev`` for a family with the skip's products (``skip``) where :func:`linear_map`
+    (``benchmarks/linear_map.py``; on the nonlinear systems, and for the reservoir on the
+    linear one, it was measured to hurt, and is no default there)."""
+    previous = skip and linear_map(target, system)
+    return (*DEFAULT_INPUTS[target], *(("F_prev",) if previous else ()))
 
 
 @dataclass(frozen=True)
@@ -195,6 +214,12 @@ class Layout:
         return self.target == "next-value"
 
     @property
+    def linear(self) -> bool:
+        """Whether a surrogate of this layout gets a linear system's defaults
+        (:func:`linear_map`)."""
+        return linear_map(self.target, self.system)
+
+    @property
     def channels(self) -> tuple[str, ...]:
         """Every input channel this layout's system allows, in the order they are stacked (an
         :data:`~odernn.data.systems.EXTERNAL` system's parameters: those its inputs name)."""
@@ -235,14 +260,16 @@ class Layout:
     def exogenous(self, F: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """The one mapping from arrays to the channels known in advance, ``(N, T, E)`` in
         channel order: ``F_i``, ``F_{i+1}`` (at the last step ``F_{T-1}`` again: no step
-        follows it), then each parameter taken (``params[name]`` per trajectory, ``(N,)``).
+        follows it), ``F_{i-1}`` (at the first ``F_0`` again: no sample precedes it), then each
+        parameter taken (``params[name]`` per trajectory, ``(N,)``).
         Windows, targets and rollouts use it."""
         n, t = F.shape
         missing = [p for p in self.parameters if p not in params]
         if missing:
             raise DataError(f"this layout takes {', '.join(self.parameters)} as inputs; "
                             f"{', '.join(missing)} not given")
-        columns = {"F": F, "F_next": np.concatenate([F[:, 1:], F[:, -1:]], axis=1)}
+        columns = {"F": F, "F_next": np.concatenate([F[:, 1:], F[:, -1:]], axis=1),
+                   "F_prev": np.concatenate([F[:, :1], F[:, :-1]], axis=1)}
         columns.update({p: np.broadcast_to(np.asarray(params[p])[:, None], (n, t))
                         for p in self.parameters})
         names = [c for c in self.inputs if c not in STATE]
@@ -352,74 +379,3 @@ def check_fixed(params: Mapping[str, Any], layout: Layout, where: str, *,
             low, high = np.min(values), np.max(values)
             shown = f"= {low:.12g}" if low == high else f"from {low:.6g} to {high:.6g}"
             raise DataError(f"{where} has {name} {shown}; {trained}")
-
-
-class Codec(nn.Module):
-    """Normalised inputs and outputs of one layout: the bridge between physics and network.
-
-    ``encode(z, e)`` gives the inputs ``u`` from the carried state and the
-    exogenous channels ``e`` (``F``, ``F_next`` and the parameters as configured; a
-    hybrid's prior prediction after them);
-    ``decode(z, y, e)`` advances the carried state by one step from the output;
-    ``target(z, z_next, e)`` is its inverse (``e`` is needed by a hybrid only: its output is
-    added to the prior's prediction, :meth:`prior`, which encode and decode also take
-    computed); ``init_features(z, e)`` are the
-    normalised ``x0, v0`` and parameters of the initial-state map. All work on any
-    leading shape.
-    """
-
-    def __init__(self, layout: Layout, stats: Stats) -> None:
-        super().__init__()
-        self.layout, self.stats = layout, stats
-        m, s = stats.mean, stats.std
-        if layout.series:
-            in_names = init_names = ["x"] * layout.lags
-        else:
-            in_names = [{"F_next": "F"}.get(c, c) for c in layout.inputs]
-            in_names += ["x", "v"] if layout.prior else []  # x_prior, v_prior
-            init_names = ["x", "v", *layout.parameters]
-        out_names = [f"y{k}" for k in range(layout.n_outputs)]
-        cols = [i for i, c in enumerate(("x", "v")) if c in layout.inputs]
-        self._state_cols = None if cols == [0, 1] else cols  # None: all of z, no gather
-        for name, keys in (("in", in_names), ("init", init_names), ("out", out_names)):
-            for stat, table in (("mean", m), ("std", s)):
-                values = torch.tensor([table[k] for k in keys], dtype=torch.float32)
-                self.register_buffer(f"{name}_{stat}", values, persistent=False)
-
-    def prior(self, z: Tensor, e: Tensor) -> Tensor | None:
-        """A hybrid's prior prediction of the next state (None without a prior): given to
-        :meth:`encode` and :meth:`decode`, a closed-loop step computes it once."""
-        return self.layout.prior_next(z, e) if self.layout.prior else None
-
-    def encode(self, z: Tensor, e: Tensor, prior: Tensor | None = None) -> Tensor:
-        if self.layout.series:
-            raw = z
-        else:
-            parts = [z if self._state_cols is None else z[..., self._state_cols], e]
-            if self.layout.prior:
-                parts.append(self.prior(z, e) if prior is None else prior)
-            raw = torch.cat(parts, -1)
-        return (raw - self.in_mean) / self.in_std
-
-    def init_features(self, z: Tensor, e: Tensor) -> Tensor:
-        p = len(self.layout.parameters)  # the last p exogenous channels
-        raw = torch.cat([z, e[..., e.shape[-1] - p:]], dim=-1) if p else z
-        return (raw - self.init_mean) / self.init_std
-
-    def decode(self, z: Tensor, y: Tensor, e: Tensor | None = None,
-               prior: Tensor | None = None) -> Tensor:
-        out = torch.addcmul(self.out_mean, y, self.out_std)
-        if self.layout.target == "state":
-            return (self.layout.base(z, e) if prior is None else prior) + out
-        if self.layout.target == "velocity":
-            x = z[..., :1] + (0.5 * self.layout.dt) * (z[..., 1:] + out)
-            return torch.cat([x, out], dim=-1)
-        return torch.cat([z[..., 1:], out], dim=-1)
-
-    def target(self, z: Tensor, z_next: Tensor, e: Tensor | None = None) -> Tensor:
-        """The normalised output that :meth:`decode` maps ``z`` to ``z_next`` with."""
-        return (raw_target(self.layout, z, z_next, e) - self.out_mean) / self.out_std
-
-    def state_std(self) -> Tensor:
-        """Standard deviations of the carried state's components (scale of closed-loop losses)."""
-        return self.init_std[: self.layout.n_state]

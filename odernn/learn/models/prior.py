@@ -7,7 +7,7 @@ prior advances ``(x_i, v_i)`` by one step of RK4 on the forcing samples, the rul
 surrogate reads that prediction as two more input channels and predicts only the
 correction to it: the knowledge-based hybrid of reservoir computing (Pathak et al. 2018,
 Chaos 28, 041101), a residual for the gradient families
-(:class:`~odernn.learn.models.layout.Codec`).
+(:class:`~odernn.learn.models.codec.Codec`).
 
 :func:`prior_step` is written once for numpy arrays (normalisation statistics, targets) and
 torch tensors (inside the network, so gradients flow through it in closed-loop training

@@ -47,9 +47,12 @@ from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
 from odernn.learn.models.readout import (
     add_output_layers,
+    check_products,
+    product_degree,
     readout_count,
     skip_features,
     skip_width,
+    start_readout,
 )
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
@@ -200,8 +203,11 @@ class RecurrentOptions:
     hidden: int = option(64, "units of the hidden state")
     head: tuple[int, ...] = option((), "widths of ReLU dense layers before the linear readout")
     skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
-    products: bool = option(True, "the skip also takes each parameter input times each "
-                            "other input (multiplicative conditioning)")
+    products: int | bool | None = option(None, "degree of the parameter inputs' monomials that "
+                                  "multiply each other input in the skip (0: none; default 2 "
+                                  "for a linear system, else 1)")
+    start_as_skip: bool | None = option(None, "start V at zero, the model as its skip's "
+                                        "least-squares fit (default: for a linear system)")
     seed: int = option(0, "seed of the initial weights")
 
 
@@ -244,18 +250,23 @@ class RecurrentNet(RecurrentSurrogate):
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True,
-                 products: bool = True, seed: int = 0, **cell_args: Any) -> None:
+                 products: int | bool | None = None, start_as_skip: bool | None = None,
+                 seed: int = 0, **cell_args: Any) -> None:
         head = [int(w) for w in head]
-        self.check_options(hidden=hidden, head=head, **cell_args)
+        self.check_options(hidden=hidden, head=head, products=products, **cell_args)
         super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
-                                         "products": products, "seed": seed, **cell_args})
+                                         "products": product_degree(products, layout),
+                                         "start_as_skip": skip and (layout.linear
+                                                                    if start_as_skip is None
+                                                                    else bool(start_as_skip)),
+                                         "seed": seed, **cell_args})
         activation = cell_args.get("activation", "tanh")
         self.cell = CELLS[self.family](layout.n_inputs, hidden, activation)
         self.sigma_h = activation_fn(activation, ("tanh", "relu", "sigmoid"), "activation")
         self.sigma_y = activation_fn(cell_args.get("output_activation", "identity"),
                                    tuple(ACTIVATIONS), "output_activation")
         self.init = nn.Linear(layout.n_init, self.cell.n_states * hidden)
-        add_output_layers(self, layout, hidden, head, skip, products)
+        add_output_layers(self, layout, hidden, head, skip, self.hparams["products"])
         self.reset_parameters(seed)
 
     @classmethod
@@ -263,11 +274,13 @@ class RecurrentNet(RecurrentSurrogate):
                       activation: str = "tanh", output_activation: str = "identity",
                       **rest: Any) -> None:
         check_widths(hidden, head)
+        check_products(rest.get("products"))
         activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
         activation_fn(output_activation, tuple(ACTIVATIONS), "output_activation")
 
     def reset_parameters(self, seed: int) -> None:
-        """Uniform in ``+-1/sqrt(fan_in)`` (PyTorch's defaults), drawn from ``seed`` alone."""
+        """Uniform in ``+-1/sqrt(fan_in)`` (PyTorch's defaults), drawn from ``seed`` alone;
+        ``V = 0`` for a linear system (:func:`~.readout.start_readout`)."""
         g = torch.Generator().manual_seed(int(seed))
         widths = [self.hparams["hidden"], *self.hparams["head"]]
         fan_in = {"cell": widths[0], "init": self.layout.n_init, "V": widths[-1], "c": widths[-1],
@@ -279,6 +292,7 @@ class RecurrentNet(RecurrentSurrogate):
                 key = ".".join(parts[:2]) if parts[0] == "head" else parts[0]
                 bound = 1.0 / math.sqrt(fan_in[key])
                 p.copy_(torch.empty(p.shape).uniform_(-bound, bound, generator=g))
+        start_readout(self)
 
     def initial_state(self, s0: Tensor) -> State:
         a = self.init(s0)
@@ -335,10 +349,12 @@ class VanillaRNN(RecurrentNet):
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True,
-                 products: bool = True, seed: int = 0, activation: str = "tanh",
+                 products: int | bool | None = None, start_as_skip: bool | None = None,
+                 seed: int = 0, activation: str = "tanh",
                  output_activation: str = "identity", init: str = "uniform",
                  init_spectral_radius: float = 1.1) -> None:
-        super().__init__(layout, stats, hidden, head, skip, products, seed, activation=activation,
+        super().__init__(layout, stats, hidden, head, skip, products, start_as_skip, seed,
+                         activation=activation,
                          output_activation=output_activation, init=init,
                          init_spectral_radius=float(init_spectral_radius))
 

@@ -78,6 +78,7 @@ class Stepper:
         self._observed = True  # the initial state is an observed one
         self._steps = [m.inference_step() for m in self.models]  # the rollout's, same bits
         n = z0.shape[0]
+        self._F_prev: np.ndarray | None = None  # the last step's F: this one's F_prev
         with torch.no_grad():
             e = self._exogenous(np.zeros(n), np.zeros(n))
             self._states = [m.initial_state(m.codec.init_features(z0, e)) for m in self.models]
@@ -94,7 +95,8 @@ class Stepper:
         """Advance every trajectory one step: ``F = F_i`` and ``F_next = F_{i+1}``, the
         forcing samples at this step and the next, each of shape ``(N,)``; returns
         ``(x_{i+1}, v_{i+1})``, float64 ``(N,)`` each (a series: ``(x_{i+1}, None)``, called
-        without forcing)."""
+        without forcing). A model that reads ``F_prev`` gets the last step's ``F`` (at the
+        first step ``F`` itself, as in a rollout)."""
         model = self.model
         if self.steps < model.warmup_steps and not self._observed:
             raise DataError(f"this model needs a warm-up of {model.warmup_steps} observed "
@@ -105,7 +107,9 @@ class Stepper:
                 raise DataError("a series (next-value mode) takes no forcing: call step()")
             e = self._z.new_zeros(self.n, 0)
         else:
-            e = self._exogenous(self._vector(F, "F"), self._vector(F_next, "F_next"))
+            F = self._vector(F, "F")
+            e = self._exogenous(F, self._vector(F_next, "F_next"), self._F_prev)
+            self._F_prev = F
         with torch.no_grad():
             self._z = joint_step(self.models, self._steps, self._states, self._z, e)
         self.steps += 1
@@ -138,10 +142,12 @@ class Stepper:
     def _tensor(self, a: np.ndarray) -> Tensor:
         return torch.tensor(a, dtype=torch.float32, device=self._z.device)
 
-    def _exogenous(self, F: np.ndarray, F_next: np.ndarray) -> Tensor:
-        """This step's channels known in advance, by the layout's one mapping."""
-        both = np.stack([F, F_next], axis=1)
-        return self._tensor(self.model.layout.exogenous(both, self._params)[:, 0])
+    def _exogenous(self, F: np.ndarray, F_next: np.ndarray,
+                   F_prev: np.ndarray | None = None) -> Tensor:
+        """This step's channels known in advance, by the layout's one mapping (the samples
+        ``F_prev, F, F_next`` as a grid of three, its middle step's)."""
+        samples = np.stack([F if F_prev is None else F_prev, F, F_next], axis=1)
+        return self._tensor(self.model.layout.exogenous(samples, self._params)[:, 1])
 
     def _mark(self, z: np.ndarray) -> np.ndarray:
         """Record where ``z`` (float64, at step ``steps``) first diverged; inf from there."""

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
-from odernn.learn.models.layout import Codec, Layout, Stats, check_data, check_fixed
+from odernn.learn.models.codec import Codec
+from odernn.learn.models.layout import Layout, Stats, check_data, check_fixed
 from odernn.learn.models.options import defaults_of
 from odernn.learn.models.stepper import EXPLODED, Stepper, exploded, joint_step
 from odernn.types import Array
