@@ -32,7 +32,8 @@ test-gpu: $(STAMP)
 # The randomised exploration of the property tests (ten times the examples, fresh each run):
 # run before each submission; pin what it finds with @example.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_properties.py tests/test_store.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_properties.py tests/test_store.py \
+		tests/test_statistics.py tests/test_random_streams.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check odernn cli tests benchmarks notebooks docs
