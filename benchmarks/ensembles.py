@@ -7,8 +7,8 @@ the mean of the members' trajectories, on the metrics the evaluator reports per 
 
 Each case trains ``--seeds`` members with ``odernn.fit_seeds`` and scores them with
 ``odernn.evaluate`` (no integrators, the chaos stage on): every member, the ensemble
-(:class:`~odernn.learn.models.ensemble.Ensemble`: the members' joint closed loop, the trimmed
-mean of their one-step predictions fed back to every member) and, beside it, the mean of the
+(:class:`~odernn.learn.models.ensemble.Ensemble`: the members' joint closed loop, the median
+of their one-step predictions fed back to every member) and, beside it, the mean of the
 members' own closed-loop trajectories (what the ensemble was before). Cases:
 
 - ``oscillator``: the ESN (defaults) on ``train``, scored on ``test`` (the linear

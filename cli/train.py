@@ -95,7 +95,7 @@ def train(
     seeds: int = typer.Option(None, "--seeds", help="Train K independent members "
                               "(seeds SEED, SEED+1, ...) into OUTPUT/seed-N; evaluate reports "
                               "each seed, their spread and their joint closed loop (the "
-                              "trimmed mean of their one-step predictions)."),
+                              "median of their one-step predictions)."),
     nproc: int = typer.Option(None, "--nproc", help="Train data-parallel in N processes on "
                               "this machine (re-launched under torchrun; see docs/scaling.md)."),
     tensorboard: Path = typer.Option(None, "--tensorboard", metavar="DIR", help="Also write "

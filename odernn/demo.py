@@ -41,8 +41,8 @@ QUICK: dict[str, Any] = {"n_train": 12, "n_test": 4, "n_steps": 120, "epochs": 1
 """A tiny run for the test suite: the same pipeline in seconds."""
 SEEDS = 3
 """Seeds per family by default: a seed group, so that the report shows each surrogate's median
-and spread over its seeds and their ensemble (three: the fewest with a median and a trimmed
-mean that drops a runaway member)."""
+and spread over its seeds and their ensemble (three: the fewest whose median drops a runaway
+member)."""
 QUICK_TRAINING = ("epochs", "hidden", "units", "window", "horizon", "horizon_start")
 """The training options among :data:`QUICK` (the rest size the datasets)."""
 QUICK_SWEEPS: dict[str, dict[str, Any]] = {

@@ -158,3 +158,14 @@ def test_a_degree_out_of_range_is_refused_before_anything_is_built(bad):
     with pytest.raises(SpecError, match="products"):
         TrainConfig(model="gru", products=bad)
 
+
+def test_a_record_declaring_a_huge_degree_is_refused_before_it_sizes_anything():
+    """The declared-size check of a checkpoint counts the skip without building its monomials:
+    a forged degree is one line, at once."""
+    from odernn.errors import SpecError
+
+    with pytest.raises(SpecError, match="products must be a degree"):
+        REGISTRY["gru"].parameter_count({"hidden": 8, "products": 2_000_000}, 6, 3, 2)
+    assert REGISTRY["gru"].parameter_count({"hidden": 8, "products": 3}, 6, 3, 2) == \
+        REGISTRY["gru"].parameter_count({"hidden": 8, "products": 1}, 6, 3, 2) + 2 * (5 + 5 + 2)
+

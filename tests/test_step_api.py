@@ -94,6 +94,21 @@ def test_steps_give_the_rollout_to_the_last_bit(family, mode):
     np.testing.assert_array_equal(stepper.diverged_at, out.diverged_at)
 
 
+def test_a_host_that_reuses_its_forcing_arrays_gets_the_rollout():
+    """The stepper keeps its own copy of the last F (the next step's F_prev): a host program
+    that writes every step's samples into the same two arrays gets the rollout's numbers."""
+    model = tiny_model("gru", "state")
+    assert "F_prev" in model.layout.inputs
+    test = tiny_data()[1]
+    out = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+    stepper = model.stepper(test.x[:, 0], test.v[:, 0], test.params)
+    now, nxt, xs = np.empty(test.n), np.empty(test.n), [test.x[:, 0]]
+    for i in range(test.n_steps - 1):
+        now[:], nxt[:] = test.F[:, i], test.F[:, i + 1]
+        xs.append(stepper.step(now, nxt)[0])
+    np.testing.assert_array_equal(np.stack(xs, axis=1)[:, 1:], out.x[:, 1:])
+
+
 @pytest.mark.parametrize("family", ["lstm", "esn"])
 def test_a_series_steps_like_its_rollout(family):
     model = tiny_model(family, "series")

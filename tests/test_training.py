@@ -486,3 +486,33 @@ def test_the_command_line_says_nothing_was_written_when_a_run_diverged_before_an
     printed = capsys.readouterr().out
     assert "no checkpoint written" in printed and "run in" not in printed
     assert (run / "best.pt").read_bytes() == before if previous else not run.exists()
+
+
+def test_a_run_from_before_a_defaults_change_resumes_with_its_own_model(tmp_path):
+    """A run started when a linear system's gradient families had no F_prev, products of
+    degree 1 and V drawn (its options stored as defaults: inputs and products None) resumes
+    with the model it stored, not one rebuilt under today's defaults."""
+    data = oscillator_data(n=8, n_steps=60)
+    then = {"inputs": ["x", "v", "F", "F_next"], "products": 1, "start_as_skip": False}
+    options = {"model": "gru", "hidden": 4, "epochs": 2, "batch_size": 8, "window": 10,
+               "horizon": 0}
+    run = tmp_path / "run"
+    whole = train(data, TrainConfig.from_dict({**options, **then}), None, progress=False)
+    stopped = train(data, TrainConfig.from_dict({**options, **then}), run,
+                    progress=interrupt_at(2, 1))
+    assert stopped.status == "interrupted"
+    record = read_checkpoint(run / "last.pt")  # written as an earlier odernn wrote it
+    record["config"].update(inputs=None, products=None)
+    record["config"].pop("start_as_skip", None)
+    record["args"]["hparams"]["products"] = True
+    record["args"]["hparams"].pop("start_as_skip", None)
+    save_checkpoint(run / "last.pt", record)
+    stored = json.loads((run / "config.json").read_text())
+    stored.update(inputs=None, products=None)
+    stored.pop("start_as_skip", None)
+    (run / "config.json").write_text(json.dumps(stored))
+    resumed = train(data, TrainConfig.from_dict(options), run, resume=True, progress=False)
+    assert resumed.status == "ok"
+    assert load_surrogate(run).layout.inputs == ("x", "v", "F", "F_next", "eta")
+    assert [h["val_nrmse_x"] for h in resumed.history] == [h["val_nrmse_x"] for h in
+                                                           whole.history]

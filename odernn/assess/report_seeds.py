@@ -20,7 +20,7 @@ STATS = ("x2_max_rel_error", "x2_mean_rel_error")
 """The steady-state statistics shown per seed, where the evaluation measured them."""
 HOW = ("`odernn train --seeds K` trains K members that differ only in their seed; evaluated "
        "together, each member is scored, and their joint closed loop (at every step the "
-       "trimmed mean of the members' predictions, carried to all of them) is the method's "
+       "median of the members' predictions, carried to all of them) is the method's "
        "own entry everywhere else in this report, but for its steady-state max and mean x^2: "
        "the median of its members' estimates.")
 

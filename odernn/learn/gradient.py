@@ -190,6 +190,11 @@ powers): without it the weakest directions' coefficients depend on rounding, so 
 streamed and an in-memory fit, or two summation orders, could differ in them."""
 
 
+SKIP_CHUNK_BYTES = 64 << 20
+"""The skip's least squares sums its normal equations over chunks of trajectories whose
+float64 features take at most this many bytes, not the whole set's at once."""
+
+
 def _fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
     """Start the linear skip ``D u + c`` at the least-squares fit of the teacher-forced outputs,
     so the recurrent part learns only what is not linear in the inputs: the normal equations
@@ -197,17 +202,20 @@ def _fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
     ridge (:data:`SKIP_RIDGE`)."""
     gram = cross = None
     with torch.no_grad():
-        for data in blocks:
-            u = skip_features(model, model.codec.encode(data.z[:, :-1], data.e[:, :-1]))
-            u = u.reshape(-1, model.D.shape[1])
-            y = model.codec.target(data.z[:, :-1], data.z[:, 1:], data.e[:, :-1])
-            x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double().cpu()
-            y = y.reshape(u.shape[0], -1).double().cpu()
-            if gram is None:
-                gram, cross = x.T @ x, x.T @ y
-            else:
-                gram += x.T @ x
-                cross += x.T @ y
+        for block in blocks:  # and in chunks of trajectories: the features are wider than u
+            rows = max(1, SKIP_CHUNK_BYTES // (8 * (model.D.shape[1] + 1) * block.z.shape[1]))
+            for lo in range(0, block.z.shape[0], rows):
+                z, e = block.z[lo:lo + rows], block.e[lo:lo + rows]
+                u = skip_features(model, model.codec.encode(z[:, :-1], e[:, :-1]))
+                u = u.reshape(-1, model.D.shape[1])
+                y = model.codec.target(z[:, :-1], z[:, 1:], e[:, :-1])
+                x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double().cpu()
+                y = y.reshape(u.shape[0], -1).double().cpu()
+                if gram is None:
+                    gram, cross = x.T @ x, x.T @ y
+                else:
+                    gram += x.T @ x
+                    cross += x.T @ y
         ridge = SKIP_RIDGE * float(gram.diagonal().mean())
         coef = torch.linalg.solve(gram + ridge * torch.eye(gram.shape[0], dtype=gram.dtype),
                                   cross).to(model.D)

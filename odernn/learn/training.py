@@ -23,8 +23,9 @@ from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn import distributed as dd
 from odernn.learn import epoch_folds, gradient, ridge, stream
+from odernn.learn.checkpoint import LAST
 from odernn.learn.config import TrainConfig
-from odernn.learn.models import build
+from odernn.learn.models import build, from_record
 from odernn.learn.models.layout import check_data
 from odernn.learn.outcome import TrainResult
 from odernn.learn.rundir import MemoryRun, RunWriter, check_run_dir, resumable
@@ -154,6 +155,8 @@ def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tupl
     if resume and run_dir is None:
         raise SpecError("resume needs a run directory")
     previous = resumable(run_dir, config, source) if resume else None
+    if previous is not None:  # the stored model as it was built: defaults may have changed since
+        model = from_record(previous, run_dir / LAST)
     return config, train, val, source, model, folds, previous
 
 

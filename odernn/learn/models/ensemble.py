@@ -5,15 +5,15 @@ weights, the batch order). ``odernn train --seeds K`` trains K independent membe
 (:func:`odernn.learn.training.train_seeds`); loaded together they are an :class:`Ensemble`.
 Its closed loop is joint (:func:`~odernn.learn.models.surrogate.joint_closed_loop`): at
 every step each member predicts the next state from the one carried, with its own hidden
-state, and the trimmed mean of their predictions (without the lowest and the highest of
-each component from three members on; the plain mean of two) is carried to all of them.
+state, and the median of their predictions (of each component; for an even number of members
+the mean of the two middle ones) is carried to all of them.
 
 Why not the mean of the members' own trajectories: members whose closed loops drift out
 of phase (chaos, or drives off the training ones) average to a smaller amplitude than any
 of them, so the steady-state statistics (max and mean of x^2) of that mean were far worse
 than every member's. The joint loop stays one trajectory of a dynamical system, keeps the
-amplitude, and one member that runs away or turns non-finite is trimmed instead of carrying
-the ensemble with it. ``benchmarks/ensembles.py`` measures it against the median member and
+amplitude, and fewer than half of the members that run away or turn non-finite do not carry
+the ensemble with them. ``benchmarks/ensembles.py`` measures it against the median member and
 the trajectory mean; an ensemble of one member is that member, to the bit.
 
 The members' own rollouts travel with the ensemble's (``Rollout.info["members"]``), so the
@@ -58,7 +58,7 @@ class Ensemble:
                 warmup: tuple[Array, Array | None] | None = None, *,
                 n_steps: int | None = None, members: bool = True,
                 joint: Rollout | None = None) -> Rollout:
-        """The members' joint closed loop (the trimmed mean of their one-step predictions fed
+        """The members' joint closed loop (the median of their one-step predictions fed
         back to every member), arguments as a member's ``rollout``; with ``members``, each
         member's own closed loop travels with it, in ``info["members"]`` (without: the joint
         loop alone, the ensemble's cost as a surrogate; ``joint``: that joint loop, computed

@@ -51,9 +51,10 @@ class FeedForwardOptions:
     skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
     products: int | bool | None = option(None, "degree of the parameter inputs' monomials that "
                                   "multiply each other input in the skip (0: none; default 2 "
-                                  "for a linear system, else 1)")
+                                  "for a linear system in state mode, else 1)")
     start_as_skip: bool | None = option(None, "start V at zero, the model as its skip's "
-                                        "least-squares fit (default: for a linear system)")
+                                        "least-squares fit (default: for a linear system in state "
+                                        "mode)")
     seed: int = option(0, "seed of the initial weights")
     activation: str = option("tanh", "sigma: tanh, relu or sigmoid")
 
@@ -87,7 +88,7 @@ class FeedForward(RecurrentSurrogate):
     def check_options(cls, hidden: int = 64, head: list[int] | tuple[int, ...] = (),
                       activation: str = "tanh", **rest: Any) -> None:
         check_widths(hidden, head)
-        check_products(rest.get("products"))
+        check_products(rest.get("products"), rest.get("start_as_skip"))
         activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
 
     @classmethod

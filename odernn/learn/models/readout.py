@@ -17,6 +17,7 @@ rest (``benchmarks/linear_map.py`` measures the three together and on nonlinear 
 
 from __future__ import annotations
 
+import math
 from itertools import combinations_with_replacement
 from typing import Any
 
@@ -39,9 +40,12 @@ def readout_count(hidden: int, head: list[int] | tuple[int, ...], n_inputs: int,
     return layers + (widths[-1] + 1 + (n_inputs if n_skip is None else n_skip)) * n_outputs
 
 
-def check_products(products: Any) -> None:
+def check_products(products: Any, start_as_skip: Any = None) -> None:
     """Refuse a ``products`` option that is not None (the layout's default), a bool (False:
-    none, True: degree 1) or a degree from 0 to :data:`MAX_DEGREE`, with a SpecError."""
+    none, True: degree 1) or a degree from 0 to :data:`MAX_DEGREE`, or a ``start_as_skip``
+    that is not None or a bool, with a SpecError."""
+    if start_as_skip is not None and not isinstance(start_as_skip, bool):
+        raise SpecError(f"start_as_skip must be true or false, got {start_as_skip!r}")
     if products is None or isinstance(products, bool):
         return
     if not isinstance(products, int) or not 0 <= products <= MAX_DEGREE:
@@ -69,11 +73,12 @@ def skip_width(hparams: dict[str, Any], n_inputs: int, n_init: int) -> int:
     and more alone (``M - P``). ``products`` None (not yet resolved by a layout) counts the
     larger default, degree 2."""
     products = hparams.get("products", True)
+    check_products(products)  # a record's degree, before it sizes anything
     degree = 2 if products is None else int(products)
     p = n_init - 2
     if degree == 0 or n_inputs == n_init or p <= 0:  # a series has none
         return n_inputs
-    m = len(monomials(p, degree))
+    m = math.comb(p + degree, degree) - 1  # len(monomials(p, degree)), not built
     return n_inputs + m * (n_inputs - p) + m - p
 
 

@@ -109,7 +109,7 @@ class Stepper:
         else:
             F = self._vector(F, "F")
             e = self._exogenous(F, self._vector(F_next, "F_next"), self._F_prev)
-            self._F_prev = F
+            self._F_prev = F.copy()  # the caller may reuse its array for the next step
         with torch.no_grad():
             self._z = joint_step(self.models, self._steps, self._states, self._z, e)
         self.steps += 1
@@ -169,19 +169,20 @@ def joint_step(models: Sequence[Any], steps: Sequence[Any], states: list[Any],
     (:func:`~odernn.learn.models.surrogate.joint_closed_loop`, a :class:`Stepper`): each model's
     prediction of the next state from the carried ``z`` and this step's ``e``, by its step
     function ``steps[j]`` from its hidden state ``states[j]`` (replaced in the list by the
-    next), and the :func:`trimmed_mean` of the predictions (one model: its own)."""
+    next), and the :func:`member_median` of the predictions (one model: its own)."""
     nxt = []
     for j, m in enumerate(models):
         prior = m.codec.prior(z, e)  # a hybrid's prior step, once
         y, states[j] = steps[j](m.codec.encode(z, e, prior), states[j])
         nxt.append(m.codec.decode(z, y, e, prior))
-    return nxt[0] if len(nxt) == 1 else trimmed_mean(torch.stack(nxt))
+    return nxt[0] if len(nxt) == 1 else member_median(torch.stack(nxt))
 
 
-def trimmed_mean(z: Tensor) -> Tensor:
-    """The mean over the first axis of ``z (K, ...)`` without the lowest and the highest value
-    of each element when ``K >= 3`` (three: the median): one member that runs away, or turns
-    non-finite (NaN sorts last), does not carry the others with it."""
-    if z.shape[0] < 3:
-        return z.mean(dim=0)
-    return z.sort(dim=0).values[1:-1].mean(dim=0)
+def member_median(z: Tensor) -> Tensor:
+    """The median over the first axis of ``z (K, ...)``, element by element (for an even K the
+    mean of the two middle values; of two, their mean): fewer than half of the members that run
+    away, or turn non-finite (NaN sorts last), do not carry the others with them, and where the
+    members disagree (out of phase) it keeps one's amplitude rather than averaging it away
+    (``benchmarks/ensembles.py``)."""
+    k = z.shape[0]
+    return z.sort(dim=0).values[(k - 1) // 2:k // 2 + 1].mean(dim=0)

@@ -306,8 +306,9 @@ def joint_closed_loop(models: Sequence[RecurrentSurrogate], z0: Tensor, e: Tenso
                       observed: Tensor | None = None) -> Tensor:
     """The closed loop of one model, or of several of one layout jointly: every model predicts
     the next state from the carried one, each with its own hidden state, and the
-    :func:`trimmed_mean` of their predictions is the state carried to all (one model: its own
-    prediction, unchanged). Arguments and result as :meth:`RecurrentSurrogate.closed_loop`."""
+    :func:`~.stepper.member_median` of their predictions is the state carried to all (one
+    model: its own prediction, unchanged). Arguments and result as
+    :meth:`RecurrentSurrogate.closed_loop`."""
     k = 0 if observed is None else observed.shape[1]
     z = z0 if observed is None else observed[:, 0]
     states = [m.initial_state(m.codec.init_features(z, e[:, 0])) for m in models]
