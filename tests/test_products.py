@@ -152,11 +152,13 @@ def test_a_linear_systems_model_starts_as_its_skip(family):
 
 
 @pytest.mark.parametrize("bad", [4, -1, 1.5, "two"])
-def test_a_degree_out_of_range_is_refused_before_anything_is_built(bad):
+def test_a_bad_degree_or_start_is_refused_before_anything_is_built(bad):
     from odernn.errors import SpecError
 
     with pytest.raises(SpecError, match="products"):
         TrainConfig(model="gru", products=bad)
+    with pytest.raises(SpecError, match="start_as_skip must be true or false"):
+        TrainConfig(model="gru", start_as_skip=bad)
 
 
 def test_a_record_declaring_a_huge_degree_is_refused_before_it_sizes_anything():

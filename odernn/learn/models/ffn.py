@@ -27,10 +27,12 @@ from odernn.learn.models.options import option
 from odernn.learn.models.readout import (
     add_output_layers,
     check_products,
-    product_degree,
+    products_option,
     readout_count,
     skip_features,
+    skip_hparams,
     skip_width,
+    start_as_skip_option,
     start_readout,
 )
 from odernn.learn.models.rnn import (
@@ -49,12 +51,8 @@ class FeedForwardOptions:
     hidden: int = option(64, "units of the hidden layer")
     head: tuple[int, ...] = option((), "widths of ReLU dense layers before the linear readout")
     skip: bool = option(True, "add a linear map D u of the inputs, started at least squares")
-    products: int | bool | None = option(None, "degree of the parameter inputs' monomials that "
-                                  "multiply each other input in the skip (0: none; default 2 "
-                                  "for a linear system in state mode, else 1)")
-    start_as_skip: bool | None = option(None, "start V at zero, the model as its skip's "
-                                        "least-squares fit (default: for a linear system in state "
-                                        "mode)")
+    products: int | bool | None = products_option()
+    start_as_skip: bool | None = start_as_skip_option()
     seed: int = option(0, "seed of the initial weights")
     activation: str = option("tanh", "sigma: tanh, relu or sigmoid")
 
@@ -104,11 +102,8 @@ class FeedForward(RecurrentSurrogate):
         head = [int(w) for w in head]
         self.check_options(hidden=hidden, head=head, activation=activation, products=products)
         self.check_layout(layout)
-        super().__init__(layout, stats, {"hidden": hidden, "head": head, "skip": skip,
-                                         "products": product_degree(products, layout),
-                                         "start_as_skip": skip and (layout.linear
-                                                                    if start_as_skip is None
-                                                                    else bool(start_as_skip)),
+        super().__init__(layout, stats, {"hidden": hidden, "head": head,
+                                         **skip_hparams(layout, skip, products, start_as_skip),
                                          "seed": seed,
                                          "activation": activation})
         self.sigma = activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")

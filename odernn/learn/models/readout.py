@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from odernn.errors import SpecError
 from odernn.learn.models.layout import Layout
+from odernn.learn.models.options import option
 
 MAX_DEGREE = 3
 """The highest degree of the parameter products (their count grows as ``P^degree``)."""
@@ -51,6 +52,29 @@ def check_products(products: Any, start_as_skip: Any = None) -> None:
     if not isinstance(products, int) or not 0 <= products <= MAX_DEGREE:
         raise SpecError(f"products must be a degree from 0 to {MAX_DEGREE} (or true/false), "
                         f"got {products!r}")
+
+
+def products_option() -> Any:
+    """The families' ``products`` option (a dataclass field of their options)."""
+    return option(None, "degree of the parameter inputs' monomials that multiply each other "
+                  "input in the skip (0: none; default 2 for a linear system in state mode, "
+                  "else 1)")
+
+
+def start_as_skip_option() -> Any:
+    """The families' ``start_as_skip`` option (a dataclass field of their options)."""
+    return option(None, "start V at zero, the model as its skip's least-squares fit (default: "
+                  "for a linear system in state mode)")
+
+
+def skip_hparams(layout: Layout, skip: bool, products: Any, start_as_skip: Any
+                 ) -> dict[str, Any]:
+    """The skip's hyperparameters as a model stores them, the layout's defaults resolved:
+    ``products`` a degree (:func:`product_degree`), ``start_as_skip`` a bool (by default for
+    a linear system; never without a skip)."""
+    start = layout.linear if start_as_skip is None else bool(start_as_skip)
+    return {"skip": skip, "products": product_degree(products, layout),
+            "start_as_skip": bool(skip) and start}
 
 
 def product_degree(products: Any, layout: Layout) -> int:
