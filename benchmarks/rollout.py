@@ -5,8 +5,11 @@ float32 matrix-multiply rate at the cell's shapes, and the per-step time next to
 
 For each gradient family (rnn, lstm, gru at their defaults: hidden 64, the ``train`` spec's
 layout, 5 input channels; weights as initialised from seed 0, normalisation from a small
-``train`` simulation: the speed of these steps does not depend on the weights' values) and
-each batch B, in the same run and with the same thread count:
+``train`` simulation, and the linear skip at its least-squares fit, as training starts it, so
+that the closed loop stays in range: with the skip as initialised most trajectories ran away,
+and the gates' sigmoid over saturated pre-activations takes several times longer on some
+CPUs; a row whose rollout diverged is refused) and each batch B, in the same run and with
+the same thread count:
 
 - ``matmul GF/s``: torch float32 ``mm`` of ``(B, inputs + hidden) x (inputs + hidden,
   gates * hidden)`` into a preallocated output, the cell's one product: what the hardware
@@ -58,11 +61,12 @@ import scipy.sparse  # noqa: E402
 import torch  # noqa: E402
 
 import odernn  # noqa: E402
+from odernn.learn.gradient import _fit_skip  # noqa: E402
 from odernn.learn.models import build, inference  # noqa: E402
 from odernn.learn.models.inference import by_sigmoid, sigmoid_form_, tanh_  # noqa: E402
 from odernn.learn.models.layout import Layout, Stats  # noqa: E402
 from odernn.learn.models.readout import skip_width  # noqa: E402
-from odernn.learn.windows import compute_stats  # noqa: E402
+from odernn.learn.windows import compute_stats, to_tensors  # noqa: E402
 
 FAMILIES = ("rnn", "lstm", "gru")
 STEPS = {64: 1000, 1024: 200, 16384: 20}
@@ -120,6 +124,23 @@ def rollout_call(model, data, batch: int, steps: int) -> Callable[[], object]:
     x0, v0, F = data.x[pick, 0], data.v[pick, 0], data.F[pick, :steps + 1]
     params = {"eta": data.params["eta"][pick]}
     return lambda: model.rollout(x0, v0, F, params)
+
+
+def in_range(family: str, layout: Layout, stats: Stats, data) -> torch.nn.Module:
+    """``family`` at its defaults (skip products of degree 1), weights as initialised, the skip
+    at the least-squares fit of ``data``'s steps (``odernn.learn.gradient._fit_skip``, how
+    training starts it): a closed loop that stays in range, as a trained model's does."""
+    model = build(family, layout, stats, products=1).eval()
+    _fit_skip(model, [to_tensors(data, layout)])
+    return model
+
+
+def check_in_range(model, data, batch: int, steps: int) -> None:
+    """Refuse to time a rollout in which a trajectory diverged: its steps would run on
+    saturated or non-finite values, whose elementwise passes take another time."""
+    diverged = int((rollout_call(model, data, batch, steps)().diverged_at >= 0).sum())
+    if diverged:
+        raise SystemExit(f"{model.family} at batch {batch}: {diverged} trajectories diverged")
 
 
 def rollout_time(model, data, batch: int, steps: int, repeats: int, device: str = "cpu"
@@ -203,7 +224,7 @@ def form_rows(families: list[str], layout: Layout, stats: Stats, data, batches: 
           f"{'ratio':>8}")
     chosen = inference.TANH_BY_SIGMOID
     for family in families:
-        model = build(family, layout, stats, products=1).eval()
+        model = in_range(family, layout, stats, data)
         for batch in batches:
             steps = STEPS.get(batch, 200) // (4 if quick else 1)
             call = rollout_call(model, data, batch, steps)
@@ -233,13 +254,14 @@ def useful_flops(model, layout: Layout) -> int:
 
 def family_rows(family: str, layout: Layout, stats: Stats, data, batches: list[int],
                 repeats: int, quick: bool) -> list[dict]:
-    model = build(family, layout, stats, products=1).eval()
-    plain = build(family, layout, stats, products=1).eval()
+    model = in_range(family, layout, stats, data)
+    plain = in_range(family, layout, stats, data)
     plain.inference_step = lambda p=plain: p.step  # the training form, every step
     hidden, n_in = model.hparams["hidden"], layout.n_inputs
     rows = []
     for batch in batches:
         steps = STEPS.get(batch, 200) // (4 if quick else 1)
+        check_in_range(model, data, batch, steps)
         mm, flops = matmul_call(batch, n_in + hidden, model.gates * hidden)
         t = median_times({"mm": mm, "rollout": rollout_call(model, data, batch, steps),
                           "plain": rollout_call(plain, data, batch, steps),
