@@ -109,6 +109,31 @@ def test_a_host_that_reuses_its_forcing_arrays_gets_the_rollout():
     np.testing.assert_array_equal(np.stack(xs, axis=1)[:, 1:], out.x[:, 1:])
 
 
+@pytest.mark.parametrize("family", ["gru", "esn"])
+def test_F_prev_given_is_the_sample_the_model_reads(family):
+    """``step(F, F_next, F_prev=...)``: given what the stepper carries, the rollout's bits; a
+    stepper started in the middle of a trajectory, given the true ``F_{k-1}``, reads it at
+    its first step (it would read ``F_k``); a model without ``F_prev`` (the reservoir's
+    default) ignores it."""
+    model = tiny_model(family, "state")
+    reads = "F_prev" in model.layout.inputs
+    assert reads == (family == "gru")
+    test = tiny_data()[1]
+    out = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+    stepper = model.stepper(test.x[:, 0], test.v[:, 0], test.params)
+    xs = [stepper.step(test.F[:, i], test.F[:, i + 1], F_prev=test.F[:, max(i - 1, 0)])[0]
+          for i in range(test.n_steps - 1)]
+    np.testing.assert_array_equal(np.stack(xs, axis=1), out.x[:, 1:])
+    k = 40  # started at step k from the true state; the first step with and without F_{k-1}
+    firsts = []
+    for given in (None, test.F[:, k - 1]):
+        late = model.stepper(test.x[:, k], test.v[:, k], test.params)
+        firsts.append(late.step(test.F[:, k], test.F[:, k + 1], F_prev=given)[0])
+    assert (not np.array_equal(*firsts)) == reads
+    with pytest.raises(DataError, match="F_prev must have shape"):
+        late.step(test.F[:, k + 1], test.F[:, k + 2], F_prev=test.F[:2, k])
+
+
 @pytest.mark.parametrize("family", ["lstm", "esn"])
 def test_a_series_steps_like_its_rollout(family):
     model = tiny_model(family, "series")

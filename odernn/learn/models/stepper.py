@@ -90,25 +90,28 @@ class Stepper:
         """The number of trajectories stepped together."""
         return int(self._z.shape[0])
 
-    def step(self, F: Array | None = None, F_next: Array | None = None
-             ) -> tuple[np.ndarray, np.ndarray | None]:
+    def step(self, F: Array | None = None, F_next: Array | None = None,
+             F_prev: Array | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Advance every trajectory one step: ``F = F_i`` and ``F_next = F_{i+1}``, the
         forcing samples at this step and the next, each of shape ``(N,)``; returns
         ``(x_{i+1}, v_{i+1})``, float64 ``(N,)`` each (a series: ``(x_{i+1}, None)``, called
-        without forcing). A model that reads ``F_prev`` gets the last step's ``F`` (at the
-        first step ``F`` itself, as in a rollout)."""
+        without forcing). A model that reads ``F_prev`` gets ``F_prev = F_{i-1}`` where
+        given (a stepper started in the middle of a trajectory: its first step), else the
+        last step's ``F`` (at the first step ``F`` itself, as in a rollout); a model that
+        does not read it ignores it."""
         model = self.model
         if self.steps < model.warmup_steps and not self._observed:
             raise DataError(f"this model needs a warm-up of {model.warmup_steps} observed "
                             f"steps: observe(x, v) the state of step {self.steps} before "
                             "stepping it")
         if model.layout.series:
-            if F is not None or F_next is not None:
+            if F is not None or F_next is not None or F_prev is not None:
                 raise DataError("a series (next-value mode) takes no forcing: call step()")
             e = self._z.new_zeros(self.n, 0)
         else:
             F = self._vector(F, "F")
-            e = self._exogenous(F, self._vector(F_next, "F_next"), self._F_prev)
+            before = self._F_prev if F_prev is None else self._vector(F_prev, "F_prev")
+            e = self._exogenous(F, self._vector(F_next, "F_next"), before)
             self._F_prev = F.copy()  # the caller may reuse its array for the next step
         with torch.no_grad():
             self._z = joint_step(self.models, self._steps, self._states, self._z, e)
