@@ -161,6 +161,15 @@ def test_a_bad_degree_or_start_is_refused_before_anything_is_built(bad):
         TrainConfig(model="gru", start_as_skip=bad)
 
 
+def test_a_degree_given_as_text_is_refused_with_what_is_allowed():
+    """From a config file or ``--set``: one line that names both spellings."""
+    from odernn.errors import SpecError
+
+    with pytest.raises(SpecError, match="'products' = '2' is invalid; allowed: an integer, or "
+                                        "true or false"):
+        TrainConfig.from_dict({"model": "gru", "products": "2"})
+
+
 def test_a_record_declaring_a_huge_degree_is_refused_before_it_sizes_anything():
     """The declared-size check of a checkpoint counts the skip without building its monomials:
     a forged degree is one line, at once."""

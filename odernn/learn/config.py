@@ -394,7 +394,7 @@ def _coerce(key: str, value: Any, hint: str, where: str) -> Any:
         return value
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise bad("an integer")
+            raise bad("an integer" + (", or true or false" if "bool" in kinds else ""))
         return int(value)
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float) or \
