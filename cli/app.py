@@ -128,11 +128,16 @@ def _choice_message(message: str) -> str:
             f"allowed: {', '.join(allowed)}")
 
 
-def _error(message: str) -> None:
-    """Print ``error: message`` on stderr; in a distributed run (torchrun), rank 0 alone does:
-    every rank meets the same bad input, and one line is enough."""
-    if os.environ.get("WORLD_SIZE", "1") == "1" or os.environ.get("RANK", "0") == "0":
+def _error(message: str, every_rank: bool = False) -> None:
+    """Print ``error: message`` on stderr. In a distributed run (torchrun) rank 0 alone
+    prints a bad input, which every rank meets alike; ``every_rank``: an error of the
+    environment (a disk, a permission), which may be one rank's own, every rank prints,
+    named (``error (rank 1): ...``)."""
+    rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+    if rank == "0":
         print(f"error: {message}", file=sys.stderr)
+    elif every_rank:
+        print(f"error (rank {rank}): {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # disk full, permissions, I/O: the environment, not a bug
         if debug:
             raise
-        _error(one_line(exc))
+        _error(one_line(exc), every_rank=True)
         code = EXIT_BAD_INPUT
     except Interrupted as exc:
         if str(exc):

@@ -272,3 +272,22 @@ def test_the_choices_spelled_out_in_the_cli_match_the_library():
     assert [m.value for m in Init] == list(probes.INITS)
     assert [m.value for m in Loss] == list(diagnostics.LOSSES)
     assert [m.value for m in Norm] == list(diagnostics.NORMS)
+
+
+def test_under_torchrun_a_bad_input_is_rank_0s_line_and_an_environment_error_every_rank_s(
+        monkeypatch, capsys):
+    """Every rank meets a bad input alike: rank 0 alone prints it. An error of the environment
+    (a disk, a permission) may be one rank's own: every rank prints it, named."""
+    from odernn.cli.app import _error
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["simulate", "no-such-spec", "-o", "x.h5"]) == 2
+    assert capsys.readouterr().err == ""
+    _error("No space left on device", every_rank=True)
+    assert capsys.readouterr().err == "error (rank 1): No space left on device\n"
+    monkeypatch.setenv("RANK", "0")
+    assert main(["simulate", "no-such-spec", "-o", "x.h5"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    _error("No space left on device", every_rank=True)
+    assert capsys.readouterr().err == "error: No space left on device\n"
