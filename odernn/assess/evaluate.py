@@ -382,15 +382,18 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
                               test.n * (test.n_steps - 1) / wall if wall > 0 else math.inf)
     per = nrmse_per_trajectory(x, ref_x, start=start, scale=sx)
     members = rollout.info.get("members")
-    seeds = None if members is None else seed_spread({
-        member: _measure(member, kind, description, settings, r, math.nan, ref_x, ref_v, test,
-                         start, threshold, predictability).metrics
-        for member, r in members.items()})
-    if seeds is not None and "x2_mean_rel_error" in metrics:  # the members' median estimates
-        metrics.update(members_median_statistics(
-            [mark_diverged(r.x, divergence_steps(r.x, r.v, r.diverged_at))
-             for r in members.values()], ref_x, test.t,
-            transient=predictability.get("transient"), start=start))
+    seeds = None
+    if members is not None:
+        spread, marked = {}, []
+        for member, r in members.items():  # each member scored once: metrics, x marked
+            one = _measure(member, kind, description, settings, r, math.nan, ref_x, ref_v,
+                           test, start, threshold, predictability)
+            spread[member] = one.metrics
+            marked.append(one.x)
+        seeds = seed_spread(spread)
+        if "x2_mean_rel_error" in metrics:  # the members' median estimates
+            metrics.update(members_median_statistics(
+                marked, ref_x, test.t, transient=predictability.get("transient"), start=start))
     return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,
                         error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv),
                         seeds)
