@@ -81,11 +81,15 @@ def train_system(n: int, forcing: str, seed: int = 0) -> tuple[Oscillator, np.nd
     return Oscillator.linear(eta, harmonic), x0, v0
 
 
-def timed(fn: Callable[[], T_], repeats: int) -> tuple[float, T_]:
-    """Median wall time of ``repeats`` calls after one warm-up call, and its result."""
+def timed(fn: Callable[[], T_], repeats: int, before: Callable[[], object] | None = None
+          ) -> tuple[float, T_]:
+    """Median wall time of ``repeats`` calls after one warm-up call, and its result;
+    ``before`` runs untimed before each call."""
     result = fn()
     times = []
     for _ in range(repeats):
+        if before is not None:
+            before()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -164,7 +168,10 @@ def measure_end_to_end(spec_name: str, n: int, T: int, integrators: tuple[str, .
 
             few = min(repeats, 3 if name != "scipy" else 1)
             alone, _ = timed(integration, few)
-            seconds, _ = timed(lambda s=spec: simulate(s, path, overwrite=True), few)
+            # a new file each time, as the bare write makes one: replacing the last call's
+            # file would add the freeing of its blocks (55 ms for 230 MiB on one host)
+            seconds, _ = timed(lambda s=spec: simulate(s, path, overwrite=True), few,
+                               before=lambda: path.unlink(missing_ok=True))
             size = path.stat().st_size
             disk = statistics.median(bare_write(Path(tmp), size) for _ in range(few))
             label = f"{spec_name} {name}"
