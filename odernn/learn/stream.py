@@ -41,9 +41,10 @@ from odernn.learn.windows import fingerprint as memory_fingerprint
 
 Data = Trajectories | FileRows
 
-BUFFER_CAP = 48 << 20
+BUFFER_CAP = 32 << 20
 """The shuffling buffers hold at most this many bytes of training tensors in all (two halves:
-one trains while a thread reads the other) ..."""
+one trains while a thread reads the other; about 800 trajectories of 1000 points each in
+each half: 48 MiB held the peak memory of benchmarks/stream.py over 500 MB) ..."""
 BUFFER_SHARE = 0.25
 """... and at most this fraction of the memory budget (each data-parallel process has its own
 buffer and its own budget, as each checks every other size against it)."""
