@@ -18,8 +18,8 @@ Each measurement runs in a fresh process; its peak resident memory is that proce
 Throughput: the same LSTM training, in memory and streamed, on the 10^4 file (which fits),
 windows per second over the first ``--batches`` batches as the training loop reports it
 (the streamed figure includes reading every buffer it fills, and the first buffer's wait);
-the streamed run is the one above (its two buffers, 48 MiB in all, ``BUFFER_CAP``, hold
-about 1200 trajectories each, so they are refilled about four times during the measurement).
+the streamed run is the one above (its two buffers, 32 MiB in all, ``BUFFER_CAP``, hold
+about 800 trajectories each, so they are refilled about six times during the measurement).
 """
 
 from __future__ import annotations
