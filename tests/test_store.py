@@ -104,6 +104,39 @@ def test_round_trip_is_exact(good, data):
     assert tr.n == N and tr.n_steps == T and tr.dt == DT
 
 
+def test_files_are_in_hdf5_1_10_format_and_1_8_files_read_the_same(good, tmp_path):
+    """odernn writes HDF5 1.10's format (superblock version 3: a fixed-size dataset's chunk
+    index is an array, which a streamed read does not keep in memory, docs/scaling.md); a
+    file in HDF5 1.8's format (superblock version 0, B-tree chunk index) reads the same."""
+    with h5py.File(good) as f:
+        assert f.id.get_create_plist().get_version()[0] == 3
+    old = tmp_path / "old.h5"
+    with h5py.File(good) as src, h5py.File(old, "w", libver="earliest") as dst:
+        for key in src:
+            src.copy(src[key], dst)
+        dst.attrs.update(src.attrs)
+    with h5py.File(old) as f:
+        assert f.id.get_create_plist().get_version()[0] == 0
+    a, b = read_trajectories(good), read_trajectories(old)
+    for k in ("x", "v", "F"):
+        assert same_bits(getattr(a, k), getattr(b, k))
+    assert all(same_bits(a.params[k], b.params[k]) for k in a.params)
+
+
+def test_files_are_read_with_a_small_chunk_cache(good):
+    """HDF5 2.0 gives each dataset of an open file an 8 MiB chunk cache, which held about
+    25 MiB of a streamed training; odernn reads whole chunks once, and asks for 1 MiB."""
+    from odernn.data.filecheck import CHUNK_CACHE_BYTES
+
+    f = store.TrajectoryFile(good)
+    try:
+        for k in ("x", "v", "F"):
+            assert f.dataset(k).id.get_access_plist().get_chunk_cache()[1] == CHUNK_CACHE_BYTES
+    finally:
+        f.close()
+    assert CHUNK_CACHE_BYTES <= 1 << 20
+
+
 def test_root_attributes_describe_the_file(good):
     with open_trajectories(good) as f:
         a = f.attrs
