@@ -134,7 +134,15 @@ def rollouts(batches: tuple[int, ...] = (10**4, 10**5, 10**6), steps: int = 50,
     """Closed-loop rollouts on CUDA in useful GFLOP/s against the GPU's ``mm`` at the cell's
     shapes (``benchmarks/rollout.py``'s functions)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from rollout import in_range, matmul_rate, median_times, rollout_call, setup, useful_flops
+    from rollout import (
+        check_in_range,
+        in_range,
+        matmul_rate,
+        median_times,
+        rollout_call,
+        setup,
+        useful_flops,
+    )
 
     data, layout, stats = setup(steps + 1)
     lines = [f"{'family':<6}{'batch':>9}{'matmul GF/s':>13}{'rollout GF/s':>14}{'% of mm':>9}"
@@ -142,6 +150,7 @@ def rollouts(batches: tuple[int, ...] = (10**4, 10**5, 10**6), steps: int = 50,
     print(lines[0], flush=True)
     for family in ("rnn", "lstm", "gru"):
         model = in_range(family, layout, stats, data).to("cuda")  # the loop in range
+        check_in_range(model, data, min(batches), steps)  # trajectories repeat mod 256
         k, n = layout.n_inputs + model.hparams["hidden"], model.gates * model.hparams["hidden"]
         for batch in batches:
             mm = matmul_rate(batch, k, n, repeats, device="cuda")

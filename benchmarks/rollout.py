@@ -227,6 +227,7 @@ def form_rows(families: list[str], layout: Layout, stats: Stats, data, batches: 
         model = in_range(family, layout, stats, data)
         for batch in batches:
             steps = STEPS.get(batch, 200) // (4 if quick else 1)
+            check_in_range(model, data, batch, steps)
             call = rollout_call(model, data, batch, steps)
 
             def form(by_sigmoid: bool, call=call) -> Callable[[], object]:

@@ -132,12 +132,27 @@ def _error(message: str, every_rank: bool = False) -> None:
     """Print ``error: message`` on stderr. In a distributed run (torchrun) rank 0 alone
     prints a bad input, which every rank meets alike; ``every_rank``: an error of the
     environment (a disk, a permission), which may be one rank's own, every rank prints,
-    named (``error (rank 1): ...``)."""
-    rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
-    if rank == "0":
+    named (``error (rank 1): ...``, rank 0's too)."""
+    if os.environ.get("WORLD_SIZE", "1") == "1":
         print(f"error: {message}", file=sys.stderr)
     elif every_rank:
-        print(f"error (rank {rank}): {message}", file=sys.stderr)
+        print(f"error (rank {os.environ.get('RANK', '0')}): {message}", file=sys.stderr)
+    elif os.environ.get("RANK", "0") == "0":
+        print(f"error: {message}", file=sys.stderr)
+
+
+def _wraps_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised because of a KeyboardInterrupt that a SIGINT or SIGTERM
+    raised (:func:`odernn.interrupt.raise_interrupt`): one in its chain of causes."""
+    from odernn.interrupt import REQUESTED
+
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 16:
+        if isinstance(cause, KeyboardInterrupt):
+            return REQUESTED.is_set()
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OdernnError as exc:
         if debug:
             raise
-        _error(one_line(exc))
+        _error(one_line(exc), every_rank=isinstance(exc, OSError))  # OutputError: a disk
         code = EXIT_BAD_INPUT
     except OSError as exc:  # disk full, permissions, I/O: the environment, not a bug
         if debug:
@@ -204,6 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         _error(f"{message}{hint}")
         code = EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
+    except Exception as exc:  # a signal's KeyboardInterrupt that Python wrapped (one raised
+        if debug or not _wraps_interrupt(exc):  # in a class body while a module is imported
+            raise  # comes as "RuntimeError: Error calling __set_name__")
+        print(INTERRUPTED, file=sys.stderr)
+        code = 130
     REQUESTED.clear()  # in one process (tests, notebooks), the next command starts afresh
     if argv is None:
         # HDF5's own clean-up at exit would retry a failed close (and can crash)

@@ -275,19 +275,48 @@ def test_the_choices_spelled_out_in_the_cli_match_the_library():
 
 
 def test_under_torchrun_a_bad_input_is_rank_0s_line_and_an_environment_error_every_rank_s(
-        monkeypatch, capsys):
+        monkeypatch, capsys, tmp_path):
     """Every rank meets a bad input alike: rank 0 alone prints it. An error of the environment
-    (a disk, a permission) may be one rank's own: every rank prints it, named."""
+    (an OSError: a disk, a permission, an output that cannot be written) may be one rank's
+    own: every rank prints it, named."""
     from odernn.cli.app import _error
 
+    taken = tmp_path / "taken.h5"
+    taken.write_bytes(b"not ours")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "1")
-    assert main(["simulate", "no-such-spec", "-o", "x.h5"]) == 2
-    assert capsys.readouterr().err == ""
-    _error("No space left on device", every_rank=True)
-    assert capsys.readouterr().err == "error (rank 1): No space left on device\n"
-    monkeypatch.setenv("RANK", "0")
-    assert main(["simulate", "no-such-spec", "-o", "x.h5"]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
-    _error("No space left on device", every_rank=True)
-    assert capsys.readouterr().err == "error: No space left on device\n"
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        assert main(["simulate", "no-such-spec", "-o", str(tmp_path / "x.h5")]) == 2
+        assert capsys.readouterr().err.startswith("error: ") == (rank == "0")
+        assert main(["simulate", "train", "-o", str(taken), "-q"]) == 2  # an OutputError
+        err = capsys.readouterr().err
+        assert err.startswith(f"error (rank {rank}): ") and err.count("\n") == 1, err
+        _error("No space left on device", every_rank=True)
+        assert capsys.readouterr().err == f"error (rank {rank}): No space left on device\n"
+    assert taken.read_bytes() == b"not ours"
+
+
+def test_an_interrupt_that_python_wrapped_is_an_interrupt(monkeypatch, capsys):
+    """A SIGINT whose KeyboardInterrupt lands in a class body while a module is imported comes
+    out as "RuntimeError: Error calling __set_name__": exit 130 and the interrupt's line, as
+    for any interrupt, no traceback. The same error without a signal stays an error."""
+    from odernn.cli import app
+    from odernn.interrupt import REQUESTED
+
+    def wrapped(signalled: bool):
+        def importing() -> None:
+            if signalled:
+                REQUESTED.set()
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as err:
+                raise RuntimeError("Error calling __set_name__ on 'Field'") from err
+        return importing
+
+    monkeypatch.setattr(app, "_import_torch", wrapped(True))
+    assert main(["train", "x.h5", "-o", "run"]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip() == app.INTERRUPTED
+    monkeypatch.setattr(app, "_import_torch", wrapped(False))
+    with pytest.raises(RuntimeError, match="__set_name__"):
+        main(["train", "x.h5", "-o", "run"])

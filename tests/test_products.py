@@ -161,13 +161,16 @@ def test_a_bad_degree_or_start_is_refused_before_anything_is_built(bad):
         TrainConfig(model="gru", start_as_skip=bad)
 
 
-def test_a_degree_given_as_text_is_refused_with_what_is_allowed():
-    """From a config file or ``--set``: one line that names both spellings."""
+def test_a_value_of_the_wrong_kind_is_refused_with_what_is_allowed():
+    """From a config file or ``--set``: one line that names what is allowed."""
     from odernn.errors import SpecError
 
     with pytest.raises(SpecError, match="'products' = '2' is invalid; allowed: an integer, or "
                                         "true or false"):
         TrainConfig.from_dict({"model": "gru", "products": "2"})
+    for bad in (float("inf"), float("nan")):  # once a raw OverflowError / ValueError
+        with pytest.raises(SpecError, match="'hidden' = .* is invalid; allowed: an integer"):
+            TrainConfig.from_dict({"model": "gru", "hidden": bad})
 
 
 def test_a_record_declaring_a_huge_degree_is_refused_before_it_sizes_anything():

@@ -385,13 +385,15 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
     seeds = None
     if members is not None:
         spread, marked = {}, []
+        median = "x2_mean_rel_error" in metrics  # the members' median estimates wanted
         for member, r in members.items():  # each member scored once: metrics, x marked
             one = _measure(member, kind, description, settings, r, math.nan, ref_x, ref_v,
                            test, start, threshold, predictability)
             spread[member] = one.metrics
-            marked.append(one.x)
+            if median:
+                marked.append(one.x)
         seeds = seed_spread(spread)
-        if "x2_mean_rel_error" in metrics:  # the members' median estimates
+        if median:
             metrics.update(members_median_statistics(
                 marked, ref_x, test.t, transient=predictability.get("transient"), start=start))
     return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,

@@ -26,7 +26,7 @@ import numpy as np
 from odernn import budget
 from odernn.checks import did_you_mean
 from odernn.data.csvtable import CsvColumns, read_columns, read_header
-from odernn.data.filecheck import check_other_files
+from odernn.data.filecheck import CHUNK_CACHE_BYTES, check_other_files
 from odernn.errors import DataError
 
 FORMATS = ("csv", "npy", "npz", "hdf5")
@@ -240,7 +240,7 @@ def _hdf5(path: Path) -> Source:
     import h5py
 
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
     except OSError as exc:
         raise DataError(f"{path}: HDF5 file is truncated or corrupt "
                         f"({str(exc).splitlines()[0]})") from None

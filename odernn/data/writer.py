@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -202,8 +203,8 @@ class TrajectoryWriter:
 LIBVER = ("v110", "v110")
 """The HDF5 format odernn writes: that of HDF5 1.10, which any HDF5 from 2016 on reads (a merged
 file's virtual datasets need it anyway). Its chunk index for a dataset of fixed size is an
-array: reading a whole file of 10^5 trajectories left about 1 MiB of index in memory until the
-file was closed, against 25 MiB with HDF5 1.8's B-tree (``docs/scaling.md``)."""
+array: reading a whole dataset of 10^5 trajectories left about 1 MiB of index in memory until
+the file was closed, against 25 MiB with HDF5 1.8's B-tree (``docs/scaling.md``)."""
 
 
 class AtomicH5:
@@ -225,15 +226,29 @@ class AtomicH5:
 
     def commit(self) -> None:
         """Close, flush to disk and rename into place (atomic within one directory)."""
-        self.file.close()
+        try:
+            self.file.close()
+        except RuntimeError as err:  # HDF5's flush at close failing (a full disk) comes so
+            raise _os_error(err) from err
         self._aside.publish(check=lambda: check_target(self.path, self.overwrite))
 
     def discard(self) -> None:
-        """Close (as far as HDF5 can) and delete the temporary file."""
+        """Close (as far as HDF5 can: a close that fails again is the failure being
+        discarded) and delete the temporary file."""
+        global unclean_close
         try:
             self.file.close()
+        except (OSError, RuntimeError):
+            unclean_close = True  # HDF5 keeps what it could not write, and retries at exit
         finally:
             self._aside.discard()
+
+
+def _os_error(err: RuntimeError) -> OSError:
+    """HDF5's error raised as a RuntimeError, as the OSError it reports (``errno = 28``)."""
+    found = re.search(r"errno = (\d+)", str(err))
+    number = int(found.group(1)) if found else 0
+    return OSError(number, os.strerror(number) if number else str(err).splitlines()[0])
 
 
 unclean_close = False

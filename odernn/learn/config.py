@@ -393,7 +393,8 @@ def _coerce(key: str, value: Any, hint: str, where: str) -> Any:
             raise bad("true or false")
         return value
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not math.isfinite(value) or value != int(value):
             raise bad("an integer" + (", or true or false" if "bool" in kinds else ""))
         return int(value)
     if kind == "float":
