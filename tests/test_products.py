@@ -159,6 +159,11 @@ def test_a_bad_degree_or_start_is_refused_before_anything_is_built(bad):
         TrainConfig(model="gru", products=bad)
     with pytest.raises(SpecError, match="start_as_skip must be true or false"):
         TrainConfig(model="gru", start_as_skip=bad)
+    data = oscillator_data(n=4, n_steps=20)  # and by a model built directly
+    layout = TrainConfig(model="gru").layout(data.dt, params=data.params)
+    for family in ("gru", "ffn"):
+        with pytest.raises(SpecError, match="start_as_skip must be true or false"):
+            build(family, layout, compute_stats(data, layout), hidden=8, start_as_skip=bad)
 
 
 def test_a_value_of_the_wrong_kind_is_refused_with_what_is_allowed():

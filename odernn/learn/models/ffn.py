@@ -100,7 +100,8 @@ class FeedForward(RecurrentSurrogate):
                  products: int | bool | None = None, start_as_skip: bool | None = None,
                  seed: int = 0, activation: str = "tanh") -> None:
         head = [int(w) for w in head]
-        self.check_options(hidden=hidden, head=head, activation=activation, products=products)
+        self.check_options(hidden=hidden, head=head, activation=activation, products=products,
+                           start_as_skip=start_as_skip)
         self.check_layout(layout)
         super().__init__(layout, stats, {"hidden": hidden, "head": head,
                                          **skip_hparams(layout, skip, products, start_as_skip),

@@ -252,7 +252,8 @@ class RecurrentNet(RecurrentSurrogate):
                  products: int | bool | None = None, start_as_skip: bool | None = None,
                  seed: int = 0, **cell_args: Any) -> None:
         head = [int(w) for w in head]
-        self.check_options(hidden=hidden, head=head, products=products, **cell_args)
+        self.check_options(hidden=hidden, head=head, products=products,
+                           start_as_skip=start_as_skip, **cell_args)
         super().__init__(layout, stats, {"hidden": hidden, "head": head,
                                          **skip_hparams(layout, skip, products, start_as_skip),
                                          "seed": seed, **cell_args})
