@@ -238,6 +238,10 @@ def train_options(draw):
 @given(train_options())
 @example(["--model", "rnn", "--batch-size", "1", "--lr", "10", "--set", "activation=relu",
           "--epochs", "1"])  # found by make fuzz: diverged in the first epoch
+@example(["--model", "rnn", "--target", "velocity", "--set", "tbptt=1", "--set",
+          "schedule=constant", "--set", "inputs=['x','F']", "--epochs", "1"])  # found by CI:
+# two non-parameter inputs and eta, where the skip's declared width (skip_width) took the
+# layout for a series'; a model built from it had a skip too narrow
 def test_train_options_work_or_fail_cleanly(short_data, tmp_path, capsys, options):
     """One epoch on a small set: a run (exit 0 with its checkpoints, or 1 when the loss turned
     non-finite: its run directory, or nothing when that was before the first checkpoint) or

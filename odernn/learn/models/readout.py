@@ -154,7 +154,8 @@ def add_output_layers(module: nn.Module, layout: Layout, hidden: int, head: tupl
     for k, (left, right) in enumerate(_raise_indices(n, module.product_degree), start=2):
         for name, cols in (("left", left), ("right", right)):
             module.register_buffer(f"raise_{name}_{k}", torch.tensor(cols), persistent=False)
-    width = skip_width({"products": module.product_degree}, layout.n_inputs, layout.n_init)
+    m = len(monomials(n, module.product_degree))  # as skip_width counts them, from the layout
+    width = layout.n_inputs + m * len(others) + max(m - n, 0)
     module.D = nn.Parameter(torch.empty(layout.n_outputs, width)) if skip else None
 
 
