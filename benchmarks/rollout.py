@@ -248,7 +248,7 @@ def form_rows(families: list[str], layout: Layout, stats: Stats, data, batches: 
 def useful_flops(model, layout: Layout) -> int:
     """FLOPs per row and step: the cell's products and the readout (``V h`` and the skip)."""
     hidden, gates = model.hparams["hidden"], model.gates
-    skip = skip_width(model.hparams, layout.n_inputs, layout.n_init)
+    skip = skip_width(model.hparams, layout.n_inputs, len(layout.parameters))
     return 2 * (layout.n_inputs + hidden) * gates * hidden + 2 * (hidden + skip) * \
         layout.n_outputs
 

@@ -89,8 +89,7 @@ def test_the_declared_size_counts_the_products(family):
         layout = TrainConfig(model=family, products=products).layout(data.dt, params=data.params)
         model = build(family, layout, compute_stats(data, layout), products=products, hidden=8)
         stored = sum(p.numel() for p in model.state_dict().values())
-        declared = REGISTRY[family].parameter_count(model.hparams, layout.n_inputs,
-                                                    layout.n_init, layout.n_outputs)
+        declared = REGISTRY[family].parameter_count(model.hparams, *layout.sizes)
         sizes[products] = (stored, declared)
         assert np.isfinite(one_step_error(model, to_tensors(data, layout)))
     (plain, plain_declared), (more, more_declared) = sizes[False], sizes[True]
@@ -111,8 +110,26 @@ def test_the_declared_size_is_the_stored_size(family, spec):
         model = build(family, layout, compute_stats(data, layout), products=products, hidden=8,
                       head=head)
         stored = sum(p.numel() for p in model.state_dict().values())
-        assert REGISTRY[family].parameter_count(model.hparams, layout.n_inputs, layout.n_init,
-                                                layout.n_outputs) == stored, (products, head)
+        assert REGISTRY[family].parameter_count(model.hparams, *layout.sizes) == stored, \
+            (products, head)
+
+
+@pytest.mark.parametrize(("family", "target", "inputs"), [
+    ("rnn", "velocity", ("x", "F")), ("gru", "velocity", ("x", "F")),
+    ("lstm", "state", ("x", "v")), ("ffn", "state", ("x", "v"))])
+@pytest.mark.parametrize("products", [1, 2])
+def test_the_declared_size_holds_for_two_channels_and_a_parameter(family, target, inputs,
+                                                                  products):
+    """Two channels and ``eta`` make as many inputs as the initial state's features, as a
+    series has: the count follows the layout's parameter inputs, not a guess from those two
+    widths (it took such a layout for a series and left out the products)."""
+    data = oscillator_data(n=4, n_steps=20)
+    config = TrainConfig(model=family, target=target, inputs=inputs, products=products)
+    layout = config.layout(data.dt, params=data.params)
+    assert layout.n_inputs == layout.n_init and layout.parameters == ("eta",)
+    model = build(family, layout, compute_stats(data, layout), products=products, hidden=8)
+    stored = sum(p.numel() for p in model.state_dict().values())
+    assert REGISTRY[family].parameter_count(model.hparams, *layout.sizes) == stored
 
 
 def test_a_model_stored_before_products_existed_loads_as_a_skip_over_the_inputs():
@@ -184,7 +201,7 @@ def test_a_record_declaring_a_huge_degree_is_refused_before_it_sizes_anything():
     from odernn.errors import SpecError
 
     with pytest.raises(SpecError, match="products must be a degree"):
-        REGISTRY["gru"].parameter_count({"hidden": 8, "products": 2_000_000}, 6, 3, 2)
-    assert REGISTRY["gru"].parameter_count({"hidden": 8, "products": 3}, 6, 3, 2) == \
-        REGISTRY["gru"].parameter_count({"hidden": 8, "products": 1}, 6, 3, 2) + 2 * (5 + 5 + 2)
+        REGISTRY["gru"].parameter_count({"hidden": 8, "products": 2_000_000}, 6, 3, 2, 1)
+    assert REGISTRY["gru"].parameter_count({"hidden": 8, "products": 3}, 6, 3, 2, 1) == \
+        REGISTRY["gru"].parameter_count({"hidden": 8, "products": 1}, 6, 3, 2, 1) + 2 * (5 + 5 + 2)
 

@@ -252,7 +252,8 @@ class TrainConfig:
         layout = self._channels()
         most = 0 if layout.series else MOST_PARAMETERS  # the data decides how many it takes
         prior = 2 if self.prior else 0  # x_prior, v_prior
-        sizes = (layout.n_inputs + most + prior, layout.n_init + most, layout.n_outputs)
+        n_inputs, n_init, n_outputs, n_params = layout.sizes
+        sizes = (n_inputs + most + prior, n_init + most, n_outputs, n_params + most)
         size = family.size_option
         shown = f"{size} = {getattr(self, size)}"
         if self.recipe != "gradient":

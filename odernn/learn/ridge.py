@@ -34,10 +34,9 @@ def check(data: Data, config: TrainConfig) -> None:
         return
     labels = folds_by_trajectory(data.n, config.val_folds, config.seed)
     layout = config.layout(data.dt, data.system, layout_params(data))
-    sizes = (layout.n_inputs, layout.n_init, layout.n_outputs)
     features = 1 + layout.n_inputs + int(config.units)  # the readout's regressors [1, u, r]
     folds.check_budget(int(labels.max()) + 1, features, layout.n_outputs, data.n,
-                       ESN.training_bytes(config.model_args(), *sizes))
+                       ESN.training_bytes(config.model_args(), *layout.sizes))
 
 
 def fit(model: ESN, config: TrainConfig, train: Data, val: Trajectories, out: Any,

@@ -100,7 +100,7 @@ def _check_declared_size(path: Path | str, record: dict[str, Any]) -> None:
         family, args = record["family"], record["args"]
         layout = Layout.from_dict(args["layout"])
         hparams = dict(args["hparams"])
-        sizes = (layout.n_inputs, layout.n_init, layout.n_outputs)
+        sizes = layout.sizes
         cls = family_class(family)
         declared = cls.parameter_count(hparams, *sizes)
         stored = sum(t.numel() for t in record["state_dict"].values()

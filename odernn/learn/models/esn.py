@@ -102,7 +102,7 @@ class ESN(RecurrentSurrogate):
 
     @classmethod
     def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
-                        n_outputs: int) -> int:
+                        n_outputs: int, n_params: int) -> int:
         units = int(hparams.get("units", cls.defaults["units"]))
         degree = int(hparams.get("degree", cls.defaults["degree"]))
         return units * (n_inputs + n_init + 1 + 3 * degree) + units + 1 + n_outputs * (
@@ -110,11 +110,12 @@ class ESN(RecurrentSurrogate):
 
     @classmethod
     def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
-                       n_outputs: int, *, batch_size: int = 0, steps: int = 0) -> int:
+                       n_outputs: int, n_params: int, *, batch_size: int = 0,
+                       steps: int = 0) -> int:
         """The dense normal equations ``X^T X`` (float64), their product temporary, the
         regularised copy and the solver's factorisation, and the reservoir's values."""
         features = 1 + n_inputs + int(hparams.get("units", cls.defaults["units"]))
-        params = cls.parameter_count(hparams, n_inputs, n_init, n_outputs)
+        params = cls.parameter_count(hparams, n_inputs, n_init, n_outputs, n_params)
         return 4 * features**2 * 8 + 2 * params * 8 + 64 * 64 * features * 12
 
     @classmethod

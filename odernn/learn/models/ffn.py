@@ -68,17 +68,18 @@ class FeedForward(RecurrentSurrogate):
 
     @classmethod
     def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
-                        n_outputs: int) -> int:
+                        n_outputs: int, n_params: int) -> int:
         hidden = int(hparams.get("hidden", cls.defaults["hidden"]))
         return hidden * (n_inputs + 1) + readout_count(hidden, hparams.get("head", ()),
                                                        n_inputs, n_outputs,
-                                                       skip_width(hparams, n_inputs, n_init))
+                                                       skip_width(hparams, n_inputs, n_params))
 
     @classmethod
     def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
-                       n_outputs: int, *, batch_size: int = 0, steps: int = 0) -> int:
+                       n_outputs: int, n_params: int, *, batch_size: int = 0,
+                       steps: int = 0) -> int:
         return gradient_training_bytes(
-            cls.parameter_count(hparams, n_inputs, n_init, n_outputs),
+            cls.parameter_count(hparams, n_inputs, n_init, n_outputs, n_params),
             int(hparams.get("hidden", cls.defaults["hidden"])), 0, n_inputs, n_outputs,
             batch_size, steps)
 

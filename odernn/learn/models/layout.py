@@ -254,6 +254,13 @@ class Layout:
         return self.lags if self.series else 2 + len(self.parameters)
 
     @property
+    def sizes(self) -> tuple[int, int, int, int]:
+        """What a family's memory counts take (``parameter_count``, ``training_bytes``,
+        ``model_bytes``): :attr:`n_inputs`, :attr:`n_init`, :attr:`n_outputs` and the number
+        of parameter inputs."""
+        return self.n_inputs, self.n_init, self.n_outputs, len(self.parameters)
+
+    @property
     def n_exogenous(self) -> int:
         return 0 if self.series else len([c for c in self.inputs if c not in STATE])
 

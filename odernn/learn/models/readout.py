@@ -91,16 +91,16 @@ def monomials(n: int, degree: int) -> list[tuple[int, ...]]:
     return [m for d in range(1, degree + 1) for m in combinations_with_replacement(range(n), d)]
 
 
-def skip_width(hparams: dict[str, Any], n_inputs: int, n_init: int) -> int:
-    """The skip's features: the inputs, each of the M parameter monomials times each other
-    input (``M (n_inputs - P)``; P = ``n_init - 2`` for an oscillator), and those of degree 2
-    and more alone (``M - P``). ``products`` None (not yet resolved by a layout) counts the
-    larger default, degree 2."""
+def skip_width(hparams: dict[str, Any], n_inputs: int, n_params: int) -> int:
+    """The skip's features: the inputs, each of the M monomials of the P = ``n_params``
+    parameter inputs times each other input (``M (n_inputs - P)``), and those of degree 2 and
+    more alone (``M - P``); as :func:`add_output_layers` builds them. ``products`` None (not
+    yet resolved by a layout) counts the larger default, degree 2."""
     products = hparams.get("products", True)
     check_products(products)  # a record's degree, before it sizes anything
     degree = 2 if products is None else int(products)
-    p = n_init - 2
-    if degree == 0 or n_inputs == n_init or p <= 0:  # a series has none
+    p = n_params
+    if degree == 0 or p <= 0:  # a series has none
         return n_inputs
     m = math.comb(p + degree, degree) - 1  # len(monomials(p, degree)), not built
     return n_inputs + m * (n_inputs - p) + m - p
@@ -154,7 +154,7 @@ def add_output_layers(module: nn.Module, layout: Layout, hidden: int, head: tupl
     for k, (left, right) in enumerate(_raise_indices(n, module.product_degree), start=2):
         for name, cols in (("left", left), ("right", right)):
             module.register_buffer(f"raise_{name}_{k}", torch.tensor(cols), persistent=False)
-    m = len(monomials(n, module.product_degree))  # as skip_width counts them, from the layout
+    m = len(monomials(n, module.product_degree))  # as skip_width counts them
     width = layout.n_inputs + m * len(others) + max(m - n, 0)
     module.D = nn.Parameter(torch.empty(layout.n_outputs, width)) if skip else None
 

@@ -232,18 +232,19 @@ class RecurrentNet(RecurrentSurrogate):
 
     @classmethod
     def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
-                        n_outputs: int) -> int:
+                        n_outputs: int, n_params: int) -> int:
         hidden = int(hparams.get("hidden", cls.defaults["hidden"]))
         return (cls.gates * hidden * (hidden + n_inputs + cls.biases)
                 + (n_init + 1) * CELLS[cls.family].n_states * hidden
                 + readout_count(hidden, hparams.get("head", ()), n_inputs, n_outputs,
-                                skip_width(hparams, n_inputs, n_init)))
+                                skip_width(hparams, n_inputs, n_params)))
 
     @classmethod
     def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
-                       n_outputs: int, *, batch_size: int = 0, steps: int = 0) -> int:
+                       n_outputs: int, n_params: int, *, batch_size: int = 0,
+                       steps: int = 0) -> int:
         return gradient_training_bytes(
-            cls.parameter_count(hparams, n_inputs, n_init, n_outputs),
+            cls.parameter_count(hparams, n_inputs, n_init, n_outputs, n_params),
             int(hparams.get("hidden", cls.defaults["hidden"])), cls.gates, n_inputs,
             n_outputs, batch_size, steps)
 

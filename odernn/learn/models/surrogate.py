@@ -64,24 +64,26 @@ class RecurrentSurrogate(nn.Module):
 
     @classmethod
     def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
-                        n_outputs: int) -> int:
-        """Values a model holds (parameters and buffers), from its hyperparameters, without
-        building it: generous by a few vectors, exact in the large terms (memory budget)."""
+                        n_outputs: int, n_params: int) -> int:
+        """Values a model holds (parameters and buffers), from its hyperparameters and a
+        layout's sizes (:attr:`~odernn.learn.models.layout.Layout.sizes`), without building
+        it: generous by a few vectors, exact in the large terms (memory budget)."""
         raise NotImplementedError
 
     @classmethod
     def training_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
-                       n_outputs: int, *, batch_size: int = 0, steps: int = 0) -> int:
+                       n_outputs: int, n_params: int, *, batch_size: int = 0,
+                       steps: int = 0) -> int:
         """Memory of training: parameters, gradients, optimiser state, the activations of
         ``batch_size`` windows of ``steps`` (what its recipe holds at once)."""
         raise NotImplementedError
 
     @classmethod
     def model_bytes(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
-                    n_outputs: int) -> int:
+                    n_outputs: int, n_params: int) -> int:
         """Memory of building the model for inference: its values and the initialisation's
         temporaries (two copies)."""
-        return 3 * cls.parameter_count(hparams, n_inputs, n_init, n_outputs) * 4
+        return 3 * cls.parameter_count(hparams, n_inputs, n_init, n_outputs, n_params) * 4
 
     @classmethod
     def check_options(cls, **hparams: Any) -> None:
