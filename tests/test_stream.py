@@ -161,6 +161,46 @@ def test_resume_after_an_interrupt_streams_to_the_uninterrupted_result(path, tmp
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.filterwarnings("error")
+def test_a_resumed_run_keeps_its_buffers_under_another_budget(path, tmp_path, monkeypatch):
+    """The buffers' size decides the windows drawn: ``last.pt`` records it, and a run resumed
+    under a smaller budget and a smaller bound keeps it and ends as the uninterrupted run."""
+    rows = FileRows(path)
+    layout = config().layout(rows.dt, rows.system, stream.layout_params(rows))
+    monkeypatch.setenv(budget.ENV, "12M")
+    cfg = config("ffn", horizon=0)
+    whole = train(FileRows(path), cfg, tmp_path / "whole", progress=False)
+    cut = train(FileRows(path), cfg, tmp_path / "cut", progress=interrupt_at(1, 50))
+    assert cut.status == "interrupted"
+    kept = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["resume"]["buffer_rows"]
+    monkeypatch.setenv(budget.ENV, "9M")  # a new run would now take smaller buffers
+    monkeypatch.setattr(stream, "BUFFER_CAP", 1 << 20)
+    now = stream.window_source(rows, layout, torch.device("cpu"), 5000, 64, 50).capacity
+    assert now < kept < N / 4
+    done = train(FileRows(path), cfg, tmp_path / "cut", resume=True, progress=False)
+    assert done.status == whole.status == "ok"
+    a = torch.load(tmp_path / "whole" / "best.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "cut" / "best.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_buffers_the_budget_no_longer_holds_are_resized_with_a_warning(path, monkeypatch):
+    """A resumed run's buffers over today's budget, or a streamed run resumed in memory: it
+    goes on with what the budget allows, and says the windows differ from there on."""
+    data = read_trajectories(path)
+    layout = config().layout(data.dt, data.system, data.params)
+    monkeypatch.setenv(budget.ENV, "24M")
+    cpu = torch.device("cpu")
+    allowed = stream.window_source(FileRows(path), layout, cpu, 5000, 64, 25).capacity
+    kept = stream.window_source(FileRows(path), layout, cpu, 5000, 64, 25, rows=allowed // 2)
+    assert kept.capacity == allowed // 2
+    with pytest.warns(UserWarning, match="more than the memory budget now allows"):
+        over = stream.window_source(FileRows(path), layout, cpu, 5000, 64, 25, rows=N // 2)
+    assert over.capacity == allowed
+    with pytest.warns(UserWarning, match="resumes in memory"):
+        stream.window_source(data, layout, cpu, 5000, 64, 25, rows=allowed)
+
+
 def test_a_short_or_corrupt_file_is_refused_in_one_line(path, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(budget.ENV, TIGHT)
     short = tmp_path / "short.h5"

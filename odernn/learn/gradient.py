@@ -48,7 +48,8 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
     n_windows = max(config.batch_size, train.n * (train.n_steps - 1) // config.window)
     n_batches = math.ceil(n_windows / config.batch_size)
     # every rank draws the same windows (streamed: reads the same blocks, with its own handle)
-    data = window_source(train, model.layout, device, n_windows, config.batch_size, length)
+    data = window_source(train, model.layout, device, n_windows, config.batch_size, length,
+                         (previous or {}).get("resume", {}).get("buffer_rows"))  # kept
     val_tensors = None if isinstance(val, FoldScores) else to_tensors(val, model.layout, device)
     if getattr(model, "D", None) is not None and previous is None:
         _fit_skip(model, data.blocks())
@@ -59,7 +60,8 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
     batch_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
     gen = torch.Generator().manual_seed(batch_seed)  # windows and shuffling, not the weights
     state = {"epoch": 0, "batch": 0, "history": [], "best_val": math.inf, "best_epoch": -1,
-             "since_best": 0, "elapsed": 0.0, "partial": _zero_partial()}
+             "since_best": 0, "elapsed": 0.0, "partial": _zero_partial(),
+             "buffer_rows": getattr(data, "capacity", train.n)}
     if previous is not None:
         state = _restore(previous, model, optimizer, gen, state)
     dd.broadcast_parameters(model)
@@ -397,11 +399,7 @@ def _save_last(out, model, optimizer, config, source, state, rng_state) -> None:
     """``last.pt`` (the model plus everything resume needs: optimiser, RNG, data position) and
     ``history.csv``."""
     record = run_record(model, config, source, {})
-    record["resume"] = {
-        "optimizer": optimizer.state_dict(), "rng": rng_state, "epoch": state["epoch"],
-        "batch": state["batch"], "history": state["history"], "best_val": state["best_val"],
-        "best_epoch": state["best_epoch"], "since_best": state["since_best"],
-        "elapsed": state["elapsed"], "partial": state["partial"]}
+    record["resume"] = {"optimizer": optimizer.state_dict(), "rng": rng_state, **state}
     out.save_last(record, state["history"])
 
 
@@ -411,7 +409,7 @@ def _restore(record, model, optimizer, gen, state) -> dict[str, Any]:
     optimizer.load_state_dict(record["resume"]["optimizer"])
     gen.set_state(record["resume"]["rng"].cpu())
     return {**state, **{k: v for k, v in record["resume"].items()
-                        if k not in ("optimizer", "rng")}}
+                        if k not in ("optimizer", "rng", "buffer_rows")}}
 
 
 def _epoch_line(epoch: int, config: TrainConfig, means: dict[str, float], speed: float) -> str:

@@ -14,6 +14,7 @@ are allocated. Validation sets are read into memory (budget-checked).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -196,12 +197,19 @@ def tensor_blocks(data: Data, layout: Layout, device: torch.device, rows: int,
 
 
 def window_source(data: Data, layout: Layout, device: torch.device, n_windows: int,
-                  batch_size: int, length: int) -> MemoryWindows | WindowStream:
-    """The epochs' windows: gathers from device tensors of the whole set, or streamed."""
+                  batch_size: int, length: int, rows: int | None = None
+                  ) -> MemoryWindows | WindowStream:
+    """The epochs' windows: gathers from device tensors of the whole set, or streamed (with
+    buffers of ``rows`` trajectories, a resumed run's; None: as the bound allows now)."""
     if isinstance(data, Trajectories):
+        if rows is not None and rows < data.n:
+            warnings.warn(f"this run streamed its file with buffers of {rows} of its {data.n} "
+                          "trajectories and resumes in memory (the memory budget grew): the "
+                          "windows drawn from here on are not an uninterrupted run's",
+                          stacklevel=3)
         return MemoryWindows(to_tensors(data, layout, device), n_windows, batch_size, length,
                              device)
-    return WindowStream(data, layout, device, n_windows, batch_size, length)
+    return WindowStream(data, layout, device, n_windows, batch_size, length, rows)
 
 
 class WindowStream:
@@ -214,11 +222,13 @@ class WindowStream:
     start drawn uniformly. A buffer that holds every trajectory draws the in-memory windows
     exactly. Otherwise there are two buffers, each half the bound: a thread reads the next
     while the batches of the current one train. Resuming at a batch redraws the epoch and
-    reads only the buffers from there on.
+    reads only the buffers from there on; a resumed run keeps the buffers' size it started
+    with (``rows``, from ``last.pt``), where the memory budget allows, so that it draws the
+    windows of an uninterrupted run whatever the bound or the budget is now.
     """
 
     def __init__(self, data: FileRows, layout: Layout, device: torch.device, n_windows: int,
-                 batch_size: int, length: int) -> None:
+                 batch_size: int, length: int, rows: int | None = None) -> None:
         self.data, self.layout, self.device = data, layout, device
         self.n_windows, self.batch_size, self.length = n_windows, batch_size, length
         self.n_batches = -(-n_windows // batch_size)
@@ -228,13 +238,24 @@ class WindowStream:
         per_row = data.n_steps * sum(self.channels) * 4
         biggest = max(hi - lo for lo, hi in self.spans)
         limit = min(BUFFER_CAP, BUFFER_SHARE * budget.memory_budget()[0])
-        whole = data.n * per_row <= limit
-        self.capacity = data.n if whole else max(biggest, int(limit / 2 // per_row))
-        self.n_buffers = 1 if whole else 2
+        allowed = data.n if data.n * per_row <= limit else int(limit / 2 // per_row)
         working = block_rows(data) * (2 * data.row_bytes() + data.n_steps * 12 * sum(self.channels))
+
+        def held(rows: int) -> tuple[int, int, int]:  # rows per buffer, buffers, their bytes
+            rows = min(max(biggest, int(rows)), data.n)
+            n_buffers = 1 if rows >= data.n else 2
+            return rows, n_buffers, n_buffers * rows * per_row + working
+
+        if rows is not None and held(rows)[2] > budget.memory_budget()[0]:
+            warnings.warn(f"this run drew its windows from buffers of {rows} trajectories, "
+                          "more than the memory budget now allows: the windows drawn from "
+                          "here on are not an uninterrupted run's", stacklevel=3)
+            rows = None
+        self.capacity, self.n_buffers, need = held(allowed if rows is None else rows)
+        """Trajectories a buffer holds (they decide the draw: a resumed run keeps its own,
+        from ``last.pt``, where the memory budget allows), and how many buffers."""
         budget.check(f"training buffer of {self.n_buffers} x {self.capacity} trajectories of "
-                     f"{data.n_steps} points (streamed from {data.path})",
-                     self.n_buffers * self.capacity * per_row + working,
+                     f"{data.n_steps} points (streamed from {data.path})", need,
                      "give shorter trajectories")
         self.buffers: list[tuple[SequenceTensors, torch.Tensor]] = []
         """Each buffer's tensors and the position (in the training rows) of each of its rows."""
