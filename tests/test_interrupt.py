@@ -171,3 +171,27 @@ def test_a_swallowed_interrupt_still_ends_the_command_at_its_first_check(tmp_pat
     assert "interrupted" in capsys.readouterr().err
     monkeypatch.setattr(sim, "check_memory", checked)
     assert main(args) == 0 and out.exists()
+
+
+def test_a_signal_while_the_file_is_made_ends_before_the_first_block(tmp_path, monkeypatch,
+                                                                       capsys):
+    """A SIGTERM after the interrupt guard is set but before a block starts (the file being
+    made, its time grid written) ends the run at once: a block of one long trajectory can
+    take minutes, and is not started (CI's run once sent it there, and waited the block out)."""
+    import os
+
+    from odernn.cli.app import main
+    from odernn.data import simulate as sim
+
+    grid, started = sim.time_grid, []
+
+    def grid_then_signal(spec):  # the writer's time grid: inside the guard, before any block
+        os.kill(os.getpid(), signal.SIGTERM)
+        return grid(spec)
+
+    monkeypatch.setattr(sim, "time_grid", grid_then_signal)
+    monkeypatch.setattr(sim, "simulate_block", lambda *a: started.append(a) or pytest.fail())
+    out = tmp_path / "data.h5"
+    assert main(["simulate", "train", "-o", str(out), "--n", "50", "--quiet"]) == 130
+    assert started == [] and list(tmp_path.iterdir()) == []
+    assert "interrupted" in capsys.readouterr().err

@@ -314,6 +314,32 @@ def test_a_grid_of_unix_epoch_seconds_is_written_and_read_back(tmp_path, data):
     assert same_bits(read_trajectories(tmp_path / "e.h5").t, t)
 
 
+def test_the_grid_check_runs_in_blocks_with_the_same_answers():
+    """``schema.off_grid`` checks a grid in blocks of steps: the same answer as the rule over
+    the whole grid at once (bad steps on both sides of block boundaries, and the last), in
+    memory that does not grow with the grid (it took several copies of it: about 1 GB and
+    seconds for a 20-million-step simulation before its first block)."""
+    n = 3 * schema.GRID_BLOCK + 17
+    t = 0.05 * np.arange(n)
+    for i in (schema.GRID_BLOCK - 1, schema.GRID_BLOCK, 2 * schema.GRID_BLOCK + 1, n - 1):
+        t[i] += 1e-3 * (i % 2 - 0.5)
+    steps = np.diff(t)
+    whole = (steps <= 0) | schema.off_step(steps, steps[0], t[:-1], t[1:])
+    assert np.array_equal(schema.off_grid(t), whole)
+    assert np.flatnonzero(whole).tolist() == [schema.GRID_BLOCK + k for k in (-2, -1, 0)] + [
+        2 * schema.GRID_BLOCK + k for k in (0, 1)] + [n - 2]
+    assert np.array_equal(schema.off_grid(t, 0.05), (steps <= 0) |
+                          schema.off_step(steps, 0.05, t[:-1], t[1:]))
+    big = 0.05 * np.arange(4_000_000)
+    tracemalloc.start()
+    try:
+        assert not schema.off_grid(big).any()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < big.nbytes / 4, peak  # the answer (1 byte a step) and the blocks' temporaries
+
+
 def test_writer_rejects_bad_blocks(tmp_path, data):
     arrays, params = data
     with pytest.raises(ValueError), TrajectoryWriter(tmp_path / "d.h5", t=grid(), n=N,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,11 +96,13 @@ def check_memory(spec: Spec) -> None:
 
 
 @contextmanager
-def _raising_signals() -> Iterator[None]:
+def _raising_signals(interrupted: Callable[[], bool]) -> Iterator[None]:
     """Within the block (pure computation, nothing written), the first SIGINT or SIGTERM
     raises KeyboardInterrupt at once, after the handler outside has seen it (so an
     :func:`~odernn.interrupt.interrupt_guard` flag is set even if the exception is lost):
-    one block of a long trajectory can take minutes, and signals must end it in a second."""
+    one block of a long trajectory can take minutes, and signals must end it in a second.
+    A signal the guard saw before (``interrupted()``: while the file was made, or a block
+    written) raises on entry: the block is not started."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -118,6 +120,8 @@ def _raising_signals() -> Iterator[None]:
     for s in outer:
         signal.signal(s, handler)
     try:
+        if interrupted():
+            raise KeyboardInterrupt
         yield
     finally:
         for s, h in outer.items():
@@ -298,7 +302,7 @@ def simulate(
                              f"{done} of {stop - start} trajectories"))
 
         for lo, hi in blocks(spec, start, stop):
-            with _raising_signals():
+            with _raising_signals(interrupted):
                 arrays, params = simulate_block(spec, lo, hi)
             written()
             if interrupted():

@@ -100,7 +100,7 @@ def skip_width(hparams: dict[str, Any], n_inputs: int, n_params: int) -> int:
     check_products(products)  # a record's degree, before it sizes anything
     degree = 2 if products is None else int(products)
     p = n_params
-    if degree == 0 or p <= 0:  # a series has none
+    if degree == 0 or p <= 0:  # no parameter inputs (a series has none): no products
         return n_inputs
     m = math.comb(p + degree, degree) - 1  # len(monomials(p, degree)), not built
     return n_inputs + m * (n_inputs - p) + m - p
