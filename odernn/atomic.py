@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from odernn.errors import OutputError
+from odernn.interrupt import interrupt_guard
 
 KINDS = ("dataset", "report", "demo", "model")
 """The kinds of output :func:`check_output` knows (a training run: :mod:`odernn.learn.rundir`);
@@ -192,14 +193,15 @@ def install_dir(new: Path, target: Path, check: Callable[[], None] | None = None
         fsync_dir(target.parent)
         return
     old = sibling(target, "old")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    fsync_dir(target.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    with interrupt_guard():  # a signal waits for the swap: never the target set aside alone
+        os.replace(target, old)
+        try:
+            os.replace(new, target)
+        except BaseException:
+            os.replace(old, target)
+            raise
+        fsync_dir(target.parent)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def set_aside(path: Path) -> Path:
@@ -226,10 +228,11 @@ def exchange_dirs(a: Path, b: Path) -> None:
             fsync_dir(Path(b).parent)
             return
     aside = sibling(Path(b), "old")
-    os.replace(b, aside)
-    os.replace(a, b)
-    os.replace(aside, a)
-    fsync_dir(Path(b).parent)
+    with interrupt_guard():  # a signal waits for the three
+        os.replace(b, aside)
+        os.replace(a, b)
+        os.replace(aside, a)
+        fsync_dir(Path(b).parent)
 
 
 # -- what may be replaced -----------------------------------------------------------------------

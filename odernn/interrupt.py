@@ -36,20 +36,27 @@ def raise_interrupt(signum: int, frame: object) -> None:
 @contextmanager
 def interrupt_guard() -> Iterator[Callable[[], bool]]:
     """Within the block, the first SIGINT or SIGTERM sets a flag; yields a function that says
-    whether it, or an earlier request (:data:`REQUESTED`), is set."""
+    whether it, or an earlier request (:data:`REQUESTED`), is set. A signal the block never
+    saw (it came after the block's last look at the flag) is not lost: on leaving the block
+    it is raised again, for the handler outside (the command line's: exit 130; Python's:
+    KeyboardInterrupt; an enclosing guard's: its flag)."""
     flag = threading.Event()
+    seen = [False]  # the block saw the flag set: it acts on it
 
     def interrupted() -> bool:
-        return flag.is_set() or REQUESTED.is_set()
+        if flag.is_set():
+            seen[0] = True
+            return True
+        return REQUESTED.is_set()
 
     if threading.current_thread() is not threading.main_thread():
         yield interrupted
         return
-    first = [0.0]
+    first, received = [0.0], [signal.SIGINT]
 
     def handler(signum: int, frame: object) -> None:
         if not flag.is_set():
-            first[0] = time.monotonic()
+            first[0], received[0] = time.monotonic(), signum
             flag.set()
         elif time.monotonic() - first[0] >= REPEAT_S:
             raise KeyboardInterrupt
@@ -60,3 +67,5 @@ def interrupt_guard() -> Iterator[Callable[[], bool]]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+    if flag.is_set() and not seen[0]:
+        signal.raise_signal(received[0])

@@ -232,24 +232,24 @@ def test_reading_file_rows_counts_their_parameters(tmp_path, monkeypatch):
     assert rows.read().params["wide"].shape == (8, 1 << 17)
 
 
-def zeros_file(path: Path, n: int, steps: int) -> Path:
+def zeros_file(path: Path, n: int, steps: int, chunk: tuple[int, int] = (1, 1 << 17)) -> Path:
     """An odernn series file of ``n x steps`` zeros, gzip-compressed to a few MB: every
-    1 MiB chunk is the same compressed bytes, written directly (no GBs in this process)."""
+    chunk (1 MiB by default) is the same compressed bytes, written directly (no GBs in this
+    process)."""
     from odernn.data.simulate import simulate
     from odernn.data.spec import parse_spec
 
     model = path.with_name("model.h5")
     simulate(parse_spec('system = "sine"\nn = 2\nseed = 0\ndt = 0.5\nn_steps = 4\n'
                         '[integrator]\nname = "exact"\n'), model)
-    chunk = (1, 1 << 17)
     payload = zlib.compress(np.zeros(chunk).tobytes(), 1)
-    with h5py.File(model, "r") as src, h5py.File(path, "w") as f:
+    with h5py.File(model, "r") as src, h5py.File(path, "w", libver=("v110", "v110")) as f:
         for k, v in src.attrs.items():
             f.attrs[k] = v
         f.attrs["n_trajectories"], f.attrs["n_steps"] = n, steps
         f.create_dataset("t", data=np.arange(steps) * 0.5)
         x = f.create_dataset("x", (n, steps), dtype="f8", chunks=chunk, compression="gzip")
-        for row in range(n):
+        for row in range(0, n, chunk[0]):
             for col in range(0, steps, chunk[1]):
                 x.id.write_direct_chunk((row, col), payload)
     return path
@@ -309,3 +309,82 @@ def test_sigterm_ends_a_long_simulation_block_within_a_second_or_two(tmp_path):
     assert code == 130, err
     assert waited < 2.0, f"{waited:.2f} s from SIGTERM to exit"
     assert list(tmp_path.iterdir()) == []  # no file, no temporary file
+
+
+def test_chunks_taller_than_a_block_are_read_within_the_budget(tmp_path, monkeypatch):
+    """A file's chunks set how many whole rows a block of a pass over it holds (a chunk's
+    rows at least): 512 rows of 8192 points in chunks of 512 x 64 make 32 MiB blocks from a
+    file of a few hundred KB. Beyond odernn's own block size they are budgeted first."""
+    from odernn.data import store
+
+    path = zeros_file(tmp_path / "tall.h5", 512, 8192, chunk=(512, 64))
+    assert path.stat().st_size < 1 << 20
+    monkeypatch.setattr(store, "BLOCK_BYTES", 4 << 20)  # (64 MiB by default)
+    monkeypatch.setenv(budget.ENV, "16M")
+    with store.open_trajectories(path) as f, pytest.raises(
+            budget.BudgetError, match="blocks of 512 rows"):
+        f.content_digest()
+    monkeypatch.setenv(budget.ENV, "64M")
+    with store.open_trajectories(path) as f:
+        assert f.content_digest().startswith("sha256:")
+
+
+def test_index_arrays_of_a_file_with_many_rows_are_budgeted_or_blocked(tmp_path, monkeypatch):
+    """A file's trajectory count sets two index arrays of 8 bytes a row: the streamed view's
+    rows (budgeted) and the /trajectory scale a merge writes (now in blocks)."""
+    from test_store import TracedPeak
+
+    from odernn.data.filerows import FileRows
+    from odernn.data.writer import write_scales
+
+    path = zeros_file(tmp_path / "rows.h5", 1 << 21, 2, chunk=(1 << 16, 2))
+    monkeypatch.setenv(budget.ENV, "8M")
+    with pytest.raises(budget.BudgetError, match="row index of its 2097152 trajectories"):
+        FileRows(path)
+    monkeypatch.setenv(budget.ENV, "64M")
+    assert FileRows(path).n == 1 << 21
+    with h5py.File(tmp_path / "scales.h5", "w") as f, TracedPeak() as traced:
+        f.create_dataset("t", data=np.arange(2.0))
+        write_scales(f, 1 << 22, [], {})
+        assert f["trajectory"][-1] == (1 << 22) - 1
+    assert traced.peak < 12 << 20  # 32 MiB as one array
+
+
+def test_attributes_are_budgeted_as_python_values(tmp_path, monkeypatch):
+    """An attribute of 1 MiB (the limit) of short strings is about 60 MiB as Python values,
+    and a file may hold 1024: their elements are budgeted before they are read, for the
+    file's own attributes and for its datasets' (which the content digest reads)."""
+    from odernn.data import store
+
+    path = zeros_file(tmp_path / "attrs.h5", 2, 4, chunk=(1, 4))
+    many = np.array([b"a"] * (1 << 19))  # 512 Ki strings of 1 byte: 0.5 MiB stored
+    with h5py.File(path, "r+") as f:
+        f["x"].attrs["notes"] = many
+    monkeypatch.setenv(budget.ENV, "16M")
+    with store.open_trajectories(path) as f, pytest.raises(
+            budget.BudgetError, match="1 attributes of 524288 values"):
+        f.content_digest()
+    with h5py.File(path, "r+") as f:
+        del f["x"].attrs["notes"]
+        f.attrs["notes"] = many
+    with pytest.raises(budget.BudgetError, match="attributes of 52"):
+        store.open_trajectories(path)
+
+
+def test_reading_a_file_checks_its_forcing_in_blocks(tmp_path):
+    """A read is budgeted for the values it returns; its check of the forcing against the
+    parameters made five float64 copies of them (3.7 times a float32 file's values, found
+    by an audit). It now runs in blocks of rows, with the same answers
+    (tests/test_data_checks.py)."""
+    from test_store import TracedPeak
+
+    import odernn
+    from odernn.data.store import read_trajectories
+
+    spec = odernn.load_spec("train").with_overrides(n=16, n_steps=32768, dtype="float32")
+    path = odernn.simulate(spec, tmp_path / "f32.h5", progress=False)
+    stored = 16 * 32768 * 3 * 4
+    with TracedPeak() as traced:
+        data = read_trajectories(path)
+    assert data.x.dtype == np.float32
+    assert traced.peak < 1.6 * stored, traced.peak / stored

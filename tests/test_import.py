@@ -580,3 +580,32 @@ def test_import_options_of_the_wrong_type_are_one_line_errors(options, needle):
 def test_import_file_refuses_options_that_are_not_import_options(tmp_path):
     with pytest.raises(SpecError, match="options must be ImportOptions, got dict"):
         import_file(tmp_path / "a.csv", tmp_path / "a.h5", {"v": "v"})
+
+
+def test_a_signal_while_the_source_is_hashed_stops_after_a_block(tmp_path, monkeypatch):
+    """The source's SHA-256 reads the whole file after the scan (seconds to minutes for
+    gigabytes); a signal then waited for all of it. Now it ends the import between two
+    blocks of the hash, and nothing is written."""
+    import os
+    import signal
+
+    from odernn.data import sources
+
+    columns = table(2)
+    names = ["t", "x", "v", "F", "damping"]
+    np.save(tmp_path / "plain.npy", np.stack([columns[k] for k in names], 1))
+    options = ImportOptions(time="0", x="1", v="2", forcing="3", params={"eta": "4"})
+    real, blocks = sources.file_sha256, []
+
+    def hashed(path, interrupted=lambda: False, block=1 << 20):
+        def asked() -> bool:  # the signal arrives as the first block is hashed
+            blocks.append(1)
+            if len(blocks) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return interrupted()
+        return real(path, asked, block=64)
+
+    monkeypatch.setattr(sources, "file_sha256", hashed)
+    with pytest.raises(KeyboardInterrupt):
+        import_file(tmp_path / "plain.npy", tmp_path / "a.h5", options)
+    assert len(blocks) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["plain.npy"]

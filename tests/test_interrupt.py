@@ -195,3 +195,194 @@ def test_a_signal_while_the_file_is_made_ends_before_the_first_block(tmp_path, m
     assert main(["simulate", "train", "-o", str(out), "--n", "50", "--quiet"]) == 130
     assert started == [] and list(tmp_path.iterdir()) == []
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_signal_a_guard_never_looked_at_is_raised_again_when_it_ends():
+    """A guard defers SIGINT and SIGTERM; one that came after the block's last look at the
+    flag is not lost: it reaches the handler outside when the block ends (Python's: a
+    KeyboardInterrupt; an enclosing guard's: its flag). One the block saw is its own."""
+    import os
+
+    from odernn.interrupt import interrupt_guard
+
+    with pytest.raises(KeyboardInterrupt), interrupt_guard():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler has run: the flag is set, nobody looks
+    with interrupt_guard() as interrupted:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        assert interrupted()  # seen: the block acts on it, nothing is raised again
+    with interrupt_guard() as outer:
+        with interrupt_guard():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+        assert outer()
+
+
+def _signal_once(monkeypatch, module, name: str, after: bool = False) -> None:
+    """Send SIGTERM to this process at the first call of ``module.name`` (before it runs, or
+    ``after``)."""
+    import os
+
+    original, sent = getattr(module, name), []
+
+    def wrapped(*args, **kwargs):
+        if not sent and not after:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+        out = original(*args, **kwargs)
+        if not sent and after:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+        return out
+
+    monkeypatch.setattr(module, name, wrapped)
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    from odernn.cli.app import main
+
+    path = tmp_path_factory.mktemp("signals") / "small.h5"
+    assert main(["simulate", "train", "-o", str(path), "--n", "40", "--n-steps", "200",
+                 "--quiet"]) == 0
+    return path
+
+
+TINY = ["--hidden", "8", "--epochs", "2", "--batch-size", "16", "--window", "20",
+        "--horizon", "0", "--quiet"]
+
+
+def test_a_signal_during_the_last_block_of_a_read_ends_the_command(small_set, tmp_path,
+                                                                    monkeypatch, capsys):
+    """SIGTERM while the training data's last (here only) block is checked: before, the
+    reader's guard had looked at its flag for the last time and the signal was lost: the
+    whole training ran and exited 0. Now: exit 130, no run directory."""
+    from odernn.cli.app import main
+    from odernn.data import store
+    from odernn.learn import gradient
+
+    _signal_once(monkeypatch, store, "check_finite")
+    monkeypatch.setattr(gradient, "_train_batch", lambda *a, **k: pytest.fail("trained"))
+    out = tmp_path / "run"
+    assert main(["train", str(small_set), "-o", str(out), "--model", "gru", *TINY]) == 130
+    assert not out.exists() and "interrupted" in capsys.readouterr().err
+
+
+def test_a_signal_during_the_last_validation_stops_a_seed_group(small_set, tmp_path,
+                                                                 monkeypatch, capsys):
+    """SIGTERM during the first member's last closed-loop validation: it was lost, and the
+    next member trained in full (exit 0). Now the first member is complete, the group stops
+    there (exit 130) and resumes to the end."""
+    from odernn.cli.app import main
+    from odernn.learn import gradient
+
+    calls = []
+    original = gradient._end_epoch
+
+    def end_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the first member's last epoch (of 2)
+            import os
+
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gradient, "_end_epoch", end_epoch)
+    out = tmp_path / "group"
+    args = ["train", str(small_set), "-o", str(out), "--model", "gru", "--seeds", "2", *TINY]
+    assert main(args) == 130
+    assert len(calls) == 2 and sorted(p.name for p in out.iterdir()) == ["seed-0", "seeds.json"]
+    assert {"best.pt", "last.pt"} <= {p.name for p in (out / "seed-0").iterdir()}
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0 and (out / "seed-1" / "best.pt").exists()
+
+
+def test_a_signal_between_a_reservoirs_two_checkpoints_leaves_both(small_set, tmp_path,
+                                                                   monkeypatch):
+    """SIGTERM just after the reservoir's best.pt is written: it left best.pt without last.pt,
+    a run directory neither a rerun nor --resume accepted. Now both are written, exit 130,
+    and --resume finishes it."""
+    from odernn.cli.app import main
+    from odernn.learn.rundir import RunWriter
+
+    _signal_once(monkeypatch, RunWriter, "save_best", after=True)
+    out = tmp_path / "esn"
+    args = ["train", str(small_set), "-o", str(out), "--model", "esn", "--units", "40",
+            "--quiet"]
+    assert main(args) == 130
+    assert {"best.pt", "last.pt"} <= {p.name for p in out.iterdir()}
+    monkeypatch.undo()
+    assert main([*args, "--resume"]) == 0
+
+
+def test_a_signal_during_the_last_block_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    """SIGTERM while the last block is written (the writer's thread, after the loop's last
+    look at the flag): the file was completed and installed, exit 0. Now the previous file
+    stays, exit 130."""
+    from odernn.cli.app import main
+    from odernn.data import simulate as sim
+
+    out = tmp_path / "data.h5"
+    args = ["simulate", "train", "-o", str(out), "--n", "30", "--n-steps", "50", "--quiet"]
+    assert main(args) == 0
+    before = out.read_bytes()
+    _signal_once(monkeypatch, sim, "_write")
+    assert main([*args, "--seed", "7", "--overwrite"]) == 130
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "data.h5"]
+
+
+def test_a_signal_in_the_middle_of_an_install_waits_for_the_swap(tmp_path, monkeypatch):
+    """SIGTERM just after the previous output was set aside (``odernn gradients --overwrite``
+    installs without a guard of its own): it left the output's path empty and the previous
+    output under a hidden name. Now the swap finishes, then the signal ends the command."""
+    import os
+
+    from odernn import atomic, interrupt
+
+    new, target = tmp_path / "new", tmp_path / "out"
+    for path, text in ((new, "new"), (target, "old")):
+        path.mkdir()
+        (path / "f").write_text(text)
+    real, calls = os.replace, []
+
+    def replace(a, b):
+        real(a, b)
+        calls.append(b)
+        if len(calls) == 1:  # the previous output has just been set aside
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    previous = signal.signal(signal.SIGTERM, interrupt.raise_interrupt)  # the command line's
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            atomic.install_dir(new, target)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        interrupt.REQUESTED.clear()
+    assert (target / "f").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_signal_in_the_work_precision_sweep_stops_it_at_the_next_setting(monkeypatch):
+    """The sweep times every integrator at every step size (as long as the main table
+    again); a signal in it waited for all of them. Now it stops before the next setting."""
+    import os
+
+    import odernn
+    from odernn.assess import work_precision
+    from odernn.assess.evaluate import evaluate
+
+    test = odernn.simulate_trajectories(odernn.load_spec("test").with_overrides(
+        n=8, n_steps=400))
+    real, calls = work_precision.timed, []
+
+    def timed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(work_precision, "timed", timed)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(test, {}, resonance=False, chaos=False, bifurcation=False, progress=False)
+    assert len(calls) == 1

@@ -140,18 +140,20 @@ def evaluate(
     if train is not None and taken:
         raise SpecError(f"surrogate name {taken[0]!r} is a peer's name; rename the run")
     for name, surrogate in surrogates.items():  # refuse a mismatch before any work
-        check = getattr(surrogate, "check_data", None)
-        if check is not None:
-            check(test, where=f"{where} (for surrogate {name!r})")
+        if (check_data := getattr(surrogate, "check_data", None)) is not None:
+            check_data(test, where=f"{where} (for surrogate {name!r})")
     report = reporter(progress)
     # Ctrl-C and SIGTERM set a flag, checked at the end of every stage: nothing has been
     # written yet, so stopping there loses nothing (the report is written by the caller)
     with interrupt_guard() as interrupted:
 
-        def say(message: str) -> None:
-            report(Event("evaluate", "stage", message=message, log=True))
+        def check() -> None:
             if interrupted():
                 raise KeyboardInterrupt
+
+        def say(message: str) -> None:
+            report(Event("evaluate", "stage", message=message, log=True))
+            check()
 
         scipy_opts = {**SCIPY_DEFAULTS, **(scipy_options or {})}
         known = test.system in SYSTEMS  # else no equation: the stored data alone (UNKNOWN)
@@ -230,7 +232,7 @@ def evaluate(
             wp_settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
                            else WorkPrecisionSettings())
             wp = measure_work_precision(test, solve, solve_few, integrators, wp_settings,
-                                        methods, start, say, reference)
+                                        methods, start, say, reference, check)
             for name, speedup in wp["speedup"].items():
                 value = speedup["speedup"]
                 methods[name].metrics["speedup"] = math.nan if value is None else value

@@ -343,6 +343,7 @@ def measure_frequency_response(test: Trajectories, surrogates: Mapping[str, Surr
         got = responses(plan, *closed_loop_marked(name, surrogate, F, params, (x_ref, v_ref)))
         methods[name] = {**{k: a.ravel() for k, a in got.items()},
                          **scores(ref, got, periodic, settings.periodic_tol)}
+        say(f"frequency response: {name}")  # a stage each (and a safe point to stop)
     say(f"frequency response: {len(methods)} surrogates, {int(periodic.sum())} of "
         f"{periodic.size} drives periodic")
     rows = np.ones_like(plan.omega)

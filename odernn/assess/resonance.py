@@ -234,6 +234,7 @@ def measure_resonance(test: Trajectories, surrogates: Mapping[str, Surrogate],
         rollout = closed_loop(name, surrogate, F, {"eta": sweep.eta}, (x_ex, v_ex))
         steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
         rollouts[name] = mark_diverged(rollout.x, steps)
+        say(f"resonance: {name}")  # a stage each (and a safe point to stop)
     out_methods = {}
     for name, x in rollouts.items():
         amplitude, lag = fit_steady_state(x, sweep.t, sweep.omega, sweep.fit_from)

@@ -72,7 +72,8 @@ def measure_work_precision(test: Trajectories, solve: Callable[..., tuple[np.nda
                     solve_few: Callable[..., tuple[np.ndarray, np.ndarray]],
                     integrators: Sequence[str], settings: WorkPrecisionSettings,
                     methods: Mapping[str, MethodResult], start: int,
-                    say: Callable[[str], None], reference: str = REFERENCE) -> dict[str, Any]:
+                    say: Callable[[str], None], reference: str = REFERENCE,
+                    check: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Error (NRMSE of x after the warm-up, the test set's std) against wall time of every
     integrator over step sizes (SciPy: tolerances), surrogates and peers as points (under the
     key ``surrogates``), and speed-ups.
@@ -80,7 +81,8 @@ def measure_work_precision(test: Trajectories, solve: Callable[..., tuple[np.nda
     The sampled-forcing integrators run only at whole step factors >= 1 (every k-th
     sample): a finer grid would need forcing values the samples do not hold. Every
     setting gets the same untimed first call as in the main table (``solve_few``, 2
-    trajectories, 16 points), as the surrogates' timings did."""
+    trajectories, 16 points), as the surrogates' timings did. ``check`` runs before each
+    setting (a safe point to stop: the sweep can take as long as the main table)."""
     t = np.asarray(test.t, dtype=np.float64)
     x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
     scale = reference_scale(methods[reference].x)
@@ -97,6 +99,7 @@ def measure_work_precision(test: Trajectories, solve: Callable[..., tuple[np.nda
     points: list[dict[str, Any]] = []
     references: dict[int, np.ndarray] = {}
     for name, grid, setting, value, opts in runs:
+        check()
         if grid.size not in references:
             references = {grid.size: reference_on(grid, t, methods[reference].x, solve,
                                                     reference, x0, v0)}

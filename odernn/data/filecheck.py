@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def open_checked(path: Path) -> CheckedFile:
     and its time grid (the one dataset read); raise DataError saying what is wrong."""
     f = _open_h5(path)
     try:
-        attrs = _read_attrs(f, path)
+        attrs = read_attrs(f, path)
         n, n_steps, names = _check_header(attrs, path)
         datasets, params = _check_members(f, path, names)
         shape = (n, n_steps)
@@ -106,12 +107,23 @@ def _open_h5(path: Path) -> h5py.File:
         raise DataError(f"{path}: HDF5 file is truncated or corrupt ({err})") from err
 
 
-def _read_attrs(obj: h5py.HLObject, path: Path) -> dict[str, Any]:
-    """Attributes as Python values, each sized before it is read."""
+ATTR_VALUE_BYTES = 64
+"""Memory of one element of an attribute as a Python value (a str or float in a list: about
+60 bytes measured for short strings), for the budget of reading them."""
+
+
+def read_attrs(obj: h5py.HLObject, path: Path, skip: Collection[str] = ()) -> dict[str, Any]:
+    """Attributes as Python values (but those named in ``skip``), each sized before it is
+    read, and their elements together within the memory budget as Python values."""
     if len(obj.attrs) > MAX_MEMBERS:
         raise DataError(f"{path}: {len(obj.attrs)} attributes; at most {MAX_MEMBERS} are allowed")
+    names = [name for name in obj.attrs if name not in skip]
+    elements = sum(h5py.h5a.open(obj.id, name.encode()).get_space().get_simple_extent_npoints()
+                   for name in names)
+    budget.check(f"{path}: {len(names)} attributes of {elements} values", elements *
+                 ATTR_VALUE_BYTES, "that is for reading them as Python values")
     out = {}
-    for name in obj.attrs:
+    for name in names:
         aid = h5py.h5a.open(obj.id, name.encode())
         space, dtype = aid.get_space(), aid.dtype
         vlen_str = h5py.check_string_dtype(dtype) is not None and dtype.kind == "O"

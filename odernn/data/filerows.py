@@ -39,6 +39,9 @@ class FileRows:
         self._pid = -1
         f = self.file()
         self.file_n = f.n
+        if rows is None:
+            budget.check(f"{self.path}: the row index of its {f.n} trajectories", 8 * f.n,
+                         "that is 8 bytes per trajectory; split the file")
         self.rows = (np.arange(f.n, dtype=np.int64) if rows is None
                      else np.asarray(rows, dtype=np.int64))
         self.head = f.read(slice(0, 1))  # one trajectory: the grid, attributes, kinds

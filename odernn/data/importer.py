@@ -191,7 +191,7 @@ def import_file(source: Path | str, output: Path | str, options: ImportOptions |
         found = scan(columns, options, report, interrupted)
         grid, notes = _grid(columns, found)
         params = _params(found, options)
-        attrs = _provenance(source, src, options, found, notes)
+        attrs = _provenance(source, src, options, found, notes, src.sha256(interrupted))
         with TrajectoryWriter(output, t=grid, n=found.n, params=dict.fromkeys(params, ()),
                               attrs=attrs, overwrite=overwrite) as writer:
             _write(columns, found, options, params, writer, report, interrupted)
@@ -240,7 +240,7 @@ def _params(found: Scan, options: ImportOptions) -> dict[str, np.ndarray]:
 
 
 def _provenance(source: Path, src: Source, options: ImportOptions, found: Scan,
-                notes: list[str]) -> dict[str, Any]:
+                notes: list[str], digest: str) -> dict[str, Any]:
     entry = SYSTEMS.get(options.declared)
     split = (f"where column {options.trajectory!r} changes value" if options.trajectory
              else "by the rows of its 2-D arrays" if found.wide
@@ -251,7 +251,7 @@ def _provenance(source: Path, src: Source, options: ImportOptions, found: Scan,
         "unknown (imported data; the stored trajectories are the only reference)",
         "forcing": "samples",
         "integrator": "none (imported)", "dtype": "float64",
-        "source": source.name, "source_sha256": src.sha256(), "source_format": src.format,
+        "source": source.name, "source_sha256": digest, "source_format": src.format,
         "source_rows": found.rows, "import_mapping": jsonio.dumps(options.mapping()),
         "velocity": (f"column {options.v!r}" if options.v is not None
                      else f"derived (--derive-v): {DERIVATIVE}"),

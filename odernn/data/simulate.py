@@ -309,6 +309,8 @@ def simulate(
                 raise KeyboardInterrupt
             writing = pool.submit(_write, writer, lo - start, arrays, params)
         written()
+        if interrupted():  # during the last write: the previous output stays, not this one
+            raise KeyboardInterrupt
     report(Event(task, "done", done, stop - start, f"wrote {path}"))
     return path
 

@@ -90,9 +90,11 @@ class Source:
             return self._csv.nbytes
         return sum(a.nbytes for a in self._arrays.values()) if self.format == "npz" else 0
 
-    def sha256(self) -> str:
-        """The SHA-256 of the file's bytes (hex; a CSV's from the read that parsed it)."""
-        return self._csv.sha256 if self._csv is not None else file_sha256(self.path)
+    def sha256(self, interrupted: Callable[[], bool] = lambda: False) -> str:
+        """The SHA-256 of the file's bytes (hex; a CSV's from the read that parsed it);
+        ``interrupted`` is asked between blocks (:func:`file_sha256`)."""
+        return self._csv.sha256 if self._csv is not None else file_sha256(self.path,
+                                                                          interrupted)
 
     def row(self, name: str, index: tuple[int, ...]) -> str:
         """Where element ``index`` of array ``name`` is, for a message."""
@@ -298,12 +300,16 @@ def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
         source._shapes[name] = tuple(d.shape)
 
 
-def file_sha256(path: Path, block: int = 1 << 20) -> str:
-    """The SHA-256 of a file's bytes (hex), read in blocks."""
+def file_sha256(path: Path, interrupted: Callable[[], bool] = lambda: False,
+                block: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes (hex), read in blocks; a KeyboardInterrupt between two
+    when ``interrupted()`` (a source of gigabytes takes seconds or minutes)."""
     import hashlib
 
     h = hashlib.sha256()
     with open(path, "rb", buffering=0) as fh:
         while chunk := fh.read(block):
             h.update(chunk)
+            if interrupted():
+                raise KeyboardInterrupt
     return h.hexdigest()

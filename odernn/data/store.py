@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from odernn import budget
-from odernn.data.filecheck import open_checked, python_value
+from odernn.data.filecheck import open_checked, read_attrs
 from odernn.data.schema import DIGEST_EXCLUDED_ATTRS, SCALE_ATTRS, SHARD_SOURCES, check_finite
 from odernn.data.trajectories import Trajectories, check_consistency
 from odernn.errors import DataError, SpecError
@@ -176,20 +176,21 @@ class TrajectoryFile:
                 h.update(len(data).to_bytes(8, "little"))
                 h.update(data)
 
+        def attributes(where: str, obj: h5py.HLObject, skip: Iterable[str] = ()) -> None:
+            values = read_attrs(obj, self.path, frozenset(skip))  # sized before they are read
+            for name in sorted(values):
+                put(where, name, *_attr_token(obj, name, values[name]))
+
         put("odernn content digest", "1")
-        for name in sorted(self._file.attrs):
-            if name not in DIGEST_EXCLUDED_ATTRS:
-                put("attribute /", name, *_attr_token(self._file, name))
-        group = self._file.get("params")
-        for name in sorted(group.attrs) if group is not None else ():
-            put("attribute /params", name, *_attr_token(group, name))
+        attributes("attribute /", self._file, DIGEST_EXCLUDED_ATTRS)
+        if (group := self._file.get("params")) is not None:
+            attributes("attribute /params", group)
         datasets = {"t": self._file["t"], **self._datasets,
                     **{f"params/{k}": self._params[k] for k in sorted(self._params)}}
         for label, d in datasets.items():
             dtype = d.dtype.newbyteorder("<")  # the values, whatever the stored byte order
             put("dataset", label, dtype.str, json.dumps(list(d.shape)))
-            for name in sorted(set(d.attrs) - set(SCALE_ATTRS)):  # scales: where, not what
-                put("attribute", name, *_attr_token(d, name))
+            attributes("attribute", d, SCALE_ATTRS)  # scales: where, not what
             if d.ndim == 0 or d.shape[0] == 0:
                 continue
             # the bytes of the values in row-major order, whatever the blocks
@@ -227,7 +228,12 @@ class TrajectoryFile:
         else:
             step = max(chunk_rows, BLOCK_BYTES // row_bytes // chunk_rows * chunk_rows)
             pieces = ((lo, min(lo + step, stop), None, None) for lo in range(start, stop, step))
-            buffer = np.empty((min(step, stop - start), *d.shape[1:]), dtype=dtype)
+            rows = min(step, stop - start)
+            if rows * row_bytes > BLOCK_BYTES:  # a chunk's rows at least: the file sets them
+                budget.check(f"{self.path}: dataset '{label}' is read in blocks of {rows} rows "
+                             f"(its chunks' height)", rows * row_bytes,
+                             "rewrite the file with chunks of fewer rows")
+            buffer = np.empty((rows, *d.shape[1:]), dtype=dtype)
         with interrupt_guard() as interrupted:
             for lo, hi, c0, c1 in pieces:
                 if interrupted():
@@ -337,11 +343,11 @@ def content_digest(path: Path | str) -> str:
         return f.content_digest()
 
 
-def _attr_token(obj: h5py.HLObject, name: str) -> tuple[str, str]:
-    """An attribute as ``(type, JSON value)``: strings are ``str`` whether fixed or variable
-    length; numbers keep their kind and size (``i8``, ``f8``, ``b1``)."""
+def _attr_token(obj: h5py.HLObject, name: str, value: Any) -> tuple[str, str]:
+    """An attribute (its ``value`` as Python) as ``(type, JSON value)``: strings are ``str``
+    whether fixed or variable length; numbers keep their kind and size (``i8``, ``f8``,
+    ``b1``)."""
     dtype = h5py.h5a.open(obj.id, name.encode()).dtype
-    value = python_value(obj.attrs[name])
     kind = "str" if h5py.check_string_dtype(dtype) is not None else f"{dtype.kind}{dtype.itemsize}"
     return kind, json.dumps(value, sort_keys=True, allow_nan=True)
 

@@ -101,6 +101,8 @@ LEGACY_SYSTEMS = {"x'' + eta x' + x = F(t)": "oscillator"}
 """The ``system`` attribute of files written before it named the system: its equation."""
 KINDS = ("oscillator", "series")
 """What a dataset holds: oscillator trajectories (x, v, F, params) or a univariate series."""
+CONSISTENCY_BLOCK = 1 << 16
+"""Points of the forcing :func:`check_consistency` recomputes at a time (its temporaries)."""
 
 
 def check_consistency(data: Trajectories, where: str) -> None:
@@ -137,16 +139,29 @@ def check_consistency(data: Trajectories, where: str) -> None:
     family = data.attrs.get("forcing")
     if family not in FORCINGS or "x0" not in data.params:
         return
-    try:
-        expected = forcing_from_params(str(family), data.params)(np.asarray(data.t, np.float64))
-    except (KeyError, ValueError, IndexError):
-        raise DataError(f"{where}: the parameters of its '{family}' forcing are missing or "
-                        "malformed in params/") from None
-    F = np.asarray(data.F, dtype=np.float64)
-    tol = (1e-9 if np.asarray(data.F).dtype == np.float64 else 1e-4) * (1 + np.abs(expected).max())
-    bad = np.abs(F - expected) > tol
-    if np.any(bad):
-        n, i = np.unravel_index(int(np.argmax(bad)), bad.shape)
-        raise DataError(f"{where}: F[{n}, {i}] = {F[n, i]:.6g} at t = {float(data.t[i]):.6g}, "
-                        f"but its '{family}' forcing parameters give {expected[n, i]:.6g}: the "
+    t, F = np.asarray(data.t, np.float64), np.asarray(data.F)
+
+    def expected(lo: int, hi: int) -> np.ndarray:  # rows lo..hi of the forcing's values
+        try:
+            part = {k: np.asarray(v)[lo:hi] for k, v in data.params.items()}
+            return forcing_from_params(str(family), part)(t)
+        except (KeyError, ValueError, IndexError):
+            raise DataError(f"{where}: the parameters of its '{family}' forcing are missing or "
+                            "malformed in params/") from None
+
+    # in blocks of rows (a read holds the file's values, not five float64 copies of them): each
+    # row's largest deviation and the largest |F| expected, then the first value off
+    rows, top = max(1, CONSISTENCY_BLOCK // t.size), 0.0
+    worst = np.empty(F.shape[0])
+    for lo in range(0, F.shape[0], rows):
+        e = expected(lo, lo + rows)
+        top = max(top, float(np.abs(e).max()))
+        worst[lo:lo + rows] = np.abs(F[lo:lo + rows].astype(np.float64) - e).max(axis=1)
+    tol = (1e-9 if F.dtype == np.float64 else 1e-4) * (1 + top)
+    if np.any(worst > tol):
+        n = int(np.argmax(worst > tol))
+        e = expected(n, n + 1)[0]
+        i = int(np.argmax(np.abs(F[n].astype(np.float64) - e) > tol))
+        raise DataError(f"{where}: F[{n}, {i}] = {float(F[n, i]):.6g} at t = {float(t[i]):.6g}, "
+                        f"but its '{family}' forcing parameters give {e[i]:.6g}: the "
                         "samples, times and parameters disagree")

@@ -151,6 +151,8 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
             if _stopped_early(config, state):
                 status, message = "early-stopped", _early_stop_message(config, epoch + 1)
                 break
+        if status in ("ok", "early-stopped") and dd.any_rank(interrupted()):  # after the last
+            status, message = "interrupted", f"interrupted after its last epoch: {message}"
     if status in ("ok", "early-stopped") and not math.isfinite(state["best_val"]):
         status = "diverged"  # a finite loss, but no closed-loop validation stayed finite
         message = (f"{message}, but every closed-loop validation diverged; try a lower lr "

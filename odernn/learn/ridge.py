@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from odernn.data.trajectories import Trajectories
+from odernn.interrupt import interrupt_guard
 from odernn.learn import distributed as dd
 from odernn.learn import folds
 from odernn.learn.config import TrainConfig
@@ -76,8 +77,9 @@ def fit(model: ESN, config: TrainConfig, train: Data, val: Trajectories, out: An
     record = run_record(model, config, source, {"val_nrmse_x": best[0], "ridge": best[1],
                                                 "train_time_s": elapsed})
     if dd.rank() == 0:
-        out.save_best(record)
-        out.save_last(record, history)
+        with interrupt_guard():  # both or neither: a signal between them left best.pt alone
+            out.save_best(record)
+            out.save_last(record, history)
     dd.barrier()
     status = "ok" if math.isfinite(best[0]) else "diverged"
     if labels is not None:
