@@ -364,6 +364,8 @@ def test_signal_while_writing_files_keeps_the_previous_report(small, tmp_path: P
 
 
 def test_signal_during_the_swap_waits_for_it(small, tmp_path: Path, monkeypatch) -> None:
+    """Too late to stop the swap: the new report is in place, and the signal then ends the
+    command (it is not lost)."""
     out = tmp_path / "report"
     write_report(small, out)
     real = os.replace
@@ -374,7 +376,8 @@ def test_signal_during_the_swap_waits_for_it(small, tmp_path: Path, monkeypatch)
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(os, "replace", signal_after_moving_the_old_report_aside)
-    write_report(small, out, overwrite=True, title="swapped")
+    with pytest.raises(KeyboardInterrupt):
+        write_report(small, out, overwrite=True, title="swapped")
     monkeypatch.undo()
     assert "<title>swapped</title>" in (out / "report.html").read_text(encoding="utf-8")
     assert sorted(os.listdir(tmp_path)) == ["report"]

@@ -372,10 +372,6 @@ def write_time(f: h5py.File, t: np.ndarray) -> None:
     d.attrs["description"] = DESCRIPTIONS["t"]
 
 
-SCALE_BLOCK = 1 << 20
-"""Values of the index dataset ``/trajectory`` written at a time (8 MiB)."""
-
-
 def write_scales(f: h5py.File, n: int, names: Sequence[str],
                  params: Mapping[str, tuple[int, ...]]) -> None:
     """Make ``/t`` and the index datasets ``/trajectory`` (0 .. n-1) and ``/component`` (one
@@ -386,8 +382,8 @@ def write_scales(f: h5py.File, n: int, names: Sequence[str],
     t = f["t"]
     t.make_scale("t")
     index = f.create_dataset(TRAJECTORY_SCALE, shape=(n,), dtype=np.int64)
-    for lo in range(0, n, SCALE_BLOCK):  # in blocks: n is a merge's sum of its shards' n
-        index[lo:min(lo + SCALE_BLOCK, n)] = np.arange(lo, min(lo + SCALE_BLOCK, n))
+    for lo in range(0, n, 1 << 20):  # 8 MiB at a time: n is a merge's sum of its shards' n
+        index[lo:min(lo + (1 << 20), n)] = np.arange(lo, min(lo + (1 << 20), n))
     index.make_scale(TRAJECTORY_SCALE)
     index.attrs["description"] = "trajectory index: row i of x, v, F and params/*"
     components = {}
