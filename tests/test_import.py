@@ -609,3 +609,24 @@ def test_a_signal_while_the_source_is_hashed_stops_after_a_block(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         import_file(tmp_path / "plain.npy", tmp_path / "a.h5", options)
     assert len(blocks) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["plain.npy"]
+
+
+def test_a_zip_directory_is_sized_before_it_is_parsed(tmp_path, monkeypatch):
+    """Python's zipfile builds an object per entry of a zip's directory (about 500 bytes)
+    before the import's limit on members applies: a 16 MB .npz of 200,001 entries held
+    96 MiB. The entry count is read from the zip's end record (ZIP64 too) and budgeted."""
+    import zipfile
+
+    from odernn.data.sources import zip_entries
+
+    np.savez(tmp_path / "two.npz", a=np.zeros(3), b=np.ones(2))
+    assert zip_entries(tmp_path / "two.npz") == 2
+    many = tmp_path / "many.npz"
+    with zipfile.ZipFile(many, "w") as z:  # more than 65535: the count is in the ZIP64 record
+        for i in range(70_000):
+            z.writestr(f"m{i}.npy", b"")
+    assert zip_entries(many) == 70_000 == len(zipfile.ZipFile(many).infolist())
+    monkeypatch.setenv(budget.ENV, "16M")
+    with pytest.raises(budget.BudgetError, match="zip directory of 70000 entries"):
+        import_file(many, tmp_path / "out.h5", ImportOptions(v="v"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.npz", "two.npz"]

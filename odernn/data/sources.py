@@ -15,6 +15,7 @@ their sizes checked against the memory budget first.
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from collections.abc import Callable
@@ -189,7 +190,35 @@ def _npy(path: Path) -> Source:
     return source
 
 
+ZIP_ENTRY_BYTES = 600
+"""Memory of one entry of a zip file's directory as Python's ``zipfile`` holds it (about 500
+bytes measured), for the budget of opening an ``.npz``."""
+
+
+def zip_entries(path: Path) -> int | None:
+    """The number of entries a zip file's directory declares, read from its end record (and
+    the ZIP64 one it points to) without parsing the directory; None where there is none."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - (1 << 16) - 22))
+        tail = fh.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) < at + 22:
+            return None
+        entries = int.from_bytes(tail[at + 10:at + 12], "little")
+        locator = tail[at - 20:at] if at >= 20 else b""
+        if entries != 0xFFFF or not locator.startswith(b"PK\x06\x07"):
+            return entries
+        fh.seek(int.from_bytes(locator[8:16], "little"))
+        record = fh.read(40)
+        return int.from_bytes(record[32:40], "little") if record[:4] == b"PK\x06\x06" else None
+
+
 def _npz(path: Path) -> Source:
+    entries = zip_entries(path)
+    if entries is not None:  # zipfile builds an object per entry before any limit applies
+        budget.check(f"{path}: a zip directory of {entries} entries", entries * ZIP_ENTRY_BYTES,
+                     "that is for listing its members; keep the arrays in fewer members")
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
