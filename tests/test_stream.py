@@ -199,6 +199,9 @@ def test_buffers_the_budget_no_longer_holds_are_resized_with_a_warning(path, mon
     assert over.capacity == allowed
     with pytest.warns(UserWarning, match="resumes in memory"):
         stream.window_source(data, layout, cpu, 5000, 64, 25, rows=allowed)
+    for forged in ("many", True, 0, -3, 2.5):  # last.pt's record, read back: refused in one line
+        with pytest.raises(DataError, match="buffer_rows"):
+            stream.window_source(FileRows(path), layout, cpu, 5000, 64, 25, rows=forged)
 
 
 def test_a_short_or_corrupt_file_is_refused_in_one_line(path, tmp_path, monkeypatch, capsys):

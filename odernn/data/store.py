@@ -176,8 +176,8 @@ class TrajectoryFile:
                 h.update(len(data).to_bytes(8, "little"))
                 h.update(data)
 
-        def attributes(where: str, obj: h5py.HLObject, skip: Iterable[str] = ()) -> None:
-            values = read_attrs(obj, self.path, frozenset(skip))  # sized before they are read
+        def attributes(where: str, obj: h5py.HLObject, skip: tuple[str, ...] = ()) -> None:
+            values = read_attrs(obj, self.path, skip)  # sized before they are read
             for name in sorted(values):
                 put(where, name, *_attr_token(obj, name, values[name]))
 

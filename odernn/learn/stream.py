@@ -27,6 +27,7 @@ from odernn import budget
 from odernn.data.filerows import FileRows
 from odernn.data.store import read_trajectories
 from odernn.data.trajectories import Trajectories
+from odernn.errors import DataError
 from odernn.learn.models.layout import Layout, Stats, check_data
 from odernn.learn.windows import (
     Batch,
@@ -201,6 +202,9 @@ def window_source(data: Data, layout: Layout, device: torch.device, n_windows: i
                   ) -> MemoryWindows | WindowStream:
     """The epochs' windows: gathers from device tensors of the whole set, or streamed (with
     buffers of ``rows`` trajectories, a resumed run's; None: as the bound allows now)."""
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+        raise DataError(f"the checkpoint resumed holds buffer_rows = {rows!r}, not a number "
+                        "of trajectories (corrupt or forged)")
     if isinstance(data, Trajectories):
         if rows is not None and rows < data.n:
             warnings.warn(f"this run streamed its file with buffers of {rows} of its {data.n} "
