@@ -226,10 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 130
     REQUESTED.clear()  # in one process (tests, notebooks), the next command starts afresh
     if argv is None:
-        # HDF5's own clean-up at exit would retry a failed close (and can crash)
-        # and the interpreter's shutdown after an interrupt it has seen can die by SIGINT
+        # HDF5's own clean-up at exit would retry a failed close (and can crash),
+        # the interpreter's shutdown after an interrupt it has seen can die by SIGINT,
+        # and a data-parallel worker's can die by SIGABRT in torch's C++ destructors
+        # (gloo's threads; about one run in 40 on 2 busy cores), after its work is done
         writer = sys.modules.get("odernn.data.writer")
-        if code == 130 or (writer is not None and writer.unclean_close):
+        if (code == 130 or (writer is not None and writer.unclean_close)
+                or os.environ.get("WORLD_SIZE", "1") not in ("", "1")):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
