@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from odernn import budget
+from odernn.data.inflate import check_filters
 from odernn.data.schema import (
     DATASETS,
     MAX_ATTR_BYTES,
@@ -284,7 +285,8 @@ def _check_dataset(d: h5py.Dataset, path: Path, label: str, shape: tuple[int, ..
 def check_storage(d: h5py.Dataset, path: Path, label: str) -> None:
     """Refuse storage HDF5 cannot read safely or fully: data in other files unchecked
     (:func:`check_other_files`), chunks over :data:`MAX_READ_CHUNK_BYTES`, chunks or bytes
-    missing."""
+    missing, filters that could decode past the budget
+    (:func:`~odernn.data.inflate.check_filters`)."""
     check_other_files(d, path, label)
     dcpl = d.id.get_create_plist()
     if d.is_virtual:
@@ -300,6 +302,7 @@ def check_storage(d: h5py.Dataset, path: Path, label: str) -> None:
         if found < expected:
             raise DataError(f"{path}: dataset '{label}' declares shape {d.shape} but only {found} "
                             f"of its {expected} chunks hold data (incomplete or forged file)")
+        check_filters(d, path, label)
     elif dcpl.get_layout() == h5py.h5d.CONTIGUOUS and d.id.get_storage_size() < d.nbytes:
         raise DataError(f"{path}: dataset '{label}' declares {d.nbytes} bytes but stores "
                         f"{d.id.get_storage_size()} (incomplete or forged file)")

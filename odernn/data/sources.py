@@ -28,6 +28,7 @@ from odernn import budget
 from odernn.checks import did_you_mean
 from odernn.data.csvtable import CsvColumns, read_columns, read_header
 from odernn.data.filecheck import CHUNK_CACHE_BYTES, check_other_files
+from odernn.data.inflate import check_filters
 from odernn.errors import DataError
 
 FORMATS = ("csv", "npy", "npz", "hdf5")
@@ -305,7 +306,8 @@ def _hdf5(path: Path) -> Source:
 
 def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
     """Add HDF5 dataset ``d`` at ``name``: a numeric 1-D or 2-D array, or each numeric field
-    of a 1-D table of records; chunks larger than the memory budget are refused, and so is
+    of a 1-D table of records; chunks larger than the memory budget are refused, so are
+    filters that could decode past it (:func:`~odernn.data.inflate.check_filters`), and so is
     data in other files that the trajectory files' check refuses (external raw files; a
     virtual dataset's source that is the file itself, or virtual in turn: a cycle crashes
     HDF5)."""
@@ -314,6 +316,7 @@ def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
         budget.check(f"{path}: dataset {name!r} stored in chunks of {d.chunks}",
                      2 * int(np.prod(d.chunks)) * d.dtype.itemsize,
                      "HDF5 reads a whole chunk at a time; rewrite it with smaller chunks")
+        check_filters(d, path, name)
     if d.dtype.names:
         if d.ndim != 1:
             return

@@ -1,0 +1,146 @@
+"""A dataset's filters bounded before HDF5 decodes a chunk: a forged gzip or SZIP chunk that
+decodes past its declared size is refused in one line and bounded memory; honest compressed
+files still read, under a budget small enough that every chunk is inflated here first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import h5py
+import h5py.h5z as h5z
+import numpy as np
+import pytest
+from test_budget import GB, PEAK, limit_memory, zeros_file
+
+from odernn import budget
+from odernn.data import inflate
+from odernn.data.inflate import check_filters
+from odernn.errors import DataError
+
+BOMB = 1 << 30
+"""What the forged chunk inflates to: HDF5 would hold 2 GiB or more for it."""
+
+
+def bomb(size: int = BOMB) -> bytes:
+    """A zlib stream of ``size`` zero bytes (about ``size / 1000``), made in 1 MiB pieces."""
+    z, piece = zlib.compressobj(9), bytes(1 << 20)
+    return b"".join([*(z.compress(piece) for _ in range(size >> 20)), z.flush()])
+
+
+def forged(path: Path) -> Path:
+    """An odernn file of zeros in 8 KiB chunks, the first of which inflates to 1 GiB."""
+    zeros_file(path, 4, 4096, chunk=(1, 1024))
+    with h5py.File(path, "r+") as f:
+        f["x"].id.write_direct_chunk((0, 0), bomb())
+    return path
+
+
+def test_a_forged_gzip_chunk_is_refused_before_hdf5_inflates_it(tmp_path):
+    path = forged(tmp_path / "forged.h5")
+    assert path.stat().st_size < 2 << 20
+    env = {**os.environ, budget.ENV: "512M", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "odernn", "inspect", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=limit_memory)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    lines = err.strip().splitlines()
+    assert os.waitstatus_to_exitcode(status) == 2, err
+    assert len(lines) == 1 and "chunk (0, 0) of dataset 'x'" in lines[0], err
+    assert "inflates past the chunk's declared 8192 bytes" in lines[0]
+    assert usage.ru_maxrss * 1024 < PEAK, f"peak {usage.ru_maxrss * 1024 / GB:.2f} GB"
+
+
+def test_a_forged_chunk_in_an_imported_table_is_refused(tmp_path):
+    table = tmp_path / "table.h5"
+    with h5py.File(table, "w") as f:
+        f.create_dataset("t", data=np.arange(4096.0))
+        x = f.create_dataset("x", data=np.zeros(4096), chunks=(1024,), compression="gzip")
+        x.id.write_direct_chunk((0,), bomb(64 << 20))
+    done = subprocess.run([sys.executable, "-m", "odernn", "import", str(table), "-o",
+                           str(tmp_path / "out.h5"), "--derive-v"],
+                          env={**os.environ, budget.ENV: "64M"}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "inflates past the chunk's declared 8192 bytes" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_an_honest_compressed_file_reads_with_every_chunk_inflated_first(tmp_path, monkeypatch):
+    from test_cli import SPEC
+
+    from odernn.data.simulate import simulate
+    from odernn.data.spec import parse_spec
+    from odernn.data.store import read_trajectories as read
+
+    text = SPEC.replace("n_steps = 40", "n_steps = 30000")
+    simulate(parse_spec(text), tmp_path / "plain.h5")
+    simulate(parse_spec('compression = "gzip"\n' + text), tmp_path / "gzip.h5")
+    inflated = []
+    check = inflate._check_stream
+    monkeypatch.setattr(inflate, "_check_stream", lambda *a: inflated.append(a) or check(*a))
+    monkeypatch.setenv(budget.ENV, "16M")
+    ours, plain = read(tmp_path / "gzip.h5"), read(tmp_path / "plain.h5")
+    assert len(inflated) >= 6  # every chunk of x and v (and F) was inflated here
+    np.testing.assert_array_equal(ours.x, plain.x)
+    monkeypatch.setenv(budget.ENV, "4G")  # the default where memory allows
+    inflated.clear()
+    read(tmp_path / "gzip.h5")
+    assert inflated == []  # no honest chunk of 1 MiB needs it
+
+
+def dataset(path: Path, **options) -> h5py.Dataset:
+    """Smooth rows in chunks of 32 KiB (that compress: else an optional filter is skipped)."""
+    f = h5py.File(path, "w")
+    data = np.sin(np.linspace(0, 20, 8 * 4096)).reshape(8, 4096).round(3)
+    return f.create_dataset("x", data=data, chunks=(1, 4096), **options)
+
+
+def test_lzf_is_bounded_by_its_expansion(tmp_path, monkeypatch):
+    d = dataset(tmp_path / "lzf.h5", compression="lzf")
+    stored = max(d.id.get_chunk_info(i).size for i in range(8))
+    assert stored < 4096 * 8
+    monkeypatch.setenv(budget.ENV, str(inflate.GROWTH * inflate.EXPANSION[h5z.FILTER_LZF]
+                                       * stored - 1))
+    with pytest.raises(DataError, match="an LZF chunk of .* may decode to"):
+        check_filters(d, tmp_path / "lzf.h5", "x")
+    monkeypatch.setenv(budget.ENV, "64M")
+    check_filters(d, tmp_path / "lzf.h5", "x")
+    d.file.close()
+
+
+def test_an_szip_stream_declaring_more_than_its_chunk_is_refused(tmp_path):
+    path = tmp_path / "szip.h5"
+    d = dataset(path, compression="szip")
+    check_filters(d, path, "x")  # honest: each stream declares the chunk's 32768 bytes
+    mask, raw = d.id.read_direct_chunk((3, 0))
+    assert mask == 0  # SZIP applied
+    assert int.from_bytes(raw[:4], "little") == 4096 * 8
+    d.id.write_direct_chunk((3, 0), (1 << 31).to_bytes(4, "little") + raw[4:])
+    with pytest.raises(DataError, match=r"chunk \(3, 0\) .* SZIP stream declares more"):
+        check_filters(d, path, "x")
+    d.file.close()
+
+
+@pytest.mark.parametrize("pipeline, needle", [
+    ([32015], "uses filter 32015"),
+    ([h5z.FILTER_DEFLATE, h5z.FILTER_LZF], "pipeline gzip then LZF"),
+    ([h5z.FILTER_DEFLATE, h5z.FILTER_SHUFFLE], "pipeline gzip then shuffle"),
+])
+def test_filters_it_cannot_bound_are_refused(tmp_path, pipeline, needle):
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((1, 64))
+    for code in pipeline:
+        options = (4,) if code == h5z.FILTER_DEFLATE else ()
+        dcpl.set_filter(code, h5z.FLAG_OPTIONAL, options)
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        space = h5py.h5s.create_simple((2, 64))
+        h5py.h5d.create(f.id, b"x", h5py.h5t.IEEE_F64LE, space, dcpl=dcpl)
+        with pytest.raises(DataError, match=needle):
+            check_filters(f["x"], tmp_path / "f.h5", "x")
