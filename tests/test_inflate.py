@@ -144,3 +144,16 @@ def test_filters_it_cannot_bound_are_refused(tmp_path, pipeline, needle):
         h5py.h5d.create(f.id, b"x", h5py.h5t.IEEE_F64LE, space, dcpl=dcpl)
         with pytest.raises(DataError, match=needle):
             check_filters(f["x"], tmp_path / "f.h5", "x")
+
+
+def test_an_unreadable_chunk_index_is_one_line(tmp_path, monkeypatch):
+    d = dataset(tmp_path / "g.h5", compression="gzip")
+    monkeypatch.setenv(budget.ENV, "1M")  # so that the chunks are walked
+
+    def broken(*_):
+        raise OSError("B-tree signature mismatch")
+
+    monkeypatch.setattr(inflate, "_chunks", broken)
+    with pytest.raises(DataError, match="chunk index is unreadable .*B-tree"):
+        check_filters(d, tmp_path / "g.h5", "x")
+    d.file.close()

@@ -88,6 +88,31 @@ def test_a_second_writer_fails_at_once(data_file, tmp_path, capsys):
         RunWriter(tmp_path / "b", resume=False, overwrite=False).open()
 
 
+def test_a_failed_new_run_removes_its_lock_file_last(tmp_path, monkeypatch):
+    """While the lock file exists the lock is this run's: everything else of the run goes
+    first. A writer that takes a new lock once the file is gone keeps its own files."""
+    run = tmp_path / "run"
+    writer = RunWriter(run, resume=False, overwrite=False)
+    writer.open()
+    writer.write_config({"config": {}})
+    left = []
+    unlink = Path.unlink
+
+    def watched(path, *args, **kwargs):
+        if path.name == LOCK:
+            left.append(sorted(p.name for p in run.iterdir()))
+            unlink(path, *args, **kwargs)
+            (run / "another-writer.txt").write_text("mine")  # arrives just then
+        else:
+            unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", watched)
+    writer.discard()
+    writer.close()
+    assert left == [[LOCK]]
+    assert sorted(p.name for p in run.iterdir()) == ["another-writer.txt"]
+
+
 def test_an_overwrite_that_fails_before_its_first_checkpoint_keeps_the_previous_run(
         data, tmp_path):
     train(data, config(), tmp_path / "run", progress=False)

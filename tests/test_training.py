@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -160,6 +161,39 @@ def test_resume_refuses_other_validation_data(data, tmp_path):
         train(data, quick(), tmp_path / "holdout", val=val, resume=True, progress=False)
     assert train(data, quick(), tmp_path / "given", val=val, resume=True,
                  progress=False).status == "ok"
+
+
+@pytest.fixture(scope="module")
+def finished(data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train(data, quick(), run, progress=False)
+    return run
+
+
+@pytest.mark.parametrize("field, forged", [
+    ("epoch", "x"), ("epoch", 1.5), ("batch", -1), ("best_epoch", True), ("since_best", None),
+    ("best_val", None), ("best_val", math.nan), ("elapsed", "z"), ("elapsed", -1.0),
+    ("history", [1]), ("history", [{"loss": "low"}]), ("partial", {"batches": "a"}),
+    ("optimizer", {}), ("optimizer", None), ("rng", torch.zeros(3, dtype=torch.uint8)),
+    (None, [1, 2])])
+def test_a_forged_resume_state_is_refused_before_it_is_used(data, finished, tmp_path, field,
+                                                           forged):
+    """A value the loop did not write: one line (DataError), last.pt left as it was; before,
+    a traceback from deep in the loop (TypeError, KeyError, RuntimeError) or, for
+    ``epoch = 1.5``, a run that went on."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    record = read_checkpoint(run / "last.pt")
+    if field is None:
+        record["resume"] = forged
+    else:
+        record["resume"][field] = forged
+    save_checkpoint(run / "last.pt", {k: v for k, v in record.items()
+                                      if k not in ("format", "format_version", "odernn_version")})
+    before = (run / "last.pt").read_bytes()
+    with pytest.raises(DataError, match="cannot resume: .*(resume state|optimiser or gen)"):
+        train(data, quick(), run, resume=True, progress=False)
+    assert (run / "last.pt").read_bytes() == before
 
 
 def test_a_run_from_before_an_option_existed_resumes(data, tmp_path):

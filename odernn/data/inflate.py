@@ -72,7 +72,11 @@ def check_filters(d: h5py.Dataset, path: Path, label: str) -> None:
     n = d.id.get_num_chunks()
     budget.check(f"{path}: dataset '{label}' of {n} chunks", CHUNK_ENTRY_BYTES * n,
                  "that is for checking what its chunks decode to")
-    chunks = [c for c in _chunks(d, n) if not c[1] & (1 << index)]  # else skipped
+    try:
+        chunks = [c for c in _chunks(d, n) if not c[1] & (1 << index)]  # else skipped
+    except (OSError, RuntimeError, ValueError) as err:
+        raise DataError(f"{path}: dataset '{label}': its chunk index is unreadable "
+                        f"({err}; corrupt file)") from None
     with open(path, "rb") as fh:
         for offset, _, at, stored in chunks:
             where = f"{path}: chunk {offset} of dataset '{label}'"

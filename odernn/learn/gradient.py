@@ -32,6 +32,7 @@ from odernn.learn.hessian_free import HessianFree
 from odernn.learn.models import RecurrentSurrogate
 from odernn.learn.models.readout import skip_features
 from odernn.learn.outcome import TrainResult, closed_loop_nrmse
+from odernn.learn.resume import restore
 from odernn.learn.rundir import run_record
 from odernn.learn.schedules import horizon_at, lr_at, momentum_at
 from odernn.learn.stream import window_source
@@ -63,7 +64,7 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
              "since_best": 0, "elapsed": 0.0, "partial": _zero_partial(),
              "buffer_rows": getattr(data, "capacity", train.n)}
     if previous is not None:
-        state = _restore(previous, model, optimizer, gen, state)
+        state = restore(previous, model, optimizer, gen, state)
     dd.broadcast_parameters(model)
     status, message = "ok", f"trained {config.epochs} epochs"
     if _stopped_early(config, state):  # a run that stopped early, resumed: nothing to train
@@ -403,15 +404,6 @@ def _save_last(out, model, optimizer, config, source, state, rng_state) -> None:
     record = run_record(model, config, source, {})
     record["resume"] = {"optimizer": optimizer.state_dict(), "rng": rng_state, **state}
     out.save_last(record, state["history"])
-
-
-def _restore(record, model, optimizer, gen, state) -> dict[str, Any]:
-    """Load a ``last.pt`` record into the model, optimiser and generator; the loop state."""
-    model.load_state_dict(record["state_dict"])
-    optimizer.load_state_dict(record["resume"]["optimizer"])
-    gen.set_state(record["resume"]["rng"].cpu())
-    return {**state, **{k: v for k, v in record["resume"].items()
-                        if k not in ("optimizer", "rng", "buffer_rows")}}
 
 
 def _epoch_line(epoch: int, config: TrainConfig, means: dict[str, float], speed: float) -> str:

@@ -51,6 +51,7 @@ import numpy as np
 from odernn import atomic, jsonio
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
+from odernn.learn.resume import check_resume
 
 CONFIG, HISTORY = "config.json", "history.csv"
 LOCK = ".odernn-lock"
@@ -259,20 +260,33 @@ class RunWriter:
         shutil.rmtree(old, ignore_errors=True)  # the previous run, now under the staging name
 
     def discard(self) -> None:
-        """After a failure: the previous run stays; a new run with no checkpoint goes."""
-        for lock in self._new_lock_files:  # a failed command leaves no file it made
-            with contextlib.suppress(OSError):
-                lock.unlink()
-        if self.staging is not None:
+        """After a failure: the previous run stays; a new run with no checkpoint goes. The
+        lock files this run made go last, while their locks are still held: a writer that
+        arrives once one is gone finds nothing of this run left to remove, and keeps its own
+        files (the directory is then not empty, and stays)."""
+        remove_dir = False
+        if self.staging is not None:  # a private name: no other writer locks there
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
         elif not any((self.target / n).exists() for n in (BEST, LAST)):
-            if self.created:
-                shutil.rmtree(self.target, ignore_errors=True)
-            else:  # a directory the user made: as empty as it was
-                for name in (CONFIG, HISTORY):
+            remove_dir = self.created  # else a directory the user made: as empty as it was
+            names = [CONFIG, HISTORY]
+            if remove_dir:
+                with contextlib.suppress(OSError):
+                    names = [p.name for p in self.target.iterdir() if p.name != LOCK]
+            for name in names:
+                path = self.target / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
                     with contextlib.suppress(OSError):
-                        (self.target / name).unlink()
+                        path.unlink()
+        for lock in self._new_lock_files:  # a failed command leaves no file it made
+            with contextlib.suppress(OSError):
+                lock.unlink()
+        if remove_dir:
+            with contextlib.suppress(OSError):
+                self.target.rmdir()
 
     def close(self) -> None:
         """Release the locks (the lock files stay: they are part of the format)."""
@@ -360,6 +374,8 @@ def resumable(run_dir: Path, config: Any, source: dict[str, Any]) -> dict[str, A
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise SpecError(f"cannot resume {run_dir} with other options ({', '.join(changed)}); "
                         f"resume with the options in {run_dir / CONFIG}")
-    if config.recipe == "gradient" and "resume" not in record:
-        raise DataError(f"cannot resume: {run_dir / LAST} holds no resume state")
+    if config.recipe == "gradient":
+        if "resume" not in record:
+            raise DataError(f"cannot resume: {run_dir / LAST} holds no resume state")
+        check_resume(record["resume"], run_dir / LAST)
     return record

@@ -1,0 +1,84 @@
+"""A gradient run's resume state in ``last.pt``: checked before a run resumes, and restored.
+
+The state is the training loop's counters, its best validation error so far, its history,
+the sums of an epoch cut short, the window buffers' size (streamed), the optimiser's state
+and the window generator's. A checkpoint is a file a user may have been sent: a value of the
+wrong kind is refused in one line (DataError) before anything uses it, where it would
+otherwise raise deep in the loop or be taken silently (``epoch = 1.5``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from odernn.errors import DataError
+
+COUNTERS = {"epoch": 0, "batch": 0, "best_epoch": -1, "since_best": 0}
+"""The integer fields and their least values (``buffer_rows`` is checked where it is used,
+:func:`odernn.learn.stream.window_source`)."""
+LOOP = ("epoch", "batch", "history", "best_val", "best_epoch", "since_best", "elapsed",
+        "partial")
+"""The fields the loop takes back (the others are restored into the objects they belong to)."""
+
+
+def check_resume(resume: Any, path: Path) -> None:
+    """Refuse a resume state whose fields are not what the loop writes: counters integers
+    (:data:`COUNTERS`), the best error a number (infinite before any), the time a finite
+    number, the history a list of rows and the partial sums a row, of names and numbers.
+    A field a run from an earlier odernn lacks takes its default."""
+    def refuse(what: str) -> None:
+        raise DataError(f"cannot resume: {path} holds a resume state whose {what} (a corrupt "
+                        f"or forged checkpoint)")
+
+    if not isinstance(resume, dict):
+        refuse("record is not a mapping")
+    for name, least in COUNTERS.items():
+        value = resume.get(name, least)
+        if not _integer(value) or value < least:
+            refuse(f"{name} = {value!r} is not an integer >= {least}")
+    if not (_number(resume.get("best_val", math.inf)) and
+            not math.isnan(resume.get("best_val", math.inf))):
+        refuse(f"best_val = {resume.get('best_val')!r} is not a number")
+    elapsed = resume.get("elapsed", 0.0)
+    if not (_number(elapsed) and math.isfinite(elapsed) and elapsed >= 0):
+        refuse(f"elapsed = {elapsed!r} is not a time in seconds")
+    history = resume.get("history", [])
+    if not (isinstance(history, list) and all(_row(r) for r in history)):
+        refuse("history is not a list of rows of names and numbers")
+    if not _row(resume.get("partial", {})):
+        refuse("partial sums are not a row of names and numbers")
+    if not isinstance(resume.get("optimizer"), dict) or not isinstance(resume.get("rng"),
+                                                                       torch.Tensor):
+        refuse("optimizer or rng state is missing")
+
+
+def restore(record: dict[str, Any], model: torch.nn.Module, optimizer: Any,
+            gen: torch.Generator, state: dict[str, Any]) -> dict[str, Any]:
+    """Load a checked ``last.pt`` record into the model, the optimiser and the generator;
+    return the loop's ``state`` with the record's fields."""
+    resume = record["resume"]
+    model.load_state_dict(record["state_dict"])
+    try:
+        optimizer.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["rng"].cpu())
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise DataError(f"cannot resume: the checkpoint's optimiser or generator state does "
+                        f"not fit this run ({err}; a corrupt or forged checkpoint)") from None
+    return {**state, **{k: resume[k] for k in LOOP if k in resume}}
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _row(row: Any) -> bool:
+    return isinstance(row, dict) and all(isinstance(k, str) and _number(v)
+                                         for k, v in row.items())
