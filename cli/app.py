@@ -231,8 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # and a data-parallel worker's can die by SIGABRT in torch's C++ destructors
         # (gloo's threads; about one run in 40 on 2 busy cores), after its work is done
         writer = sys.modules.get("odernn.data.writer")
+        distributed = sys.modules.get("odernn.learn.distributed")
         if (code == 130 or (writer is not None and writer.unclean_close)
-                or os.environ.get("WORLD_SIZE", "1") not in ("", "1")):
+                or (distributed is not None and distributed.joined())):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

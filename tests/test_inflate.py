@@ -4,6 +4,8 @@ files still read, under a budget small enough that every chunk is inflated here 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import subprocess
 import sys
@@ -115,7 +117,10 @@ def test_lzf_is_bounded_by_its_expansion(tmp_path, monkeypatch):
     d.file.close()
 
 
-def test_an_szip_stream_declaring_more_than_its_chunk_is_refused(tmp_path):
+def test_an_szip_stream_declaring_more_than_its_chunk_is_refused(tmp_path, monkeypatch):
+    """Under a budget below 4 GiB (what its 4-byte head can declare) every chunk's head is
+    read."""
+    monkeypatch.setenv(budget.ENV, "1G")
     path = tmp_path / "szip.h5"
     d = dataset(path, compression="szip")
     check_filters(d, path, "x")  # honest: each stream declares the chunk's 32768 bytes
@@ -123,7 +128,8 @@ def test_an_szip_stream_declaring_more_than_its_chunk_is_refused(tmp_path):
     assert mask == 0  # SZIP applied
     assert int.from_bytes(raw[:4], "little") == 4096 * 8
     d.id.write_direct_chunk((3, 0), (1 << 31).to_bytes(4, "little") + raw[4:])
-    with pytest.raises(DataError, match=r"chunk \(3, 0\) .* SZIP stream declares more"):
+    with pytest.raises(DataError, match=r"chunk \(3, 0\) .* SZIP stream declares 2147483648 "
+                       r"bytes, more than the chunk's 32768"):
         check_filters(d, path, "x")
     d.file.close()
 
@@ -157,3 +163,95 @@ def test_an_unreadable_chunk_index_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="chunk index is unreadable .*B-tree"):
         check_filters(d, tmp_path / "g.h5", "x")
     d.file.close()
+
+
+def hdf5_library() -> ctypes.CDLL:
+    """The HDF5 library h5py runs on (for what h5py does not expose)."""
+    with open("/proc/self/maps") as fh:
+        paths = {line.split()[-1] for line in fh if "/libhdf5" in line and "_hl" not in line}
+    assert paths, "h5py's HDF5 library is not mapped"
+    return ctypes.CDLL(sorted(paths)[0])
+
+
+def low_level(path: Path, data: np.ndarray, chunks: tuple[int, ...], filters, opts: int = 0):
+    """A dataset ``x`` with the filters ``[(code, options)]`` in this order, and the chunk
+    options ``opts`` (1 << 1: partial edge chunks left unfiltered)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk(chunks)
+    if opts:
+        library = hdf5_library()
+        library.H5Pset_chunk_opts.argtypes = [ctypes.c_int64, ctypes.c_uint]
+        assert library.H5Pset_chunk_opts(dcpl.id, opts) >= 0
+    for code, options in filters:
+        dcpl.set_filter(code, h5z.FLAG_OPTIONAL, options)
+    with h5py.File(path, "w") as f:
+        x = h5py.h5d.create(f.id, b"x", h5py.h5t.IEEE_F64LE,
+                            h5py.h5s.create_simple(data.shape), dcpl=dcpl)
+        x.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
+
+
+def checked(path: Path) -> None:
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["x"][()], f["x"][()])  # HDF5 reads it
+        check_filters(f["x"], path, "x")
+
+
+def test_honest_pipelines_that_other_writers_make_are_read(tmp_path, monkeypatch):
+    """Under a budget where every chunk is inflated here first: Fletcher-32 before gzip (as
+    PyTables writes it: the stream then inflates to the chunk and its checksum), and an
+    edge chunk that HDF5 left unfiltered (no gzip stream). Both were refused as forged."""
+    monkeypatch.setenv(budget.ENV, "1M")
+    data = np.random.default_rng(0).random(100)
+    low_level(tmp_path / "a.h5", data, (64,), [(h5z.FILTER_FLETCHER32, ()),
+                                                (h5z.FILTER_DEFLATE, (4,))])
+    checked(tmp_path / "a.h5")
+    low_level(tmp_path / "b.h5", data, (64,), [(h5z.FILTER_DEFLATE, (4,))], opts=1 << 1)
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert f["x"].id.get_chunk_info(1).size == 64 * 8  # the edge chunk, unfiltered
+    checked(tmp_path / "b.h5")
+
+
+def test_forged_scale_offset_parameters_are_refused(tmp_path):
+    """Scale-offset decodes the number of elements its parameters declare: a forged count
+    made HDF5 allocate past the chunk, and at 2^24 crash the process."""
+    path = tmp_path / "so.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=np.full(2 * 12345, 7, dtype="i4"), chunks=(12345,),
+                         scaleoffset=0)
+    honest = path.read_bytes()
+    for at in [i for i in range(len(honest) - 3) if honest[i:i + 4] == (12345).to_bytes(4,
+                                                                                 "little")]:
+        path.write_bytes(honest[:at] + (1 << 24).to_bytes(4, "little") + honest[at + 4:])
+        with contextlib.suppress(OSError), h5py.File(path, "r") as f:
+            if f["x"].id.get_create_plist().get_filter(0)[2][2] == 1 << 24:
+                break
+    else:
+        pytest.fail("the filter's element count was not found in the file")
+    forged = r"scale-offset filter declares \(elements, bytes\) = \(16777216, 4\)"
+    with h5py.File(path, "r") as f, pytest.raises(DataError, match=forged):
+        check_filters(f["x"], path, "x")
+
+
+def test_a_chunk_address_past_the_file_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv(budget.ENV, "1M")
+    path = tmp_path / "g.h5"
+    dataset(path, compression="gzip").file.close()
+    with h5py.File(path, "r") as f:
+        at = f["x"].id.get_chunk_info(1).byte_offset
+    raw = path.read_bytes()
+    where = raw.find(at.to_bytes(8, "little"))
+    path.write_bytes(raw[:where] + (1 << 63).to_bytes(8, "little") + raw[where + 8:])
+    with h5py.File(path, "r") as f, pytest.raises(DataError, match=r"chunk \(1, 0\) .*unreadable"):
+        check_filters(f["x"], path, "x")
+
+
+def test_import_leaves_out_a_dataset_it_does_not_read_whatever_its_filter(tmp_path):
+    from odernn.data import sources
+
+    path = tmp_path / "table.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("t", data=np.arange(100.0), chunks=(50,), compression="gzip")
+        f.create_dataset("x", data=np.zeros((3, 100)), chunks=(3, 50), compression="gzip")
+        f.create_dataset("images", data=np.zeros((2, 4, 4)), chunks=(1, 4, 4),
+                         compression=307, allow_unknown_filter=True)  # bzip2, not here
+    assert sorted(sources.open_source(path)._shapes) == ["t", "x"]

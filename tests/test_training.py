@@ -196,6 +196,24 @@ def test_a_forged_resume_state_is_refused_before_it_is_used(data, finished, tmp_
     assert (run / "last.pt").read_bytes() == before
 
 
+def test_a_history_with_other_columns_resumes_and_keeps_every_column(data, tmp_path):
+    """A run saved by an earlier odernn, whose rows lack a column the loop writes now (here
+    ``lr``): the resumed run's history.csv has every column, the old rows' cell blank.
+    Before, the first save after the resume raised ValueError, last.pt already rewritten."""
+    run = tmp_path / "run"
+    stopped = train(data, quick(epochs=3), run, progress=interrupt_at(2, 1))
+    assert stopped.status == "interrupted"
+    record = read_checkpoint(run / "last.pt")
+    for row in record["resume"]["history"]:
+        del row["lr"]
+    save_checkpoint(run / "last.pt", {k: v for k, v in record.items()
+                                      if k not in ("format", "format_version", "odernn_version")})
+    assert train(data, quick(epochs=3), run, resume=True, progress=False).status == "ok"
+    with open(run / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["lr"] == "" for r in rows] == [True, False, False]
+
+
 def test_a_run_from_before_an_option_existed_resumes(data, tmp_path):
     train(data, quick(), tmp_path, progress=False)
     record = read_checkpoint(tmp_path / "last.pt")

@@ -306,30 +306,29 @@ def _hdf5(path: Path) -> Source:
 
 def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
     """Add HDF5 dataset ``d`` at ``name``: a numeric 1-D or 2-D array, or each numeric field
-    of a 1-D table of records; chunks larger than the memory budget are refused, so are
-    filters that could decode past it (:func:`~odernn.data.inflate.check_filters`), and so is
-    data in other files that the trajectory files' check refuses (external raw files; a
-    virtual dataset's source that is the file itself, or virtual in turn: a cycle crashes
-    HDF5)."""
+    of a 1-D table of records (others are left out). Of a dataset added, chunks larger than
+    the memory budget are refused, so are filters that could decode past it
+    (:func:`~odernn.data.inflate.check_filters`), and so is data in other files that the
+    trajectory files' check refuses (external raw files; a virtual dataset's source that is
+    the file itself, or virtual in turn: a cycle crashes HDF5)."""
+    if d.dtype.names:
+        fields = [f for f in d.dtype.names if d.ndim == 1 and d.dtype.fields[f][0].shape == ()
+                  and d.dtype.fields[f][0].kind in NUMERIC]
+    else:
+        fields = [None] if d.dtype.kind in NUMERIC and d.ndim in (1, 2) else []
+    if not fields:
+        return
     check_other_files(d, path, name)
     if d.chunks is not None:
         budget.check(f"{path}: dataset {name!r} stored in chunks of {d.chunks}",
                      2 * int(np.prod(d.chunks)) * d.dtype.itemsize,
                      "HDF5 reads a whole chunk at a time; rewrite it with smaller chunks")
         check_filters(d, path, name)
-    if d.dtype.names:
-        if d.ndim != 1:
-            return
-        for field in d.dtype.names:
-            sub = d.dtype.fields[field][0]
-            if sub.shape == () and sub.kind in NUMERIC:
-                key = field if field not in source._shapes else f"{name}/{field}"
-                source._arrays[key] = d.fields(field)
-                source._shapes[key] = tuple(d.shape)
-        return
-    if d.dtype.kind in NUMERIC and d.ndim in (1, 2):
-        source._arrays[name] = d
-        source._shapes[name] = tuple(d.shape)
+    for field in fields:
+        key = name if field is None else field if field not in source._shapes else \
+            f"{name}/{field}"
+        source._arrays[key] = d if field is None else d.fields(field)
+        source._shapes[key] = tuple(d.shape)
 
 
 def file_sha256(path: Path, interrupted: Callable[[], bool] = lambda: False,

@@ -56,7 +56,18 @@ def setup(device: torch.device) -> tuple[torch.device, bool]:
         device = torch.device("cuda", local_rank())
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    global _joined
+    _joined = True
     return device, True
+
+
+_joined = False
+
+
+def joined() -> bool:
+    """Whether this process has joined a process group (then torch's C++ destructors at the
+    interpreter's exit can abort it, after its work: the command line ends it at once)."""
+    return _joined
 
 
 def teardown(created: bool) -> None:

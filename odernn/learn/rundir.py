@@ -329,10 +329,13 @@ class MemoryRun:
 
 
 def history_csv(rows: list[dict[str, Any]]) -> str:
-    """``history.csv``'s text: a header, then one row per epoch (or ridge candidate)."""
+    """``history.csv``'s text: a header, then one row per epoch (or ridge candidate). The
+    header is every row's columns in the order they first appear (a run resumed from an
+    earlier odernn's may add some); a row without one leaves its cell blank."""
     buf = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()}
                          for r in rows)
