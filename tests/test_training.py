@@ -196,6 +196,39 @@ def test_a_forged_resume_state_is_refused_before_it_is_used(data, finished, tmp_
     assert (run / "last.pt").read_bytes() == before
 
 
+def _moments(record, change):
+    for moments in record["resume"]["optimizer"]["state"].values():
+        change(moments)
+
+
+FORGED_RECORDS = {
+    "partial sums without counters": lambda r: r["resume"].update(partial={}),
+    "a batch past the epoch": lambda r: r["resume"].update(batch=10**9, partial={
+        "batches": 10**9, "steps": 0, "time": 0.0}),
+    "a negative best error": lambda r: r["resume"].update(best_val=-math.inf),
+    "a moment of another shape": lambda r: _moments(r, lambda m: m.update(
+        exp_avg=m["exp_avg"].reshape(-1)[:1].clone())),
+    "a moment missing": lambda r: _moments(r, lambda m: m.pop("exp_avg_sq")),
+    "betas a number": lambda r: r["resume"]["optimizer"]["param_groups"][0].update(betas=5),
+    "data a list": lambda r: r.update(data=[1]),
+    "config a string": lambda r: r.update(config="abc"),
+}
+
+
+@pytest.mark.parametrize("what", list(FORGED_RECORDS))
+def test_a_forged_record_around_the_resume_state_is_refused(data, finished, tmp_path, what):
+    """The audit's: each raised inside training (KeyError, RuntimeError, TypeError,
+    AttributeError) or, for a negative best error, ended a run as diverged."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    record = read_checkpoint(run / "last.pt")
+    FORGED_RECORDS[what](record)
+    save_checkpoint(run / "last.pt", {k: v for k, v in record.items()
+                                      if k not in ("format", "format_version", "odernn_version")})
+    with pytest.raises(DataError, match="cannot resume"):
+        train(data, quick(), run, resume=True, progress=False)
+
+
 def test_a_history_with_other_columns_resumes_and_keeps_every_column(data, tmp_path):
     """A run saved by an earlier odernn, whose rows lack a column the loop writes now (here
     ``lr``): the resumed run's history.csv has every column, the old rows' cell blank.

@@ -89,7 +89,11 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
                         f"{str(err).splitlines()[0] if str(err) else ''})") from err
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise DataError(f"{path} is not an odernn checkpoint (no format = {FORMAT!r})")
-    if record.get("format_version", 0) > FORMAT_VERSION:
+    version = record.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise DataError(f"{path} has checkpoint format_version {version!r}, not an integer "
+                        f"(a corrupt or forged checkpoint)")
+    if version > FORMAT_VERSION:
         raise DataError(f"{path} has checkpoint format {record['format_version']}; this odernn "
                         f"({odernn.__version__}) reads up to {FORMAT_VERSION}: upgrade odernn")
     if record.get("odernn_version") != odernn.__version__:

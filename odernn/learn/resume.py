@@ -10,6 +10,7 @@ otherwise raise deep in the loop or be taken silently (``epoch = 1.5``).
 from __future__ import annotations
 
 import math
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from odernn.errors import DataError
 COUNTERS = {"epoch": 0, "batch": 0, "best_epoch": -1, "since_best": 0}
 """The integer fields and their least values (``buffer_rows`` is checked where it is used,
 :func:`odernn.learn.stream.window_source`)."""
+COUNTED = ("batches", "steps", "time")
+"""The partial sums' counters (the loop adds the losses beside them)."""
 LOOP = ("epoch", "batch", "history", "best_val", "best_epoch", "since_best", "elapsed",
         "partial")
 """The fields the loop takes back (the others are restored into the objects they belong to)."""
@@ -49,26 +52,57 @@ def check_resume(resume: Any, path: Path) -> None:
     history = resume.get("history", [])
     if not (isinstance(history, list) and all(_row(r) for r in history)):
         refuse("history is not a list of rows of names and numbers")
-    if not _row(resume.get("partial", {})):
-        refuse("partial sums are not a row of names and numbers")
+    partial = resume.get("partial", {"batches": resume.get("batch", 0), "steps": 0, "time": 0.0})
+    if not _row(partial) or not set(COUNTED) <= set(partial):
+        refuse(f"partial sums are not a row of names and numbers with {', '.join(COUNTED)}")
+    if partial["batches"] != resume.get("batch", 0):
+        refuse(f"partial sums count {partial['batches']!r} batches, not its batch = "
+               f"{resume.get('batch', 0)!r}")
+    if not resume.get("best_val", math.inf) >= 0:
+        refuse(f"best_val = {resume.get('best_val')!r} is not an error >= 0")
     if not isinstance(resume.get("optimizer"), dict) or not isinstance(resume.get("rng"),
                                                                        torch.Tensor):
         refuse("optimizer or rng state is missing")
 
 
 def restore(record: dict[str, Any], model: torch.nn.Module, optimizer: Any,
-            gen: torch.Generator, state: dict[str, Any]) -> dict[str, Any]:
+            gen: torch.Generator, state: dict[str, Any], n_batches: int) -> dict[str, Any]:
     """Load a checked ``last.pt`` record into the model, the optimiser and the generator;
-    return the loop's ``state`` with the record's fields."""
+    return the loop's ``state`` with the record's fields (``n_batches``: an epoch's)."""
     resume = record["resume"]
+    if resume.get("batch", 0) > n_batches:
+        raise DataError(f"cannot resume: the checkpoint is at batch {resume['batch']} of an "
+                        f"epoch of {n_batches} (a corrupt or forged checkpoint)")
     model.load_state_dict(record["state_dict"])
     try:
+        if isinstance(optimizer, torch.optim.Optimizer):
+            _probe(optimizer, resume["optimizer"])
         optimizer.load_state_dict(resume["optimizer"])
         gen.set_state(resume["rng"].cpu())
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
         raise DataError(f"cannot resume: the checkpoint's optimiser or generator state does "
                         f"not fit this run ({err}; a corrupt or forged checkpoint)") from None
     return {**state, **{k: resume[k] for k in LOOP if k in resume}}
+
+
+def _probe(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Take one step of a copy of ``optimizer`` (zero gradients) from the ``saved`` state:
+    torch loads a state without checking it against the parameters, so a forged one (a
+    moment of another shape, a missing one, ``betas = 5``) would fail inside training's
+    first step. Raises what that step would."""
+    groups = []
+    for group in optimizer.param_groups:
+        params = [p.detach().clone().requires_grad_() for p in group["params"]]
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": params})
+    copy = type(optimizer)(groups, **optimizer.defaults)
+    copy.load_state_dict(deepcopy(saved))  # torch keeps the saved tensors, which step changes
+    for p, moments in copy.state.items():
+        if any(isinstance(m, torch.Tensor) and m.ndim and m.shape != p.shape
+               for m in moments.values()):
+            raise ValueError("a moment's shape is not its parameter's")
+    copy.step()
 
 
 def _integer(value: Any) -> bool:

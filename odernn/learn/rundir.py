@@ -355,6 +355,11 @@ def resumable(run_dir: Path, config: Any, source: dict[str, Any]) -> dict[str, A
     """``last.pt`` of ``run_dir``, checked to come from the same data and options (``config``
     a :class:`~odernn.learn.config.TrainConfig`)."""
     record = read_checkpoint(run_dir / LAST)
+    data, config_record = record.get("data", {}), record.get("config", {})
+    if not (isinstance(data, dict) and isinstance(config_record, dict) and all(
+            isinstance(data.get(k) or {}, dict) for k in ("train", "val"))):
+        raise DataError(f"cannot resume: {run_dir / LAST} has a malformed data or config "
+                        f"record (a corrupt or forged checkpoint)")
     trained_on = record.get("data", {}).get("train", {}).get("sha256")
     if trained_on != source["train"]["sha256"]:
         raise DataError(f"cannot resume {run_dir}: it was trained on other data "
@@ -371,8 +376,8 @@ def resumable(run_dir: Path, config: Any, source: dict[str, Any]) -> dict[str, A
     old, new = record.get("config", {}), config.to_dict()
     # a run from an earlier odernn lacks the options added since: they take their defaults (an
     # option since removed or changed is compared as stored, and reported below)
-    with contextlib.suppress(SpecError):
-        old = type(config).from_dict(old).to_dict()
+    with contextlib.suppress(SpecError, TypeError, ValueError, AttributeError):
+        old = type(config).from_dict(old).to_dict()  # else compared as stored
     if old != new:
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise SpecError(f"cannot resume {run_dir} with other options ({', '.join(changed)}); "

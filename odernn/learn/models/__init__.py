@@ -85,9 +85,14 @@ def from_record(record: dict[str, Any], path: Path | str = "record",
         hparams = dict(args["hparams"])
         if "products" in cls.defaults:  # stored before the option existed: a skip over u alone
             hparams.setdefault("products", False)
+        unknown = sorted(set(hparams) - set(cls.defaults))
+        if unknown:  # the constructor would pass them on to the cell
+            raise DataError(f"checkpoint {path} gives the {cls.family} option(s) "
+                            f"{', '.join(map(str, unknown))} it does not have: corrupt or forged")
         model = cls(Layout.from_dict(args["layout"]), Stats.from_dict(args["stats"]), **hparams)
         model.load_state_dict(record["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError,
+            RuntimeError) as err:  # a forged record's values, met where they are used
         raise DataError(f"checkpoint {path} is inconsistent: {err}") from err
     return model.to(device).eval()
 
@@ -103,10 +108,15 @@ def _check_declared_size(path: Path | str, record: dict[str, Any]) -> None:
         sizes = layout.sizes
         cls = family_class(family)
         declared = cls.parameter_count(hparams, *sizes)
-        stored = sum(t.numel() for t in record["state_dict"].values()
-                     if isinstance(t, torch.Tensor))
-    except (KeyError, TypeError, ValueError, AttributeError, SpecError) as err:
+        tensors = {k: t for k, t in record["state_dict"].items() if isinstance(t, torch.Tensor)}
+        stored = sum(t.numel() for t in tensors.values())
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RuntimeError,
+            SpecError) as err:
         raise DataError(f"checkpoint {path} is inconsistent: {err}") from err
+    hollow = [k for k, t in tensors.items() if t.is_meta or not t.is_contiguous()]
+    if hollow:  # values counted that are not stored: an expanded or meta tensor
+        raise DataError(f"checkpoint {path}: weights {hollow[0]!r} are not stored value by "
+                        f"value (an expanded or meta tensor): corrupt or forged")
     shown = ", ".join(f"{k}={hparams[k]}" for k in ("hidden", "head", "units", "degree")
                       if k in hparams)
     if declared > 2 * stored + 4096:

@@ -164,6 +164,23 @@ class ESN(RecurrentSurrogate):
         a sparse CSR tensor, so a used model could not be deep-copied."""
         return {**self.__dict__, "_csr": None}
 
+    def load_state_dict(self, state_dict: Any, strict: bool = True,
+                        assign: bool = False) -> Any:
+        """Load weights, then check the reservoir's sparse structure (torch's CSR product
+        does not: an index out of range read memory out of bounds, or crashed): ``degree``
+        entries in each row, columns within the units, finite values."""
+        loaded = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        n, degree = self.hparams["units"], self.hparams["degree"]
+        crow, col, value = self.W_crow, self.W_col, self.W_value
+        rows = torch.arange(n + 1, dtype=crow.dtype, device=crow.device) * degree
+        if not (crow.shape == rows.shape and torch.equal(crow, rows)
+                and col.numel() == value.numel() == n * degree
+                and bool(((col >= 0) & (col < n)).all()) and bool(value.isfinite().all())):
+            raise DataError(f"this esn's reservoir is not {degree} finite entries in each of "
+                            f"its {n} rows, within its columns (a corrupt or forged checkpoint)")
+        self._csr = None
+        return loaded
+
     def recurrent_matrix(self) -> Tensor:
         """``W`` as a sparse CSR tensor on the model's device (cached)."""
         key = (self.W_value.data_ptr(), self.W_value.device)

@@ -41,6 +41,8 @@ and are stored with the model; :class:`~odernn.learn.models.codec.Codec` applies
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -152,8 +154,13 @@ class Layout:
             if self.target == "state" and "v" not in self.inputs:
                 raise SpecError("state mode feeds (x, v) back: inputs must contain 'v'")
             object.__setattr__(self, "inputs", tuple(c for c in channels if c in self.inputs))
-        if not (self.dt > 0 and np.isfinite(self.dt)):
-            raise SpecError(f"dt must be a positive number, got {self.dt}")
+        if isinstance(self.dt, bool) or not isinstance(self.dt, numbers.Real) or not (
+                self.dt > 0 and np.isfinite(self.dt)):
+            raise SpecError(f"dt must be a positive number, got {self.dt!r}")
+        for name in ("lags", "warmup"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise SpecError(f"{name} must be an integer, got {value!r}")
         if self.lags < 1 or (self.lags > 1 and self.target != "next-value"):
             raise SpecError(f"lags must be >= 1, and > 1 only in next-value mode; got {self.lags}")
         if self.warmup < 0:
@@ -317,10 +324,23 @@ class Stats:
 
     @classmethod
     def from_dict(cls, d: dict[str, dict[str, float]]) -> Stats:
-        def floats(m: dict[str, Any]) -> dict[str, float]:
-            return {k: float(v) for k, v in m.items()}
+        """The statistics of :meth:`to_dict`: names to finite numbers, each std positive
+        (else DataError: a checkpoint's, corrupt or forged, would make every rollout
+        diverge or go silently wrong)."""
+        def floats(m: Any, what: str, positive: bool) -> dict[str, float]:
+            if not isinstance(m, Mapping):
+                raise DataError(f"the normalisation's {what} is not a mapping of names to "
+                                f"numbers")
+            out = {}
+            for k, v in m.items():
+                if isinstance(v, bool) or not isinstance(v, numbers.Real) or not \
+                        math.isfinite(v) or (positive and v <= 0):
+                    raise DataError(f"the normalisation's {what} of {k!r} is {v!r}, not a "
+                                    f"finite{' positive' if positive else ''} number")
+                out[str(k)] = float(v)
+            return out
 
-        return cls(floats(d["mean"]), floats(d["std"]))
+        return cls(floats(d["mean"], "mean", False), floats(d["std"], "std", True))
 
 
 def raw_target(layout: Layout, z: Any, z_next: Any, e: Any = None) -> Any:
