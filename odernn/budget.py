@@ -99,6 +99,14 @@ STATES = {"rnn": 1, "gru": 1, "lstm": 2}
 """Tensors in their recurrent state (the LSTM's ``(h, c)``)."""
 
 
+def esn_init_bytes(hparams: dict) -> int:
+    """A vanilla RNN's ``init="esn"`` (none otherwise): ``W`` drawn in float64, and the
+    eigenvalue solver's copy and work: three ``hidden x hidden`` float64s."""
+    if hparams.get("init", "uniform") != "esn":
+        return 0
+    return 3 * FLOAT64 * int(hparams.get("hidden", 64)) ** 2
+
+
 def gradients_bytes(family: str, hidden: int, sequences: int, length: int) -> int:
     """Memory of ``odernn gradients`` on one network: the inputs, BPTT's graph over
     ``length`` steps, the batched step Jacobians ``(sequences, S, S)`` (S the state size)

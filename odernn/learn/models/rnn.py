@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from odernn import budget
 from odernn.errors import SpecError
 from odernn.learn.models.inference import inference_step
 from odernn.learn.models.layout import Layout, Stats
@@ -332,6 +333,7 @@ class RecurrentNet(RecurrentSurrogate):
 
 
 INITS = ("uniform", "esn")
+
 ESN_CONNECTIONS = 15
 """Nonzero recurrent weights each unit receives under ``init="esn"`` (Sutskever et al.)."""
 
@@ -342,8 +344,7 @@ class VanillaRNN(RecurrentNet):
                    "(+ D u with skip); init='esn' for the echo-state initialisation")
     options = ElmanOptions
     gates = biases = 1
-    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 80, "window": 20,
-                                                       "batch_size": 256}
+    training_defaults: ClassVar[dict[str, Any]] = {"epochs": 80, "window": 20, "batch_size": 256}
 
     def __init__(self, layout: Layout, stats: Stats, hidden: int = 64,
                  head: list[int] | tuple[int, ...] = (), skip: bool = True,
@@ -355,6 +356,14 @@ class VanillaRNN(RecurrentNet):
                          activation=activation,
                          output_activation=output_activation, init=init,
                          init_spectral_radius=float(init_spectral_radius))
+
+    @classmethod
+    def model_bytes(cls, hparams: dict[str, Any], *sizes: int) -> int:
+        return super().model_bytes(hparams, *sizes) + budget.esn_init_bytes(hparams)
+
+    @classmethod
+    def training_bytes(cls, hparams: dict[str, Any], *sizes: int, **shape: int) -> int:
+        return super().training_bytes(hparams, *sizes, **shape) + budget.esn_init_bytes(hparams)
 
     @classmethod
     def check_options(cls, init: str = "uniform", init_spectral_radius: float = 1.1,
