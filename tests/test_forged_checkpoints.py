@@ -51,6 +51,8 @@ ESN = [
      "reservoir"),
     ("W_crow reversed", _set("state_dict", "W_crow", value=lambda t: t.flip(0).contiguous()),
      "reservoir"),
+    ("one unit", _set("args", "hparams", "units", value=1),
+     r"checkpoint .*esn is inconsistent: esn needs units >= 2"),
     ("W_value not finite", _set("state_dict", "W_value", value=lambda t: t.clone().fill_(math.nan)),
      "reservoir"),
 ]
@@ -66,6 +68,7 @@ GRU = [
     ("a NaN seed", _set("args", "hparams", "seed", value=math.nan), "inconsistent"),
     ("a huge seed", _set("args", "hparams", "seed", value=2**80), "inconsistent"),
     ("an infinite hidden size", _set("args", "hparams", "hidden", value=math.inf), "inconsistent"),
+
     ("an option the family lacks", _set("args", "hparams", "output_activation", value="relu"),
      "output_activation it does not have"),
     ("dt a tensor", _set("args", "layout", "dt", value=torch.tensor([0.05, 0.1])), "dt must"),
