@@ -18,6 +18,7 @@ def main() -> None:
     """Run ``odernn`` as a program (exits with its exit code)."""
     from odernn.interrupt import raise_interrupt  # light: signal, threading, time
 
+    sys.unraisablehook = quiet_lost_interrupts
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, raise_interrupt)
     try:
@@ -28,6 +29,16 @@ def main() -> None:
         run()
     except KeyboardInterrupt:  # outside the command's own handling (its set-up, the exit)
         _exit_interrupted(EARLY.split(":")[0])
+
+
+def quiet_lost_interrupts(unraisable: object) -> None:
+    """``sys.unraisablehook`` of the command line: a KeyboardInterrupt that Python could not
+    raise (the signal's handler ran inside a weakref callback of the import machinery, or a
+    finaliser) is not printed as "Exception ignored ... Traceback": the request it carried
+    is held in :data:`odernn.interrupt.REQUESTED`, and the command ends with 130 at its next
+    safe point. Anything else is reported as Python reports it."""
+    if not isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
 
 
 def _exit_interrupted(message: str) -> None:

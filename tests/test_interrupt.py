@@ -386,3 +386,31 @@ def test_a_signal_in_the_work_precision_sweep_stops_it_at_the_next_setting(monke
     with pytest.raises(KeyboardInterrupt):
         evaluate(test, {}, resonance=False, chaos=False, bifurcation=False, progress=False)
     assert len(calls) == 1
+
+
+def test_an_interrupt_python_could_not_raise_prints_no_traceback():
+    """A signal whose handler runs inside a weakref callback of the import machinery (CI saw
+    ``_get_module_lock.<locals>.cb``) or a finaliser: Python cannot raise its
+    KeyboardInterrupt and printed "Exception ignored ... Traceback" beside the command's one
+    line. The request itself is kept (``REQUESTED``); other such errors are still shown."""
+    child = """
+import gc
+from odernn.cli.entry import quiet_lost_interrupts
+import sys
+sys.unraisablehook = quiet_lost_interrupts
+
+class Raises:
+    def __init__(self, exc):
+        self.exc = exc
+    def __del__(self):
+        raise self.exc
+
+Raises(KeyboardInterrupt())
+Raises(ValueError("shown"))
+gc.collect()
+"""
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "KeyboardInterrupt" not in done.stderr
+    assert "ValueError: shown" in done.stderr
