@@ -1,6 +1,6 @@
 """What bounding a file's compression filters costs (``odernn/data/inflate.py``).
 
-Simulates a gzip-compressed dataset (the oscillator, RK4, float64; ``--n`` trajectories of
+Simulates the ``train`` spec gzip-compressed (RK4, float64; ``--n`` trajectories of
 ``--steps`` points) under a temporary directory, then times, median of ``--repeat``:
 
 * opening the file with every check (``open_checked``), under the default memory budget
@@ -16,43 +16,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from import_csv import median_time  # benchmarks/: the same timing
 
 from odernn import budget
 from odernn.data.filecheck import open_checked
 from odernn.data.simulate import simulate
-from odernn.data.spec import parse_spec
+from odernn.data.spec import load_spec
 from odernn.data.store import read_trajectories
-
-SPEC = """compression = "gzip"
-n = {n}
-seed = 3
-dt = 0.05
-n_steps = {steps}
-[integrator]
-name = "rk4"
-[parameters]
-eta = [0.1, 0.3]
-x0 = [-1, 1]
-v0 = [-1, 1]
-[forcing]
-family = "cosine"
-F0 = [0, 1]
-omega = [0.5, 2]
-"""
-
-
-def median_seconds(work: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -64,7 +37,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "gzip.h5"
-        simulate(parse_spec(SPEC.format(n=args.n, steps=args.steps)), path)
+        spec = load_spec("train").with_overrides(n=args.n, n_steps=args.steps,
+                                                 integrator="rk4", compression="gzip")
+        simulate(spec, path)
         print(f"{args.n} x {args.steps} points, x v F float64, gzip: "
               f"{path.stat().st_size / 1e6:.0f} MB stored")
         print(f"{'budget':<10} {'open, checked (s)':>18} {'read (s)':>9} {'open / read':>12}")
@@ -73,8 +48,8 @@ def main() -> None:
                 os.environ.pop(budget.ENV, None)
             else:
                 os.environ[budget.ENV] = value
-            opened = median_seconds(lambda: open_checked(path).file.close(), args.repeat)
-            read = median_seconds(lambda: read_trajectories(path), args.repeat)
+            opened = median_time(lambda: open_checked(path).file.close(), args.repeat)
+            read = median_time(lambda: read_trajectories(path), args.repeat)
             print(f"{label:<10} {opened:>18.3f} {read:>9.3f} {opened / read:>12.2f}")
 
 

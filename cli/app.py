@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # HDF5's own clean-up at exit would retry a failed close (and can crash),
         # the interpreter's shutdown after an interrupt it has seen can die by SIGINT,
         # and a data-parallel worker's can die by SIGABRT in torch's C++ destructors
-        # (gloo's threads; about one run in 40 on 2 busy cores), after its work is done
+        # (gloo's threads), after its work is done
         writer = sys.modules.get("odernn.data.writer")
         distributed = sys.modules.get("odernn.learn.distributed")
         if (code == 130 or (writer is not None and writer.unclean_close)

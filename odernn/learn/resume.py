@@ -30,7 +30,7 @@ LOOP = ("epoch", "batch", "history", "best_val", "best_epoch", "since_best", "el
 
 def check_resume(resume: Any, path: Path) -> None:
     """Refuse a resume state whose fields are not what the loop writes: counters integers
-    (:data:`COUNTERS`), the best error a number (infinite before any), the time a finite
+    (:data:`COUNTERS`), the best error a number >= 0 (infinite before any), the time a finite
     number, the history a list of rows and the partial sums a row, of names and numbers.
     A field a run from an earlier odernn lacks takes its default."""
     def refuse(what: str) -> None:
@@ -43,9 +43,9 @@ def check_resume(resume: Any, path: Path) -> None:
         value = resume.get(name, least)
         if not _integer(value) or value < least:
             refuse(f"{name} = {value!r} is not an integer >= {least}")
-    if not (_number(resume.get("best_val", math.inf)) and
-            not math.isnan(resume.get("best_val", math.inf))):
-        refuse(f"best_val = {resume.get('best_val')!r} is not a number")
+    best = resume.get("best_val", math.inf)
+    if not (_number(best) and best >= 0):  # NaN fails too
+        refuse(f"best_val = {best!r} is not an error >= 0 (infinite before any)")
     elapsed = resume.get("elapsed", 0.0)
     if not (_number(elapsed) and math.isfinite(elapsed) and elapsed >= 0):
         refuse(f"elapsed = {elapsed!r} is not a time in seconds")
@@ -58,8 +58,6 @@ def check_resume(resume: Any, path: Path) -> None:
     if partial["batches"] != resume.get("batch", 0):
         refuse(f"partial sums count {partial['batches']!r} batches, not its batch = "
                f"{resume.get('batch', 0)!r}")
-    if not resume.get("best_val", math.inf) >= 0:
-        refuse(f"best_val = {resume.get('best_val')!r} is not an error >= 0")
     if not isinstance(resume.get("optimizer"), dict) or not isinstance(resume.get("rng"),
                                                                        torch.Tensor):
         refuse("optimizer or rng state is missing")

@@ -355,16 +355,15 @@ def resumable(run_dir: Path, config: Any, source: dict[str, Any]) -> dict[str, A
     """``last.pt`` of ``run_dir``, checked to come from the same data and options (``config``
     a :class:`~odernn.learn.config.TrainConfig`)."""
     record = read_checkpoint(run_dir / LAST)
-    data, config_record = record.get("data", {}), record.get("config", {})
-    if not (isinstance(data, dict) and isinstance(config_record, dict) and all(
+    data, old = record.get("data", {}), record.get("config", {})
+    if not (isinstance(data, dict) and isinstance(old, dict) and all(
             isinstance(data.get(k) or {}, dict) for k in ("train", "val"))):
         raise DataError(f"cannot resume: {run_dir / LAST} has a malformed data or config "
                         f"record (a corrupt or forged checkpoint)")
-    trained_on = record.get("data", {}).get("train", {}).get("sha256")
+    trained_on = (data.get("train") or {}).get("sha256")
     if trained_on != source["train"]["sha256"]:
         raise DataError(f"cannot resume {run_dir}: it was trained on other data "
                         f"(sha256 {trained_on})")
-    data = record.get("data", {})
     validated_on = (data.get("val") or {}).get("sha256")
     if validated_on != (source["val"] or {}).get("sha256") or \
             data.get("val_fraction", source["val_fraction"]) != source["val_fraction"]:
@@ -373,7 +372,7 @@ def resumable(run_dir: Path, config: Any, source: dict[str, Any]) -> dict[str, A
                data.get("val_fraction") is not None else "folds of its training trajectories")
         raise DataError(f"cannot resume {run_dir}: it was validated on {was}; resume with "
                         "the same validation data")
-    old, new = record.get("config", {}), config.to_dict()
+    new = config.to_dict()
     # a run from an earlier odernn lacks the options added since: they take their defaults (an
     # option since removed or changed is compared as stored, and reported below)
     with contextlib.suppress(SpecError, TypeError, ValueError, AttributeError):

@@ -333,7 +333,6 @@ class RecurrentNet(RecurrentSurrogate):
 
 
 INITS = ("uniform", "esn")
-
 ESN_CONNECTIONS = 15
 """Nonzero recurrent weights each unit receives under ``init="esn"`` (Sutskever et al.)."""
 
