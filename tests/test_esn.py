@@ -148,3 +148,34 @@ def test_a_used_reservoir_deep_copies_to_the_same_function(data):
     y, _ = model.step(u, r0)  # the cache is made
     twin = copy.deepcopy(model)
     assert torch.equal(twin.step(u, r0)[0], y)
+
+
+@pytest.mark.parametrize("family, hparams", [("esn", {"units": 60}),
+                                             ("rnn", {"hidden": 30, "init": "esn"})])
+def test_a_loaded_model_is_not_drawn_before_its_weights_replace_the_draw(
+        data, tmp_path, monkeypatch, family, hparams):
+    """Loading reads the reservoir; drawing it first (a draw per pair of units and an
+    eigenvalue problem) would be thrown away."""
+    from odernn.learn.models import esn as esn_module
+    from odernn.learn.models import save_surrogate
+
+    layout = Layout(dt=data.dt)
+    model = build(family, layout, compute_stats(data, layout), seed=5, **hparams)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)  # weights no fresh model of the seed has
+    save_surrogate(model, tmp_path / "m.pt")
+
+    def no_draw(*args, **kwargs):
+        raise AssertionError("a random reservoir drawn for a loaded model")
+
+    monkeypatch.setattr(esn_module, "sparse_reservoir", no_draw)
+    monkeypatch.setattr(torch.linalg, "eigvals", no_draw)
+    loaded = load_surrogate(tmp_path / "m.pt")
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict(), rtol=0, atol=0,
+                               equal_nan=True)  # an unfitted reservoir's ridge is NaN
+    u = torch.randn(4, layout.n_inputs)
+    state = model.initial_state(torch.randn(4, layout.n_init))
+    assert torch.equal(loaded.step(u, state)[0], model.step(u, state)[0])
+    with pytest.raises(AssertionError, match="drawn"):  # a model built outside still draws
+        build(family, layout, compute_stats(data, layout), seed=5, **hparams)

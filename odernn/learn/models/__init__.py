@@ -21,7 +21,7 @@ from odernn.learn.families import FAMILIES, TARGETS
 from odernn.learn.models.base import Rollout, Surrogate
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import RECIPES, help_of
-from odernn.learn.models.surrogate import RecurrentSurrogate
+from odernn.learn.models.surrogate import RecurrentSurrogate, to_be_loaded
 
 REGISTRY: dict[str, type[RecurrentSurrogate]] = {
     name: getattr(importlib.import_module(where.split(":")[0]), where.split(":")[1])
@@ -89,7 +89,9 @@ def from_record(record: dict[str, Any], path: Path | str = "record",
         if unknown:  # the constructor would pass them on to the cell
             raise DataError(f"checkpoint {path} gives the {cls.family} option(s) "
                             f"{', '.join(map(str, unknown))} it does not have: corrupt or forged")
-        model = cls(Layout.from_dict(args["layout"]), Stats.from_dict(args["stats"]), **hparams)
+        with to_be_loaded():
+            model = cls(Layout.from_dict(args["layout"]), Stats.from_dict(args["stats"]),
+                        **hparams)
         model.load_state_dict(record["state_dict"])
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError,
             RuntimeError) as err:  # a forged record's values, met where they are used

@@ -34,7 +34,7 @@ from odernn.errors import DataError, SpecError
 from odernn.learn.models.inference import sigmoid_form_
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
-from odernn.learn.models.surrogate import RecurrentSurrogate, State
+from odernn.learn.models.surrogate import RecurrentSurrogate, State, drawing
 
 RESERVOIR_BLOCK = 1 << 22
 """Random draws per block of rows while choosing the reservoir's connections (32 MiB)."""
@@ -138,22 +138,28 @@ class ESN(RecurrentSurrogate):
         super().__init__(layout, stats, {
             "units": units, "spectral_radius": spectral_radius, "leak_rate": leak_rate,
             "input_scaling": input_scaling, "bias": bias, "degree": degree, "seed": seed})
+        shapes = {"W_crow": units + 1, "W_col": units * degree, "W_value": units * degree,
+                  "W_in": (units, layout.n_inputs), "W_0": (units, layout.n_init), "b": units}
+        drawn = (self._draw(units, degree, spectral_radius, input_scaling, bias, seed, shapes)
+                 if drawing() else {k: np.zeros(shape) for k, shape in shapes.items()})
+        for name, a in drawn.items():
+            self.register_buffer(name, torch.as_tensor(
+                a, dtype=torch.int64 if name in ("W_crow", "W_col") else torch.float32))
+        self.register_buffer("ridge", torch.tensor(np.nan, dtype=torch.float64))
+        self.W_out = nn.Parameter(torch.zeros(layout.n_outputs, 1 + layout.n_inputs + units))
+        self._csr: tuple[Any, Tensor] | None = None
+
+    @staticmethod
+    def _draw(units: int, degree: int, spectral_radius: float, input_scaling: float,
+              bias: float, seed: int, shapes: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The reservoir, the input and initial-state weights and the bias, from ``seed``."""
         rng_w, rng_in, rng_0, rng_b = (np.random.default_rng(s)
                                        for s in np.random.SeedSequence(seed).spawn(4))
         w = sparse_reservoir(units, degree, spectral_radius, rng_w)
-
-        def buffer(name: str, a: np.ndarray, dtype: torch.dtype = torch.float32) -> None:
-            self.register_buffer(name, torch.as_tensor(a, dtype=dtype))
-
-        buffer("W_crow", w.indptr, torch.int64)
-        buffer("W_col", w.indices, torch.int64)
-        buffer("W_value", w.data)
-        buffer("W_in", input_scaling * rng_in.uniform(-1.0, 1.0, (units, layout.n_inputs)))
-        buffer("W_0", input_scaling * rng_0.uniform(-1.0, 1.0, (units, layout.n_init)))
-        buffer("b", bias * rng_b.uniform(-1.0, 1.0, units))
-        buffer("ridge", np.array(np.nan), torch.float64)
-        self.W_out = nn.Parameter(torch.zeros(layout.n_outputs, 1 + layout.n_inputs + units))
-        self._csr: tuple[Any, Tensor] | None = None
+        return {"W_crow": w.indptr, "W_col": w.indices, "W_value": w.data,
+                "W_in": input_scaling * rng_in.uniform(-1.0, 1.0, shapes["W_in"]),
+                "W_0": input_scaling * rng_0.uniform(-1.0, 1.0, shapes["W_0"]),
+                "b": bias * rng_b.uniform(-1.0, 1.0, units)}
 
     @property
     def n_features(self) -> int:

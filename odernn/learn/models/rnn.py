@@ -57,7 +57,7 @@ from odernn.learn.models.readout import (
     start_as_skip_option,
     start_readout,
 )
-from odernn.learn.models.surrogate import RecurrentSurrogate, State
+from odernn.learn.models.surrogate import RecurrentSurrogate, State, drawing
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
                "identity": lambda a: a}
@@ -384,7 +384,7 @@ class VanillaRNN(RecurrentNet):
         about unit variance for the normalised inputs. Drawn from a stream of its own.
         """
         super().reset_parameters(seed)
-        if self.hparams["init"] != "esn":
+        if self.hparams["init"] != "esn" or not drawing():  # a checkpoint's weights come next
             return
         stream = int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
         g = torch.Generator().manual_seed(stream)

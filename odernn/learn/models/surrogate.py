@@ -16,7 +16,9 @@ rollout with its divergence status) is written once here.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +37,25 @@ from odernn.types import Array
 State = tuple[Tensor, ...]
 
 __all__ = ["EXPLODED", "RecurrentSurrogate", "State", "Stepper"]
+
+_LOADING: ContextVar[bool] = ContextVar("odernn_loading", default=False)
+
+
+@contextmanager
+def to_be_loaded() -> Iterator[None]:
+    """Models built inside skip the random draws that a checkpoint's weights replace next:
+    drawing a reservoir and scaling it to its spectral radius grows as the square of its
+    units (a draw per pair of units, an eigenvalue problem), reading its weights linearly."""
+    token = _LOADING.set(True)
+    try:
+        yield
+    finally:
+        _LOADING.reset(token)
+
+
+def drawing() -> bool:
+    """Whether a model built now draws its random weights (not inside :func:`to_be_loaded`)."""
+    return not _LOADING.get()
 
 
 class RecurrentSurrogate(nn.Module):
