@@ -268,3 +268,21 @@ def test_an_ensemble_or_another_object_is_refused_in_words(tmp_path):
     with pytest.raises(SpecError, match="cannot export a list"):
         odernn.export_onnx([1], tmp_path / "g.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_with_non_finite_weights_is_refused_saying_so(tmp_path):
+    """NaN weights give NaN outputs, which no exported graph can match: the message names the
+    weights, not a difference between onnxruntime and torch."""
+    import copy
+
+    import torch
+
+    from odernn.errors import DataError
+
+    model = copy.deepcopy(tiny_model("gru", "state"))
+    with torch.no_grad():
+        model.V[0, 0] = float("nan")
+    with pytest.raises(DataError, match=r"non-finite x_next .*its weights 'V' are not "
+                                               r"finite\); nothing written"):
+        odernn.export_onnx(model, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []

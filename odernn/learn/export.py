@@ -161,6 +161,14 @@ def check_against_torch(data: bytes, one: Any) -> None:
         want = [t.double().cpu().numpy() for t in one(*example)]
     feed = {n: t.cpu().numpy() for n, t in zip(input_names(one.model.layout), example,
                                                 strict=True)}
+    for name, b in zip(output_names(one.model.layout), want, strict=True):
+        if not np.isfinite(b).all():  # NaN would differ from NaN below: say why instead
+            bad = next((k for k, t in one.model.state_dict().items()
+                        if t.is_floating_point() and not bool(t.isfinite().all())), None)
+            cause = f"its weights {bad!r} are not finite" if bad else "its weights are finite"
+            raise DataError(f"the model's own one step gives non-finite {name} on "
+                            f"{CHECK_BATCH} test rows near its training data ({cause}); "
+                            "nothing written")
     got = session(data).run(None, feed)
     for name, a, b in zip(output_names(one.model.layout), got, want, strict=True):
         scale = max(float(np.abs(b).max(initial=0.0)), 1e-30)
