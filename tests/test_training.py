@@ -212,6 +212,7 @@ FORGED_RECORDS = {
     "betas a number": lambda r: r["resume"]["optimizer"]["param_groups"][0].update(betas=5),
     "data a list": lambda r: r.update(data=[1]),
     "config a string": lambda r: r.update(config="abc"),
+    "no training data": lambda r: r["data"].update(train=None),  # "trained on other data"
 }
 
 
