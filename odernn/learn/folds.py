@@ -13,6 +13,12 @@ all N; inf when any diverged): one batched rollout, trajectory ``i`` read out by
 readout. The readout kept is then solved from the totals at the chosen ridge: the same
 readout whatever K (the totals are not the sum of the folds', which would differ in its
 rounding with K, and a weak ridge amplifies rounding).
+
+The inputs' normalisation (means and spreads) is that of all N trajectories, fold k's
+included: only the readout is kept from the fold it scores. Per-fold statistics would change
+every reservoir state, so K + 1 runs of the reservoir in place of one. (A gradient family's
+folds, :mod:`~odernn.learn.epoch_folds`, are trainings of their own, each normalised by its
+own trajectories.)
 """
 
 from __future__ import annotations
