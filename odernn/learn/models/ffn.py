@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from odernn.errors import SpecError
+from odernn.learn.models.cells import HIDDEN_ACTIVATIONS, activation_fn
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
 from odernn.learn.models.readout import (
@@ -35,12 +36,7 @@ from odernn.learn.models.readout import (
     start_as_skip_option,
     start_readout,
 )
-from odernn.learn.models.rnn import (
-    HIDDEN_ACTIVATIONS,
-    activation_fn,
-    check_widths,
-    gradient_training_bytes,
-)
+from odernn.learn.models.rnn import check_widths, gradient_training_bytes
 from odernn.learn.models.surrogate import RecurrentSurrogate, State
 
 

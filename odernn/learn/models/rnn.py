@@ -1,6 +1,6 @@
 """Trained recurrent surrogates: vanilla (Elman) RNN, LSTM and GRU behind one cell switch.
 
-One class, :class:`RecurrentNet`, with the family choosing the cell (as in
+One class, :class:`RecurrentNet`, with the family choosing the cell (:mod:`.cells`; as in
 darts' ``RNNModel``). Every cell has two code paths over the same weights:
 
 - ``sequence``: a fused PyTorch kernel (``nn.RNN``, ``nn.LSTM``, ``nn.GRU``;
@@ -39,10 +39,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from odernn import budget
 from odernn.errors import SpecError
+from odernn.learn.models.cells import ACTIVATIONS, CELLS, HIDDEN_ACTIVATIONS, activation_fn
 from odernn.learn.models.inference import inference_step
 from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
@@ -59,24 +59,10 @@ from odernn.learn.models.readout import (
 )
 from odernn.learn.models.surrogate import RecurrentSurrogate, State, drawing
 
-ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
-               "identity": lambda a: a}
-
-
-HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid")
-
-
-def activation_fn(name: str, allowed: tuple[str, ...], what: str):
-    """The activation function ``name``, or a SpecError naming the option ``what``."""
-    if name not in allowed:
-        raise SpecError(f"{what} {name!r} unknown; allowed: {', '.join(allowed)}")
-    return ACTIVATIONS[name]
-
 
 def check_widths(hidden: int, head: list[int] | tuple[int, ...]) -> None:
     if hidden < 1 or any(w < 1 for w in head):
         raise SpecError(f"hidden and head widths must be >= 1, got {hidden}, {list(head)}")
-
 
 
 FLOAT32 = 4
@@ -90,113 +76,6 @@ def gradient_training_bytes(params: int, hidden: int, gates: int, n_inputs: int,
     per_step = (gates + 4) * hidden + 4 * (n_inputs + n_outputs)
     activations = 2 * batch_size * max(steps, 1) * per_step * FLOAT32
     return 6 * params * FLOAT32 + activations + 2 * batch_size * 8
-
-
-class ElmanCell(nn.Module):
-    """The notes' vanilla RNN cell, ``h = sigma_h(U u + W h + b)``."""
-
-    n_states = 1
-
-    def __init__(self, n_in: int, hidden: int, activation: str) -> None:
-        super().__init__()
-        self.sigma_h = activation_fn(activation, HIDDEN_ACTIVATIONS, "activation")
-        self.U = nn.Parameter(torch.empty(hidden, n_in))
-        self.W = nn.Parameter(torch.empty(hidden, hidden))
-        self.b = nn.Parameter(torch.empty(hidden))
-        self.register_buffer("_zero", torch.zeros(hidden), persistent=False)
-        # The fused kernel is called with U, W, b (functional_call); it owns no weights.
-        fused = activation in ("tanh", "relu")
-        self._kernel = [nn.RNN(n_in, hidden, nonlinearity=activation, batch_first=True,
-                               device="meta")] if fused else []
-
-    def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        h = self.sigma_h(torch.addmm(self.b, u, self.U.T) + state[0] @ self.W.T)
-        return h, (h,)
-
-    def sequence(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        if not self._kernel:
-            return _loop(self, u, state)
-        weights = {"weight_ih_l0": self.U, "weight_hh_l0": self.W, "bias_ih_l0": self.b,
-                   "bias_hh_l0": self._zero}
-        hs, h = functional_call(self._kernel[0], weights, (u, state[0][None]))
-        return hs, (h[0],)
-
-    def candidate_weight(self) -> Tensor:
-        """The recurrent matrix W (the gradient diagnostics quote its spectral radius)."""
-        return self.W
-
-
-class LSTMCell(nn.Module):
-    """LSTM (PyTorch's gate order i, f, g, o); fused ``nn.LSTM`` for sequences.
-
-    Cells share one constructor signature; ``activation`` is the vanilla cell's only.
-    """
-
-    n_states = 2
-
-    def __init__(self, n_in: int, hidden: int, activation: str) -> None:
-        super().__init__()
-        self.hidden = hidden
-        self.fused = nn.LSTM(n_in, hidden, batch_first=True)
-
-    def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        f = self.fused
-        gates = torch.addmm(f.bias_ih_l0, u, f.weight_ih_l0.T)
-        gates = torch.addmm(gates + f.bias_hh_l0, state[0], f.weight_hh_l0.T)
-        i, fg, _, o = torch.sigmoid(gates).chunk(4, dim=1)  # one call for the three gates
-        g = torch.tanh(gates[:, 2 * self.hidden:3 * self.hidden])
-        c = fg * state[1] + i * g
-        h = o * torch.tanh(c)
-        return h, (h, c)
-
-    def sequence(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        # cuDNN takes contiguous states only (an initial state may be a view of a product)
-        hs, (h, c) = self.fused(u, (state[0][None].contiguous(), state[1][None].contiguous()))
-        return hs, (h[0], c[0])
-
-    def candidate_weight(self) -> Tensor:
-        """``W_hg``, the recurrent weights of the candidate ``g``: the block that plays W's role."""
-        return self.fused.weight_hh_l0.chunk(4)[2]
-
-
-class GRUCell(nn.Module):
-    """GRU (PyTorch's gate order r, z, n); fused ``nn.GRU`` for sequences (no ``activation``)."""
-
-    n_states = 1
-
-    def __init__(self, n_in: int, hidden: int, activation: str) -> None:
-        super().__init__()
-        self.fused = nn.GRU(n_in, hidden, batch_first=True)
-
-    def step(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        f, h = self.fused, state[0]
-        gi = torch.addmm(f.bias_ih_l0, u, f.weight_ih_l0.T)
-        gh = torch.addmm(f.bias_hh_l0, h, f.weight_hh_l0.T)
-        split = 2 * h.shape[1]
-        r, z = torch.sigmoid(gi[:, :split] + gh[:, :split]).chunk(2, dim=1)
-        n = torch.tanh(gi[:, split:] + r * gh[:, split:])
-        h = n + z * (h - n)
-        return h, (h,)
-
-    def sequence(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        hs, h = self.fused(u, state[0][None].contiguous())
-        return hs, (h[0],)
-
-    def candidate_weight(self) -> Tensor:
-        """``W_hn``, the recurrent weights of the candidate ``n``: the block that plays W's role."""
-        return self.fused.weight_hh_l0.chunk(3)[2]
-
-
-def _loop(cell: nn.Module, u: Tensor, state: State) -> tuple[Tensor, State]:
-    """A sequence call as a loop of steps (cells without a fused kernel)."""
-    hs = []
-    for i in range(u.shape[1]):
-        h, state = cell.step(u[:, i], state)
-        hs.append(h)
-    return torch.stack(hs, dim=1), state
-
-
-CELLS = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
 
 
 @dataclass(frozen=True)
