@@ -167,3 +167,46 @@ def test_trust_horizon_of_periodic_motion_is_the_whole_horizon():
 def test_trust_horizon_of_a_short_dataset_is_censored_at_its_end():
     data = small_chaos_set(100)
     np.testing.assert_array_equal(data_trust_horizon(data), data.t[-1] - data.t[0])
+
+
+def imported(data: Trajectories, shift: float = 0.0) -> Trajectories:
+    """``data`` as ``odernn import`` stores it: the forcing as samples, the grid from the
+    first trajectory's start time (here shifted by ``shift``)."""
+    from dataclasses import replace
+
+    return replace(data, t=data.t + shift, attrs={**data.attrs, "forcing": "samples"})
+
+
+def test_chaos_imported_with_its_forcing_as_samples_is_measured_within_them():
+    """The samples are known over the data's span only: the run fits its intervals in it.
+    Before, it ran its 150 intervals of 2 pi (942 time units) over 50 time units of samples,
+    the last value held after them, and measured a damped Duffing under a constant force
+    (about -eta/2 = -0.15, every trajectory "not chaotic")."""
+    data = simulate_trajectories(load_spec("duffing-chaos")).take(slice(0, 8))
+    cosine = lyapunov_exponents(data)
+    samples = lyapunov_exponents(imported(data))
+    span = data.t[-1] - data.t[0]
+    np.testing.assert_allclose(samples.interval * (samples.n_transient + samples.n_measure),
+                               span)
+    assert np.all(samples.exponent > 0.01)  # chaotic, as under the cosine
+    assert abs(np.median(samples.exponent) - np.median(cosine.exponent)) < 0.03
+    with pytest.raises(SpecError, match="known as samples up to 49.95 time units"):
+        lyapunov_exponents(imported(data), interval=1.0)  # 150 time units
+
+
+def test_the_run_starts_at_the_grids_first_time():
+    """Imported data start where the source did (t0, not 0): the same forcing samples on a
+    grid shifted by 7 give the same exponents, to the rounding of the shifted times."""
+    data = small_chaos_set(400)
+    options = dict(n_transient=4, n_measure=8, replicas=2)
+    at_zero = lyapunov_exponents(imported(data), **options)
+    shifted = lyapunov_exponents(imported(data, 7.0), **options)
+    np.testing.assert_allclose(shifted.exponent, at_zero.exponent, rtol=1e-6)
+    # a cosine from t0 = 1.3 is the cosine of phase 1.2 x 1.3 from 0
+    options = dict(max_step=0.05, n_transient=2, n_measure=4, replicas=1)
+    later = largest_lyapunov(duffing(-1.0), X0, V0, t0=1.3, **options)
+    ahead = duffing(-1.0)
+    ahead = Oscillator.of("duffing", ahead.params, HarmonicForcing(
+        ahead.forcing.amplitude, ahead.forcing.omega, np.full((4, 1), 1.2 * 1.3)))
+    np.testing.assert_allclose(later.exponent, largest_lyapunov(ahead, X0, V0, **options)
+                               .exponent, rtol=1e-6)

@@ -35,7 +35,7 @@ import numpy as np
 
 from odernn import budget
 from odernn.checks import did_you_mean
-from odernn.data.forcing import HarmonicForcing
+from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.systems import Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
@@ -128,11 +128,12 @@ def _initial(value: Array, name: str, n: int) -> np.ndarray:
     return u
 
 
-def _schedule(osc: Oscillator, max_step: float, interval: float | None
-              ) -> tuple[np.ndarray, int, Callable[[int], np.ndarray]]:
+def _schedule(osc: Oscillator, max_step: float, interval: float | None, t0: float,
+              total: int) -> tuple[np.ndarray, int, Callable[[int], np.ndarray]]:
     """Renormalisation interval ``(N,)``, RK4 steps per interval, and the forcing over
-    interval ``p`` at its half steps, ``(2 n_sub + 1, N)`` (a fixed table when the
-    interval is each trajectory's forcing period)."""
+    interval ``p`` (of ``total``, from time ``t0``) at its half steps, ``(2 n_sub + 1, N)``
+    (a fixed table when the interval is each trajectory's forcing period). Forcing known
+    only as samples is known only over their span, which the intervals must fit in."""
     forcing, n = osc.forcing, osc.n
     single = (isinstance(forcing, HarmonicForcing) and np.shape(forcing.omega)[1] == 1
               and bool(np.all(np.asarray(forcing.omega) > 0)))
@@ -140,6 +141,16 @@ def _schedule(osc: Oscillator, max_step: float, interval: float | None
         period = 2 * np.pi / np.asarray(forcing.omega, dtype=np.float64)[:, 0]
     else:
         period = np.full(n, FIXED_INTERVAL if interval is None else interval)
+    if isinstance(forcing, SampledForcing):
+        span = float(np.asarray(forcing.t, dtype=np.float64)[-1]) - t0
+        if not span > 0:
+            raise SpecError(f"lyapunov: the forcing's samples end before t0 = {t0!r}")
+        if interval is None:
+            period = np.minimum(period, span / total)
+        elif total * interval > span * (1 + 1e-12):
+            raise SpecError(f"lyapunov: the forcing is known as samples up to {span:.6g} time "
+                            f"units from the start; {total} intervals of {interval:.6g} run "
+                            "past them: use a shorter interval or fewer intervals")
     n_sub = max(1, math.ceil(float(period.max()) / max_step - 1e-9))
     budget.check(f"lyapunov: {n} trajectories, {n_sub} steps per renormalisation interval",
                  4 * (2 * n_sub + 1) * n * budget.FLOAT64,
@@ -148,10 +159,10 @@ def _schedule(osc: Oscillator, max_step: float, interval: float | None
     if interval is None and single:
         amp, omega, phase = (np.asarray(a, dtype=np.float64)[:, 0]
                              for a in (forcing.amplitude, forcing.omega, forcing.phase))
-        table = amp * np.cos(omega * half + phase)
+        table = amp * np.cos(omega * (t0 + half) + phase)
         return period, n_sub, lambda p: table
     times = half[:, 0]
-    return period, n_sub, lambda p: np.ascontiguousarray(forcing(p * period[0] + times).T)
+    return period, n_sub, lambda p: np.ascontiguousarray(forcing(t0 + p * period[0] + times).T)
 
 
 def _rk4(acc: Callable[[Array, Array, Array], Array], x: Array, v: Array, F0: Array,
@@ -230,13 +241,16 @@ def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "be
                      max_step: float, n_transient: int = N_TRANSIENT,
                      n_measure: int = N_MEASURE, replicas: int = REPLICAS,
                      interval: float | None = None, d0: float = D0, seed: int = 0,
-                     progress: bool | Progress | None = None) -> LyapunovEstimate:
+                     t0: float = 0.0, progress: bool | Progress | None = None
+                     ) -> LyapunovEstimate:
     """The largest Lyapunov exponent of each oscillator of ``osc`` from ``(x0, v0)`` at
-    ``t = 0``, by ``method`` (``benettin`` or ``variational``).
+    ``t = t0``, by ``method`` (``benettin`` or ``variational``).
 
     ``max_step`` bounds the RK4 step (the data's ``dt``, or a fraction of it);
     ``interval`` overrides the renormalisation interval (default: each trajectory's
-    forcing period for a single cosine, else :data:`FIXED_INTERVAL`). Each trajectory
+    forcing period for a single cosine, else :data:`FIXED_INTERVAL`; forcing known only as
+    samples (imported data) shortened so that every interval lies within them: the
+    samples' end values held beyond them would be another system). Each trajectory
     runs as ``replicas`` copies, copy 0 from ``(x0, v0)`` and the others :data:`SPREAD`
     from it: chaos makes them independent stretches of the same attractor during the
     transient (a stable orbit draws them together), so the estimate averages
@@ -267,7 +281,11 @@ def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "be
     x0, v0 = _initial(x0, "x0", n), _initial(v0, "v0", n)
     budget.check(f"lyapunov: {n} trajectories x {replicas} replicas",
                  40 * replicas * n * budget.FLOAT64, "use fewer replicas or trajectories")
-    period, n_sub, table = _schedule(osc, max_step, interval)
+    split, total = n_transient + n_measure // 2, n_transient + n_measure
+    t0 = float(t0)
+    if not math.isfinite(t0):
+        raise SpecError(f"lyapunov: t0 must be a finite number, got {t0!r}")
+    period, n_sub, table = _schedule(osc, max_step, interval, t0, total)
     step = period / n_sub
     # trajectory i draws from its own stream, so its estimate does not depend on the others
     angles = np.stack([np.random.default_rng(s).uniform(0.0, 2 * np.pi, (2, replicas))
@@ -276,7 +294,6 @@ def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "be
     offset[:, 0] = 0.0  # copy 0 starts at the trajectory's own initial state
     direction = np.stack([np.cos(angles[1]), np.sin(angles[1])])
     run = _benettin if method == "benettin" else _variational
-    split, total = n_transient + n_measure // 2, n_transient + n_measure
     first, second = np.zeros(n), np.zeros(n)
     report, every = reporter(progress), max(1, total // 50)
     with np.errstate(all="ignore"):  # a run that diverges must not stop the others
@@ -304,10 +321,12 @@ def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "be
 
 def lyapunov_exponents(data: Trajectories, *, method: str = "benettin",
                        max_step: float | None = None, **options: object) -> LyapunovEstimate:
-    """:func:`largest_lyapunov` of each trajectory of ``data`` from its initial state, under
-    its stored system and forcing, with steps no longer than ``data.dt`` by default."""
+    """:func:`largest_lyapunov` of each trajectory of ``data`` from its initial state at the
+    grid's first time, under its stored system and forcing, with steps no longer than
+    ``data.dt`` by default."""
     if data.is_series:
         raise DataError("lyapunov: a series has no equations of motion; the exponent needs "
                         "an oscillator dataset")
     return largest_lyapunov(data.oscillator(), data.x[:, 0], data.v[:, 0], method=method,
-                            max_step=data.dt if max_step is None else max_step, **options)
+                            max_step=data.dt if max_step is None else max_step,
+                            t0=float(data.t[0]), **options)
