@@ -19,7 +19,13 @@ import pytest
 from scipy.linalg import expm
 
 from odernn.assess.evaluate import evaluate
-from odernn.assess.resonance import ResonanceSettings, fit_steady_state, plan_sweep
+from odernn.assess.resonance import (
+    ResonanceSettings,
+    decay_rate,
+    fit_steady_state,
+    measure_resonance,
+    plan_sweep,
+)
 from odernn.assess.results import Evaluation
 from odernn.data.forcing import forcing_from_params
 from odernn.data.integrators import INTEGRATORS
@@ -261,6 +267,19 @@ def test_resonance_of_the_exact_solution_matches_the_formula(full: Evaluation) -
     assert res["methods"]["exact-map"]["amplitude_rel_error_max"] < 1e-2
     # zeros have no response at all
     assert res["methods"]["zeros"]["amplitude_rel_error_max"] == pytest.approx(1.0)
+
+
+def test_an_overdamped_sweep_waits_for_its_slow_mode(test_set: Trajectories) -> None:
+    """eta > 2: the transient's slow mode decays at the slower real root, not at eta / 2.
+    Before, the horizon was sized by eta / 2: here the exact solution missed the formula's
+    amplitude by 1.7e-2 while the transient left was reported as 2e-5."""
+    for eta in (0.3, 1.0, 1.9, 2.5, 4.5):
+        slowest = -max(np.roots([1.0, eta, 1.0]).real)
+        assert decay_rate(eta) == pytest.approx(slowest, rel=1e-9)
+    res = measure_resonance(test_set, {}, ResonanceSettings(n_omega=5, etas=(3.0, 4.5)),
+                            lambda message: None)
+    assert res["transient_left"] <= 1e-3
+    assert res["methods"]["exact"]["amplitude_rel_error_max"] < 1e-3
 
 
 def test_fit_steady_state_recovers_amplitude_and_lag() -> None:

@@ -26,7 +26,8 @@ def resonance_section(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     text = (f"Driven from rest by F0 cos(omega t), F0 = {res['F0']:.3g}, at eta = {etas}, over "
             f"{len(set(res['omega']))} frequencies per eta in [{min(res['omega']):.3g}, "
             f"{max(res['omega']):.3g}] (inside the test set's ranges), for {res['n_steps']} steps "
-            f"so that transients (decaying as exp(-eta t / 2)) fall below "
+            "so that transients (decaying as exp(-eta t / 2); overdamped, as their slower "
+            f"mode) fall below "
             f"{res['transient_left']:.1e} of their start; amplitude and phase lag are fitted "
             "over whole periods at the end and compared with the analytic "
             "F0 / sqrt((1 - omega^2)^2 + (eta omega)^2).")

@@ -6,7 +6,8 @@ This module is the linear oscillator's check, and the entry point for every syst
 
 Physics, not curve fitting: drive the oscillator from rest with
 ``F0 cos(omega t)`` over a sweep of frequencies at a few fixed dampings, wait
-for the transient to die out (it decays as ``exp(-eta t / 2)``), fit
+for the transient to die out (it decays as ``exp(-eta t / 2)``, or overdamped, eta > 2,
+as its slow mode, :func:`decay_rate`), fit
 ``x = a cos(omega t) + b sin(omega t) + c`` over whole periods at the end, and
 compare the amplitude ``hypot(a, b)`` and the phase lag ``atan2(b, a)`` with
 ``F0 / sqrt((1 - omega^2)^2 + (eta omega)^2)`` and ``atan2(eta omega, 1 - omega^2)``.
@@ -118,8 +119,8 @@ class Sweep:
     """M driven oscillators from rest: ``eta (M,)``, ``omega (M,)``, time grid ``t (T,)``.
 
     ``fit_from (M,)``: the first time of each fit window (whole periods ending at
-    ``t[-1]``); ``transient_left``: the largest ``exp(-eta t_fit / 2)`` (how much
-    of a transient the fit may still see).
+    ``t[-1]``); ``transient_left``: the largest ``exp(-rate t_fit)``, ``rate`` the
+    :func:`decay_rate` of its eta (how much of a transient the fit may still see).
     """
 
     eta: np.ndarray
@@ -160,15 +161,23 @@ def plan_sweep(test: Trajectories, settings: ResonanceSettings) -> Sweep | str:
     eta, omega = (a.ravel() for a in np.meshgrid(etas, omegas, indexing="ij"))
     dt = test.dt
     slowest = 2 * math.pi / float(omegas.min())
-    settle = 2 * math.log(1 / settings.transient_tol) / float(etas.min())
+    settle = math.log(1 / settings.transient_tol) / float(decay_rate(etas).min())
     n_steps = min(settings.max_steps, math.ceil((settle + slowest) / dt) + 1)
     t = dt * np.arange(n_steps)
     period = 2 * math.pi / omega
     window = min(slowest, t[-1] / 2)
     fit_from = t[-1] - np.maximum(1, np.floor(window / period + 1e-9)) * period
     fit_from = np.maximum(fit_from, t[-1] / 2)
-    left = float(np.max(np.exp(-eta * fit_from / 2)))
+    left = float(np.max(np.exp(-decay_rate(eta) * fit_from)))
     return Sweep(eta, omega, F0, t, fit_from, left)
+
+
+def decay_rate(eta: Array) -> np.ndarray:
+    """How fast the slowest transient of ``x'' + eta x' + x = F`` decays: ``eta / 2``
+    underdamped (both roots ``-eta/2 +- i ...``), ``(eta - sqrt(eta^2 - 4)) / 2`` overdamped
+    (the slower real root, which tends to ``1 / eta``)."""
+    eta = np.asarray(eta, dtype=np.float64)
+    return (eta - np.sqrt(np.maximum(eta * eta - 4.0, 0.0))) / 2
 
 
 def fit_steady_state(x: Array, t: Array, omega: Array, fit_from: Array) -> tuple[np.ndarray,
