@@ -14,7 +14,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
 from odernn.assess.document import fmt
-from odernn.assess.results import DATA_ONLY, Evaluation
+from odernn.assess.results import DATA_ONLY, REFERENCE, Evaluation
 
 INTEGRATOR_COLORS = {"exact": "#000000", "data": "#000000", "scipy": "#e377c2", "euler": "#8c564b",
                      "semi-implicit-euler": "#bcbd22", "rk4": "#17becf", "rk4-sampled": "#7f7f7f",
@@ -26,12 +26,17 @@ SURROGATE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#393
 
 
 def method_colors(evaluation: Evaluation) -> dict[str, str]:
-    """One colour per method, the same in every figure and table."""
+    """One colour per method, the same in every figure and table; also for a method only a
+    check runs (the closed form in the resonance sweep of imported data, whose reference is
+    the stored trajectories)."""
     colors = {}
     surrogates = iter(SURROGATE_COLORS * (1 + len(evaluation.methods) // len(SURROGATE_COLORS)))
     for name, m in evaluation.methods.items():
         colors[name] = (next(surrogates) if m.kind in DATA_ONLY
                         else INTEGRATOR_COLORS.get(name, "#555555"))
+    for check in (evaluation.resonance, evaluation.bifurcation):
+        for name in (check or {}).get("methods", {}):
+            colors.setdefault(name, INTEGRATOR_COLORS.get(name, "#555555"))
     return colors
 
 def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 9.0, height: float = 3.6,
@@ -190,7 +195,7 @@ def resonance_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
                           label="analytic")
         axes[1, col].plot(fine, res["curve"]["lag"][col], color="black", linewidth=1.2)
         for name, r in res["methods"].items():
-            exact = name == ev.reference
+            exact = name == REFERENCE  # the sweep's own reference, whatever the evaluation's
             style = {"marker": "o", "markersize": 5 if exact else 4,
                      "linestyle": "none" if exact else "-", "linewidth": 1.0,
                      "color": colors[name], "label": name}
