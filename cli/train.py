@@ -72,7 +72,8 @@ def train(
                                         "families (hf: Hessian-free, teacher forcing only)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible on CPU)."),
     device: Device = typer.Option(None, "--device", help="Where to train (default auto)."),
-    withhold: list[str] = typer.Option([], "--withhold", help="Withhold a system parameter "
+    withhold: list[str] = typer.Option([], "--withhold", help="Withhold a parameter of the "
+                                       "data (a system's, or one an imported file stores) "
                                        "from the surrogate (by default every parameter that "
                                        "varies across the training trajectories is an input); "
                                        "repeatable."),

@@ -164,8 +164,13 @@ def test_withholding_what_the_system_lacks_is_one_spec_error(duffing, tmp_path):
         train(duffing, TrainConfig.from_dict({**ESN, "withhold": ["mu"]}), tmp_path / "r",
               progress=False)
     assert not (tmp_path / "r").exists()
-    with pytest.raises(SpecError, match="did you mean 'alpha'"):
-        TrainConfig.from_dict({**ESN, "withhold": ["alpah"]})
+    with pytest.raises(SpecError, match="did you mean 'alpha'"):  # checked against the data
+        train(duffing, TrainConfig.from_dict({**ESN, "withhold": ["alpah"]}), tmp_path / "r",
+              progress=False)
+    assert not (tmp_path / "r").exists()
+    for name in ("x0", ""):  # no parameter's name whatever the data
+        with pytest.raises(SpecError, match="give a parameter's name"):
+            TrainConfig.from_dict({**ESN, "withhold": [name]})
 
 
 def test_data_of_another_system_is_refused_naming_both(duffing, tmp_path):

@@ -21,6 +21,7 @@ from odernn.data.importer import ImportOptions, derive_velocity, import_file
 from odernn.data.store import read_trajectories
 from odernn.data.writer import TrajectoryWriter
 from odernn.errors import SpecError
+from odernn.learn.models import load_surrogate
 
 N, T, DT = 4, 30, 0.1
 
@@ -326,6 +327,19 @@ def test_train_evaluate_and_demo_on_imported_external_data(tmp_path, capsys):
                  "--units", "40", "-q"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["train"]["system"] == "external"
+    assert "damping" in load_surrogate(run).layout.inputs
+    # an imported file's own parameter can be withheld (it was refused as "not a system
+    # parameter"); a misspelt one is one line, before anything is written
+    withheld = tmp_path / "withheld"
+    assert main(["train", str(tmp_path / "train.h5"), "-o", str(withheld), "--model", "esn",
+                 "--units", "40", "--withhold", "damping", "-q"]) == 0
+    assert "damping" not in load_surrogate(withheld).layout.inputs
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "train.h5"), "-o", str(tmp_path / "typo"), "--model",
+                 "esn", "--withhold", "dampnig", "-q"]) == 2
+    assert "withhold 'dampnig': not a parameter of system 'external' (did you mean " \
+        "'damping'?)" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
     assert main(["evaluate", str(run), "--data", str(tmp_path / "test.h5"), "-o",
                  str(tmp_path / "report"), "-q"]) == 0
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())

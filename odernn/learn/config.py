@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from odernn.checks import check_seed, did_you_mean
-from odernn.data.systems import EXTERNAL, SYSTEMS, parameter_names
+from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS, parameter_names
 from odernn.errors import SpecError
 from odernn.learn.families import DEVICES, MOMENTUM_SCHEDULES, OPTIMIZERS, SCHEDULES, TARGETS
 from odernn.learn.models import REGISTRY
@@ -181,9 +181,10 @@ class TrainConfig:
 
         need(self.target in TARGETS, f"target {self.target!r} unknown; allowed: "
              f"{', '.join(TARGETS)}")
-        for name in self.withhold:
-            need(name in PARAMETERS, f"withhold {name!r} is not a system parameter"
-                 f"{did_you_mean(name, PARAMETERS)}; allowed: {', '.join(PARAMETERS)}")
+        for name in self.withhold:  # checked against the data's parameters in layout()
+            need(isinstance(name, str) and name != "" and name not in NOT_PARAMETERS,
+                 f"withhold {name!r}: give a parameter's name ({', '.join(NOT_PARAMETERS)} "
+                 "are a trajectory's start, always given)")
         need(not self.withhold or self.target != "next-value",
              "withhold applies to oscillator surrogates: a series has no parameters")
         base = self.inputs if self.inputs is not None else DEFAULT_INPUTS[self.target]
@@ -289,8 +290,9 @@ class TrainConfig:
                  else parameter_names(system, params or {}))
         for name in self.withhold:
             if name not in names:
-                raise SpecError(f"withhold {name!r}: not a parameter of system {system!r} "
-                                f"(its parameters: {', '.join(names) or 'none'})")
+                raise SpecError(f"withhold {name!r}: not a parameter of system {system!r}"
+                                f"{did_you_mean(name, names)} (its parameters: "
+                                f"{', '.join(names) or 'none'})")
         varying = [p for p in names if params is None or (p in params and _varies(params[p]))]
         base = self.inputs if self.inputs is not None else default_inputs(
             self.target, system, skip=takes(self.model, "products"))
