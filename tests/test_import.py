@@ -304,7 +304,13 @@ def test_a_declared_system_is_checked_and_evaluated_with_its_integrators(tmp_pat
     # the resonance sweep of the declared equation, by its closed form (the report's figure
     # had no colour for it: a KeyError traceback)
     assert metrics["resonance"]["methods"]["exact"]["amplitude_rel_error_max"] < 2e-3
-    assert "exact" in (tmp_path / "r" / "report.html").read_text()
+    report = (tmp_path / "r" / "report.html").read_text()
+    assert "exact" in report
+    # every integrator, like a surrogate, sees the forcing only at its samples: each is a
+    # same-information baseline (the report said rk4 and scipy saw more)
+    assert {"rk4", "scipy"} <= set(metrics["same_information"]["candidates"])
+    assert "knows its forcing only at the samples" in report
+    assert "evaluate it between the samples too" not in report
 
 
 def test_train_evaluate_and_demo_on_imported_external_data(tmp_path, capsys):

@@ -12,13 +12,16 @@ from odernn.assess.results import MethodResult
 from odernn.data.integrators import INTEGRATORS
 
 
-def same_information(methods: Mapping[str, MethodResult]) -> dict[str, Any] | None:
+def same_information(methods: Mapping[str, MethodResult], samples_only: bool = False
+                     ) -> dict[str, Any] | None:
     """The most accurate integrator given only the forcing samples (NRMSE x on the test
     grid; ties: the faster), and each surrogate's error and time relative to it
     (``error_ratio``, ``time_ratio``: surrogate over baseline, > 1 is worse / slower).
-    None when no sampled-forcing integrator was run."""
+    ``samples_only``: the test set knows its forcing only at the samples (imported data), so
+    every integrator run is given only them. None when no such integrator was run."""
     sampled = [name for name in methods
-               if name in INTEGRATORS and INTEGRATORS[name].sampled_forcing]
+               if name in INTEGRATORS and methods[name].kind == "integrator"
+               and (samples_only or INTEGRATORS[name].sampled_forcing)]
     if not sampled:
         return None
 

@@ -254,7 +254,7 @@ def evaluate(
 
         info = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "same_information": same_information(methods),
+            "same_information": same_information(methods, test.samples_only),
             "versions": _versions(),
             "data": _data_info(test, data_path, ref_x, ref_v),
             "settings": {

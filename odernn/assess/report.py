@@ -163,8 +163,9 @@ def same_information_sentences(ev: Evaluation) -> list[str]:
     if not surrogates:
         return []
     if same is None:
-        return ["- No integrator given only the forcing samples (`rk4-sampled*`) was run, so "
-                "no surrogate is compared with one that has the same information."]
+        return ["- No integrator given only the forcing samples (`rk4-sampled*`, or any where "
+                "the test set has nothing else) was run, so no surrogate is compared with one "
+                "that has the same information."]
     base = same["baseline"]
     out = [f"- The most accurate integrator given only the samples F_i, the information a "
            f"surrogate has, is **{base}** ({same['description']}): NRMSE x "
@@ -268,14 +269,17 @@ def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
               Figure("error-vs-time", "Error against time, divided by the test set's std: "
                      "median over trajectories (line) and 90th percentile (band). The "
                      "reference has no error and is not drawn.", error_plot(ev, colors)))
-    text = ("Each method produced all test trajectories from their initial states. The "
-            "surrogates see the forcing only at the samples F_i, as do forward and "
-            "semi-implicit Euler and the `rk4-sampled*` integrators; `rk4` and `scipy` "
-            "evaluate it between the samples too, which a surrogate cannot. The peers, fitted "
-            "on the surrogates' training file, see what a surrogate sees (Peers section). "
-            "The valid "
-            "prediction time is the first time the error in x "
-            f"exceeds {ev.info['settings']['valid_time_threshold']:g} of the test set's std.")
+    forcing = ("The test set knows its forcing only at the samples F_i (imported data), so "
+               "every method sees it only there, as the surrogates do: `rk4` and `scipy` "
+               "interpolate linearly between the samples." if ev.test.samples_only else
+               "The surrogates see the forcing only at the samples F_i, as do forward and "
+               "semi-implicit Euler and the `rk4-sampled*` integrators; `rk4` and `scipy` "
+               "evaluate it between the samples too, which a surrogate cannot.")
+    text = ("Each method produced all test trajectories from their initial states. "
+            f"{forcing} The peers, fitted on the surrogates' training file, see what a "
+            "surrogate sees (Peers section). The valid prediction time is the first time the "
+            f"error in x exceeds {ev.info['settings']['valid_time_threshold']:g} of the test "
+            "set's std.")
     return Section("Accuracy", text, tables, [figure])
 
 

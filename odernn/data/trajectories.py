@@ -60,13 +60,18 @@ class Trajectories:
         stored = str(self.attrs.get("system", "oscillator"))
         return LEGACY_SYSTEMS.get(stored, stored)
 
+    @property
+    def samples_only(self) -> bool:
+        """Whether the forcing is known only at its stored samples (imported data, forcing
+        ``samples``), with no formula to evaluate it between them."""
+        return self.F is not None and str(self.attrs.get("forcing", "none")) not in FORCINGS
+
     def oscillator(self) -> Oscillator:
         """The oscillators that produced these trajectories (needs the stored parameters); the
-        forcing is rebuilt from its parameters, or for imported data (forcing ``samples``)
-        interpolated between the stored samples."""
-        family = str(self.attrs.get("forcing", "none"))
-        forcing = (forcing_from_params(family, self.params) if family in FORCINGS or self.F is None
-                   else SampledForcing(self.t, self.F))
+        forcing is rebuilt from its parameters, or where :attr:`samples_only` interpolated
+        linearly between the stored samples."""
+        forcing = (SampledForcing(self.t, self.F) if self.samples_only else
+                   forcing_from_params(str(self.attrs.get("forcing", "none")), self.params))
         return Oscillator.of(self.system, self.params, forcing)
 
     def take(self, index: np.ndarray | slice) -> Trajectories:
