@@ -90,6 +90,9 @@ def test_steps_give_the_rollout_to_the_last_bit(family, mode):
     x, v, stepper = stepped(model, test.x[:, :k], test.v[:, :k], test.F, test.params)
     np.testing.assert_array_equal(x[:, k:], out.x[:, k:])
     np.testing.assert_array_equal(v[:, k:], out.v[:, k:])
+    # the given steps as given (they were the float32 state that carried them, 2e-8 off)
+    np.testing.assert_array_equal(out.x[:, :k], test.x[:, :k])
+    np.testing.assert_array_equal(out.v[:, :k], test.v[:, :k])
     assert x.dtype == np.float64 and stepper.steps == test.n_steps - 1
     np.testing.assert_array_equal(stepper.diverged_at, out.diverged_at)
 
@@ -149,6 +152,7 @@ def test_a_series_steps_like_its_rollout(family):
         assert v is None
         xs.append(x)
     np.testing.assert_array_equal(np.stack(xs, axis=1)[:, k - 1:], out.x[:, k:])
+    np.testing.assert_array_equal(out.x[:, :k], series.x[:, :k])  # given, as given
 
 
 def test_divergence_is_reported_as_in_the_rollout():

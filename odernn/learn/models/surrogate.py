@@ -212,7 +212,8 @@ class RecurrentSurrogate(nn.Module):
         exactly one). Series (next-value mode): ``x0 (N,)`` and ``n_steps``.
         ``warmup = (x_obs (N, K), v_obs (N, K) or None)`` gives K observed
         steps (``K >= warmup_steps``; ``x_obs[:, 0]`` is the initial state);
-        the output repeats them. Runs without autograd; a trajectory whose
+        the output repeats them as given (step 0 is ``x0, v0`` without them; the model
+        carries float32). Runs without autograd; a trajectory whose
         state becomes non-finite or exceeds :data:`EXPLODED` standard
         deviations is reported in ``diverged_at`` and set to inf from there.
         """
@@ -355,4 +356,13 @@ def joint_rollout(models: Sequence[RecurrentSurrogate], x0: Array, v0: Array | N
     z0, e, observed = first._rollout_tensors(x0, v0, F, params, warmup, n_steps)
     with torch.no_grad():
         z = joint_closed_loop(models, z0, e, observed)
-    return first._rollout_of(z, 0 if observed is None else observed.shape[1])
+    rollout = first._rollout_of(z, 0 if observed is None else observed.shape[1])
+    # the given steps as given, not as the float32 state that carried them
+    x_given, v_given = ((x0, v0) if warmup is None or np.shape(warmup[0])[1] == 0
+                        else warmup)
+    for out, given in ((rollout.x, x_given), (rollout.v, v_given)):
+        if out is not None:
+            given = np.asarray(given, dtype=np.float64).reshape(out.shape[0], -1)
+            head = out[:, :given.shape[1]]
+            np.copyto(head, given, where=np.isfinite(head))  # a row marked diverged stays
+    return rollout
