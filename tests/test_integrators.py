@@ -360,7 +360,8 @@ def test_exact_near_the_undamped_resonance_is_accurate_or_refused(eta, omega, ac
     system = Oscillator.linear(np.array([eta]), forcing)
     t = 0.05 * np.arange(601)
     if not accepted:
-        with pytest.raises(SpecError, match="from the undamped resonance.*use 'scipy' or 'rk4'"):
+        with pytest.raises(SpecError, match="from the undamped resonance.*use 'scipy' or 'rk4', "
+                           "or the resonance itself: eta = 0 and omega = 1"):
             integrate("exact", system, [0.7], [-0.4], t)
         return
     x, _ = integrate("exact", system, [0.7], [-0.4], t)

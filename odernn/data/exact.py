@@ -168,7 +168,7 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
             f"eta = {float(np.broadcast_to(eta, (system.n,))[n])!r}, "
             f"{abs(denominator[k, n]):.2g} from the undamped "
             "resonance, where the closed form loses its accuracy (free and forced parts "
-            "cancel); use 'scipy' or 'rk4', or omega = 1 exactly")
+            "cancel); use 'scipy' or 'rk4', or the resonance itself: eta = 0 and omega = 1")
     P = np.where(resonant, 0, A * np.exp(1j * p) / np.where(resonant, 1, denominator))
     Z0 = P * np.exp(1j * w * t[0])
     res_amp = np.where(resonant, A / np.where(resonant, 2 * w, 1), 0.0)
