@@ -83,7 +83,7 @@ def inspect(
             f"{file}: {attrs['schema']} v{attrs['schema_version']}, "
             f"created {attrs.get('created', '?')} by odernn {attrs.get('odernn_version', '?')}"
         )
-        typer.echo(f"  name        {attrs.get('name', '?')}  ({attrs.get('kind', '?')})")
+        typer.echo(f"  name        {attrs.get('name', '?')}  (kind: {attrs.get('kind', '?')})")
         equation = f"  {attrs['equation']}" if "equation" in attrs else ""
         typer.echo(f"  system      {attrs.get('system', '?')}{equation}")
         if attrs.get("kind") == "oscillator":

@@ -280,6 +280,7 @@ def test_inspect_shows_the_source_its_sha256_and_the_mapping(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "measured.csv" in out and hashlib.sha256(source.read_bytes()).hexdigest() in out
     assert "external" in out and '"eta": "damping"' in out and "column 'v'" in out
+    assert "(kind: oscillator)" in out  # the file's kind, not to be read as its system
 
 
 def test_a_declared_system_is_checked_and_evaluated_with_its_integrators(tmp_path, capsys):
