@@ -52,8 +52,8 @@ def import_(
     params: list[str] = typer.Option([], "--param", help="NAME=COLUMN: a parameter, constant "
                                      "along each trajectory (checked); repeatable."),
     trajectory: str = typer.Option(None, "--trajectory", help="A new trajectory starts where "
-                                   "this column changes value (default: where time goes "
-                                   "backwards)."),
+                                   "this column of numbers (run numbers) changes value "
+                                   "(default: where time goes backwards)."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut every trajectory to the "
                                   "shortest (else unequal lengths are refused)."),
     system: ImportSystem = typer.Option(None, "--system", help="The equation, when known "
