@@ -194,6 +194,8 @@ def test_surrogate_probe_and_too_short_data(data):
         surrogate_probe(esn, data, 30)
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # an untrained run's gradients are all 0:
+# matplotlib warned that it could not log-scale them
 def test_cli_writes_the_picture_and_the_numbers(tmp_path, capsys, data):
     out = tmp_path / "grads"
     args = ["gradients", "--model", "rnn", "--spectral-radius", "0.5,1.5", "--model", "gru",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
@@ -44,18 +45,23 @@ def figure(profiles: Sequence[GradientProfile]) -> Figure:
 
 
 def plot_profiles(profiles: Sequence[GradientProfile], axes: Sequence[Axes]) -> None:
-    """Both norms against the lag on two axes, log scale, one curve per profile."""
-    for p in profiles:
-        axes[0].semilogy(p.lags, p.jacobian_norm, label=p.label)
-        axes[1].semilogy(p.lags, p.gradient_norm, label=p.label)
-    axes[0].set(xlabel="lag T - k (steps)", ylabel=f"||ds_T/ds_k|| ({profiles[0].norm})",
-                title="product of step Jacobians")
-    axes[1].set(xlabel="lag T - k (steps)", ylabel="||dL/ds_k||",
-                title=f"gradient reaching step k (loss: {profiles[0].loss})")
-    for ax in axes:
+    """Both norms against the lag on two axes, log scale, one curve per profile (a profile
+    whose norms are all 0, as a readout V of zeros passes no gradient back, is not drawn)."""
+    for ax, key in zip(axes, ("jacobian_norm", "gradient_norm"), strict=False):
+        ax.set_yscale("log")
+        drawn = [p for p in profiles if np.any(np.asarray(getattr(p, key)) > 0)]
+        for p in drawn:
+            ax.plot(p.lags, getattr(p, key), label=p.label)
+        if not drawn:
+            ax.text(0.5, 0.5, "every norm is 0", transform=ax.transAxes, ha="center")
+            ax.set_ylim(0.1, 10.0)
         ax.axhline(1.0, color="k", lw=0.6)
         ax.yaxis.set_major_locator(LogLocator(numticks=8))  # decades apart: few labels
         ax.yaxis.set_minor_locator(NullLocator())
         ax.grid(True, alpha=0.3)
+    axes[0].set(xlabel="lag T - k (steps)", ylabel=f"||ds_T/ds_k|| ({profiles[0].norm})",
+                title="product of step Jacobians")
+    axes[1].set(xlabel="lag T - k (steps)", ylabel="||dL/ds_k||",
+                title=f"gradient reaching step k (loss: {profiles[0].loss})")
     axes[0].legend(fontsize="small")
 
