@@ -43,7 +43,10 @@ RESERVOIR_BLOCK = 1 << 22
 def sparse_reservoir(units: int, degree: int, spectral_radius: float,
                      rng: np.random.Generator) -> scipy.sparse.csr_matrix:
     """A random ``units x units`` matrix with ``degree`` normal entries per row, scaled so
-    that its largest eigenvalue modulus is ``spectral_radius``."""
+    that its largest eigenvalue modulus, as ARPACK estimates it, is ``spectral_radius``. On
+    reservoirs of 1000 units and more the estimate can fall short of the largest modulus,
+    and the true radius is then a little above the option (docs/reliability.md,
+    ``benchmarks/reservoir_radius.py``)."""
     # Row blocks of the same stream (a units x units draw would need 8 units^2 bytes at
     # once); the ``degree`` smallest of each row's draws, sorted, as an argsort would give.
     cols = np.empty((units, degree), dtype=np.int64)
@@ -81,7 +84,9 @@ class ReservoirOptions:
     """Hyperparameters of the echo state network."""
 
     units: int = option(1000, "reservoir units")
-    spectral_radius: float = option(0.5, "largest eigenvalue modulus of the reservoir W")
+    spectral_radius: float = option(0.5, "largest eigenvalue modulus of the reservoir W (as "
+                                    "ARPACK estimates it: can be a little above on 1000 "
+                                    "units and more)")
     leak_rate: float = option(1.0, "a of the leaky update, in (0, 1]")
     input_scaling: float = option(0.05, "W_in uniform in +-input_scaling")
     bias: float = option(0.5, "b uniform in +-bias")
