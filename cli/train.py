@@ -191,15 +191,23 @@ def _train_seeds(data: Path, val: Path | None, output: Path, settings: Any, seed
     with drawing(quiet) as show:
         results = train_seeds(training, settings, output, seeds, val=validation, resume=resume,
                               overwrite=overwrite, progress=show, tensorboard=tensorboard)
-    for name in sorted(set(f"seed-{s}" for s in member_seeds(settings.seed, seeds)) - set(results),
-                       key=lambda n: int(n.split("-")[1])):
-        typer.echo(f"{name}: finished before, kept")
-    for name, result in results.items():
-        typer.echo(f"{name}: {result.status}: {result.message}; best closed-loop validation "
-                   f"NRMSE(x) {result.best_val_nrmse:.3g}, {result.train_time_s:.1f} s")
-    if any(r.status == "interrupted" for r in results.values()):
-        raise Interrupted(f"seed group {output}: interrupted after {len(results)} of {seeds} "
-                          "members; to continue, run the same command with --resume")
+    names = [f"seed-{s}" for s in member_seeds(settings.seed, seeds)]
+    stopped = next((n for n, r in results.items() if r.status == "interrupted"), None)
+    for i, name in enumerate(names):  # in order: the members run one after another
+        result = results.get(name)
+        if result is not None:
+            typer.echo(f"{name}: {result.status}: {result.message}; best closed-loop "
+                       f"validation NRMSE(x) {result.best_val_nrmse:.3g}, "
+                       f"{result.train_time_s:.1f} s")
+        elif stopped is not None and i > names.index(stopped):
+            typer.echo(f"{name}: not started")
+        else:
+            typer.echo(f"{name}: finished before, kept")
+    if stopped is not None:
+        finished = names.index(stopped)  # every member before it, this run's or kept
+        raise Interrupted(f"seed group {output}: interrupted at {stopped}, {finished} of "
+                          f"{seeds} members finished; to continue, run the same command "
+                          "with --resume")
     typer.echo(f"{seeds} seeds in {output}; odernn evaluate {output} --data TEST.h5 reports "
                "each seed, their spread and their joint loop")
     if any(r.status == "diverged" for r in results.values()):

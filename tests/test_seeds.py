@@ -141,3 +141,29 @@ def test_overwriting_a_group_with_fewer_members_removes_the_others(tmp_path):
     assert main([*args, "--seeds", "1", "--overwrite"]) == 0
     assert sorted(p.name for p in group.iterdir()) == ["seed-0", "seeds.json"]
     assert list(load_group(group).members) == ["seed-0"]
+
+
+@pytest.mark.parametrize(("ran", "lines", "summary"), [
+    ({"seed-0": "ok", "seed-1": "interrupted"},
+     ["seed-0: ok", "seed-1: interrupted", "seed-2: not started"], "at seed-1, 1 of 3"),
+    ({"seed-1": "ok", "seed-2": "interrupted"},  # resumed: seed-0 finished before
+     ["seed-0: finished before, kept", "seed-1: ok", "seed-2: interrupted"], "at seed-2, 2 of 3"),
+])
+def test_an_interrupted_group_names_each_member_as_it_is(tmp_path, capsys, monkeypatch, ran,
+                                                         lines, summary):
+    """Members after the interrupted one were never started: they were reported as "finished
+    before, kept", and the interrupted member counted as done."""
+    from odernn.learn import seeds
+    from odernn.learn.outcome import TrainResult
+
+    data = tmp_path / "train.h5"
+    assert main(["simulate", "train", "-o", str(data), "--n", "4", "--n-steps", "50",
+                 "--integrator", "exact", "-q"]) == 0
+    monkeypatch.setattr(seeds, "train_seeds", lambda *a, **k: {
+        name: TrainResult(None, status, "stopped", 0, 0.1) for name, status in ran.items()})
+    assert main(["train", str(data), "-o", str(tmp_path / "g"), "--model", "gru", "--seeds",
+                 "3", "--quiet"]) == 130
+    out = capsys.readouterr()
+    assert [line.split(":")[0] + ":" + line.split(":")[1] for line in out.out.splitlines()
+            if line.startswith("seed-")] == lines
+    assert f"interrupted {summary} members finished" in out.err
