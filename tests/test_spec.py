@@ -140,6 +140,18 @@ def test_a_sine_spec_refuses_oscillator_sections():
         parse_spec(text)
 
 
+def test_a_sine_spec_without_an_integrator_is_sampled_exactly():
+    """The default integrator is scipy, which a sine series refuses: its default is exact (a
+    spec written from the docs, without [integrator], was refused)."""
+    spec = parse_spec('system = "sine"\nn = 2\nseed = 0\ndt = 0.1\nn_steps = 50\n')
+    assert spec.integrator == {"name": "exact"}
+    assert parse_spec(GOOD).integrator["name"] == "scipy"  # an oscillator's stays scipy
+    with pytest.raises(SpecError, match="integrator must be 'exact'"):
+        parse_spec('system = "sine"\nn = 2\nseed = 0\ndt = 0.1\nn_steps = 50\n'
+                   '[integrator]\n'
+                   'name = "rk4"\n')
+
+
 def test_spec_files_that_are_not_small_text_files_are_named_for_what_they_are(tmp_path):
     bom = tmp_path / "bom.toml"
     bom.write_bytes("\ufeff".encode() + GOOD.encode())

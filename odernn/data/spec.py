@@ -220,7 +220,8 @@ def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "datase
         seed=_integer(raw, "seed", source, minimum=0),
         dt=dt,
         n_steps=n_steps,
-        integrator=_integrator(_table(raw, "integrator", source), source),
+        integrator=_integrator(_table(raw, "integrator", source), source,
+                               "exact" if system == SERIES else "scipy"),
         dtype=_choice(raw.get("dtype", "float64"), DTYPES, "dtype", source),
         compression=_compression(raw.get("compression"), source),
         text=text,
@@ -310,9 +311,7 @@ def _check_numbers(spec: Spec) -> None:
         raise SpecError(f"{where}: integrator {spec.integrator['name']!r} is a closed-form "
                         f"solution, which system {spec.system!r} does not have; use 'scipy' "
                         "(DOP853) or a fixed-step method")
-    from odernn.data.simulate import (
-        check_memory,  # the block sizes live there (imported late: a cycle)
-    )
+    from odernn.data.simulate import check_memory  # the block sizes (late: a cycle)
 
     check_memory(spec)  # n, n_steps and K against the memory budget, before any allocation
 
@@ -405,9 +404,9 @@ def _range(value: Any, key: str, source: str) -> Range:
     return Range(number, number)
 
 
-def _integrator(table: dict[str, Any], source: str) -> dict[str, Any]:
+def _integrator(table: dict[str, Any], source: str, default: str = "scipy") -> dict[str, Any]:
     _check_keys(table, _INTEGRATOR_KEYS, f"{source} [integrator]")
-    name = _choice(table.get("name", "scipy"), INTEGRATOR_NAMES, "integrator", source)
+    name = _choice(table.get("name", default), INTEGRATOR_NAMES, "integrator", source)
     out: dict[str, Any] = {"name": name}
     if name == "scipy":
         out["method"] = str(table.get("method", "DOP853"))
