@@ -12,6 +12,7 @@ from odernn.cli.choices import Dtype, Integrator, SystemName, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_sets, parse_shard
 from odernn.data.spec import builtin_names, load_spec
 from odernn.data.spec_settings import with_settings
+from odernn.errors import SpecError
 
 
 @app.command(
@@ -39,8 +40,8 @@ def simulate(
     system: SystemName = typer.Option(None, "--system", help="Simulate this system instead "
                                       "(its parameters by --set; see `odernn systems`)."),
     sets: list[str] = typer.Option([], "--set", help="Any key of the spec as KEY=VALUE, a "
-                                   "number or [low, high] (e.g. --set beta=[0.5,1]); "
-                                   "repeatable."),
+                                   "number or [low, high] (e.g. --set beta=[0.5,1]; the "
+                                   "integrator's as --set rtol=1e-10); repeatable."),
     shard: str = typer.Option(
         None, "--shard", help="Write only shard k of n (k/n, 1-based); n up to the number of "
         "trajectories (scipy: of its blocks, ceil(n/8) but at least 64 trajectories each)."
@@ -53,9 +54,14 @@ def simulate(
     from odernn.data.simulate import shard_rows
     from odernn.data.simulate import simulate as run
 
-    parsed = with_settings(load_spec(spec), system=plain(system), sets=parse_sets(sets))
-    parsed = parsed.with_overrides(n=n, n_steps=n_steps, seed=seed,
-                                   integrator=plain(integrator), dtype=plain(dtype))
+    flags = {k: v for k, v in {"integrator": plain(integrator), "n": n, "n_steps": n_steps,
+                               "seed": seed, "dtype": plain(dtype)}.items() if v is not None}
+    given = parse_sets(sets)
+    for key in sorted(flags.keys() & given.keys()):  # one value per key, as train says
+        raise SpecError(f"--set {key}={given[key]!r} and --{key.replace('_', '-')} both set "
+                        f"{key}; give one")
+    # the integrator's name first: it resets the integrator's options set after it
+    parsed = with_settings(load_spec(spec), system=plain(system), sets={**flags, **given})
     inputs = [Path(spec) if Path(spec).exists() else None, config]
     check_output(output, "dataset", overwrite=overwrite, inputs=inputs)
     shard_kn = parse_shard(shard)

@@ -226,6 +226,33 @@ def test_every_built_in_spec_goes_through_the_command_lines_settings(name):
     assert again.n == 3 and again.to_toml() == spec.with_overrides(n=3).to_toml()
 
 
+def test_the_integrators_options_are_set_by_their_names():
+    """``--set rtol=...`` reached no [integrator] key ("no such key") though the help said any
+    key of the spec; ``integrator`` sets the name and resets the options set before it."""
+    from odernn.data.spec_settings import with_settings
+
+    spec = with_settings(load_spec("test"), sets={"rtol": 1e-8, "method": "RK45"})
+    assert spec.integrator == {"name": "scipy", "method": "RK45", "rtol": 1e-8, "atol": 1e-14}
+    assert with_settings(spec, sets={"integrator": "rk4"}).integrator == {"name": "rk4"}
+    with pytest.raises(SpecError, match="integrator 'rk4' takes no options"):
+        with_settings(spec, sets={"integrator": "rk4", "rtol": 1e-8})
+    with pytest.raises(SpecError, match="did you mean 'rtol'"):
+        with_settings(spec, sets={"rtl": 1e-8})
+
+
+def test_simulate_refuses_a_key_set_twice(tmp_path, capsys):
+    """``--n 7 --set n=8`` kept 7 silently; train refuses the same conflict."""
+    from odernn.cli.app import main
+
+    for flag, key in (("--n", "n"), ("--n-steps", "n_steps"), ("--seed", "seed"),
+                      ("--integrator", "integrator")):
+        value = "rk4" if key == "integrator" else "9"
+        assert main(["simulate", "test", "-o", str(tmp_path / "x.h5"), flag, value, "--set",
+                     f"{key}={value}", "-q"]) == 2
+        assert f"and {flag} both set {key}; give one" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
+
+
 def test_setting_the_grids_end_replaces_its_step():
     from odernn.data.spec_settings import with_settings
 

@@ -1,5 +1,6 @@
 """A spec changed from the command line: another system (``--system``), any key set
-(``--set KEY=VALUE``); the result is parsed and validated like any spec."""
+(``--set KEY=VALUE``, the integrator's name as ``integrator`` and its options by their own
+names); the result is parsed and validated like any spec."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ from odernn.errors import SpecError
 
 SET_SECTIONS = ("parameters", "forcing", "series")
 """The sections whose keys ``--set NAME=VALUE`` may change (besides the top-level keys)."""
+INTEGRATOR_OPTIONS = ("method", "rtol", "atol")
+"""The [integrator]'s options (scipy's), set by their own names."""
 
 
 def with_settings(spec: Spec, *, system: str | None = None,
                   sets: dict[str, Any] | None = None) -> Spec:
     """``spec`` for another system and/or with some keys set (``--system``, ``--set``), parsed
     and validated again. A key is looked up among the top-level keys, then the sections of
-    :data:`SET_SECTIONS` (a parameter the new system declares is added to [parameters]);
+    :data:`SET_SECTIONS` (a parameter the new system declares is added to [parameters]), then
+    the [integrator]'s (``integrator`` is its name, which resets its options: set it first);
     moving to another system drops the parameters the new one does not take."""
     raw = tomllib.loads(spec.to_toml())
     if system is not None and system != raw["system"]:
@@ -32,6 +36,12 @@ def with_settings(spec: Spec, *, system: str | None = None,
         raw["parameters"] = {k: v for k, v in raw.get("parameters", {}).items() if k in names}
     new_names = () if raw["system"] == SERIES else get_system(raw["system"]).names
     for key, value in (sets or {}).items():
+        if key == "integrator":
+            raw["integrator"] = {"name": value}
+            continue
+        if key in INTEGRATOR_OPTIONS:
+            raw.setdefault("integrator", {})[key] = value
+            continue
         if key in TOP_KEYS - set(SET_SECTIONS) - {"integrator", "system"}:
             raw[key] = value
             if key in ("dt", "t_end"):  # the grid's step, or its end: the other one goes
@@ -41,9 +51,9 @@ def with_settings(spec: Spec, *, system: str | None = None,
         if section is None and key in new_names:
             section = "parameters"
         if section is None:
-            known = sorted({*TOP_KEYS, *new_names, *INITIAL,
+            known = sorted({*TOP_KEYS, *new_names, *INITIAL, *INTEGRATOR_OPTIONS,
                             *(k for name in SET_SECTIONS for k in raw.get(name, {}))}
-                           - {*SET_SECTIONS, "integrator", "system"})
+                           - {*SET_SECTIONS, "system"})
             raise SpecError(f"--set {key}: no such key in spec {spec.name!r}"
                             f"{did_you_mean(key, known)}; settable: {', '.join(known)}")
         raw.setdefault(section, {})[key] = value
