@@ -65,6 +65,18 @@ def test_unknown_option_gets_a_suggestion():
         TrainConfig.from_dict({"hiden": 32})
 
 
+def test_an_option_that_may_be_off_is_turned_off_by_none():
+    """TOML and --set have no null: clip (documented "None: off") could not be switched off
+    but from Python. "none" now says it, for every option that may be None but a string's."""
+    assert TrainConfig.from_dict({"clip": "none", "patience": "None"}).clip is None
+    assert TrainConfig.from_dict({"patience": "none"}).patience is None
+    with pytest.raises(SpecError, match=r"'clip' = 'abc' is invalid; allowed: a finite "
+                                        r"number, or none"):
+        TrainConfig.from_dict({"clip": "abc"})
+    with pytest.raises(SpecError, match=r"clip must be > 0, or none \(no clipping\)"):
+        TrainConfig.from_dict({"clip": 0})
+
+
 def test_option_of_another_family_is_refused():
     with pytest.raises(SpecError, match="'units' does not apply to model 'lstm'.*esn"):
         TrainConfig.from_dict({"model": "lstm", "units": 100})

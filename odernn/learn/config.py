@@ -90,7 +90,8 @@ class TrainConfig:
     the ceiling ``mu_max`` of :func:`~odernn.learn.schedules.momentum_at`, SGD only), ``nesterov``,
     ``weight_decay``,
     ``clip`` (gradient-norm clipping, None: off), ``schedule`` with
-    ``warmup_epochs``, ``epochs``, ``patience`` (early stopping, None: off).
+    ``warmup_epochs``, ``epochs``, ``patience`` (early stopping, None: off). An option that
+    may be None is given as ``"none"`` where there is no null (TOML, ``--set``).
     ``optimizer="hf"`` (Hessian-free, teacher-forced windows only: no
     ``horizon``, no ``tbptt``; ``lr``, ``momentum``, ``clip`` and ``schedule``
     unused) takes ``damping`` (initial Tikhonov lambda), ``structural_damping``
@@ -218,7 +219,8 @@ class TrainConfig:
         need(0 <= self.horizon_start <= self.horizon or self.horizon == 0,
              f"need 0 <= horizon_start <= horizon, got {self.horizon_start}, {self.horizon}")
         need(self.tbptt is None or self.tbptt >= 1, f"tbptt must be >= 1, got {self.tbptt}")
-        need(self.clip is None or self.clip > 0, f"clip must be > 0 or None, got {self.clip}")
+        need(self.clip is None or self.clip > 0, f"clip must be > 0, or none (no clipping), "
+             f"got {self.clip}")
         need(self.patience is None or self.patience >= 1, "patience must be >= 1 or None")
         need(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         need(self.warmup_epochs >= 0 and self.weight_decay >= 0 and self.momentum >= 0,
@@ -387,9 +389,13 @@ def _coerce(key: str, value: Any, hint: str, where: str) -> Any:
     kind = kinds[0]
     if isinstance(value, bool) and "bool" in kinds:  # ``int | bool``: a flag or a number
         return value
+    empty = "None" in kinds and kind != "str"  # TOML and --set have no null: "none" says it
+    if empty and isinstance(value, str) and value.lower() == "none":
+        return None
 
     def bad(allowed: str) -> SpecError:
-        return SpecError(f"{where}: option {key!r} = {value!r} is invalid; allowed: {allowed}")
+        return SpecError(f"{where}: option {key!r} = {value!r} is invalid; allowed: {allowed}"
+                         + (", or none" if empty else ""))
 
     if kind == "bool":
         if not isinstance(value, bool):
