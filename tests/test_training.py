@@ -77,6 +77,16 @@ def test_an_option_that_may_be_off_is_turned_off_by_none():
         TrainConfig.from_dict({"clip": 0})
 
 
+def test_a_series_given_to_an_oscillator_model_says_so_before_a_split_fails(tmp_path):
+    """One series trajectory (the built-in sine): the holdout's "cannot hold out 1 of 1"
+    came first, and only with a validation set did the real mismatch show."""
+    series = series_data(n=1, n_steps=60)
+    with pytest.raises(DataError, match="training data holds a univariate series; this model "
+                                        r"\(state mode\) needs oscillator trajectories"):
+        train(series, quick(), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
 def test_option_of_another_family_is_refused():
     with pytest.raises(SpecError, match="'units' does not apply to model 'lstm'.*esn"):
         TrainConfig.from_dict({"model": "lstm", "units": 100})

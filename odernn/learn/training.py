@@ -134,6 +134,9 @@ def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tupl
               "val_fraction": config.val_fraction if holdout else None}
     # which parameters vary is decided before a split: a parameter that varies in the data is
     params = layout_params(train)  # an input even if the training part happens to hold one value
+    layout = config.layout(train.dt, train.system, params)
+    if layout.series != train.is_series:  # the real mismatch, before a split says another
+        check_data(train, layout, where="training data")
     if holdout:
         train, val = split_by_trajectory(train, config.val_fraction, config.seed)
     elif folds:  # every training trajectory is held out once (odernn.learn.folds, or
@@ -145,7 +148,6 @@ def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tupl
             train = val
             folds_by_trajectory(train.n, config.val_folds, config.seed)  # refused now if < 2
     val = validation(val)  # in memory (a file's rows: read, budget-checked)
-    layout = config.layout(train.dt, train.system, params)
     stats = stream.stats(train, layout)  # in memory, or one pass over the file
     check_data(val, layout, where="validation data")
     RECIPES[config.recipe].check(train, config)
