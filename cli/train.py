@@ -133,6 +133,9 @@ def train(
         raise SpecError(f"--set {key}={settings_given[key]!r} and {flag} both set {key}; "
                         "give one")
     options = {**_read_config(config), **settings_given, **given}
+    if val is not None and options.get("val_fraction") is not None:  # else dropped silently
+        raise SpecError("val_fraction holds out training trajectories for validation; with "
+                        "--val they are all trained on: give one")
     settings = TrainConfig.from_dict(options, where="training options")
     if seeds is not None and nproc is not None:
         raise SpecError("--seeds and --nproc together are not supported: train the seeds "
