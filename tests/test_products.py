@@ -168,6 +168,25 @@ def test_a_linear_systems_model_starts_as_its_skip(family):
     assert chosen.hparams["start_as_skip"] is True and torch.count_nonzero(chosen.V) == 0
 
 
+def test_an_output_activation_does_not_start_as_the_skip():
+    """The fit's intercept c lies inside sigma_y: ``sigma_y(c) + D s(u)`` is not the fit (a
+    sigmoid started 0.25 off, in mean square). By default such a model's V is drawn, and
+    asking for both is refused in one line; a stored model keeps what it stored."""
+    from odernn.errors import SpecError
+
+    data = oscillator_data(n=4, n_steps=20)
+    layout = TrainConfig(model="gru").layout(data.dt, params=data.params)
+    stats = compute_stats(data, layout)
+    squashed = build("gru", layout, stats, hidden=8, output_activation="sigmoid")
+    assert layout.linear and squashed.hparams["start_as_skip"] is False
+    assert torch.count_nonzero(squashed.V) == squashed.V.numel()
+    assert build("gru", layout, stats, hidden=8).hparams["start_as_skip"] is True
+    with pytest.raises(SpecError, match="whose intercept c would lie inside output_activation"):
+        TrainConfig(model="gru", output_activation="tanh", start_as_skip=True)
+    stored = build("gru", layout, stats, hidden=8, output_activation="tanh", start_as_skip=True)
+    assert stored.hparams["start_as_skip"] is True  # an earlier run's checkpoint still loads
+
+
 @pytest.mark.parametrize("bad", [4, -1, 1.5, "two"])
 def test_a_bad_degree_or_start_is_refused_before_anything_is_built(bad):
     from odernn.errors import SpecError

@@ -219,6 +219,9 @@ class TrainConfig:
         need(0 <= self.horizon_start <= self.horizon or self.horizon == 0,
              f"need 0 <= horizon_start <= horizon, got {self.horizon_start}, {self.horizon}")
         need(self.tbptt is None or self.tbptt >= 1, f"tbptt must be >= 1, got {self.tbptt}")
+        need(not (self.start_as_skip and self.output_activation not in (None, "identity")),
+             "start_as_skip starts the model as the skip's least-squares fit, whose intercept "
+             "c would lie inside output_activation: give one of them")
         need(self.clip is None or self.clip > 0, f"clip must be > 0, or none (no clipping), "
              f"got {self.clip}")
         need(self.patience is None or self.patience >= 1, "patience must be >= 1 or None")

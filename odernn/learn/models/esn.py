@@ -288,27 +288,26 @@ class ESN(RecurrentSurrogate):
         return torch.cat([one, u.double(), r.double()], dim=-1)
 
     @torch.no_grad()
-    def regressors(self, z: Tensor, e: Tensor, chunk: int = 64,
-                   stride: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
+    def regressors(self, z: Tensor, e: Tensor, chunk: int = 64
+                   ) -> Iterator[tuple[Tensor, Tensor]]:
         """The readout's regressors ``x (B, S, F)`` (float64) and targets ``y (B, S, O)`` of
         the teacher-forced windows ``z (B, L+1, Z)``, ``e (B, L+1, E)``, ``chunk`` steps at a
-        time (memory ``B x chunk x units``), every ``stride``-th step kept as a row."""
+        time (memory ``B x chunk x units``), every step a row."""
         state = self.initial_state(self.codec.init_features(z[:, 0], e[:, 0]))
         for s in range(0, z.shape[1] - 1, chunk):
             zs = z[:, s:s + chunk + 1]
             es = e[:, s:s + zs.shape[1] - 1]
             u = self.codec.encode(zs[:, :-1], es)
             rs, state = self.states(u, state)
-            keep = slice((-s) % stride, None, stride)
-            yield (self.features(u[:, keep], rs[:, keep]),
-                   self.codec.target(zs[:, :-1], zs[:, 1:], es)[:, keep].double())
+            yield (self.features(u, rs),
+                   self.codec.target(zs[:, :-1], zs[:, 1:], es).double())
 
     def accumulate(self, z: Tensor, e: Tensor, gram: Tensor, cross: Tensor,
-                   chunk: int = 64, stride: int = 1) -> int:
+                   chunk: int = 64) -> int:
         """Add ``X^T X`` and ``X^T Y`` of the teacher-forced windows ``z, e`` to ``gram, cross``
         (:meth:`regressors`); returns the number of rows."""
         rows = 0
-        for x, y in self.regressors(z, e, chunk, stride):
+        for x, y in self.regressors(z, e, chunk):
             x = x.reshape(-1, self.n_features)
             add_products(gram, cross, x, y.reshape(x.shape[0], -1))
             rows += x.shape[0]

@@ -64,15 +64,16 @@ def products_option() -> Any:
 def start_as_skip_option() -> Any:
     """The families' ``start_as_skip`` option (a dataclass field of their options)."""
     return option(None, "start V at zero, the model as its skip's least-squares fit (default: "
-                  "for a linear system in state mode)")
+                  "for a linear system in state mode, without an output activation)")
 
 
-def skip_hparams(layout: Layout, skip: bool, products: Any, start_as_skip: Any
-                 ) -> dict[str, Any]:
+def skip_hparams(layout: Layout, skip: bool, products: Any, start_as_skip: Any,
+                 squashed: bool = False) -> dict[str, Any]:
     """The skip's hyperparameters as a model stores them, the layout's defaults resolved:
     ``products`` a degree (:func:`product_degree`), ``start_as_skip`` a bool (by default for
-    a linear system; never without a skip)."""
-    start = layout.linear if start_as_skip is None else bool(start_as_skip)
+    a linear system, unless ``squashed``: an output activation, inside which the fit's
+    intercept ``c`` would lie; never without a skip)."""
+    start = layout.linear and not squashed if start_as_skip is None else bool(start_as_skip)
     return {"skip": skip, "products": product_degree(products, layout),
             "start_as_skip": bool(skip) and start}
 

@@ -136,7 +136,9 @@ class RecurrentNet(RecurrentSurrogate):
         self.check_options(hidden=hidden, head=head, products=products,
                            start_as_skip=start_as_skip, **cell_args)
         super().__init__(layout, stats, {"hidden": hidden, "head": head,
-                                         **skip_hparams(layout, skip, products, start_as_skip),
+                                         **skip_hparams(layout, skip, products, start_as_skip,
+                                                        cell_args.get("output_activation",
+                                                                      "identity") != "identity"),
                                          "seed": seed, **cell_args})
         activation = cell_args.get("activation", "tanh")
         self.cell = CELLS[self.family](layout.n_inputs, hidden, activation)
