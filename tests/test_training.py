@@ -168,6 +168,11 @@ def test_resume_refuses_other_data_or_options(data, tmp_path):
               progress=False)
     with pytest.raises(SpecError, match="lr"):
         train(data, quick(lr=0.5), tmp_path, resume=True, progress=False)
+    # val_every follows epochs when not given: only the option the user changed is named
+    train(data, quick(val_every=None), tmp_path / "derived", progress=False)
+    with pytest.raises(SpecError, match=r"with other options \(epochs\); resume"):
+        train(data, quick(epochs=60, val_every=None), tmp_path / "derived", resume=True,
+              progress=False)
 
 
 def test_resume_refuses_other_validation_data(data, tmp_path):

@@ -379,6 +379,8 @@ def resumable(run_dir: Path, config: Any, source: dict[str, Any]) -> dict[str, A
         old = type(config).from_dict(old).to_dict()  # else compared as stored
     if old != new:
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if "epochs" in changed:  # val_every follows epochs unless given: not the user's change
+            changed = [k for k in changed if k != "val_every"] or changed
         raise SpecError(f"cannot resume {run_dir} with other options ({', '.join(changed)}); "
                         f"resume with the options in {run_dir / CONFIG}")
     if config.recipe == "gradient":
