@@ -139,6 +139,19 @@ def test_linear_duffing_through_the_integrator_is_the_analytic_response() -> Non
     assert res["transient_left"] <= 1e-8 and res["backbone"]["omega"][-1] == 1.0
 
 
+def test_an_overdamped_sweep_waits_for_its_slow_mode() -> None:
+    """eta 3 on x'' + eta x' + x: the slow mode decays at (3 - sqrt(5)) / 2, not 3 / 2. The
+    horizon was sized by eta / 2: the integrator's amplitude then missed the formula."""
+    omegas, eta, F0 = (1.7, 2.0), 3.0, 0.5
+    res = measure_frequency_response(
+        make_set("duffing"), {}, ResonanceSettings(
+            etas=(eta,), omegas=omegas, F0=F0, parameters={"alpha": 1.0, "beta": 0.0},
+            transient_tol=1e-6, continuation=False), quiet)
+    amp, _ = steady_state_response(np.asarray(res["omega"]), np.full(2, eta), F0)
+    np.testing.assert_allclose(res["integrator"]["amplitude"], amp, rtol=1e-5)
+    assert res["transient_left"] <= 1e-6 and "overdamped at rest" in res["horizon"]
+
+
 def test_a_surrogate_that_integrates_scores_near_zero() -> None:
     names = ("eta", "alpha", "beta")
     surrogates = {"integrating": Integrating("duffing", names),

@@ -14,7 +14,8 @@ hysteresis) the two sweeps part and the response jumps. ``continuation=False`` s
 every drive from rest instead. A drive lasts until its transients have decayed: with a
 damping parameter, ``2 ln(1 / transient_tol) / eta`` (the flow's divergence is ``-eta``
 for every system here that has one, so perturbations of a periodic response shrink as
-``exp(-eta t / 2)`` on average), without one (van-der-pol) ``periods`` periods of the
+``exp(-eta t / 2)`` on average; overdamped at rest, as its slow mode), without one
+(van-der-pol) ``periods`` periods of the
 slowest drive; then ``fit_periods`` periods of the slowest drive, over whose whole
 periods of its own drive each response's first harmonic is fitted
 (:func:`~odernn.assess.resonance.fit_steady_state`). Each drive is capped at ``max_steps``.
@@ -41,6 +42,7 @@ from odernn.assess.closed_loop import closed_loop_marked
 from odernn.assess.resonance import (
     ResonanceSettings,
     check_settings,
+    decay_rate,
     drive_amplitude,
     drive_frequencies,
     fit_steady_state,
@@ -113,6 +115,16 @@ class ResponsePlan:
         return np.concatenate(parts, axis=1)
 
 
+def _decay_at_rest(system: Any, eta: np.ndarray, fixed: Mapping[str, float]) -> np.ndarray:
+    """The transients' decay rate at each damping level: ``eta / 2`` (the flow's divergence
+    halved), or the slow mode's where the system linearised at rest, ``x'' + eta x' + k x``
+    with ``k > 0``, is overdamped (:func:`~odernn.assess.resonance.decay_rate`)."""
+    params = {**{k: np.full(eta.size, v) for k, v in fixed.items()}, "eta": eta}
+    da_dx, _ = system.partials(np.zeros(eta.size), np.zeros(eta.size), params)
+    k = -np.asarray(da_dx, dtype=np.float64)
+    return np.where(k > 0, decay_rate(eta, np.maximum(k, 0.0)), eta / 2)
+
+
 def plan_response(test: Trajectories, settings: ResonanceSettings) -> ResponsePlan | str:
     """The frequency-response sweep of a test set, or the reason it allows none (a string).
 
@@ -158,9 +170,10 @@ def plan_response(test: Trajectories, settings: ResonanceSettings) -> ResponsePl
     slowest = 2 * math.pi / omega.min(axis=0)
     window = settings.fit_periods * slowest
     if parameter == "eta":
-        settle = np.full_like(slowest, 2 * math.log(1 / settings.transient_tol) / levels.min())
-        rule = (f"2 ln(1/{settings.transient_tol:g}) / eta = {settle[0]:.3g} to settle (the "
-                "transients' decay exp(-eta t/2))")
+        settle = np.full_like(slowest, math.log(1 / settings.transient_tol)
+                              / float(_decay_at_rest(system, levels, fixed).min()))
+        rule = (f"ln(1/{settings.transient_tol:g}) / rate = {settle[0]:.3g} to settle (the "
+                "transients' decay exp(-eta t/2), or overdamped at rest its slow mode's)")
     else:
         settle = settings.periods * slowest
         rule = (f"{settings.periods} periods of the slowest drive to settle ({parameter} sets "
@@ -348,8 +361,8 @@ def measure_frequency_response(test: Trajectories, surrogates: Mapping[str, Surr
         f"{periodic.size} drives periodic")
     rows = np.ones_like(plan.omega)
     damped = plan.parameter == "eta"
-    left = (float(np.max(np.exp(-plan.level[:, None] * plan.fit_from / 2))) if damped
-            else None)
+    rate = _decay_at_rest(SYSTEMS[plan.system], plan.level, plan.fixed) if damped else None
+    left = float(np.max(np.exp(-rate[:, None] * plan.fit_from))) if damped else None
     return {
         "kind": "frequency-response", "system": plan.system, "parameter": plan.parameter,
         "levels": np.unique(plan.level), "parameters": plan.fixed,

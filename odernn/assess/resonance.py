@@ -172,12 +172,13 @@ def plan_sweep(test: Trajectories, settings: ResonanceSettings) -> Sweep | str:
     return Sweep(eta, omega, F0, t, fit_from, left)
 
 
-def decay_rate(eta: Array) -> np.ndarray:
-    """How fast the slowest transient of ``x'' + eta x' + x = F`` decays: ``eta / 2``
-    underdamped (both roots ``-eta/2 +- i ...``), ``(eta - sqrt(eta^2 - 4)) / 2`` overdamped
-    (the slower real root, which tends to ``1 / eta``)."""
+def decay_rate(eta: Array, stiffness: Array = 1.0) -> np.ndarray:
+    """How fast the slowest transient of ``x'' + eta x' + k x = F`` decays (``k`` the
+    stiffness, > 0): ``eta / 2`` underdamped (both roots ``-eta/2 +- i ...``),
+    ``(eta - sqrt(eta^2 - 4 k)) / 2`` overdamped (the slower real root, which tends to
+    ``k / eta``)."""
     eta = np.asarray(eta, dtype=np.float64)
-    return (eta - np.sqrt(np.maximum(eta * eta - 4.0, 0.0))) / 2
+    return (eta - np.sqrt(np.maximum(eta * eta - 4.0 * np.asarray(stiffness), 0.0))) / 2
 
 
 def fit_steady_state(x: Array, t: Array, omega: Array, fit_from: Array) -> tuple[np.ndarray,
