@@ -198,6 +198,29 @@ def test_without_pysindy_dmdc_runs_and_sindy_is_noted(monkeypatch, tmp_path):
     assert "odernn[peers]" in md
 
 
+class NoEta:
+    """A surrogate given no parameter (trained with eta withheld): it rolls out zeros."""
+
+    family, target, parameter_inputs = "no-eta", "state", ()
+
+    def rollout(self, x0, v0, F, params=None, warmup=None):
+        from odernn.learn.models.base import Rollout
+
+        return Rollout(np.zeros_like(F), np.zeros_like(F), np.full(F.shape[0], -1))
+
+
+def test_a_parameter_withheld_from_the_surrogates_is_withheld_from_the_peers():
+    """The peers were given every varying parameter whatever the surrogates took: beside a
+    surrogate trained with --no-eta they had eta, and the report said they had its
+    information."""
+    train, test = oscillator("train", 6), oscillator("test", 3)
+    ev = evaluate(test, {"no-eta": NoEta()}, train_data=train, **QUICK)
+    assert ev.methods["dmdc"].settings["parameters"] == []
+    assert peers.given_to_all({"a": NoEta(), "b": type("Eta", (), {
+        "parameter_inputs": ("eta",)})()}) == ()  # the least information of them all
+    assert peers.given_to_all({}) is None  # no surrogate: every varying parameter
+
+
 def test_peers_need_the_training_file_and_a_matching_one():
     train, test = oscillator("train", 4), oscillator("test", 3)
     ev = evaluate(test, {}, **QUICK)

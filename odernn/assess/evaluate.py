@@ -56,7 +56,7 @@ from odernn.assess.metrics import (
     reference_scale,
     summarize,
 )
-from odernn.assess.peers import PEERS, fit_peers
+from odernn.assess.peers import PEERS, fit_peers, given_to_all
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
 from odernn.assess.results import DATA, REFERENCE, Evaluation, MethodResult, seed_spread
 from odernn.assess.statistics import members_median_statistics
@@ -202,7 +202,7 @@ def evaluate(
             "not_run": "turned off (`--no-peers`)" if peers is False else
                        "no training file was given (`evaluate --train`)"}
         if train is not None:
-            fitted = fit_peers(train, say)
+            fitted = fit_peers(train, say, given=given_to_all(surrogates))
             for note in fitted.skipped.values():
                 say(note)
             for name, peer in fitted.peers.items():

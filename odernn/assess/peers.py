@@ -3,8 +3,9 @@
 A surrogate is one way to learn an oscillator from its trajectories; the report shows it
 beside two classical ones, fitted on the same training file and given the same
 information: the initial state, the forcing samples ``F_i`` and the system's parameters
-that vary across the training trajectories (those a surrogate takes as inputs; a fixed one
-tells no model anything), each constant along its trajectory.
+that vary across the training trajectories and that every surrogate compared takes as
+inputs (a fixed one tells no model anything; one withheld from a surrogate is withheld from
+the peers too), each constant along its trajectory.
 
 - ``sindy``: sparse identification of nonlinear dynamics with control (pysindy's
   ``SINDy``; the ``peers`` extra, ``pip install "odernn[peers]"``). The state ``(x, v)``'s
@@ -133,6 +134,12 @@ def varying_parameters(train: Trajectories) -> tuple[str, ...]:
     names = parameter_names(train.system, train.params)
     return tuple(p for p in names if p in train.params
                  and np.unique(np.asarray(train.params[p])).size > 1)
+
+
+def given_to_all(surrogates: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The parameters every surrogate takes (None without surrogates): what the peers get."""
+    taken = [set(getattr(s, "parameter_inputs", ())) for s in surrogates.values()]
+    return tuple(sorted(set.intersection(*taken))) if taken else None
 
 
 def parameter_matrix(params: Mapping[str, np.ndarray], names: tuple[str, ...],
@@ -368,17 +375,18 @@ class PeerFit:
 
 
 def fit_peers(train: Trajectories, say: Callable[[str], None] = lambda _: None,
-              sindy: bool | None = None) -> PeerFit:
+              sindy: bool | None = None, given: tuple[str, ...] | None = None) -> PeerFit:
     """Fit both peers on ``train``, each setting chosen on held-out training trajectories;
     SINDy is skipped (with :data:`MISSING`) when pysindy is not importable (``sindy=None``)
-    or ``sindy`` is False."""
+    or ``sindy`` is False. ``given``: the parameters the surrogates compared take (None: every
+    one that varies); the peers get those of them that vary, no more."""
 
 
     import time
 
     if train.v is None or train.F is None:
         raise DataError("the peers need oscillator trajectories (x, v, F) in the training file")
-    parameters = varying_parameters(train)
+    parameters = tuple(p for p in varying_parameters(train) if given is None or p in given)
     part, val = split(train)
     result = PeerFit()
     if sindy is None:

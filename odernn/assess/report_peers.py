@@ -10,7 +10,8 @@ from odernn.assess.results import Evaluation
 TEXT = (
     "Two classical models learnt from the surrogates' training file, with a surrogate's "
     "information: the initial state, the forcing samples F_i, and the parameters that vary "
-    "across the training trajectories, each constant along its trajectory. **sindy**: sparse "
+    "across the training trajectories and that every surrogate here takes (the table says "
+    "which), each constant along its trajectory. **sindy**: sparse "
     "identification with control (pysindy): a polynomial ODE for (x, v) in (x, v, F and the "
     "parameters), fitted to 4th-order finite differences by sequentially thresholded least "
     "squares and stepped by RK4 with F linear between the samples. **dmdc**: DMD with "
