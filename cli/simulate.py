@@ -24,6 +24,7 @@ from odernn.errors import SpecError
     "  odernn simulate train -o part2.h5 --shard 2/2   (then: odernn merge part*.h5 -o all.h5)",
 )
 def simulate(
+    ctx: typer.Context,
     spec: str = typer.Argument(
         ..., help="A spec file (.toml) or a built-in name: " + ", ".join(builtin_names()) + "."
     ),
@@ -57,10 +58,11 @@ def simulate(
     flags = {k: v for k, v in {"integrator": plain(integrator), "n": n, "n_steps": n_steps,
                                "seed": seed, "dtype": plain(dtype)}.items() if v is not None}
     given = parse_sets(sets)
-    for key in sorted(flags.keys() & given.keys()):  # one value per key, as train says
+    typed = {k for k in flags if getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT_MAP"}
+    for key in sorted(typed & given.keys()):  # one value per key, as train says
         raise SpecError(f"--set {key}={given[key]!r} and --{key.replace('_', '-')} both set "
                         f"{key}; give one")
-    # the integrator's name first: it resets the integrator's options set after it
+    # --set wins over a --config file's value, as a flag on the command line does
     parsed = with_settings(load_spec(spec), system=plain(system), sets={**flags, **given})
     inputs = [Path(spec) if Path(spec).exists() else None, config]
     check_output(output, "dataset", overwrite=overwrite, inputs=inputs)

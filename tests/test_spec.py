@@ -238,6 +238,11 @@ def test_the_integrators_options_are_set_by_their_names():
         with_settings(spec, sets={"integrator": "rk4", "rtol": 1e-8})
     with pytest.raises(SpecError, match="did you mean 'rtol'"):
         with_settings(spec, sets={"rtl": 1e-8})
+    # the name first whatever the order: an option given before it was dropped silently
+    assert with_settings(spec, sets={"rtol": 1e-6, "integrator": "scipy"}).integrator[
+        "rtol"] == 1e-6
+    with pytest.raises(SpecError, match="integrator 'rk4' takes no options"):
+        with_settings(spec, sets={"rtol": 1e-8, "integrator": "rk4"})
 
 
 def test_simulate_refuses_a_key_set_twice(tmp_path, capsys):
@@ -251,6 +256,13 @@ def test_simulate_refuses_a_key_set_twice(tmp_path, capsys):
                      f"{key}={value}", "-q"]) == 2
         assert f"and {flag} both set {key}; give one" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
+    # a --config file's value is no flag typed: --set wins over it, as a flag would
+    (tmp_path / "c.toml").write_text("n = 5\n")
+    assert main(["simulate", "test", "--config", str(tmp_path / "c.toml"), "--set", "n=3",
+                 "--n-steps", "20", "-o", str(tmp_path / "x.h5"), "-q"]) == 0
+    from odernn.data.store import read_trajectories
+
+    assert read_trajectories(tmp_path / "x.h5").n == 3
 
 
 def test_setting_the_grids_end_replaces_its_step():

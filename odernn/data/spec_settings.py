@@ -24,7 +24,7 @@ def with_settings(spec: Spec, *, system: str | None = None,
     """``spec`` for another system and/or with some keys set (``--system``, ``--set``), parsed
     and validated again. A key is looked up among the top-level keys, then the sections of
     :data:`SET_SECTIONS` (a parameter the new system declares is added to [parameters]), then
-    the [integrator]'s (``integrator`` is its name, which resets its options: set it first);
+    the [integrator]'s (``integrator`` is its name, set before its options whatever the order);
     moving to another system drops the parameters the new one does not take."""
     raw = tomllib.loads(spec.to_toml())
     if system is not None and system != raw["system"]:
@@ -35,7 +35,8 @@ def with_settings(spec: Spec, *, system: str | None = None,
         raw["system"] = system
         raw["parameters"] = {k: v for k, v in raw.get("parameters", {}).items() if k in names}
     new_names = () if raw["system"] == SERIES else get_system(raw["system"]).names
-    for key, value in (sets or {}).items():
+    sets = dict(sorted((sets or {}).items(), key=lambda kv: kv[0] != "integrator"))
+    for key, value in sets.items():  # the integrator's name first: it resets its options
         if key == "integrator":
             raw["integrator"] = {"name": value}
             continue
