@@ -266,3 +266,24 @@ def test_overwrite_replaces_only_an_earlier_output_of_the_command(tmp_path, caps
     out.rmdir()
     assert main(args) == 0 and main(args) == 0  # new, then its own output replaced
     assert json.loads((out / "gradients.json").read_text())["schema"] == "odernn.gradients"
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_a_profile_with_no_gradient_keeps_every_other_curves_colour():
+    """A profile whose gradient norms are all 0 is left off the log axis: the next profile's
+    curve took its colour there, under the other's name in the legend."""
+    from odernn.notes.diagnostics import GradientProfile
+    from odernn.notes.diagnostics_output import figure
+
+    lags = np.arange(6)
+    jacobian = np.exp(-0.3 * lags)[None, :]
+
+    def profile(label, gradient):
+        return GradientProfile(label, jacobian, gradient, 0.7, "spectral", "final", "h")
+
+    fig = figure([profile("zero V", np.zeros((1, 6))), profile("drawn V", jacobian * 2)])
+    left, right = fig.axes[:2]
+    colours = {line.get_label(): line.get_color() for line in left.get_lines()}
+    (drawn,) = [line for line in right.get_lines() if line.get_label() == "drawn V"]
+    assert drawn.get_color() == colours["drawn V"] != colours["zero V"]
+    assert any("every norm is 0: zero V" in t.get_text() for t in right.texts)

@@ -45,15 +45,21 @@ def figure(profiles: Sequence[GradientProfile]) -> Figure:
 
 
 def plot_profiles(profiles: Sequence[GradientProfile], axes: Sequence[Axes]) -> None:
-    """Both norms against the lag on two axes, log scale, one curve per profile (a profile
-    whose norms are all 0, as a readout V of zeros passes no gradient back, is not drawn)."""
+    """Both norms against the lag on two axes, log scale, one curve per profile in the same
+    colour on both (a profile whose norms are all 0, as a readout V of zeros passes no
+    gradient back, is not drawn: the axis names it)."""
     for ax, key in zip(axes, ("jacobian_norm", "gradient_norm"), strict=False):
         ax.set_yscale("log")
-        drawn = [p for p in profiles if np.any(np.asarray(getattr(p, key)) > 0)]
-        for p in drawn:
-            ax.plot(p.lags, getattr(p, key), label=p.label)
-        if not drawn:
-            ax.text(0.5, 0.5, "every norm is 0", transform=ax.transAxes, ha="center")
+        zero = []
+        for i, p in enumerate(profiles):
+            if np.any(np.asarray(getattr(p, key)) > 0):
+                ax.plot(p.lags, getattr(p, key), label=p.label, color=f"C{i % 10}")
+            else:
+                zero.append(p.label)
+        if zero:
+            ax.text(0.5, 0.5, f"every norm is 0: {', '.join(zero)}", transform=ax.transAxes,
+                    ha="center")
+        if len(zero) == len(profiles):
             ax.set_ylim(0.1, 10.0)
         ax.axhline(1.0, color="k", lw=0.6)
         ax.yaxis.set_major_locator(LogLocator(numticks=8))  # decades apart: few labels
