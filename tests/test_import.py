@@ -311,6 +311,8 @@ def test_a_declared_system_is_checked_and_evaluated_with_its_integrators(tmp_pat
     # same-information baseline (the report said rk4 and scipy saw more)
     assert {"rk4", "scipy"} <= set(metrics["same_information"]["candidates"])
     assert "knows its forcing only at the samples" in report
+    assert "interpolated linearly between them" in metrics["methods"]["rk4"]["description"]
+    assert "interpolated" not in metrics["methods"]["rk4-sampled-cubic"]["description"]
     assert "evaluate it between the samples too" not in report
 
 

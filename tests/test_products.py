@@ -175,15 +175,15 @@ def test_an_output_activation_does_not_start_as_the_skip():
     from odernn.errors import SpecError
 
     data = oscillator_data(n=4, n_steps=20)
-    layout = TrainConfig(model="gru").layout(data.dt, params=data.params)
+    layout = TrainConfig(model="rnn").layout(data.dt, params=data.params)
     stats = compute_stats(data, layout)
-    squashed = build("gru", layout, stats, hidden=8, output_activation="sigmoid")
+    squashed = build("rnn", layout, stats, hidden=8, output_activation="sigmoid")
     assert layout.linear and squashed.hparams["start_as_skip"] is False
     assert torch.count_nonzero(squashed.V) == squashed.V.numel()
-    assert build("gru", layout, stats, hidden=8).hparams["start_as_skip"] is True
+    assert build("rnn", layout, stats, hidden=8).hparams["start_as_skip"] is True
     with pytest.raises(SpecError, match="whose intercept c would lie inside output_activation"):
-        TrainConfig(model="gru", output_activation="tanh", start_as_skip=True)
-    stored = build("gru", layout, stats, hidden=8, output_activation="tanh", start_as_skip=True)
+        TrainConfig(model="rnn", output_activation="tanh", start_as_skip=True)
+    stored = build("rnn", layout, stats, hidden=8, output_activation="tanh", start_as_skip=True)
     assert stored.hparams["start_as_skip"] is True  # an earlier run's checkpoint still loads
 
 

@@ -47,6 +47,17 @@ def same_information(methods: Mapping[str, MethodResult], samples_only: bool = F
             "wall_time_s": base["wall_time_s"], "surrogates": surrogates}
 
 
+def integrator_description(name: str, samples_only: bool) -> str:
+    """An integrator's description in a report; where the test set knows its forcing only at
+    the samples (imported data), one that evaluates it between them says that it
+    interpolates them linearly instead."""
+    entry = INTEGRATORS[name]
+    if samples_only and not entry.sampled_forcing:
+        return (f"{entry.description}; here the forcing is known only at its samples, "
+                "interpolated linearly between them")
+    return entry.description
+
+
 def ratio(a: float, b: float) -> float:
     """``a / b`` with ``0 / 0 = 1``, ``x / 0 = inf`` (x > 0), inf for an infinite ``a``."""
     if math.isnan(a) or math.isnan(b):

@@ -44,7 +44,7 @@ import numpy as np
 import scipy
 
 import odernn
-from odernn.assess.baselines import same_information
+from odernn.assess.baselines import integrator_description, same_information
 from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
 from odernn.assess.closed_loop import closed_loop, describe_surrogate, surrogate_settings
@@ -177,7 +177,7 @@ def evaluate(
                                   partial(solve_few, name, x0[few], v0[few], t[:16]))
             settings = scipy_opts if name == "scipy" else {}
             kind = "reference" if name == reference else "integrator"
-            raw[name] = (kind, INTEGRATORS[name].description, settings,
+            raw[name] = (kind, integrator_description(name, test.samples_only), settings,
                          Rollout(x, v, divergence_steps(x, v)), wall)
             say(f"{name}: {wall:.3g} s")
         F = np.asarray(test.F)

@@ -202,7 +202,7 @@ class TrainConfig:
              f"{', '.join(DEVICES)}")
         need(0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got "
              f"{self.val_fraction}")
-        need(self.val_steps is None or self.val_steps >= 2, "val_steps must be >= 2 or None")
+        need(self.val_steps is None or self.val_steps >= 2, "val_steps must be >= 2, or none")
         need(self.val_folds in (None, 0) or self.val_folds >= 2, "val_folds must be an integer "
              ">= 2 (K folds of whole trajectories; K >= N: leave one out), 0 (the holdout) or "
              f"None (automatic), got {self.val_folds}")
@@ -224,7 +224,7 @@ class TrainConfig:
              "c would lie inside output_activation: give one of them")
         need(self.clip is None or self.clip > 0, f"clip must be > 0, or none (no clipping), "
              f"got {self.clip}")
-        need(self.patience is None or self.patience >= 1, "patience must be >= 1 or None")
+        need(self.patience is None or self.patience >= 1, "patience must be >= 1, or none")
         need(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         need(self.warmup_epochs >= 0 and self.weight_decay >= 0 and self.momentum >= 0,
              "warmup_epochs, weight_decay and momentum must be >= 0")
