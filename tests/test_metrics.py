@@ -127,6 +127,10 @@ def test_summarize_counts_diverged_and_reports_inf() -> None:
     # per-trajectory NRMSEs: s, s, 0, inf with s = sqrt(1/3) / std -> median s
     scale = reference_scale(ref)
     assert out["median_nrmse_x"] == pytest.approx(math.sqrt(1.0 / 3.0) / scale, rel=1e-14)
+    # docs/metrics.md: a median (numpy's, the mean of the middle two) is infinite once half are
+    half = summarize(pred, pred, ref, ref, T, np.array([-1, -1, 2, 2]), F=np.ones_like(ref),
+                     params={"eta": np.ones(4)})
+    assert half["n_diverged"] == 2 and math.isinf(half["median_nrmse_x"])
 
 
 def test_summarize_keys_are_documented_and_values_match_the_parts() -> None:

@@ -255,8 +255,8 @@ def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
         ("Error over the whole horizon and its first tenth.",
          ("nrmse_x", "nrmse_v", "rmse_x", "rmse_v", "nrmse_x_first_tenth",
           "nrmse_v_first_tenth", "rmse_x_first_tenth", "rmse_v_first_tenth")),
-        ("Robustness and physics: per-trajectory medians (finite even when some trajectories "
-         "diverge), valid prediction time, energy balance, divergence count.",
+        ("Robustness and physics: per-trajectory medians (finite while fewer than half of "
+         "the trajectories diverge), valid prediction time, energy balance, divergence count.",
          ("median_nrmse_x", "median_nrmse_v", "valid_time_median", "valid_time_p10",
           "energy_balance", "n_diverged")),
         ("Speed: wall time to produce every test trajectory, and throughput.",
