@@ -154,11 +154,25 @@ def export_onnx(model: RecurrentSurrogate | str | Path, path: str | Path, *,
     return export(model, path, overwrite=overwrite)
 
 
-def evaluate(test: Trajectories, surrogates: Mapping[str, Any], **options: Any) -> Evaluation:
-    """Roll every integrator and surrogate out on ``test`` and measure them; see
+def evaluate(test: Trajectories | str | Path, surrogates: Mapping[str, Any],
+             **options: Any) -> Evaluation:
+    """Roll every integrator and surrogate out on ``test`` (trajectories, or a file's path)
+    and measure them; ``surrogates`` maps names to fitted models. See
     :func:`odernn.assess.evaluate.evaluate` for the options."""
     from odernn.assess.evaluate import evaluate as run
+    from odernn.data.trajectories import Trajectories
 
+    if isinstance(test, str | Path):
+        from odernn.data.store import read_trajectories
+
+        test, options = read_trajectories(test), {"data_path": test, **options}
+    if not isinstance(test, Trajectories):
+        raise DataError(f"evaluate takes trajectories or a file's path, not a "
+                        f"{type(test).__name__}")
+    if not isinstance(surrogates, Mapping) or not all(
+            callable(getattr(m, "rollout", None)) for m in surrogates.values()):
+        raise SpecError("evaluate takes surrogates as a mapping of names to fitted models, "
+                        "e.g. {'esn': model}")
     return run(test, surrogates, **options)
 
 

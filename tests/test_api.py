@@ -94,6 +94,16 @@ def test_the_api_reference_is_generated_from_the_code():
     (lambda d: odernn.fit_seeds([1], model="esn"), DataError, "got list"),
     (lambda d: odernn.fit(d, "esn"), SpecError, "fit(data, model='esn')"),
     (lambda d: odernn.fit(d, model="esn", val=[1]), DataError, "val must be"),
+    # an API audit's: each was a traceback from inside the library or a silent wrong model
+    (lambda d: odernn.Trajectories(d.t**1.1, d.x, d.v, d.F, d.params, d.attrs), DataError,
+     "uniform time grid"),  # fit trained at dt = t[1] - t[0]
+    (lambda d: odernn.Trajectories(d.t[:-1], d.x, d.v, d.F), DataError, "t (T,) and x (N, T)"),
+    (lambda d: odernn.Trajectories(d.t, d.x, d.v, d.F, {"eta": np.array([0.1])}), DataError,
+     "params/eta must hold one value (or row) per trajectory, (4,)"),  # was a fixed eta
+    (lambda d: odernn.Trajectories(d.t, d.x[0], d.v[0], d.F[0]), DataError, "x (N, T)"),
+    (lambda d: odernn.Trajectories(d.t, d.x, d.v[:, :-1], d.F), DataError, "v of x's shape"),
+    (lambda d: odernn.evaluate(d, [1]), SpecError, "mapping of names to fitted models"),
+    (lambda d: odernn.evaluate(3, {}), DataError, "trajectories or a file's path"),
 ])
 def test_arguments_of_the_wrong_type_are_refused_in_words(call, error, needle):
     data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(
@@ -115,3 +125,31 @@ def test_a_gpu_asked_for_where_there_is_none_is_refused_in_words(small_linear_se
     with pytest.raises(SpecError, match="'tpu' unknown"):
         odernn.load_surrogate(tmp_path / "run", device="tpu")
     assert odernn.load_surrogate(tmp_path / "run", device="cpu").family == "esn"
+
+
+def test_hand_made_trajectories_are_arrays_and_float32_grids_pass(small_linear_sets, tmp_path):
+    """Lists are taken as arrays; a float32 grid is uniform to its own rounding (evaluate
+    refused it as "not uniform"); evaluate takes a file's path as fit does; an oscillator's
+    rollout refuses n_steps (ignored before); a recurrent model pickles (the identity
+    activation was a lambda)."""
+    import pickle
+
+    train, test = small_linear_sets
+    listed = odernn.Trajectories(test.t.tolist(), test.x.tolist(), test.v, test.F,
+                                 {k: list(p) for k, p in test.params.items()}, test.attrs)
+    assert isinstance(listed.x, np.ndarray) and listed.params["eta"].shape == (test.n,)
+    small = odernn.Trajectories(test.t.astype(np.float32), test.x, test.v, test.F,
+                                test.params, test.attrs)
+    options = {"work_precision": False, "resonance": False, "chaos": False,
+               "bifurcation": False, "integrators": ("rk4",), "progress": False}
+    assert odernn.evaluate(small, {}, **options).metrics["rk4"]["nrmse_x"] < 1e-3
+    path = tmp_path / "test.h5"
+    odernn.simulate(odernn.load_spec("test").with_overrides(n=3, n_steps=50), path)
+    assert odernn.evaluate(str(path), {}, **options).info["data"]["path"] == str(path)
+    model, _ = odernn.fit(train, model="rnn", hidden=8, epochs=1)
+    again = pickle.loads(pickle.dumps(model))
+    x0, v0 = test.x[:, 0], test.v[:, 0]
+    np.testing.assert_array_equal(again.rollout(x0, v0, test.F, test.params).x,
+                                  model.rollout(x0, v0, test.F, test.params).x)
+    with pytest.raises(DataError, match="n_steps is for a series"):
+        model.rollout(x0, v0, test.F, test.params, n_steps=10)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from odernn.data.forcing import FORCINGS, SampledForcing, forcing_from_params
+from odernn.data.schema import off_grid
 from odernn.data.systems import EXTERNAL, SYSTEMS, Oscillator, parameter_names
 from odernn.errors import DataError
 from odernn.types import Array
@@ -32,6 +33,35 @@ class Trajectories:
     F: Array | None = None
     params: dict[str, Array] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Arrays (a list is taken as one) of consistent shapes on a uniform grid, or one
+        DataError line: a grid of another length or step would be read as another dt."""
+        def array(a: Any) -> np.ndarray:
+            return a if isinstance(a, np.ndarray) else np.asarray(a)
+
+        t, x = array(self.t), array(self.x)
+        if t.ndim != 1 or x.ndim != 2 or x.shape[1] != t.shape[0]:
+            raise DataError(f"trajectories need t (T,) and x (N, T); got t {t.shape}, "
+                            f"x {x.shape}")
+        for name in ("v", "F"):
+            a = getattr(self, name)
+            if a is not None and array(a).shape != x.shape:
+                raise DataError(f"trajectories need {name} of x's shape {x.shape}; got "
+                                f"{array(a).shape}")
+            object.__setattr__(self, name, None if a is None else array(a))
+        params = {k: array(p) for k, p in self.params.items()}
+        bad = next((k for k, p in params.items() if p.ndim < 1 or p.shape[0] != x.shape[0]), None)
+        if bad is not None:
+            raise DataError(f"params/{bad} must hold one value (or row) per trajectory, "
+                            f"({x.shape[0]},); got {params[bad].shape}")
+        eps = np.finfo(t.dtype if t.dtype.kind == "f" else np.float64).eps
+        if t.size > 1 and np.any(off_grid(t, eps=float(eps))):
+            raise DataError("trajectories need a uniform time grid t_0 + i dt (increasing); "
+                            "this one is not")
+        object.__setattr__(self, "t", t)
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "params", params)
 
     @property
     def n(self) -> int:

@@ -18,8 +18,13 @@ from odernn.errors import SpecError
 
 State = tuple[Tensor, ...]
 
+def identity(a: Tensor) -> Tensor:
+    """The output activation that is none (a named function: a model that holds it pickles)."""
+    return a
+
+
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
-               "identity": lambda a: a}
+               "identity": identity}
 HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid")
 
 

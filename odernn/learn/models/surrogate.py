@@ -268,6 +268,9 @@ class RecurrentSurrogate(nn.Module):
                             "(warmup=(x_obs, v_obs)); none given")
         if self.layout.series:
             return self._series_tensors(x0, warmup, n_steps)
+        if n_steps is not None:  # an oscillator's horizon is F's: n_steps would be ignored
+            raise DataError("n_steps is for a series; an oscillator rollout runs over F's "
+                            "samples: give F[:, :n_steps]")
         v0 = np.asarray(v0, dtype=np.float64)
         F = np.asarray(F, dtype=np.float64)
         if v0.shape != (n,) or F.ndim != 2 or F.shape[0] != n or F.shape[1] < 2:
