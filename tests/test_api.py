@@ -153,3 +153,8 @@ def test_hand_made_trajectories_are_arrays_and_float32_grids_pass(small_linear_s
                                   model.rollout(x0, v0, test.F, test.params).x)
     with pytest.raises(DataError, match="n_steps is for a series"):
         model.rollout(x0, v0, test.F, test.params, n_steps=10)
+    with pytest.raises(DataError, match="needs v_obs"):  # was "got (6, 3), ()"
+        model.rollout(x0, v0, test.F, test.params, warmup=(test.x[:, :3], None))
+    run = tmp_path / "run"
+    odernn.fit(train, model="esn", units=30, run_dir=run)
+    assert odernn.load_surrogate(run, device="cpu:0").device.type == "cpu"  # was "unreadable"

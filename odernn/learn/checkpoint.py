@@ -82,8 +82,10 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
         raise DataError(f"cannot read checkpoint {path}: {err.strerror or err}") from err
     budget.check(f"checkpoint {path} ({budget.size(file_size)})", 2 * file_size,
                  "that is for loading its tensors")
+    where = torch.device(device)  # torch restores no tensor to "cpu:0", which is the CPU
+    where = torch.device("cpu") if where.type == "cpu" else where
     try:
-        record = torch.load(path, map_location=device, weights_only=True)
+        record = torch.load(path, map_location=where, weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
         raise DataError(f"{path} is not a readable odernn checkpoint ({type(err).__name__}: "
                         f"{str(err).splitlines()[0] if str(err) else ''})") from err

@@ -210,7 +210,7 @@ class RecurrentSurrogate(nn.Module):
         ignored, so a dataset's ``params`` will do, though one holding another value of a
         parameter the model was trained with fixed is refused; a bare array when it takes
         exactly one). Series (next-value mode): ``x0 (N,)`` and ``n_steps``.
-        ``warmup = (x_obs (N, K), v_obs (N, K) or None)`` gives K observed
+        ``warmup = (x_obs (N, K), v_obs (N, K); None for a series)`` gives K observed
         steps (``K >= warmup_steps``; ``x_obs[:, 0]`` is the initial state);
         the output repeats them as given (step 0 is ``x0, v0`` without them; the model
         carries float32). Runs without autograd; a trajectory whose
@@ -281,6 +281,9 @@ class RecurrentSurrogate(nn.Module):
         z0 = np.stack([x0, v0], axis=-1)
         observed = None
         if warmup is not None:
+            if warmup[1] is None:
+                raise DataError("warmup=(x_obs, v_obs) of an oscillator model needs v_obs "
+                                "(None is for a series)")
             x_obs, v_obs = (np.asarray(a, dtype=np.float64) for a in warmup)
             k = x_obs.shape[1] if x_obs.ndim == 2 else -1
             if x_obs.shape != v_obs.shape or x_obs.shape[0] != n or not k_min <= k < F.shape[1]:
