@@ -173,7 +173,22 @@ def evaluate(test: Trajectories | str | Path, surrogates: Mapping[str, Any],
             callable(getattr(m, "rollout", None)) for m in surrogates.values()):
         raise SpecError("evaluate takes surrogates as a mapping of names to fitted models, "
                         "e.g. {'esn': model}")
+    _check_keywords("evaluate", options, run)
     return run(test, surrogates, **options)
+
+
+def _check_keywords(name: str, options: Mapping[str, Any], function: Any) -> None:
+    """Refuse an option ``function`` does not take in one line, with a did-you-mean."""
+    import inspect
+
+    from odernn.checks import did_you_mean
+
+    known = [k for k, p in inspect.signature(function).parameters.items()
+             if p.kind == p.KEYWORD_ONLY]
+    for key in options:
+        if key not in known:
+            raise SpecError(f"{name}: unknown option {key!r}{did_you_mean(key, known)}; "
+                            f"allowed: {', '.join(known)}")
 
 
 def write_report(evaluation: Evaluation, out_dir: str | Path, *,
@@ -182,6 +197,10 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, *,
     """Write the report directory (``report.html``, ``report.md``, ``metrics.json``, figures)
     atomically and return it; see :func:`odernn.assess.report.write_report`."""
     from odernn.assess.report import write_report as write
+    from odernn.assess.results import Evaluation
 
+    if not isinstance(evaluation, Evaluation):
+        raise SpecError(f"write_report takes what odernn.evaluate returns, not a "
+                        f"{type(evaluation).__name__}")
     return write(evaluation, out_dir, runs=runs, title=title, overwrite=overwrite,
                  extra_sections=extra_sections)

@@ -104,6 +104,9 @@ def test_the_api_reference_is_generated_from_the_code():
     (lambda d: odernn.Trajectories(d.t, d.x, d.v[:, :-1], d.F), DataError, "v of x's shape"),
     (lambda d: odernn.evaluate(d, [1]), SpecError, "mapping of names to fitted models"),
     (lambda d: odernn.evaluate(3, {}), DataError, "trajectories or a file's path"),
+    (lambda d: odernn.evaluate(d, {}, integratorz=("rk4",)), SpecError,
+     "did you mean 'integrators'"),  # was Python's own TypeError
+    (lambda d: odernn.write_report(None, "report"), SpecError, "takes what odernn.evaluate"),
 ])
 def test_arguments_of_the_wrong_type_are_refused_in_words(call, error, needle):
     data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(
@@ -143,8 +146,9 @@ def test_hand_made_trajectories_are_arrays_and_float32_grids_pass(small_linear_s
     options = {"work_precision": False, "resonance": False, "chaos": False,
                "bifurcation": False, "integrators": ("rk4",), "progress": False}
     assert odernn.evaluate(small, {}, **options).metrics["rk4"]["nrmse_x"] < 1e-3
-    path = tmp_path / "test.h5"
-    odernn.simulate(odernn.load_spec("test").with_overrides(n=3, n_steps=50), path)
+    path, spec = tmp_path / "test.h5", tmp_path / "small.toml"
+    spec.write_text(odernn.load_spec("test").with_overrides(n=3, n_steps=50).to_toml())
+    odernn.simulate(str(spec), path)  # a spec file's path, as the command line takes
     assert odernn.evaluate(str(path), {}, **options).info["data"]["path"] == str(path)
     model, _ = odernn.fit(train, model="rnn", hidden=8, epochs=1)
     again = pickle.loads(pickle.dumps(model))
@@ -155,6 +159,8 @@ def test_hand_made_trajectories_are_arrays_and_float32_grids_pass(small_linear_s
         model.rollout(x0, v0, test.F, test.params, n_steps=10)
     with pytest.raises(DataError, match="needs v_obs"):  # was "got (6, 3), ()"
         model.rollout(x0, v0, test.F, test.params, warmup=(test.x[:, :3], None))
+    with pytest.raises(DataError, match="at least one trajectory"):  # raised inside
+        model.rollout(x0[:0], v0[:0], test.F[:0], {"eta": test.params["eta"][:0]})
     run = tmp_path / "run"
     odernn.fit(train, model="esn", units=30, run_dir=run)
     assert odernn.load_surrogate(run, device="cpu:0").device.type == "cpu"  # was "unreadable"

@@ -35,7 +35,7 @@ from odernn import budget, jsonio
 from odernn.data.forcing import GridForcing, forcing_from_params
 from odernn.data.integrators import INTEGRATORS, integrate
 from odernn.data.random_streams import Streams
-from odernn.data.spec import SERIES, Spec
+from odernn.data.spec import SERIES, Spec, load_spec
 from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
@@ -249,14 +249,15 @@ def dataset_attrs(spec: Spec) -> dict[str, Any]:
 
 
 def simulate(
-    spec: Spec,
+    spec: Spec | str | Path,
     path: Path | str,
     *,
     overwrite: bool = False,
     shard: tuple[int, int] | None = None,
     progress: bool | Progress | None = None,
 ) -> Path:
-    """Simulate ``spec`` into an HDF5 file, streaming one block at a time.
+    """Simulate ``spec`` (a :class:`Spec`, a built-in name or a spec file's path, as the
+    command line takes) into an HDF5 file, streaming one block at a time.
 
     The file appears only when complete (atomic rename). ``shard=(k, n)``
     writes the k-th of n contiguous slices (:func:`shard_rows`), to be joined
@@ -264,6 +265,7 @@ def simulate(
     """
     from odernn.data.writer import TrajectoryWriter  # h5py: imported when used
 
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
     check_memory(spec)
     start, stop = shard_rows(spec, shard)
     attrs = dataset_attrs(spec)

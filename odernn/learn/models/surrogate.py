@@ -262,6 +262,8 @@ class RecurrentSurrogate(nn.Module):
         if x0.ndim != 1:
             raise DataError(f"x0 must have shape (N,), got {x0.shape}")
         n = x0.shape[0]
+        if n == 0:
+            raise DataError("rollout needs at least one trajectory; x0 is empty")
         k_min = self.layout.warmup
         if warmup is None and k_min > 0:
             raise DataError(f"this model needs a warm-up of {k_min} observed steps "
