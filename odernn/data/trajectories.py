@@ -37,20 +37,17 @@ class Trajectories:
     def __post_init__(self) -> None:
         """Arrays (a list is taken as one) of consistent shapes on a uniform grid, or one
         DataError line: a grid of another length or step would be read as another dt."""
-        def array(a: Any) -> np.ndarray:
-            return a if isinstance(a, np.ndarray) else np.asarray(a)
-
-        t, x = array(self.t), array(self.x)
+        t, x = np.asarray(self.t), np.asarray(self.x)  # an array as it is, a list as one
         if t.ndim != 1 or x.ndim != 2 or x.shape[1] != t.shape[0]:
             raise DataError(f"trajectories need t (T,) and x (N, T); got t {t.shape}, "
                             f"x {x.shape}")
         for name in ("v", "F"):
-            a = getattr(self, name)
-            if a is not None and array(a).shape != x.shape:
+            a = None if getattr(self, name) is None else np.asarray(getattr(self, name))
+            if a is not None and a.shape != x.shape:
                 raise DataError(f"trajectories need {name} of x's shape {x.shape}; got "
-                                f"{array(a).shape}")
-            object.__setattr__(self, name, None if a is None else array(a))
-        params = {k: array(p) for k, p in self.params.items()}
+                                f"{a.shape}")
+            object.__setattr__(self, name, a)
+        params = {k: np.asarray(p) for k, p in self.params.items()}
         bad = next((k for k, p in params.items() if p.ndim < 1 or p.shape[0] != x.shape[0]), None)
         if bad is not None:
             raise DataError(f"params/{bad} must hold one value (or row) per trajectory, "
