@@ -43,10 +43,14 @@ RESERVOIR_BLOCK = 1 << 22
 def sparse_reservoir(units: int, degree: int, spectral_radius: float,
                      rng: np.random.Generator) -> scipy.sparse.csr_matrix:
     """A random ``units x units`` matrix with ``degree`` normal entries per row, scaled so
-    that its largest eigenvalue modulus, as ARPACK estimates it, is ``spectral_radius``. On
-    reservoirs of 1000 units and more the estimate can fall short of the largest modulus,
-    and the true radius is then a little above the option (docs/reliability.md,
-    ``benchmarks/reservoir_radius.py``)."""
+    that its largest eigenvalue modulus is ``spectral_radius``."""
+    w = random_connections(units, degree, rng)
+    return w * (spectral_radius / largest_modulus(w, rng.standard_normal(units)))
+
+
+def random_connections(units: int, degree: int,
+                       rng: np.random.Generator) -> scipy.sparse.csr_matrix:
+    """``degree`` standard normal entries in each row, in columns drawn without repetition."""
     # Row blocks of the same stream (a units x units draw would need 8 units^2 bytes at
     # once); the ``degree`` smallest of each row's draws, sorted, as an argsort would give.
     cols = np.empty((units, degree), dtype=np.int64)
@@ -58,14 +62,23 @@ def sparse_reservoir(units: int, degree: int, spectral_radius: float,
         cols[lo:lo + draws.shape[0]] = part
     cols.sort(axis=1)
     rows = np.repeat(np.arange(units), degree)
-    w = scipy.sparse.csr_matrix((rng.standard_normal(units * degree), (rows, cols.ravel())),
-                                shape=(units, units))
-    # ARPACK with a fixed start vector (its default start is random): reproducible. It needs
-    # units >= 3; two units are a 2 x 2 dense problem.
-    v0 = rng.standard_normal(units)
-    lam = (scipy.sparse.linalg.eigs(w, k=1, which="LM", v0=v0, return_eigenvectors=False)
-           if units > 2 else np.linalg.eigvals(w.toarray()))
-    return w * (spectral_radius / float(np.abs(lam).max()))
+    return scipy.sparse.csr_matrix((rng.standard_normal(units * degree), (rows, cols.ravel())),
+                                   shape=(units, units))
+
+
+def largest_modulus(w: scipy.sparse.csr_matrix, v0: np.ndarray) -> float:
+    """The largest eigenvalue modulus of ``w``, by ARPACK from the start vector ``v0``."""
+    # A fixed start vector (ARPACK's default is random): reproducible. A random sparse
+    # matrix has many eigenvalues of nearly the largest modulus; asked for one with its
+    # default 20 Lanczos vectors, ARPACK can settle on one that is not the largest (1.7 %
+    # short on 2000 units). Six with 40 vectors matched a dense solve on every reservoir
+    # measured (benchmarks/reservoir_radius.py). ARPACK needs k < n - 1: two units are a
+    # 2 x 2 dense problem.
+    n = w.shape[0]
+    lam = (scipy.sparse.linalg.eigs(w, k=min(6, n - 2), ncv=min(40, n), which="LM", v0=v0,
+                                    return_eigenvectors=False)
+           if n > 2 else np.linalg.eigvals(w.toarray()))
+    return float(np.abs(lam).max())
 
 
 def add_products(gram: Tensor, cross: Tensor, x: Tensor, y: Tensor) -> None:
@@ -84,9 +97,7 @@ class ReservoirOptions:
     """Hyperparameters of the echo state network."""
 
     units: int = option(1000, "reservoir units")
-    spectral_radius: float = option(0.5, "largest eigenvalue modulus of the reservoir W (as "
-                                    "ARPACK estimates it: can be a little above on 1000 "
-                                    "units and more)")
+    spectral_radius: float = option(0.5, "largest eigenvalue modulus of the reservoir W")
     leak_rate: float = option(1.0, "a of the leaky update, in (0, 1]")
     input_scaling: float = option(0.05, "W_in uniform in +-input_scaling")
     bias: float = option(0.5, "b uniform in +-bias")
