@@ -1,7 +1,7 @@
 """The bifurcation diagram on ``duffing-chaos``: the reference's classes, how stand-ins for
 a surrogate score, and what the step costs.
 
-    python benchmarks/bifurcation.py            # about a minute on one core
+    python benchmarks/bifurcation.py            # about 25 s on one core
     python benchmarks/bifurcation.py --quick    # no yardstick run, no ESN (seconds)
 
 1. The reference (DOP853 at rtol 1e-12) over the default sweep
@@ -15,7 +15,7 @@ a surrogate score, and what the step costs.
    beta 10% too large (a slightly wrong model), and, unless ``--quick``, echo state
    networks with the defaults, one per seed (``--seeds``, 3), fitted on
    ``duffing-chaos-drives`` (the same system at only four drive amplitudes, another seed
-   than the test set; about 5 s each): the share of amplitudes classed right (all,
+   than the test set; about 2 s each): the share of amplitudes classed right (all,
    inside the test set's range, beyond it), the median W1, seconds; then the median over
    the seeds against the target (80% inside, 30% beyond).
 3. The bifurcation step with the reference and one surrogate (the ESN), in seconds of

@@ -11,24 +11,24 @@ spec (exact solution, ``--n-train`` trajectories), exported with ``odernn.export
   onnxruntime), median of ``--repeats`` runs; the ratio is onnxruntime's time over
   odernn's (the issue's target for the LSTM: at most 2).
 
-    python benchmarks/export.py                    # every family, about two minutes
+    python benchmarks/export.py                    # every family, about 20 s
     python benchmarks/export.py --families lstm    # the LSTM alone
 
-Measured on the development machine (2 CPU cores, nothing else running; one thread each;
-torch 2.13.0, onnxruntime 1.32.0), ``python benchmarks/export.py`` (seconds for 64
-trajectories x 999 steps; ratio = onnxruntime / odernn's rollout)::
+Measured on the development machine (2 CPU cores of an Intel Xeon, nothing else running; one
+thread each; torch 2.13.0, onnxruntime 1.32.0), ``python benchmarks/export.py`` (seconds for
+64 trajectories x 999 steps; ratio = onnxruntime / odernn's rollout)::
 
     family    agreement  rollout s  onnxruntime s  ratio  stepper s
-    rnn        1.04e-06      0.159          0.093   0.59      0.377
-    lstm       3.77e-07      0.224          0.263   1.17      0.707
-    gru        5.33e-07      0.241          0.202   0.84      0.562
-    esn        2.83e-06      0.490          1.508   3.08      0.963
-    ffn        4.53e-07      0.210          0.098   0.47      0.419
+    rnn        9.35e-07      0.054          0.048   0.90      0.128
+    lstm       5.39e-07      0.080          0.086   1.07      0.175
+    gru        5.32e-07      0.079          0.074   0.93      0.169
+    esn        2.99e-06      0.171          0.530   3.09      0.347
+    ffn        5.03e-07      0.064          0.034   0.52      0.138
 
-The LSTM stepped by onnxruntime takes 1.17 times odernn's rollout (the target: at most 2).
+The LSTM stepped by onnxruntime takes 1.07 times odernn's rollout (the target: at most 2).
 The reservoir (1000 units) is the slowest in onnxruntime: its sparse product is a gather
 and a batched product there, and the graph computes the initial state at every step (behind
-``start``). The Python stepper costs 2 to 3.2 times the rollout (numpy in and out at
+``start``). The Python stepper costs 2.0 to 2.4 times the rollout (numpy in and out at
 every step, against the rollout's inference step without autograd,
 ``odernn/learn/models/inference.py``).
 """

@@ -3,7 +3,7 @@ tenth of the training trajectories) against cross-validation by trajectory (``va
 reservoir chooses its ridge strength; a gradient family (``--model gru``, ``lstm``, ``rnn``,
 ``ffn``) the epoch whose weights it keeps, and with folds trains K + 1 times.
 
-    python benchmarks/selection.py                 # 5 seeds (about 30 minutes on two cores)
+    python benchmarks/selection.py                 # 5 seeds (about 5 minutes, one thread)
     python benchmarks/selection.py --seeds 2 --cases linear-6
     python benchmarks/selection.py --model gru --cases linear-6 drives-8
 

@@ -1,7 +1,7 @@
 """Which form of tanh the echo state network's reservoir keeps: the demo's reservoirs fitted
 and scored with ``2 sigmoid(2 a) - 1`` (odernn's, on every device) and with torch's tanh.
 
-    python benchmarks/tanh_form.py              # 6 seeds, about 3 minutes
+    python benchmarks/tanh_form.py              # 6 seeds, about 2 minutes
     python benchmarks/tanh_form.py --seeds 3
 
 Each form runs ``odernn demo --models esn --seeds K`` (the built-in data, one thread) in a

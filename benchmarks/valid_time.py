@@ -1,7 +1,7 @@
 """How long the echo state network follows the chaotic Duffing oscillator, in Lyapunov times,
 with its reservoir chosen on validation data, never on the test set.
 
-    python benchmarks/valid_time.py             # about 5 minutes on one core
+    python benchmarks/valid_time.py             # about 2 minutes on one core
     python benchmarks/valid_time.py --quick     # small sets, one seed (a smoke run)
 
 1. Training set ``duffing-chaos-train`` (256 trajectories); validation set: the same spec

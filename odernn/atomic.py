@@ -318,8 +318,8 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
     if not overwrite:
         if kind in FILES:
             raise OutputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
-        raise OutputError(f"{path} already exists (a previous {kind}); pass --overwrite to "
-                          f"replace it")
+        raise OutputError(f"{path} already exists (a previous {kind}); pass overwrite=True "
+                          f"(--overwrite) to replace it")
     return True
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import odernn
 from odernn.cli.app import main
-from odernn.errors import DataError, SpecError
+from odernn.errors import DataError, OutputError, SpecError
 
 
 def test_importing_odernn_and_naming_the_api_loads_no_torch():
@@ -73,6 +73,15 @@ def test_fit_in_memory_and_into_a_run_directory_give_the_same_model(tmp_path):
                                                         data.params["eta"])
     np.testing.assert_array_equal(a.x, b.x)
     assert again.family == "esn"
+    # an existing output is refused in the caller's words: the keyword, then the flag
+    odernn.fit_seeds(data, model="esn", units=40, seeds=2, run_dir=tmp_path / "group")
+    odernn.simulate(spec, tmp_path / "data.h5")
+    for call in (lambda: odernn.fit(data, model="esn", units=40, run_dir=tmp_path / "run"),
+                 lambda: odernn.fit_seeds(data, model="esn", units=40, seeds=2,
+                                          run_dir=tmp_path / "group"),
+                 lambda: odernn.simulate(spec, tmp_path / "data.h5")):
+        with pytest.raises(OutputError, match=r"pass overwrite=True \(--overwrite\)"):
+            call()
 
 
 def test_version_flag(capsys):

@@ -172,7 +172,7 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
             raise DataError(f"cannot resume: {run_dir / LAST} does not exist")
     elif existing and not overwrite:
         raise OutputError(f"run directory {run_dir} already holds {', '.join(existing)}; "
-                          "pass overwrite (--overwrite) or resume (--resume)")
+                          "pass overwrite=True (--overwrite) or resume=True (--resume)")
     return existing
 
 

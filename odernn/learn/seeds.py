@@ -125,7 +125,8 @@ def check_group(path: Path, seeds: list[int], resume: bool, overwrite: bool) -> 
                             f"this command asks for {sorted(names)}; give the same --seeds "
                             "and --seed")
     elif entries and not overwrite:
-        raise OutputError(f"seed group {path} already exists; pass --overwrite or --resume")
+        raise OutputError(f"seed group {path} already exists; pass overwrite=True "
+                          "(--overwrite) or resume=True (--resume)")
     for s in seeds:
         member = path / f"seed-{s}"
         check_run_dir(member, resume and (member / LAST).is_file(), overwrite or resume)
