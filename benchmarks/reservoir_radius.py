@@ -10,7 +10,7 @@ seeds (each drawn from the ESN's own stream for that seed, at the default degree
 with the ESN's own start vector) are scaled by each estimate, and their true radius is taken
 from a dense eigenvalue solve. The times are those of each estimate alone.
 
-``python benchmarks/reservoir_radius.py`` (about a minute at the defaults).
+``python benchmarks/reservoir_radius.py`` (about 30 s at the defaults).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from odernn import budget
 from odernn._compat import tomllib
 from odernn.checks import read_small_text
 from odernn.cli.app import app
@@ -152,9 +153,11 @@ def train(
             if path is not None:
                 open_trajectories(path).close()
         check_run_dir(output, resume, overwrite)
-        check(for_training(data), settings, output,
-              val=read_trajectories(val) if val is not None else None, resume=resume,
-              overwrite=overwrite, world_size=nproc)
+        with budget.shared_by(nproc):  # what each worker allocates, against its share
+            TrainConfig.from_dict(options, where="training options")  # the sizes
+            check(for_training(data), settings, output,
+                  val=read_trajectories(val) if val is not None else None, resume=resume,
+                  overwrite=overwrite, world_size=nproc)
         code = _relaunch(nproc)
         if code == 130:
             raise Interrupted("")  # the workers have said what they kept

@@ -9,7 +9,9 @@ make odernn ask the kernel for more memory than the machine has.
 
 The budget is the smaller of :data:`DEFAULT_CAP` and :data:`FRACTION` of the memory
 available when asked, or the environment variable :data:`ENV` (``ODERNN_MEMORY_BUDGET=16G``;
-suffixes K, M, G, T, powers of 1024) when set.
+suffixes K, M, G, T, powers of 1024) when set. It is the command's: the data-parallel
+processes of ``odernn train --nproc P`` (or of ``torchrun``) on one machine each have a P-th
+of it (:func:`processes`), so that together they stay within it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from odernn.errors import SpecError
 
@@ -58,15 +62,44 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+_SHARED_BY = 0
+"""Set by :func:`shared_by` (0: not set)."""
+
+
+def processes() -> int:
+    """How many processes share the budget: the data-parallel workers that ``torchrun``
+    started on this machine (its ``LOCAL_WORLD_SIZE``), those :func:`shared_by` announces, or
+    1."""
+    if _SHARED_BY:
+        return _SHARED_BY
+    text = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    return max(1, int(text)) if text.isdigit() else 1
+
+
+@contextmanager
+def shared_by(n: int) -> Iterator[None]:
+    """Within: sizes are checked against the share of ``n`` processes about to start (the
+    parent of ``odernn train --nproc n`` checks what its workers will allocate)."""
+    global _SHARED_BY
+    before, _SHARED_BY = _SHARED_BY, max(1, n)
+    try:
+        yield
+    finally:
+        _SHARED_BY = before
+
+
 def memory_budget() -> tuple[int, str]:
-    """The budget in bytes and where it comes from (for the message)."""
+    """The budget in bytes (this process's share) and where it comes from (for the message)."""
     text = os.environ.get(ENV)
     if text:
-        return parse_size(text), f"{ENV}={text}"
-    available = available_memory()
-    if available is not None and available * FRACTION < DEFAULT_CAP:
-        return int(available * FRACTION), "half the available memory"
-    return DEFAULT_CAP, f"the default; set {ENV} to change it"
+        total, source = parse_size(text), f"{ENV}={text}"
+    else:
+        available = available_memory()
+        total, source = ((int(available * FRACTION), "half the available memory")
+                         if available is not None and available * FRACTION < DEFAULT_CAP else
+                         (DEFAULT_CAP, f"the default; set {ENV} to change it"))
+    n = processes()
+    return (total, source) if n == 1 else (total // n, f"{source}, shared by {n} processes")
 
 
 def size(n: float) -> str:

@@ -166,6 +166,19 @@ def test_the_budget_names_the_size_and_can_be_raised(monkeypatch):
     assert budget.memory_budget()[0] <= budget.DEFAULT_CAP
 
 
+def test_data_parallel_processes_share_the_budget(monkeypatch):
+    monkeypatch.setenv(budget.ENV, "16G")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # a worker of torchrun's 4 on this machine
+    assert budget.memory_budget() == (4 << 30, "ODERNN_MEMORY_BUDGET=16G, shared by 4 processes")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert budget.memory_budget() == (16 << 30, "ODERNN_MEMORY_BUDGET=16G")
+    with budget.shared_by(2):  # the launcher of 2 workers checks their share
+        assert budget.memory_budget()[0] == 8 << 30
+        with pytest.raises(budget.BudgetError, match="shared by 2 processes"):
+            budget.check("units = 9", 9 << 30, "reduce units")
+    assert budget.memory_budget()[0] == 16 << 30
+
+
 def test_a_spec_within_the_budget_still_simulates_and_the_override_allows_more(monkeypatch):
     from odernn.data.spec import load_spec
 

@@ -113,6 +113,26 @@ def too_long(dataset) -> str:
     return str(read_trajectories(dataset).n_steps)
 
 
+def test_the_workers_share_the_memory_budget(dataset, tmp_path, monkeypatch):
+    """Each of --nproc P workers has a P-th of the budget: a reservoir of 100 units (about
+    5.5 MiB for its normal equations) fits a budget of 8 MiB, not two workers' 4 MiB each;
+    the launcher refuses it in one line before the workers start."""
+    from odernn import budget
+    from odernn.learn.config import TrainConfig
+
+    monkeypatch.setenv(budget.ENV, "8M")
+    TrainConfig.from_dict({"model": "esn", "units": 100})  # one process: within the budget
+    done = subprocess.run([sys.executable, "-m", "odernn", "train", str(dataset), "-o",
+                           str(tmp_path / "run"), "--model", "esn", "--units", "100",
+                           "--quiet", "--nproc", "2"], env={**clean_env(), budget.ENV: "8M"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+    assert "units = 100" in done.stderr and "memory budget of 4 MiB" in done.stderr
+    assert "ODERNN_MEMORY_BUDGET=8M, shared by 2 processes" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_input_is_one_line_from_the_launcher_before_the_workers_start(dataset, tmp_path):
     done = subprocess.run([sys.executable, "-m", "odernn", "train", str(dataset), "-o",
                            str(tmp_path / "run"), "--model", "rnn", "--epochs", "1", "--quiet",

@@ -224,15 +224,18 @@ def test_a_short_or_corrupt_file_is_refused_in_one_line(path, tmp_path, monkeypa
 
 def test_two_ranks_stream_the_single_process_run(path, tmp_path):
     """Under torchrun each rank opens the file itself, reads the same buffers and trains on
-    its share of every batch: the single process's weights, within a budget below the file."""
-    env = {**clean_env(), budget.ENV: TIGHT, "OMP_NUM_THREADS": "1"}
+    its share of every batch: the weights of a single process with one rank's share of the
+    budget (below the file), as its buffers are sized by it."""
+    env = {**clean_env(), "OMP_NUM_THREADS": "1"}
     args = ["train", str(path), "--model", "ffn", "--hidden", "16", "--epochs", "1",
             "--batch-size", "64", "--window", "50", "--set", "val_fraction=0.02", "--quiet"]
-    for name, launcher in (("one", ()), ("two", ("-m", "torch.distributed.run", "--standalone",
-                                                  "--nproc_per_node", "2"))):
+    twice = f"{2 * budget.parse_size(TIGHT)}"  # the command's budget: TIGHT for each rank
+    for name, launcher, share in (("one", (), TIGHT),
+                                  ("two", ("-m", "torch.distributed.run", "--standalone",
+                                           "--nproc_per_node", "2"), twice)):
         done = subprocess.run([sys.executable, *launcher, "-m", "odernn", *args, "-o",
-                               str(tmp_path / name)], env=env, capture_output=True, text=True,
-                              timeout=300)
+                               str(tmp_path / name)], env={**env, budget.ENV: share},
+                              capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
     one, two = (torch.load(tmp_path / k / "best.pt", weights_only=True)["state_dict"]
                 for k in ("one", "two"))

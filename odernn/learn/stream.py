@@ -49,7 +49,7 @@ one trains while a thread reads the other; about 800 trajectories of 1000 points
 each half: 48 MiB held the peak memory of benchmarks/stream.py over 500 MB) ..."""
 BUFFER_SHARE = 0.25
 """... and at most this fraction of the memory budget (each data-parallel process has its own
-buffer and its own budget, as each checks every other size against it)."""
+buffer, within its share of the budget: :func:`odernn.budget.processes`)."""
 IN_MEMORY_BYTES_PER_POINT = 8 * 32
 """What in-memory training holds per time point beyond two copies of the stored values (the
 carried state and exogenous channels in float64 and float32, the statistics' targets, the
