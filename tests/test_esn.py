@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse.linalg
 import torch
 from test_models import oscillator_data, small_config
 
+from odernn import budget
 from odernn.assess.metrics import nrmse
 from odernn.learn.models import build, load_surrogate
+from odernn.learn.models import esn as esn_module
 from odernn.learn.models.layout import Layout
 from odernn.learn.ridge import RIDGE_TOLERANCE, choose_ridge
 from odernn.learn.training import train
@@ -40,6 +43,30 @@ def test_a_default_reservoir_has_the_requested_spectral_radius(data, seed):
     model = esn(data, units=1000, degree=10, seed=seed)
     w = model.recurrent_matrix().to_dense().double().numpy()
     assert np.max(np.abs(np.linalg.eigvals(w))) == pytest.approx(0.5, rel=1e-6)
+
+
+@pytest.mark.parametrize("units, seed", [(200, 5), (1000, 0), (1000, 12)])
+def test_a_reservoir_of_one_connection_per_unit_is_scaled_too(units, seed):
+    """Degree 1 puts each cycle's eigenvalues on one circle: ARPACK did not converge on these
+    (a traceback), with 40 Lanczos vectors or with one eigenvalue asked for; 160 vectors give
+    the radius."""
+    w = esn_module.sparse_reservoir(units, 1, 0.5, np.random.default_rng(seed))
+    assert np.max(np.abs(np.linalg.eigvals(w.toarray()))) == pytest.approx(0.5, rel=1e-9)
+
+
+def test_where_arpack_does_not_converge_the_radius_is_a_dense_solve_within_the_budget(
+        monkeypatch):
+    def no_convergence(*args, **kwargs):
+        raise scipy.sparse.linalg.ArpackNoConvergence("no convergence", [], [])
+
+    monkeypatch.setattr(scipy.sparse.linalg, "eigs", no_convergence)
+    w = esn_module.random_connections(300, 10, np.random.default_rng(0))
+    assert esn_module.largest_modulus(w, np.ones(300)) == pytest.approx(
+        np.max(np.abs(np.linalg.eigvals(w.toarray()))), rel=1e-12)
+    monkeypatch.setenv(budget.ENV, "1M")
+    with pytest.raises(budget.BudgetError, match="units = 300, the reservoir's spectral "
+                       "radius by a dense solve"):
+        esn_module.largest_modulus(w, np.ones(300))
 
 
 def test_reservoir_is_fixed_by_the_seed(data):
@@ -165,7 +192,6 @@ def test_a_loaded_model_is_not_drawn_before_its_weights_replace_the_draw(
         data, tmp_path, monkeypatch, family, hparams):
     """Loading reads the reservoir; drawing it first (a draw per pair of units and an
     eigenvalue problem) would be thrown away."""
-    from odernn.learn.models import esn as esn_module
     from odernn.learn.models import save_surrogate
 
     layout = Layout(dt=data.dt)

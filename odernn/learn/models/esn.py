@@ -30,6 +30,7 @@ import scipy.sparse.linalg
 import torch
 from torch import Tensor, nn
 
+from odernn import budget
 from odernn.errors import DataError, SpecError
 from odernn.learn.models.inference import sigmoid_form_
 from odernn.learn.models.layout import Layout, Stats
@@ -67,18 +68,27 @@ def random_connections(units: int, degree: int,
 
 
 def largest_modulus(w: scipy.sparse.csr_matrix, v0: np.ndarray) -> float:
-    """The largest eigenvalue modulus of ``w``, by ARPACK from the start vector ``v0``."""
+    """The largest eigenvalue modulus of ``w``, by ARPACK from the start vector ``v0``; by a
+    dense solve where ARPACK does not converge."""
     # A fixed start vector (ARPACK's default is random): reproducible. A random sparse
     # matrix has many eigenvalues of nearly the largest modulus; asked for one with its
     # default 20 Lanczos vectors, ARPACK can settle on one that is not the largest (1.7 %
     # short on 2000 units). Six with 40 vectors matched a dense solve on every reservoir
-    # measured (benchmarks/reservoir_radius.py). ARPACK needs k < n - 1: two units are a
-    # 2 x 2 dense problem.
+    # measured (benchmarks/reservoir_radius.py). One connection per row (degree 1) puts
+    # whole cycles of eigenvalues on one circle, where ARPACK may not converge (its restarts
+    # capped, so that a failure is quick): more vectors, then the dense solve. ARPACK needs
+    # k < n - 1: two units are dense anyway.
     n = w.shape[0]
-    lam = (scipy.sparse.linalg.eigs(w, k=min(6, n - 2), ncv=min(40, n), which="LM", v0=v0,
-                                    return_eigenvectors=False)
-           if n > 2 else np.linalg.eigvals(w.toarray()))
-    return float(np.abs(lam).max())
+    for ncv in (40, 160) if n > 2 else ():
+        try:
+            return float(np.abs(scipy.sparse.linalg.eigs(
+                w, k=min(6, n - 2), ncv=min(ncv, n), which="LM", v0=v0, maxiter=1000,
+                return_eigenvectors=False)).max())
+        except scipy.sparse.linalg.ArpackNoConvergence:
+            continue
+    budget.check(f"esn: units = {n}, the reservoir's spectral radius by a dense solve "
+                 "(ARPACK did not converge)", 4 * 8 * n * n, "choose degree >= 2 or fewer units")
+    return float(np.abs(np.linalg.eigvals(w.toarray())).max())
 
 
 def add_products(gram: Tensor, cross: Tensor, x: Tensor, y: Tensor) -> None:
