@@ -15,6 +15,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import typer
 from typer import main as typer_main
@@ -89,7 +90,7 @@ def _import_torch() -> None:
         raise KeyboardInterrupt
 
 
-def one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException | str) -> str:
     """The message of ``exc`` on one line (HDF5 and torch write theirs over several)."""
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
@@ -141,6 +142,14 @@ def _error(message: str, every_rank: bool = False) -> None:
         print(f"error: {message}", file=sys.stderr)
 
 
+def _warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+    """A warning as one line, ``warning: message`` (Python's shows the file and the source
+    line too); in a distributed run rank 0 alone says it, as every rank meets it alike."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"warning: {one_line(message)}", file=sys.stderr)
+
+
 def _wraps_interrupt(exc: BaseException) -> bool:
     """Whether ``exc`` was raised because of a KeyboardInterrupt that a SIGINT or SIGTERM
     raised (:func:`odernn.interrupt.raise_interrupt`): one in its chain of causes."""
@@ -182,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             if not debug:  # overflow and the like: every result is checked for non-finite
                 warnings.simplefilter("ignore", RuntimeWarning)  # values and reported in a line
+                warnings.showwarning = _warning
             result = command.main(args, prog_name="odernn", standalone_mode=False)
         if argv is None:  # as a program, the work is done: a signal now changes nothing
             signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,8 @@ def train(
             if path is not None:
                 open_trajectories(path).close()
         check_run_dir(output, resume, overwrite)
-        with budget.shared_by(nproc):  # what each worker allocates, against its share
+        with budget.shared_by(nproc), warnings.catch_warnings():  # each worker's share
+            warnings.simplefilter("ignore")  # rank 0 says them, as it trains
             TrainConfig.from_dict(options, where="training options")  # the sizes
             check(for_training(data), settings, output,
                   val=read_trajectories(val) if val is not None else None, resume=resume,

@@ -207,6 +207,10 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--hidden", "0"], "hidden"),
     (["train", "{data}", "-o", "{root}/o", "--config", "{bad_toml}"], "bad.toml"),
     (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--set", "epochs=3"], "epochs"),
+    (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--units", "30", "--set",
+      "spectral_radius=1e39"], "overflow float32"),  # else saved, and refused as corrupt
+    (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--units", "30", "--set",
+      "input_scaling=1e39"], "(W_in, W_0) overflow float32"),
     (["train", "{data}", "-o", "{run}"], "run"),
     (["train", "{data}", "-o", "{root}/fresh", "--resume"], "fresh"),
     (["train", "{data}", "-o", "{cut_run}", "--model", "esn", "--resume"], "not a readable"),

@@ -296,6 +296,29 @@ def test_under_torchrun_a_bad_input_is_rank_0s_line_and_an_environment_error_eve
     assert taken.read_bytes() == b"not ours"
 
 
+def test_a_warning_is_one_line_said_by_rank_0(monkeypatch, capsys, tmp_path):
+    """Python's own display adds the file and the source line; under torchrun every rank met
+    it alike (a resumed run's buffers: each rank printed the two lines)."""
+    import warnings
+
+    import odernn.data.simulate as simulation
+
+    run = simulation.simulate
+
+    def warned(*args, **kwargs):
+        warnings.warn("buffers resized\nthe windows differ from here on", stacklevel=2)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(simulation, "simulate", warned)
+    for rank in ("0", "1"):
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", rank)
+        assert main(["simulate", "train", "-o", str(tmp_path / f"{rank}.h5"), "-q", "--n",
+                     "2", "--set", "n_steps=20"]) == 0
+        said = "warning: buffers resized; the windows differ from here on\n"
+        assert capsys.readouterr().err == (said if rank == "0" else "")
+
+
 def test_an_interrupt_that_python_wrapped_is_an_interrupt(monkeypatch, capsys):
     """A SIGINT whose KeyboardInterrupt lands in a class body while a module is imported comes
     out as "RuntimeError: Error calling __set_name__": exit 130 and the interrupt's line, as

@@ -133,6 +133,34 @@ def test_the_workers_share_the_memory_budget(dataset, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_launcher_refuses_streaming_buffers_over_a_workers_share(tmp_path, monkeypatch,
+                                                                     capsys):
+    """A file streamed under a tight budget: buffers that fit the command's budget but not a
+    worker's share are refused by `--nproc` before it starts the workers (the workers
+    refused them, after torchrun had started them)."""
+    from odernn import budget
+    from odernn.cli import train as train_command
+    from odernn.cli.app import main
+    from odernn.data.filerows import FileRows
+    from odernn.learn import stream
+    from odernn.learn.config import TrainConfig
+
+    path = tmp_path / "train.h5"
+    assert main(["simulate", "train", "-o", str(path), "-q", "--n", "64", "--set",
+                 "n_steps=500"]) == 0
+    monkeypatch.setenv(budget.ENV, "8M")
+    rows = FileRows(path)
+    layout = TrainConfig.from_dict({"model": "gru", "hidden": 16}).layout(
+        rows.dt, rows.system, stream.layout_params(rows))
+    stream.planned_buffers(rows, layout)  # one process: within the budget
+    monkeypatch.setattr(train_command, "_relaunch", lambda n: pytest.fail("workers started"))
+    assert main(["train", str(path), "--model", "gru", "--hidden", "16", "--epochs", "1",
+                 "-o", str(tmp_path / "run"), "--quiet", "--nproc", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: training buffer of") and err.count("\n") == 1, err
+    assert "shared by 2 processes" in err and not (tmp_path / "run").exists()
+
+
 def test_bad_input_is_one_line_from_the_launcher_before_the_workers_start(dataset, tmp_path):
     done = subprocess.run([sys.executable, "-m", "odernn", "train", str(dataset), "-o",
                            str(tmp_path / "run"), "--model", "rnn", "--epochs", "1", "--quiet",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse.linalg
 import torch
 from test_models import oscillator_data, small_config
 
+import odernn
 from odernn import budget
 from odernn.assess.metrics import nrmse
 from odernn.learn.models import build, load_surrogate
@@ -157,6 +160,24 @@ def bowl(best: float, floor: float = 1e-6):
         return 1e-3 * (1 + (decades**2 if decades > 0 else -1e-3 * decades))
 
     return score, calls
+
+
+def test_a_readout_singular_to_rounding_is_a_diverged_candidate_not_a_traceback(data):
+    """A huge bias saturates every unit, so that the features are the constant column's
+    multiples: at the smallest ridges the normal equations are singular to rounding (torch's
+    solver raised). Those candidates count as diverged; a larger ridge is chosen."""
+    model, result = odernn.fit(data, model="esn", units=50, bias=1e30)
+    assert result.status == "ok" and torch.isfinite(model.W_out).all()
+    assert any(math.isinf(r["val_nrmse_x"]) for r in result.history)
+    o, f = model.W_out.shape
+    singular = torch.ones(f, f, dtype=torch.float64)  # rank 1
+    model.solve_readout(singular, torch.ones(f, o, dtype=torch.float64), 1, 0.0)
+    assert torch.isnan(model.W_out).all()
+
+
+def test_a_grid_above_the_ceiling_is_not_said_to_be_at_it():
+    (_, ridge), note = choose_ridge(lambda r: 1.0, (1e30,))
+    assert ridge == 1e30 and "not widened above 10000" in note
 
 
 @pytest.mark.parametrize("best", [1e-20, 1e-13, 1e-9, 1e-2, 10.0])

@@ -88,7 +88,7 @@ def fit(model: ESN, config: TrainConfig, train: Data, val: Trajectories, out: An
                  f"; leave-one-trajectory-out cross-validation over {k}")
     message = (f"ridge {best[1]:g} chosen ({note})"
                if status == "ok" else "every ridge strength diverged in closed loop; try a "
-               "smaller spectral_radius or input_scaling, or larger ridge values")
+               "smaller spectral_radius, input_scaling or bias, or larger ridge values")
     # the chosen readout's figures, as a gradient family's epochs are (--tensorboard)
     report(Event(task, "validated", len(history), len(history), message,
                  {"ridge": best[1], "val_nrmse_x": best[0], "time": elapsed}))
@@ -133,7 +133,7 @@ def choose_ridge(score: Callable[[float], float], grid: tuple[float, ...]
     if ridge == 0.0:
         note = "no regularisation was best: least squares, ridge 0"
     elif ridge == max(errors) and len(errors) > 1:
-        note = f"the largest tried, at the ceiling {RIDGE_CEILING:g}"
+        note = f"the largest tried: the grid is not widened above {RIDGE_CEILING:g}"
     else:
         note = (f"the largest within {RIDGE_TOLERANCE:.0%} of the lowest closed-loop error, "
                 f"bracketed by {min(errors):g}..{max(errors):g}")

@@ -202,9 +202,7 @@ def window_source(data: Data, layout: Layout, device: torch.device, n_windows: i
                   ) -> MemoryWindows | WindowStream:
     """The epochs' windows: gathers from device tensors of the whole set, or streamed (with
     buffers of ``rows`` trajectories, a resumed run's; None: as the bound allows now)."""
-    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
-        raise DataError(f"the checkpoint resumed holds buffer_rows = {rows!r}, not a number "
-                        "of trajectories (corrupt or forged)")
+    _check_rows(rows)
     if isinstance(data, Trajectories):
         if rows is not None and rows < data.n:
             warnings.warn(f"this run streamed its file with buffers of {rows} of its {data.n} "
@@ -214,6 +212,45 @@ def window_source(data: Data, layout: Layout, device: torch.device, n_windows: i
         return MemoryWindows(to_tensors(data, layout, device), n_windows, batch_size, length,
                              device)
     return WindowStream(data, layout, device, n_windows, batch_size, length, rows)
+
+
+def _check_rows(rows: Any) -> None:
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+        raise DataError(f"the checkpoint resumed holds buffer_rows = {rows!r}, not a number "
+                        "of trajectories (corrupt or forged)")
+
+
+def planned_buffers(data: FileRows, layout: Layout, rows: int | None = None
+                    ) -> tuple[int, int, bool]:
+    """The streaming buffers of ``data``: trajectories a buffer holds, how many buffers, and
+    whether a resumed run's ``rows`` (from ``last.pt``; None: not resumed) is kept; refused
+    in one line if they exceed the memory budget. :func:`odernn.learn.training.check` calls
+    it too, so that ``odernn train --nproc`` refuses before its workers start."""
+    _check_rows(rows)
+    channels = sum(_channels(data, layout))
+    per_row = data.n_steps * channels * 4
+    biggest = max(hi - lo for lo, hi in data.spans(block_rows(data)))
+    limit = min(BUFFER_CAP, BUFFER_SHARE * budget.memory_budget()[0])
+    allowed = data.n if data.n * per_row <= limit else int(limit / 2 // per_row)
+    working = block_rows(data) * (2 * data.row_bytes() + data.n_steps * 12 * channels)
+
+    def held(rows: int) -> tuple[int, int, int]:  # rows per buffer, buffers, their bytes
+        rows = min(max(biggest, int(rows)), data.n)
+        n_buffers = 1 if rows >= data.n else 2
+        return rows, n_buffers, n_buffers * rows * per_row + working
+
+    kept = rows is None or held(rows)[2] <= budget.memory_budget()[0]
+    capacity, n_buffers, need = held(rows if rows is not None and kept else allowed)
+    budget.check(f"training buffer of {n_buffers} x {capacity} trajectories of "
+                 f"{data.n_steps} points (streamed from {data.path})", need,
+                 "give shorter trajectories")
+    return capacity, n_buffers, kept
+
+
+def _channels(data: FileRows, layout: Layout) -> tuple[int, int]:
+    """The state and exogenous channels of one row of ``data`` as training reads them."""
+    probe = to_tensors(data.read_span(0, 1), layout)
+    return probe.z.shape[-1], probe.e.shape[-1]
 
 
 class WindowStream:
@@ -237,30 +274,14 @@ class WindowStream:
         self.n_windows, self.batch_size, self.length = n_windows, batch_size, length
         self.n_batches = -(-n_windows // batch_size)
         self.spans = data.spans(block_rows(data))
-        probe = to_tensors(data.read_span(0, 1), layout)
-        self.channels = (probe.z.shape[-1], probe.e.shape[-1])
-        per_row = data.n_steps * sum(self.channels) * 4
-        biggest = max(hi - lo for lo, hi in self.spans)
-        limit = min(BUFFER_CAP, BUFFER_SHARE * budget.memory_budget()[0])
-        allowed = data.n if data.n * per_row <= limit else int(limit / 2 // per_row)
-        working = block_rows(data) * (2 * data.row_bytes() + data.n_steps * 12 * sum(self.channels))
-
-        def held(rows: int) -> tuple[int, int, int]:  # rows per buffer, buffers, their bytes
-            rows = min(max(biggest, int(rows)), data.n)
-            n_buffers = 1 if rows >= data.n else 2
-            return rows, n_buffers, n_buffers * rows * per_row + working
-
-        if rows is not None and held(rows)[2] > budget.memory_budget()[0]:
+        self.channels = _channels(data, layout)
+        self.capacity, self.n_buffers, kept = planned_buffers(data, layout, rows)
+        """Trajectories a buffer holds (they decide the draw: a resumed run keeps its own,
+        from ``last.pt``, where the memory budget allows), and how many buffers."""
+        if not kept:
             warnings.warn(f"this run drew its windows from buffers of {rows} trajectories, "
                           "more than the memory budget now allows: the windows drawn from "
                           "here on are not an uninterrupted run's", stacklevel=3)
-            rows = None
-        self.capacity, self.n_buffers, need = held(allowed if rows is None else rows)
-        """Trajectories a buffer holds (they decide the draw: a resumed run keeps its own,
-        from ``last.pt``, where the memory budget allows), and how many buffers."""
-        budget.check(f"training buffer of {self.n_buffers} x {self.capacity} trajectories of "
-                     f"{data.n_steps} points (streamed from {data.path})", need,
-                     "give shorter trajectories")
         self.buffers: list[tuple[SequenceTensors, torch.Tensor]] = []
         """Each buffer's tensors and the position (in the training rows) of each of its rows."""
 

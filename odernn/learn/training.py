@@ -159,6 +159,9 @@ def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tupl
     previous = resumable(run_dir, config, source) if resume else None
     if previous is not None:  # the stored model as it was built: defaults may have changed since
         model = from_record(previous, run_dir / LAST)
+    if config.recipe == "gradient" and isinstance(train, FileRows):  # its buffers, refused now
+        stream.planned_buffers(train, model.layout,
+                               (previous or {}).get("resume", {}).get("buffer_rows"))
     return config, train, val, source, model, folds, previous
 
 

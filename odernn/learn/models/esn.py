@@ -171,6 +171,12 @@ class ESN(RecurrentSurrogate):
         for name, a in drawn.items():
             self.register_buffer(name, torch.as_tensor(
                 a, dtype=torch.int64 if name in ("W_crow", "W_col") else torch.float32))
+        overflow = [n for n in ("W_value", "W_in", "W_0", "b")
+                    if not torch.isfinite(getattr(self, n)).all()]
+        if overflow:  # else trained, saved, and refused by every loader as corrupt
+            raise SpecError(f"esn: spectral_radius = {spectral_radius:g}, input_scaling = "
+                            f"{input_scaling:g}, bias = {bias:g} make the reservoir's weights "
+                            f"({', '.join(overflow)}) overflow float32: give smaller values")
         self.register_buffer("ridge", torch.tensor(np.nan, dtype=torch.float64))
         self.W_out = nn.Parameter(torch.zeros(layout.n_outputs, 1 + layout.n_inputs + units))
         self._csr: tuple[Any, Tensor] | None = None
@@ -335,8 +341,14 @@ class ESN(RecurrentSurrogate):
         return rows
 
     def solve_readout(self, gram: Tensor, cross: Tensor, count: int, ridge: float) -> None:
-        """Set ``W_out = (X^T X / n + ridge I)^{-1} X^T Y / n``, solved in float64."""
+        """Set ``W_out = (X^T X / n + ridge I)^{-1} X^T Y / n``, solved in float64; NaN where
+        that matrix is singular to rounding (features saturated by a large ``bias``): no
+        readout at this ridge, whose closed loop then counts as diverged."""
         a = gram / count + ridge * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
         with torch.no_grad():
-            self.W_out.copy_(torch.linalg.solve(a, cross / count).T)
+            try:
+                w = torch.linalg.solve(a, cross / count)
+            except torch.linalg.LinAlgError:
+                w = torch.full_like(cross, float("nan"))
+            self.W_out.copy_(w.T)
             self.ridge.fill_(ridge)
