@@ -11,7 +11,8 @@ with the ESN's own start vector) are scaled by each estimate, and their true rad
 from a dense eigenvalue solve. The times are those of each estimate alone. ``--degree 1``
 (one connection per unit) puts each cycle's eigenvalues on one circle, where ARPACK may not
 converge: "failed" counts the reservoirs an estimate raised on (``largest_modulus`` then
-retries with 160 vectors and falls back on a dense solve).
+retries with 160 vectors and falls back on a dense solve); "now by" counts which step gave
+the estimate now.
 
 ``python benchmarks/reservoir_radius.py`` (about 30 s at the defaults)
 ``python benchmarks/reservoir_radius.py --degree 1 --seeds 20``
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 
 import numpy as np
 import scipy.sparse.linalg
@@ -34,6 +36,28 @@ def one_eigenvalue(w: scipy.sparse.csr_matrix, v0: np.ndarray) -> float:
                                                  return_eigenvectors=False)).max())
 
 
+def traced(w: scipy.sparse.csr_matrix, v0: np.ndarray, paths: list[str]) -> float:
+    """``largest_modulus``, noting in ``paths`` which step gave it: ARPACK with 40 Lanczos
+    vectors (``ncv=40``, fewer on small reservoirs), with 160 (``ncv=160``), or the dense
+    solve (``dense``)."""
+    eigs, eigvals, steps = scipy.sparse.linalg.eigs, np.linalg.eigvals, []
+
+    def arpack(*args, **kwargs):
+        steps.append(f"ncv={160 if kwargs['ncv'] > 40 else 40}")
+        return eigs(*args, **kwargs)
+
+    def dense(*args, **kwargs):
+        steps.append("dense")
+        return eigvals(*args, **kwargs)
+
+    scipy.sparse.linalg.eigs, np.linalg.eigvals = arpack, dense
+    try:
+        return largest_modulus(w, v0)
+    finally:
+        scipy.sparse.linalg.eigs, np.linalg.eigvals = eigs, eigvals
+        paths.append(steps[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, nargs="+", default=[100, 400, 1000, 2000])
@@ -41,7 +65,9 @@ def main() -> None:
     parser.add_argument("--degree", type=int, default=ESN.defaults["degree"])
     args = parser.parse_args()
     degree = args.degree
-    estimates = {"k=1 (before)": one_eigenvalue, "now": largest_modulus}
+    paths: list[str] = []
+    estimates = {"k=1 (before)": one_eigenvalue,
+                 "now": lambda w, v0: traced(w, v0, paths)}
     print(f"degree {degree}; true radius / requested over {args.seeds} seeds (the ESN's own "
           f"stream of each): the farthest from 1, the median; off: how many are more than 1e-9 "
           f"away; s: the estimate's mean time")
@@ -69,7 +95,9 @@ def main() -> None:
             off = int(np.sum(np.abs(r - 1) > 1e-9))
             cells.append(f"  {r[np.argmax(np.abs(r - 1))]:>18.6f} {np.median(r):>7.4f} {off:>4} "
                          f"{failed[name]:>6} {times[name] / args.seeds:>6.3f}")
-        print(f"{units:>6}" + "".join(cells))
+        print(f"{units:>6}" + "".join(cells) + "  now by: " + ", ".join(
+            f"{p} {n}" for p, n in sorted(Counter(paths).items())))
+        paths.clear()
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def _error(message: str, every_rank: bool = False) -> None:
     prints a bad input, which every rank meets alike; ``every_rank``: an error of the
     environment (a disk, a permission), which may be one rank's own, every rank prints,
     named (``error (rank 1): ...``, rank 0's too)."""
-    if os.environ.get("WORLD_SIZE", "1") == "1":
+    if not _distributed():
         print(f"error: {message}", file=sys.stderr)
     elif every_rank:
         print(f"error (rank {os.environ.get('RANK', '0')}): {message}", file=sys.stderr)
@@ -142,12 +142,19 @@ def _error(message: str, every_rank: bool = False) -> None:
         print(f"error: {message}", file=sys.stderr)
 
 
+def _distributed() -> bool:
+    """Whether this process is one of torchrun's several."""
+    return os.environ.get("WORLD_SIZE", "1") != "1"
+
+
 def _warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: Any = None, line: str | None = None) -> None:
     """A warning as one line, ``warning: message`` (Python's shows the file and the source
-    line too); in a distributed run rank 0 alone says it, as every rank meets it alike."""
-    if os.environ.get("RANK", "0") == "0":
-        print(f"warning: {one_line(message)}", file=sys.stderr)
+    line too; a category other than UserWarning is named); in a distributed run rank 0 alone
+    says it, as every rank meets it alike."""
+    if not _distributed() or os.environ.get("RANK", "0") == "0":
+        kind = "" if category is UserWarning else f"{category.__name__}: "
+        print(f"warning: {kind}{one_line(message)}", file=sys.stderr)
 
 
 def _wraps_interrupt(exc: BaseException) -> bool:

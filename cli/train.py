@@ -156,7 +156,7 @@ def train(
         check_run_dir(output, resume, overwrite)
         with budget.shared_by(nproc), warnings.catch_warnings():  # each worker's share
             warnings.simplefilter("ignore")  # rank 0 says them, as it trains
-            TrainConfig.from_dict(options, where="training options")  # the sizes
+            settings = TrainConfig.from_dict(options, where="training options")  # its sizes
             check(for_training(data), settings, output,
                   val=read_trajectories(val) if val is not None else None, resume=resume,
                   overwrite=overwrite, world_size=nproc)

@@ -73,7 +73,10 @@ def processes() -> int:
     if _SHARED_BY:
         return _SHARED_BY
     text = os.environ.get("LOCAL_WORLD_SIZE", "1")
-    return max(1, int(text)) if text.isdigit() else 1
+    if not re.fullmatch(r"[0-9]+", text):
+        raise SpecError(f"LOCAL_WORLD_SIZE={text!r}: expected the number of processes torchrun "
+                        "started on this machine")
+    return max(1, int(text))
 
 
 @contextmanager
@@ -132,12 +135,18 @@ STATES = {"rnn": 1, "gru": 1, "lstm": 2}
 """Tensors in their recurrent state (the LSTM's ``(h, c)``)."""
 
 
+def dense_eigvals_bytes(n: int) -> int:
+    """The eigenvalues of a dense ``n x n`` float64 matrix: the matrix, the solver's copy
+    and work, three ``n x n`` float64s."""
+    return 3 * FLOAT64 * n * n
+
+
 def esn_init_bytes(hparams: dict) -> int:
-    """A vanilla RNN's ``init="esn"`` (none otherwise): ``W`` drawn in float64, and the
-    eigenvalue solver's copy and work: three ``hidden x hidden`` float64s."""
+    """A vanilla RNN's ``init="esn"`` (none otherwise): ``W`` drawn in float64, then its
+    eigenvalues (:func:`dense_eigvals_bytes`)."""
     if hparams.get("init", "uniform") != "esn":
         return 0
-    return 3 * FLOAT64 * int(hparams.get("hidden", 64)) ** 2
+    return dense_eigvals_bytes(int(hparams.get("hidden", 64)))
 
 
 def gradients_bytes(family: str, hidden: int, sequences: int, length: int) -> int:

@@ -172,6 +172,11 @@ def test_data_parallel_processes_share_the_budget(monkeypatch):
     assert budget.memory_budget() == (4 << 30, "ODERNN_MEMORY_BUDGET=16G, shared by 4 processes")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     assert budget.memory_budget() == (16 << 30, "ODERNN_MEMORY_BUDGET=16G")
+    for wrong in ("²", "two", "-2"):  # not torchrun's: refused, not taken as 1
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", wrong)
+        with pytest.raises(SpecError, match="LOCAL_WORLD_SIZE="):
+            budget.memory_budget()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     with budget.shared_by(2):  # the launcher of 2 workers checks their share
         assert budget.memory_budget()[0] == 8 << 30
         with pytest.raises(budget.BudgetError, match="shared by 2 processes"):

@@ -310,13 +310,13 @@ def test_a_warning_is_one_line_said_by_rank_0(monkeypatch, capsys, tmp_path):
         return run(*args, **kwargs)
 
     monkeypatch.setattr(simulation, "simulate", warned)
-    for rank in ("0", "1"):
-        monkeypatch.setenv("WORLD_SIZE", "2")
+    said = "warning: buffers resized; the windows differ from here on\n"
+    for world, rank in (("2", "0"), ("2", "1"), ("1", "1")):  # a RANK set by a scheduler alone
+        monkeypatch.setenv("WORLD_SIZE", world)
         monkeypatch.setenv("RANK", rank)
-        assert main(["simulate", "train", "-o", str(tmp_path / f"{rank}.h5"), "-q", "--n",
-                     "2", "--set", "n_steps=20"]) == 0
-        said = "warning: buffers resized; the windows differ from here on\n"
-        assert capsys.readouterr().err == (said if rank == "0" else "")
+        assert main(["simulate", "train", "-o", str(tmp_path / f"{world}{rank}.h5"), "-q",
+                     "--n", "2", "--set", "n_steps=20"]) == 0
+        assert capsys.readouterr().err == (said if (world, rank) != ("2", "1") else "")
 
 
 def test_an_interrupt_that_python_wrapped_is_an_interrupt(monkeypatch, capsys):

@@ -26,7 +26,8 @@ ESN = ["--model", "esn", "--units", "50", "--set", "ridge=1e-4", "--quiet"]
 def clean_env() -> dict[str, str]:
     """This environment without a surrounding torchrun's variables."""
     return {k: v for k, v in os.environ.items()
-            if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+            if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                         "MASTER_PORT")}
 
 
 def odernn(*args: str, launcher: tuple[str, ...] = ()) -> None:

@@ -20,7 +20,7 @@ from odernn.errors import DataError
 
 COUNTERS = {"epoch": 0, "batch": 0, "best_epoch": -1, "since_best": 0}
 """The integer fields and their least values (``buffer_rows`` is checked where it is used,
-:func:`odernn.learn.stream.window_source`)."""
+:func:`odernn.learn.stream.planned_buffers`)."""
 COUNTED = ("batches", "steps", "time")
 """The partial sums' counters (the loop adds the losses beside them)."""
 LOOP = ("epoch", "batch", "history", "best_val", "best_epoch", "since_best", "elapsed",

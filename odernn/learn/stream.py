@@ -224,22 +224,25 @@ def planned_buffers(data: FileRows, layout: Layout, rows: int | None = None
                     ) -> tuple[int, int, bool]:
     """The streaming buffers of ``data``: trajectories a buffer holds, how many buffers, and
     whether a resumed run's ``rows`` (from ``last.pt``; None: not resumed) is kept; refused
-    in one line if they exceed the memory budget. :func:`odernn.learn.training.check` calls
-    it too, so that ``odernn train --nproc`` refuses before its workers start."""
+    in one line if they exceed the memory budget. Training's checks before it writes call it
+    too (:func:`odernn.learn.training.check`), so that ``odernn train --nproc`` refuses
+    before its workers start."""
     _check_rows(rows)
     channels = sum(_channels(data, layout))
     per_row = data.n_steps * channels * 4
-    biggest = max(hi - lo for lo, hi in data.spans(block_rows(data)))
-    limit = min(BUFFER_CAP, BUFFER_SHARE * budget.memory_budget()[0])
+    blocks = block_rows(data)
+    biggest = max(hi - lo for lo, hi in data.spans(blocks))
+    most = budget.memory_budget()[0]  # read once: "half the available memory" moves
+    limit = min(BUFFER_CAP, BUFFER_SHARE * most)
     allowed = data.n if data.n * per_row <= limit else int(limit / 2 // per_row)
-    working = block_rows(data) * (2 * data.row_bytes() + data.n_steps * 12 * channels)
+    working = blocks * (2 * data.row_bytes() + data.n_steps * 12 * channels)
 
     def held(rows: int) -> tuple[int, int, int]:  # rows per buffer, buffers, their bytes
         rows = min(max(biggest, int(rows)), data.n)
         n_buffers = 1 if rows >= data.n else 2
         return rows, n_buffers, n_buffers * rows * per_row + working
 
-    kept = rows is None or held(rows)[2] <= budget.memory_budget()[0]
+    kept = rows is None or held(rows)[2] <= most
     capacity, n_buffers, need = held(rows if rows is not None and kept else allowed)
     budget.check(f"training buffer of {n_buffers} x {capacity} trajectories of "
                  f"{data.n_steps} points (streamed from {data.path})", need,

@@ -37,6 +37,8 @@ from odernn.learn.models.layout import Layout, Stats
 from odernn.learn.models.options import option
 from odernn.learn.models.surrogate import RecurrentSurrogate, State, drawing
 
+FIXED_WEIGHTS = ("W_value", "W_in", "W_0", "b")
+"""The drawn weights (float32), finite in every model built or loaded."""
 RESERVOIR_BLOCK = 1 << 22
 """Random draws per block of rows while choosing the reservoir's connections (32 MiB)."""
 
@@ -79,15 +81,18 @@ def largest_modulus(w: scipy.sparse.csr_matrix, v0: np.ndarray) -> float:
     # capped, so that a failure is quick): more vectors, then the dense solve. ARPACK needs
     # k < n - 1: two units are dense anyway.
     n = w.shape[0]
-    for ncv in (40, 160) if n > 2 else ():
+    if n <= 2:
+        return float(np.abs(np.linalg.eigvals(w.toarray())).max())
+    for ncv in sorted({min(40, n), min(160, n)}):
         try:
             return float(np.abs(scipy.sparse.linalg.eigs(
-                w, k=min(6, n - 2), ncv=min(ncv, n), which="LM", v0=v0, maxiter=1000,
+                w, k=min(6, n - 2), ncv=ncv, which="LM", v0=v0, maxiter=1000,
                 return_eigenvectors=False)).max())
         except scipy.sparse.linalg.ArpackNoConvergence:
             continue
     budget.check(f"esn: units = {n}, the reservoir's spectral radius by a dense solve "
-                 "(ARPACK did not converge)", 4 * 8 * n * n, "choose degree >= 2 or fewer units")
+                 "(ARPACK did not converge)", budget.dense_eigvals_bytes(n),
+                 "choose degree >= 2 or fewer units")
     return float(np.abs(np.linalg.eigvals(w.toarray())).max())
 
 
@@ -171,8 +176,7 @@ class ESN(RecurrentSurrogate):
         for name, a in drawn.items():
             self.register_buffer(name, torch.as_tensor(
                 a, dtype=torch.int64 if name in ("W_crow", "W_col") else torch.float32))
-        overflow = [n for n in ("W_value", "W_in", "W_0", "b")
-                    if not torch.isfinite(getattr(self, n)).all()]
+        overflow = [n for n in FIXED_WEIGHTS if not torch.isfinite(getattr(self, n)).all()]
         if overflow:  # else trained, saved, and refused by every loader as corrupt
             raise SpecError(f"esn: spectral_radius = {spectral_radius:g}, input_scaling = "
                             f"{input_scaling:g}, bias = {bias:g} make the reservoir's weights "
@@ -213,9 +217,11 @@ class ESN(RecurrentSurrogate):
         rows = torch.arange(n + 1, dtype=crow.dtype, device=crow.device) * degree
         if not (crow.shape == rows.shape and torch.equal(crow, rows)
                 and col.numel() == value.numel() == n * degree
-                and bool(((col >= 0) & (col < n)).all()) and bool(value.isfinite().all())):
+                and bool(((col >= 0) & (col < n)).all())
+                and all(bool(getattr(self, k).isfinite().all()) for k in FIXED_WEIGHTS)):
             raise DataError(f"this esn's reservoir is not {degree} finite entries in each of "
-                            f"its {n} rows, within its columns (a corrupt or forged checkpoint)")
+                            f"its {n} rows, within its columns, with finite input weights and "
+                            "bias (a corrupt or forged checkpoint)")
         self._csr = None
         return loaded
 
@@ -342,8 +348,9 @@ class ESN(RecurrentSurrogate):
 
     def solve_readout(self, gram: Tensor, cross: Tensor, count: int, ridge: float) -> None:
         """Set ``W_out = (X^T X / n + ridge I)^{-1} X^T Y / n``, solved in float64; NaN where
-        that matrix is singular to rounding (features saturated by a large ``bias``): no
-        readout at this ridge, whose closed loop then counts as diverged."""
+        the solver meets a zero pivot (features saturated by a huge ``bias`` are exact
+        multiples of the constant): no readout at this ridge, whose closed loop then counts as
+        diverged."""
         a = gram / count + ridge * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
         with torch.no_grad():
             try:
