@@ -55,6 +55,10 @@ ESN = [
      r"checkpoint .*esn is inconsistent: esn needs units >= 2"),
     ("W_value not finite", _set("state_dict", "W_value", value=lambda t: t.clone().fill_(math.nan)),
      "reservoir"),
+    ("W_in not finite", _set("state_dict", "W_in", value=lambda t: t.clone().fill_(math.inf)),
+     "finite input weights"),
+    ("b not finite", _set("state_dict", "b", value=lambda t: t.clone().fill_(math.nan)),
+     "finite input weights and bias"),
 ]
 GRU = [
     ("an expanded tensor", _set("state_dict", "V", value=lambda t: torch.zeros(1).expand(t.shape)),
