@@ -35,7 +35,7 @@ from odernn.learn.outcome import TrainResult, closed_loop_nrmse
 from odernn.learn.resume import restore
 from odernn.learn.rundir import run_record
 from odernn.learn.schedules import horizon_at, lr_at, momentum_at
-from odernn.learn.stream import window_source
+from odernn.learn.stream import resumed_rows, window_source
 from odernn.learn.windows import SequenceTensors, to_tensors
 from odernn.progress import Event, Progress
 
@@ -50,7 +50,7 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
     n_batches = math.ceil(n_windows / config.batch_size)
     # every rank draws the same windows (streamed: reads the same blocks, with its own handle)
     data = window_source(train, model.layout, device, n_windows, config.batch_size, length,
-                         (previous or {}).get("resume", {}).get("buffer_rows"))  # kept
+                         resumed_rows(previous))  # kept
     val_tensors = None if isinstance(val, FoldScores) else to_tensors(val, model.layout, device)
     if getattr(model, "D", None) is not None and previous is None:
         _fit_skip(model, data.blocks())

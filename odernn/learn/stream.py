@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -220,15 +220,30 @@ def _check_rows(rows: Any) -> None:
                         "of trajectories (corrupt or forged)")
 
 
-def planned_buffers(data: FileRows, layout: Layout, rows: int | None = None
-                    ) -> tuple[int, int, bool]:
-    """The streaming buffers of ``data``: trajectories a buffer holds, how many buffers, and
-    whether a resumed run's ``rows`` (from ``last.pt``; None: not resumed) is kept; refused
-    in one line if they exceed the memory budget. Training's checks before it writes call it
-    too (:func:`odernn.learn.training.check`), so that ``odernn train --nproc`` refuses
-    before its workers start."""
+class Buffers(NamedTuple):
+    """The streaming buffers planned for a file (:func:`planned_buffers`)."""
+
+    capacity: int  # trajectories a buffer holds
+    n_buffers: int
+    kept: bool  # a resumed run's size kept (False: more than the memory budget allows now)
+    channels: tuple[int, int]  # the state and exogenous channels of a row, as trained
+
+
+def resumed_rows(previous: dict[str, Any] | None) -> int | None:
+    """The buffers' size a resumed run recorded in ``last.pt`` (None: not resumed, or not
+    streamed)."""
+    return (previous or {}).get("resume", {}).get("buffer_rows")
+
+
+def planned_buffers(data: FileRows, layout: Layout, rows: int | None = None) -> Buffers:
+    """The streaming buffers of ``data``, with a resumed run's ``rows`` (from ``last.pt``;
+    None: not resumed) where the memory budget allows; refused in one line if they exceed
+    it. Training's checks before it writes call it too (:func:`odernn.learn.training.check`),
+    so that ``odernn train --nproc`` refuses before its workers start."""
     _check_rows(rows)
-    channels = sum(_channels(data, layout))
+    probe = to_tensors(data.read_span(0, 1), layout)  # one row, as training reads it
+    state_and_exogenous = (probe.z.shape[-1], probe.e.shape[-1])
+    channels = sum(state_and_exogenous)
     per_row = data.n_steps * channels * 4
     blocks = block_rows(data)
     biggest = max(hi - lo for lo, hi in data.spans(blocks))
@@ -247,13 +262,7 @@ def planned_buffers(data: FileRows, layout: Layout, rows: int | None = None
     budget.check(f"training buffer of {n_buffers} x {capacity} trajectories of "
                  f"{data.n_steps} points (streamed from {data.path})", need,
                  "give shorter trajectories")
-    return capacity, n_buffers, kept
-
-
-def _channels(data: FileRows, layout: Layout) -> tuple[int, int]:
-    """The state and exogenous channels of one row of ``data`` as training reads them."""
-    probe = to_tensors(data.read_span(0, 1), layout)
-    return probe.z.shape[-1], probe.e.shape[-1]
+    return Buffers(capacity, n_buffers, kept, state_and_exogenous)
 
 
 class WindowStream:
@@ -277,11 +286,11 @@ class WindowStream:
         self.n_windows, self.batch_size, self.length = n_windows, batch_size, length
         self.n_batches = -(-n_windows // batch_size)
         self.spans = data.spans(block_rows(data))
-        self.channels = _channels(data, layout)
-        self.capacity, self.n_buffers, kept = planned_buffers(data, layout, rows)
+        plan = planned_buffers(data, layout, rows)
+        self.capacity, self.n_buffers, self.channels = plan.capacity, plan.n_buffers, plan.channels
         """Trajectories a buffer holds (they decide the draw: a resumed run keeps its own,
         from ``last.pt``, where the memory budget allows), and how many buffers."""
-        if not kept:
+        if not plan.kept:
             warnings.warn(f"this run drew its windows from buffers of {rows} trajectories, "
                           "more than the memory budget now allows: the windows drawn from "
                           "here on are not an uninterrupted run's", stacklevel=3)

@@ -160,8 +160,7 @@ def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tupl
     if previous is not None:  # the stored model as it was built: defaults may have changed since
         model = from_record(previous, run_dir / LAST)
     if config.recipe == "gradient" and isinstance(train, FileRows):  # its buffers, refused now
-        stream.planned_buffers(train, model.layout,
-                               (previous or {}).get("resume", {}).get("buffer_rows"))
+        stream.planned_buffers(train, model.layout, stream.resumed_rows(previous))
     return config, train, val, source, model, folds, previous
 
 
