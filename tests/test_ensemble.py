@@ -8,6 +8,8 @@ the members' trajectories loses."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -70,11 +72,14 @@ def test_the_joint_loop_steps_every_member_from_the_median(small_linear_sets, se
 
 @pytest.mark.parametrize("seeds", [1, 3])
 def test_the_ensembles_stepper_gives_its_rollout_to_the_last_bit(small_linear_sets, seeds):
+    """Also across a pickle midway."""
     train, test = small_linear_sets
     ensemble, _ = odernn.fit_seeds(train, model="gru", hidden=8, epochs=1, val_every=1,
                                    seeds=seeds, seed=2)
     stepper = ensemble.stepper(test.x[:, 0], test.v[:, 0], test.params)
-    steps = [stepper.step(test.F[:, i], test.F[:, i + 1]) for i in range(test.n_steps - 1)]
+    steps = [stepper.step(test.F[:, i], test.F[:, i + 1]) for i in range(10)]
+    stepper = pickle.loads(pickle.dumps(stepper))  # saved midway: every member's state with it
+    steps += [stepper.step(test.F[:, i], test.F[:, i + 1]) for i in range(10, test.n_steps - 1)]
     joint = ensemble.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
     assert np.array_equal(joint.x[:, 1:], np.stack([x for x, _ in steps], axis=1))
     assert np.array_equal(joint.v[:, 1:], np.stack([v for _, v in steps], axis=1))

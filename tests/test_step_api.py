@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import pickle
 
 import numpy as np
 import pytest
@@ -202,6 +203,39 @@ def test_a_stepper_keeps_the_weights_it_was_made_with(family):
     np.testing.assert_array_equal(before.step(F[:, 0], F[:, 1]), want)
     changed = model.stepper(x0, v0, test.params).step(F[:, 0], F[:, 1])
     assert not np.allclose(changed, want)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("mode", ["state", "withheld"])
+def test_a_stepper_pickles_and_branches_with_its_weights_and_state(family, mode):
+    """A stepper saved midway (pickle) or branched (``copy.deepcopy``) steps on to the
+    rollout's bits, with the weights it was made with even where the model has changed since,
+    its warm-up and divergence record included; a branch driven otherwise leaves the original
+    alone."""
+    model = copy.deepcopy(tiny_model(family, mode))
+    test = tiny_data()[1]
+    k = max(model.warmup_steps, 1)
+    want, _, _ = stepped(model, test.x[:, :k], test.v[:, :k], test.F, test.params)
+    stepper = model.stepper(test.x[:, 0], test.v[:, 0], test.params)
+    half = k + 5
+    for i in range(half):
+        if 0 < i < k:
+            stepper.observe(test.x[:, i], test.v[:, i])
+        stepper.step(test.F[:, i], test.F[:, i + 1])
+    with torch.no_grad():
+        for p in [*model.parameters()] if family != "esn" else [model.W_out]:
+            p.mul_(1.5)  # after the stepper was made: neither it nor a copy may see this
+    saved = pickle.loads(pickle.dumps(stepper))
+    branch = copy.deepcopy(stepper)
+    np.testing.assert_array_equal(saved.diverged_at, stepper.diverged_at)
+    assert saved.steps == branch.steps == half
+    for i in range(half, test.n_steps - 1):
+        F, F_next = test.F[:, i], test.F[:, i + 1]
+        branch.step(2 * F, 2 * F_next)  # interleaved, another drive
+        for s in (stepper, saved):
+            x, v = s.step(F, F_next)
+            np.testing.assert_array_equal(x, want[:, i + 1])
+    assert not np.allclose(branch.step(F, F_next)[0], want[:, -1])
 
 
 def test_a_prediction_replaced_by_an_observation_does_not_count_as_a_divergence():

@@ -13,6 +13,7 @@ share.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,13 +65,17 @@ class Stepper:
 
     An ensemble's stepper (:meth:`~odernn.learn.models.ensemble.Ensemble.stepper`) steps its
     members jointly, as its rollout does. A stepper keeps the weights the model had when it
-    was made (its step reads them once, as a rollout does): after training the model
-    further, make a new stepper.
+    was made (it holds its own copy of the model): after training the model further, make a
+    new stepper. ``copy.deepcopy(stepper)`` branches it (the copy steps on from the same
+    state, independently), and a stepper pickles: a host program that saves its own state
+    saves the stepper's with it.
     """
 
     def __init__(self, models: Sequence[Any], z0: Tensor, params: Mapping[str, np.ndarray]
                  ) -> None:
-        self.models = tuple(models)  # several: an ensemble's members, stepped jointly
+        # several: an ensemble's members, stepped jointly; copies, so that the weights are
+        # those of now for the step functions and for a pickle alike
+        self.models = tuple(copy.deepcopy(m) for m in models)
         self.model = self.models[0]  # the layout, its statistics and the divergence test
         self.steps = 0
         self._z = z0
@@ -84,6 +89,19 @@ class Stepper:
             self._states = [m.initial_state(m.codec.init_features(z0, e)) for m in self.models]
         self.diverged_at = np.full(n, -1, dtype=np.int64)
         self._mark(z0.double().cpu().numpy())
+
+    def __getstate__(self) -> dict[str, Any]:
+        """All but the step functions (closures, which do not pickle): rebuilt on unpickling
+        from the stepper's own copies of the models, with the same weights and bits (on a
+        processor of the same kind: the form of tanh is chosen per processor,
+        :data:`~odernn.learn.models.inference.TANH_BY_SIGMOID`)."""
+        state = self.__dict__.copy()
+        del state["_steps"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._steps = [m.inference_step() for m in self.models]
 
     @property
     def n(self) -> int:
