@@ -166,8 +166,9 @@ plt.show()
 # grid and, when the configuration says so, the damping $\eta$. Never the true
 # trajectory after $t = 0$. At every step the surrogate reads
 # $(x_i, v_i, F_i, F_{i+1}, \eta)$, where $(x_i, v_i)$ is its *own* previous
-# prediction, and predicts the increment to $(x_{i+1}, v_{i+1})$; its hidden
-# state $h$ carries memory between steps.
+# prediction (on this linear oscillator the LSTM, GRU and RNN also read the
+# sample before, $F_{i-1}$), and predicts the increment to
+# $(x_{i+1}, v_{i+1})$; its hidden state $h$ carries memory between steps.
 #
 # Running the model on its own predictions is called the **closed loop**. It
 # is how an integrator works, and it is much harder than predicting one step
@@ -205,11 +206,14 @@ print(f"ESN ({esn_units} units): {esn_run.message}, in {esn_run.train_time_s:.1f
 
 # %% [markdown]
 # **LSTM.** Trained by gradient descent (Adam) on windows of the training
-# trajectories: a teacher-forced loss plus a closed-loop loss over a horizon
-# that grows during training, so the network learns to live with its own
-# errors. The checkpoint kept (`best.pt`) is the epoch with the lowest
-# closed-loop validation error. We train only a few epochs here; `odernn
-# train --model lstm` uses 40.
+# trajectories. By default the loss is teacher-forced: each step of a window
+# starts from the true state. The options `horizon` and `horizon_start` add a
+# closed-loop loss over a horizon that grows during training, so that the
+# network learns to live with its own errors; the small run of this notebook
+# in the test suite uses them, the full-size run below does not. Either way
+# the checkpoint kept (`best.pt`) is the epoch with the lowest closed-loop
+# validation error. We train 20 epochs here; `odernn train --model lstm`
+# uses 25.
 
 # %%
 lstm_options = {"model": "lstm", "hidden": 16 if QUICK else 64, "epochs": 2 if QUICK else 20,
