@@ -238,6 +238,26 @@ def test_among_diverged_methods_the_headline_names_the_one_that_diverged_least()
     assert any(line.startswith("- Most accurate surrogate: **one**") for line in _findings(ev))
 
 
+def test_a_report_of_errors_that_are_all_gaps_is_written(tmp_path: Path) -> None:
+    """An error plot whose every value is a gap on its log axis (no finite positive error:
+    exact until its every trajectory diverges, as a model given data in other units does at
+    once) is drawn on a linear axis that says so; it raised a traceback."""
+    class AtOnce(Exploding):
+        def rollout(self, x0, v0, F, params=None, warmup=None) -> Rollout:
+            r = super().rollout(x0, v0, F, params, warmup)
+            r.x[:, 1:] = r.v[:, 1:] = np.inf
+            r.diverged_at[:] = 1
+            return r
+
+    test = make_test_set(n=3, n_steps=100)
+    ev = evaluate(test, {"exploding": AtOnce([])}, integrators=(),
+                  work_precision=False, resonance=False, chaos=False, bifurcation=False,
+                  progress=False)
+    assert ev.metrics["exploding"]["n_diverged"] == 3
+    out = write_report(ev, tmp_path / "report")
+    assert (out / "error-vs-time.png").stat().st_size > 0
+
+
 def test_trajectory_figures_name_the_reference_they_are_drawn_against(tmp_path: Path) -> None:
     """A system without a closed form is measured against its stored trajectories: the
     trajectory figures must not say that they show an exact solution."""

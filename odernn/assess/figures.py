@@ -72,6 +72,20 @@ def _positive(a: Any) -> np.ndarray:
     return np.where(np.isfinite(a) & (a > 0), a, np.nan)
 
 
+def _log_scale(ax: Any, axis: str = "y") -> None:
+    """A log ``axis`` where its lines have a finite positive value to show; else (every method
+    diverged, every error zero) a linear one that says so: a log axis of nothing but gaps
+    cannot be drawn."""
+    values = [np.asarray(line.get_ydata() if axis == "y" else line.get_xdata(), dtype=float)
+              for line in ax.get_lines()]
+    if any(np.any(np.isfinite(v) & (v > 0)) for v in values):
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    else:
+        (ax.set_yticks if axis == "y" else ax.set_xticks)([])
+        ax.text(0.5, 0.5, "no finite positive value to show", transform=ax.transAxes,
+                ha="center", va="center", fontsize=9, color="#444444")
+
+
 def error_plot(ev: Evaluation, colors: Mapping[str, str], *, time_unit: float = 1.0,
                xlabel: str = "t", marks: Sequence[tuple[float, str]] = ()) -> MplFigure:
     """Error of x and v against time: median over trajectories, band to the 90th percentile.
@@ -88,7 +102,7 @@ def error_plot(ev: Evaluation, colors: Mapping[str, str], *, time_unit: float = 
             ax.fill_between(t, median, p90, color=colors[name], alpha=0.12, linewidth=0)
         for when, text in marks:
             ax.axvline(when, color="black", linestyle=":", linewidth=1.0, label=text)
-        ax.set_yscale("log")
+        _log_scale(ax)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"|{label} error| / std({label})")
     _legend_below(fig, axes[0, 0])
@@ -174,8 +188,8 @@ def work_precision_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
         if math.isfinite(p["error"]) and p["error"] > 0:
             ax.annotate(name, (p["wall_time_s"], p["error"]), textcoords="offset points",
                         xytext=(8, 6), fontsize=9, color=colors[name])
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_scale(ax, "x")
+    _log_scale(ax)
     ax.set_xlabel("wall time [s] for all test trajectories")
     ax.set_ylabel("NRMSE x")
     ax.legend(fontsize=8, frameon=False, loc="best")
@@ -203,7 +217,7 @@ def resonance_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
                 style["markerfacecolor"] = "none"
             axes[0, col].plot(omega[pick], _positive(r["amplitude"])[pick], **style)
             axes[1, col].plot(omega[pick], _finite(r["lag"])[pick], **style)
-        axes[0, col].set_yscale("log")
+        _log_scale(axes[0, col])
         axes[0, col].set_title(f"eta = {eta:.3g}", fontsize=10)
         axes[0, col].set_ylabel("amplitude")
         axes[1, col].set_ylabel("phase lag [rad]")
@@ -290,7 +304,7 @@ def loss_plot(histories: Mapping[str, Mapping[str, np.ndarray]],
                             label=f"{name} {key}")
     for ax, label in zip(axes[0], ("loss", "closed-loop validation NRMSE"), strict=False):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_yscale("log")
+        _log_scale(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.legend(fontsize=8, frameon=False)
