@@ -19,6 +19,7 @@ from odernn.cli.app import main
 from odernn.data import import_scan
 from odernn.data.importer import ImportOptions, derive_velocity, import_file
 from odernn.data.store import read_trajectories
+from odernn.data.trajectories import check_pair
 from odernn.data.writer import TrajectoryWriter
 from odernn.errors import SpecError
 from odernn.learn.models import load_surrogate
@@ -73,6 +74,29 @@ def test_unix_epoch_seconds_import_and_read_back(tmp_path):
     source = write_csv(tmp_path / "epoch.csv", columns)
     assert main(["import", str(source), "-o", str(tmp_path / "e.h5"), "-q", *MAPPED]) == 0
     assert_same(read_trajectories(tmp_path / "e.h5"), columns)
+
+
+def test_a_clock_far_from_zero_gives_its_step_and_the_velocity_it_implies(tmp_path):
+    """1 kHz written with 3 decimals: at 1.7e9 s (Unix epoch) ``t[1] - t[0]`` is 0.000999928
+    (t's resolution is 2.4e-7 s), which made ``--derive-v`` 7e-5 off and refused a second
+    recording of the same clock as of another dt; the step is the grid's mean, 0.001. Two
+    recordings at other offsets, from 0 and in float32, pair with it."""
+    t = np.arange(2000) / 1000.0
+    paths = {}
+    for name, start in [("epoch", 1.7e9), ("later", 1712345678.901), ("day", 50000.123),
+                        ("zero", 0.0)]:
+        rows = [f"{start + k / 1000:.3f},{2 * tk:.6f}" for k, tk in enumerate(t)]
+        (tmp_path / f"{name}.csv").write_text("t,x\n" + "\n".join(rows) + "\n")
+        paths[name] = tmp_path / f"{name}.h5"
+        import_file(tmp_path / f"{name}.csv", paths[name], ImportOptions(derive_v=True))
+    np.savez(tmp_path / "f32.npz", t=t.astype(np.float32), x=2 * t)  # 2e-7 off at 1 s
+    import_file(tmp_path / "f32.npz", tmp_path / "f32.h5", ImportOptions(derive_v=True))
+    paths["f32"] = tmp_path / "f32.h5"
+    sets = {name: read_trajectories(path) for name, path in paths.items()}
+    for name, data in sets.items():
+        assert data.dt == 0.001 and h5py.File(paths[name]).attrs["dt"] == 0.001, name
+        check_pair(sets["epoch"], data, "epoch.h5", f"{name}.h5")
+    np.testing.assert_allclose(sets["epoch"].v, 2.0, rtol=1e-9)
 
 
 @pytest.mark.parametrize("dialect", ["semicolon", "tab", "spaces", "crlf", "quoted", "bom"])

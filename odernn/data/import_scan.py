@@ -79,6 +79,13 @@ class Columns:
     def has(self, role: str) -> bool:
         return role in self.names
 
+    def eps(self, role: str) -> float:
+        """The relative rounding of ``role`` as stored (a float32 array's, not float64's):
+        times stored in float32 are that much coarser, and no less uniform for it."""
+        dtype = np.dtype(getattr(self.source.array(self.names[role]), "dtype", np.float64))
+        return float(np.finfo(dtype).eps) if dtype.kind == "f" and dtype.itemsize < 8 \
+            else float(np.finfo(np.float64).eps)
+
     def label(self, role: str) -> str:
         """How the user named ``role``: ``column 'temp' (--x)``."""
         name = self.names[role]
@@ -163,7 +170,7 @@ def scan(columns: Columns, options: Any, report: Progress,
     starts, t0, x0 = [], [], []
     per = {r: [] for r in params}
     prev: dict[str, float] = {}
-    dt = None
+    dt, t_eps = None, columns.eps("time")
     for a in range(0, columns.rows, columns.chunk):
         b = min(columns.rows, a + columns.chunk)
         block = {r: columns.read(r, a, b) for r in roles}
@@ -195,7 +202,7 @@ def scan(columns: Columns, options: Any, report: Progress,
                                 f"{float(t_prev[k])!r} to {float(t[k])!r} overflows float64; "
                                 "import takes steps that are finite numbers")
         if dt is not None:
-            off = inside & off_step(step, dt, t_prev, t, options.step_tolerance)
+            off = inside & off_step(step, dt, t_prev, t, options.step_tolerance, t_eps)
             if off.any():
                 k = int(np.argmax(off))
                 raise DataError(

@@ -29,7 +29,7 @@ import numpy as np
 from odernn import budget, jsonio
 from odernn.checks import did_you_mean
 from odernn.data.import_scan import Columns, Scan, scan
-from odernn.data.schema import GRID_TOLERANCE, off_grid
+from odernn.data.schema import GRID_TOLERANCE, grid_step, mean_step, off_grid
 from odernn.data.sources import Source, open_source
 from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS, get_system
 from odernn.errors import DataError, SpecError
@@ -196,7 +196,7 @@ def import_file(source: Path | str, output: Path | str, options: ImportOptions |
                               attrs=attrs, overwrite=overwrite) as writer:
             _write(columns, found, options, params, writer, report, interrupted)
     report(Event("import", "done", found.rows, found.rows, f"wrote {output}"))
-    return ImportResult(output, found.n, found.T, float(grid[1] - grid[0]), options.declared,
+    return ImportResult(output, found.n, found.T, grid_step(grid), options.declared,
                         found.rows, found.dropped, notes)
 
 
@@ -214,7 +214,7 @@ def _grid(columns: Columns, found: Scan) -> tuple[np.ndarray, list[str]]:
                      f"({100 * found.dropped / found.rows:.3g}%)")
     if np.any(off_grid(t)):
         with np.errstate(over="ignore", invalid="ignore"):  # a grid beyond the largest float
-            t0, dt = float(t[0]), float((t[-1] - t[0]) / (found.T - 1))
+            t0, dt = float(t[0]), mean_step(t, columns.eps("time"))
             t = t0 + dt * np.arange(found.T)
         if np.any(off_grid(t)):
             raise DataError(f"{columns.source.path}: the uniform time grid t0 + dt i (t0 = "
@@ -264,7 +264,7 @@ def _write(columns: Columns, found: Scan, options: ImportOptions, params: dict[s
            writer: Any, report: Progress, interrupted: Any) -> None:
     """The second pass: rows of the source in blocks, each trajectory written whole where a
     block holds it, else in pieces (a trajectory longer than a block)."""
-    T, starts, dt = found.T, found.starts, float(writer.t[1] - writer.t[0])
+    T, starts, dt = found.T, found.starts, grid_step(writer.t)
     roles = [r for r in ("x", "v", "forcing") if columns.has(r)]
     for a in range(0, found.rows, columns.chunk):
         b = min(found.rows, a + columns.chunk)

@@ -92,15 +92,40 @@ GRID_BLOCK = 1 << 16
 grid's length (over a whole grid of 20 million points they took about 1 GB and seconds)."""
 
 
+def grid_step(t: np.ndarray) -> float:
+    """The step ``dt`` of the uniform time grid ``t`` (two points or more): the one rule of the
+    files, the import and the integrators. On a grid from 0, ``t[1]`` (exact for ``i dt``);
+    else :func:`mean_step`. Far from 0, as Unix-epoch seconds are, ``t[1] - t[0]`` is off by
+    t's resolution (a 1 kHz step by 1e-4 at 1.7e9 s), and two recordings of one clock must
+    give one step."""
+    return float(t[1]) if float(t[0]) == 0 else mean_step(t)
+
+
+def mean_step(t: np.ndarray, eps: float = float(np.finfo(np.float64).eps)) -> float:
+    """``(t[-1] - t[0]) / (T - 1)`` as the shortest decimal within the rounding of t itself,
+    ``4 eps max |t|`` over the span (:func:`off_step`'s allowance; ``eps`` that of t's stored
+    type)."""
+    t0, t1 = float(t[0]), float(t[-1])
+    n = t.size - 1
+    mean = (t1 - t0) / n
+    slack = 4 * eps * max(abs(t0), abs(t1)) / n
+    for digits in range(1, 18):
+        near = float(f"{mean:.{digits - 1}e}")
+        if abs(near - mean) <= slack:
+            return near
+    return mean
+
+
 def off_grid(t: np.ndarray, dt: float | None = None,
              eps: float = float(np.finfo(np.float64).eps)) -> np.ndarray:
-    """Whether each step of time grid ``t`` is off the uniform step ``dt`` (default: t's first
-    step): not positive, or :func:`off_step` (``eps`` that of t's stored type). The one rule
-    of the writer, the reader and the import; in blocks of :data:`GRID_BLOCK` steps."""
+    """Whether each step of time grid ``t`` is off the uniform step ``dt`` (default: t's,
+    :func:`grid_step`): not positive, or :func:`off_step` (``eps`` that of t's stored type).
+    The one rule of the writer, the reader and the import; in blocks of :data:`GRID_BLOCK`
+    steps."""
     t = np.asarray(t, dtype=np.float64)
     off = np.zeros(max(t.size - 1, 0), dtype=bool)
     with np.errstate(over="ignore", invalid="ignore"):  # a step beyond the largest float
-        dt = t[1] - t[0] if dt is None and t.size > 1 else dt
+        dt = grid_step(t) if dt is None and t.size > 1 else dt
         for lo in range(0, off.size, GRID_BLOCK):
             hi = min(lo + GRID_BLOCK, off.size)
             before, after = t[lo:hi], t[lo + 1:hi + 1]
@@ -112,12 +137,12 @@ def off_grid(t: np.ndarray, dt: float | None = None,
 def off_step(step: np.ndarray, dt: float, before: np.ndarray, after: np.ndarray,
              tolerance: float = GRID_TOLERANCE,
              eps: float = float(np.finfo(np.float64).eps)) -> np.ndarray:
-    """Whether each ``step = after - before`` is off ``dt``: not finite, or off by more than
-    ``tolerance`` of ``dt`` plus the rounding of t itself, ``4 eps max(|before|, |after|)``
+    """Whether each ``step = after - before`` is off ``dt``: either not finite, or off by more
+    than ``tolerance`` of ``dt`` plus the rounding of t itself, ``4 eps max(|before|, |after|)``
     (a grid far from t = 0, such as Unix-epoch seconds, is no finer)."""
     with np.errstate(over="ignore", invalid="ignore"):
         scale = np.maximum(np.abs(before), np.abs(after))
-        return ~(np.abs(step - dt) <= tolerance * dt + 4 * eps * scale)
+        return ~(np.isfinite(dt) & (np.abs(step - dt) <= tolerance * dt + 4 * eps * scale))
 
 
 def check_finite(a: np.ndarray, path: Path, label: str, first_row: int, verb: str) -> None:

@@ -9,19 +9,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from odernn.data.schema import grid_step
 from odernn.data.systems import Oscillator
 from odernn.types import Array
 
 # ---------------------------------------------------------------- fixed step
-
-
-def grid_step(t: Array) -> float:
-    """The step ``dt`` of the uniform grid ``t``: ``t[1] - t[0]`` on a grid from 0 (exact for
-    ``i dt``), else ``(t[-1] - t[0]) / (T - 1)``: far from 0, ``t[1] - t[0]`` carries the
-    rounding of ``t[0]`` (``ulp(t0)``), which T steps would add up into the wrong span."""
-    if t[0] == 0:
-        return float(t[1] - t[0])
-    return float((t[-1] - t[0]) / (t.size - 1))
 
 
 def _start(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, ...]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from odernn.data.forcing import FORCINGS, SampledForcing, forcing_from_params
-from odernn.data.schema import off_grid
+from odernn.data.schema import grid_step, off_grid
 from odernn.data.systems import EXTERNAL, SYSTEMS, Oscillator, parameter_names
 from odernn.errors import DataError
 from odernn.types import Array
@@ -70,7 +70,7 @@ class Trajectories:
 
     @property
     def dt(self) -> float:
-        return float(self.t[1] - self.t[0])
+        return grid_step(self.t)
 
     @property
     def is_series(self) -> bool:

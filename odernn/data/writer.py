@@ -31,6 +31,7 @@ from odernn.data.schema import (
     TRAJECTORY_SCALE,
     check_finite,
     component_scales,
+    grid_step,
     off_grid,
 )
 from odernn.errors import OutputError
@@ -413,7 +414,7 @@ def write_root_attrs(f: h5py.File, n: int, t: np.ndarray, names: tuple[str, ...]
         "odernn_version": _odernn_version(),
         "n_trajectories": n,
         "n_steps": t.size,
-        "dt": float(t[1] - t[0]),
+        "dt": grid_step(t),
         "datasets": np.array(names, dtype=h5py.string_dtype()),
         **attrs,
     })
