@@ -20,7 +20,7 @@ from odernn.errors import DataError, SpecError
 from odernn.learn.checkpoint import read_checkpoint
 from odernn.learn.config import TrainConfig
 from odernn.learn.models import from_record, load_surrogate
-from odernn.learn.models.layout import Layout, check_data
+from odernn.learn.models.layout import Layout, check_data, check_fixed
 from odernn.learn.training import train
 from odernn.learn.windows import split_by_trajectory
 
@@ -100,6 +100,18 @@ def test_a_parameter_varying_only_in_the_held_out_part_is_an_input(tmp_path):
     params = {**data.params, "alpha": np.where(held_out, 1.5, 1.0)}
     model = fit(dataclasses.replace(data, params=params), tmp_path)
     assert model.parameter_inputs == ("eta", "alpha", "beta") and model.layout.fixed == ()
+
+
+def test_a_fixed_parameter_is_compared_in_its_own_units():
+    """A value fixed at 1e-13 (a mass in kg) is not 9e-13: relative to it only (an absolute
+    1e-12 let it pass), to rounding (1e-9 of it)."""
+    layout = Layout(system="duffing", inputs=("x", "v", "F", "F_next"),
+                    fixed={"eta": 0.1, "alpha": 1e-13, "beta": 1.0})
+    params = {"eta": np.full(3, 0.1), "beta": np.ones(3)}
+    check_fixed({**params, "alpha": np.full(3, 1e-13 * (1 + 1e-12))}, layout, "test.h5")
+    with pytest.raises(DataError, match="test.h5 has alpha = 9e-13; this model was trained "
+                                        "with alpha fixed at 1e-13"):
+        check_fixed({**params, "alpha": np.full(3, 9e-13)}, layout, "test.h5")
 
 
 def test_data_at_another_value_of_a_fixed_parameter_is_refused(tmp_path):

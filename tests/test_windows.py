@@ -86,6 +86,19 @@ def test_constant_quantity_gets_unit_std():
     assert compute_stats(unforced, Layout(dt=unforced.dt)).std["F"] == 1.0
 
 
+def test_statistics_are_in_the_data_units_however_small(data):
+    """Data in units 1e-13 of these (a nanomechanical system in SI units) are normalised by
+    their own spread: every std scales with them (the rule was absolute, std <= 1e-12, and
+    such a channel was taken for a constant and normalised by 1: the model lost it)."""
+    layout = Layout(dt=data.dt)
+    k = 1e-13
+    small = dataclasses.replace(data, x=data.x * k, v=data.v * k, F=data.F * k,
+                                params={**data.params, "eta": data.params["eta"] * k})
+    before, after = compute_stats(data, layout), compute_stats(small, layout)
+    for name in before.std:
+        assert after.std[name] == pytest.approx(k * before.std[name], rel=1e-9), name
+
+
 def test_split_is_by_whole_trajectory_and_reproducible(data):
     train, val = split_by_trajectory(data, 0.34, seed=3)
     again, _ = split_by_trajectory(data, 0.34, seed=3)

@@ -37,6 +37,7 @@ from odernn.learn.windows import (
     compute_stats,
     exogenous,
     raw_targets,
+    scale,
     to_tensors,
 )
 from odernn.learn.windows import fingerprint as memory_fingerprint
@@ -174,7 +175,7 @@ def stats(data: Data, layout: Layout) -> Stats:
     means, stds = {}, {}
     for name, (n, mean, m2) in acc.items():
         std = float(np.sqrt(m2 / n))
-        means[name], stds[name] = mean, (std if std > 1e-12 * max(1.0, abs(mean)) else 1.0)
+        means[name], stds[name] = mean, scale(mean, std)
     return Stats(means, stds)
 
 

@@ -55,9 +55,16 @@ def raw_targets(z: Array, layout: Layout, e: Array | None = None) -> Array:
 
 
 def _mean_std(a: Array) -> tuple[float, float]:
-    """Mean and std of ``a``; the std is 1 for a constant quantity (e.g. no forcing)."""
-    mean, std = float(np.mean(a)), float(np.std(a))
-    return mean, (std if std > 1e-12 * max(1.0, abs(mean)) else 1.0)
+    """Mean and :func:`scale` of ``a``."""
+    mean = float(np.mean(a))
+    return mean, scale(mean, float(np.std(a)))
+
+
+def scale(mean: float, std: float) -> float:
+    """The std a quantity is normalised by: its own, or 1 for a constant one (no forcing, a
+    parameter of one value), whose std is its rounding, within ``1e-12`` of its mean. Relative
+    only: data in any units (a nanomechanical system's 1e-13 m) keeps its variation."""
+    return std if std > 1e-12 * abs(mean) else 1.0
 
 
 def compute_stats(data: Trajectories, layout: Layout) -> Stats:

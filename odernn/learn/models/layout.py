@@ -402,7 +402,7 @@ def check_fixed(params: Mapping[str, Any], layout: Layout, where: str, *,
                 raise DataError(f"{where} has no params/{name}; {trained}")
             continue
         values = np.asarray(params[name], dtype=np.float64).ravel()
-        if values.size and not np.all(np.isclose(values, value, rtol=1e-9, atol=1e-12)):
+        if values.size and not np.all(np.isclose(values, value, rtol=1e-9, atol=0.0)):
             low, high = np.min(values), np.max(values)
             shown = f"= {low:.12g}" if low == high else f"from {low:.6g} to {high:.6g}"
             raise DataError(f"{where} has {name} {shown}; {trained}")
