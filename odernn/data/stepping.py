@@ -209,7 +209,9 @@ def rk4_sampled_spline(
     dt = grid_step(t)
     from scipy.interpolate import CubicSpline  # imported when used: `odernn --help` stays quick
 
-    Fh = np.ascontiguousarray(CubicSpline(t, F, axis=0)(t[:-1] + dt / 2))
+    s = dt * np.arange(t.size)  # the uniform grid from 0: knots where the samples are, not
+    # t's own values, which far from 0 (Unix-epoch seconds) carry t's rounding (2e-7 s)
+    Fh = np.ascontiguousarray(CubicSpline(s, F, axis=0)(s[:-1] + dt / 2))
     _rk4_march(system, F, Fh, x, v, dt)
     return x.T, v.T
 
