@@ -366,8 +366,7 @@ def _first_gap(intervals: list[tuple[int, int]], n: int) -> tuple[int, int] | No
 
 
 def write_time(f: h5py.File, t: np.ndarray) -> None:
-    """Write the time grid ``/t`` with its unit and description (the writer's and a virtual
-    merge's, so both files hold the same)."""
+    """Write the time grid ``/t``, its unit and description (the writer's and a merge's)."""
     d = f.create_dataset("t", data=t)
     d.attrs["unit"] = "1"
     d.attrs["description"] = DESCRIPTIONS["t"]
