@@ -166,6 +166,23 @@ def test_the_budget_names_the_size_and_can_be_raised(monkeypatch):
     assert budget.memory_budget()[0] <= budget.DEFAULT_CAP
 
 
+def test_a_spec_too_large_as_written_is_checked_as_overridden(monkeypatch, tmp_path, capsys):
+    """The budget judges what will be simulated: ``--n-steps``, ``--n`` and ``--set`` shrink a
+    spec that does not fit as written (it was checked, and refused, before they applied)."""
+    from odernn.cli.app import main
+
+    monkeypatch.setenv(budget.ENV, "4M")  # the `train` spec's blocks need 7.4 MiB
+    out = tmp_path / "small.h5"
+    assert main(["simulate", "train", "-o", str(out), "--n", "10", "--n-steps", "100",
+                 "-q"]) == 0
+    assert main(["simulate", "train", "-o", str(tmp_path / "set.h5"), "--set", "n_steps=100",
+                 "-q"]) == 0
+    assert h5py.File(out).attrs["n_steps"] == 100
+    assert main(["simulate", "train", "-o", str(tmp_path / "big.h5"), "-q"]) == 2
+    assert "n = 256, n_steps = 1000: needs ~7.36 MiB" in capsys.readouterr().err
+    assert not (tmp_path / "big.h5").exists()
+
+
 def test_data_parallel_processes_share_the_budget(monkeypatch):
     monkeypatch.setenv(budget.ENV, "16G")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # a worker of torchrun's 4 on this machine
@@ -185,12 +202,14 @@ def test_data_parallel_processes_share_the_budget(monkeypatch):
 
 
 def test_a_spec_within_the_budget_still_simulates_and_the_override_allows_more(monkeypatch):
+    from odernn.data.simulate import check_memory
     from odernn.data.spec import load_spec
 
-    load_spec("train").with_overrides(n_steps=1_000_000)  # ~80 MB a block: fine
+    long = load_spec("train").with_overrides(n_steps=1_000_000)
+    check_memory(long)  # ~80 MB a block: fine
     monkeypatch.setenv(budget.ENV, "64M")
     with pytest.raises(budget.BudgetError, match="n_steps = 1000000"):
-        load_spec("train").with_overrides(n_steps=1_000_000)
+        check_memory(long)
 
 
 def test_the_reservoir_is_the_same_matrix_drawn_in_row_blocks(monkeypatch):

@@ -311,9 +311,8 @@ def _check_numbers(spec: Spec) -> None:
         raise SpecError(f"{where}: integrator {spec.integrator['name']!r} is a closed-form "
                         f"solution, which system {spec.system!r} does not have; use 'scipy' "
                         "(DOP853) or a fixed-step method")
-    from odernn.data.simulate import check_memory  # the block sizes (late: a cycle)
-
-    check_memory(spec)  # n, n_steps and K against the memory budget, before any allocation
+    # its memory is checked where it is simulated (simulate.check_memory), after whatever
+    # overrides a caller applies: a spec too large as written may be shrunk on the way
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
