@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
-    from odernn.interrupt import REQUESTED, raise_interrupt
+    from odernn.interrupt import REQUESTED, raise_interrupt, say_interrupted
 
     REQUESTED.clear()  # a request is this command's (main can run several in one process)
     if argv is None:  # as a program: SIGINT too notes the request (odernn.interrupt.REQUESTED)
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         code = result if isinstance(result, int) else 0
         if code == 130:  # typer turns Ctrl-C (and our SIGTERM) into exit code 130
-            print(INTERRUPTED, file=sys.stderr)
+            say_interrupted(INTERRUPTED)
     except OdernnError as exc:
         if debug:
             raise
@@ -218,12 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_BAD_INPUT
     except Interrupted as exc:
         if str(exc):
-            print(str(exc), file=sys.stderr)
+            say_interrupted(str(exc))
         code = 130
     except typer.Exit as exc:
         code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        print(INTERRUPTED, file=sys.stderr)
+        say_interrupted(INTERRUPTED)
         code = 130
     except NO_ARGS_IS_HELP as exc:  # a bare `odernn`: the help, not an error (exit 2, click's)
         print(exc.format_message())
@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a signal's KeyboardInterrupt that Python wrapped (one raised
         if debug or not _wraps_interrupt(exc):  # in a class body while a module is imported
             raise  # comes as "RuntimeError: Error calling __set_name__")
-        print(INTERRUPTED, file=sys.stderr)
+        say_interrupted(INTERRUPTED)
         code = 130
     REQUESTED.clear()  # in one process (tests, notebooks), the next command starts afresh
     if argv is None:

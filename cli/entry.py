@@ -44,7 +44,9 @@ def quiet_lost_interrupts(unraisable: object) -> None:
 def _exit_interrupted(message: str) -> None:
     """Exit 130 at once: the interpreter's own shutdown would turn an interrupt it has seen
     into death by SIGINT; nothing is open that needs closing (the with-blocks have run)."""
-    print(message, file=sys.stderr)
+    from odernn.interrupt import say_interrupted
+
+    say_interrupted(message)
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(130)

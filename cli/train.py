@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import typer
 from odernn import budget
 from odernn._compat import tomllib
 from odernn.checks import read_small_text
-from odernn.cli.app import app
+from odernn.cli.app import INTERRUPTED, app
 from odernn.cli.choices import Device, Model, Optimizer, Prior, Target, plain
 from odernn.cli.common import OVERWRITE, QUIET, drawing, parse_sets
 from odernn.errors import Interrupted, SpecError
@@ -222,6 +224,9 @@ def _train_seeds(data: Path, val: Path | None, output: Path, settings: Any, seed
         raise typer.Exit(1)
 
 
+EARLY = "interrupted before the training processes started: nothing was written"
+
+
 def _relaunch(nproc: int) -> int:
     """Run this command again without ``--nproc`` under ``torch.distributed.run`` (torchrun,
     through :func:`odernn.learn.distributed.launch`) with ``nproc`` processes on this machine; its
@@ -238,11 +243,17 @@ def _relaunch(nproc: int) -> int:
             skip = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
+    from odernn.interrupt import SAID_ENV, say_interrupted
     from odernn.learn.distributed import PARENT_ENV
 
-    command = [sys.executable, "-c", "import sys; from odernn.learn.distributed import launch; "
-               "launch(sys.argv[1:])", "--standalone", "--nproc_per_node", str(nproc), "-m",
-               "odernn", "train", *args]
+    # a signal while it imports torch, before any worker: held until the import is done (one
+    # inside torch's extensions can end in a traceback or an abort), then one line
+    script = ["import sys", "try:", " from odernn.interrupt import interrupt_guard",
+              " with interrupt_guard():", "  from odernn.learn.distributed import launch",
+              "except KeyboardInterrupt:", " from odernn.interrupt import say_interrupted",
+              f" say_interrupted({EARLY!r})", " sys.exit(130)", "launch(sys.argv[1:])"]
+    command = [sys.executable, "-c", "\n".join(script), "--standalone", "--nproc_per_node",
+               str(nproc), "-m", "odernn", "train", *args]
     procs: list[subprocess.Popen] = []
     signalled = []
 
@@ -255,8 +266,11 @@ def _relaunch(nproc: int) -> int:
             proc.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    said = Path(tempfile.mkdtemp(prefix="odernn-nproc-")) / "said"  # one of them said it
+    code = 1
     try:
-        env = {**os.environ, PARENT_ENV: str(os.getpid())}  # they die with this process
+        env = {**os.environ, PARENT_ENV: str(os.getpid()),  # they die with this process
+               SAID_ENV: str(said)}
         procs.append(subprocess.Popen(command, start_new_session=True, env=env))
         if signalled:  # a signal while it was starting
             procs[0].send_signal(signalled[0])
@@ -264,6 +278,9 @@ def _relaunch(nproc: int) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if (signalled or code == 130) and not said.exists():  # none of them lived to say it
+            say_interrupted(INTERRUPTED)
+        shutil.rmtree(said.parent, ignore_errors=True)
     return 130 if signalled and code != 0 else code
 
 

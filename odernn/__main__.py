@@ -6,7 +6,10 @@ except KeyboardInterrupt:  # a Ctrl-C while the entry point itself is imported
     import os
     import sys
 
-    print("interrupted before the command started: nothing was written", file=sys.stderr)
+    from odernn.interrupt import say_interrupted
+
+    say_interrupted("interrupted before the command started: nothing was written")
+    sys.stderr.flush()
     os._exit(130)
 
 if __name__ == "__main__":

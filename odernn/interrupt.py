@@ -26,6 +26,31 @@ the command at its first safe point (:func:`interrupt_guard`). The command line 
 when a command starts and when it ends; the Python API never sets it."""
 
 
+SAID_ENV = "ODERNN_INTERRUPT_SAID"
+"""A path ``odernn train --nproc`` gives its launcher and workers: the first of them to say
+that the run was interrupted creates it, so that the run says so once (and the command
+itself, where none of them did)."""
+
+
+def say_interrupted(message: str) -> None:
+    """Print ``message``, the one line an interrupted command ends with, on stderr: among
+    torchrun's processes rank 0 alone, and under :data:`SAID_ENV` only the first to speak."""
+    import os
+    import sys
+
+    if os.environ.get("WORLD_SIZE", "1") != "1" and os.environ.get("RANK", "0") != "0":
+        return
+    said = os.environ.get(SAID_ENV)
+    if said:
+        try:
+            os.close(os.open(said, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        except OSError:  # a directory gone or read-only: better twice than never
+            pass
+    print(message, file=sys.stderr)
+
+
 def raise_interrupt(signum: int, frame: object) -> None:
     """A SIGINT or SIGTERM handler: note the request in :data:`REQUESTED`, raise
     KeyboardInterrupt."""

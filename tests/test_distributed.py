@@ -100,11 +100,26 @@ def test_interrupted_two_rank_run_resumes_to_the_uninterrupted_result(dataset, t
     proc.send_signal(signal.SIGTERM)  # as a batch scheduler would: to the launching process
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "--resume" in err and "Traceback" not in err
+    assert "--resume" in err and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert read_checkpoint(run / "last.pt")["resume"]["epoch"] < 5
     odernn("train", str(dataset), "-o", str(run), *args, "--resume")
     a, b = weights(tmp_path / "whole"), weights(run)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 1.6, 2.0, 2.4, 2.8, 3.4])
+def test_a_signal_at_any_moment_of_the_start_is_one_line(dataset, tmp_path, delay):
+    """Ctrl-C while the launcher, torchrun or the workers start (each importing torch): exit
+    130 and one line, said by whichever of them was there to say it, once (a traceback from
+    the launcher's import of torch before; two lines, one per worker, after)."""
+    proc = subprocess.Popen([sys.executable, "-m", "odernn", "train", str(dataset), "-o",
+                             str(tmp_path / "run"), *GRU[:-1], "--epochs", "200", "--quiet",
+                             "--nproc", "2"], env=clean_env(), stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert len(err.splitlines()) == 1 and err.startswith("interrupted"), err
 
 
 def too_long(dataset) -> str:

@@ -414,3 +414,20 @@ gc.collect()
     assert done.returncode == 0, done.stderr
     assert "KeyboardInterrupt" not in done.stderr
     assert "ValueError: shown" in done.stderr
+
+
+def test_an_interrupted_run_of_several_processes_says_so_once(monkeypatch, tmp_path, capsys):
+    """Among torchrun's processes rank 0 alone says it; under ``odernn train --nproc``
+    (SAID_ENV) the first to speak alone, and the command itself where none did."""
+    from odernn import interrupt
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    interrupt.say_interrupted("rank 1")
+    monkeypatch.setenv("RANK", "0")
+    interrupt.say_interrupted("rank 0")
+    monkeypatch.setenv(interrupt.SAID_ENV, str(tmp_path / "said"))
+    interrupt.say_interrupted("first")
+    interrupt.say_interrupted("second")
+    assert capsys.readouterr().err.splitlines() == ["rank 0", "first"]
+    assert (tmp_path / "said").exists()
