@@ -40,6 +40,9 @@ def fit(data: Trajectories | str | Path, config: TrainConfig | Mapping[str, Any]
     and ``overwrite`` as in ``odernn train``); without it nothing is written: the model is
     fitted in memory. ``tensorboard`` is a directory for each epoch's figures as TensorBoard
     scalars (``odernn train --tensorboard``; needs the ``tensorboard`` extra).
+
+    It runs on the program's torch threads (torch's default: every core), the command line
+    on one: ``torch.set_num_threads(1)`` first gives the command line's numbers to the bit.
     """
     from odernn.learn.models import from_record, load_surrogate
     from odernn.learn.training import train
