@@ -119,6 +119,29 @@ def test_a_small_buffer_streams_every_block_once_per_epoch(path, monkeypatch):
         assert torch.equal(r, r2) and torch.equal(s, s2) and torch.equal(w.z, w2.z)
 
 
+def test_the_windows_drawn_depend_on_the_content_not_the_layout(path, tmp_path, monkeypatch):
+    """A virtual merge of shards holds the file's content (the same digest) in no chunks at
+    all: its blocks, and so its windows, were planned from its 1-row "chunks" and differed
+    from the file's; they are planned from the content, as odernn writes it, and agree."""
+    from odernn.data.merge import merge_files
+    from odernn.data.store import content_digest
+
+    spec = load_spec("train").with_overrides(n=N, n_steps=T, integrator="exact")
+    shards = [simulate(spec, tmp_path / f"p{k}.h5", shard=(k, 3), progress=False)
+              for k in (1, 2, 3)]
+    virtual = merge_files(shards, tmp_path / "virtual.h5", virtual=True)
+    assert content_digest(virtual) == content_digest(path)
+    data = read_trajectories(path)
+    layout = config().layout(data.dt, data.system, data.params)
+    monkeypatch.setenv(budget.ENV, TIGHT)
+    draws = []
+    for file in (path, virtual):
+        source = stream.window_source(FileRows(file), layout, torch.device("cpu"), 2000, 64, 25)
+        draws.append(windows_of(source, 7))
+    for (_, r, s, w), (_, r2, s2, w2) in zip(*draws, strict=True):
+        assert torch.equal(r, r2) and torch.equal(s, s2) and torch.equal(w.z, w2.z)
+
+
 @pytest.mark.parametrize("family", ["gru", "esn"])
 def test_streamed_training_with_one_buffer_follows_in_memory_training(small, family):
     """The same windows; the statistics differ in rounding only (summed in another order).

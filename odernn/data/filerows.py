@@ -20,6 +20,7 @@ import numpy as np
 from odernn import budget
 from odernn.data.store import TrajectoryFile
 from odernn.data.trajectories import Trajectories
+from odernn.data.writer import chunk_shape
 
 READ_BYTES = 16 << 20
 """:meth:`FileRows.read` reads spans of at most about this many bytes of file rows, or an
@@ -45,7 +46,11 @@ class FileRows:
         self.rows = (np.arange(f.n, dtype=np.int64) if rows is None
                      else np.asarray(rows, dtype=np.int64))
         self.head = f.read(slice(0, 1))  # one trajectory: the grid, attributes, kinds
-        self.chunk_rows = int((f.dataset("x").chunks or (1,))[0])
+        x = f.dataset("x")
+        self.chunk_rows = chunk_shape(f.n, x.shape[1:], x.dtype.itemsize)[0]
+        """Trajectories per chunk as odernn writes this content (its own files' chunks): the
+        unit streaming plans its blocks in, from the content alone, so that the windows
+        drawn do not depend on the layout (a virtual merge has no chunks)."""
         self.point_bytes = sum(f.dataset(k).dtype.itemsize for k in f.names)
         self.param_bytes = f.param_row_bytes()
         self.summary: dict[str, np.ndarray] | None = None

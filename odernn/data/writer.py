@@ -126,11 +126,11 @@ class TrajectoryWriter:
         extra = _GZIP if self.compression == "gzip" else {}
         for name in self.names:
             d = f.create_dataset(name, shape=(self.n, T), dtype=self.dtype, fillvalue=np.nan,
-                                 chunks=_chunks(self.n, (T,), self.dtype.itemsize), **extra)
+                                 chunks=chunk_shape(self.n, (T,), self.dtype.itemsize), **extra)
             d.attrs["description"] = DESCRIPTIONS[name]
         for name, shape in self.params.items():
             f.create_dataset(f"params/{name}", shape=(self.n, *shape), dtype=np.float64,
-                             fillvalue=np.nan, chunks=_chunks(self.n, shape, 8), **extra)
+                             fillvalue=np.nan, chunks=chunk_shape(self.n, shape, 8), **extra)
         write_scales(f, self.n, self.names, self.params)
 
     def write(self, start: int, arrays: Mapping[str, Array],
@@ -332,7 +332,7 @@ def _attr_value(path: Path, name: str, value: Any) -> Any:
     return stored
 
 
-def _chunks(n: int, row: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+def chunk_shape(n: int, row: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     """Chunk shape for ``(n, *row)``: whole rows, about CHUNK_BYTES, never over MAX_CHUNK_BYTES."""
     row_bytes = math.prod(row) * itemsize
     if row_bytes > MAX_CHUNK_BYTES:
