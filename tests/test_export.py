@@ -270,6 +270,25 @@ def test_an_ensemble_or_another_object_is_refused_in_words(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["start", "state", "x_next"])
+def test_a_parameter_named_as_the_graph_names_its_own_is_refused_in_one_line(name, tmp_path):
+    """Imported data may call a parameter anything: one named as a graph input or output of
+    its own trained, and its export ended in onnx's checker's traceback."""
+    import dataclasses
+
+    from odernn.errors import SpecError
+
+    data = tiny_data()[0]
+    params = {name if k == "eta" else k: p for k, p in data.params.items()}
+    data = dataclasses.replace(data, params=params, attrs={**data.attrs, "system": "external"})
+    model, _ = odernn.fit(data, model="gru", hidden=4, epochs=1, val_fraction=0.25)
+    assert name in model.parameter_inputs
+    with pytest.raises(SpecError, match=f"takes a parameter named '{name}', a name the "
+                                        "exported graph has for itself"):
+        odernn.export_onnx(model, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_model_with_non_finite_weights_is_refused_saying_so(tmp_path):
     """NaN weights give NaN outputs, which no exported graph can match: the message names the
     weights, not a difference between onnxruntime and torch."""

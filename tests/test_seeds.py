@@ -4,6 +4,7 @@ a surrogate, every seed scored by the evaluator, and the group's files."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -96,6 +97,19 @@ def test_a_group_on_disk_is_written_resumed_and_reported(small_linear_sets, tmp_
     (group / "seed-1" / "best.pt").unlink()  # as a member diverged before any validation
     with pytest.raises(DataError, match="member seed-1 finished without a best.pt .* lower lr"):
         load_group(group)
+
+
+def test_a_group_given_for_one_model_names_one_of_its_own_members(small_linear_sets, tmp_path):
+    """Members are named by their seeds: a group from seed 3 has no seed-0 to suggest."""
+    from odernn.learn.models import load_surrogate
+
+    group = tmp_path / "group"
+    odernn.fit_seeds(small_linear_sets[0], model="esn", units=30, seeds=2, seed=3,
+                     run_dir=group)
+    with pytest.raises(DataError, match=re.escape(f"give one of its members, e.g. "
+                                                  f"{group / 'seed-3'}")):
+        load_surrogate(group)
+    load_surrogate(group / "seed-3")
 
 
 def test_the_demo_trains_seed_groups_and_replaces_them(tmp_path):

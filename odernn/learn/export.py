@@ -78,6 +78,14 @@ def check_exportable(model: Any) -> None:
     if not isinstance(model, RecurrentSurrogate):
         raise SpecError(f"cannot export a {type(model).__name__}: give a trained surrogate, a "
                         "run directory or a checkpoint")
+    from odernn.learn.onestep import OWN_NAMES
+
+    clash = [p for p in model.layout.parameters if p in OWN_NAMES]
+    if clash:
+        raise SpecError(f"this model takes a parameter named {clash[0]!r}, a name the exported "
+                        f"graph has for itself ({', '.join(OWN_NAMES)}): give the parameter "
+                        "another name in the data (odernn import --param NAME=COLUMN) and "
+                        "train again")
 
 
 def onnx_bytes(model: Any) -> bytes:

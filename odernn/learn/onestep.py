@@ -26,6 +26,8 @@ SERIES_INPUTS = ("window",)
 """The physical inputs of a series model (next-value mode): its last ``lags`` values."""
 SERIES_OUTPUTS = ("window_next",)
 STATE_OUTPUTS = ("x_next", "v_next")
+OWN_NAMES = ("state", "start", *SERIES_INPUTS, *SERIES_OUTPUTS, *STATE_OUTPUTS, "state_next")
+"""The graph's names that are no physical input: a parameter may not take one."""
 
 
 def input_names(layout: Any) -> list[str]:

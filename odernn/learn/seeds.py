@@ -40,6 +40,15 @@ def is_group(path: str | Path) -> bool:
     return (Path(path) / SEEDS_FILE).is_file()
 
 
+def a_member(path: str | Path) -> Path | None:
+    """The first member of group ``path`` (to name in a message), or None if its index is
+    not readable."""
+    try:
+        return Path(path) / _read_index(Path(path))["members"][0]
+    except (DataError, IndexError):
+        return None
+
+
 def member_seeds(base: int, count: int) -> list[int]:
     """The seeds of ``count`` members from ``base``: ``base, base + 1, ...`` (each checked)."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEEDS:

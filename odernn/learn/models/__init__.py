@@ -67,11 +67,12 @@ def save_surrogate(model: RecurrentSurrogate, path: Path, **extra: Any) -> None:
 def load_surrogate(path: Path, device: str | torch.device = "cpu") -> RecurrentSurrogate:
     """Rebuild a trained surrogate from a checkpoint file or a run directory (its best); a
     seed group is refused here (:func:`odernn.learn.seeds.load_group` loads it whole)."""
-    from odernn.learn.seeds import is_group
+    from odernn.learn.seeds import a_member, is_group
 
     if is_group(path):
+        member = a_member(path)
         raise DataError(f"{path} is a seed group (odernn train --seeds); give one of its "
-                        f"members, e.g. {Path(path) / 'seed-0'}")
+                        "members" + (f", e.g. {member}" if member is not None else ""))
     return from_record(read_checkpoint(path, device), path, device)
 
 
