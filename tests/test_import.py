@@ -4,6 +4,7 @@ one line with nothing written."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -21,8 +22,9 @@ from odernn.data.importer import ImportOptions, derive_velocity, import_file
 from odernn.data.store import read_trajectories
 from odernn.data.trajectories import check_pair
 from odernn.data.writer import TrajectoryWriter
-from odernn.errors import SpecError
+from odernn.errors import DataError, SpecError
 from odernn.learn.models import load_surrogate
+from odernn.learn.models.layout import Layout, check_data
 
 N, T, DT = 4, 30, 0.1
 
@@ -89,14 +91,46 @@ def test_a_clock_far_from_zero_gives_its_step_and_the_velocity_it_implies(tmp_pa
         (tmp_path / f"{name}.csv").write_text("t,x\n" + "\n".join(rows) + "\n")
         paths[name] = tmp_path / f"{name}.h5"
         import_file(tmp_path / f"{name}.csv", paths[name], ImportOptions(derive_v=True))
-    np.savez(tmp_path / "f32.npz", t=t.astype(np.float32), x=2 * t)  # 2e-7 off at 1 s
-    import_file(tmp_path / "f32.npz", tmp_path / "f32.h5", ImportOptions(derive_v=True))
-    paths["f32"] = tmp_path / "f32.h5"
+    for T in (3, 9, 2000):  # float32 times, 2e-7 off at 1 s (a short grid's steps are equal)
+        np.savez(tmp_path / f"f32-{T}.npz", t=t[:T].astype(np.float32), x=2 * t[:T])
+        paths[f"f32-{T}"] = import_file(tmp_path / f"f32-{T}.npz", tmp_path / f"f32-{T}.h5",
+                                        ImportOptions(derive_v=True)).path
     sets = {name: read_trajectories(path) for name, path in paths.items()}
     for name, data in sets.items():
         assert data.dt == 0.001 and h5py.File(paths[name]).attrs["dt"] == 0.001, name
         check_pair(sets["epoch"], data, "epoch.h5", f"{name}.h5")
     np.testing.assert_allclose(sets["epoch"].v, 2.0, rtol=1e-9)
+    # a model that stored t[1] - t[0] as its dt (before the mean step) takes its own data
+    layout = Layout(inputs=("x", "v", "F", "F_next"), dt=float(t[1] + 1.7e9 - 1.7e9),
+                    system="external")
+    check_data(sets["epoch"], layout)
+    with pytest.raises(DataError, match="has dt = 0.001; the model was built for dt = 0.00101"):
+        check_data(sets["epoch"], dataclasses.replace(layout, dt=0.00101))
+
+
+def test_a_clock_in_rounded_decimals_pairs_from_any_start(tmp_path):
+    """A 3 Hz clock written with 8 decimals, from 0 and from 100.12345678: its values carry
+    the text's rounding (5e-9), its first steps agree, its mean steps by 1e-9 only."""
+    sets = []
+    for start in (0.0, 100.12345678):
+        rows = [f"{start + k / 3:.8f},{np.sin(k / 3):.9f}" for k in range(10)]
+        (tmp_path / "c.csv").write_text("t,x\n" + "\n".join(rows) + "\n")
+        out = import_file(tmp_path / "c.csv", tmp_path / f"c{start}.h5", ImportOptions(v="x"))
+        sets.append(read_trajectories(out.path))
+    check_pair(*sets, "zero.h5", "later.h5")
+    other = dataclasses.replace(sets[1], t=100 + 0.3334 * np.arange(10))
+    with pytest.raises(DataError, match="has step dt = 0.3334"):
+        check_pair(sets[0], other, "zero.h5", "later.h5")
+
+
+def test_float32_times_too_coarse_for_the_step_are_refused(tmp_path):
+    """At 4096 s float32's rounding (5e-4 s) is half a 1 ms step: a dropped sample would pass
+    for rounding, and every value after it be one step late."""
+    t = (4096 + np.delete(np.arange(3000), 1500) / 1000).astype(np.float32)
+    np.savez(tmp_path / "gap.npz", t=t, x=np.sin(t.astype(float)))
+    with pytest.raises(DataError, match="too coarse for its step"):
+        import_file(tmp_path / "gap.npz", tmp_path / "gap.h5", ImportOptions(derive_v=True))
+    assert not (tmp_path / "gap.h5").exists()
 
 
 @pytest.mark.parametrize("dialect", ["semicolon", "tab", "spaces", "crlf", "quoted", "bom"])
@@ -582,7 +616,7 @@ BAD = [
      "(t0 = -1e+308, dt = inf, 3 points) is not one of finite float64 numbers"),
     (["import", "{overflow}", "-o", "{root}/o.h5", "--v", "v"],
      "line 3: the step from -1e+308 to 1e+308 overflows float64"),
-    (["import", "{coarse}", "-o", "{root}/o.h5", "--v", "v"], "below t's resolution"),
+    (["import", "{coarse}", "-o", "{root}/o.h5", "--v", "v"], "too coarse for its step"),
     (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"], "no array 'x'"),
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
     (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),

@@ -256,6 +256,10 @@ def test_a_report_of_errors_that_are_all_gaps_is_written(tmp_path: Path) -> None
     assert ev.metrics["exploding"]["n_diverged"] == 3
     out = write_report(ev, tmp_path / "report")
     assert (out / "error-vs-time.png").stat().st_size > 0
+    from odernn.assess.figures import error_plot  # with a mark (chaos's trust horizon) too
+
+    fig = error_plot(ev, {"exploding": "C0"}, marks=[(1.0, "trust horizon")])
+    fig.savefig(io.BytesIO(), format="png")
 
 
 def test_trajectory_figures_name_the_reference_they_are_drawn_against(tmp_path: Path) -> None:

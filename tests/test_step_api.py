@@ -215,7 +215,7 @@ def test_a_stepper_pickles_and_branches_with_its_weights_and_state(family, mode)
     model = copy.deepcopy(tiny_model(family, mode))
     test = tiny_data()[1]
     k = max(model.warmup_steps, 1)
-    want, _, _ = stepped(model, test.x[:, :k], test.v[:, :k], test.F, test.params)
+    want, want_v, _ = stepped(model, test.x[:, :k], test.v[:, :k], test.F, test.params)
     stepper = model.stepper(test.x[:, 0], test.v[:, 0], test.params)
     half = k + 5
     for i in range(half):
@@ -235,6 +235,7 @@ def test_a_stepper_pickles_and_branches_with_its_weights_and_state(family, mode)
         for s in (stepper, saved):
             x, v = s.step(F, F_next)
             np.testing.assert_array_equal(x, want[:, i + 1])
+            np.testing.assert_array_equal(v, want_v[:, i + 1])
     assert not np.allclose(branch.step(F, F_next)[0], want[:, -1])
 
 

@@ -100,9 +100,9 @@ def error_plot(ev: Evaluation, colors: Mapping[str, str], *, time_unit: float = 
             median, p90 = (_positive(a) for a in getattr(m, which))
             ax.plot(t, median, color=colors[name], label=name, **_style(ev, name))
             ax.fill_between(t, median, p90, color=colors[name], alpha=0.12, linewidth=0)
+        _log_scale(ax)  # before the marks, whose lines span the axis: no data of the plot
         for when, text in marks:
             ax.axvline(when, color="black", linestyle=":", linewidth=1.0, label=text)
-        _log_scale(ax)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"|{label} error| / std({label})")
     _legend_below(fig, axes[0, 0])

@@ -31,6 +31,7 @@ from odernn.assess.metrics import (
     reference_scale,
     valid_prediction_time,
 )
+from odernn.data.schema import grid_step
 from odernn.errors import SpecError
 from odernn.types import Array
 
@@ -239,7 +240,7 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
         out[f"{name}_rel_error"] = relative_error(out[name], out[f"{name}_ref"])
     out["w1_x"] = wasserstein_1(px[:, k:], rx[:, k:]) / sx
     out["w1_v"] = wasserstein_1(pv[:, k:], rv[:, k:]) / sv
-    out["spectrum_error_x"] = spectrum_error(px[:, k:], rx[:, k:], float(t[1] - t[0]))
+    out["spectrum_error_x"] = spectrum_error(px[:, k:], rx[:, k:], grid_step(t))
     return out
 
 
@@ -282,7 +283,7 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
         out[f"w1_{name}"] = float(wasserstein_1(p[:, k:].reshape(1, -1),
                                                 r[:, k:].reshape(1, -1))[0]) / s
         out[f"w1_{name}_median"] = float(np.median(per[f"w1_{name}"]))
-    out["spectrum_error_x"] = _pooled_spectrum_error(px[:, k:], rx[:, k:], float(t[1] - t[0]))
+    out["spectrum_error_x"] = _pooled_spectrum_error(px[:, k:], rx[:, k:], grid_step(t))
     out["spectrum_error_x_median"] = float(np.median(per["spectrum_error_x"]))
     return out
 

@@ -18,6 +18,7 @@ from odernn.assess.frequency_response import REFERENCE_SOLVER
 from odernn.assess.metrics import nrmse, reference_scale
 from odernn.assess.results import DATA_ONLY, REFERENCE, MethodResult
 from odernn.data.integrators import INTEGRATORS
+from odernn.data.schema import grid_step
 from odernn.data.trajectories import Trajectories
 
 MIN_TIMING_S = 0.2
@@ -64,7 +65,7 @@ def timed(run: Callable[[], Any], warmup: Callable[[], Any] | None = None) -> tu
 
 def grid_of(t: np.ndarray, factor: float) -> np.ndarray:
     """A uniform grid with step ``dt * factor`` over the test set's horizon."""
-    h = (t[1] - t[0]) * factor
+    h = grid_step(t) * factor
     return t[0] + h * np.arange(int(np.floor((t[-1] - t[0]) / h + 1e-9)) + 1)
 
 
@@ -105,7 +106,7 @@ def measure_work_precision(test: Trajectories, solve: Callable[..., tuple[np.nda
                                                     reference, x0, v0)}
         (x, _), wall = timed(partial(solve, name, x0, v0, grid, **opts),
                               partial(solve_few, name, x0[:2], v0[:2], grid[:16], **opts))
-        first = max(1, int(np.searchsorted(grid, t[start] - 1e-9 * (t[1] - t[0]))))
+        first = max(1, int(np.searchsorted(grid, t[start] - 1e-9 * grid_step(t))))
         error = nrmse(x, references[grid.size], start=first, scale=scale)
         points.append({"method": name, "setting": setting, "value": value, "error": error,
                        "wall_time_s": wall})

@@ -212,7 +212,8 @@ def _grid(columns: Columns, found: Scan) -> tuple[np.ndarray, list[str]]:
         notes.append(f"truncated every trajectory to the shortest, {found.T} points: dropped "
                      f"{found.dropped} of {found.rows} rows "
                      f"({100 * found.dropped / found.rows:.3g}%)")
-    if np.any(off_grid(t)):
+    coarse = columns.eps("time") > np.finfo(np.float64).eps  # float32 times: their rounding
+    if coarse or np.any(off_grid(t)):  # is no grid's, whatever their steps look like
         with np.errstate(over="ignore", invalid="ignore"):  # a grid beyond the largest float
             t0, dt = float(t[0]), mean_step(t, columns.eps("time"))
             t = t0 + dt * np.arange(found.T)
@@ -221,7 +222,8 @@ def _grid(columns: Columns, found: Scan) -> tuple[np.ndarray, list[str]]:
                             f"{t0!r}, dt = {dt!r}, {found.T} points) is not one of finite "
                             "float64 numbers: it overflows, or dt is below t's resolution there")
         notes.append(f"time grid made uniform: t0 + {dt:.17g} i (the source's steps vary by "
-                     "more than the file's 1e-6 of dt, within --step-tolerance)")
+                     "more than the file's 1e-6 of dt, within --step-tolerance, or are "
+                     "float32's)")
     return t, notes
 
 

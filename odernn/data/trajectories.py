@@ -6,12 +6,13 @@ Models, training and the evaluator see this (numpy arrays), never HDF5.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from odernn.data.forcing import FORCINGS, SampledForcing, forcing_from_params
-from odernn.data.schema import grid_step, off_grid
+from odernn.data.schema import grid_step, off_grid, same_step, step_slack
 from odernn.data.systems import EXTERNAL, SYSTEMS, Oscillator, parameter_names
 from odernn.errors import DataError
 from odernn.types import Array
@@ -68,8 +69,9 @@ class Trajectories:
     def n_steps(self) -> int:
         return int(self.t.shape[0])
 
-    @property
+    @cached_property
     def dt(self) -> float:
+        """The grid's step (:func:`~odernn.data.schema.grid_step`)."""
         return grid_step(self.t)
 
     @property
@@ -118,9 +120,9 @@ def check_pair(train: Trajectories, test: Trajectories, train_name: str, test_na
     if train.system != test.system:
         raise DataError(f"{test_name} is of system {test.system!r} but {train_name} of "
                         f"{train.system!r}; train and test on one system")
-    if not np.isclose(train.dt, test.dt, rtol=1e-9, atol=0.0):
-        raise DataError(f"{test_name} has step dt = {test.dt:g} but {train_name} dt = "
-                        f"{train.dt:g}; a surrogate steps at the dt it was trained on")
+    if not same_step(train.dt, test.dt, step_slack(train.t) + step_slack(test.t)):
+        raise DataError(f"{test_name} has step dt = {test.dt!r} but {train_name} dt = "
+                        f"{train.dt!r}; a surrogate steps at the dt it was trained on")
     names = [sorted(p for p in parameter_names(d.system, d.params) if p in d.params)
              for d in (train, test)]
     if names[0] != names[1]:

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from odernn.data.schema import same_step, step_slack
 from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
@@ -372,8 +373,8 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
                         f"system {layout.system!r}")
     if not layout.series and data.F is None:
         raise DataError(f"{where} has no forcing samples F; an oscillator surrogate needs them")
-    if not np.isclose(data.dt, layout.dt, rtol=1e-9, atol=0.0):
-        raise DataError(f"{where} has dt = {data.dt:g}; the model was built for dt = {layout.dt:g}")
+    if not same_step(data.dt, layout.dt, step_slack(data.t)):
+        raise DataError(f"{where} has dt = {data.dt!r}; the model was built for dt = {layout.dt!r}")
     missing = [p for p in layout.parameters if p not in data.params]
     if missing:
         raise DataError(f"{where} has no params/{missing[0]}; the model takes "
