@@ -47,7 +47,7 @@ def fit(data: Trajectories | str | Path, config: TrainConfig | Mapping[str, Any]
     from odernn.learn.models import from_record, load_surrogate
     from odernn.learn.training import train
 
-    settings = _settings(config, options)
+    settings = _settings(config, options, val)
     data, val = _data(data), _val(val)
     if run_dir is None:
         result = train(data, settings, None, val=val, progress=progress,
@@ -87,10 +87,17 @@ def _val(val: Trajectories | None) -> Trajectories | None:
 
 
 def _settings(config: TrainConfig | Mapping[str, Any] | None,
-              options: Mapping[str, Any]) -> TrainConfig:
-    """The training options of ``config`` (an object or a mapping) with ``options`` added."""
-    from odernn.learn.config import TrainConfig
+              options: Mapping[str, Any], val: Any = None) -> TrainConfig:
+    """The training options of ``config`` (an object or a mapping) with ``options`` added;
+    with a validation set ``val``, refused if they hold one out too."""
+    from odernn.learn.config import VAL_FRACTION, TrainConfig
 
+    held_out = "val_fraction" in options or (isinstance(config, Mapping) and "val_fraction"
+                                             in config) or (isinstance(config, TrainConfig)
+                                                            and config.val_fraction != VAL_FRACTION)
+    if val is not None and held_out:  # the command line refuses --val with it too
+        raise SpecError("val_fraction holds out training trajectories for validation; with "
+                        "val (--val) they are all trained on: give one")
     if isinstance(config, TrainConfig):
         return TrainConfig.from_dict({**config.to_dict(), **options}) if options else config
     if not isinstance(config, Mapping | None):
@@ -114,7 +121,8 @@ def fit_seeds(data: Trajectories | str | Path,
     from odernn.learn.models.ensemble import Ensemble
     from odernn.learn.seeds import load_group, train_seeds
 
-    results = train_seeds(_data(data), _settings(config, options), run_dir, seeds, val=_val(val),
+    settings = _settings(config, options, val)
+    results = train_seeds(_data(data), settings, run_dir, seeds, val=_val(val),
                           resume=resume, overwrite=overwrite, progress=progress)
     if run_dir is not None:
         return load_group(run_dir), results

@@ -103,6 +103,10 @@ def test_the_api_reference_is_generated_from_the_code():
     (lambda d: odernn.fit_seeds([1], model="esn"), DataError, "got list"),
     (lambda d: odernn.fit(d, "esn"), SpecError, "fit(data, model='esn')"),
     (lambda d: odernn.fit(d, model="esn", val=[1]), DataError, "val must be"),
+    (lambda d: odernn.fit(d, model="esn", val=d, val_fraction=0.5), SpecError,
+     "with val (--val) they are all trained on"),  # was dropped silently (the CLI refused it)
+    (lambda d: odernn.fit_seeds(d, {"model": "esn", "val_fraction": 0.5}, val=d), SpecError,
+     "with val (--val) they are all trained on"),
     # an API audit's: each was a traceback from inside the library or a silent wrong model
     (lambda d: odernn.Trajectories(d.t**1.1, d.x, d.v, d.F, d.params, d.attrs), DataError,
      "uniform time grid"),  # fit trained at dt = t[1] - t[0]

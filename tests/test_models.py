@@ -61,8 +61,14 @@ def series_data(n: int = 4, n_steps: int = 200, dt: float = 0.05, seed: int = 0)
 
 
 def small_config(family: str, **changes) -> TrainConfig:
-    return TrainConfig.from_dict({"model": family, "val_fraction": 0.25, "device": "cpu",
-                                  **SMALL[family], **changes})
+    base = {"model": family, "val_fraction": 0.25, "device": "cpu", **SMALL[family]}
+    if changes.get("val_folds"):  # folds replace the holdout
+        base.pop("val_fraction")
+    if changes.get("optimizer") == "hf":  # it takes no learning rate
+        base.pop("lr", None)
+    if changes.get("horizon") == 0:  # no closed loop: no horizon to start from
+        base["horizon_start"] = 0
+    return TrainConfig.from_dict({**base, **changes})
 
 
 def interrupt_at(epoch: int, batch: int):

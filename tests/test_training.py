@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -110,6 +111,33 @@ def test_option_of_another_family_is_refused():
 def test_bad_values_are_spec_errors(bad):
     with pytest.raises(SpecError, match="config"):
         TrainConfig.from_dict(bad)
+
+
+@pytest.mark.parametrize(("given", "needle"), [
+    ({"epochs": 1, "horizon": 10}, "horizon 10 is never trained"),
+    ({"epochs": 10, "horizon": 10, "closed_loop_from": 0.96}, "horizon 10 is never trained"),
+    ({"horizon_start": 20}, "horizon_start <= horizon"),
+    ({"momentum": 0.2}, "momentum is not used by optimizer 'adam'"),
+    ({"nesterov": False}, "nesterov is not used by optimizer 'adam'"),
+    ({"optimizer": "rmsprop", "nesterov": False}, "nesterov is not used by optimizer 'rmsprop'"),
+    ({"optimizer": "hf", "lr": 5.0}, "lr is not used by optimizer 'hf' (it takes damping"),
+    ({"optimizer": "hf", "clip": 0.01}, "clip is not used by optimizer 'hf'"),
+    ({"optimizer": "hf", "schedule": "constant"}, "schedule is not used by optimizer 'hf'"),
+    ({"optimizer": "sgd", "momentum": 5.0}, "momentum must be < 1"),
+    ({"optimizer": "rmsprop", "momentum": 1.0}, "momentum must be < 1"),
+    ({"epochs": 2, "warmup_epochs": 10}, "warmup_epochs 10 is more than the 2 epochs"),
+    ({"model": "ffn", "tbptt": 1}, "the ffn family has none"),
+    ({"model": "rnn", "skip": False, "products": 3}, "options of the skip: not with skip"),
+    ({"model": "rnn", "skip": False, "start_as_skip": True}, "options of the skip"),
+    ({"inputs": ["x", "v", "F", "eta", "eta"]}, "name a channel or parameter twice"),
+    ({"val_folds": 2, "val_fraction": 0.5}, "which val_folds K >= 2 replaces"),
+    ({"model": "esn", "val_folds": 3, "val_fraction": 0.5}, "which val_folds K >= 2 replaces"),
+])
+def test_an_option_that_would_be_ignored_is_refused(given, needle):
+    """Taken and not used, an option reads in config.json as if the run had trained with it
+    (a horizon never reached, an optimiser's option another optimiser ignores, ...)."""
+    with pytest.raises(SpecError, match=re.escape(needle)):
+        TrainConfig.from_dict(given)
 
 
 def test_cuda_without_a_gpu_is_a_spec_error():

@@ -19,10 +19,11 @@ import numpy as np
 from odernn.checks import check_seed, did_you_mean
 from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS, parameter_names
 from odernn.errors import SpecError
-from odernn.learn.families import DEVICES, MOMENTUM_SCHEDULES, OPTIMIZERS, SCHEDULES, TARGETS
+from odernn.learn.families import DEVICES, OPTIMIZERS, SCHEDULES, TARGETS
 from odernn.learn.models import REGISTRY
 from odernn.learn.models.layout import DEFAULT_INPUTS, Layout, default_inputs
 from odernn.learn.models.prior import check_prior
+from odernn.learn.option_checks import check_gradient, check_inputs
 from odernn.types import Array
 
 GRADIENT_OPTIONS = ("lr", "epochs", "batch_size", "window", "horizon", "horizon_start", "tbptt",
@@ -34,6 +35,8 @@ GRADIENT_OPTIONS = ("lr", "epochs", "batch_size", "window", "horizon", "horizon_
 RIDGE_OPTIONS = ("ridge", "ridge_grid")
 """Training options of the ``ridge`` recipe (the reservoir's readout)."""
 RECIPE_OPTIONS = {"gradient": GRADIENT_OPTIONS, "ridge": RIDGE_OPTIONS}
+VAL_FRACTION = 0.1
+"""The default share of the training trajectories held out for validation."""
 HF_OPTIONS = {"damping": 1.0, "structural_damping": 0.0, "max_cg_iters": 50}
 """Options of the Hessian-free optimiser only, with their defaults."""
 PARAMETERS = tuple(dict.fromkeys(n for system in SYSTEMS.values() for n in system.names))
@@ -153,7 +156,7 @@ class TrainConfig:
     warmup_epochs: int = 1
     patience: int | None = None
     val_every: int | None = None
-    val_fraction: float = 0.1
+    val_fraction: float = VAL_FRACTION
     val_folds: int | None = None
     val_steps: int | None = None
     seed: int = 0
@@ -182,6 +185,7 @@ class TrainConfig:
 
         need(self.target in TARGETS, f"target {self.target!r} unknown; allowed: "
              f"{', '.join(TARGETS)}")
+        check_inputs(self.inputs)
         for name in self.withhold:  # checked against the data's parameters in layout()
             need(isinstance(name, str) and name != "" and name not in NOT_PARAMETERS,
                  f"withhold {name!r}: give a parameter's name ({', '.join(NOT_PARAMETERS)} "
@@ -206,6 +210,8 @@ class TrainConfig:
         need(self.val_folds in (None, 0) or self.val_folds >= 2, "val_folds must be an integer "
              ">= 2 (K folds of whole trajectories; K >= N: leave one out), 0 (the holdout) or "
              f"None (automatic), got {self.val_folds}")
+        need(self.val_folds in (None, 0, 1) or self.val_fraction == VAL_FRACTION, "val_fraction "
+             "holds out a validation set, which val_folds K >= 2 replaces: give one of them")
         need(len(self.ridge_grid) > 0 and all(r >= 0 for r in self.ridge_grid),
              "ridge_grid must be a non-empty list of ridge strengths >= 0")
         need(self.ridge is None or self.ridge >= 0, f"ridge must be >= 0, got {self.ridge}")
@@ -213,41 +219,7 @@ class TrainConfig:
         self._check_memory()
         if self.recipe != "gradient":
             return
-        positive = ("lr", "epochs", "batch_size", "window")
-        for name in positive:
-            need(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
-        need(0 <= self.horizon_start <= self.horizon or self.horizon == 0,
-             f"need 0 <= horizon_start <= horizon, got {self.horizon_start}, {self.horizon}")
-        need(self.tbptt is None or self.tbptt >= 1, f"tbptt must be >= 1, got {self.tbptt}")
-        need(not (self.start_as_skip and self.output_activation not in (None, "identity")),
-             "start_as_skip starts the model as the skip's least-squares fit, whose intercept "
-             "c would lie inside output_activation: give one of them")
-        need(self.clip is None or self.clip > 0, f"clip must be > 0, or none (no clipping), "
-             f"got {self.clip}")
-        need(self.patience is None or self.patience >= 1, "patience must be >= 1, or none")
-        need(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
-        need(self.warmup_epochs >= 0 and self.weight_decay >= 0 and self.momentum >= 0,
-             "warmup_epochs, weight_decay and momentum must be >= 0")
-        need(self.closed_loop_weight >= 0, "closed_loop_weight must be >= 0")
-        need(0 <= self.closed_loop_from < 1, "closed_loop_from must be in [0, 1)")
-        need(self.momentum_schedule in MOMENTUM_SCHEDULES, f"momentum_schedule "
-             f"{self.momentum_schedule!r} unknown; allowed: {', '.join(MOMENTUM_SCHEDULES)}")
-        need(self.momentum_schedule == "constant" or (self.optimizer == "sgd" and
-                                                      0 < self.momentum < 1),
-             "momentum_schedule 'sutskever' needs optimizer 'sgd' and 0 < momentum < 1")
-        if self.optimizer != "hf":
-            for name, default in HF_OPTIONS.items():
-                need(getattr(self, name) == default, f"{name} applies to optimizer 'hf' only")
-            return
-        need(self.damping > 0, f"damping must be > 0, got {self.damping}")
-        need(self.structural_damping >= 0,
-             f"structural_damping must be >= 0, got {self.structural_damping}")
-        need(self.max_cg_iters >= 1, f"max_cg_iters must be >= 1, got {self.max_cg_iters}")
-        need(self.horizon == 0, "horizon must be 0 with optimizer 'hf' (it fits the "
-             f"teacher-forced loss only), got {self.horizon}")
-        need(self.tbptt is None, "tbptt must be None with optimizer 'hf' (whole windows)")
-        need(self.structural_damping == 0 or REGISTRY[self.model].hidden_states,
-             f"structural_damping needs hidden states: the {self.model} family has none")
+        check_gradient(self, HF_OPTIONS)
 
     def _check_memory(self) -> None:
         """Refuse sizes (hidden, units, batch_size, window) whose training would not fit the
