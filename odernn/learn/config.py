@@ -93,7 +93,9 @@ class TrainConfig:
     the ceiling ``mu_max`` of :func:`~odernn.learn.schedules.momentum_at`, SGD only), ``nesterov``,
     ``weight_decay``,
     ``clip`` (gradient-norm clipping, None: off), ``schedule`` with
-    ``warmup_epochs``, ``epochs``, ``patience`` (early stopping, None: off). An option that
+    ``warmup_epochs``, ``epochs``, ``patience`` (early stopping after that many validations
+    without improvement, None: off), ``val_every`` (epochs between validations; None: a
+    twentieth of the epochs). An option that
     may be None is given as ``"none"`` where there is no null (TOML, ``--set``).
     ``optimizer="hf"`` (Hessian-free, teacher-forced windows only: no
     ``horizon``, no ``tbptt``; ``lr``, ``momentum``, ``clip`` and ``schedule``
