@@ -92,19 +92,18 @@ def _settings(config: TrainConfig | Mapping[str, Any] | None,
     with a validation set ``val``, refused if they hold one out too."""
     from odernn.learn.config import VAL_FRACTION, TrainConfig
 
-    held_out = "val_fraction" in options or (isinstance(config, Mapping) and "val_fraction"
-                                             in config) or (isinstance(config, TrainConfig)
-                                                            and config.val_fraction != VAL_FRACTION)
-    if val is not None and held_out:  # the command line refuses --val with it too
-        raise SpecError("val_fraction holds out training trajectories for validation; with "
-                        "val (--val) they are all trained on: give one")
     if isinstance(config, TrainConfig):
-        return TrainConfig.from_dict({**config.to_dict(), **options}) if options else config
-    if not isinstance(config, Mapping | None):
+        settings = TrainConfig.from_dict({**config.to_dict(), **options}) if options else config
+    elif not isinstance(config, Mapping | None):
         raise SpecError(f"config must be a TrainConfig or a mapping of options, got "
                         f"{type(config).__name__} {config!r:.40}; the family is an option: "
                         "fit(data, model='esn')")
-    return TrainConfig.from_dict({**dict(config or {}), **options}, where="fit")
+    else:
+        settings = TrainConfig.from_dict({**dict(config or {}), **options}, where="fit")
+    if val is not None and settings.val_fraction != VAL_FRACTION:  # as the command line
+        raise SpecError("val_fraction holds out training trajectories for validation; with "
+                        "val (--val) they are all trained on: give one")
+    return settings
 
 
 def fit_seeds(data: Trajectories | str | Path,

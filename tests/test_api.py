@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,34 @@ def test_fit_in_memory_and_into_a_run_directory_give_the_same_model(tmp_path):
                  lambda: odernn.simulate(spec, tmp_path / "data.h5")):
         with pytest.raises(OutputError, match=r"pass overwrite=True \(--overwrite\)"):
             call()
+
+
+def test_a_recorded_config_refits_with_its_own_validation_set(small_linear_sets):
+    """``config.to_dict()`` records val_fraction (its default) even for a run given ``val``:
+    fitting from it again with a validation set is no holdout asked for twice."""
+    from odernn.learn.config import TrainConfig
+
+    train, test = small_linear_sets
+    config = TrainConfig(model="esn", units=30)
+    _, result = odernn.fit(train, config.to_dict(), val=test)
+    assert result.status == "ok"
+    with pytest.raises(SpecError, match="with val"):
+        odernn.fit(train, {**config.to_dict(), "val_fraction": 0.3}, val=test)
+
+
+def test_a_reservoir_given_a_val_fraction_on_few_trajectories_holds_them_out(
+        small_linear_sets, tmp_path):
+    """On 2 to 10 trajectories the reservoir leaves one out by default; a val_fraction of the
+    user's own asks for the holdout instead (it was ignored, then refused as given with the
+    automatic folds)."""
+    few = small_linear_sets[0].take(np.arange(5))
+    recorded = {}
+    for name, options in (("auto", {}), ("held", {"val_fraction": 0.4})):
+        odernn.fit(few, model="esn", units=30, run_dir=tmp_path / name, **options)
+        recorded[name] = json.loads((tmp_path / name / "config.json").read_text())
+    assert recorded["auto"]["config"]["val_folds"] == 5
+    assert recorded["held"]["config"]["val_folds"] is None
+    assert recorded["held"]["data"]["val_fraction"] == 0.4
 
 
 def test_version_flag(capsys):

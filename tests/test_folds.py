@@ -21,7 +21,7 @@ from odernn.data.store import read_trajectories
 from odernn.errors import DataError, SpecError
 from odernn.learn import folds
 from odernn.learn.checkpoint import read_checkpoint
-from odernn.learn.config import TrainConfig
+from odernn.learn.config import VAL_FRACTION, TrainConfig
 from odernn.learn.ridge import RIDGE_TOLERANCE
 from odernn.learn.training import train
 from odernn.learn.windows import folds_by_trajectory, to_tensors
@@ -140,7 +140,8 @@ def test_by_default_few_trajectories_are_left_out_one_at_a_time_and_more_held_ou
     another score and readout than the holdout (val_folds = 0); on 11, the holdout, to the
     bit; with a validation set given, that set."""
     def run(trajectories, folds, **given):
-        options = {"units": 60, "ridge_grid": [1e-10, 1e-6, 1e-2], "val_folds": folds}
+        options = {"units": 60, "ridge_grid": [1e-10, 1e-6, 1e-2], "val_folds": folds,
+                   "val_fraction": VAL_FRACTION}  # the default: a fraction given holds out
         result = train(trajectories, small_config("esn", **options), None, progress=False,
                        **given)
         return ([h["val_nrmse_x"] for h in result.history], result.best_record["config"],

@@ -20,7 +20,7 @@ from odernn.cli.app import main
 from odernn.data import import_scan
 from odernn.data.importer import ImportOptions, derive_velocity, import_file
 from odernn.data.store import read_trajectories
-from odernn.data.trajectories import check_pair
+from odernn.data.trajectories import Trajectories, check_pair
 from odernn.data.writer import TrajectoryWriter
 from odernn.errors import DataError, SpecError
 from odernn.learn.models import load_surrogate
@@ -121,6 +121,42 @@ def test_a_clock_in_rounded_decimals_pairs_from_any_start(tmp_path):
     other = dataclasses.replace(sets[1], t=100 + 0.3334 * np.arange(10))
     with pytest.raises(DataError, match="has step dt = 0.3334"):
         check_pair(sets[0], other, "zero.h5", "later.h5")
+
+
+@pytest.mark.parametrize(("start", "T", "rate", "dtype"), [
+    (1.7e9, 100, 1001.0, np.float64), (1.7e9, 10_000, 1000.1, np.float64),
+    (1.7e9, 1_000_000, 1001.0, np.float64), (0.0, 1_000_000, 1100.0, np.float32),
+    (0.0, 100, 1000.1, np.float64)])
+def test_two_sampling_rates_are_two_steps_at_any_offset(start, T, rate, dtype):
+    """A step is compared within its mean's own uncertainty (its grid's deviation over the
+    span), not within one step's rounding: 1000 and 1001 Hz at Unix-epoch seconds passed as
+    one, and 1000 and 1100 Hz in float32."""
+    def clock(hz):
+        t = (start + np.arange(T) / hz).astype(dtype)
+        return Trajectories(t, np.zeros((1, T)), np.zeros((1, T)), np.zeros((1, T)))
+
+    same, other = clock(1000.0), clock(rate)
+    check_pair(same, clock(1000.0), "a.h5", "b.h5")
+    with pytest.raises(DataError, match="has step dt"):
+        check_pair(same, other, "a.h5", "b.h5")
+
+
+def test_a_float32_grid_has_its_clocks_step():
+    """float32 times are judged by float32's rounding: a model fitted on them recorded
+    0.0500000006 and refused a float64 copy of its own data."""
+    from odernn.data.schema import grid_step
+
+    t = np.arange(200) * 0.05
+    assert grid_step(t.astype(np.float32)) == grid_step(t) == 0.05
+
+
+def test_float32_times_far_from_zero_but_fine_enough_import(tmp_path):
+    """1300 s of float32 seconds at 1 kHz: their rounding (6e-5 s) is well inside a step, so a
+    dropped sample would still show; they import, on the clock's step."""
+    t = (np.arange(1_300_000) / 1000).astype(np.float32)
+    np.savez(tmp_path / "long.npz", t=t, x=np.sin(t.astype(float)))
+    out = import_file(tmp_path / "long.npz", tmp_path / "long.h5", ImportOptions(derive_v=True))
+    assert read_trajectories(out.path).dt == 0.001
 
 
 def test_float32_times_too_coarse_for_the_step_are_refused(tmp_path):

@@ -202,13 +202,13 @@ def scan(columns: Columns, options: Any, report: Progress,
                                 f"{float(t_prev[k])!r} to {float(t[k])!r} overflows float64; "
                                 "import takes steps that are finite numbers")
         if dt is not None:
-            coarse = 4 * t_eps * float(np.max(np.abs(t)))  # the steps' rounding allowance
-            if coarse >= dt / 2:  # a dropped sample's step (2 dt) would be within it
+            allowance = 4 * t_eps * float(np.max(np.abs(t)))  # off_step's, for t's rounding
+            if allowance + options.step_tolerance * dt >= dt:  # a dropped sample's step passes
                 raise DataError(
                     f"{where}: {columns.label('time')} near {float(np.max(np.abs(t)))!r} is "
-                    f"too coarse for its step {dt!r}: its rounding there ({coarse:.3g}) is half "
-                    "a step or more, so a missing sample would pass for rounding; "
-                    "give the times in float64, or from the recording's start")
+                    f"too coarse for its step {dt!r}: the allowance for its rounding there "
+                    f"({allowance:.3g}) reaches a step, so a missing sample would pass for "
+                    "rounding; store the times in float64, or count them from a nearer start")
             off = inside & off_step(step, dt, t_prev, t, options.step_tolerance, t_eps)
             if off.any():
                 k = int(np.argmax(off))

@@ -95,30 +95,35 @@ grid's length (over a whole grid of 20 million points they took about 1 GB and s
 def grid_step(t: np.ndarray) -> float:
     """The step ``dt`` of the uniform time grid ``t`` (two points or more): the one rule of the
     files, the import and the integrators. On a grid ``i t[1]`` (a simulated one) exactly
-    ``t[1]``; on any other its mean step (:func:`mean_step`): far from 0, as Unix-epoch
-    seconds are, ``t[1] - t[0]`` is off by t's resolution (a 1 kHz step by 1e-4 at 1.7e9 s).
-    Two grids' steps are compared by :func:`same_step`."""
+    ``t[1]``; on any other its mean step (:func:`mean_step`, within the rounding of t's stored
+    type): far from 0, as Unix-epoch seconds are, ``t[1] - t[0]`` is off by t's resolution (a
+    1 kHz step by 1e-4 at 1.7e9 s). Two grids' steps are compared by :func:`same_step`."""
+    eps = _eps(t)
     t = np.asarray(t, dtype=np.float64)
     step = float(t[1])
     simulated = t[0] == 0 and all(  # in blocks: memory that does not grow with the grid
         np.array_equal(t[lo:lo + GRID_BLOCK], step * np.arange(lo, min(lo + GRID_BLOCK, t.size)))
         for lo in range(0, t.size, GRID_BLOCK))
-    return step if simulated else mean_step(t)
+    return step if simulated else mean_step(t, eps)
+
+
+def _eps(t: np.ndarray) -> float:
+    """The relative rounding of t's stored type (float64's for any other than a float)."""
+    dtype = np.asarray(t).dtype
+    return float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps)
 
 
 def step_slack(t: np.ndarray) -> float:
-    """How far another estimate of ``t``'s step may be off :func:`grid_step` for the same
-    clock: any one step of ``t`` (``t[1] - t[0]``, the rule of files and models made before the
-    mean step) is within twice t's largest deviation from the uniform grid, plus t's rounding
-    (:func:`off_step`'s allowance)."""
+    """How far :func:`grid_step` of ``t`` may be off the step of the clock that made it: the
+    mean step's error, twice t's largest deviation from the uniform grid plus t's rounding
+    (:func:`off_step`'s allowance), over the span's ``T - 1`` steps."""
+    eps, dt, worst = _eps(t), grid_step(t), 0.0
     t = np.asarray(t, dtype=np.float64)
-    dt, worst = grid_step(t), 0.0
     for lo in range(0, t.size, GRID_BLOCK):
         part = t[lo:lo + GRID_BLOCK]
         ideal = t[0] + dt * np.arange(lo, lo + part.size)
         worst = max(worst, float(np.max(np.abs(part - ideal))))
-    eps = float(np.finfo(np.float64).eps)
-    return 2 * worst + 4 * eps * max(abs(float(t[0])), abs(float(t[-1])))
+    return (2 * worst + 4 * eps * max(abs(float(t[0])), abs(float(t[-1])))) / (t.size - 1)
 
 
 def same_step(a: float, b: float, slack: float = 0.0) -> bool:

@@ -108,7 +108,7 @@ class TrainConfig:
     (:mod:`odernn.learn.folds`), the gradient families' epoch (K + 1 trainings,
     :mod:`odernn.learn.epoch_folds`); 0: the holdout; None: the holdout, except the
     reservoir's leave one out on 2 to :data:`~odernn.learn.training.AUTO_FOLDS` training
-    trajectories without a validation set.
+    trajectories without a validation set or a ``val_fraction`` of its own.
     """
 
     model: str = "lstm"

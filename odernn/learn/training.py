@@ -24,7 +24,7 @@ from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn import distributed as dd
 from odernn.learn import epoch_folds, gradient, ridge, stream
 from odernn.learn.checkpoint import LAST
-from odernn.learn.config import TrainConfig
+from odernn.learn.config import VAL_FRACTION, TrainConfig
 from odernn.learn.models import build, from_record
 from odernn.learn.models.layout import check_data
 from odernn.learn.outcome import TrainResult
@@ -123,7 +123,8 @@ def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tupl
         raise SpecError(f"val_folds = {config.val_folds} cross-validates over the training "
                         "trajectories: give it or a validation set, not both")
     if (config.val_folds is None and val is None and config.recipe == "ridge"
-            and 2 <= train.n <= AUTO_FOLDS):  # few trajectories: leave one out (recorded)
+            and 2 <= train.n <= AUTO_FOLDS  # few trajectories: leave one out (recorded),
+            and config.val_fraction == VAL_FRACTION):  # unless a holdout is asked for
         config = dataclasses.replace(config, val_folds=train.n)
     folds = bool(config.val_folds)
     if folds and config.recipe == "gradient" and world_size > 1:
