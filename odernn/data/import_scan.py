@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from odernn import budget
-from odernn.data.schema import off_step
+from odernn.data.schema import off_step, rounding
 from odernn.data.sources import Source
 from odernn.errors import DataError
 from odernn.progress import Event, Progress
@@ -80,11 +80,8 @@ class Columns:
         return role in self.names
 
     def eps(self, role: str) -> float:
-        """The relative rounding of ``role`` as stored (a float32 array's, not float64's):
-        times stored in float32 are that much coarser, and no less uniform for it."""
-        dtype = np.dtype(getattr(self.source.array(self.names[role]), "dtype", np.float64))
-        return float(np.finfo(dtype).eps) if dtype.kind == "f" and dtype.itemsize < 8 \
-            else float(np.finfo(np.float64).eps)
+        """The relative rounding of ``role`` as stored (:func:`~odernn.data.schema.rounding`)."""
+        return rounding(getattr(self.source.array(self.names[role]), "dtype", np.float64))
 
     def label(self, role: str) -> str:
         """How the user named ``role``: ``column 'temp' (--x)``."""
@@ -202,10 +199,11 @@ def scan(columns: Columns, options: Any, report: Progress,
                                 f"{float(t_prev[k])!r} to {float(t[k])!r} overflows float64; "
                                 "import takes steps that are finite numbers")
         if dt is not None:
-            allowance = 4 * t_eps * float(np.max(np.abs(t)))  # off_step's, for t's rounding
+            largest = float(np.max(np.abs(t)))
+            allowance = 4 * t_eps * largest  # off_step's, for t's rounding
             if allowance + options.step_tolerance * dt >= dt:  # a dropped sample's step passes
                 raise DataError(
-                    f"{where}: {columns.label('time')} near {float(np.max(np.abs(t)))!r} is "
+                    f"{where}: {columns.label('time')} near {largest!r} is "
                     f"too coarse for its step {dt!r}: the allowance for its rounding there "
                     f"({allowance:.3g}) reaches a step, so a missing sample would pass for "
                     "rounding; store the times in float64, or count them from a nearer start")

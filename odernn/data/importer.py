@@ -212,10 +212,11 @@ def _grid(columns: Columns, found: Scan) -> tuple[np.ndarray, list[str]]:
         notes.append(f"truncated every trajectory to the shortest, {found.T} points: dropped "
                      f"{found.dropped} of {found.rows} rows "
                      f"({100 * found.dropped / found.rows:.3g}%)")
-    coarse = columns.eps("time") > np.finfo(np.float64).eps  # float32 times: their rounding
-    if coarse or np.any(off_grid(t)):  # is no grid's, whatever their steps look like
+    eps = columns.eps("time")
+    coarse = eps > np.finfo(np.float64).eps  # float32 times: their rounding is no grid's,
+    if coarse or np.any(off_grid(t)):  # whatever their steps look like
         with np.errstate(over="ignore", invalid="ignore"):  # a grid beyond the largest float
-            t0, dt = float(t[0]), mean_step(t, columns.eps("time"))
+            t0, dt = float(t[0]), mean_step(t, eps)
             t = t0 + dt * np.arange(found.T)
         if np.any(off_grid(t)):
             raise DataError(f"{columns.source.path}: the uniform time grid t0 + dt i (t0 = "

@@ -98,7 +98,7 @@ def grid_step(t: np.ndarray) -> float:
     ``t[1]``; on any other its mean step (:func:`mean_step`, within the rounding of t's stored
     type): far from 0, as Unix-epoch seconds are, ``t[1] - t[0]`` is off by t's resolution (a
     1 kHz step by 1e-4 at 1.7e9 s). Two grids' steps are compared by :func:`same_step`."""
-    eps = _eps(t)
+    eps = rounding(np.asarray(t).dtype)
     t = np.asarray(t, dtype=np.float64)
     step = float(t[1])
     simulated = t[0] == 0 and all(  # in blocks: memory that does not grow with the grid
@@ -107,17 +107,18 @@ def grid_step(t: np.ndarray) -> float:
     return step if simulated else mean_step(t, eps)
 
 
-def _eps(t: np.ndarray) -> float:
-    """The relative rounding of t's stored type (float64's for any other than a float)."""
-    dtype = np.asarray(t).dtype
+def rounding(dtype: np.dtype) -> float:
+    """The relative rounding of values stored as ``dtype`` (float64's for any other than a
+    float): times stored in float32 are that much coarser, and no less uniform for it."""
+    dtype = np.dtype(dtype)
     return float(np.finfo(dtype if dtype.kind == "f" else np.float64).eps)
 
 
-def step_slack(t: np.ndarray) -> float:
-    """How far :func:`grid_step` of ``t`` may be off the step of the clock that made it: the
-    mean step's error, twice t's largest deviation from the uniform grid plus t's rounding
-    (:func:`off_step`'s allowance), over the span's ``T - 1`` steps."""
-    eps, dt, worst = _eps(t), grid_step(t), 0.0
+def step_slack(t: np.ndarray, dt: float | None = None) -> float:
+    """How far :func:`grid_step` of ``t`` (``dt``, where known) may be off the step of the
+    clock that made it: the mean step's error, twice t's largest deviation from the uniform
+    grid plus t's rounding (:func:`off_step`'s allowance), over the span's ``T - 1`` steps."""
+    eps, dt, worst = rounding(np.asarray(t).dtype), grid_step(t) if dt is None else dt, 0.0
     t = np.asarray(t, dtype=np.float64)
     for lo in range(0, t.size, GRID_BLOCK):
         part = t[lo:lo + GRID_BLOCK]
@@ -149,14 +150,13 @@ def mean_step(t: np.ndarray, eps: float = float(np.finfo(np.float64).eps)) -> fl
 
 def off_grid(t: np.ndarray, dt: float | None = None,
              eps: float = float(np.finfo(np.float64).eps)) -> np.ndarray:
-    """Whether each step of time grid ``t`` is off the uniform step ``dt`` (default: t's,
-    :func:`grid_step`): not positive, or :func:`off_step` (``eps`` that of t's stored type).
-    The one rule of the writer, the reader and the import; in blocks of :data:`GRID_BLOCK`
-    steps."""
+    """Whether each step of time grid ``t`` is off the uniform step ``dt`` (default: t's first
+    step): not positive, or :func:`off_step` (``eps`` that of t's stored type). The one rule
+    of the writer, the reader and the import; in blocks of :data:`GRID_BLOCK` steps."""
     t = np.asarray(t, dtype=np.float64)
     off = np.zeros(max(t.size - 1, 0), dtype=bool)
     with np.errstate(over="ignore", invalid="ignore"):  # a step beyond the largest float
-        dt = grid_step(t) if dt is None and t.size > 1 else dt
+        dt = t[1] - t[0] if dt is None and t.size > 1 else dt
         for lo in range(0, off.size, GRID_BLOCK):
             hi = min(lo + GRID_BLOCK, off.size)
             before, after = t[lo:hi], t[lo + 1:hi + 1]

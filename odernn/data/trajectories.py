@@ -120,7 +120,8 @@ def check_pair(train: Trajectories, test: Trajectories, train_name: str, test_na
     if train.system != test.system:
         raise DataError(f"{test_name} is of system {test.system!r} but {train_name} of "
                         f"{train.system!r}; train and test on one system")
-    if not same_step(train.dt, test.dt, step_slack(train.t) + step_slack(test.t)):
+    slack = step_slack(train.t, train.dt) + step_slack(test.t, test.dt)
+    if not same_step(train.dt, test.dt, slack):
         raise DataError(f"{test_name} has step dt = {test.dt!r} but {train_name} dt = "
                         f"{train.dt!r}; a surrogate steps at the dt it was trained on")
     names = [sorted(p for p in parameter_names(d.system, d.params) if p in d.params)

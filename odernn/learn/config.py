@@ -23,7 +23,7 @@ from odernn.learn.families import DEVICES, OPTIMIZERS, SCHEDULES, TARGETS
 from odernn.learn.models import REGISTRY
 from odernn.learn.models.layout import DEFAULT_INPUTS, Layout, default_inputs
 from odernn.learn.models.prior import check_prior
-from odernn.learn.option_checks import check_gradient, check_inputs
+from odernn.learn.option_checks import check_gradient, check_inputs, need
 from odernn.types import Array
 
 GRADIENT_OPTIONS = ("lr", "epochs", "batch_size", "window", "horizon", "horizon_start", "tbptt",
@@ -181,10 +181,6 @@ class TrainConfig:
         self._validate()
 
     def _validate(self) -> None:
-        def need(ok: bool, what: str) -> None:
-            if not ok:
-                raise SpecError(f"training option {what}")
-
         need(self.target in TARGETS, f"target {self.target!r} unknown; allowed: "
              f"{', '.join(TARGETS)}")
         check_inputs(self.inputs)

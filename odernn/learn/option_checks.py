@@ -20,6 +20,7 @@ USES = {"adam": {"lr", "weight_decay", "clip", "schedule", "warmup_epochs"},
 
 
 def need(ok: bool, what: str) -> None:
+    """Refuse a training option in one line unless ``ok``."""
     if not ok:
         raise SpecError(f"training option {what}")
 
@@ -76,9 +77,9 @@ def check_gradient(config: Any, hf_options: dict[str, Any]) -> None:
     unused = [n for n in FIRST_ORDER if n not in USES[config.optimizer]
               and getattr(config, n) != defaults[n]]
     if unused:
-        need(False, f"{unused[0]} is not used by optimizer {config.optimizer!r}"
-             + (" (it takes damping, structural_damping and max_cg_iters)"
-                if config.optimizer == "hf" else ""))
+        hf = " (it takes damping, structural_damping and max_cg_iters)"
+        raise SpecError(f"training option {unused[0]} is not used by optimizer "
+                        f"{config.optimizer!r}{hf if config.optimizer == 'hf' else ''}")
     need("momentum" not in USES[config.optimizer] or config.momentum < 1,
          f"momentum must be < 1, got {config.momentum}")
     if config.optimizer != "hf":

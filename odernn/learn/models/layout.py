@@ -374,7 +374,8 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
     if not layout.series and data.F is None:
         raise DataError(f"{where} has no forcing samples F; an oscillator surrogate needs them")
     first = float(data.t[1] - data.t[0])  # the step a model stored before the mean step
-    if not (same_step(data.dt, layout.dt, step_slack(data.t)) or same_step(first, layout.dt)):
+    if not (same_step(data.dt, layout.dt, step_slack(data.t, data.dt))
+            or same_step(first, layout.dt)):
         raise DataError(f"{where} has dt = {data.dt!r}; the model was built for dt = {layout.dt!r}")
     missing = [p for p in layout.parameters if p not in data.params]
     if missing:
