@@ -259,11 +259,13 @@ def _relaunch(nproc: int) -> int:
 
     def forward(signum: int, frame: object) -> None:
         # torchrun runs in a session of its own, so Ctrl-C in the terminal and SIGTERM from a
-        # batch scheduler both reach this process alone: pass each on once, and wait for the
-        # workers to save
+        # batch scheduler both reach this process alone: pass each on once, as SIGTERM (which
+        # torchrun passes on to the workers: odernn handles it as Ctrl-C, and one still
+        # starting Python ends quietly by it, where SIGINT printed Python's traceback), and
+        # wait for the workers to save
         signalled.append(signum)
         for proc in procs:
-            proc.send_signal(signum)
+            proc.send_signal(signal.SIGTERM)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     said = Path(tempfile.mkdtemp(prefix="odernn-nproc-")) / "said"  # one of them said it
@@ -273,7 +275,7 @@ def _relaunch(nproc: int) -> int:
                SAID_ENV: str(said)}
         procs.append(subprocess.Popen(command, start_new_session=True, env=env))
         if signalled:  # a signal while it was starting
-            procs[0].send_signal(signalled[0])
+            procs[0].send_signal(signal.SIGTERM)
         code = procs[0].wait()
     finally:
         for s, handler in previous.items():

@@ -153,10 +153,15 @@ def launch(argv: list[str]) -> None:
     """``torchrun`` with ``argv``, exiting 130 rather than with a traceback when a signal stops
     it (the workers have then saved what ``--resume`` needs, and said so)."""
     die_with_parent(int(os.environ.get(PARENT_ENV, "0")) or None)
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import main
+    from odernn.interrupt import interrupt_guard
 
+    try:  # torchrun's modules, with a signal held until they are imported (no traceback):
+        with interrupt_guard():  # then exit 130, before any worker (`train --nproc` says so)
+            from torch.distributed.elastic.multiprocessing.api import SignalException
+            from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+            from torch.distributed.run import main
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
     quiet_torchrun()
     try:
         main(argv)
