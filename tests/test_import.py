@@ -169,14 +169,19 @@ def test_float32_times_too_coarse_for_the_step_are_refused(tmp_path):
     assert not (tmp_path / "gap.h5").exists()
 
 
-@pytest.mark.parametrize("dialect", ["semicolon", "tab", "spaces", "crlf", "quoted", "bom"])
+@pytest.mark.parametrize("dialect", ["semicolon", "tab", "spaces", "crlf", "quoted", "bom",
+                                     "tab-comma-in-a-name", "semicolon-comma-in-a-name"])
 def test_csv_dialects_round_trip(tmp_path, dialect):
+    """Each dialect reads back bit for bit; a comma inside a column name (a unit, quoted or
+    not) does not make the comma the delimiter of a tab- or semicolon-separated file."""
     columns = table(12)
+    if dialect.endswith("comma-in-a-name"):
+        columns["energy (J, total)"] = columns["x"] ** 2
     names = list(columns)
     rows = [[f"{float(a[i])!r}" for a in columns.values()] for i in range(N * T)]
-    sep = {"semicolon": ";", "tab": "\t", "spaces": "  "}.get(dialect, ",")
+    sep = {"semicolon": ";", "tab": "\t", "spaces": "  "}.get(dialect.split("-")[0], ",")
     end = "\r\n" if dialect == "crlf" else "\n"
-    if dialect == "quoted":
+    if dialect in ("quoted", "semicolon-comma-in-a-name"):
         names, rows = [f'"{n}"' for n in names], [[f'"{c}"' for c in r] for r in rows]
     text = end.join(sep.join(r) for r in [names, *rows]) + end
     path = tmp_path / "d.csv"
@@ -589,6 +594,11 @@ def files(tmp_path_factory):
     made["short"] = write_csv(root / "short.csv", short)
     (root / "empty.csv").write_bytes(b"")
     made["empty"] = root / "empty.csv"
+    (root / "cr.csv").write_bytes(good.read_bytes().replace(b"\n", b"\r"))  # old Mac ends
+    made["cr"] = root / "cr.csv"
+    lines("cr-inside.csv", lambda r: r.__setitem__(2, r[2] + "\r" + r.pop(3)))
+    lines("blank.csv", lambda r: r.__setitem__(slice(1, None), ["", "# no data yet", ""]))
+    lines("long.csv", cell(4, 2, "a" * 200_000))  # over the csv module's field limit
     with h5py.File(root / "image.h5", "w") as f:
         f["image"] = np.zeros((3, 4, 5))
         f.create_group("empty")
@@ -644,6 +654,11 @@ BAD = [
     (["import", "{short}", "-o", "{root}/o.h5", "--v", "v"], "--truncate"),
     (["import", "{empty}", "-o", "{root}/o.h5", "--v", "v"], "empty"),
     (["import", "{header}", "-o", "{root}/o.h5", "--v", "v"], "no data rows"),
+    (["import", "{blank}", "-o", "{root}/o.h5", "--v", "v"], "no data rows"),
+    (["import", "{cr}", "-o", "{root}/o.h5", "--v", "v"], "line 1 holds a carriage return"),
+    (["import", "{cr-inside}", "-o", "{root}/o.h5", "--v", "v"],
+     "line 3 holds a carriage return"),
+    (["import", "{long}", "-o", "{root}/o.h5", "--v", "v"], "line 5: field larger than"),
     (["import", "{numbers}", "-o", "{root}/o.h5", "--v", "v"], "not column names"),
     (["import", "{image}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),
     (["import", "{cube}", "-o", "{root}/o.h5", "--v", "v"], "not a table"),

@@ -353,6 +353,18 @@ def test_demo_needs_overwrite_and_replaces_only_a_demo(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "mine"]
 
 
+def test_a_stray_file_in_a_demos_seed_group_is_named_by_its_path(tmp_path):
+    """The refusal names the file where it is (runs/esn/seed-1/x.txt), so that a user finds
+    it (it named runs/seed-1/x.txt, without the family)."""
+    demo = fake_demo(tmp_path / "demo")
+    (demo / "runs" / "esn" / "best.pt").unlink()
+    (demo / "runs" / "esn" / "seeds.json").write_text("{}")
+    (demo / "runs" / "esn" / "seed-1").mkdir()
+    (demo / "runs" / "esn" / "seed-1" / "x.txt").write_text("n")
+    with pytest.raises(OutputError, match="it holds runs/esn/seed-1/x.txt, which training"):
+        atomic.check_output(demo, "demo", overwrite=True)
+
+
 # -- the decision itself ------------------------------------------------------------------
 
 def test_check_output_kinds(tmp_path):

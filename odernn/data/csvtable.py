@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,8 @@ UTF8_PIECE = 1 << 18
 MAX_HEADER_BYTES = 1 << 20
 """A header line longer than this is refused (column names are short)."""
 DELIMITERS = (",", ";", "\t")
-"""Tried in this order on the header line; none found: whitespace separates the columns."""
+"""The header's delimiter is the one of these that splits it into the most fields (quotes
+respected; the first on a tie); none in it: whitespace separates the columns."""
 
 
 @dataclass
@@ -83,6 +85,7 @@ def read_header(path: Path) -> CsvHeader:
             raw = fh.readline(MAX_HEADER_BYTES + 1)
             if not raw:
                 raise DataError(f"{path}: the file is empty (no header line, no data)")
+            _check_line_end(raw.removesuffix(b"\n").removesuffix(b"\r"), path, line + 1)
             if len(raw) > MAX_HEADER_BYTES:
                 raise DataError(f"{path}: the first line is longer than {MAX_HEADER_BYTES} "
                                 "bytes; give a CSV file with a header line of column names")
@@ -91,9 +94,9 @@ def read_header(path: Path) -> CsvHeader:
             offset += len(raw)
             if text and not text.startswith("#"):
                 break
-    delimiter = next((d for d in DELIMITERS if d in text), None)
-    fields = next(csv.reader([text], delimiter=delimiter)) if delimiter else text.split()
-    names = [f.strip() for f in fields]
+    fields = {d: _split(text, d, path, line) for d in DELIMITERS if d in text}
+    delimiter = max(fields, key=lambda d: len(fields[d])) if fields else None
+    names = [f.strip() for f in fields[delimiter]] if delimiter else text.split()
     if all(_number(n) for n in names):
         raise DataError(f"{path}: line {line} holds numbers, not column names; give a CSV file "
                         "whose first line names the columns (t,x,v,...)")
@@ -104,6 +107,25 @@ def read_header(path: Path) -> CsvHeader:
             raise DataError(f"{path}: column name {name!r} appears twice in the header "
                             f"(line {line})")
     return CsvHeader(names, delimiter, line, offset)
+
+
+def _check_line_end(body: bytes | str, path: Path, line: int) -> None:
+    """Refuse a carriage return inside a line: lines ended by CR alone (old Mac files) would
+    be read as one line."""
+    if (b"\r" if isinstance(body, bytes) else "\r") in body:
+        raise DataError(f"{path}: line {line} holds a carriage return (CR) before its end; "
+                        "lines ended by CR alone are not read: give the file LF or CRLF "
+                        "line ends")
+
+
+def _split(text: str, delimiter: str | None, path: Path, line: int) -> list[str]:
+    """The fields of one line: split by ``delimiter`` (quotes respected) or whitespace."""
+    if delimiter is None:
+        return text.split()
+    try:
+        return next(csv.reader([text], delimiter=delimiter))
+    except csv.Error as exc:  # a field over the csv module's limit, say
+        raise DataError(f"{path}: line {line}: {exc}") from None
 
 
 def _number(text: str) -> bool:
@@ -241,10 +263,13 @@ def _block(path: Path, header: CsvHeader, index: list[int], wanted: list[str],
 
 def _parse(raw: bytes, header: CsvHeader, index: list[int]) -> tuple[np.ndarray, str | None]:
     """NumPy's C parser on one block: ``(rows, columns)`` and None, or an empty array and its
-    error message."""
+    error message. A block of blank or comment lines parses to no rows, silently (NumPy
+    warns; whether a file has rows at all is the caller's to say)."""
     try:
-        parsed = np.loadtxt(_lines(raw), delimiter=header.delimiter, usecols=index,
-                            dtype=np.float64, ndmin=2, comments="#", quotechar='"')
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
+            parsed = np.loadtxt(_lines(raw), delimiter=header.delimiter, usecols=index,
+                                dtype=np.float64, ndmin=2, comments="#", quotechar='"')
     except ValueError as exc:
         return np.empty((0, len(index))), str(exc).splitlines()[0]
     return parsed.reshape(-1, len(index)), None
@@ -259,12 +284,12 @@ def _scan(raw: bytes, path: Path, header: CsvHeader, index: list[int], line: int
     m = 0
     n = len(header.names)
     for k, raw_line in enumerate(_lines(raw)):
+        where = line + k
+        _check_line_end(raw_line.removesuffix("\n").removesuffix("\r"), path, where)
         body = raw_line.removesuffix("\n").split("#", 1)[0].rstrip("\r")
         if not (body.split() if header.delimiter is None else body):
             continue  # as NumPy's reader: a line empty but for a comment (spaces count)
-        where = line + k
-        fields = (next(csv.reader([body], delimiter=header.delimiter)) if header.delimiter
-                  else body.split())
+        fields = _split(body, header.delimiter, path, where)
         if len(fields) != n:
             raise DataError(f"{path}: line {where} has {len(fields)} fields; the header (line "
                             f"{header.line}) names {n} columns")

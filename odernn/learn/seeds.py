@@ -81,17 +81,19 @@ def first_run(path: str | Path) -> Path:
     return next(iter(read_group(path).values())) if is_group(path) else Path(path)
 
 
-def run_reason(run: Path, group: bool = True) -> str | None:
-    """Why ``run`` is neither a run directory nor (with ``group``) a seed group of them, or
-    None (a demo's ``--overwrite`` replaces only its own runs)."""
+def run_reason(run: Path, group: bool = True, where: str = "") -> str | None:
+    """Why ``run`` (named ``where``, by default ``runs/<name>``) is neither a run directory nor
+    (with ``group``) a seed group of them, or None (a demo's ``--overwrite`` replaces only its
+    own runs)."""
+    where = where or f"runs/{run.name}"
     grouped = group and is_group(run)
     for e in os.scandir(run):
         if grouped and e.name.startswith("seed-") and e.is_dir() and not e.is_symlink():
-            reason = run_reason(Path(e.path), group=False)
+            reason = run_reason(Path(e.path), False, f"{where}/{e.name}")
         elif grouped and e.name == SEEDS_FILE and not e.is_symlink():
             continue
         elif e.name not in OURS or e.is_symlink() or not e.is_file():
-            reason = f"it holds runs/{run.name}/{e.name}, which training does not write"
+            reason = f"it holds {where}/{e.name}, which training does not write"
         else:
             continue
         if reason is not None:
