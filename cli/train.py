@@ -277,12 +277,14 @@ def _relaunch(nproc: int) -> int:
         if signalled:  # a signal while it was starting
             procs[0].send_signal(signal.SIGTERM)
         code = procs[0].wait()
-    finally:
+    finally:  # forward() stays the handler until this is done: a late signal adds no line
+        if (signalled and code != 0 or code == 130) and not said.exists():  # none said it:
+            # a launcher that a SIGTERM ended had started no worker (torchrun's own handler
+            # turns one later into exit 130); a run that ended 0 was not interrupted
+            say_interrupted(EARLY if code == -signal.SIGTERM else INTERRUPTED)
+        shutil.rmtree(said.parent, ignore_errors=True)
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if (signalled or code == 130) and not said.exists():  # none of them lived to say it
-            say_interrupted(INTERRUPTED)
-        shutil.rmtree(said.parent, ignore_errors=True)
     return 130 if signalled and code != 0 else code
 
 

@@ -122,6 +122,47 @@ def test_a_signal_at_any_moment_of_the_start_is_one_line(dataset, tmp_path, dela
     assert len(err.splitlines()) == 1 and err.startswith("interrupted"), err
 
 
+class Launcher:
+    """A stand-in for the launcher process: a signal reaches the command as it waits, then
+    the launcher ends with ``code`` (0: its workers had finished; -15: ended by the SIGTERM
+    passed on, still importing torch)."""
+
+    def __init__(self, code: int) -> None:
+        self.code, self.sent = code, []
+
+    def __call__(self, *args, **kwargs) -> Launcher:
+        return self
+
+    def send_signal(self, signum: int) -> None:
+        self.sent.append(signum)
+
+    def wait(self) -> int:
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, while the command waits
+        return self.code
+
+
+@pytest.mark.parametrize(("code", "returned", "said"), [
+    (0, 0, ""),  # the workers had finished: exit 0 said "interrupted" before
+    (-signal.SIGTERM, 130, "interrupted before the training processes started"),
+    (130, 130, "interrupted: "),
+])
+def test_a_signal_after_the_run_ended_changes_nothing(monkeypatch, capsys, code, returned,
+                                                      said):
+    """What the command says, given how the launcher ended after a signal reached it: a
+    run whose workers finished is not called interrupted; a launcher that the SIGTERM passed
+    on ended had started no worker; the handlers are the command's again afterwards."""
+    from odernn.cli import train
+
+    launcher = Launcher(code)
+    monkeypatch.setattr(train.subprocess, "Popen", launcher)
+    monkeypatch.setattr(sys, "argv", ["odernn", "train", "data.h5", "--nproc", "2"])
+    before = signal.getsignal(signal.SIGINT)
+    assert train._relaunch(2) == returned
+    assert launcher.sent == [signal.SIGTERM] and signal.getsignal(signal.SIGINT) is before
+    err = capsys.readouterr().err
+    assert err.startswith(said) and len(err.splitlines()) == (1 if said else 0), err
+
+
 def too_long(dataset) -> str:
     """A window the dataset's trajectories are too short for (one point short)."""
     from odernn.data.store import read_trajectories
