@@ -64,7 +64,7 @@ def _data(data: Trajectories | str | Path) -> Any:
     """Trajectories as given; a file's path as :func:`~odernn.learn.stream.for_training`
     opens it (in memory, or streamed when it does not fit the memory budget)."""
     from odernn.data.filerows import FileRows
-    from odernn.data.trajectories import Trajectories
+    from odernn.data.trajectories import Trajectories, check_consistency
 
     if isinstance(data, str | Path):
         from odernn.learn.stream import for_training
@@ -73,16 +73,20 @@ def _data(data: Trajectories | str | Path) -> Any:
     if not isinstance(data, Trajectories | FileRows):
         raise DataError(f"data must be Trajectories or a dataset file's path, got "
                         f"{type(data).__name__}")
+    if isinstance(data, Trajectories):  # a file's were checked as it was read
+        check_consistency(data, "data")
     return data
 
 
 def _val(val: Trajectories | None) -> Trajectories | None:
     """The validation trajectories (None: a share of the training data), type-checked."""
     from odernn.data.filerows import FileRows
-    from odernn.data.trajectories import Trajectories
+    from odernn.data.trajectories import Trajectories, check_consistency
 
     if val is not None and not isinstance(val, Trajectories | FileRows):
         raise DataError(f"val must be Trajectories or None, got {type(val).__name__}")
+    if isinstance(val, Trajectories):
+        check_consistency(val, "val")
     return val
 
 
@@ -143,8 +147,8 @@ def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate 
 
     if not isinstance(device, str):
         raise SpecError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
-    resolve_device(device)  # refused here, in words, rather than by the checkpoint's loader
-    return load_group(path, device) if is_group(path) else load(Path(path), device)
+    where = resolve_device(device)  # refused here, in words, not by the checkpoint's loader
+    return load_group(path, where) if is_group(path) else load(Path(path), where)
 
 
 def export_onnx(model: RecurrentSurrogate | str | Path, path: str | Path, *,

@@ -4,6 +4,7 @@ text files (specs, configurations) read without trusting them."""
 from __future__ import annotations
 
 import difflib
+import numbers
 import os
 import stat
 from collections.abc import Iterable
@@ -33,10 +34,20 @@ def check_choice(value: str, allowed: Iterable[str], what: str) -> str:
     return value
 
 
+def is_whole(value: object) -> bool:
+    """Whether ``value`` is a whole number as Python or NumPy holds it (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: object) -> bool:
+    """Whether ``value`` is a real number as Python or NumPy holds it (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_seed(seed: int, name: str = "seed") -> None:
     """Refuse a seed outside ``[0, 2**63 - 1]``: seeds are stored as 64-bit integers (HDF5
     attributes, checkpoints), and NumPy's and torch's generators take no negative seed."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+    if not is_whole(seed) or not 0 <= seed <= MAX_SEED:
         raise SpecError(f"{name} must be an integer in [0, 2**63 - 1], got {seed!r}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import odernn
 from odernn.cli.app import main
 from odernn.errors import DataError, OutputError, SpecError
+from odernn.learn.config import TrainConfig
 
 
 def test_importing_odernn_and_naming_the_api_loads_no_torch():
@@ -125,6 +127,13 @@ def test_the_api_reference_is_generated_from_the_code():
     assert done.returncode == 0, done.stderr
 
 
+class Fitted:
+    """Enough of a fitted model for evaluate to take it (its names are checked first)."""
+
+    def rollout(self, *args, **kwargs):
+        raise AssertionError("evaluate should have refused before rolling out")
+
+
 @pytest.mark.parametrize(("call", "error", "needle"), [
     (lambda d: odernn.fit([1, 2, 3], model="esn"), DataError, "got list"),
     (lambda d: odernn.fit({"x": 1}, model="esn"), DataError, "got dict"),
@@ -149,6 +158,30 @@ def test_the_api_reference_is_generated_from_the_code():
     (lambda d: odernn.evaluate(d, {}, integratorz=("rk4",)), SpecError,
      "did you mean 'integrators'"),  # was Python's own TypeError
     (lambda d: odernn.write_report(None, "report"), SpecError, "takes what odernn.evaluate"),
+    # a researcher's walk through the API: each was silently wrong or a traceback
+    (lambda d: odernn.evaluate(dataclasses.replace(d, F=0 * d.F), {}), DataError,
+     "F[0, 0] = 0"),  # the integrators rebuilt from params measured other forcing
+    (lambda d: odernn.fit(dataclasses.replace(d, F=0 * d.F), model="esn"), DataError,
+     "F[0, 0] = 0"),
+    (lambda d: odernn.evaluate(d, {}, threshold=float("nan")), SpecError,
+     "threshold must be a positive number"),  # every valid time was the whole horizon
+    (lambda d: odernn.evaluate(d, {}, threshold=-1), SpecError, "threshold"),
+    (lambda d: odernn.evaluate(d, {}, scipy_options={"rtl": 1e-3}), SpecError,
+     "'rtl' unknown (did you mean 'rtol'?)"),
+    (lambda d: odernn.evaluate(d, {1: Fitted()}), SpecError, "surrogate name 1"),
+    (lambda d: odernn.evaluate(d, {"a\nb": Fitted()}), SpecError, "printable"),
+    (lambda d: odernn.fit(d, TrainConfig(model="rnn", hidden=8.5)), SpecError,
+     "'hidden' = 8.5 is invalid"),  # a TrainConfig built directly was not checked
+    (lambda d: TrainConfig(model="rnn", withhold="eta"), SpecError,
+     "'withhold' = 'eta' is invalid; allowed: a list of str"),  # was split into letters
+    (lambda d: TrainConfig(model="rnn", epochs=1.5), SpecError, "an integer"),
+    (lambda d: odernn.load_spec("train").with_overrides(n_steps=50.5), SpecError,
+     "n_steps must be an integer"),  # simulated 51 points and recorded n_steps = 50.5
+    (lambda d: odernn.load_spec("train").with_overrides(n=True), SpecError,
+     "n must be an integer"),
+    (lambda d: odernn.load_spec("train").with_overrides(dt="0.1"), SpecError,
+     "dt must be a finite number"),
+    (lambda d: odernn.fit_seeds(d, model="esn", seeds=0), SpecError, "seeds (--seeds)"),
 ])
 def test_arguments_of_the_wrong_type_are_refused_in_words(call, error, needle):
     data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(
@@ -206,3 +239,40 @@ def test_hand_made_trajectories_are_arrays_and_float32_grids_pass(small_linear_s
     run = tmp_path / "run"
     odernn.fit(train, model="esn", units=30, run_dir=run)
     assert odernn.load_surrogate(run, device="cpu:0").device.type == "cpu"  # was "unreadable"
+
+
+def test_numpy_numbers_are_numbers_and_a_stepper_owns_its_inputs(small_linear_sets, tmp_path):
+    """From a researcher's walk through the API: NumPy's scalars are taken where Python's are
+    (np.int64 seeds and sizes were refused "allowed: an integer"); a stepper copies the
+    parameters it is given (changing the caller's array changed its later steps) and hands
+    out a copy of diverged_at (writing to it made every later output inf); load_surrogate
+    takes device "auto" as fit does (torch's RuntimeError); a series' rollout refuses the
+    v0, F and params it would ignore; non-finite starts or drives are refused, not reported
+    as the model diverging; simulate_trajectories takes a spec's name as simulate does."""
+    train, test = small_linear_sets
+    model, _ = odernn.fit(train, model="esn", units=np.int64(30), spectral_radius=np.float32(.5),
+                          seed=np.int64(3), run_dir=tmp_path / "run")
+    assert odernn.load_surrogate(tmp_path / "run", device="auto").family == "esn"
+    assert odernn.load_spec("test").with_overrides(n=np.int64(2), n_steps=np.int64(9)).n == 2
+    x0, v0, eta = test.x[:, 0], test.v[:, 0], test.params["eta"].copy()
+    whole = model.rollout(x0, v0, test.F, {"eta": test.params["eta"]})
+    stepper = model.stepper(x0, v0, {"eta": eta})
+    eta[:] = 0.01
+    for i in range(5):
+        x, _ = stepper.step(test.F[:, i], test.F[:, i + 1])
+    np.testing.assert_array_equal(x, whole.x[:, 5])
+    stepper.diverged_at[:] = 0
+    assert (stepper.diverged_at == -1).all() and np.isfinite(stepper.step(
+        test.F[:, 5], test.F[:, 6])[0]).all()
+    F = test.F.copy()
+    F[2, 7] = np.nan
+    with pytest.raises(DataError, match=r"F holds nan at index \[2, 7\]"):
+        model.rollout(x0, v0, F, test.params)
+    with pytest.raises(DataError, match="eta holds inf"):
+        model.stepper(x0, v0, {"eta": np.full(test.n, np.inf)})
+    series = odernn.simulate_trajectories("sine")
+    fitted, _ = odernn.fit(series, model="esn", units=20, target="next-value", val=series)
+    with pytest.raises(DataError, match="takes no v0, F or params"):
+        fitted.rollout(series.x[:, 0], series.x[:, 0], n_steps=20)
+    with pytest.raises(DataError, match="whole number n_steps"):
+        fitted.rollout(series.x[:, 0], n_steps=20.0)

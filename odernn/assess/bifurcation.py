@@ -42,6 +42,7 @@ from odernn.assess.closed_loop import closed_loop_marked
 from odernn.assess.frequency_response import REFERENCE_SOLVER, SOLVER, stroboscopic
 from odernn.assess.metrics import reference_scale
 from odernn.assess.statistics import wasserstein_1
+from odernn.checks import is_real, is_whole
 from odernn.data.forcing import HarmonicForcing
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, Oscillator
@@ -84,10 +85,10 @@ class BifurcationSettings:
 
     def __post_init__(self) -> None:
         least = {"n_amplitudes": 1, "transient": 0, "max_period": 1, "initial_states": 1,
-                 "periods": 2 * self.max_period if isinstance(self.max_period, int) else 2}
+                 "periods": 2 * self.max_period if is_whole(self.max_period) else 2}
         for name, low in least.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_whole(value) or value < low:
                 raise SpecError(f"bifurcation {name} must be a whole number >= {low}"
                                 f"{' (2 max_period)' if name == 'periods' else ''}, got "
                                 f"{value!r}")
@@ -97,7 +98,7 @@ class BifurcationSettings:
             raise SpecError(f"bifurcation extension must be in [0, 1), got {self.extension!r}")
         given = self.amplitudes
         if given is not None and (len(given) == 0 or not all(
-                isinstance(a, int | float) and math.isfinite(a) and a > 0 for a in given)):
+                is_real(a) and math.isfinite(a) and a > 0 for a in given)):
             raise SpecError(f"bifurcation amplitudes must be positive numbers, got "
                             f"{list(given)!r}")
 

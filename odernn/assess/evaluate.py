@@ -48,6 +48,7 @@ from odernn.assess.baselines import integrator_description, same_information
 from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
 from odernn.assess.closed_loop import closed_loop, describe_surrogate, surrogate_settings
+from odernn.assess.inputs import check_names, check_options, check_test, training_file
 from odernn.assess.metrics import (
     divergence_steps,
     error_vs_time,
@@ -69,7 +70,7 @@ from odernn.assess.work_precision import (
 from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, Oscillator, parameter_names
-from odernn.data.trajectories import Trajectories, check_pair
+from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.jsonio import plain
@@ -133,9 +134,10 @@ def evaluate(
     ``peer``; ``peers`` (None: whenever ``train_data`` is given) turns them on or off.
     """
     where = f"test set {data_path}" if data_path is not None else "the test set"
-    _check_test(test, where)
-    _check_names(integrators, surrogates)
-    train, train_path = _training_file(train_data, train_path, test, where, peers)
+    check_test(test, where)
+    check_names(integrators, surrogates, DEFAULT_INTEGRATORS)
+    check_options(threshold, scipy_options, list(SCIPY_DEFAULTS))
+    train, train_path = training_file(train_data, train_path, test, where, peers)
     taken = [name for name in surrogates if name in PEERS]
     if train is not None and taken:
         raise SpecError(f"surrogate name {taken[0]!r} is a peer's name; rename the run")
@@ -289,55 +291,6 @@ def reference_name(system: Oscillator) -> str:
     ``data``: the stored trajectories are the reference."""
     closed = system.system.closed_form and isinstance(system.forcing, HarmonicForcing)
     return REFERENCE if closed else DATA
-
-
-def _check_test(test: Trajectories, where: str = "the test set") -> None:
-    if test.v is None or test.F is None:
-        raise DataError(f"evaluate needs oscillator trajectories (x, v, F); {where} is a "
-                        "univariate series")
-    system = SYSTEMS.get(test.system)  # None: no equation to rebuild (imported data)
-    missing = [n for n in (*system.names, "x0") if n not in test.params] if system else []
-    if missing:
-        raise DataError(f"{where} stores no params/{missing[0]}; evaluate rebuilds each "
-                        f"{system.name} from its stored parameters")
-    if test.n_steps < 3:
-        raise DataError(f"{where} has {test.n_steps} time points; evaluate needs >= 3")
-
-
-def _training_file(train_data: Trajectories | str | Path | None, train_path: str | Path | None,
-                   test: Trajectories, where: str,
-                   peers: bool | None) -> tuple[Trajectories | None, str | None]:
-    """The training file the peers are fitted on, read if a path and checked against the
-    test set (:func:`~odernn.data.trajectories.check_pair`), and its name."""
-    if train_data is None:
-        if peers:
-            raise SpecError("peers need the surrogates' training file: give train_data "
-                            "(--train DATA.h5)")
-        return None, None
-    if peers is False:
-        return None, None if train_path is None else str(train_path)
-    if isinstance(train_data, str | Path):
-        from odernn.data.store import read_trajectories
-
-        train_path = train_path if train_path is not None else train_data
-        train_data = read_trajectories(Path(train_data))
-    label = f"training file {train_path}" if train_path is not None else "the training file"
-    if train_data.v is None or train_data.F is None:
-        raise DataError(f"{label} is a univariate series; the peers need oscillator "
-                        "trajectories (x, v, F)")
-    check_pair(train_data, test, label, where)
-    return train_data, None if train_path is None else str(train_path)
-
-
-def _check_names(integrators: Sequence[str], surrogates: Mapping[str, Surrogate]) -> None:
-    for name in integrators:
-        if name not in INTEGRATORS or name == REFERENCE:
-            allowed = ", ".join(DEFAULT_INTEGRATORS)
-            raise SpecError(f"unknown integrator {name!r} (the reference always runs); "
-                            f"allowed: {allowed}")
-    for name in surrogates:
-        if name in INTEGRATORS:
-            raise SpecError(f"surrogate name {name!r} is an integrator's name; rename the run")
 
 
 def _oscillator(test: Trajectories) -> Oscillator:

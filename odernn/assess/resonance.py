@@ -29,6 +29,7 @@ import numpy as np
 from odernn.assess.closed_loop import closed_loop
 from odernn.assess.metrics import divergence_steps, mark_diverged
 from odernn.assess.results import REFERENCE
+from odernn.checks import is_whole
 from odernn.data.exact import steady_state_response
 from odernn.data.forcing import HarmonicForcing
 from odernn.data.integrators import INTEGRATORS
@@ -84,7 +85,7 @@ def check_settings(settings: ResonanceSettings) -> None:
     whole = {"n_omega": 1, "max_steps": 10, "periods": 1, "fit_periods": 1}
     for name, least in whole.items():
         value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        if not is_whole(value) or value < least:
             raise SpecError(f"resonance {name} must be a whole number >= {least}, got {value!r}")
     for name in ("transient_tol", "periodic_tol"):
         value = getattr(settings, name)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from odernn import budget, jsonio
-from odernn.checks import did_you_mean
+from odernn.checks import did_you_mean, is_real
 from odernn.data.import_scan import Columns, Scan, scan
 from odernn.data.schema import GRID_TOLERANCE, grid_step, mean_step, off_grid
 from odernn.data.sources import Source, open_source
@@ -73,6 +73,9 @@ class ImportOptions:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        object.__setattr__(self, "step_tolerance", float(self.step_tolerance))
+        object.__setattr__(self, "sets", {k: float(v) if is_real(v) else v  # NumPy's too
+                                          for k, v in self.sets.items()})
         if self.v is not None and self.derive_v:
             raise SpecError("give --v COL or --derive-v, not both")
         if self.v is None and not self.derive_v:
@@ -99,7 +102,7 @@ class ImportOptions:
                 raise SpecError(f"--set {name}: not a parameter of system {entry.name!r}"
                                 f"{did_you_mean(name, entry.names)}; its parameters: "
                                 f"{', '.join(entry.names)}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not is_real(value):
                 raise SpecError(f"--set {name}={value!r}: expected a number")
             entry.parameters[entry.names.index(name)].check(value, f"--set {name}")
         missing = [p for p in entry.names if p not in self.params and p not in self.sets]
@@ -140,7 +143,7 @@ def _check_types(options: ImportOptions) -> None:
             refuse(name, "a mapping of parameter names to " + (
                 "array names" if values is str else "numbers"))
     tolerance = options.step_tolerance
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+    if not is_real(tolerance):
         refuse("step_tolerance", "a number")
 
 

@@ -324,8 +324,10 @@ def _write(writer: TrajectoryWriter, row: int, arrays: dict[str, np.ndarray],
     return int(arrays["x"].shape[0])
 
 
-def simulate_trajectories(spec: Spec) -> Trajectories:
-    """Simulate ``spec`` in memory (same blocks, same numbers as :func:`simulate`)."""
+def simulate_trajectories(spec: Spec | str | Path) -> Trajectories:
+    """Simulate ``spec`` (as :func:`simulate` takes it) in memory (same blocks, same numbers
+    as :func:`simulate`)."""
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
     check_memory(spec)
     whole = 2 * spec.n * spec.n_steps * (3 * budget.FLOAT64 + np.dtype(spec.dtype).itemsize)
     budget.check(f"{spec.source}: n = {spec.n}, n_steps = {spec.n_steps}", whole,

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from odernn._compat import tomllib
-from odernn.checks import check_seed, did_you_mean, read_small_text
+from odernn.checks import check_seed, did_you_mean, is_real, is_whole, read_small_text
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, get_system
 from odernn.errors import SpecError
@@ -171,6 +171,11 @@ class Spec:
     def with_overrides(self, **changes: Any) -> Spec:
         """A copy with some fields changed (CLI overrides), validated again."""
         changes = {k: v for k, v in changes.items() if v is not None}
+        for key in ("n", "n_steps", "seed"):  # whole numbers (the spec's text records them)
+            if key in changes:
+                changes[key] = _integer(changes, key, self.source, minimum=0)
+        if "dt" in changes:
+            changes["dt"] = _number(changes["dt"], "dt", self.source)
         if "integrator" in changes and isinstance(changes["integrator"], str):
             changes["integrator"] = _integrator({"name": changes["integrator"]}, self.source)
         spec = replace(self, **changes)
@@ -341,7 +346,7 @@ def _choice(value: Any, allowed: tuple[str, ...], key: str, source: str) -> str:
 
 
 def _number(value: Any, key: str, source: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_real(value) or not math.isfinite(value):
         raise SpecError(f"{source}: {key} must be a finite number, got {value!r}")
     return float(value)
 
@@ -359,11 +364,11 @@ def _integer(
     if key not in raw and default is None:
         raise SpecError(f"{source}: missing required key {where!r}")
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_whole(value):
         raise SpecError(f"{source}: {where} must be an integer, got {value!r}")
     if value < minimum:
         raise SpecError(f"{source}: {where} must be >= {minimum}, got {value}")
-    return value
+    return int(value)
 
 
 def _dt(raw: dict[str, Any], n_steps: int, source: str) -> float:

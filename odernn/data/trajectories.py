@@ -192,7 +192,8 @@ def check_consistency(data: Trajectories, where: str) -> None:
         e = expected(lo, lo + rows)
         top = max(top, float(np.abs(e).max()))
         worst[lo:lo + rows] = np.abs(F[lo:lo + rows].astype(np.float64) - e).max(axis=1)
-    tol = (1e-9 if F.dtype == np.float64 else 1e-4) * (1 + top)
+    single = np.float32 in (F.dtype, np.asarray(data.t).dtype)  # samples or times
+    tol = (1e-4 if single else 1e-9) * (1 + top)
     if np.any(worst > tol):
         n = int(np.argmax(worst > tol))
         e = expected(n, n + 1)[0]

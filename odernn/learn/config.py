@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from odernn.checks import check_seed, did_you_mean
+from odernn.checks import check_seed, did_you_mean, is_real
 from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS, parameter_names
 from odernn.errors import SpecError
 from odernn.learn.families import DEVICES, OPTIMIZERS, SCHEDULES, TARGETS
@@ -165,6 +165,8 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # each value of its annotated type, however built
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), str(f.type)))
         if self.model not in REGISTRY:
             raise SpecError(f"model {self.model!r} unknown; allowed: {', '.join(REGISTRY)}")
         family = REGISTRY[self.model]
@@ -319,10 +321,8 @@ class TrainConfig:
                 users = [f for f in REGISTRY if takes(f, key)]
                 raise SpecError(f"{where}: option {key!r} does not apply to model {model!r} "
                                 f"(it is for {', '.join(users)})")
-        hints = {f.name: f.type for f in dataclasses.fields(cls)}
-        values = {k: _coerce(k, v, str(hints[k]), where) for k, v in d.items()}
         try:
-            return cls(**values)
+            return cls(**d)
         except SpecError as err:
             raise SpecError(f"{where}: {err}") from None
 
@@ -352,36 +352,33 @@ def _legacy(d: dict[str, Any], where: str) -> dict[str, Any]:
     return d
 
 
-def _coerce(key: str, value: Any, hint: str, where: str) -> Any:
-    """``value`` checked against the annotation ``hint`` (a string: ``from __future__``)."""
+def _coerce(key: str, value: Any, hint: str) -> Any:
+    """``value`` checked against the annotation ``hint`` (a string: ``from __future__``);
+    NumPy's numbers are numbers."""
     if value is None:
         if "None" not in hint:
-            raise SpecError(f"{where}: option {key!r} cannot be empty")
+            raise SpecError(f"option {key!r} cannot be empty")
         return None
     kinds = [k.strip() for k in hint.split("|")]
     kind = kinds[0]
-    if isinstance(value, bool) and "bool" in kinds:  # ``int | bool``: a flag or a number
-        return value
+    if isinstance(value, bool | np.bool_) and "bool" in kinds:  # a flag (``int | bool`` too)
+        return bool(value)
     empty = "None" in kinds and kind != "str"  # TOML and --set have no null: "none" says it
     if empty and isinstance(value, str) and value.lower() == "none":
         return None
 
     def bad(allowed: str) -> SpecError:
-        return SpecError(f"{where}: option {key!r} = {value!r} is invalid; allowed: {allowed}"
+        return SpecError(f"option {key!r} = {value!r} is invalid; allowed: {allowed}"
                          + (", or none" if empty else ""))
 
     if kind == "bool":
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
+        raise bad("true or false")  # a bool returned above
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int | float) or \
-                not math.isfinite(value) or value != int(value):
+        if not is_real(value) or not math.isfinite(value) or value != int(value):
             raise bad("an integer" + (", or true or false" if "bool" in kinds else ""))
         return int(value)
     if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float) or \
-                not math.isfinite(value):
+        if not is_real(value) or not math.isfinite(value):
             raise bad("a finite number")
         return float(value)
     if kind == "str":
@@ -391,8 +388,8 @@ def _coerce(key: str, value: Any, hint: str, where: str) -> Any:
     if kind.startswith("dict["):
         if not isinstance(value, Mapping):
             raise bad("a table of names to numbers")
-        return {str(k): _coerce(key, v, "float", where) for k, v in value.items()}
+        return {str(k): _coerce(key, v, "float") for k, v in value.items()}
     item = kind[len("tuple["):].split(",")[0]
     if not isinstance(value, list | tuple):
         raise bad(f"a list of {item}")
-    return tuple(_coerce(key, v, item, where) for v in value)
+    return tuple(_coerce(key, v, item) for v in value)

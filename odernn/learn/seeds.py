@@ -21,8 +21,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from odernn import atomic, jsonio
-from odernn.checks import check_seed, read_small_text
+from odernn.checks import check_seed, is_whole, read_small_text
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.config import TrainConfig
 from odernn.learn.models.ensemble import Ensemble
@@ -51,9 +53,10 @@ def a_member(path: str | Path) -> Path | None:
 
 def member_seeds(base: int, count: int) -> list[int]:
     """The seeds of ``count`` members from ``base``: ``base, base + 1, ...`` (each checked)."""
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEEDS:
-        raise SpecError(f"--seeds must be a whole number in [1, {MAX_SEEDS}], got {count!r}")
-    seeds = [base + k for k in range(count)]
+    if not is_whole(count) or not 1 <= count <= MAX_SEEDS:
+        raise SpecError(f"seeds (--seeds) must be a whole number in [1, {MAX_SEEDS}], got "
+                        f"{count!r}")
+    seeds = [int(base) + k for k in range(count)]
     check_seed(seeds[-1], f"seed {base} + {count - 1} (the last member's)")
     return seeds
 
@@ -101,7 +104,7 @@ def run_reason(run: Path, group: bool = True, where: str = "") -> str | None:
     return None
 
 
-def load_group(path: str | Path, device: str = "cpu") -> Ensemble:
+def load_group(path: str | Path, device: str | torch.device = "cpu") -> Ensemble:
     """The :class:`~odernn.learn.models.ensemble.Ensemble` of a group's members."""
     from odernn.learn.checkpoint import read_checkpoint
     from odernn.learn.models import from_record

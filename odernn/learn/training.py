@@ -52,7 +52,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise SpecError(f"device {name!r} unknown; allowed: auto, cpu, cuda") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise SpecError(f"device {name!r} unknown; allowed: auto, cpu, cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SpecError(f"device {name!r} requested but no CUDA GPU is available; allowed here: "
                         "cpu")

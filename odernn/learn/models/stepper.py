@@ -43,6 +43,16 @@ def beyond(z: np.ndarray | Tensor, mean: np.ndarray, std: np.ndarray) -> np.ndar
         return ~(np.abs(d, out=d) <= limit).all(-1)
 
 
+def finite(a: np.ndarray, name: str) -> np.ndarray:
+    """``a``, refused in one line if it holds a NaN or an infinity: a closed loop is started
+    and driven by finite numbers (a non-finite input would pass for the model diverging)."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        raise DataError(f"{name} holds {a[bad][0]} at index {np.argwhere(bad)[0].tolist()}; "
+                        "a closed loop takes finite numbers")
+    return a
+
+
 def exploded(model: Any, z: np.ndarray | Tensor) -> np.ndarray | Tensor:
     """:func:`beyond` of the carried states ``z (..., Z)`` (float64) of ``model``, in units of
     its training standard deviations (the rollout's and the stepper's one divergence test)."""
@@ -79,7 +89,8 @@ class Stepper:
         self.model = self.models[0]  # the layout, its statistics and the divergence test
         self.steps = 0
         self._z = z0
-        self._params = dict(params)
+        # copies: the caller's arrays may change; the stepper steps what it was started with
+        self._params = {k: np.array(v) for k, v in params.items()}
         self._observed = True  # the initial state is an observed one
         self._steps = [m.inference_step() for m in self.models]  # the rollout's, same bits
         n = z0.shape[0]
@@ -87,7 +98,7 @@ class Stepper:
         with torch.no_grad():
             e = self._exogenous(np.zeros(n), np.zeros(n))
             self._states = [m.initial_state(m.codec.init_features(z0, e)) for m in self.models]
-        self.diverged_at = np.full(n, -1, dtype=np.int64)
+        self._diverged_at = np.full(n, -1, dtype=np.int64)
         self._mark(z0.double().cpu().numpy())
 
     def __getstate__(self) -> dict[str, Any]:
@@ -102,6 +113,11 @@ class Stepper:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._steps = [m.inference_step() for m in self.models]
+
+    @property
+    def diverged_at(self) -> np.ndarray:
+        """The first step at which each trajectory diverged, -1 where none has (a copy)."""
+        return self._diverged_at.copy()
 
     @property
     def n(self) -> int:
@@ -148,7 +164,7 @@ class Stepper:
         self._observed = True
         # the state of this step is the observed one, as in a rollout's warm-up: a prediction
         # it replaces that diverged does not count, the observed state does
-        self.diverged_at[self.diverged_at == self.steps] = -1
+        self._diverged_at[self._diverged_at == self.steps] = -1
         self._mark(z.double().cpu().numpy())
 
     # -- internals -------------------------------------------------------------------------
@@ -158,7 +174,7 @@ class Stepper:
             got = "nothing" if out is None else f"shape {out.shape}"
             raise DataError(f"{name} must have shape ({self.n},) (one value per trajectory); "
                             f"got {got}")
-        return out
+        return finite(out, name)
 
     def _tensor(self, a: np.ndarray) -> Tensor:
         return torch.tensor(a, dtype=torch.float32, device=self._z.device)
@@ -172,9 +188,9 @@ class Stepper:
 
     def _mark(self, z: np.ndarray) -> np.ndarray:
         """Record where ``z`` (float64, at step ``steps``) first diverged; inf from there."""
-        new = exploded(self.model, z) & (self.diverged_at < 0)
-        self.diverged_at[new] = self.steps
-        z[self.diverged_at >= 0] = np.inf
+        new = exploded(self.model, z) & (self._diverged_at < 0)
+        self._diverged_at[new] = self.steps
+        z[self._diverged_at >= 0] = np.inf
         return z
 
     def _output(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -25,13 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from odernn.checks import is_whole
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
 from odernn.learn.models.codec import Codec
 from odernn.learn.models.layout import Layout, Stats, check_data, check_fixed
 from odernn.learn.models.options import defaults_of
-from odernn.learn.models.stepper import EXPLODED, Stepper, exploded, joint_step
+from odernn.learn.models.stepper import EXPLODED, Stepper, exploded, finite, joint_step
 from odernn.types import Array
 
 State = tuple[Tensor, ...]
@@ -247,6 +248,7 @@ class RecurrentSurrogate(nn.Module):
         x0 = np.asarray(x0, dtype=np.float64)
         if x0.ndim != 1:
             raise DataError(f"x0 must have shape (N,), got {x0.shape}")
+        finite(x0, "x0")
         if self.layout.series:
             if v0 is not None or params is not None:
                 raise DataError("a series (next-value mode) starts from x0 alone")
@@ -254,6 +256,7 @@ class RecurrentSurrogate(nn.Module):
         v0 = np.asarray(v0, dtype=np.float64)
         if v0.shape != x0.shape:
             raise DataError(f"stepper needs x0 and v0 of shape (N,); got {x0.shape}, {v0.shape}")
+        finite(v0, "v0")
         return self._tensor(np.stack([x0, v0], axis=-1)), self._taken(params, x0.shape[0])
 
     def _rollout_tensors(self, x0, v0, F, params, warmup, n_steps):
@@ -261,6 +264,7 @@ class RecurrentSurrogate(nn.Module):
         x0 = np.asarray(x0, dtype=np.float64)
         if x0.ndim != 1:
             raise DataError(f"x0 must have shape (N,), got {x0.shape}")
+        finite(x0, "x0")
         n = x0.shape[0]
         if n == 0:
             raise DataError("rollout needs at least one trajectory; x0 is empty")
@@ -269,6 +273,9 @@ class RecurrentSurrogate(nn.Module):
             raise DataError(f"this model needs a warm-up of {k_min} observed steps "
                             "(warmup=(x_obs, v_obs)); none given")
         if self.layout.series:
+            if v0 is not None or F is not None or params is not None:
+                raise DataError("a series (next-value mode) rolls out from x0 and n_steps "
+                                "alone: it takes no v0, F or params")
             return self._series_tensors(x0, warmup, n_steps)
         if n_steps is not None:  # an oscillator's horizon is F's: n_steps would be ignored
             raise DataError("n_steps is for a series; an oscillator rollout runs over F's "
@@ -278,6 +285,8 @@ class RecurrentSurrogate(nn.Module):
         if v0.shape != (n,) or F.ndim != 2 or F.shape[0] != n or F.shape[1] < 2:
             raise DataError(f"rollout needs x0, v0 of shape (N,) and F of shape (N, T >= 2); "
                             f"got {x0.shape}, {v0.shape}, {F.shape}")
+        finite(v0, "v0")
+        finite(F, "F")
         e = self.layout.exogenous(F, self._taken(params, n))
         e = e[:, :-1]  # no step follows the last sample
         z0 = np.stack([x0, v0], axis=-1)
@@ -286,7 +295,8 @@ class RecurrentSurrogate(nn.Module):
             if warmup[1] is None:
                 raise DataError("warmup=(x_obs, v_obs) of an oscillator model needs v_obs "
                                 "(None is for a series)")
-            x_obs, v_obs = (np.asarray(a, dtype=np.float64) for a in warmup)
+            x_obs, v_obs = (finite(np.asarray(a, dtype=np.float64), "warmup")
+                            for a in warmup)
             k = x_obs.shape[1] if x_obs.ndim == 2 else -1
             if x_obs.shape != v_obs.shape or x_obs.shape[0] != n or not k_min <= k < F.shape[1]:
                 raise DataError(f"warmup must be (x_obs, v_obs) of shape (N, K) with "
@@ -314,12 +324,16 @@ class RecurrentSurrogate(nn.Module):
             out[name] = np.asarray(params[name], dtype=np.float64)
             if out[name].shape != (n,):
                 raise DataError(f"{name} must have shape ({n},), got {out[name].shape}")
+            finite(out[name], name)
         return out
 
     def _series_tensors(self, x0, warmup, n_steps):
-        if n_steps is None or n_steps < 2:
-            raise DataError("a series rollout needs n_steps >= 2")
-        x_obs = x0[:, None] if warmup is None else np.asarray(warmup[0], dtype=np.float64)
+        if not is_whole(n_steps) or n_steps < 2:
+            raise DataError(f"a series rollout needs a whole number n_steps >= 2, got "
+                            f"{n_steps!r}")
+        n_steps = int(n_steps)
+        x_obs = x0[:, None] if warmup is None else finite(
+            np.asarray(warmup[0], dtype=np.float64), "warmup")
         if x_obs.ndim != 2 or x_obs.shape[0] != x0.shape[0] or not \
                 max(self.layout.warmup, 1) <= x_obs.shape[1] < n_steps:
             raise DataError(f"warmup x_obs must have shape (N, K) with "
