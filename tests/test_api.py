@@ -254,6 +254,9 @@ def test_numpy_numbers_are_numbers_and_a_stepper_owns_its_inputs(small_linear_se
                           seed=np.int64(3), run_dir=tmp_path / "run")
     assert odernn.load_surrogate(tmp_path / "run", device="auto").family == "esn"
     assert odernn.load_spec("test").with_overrides(n=np.int64(2), n_steps=np.int64(9)).n == 2
+    config = TrainConfig(model="esn", ridge_grid=np.logspace(-8, -2, 4), withhold={"eta"},
+                         inputs=np.array(["x", "v", "F"]))  # any list-like, as before
+    assert config.withhold == ("eta",) and config.inputs == ("x", "v", "F")
     x0, v0, eta = test.x[:, 0], test.v[:, 0], test.params["eta"].copy()
     whole = model.rollout(x0, v0, test.F, {"eta": test.params["eta"]})
     stepper = model.stepper(x0, v0, {"eta": eta})

@@ -219,7 +219,7 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--nproc", "0"], "--nproc"),
     (["train", "{data}", "-o", "{root}/o", "--val", "{data}", "--set", "val_fraction=0.5"],
      "with --val they are all trained on"),  # val_fraction was dropped silently
-    (["train", "{data}", "-o", "{root}/o", "--seeds", "0"], "--seeds must be a whole number"),
+    (["train", "{data}", "-o", "{root}/o", "--seeds", "0"], "(--seeds) must be a whole number"),
     (["train", "{data}", "-o", "{root}/o", "--seeds", "2", "--nproc", "2"],
      "--seeds and --nproc together"),
     (["train", "{data}", "-o", "{run}", "--seeds", "2"], "not empty and not a seed group"),

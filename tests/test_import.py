@@ -17,7 +17,7 @@ from test_store import TracedPeak, odernn_cli
 
 from odernn import budget
 from odernn.cli.app import main
-from odernn.data import import_scan
+from odernn.data import csvtable, import_scan
 from odernn.data.importer import ImportOptions, derive_velocity, import_file
 from odernn.data.store import read_trajectories
 from odernn.data.trajectories import Trajectories, check_pair
@@ -188,6 +188,34 @@ def test_csv_dialects_round_trip(tmp_path, dialect):
     path.write_text(("\ufeff" if dialect == "bom" else "") + text, newline="")
     import_file(path, tmp_path / "d.h5", OPTIONS)
     assert_same(read_trajectories(tmp_path / "d.h5"), columns)
+
+
+@pytest.mark.parametrize(("text", "delimiter", "names"), [
+    ("t,x [kg;m;s^-2]\n0,1\n", ",", ["t", "x [kg;m;s^-2]"]),
+    ('t,"x;a;b;c",v\n0,1,2\n', ",", ["t", "x;a;b;c", "v"]),
+    ('"t (s, UTC)";"F (N, rms)"\n0;1\n', ";", ["t (s, UTC)", "F (N, rms)"]),
+    ("t;x,a;v,b\n# a comment\n\n0;1;2\n", ";", ["t", "x,a", "v,b"]),
+    ("t\tx\tv (m,s)\n0\t1\t0\n", "\t", ["t", "x", "v (m,s)"]),
+    ("t x v\n0 1 0\n", None, ["t", "x", "v"]),
+    ("t,x\n", ",", ["t", "x"]),  # no data line: the header alone decides
+])
+def test_the_delimiter_is_the_one_header_and_data_agree_on(tmp_path, text, delimiter, names):
+    """Another delimiter inside a column name (a unit) does not make it the file's: the one
+    that splits the header and the first data line alike, and into the most fields, is
+    (the most fields alone chose the semicolon of 'x [kg;m;s^-2]' in a comma file; the first
+    found, the comma of every name in a semicolon file)."""
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    header = csvtable.read_header(path)
+    assert (header.delimiter, header.names) == (delimiter, names)
+
+
+def test_a_carriage_return_in_a_comment_is_not_read(tmp_path):
+    """Only the data part of a line is checked for a CR (a comment's text is not read), on
+    the line-by-line path as on NumPy's."""
+    (tmp_path / "d.csv").write_bytes(b"t,x,v\n\n0,1,2 # a\rb\n1,2,3\n")
+    import_file(tmp_path / "d.csv", tmp_path / "d.h5", ImportOptions(v="v"))
+    assert read_trajectories(tmp_path / "d.h5").n_steps == 2
 
 
 def test_comment_and_blank_lines_are_skipped_and_lines_still_named(tmp_path, capsys):

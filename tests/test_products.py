@@ -193,7 +193,7 @@ def test_a_bad_degree_or_start_is_refused_before_anything_is_built(bad):
 
     with pytest.raises(SpecError, match="products"):
         TrainConfig(model="gru", products=bad)
-    with pytest.raises(SpecError, match="start_as_skip must be true or false"):
+    with pytest.raises(SpecError, match="'start_as_skip' = .* allowed: true or false"):
         TrainConfig(model="gru", start_as_skip=bad)
     data = oscillator_data(n=4, n_steps=20)  # and by a model built directly
     layout = TrainConfig(model="gru").layout(data.dt, params=data.params)

@@ -34,8 +34,8 @@ UTF8_PIECE = 1 << 18
 MAX_HEADER_BYTES = 1 << 20
 """A header line longer than this is refused (column names are short)."""
 DELIMITERS = (",", ";", "\t")
-"""The header's delimiter is the one of these that splits it into the most fields (quotes
-respected; the first on a tie); none in it: whitespace separates the columns."""
+"""The delimiter is the one of these in the header that splits it and the first data line
+into as many fields, and the most (the first on a tie); none in it: whitespace."""
 
 
 @dataclass
@@ -94,7 +94,11 @@ def read_header(path: Path) -> CsvHeader:
             offset += len(raw)
             if text and not text.startswith("#"):
                 break
+        sample = _first_data_line(fh)
     fields = {d: _split(text, d, path, line) for d in DELIMITERS if d in text}
+    agree = {d: f for d, f in fields.items()  # a name holding another delimiter splits
+             if sample is not None and len(_split(sample, d, path, line)) == len(f)}
+    fields = agree or fields  # none agree: the data are refused later, naming the line
     delimiter = max(fields, key=lambda d: len(fields[d])) if fields else None
     names = [f.strip() for f in fields[delimiter]] if delimiter else text.split()
     if all(_number(n) for n in names):
@@ -107,6 +111,16 @@ def read_header(path: Path) -> CsvHeader:
             raise DataError(f"{path}: column name {name!r} appears twice in the header "
                             f"(line {line})")
     return CsvHeader(names, delimiter, line, offset)
+
+
+def _first_data_line(fh: Any) -> str | None:
+    """The first line after the header that is neither blank nor a comment, without its
+    comment (its first :data:`MAX_HEADER_BYTES`; to choose the delimiter by), or None."""
+    while raw := fh.readline(MAX_HEADER_BYTES):
+        text = str(raw, "utf-8", "replace").split("#", 1)[0].strip()
+        if text:
+            return text
+    return None
 
 
 def _check_line_end(body: bytes | str, path: Path, line: int) -> None:
@@ -285,8 +299,8 @@ def _scan(raw: bytes, path: Path, header: CsvHeader, index: list[int], line: int
     n = len(header.names)
     for k, raw_line in enumerate(_lines(raw)):
         where = line + k
-        _check_line_end(raw_line.removesuffix("\n").removesuffix("\r"), path, where)
         body = raw_line.removesuffix("\n").split("#", 1)[0].rstrip("\r")
+        _check_line_end(body, path, where)  # a comment's text is not read
         if not (body.split() if header.delimiter is None else body):
             continue  # as NumPy's reader: a line empty but for a comment (spaces count)
         fields = _split(body, header.delimiter, path, where)

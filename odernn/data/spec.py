@@ -171,11 +171,9 @@ class Spec:
     def with_overrides(self, **changes: Any) -> Spec:
         """A copy with some fields changed (CLI overrides), validated again."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        for key in ("n", "n_steps", "seed"):  # whole numbers (the spec's text records them)
-            if key in changes:
-                changes[key] = _integer(changes, key, self.source, minimum=0)
-        if "dt" in changes:
-            changes["dt"] = _number(changes["dt"], "dt", self.source)
+        for key in {"n", "n_steps", "seed", "dt"} & set(changes):  # as a spec's text has them
+            changes[key] = (_number(changes[key], key, self.source) if key == "dt"
+                            else _integer(changes, key, self.source, minimum=0))
         if "integrator" in changes and isinstance(changes["integrator"], str):
             changes["integrator"] = _integrator({"name": changes["integrator"]}, self.source)
         spec = replace(self, **changes)
@@ -338,10 +336,8 @@ def _table(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
 
 def _choice(value: Any, allowed: tuple[str, ...], key: str, source: str) -> str:
     if value not in allowed:
-        raise SpecError(
-            f"{source}: unknown {key} {value!r}{did_you_mean(str(value), allowed)}; "
-            f"allowed: {', '.join(allowed)}"
-        )
+        raise SpecError(f"{source}: unknown {key} {value!r}{did_you_mean(str(value), allowed)}; "
+                        f"allowed: {', '.join(allowed)}")
     return str(value)
 
 

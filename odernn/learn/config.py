@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -390,6 +390,6 @@ def _coerce(key: str, value: Any, hint: str) -> Any:
             raise bad("a table of names to numbers")
         return {str(k): _coerce(key, v, "float") for k, v in value.items()}
     item = kind[len("tuple["):].split(",")[0]
-    if not isinstance(value, list | tuple):
-        raise bad(f"a list of {item}")
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise bad(f"a list of {item}")  # a list, tuple, NumPy array...; not one name's letters
     return tuple(_coerce(key, v, item) for v in value)

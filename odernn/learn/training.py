@@ -52,9 +52,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise SpecError(f"device {name!r} unknown; allowed: auto, cpu, cuda")
+        raise SpecError(f"device {name!r} unknown; allowed: auto, cpu, cuda") from None
+    if device.type == "meta":  # shapes without values: a model cannot run there
+        raise SpecError(f"device {name!r} holds no values; allowed: auto, cpu, cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SpecError(f"device {name!r} requested but no CUDA GPU is available; allowed here: "
                         "cpu")
