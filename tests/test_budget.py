@@ -454,3 +454,57 @@ print(json.dumps([hwm() - before, VanillaRNN.model_bytes(model.hparams, *layout.
     assert done.returncode == 0, done.stderr
     grew, estimate = json.loads(done.stdout)
     assert grew <= estimate, f"built in {grew >> 20} MiB, estimated {estimate >> 20} MiB"
+
+
+def test_the_sizes_of_evaluation_rollouts_and_the_notes_are_checked_first(monkeypatch,
+                                                                          small_linear_sets):
+    """From an audit of every size a user sets: each of these reached allocation unchecked
+    (a MemoryError traceback, gigabytes taken, or minutes) and is refused in one line before:
+    the resonance sweep's drives and steps, the bifurcation's amplitudes (drawn before their
+    check), the work-precision grids (a factor of 0 was an OverflowError), a closed loop's
+    trajectories and steps (rollout, series rollout, stepper), what evaluate holds, and the
+    notes' helpers."""
+    import odernn
+    from odernn.assess.bifurcation import BifurcationSettings, plan_bifurcation
+    from odernn.assess.frequency_response import plan_response
+    from odernn.assess.resonance import ResonanceSettings, plan_sweep
+    from odernn.assess.work_precision import WorkPrecisionSettings
+    from odernn.notes import dynamics, four_ways, probes
+
+    train, test = small_linear_sets
+    duffing = odernn.simulate_trajectories(odernn.load_spec("duffing-test").with_overrides(
+        n=4, n_steps=100))
+    esn, _ = odernn.fit(train, model="esn", units=20)
+    series = odernn.simulate_trajectories(odernn.load_spec("sine").with_overrides(n_steps=100))
+    sine, _ = odernn.fit(series, model="esn", units=20, target="next-value", val=series)
+    with pytest.raises(SpecError, match="step_factors must be positive"):
+        WorkPrecisionSettings(step_factors=(0.0,))
+    monkeypatch.setenv(budget.ENV, "1M")
+    refused = [
+        (lambda: plan_sweep(test, ResonanceSettings(n_omega=10**9)), "n_omega = 1000000000"),
+        (lambda: plan_sweep(test, ResonanceSettings(omegas=(1e-6,), max_steps=10**9)),
+         "resonance: 2 drives x"),
+        (lambda: plan_response(duffing, ResonanceSettings(max_steps=10**9)), "resonance:"),
+        (lambda: plan_bifurcation(duffing, BifurcationSettings(n_amplitudes=10**9)),
+         "bifurcation:"),
+        (lambda: esn.rollout(np.zeros(4000), np.zeros(4000), np.zeros((4000, 100)),
+                             np.full(4000, 0.2)), "closed loop: 4000 trajectories x 100"),
+        (lambda: esn.stepper(np.zeros(10**5), np.zeros(10**5), np.full(10**5, 0.2)),
+         "closed loop: 100000 trajectories x 1"),
+        (lambda: sine.rollout(np.zeros(1), n_steps=10**10), "closed loop: 1 trajectories"),
+        (lambda: dynamics.random_weights(10**6, 1.0), "random_weights"),
+        (lambda: dynamics.run_autonomous(np.eye(2), np.zeros(2), 10**9), "run_autonomous"),
+        (lambda: four_ways.long_range_data(n_steps=10**9), "long_range_data"),
+        (lambda: probes.rnn_params(1, 10**5), "rnn_params"),
+    ]
+    for call, needle in refused:
+        with pytest.raises(budget.BudgetError) as caught:
+            call()
+        assert needle in str(caught.value) and "\n" not in str(caught.value)
+    quick = {"resonance": False, "chaos": False, "bifurcation": False, "progress": False}
+    with pytest.raises(budget.BudgetError, match="work-precision: step factor 1e-09"):
+        odernn.evaluate(test, {}, work_precision=WorkPrecisionSettings(step_factors=(1e-9,)),
+                        **quick)
+    monkeypatch.setenv(budget.ENV, "100K")  # what evaluate holds, checked before it runs
+    with pytest.raises(budget.BudgetError, match=r"evaluate: \d+ methods x 6 trajectories"):
+        odernn.evaluate(test, {}, work_precision=False, **quick)

@@ -157,20 +157,20 @@ def plan_bifurcation(test: Trajectories, settings: BifurcationSettings) -> Bifur
     if not np.any(F0 > 0):
         return "the test set has no forcing (F0 = 0): nothing to bifurcate"
     lo, hi = float(F0[F0 > 0].min()), float(F0.max())
-    amplitudes = (np.asarray(settings.amplitudes, dtype=np.float64) if settings.amplitudes
-                  else np.linspace(lo * (1 - settings.extension), hi * (1 + settings.extension),
-                                   settings.n_amplitudes))
     omega = float(np.median(test.params["omega"]))
     phase = float(np.median(test.params.get("phase", np.zeros(1))))
     params = {name: float(np.median(test.params[name])) for name in system.names}
     x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
     n = min(settings.initial_states, x0.size)
-    picks = np.argsort(x0, kind="stable")[((np.arange(n) + 0.5) * x0.size / n).astype(int)]
     period = 2 * math.pi / omega
     steps = int(math.ceil((settings.transient + settings.periods) * period / test.dt)) + 1
-    rows = amplitudes.size * n
+    rows = (len(settings.amplitudes) if settings.amplitudes else settings.n_amplitudes) * n
     budget.check(f"bifurcation: {rows} drives x {steps} steps", 6 * 8 * rows * steps,
-                 "reduce periods, transient, n_amplitudes or initial_states")
+                 "reduce periods, transient, n_amplitudes or initial_states")  # before any
+    amplitudes = (np.asarray(settings.amplitudes, dtype=np.float64) if settings.amplitudes
+                  else np.linspace(lo * (1 - settings.extension), hi * (1 + settings.extension),
+                                   settings.n_amplitudes))
+    picks = np.argsort(x0, kind="stable")[((np.arange(n) + 0.5) * x0.size / n).astype(int)]
     return BifurcationPlan(system.name, params, omega, phase, amplitudes, (lo, hi),
                            x0[picks], v0[picks], test.dt * np.arange(steps + 1),
                            period * (settings.transient + np.arange(settings.periods)))

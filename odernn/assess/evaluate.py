@@ -44,6 +44,7 @@ import numpy as np
 import scipy
 
 import odernn
+from odernn import budget
 from odernn.assess.baselines import integrator_description, same_information
 from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
@@ -141,6 +142,10 @@ def evaluate(
     taken = [name for name in surrogates if name in PEERS]
     if train is not None and taken:
         raise SpecError(f"surrogate name {taken[0]!r} is a peer's name; rename the run")
+    held = 1 + len(integrators) + len(surrogates) + (len(PEERS) if train is not None else 0)
+    budget.check(f"evaluate: {held} methods x {test.n} trajectories x {test.n_steps} steps",
+                 16 * (held + 2) * test.n * test.n_steps,  # x and v of each, and the errors'
+                 "evaluate a smaller test set, or fewer surrogates or integrators")
     for name, surrogate in surrogates.items():  # refuse a mismatch before any work
         if (check_data := getattr(surrogate, "check_data", None)) is not None:
             check_data(test, where=f"{where} (for surrogate {name!r})")

@@ -42,6 +42,7 @@ from odernn.assess.closed_loop import closed_loop_marked
 from odernn.assess.resonance import (
     ResonanceSettings,
     check_settings,
+    check_sweep,
     decay_rate,
     drive_amplitude,
     drive_frequencies,
@@ -125,10 +126,12 @@ def _decay_at_rest(system: Any, eta: np.ndarray, fixed: Mapping[str, float]) -> 
     return np.where(k > 0, decay_rate(eta, np.maximum(k, 0.0)), eta / 2)
 
 
-def plan_response(test: Trajectories, settings: ResonanceSettings) -> ResponsePlan | str:
+def plan_response(test: Trajectories, settings: ResonanceSettings, methods: int = 1
+                  ) -> ResponsePlan | str:
     """The frequency-response sweep of a test set, or the reason it allows none (a string).
 
-    Settings no sweep can use are one SpecError line."""
+    Settings no sweep can use are one SpecError line; a sweep of ``methods`` rollouts over
+    the budget, a BudgetError."""
     check_settings(settings)
     system = SYSTEMS[test.system]
     parameter = LEVEL_PARAMETER.get(system.name, "eta")
@@ -179,6 +182,7 @@ def plan_response(test: Trajectories, settings: ResonanceSettings) -> ResponsePl
         rule = (f"{settings.periods} periods of the slowest drive to settle ({parameter} sets "
                 "no decay rate)")
     steps = np.minimum(settings.max_steps, np.ceil((settle + window) / dt)).astype(int)
+    check_sweep(omega.shape[0], 1 + int(steps.sum()), methods)
     rule += (f", then {settings.fit_periods} periods of the slowest drive to fit over, at most "
              f"{settings.max_steps} steps a drive")
     t_end = dt * steps
@@ -341,7 +345,7 @@ def measure_frequency_response(test: Trajectories, surrogates: Mapping[str, Surr
     (``metrics.json``'s ``resonance`` with ``kind`` ``frequency-response``;
     ``{"skipped": reason}`` when the test set allows no sweep); ``say`` is told each stage.
     A surrogate that observes warm-up steps observes them from the reference."""
-    plan = plan_response(test, settings)
+    plan = plan_response(test, settings, 1 + len(surrogates))
     if isinstance(plan, str):
         say(f"frequency response skipped: {plan}")
         return {"skipped": plan}

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from odernn import budget
 from odernn.assess.closed_loop import closed_loop
 from odernn.assess.metrics import divergence_steps, mark_diverged
 from odernn.assess.results import REFERENCE
@@ -108,6 +109,8 @@ def drive_frequencies(test: Trajectories, settings: ResonanceSettings) -> np.nda
     (``default_omega_range`` when it stores none)."""
     if settings.omegas is not None:
         return np.asarray(settings.omegas, dtype=np.float64)
+    budget.check(f"resonance: n_omega = {settings.n_omega}", 8 * 8 * settings.n_omega,
+                 "reduce n_omega")  # the drives' own arrays, before the sweep's size is known
     lo, hi = settings.default_omega_range
     w = np.asarray(test.params.get("omega", []), dtype=np.float64)
     if np.any(w > 0):
@@ -141,9 +144,11 @@ class Sweep:
         return steady_state_response(self.omega, self.eta, self.F0)
 
 
-def plan_sweep(test: Trajectories, settings: ResonanceSettings) -> Sweep | str:
+def plan_sweep(test: Trajectories, settings: ResonanceSettings, methods: int = 1
+               ) -> Sweep | str:
     """The linear oscillator's sweep for a test set, or the reason the test set allows none
-    (a string). Settings no sweep can use are a SpecError (:func:`check_settings`)."""
+    (a string). Settings no sweep can use are a SpecError (:func:`check_settings`); a sweep
+    of ``methods`` rollouts over the budget, a BudgetError (:func:`check_sweep`)."""
     check_settings(settings)
     if not SYSTEMS[test.system].closed_form:
         return (f"system {test.system!r} has no closed-form frequency response; its sweep is "
@@ -164,6 +169,7 @@ def plan_sweep(test: Trajectories, settings: ResonanceSettings) -> Sweep | str:
     slowest = 2 * math.pi / float(omegas.min())
     settle = math.log(1 / settings.transient_tol) / float(decay_rate(etas).min())
     n_steps = min(settings.max_steps, math.ceil((settle + slowest) / dt) + 1)
+    check_sweep(eta.size, n_steps, methods)
     t = dt * np.arange(n_steps)
     period = 2 * math.pi / omega
     window = min(slowest, t[-1] / 2)
@@ -171,6 +177,14 @@ def plan_sweep(test: Trajectories, settings: ResonanceSettings) -> Sweep | str:
     fit_from = np.maximum(fit_from, t[-1] / 2)
     left = float(np.max(np.exp(-decay_rate(eta) * fit_from)))
     return Sweep(eta, omega, F0, t, fit_from, left)
+
+
+def check_sweep(drives: int, steps: int, methods: int) -> None:
+    """Refuse a sweep whose arrays exceed the memory budget: the reference's x and v and the
+    forcing, one x kept per method, and a rollout's own arrays (float64 ``drives x steps``
+    each)."""
+    budget.check(f"resonance: {drives} drives x {steps} steps", 8 * drives * steps *
+                 (7 + methods), "reduce n_omega, omegas, etas or max_steps")
 
 
 def decay_rate(eta: Array, stiffness: Array = 1.0) -> np.ndarray:
@@ -232,7 +246,7 @@ def measure_resonance(test: Trajectories, surrogates: Mapping[str, Surrogate],
         from odernn.assess.frequency_response import measure_frequency_response
 
         return measure_frequency_response(test, surrogates, settings, say)
-    sweep = plan_sweep(test, settings)
+    sweep = plan_sweep(test, settings, 1 + len(surrogates))
     if isinstance(sweep, str):
         say(f"resonance skipped: {sweep}")
         return {"skipped": sweep}

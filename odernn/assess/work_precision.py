@@ -13,13 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from odernn import budget
 from odernn.assess.baselines import speedup
 from odernn.assess.frequency_response import REFERENCE_SOLVER
 from odernn.assess.metrics import nrmse, reference_scale
 from odernn.assess.results import DATA_ONLY, REFERENCE, MethodResult
+from odernn.checks import is_real
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.schema import grid_step
 from odernn.data.trajectories import Trajectories
+from odernn.errors import SpecError
 
 MIN_TIMING_S = 0.2
 """A method faster than this is run again (up to three times) and its best time kept."""
@@ -32,6 +35,13 @@ class WorkPrecisionSettings:
 
     step_factors: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125)
     scipy_rtols: tuple[float, ...] = (1e-3, 1e-5, 1e-7, 1e-9, 1e-11)
+
+    def __post_init__(self) -> None:
+        for name in ("step_factors", "scipy_rtols"):
+            given = getattr(self, name)
+            if not all(is_real(g) and 0 < g < math.inf for g in given):
+                raise SpecError(f"work_precision {name} must be positive numbers, got "
+                                f"{list(given)!r}")
 
 
 def reference_on(grid: np.ndarray, t: np.ndarray, stored: np.ndarray,
@@ -88,7 +98,11 @@ def measure_work_precision(test: Trajectories, solve: Callable[..., tuple[np.nda
     x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
     scale = reference_scale(methods[reference].x)
     runs: list[tuple[str, np.ndarray, str, float, dict[str, Any]]] = []
-    for factor in settings.step_factors:
+    for factor in settings.step_factors:  # a grid's x, v, reference and forcing: checked first
+        points = float(t[-1] - t[0]) / (grid_step(t) * factor) + 1  # inf for a tiny factor
+        budget.check(f"work-precision: step factor {factor:g}, {x0.size} trajectories x "
+                     f"{points:.3g} steps", 6 * 8 * x0.size * points,
+                     "use larger step_factors, or no work-precision study (--no-work-precision)")
         grid = grid_of(t, factor)
         h = float(grid[1] - grid[0])
         whole = factor >= 1 and float(factor).is_integer()

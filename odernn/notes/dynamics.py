@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from odernn import budget
 from odernn.types import Array, Seed
 
 
 def random_weights(n_hidden: int, gain: float, seed: Seed = 0) -> Array:
     """``W = gain * J`` with ``J_ij ~ N(0, 1/H)``: spectral radius close to ``gain``."""
+    budget.check(f"random_weights: n_hidden = {n_hidden}", 2 * 8 * n_hidden**2, "reduce n_hidden")
     rng = np.random.default_rng(seed)
     return gain * rng.standard_normal((n_hidden, n_hidden)) / np.sqrt(n_hidden)
 
@@ -33,6 +35,8 @@ def rotation_weights(gain: float, angle: float) -> Array:
 
 def run_autonomous(W: Array, h0: Array, steps: int) -> Array:
     """Iterate ``h_{t+1} = tanh(W h_t)``; returns the states ``(steps + 1, H)``, h0 first."""
+    budget.check(f"run_autonomous: {steps} steps x {len(h0)} units", 8 * (steps + 1) * len(h0),
+                 "reduce steps")
     h = np.empty((steps + 1, len(h0)))
     h[0] = h0
     for t in range(steps):

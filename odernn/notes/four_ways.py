@@ -41,6 +41,7 @@ import scipy.linalg
 import torch
 from torch import Tensor, nn
 
+from odernn import budget
 from odernn.errors import SpecError
 from odernn.learn.hessian_free import HessianFree
 from odernn.learn.models.esn import sparse_reservoir
@@ -109,6 +110,8 @@ def simulate(forcing: np.ndarray, dt: float = DT, eta: float = ETA) -> np.ndarra
 def long_range_data(n_train: int = 64, n_test: int = 32, n_steps: int = 300, *,
                     seed: int = 0) -> tuple[Sequences, Sequences]:
     """Training and test sequences of the task: Gaussian forcing, unit variance per step."""
+    budget.check(f"long_range_data: {n_train + n_test} sequences x {n_steps} steps",
+                 6 * 8 * (n_train + n_test) * n_steps, "reduce n_train, n_test or n_steps")
     rng = np.random.default_rng(seed)
     forcing = rng.standard_normal((n_train + n_test, n_steps))
     x = simulate(forcing)

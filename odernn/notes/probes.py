@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from odernn import budget
 from odernn.checks import check_choice
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
@@ -108,6 +109,8 @@ def rnn_params(n_in: int, hidden: int, n_out: int = 1, spectral_radius: float | 
     check_choice(init, INITS, "init")
     if spectral_radius is not None and not spectral_radius >= 0:
         raise SpecError(f"spectral radius must be >= 0, got {spectral_radius}")
+    budget.check(f"rnn_params: hidden = {hidden}", 4 * 8 * hidden**2
+                 + budget.dense_eigvals_bytes(hidden), "reduce hidden")  # W, its draws, radius
     rng = np.random.default_rng(seed)
     params = RNNParams.random(n_in, hidden, n_out, seed=rng)
     if init == "uniform":

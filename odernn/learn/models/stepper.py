@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from odernn import budget
 from odernn.errors import DataError
 from odernn.types import Array
 
@@ -41,6 +42,23 @@ def beyond(z: np.ndarray | Tensor, mean: np.ndarray, std: np.ndarray) -> np.ndar
     with np.errstate(invalid="ignore", over="ignore"):
         d = z - mean
         return ~(np.abs(d, out=d) <= limit).all(-1)
+
+
+def check_closed_loop(models: Sequence[Any], n: int, steps: int) -> None:
+    """Refuse, before it is allocated, a closed loop of ``models`` (jointly) over ``n``
+    trajectories and ``steps`` steps whose memory exceeds the budget: per trajectory and step
+    its inputs (float64 and float32), carried states (each model's float32, their stack, the
+    float64 copy out) and the rollout's x and v; per trajectory each model's hidden state
+    four times over, for its scratch (sized on one trajectory)."""
+    layout = models[0].layout
+    z, e = layout.n_state, layout.n_exogenous
+    with torch.no_grad():
+        state = sum(t.numel() * t.element_size() for m in models for t in m.initial_state(
+            m.codec.init_features(torch.zeros(1, z, device=m.device),
+                                  torch.zeros(1, e, device=m.device))))
+    per_step = 12 * e + 4 * z * (len(models) + 1) + 8 * z + 16
+    budget.check(f"closed loop: {n} trajectories x {steps} steps", n * (steps * per_step
+                 + 4 * state), "roll out fewer trajectories or fewer steps at a time")
 
 
 def finite(a: np.ndarray, name: str) -> np.ndarray:
@@ -83,6 +101,7 @@ class Stepper:
 
     def __init__(self, models: Sequence[Any], z0: Tensor, params: Mapping[str, np.ndarray]
                  ) -> None:
+        check_closed_loop(models, z0.shape[0], 1)
         # several: an ensemble's members, stepped jointly; copies, so that the weights are
         # those of now for the step functions and for a pickle alike
         self.models = tuple(copy.deepcopy(m) for m in models)

@@ -32,7 +32,14 @@ from odernn.learn.models.base import Rollout
 from odernn.learn.models.codec import Codec
 from odernn.learn.models.layout import Layout, Stats, check_data, check_fixed
 from odernn.learn.models.options import defaults_of
-from odernn.learn.models.stepper import EXPLODED, Stepper, exploded, finite, joint_step
+from odernn.learn.models.stepper import (
+    EXPLODED,
+    Stepper,
+    check_closed_loop,
+    exploded,
+    finite,
+    joint_step,
+)
 from odernn.types import Array
 
 State = tuple[Tensor, ...]
@@ -259,8 +266,10 @@ class RecurrentSurrogate(nn.Module):
         finite(v0, "v0")
         return self._tensor(np.stack([x0, v0], axis=-1)), self._taken(params, x0.shape[0])
 
-    def _rollout_tensors(self, x0, v0, F, params, warmup, n_steps):
-        """Validate rollout arguments and turn them into ``z0, e, observed`` tensors."""
+    def _rollout_tensors(self, x0, v0, F, params, warmup, n_steps, models=()):
+        """Validate rollout arguments (and the memory of ``models``' closed loop, by default
+        this one's) and turn them into ``z0, e, observed`` tensors."""
+        models = models or (self,)
         x0 = np.asarray(x0, dtype=np.float64)
         if x0.ndim != 1:
             raise DataError(f"x0 must have shape (N,), got {x0.shape}")
@@ -276,7 +285,7 @@ class RecurrentSurrogate(nn.Module):
             if v0 is not None or F is not None or params is not None:
                 raise DataError("a series (next-value mode) rolls out from x0 and n_steps "
                                 "alone: it takes no v0, F or params")
-            return self._series_tensors(x0, warmup, n_steps)
+            return self._series_tensors(x0, warmup, n_steps, models)
         if n_steps is not None:  # an oscillator's horizon is F's: n_steps would be ignored
             raise DataError("n_steps is for a series; an oscillator rollout runs over F's "
                             "samples: give F[:, :n_steps]")
@@ -287,6 +296,7 @@ class RecurrentSurrogate(nn.Module):
                             f"got {x0.shape}, {v0.shape}, {F.shape}")
         finite(v0, "v0")
         finite(F, "F")
+        check_closed_loop(models, n, F.shape[1])
         e = self.layout.exogenous(F, self._taken(params, n))
         e = e[:, :-1]  # no step follows the last sample
         z0 = np.stack([x0, v0], axis=-1)
@@ -327,11 +337,12 @@ class RecurrentSurrogate(nn.Module):
             finite(out[name], name)
         return out
 
-    def _series_tensors(self, x0, warmup, n_steps):
+    def _series_tensors(self, x0, warmup, n_steps, models):
         if not is_whole(n_steps) or n_steps < 2:
             raise DataError(f"a series rollout needs a whole number n_steps >= 2, got "
                             f"{n_steps!r}")
         n_steps = int(n_steps)
+        check_closed_loop(models, x0.shape[0], n_steps)
         x_obs = x0[:, None] if warmup is None else finite(
             np.asarray(warmup[0], dtype=np.float64), "warmup")
         if x_obs.ndim != 2 or x_obs.shape[0] != x0.shape[0] or not \
@@ -375,7 +386,7 @@ def joint_rollout(models: Sequence[RecurrentSurrogate], x0: Array, v0: Array | N
     """:meth:`RecurrentSurrogate.rollout` of :func:`joint_closed_loop` (the first model checks
     the arguments and marks the divergence; the models share one layout and its statistics)."""
     first = models[0]
-    z0, e, observed = first._rollout_tensors(x0, v0, F, params, warmup, n_steps)
+    z0, e, observed = first._rollout_tensors(x0, v0, F, params, warmup, n_steps, models)
     with torch.no_grad():
         z = joint_closed_loop(models, z0, e, observed)
     rollout = first._rollout_of(z, 0 if observed is None else observed.shape[1])
