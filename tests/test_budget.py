@@ -508,3 +508,29 @@ def test_the_sizes_of_evaluation_rollouts_and_the_notes_are_checked_first(monkey
     monkeypatch.setenv(budget.ENV, "100K")  # what evaluate holds, checked before it runs
     with pytest.raises(budget.BudgetError, match=r"evaluate: \d+ methods x 6 trajectories"):
         odernn.evaluate(test, {}, work_precision=False, **quick)
+
+
+def test_an_ensembles_rollout_counts_the_members_rollouts_it_keeps(monkeypatch,
+                                                                   small_linear_sets):
+    """A review's: the members' own rollouts, kept together with the joint loop's, were never
+    counted (each member's loop was checked alone); a member's one-step prediction, which
+    lives one step, was counted for every step (a large ensemble was refused at twice what
+    it takes)."""
+    import odernn
+    from odernn.learn.models import stepper
+    from odernn.learn.models.ensemble import Ensemble
+
+    train, test = small_linear_sets
+    group = Ensemble({f"seed-{s}": odernn.fit(train, model="esn", units=20, seed=s)[0]
+                      for s in range(3)})
+    needs = []
+    monkeypatch.setattr(stepper.budget, "check", lambda what, need, hint: needs.append(need))
+    args = (test.x[:, 0], test.v[:, 0], test.F, test.params)
+    group.rollout(*args, members=False)
+    alone = needs[0]
+    needs.clear()
+    group.rollout(*args, members=True)
+    assert needs[0] - alone == 16 * 3 * test.n * test.n_steps  # x and v of each member's
+    needs.clear()
+    group.members["seed-0"].rollout(*args)
+    assert needs[0] > alone - 2**20 and needs[0] < alone  # members cost only hidden states

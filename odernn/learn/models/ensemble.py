@@ -27,7 +27,7 @@ from typing import Any
 
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
-from odernn.learn.models.stepper import Stepper
+from odernn.learn.models.stepper import Stepper, check_closed_loop
 from odernn.learn.models.surrogate import joint_rollout
 from odernn.types import Array
 
@@ -64,9 +64,12 @@ class Ensemble:
         loop alone, the ensemble's cost as a surrogate; ``joint``: that joint loop, computed
         already with the same arguments, to add the members' to). A trajectory on which the
         joint state explodes is diverged from there, as for any surrogate."""
+        held = len(self.members) if members else 0  # the members' rollouts, kept together
         if joint is None:
             joint = joint_rollout(tuple(self.members.values()), x0, v0, F, params, warmup,
-                                  n_steps)
+                                  n_steps, held)
+        elif members:
+            check_closed_loop(tuple(self.members.values()), *joint.x.shape, held)
         if not members:
             return joint
         runs = {name: m.rollout(x0, v0, F, params, warmup, n_steps=n_steps)

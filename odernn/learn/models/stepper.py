@@ -44,19 +44,21 @@ def beyond(z: np.ndarray | Tensor, mean: np.ndarray, std: np.ndarray) -> np.ndar
         return ~(np.abs(d, out=d) <= limit).all(-1)
 
 
-def check_closed_loop(models: Sequence[Any], n: int, steps: int) -> None:
+def check_closed_loop(models: Sequence[Any], n: int, steps: int, held: int = 0) -> None:
     """Refuse, before it is allocated, a closed loop of ``models`` (jointly) over ``n``
     trajectories and ``steps`` steps whose memory exceeds the budget: per trajectory and step
-    its inputs (float64 and float32), carried states (each model's float32, their stack, the
-    float64 copy out) and the rollout's x and v; per trajectory each model's hidden state
-    four times over, for its scratch (sized on one trajectory)."""
+    its inputs (float64 and float32), the carried state (float32, its stack, float64 copies
+    out and for the divergence test: a series' is ``lags`` wide) and the rollout's x and v,
+    and ``held`` more rollouts' x and v kept beside it (an ensemble's members); per
+    trajectory each model's hidden state four times over, for its scratch (sized on one
+    trajectory; a member's prediction lives one step)."""
     layout = models[0].layout
     z, e = layout.n_state, layout.n_exogenous
     with torch.no_grad():
         state = sum(t.numel() * t.element_size() for m in models for t in m.initial_state(
             m.codec.init_features(torch.zeros(1, z, device=m.device),
                                   torch.zeros(1, e, device=m.device))))
-    per_step = 12 * e + 4 * z * (len(models) + 1) + 8 * z + 16
+    per_step = 12 * e + 28 * z + 16 * (1 + held)
     budget.check(f"closed loop: {n} trajectories x {steps} steps", n * (steps * per_step
                  + 4 * state), "roll out fewer trajectories or fewer steps at a time")
 

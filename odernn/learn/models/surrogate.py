@@ -266,9 +266,10 @@ class RecurrentSurrogate(nn.Module):
         finite(v0, "v0")
         return self._tensor(np.stack([x0, v0], axis=-1)), self._taken(params, x0.shape[0])
 
-    def _rollout_tensors(self, x0, v0, F, params, warmup, n_steps, models=()):
+    def _rollout_tensors(self, x0, v0, F, params, warmup, n_steps, models=(), held=0):
         """Validate rollout arguments (and the memory of ``models``' closed loop, by default
-        this one's) and turn them into ``z0, e, observed`` tensors."""
+        this one's, with ``held`` rollouts beside it) and turn them into ``z0, e, observed``
+        tensors."""
         models = models or (self,)
         x0 = np.asarray(x0, dtype=np.float64)
         if x0.ndim != 1:
@@ -285,7 +286,7 @@ class RecurrentSurrogate(nn.Module):
             if v0 is not None or F is not None or params is not None:
                 raise DataError("a series (next-value mode) rolls out from x0 and n_steps "
                                 "alone: it takes no v0, F or params")
-            return self._series_tensors(x0, warmup, n_steps, models)
+            return self._series_tensors(x0, warmup, n_steps, models, held)
         if n_steps is not None:  # an oscillator's horizon is F's: n_steps would be ignored
             raise DataError("n_steps is for a series; an oscillator rollout runs over F's "
                             "samples: give F[:, :n_steps]")
@@ -296,7 +297,7 @@ class RecurrentSurrogate(nn.Module):
                             f"got {x0.shape}, {v0.shape}, {F.shape}")
         finite(v0, "v0")
         finite(F, "F")
-        check_closed_loop(models, n, F.shape[1])
+        check_closed_loop(models, n, F.shape[1], held)
         e = self.layout.exogenous(F, self._taken(params, n))
         e = e[:, :-1]  # no step follows the last sample
         z0 = np.stack([x0, v0], axis=-1)
@@ -337,18 +338,18 @@ class RecurrentSurrogate(nn.Module):
             finite(out[name], name)
         return out
 
-    def _series_tensors(self, x0, warmup, n_steps, models):
+    def _series_tensors(self, x0, warmup, n_steps, models, held):
         if not is_whole(n_steps) or n_steps < 2:
             raise DataError(f"a series rollout needs a whole number n_steps >= 2, got "
                             f"{n_steps!r}")
         n_steps = int(n_steps)
-        check_closed_loop(models, x0.shape[0], n_steps)
         x_obs = x0[:, None] if warmup is None else finite(
             np.asarray(warmup[0], dtype=np.float64), "warmup")
         if x_obs.ndim != 2 or x_obs.shape[0] != x0.shape[0] or not \
                 max(self.layout.warmup, 1) <= x_obs.shape[1] < n_steps:
             raise DataError(f"warmup x_obs must have shape (N, K) with "
                             f"{max(self.layout.warmup, 1)} <= K < n_steps; got {x_obs.shape}")
+        check_closed_loop(models, x0.shape[0], n_steps, held)
         lags = self.layout.lags
         padded = np.concatenate([np.repeat(x_obs[:, :1], lags - 1, axis=1), x_obs], axis=1)
         windows = np.lib.stride_tricks.sliding_window_view(padded, lags, axis=1)
@@ -382,11 +383,14 @@ def joint_closed_loop(models: Sequence[RecurrentSurrogate], z0: Tensor, e: Tenso
 
 def joint_rollout(models: Sequence[RecurrentSurrogate], x0: Array, v0: Array | None,
                   F: Array | None, params: Mapping[str, Array] | Array | None,
-                  warmup: tuple[Array, Array | None] | None, n_steps: int | None) -> Rollout:
+                  warmup: tuple[Array, Array | None] | None, n_steps: int | None,
+                  held: int = 0) -> Rollout:
     """:meth:`RecurrentSurrogate.rollout` of :func:`joint_closed_loop` (the first model checks
-    the arguments and marks the divergence; the models share one layout and its statistics)."""
+    the arguments, and the memory with ``held`` more rollouts kept beside this one, and
+    marks the divergence; the models share one layout and its statistics)."""
     first = models[0]
-    z0, e, observed = first._rollout_tensors(x0, v0, F, params, warmup, n_steps, models)
+    z0, e, observed = first._rollout_tensors(x0, v0, F, params, warmup, n_steps, models,
+                                             held)
     with torch.no_grad():
         z = joint_closed_loop(models, z0, e, observed)
     rollout = first._rollout_of(z, 0 if observed is None else observed.shape[1])
