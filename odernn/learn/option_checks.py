@@ -55,8 +55,8 @@ def check_gradient(config: Any, hf_options: dict[str, Any]) -> None:
     need(not (config.start_as_skip and config.output_activation not in (None, "identity")),
          "start_as_skip starts the model as the skip's least-squares fit, whose intercept "
          "c would lie inside output_activation: give one of them")
-    need(config.skip is not False or (config.products is None and
-                                           config.start_as_skip is None),
+    need(config.skip is not False or (config.products is None
+                                      and config.start_as_skip is None),
          "products and start_as_skip are options of the skip: not with skip = false")
     need(config.clip is None or config.clip > 0, f"clip must be > 0, or none (no clipping), "
          f"got {config.clip}")
