@@ -6,9 +6,10 @@ of other regimes, against what a user would otherwise pick.
     python benchmarks/generalisation.py --quick                # small sets, 2 seeds
 
 Training set ``duffing-drives-train``: the double-well Duffing oscillator (eta 0.3, alpha
--1, beta 1, omega 1.2) at F0 0.265 or 0.275, both period 2. Test set
-``duffing-drives-test``: F0 0.15 and 0.22 (period 1), 0.37 (period 5), 0.45 (chaotic), 0.53
-(period 3); docs/datasets.md. Every method gets what an integrator on the samples gets
+-1, beta 1, omega 1.2) at F0 0.265 or 0.275, on either side of the first period doubling
+(F0 0.2656): period 1, still settling, and period 2. Test set ``duffing-drives-test``: F0
+0.15 and 0.22 (period 1), 0.37 (period 5), 0.45 (chaotic), 0.53 (period 3);
+docs/datasets.md. Every method gets what an integrator on the samples gets
 (the initial state, the forcing samples, the parameters that vary: here F0) and runs in
 closed loop over the 2000 steps. The score: per test drive, the steady-state (second half)
 ``max x^2`` and ``mean x^2``, each averaged over the drive's trajectories; their mean squared
