@@ -109,6 +109,10 @@ def test_a_seed_group_is_no_worse_than_its_median_member():
     # than the median member's, by construction
     for key in ("x2_max_rel_error", "x2_mean_rel_error"):
         assert own[key] <= seeds["median"][key] * (1 + 1e-12), key
+    # and the report's table of them says which of its columns are the members' median
+    from odernn.assess.report_chaos import chaos_section
+    caption = chaos_section(ev).tables[0].caption
+    assert "A seed group's (esn) max x² and mean x² errors are the median" in caption
 
 
 def test_on_chaos_the_ensemble_keeps_the_amplitude_the_trajectory_mean_loses():

@@ -20,6 +20,7 @@ from odernn.assess.metrics import (
     rmse,
     summarize,
     valid_prediction_time,
+    valid_times,
 )
 from odernn.errors import DataError
 
@@ -62,6 +63,19 @@ def test_valid_prediction_time_by_hand() -> None:
     nan = PRED.copy()
     nan[0, 1] = np.nan
     assert valid_prediction_time(nan, REF, T)[0] == 0.5
+
+
+def test_a_valid_time_is_censored_only_where_the_threshold_is_never_exceeded() -> None:
+    """The horizon is a lower bound where the error never exceeds the threshold; a trajectory
+    that exceeds it at the last step has the same time, measured, not censored."""
+    last = REF.copy()
+    last[0, -1] += 10.0
+    times, censored = valid_times(last, REF, T)
+    np.testing.assert_array_equal(times, [1.5, 1.5])
+    np.testing.assert_array_equal(censored, [False, True])
+    out = summarize(last, REF, REF, REF, T)
+    assert out["valid_time_censored"] == 1
+    assert summarize(PRED, PRED, REF, REF, T)["valid_time_censored"] == 0
 
 
 def test_error_vs_time_quantiles() -> None:

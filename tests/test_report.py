@@ -224,6 +224,34 @@ def test_summary_says_more_accurate_when_a_surrogate_is() -> None:
     assert "No integrator given only the forcing samples" in same_information_sentences(ev)[0]
 
 
+def test_the_resonance_finding_gives_the_exact_solutions_own_error(evaluation) -> None:
+    """A short sweep leaves a transient that the exact solution's fit carries too: the summary
+    gives that floor beside the surrogate's error, so the two read together."""
+    from odernn.assess.report import _findings
+
+    floor = evaluation.resonance["methods"]["exact"]
+    line = next(s for s in _findings(evaluation) if s.startswith("- Resonance:"))
+    assert line.endswith(f"(the exact solution's own, the sweep's floor: "
+                         f"{fmt(100 * floor['amplitude_rel_error_max'])}% and "
+                         f"{fmt(floor['lag_error_max'])} rad).")
+
+
+def test_a_median_valid_time_at_the_horizon_is_said_to_be_a_lower_bound() -> None:
+    """A surrogate valid to the end of every trajectory has the horizon as its median valid
+    time: the summary says ">=" and how many stayed valid, not "= t"."""
+    from odernn.assess.report import _findings
+
+    test = make_test_set(n=3, n_steps=100)
+    x, v = INTEGRATORS["exact"](test.oscillator(), test.x[:, 0], test.v[:, 0], test.t)
+    ev = evaluate(test, {"oracle": Oracle(x, v, 1e-12), "off": Oracle(x, v, 1.0)},
+                  work_precision=False, resonance=False, chaos=False, progress=False)
+    assert ev.metrics["oracle"]["valid_time_censored"] == 3
+    assert ev.metrics["off"]["valid_time_censored"] == 0
+    horizon = fmt(ev.metrics["oracle"]["valid_time_median"])
+    assert (f"valid for a median t >= {horizon} (the horizon: 3 of 3 trajectories stayed "
+            "within the threshold to the end)") in "".join(_findings(ev))
+
+
 def test_among_diverged_methods_the_headline_names_the_one_that_diverged_least() -> None:
     """Every NRMSE x is inf when every surrogate diverged somewhere: the most accurate is then
     the one with fewer diverged trajectories, not the first in display order."""

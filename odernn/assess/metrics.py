@@ -39,6 +39,8 @@ METRICS: dict[str, str] = {
     "median_nrmse_v": "median over trajectories of each trajectory's NRMSE of v",
     "valid_time_median": "median valid prediction time: first time |x error| / std(x) > threshold",
     "valid_time_p10": "10th percentile of the valid prediction time over trajectories",
+    "valid_time_censored": "trajectories whose error never exceeded the threshold: their valid "
+                           "time is the horizon, a lower bound",
     "energy_balance": "RMS drift of E - E0 - integral(F v - eta v^2 dt) over mean reference energy",
     "n_diverged": "trajectories that became non-finite or exploded (never dropped)",
     "wall_time_s": "wall-clock seconds to produce all test trajectories (best of repeats; a "
@@ -111,11 +113,21 @@ def valid_prediction_time(pred: Array, ref: Array, t: Array, threshold: float = 
     ``|pred - ref| / scale > threshold``; ``t_{T-1} - t_0`` if never (censored at
     the horizon). Shape ``(N,)``.
     """
+    return valid_times(pred, ref, t, threshold, scale, start=start)[0]
+
+
+def valid_times(pred: Array, ref: Array, t: Array, threshold: float = 0.1,
+                scale: float | None = None, *, start: int = 1
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`valid_prediction_time` and where it is censored: the trajectories whose error
+    never exceeded the threshold (their time is the horizon, a lower bound; one that
+    exceeds it at the last step is not censored, though its time is the same)."""
     scale = reference_scale(ref) if scale is None else scale
     t = np.asarray(t, dtype=np.float64)
     exceeded = _abs_errors(pred, ref, start, None) / scale > threshold
     first = start + np.argmax(exceeded, axis=1)
-    return np.where(exceeded.any(axis=1), t[first], t[-1]) - t[0]
+    ever = exceeded.any(axis=1)
+    return np.where(ever, t[first], t[-1]) - t[0], ~ever
 
 
 def error_vs_time(pred: Array, ref: Array, *, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -214,9 +226,10 @@ def summarize(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Array, t: Array
         out[f"rmse_{name}_first_tenth"] = rmse(pred, ref, start=start, stop=tenth)
         per = nrmse_per_trajectory(pred, ref, start=start, scale=scale)
         out[f"median_nrmse_{name}"] = float(np.median(per))
-    vpt = valid_prediction_time(px, ref_x, t, threshold, sx, start=start)
+    vpt, censored = valid_times(px, ref_x, t, threshold, sx, start=start)
     out["valid_time_median"] = float(np.median(vpt))
     out["valid_time_p10"] = float(np.quantile(vpt, 0.1, method="inverted_cdf"))
+    out["valid_time_censored"] = int(np.count_nonzero(censored))
     entry = SYSTEMS.get(system)  # None: imported data of an unknown equation, no energy
     if F is not None and params is not None and entry is not None and entry.energy is not None:
         drift = energy_balance_error(px, pv, F, params, t, start=start, system=system)

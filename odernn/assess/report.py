@@ -38,7 +38,7 @@ from odernn.assess.report_chaos import chaos_error_figure, chaos_section, chaoti
 from odernn.assess.report_peers import peers_section
 from odernn.assess.report_resonance import frequency_response_run, resonance_section
 from odernn.assess.report_seeds import seeds_section
-from odernn.assess.results import DATA_ONLY, Evaluation, accuracy_key
+from odernn.assess.results import DATA_ONLY, REFERENCE, Evaluation, accuracy_key
 from odernn.learn.rundir import read_config, read_history
 from odernn.learn.seeds import first_run
 
@@ -48,6 +48,7 @@ HEADERS: dict[str, str] = {
     "rmse_x_first_tenth": "RMSE x, first tenth", "rmse_v_first_tenth": "RMSE v, first tenth",
     "median_nrmse_x": "median NRMSE x", "median_nrmse_v": "median NRMSE v",
     "valid_time_median": "valid time, median", "valid_time_p10": "valid time, p10",
+    "valid_time_censored": "valid to the end",
     "energy_balance": "energy balance", "n_diverged": "diverged",
     "wall_time_s": "wall time [s]", "steps_per_s": "steps/s", "speedup": "speed-up",
 }
@@ -210,10 +211,10 @@ def _findings(ev: Evaluation) -> list[str]:
     if surrogates:
         best = min(surrogates, key=lambda s: accuracy_key(ev.metrics[s]))
         m = ev.metrics[best]
+        n = ev.info['data']['n_trajectories']
         out.append(f"- Most accurate surrogate: **{best}**, NRMSE x {fmt(m['nrmse_x'])} "
                    f"(median per trajectory {fmt(m['median_nrmse_x'])}), valid for a median "
-                   f"t = {fmt(m['valid_time_median'])}; {m['n_diverged']} of "
-                   f"{ev.info['data']['n_trajectories']} trajectories diverged.")
+                   f"t {_valid_median(m, n)}; {m['n_diverged']} of {n} trajectories diverged.")
         s = (ev.work_precision or {}).get("speedup", {}).get(best)
         if s and s["speedup"] is not None:
             ratio = s["speedup"]
@@ -230,9 +231,13 @@ def _findings(ev: Evaluation) -> list[str]:
                        f"phase within {fmt(r['lag_error_max'])} rad, worst over the "
                        f"{r['n_scored']} drives whose reference is periodic ({left} left out).")
         elif r:
+            floor = ev.resonance["methods"][REFERENCE]
             out.append(f"- Resonance: {best}'s steady-state amplitude is within "
                        f"{fmt(100 * r['amplitude_rel_error_max'])}% of the analytic curve and "
-                       f"its phase within {fmt(r['lag_error_max'])} rad, worst over the sweep.")
+                       f"its phase within {fmt(r['lag_error_max'])} rad, worst over the sweep's "
+                       f"{len(ev.resonance['eta'])} drives (the exact solution's own, the "
+                       f"sweep's floor: {fmt(100 * floor['amplitude_rel_error_max'])}% and "
+                       f"{fmt(floor['lag_error_max'])} rad).")
     warm = [n for n in surrogates if ev.methods[n].settings.get("warmup_steps")]
     if warm:
         out.append(f"- {', '.join(warm)} observed warm-up steps (eta withheld), so every "
@@ -250,6 +255,16 @@ def _findings(ev: Evaluation) -> list[str]:
     return out
 
 
+def _valid_median(m: Mapping[str, Any], n: int) -> str:
+    """``= t``, or ``>= t`` with how many trajectories stayed valid to the end where that
+    median is censored (the horizon: a lower bound, not a measured time)."""
+    censored = m.get("valid_time_censored", 0)
+    if 2 * censored < n:  # both middle values measured
+        return f"= {fmt(m['valid_time_median'])}"
+    return (f">= {fmt(m['valid_time_median'])} (the horizon: {censored} of {n} trajectories "
+            "stayed within the threshold to the end)")
+
+
 def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     groups = [
         ("Error over the whole horizon and its first tenth.",
@@ -258,7 +273,7 @@ def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
         ("Robustness and physics: per-trajectory medians (finite while fewer than half of "
          "the trajectories diverge), valid prediction time, energy balance, divergence count.",
          ("median_nrmse_x", "median_nrmse_v", "valid_time_median", "valid_time_p10",
-          "energy_balance", "n_diverged")),
+          "valid_time_censored", "energy_balance", "n_diverged")),
         ("Speed: wall time to produce every test trajectory, and throughput.",
          ("wall_time_s", "steps_per_s", "speedup")),
     ]
@@ -279,7 +294,8 @@ def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
             f"{forcing} The peers, fitted on the surrogates' training file, see what a "
             "surrogate sees (Peers section). The valid prediction time is the first time the "
             f"error in x exceeds {ev.info['settings']['valid_time_threshold']:g} of the test "
-            "set's std.")
+            "set's std; a trajectory whose error never does is valid to the end, and its "
+            "valid time, the horizon, is a lower bound.")
     return Section("Accuracy", text, tables, [figure])
 
 

@@ -74,8 +74,12 @@ def chaos_section(ev: Evaluation) -> Section:
         keys = [k for k in COLUMNS if chaotic(ev) or not k.startswith("valid_lyapunov")]
         rows = [[name, *(m.metrics.get(k) for k in keys)] for name, m in ev.methods.items()
                 if m.kind != "reference"]
-        tables.append(Table(["method", *(COLUMNS[k] for k in keys)], rows,
-                            "Steady-state statistics against the reference."))
+        groups = [name for name, m in ev.methods.items() if m.seeds is not None]
+        caption = "Steady-state statistics against the reference." + (
+            f" A seed group's ({', '.join(groups)}) max x² and mean x² errors are the median "
+            "of its members' own estimates, each from the member's own closed loop; its other "
+            "columns are of its members' joint closed loop." if groups else "")
+        tables.append(Table(["method", *(COLUMNS[k] for k in keys)], rows, caption))
     else:
         parts.append(f"No steady-state statistics: {info['statistics']}.")
     return Section("Predictability and statistics", " ".join(parts), tables)
