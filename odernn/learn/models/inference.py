@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor
+
+from odernn.learn.models.cells import identity
 
 State = tuple[Tensor, ...]
 StepFn = Callable[[Tensor, State], tuple[Tensor, State]]
@@ -113,14 +116,17 @@ def inference_step(model: Any) -> StepFn:
     with torch.no_grad():
         block, width = _cell_block(model)
         readout = _readout(model)
+    # bound once: at a batch of 64 a step's own Python costs as much as its product
+    hidden, two = model.hparams["hidden"], model.cell.n_states == 2
+    rows = max(64, BLOCK_BYTES // (4 * width)) if model.device.type == "cpu" else None
 
     def step(u: Tensor, state: State) -> tuple[Tensor, State]:
         n = u.shape[0]
-        rows = n if u.device.type != "cpu" else max(64, BLOCK_BYTES // (4 * width))
-        out = tuple(u.new_empty(n, s.shape[1]) for s in state)
-        if n <= rows:
+        h = u.new_empty(n, hidden)
+        out = (h, u.new_empty(n, hidden)) if two else (h,)
+        if rows is None or n <= rows:
             block(u, state, out)
-            return readout(out[0], u), out
+            return readout(h, u), out
         for lo in range(0, n, rows):
             part = slice(lo, min(lo + rows, n))
             block(u[part], tuple(s[part] for s in state), tuple(o[part] for o in out))
@@ -142,7 +148,7 @@ class _Scratch:
     ``[u, h, 1]`` and output), with their column blocks as views made once: a fresh
     allocation at every step costs more than the arithmetic at large batches (page faults),
     a view more than the arithmetic at small ones. Held per number of rows (a batch's last
-    block may be shorter), remade when the dtype or device changes."""
+    block may be shorter); a step function's weights fix their dtype and device."""
 
     def __init__(self) -> None:
         self._held: dict[tuple[str, int], tuple[Tensor, ...]] = {}
@@ -152,7 +158,7 @@ class _Scratch:
         """The buffer ``(rows of like, width)`` and its columns ``lo:hi`` of each span."""
         key = (name, like.shape[0])
         held = self._held.get(key)
-        if held is None or held[0].dtype != like.dtype or held[0].device != like.device:
+        if held is None:
             t = like.new_empty(like.shape[0], width)
             if ones_column:
                 t[:, -1] = 1.0
@@ -176,9 +182,12 @@ def _cell_block(model: Any) -> tuple[Block, int]:
     width = n_in + hidden + 1
 
     def joined(u: Tensor, h: Tensor) -> Tensor:
-        """``[u, h, 1]`` in a reused buffer (its last column holds the ones)."""
-        x, head = scratch.get("x", u, width, ((0, width - 1),), ones_column=True)
-        torch.cat([u, h], dim=1, out=head)
+        """``[u, h, 1]`` in a reused buffer (its last column holds the ones): two copies into
+        views made once, faster than a ``cat`` into it."""
+        x, x_u, x_h = scratch.get("x", u, width, ((0, n_in), (n_in, width - 1)),
+                                  ones_column=True)
+        x_u.copy_(u)
+        x_h.copy_(h)
         return x
 
     if family == "rnn":
@@ -188,7 +197,7 @@ def _cell_block(model: Any) -> tuple[Block, int]:
             sig = by_sigmoid(w.device)
             if sig:  # the pre-activation doubled by the weights
                 w *= 2.0
-            act = lambda a: tanh_(a, doubled=sig)  # noqa: E731
+            act = partial(sigmoid_form_, doubled=True) if sig else Tensor.tanh_
         else:
             act = IN_PLACE[activation]
 
@@ -251,7 +260,7 @@ def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
     head = [(layer.weight.detach().clone(), layer.bias.detach().clone())
             for layer in model.head]  # copies: the weights as they are now
     v, c = model.V.detach().clone(), model.c.detach()[:, None].clone()
-    sigma_y = model.sigma_y
+    sigma_y = None if model.sigma_y is identity else model.sigma_y  # no call for nothing
     d = None if model.D is None else model.D.detach().clone()
     n_in = model.layout.n_inputs
     d_u = None if d is None else d[:, :n_in].contiguous()
@@ -262,7 +271,8 @@ def _readout(model: Any) -> Callable[[Tensor, Tensor], Tensor]:
         for weight, bias in head:
             h = nnf.linear(h, weight, bias).relu_()
         y = torch.mm(v, h.T).add_(c)
-        y = sigma_y(y)
+        if sigma_y is not None:
+            y = sigma_y(y)
         if d_u is not None:
             y = y.addmm_(d_u, u.T)
             if products is not None:

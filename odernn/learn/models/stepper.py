@@ -230,9 +230,10 @@ def joint_step(models: Sequence[Any], steps: Sequence[Any], states: list[Any],
     next), and the :func:`member_median` of the predictions (one model: its own)."""
     nxt = []
     for j, m in enumerate(models):
-        prior = m.codec.prior(z, e)  # a hybrid's prior step, once
-        y, states[j] = steps[j](m.codec.encode(z, e, prior), states[j])
-        nxt.append(m.codec.decode(z, y, e, prior))
+        codec = m.codec
+        prior = codec.prior(z, e)  # a hybrid's prior step, once
+        y, states[j] = steps[j](codec.encode(z, e, prior), states[j])
+        nxt.append(codec.decode(z, y, e, prior))
     return nxt[0] if len(nxt) == 1 else member_median(torch.stack(nxt))
 
 

@@ -372,11 +372,11 @@ def joint_closed_loop(models: Sequence[RecurrentSurrogate], z0: Tensor, e: Tenso
     states = [m.initial_state(m.codec.init_features(z, e[:, 0])) for m in models]
     steps = [m.step if torch.is_grad_enabled() else m.inference_step() for m in models]
     out = []
-    for i in range(e.shape[1]):
+    for i, e_i in enumerate(e.unbind(1)):
         if i < k:
             z = observed[:, i]
         out.append(z)
-        z = joint_step(models, steps, states, z, e[:, i])
+        z = joint_step(models, steps, states, z, e_i)
     out.append(z)
     return torch.stack(out, dim=1)
 
