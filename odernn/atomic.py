@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from odernn.checks import refuse_link
 from odernn.errors import OutputError
 from odernn.interrupt import interrupt_guard
 
@@ -300,8 +301,7 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
     if stat.S_ISLNK(st.st_mode):
-        raise OutputError(f"{path} is a symbolic link; odernn never writes through or replaces "
-                          f"a link (--overwrite or not): give another path")
+        refuse_link(path)
     if kind in FILES and stat.S_ISDIR(st.st_mode):
         raise OutputError(f"{path}: is a directory; give a file name such as {path / FILES[kind]}")
     wanted = stat.S_ISREG if kind in FILES else stat.S_ISDIR

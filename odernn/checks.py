@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from odernn.errors import SpecError
+from odernn.errors import OutputError, SpecError
 
 MAX_SEED = 2**63 - 1
 """The largest seed: seeds are stored as 64-bit integers."""
@@ -55,34 +55,47 @@ MAX_TEXT_BYTES = 1 << 20
 """A spec or configuration file larger than this is refused unread (they are a few lines)."""
 
 
-def read_small_text(path: Path, what: str) -> str:
+def refuse_link(path: Path | str) -> None:
+    """One OutputError line where ``path`` is a symbolic link (dangling too): odernn never
+    writes through or replaces one, whatever it points to."""
+    if os.path.islink(path):
+        raise OutputError(f"{path} is a symbolic link; odernn never writes through or replaces "
+                          "a link (--overwrite or not): give another path")
+
+
+def read_small_text(path: Path, what: str, *, limit: int = MAX_TEXT_BYTES,
+                    hint: str = "give a .toml file", follow: bool = True) -> str:
     """The UTF-8 text of a small regular file (a byte-order mark dropped), or one SpecError
-    line: missing, a directory, a FIFO or device, too large, or not text. The file is opened
-    without blocking and checked on the open descriptor, so a FIFO is never waited on and
-    nothing is read past :data:`MAX_TEXT_BYTES` (``/dev/zero`` is endless)."""
+    line: missing, a directory, a FIFO or device, larger than ``limit`` bytes, not text, or
+    (``follow=False``: a file from a directory someone else may have made) a symbolic link.
+    The file is opened without blocking and checked on the open descriptor, so a FIFO is
+    never waited on and nothing is read past ``limit`` (``/dev/zero`` is endless)."""
+    if not follow and os.path.islink(path):
+        raise SpecError(f"{what} {path} is a symbolic link; odernn reads it only as a file "
+                        "of its own (a link could name any file on the disk)")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW))
     except FileNotFoundError:
         raise SpecError(f"{what} file {path} not found") from None
     except IsADirectoryError:
-        raise SpecError(f"{what} {path} is a directory; give a .toml file") from None
+        raise SpecError(f"{what} {path} is a directory; {hint}") from None
     except OSError as exc:
         raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
         if stat.S_ISDIR(mode):
-            raise SpecError(f"{what} {path} is a directory; give a .toml file")
+            raise SpecError(f"{what} {path} is a directory; {hint}")
         raise SpecError(f"{what} {path} is not a regular file (a FIFO, socket or device); "
-                        "give a .toml file")
+                        f"{hint}")
     with os.fdopen(fd, "rb") as f:
         try:
-            raw = f.read(MAX_TEXT_BYTES + 1)
+            raw = f.read(limit + 1)
         except OSError as exc:
             raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_TEXT_BYTES:
-        raise SpecError(f"{what} {path} is larger than {MAX_TEXT_BYTES} bytes; a {what} file "
-                        f"is at most {MAX_TEXT_BYTES} bytes")
+    if len(raw) > limit:
+        raise SpecError(f"{what} {path} is larger than {limit} bytes; a {what} file "
+                        f"is at most {limit} bytes")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import shutil
+import zipfile
 
 import pytest
 import torch
 from test_models import oscillator_data, small_config
 
-from odernn.errors import DataError
+from odernn.budget import BudgetError
+from odernn.errors import DataError, OutputError
 from odernn.learn.checkpoint import read_checkpoint, save_checkpoint
 from odernn.learn.models import load_surrogate
 from odernn.learn.training import train
@@ -77,6 +79,20 @@ GRU = [
      "output_activation it does not have"),
     ("dt a tensor", _set("args", "layout", "dt", value=torch.tensor([0.05, 0.1])), "dt must"),
     ("warmup a fraction", _set("args", "layout", "warmup", value=1.5), "warmup must"),
+    # load_state_dict cast these silently (a complex one to its real part, with torch's
+    # warning), and non-finite weights gave reports of nothing but diverged rollouts
+    ("weights not finite", _set("state_dict", "V", value=lambda t: t.clone().fill_(math.nan)),
+     "weights 'V' are not finite"),
+    ("weights infinite", _set("state_dict", "c", value=lambda t: t.clone().fill_(math.inf)),
+     "weights 'c' are not finite"),
+    ("weights complex", _set("state_dict", "V", value=lambda t: t.to(torch.complex64)),
+     "weights 'V' are torch.complex64, not torch.float32"),
+    ("weights float64", _set("state_dict", "V", value=lambda t: t.double()),
+     "weights 'V' are torch.float64"),
+    ("weights integers", _set("state_dict", "V", value=lambda t: t.long()),
+     "weights 'V' are torch.int64"),
+    ("a stat missing", _set("args", "stats", "std", value=lambda s: {"x": 1.0}),
+     "inconsistent: it lacks"),
 ]
 
 
@@ -91,3 +107,63 @@ def test_a_forged_checkpoint_is_refused_when_its_model_is_rebuilt(runs, tmp_path
     with pytest.raises(DataError, match=needle):
         load_surrogate(run)
     load_surrogate(runs / family)  # the honest one loads
+
+
+def test_a_checkpoint_compressed_small_is_checked_by_what_it_unpacks_to(runs, tmp_path,
+                                                                        monkeypatch):
+    """torch reads a checkpoint's zip entries compressed too: 64 MiB of zeros in a file of a
+    few hundred KiB passed the check of twice the file's size (an audit's 1 GiB in 1 MB
+    allocated 1.3 GB under any budget). The zip's directory gives what it unpacks to."""
+    run = tmp_path / "gru"
+    shutil.copytree(runs / "gru", run)
+    forge(runs / "gru" / "best.pt", tmp_path / "stored.pt",
+          _set("state_dict", value=lambda d: {**d, "zz": torch.zeros(16 * 2**20)}))
+    with zipfile.ZipFile(tmp_path / "stored.pt") as src, \
+            zipfile.ZipFile(run / "best.pt", "w", zipfile.ZIP_DEFLATED) as dst:
+        for entry in src.infolist():
+            dst.writestr(entry.filename, src.read(entry.filename))
+    assert (run / "best.pt").stat().st_size < 2**20
+    monkeypatch.setenv("ODERNN_MEMORY_BUDGET", "64M")
+    with pytest.raises(BudgetError, match=r"MiB unpacked\): needs ~128 MiB"):
+        read_checkpoint(run / "best.pt")
+    read_checkpoint(runs / "gru" / "best.pt")  # the honest one fits
+
+
+def test_run_files_and_members_that_are_links_are_not_followed(runs, tmp_path):
+    """A run directory from elsewhere whose config.json links to another file put that
+    file's text into the report; a group member that links to a run elsewhere was loaded."""
+    from odernn.assess.evaluate import load_runs
+    from odernn.learn.seeds import read_group
+
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"password": "hunter2"}')
+    run = tmp_path / "run"
+    shutil.copytree(runs / "gru", run)
+    (run / "config.json").unlink()
+    (run / "config.json").symlink_to(secret)
+    with pytest.raises(DataError, match="config.json is a symbolic link"):
+        load_runs({"gru": run})
+    group = tmp_path / "group"
+    group.mkdir()
+    (group / "seeds.json").write_text('{"format": "odernn-seeds", "version": 1, '
+                                      '"seeds": [0], "members": ["seed-0"], "done": ["seed-0"]}')
+    (group / "seed-0").symlink_to(runs / "gru")
+    with pytest.raises(DataError, match="member seed-0 is a symbolic link"):
+        read_group(group)
+
+
+def test_training_never_writes_through_a_link(tmp_path):
+    """train -o LINK wrote its run into the link's target, and --overwrite replaced the link
+    by a directory; every other command refused a link."""
+    from odernn.learn.rundir import check_run_dir
+    from odernn.learn.seeds import check_group
+
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    for check in (lambda: check_run_dir(link, False, True),
+                  lambda: check_group(link, [0, 1], False, True)):
+        with pytest.raises(OutputError, match="is a symbolic link; odernn never writes"):
+            check()
+    assert list(target.iterdir()) == [] and link.is_symlink()

@@ -264,6 +264,7 @@ FORGED_RECORDS = {
     "a moment of another shape": lambda r: _moments(r, lambda m: m.update(
         exp_avg=m["exp_avg"].reshape(-1)[:1].clone())),
     "a moment missing": lambda r: _moments(r, lambda m: m.pop("exp_avg_sq")),
+    "a moment not finite": lambda r: _moments(r, lambda m: m["exp_avg"].fill_(math.nan)),
     "betas a number": lambda r: r["resume"]["optimizer"]["param_groups"][0].update(betas=5),
     "data a list": lambda r: r.update(data=[1]),
     "config a string": lambda r: r.update(config="abc"),

@@ -90,10 +90,15 @@ SCIPY_DEFAULTS: dict[str, Any] = {"method": "DOP853", "rtol": 1e-9, "atol": 1e-1
 
 def load_runs(runs: Mapping[str, Path]) -> dict[str, Surrogate]:
     """Load the surrogate of each named run directory (:func:`odernn.learn.rundir.name_runs`
-    names a list of them); a seed group is the ensemble of its members."""
+    names a list of them); a seed group is the ensemble of its members. The run files the
+    report reads (its config and history) are checked now, not after the rollouts."""
     from odernn.learn.models import load_surrogate
-    from odernn.learn.seeds import is_group, load_group
+    from odernn.learn.rundir import read_config, read_history
+    from odernn.learn.seeds import first_run, is_group, load_group
 
+    for run in runs.values():
+        read_config(first_run(run))
+        read_history(first_run(run))
     return {name: load_group(run) if is_group(run) else load_surrogate(Path(run))
             for name, run in runs.items()}
 

@@ -15,6 +15,7 @@ A checkpoint is a dict saved with ``torch.save`` and read back with
 from __future__ import annotations
 
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,17 @@ def check_safe_loading(version: str) -> None:
                         f"odernn needs torch >= {SAFE_TORCH[0]}.{SAFE_TORCH[1]}")
 
 
+def unpacked_size(path: Path) -> int:
+    """The bytes a checkpoint's entries take unpacked, from its zip directory (torch's
+    format; the sizes torch's reader allocates): a compressed entry of a small file can
+    unpack to gigabytes. A file that is no zip counts its own size (torch refuses it)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return path.stat().st_size
+
+
 def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a checkpoint (a file or a run directory's best) onto ``device``."""
     path = checkpoint_path(path)
@@ -82,13 +94,19 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
         raise DataError(f"cannot read checkpoint {path}: {err.strerror or err}") from err
     budget.check(f"checkpoint {path} ({budget.size(file_size)})", 2 * file_size,
                  "that is for loading its tensors")
+    unpacked = unpacked_size(path)
+    budget.check(f"checkpoint {path} ({budget.size(unpacked)} unpacked)", 2 * unpacked,
+                 "that is for loading its tensors")
     where = torch.device(device)  # torch restores no tensor to "cpu:0", which is the CPU
     where = torch.device("cpu") if where.type == "cpu" else where
     try:
-        record = torch.load(path, map_location=where, weights_only=True)
+        with warnings.catch_warnings():  # a foreign file's warnings: the error says it all
+            warnings.simplefilter("ignore")
+            record = torch.load(path, map_location=where, weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
+        said = str(err).splitlines()[0][:200] if str(err) else ""
         raise DataError(f"{path} is not a readable odernn checkpoint ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''})") from err
+                        f"{said})") from err
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise DataError(f"{path} is not an odernn checkpoint (no format = {FORMAT!r})")
     version = record.get("format_version", 0)

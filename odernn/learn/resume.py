@@ -100,6 +100,9 @@ def _probe(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
         if any(isinstance(m, torch.Tensor) and m.ndim and m.shape != p.shape
                for m in moments.values()):
             raise ValueError("a moment's shape is not its parameter's")
+        if any(isinstance(m, torch.Tensor) and m.is_floating_point()
+               and not bool(m.isfinite().all()) for m in moments.values()):
+            raise ValueError("a moment is not finite")  # training would blame its lr
     copy.step()
 
 

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from odernn import atomic, jsonio
+from odernn.checks import MAX_TEXT_BYTES, read_small_text, refuse_link
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
 from odernn.learn.resume import check_resume
@@ -62,13 +63,28 @@ OURS = frozenset((*RUN_FILES, LOCK))
 def read_config(run_dir: str | Path) -> dict[str, Any] | None:
     """A run's ``config.json``; None if it has none, DataError if it is unreadable."""
     path = Path(run_dir) / CONFIG
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return json.loads(_run_text(path, "run config", MAX_TEXT_BYTES))
+    except ValueError as err:
         raise DataError(f"{path}: not valid JSON ({err}); rerun `odernn train` or remove it") \
             from None
+
+
+MAX_HISTORY_BYTES = 1 << 26
+"""A run's history larger than this is refused unread (a row an epoch: about 100 bytes)."""
+
+
+def _run_text(path: Path, what: str, limit: int) -> str:
+    """A run file's text, read as :func:`~odernn.checks.read_small_text` reads a spec, but
+    never through a link (a run directory from elsewhere could point its files anywhere on
+    the disk, and a report would carry them), or one DataError line."""
+    try:
+        return read_small_text(path, what, limit=limit, follow=False,
+                               hint="a run's files are regular files")
+    except SpecError as err:
+        raise DataError(str(err)) from None
 
 
 def read_history(run_dir: str | Path) -> dict[str, np.ndarray]:
@@ -79,12 +95,12 @@ def read_history(run_dir: str | Path) -> dict[str, np.ndarray]:
     stem = Path(run_dir) / Path(HISTORY).stem
     for suffix in (".csv", ".json", ".jsonl"):
         path = stem.with_suffix(suffix)
-        if path.is_file():
+        if os.path.lexists(path):
             break
     else:
         return {}
+    text = _run_text(path, "training history", MAX_HISTORY_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
         if suffix == ".csv":
             records: Any = list(csv.DictReader(io.StringIO(text)))
         elif suffix == ".jsonl":
@@ -154,6 +170,7 @@ def foreign_files(path: Path) -> list[str]:
 
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
     """Refuse a run directory that cannot be used as asked; the run files it already holds."""
+    refuse_link(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise OutputError(f"{run_dir} exists and is not a directory; a run is a directory")
     if not run_dir.exists():

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from odernn import atomic, jsonio
-from odernn.checks import check_seed, is_whole, read_small_text
+from odernn.checks import check_seed, is_whole, read_small_text, refuse_link
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.config import TrainConfig
 from odernn.learn.models.ensemble import Ensemble
@@ -67,6 +67,10 @@ def read_group(path: str | Path) -> dict[str, Path]:
     path = Path(path)
     doc = _read_index(path)
     members = {m: path / m for m in doc["members"]}
+    linked = [m for m, p in members.items() if p.is_symlink()]
+    if linked:  # a group from elsewhere could name any run on the disk
+        raise DataError(f"seed group {path}: member {linked[0]} is a symbolic link; a group's "
+                        "members are its own directories")
     missing = [m for m, p in members.items() if not (p / BEST).is_file()]
     if missing and missing[0] in doc.get("done", []):
         raise DataError(f"seed group {path}: member {missing[0]} finished without a {BEST} (its "
@@ -115,6 +119,7 @@ def load_group(path: str | Path, device: str | torch.device = "cpu") -> Ensemble
 
 def check_group(path: Path, seeds: list[int], resume: bool, overwrite: bool) -> None:
     """Refuse a group directory that cannot be used as asked, before anything is written."""
+    refuse_link(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path} exists and is not a directory; a seed group is a directory")
     if not path.exists():
@@ -204,7 +209,7 @@ def _read_index(path: Path) -> dict[str, Any]:
     ok = (isinstance(members, list) and members and doc.get("format") == FORMAT
           and doc.get("version") == VERSION
           and all(isinstance(m, str) and m.startswith("seed-") and "/" not in m
-                  for m in members)
+                  for m in members) and len(set(members)) == len(members)
           and isinstance(doc.get("done", []), list)
           and all(m in members for m in doc.get("done", [])))
     if not ok:

@@ -93,11 +93,30 @@ def from_record(record: dict[str, Any], path: Path | str = "record",
         with to_be_loaded():
             model = cls(Layout.from_dict(args["layout"]), Stats.from_dict(args["stats"]),
                         **hparams)
-        model.load_state_dict(record["state_dict"])
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError,
+        stored, own = record["state_dict"], model.state_dict()
+        _check_tensors(path, stored, own, lambda t, mine: t.dtype != mine.dtype,
+                       "are {t.dtype}, not {mine.dtype}")  # load_state_dict would cast them
+        model.load_state_dict(stored)
+        _check_tensors(path, stored, own, lambda t, _: t.is_floating_point()
+                       and not bool(t.isfinite().all()), "are not finite (NaN or inf)")
+    except KeyError as err:
+        raise DataError(f"checkpoint {path} is inconsistent: it lacks {err}") from err
+    except (TypeError, ValueError, AttributeError, OverflowError, IndexError,
             RuntimeError) as err:  # a forged record's values, met where they are used
         raise DataError(f"checkpoint {path} is inconsistent: {err}") from err
     return model.to(device).eval()
+
+
+def _check_tensors(path: Path | str, stored: Any, own: dict[str, torch.Tensor],
+                   bad: Any, said: str) -> None:
+    """One DataError line for the first stored tensor (of the model's own names) that is
+    ``bad(t, mine)``: another dtype (load_state_dict casts it silently, a complex one to
+    its real part) or non-finite weights (every rollout of them diverges; only ``export``
+    checked them)."""
+    for key, t in stored.items():
+        if isinstance(t, torch.Tensor) and key in own and bad(t, own[key]):
+            raise DataError(f"checkpoint {path}: weights {key!r} " + said.format(t=t, mine=own[key])
+                            + ": corrupt, forged, or not saved by odernn")
 
 
 def _check_declared_size(path: Path | str, record: dict[str, Any]) -> None:
