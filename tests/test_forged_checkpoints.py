@@ -150,6 +150,13 @@ def test_run_files_and_members_that_are_links_are_not_followed(runs, tmp_path):
     (group / "seed-0").symlink_to(runs / "gru")
     with pytest.raises(DataError, match="member seed-0 is a symbolic link"):
         read_group(group)
+    (group / "seed-0").unlink()
+    shutil.copytree(runs / "gru", group / "seed-0")
+    assert list(read_group(group)) == ["seed-0"]
+    (group / "seeds.json").write_text('{"format": "odernn-seeds", "version": 1, "seeds": [0, 0], '
+                                      '"members": ["seed-0", "seed-0"], "done": []}')
+    with pytest.raises(DataError, match="not an odernn seed group"):  # one member, twice
+        read_group(group)
 
 
 def test_training_never_writes_through_a_link(tmp_path):
