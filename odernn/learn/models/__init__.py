@@ -97,8 +97,11 @@ def from_record(record: dict[str, Any], path: Path | str = "record",
         _check_tensors(path, stored, own, lambda t, mine: t.dtype != mine.dtype,
                        "are {t.dtype}, not {mine.dtype}")  # load_state_dict would cast them
         model.load_state_dict(stored)
-        _check_tensors(path, stored, own, lambda t, _: t.is_floating_point()
+        trained = dict(model.named_parameters())  # not buffers: an unfitted readout is NaN
+        _check_tensors(path, stored, trained, lambda t, _: t.is_floating_point()
                        and not bool(t.isfinite().all()), "are not finite (NaN or inf)")
+    except DataError:
+        raise
     except KeyError as err:
         raise DataError(f"checkpoint {path} is inconsistent: it lacks {err}") from err
     except (TypeError, ValueError, AttributeError, OverflowError, IndexError,
