@@ -192,9 +192,11 @@ g2 = np.random.default_rng(2).normal(size=g1.shape)
 b1, b2 = backward(params, fwd, g1), backward(params, fwd, g2)
 doubled, summed = backward(params, fwd, 2 * g1), backward(params, fwd, g1 + g2)
 for name in ("dU", "dW", "dV", "grad_h"):
-    e_double = np.abs(getattr(doubled, name) - 2 * getattr(b1, name)).max()
-    e_sum = np.abs(getattr(summed, name) - getattr(b1, name) - getattr(b2, name)).max()
-    print(f"{name:7s} |B(2g) - 2B(g)| = {e_double:.1e}   |B(g1+g2) - B(g1) - B(g2)| = {e_sum:.1e}")
+    size = np.abs(getattr(b1, name)).max() + np.abs(getattr(b2, name)).max()  # relative to it
+    e_double = np.abs(getattr(doubled, name) - 2 * getattr(b1, name)).max() / size
+    e_sum = np.abs(getattr(summed, name) - getattr(b1, name) - getattr(b2, name)).max() / size
+    print(f"{name:7s} |B(2g) - 2B(g)| = {e_double:.1e}   |B(g1+g2) - B(g1) - B(g2)| = {e_sum:.1e}"
+          "   (relative)")
     assert e_double < 1e-12 and e_sum < 1e-12
 
 # %% [markdown]

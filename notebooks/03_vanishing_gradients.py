@@ -135,9 +135,12 @@ assert peak > 5 and profile.jacobian_norm[peak] > 30 and abs(profile.rate() - 0.
 # Now the notes' network as it is used here: inputs $(x_i, F_i, \eta)$ from
 # simulated oscillators (scaled to unit size), hidden state through tanh, the
 # loss at the final step. The step Jacobian $\operatorname{diag}(1 - h^2) W$
-# has slopes $1 - h^2 \le 1$, so the tanh can only shrink what $W$ does: the
-# curves fall faster than $\rho^n$, and even $\rho = 1.5$ vanishes once the
-# inputs drive the units into saturation.
+# has slopes $1 - h^2 \le 1$, so a product of $n$ of them is at most
+# $\|W\|_2^n$ in norm. That bound is not $\rho^n$: the slopes change from step to
+# step, and a product of such matrices can grow where $W^n$ decays (for a
+# non-normal $W$ and a bias that holds the units where the slopes reshape it).
+# On these data the curves fall faster than $\rho^n$, and even
+# $\rho = 1.5$ vanishes once the inputs drive the units into saturation.
 
 # %%
 data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(n=N, n_steps=T + 1))

@@ -36,6 +36,7 @@ from odernn.learn.windows import (
     carried_state,
     compute_stats,
     exogenous,
+    finite_stats,
     raw_targets,
     scale,
     to_tensors,
@@ -168,15 +169,16 @@ def stats(data: Data, layout: Layout) -> Stats:
             add("F", block.F)
             for p in layout.parameters:
                 add(p, block.params[p])
-        y = raw_targets(carried_state(block, layout), layout,
-                        exogenous(block, layout) if layout.prior else None)
-        for k in range(layout.n_outputs):
-            add(f"y{k}", y[..., k])
+        with np.errstate(over="ignore", invalid="ignore"):  # finite_stats says it
+            y = raw_targets(carried_state(block, layout), layout,
+                            exogenous(block, layout) if layout.prior else None)
+            for k in range(layout.n_outputs):
+                add(f"y{k}", y[..., k])
     means, stds = {}, {}
     for name, (n, mean, m2) in acc.items():
         std = float(np.sqrt(m2 / n))
         means[name], stds[name] = mean, scale(mean, std)
-    return Stats(means, stds)
+    return finite_stats(Stats(means, stds), layout)
 
 
 def tensor_blocks(data: Data, layout: Layout, device: torch.device, rows: int,

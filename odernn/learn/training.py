@@ -137,6 +137,9 @@ def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tupl
               "val_fraction": config.val_fraction if holdout else None}
     # which parameters vary is decided before a split: a parameter that varies in the data is
     params = layout_params(train)  # an input even if the training part happens to hold one value
+    if (config.target == "next-value") != train.is_series:  # before the prior's sources
+        check_data(train, dataclasses.replace(config, prior=None, prior_set={}).layout(
+            train.dt, train.system, params), where="training data")
     layout = config.layout(train.dt, train.system, params)
     if layout.series != train.is_series:  # the real mismatch, before a split says another
         check_data(train, layout, where="training data")

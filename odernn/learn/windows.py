@@ -76,11 +76,29 @@ def compute_stats(data: Trajectories, layout: Layout) -> Stats:
         pairs["F"] = _mean_std(data.F)
         for p in layout.parameters:
             pairs[p] = _mean_std(np.asarray(data.params[p]))
-    y = raw_targets(carried_state(data, layout), layout,
-                    exogenous(data, layout) if layout.prior else None)
-    for k in range(layout.n_outputs):
-        pairs[f"y{k}"] = _mean_std(y[..., k])
-    return Stats({k: m for k, (m, _) in pairs.items()}, {k: s for k, (_, s) in pairs.items()})
+    with np.errstate(over="ignore", invalid="ignore"):  # said below, in one line
+        y = raw_targets(carried_state(data, layout), layout,
+                        exogenous(data, layout) if layout.prior else None)
+        for k in range(layout.n_outputs):
+            pairs[f"y{k}"] = _mean_std(y[..., k])
+    return finite_stats(Stats({k: m for k, (m, _) in pairs.items()},
+                              {k: s for k, (_, s) in pairs.items()}), layout)
+
+
+def finite_stats(stats: Stats, layout: Layout) -> Stats:
+    """``stats``, or one DataError line naming the first quantity whose mean or std is not
+    finite: a prior whose one-step prediction overflows on the data (a parameter set to
+    ``1e200``) would train to NaN, say "try a lower lr", and leave a run that cannot load."""
+    for name, mean in stats.mean.items():
+        std = stats.std[name]
+        if not (np.isfinite(mean) and np.isfinite(std)):
+            why = (f"the prior {layout.prior_label}'s one-step prediction overflows on it: "
+                   "check its parameters" if layout.prior and name.startswith("y") else
+                   "its values overflow float64")
+            which, value = ("mean", mean) if not np.isfinite(mean) else ("std", std)
+            raise DataError(f"the training data's {name} has a {which} of {value!r}, not a "
+                            f"finite number: {why}")
+    return stats
 
 
 @dataclass(frozen=True)

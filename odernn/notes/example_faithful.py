@@ -271,7 +271,10 @@ def keras_model(layout: str, seed: int) -> KerasRNN:
 
 
 def keras_optimizer(model: nn.Module) -> torch.optim.Optimizer:
-    """Keras' ``'rmsprop'``: lr 1e-3, rho 0.9, epsilon 1e-7, no momentum."""
+    """Keras' ``'rmsprop'`` settings: lr 1e-3, rho 0.9, epsilon 1e-7, no momentum. Not its
+    update to the last digit: torch divides by ``sqrt(v) + eps``, Keras by
+    ``sqrt(v + eps)``: they agree to about ``eps / sqrt(v)`` (relative) and part where ``v``
+    falls to ``eps`` (Keras' denominator never goes below ``sqrt(eps)``, 3.2e-4)."""
     return torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
 
 
