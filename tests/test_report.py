@@ -468,3 +468,43 @@ def test_summary_compares_no_accuracy_when_the_baseline_diverged_too() -> None:
     line = same_information_sentences(ev)[1]
     assert "not comparable in accuracy" in line and "far less" not in line
     assert line.endswith(f"than {ev.info['same_information']['baseline']}.")
+
+
+def test_a_family_keeps_its_colour_from_report_to_report() -> None:
+    """Colours were handed out in order of appearance: sindy was orange in one report and
+    red (another report's lstm) in the next. The first method of a family or peer has the
+    family's colour; a second of the same family another, never a colour already taken."""
+    from types import SimpleNamespace
+
+    from odernn.assess.figures import FAMILY_COLORS, method_colors
+
+    def evaluation(*methods):
+        return SimpleNamespace(resonance=None, bifurcation=None, methods={
+            name: SimpleNamespace(kind=kind, settings={"family": family} if family else {})
+            for name, kind, family in methods})
+
+    one = method_colors(evaluation(("exact", "reference", None), ("esn", "surrogate", "esn"),
+                                   ("sindy", "peer", None)))
+    two = method_colors(evaluation(("exact", "reference", None), ("my-run", "surrogate", "lstm"),
+                                   ("sindy", "peer", None), ("esn", "surrogate", "esn"),
+                                   ("esn-2", "surrogate", "esn")))
+    assert one["sindy"] == two["sindy"] == FAMILY_COLORS["sindy"]
+    assert one["esn"] == two["esn"] == FAMILY_COLORS["esn"]
+    assert two["my-run"] == FAMILY_COLORS["lstm"]
+    assert len(set(two.values())) == len(two)  # esn-2 has one of its own
+
+
+def test_markdown_tables_align_numbers_right_and_text_left() -> None:
+    from odernn.assess.document import render_markdown
+
+    text = render_markdown("t", "m", [Section("S", "", [
+        Table(["method", "NRMSE x", "over"], [["esn", np.float64(0.5), "rk4 h=0.2"],
+                                             ["gru", None, "scipy"]]),
+        Table(["a", "b"], [])])])
+    assert "|---|---:|---|" in text and "|---|---|" in text
+
+
+def test_the_report_names_the_versions_that_drew_and_fitted_it() -> None:
+    from odernn.assess.evaluate import _versions
+
+    assert {"odernn", "numpy", "scipy", "h5py", "matplotlib"} <= set(_versions())

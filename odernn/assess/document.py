@@ -32,6 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
 from odernn import atomic, jsonio
+from odernn.checks import is_real
 from odernn.errors import OutputError, SpecError
 from odernn.interrupt import interrupt_guard
 
@@ -296,7 +297,11 @@ def render_markdown(title: str, meta: str, sections: Sequence[Section]) -> str:
             lines += ([f"- {i}" for i in items] if kind == "ul" else items) + [""]
         for t in s.tables:
             lines.append("| " + " | ".join(t.columns) + " |")
-            lines.append("|" + "|".join(["---"] + ["---:"] * (len(t.columns) - 1)) + "|")
+            numeric = ([all(v is None or is_real(v) for v in column)
+                        for column in zip(*t.rows, strict=True)] if t.rows else
+                       [False] * len(t.columns))
+            lines.append("|" + "|".join("---:" if k and n else "---"  # numbers right-aligned
+                                        for k, n in enumerate(numeric)) + "|")
             lines += ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |"
                       for row in t.rows]
             lines += (["", f"_{t.caption}_"] if t.caption else []) + [""]

@@ -37,6 +37,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from functools import partial
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -364,11 +365,14 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
 
 
 def _versions() -> dict[str, str]:
+    """The versions of what computes the numbers and draws the figures (the report's)."""
     out = {"odernn": odernn.__version__, "python": platform.python_version(),
            "numpy": np.__version__, "scipy": scipy.__version__, "platform": platform.platform()}
     torch = sys.modules.get("torch")
     if torch is not None:
         out["torch"] = torch.__version__
+    installed = {(d.metadata["Name"] or "").lower(): d.version for d in metadata.distributions()}
+    out.update({n: installed[n] for n in ("h5py", "matplotlib", "pysindy") if n in installed})
     return out
 
 

@@ -17,23 +17,34 @@ from odernn.assess.document import fmt
 from odernn.assess.results import DATA_ONLY, REFERENCE, Evaluation
 
 INTEGRATOR_COLORS = {"exact": "#000000", "data": "#000000", "scipy": "#e377c2", "euler": "#8c564b",
-                     "semi-implicit-euler": "#bcbd22", "rk4": "#17becf", "rk4-sampled": "#7f7f7f",
-                     "rk4-sampled-cubic": "#c49c94", "rk4-sampled-spline": "#9edae5",
-                     "rk4-sampled-2dt": "#dbdb8d"}
+                     "semi-implicit-euler": "#a6a61c", "rk4": "#17becf", "rk4-sampled": "#7f7f7f",
+                     "rk4-sampled-cubic": "#c49c94", "rk4-sampled-spline": "#1f6f7a",
+                     "rk4-sampled-2dt": "#7a7a18"}
 """The fixed colour of each integrator."""
-SURROGATE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#393b79",
-                    "#637939", "#843c39")
+INTEGRATOR_DASHES = {"scipy": (0, (1, 1.5)), "euler": (0, (6, 2)),
+                     "semi-implicit-euler": (0, (6, 2, 1, 2)), "rk4": (0, (3, 1.5)),
+                     "rk4-sampled": (0, (3, 1, 1, 1)), "rk4-sampled-cubic": (0, (5, 1, 1, 1, 1, 1)),
+                     "rk4-sampled-spline": (0, (9, 2, 2, 2)), "rk4-sampled-2dt": (0, (1.5, 3))}
+"""Each integrator's own dash pattern: the lines stay apart printed in grey."""
+FAMILY_COLORS = {"rnn": "#1f77b4", "lstm": "#d62728", "gru": "#2ca02c", "esn": "#9467bd",
+                 "ffn": "#ff7f0e", "sindy": "#e6550d", "dmdc": "#637939"}
+"""The colour of each family's (and peer's) first method, the same in every report."""
+SPARE_COLORS = ("#843c39", "#3182bd", "#31a354", "#756bb1", "#a55194", "#636363")
 
 
 def method_colors(evaluation: Evaluation) -> dict[str, str]:
-    """One colour per method, the same in every figure and table; also for a method only a
-    check runs (the closed form in the resonance sweep of imported data, whose reference is
-    the stored trajectories)."""
-    colors = {}
-    surrogates = iter(SURROGATE_COLORS * (1 + len(evaluation.methods) // len(SURROGATE_COLORS)))
+    """One colour per method, the same in every figure and table and, for the first method of
+    each family or peer, in every report; also for a method only a check runs (the closed
+    form in the resonance sweep of imported data, whose reference is the stored
+    trajectories)."""
+    colors: dict[str, str] = {}
+    spare = iter(SPARE_COLORS * (1 + len(evaluation.methods) // len(SPARE_COLORS)))
     for name, m in evaluation.methods.items():
-        colors[name] = (next(surrogates) if m.kind in DATA_ONLY
-                        else INTEGRATOR_COLORS.get(name, "#555555"))
+        if m.kind not in DATA_ONLY:
+            colors[name] = INTEGRATOR_COLORS.get(name, "#555555")
+            continue
+        own = FAMILY_COLORS.get(m.settings.get("family", name))
+        colors[name] = own if own is not None and own not in colors.values() else next(spare)
     for check in (evaluation.resonance, evaluation.bifurcation):
         for name in (check or {}).get("methods", {}):
             colors.setdefault(name, INTEGRATOR_COLORS.get(name, "#555555"))
@@ -60,9 +71,10 @@ def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 9.0, height: float
 
 
 def _style(ev: Evaluation, name: str) -> dict[str, Any]:
-    """Surrogates solid, peers dash-dotted, integrators dashed."""
+    """Surrogates solid, peers dash-dotted, each integrator its own dashes."""
     kind = ev.methods[name].kind
-    return {"linestyle": {"surrogate": "-", "peer": "-."}.get(kind, "--"),
+    return {"linestyle": {"surrogate": "-", "peer": "-."}.get(kind,
+                                                              INTEGRATOR_DASHES.get(name, "--")),
             "linewidth": 1.8 if kind in DATA_ONLY else 1.2}
 
 
@@ -165,10 +177,11 @@ def phase_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
         i = _order(m.nrmse_x)[1]
         ax.plot(ref.x[i], ref.v[i], color="black", linewidth=1.0, label=ev.reference)
         ax.plot(m.x[i], m.v[i], color=colors[name], linewidth=1.2, linestyle="--", label=name)
-        ax.plot(ref.x[i, 0], ref.v[i, 0], "o", color="black", markersize=4)
+        ax.plot(ref.x[i, 0], ref.v[i, 0], "o", color="black", markersize=4, label="start")
         ax.set_title(f"{name}, trajectory {i}", fontsize=9)
         ax.set_xlabel("x")
         ax.set_ylabel("v")
+        ax.legend(fontsize=8, frameon=False, loc="best")
     return fig
 
 
@@ -182,12 +195,14 @@ def work_precision_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
                      key=lambda p: -p["value"])
         ax.plot(_positive([p["wall_time_s"] for p in pts]), _positive([p["error"] for p in pts]),
                 marker="o", markersize=4, color=colors[name], label=name, **_style(ev, name))
-    for name, p in wp["surrogates"].items():
+    offsets = ((8, 6), (8, -14), (-10, 12), (-10, -20))  # neighbours' names apart
+    for k, (name, p) in enumerate(wp["surrogates"].items()):
         ax.plot(_positive([p["wall_time_s"]]), _positive([p["error"]]), marker="*",
                 markersize=15, linestyle="none", color=colors[name], label=name)
         if math.isfinite(p["error"]) and p["error"] > 0:
             ax.annotate(name, (p["wall_time_s"], p["error"]), textcoords="offset points",
-                        xytext=(8, 6), fontsize=9, color=colors[name])
+                        xytext=offsets[k % len(offsets)], fontsize=9, color=colors[name],
+                        ha="left" if offsets[k % len(offsets)][0] > 0 else "right")
     _log_scale(ax, "x")
     _log_scale(ax)
     ax.set_xlabel("wall time [s] for all test trajectories")
@@ -297,13 +312,15 @@ def loss_plot(histories: Mapping[str, Mapping[str, np.ndarray]],
         train = next((k for k in ("train_loss", "loss") if k in h), None)
         for key, dashed in ((train, False), ("val_loss", True)):
             if key in h:
-                axes[0, 0].plot(h["epoch"], _positive(h[key]), color=color,
+                axes[0, 0].plot(h["epoch"], _positive(h[key]), color=color, marker=".",
                                 linestyle="--" if dashed else "-", label=f"{name} {key}")
         for key in (k for k in h if "nrmse" in k):
             axes[0, 1].plot(h["epoch"], _positive(h[key]), color=color, marker=".",
                             label=f"{name} {key}")
+    last = max(float(np.max(h["epoch"])) for h in histories.values())
     for ax, label in zip(axes[0], ("loss", "closed-loop validation NRMSE"), strict=False):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, max(last, 2) + 0.5)  # one epoch: a point, not a sub-unit axis
         _log_scale(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)

@@ -40,7 +40,7 @@ from odernn.assess.report_resonance import frequency_response_run, resonance_sec
 from odernn.assess.report_seeds import seeds_section
 from odernn.assess.results import DATA_ONLY, REFERENCE, Evaluation, accuracy_key
 from odernn.learn.rundir import read_config, read_history
-from odernn.learn.seeds import first_run
+from odernn.learn.seeds import first_run, is_group
 
 HEADERS: dict[str, str] = {
     "nrmse_x": "NRMSE x", "nrmse_v": "NRMSE v", "rmse_x": "RMSE x", "rmse_v": "RMSE v",
@@ -307,10 +307,15 @@ def _trajectories(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     stems = [stem if stems.count(stem) == 1 else f"{stem}-{i}" for i, stem in enumerate(stems)]
     who = REFERENCE_WORDS.get(ev.reference, ev.reference)  # the stored data: no exact one
     figures = [Figure(stem, f"{name} against {who} on its best, median and worst "
-                      "test trajectory (by NRMSE x).", overlay_plot(ev, name, colors))
+                      "test trajectory, ranked by each trajectory's own NRMSE x (divided by "
+                      "the test set's std; the median panel is the trajectory of rank N // 2, "
+                      "so its NRMSE can differ from the table's median of the N).",
+                      overlay_plot(ev, name, colors))
                for stem, name in zip(stems, surrogates, strict=True)]
-    figures.append(Figure("phase-portraits", "Phase portraits (x, v) of each surrogate's median "
-                          f"trajectory, {who} in black.", phase_plot(ev, colors)))
+    figures.append(Figure("phase-portraits", "Phase portraits (x, v) of each surrogate's and "
+                          f"peer's median trajectory (its own: the panels show different "
+                          f"trajectories), {who} in black, its start a dot.",
+                          phase_plot(ev, colors)))
     return Section("Trajectories", "", (), figures)
 
 
@@ -334,7 +339,9 @@ def _work_precision(ev: Evaluation, colors: Mapping[str, str]) -> Section:
             "surrogate and peer a star. A surrogate's speed-up is measured against the cheapest "
             "integrator setting that is at least as accurate, not against SciPy at a tight "
             "tolerance (which would flatter any surrogate).")
-    figure = Figure("work-precision", "Work-precision diagram: lower left is better.",
+    figure = Figure("work-precision", "Work-precision diagram, both axes logarithmic: each "
+                    "line an integrator over its settings (a dot per step size or tolerance), "
+                    "each star a surrogate or peer; lower left is better.",
                     work_precision_plot(ev, colors))
     return Section("Work-precision", text, [speed, settings], [figure])
 
@@ -349,10 +356,16 @@ def _training(runs: Mapping[str, Path], colors: Mapping[str, str]) -> Section:
                     f"{name}: training history (one row per candidate).", swatches=False)
               for name, h in histories.items() if h and name not in curves]
     missing = [name for name, h in histories.items() if not h]
-    text = ("From each run's history: the training loss (solid) and validation loss (dashed) "
-            "per epoch, and the closed-loop validation error where the run recorded it."
+    groups = [name for name, run in runs.items() if is_group(Path(run).parent)]
+    text = ("From each run's history: the training loss (solid: the objective minimised, the "
+            "one-step error in normalised units plus, from the epoch a closed-loop horizon "
+            "starts, its closed-loop term, so it can rise as the horizon grows) and the "
+            "validation loss (dashed: the one-step error on the validation set) per epoch, and "
+            "the closed-loop validation error where the run recorded it."
+            + (f" A seed group's history is its first member's ({', '.join(groups)})."
+               if groups else "")
             + (f" No history in: {', '.join(missing)}." if missing else ""))
-    figures = [Figure("loss-curves", "Training history against epoch; log scales.",
+    figures = [Figure("loss-curves", "Training history against epoch; the y axes logarithmic.",
                       loss_plot(curves, colors))] if curves else []
     return Section("Training", text, tables, figures)
 

@@ -37,9 +37,14 @@ def resonance_section(ev: Evaluation, colors: Mapping[str, str]) -> Section:
                    "phase error [rad], median", "phase error [rad], max", "diverged"],
                   [[n, *(r[k] for k in keys)] for n, r in res["methods"].items()],
                   "Steady-state response against the analytic formula.")
+    short = res["transient_left"] > res["transient_tol"]
     figure = Figure("resonance", "Steady-state amplitude (top, log scale) and phase lag "
                     "(bottom) against driving frequency; the analytic response is the black "
-                    "line, the exact solution's fit the open circles.",
+                    "line, the exact solution's fit the open circles."
+                    + (f" The sweep is too short for its transients to decay (they are left at "
+                       f"{res['transient_left']:.1e} of their start, against "
+                       f"{res['transient_tol']:.0e} asked): the exact solution's own fit is off "
+                       "the curve by that much, and so is every method's." if short else ""),
                     resonance_plot(ev, colors))
     return Section("Resonance", text, [table], [figure])
 
