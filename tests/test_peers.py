@@ -27,6 +27,7 @@ from odernn.assess.report import write_report
 from odernn.data.integrators import integrate
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
+from odernn.data.stepping import causal_midpoints
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 
@@ -164,17 +165,17 @@ def test_the_half_step_forcing_is_causal_and_fourth_order():
     before it, a cubic is reproduced exactly from k = 2 on, and the error falls as dt^4."""
     t = np.linspace(0.0, 3.0, 31)
     cubic = 1.0 - t + 0.5 * t**2 - 0.2 * t**3
-    half = peers.causal_midpoints(cubic[None])[0]
+    half = causal_midpoints(cubic[None])[0]
     mid = t[:-1] + 0.05
     np.testing.assert_allclose(half[2:], (1.0 - mid + 0.5 * mid**2 - 0.2 * mid**3)[2:],
                                atol=1e-13)
     later = cubic.copy()
     later[10] += 1.0
-    np.testing.assert_array_equal(peers.causal_midpoints(later[None])[0][:9], half[:9])
+    np.testing.assert_array_equal(causal_midpoints(later[None])[0][:9], half[:9])
     errors = []
     for n in (101, 201):
         t = np.linspace(0.0, 2.0, n)
-        errors.append(np.abs(peers.causal_midpoints(np.sin(3 * t)[None])[0][2:]
+        errors.append(np.abs(causal_midpoints(np.sin(3 * t)[None])[0][2:]
                              - np.sin(3 * (t[:-1] + 0.5 * (t[1] - t[0]))[2:])).max())
     assert 14 < errors[0] / errors[1] < 18  # 2^4
 

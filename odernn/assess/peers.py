@@ -20,10 +20,9 @@ the peers too), each constant along its trajectory.
   out in closed loop from the held-out initial states; the largest threshold (the sparsest
   model) whose NRMSE of x is within :data:`TOLERANCE` of the lowest wins, and the model is
   fitted again on every training trajectory with it. The closed loop steps the identified
-  equation by RK4 with F at the half step from the cubic through ``F_{k-2} .. F_{k+1}``
-  (:func:`causal_midpoints`): the samples a surrogate has been given by then, no later
-  one. With F linear between the samples (the ``rk4-sampled`` integrator's information),
-  the peer's error was that integrator's, the interpolation's rather than SINDy's.
+  equation by RK4, F at the half step from the samples a surrogate has been given by then
+  (:func:`~odernn.data.stepping.causal_midpoints`; linear between two samples, the peer's
+  error was ``rk4-sampled``'s, the interpolation's, not SINDy's).
 
   Continuous rather than discrete time (pysindy's ``DiscreteSINDy``, one step mapping
   samples to the next), by measurement on Duffing data (48 training trajectories, 16 test
@@ -66,6 +65,7 @@ import numpy as np
 
 from odernn import budget
 from odernn.assess.metrics import divergence_steps, nrmse
+from odernn.data.stepping import causal_midpoints
 from odernn.data.systems import parameter_names
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError
@@ -90,27 +90,10 @@ MISSING = ("pysindy is not installed (`pip install \"odernn[peers]\"`): SINDy wa
            "DMDc (numpy only) ran")
 
 
-def causal_midpoints(F: np.ndarray) -> np.ndarray:
-    """The forcing at each step's half, ``F(t_k + dt / 2)`` for ``k = 0 .. T-2`` of samples
-    ``F (N, T)``, from the polynomial through ``F_{k-2} .. F_{k+1}`` (a cubic; at ``k = 1`` the
-    quadratic through ``F_0 .. F_2``, at ``k = 0`` the mean of ``F_0, F_1``): only samples a
-    surrogate has been given by step ``k`` (``F_{k+1}`` its last), no later one. Error
-    ``O(dt^4)``, against the mean's ``O(dt^2)``."""
-    F = np.asarray(F, dtype=np.float64)
-    out = 0.5 * (F[:, :-1] + F[:, 1:])
-    if F.shape[1] > 2:
-        out[:, 1] = -0.125 * F[:, 0] + 0.75 * F[:, 1] + 0.375 * F[:, 2]
-    if F.shape[1] > 3:  # Lagrange weights of nodes -2, -1, 0, 1 at 1/2
-        out[:, 2:] = (0.0625 * F[:, :-3] - 0.3125 * F[:, 1:-2] + 0.9375 * F[:, 2:-1]
-                      + 0.3125 * F[:, 3:])
-    return out
-
-
 @dataclass(frozen=True)
 class Peer:
     """A fitted peer: ``step(z (N, 2), F_k, F_{k+1}, p (N, P), F_{k+1/2}) -> z_{k+1}`` in
-    physical units (the half step's forcing from :func:`causal_midpoints`), the parameters
-    it takes, and what the report says of it."""
+    physical units, the parameters it takes, and what the report says of it."""
 
     name: str
     description: str
