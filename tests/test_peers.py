@@ -287,3 +287,27 @@ def test_cli_evaluate_with_train(pysindy, tmp_path, capsys):
                  "--no-resonance", "--no-chaos", "--no-bifurcation", "--quiet"])
     doc = json.loads((tmp_path / "off" / "metrics.json").read_text())
     assert code == 0 and doc["peers"]["fitted"] == [] and "--no-peers" in doc["peers"]["not_run"]
+
+
+def test_cli_evaluate_refuses_a_training_file_the_runs_were_not_trained_on(pysindy, tmp_path,
+                                                                          capsys):
+    """The report says the peers were fitted on the surrogates' training file; nothing
+    checked it. A run records its training data's sha256: another file is refused."""
+    from odernn.cli.app import main
+    from odernn.data.simulate import simulate
+
+    files = {}
+    for name, spec, seed in (("train", "train", 0), ("other", "train", 5), ("test", "test", 0)):
+        files[name] = simulate(load_spec(spec).with_overrides(n=6, n_steps=120, seed=seed,
+                                                              integrator="rk4"),
+                               tmp_path / f"{name}.h5", progress=False)
+    assert main(["train", str(files["train"]), "-m", "esn", "--units", "20", "-o",
+                 str(tmp_path / "run"), "-q"]) == 0
+    args = ["evaluate", str(tmp_path / "run"), "--data", str(files["test"]),
+            "--no-work-precision", "--no-resonance", "--no-chaos", "--no-bifurcation", "-q"]
+    capsys.readouterr()
+    code = main([*args, "--train", str(files["other"]), "-o", str(tmp_path / "wrong")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "is not the data run run was trained on" in err and not (tmp_path / "wrong").exists()
+    assert main([*args, "--train", str(files["train"]), "-o", str(tmp_path / "right")]) == 0

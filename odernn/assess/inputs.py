@@ -84,3 +84,27 @@ def check_names(integrators: Sequence[str], surrogates: Mapping[str, Any],
                             "(it heads the report's rows)")
         if name in INTEGRATORS:
             raise SpecError(f"surrogate name {name!r} is an integrator's name; rename the run")
+
+
+def check_trained_on(training: Trajectories, runs: Mapping[str, Any], label: str) -> None:
+    """Refuse a training file for the peers other than the one each run records (its
+    config's sha256, where it has one): the report says the peers were fitted on the
+    surrogates' training file, and an audit found nothing checked it."""
+    from odernn.learn.rundir import read_config
+    from odernn.learn.seeds import first_run
+    from odernn.learn.windows import fingerprint
+
+    digest = None
+    for name, run in runs.items():
+        record = read_config(first_run(run))
+        data = record.get("data") if isinstance(record, dict) else None
+        train = data.get("train") if isinstance(data, dict) else None
+        trained = train.get("sha256") if isinstance(train, dict) else None
+        if not isinstance(trained, str):
+            continue  # a run that records no training data: nothing to compare
+        digest = digest or fingerprint(training)["sha256"]
+        if trained != digest:
+            raise DataError(f"{label} is not the data run {name} was trained on (sha256 "
+                            f"{trained[:12]}..., the file's {digest[:12]}...): the peers are "
+                            "fitted on the surrogates' training file; give that file, or "
+                            "--no-peers")
