@@ -27,7 +27,7 @@ from odernn.assess.report import write_report
 from odernn.data.integrators import integrate
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
-from odernn.data.stepping import causal_midpoints
+from odernn.data.stepping import causal_midpoint
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 
@@ -158,6 +158,11 @@ def test_choose_prefers_the_simpler_candidate_within_the_tolerance():
     ranks = [{"rank": 1, "val_nrmse_x": np.inf}, {"rank": 2, "val_nrmse_x": 0.5},
              {"rank": 3, "val_nrmse_x": 0.48}]
     assert peers._choose(ranks, "rank", prefer_larger=False)["rank"] == 2
+
+
+def causal_midpoints(F: np.ndarray) -> np.ndarray:
+    """Every step's half-step forcing of samples ``F (N, T)``, ``(N, T - 1)``."""
+    return np.stack([causal_midpoint(F, k) for k in range(F.shape[1] - 1)], axis=1)
 
 
 def test_the_half_step_forcing_is_causal_and_fourth_order():

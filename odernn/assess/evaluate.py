@@ -31,6 +31,7 @@ The result is an :class:`odernn.assess.results.Evaluation`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import sys
@@ -371,8 +372,9 @@ def _versions() -> dict[str, str]:
     torch = sys.modules.get("torch")
     if torch is not None:
         out["torch"] = torch.__version__
-    installed = {(d.metadata["Name"] or "").lower(): d.version for d in metadata.distributions()}
-    out.update({n: installed[n] for n in ("h5py", "matplotlib", "pysindy") if n in installed})
+    for name in ("h5py", "matplotlib", "pysindy"):  # installed, loaded yet or not
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
     return out
 
 

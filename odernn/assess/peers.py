@@ -21,7 +21,7 @@ the peers too), each constant along its trajectory.
   model) whose NRMSE of x is within :data:`TOLERANCE` of the lowest wins, and the model is
   fitted again on every training trajectory with it. The closed loop steps the identified
   equation by RK4, F at the half step from the samples a surrogate has been given by then
-  (:func:`~odernn.data.stepping.causal_midpoints`; linear between two samples, the peer's
+  (:func:`~odernn.data.stepping.causal_midpoint`; linear between two samples, the peer's
   error was ``rk4-sampled``'s, the interpolation's, not SINDy's).
 
   Continuous rather than discrete time (pysindy's ``DiscreteSINDy``, one step mapping
@@ -65,7 +65,7 @@ import numpy as np
 
 from odernn import budget
 from odernn.assess.metrics import divergence_steps, nrmse
-from odernn.data.stepping import causal_midpoints
+from odernn.data.stepping import causal_midpoint
 from odernn.data.systems import parameter_names
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError
@@ -115,10 +115,9 @@ class Peer:
         out = np.empty((n, T, 2))
         out[:, 0] = z
         diverged = np.full(n, -1)
-        half = causal_midpoints(F)
         with np.errstate(all="ignore"):
             for k in range(T - 1):
-                z = self.step(z, F[:, k], F[:, k + 1], p, half[:, k])
+                z = self.step(z, F[:, k], F[:, k + 1], p, causal_midpoint(F, k))
                 bad = beyond(z, self.mean, self.std)  # the surrogates' rule
                 new = bad & (diverged < 0)
                 diverged[new] = k + 1

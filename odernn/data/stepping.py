@@ -254,17 +254,15 @@ def rk4_sampled_2dt(
     return x.T, v.T
 
 
-def causal_midpoints(F: np.ndarray) -> np.ndarray:
-    """The forcing at each step's half, ``F(t_k + dt / 2)`` for ``k = 0 .. T-2`` of samples
-    ``F (N, T)``, from the polynomial through ``F_{k-2} .. F_{k+1}`` (a cubic; at ``k = 1`` the
-    quadratic through ``F_0 .. F_2``, at ``k = 0`` the mean of ``F_0, F_1``): only samples a
-    surrogate has been given by step ``k`` (``F_{k+1}`` its last), no later one. Error
-    ``O(dt^4)``, against the mean's ``O(dt^2)``."""
-    F = np.asarray(F, dtype=np.float64)
-    out = 0.5 * (F[:, :-1] + F[:, 1:])
-    if F.shape[1] > 2:
-        out[:, 1] = -0.125 * F[:, 0] + 0.75 * F[:, 1] + 0.375 * F[:, 2]
-    if F.shape[1] > 3:  # Lagrange weights of nodes -2, -1, 0, 1 at 1/2
-        out[:, 2:] = (0.0625 * F[:, :-3] - 0.3125 * F[:, 1:-2] + 0.9375 * F[:, 2:-1]
-                      + 0.3125 * F[:, 3:])
-    return out
+def causal_midpoint(F: np.ndarray, k: int) -> np.ndarray:
+    """The forcing at step ``k``'s half, ``F(t_k + dt / 2)``, of samples ``F (N, T)``, from
+    the polynomial through ``F_{k-2} .. F_{k+1}`` (a cubic; at ``k = 1`` the quadratic
+    through ``F_0 .. F_2``, at ``k = 0`` the mean of ``F_0, F_1``): only samples a surrogate
+    has been given by step ``k`` (``F_{k+1}`` its last), no later one. Error ``O(dt^4)``,
+    against the mean's ``O(dt^2)``; one step at a time, so a closed loop holds no more."""
+    if k >= 2:  # Lagrange weights of nodes -2, -1, 0, 1 at 1/2
+        return (0.0625 * F[:, k - 2] - 0.3125 * F[:, k - 1] + 0.9375 * F[:, k]
+                + 0.3125 * F[:, k + 1])
+    if k == 1:
+        return -0.125 * F[:, 0] + 0.75 * F[:, 1] + 0.375 * F[:, 2]
+    return 0.5 * (F[:, 0] + F[:, 1])

@@ -94,12 +94,15 @@ def from_record(record: dict[str, Any], path: Path | str = "record",
             model = cls(Layout.from_dict(args["layout"]), Stats.from_dict(args["stats"]),
                         **hparams)
         stored, own = record["state_dict"], model.state_dict()
-        _check_tensors(path, stored, own, lambda t, mine: t.dtype != mine.dtype,
-                       "are {t.dtype}, not {mine.dtype}")  # load_state_dict would cast them
+        odd = next((k for k, t in stored.items() if isinstance(t, torch.Tensor) and k in own
+                    and t.dtype != own[k].dtype), None)  # load_state_dict would cast them
+        if odd is not None:
+            _forged(path, odd, f"are {stored[odd].dtype}, not {own[odd].dtype}")
         model.load_state_dict(stored)
-        trained = dict(model.named_parameters())  # not buffers: an unfitted readout is NaN
-        _check_tensors(path, stored, trained, lambda t, _: t.is_floating_point()
-                       and not bool(t.isfinite().all()), "are not finite (NaN or inf)")
+        bad = next((k for k, p in model.named_parameters()  # not buffers: an unfitted
+                    if not bool(p.isfinite().all())), None)  # readout is NaN
+        if bad is not None:  # every rollout would diverge (only export checked them)
+            _forged(path, bad, "are not finite (NaN or inf)")
     except DataError:
         raise
     except KeyError as err:
@@ -110,16 +113,10 @@ def from_record(record: dict[str, Any], path: Path | str = "record",
     return model.to(device).eval()
 
 
-def _check_tensors(path: Path | str, stored: Any, own: dict[str, torch.Tensor],
-                   bad: Any, said: str) -> None:
-    """One DataError line for the first stored tensor (of the model's own names) that is
-    ``bad(t, mine)``: another dtype (load_state_dict casts it silently, a complex one to
-    its real part) or non-finite weights (every rollout of them diverges; only ``export``
-    checked them)."""
-    for key, t in stored.items():
-        if isinstance(t, torch.Tensor) and key in own and bad(t, own[key]):
-            raise DataError(f"checkpoint {path}: weights {key!r} " + said.format(t=t, mine=own[key])
-                            + ": corrupt, forged, or not saved by odernn")
+def _forged(path: Path | str, key: str, what: str) -> None:
+    """One DataError line: the checkpoint's weights ``key`` are ``what``."""
+    raise DataError(f"checkpoint {path}: weights {key!r} {what}: corrupt, forged, or not "
+                    "saved by odernn")
 
 
 def _check_declared_size(path: Path | str, record: dict[str, Any]) -> None:
