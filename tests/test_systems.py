@@ -53,6 +53,51 @@ def test_every_system_is_documented_and_its_partials_are_its_derivatives():
         np.testing.assert_allclose(da_dv, dv, rtol=1e-7, atol=1e-7)
 
 
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_the_in_place_steps_are_the_written_ones_to_the_last_bit(name: str):
+    """The fixed-step integrators' inner loop runs the acceleration and RK4 in place
+    (``acceleration_into``, buffers reused): the same values, bit for bit, as the equation
+    and :func:`rk4_step` as written, at large and small magnitudes, both signs of zero
+    and unit stiffness included."""
+    from odernn.data.stepping import rk4_step
+    rng = np.random.default_rng(7)
+    n = 64
+    params = {p.name: rng.uniform(0.0, 2.0, n) for p in SYSTEMS[name].parameters}
+    if name == "duffing":  # double and single well, and a stiffness of exactly 1
+        params["alpha"] = np.where(np.arange(n) < 8, 1.0, rng.uniform(-1.0, 1.0, n))
+    t = np.linspace(0.0, 4.0, 81)
+    forcing = HarmonicForcing(rng.uniform(0, 1, (n, 2)), rng.uniform(0.5, 2, (n, 2)),
+                              rng.uniform(0, 6, (n, 2)))
+    system = Oscillator.of(name, params, forcing)
+    x0 = rng.standard_normal(n) * np.repeat([1e-300, 1.0, 1.5, 0.0], n // 4)
+    v0 = rng.standard_normal(n) * np.repeat([1.0, 1e-3, 1.0, -0.0], n // 4)
+    F = system.forcing(t)
+    out, tmp = np.empty(n), np.empty(n)
+    for x, v, f in ((x0, v0, F[:, 0]), (x0, -v0, -F[:, 0]), (v0, x0, 0.0 * F[:, 0])):
+        expected = system.acceleration(x, v, f)
+        got = system.acceleration_into(x, v, f, out, tmp)
+        assert np.array_equal(got, expected, equal_nan=True)
+        assert np.array_equal(np.signbit(got), np.signbit(expected))
+    dt = t[1]
+    Fh = system.forcing(t[:-1] + dt / 2)
+    xs, vs = [x0], [v0]
+    for i in range(t.size - 1):
+        step = rk4_step(system.acceleration, xs[-1], vs[-1], F[:, i], Fh[:, i], F[:, i + 1], dt)
+        xs.append(step[0])
+        vs.append(step[1])
+    assert np.isfinite(np.array(xs)).all()
+    if SYSTEMS[name].linear is None:  # a linear system's RK4 is its precomputed map
+        x, v = integrate("rk4", system, x0, v0, t)
+        assert np.array_equal(x, np.array(xs).T) and np.array_equal(v, np.array(vs).T)
+    for semi in (False, True):
+        xs, vs = [x0], [v0]
+        for i in range(t.size - 1):
+            vs.append(vs[-1] + dt * system.acceleration(xs[-1], vs[-1], F[:, i]))
+            xs.append(xs[-1] + dt * (vs[-1] if semi else vs[-2]))
+        x, v = integrate("semi-implicit-euler" if semi else "euler", system, x0, v0, t)
+        assert np.array_equal(x, np.array(xs).T) and np.array_equal(v, np.array(vs).T)
+
+
 @pytest.mark.parametrize("name", [n for n in SYSTEMS if n != "oscillator"])
 def test_dop853_agrees_with_itself_at_tight_tolerance_and_with_radau(name: str):
     """The reference of the systems without a closed form: DOP853 at rtol 1e-12 against

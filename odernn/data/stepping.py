@@ -30,23 +30,11 @@ def _euler(
 ) -> tuple[Array, Array]:
     F, x, v = _start(system, x0, v0, t)
     dt = grid_step(t)
-    linear = system.system.linear
-    if linear is not None:  # F - c v - k x in place, the same operations (k x is x if k = 1)
-        k, c = (np.broadcast_to(np.asarray(u, dtype=np.float64), (system.n,))
-                for u in linear(system.params))
-        unit = bool(np.all(k == 1.0))
-        a, kx = np.empty(system.n), np.empty(system.n)
+    a, tmp = np.empty(system.n), np.empty(system.n)
     for i in range(t.size - 1):
         # v_{i+1} = v_i + dt a(x_i, v_i, F_i), in the order written, so the result is the
         # equation's to the last bit
-        if linear is None:
-            a = system.acceleration(x[i], v[i], F[i])
-        else:
-            np.multiply(c, v[i], out=a)
-            np.subtract(F[i], a, out=a)
-            if not unit:
-                np.multiply(k, x[i], out=kx)
-            a -= x[i] if unit else kx
+        system.acceleration_into(x[i], v[i], F[i], a, tmp)
         a *= dt
         np.add(v[i], a, out=v[i + 1])
         # x_{i+1} = x_i + dt v_i (forward) or x_i + dt v_{i+1} (semi-implicit)
@@ -89,6 +77,36 @@ def rk4_step(
     )
 
 
+def _rk4_step_into(system: Oscillator, x: Array, v: Array, F0: Array, Fh: Array, F1: Array,
+                   dt: float, x_out: Array, v_out: Array, work: Array) -> None:
+    """:func:`rk4_step` of numpy arrays ``(N,)`` written into ``x_out, v_out``, with
+    ``work (7, N)`` reused from step to step: the same operations in the same order (sums
+    and products taken the other way round are the same in floating point), so the same
+    bits, without a new array per operation."""
+    k1v, k2x, k2v, k3x, k3v, k4x, xs = work[:7]
+    k4v, tmp = x_out, v_out  # free until the last lines, which read them first
+    system.acceleration_into(x, v, F0, k1v, tmp)
+    # stage s: k_s x = v + c k_{s-1} v, k_s v = accel(x + c k_{s-1} x, k_s x) (k_1 x = v)
+    for c, kv_before, kx_before, kx, kv, F in ((dt / 2, k1v, v, k2x, k2v, Fh),
+                                               (dt / 2, k2v, k2x, k3x, k3v, Fh),
+                                               (dt, k3v, k3x, k4x, k4v, F1)):
+        np.multiply(c, kv_before, out=kx)
+        kx += v
+        np.multiply(c, kx_before, out=xs)
+        xs += x
+        system.acceleration_into(xs, kx, F, kv, tmp)
+    # v + dt/6 (k1v + 2 k2v + 2 k3v + k4v), then x likewise, each sum in the order written
+    for out, start, k1, k2, k3, k4 in ((v_out, v, k1v, k2v, k3v, k4v),
+                                       (x_out, x, v, k2x, k3x, k4x)):
+        np.multiply(2, k3, out=xs)
+        np.multiply(2, k2, out=k2)  # k2 is not read again
+        k2 += k1
+        k2 += xs
+        k2 += k4
+        k2 *= dt / 6
+        np.add(start, k2, out=out)
+
+
 def _rk4_coefficients(system: Oscillator, dt: float) -> tuple[Array, Array]:
     """Per-trajectory coefficients ``cx, cv (5, N)`` of one RK4 step of size ``dt`` of a linear
     system.
@@ -118,7 +136,8 @@ def _rk4_march(system: Oscillator, F: Array, Fh: Array, x: Array, v: Array, dt: 
     """RK4 over a uniform grid on time-major buffers ``x, v (T, N)``: row ``i + stride`` from
     row ``i`` for ``i = 0, stride, ...``, with the forcing ``F (T, N)`` at the grid and ``Fh``
     at the steps' midpoints (row ``i`` for the step from ``i``). A linear system steps by its
-    precomputed linear map; a nonlinear one by :func:`rk4_step` on its acceleration."""
+    precomputed linear map; a nonlinear one by :func:`rk4_step` on its acceleration, in
+    place (:func:`_rk4_step_into`)."""
     last = x.shape[0] - stride
     if system.system.linear is not None:
         cx, cv = _rk4_coefficients(system, stride * dt)
@@ -127,9 +146,10 @@ def _rk4_march(system: Oscillator, F: Array, Fh: Array, x: Array, v: Array, dt: 
             _rk4_advance(x[i + stride], v[i + stride],
                          (x[i], v[i], F[i], Fh[i], F[i + stride]), cx, cv, tmp)
         return
+    work = np.empty((7, system.n))
     for i in range(0, last, stride):
-        x[i + stride], v[i + stride] = rk4_step(system.acceleration, x[i], v[i], F[i], Fh[i],
-                                                F[i + stride], stride * dt)
+        _rk4_step_into(system, x[i], v[i], F[i], Fh[i], F[i + stride], stride * dt,
+                       x[i + stride], v[i + stride], work)
 
 
 def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
