@@ -261,6 +261,11 @@ FORGED_RECORDS = {
     "a batch past the epoch": lambda r: r["resume"].update(batch=10**9, partial={
         "batches": 10**9, "steps": 0, "time": 0.0}),
     "a negative best error": lambda r: r["resume"].update(best_val=-math.inf),
+    # these three resumed as a finished run, 'trained', with the forged weights
+    "an epoch past the run's": lambda r: r["resume"].update(
+        epoch=10**6, history=r["resume"]["history"] * 10**6),
+    "a history of another length": lambda r: r["resume"]["history"].pop(),
+    "a best epoch not yet done": lambda r: r["resume"].update(best_epoch=r["resume"]["epoch"]),
     "a moment of another shape": lambda r: _moments(r, lambda m: m.update(
         exp_avg=m["exp_avg"].reshape(-1)[:1].clone())),
     "a moment missing": lambda r: _moments(r, lambda m: m.pop("exp_avg_sq")),

@@ -64,7 +64,7 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
              "since_best": 0, "elapsed": 0.0, "partial": _zero_partial(),
              "buffer_rows": getattr(data, "capacity", train.n)}
     if previous is not None:
-        state = restore(previous, model, optimizer, gen, state, n_batches)
+        state = restore(previous, model, optimizer, gen, state, n_batches, config.epochs)
     dd.broadcast_parameters(model)
     status, message = "ok", f"trained {config.epochs} epochs"
     if _stopped_early(config, state):  # a run that stopped early, resumed: nothing to train

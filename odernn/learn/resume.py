@@ -52,6 +52,12 @@ def check_resume(resume: Any, path: Path) -> None:
     history = resume.get("history", [])
     if not (isinstance(history, list) and all(_row(r) for r in history)):
         refuse("history is not a list of rows of names and numbers")
+    epoch = resume.get("epoch", 0)
+    if "history" in resume and len(history) != epoch:
+        refuse(f"history has {len(history)} rows, not one per epoch done ({epoch})")
+    if resume.get("best_epoch", -1) >= epoch or resume.get("since_best", 0) > epoch:
+        refuse(f"best_epoch = {resume.get('best_epoch', -1)!r} or since_best = "
+               f"{resume.get('since_best', 0)!r} is not of an epoch done (of {epoch})")
     partial = resume.get("partial", {"batches": resume.get("batch", 0), "steps": 0, "time": 0.0})
     if not _row(partial) or not set(COUNTED) <= set(partial):
         refuse(f"partial sums are not a row of names and numbers with {', '.join(COUNTED)}")
@@ -64,10 +70,15 @@ def check_resume(resume: Any, path: Path) -> None:
 
 
 def restore(record: dict[str, Any], model: torch.nn.Module, optimizer: Any,
-            gen: torch.Generator, state: dict[str, Any], n_batches: int) -> dict[str, Any]:
+            gen: torch.Generator, state: dict[str, Any], n_batches: int, epochs: int
+            ) -> dict[str, Any]:
     """Load a checked ``last.pt`` record into the model, the optimiser and the generator;
-    return the loop's ``state`` with the record's fields (``n_batches``: an epoch's)."""
+    return the loop's ``state`` with the record's fields (``n_batches``: an epoch's;
+    ``epochs``: the run's)."""
     resume = record["resume"]
+    if resume.get("epoch", 0) > epochs:  # it would end at once, 'trained', as it came
+        raise DataError(f"cannot resume: the checkpoint is at epoch {resume['epoch']} of a run "
+                        f"of {epochs} epochs (a corrupt or forged checkpoint)")
     if resume.get("batch", 0) > n_batches:
         raise DataError(f"cannot resume: the checkpoint is at batch {resume['batch']} of an "
                         f"epoch of {n_batches} (a corrupt or forged checkpoint)")
