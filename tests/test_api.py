@@ -175,6 +175,10 @@ class Fitted:
     (lambda d: TrainConfig(model="rnn", withhold="eta"), SpecError,
      "'withhold' = 'eta' is invalid; allowed: a list of str"),  # was split into letters
     (lambda d: TrainConfig(model="rnn", epochs=1.5), SpecError, "an integer"),
+    (lambda d: TrainConfig(model="rnn", prior_set=None), SpecError,  # was "cannot be empty"
+     "'prior_set' = None is invalid; leave it out for its default"),
+    (lambda d: TrainConfig(model="rnn", prior="duffing", prior_set={"beta": "x"}), SpecError,
+     "'prior_set.beta' = 'x' is invalid; allowed: a finite number"),
     (lambda d: odernn.load_spec("train").with_overrides(n_steps=50.5), SpecError,
      "n_steps must be an integer"),  # simulated 51 points and recorded n_steps = 50.5
     (lambda d: odernn.load_spec("train").with_overrides(n=True), SpecError,

@@ -357,7 +357,7 @@ def _coerce(key: str, value: Any, hint: str) -> Any:
     NumPy's numbers are numbers."""
     if value is None:
         if "None" not in hint:
-            raise SpecError(f"option {key!r} cannot be empty")
+            raise SpecError(f"option {key!r} = None is invalid; leave it out for its default")
         return None
     kinds = [k.strip() for k in hint.split("|")]
     kind = kinds[0]
@@ -388,7 +388,7 @@ def _coerce(key: str, value: Any, hint: str) -> Any:
     if kind.startswith("dict["):
         if not isinstance(value, Mapping):
             raise bad("a table of names to numbers")
-        return {str(k): _coerce(key, v, "float") for k, v in value.items()}
+        return {str(k): _coerce(f"{key}.{k}", v, "float") for k, v in value.items()}
     item = kind[len("tuple["):].split(",")[0]
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise bad(f"a list of {item}")  # a list, tuple, NumPy array...; not one name's letters
