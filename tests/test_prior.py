@@ -6,6 +6,7 @@ pure surrogate; a hybrid saves, loads, steps and checks its input like any surro
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 
@@ -217,3 +218,20 @@ def test_odernn_train_takes_a_prior_and_export_names_it(tmp_path, capsys):
     meta = {p.key: p.value for p in onnx.load(path).metadata_props}
     assert meta["prior"] == "oscillator" and meta["prior_set"] == "eta=0.2"
     capsys.readouterr()
+
+
+def test_a_prior_parameter_from_the_data_outside_its_range_is_refused(tmp_path):
+    """A file's own parameter values feed the prior where prior_set does not: an imported
+    negative damping trained a duffing prior that is not the Duffing oscillator (prior_set
+    eta = -0.1 was refused); now refused as prior_set's is, before anything is written."""
+    data = duffing("duffing-train", 8, n_steps=100)
+    forged = dataclasses.replace(data, attrs={**data.attrs, "system": "external"},
+                                 params={**data.params, "eta": -data.params["eta"]})
+    run = tmp_path / "run"
+    with pytest.raises(SpecError, match=r"prior duffing: eta = -0\.\d+ is outside its valid "
+                       r"range \[0, inf\) in the training data; give --prior-set eta=VALUE"):
+        odernn.fit(forged, model="esn", units=20, prior="duffing", run_dir=run)
+    assert not run.exists()
+    model, result = odernn.fit(forged, model="esn", units=20, prior="duffing",
+                               prior_set={"eta": 0.1})
+    assert result.status == "ok"

@@ -27,6 +27,7 @@ from odernn.learn.checkpoint import LAST
 from odernn.learn.config import VAL_FRACTION, TrainConfig
 from odernn.learn.models import build, from_record
 from odernn.learn.models.layout import check_data
+from odernn.learn.models.prior import check_prior_data
 from odernn.learn.outcome import TrainResult
 from odernn.learn.rundir import MemoryRun, RunWriter, check_run_dir, resumable
 from odernn.learn.stream import fingerprint, layout_params, validation
@@ -143,6 +144,7 @@ def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tupl
     layout = config.layout(train.dt, train.system, params)
     if layout.series != train.is_series:  # the real mismatch, before a split says another
         check_data(train, layout, where="training data")
+    check_prior_data(layout, params)
     if holdout:
         train, val = split_by_trajectory(train, config.val_fraction, config.seed)
     elif folds:  # every training trajectory is held out once (odernn.learn.folds, or

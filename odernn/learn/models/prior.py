@@ -91,6 +91,24 @@ def prior_sources(layout: Any) -> tuple[dict[str, float | int], int, int]:
     return out, exogenous.index("F"), exogenous.index("F_next")
 
 
+def check_prior_data(layout: Any, params: Mapping[str, Any]) -> None:
+    """Refuse, in one SpecError line, training data whose values of a prior's parameter
+    (those not in ``prior_set``: the data's, ``params`` name -> values or their range) are
+    outside the prior system's valid range, as a ``prior_set`` value would be: a negative
+    damping from an imported file trained a prior that is not the system it names."""
+    if layout.prior is None:
+        return
+    system = SYSTEMS[layout.prior]
+    for p in system.parameters:
+        if p.name in dict(layout.prior_set) or p.name not in params:
+            continue
+        try:
+            p.check(params[p.name], f"prior {system.name}")
+        except SpecError as err:
+            raise SpecError(f"{err} in the training data; give --prior-set {p.name}=VALUE "
+                            "to set it") from None
+
+
 def prior_label(prior: str | None, prior_set: tuple[tuple[str, float], ...]) -> str:
     """A prior as reports name it, ``duffing(beta=1.2; eta, alpha from the data)`` (``""``:
     none)."""
