@@ -300,6 +300,7 @@ def test_trajectory_figures_name_the_reference_they_are_drawn_against(tmp_path: 
     ev = evaluate(test, {"zeros": Zeros()}, integrators=("rk4",), work_precision=False,
                   resonance=False, chaos=False, bifurcation=False, progress=False)
     assert ev.reference == "data"
+    assert ev.info["data"]["stored_vs_exact_rmse"] is None  # no distance, not one of 0
     md = (write_report(ev, tmp_path / "report") / "report.md").read_text(encoding="utf-8")
     figures = md.split("## Trajectories", 1)[1].split("\n## ", 1)[0]
     assert "exact solution" not in figures

@@ -270,7 +270,7 @@ def evaluate(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "same_information": same_information(methods, test.samples_only),
             "versions": _versions(),
-            "data": _data_info(test, data_path, ref_x, ref_v),
+            "data": _data_info(test, data_path, None if reference == DATA else (ref_x, ref_v)),
             "settings": {
                 "reference": reference,
                 "system": test.system,
@@ -378,10 +378,11 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _data_info(test: Trajectories, data_path: str | Path | None, ref_x: np.ndarray,
-               ref_v: np.ndarray) -> dict[str, Any]:
+def _data_info(test: Trajectories, data_path: str | Path | None,
+               ref: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
     """What the test set is, where it came from, and how far its stored values are from the
-    reference."""
+    reference ``ref = (x, v)`` (None where the stored values are the reference: no
+    distance, not a distance of 0)."""
     ranges = {name: [float(np.min(test.params[name])), float(np.max(test.params[name]))]
               for name in parameter_names(test.system, test.params)}
     x, v = np.asarray(test.x), np.asarray(test.v)
@@ -390,7 +391,8 @@ def _data_info(test: Trajectories, data_path: str | Path | None, ref_x: np.ndarr
         "n_trajectories": test.n, "n_steps": test.n_steps, "dt": test.dt,
         "t_end": float(test.t[-1]), "forcing": str(test.attrs.get("forcing", "none")),
         "system": test.system, "parameter_ranges": ranges,
-        "stored_vs_exact_rmse": {"x": float(np.sqrt(np.mean(np.square(x - ref_x)))),
-                                 "v": float(np.sqrt(np.mean(np.square(v - ref_v))))},
+        "stored_vs_exact_rmse": None if ref is None else {
+            "x": float(np.sqrt(np.mean(np.square(x - ref[0])))),
+            "v": float(np.sqrt(np.mean(np.square(v - ref[1]))))},
         "attrs": plain(dict(test.attrs)),
     }

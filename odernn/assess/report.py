@@ -248,7 +248,7 @@ def _findings(ev: Evaluation) -> list[str]:
         out.append(f"- Diverged trajectories (never dropped; aggregates that include them are "
                    f"∞): {counts}.")
     stored = ev.info["data"]["stored_vs_exact_rmse"]
-    if max(stored.values()) > 1e-6 * ev.info["settings"]["error_scale"]["x"]:
+    if stored is not None and max(stored.values()) > 1e-6 * ev.info["settings"]["error_scale"]["x"]:
         out.append(f"- The stored test trajectories differ from the exact solution by RMSE "
                    f"x {fmt(stored['x'])}, v {fmt(stored['v'])} (the simulator's integrator); "
                    "errors here are against the exact solution.")
