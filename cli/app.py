@@ -177,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
+    from odernn.cli import common
+
+    common.ARGV[:] = args  # the reports record the command that wrote them
     from odernn.interrupt import REQUESTED, raise_interrupt, say_interrupted
 
     REQUESTED.clear()  # a request is this command's (main can run several in one process)

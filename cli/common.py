@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,14 @@ import typer
 from odernn._compat import tomllib
 from odernn.checks import did_you_mean, read_small_text
 from odernn.errors import SpecError
+
+ARGV: list[str] = []
+"""The arguments of the command being run, set by :func:`odernn.cli.app.main`."""
+
+
+def command_line() -> str:
+    """The command being run as a shell would take it back, for a report's provenance."""
+    return shlex.join(["odernn", *ARGV])
 
 
 def _load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from odernn.cli.app import app
-from odernn.cli.common import OVERWRITE, QUIET, drawing
+from odernn.cli.common import OVERWRITE, QUIET, command_line, drawing
 
 
 @app.command(
@@ -68,6 +68,7 @@ def evaluate(
         result = run(test, surrogates, work_precision=work_precision, resonance=resonance,
                      chaos=chaos, bifurcation=bifurcation, progress=show, data_path=data,
                      train_data=training, train_path=train, peers=None if peers else False)
+    result.info["command"] = command_line()
     path = write_report(result, output, runs=named, title=title, overwrite=overwrite)
     typer.echo(format_metrics(result.metrics))
     typer.echo(f"report: {path / 'report.html'}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -28,8 +29,10 @@ from odernn.data.integrators import integrate
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
 from odernn.data.stepping import causal_midpoint
+from odernn.data.store import read_trajectories
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
+from odernn.learn.windows import fingerprint
 
 DT = 0.05
 QUICK = {"work_precision": False, "resonance": False, "chaos": False, "bifurcation": False,
@@ -316,3 +319,10 @@ def test_cli_evaluate_refuses_a_training_file_the_runs_were_not_trained_on(pysin
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "is not the data run run was trained on" in err and not (tmp_path / "wrong").exists()
     assert main([*args, "--train", str(files["train"]), "-o", str(tmp_path / "right")]) == 0
+    # the report records the command that wrote it and the test data's content digest, as a
+    # run records its training data's (neither was recorded)
+    doc = json.loads((tmp_path / "right" / "metrics.json").read_text())
+    assert doc["command"] == shlex.join(["odernn", *args, "--train", str(files["train"]), "-o",
+                                         str(tmp_path / "right")])
+    assert doc["data"]["sha256"] == fingerprint(read_trajectories(files["test"]))["sha256"]
+    assert f"Written by `{doc['command']}`" in (tmp_path / "right" / "report.md").read_text()

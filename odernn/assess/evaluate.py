@@ -78,6 +78,7 @@ from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.jsonio import plain
 from odernn.learn.models.base import Rollout, Surrogate
+from odernn.learn.windows import fingerprint
 from odernn.progress import Event, Progress, reporter
 
 DEFAULT_INTEGRATORS = (
@@ -388,6 +389,7 @@ def _data_info(test: Trajectories, data_path: str | Path | None,
     x, v = np.asarray(test.x), np.asarray(test.v)
     return {
         "path": None if data_path is None else str(data_path),
+        "sha256": fingerprint(test)["sha256"],  # the content's, as a run records its data's
         "n_trajectories": test.n, "n_steps": test.n_steps, "dt": test.dt,
         "t_end": float(test.t[-1]), "forcing": str(test.attrs.get("forcing", "none")),
         "system": test.system, "parameter_ranges": ranges,

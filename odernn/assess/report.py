@@ -397,7 +397,8 @@ def _provenance(ev: Evaluation, runs: Mapping[str, Path]) -> Section:
         Table(["package", "version"], list(info["versions"].items()), "Software versions.",
               swatches=False),
     ]
-    return Section("Settings and provenance", "", tables, (), long + configs)
+    text = f"Written by `{info['command']}`." if info.get("command") else ""
+    return Section("Settings and provenance", text, tables, (), long + configs)
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

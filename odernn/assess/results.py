@@ -154,6 +154,7 @@ class Evaluation:
             "created": self.info["created"],
             "odernn_version": self.info["versions"]["odernn"],
             "reference": self.reference,
+            "command": self.info.get("command"),  # the command line that wrote it, if one did
             "data": self.info["data"],
             "settings": self.info["settings"],
             "versions": self.info["versions"],
