@@ -32,7 +32,8 @@ def simulate(
                                 "(--overwrite replaces only an odernn dataset).", dir_okay=False),
     n: int = typer.Option(None, "--n", help="Number of trajectories (overrides the spec)."),
     n_steps: int = typer.Option(
-        None, "--n-steps", help="Time points per trajectory, at the spec's dt (overrides it)."
+        None, "--n-steps", help="Time points per trajectory, at the spec's dt, also where "
+        "the spec gives t_end (overrides it)."
     ),
     seed: int = typer.Option(None, "--seed", help="Random seed (overrides the spec)."),
     integrator: Integrator = typer.Option(None, "--integrator",
@@ -42,7 +43,8 @@ def simulate(
                                       "(its parameters by --set; see `odernn systems`)."),
     sets: list[str] = typer.Option([], "--set", help="Any key of the spec as KEY=VALUE, a "
                                    "number or [low, high] (e.g. --set beta=[0.5,1]; the "
-                                   "integrator's as --set rtol=1e-10); repeatable."),
+                                   "integrator's as --set rtol=1e-10); repeatable. n_steps "
+                                   "keeps the spec's dt (set t_end too to keep its end)."),
     shard: str = typer.Option(
         None, "--shard", help="Write only shard k of n (k/n, 1-based); n up to the number of "
         "trajectories (scipy: of its blocks, ceil(n/8) but at least 64 trajectories each)."

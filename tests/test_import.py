@@ -441,6 +441,14 @@ def test_a_declared_system_is_checked_and_evaluated_with_its_integrators(tmp_pat
     assert "interpolated linearly between them" in metrics["methods"]["rk4"]["description"]
     assert "interpolated" not in metrics["methods"]["rk4-sampled-cubic"]["description"]
     assert "evaluate it between the samples too" not in report
+    # the reason the stored data are the reference, and the integrators counted without it
+    # (it said 'the system has no closed form' of the oscillator, and '9 integrators (data, ..')
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert metrics["settings"]["reference_reason"] == "its forcing is known only at the samples"
+    assert "against the stored test trajectories (its forcing is known only at the samples)" \
+        in md and "no closed form" not in md
+    n_integrators = len([m for m in metrics["methods"].values() if m["kind"] == "integrator"])
+    assert f"with {n_integrators} integrators (scipy," in md
 
 
 def test_train_evaluate_and_demo_on_imported_external_data(tmp_path, capsys):
@@ -485,6 +493,10 @@ def test_train_evaluate_and_demo_on_imported_external_data(tmp_path, capsys):
     assert "no known equation" in metrics["resonance"]["skipped"]
     assert metrics["data"]["parameter_ranges"].keys() == {"damping"}
     assert np.isfinite(metrics["methods"]["run"]["metrics"]["nrmse_x"])
+    md = (tmp_path / "report" / "report.md").read_text()  # no integrator, none said to run
+    assert "with no integrator on 3 test trajectories" in md
+    assert "(the system's equation is not known)" in md and "No integrator ran" in md
+    assert "interpolate" not in md and "The peers" not in md
     demo = tmp_path / "demo"
     assert main(["demo", "--data", str(tmp_path / "train.h5"), "--test",
                  str(tmp_path / "test.h5"), "-o", str(demo), "--models", "esn", "--quick",

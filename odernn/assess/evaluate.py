@@ -185,7 +185,8 @@ def evaluate(
         raw: dict[str, tuple[str, str, dict[str, Any], Rollout, float]] = {}
         if reference == DATA:
             x, v = np.asarray(test.x, dtype=np.float64), np.asarray(test.v, dtype=np.float64)
-            raw[DATA] = ("reference", DATA_DESCRIPTION if known else UNKNOWN, {},
+            raw[DATA] = ("reference", f"the stored test trajectories ({data_reason(system)})"
+                         if known else UNKNOWN, {},
                          Rollout(x, v, divergence_steps(x, v)), math.nan)
         for name in (*([REFERENCE] if reference == REFERENCE else []), *integrators):
             (x, v), wall = timed(partial(solve, name, x0, v0, t),
@@ -274,6 +275,8 @@ def evaluate(
             "data": _data_info(test, data_path, None if reference == DATA else (ref_x, ref_v)),
             "settings": {
                 "reference": reference,
+                **({"reference_reason": "the system's equation is not known" if not known
+                    else data_reason(system)} if reference == DATA else {}),
                 "system": test.system,
                 "error_start_step": start,
                 "valid_time_threshold": threshold,
@@ -293,7 +296,11 @@ def evaluate(
                           bifurcation=bif, peers=peer_info)
 
 
-DATA_DESCRIPTION = "the stored test trajectories (the system has no closed form)"
+def data_reason(system: Oscillator) -> str:
+    """Why a known system's stored trajectories are the reference (:func:`reference_name`)."""
+    if not system.system.closed_form:
+        return "the system has no closed form"
+    return "its forcing is known only at the samples"
 UNKNOWN = ("the stored test trajectories are the reference, never replaced by another equation "
            "(imported data of no known system); no integrator, work-precision sweep or "
            "resonance check is run")

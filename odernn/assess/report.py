@@ -38,7 +38,7 @@ from odernn.assess.report_chaos import chaos_error_figure, chaos_section, chaoti
 from odernn.assess.report_peers import peers_section
 from odernn.assess.report_resonance import frequency_response_run, resonance_section
 from odernn.assess.report_seeds import seeds_section
-from odernn.assess.results import DATA_ONLY, REFERENCE, Evaluation, accuracy_key
+from odernn.assess.results import DATA, DATA_ONLY, REFERENCE, Evaluation, accuracy_key
 from odernn.learn.rundir import read_config, read_history
 from odernn.learn.seeds import first_run, is_group
 
@@ -55,8 +55,14 @@ HEADERS: dict[str, str] = {
 """Column header of each metric in the report's tables."""
 
 
-REFERENCE_WORDS = {"exact": "the exact solution",
-                   "data": "the stored test trajectories (the system has no closed form)"}
+def reference_words(ev: Evaluation) -> str:
+    """What every error is against, in words: the exact solution, or the stored test
+    trajectories and why (an evaluation written before the reason was recorded: the
+    system had no closed form, the one reason then)."""
+    if ev.reference != DATA:
+        return "the exact solution"
+    reason = ev.info["settings"].get("reference_reason", "the system has no closed form")
+    return f"the stored test trajectories ({reason})"
 
 
 def write_report(
@@ -108,18 +114,21 @@ def _summary(ev: Evaluation, colors: Mapping[str, str]) -> Section:
     data, settings = ev.info["data"], ev.info["settings"]
     surrogates = ev.method_names("surrogate")
     peers = ev.method_names("peer")
-    integrators = ev.method_names("reference", "integrator")
+    integrators = [n for n in ev.method_names("reference", "integrator") if n != DATA]
     also = (f", {len(peers)} peer{'s' * (len(peers) != 1)} fitted on the same training file "
             f"({', '.join(peers)})" if peers else "")
+    solvers = (f"{len(integrators)} integrator{'s' * (len(integrators) != 1)} "
+               f"({', '.join(integrators)})" if integrators else "no integrator")
+    n = data["n_trajectories"]
     what = (f"Compared {len(surrogates)} surrogate{'s' * (len(surrogates) != 1)} "
-            f"({', '.join(surrogates) or 'none'}){also} with {len(integrators)} integrators "
-            f"({', '.join(integrators)}) on {data['n_trajectories']} test trajectories of "
+            f"({', '.join(surrogates) or 'none'}){also} with {solvers} on "
+            f"{n} test trajector{'ies' if n != 1 else 'y'} of "
             f"{data['n_steps']} time points (dt = {data['dt']:g}, t up to {data['t_end']:g}), "
             f"system `{data['system']}`, forcing `{data['forcing']}`, "
             + ", ".join(f"{k} in [{lo:.3g}, {hi:.3g}]" for k, (lo, hi)
                         in data["parameter_ranges"].items())
             + f", from `{data['path'] or '(in memory)'}`. "
-            f"Every error is against {REFERENCE_WORDS.get(ev.reference, ev.reference)} over "
+            f"Every error is against {reference_words(ev)} over "
             f"steps {ev.start}..."
             f"{data['n_steps'] - 1}, pooled over trajectories; NRMSE divides by the test set's "
             f"std (x: {settings['error_scale']['x']:.3g}, v: {settings['error_scale']['v']:.3g}).")
@@ -284,15 +293,24 @@ def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
               Figure("error-vs-time", "Error against time, divided by the test set's std: "
                      "median over trajectories (line) and 90th percentile (band). The "
                      "reference has no error and is not drawn.", error_plot(ev, colors)))
-    forcing = ("The test set knows its forcing only at the samples F_i (imported data), so "
-               "every method sees it only there, as the surrogates do: `rk4` and `scipy` "
-               "interpolate linearly between the samples." if ev.test.samples_only else
-               "The surrogates see the forcing only at the samples F_i, as do forward and "
-               "semi-implicit Euler and the `rk4-sampled*` integrators; `rk4` and `scipy` "
-               "evaluate it between the samples too, which a surrogate cannot.")
+    ran = set(ev.method_names("integrator", "reference"))
+    between = " and ".join(f"`{n}`" for n in ("rk4", "scipy") if n in ran)
+    if not ran - {DATA}:
+        forcing = "No integrator ran: the test set's equation is not known. "
+    elif ev.test.samples_only:
+        forcing = ("The test set knows its forcing only at the samples F_i (imported data), so "
+                   "every method sees it only there, as the surrogates do"
+                   + (f": {between} interpolate linearly between the samples. " if between
+                      else ". "))
+    else:
+        forcing = ("The surrogates see the forcing only at the samples F_i, as do forward and "
+                   "semi-implicit Euler and the `rk4-sampled*` integrators"
+                   + (f"; {between} evaluate it between the samples too, which a surrogate "
+                      "cannot. " if between else ". "))
+    peers = ("The peers, fitted on the surrogates' training file, see what a surrogate sees "
+             "(Peers section). " if ev.method_names("peer") else "")
     text = ("Each method produced all test trajectories from their initial states. "
-            f"{forcing} The peers, fitted on the surrogates' training file, see what a "
-            "surrogate sees (Peers section). The valid prediction time is the first time the "
+            f"{forcing}{peers}The valid prediction time is the first time the "
             f"error in x exceeds {ev.info['settings']['valid_time_threshold']:g} of the test "
             "set's std; a trajectory whose error never does is valid to the end, and its "
             "valid time, the horizon, is a lower bound.")
@@ -305,7 +323,7 @@ def _trajectories(ev: Evaluation, colors: Mapping[str, str]) -> Section:
         return Section("Trajectories", "No surrogates or peers were evaluated.")
     stems = [f"trajectories-{anchor(name) or 'surrogate'}" for name in surrogates]
     stems = [stem if stems.count(stem) == 1 else f"{stem}-{i}" for i, stem in enumerate(stems)]
-    who = REFERENCE_WORDS.get(ev.reference, ev.reference)  # the stored data: no exact one
+    who = reference_words(ev)  # the stored data: no exact one
     figures = [Figure(stem, f"{name} against {who} on its best, median and worst "
                       "test trajectory, ranked by each trajectory's own NRMSE x (divided by "
                       "the test set's std; the median panel is the trajectory of rank N // 2, "
