@@ -47,6 +47,7 @@ DEMO_DIRS = frozenset(("runs", "report"))
 LEGACY_REPORT = re.compile(r"report\.html|report\.md|metrics\.json|[\w.-]+\.png")
 """Files of a report written before the marker existed (it has metrics.json of our schema)."""
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+"""The first bytes of an HDF5 file that has no user block."""
 _NOUNS = {"dataset": "datasets (HDF5 files of schema odernn.trajectories)",
           "model": "ONNX models written by odernn export",
           "report": "report directories", "demo": "demo directories"}

@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from test_cli import assert_one_line_error
@@ -178,6 +179,8 @@ BAD = [
     (["export", "{tmp}/missing", "-o", "{tmp}/m.onnx"], "does not exist"),
     (["export", "{tmp}/empty", "-o", "{tmp}/m.onnx"], "not a run directory"),
     (["export", "{tmp}/notes.txt", "-o", "{tmp}/m.onnx"], "not a readable odernn checkpoint"),
+    # a dataset where a run goes: it quoted torch's advice to load it with weights_only=False
+    (["export", "{tmp}/data.h5", "-o", "{tmp}/m.onnx"], "is an HDF5 file (a dataset?)"),
     (["export", "{ckpt}", "-o", "{tmp}/nowhere/m.onnx"], "does not exist"),
     (["export", "{ckpt}", "-o", "{tmp}/notes.txt", "--overwrite"], "not an ONNX file"),
     (["export", "{ckpt}", "-o", "{tmp}/foreign.onnx", "--overwrite"], "produced by 'other-tool'"),
@@ -190,6 +193,8 @@ BAD = [
 def test_bad_input_is_one_line_and_writes_nothing(args, needle, checkpoint, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("not a model")
+    with h5py.File(tmp_path / "data.h5", "w") as f:
+        f["x"] = [0.0]
     x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
     graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x],
                                    [onnx.helper.make_tensor_value_info("y", 1, [1])])

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from odernn import budget
+from odernn.atomic import HDF5_SIGNATURE
 from odernn.checks import did_you_mean
 from odernn.data.csvtable import CsvColumns, read_columns, read_header
 from odernn.data.filecheck import CHUNK_CACHE_BYTES, check_other_files
@@ -32,7 +33,6 @@ from odernn.data.inflate import check_filters
 from odernn.errors import DataError
 
 FORMATS = ("csv", "npy", "npz", "hdf5")
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NPY_SIGNATURE = b"\x93NUMPY"
 ZIP_SIGNATURE = b"PK\x03\x04"
 MAX_OBJECTS = 10_000

@@ -14,6 +14,7 @@ A checkpoint is a dict saved with ``torch.save`` and read back with
 
 from __future__ import annotations
 
+import pickle
 import warnings
 import zipfile
 from pathlib import Path
@@ -90,8 +91,13 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
 
     try:  # torch.load holds the file's tensors (and, briefly, its bytes) in memory
         file_size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(len(atomic.HDF5_SIGNATURE))
     except OSError as err:
         raise DataError(f"cannot read checkpoint {path}: {err.strerror or err}") from err
+    if head == atomic.HDF5_SIGNATURE:  # e.g. a dataset given where a run goes
+        raise DataError(f"{path} is an HDF5 file (a dataset?), not an odernn checkpoint: "
+                        "give a run directory or its best.pt")
     budget.check(f"checkpoint {path} ({budget.size(file_size)})", 2 * file_size,
                  "that is for loading its tensors")
     unpacked = unpacked_size(path)
@@ -103,6 +109,10 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
         with warnings.catch_warnings():  # a foreign file's warnings: the error says it all
             warnings.simplefilter("ignore")
             record = torch.load(path, map_location=where, weights_only=True)
+    except pickle.UnpicklingError as err:  # not torch's advice to load it unsafely
+        raise DataError(f"{path} is not a readable odernn checkpoint: it holds objects other "
+                        "than tensors and plain data, which odernn never unpickles (a foreign "
+                        "or forged file)") from err
     except Exception as err:  # torch raises many types for a corrupt or foreign file
         said = str(err).splitlines()[0][:200] if str(err) else ""
         raise DataError(f"{path} is not a readable odernn checkpoint ({type(err).__name__}: "
