@@ -167,6 +167,7 @@ def train(
             raise Interrupted("")  # the workers have said what they kept
         raise typer.Exit(code)
     training = for_training(data)  # in memory if it fits the memory budget, else streamed
+    _say_streamed(training, quiet)
     validation = read_trajectories(val) if val is not None else None
     with drawing(quiet) as show:
         result = run(training, settings, output, val=validation, resume=resume, progress=show,
@@ -188,6 +189,17 @@ def train(
         raise typer.Exit(1)
 
 
+def _say_streamed(training: Any, quiet: bool) -> None:
+    """Say that the training data are streamed: where they take more than one buffer, the
+    windows drawn, and so the model, differ from in-memory training's (docs/scaling.md)."""
+    from odernn.data.filerows import FileRows
+    from odernn.learn.distributed import rank
+
+    if isinstance(training, FileRows) and not quiet and rank() == 0:
+        typer.echo(f"{training.path}: training it in memory would exceed the memory budget; "
+                   "streamed from the file (docs/scaling.md)", err=True)
+
+
 def _train_seeds(data: Path, val: Path | None, output: Path, settings: Any, seeds: int,
                  resume: bool, overwrite: bool, quiet: bool, tensorboard: Path | None) -> None:
     """``--seeds K``: the members one after another into the group OUTPUT."""
@@ -197,6 +209,7 @@ def _train_seeds(data: Path, val: Path | None, output: Path, settings: Any, seed
 
     check_group(output, member_seeds(settings.seed, seeds), resume, overwrite)
     training = for_training(data)  # in memory if it fits the memory budget, else streamed
+    _say_streamed(training, quiet)
     validation = read_trajectories(val) if val is not None else None
     with drawing(quiet) as show:
         results = train_seeds(training, settings, output, seeds, val=validation, resume=resume,

@@ -12,9 +12,9 @@ from test_models import oscillator_data
 from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
 from odernn.learn.config import TrainConfig
-from odernn.learn.gradient import _fit_skip
 from odernn.learn.models import REGISTRY, build
 from odernn.learn.models.readout import skip_features
+from odernn.learn.skip_fit import fit_skip
 from odernn.learn.windows import compute_stats, to_tensors
 
 
@@ -23,7 +23,7 @@ def skip_alone(data, products: int | bool | None):
     layout = TrainConfig(model="ffn", products=products).layout(data.dt, params=data.params)
     model = build("ffn", layout, compute_stats(data, layout), products=products, seed=0)
     tensors = to_tensors(data, layout)
-    _fit_skip(model, [tensors])  # one block: the in-memory set
+    fit_skip(model, [tensors])  # one block: the in-memory set
     with torch.no_grad():
         model.V.zero_()
     return model, tensors

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -30,11 +29,11 @@ from odernn.learn.config import TrainConfig
 from odernn.learn.epoch_folds import FoldScores
 from odernn.learn.hessian_free import HessianFree
 from odernn.learn.models import RecurrentSurrogate
-from odernn.learn.models.readout import skip_features
 from odernn.learn.outcome import TrainResult, closed_loop_nrmse
 from odernn.learn.resume import restore
 from odernn.learn.rundir import run_record
 from odernn.learn.schedules import horizon_at, lr_at, momentum_at
+from odernn.learn.skip_fit import fit_skip
 from odernn.learn.stream import resumed_rows, window_source
 from odernn.learn.windows import SequenceTensors, to_tensors
 from odernn.progress import Event, Progress
@@ -53,7 +52,7 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
                          resumed_rows(previous))  # kept
     val_tensors = None if isinstance(val, FoldScores) else to_tensors(val, model.layout, device)
     if getattr(model, "D", None) is not None and previous is None:
-        _fit_skip(model, data.blocks())
+        fit_skip(model, data.blocks())
     main = dd.rank() == 0
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(config, params) if config.optimizer != "hf" else _hessian_free(
@@ -186,46 +185,6 @@ def check(data: Trajectories, config: TrainConfig) -> None:
         raise DataError(f"trajectories have {data.n_steps} points; window {config.window}, "
                         f"horizon {config.horizon} and warmup {config.warmup} need at least "
                         f"{length + 1}")
-
-
-SKIP_RIDGE = 1e-10
-"""The skip's least squares: a ridge of this times the mean diagonal of its normal equations.
-Its features can be nearly collinear (three forcing samples a step apart, the parameters'
-powers): without it the weakest directions' coefficients depend on rounding, so that a
-streamed and an in-memory fit, or two summation orders, could differ in them."""
-
-
-SKIP_CHUNK_BYTES = 64 << 20
-"""The skip's least squares sums its normal equations over chunks of trajectories whose
-float64 features take at most this many bytes, not the whole set's at once."""
-
-
-def _fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
-    """Start the linear skip ``D u + c`` at the least-squares fit of the teacher-forced outputs,
-    so the recurrent part learns only what is not linear in the inputs: the normal equations
-    summed block by block in float64 (one block in memory, several streamed), with a tiny
-    ridge (:data:`SKIP_RIDGE`)."""
-    gram = cross = None
-    with torch.no_grad():
-        for block in blocks:  # and in chunks of trajectories: the features are wider than u
-            rows = max(1, SKIP_CHUNK_BYTES // (8 * (model.D.shape[1] + 1) * block.z.shape[1]))
-            for lo in range(0, block.z.shape[0], rows):
-                z, e = block.z[lo:lo + rows], block.e[lo:lo + rows]
-                u = skip_features(model, model.codec.encode(z[:, :-1], e[:, :-1]))
-                u = u.reshape(-1, model.D.shape[1])
-                y = model.codec.target(z[:, :-1], z[:, 1:], e[:, :-1])
-                x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double().cpu()
-                y = y.reshape(u.shape[0], -1).double().cpu()
-                if gram is None:
-                    gram, cross = x.T @ x, x.T @ y
-                else:
-                    gram += x.T @ x
-                    cross += x.T @ y
-        ridge = SKIP_RIDGE * float(gram.diagonal().mean())
-        coef = torch.linalg.solve(gram + ridge * torch.eye(gram.shape[0], dtype=gram.dtype),
-                                  cross).to(model.D)
-        model.D.copy_(coef[:-1].T)
-        model.c.copy_(coef[-1])
 
 
 def _train_batch(model, config, optimizer, params, w: SequenceTensors,

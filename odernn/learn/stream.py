@@ -47,7 +47,7 @@ Data = Trajectories | FileRows
 
 BUFFER_CAP = 32 << 20
 """The shuffling buffers hold at most this many bytes of training tensors in all (two halves:
-one trains while a thread reads the other; about 800 trajectories of 1000 points each in
+one trains while a thread reads the other; about 700 trajectories of 1000 points each in
 each half: 48 MiB held the peak memory of benchmarks/stream.py over 500 MB) ..."""
 BUFFER_SHARE = 0.25
 """... and at most this fraction of the memory budget (each data-parallel process has its own
@@ -59,6 +59,10 @@ skip connection's least-squares problem): an estimate, about what benchmarks/str
 measures for an oscillator file (11 times its stored size)."""
 BLOCK_FILE_ROWS = 32
 """Blocks read at a time span at least this many file rows (rounded up to whole chunks)."""
+STATS_BYTES_PER_POINT = 96
+"""What the statistics' pass holds per time point of a block, the read included (its float64
+temporaries: the carried state, the targets, their deviations): 72 measured on trajectories
+of 200000 points; twice this with a prior, whose step has RK4's stages (168 measured)."""
 
 
 def for_training(path: Path | str, stream: bool | None = None) -> Data:
@@ -68,7 +72,22 @@ def for_training(path: Path | str, stream: bool | None = None) -> Data:
     rows = FileRows(path)
     if stream is None:
         stream = in_memory_bytes(rows) > budget.memory_budget()[0]
+    if stream:
+        _warn_of_wide_chunks(rows)
     return rows if stream else read_trajectories(path)
+
+
+def _warn_of_wide_chunks(rows: FileRows) -> None:
+    """Say where streaming will be slow: each block read decompresses every chunk it touches,
+    and a compressed chunk across more trajectories than a block is decompressed again for
+    each block it serves (a file of 4096 trajectories in one gzip chunk: 96 s a pass, against
+    0.6 s in odernn's own layout)."""
+    x = rows.file().dataset("x")
+    if x.compression is not None and x.chunks is not None and x.chunks[0] > block_rows(rows):
+        warnings.warn(f"{rows.path}: its compressed chunks span {x.chunks[0]} trajectories "
+                      f"each, more than the {block_rows(rows)} streamed at a time, so each is "
+                      "decompressed many times per epoch (slow); rewrite it with a chunk per "
+                      f"trajectory, e.g. h5repack -l CHUNK=1x{x.shape[1]} IN OUT", stacklevel=2)
 
 
 def in_memory_bytes(data: Data, copies: int = 2) -> int:
@@ -150,6 +169,11 @@ def stats(data: Data, layout: Layout) -> Stats:
     block checked by ``check_data``, means and variances merged in float64."""
     if isinstance(data, Trajectories):
         return compute_stats(data, layout)
+    rows = block_rows(data)
+    per_point = STATS_BYTES_PER_POINT * (2 if layout.prior else 1)
+    budget.check(f"the training statistics' pass over {data.path} ({rows} trajectories of "
+                 f"{data.n_steps} points at a time)", rows * data.n_steps * per_point,
+                 "give shorter trajectories")
     acc: dict[str, tuple[int, float, float]] = {}
 
     def add(name: str, a: np.ndarray) -> None:  # Chan et al.'s merge of (count, mean, M2)
@@ -161,7 +185,7 @@ def stats(data: Data, layout: Layout) -> Stats:
         delta = mean - mean0
         acc[name] = (total, mean0 + delta * n / total, m20 + m2 + delta**2 * n0 * n / total)
 
-    for _, _, block in data.blocks(block_rows(data)):
+    for _, _, block in data.blocks(rows):
         check_data(block, layout, where=f"training data {data.path}")
         add("x", block.x)
         if not layout.series:
@@ -299,6 +323,7 @@ class WindowStream:
                           "here on are not an uninterrupted run's", stacklevel=3)
         self.buffers: list[tuple[SequenceTensors, torch.Tensor]] = []
         """Each buffer's tensors and the position (in the training rows) of each of its rows."""
+        self.filled: dict[int, list[tuple[int, int]]] = {}  # the spans each buffer holds
 
     def rounds(self, gen: torch.Generator) -> list[list[tuple[int, int]]]:
         """The epoch's buffers, each a list of spans: every span once, in a random order."""
@@ -322,7 +347,11 @@ class WindowStream:
             yield block
 
     def _fill(self, spans: list[tuple[int, int]], which: int) -> None:
-        """Read ``spans`` into buffer ``which`` (run in the reading thread)."""
+        """Read ``spans`` into buffer ``which`` (run in the reading thread), unless it holds
+        them already (one buffer of the whole set: read once, not every epoch)."""
+        if self.filled.get(which) == spans:
+            return
+        self.filled.pop(which, None)  # a fill cut short holds nothing known
         tensors, positions = self.buffers[which]
         at = 0
         for lo, hi in spans:
@@ -331,6 +360,7 @@ class WindowStream:
             tensors.e[at:at + hi - lo] = block.e
             positions[at:at + hi - lo] = torch.arange(lo, hi)
             at += hi - lo
+        self.filled[which] = list(spans)
 
     def epoch(self, gen: torch.Generator, first: int = 0) -> Iterator[tuple[int, Batch]]:
         """``(b, batch)`` for the epoch's batches from ``first``; draws from ``gen`` the same

@@ -1,6 +1,6 @@
 """The readout the gradient families share (the RNN cells and ``ffn``): optional dense
 ``head`` layers, ``y = V h + c``, and the linear skip ``D s(u)`` of the inputs, started at
-their least-squares fit (:func:`odernn.learn.gradient` ``_fit_skip``) so the network learns
+their least-squares fit (:func:`odernn.learn.skip_fit.fit_skip`) so the network learns
 only what is not linear in them. With ``products`` the skip's features ``s(u)`` also hold
 the parameter inputs' monomials up to that degree times each other input: the one-step map of
 a damped, driven oscillator is nearly bilinear in its damping and its state (and, for the
