@@ -72,8 +72,9 @@ def demo(
     if preset is not None:
         given = [option for option, set_ in pipeline.items() if set_]
         if given:
-            raise SpecError(f"{', '.join(given)} apply to the oscillator demo, not to --preset "
-                            f"{preset} (which takes --seed and --quick)")
+            raise SpecError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                            f"the oscillator demo, not to --preset {preset} (which takes --seed "
+                            "and --quick)")
         result = run_preset_demo(output, preset, seed=0 if seed is None else seed, quick=quick,
                                  overwrite=overwrite, say=say)
         for row in result.presets:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from odernn.checks import counted
 from odernn.cli.app import app
 from odernn.cli.choices import ImportSystem, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_sets
@@ -79,7 +80,9 @@ def import_(
     check_output(output, "dataset", overwrite=overwrite, inputs=[source, config])
     with drawing(quiet) as show:
         result = import_file(source, output, options, overwrite=overwrite, progress=show)
-    typer.echo(f"wrote {output}: {result.n} trajectories x {result.n_steps} points (dt "
-               f"{result.dt:g}, system {result.system}) from {result.rows} rows of {source}")
-    for note in result.notes:
+    if not quiet:
+        typer.echo(f"wrote {output}: {counted(result.n, 'trajectory', 'trajectories')} x "
+                   f"{result.n_steps} points (dt {result.dt:g}, system {result.system}) from "
+                   f"{result.rows} rows of {source}")
+    for note in result.notes:  # what the import changed, said even when quiet
         typer.echo(f"  {note}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from odernn.atomic import check_output
+from odernn.checks import counted
 from odernn.cli.app import app
 from odernn.cli.choices import Dtype, Integrator, SystemName, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_sets, parse_shard
@@ -74,7 +75,8 @@ def simulate(
         run(parsed, output, overwrite=overwrite, shard=shard_kn, progress=show)
     if not quiet:
         typer.echo(
-            f"wrote {output}: {stop - start} trajectories x {parsed.n_steps} steps "
+            f"wrote {output}: {counted(stop - start, 'trajectory', 'trajectories')} x "
+            f"{parsed.n_steps} points "
             f"(dt {parsed.dt:g}, integrator {parsed.integrator['name']})"
         )
 

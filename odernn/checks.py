@@ -16,6 +16,11 @@ MAX_SEED = 2**63 - 1
 """The largest seed: seeds are stored as 64-bit integers."""
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 trajectory``, ``3 trajectories``: a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the choice closest to a misspelt ``word``, or ``""`` when
     none is close: appended to the one-line error that names the allowed values."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from odernn import atomic, jsonio
-from odernn.checks import check_choice
+from odernn.checks import check_choice, counted
 from odernn.errors import SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.progress import Progress, reporter
@@ -140,8 +140,9 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
         given = [o for o, v in (("--n-train", n_train), ("--n-test", n_test),
                                 ("--system", system != "oscillator")) if v]
         if given:
-            raise SpecError(f"{', '.join(given)} apply to the simulated data, not to --data and "
-                            "--test (the files say their system and size)")
+            raise SpecError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                            "the simulated data, not to --data and --test (the files say their "
+                            "system and size)")
     # every option is checked before the output directory is touched
     sizes = {"train": n_train or (QUICK["n_train"] if quick else None),
              "test": n_test or (QUICK["n_test"] if quick else None)}
@@ -196,7 +197,8 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
     for name, spec in specs.items() if not data else ():
         simulate(spec, out / f"{name}.h5", progress=progress)
         data[name] = read_trajectories(out / f"{name}.h5")
-        say(f"simulated {name}: {data[name].n} trajectories x {data[name].n_steps} points")
+        say(f"simulated {name}: {counted(data[name].n, 'trajectory', 'trajectories')} x "
+            f"{data[name].n_steps} points")
     result.stages["simulate" if not files else "read data"] = time.perf_counter() - start
 
     runs = {}

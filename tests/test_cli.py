@@ -99,7 +99,7 @@ def test_config_keys_are_the_option_names(spec, tmp_path, capsys):
     table.write_text("t,x,v,damping\n" + "".join(f"{i / 10},{i},{i},0.2\n" for i in range(5)))
     config.write_text('param = ["damping=damping"]\nv = "v"\nstep_tolerance = 1e-5\n')
     code, out, err = run(["import", table, "-o", tmp_path / "i.h5", "--config", config], capsys)
-    assert code == 0 and "1 trajectories x 5 points" in out, err
+    assert code == 0 and "1 trajectory x 5 points" in out, err
     config.write_text('sets = ["eta=0.3"]\n')  # the parameter's name, not the option's
     code, _, err = run(["simulate", "train", "-o", tmp_path / "e.h5", "--config", config],
                        capsys)
