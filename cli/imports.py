@@ -11,7 +11,7 @@ from odernn.checks import counted
 from odernn.cli.app import app
 from odernn.cli.choices import ImportSystem, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_sets
-from odernn.errors import SpecError
+from odernn.errors import DataError, SpecError
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
@@ -72,6 +72,8 @@ def import_(
     from odernn.atomic import check_output
     from odernn.data.importer import ImportOptions, import_file
 
+    if not source.exists():  # before the options: a missing file said "no velocity"
+        raise DataError(f"{source} does not exist")
     values = parse_sets(sets)
     options = ImportOptions(time=time, x=x, v=v, derive_v=derive_v, forcing=forcing,
                             params=parse_params(params), trajectory=trajectory,

@@ -678,7 +678,7 @@ IMPORT = ["import", "{good}", "-o", "{root}/o.h5"]
 BAD = [
     ([*IMPORT, "--x", "pos", "--v", "v"], "no column 'pos'"),
     ([*IMPORT, "--v", "v", "--param", "eta=dampng"], "did you mean 'damping'"),
-    ([*IMPORT], "no velocity: give --v COL, or --derive-v"),
+    ([*IMPORT], "no velocity: give --v COL (its column, e.g. --v v), or --derive-v"),
     ([*IMPORT, "--v", "v", "--derive-v"], "not both"),
     (["import", "{word}", "-o", "{root}/o.h5", "--v", "v"], "line 8, column 't': 'abc' is not"),
     (["import", "{nan}", "-o", "{root}/o.h5", "--v", "v"], "line 10: column 'x' (--x) is nan"),
@@ -712,6 +712,7 @@ BAD = [
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
     (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),
     (["import", "{root}/missing.csv", "-o", "{root}/o.h5", "--v", "v"], "does not exist"),
+    (["import", "{root}/missing.csv", "-o", "{root}/o.h5"], "does not exist"),  # "no velocity"
     (["import", "{root}", "-o", "{root}/o.h5", "--v", "v"], "is a directory"),
     ([*IMPORT, "--v", "v", "--set", "eta=0.1"], "add --system"),
     ([*IMPORT, "--v", "v", "--system", "osillator"], "did you mean 'oscillator'"),

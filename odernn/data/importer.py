@@ -79,8 +79,8 @@ class ImportOptions:
         if self.v is not None and self.derive_v:
             raise SpecError("give --v COL or --derive-v, not both")
         if self.v is None and not self.derive_v:
-            raise SpecError("no velocity: give --v COL, or --derive-v to compute it from x by "
-                            "finite differences")
+            raise SpecError("no velocity: give --v COL (its column, e.g. --v v), or --derive-v "
+                            "to compute it from x by finite differences")
         if not 0 < self.step_tolerance < 0.5:
             raise SpecError(f"--step-tolerance must be in (0, 0.5), got {self.step_tolerance}")
         for name in (*self.params, *self.sets):
