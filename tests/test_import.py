@@ -661,6 +661,8 @@ def files(tmp_path_factory):
     made["mixed"] = root / "mixed.npz"
     (root / "fake.h5").write_text("not hdf5")
     made["fake"] = root / "fake.h5"
+    (root / "trailing.csv").write_text("t,x,v,\n0,1,0,\n0.1,1,0,\n")  # a logger's export
+    made["trailing"] = root / "trailing.csv"
     (root / "keep.h5").write_bytes(b"keep me")
     made["existing"] = root / "keep.h5"
     import_file(good, root / "ok.h5", OPTIONS)
@@ -711,6 +713,8 @@ BAD = [
     (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"], "no array 'x'"),
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
     (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),
+    (["import", "{trailing}", "-o", "{root}/o.h5", "--v", "v"],
+     "column 4 of the header (line 1) has no name (the line ends with a delimiter ','"),
     (["import", "{root}/missing.csv", "-o", "{root}/o.h5", "--v", "v"], "does not exist"),
     (["import", "{root}/missing.csv", "-o", "{root}/o.h5"], "does not exist"),  # "no velocity"
     (["import", "{root}", "-o", "{root}/o.h5", "--v", "v"], "is a directory"),

@@ -106,7 +106,10 @@ def read_header(path: Path) -> CsvHeader:
                         "whose first line names the columns (t,x,v,...)")
     for k, name in enumerate(names):
         if not name:
-            raise DataError(f"{path}: column {k + 1} of the header (line {line}) has no name")
+            last = k == len(names) - 1 and delimiter is not None
+            raise DataError(f"{path}: column {k + 1} of the header (line {line}) has no name"
+                            + (f" (the line ends with a delimiter {delimiter!r}: remove the "
+                               "one at the end of each line)" if last else ""))
         if names.index(name) != k:
             raise DataError(f"{path}: column name {name!r} appears twice in the header "
                             f"(line {line})")
