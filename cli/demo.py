@@ -9,6 +9,7 @@ import typer
 from odernn.cli.app import app
 from odernn.cli.choices import Device, Preset, SystemName, plain
 from odernn.cli.common import OVERWRITE, QUIET, drawing
+from odernn.demo import DEMO_BUDGET
 from odernn.errors import SpecError
 
 DEFAULT_MODELS = "rnn,lstm,gru,esn"
@@ -33,9 +34,13 @@ def demo(
     n_train: int = typer.Option(None, "--n-train", help="Training trajectories (default 256)."),
     n_test: int = typer.Option(None, "--n-test", help="Test trajectories (default 64)."),
     epochs: int = typer.Option(None, "--epochs", help="Epochs for RNN/LSTM/GRU (default: the "
-                               "demo budget)."),
-    hidden: int = typer.Option(None, "--hidden", help="Hidden units for RNN/LSTM/GRU."),
-    units: int = typer.Option(None, "--units", help="Reservoir units for the ESN."),
+                               "demo budget, " + ", ".join(
+                                   f"{f} {o['epochs']}" for f, o in DEMO_BUDGET.items()
+                                   if "epochs" in o) + ")."),
+    hidden: int = typer.Option(None, "--hidden", help="Hidden units for RNN/LSTM/GRU "
+                               "(default: the family's, `odernn models`)."),
+    units: int = typer.Option(None, "--units", help="Reservoir units for the ESN (default: "
+                              "`odernn models`)."),
     device: Device = typer.Option(Device("auto"), "--device", help="Where to train."),
     system: SystemName = typer.Option(SystemName("oscillator"), "--system",
                                       help="The system to simulate, learn and evaluate "

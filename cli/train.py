@@ -55,7 +55,8 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     "... seed-4; odernn evaluate runs/gru reports each, their spread and their joint loop)",
 )
 def train(
-    data: Path = typer.Argument(..., help="Training dataset (HDF5, from odernn simulate).",
+    data: Path = typer.Argument(..., help="Training dataset (HDF5, from odernn simulate "
+                          "or odernn import).",
                                 dir_okay=False),
     output: Path = typer.Option(..., "--output", "-o", help="Run directory to write."),
     model: Model = typer.Option(None, "--model", "-m", help="Surrogate family (default lstm; "
@@ -63,18 +64,25 @@ def train(
     target: Target = typer.Option(None, "--target", help="What the surrogate predicts "
                                   "(default state)."),
     val: Path = typer.Option(None, "--val", help="Validation dataset (default: a share of the "
-                             "training trajectories).", dir_okay=False),
-    epochs: int = typer.Option(None, "--epochs", help="Training epochs (RNN/LSTM/GRU/FFN)."),
-    lr: float = typer.Option(None, "--lr", help="Learning rate."),
-    hidden: int = typer.Option(None, "--hidden", help="Hidden units (RNN/LSTM/GRU/FFN)."),
-    units: int = typer.Option(None, "--units", help="Reservoir units (ESN)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Windows per batch."),
-    window: int = typer.Option(None, "--window", help="Teacher-forced window length."),
+                             "training trajectories, val_fraction).", dir_okay=False),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs (RNN/LSTM/GRU/FFN; default: "
+                        "the family's, listed by `odernn models`)."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default: `odernn models`)."),
+    hidden: int = typer.Option(None, "--hidden", help="Hidden units (RNN/LSTM/GRU/FFN; default: "
+                        "`odernn models`)."),
+    units: int = typer.Option(None, "--units", help="Reservoir units (ESN; default: "
+                             "`odernn models`)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Windows per batch (default: the "
+                                "family's, `odernn models`)."),
+    window: int = typer.Option(None, "--window", help="Teacher-forced window length (default: the "
+                          "family's, `odernn models`)."),
     horizon: int = typer.Option(None, "--horizon", help="Final closed-loop loss horizon "
-                                "(0: teacher forcing only)."),
+                                "(0: teacher forcing only; default: `odernn models`)."),
     optimizer: Optimizer = typer.Option(None, "--optimizer", help="Optimiser of the gradient "
-                                        "families (hf: Hessian-free, teacher forcing only)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible on CPU)."),
+                                        "families (hf: Hessian-free, teacher forcing only; "
+                                        "default: `odernn models`)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible on CPU; "
+                        "default: `odernn models`)."),
     device: Device = typer.Option(None, "--device", help="Where to train (default auto)."),
     withhold: list[str] = typer.Option([], "--withhold", help="Withhold a parameter of the "
                                        "data (a system's, or one an imported file stores) "
@@ -83,7 +91,8 @@ def train(
                                        "repeatable."),
     no_eta: bool = typer.Option(False, "--no-eta", help="Shorthand for --withhold eta."),
     warmup: int = typer.Option(None, "--warmup", help="Observed steps a rollout is given "
-                               "(with --withhold, to infer the parameter)."),
+                               "(with --withhold, to infer the parameter; default: `odernn "
+                               "models`)."),
     prior: Prior = typer.Option(None, "--prior", help="A hybrid: the system of an approximate "
                                 "equation whose one step (RK4 on the forcing samples) the "
                                 "surrogate takes as an input and corrects (state mode; linear "
