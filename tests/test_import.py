@@ -653,6 +653,9 @@ def files(tmp_path_factory):
         f["t"], f["v"] = np.arange(6.0), np.zeros(6)
         f.create_dataset("x", shape=(6,), dtype="f8", external=[(str(root / "raw.bin"), 0, 48)])
     made["external"] = root / "external.h5"
+    with h5py.File(root / "cube.h5", "w") as f:  # x exists, in three dimensions
+        f["log/t"], f["log/v"], f["log/x"] = np.arange(4.0), np.zeros(4), np.zeros((2, 3, 4))
+    made["cube_h5"] = root / "cube.h5"
     np.save(root / "cube.npy", np.zeros((2, 3, 4)))
     made["cube"] = root / "cube.npy"
     np.savez(root / "labels.npz", t=np.arange(3.0), x=np.array(["a", "b", "c"]))
@@ -711,6 +714,8 @@ BAD = [
      "line 3: the step from -1e+308 to 1e+308 overflows float64"),
     (["import", "{coarse}", "-o", "{root}/o.h5", "--v", "v"], "too coarse for its step"),
     (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"], "no array 'x'"),
+    (["import", "{cube_h5}", "-o", "{root}/o.h5", "--time", "log/t", "--x", "log/x", "--v",
+      "log/v"], "array 'log/x' is (2, 3, 4) float64; import reads"),  # was "no array"
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
     (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),
     (["import", "{trailing}", "-o", "{root}/o.h5", "--v", "v"],

@@ -164,7 +164,8 @@ def _check_header(attrs: dict[str, Any], path: Path) -> tuple[int, int, tuple[st
     """Check schema, version and required attributes; return ``(N, T, dataset names)``."""
     if "schema" not in attrs:
         raise DataError(f"{path}: not an odernn trajectory file (no 'schema' attribute; "
-                        f"expected schema '{SCHEMA}')")
+                        f"expected schema '{SCHEMA}'); another program's data: bring it in "
+                        "with odernn import")
     if attrs["schema"] != SCHEMA:
         raise DataError(f"{path}: schema is {attrs['schema']!r}; expected '{SCHEMA}'")
     version = attrs.get("schema_version")

@@ -53,12 +53,16 @@ class Source:
         self._handle: Any = None
         self._csv: CsvColumns | None = None
         self._header: Any = None
+        self._unread: dict[str, str] = {}  # arrays left out, by name: their shape and dtype
 
     def names(self) -> list[str]:
         return list(self._shapes)
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The shape of array ``name``; one DataError line with a "did you mean" if none."""
+        if name in self._unread:
+            raise DataError(f"{self.path}: array {name!r} is {self._unread[name]}; import "
+                            "reads numeric columns (1-D) or trajectories x points (2-D)")
         if name not in self._shapes:
             kind = "column" if self.format == "csv" else "array"
             raise DataError(f"{self.path}: no {kind} {name!r}{did_you_mean(name, self._shapes)};"
@@ -317,6 +321,7 @@ def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
     else:
         fields = [None] if d.dtype.kind in NUMERIC and d.ndim in (1, 2) else []
     if not fields:
+        source._unread[name] = f"{tuple(d.shape)} {d.dtype}"
         return
     check_other_files(d, path, name)
     if d.chunks is not None:
