@@ -666,6 +666,8 @@ def files(tmp_path_factory):
     made["fake"] = root / "fake.h5"
     (root / "trailing.csv").write_text("t,x,v,\n0,1,0,\n0.1,1,0,\n")  # a logger's export
     made["trailing"] = root / "trailing.csv"
+    (root / "interleaved.csv").write_text("t,x,v,run\n0,1,0,1\n0,2,0,2\n0.1,1,0,1\n0.1,2,0,2\n")
+    made["interleaved"] = root / "interleaved.csv"
     (root / "keep.h5").write_bytes(b"keep me")
     made["existing"] = root / "keep.h5"
     import_file(good, root / "ok.h5", OPTIONS)
@@ -718,6 +720,8 @@ BAD = [
       "log/v"], "array 'log/x' is (2, 3, 4) float64; import reads"),  # was "no array"
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
     (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),
+    (["import", "{interleaved}", "-o", "{root}/o.h5", "--v", "v", "--trajectory", "run"],
+     "make one-point runs: sort them by run first"),
     (["import", "{trailing}", "-o", "{root}/o.h5", "--v", "v"],
      "column 4 of the header (line 1) has no name (the line ends with a delimiter ','"),
     (["import", "{root}/missing.csv", "-o", "{root}/o.h5", "--v", "v"], "does not exist"),

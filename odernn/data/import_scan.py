@@ -261,7 +261,10 @@ def _length(columns: Columns, options: Any, starts: np.ndarray, lengths: np.ndar
         i = int(np.argmax(short))
         what = ("--derive-v needs at least 3 points (second-order differences)"
                 if options.derive_v and lengths[i] == 2 else
-                "each trajectory needs at least 2 points (one step to learn or roll out)")
+                "each trajectory needs at least 2 points (one step to learn or roll out)"
+                + ("; rows whose runs interleave (sorted by time, then run) make one-point "
+                   "runs: sort them by run first" if options.trajectory is not None
+                   and lengths[i] == 1 else ""))
         raise DataError(f"{where}: trajectory {i} ({columns.where('time', int(starts[i]))}) "
                         f"has {int(lengths[i])} point(s); {what}")
     if not options.truncate and np.any(lengths != lengths[0]):
