@@ -50,3 +50,21 @@ def test_the_own_data_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys)
     assert "never replaced by another equation" in note
     assert (tmp_path / "my-demo" / "report" / "report.html").exists()
     assert "lab-train.csv" in capsys.readouterr().out
+
+
+def test_the_design_names_every_module_where_it_lives():
+    """docs/design.md's table of where things live is the map a contributor reads first:
+    seven modules had been added without it."""
+    table = (ROOT / "docs" / "design.md").read_text(encoding="utf-8").split(
+        "## Where things live", 1)[1].split("\n## ", 1)[0]
+    rows = {row.split("|")[1].strip().replace("`", ""): row for row in table.splitlines()
+            if row.startswith("| `odernn/")}
+    missing = []
+    for package in ("data", "learn", "learn/models", "assess", "notes", ""):
+        folder = ROOT / "odernn" / package
+        row = rows["odernn/learn/" if package == "learn/models" else
+                   f"odernn/{package}/" if package else "odernn/ (shared)"]
+        missing += [f"{package}/{m.name}" for m in sorted(folder.glob("*.py"))
+                    if m.name != "__init__.py" and m.name != "__main__.py"
+                    and f"`{m.name}`" not in row]
+    assert not missing, missing

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import tracemalloc
 import warnings
 from collections import Counter
 
@@ -287,11 +288,21 @@ def test_the_statistics_pass_over_long_trajectories_is_checked_before_it_allocat
     assert not (tmp_path / "run").exists()
     monkeypatch.setenv(budget.ENV, "400M")
     rows = FileRows(data)
-    layout = config("ffn").layout(rows.dt, rows.system, stream.layout_params(rows))
-    streamed = stream.stats(rows, layout)  # under a budget that holds it: the same numbers
-    whole = compute_stats(read_trajectories(data), layout)
-    for name, mean in whole.mean.items():
-        assert math.isclose(streamed.mean[name], mean, rel_tol=1e-12, abs_tol=1e-15)
+    for options in ({}, {"prior": "linear"}):  # the pass holds no more than was counted
+        layout = config("ffn", **options).layout(rows.dt, rows.system,
+                                                 stream.layout_params(rows))
+        tracemalloc.start()
+        try:
+            streamed = stream.stats(rows, layout)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        counted = (stream.block_rows(rows) * rows.n_steps * stream.STATS_BYTES_PER_POINT
+                   * (2 if layout.prior else 1))
+        assert 0.5 * counted < peak <= counted, (options, peak, counted)
+        whole = compute_stats(read_trajectories(data), layout)  # the same numbers
+        for name, mean in whole.mean.items():
+            assert math.isclose(streamed.mean[name], mean, rel_tol=1e-12, abs_tol=1e-15)
 
 
 def test_streaming_a_file_of_wide_compressed_chunks_warns_that_it_is_slow(small, tmp_path):

@@ -25,15 +25,11 @@ the peers too), each constant along its trajectory.
   error was ``rk4-sampled``'s, the interpolation's, not SINDy's).
 
   Continuous rather than discrete time (pysindy's ``DiscreteSINDy``, one step mapping
-  samples to the next), by measurement on Duffing data (48 training trajectories, 16 test
-  ones, 600 steps of dt = 0.05; degree-4 library over the state, the forcing samples and
-  eta, beta): the continuous fit at threshold 0.01 keeps 5 terms, the equation itself
-  (``v' = -x + F - eta v - beta x^3``), with test NRMSE x 1.2e-3 (stepped then with F linear
-  between the samples); the discrete map of one
-  step is no sparse polynomial, so with raw columns it either keeps 51 terms at NRMSE
-  8.9e-3 (threshold 0.001) or loses the dynamics (0.29 at 0.01), and with normalised
-  columns it reaches 1.1e-3 only with 400 terms. The continuous fit is as accurate, far
-  sparser (it can be read), and its rollout costs four library evaluations per step.
+  samples to the next): the equation of a polynomial system is a sparse polynomial (the
+  Duffing oscillator's ``v' = -x + F - eta v - beta x^3`` is 5 terms of a degree-4
+  library), while the map of one step, a composition of the flow, is not, so a discrete
+  fit needs many more terms for the same accuracy and cannot be read as an equation. The
+  continuous fit's rollout costs four library evaluations per step.
 
 - ``dmdc``: a linear state-space model, dynamic mode decomposition with control, in numpy:
   least squares for ``[A B]`` in ``z_{k+1} = A z_k + B u_k`` with ``z = (x, v)`` and
@@ -211,7 +207,7 @@ def _check_memory(what: str, n_rows: int, n_cols: int) -> None:
 def one_thread() -> AbstractContextManager[Any]:
     """One BLAS thread while in the block, where threadpoolctl (scikit-learn's, so pysindy's,
     dependency) is installed: the regressions are small (at most :data:`MAX_ROWS` rows), and
-    on a 2-core machine with the other core busy, SINDy's fits ran 10 times faster on one
+    on a 2-core machine with the other core busy, SINDy's fits ran much faster on one
     thread than on BLAS's default threads."""
     try:
         from threadpoolctl import threadpool_limits

@@ -129,7 +129,7 @@ def _expand(x: Array, v: Array, basis: Array, cx: Array, cv: Array) -> None:
 
 
 def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
-    """The closed-form solution for a :class:`~odernn.data.systems.HarmonicForcing`, any
+    """The closed-form solution for a :class:`~odernn.data.forcing.HarmonicForcing`, any
     ``eta >= 0``.
 
     Free motion from ``(x0, v0)`` minus the particular solution at ``t0``, plus

@@ -2,13 +2,13 @@
 
 Trajectory ``i`` of a dataset with seed ``s`` draws its parameters from
 ``Generator(PCG64(SeedSequence(s, spawn_key=(i,))))`` (docs/design.md): its numbers do not
-depend on N, the block or the shard. Building that generator in Python costs about 30 µs,
-more than integrating a trajectory of a thousand steps. :class:`Streams` computes the same
-numbers for a block of indices with array operations instead: ``SeedSequence``'s hash of
-the seed and the index, ``PCG64``'s seeding, and its 128-bit linear congruential step with
-the XSL-RR output, in ``uint64`` arithmetic (a 128-bit state as two 64-bit halves; the high
-half of a 64 x 64-bit product from 32-bit halves). The results are numpy's own to the last
-bit (``tests/test_random_streams.py`` compares them).
+depend on N, the block or the shard. Building that generator in Python costs more than
+integrating a trajectory of a thousand steps (docs/performance.md). :class:`Streams`
+computes the same numbers for a block of indices with array operations instead:
+``SeedSequence``'s hash of the seed and the index, ``PCG64``'s seeding, and its 128-bit
+linear congruential step with the XSL-RR output, in ``uint64`` arithmetic (a 128-bit state
+as two 64-bit halves; the high half of a 64 x 64-bit product from 32-bit halves). The
+results are numpy's own to the last bit (``tests/test_random_streams.py`` compares them).
 """
 
 from __future__ import annotations

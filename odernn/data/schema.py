@@ -89,7 +89,7 @@ GRID_TOLERANCE = 1e-6
 
 GRID_BLOCK = 1 << 16
 """Steps :func:`off_grid` checks at a time: its temporaries stay in the cache, whatever the
-grid's length (over a whole grid of 20 million points they took about 1 GB and seconds)."""
+grid's length (over a whole grid they grew with it)."""
 
 
 def grid_step(t: np.ndarray) -> float:

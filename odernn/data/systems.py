@@ -76,9 +76,9 @@ class System:
     accel_into: Callable[[Array, Array, Array, Params, Array, Array], Array] | None = None
     """``F + a(x, v; p)`` of numpy arrays written into ``out`` (``tmp`` a scratch array of
     the same shape): the operations of ``F + accel(x, v, p)`` in the same order, so the
-    same bits, without a new array per operation (the fixed-step integrators' inner loop,
-    about a third faster at their block sizes). None where ``linear`` is given, or to let
-    the integrators call ``accel``."""
+    same bits, without a new array per operation (the fixed-step integrators' inner loop:
+    docs/performance.md). None where ``linear`` is given, or to let the integrators call
+    ``accel``."""
     energy: Callable[[Array, Array, Params], Array] | None = None
     """Mechanical energy, conserved without damping and forcing; None where none is."""
     closed_form: bool = False

@@ -76,11 +76,11 @@ class TrainConfig:
     state mode only; ``linear`` names ``oscillator``) with ``prior_set`` (its parameters by
     name; the others are the data's, :mod:`odernn.learn.models.prior`).
     Model: the family's hyperparameters (``hidden``, ``head``, ``skip``, ``products``,
-    ``activation``, ``output_activation`` for RNN/LSTM/GRU; ``init``,
-    ``init_spectral_radius`` for the RNN; ``hidden``, ``head``, ``skip``, ``products``,
-    ``activation`` for the FFN; ``units``, ``spectral_radius``, ``leak_rate``,
-    ``input_scaling``, ``bias``, ``degree``, ``ridge`` (None: chosen on
-    closed-loop validation by :func:`choose_ridge`, starting from ``ridge_grid`` and
+    ``start_as_skip`` for RNN/LSTM/GRU; ``activation``, ``output_activation``, ``init``,
+    ``init_spectral_radius`` for the RNN alone; ``hidden``, ``head``, ``skip``, ``products``,
+    ``start_as_skip``, ``activation`` for the FFN; ``units``, ``spectral_radius``, ``leak_rate``,
+    ``input_scaling``, ``bias``, ``degree``, ``ridge`` (None: chosen on closed-loop
+    validation by :func:`~odernn.learn.ridge.choose_ridge`, starting from ``ridge_grid`` and
     widening it until the choice is bracketed) for the ESN).
     Optimisation (RNN/LSTM/GRU): windows of ``window`` steps (None: the family's; an
     epoch is one pass over the training steps, ``N (T - 1) / window`` windows, so a shorter

@@ -8,10 +8,10 @@ The format (the only module that names these files):
   the losses, ``val_nrmse_x`` the closed-loop validation error, ``time``, ...) or per ridge
   candidate of a reservoir (``ridge``, ``val_nrmse_x``, ``time``);
 - ``best.pt``: the checkpoint with the lowest closed-loop validation error;
-- ``last.pt``: the latest checkpoint, with the resume state (optimiser, RNG, data
-  position, history); both are :mod:`odernn.learn.checkpoint` files holding a run record
-  (:func:`run_record`: the model, ``config``, ``data`` and the ``metrics`` at which it was
-  saved);
+- ``last.pt``: the latest checkpoint, a gradient family's with the resume state
+  (optimiser, RNG, data position, history; a reservoir refits); both are
+  :mod:`odernn.learn.checkpoint` files holding a run record (:func:`run_record`: the
+  model, ``config``, ``data`` and the ``metrics`` at which it was saved);
 - ``.odernn-lock``: empty; the file a writer holds an exclusive lock on.
 
 Readers: :func:`read_config`, :func:`read_history`, :func:`best_checkpoint`,
@@ -134,7 +134,8 @@ def best_checkpoint(run_dir: str | Path) -> Path:
 
 
 def last_checkpoint(run_dir: str | Path) -> Path:
-    """The run's ``last.pt`` (the latest, with the resume state); DataError if it has none."""
+    """The run's ``last.pt`` (the latest; a gradient run's with the resume state); DataError if
+    it has none."""
     path = Path(run_dir) / LAST
     if not path.is_file():
         raise DataError(f"{path.parent} holds no {LAST}: not a run directory, or a run that "

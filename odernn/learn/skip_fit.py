@@ -52,9 +52,9 @@ def fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
 def _chunks(model, blocks: Iterable[SequenceTensors]) -> Iterator[tuple[Tensor, Tensor]]:
     """The trajectories of ``blocks`` as ``(z, e)`` in chunks whose float64 skip features take
     at most :data:`SKIP_CHUNK_BYTES`: the same chunks, so the same sums to the last bit,
-    whether they come in one block (in memory) or in many (streamed from a file); a
+    whether they come in one block (in memory) or in many (streamed from a file): a
     streamed run's skip once differed from an in-memory one's by its rounding, which Adam
-    carried into weights 0.08 apart."""
+    carried into the weights (docs/scaling.md)."""
     held: list[SequenceTensors] = []
     n = rows = 0
     for block in blocks:

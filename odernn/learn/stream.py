@@ -47,8 +47,8 @@ Data = Trajectories | FileRows
 
 BUFFER_CAP = 32 << 20
 """The shuffling buffers hold at most this many bytes of training tensors in all (two halves:
-one trains while a thread reads the other; about 700 trajectories of 1000 points each in
-each half: 48 MiB held the peak memory of benchmarks/stream.py over 500 MB) ..."""
+one trains while a thread reads the other; docs/scaling.md has the peak memory of
+benchmarks/stream.py with it) ..."""
 BUFFER_SHARE = 0.25
 """... and at most this fraction of the memory budget (each data-parallel process has its own
 buffer, within its share of the budget: :func:`odernn.budget.processes`)."""
@@ -60,9 +60,9 @@ measures for an oscillator file (11 times its stored size)."""
 BLOCK_FILE_ROWS = 32
 """Blocks read at a time span at least this many file rows (rounded up to whole chunks)."""
 STATS_BYTES_PER_POINT = 96
-"""What the statistics' pass holds per time point of a block, the read included (its float64
-temporaries: the carried state, the targets, their deviations): 72 measured on trajectories
-of 200000 points; twice this with a prior, whose step has RK4's stages (168 measured)."""
+"""What the statistics' pass may hold per time point of a block, the read included (its
+float64 temporaries: the carried state, the targets, their deviations); twice this with a
+prior, whose step has RK4's stages. ``tests/test_stream.py`` checks it bounds the pass."""
 
 
 def for_training(path: Path | str, stream: bool | None = None) -> Data:
@@ -80,8 +80,7 @@ def for_training(path: Path | str, stream: bool | None = None) -> Data:
 def _warn_of_wide_chunks(rows: FileRows) -> None:
     """Say where streaming will be slow: each block read decompresses every chunk it touches,
     and a compressed chunk across more trajectories than a block is decompressed again for
-    each block it serves (a file of 4096 trajectories in one gzip chunk: 96 s a pass, against
-    0.6 s in odernn's own layout)."""
+    each block it serves (docs/scaling.md)."""
     x = rows.file().dataset("x")
     if x.compression is not None and x.chunks is not None and x.chunks[0] > block_rows(rows):
         warnings.warn(f"{rows.path}: its compressed chunks span {x.chunks[0]} trajectories "

@@ -1,4 +1,5 @@
-"""Recurrent surrogates of the oscillator, one module per family behind one protocol.
+"""Recurrent surrogates of the oscillator behind one protocol: the RNN, LSTM and GRU in
+``rnn``, the reservoir in ``esn``, the feed-forward map in ``ffn``.
 
 ``REGISTRY`` maps a family name to its class; every class is built as
 ``cls(layout, stats, **hyperparameters)`` and follows

@@ -2,7 +2,7 @@
 
 A result trained once is partly the luck of its seed (the reservoir's draw, the initial
 weights, the batch order). ``odernn train --seeds K`` trains K independent members
-(:func:`odernn.learn.training.train_seeds`); loaded together they are an :class:`Ensemble`.
+(:func:`odernn.learn.seeds.train_seeds`); loaded together they are an :class:`Ensemble`.
 Its closed loop is joint (:func:`~odernn.learn.models.surrogate.joint_closed_loop`): at
 every step each member predicts the next state from the one carried, with its own hidden
 state, and the median of their predictions (of each component; for an even number of members

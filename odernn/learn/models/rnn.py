@@ -17,7 +17,7 @@ its sequence call loops over steps). ``V, c`` is the output layer of every
 family; ``head`` inserts ReLU dense layers before it (the notes' Keras
 example: ``Dense(8, relu)``). ``skip`` (default) adds a linear map of the
 inputs, ``y_t = sigma_y(V h_t + c) + D u_t``, started at the least-squares fit
-(``training``), so the recurrent part learns what is not linear in the inputs;
+(:mod:`odernn.learn.skip_fit`), so the recurrent part learns what is not linear in the inputs;
 ``skip=False`` is the notes' network exactly. The initial state is a learned
 map of the initial conditions, ``h_0 = sigma_h(G s_0 + g)`` with ``s_0`` the
 normalised ``x0, v0`` and parameters taken (for the LSTM also ``c_0 = G_c s_0 + g_c``).
