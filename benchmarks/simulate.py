@@ -2,7 +2,7 @@
 stacked SciPy call against a Python loop of ``solve_ivp`` per trajectory.
 
     python benchmarks/simulate.py [--quick] [--forcing cosine|none|random]
-                                   [--only throughput|end-to-end|memory]
+                                   [--only throughput|nonlinear|end-to-end|memory]
 
 Trajectories are drawn from the ``train`` ranges (eta in [0.05, 0.5], x0, v0 in
 [-1, 1], cosine forcing F0 in [0, 1], omega in [0.5, 2], phase 0; ``random``:
@@ -11,6 +11,10 @@ of several calls of the public integrator on the whole batch (the forcing
 evaluation included; its own row shows its share). NumPy only, one thread.
 The loop of ``solve_ivp`` is timed on a subsample and scaled to N, and is
 checked to give the same answer as the stacked call.
+
+The nonlinear RK4 (``duffing-train``) is timed against the linear one (``train``), the
+integration alone of the same number of trajectories in ``simulate``'s blocks, at
+N = 10^4 (T = 1000) and N = 10^5 (T = 200) (target: within 2x).
 
 End to end (``odernn.data.simulate.simulate``: parameter sampling from per-trajectory
 streams, integration in fixed blocks, the HDF5 write overlapped with the next
@@ -45,7 +49,7 @@ import numpy as np  # noqa: E402
 from odernn.data.forcing import HarmonicForcing, forcing_from_params  # noqa: E402
 from odernn.data.integrators import INTEGRATORS, integrate  # noqa: E402
 from odernn.data.simulate import blocks, sample_parameters, simulate, time_grid  # noqa: E402
-from odernn.data.spec import load_spec  # noqa: E402
+from odernn.data.spec import Spec, load_spec  # noqa: E402
 from odernn.data.systems import Oscillator  # noqa: E402
 
 DT = 0.05
@@ -154,20 +158,8 @@ def measure_end_to_end(spec_name: str, n: int, T: int, integrators: tuple[str, .
         path = Path(tmp) / "bench.h5"
         for name in integrators:
             spec = load_spec(spec_name).with_overrides(n=n, n_steps=T, integrator=name)
-            params = sample_parameters(spec, 0, n)
-            t = time_grid(spec)
-            parts = []
-            for lo, hi in blocks(spec, 0, n):
-                p = {k: a[lo:hi] for k, a in params.items()}
-                parts.append((Oscillator.of(spec.system, p, forcing_from_params(spec.forcing, p)),
-                              p["x0"], p["v0"]))
-
-            def integration(parts: list = parts, name: str = name, t: np.ndarray = t) -> None:
-                for system, x0, v0 in parts:
-                    integrate(name, system, x0, v0, t)
-
             few = min(repeats, 3 if name != "scipy" else 1)
-            alone, _ = timed(integration, few)
+            alone, _ = timed(block_integration(spec), few)
             # a new file each time, as the bare write makes one: replacing the last call's
             # file would add the freeing of its blocks (55 ms for 230 MiB on one host)
             seconds, _ = timed(lambda s=spec: simulate(s, path, overwrite=True), few,
@@ -182,6 +174,38 @@ def measure_end_to_end(spec_name: str, n: int, T: int, integrators: tuple[str, .
                             f"{seconds / alone:.2f}x its integration (target 2x), "
                             f"{seconds / max(alone, disk):.2f}x the slower of the two"))
     return rows
+
+
+def block_integration(spec: Spec) -> Callable[[], None]:
+    """The integration alone of ``spec``'s trajectories in ``simulate``'s blocks (each
+    block's ``integrate``, the forcing computed inside), their parameters drawn first."""
+    params = sample_parameters(spec, 0, spec.n)
+    t = time_grid(spec)
+    parts = []
+    for lo, hi in blocks(spec, 0, spec.n):
+        p = {k: a[lo:hi] for k, a in params.items()}
+        parts.append((Oscillator.of(spec.system, p, forcing_from_params(spec.forcing, p)),
+                      p["x0"], p["v0"]))
+
+    def integration() -> None:
+        for system, x0, v0 in parts:
+            integrate(spec.integrator["name"], system, x0, v0, t)
+
+    return integration
+
+
+def measure_nonlinear(n: int, T: int, repeats: int) -> list[Row]:
+    """The nonlinear RK4 (``duffing-train``) against the linear one (``train``), the
+    integration alone of the same number of trajectories in the same blocks, in turn
+    (target: within 2x)."""
+    alone = {}
+    for name in ("train", "duffing-train"):
+        spec = load_spec(name).with_overrides(n=n, n_steps=T, integrator="rk4")
+        alone[name], _ = timed(block_integration(spec), repeats)
+    ratio = alone["duffing-train"] / alone["train"]
+    return [Row(n, T, "train rk4: integration alone", alone["train"]),
+            Row(n, T, "duffing-train rk4: integration alone", alone["duffing-train"],
+                f"{ratio:.2f}x the linear one's (target 2x)")]
 
 
 def bare_write(directory: Path, size: int) -> float:
@@ -228,10 +252,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     parser.add_argument("--forcing", choices=("cosine", "none", "random"), default="cosine")
-    parser.add_argument("--only", choices=("throughput", "end-to-end", "memory"),
-                        help="one of the three tables")
+    parser.add_argument("--only", choices=("throughput", "nonlinear", "end-to-end", "memory"),
+                        help="one of the four tables")
     args = parser.parse_args()
-    tables = {args.only} if args.only else {"throughput", "end-to-end", "memory"}
+    tables = {args.only} if args.only else {"throughput", "nonlinear", "end-to-end", "memory"}
     sizes, T, repeats, sample = ((200, 1000), 200, 1, 4) if args.quick else \
         ((1000, 10_000), 1000, 5, 20)  # fmt: skip
     t = DT * np.arange(T)
@@ -244,6 +268,11 @@ def main() -> None:
     print(f"forcing: {args.forcing}, dt = {DT}, numpy {np.__version__}, one thread")
     if rows:
         print_table(rows)
+    if args.forcing == "cosine" and "nonlinear" in tables:
+        print("\nthe nonlinear RK4 (Duffing) against the linear one, integration alone:")
+        print_table([row for n, T, k in (((1000, 200, 1),) if args.quick else
+                                         ((10_000, 1000, 5), (100_000, 200, 3)))
+                     for row in measure_nonlinear(n, T, k)])
     if args.forcing == "cosine" and "end-to-end" in tables:  # the train specs' forcing
         print("\nend to end (parameter streams, forcing, integration, HDF5 write) against the "
               "integration alone, the same blocks:")
