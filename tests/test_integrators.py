@@ -64,7 +64,8 @@ def test_the_table_is_consistent() -> None:
     assert INTEGRATORS["exact"].in_specs
 
 
-STEPS = {1: (200, 400, 800, 1600), 2: (50, 100, 200, 400), 4: (50, 100, 200, 400)}
+STEPS = {1: (200, 400, 800, 1600), 2: (50, 100, 200, 400), 3: (50, 100, 200, 400),
+         4: (50, 100, 200, 400)}
 """Steps over [0, 10] per order: fine enough to be asymptotic, coarse enough to stay above
 rounding."""
 
@@ -553,3 +554,44 @@ def test_a_grid_far_from_zero_is_stepped_at_its_own_step(name: str) -> None:
         want = integrate("exact", system, [0.7], [-0.4], t)
         errors.append(max_error(got, want))
     assert errors[1] < 1.5 * errors[0]
+
+
+@pytest.mark.parametrize("name", SAMPLED_FORCING)
+def test_which_sampled_methods_read_a_later_sample_than_a_surrogate_has(name: str) -> None:
+    """A surrogate's closed loop has F_0 .. F_{k+1} when it gives x_{k+1}. The ``causal``
+    entries, the same-information baselines, give x_0 .. x_{k+1} without any later sample
+    (changed samples after F_{k+1} change nothing there); the others read F_{k+2} (the
+    cubic, the 2 dt step) or every sample (the spline), and are reported, not baselines."""
+    rng = np.random.default_rng(5)
+    system = Oscillator.linear(rng.uniform(0.05, 0.5, 3), harmonic(rng, 3, 2))
+    x0, v0 = initial(rng, 3)
+    t = np.linspace(0.0, 6.0, 61)
+    F = system.forcing(t)
+    k = 30
+    later = F.copy()
+    later[:, k + 2:] += 1.0
+    runs = [integrate(name, system.with_forcing(SampledForcing(t, f)), x0, v0, t)[0]
+            for f in (F, later)]
+    unchanged = np.array_equal(runs[0][:, :k + 2], runs[1][:, :k + 2])
+    assert unchanged == INTEGRATORS[name].causal, name
+
+
+def test_the_causal_rk4_steps_by_the_peers_half_step_forcing() -> None:
+    """rk4-sampled-causal is RK4 with :func:`causal_midpoint` at every half step, to the last
+    bit (a nonlinear system: stepped as :func:`rk4_step` writes it)."""
+    from odernn.data.stepping import causal_midpoint
+
+    rng = np.random.default_rng(6)
+    system = Oscillator.of("duffing", {"eta": rng.uniform(0.1, 0.3, 4), "alpha": np.ones(4),
+                                       "beta": rng.uniform(0.5, 1, 4)}, harmonic(rng, 4, 2))
+    x0, v0 = initial(rng, 4)
+    t = np.linspace(0.0, 4.0, 81)
+    F = system.forcing(t)
+    x, v = integrate("rk4-sampled-causal", system.with_forcing(SampledForcing(t, F)), x0, v0, t)
+    xs, vs = [x0], [v0]
+    for k in range(t.size - 1):
+        step = rk4_step(system.acceleration, xs[-1], vs[-1], F[:, k], causal_midpoint(F, k),
+                        F[:, k + 1], t[1])
+        xs.append(step[0])
+        vs.append(step[1])
+    assert np.array_equal(x, np.array(xs).T) and np.array_equal(v, np.array(vs).T)

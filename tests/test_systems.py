@@ -129,7 +129,10 @@ def test_every_fixed_step_method_has_its_order_on_every_system(name: str, entry)
         errors.append(max(np.abs(x - ref_x[:, ::every]).max(),
                           np.abs(v - ref_v[:, ::every]).max()))
     slope = np.polyfit(np.log([10.0 / n for n in steps[1:]]), np.log(errors[1:]), 1)[0]
-    assert abs(slope - entry.order) < 0.3, (errors, slope)
+    # rk4-sampled-causal's order 3 is its first two steps' error, entered once; on a system
+    # where the later steps' O(dt^4) is larger at these steps, the slope reads up to 4
+    top = 4 if entry.name == "rk4-sampled-causal" else entry.order
+    assert entry.order - 0.3 < slope < top + 0.3, (errors, slope)
 
 
 @pytest.mark.parametrize("name", list(SYSTEMS))

@@ -1,6 +1,6 @@
 """The honest baselines a surrogate is shown against: the most accurate integrator given the
-same forcing samples, and the speed-up over the cheapest integrator setting that is at least
-as accurate (from the work-precision sweep)."""
+forcing samples a surrogate has by each step, and the speed-up over the cheapest integrator
+setting that is at least as accurate (from the work-precision sweep)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ from odernn.data.integrators import INTEGRATORS
 
 def same_information(methods: Mapping[str, MethodResult], samples_only: bool = False
                      ) -> dict[str, Any] | None:
-    """The most accurate integrator given only the forcing samples (NRMSE x on the test
-    grid; ties: the faster), and each surrogate's error and time relative to it
+    """The most accurate integrator given the information a surrogate has: the forcing
+    samples, and at each step none after the next one (the ``causal`` entries; NRMSE x on the
+    test grid; ties: the faster), and each surrogate's error and time relative to it
     (``error_ratio``, ``time_ratio``: surrogate over baseline, > 1 is worse / slower).
     ``samples_only``: the test set knows its forcing only at the samples (imported data), so
     every integrator run is given only them. None when no such integrator was run."""
     sampled = [name for name in methods
                if name in INTEGRATORS and methods[name].kind == "integrator"
-               and (samples_only or INTEGRATORS[name].sampled_forcing)]
+               and (samples_only or INTEGRATORS[name].sampled_forcing)
+               and INTEGRATORS[name].causal]
     if not sampled:
         return None
 

@@ -1,15 +1,15 @@
 """Closed-loop surrogates against the integrators on one test set.
 
-Every method starts from the test trajectories' initial states. The surrogates
-and the ``rk4-sampled*`` integrators (the ``sampled_forcing`` entries of
+Every method starts from the test trajectories' initial states. The surrogates and the
+``rk4-sampled*`` integrators (the ``sampled_forcing`` entries of
 :data:`odernn.data.integrators.INTEGRATORS`) see the forcing only at its samples
-``F_i``, and the system's parameters a surrogate takes; the other integrators
-evaluate the forcing as a function of time. The best integrator given only the
-samples is the honest baseline each surrogate is compared with
-(:func:`same_information`). The exact solution is the reference. A surrogate
-that withholds a parameter may observe K warm-up steps; the largest K is then excluded
-from every method's error, so all rows of one report are measured on the same
-steps.
+``F_i``, and the system's parameters a surrogate takes; the other integrators evaluate
+the forcing as a function of time. The best integrator given only the samples a
+surrogate has by each step (no later one: the ``causal`` entries) is the honest baseline
+each surrogate is compared with (:func:`same_information`). The exact solution is the
+reference. A surrogate that withholds a parameter may observe K warm-up steps; the
+largest K is then excluded from every method's error, so all rows of one report are
+measured on the same steps.
 
 Three studies, each reusable on its own:
 

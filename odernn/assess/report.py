@@ -165,22 +165,22 @@ def best_by_class_sentences(ev: Evaluation) -> list[str]:
 
 
 def same_information_sentences(ev: Evaluation) -> list[str]:
-    """Each surrogate against the most accurate integrator given only the forcing samples:
-    how many times more or less accurate (NRMSE x) and faster or slower (wall time), from
-    the measured numbers."""
+    """Each surrogate against the most accurate integrator given the forcing samples it has by
+    each step (``causal``): how many times more or less accurate (NRMSE x) and faster or
+    slower (wall time), from the measured numbers."""
     same = ev.info.get("same_information")
     surrogates = ev.method_names("surrogate")
     if not surrogates:
         return []
     if same is None:
-        return ["- No integrator given only the forcing samples (`rk4-sampled*`, or any where "
-                "the test set has nothing else) was run, so no surrogate is compared with one "
-                "that has the same information."]
-    base = same["baseline"]
-    out = [f"- The most accurate integrator given only the samples F_i, the information a "
-           f"surrogate has, is **{base}** ({same['description']}): NRMSE x "
-           f"{fmt(same['nrmse_x'])}, wall time {fmt(same['wall_time_s'])} s "
-           f"(best of {', '.join(f'`{c}`' for c in same['candidates'])})."]
+        return ["- No integrator given only the forcing samples a surrogate has by each step "
+                "(`rk4-sampled`, `rk4-sampled-causal`, Euler's, or `rk4` where the test set "
+                "has nothing else) was run: no surrogate is compared with one that knows as much."]
+    out = [f"- The most accurate integrator given only the samples F_i a surrogate has by "
+           f"each step (none after F_i+1 for the step from t_i) is **{same['baseline']}** "
+           f"({same['description']}): NRMSE x {fmt(same['nrmse_x'])}, wall time "
+           f"{fmt(same['wall_time_s'])} s (best of "
+           f"{', '.join(f'`{c}`' for c in same['candidates'])})."]
     for name in surrogates:
         s = same["surrogates"][name]
         error = s["nrmse_x"]
@@ -198,7 +198,7 @@ def same_information_sentences(ev: Evaluation) -> list[str]:
             accuracy = f"{words} (NRMSE x {fmt(error)} against {fmt(same['nrmse_x'])})"
         pace = (f"{_times(s['time_ratio'], 'slower', 'faster', 'as fast')} "
                 f"({fmt(s['wall_time_s'])} s against {fmt(same['wall_time_s'])} s)")
-        out.append(f"- **{name}**: {accuracy} and {pace} than {base}.")
+        out.append(f"- **{name}**: {accuracy} and {pace} than {same['baseline']}.")
     return out
 
 

@@ -37,6 +37,7 @@ from odernn.data.stepping import (
     rk4,
     rk4_sampled,
     rk4_sampled_2dt,
+    rk4_sampled_causal,
     rk4_sampled_cubic,
     rk4_sampled_spline,
     semi_implicit_euler,
@@ -122,7 +123,12 @@ class Integrator:
     trajectories share its block (so a dataset is the same in any blocks or shards)."""
     sampled_forcing: bool = False
     """It sees the forcing only at the grid points: given the samples ``F_i`` alone, the
-    information a surrogate gets."""
+    samples a surrogate gets."""
+    causal: bool = False
+    """Given the samples, each step from ``t_i`` uses none after ``F_{i+1}``: the information a
+    surrogate's closed loop has by then (``rk4`` and Euler's given samples too: linear between
+    ``F_i`` and ``F_{i+1}``, or ``F_i`` alone). The cubic, the spline and the ``2 dt`` step
+    read later samples; SciPy's adaptive steps cross several."""
     in_specs: bool = False
     """A dataset spec may name it."""
     closed_form: bool = False
@@ -141,23 +147,27 @@ class Integrator:
 
 
 INTEGRATORS: dict[str, Integrator] = {entry.name: entry for entry in (
-    Integrator("euler", euler, 1, "forward Euler, the notes' update", in_specs=True),
+    Integrator("euler", euler, 1, "forward Euler, the notes' update", in_specs=True,
+               causal=True),
     Integrator("semi-implicit-euler", semi_implicit_euler, 1,
-               "semi-implicit (symplectic) Euler", in_specs=True),
+               "semi-implicit (symplectic) Euler", in_specs=True, causal=True),
     Integrator("rk4", rk4, 4, "classical RK4 with the forcing evaluated exactly at half steps",
-               in_specs=True),
+               in_specs=True, causal=True),
     Integrator("rk4-sampled", rk4_sampled, 2,
                "RK4 at step dt on the samples F_i, linear interpolation at half steps",
-               sampled_forcing=True),
+               sampled_forcing=True, causal=True),
+    Integrator("rk4-sampled-causal", rk4_sampled_causal, 3,
+               "RK4 at step dt on the samples F_i, the cubic through F_i-2 .. F_i+1 at half "
+               "steps (no later sample)", sampled_forcing=True, causal=True),
     Integrator("rk4-sampled-cubic", rk4_sampled_cubic, 4,
-               "RK4 at step dt on the samples F_i, local cubic through 4 samples at half steps",
-               sampled_forcing=True),
+               "RK4 at step dt on the samples F_i, local cubic through 4 samples at half steps "
+               "(reads F_i+2)", sampled_forcing=True),
     Integrator("rk4-sampled-spline", rk4_sampled_spline, 4,
-               "RK4 at step dt on the samples F_i, not-a-knot cubic spline at half steps",
-               sampled_forcing=True),
+               "RK4 at step dt on the samples F_i, not-a-knot cubic spline at half steps "
+               "(reads every sample)", sampled_forcing=True),
     Integrator("rk4-sampled-2dt", rk4_sampled_2dt, 4,
                "RK4 at step 2 dt on the samples F_i, F_i+1, F_i+2 (start, midpoint, end), odd "
-               "points by quintic Hermite", sampled_forcing=True),
+               "points by quintic Hermite (reads F_i+2)", sampled_forcing=True),
     Integrator("scipy", scipy_ivp, None, "SciPy solve_ivp with the forcing as a function of time",
                batch_independent=False, in_specs=True),
     Integrator("exact", exact, None,
