@@ -18,12 +18,13 @@ from odernn.assess.results import DATA_ONLY, REFERENCE, Evaluation
 
 INTEGRATOR_COLORS = {"exact": "#000000", "data": "#000000", "scipy": "#e377c2", "euler": "#8c564b",
                      "semi-implicit-euler": "#a6a61c", "rk4": "#17becf", "rk4-sampled": "#7f7f7f",
-                     "rk4-sampled-cubic": "#c49c94", "rk4-sampled-spline": "#1f6f7a",
-                     "rk4-sampled-2dt": "#7a7a18"}
+                     "rk4-sampled-causal": "#5254a3", "rk4-sampled-cubic": "#c49c94",
+                     "rk4-sampled-spline": "#1f6f7a", "rk4-sampled-2dt": "#7a7a18"}
 """The fixed colour of each integrator."""
 INTEGRATOR_DASHES = {"scipy": (0, (1, 1.5)), "euler": (0, (6, 2)),
                      "semi-implicit-euler": (0, (6, 2, 1, 2)), "rk4": (0, (3, 1.5)),
-                     "rk4-sampled": (0, (3, 1, 1, 1)), "rk4-sampled-cubic": (0, (5, 1, 1, 1, 1, 1)),
+                     "rk4-sampled": (0, (3, 1, 1, 1)), "rk4-sampled-causal": (0, (4, 1.5, 1, 1.5)),
+                     "rk4-sampled-cubic": (0, (5, 1, 1, 1, 1, 1)),
                      "rk4-sampled-spline": (0, (9, 2, 2, 2)), "rk4-sampled-2dt": (0, (1.5, 3))}
 """Each integrator's own dash pattern: the lines stay apart printed in grey."""
 FAMILY_COLORS = {"rnn": "#1f77b4", "lstm": "#d62728", "gru": "#2ca02c", "esn": "#9467bd",
