@@ -8,13 +8,15 @@ every step each member predicts the next state from the one carried, with its ow
 state, and the median of their predictions (of each component; for an even number of members
 the mean of the two middle ones) is carried to all of them.
 
-Why not the mean of the members' own trajectories: members whose closed loops drift out
-of phase (chaos, or drives off the training ones) average to a smaller amplitude than any
-of them, so the steady-state statistics (max and mean of x^2) of that mean were far worse
-than every member's. The joint loop stays one trajectory of a dynamical system, keeps the
+Why not the mean of the members' own trajectories: members whose closed loops drift out of
+phase (chaos, or drives off the training ones) average to a smaller amplitude than any of
+them, so the steady-state statistics (max and mean of x^2) of that mean were far worse than
+every member's. The joint loop stays one trajectory of a dynamical system, keeps the
 amplitude, and fewer than half of the members that run away or turn non-finite do not carry
-the ensemble with them. ``benchmarks/ensembles.py`` measures it against the median member and
-the trajectory mean; an ensemble of one member is that member, to the bit.
+the ensemble with them. The trajectory mean's pointwise error (NRMSE) can be the lower of
+the two, for the same reason: averaging shrinks what drifts apart.
+``benchmarks/ensembles.py`` measures it against the median member and the trajectory mean;
+an ensemble of one member is that member, to the bit.
 
 The members' own rollouts travel with the ensemble's (``Rollout.info["members"]``), so the
 evaluator scores each seed and the ensemble from one call (:mod:`odernn.assess.evaluate`).
