@@ -18,8 +18,8 @@ NRMSE of x (pointwise: meaningless beyond a few periods on the chaotic drive).
 
 Methods, by the information they use:
 
-- knows the equation: RK4 on the forcing samples (spline half steps) with the true
-  parameters;
+- knows the equation: RK4 on the forcing samples a surrogate has by each step (the causal
+  cubic at the half steps, ``rk4-sampled-causal``) with the true parameters;
 - knows an approximate model: the prior alone (Duffing with beta 20% too large, and the
   linear oscillator with the data's eta), RK4 on the samples; the hybrids (``--prior``),
   each family trained on top of the Duffing prior with the wrong beta and the ESN also on
@@ -67,8 +67,9 @@ WRONG_BETA = 1.2
 
 
 class OnTheSamples:
-    """RK4 on the forcing samples (spline half steps) of ``system`` with ``params``: the
-    integrator of a model the user knows, exactly or approximately (``changes``)."""
+    """RK4 on the forcing samples a surrogate has by each step (``rk4-sampled-causal``) of
+    ``system`` with ``params``: the integrator of a model the user knows, exactly or
+    approximately (``changes``)."""
 
     target, warmup_steps, family = "state", 0, "integrator"
 
@@ -83,7 +84,7 @@ class OnTheSamples:
         t = self.dt * np.arange(steps)
         values = {k: np.full(n, v) for k, v in {**self.fixed, **self.changes}.items()}
         osc = Oscillator.of(self.system, values, SampledForcing(t, F))
-        x, v = INTEGRATORS["rk4-sampled-spline"](osc, x0, v0, t)
+        x, v = INTEGRATORS["rk4-sampled-causal"](osc, x0, v0, t)
         return Rollout(x, v, np.full(n, -1))
 
 
