@@ -8,7 +8,7 @@ and returning an ``(N, M)`` array. Two kinds exist:
   (K sinusoids); the linear oscillator under it has a closed-form solution
   (:mod:`odernn.data.exact`);
 - :class:`SampledForcing`, linear interpolation of samples ``F_i`` on a grid:
-  all that a surrogate sees, used to give an integrator the same information;
+  the samples a surrogate sees, used to give an integrator no more than them;
 - :class:`GridForcing`, a harmonic forcing with its values on one grid computed once.
 """
 

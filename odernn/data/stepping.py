@@ -167,7 +167,10 @@ def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Arra
 # ---------------------------------------------------------------- given only the samples
 #
 # The methods below call ``system.forcing`` once, at the grid ``t`` itself: they see only
-# the samples ``F_i = F(t_i)``, exactly the information a surrogate gets.
+# the samples ``F_i = F(t_i)``, the samples a surrogate gets. Those that read no sample after
+# ``F_{i+1}`` for the step from ``t_i`` (linear, the causal cubic) have no more than a
+# surrogate has by then; the local cubic, the spline and the 2 dt step read later ones
+# (``Integrator.causal`` in :mod:`odernn.data.integrators`).
 
 
 def _midpoint_weights(nodes: Sequence[int]) -> Array:
