@@ -61,11 +61,11 @@ import scipy.sparse  # noqa: E402
 import torch  # noqa: E402
 
 import odernn  # noqa: E402
-from odernn.learn.gradient import _fit_skip  # noqa: E402
 from odernn.learn.models import build, inference  # noqa: E402
 from odernn.learn.models.inference import by_sigmoid, sigmoid_form_, tanh_  # noqa: E402
 from odernn.learn.models.layout import Layout, Stats  # noqa: E402
 from odernn.learn.models.readout import skip_width  # noqa: E402
+from odernn.learn.skip_fit import fit_skip  # noqa: E402
 from odernn.learn.windows import compute_stats, to_tensors  # noqa: E402
 
 FAMILIES = ("rnn", "lstm", "gru")
@@ -128,10 +128,10 @@ def rollout_call(model, data, batch: int, steps: int) -> Callable[[], object]:
 
 def in_range(family: str, layout: Layout, stats: Stats, data) -> torch.nn.Module:
     """``family`` at its defaults (skip products of degree 1), weights as initialised, the skip
-    at the least-squares fit of ``data``'s steps (``odernn.learn.gradient._fit_skip``, how
+    at the least-squares fit of ``data``'s steps (``odernn.learn.skip_fit.fit_skip``, how
     training starts it): a closed loop that stays in range, as a trained model's does."""
     model = build(family, layout, stats, products=1).eval()
-    _fit_skip(model, [to_tensors(data, layout)])
+    fit_skip(model, [to_tensors(data, layout)])
     return model
 
 

@@ -67,3 +67,20 @@ def test_modules_are_small():
     long = {relative(p): n for p in SOURCES
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_every_benchmark_script_imports():
+    """The scripts behind the docs' figures run outside the test suite: a renamed function
+    broke benchmarks/rollout.py's import and nothing noticed. Each is imported (its main is
+    not run), in a process of its own: the scripts set thread counts as they load."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, pathlib, sys; sys.path.insert(0, 'benchmarks'); bad = []\n"
+            "for p in sorted(pathlib.Path('benchmarks').glob('*.py')):\n"
+            "    try: importlib.import_module(p.stem)\n"
+            "    except Exception as e: bad.append(f'{p.name}: {type(e).__name__}: {e}')\n"
+            "print('\\n'.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
