@@ -510,3 +510,16 @@ def test_the_report_names_the_versions_that_drew_and_fitted_it() -> None:
     from odernn.assess.evaluate import _versions
 
     assert {"odernn", "numpy", "scipy", "h5py", "matplotlib"} <= set(_versions())
+
+
+def test_a_known_system_evaluated_without_integrators_is_not_said_unknown(tmp_path: Path) -> None:
+    """With integrators=() on a pendulum test set the report said its equation is not
+    known; none was asked for."""
+    from odernn.data.simulate import simulate_trajectories
+    from odernn.data.spec import load_spec
+
+    test = simulate_trajectories(load_spec("pendulum-test").with_overrides(n=3, n_steps=120))
+    ev = evaluate(test, {"zeros": Zeros()}, integrators=(), work_precision=False,
+                  resonance=False, chaos=False, bifurcation=False, progress=False)
+    md = (write_report(ev, tmp_path / "report") / "report.md").read_text(encoding="utf-8")
+    assert "No integrator was asked for." in md and "equation is not known" not in md

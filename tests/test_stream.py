@@ -363,3 +363,23 @@ def test_the_command_says_when_it_streams(path, tmp_path, monkeypatch, capsys):
         in capsys.readouterr().err
     assert main([*args, "-o", str(tmp_path / "b"), "-q"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_the_skips_chunks_fit_a_tight_budget_the_same_way_in_memory_and_streamed(
+        small, monkeypatch):
+    """The skip's least squares holds about four times a chunk's float64 features: chunks of
+    up to 64 MiB of them took some 270 MiB streamed under any budget. Under a tight budget
+    they take an eighth of it, the same chunks whether in memory or streamed."""
+    from odernn.learn import skip_fit
+    from odernn.learn.models import build
+
+    monkeypatch.setenv(budget.ENV, "16M")
+    rows, data = FileRows(small), read_trajectories(small)
+    layout = config("gru").layout(data.dt, data.system, data.params)
+    model = build("gru", layout, compute_stats(data, layout))
+    per_row = 8 * (model.D.shape[1] + 1) * data.n_steps
+    memory = [z.shape[0] for z, _ in skip_fit._chunks(model, [to_tensors(data, layout)])]
+    streamed = stream.window_source(rows, layout, torch.device("cpu"), 1000, 64, 25)
+    from_file = [z.shape[0] for z, _ in skip_fit._chunks(model, streamed.blocks())]
+    assert memory == from_file and len(memory) > 1
+    assert max(memory) * per_row <= (16 << 20) // skip_fit.SKIP_BUDGET_SHARE

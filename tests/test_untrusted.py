@@ -70,3 +70,16 @@ def test_a_torch_with_a_known_weights_only_bypass_loads_nothing(version, tmp_pat
 @pytest.mark.parametrize("version", ["2.6.0", "2.13.0+cpu", "2.10.1+cu128"])
 def test_safe_torch_versions_pass(version):
     check_safe_loading(version)
+
+
+@pytest.mark.parametrize("content", [bytes(100), b'{"a": 1}\n', b"\x89PNG\r\n\x1a\n" + bytes(64)])
+def test_a_corrupt_checkpoint_is_unreadable_not_forged_and_no_unsafe_load_is_advised(
+        tmp_path, content):
+    """torch's UnpicklingError for any such file advised re-running torch.load with
+    weights_only=False, and odernn called a zeroed file left by a crash 'forged'."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(content)
+    with pytest.raises(DataError, match="not a readable odernn checkpoint") as caught:
+        load_surrogate(run)
+    assert "weights_only" not in str(caught.value) and "forged" not in str(caught.value)

@@ -174,8 +174,8 @@ def same_information_sentences(ev: Evaluation) -> list[str]:
         return []
     if same is None:
         return ["- No integrator given only the forcing samples a surrogate has by each step "
-                "(`rk4-sampled`, `rk4-sampled-causal`, Euler's, or `rk4` where the test set "
-                "has nothing else) was run: no surrogate is compared with one that knows as much."]
+                "(`rk4-sampled`, `rk4-sampled-causal`, or Euler's and `rk4` where the test "
+                "set has nothing else) ran: no surrogate is compared with one that knows as much."]
     out = [f"- The most accurate integrator given only the samples F_i a surrogate has by "
            f"each step (none after F_i+1 for the step from t_i) is **{same['baseline']}** "
            f"({same['description']}): NRMSE x {fmt(same['nrmse_x'])}, wall time "
@@ -295,13 +295,13 @@ def _accuracy(ev: Evaluation, colors: Mapping[str, str]) -> Section:
                      "reference has no error and is not drawn.", error_plot(ev, colors)))
     ran = set(ev.method_names("integrator", "reference"))
     between = " and ".join(f"`{n}`" for n in ("rk4", "scipy") if n in ran)
-    if not ran - {DATA}:
-        forcing = "No integrator ran: the test set's equation is not known. "
+    if not ran - {DATA}:  # settings' note: imported data of no known system
+        forcing = ("No integrator ran: the test set's equation is not known. "
+                   if "note" in ev.info["settings"] else "No integrator was asked for. ")
     elif ev.test.samples_only:
         forcing = ("The test set knows its forcing only at the samples F_i (imported data), so "
-                   "every method sees it only there, as the surrogates do"
-                   + (f": {between} interpolate linearly between the samples. " if between
-                      else ". "))
+                   "every method sees it only there, as the surrogates do" + (
+                       f": {between} interpolate linearly between them. " if between else ". "))
     else:
         forcing = ("The surrogates see the forcing only at the samples F_i, as do forward and "
                    "semi-implicit Euler and the `rk4-sampled*` integrators"

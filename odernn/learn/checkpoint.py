@@ -109,12 +109,16 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
         with warnings.catch_warnings():  # a foreign file's warnings: the error says it all
             warnings.simplefilter("ignore")
             record = torch.load(path, map_location=where, weights_only=True)
-    except pickle.UnpicklingError as err:  # not torch's advice to load it unsafely
-        raise DataError(f"{path} is not a readable odernn checkpoint: it holds objects other "
-                        "than tensors and plain data, which odernn never unpickles (a foreign "
-                        "or forged file)") from err
     except Exception as err:  # torch raises many types for a corrupt or foreign file
-        said = str(err).splitlines()[0][:200] if str(err) else ""
+        if (isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err)
+                and zipfile.is_zipfile(path)):  # a torch file of objects: not torch's advice
+            raise DataError(f"{path} is not a readable odernn checkpoint: it holds objects "
+                            "other than tensors and plain data, which odernn never unpickles "
+                            "(a foreign or forged file)") from err
+        text = str(err)
+        if "WeightsUnpickler error:" in text:  # torch's own words advise the unsafe load
+            text = text.split("WeightsUnpickler error:", 1)[1].strip()
+        said = text.splitlines()[0][:200] if text else ""
         raise DataError(f"{path} is not a readable odernn checkpoint ({type(err).__name__}: "
                         f"{said})") from err
     if not isinstance(record, dict) or record.get("format") != FORMAT:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import Tensor
 
+from odernn import budget
 from odernn.learn.models.readout import skip_features
 from odernn.learn.windows import SequenceTensors
 
@@ -21,7 +22,12 @@ streamed and an in-memory fit, or two summation orders, could differ in them."""
 
 SKIP_CHUNK_BYTES = 64 << 20
 """The skip's least squares sums its normal equations over chunks of trajectories whose
-float64 features take at most this many bytes, not the whole set's at once."""
+float64 features take at most this many bytes, not the whole set's at once ..."""
+SKIP_BUDGET_SHARE = 8
+"""... nor more than this fraction of the memory budget: a chunk holds about four times its
+features (the float64 and float32 features, the targets, the trajectories joined), so the
+fit stays within half the budget. Only a budget under 512 MiB makes the chunks smaller, and
+then the skip's rounding depends on it, the same in memory and streamed."""
 
 
 def fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
@@ -50,15 +56,17 @@ def fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
 
 
 def _chunks(model, blocks: Iterable[SequenceTensors]) -> Iterator[tuple[Tensor, Tensor]]:
-    """The trajectories of ``blocks`` as ``(z, e)`` in chunks whose float64 skip features take
-    at most :data:`SKIP_CHUNK_BYTES`: the same chunks, so the same sums to the last bit,
-    whether they come in one block (in memory) or in many (streamed from a file): a
-    streamed run's skip once differed from an in-memory one's by its rounding, which Adam
-    carried into the weights (docs/scaling.md)."""
+    """The trajectories of ``blocks`` as ``(z, e)`` in chunks whose float64 skip features take at
+    most :data:`SKIP_CHUNK_BYTES` (:data:`SKIP_BUDGET_SHARE`): the same chunks, so the same
+    sums to the last bit, whether they come in one block (in memory) or in many (streamed
+    from a file): a streamed run's skip once differed from an in-memory one's by its
+    rounding, which Adam carried into the weights (docs/scaling.md)."""
     held: list[SequenceTensors] = []
     n = rows = 0
     for block in blocks:
-        rows = rows or max(1, SKIP_CHUNK_BYTES // (8 * (model.D.shape[1] + 1) * block.n_steps))
+        if not rows:
+            limit = min(SKIP_CHUNK_BYTES, budget.memory_budget()[0] // SKIP_BUDGET_SHARE)
+            rows = max(1, limit // (8 * (model.D.shape[1] + 1) * block.n_steps))
         lo = 0
         while lo < block.n:
             take = min(rows - n, block.n - lo)
