@@ -251,8 +251,7 @@ def rk4_sampled_causal(
     Fh = np.empty((t.size - 1, system.n))
     for k in range(min(2, t.size - 1)):
         Fh[k] = causal_midpoint(F.T, k)
-    # the cubic's weights on F_{k-2} .. F_{k+1}, in causal_midpoint's order: the same bits
-    Fh[2:] = 0.0625 * F[:-3] - 0.3125 * F[1:-2] + 0.9375 * F[2:-1] + 0.3125 * F[3:]
+    Fh[2:] = _causal_cubic(F[:-3], F[1:-2], F[2:-1], F[3:])  # every later step at once
     _rk4_march(system, F, Fh, x, v, grid_step(t))
     return x.T, v.T
 
@@ -301,9 +300,14 @@ def causal_midpoint(F: np.ndarray, k: int) -> np.ndarray:
     through ``F_0 .. F_2``, at ``k = 0`` the mean of ``F_0, F_1``): only samples a surrogate
     has been given by step ``k`` (``F_{k+1}`` its last), no later one. Error ``O(dt^4)``,
     against the mean's ``O(dt^2)``; one step at a time, so a closed loop holds no more."""
-    if k >= 2:  # Lagrange weights of nodes -2, -1, 0, 1 at 1/2
-        return (0.0625 * F[:, k - 2] - 0.3125 * F[:, k - 1] + 0.9375 * F[:, k]
-                + 0.3125 * F[:, k + 1])
+    if k >= 2:
+        return _causal_cubic(F[:, k - 2], F[:, k - 1], F[:, k], F[:, k + 1])
     if k == 1:
         return -0.125 * F[:, 0] + 0.75 * F[:, 1] + 0.375 * F[:, 2]
     return 0.5 * (F[:, 0] + F[:, 1])
+
+
+def _causal_cubic(f_2: Array, f_1: Array, f0: Array, f1: Array) -> Array:
+    """The cubic through ``F_{k-2}, F_{k-1}, F_k, F_{k+1}`` at ``t_k + dt / 2``: their Lagrange
+    weights of nodes -2, -1, 0, 1 at 1/2, ``(1, -5, 15, 5) / 16``."""
+    return 0.0625 * f_2 - 0.3125 * f_1 + 0.9375 * f0 + 0.3125 * f1
