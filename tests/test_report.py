@@ -20,7 +20,7 @@ from PIL import Image
 from test_evaluate import ExactMap, Exploding, Zeros, make_test_set
 
 import odernn
-from odernn.assess.document import Figure, Section, Table, fmt
+from odernn.assess.document import Figure, Section, Table, fmt, fmt_at_least
 from odernn.assess.evaluate import evaluate
 from odernn.assess.metrics import METRICS
 from odernn.assess.report import same_information_sentences, write_report
@@ -248,8 +248,8 @@ def test_a_median_valid_time_at_the_horizon_is_said_to_be_a_lower_bound() -> Non
                   work_precision=False, resonance=False, chaos=False, progress=False)
     assert ev.metrics["oracle"]["valid_time_censored"] == 3
     assert ev.metrics["off"]["valid_time_censored"] == 0
-    horizon = fmt(ev.metrics["oracle"]["valid_time_median"])
-    assert (f"valid for a median t >= {horizon} (the horizon: 3 of 3 trajectories stayed "
+    horizon = fmt_at_least(ev.metrics["oracle"]["valid_time_median"])
+    assert (f"valid for a median t >= {horizon} (3 of 3 trajectories stayed "
             "within the threshold to the end)") in "".join(_findings(ev))
 
 
@@ -454,6 +454,15 @@ def test_fmt() -> None:
               [0.062106, 0.5])
     assert [fmt(v) for v in values] == [
         "0.0123", "1.50e-05", "2.00e+06", "1234", "12.3", "3", "∞", "–", "–", "0.0621, 0.5"]
+
+
+def test_a_lower_bound_is_rounded_down_never_up() -> None:
+    """A censored valid time of 49.95 (the horizon of 1000 steps of 0.05) is ">= 49.9":
+    fmt's "50" would claim more than was measured."""
+    values = (49.95, 50.0, 0.3, 99.96, 9999.5, 12345.6, 1.2345e-4, 7.47, float("inf"))
+    assert [fmt_at_least(v) for v in values] == [
+        "49.9", "50", "0.3", "99.9", "9999", "1.23e+04", "1.23e-04", "7.47", "∞"]
+    assert all(float(fmt_at_least(v)) <= v for v in np.geomspace(1e-5, 1e6, 997))
 
 
 def test_summary_compares_no_accuracy_when_the_baseline_diverged_too() -> None:

@@ -50,6 +50,10 @@ def test_identical_inputs_give_zero():
     # valid time in Lyapunov times: only the two chaotic trajectories (exponent > 0.01)
     assert summary["n_chaotic"] == 2
     assert summary["valid_lyapunov_median"] == pytest.approx(T[-1] * (0.15 + 0.2) / 2)
+    assert summary["valid_lyapunov_censored"] == 2  # both valid to the end: lower bounds
+    np.testing.assert_array_equal(per["valid_censored"], True)
+    off = summarize_statistics(REF_X + 1.0, REF_V, REF_X, REF_V, T, exponent=EXPONENT)
+    assert off["valid_lyapunov_censored"] == 0 and off["n_chaotic"] == 2
 
 
 def test_wasserstein_of_shifted_samples_is_the_shift():

@@ -25,6 +25,7 @@ import shutil
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,17 @@ def fmt(value: Any) -> str:
     if isinstance(value, Mapping):
         return json.dumps(value, default=str)
     return str(value)
+
+
+def fmt_at_least(value: float) -> str:
+    """A lower bound's cell: :func:`fmt`'s digits, the last rounded down (49.95 is ``49.9``,
+    not ``50``: a bound must not claim more than it knows)."""
+    v = float(value)
+    if not math.isfinite(v) or v == 0:
+        return fmt(v)
+    digits = 3 if abs(v) < 1e-3 or abs(v) >= 1e4 else max(3, 1 + int(math.log10(abs(v))))
+    d = Decimal(repr(v))  # the shortest decimal that is v: no binary noise to round down
+    return fmt(float(d.quantize(Decimal(1).scaleb(d.adjusted() - digits + 1), ROUND_FLOOR)))
 
 def _png(image: MplFigure | bytes) -> bytes:
     if isinstance(image, bytes):

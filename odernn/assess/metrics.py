@@ -41,7 +41,9 @@ METRICS: dict[str, str] = {
     "valid_time_p10": "10th percentile of the valid prediction time over trajectories",
     "valid_time_censored": "trajectories whose error never exceeded the threshold: their valid "
                            "time is the horizon, a lower bound",
-    "energy_balance": "RMS drift of E - E0 - integral(F v - eta v^2 dt) over mean reference energy",
+    "energy_balance": "RMS over steps s..T-1 of E_k - E_(s-1) - integral from t_(s-1) to t_k of "
+                      "the forcing's and the damping's power (F v - eta v^2), over the mean "
+                      "reference energy (above its minimum where E < 0)",
     "n_diverged": "trajectories that became non-finite or exploded (never dropped)",
     "wall_time_s": "wall-clock seconds to produce all test trajectories (best of repeats; a "
                    "seed group: its joint closed loop alone)",

@@ -72,6 +72,11 @@ PEERS = ("sindy", "dmdc")
 """The peers' method names, in display order."""
 SINDY_THRESHOLDS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 """STLSQ thresholds tried on the validation trajectories."""
+SINDY_STEPPING = ("stepped by RK4 with F at each half step from the cubic through the last four "
+                  "samples given (never a later one)")
+"""How the SINDy peer is stepped (:func:`~odernn.data.stepping.causal_midpoint`), said alike in
+its description and the report."""
+
 VAL_FRACTION = 0.2
 """Share of the training trajectories held out, whole, to choose a threshold or a rank."""
 SEED = 0
@@ -286,8 +291,7 @@ def fit_sindy(data: Trajectories, parameters: tuple[str, ...], threshold: float)
                 "equations": equations, "coefficients": coefficients,
                 "inputs": names, "fit_samples": int(i.size)}
     return Peer("sindy", "SINDy with control (pysindy): a sparse polynomial ODE fitted to the "
-                "training file, stepped by RK4 with F at the half step from the cubic "
-                "through the last four samples given, closed loop",
+                f"training file, {SINDY_STEPPING}, closed loop",
                 settings, parameters, step, mean, std)
 
 

@@ -22,6 +22,7 @@ from odernn.assess.document import (
     anchor,
     check_report_dir,
     fmt,
+    fmt_at_least,
     write_document,
 )
 from odernn.assess.figures import (
@@ -265,12 +266,11 @@ def _findings(ev: Evaluation) -> list[str]:
 
 
 def _valid_median(m: Mapping[str, Any], n: int) -> str:
-    """``= t``, or ``>= t`` with how many trajectories stayed valid to the end where that
-    median is censored (the horizon: a lower bound, not a measured time)."""
+    """``= t``, or ``>= t`` (a lower bound) where a middle value is censored (valid to the end)."""
     censored = m.get("valid_time_censored", 0)
     if 2 * censored < n:  # both middle values measured
         return f"= {fmt(m['valid_time_median'])}"
-    return (f">= {fmt(m['valid_time_median'])} (the horizon: {censored} of {n} trajectories "
+    return (f">= {fmt_at_least(m['valid_time_median'])} ({censored} of {n} trajectories "
             "stayed within the threshold to the end)")
 
 

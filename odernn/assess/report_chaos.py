@@ -15,6 +15,7 @@ from odernn.assess.results import Evaluation
 COLUMNS = {
     "valid_lyapunov_median": "valid time [Lyapunov times], median",
     "valid_lyapunov_p10": "valid time [Lyapunov times], p10",
+    "valid_lyapunov_censored": "chaotic trajectories valid to the end (times censored)",
     "x2_max_rel_error": "max x² rel. error",
     "x2_mean_rel_error": "mean x² rel. error",
     "w1_x": "W1(x) / std(x)",

@@ -4,7 +4,7 @@ trajectories chose, and SINDy's identified equation (:mod:`odernn.assess.peers`)
 from __future__ import annotations
 
 from odernn.assess.document import Section, Table
-from odernn.assess.peers import TOLERANCE, VAL_FRACTION
+from odernn.assess.peers import SINDY_STEPPING, TOLERANCE, VAL_FRACTION
 from odernn.assess.results import Evaluation
 
 TEXT = (
@@ -14,7 +14,7 @@ TEXT = (
     "which), each constant along its trajectory. **sindy**: sparse "
     "identification with control (pysindy): a polynomial ODE for (x, v) in (x, v, F and the "
     "parameters), fitted to 4th-order finite differences by sequentially thresholded least "
-    "squares and stepped by RK4 with F linear between the samples. **dmdc**: DMD with "
+    f"squares and {SINDY_STEPPING}. **dmdc**: DMD with "
     "control, a linear map z_{k+1} = A z_k + B u_k with z = (x, v), u = (F_k, F_{k+1}) and "
     "each varying parameter times those four, by least squares with a truncated SVD. "
     f"SINDy's threshold and DMDc's rank are chosen on {VAL_FRACTION:.0%} of the training "

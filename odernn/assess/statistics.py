@@ -29,7 +29,7 @@ from odernn.assess.metrics import (
     divergence_steps,
     mark_diverged,
     reference_scale,
-    valid_prediction_time,
+    valid_times,
 )
 from odernn.data.schema import grid_step
 from odernn.errors import SpecError
@@ -50,6 +50,8 @@ STATISTICS: dict[str, str] = {
                              "times the largest Lyapunov exponent (Lyapunov times)",
     "valid_lyapunov_p10": "10th percentile of the valid prediction time in Lyapunov times",
     "n_chaotic": "trajectories whose largest Lyapunov exponent exceeds 0.01",
+    "valid_lyapunov_censored": "chaotic trajectories whose error never exceeded the threshold: "
+                               "their valid time is the horizon's, a lower bound",
     "x2_max_rel_error": "relative error of the steady-state max of x^2, all trajectories pooled",
     "x2_mean_rel_error": "relative error of the steady-state mean of x^2, all trajectories "
                          "pooled",
@@ -221,7 +223,8 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
                               scale_x: float | None = None, scale_v: float | None = None,
                               min_exponent: float = MIN_EXPONENT) -> dict[str, np.ndarray]:
     """Every per-trajectory quantity behind :func:`summarize_statistics`, each ``(N,)``:
-    ``valid_time``, ``valid_lyapunov`` (NaN without a positive ``exponent``), the
+    ``valid_time`` and ``valid_censored`` (never past the threshold: the horizon, a lower
+    bound), ``valid_lyapunov`` (NaN without a positive ``exponent``), the
     steady-state ``x2_max``/``x2_mean`` of prediction and reference (``*_ref``) and their
     relative errors, ``w1_x``, ``w1_v`` (over the scales) and ``spectrum_error_x``.
     Divergence (``diverged_at``, or non-finite values) makes the trajectory ``inf`` from
@@ -231,7 +234,8 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
                                          scale_x, scale_v)
     k = steady_start(t, transient, start=start)
     out: dict[str, np.ndarray] = {}
-    out["valid_time"] = valid_prediction_time(px, rx, t, threshold, sx, start=start)
+    out["valid_time"], out["valid_censored"] = valid_times(px, rx, t, threshold, sx,
+                                                           start=start)
     lam = np.full(px.shape[0], np.nan) if exponent is None else exponent
     out["valid_lyapunov"] = lyapunov_times(out["valid_time"], lam, min_exponent)
     (out["x2_max"], out["x2_mean"]), (out["x2_max_ref"], out["x2_mean_ref"]) = (
@@ -268,12 +272,14 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
     px, pv, rx, rv, t, sx, sv = _prepare(pred_x, pred_v, ref_x, ref_v, t, diverged_at,
                                          scale_x, scale_v)
     k = steady_start(t, transient, start=start)
-    lyap = per["valid_lyapunov"][np.isfinite(per["valid_lyapunov"])]
+    chaotic = np.isfinite(per["valid_lyapunov"])
+    lyap = per["valid_lyapunov"][chaotic]
     out: dict[str, float] = {} if exponent is None else {  # unknown without the exponents
         "valid_lyapunov_median": float(np.median(lyap)) if lyap.size else np.nan,
         "valid_lyapunov_p10": (float(np.quantile(lyap, 0.1, method="inverted_cdf"))
                                if lyap.size else np.nan),
         "n_chaotic": int(lyap.size),
+        "valid_lyapunov_censored": int(np.count_nonzero(per["valid_censored"][chaotic])),
     }
     pooled = [response_statistics(a[:, k:].reshape(1, -1)) for a in (px, rx)]
     for i, name in enumerate(("x2_max", "x2_mean")):
