@@ -283,3 +283,26 @@ def test_numpy_numbers_are_numbers_and_a_stepper_owns_its_inputs(small_linear_se
         fitted.rollout(series.x[:, 0], series.x[:, 0], n_steps=20)
     with pytest.raises(DataError, match="whole number n_steps"):
         fitted.rollout(series.x[:, 0], n_steps=20.0)
+
+
+@pytest.mark.parametrize("name, value, needle", [
+    ("F", None, "the name of an input channel"),
+    ("x", None, "the name of an input channel"),
+    ("k2", "two columns", r"shape \(16, 2\): a model takes parameters of one value"),
+])
+def test_a_hand_made_parameter_a_model_cannot_take_is_refused_in_words(name, value, needle):
+    """Data built by hand (import refuses both): a parameter named as an input channel was
+    silently dropped from the model's inputs, and one of (N, K) ended in numpy's traceback."""
+    import dataclasses
+
+    from odernn.data.simulate import simulate_trajectories
+    from odernn.data.spec import load_spec
+    from odernn.errors import SpecError
+
+    data = simulate_trajectories(load_spec("test").with_overrides(n=16, n_steps=60))
+    eta = data.params["eta"]
+    given = np.stack([eta, eta], 1) if value else eta
+    params = {**{k: p for k, p in data.params.items() if k != "eta"}, name: given}
+    data = dataclasses.replace(data, params=params, attrs={**data.attrs, "system": "external"})
+    with pytest.raises(SpecError, match=needle):
+        odernn.fit(data, model="gru", hidden=4, epochs=1)

@@ -133,21 +133,30 @@ def test_every_input_is_kept_even_where_the_model_does_not_read_it(tmp_path):
     assert shapes["start"] == (["batch"], "tensor(bool)")
 
 
-def test_the_documented_client_loop_runs_and_matches(tmp_path, monkeypatch):
-    """docs/export.md's Python block (onnxruntime and numpy alone), as written."""
+@pytest.mark.parametrize("mode", ["state", "withheld"])
+def test_the_documented_client_loop_runs_and_matches(mode, tmp_path, monkeypatch):
+    """docs/export.md's Python block (onnxruntime and numpy alone), as written; with a
+    parameter withheld, its warm-up too (the block ignored it: 5e-2 of max |x| off)."""
     text = (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
     blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
     assert len(blocks) == 1
-    model = tiny_model("lstm", "state")
+    model = tiny_model("lstm", mode)
     exported(model, tmp_path, "lstm.onnx")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(blocks[0], namespace)
     test = tiny_data()[1]
-    got = namespace["rollout"](f32(test.x[:, 0]), f32(test.v[:, 0]), f32(test.F),
-                               {"eta": f32(test.params["eta"])})
-    want = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
-    assert np.abs(got[:, 1:] - want.x[:, 1:]).max() / np.abs(want.x).max() <= AGREEMENT
+    k = model.warmup_steps
+    args = (f32(test.x[:, 0]), f32(test.v[:, 0]), f32(test.F),
+            {p: f32(test.params[p]) for p in model.parameter_inputs})
+    warmup = (test.x[:, :k], test.v[:, :k]) if k else None
+    if k:
+        with pytest.raises(ValueError, match=f"first {k} states observed"):
+            namespace["rollout"](*args)
+    got = namespace["rollout"](*args, (f32(test.x[:, :k]), f32(test.v[:, :k])) if k else None)
+    want = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params, warmup=warmup)
+    start = max(k, 1)
+    assert np.abs(got[:, start:] - want.x[:, start:]).max() / np.abs(want.x).max() <= AGREEMENT
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +225,28 @@ def test_without_the_export_extra_it_refuses_saying_how_to_install(missing, chec
     code, _, err = run(["export", checkpoint, "-o", tmp_path / "m.onnx"], capsys)
     assert_one_line_error(code, err, missing, 'pip install "odernn[export]"')
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_broken_install_is_named_not_called_none(checkpoint, tmp_path, capsys, monkeypatch):
+    """An onnxruntime whose own library fails to load raises an ImportError without a module
+    name: the message said "None is not installed"."""
+    broken = tmp_path / "shim" / "onnxruntime"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("libonnxruntime.so.1: cannot open '
+                                        'shared object file")\n')
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path / "shim"))
+    code, _, err = run(["export", checkpoint, "-o", tmp_path / "m.onnx"], capsys)
+    assert_one_line_error(code, err, "cannot be imported: libonnxruntime.so.1")
+    assert "None" not in err and not (tmp_path / "m.onnx").exists()
+
+
+def test_exporting_leaves_the_model_in_its_mode(tmp_path):
+    model = tiny_model("gru", "state")
+    for training in (True, False):
+        model.train(training)
+        odernn.export_onnx(model, tmp_path / f"{training}.onnx")
+        assert model.training is training and model.cell.training is training
 
 
 def test_an_interrupted_write_leaves_no_file(checkpoint, tmp_path, capsys, monkeypatch):

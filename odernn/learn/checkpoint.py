@@ -119,8 +119,9 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
         if "WeightsUnpickler error:" in text:  # torch's own words advise the unsafe load
             text = text.split("WeightsUnpickler error:", 1)[1].strip()
         said = text.splitlines()[0][:200] if text else ""
-        raise DataError(f"{path} is not a readable odernn checkpoint ({type(err).__name__}: "
-                        f"{said})") from err
+        if "weights_only" in said or not zipfile.is_zipfile(path):  # never torch's advice
+            said = "not a torch archive: corrupt, truncated, zero-filled or another program's"
+        raise DataError(f"{path} is not a readable odernn checkpoint ({said})") from err
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise DataError(f"{path} is not an odernn checkpoint (no format = {FORMAT!r})")
     version = record.get("format_version", 0)

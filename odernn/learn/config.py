@@ -21,7 +21,7 @@ from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS, parameter_nam
 from odernn.errors import SpecError
 from odernn.learn.families import DEVICES, OPTIMIZERS, SCHEDULES, TARGETS
 from odernn.learn.models import REGISTRY
-from odernn.learn.models.layout import DEFAULT_INPUTS, Layout, default_inputs
+from odernn.learn.models.layout import CHANNELS, DEFAULT_INPUTS, Layout, default_inputs
 from odernn.learn.models.prior import check_prior
 from odernn.learn.option_checks import check_gradient, check_inputs, need
 from odernn.types import Array
@@ -270,6 +270,13 @@ class TrainConfig:
                 raise SpecError(f"withhold {name!r}: not a parameter of system {system!r}"
                                 f"{did_you_mean(name, names)} (its parameters: "
                                 f"{', '.join(names) or 'none'})")
+        for name in names if params is not None else ():  # e.g. data built by hand
+            if name in CHANNELS:
+                raise SpecError(f"parameter {name!r} has the name of an input channel "
+                                f"({', '.join(CHANNELS)}): rename it in the data")
+            if name in params and np.ndim(params[name]) != 1:
+                raise SpecError(f"parameter {name!r} has shape {np.shape(params[name])}: a "
+                                "model takes parameters of one value per trajectory, (N,)")
         varying = [p for p in names if params is None or (p in params and _varies(params[p]))]
         base = self.inputs if self.inputs is not None else default_inputs(
             self.target, system, skip=takes(self.model, "products"))

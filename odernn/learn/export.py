@@ -42,9 +42,10 @@ def onnx_modules() -> tuple[Any, Any]:
     try:
         import onnx
         import onnxruntime
-    except ImportError as err:
-        raise MissingDependency(f"exporting to ONNX needs the export extra ({err.name} is not "
-                                f"installed): {INSTALL}") from None
+    except ImportError as err:  # a module missing, or one whose own imports fail
+        why = f"{err.name} is not installed" if err.name else f"it cannot be imported: {err.msg}"
+        raise MissingDependency(f"exporting to ONNX needs the export extra ({why}): "
+                                f"{INSTALL}") from None
     return onnx, onnxruntime
 
 
@@ -91,14 +92,22 @@ def check_exportable(model: Any) -> None:
 def onnx_bytes(model: Any) -> bytes:
     """The ONNX file of ``model``'s one-step function, checked with onnxruntime."""
     onnx, _ = onnx_modules()
-    import torch
-
     from odernn.learn.onestep import OneStep, input_names, output_names
 
     if model.device.type != "cpu":
         model = copy.deepcopy(model).cpu()
-    one = OneStep(model).eval()
-    names, outs = input_names(model.layout), output_names(model.layout)
+    training = model.training
+    try:  # the caller's model keeps its mode
+        return _onnx_bytes(onnx, model, OneStep(model).eval(), input_names(model.layout),
+                           output_names(model.layout))
+    finally:
+        model.train(training)
+
+
+def _onnx_bytes(onnx: Any, model: Any, one: Any, names: list[str], outs: list[str]) -> bytes:
+    """:func:`onnx_bytes` of ``one``, the model's :class:`~odernn.learn.onestep.OneStep`."""
+    import torch
+
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation, tracer notes
@@ -196,7 +205,7 @@ def model_reason(path: Path) -> str | None:
         return f"unreadable: {err.strerror or err}"
     producer = _producer(head)
     if producer is None:
-        return "not an ONNX file"
+        return "not an ONNX file odernn exported (no producer named)"
     return None if producer == PRODUCER else f"an ONNX file produced by {producer[:40]!r}"
 
 

@@ -264,7 +264,8 @@ class RecurrentSurrogate(nn.Module):
         if v0.shape != x0.shape:
             raise DataError(f"stepper needs x0 and v0 of shape (N,); got {x0.shape}, {v0.shape}")
         finite(v0, "v0")
-        return self._tensor(np.stack([x0, v0], axis=-1)), self._taken(params, x0.shape[0])
+        return (self._tensor(np.stack([x0, v0], axis=-1)),
+                self._taken(params, x0.shape[0], "stepper"))
 
     def _rollout_tensors(self, x0, v0, F, params, warmup, n_steps, models=(), held=0):
         """Validate rollout arguments (and the memory of ``models``' closed loop, by default
@@ -298,7 +299,7 @@ class RecurrentSurrogate(nn.Module):
         finite(v0, "v0")
         finite(F, "F")
         check_closed_loop(models, n, F.shape[1], held)
-        e = self.layout.exogenous(F, self._taken(params, n))
+        e = self.layout.exogenous(F, self._taken(params, n, "rollout"))
         e = e[:, :-1]  # no step follows the last sample
         z0 = np.stack([x0, v0], axis=-1)
         observed = None
@@ -316,9 +317,10 @@ class RecurrentSurrogate(nn.Module):
         return self._tensor(z0), self._tensor(e), (None if observed is None
                                                     else self._tensor(observed))
 
-    def _taken(self, params: Mapping[str, Array] | Array | None,
-                    n: int) -> dict[str, np.ndarray]:
-        """The parameters the model takes from rollout's ``params``, checked: ``(N,)`` each."""
+    def _taken(self, params: Mapping[str, Array] | Array | None, n: int,
+               caller: str) -> dict[str, np.ndarray]:
+        """The parameters the model takes from ``caller``'s ``params`` (``rollout`` or
+        ``stepper``, as the messages say), checked: ``(N,)`` each."""
         names = self.layout.parameters
         if params is not None and not isinstance(params, Mapping):
             if len(names) > 1:
@@ -326,11 +328,11 @@ class RecurrentSurrogate(nn.Module):
                                 "mapping name -> array (N,)")
             params = dict.fromkeys(names, params)
         elif params is not None:  # a dataset's params: also those the model was trained fixed
-            check_fixed(params, self.layout, "rollout params")
+            check_fixed(params, self.layout, f"{caller} params")
         out = {}
         for name in names:
             if params is None or name not in params:
-                raise DataError(f"this model takes {', '.join(names)} as inputs; rollout got "
+                raise DataError(f"this model takes {', '.join(names)} as inputs; {caller} got "
                                 f"no {name}")
             out[name] = np.asarray(params[name], dtype=np.float64)
             if out[name].shape != (n,):
