@@ -173,11 +173,14 @@ plt.show()
 # Running the model on its own predictions is called the **closed loop**. It
 # is how an integrator works, and it is much harder than predicting one step
 # from the true state (*teacher forcing*), because errors feed back and grow.
-# Since a surrogate sees $F$ only at the grid points, the fair integrators to
-# beat are those fed the same samples: RK4 with the samples interpolated
-# (linearly, by a local cubic, by a cubic spline) and RK4 at step $2\,dt$ with
-# the samples as midpoints. The evaluator runs them all beside RK4 with the
-# exact forcing and compares each surrogate with the most accurate of them.
+# Since a surrogate sees $F$ only at the grid points, and in closed loop has
+# $F_0, \dots, F_{i+1}$ when it gives $x_{i+1}$, the fair integrators to beat are
+# those fed the same samples and no later one: RK4 with $F$ at the half step
+# from the mean of $F_i, F_{i+1}$ (`rk4-sampled`) or from the cubic through the
+# last four samples (`rk4-sampled-causal`). The evaluator also runs RK4 with the
+# exact forcing and RK4 with a local cubic, a cubic spline or at step $2\,dt$,
+# which read later samples, and compares each surrogate with the most accurate
+# of the two fair ones.
 
 # %% [markdown]
 # ## 4. Train two surrogates

@@ -123,8 +123,10 @@ for name in PARAM_NAMES:
 # A derivative is a limit of difference quotients. For a few entries of each
 # weight, the central difference $(L(\theta + \epsilon) - L(\theta - \epsilon))
 # / 2\epsilon$ has error $O(\epsilon^2)$ from truncation and
-# $O(\text{machine } \epsilon / \epsilon)$ from rounding; $\epsilon = 10^{-6}$
-# in float64 balances them near $10^{-9}$ relative error.
+# $O(\text{machine } \epsilon \, L / \epsilon)$ from rounding, relative to the
+# gradient $|g|$: $\epsilon = 10^{-6}$ in float64 balances them near $10^{-9}$
+# where $|g|$ is of the order of the loss $L$, and leaves more (still far below
+# the check's $10^{-5}$) on an entry whose gradient is small against $L$.
 
 
 # %%

@@ -123,7 +123,8 @@ plt.show()
 # ## Reading the result
 #
 # An NMSE of 1 is no better than predicting the mean; the linear windows show
-# what a model without memory beyond `w` steps can reach. The quick run above
-# is too small to rank the methods. `benchmarks/long_range.py` runs the study at
-# full size with medians over seeds; its table, and the command that printed
-# it, are in `docs/notebooks.md`.
+# what a model without memory beyond `w` steps can reach. One seed does not
+# rank the methods (and the test suite's quick run is too small for that
+# anyway). `benchmarks/long_range.py` runs the study at full size with medians
+# over seeds; its table, and the command that printed it, are in
+# `docs/notebooks.md`.

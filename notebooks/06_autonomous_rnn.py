@@ -21,8 +21,9 @@
 #
 # and tell them apart with one number, the largest Lyapunov exponent
 # $\lambda$: the average exponential rate at which two nearby states separate.
-# $\lambda < 0$ at a point attractor, $\lambda = 0$ on a limit cycle,
-# $\lambda > 0$ in chaos.
+# $\lambda < 0$ at a point attractor, $\lambda = 0$ on the closed curve of a
+# quasi-periodic oscillation, $\lambda > 0$ in chaos. (The notes give no such
+# map; it is the simplest network that shows all three.)
 
 # %%
 import os
@@ -47,9 +48,10 @@ STEPS = 300 if QUICK else 2000
 # ## Point attractor, oscillation, chaos
 #
 # With $W = g J$, $J_{ij} \sim N(0, 1/H)$, the spectral radius of $W$ is close
-# to the gain $g$. For $g < 1$ every state falls into the origin. A rotation
-# scaled by $g > 1$ pushes states outwards until tanh saturates: a limit
-# cycle. A large random network with $g$ well above 1 is chaotic.
+# to the gain $g$. For $g < 1$ the origin is stable, and a large network's
+# states fall into it. A rotation scaled by $g > 1$ pushes states outwards
+# until tanh saturates, where they circle on a closed curve: an oscillation. A
+# large random network with $g$ well above 1 is chaotic.
 
 # %%
 rng = np.random.default_rng(0)

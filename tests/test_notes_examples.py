@@ -147,7 +147,7 @@ def test_noisy_sine_metrics_use_the_conditional_mean(results):
 def test_table_section_and_figure(results, tmp_path):
     rows = ne.preset_table(list(results.values()))
     assert [(r["preset"], r["variant"]) for r in rows] == [
-        *results, ("noisy-sine", "baseline: training mean"),
+        *results, ("sine", "baseline: zero"), ("noisy-sine", "baseline: training mean"),
         ("noisy-sine", "baseline: sin(0.02 t) + 1")]
     by = {(r["preset"], r["variant"]): r for r in rows}
     faithful, improved = results["sine", "faithful"], results["sine", "improved"]
@@ -166,7 +166,7 @@ def test_table_section_and_figure(results, tmp_path):
                    if h["val_loss"] <= row["threshold"]]
         assert row["epochs_to_threshold"] == (reached[0]["epoch"] if reached else None)
     section = ne.preset_section(list(results.values()))
-    assert len(section.tables[0].rows) == 7
+    assert len(section.tables[0].rows) == 8
     path = ne.plot_preset(list(results.values()), tmp_path / "presets.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -181,6 +181,16 @@ def test_work_counts_are_per_epoch_and_cumulative(results):
         assert [h["work"] for h in history] == [work * (i + 1) for i in range(len(history))]
     sine = results["sine", "faithful"].history
     assert sine[0]["steps"] == 25 and sine[0]["work"] == 780 * 20
+
+
+def test_the_sine_forecast_of_zero_scores_the_held_out_mean_square():
+    """The held-out points cover t from 10.06 to 12.57, less than a period: the integral of
+    sin^2 over them, not the mean square over a period (1/2)."""
+    t, _ = example_data.notes_series("sine")
+    a, b = t[800], t[-1]
+    integral = ((b - a) / 2 - (np.sin(2 * b) - np.sin(2 * a)) / 4) / (b - a)
+    assert ne.sine_baseline()["forecast_mse"] == pytest.approx(integral, rel=2e-2)
+    assert ne.sine_baseline()["forecast_mse"] > 0.55
 
 
 def test_noisy_sine_baselines_score_what_the_noise_allows():

@@ -44,9 +44,9 @@ def _euler(
 
 
 def euler(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
-    """Forward Euler exactly as in the notes: ``v_{i+1} = v_i + dt (F_i + a(x_i, v_i))``,
-    ``x_{i+1} = x_i + dt v_i``, with ``F_i = F(t_i)`` and ``dt`` the grid's step
-    (:func:`grid_step`). Order 1."""
+    """Forward Euler: the notes' ``v_{i+1} = v_i + dt (F_i + a(x_i, v_i))`` as written, and
+    ``x_{i+1} = x_i + dt v_i`` (the notes give the velocity's update only), with
+    ``F_i = F(t_i)`` and ``dt`` the grid's step (:func:`grid_step`). Order 1."""
     return _euler(system, x0, v0, t, semi_implicit=False)
 
 

@@ -1,15 +1,19 @@
 """What an autonomous RNN can do: oscillate, settle to point attractors, behave chaotically.
 
-The notes list these behaviours of ``h_{t+1} = sigma(W h_t)`` with no input.
-Which one appears is set by the recurrent weights: for ``W = g J`` with
-``J_ij ~ N(0, 1/H)`` the spectral radius of ``W`` is about ``g``; below 1 the
-origin attracts every state, above 1 a large network is chaotic (Sompolinsky,
-Crisanti & Sommers, Phys. Rev. Lett. 61, 259 (1988)); a rotation-dominated
-``W`` with radius just above 1 oscillates on a limit cycle.
+The notes list these behaviours of recurrent networks; here they are shown in the
+simplest setting, the map ``h_{t+1} = tanh(W h_t)`` with no input (the notes give no
+such map). Which one appears is set by the recurrent weights: for ``W = g J`` with
+``J_ij ~ N(0, 1/H)`` the spectral radius of ``W`` is about ``g``. Below 1 the origin is
+stable (``W`` is the map's linearisation there), and a large random network's states fall
+into it; well above 1 a large network is chaotic (shown for the continuous-time network
+by Sompolinsky, Crisanti & Sommers, Phys. Rev. Lett. 61, 259 (1988); this map behaves
+alike, as notebook 06's sweep measures). A rotation scaled by a gain just above 1 keeps
+its states on a closed invariant curve: an oscillation.
 
 The largest Lyapunov exponent, the mean exponential growth rate of a small
-perturbation, tells them apart: negative at a point attractor, zero on a
-limit cycle, positive in chaos.
+perturbation, tells them apart: negative at a point attractor (and on an attracting
+periodic orbit of a map), zero on the rotation's closed curve (a quasi-periodic
+oscillation), positive in chaos.
 """
 
 from __future__ import annotations

@@ -131,7 +131,8 @@ def radius_of(W: Array | Tensor) -> float:
 
 def oscillator_sequences(data: Trajectories, length: int,
                          input_scale: float = 1.0) -> tuple[Tensor, Tensor]:
-    """The notes' inputs ``u_i = (x_i, F_i, eta)`` and targets ``v_{i+1}`` for ``i < length``.
+    """Inputs ``u_i = (x_i, F_i, eta)`` (the notes' ``x_i, F_i``, and the damping, which
+    varies across the sequences) and targets ``v_{i+1}`` for ``i < length``.
 
     Each input channel is divided by its root mean square over the sequences
     (so that a unit ``input_scale`` drives tanh units at order one, whatever

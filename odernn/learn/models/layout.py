@@ -32,7 +32,7 @@ parameters is set (``prior_set``), or else the data's value of the same name, an
 
 Velocity mode advances x by the trapezoid rule
 ``x_{i+1} = x_i + dt (v_i + v_{i+1}) / 2``, an O(dt^2) rule, more accurate than the
-forward rule ``x_{i+1} = x_i + dt v_{i+1}`` (``benchmarks/surrogates.py`` measures the
+semi-implicit rule ``x_{i+1} = x_i + dt v_{i+1}`` (``benchmarks/surrogates.py`` measures the
 floor each rule sets with the exact velocity).
 
 Normalisation statistics (:class:`Stats`) come from the training split only
