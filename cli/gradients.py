@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from odernn import jsonio
-from odernn.checks import check_choice, check_seed
+from odernn.checks import check_choice, check_seed, refuse_link
 from odernn.cli.app import app
 from odernn.cli.choices import Init, Loss, Norm, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing
@@ -183,11 +183,13 @@ def _check_target(out: Path, overwrite: bool) -> None:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {out}: directory {parent} does not exist")
+    refuse_link(out)  # a dangling one too: it would be renamed aside, and a directory made
     if not out.exists():
         return
     if not overwrite:
         raise OutputError(f"{out} already exists; pass --overwrite to replace it")
-    if not out.is_dir() or any(p.name not in OUTPUTS for p in out.iterdir()):
+    if not out.is_dir() or any(p.name not in OUTPUTS or p.is_symlink() or not p.is_file()
+                               for p in out.iterdir()):
         raise OutputError(f"refusing to replace {out}: it holds more than {' and '.join(OUTPUTS)}")
     if not _ours(out / OUTPUTS[0]):  # the same names are not enough: a user's own plot
         raise OutputError(f"refusing to replace {out}: it holds no {OUTPUTS[0]} of schema "

@@ -268,6 +268,29 @@ def test_overwrite_replaces_only_an_earlier_output_of_the_command(tmp_path, caps
     assert json.loads((out / "gradients.json").read_text())["schema"] == "odernn.gradients"
 
 
+def test_links_and_directories_in_the_output_are_never_replaced(tmp_path, capsys):
+    """A dangling link as -o became a directory (the link set aside), a link to an earlier
+    output was replaced with --overwrite, and a directory named gradients.png inside one was
+    removed with what it held."""
+    args = ["gradients", "--hidden", "4", "--length", "10", "-q", "-o"]
+    earlier = tmp_path / "earlier"
+    assert main([*args, str(earlier)]) == 0
+    capsys.readouterr()
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "link").symlink_to(earlier)
+    for out, extra in (("dangling", []), ("link", ["--overwrite"])):
+        assert main([*args, str(tmp_path / out), *extra]) == 2
+        assert "symbolic link" in capsys.readouterr().err
+        assert (tmp_path / out).is_symlink()
+    (earlier / "gradients.png").unlink()
+    (earlier / "gradients.png").mkdir()
+    (earlier / "gradients.png" / "notes.txt").write_text("mine")
+    assert main([*args, str(earlier), "--overwrite"]) == 2
+    assert "holds more than" in capsys.readouterr().err
+    assert (earlier / "gradients.png" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "earlier", "link"]
+
+
 @pytest.mark.filterwarnings("error::UserWarning")
 def test_a_profile_with_no_gradient_keeps_every_other_curves_colour():
     """A profile whose gradient norms are all 0 is left off the log axis: the next profile's

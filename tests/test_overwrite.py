@@ -365,6 +365,50 @@ def test_a_stray_file_in_a_demos_seed_group_is_named_by_its_path(tmp_path):
         atomic.check_output(demo, "demo", overwrite=True)
 
 
+# -- runs and seed groups: replaced only where odernn wrote them -----------------------------
+
+TRAIN = ["--model", "esn", "--units", "20", "-q"]
+
+
+@pytest.mark.parametrize("mine", [{"config.json": '{"my": "settings"}'},
+                                  {"history.csv": "a,b\n1,2\n"}, {"best.pt": "my weights"}])
+def test_train_overwrite_replaces_no_file_that_only_shares_a_run_files_name(root, capsys,
+                                                                             mine):
+    """A directory of the user's config.json, history.csv or best.pt alone counted as a
+    previous run, and --overwrite replaced it."""
+    target = root / "mine"
+    target.mkdir()
+    for name, text in mine.items():
+        (target / name).write_text(text)
+    refused(capsys, root, ["train", root / "data.h5", "-o", target, *TRAIN, "--overwrite"],
+            "not a run odernn wrote")
+
+
+def test_train_overwrite_removes_no_user_directory_in_the_staging_name(root, capsys):
+    """A directory named as a run's staging directory was removed as if a killed run had left
+    it."""
+    run_dir = root / "run"
+    assert run(capsys, ["train", root / "data.h5", "-o", run_dir, *TRAIN])[0] == 0
+    (root / ".run.odernn-new").mkdir()
+    (root / ".run.odernn-new" / "thesis.tex").write_text("chapter 1")
+    refused(capsys, root, ["train", root / "data.h5", "-o", run_dir, *TRAIN, "--overwrite"],
+            "is not one odernn left")
+    shutil.rmtree(root / ".run.odernn-new")  # a killed run's own staging directory goes
+    (root / ".run.odernn-new").mkdir()
+    (root / ".run.odernn-new" / "config.json").write_text("{}")
+    code, err = run(capsys, ["train", root / "data.h5", "-o", run_dir, *TRAIN, "--overwrite"])
+    assert code == 0, err
+    assert not (root / ".run.odernn-new").exists()
+
+
+def test_a_seed_group_is_replaced_only_with_odernns_index(root, capsys):
+    group = root / "group"
+    group.mkdir()
+    (group / "seeds.json").write_text('{"my": "lab seeds"}')
+    refused(capsys, root, ["train", root / "data.h5", "-o", group, *TRAIN, "--seeds", "2",
+                           "--overwrite"], "not an odernn seed group", "not replaced")
+
+
 # -- the decision itself ------------------------------------------------------------------
 
 def test_check_output_kinds(tmp_path):

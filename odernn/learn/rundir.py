@@ -188,10 +188,23 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
     if resume:
         if not (run_dir / LAST).is_file():
             raise DataError(f"cannot resume: {run_dir / LAST} does not exist")
+    elif existing and not (run_dir / LOCK).is_file():  # a run odernn wrote keeps its lock file
+        raise OutputError(f"{run_dir} holds {', '.join(existing)} but no {LOCK}: not a run "
+                          "odernn wrote, so not replaced; runs are written only into a new or "
+                          "empty directory or over a previous run: choose another -o")
     elif existing and not overwrite:
         raise OutputError(f"run directory {run_dir} already holds {', '.join(existing)}; "
                           "pass overwrite=True (--overwrite) or resume=True (--resume)")
     return existing
+
+
+def _remove_staging(staging: Path) -> None:
+    """Remove a staging directory a killed run left, or refuse: a link, or a directory
+    holding anything but a run's files, is not one odernn made."""
+    if staging.is_symlink() or not staging.is_dir() or foreign_files(staging):
+        raise OutputError(f"{staging} is in the way of the new run and is not one odernn left "
+                          "(a link, or files that are not a run's); move it")
+    shutil.rmtree(staging)
 
 
 def staging_dir(run_dir: Path) -> Path:
@@ -233,11 +246,14 @@ class RunWriter:
             existing = check_run_dir(self.target, self.resume, self.overwrite)  # now we own it
             if existing and not self.resume:
                 staging = staging_dir(self.target)
-                if staging.exists():  # left by a killed run; the lock says none is running
-                    shutil.rmtree(staging)
+                if os.path.lexists(staging):  # left by a killed run (none runs: the lock)
+                    _remove_staging(staging)
                 staging.mkdir()
                 self.staging = staging
                 self._lock(staging)
+        except OutputError:
+            self.close()
+            raise
         except OSError as err:
             self.close()
             raise OutputError(f"cannot prepare run directory {self.target}: "

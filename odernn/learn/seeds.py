@@ -146,6 +146,11 @@ def check_group(path: Path, seeds: list[int], resume: bool, overwrite: bool) -> 
     elif entries and not overwrite:
         raise OutputError(f"seed group {path} already exists; pass overwrite=True "
                           "(--overwrite) or resume=True (--resume)")
+    elif entries:  # replaced only if its index is odernn's, not a file of the same name
+        try:
+            _read_index(path)
+        except DataError as err:
+            raise OutputError(f"{err}: not replaced; choose another -o") from None
     for s in seeds:
         member = path / f"seed-{s}"
         check_run_dir(member, resume and (member / LAST).is_file(), overwrite or resume)
