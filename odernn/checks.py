@@ -93,9 +93,12 @@ def read_small_text(path: Path, what: str, *, limit: int = MAX_TEXT_BYTES,
             raise SpecError(f"{what} {path} is a directory; {hint}")
         raise SpecError(f"{what} {path} is not a regular file (a FIFO, socket or device); "
                         f"{hint}")
+    size = min(limit, os.fstat(fd).st_size)  # a buffer of the file's size, not the limit's
     with os.fdopen(fd, "rb") as f:
         try:
-            raw = f.read(limit + 1)
+            raw = f.read(size + 1)
+            if len(raw) > size:  # grown since, or over the limit: read on up to it
+                raw += f.read(limit + 1 - len(raw))
         except OSError as exc:
             raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if len(raw) > limit:

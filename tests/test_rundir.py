@@ -212,3 +212,38 @@ def test_a_run_is_read_through_its_readers(tmp_path) -> None:
     (run / "config.json").write_text("{not json")
     with pytest.raises(DataError, match="config.json"):
         read_config(run)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("history.csv", "epoch\n" + "1\n" * 100_000),
+    ("history.csv", "epoch,train_loss\n" + "1,2\n" * 100_000),
+    ("history.csv", ",".join(f"c{k}" for k in range(100)) + "\n" + "1\n" * 10_000),
+    ("history.jsonl", '{"epoch": 1}\n' * 50_000),
+    ("history.json", "[" + ",".join(["{}"] * 100_000) + "]"),
+    ("history.json", "[{" + ",".join(f'"c{k}": 1' for k in range(100)) + "}"
+     + ",{}" * 10_000 + "]"),
+    ("history.json", '{"a": [' + ",".join(["1"] * 100_000) + "]}"),
+])
+def test_reading_a_history_stays_within_what_its_budget_counts(tmp_path, name, text,
+                                                                monkeypatch):
+    """A 30 MB history.csv of one-character rows took 4.2 GB to parse, under any budget (and
+    short rows under a wide header make more values than bytes): the parse is now budgeted,
+    and this measures the count as an upper bound, and the refusal where it is more."""
+    import tracemalloc
+
+    from odernn import budget
+    from odernn.learn.rundir import read_history
+
+    (tmp_path / name).write_text(text)
+    counted = []
+    check = budget.check
+    monkeypatch.setattr(budget, "check", lambda what, need, *a: counted.append(need)
+                        or check(what, need, *a))
+    tracemalloc.start()
+    read_history(tmp_path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= max(counted) + 2 * len(text), (peak, counted)  # and the text itself
+    monkeypatch.setenv(budget.ENV, "1M")
+    with pytest.raises(budget.BudgetError, match="that is for parsing its rows"):
+        read_history(tmp_path)

@@ -89,3 +89,22 @@ def test_a_corrupt_checkpoint_is_unreadable_not_forged_and_no_unsafe_load_is_adv
     with pytest.raises(DataError, match="not a readable odernn checkpoint") as caught:
         load_surrogate(run)
     assert "weights_only" not in str(caught.value) and "forged" not in str(caught.value)
+
+
+def test_a_pickle_bomb_is_refused_by_the_budget_before_it_is_unpickled(tmp_path, monkeypatch):
+    """A 20 kB checkpoint whose compressed pickle is 20 MB of ``}``: every byte an empty
+    dict, 1.9 GB of them, made under any budget before torch's load refused the result."""
+    import zipfile
+
+    from odernn import budget
+    from odernn.learn.checkpoint import read_checkpoint
+
+    path = tmp_path / "best.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02](" + b"}" * 20_000_000 + b"e.")
+        archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/version", "3\n")
+    assert path.stat().st_size < 50_000
+    monkeypatch.setenv(budget.ENV, "512M")
+    with pytest.raises(budget.BudgetError, match="needs ~4.81 GiB.*unpickling its records"):
+        read_checkpoint(path)

@@ -72,15 +72,27 @@ def check_safe_loading(version: str) -> None:
                         f"odernn needs torch >= {SAFE_TORCH[0]}.{SAFE_TORCH[1]}")
 
 
-def unpacked_size(path: Path) -> int:
+PICKLE_OBJECT_BYTES = 256
+"""The most memory one byte of a checkpoint's pickle can make when unpickled: an opcode of
+one byte makes an object (an empty set, 216 bytes, the largest that the weights-only
+unpickler allows) and the slot that holds it."""
+
+
+def load_bytes(path: Path) -> tuple[int, int]:
     """The bytes a checkpoint's entries take unpacked, from its zip directory (torch's
-    format; the sizes torch's reader allocates): a compressed entry of a small file can
-    unpack to gigabytes. A file that is no zip counts its own size (torch refuses it)."""
+    format; the sizes torch's reader allocates), and the memory loading it may take: twice
+    each entry (its bytes, then its tensors) and :data:`PICKLE_OBJECT_BYTES` per byte of its
+    pickle. A compressed entry of a small file can unpack to gigabytes, and a pickle of
+    ``}}}}...`` makes an object per byte. A file that is no zip counts its own size (torch
+    refuses it)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return sum(entry.file_size for entry in archive.infolist())
+            entries = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return path.stat().st_size
+        return path.stat().st_size, 2 * path.stat().st_size
+    unpacked = sum(entry.file_size for entry in entries)
+    pickled = sum(entry.file_size for entry in entries if entry.filename.endswith(".pkl"))
+    return unpacked, 2 * unpacked + PICKLE_OBJECT_BYTES * pickled
 
 
 def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -100,9 +112,9 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
                         "give a run directory or its best.pt")
     budget.check(f"checkpoint {path} ({budget.size(file_size)})", 2 * file_size,
                  "that is for loading its tensors")
-    unpacked = unpacked_size(path)
-    budget.check(f"checkpoint {path} ({budget.size(unpacked)} unpacked)", 2 * unpacked,
-                 "that is for loading its tensors")
+    unpacked, need = load_bytes(path)
+    budget.check(f"checkpoint {path} ({budget.size(unpacked)} unpacked)", need,
+                 "that is for loading its tensors and unpickling its records")
     where = torch.device(device)  # torch restores no tensor to "cpu:0", which is the CPU
     where = torch.device("cpu") if where.type == "cpu" else where
     try:

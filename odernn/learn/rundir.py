@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from odernn import atomic, jsonio
+from odernn import atomic, budget, jsonio
 from odernn.checks import MAX_TEXT_BYTES, read_small_text, refuse_link
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
@@ -74,6 +74,12 @@ def read_config(run_dir: str | Path) -> dict[str, Any] | None:
 
 MAX_HISTORY_BYTES = 1 << 26
 """A run's history larger than this is refused unread (a row an epoch: about 100 bytes)."""
+HISTORY_PARSE_BYTES = 32
+"""The memory a byte of a JSON history may take as parsed objects (``[{},{},...``: an empty
+dict, 64 bytes, and its slot for 3 bytes); ``VALUE_BYTES`` that of a value of a column (its
+float and its slots in a list and an array). Upper bounds, measured with tracemalloc
+(``tests/test_rundir.py``)."""
+VALUE_BYTES = 48
 
 
 def _run_text(path: Path, what: str, limit: int) -> str:
@@ -91,7 +97,8 @@ def read_history(run_dir: str | Path) -> dict[str, np.ndarray]:
     """A run's history as numeric columns (a column that is not numeric is left out); empty
     if the run has none. ``history.csv`` is what odernn writes; ``history.json`` (records or
     a mapping of columns) and ``history.jsonl`` (one record a line) from other tools are
-    read too."""
+    read too. Parsed within the memory budget: a small file of short rows under a wide
+    header makes many values."""
     stem = Path(run_dir) / Path(HISTORY).stem
     for suffix in (".csv", ".json", ".jsonl"):
         path = stem.with_suffix(suffix)
@@ -102,20 +109,56 @@ def read_history(run_dir: str | Path) -> dict[str, np.ndarray]:
     text = _run_text(path, "training history", MAX_HISTORY_BYTES)
     try:
         if suffix == ".csv":
-            records: Any = list(csv.DictReader(io.StringIO(text)))
-        elif suffix == ".jsonl":
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+            columns = _csv_columns(path, text)
         else:
-            records = json.loads(text)
-        if isinstance(records, Mapping):
-            columns = {k: list(v) for k, v in records.items() if isinstance(v, list)}
-        else:
-            columns = {k: [r.get(k) for r in records] for k in (records[0] if records else {})}
+            _history_budget(path, HISTORY_PARSE_BYTES * len(text))
+            records: Any = ([json.loads(line) for line in text.splitlines() if line.strip()]
+                            if suffix == ".jsonl" else json.loads(text))
+            if isinstance(records, Mapping):
+                columns = {k: v for k, v in records.items() if isinstance(v, list)}
+                _history_budget(path, VALUE_BYTES * sum(len(v) for v in columns.values()))
+            else:
+                keys = list(records[0]) if records else []
+                _history_budget(path, VALUE_BYTES * len(records) * len(keys))
+                columns = {k: [r.get(k) for r in records] for k in keys}
         return {k: a for k, v in columns.items() if (a := _numeric(v)) is not None}
+    except budget.BudgetError:
+        raise
     except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError,
-            IndexError) as err:
+            IndexError, RecursionError) as err:
         raise DataError(f"{path}: unreadable training history ({err}); expected CSV with a "
                         "header, JSON records or columns") from None
+
+
+def _history_budget(path: Path, need: int) -> None:
+    budget.check(f"training history {path}", need, "that is for parsing its rows")
+
+
+def _csv_columns(path: Path, text: str) -> dict[str, list[Any]]:
+    """A CSV history's columns, read row by row as ``csv.DictReader`` reads them (a later
+    column of the same name wins, a missing field is None, a blank row is skipped), each
+    value made a number at once where it is one, no row kept."""
+    reader = csv.reader(io.StringIO(text))
+    fieldnames = next(reader, [])
+    names = list(dict.fromkeys(fieldnames))
+    _history_budget(path, VALUE_BYTES * (text.count("\n") + 1) * len(names))
+    columns: dict[str, list[Any]] = {k: [] for k in names}
+    for row in reader:
+        if row:
+            fields = dict(zip(fieldnames, row, strict=False))  # short rows: None
+            for k in names:
+                columns[k].append(_number(fields.get(k)))
+    return columns
+
+
+def _number(value: Any) -> Any:
+    """``value`` as a float where it is a number (NaN where empty), else as it is."""
+    if value is None or value == "":
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _numeric(values: Sequence[Any]) -> np.ndarray | None:
