@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from odernn.checks import refuse_link
-from odernn.errors import OutputError
+from odernn.checks import read_small_text, refuse_link
+from odernn.errors import OutputError, SpecError
 from odernn.interrupt import interrupt_guard
 
 KINDS = ("dataset", "report", "demo", "model")
@@ -375,17 +375,19 @@ def _report_reason(path: Path) -> str | None:
     if odd:
         return f"{odd[0]} is not a plain file"
     if REPORT_MARKER in entries:
-        try:
-            listed = set(json.loads((path / REPORT_MARKER).read_text(encoding="utf-8"))["files"])
-        except (OSError, ValueError, KeyError, TypeError):
+        try:  # a small file: a list of names (read within a limit, as anything of a user's)
+            listed = set(json.loads(read_small_text(path / REPORT_MARKER, "report marker",
+                                                    follow=False))["files"])
+        except (OSError, SpecError, ValueError, KeyError, TypeError):
             return f"its {REPORT_MARKER} is not odernn's"
         extra = sorted(set(entries) - listed - {REPORT_MARKER})
         return f"it holds {extra[0]}, which the report did not write" if extra else None
     from odernn.assess.results import SCHEMA
 
-    try:
-        schema = json.loads((path / "metrics.json").read_text(encoding="utf-8")).get("schema")
-    except (OSError, ValueError, AttributeError):
+    try:  # a report's metrics.json is some kilobytes; 16 MiB more is no report's
+        schema = json.loads(read_small_text(path / "metrics.json", "metrics", limit=1 << 24,
+                                            follow=False)).get("schema")
+    except (OSError, SpecError, ValueError, AttributeError):
         schema = None
     if schema != SCHEMA:
         return f"no {REPORT_MARKER} and no metrics.json of schema {SCHEMA}"

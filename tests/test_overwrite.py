@@ -442,3 +442,18 @@ def test_write_file_leaves_the_target_on_failure(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_report_marker_is_read_within_a_limit(tmp_path, monkeypatch):
+    """A 60 MB marker in the output directory was read and parsed whole (1.8 GB) before
+    the refusal: it is now refused unread past its limit."""
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / atomic.REPORT_MARKER).write_text('{"files": [' + '"a",' * 1_000_000 + '"a"]}')
+    read = []
+    original = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: read.append(self)
+                        or original(self, *a, **k))
+    with pytest.raises(OutputError, match="is not odernn's"):
+        atomic.check_output(report, "report", overwrite=True)
+    assert read == []

@@ -27,6 +27,7 @@ from odernn.learn.rundir import (
     name_runs,
     read_config,
     read_history,
+    staging_dir,
 )
 from odernn.learn.training import train
 
@@ -111,6 +112,24 @@ def test_a_failed_new_run_removes_its_lock_file_last(tmp_path, monkeypatch):
     writer.close()
     assert left == [[LOCK]]
     assert sorted(p.name for p in run.iterdir()) == ["another-writer.txt"]
+
+
+def test_a_failed_new_run_removes_the_directories_it_made_above_it(tmp_path):
+    """-o n1/n2/run interrupted before its first checkpoint left n1/n2 behind; one that held
+    something else stays."""
+    writer = RunWriter(tmp_path / "n1" / "n2" / "run", resume=False, overwrite=False)
+    writer.open()
+    writer.write_config({"config": {}})
+    writer.discard()
+    writer.close()
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "n1").mkdir()
+    writer = RunWriter(tmp_path / "n1" / "n2" / "run", resume=False, overwrite=False)
+    writer.open()
+    (tmp_path / "n1" / "notes.txt").write_text("mine, written meanwhile")
+    writer.discard()
+    writer.close()
+    assert sorted(p.name for p in (tmp_path / "n1").iterdir()) == ["notes.txt"]
 
 
 def test_an_overwrite_that_fails_before_its_first_checkpoint_keeps_the_previous_run(
@@ -247,3 +266,14 @@ def test_reading_a_history_stays_within_what_its_budget_counts(tmp_path, name, t
     monkeypatch.setenv(budget.ENV, "1M")
     with pytest.raises(budget.BudgetError, match="that is for parsing its rows"):
         read_history(tmp_path)
+
+
+def test_long_run_names_never_share_a_staging_directory(tmp_path):
+    """Two names alike in their first 243 bytes shared one, and one run's --overwrite removed
+    the other's staging directory while that run held its lock."""
+    names = ["a" * 250 + "X", "a" * 250 + "Y", "run", "b" * 243]
+    staged = [staging_dir(tmp_path / n) for n in names]
+    assert len(set(staged)) == len(names) and all(len(p.name) <= 255 for p in staged)
+    assert staged[2].name == ".run.odernn-new"  # short names as before
+    for path in staged:
+        path.mkdir()  # every one a valid name on this file system

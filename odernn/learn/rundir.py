@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import math
@@ -252,14 +253,18 @@ def _remove_staging(staging: Path) -> None:
 
 def staging_dir(run_dir: Path) -> Path:
     """Where an ``--overwrite`` run is written until its first checkpoint: the hidden sibling
-    ``.NAME.odernn-new`` (NAME shortened to fit the file system's name limit)."""
+    ``.NAME.odernn-new``; a NAME too long for the file system's name limit is shortened and
+    marked with a digest of it, so that two long names never share one."""
     suffix = ".odernn-new"
     try:
         name_max = int(os.pathconf(run_dir.parent, "PC_NAME_MAX"))
     except (OSError, ValueError):
         name_max = 255
-    room = name_max - 1 - len(suffix)
-    return run_dir.with_name("." + os.fsdecode(os.fsencode(run_dir.name)[:room]) + suffix)
+    name = os.fsencode(run_dir.name)
+    if 1 + len(name) + len(suffix) > name_max:
+        digest = hashlib.sha256(name).hexdigest()[:16]
+        name = name[:name_max - 2 - len(digest) - len(suffix)] + b"-" + digest.encode()
+    return run_dir.with_name("." + os.fsdecode(name) + suffix)
 
 
 class RunWriter:
@@ -271,6 +276,7 @@ class RunWriter:
         self.overwrite = overwrite
         self.staging: Path | None = None
         self.created = False
+        self.parents: list[Path] = []  # the directories above it this run made, deepest first
         self._locks: list[int] = []
         self._new_lock_files: list[Path] = []
 
@@ -284,6 +290,7 @@ class RunWriter:
         existing = check_run_dir(self.target, self.resume, self.overwrite)
         try:
             self.created = not self.target.exists()
+            self.parents = [p for p in self.target.parents if not p.exists()]
             self.target.mkdir(parents=True, exist_ok=True)
             self._lock(self.target)
             existing = check_run_dir(self.target, self.resume, self.overwrite)  # now we own it
@@ -364,6 +371,8 @@ class RunWriter:
         if remove_dir:
             with contextlib.suppress(OSError):
                 self.target.rmdir()
+                for parent in self.parents:  # as it found them (those still empty)
+                    parent.rmdir()
 
     def close(self) -> None:
         """Release the locks (the lock files stay: they are part of the format)."""
