@@ -120,6 +120,8 @@ def cases(d: Path) -> list[tuple[list[str], str]]:
         (["train", small, "-o", out, "--batch-size", "1000000000"], "batch_size = 1000000000"),
         (["train", small, "-o", out, "-m", "esn", "--units", "30000"], "units = 30000"),
         (["train", small, "-o", out, "--hidden", "100000"], "hidden = 100000"),
+        (["train", small, "-o", out, "--set", "head=[100000,100000]"],
+         "head = [100000, 100000]"),  # it named hidden = 64 alone
         (["train", small, "-o", out, "-m", "esn", "--units", "100000"], "units = 100000"),
         (["gradients", "--sequences", "1000000", "-o", out], "sequences = 1000000"),
         (["gradients", "--hidden", "100000", "-o", out], "hidden = 100000"),

@@ -105,6 +105,7 @@ def test_a_good_spec_parses_fixed_and_ranged_values():
         (("dt = 0.1", "dt = 0"), "dt must be > 0"),
         (("dt = 0.1", "dt = -1.0"), "dt must be > 0"),
         (("dt = 0.1", "dt = 1e308"), "dt * (n_steps - 1) finite"),  # 19 steps overflow
+        (("dt = 0.1", "dt = 1e-320"), "a normal float"),  # it was stored as 9.99989e-321
         (("n_steps = 20", "n_steps = 1"), "n_steps must be >= 2"),
         (("eta = [0.1, 0.2]", "eta = [0.3, 0.2]"), "low > high"),
         (('family = "cosine"', 'family = "cosin"'), "did you mean 'cosine'"),

@@ -298,8 +298,9 @@ def _oscillator_fields(raw: dict[str, Any], system: str, source: str) -> dict[st
 
 def _check_numbers(spec: Spec) -> None:
     where = spec.source
-    if not (spec.dt > 0 and math.isfinite(spec.t_end)):  # the time grid's last point
-        raise SpecError(f"{where}: dt must be > 0 with dt * (n_steps - 1) finite, got {spec.dt}")
+    if not (spec.dt >= np.finfo(np.float64).tiny and math.isfinite(spec.t_end)):  # normal
+        raise SpecError(f"{where}: dt must be > 0, a normal float (>= 2.2e-308: a smaller "
+                        f"one loses digits), with dt * (n_steps - 1) finite, got {spec.dt}")
     if not 2 <= spec.n_steps <= MAX_STEPS:
         raise SpecError(f"{where}: n_steps must be in [2, {MAX_STEPS}], got {spec.n_steps}")
     if not 1 <= spec.n <= MAX_TRAJECTORIES:

@@ -233,7 +233,8 @@ class TrainConfig:
         n_inputs, n_init, n_outputs, n_params = layout.sizes
         sizes = (n_inputs + most + prior, n_init + most, n_outputs, n_params + most)
         size = family.size_option
-        shown = f"{size} = {getattr(self, size)}"
+        head = self.head
+        shown = f"{size} = {getattr(self, size)}" + (f", head = {list(head)}" if head else "")
         if self.recipe != "gradient":
             budget.check(shown, family.training_bytes(self.model_args(), *sizes),
                          family.memory_hint)
@@ -244,7 +245,8 @@ class TrainConfig:
         budget.check(f"{shown}, batch_size = {batch}, window = {self.window} (+ horizon "
                      f"{self.horizon}, warmup {self.warmup})", need,
                      "that is for the weights, their gradients and optimiser state, and the "
-                     f"activations of one batch; reduce {size}, batch_size or window")
+                     f"activations of one batch; reduce {size}{', head' if head else ''}, "
+                     "batch_size or window")
 
     @property
     def recipe(self) -> str:
