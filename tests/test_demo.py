@@ -58,7 +58,7 @@ def test_preset_demo_writes_a_side_by_side_report(tmp_path, capsys):
     html = (out / "report" / "report.html").read_text()
     assert "faithful" in html and "improved" in html
     presets = json.loads((out / "report" / "presets.json").read_text())
-    assert [row["variant"] for row in presets] == ["faithful", "improved"]
+    assert [row["variant"] for row in presets] == ["faithful", "improved", "baseline: zero"]
     assert main(["demo", "--preset", "sinus", "-o", str(tmp_path / "x")]) == 2
 
 

@@ -35,24 +35,22 @@ without a run directory (``odernn.fit(data)``) writes nothing.
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import hashlib
-import io
 import json
-import math
 import os
 import shutil
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from odernn import atomic, budget, jsonio
+from odernn import atomic, jsonio
 from odernn.checks import MAX_TEXT_BYTES, read_small_text, refuse_link
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
+from odernn.learn.history_text import history_columns, history_csv
 from odernn.learn.resume import check_resume
 
 CONFIG, HISTORY = "config.json", "history.csv"
@@ -75,12 +73,6 @@ def read_config(run_dir: str | Path) -> dict[str, Any] | None:
 
 MAX_HISTORY_BYTES = 1 << 26
 """A run's history larger than this is refused unread (a row an epoch: about 100 bytes)."""
-HISTORY_PARSE_BYTES = 32
-"""The memory a byte of a JSON history may take as parsed objects (``[{},{},...``: an empty
-dict, 64 bytes, and its slot for 3 bytes); ``VALUE_BYTES`` that of a value of a column (its
-float and its slots in a list and an array). Upper bounds, measured with tracemalloc
-(``tests/test_rundir.py``)."""
-VALUE_BYTES = 48
 
 
 def _run_text(path: Path, what: str, limit: int) -> str:
@@ -107,66 +99,7 @@ def read_history(run_dir: str | Path) -> dict[str, np.ndarray]:
             break
     else:
         return {}
-    text = _run_text(path, "training history", MAX_HISTORY_BYTES)
-    try:
-        if suffix == ".csv":
-            columns = _csv_columns(path, text)
-        else:
-            _history_budget(path, HISTORY_PARSE_BYTES * len(text))
-            records: Any = ([json.loads(line) for line in text.splitlines() if line.strip()]
-                            if suffix == ".jsonl" else json.loads(text))
-            if isinstance(records, Mapping):
-                columns = {k: v for k, v in records.items() if isinstance(v, list)}
-                _history_budget(path, VALUE_BYTES * sum(len(v) for v in columns.values()))
-            else:
-                keys = list(records[0]) if records else []
-                _history_budget(path, VALUE_BYTES * len(records) * len(keys))
-                columns = {k: [r.get(k) for r in records] for k in keys}
-        return {k: a for k, v in columns.items() if (a := _numeric(v)) is not None}
-    except budget.BudgetError:
-        raise
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError,
-            IndexError, RecursionError) as err:
-        raise DataError(f"{path}: unreadable training history ({err}); expected CSV with a "
-                        "header, JSON records or columns") from None
-
-
-def _history_budget(path: Path, need: int) -> None:
-    budget.check(f"training history {path}", need, "that is for parsing its rows")
-
-
-def _csv_columns(path: Path, text: str) -> dict[str, list[Any]]:
-    """A CSV history's columns, read row by row as ``csv.DictReader`` reads them (a later
-    column of the same name wins, a missing field is None, a blank row is skipped), each
-    value made a number at once where it is one, no row kept."""
-    reader = csv.reader(io.StringIO(text))
-    fieldnames = next(reader, [])
-    names = list(dict.fromkeys(fieldnames))
-    _history_budget(path, VALUE_BYTES * (text.count("\n") + 1) * len(names))
-    columns: dict[str, list[Any]] = {k: [] for k in names}
-    for row in reader:
-        if row:
-            fields = dict(zip(fieldnames, row, strict=False))  # short rows: None
-            for k in names:
-                columns[k].append(_number(fields.get(k)))
-    return columns
-
-
-def _number(value: Any) -> Any:
-    """``value`` as a float where it is a number (NaN where empty), else as it is."""
-    if value is None or value == "":
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return value
-
-
-def _numeric(values: Sequence[Any]) -> np.ndarray | None:
-    try:
-        return np.array([math.nan if v in (None, "") else float(v) for v in values])
-    except (TypeError, ValueError):
-        return None
+    return history_columns(path, _run_text(path, "training history", MAX_HISTORY_BYTES))
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:
@@ -412,20 +345,6 @@ class MemoryRun:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def history_csv(rows: list[dict[str, Any]]) -> str:
-    """``history.csv``'s text: a header, then one row per epoch (or ridge candidate). The
-    header is every row's columns in the order they first appear (a run resumed from an
-    earlier odernn's may add some); a row without one leaves its cell blank."""
-    buf = io.StringIO()
-    if rows:
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()}
-                         for r in rows)
-    return buf.getvalue()
 
 
 def run_record(model: Any, config: Any, source: dict[str, Any],
