@@ -145,7 +145,10 @@ def train(
         flag = "--withhold/--no-eta" if key == "withhold" else "--" + key.replace("_", "-")
         raise SpecError(f"--set {key}={settings_given[key]!r} and {flag} both set {key}; "
                         "give one")
-    options = {**_read_config(config), **settings_given, **given}
+    from_file = _read_config(config)
+    options = {**from_file, **settings_given, **given}
+    if isinstance(from_file.get("prior_set"), dict) and "prior_set" in given:  # by name: a
+        options["prior_set"] = {**from_file["prior_set"], **given["prior_set"]}  # flag sets one
     if val is not None and options.get("val_fraction") is not None:  # else dropped silently
         raise SpecError("val_fraction holds out training trajectories for validation; with "
                         "--val they are all trained on: give one")

@@ -127,14 +127,17 @@ def test_a_gru_hybrid_trains_and_beats_its_wrong_prior():
 
 
 # -- a model like any other -------------------------------------------------------------------
-def test_a_prior_that_overflows_on_the_data_is_refused_before_training(tmp_path):
+@pytest.mark.parametrize("beta", [1e200, 1e20])
+def test_a_prior_that_overflows_on_the_data_is_refused_before_training(tmp_path, beta):
     """beta = 1e200 is a finite number in its range, but the prior's prediction overflows:
     the reservoir trained, said 'every ridge strength diverged' and left a run that could not
-    load (a NaN normalisation); the gradient families said 'try a lower lr'."""
+    load (a NaN normalisation); the gradient families said 'try a lower lr'. With 1e20 the
+    statistics were finite in float64 and infinite in the float32 codec: the same."""
     train = duffing("duffing-train", 8, n_steps=100)
     run = tmp_path / "run"
-    with pytest.raises(DataError, match="y0 has a mean of nan.*prior duffing.*overflows"):
-        odernn.fit(train, model="esn", units=20, prior="duffing", prior_set={"beta": 1e200},
+    with pytest.raises(DataError, match=r"y0 has a \w+ of .*float32 number: the prior duffing.*"
+                                        "overflows"):
+        odernn.fit(train, model="esn", units=20, prior="duffing", prior_set={"beta": beta},
                    run_dir=run)
     assert not run.exists()
 
@@ -235,3 +238,23 @@ def test_a_prior_parameter_from_the_data_outside_its_range_is_refused(tmp_path):
     model, result = odernn.fit(forged, model="esn", units=20, prior="duffing",
                                prior_set={"eta": 0.1})
     assert result.status == "ok"
+    hybrid, _ = odernn.fit(data, model="esn", units=20, prior="duffing")  # test data: the
+    with pytest.raises(SpecError, match=r"eta = -0\.\d+ is outside its valid range \[0, inf\) "
+                       "in test.h5; the prior duffing is not defined there"):  # same check
+        hybrid.check_data(dataclasses.replace(forged, attrs=data.attrs), where="test.h5")
+    with pytest.raises(SpecError, match="in rollout params; the prior duffing is not"):
+        hybrid.rollout(forged.x[:, 0], forged.v[:, 0], forged.F, forged.params)
+
+
+def test_a_config_files_prior_set_is_merged_with_prior_set_flags(tmp_path, capsys):
+    """--prior-set eta=0.2 replaced the whole [prior_set] of --config: its beta = 1.2 was
+    dropped, and a 'wrong prior' experiment ran with the data's true beta."""
+    data, run_dir = tmp_path / "d.h5", tmp_path / "run"
+    assert main(["simulate", "duffing-train", "-o", str(data), "--n", "8", "--n-steps", "60",
+                 "-q"]) == 0
+    (tmp_path / "c.toml").write_text('prior = "duffing"\n[prior_set]\nbeta = 1.2\n')
+    assert main(["train", str(data), "-o", str(run_dir), "--model", "esn", "--units", "20",
+                 "--config", str(tmp_path / "c.toml"), "--prior-set", "eta=0.2", "-q"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert config["prior_set"] == {"beta": 1.2, "eta": 0.2}
+    capsys.readouterr()

@@ -250,7 +250,7 @@ def _findings(ev: Evaluation) -> list[str]:
                        f"{fmt(floor['lag_error_max'])} rad).")
     warm = [n for n in surrogates if ev.methods[n].settings.get("warmup_steps")]
     if warm:
-        out.append(f"- {', '.join(warm)} observed warm-up steps (eta withheld), so every "
+        out.append(f"- {', '.join(warm)} observed warm-up steps (a parameter withheld), so every "
                    f"method's error starts at step {ev.start}.")
     diverged = [name for name, m in ev.metrics.items() if m["n_diverged"]]
     if diverged:

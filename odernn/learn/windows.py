@@ -89,15 +89,16 @@ def finite_stats(stats: Stats, layout: Layout) -> Stats:
     """``stats``, or one DataError line naming the first quantity whose mean or std is not
     finite: a prior whose one-step prediction overflows on the data (a parameter set to
     ``1e200``) would train to NaN, say "try a lower lr", and leave a run that cannot load."""
+    top = float(np.finfo(np.float32).max)  # the codec keeps them in float32
     for name, mean in stats.mean.items():
         std = stats.std[name]
-        if not (np.isfinite(mean) and np.isfinite(std)):
+        if not (abs(mean) <= top and std <= top):  # NaN fails too
             why = (f"the prior {layout.prior_label}'s one-step prediction overflows on it: "
                    "check its parameters" if layout.prior and name.startswith("y") else
-                   "its values overflow float64")
-            which, value = ("mean", mean) if not np.isfinite(mean) else ("std", std)
+                   "its values overflow float32")
+            which, value = ("mean", mean) if not abs(mean) <= top else ("std", std)
             raise DataError(f"the training data's {name} has a {which} of {value!r}, not a "
-                            f"finite number: {why}")
+                            f"finite float32 number: {why}")
     return stats
 
 

@@ -57,6 +57,7 @@ from odernn.errors import DataError, SpecError
 from odernn.learn.families import TARGETS
 from odernn.learn.models.prior import (
     check_prior,
+    check_prior_data,
     prior_label,
     prior_sources,
     prior_step,
@@ -382,6 +383,7 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
         raise DataError(f"{where} has no params/{missing[0]}; the model takes "
                         f"{', '.join(layout.parameters)} as inputs")
     check_fixed(data.params, layout, where, require=True)
+    check_prior_data(layout, data.params, where)
     arrays = {"x": data.x, "v": data.v, "F": data.F}
     arrays.update({f"params/{p}": data.params[p] for p in layout.parameters})
     for name, a in arrays.items():

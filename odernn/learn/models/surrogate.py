@@ -32,6 +32,7 @@ from odernn.learn.models.base import Rollout
 from odernn.learn.models.codec import Codec
 from odernn.learn.models.layout import Layout, Stats, check_data, check_fixed
 from odernn.learn.models.options import defaults_of
+from odernn.learn.models.prior import check_prior_data
 from odernn.learn.models.stepper import (
     EXPLODED,
     Stepper,
@@ -338,6 +339,7 @@ class RecurrentSurrogate(nn.Module):
             if out[name].shape != (n,):
                 raise DataError(f"{name} must have shape ({n},), got {out[name].shape}")
             finite(out[name], name)
+        check_prior_data(self.layout, out, f"{caller} params")
         return out
 
     def _series_tensors(self, x0, warmup, n_steps, models, held):
