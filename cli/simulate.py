@@ -38,7 +38,9 @@ def simulate(
     ),
     seed: int = typer.Option(None, "--seed", help="Random seed (overrides the spec)."),
     integrator: Integrator = typer.Option(None, "--integrator",
-                                          help="The integrator (overrides the spec)."),
+                                          help="The integrator (overrides the spec; one "
+                                          "other than the spec's drops the spec's options for "
+                                          "it, such as scipy's method and tolerances)."),
     dtype: Dtype = typer.Option(None, "--dtype", help="Stored precision (overrides the spec)."),
     system: SystemName = typer.Option(None, "--system", help="Simulate this system instead "
                                       "(its parameters by --set; see `odernn systems`)."),

@@ -4,8 +4,10 @@ text files (specs, configurations) read without trusting them."""
 from __future__ import annotations
 
 import difflib
+import json
 import numbers
 import os
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -108,3 +110,12 @@ def read_small_text(path: Path, what: str, *, limit: int = MAX_TEXT_BYTES,
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: JSON's escapes, which TOML shares, but a character
+    beyond the Basic Multilingual Plane as ``\\UXXXXXXXX`` (JSON writes a surrogate pair,
+    which TOML refuses: a name with an emoji made a spec that could not be read back)."""
+    return re.sub(r"\\ud([89ab][0-9a-f]{2})\\ud([c-f][0-9a-f]{2})",
+                  lambda m: "\\U%08X" % (0x10000 + ((int(m[1], 16) - 0x800) << 10)
+                                          + int(m[2], 16) - 0xC00), json.dumps(text))

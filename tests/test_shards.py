@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from odernn.cli.app import main
@@ -168,3 +169,47 @@ def test_missing_and_foreign_shards_are_refused(tmp_path, capsys):
     assert main(["merge", *map(str, parts), str(foreign), "-o", str(tmp_path / "m.h5")]) == 2
     assert "error: " in capsys.readouterr().err
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_shards_of_one_spec_named_by_two_paths_merge(tmp_path, capsys, monkeypatch):
+    """A shard simulated from spec.toml and one from its absolute path were refused as
+    'shards of different runs' (their spec_source differs, nothing else)."""
+    (tmp_path / "s.toml").write_text(SPEC.format(n=6, integrator="euler"))
+    monkeypatch.chdir(tmp_path)
+    parts = [tmp_path / "p1.h5", tmp_path / "p2.h5"]
+    for k, (spec, part) in enumerate(zip(["s.toml", str(tmp_path / "s.toml")], parts,
+                                         strict=True), 1):
+        assert main(["simulate", spec, "-o", str(part), "--shard", f"{k}/2", "-q"]) == 0
+    assert main(["merge", *map(str, parts), "-o", str(tmp_path / "m.h5")]) == 0
+    capsys.readouterr()
+
+
+def test_a_plain_copy_of_a_virtual_merge_reads_without_its_shards(tmp_path, capsys):
+    """Every dataset and attribute of a virtual merge copied into plain datasets, moved away
+    from the shards: it was refused as reading a shard that cannot be found."""
+    import h5py
+
+    from odernn.data.store import read_trajectories
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(n=6, integrator="euler"))
+    parts = simulate_sharded(tmp_path, spec, 2)
+    merged = tmp_path / "m.h5"
+    assert main(["merge", *map(str, parts), "-o", str(merged), "--virtual"]) == 0
+    capsys.readouterr()
+    (tmp_path / "away").mkdir()
+    plain = tmp_path / "away" / "plain.h5"
+    with h5py.File(merged) as src, h5py.File(plain, "w", libver=("v110", "v110")) as dst:
+        def copy(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                dst.create_dataset(name, data=obj[()])
+                for k, v in obj.attrs.items():
+                    if k not in ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME"):
+                        dst[name].attrs[k] = v
+        src.visititems(copy)
+        dst.attrs.update(src.attrs)
+    expected = read_trajectories(merged)
+    for part in parts:
+        part.unlink()
+    got = read_trajectories(plain)
+    assert np.array_equal(got.x, expected.x) and np.array_equal(got.F, expected.F)

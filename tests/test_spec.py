@@ -272,3 +272,29 @@ def test_setting_the_grids_end_replaces_its_step():
     spec = with_settings(load_spec("sine"), sets={"t_end": 10.0})
     assert spec.dt * (spec.n_steps - 1) == pytest.approx(10.0)
     assert with_settings(spec, sets={"dt": 0.5}).dt == 0.5
+
+
+def test_a_name_beyond_the_basic_plane_round_trips():
+    """An emoji or a mathematical letter in a description: its JSON escape is a surrogate
+    pair, which TOML refuses, and simulate ended in a traceback (exit 1)."""
+    text = 'description = "run \\U0001F600 with \U0001D6C8"\n' + GOOD
+    spec = parse_spec(text, source="emoji.toml")
+    again = parse_spec(spec.to_toml(), source=spec.source)
+    assert again.description == "run \U0001F600 with \U0001D6C8"
+    changed = spec.with_overrides(n=5)  # through --set's TOML too
+    assert parse_spec(changed.to_toml(), source="x").description == again.description
+
+
+def test_set_keeps_the_same_integrators_options_and_refuses_two_grids():
+    """--integrator scipy on a spec of scipy's RK45 at rtol 1e-6 reset it to DOP853 at 1e-12;
+    --set dt and --set t_end together kept whichever came last."""
+    text = GOOD + '[integrator]\nname = "scipy"\nmethod = "RK45"\nrtol = 1e-6\natol = 1e-8\n'
+    spec = parse_spec(text, source="s.toml")
+    same = spec.with_overrides(integrator="scipy")
+    assert same.integrator == spec.integrator and same.integrator["method"] == "RK45"
+    assert spec.with_overrides(integrator="rk4").integrator == {"name": "rk4"}
+    from odernn.data.spec_settings import with_settings
+
+    assert with_settings(spec, sets={"integrator": "scipy"}).integrator == spec.integrator
+    with pytest.raises(SpecError, match="--set dt and --set t_end both set the time grid"):
+        with_settings(spec, sets={"dt": 0.1, "t_end": 5.0})

@@ -129,7 +129,8 @@ def _check_shard_attrs(f: TrajectoryFile) -> None:
 
 def _check_same_run(ref: TrajectoryFile, f: TrajectoryFile) -> None:
     """Refuse a shard whose run attributes, grid, datasets or dtypes differ from ``ref``'s."""
-    own = {"shard_index", "row_start", "row_stop", "n_trajectories", "created"}
+    own = {"shard_index", "row_start", "row_stop", "n_trajectories", "created",
+           "spec_source"}  # the same spec named by another path is the same run
     a, b = ref.attrs, f.attrs
     for key in sorted((set(a) | set(b)) - own):
         if a.get(key) != b.get(key):

@@ -31,7 +31,6 @@ Example (``datasets/train.toml``)::
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -42,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from odernn._compat import tomllib
-from odernn.checks import check_seed, did_you_mean, is_real, is_whole, read_small_text
+from odernn.checks import check_seed, did_you_mean, is_real, is_whole, read_small_text, toml_string
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, get_system
 from odernn.errors import SpecError
@@ -151,7 +150,7 @@ class Spec:
                 return "{ values = [" + ", ".join(repr(x) for x in v.values) + "] }"
             if isinstance(v, Range):
                 return f"{v.low!r}" if v.fixed else f"[{v.low!r}, {v.high!r}]"
-            return json.dumps(v) if isinstance(v, str) else repr(v)
+            return toml_string(v) if isinstance(v, str) else repr(v)
 
         lines = [f"{k} = {value(getattr(self, k))}"
                  for k in ("name", "description", "system", "n", "seed", "dt", "n_steps", "dtype")]
@@ -174,8 +173,9 @@ class Spec:
         for key in {"n", "n_steps", "seed", "dt"} & set(changes):  # as a spec's text has them
             changes[key] = (_number(changes[key], key, self.source) if key == "dt"
                             else _integer(changes, key, self.source, minimum=0))
-        if "integrator" in changes and isinstance(changes["integrator"], str):
-            changes["integrator"] = _integrator({"name": changes["integrator"]}, self.source)
+        if isinstance(name := changes.get("integrator"), str):  # the spec's own: its options
+            changes["integrator"] = (self.integrator if name == self.integrator["name"] else
+                                     _integrator({"name": name}, self.source))
         spec = replace(self, **changes)
         _check_numbers(spec)
         return spec

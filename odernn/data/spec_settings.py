@@ -4,11 +4,10 @@ names); the result is parsed and validated like any spec."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from odernn._compat import tomllib
-from odernn.checks import did_you_mean
+from odernn.checks import did_you_mean, toml_string
 from odernn.data.spec import INITIAL, SERIES, TOP_KEYS, Spec, parse_spec
 from odernn.data.systems import get_system
 from odernn.errors import SpecError
@@ -36,9 +35,13 @@ def with_settings(spec: Spec, *, system: str | None = None,
         raw["parameters"] = {k: v for k, v in raw.get("parameters", {}).items() if k in names}
     new_names = () if raw["system"] == SERIES else get_system(raw["system"]).names
     sets = dict(sorted((sets or {}).items(), key=lambda kv: kv[0] != "integrator"))
-    for key, value in sets.items():  # the integrator's name first: it resets its options
-        if key == "integrator":
-            raw["integrator"] = {"name": value}
+    if {"dt", "t_end"} <= sets.keys():  # as a spec file with both is refused
+        raise SpecError("--set dt and --set t_end both set the time grid; give one (the "
+                        "other follows from n_steps)")
+    for key, value in sets.items():  # the integrator's name first: another one resets its
+        if key == "integrator":  # options (the same one keeps the spec's method, tolerances)
+            if value != raw.get("integrator", {}).get("name"):
+                raw["integrator"] = {"name": value}
             continue
         if key in INTEGRATOR_OPTIONS:
             raw.setdefault("integrator", {})[key] = value
@@ -67,7 +70,7 @@ def _to_toml(raw: dict[str, Any]) -> str:
     tables in them: a range given by its ``{ values = [...] }``)."""
     def value(v: Any) -> str:
         if isinstance(v, str):
-            return json.dumps(v)
+            return toml_string(v)
         if isinstance(v, list):
             return "[" + ", ".join(value(u) for u in v) + "]"
         if isinstance(v, dict):
