@@ -213,3 +213,28 @@ def test_a_plain_copy_of_a_virtual_merge_reads_without_its_shards(tmp_path, caps
         part.unlink()
     got = read_trajectories(plain)
     assert np.array_equal(got.x, expected.x) and np.array_equal(got.F, expected.F)
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["copy", "virtual"])
+def test_more_shards_than_open_files_allowed_merge(tmp_path, capsys, virtual):
+    """merge opened every shard at once: 1100 shards under the common limit of 1024 open
+    files ended in 'Too many open files'. Here 80 shards under a limit of 48."""
+    import resource
+    import sys
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(n=80, integrator="euler"))
+    parts = simulate_sharded(tmp_path, spec, 80)
+    whole = tmp_path / "whole.h5"
+    assert main(["simulate", str(spec), "-o", str(whole), "-q"]) == 0
+    merged = tmp_path / "m.h5"
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, resource.getrlimit(
+            resource.RLIMIT_NOFILE)[1]))
+
+    proc = subprocess.run([sys.executable, "-m", "odernn", "merge", *map(str, parts), "-o",
+                           str(merged), *(["--virtual"] if virtual else [])],
+                          capture_output=True, text=True, preexec_fn=few_files, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_content(capsys, whole, merged)

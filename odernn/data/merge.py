@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from contextlib import ExitStack
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -58,27 +58,58 @@ def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool 
     if any(p.resolve() == out.resolve() for p in paths):
         raise OutputError(f"{out}: is one of the shards; write the merged file elsewhere")
     check_target(out, overwrite, inputs=paths)
-    with ExitStack() as stack:
-        files = [stack.enter_context(open_trajectories(p)) for p in paths]
-        ordered = _check_shards(files)
-        attrs = {k: v for k, v in ordered[0].attrs.items()
-                 if k not in RESERVED_ATTRS and k not in SHARD_ATTRS}
-        (_merge_virtual if virtual else _merge_copy)(ordered, out, attrs, overwrite)
+    ordered = _check_shards([_Shard.of(p) for p in paths])  # one file open at a time: a
+    attrs = {k: v for k, v in ordered[0].attrs.items()  # thousand shards pass any ulimit
+             if k not in RESERVED_ATTRS and k not in SHARD_ATTRS}
+    (_merge_virtual if virtual else _merge_copy)(ordered, out, attrs, overwrite)
     return out
 
 
-def _shard_range(f: TrajectoryFile) -> tuple[int, int]:
+@dataclass(frozen=True)
+class _Shard:
+    """What a merge needs of a shard, read once and the file closed again: its path, root
+    attributes, rows, time grid, dtype, parameters' row shapes, every dataset's shape and
+    dtype (``x``, ``v``, ``F`` and ``params/NAME``, in that order), and its size and mtime
+    then (a shard that changes before it is copied or recorded is refused)."""
+
+    path: Path
+    attrs: dict[str, Any]
+    n: int
+    t: np.ndarray
+    dtype: np.dtype
+    layout: dict[str, tuple[int, ...]]
+    datasets: dict[str, tuple[tuple[int, ...], np.dtype]]
+    stat: tuple[int, int]
+
+    @classmethod
+    def of(cls, path: Path) -> _Shard:
+        with open_trajectories(path) as f:
+            st = os.stat(f.path)
+            labels = [*f.names, *(f"params/{k}" for k in f.params_names)]
+            return cls(f.path, f.attrs, f.n, f.t, f.dtype, _param_layout(f),
+                       {k: (f.dataset(k).shape, f.dataset(k).dtype) for k in labels},
+                       (st.st_size, st.st_mtime_ns))
+
+    def unchanged(self) -> None:
+        """Refuse the shard if its size or mtime moved since it was checked."""
+        st = os.stat(self.path)
+        if (st.st_size, st.st_mtime_ns) != self.stat:
+            raise DataError(f"{self.path}: changed while the shards were merged; merge them "
+                            "again")
+
+
+def _shard_range(f: _Shard) -> tuple[int, int]:
     return f.attrs["row_start"], f.attrs["row_stop"]
 
 
-def _check_shards(files: list[TrajectoryFile]) -> list[TrajectoryFile]:
+def _check_shards(files: list[_Shard]) -> list[_Shard]:
     """Refuse shards of different runs, duplicate, missing or overlapping shards; sort by row."""
     for f in files:
         _check_shard_attrs(f)
     ref = files[0]
     for f in files[1:]:
         _check_same_run(ref, f)
-    by_index: dict[int, TrajectoryFile] = {}
+    by_index: dict[int, _Shard] = {}
     for f in files:
         k = f.attrs["shard_index"]
         if k in by_index:
@@ -108,7 +139,7 @@ def _check_shards(files: list[TrajectoryFile]) -> list[TrajectoryFile]:
     return ordered
 
 
-def _check_shard_attrs(f: TrajectoryFile) -> None:
+def _check_shard_attrs(f: _Shard) -> None:
     """Refuse a file without every shard attribute, or whose shard attributes are not
     integers (numpy's included) with index in 1..count and rows ``start..stop`` its own
     within ``0..n_total``: checked before any is used."""
@@ -127,7 +158,7 @@ def _check_shard_attrs(f: TrajectoryFile) -> None:
                         f"{start}..{stop} of {total}, {f.n} trajectories)")
 
 
-def _check_same_run(ref: TrajectoryFile, f: TrajectoryFile) -> None:
+def _check_same_run(ref: _Shard, f: _Shard) -> None:
     """Refuse a shard whose run attributes, grid, datasets or dtypes differ from ``ref``'s."""
     own = {"shard_index", "row_start", "row_stop", "n_trajectories", "created",
            "spec_source"}  # the same spec named by another path is the same run
@@ -137,8 +168,7 @@ def _check_same_run(ref: TrajectoryFile, f: TrajectoryFile) -> None:
             raise DataError(f"{f.path}: attribute '{key}' is {b.get(key)!r:.60} but "
                             f"{ref.path} has {a.get(key)!r:.60}; shards of different runs "
                             f"cannot be merged")
-    layout = [(f.dtype, _param_layout(f)) for f in (ref, f)]
-    if not np.array_equal(ref.t, f.t) or layout[0] != layout[1]:
+    if not np.array_equal(ref.t, f.t) or (ref.dtype, ref.layout) != (f.dtype, f.layout):
         raise DataError(f"{f.path}: time grid, dtype or parameters differ from {ref.path}")
 
 
@@ -146,22 +176,24 @@ def _param_layout(f: TrajectoryFile) -> dict[str, tuple[int, ...]]:
     return {k: f.param_shape(k)[1:] for k in f.params_names}
 
 
-def _merge_copy(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any],
+def _merge_copy(shards: list[_Shard], out: Path, attrs: dict[str, Any],
                 overwrite: bool) -> None:
-    ref = shards[0]
-    n_total = ref.attrs["n_total"]
-    compression = "gzip" if ref.dataset("x").compression == "gzip" else None  # the writer's
-    row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names) + ref.param_row_bytes()
+    with open_trajectories(shards[0].path) as ref:
+        compression = "gzip" if ref.dataset("x").compression == "gzip" else None  # as written
+        row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names) + ref.param_row_bytes()
+        names = ref.names
     step = max(1, BLOCK_BYTES // row_bytes)
-    with TrajectoryWriter(out, t=ref.t, n=n_total, datasets=ref.names,
-                          params=_param_layout(ref), attrs=attrs, dtype=ref.dtype.name,
+    with TrajectoryWriter(out, t=shards[0].t, n=shards[0].attrs["n_total"], datasets=names,
+                          params=shards[0].layout, attrs=attrs, dtype=shards[0].dtype.name,
                           compression=compression, overwrite=overwrite) as writer:
-        for f in shards:
-            offset = f.attrs["row_start"]
-            for lo in range(0, f.n, step):
-                part = f.read(slice(lo, lo + step))
-                arrays = {k: getattr(part, k) for k in f.names}
-                writer.write(offset + lo, arrays, part.params)
+        for shard in shards:
+            with open_trajectories(shard.path) as f:
+                shard.unchanged()
+                offset = shard.attrs["row_start"]
+                for lo in range(0, f.n, step):
+                    part = f.read(slice(lo, lo + step))
+                    arrays = {k: getattr(part, k) for k in f.names}
+                    writer.write(offset + lo, arrays, part.params)
 
 
 def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any],
@@ -174,20 +206,19 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
         f = target.file
         write_time(f, ref.t)
         sources = [_source_record(shard, directory) for shard in shards]
-        labels = [*ref.names, *(f"params/{k}" for k in ref.params_names)]
-        for label in labels:
-            d = ref.dataset(label)
-            layout = h5py.VirtualLayout(shape=(n_total, *d.shape[1:]), dtype=d.dtype)
+        for label, (shape, dtype) in ref.datasets.items():
+            layout = h5py.VirtualLayout(shape=(n_total, *shape[1:]), dtype=dtype)
             for shard in shards:
                 start, stop = _shard_range(shard)
                 source = _relative(shard, directory)
-                shape = shard.dataset(label).shape
-                layout[start:stop] = h5py.VirtualSource(source, label, shape=shape)
+                layout[start:stop] = h5py.VirtualSource(source, label,
+                                                        shape=shard.datasets[label][0])
             v = f.create_virtual_dataset(label, layout, fillvalue=np.nan)
             if label in DESCRIPTIONS:
                 v.attrs["description"] = DESCRIPTIONS[label]
-        write_scales(f, n_total, ref.names, _param_layout(ref))
-        write_root_attrs(f, n_total, ref.t, ref.names, attrs)
+        names = tuple(k for k in ref.datasets if not k.startswith("params/"))
+        write_scales(f, n_total, names, ref.layout)
+        write_root_attrs(f, n_total, ref.t, names, attrs)
         f.attrs[SHARD_SOURCES] = jsonio.dumps(sources, compact=True)
         target.commit()
     except BaseException:
@@ -195,15 +226,17 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
         raise
 
 
-def _relative(shard: TrajectoryFile, directory: Path) -> str:
+def _relative(shard: _Shard, directory: Path) -> str:
     return os.path.relpath(shard.path.resolve(), directory)
 
 
-def _source_record(shard: TrajectoryFile, directory: Path) -> dict[str, Any]:
+def _source_record(shard: _Shard, directory: Path) -> dict[str, Any]:
     """What a virtual file remembers of a shard: where, size, mtime, content digest."""
-    st = os.stat(shard.path)
-    return {"file": _relative(shard, directory), "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "digest": shard.content_digest()}
+    digest = content_digest(shard.path)
+    shard.unchanged()  # the digest is of the file checked
+    size, mtime_ns = shard.stat
+    return {"file": _relative(shard, directory), "size": size, "mtime_ns": mtime_ns,
+            "digest": digest}
 
 
 def check_shard_sources(path: Path, record: Any) -> None:
