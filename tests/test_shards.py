@@ -238,3 +238,22 @@ def test_more_shards_than_open_files_allowed_merge(tmp_path, capsys, virtual):
                           capture_output=True, text=True, preexec_fn=few_files, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert_same_content(capsys, whole, merged)
+
+
+def test_a_virtual_merge_odernn_could_not_read_is_not_written(tmp_path, capsys, monkeypatch):
+    """A virtual merge skipped the limits a reader applies: one of more values than a dataset
+    may hold, or of a shard record larger than an attribute may hold, was written and then
+    refused on open. (The limits scaled down here: 2^34 values, 1 MiB, some 6900 shards.)"""
+    import odernn.data.merge as merge
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(n=6, integrator="euler"))
+    parts = simulate_sharded(tmp_path, spec, 2)
+    for name, value, needle in (("MAX_ELEMENTS", 100, "more than the 100 values"),
+                                ("MAX_ATTR_BYTES", 200, "merge without --virtual")):
+        with monkeypatch.context() as m:
+            m.setattr(merge, name, value)
+            assert main(["merge", *map(str, parts), "-o", str(tmp_path / "m.h5"),
+                         "--virtual"]) == 2
+        assert needle in capsys.readouterr().err
+        assert not (tmp_path / "m.h5").exists()

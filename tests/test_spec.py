@@ -298,3 +298,21 @@ def test_set_keeps_the_same_integrators_options_and_refuses_two_grids():
     assert with_settings(spec, sets={"integrator": "scipy"}).integrator == spec.integrator
     with pytest.raises(SpecError, match="--set dt and --set t_end both set the time grid"):
         with_settings(spec, sets={"dt": 0.1, "t_end": 5.0})
+
+
+def test_set_family_changes_the_forcing_and_takes_the_new_familys_keys():
+    """--set family=none on a cosine spec said "unknown key 'F0'", and --set family=random
+    --set K=2 "no such key K": another family now drops the old one's keys, and its own may
+    be set."""
+    from odernn.data.spec_settings import with_settings
+
+    spec = parse_spec(GOOD, source="s.toml")
+    assert with_settings(spec, sets={"family": "none"}).forcing == "none"
+    random = with_settings(spec, sets={"family": "random", "K": 2})
+    assert random.forcing == "random" and random.K == 2
+    back = with_settings(random, sets={"family": "cosine", "F0": 0.5})
+    assert back.forcing == "cosine" and back.forcing_parameters["F0"].low == 0.5
+    assert with_settings(spec, sets={"F0": 0.7}).forcing_parameters["omega"] == \
+        spec.forcing_parameters["omega"]  # the same family keeps its other keys
+    with pytest.raises(SpecError, match="--set F0: no such key"):
+        with_settings(spec, sets={"family": "none", "F0": 1.0})

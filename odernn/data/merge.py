@@ -24,7 +24,14 @@ import h5py
 import numpy as np
 
 from odernn import jsonio
-from odernn.data.schema import DESCRIPTIONS, RESERVED_ATTRS, SHARD_ATTRS, SHARD_SOURCES
+from odernn.data.schema import (
+    DESCRIPTIONS,
+    MAX_ATTR_BYTES,
+    MAX_ELEMENTS,
+    RESERVED_ATTRS,
+    SHARD_ATTRS,
+    SHARD_SOURCES,
+)
 from odernn.data.store import BLOCK_BYTES, TrajectoryFile, content_digest, open_trajectories
 from odernn.data.writer import (
     AtomicH5,
@@ -200,12 +207,20 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
                    overwrite: bool) -> None:
     ref = shards[0]
     n_total = ref.attrs["n_total"]
+    if n_total * ref.t.size > MAX_ELEMENTS:  # what a reader allows, checked before writing
+        raise OutputError(f"{out}: {n_total} trajectories x {ref.t.size} steps is more than "
+                          f"the {MAX_ELEMENTS} values a dataset may hold")
     directory = out.resolve().parent
     target = AtomicH5(out, overwrite)
     try:
         f = target.file
         write_time(f, ref.t)
-        sources = [_source_record(shard, directory) for shard in shards]
+        sources = jsonio.dumps([_source_record(shard, directory) for shard in shards],
+                               compact=True)
+        if len(sources.encode()) > MAX_ATTR_BYTES:
+            raise OutputError(f"{out}: the record of {len(shards)} shards is "
+                              f"{len(sources.encode())} bytes, more than an attribute may hold "
+                              f"({MAX_ATTR_BYTES}); merge without --virtual (a copy)")
         for label, (shape, dtype) in ref.datasets.items():
             layout = h5py.VirtualLayout(shape=(n_total, *shape[1:]), dtype=dtype)
             for shard in shards:
@@ -219,7 +234,7 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
         names = tuple(k for k in ref.datasets if not k.startswith("params/"))
         write_scales(f, n_total, names, ref.layout)
         write_root_attrs(f, n_total, ref.t, names, attrs)
-        f.attrs[SHARD_SOURCES] = jsonio.dumps(sources, compact=True)
+        f.attrs[SHARD_SOURCES] = sources
         target.commit()
     except BaseException:
         target.discard()

@@ -75,7 +75,7 @@ TOP_KEYS = {
 _INTEGRATOR_KEYS = {"name", "method", "rtol", "atol"}
 INITIAL = ("x0", "v0")
 """The initial state, sampled like a parameter."""
-_FORCING_KEYS = {
+FORCING_KEYS = {
     "none": {"family"},
     "cosine": {"family", "F0", "omega", "phase"},
     "random": {"family", "K", "omega", "amplitude_sum", "phase"},
@@ -271,7 +271,7 @@ def _oscillator_fields(raw: dict[str, Any], system: str, source: str) -> dict[st
 
     forcing = _table(raw, "forcing", source)
     family = _choice(forcing.get("family", "none"), FORCING_FAMILIES, "forcing.family", source)
-    _check_keys(forcing, _FORCING_KEYS[family], f"{source} [forcing] (family {family!r})")
+    _check_keys(forcing, FORCING_KEYS[family], f"{source} [forcing] (family {family!r})")
     fp: dict[str, Range] = {}
     K = 0
     if family == "cosine":

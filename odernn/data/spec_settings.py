@@ -8,7 +8,7 @@ from typing import Any
 
 from odernn._compat import tomllib
 from odernn.checks import did_you_mean, toml_string
-from odernn.data.spec import INITIAL, SERIES, TOP_KEYS, Spec, parse_spec
+from odernn.data.spec import FORCING_KEYS, INITIAL, SERIES, TOP_KEYS, Spec, parse_spec
 from odernn.data.systems import get_system
 from odernn.errors import SpecError
 
@@ -35,6 +35,12 @@ def with_settings(spec: Spec, *, system: str | None = None,
         raw["parameters"] = {k: v for k, v in raw.get("parameters", {}).items() if k in names}
     new_names = () if raw["system"] == SERIES else get_system(raw["system"]).names
     sets = dict(sorted((sets or {}).items(), key=lambda kv: kv[0] != "integrator"))
+    family = sets.pop("family", None)
+    if family is not None and family != raw.get("forcing", {}).get("family", "none"):
+        raw["forcing"] = {}  # another family: the old one's keys go, as a system's do
+    if family is not None:
+        raw.setdefault("forcing", {})["family"] = family
+    forcing_keys = FORCING_KEYS.get(raw.get("forcing", {}).get("family", "none"), set())
     if {"dt", "t_end"} <= sets.keys():  # as a spec file with both is refused
         raise SpecError("--set dt and --set t_end both set the time grid; give one (the "
                         "other follows from n_steps)")
@@ -54,6 +60,8 @@ def with_settings(spec: Spec, *, system: str | None = None,
         section = next((name for name in SET_SECTIONS if key in raw.get(name, {})), None)
         if section is None and key in new_names:
             section = "parameters"
+        if section is None and key in forcing_keys:  # a key of a family just set
+            section = "forcing"
         if section is None:
             known = sorted({*TOP_KEYS, *new_names, *INITIAL, *INTEGRATOR_OPTIONS,
                             *(k for name in SET_SECTIONS for k in raw.get(name, {}))}
