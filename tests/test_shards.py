@@ -257,3 +257,24 @@ def test_a_virtual_merge_odernn_could_not_read_is_not_written(tmp_path, capsys, 
                          "--virtual"]) == 2
         assert needle in capsys.readouterr().err
         assert not (tmp_path / "m.h5").exists()
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["copy", "virtual"])
+def test_a_merge_keeps_the_version_that_simulated_the_shards(tmp_path, capsys, monkeypatch,
+                                                             virtual):
+    """An odernn upgraded between simulate and merge stamped its own version on the merged
+    file: another digest than the single-process file's, and the wrong provenance."""
+    import odernn
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(n=6, integrator="euler"))
+    parts = simulate_sharded(tmp_path, spec, 2)
+    whole = tmp_path / "whole.h5"
+    assert main(["simulate", str(spec), "-o", str(whole), "-q"]) == 0
+    monkeypatch.setattr(odernn, "__version__", "9.9.9")
+    merged = tmp_path / "m.h5"
+    assert main(["merge", *map(str, parts), "-o", str(merged),
+                 *(["--virtual"] if virtual else [])]) == 0
+    monkeypatch.undo()
+    assert read_trajectories(merged).attrs["odernn_version"] != "9.9.9"
+    assert_same_content(capsys, whole, merged)

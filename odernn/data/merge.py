@@ -193,6 +193,7 @@ def _merge_copy(shards: list[_Shard], out: Path, attrs: dict[str, Any],
     with TrajectoryWriter(out, t=shards[0].t, n=shards[0].attrs["n_total"], datasets=names,
                           params=shards[0].layout, attrs=attrs, dtype=shards[0].dtype.name,
                           compression=compression, overwrite=overwrite) as writer:
+        writer.attrs["odernn_version"] = shards[0].attrs["odernn_version"]  # the shards' own
         for shard in shards:
             with open_trajectories(shard.path) as f:
                 shard.unchanged()
@@ -233,7 +234,8 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
                 v.attrs["description"] = DESCRIPTIONS[label]
         names = tuple(k for k in ref.datasets if not k.startswith("params/"))
         write_scales(f, n_total, names, ref.layout)
-        write_root_attrs(f, n_total, ref.t, names, attrs)
+        write_root_attrs(f, n_total, ref.t, names,
+                         {**attrs, "odernn_version": ref.attrs["odernn_version"]})
         f.attrs[SHARD_SOURCES] = sources
         target.commit()
     except BaseException:
