@@ -147,8 +147,9 @@ def train(
                         "give one")
     from_file = _read_config(config)
     options = {**from_file, **settings_given, **given}
-    if isinstance(from_file.get("prior_set"), dict) and "prior_set" in given:  # by name: a
-        options["prior_set"] = {**from_file["prior_set"], **given["prior_set"]}  # flag sets one
+    if (isinstance(from_file.get("prior_set"), dict) and "prior_set" in given  # by name, for
+            and options.get("prior") == from_file.get("prior")):  # the file's prior: a flag
+        options["prior_set"] = {**from_file["prior_set"], **given["prior_set"]}  # sets one
     if val is not None and options.get("val_fraction") is not None:  # else dropped silently
         raise SpecError("val_fraction holds out training trajectories for validation; with "
                         "--val they are all trained on: give one")

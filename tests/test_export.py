@@ -247,6 +247,13 @@ def test_exporting_leaves_the_model_in_its_mode(tmp_path):
         model.train(training)
         odernn.export_onnx(model, tmp_path / f"{training}.onnx")
         assert model.training is training and model.cell.training is training
+    model.cell.eval()  # mixed: each module keeps its own
+    odernn.export_onnx(model, tmp_path / "mixed.onnx")
+    assert model.training is False and model.cell.training is False
+    model.train()
+    model.cell.eval()
+    odernn.export_onnx(model, tmp_path / "mixed2.onnx")
+    assert model.training is True and model.cell.training is False
 
 
 def test_an_interrupted_write_leaves_no_file(checkpoint, tmp_path, capsys, monkeypatch):

@@ -397,9 +397,10 @@ def test_train_overwrite_removes_no_user_directory_in_the_staging_name(root, cap
     (root / ".run.odernn-new" / "thesis.tex").write_text("chapter 1")
     refused(capsys, root, ["train", root / "data.h5", "-o", run_dir, *TRAIN, "--overwrite"],
             "is not one odernn left")
-    shutil.rmtree(root / ".run.odernn-new")  # a killed run's own staging directory goes
-    (root / ".run.odernn-new").mkdir()
+    shutil.rmtree(root / ".run.odernn-new")  # a killed run's own staging directory goes,
+    (root / ".run.odernn-new").mkdir()  # with the file it was writing when killed
     (root / ".run.odernn-new" / "config.json").write_text("{}")
+    (root / ".run.odernn-new" / ".best.pt.tmp-123-0a1b2c3d").write_text("half")
     code, err = run(capsys, ["train", root / "data.h5", "-o", run_dir, *TRAIN, "--overwrite"])
     assert code == 0, err
     assert not (root / ".run.odernn-new").exists()

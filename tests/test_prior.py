@@ -257,4 +257,9 @@ def test_a_config_files_prior_set_is_merged_with_prior_set_flags(tmp_path, capsy
                  "--config", str(tmp_path / "c.toml"), "--prior-set", "eta=0.2", "-q"]) == 0
     config = json.loads((run_dir / "config.json").read_text())["config"]
     assert config["prior_set"] == {"beta": 1.2, "eta": 0.2}
+    assert main(["train", str(data), "-o", str(run_dir), "--model", "esn", "--units", "20",
+                 "--config", str(tmp_path / "c.toml"), "--prior", "pendulum", "--prior-set",
+                 "eta=0.2", "--overwrite", "-q"]) == 0  # another prior: the flags' alone
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert config["prior"] == "pendulum" and config["prior_set"] == {"eta": 0.2}
     capsys.readouterr()

@@ -242,6 +242,11 @@ def test_a_run_is_read_through_its_readers(tmp_path) -> None:
     ("history.json", "[{" + ",".join(f'"c{k}": 1' for k in range(100)) + "}"
      + ",{}" * 10_000 + "]"),
     ("history.json", '{"a": [' + ",".join(["1"] * 100_000) + "]}"),
+    ("history.csv", ",".join(f"c{k}" for k in range(10)) + "\n" + (",".join(["ab"] * 10)
+                                                                  + "\n") * 10_000),
+    ("history.csv", ",".join(f"c{k}" for k in range(10)) + "\n" + (",".join(["abcdefgh"] * 10)
+                                                                  + "\n") * 10_000),
+    ("history.jsonl", '{"":{}}\n' * 50_000),
 ])
 def test_reading_a_history_stays_within_what_its_budget_counts(tmp_path, name, text,
                                                                 monkeypatch):
@@ -277,3 +282,22 @@ def test_long_run_names_never_share_a_staging_directory(tmp_path):
     assert staged[2].name == ".run.odernn-new"  # short names as before
     for path in staged:
         path.mkdir()  # every one a valid name on this file system
+
+
+def test_a_run_that_fails_after_its_first_checkpoint_keeps_its_lock_and_is_overwritable(
+        tmp_path):
+    """A failure after the first checkpoint removed the run's lock file with the rest of what
+    the command made; the kept best.pt and last.pt were then no run odernn wrote, and
+    --overwrite refused it."""
+    from odernn.learn.rundir import check_run_dir
+
+    run = tmp_path / "run"
+    writer = RunWriter(run, resume=False, overwrite=False)
+    writer.open()
+    writer.write_config({"config": {}})
+    writer.save_best({"format": "x"})
+    writer.save_last({"format": "x"}, [{"epoch": 1}])
+    writer.discard()  # e.g. out of memory in the second epoch
+    writer.close()
+    assert (run / LOCK).is_file()
+    assert check_run_dir(run, resume=False, overwrite=True)  # a previous run, replaceable

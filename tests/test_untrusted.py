@@ -108,3 +108,16 @@ def test_a_pickle_bomb_is_refused_by_the_budget_before_it_is_unpickled(tmp_path,
     monkeypatch.setenv(budget.ENV, "512M")
     with pytest.raises(budget.BudgetError, match="needs ~4.81 GiB.*unpickling its records"):
         read_checkpoint(path)
+
+
+def test_a_checkpoint_in_torchs_legacy_format_is_refused_unloaded(tmp_path, monkeypatch):
+    """torch.load(weights_only=True) unpickles torch's legacy (non-zip) format too, and a
+    plain pickle of 2 MB of ``}`` took 135 MB beside a budget that counted 4 MB. odernn
+    writes zip archives only: anything else is refused before torch reads it."""
+    from odernn.learn.checkpoint import read_checkpoint
+
+    path = tmp_path / "best.pt"
+    path.write_bytes(b"\x80\x02](" + b"}" * 2_000_000 + b"e.")
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load was called"))
+    with pytest.raises(DataError, match="not a readable odernn checkpoint .not a torch archive"):
+        read_checkpoint(path)

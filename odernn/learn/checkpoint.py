@@ -83,13 +83,14 @@ def load_bytes(path: Path) -> tuple[int, int]:
     format; the sizes torch's reader allocates), and the memory loading it may take: twice
     each entry (its bytes, then its tensors) and :data:`PICKLE_OBJECT_BYTES` per byte of its
     pickle. A compressed entry of a small file can unpack to gigabytes, and a pickle of
-    ``}}}}...`` makes an object per byte. A file that is no zip counts its own size (torch
-    refuses it)."""
+    ``}}}}...`` makes an object per byte. A file that is no zip is refused (odernn writes
+    zip archives only, and torch would unpickle its legacy format whole)."""
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return path.stat().st_size, 2 * path.stat().st_size
+        raise DataError(f"{path} is not a readable odernn checkpoint (not a torch archive: "
+                        "corrupt, truncated, zero-filled or another program's)") from None
     unpacked = sum(entry.file_size for entry in entries)
     pickled = sum(entry.file_size for entry in entries if entry.filename.endswith(".pkl"))
     return unpacked, 2 * unpacked + PICKLE_OBJECT_BYTES * pickled
@@ -131,8 +132,8 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
         if "WeightsUnpickler error:" in text:  # torch's own words advise the unsafe load
             text = text.split("WeightsUnpickler error:", 1)[1].strip()
         said = text.splitlines()[0][:200] if text else ""
-        if "weights_only" in said or not zipfile.is_zipfile(path):  # never torch's advice
-            said = "not a torch archive: corrupt, truncated, zero-filled or another program's"
+        if "weights_only" in said:  # never torch's advice to load unsafely
+            said = "corrupt, or another program's"
         raise DataError(f"{path} is not a readable odernn checkpoint ({said})") from err
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise DataError(f"{path} is not an odernn checkpoint (no format = {FORMAT!r})")

@@ -96,12 +96,13 @@ def onnx_bytes(model: Any) -> bytes:
 
     if model.device.type != "cpu":
         model = copy.deepcopy(model).cpu()
-    training = model.training
-    try:  # the caller's model keeps its mode
+    modes = [(m, m.training) for m in model.modules()]
+    try:  # the caller's model keeps its modes, module by module
         return _onnx_bytes(onnx, model, OneStep(model).eval(), input_names(model.layout),
                            output_names(model.layout))
     finally:
-        model.train(training)
+        for module, training in modes:
+            module.training = training
 
 
 def _onnx_bytes(onnx: Any, model: Any, one: Any, names: list[str], outs: list[str]) -> bytes:

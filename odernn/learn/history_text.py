@@ -18,12 +18,13 @@ import numpy as np
 from odernn import budget
 from odernn.errors import DataError
 
-HISTORY_PARSE_BYTES = 32
-"""The memory a byte of a JSON history may take as parsed objects (``[{},{},...``: an empty
-dict, 64 bytes, and its slot for 3 bytes); :data:`VALUE_BYTES` that of a value of a column
-(its float and its slots in a list and an array). Upper bounds, measured with tracemalloc
-(``tests/test_rundir.py``): a small file of short rows under a wide header makes many
-values."""
+HISTORY_PARSE_BYTES = 64
+"""The memory a byte of a JSON history may take as parsed objects (JSON lines of
+``{"":{}}``: two dicts, a string and the line, about 41 bytes a byte); :data:`VALUE_BYTES`
+that of a value of a column (its float and its slots in a list and an array; a CSV column
+is dropped at its first cell that is no number, so no text is kept). Upper bounds together,
+measured with tracemalloc (``tests/test_rundir.py``): a small file of short rows under a
+wide header makes many values."""
 VALUE_BYTES = 48
 
 
@@ -54,16 +55,18 @@ def history_columns(path: Path, text: str) -> dict[str, np.ndarray]:
                             if path.suffix == ".jsonl" else json.loads(text))
             if isinstance(records, Mapping):
                 columns = {k: v for k, v in records.items() if isinstance(v, list)}
-                _history_budget(path, VALUE_BYTES * sum(len(v) for v in columns.values()))
+                values = sum(len(v) for v in columns.values())
             else:
                 keys = list(records[0]) if records else []
-                _history_budget(path, VALUE_BYTES * len(records) * len(keys))
+                values = len(records) * len(keys)
+            _history_budget(path, HISTORY_PARSE_BYTES * len(text) + VALUE_BYTES * values)
+            if not isinstance(records, Mapping):  # the parsed records and their columns
                 columns = {k: [r.get(k) for r in records] for k in keys}
         return {k: a for k, v in columns.items() if (a := _numeric(v)) is not None}
     except budget.BudgetError:
         raise
     except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError,
-            IndexError, RecursionError) as err:
+            IndexError, RecursionError, csv.Error) as err:
         raise DataError(f"{path}: unreadable training history ({err}); expected CSV with a "
                         "header, JSON records or columns") from None
 
@@ -73,30 +76,37 @@ def _history_budget(path: Path, need: int) -> None:
 
 
 def _csv_columns(path: Path, text: str) -> dict[str, list[Any]]:
-    """A CSV history's columns, read row by row as ``csv.DictReader`` reads them (a later
-    column of the same name wins, a missing field is None, a blank row is skipped), each
-    value made a number at once where it is one, no row kept."""
+    """A CSV history's numeric columns, read row by row as ``csv.DictReader`` reads them (a
+    later column of the same name wins, a missing field is None, a blank row is skipped),
+    each value made a number at once, a column dropped at its first cell that is none."""
     reader = csv.reader(io.StringIO(text))
     fieldnames = next(reader, [])
     names = list(dict.fromkeys(fieldnames))
-    _history_budget(path, VALUE_BYTES * (text.count("\n") + 1) * len(names))
-    columns: dict[str, list[Any]] = {k: [] for k in names}
+    _history_budget(path, VALUE_BYTES * (text.count("\n") + text.count("\r") + 1) * len(names))
+    columns: dict[str, list[float] | None] = {k: [] for k in names}
+    rows = 0
     for row in reader:
         if row:
+            rows += 1
             fields = dict(zip(fieldnames, row, strict=False))  # short rows: None
-            for k in names:
-                columns[k].append(_number(fields.get(k)))
-    return columns
+            for k, column in columns.items():
+                if column is not None:
+                    value = _number(fields.get(k))
+                    if value is None:
+                        columns[k] = None  # not numeric: left out, its text not kept
+                    else:
+                        column.append(value)
+    return {k: v for k, v in columns.items() if v is not None} if rows else {}  # no records
 
 
-def _number(value: Any) -> Any:
-    """``value`` as a float where it is a number (NaN where empty), else as it is."""
+def _number(value: Any) -> float | None:
+    """``value`` as a float where it is a number (NaN where empty), else None."""
     if value is None or value == "":
         return math.nan
     try:
         return float(value)
     except (TypeError, ValueError):
-        return value
+        return None
 
 
 def _numeric(values: Sequence[Any]) -> np.ndarray | None:

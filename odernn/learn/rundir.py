@@ -39,6 +39,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -57,6 +58,8 @@ CONFIG, HISTORY = "config.json", "history.csv"
 LOCK = ".odernn-lock"
 RUN_FILES = (CONFIG, HISTORY, BEST, LAST)
 OURS = frozenset((*RUN_FILES, LOCK))
+WRITING = re.compile(rf"\.({'|'.join(map(re.escape, RUN_FILES))})\.tmp-\d+-[0-9a-f]+")
+"""The temporary name of a run file being written (:func:`odernn.atomic.sibling`)."""
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any] | None:
@@ -178,7 +181,9 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
 def _remove_staging(staging: Path) -> None:
     """Remove a staging directory a killed run left, or refuse: a link, or a directory
     holding anything but a run's files, is not one odernn made."""
-    if staging.is_symlink() or not staging.is_dir() or foreign_files(staging):
+    others = [n for n in foreign_files(staging) if not WRITING.fullmatch(n)] \
+        if staging.is_dir() and not staging.is_symlink() else [staging.name]
+    if others:  # a run's files, and those it was writing when killed
         raise OutputError(f"{staging} is in the way of the new run and is not one odernn left "
                           "(a link, or files that are not a run's); move it")
     shutil.rmtree(staging)
@@ -298,7 +303,8 @@ class RunWriter:
                 else:
                     with contextlib.suppress(OSError):
                         path.unlink()
-        for lock in self._new_lock_files:  # a failed command leaves no file it made
+        kept = any((self.target / n).exists() for n in (BEST, LAST))  # a run: its lock file
+        for lock in [] if kept else self._new_lock_files:  # marks it (else nothing is left)
             with contextlib.suppress(OSError):
                 lock.unlink()
         if remove_dir:
