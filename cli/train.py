@@ -217,16 +217,26 @@ def _train_seeds(data: Path, val: Path | None, output: Path, settings: Any, seed
                  resume: bool, overwrite: bool, quiet: bool, tensorboard: Path | None) -> None:
     """``--seeds K``: the members one after another into the group OUTPUT."""
     from odernn.data.store import read_trajectories
-    from odernn.learn.seeds import check_group, member_seeds, train_seeds
+    from odernn.learn.seeds import SEEDS_FILE, check_group, member_seeds, train_seeds
     from odernn.learn.stream import for_training
 
     check_group(output, member_seeds(settings.seed, seeds), resume, overwrite)
     training = for_training(data)  # in memory if it fits the memory budget, else streamed
     _say_streamed(training, quiet)
     validation = read_trajectories(val) if val is not None else None
-    with drawing(quiet) as show:
-        results = train_seeds(training, settings, output, seeds, val=validation, resume=resume,
-                              overwrite=overwrite, progress=show, tensorboard=tensorboard)
+    index = output / SEEDS_FILE
+    before = index.read_bytes() if index.is_file() else None
+    try:
+        with drawing(quiet) as show:
+            results = train_seeds(training, settings, output, seeds, val=validation,
+                                  resume=resume, overwrite=overwrite, progress=show,
+                                  tensorboard=tensorboard)
+    except KeyboardInterrupt:  # within a member that saves nothing until it ends (a reservoir)
+        if index.is_file() and index.read_bytes() != before:  # this command's group: resumable
+            raise Interrupted(f"seed group {output}: interrupted in a member; its finished "
+                              "members are kept; to continue, run the same command with "
+                              "--resume") from None
+        raise
     names = [f"seed-{s}" for s in member_seeds(settings.seed, seeds)]
     stopped = next((n for n, r in results.items() if r.status == "interrupted"), None)
     for i, name in enumerate(names):  # in order: the members run one after another

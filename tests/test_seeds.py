@@ -59,7 +59,7 @@ def test_an_ensemble_of_different_models_is_refused(small_linear_sets, fitted):
         Ensemble({"a": a, "c": c})
 
 
-def test_a_group_on_disk_is_written_resumed_and_reported(small_linear_sets, tmp_path):
+def test_a_group_on_disk_is_written_resumed_and_reported(small_linear_sets, tmp_path, capsys):
     _, test = small_linear_sets
     for name, n in (("train", 24), ("test", 6)):
         assert main(["simulate", name, "-o", str(tmp_path / f"{name}.h5"), "--n", str(n),
@@ -79,6 +79,12 @@ def test_a_group_on_disk_is_written_resumed_and_reported(small_linear_sets, tmp_
     (group / "seeds.json").write_text(json.dumps({**doc, "done": ["seed-0"]}))
     with pytest.raises(DataError, match="member seed-1 has no best.pt yet"):
         load_group(group)
+    # the finished member is kept only for the same options and data: another --epochs was
+    # accepted, and made a group of members trained differently
+    other = [*args[:args.index("--epochs") + 1], "3", *args[args.index("--epochs") + 2:]]
+    capsys.readouterr()
+    assert main([*other, "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err and not (group / "seed-1").exists()
     assert main([*args, "--resume"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (group / "seed-0").iterdir()} == kept
     resumed = load_group(group)
@@ -181,3 +187,53 @@ def test_an_interrupted_group_names_each_member_as_it_is(tmp_path, capsys, monke
     assert [line.split(":")[0] + ":" + line.split(":")[1] for line in out.out.splitlines()
             if line.startswith("seed-")] == lines
     assert f"interrupted {summary} members finished" in out.err
+
+
+def test_an_interrupted_overwrite_of_a_group_resumes_as_its_message_says(tmp_path, capsys):
+    """An --overwrite with other options, interrupted in its first member, left that member
+    new and the others the previous group's; the --resume its message named refused them
+    ("other options"). A member the group has not started is now trained anew over them."""
+    data = tmp_path / "train.h5"
+    assert main(["simulate", "train", "-o", str(data), "--n", "16", "--n-steps", "100",
+                 "-q"]) == 0
+    group = tmp_path / "g"
+    base = ["train", str(data), "-o", str(group), "--model", "gru", "--hidden", "4", "-q"]
+    assert main([*base, "--epochs", "2", "--seeds", "2"]) == 0
+    # the state the interrupted overwrite leaves: seed-0 of the new options, seed-1 the old
+    assert main([*base[:3], str(group / "seed-0"), *base[4:], "--epochs", "3", "--seed", "0",
+                 "--overwrite"]) == 0
+    doc = json.loads((group / "seeds.json").read_text())
+    (group / "seeds.json").write_text(json.dumps({**doc, "done": [], "started": ["seed-0"]}))
+    assert main([*base, "--epochs", "3", "--seeds", "2", "--resume"]) == 0
+    for member in ("seed-0", "seed-1"):
+        config = json.loads((group / member / "config.json").read_text())["config"]
+        assert config["epochs"] == 3, member
+    assert json.loads((group / "seeds.json").read_text())["done"] == ["seed-0", "seed-1"]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("wrote_index", [True, False])
+def test_a_group_interrupted_within_a_reservoir_says_how_to_go_on(tmp_path, capsys,
+                                                                  monkeypatch, wrote_index):
+    """A reservoir member ends by KeyboardInterrupt (it saves nothing until it ends): the group
+    said "each output is as before the command" though its finished members and index were
+    written; it now names --resume. Before any index of its own, the generic line stands."""
+    from odernn.learn import seeds
+
+    data = tmp_path / "train.h5"
+    assert main(["simulate", "train", "-o", str(data), "--n", "4", "--n-steps", "50",
+                 "--integrator", "exact", "-q"]) == 0
+    group = tmp_path / "g"
+
+    def interrupted(*args, **kwargs):
+        if wrote_index:
+            group.mkdir()
+            seeds._write_index(group, [0, 1], ["seed-0"], ["seed-0", "seed-1"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seeds, "train_seeds", interrupted)
+    assert main(["train", str(data), "-o", str(group), "--model", "esn", "--seeds", "2",
+                 "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert ("run the same command with --resume" in err) is wrote_index
+    assert len(err.strip().splitlines()) == 1

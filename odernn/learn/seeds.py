@@ -2,12 +2,14 @@
 
 The format (the only module that names it): a directory holding ``seeds.json``,
 ``{"format": "odernn-seeds", "version": 1, "seeds": [s, s+1, ...], "members":
-["seed-s", ...], "done": [the members finished]}``, and one run directory
-(:mod:`odernn.learn.rundir`) per seed, each trained with the same options and data but its
-own seed (reservoir draw, initial weights, batch order). ``seeds.json`` is written first
-and again as each member finishes, so an interrupted group is recognisable and
-``--resume`` continues it where it stopped (finished members are left as they are); a
-directory holding anything else is refused. Loaded, a group is an
+["seed-s", ...], "done": [the members finished], "started": [the members this group has
+started]}``, and one run directory (:mod:`odernn.learn.rundir`) per seed, each trained with
+the same options and data but its own seed (reservoir draw, initial weights, batch order).
+``seeds.json`` is written once the first member has run and again after each, so an
+interrupted group is recognisable and ``--resume`` continues it where it stopped: finished
+members are kept (once checked to be of the same options and data), a started one resumes,
+and one not started (a previous group's, which an interrupted ``--overwrite`` left) is
+trained anew over it. A directory holding anything else is refused. Loaded, a group is an
 :class:`~odernn.learn.models.ensemble.Ensemble`: the evaluator reports every seed, their
 median and spread, and the members' joint closed loop as its own entry.
 """
@@ -164,16 +166,24 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
     another, into the group ``run_dir`` (None: in memory, nothing written); their results by
     member name, up to the first member interrupted. ``tensorboard``: each member's epochs
     under ``DIR/seed-N``."""
+    from odernn.learn.training import check as check_one
     from odernn.learn.training import train as train_one
 
     values = member_seeds(config.seed, seeds)
     path = None if run_dir is None else Path(run_dir)
     names = [f"seed-{s}" for s in values]
     done: list[str] = []
+    started = list(names)  # an index from before "started": every member counts as started
     if path is not None:
         check_group(path, values, resume, overwrite)
         if resume and is_group(path):
-            done = [m for m in _read_index(path).get("done", []) if m in names]
+            index = _read_index(path)
+            done = [m for m in index.get("done", []) if m in names]
+            started = [m for m in index.get("started", names) if m in names]
+        for s, name in zip(values, names, strict=True):  # kept only if this command would
+            if name in done:  # resume them: the same options and data (else a mixed group)
+                check_one(train, replace(config, seed=s), path / name, val=val, resume=True,
+                          overwrite=True)
     # the index is written once a member has run: a member that refuses its input (before it
     # writes anything) leaves no group behind, and a previous group as it was
     stale = [] if path is None or resume or not path.is_dir() else [
@@ -185,7 +195,7 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
         if name in done:  # finished before the interruption: kept as it is
             continue
         member = None if path is None else path / name
-        again = member is not None and (member / LAST).is_file() and resume
+        again = member is not None and (member / LAST).is_file() and resume and name in started
         result = train_one(train, replace(config, seed=s), member, val=val, resume=again,
                            overwrite=overwrite or resume, progress=progress,
                            tensorboard=None if tensorboard is None else Path(tensorboard) / name)
@@ -193,7 +203,8 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
         if path is not None:
             if result.status != "interrupted":
                 done.append(name)
-            _write_index(path, values, done)
+            started = [*done, name] if not resume else list(dict.fromkeys([*started, name]))
+            _write_index(path, values, done, started)
             for old in stale:
                 shutil.rmtree(old, ignore_errors=True)
             stale = []
@@ -216,16 +227,19 @@ def _read_index(path: Path) -> dict[str, Any]:
           and all(isinstance(m, str) and m.startswith("seed-") and "/" not in m
                   for m in members) and len(set(members)) == len(members)
           and isinstance(doc.get("done", []), list)
-          and all(m in members for m in doc.get("done", [])))
+          and all(m in members for m in doc.get("done", []))
+          and isinstance(doc.get("started", []), list)
+          and all(m in members for m in doc.get("started", [])))
     if not ok:
         raise DataError(f"{where} is not an odernn seed group (format {FORMAT} version "
                         f"{VERSION} with its members)")
     return doc
 
 
-def _write_index(path: Path, seeds: list[int], done: list[str]) -> None:
-    """``seeds.json``: the members, and those finished (``done``), which a resume keeps."""
+def _write_index(path: Path, seeds: list[int], done: list[str], started: list[str]) -> None:
+    """``seeds.json``: the members, those finished (``done``), which a resume keeps, and those
+    started (a resume resumes them; one not started it trains anew)."""
     doc = {"format": FORMAT, "version": VERSION, "seeds": seeds,
-           "members": [f"seed-{s}" for s in seeds], "done": done}
+           "members": [f"seed-{s}" for s in seeds], "done": done, "started": started}
     atomic.write_text(path / SEEDS_FILE, jsonio.dumps(doc, indent=2) + "\n",
                       what="the seed group's index")
