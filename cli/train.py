@@ -225,14 +225,16 @@ def _train_seeds(data: Path, val: Path | None, output: Path, settings: Any, seed
     _say_streamed(training, quiet)
     validation = read_trajectories(val) if val is not None else None
     index = output / SEEDS_FILE
-    before = index.read_bytes() if index.is_file() else None
+    before = index.stat() if index.is_file() else None  # written anew: another file
     try:
         with drawing(quiet) as show:
             results = train_seeds(training, settings, output, seeds, val=validation,
                                   resume=resume, overwrite=overwrite, progress=show,
                                   tensorboard=tensorboard)
     except KeyboardInterrupt:  # within a member that saves nothing until it ends (a reservoir)
-        if index.is_file() and index.read_bytes() != before:  # this command's group: resumable
+        now = index.stat() if index.is_file() else None
+        if now is not None and (before is None or (now.st_ino, now.st_mtime_ns) != (
+                before.st_ino, before.st_mtime_ns)):  # this command's group: resumable
             raise Interrupted(f"seed group {output}: interrupted in a member; its finished "
                               "members are kept; to continue, run the same command with "
                               "--resume") from None

@@ -70,6 +70,7 @@ def test_a_group_on_disk_is_written_resumed_and_reported(small_linear_sets, tmp_
     assert main(args) == 0
     doc = json.loads((group / "seeds.json").read_text())
     assert doc["members"] == ["seed-0", "seed-1"] and doc["seeds"] == [0, 1]
+    assert doc["started"] == doc["done"] == ["seed-0", "seed-1"]  # each once
     first = load_group(group)
     # the state an interrupt during the second member leaves: seed-0 done, seed-1 unwritten
     kept = {p: p.stat().st_mtime_ns for p in (group / "seed-0").iterdir()}
@@ -237,3 +238,21 @@ def test_a_group_interrupted_within_a_reservoir_says_how_to_go_on(tmp_path, caps
     err = capsys.readouterr().err
     assert ("run the same command with --resume" in err) is wrote_index
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_group_whose_finished_member_left_nothing_resumes(tmp_path, capsys):
+    """A member that diverged before its first checkpoint leaves no directory yet counts as
+    done: the check of finished members refused the whole resume ("seed-0 does not
+    exist")."""
+    data = tmp_path / "train.h5"
+    assert main(["simulate", "train", "-o", str(data), "--n", "16", "--n-steps", "100",
+                 "-q"]) == 0
+    group = tmp_path / "g"
+    group.mkdir()
+    from odernn.learn import seeds
+
+    seeds._write_index(group, [0, 1], ["seed-0"], ["seed-0", "seed-1"])  # seed-0 diverged
+    assert main(["train", str(data), "-o", str(group), "--model", "gru", "--hidden", "4",
+                 "--epochs", "2", "--seeds", "2", "--resume", "-q"]) == 0
+    assert (group / "seed-1" / "best.pt").is_file() and not (group / "seed-0").exists()
+    capsys.readouterr()

@@ -181,7 +181,8 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
             done = [m for m in index.get("done", []) if m in names]
             started = [m for m in index.get("started", names) if m in names]
         for s, name in zip(values, names, strict=True):  # kept only if this command would
-            if name in done:  # resume them: the same options and data (else a mixed group)
+            if name in done and (path / name / LAST).is_file():  # resume them: the same
+                # options and data (else a mixed group); one that diverged left nothing
                 check_one(train, replace(config, seed=s), path / name, val=val, resume=True,
                           overwrite=True)
     # the index is written once a member has run: a member that refuses its input (before it
@@ -203,7 +204,8 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
         if path is not None:
             if result.status != "interrupted":
                 done.append(name)
-            started = [*done, name] if not resume else list(dict.fromkeys([*started, name]))
+            started = list(dict.fromkeys([*(started if resume else done), name]))
+            path.mkdir(parents=True, exist_ok=True)  # a first member that diverged left none
             _write_index(path, values, done, started)
             for old in stale:
                 shutil.rmtree(old, ignore_errors=True)
