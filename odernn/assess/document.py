@@ -169,6 +169,7 @@ def fmt_at_least(value: float) -> str:
     d = Decimal(repr(v))  # the shortest decimal that is v: no binary noise to round down
     return fmt(float(d.quantize(Decimal(1).scaleb(d.adjusted() - digits + 1), ROUND_FLOOR)))
 
+
 def _png(image: MplFigure | bytes) -> bytes:
     if isinstance(image, bytes):
         return image

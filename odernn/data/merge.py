@@ -13,6 +13,7 @@ the single-process file's content: every dataset bit for bit, every attribute bu
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,8 +77,9 @@ def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool 
 class _Shard:
     """What a merge needs of a shard, read once and the file closed again: its path, root
     attributes, rows, time grid, dtype, parameters' row shapes, every dataset's shape and
-    dtype (``x``, ``v``, ``F`` and ``params/NAME``, in that order), and its size and mtime
-    then (a shard that changes before it is copied or recorded is refused)."""
+    dtype (``x``, ``v``, ``F`` and ``params/NAME``, in that order), whether it is gzipped, and
+    its size and mtime then (a shard that changes before it is copied or recorded is
+    refused)."""
 
     path: Path
     attrs: dict[str, Any]
@@ -86,6 +88,7 @@ class _Shard:
     dtype: np.dtype
     layout: dict[str, tuple[int, ...]]
     datasets: dict[str, tuple[tuple[int, ...], np.dtype]]
+    gzip: bool
     stat: tuple[int, int]
 
     @classmethod
@@ -95,7 +98,7 @@ class _Shard:
             labels = [*f.names, *(f"params/{k}" for k in f.params_names)]
             return cls(f.path, f.attrs, f.n, f.t, f.dtype, _param_layout(f),
                        {k: (f.dataset(k).shape, f.dataset(k).dtype) for k in labels},
-                       (st.st_size, st.st_mtime_ns))
+                       f.dataset("x").compression == "gzip", (st.st_size, st.st_mtime_ns))
 
     def unchanged(self) -> None:
         """Refuse the shard if its size or mtime moved since it was checked."""
@@ -185,15 +188,15 @@ def _param_layout(f: TrajectoryFile) -> dict[str, tuple[int, ...]]:
 
 def _merge_copy(shards: list[_Shard], out: Path, attrs: dict[str, Any],
                 overwrite: bool) -> None:
-    with open_trajectories(shards[0].path) as ref:
-        compression = "gzip" if ref.dataset("x").compression == "gzip" else None  # as written
-        row_bytes = ref.n_steps * ref.dtype.itemsize * len(ref.names) + ref.param_row_bytes()
-        names = ref.names
+    ref = shards[0]
+    row_bytes = sum(math.prod(shape[1:]) * dtype.itemsize
+                    for shape, dtype in ref.datasets.values())
     step = max(1, BLOCK_BYTES // row_bytes)
-    with TrajectoryWriter(out, t=shards[0].t, n=shards[0].attrs["n_total"], datasets=names,
-                          params=shards[0].layout, attrs=attrs, dtype=shards[0].dtype.name,
-                          compression=compression, overwrite=overwrite) as writer:
-        writer.attrs["odernn_version"] = shards[0].attrs["odernn_version"]  # the shards' own
+    with TrajectoryWriter(out, t=ref.t, n=ref.attrs["n_total"], datasets=_names(ref),
+                          params=ref.layout, attrs=attrs, dtype=ref.dtype.name,
+                          compression="gzip" if ref.gzip else None,  # as the shards were
+                          overwrite=overwrite) as writer:
+        writer.attrs["odernn_version"] = ref.attrs["odernn_version"]  # the shards' own
         for shard in shards:
             with open_trajectories(shard.path) as f:
                 shard.unchanged()
@@ -204,7 +207,12 @@ def _merge_copy(shards: list[_Shard], out: Path, attrs: dict[str, Any],
                     writer.write(offset + lo, arrays, part.params)
 
 
-def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any],
+def _names(shard: _Shard) -> tuple[str, ...]:
+    """The trajectory datasets of ``shard`` (``x``, ``v``, ``F``: not its parameters)."""
+    return tuple(k for k in shard.datasets if not k.startswith("params/"))
+
+
+def _merge_virtual(shards: list[_Shard], out: Path, attrs: dict[str, Any],
                    overwrite: bool) -> None:
     ref = shards[0]
     n_total = ref.attrs["n_total"]
@@ -232,9 +240,8 @@ def _merge_virtual(shards: list[TrajectoryFile], out: Path, attrs: dict[str, Any
             v = f.create_virtual_dataset(label, layout, fillvalue=np.nan)
             if label in DESCRIPTIONS:
                 v.attrs["description"] = DESCRIPTIONS[label]
-        names = tuple(k for k in ref.datasets if not k.startswith("params/"))
-        write_scales(f, n_total, names, ref.layout)
-        write_root_attrs(f, n_total, ref.t, names,
+        write_scales(f, n_total, _names(ref), ref.layout)
+        write_root_attrs(f, n_total, ref.t, _names(ref),
                          {**attrs, "odernn_version": ref.attrs["odernn_version"]})
         f.attrs[SHARD_SOURCES] = sources
         target.commit()

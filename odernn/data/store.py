@@ -48,8 +48,8 @@ class TrajectoryFile:
         self.n, self.n_steps, self.names = checked.n, checked.n_steps, checked.names
         self.t = checked.t
         self._datasets, self._params = checked.datasets, checked.params
-        virtual = any(d.is_virtual for d in (*self._datasets.values(), *self._params.values()))
-        if SHARD_SOURCES in self._attrs and virtual:  # its shards must be the merged ones (a
+        if SHARD_SOURCES in self._attrs and any(  # its shards must be the merged ones (a
+                d.is_virtual for d in (*self._datasets.values(), *self._params.values())):
             # copy of its values into plain datasets reads no shard)
             from odernn.data.merge import check_shard_sources
 

@@ -123,8 +123,8 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
             warnings.simplefilter("ignore")
             record = torch.load(path, map_location=where, weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
-        if (isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err)
-                and zipfile.is_zipfile(path)):  # a torch file of objects: not torch's advice
+        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+            # a torch file of objects: not torch's advice to load it unsafely
             raise DataError(f"{path} is not a readable odernn checkpoint: it holds objects "
                             "other than tensors and plain data, which odernn never unpickles "
                             "(a foreign or forged file)") from err

@@ -20,7 +20,7 @@ from odernn.errors import DataError
 
 HISTORY_PARSE_BYTES = 64
 """The memory a byte of a JSON history may take as parsed objects (JSON lines of
-``{"":{}}``: two dicts, a string and the line, about 41 bytes a byte); :data:`VALUE_BYTES`
+``{"":{}}``: two dicts, a string and the line for 8 bytes); :data:`VALUE_BYTES`
 that of a value of a column (its float and its slots in a list and an array; a CSV column
 is dropped at its first cell that is no number, so no text is kept). Upper bounds together,
 measured with tracemalloc (``tests/test_rundir.py``): a small file of short rows under a

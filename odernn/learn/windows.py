@@ -87,8 +87,9 @@ def compute_stats(data: Trajectories, layout: Layout) -> Stats:
 
 def finite_stats(stats: Stats, layout: Layout) -> Stats:
     """``stats``, or one DataError line naming the first quantity whose mean or std is not
-    finite: a prior whose one-step prediction overflows on the data (a parameter set to
-    ``1e200``) would train to NaN, say "try a lower lr", and leave a run that cannot load."""
+    finite in float32, which the codec keeps them in: a prior whose one-step prediction
+    overflows on the data (a parameter set to ``1e200``) would train to NaN, say "try a lower
+    lr", and leave a run that cannot load."""
     top = float(np.finfo(np.float32).max)  # the codec keeps them in float32
     for name, mean in stats.mean.items():
         std = stats.std[name]

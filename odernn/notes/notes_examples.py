@@ -209,8 +209,8 @@ def noisy_sine_baselines() -> list[dict[str, Any]]:
 
 def sine_baseline() -> dict[str, Any]:
     """The forecast of zero for ``sine``, the flat line at the sine's mean over whole periods,
-    scored like the variants: MSE over the held-out points 800..999 (``t`` from 10.06 to
-    12.57, less than a period: 0.59, not the mean square over a period, 0.5)."""
+    scored like the variants: MSE over the held-out points 800..999, which cover less than a
+    period (so not the mean square over a whole one)."""
     _, x = notes_series("sine")
     held = x[TRAIN_POINTS:]
     return {"preset": "sine", "variant": "baseline: zero", "forecast_mse": _mse(0 * held, held)}

@@ -91,13 +91,13 @@ def prior_sources(layout: Any) -> tuple[dict[str, float | int], int, int]:
     return out, exogenous.index("F"), exogenous.index("F_next")
 
 
-def check_prior_data(layout: Any, params: Mapping[str, Any],
-                     where: str = "the training data") -> None:
+def check_prior_data(layout: Any, params: Mapping[str, Any], where: str | None = None) -> None:
     """Refuse, in one SpecError line, data whose values of a prior's parameter (those not in
     ``prior_set``: the data's, ``params`` name -> values or their range) are outside the
     prior system's valid range, as a ``prior_set`` value would be: a negative damping from
     an imported file trained a prior that is not the system it names (and, in test data,
-    rolled it out with no word)."""
+    rolled it out with no word). ``where``: the data checked (None: the training data, where
+    ``prior_set`` is the remedy)."""
     if layout.prior is None:
         return
     system = SYSTEMS[layout.prior]
@@ -107,9 +107,9 @@ def check_prior_data(layout: Any, params: Mapping[str, Any],
         try:
             p.check(params[p.name], f"prior {system.name}")
         except SpecError as err:
-            how = (f"give --prior-set {p.name}=VALUE to set it" if where == "the training data"
+            how = (f"give --prior-set {p.name}=VALUE to set it" if where is None
                    else f"the prior {system.name} is not defined there")
-            raise SpecError(f"{err} in {where}; {how}") from None
+            raise SpecError(f"{err} in {where or 'the training data'}; {how}") from None
 
 
 def prior_label(prior: str | None, prior_set: tuple[tuple[str, float], ...]) -> str:
