@@ -11,7 +11,7 @@ import pytest
 import scipy.integrate
 
 from odernn.data.forcing import GridForcing, HarmonicForcing, SampledForcing
-from odernn.data.integrators import INTEGRATORS, Integrator, integrate
+from odernn.data.integrators import INTEGRATORS, MIN_RTOL, Integrator, integrate, scipy_ivp
 from odernn.data.stepping import rk4_step
 from odernn.data.systems import Oscillator
 from odernn.errors import OdernnError, SpecError
@@ -595,3 +595,13 @@ def test_the_causal_rk4_steps_by_the_peers_half_step_forcing() -> None:
         xs.append(step[0])
         vs.append(step[1])
     assert np.array_equal(x, np.array(xs).T) and np.array_equal(v, np.array(vs).T)
+
+
+def test_scipy_refuses_an_rtol_below_its_floor():
+    """``solve_ivp`` raises rtol < 100 eps to 100 eps with a warning: a caller asking for
+    1e-20 got 2.2e-14 and believed otherwise."""
+    system = Oscillator.linear(np.full(1, 0.3), HarmonicForcing.none(1))
+    t = np.linspace(0.0, 1.0, 3)
+    with pytest.raises(SpecError, match="rtol must be at least 2.22e-14"):
+        scipy_ivp(system, np.zeros(1), np.ones(1), t, rtol=1e-20)
+    scipy_ivp(system, np.zeros(1), np.ones(1), t, rtol=MIN_RTOL)  # the floor itself is taken

@@ -52,6 +52,10 @@ SCIPY_METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF")
 """``solve_ivp`` methods allowed (the implicit ones get the sparse Jacobian)."""
 
 
+MIN_RTOL = 100 * float(np.finfo(float).eps)
+"""SciPy's floor for ``rtol``: ``solve_ivp`` warns and raises a lower one to it."""
+
+
 def scipy_ivp(
     system: Oscillator,
     x0: Array,
@@ -76,6 +80,9 @@ def scipy_ivp(
     for key, value in (("rtol", rtol), ("atol", atol)):
         if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < np.inf:
             raise SpecError(f"scipy: {key} must be a number > 0, got {value!r}")
+    if rtol < MIN_RTOL:
+        raise SpecError(f"scipy: rtol must be at least {MIN_RTOL:.3g} (SciPy raises a lower one "
+                        f"to that, so the file would record a tolerance not used), got {rtol:g}")
     n, forcing = system.n, system.forcing
 
     def rhs(time: float, y: Array) -> Array:

@@ -42,7 +42,7 @@ import numpy as np
 
 from odernn._compat import tomllib
 from odernn.checks import check_seed, did_you_mean, is_real, is_whole, read_small_text, toml_string
-from odernn.data.integrators import INTEGRATORS
+from odernn.data.integrators import INTEGRATORS, MIN_RTOL
 from odernn.data.systems import SYSTEMS, get_system
 from odernn.errors import SpecError
 
@@ -411,13 +411,13 @@ def _integrator(table: dict[str, Any], source: str, default: str = "scipy") -> d
     out: dict[str, Any] = {"name": name}
     if name == "scipy":
         out["method"] = str(table.get("method", "DOP853"))
-        for key, default in (("rtol", 1e-12), ("atol", 1e-14)):
+        for key, default, low in (("rtol", 1e-12, MIN_RTOL), ("atol", 1e-14, 0.0)):
             value = _number(table.get(key, default), f"integrator.{key}", source)
-            if value <= 0:
-                raise SpecError(f"{source}: integrator.{key} must be > 0, got {value:g}")
+            if value <= 0 or value < low:  # SciPy would raise rtol to its floor, unrecorded
+                floor = f" and at least SciPy's floor {low:.3g}" if low else ""
+                raise SpecError(f"{source}: integrator.{key} must be > 0{floor}, got {value:g}")
             out[key] = value
-    elif table.keys() - {"name"}:
-        extra = ", ".join(sorted(table.keys() - {"name"}))
+    elif extra := ", ".join(sorted(table.keys() - {"name"})):
         raise SpecError(f"{source}: integrator {name!r} takes no options (got {extra})")
     return out
 
