@@ -288,7 +288,7 @@ def test_numpy_numbers_are_numbers_and_a_stepper_owns_its_inputs(small_linear_se
 @pytest.mark.parametrize("name, value, needle", [
     ("F", None, "the name of an input channel"),
     ("x", None, "the name of an input channel"),
-    ("k2", "two columns", r"shape \(16, 2\): a model takes parameters of one value"),
+    ("k2", "two columns", r"shape \(N, 2\): a model takes parameters of one value"),
 ])
 def test_a_hand_made_parameter_a_model_cannot_take_is_refused_in_words(name, value, needle):
     """Data built by hand (import refuses both): a parameter named as an input channel was

@@ -383,3 +383,18 @@ def test_the_skips_chunks_fit_a_tight_budget_the_same_way_in_memory_and_streamed
     from_file = [z.shape[0] for z, _ in skip_fit._chunks(model, streamed.blocks())]
     assert memory == from_file and len(memory) > 1
     assert max(memory) * per_row <= (16 << 20) // skip_fit.SKIP_BUDGET_SHARE
+
+
+def test_a_parameter_of_two_columns_is_refused_when_streamed_too(small, tmp_path):
+    """A file's parameter of shape (N, K) (written by hand; import refuses it) was refused in
+    memory but not when streamed: its summary was a 1-D range."""
+    wide = tmp_path / "wide.h5"
+    wide.write_bytes(small.read_bytes())
+    with h5py.File(wide, "r+") as f:
+        eta = f["params/eta"][()]
+        del f["params/eta"]
+        f["params/eta"] = np.stack([eta, eta], 1)
+        f.attrs["system"] = "external"
+    for data in (read_trajectories(wide), FileRows(wide)):
+        with pytest.raises(odernn.errors.SpecError, match=r"parameter 'eta' has shape \(N, 2\)"):
+            train(data, config("gru"), None, progress=False)

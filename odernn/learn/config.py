@@ -276,9 +276,10 @@ class TrainConfig:
             if name in CHANNELS:
                 raise SpecError(f"parameter {name!r} has the name of an input channel "
                                 f"({', '.join(CHANNELS)}): rename it in the data")
-            if name in params and np.ndim(params[name]) != 1:
-                raise SpecError(f"parameter {name!r} has shape {np.shape(params[name])}: a "
-                                "model takes parameters of one value per trajectory, (N,)")
+            if name in params and np.ndim(params[name]) != 1:  # (N, K), or its range (2, K)
+                shape = ", ".join(["N", *map(str, np.shape(params[name])[1:])])
+                raise SpecError(f"parameter {name!r} has shape ({shape}): a model takes "
+                                "parameters of one value per trajectory, (N,)")
         varying = [p for p in names if params is None or (p in params and _varies(params[p]))]
         base = self.inputs if self.inputs is not None else default_inputs(
             self.target, system, skip=takes(self.model, "products"))

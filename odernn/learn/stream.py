@@ -133,7 +133,8 @@ def fingerprint(data: Data) -> dict[str, Any]:
             h.update(np.ascontiguousarray(block))
             if block.size:
                 low, high = min(low, float(block.min())), max(high, float(block.max()))
-        summary[k] = np.array([low, high])
+        # of shape (2, K) for (N, K), refused as the values are
+        summary[k] = np.multiply.outer([low, high], np.ones(f.param_shape(k)[1:]))
     data.summary = summary
     head = data.head
     return {"n": data.n, "n_steps": data.n_steps, "dt": data.dt, "series": data.is_series,
