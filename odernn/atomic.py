@@ -74,20 +74,26 @@ def sibling(path: Path, tag: str) -> Path:
 
 def fsync_dir(directory: Path) -> None:
     """Flush a directory entry (a rename) to disk; a file system that cannot is left be."""
-    try:
-        fd = os.open(directory if str(directory) else ".", os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
+    with contextlib.suppress(OSError):
+        fsync_path(directory if str(directory) else Path("."), os.O_RDONLY | os.O_DIRECTORY)
+
+
+def fsync_path(path: Path | str, flags: int = os.O_RDONLY) -> None:
+    """Flush a file (or, with ``O_DIRECTORY``, a directory) to disk."""
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
-    except OSError:
-        pass
     finally:
         os.close(fd)
 
 
-def _create_exclusive(tmp: Path) -> int:
-    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+def _create_exclusive(tmp: Path, target: Path) -> int:
+    """A new file ``tmp`` for ``target``, with a previous target's permissions (an
+    ``--overwrite`` made a user's 600 file 644)."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode))
+    return fd
 
 
 def _cannot(path: Path, err: OSError, what: str) -> OutputError:
@@ -102,7 +108,7 @@ def write_file(path: Path, write: Callable[[BinaryIO], None], *, what: str = "")
     tmp = sibling(path, "tmp")
     created = False
     try:
-        fd = _create_exclusive(tmp)
+        fd = _create_exclusive(tmp, path)
         created = True
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -144,7 +150,7 @@ class AsideFile:
         self.path = Path(path)
         self.tmp = sibling(self.path, "tmp")
         try:
-            os.close(_create_exclusive(self.tmp))
+            os.close(_create_exclusive(self.tmp, self.path))
         except OSError as err:
             parent = self.path.parent if str(self.path.parent) else Path(".")
             raise OutputError(f"cannot write {self.path}: cannot create a file in {parent} "
@@ -152,11 +158,7 @@ class AsideFile:
 
     def publish(self, check: Callable[[], None] | None = None) -> None:
         """fsync the finished file, call ``check`` (may still refuse), rename it into place."""
-        fd = os.open(self.tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(self.tmp)
         if check is not None:
             check()
         os.replace(self.tmp, self.path)
@@ -182,11 +184,7 @@ def install_dir(new: Path, target: Path, check: Callable[[], None] | None = None
     runs just before, so a target that changed meanwhile is still refused."""
     for entry in os.scandir(new):  # the files reach the disk before the name does
         if entry.is_file(follow_symlinks=False):
-            fd = os.open(entry.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(entry.path)
     fsync_dir(new)
     if check is not None:
         check()

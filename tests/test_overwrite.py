@@ -272,6 +272,30 @@ def test_simulate_and_merge_replace_their_own_datasets(root, capsys):
         assert f.attrs["schema"] == SCHEMA
 
 
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_a_replaced_file_keeps_its_permissions(root, mode):
+    """--overwrite gave a user's private 600 dataset the umask's 644; a new file still gets
+    the umask's mode."""
+    out, text = root / "private.h5", root / "notes.txt"
+    assert main(["simulate", str(root / "spec.toml"), "-o", str(out), "-q"]) == 0
+    atomic.write_text(text, "old")
+    new_mode = stat.S_IMODE(out.stat().st_mode)
+    assert new_mode == stat.S_IMODE(text.stat().st_mode) == 0o666 & ~current_umask()
+    for path in (out, text):
+        path.chmod(mode)
+    assert main(["simulate", str(root / "spec.toml"), "-o", str(out), "--n", "3",
+                 "--overwrite", "-q"]) == 0
+    atomic.write_text(text, "new")
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(text.stat().st_mode) == mode
+    assert read_trajectories(out).n == 3 and text.read_text() == "new"
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 # -- virtual merges and their shards ---------------------------------------------------------
 
 def test_a_virtual_merge_refuses_a_shard_changed_since(root, capsys):
