@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from odernn.cli.app import app
-from odernn.cli.common import OVERWRITE
+from odernn.cli.common import OVERWRITE, QUIET
 
 
 @app.command(
@@ -21,6 +21,7 @@ def export(
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write (--overwrite "
                                 "replaces only an ONNX file odernn exported).", dir_okay=False),
     overwrite: bool = OVERWRITE,
+    quiet: bool = QUIET,
 ) -> None:
     """Export a surrogate's one-step function to ONNX: physical units in and out, the
     normalisation folded in, for any runtime (onnxruntime, ...); docs/export.md has the
@@ -34,6 +35,8 @@ def export(
     check_output(output, "model", overwrite=overwrite, inputs=[run])
     model = load_surrogate(run)
     path = export_onnx(model, output, overwrite=overwrite, inputs=(run,))
+    if quiet:
+        return
     hybrid = f", hybrid with prior {model.layout.prior_label}" if model.layout.prior else ""
     typer.echo(f"{model.family} ({model.target} mode, dt = {model.layout.dt:g}{hybrid}) -> "
                f"{path}")
