@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
+import secrets
 import signal
 import subprocess
 import sys
@@ -306,7 +306,8 @@ def _relaunch(nproc: int) -> int:
             proc.send_signal(signal.SIGTERM)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    said = Path(tempfile.mkdtemp(prefix="odernn-nproc-")) / "said"  # one of them said it
+    # created by the first of them to say it: nothing to leave behind if this is killed
+    said = Path(tempfile.gettempdir()) / f"odernn-nproc-{secrets.token_hex(8)}.said"
     code = 1
     try:
         env = {**os.environ, PARENT_ENV: str(os.getpid()),  # they die with this process
@@ -320,7 +321,7 @@ def _relaunch(nproc: int) -> int:
             # a launcher that a SIGTERM ended had started no worker (torchrun's own handler
             # turns one later into exit 130); a run that ended 0 was not interrupted
             say_interrupted(EARLY if code == -signal.SIGTERM else INTERRUPTED)
-        shutil.rmtree(said.parent, ignore_errors=True)
+        said.unlink(missing_ok=True)
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 130 if signalled and code != 0 else code

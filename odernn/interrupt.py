@@ -43,7 +43,7 @@ def say_interrupted(message: str) -> None:
     said = os.environ.get(SAID_ENV)
     if said:
         try:
-            os.close(os.open(said, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.close(os.open(said, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:
             return
         except OSError:  # a directory gone or read-only: better twice than never

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -138,6 +139,7 @@ class Launcher:
 
     def wait(self) -> int:
         os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, while the command waits
+        self.temporary = os.listdir(tempfile.gettempdir())  # what a SIGKILL now would leave
         return self.code
 
 
@@ -146,8 +148,8 @@ class Launcher:
     (-signal.SIGTERM, 130, "interrupted before the training processes started"),
     (130, 130, "interrupted: "),
 ])
-def test_a_signal_after_the_run_ended_changes_nothing(monkeypatch, capsys, code, returned,
-                                                      said):
+def test_a_signal_after_the_run_ended_changes_nothing(monkeypatch, capsys, tmp_path, code,
+                                                      returned, said):
     """What the command says, given how the launcher ended after a signal reached it: a
     run whose workers finished is not called interrupted; a launcher that the SIGTERM passed
     on ended had started no worker; the handlers are the command's again afterwards."""
@@ -155,12 +157,15 @@ def test_a_signal_after_the_run_ended_changes_nothing(monkeypatch, capsys, code,
 
     launcher = Launcher(code)
     monkeypatch.setattr(train.subprocess, "Popen", launcher)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["odernn", "train", "data.h5", "--nproc", "2"])
     before = signal.getsignal(signal.SIGINT)
     assert train._relaunch(2) == returned
     assert launcher.sent == [signal.SIGTERM] and signal.getsignal(signal.SIGINT) is before
     err = capsys.readouterr().err
     assert err.startswith(said) and len(err.splitlines()) == (1 if said else 0), err
+    # an empty odernn-nproc-* directory stayed in /tmp when the command was killed (SIGKILL)
+    assert launcher.temporary == [] and os.listdir(tmp_path) == []
 
 
 def too_long(dataset) -> str:
