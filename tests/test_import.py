@@ -210,6 +210,39 @@ def test_the_delimiter_is_the_one_header_and_data_agree_on(tmp_path, text, delim
     assert (header.delimiter, header.names) == (delimiter, names)
 
 
+@pytest.mark.parametrize("sep", [",", ";", "\t", " ", "  \t"])
+@pytest.mark.parametrize("case", ["balanced", "quoted"])
+def test_a_line_of_other_fields_is_refused_however_the_block_counts(tmp_path, sep, case):
+    """NumPy's reader, given the columns to read, takes a line of too few or too many fields;
+    a block was checked by its count of delimiters alone, which one line of one more and one
+    of one fewer (or a delimiter quoted in a note) kept right: x was stored as [1, 2, 0, 4],
+    the 0 the next field. Whitespace-separated blocks were not checked at all."""
+    quote = case == "quoted" and sep.strip()  # a quoted blank is no field in whitespace files
+    note = f'"a{sep}b"' if quote else "a"
+    rows = [["t", "x", "v", "note"], ["0", "1", "0", note], ["0.1", "2", "0", "c"],
+            ["0.2", "0", "d"], ["0.3", "4", "0", "e"]]
+    if not quote:
+        rows[1].append("9")  # one field more, then one fewer
+    (tmp_path / "r.csv").write_text("".join(sep.join(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"line [24] has [35] fields; the header \(line 1\) names "
+                       "4 columns"):  # t and x are read, v derived
+        import_file(tmp_path / "r.csv", tmp_path / "r.h5", ImportOptions(derive_v=True))
+    rows[3][1:] = ["3", "0", "d"]
+    (tmp_path / "ok.csv").write_text("".join(sep.join(r[:4]) + "\n" for r in rows))
+    import_file(tmp_path / "ok.csv", tmp_path / "ok.h5", ImportOptions(derive_v=True))
+    np.testing.assert_array_equal(read_trajectories(tmp_path / "ok.h5").x[0], [1, 2, 3, 4])
+
+
+@pytest.mark.parametrize("blank", ["", "\n"])
+def test_a_hash_inside_quotes_is_no_comment_on_either_path(tmp_path, blank):
+    """NumPy's reader keeps a quoted '#'; the line-by-line path (taken for a block with a
+    blank line) cut the line there and refused it ("line 2 has 2 fields")."""
+    text = f't,note,x\n0,"sample #1",1\n{blank}0.1,"b",2 # a comment\n0.2,c,3\n'
+    (tmp_path / "h.csv").write_text(text)
+    import_file(tmp_path / "h.csv", tmp_path / "h.h5", ImportOptions(derive_v=True))
+    np.testing.assert_array_equal(read_trajectories(tmp_path / "h.h5").x[0], [1, 2, 3])
+
+
 def test_a_carriage_return_in_a_comment_is_not_read(tmp_path):
     """Only the data part of a line is checked for a CR (a comment's text is not read), on
     the line-by-line path as on NumPy's."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,10 +121,23 @@ def _first_data_line(fh: Any) -> str | None:
     """The first line after the header that is neither blank nor a comment, without its
     comment (its first :data:`MAX_HEADER_BYTES`; to choose the delimiter by), or None."""
     while raw := fh.readline(MAX_HEADER_BYTES):
-        text = str(raw, "utf-8", "replace").split("#", 1)[0].strip()
+        text = _uncommented(str(raw, "utf-8", "replace")).strip()
         if text:
             return text
     return None
+
+
+def _uncommented(line: str) -> str:
+    """``line`` up to its first ``#`` outside double quotes, as NumPy's reader cuts it."""
+    if "#" not in line:
+        return line
+    quoted = False
+    for k, c in enumerate(line):
+        if c == '"':
+            quoted = not quoted
+        elif c == "#" and not quoted:
+            return line[:k]
+    return line
 
 
 def _check_line_end(body: bytes | str, path: Path, line: int) -> None:
@@ -154,10 +168,10 @@ def _number(text: str) -> bool:
 
 
 def _survey(path: Path, header: CsvHeader, digest: Any,
-            interrupted: Callable[[], bool]) -> list[tuple[int, int, int, int]]:
-    """``(first_byte, size, lines, delimiters)`` of each block of whole lines from the
-    header's end (delimiters -1: whitespace; a last line without its line end counts), the
-    file hashed into ``digest`` on the way; one block read at a time."""
+            interrupted: Callable[[], bool]) -> list[tuple[int, int, int]]:
+    """``(first_byte, size, lines)`` of each block of whole lines from the header's end (a
+    last line without its line end counts), the file hashed into ``digest`` on the way; one
+    block read at a time."""
     blocks = []
     with open(path, "rb") as fh:
         start = header.offset
@@ -171,22 +185,19 @@ def _survey(path: Path, header: CsvHeader, digest: Any,
                 raise DataError(f"{path}: the line from byte {start} is longer than "
                                 f"{BLOCK_BYTES >> 20} MiB; a CSV line holds a few numbers")
             digest.update(memoryview(raw)[:cut])
-            lines = raw.count(b"\n", 0, cut) + (raw[cut - 1] != 10)
-            delimiters = (-1 if header.delimiter is None
-                          else raw.count(header.delimiter.encode(), 0, cut))
-            blocks.append((start, cut, lines, delimiters))
+            blocks.append((start, cut, raw.count(b"\n", 0, cut) + (raw[cut - 1] != 10)))
             start += cut
             del raw
             if interrupted():
                 raise KeyboardInterrupt
 
 
-def csv_bytes(lines: int, columns: int, blocks: list[tuple[int, int, int, int]]) -> int:
+def csv_bytes(lines: int, columns: int, blocks: list[tuple[int, int, int]]) -> int:
     """Memory of :func:`read_columns`: the columns and every row's line, and the largest
     block being parsed: its bytes, NumPy's rows (grown by up to 25% as it parses) and its
     lines' numbers, and a piece decoded (``tests/test_import.py`` checks that it bounds the
     traced peak)."""
-    block = max((size + count * (10 * columns + 16) for _, size, count, _ in blocks),
+    block = max((size + count * (10 * columns + 16) for _, size, count in blocks),
                 default=0)
     return 8 * lines * (columns + 1) + block + 4 * UTF8_PIECE
 
@@ -207,7 +218,7 @@ def read_columns(path: Path, header: CsvHeader, wanted: list[str],
         digest.update(fh.read(header.offset))
     with interrupt_guard() as interrupted:  # a Ctrl-C ends the read between two blocks
         survey = _survey(path, header, digest, interrupted)
-        lines = sum(count for _, _, count, _ in survey)
+        lines = sum(count for _, _, count in survey)
         need = csv_bytes(lines, len(wanted), survey)
         if later is not None:
             need = max(need, 8 * lines * (len(wanted) + 1) + later(lines))
@@ -217,10 +228,10 @@ def read_columns(path: Path, header: CsvHeader, wanted: list[str],
         row_lines: np.ndarray | None = None  # None while row r is on line first + r
         rows, line, first = 0, header.line + 1, header.line + 1
         with open(path, "rb") as fh:
-            for offset, size, count, delimiters in survey:
+            for offset, size, count in survey:
                 fh.seek(offset)
                 parsed, here = _block(path, header, index, wanted, fh.read(size), offset, line,
-                                      (count, delimiters))
+                                      count)
                 m = parsed.shape[0]
                 if row_lines is None and here is not None:
                     row_lines = np.arange(first, first + lines, dtype=np.int64)
@@ -260,15 +271,14 @@ def _check_utf8(raw: bytes, path: Path, offset: int) -> None:
 
 
 def _block(path: Path, header: CsvHeader, index: list[int], wanted: list[str],
-           raw: bytes, offset: int, line: int, counts: tuple[int, int]
+           raw: bytes, offset: int, line: int, count: int
            ) -> tuple[np.ndarray, np.ndarray | None]:
-    """One block parsed, and None where its rows are its lines in order, else the line of
-    each row (blank or comment lines skipped); a bad line raises, named."""
+    """One block of ``count`` lines parsed, and None where its rows are its lines in order,
+    else the line of each row (blank or comment lines skipped); a bad line raises, named."""
     _check_utf8(raw, path, offset)
     parsed, error = _parse(raw, header, index)
-    count, delimiters = counts
     m = parsed.shape[0]
-    if error is None and m == count and delimiters in (-1, count * (len(header.names) - 1)):
+    if error is None and m == count and _regular(raw, header):
         return parsed, None
     found = _scan(raw, path, header, index, line, wanted, count)  # raises at a bad line
     if error is not None or found.size != m:
@@ -276,6 +286,24 @@ def _block(path: Path, header: CsvHeader, index: list[int], wanted: list[str],
                         f"{error or 'rows and lines disagree'}")
     in_order = m == 0 or (found[0] == line and found[-1] == line + m - 1)  # found increases
     return parsed, None if in_order else found
+
+
+def _regular(raw: bytes, header: CsvHeader) -> bool:
+    """Whether every line of the block has the header's number of fields (one regular
+    expression, possessive: no copy, no backtracking). NumPy's reader, given ``usecols``,
+    takes a line of too few or too many fields (a quoted delimiter elsewhere kept a
+    block's count of delimiters right); a block with a quote, a comment or a blank line, or
+    whitespace-separated with a byte other than printable ASCII (a Unicode space, say), is
+    False too, and read line by line (:func:`_scan`)."""
+    if b'"' in raw or b"#" in raw:
+        return False
+    n = len(header.names)
+    if header.delimiter is None:
+        fields = rb"[ \t\r]*+(?:[!-~]++[ \t\r]++){%d}[!-~]++[ \t\r]*+" % (n - 1)
+    else:
+        d = re.escape(header.delimiter.encode())
+        fields = rb"(?:[^%s\n]*+%s){%d}[^%s\n]*+" % (d, d, n - 1, d)
+    return re.fullmatch(rb"(?:%s\n)*+(?:%s)?" % (fields, fields), raw) is not None
 
 
 def _parse(raw: bytes, header: CsvHeader, index: list[int]) -> tuple[np.ndarray, str | None]:
@@ -302,7 +330,7 @@ def _scan(raw: bytes, path: Path, header: CsvHeader, index: list[int], line: int
     n = len(header.names)
     for k, raw_line in enumerate(_lines(raw)):
         where = line + k
-        body = raw_line.removesuffix("\n").split("#", 1)[0].rstrip("\r")
+        body = _uncommented(raw_line.removesuffix("\n")).rstrip("\r")
         _check_line_end(body, path, where)  # a comment's text is not read
         if not (body.split() if header.delimiter is None else body):
             continue  # as NumPy's reader: a line empty but for a comment (spaces count)
