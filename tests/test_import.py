@@ -22,7 +22,7 @@ from odernn.data.importer import ImportOptions, derive_velocity, import_file
 from odernn.data.store import read_trajectories
 from odernn.data.trajectories import Trajectories, check_pair
 from odernn.data.writer import TrajectoryWriter
-from odernn.errors import DataError, SpecError
+from odernn.errors import DataError, OdernnError, SpecError
 from odernn.learn.models import load_surrogate
 from odernn.learn.models.layout import Layout, check_data
 
@@ -856,3 +856,25 @@ def test_a_zip_directory_is_sized_before_it_is_parsed(tmp_path, monkeypatch):
     with pytest.raises(budget.BudgetError, match="zip directory of 70000 entries"):
         import_file(many, tmp_path / "out.h5", ImportOptions(v="v"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["many.npz", "two.npz"]
+
+
+@pytest.mark.parametrize("claim", ["values", "disk"])
+def test_a_small_file_declaring_a_huge_array_is_refused_before_the_scan(tmp_path, monkeypatch,
+                                                                       claim):
+    """An 8 MB HDF5 file whose x is declared (10^6, 10^6) and left to its fill value was
+    scanned for hours (3e7 rows/s) before the writer refused its size."""
+    from odernn.data import importer, writer
+
+    shape = (1 << 18, 1 << 17) if claim == "values" else (64, 1000)  # 2^35 > 2^34 values
+    with h5py.File(tmp_path / "claim.h5", "w") as f:
+        f.create_dataset("x", shape=shape, dtype="f8", chunks=(1, shape[1]), fillvalue=0.5)
+        f["t"] = 0.01 * np.arange(shape[1])
+    if claim == "disk":  # a disk with 1 MiB free
+        stat = type("S", (), {"f_bavail": 256, "f_frsize": 4096, "f_blocks": 1 << 20})
+        monkeypatch.setattr(writer.os, "statvfs", lambda path: stat)
+    monkeypatch.setattr(importer, "scan", lambda *a: pytest.fail("the scan began"))
+    needle = "more than the 17179869184 an odernn dataset may hold" if claim == "values" \
+        else "not enough disk space: the file needs about 2.5 MiB"
+    with pytest.raises(OdernnError, match=needle):
+        import_file(tmp_path / "claim.h5", tmp_path / "out.h5", ImportOptions(derive_v=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claim.h5"]

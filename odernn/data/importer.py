@@ -29,7 +29,7 @@ import numpy as np
 from odernn import budget, jsonio
 from odernn.checks import did_you_mean, is_real
 from odernn.data.import_scan import Columns, Scan, scan
-from odernn.data.schema import GRID_TOLERANCE, grid_step, mean_step, off_grid
+from odernn.data.schema import GRID_TOLERANCE, MAX_ELEMENTS, grid_step, mean_step, off_grid
 from odernn.data.sources import Source, open_source
 from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS, get_system
 from odernn.errors import DataError, SpecError
@@ -191,6 +191,7 @@ def import_file(source: Path | str, output: Path | str, options: ImportOptions |
     report = reporter(progress)
     with open_source(source) as src, interrupt_guard() as interrupted:
         columns = Columns(src, options)
+        _check_size(columns, output)
         found = scan(columns, options, report, interrupted)
         grid, notes = _grid(columns, found)
         params = _params(found, options)
@@ -201,6 +202,19 @@ def import_file(source: Path | str, output: Path | str, options: ImportOptions |
     report(Event("import", "done", found.rows, found.rows, f"wrote {output}"))
     return ImportResult(output, found.n, found.T, grid_step(grid), options.declared,
                         found.rows, found.dropped, notes)
+
+
+def _check_size(columns: Columns, output: Path) -> None:
+    """Refuse before the scan a source no file may hold: more values than a dataset may
+    hold, or, for a 2-D array (every trajectory kept whole), a file larger than the disk's
+    room (a small HDF5 file can declare a (10^6, 10^6) array, which was scanned for hours)."""
+    from odernn.data.writer import check_space
+
+    if columns.rows > MAX_ELEMENTS:
+        raise DataError(f"{columns.source.path}: {columns.label('x')} holds {columns.rows} "
+                        f"values, more than the {MAX_ELEMENTS} an odernn dataset may hold")
+    if columns.wide is not None:
+        check_space(output, 8 * 3 * columns.rows)  # x, v and F in float64
 
 
 def _grid(columns: Columns, found: Scan) -> tuple[np.ndarray, list[str]]:

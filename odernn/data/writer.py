@@ -107,18 +107,8 @@ class TrajectoryWriter:
         return self
 
     def _check_space(self) -> None:
-        """Refuse up front when the disk cannot hold the file (uncompressed size): a write
-        that fails half way through is cleaned up too, but this says why before any work."""
         row = self.t.size * self.dtype.itemsize * len(self.names)
-        row += 8 * sum(int(np.prod(shape)) for shape in self.params.values())
-        need = self.n * row + (1 << 20)
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        fs = os.statvfs(directory)
-        free = fs.f_bavail * fs.f_frsize
-        if fs.f_blocks and need > free:  # f_blocks 0: a pseudo file system that reports none
-            raise OutputError(f"{self.path}: not enough disk space: the file needs about "
-                              f"{need / 2**20:.1f} MiB, {directory} has "
-                              f"{free / 2**20:.1f} MiB free")
+        check_space(self.path, self.n * (row + 8 * sum(math.prod(p) for p in self.params.values())))
 
     def _create(self, f: h5py.File) -> None:
         write_time(f, self.t)
@@ -139,10 +129,9 @@ class TrajectoryWriter:
 
         A row longer than the caller's memory may come in pieces: with ``col`` given,
         ``arrays`` of shape ``(B, C)`` fill time points ``col .. col + C`` of those rows (C
-        from ``x``); the pieces of one block
-        of rows come in order, from ``col = 0``, and the rows count as written with the last
-        (every piece repeats the rows' ``params``). Raises DataError if a value is NaN or
-        infinite (files hold finite numbers only).
+        from ``x``); the pieces of one block of rows come in order, from ``col = 0``, and the
+        rows count as written with the last (every piece repeats the rows' ``params``). Raises
+        DataError if a value is NaN or infinite (files hold finite numbers only).
         """
         if self._out is None:
             raise RuntimeError("TrajectoryWriter.write() called outside its with-block")
@@ -264,6 +253,17 @@ def _write_failed(path: Path, err: OSError) -> OutputError:
     unclean_close = True
     reason = os.strerror(err.errno) if err.errno else str(err).splitlines()[0]
     return OutputError(f"{path}: writing failed ({reason}); nothing was saved")
+
+
+def check_space(path: Path, need: int) -> None:
+    """Refuse up front a file of ``need`` bytes (and 1 MiB of structure) the disk cannot
+    hold: a write that fails half way through is cleaned up too, but this says why before
+    any work."""
+    directory, need = path.parent if str(path.parent) else Path("."), need + (1 << 20)
+    free = (fs := os.statvfs(directory)).f_bavail * fs.f_frsize
+    if fs.f_blocks and need > free:  # f_blocks 0: a pseudo file system that reports none
+        raise OutputError(f"{path}: not enough disk space: the file needs about "
+                          f"{need / 2**20:.1f} MiB, {directory} has {free / 2**20:.1f} MiB free")
 
 
 def check_target(path: Path, overwrite: bool, inputs: Iterable[Path | str] = ()) -> None:
