@@ -81,6 +81,17 @@ def test_the_report_shows_the_error_in_lyapunov_times(chaotic, tmp_path):
     assert set(STATISTICS) <= set(doc["metric_definitions"])
 
 
+def test_imported_linear_data_are_not_said_to_have_an_exact_reference():
+    """Data of the linear oscillator whose forcing is known at its samples alone (imported):
+    the reference is the data, and the skipped estimates said "the reference is exact"."""
+    data = dataset("test", n=3, n_steps=200)
+    imported = dataclasses.replace(data, attrs={**data.attrs, "forcing": "samples"})
+    ev = evaluate(imported, {}, resonance=False, **FAST)
+    for estimate in ("lyapunov", "trust_horizon"):
+        assert "closed form" in ev.chaos[estimate]["skipped"]
+        assert "exact" not in ev.chaos[estimate]["skipped"]
+
+
 def test_data_of_no_known_system_gets_statistics_but_no_estimates():
     data = dataset("duffing-test", n=3, n_steps=200)
     external = dataclasses.replace(data, attrs={**data.attrs, "system": "external"})

@@ -68,7 +68,8 @@ def characterise(test: Trajectories, reference: str, settings: ChaosSettings, st
     closed = system is None or reference != "data" or system.closed_form
     why = (f"system {test.system!r} has no known equation to estimate them from"
            if system is None else "the system has a closed form: its exponents are known "
-           "(-eta/2 when underdamped) and the reference is exact")
+           "(-eta/2 when underdamped)" + (" and the reference is exact" if reference != "data"
+                                          else ""))
     if closed or not settings.lyapunov:
         out["lyapunov"] = {"skipped": why if closed else "not requested"}
     else:
