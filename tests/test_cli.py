@@ -197,9 +197,9 @@ def test_disk_filling_up_during_the_write_fails_cleanly(tmp_path):
     retried the failed write when the process exited, and segfaulted)."""
     out = next(mount_tmpfs(tmp_path / "disk", "size=1m"))
     script = ("import sys\n"
-              "from odernn.data.writer import TrajectoryWriter\n"
+              "from odernn.data import writer\n"
               "from odernn.cli.app import main\n"
-              "TrajectoryWriter._check_space = lambda self: None  # the disk fills afterwards\n"
+              "writer.check_space = lambda path, need: None  # the disk fills afterwards\n"
               f"sys.argv = ['odernn', 'simulate', 'train', '-o', '{out}/big.h5', '-q']\n"
               "main()\n")
     try:

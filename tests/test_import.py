@@ -76,6 +76,9 @@ def test_unix_epoch_seconds_import_and_read_back(tmp_path):
     source = write_csv(tmp_path / "epoch.csv", columns)
     assert main(["import", str(source), "-o", str(tmp_path / "e.h5"), "-q", *MAPPED]) == 0
     assert_same(read_trajectories(tmp_path / "e.h5"), columns)
+    with h5py.File(tmp_path / "e.h5") as f:  # it said "dimensionless, in units of 1/omega_0"
+        assert f["t"].attrs["unit"] == "as in the imported source"
+        assert "imported source's own units" in f["t"].attrs["description"]
 
 
 def test_a_clock_far_from_zero_gives_its_step_and_the_velocity_it_implies(tmp_path):

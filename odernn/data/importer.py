@@ -208,12 +208,14 @@ def _check_size(columns: Columns, output: Path) -> None:
     """Refuse before the scan a source no file may hold: more values than a dataset may
     hold, or, for a 2-D array (every trajectory kept whole), a file larger than the disk's
     room (a small HDF5 file can declare a (10^6, 10^6) array, which was scanned for hours)."""
+    from odernn.atomic import AsideFile
     from odernn.data.writer import check_space
 
     if columns.rows > MAX_ELEMENTS:
         raise DataError(f"{columns.source.path}: {columns.label('x')} holds {columns.rows} "
                         f"values, more than the {MAX_ELEMENTS} an odernn dataset may hold")
     if columns.wide is not None:
+        AsideFile(output).discard()  # first, as the writer: can the directory take a file?
         check_space(output, 8 * 3 * columns.rows)  # x, v and F in float64
 
 

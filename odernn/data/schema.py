@@ -58,6 +58,7 @@ MAX_ATTR_BYTES = 1 << 20
 """Refuse attributes larger than this (1 MiB; attributes hold metadata, specs are small)."""
 DESCRIPTIONS = {
     "t": "time; dimensionless, in units of 1/omega_0 (the undamped angular frequency is 1)",
+    "t (imported)": "time, in the imported source's own units (attribute source)",
     "x": "position x(t_i), one row per trajectory",
     "v": "velocity v(t_i) = x'(t_i), one row per trajectory",
     "F": "forcing F(t_i), one row per trajectory",

@@ -97,7 +97,8 @@ class TrajectoryWriter:
         out = None
         try:
             out = AtomicH5(self.path, self.overwrite)  # first: can the directory take a file?
-            self._check_space()
+            row = self.t.size * self.dtype.itemsize * len(self.names)
+            check_space(self.path, self.n * (row + 8 * sum(map(math.prod, self.params.values()))))
             self._create(out.file)
             self._out, self._written, self._pieces = out, [], {}
         except BaseException:
@@ -106,12 +107,8 @@ class TrajectoryWriter:
             raise
         return self
 
-    def _check_space(self) -> None:
-        row = self.t.size * self.dtype.itemsize * len(self.names)
-        check_space(self.path, self.n * (row + 8 * sum(math.prod(p) for p in self.params.values())))
-
     def _create(self, f: h5py.File) -> None:
-        write_time(f, self.t)
+        write_time(f, self.t, imported="source_sha256" in self.attrs)
         T = self.t.size
         extra = _GZIP if self.compression == "gzip" else {}
         for name in self.names:
@@ -365,11 +362,12 @@ def _first_gap(intervals: list[tuple[int, int]], n: int) -> tuple[int, int] | No
     return (covered, n) if covered < n else None
 
 
-def write_time(f: h5py.File, t: np.ndarray) -> None:
-    """Write the time grid ``/t``, its unit and description (the writer's and a merge's)."""
+def write_time(f: h5py.File, t: np.ndarray, imported: bool = False) -> None:
+    """Write the time grid ``/t``, its unit and description (the writer's and a merge's):
+    odernn's dimensionless time, or an imported source's, in the source's own units."""
     d = f.create_dataset("t", data=t)
-    d.attrs["unit"] = "1"
-    d.attrs["description"] = DESCRIPTIONS["t"]
+    d.attrs["unit"] = "as in the imported source" if imported else "1"
+    d.attrs["description"] = DESCRIPTIONS["t (imported)" if imported else "t"]
 
 
 def write_scales(f: h5py.File, n: int, names: Sequence[str],
