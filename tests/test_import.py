@@ -754,7 +754,8 @@ BAD = [
     (["import", "{overflow}", "-o", "{root}/o.h5", "--v", "v"],
      "line 3: the step from -1e+308 to 1e+308 overflows float64"),
     (["import", "{coarse}", "-o", "{root}/o.h5", "--v", "v"], "too coarse for its step"),
-    (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"], "no array 'x'"),
+    (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"],
+     "array 'x' is (3,) <U1; import reads real numbers"),  # was "no array 'x'"
     (["import", "{cube_h5}", "-o", "{root}/o.h5", "--time", "log/t", "--x", "log/x", "--v",
       "log/v"], "array 'log/x' is (2, 3, 4) float64; import reads"),  # was "no array"
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
@@ -881,3 +882,21 @@ def test_a_small_file_declaring_a_huge_array_is_refused_before_the_scan(tmp_path
     with pytest.raises(OdernnError, match=needle):
         import_file(tmp_path / "claim.h5", tmp_path / "out.h5", ImportOptions(derive_v=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["claim.h5"]
+
+
+@pytest.mark.parametrize("dtype", [complex, bool])
+def test_an_npz_array_of_another_kind_is_named_as_it_is(tmp_path, dtype):
+    """It was "no array 'x'; it has t, v", as if missing (an HDF5 source named its dtype)."""
+    np.savez(tmp_path / "c.npz", t=np.arange(3.0), x=np.ones(3, dtype), v=np.zeros(3))
+    with pytest.raises(DataError, match=rf"array 'x' is \(3,\) {np.dtype(dtype)}; import "
+                       "reads real numbers"):
+        import_file(tmp_path / "c.npz", tmp_path / "c.h5", ImportOptions(v="v"))
+
+
+def test_a_derived_velocity_that_overflows_names_the_source_line(tmp_path):
+    """The writer's refusal named the output's dataset v, which the source does not have."""
+    (tmp_path / "h.csv").write_text("t,x\n0,1e308\n0.1,-1e308\n0.2,1.7e308\n")
+    with pytest.raises(DataError, match=r"h.csv: line 2: the velocity derived from x "
+                       r"\(--derive-v\) overflows float64"):
+        import_file(tmp_path / "h.csv", tmp_path / "h.h5", ImportOptions(derive_v=True))
+    assert not (tmp_path / "h.h5").exists()

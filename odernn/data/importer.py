@@ -300,7 +300,7 @@ def _write(columns: Columns, found: Scan, options: ImportOptions, params: dict[s
             index = (starts[lo:hi] - a)[:, None] + np.arange(T)
             arrays = {r: block[r][index] for r in roles}
             if options.derive_v:
-                arrays["v"] = derive_velocity(arrays["x"], dt)
+                arrays["v"] = _finite(columns, derive_velocity(arrays["x"], dt), starts[lo:hi])
             params["v0"][lo:hi] = arrays["v"][:, 0]
             writer.write(lo, _datasets(arrays), {k: p[lo:hi] for k, p in params.items()})
         for i in np.setdiff1d(np.arange(i0, i1), whole):  # cut by the block: at most two
@@ -310,7 +310,8 @@ def _write(columns: Columns, found: Scan, options: ImportOptions, params: dict[s
                 continue
             arrays = {r: block[r][s + c0 - a:s + c1 - a][None] for r in roles}
             if options.derive_v:
-                arrays["v"] = _piece_velocity(columns, s, T, c0, c1, dt)
+                arrays["v"] = _finite(columns, _piece_velocity(columns, s, T, c0, c1, dt),
+                                      [s + c0])
             if c0 == 0:
                 params["v0"][i] = arrays["v"][0, 0]
             writer.write(int(i), _datasets(arrays), {k: p[i:i + 1] for k, p in params.items()},
@@ -318,6 +319,19 @@ def _write(columns: Columns, found: Scan, options: ImportOptions, params: dict[s
         report(Event("import", "write", b, found.rows, f"wrote {b} of {found.rows} rows"))
         if interrupted():
             raise KeyboardInterrupt
+
+
+def _finite(columns: Columns, v: np.ndarray, first: Any) -> np.ndarray:
+    """``v`` derived from x, refused where a difference of x overflows float64, naming the
+    source's row (``first``: the row of each trajectory's ``v[:, 0]``); the writer's
+    refusal named the output's dataset v, which the source does not have."""
+    bad = np.argwhere(~np.isfinite(v))
+    if bad.size:
+        row = int(first[bad[0][0]]) + int(bad[0][1])
+        raise DataError(f"{columns.source.path}: {columns.where('x', row)}: the velocity "
+                        "derived from x (--derive-v) overflows float64 there (x changes by "
+                        "more than 1.8e308 over two steps); give x in other units")
+    return v
 
 
 def _piece_velocity(columns: Columns, s: int, T: int, c0: int, c1: int,

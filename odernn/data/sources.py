@@ -62,7 +62,7 @@ class Source:
         """The shape of array ``name``; one DataError line with a "did you mean" if none."""
         if name in self._unread:
             raise DataError(f"{self.path}: array {name!r} is {self._unread[name]}; import "
-                            "reads numeric columns (1-D) or trajectories x points (2-D)")
+                            "reads real numbers: columns (1-D) or trajectories x points (2-D)")
         if name not in self._shapes:
             kind = "column" if self.format == "csv" else "array"
             raise DataError(f"{self.path}: no {kind} {name!r}{did_you_mean(name, self._shapes)};"
@@ -246,6 +246,8 @@ def _npz(path: Path) -> Source:
                                     f"({exc})") from None
             if dtype.kind in NUMERIC and len(shape) in (1, 2):
                 source._shapes[name] = tuple(shape)
+            else:  # named as it is if asked for (a complex x was "no array 'x'")
+                source._unread[name] = f"{tuple(shape)} {dtype}"
         if not source._shapes:
             raise DataError(f"{path}: no 1-D or 2-D numeric array in it; import reads columns "
                             "(1-D) or trajectories x points (2-D)")
