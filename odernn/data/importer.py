@@ -169,9 +169,10 @@ def derive_velocity(x: np.ndarray, dt: float, *, first: bool = True,
     trajectory's end but a cut inside it, and its entry is NaN (the caller drops it)."""
     x = np.asarray(x, dtype=np.float64)
     v = np.empty_like(x)
-    v[..., 1:-1] = (x[..., 2:] - x[..., :-2]) / (2 * dt)
-    v[..., 0] = (-3 * x[..., 0] + 4 * x[..., 1] - x[..., 2]) / (2 * dt) if first else np.nan
-    v[..., -1] = (3 * x[..., -1] - 4 * x[..., -2] + x[..., -3]) / (2 * dt) if last else np.nan
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by the caller
+        v[..., 1:-1] = (x[..., 2:] - x[..., :-2]) / (2 * dt)
+        v[..., 0] = (-3 * x[..., 0] + 4 * x[..., 1] - x[..., 2]) / (2 * dt) if first else np.nan
+        v[..., -1] = (3 * x[..., -1] - 4 * x[..., -2] + x[..., -3]) / (2 * dt) if last else np.nan
     return v
 
 
