@@ -122,6 +122,10 @@ def cases(d: Path) -> list[tuple[list[str], str]]:
         (["train", small, "-o", out, "--hidden", "100000"], "hidden = 100000"),
         (["train", small, "-o", out, "--set", "head=[100000,100000]"],
          "head = [100000, 100000]"),  # it named hidden = 64 alone
+        # its activations were not counted: passed at 1.5 GiB, killed at 23.7 GB
+        (["train", small, "-o", out, "--set", "head=[1000000]"], "head = [1000000]"),
+        (["train", small, "-o", out, "-m", "ffn", "--set", "head=[1000000]"],
+         "head = [1000000]"),
         (["train", small, "-o", out, "-m", "esn", "--units", "100000"], "units = 100000"),
         (["gradients", "--sequences", "1000000", "-o", out], "sequences = 1000000"),
         (["gradients", "--hidden", "100000", "-o", out], "hidden = 100000"),

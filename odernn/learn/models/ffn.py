@@ -77,7 +77,7 @@ class FeedForward(RecurrentSurrogate):
         return gradient_training_bytes(
             cls.parameter_count(hparams, n_inputs, n_init, n_outputs, n_params),
             int(hparams.get("hidden", cls.defaults["hidden"])), 0, n_inputs, n_outputs,
-            batch_size, steps)
+            batch_size, steps, [int(w) for w in hparams.get("head", ())])
 
     @classmethod
     def check_options(cls, hidden: int = 64, head: list[int] | tuple[int, ...] = (),
