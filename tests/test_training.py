@@ -663,3 +663,49 @@ def test_a_run_from_before_a_defaults_change_resumes_with_its_own_model(tmp_path
     assert load_surrogate(run).layout.inputs == ("x", "v", "F", "F_next", "eta")
     assert [h["val_nrmse_x"] for h in resumed.history] == [h["val_nrmse_x"] for h in
                                                            whole.history]
+
+
+def test_the_validation_loss_is_taken_a_batch_at_a_time(data, monkeypatch):
+    """The teacher-forced validation pass ran on the whole validation set at once, outside
+    the budget check (5.8 GB at 20000 validation trajectories under a 600 MiB budget); in
+    parts of batch_size trajectories its mean is the whole set's to float32 rounding."""
+    from odernn.learn.models.surrogate import RecurrentSurrogate
+
+    config = quick(val_fraction=0.5, batch_size=4)  # 6 validation trajectories: two parts
+    rows, whole = [], RecurrentSurrogate.teacher_forced
+    monkeypatch.setattr(RecurrentSurrogate, "teacher_forced",
+                        lambda self, z, e, *a, **k: rows.append(z.shape[0]) or whole(
+                            self, z, e, *a, **k))
+    train(data, config, None, progress=False)
+    assert max(rows) <= 4 and rows.count(2) == config.epochs  # 6 = 4 + 2, each epoch
+    layout = config.layout(data.dt)
+    model = build("gru", layout, compute_stats(data, layout), **config.model_args()).eval()
+    tensors = to_tensors(data, layout)
+    n = config.window
+    with torch.no_grad():
+        y, y_true = whole(model, tensors.z[:, :n + 1], tensors.e[:, :n + 1])
+        expected = torch.mean(torch.square(y - y_true)).item()
+        assert math.isclose(gradient._validation_loss(model, tensors, n, 5), expected,
+                            rel_tol=1e-6)
+        assert gradient._validation_loss(model, tensors, n, 12) == expected  # one part
+
+
+def test_a_validation_rollout_over_the_budget_is_refused_before_any_epoch(data, tmp_path,
+                                                                         monkeypatch):
+    """The closed-loop validation's memory was checked when it first ran, after the first
+    epoch (val_every = 4: after three epochs, with config.json, history.csv and last.pt
+    written, and a --resume failed there again)."""
+    from odernn import budget
+
+    config = quick(val_fraction=0.5, val_every=2)
+    needs, check = [], budget.check
+    monkeypatch.setattr(budget, "check", lambda what, need, hint: (
+        needs.append((what, need)), check(what, need, hint)))
+    train(data, config, None, progress=False)
+    closed = min(n for what, n in needs if what.startswith("closed loop: 6 trajectories"))
+    assert all(n < closed for what, n in needs if not what.startswith("closed loop"))
+    monkeypatch.setenv(budget.ENV, str(int(closed) - 1))
+    epochs = []
+    with pytest.raises(budget.BudgetError, match="closed loop: 6 trajectories x 100 steps"):
+        train(data, config, tmp_path / "run", progress=lambda e: epochs.append(e.stage))
+    assert "epoch" not in epochs and not (tmp_path / "run").exists()

@@ -28,6 +28,7 @@ from odernn.learn.config import VAL_FRACTION, TrainConfig
 from odernn.learn.models import build, from_record
 from odernn.learn.models.layout import check_data
 from odernn.learn.models.prior import check_prior_data
+from odernn.learn.models.stepper import check_closed_loop
 from odernn.learn.outcome import TrainResult
 from odernn.learn.rundir import MemoryRun, RunWriter, check_run_dir, resumable
 from odernn.learn.stream import fingerprint, layout_params, validation
@@ -169,6 +170,8 @@ def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tupl
         model = from_record(previous, run_dir / LAST)
     if config.recipe == "gradient" and isinstance(train, FileRows):  # its buffers, refused now
         stream.planned_buffers(train, model.layout, stream.resumed_rows(previous))
+    steps = val.n_steps if config.val_steps is None else min(config.val_steps, val.n_steps)
+    check_closed_loop([model], val.n, steps)  # validation rollouts: refused before any epoch
     return config, train, val, source, model, folds, previous
 
 
