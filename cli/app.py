@@ -33,8 +33,10 @@ NO_ARGS_IS_HELP = getattr(click_errors, "NoArgsIsHelpError", ())
 
 app = typer.Typer(
     name="odernn",
-    help="Recurrent neural network surrogates of the damped, driven oscillator "
-    "x'' + eta x' + x = F(t): simulate, train, evaluate.",
+    help="Recurrent neural network surrogates of driven oscillators (the linear one "
+    "x'' + eta x' + x = F(t), Duffing, Van der Pol, the pendulum) and of measured data: "
+    "simulate or import, train, evaluate, export. An error is one line; --debug, anywhere on "
+    "the command line, shows its traceback.",
     add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -30,7 +30,8 @@ def demo(
                                 help="Directory for the datasets, runs and report (new or empty; "
                                 "--overwrite replaces a previous demo, nothing else)."),
     models: str = typer.Option(DEFAULT_MODELS, "--models",
-                               help="Comma-separated surrogate families to train."),
+                               help="Comma-separated surrogate families to train, of rnn, "
+                               "lstm, gru and esn."),
     n_train: int = typer.Option(None, "--n-train", help="Training trajectories (default 256)."),
     n_test: int = typer.Option(None, "--n-test", help="Test trajectories (default 64)."),
     epochs: int = typer.Option(None, "--epochs", help="Epochs for RNN/LSTM/GRU (default: the "

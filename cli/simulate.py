@@ -91,41 +91,44 @@ def inspect(
     from odernn.data.schema import DIGEST_EXCLUDED_ATTRS
     from odernn.data.store import open_trajectories
 
+    lines: list[str] = []  # printed once the file is checked: no half report before an error
+    say = lines.append
     with open_trajectories(file) as f:
         attrs = f.attrs
-        typer.echo(
+        say(
             f"{file}: {attrs['schema']} v{attrs['schema_version']}, "
             f"created {attrs.get('created', '?')} by odernn {attrs.get('odernn_version', '?')}"
         )
-        typer.echo(f"  name        {attrs.get('name', '?')}  (kind: {attrs.get('kind', '?')})")
+        say(f"  name        {attrs.get('name', '?')}  (kind: {attrs.get('kind', '?')})")
         equation = f"  {attrs['equation']}" if "equation" in attrs else ""
-        typer.echo(f"  system      {attrs.get('system', '?')}{equation}")
+        say(f"  system      {attrs.get('system', '?')}{equation}")
         if attrs.get("kind") == "oscillator":
-            typer.echo(f"  forcing     {attrs.get('forcing', '?')}")
+            say(f"  forcing     {attrs.get('forcing', '?')}")
         if "source" in attrs:  # an imported file: where from, and how it was mapped
             for label, key in (("source", "source"), ("format", "source_format"),
                                ("sha256", "source_sha256"), ("mapping", "import_mapping"),
                                ("velocity", "velocity"), ("split", "trajectories"),
                                ("notes", "import_notes")):
-                typer.echo(f"  {label:<11} {attrs.get(key, '?')}")
+                say(f"  {label:<11} {attrs.get(key, '?')}")
         else:
-            typer.echo("  integrator  "
+            say("  integrator  "
                        f"{attrs.get('integrator_options', attrs.get('integrator', '?'))}")
-            typer.echo(f"  seed        {attrs.get('seed', '?')}")
-        typer.echo(
+            say(f"  seed        {attrs.get('seed', '?')}")
+        say(
             f"  grid        {f.n_steps} points, dt {attrs['dt']:g}, t in [{f.t[0]:g}, {f.t[-1]:g}]"
         )
         ranges = f.ranges()  # streamed block by block: bounded memory, interruptible
         f.check_parts()  # the same consistency checks as train and evaluate make
         for name in f.names:
             lo, hi = ranges[name]
-            typer.echo(f"  {name:<13} {(f.n, f.n_steps)} {f.dtype}, range [{lo:.4g}, {hi:.4g}]")
+            say(f"  {name:<13} {(f.n, f.n_steps)} {f.dtype}, range [{lo:.4g}, {hi:.4g}]")
         for name in f.params_names:
             lo, hi = ranges[f"params/{name}"]
-            typer.echo(f"  {'params/' + name:<13} {f.param_shape(name)}, range "
+            say(f"  {'params/' + name:<13} {f.param_shape(name)}, range "
                        f"[{lo:.4g}, {hi:.4g}]")
-        typer.echo(f"  content digest: {f.content_digest()}  (all data and attributes but "
+        say(f"  content digest: {f.content_digest()}  (all data and attributes but "
                    f"{', '.join(DIGEST_EXCLUDED_ATTRS)}; equal digests, equal content)")
+    typer.echo("\n".join(lines))
 
 
 @app.command(

@@ -316,9 +316,10 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
                           f"replaces only odernn's own {_NOUNS[kind]}: give another path")
     if not overwrite:
         if kind in FILES:
-            raise OutputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
-        raise OutputError(f"{path} already exists (a previous {kind}); pass overwrite=True "
-                          f"(--overwrite) to replace it")
+            raise OutputError(f"{path}: exists; pass --overwrite (in Python overwrite=True) to "
+                              "replace it")
+        raise OutputError(f"{path} already exists (a previous {kind}); pass --overwrite (in "
+                          f"Python overwrite=True) to replace it")
     return True
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from odernn import atomic, jsonio
-from odernn.checks import check_choice, counted
+from odernn.checks import check_choice, counted, did_you_mean
 from odernn.errors import SpecError
 from odernn.interrupt import interrupt_guard
+from odernn.learn.families import FAMILIES as ALL_FAMILIES
 from odernn.progress import Progress, reporter
 
 MARKER = atomic.DEMO_MARKER
@@ -129,8 +130,11 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
 
     unknown = [m for m in models if m not in FAMILIES]
     if unknown or not models:
-        raise SpecError(f"--models: unknown {', '.join(unknown) or '(none given)'}; "
-                        f"allowed: {', '.join(FAMILIES)}")
+        hint = did_you_mean(unknown[0], FAMILIES) if unknown else ""
+        other = " (the demo trains these four families; odernn train takes the others)" \
+            if unknown and unknown[0] in ALL_FAMILIES else ""
+        raise SpecError(f"--models: unknown {', '.join(unknown) or '(none given)'}{hint}; "
+                        f"allowed: {', '.join(FAMILIES)}{other}")
     for option, value in (("--n-train", n_train), ("--n-test", n_test)):
         if value is not None and value < 1:
             raise SpecError(f"{option} must be >= 1, got {value}")

@@ -81,9 +81,11 @@ def test_every_reader_refuses_an_inconsistent_file_alike(good, tmp_path, capsys,
                          "-q"]}[command]
     capsys.readouterr()
     assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    printed = capsys.readouterr()
+    err = printed.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
     assert not out.exists()
+    assert printed.out == ""  # inspect printed 7 lines of its report before the error
 
 
 def test_a_grid_far_from_zero_is_uniform_to_its_rounding(good, tmp_path, capsys):

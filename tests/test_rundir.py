@@ -210,6 +210,8 @@ def test_name_runs(tmp_path) -> None:
     assert list(names) == ["lstm", "lstm-2", "rk4-2"]
     with pytest.raises(DataError, match="not found"):
         name_runs([tmp_path / "missing"])
+    with pytest.raises(DataError, match=r"a/\.\./b/lstm is given twice \(also as .*0/b/lstm\)"):
+        name_runs([tmp_path / "b" / "lstm", tmp_path / "a" / ".." / "b" / "lstm"])  # scored twice
 
 
 def test_a_run_is_read_through_its_readers(tmp_path) -> None:

@@ -267,7 +267,7 @@ def test_missing_rows_are_refused_and_nothing_saved(tmp_path, data):
 
 def test_existing_file_is_replaced_only_with_overwrite(good, data):
     arrays, params = data
-    with pytest.raises(OutputError, match="exists; pass overwrite=True"):
+    with pytest.raises(OutputError, match=r"exists; pass --overwrite \(in Python overwrite=True\)"):
         TrajectoryWriter(good, t=grid(), n=N)
     new, _ = make_data(seed=5)
     write(good, new, params, overwrite=True)
@@ -685,7 +685,7 @@ def test_virtual_datasets_that_could_lead_back_are_refused_in_one_line(tmp_path,
 
 
 def test_merge_refuses_to_overwrite(tmp_path, shards, good):
-    with pytest.raises(OutputError, match="exists; pass overwrite=True"):
+    with pytest.raises(OutputError, match=r"exists; pass --overwrite \(in Python overwrite=True\)"):
         merge_files(shards, good)
     with pytest.raises(OutputError, match="is one of the shards"):
         merge_files(shards, shards[0], overwrite=True)

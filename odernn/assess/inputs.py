@@ -104,7 +104,9 @@ def check_trained_on(training: Trajectories, runs: Mapping[str, Any], label: str
             continue  # a run that records no training data: nothing to compare
         digest = digest or fingerprint(training)["sha256"]
         if trained != digest:
-            raise DataError(f"{label} is not the data run {name} was trained on (sha256 "
-                            f"{trained[:12]}..., the file's {digest[:12]}...): the peers are "
+            raise DataError(f"{label} is not the data run {name} was trained on (data "
+                            f"fingerprints {trained[:12]}..., the file's {digest[:12]}...; "
+                            "of t, x, v, F and the parameters, not the content digest "
+                            "odernn inspect prints): the peers are "
                             "fitted on the surrogates' training file; give that file, or "
                             "--no-peers")

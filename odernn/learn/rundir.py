@@ -125,7 +125,8 @@ def last_checkpoint(run_dir: str | Path) -> Path:
 
 def name_runs(run_dirs: Sequence[str | Path], reserved: Collection[str] = ()) -> dict[str, Path]:
     """Unique display names for run directories (their folder names, ``-2``, ``-3``, ... on a
-    clash with each other or with a ``reserved`` name), each checked to exist."""
+    clash with each other or with a ``reserved`` name), each checked to exist, and none given
+    twice."""
     names: dict[str, Path] = {}
     for run in map(Path, run_dirs):
         if run.is_file():  # e.g. runs/lstm/best.pt for runs/lstm
@@ -135,6 +136,9 @@ def name_runs(run_dirs: Sequence[str | Path], reserved: Collection[str] = ()) ->
         if not run.is_dir():
             raise DataError(f"run directory {run} not found; pass directories written by "
                             "`odernn train`")
+        same = next((n for n, p in names.items() if os.path.samefile(p, run)), None)
+        if same is not None:  # it was scored twice, as lstm and lstm-2
+            raise DataError(f"run directory {run} is given twice (also as {names[same]})")
         base = run.resolve().name
         name, k = base, 2
         while name in names or name in reserved:
@@ -174,7 +178,8 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
                           "empty directory or over a previous run: choose another -o")
     elif existing and not overwrite:
         raise OutputError(f"run directory {run_dir} already holds {', '.join(existing)}; "
-                          "pass overwrite=True (--overwrite) or resume=True (--resume)")
+                          "pass --overwrite or --resume (in Python overwrite=True or "
+                          "resume=True)")
     return existing
 
 

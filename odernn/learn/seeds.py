@@ -4,7 +4,9 @@ The format (the only module that names it): a directory holding ``seeds.json``,
 ``{"format": "odernn-seeds", "version": 1, "seeds": [s, s+1, ...], "members":
 ["seed-s", ...], "done": [the members finished], "started": [the members this group has
 started]}``, and one run directory (:mod:`odernn.learn.rundir`) per seed, each trained with
-the same options and data but its own seed (reservoir draw, initial weights, batch order).
+the same options and data but its own seed (reservoir draw, initial weights, batch order,
+and, where validation is a held-out fraction of the training file, which trajectories are
+held out: the members' spread then includes the split's).
 ``seeds.json`` is written once the first member has run and again after each, so an
 interrupted group is recognisable and ``--resume`` continues it where it stopped: finished
 members are kept (once checked to be of the same options and data), a started one resumes,
@@ -146,8 +148,8 @@ def check_group(path: Path, seeds: list[int], resume: bool, overwrite: bool) -> 
                             f"this command asks for {sorted(names)}; give the same --seeds "
                             "and --seed")
     elif entries and not overwrite:
-        raise OutputError(f"seed group {path} already exists; pass overwrite=True "
-                          "(--overwrite) or resume=True (--resume)")
+        raise OutputError(f"seed group {path} already exists; pass --overwrite or --resume "
+                          "(in Python overwrite=True or resume=True)")
     elif entries:  # replaced only if its index is odernn's, not a file of the same name
         try:
             _read_index(path)
