@@ -162,6 +162,20 @@ def test_float32_times_far_from_zero_but_fine_enough_import(tmp_path):
     assert read_trajectories(out.path).dt == 0.001
 
 
+def test_float32_times_give_a_step_within_their_own_rounding(tmp_path):
+    """A 3 Hz clock a day from its start, in float32: the step was the shortest decimal
+    within 4 times the times' rounding, 0.333 (1e-3 off; the times fix it to 1.6e-4), and the
+    uniform grid ended 2.4 float32 spacings from the last time stamp."""
+    t = (86400 + np.arange(50) / 3).astype(np.float32)
+    np.savez(tmp_path / "day.npz", t=t, x=np.sin(np.arange(50) / 3))
+    out = import_file(tmp_path / "day.npz", tmp_path / "day.h5", ImportOptions(derive_v=True))
+    bound = np.finfo(np.float32).eps * 86416.4 / 49  # half an ulp at either end, over 49 steps
+    assert abs(out.dt - (float(t[-1]) - float(t[0])) / 49) <= bound
+    assert abs(out.dt - 1 / 3) <= 2 * bound
+    grid = read_trajectories(tmp_path / "day.h5").t
+    assert abs(grid[-1] - float(t[-1])) <= np.spacing(t[-1])
+
+
 def test_float32_times_too_coarse_for_the_step_are_refused(tmp_path):
     """At 4096 s float32's rounding (5e-4 s) is half a 1 ms step: a dropped sample would pass
     for rounding, and every value after it be one step late."""
