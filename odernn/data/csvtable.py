@@ -289,21 +289,35 @@ def _block(path: Path, header: CsvHeader, index: list[int], wanted: list[str],
 
 
 def _regular(raw: bytes, header: CsvHeader) -> bool:
-    """Whether every line of the block has the header's number of fields (one regular
-    expression, possessive: no copy, no backtracking). NumPy's reader, given ``usecols``,
-    takes a line of too few or too many fields (a quoted delimiter elsewhere kept a
-    block's count of delimiters right); a block with a quote, a comment or a blank line, or
-    whitespace-separated with a byte other than printable ASCII (a Unicode space, say), is
-    False too, and read line by line (:func:`_scan`)."""
+    """Whether every line of the block has the header's number of fields. NumPy's reader,
+    given ``usecols``, takes a line of too few or too many fields (a quoted delimiter
+    elsewhere kept a block's count of delimiters right). A delimited block is reduced to its
+    delimiters and line ends, a piece of :data:`UTF8_PIECE` at a time, and each line must be
+    the header's; a whitespace-separated one is matched by one possessive regular expression
+    (no copy, no backtracking). A block with a quote, a comment, a blank line, or (whitespace)
+    a byte other than printable ASCII (a Unicode space, say) is False too, and read line by
+    line (:func:`_scan`)."""
     if b'"' in raw or b"#" in raw:
         return False
     n = len(header.names)
     if header.delimiter is None:
         fields = rb"[ \t\r]*+(?:[!-~]++[ \t\r]++){%d}[!-~]++[ \t\r]*+" % (n - 1)
-    else:
-        d = re.escape(header.delimiter.encode())
-        fields = rb"(?:[^%s\n]*+%s){%d}[^%s\n]*+" % (d, d, n - 1, d)
-    return re.fullmatch(rb"(?:%s\n)*+(?:%s)?" % (fields, fields), raw) is not None
+        return re.fullmatch(rb"(?:%s\n)*+(?:%s)?" % (fields, fields), raw) is not None
+    keep = header.delimiter.encode()
+    others, line = bytes(c for c in range(256) if c not in (10, keep[0])), keep * (n - 1) + b"\n"
+    start = 0
+    while start < len(raw):
+        end = raw.rfind(b"\n", start, start + UTF8_PIECE) + 1 if start + UTF8_PIECE < len(raw) \
+            else len(raw)
+        if end <= start:  # a line longer than a piece
+            return False
+        seps = raw[start:end].translate(None, others)
+        seps += b"" if seps.endswith(b"\n") else b"\n"
+        lines = seps.count(b"\n")
+        if len(seps) != lines * len(line) or seps.count(line) != lines:  # not line * lines
+            return False
+        start = end
+    return True
 
 
 def _parse(raw: bytes, header: CsvHeader, index: list[int]) -> tuple[np.ndarray, str | None]:
