@@ -25,8 +25,11 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the choice closest to a misspelt ``word``, or ``""`` when
-    none is close: appended to the one-line error that names the allowed values."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    none is close: appended to the one-line error that names the allowed values. A choice
+    that differs in case alone comes first (difflib finds no 't' for 'T')."""
+    choices = [str(c) for c in choices]
+    close = [c for c in choices if c.casefold() == str(word).casefold()] or \
+        difflib.get_close_matches(str(word), choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

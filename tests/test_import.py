@@ -697,7 +697,8 @@ def files(tmp_path_factory):
         f.create_group("empty")
     made["image"] = root / "image.h5"
     for name, times in [("huge", [-1e308, 0.0, 1.00001e308]), ("overflow", [-1e308, 1e308]),
-                        ("coarse", 3e12 + 3e-4 * np.arange(50))]:  # 3e12 holds no finer steps
+                        ("coarse", 3e12 + 3e-4 * np.arange(50)),  # 3e12 holds no finer steps
+                        ("backwards", [0.3, 0.2, 0.1])]:
         steps = len(times)
         made[name] = write_csv(root / f"{name}.csv", {"t": np.asarray(times),
                                                       "x": np.zeros(steps), "v": np.ones(steps)})
@@ -738,6 +739,9 @@ IMPORT = ["import", "{good}", "-o", "{root}/o.h5"]
 BAD = [
     ([*IMPORT, "--x", "pos", "--v", "v"], "no column 'pos'"),
     ([*IMPORT, "--v", "v", "--param", "eta=dampng"], "did you mean 'damping'"),
+    ([*IMPORT, "--v", "V"], "no column 'V' (did you mean 'v'?)"),  # difflib finds none by case
+    (["import", "{backwards}", "-o", "{root}/o.h5", "--v", "v"],  # it said "1 point(s)" alone
+     "time goes backwards, as it does after this row: are the rows in decreasing time?"),
     ([*IMPORT], "no velocity: give --v COL (its column, e.g. --v v), or --derive-v"),
     ([*IMPORT, "--v", "v", "--derive-v"], "not both"),
     (["import", "{word}", "-o", "{root}/o.h5", "--v", "v"], "line 8, column 't': 'abc' is not"),

@@ -264,7 +264,10 @@ def _length(columns: Columns, options: Any, starts: np.ndarray, lengths: np.ndar
                 "each trajectory needs at least 2 points (one step to learn or roll out)"
                 + ("; rows whose runs interleave (sorted by time, then run) make one-point "
                    "runs: sort them by run first" if options.trajectory is not None
-                   and lengths[i] == 1 else ""))
+                   and lengths[i] == 1 else
+                   "; a trajectory ends where time goes backwards, as it does after this row: "
+                   "are the rows in decreasing time? (or give --trajectory COL)"
+                   if columns.wide is None and lengths[i] == 1 else ""))
         raise DataError(f"{where}: trajectory {i} ({columns.where('time', int(starts[i]))}) "
                         f"has {int(lengths[i])} point(s); {what}")
     if not options.truncate and np.any(lengths != lengths[0]):
