@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -80,6 +81,10 @@ def test_a_group_on_disk_is_written_resumed_and_reported(small_linear_sets, tmp_
     (group / "seeds.json").write_text(json.dumps({**doc, "done": ["seed-0"]}))
     with pytest.raises(DataError, match="member seed-1 has no best.pt yet"):
         load_group(group)
+    shutil.copytree(group, tmp_path / "stopped")  # seed-1 stopped after a checkpoint: said
+    shutil.copytree(group / "seed-0", tmp_path / "stopped" / "seed-1", dirs_exist_ok=True)
+    with pytest.warns(UserWarning, match=r"stopped: seed-1 did not finish training .*--resume"):
+        load_group(tmp_path / "stopped")
     # the finished member is kept only for the same options and data: another --epochs was
     # accepted, and made a group of members trained differently
     other = [*args[:args.index("--epochs") + 1], "3", *args[args.index("--epochs") + 2:]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -113,12 +114,19 @@ def run_reason(run: Path, group: bool = True, where: str = "") -> str | None:
 
 
 def load_group(path: str | Path, device: str | torch.device = "cpu") -> Ensemble:
-    """The :class:`~odernn.learn.models.ensemble.Ensemble` of a group's members."""
+    """The :class:`~odernn.learn.models.ensemble.Ensemble` of a group's members; a warning
+    where some did not finish (an interrupted group was evaluated without a word)."""
     from odernn.learn.checkpoint import read_checkpoint
     from odernn.learn.models import from_record
 
+    members = read_group(path)  # refused first where a member has no checkpoint at all
+    done = _read_index(Path(path)).get("done", [])
+    if unfinished := [m for m in members if m not in done]:
+        warnings.warn(f"seed group {path}: {', '.join(unfinished)} did not finish training (an "
+                      "interrupted group: the same odernn train command with --resume goes "
+                      "on); taken as it stands", stacklevel=2)
     return Ensemble({name: from_record(read_checkpoint(run, device), run, device)
-                     for name, run in read_group(path).items()})
+                     for name, run in members.items()})
 
 
 def check_group(path: Path, seeds: list[int], resume: bool, overwrite: bool) -> None:
