@@ -26,6 +26,8 @@ the command at its first safe point (:func:`interrupt_guard`). The command line 
 when a command starts and when it ends; the Python API never sets it."""
 
 
+LAUNCHER_ENV = "ODERNN_LAUNCHER_PID"
+"""The process id of ``odernn train --nproc``, given to torchrun and its workers."""
 SAID_ENV = "ODERNN_INTERRUPT_SAID"
 """A path ``odernn train --nproc`` gives its launcher and workers: the first of them to say
 that the run was interrupted creates it, so that the run says so once (and the command
@@ -41,7 +43,7 @@ def say_interrupted(message: str) -> None:
     if os.environ.get("WORLD_SIZE", "1") != "1" and os.environ.get("RANK", "0") != "0":
         return
     said = os.environ.get(SAID_ENV)
-    if said:
+    if said and _alive(os.environ.get(LAUNCHER_ENV, "")):  # else none reads it
         try:
             os.close(os.open(said, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:
@@ -49,6 +51,19 @@ def say_interrupted(message: str) -> None:
         except OSError:  # a directory gone or read-only: better twice than never
             pass
     print(message, file=sys.stderr)
+
+
+def _alive(pid: str) -> bool:
+    """Whether the command that started the workers is still there to read and remove the
+    marker: a worker interrupted because it was killed (SIGKILL; the workers get SIGTERM)
+    left the marker in the temporary directory. Unknown (no /proc): assumed alive."""
+    import os
+
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")  # not a zombie
+    except (OSError, ValueError, IndexError):
+        return not os.path.isdir("/proc/self")
 
 
 def raise_interrupt(signum: int, frame: object) -> None:

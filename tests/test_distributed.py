@@ -123,6 +123,43 @@ def test_a_signal_at_any_moment_of_the_start_is_one_line(dataset, tmp_path, dela
     assert len(err.splitlines()) == 1 and err.startswith("interrupted"), err
 
 
+def test_a_killed_command_leaves_nothing_in_the_temporary_directory(dataset, tmp_path):
+    """SIGKILL of `odernn train --nproc 2` while its workers train: the workers, made to die
+    with it, end interrupted and say so; rank 0 created the 'said' marker that the command,
+    gone, never removed (before, a directory odernn-nproc-* was left in any case)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "odernn", "train", str(dataset), "-o",
+                             str(run), *GRU[:-1], "--epochs", "5000", "--nproc", "2"],
+                            env={**clean_env(), "TMPDIR": str(temporary)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (run / "last.pt").exists(), proc.stderr
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 60  # the workers save, say it and end
+    while time.monotonic() < deadline and running(str(run)):
+        time.sleep(0.2)
+    left = [p.name for p in temporary.iterdir() if p.name.startswith("odernn")]
+    assert left == [], left
+
+
+def running(needle: str) -> bool:
+    """Whether a process whose command line holds ``needle`` is still there (not a zombie)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            line = (stat.parent / "cmdline").read_bytes()
+            state = stat.read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if needle.encode() in line and state not in (b"Z", b"X"):
+            return True
+    return False
+
+
 class Launcher:
     """A stand-in for the launcher process: a signal reaches the command as it waits, then
     the launcher ends with ``code`` (0: its workers had finished; -15: ended by the SIGTERM

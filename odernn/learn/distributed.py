@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from odernn.interrupt import LAUNCHER_ENV
+
 
 def world_size() -> int:
     """Processes in the job: the process group's size, else ``WORLD_SIZE`` (1 when unset)."""
@@ -127,7 +129,7 @@ def broadcast_parameters(module: torch.nn.Module) -> None:
             dist.broadcast(t, src=0)
 
 
-PARENT_ENV = "ODERNN_LAUNCHER_PID"
+PARENT_ENV = LAUNCHER_ENV
 """Set by ``odernn train --nproc`` for torchrun and its workers: the launching process."""
 
 
