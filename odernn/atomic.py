@@ -87,13 +87,16 @@ def fsync_path(path: Path | str, flags: int = os.O_RDONLY) -> None:
         os.close(fd)
 
 
-def _create_exclusive(tmp: Path, target: Path) -> int:
-    """A new file ``tmp`` for ``target``, with a previous target's permissions (an
-    ``--overwrite`` made a user's 600 file 644)."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+def _create_exclusive(tmp: Path) -> int:
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """Rename the finished ``tmp`` to ``target``, with a previous target's permissions (an
+    ``--overwrite`` made a user's 600 file 644; given at the end, so a read-only one too)."""
     with contextlib.suppress(OSError):
-        os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode))
-    return fd
+        os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+    os.replace(tmp, target)
 
 
 def _cannot(path: Path, err: OSError, what: str) -> OutputError:
@@ -108,13 +111,13 @@ def write_file(path: Path, write: Callable[[BinaryIO], None], *, what: str = "")
     tmp = sibling(path, "tmp")
     created = False
     try:
-        fd = _create_exclusive(tmp, path)
+        fd = _create_exclusive(tmp)
         created = True
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _replace(tmp, path)
         created = False
         fsync_dir(path.parent)
     except OSError as err:
@@ -150,7 +153,7 @@ class AsideFile:
         self.path = Path(path)
         self.tmp = sibling(self.path, "tmp")
         try:
-            os.close(_create_exclusive(self.tmp, self.path))
+            os.close(_create_exclusive(self.tmp))
         except OSError as err:
             parent = self.path.parent if str(self.path.parent) else Path(".")
             raise OutputError(f"cannot write {self.path}: cannot create a file in {parent} "
@@ -161,7 +164,7 @@ class AsideFile:
         fsync_path(self.tmp)
         if check is not None:
             check()
-        os.replace(self.tmp, self.path)
+        _replace(self.tmp, self.path)
         fsync_dir(self.path.parent)
 
     def discard(self) -> None:
@@ -284,9 +287,7 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")
-    for given in inputs:
-        if given is None:
-            continue
+    for given in (g for g in inputs if g is not None):
         if _same(path, Path(given)):
             raise OutputError(f"{path} is also an input of this command ({given}); write the "
                               f"output elsewhere")
