@@ -709,3 +709,17 @@ def test_a_validation_rollout_over_the_budget_is_refused_before_any_epoch(data, 
     with pytest.raises(budget.BudgetError, match="closed loop: 6 trajectories x 100 steps"):
         train(data, config, tmp_path / "run", progress=lambda e: epochs.append(e.stage))
     assert "epoch" not in epochs and not (tmp_path / "run").exists()
+
+
+def test_a_gradient_familys_folds_check_each_folds_rollout_not_all_of_them(data, monkeypatch):
+    """Cross-validated over folds, a gradient family rolls out each fold's held-out part; the
+    check before the first epoch sized one rollout of every trajectory and refused training
+    that fitted (5000 trajectories, val_folds = 5, under 160 MiB)."""
+    from odernn import budget
+
+    checked, check = [], budget.check
+    monkeypatch.setattr(budget, "check", lambda what, need, hint: (
+        checked.append(what), check(what, need, hint)))
+    train(data, quick(val_folds=2, epochs=1), None, progress=False)
+    closed = [what for what in checked if what.startswith("closed loop")]
+    assert closed and not [w for w in closed if w.startswith("closed loop: 12 trajectories")]
