@@ -250,6 +250,26 @@ def test_a_line_of_other_fields_is_refused_however_the_block_counts(tmp_path, se
     np.testing.assert_array_equal(read_trajectories(tmp_path / "ok.h5").x[0], [1, 2, 3, 4])
 
 
+@pytest.mark.parametrize(("text", "x"), [
+    ('t x v label\n0 1 2 "a b"\n1 2 3 "c # d"\n', [1, 2]),  # was refused: "5 fields"
+    ('t,x,v,label\n0,1,2,a\n1,2,3,12" pipe # note, b\n', [1, 2]),  # a quote mid-field
+    ('t x v w label\n0 1 2 3 "a ""b"" c"\n\n1 2 3 4 e\n', [1, 2]),
+    ('t a b x v w\n0 "p q" 10 11 12\n1 "p q" 20 21 22\n', None),  # was stored as x = 11, 21
+])
+def test_quotes_are_read_as_numpys_reader_reads_them_on_either_path(tmp_path, text, x):
+    """A field is quoted only where it begins with a quote ('""' a quote inside it), in
+    whitespace-separated files too: the line-by-line path split them at every blank, so a
+    short line passed and a valid one was refused, and it took any quote for an opening one."""
+    (tmp_path / "q.csv").write_text(text)
+    if x is None:
+        with pytest.raises(DataError, match=r"line 2 has 5 fields; the header \(line 1\) "
+                           "names 6 columns"):
+            import_file(tmp_path / "q.csv", tmp_path / "q.h5", ImportOptions(v="v"))
+        return
+    import_file(tmp_path / "q.csv", tmp_path / "q.h5", ImportOptions(v="v"))
+    np.testing.assert_array_equal(read_trajectories(tmp_path / "q.h5").x[0], x)
+
+
 @pytest.mark.parametrize("blank", ["", "\n"])
 def test_a_hash_inside_quotes_is_no_comment_on_either_path(tmp_path, blank):
     """NumPy's reader keeps a quoted '#'; the line-by-line path (taken for a block with a

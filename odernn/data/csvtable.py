@@ -101,7 +101,7 @@ def read_header(path: Path) -> CsvHeader:
              if sample is not None and len(_split(sample, d, path, line)) == len(f)}
     fields = agree or fields  # none agree: the data are refused later, naming the line
     delimiter = max(fields, key=lambda d: len(fields[d])) if fields else None
-    names = [f.strip() for f in fields[delimiter]] if delimiter else text.split()
+    names = [f.strip() for f in fields[delimiter]] if delimiter else _whitespace_fields(text)
     if all(_number(n) for n in names):
         raise DataError(f"{path}: line {line} holds numbers, not column names; give a CSV file "
                         "whose first line names the columns (t,x,v,...)")
@@ -121,23 +121,57 @@ def _first_data_line(fh: Any) -> str | None:
     """The first line after the header that is neither blank nor a comment, without its
     comment (its first :data:`MAX_HEADER_BYTES`; to choose the delimiter by), or None."""
     while raw := fh.readline(MAX_HEADER_BYTES):
-        text = _uncommented(str(raw, "utf-8", "replace")).strip()
+        text = _uncommented(str(raw, "utf-8", "replace"), "".join(DELIMITERS) + " ").strip()
         if text:
             return text
     return None
 
 
-def _uncommented(line: str) -> str:
-    """``line`` up to its first ``#`` outside double quotes, as NumPy's reader cuts it."""
+def _uncommented(line: str, after: str | None) -> str:
+    """``line`` up to its first ``#`` outside a quoted field, as NumPy's reader cuts it: a
+    double quote opens a field only where one begins (at the line's start or after a
+    character of ``after``; None: whitespace), and ``""`` inside one is a quote."""
     if "#" not in line:
         return line
-    quoted = False
-    for k, c in enumerate(line):
-        if c == '"':
-            quoted = not quoted
-        elif c == "#" and not quoted:
+    quoted, begins, k = False, True, 0
+    while k < len(line):
+        c = line[k]
+        if quoted:
+            if c == '"' and line[k + 1:k + 2] == '"':
+                k += 1  # a doubled quote: still inside
+            elif c == '"':
+                quoted = False
+        elif c == "#":
             return line[:k]
+        elif c == '"' and begins:
+            quoted = True
+        begins = c.isspace() if after is None else c in after
+        k += 1
     return line
+
+
+def _whitespace_fields(text: str) -> list[str]:
+    """The fields of a whitespace-separated line, as NumPy's reader splits it: a field that
+    begins with a double quote runs to the next quote not doubled, whitespace and all."""
+    if '"' not in text:
+        return text.split()
+    fields, k, n = [], 0, len(text)
+    while True:
+        while k < n and text[k].isspace():
+            k += 1
+        if k == n:
+            return fields
+        field, quoted = [], text[k] == '"'
+        k += quoted
+        while k < n and (quoted or not text[k].isspace()):
+            if quoted and text[k] == '"':
+                if text[k + 1:k + 2] != '"':
+                    quoted, k = False, k + 1
+                    continue
+                k += 1  # a doubled quote: one quote in the field
+            field.append(text[k])
+            k += 1
+        fields.append("".join(field))
 
 
 def _check_line_end(body: bytes | str, path: Path, line: int) -> None:
@@ -150,9 +184,9 @@ def _check_line_end(body: bytes | str, path: Path, line: int) -> None:
 
 
 def _split(text: str, delimiter: str | None, path: Path, line: int) -> list[str]:
-    """The fields of one line: split by ``delimiter`` (quotes respected) or whitespace."""
+    """The fields of one line: split by ``delimiter`` or whitespace, quotes respected."""
     if delimiter is None:
-        return text.split()
+        return _whitespace_fields(text)
     try:
         return next(csv.reader([text], delimiter=delimiter))
     except csv.Error as exc:  # a field over the csv module's limit, say
@@ -344,7 +378,7 @@ def _scan(raw: bytes, path: Path, header: CsvHeader, index: list[int], line: int
     n = len(header.names)
     for k, raw_line in enumerate(_lines(raw)):
         where = line + k
-        body = _uncommented(raw_line.removesuffix("\n")).rstrip("\r")
+        body = _uncommented(raw_line.removesuffix("\n"), header.delimiter).rstrip("\r")
         _check_line_end(body, path, where)  # a comment's text is not read
         if not (body.split() if header.delimiter is None else body):
             continue  # as NumPy's reader: a line empty but for a comment (spaces count)
