@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import odernn
+from odernn.assess.work_precision import WorkPrecisionSettings
 from odernn.cli.app import main
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.config import TrainConfig
@@ -168,6 +169,10 @@ class Fitted:
     (lambda d: odernn.evaluate(d, {}, threshold=-1), SpecError, "threshold"),
     (lambda d: odernn.evaluate(d, {}, scipy_options={"rtl": 1e-3}), SpecError,
      "'rtl' unknown (did you mean 'rtol'?)"),
+    (lambda d: odernn.evaluate(d, {}, scipy_options={"rtol": 1e-15}), SpecError,
+     "rtol must be at least SciPy's floor"),  # refused after the reference had run
+    (lambda d: WorkPrecisionSettings(scipy_rtols=(1e-15,)), SpecError,
+     "scipy_rtols must be positive numbers of at least 100 eps"),
     (lambda d: odernn.evaluate(d, {1: Fitted()}), SpecError, "surrogate name 1"),
     (lambda d: odernn.evaluate(d, {"a\nb": Fitted()}), SpecError, "printable"),
     (lambda d: odernn.fit(d, TrainConfig(model="rnn", hidden=8.5)), SpecError,

@@ -793,7 +793,7 @@ BAD = [
      "line 3: the step from -1e+308 to 1e+308 overflows float64"),
     (["import", "{coarse}", "-o", "{root}/o.h5", "--v", "v"], "too coarse for its step"),
     (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"],
-     "array 'x' is (3,) <U1; import reads real numbers"),  # was "no array 'x'"
+     "array 'x' is (3,) <U1; import reads arrays of real numbers"),  # was "no array 'x'"
     (["import", "{cube_h5}", "-o", "{root}/o.h5", "--time", "log/t", "--x", "log/x", "--v",
       "log/v"], "array 'log/x' is (2, 3, 4) float64; import reads"),  # was "no array"
     (["import", "{mixed}", "-o", "{root}/o.h5", "--v", "v"], "must be (2, 3)"),
@@ -927,7 +927,7 @@ def test_an_npz_array_of_another_kind_is_named_as_it_is(tmp_path, dtype):
     """It was "no array 'x'; it has t, v", as if missing (an HDF5 source named its dtype)."""
     np.savez(tmp_path / "c.npz", t=np.arange(3.0), x=np.ones(3, dtype), v=np.zeros(3))
     with pytest.raises(DataError, match=rf"array 'x' is \(3,\) {np.dtype(dtype)}; import "
-                       "reads real numbers"):
+                       "reads arrays of real numbers"):
         import_file(tmp_path / "c.npz", tmp_path / "c.h5", ImportOptions(v="v"))
 
 

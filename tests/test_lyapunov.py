@@ -162,6 +162,8 @@ def test_trust_horizon_of_periodic_motion_is_the_whole_horizon():
         trust_horizon(duffing(1.0, n=2), X0[:2], V0[:2], t, threshold=0.0)
     with pytest.raises(SpecError, match="rtols must be two different tolerances"):
         trust_horizon(duffing(1.0, n=2), X0[:2], V0[:2], t, rtols=(1e-10, 1e-10))
+    with pytest.raises(SpecError, match=r"in \[100 eps, 1\)"):  # SciPy would raise 1e-15
+        trust_horizon(duffing(1.0, n=2), X0[:2], V0[:2], t, rtols=(1e-15, 1e-10))
 
 
 def test_trust_horizon_of_a_short_dataset_is_censored_at_its_end():

@@ -10,7 +10,7 @@ from typing import Any
 
 from odernn.assess.results import REFERENCE
 from odernn.checks import did_you_mean, is_real
-from odernn.data.integrators import INTEGRATORS
+from odernn.data.integrators import INTEGRATORS, MIN_RTOL
 from odernn.data.systems import SYSTEMS
 from odernn.data.trajectories import Trajectories, check_consistency, check_pair
 from odernn.errors import DataError, SpecError
@@ -43,6 +43,10 @@ def check_options(threshold: float, scipy_options: Mapping[str, Any] | None,
         hint = did_you_mean(unknown[0], allowed)
         raise SpecError(f"scipy_options {unknown[0]!r} unknown{hint}; allowed: "
                         f"{', '.join(allowed)}")
+    rtol = (scipy_options or {}).get("rtol", MIN_RTOL)
+    if not (is_real(rtol) and MIN_RTOL <= rtol < math.inf):  # before any work, not after it
+        raise SpecError(f"scipy_options rtol must be at least SciPy's floor 100 eps = "
+                        f"{MIN_RTOL!r}, got {rtol!r}")
 
 
 def training_file(train_data: Trajectories | str | Path | None, train_path: str | Path | None,

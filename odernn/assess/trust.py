@@ -19,7 +19,7 @@ import numpy as np
 
 from odernn import budget
 from odernn.assess.metrics import reference_scale, valid_prediction_time
-from odernn.data.integrators import integrate
+from odernn.data.integrators import MIN_RTOL, integrate
 from odernn.data.systems import Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
@@ -49,10 +49,10 @@ def trust_horizon(osc: Oscillator, x0: Array, v0: Array, t: Array, *, threshold:
             or not 0 < threshold < np.inf:
         raise SpecError(f"trust horizon: threshold must be a finite number > 0, got "
                         f"{threshold!r}")
-    if len(rtols) != 2 or not all(isinstance(r, Real) and 0 < r < 1 for r in rtols) \
+    if len(rtols) != 2 or not all(isinstance(r, Real) and MIN_RTOL <= r < 1 for r in rtols) \
             or rtols[0] == rtols[1]:
-        raise SpecError(f"trust horizon: rtols must be two different tolerances in (0, 1), "
-                        f"got {rtols!r}")
+        raise SpecError(f"trust horizon: rtols must be two different tolerances in [100 eps, "
+                        f"1), got {rtols!r}")
     t = np.asarray(t, dtype=np.float64)
     budget.check(f"trust horizon: {osc.n} trajectories x {t.size} steps",
                  8 * osc.n * t.size * budget.FLOAT64, "use fewer trajectories or steps")

@@ -19,7 +19,7 @@ from odernn.assess.frequency_response import REFERENCE_SOLVER
 from odernn.assess.metrics import nrmse, reference_scale
 from odernn.assess.results import DATA_ONLY, REFERENCE, MethodResult
 from odernn.checks import is_real
-from odernn.data.integrators import INTEGRATORS
+from odernn.data.integrators import INTEGRATORS, MIN_RTOL
 from odernn.data.schema import grid_step
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
@@ -39,9 +39,11 @@ class WorkPrecisionSettings:
     def __post_init__(self) -> None:
         for name in ("step_factors", "scipy_rtols"):
             given = getattr(self, name)
-            if not all(is_real(g) and 0 < g < math.inf for g in given):
-                raise SpecError(f"work_precision {name} must be positive numbers, got "
-                                f"{list(given)!r}")
+            low = MIN_RTOL if name == "scipy_rtols" else 0  # SciPy raises a lower rtol
+            if not all(is_real(g) and low <= g < math.inf and g > 0 for g in given):
+                raise SpecError(f"work_precision {name} must be positive numbers"
+                                + (f" of at least 100 eps = {MIN_RTOL!r}" if low else "")
+                                + f", got {list(given)!r}")
 
 
 def reference_on(grid: np.ndarray, t: np.ndarray, stored: np.ndarray,

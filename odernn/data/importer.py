@@ -330,8 +330,8 @@ def _finite(columns: Columns, v: np.ndarray, first: Any) -> np.ndarray:
     if bad.size:
         row = int(first[bad[0][0]]) + int(bad[0][1])
         raise DataError(f"{columns.source.path}: {columns.where('x', row)}: the velocity "
-                        "derived from x (--derive-v) overflows float64 there (x changes by "
-                        "more than 1.8e308 over two steps); give x in other units")
+                        "derived from x (--derive-v) overflows float64 there (x, or its change "
+                        "over a step, is beyond float64's range); give x or t in other units")
     return v
 
 

@@ -81,8 +81,9 @@ def scipy_ivp(
         if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < np.inf:
             raise SpecError(f"scipy: {key} must be a number > 0, got {value!r}")
     if rtol < MIN_RTOL:
-        raise SpecError(f"scipy: rtol must be at least {MIN_RTOL:.3g} (SciPy raises a lower one "
-                        f"to that, so the file would record a tolerance not used), got {rtol:g}")
+        raise SpecError(f"scipy: rtol must be at least 100 eps = {MIN_RTOL!r} (SciPy raises a "
+                        f"lower one to that: a tolerance recorded would not be the one used), "
+                        f"got {rtol!r}")
     n, forcing = system.n, system.forcing
 
     def rhs(time: float, y: Array) -> Array:

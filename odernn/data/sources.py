@@ -62,7 +62,8 @@ class Source:
         """The shape of array ``name``; one DataError line with a "did you mean" if none."""
         if name in self._unread:
             raise DataError(f"{self.path}: array {name!r} is {self._unread[name]}; import "
-                            "reads real numbers: columns (1-D) or trajectories x points (2-D)")
+                            "reads arrays of real numbers, 1-D (columns) or 2-D (trajectories x "
+                            "points)")
         if name not in self._shapes:
             kind = "column" if self.format == "csv" else "array"
             raise DataError(f"{self.path}: no {kind} {name!r}{did_you_mean(name, self._shapes)};"

@@ -414,8 +414,8 @@ def _integrator(table: dict[str, Any], source: str, default: str = "scipy") -> d
         for key, default, low in (("rtol", 1e-12, MIN_RTOL), ("atol", 1e-14, 0.0)):
             value = _number(table.get(key, default), f"integrator.{key}", source)
             if value <= 0 or value < low:  # SciPy would raise rtol to its floor, unrecorded
-                floor = f" and at least SciPy's floor {low:.3g}" if low else ""
-                raise SpecError(f"{source}: integrator.{key} must be > 0{floor}, got {value:g}")
+                floor = f" and at least SciPy's floor 100 eps = {low!r}" if low else ""
+                raise SpecError(f"{source}: integrator.{key} must be > 0{floor}, got {value!r}")
             out[key] = value
     elif extra := ", ".join(sorted(table.keys() - {"name"})):
         raise SpecError(f"{source}: integrator {name!r} takes no options (got {extra})")
