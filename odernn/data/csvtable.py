@@ -325,17 +325,23 @@ def _block(path: Path, header: CsvHeader, index: list[int], wanted: list[str],
 def _regular(raw: bytes, header: CsvHeader) -> bool:
     """Whether every line of the block has the header's number of fields. NumPy's reader,
     given ``usecols``, takes a line of too few or too many fields (a quoted delimiter
-    elsewhere kept a block's count of delimiters right). A delimited block is reduced to its
-    delimiters and line ends, a piece of :data:`UTF8_PIECE` at a time, and each line must be
-    the header's; a whitespace-separated one is matched by one possessive regular expression
-    (no copy, no backtracking). A block with a quote, a comment, a blank line, or (whitespace)
-    a byte other than printable ASCII (a Unicode space, say) is False too, and read line by
-    line (:func:`_scan`)."""
-    if b'"' in raw or b"#" in raw:
-        return False
+    elsewhere kept a block's count of delimiters right). A delimited block without quotes is
+    reduced to its delimiters and line ends, a piece of :data:`UTF8_PIECE` at a time, and
+    each line must be the header's; one with quotes, or a whitespace-separated one, is
+    matched by a possessive regular expression (no copy, no backtracking), quoted fields as
+    NumPy reads them. A block with a comment or a blank line, or whitespace-separated with a
+    quote or a byte other than printable ASCII (a Unicode space, say), is False too, and
+    read line by line (:func:`_scan`)."""
     n = len(header.names)
+    if b"#" in raw or header.delimiter is None and b'"' in raw:
+        return False
     if header.delimiter is None:
         fields = rb"[ \t\r]*+(?:[!-~]++[ \t\r]++){%d}[!-~]++[ \t\r]*+" % (n - 1)
+        return re.fullmatch(rb"(?:%s\n)*+(?:%s)?" % (fields, fields), raw) is not None
+    if b'"' in raw:  # a field quoted where it begins ('""' a quote), else up to a delimiter
+        d = re.escape(header.delimiter.encode())
+        field = rb'(?:"(?:[^"\n]|"")*+"[^%s\n]*+|[^%s"\n][^%s\n]*+|)' % (d, d, d)
+        fields = rb"%s(?:%s%s){%d}" % (field, d, field, n - 1)
         return re.fullmatch(rb"(?:%s\n)*+(?:%s)?" % (fields, fields), raw) is not None
     keep = header.delimiter.encode()
     others, line = bytes(c for c in range(256) if c not in (10, keep[0])), keep * (n - 1) + b"\n"
