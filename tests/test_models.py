@@ -66,8 +66,8 @@ def small_config(family: str, **changes) -> TrainConfig:
         base.pop("val_fraction")
     if changes.get("optimizer") == "hf":  # it takes no learning rate
         base.pop("lr", None)
-    if changes.get("horizon") == 0:  # no closed loop: no horizon to start from
-        base["horizon_start"] = 0
+    if changes.get("horizon") == 0:  # no closed loop: no horizon to start from, none to shape
+        base = {k: v for k, v in base.items() if k not in ("horizon_start", "closed_loop_from")}
     return TrainConfig.from_dict({**base, **changes})
 
 

@@ -125,7 +125,13 @@ def test_bad_values_are_spec_errors(bad):
     ({"optimizer": "hf", "schedule": "constant"}, "schedule is not used by optimizer 'hf'"),
     ({"optimizer": "sgd", "momentum": 5.0}, "momentum must be < 1"),
     ({"optimizer": "rmsprop", "momentum": 1.0}, "momentum must be < 1"),
-    ({"epochs": 2, "warmup_epochs": 10}, "warmup_epochs 10 is more than the 2 epochs"),
+    ({"epochs": 2, "warmup_epochs": 10}, "warmup_epochs 10 is not less than the 2 epochs"),
+    # lr/(W+1) up to lr only at epoch W: with W = epochs it peaked at 0.92 lr
+    ({"epochs": 2, "warmup_epochs": 2}, "warmup_epochs 2 is not less than the 2 epochs"),
+    # each trained the same bits as without it, and config.json recorded it
+    ({"horizon": 0, "closed_loop_weight": 5.0}, "closed_loop_weight shapes the closed-loop"),
+    ({"horizon": 0, "closed_loop_from": 0.5}, "closed_loop_from shapes the closed-loop loss"),
+    ({"horizon": 10, "closed_loop_weight": 0.0}, "so horizon 10 would not be trained"),
     ({"model": "ffn", "tbptt": 1}, "the ffn family has none"),
     ({"model": "rnn", "skip": False, "products": 3}, "options of the skip: not with skip"),
     ({"model": "rnn", "skip": False, "start_as_skip": True}, "options of the skip"),

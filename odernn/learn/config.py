@@ -88,7 +88,10 @@ class TrainConfig:
     ``batch_size`` (None: the family's; ``benchmarks/training_speed.py`` measured the
     defaults), ``tbptt`` (truncate BPTT every k steps; None: whole
     window), closed-loop horizon growing from ``horizon_start`` to ``horizon``
-    (0 disables the closed-loop loss) weighted by ``closed_loop_weight``;
+    (0 disables the closed-loop loss) weighted by ``closed_loop_weight``, from the epoch
+    ``closed_loop_from`` of the way through (a fraction; the growth takes half the epochs
+    left); ``warmup_epochs`` (the learning rate rises from ``lr / (W + 1)`` to ``lr`` over
+    the first W epochs: fewer than the epochs, but in a one-epoch run the default 1);
     ``optimizer``, ``lr``, ``momentum`` (with ``momentum_schedule="sutskever"``
     the ceiling ``mu_max`` of :func:`~odernn.learn.schedules.momentum_at`, SGD only), ``nesterov``,
     ``weight_decay``,

@@ -37,6 +37,7 @@ def check_gradient(config: Any, hf_options: dict[str, Any]) -> None:
     from odernn.learn.models import REGISTRY
     from odernn.learn.schedules import horizon_at
 
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
     for name in ("lr", "epochs", "batch_size", "window"):
         need(getattr(config, name) > 0, f"{name} must be > 0, got {getattr(config, name)}")
     need(0 <= config.horizon_start <= config.horizon or
@@ -64,16 +65,24 @@ def check_gradient(config: Any, hf_options: dict[str, Any]) -> None:
     need(config.val_every >= 1, f"val_every must be >= 1, got {config.val_every}")
     need(config.warmup_epochs >= 0 and config.weight_decay >= 0 and config.momentum >= 0,
          "warmup_epochs, weight_decay and momentum must be >= 0")
-    need(config.warmup_epochs <= config.epochs, f"warmup_epochs {config.warmup_epochs} is more "
-         f"than the {config.epochs} epochs: the learning rate would never reach lr")
+    need(config.warmup_epochs < config.epochs or config.warmup_epochs == 0  # or a one-epoch
+         or config.warmup_epochs == config.epochs == defaults["warmup_epochs"],  # run's default
+         f"warmup_epochs {config.warmup_epochs} is not less than the {config.epochs} epochs: "
+         "the learning rate would never reach lr")
     need(config.closed_loop_weight >= 0, "closed_loop_weight must be >= 0")
     need(0 <= config.closed_loop_from < 1, "closed_loop_from must be in [0, 1)")
+    shaping = [n for n in ("closed_loop_weight", "closed_loop_from")
+               if getattr(config, n) != defaults[n]]
+    need(config.horizon > 0 or not shaping, f"{shaping[0] if shaping else ''} shapes the "
+         "closed-loop loss, which horizon 0 turns off: give a horizon > 0, or leave it out")
+    need(config.horizon == 0 or config.closed_loop_weight > 0, f"closed_loop_weight 0 turns the "
+         f"closed-loop loss off, so horizon {config.horizon} would not be trained: give "
+         "horizon 0 (and horizon_start 0) instead")
     need(config.momentum_schedule in MOMENTUM_SCHEDULES, f"momentum_schedule "
          f"{config.momentum_schedule!r} unknown; allowed: {', '.join(MOMENTUM_SCHEDULES)}")
     need(config.momentum_schedule == "constant" or (config.optimizer == "sgd" and
                                                     0 < config.momentum < 1),
          "momentum_schedule 'sutskever' needs optimizer 'sgd' and 0 < momentum < 1")
-    defaults = {f.name: f.default for f in dataclasses.fields(config)}
     unused = [n for n in FIRST_ORDER if n not in USES[config.optimizer]
               and getattr(config, n) != defaults[n]]
     if unused:
