@@ -22,14 +22,17 @@ from test_frequency_response import Integrating
 from odernn.assess.bifurcation import (
     DIVERGED,
     NOT_PERIODIC,
+    BifurcationPlan,
     BifurcationSettings,
     label,
     measure_bifurcation,
     period_of,
     plan_bifurcation,
+    score,
 )
 from odernn.assess.evaluate import evaluate
 from odernn.assess.report import write_report
+from odernn.assess.statistics import circular_wasserstein_1, wasserstein_1
 from odernn.data.forcing import forcing_from_params
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import Oscillator
@@ -134,6 +137,32 @@ def test_period_of_angles_is_modulo_two_pi() -> None:
     samples = np.stack((x, v))[:, None]
     assert period_of(samples, 1e-6, max_period=4, angle=True).tolist() == [1]
     assert period_of(samples, 1e-6, max_period=4).tolist() == [NOT_PERIODIC]
+
+
+def test_the_circular_distance_is_the_integral_over_the_circle() -> None:
+    """Against the definition on a fine grid of angles (min over alpha of the integral of
+    |F_a - F_b - alpha|), and the line's distance where the samples leave a gap at the cut."""
+    rng = np.random.default_rng(5)
+    grid = np.linspace(0, 2 * math.pi, 200_000, endpoint=False)
+    for _ in range(4):
+        a, b = rng.vonmises(2.5, 3, size=13), rng.vonmises(-2.8, 1, size=7)
+        F = [np.searchsorted(np.sort(np.mod(s, 2 * math.pi)), grid, side="right") / s.size
+             for s in (a, b)]
+        D = F[0] - F[1]
+        brute = min(np.mean(np.abs(D - alpha)) * 2 * math.pi for alpha in np.unique(D))
+        assert math.isclose(circular_wasserstein_1(a[None], b[None])[0], brute, rel_tol=1e-4)
+    a, b = rng.uniform(-1, 1, (3, 40)), rng.uniform(-0.5, 1.5, (3, 30))
+    np.testing.assert_allclose(circular_wasserstein_1(a, b), wasserstein_1(a, b), rtol=1e-12)
+
+
+def test_a_pendulums_diagram_is_scored_on_the_circle() -> None:
+    """A rotating orbit sampled at the cut: the reference at pi - 1e-6, a method at
+    -pi + 1e-6 (pi + 1e-6 wrapped) scored W1 = 2 pi on the line."""
+    plan = BifurcationPlan("pendulum", {"eta": 0.2}, 1.0, 0.0, np.array([2.0]), (1.0, 3.0),
+                           np.zeros(1), np.zeros(1), np.arange(3.0), np.arange(2.0))
+    reference = {"samples": np.full((1, 2), math.pi - 1e-6), "labels": ["period 1"]}
+    scored = score(plan, reference, np.full((1, 2), -math.pi + 1e-6), np.array([1]), 1.0)
+    assert scored["w1"][0] == pytest.approx(2e-6, abs=1e-12) and scored["agrees"].all()
 
 
 def test_labels_list_each_class_once_in_order() -> None:
