@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -427,7 +428,15 @@ def test_an_interrupted_run_of_several_processes_says_so_once(monkeypatch, tmp_p
     monkeypatch.setenv("RANK", "0")
     interrupt.say_interrupted("rank 0")
     monkeypatch.setenv(interrupt.SAID_ENV, str(tmp_path / "said"))
+    monkeypatch.setenv(interrupt.LAUNCHER_ENV, str(os.getpid()))  # the command is there
     interrupt.say_interrupted("first")
     interrupt.say_interrupted("second")
     assert capsys.readouterr().err.splitlines() == ["rank 0", "first"]
     assert (tmp_path / "said").exists()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    monkeypatch.setenv(interrupt.LAUNCHER_ENV, gone)  # killed: none would remove a marker
+    monkeypatch.setenv(interrupt.SAID_ENV, str(tmp_path / "unread"))
+    interrupt.say_interrupted("killed")
+    assert capsys.readouterr().err.splitlines() == ["killed"]
+    assert not (tmp_path / "unread").exists()
