@@ -159,26 +159,37 @@ def step_jacobian(step: Step, u: Tensor, state: State) -> Tensor:
     return rows.view(S, B, S).transpose(0, 1)
 
 
-def _unroll(step: Step, state0: State, inputs: Tensor) -> tuple[list[State], Tensor]:
-    """The states ``s_0 .. s_T`` and the outputs ``(B, T, O)``."""
-    states, ys = [state0], []
+def _unroll(step: Step, state0: State, inputs: Tensor) -> tuple[list[State], list[State], Tensor]:
+    """The states ``s_0 .. s_T``, what each step was fed (``s_k`` with its parts after ``h``
+    as aliases: only the next step reads those), and the outputs ``(B, T, O)``."""
+    states, fed, ys = [state0], [], []
     for i in range(inputs.shape[1]):
-        y, state = step(inputs[:, i], states[-1])
+        fed.append((states[-1][0], *(s.view_as(s) for s in states[-1][1:])))
+        y, state = step(inputs[:, i], fed[-1])
         states.append(state)
         ys.append(y)
-    return states, torch.stack(ys, dim=1)
+    return states, fed, torch.stack(ys, dim=1)
 
 
 def _backpropagate(probe: Probe, loss: str) -> tuple[list[State], Array]:
-    """The states ``s_0 .. s_T`` (detached) and ``||dL/ds_k||``, shape (B, T + 1), by BPTT."""
+    """The states ``s_0 .. s_T`` (detached) and ``||dL/ds_k||``, shape (B, T + 1), by BPTT.
+
+    ``dL/ds_k`` is L's derivative in ``s_k = (h_k, ...)`` as a variable of its own: the
+    readout reads ``h`` alone, so an LSTM's ``c_k`` reaches L through the next step only. A
+    step computes its ``h_k`` from its ``c_k``, so autograd's gradient of the tensor ``c_k``
+    also held that path (up to 18% off the Jacobian product's; a nonzero ``c_T`` part of a
+    loss on ``y_T`` alone): the parts after ``h`` are differentiated as the next step was
+    fed them, and are 0 at ``T``."""
     state0 = tuple(s.detach().requires_grad_(True) for s in probe.state0)
-    states, y = _unroll(probe.step, state0, probe.inputs)
+    states, fed, y = _unroll(probe.step, state0, probe.inputs)
     per_step = 0.5 * (y - probe.targets).pow(2).sum(dim=-1)
     total = per_step[:, -1].sum() if loss == "final" else per_step.sum()
-    parts = [s for state in states for s in state]
+    parts = [s[0] for s in states] + [a for into in fed for a in into[1:]]
     grads = torch.autograd.grad(total, parts, materialize_grads=True)
-    n = len(state0)
-    per_state = [torch.cat(grads[i:i + n], dim=-1) for i in range(0, len(grads), n)]
+    n, T = len(state0), len(fed)
+    rest = [grads[T + 1 + k * (n - 1):T + 1 + (k + 1) * (n - 1)] for k in range(T)]
+    rest.append(tuple(torch.zeros_like(s) for s in states[-1][1:]))
+    per_state = [torch.cat((grads[k], *rest[k]), dim=-1) for k in range(T + 1)]
     norms = torch.linalg.vector_norm(torch.stack(per_state, dim=1), dim=-1).numpy()
     return [tuple(s.detach() for s in state) for state in states], norms
 
