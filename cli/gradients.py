@@ -179,21 +179,25 @@ def _trained_probe(path: Path, trajectories: Any, length: int) -> Any:
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
-    """Refuse to replace anything but an earlier output of this command."""
+    """Refuse to replace anything but an earlier output of this command (an empty directory
+    is new: it was refused without --overwrite and, with it, as not this command's)."""
+    if out.name in ("", ".", ".."):  # "." was replaced, leaving the shell in a removed one
+        raise OutputError(f"{out}: give the output a directory of its own, e.g. gradients")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {out}: directory {parent} does not exist")
     refuse_link(out)  # a dangling one too: it would be renamed aside, and a directory made
-    if not out.exists():
+    if not out.exists() or out.is_dir() and not any(out.iterdir()):
         return
-    if not overwrite:
-        raise OutputError(f"{out} already exists; pass --overwrite to replace it")
     if not out.is_dir() or any(p.name not in OUTPUTS or p.is_symlink() or not p.is_file()
                                for p in out.iterdir()):
         raise OutputError(f"refusing to replace {out}: it holds more than {' and '.join(OUTPUTS)}")
     if not _ours(out / OUTPUTS[0]):  # the same names are not enough: a user's own plot
         raise OutputError(f"refusing to replace {out}: it holds no {OUTPUTS[0]} of schema "
                           f"{SCHEMA}, so it is not an earlier output of odernn gradients")
+    if not overwrite:
+        raise OutputError(f"{out} already exists (an earlier output); pass --overwrite to "
+                          "replace it")
 
 
 def _ours(path: Path) -> bool:

@@ -286,10 +286,13 @@ def test_overwrite_replaces_only_an_earlier_output_of_the_command(tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an earlier output of odernn gradients" in err
     assert (out / "gradients.png").read_bytes() == b"a user's own figure"
-    (out / "gradients.png").unlink()
-    out.rmdir()
-    assert main(args) == 0 and main(args) == 0  # new, then its own output replaced
+    (out / "gradients.png").unlink()  # an empty directory is new: it was refused as an
+    assert main(args[:-1]) == 0 and main(args) == 0  # existing output, then as not one
     assert json.loads((out / "gradients.json").read_text())["schema"] == "odernn.gradients"
+    assert main(args[:-1]) == 2 and "(an earlier output); pass --overwrite" in \
+        capsys.readouterr().err
+    assert main([*args[:5], "-o", ".", "-q"]) == 2  # it replaced the working directory
+    assert "a directory of its own" in capsys.readouterr().err
 
 
 def test_links_and_directories_in_the_output_are_never_replaced(tmp_path, capsys):
