@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,8 @@ def gradients(
         raise SpecError(f"--forget-bias must be finite, got {forget_bias}")
     check_seed(seed, "--seed")
     for option, given in (("spectral_radius", bool(spectral_radius)),
-                          ("forget_bias", forget_bias is not None)):
+                          ("forget_bias", forget_bias is not None),
+                          ("init", init != "gaussian")):  # recorded, and used by no model
         takers = probes.families_taking(option)
         if given and not set(takers) & set(families):
             raise SpecError(f"--{option.replace('_', '-')} applies to --model "
@@ -164,6 +166,9 @@ def _load_data(path: Path | None, sequences: int, length: int) -> Any:
     from odernn.data.store import read_trajectories
 
     data = read_trajectories(path, rows=slice(0, sequences))
+    if data.n < sequences:  # it averaged over fewer without a word
+        warnings.warn(f"{path} holds {data.n} trajectories: the profiles average over "
+                      f"{data.n}, not --sequences {sequences}", stacklevel=2)
     if data.n_steps < length + 1:
         raise DataError(f"{path}: trajectories of {data.n_steps} points; --length {length} "
                         f"needs at least {length + 1}")

@@ -263,6 +263,7 @@ def test_cli_writes_the_picture_and_the_numbers(tmp_path, capsys, data):
     (["--length", "0"], "--length must be >= 1"),
     (["--model", "gru", "--spectral-radius", "0.5"], "--spectral-radius applies to --model rnn"),
     (["--model", "rnn", "--forget-bias", "1"], "--forget-bias applies to --model lstm"),
+    (["--model", "gru", "--init", "orthogonal"], "--init applies to --model rnn"),  # recorded
     (["--data", "missing.h5"], "does not exist"),
     (["--model", "rnn", "--run", "nowhere"], "does not exist"),  # fails after the rnn's work
 ])
@@ -337,3 +338,16 @@ def test_a_profile_with_no_gradient_keeps_every_other_curves_colour():
     (drawn,) = [line for line in right.get_lines() if line.get_label() == "drawn V"]
     assert drawn.get_color() == colours["drawn V"] != colours["zero V"]
     assert any("every norm is 0: zero V" in t.get_text() for t in right.texts)
+
+
+def test_fewer_trajectories_than_sequences_are_said(tmp_path, capsys):
+    """A file of 2 trajectories under the default --sequences 4 was averaged over 2
+    without a word (the record said 2)."""
+    from odernn.data.simulate import simulate
+
+    simulate(load_spec("train").with_overrides(n=2, n_steps=20), tmp_path / "two.h5",
+             progress=False)
+    assert main(["gradients", "--data", str(tmp_path / "two.h5"), "--hidden", "4", "--length",
+                 "10", "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert "two.h5 holds 2 trajectories: the profiles average over 2, not --sequences 4" in \
+        capsys.readouterr().err
