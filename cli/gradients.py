@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -186,7 +187,8 @@ def _trained_probe(path: Path, trajectories: Any, length: int) -> Any:
 def _check_target(out: Path, overwrite: bool) -> None:
     """Refuse to replace anything but an earlier output of this command (an empty directory
     is new: it was refused without --overwrite and, with it, as not this command's)."""
-    if out.name in ("", ".", ".."):  # "." was replaced, leaving the shell in a removed one
+    if out.name in ("", ".", "..") or Path.cwd().is_relative_to(os.path.realpath(out)):
+        # the working directory (or one above it) was replaced, the shell left in a removed one
         raise OutputError(f"{out}: give the output a directory of its own, e.g. gradients")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():

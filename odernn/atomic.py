@@ -95,7 +95,7 @@ def _replace(tmp: Path, target: Path) -> None:
     """Rename the finished ``tmp`` to ``target``, with a previous target's permissions (an
     ``--overwrite`` made a user's 600 file 644; given at the end, so a read-only one too)."""
     with contextlib.suppress(OSError):
-        os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode) & 0o1777)  # no setuid, setgid
     os.replace(tmp, target)
 
 
@@ -281,7 +281,7 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = Path(path)
     noun = "file" if kind in FILES else "directory"
-    if path.name in ("", ".", ".."):
+    if path.name in ("", ".", "..") or Path.cwd().is_relative_to(os.path.realpath(path)):
         raise OutputError(f"{path}: give the {kind} a {noun} of its own, e.g. "
                           f"{FILES.get(kind, 'odernn-' + kind)}")
     parent = path.parent if str(path.parent) else Path(".")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -293,6 +294,13 @@ def test_overwrite_replaces_only_an_earlier_output_of_the_command(tmp_path, caps
     assert main(args[:-1]) == 2 and "(an earlier output); pass --overwrite" in \
         capsys.readouterr().err
     assert main([*args[:5], "-o", ".", "-q"]) == 2  # it replaced the working directory
+    assert "a directory of its own" in capsys.readouterr().err
+    (tmp_path / "here").mkdir()
+    os.chdir(tmp_path / "here")  # empty, named by its path: replaced as a new output
+    try:
+        assert main([*args[:5], "-o", str(tmp_path / "here"), "-q"]) == 2
+    finally:
+        os.chdir(tmp_path)
     assert "a directory of its own" in capsys.readouterr().err
 
 

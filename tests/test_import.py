@@ -270,6 +270,16 @@ def test_quotes_are_read_as_numpys_reader_reads_them_on_either_path(tmp_path, te
     np.testing.assert_array_equal(read_trajectories(tmp_path / "q.h5").x[0], x)
 
 
+@pytest.mark.parametrize("comment", ["", "# end\n"])
+def test_a_carriage_return_in_a_quoted_field_is_refused_on_either_path(tmp_path, comment):
+    """The quoted fields' regular expression took a CR inside quotes, which the line-by-line
+    path (a block with a comment) refuses: accepted or refused by another line."""
+    (tmp_path / "cr.csv").write_text(f't,x,v,label\n0,1,0,"a\rb"\n1,2,0,c\n{comment}',
+                                     newline="")
+    with pytest.raises(DataError, match="line 2 holds a carriage return"):
+        import_file(tmp_path / "cr.csv", tmp_path / "cr.h5", ImportOptions(v="v"))
+
+
 @pytest.mark.parametrize("blank", ["", "\n"])
 def test_a_hash_inside_quotes_is_no_comment_on_either_path(tmp_path, blank):
     """NumPy's reader keeps a quoted '#'; the line-by-line path (taken for a block with a

@@ -272,7 +272,7 @@ def test_simulate_and_merge_replace_their_own_datasets(root, capsys):
         assert f.attrs["schema"] == SCHEMA
 
 
-@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444])
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444, 0o4755])
 def test_a_replaced_file_keeps_its_permissions(root, mode):
     """--overwrite gave a user's private 600 dataset the umask's 644; a new file still gets
     the umask's mode. The mode is given as the file is renamed into place: a file written
@@ -288,12 +288,24 @@ def test_a_replaced_file_keeps_its_permissions(root, mode):
     assert main(["simulate", str(root / "spec.toml"), "-o", str(out), "--n", "3",
                  "--overwrite", "-q"]) == 0
     atomic.write_text(text, "new")
+    mode &= 0o1777  # no set-user-ID or set-group-ID bit carried onto new content
     assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(text.stat().st_mode) == mode
     assert read_trajectories(out).n == 3 and text.read_text() == "new"
     aside = atomic.AsideFile(out)  # writable by its owner while it is written
     assert stat.S_IMODE(aside.tmp.stat().st_mode) == new_mode
     aside.publish()
     assert stat.S_IMODE(out.stat().st_mode) == mode
+
+
+def test_the_working_directory_is_never_an_output(tmp_path, monkeypatch):
+    """An empty working directory named by its path (not '.') was a new output directory:
+    replaced, the shell left in a removed directory."""
+    here = tmp_path / "results"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for path, kind in ((here, "report"), (tmp_path, "demo")):
+        with pytest.raises(OutputError, match="of its own"):
+            atomic.check_output(path, kind, overwrite=True)
 
 
 def current_umask() -> int:

@@ -23,6 +23,7 @@ from odernn.learn.rundir import (
     LOCK,
     RunWriter,
     best_checkpoint,
+    check_run_dir,
     last_checkpoint,
     name_runs,
     read_config,
@@ -199,6 +200,15 @@ def test_a_killed_overwrite_is_cleared_by_the_next_run(data, tmp_path):
     (staging / "config.json").write_text("{}")
     train(data, config(), run, progress=False, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_overwrite_never_replaces_the_working_directory(tmp_path, monkeypatch) -> None:
+    """A previous run's directory replaced by --overwrite while it was the shell's."""
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    with pytest.raises(OutputError, match="holds the working directory"):
+        check_run_dir(tmp_path / "run", resume=False, overwrite=True)
+    assert check_run_dir(tmp_path / "run", resume=False, overwrite=False) == []
 
 
 def test_name_runs(tmp_path) -> None:

@@ -164,6 +164,8 @@ def circular_wasserstein_1(a: Array, b: Array, period: float = 2 * math.pi) -> n
     difference (Rabin, Delon and Gousseau 2011). On a line a sample at pi - 1e-6 and one at
     -pi + 1e-6 are 2 pi apart; here 2e-6. ``inf`` for a row with a non-finite sample."""
     a, b = _rows(a), _rows(b)
+    if not 0 < period < math.inf:
+        raise ValueError(f"circular_wasserstein_1 needs a period > 0, got {period!r}")
     if a.shape[0] != b.shape[0] or 0 in (a.shape[1], b.shape[1]):
         raise ValueError(f"circular_wasserstein_1 needs the same number of non-empty rows, got "
                          f"shapes {a.shape} and {b.shape}")

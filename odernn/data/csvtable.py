@@ -340,7 +340,7 @@ def _regular(raw: bytes, header: CsvHeader) -> bool:
         return re.fullmatch(rb"(?:%s\n)*+(?:%s)?" % (fields, fields), raw) is not None
     if b'"' in raw:  # a field quoted where it begins ('""' a quote), else up to a delimiter
         d = re.escape(header.delimiter.encode())
-        field = rb'(?:"(?:[^"\n]|"")*+"[^%s\n]*+|[^%s"\n][^%s\n]*+|)' % (d, d, d)
+        field = rb'(?:"(?:[^"\n\r]|"")*+"[^%s\n]*+|[^%s"\n][^%s\n]*+|)' % (d, d, d)  # a CR: refused
         fields = rb"%s(?:%s%s){%d}" % (field, d, field, n - 1)
         return re.fullmatch(rb"(?:%s\n)*+(?:%s)?" % (fields, fields), raw) is not None
     keep = header.delimiter.encode()

@@ -156,6 +156,9 @@ def foreign_files(path: Path) -> list[str]:
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
     """Refuse a run directory that cannot be used as asked; the run files it already holds."""
     refuse_link(run_dir)
+    if overwrite and run_dir.is_dir() and Path.cwd().is_relative_to(os.path.realpath(run_dir)):
+        raise OutputError(f"{run_dir} holds the working directory, which --overwrite would "
+                          "replace (the shell left in a removed directory): run from elsewhere")
     if run_dir.exists() and not run_dir.is_dir():
         raise OutputError(f"{run_dir} exists and is not a directory; a run is a directory")
     if not run_dir.exists():
