@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import typer
 
 from odernn import jsonio
-from odernn.checks import check_choice, check_seed, refuse_link
+from odernn.checks import check_choice, check_seed, holds_working_directory, refuse_link
 from odernn.cli.app import app
 from odernn.cli.choices import Init, Loss, Norm, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing
@@ -187,7 +186,7 @@ def _trained_probe(path: Path, trajectories: Any, length: int) -> Any:
 def _check_target(out: Path, overwrite: bool) -> None:
     """Refuse to replace anything but an earlier output of this command (an empty directory
     is new: it was refused without --overwrite and, with it, as not this command's)."""
-    if out.name in ("", ".", "..") or Path.cwd().is_relative_to(os.path.realpath(out)):
+    if out.name in ("", ".", "..") or holds_working_directory(out):
         # the working directory (or one above it) was replaced, the shell left in a removed one
         raise OutputError(f"{out}: give the output a directory of its own, e.g. gradients")
     parent = out.parent if str(out.parent) else Path(".")

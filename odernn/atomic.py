@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from odernn.checks import read_small_text, refuse_link
+from odernn.checks import holds_working_directory, read_small_text, refuse_link
 from odernn.errors import OutputError, SpecError
 from odernn.interrupt import interrupt_guard
 
@@ -281,7 +281,7 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = Path(path)
     noun = "file" if kind in FILES else "directory"
-    if path.name in ("", ".", "..") or Path.cwd().is_relative_to(os.path.realpath(path)):
+    if path.name in ("", ".", "..") or holds_working_directory(path):
         raise OutputError(f"{path}: give the {kind} a {noun} of its own, e.g. "
                           f"{FILES.get(kind, 'odernn-' + kind)}")
     parent = path.parent if str(path.parent) else Path(".")

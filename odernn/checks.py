@@ -73,6 +73,15 @@ def refuse_link(path: Path | str) -> None:
                           "a link (--overwrite or not): give another path")
 
 
+def holds_working_directory(path: Path | str) -> bool:
+    """Whether ``path`` is the working directory or one above it (however named: ``.``, its
+    absolute path, ``..``): an output put there would remove the directory the shell is in."""
+    try:
+        return Path.cwd().is_relative_to(os.path.realpath(path))
+    except (OSError, ValueError):  # a working directory removed already: none to protect
+        return False
+
+
 def read_small_text(path: Path, what: str, *, limit: int = MAX_TEXT_BYTES,
                     hint: str = "give a .toml file", follow: bool = True) -> str:
     """The UTF-8 text of a small regular file (a byte-order mark dropped), or one SpecError

@@ -186,10 +186,10 @@ def _backpropagate(probe: Probe, loss: str) -> tuple[list[State], Array]:
     total = per_step[:, -1].sum() if loss == "final" else per_step.sum()
     parts = [s[0] for s in states] + [a for into in fed for a in into[1:]]
     grads = torch.autograd.grad(total, parts, materialize_grads=True)
-    n, T = len(state0), len(fed)
-    rest = [grads[T + 1 + k * (n - 1):T + 1 + (k + 1) * (n - 1)] for k in range(T)]
-    rest.append(tuple(torch.zeros_like(s) for s in states[-1][1:]))
-    per_state = [torch.cat((grads[k], *rest[k]), dim=-1) for k in range(T + 1)]
+    heads, others, m = grads[:len(states)], grads[len(states):], len(state0) - 1
+    rest = [others[k * m:(k + 1) * m] for k in range(len(fed))]
+    rest.append(tuple(torch.zeros_like(s) for s in states[-1][1:]))  # nothing reads c_T
+    per_state = [torch.cat((h, *r), dim=-1) for h, r in zip(heads, rest, strict=True)]
     norms = torch.linalg.vector_norm(torch.stack(per_state, dim=1), dim=-1).numpy()
     return [tuple(s.detach() for s in state) for state in states], norms
 
@@ -197,8 +197,6 @@ def _backpropagate(probe: Probe, loss: str) -> tuple[list[State], Array]:
 def _geometric_mean(a: Array) -> Array:
     with np.errstate(divide="ignore"):
         return np.exp(np.mean(np.log(a), axis=0))
-
-
 
 
 def _finite_or_none(obj: Any) -> Any:
