@@ -605,3 +605,46 @@ def test_scipy_refuses_an_rtol_below_its_floor():
     with pytest.raises(SpecError, match="rtol must be at least 100 eps = 2.220446049250313e-14"):
         scipy_ivp(system, np.zeros(1), np.ones(1), t, rtol=1e-20)
     scipy_ivp(system, np.zeros(1), np.ones(1), t, rtol=MIN_RTOL)  # the floor itself is taken
+
+
+@pytest.mark.parametrize("eta", [10.0, 1e3, 1e6, 1e100, 3e154, 1e300])
+def test_exact_overdamped_motion_keeps_every_digit(eta: float) -> None:
+    """Once the fast mode has decayed, x and v follow the slow root r1 = -1 / (a + g) alone:
+    ``x = c e^{r1 t}``, ``v = r1 x`` with ``c = (v0 + (a + g) x0) / (2 g)``, each computed
+    without cancellation. ``v = E vh - S (xh + a vh)`` would lose eps a^2 of v there (all of
+    it at eta = 1e8), and ``a^2 - 1`` overflows beyond eta = 2.7e154."""
+    a = eta / 2
+    g = a * np.sqrt((1 - 1 / a) * (1 + 1 / a))
+    r1, x0, v0 = -1 / (a + g), 0.3, 0.7
+    t = np.linspace(0, 10, 201)
+    tail = t * (a + g) > 60  # e^{-(a + g) t} < 1e-26 of the slow mode
+    x, v = integrate("exact", Oscillator.linear(np.array([eta]), HarmonicForcing.none(1)),
+                     [x0], [v0], t)
+    slow = (v0 + (a + g) * x0) / (2 * g) * np.exp(r1 * t[tail])
+    np.testing.assert_allclose(x[0, tail], slow, rtol=16 * EPS, atol=0)
+    np.testing.assert_allclose(v[0, tail], r1 * slow, rtol=16 * EPS, atol=0)
+
+
+def test_resonance_possible_is_true_wherever_a_draw_could_be_refused() -> None:
+    """Boxes of eta and omega around the undamped resonance: where any point of a fine grid
+    over the box (its corners and the best omega included) is refused by the closed form,
+    the box is said to reach the resonance; a box said not to reach it has no such point."""
+    from odernn.data.exact import check_resonance, resonance_possible
+
+    rng = np.random.default_rng(8)
+    said = []
+    for _ in range(400):
+        eta = np.sort(rng.choice([0.0, 1e-7, 2e-6, 1e-5, 0.3]) * rng.uniform(0, 2, 2))
+        omega = np.sort(1 + rng.choice([1e-7, 1e-6, 1e-4, 0.5]) * rng.uniform(-1, 1, 2))
+        etas, omegas = np.meshgrid(np.linspace(*eta, 9), np.append(np.linspace(*omega, 201),
+                                   np.clip(np.sqrt(1 - eta[0] ** 2 / 2), *omega)))
+        try:
+            check_resonance(etas.ravel(), np.ones((1, etas.size)), omegas.ravel()[None])
+            refused = False
+        except SpecError:
+            refused = True
+        possible = resonance_possible(*eta, *omega)
+        assert possible or not refused, (eta, omega)
+        said.append((possible, refused))
+    assert (True, True) in said and (False, False) in said and (True, False) in said
+    assert not resonance_possible(0.0, 0.0, 1.0, 1.0)  # the resonance itself is exact

@@ -131,3 +131,55 @@ def test_scipy_blocks_are_fixed_by_the_spec_and_bounded(n):
     fixed = spec.with_overrides(integrator="rk4")
     memory = BLOCK_BYTES // (3 * 8 * spec.n_steps)  # memory only, made odd
     assert block_size(fixed) == memory - (1 - memory % 2)
+
+
+NEAR_RESONANCE = """
+n = {n}
+seed = {seed}
+dt = 0.1
+n_steps = 4000
+[integrator]
+name = "exact"
+[parameters]
+eta = 0.0
+x0 = 1.0
+v0 = 0.0
+[forcing]
+family = "{family}"
+omega = [0.999, 1.001]
+"""
+
+
+@pytest.mark.parametrize(("family", "seed"), [("cosine", 4), ("random", 5)])
+def test_a_trajectory_near_the_resonance_is_refused_before_any_block(family, seed, tmp_path,
+                                                                     monkeypatch):
+    """The closed form refuses a harmonic within 2.2e-6 of the undamped resonance; a spec
+    whose ranges reach there is refused before the first block is integrated (not hours into
+    a run), naming the trajectory by its index in the whole spec."""
+    import odernn.data.simulate as simulate_module
+
+    spec = parse_spec(NEAR_RESONANCE.format(n=2000, seed=seed, family=family))
+    omega = sample_parameters(spec, 0, spec.n)["omega"].reshape(spec.n, -1)
+    first = int(np.argmax((1e-10 * np.abs(1 - omega**2) < np.finfo(float).eps).any(1)))
+    assert first >= block_size(spec)  # in a later block: its index there would be another
+    integrated = []
+    monkeypatch.setattr(simulate_module, "simulate_block",
+                        lambda *a: integrated.append(a) or (_ for _ in ()).throw(AssertionError))
+    for run in (lambda: simulate_module.simulate(spec, tmp_path / "out.h5"),
+                lambda: simulate_trajectories(spec)):
+        with pytest.raises(SpecError, match=f"trajectory {first} is driven at omega = "):
+            run()
+    assert not integrated and not (tmp_path / "out.h5").exists()
+
+
+def test_ranges_away_from_the_resonance_are_not_drawn_twice(monkeypatch):
+    import odernn.data.simulate as simulate_module
+
+    drawn = []
+    original = simulate_module.sample_parameters
+    monkeypatch.setattr(simulate_module, "sample_parameters",
+                        lambda *a: drawn.append(a[1:]) or original(*a))
+    simulate_trajectories(small("exact"))
+    assert drawn == [(0, 12)]  # once, to integrate
+    simulate_trajectories(parse_spec(NEAR_RESONANCE.format(n=12, seed=1, family="cosine")))
+    assert drawn[1:] == [(0, 12), (0, 12)]  # checked, then integrated

@@ -8,6 +8,7 @@ trajectory's result depends only on its own parameters, to the last bit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,17 +24,26 @@ relative error is then about ``eps / |1 - w^2 + i eta w|`` (1e-12 at 1e-4 from t
 resonance). A harmonic where that bound exceeds this is refused, not computed inaccurately;
 the resonance itself (``eta = 0, |w| = 1``) has its own exact form."""
 
+EPS = float(np.finfo(np.float64).eps)
+
 _FINE, _MID = 16, 8
 """Points per block of the separable evaluation, and blocks per coarse block."""
 
 
 def _free_decay(a: Array, d: Array, s: Array) -> tuple[Array, Array]:
-    """``E = e^{-a s} c(s)`` and ``S = e^{-a s} s(s)`` of shape ``(M, N)`` for ``s (M,) >= 0``.
+    """The free motion's basis ``B, S`` of shape ``(M, N)`` for ``s (M,) >= 0``.
 
-    ``a = eta / 2``, ``d = 1 - a^2``; ``c = cos(w s)``, ``s(s) = sin(w s) / w`` with
-    ``w = sqrt(d)`` (``s(s) = s`` at ``d = 0``), the cosh/sinh analogues for ``d < 0``
-    written as ``e^{-s / (a + g)} (1 + m / 2)`` and ``-e^{-s / (a + g)} m / (2 g)``,
-    ``g = sqrt(-d)``, ``m = expm1(-2 g s)``: no overflow, no cancellation near ``d = 0``.
+    ``a = eta / 2``, ``d = 1 - a^2``; ``S = e^{-a s} sin(w s) / w`` with ``w = sqrt(d)``
+    (``s e^{-a s}`` at ``d = 0``), and ``B = E = e^{-a s} cos(w s)``: the state from
+    ``(xh, vh)`` is ``x = E xh + S (a xh + vh)``, ``v = E vh - S (xh + a vh)``.
+
+    Overdamped (``d < 0``, ``g = sqrt(-d)``, roots ``-1 / (a + g)`` and ``-(a + g)``)
+    ``S = -e^{-s / (a + g)} m / (2 g)`` with ``m = expm1(-2 g s)`` (no overflow, no
+    cancellation near ``d = 0``), and ``B = S' = dS/ds`` instead of ``E = S' + a S``:
+    ``v = S' vh - S xh`` keeps every digit where ``E - a S`` would cancel (a relative error
+    ``eps a^2`` in v once the fast root has decayed); ``x = S' xh + S (2 a xh + vh)``
+    (:meth:`_Modes.coefficients`). ``S'`` is summed from whichever of its two forms has the
+    smaller terms.
     """
     E = np.empty((s.size, a.size))
     S = np.empty_like(E)
@@ -49,12 +59,22 @@ def _free_decay(a: Array, d: Array, s: Array) -> tuple[Array, Array]:
         E[:, critical] = decay
         S[:, critical] = decay * s[:, None]
     if over.any():
-        g = np.sqrt(-d[over])
-        slow = np.exp(np.multiply.outer(s, -1.0 / (a[over] + g)))
-        m = np.expm1(np.multiply.outer(s, -2.0 * g))
-        E[:, over] = slow * (1.0 + 0.5 * m)
-        S[:, over] = -slow * m / (2.0 * g)
+        E[:, over], S[:, over] = _overdamped(a[over], -d[over], s)
     return E, S
+
+
+def _overdamped(a: Array, g2: Array, s: Array) -> tuple[Array, Array]:
+    """``S'`` and ``S`` of :func:`_free_decay` for ``a > 1``, ``g2 = a^2 - 1`` (inf beyond
+    ``a = 1e154``, where ``g = a`` to rounding)."""
+    g = np.where(np.isinf(g2), a, np.sqrt(g2))
+    slow = np.exp(np.multiply.outer(s, -1.0 / (a + g)))
+    m = np.expm1(np.multiply.outer(s, -2.0 * g))
+    # S' / slow = 1 + (a + g) m / (2 g) = (1 + m) (a + g) / (2 g) - 1 / (2 g (a + g))
+    r = (a + g) / (2.0 * g)
+    first, tail = r * m, 0.5 / g / (a + g)
+    second = (1.0 + m) * r
+    prime = np.where(second + tail < 1.0 - first, second - tail, 1.0 + first)
+    return slow * prime, -slow * m / (2.0 * g)
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,8 @@ class _Modes:
 
     a: Array  # (N,) eta / 2
     d: Array  # (N,) 1 - a^2
+    c: Array  # (N,) x = B xh + S (c xh + vh), v = B vh - S (xh + e vh) (:func:`_free_decay`):
+    e: Array  # (N,) c = e = a, or c = 2 a and e = 0 where d < 0 (B = S')
     w: Array  # (K, N) forcing frequencies
     xh: Array
     vh: Array
@@ -76,7 +98,7 @@ class _Modes:
     zi: Array
 
     def basis(self, s: Array) -> Array:
-        """Basis functions ``[E, S, cos w_k s, sin w_k s]`` of shape ``(2 + 2K, M, N)``."""
+        """Basis functions ``[B, S, cos w_k s, sin w_k s]`` of shape ``(2 + 2K, M, N)``."""
         phase = self.w[:, None, :] * s[None, :, None]
         return np.concatenate((np.stack(_free_decay(self.a, self.d, s)), np.cos(phase),
                                np.sin(phase)))
@@ -84,14 +106,14 @@ class _Modes:
     def coefficients(self, cx: Array, cv: Array) -> None:
         """Fill ``cx, cv (2 + 2K, J, N)`` so that ``x(t_j + s) = sum_q basis_q(s) cx_q[j]``
         (likewise v); buffers are reused because fresh large arrays cost page faults."""
-        K, a, w = self.w.shape[0], self.a, self.w[:, None]
+        K, w = self.w.shape[0], self.w[:, None]
         cx[0] = self.xh
-        np.multiply(a, self.xh, out=cx[1])
+        np.multiply(self.c, self.xh, out=cx[1])
         cx[1] += self.vh
         cx[2 : 2 + K] = self.zr
         np.negative(self.zi, out=cx[2 + K :])
         cv[0] = self.vh
-        np.multiply(a, self.vh, out=cv[1])
+        np.multiply(self.e, self.vh, out=cv[1])
         cv[1] += self.xh
         np.negative(cv[1], out=cv[1])
         np.multiply(w, self.zi, out=cv[2 : 2 + K])
@@ -103,16 +125,16 @@ class _Modes:
         """The modes at every reference time plus every offset ``s (M,)`` of
         ``basis = self.basis(s)``: J * M times, j-major."""
         K = self.w.shape[0]
-        E, S, cos, sin = basis[0], basis[1], basis[2 : 2 + K, None], basis[2 + K :, None]
-        a, xh, vh = self.a, self.xh[:, None], self.vh[:, None]
+        B, S, cos, sin = basis[0], basis[1], basis[2 : 2 + K, None], basis[2 + K :, None]
+        c, e, xh, vh = self.c, self.e, self.xh[:, None], self.vh[:, None]
         zr, zi = self.zr[:, :, None], self.zi[:, :, None]
 
         def flat(u: Array) -> Array:
             return u.reshape(*u.shape[:-3], u.shape[-3] * u.shape[-2], u.shape[-1])
 
         return _Modes(
-            self.a, self.d, self.w,
-            flat(E * xh + S * (a * xh + vh)), flat(E * vh - S * (xh + a * vh)),
+            self.a, self.d, self.c, self.e, self.w,
+            flat(B * xh + S * (c * xh + vh)), flat(B * vh - S * (xh + e * vh)),
             flat(cos * zr - sin * zi), flat(sin * zr + cos * zi),
         )  # fmt: skip
 
@@ -126,6 +148,35 @@ def _expand(x: Array, v: Array, basis: Array, cx: Array, cv: Array) -> None:
     m = x.shape[0]
     np.einsum("rqn,qn->rn", basis[:m], cx, out=x)
     np.einsum("rqn,qn->rn", basis[:m], cv, out=v)
+
+
+def check_resonance(eta: Array, amplitude: Array, omega: Array, first: int = 0) -> None:
+    """Refuse, in one line, a harmonic (``amplitude, omega (K, N)``, damping ``eta (N,)``)
+    within :data:`CANCELLATION` of the undamped resonance, the resonance itself excepted;
+    ``first`` is the first trajectory's index, for the message."""
+    eta = np.broadcast_to(np.asarray(eta, dtype=np.float64), np.shape(omega)[1:])
+    denominator = np.abs((1.0 - omega**2) + 1j * eta * omega)
+    near = (amplitude != 0) & (denominator != 0) & (CANCELLATION * denominator < EPS)
+    if near.any():
+        k, n = (int(i[0]) for i in np.nonzero(near))
+        raise SpecError(
+            f"integrator 'exact': trajectory {first + n} is driven at omega = "
+            f"{float(omega[k, n])!r} with eta = {float(eta[n])!r}, {denominator[k, n]:.2g} "
+            "from the undamped resonance, where the closed form loses its accuracy (free and "
+            "forced parts cancel); use 'scipy' or 'rk4', or the resonance itself: eta = 0 "
+            "and omega = 1")
+
+
+def resonance_possible(eta_low: float, eta_high: float, omega_low: float,
+                       omega_high: float) -> bool:
+    """Whether ``eta`` in ``[eta_low, eta_high]`` and ``omega`` in ``[omega_low, omega_high]``
+    (``>= 0``) can come near enough the undamped resonance for :func:`check_resonance` to
+    refuse them: ``|1 - w^2 + i eta w|`` is least at ``eta_low`` and ``w^2 = 1 - eta^2 / 2``
+    (clipped into the range). A fixed ``eta = 0, omega = 1`` is the resonance itself."""
+    if eta_high == 0 and omega_low == omega_high == 1:
+        return False
+    w = min(max(math.sqrt(max(1 - eta_low**2 / 2, 0.0)), omega_low), omega_high)
+    return CANCELLATION * abs(complex(1 - w * w, eta_low * w)) < 2 * EPS
 
 
 def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
@@ -160,21 +211,15 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
                for u in (forcing.amplitude, forcing.omega, forcing.phase))  # fmt: skip
     denominator = (1.0 - w**2) + 1j * eta * w
     resonant = denominator == 0
-    near = (A != 0) & ~resonant & (np.finfo(np.float64).eps > CANCELLATION * np.abs(denominator))
-    if near.any():
-        k, n = (int(i[0]) for i in np.nonzero(near))
-        raise SpecError(
-            f"integrator 'exact': trajectory {n} is driven at omega = {float(w[k, n])!r} with "
-            f"eta = {float(np.broadcast_to(eta, (system.n,))[n])!r}, "
-            f"{abs(denominator[k, n]):.2g} from the undamped "
-            "resonance, where the closed form loses its accuracy (free and forced parts "
-            "cancel); use 'scipy' or 'rk4', or the resonance itself: eta = 0 and omega = 1")
+    check_resonance(eta, A, w)
     P = np.where(resonant, 0, A * np.exp(1j * p) / np.where(resonant, 1, denominator))
     Z0 = P * np.exp(1j * w * t[0])
     res_amp = np.where(resonant, A / np.where(resonant, 2 * w, 1), 0.0)
     a = eta / 2
+    with np.errstate(over="ignore"):  # -inf beyond eta = 2.7e154: see _overdamped
+        d = (1 - a) * (1 + a)
     modes = _Modes(
-        a, (1 - a) * (1 + a), w,
+        a, d, np.where(d < 0, 2 * a, a), np.where(d < 0, 0.0, a), w,
         (x0 - Z0.real.sum(0))[None],
         (v0 + (w * Z0.imag).sum(0) - (res_amp * np.sin(w * t[0] + p)).sum(0))[None],
         Z0.real[:, None], Z0.imag[:, None],

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from odernn import budget, jsonio
+from odernn.data.exact import check_resonance, resonance_possible
 from odernn.data.forcing import GridForcing, forcing_from_params
 from odernn.data.integrators import INTEGRATORS, integrate
 from odernn.data.random_streams import Streams
@@ -93,6 +94,23 @@ def check_memory(spec: Spec) -> None:
     budget.check(f"{spec.source}: n = {spec.n}, n_steps = {spec.n_steps}{forcing}", need,
                  f"that is for one integration block of {rows} trajector"
                  f"{'y' if rows == 1 else 'ies'}; {hint}")
+
+
+def check_parameters(spec: Spec, start: int, stop: int) -> None:
+    """Refuse before anything is simulated what the closed form would refuse in some later
+    block: a trajectory of rows ``[start, stop)`` driven near the undamped resonance
+    (:func:`~odernn.data.exact.check_resonance`). Its parameters are drawn twice, only
+    where the spec's ranges reach that near (:func:`~odernn.data.exact.resonance_possible`)."""
+    if spec.system == SERIES or not INTEGRATORS[spec.integrator["name"]].closed_form \
+            or spec.forcing == "none":
+        return
+    eta, omega = spec.parameters["eta"], spec.forcing_parameters["omega"]
+    if not resonance_possible(eta.low, eta.high, omega.low, omega.high):
+        return
+    for lo, hi in blocks(spec, start, stop):
+        params = sample_parameters(spec, lo, hi)
+        harmonic = forcing_from_params(spec.forcing, params)
+        check_resonance(params["eta"], harmonic.amplitude.T, harmonic.omega.T, first=lo)
 
 
 @contextmanager
@@ -268,6 +286,7 @@ def simulate(
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     check_memory(spec)
     start, stop = shard_rows(spec, shard)
+    check_parameters(spec, start, stop)
     attrs = dataset_attrs(spec)
     if shard is not None:
         attrs.update(
@@ -332,6 +351,7 @@ def simulate_trajectories(spec: Spec | str | Path) -> Trajectories:
     whole = 2 * spec.n * spec.n_steps * (3 * budget.FLOAT64 + np.dtype(spec.dtype).itemsize)
     budget.check(f"{spec.source}: n = {spec.n}, n_steps = {spec.n_steps}", whole,
                  "that is for all trajectories in memory at once; reduce n or n_steps")
+    check_parameters(spec, 0, spec.n)
     parts = [simulate_block(spec, lo, hi) for lo, hi in blocks(spec, 0, spec.n)]
     arrays = {k: np.concatenate([a[k] for a, _ in parts]) for k in parts[0][0]}
     params = {k: np.concatenate([p[k] for _, p in parts]) for k in parts[0][1]}
