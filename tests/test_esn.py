@@ -240,3 +240,20 @@ def test_a_loaded_model_is_not_drawn_before_its_weights_replace_the_draw(
     assert torch.equal(loaded.step(u, state)[0], model.step(u, state)[0])
     with pytest.raises(AssertionError, match="drawn"):  # a model built outside still draws
         build(family, layout, compute_stats(data, layout), seed=5, **hparams)
+
+
+@pytest.mark.parametrize("leak", [1.0, 0.3])
+def test_the_reservoir_step_is_the_leaky_update_and_so_is_its_export(data, leak):
+    """``r_t = (1 - a) r_{t-1} + a tanh(W r_{t-1} + W_in u_t + b)`` with the dense W, for the
+    step odernn runs and the one it exports (the same function written for an exporter)."""
+    model = esn(data, leak_rate=leak, seed=2)
+    torch.manual_seed(1)
+    u, r = torch.randn(4, model.layout.n_inputs), 0.5 * torch.randn(4, 60)
+    W = model.recurrent_matrix().to_dense().double()
+    pre = torch.tanh(r.double() @ W.T + u.double() @ model.W_in.double().T + model.b.double())
+    expected = ((1 - leak) * r.double() + leak * pre).float()
+    with torch.no_grad():
+        torch.testing.assert_close(model.reservoir_step(u, r), expected, rtol=0, atol=2e-6)
+        y, (r_export,) = model.exportable_step()(u, (r,))
+        torch.testing.assert_close(r_export, expected, rtol=0, atol=2e-6)
+        torch.testing.assert_close(y, model.step(u, (r,))[0], rtol=0, atol=2e-6)

@@ -192,6 +192,19 @@ def test_warmup_and_withheld_eta(test_set: Trajectories) -> None:
     assert ev.methods["blind"].settings["warmup_steps"] == 10
 
 
+def test_the_work_precision_sweep_measures_from_the_warm_up_on_too(test_set) -> None:
+    """With a surrogate's warm-up every error starts at step 10, the sweep's too: its rk4 at
+    the data's own step is the main table's rk4, and the speed-ups compare like with like."""
+    blind = ExactMap(parameters=(), warmup_steps=10)
+    blind.hidden_eta = test_set.params["eta"]
+    ev = evaluate(test_set, {"blind": blind}, integrators=("rk4",), resonance=False,
+                  progress=False)
+    at_dt = [p for p in ev.work_precision["integrators"]
+             if p["method"] == "rk4" and p["value"] == pytest.approx(DT)]
+    assert ev.start == 10 and len(at_dt) == 1
+    assert at_dt[0]["error"] == pytest.approx(ev.metrics["rk4"]["nrmse_x"], rel=1e-12)
+
+
 def test_work_precision_speedup_is_over_the_cheapest_as_accurate(full: Evaluation) -> None:
     wp = full.work_precision
     methods = {p["method"] for p in wp["integrators"]}

@@ -243,3 +243,33 @@ def test_each_sweeps_peak_is_its_highest_periodic_response(continuation) -> None
     for entry in shape(plan, {"amplitude": amplitude}, periodic):
         assert set(entry["peak"]) == ({"up", "down"} if continuation else {"rest"})
         assert all(p["omega"] == nearest for p in entry["peak"].values())
+
+
+@pytest.mark.parametrize(("alpha", "eta", "rate"), [
+    (-1.0, 0.2, 0.1),  # double well: the rest state is unstable, transients decay at eta / 2
+    (1.0, 0.2, 0.1),  # underdamped at rest
+    (1.0, 3.0, (3 - math.sqrt(5)) / 2)])  # overdamped at rest: the slow mode
+def test_each_sweep_settles_for_ln_1_over_tol_over_its_decay_rate(alpha, eta, rate) -> None:
+    settings = ResonanceSettings(etas=(eta,), omegas=(1.0, 1.5), F0=0.3, transient_tol=1e-3,
+                                 parameters={"alpha": alpha, "beta": 1.0}, max_steps=10**6)
+    plan = plan_response(make_set("duffing"), settings)
+    settle, window = math.log(1e3) / rate, settings.fit_periods * 2 * math.pi / 1.0
+    np.testing.assert_array_equal(plan.steps, np.ceil((settle + window) / DT))
+
+
+def test_the_backbone_is_first_order_harmonic_balance() -> None:
+    """Duffing: ``omega^2 = alpha + 3/4 beta A^2``. The pendulum's follows its exact free
+    frequency ``pi / (2 K(sin^2(A / 2)))`` to O(A^4) (2e-4 at A = 0.5)."""
+    from types import SimpleNamespace
+
+    from scipy.special import ellipk
+
+    from odernn.assess.frequency_response import backbone
+
+    curve = backbone(SimpleNamespace(system="duffing", fixed={"alpha": 1.0, "beta": 0.5}), 2.0)
+    A = np.asarray(curve["amplitude"])
+    np.testing.assert_allclose(curve["omega"], np.sqrt(1 + 0.375 * A**2), rtol=1e-12)
+    curve = backbone(SimpleNamespace(system="pendulum", fixed={}), 0.5)
+    A = np.asarray(curve["amplitude"])
+    exact = math.pi / (2 * ellipk(np.sin(A / 2) ** 2))
+    assert A[-1] == 0.5 and np.abs(np.asarray(curve["omega"]) - exact).max() < 3e-4

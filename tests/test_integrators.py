@@ -460,6 +460,33 @@ def test_scipy_implicit_method_uses_the_sparse_jacobian() -> None:
     assert max_error(got, integrate("exact", system, x0, v0, t)) < 1e-5
 
 
+@pytest.mark.parametrize("name", ["oscillator", "duffing", "van-der-pol", "pendulum"])
+def test_the_jacobian_handed_to_an_implicit_method_is_the_derivative_of_its_rhs(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong Jacobian still converges (Newton's iteration is only slowed), so it is compared
+    with central differences of the right-hand side itself, at a random state."""
+    from odernn.data.systems import SYSTEMS
+
+    seen = {}
+
+    def capture(fun, span, y0, **options):
+        seen.update(fun=fun, jac=options["jac"], y0=y0)
+        return SimpleNamespace(success=True, y=np.tile(y0[:, None], 5))
+
+    monkeypatch.setattr(scipy.integrate, "solve_ivp", capture)
+    rng = np.random.default_rng(3)
+    n = 3
+    params = {p.name: rng.uniform(0.2, 1.5, n) for p in SYSTEMS[name].parameters}
+    system = Oscillator.of(name, params, harmonic(rng, n, 1))
+    integrate("scipy", system, *initial(rng, n), np.linspace(0, 1, 5), method="Radau")
+    y = rng.uniform(-1.5, 1.5, 2 * n)
+    jac = seen["jac"] if not callable(seen["jac"]) else seen["jac"](0.3, y)
+    h = 1e-6
+    numeric = np.column_stack([(seen["fun"](0.3, y + h * e) - seen["fun"](0.3, y - h * e)) / (2 * h)
+                               for e in np.eye(2 * n)])
+    np.testing.assert_allclose(jac.toarray(), numeric, rtol=0, atol=1e-7)
+
+
 def test_scipy_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     def failing(*args: object, **kwargs: object) -> SimpleNamespace:
         return SimpleNamespace(success=False, status=-1, message="Required step size is too small")

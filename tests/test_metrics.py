@@ -116,6 +116,9 @@ def test_divergence_steps_merge_reports_and_values() -> None:
     x[1, 3] = np.nan
     np.testing.assert_array_equal(divergence_steps(x), [-1, 3, -1])
     np.testing.assert_array_equal(divergence_steps(x, diverged_at=np.array([-1, 4, 2])), [-1, 3, 2])
+    # a report earlier than the first non-finite value wins too
+    earlier = divergence_steps(x, diverged_at=np.array([-1, 1, -1]))
+    np.testing.assert_array_equal(earlier, [-1, 1, -1])
     marked = mark_diverged(x, np.array([-1, 3, 2]))
     assert np.isinf(marked[2, 2:]).all() and np.isfinite(marked[2, :2]).all()
     assert np.isfinite(marked[0]).all()
@@ -161,3 +164,26 @@ def test_summarize_keys_are_documented_and_values_match_the_parts() -> None:
 def test_constant_reference_is_a_data_error() -> None:
     with pytest.raises(DataError, match="std"):
         nrmse(PRED, np.zeros_like(PRED))
+
+
+def test_every_energy_is_zero_at_rest_and_its_balance_is_over_the_mean_energy() -> None:
+    """The energy balance divides the drift's rms by the reference's mean energy, measured
+    from zero or, where the energy goes negative (the double-well Duffing oscillator), from
+    its least value; an energy with another zero would change every balance."""
+    from odernn.data.systems import SYSTEMS
+
+    zero = np.zeros(3)
+    for name in ("oscillator", "duffing", "pendulum"):
+        params = {k: np.full(3, 0.7) for k in SYSTEMS[name].names}
+        assert np.all(SYSTEMS[name].energy(zero, zero, params) == 0), name
+    t = np.linspace(0, 20, 801)
+    x, v = 1.2 * np.cos(t)[None], -1.2 * np.sin(t)[None]  # an ellipse through both wells
+    params = {"eta": [0.0], "alpha": [-1.0], "beta": [1.0]}
+    F = np.zeros_like(x)
+    metrics = summarize(x, v, x, v, t, F=F, params=params, system="duffing")
+    p = {k: np.asarray(u).reshape(-1, 1) for k, u in params.items()}
+    e = SYSTEMS["duffing"].energy(x[:, 1:], v[:, 1:], p)
+    assert e.min() < 0
+    drift = energy_balance_error(x, v, F, params, t, system="duffing")
+    expected = math.sqrt(float(np.mean(np.square(drift)))) / float(np.mean(e - e.min()))
+    assert metrics["energy_balance"] == pytest.approx(expected, rel=1e-12)

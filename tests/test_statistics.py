@@ -182,3 +182,17 @@ def test_a_groups_estimates_are_never_farther_off_than_its_median_member(scales)
         median = float(np.median([o[key] for o in own]))
         assert group[key] <= median * (1 + 1e-12), key
 
+
+
+def test_each_distance_is_over_its_own_variables_scale():
+    """w1_x over the scale of x, w1_v over that of v: v shifted by 1 under scales 1 and 10
+    scores 0.1 in every row, x 0."""
+    rng = np.random.default_rng(4)
+    rx, rv = rng.normal(size=(2, 5, 300))
+    t = 0.1 * np.arange(300)
+    per = statistics_per_trajectory(rx, rv + 1, rx, rv, t, scale_x=1.0, scale_v=10.0)
+    np.testing.assert_allclose(per["w1_v"], 0.1, rtol=1e-12)
+    np.testing.assert_array_equal(per["w1_x"], 0.0)
+    pooled = summarize_statistics(rx, rv + 1, rx, rv, t, scale_x=1.0, scale_v=10.0)
+    assert pooled["w1_v"] == pytest.approx(0.1, rel=1e-12)
+    assert pooled["w1_v_median"] == pytest.approx(0.1, rel=1e-12)
