@@ -409,3 +409,17 @@ def test_error_and_time_ratios(a, b, want) -> None:
     from odernn.assess.baselines import ratio
 
     assert ratio(a, b) == want or (math.isnan(want) and math.isnan(ratio(a, b)))
+
+
+def test_a_fitted_lag_is_in_the_range_a_driven_oscillator_can_have() -> None:
+    """The lag of ``A cos(omega t - lag)`` is returned in ``[-pi / 2, 3 pi / 2)``, around the
+    damped oscillator's ``[0, pi]``: 3.15 (just past pi, a surrogate slightly off at a high
+    drive) stays 3.15, not 3.15 - 2 pi; -0.1 stays -0.1."""
+    from odernn.assess.resonance import fit_steady_state
+
+    t = 0.05 * np.arange(800)
+    lags = np.array([3.15, -0.1, 1.0, 4.8])
+    x = 0.7 * np.cos(1.3 * t[None] - lags[:, None])
+    amplitude, lag = fit_steady_state(x, t, np.full(4, 1.3), np.zeros(4))
+    np.testing.assert_allclose(amplitude, 0.7, rtol=1e-12)
+    np.testing.assert_allclose(lag, [3.15, -0.1, 1.0, 4.8 - 2 * math.pi], rtol=1e-12)

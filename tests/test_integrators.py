@@ -675,3 +675,18 @@ def test_resonance_possible_is_true_wherever_a_draw_could_be_refused() -> None:
         said.append((possible, refused))
     assert (True, True) in said and (False, False) in said and (True, False) in said
     assert not resonance_possible(0.0, 0.0, 1.0, 1.0)  # the resonance itself is exact
+
+
+def test_the_causal_midpoint_is_exact_for_the_polynomials_of_its_degree() -> None:
+    """``F(t_k + dt / 2)`` from the samples up to ``F_{k+1}``: the mean at k = 0 (exact for a
+    line), the quadratic through ``F_0 .. F_2`` at k = 1, the cubic through ``F_{k-2} ..
+    F_{k+1}`` from k = 2 on."""
+    from odernn.data.stepping import causal_midpoint
+
+    i = np.arange(8.0)
+    for degree, ks in ((1, [0]), (2, [1]), (3, range(2, 7))):
+        F = np.stack([i**degree, 1 - 2 * i + 0.5 * i**degree])
+        for k in ks:
+            h = k + 0.5
+            np.testing.assert_allclose(causal_midpoint(F, k), [h**degree, 1 - 2 * h
+                                                               + 0.5 * h**degree], rtol=1e-14)

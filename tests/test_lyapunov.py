@@ -212,3 +212,16 @@ def test_the_run_starts_at_the_grids_first_time():
         ahead.forcing.amplitude, ahead.forcing.omega, np.full((4, 1), 1.2 * 1.3)))
     np.testing.assert_allclose(later.exponent, largest_lyapunov(ahead, X0, V0, **options)
                                .exponent, rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_measure", [5, 6])
+def test_the_halves_are_rates_over_their_own_intervals(n_measure):
+    """The exponent is the growth over all measured intervals; each half's rate over its own
+    ``n_measure // 2`` and ``n_measure - n_measure // 2`` intervals (unequal when odd), so
+    that the exponent is their interval-weighted mean."""
+    osc = Oscillator.linear(np.array([0.3, 0.8]), HarmonicForcing.none(2))
+    est = largest_lyapunov(osc, np.ones(2), np.zeros(2), max_step=0.2, n_transient=2,
+                           n_measure=n_measure, replicas=1)
+    first, second = n_measure // 2, n_measure - n_measure // 2
+    np.testing.assert_allclose(est.exponent * n_measure,
+                               est.first_half * first + est.second_half * second, rtol=1e-12)
