@@ -202,6 +202,26 @@ def test_a_killed_overwrite_is_cleared_by_the_next_run(data, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+@pytest.mark.parametrize("how", ["resume", "overwrite"])
+def test_a_file_a_killed_run_was_writing_is_its_own(data, tmp_path, how):
+    """SIGKILL while a checkpoint is written leaves ``.last.pt.tmp-PID-HEX`` beside the last
+    complete one: the run is still a run (it was refused as another's files, for ever), and
+    the next run that holds the lock removes the unfinished file."""
+    from odernn.learn.seeds import run_reason
+
+    run = tmp_path / "run"
+    train(data, config(), run, progress=False)
+    unfinished = run / ".last.pt.tmp-4242-0a1b2c3d"
+    unfinished.write_bytes((run / "last.pt").read_bytes()[:100])
+    assert run_reason(run) is None  # a demo's --overwrite takes it too
+    result = train(data, config(), run, progress=False, **{how: True})
+    assert result.status == "ok" and not unfinished.exists()
+    foreign = run / ".last.pt.tmp-notours"
+    foreign.write_text("mine")
+    with pytest.raises(OutputError, match="not an odernn run"):
+        train(data, config(), run, progress=False, overwrite=True)
+
+
 def test_overwrite_never_replaces_the_working_directory(tmp_path, monkeypatch) -> None:
     """A previous run's directory replaced by --overwrite while it was the shell's."""
     (tmp_path / "run").mkdir()

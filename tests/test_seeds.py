@@ -12,7 +12,7 @@ import pytest
 
 import odernn
 from odernn.cli.app import main
-from odernn.errors import DataError
+from odernn.errors import DataError, OutputError
 from odernn.learn.models.ensemble import Ensemble
 from odernn.learn.seeds import load_group
 
@@ -261,3 +261,20 @@ def test_a_group_whose_finished_member_left_nothing_resumes(tmp_path, capsys):
                  "--epochs", "2", "--seeds", "2", "--resume", "-q"]) == 0
     assert (group / "seed-1" / "best.pt").is_file() and not (group / "seed-0").exists()
     capsys.readouterr()
+
+
+def test_an_index_a_killed_group_was_writing_is_the_groups_own(tmp_path):
+    """SIGKILL while ``seeds.json`` is replaced leaves ``.seeds.json.tmp-PID-HEX``: the group
+    is still a group, for --resume, --overwrite and a demo's check; another file is not."""
+    from odernn.learn.seeds import _write_index, check_group, run_reason
+
+    group = tmp_path / "group"
+    (group / "seed-0").mkdir(parents=True)
+    _write_index(group, [0], [], ["seed-0"])
+    (group / ".seeds.json.tmp-4242-0a1b2c3d").write_text("{")
+    check_group(group, [0], resume=True, overwrite=False)
+    check_group(group, [0], resume=False, overwrite=True)
+    assert run_reason(group) is None
+    (group / ".seeds.json.tmp-x").write_text("mine")
+    with pytest.raises(OutputError, match="not a seed group's"):
+        check_group(group, [0], resume=False, overwrite=True)

@@ -147,10 +147,23 @@ def name_runs(run_dirs: Sequence[str | Path], reserved: Collection[str] = ()) ->
     return names
 
 
+def is_ours(entry: os.DirEntry[str] | Path) -> bool:
+    """Whether a directory entry is a run's file: one the format names, or a file it was
+    writing when killed (:data:`WRITING`, removed by the next run that takes the lock)."""
+    return (entry.name in OURS or WRITING.fullmatch(entry.name) is not None) \
+        and entry.is_file() and not entry.is_symlink()
+
+
 def foreign_files(path: Path) -> list[str]:
     """Entries of directory ``path`` that odernn's run format does not name (sorted)."""
-    return sorted(p.name for p in path.iterdir() if p.name not in OURS or not p.is_file()
-                  or p.is_symlink())
+    return sorted(p.name for p in path.iterdir() if not is_ours(p))
+
+
+def _remove_unfinished(directory: Path) -> None:
+    """Remove the files a killed run was writing (no run writes here: we hold the lock)."""
+    for entry in directory.iterdir():
+        if WRITING.fullmatch(entry.name) and is_ours(entry):
+            entry.unlink()
 
 
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
@@ -189,8 +202,8 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
 def _remove_staging(staging: Path) -> None:
     """Remove a staging directory a killed run left, or refuse: a link, or a directory
     holding anything but a run's files, is not one odernn made."""
-    others = [n for n in foreign_files(staging) if not WRITING.fullmatch(n)] \
-        if staging.is_dir() and not staging.is_symlink() else [staging.name]
+    others = foreign_files(staging) if staging.is_dir() and not staging.is_symlink() \
+        else [staging.name]
     if others:  # a run's files, and those it was writing when killed
         raise OutputError(f"{staging} is in the way of the new run and is not one odernn left "
                           "(a link, or files that are not a run's); move it")
@@ -240,6 +253,7 @@ class RunWriter:
             self.target.mkdir(parents=True, exist_ok=True)
             self._lock(self.target)
             existing = check_run_dir(self.target, self.resume, self.overwrite)  # now we own it
+            _remove_unfinished(self.target)
             if existing and not self.resume:
                 staging = staging_dir(self.target)
                 if os.path.lexists(staging):  # left by a killed run (none runs: the lock)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 from dataclasses import replace
@@ -34,9 +35,12 @@ from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.config import TrainConfig
 from odernn.learn.models.ensemble import Ensemble
 from odernn.learn.outcome import TrainResult
-from odernn.learn.rundir import BEST, LAST, OURS, check_run_dir
+from odernn.learn.rundir import BEST, LAST, check_run_dir, is_ours
 
 SEEDS_FILE = "seeds.json"
+INDEX_WRITING = re.compile(rf"\.{re.escape(SEEDS_FILE)}\.tmp-\d+-[0-9a-f]+")
+"""The temporary name of the index being written (:func:`odernn.atomic.sibling`): a group
+killed while writing it keeps one, which is still the group's."""
 FORMAT, VERSION = "odernn-seeds", 1
 MAX_SEEDS = 1000
 """The most members a group may have (each is a full training run)."""
@@ -102,9 +106,9 @@ def run_reason(run: Path, group: bool = True, where: str = "") -> str | None:
     for e in os.scandir(run):
         if grouped and e.name.startswith("seed-") and e.is_dir() and not e.is_symlink():
             reason = run_reason(Path(e.path), False, f"{where}/{e.name}")
-        elif grouped and e.name == SEEDS_FILE and not e.is_symlink():
+        elif grouped and _index_file(e):
             continue
-        elif e.name not in OURS or e.is_symlink() or not e.is_file():
+        elif not is_ours(e):
             reason = f"it holds {where}/{e.name}, which training does not write"
         else:
             continue
@@ -144,7 +148,7 @@ def check_group(path: Path, seeds: list[int], resume: bool, overwrite: bool) -> 
         raise OutputError(f"{path} is not empty and not a seed group (no {SEEDS_FILE}); groups "
                           "are written only into a new or empty directory or over a previous "
                           "group: choose another -o")
-    others = sorted(p.name for p in entries if p.name != SEEDS_FILE and not (
+    others = sorted(p.name for p in entries if not _index_file(p) and not (
         p.is_dir() and not p.is_symlink() and p.name.startswith("seed-")))
     if others:
         raise OutputError(f"{path} holds files that are not a seed group's ({', '.join(others[:3])}"
@@ -223,6 +227,12 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
         if result.status == "interrupted":
             break
     return results
+
+
+def _index_file(entry: os.DirEntry[str] | Path) -> bool:
+    """Whether a group's entry is its index, or the index a killed group was writing."""
+    return (entry.name == SEEDS_FILE or INDEX_WRITING.fullmatch(entry.name) is not None) \
+        and entry.is_file() and not entry.is_symlink()
 
 
 def _read_index(path: Path) -> dict[str, Any]:
