@@ -12,7 +12,14 @@ from typing import Any
 import typer
 
 from odernn import jsonio
-from odernn.checks import check_choice, check_seed, holds_working_directory, refuse_link
+from odernn.checks import (
+    check_choice,
+    check_seed,
+    check_writable,
+    holds_working_directory,
+    refuse_link,
+    refuse_mount_point,
+)
 from odernn.cli.app import app
 from odernn.cli.choices import Init, Loss, Norm, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing
@@ -107,6 +114,7 @@ def gradients(
                             where=f"gradients --hidden {hidden} --sequences {sequences} "
                             f"--length {length}")
     _check_target(output, overwrite)
+    check_writable(output, "gradients output")
 
     trajectories = _load_data(data, sequences, length)
     # every probe is built (and its data and checkpoint checked) before the work starts
@@ -193,6 +201,7 @@ def _check_target(out: Path, overwrite: bool) -> None:
     if not parent.is_dir():
         raise OutputError(f"cannot write {out}: directory {parent} does not exist")
     refuse_link(out)  # a dangling one too: it would be renamed aside, and a directory made
+    refuse_mount_point(out)
     if not out.exists() or out.is_dir() and not any(out.iterdir()):
         return
     if not out.is_dir() or any(p.name not in OUTPUTS or p.is_symlink() or not p.is_file()

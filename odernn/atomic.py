@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from odernn.checks import holds_working_directory, read_small_text, refuse_link
+from odernn.checks import holds_working_directory, read_small_text, refuse_link, refuse_mount_point
 from odernn.errors import OutputError, SpecError
 from odernn.interrupt import interrupt_guard
 
@@ -182,9 +182,9 @@ def make_dir_beside(path: Path) -> Path:
 
 
 def install_dir(new: Path, target: Path, check: Callable[[], None] | None = None) -> None:
-    """Put the finished directory ``new`` at ``target``. A previous ``target`` is moved aside
-    first and deleted only once ``new`` is in place (restored if the rename fails); ``check``
-    runs just before, so a target that changed meanwhile is still refused."""
+    """Put the finished directory ``new`` at ``target``: a previous ``target`` is exchanged
+    with it in one step (:func:`exchange_dirs`), then deleted; ``check`` runs just before, so
+    a target that changed meanwhile is still refused."""
     for entry in os.scandir(new):  # the files reach the disk before the name does
         if entry.is_file(follow_symlinks=False):
             fsync_path(entry.path)
@@ -195,16 +195,9 @@ def install_dir(new: Path, target: Path, check: Callable[[], None] | None = None
         os.replace(new, target)
         fsync_dir(target.parent)
         return
-    old = sibling(target, "old")
-    with interrupt_guard():  # a signal waits for the swap: never the target set aside alone
-        os.replace(target, old)
-        try:
-            os.replace(new, target)
-        except BaseException:
-            os.replace(old, target)
-            raise
-        fsync_dir(target.parent)
-        shutil.rmtree(old, ignore_errors=True)
+    with interrupt_guard():  # a signal waits: never the previous output left under new's name
+        exchange_dirs(new, target)
+        shutil.rmtree(new, ignore_errors=True)
 
 
 def set_aside(path: Path) -> Path:
@@ -231,9 +224,13 @@ def exchange_dirs(a: Path, b: Path) -> None:
             fsync_dir(Path(b).parent)
             return
     aside = sibling(Path(b), "old")
-    with interrupt_guard():  # a signal waits for the three
+    with interrupt_guard():  # a signal waits for the three; a failed one undoes the first
         os.replace(b, aside)
-        os.replace(a, b)
+        try:
+            os.replace(a, b)
+        except BaseException:
+            os.replace(aside, b)
+            raise
         os.replace(aside, a)
         fsync_dir(Path(b).parent)
 
@@ -309,6 +306,8 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
         raise OutputError(f"{path} is {_file_type(st.st_mode)}, not a {kind} {noun}; "
                           f"--overwrite replaces only odernn's own {_NOUNS[kind]}: give "
                           f"another path")
+    if kind not in FILES:
+        refuse_mount_point(path)
     if kind not in FILES and not any(os.scandir(path)):
         return False  # an empty directory: nothing to lose
     reason = foreign_reason(path, kind)

@@ -9,6 +9,7 @@ import numbers
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -80,6 +81,26 @@ def holds_working_directory(path: Path | str) -> bool:
         return Path.cwd().is_relative_to(os.path.realpath(path))
     except (OSError, ValueError):  # a working directory removed already: none to protect
         return False
+
+
+def refuse_mount_point(path: Path) -> None:
+    """One OutputError line for an existing output that is a mount point (a container's
+    ``-v ./out:/out``): outputs are put in place by renaming, which a mount point refuses
+    (EBUSY), so it would fail only once the work is done."""
+    if os.path.isdir(path) and not os.path.islink(path) and os.path.ismount(path):
+        raise OutputError(f"{path} is a mount point, which odernn cannot replace (an output is "
+                          f"renamed into place): give a directory inside it, e.g. {path}/out")
+
+
+def check_writable(path: Path, what: str) -> None:
+    """One OutputError line, before any work, where nothing can be written beside ``path``
+    (no permission, a read-only or missing file system): a hidden directory is made there
+    and removed at once, as the output's own will be."""
+    path = Path(path).absolute()
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name[:64]}.probe-", dir=path.parent))
+    except OSError as err:
+        raise OutputError(f"cannot write {what} {path}: {err.strerror or err}") from None
 
 
 def read_small_text(path: Path, what: str, *, limit: int = MAX_TEXT_BYTES,

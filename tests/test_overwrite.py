@@ -504,3 +504,56 @@ def test_a_report_marker_is_read_within_a_limit(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="is not odernn's"):
         atomic.check_output(report, "report", overwrite=True)
     assert read == []
+
+
+def test_an_unwritable_place_is_refused_before_the_work(root, capsys, monkeypatch):
+    """A report or a gradients output where nothing can be written (here /proc: no directory
+    can be made there, root or not) is refused before any rollout or probe, not after."""
+    import odernn.assess.evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("evaluated"))
+    refused(capsys, root, ["evaluate", "--data", root / "data.h5", "-o", "/proc/odernn-report",
+                           *EVALUATE], "cannot write report /proc/odernn-report")
+    refused(capsys, root, ["gradients", "--data", root / "data.h5", "--length", "10",
+                           "--sequences", "2", "-o", "/proc/odernn-gradients", "-q"],
+            "cannot write gradients output /proc/odernn-gradients")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "demo", "train", "gradients"])
+def test_a_mount_point_is_refused_before_the_work(root, capsys, monkeypatch, command):
+    """An output that is a mount point (a container's volume) cannot be renamed into place
+    (EBUSY): it was refused only after the evaluation, training or demo had run."""
+    target = root / "volume"
+    target.mkdir()
+    real = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: os.fspath(p) == os.fspath(target)
+                        or real(p))
+    if command == "train":  # a run replaced by --overwrite is swapped in beside it
+        assert run(capsys, ["train", root / "data.h5", "-o", target, "-m", "esn", "--units",
+                            "20", "-q"])[0] == 0
+    args = {"evaluate": ["evaluate", "--data", root / "data.h5", "-o", target, *EVALUATE],
+            "demo": ["demo", "--quick", "--models", "rnn", "--seeds", "1", "-o", target],
+            "train": ["train", root / "data.h5", "-o", target, "-m", "esn", "--units", "20",
+                      "-q", "--overwrite"],
+            "gradients": ["gradients", "--data", root / "data.h5", "--length", "10",
+                          "--sequences", "2", "-o", target, "-q"]}[command]
+    refused(capsys, root, args, "is a mount point")
+
+
+def test_a_replaced_directory_is_exchanged_in_one_step(tmp_path, monkeypatch):
+    """``install_dir`` over a previous output swaps the two (renameat2 RENAME_EXCHANGE): at
+    no moment is the target missing, as it was between three renames."""
+    import ctypes.util
+
+    if not hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "renameat2"):
+        pytest.skip("no renameat2 here: the three renames remain")
+    target, new = tmp_path / "out", tmp_path / "new"
+    for d, text in ((target, "old"), (new, "new")):
+        d.mkdir()
+        (d / "f").write_text(text)
+    renames = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: renames.append((a, b)) or real(a, b))
+    atomic.install_dir(new, target)
+    assert renames == [] and (target / "f").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

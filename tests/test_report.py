@@ -419,10 +419,14 @@ def test_signal_while_writing_files_keeps_the_previous_report(small, tmp_path: P
 
 def test_signal_during_the_swap_waits_for_it(small, tmp_path: Path, monkeypatch) -> None:
     """Too late to stop the swap: the new report is in place, and the signal then ends the
-    command (it is not lost)."""
+    command (it is not lost). The swap by three renames, where the system has no renameat2
+    (with it the two directories are exchanged in one call)."""
+    import ctypes.util
+
     out = tmp_path / "report"
     write_report(small, out)
     real = os.replace
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
 
     def signal_after_moving_the_old_report_aside(src, dst):
         real(src, dst)

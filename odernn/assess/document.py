@@ -33,7 +33,7 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
 from odernn import atomic, jsonio
-from odernn.checks import is_real
+from odernn.checks import check_writable, is_real
 from odernn.errors import OutputError, SpecError
 from odernn.interrupt import interrupt_guard
 
@@ -122,6 +122,7 @@ def check_report_dir(out: Path, overwrite: bool, inputs: Sequence[Path | None] =
     previous report's files (:func:`odernn.atomic.check_output`). Cheap: call it before a
     long evaluation to fail fast."""
     atomic.check_output(out, "report", overwrite=overwrite, inputs=inputs)
+    check_writable(out, "report")
 
 
 def check_title(title: str) -> None:

@@ -26,7 +26,7 @@ the only writer:
   its place: with ``--overwrite`` the new run is written beside it (a hidden
   sibling ``.NAME.odernn-new``) and the two are swapped when the new run saves its
   first checkpoint; an interrupt or error before that leaves the previous run as
-  it was, after it a resumable new run.
+  it was, after it a resumable new run; a file it was writing when killed is its own.
 
 :class:`MemoryRun` takes the same calls and keeps the best record in memory: a fit
 without a run directory (``odernn.fit(data)``) writes nothing.
@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from odernn import atomic, jsonio
+from odernn import atomic, checks, jsonio
 from odernn.checks import MAX_TEXT_BYTES, holds_working_directory, read_small_text, refuse_link
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
@@ -192,7 +192,9 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
         raise OutputError(f"{run_dir} holds {', '.join(existing)} but no {LOCK}: not a run "
                           "odernn wrote, so not replaced; runs are written only into a new or "
                           "empty directory or over a previous run: choose another -o")
-    elif existing and not overwrite:
+    elif existing and overwrite:
+        checks.refuse_mount_point(run_dir)  # the new run is staged beside it and swapped in
+    elif existing:
         raise OutputError(f"run directory {run_dir} already holds {', '.join(existing)}; "
                           "pass --overwrite or --resume (in Python overwrite=True or "
                           "resume=True)")
