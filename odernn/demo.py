@@ -8,6 +8,10 @@ library call a user would make by hand.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +22,7 @@ from typing import Any
 
 from odernn import atomic, jsonio
 from odernn.checks import check_choice, counted, did_you_mean
-from odernn.errors import SpecError
+from odernn.errors import OutputError, SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.learn.families import FAMILIES as ALL_FAMILIES
 from odernn.progress import Progress, reporter
@@ -69,6 +73,54 @@ class DemoResult:
         return self.out / "report" / "report.html"
 
 
+DONE = "stages.json"
+"""Written last: a demo directory without it did not finish."""
+
+
+def _claim(directory: Path, locks: list[int]) -> None:
+    """Hold an exclusive lock on ``directory`` itself (``flock`` on its descriptor: it travels
+    with the directory when that is set aside), or one OutputError line where another demo
+    holds it: two demos into one directory mixed their files, and the first lost its report."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"{directory} is being written by another odernn demo; wait for it "
+                          "to finish, or give another -o") from None
+    locks.append(fd)
+
+
+def _release(locks: list[int]) -> None:
+    while locks:
+        os.close(locks.pop())
+
+
+def _recover(out: Path) -> None:
+    """Put back the finished demo that a demo killed by SIGKILL (no handler ran) had set aside
+    under a hidden name, in place of that demo's unfinished one at ``out``: the state any
+    other interruption leaves. Demos still running (their directories locked) are left be."""
+    locks: list[int] = []
+    try:
+        if atomic.foreign_reason(out, "demo") is not None or (out / DONE).exists():
+            return
+        _claim(out, locks)
+        aside = re.compile(rf"\.{re.escape(out.name)}\.previous-\d+-[0-9a-f]+")
+        for entry in sorted(out.parent.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+            if aside.fullmatch(entry.name) and not entry.is_symlink() and entry.is_dir() \
+                    and (entry / DONE).is_file() and atomic.foreign_reason(entry, "demo") is None:
+                with contextlib.suppress(OutputError):
+                    _claim(entry, locks)
+                    with interrupt_guard():
+                        shutil.rmtree(out)
+                        atomic.put_back(entry, out)
+                    return
+    except OSError:
+        return  # nothing to recover from here: the checks that follow say why
+    finally:
+        _release(locks)
+
+
 @contextmanager
 def demo_output(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> Iterator[None]:
     """A fresh ``out`` for the demo to write: afterwards it holds the complete new demo or, if
@@ -77,17 +129,23 @@ def demo_output(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> Iter
     A new path or an empty directory is used as is; an existing demo (it holds
     :data:`MARKER` and only what a demo writes) is replaced only with ``overwrite``;
     anything else never, nor a directory holding one of ``inputs``
-    (:func:`odernn.atomic.check_output`).
+    (:func:`odernn.atomic.check_output`). One demo at a time writes ``out`` (:func:`_claim`);
+    one killed outright is undone by the next (:func:`_recover`).
     """
     out = Path(out)
+    if out.is_dir() and not out.is_symlink():
+        _recover(out)
     atomic.check_output(out, "demo", overwrite=overwrite, inputs=inputs)
     backup = None
     made = False
+    locks: list[int] = []
     try:
         with interrupt_guard() as interrupted:  # a signal cannot split the swap
             if out.exists():
+                _claim(out, locks)  # refused while another demo writes it
                 backup = atomic.set_aside(out)
             out.mkdir()
+            _claim(out, locks)
             made = True
             (out / MARKER).write_text("written by odernn demo; a later demo replaces this "
                                       "directory with --overwrite\n")
@@ -100,9 +158,11 @@ def demo_output(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> Iter
                 shutil.rmtree(out, ignore_errors=True)
             if backup is not None and backup.exists() and not out.exists():
                 atomic.put_back(backup, out)
+        _release(locks)
         raise
     if backup is not None:
         atomic.remove_tree(backup)
+    _release(locks)
 
 
 def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None = None,
@@ -237,7 +297,7 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
     write_report(evaluation, out / "report", runs=runs, title="odernn demo report",
                  extra_sections=[section])
     result.stages["report"] = time.perf_counter() - start
-    (out / "stages.json").write_text(jsonio.dumps(result.stages, indent=2) + "\n")
+    (out / DONE).write_text(jsonio.dumps(result.stages, indent=2) + "\n")
     return result
 
 
@@ -317,5 +377,5 @@ def _preset_demo(out: Path, preset: str, seed: int, quick: bool,
     write_document(out / "report", f"odernn demo: the notes' {preset} example", meta,
                    [preset_section(runs)], files=files)
     result.stages["report"] = time.perf_counter() - start
-    (out / "stages.json").write_text(jsonio.dumps(result.stages, indent=2) + "\n")
+    (out / DONE).write_text(jsonio.dumps(result.stages, indent=2) + "\n")
     return result

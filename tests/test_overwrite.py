@@ -399,6 +399,38 @@ def test_demo_needs_overwrite_and_replaces_only_a_demo(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "mine"]
 
 
+def test_a_demo_being_written_is_not_replaced_by_another(tmp_path, capsys):
+    """A second demo into a directory a running one writes (its lock held) is refused: it set
+    the running one aside, whose files then went into the second's, and the first exited 0
+    naming a report that did not exist."""
+    from odernn.demo import _claim, _release
+
+    demo = fake_demo(tmp_path / "demo")
+    (demo / "stages.json").unlink()  # still running
+    locks: list[int] = []
+    _claim(demo, locks)
+    try:
+        refused(capsys, tmp_path, ["demo", "--quick", "--models", "esn", "--quiet", "-o", demo,
+                                   "--overwrite"], "being written by another odernn demo")
+    finally:
+        _release(locks)
+
+
+def test_a_demo_killed_outright_is_undone_by_the_next(tmp_path, capsys):
+    """SIGKILL during ``demo --overwrite`` left the unfinished new demo at the path and the
+    finished previous one under a hidden name, never restored: the next demo puts it back
+    (the state any other interruption leaves), then asks for --overwrite as usual."""
+    demo = fake_demo(tmp_path / "demo")
+    aside = atomic.set_aside(demo)
+    (demo / "runs" / "esn").mkdir(parents=True)  # the killed demo's, without stages.json
+    (demo / atomic.DEMO_MARKER).write_text("written by odernn demo\n")
+    (demo / "runs" / "esn" / "config.json").write_text("{}")
+    quick = ["demo", "--quick", "--models", "esn", "--quiet", "-o", demo]
+    assert run(capsys, quick)[0] == 2
+    assert (demo / "stages.json").exists() and (demo / "runs" / "esn" / "best.pt").exists()
+    assert not aside.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
 def test_a_stray_file_in_a_demos_seed_group_is_named_by_its_path(tmp_path):
     """The refusal names the file where it is (runs/esn/seed-1/x.txt), so that a user finds
     it (it named runs/seed-1/x.txt, without the family)."""
