@@ -755,3 +755,23 @@ def test_standard_hdf5_tools_read_the_files(tmp_path, good, shards):
     values = subprocess.run(["h5dump", "-d", "/t", "-s", "1", "-c", "1", str(virtual)],
                             capture_output=True, text=True, check=True).stdout
     assert "0.05" in values
+
+
+@pytest.mark.parametrize(("n", "T", "dtype"), [(1, 300_000, "float64"), (1, 300_000, "float32"),
+                                               (37, 2001, "float64"), (3, 50, "float32")])
+def test_the_disk_a_file_needs_is_counted_before_it_is_written(tmp_path, n, T, dtype):
+    """The disk check counts /t, the trajectory index and every chunk whole: a long trajectory's
+    file was 30% over the estimate (a 30 MiB disk passed the check, then filled)."""
+    from odernn.data.chunks import file_bytes
+    from odernn.data.writer import TrajectoryWriter
+
+    t = 0.01 * np.arange(T)
+    params = {"eta": (), "omega": (3,)}
+    path = tmp_path / "f.h5"
+    with TrajectoryWriter(path, t=t, n=n, datasets=("x", "v", "F"), params=params,
+                          attrs={}, dtype=dtype) as writer:
+        writer.write(0, {k: np.ones((n, T)) for k in ("x", "v", "F")},
+                     {"eta": np.ones(n), "omega": np.ones((n, 3))})
+    size = path.stat().st_size
+    need = file_bytes(n, T, 3, np.dtype(dtype).itemsize, params) + (1 << 20)
+    assert size <= need < size + (2 << 20), (size, need)

@@ -37,7 +37,7 @@ MAX_MEMBERS = 1024
 MAX_READ_CHUNK_BYTES = 64 << 20
 """Refuse datasets stored in chunks larger than this: HDF5 decompresses a whole chunk to read
 any part of it (a chunk may declare up to 4 GiB; odernn writes at most
-:data:`odernn.data.writer.MAX_CHUNK_BYTES`)."""
+:data:`odernn.data.chunks.MAX_CHUNK_BYTES`)."""
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from odernn import budget
+from odernn.data.chunks import chunk_shape
 from odernn.data.store import TrajectoryFile
 from odernn.data.trajectories import Trajectories
-from odernn.data.writer import chunk_shape
 
 READ_BYTES = 16 << 20
 """:meth:`FileRows.read` reads spans of at most about this many bytes of file rows, or an

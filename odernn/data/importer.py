@@ -210,7 +210,7 @@ def _check_size(columns: Columns, output: Path) -> None:
     hold, or, for a 2-D array (every trajectory kept whole), a file larger than the disk's
     room (a small HDF5 file can declare a (10^6, 10^6) array, which was scanned for hours)."""
     from odernn.atomic import AsideFile
-    from odernn.data.writer import check_space
+    from odernn.data.chunks import check_space
 
     if columns.rows > MAX_ELEMENTS:
         raise DataError(f"{columns.source.path}: {columns.label('x')} holds {columns.rows} "

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from odernn.atomic import AsideFile, check_output
+from odernn.data.chunks import check_space, chunk_shape, file_bytes
 from odernn.data.schema import (
     DATASETS,
     DESCRIPTIONS,
@@ -37,10 +38,6 @@ from odernn.data.schema import (
 from odernn.errors import OutputError
 from odernn.types import Array
 
-CHUNK_BYTES = 256 << 10
-"""Target chunk size: whole trajectories, at least one, up to about this many bytes."""
-MAX_CHUNK_BYTES = 1 << 20
-"""Chunks never exceed this: a longer trajectory is split in time."""
 _GZIP = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
 
@@ -97,8 +94,8 @@ class TrajectoryWriter:
         out = None
         try:
             out = AtomicH5(self.path, self.overwrite)  # first: can the directory take a file?
-            row = self.t.size * self.dtype.itemsize * len(self.names)
-            check_space(self.path, self.n * (row + 8 * sum(map(math.prod, self.params.values()))))
+            check_space(self.path, file_bytes(self.n, self.t.size, len(self.names),
+                                              self.dtype.itemsize, self.params))
             self._create(out.file)
             self._out, self._written, self._pieces = out, [], {}
         except BaseException:
@@ -252,17 +249,6 @@ def _write_failed(path: Path, err: OSError) -> OutputError:
     return OutputError(f"{path}: writing failed ({reason}); nothing was saved")
 
 
-def check_space(path: Path, need: int) -> None:
-    """Refuse up front a file of ``need`` bytes (and 1 MiB of structure) the disk cannot
-    hold: a write that fails half way through is cleaned up too, but this says why before
-    any work."""
-    directory, need = path.parent if str(path.parent) else Path("."), need + (1 << 20)
-    free = (fs := os.statvfs(directory)).f_bavail * fs.f_frsize
-    if fs.f_blocks and need > free:  # f_blocks 0: a pseudo file system that reports none
-        raise OutputError(f"{path}: not enough disk space: the file needs about "
-                          f"{need / 2**20:.1f} MiB, {directory} has {free / 2**20:.1f} MiB free")
-
-
 def check_target(path: Path, overwrite: bool, inputs: Iterable[Path | str] = ()) -> None:
     """Refuse ``path`` unless a dataset may be written there (:func:`odernn.atomic.check_output`:
     new, or with ``overwrite`` an odernn dataset that is none of ``inputs``)."""
@@ -327,14 +313,6 @@ def _attr_value(path: Path, name: str, value: Any) -> Any:
         raise OutputError(f"{path}: attribute {name!r} is {size} bytes; attributes are limited to "
                           f"{MAX_ATTR_BYTES} bytes (1 MiB)")
     return stored
-
-
-def chunk_shape(n: int, row: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """Chunk shape for ``(n, *row)``: whole rows, about CHUNK_BYTES, never over MAX_CHUNK_BYTES."""
-    row_bytes = math.prod(row) * itemsize
-    if row_bytes > MAX_CHUNK_BYTES:
-        return (1, MAX_CHUNK_BYTES // itemsize)
-    return (max(1, min(n, CHUNK_BYTES // row_bytes)), *row)
 
 
 def _block_arrays(arrays: Mapping[str, Array], shapes: Mapping[str, tuple[int, ...]], what: str,
