@@ -398,3 +398,37 @@ def test_a_parameter_of_two_columns_is_refused_when_streamed_too(small, tmp_path
     for data in (read_trajectories(wide), FileRows(wide)):
         with pytest.raises(odernn.errors.SpecError, match=r"parameter 'eta' has shape \(N, 2\)"):
             train(data, config("gru"), None, progress=False)
+
+
+def test_a_file_changed_while_it_streams_stops_the_training(small, tmp_path, monkeypatch,
+                                                            capsys):
+    """Truncated (or rewritten) under a training that streams it, a file was read on as zeros
+    where its bytes were gone (HDF5 fills them): exit 0, other numbers, and the run recorded
+    the original file's fingerprint. Every block read now checks the file is the one opened."""
+    import shutil
+
+    data = tmp_path / "train.h5"
+    shutil.copy(small, data)
+    rows = FileRows(data)
+    rows.read_span(0, 4)
+    with open(data, "r+b") as f:
+        f.truncate(data.stat().st_size // 2)
+    with pytest.raises(DataError, match="changed while it was being read"):
+        rows.read_span(4, 8)
+    reads = []
+    real = FileRows.read_span
+
+    def truncated_after_the_first(self, lo, hi):
+        if len(reads) == 1:
+            with open(self.path, "r+b") as f:
+                f.truncate(self.path.stat().st_size - 1000)
+        reads.append(lo)
+        return real(self, lo, hi)
+
+    shutil.copy(small, data)
+    monkeypatch.setenv(budget.ENV, "3M")
+    monkeypatch.setattr(FileRows, "read_span", truncated_after_the_first)
+    code = main(["train", str(data), "-o", str(tmp_path / "run"), "-m", "gru", "--hidden",
+                 "8", "--epochs", "1", "-q"])
+    assert len(reads) >= 2
+    assert_one_line_error(code, capsys.readouterr().err, "changed while it was being read")

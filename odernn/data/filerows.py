@@ -21,6 +21,7 @@ from odernn import budget
 from odernn.data.chunks import chunk_shape
 from odernn.data.store import TrajectoryFile
 from odernn.data.trajectories import Trajectories
+from odernn.errors import DataError
 
 READ_BYTES = 16 << 20
 """:meth:`FileRows.read` reads spans of at most about this many bytes of file rows, or an
@@ -39,6 +40,7 @@ class FileRows:
         self._handle: TrajectoryFile | None = None
         self._pid = -1
         f = self.file()
+        self.stamp = _stamp(self.path)
         self.file_n = f.n
         if rows is None:
             budget.check(f"{self.path}: the row index of its {f.n} trajectories", 8 * f.n,
@@ -119,6 +121,9 @@ class FileRows:
     def read_span(self, lo: int, hi: int) -> Trajectories:
         """The trajectories at positions ``lo..hi``, read from the file rows they span and
         checked (:meth:`TrajectoryFile.read`)."""
+        if _stamp(self.path) != self.stamp:  # HDF5 reads a truncated part as zeros
+            raise DataError(f"{self.path} changed while it was being read (its size or time "
+                            "of change is another): stopped; read it again from the start")
         rows = self.rows[lo:hi]
         first = int(rows[0])
         data = self.file().read(slice(first, int(rows[-1]) + 1))
@@ -155,3 +160,10 @@ class FileRows:
 
     def __repr__(self) -> str:
         return f"FileRows('{self.path}', n={self.n} of {self.file_n})"
+
+
+def _stamp(path: Path) -> tuple[int, int, int, int]:
+    """What changes when a file is rewritten, truncated or replaced: its device and inode,
+    size and time of change."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
