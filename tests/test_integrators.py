@@ -642,7 +642,7 @@ def test_exact_overdamped_motion_keeps_every_digit(eta: float) -> None:
     it at eta = 1e8), and ``a^2 - 1`` overflows beyond eta = 2.7e154."""
     a = eta / 2
     g = a * np.sqrt((1 - 1 / a) * (1 + 1 / a))
-    r1, x0, v0 = -1 / (a + g), 0.3, 0.7
+    r1, r2, x0, v0 = -1 / (a + g), -(a + g), 0.3, 0.7
     t = np.linspace(0, 10, 201)
     tail = t * (a + g) > 60  # e^{-(a + g) t} < 1e-26 of the slow mode
     x, v = integrate("exact", Oscillator.linear(np.array([eta]), HarmonicForcing.none(1)),
@@ -650,6 +650,34 @@ def test_exact_overdamped_motion_keeps_every_digit(eta: float) -> None:
     slow = (v0 + (a + g) * x0) / (2 * g) * np.exp(r1 * t[tail])
     np.testing.assert_allclose(x[0, tail], slow, rtol=16 * EPS, atol=0)
     np.testing.assert_allclose(v[0, tail], r1 * slow, rtol=16 * EPS, atol=0)
+    # and while the fast mode decays: v = r1 C1 e^{r1 t} + r2 C2 e^{r2 t}, exact to rounding
+    # of its two terms (their difference may vanish: v crosses zero there)
+    s = np.geomspace(1e-3, 60, 400) / (a + g)
+    _, v = integrate("exact", Oscillator.linear(np.array([eta]), HarmonicForcing.none(1)),
+                     [0.0], [1.0], np.append(0.0, s))
+    terms = np.array([r1 * np.exp(r1 * s), -r2 * np.exp(r2 * s)]) / (2 * g)
+    scale = np.abs(terms).sum(0)
+    kept = scale > 1e-280  # beyond, v itself leaves float64's range
+    assert np.all(np.abs(v[0, 1:] - terms.sum(0))[kept] <= 32 * EPS * scale[kept])
+
+
+def test_exact_near_critical_damping_keeps_its_digits_for_any_initial_state() -> None:
+    """Just above eta = 2 the expansion in E and S is kept (in S' and S, x's two terms of
+    size t cancel where vh is near -xh: 3 times the bound below): compared with long double,
+    within the ``eps a t`` that ``e^{-a t}`` itself carries."""
+    if np.finfo(np.longdouble).eps > 1e-18:
+        pytest.skip("needs an extended-precision long double")
+    eta = 2 + 1e-9 * np.array([0.1, 1, 10, 1e3, 1e5])
+    t = 0.1 * np.arange(6001)
+    x, _ = integrate("exact", Oscillator.linear(eta, HarmonicForcing.none(5)), np.ones(5),
+                     -np.ones(5), t)
+    L = np.longdouble
+    a = eta.astype(L)[:, None] / 2
+    g = np.sqrt(a * a - 1)
+    r1, r2, tt = -a + g, -a - g, t.astype(L)[None]
+    truth = ((-1 - r2) * np.exp(r1 * tt) - (-1 - r1) * np.exp(r2 * tt)) / (r1 - r2)
+    truth = truth.astype(float)
+    assert np.all(np.abs(x - truth) <= (8 + 2 * t) * EPS * np.abs(truth))
 
 
 def test_resonance_possible_is_true_wherever_a_draw_could_be_refused() -> None:
@@ -675,6 +703,7 @@ def test_resonance_possible_is_true_wherever_a_draw_could_be_refused() -> None:
         said.append((possible, refused))
     assert (True, True) in said and (False, False) in said and (True, False) in said
     assert not resonance_possible(0.0, 0.0, 1.0, 1.0)  # the resonance itself is exact
+    assert not resonance_possible(3e154, 1e300, 0.5, 2.0)  # eta^2 overflowed: a traceback
 
 
 def test_the_causal_midpoint_is_exact_for_the_polynomials_of_its_degree() -> None:

@@ -30,6 +30,12 @@ _FINE, _MID = 16, 8
 """Points per block of the separable evaluation, and blocks per coarse block."""
 
 
+PRIME = 2.0
+"""From ``a = eta / 2`` above this the free motion is expanded in ``S'`` rather than ``E``
+(:func:`_free_decay`): there ``E - a S`` would cancel in v, and below it ``S' + 2 a S`` would
+in x (near critical damping, for ``vh`` near ``-xh``)."""
+
+
 def _free_decay(a: Array, d: Array, s: Array) -> tuple[Array, Array]:
     """The free motion's basis ``B, S`` of shape ``(M, N)`` for ``s (M,) >= 0``.
 
@@ -38,12 +44,11 @@ def _free_decay(a: Array, d: Array, s: Array) -> tuple[Array, Array]:
     ``(xh, vh)`` is ``x = E xh + S (a xh + vh)``, ``v = E vh - S (xh + a vh)``.
 
     Overdamped (``d < 0``, ``g = sqrt(-d)``, roots ``-1 / (a + g)`` and ``-(a + g)``)
-    ``S = -e^{-s / (a + g)} m / (2 g)`` with ``m = expm1(-2 g s)`` (no overflow, no
-    cancellation near ``d = 0``), and ``B = S' = dS/ds`` instead of ``E = S' + a S``:
-    ``v = S' vh - S xh`` keeps every digit where ``E - a S`` would cancel (a relative error
-    ``eps a^2`` in v once the fast root has decayed); ``x = S' xh + S (2 a xh + vh)``
-    (:meth:`_Modes.coefficients`). ``S'`` is summed from whichever of its two forms has the
-    smaller terms.
+    ``S = -e^{-s / (a + g)} m / (2 g)`` and ``E = e^{-s / (a + g)} (1 + m / 2)`` with
+    ``m = expm1(-2 g s)`` (no overflow, no cancellation near ``d = 0``); beyond
+    ``a =`` :data:`PRIME`, ``B = S' = dS/ds`` instead of ``E = S' + a S``: ``v = S' vh - S xh``
+    keeps the digits ``E - a S`` would lose (a relative error ``eps a^2`` in v once the fast
+    mode has decayed), and ``x = S' xh + S (2 a xh + vh)`` (:meth:`_Modes.coefficients`).
     """
     E = np.empty((s.size, a.size))
     S = np.empty_like(E)
@@ -64,17 +69,19 @@ def _free_decay(a: Array, d: Array, s: Array) -> tuple[Array, Array]:
 
 
 def _overdamped(a: Array, g2: Array, s: Array) -> tuple[Array, Array]:
-    """``S'`` and ``S`` of :func:`_free_decay` for ``a > 1``, ``g2 = a^2 - 1`` (inf beyond
-    ``a = 1e154``, where ``g = a`` to rounding)."""
+    """``B`` (``E``, or ``S'`` beyond :data:`PRIME`) and ``S`` of :func:`_free_decay` for
+    ``a > 1``, ``g2 = a^2 - 1`` (inf beyond ``a = 1.3e154``, where ``g = a`` to rounding).
+    ``S' / slow = 1 + (a + g) m / (2 g) = e^{-2 g s} (a + g) / (2 g) - 1 / (2 g (a + g))``,
+    summed in whichever form has the smaller terms."""
     g = np.where(np.isinf(g2), a, np.sqrt(g2))
     slow = np.exp(np.multiply.outer(s, -1.0 / (a + g)))
     m = np.expm1(np.multiply.outer(s, -2.0 * g))
-    # S' / slow = 1 + (a + g) m / (2 g) = (1 + m) (a + g) / (2 g) - 1 / (2 g (a + g))
     r = (a + g) / (2.0 * g)
     first, tail = r * m, 0.5 / g / (a + g)
-    second = (1.0 + m) * r
+    second = np.exp(np.multiply.outer(s, -2.0 * g)) * r  # not (1 + m) r: that cancels
     prime = np.where(second + tail < 1.0 - first, second - tail, 1.0 + first)
-    return slow * prime, -slow * m / (2.0 * g)
+    B = np.where(a > PRIME, prime, 1.0 + 0.5 * m)
+    return slow * B, -slow * m / (2.0 * g)
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,7 @@ class _Modes:
     a: Array  # (N,) eta / 2
     d: Array  # (N,) 1 - a^2
     c: Array  # (N,) x = B xh + S (c xh + vh), v = B vh - S (xh + e vh) (:func:`_free_decay`):
-    e: Array  # (N,) c = e = a, or c = 2 a and e = 0 where d < 0 (B = S')
+    e: Array  # (N,) c = e = a, or c = 2 a and e = 0 beyond PRIME (B = S')
     w: Array  # (K, N) forcing frequencies
     xh: Array
     vh: Array
@@ -175,7 +182,9 @@ def resonance_possible(eta_low: float, eta_high: float, omega_low: float,
     (clipped into the range). A fixed ``eta = 0, omega = 1`` is the resonance itself."""
     if eta_high == 0 and omega_low == omega_high == 1:
         return False
-    w = min(max(math.sqrt(max(1 - eta_low**2 / 2, 0.0)), omega_low), omega_high)
+    if eta_low >= 1:  # |1 - w^2 + i eta w| >= 0.86 for every w
+        return False
+    w = min(max(math.sqrt(1 - eta_low * eta_low / 2), omega_low), omega_high)
     return CANCELLATION * abs(complex(1 - w * w, eta_low * w)) < 2 * EPS
 
 
@@ -219,7 +228,7 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
     with np.errstate(over="ignore"):  # -inf beyond eta = 2.7e154: see _overdamped
         d = (1 - a) * (1 + a)
     modes = _Modes(
-        a, d, np.where(d < 0, 2 * a, a), np.where(d < 0, 0.0, a), w,
+        a, d, np.where(a > PRIME, 2 * a, a), np.where(a > PRIME, 0.0, a), w,
         (x0 - Z0.real.sum(0))[None],
         (v0 + (w * Z0.imag).sum(0) - (res_amp * np.sin(w * t[0] + p)).sum(0))[None],
         Z0.real[:, None], Z0.imag[:, None],
