@@ -133,6 +133,21 @@ def test_a_failed_new_run_removes_the_directories_it_made_above_it(tmp_path):
     assert sorted(p.name for p in (tmp_path / "n1").iterdir()) == ["notes.txt"]
 
 
+def test_a_run_directory_that_cannot_be_prepared_leaves_nothing(tmp_path, monkeypatch):
+    """No inode left for the lock file (a full disk): one line, and the directories the run
+    made are gone (an empty one was left behind)."""
+    import odernn.learn.rundir as rundir_module
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rundir_module.os, "open", full)
+    writer = RunWriter(tmp_path / "n1" / "run", resume=False, overwrite=False)
+    with pytest.raises(OutputError, match="cannot prepare run directory .*No space left"):
+        writer.open()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_overwrite_that_fails_before_its_first_checkpoint_keeps_the_previous_run(
         data, tmp_path):
     train(data, config(), tmp_path / "run", progress=False)

@@ -266,7 +266,9 @@ class RunWriter:
         except OutputError:
             self.close()
             raise
-        except OSError as err:
+        except OSError as err:  # a full disk, or no inode left for the lock file
+            if self.created:
+                self.discard()  # the directories it made, empty again
             self.close()
             raise OutputError(f"cannot prepare run directory {self.target}: "
                               f"{err.strerror or err}") from err
