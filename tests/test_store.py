@@ -775,3 +775,23 @@ def test_the_disk_a_file_needs_is_counted_before_it_is_written(tmp_path, n, T, d
     size = path.stat().st_size
     need = file_bytes(n, T, 3, np.dtype(dtype).itemsize, params) + (1 << 20)
     assert size <= need < size + (2 << 20), (size, need)
+
+
+def test_a_full_disk_names_what_a_killed_write_left_beside_the_file(tmp_path, monkeypatch):
+    """SIGKILL leaves a writer's unfinished copy (``.NAME.tmp-PID-HEX``) for ever; on a small
+    disk the next write then failed for want of space without a word of why."""
+    from odernn.data import chunks
+    from odernn.errors import OutputError
+
+    (tmp_path / ".data.h5.tmp-4242-0a1b2c3d").write_bytes(b"\0" * (3 << 20))
+    (tmp_path / "other.h5").write_bytes(b"\0" * 100)
+
+    class Full:
+        f_bavail, f_frsize, f_blocks = 1, 4096, 1000
+
+    monkeypatch.setattr(chunks.os, "statvfs", lambda d: Full)
+    with pytest.raises(OutputError, match=r"1 unfinished file\(s\) of a killed write beside "
+                       r"it take 3.0 MiB \(.data.h5.tmp-4242-0a1b2c3d\)"):
+        chunks.check_space(tmp_path / "data.h5", 10 << 20)
+    with pytest.raises(OutputError, match=r"MiB free$"):
+        chunks.check_space(tmp_path / "other.h5", 10 << 20)

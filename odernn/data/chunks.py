@@ -3,8 +3,10 @@ writer's layout (:mod:`odernn.data.writer`), which readers follow to read whole 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,4 +46,21 @@ def check_space(path: Path, need: int) -> None:
     free = (fs := os.statvfs(directory)).f_bavail * fs.f_frsize
     if fs.f_blocks and need > free:  # f_blocks 0: a pseudo file system that reports none
         raise OutputError(f"{path}: not enough disk space: the file needs about "
-                          f"{need / 2**20:.1f} MiB, {directory} has {free / 2**20:.1f} MiB free")
+                          f"{need / 2**20:.1f} MiB, {directory} has {free / 2**20:.1f} MiB free"
+                          f"{_left_beside(path)}")
+
+
+def _left_beside(path: Path) -> str:
+    """What unfinished copies of ``path`` a killed writer left beside it take (SIGKILL runs
+    no clean-up), for the disk check's message; ``""`` when none."""
+    left = re.compile(rf"\.{re.escape(path.name[:32])}.*\.tmp-\d+-[0-9a-f]+")
+    with contextlib.suppress(OSError):
+        found = [p for p in (path.parent if str(path.parent) else Path(".")).iterdir()
+                 if left.fullmatch(p.name) and f".tmp-{os.getpid()}-" not in p.name
+                 and p.is_file() and not p.is_symlink()]
+        if found:
+            size = sum(p.stat().st_size for p in found) / 2**20
+            return (f"; {len(found)} unfinished file(s) of a killed write beside it take "
+                    f"{size:.1f} MiB ({found[0].name}{', ...' if len(found) > 1 else ''}): "
+                    "remove them if no odernn command writes there")
+    return ""
