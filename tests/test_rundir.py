@@ -133,6 +133,17 @@ def test_a_failed_new_run_removes_the_directories_it_made_above_it(tmp_path):
     assert sorted(p.name for p in (tmp_path / "n1").iterdir()) == ["notes.txt"]
 
 
+def test_a_history_lost_after_its_checkpoint_comes_back_on_resume(data, tmp_path):
+    """A full disk between ``last.pt`` and ``history.csv``: resuming the finished run said ok
+    and never wrote the history, so its report lacked the loss curves."""
+    run = tmp_path / "run"
+    train(data, config(), run, progress=False)
+    expected = (run / "history.csv").read_text()
+    (run / "history.csv").unlink()
+    assert train(data, config(), run, progress=False, resume=True).status == "ok"
+    assert (run / "history.csv").read_text() == expected
+
+
 def test_a_run_directory_that_cannot_be_prepared_leaves_nothing(tmp_path, monkeypatch):
     """No inode left for the lock file (a full disk): one line, and the directories the run
     made are gone (an empty one was left behind)."""

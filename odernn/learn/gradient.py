@@ -64,6 +64,8 @@ def fit(model: RecurrentSurrogate, config: TrainConfig, train: Trajectories,
              "buffer_rows": getattr(data, "capacity", train.n)}
     if previous is not None:
         state = restore(previous, model, optimizer, gen, state, n_batches, config.epochs)
+        if main:  # a history lost to a full disk after its checkpoint, even of a finished run
+            out.write_history(state["history"])
     dd.broadcast_parameters(model)
     status, message = "ok", f"trained {config.epochs} epochs"
     if _stopped_early(config, state):  # a run that stopped early, resumed: nothing to train

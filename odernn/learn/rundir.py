@@ -27,9 +27,6 @@ the only writer:
   sibling ``.NAME.odernn-new``) and the two are swapped when the new run saves its
   first checkpoint; an interrupt or error before that leaves the previous run as
   it was, after it a resumable new run; a file it was writing when killed is its own.
-
-:class:`MemoryRun` takes the same calls and keeps the best record in memory: a fit
-without a run directory (``odernn.fit(data)``) writes nothing.
 """
 
 from __future__ import annotations
@@ -159,13 +156,6 @@ def foreign_files(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir() if not is_ours(p))
 
 
-def _remove_unfinished(directory: Path) -> None:
-    """Remove the files a killed run was writing (no run writes here: we hold the lock)."""
-    for entry in directory.iterdir():
-        if WRITING.fullmatch(entry.name) and is_ours(entry):
-            entry.unlink()
-
-
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
     """Refuse a run directory that cannot be used as asked; the run files it already holds."""
     refuse_link(run_dir)
@@ -255,7 +245,9 @@ class RunWriter:
             self.target.mkdir(parents=True, exist_ok=True)
             self._lock(self.target)
             existing = check_run_dir(self.target, self.resume, self.overwrite)  # now we own it
-            _remove_unfinished(self.target)
+            for entry in self.target.iterdir():  # what a killed run was writing: we hold the lock
+                if WRITING.fullmatch(entry.name) and is_ours(entry):
+                    entry.unlink()
             if existing and not self.resume:
                 staging = staging_dir(self.target)
                 if os.path.lexists(staging):  # left by a killed run (none runs: the lock)
@@ -296,8 +288,12 @@ class RunWriter:
     def save_last(self, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
         """``last.pt`` and ``history.csv``, then publish (the first replaces a previous run)."""
         save_checkpoint(self.path / LAST, record)
-        atomic.write_text(self.path / HISTORY, history_csv(history))
+        self.write_history(history)
         self.published()
+
+    def write_history(self, history: list[dict[str, Any]]) -> None:
+        """``history.csv`` (also rewritten on resume: one lost to a full disk comes back)."""
+        atomic.write_text(self.path / HISTORY, history_csv(history))
 
     def published(self) -> None:
         """Called after each checkpoint is saved: the first replaces the previous run."""
@@ -348,7 +344,8 @@ class RunWriter:
 
 
 class MemoryRun:
-    """A run without a directory: the calls of :class:`RunWriter`, the best record kept."""
+    """A run without a directory (``odernn.fit(data)`` writes nothing): the calls of
+    :class:`RunWriter`, the best record kept."""
 
     target = None
 
@@ -370,6 +367,9 @@ class MemoryRun:
                                               for k, v in record["state_dict"].items()}}
 
     def save_last(self, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        self.history = list(history)
+
+    def write_history(self, history: list[dict[str, Any]]) -> None:
         self.history = list(history)
 
     def discard(self) -> None:
