@@ -144,6 +144,18 @@ def test_a_history_lost_after_its_checkpoint_comes_back_on_resume(data, tmp_path
     assert (run / "history.csv").read_text() == expected
 
 
+def test_a_run_with_no_checkpoint_is_not_offered_resume(tmp_path):
+    """Killed before its first checkpoint, a run holds config.json and its lock: the message
+    offered --resume, which then said last.pt does not exist."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / LOCK).write_text("")
+    with pytest.raises(OutputError, match="pass --overwrite \\(in Python overwrite=True\\): "
+                       "it has no last.pt to resume from"):
+        check_run_dir(run, resume=False, overwrite=False)
+
+
 def test_a_run_directory_that_cannot_be_prepared_leaves_nothing(tmp_path, monkeypatch):
     """No inode left for the lock file (a full disk): one line, and the directories the run
     made are gone (an empty one was left behind)."""

@@ -185,9 +185,11 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
     elif existing and overwrite:
         checks.refuse_mount_point(run_dir)  # the new run is staged beside it and swapped in
     elif existing:
-        raise OutputError(f"run directory {run_dir} already holds {', '.join(existing)}; "
-                          "pass --overwrite or --resume (in Python overwrite=True or "
-                          "resume=True)")
+        resumable = LAST in existing  # a run killed before its first checkpoint is not
+        raise OutputError(f"run directory {run_dir} already holds {', '.join(existing)}; pass "
+                          + ("--overwrite or --resume (in Python overwrite=True or resume=True)"
+                             if resumable else "--overwrite (in Python overwrite=True): it has "
+                             f"no {LAST} to resume from"))
     return existing
 
 
