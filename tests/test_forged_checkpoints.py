@@ -175,3 +175,17 @@ def test_training_never_writes_through_a_link(tmp_path):
         with pytest.raises(OutputError, match="is a symbolic link; odernn never writes"):
             check()
     assert list(target.iterdir()) == [] and link.is_symlink()
+
+
+def test_a_checkpoint_that_is_no_file_is_named_as_such(tmp_path):
+    """A FIFO or a device given as a checkpoint was said not to exist."""
+    import os
+
+    from odernn.learn.checkpoint import checkpoint_path
+
+    fifo = tmp_path / "best.pt"
+    os.mkfifo(fifo)
+    for path, what in ((fifo, "is not a regular file"), ("/dev/zero", "is not a regular file"),
+                       (tmp_path / "gone.pt", "does not exist")):
+        with pytest.raises(DataError, match=f"checkpoint {path} {what}"):
+            checkpoint_path(path)

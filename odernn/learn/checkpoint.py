@@ -56,7 +56,8 @@ def checkpoint_path(path: Path) -> Path:
 
         return best_checkpoint(path)
     if not path.is_file():
-        raise DataError(f"checkpoint {path} does not exist (give a run directory or a .pt file)")
+        what = "is not a regular file" if path.exists() else "does not exist"  # a FIFO, device
+        raise DataError(f"checkpoint {path} {what} (give a run directory or a .pt file)")
     return path
 
 
