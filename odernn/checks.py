@@ -87,9 +87,23 @@ def refuse_mount_point(path: Path) -> None:
     """One OutputError line for an existing output that is a mount point (a container's
     ``-v ./out:/out``): outputs are put in place by renaming, which a mount point refuses
     (EBUSY), so it would fail only once the work is done."""
-    if os.path.isdir(path) and not os.path.islink(path) and os.path.ismount(path):
+    if os.path.isdir(path) and not os.path.islink(path) and is_mount_point(path):
         raise OutputError(f"{path} is a mount point, which odernn cannot replace (an output is "
                           f"renamed into place): give a directory inside it, e.g. {path}/out")
+
+
+def is_mount_point(path: Path | str) -> bool:
+    """Whether ``path`` is where a file system is mounted, by the kernel's table where it is
+    readable (a bind mount within one file system too; not a btrfs subvolume, which renames),
+    else by device numbers (:func:`os.path.ismount`)."""
+    try:
+        table = Path("/proc/self/mountinfo").read_bytes()
+    except OSError:
+        return os.path.ismount(path)
+    target = os.fsencode(os.path.realpath(path))
+    points = (line.split(b" ")[4] for line in table.splitlines() if line.count(b" ") > 4)
+    return any(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), point) == target
+               for point in points)  # the table writes a space, tab or newline as \040 ...
 
 
 def check_writable(path: Path, what: str) -> None:
@@ -98,7 +112,7 @@ def check_writable(path: Path, what: str) -> None:
     and removed at once, as the output's own will be."""
     path = Path(path).absolute()
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name[:64]}.probe-", dir=path.parent))
+        os.rmdir(tempfile.mkdtemp(prefix=".odernn-probe-", dir=path.parent))
     except OSError as err:
         raise OutputError(f"cannot write {what} {path}: {err.strerror or err}") from None
 

@@ -100,22 +100,25 @@ def _recover(out: Path) -> None:
     """Put back the finished demo that a demo killed by SIGKILL (no handler ran) had set aside
     under a hidden name, in place of that demo's unfinished one at ``out``: the state any
     other interruption leaves. Demos still running (their directories locked) are left be."""
+    aside = re.compile(rf"\.{re.escape(out.name)}\.previous-\d+-[0-9a-f]+")
     locks: list[int] = []
     try:
-        if atomic.foreign_reason(out, "demo") is not None or (out / DONE).exists():
+        if (out / DONE).exists() or atomic.foreign_reason(out, "demo") is not None:
             return
+        found = [p for p in out.parent.iterdir() if aside.fullmatch(p.name)]
         _claim(out, locks)
-        aside = re.compile(rf"\.{re.escape(out.name)}\.previous-\d+-[0-9a-f]+")
-        for entry in sorted(out.parent.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-            if aside.fullmatch(entry.name) and not entry.is_symlink() and entry.is_dir() \
-                    and (entry / DONE).is_file() and atomic.foreign_reason(entry, "demo") is None:
+        if (out / DONE).exists():  # it finished meanwhile: it is the newest demo
+            return
+        for entry in sorted(found, key=lambda p: p.lstat().st_mtime, reverse=True):
+            if not entry.is_symlink() and entry.is_dir() and (entry / DONE).is_file() \
+                    and atomic.foreign_reason(entry, "demo") is None:
                 with contextlib.suppress(OutputError):
                     _claim(entry, locks)
                     with interrupt_guard():
                         shutil.rmtree(out)
                         atomic.put_back(entry, out)
                     return
-    except OSError:
+    except (OSError, OutputError):
         return  # nothing to recover from here: the checks that follow say why
     finally:
         _release(locks)
@@ -133,7 +136,8 @@ def demo_output(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> Iter
     one killed outright is undone by the next (:func:`_recover`).
     """
     out = Path(out)
-    if out.is_dir() and not out.is_symlink():
+    if out.is_dir() and not out.is_symlink():  # a demo, none of the inputs: then recover
+        atomic.check_output(out, "demo", overwrite=True, inputs=inputs)
         _recover(out)
     atomic.check_output(out, "demo", overwrite=overwrite, inputs=inputs)
     backup = None

@@ -431,6 +431,23 @@ def test_a_demo_killed_outright_is_undone_by_the_next(tmp_path, capsys):
     assert not aside.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 
+def test_a_killed_demo_is_not_undone_by_a_command_that_refuses(tmp_path):
+    """Recovery is a change: a demo refused (here: its output holds its own input) recovers
+    nothing (it replaced the input named on its command line by the older demo's file)."""
+    from odernn.demo import demo_output
+
+    demo = fake_demo(tmp_path / "demo")
+    aside = atomic.set_aside(demo)
+    demo.mkdir()
+    (demo / atomic.DEMO_MARKER).write_text("written by odernn demo\n")
+    (demo / "train.h5").write_bytes(b"the killed demo's")
+    before = snapshot(tmp_path)
+    with pytest.raises(OutputError, match="an input of this command"), \
+            demo_output(demo, True, inputs=[demo / "train.h5"]):
+        pass
+    assert snapshot(tmp_path) == before and aside.exists()
+
+
 def test_a_stray_file_in_a_demos_seed_group_is_named_by_its_path(tmp_path):
     """The refusal names the file where it is (runs/esn/seed-1/x.txt), so that a user finds
     it (it named runs/seed-1/x.txt, without the family)."""
@@ -519,10 +536,6 @@ def test_write_file_leaves_the_target_on_failure(tmp_path):
     assert target.read_text() == "new" and sorted(os.listdir(tmp_path)) == ["t.txt"]
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))
-
-
 def test_a_report_marker_is_read_within_a_limit(tmp_path, monkeypatch):
     """A 60 MB marker in the output directory was read and parsed whole (1.8 GB) before
     the refusal: it is now refused unread past its limit."""
@@ -555,10 +568,12 @@ def test_an_unwritable_place_is_refused_before_the_work(root, capsys, monkeypatc
 def test_a_mount_point_is_refused_before_the_work(root, capsys, monkeypatch, command):
     """An output that is a mount point (a container's volume) cannot be renamed into place
     (EBUSY): it was refused only after the evaluation, training or demo had run."""
+    from odernn import checks
+
     target = root / "volume"
     target.mkdir()
-    real = os.path.ismount
-    monkeypatch.setattr(os.path, "ismount", lambda p: os.fspath(p) == os.fspath(target)
+    real = checks.is_mount_point
+    monkeypatch.setattr(checks, "is_mount_point", lambda p: os.fspath(p) == os.fspath(target)
                         or real(p))
     if command == "train":  # a run replaced by --overwrite is swapped in beside it
         assert run(capsys, ["train", root / "data.h5", "-o", target, "-m", "esn", "--units",
@@ -570,6 +585,30 @@ def test_a_mount_point_is_refused_before_the_work(root, capsys, monkeypatch, com
             "gradients": ["gradients", "--data", root / "data.h5", "--length", "10",
                           "--sequences", "2", "-o", target, "-q"]}[command]
     refused(capsys, root, args, "is a mount point")
+
+
+def test_a_long_name_of_wide_characters_is_writable(tmp_path):
+    """60 emoji are a legal 240-byte name: the probe beside it must not add to it."""
+    from odernn.checks import check_writable
+
+    check_writable(tmp_path / ("\N{GRINNING FACE}" * 60), "report")
+
+
+def test_mount_points_are_read_from_the_kernels_table(tmp_path, monkeypatch):
+    """A bind mount within one file system has its parent's device (os.path.ismount misses
+    it); the table escapes a space in a mount point as \\040."""
+    from odernn.checks import is_mount_point
+
+    spaced = tmp_path / "my volume"
+    spaced.mkdir()
+    assert is_mount_point("/") and not is_mount_point(tmp_path)
+    real = Path.read_bytes
+    table = (b"36 35 98:0 / / rw - ext3 /dev/root rw\n"
+             b"40 36 98:0 /src " + os.fsencode(str(spaced)).replace(b" ", b"\\040")
+             + b" rw,relatime shared:1 - ext4 /dev/root rw\n")
+    monkeypatch.setattr(Path, "read_bytes", lambda self: table if str(self) ==
+                        "/proc/self/mountinfo" else real(self))
+    assert is_mount_point(spaced) and not is_mount_point(tmp_path)
 
 
 def test_a_replaced_directory_is_exchanged_in_one_step(tmp_path, monkeypatch):
@@ -589,3 +628,7 @@ def test_a_replaced_directory_is_exchanged_in_one_step(tmp_path, monkeypatch):
     atomic.install_dir(new, target)
     assert renames == [] and (target / "f").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

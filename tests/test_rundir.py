@@ -169,6 +169,11 @@ def test_a_run_directory_that_cannot_be_prepared_leaves_nothing(tmp_path, monkey
     with pytest.raises(OutputError, match="cannot prepare run directory .*No space left"):
         writer.open()
     assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    writer = RunWriter(tmp_path / "n1" / ("a" * 300), resume=False, overwrite=False)
+    with pytest.raises(OutputError, match="cannot prepare run directory .*too long"):
+        writer.open()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_overwrite_that_fails_before_its_first_checkpoint_keeps_the_previous_run(

@@ -757,21 +757,23 @@ def test_standard_hdf5_tools_read_the_files(tmp_path, good, shards):
     assert "0.05" in values
 
 
-@pytest.mark.parametrize(("n", "T", "dtype"), [(1, 300_000, "float64"), (1, 300_000, "float32"),
-                                               (37, 2001, "float64"), (3, 50, "float32")])
-def test_the_disk_a_file_needs_is_counted_before_it_is_written(tmp_path, n, T, dtype):
-    """The disk check counts /t, the trajectory index and every chunk whole: a long trajectory's
-    file was 30% over the estimate (a 30 MiB disk passed the check, then filled)."""
+@pytest.mark.parametrize(("n", "T", "dtype", "K"), [
+    (1, 300_000, "float64", 3), (1, 300_000, "float32", 3), (37, 2001, "float64", 3),
+    (3, 50, "float32", 3), (1, 50, "float64", 400_000)])
+def test_the_disk_a_file_needs_is_counted_before_it_is_written(tmp_path, n, T, dtype, K):
+    """The disk check counts /t, the trajectory and component indexes and every chunk whole: a
+    long trajectory's file was 30% over the estimate (a 30 MiB disk passed the check, then
+    filled), a forcing of 400,000 harmonics 16%."""
     from odernn.data.chunks import file_bytes
     from odernn.data.writer import TrajectoryWriter
 
     t = 0.01 * np.arange(T)
-    params = {"eta": (), "omega": (3,)}
+    params = {"eta": (), "omega": (K,)}
     path = tmp_path / "f.h5"
     with TrajectoryWriter(path, t=t, n=n, datasets=("x", "v", "F"), params=params,
                           attrs={}, dtype=dtype) as writer:
         writer.write(0, {k: np.ones((n, T)) for k in ("x", "v", "F")},
-                     {"eta": np.ones(n), "omega": np.ones((n, 3))})
+                     {"eta": np.ones(n), "omega": np.ones((n, K))})
     size = path.stat().st_size
     need = file_bytes(n, T, 3, np.dtype(dtype).itemsize, params) + (1 << 20)
     assert size <= need < size + (2 << 20), (size, need)

@@ -415,6 +415,25 @@ def test_a_file_changed_while_it_streams_stops_the_training(small, tmp_path, mon
         f.truncate(data.stat().st_size // 2)
     with pytest.raises(DataError, match="changed while it was being read"):
         rows.read_span(4, 8)
+    moved = tmp_path / "moved.h5"  # a file moved (or deleted) under the reader is read on
+    shutil.copy(small, data)
+    rows = FileRows(data)
+    data.rename(moved)
+    assert rows.read_span(0, 4).n == 4
+    from odernn.data.store import TrajectoryFile
+
+    shutil.copy(small, data)
+    rows, real_read = FileRows(data), TrajectoryFile.read
+
+    def truncated_while_read(self, which):
+        with open(data, "r+b") as f:
+            f.truncate(data.stat().st_size // 2)
+        return real_read(self, which)
+
+    monkeypatch.setattr(TrajectoryFile, "read", truncated_while_read)
+    with pytest.raises(DataError, match="changed while it was being read"):
+        rows.read_span(0, 4)  # checked after the read too: the last block of the last epoch
+    monkeypatch.undo()
     reads = []
     real = FileRows.read_span
 

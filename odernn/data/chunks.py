@@ -29,13 +29,15 @@ def chunk_shape(n: int, row: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
 def file_bytes(n: int, T: int, arrays: int, itemsize: int,
                params: Mapping[str, tuple[int, ...]]) -> int:
     """What a file of ``arrays`` datasets ``(n, T)`` and ``params`` takes at most: every chunk
-    allocated whole (a last, partial one too), ``/t`` and the trajectory index."""
+    allocated whole (a last, partial one too), ``/t``, the trajectory index and one
+    ``/component`` index per parameter width."""
     def chunked(shape: tuple[int, ...], size: int) -> int:
         chunks = chunk_shape(n, shape, size)
         return math.prod(-(-s // c) * c for s, c in zip((n, *shape), chunks, strict=True)) * size
 
-    return 8 * (T + n) + arrays * chunked((T,), itemsize) + sum(chunked(shape, 8)
-                                                                for shape in params.values())
+    widths = {math.prod(shape) for shape in params.values() if shape}
+    return 8 * (T + n + sum(widths)) + arrays * chunked((T,), itemsize) + sum(
+        chunked(shape, 8) for shape in params.values())
 
 
 def check_space(path: Path, need: int) -> None:

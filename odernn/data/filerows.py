@@ -40,7 +40,7 @@ class FileRows:
         self._handle: TrajectoryFile | None = None
         self._pid = -1
         f = self.file()
-        self.stamp = _stamp(self.path)
+        self.stamp = f.stamp()
         self.file_n = f.n
         if rows is None:
             budget.check(f"{self.path}: the row index of its {f.n} trajectories", 8 * f.n,
@@ -121,15 +121,23 @@ class FileRows:
     def read_span(self, lo: int, hi: int) -> Trajectories:
         """The trajectories at positions ``lo..hi``, read from the file rows they span and
         checked (:meth:`TrajectoryFile.read`)."""
-        if _stamp(self.path) != self.stamp:  # HDF5 reads a truncated part as zeros
-            raise DataError(f"{self.path} changed while it was being read (its size or time "
-                            "of change is another): stopped; read it again from the start")
         rows = self.rows[lo:hi]
         first = int(rows[0])
-        data = self.file().read(slice(first, int(rows[-1]) + 1))
+        handle = self._unchanged()
+        data = handle.read(slice(first, int(rows[-1]) + 1))
+        self._unchanged()  # and not during the read
         if len(rows) == data.n:
             return data
         return data.take(rows - first)
+
+    def _unchanged(self) -> TrajectoryFile:
+        """This process's handle, refused (one DataError line) where the file it reads has
+        changed since it was first opened: HDF5 reads a truncated part as zeros."""
+        handle = self.file()
+        if handle.stamp() != self.stamp:
+            raise DataError(f"{self.path} changed while it was being read (its size or time "
+                            "of change is another): stopped; read it again from the start")
+        return handle
 
     def blocks(self, file_rows: int) -> Iterator[tuple[int, int, Trajectories]]:
         """``(lo, hi, trajectories)`` for each span of :meth:`spans`, in order."""
@@ -161,9 +169,3 @@ class FileRows:
     def __repr__(self) -> str:
         return f"FileRows('{self.path}', n={self.n} of {self.file_n})"
 
-
-def _stamp(path: Path) -> tuple[int, int, int, int]:
-    """What changes when a file is rewritten, truncated or replaced: its device and inode,
-    size and time of change."""
-    st = os.stat(path)
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns

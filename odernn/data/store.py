@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
@@ -58,6 +59,13 @@ class TrajectoryFile:
             except BaseException:
                 self._file.close()
                 raise
+
+    def stamp(self) -> tuple[int, int]:
+        """The open file's size and time of change, wherever its name now is: a file
+        truncated or rewritten under a reader changes them (HDF5 reads what is gone as
+        zeros)."""
+        st = os.fstat(self._file.id.get_vfd_handle())
+        return st.st_size, st.st_mtime_ns
 
     @property
     def attrs(self) -> dict[str, Any]:

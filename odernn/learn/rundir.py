@@ -314,7 +314,7 @@ class RunWriter:
         if self.staging is not None:  # a private name: no other writer locks there
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
-        elif not any((self.target / n).exists() for n in (BEST, LAST)):
+        elif not any(os.path.exists(self.target / n) for n in (BEST, LAST)):
             remove_dir = self.created  # else a directory the user made: as empty as it was
             names = [CONFIG, HISTORY]
             if remove_dir:
@@ -322,20 +322,18 @@ class RunWriter:
                     names = [p.name for p in self.target.iterdir() if p.name != LOCK]
             for name in names:
                 path = self.target / name
-                if path.is_dir() and not path.is_symlink():
+                if os.path.isdir(path) and not os.path.islink(path):  # never raise: a failure
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     with contextlib.suppress(OSError):
                         path.unlink()
-        kept = any((self.target / n).exists() for n in (BEST, LAST))  # a run: its lock file
-        for lock in [] if kept else self._new_lock_files:  # marks it (else nothing is left)
+        kept = any(os.path.exists(self.target / n) for n in (BEST, LAST))  # a run: its lock
+        for lock in [] if kept else self._new_lock_files:  # file marks it (else none is left)
             with contextlib.suppress(OSError):
                 lock.unlink()
-        if remove_dir:
-            with contextlib.suppress(OSError):
-                self.target.rmdir()
-                for parent in self.parents:  # as it found them (those still empty)
-                    parent.rmdir()
+        for directory in [self.target, *self.parents] if remove_dir else []:
+            with contextlib.suppress(OSError):  # as it found them (those still empty)
+                directory.rmdir()
 
     def close(self) -> None:
         """Release the locks (the lock files stay: they are part of the format)."""
