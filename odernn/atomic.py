@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from odernn.checks import holds_working_directory, read_small_text, refuse_link, refuse_mount_point
+from odernn import checks
 from odernn.errors import OutputError, SpecError
 from odernn.interrupt import interrupt_guard
 
@@ -91,9 +92,26 @@ def _create_exclusive(tmp: Path) -> int:
     return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
 
 
-def _replace(tmp: Path, target: Path) -> None:
+def _renameat2(a: Path, b: Path, flag: int) -> int | None:
+    """Linux ``renameat2(a, b, flag)``: 0, or the errno it failed with; None without it."""
+    libc = ctypes.util.find_library("c")
+    call = getattr(ctypes.CDLL(libc, use_errno=True), "renameat2", None) if libc else None
+    if call is None:
+        return None
+    failed = call(-100, os.fsencode(a), -100, os.fsencode(b), flag)  # AT_FDCWD, AT_FDCWD
+    return ctypes.get_errno() if failed else 0
+
+
+def _replace(tmp: Path, target: Path, overwrite: bool = True) -> None:
     """Rename the finished ``tmp`` to ``target``, with a previous target's permissions (an
-    ``--overwrite`` made a user's 600 file 644; given at the end, so a read-only one too)."""
+    ``--overwrite`` made a user's 600 file 644; given at the end, so a read-only one too);
+    without ``overwrite`` never over a file that appeared there meanwhile (RENAME_NOREPLACE,
+    where the file system has it)."""
+    if not overwrite and (failed := _renameat2(tmp, target, 1)) in (0, errno.EEXIST):
+        if failed:
+            raise OutputError(f"{target}: another file appeared there while this one was "
+                              "written; it is kept (--overwrite replaces it)")
+        return
     with contextlib.suppress(OSError):
         os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode) & 0o1777)  # no setuid, setgid
     os.replace(tmp, target)
@@ -159,12 +177,12 @@ class AsideFile:
             raise OutputError(f"cannot write {self.path}: cannot create a file in {parent} "
                               f"({err.strerror or err})") from err
 
-    def publish(self, check: Callable[[], None] | None = None) -> None:
+    def publish(self, check: Callable[[], None] | None = None, overwrite: bool = True) -> None:
         """fsync the finished file, call ``check`` (may still refuse), rename it into place."""
         fsync_path(self.tmp)
         if check is not None:
             check()
-        _replace(self.tmp, self.path)
+        _replace(self.tmp, self.path, overwrite)
         fsync_dir(self.path.parent)
 
     def discard(self) -> None:
@@ -215,14 +233,9 @@ def put_back(aside: Path, path: Path) -> None:
 def exchange_dirs(a: Path, b: Path) -> None:
     """Swap two directories atomically (Linux ``renameat2(RENAME_EXCHANGE)``), or by three
     renames where the system has no such call."""
-    libc_name = ctypes.util.find_library("c")
-    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) \
-        if libc_name else None
-    if renameat2 is not None:
-        at_fdcwd, rename_exchange = -100, 2
-        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-            fsync_dir(Path(b).parent)
-            return
+    if _renameat2(a, b, 2) == 0:  # RENAME_EXCHANGE
+        fsync_dir(Path(b).parent)
+        return
     aside = sibling(Path(b), "old")
     with interrupt_guard():  # a signal waits for the three; a failed one undoes the first
         os.replace(b, aside)
@@ -236,30 +249,6 @@ def exchange_dirs(a: Path, b: Path) -> None:
 
 
 # -- what may be replaced -----------------------------------------------------------------------
-
-def _file_type(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"),
-                       (stat.S_ISREG, "a regular file")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _inside(inner: Path, outer: Path) -> bool:
-    try:
-        return Path(os.path.realpath(inner)).is_relative_to(os.path.realpath(outer))
-    except (OSError, ValueError):
-        return False
-
 
 def check_output(path: Path | str, kind: str, *, overwrite: bool,
                  inputs: Iterable[Path | str | None] = ()) -> bool:
@@ -278,17 +267,17 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = Path(path)
     noun = "file" if kind in FILES else "directory"
-    if path.name in ("", ".", "..") or holds_working_directory(path):
+    if path.name in ("", ".", "..") or checks.holds_working_directory(path):
         raise OutputError(f"{path}: give the {kind} a {noun} of its own, e.g. "
                           f"{FILES.get(kind, 'odernn-' + kind)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")
     for given in (g for g in inputs if g is not None):
-        if _same(path, Path(given)):
+        if checks.same_file(path, Path(given)):
             raise OutputError(f"{path} is also an input of this command ({given}); write the "
                               f"output elsewhere")
-        if kind not in FILES and os.path.lexists(given) and _inside(Path(given), path):
+        if kind not in FILES and os.path.lexists(given) and checks.is_inside(Path(given), path):
             raise OutputError(f"{path} holds {given}, an input of this command; write the "
                               f"output elsewhere")
     try:
@@ -298,16 +287,16 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
     if stat.S_ISLNK(st.st_mode):
-        refuse_link(path)
+        checks.refuse_link(path)
     if kind in FILES and stat.S_ISDIR(st.st_mode):
         raise OutputError(f"{path}: is a directory; give a file name such as {path / FILES[kind]}")
     wanted = stat.S_ISREG if kind in FILES else stat.S_ISDIR
     if not wanted(st.st_mode):
-        raise OutputError(f"{path} is {_file_type(st.st_mode)}, not a {kind} {noun}; "
+        raise OutputError(f"{path} is {checks.file_type(st.st_mode)}, not a {kind} {noun}; "
                           f"--overwrite replaces only odernn's own {_NOUNS[kind]}: give "
                           f"another path")
     if kind not in FILES:
-        refuse_mount_point(path)
+        checks.refuse_mount_point(path)
     if kind not in FILES and not any(os.scandir(path)):
         return False  # an empty directory: nothing to lose
     reason = foreign_reason(path, kind)
@@ -375,7 +364,7 @@ def _report_reason(path: Path) -> str | None:
         return f"{odd[0]} is not a plain file"
     if REPORT_MARKER in entries:
         try:  # a small file: a list of names (read within a limit, as anything of a user's)
-            listed = set(json.loads(read_small_text(path / REPORT_MARKER, "report marker",
+            listed = set(json.loads(checks.read_small_text(path / REPORT_MARKER, "report marker",
                                                     follow=False))["files"])
         except (OSError, SpecError, ValueError, KeyError, TypeError):
             return f"its {REPORT_MARKER} is not odernn's"
@@ -384,7 +373,7 @@ def _report_reason(path: Path) -> str | None:
     from odernn.assess.results import SCHEMA
 
     try:  # a report's metrics.json is some kilobytes; 16 MiB more is no report's
-        schema = json.loads(read_small_text(path / "metrics.json", "metrics", limit=1 << 24,
+        schema = json.loads(checks.read_small_text(path / "metrics.json", "metrics", limit=1 << 24,
                                             follow=False)).get("schema")
     except (OSError, SpecError, ValueError, AttributeError):
         schema = None

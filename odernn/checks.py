@@ -74,6 +74,33 @@ def refuse_link(path: Path | str) -> None:
                           "a link (--overwrite or not): give another path")
 
 
+def file_type(mode: int) -> str:
+    """What a file of ``st_mode`` is, in words ("a FIFO (named pipe)"), for a refusal."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"),
+                       (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links and other spellings count)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def is_inside(inner: Path, outer: Path) -> bool:
+    """Whether ``inner`` lies within directory ``outer`` (both resolved)."""
+    try:
+        return Path(os.path.realpath(inner)).is_relative_to(os.path.realpath(outer))
+    except (OSError, ValueError):
+        return False
+
+
 def holds_working_directory(path: Path | str) -> bool:
     """Whether ``path`` is the working directory or one above it (however named: ``.``, its
     absolute path, ``..``): an output put there would remove the directory the shell is in."""

@@ -611,6 +611,24 @@ def test_mount_points_are_read_from_the_kernels_table(tmp_path, monkeypatch):
     assert is_mount_point(spaced) and not is_mount_point(tmp_path)
 
 
+def test_a_file_that_appears_while_a_new_output_is_written_is_kept(tmp_path):
+    """Without --overwrite the target is checked, and between the check and the rename
+    another process may create it (two simulates of one name, started together): it was
+    replaced, both exiting 0. The rename itself now refuses to replace (RENAME_NOREPLACE)."""
+    import ctypes.util
+
+    if not hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "renameat2"):
+        pytest.skip("no renameat2 here: the check just before the rename remains")
+    target = tmp_path / "data.h5"
+    aside = atomic.AsideFile(target)
+    aside.tmp.write_bytes(b"new")
+    with pytest.raises(OutputError, match="another file appeared there while this one"):
+        aside.publish(check=lambda: target.write_text("mine"), overwrite=False)
+    assert target.read_text() == "mine"
+    aside.publish(overwrite=True)
+    assert target.read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["data.h5"]
+
+
 def test_a_replaced_directory_is_exchanged_in_one_step(tmp_path, monkeypatch):
     """``install_dir`` over a previous output swaps the two (renameat2 RENAME_EXCHANGE): at
     no moment is the target missing, as it was between three renames."""

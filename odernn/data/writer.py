@@ -214,7 +214,8 @@ class AtomicH5:
             self.file.close()
         except RuntimeError as err:  # HDF5's flush at close failing (a full disk) comes so
             raise _os_error(err) from err
-        self._aside.publish(check=lambda: check_target(self.path, self.overwrite))
+        self._aside.publish(check=lambda: check_target(self.path, self.overwrite),
+                            overwrite=self.overwrite)
 
     def discard(self) -> None:
         """Close (as far as HDF5 can: a close that fails again is the failure being
