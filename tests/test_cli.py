@@ -343,3 +343,29 @@ def test_an_interrupt_that_python_wrapped_is_an_interrupt(monkeypatch, capsys):
     monkeypatch.setattr(app, "_import_torch", wrapped(False))
     with pytest.raises(RuntimeError, match="__set_name__"):
         main(["train", "x.h5", "-o", "run"])
+
+
+def test_what_a_command_line_fuzzer_found_ends_in_one_line_or_works(tmp_path, capsys):
+    """Four tracebacks on inputs a user can give: a forcing family set to a TOML list, an
+    HDF5 source holding an empty (null) dataset beside its columns, a valid test set of 4
+    points (the work-precision grid at step factor 4 had 1 point) and one of dt = 1e-12
+    (the resonance fit over a 1e-10 stretch of a period: a singular matrix)."""
+    import h5py
+    import numpy as np
+
+    code = main(["simulate", "train", "-o", str(tmp_path / "f.h5"), "--set", "family=[1]"])
+    assert_one_line_error(code, capsys.readouterr().err, "unknown forcing.family [1]",
+                          "allowed: none, cosine, random")
+    source = tmp_path / "null.h5"
+    with h5py.File(source, "w") as f:
+        f["t"], f["x"], f["v"] = 0.1 * np.arange(10), np.sin(np.arange(10)), np.cos(np.arange(10))
+        f["note"] = h5py.Empty("f8")
+    assert main(["import", str(source), "-o", str(tmp_path / "i.h5"), "--v", "v", "-q"]) == 0
+    for name, options in (("four", ["--n-steps", "4"]), ("tiny", ["--set", "dt=1e-12"])):
+        data = tmp_path / f"{name}.h5"
+        assert main(["simulate", "train", "-o", str(data), "--n", "4", "--integrator", "exact",
+                     "-q", *options]) == 0
+        assert main(["evaluate", "-d", str(data), "-o", str(tmp_path / f"{name}-report"),
+                     "-q", "--no-chaos", "--no-bifurcation"]) == 0, capsys.readouterr().err
+    report = (tmp_path / "tiny-report" / "report.md").read_text()
+    assert "no response to measure" in report

@@ -169,6 +169,9 @@ def plan_sweep(test: Trajectories, settings: ResonanceSettings, methods: int = 1
     slowest = 2 * math.pi / float(omegas.min())
     settle = math.log(1 / settings.transient_tol) / float(decay_rate(etas).min())
     n_steps = min(settings.max_steps, math.ceil((settle + slowest) / dt) + 1)
+    if (n_steps - 1) * dt / 2 < slowest / 8:  # cos, sin and 1 alike over the fit: singular
+        return (f"{n_steps} steps of dt = {dt:.3g} fit over less than an eighth of the slowest "
+                f"drive's period ({slowest:.3g}): no response to measure (raise max_steps)")
     check_sweep(eta.size, n_steps, methods)
     t = dt * np.arange(n_steps)
     period = 2 * math.pi / omega

@@ -301,7 +301,7 @@ def _hdf5(path: Path) -> Source:
         for name, d in found:
             _add_dataset(source, path, name, d)
         if not source._shapes:
-            seen = ", ".join(f"{n} {tuple(d.shape)} {d.dtype}" for n, d in found[:5])
+            seen = ", ".join(f"{n} {_shape(d)} {d.dtype}" for n, d in found[:5])
             raise DataError(f"{path}: an HDF5 file that is not a table: no 1-D or 2-D numeric "
                             f"dataset (it holds {seen or 'no datasets'}); import reads columns "
                             "(1-D) or trajectories x points (2-D)")
@@ -309,6 +309,11 @@ def _hdf5(path: Path) -> Source:
         f.close()
         raise
     return source
+
+
+def _shape(d: Any) -> str:
+    """A dataset's shape in words: ``(3, 4)``, or ``(empty)`` for a null dataspace."""
+    return str(tuple(d.shape)) if d.shape is not None else "(empty)"
 
 
 def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
@@ -324,7 +329,7 @@ def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
     else:
         fields = [None] if d.dtype.kind in NUMERIC and d.ndim in (1, 2) else []
     if not fields:
-        source._unread[name] = f"{tuple(d.shape)} {d.dtype}"
+        source._unread[name] = f"{_shape(d)} {d.dtype}"
         return
     check_other_files(d, path, name)
     if d.chunks is not None:

@@ -8,7 +8,15 @@ from typing import Any
 
 from odernn._compat import tomllib
 from odernn.checks import did_you_mean, toml_string
-from odernn.data.spec import FORCING_KEYS, INITIAL, SERIES, TOP_KEYS, Spec, parse_spec
+from odernn.data.spec import (
+    FORCING_FAMILIES,
+    FORCING_KEYS,
+    INITIAL,
+    SERIES,
+    TOP_KEYS,
+    Spec,
+    parse_spec,
+)
 from odernn.data.systems import get_system
 from odernn.errors import SpecError
 
@@ -36,6 +44,10 @@ def with_settings(spec: Spec, *, system: str | None = None,
     new_names = () if raw["system"] == SERIES else get_system(raw["system"]).names
     sets = dict(sorted((sets or {}).items(), key=lambda kv: kv[0] != "integrator"))
     family = sets.pop("family", None)
+    if family is not None and family not in FORCING_FAMILIES:  # a list was a dict key below
+        raise SpecError(f"--set family: unknown forcing.family {family!r}"
+                        f"{did_you_mean(str(family), FORCING_FAMILIES)}; allowed: "
+                        f"{', '.join(FORCING_FAMILIES)}")
     if family is not None and family != raw.get("forcing", {}).get("family", "none"):
         raw["forcing"] = {}  # another family: the old one's keys go, as a system's do
     if family is not None:
