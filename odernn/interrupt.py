@@ -109,3 +109,37 @@ def interrupt_guard() -> Iterator[Callable[[], bool]]:
             signal.signal(s, h)
     if flag.is_set() and not seen[0]:
         signal.raise_signal(received[0])
+
+
+@contextmanager
+def raising_signals(interrupted: Callable[[], bool]) -> Iterator[None]:
+    """Within the block (pure computation, nothing written), the first SIGINT or SIGTERM
+    raises KeyboardInterrupt at once, after the handler outside has seen it (so an
+    :func:`interrupt_guard` flag is set even if the exception is lost):
+    one block of a long trajectory (an integrator's run in an evaluation) can take minutes,
+    and a signal must end it in a second (a scheduler's SIGTERM is followed by SIGKILL). A
+    signal the guard saw before (``interrupted()``) raises on entry: the block is not
+    started."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = [False]
+    outer = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: object) -> None:
+        previous = outer[signum]
+        if callable(previous):
+            previous(signum, frame)
+        if not fired[0]:
+            fired[0] = True
+            raise KeyboardInterrupt
+
+    for s in outer:
+        signal.signal(s, handler)
+    try:
+        if interrupted():
+            raise KeyboardInterrupt
+        yield
+    finally:
+        for s, h in outer.items():
+            signal.signal(s, h)

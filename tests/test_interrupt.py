@@ -41,6 +41,27 @@ def test_interrupted_simulate_leaves_nothing(tmp_path, sig):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_one_sigterm_ends_an_evaluation_inside_an_integrators_long_run(tmp_path):
+    """A batch scheduler sends one SIGTERM, then SIGKILL: an integrator's run of minutes (SciPy
+    on a drive of omega 1e10) went on until its end, the signal seen only after it."""
+    data = tmp_path / "fast.h5"
+    subprocess.run([sys.executable, "-m", "odernn", "simulate", "train", "-o", str(data),
+                    "--n", "4", "--n-steps", "200", "--set", "omega=1e10", "--integrator",
+                    "exact", "-q"], check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "odernn", "evaluate", "-d", str(data), "-o",
+                             str(tmp_path / "report"), "-q", "--no-work-precision",
+                             "--no-resonance", "--no-chaos", "--no-bifurcation"],
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # started, loaded, and inside SciPy's run
+    assert proc.poll() is None
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and time.monotonic() - sent < 30, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.h5"]
+
+
 def test_interrupted_overwrite_keeps_the_previous_file(tmp_path):
     out = tmp_path / "data.h5"  # an odernn dataset: --overwrite may replace it
     subprocess.run([sys.executable, "-m", "odernn", "simulate", "sine", "-o", str(out), "-q"],

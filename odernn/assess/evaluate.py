@@ -75,7 +75,7 @@ from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, Oscillator, parameter_names
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
-from odernn.interrupt import interrupt_guard
+from odernn.interrupt import interrupt_guard, raising_signals
 from odernn.jsonio import plain
 from odernn.learn.models.base import Rollout, Surrogate
 from odernn.learn.windows import fingerprint
@@ -189,8 +189,9 @@ def evaluate(
                          if known else UNKNOWN, {},
                          Rollout(x, v, divergence_steps(x, v)), math.nan)
         for name in (*([REFERENCE] if reference == REFERENCE else []), *integrators):
-            (x, v), wall = timed(partial(solve, name, x0, v0, t),
-                                  partial(solve_few, name, x0[few], v0[few], t[:16]))
+            with raising_signals(interrupted):  # a run of minutes: a signal ends it at once
+                (x, v), wall = timed(partial(solve, name, x0, v0, t),
+                                     partial(solve_few, name, x0[few], v0[few], t[:16]))
             settings = scipy_opts if name == "scipy" else {}
             kind = "reference" if name == reference else "integrator"
             raw[name] = (kind, integrator_description(name, test.samples_only), settings,

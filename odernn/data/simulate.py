@@ -21,11 +21,8 @@ Either way shards give the single process's numbers bit for bit
 from __future__ import annotations
 
 import math
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +37,7 @@ from odernn.data.spec import SERIES, Spec, load_spec
 from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
-from odernn.interrupt import interrupt_guard
+from odernn.interrupt import interrupt_guard, raising_signals
 from odernn.progress import Event, Progress, reporter
 
 if TYPE_CHECKING:
@@ -111,39 +108,6 @@ def check_parameters(spec: Spec, start: int, stop: int) -> None:
         params = sample_parameters(spec, lo, hi)
         harmonic = forcing_from_params(spec.forcing, params)
         check_resonance(params["eta"], harmonic.amplitude.T, harmonic.omega.T, first=lo)
-
-
-@contextmanager
-def _raising_signals(interrupted: Callable[[], bool]) -> Iterator[None]:
-    """Within the block (pure computation, nothing written), the first SIGINT or SIGTERM
-    raises KeyboardInterrupt at once, after the handler outside has seen it (so an
-    :func:`~odernn.interrupt.interrupt_guard` flag is set even if the exception is lost):
-    one block of a long trajectory can take minutes, and signals must end it in a second.
-    A signal the guard saw before (``interrupted()``: while the file was made, or a block
-    written) raises on entry: the block is not started."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired = [False]
-    outer = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: object) -> None:
-        previous = outer[signum]
-        if callable(previous):
-            previous(signum, frame)
-        if not fired[0]:
-            fired[0] = True
-            raise KeyboardInterrupt
-
-    for s in outer:
-        signal.signal(s, handler)
-    try:
-        if interrupted():
-            raise KeyboardInterrupt
-        yield
-    finally:
-        for s, h in outer.items():
-            signal.signal(s, h)
 
 
 def time_grid(spec: Spec) -> np.ndarray:
@@ -323,7 +287,7 @@ def simulate(
                              f"{done} of {stop - start} trajectories"))
 
         for lo, hi in blocks(spec, start, stop):
-            with _raising_signals(interrupted):
+            with raising_signals(interrupted):
                 arrays, params = simulate_block(spec, lo, hi)
             written()
             if interrupted():
