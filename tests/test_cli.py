@@ -356,6 +356,9 @@ def test_what_a_command_line_fuzzer_found_ends_in_one_line_or_works(tmp_path, ca
     code = main(["simulate", "train", "-o", str(tmp_path / "f.h5"), "--set", "family=[1]"])
     assert_one_line_error(code, capsys.readouterr().err, "unknown forcing.family [1]",
                           "allowed: none, cosine, random")
+    code = main(["simulate", "train", "-o", str(tmp_path / "f.h5"), "--set", "name=1979-05-27"])
+    assert_one_line_error(code, capsys.readouterr().err, "--set: 1979-05-27 is a date, not a "
+                          "value a spec takes")  # it blamed the spec file's TOML
     source = tmp_path / "null.h5"
     with h5py.File(source, "w") as f:
         f["t"], f["x"], f["v"] = 0.1 * np.arange(10), np.sin(np.arange(10)), np.cos(np.arange(10))

@@ -97,7 +97,10 @@ def _to_toml(raw: dict[str, Any]) -> str:
             return "{ " + ", ".join(f"{k} = {value(u)}" for k, u in v.items()) + " }"
         if isinstance(v, bool):
             return "true" if v else "false"
-        return repr(v)
+        if isinstance(v, int | float):
+            return repr(v)
+        raise SpecError(f"--set: {v} is a {type(v).__name__}, not a value a spec takes "
+                        "(numbers, strings, true or false, lists, tables)")  # a TOML date
 
     top = [f"{k} = {value(v)}" for k, v in raw.items() if not isinstance(v, dict)]
     tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
