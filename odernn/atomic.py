@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import json
 import os
 import re
@@ -71,6 +72,19 @@ def sibling(path: Path, tag: str) -> Path:
     room = _name_max(path.parent if str(path.parent) else Path(".")) - 1 - len(suffix)
     stem = os.fsdecode(os.fsencode(path.name)[:max(room, 0)])
     return path.with_name(f".{stem}{suffix}")
+
+
+def exclusive_lock(path: Path, flags: int, busy: str) -> int:
+    """A descriptor of ``path`` (opened with ``flags``) holding an exclusive ``flock``, or the
+    one OutputError line ``busy`` where another process holds it (a run's lock file, a demo's
+    directory)."""
+    fd = os.open(path, flags, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(busy) from None
+    return fd
 
 
 def fsync_dir(directory: Path) -> None:

@@ -9,7 +9,6 @@ library call a user would make by hand.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -81,14 +80,9 @@ def _claim(directory: Path, locks: list[int]) -> None:
     """Hold an exclusive lock on ``directory`` itself (``flock`` on its descriptor: it travels
     with the directory when that is set aside), or one OutputError line where another demo
     holds it: two demos into one directory mixed their files, and the first lost its report."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise OutputError(f"{directory} is being written by another odernn demo; wait for it "
-                          "to finish, or give another -o") from None
-    locks.append(fd)
+    locks.append(atomic.exclusive_lock(directory, os.O_RDONLY | os.O_DIRECTORY,
+                                       f"{directory} is being written by another odernn demo; "
+                                       "wait for it to finish, or give another -o"))
 
 
 def _release(locks: list[int]) -> None:

@@ -32,7 +32,6 @@ the only writer:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -270,14 +269,9 @@ class RunWriter:
     def _lock(self, directory: Path) -> None:
         if not (directory / LOCK).exists():
             self._new_lock_files.append(directory / LOCK)
-        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputError(f"run directory {self.target} is being written by another "
-                              "process (one writer at a time)") from None
-        self._locks.append(fd)
+        self._locks.append(atomic.exclusive_lock(
+            directory / LOCK, os.O_RDWR | os.O_CREAT, f"run directory {self.target} is being "
+            "written by another process (one writer at a time)"))
 
     def write_config(self, doc: dict[str, Any]) -> None:
         """``config.json``: the options and the data's fingerprint."""
