@@ -324,4 +324,3 @@ def render_markdown(title: str, meta: str, sections: Sequence[Section]) -> str:
         for heading, text in s.preformatted:
             lines += [f"### {heading}", "", "```", text, "```", ""]
     return "\n".join(lines)
-

@@ -168,4 +168,3 @@ class FileRows:
 
     def __repr__(self) -> str:
         return f"FileRows('{self.path}', n={self.n} of {self.file_n})"
-
