@@ -75,9 +75,7 @@ def sibling(path: Path, tag: str) -> Path:
 
 
 def exclusive_lock(path: Path, flags: int, busy: str) -> int:
-    """A descriptor of ``path`` (opened with ``flags``) holding an exclusive ``flock``, or the
-    one OutputError line ``busy`` where another process holds it (a run's lock file, a demo's
-    directory)."""
+    """``path`` opened with ``flags``, exclusively flocked, or OutputError ``busy`` if held."""
     fd = os.open(path, flags, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
