@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from odernn.data import kernels
 from odernn.data.forcing import GridForcing, HarmonicForcing, uniform_step
 from odernn.data.systems import Oscillator
 from odernn.errors import SpecError
@@ -146,17 +147,6 @@ class _Modes:
         )  # fmt: skip
 
 
-def _expand(x: Array, v: Array, basis: Array, cx: Array, cv: Array) -> None:
-    """``x = sum_q basis_q cx_q``, ``v = sum_q basis_q cv_q`` in place; ``basis (M, Q, N)``
-    (point-major: each point's ``Q`` rows together, read faster than ``(Q, M, N)``),
-    ``cx, cv (Q, N)``, outputs ``(M', N)`` with ``M' <= M`` (a last, shorter block). One
-    ``einsum`` each: the terms summed in the order of ``q``, as the products and sums
-    written out would (the same bits, whatever N), and faster (benchmarks/simulate.py)."""
-    m = x.shape[0]
-    np.einsum("rqn,qn->rn", basis[:m], cx, out=x)
-    np.einsum("rqn,qn->rn", basis[:m], cv, out=v)
-
-
 def check_resonance(eta: Array, amplitude: Array, omega: Array, first: int = 0) -> None:
     """Refuse, in one line, a harmonic (``amplitude, omega (K, N)``, damping ``eta (N,)``)
     within :data:`CANCELLATION` of the undamped resonance, the resonance itself excepted;
@@ -254,7 +244,7 @@ def _exact_pointwise(x: Array, v: Array, modes: _Modes, tau: Array) -> None:
     cx, cv = cx[:, 0], cv[:, 0]
     for start in range(0, tau.size, 64):
         rows = slice(start, start + 64)
-        _expand(x[rows], v[rows], modes.basis(tau[rows]).transpose(1, 0, 2), cx, cv)
+        kernels.expand(x[rows], v[rows], modes.basis(tau[rows]).transpose(1, 0, 2), cx, cv)
 
 
 def _exact_uniform(x: Array, v: Array, modes: _Modes, tau: Array, dt: float) -> None:
@@ -263,13 +253,14 @@ def _exact_uniform(x: Array, v: Array, modes: _Modes, tau: Array, dt: float) -> 
     then ``_FINE`` points each by a shift of ``r dt``."""
     fine = np.ascontiguousarray(modes.basis(dt * np.arange(_FINE)).transpose(1, 0, 2))
     mid = modes.basis(dt * _FINE * np.arange(_MID))
-    cx, cv = np.empty((2, fine.shape[1], _MID, x.shape[1]))
+    cx, cv = np.empty((2, _MID, fine.shape[1], x.shape[1]))  # block-major: cx[j] contiguous
     coarse = _FINE * _MID
     for c in range(0, x.shape[0], coarse):
-        modes.shifted(modes.basis(tau[c : c + 1])).shifted(mid).coefficients(cx, cv)
+        modes.shifted(modes.basis(tau[c : c + 1])).shifted(mid).coefficients(
+            cx.transpose(1, 0, 2), cv.transpose(1, 0, 2))
         for j, row in enumerate(range(c, min(c + coarse, x.shape[0]), _FINE)):
             rows = slice(row, row + _FINE)
-            _expand(x[rows], v[rows], fine, cx[:, j], cv[:, j])
+            kernels.expand(x[rows], v[rows], fine, cx[j], cv[j])
 
 
 def _add_resonances(x: Array, v: Array, t: Array, amp: Array, w: Array, p: Array) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from odernn.data import kernels
 from odernn.types import Array
 
 
@@ -54,24 +55,14 @@ def _add_cosine_uniform(
     With block starts ``t_j = t[j B]`` and offsets ``s_r = r dt``,
     ``cos(omega (t_j + s_r) + phase) = Re(e^{i (omega t_j + phase)} e^{i omega s_r})``:
     a cosine and a sine per block start and per offset, then two products per
-    point. The phases carry the same rounding as in the direct form.
+    point (compiled: :func:`odernn.data.kernels.add_cosines`). The phases carry the same
+    rounding as in the direct form.
     """
     start = np.multiply.outer(t[::_BLOCK], omega)
     start += phase
     re, im = amplitude * np.cos(start), amplitude * np.sin(start)
     offset = np.multiply.outer(np.arange(_BLOCK) * dt, omega)
-    cos, sin = np.cos(offset), np.sin(offset)
-    tmp = np.empty_like(cos)
-    for j in range(re.shape[0]):
-        block = out[j * _BLOCK : (j + 1) * _BLOCK]
-        n = block.shape[0]
-        if first:
-            np.multiply(cos[:n], re[j], out=block)
-        else:
-            np.multiply(cos[:n], re[j], out=tmp[:n])
-            block += tmp[:n]
-        np.multiply(sin[:n], im[j], out=tmp[:n])
-        block -= tmp[:n]
+    kernels.add_cosines(out, np.cos(offset), np.sin(offset), re, im, _BLOCK, first)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ read it. One calling convention for all::
     entry(system, x0 (N,), v0 (N,), t (T,), **options) -> (x (N, T), v (N, T))
 
 :func:`integrate` validates the input once and dispatches; the functions
-themselves trust their input. Python loops run over time steps only, on
-time-major ``(T, N)`` buffers so that each step touches contiguous rows. All
+themselves trust their input. The fixed-step methods' time loops run compiled
+(:mod:`odernn.data.kernels`) on time-major ``(T, N)`` buffers, so that each step touches
+contiguous rows. All
 results are float64; those of the fixed-step methods (:mod:`odernn.data.stepping`) and
 ``exact`` are transposed views of such buffers (F-contiguous).
 

@@ -1,7 +1,7 @@
 """The fixed-step integrators, vectorised over trajectories (entries of
 :data:`odernn.data.integrators.INTEGRATORS`): forward and semi-implicit Euler, RK4, and RK4
-given only the forcing samples. Python loops run over time steps only, on time-major
-``(T, N)`` buffers; a linear system's RK4 step is a precomputed linear map."""
+given only the forcing samples. The time loops run compiled (:mod:`odernn.data.kernels`) on
+time-major ``(T, N)`` buffers; a linear system's RK4 step is a precomputed linear map."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from odernn.data import kernels
 from odernn.data.schema import grid_step
 from odernn.data.systems import Oscillator
 from odernn.types import Array
@@ -25,21 +26,23 @@ def _start(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, .
     return F, x, v
 
 
+def _kernel_inputs(system: Oscillator) -> tuple[int, Array]:
+    """The code of ``system``'s acceleration in :mod:`odernn.data.kernels` and its
+    parameters ``p (P, N)``: ``(k, c)`` of a linear system, else the system's own in order."""
+    if system.system.linear is not None:
+        return kernels.LINEAR, np.array(system.linear_coefficients)
+    return (kernels.ACCELERATIONS[system.system.name],
+            np.array([system.params[name] for name in system.system.names]))
+
+
 def _euler(
     system: Oscillator, x0: Array, v0: Array, t: Array, *, semi_implicit: bool
 ) -> tuple[Array, Array]:
     F, x, v = _start(system, x0, v0, t)
+    kind, p = _kernel_inputs(system)
     dt = grid_step(t)
-    a, tmp = np.empty(system.n), np.empty(system.n)
-    for i in range(t.size - 1):
-        # v_{i+1} = v_i + dt a(x_i, v_i, F_i), in the order written, so the result is the
-        # equation's to the last bit
-        system.acceleration_into(x[i], v[i], F[i], a, tmp)
-        a *= dt
-        np.add(v[i], a, out=v[i + 1])
-        # x_{i+1} = x_i + dt v_i (forward) or x_i + dt v_{i+1} (semi-implicit)
-        np.multiply(v[i + 1] if semi_implicit else v[i], dt, out=x[i + 1])
-        x[i + 1] += x[i]
+    for start, stop in kernels.row_slices(t.size, system.n):
+        kernels.euler(kind, F, x, v, p, dt, semi_implicit, start, stop)
     return x.T, v.T
 
 
@@ -77,36 +80,6 @@ def rk4_step(
     )
 
 
-def _rk4_step_into(system: Oscillator, x: Array, v: Array, F0: Array, Fh: Array, F1: Array,
-                   dt: float, x_out: Array, v_out: Array, work: Array) -> None:
-    """:func:`rk4_step` of numpy arrays ``(N,)`` written into ``x_out, v_out``, with
-    ``work (7, N)`` reused from step to step: the same operations in the same order (sums
-    and products taken the other way round are the same in floating point), so the same
-    bits, without a new array per operation."""
-    k1v, k2x, k2v, k3x, k3v, k4x, xs = work[:7]
-    k4v, tmp = x_out, v_out  # free until the last lines, which read them first
-    system.acceleration_into(x, v, F0, k1v, tmp)
-    # stage s: k_s x = v + c k_{s-1} v, k_s v = accel(x + c k_{s-1} x, k_s x) (k_1 x = v)
-    for c, kv_before, kx_before, kx, kv, F in ((dt / 2, k1v, v, k2x, k2v, Fh),
-                                               (dt / 2, k2v, k2x, k3x, k3v, Fh),
-                                               (dt, k3v, k3x, k4x, k4v, F1)):
-        np.multiply(c, kv_before, out=kx)
-        kx += v
-        np.multiply(c, kx_before, out=xs)
-        xs += x
-        system.acceleration_into(xs, kx, F, kv, tmp)
-    # v + dt/6 (k1v + 2 k2v + 2 k3v + k4v), then x likewise, each sum in the order written
-    for out, start, k1, k2, k3, k4 in ((v_out, v, k1v, k2v, k3v, k4v),
-                                       (x_out, x, v, k2x, k3x, k4x)):
-        np.multiply(2, k3, out=xs)
-        np.multiply(2, k2, out=k2)  # k2 is not read again
-        k2 += k1
-        k2 += xs
-        k2 += k4
-        k2 *= dt / 6
-        np.add(start, k2, out=out)
-
-
 def _rk4_coefficients(system: Oscillator, dt: float) -> tuple[Array, Array]:
     """Per-trajectory coefficients ``cx, cv (5, N)`` of one RK4 step of size ``dt`` of a linear
     system.
@@ -120,36 +93,22 @@ def _rk4_coefficients(system: Oscillator, dt: float) -> tuple[Array, Array]:
     return rk4_step(system.acceleration, *unit, dt=dt)
 
 
-def _rk4_advance(x: Array, v: Array, inputs: tuple[Array, ...], cx: Array, cv: Array,
-                 tmp: Array) -> None:
-    """``x, v (N,)`` in place from ``inputs = (x_i, v_i, F_0, F_half, F_1)`` (see
-    :func:`_rk4_coefficients`); F_1 enters through k4v only, so x needs four inputs."""
-    for out, c, n_inputs in ((x, cx, 4), (v, cv, 5)):
-        np.multiply(c[0], inputs[0], out=out)
-        for q in range(1, n_inputs):
-            np.multiply(c[q], inputs[q], out=tmp)
-            out += tmp
-
-
 def _rk4_march(system: Oscillator, F: Array, Fh: Array, x: Array, v: Array, dt: float,
                stride: int = 1) -> None:
     """RK4 over a uniform grid on time-major buffers ``x, v (T, N)``: row ``i + stride`` from
     row ``i`` for ``i = 0, stride, ...``, with the forcing ``F (T, N)`` at the grid and ``Fh``
     at the steps' midpoints (row ``i`` for the step from ``i``). A linear system steps by its
-    precomputed linear map; a nonlinear one by :func:`rk4_step` on its acceleration, in
-    place (:func:`_rk4_step_into`)."""
-    last = x.shape[0] - stride
+    precomputed linear map, a nonlinear one by :func:`rk4_step`'s operations
+    (:func:`odernn.data.kernels.rk4`)."""
+    h = stride * dt
     if system.system.linear is not None:
-        cx, cv = _rk4_coefficients(system, stride * dt)
-        tmp = np.empty(system.n)
-        for i in range(0, last, stride):
-            _rk4_advance(x[i + stride], v[i + stride],
-                         (x[i], v[i], F[i], Fh[i], F[i + stride]), cx, cv, tmp)
+        cx, cv = _rk4_coefficients(system, h)
+        for start, stop in kernels.row_slices(x.shape[0], system.n, stride):
+            kernels.linear_map(F, Fh, x, v, cx, cv, stride, start, stop)
         return
-    work = np.empty((7, system.n))
-    for i in range(0, last, stride):
-        _rk4_step_into(system, x[i], v[i], F[i], Fh[i], F[i + stride], stride * dt,
-                       x[i + stride], v[i + stride], work)
+    kind, p = _kernel_inputs(system)
+    for start, stop in kernels.row_slices(x.shape[0], system.n, stride):
+        kernels.rk4(kind, F, Fh, x, v, p, h, stride, start, stop)
 
 
 def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:

@@ -69,16 +69,11 @@ class System:
     accel: Callable[[Array, Array, Params], Array]
     """``a(x, v; p)`` without the forcing, for arrays of one shape (p broadcast to it): numpy
     arrays or torch tensors alike (arithmetic and :func:`_sin` only), so a hybrid surrogate's
-    prior (:mod:`odernn.learn.models.prior`) runs the same equation inside the network."""
+    prior (:mod:`odernn.learn.models.prior`) runs the same equation inside the network. The
+    fixed-step integrators run it compiled (:mod:`odernn.data.kernels`), the same bits."""
     partials: Callable[[Array, Array, Params], tuple[Array, Array]]
     """``(da/dx, da/dv)`` at ``(x, v)``: the Jacobian an implicit solver needs."""
     description: str
-    accel_into: Callable[[Array, Array, Array, Params, Array, Array], Array] | None = None
-    """``F + a(x, v; p)`` of numpy arrays written into ``out`` (``tmp`` a scratch array of
-    the same shape): the operations of ``F + accel(x, v, p)`` in the same order, so the
-    same bits, without a new array per operation (the fixed-step integrators' inner loop:
-    docs/performance.md). None where ``linear`` is given, or to let the integrators call
-    ``accel``."""
     energy: Callable[[Array, Array, Params], Array] | None = None
     """Mechanical energy, conserved without damping and forcing; None where none is."""
     closed_form: bool = False
@@ -97,38 +92,6 @@ def _sin(a: Array) -> Array:
     """``sin(a)`` of a numpy array, or of an array object with its own ``sin`` method (a
     torch tensor): ``accel`` is written once for both, and this module imports no torch."""
     return a.sin() if hasattr(a, "sin") else np.sin(a)
-
-
-def _duffing_into(x: Array, v: Array, F: Array, p: Params, out: Array, tmp: Array) -> Array:
-    np.multiply(x, x, out=tmp)
-    tmp *= p["beta"]
-    tmp += p["alpha"]
-    tmp *= x
-    np.multiply(p["eta"], v, out=out)
-    np.negative(out, out=out)
-    out -= tmp
-    out += F
-    return out
-
-
-def _van_der_pol_into(x: Array, v: Array, F: Array, p: Params, out: Array, tmp: Array
-                      ) -> Array:
-    np.multiply(x, x, out=out)
-    np.subtract(1.0, out, out=out)
-    out *= p["mu"]
-    out *= v
-    out -= x
-    out += F
-    return out
-
-
-def _pendulum_into(x: Array, v: Array, F: Array, p: Params, out: Array, tmp: Array) -> Array:
-    np.multiply(p["eta"], v, out=out)
-    np.negative(out, out=out)
-    np.sin(x, out=tmp)
-    out -= tmp
-    out += F
-    return out
 
 
 def _quadratic_energy(x: Array, v: Array, p: Params) -> Array:
@@ -152,7 +115,6 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
         lambda x, v, p: (-(p["alpha"] + 3 * p["beta"] * np.square(x)),
                          -p["eta"] * np.ones_like(v)),
         "the Duffing oscillator: single-well (alpha > 0) or double-well (alpha < 0, beta > 0)",
-        accel_into=_duffing_into,
         energy=lambda x, v, p: 0.5 * np.square(v) + 0.5 * p["alpha"] * np.square(x)
         + 0.25 * p["beta"] * np.square(np.square(x))),
     System(
@@ -160,15 +122,13 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
         (Parameter("mu", "nonlinear damping (negative for |x| < 1: self-excited)", 0.0),),
         lambda x, v, p: p["mu"] * (1.0 - x * x) * v - x,
         lambda x, v, p: (-2.0 * p["mu"] * x * v - 1.0, p["mu"] * (1.0 - np.square(x))),
-        "the Van der Pol oscillator: a self-excited limit cycle, entrained by the forcing",
-        accel_into=_van_der_pol_into),
+        "the Van der Pol oscillator: a self-excited limit cycle, entrained by the forcing"),
     System(
         "pendulum", "x'' + eta x' + sin(x) = F(t)",
         (Parameter("eta", "damping", 0.0),),
         lambda x, v, p: -p["eta"] * v - _sin(x),
         lambda x, v, p: (-np.cos(x), -p["eta"] * np.ones_like(v)),
         "the damped, driven pendulum (x the angle in radians, not wrapped)",
-        accel_into=_pendulum_into,
         energy=lambda x, v, p: 0.5 * np.square(v) + 1.0 - np.cos(x)),
 )}
 """Every system by name, in the order they are listed to users."""
@@ -227,7 +187,6 @@ class Oscillator:
             np.broadcast_to(np.asarray(u, dtype=np.float64), (self.forcing.n,))
             for u in linear(params))
         object.__setattr__(self, "_kc", kc)
-        object.__setattr__(self, "_unit_k", kc is not None and bool(np.all(kc[0] == 1.0)))
 
     @classmethod
     def of(cls, name: str, params: Params, forcing: Forcing) -> Oscillator:
@@ -253,24 +212,12 @@ class Oscillator:
             return F - c * v - k * x
         return F + self.system.accel(x, v, self.params)
 
-    def acceleration_into(self, x: Array, v: Array, F: Array, out: Array, tmp: Array
-                          ) -> Array:
-        """:meth:`acceleration` of numpy arrays ``(N,)`` written into ``out`` (``tmp`` a
-        scratch array), the same operations in the same order: the same bits. A linear
-        system's ``k x`` is ``x`` itself where every ``k`` is 1 (a product by 1 is exact)."""
-        if self._kc is not None:
-            k, c = self._kc
-            np.multiply(c, v, out=out)
-            np.subtract(F, out, out=out)
-            if self._unit_k:
-                out -= x
-            else:
-                np.multiply(k, x, out=tmp)
-                out -= tmp
-            return out
-        if self.system.accel_into is not None:
-            return self.system.accel_into(x, v, F, self.params, out, tmp)
-        return np.add(F, self.system.accel(x, v, self.params), out=out)
+    @property
+    def linear_coefficients(self) -> tuple[Array, Array]:
+        """``(k, c)`` per trajectory of a linear system, ``a = -k x - c v``."""
+        if self._kc is None:
+            raise ValueError(f"system {self.system.name!r} is not linear")
+        return self._kc
 
     def take(self, index: np.ndarray | slice) -> Oscillator:
         """The oscillators of a subset of the trajectories."""

@@ -1,0 +1,142 @@
+"""The simulation's innermost loops, compiled by numba: the fixed-step integrators' time
+loops, the separable cosines of a harmonic forcing and the closed form's expansion.
+
+Each loop computes, per trajectory and point, the operations of the equation written out
+in the order written (no fused multiply-add, no reassociation: numba's default), so the
+results are those of the same equations in numpy to the last bit
+(``tests/test_systems.py``, ``tests/test_integrators.py``). Compiled, a step reads its
+inputs and writes its outputs once, where numpy makes one pass over memory per operation
+(docs/performance.md). The loops release the GIL, so that a simulation's writer thread
+runs beside them, and callers step a long run in slices of rows (:func:`row_slices`), so
+that an interrupt is seen within a fraction of a second.
+
+The accelerations of :data:`odernn.data.systems.SYSTEMS` are repeated here as scalar
+functions, one branch per :data:`ACCELERATIONS` code (a compiled function cannot take
+another as an argument and stay in numba's on-disk cache);
+``tests/test_systems.py`` checks each against the system's own ``accel``, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numba
+import numpy as np
+
+ROWS_PER_CALL = 1 << 22
+"""Trajectory-steps per compiled call at most (a few tens of milliseconds): between calls
+Python runs, and with it signal handlers and progress."""
+
+LINEAR, DUFFING, VAN_DER_POL, PENDULUM = range(4)
+ACCELERATIONS = {"duffing": DUFFING, "van-der-pol": VAN_DER_POL, "pendulum": PENDULUM}
+"""Code of each nonlinear system's acceleration; a linear system's (:data:`LINEAR`,
+``F - c v - k x``) takes ``p = (k, c)`` from ``System.linear``, a nonlinear one its
+parameters in the order ``System.parameters`` lists them."""
+
+
+def _compile(fn: Callable) -> Callable:
+    """``fn`` compiled on first call, for one core, releasing the GIL, cached on disk where
+    numba finds a writable place (else compiled once per process)."""
+    try:
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True, error_model="numpy")(fn)
+
+
+def row_slices(T: int, n: int, stride: int = 1) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` row ranges covering the steps from rows ``0, stride, ...`` below
+    ``T - stride`` of a ``(T, n)`` march, each of at most :data:`ROWS_PER_CALL`
+    trajectory-steps (a multiple of ``stride`` rows, at least one step)."""
+    rows = max(stride, ROWS_PER_CALL // max(n, 1) // stride * stride)
+    for start in range(0, T - stride, rows):
+        yield start, min(start + rows, T - stride)
+
+
+@_compile
+def acceleration(kind: int, x: float, v: float, F: float, p: np.ndarray, j: int) -> float:
+    """``v' = F + a(x, v)`` of trajectory ``j`` (parameters ``p[:, j]``), each system's
+    operations in the order of its numpy form."""
+    if kind == LINEAR:
+        return (F - p[1, j] * v) - p[0, j] * x
+    if kind == DUFFING:  # eta, alpha, beta
+        return (-(p[0, j] * v) - ((x * x) * p[2, j] + p[1, j]) * x) + F
+    if kind == VAN_DER_POL:  # mu
+        return (((1.0 - x * x) * p[0, j]) * v - x) + F
+    return (-(p[0, j] * v) - math.sin(x)) + F  # PENDULUM: eta
+
+
+@_compile
+def euler(kind: int, F: np.ndarray, x: np.ndarray, v: np.ndarray, p: np.ndarray, dt: float,
+          semi_implicit: bool, start: int, stop: int) -> None:
+    """Rows ``start + 1 .. stop`` of ``x, v (T, N)`` from row ``start``:
+    ``v_{i+1} = v_i + dt a(x_i, v_i, F_i)``, then ``x_{i+1} = x_i + dt v_i`` (forward) or
+    ``x_i + dt v_{i+1}`` (semi-implicit)."""
+    for i in range(start, stop):
+        for j in range(x.shape[1]):
+            v[i + 1, j] = v[i, j] + acceleration(kind, x[i, j], v[i, j], F[i, j], p, j) * dt
+            x[i + 1, j] = (v[i + 1, j] if semi_implicit else v[i, j]) * dt + x[i, j]
+
+
+@_compile
+def rk4(kind: int, F: np.ndarray, Fh: np.ndarray, x: np.ndarray, v: np.ndarray,
+        p: np.ndarray, h: float, stride: int, start: int, stop: int) -> None:
+    """Classic RK4 steps of size ``h`` from rows ``start, start + stride, ...`` below
+    ``stop`` to the row ``stride`` later, the forcing ``F`` at the start and end, ``Fh`` at
+    the midpoint (row of the start): the operations of ``stepping.rk4_step`` in its order."""
+    half, sixth = h / 2, h / 6
+    for i in range(start, stop, stride):
+        for j in range(x.shape[1]):
+            x0, v0, f0, fh, f1 = x[i, j], v[i, j], F[i, j], Fh[i, j], F[i + stride, j]
+            k1v = acceleration(kind, x0, v0, f0, p, j)
+            k2x = half * k1v + v0  # a stage's velocity is the next stage's slope of x
+            k2v = acceleration(kind, half * v0 + x0, k2x, fh, p, j)
+            k3x = half * k2v + v0
+            k3v = acceleration(kind, half * k2x + x0, k3x, fh, p, j)
+            k4x = h * k3v + v0
+            k4v = acceleration(kind, h * k3x + x0, k4x, f1, p, j)
+            v[i + stride, j] = v0 + (((2 * k2v + k1v) + 2 * k3v) + k4v) * sixth
+            x[i + stride, j] = x0 + (((2 * k2x + v0) + 2 * k3x) + k4x) * sixth
+
+
+@_compile
+def linear_map(F: np.ndarray, Fh: np.ndarray, x: np.ndarray, v: np.ndarray, cx: np.ndarray,
+               cv: np.ndarray, stride: int, start: int, stop: int) -> None:
+    """A linear system's steps as a linear map of ``(x_i, v_i, F_i, Fh_i, F_{i+stride})``
+    with coefficients ``cx, cv (5, N)`` (``stepping._rk4_coefficients``), summed in that
+    order; ``F_{i+stride}`` enters v only."""
+    for i in range(start, stop, stride):
+        for j in range(x.shape[1]):
+            u0, u1, u2, u3 = x[i, j], v[i, j], F[i, j], Fh[i, j]
+            x[i + stride, j] = ((cx[0, j] * u0 + cx[1, j] * u1) + cx[2, j] * u2) + cx[3, j] * u3
+            v[i + stride, j] = ((((cv[0, j] * u0 + cv[1, j] * u1) + cv[2, j] * u2)
+                                 + cv[3, j] * u3) + cv[4, j] * F[i + stride, j])
+
+
+@_compile
+def add_cosines(out: np.ndarray, cos: np.ndarray, sin: np.ndarray, re: np.ndarray,
+                im: np.ndarray, block: int, first: bool) -> None:
+    """``out[i] (+)= cos[r] re[b] - sin[r] im[b]`` for ``i = b block + r``: one harmonic
+    of a forcing by separability (``forcing._add_cosine_uniform``); ``=`` for the first."""
+    for i in range(out.shape[0]):
+        b, r = divmod(i, block)
+        for j in range(out.shape[1]):
+            term = cos[r, j] * re[b, j]
+            if not first:
+                term = out[i, j] + term
+            out[i, j] = term - sin[r, j] * im[b, j]
+
+
+@_compile
+def expand(x: np.ndarray, v: np.ndarray, basis: np.ndarray, cx: np.ndarray,
+           cv: np.ndarray) -> None:
+    """``x = sum_q basis_q cx_q`` and ``v = sum_q basis_q cv_q`` summed in the order of
+    ``q``, for ``basis (M, Q, N)``, ``cx, cv (Q, N)`` and outputs ``(M', N)``, ``M' <= M``;
+    a row at a time, term by term (an inner loop over trajectories, which vectorises)."""
+    for r in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            x[r, j], v[r, j] = basis[r, 0, j] * cx[0, j], basis[r, 0, j] * cv[0, j]
+        for q in range(1, cx.shape[0]):
+            for j in range(x.shape[1]):
+                x[r, j] += basis[r, q, j] * cx[q, j]
+                v[r, j] += basis[r, q, j] * cv[q, j]
