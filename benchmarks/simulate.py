@@ -8,7 +8,9 @@ Trajectories are drawn from the ``train`` ranges (eta in [0.05, 0.5], x0, v0 in
 [-1, 1], cosine forcing F0 in [0, 1], omega in [0.5, 2], phase 0; ``random``:
 three such sinusoids with random phases), dt = 0.05. Every time is the median
 of several calls of the public integrator on the whole batch (the forcing
-evaluation included; its own row shows its share). NumPy only, one thread.
+evaluation included; its own row shows its share), and the memory floor under them: three
+new ``(T, N)`` float64 arrays (the forcing samples, x and v) written once each. NumPy and
+the compiled loops (numba, :mod:`odernn.data.kernels`), one thread.
 The loop of ``solve_ivp`` is timed on a subsample and scaled to N, and is
 checked to give the same answer as the stacked call.
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
@@ -104,6 +106,17 @@ def measure_forcing(system: Oscillator, t: np.ndarray, repeats: int) -> list[Row
     """The forcing on the grid alone: part of every integrator's time."""
     seconds, _ = timed(lambda: system.forcing(t), repeats)
     return [Row(system.n, t.size, "forcing F(t) alone", seconds)]
+
+
+def measure_floor(n: int, T: int, repeats: int) -> list[Row]:
+    """Three new ``(T, n)`` arrays written once each: what a fixed-step integrator that
+    returns ``x, v`` and reads ``F (T, n)`` costs in memory alone (page faults and writes)."""
+    def write() -> None:
+        for _ in range(3):
+            np.empty((T, n)).fill(1.0)
+
+    seconds, _ = timed(write, repeats)
+    return [Row(n, T, "floor: F, x, v (T, N) new, written once", seconds)]
 
 
 def measure_integrators(
@@ -263,6 +276,7 @@ def main() -> None:
     for n in sizes if "throughput" in tables else ():
         system, x0, v0 = train_system(n, args.forcing)
         rows += measure_forcing(system, t, repeats)
+        rows += measure_floor(n, t.size, repeats)
         rows += measure_integrators(system, x0, v0, t, repeats)
         rows += measure_scipy_loop(system, x0, v0, t, repeats, sample)
     print(f"forcing: {args.forcing}, dt = {DT}, numpy {np.__version__}, one thread")
