@@ -189,3 +189,17 @@ def test_a_checkpoint_that_is_no_file_is_named_as_such(tmp_path):
                        (tmp_path / "gone.pt", "does not exist")):
         with pytest.raises(DataError, match=f"checkpoint {path} {what}"):
             checkpoint_path(path)
+
+
+def test_a_run_whose_config_and_checkpoint_are_two_families_is_refused(runs, tmp_path):
+    """A directory holding one run's config.json and another's checkpoint was evaluated
+    without comment: the report showed the reservoir's options beside the GRU's figures."""
+    from odernn.assess.evaluate import load_runs
+
+    run = tmp_path / "mixed"
+    shutil.copytree(runs / "gru", run)
+    shutil.copy(runs / "esn" / "config.json", run / "config.json")
+    with pytest.raises(DataError, match=r"run gru: its config.json is of model esn and its "
+                                        r"checkpoint of model gru"):
+        load_runs({"gru": run})
+    assert set(load_runs({"gru": runs / "gru", "esn": runs / "esn"})) == {"gru", "esn"}

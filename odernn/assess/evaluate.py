@@ -102,8 +102,17 @@ def load_runs(runs: Mapping[str, Path]) -> dict[str, Surrogate]:
     for run in runs.values():
         read_config(first_run(run))
         read_history(first_run(run))
-    return {name: load_group(run) if is_group(run) else load_surrogate(Path(run))
-            for name, run in runs.items()}
+    loaded = {name: load_group(run) if is_group(run) else load_surrogate(Path(run))
+              for name, run in runs.items()}
+    for name, run in runs.items():  # the report shows the config beside the model's figures
+        record = read_config(first_run(run))
+        options = record.get("config") if isinstance(record, dict) else None
+        family = options.get("model") if isinstance(options, dict) else None
+        if family is not None and family != loaded[name].family:
+            raise DataError(f"run {name}: its config.json is of model {family} and its "
+                            f"checkpoint of model {loaded[name].family} ({first_run(run)}): "
+                            "files of two runs in one directory; give a run's own directory")
+    return loaded
 
 
 def evaluate(
