@@ -4,6 +4,7 @@ a surrogate, every seed scored by the evaluator, and the group's files."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -278,3 +279,24 @@ def test_an_index_a_killed_group_was_writing_is_the_groups_own(tmp_path):
     (group / ".seeds.json.tmp-x").write_text("mine")
     with pytest.raises(OutputError, match="not a seed group's"):
         check_group(group, [0], resume=False, overwrite=True)
+
+
+def test_the_next_index_removes_those_killed_groups_were_writing(tmp_path):
+    """A killed group's ``.seeds.json.tmp-PID-HEX`` stayed for ever beside the index: the
+    next index written removes it, once its writer is gone, and not one being written."""
+    import subprocess
+    import sys
+
+    from odernn.learn.seeds import _write_index
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    group = tmp_path / "group"
+    group.mkdir()
+    dead, live = f".seeds.json.tmp-{gone}-0a1b", f".seeds.json.tmp-{os.getpid()}-0a1b"
+    (group / dead).write_text("{")
+    (group / live).write_text("{")
+    (group / ".seeds.json.tmp-x").write_text("not ours")
+    _write_index(group, [0], [], ["seed-0"])
+    assert sorted(p.name for p in group.iterdir()) == sorted(
+        [live, ".seeds.json.tmp-x", "seeds.json"])

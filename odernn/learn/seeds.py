@@ -38,9 +38,10 @@ from odernn.learn.outcome import TrainResult
 from odernn.learn.rundir import BEST, LAST, check_run_dir, is_ours
 
 SEEDS_FILE = "seeds.json"
-INDEX_WRITING = re.compile(rf"\.{re.escape(SEEDS_FILE)}\.tmp-\d+-[0-9a-f]+")
-"""The temporary name of the index being written (:func:`odernn.atomic.sibling`): a group
-killed while writing it keeps one, which is still the group's."""
+INDEX_WRITING = re.compile(rf"\.{re.escape(SEEDS_FILE)}\.tmp-(\d+)-[0-9a-f]+")
+"""The temporary name of the index being written (:func:`odernn.atomic.sibling`), with the
+writer's process id: a group killed while writing it keeps one, which is still the group's,
+and the next index written removes it (:func:`_write_index`)."""
 FORMAT, VERSION = "odernn-seeds", 1
 MAX_SEEDS = 1000
 """The most members a group may have (each is a full training run)."""
@@ -258,9 +259,24 @@ def _read_index(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def _write_index(path: Path, seeds: list[int], done: list[str], started: list[str]) -> None:
     """``seeds.json``: the members, those finished (``done``), which a resume keeps, and those
     started (a resume resumes them; one not started it trains anew)."""
+    for entry in os.scandir(path):  # left by a group killed while writing its index
+        writer = INDEX_WRITING.fullmatch(entry.name)
+        if writer is not None and _index_file(entry) and not _alive(int(writer.group(1))):
+            Path(entry.path).unlink(missing_ok=True)
     doc = {"format": FORMAT, "version": VERSION, "seeds": seeds,
            "members": [f"seed-{s}" for s in seeds], "done": done, "started": started}
     atomic.write_text(path / SEEDS_FILE, jsonio.dumps(doc, indent=2) + "\n",
