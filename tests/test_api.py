@@ -190,6 +190,10 @@ class Fitted:
      "n must be an integer"),
     (lambda d: odernn.load_spec("train").with_overrides(dt="0.1"), SpecError,
      "dt must be a finite number"),
+    (lambda d: odernn.load_spec("train").with_overrides(name=7), SpecError,
+     "name must be a string, got 7"),  # was stored as "7"
+    (lambda d: odernn.load_spec("train").with_overrides(description=["a"]), SpecError,
+     "description must be a string, got ['a']"),
     (lambda d: odernn.fit_seeds(d, model="esn", seeds=0), SpecError, "seeds (--seeds)"),
 ])
 def test_arguments_of_the_wrong_type_are_refused_in_words(call, error, needle):

@@ -117,6 +117,8 @@ def test_a_good_spec_parses_fixed_and_ranged_values():
          "floor 100 eps = 2.220446049250313e-14, got 1e-20"),
         (("n_steps = 20", "n_steps = 20\nintegrator = {atol = 0}"), "atol must be > 0, got"),
         (("n = 4", "n = 2.5"), "n must be an integer"),
+        (("n = 4", "n = 4\nname = 7"), "name must be a string, got 7"),  # was stored as "7"
+        (("n = 4", "n = 4\ndescription = [1]"), "description must be a string, got [1]"),
         (("eta = [0.1, 0.2]", "eta = -0.1"), "eta must be >= 0"),
         (("eta = [0.1, 0.2]", "eta = { values = [0.1, -0.2] }"), "eta must be >= 0"),
         (("eta = [0.1, 0.2]", "eta = { values = [] }"), "as a table must be { values"),

@@ -56,22 +56,8 @@ MAX_TRAJECTORIES = 10**8
 MAX_STEPS = 10**8
 MAX_VALUES = 10**4  # the most values a parameter's { values = [...] } may list
 
-TOP_KEYS = {
-    "name",
-    "description",
-    "system",
-    "n",
-    "seed",
-    "dt",
-    "t_end",
-    "n_steps",
-    "dtype",
-    "compression",
-    "integrator",
-    "parameters",
-    "forcing",
-    "series",
-}
+TOP_KEYS = {"name", "description", "system", "n", "seed", "dt", "t_end", "n_steps", "dtype",
+            "compression", "integrator", "parameters", "forcing", "series"}
 _INTEGRATOR_KEYS = {"name", "method", "rtol", "atol"}
 INITIAL = ("x0", "v0")
 """The initial state, sampled like a parameter."""
@@ -170,6 +156,8 @@ class Spec:
     def with_overrides(self, **changes: Any) -> Spec:
         """A copy with some fields changed (CLI overrides), validated again."""
         changes = {k: v for k, v in changes.items() if v is not None}
+        for key in {"name", "description"} & set(changes):
+            changes[key] = _text(changes, key, "", self.source)
         for key in {"n", "n_steps", "seed", "dt"} & set(changes):  # as a spec's text has them
             changes[key] = (_number(changes[key], key, self.source) if key == "dt"
                             else _integer(changes, key, self.source, minimum=0))
@@ -216,8 +204,8 @@ def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "datase
     n_steps = _integer(raw, "n_steps", source, minimum=2)
     dt = _dt(raw, n_steps, source)
     spec = Spec(
-        name=str(raw.get("name", default_name)),
-        description=str(raw.get("description", "")),
+        name=_text(raw, "name", default_name, source),
+        description=_text(raw, "description", "", source),
         system=system,
         n=_integer(raw, "n", source, minimum=1),
         seed=_integer(raw, "seed", source, minimum=0),
@@ -335,6 +323,12 @@ def _table(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
     return value
 
 
+def _text(raw: dict[str, Any], key: str, default: str, source: str) -> str:
+    if isinstance(value := raw.get(key, default), str):
+        return value
+    raise SpecError(f"{source}: {key} must be a string, got {value!r}")
+
+
 def _choice(value: Any, allowed: tuple[str, ...], key: str, source: str) -> str:
     if value not in allowed:
         raise SpecError(f"{source}: unknown {key} {value!r}{did_you_mean(str(value), allowed)}; "
@@ -348,15 +342,8 @@ def _number(value: Any, key: str, source: str) -> float:
     return float(value)
 
 
-def _integer(
-    raw: dict[str, Any],
-    key: str,
-    source: str,
-    *,
-    minimum: int,
-    default: int | None = None,
-    where: str | None = None,
-) -> int:
+def _integer(raw: dict[str, Any], key: str, source: str, *, minimum: int,
+             default: int | None = None, where: str | None = None) -> int:
     where = where or key
     if key not in raw and default is None:
         raise SpecError(f"{source}: missing required key {where!r}")
