@@ -27,6 +27,15 @@ def test_importing_odernn_and_naming_the_api_loads_no_torch():
     assert out.stdout.strip() == "False", out.stderr
 
 
+def test_the_command_line_help_loads_no_numba():
+    """numba (about 0.3 s to import and set up) is imported when an integrator first runs."""
+    code = ("import sys; from odernn.cli.app import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('numba' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip().endswith("False"), out.stderr
+
+
 def test_every_public_name_resolves_and_unknown_names_raise():
     for name in odernn.__all__:
         assert getattr(odernn, name) is not None, name

@@ -68,3 +68,70 @@ def test_no_place_to_cache_compiles_without_cache(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(kernels)
+
+
+@pytest.mark.parametrize("harmonics", [0, 1, 3])
+@pytest.mark.parametrize("integrator", ["euler", "rk4", "rk4-sampled-cubic", "exact"])
+def test_one_trajectory_alone_is_itself_in_a_batch(integrator, harmonics):
+    """A trajectory's result depends on its own parameters only. The closed form broke this
+    for one trajectory under three harmonics (its coefficients filled through strided views,
+    which numpy 2.4's in-place negative misreads): v was wrong by 0.69."""
+    rng = np.random.default_rng(11)
+    n, t = 4, 0.05 * np.arange(300)
+    forcing = HarmonicForcing(rng.uniform(0, 1, (n, harmonics)), rng.uniform(0.5, 2, (n, harmonics)),
+                              rng.uniform(0, 6, (n, harmonics)))
+    system = Oscillator.linear(rng.uniform(0.05, 0.5, n), forcing)
+    x0, v0 = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
+    x, v = integrate(integrator, system, x0, v0, t)
+    for i in range(n):
+        xi, vi = integrate(integrator, system.take(slice(i, i + 1)), x0[i:i + 1], v0[i:i + 1], t)
+        assert np.array_equal(xi[0], x[i]) and np.array_equal(vi[0], v[i])
+
+
+def test_the_closed_form_at_rest_keeps_positive_zeros():
+    """numpy's einsum summed from +0, so a sum of -0 terms was +0; the compiled sum does too
+    (it gave -0 in 8 points of v: other bits in the file)."""
+    system = Oscillator.linear(np.array([0.3, 5.0]), HarmonicForcing.none(2))
+    x, v = integrate("exact", system, np.zeros(2), np.zeros(2), 0.1 * np.arange(400))
+    assert not np.signbit(x).any() and not np.signbit(v).any()
+
+
+def test_a_big_endian_forcing_table_is_integrated():
+    """A GridForcing given a big-endian table (the compiled loops take native float64 only)."""
+    from odernn.data.forcing import GridForcing
+
+    t = 0.1 * np.arange(50)
+    base = HarmonicForcing(np.ones((2, 1)), np.ones((2, 1)), np.zeros((2, 1)))
+    native = Oscillator.linear(np.full(2, 0.2), GridForcing(base, t, base(t)))
+    swapped = native.with_forcing(GridForcing(base, t, base(t).astype(">f8")))
+    for integrator in ("euler", "rk4"):
+        assert all(np.array_equal(a, b) for a, b in zip(
+            integrate(integrator, native, np.ones(2), np.zeros(2), t),
+            integrate(integrator, swapped, np.ones(2), np.zeros(2), t), strict=True))
+
+
+def test_the_forcing_in_many_slices_is_the_forcing_at_once(monkeypatch):
+    rng = np.random.default_rng(2)
+    forcing = HarmonicForcing(rng.uniform(0, 1, (5, 3)), rng.uniform(0.5, 2, (5, 3)),
+                              rng.uniform(0, 6, (5, 3)))
+    t = 0.05 * np.arange(1000)
+    whole = forcing(t)
+    monkeypatch.setattr(kernels, "ROWS_PER_CALL", 5 * 64)  # 64 rows, two blocks, a call
+    assert np.array_equal(forcing(t), whole)
+
+
+def test_a_cache_that_cannot_be_written_compiles_in_memory(monkeypatch):
+    """The cache's place was usable when odernn started and fails later (a full disk): the
+    loop is compiled and run without it, where every integration raised OSError."""
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    cached = getattr(kernels.expand, "_cache", None)
+    if cached is None or not hasattr(cached, "_cache_file"):
+        pytest.skip("numba keeps no on-disk cache for this function here")
+    monkeypatch.setattr(cached._cache_file, "save", full)
+    monkeypatch.setattr(cached._cache_file, "load", full)
+    x, v = np.empty((2, 3), np.float32), np.empty((2, 3), np.float32)  # a new signature
+    basis = np.ones((2, 2, 3), np.float32)
+    kernels.expand(x, v, basis, np.ones((2, 3), np.float32), np.full((2, 3), 2, np.float32))
+    assert np.array_equal(x, np.full((2, 3), 2.0)) and np.array_equal(v, np.full((2, 3), 4.0))

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from odernn.data import kernels
 from odernn.data.forcing import GridForcing, HarmonicForcing, uniform_step
 from odernn.data.systems import Oscillator
 from odernn.errors import SpecError
@@ -112,22 +111,12 @@ class _Modes:
                                np.sin(phase)))
 
     def coefficients(self, cx: Array, cv: Array) -> None:
-        """Fill ``cx, cv (2 + 2K, J, N)`` so that ``x(t_j + s) = sum_q basis_q(s) cx_q[j]``
+        """Fill ``cx, cv (J, 2 + 2K, N)`` so that ``x(t_j + s) = sum_q basis_q(s) cx[j, q]``
         (likewise v); buffers are reused because fresh large arrays cost page faults."""
-        K, w = self.w.shape[0], self.w[:, None]
-        cx[0] = self.xh
-        np.multiply(self.c, self.xh, out=cx[1])
-        cx[1] += self.vh
-        cx[2 : 2 + K] = self.zr
-        np.negative(self.zi, out=cx[2 + K :])
-        cv[0] = self.vh
-        np.multiply(self.e, self.vh, out=cv[1])
-        cv[1] += self.xh
-        np.negative(cv[1], out=cv[1])
-        np.multiply(w, self.zi, out=cv[2 : 2 + K])
-        np.negative(cv[2 : 2 + K], out=cv[2 : 2 + K])
-        np.multiply(w, self.zr, out=cv[2 + K :])
-        np.negative(cv[2 + K :], out=cv[2 + K :])
+        from odernn.data import kernels  # numba, imported when used
+
+        kernels.coefficients(self.xh, self.vh, self.zr, self.zi, self.c, self.e, self.w, cx,
+                             cv)
 
     def shifted(self, basis: Array) -> _Modes:
         """The modes at every reference time plus every offset ``s (M,)`` of
@@ -238,10 +227,12 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
 
 def _exact_pointwise(x: Array, v: Array, modes: _Modes, tau: Array) -> None:
     """Every point from the modes at ``t0``, in blocks of rows to bound memory."""
+    from odernn.data import kernels  # numba, imported when used: `odernn --help` stays quick
+
     n_basis = 2 + 2 * modes.w.shape[0]
-    cx, cv = np.empty((2, n_basis, 1, x.shape[1]))
+    cx, cv = np.empty((2, 1, n_basis, x.shape[1]))
     modes.coefficients(cx, cv)
-    cx, cv = cx[:, 0], cv[:, 0]
+    cx, cv = cx[0], cv[0]
     for start in range(0, tau.size, 64):
         rows = slice(start, start + 64)
         kernels.expand(x[rows], v[rows], modes.basis(tau[rows]).transpose(1, 0, 2), cx, cv)
@@ -251,13 +242,14 @@ def _exact_uniform(x: Array, v: Array, modes: _Modes, tau: Array, dt: float) -> 
     """Separable evaluation on a uniform grid ``tau = t - t0``: each coarse block start
     directly at its grid time, its ``_MID`` block starts by one shift of ``j _FINE dt``,
     then ``_FINE`` points each by a shift of ``r dt``."""
+    from odernn.data import kernels
+
     fine = np.ascontiguousarray(modes.basis(dt * np.arange(_FINE)).transpose(1, 0, 2))
     mid = modes.basis(dt * _FINE * np.arange(_MID))
     cx, cv = np.empty((2, _MID, fine.shape[1], x.shape[1]))  # block-major: cx[j] contiguous
     coarse = _FINE * _MID
     for c in range(0, x.shape[0], coarse):
-        modes.shifted(modes.basis(tau[c : c + 1])).shifted(mid).coefficients(
-            cx.transpose(1, 0, 2), cv.transpose(1, 0, 2))
+        modes.shifted(modes.basis(tau[c : c + 1])).shifted(mid).coefficients(cx, cv)
         for j, row in enumerate(range(c, min(c + coarse, x.shape[0]), _FINE)):
             rows = slice(row, row + _FINE)
             kernels.expand(x[rows], v[rows], fine, cx[j], cv[j])

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from odernn.data import kernels
 from odernn.types import Array
 
 
@@ -58,11 +57,18 @@ def _add_cosine_uniform(
     point (compiled: :func:`odernn.data.kernels.add_cosines`). The phases carry the same
     rounding as in the direct form.
     """
+    from odernn.data import kernels  # numba, imported when used: `odernn --help` stays quick
+
     start = np.multiply.outer(t[::_BLOCK], omega)
     start += phase
     re, im = amplitude * np.cos(start), amplitude * np.sin(start)
     offset = np.multiply.outer(np.arange(_BLOCK) * dt, omega)
-    kernels.add_cosines(out, np.cos(offset), np.sin(offset), re, im, _BLOCK, first)
+    cos, sin = np.cos(offset), np.sin(offset)
+    rows = max(1, kernels.ROWS_PER_CALL // max(out.shape[1], 1) // _BLOCK) * _BLOCK
+    for row in range(0, out.shape[0], rows):  # in slices: an interrupt is seen between them
+        blocks = slice(row // _BLOCK, None)
+        kernels.add_cosines(out[row : row + rows], cos, sin, re[blocks], im[blocks], _BLOCK,
+                            first)
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ import numba
 import numpy as np
 
 ROWS_PER_CALL = 1 << 22
-"""Trajectory-steps per compiled call at most (a few tens of milliseconds): between calls
-Python runs, and with it signal handlers and progress."""
+"""Trajectory-steps (or points) per compiled call at most, a few tens of milliseconds, or
+one row where a row holds more: between calls Python runs, and with it signal handlers."""
 
 LINEAR, DUFFING, VAN_DER_POL, PENDULUM = range(4)
 ACCELERATIONS = {"duffing": DUFFING, "van-der-pol": VAN_DER_POL, "pendulum": PENDULUM}
@@ -37,11 +37,28 @@ parameters in the order ``System.parameters`` lists them."""
 
 def _compile(fn: Callable) -> Callable:
     """``fn`` compiled on first call, for one core, releasing the GIL, cached on disk where
-    numba finds a writable place (else compiled once per process)."""
+    numba finds a writable place (``NUMBA_CACHE_DIR``, beside this module, or the user's
+    cache directory); else, or where the cache cannot be read or written later (a full
+    disk), compiled once per process."""
     try:
-        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+        compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
         return numba.njit(nogil=True, error_model="numpy")(fn)
+    cache = getattr(compiled, "_cache", None)  # numba's FunctionCache: its I/O made optional
+    for method in ("load_overload", "save_overload"):
+        if callable(getattr(cache, method, None)):
+            setattr(cache, method, _without_os_errors(getattr(cache, method)))
+    return compiled
+
+
+def _without_os_errors(method: Callable) -> Callable:
+    """``method`` returning None (a cache miss; nothing saved) where it raises OSError."""
+    def call(*args: object) -> object:
+        try:
+            return method(*args)
+        except OSError:
+            return None
+    return call
 
 
 def row_slices(T: int, n: int, stride: int = 1) -> Iterator[tuple[int, int]]:
@@ -128,14 +145,35 @@ def add_cosines(out: np.ndarray, cos: np.ndarray, sin: np.ndarray, re: np.ndarra
 
 
 @_compile
+def coefficients(xh: np.ndarray, vh: np.ndarray, zr: np.ndarray, zi: np.ndarray,
+                 c: np.ndarray, e: np.ndarray, w: np.ndarray, cx: np.ndarray,
+                 cv: np.ndarray) -> None:
+    """The closed form's coefficients ``cx, cv (J, 2 + 2K, N)`` of its basis ``[B, S,
+    cos w_k s, sin w_k s]`` from the modes at ``J`` reference times (``xh, vh (J, N)``,
+    ``zr, zi (K, J, N)``; ``c, e (N,)``, ``w (K, N)``: ``exact._Modes``)."""
+    K = zr.shape[0]
+    for j in range(xh.shape[0]):
+        for n in range(xh.shape[1]):
+            cx[j, 0, n], cv[j, 0, n] = xh[j, n], vh[j, n]
+            cx[j, 1, n] = c[n] * xh[j, n] + vh[j, n]
+            cv[j, 1, n] = -(e[n] * vh[j, n] + xh[j, n])
+            for k in range(K):
+                cx[j, 2 + k, n], cx[j, 2 + K + k, n] = zr[k, j, n], -zi[k, j, n]
+                cv[j, 2 + k, n] = -(w[k, n] * zi[k, j, n])
+                cv[j, 2 + K + k, n] = -(w[k, n] * zr[k, j, n])
+
+
+@_compile
 def expand(x: np.ndarray, v: np.ndarray, basis: np.ndarray, cx: np.ndarray,
            cv: np.ndarray) -> None:
     """``x = sum_q basis_q cx_q`` and ``v = sum_q basis_q cv_q`` summed in the order of
-    ``q``, for ``basis (M, Q, N)``, ``cx, cv (Q, N)`` and outputs ``(M', N)``, ``M' <= M``;
-    a row at a time, term by term (an inner loop over trajectories, which vectorises)."""
+    ``q`` from +0 (as numpy's ``einsum``: a sum of -0 terms is +0), for ``basis (M, Q, N)``,
+    ``cx, cv (Q, N)`` and outputs ``(M', N)``, ``M' <= M``; a row at a time, term by term
+    (an inner loop over trajectories, which vectorises)."""
     for r in range(x.shape[0]):
         for j in range(x.shape[1]):
-            x[r, j], v[r, j] = basis[r, 0, j] * cx[0, j], basis[r, 0, j] * cv[0, j]
+            x[r, j] = 0.0 + basis[r, 0, j] * cx[0, j]
+            v[r, j] = 0.0 + basis[r, 0, j] * cv[0, j]
         for q in range(1, cx.shape[0]):
             for j in range(x.shape[1]):
                 x[r, j] += basis[r, q, j] * cx[q, j]

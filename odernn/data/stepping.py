@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from odernn.data import kernels
 from odernn.data.schema import grid_step
 from odernn.data.systems import Oscillator
 from odernn.types import Array
@@ -22,13 +21,16 @@ def _start(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, .
     x = np.empty((t.size, system.n))
     v = np.empty_like(x)
     x[0], v[0] = x0, v0
-    F = np.ascontiguousarray(system.forcing(t).T)
+    # native float64: the compiled loops take no other (a given table may be big-endian)
+    F = np.ascontiguousarray(system.forcing(t).T, dtype=np.float64)
     return F, x, v
 
 
 def _kernel_inputs(system: Oscillator) -> tuple[int, Array]:
     """The code of ``system``'s acceleration in :mod:`odernn.data.kernels` and its
     parameters ``p (P, N)``: ``(k, c)`` of a linear system, else the system's own in order."""
+    from odernn.data import kernels  # numba, imported when used: `odernn --help` stays quick
+
     if system.system.linear is not None:
         return kernels.LINEAR, np.array(system.linear_coefficients)
     return (kernels.ACCELERATIONS[system.system.name],
@@ -38,6 +40,8 @@ def _kernel_inputs(system: Oscillator) -> tuple[int, Array]:
 def _euler(
     system: Oscillator, x0: Array, v0: Array, t: Array, *, semi_implicit: bool
 ) -> tuple[Array, Array]:
+    from odernn.data import kernels
+
     F, x, v = _start(system, x0, v0, t)
     kind, p = _kernel_inputs(system)
     dt = grid_step(t)
@@ -100,6 +104,8 @@ def _rk4_march(system: Oscillator, F: Array, Fh: Array, x: Array, v: Array, dt: 
     at the steps' midpoints (row ``i`` for the step from ``i``). A linear system steps by its
     precomputed linear map, a nonlinear one by :func:`rk4_step`'s operations
     (:func:`odernn.data.kernels.rk4`)."""
+    from odernn.data import kernels
+
     h = stride * dt
     if system.system.linear is not None:
         cx, cv = _rk4_coefficients(system, h)

@@ -70,7 +70,8 @@ class System:
     """``a(x, v; p)`` without the forcing, for arrays of one shape (p broadcast to it): numpy
     arrays or torch tensors alike (arithmetic and :func:`_sin` only), so a hybrid surrogate's
     prior (:mod:`odernn.learn.models.prior`) runs the same equation inside the network. The
-    fixed-step integrators run it compiled (:mod:`odernn.data.kernels`), the same bits."""
+    fixed-step integrators run a scalar copy of it, compiled (``kernels.acceleration`` in
+    :mod:`odernn.data.kernels`), checked against it bit for bit by the tests."""
     partials: Callable[[Array, Array, Params], tuple[Array, Array]]
     """``(da/dx, da/dv)`` at ``(x, v)``: the Jacobian an implicit solver needs."""
     description: str
