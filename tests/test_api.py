@@ -36,6 +36,17 @@ def test_the_command_line_help_loads_no_numba():
     assert out.stderr.strip().endswith("False"), out.stderr
 
 
+def test_reading_a_dataset_loads_no_numba(tmp_path):
+    """Every read checks a file's forcing samples against its parameters; that stays numpy,
+    so that train and inspect pay no compiled start-up."""
+    path = odernn.simulate(odernn.load_spec("train").with_overrides(n=3, n_steps=200),
+                           tmp_path / "d.h5")
+    code = (f"import sys, odernn; odernn.read_trajectories({str(path)!r}); "
+            "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
 def test_every_public_name_resolves_and_unknown_names_raise():
     for name in odernn.__all__:
         assert getattr(odernn, name) is not None, name

@@ -78,8 +78,9 @@ def test_one_trajectory_alone_is_itself_in_a_batch(integrator, harmonics):
     which numpy 2.4's in-place negative misreads): v was wrong by 0.69."""
     rng = np.random.default_rng(11)
     n, t = 4, 0.05 * np.arange(300)
-    forcing = HarmonicForcing(rng.uniform(0, 1, (n, harmonics)), rng.uniform(0.5, 2, (n, harmonics)),
-                              rng.uniform(0, 6, (n, harmonics)))
+    k = harmonics
+    forcing = HarmonicForcing(rng.uniform(0, 1, (n, k)), rng.uniform(0.5, 2, (n, k)),
+                              rng.uniform(0, 6, (n, k)))
     system = Oscillator.linear(rng.uniform(0.05, 0.5, n), forcing)
     x0, v0 = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
     x, v = integrate(integrator, system, x0, v0, t)
@@ -108,16 +109,6 @@ def test_a_big_endian_forcing_table_is_integrated():
         assert all(np.array_equal(a, b) for a, b in zip(
             integrate(integrator, native, np.ones(2), np.zeros(2), t),
             integrate(integrator, swapped, np.ones(2), np.zeros(2), t), strict=True))
-
-
-def test_the_forcing_in_many_slices_is_the_forcing_at_once(monkeypatch):
-    rng = np.random.default_rng(2)
-    forcing = HarmonicForcing(rng.uniform(0, 1, (5, 3)), rng.uniform(0.5, 2, (5, 3)),
-                              rng.uniform(0, 6, (5, 3)))
-    t = 0.05 * np.arange(1000)
-    whole = forcing(t)
-    monkeypatch.setattr(kernels, "ROWS_PER_CALL", 5 * 64)  # 64 rows, two blocks, a call
-    assert np.array_equal(forcing(t), whole)
 
 
 def test_a_cache_that_cannot_be_written_compiles_in_memory(monkeypatch):

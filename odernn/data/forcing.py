@@ -54,21 +54,26 @@ def _add_cosine_uniform(
     With block starts ``t_j = t[j B]`` and offsets ``s_r = r dt``,
     ``cos(omega (t_j + s_r) + phase) = Re(e^{i (omega t_j + phase)} e^{i omega s_r})``:
     a cosine and a sine per block start and per offset, then two products per
-    point (compiled: :func:`odernn.data.kernels.add_cosines`). The phases carry the same
-    rounding as in the direct form.
+    point. The phases carry the same rounding as in the direct form. In numpy, not compiled:
+    every file read checks its forcing samples with it, and numba's start-up would then
+    cost every command that reads a file.
     """
-    from odernn.data import kernels  # numba, imported when used: `odernn --help` stays quick
-
     start = np.multiply.outer(t[::_BLOCK], omega)
     start += phase
     re, im = amplitude * np.cos(start), amplitude * np.sin(start)
     offset = np.multiply.outer(np.arange(_BLOCK) * dt, omega)
     cos, sin = np.cos(offset), np.sin(offset)
-    rows = max(1, kernels.ROWS_PER_CALL // max(out.shape[1], 1) // _BLOCK) * _BLOCK
-    for row in range(0, out.shape[0], rows):  # in slices: an interrupt is seen between them
-        blocks = slice(row // _BLOCK, None)
-        kernels.add_cosines(out[row : row + rows], cos, sin, re[blocks], im[blocks], _BLOCK,
-                            first)
+    tmp = np.empty_like(cos)
+    for j in range(re.shape[0]):
+        block = out[j * _BLOCK : (j + 1) * _BLOCK]
+        n = block.shape[0]
+        if first:
+            np.multiply(cos[:n], re[j], out=block)
+        else:
+            np.multiply(cos[:n], re[j], out=tmp[:n])
+            block += tmp[:n]
+        np.multiply(sin[:n], im[j], out=tmp[:n])
+        block -= tmp[:n]
 
 
 @dataclass(frozen=True)

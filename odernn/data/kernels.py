@@ -1,5 +1,5 @@
 """The simulation's innermost loops, compiled by numba: the fixed-step integrators' time
-loops, the separable cosines of a harmonic forcing and the closed form's expansion.
+loops and the closed form's coefficients and expansion.
 
 Each loop computes, per trajectory and point, the operations of the equation written out
 in the order written (no fused multiply-add, no reassociation: numba's default), so the
@@ -128,20 +128,6 @@ def linear_map(F: np.ndarray, Fh: np.ndarray, x: np.ndarray, v: np.ndarray, cx: 
             x[i + stride, j] = ((cx[0, j] * u0 + cx[1, j] * u1) + cx[2, j] * u2) + cx[3, j] * u3
             v[i + stride, j] = ((((cv[0, j] * u0 + cv[1, j] * u1) + cv[2, j] * u2)
                                  + cv[3, j] * u3) + cv[4, j] * F[i + stride, j])
-
-
-@_compile
-def add_cosines(out: np.ndarray, cos: np.ndarray, sin: np.ndarray, re: np.ndarray,
-                im: np.ndarray, block: int, first: bool) -> None:
-    """``out[i] (+)= cos[r] re[b] - sin[r] im[b]`` for ``i = b block + r``: one harmonic
-    of a forcing by separability (``forcing._add_cosine_uniform``); ``=`` for the first."""
-    for i in range(out.shape[0]):
-        b, r = divmod(i, block)
-        for j in range(out.shape[1]):
-            term = cos[r, j] * re[b, j]
-            if not first:
-                term = out[i, j] + term
-            out[i, j] = term - sin[r, j] * im[b, j]
 
 
 @_compile
