@@ -43,7 +43,7 @@ def say_interrupted(message: str) -> None:
     if os.environ.get("WORLD_SIZE", "1") != "1" and os.environ.get("RANK", "0") != "0":
         return
     said = os.environ.get(SAID_ENV)
-    if said and _alive(os.environ.get(LAUNCHER_ENV, "")):  # else none reads it
+    if said and process_alive(os.environ.get(LAUNCHER_ENV, "")):  # else none reads it
         try:
             os.close(os.open(said, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:
@@ -53,10 +53,10 @@ def say_interrupted(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _alive(pid: str) -> bool:
-    """Whether the command that started the workers is still there to read and remove the
-    marker: a worker interrupted because it was killed (SIGKILL; the workers get SIGTERM)
-    left the marker in the temporary directory. Unknown (no /proc): assumed alive."""
+def process_alive(pid: str | int) -> bool:
+    """Whether process ``pid`` is there and not a zombie (e.g. the command that started the
+    workers, to read and remove the marker; the writer of a temporary file, to own it still).
+    Unknown (no /proc): assumed alive."""
     import os
 
     try:

@@ -99,13 +99,14 @@ def load_runs(runs: Mapping[str, Path]) -> dict[str, Surrogate]:
     from odernn.learn.rundir import read_config, read_history
     from odernn.learn.seeds import first_run, is_group, load_group
 
-    for run in runs.values():
-        read_config(first_run(run))
+    records = {}
+    for name, run in runs.items():
+        records[name] = read_config(first_run(run))
         read_history(first_run(run))
     loaded = {name: load_group(run) if is_group(run) else load_surrogate(Path(run))
               for name, run in runs.items()}
     for name, run in runs.items():  # the report shows the config beside the model's figures
-        record = read_config(first_run(run))
+        record = records[name]
         options = record.get("config") if isinstance(record, dict) else None
         family = options.get("model") if isinstance(options, dict) else None
         if family is not None and family != loaded[name].family:

@@ -32,6 +32,7 @@ import torch
 from odernn import atomic, jsonio
 from odernn.checks import check_seed, is_whole, read_small_text, refuse_link
 from odernn.errors import DataError, OutputError, SpecError
+from odernn.interrupt import process_alive
 from odernn.learn.config import TrainConfig
 from odernn.learn.models.ensemble import Ensemble
 from odernn.learn.outcome import TrainResult
@@ -259,23 +260,12 @@ def _read_index(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
 def _write_index(path: Path, seeds: list[int], done: list[str], started: list[str]) -> None:
     """``seeds.json``: the members, those finished (``done``), which a resume keeps, and those
     started (a resume resumes them; one not started it trains anew)."""
     for entry in os.scandir(path):  # left by a group killed while writing its index
         writer = INDEX_WRITING.fullmatch(entry.name)
-        if writer is not None and _index_file(entry) and not _alive(int(writer.group(1))):
+        if writer is not None and _index_file(entry) and not process_alive(writer.group(1)):
             Path(entry.path).unlink(missing_ok=True)
     doc = {"format": FORMAT, "version": VERSION, "seeds": seeds,
            "members": [f"seed-{s}" for s in seeds], "done": done, "started": started}
