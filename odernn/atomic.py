@@ -48,8 +48,6 @@ DEMO_FILES = frozenset((DEMO_MARKER, "train.h5", "test.h5", "stages.json"))
 DEMO_DIRS = frozenset(("runs", "report"))
 LEGACY_REPORT = re.compile(r"report\.html|report\.md|metrics\.json|[\w.-]+\.png")
 """Files of a report written before the marker existed (it has metrics.json of our schema)."""
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-"""The first bytes of an HDF5 file that has no user block."""
 _NOUNS = {"dataset": "datasets (HDF5 files of schema odernn.trajectories)",
           "model": "ONNX models written by odernn export",
           "report": "report directories", "demo": "demo directories"}
@@ -118,25 +116,44 @@ def _replace(tmp: Path, target: Path, overwrite: bool = True) -> None:
     """Rename the finished ``tmp`` to ``target``, with a previous target's permissions (an
     ``--overwrite`` made a user's 600 file 644; given at the end, so a read-only one too);
     without ``overwrite`` never over a file that appeared there meanwhile (RENAME_NOREPLACE,
-    where the file system has it)."""
-    if not overwrite and (failed := _renameat2(tmp, target, 1)) in (0, errno.EEXIST):
-        if failed:
-            raise OutputError(f"{target}: another file appeared there while this one was "
-                              "written; it is kept (--overwrite replaces it)")
+    where the file system has it, else a hard link, which fails on an existing name too)."""
+    if not overwrite and _rename_noreplace(tmp, target):
         return
     with contextlib.suppress(OSError):
         os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode) & 0o1777)  # no setuid, setgid
     os.replace(tmp, target)
 
 
+def _rename_noreplace(tmp: Path, target: Path) -> bool:
+    """Rename ``tmp`` to ``target`` unless a file is there (OutputError); False where this
+    file system can do neither atomically (the caller's check just before remains)."""
+    failed = _renameat2(tmp, target, 1)  # RENAME_NOREPLACE
+    if failed not in (0, errno.EEXIST):
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            failed = errno.EEXIST
+        except OSError:  # no hard links here (EPERM, EOPNOTSUPP)
+            return False
+        else:
+            os.unlink(tmp)
+            failed = 0
+    if failed:
+        raise OutputError(f"{target}: another file appeared there while this one was "
+                          "written; it is kept (--overwrite replaces it)")
+    return True
+
+
 def _cannot(path: Path, err: OSError, what: str) -> OutputError:
     return OutputError(f"cannot write {what}{path}: {err.strerror or err}")
 
 
-def write_file(path: Path, write: Callable[[BinaryIO], None], *, what: str = "") -> None:
+def write_file(path: Path, write: Callable[[BinaryIO], None], *, what: str = "",
+               overwrite: bool = True) -> None:
     """Write ``path`` atomically: ``write(f)`` fills a new file beside it, which is flushed,
-    fsynced and renamed into place. Any failure (KeyboardInterrupt too) removes the new file
-    and leaves ``path`` as it was; an OSError becomes one OutputError line naming ``what``."""
+    fsynced and renamed into place (without ``overwrite`` never over a file that appeared
+    there meanwhile). Any failure (KeyboardInterrupt too) removes the new file and leaves
+    ``path`` as it was; an OSError becomes one OutputError line naming ``what``."""
     path = Path(path)
     tmp = sibling(path, "tmp")
     created = False
@@ -147,7 +164,7 @@ def write_file(path: Path, write: Callable[[BinaryIO], None], *, what: str = "")
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        _replace(tmp, path)
+        _replace(tmp, path, overwrite)
         created = False
         fsync_dir(path.parent)
     except OSError as err:
@@ -162,9 +179,9 @@ def write_file(path: Path, write: Callable[[BinaryIO], None], *, what: str = "")
         raise
 
 
-def write_bytes(path: Path, data: bytes, *, what: str = "") -> None:
+def write_bytes(path: Path, data: bytes, *, what: str = "", overwrite: bool = True) -> None:
     """:func:`write_file` of ``data``."""
-    write_file(path, lambda f: f.write(data), what=what)
+    write_file(path, lambda f: f.write(data), what=what, overwrite=overwrite)
 
 
 def write_text(path: Path, text: str, *, what: str = "") -> None:
@@ -328,7 +345,9 @@ def foreign_reason(path: Path, kind: str) -> str | None:
     """Why ``path`` (a regular file for a kind in :data:`FILES`, a directory otherwise) is not
     odernn's own output of ``kind``; None when it is."""
     if kind == "dataset":
-        return _dataset_reason(path)
+        from odernn.data.schema import dataset_reason
+
+        return dataset_reason(path)
     if kind == "model":
         from odernn.learn.export import model_reason
 
@@ -336,32 +355,6 @@ def foreign_reason(path: Path, kind: str) -> str | None:
     if kind == "report":
         return _report_reason(path)
     return _demo_reason(path)
-
-
-def _dataset_reason(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-                return "not an HDF5 file"
-    except OSError as err:
-        return f"unreadable: {err.strerror or err}"
-    import h5py
-
-    from odernn.data.schema import SCHEMA
-
-    try:
-        with h5py.File(path, "r") as f:
-            if "schema" not in f.attrs:
-                return "an HDF5 file without odernn's schema attribute"
-            aid = h5py.h5a.open(f.id, b"schema")
-            if aid.get_space().get_simple_extent_npoints() != 1 or aid.get_storage_size() > 1024:
-                return "an HDF5 file whose schema attribute is not odernn's"
-            schema = f.attrs["schema"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return f"an HDF5 file that cannot be read ({str(err).splitlines()[0] if str(err) else err})"
-    if isinstance(schema, bytes):
-        schema = schema.decode("utf-8", errors="replace")
-    return None if schema == SCHEMA else f"an HDF5 file of schema {str(schema)[:60]!r}"
 
 
 def _entries(path: Path) -> dict[str, os.DirEntry]:

@@ -4,6 +4,7 @@ input (docs/export.md)."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -255,6 +256,27 @@ def test_exporting_leaves_the_model_in_its_mode(tmp_path):
     model.cell.eval()
     odernn.export_onnx(model, tmp_path / "mixed2.onnx")
     assert model.training is True and model.cell.training is False
+
+
+def test_a_file_that_appears_during_the_export_is_kept(checkpoint, tmp_path, capsys,
+                                                      monkeypatch):
+    """Without --overwrite the path is checked before the model is converted and again
+    after; a file another process puts there between that check and the rename is kept
+    (it was replaced, the export exiting 0)."""
+    import odernn.atomic
+
+    out = tmp_path / "m.onnx"
+    real_write = odernn.atomic.write_file
+
+    def write_file(path, write, **options):
+        out.write_text("another process's")
+        return real_write(path, write, **options)
+
+    monkeypatch.setattr(odernn.atomic, "write_file", write_file)
+    code, _, err = run(["export", checkpoint, "-o", out], capsys)
+    assert_one_line_error(code, err)
+    assert "another file appeared there while this one was written" in err
+    assert out.read_text() == "another process's" and os.listdir(tmp_path) == ["m.onnx"]
 
 
 def test_an_interrupted_write_leaves_no_file(checkpoint, tmp_path, capsys, monkeypatch):

@@ -611,14 +611,19 @@ def test_mount_points_are_read_from_the_kernels_table(tmp_path, monkeypatch):
     assert is_mount_point(spaced) and not is_mount_point(tmp_path)
 
 
-def test_a_file_that_appears_while_a_new_output_is_written_is_kept(tmp_path):
+@pytest.mark.parametrize("call", ["renameat2", "link"])
+def test_a_file_that_appears_while_a_new_output_is_written_is_kept(call, tmp_path,
+                                                                   monkeypatch):
     """Without --overwrite the target is checked, and between the check and the rename
     another process may create it (two simulates of one name, started together): it was
-    replaced, both exiting 0. The rename itself now refuses to replace (RENAME_NOREPLACE)."""
+    replaced, both exiting 0. The rename itself now refuses to replace (RENAME_NOREPLACE),
+    or, where the system has no renameat2, a hard link, which fails on an existing name."""
     import ctypes.util
 
-    if not hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "renameat2"):
-        pytest.skip("no renameat2 here: the check just before the rename remains")
+    if call == "link":
+        monkeypatch.setattr(atomic, "_renameat2", lambda a, b, flag: None)
+    elif not hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "renameat2"):
+        pytest.skip("no renameat2 here: the link is tested on its own")
     target = tmp_path / "data.h5"
     aside = atomic.AsideFile(target)
     aside.tmp.write_bytes(b"new")
@@ -627,6 +632,27 @@ def test_a_file_that_appears_while_a_new_output_is_written_is_kept(tmp_path):
     assert target.read_text() == "mine"
     aside.publish(overwrite=True)
     assert target.read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["data.h5"]
+    other = atomic.AsideFile(tmp_path / "other.h5")
+    other.tmp.write_bytes(b"other")
+    other.publish(overwrite=False)  # a free name: published, nothing left beside it
+    assert sorted(os.listdir(tmp_path)) == ["data.h5", "other.h5"]
+    assert (tmp_path / "other.h5").read_bytes() == b"other"
+
+
+def test_a_file_written_whole_keeps_a_file_that_appeared_meanwhile(tmp_path):
+    """``write_file`` without ``overwrite`` (an ONNX export) refuses, at the rename, a file
+    that appeared after its check, and removes its own."""
+    target = tmp_path / "m.onnx"
+
+    def write(f):
+        target.write_text("mine")  # another process, while this one writes
+        f.write(b"new")
+
+    with pytest.raises(OutputError, match="another file appeared there while this one"):
+        atomic.write_file(target, write, overwrite=False)
+    assert target.read_text() == "mine" and os.listdir(tmp_path) == ["m.onnx"]
+    atomic.write_file(target, lambda f: f.write(b"new"))  # overwrite, the default
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["m.onnx"]
 
 
 def test_a_replaced_directory_is_exchanged_in_one_step(tmp_path, monkeypatch):

@@ -37,6 +37,8 @@ import numpy as np
 from odernn.errors import DataError
 
 SCHEMA = "odernn.trajectories"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+"""The first bytes of an HDF5 file that has no user block."""
 SCHEMA_VERSION = 1
 DATASETS = ("x", "v", "F")
 """The trajectory datasets a file may hold, in their canonical order; ``x`` is always there."""
@@ -188,3 +190,29 @@ def check_finite(a: np.ndarray, path: Path, label: str, first_row: int, verb: st
         row = first_row + int(np.argmin(finite))
         raise DataError(f"{path}: dataset '{label}' {verb} non-finite values (NaN or inf), first "
                         f"in trajectory {row}; files hold finite numbers only")
+
+
+def dataset_reason(path: Path) -> str | None:
+    """Why the regular file ``path`` is not a dataset of this schema (for ``--overwrite``);
+    None when it is."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                return "not an HDF5 file"
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "schema" not in f.attrs:
+                return "an HDF5 file without odernn's schema attribute"
+            aid = h5py.h5a.open(f.id, b"schema")
+            if aid.get_space().get_simple_extent_npoints() != 1 or aid.get_storage_size() > 1024:
+                return "an HDF5 file whose schema attribute is not odernn's"
+            schema = f.attrs["schema"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"an HDF5 file that cannot be read ({str(err).splitlines()[0] if str(err) else err})"
+    if isinstance(schema, bytes):
+        schema = schema.decode("utf-8", errors="replace")
+    return None if schema == SCHEMA else f"an HDF5 file of schema {str(schema)[:60]!r}"

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from odernn import budget
-from odernn.atomic import HDF5_SIGNATURE
 from odernn.checks import did_you_mean
 from odernn.data.csvtable import CsvColumns, read_columns, read_header
 from odernn.data.filecheck import CHUNK_CACHE_BYTES, check_other_files
 from odernn.data.inflate import check_filters
+from odernn.data.schema import HDF5_SIGNATURE
 from odernn.errors import DataError
 
 FORMATS = ("csv", "npy", "npz", "hdf5")

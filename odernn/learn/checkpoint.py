@@ -24,6 +24,7 @@ import torch
 
 import odernn
 from odernn import atomic
+from odernn.data.schema import HDF5_SIGNATURE
 from odernn.errors import DataError, OutputError
 
 FORMAT = "odernn.checkpoint"
@@ -106,10 +107,10 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
     try:  # torch.load holds the file's tensors (and, briefly, its bytes) in memory
         file_size = path.stat().st_size
         with open(path, "rb") as f:
-            head = f.read(len(atomic.HDF5_SIGNATURE))
+            head = f.read(len(HDF5_SIGNATURE))
     except OSError as err:
         raise DataError(f"cannot read checkpoint {path}: {err.strerror or err}") from err
-    if head == atomic.HDF5_SIGNATURE:  # e.g. a dataset given where a run goes
+    if head == HDF5_SIGNATURE:  # e.g. a dataset given where a run goes
         raise DataError(f"{path} is an HDF5 file (a dataset?), not an odernn checkpoint: "
                         "give a run directory or its best.pt")
     budget.check(f"checkpoint {path} ({budget.size(file_size)})", 2 * file_size,

@@ -62,7 +62,7 @@ def export_onnx(model: Any, path: str | Path, *, overwrite: bool = False,
     atomic.check_output(path, "model", overwrite=overwrite, inputs=inputs)
     data = onnx_bytes(model)
     atomic.check_output(path, "model", overwrite=overwrite, inputs=inputs)
-    atomic.write_bytes(path, data, what="ONNX model")
+    atomic.write_bytes(path, data, what="ONNX model", overwrite=overwrite)
     return path
 
 
