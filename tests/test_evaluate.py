@@ -40,10 +40,10 @@ DT = 0.05
 
 
 def make_test_set(n: int = 8, n_steps: int = 400, seed: int = 0,
-                  forcing: str = "cosine") -> Trajectories:
+                  forcing: str = "cosine", t0: float = 0.0) -> Trajectories:
     """N oscillators with cosine drives, stored values from the exact solution."""
     rng = np.random.default_rng(seed)
-    t = DT * np.arange(n_steps)
+    t = t0 + DT * np.arange(n_steps)
     params = {"eta": rng.uniform(0.1, 0.5, n), "x0": rng.uniform(-1, 1, n),
               "v0": rng.uniform(-1, 1, n)}
     if forcing == "cosine":

@@ -291,6 +291,27 @@ def test_a_report_of_errors_that_are_all_gaps_is_written(tmp_path: Path) -> None
     fig.savefig(io.BytesIO(), format="png")
 
 
+def test_the_error_in_lyapunov_times_starts_at_the_first_sample() -> None:
+    """A recorded clock starts anywhere (here at t = 1000): the axis in Lyapunov times is
+    time since the first sample, where the trust horizon (time since the first sample) is
+    marked. The curves were drawn at t / unit, 150 Lyapunov times from the mark."""
+    import dataclasses
+
+    from odernn.assess.report_chaos import chaos_error_figure
+
+    test = make_test_set(n=3, n_steps=100, t0=1000.0)
+    ev = evaluate(test, {"exploding": Exploding([])}, integrators=(), work_precision=False,
+                  resonance=False, chaos=False, bifurcation=False, progress=False)
+    lyapunov = 0.15
+    ev = dataclasses.replace(ev, chaos={"chaotic": True, "lyapunov": {"median": lyapunov},
+                                        "trust_horizon": {"median": 2.0}})
+    ax = chaos_error_figure(ev, {"exploding": "C0"}).image.axes[0]
+    curve, mark = ax.lines[0].get_xdata(), ax.lines[-1].get_xdata()
+    horizon = test.t[-1] - test.t[0]
+    np.testing.assert_allclose(curve[[0, -1]], [0.0, horizon * lyapunov], rtol=1e-12)
+    np.testing.assert_allclose(mark, [2.0 * lyapunov] * 2, rtol=1e-12)
+
+
 def test_trajectory_figures_name_the_reference_they_are_drawn_against(tmp_path: Path) -> None:
     """A system without a closed form is measured against its stored trajectories: the
     trajectory figures must not say that they show an exact solution."""

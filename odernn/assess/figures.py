@@ -99,13 +99,15 @@ def _log_scale(ax: Any, axis: str = "y") -> None:
                 ha="center", va="center", fontsize=9, color="#444444")
 
 
-def error_plot(ev: Evaluation, colors: Mapping[str, str], *, time_unit: float = 1.0,
+def error_plot(ev: Evaluation, colors: Mapping[str, str], *, time_unit: float | None = None,
                xlabel: str = "t", marks: Sequence[tuple[float, str]] = ()) -> MplFigure:
     """Error of x and v against time: median over trajectories, band to the 90th percentile.
-    Time is divided by ``time_unit`` (a Lyapunov time on chaotic data); ``marks`` are
-    vertical lines ``(time, label)`` in that unit."""
+    With ``time_unit`` (a Lyapunov time on chaotic data) the axis is ``(t - t_0) / time_unit``,
+    and ``marks`` are vertical lines ``(time since t_0, label)`` in that unit."""
     fig, axes = _figure(1, 2, height=4.2)
-    t = np.asarray(ev.test.t) / time_unit
+    t = np.asarray(ev.test.t)
+    if time_unit is not None:  # a recorded clock may start anywhere (e.g. epoch seconds)
+        t = (t - t[0]) / time_unit
     for ax, which, label in zip(axes[0], ("error_x", "error_v"), ("x", "v"), strict=True):
         for name, m in ev.methods.items():
             if m.kind == "reference":

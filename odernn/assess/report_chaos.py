@@ -52,7 +52,7 @@ def chaos_error_figure(ev: Evaluation, colors: Mapping[str, str]) -> Figure:
                   "error grows like exp(lambda t); an error of order 1 means the method no "
                   "longer follows the trajectory, not that it has the wrong attractor (the "
                   "statistics say that).",
-                  error_plot(ev, colors, time_unit=unit, xlabel="t / Lyapunov time",
+                  error_plot(ev, colors, time_unit=unit, xlabel="(t - t0) / Lyapunov time",
                              marks=marks))
 
 
