@@ -100,3 +100,28 @@ def test_data_of_no_known_system_gets_statistics_but_no_estimates():
     assert "no known equation" in ev.chaos["trust_horizon"]["skipped"]
     assert "no known equation" in ev.bifurcation["skipped"]
     assert ev.metrics["data"]["w1_x"] == 0.0 and list(ev.methods) == ["data"]
+
+
+def test_a_pendulums_statistics_are_taken_on_the_circle():
+    """The evaluator scores a pendulum's angle on the circle: a method that follows the
+    trajectory but counts one turn more from the middle on (x + 2 pi) has the attractor
+    exactly; its valid time ends where the turn comes (docs/metrics.md, "Chaotic data")."""
+    from odernn.learn.models.base import Rollout
+
+    test = dataset("pendulum-test", n=4, n_steps=400)
+
+    class Turned:
+        family, target = "turned", "state"
+
+        def rollout(self, x0, v0, F, params=None, warmup=None) -> Rollout:
+            n, length = F.shape  # the evaluator's first, untimed call is short
+            x = test.x[:n, :length].copy()
+            x[:, 200:] += 2 * np.pi
+            return Rollout(x, test.v[:n, :length].copy(), np.full(n, -1))
+
+    ev = evaluate(test, {"turned": Turned()}, resonance=False, bifurcation=False,
+                  chaos=ChaosSettings(lyapunov=False, trust=False), **FAST)
+    turned = ev.metrics["turned"]
+    for key in ("x2_max_rel_error", "x2_mean_rel_error", "w1_x", "spectrum_error_x"):
+        assert turned[key] < 1e-9, key
+    assert turned["valid_time_median"] == pytest.approx(test.t[200] - test.t[0])

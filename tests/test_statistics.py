@@ -196,3 +196,69 @@ def test_each_distance_is_over_its_own_variables_scale():
     pooled = summarize_statistics(rx, rv + 1, rx, rv, t, scale_x=1.0, scale_v=10.0)
     assert pooled["w1_v"] == pytest.approx(0.1, rel=1e-12)
     assert pooled["w1_v_median"] == pytest.approx(0.1, rel=1e-12)
+
+
+def _rotating_pendulum(n: int = 6, t_end: float = 150.0) -> tuple[np.ndarray, ...]:
+    """The chaotic driven pendulum (eta 0.5, omega 2/3, F0 1.15), whose angle turns over
+    now one way, now the other: reference from ``x0`` and a prediction from ``x0 + 1e-3``
+    (the same attractor, another trajectory), by RK4 at dt 0.05."""
+    from odernn.data.forcing import forcing_from_params
+    from odernn.data.integrators import INTEGRATORS
+    from odernn.data.systems import SYSTEMS, Oscillator
+
+    rng = np.random.default_rng(7)
+    p = {"F0": np.full(n, 1.15), "omega": np.full(n, 2 / 3), "phase": np.zeros(n)}
+    system = Oscillator(SYSTEMS["pendulum"], {"eta": np.full(n, 0.5)},
+                        forcing_from_params("cosine", p))
+    t = np.arange(int(t_end / 0.05) + 1) * 0.05
+    x0, v0 = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
+    rx, rv = INTEGRATORS["rk4"](system, x0, v0, t)
+    px, pv = INTEGRATORS["rk4"](system, x0 + 1e-3, v0, t)
+    return px, pv, rx, rv, t
+
+
+def test_a_pendulums_angle_is_compared_on_the_circle():
+    """The pendulum's x is an angle: its steady-state statistics are the circle's. A
+    prediction on the same chaotic attractor but another trajectory, which turns over
+    another number of times, was scored as a wrong attractor: on the line the distribution
+    of the unwrapped angle measures how far the pendulum has turned. Whole turns added at
+    random to every sample change no statistic of x; they do change the valid time (a turn
+    more is an error of the trajectory)."""
+    px, pv, rx, rv, t = _rotating_pendulum()
+    assert np.all(np.ptp(rx, axis=1) > 4 * np.pi)  # each turns over, more than twice
+    line = summarize_statistics(px, pv, rx, rv, t)
+    circle = summarize_statistics(px, pv, rx, rv, t, angle=True)
+    # docs/metrics.md quotes these: 0.23 and 0.73 on the line, 0.005 and 0.014 on the circle
+    assert (line["w1_x"], line["x2_mean_rel_error"]) == pytest.approx((0.23, 0.73), abs=5e-3)
+    assert (circle["w1_x"], circle["x2_mean_rel_error"]) == pytest.approx((0.005, 0.014),
+                                                                           abs=5e-4)
+    assert circle["w1_v"] == line["w1_v"] == pytest.approx(0.023, abs=5e-4)
+    assert circle["x2_max_rel_error"] < 1e-3
+    rng = np.random.default_rng(8)
+    turned = px + 2 * np.pi * rng.integers(-3, 4, size=px.shape)
+    again = summarize_statistics(turned, pv, rx, rv, t, angle=True)
+    for key in ("x2_max_rel_error", "x2_mean_rel_error", "w1_x", "spectrum_error_x",
+                "x2_mean_rel_error_median", "w1_x_median", "spectrum_error_x_median"):
+        assert again[key] == pytest.approx(circle[key], rel=1e-9, abs=1e-12), key
+    per = statistics_per_trajectory(turned, pv, rx, rv, t, angle=True)
+    assert np.all(per["valid_time"] < t[-1] / 2)  # pointwise, on the unwrapped angle
+    assert np.all(per["x2_max"] <= np.pi ** 2) and np.all(per["x2_max_ref"] <= np.pi ** 2)
+    group = members_median_statistics([px, turned], rx, t, angle=True)
+    assert group["x2_mean_rel_error"] == pytest.approx(circle["x2_mean_rel_error"], rel=1e-9)
+
+
+def test_an_angle_that_diverges_is_inf_on_the_circle_too():
+    px, pv, rx, rv, t = _rotating_pendulum(n=3, t_end=20.0)
+    px[1, 200:] = np.nan
+    per = statistics_per_trajectory(px, pv, rx, rv, t, angle=True)
+    for key in ("x2_max_rel_error", "x2_mean_rel_error", "w1_x", "spectrum_error_x"):
+        assert per[key][1] == math.inf and np.all(np.isfinite(per[key][[0, 2]])), key
+    summary = summarize_statistics(px, pv, rx, rv, t, angle=True)
+    assert summary["w1_x"] == summary["x2_mean_rel_error"] == math.inf
+
+
+def test_only_the_pendulums_x_is_an_angle():
+    from odernn.data.systems import SYSTEMS, x_is_angle
+
+    assert [name for name in SYSTEMS if x_is_angle(name)] == ["pendulum"]
+    assert not x_is_angle("external")

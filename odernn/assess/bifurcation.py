@@ -41,11 +41,11 @@ from odernn import budget
 from odernn.assess.closed_loop import closed_loop_marked
 from odernn.assess.frequency_response import REFERENCE_SOLVER, SOLVER, stroboscopic
 from odernn.assess.metrics import reference_scale
-from odernn.assess.statistics import circular_wasserstein_1, wasserstein_1
+from odernn.assess.statistics import circular_wasserstein_1, wasserstein_1, wrap_angle
 from odernn.checks import is_real, is_whole
 from odernn.data.forcing import HarmonicForcing
 from odernn.data.integrators import INTEGRATORS
-from odernn.data.systems import SYSTEMS, Oscillator
+from odernn.data.systems import SYSTEMS, Oscillator, x_is_angle
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
 from odernn.learn.models.base import Surrogate
@@ -57,8 +57,6 @@ numbers; a period is a class >= 1."""
 DIGITS = 6
 """Decimals of the stroboscopic samples kept in the result (for the figure; the scores use
 every digit)."""
-ANGLES = frozenset({"pendulum"})
-"""Systems whose x is an angle: compared modulo 2 pi and drawn in [-pi, pi)."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +192,7 @@ def period_of(samples: Array, tolerance: Array | float, max_period: int,
         for p in range(max_period, 0, -1):
             step = s[..., p:] - s[..., :-p]
             if angle:
-                step[0] = np.mod(step[0] + math.pi, 2 * math.pi) - math.pi
+                step[0] = wrap_angle(step[0])
             out[np.max(np.abs(step), axis=(0, 2)) <= tol] = p
     out[~np.all(np.isfinite(s), axis=(0, 2))] = DIVERGED
     return out
@@ -214,14 +212,13 @@ def stroboscope(plan: BifurcationPlan, x: np.ndarray, v: np.ndarray,
     class: the states ``(x, v / omega)`` at the sampling times (:func:`stroboscopic`)
     classified to ``tolerance`` times the size of the attractor, the larger of the ranges
     of x and of ``v / omega`` on the grid over the sampled periods."""
-    angle = plan.system in ANGLES
+    angle = x_is_angle(plan.system)
     dt = plan.t[1] - plan.t[0]
     keep = plan.t >= plan.strobe[0] - 3 * dt
     state = stroboscopic(plan.t[keep], x[:, keep], v[:, keep], plan.omega, plan.strobe)
     xs = x[:, keep]
     if angle:
-        state[0] = np.mod(state[0] + math.pi, 2 * math.pi) - math.pi
-        xs = np.mod(xs + math.pi, 2 * math.pi) - math.pi
+        state[0], xs = wrap_angle(state[0]), wrap_angle(xs)
     with np.errstate(invalid="ignore"):
         size = np.maximum(np.ptp(xs, axis=1), np.ptp(v[:, keep], axis=1) / plan.omega)
     classes = period_of(state, settings.tolerance * size, settings.max_period, angle)
@@ -242,7 +239,7 @@ def score(plan: BifurcationPlan, reference: Mapping[str, Any], samples: np.ndarr
     A, S = plan.amplitudes.size, plan.x0.size
     labels = [label(c) for c in classes.reshape(A, S)]
     agrees = np.array([a == b for a, b in zip(labels, reference["labels"], strict=True)])
-    distance = circular_wasserstein_1 if plan.system in ANGLES else wasserstein_1
+    distance = circular_wasserstein_1 if x_is_angle(plan.system) else wasserstein_1
     w1 = distance(samples.reshape(A, -1), reference["samples"].reshape(A, -1)) / scale
     inside = plan.inside
     out: dict[str, Any] = {"classes": classes, "labels": labels, "agrees": agrees, "w1": w1}
@@ -301,7 +298,7 @@ def measure_bifurcation(test: Trajectories, surrogates: Mapping[str, Surrogate],
         "inside": plan.inside, "extension": settings.extension,
         "initial_states": {"x0": plan.x0, "v0": plan.v0}, "transient": settings.transient,
         "periods": settings.periods, "tolerance": settings.tolerance,
-        "max_period": settings.max_period, "angle": plan.system in ANGLES, "dt": test.dt,
+        "max_period": settings.max_period, "angle": x_is_angle(plan.system), "dt": test.dt,
         "n_steps": int(plan.t.size), "reference": SOLVER,
         "reference_settings": dict(REFERENCE_SOLVER), "scale": scale,
         "integrator": {**reference, "samples": np.round(samples, DIGITS)}, "methods": methods,

@@ -23,7 +23,7 @@ import numpy as np
 from odernn.assess.lyapunov import lyapunov_exponents
 from odernn.assess.statistics import MIN_EXPONENT, steady_start, summarize_statistics
 from odernn.assess.trust import data_trust_horizon
-from odernn.data.systems import SYSTEMS
+from odernn.data.systems import SYSTEMS, x_is_angle
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
 
@@ -114,7 +114,9 @@ def method_statistics(x: np.ndarray, v: np.ndarray, ref_x: np.ndarray, ref_v: np
                       start: int, threshold: float, scale_x: float,
                       scale_v: float) -> dict[str, float]:
     """The statistics of one method (:data:`~odernn.assess.statistics.STATISTICS`), with the
-    valid time in Lyapunov times where the exponents were estimated."""
+    valid time in Lyapunov times where the exponents were estimated; an angle (the
+    pendulum's x) on the circle."""
     return summarize_statistics(x, v, ref_x, ref_v, test.t, steps, exponent=exponents(chaos),
                                 transient=(chaos or {}).get("transient"), start=start,
-                                threshold=threshold, scale_x=scale_x, scale_v=scale_v)
+                                threshold=threshold, scale_x=scale_x, scale_v=scale_v,
+                                angle=x_is_angle(test.system))

@@ -72,7 +72,7 @@ from odernn.assess.work_precision import (
 )
 from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS
-from odernn.data.systems import SYSTEMS, Oscillator, parameter_names
+from odernn.data.systems import SYSTEMS, Oscillator, parameter_names, x_is_angle
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard, raising_signals
@@ -378,7 +378,8 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
         seeds = seed_spread(spread)
         if median:
             metrics.update(members_median_statistics(
-                marked, ref_x, test.t, transient=predictability.get("transient"), start=start))
+                marked, ref_x, test.t, transient=predictability.get("transient"), start=start,
+                angle=x_is_angle(test.system)))
     return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,
                         error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv),
                         seeds)

@@ -114,6 +114,12 @@ def _rows(a: Array) -> np.ndarray:
     return out
 
 
+def wrap_angle(a: Array) -> np.ndarray:
+    """Samples of an angle in ``[-pi, pi)``; NaN for a non-finite one (a divergence)."""
+    with np.errstate(invalid="ignore"):
+        return np.mod(np.asarray(a, dtype=np.float64) + math.pi, 2 * math.pi) - math.pi
+
+
 def response_statistics(x: Array, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per trajectory, ``max x^2`` and ``mean x^2`` over steps ``first .. T-1``, each
     ``(N,)``; ``inf`` for a trajectory with a non-finite value there."""
@@ -185,19 +191,24 @@ def circular_wasserstein_1(a: Array, b: Array, period: float = 2 * math.pi) -> n
     return out
 
 
-def power_spectrum(x: Array, dt: float) -> tuple[np.ndarray, np.ndarray]:
+def power_spectrum(x: Array, dt: float, angle: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Frequencies ``(F,)`` (cycles per time unit) and the Welch power spectra ``(N, F)`` of
     the rows of ``x (N, L)``, each normalised to sum 1 (zero for a constant row): periodic
     Hann windows of ``S = min(L // 2, MAX_SEGMENT)`` samples every ``S - S // 2``, each
     segment's mean removed, the one-sided periodograms averaged (scipy.signal.welch's
-    defaults, without its import). Rows must be finite."""
+    defaults, without its import). Rows must be finite. ``angle``: the spectrum of the point
+    ``(cos x, sin x)`` on the circle (the two periodograms summed), which whole turns leave
+    alone and the cut at +-pi does not break."""
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     size = max(2, min(x.shape[1] // 2, MAX_SEGMENT))
-    segments = np.lib.stride_tricks.sliding_window_view(x, size, axis=1)[:, ::size - size // 2]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(size) / size)
-    spectra = np.abs(np.fft.rfft((segments - segments.mean(axis=2, keepdims=True)) * window,
-                                 axis=2)) ** 2
-    power = spectra.mean(axis=1)
+
+    def periodogram(y: np.ndarray) -> np.ndarray:
+        segments = np.lib.stride_tricks.sliding_window_view(y, size, axis=1)[:, ::size - size // 2]
+        return np.mean(np.abs(np.fft.rfft((segments - segments.mean(axis=2, keepdims=True))
+                                          * window, axis=2)) ** 2, axis=1)
+
+    power = periodogram(np.cos(x)) + periodogram(np.sin(x)) if angle else periodogram(x)
     power[:, 1:(size + 1) // 2] *= 2  # one-sided: every bin but 0 (and size/2 if even) twice
     total = power.sum(axis=1, keepdims=True)
     freqs = np.fft.rfftfreq(size, dt)
@@ -215,13 +226,13 @@ def spectrum_distance(p: Array, q: Array) -> np.ndarray:
     return out
 
 
-def spectrum_error(pred: Array, ref: Array, dt: float) -> np.ndarray:
+def spectrum_error(pred: Array, ref: Array, dt: float, angle: bool = False) -> np.ndarray:
     """Per row, :func:`spectrum_distance` of the :func:`power_spectrum` of ``pred`` and
     ``ref`` (``(N, L)`` each); ``inf`` for a row of ``pred`` with a non-finite value."""
     pred = _rows(pred)
     bad = ~np.isfinite(pred).all(axis=1)
-    _, p = power_spectrum(np.where(bad[:, None], 0.0, pred), dt)
-    _, q = power_spectrum(ref, dt)
+    _, p = power_spectrum(np.where(bad[:, None], 0.0, pred), dt, angle)
+    _, q = power_spectrum(ref, dt, angle)
     out = spectrum_distance(p, q)
     out[bad] = np.inf
     return out
@@ -250,7 +261,8 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
                               exponent: Array | None = None, transient: float | None = None,
                               start: int = 1, threshold: float = 0.1,
                               scale_x: float | None = None, scale_v: float | None = None,
-                              min_exponent: float = MIN_EXPONENT) -> dict[str, np.ndarray]:
+                              min_exponent: float = MIN_EXPONENT,
+                              angle: bool = False) -> dict[str, np.ndarray]:
     """Every per-trajectory quantity behind :func:`summarize_statistics`, each ``(N,)``:
     ``valid_time`` and ``valid_censored`` (never past the threshold: the horizon, a lower
     bound), ``valid_lyapunov`` (NaN without a positive ``exponent``), the
@@ -258,7 +270,10 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
     relative errors, ``w1_x``, ``w1_v`` (over the scales) and ``spectrum_error_x``.
     Divergence (``diverged_at``, or non-finite values) makes the trajectory ``inf`` from
     that step on, as in :func:`odernn.assess.metrics.summarize`; ``start`` is the first
-    step compared (later with warm-up steps)."""
+    step compared (later with warm-up steps). ``angle``: x is an angle, whose steady state
+    is taken on the circle (x^2 of the angle wrapped into ``[-pi, pi)``, W1 on the circle,
+    the spectrum of ``(cos x, sin x)``); the valid time compares the unwrapped angles, in
+    which a turn more or less is an error."""
     px, pv, rx, rv, t, sx, sv = _prepare(pred_x, pred_v, ref_x, ref_v, t, diverged_at,
                                          scale_x, scale_v)
     k = steady_start(t, transient, start=start)
@@ -267,21 +282,27 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
                                                            start=start)
     lam = np.full(px.shape[0], np.nan) if exponent is None else exponent
     out["valid_lyapunov"] = lyapunov_times(out["valid_time"], lam, min_exponent)
+    qx, sx_ = _steady_x(px, k, angle), _steady_x(rx, k, angle)
     (out["x2_max"], out["x2_mean"]), (out["x2_max_ref"], out["x2_mean_ref"]) = (
-        response_statistics(px, k), response_statistics(rx, k))
+        response_statistics(qx), response_statistics(sx_))
     for name in ("x2_max", "x2_mean"):
         out[f"{name}_rel_error"] = relative_error(out[name], out[f"{name}_ref"])
-    out["w1_x"] = wasserstein_1(px[:, k:], rx[:, k:]) / sx
+    out["w1_x"] = (circular_wasserstein_1 if angle else wasserstein_1)(qx, sx_) / sx
     out["w1_v"] = wasserstein_1(pv[:, k:], rv[:, k:]) / sv
-    out["spectrum_error_x"] = spectrum_error(px[:, k:], rx[:, k:], grid_step(t))
+    out["spectrum_error_x"] = spectrum_error(px[:, k:], rx[:, k:], grid_step(t), angle)
     return out
 
 
-def _pooled_spectrum_error(px: np.ndarray, rx: np.ndarray, dt: float) -> float:
+def _steady_x(x: np.ndarray, k: int, angle: bool) -> np.ndarray:
+    """Steps ``k ..`` of ``x``, on the circle for an angle."""
+    return wrap_angle(x[:, k:]) if angle else x[:, k:]
+
+
+def _pooled_spectrum_error(px: np.ndarray, rx: np.ndarray, dt: float, angle: bool) -> float:
     if not np.all(np.isfinite(px)):
         return np.inf
-    _, p = power_spectrum(px, dt)
-    _, q = power_spectrum(rx, dt)
+    _, p = power_spectrum(px, dt, angle)
+    _, q = power_spectrum(rx, dt, angle)
     return float(spectrum_distance(p.mean(axis=0), q.mean(axis=0))[0])
 
 
@@ -290,13 +311,14 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
                          exponent: Array | None = None, transient: float | None = None,
                          start: int = 1, threshold: float = 0.1, scale_x: float | None = None,
                          scale_v: float | None = None,
-                         min_exponent: float = MIN_EXPONENT) -> dict[str, float]:
+                         min_exponent: float = MIN_EXPONENT,
+                         angle: bool = False) -> dict[str, float]:
     """The scalars of :data:`STATISTICS` for one method on one test set (arguments as
     :func:`statistics_per_trajectory`): medians and percentiles over trajectories, and
     the same quantities of all trajectories' steady states pooled (``inf`` if any
     diverged)."""
     options = dict(exponent=exponent, transient=transient, start=start, threshold=threshold,
-                   scale_x=scale_x, scale_v=scale_v, min_exponent=min_exponent)
+                   scale_x=scale_x, scale_v=scale_v, min_exponent=min_exponent, angle=angle)
     per = statistics_per_trajectory(pred_x, pred_v, ref_x, ref_v, t, diverged_at, **options)
     px, pv, rx, rv, t, sx, sv = _prepare(pred_x, pred_v, ref_x, ref_v, t, diverged_at,
                                          scale_x, scale_v)
@@ -310,22 +332,24 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
         "n_chaotic": int(lyap.size),
         "valid_lyapunov_censored": int(np.count_nonzero(per["valid_censored"][chaotic])),
     }
-    pooled = [response_statistics(a[:, k:].reshape(1, -1)) for a in (px, rx)]
+    qx, sx_ = _steady_x(px, k, angle), _steady_x(rx, k, angle)
+    pooled = [response_statistics(a.reshape(1, -1)) for a in (qx, sx_)]
     for i, name in enumerate(("x2_max", "x2_mean")):
         out[f"{name}_rel_error"] = float(relative_error(pooled[0][i], pooled[1][i])[0])
         out[f"{name}_rel_error_median"] = float(np.median(per[f"{name}_rel_error"]))
-    for name, p, r, s in (("x", px, rx, sx), ("v", pv, rv, sv)):
-        out[f"w1_{name}"] = float(wasserstein_1(p[:, k:].reshape(1, -1),
-                                                r[:, k:].reshape(1, -1))[0]) / s
+    for name, p, r, s, distance in (
+            ("x", qx, sx_, sx, circular_wasserstein_1 if angle else wasserstein_1),
+            ("v", pv[:, k:], rv[:, k:], sv, wasserstein_1)):
+        out[f"w1_{name}"] = float(distance(p.reshape(1, -1), r.reshape(1, -1))[0]) / s
         out[f"w1_{name}_median"] = float(np.median(per[f"w1_{name}"]))
-    out["spectrum_error_x"] = _pooled_spectrum_error(px[:, k:], rx[:, k:], grid_step(t))
+    out["spectrum_error_x"] = _pooled_spectrum_error(px[:, k:], rx[:, k:], grid_step(t), angle)
     out["spectrum_error_x_median"] = float(np.median(per["spectrum_error_x"]))
     return out
 
 
 def members_median_statistics(members_x: Sequence[Array], ref_x: Array, t: Array, *,
-                              transient: float | None = None, start: int = 1
-                              ) -> dict[str, float]:
+                              transient: float | None = None, start: int = 1,
+                              angle: bool = False) -> dict[str, float]:
     """A seed group's steady-state ``max x^2`` and ``mean x^2``: the median of its members'
     estimates (each member's own closed loop ``x (N, T)``, ``inf`` from a divergence on),
     per trajectory and pooled, with their relative errors as in
@@ -333,16 +357,17 @@ def members_median_statistics(members_x: Sequence[Array], ref_x: Array, t: Array
 
     For any numbers ``q`` and ``r``, ``|median(q) - r| <= median(|q - r|)``: each of these
     estimates is never farther from the reference than the median member's is, which the
-    joint loop's own steady state cannot promise (members that err alike do not cancel)."""
+    joint loop's own steady state cannot promise (members that err alike do not cancel).
+    ``angle``: x is an angle, taken on the circle as there."""
     k = steady_start(t, transient, start=start)
-    rx = _rows(ref_x)
-    runs = [_rows(x) for x in members_x]
+    rx = _steady_x(_rows(ref_x), k, angle)
+    runs = [_steady_x(_rows(x), k, angle) for x in members_x]
     if not runs or any(x.shape != rx.shape for x in runs):
         raise ValueError(f"member shapes {[x.shape for x in runs]} differ from the "
                          f"reference's {rx.shape}")
-    per = np.median([response_statistics(x, k) for x in runs], axis=0)  # (2, N)
-    pooled = np.median([response_statistics(x[:, k:].reshape(1, -1)) for x in runs], axis=0)
-    ref_per, ref_pooled = response_statistics(rx, k), response_statistics(rx[:, k:].reshape(1, -1))
+    per = np.median([response_statistics(x) for x in runs], axis=0)  # (2, N)
+    pooled = np.median([response_statistics(x.reshape(1, -1)) for x in runs], axis=0)
+    ref_per, ref_pooled = response_statistics(rx), response_statistics(rx.reshape(1, -1))
     out: dict[str, float] = {}
     for i, name in enumerate(("x2_max", "x2_mean")):
         out[f"{name}_rel_error"] = float(relative_error(pooled[i], ref_pooled[i])[0])

@@ -83,10 +83,18 @@ class System:
     """For a system linear in ``(x, v)``, ``a = -k x - c v``: ``p -> (k, c)`` per trajectory
     (integrators then precompute a step as a linear map); None for a nonlinear one."""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    angle: bool = False
+    """x is an angle (radians): states 2 pi apart in x are the same, so statistics of its
+    distribution are taken on the circle (stored unwrapped, as integrated)."""
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parameters)
+
+
+def x_is_angle(system: str) -> bool:
+    """Whether data of ``system`` (a name; an unknown one is not) have an angle as x."""
+    return system in SYSTEMS and SYSTEMS[system].angle
 
 
 def _sin(a: Array) -> Array:
@@ -130,7 +138,7 @@ SYSTEMS: dict[str, System] = {s.name: s for s in (
         lambda x, v, p: -p["eta"] * v - _sin(x),
         lambda x, v, p: (-np.cos(x), -p["eta"] * np.ones_like(v)),
         "the damped, driven pendulum (x the angle in radians, not wrapped)",
-        energy=lambda x, v, p: 0.5 * np.square(v) + 1.0 - np.cos(x)),
+        energy=lambda x, v, p: 0.5 * np.square(v) + 1.0 - np.cos(x), angle=True),
 )}
 """Every system by name, in the order they are listed to users."""
 
