@@ -128,10 +128,12 @@ def read_attrs(obj: h5py.HLObject, path: Path, skip: Collection[str] = ()) -> di
         aid = h5py.h5a.open(obj.id, name.encode())
         space, dtype = aid.get_space(), aid.dtype
         vlen_str = h5py.check_string_dtype(dtype) is not None and dtype.kind == "O"
-        if space.get_simple_extent_type() == h5py.h5s.NULL or not (
-                vlen_str or dtype.kind in "biufS"):
+        if not (vlen_str or dtype.kind in "biufS"):
             raise DataError(f"{path}: attribute '{name}' has unsupported type {dtype}; expected "
                             f"strings or numbers")
+        if space.get_simple_extent_type() == h5py.h5s.NULL:  # declared, no value (h5py.Empty)
+            out[name] = None
+            continue
         count = space.get_simple_extent_npoints()
         declared = count * (1 if vlen_str else dtype.itemsize)
         if declared > MAX_ATTR_BYTES:
