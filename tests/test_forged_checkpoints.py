@@ -130,6 +130,30 @@ def test_a_checkpoint_compressed_small_is_checked_by_what_it_unpacks_to(runs, tm
     read_checkpoint(runs / "gru" / "best.pt")  # the honest one fits
 
 
+@pytest.mark.parametrize("family", ["gru", "esn"])
+def test_a_checkpoint_with_a_flipped_bit_is_refused(runs, tmp_path, family, capsys):
+    """One bit flipped in a weight's bytes (a damaged copy or disk): torch does not check the
+    CRC-32 its zip stores, and loaded the checkpoint with one wrong weight."""
+    source = runs / family / "best.pt"
+    with zipfile.ZipFile(source) as archive:
+        entry = max(archive.infolist(), key=lambda e: e.file_size)  # the largest tensor
+        assert entry.filename.split("/")[-2] == "data" and entry.compress_type == 0
+    data = bytearray(source.read_bytes())
+    local = entry.header_offset  # the local header: 30 bytes, the name, its own extra field
+    start = local + 30 + int.from_bytes(data[local + 26:local + 28], "little") \
+        + int.from_bytes(data[local + 28:local + 30], "little")
+    data[start + entry.file_size // 2] ^= 0x10
+    damaged = tmp_path / f"{family}.pt"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=rf"is corrupt: {entry.filename} does not match its"):
+        read_checkpoint(damaged)
+    read_checkpoint(source)  # the intact file loads
+    from odernn.cli.app import main
+
+    assert main(["export", str(damaged), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "is corrupt" in capsys.readouterr().err
+
+
 def test_run_files_and_members_that_are_links_are_not_followed(runs, tmp_path):
     """A run directory from elsewhere whose config.json links to another file put that
     file's text into the report; a group member that links to a run elsewhere was loaded."""

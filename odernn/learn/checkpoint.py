@@ -17,6 +17,7 @@ from __future__ import annotations
 import pickle
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,20 @@ def load_bytes(path: Path) -> tuple[int, int]:
     return unpacked, 2 * unpacked + PICKLE_OBJECT_BYTES * pickled
 
 
+def check_integrity(path: Path) -> None:
+    """Refuse a checkpoint whose bytes changed after it was written: torch does not check
+    the CRC-32 that its zip writer stores for every entry, and a flipped bit in a tensor's
+    bytes loaded silently as one wrong weight."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error):
+        bad = "its directory"
+    if bad is not None:
+        raise DataError(f"{path} is corrupt: {bad} does not match its CRC-32 (a damaged copy "
+                        "or disk); train again or restore the file")
+
+
 def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a checkpoint (a file or a run directory's best) onto ``device``."""
     path = checkpoint_path(path)
@@ -118,6 +133,7 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
     unpacked, need = load_bytes(path)
     budget.check(f"checkpoint {path} ({budget.size(unpacked)} unpacked)", need,
                  "that is for loading its tensors and unpickling its records")
+    check_integrity(path)
     where = torch.device(device)  # torch restores no tensor to "cpu:0", which is the CPU
     where = torch.device("cpu") if where.type == "cpu" else where
     try:
