@@ -1,13 +1,16 @@
 # Two commands for a newcomer: `make demo` (the whole pipeline) and `make test`.
 # Both create .venv on first use. torch goes in first as the 2.13 CPU wheel when
-# the venv has none (a bare requirement would pull a multi-GB CUDA build); a
-# user's own CUDA torch in an existing environment is kept.
+# the venv has none: PyPI's Linux torch is a CUDA build of several GB, so the wheel
+# comes from PyTorch's CPU index (2.13.0+cpu ranks above PyPI's 2.13.0), torch alone
+# (--no-deps: its dependencies come with odernn's, from PyPI). A user's own CUDA
+# torch in an existing environment is kept.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.odernn-installed
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: setup demo test test-gpu fuzz lint notebooks clean
 
@@ -15,7 +18,8 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet --no-deps \
+		--extra-index-url $(TORCH_INDEX) "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
