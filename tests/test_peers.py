@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from odernn.assess import peers
+from odernn.assess import dmdc, peers
 from odernn.assess.evaluate import evaluate
 from odernn.assess.metrics import nrmse, reference_scale
 from odernn.assess.report import write_report
@@ -79,14 +79,42 @@ def test_dmdc_recovers_the_exact_linear_map():
     train = linear_set(6, 200, eta, seed=1)
     test = linear_set(4, 400, eta, seed=2)
     assert peers.varying_parameters(train) == ()  # eta fixed: no parameter products
-    full = peers.fit_dmdc(train, ())[-1]  # every rank: the plain least squares
+    full = dmdc.fit_dmdc(train, ())[-1]  # every rank: the plain least squares
     A, B = exact_map(eta)
-    G = np.asarray(full.settings["matrix"])  # rows: x_{k+1}, v_{k+1}; columns x, v, F_k, F_k+1
-    np.testing.assert_allclose(G, np.column_stack([A, B]), atol=1e-10)
+    G = np.asarray(full.settings["matrix"])  # rows: x_{k+1}, v_{k+1}
+    assert full.settings["inputs"] == ["x_k", "v_k", "F_k-1", "F_k", "F_k+1", "1"]
+    zero = np.zeros((2, 1))  # F_{k-1} and 1 have no part in this map
+    np.testing.assert_allclose(G, np.column_stack([A, zero, B, zero]), atol=1e-10)
     fitted = peers.fit_peers(train, sindy=False).peers["dmdc"]
-    assert fitted.settings["rank"] == 4  # a lower rank drops part of the exact map
+    assert fitted.settings["rank"] >= 4  # a lower rank drops part of the exact map
     r = fitted.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
     assert nrmse(r.x, test.x) < 1e-8
+
+
+def test_dmdc_gets_the_samples_a_surrogate_gets():
+    """A surrogate of the linear oscillator reads F_{k-1} beside F_k and F_{k+1}, and the
+    products of the damping up to degree 2; DMDc given only F_k, F_{k+1} and first-order
+    terms (before 6 December 2026) was bound to the forcing's linear interpolation, the
+    error of rk4-sampled, 30 times that of the same least squares given F_{k-1}. Now it
+    reaches rk4-sampled-causal's accuracy (the same samples, the true equation); no sample
+    later than F_{k+1} enters a step."""
+    train, test = oscillator("train", 48), oscillator("test", 12)
+    assert peers.varying_parameters(train) == ("eta",)
+    fitted = peers.fit_peers(train, sindy=False).peers["dmdc"]
+    assert fitted.settings["parameter_degree"] == 2
+    assert "eta eta F_k-1" in fitted.settings["inputs"]
+    r = fitted.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+    error = nrmse(r.x, test.x)
+    errors = {name: nrmse(integrate(name, test.oscillator(), test.x[:, 0], test.v[:, 0],
+                                    test.t)[0], test.x)
+              for name in ("rk4-sampled", "rk4-sampled-causal")}
+    assert error < 5 * errors["rk4-sampled-causal"] and error < errors["rk4-sampled"] / 10
+    z = np.column_stack([test.x[:, 5], test.v[:, 5]])
+    p = peers.parameter_matrix(test.params, fitted.parameters, test.n)
+    later = test.F.copy()
+    later[:, 7:] += 1.0  # every sample after F_{k+1}, k = 5
+    np.testing.assert_array_equal(fitted.step(z, later, 5, p), fitted.step(z, test.F, 5, p))
+    assert not np.array_equal(fitted.step(z, later, 6, p), fitted.step(z, test.F, 6, p))
 
 
 def duffing(name: str, n: int, n_steps: int = 300) -> Trajectories:
@@ -190,9 +218,9 @@ def test_the_half_step_forcing_is_causal_and_fourth_order():
 
 def test_a_diverging_peer_is_reported_diverged():
     train = linear_set(4, 50, 0.3, seed=3)
-    dmdc = peers.fit_dmdc(train, ())[-1]
-    blowup = peers.Peer("blowup", "", {}, (), lambda z, f0, f1, p, fm: 10.0 * z, dmdc.mean,
-                        dmdc.std)
+    fitted = dmdc.fit_dmdc(train, ())[-1]
+    blowup = peers.Peer("blowup", "", {}, (), lambda z, F, k, p: 10.0 * z, fitted.mean,
+                        fitted.std)
     r = blowup.rollout(train.x[:, 0], train.v[:, 0], train.F, train.params)
     assert np.all(r.diverged_at > 0) and np.all(np.isinf(r.x[:, -1]))
     k = int(r.diverged_at[0])

@@ -31,17 +31,9 @@ the peers too), each constant along its trajectory.
   fit needs many more terms for the same accuracy and cannot be read as an equation. The
   continuous fit's rollout costs four library evaluations per step.
 
-- ``dmdc``: a linear state-space model, dynamic mode decomposition with control, in numpy:
-  least squares for ``[A B]`` in ``z_{k+1} = A z_k + B u_k`` with ``z = (x, v)`` and
-  ``u_k = (F_k, F_{k+1})``; with varying parameters ``p``, also ``p x_k, p v_k, p F_k,
-  p F_{k+1}`` for each: the first-order terms of a map whose matrices depend on ``p``
-  (the linear oscillator's exact one-step map does, through eta), with no term that the
-  linear oscillator lacks. The columns are scaled to unit RMS, and the pseudo-inverse
-  truncated to the SVD rank chosen on the same validation trajectories as SINDy's
-  threshold (the lowest rank whose closed-loop NRMSE of x is within :data:`TOLERANCE` of
-  the lowest). For the linear
-  oscillator under forcing linear between the samples, the full-rank fit is its exact
-  discrete map.
+- ``dmdc``: a linear state-space model, dynamic mode decomposition with control
+  (:mod:`odernn.assess.dmdc`), with the regressors of the surrogates' linear skip: the
+  state, ``F_{k-1}, F_k, F_{k+1}`` and their products with the parameters.
 
 A peer diverges as a surrogate does: a state that is non-finite or beyond
 :data:`odernn.learn.models.stepper.EXPLODED` training standard deviations ends the
@@ -93,14 +85,15 @@ MISSING = ("pysindy is not installed (`pip install \"odernn[peers]\"`): SINDy wa
 
 @dataclass(frozen=True)
 class Peer:
-    """A fitted peer: ``step(z (N, 2), F_k, F_{k+1}, p (N, P), F_{k+1/2}) -> z_{k+1}`` in
-    physical units, the parameters it takes, and what the report says of it."""
+    """A fitted peer: ``step(z (N, 2), F (N, T), k, p (N, P)) -> z_{k+1}`` in physical
+    units, from the forcing samples up to ``F_{k+1}`` (never a later one), the parameters it
+    takes, and what the report says of it."""
 
     name: str
     description: str
     settings: dict[str, Any]
     parameters: tuple[str, ...]
-    step: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    step: Callable[[np.ndarray, np.ndarray, int, np.ndarray], np.ndarray]
     mean: np.ndarray
     std: np.ndarray
     fit_time_s: float = math.nan
@@ -118,7 +111,7 @@ class Peer:
         diverged = np.full(n, -1)
         with np.errstate(all="ignore"):
             for k in range(T - 1):
-                z = self.step(z, F[:, k], F[:, k + 1], p, causal_midpoint(F, k))
+                z = self.step(z, F, k, p)
                 bad = beyond(z, self.mean, self.std)  # the surrogates' rule
                 new = bad & (diverged < 0)
                 diverged[new] = k + 1
@@ -178,7 +171,7 @@ def rows(n: int, n_steps: int, cap: int = MAX_ROWS) -> tuple[np.ndarray, np.ndar
     return pick // n_steps, pick % n_steps
 
 
-def _state_scale(data: Trajectories) -> tuple[np.ndarray, np.ndarray]:
+def state_scale(data: Trajectories) -> tuple[np.ndarray, np.ndarray]:
     z = np.stack([np.asarray(data.x, np.float64), np.asarray(data.v, np.float64)], -1)
     std = z.reshape(-1, 2).std(0)
     return z.reshape(-1, 2).mean(0), np.where(std > 0, std, 1.0)
@@ -203,7 +196,7 @@ def _choose(candidates: list[dict[str, Any]], key: str, prefer_larger: bool) -> 
     return (max if prefer_larger else min)(good, key=lambda c: c[key])
 
 
-def _check_memory(what: str, n_rows: int, n_cols: int) -> None:
+def check_memory(what: str, n_rows: int, n_cols: int) -> None:
     need = 4 * n_rows * n_cols * budget.FLOAT64  # the design, its copies in the solver
     budget.check(f"evaluate --train: {what} of {n_rows} samples x {n_cols} columns", need,
                  f"lower odernn.assess.peers.MAX_ROWS (now {MAX_ROWS})")
@@ -255,8 +248,8 @@ def fit_sindy(data: Trajectories, parameters: tuple[str, ...], threshold: float)
     i, k = rows(data.n, z.shape[1])
     u = np.column_stack([F[i, k], p[i]])
     degree = 4 if parameters else 3
-    names = ["x", "v", "F", *_columns(data.params, parameters, data.n)]
-    _check_memory("SINDy's library", i.size, comb(len(names) + degree, degree))
+    names = ["x", "v", "F", *columns(data.params, parameters, data.n)]
+    check_memory("SINDy's library", i.size, comb(len(names) + degree, degree))
     model = ps.SINDy(feature_library=ps.PolynomialLibrary(degree=degree),
                      optimizer=ps.STLSQ(threshold=threshold))
     with warnings.catch_warnings(), one_thread():  # STLSQ warns when no term is left
@@ -277,16 +270,15 @@ def fit_sindy(data: Trajectories, parameters: tuple[str, ...], threshold: float)
         inputs = np.column_stack([s, f, q])
         return np.prod(inputs[:, None, :] ** powers[None], axis=2) @ coef.T
 
-    def step(s: np.ndarray, f0: np.ndarray, f1: np.ndarray, q: np.ndarray,
-             fm: np.ndarray) -> np.ndarray:
-        h = data.dt
+    def step(s: np.ndarray, F: np.ndarray, k: int, q: np.ndarray) -> np.ndarray:
+        h, f0, f1, fm = data.dt, F[:, k], F[:, k + 1], causal_midpoint(F, k)
         k1 = rhs(s, f0, q)
         k2 = rhs(s + 0.5 * h * k1, fm, q)
         k3 = rhs(s + 0.5 * h * k2, fm, q)
         k4 = rhs(s + h * k3, f1, q)
         return s + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
-    mean, std = _state_scale(data)
+    mean, std = state_scale(data)
     settings = {"threshold": threshold, "library_degree": degree, "n_terms": int(keep.size),
                 "equations": equations, "coefficients": coefficients,
                 "inputs": names, "fit_samples": int(i.size)}
@@ -295,69 +287,13 @@ def fit_sindy(data: Trajectories, parameters: tuple[str, ...], threshold: float)
                 settings, parameters, step, mean, std)
 
 
-def _columns(params: Mapping[str, np.ndarray], names: tuple[str, ...], n: int) -> list[str]:
+def columns(params: Mapping[str, np.ndarray], names: tuple[str, ...], n: int) -> list[str]:
     """A name per parameter column (``p`` or ``p[j]`` for a parameter of several)."""
     out = []
     for p in names:
         k = np.asarray(params[p]).reshape(n, -1).shape[1]
         out += [p] if k == 1 else [f"{p}[{j}]" for j in range(k)]
     return out
-
-
-# -- DMDc ------------------------------------------------------------------------------------
-
-def dmdc_inputs(z: np.ndarray, f0: np.ndarray, f1: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The regressors ``(z_k, u_k)`` of DMDc, one row per sample: ``x, v, F_k, F_{k+1}`` and
-    each parameter column times each of those four."""
-    base = np.column_stack([z, f0, f1])
-    products = [p[:, [j]] * base for j in range(p.shape[1])]
-    return np.column_stack([base, *products])
-
-
-def _dmdc_system(data: Trajectories, parameters: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    z = np.stack([np.asarray(data.x, np.float64), np.asarray(data.v, np.float64)], -1)
-    F = np.asarray(data.F, np.float64)
-    p = parameter_matrix(data.params, parameters, data.n)
-    i, k = rows(data.n, data.n_steps - 1)
-    _check_memory("DMDc's regression", i.size, 4 + 4 * p.shape[1])
-    return dmdc_inputs(z[i, k], F[i, k], F[i, k + 1], p[i]), z[i, k + 1]
-
-
-def fit_dmdc(data: Trajectories, parameters: tuple[str, ...],
-             ranks: tuple[int, ...] | None = None) -> list[Peer]:
-    """DMDc fitted on ``data`` at each SVD rank of ``ranks`` (None: every rank), from one
-    SVD of the column-scaled regressors."""
-    X, Y = _dmdc_system(data, parameters)
-    scale = np.sqrt(np.mean(np.square(X), axis=0))
-    scale = np.where(scale > 0, scale, 1.0)
-    with one_thread():
-        U, s, Vt = np.linalg.svd(X / scale, full_matrices=False)
-    ranks = ranks or tuple(range(1, s.size + 1))
-    UtY = U.T @ Y
-    mean, std = _state_scale(data)
-    peers = []
-    for r in ranks:
-        r = min(r, s.size)
-        G = (Vt[:r].T @ (UtY[:r] / s[:r, None])) / scale[:, None]  # (columns, 2)
-
-        def step(z: np.ndarray, f0: np.ndarray, f1: np.ndarray, q: np.ndarray,
-                 fm: np.ndarray, G: np.ndarray = G) -> np.ndarray:
-            return dmdc_inputs(z, f0, f1, q) @ G
-
-        settings = {"rank": int(r), "full_rank": int(s.size),
-                    "inputs": _dmdc_names(data.params, parameters, data.n),
-                    "fit_samples": int(X.shape[0]), "matrix": G.T.tolist()}
-        peers.append(Peer("dmdc", "DMD with control: a linear map z_{k+1} = A z_k + B u_k "
-                          "(u: F_k, F_{k+1} and parameter products) fitted by least squares "
-                          "to the training file, closed loop", settings, parameters, step,
-                          mean, std))
-    return peers
-
-
-def _dmdc_names(params: Mapping[str, np.ndarray], parameters: tuple[str, ...],
-                n: int) -> list[str]:
-    base = ["x_k", "v_k", "F_k", "F_k+1"]
-    return base + [f"{p} {b}" for p in _columns(params, parameters, n) for b in base]
 
 
 # -- both ------------------------------------------------------------------------------------
@@ -411,6 +347,8 @@ def fit_peers(train: Trajectories, say: Callable[[str], None] = lambda _: None,
         fitted["sindy"] = _with(peer, tried, time.perf_counter() - begin)
         say(f"sindy: threshold {best['threshold']:g}, {peer.settings['n_terms']} terms")
     begin = time.perf_counter()
+    from odernn.assess.dmdc import fit_dmdc
+
     tried = [{"rank": peer.settings["rank"], "val_nrmse_x": validation_error(peer, val)}
              for peer in fit_dmdc(part, parameters)]
     best = _choose(tried, "rank", prefer_larger=False)
