@@ -49,7 +49,6 @@ def evaluate(
     from odernn.assess.document import check_report_dir, check_title
     from odernn.assess.evaluate import evaluate as run
     from odernn.assess.evaluate import load_runs
-    from odernn.assess.inputs import check_trained_on
     from odernn.assess.peers import PEERS
     from odernn.assess.report import write_report
     from odernn.data.integrators import INTEGRATORS
@@ -62,8 +61,6 @@ def evaluate(
     surrogates = load_runs(named)
     test = read_trajectories(data)
     training = read_trajectories(train) if train is not None and peers else None
-    if training is not None:
-        check_trained_on(training, named, f"--train {train}")
     with drawing(quiet) as show:
         result = run(test, surrogates, work_precision=work_precision, resonance=resonance,
                      chaos=chaos, bifurcation=bifurcation, progress=show, data_path=data,

@@ -142,12 +142,13 @@ def mount_tmpfs(mount: Path, options: str):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """A dataset, two shards and a trained run for the commands that write."""
+    """A dataset, a test set, three shards and a trained run for the commands that write."""
     root = tmp_path_factory.mktemp("inputs")
     spec = root / "small.toml"
     spec.write_text(SPEC)
     data = root / "data.h5"
     assert main(["simulate", str(spec), "-o", str(data), "-q"]) == 0
+    assert main(["simulate", str(spec), "-o", str(root / "test.h5"), "--seed", "7", "-q"]) == 0
     big = root / "big.toml"  # 9000 x 40: a block holds 4096, so three shards
     big.write_text(SPEC.replace("n = 6", "n = 9000"))
     for k in (1, 2, 3):
@@ -166,7 +167,7 @@ WRITERS = {
               "{out}/merged.h5"],
     "train": ["train", "{inputs}/data.h5", "-o", "{out}/run", "--model", "lstm", "--epochs",
               "1", "--window", "20", "-q"],
-    "evaluate": ["evaluate", "{inputs}/run", "--data", "{inputs}/data.h5", "-o", "{out}/report",
+    "evaluate": ["evaluate", "{inputs}/run", "--data", "{inputs}/test.h5", "-o", "{out}/report",
                  "--no-work-precision", "--no-resonance", "-q"],
     "gradients": ["gradients", "-o", "{out}/grads", "--model", "rnn", "--length", "20",
                   "--sequences", "2", "-q"],

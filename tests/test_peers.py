@@ -333,7 +333,7 @@ def test_cli_evaluate_refuses_a_training_file_the_runs_were_not_trained_on(pysin
     from odernn.data.simulate import simulate
 
     files = {}
-    for name, spec, seed in (("train", "train", 0), ("other", "train", 5), ("test", "test", 0)):
+    for name, spec, seed in (("train", "train", 0), ("other", "train", 5), ("test", "test", 1)):
         files[name] = simulate(load_spec(spec).with_overrides(n=6, n_steps=120, seed=seed,
                                                               integrator="rk4"),
                                tmp_path / f"{name}.h5", progress=False)
@@ -345,7 +345,8 @@ def test_cli_evaluate_refuses_a_training_file_the_runs_were_not_trained_on(pysin
     code = main([*args, "--train", str(files["other"]), "-o", str(tmp_path / "wrong")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "is not the data run run was trained on" in err and not (tmp_path / "wrong").exists()
+    assert "is not the data surrogate run was trained on" in err
+    assert not (tmp_path / "wrong").exists()
     assert main([*args, "--train", str(files["train"]), "-o", str(tmp_path / "right")]) == 0
     # the report records the command that wrote it and the test data's content digest, as a
     # run records its training data's (neither was recorded)
@@ -354,3 +355,35 @@ def test_cli_evaluate_refuses_a_training_file_the_runs_were_not_trained_on(pysin
                                          str(tmp_path / "right")])
     assert doc["data"]["sha256"] == fingerprint(read_trajectories(files["test"]))["sha256"]
     assert f"Written by `{doc['command']}`" in (tmp_path / "right" / "report.md").read_text()
+
+
+def test_a_test_set_a_surrogate_has_seen_is_said_to_be_in_sample(tmp_path):
+    """A run scored on the data it was trained on, or validated on (which chose its epoch or
+    ridge), was reported as tested, without a word: the report and a warning now say so,
+    from the data fingerprints its checkpoint records; the peers' training file is checked
+    against them in Python too (only the command line checked it)."""
+    import warnings
+
+    from odernn.learn.config import TrainConfig
+    from odernn.learn.models import load_surrogate
+    from odernn.learn.training import train as fit
+
+    train = simulate_trajectories(load_spec("train").with_overrides(n=8, n_steps=150))
+    val = simulate_trajectories(load_spec("test").with_overrides(n=4, n_steps=150))
+    test = simulate_trajectories(load_spec("test").with_overrides(n=4, n_steps=150, seed=9))
+    fit(train, TrainConfig(model="esn", units=30), tmp_path / "run", val=val, progress=False)
+    model = load_surrogate(tmp_path / "run")
+    for data, verb in ((train, "trained"), (val, "validated")):
+        with pytest.warns(UserWarning, match=f"is the data surrogate esn was {verb} on"):
+            ev = evaluate(data, {"esn": model}, **QUICK)
+        assert ev.info["in_sample"] == {"esn": verb}
+        report = write_report(ev, tmp_path / f"report-{verb}")
+        summary = report.joinpath("report.md").read_text()
+        assert f"**Not a test of esn**: the test set is the data it was {verb} on" in summary
+        assert json.loads(report.joinpath("metrics.json").read_text())["in_sample"] == {
+            "esn": verb}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert evaluate(test, {"esn": model}, **QUICK).info["in_sample"] == {}
+    with pytest.raises(DataError, match="is not the data surrogate esn was trained on"):
+        evaluate(test, {"esn": model}, train_data=val, **QUICK)

@@ -51,7 +51,7 @@ from odernn.assess.baselines import integrator_description, same_information
 from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
 from odernn.assess.closed_loop import closed_loop, describe_surrogate, surrogate_settings
-from odernn.assess.inputs import check_names, check_options, check_test, training_file
+from odernn.assess.inputs import check_names, check_options, check_test, in_sample, training_file
 from odernn.assess.metrics import (
     divergence_steps,
     error_vs_time,
@@ -156,7 +156,8 @@ def evaluate(
     check_test(test, where)
     check_names(integrators, surrogates, DEFAULT_INTEGRATORS)
     check_options(threshold, scipy_options, list(SCIPY_DEFAULTS))
-    train, train_path = training_file(train_data, train_path, test, where, peers)
+    seen = in_sample(test, surrogates, where)
+    train, train_path = training_file(train_data, train_path, test, where, peers, surrogates)
     taken = [name for name in surrogates if name in PEERS]
     if train is not None and taken:
         raise SpecError(f"surrogate name {taken[0]!r} is a peer's name; rename the run")
@@ -284,6 +285,7 @@ def evaluate(
             "same_information": same_information(methods, test.samples_only),
             "versions": _versions(),
             "data": _data_info(test, data_path, None if reference == DATA else (ref_x, ref_v)),
+            "in_sample": seen,
             "settings": {
                 "reference": reference,
                 **({"reference_reason": "the system's equation is not known" if not known

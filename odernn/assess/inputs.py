@@ -50,10 +50,11 @@ def check_options(threshold: float, scipy_options: Mapping[str, Any] | None,
 
 
 def training_file(train_data: Trajectories | str | Path | None, train_path: str | Path | None,
-                  test: Trajectories, where: str,
-                  peers: bool | None) -> tuple[Trajectories | None, str | None]:
+                  test: Trajectories, where: str, peers: bool | None,
+                  surrogates: Mapping[str, Any]) -> tuple[Trajectories | None, str | None]:
     """The training file the peers are fitted on, read if a path and checked against the
-    test set (:func:`~odernn.data.trajectories.check_pair`), and its name."""
+    test set (:func:`~odernn.data.trajectories.check_pair`) and the surrogates' own
+    (:func:`check_trained_on`), and its name."""
     if train_data is None:
         if peers:
             raise SpecError("peers need the surrogates' training file: give train_data "
@@ -71,6 +72,7 @@ def training_file(train_data: Trajectories | str | Path | None, train_path: str 
         raise DataError(f"{label} is a univariate series; the peers need oscillator "
                         "trajectories (x, v, F)")
     check_pair(train_data, test, label, where)
+    check_trained_on(train_data, surrogates, label)
     return train_data, None if train_path is None else str(train_path)
 
 
@@ -90,27 +92,59 @@ def check_names(integrators: Sequence[str], surrogates: Mapping[str, Any],
             raise SpecError(f"surrogate name {name!r} is an integrator's name; rename the run")
 
 
-def check_trained_on(training: Trajectories, runs: Mapping[str, Any], label: str) -> None:
-    """Refuse a training file for the peers other than the one each run records (its
-    config's sha256, where it has one): the report says the peers were fitted on the
-    surrogates' training file, and an audit found nothing checked it."""
-    from odernn.learn.rundir import read_config
-    from odernn.learn.seeds import first_run
+def data_records(surrogate: Any) -> list[dict[str, Any]]:
+    """The data records (``{"train": fingerprint, "val": ...}``) a surrogate loaded from a
+    checkpoint carries (:func:`~odernn.learn.models.from_record`), one per member of a seed
+    group; none for a model from elsewhere."""
+    members = getattr(surrogate, "members", None)
+    models = members.values() if isinstance(members, Mapping) else [surrogate]
+    return [r for m in models if isinstance(r := getattr(m, "trained_on", None), dict)]
+
+
+def _digest(record: dict[str, Any], role: str) -> str | None:
+    entry = record.get(role)
+    sha = entry.get("sha256") if isinstance(entry, dict) else None
+    return sha if isinstance(sha, str) else None
+
+
+def in_sample(test: Trajectories, surrogates: Mapping[str, Any], where: str) -> dict[str, str]:
+    """The surrogates that were trained (``"trained"``) or validated (``"validated"``: it
+    chose their epoch or ridge) on ``test``, by the data fingerprint each checkpoint
+    records, each with a warning: their scores on it are in-sample, not a test's."""
+    import warnings
+
+    from odernn.learn.windows import fingerprint
+
+    digest, out = None, {}
+    for name, surrogate in surrogates.items():
+        for record in data_records(surrogate):
+            for role, verb in (("train", "trained"), ("val", "validated")):
+                if name not in out and (seen := _digest(record, role)) is not None:
+                    digest = digest or fingerprint(test)["sha256"]
+                    if seen == digest:
+                        out[name] = verb
+                        warnings.warn(f"{where} is the data surrogate {name} was {verb} on: "
+                                      "its scores are in-sample, not a test's (the report "
+                                      "says so)", stacklevel=3)
+    return out
+
+
+def check_trained_on(training: Trajectories, surrogates: Mapping[str, Any], label: str) -> None:
+    """Refuse a training file for the peers other than the one each surrogate records (its
+    checkpoint's data fingerprint, where it has one): the report says the peers were fitted
+    on the surrogates' training file, and an audit found nothing checked it."""
     from odernn.learn.windows import fingerprint
 
     digest = None
-    for name, run in runs.items():
-        record = read_config(first_run(run))
-        data = record.get("data") if isinstance(record, dict) else None
-        train = data.get("train") if isinstance(data, dict) else None
-        trained = train.get("sha256") if isinstance(train, dict) else None
-        if not isinstance(trained, str):
-            continue  # a run that records no training data: nothing to compare
-        digest = digest or fingerprint(training)["sha256"]
-        if trained != digest:
-            raise DataError(f"{label} is not the data run {name} was trained on (data "
-                            f"fingerprints {trained[:12]}..., the file's {digest[:12]}...; "
-                            "of t, x, v, F and the parameters, not the content digest "
-                            "odernn inspect prints): the peers are "
-                            "fitted on the surrogates' training file; give that file, or "
-                            "--no-peers")
+    for name, surrogate in surrogates.items():
+        for record in data_records(surrogate):
+            if (trained := _digest(record, "train")) is None:
+                continue  # a run that records no training data: nothing to compare
+            digest = digest or fingerprint(training)["sha256"]
+            if trained != digest:
+                raise DataError(f"{label} is not the data surrogate {name} was trained on "
+                                f"(data fingerprints {trained[:12]}..., the file's "
+                                f"{digest[:12]}...; of t, x, v, F and the parameters, not the "
+                                "content digest odernn inspect prints): the peers are fitted "
+                                "on the surrogates' training file; give that file, or "
+                                "--no-peers")

@@ -75,13 +75,11 @@ def write_report(
     overwrite: bool = False,
     extra_sections: Sequence[Section] = (),
 ) -> Path:
-    """Write the report directory ``out_dir`` atomically and return it.
-
-    ``runs`` maps surrogate names to their run directories, for the loss curves
-    and the training configurations; ``extra_sections`` come after the
-    evaluator's sections. An existing ``out_dir`` is replaced only with
-    ``overwrite`` and only if it is an odernn report (or empty).
-    """
+    """Write the report directory ``out_dir`` atomically and return it. ``runs`` maps
+    surrogate names to their run directories, for the loss curves and the training
+    configurations; ``extra_sections`` come after the evaluator's sections. An existing
+    ``out_dir`` is replaced only with ``overwrite`` and only if it is an odernn report (or
+    empty)."""
     out = Path(out_dir)
     check_report_dir(out, overwrite)
     runs = {name: first_run(path) for name, path in (runs or {}).items()}  # a seed group: one
@@ -216,7 +214,9 @@ def _times(ratio: float, above: str, below: str, equal: str) -> str:
 
 def _findings(ev: Evaluation) -> list[str]:
     """The few sentences a reader needs first."""
-    out = same_information_sentences(ev)
+    out = [f"- **Not a test of {n}**: the test set is the data it was {verb} on (its scores "
+           "are in-sample)." for n, verb in (ev.info.get("in_sample") or {}).items()]
+    out += same_information_sentences(ev)
     surrogates = ev.method_names("surrogate")
     if surrogates:
         best = min(surrogates, key=lambda s: accuracy_key(ev.metrics[s]))

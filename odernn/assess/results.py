@@ -156,6 +156,7 @@ class Evaluation:
             "reference": self.reference,
             "command": self.info.get("command"),  # the command line that wrote it, if one did
             "data": self.info["data"],
+            "in_sample": self.info.get("in_sample", {}),  # surrogates that saw the test set
             "settings": self.info["settings"],
             "versions": self.info["versions"],
             "metric_definitions": {**METRICS, **STATISTICS},

@@ -111,6 +111,8 @@ def from_record(record: dict[str, Any], path: Path | str = "record",
     except (TypeError, ValueError, AttributeError, OverflowError, IndexError,
             RuntimeError) as err:  # a forged record's values, met where they are used
         raise DataError(f"checkpoint {path} is inconsistent: {err}") from err
+    if isinstance(record.get("data"), dict):  # what it was trained and validated on
+        model.trained_on = record["data"]
     return model.to(device).eval()
 
 
