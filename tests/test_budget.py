@@ -341,7 +341,10 @@ def test_sigterm_ends_a_long_simulation_block_within_a_second_or_two(tmp_path):
                              "--n-steps", "20000000", "--integrator", "rk4", "-q", "-o",
                              str(out)], stderr=subprocess.PIPE, env=env(),
                             preexec_fn=limit_memory, cwd=tmp_path)
-    time.sleep(4.0)  # inside the one block: 20 million RK4 steps take a minute or more
+    # inside the one block or its write: 20 million RK4 steps take seconds (compiled), and
+    # their 460 MB took seconds more to write, in one call a signal waited for (2.2 s seen);
+    # the write now goes in pieces of 16 MB
+    time.sleep(4.0)
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     sent = time.monotonic()

@@ -113,10 +113,12 @@ def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, sig)
 def evaluation_inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     odernn = [sys.executable, "-m", "odernn"]
-    subprocess.run([*odernn, "simulate", "test", "-o", str(root / "test.h5"), "--quiet"],
-                   check=True)
-    subprocess.run([*odernn, "train", str(root / "test.h5"), "-o", str(root / "run"), "--model",
-                    "esn", "--units", "50", "--quiet"], check=True, capture_output=True)
+    for name, seed in (("train", 1), ("test", 2)):  # held-out test data: no in-sample note
+        subprocess.run([*odernn, "simulate", "test", "-o", str(root / f"{name}.h5"), "--seed",
+                        str(seed), "--quiet"], check=True)
+    subprocess.run([*odernn, "train", str(root / "train.h5"), "-o", str(root / "run"),
+                    "--model", "esn", "--units", "50", "--quiet"], check=True,
+                   capture_output=True)
     return root
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from odernn import budget, jsonio
+from odernn.data.chunks import chunk_shape
 from odernn.data.exact import check_resonance, resonance_possible
 from odernn.data.forcing import GridForcing, forcing_from_params
 from odernn.data.integrators import INTEGRATORS, integrate
@@ -37,7 +38,7 @@ from odernn.data.spec import SERIES, Spec, load_spec
 from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
-from odernn.interrupt import interrupt_guard, raising_signals
+from odernn.interrupt import REQUESTED, interrupt_guard, raising_signals
 from odernn.progress import Event, Progress, reporter
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 BLOCK_BYTES = 64 << 20
 """Memory budget of one integration block (x, v and F in float64)."""
+WRITE_PIECE_BYTES = 16 << 20
+"""What the writing thread stores between two looks at a signal's request (:func:`_write`)."""
 MAX_BLOCK = 4096
 SCIPY_MIN_BLOCK = 64
 """SciPy: the smallest block (below it, solve_ivp's per-step overhead dominates)."""
@@ -302,9 +305,28 @@ def simulate(
 
 def _write(writer: TrajectoryWriter, row: int, arrays: dict[str, np.ndarray],
            params: dict[str, np.ndarray]) -> int:
-    """Write one block; its number of rows."""
-    writer.write(row, arrays, params)
-    return int(arrays["x"].shape[0])
+    """Write one block in pieces of about :data:`WRITE_PIECE_BYTES` of whole chunks (rows,
+    or for a trajectory longer than a chunk, time points), a signal's request checked before
+    each: one long trajectory was hundreds of MB written in one call, which a signal waited
+    for. Returns the block's number of rows."""
+    B, T = arrays["x"].shape
+    size = writer.dtype.itemsize
+    rows, width = chunk_shape(writer.n, (T,), size)  # the file's chunks
+    cols = max(1, WRITE_PIECE_BYTES // (len(arrays) * size * rows * width)) * width
+    rows = max(1, WRITE_PIECE_BYTES // (len(arrays) * size * T * rows)) * rows
+    for lo in range(0, B, rows):
+        part = {k: p[lo:lo + rows] for k, p in params.items()}
+        for col in range(0, T, cols):
+            _check_request()
+            writer.write(row + lo, {k: a[lo:lo + rows, col:col + cols] for k, a in
+                                    arrays.items()}, part, col=col)
+    return B
+
+
+def _check_request() -> None:
+    """End the writing thread's block where a signal asked the command to stop."""
+    if REQUESTED.is_set():
+        raise KeyboardInterrupt
 
 
 def simulate_trajectories(spec: Spec | str | Path) -> Trajectories:
