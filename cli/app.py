@@ -2,8 +2,8 @@
 
 Every command is one library call plus argument parsing and printing. Errors
 a user can cause (bad options, specs, files) are printed as one line,
-``error: what, where, what is allowed``, with exit code 2; ``--debug`` shows
-the traceback instead.
+``error: what, where, what is allowed``, with exit code 2; ``--debug`` prints
+the traceback before that line (the exit code stays 2).
 """
 
 from __future__ import annotations
@@ -212,13 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code == 130:  # typer turns Ctrl-C (and our SIGTERM) into exit code 130
             say_interrupted(INTERRUPTED)
     except OdernnError as exc:
-        if debug:
-            raise
+        if debug:  # the traceback, then the same line and exit code
+            traceback.print_exc()
         _error(one_line(exc), every_rank=isinstance(exc, OSError))  # OutputError: a disk
         code = EXIT_BAD_INPUT
     except OSError as exc:  # disk full, permissions, I/O: the environment, not a bug
         if debug:
-            raise
+            traceback.print_exc()
         _error(one_line(exc), every_rank=True)
         code = EXIT_BAD_INPUT
     except Interrupted as exc:
@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_BAD_INPUT
     except ClickException as exc:
         if debug:
-            raise
+            traceback.print_exc()
         message = _choice_message(exc.format_message())
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""

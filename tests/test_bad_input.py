@@ -315,3 +315,18 @@ def fails_cleanly(files, capsys, args, needle):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert needle in lines[0], lines[0]
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("args", [["simulate", "trian", "-o", "x.h5"],  # a spec: odernn's own
+                                  ["simulate", "train", "--n", "many", "-o", "x.h5"]])  # click's
+def test_debug_prints_the_traceback_and_keeps_the_exit_code(args, tmp_path, capsys,
+                                                            monkeypatch):
+    """``--debug`` shows the traceback of bad input, then the same one line; the exit code
+    stays 2 (it re-raised: Python's 1)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    plain = capsys.readouterr().err.strip().splitlines()
+    assert main([*args, "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.strip().splitlines()[-1] == plain[-1]
+    assert list(tmp_path.iterdir()) == []
