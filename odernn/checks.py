@@ -26,11 +26,16 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the choice closest to a misspelt ``word``, or ``""`` when
-    none is close: appended to the one-line error that names the allowed values. A choice
-    that differs in case alone comes first (difflib finds no 't' for 'T')."""
-    choices = [str(c) for c in choices]
-    close = [c for c in choices if c.casefold() == str(word).casefold()] or \
-        difflib.get_close_matches(str(word), choices, n=1)
+    none is close: appended to the one-line error that names the allowed values. First a
+    choice that differs in case alone (difflib finds no 't' for 'T'), then one whose last
+    path component is the word (``log/x`` for ``x``), then difflib's closest, then one that
+    begins the word or that it begins, of 3 characters or more (``pos`` for ``position``)."""
+    choices, w = [str(c) for c in choices], str(word).casefold()
+    close = ([c for c in choices if c.casefold() == w]
+             or [c for c in choices if c.rsplit("/", 1)[-1].casefold() == w]
+             or difflib.get_close_matches(str(word), choices, n=1)
+             or [c for c in choices if min(len(c), len(w)) >= 3
+                 and (c.casefold().startswith(w) or w.startswith(c.casefold()))])
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

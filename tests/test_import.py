@@ -948,3 +948,21 @@ def test_a_derived_velocity_that_overflows_names_the_source_line(tmp_path):
                        r"\(--derive-v\) overflows float64"):
         import_file(tmp_path / "h.csv", tmp_path / "h.h5", ImportOptions(derive_v=True))
     assert not (tmp_path / "h.h5").exists()
+
+
+def test_a_misnamed_array_gets_a_did_you_mean(tmp_path, capsys):
+    """A missing array is named with the closest one, as a CSV column is: one in a group by
+    its last component (``x`` for ``log/x``), one a name begins (``pos`` for ``position``)."""
+    t = 0.1 * np.arange(20)
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        for name, values in (("t", t), ("x", np.sin(t)), ("v", np.cos(t))):
+            f[f"log/{name}"] = values
+    np.savez(tmp_path / "other.npz", t=t, pos=np.sin(t), vel=np.cos(t))
+    for source, args, hint in (("other.h5", ["--time", "log/t", "--x", "x", "--v", "log/v"],
+                                "no array 'x' (did you mean 'log/x'?)"),
+                               ("other.npz", ["--x", "position", "--v", "vel"],
+                                "no array 'position' (did you mean 'pos'?)")):
+        code = main(["import", str(tmp_path / source), "-o", str(tmp_path / "out.h5"), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and hint in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out.h5").exists()
