@@ -182,6 +182,10 @@ def read_small_text(path: Path, what: str, *, limit: int = MAX_TEXT_BYTES,
                 raw += f.read(limit + 1 - len(raw))
         except OSError as exc:
             raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    from odernn.data.schema import HDF5_SIGNATURE
+
+    if raw.startswith(HDF5_SIGNATURE):  # a dataset given where a spec goes: say so
+        raise SpecError(f"{what} {path} is an HDF5 file (a dataset?), not a {what} file; {hint}")
     if len(raw) > limit:
         raise SpecError(f"{what} {path} is larger than {limit} bytes; a {what} file "
                         f"is at most {limit} bytes")

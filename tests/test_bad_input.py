@@ -138,6 +138,8 @@ CASES = [
     # simulate
     (["simulate", "trian", "-o", "{root}/o.h5"], "did you mean 'train'"),
     (["simulate", "{root}/missing.toml", "-o", "{root}/o.h5"], "not found"),
+    (["simulate", "{data}", "-o", "{root}/o.h5"], "is an HDF5 file (a dataset?), not a spec"),
+    (["train", "{data}", "-o", "{root}/o", "--config", "{data}"], "is an HDF5 file (a dataset"),
     (["simulate", "{bad_toml}", "-o", "{root}/o.h5"], "malformed TOML"),
     (["simulate", "{neg_dt}", "-o", "{root}/o.h5"], "dt must be > 0"),
     (["simulate", "{unknown_key}", "-o", "{root}/o.h5"], "did you mean 'n'"),
