@@ -83,9 +83,13 @@ def test_a_series_given_to_an_oscillator_model_says_so_before_a_split_fails(tmp_
     came first, and only with a validation set did the real mismatch show."""
     series = series_data(n=1, n_steps=60)
     with pytest.raises(DataError, match="training data holds a univariate series; this model "
-                                        r"\(state mode\) needs oscillator trajectories"):
+                                        r"\(state mode\) needs oscillator trajectories .*"
+                                        r"\(train a series model with --target next-value\)"):
         train(series, quick(), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+    with pytest.raises(DataError, match=r"cannot hold out 1 of 1 .* \(--val FILE, e.g. the "
+                                        r"same spec simulated with another --seed\)"):
+        train(series, quick(target="next-value"), tmp_path / "r", progress=False)
 
 
 def test_option_of_another_family_is_refused():

@@ -361,7 +361,10 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
     if layout.series != data.is_series:
         kind = "a univariate series" if data.is_series else "oscillator trajectories (x, v, F)"
         need = "a series (x only)" if layout.series else "oscillator trajectories (x, v, F)"
-        raise DataError(f"{where} holds {kind}; this model ({layout.target} mode) needs {need}")
+        fix = (" (train a series model with --target next-value)" if data.is_series else
+               " (a series model, --target next-value, takes series only)")
+        raise DataError(f"{where} holds {kind}; this model ({layout.target} mode) needs "
+                        f"{need}{fix}")
     if data.n_steps < 2 or data.n < 1:
         raise DataError(f"{where} has {data.n} trajectories of {data.n_steps} steps; "
                         "need at least 1 trajectory of 2 steps")
