@@ -10,11 +10,13 @@ Training set ``duffing-drives-train``: the double-well Duffing oscillator (eta 0
 (F0 0.2656): period 1, still settling, and period 2. Test set ``duffing-drives-test``: F0
 0.15 and 0.22 (period 1), 0.37 (period 5), 0.45 (chaotic), 0.53 (period 3);
 docs/datasets.md. Every method gets what an integrator on the samples gets
-(the initial state, the forcing samples, the parameters that vary: here F0) and runs in
-closed loop over the 2000 steps. The score: per test drive, the steady-state (second half)
-``max x^2`` and ``mean x^2``, each averaged over the drive's trajectories; their mean squared
-error against the reference's over the five drives (MSE max x^2, MSE mean x^2), and the
-NRMSE of x (pointwise: meaningless beyond a few periods on the chaotic drive).
+(the initial state, the forcing samples, the system's parameters that vary: here none, so
+the drive's amplitude F0 comes only through the samples; the nearest-drive baseline alone
+reads F0 itself) and runs in closed loop over the 2000 steps. The score: per test drive,
+the steady-state (second half) ``max x^2`` and ``mean x^2``, each averaged over the drive's
+trajectories; their mean squared error against the reference's over the five drives (MSE
+max x^2, MSE mean x^2), and the NRMSE of x (pointwise: meaningless beyond a few periods on
+the chaotic drive).
 
 Methods, by the information they use:
 

@@ -61,7 +61,8 @@ NOT_RUN = {
     "make demo": "`odernn demo`, which it runs after the set-up, runs here from its --help",
     "make test": "runs this test suite",
     "python3 -m venv .venv": "set-up of a new environment (this one exists)",
-    ".venv/bin/pip install torch==2.13.0": "set-up: downloads torch",
+    ".venv/bin/pip install --no-deps --extra-index-url https://download.pytorch.org/whl/cpu "
+    "torch==2.13.0": "set-up: downloads torch",
     '.venv/bin/pip install -e ".[dev]"': "set-up: installs this package",
 }
 """README code-block lines that are not run, each with the reason."""
