@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
-from odernn.data.spec import DTYPES, INTEGRATOR_NAMES
+from odernn.data.spec import DTYPES, INTEGRATOR_NAMES, builtin_names
 from odernn.data.systems import EXTERNAL, SYSTEMS
 from odernn.learn.families import DEVICES, FAMILIES, OPTIMIZERS, PRIOR_ALIASES, TARGETS
 
@@ -31,13 +31,34 @@ SystemName = choices("SystemName", SYSTEMS)
 Prior = choices("Prior", [*SYSTEMS, *PRIOR_ALIASES])
 ImportSystem = choices("ImportSystem", [*SYSTEMS, EXTERNAL])
 # Spelled out here, since their modules import torch; tests/test_cli.py checks they match
-# notes_examples.VARIANTS, probes.INITS, diagnostics.LOSSES and diagnostics.NORMS.
+# notes_examples.VARIANTS, probes.INITS, diagnostics.LOSSES and diagnostics.NORMS, and
+# GRADIENT_MODELS probes.FAMILIES.
 Preset = choices("Preset", ("sine", "noisy-sine"))
 Init = choices("Init", ("gaussian", "uniform", "orthogonal"))
 Loss = choices("Loss", ("final", "sum"))
 Norm = choices("Norm", ("spectral", "frobenius"))
+GRADIENT_MODELS = ("rnn", "lstm", "gru")
+"""The fresh networks of ``odernn gradients`` (probes.FAMILIES), for completion."""
 
 
 def plain(value: Any) -> Any:
     """An enum member's value; anything else as it is (None: not given)."""
     return value.value if isinstance(value, Enum) else value
+
+
+def complete_spec(incomplete: str) -> list[str]:
+    """Shell completion of a spec: the built-in names and the ``.toml`` files that begin with
+    what is typed."""
+    import glob
+
+    return ([n for n in builtin_names() if n.startswith(incomplete)]
+            + sorted(glob.glob(glob.escape(incomplete) + "*.toml")))
+
+
+def complete_list(values: Iterable[str]) -> Any:
+    """Shell completion of a comma-separated list of ``values``: the last item's."""
+    def complete(incomplete: str) -> list[str]:
+        done, _, last = incomplete.rpartition(",")
+        head = f"{done}," if done else ""
+        return [head + v for v in values if v.startswith(last) and v not in done.split(",")]
+    return complete

@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 
 from odernn.cli.app import app
-from odernn.cli.choices import Device, Preset, SystemName, plain
+from odernn.cli.choices import Device, Preset, SystemName, complete_list, plain
 from odernn.cli.common import OVERWRITE, QUIET, drawing
 from odernn.demo import DEMO_BUDGET
+from odernn.demo import FAMILIES as DEMO_FAMILIES
 from odernn.errors import SpecError
 
 DEFAULT_MODELS = "rnn,lstm,gru,esn"
@@ -31,7 +32,7 @@ def demo(
                                 "--overwrite replaces a previous demo, nothing else)."),
     models: str = typer.Option(DEFAULT_MODELS, "--models",
                                help="Comma-separated surrogate families to train, of rnn, "
-                               "lstm, gru and esn."),
+                               "lstm, gru and esn.", autocompletion=complete_list(DEMO_FAMILIES)),
     n_train: int = typer.Option(None, "--n-train", help="Training trajectories (default 256)."),
     n_test: int = typer.Option(None, "--n-test", help="Test trajectories (default 64)."),
     epochs: int = typer.Option(None, "--epochs", help="Epochs for RNN/LSTM/GRU (default: the "

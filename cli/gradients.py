@@ -21,7 +21,7 @@ from odernn.checks import (
     refuse_mount_point,
 )
 from odernn.cli.app import app
-from odernn.cli.choices import Init, Loss, Norm, plain
+from odernn.cli.choices import GRADIENT_MODELS, Init, Loss, Norm, complete_list, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.progress import Event
@@ -44,7 +44,8 @@ def gradients(
     model: list[str] = typer.Option(
         None, "--model", metavar="rnn|lstm|gru",
         help="A fresh (untrained) network; repeat or comma-separate for several. "
-        "Default: all three, unless --run is given."),
+        "Default: all three, unless --run is given.",
+        autocompletion=complete_list(GRADIENT_MODELS)),
     run: list[Path] = typer.Option(
         None, "--run", metavar="RUN_DIR",
         help="A trained run directory or checkpoint (rnn, lstm, gru); repeatable."),

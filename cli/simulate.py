@@ -9,7 +9,7 @@ import typer
 from odernn.atomic import check_output
 from odernn.checks import counted
 from odernn.cli.app import app
-from odernn.cli.choices import Dtype, Integrator, SystemName, plain
+from odernn.cli.choices import Dtype, Integrator, SystemName, complete_spec, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_sets, parse_shard
 from odernn.data.spec import builtin_names, load_spec
 from odernn.data.spec_settings import with_settings
@@ -27,8 +27,8 @@ from odernn.errors import SpecError
 def simulate(
     ctx: typer.Context,
     spec: str = typer.Argument(
-        ..., help="A spec file (.toml) or a built-in name: " + ", ".join(builtin_names()) + "."
-    ),
+        ..., help="A spec file (.toml) or a built-in name: " + ", ".join(builtin_names()) + ".",
+        autocompletion=complete_spec),
     output: Path = typer.Option(..., "--output", "-o", help="HDF5 file to write "
                                 "(--overwrite replaces only an odernn dataset).", dir_okay=False),
     n: int = typer.Option(None, "--n", help="Number of trajectories (overrides the spec)."),

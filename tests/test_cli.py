@@ -244,6 +244,27 @@ def test_choices_come_from_the_registries_with_completion_and_a_did_you_mean(cap
     assert f"did you mean 'rk4'?); allowed: {', '.join(allowed)}" in err
 
 
+@pytest.mark.parametrize("words, expected", [
+    ("odernn simulate duffing-t", ["duffing-test", "duffing-test-ood", "duffing-train"]),
+    ("odernn simulate my", ["my-spec.toml"]),  # a spec file of the working directory
+    ("odernn demo --models lstm,e", ["lstm,esn"]),
+    ("odernn gradients -o g --model l", ["lstm"]),
+])
+def test_specs_and_model_lists_are_completed_by_the_shell(words, expected, tmp_path):
+    """A shell completed nothing for the spec argument, the most common choice, nor for the
+    demo's and gradients' model lists (a docs walkthrough)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "my-spec.toml").write_text("")
+    (tmp_path / "other.txt").write_text("")
+    env = {**os.environ, "_ODERNN_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - 1)}
+    done = subprocess.run([sys.executable, "-m", "odernn"], env=env, capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.stdout.split() == expected, done.stderr
+
+
 @pytest.mark.parametrize("command, option, values", [
     (["demo"], "--preset", ("sine", "noisy-sine")),
     (["gradients", "-o", "g"], "--init", ("gaussian", "uniform", "orthogonal")),
@@ -265,10 +286,11 @@ def test_every_fixed_choice_is_listed_in_help_and_refused_with_a_did_you_mean(
 
 
 def test_the_choices_spelled_out_in_the_cli_match_the_library():
-    from odernn.cli.choices import Init, Loss, Norm, Preset
+    from odernn.cli.choices import GRADIENT_MODELS, Init, Loss, Norm, Preset
     from odernn.notes import diagnostics, probes
     from odernn.notes.notes_examples import VARIANTS
 
+    assert GRADIENT_MODELS == probes.FAMILIES
     assert [m.value for m in Preset] == list(VARIANTS)
     assert [m.value for m in Init] == list(probes.INITS)
     assert [m.value for m in Loss] == list(diagnostics.LOSSES)
