@@ -173,6 +173,25 @@ def _wraps_interrupt(exc: BaseException) -> bool:
     return False
 
 
+PEER_WAIT_S = 3.0
+"""How long a data-parallel worker whose collective failed waits for its own signal."""
+
+
+def _peer_left_on_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a data-parallel worker's failed collective (gloo: "Connection closed
+    by peer") because a peer, interrupted, left first: torchrun forwards the signal to every
+    worker (and stops the others when one ends), so this one's comes within moments. A
+    worker's own error (a real crash) is said by that worker."""
+    if os.environ.get("WORLD_SIZE", "1") == "1" or not isinstance(exc, RuntimeError):
+        return False
+    from odernn.interrupt import REQUESTED
+
+    try:
+        return REQUESTED.wait(PEER_WAIT_S)
+    except KeyboardInterrupt:  # the signal, raised by its handler while waiting
+        return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -242,8 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"{message}{hint}")
         code = EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     except Exception as exc:  # a signal's KeyboardInterrupt that Python wrapped (one raised
-        if debug or not _wraps_interrupt(exc):  # in a class body while a module is imported
-            raise  # comes as "RuntimeError: Error calling __set_name__")
+        # in a class body while a module is imported comes as "RuntimeError: Error calling
+        # __set_name__"), or a collective that a peer's interrupt cut short
+        if debug or not (_wraps_interrupt(exc) or _peer_left_on_interrupt(exc)):
+            raise
         say_interrupted(INTERRUPTED)
         code = 130
     REQUESTED.clear()  # in one process (tests, notebooks), the next command starts afresh
