@@ -21,7 +21,7 @@ Either way shards give the single process's numbers bit for bit
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,7 @@ from odernn.data.spec import SERIES, Spec, load_spec
 from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
-from odernn.interrupt import REQUESTED, interrupt_guard, raising_signals
+from odernn.interrupt import interrupt_guard, raising_signals
 from odernn.progress import Event, Progress, reporter
 
 if TYPE_CHECKING:
@@ -295,7 +295,7 @@ def simulate(
             written()
             if interrupted():
                 raise KeyboardInterrupt
-            writing = pool.submit(_write, writer, lo - start, arrays, params)
+            writing = pool.submit(_write, writer, lo - start, arrays, params, interrupted)
         written()
         if interrupted():  # during the last write: the previous output stays, not this one
             raise KeyboardInterrupt
@@ -304,11 +304,12 @@ def simulate(
 
 
 def _write(writer: TrajectoryWriter, row: int, arrays: dict[str, np.ndarray],
-           params: dict[str, np.ndarray]) -> int:
+           params: dict[str, np.ndarray], interrupted: Callable[[], bool]) -> int:
     """Write one block in pieces of about :data:`WRITE_PIECE_BYTES` of whole chunks (rows,
-    or for a trajectory longer than a chunk, time points), a signal's request checked before
-    each: one long trajectory was hundreds of MB written in one call, which a signal waited
-    for. Returns the block's number of rows."""
+    or for a trajectory longer than a chunk, time points), ``interrupted`` (the command's
+    :func:`~odernn.interrupt.interrupt_guard`) asked before each: one long trajectory was
+    hundreds of MB written in one call, which a signal waited for. Returns the block's
+    number of rows."""
     B, T = arrays["x"].shape
     size = writer.dtype.itemsize
     rows, width = chunk_shape(writer.n, (T,), size)  # the file's chunks
@@ -317,16 +318,11 @@ def _write(writer: TrajectoryWriter, row: int, arrays: dict[str, np.ndarray],
     for lo in range(0, B, rows):
         part = {k: p[lo:lo + rows] for k, p in params.items()}
         for col in range(0, T, cols):
-            _check_request()
+            if interrupted():  # the writer then removes its file
+                raise KeyboardInterrupt
             writer.write(row + lo, {k: a[lo:lo + rows, col:col + cols] for k, a in
                                     arrays.items()}, part, col=col)
     return B
-
-
-def _check_request() -> None:
-    """End the writing thread's block where a signal asked the command to stop."""
-    if REQUESTED.is_set():
-        raise KeyboardInterrupt
 
 
 def simulate_trajectories(spec: Spec | str | Path) -> Trajectories:
