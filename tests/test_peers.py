@@ -387,3 +387,14 @@ def test_a_test_set_a_surrogate_has_seen_is_said_to_be_in_sample(tmp_path):
         assert evaluate(test, {"esn": model}, **QUICK).info["in_sample"] == {}
     with pytest.raises(DataError, match="is not the data surrogate esn was trained on"):
         evaluate(test, {"esn": model}, train_data=val, **QUICK)
+
+
+def test_dmdc_reads_three_samples_a_step_not_a_row_each():
+    """Its regression took each sample's whole forcing row (the review's 3.3 GB for 4
+    trajectories of 20 000 steps, unchecked by the budget): three samples a row suffice."""
+    from test_store import TracedPeak
+
+    data = simulate_trajectories(load_spec("train").with_overrides(n=2, n_steps=5000))
+    with TracedPeak() as traced:
+        dmdc.fit_dmdc(data, ("eta",), (18,))
+    assert traced.peak < 40 << 20, f"{traced.peak / 2**20:.0f} MiB"  # 400 MB copied before

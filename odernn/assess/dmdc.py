@@ -46,20 +46,25 @@ def degree(system: str) -> int:
     return 2 if entry is not None and entry.linear is not None else 1
 
 
-def dmdc_inputs(z: np.ndarray, F: np.ndarray, k: np.ndarray | int, p: np.ndarray,
-                deg: int) -> np.ndarray:
-    """The regressors of the step from ``k`` (one per row of ``z``, or one for all), one row
-    per sample: ``x, v, F_{k-1}, F_k, F_{k+1}``, each parameter monomial times each of them,
-    the monomials alone, and 1. ``F (rows, T)``: each row's samples."""
+def dmdc_inputs(z: np.ndarray, samples: tuple[np.ndarray, np.ndarray, np.ndarray],
+                p: np.ndarray, deg: int) -> np.ndarray:
+    """The regressors of one step per row of ``z``: ``x, v`` and ``samples`` (``F_{k-1},
+    F_k, F_{k+1}``, one each per row), each parameter monomial times each of those five, the
+    monomials alone, and 1."""
     n = z.shape[0]
-    at = np.broadcast_to(np.asarray(k), (n,))
-    row = np.arange(n) if F.shape[0] == n else np.zeros(n, dtype=np.int64)
-    base = np.column_stack([z, F[row, np.maximum(at - 1, 0)], F[row, at], F[row, at + 1]])
+    base = np.column_stack([z, *samples])
     terms = monomials(p.shape[1], deg) if p.shape[1] else []
     m = np.column_stack([np.prod(p[:, list(t)], axis=1) for t in terms]) if terms else \
         np.zeros((n, 0))
     products = (m[:, :, None] * base[:, None, :]).reshape(n, -1)
     return np.column_stack([base, products, m, np.ones(n)])
+
+
+def samples_at(F: np.ndarray, k: np.ndarray | int, rows: np.ndarray | slice = slice(None)
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``F_{k-1}, F_k, F_{k+1}`` of ``rows`` of the samples ``F (N, T)`` (``F_{-1} = F_0``,
+    as a surrogate's ``F_prev``): three columns, never a row of ``F`` copied."""
+    return F[rows, np.maximum(np.asarray(k) - 1, 0)], F[rows, k], F[rows, np.asarray(k) + 1]
 
 
 def names(params: Mapping[str, np.ndarray], parameters: tuple[str, ...], n: int,
@@ -83,7 +88,7 @@ def fit_dmdc(data: Trajectories, parameters: tuple[str, ...],
     labels = names(data.params, parameters, data.n, deg)
     i, k = rows(data.n, data.n_steps - 1)
     check_memory("DMDc's regression", i.size, len(labels))
-    X, Y = dmdc_inputs(z[i, k], F[i], k, p[i], deg), z[i, k + 1]
+    X, Y = dmdc_inputs(z[i, k], samples_at(F, k, i), p[i], deg), z[i, k + 1]
     scale = np.sqrt(np.mean(np.square(X), axis=0))
     scale = np.where(scale > 0, scale, 1.0)
     with one_thread():
@@ -97,7 +102,7 @@ def fit_dmdc(data: Trajectories, parameters: tuple[str, ...],
 
         def step(z: np.ndarray, F: np.ndarray, k: int, q: np.ndarray,
                  G: np.ndarray = G) -> np.ndarray:
-            return dmdc_inputs(z, F, k, q, deg) @ G
+            return dmdc_inputs(z, samples_at(F, k), q, deg) @ G
 
         settings = {"rank": int(r), "full_rank": int(s.size), "inputs": labels,
                     "parameter_degree": deg, "fit_samples": int(X.shape[0]),
