@@ -173,23 +173,15 @@ def _wraps_interrupt(exc: BaseException) -> bool:
     return False
 
 
-PEER_WAIT_S = 3.0
-"""How long a data-parallel worker whose collective failed waits for its own signal."""
-
-
 def _peer_left_on_interrupt(exc: BaseException) -> bool:
     """Whether ``exc`` is a data-parallel worker's failed collective (gloo: "Connection closed
-    by peer") because a peer, interrupted, left first: torchrun forwards the signal to every
-    worker (and stops the others when one ends), so this one's comes within moments. A
-    worker's own error (a real crash) is said by that worker."""
-    if os.environ.get("WORLD_SIZE", "1") == "1" or not isinstance(exc, RuntimeError):
-        return False
-    from odernn.interrupt import REQUESTED
+    by peer") after ``odernn train --nproc`` passed a user's signal on (its marker file): a
+    peer reached by the signal first left. A peer's crash, which torchrun answers by
+    stopping the others alike, leaves no marker: the error stays an error."""
+    from odernn.interrupt import SAID_ENV, signal_marker
 
-    try:
-        return REQUESTED.wait(PEER_WAIT_S)
-    except KeyboardInterrupt:  # the signal, raised by its handler while waiting
-        return True
+    marker = signal_marker(os.environ.get(SAID_ENV))
+    return isinstance(exc, RuntimeError) and marker is not None and os.path.exists(marker)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

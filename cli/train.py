@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -281,7 +282,7 @@ def _relaunch(nproc: int) -> int:
             skip = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
-    from odernn.interrupt import SAID_ENV, say_interrupted
+    from odernn.interrupt import SAID_ENV, say_interrupted, signal_marker
     from odernn.learn.distributed import PARENT_ENV
 
     # a signal while it imports torch, before any worker: held until the import is done (one
@@ -293,7 +294,10 @@ def _relaunch(nproc: int) -> int:
     command = [sys.executable, "-c", "\n".join(script), "--standalone", "--nproc_per_node",
                str(nproc), "-m", "odernn", "train", *args]
     procs: list[subprocess.Popen] = []
-    signalled = []
+    signalled, running = [], []
+    # created by the first of them to say it: nothing to leave behind if this is killed
+    said = Path(tempfile.gettempdir()) / f"odernn-nproc-{secrets.token_hex(8)}.said"
+    marker = Path(str(signal_marker(str(said))))
 
     def forward(signum: int, frame: object) -> None:
         # torchrun runs in a session of its own, so Ctrl-C in the terminal and SIGTERM from a
@@ -302,26 +306,30 @@ def _relaunch(nproc: int) -> int:
         # starting Python ends quietly by it, where SIGINT printed Python's traceback), and
         # wait for the workers to save
         signalled.append(signum)
+        if running:  # the workers' sign that a peer left on this signal (not a crash)
+            with contextlib.suppress(OSError):
+                marker.touch()
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    # created by the first of them to say it: nothing to leave behind if this is killed
-    said = Path(tempfile.gettempdir()) / f"odernn-nproc-{secrets.token_hex(8)}.said"
     code = 1
     try:
         env = {**os.environ, PARENT_ENV: str(os.getpid()),  # they die with this process
                SAID_ENV: str(said)}
         procs.append(subprocess.Popen(command, start_new_session=True, env=env))
+        running.append(True)
         if signalled:  # a signal while it was starting
             procs[0].send_signal(signal.SIGTERM)
         code = procs[0].wait()
     finally:  # forward() stays the handler until this is done: a late signal adds no line
+        running.clear()
         if (signalled and code != 0 or code == 130) and not said.exists():  # none said it:
             # a launcher that a SIGTERM ended had started no worker (torchrun's own handler
             # turns one later into exit 130); a run that ended 0 was not interrupted
             say_interrupted(EARLY if code == -signal.SIGTERM else INTERRUPTED)
         said.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 130 if signalled and code != 0 else code
