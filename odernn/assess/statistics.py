@@ -271,9 +271,9 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
     Divergence (``diverged_at``, or non-finite values) makes the trajectory ``inf`` from
     that step on, as in :func:`odernn.assess.metrics.summarize`; ``start`` is the first
     step compared (later with warm-up steps). ``angle``: x is an angle, whose steady state
-    is taken on the circle (x^2 of the angle wrapped into ``[-pi, pi)``, W1 on the circle,
-    the spectrum of ``(cos x, sin x)``); the valid time compares the unwrapped angles, in
-    which a turn more or less is an error."""
+    is taken on the circle (x^2 of the angle wrapped into ``[-pi, pi)``, W1 on the circle over
+    the wrapped reference's std, the spectrum of ``(cos x, sin x)``); the valid time compares
+    the unwrapped angles, in which a turn more or less is an error."""
     px, pv, rx, rv, t, sx, sv = _prepare(pred_x, pred_v, ref_x, ref_v, t, diverged_at,
                                          scale_x, scale_v)
     k = steady_start(t, transient, start=start)
@@ -287,10 +287,18 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
         response_statistics(qx), response_statistics(sx_))
     for name in ("x2_max", "x2_mean"):
         out[f"{name}_rel_error"] = relative_error(out[name], out[f"{name}_ref"])
-    out["w1_x"] = (circular_wasserstein_1 if angle else wasserstein_1)(qx, sx_) / sx
+    out["w1_x"] = (circular_wasserstein_1 if angle else wasserstein_1)(qx, sx_) / (
+        _angle_scale(rx) if angle else sx)
     out["w1_v"] = wasserstein_1(pv[:, k:], rv[:, k:]) / sv
     out["spectrum_error_x"] = spectrum_error(px[:, k:], rx[:, k:], grid_step(t), angle)
     return out
+
+
+def _angle_scale(rx: np.ndarray) -> float:
+    """An angle's W1 scale: the std of the reference wrapped into ``[-pi, pi)``, which whole
+    turns leave alone (the unwrapped angle's grows with them: a prediction stuck at rest
+    scored as the right attractor against a reference shifted by whole turns)."""
+    return reference_scale(wrap_angle(rx))
 
 
 def _steady_x(x: np.ndarray, k: int, angle: bool) -> np.ndarray:
@@ -338,7 +346,8 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
         out[f"{name}_rel_error"] = float(relative_error(pooled[0][i], pooled[1][i])[0])
         out[f"{name}_rel_error_median"] = float(np.median(per[f"{name}_rel_error"]))
     for name, p, r, s, distance in (
-            ("x", qx, sx_, sx, circular_wasserstein_1 if angle else wasserstein_1),
+            ("x", qx, sx_, _angle_scale(rx) if angle else sx,
+             circular_wasserstein_1 if angle else wasserstein_1),
             ("v", pv[:, k:], rv[:, k:], sv, wasserstein_1)):
         out[f"w1_{name}"] = float(distance(p.reshape(1, -1), r.reshape(1, -1))[0]) / s
         out[f"w1_{name}_median"] = float(np.median(per[f"w1_{name}"]))
