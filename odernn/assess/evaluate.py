@@ -156,7 +156,8 @@ def evaluate(
     check_test(test, where)
     check_names(integrators, surrogates, DEFAULT_INTEGRATORS)
     check_options(threshold, scipy_options, list(SCIPY_DEFAULTS))
-    seen = in_sample(test, surrogates, where)
+    digest = fingerprint(test)["sha256"]  # hashed once: in-sample check and metrics.json
+    seen = in_sample(digest, surrogates, where)
     train, train_path = training_file(train_data, train_path, test, where, peers, surrogates)
     taken = [name for name in surrogates if name in PEERS]
     if train is not None and taken:
@@ -284,7 +285,8 @@ def evaluate(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "same_information": same_information(methods, test.samples_only),
             "versions": _versions(),
-            "data": _data_info(test, data_path, None if reference == DATA else (ref_x, ref_v)),
+            "data": _data_info(test, data_path, digest,
+                               None if reference == DATA else (ref_x, ref_v)),
             "in_sample": seen,
             "settings": {
                 "reference": reference,
@@ -400,7 +402,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _data_info(test: Trajectories, data_path: str | Path | None,
+def _data_info(test: Trajectories, data_path: str | Path | None, digest: str,
                ref: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
     """What the test set is, where it came from, and how far its stored values are from the
     reference ``ref = (x, v)`` (None where the stored values are the reference: no
@@ -410,7 +412,7 @@ def _data_info(test: Trajectories, data_path: str | Path | None,
     x, v = np.asarray(test.x), np.asarray(test.v)
     return {
         "path": None if data_path is None else str(data_path),
-        "sha256": fingerprint(test)["sha256"],  # the content's, as a run records its data's
+        "sha256": digest,  # the content's fingerprint, as a run records its data's
         "n_trajectories": test.n, "n_steps": test.n_steps, "dt": test.dt,
         "t_end": float(test.t[-1]), "forcing": str(test.attrs.get("forcing", "none")),
         "system": test.system, "parameter_ranges": ranges,

@@ -107,25 +107,22 @@ def _digest(record: dict[str, Any], role: str) -> str | None:
     return sha if isinstance(sha, str) else None
 
 
-def in_sample(test: Trajectories, surrogates: Mapping[str, Any], where: str) -> dict[str, str]:
+def in_sample(digest: str, surrogates: Mapping[str, Any], where: str) -> dict[str, str]:
     """The surrogates that were trained (``"trained"``) or validated (``"validated"``: it
-    chose their epoch or ridge) on ``test``, by the data fingerprint each checkpoint
-    records, each with a warning: their scores on it are in-sample, not a test's."""
+    chose their epoch or ridge) on the test set of data fingerprint ``digest``, by the one
+    each checkpoint records, each with a warning: their scores on it are in-sample, not a
+    test's."""
     import warnings
 
-    from odernn.learn.windows import fingerprint
-
-    digest, out = None, {}
+    out: dict[str, str] = {}
     for name, surrogate in surrogates.items():
         for record in data_records(surrogate):
             for role, verb in (("train", "trained"), ("val", "validated")):
-                if name not in out and (seen := _digest(record, role)) is not None:
-                    digest = digest or fingerprint(test)["sha256"]
-                    if seen == digest:
-                        out[name] = verb
-                        warnings.warn(f"{where} is the data surrogate {name} was {verb} on: "
-                                      "its scores are in-sample, not a test's (the report "
-                                      "says so)", stacklevel=3)
+                if name not in out and _digest(record, role) == digest:
+                    out[name] = verb
+                    warnings.warn(f"{where} is the data surrogate {name} was {verb} on: its "
+                                  "scores are in-sample, not a test's (the report says so)",
+                                  stacklevel=3)
     return out
 
 
