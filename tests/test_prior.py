@@ -105,6 +105,25 @@ def test_with_the_exact_prior_the_hybrid_is_at_least_the_prior_integrator():
     assert hybrid <= alone * 1.05, (hybrid, alone)
 
 
+def test_a_hybrid_on_the_datas_own_equation_knows_the_equation():
+    """The report's information classes: a hybrid whose prior is the data's equation with the
+    data's parameters knows what an integrator knows (it was put among those knowing an
+    approximate model), one on a wrong prior an approximate model, a pure surrogate the
+    data only."""
+    from odernn.assess.results import information_class
+
+    test = duffing("duffing-test", 4)
+    system, prior_set = WRONG["beta+20%"]
+    ev = evaluate(test, {"exact-prior": fitted("duffing"), "wrong-prior": fitted(system,
+                                                                                  prior_set),
+                         "pure": fitted()}, integrators=("rk4",), work_precision=False,
+                  resonance=False, chaos=False, bifurcation=False, progress=False)
+    classes = {name: information_class(m) for name, m in ev.methods.items()}
+    assert classes == {"data": None, "rk4": "knows the equation",
+                       "exact-prior": "knows the equation",
+                       "wrong-prior": "knows an approximate model", "pure": "data only"}
+
+
 @pytest.mark.parametrize("wrong", WRONG)
 def test_with_a_wrong_prior_the_hybrid_beats_the_prior_and_the_pure_esn(wrong):
     test = duffing("duffing-test", 8)

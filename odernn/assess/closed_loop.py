@@ -81,5 +81,6 @@ def surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any]
     """The settings ``metrics.json`` records for a surrogate."""
     return {"family": surrogate.family, "target": surrogate.target,
             "parameters": list(getattr(surrogate, "parameter_inputs", ())),
-            "warmup_steps": rollout.warmup, **({"prior": prior_label(surrogate)}
+            "warmup_steps": rollout.warmup, **({"prior": prior_label(surrogate),
+                                                "prior_exact": bool(surrogate.layout.exact_prior)}
                                                if prior_label(surrogate) else {})}

@@ -37,9 +37,11 @@ that has a method."""
 
 
 def information_class(m: MethodResult) -> str | None:
-    """An integrator knows the equation; a hybrid surrogate (one with a ``prior``) an
-    approximate model; the other surrogates and the peers only the data; the reference none."""
-    if m.kind == "integrator":
+    """An integrator knows the equation, and so does a hybrid surrogate whose prior is the
+    data's own equation with the data's parameters (``prior_exact``); another hybrid (one
+    with a ``prior``) an approximate model; the other surrogates and the peers only the data;
+    the reference none."""
+    if m.kind == "integrator" or m.settings.get("prior_exact"):
         return INFORMATION_CLASSES[0]
     if m.kind == "surrogate" and m.settings.get("prior"):
         return INFORMATION_CLASSES[1]

@@ -219,6 +219,12 @@ class Layout:
         return prior_label(self.prior, self.prior_set)
 
     @property
+    def exact_prior(self) -> bool:
+        """A prior that is the data's own equation, every parameter the data's (none set):
+        the hybrid knows the equation, as an integrator does."""
+        return self.prior is not None and self.prior == self.system and not self.prior_set
+
+    @property
     def series(self) -> bool:
         return self.target == "next-value"
 
