@@ -180,8 +180,8 @@ def _peer_left_on_interrupt(exc: BaseException) -> bool:
     stopping the others alike, leaves no marker: the error stays an error."""
     from odernn.interrupt import SAID_ENV, signal_marker
 
-    marker = signal_marker(os.environ.get(SAID_ENV))
-    return isinstance(exc, RuntimeError) and marker is not None and os.path.exists(marker)
+    said = os.environ.get(SAID_ENV)
+    return isinstance(exc, RuntimeError) and bool(said) and os.path.exists(signal_marker(said))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

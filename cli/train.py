@@ -297,7 +297,8 @@ def _relaunch(nproc: int) -> int:
     signalled, running = [], []
     # created by the first of them to say it: nothing to leave behind if this is killed
     said = Path(tempfile.gettempdir()) / f"odernn-nproc-{secrets.token_hex(8)}.said"
-    marker = Path(str(signal_marker(str(said))))
+    # created here when a signal is passed on, removed at the end (a SIGKILL between leaves it)
+    marker = Path(signal_marker(str(said)))
 
     def forward(signum: int, frame: object) -> None:
         # torchrun runs in a session of its own, so Ctrl-C in the terminal and SIGTERM from a

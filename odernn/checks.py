@@ -185,7 +185,7 @@ def read_small_text(path: Path, what: str, *, limit: int = MAX_TEXT_BYTES,
     from odernn.data.schema import HDF5_SIGNATURE
 
     if raw.startswith(HDF5_SIGNATURE):  # a dataset given where a spec goes: say so
-        raise SpecError(f"{what} {path} is an HDF5 file (a dataset?), not a {what} file; {hint}")
+        raise SpecError(f"{what} {path} is an HDF5 file (a dataset?), not a {what} file")
     if len(raw) > limit:
         raise SpecError(f"{what} {path} is larger than {limit} bytes; a {what} file "
                         f"is at most {limit} bytes")

@@ -34,12 +34,12 @@ that the run was interrupted creates it, so that the run says so once (and the c
 itself, where none of them did)."""
 
 
-def signal_marker(said: str | None) -> str | None:
+def signal_marker(said: str) -> str:
     """The file ``odernn train --nproc`` creates beside ``said`` (:data:`SAID_ENV`'s path)
     before it passes a user's signal on, so that a worker whose collective fails because a
     peer reached by the signal left first knows it was an interrupt, not a crash (torchrun
     stops the other workers alike when one fails)."""
-    return f"{said}.signal" if said else None
+    return f"{said}.signal"
 
 
 def say_interrupted(message: str) -> None:

@@ -31,8 +31,8 @@ from odernn.assess.peers import (
     rows,
     state_scale,
 )
-from odernn.data.systems import SYSTEMS
 from odernn.data.trajectories import Trajectories
+from odernn.learn.models.layout import linear_map
 from odernn.learn.models.readout import monomials
 
 SAMPLES = ("F_k-1", "F_k", "F_k+1")
@@ -41,9 +41,9 @@ SAMPLES = ("F_k-1", "F_k", "F_k+1")
 
 def degree(system: str) -> int:
     """The parameters' monomial degree: the surrogates' default (:func:`~odernn.learn.models.
-    readout.product_degree`), 2 for a linear system and 1 for a nonlinear one."""
-    entry = SYSTEMS.get(system)
-    return 2 if entry is not None and entry.linear is not None else 1
+    readout.product_degree`), 2 where their one-step map is linear (:func:`~odernn.learn.
+    models.layout.linear_map`), 1 otherwise."""
+    return 2 if linear_map("state", system) else 1
 
 
 def dmdc_inputs(z: np.ndarray, samples: tuple[np.ndarray, np.ndarray, np.ndarray],

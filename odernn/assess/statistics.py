@@ -282,12 +282,12 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
                                                            start=start)
     lam = np.full(px.shape[0], np.nan) if exponent is None else exponent
     out["valid_lyapunov"] = lyapunov_times(out["valid_time"], lam, min_exponent)
-    qx, sx_ = _steady_x(px, k, angle), _steady_x(rx, k, angle)
+    steady_p, steady_r = _steady_x(px, k, angle), _steady_x(rx, k, angle)
     (out["x2_max"], out["x2_mean"]), (out["x2_max_ref"], out["x2_mean_ref"]) = (
-        response_statistics(qx), response_statistics(sx_))
+        response_statistics(steady_p), response_statistics(steady_r))
     for name in ("x2_max", "x2_mean"):
         out[f"{name}_rel_error"] = relative_error(out[name], out[f"{name}_ref"])
-    out["w1_x"] = (circular_wasserstein_1 if angle else wasserstein_1)(qx, sx_) / (
+    out["w1_x"] = (circular_wasserstein_1 if angle else wasserstein_1)(steady_p, steady_r) / (
         _angle_scale(rx) if angle else sx)
     out["w1_v"] = wasserstein_1(pv[:, k:], rv[:, k:]) / sv
     out["spectrum_error_x"] = spectrum_error(px[:, k:], rx[:, k:], grid_step(t), angle)
@@ -340,13 +340,13 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
         "n_chaotic": int(lyap.size),
         "valid_lyapunov_censored": int(np.count_nonzero(per["valid_censored"][chaotic])),
     }
-    qx, sx_ = _steady_x(px, k, angle), _steady_x(rx, k, angle)
-    pooled = [response_statistics(a.reshape(1, -1)) for a in (qx, sx_)]
+    steady_p, steady_r = _steady_x(px, k, angle), _steady_x(rx, k, angle)
+    pooled = [response_statistics(a.reshape(1, -1)) for a in (steady_p, steady_r)]
     for i, name in enumerate(("x2_max", "x2_mean")):
         out[f"{name}_rel_error"] = float(relative_error(pooled[0][i], pooled[1][i])[0])
         out[f"{name}_rel_error_median"] = float(np.median(per[f"{name}_rel_error"]))
     for name, p, r, s, distance in (
-            ("x", qx, sx_, _angle_scale(rx) if angle else sx,
+            ("x", steady_p, steady_r, _angle_scale(rx) if angle else sx,
              circular_wasserstein_1 if angle else wasserstein_1),
             ("v", pv[:, k:], rv[:, k:], sv, wasserstein_1)):
         out[f"w1_{name}"] = float(distance(p.reshape(1, -1), r.reshape(1, -1))[0]) / s
