@@ -45,3 +45,10 @@ def test_rotation_with_gain_oscillates_on_a_limit_cycle():
     assert abs(early.max() - late.max()) < 1e-3 * late.max()  # neither decays nor grows
     assert np.sum(np.diff(np.sign(h[2000:, 0])) != 0) > 50  # it keeps turning
     assert abs(lyapunov_exponent(W, np.array([0.1, 0.0]), 3000)) < 0.02
+
+
+@pytest.mark.parametrize("steps, discard", [(0, 100), (-5, 100), (10, -1)])
+def test_lyapunov_exponent_refuses_empty_averages(steps, discard):
+    """No steps to average over (or a negative transient) is refused, not a division by 0."""
+    with pytest.raises(ValueError, match="steps must be"):
+        lyapunov_exponent(np.eye(2), np.ones(2), steps, discard=discard)

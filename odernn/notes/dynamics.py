@@ -59,6 +59,8 @@ def lyapunov_exponent(W: Array, h0: Array, steps: int, discard: int = 100,
     """
     if activation not in ("tanh", "linear"):
         raise ValueError(f"activation must be 'tanh' or 'linear', got {activation!r}")
+    if steps < 1 or discard < 0:
+        raise ValueError(f"steps must be >= 1 and discard >= 0, got {steps} and {discard}")
     rng = np.random.default_rng(0)
     h = np.asarray(h0, dtype=np.float64).copy()
     u = rng.standard_normal(len(h))

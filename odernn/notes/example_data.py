@@ -3,6 +3,9 @@
 ``sine``: ``sin(t)`` at 1000 points on ``[0, 4 pi]``; ``noisy-sine``: ``sin(0.02 t) +
 2 U[0, 1)`` at ``t = 0..999`` (the built-in specs ``datasets/sine.toml`` and
 ``noisy-sine.toml``). Both scripts train on the first 800 points and hold out the last 200.
+The sine is computed in float64 and rounded to float32 once, so it is not bit for bit the
+PyTorch script's ``torch.sin(torch.linspace(0, 4 pi, 1000))``, which rounds the times to
+float32 before the sine: the two differ in the last bits of float32.
 
 What the noise allows on ``noisy-sine``: ``x - (sin(0.02 t) + 1)`` is uniform on
 ``[-1, 1)``, independent of the past, with variance ``4/12 = 1/3``. No forecaster,

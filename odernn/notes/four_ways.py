@@ -18,8 +18,7 @@ a short window of recent inputs determines the output.
 inputs leaves most of the variance unexplained until ``w`` covers the ringing.
 (The study used to give the networks ``x, F, F_next, eta`` and ask for the
 next velocity, which is an exact linear function of the last three ``x`` and
-four ``F`` samples: no memory needed, as :func:`window_design` with
-``old_task=True`` shows.)
+four ``F`` samples: no memory needed, as :func:`old_task_residual` shows.)
 
 Budgets are counted in gradient evaluations (one forward and backward pass over
 a batch), not seconds: an Adam or momentum step costs one; a Hessian-free step

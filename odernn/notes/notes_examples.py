@@ -343,7 +343,10 @@ def preset_section(results: list[PresetResult]) -> Section:
         "conditional mean: a forecast no better than the training-mean line has learned "
         "nothing of the slow sine. The notes' `(1, step)` layout is one time step of 4 "
         "features, so the recurrent weights never act; `faithful-step1` uses `(step, 1)`; "
-        "`improved` carries the state across windows and adds a closed-loop loss.")
+        "`improved` carries the state across windows and adds a closed-loop loss. The "
+        "notes' Keras script stops at one-step predictions; the faithful variants' "
+        "recursive forecast (the PyTorch example's window re-feeding) is odernn's addition, "
+        "made so that the three variants can be compared on one measure.")
     table = Table([COLUMNS[k] for k in COLUMNS], rows,
                   caption="The notes' examples: faithful against improved, and the noisy-sine "
                           "baselines")
