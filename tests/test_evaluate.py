@@ -160,6 +160,15 @@ def test_zeros_give_the_predicted_error(full: Evaluation, test_set: Trajectories
     # the error of zeros at step k is |x_ref(t_k)|: the median curve is its median
     np.testing.assert_allclose(full.methods["zeros"].error_x[0][1:],
                                np.median(np.abs(ref_x), axis=0) / np.std(ref_x), rtol=1e-12)
+    # v over its own scale, which differs from x's here (a swap would show)
+    assert abs(np.std(ref_v) / np.std(ref_x) - 1) > 0.01
+    assert m["nrmse_v"] == pytest.approx(np.sqrt(np.mean(ref_v**2)) / np.std(ref_v), rel=1e-12)
+    assert m["nrmse_v_first_tenth"] == pytest.approx(
+        np.sqrt(np.mean(ref_v[:, :39]**2)) / np.std(ref_v), rel=1e-12)
+    assert m["median_nrmse_v"] == pytest.approx(np.median(
+        np.sqrt(np.mean(ref_v**2, axis=1)) / np.std(ref_v)), rel=1e-12)
+    np.testing.assert_allclose(full.methods["zeros"].error_v[0][1:],
+                               np.median(np.abs(ref_v), axis=0) / np.std(ref_v), rtol=1e-12)
 
 
 def test_diverged_trajectories_are_counted_and_aggregates_inf(test_set: Trajectories) -> None:

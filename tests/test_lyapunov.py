@@ -214,14 +214,47 @@ def test_the_run_starts_at_the_grids_first_time():
                                .exponent, rtol=1e-6)
 
 
+@pytest.mark.parametrize("replicas", [1, 3])
 @pytest.mark.parametrize("n_measure", [5, 6])
-def test_the_halves_are_rates_over_their_own_intervals(n_measure):
+def test_the_halves_are_rates_over_their_own_intervals(n_measure, replicas):
     """The exponent is the growth over all measured intervals; each half's rate over its own
-    ``n_measure // 2`` and ``n_measure - n_measure // 2`` intervals (unequal when odd), so
-    that the exponent is their interval-weighted mean."""
-    osc = Oscillator.linear(np.array([0.3, 0.8]), HarmonicForcing.none(2))
+    ``n_measure // 2`` and ``n_measure - n_measure // 2`` intervals (unequal when odd) and
+    every replica, so that the exponent is their interval-weighted mean and each half is
+    ``-eta/2`` on the damped linear oscillator, as the exponent is."""
+    eta = np.array([0.3, 0.8])
+    osc = Oscillator.linear(eta, HarmonicForcing.none(2))
     est = largest_lyapunov(osc, np.ones(2), np.zeros(2), max_step=0.2, n_transient=2,
-                           n_measure=n_measure, replicas=1)
+                           n_measure=n_measure, replicas=replicas)
     first, second = n_measure // 2, n_measure - n_measure // 2
     np.testing.assert_allclose(est.exponent * n_measure,
                                est.first_half * first + est.second_half * second, rtol=1e-12)
+    for rate in (est.exponent, est.first_half, est.second_half):
+        np.testing.assert_allclose(rate, -eta / 2, atol=0.05)
+
+
+@pytest.mark.parametrize("system", ["duffing", "van-der-pol", "pendulum"])
+def test_the_variational_step_is_the_derivative_of_the_rk4_map(system):
+    """One step of the tangent equals a central difference of the reference's RK4 map along
+    it (to 1e-7 at step 0.3, large amplitudes: a tangent stepped with ``J`` at the wrong
+    stage states misses by more than 1e-3 here)."""
+    from odernn.assess.lyapunov import _rk4, _variational
+    from odernn.data.systems import SYSTEMS
+
+    n, rng = 5, np.random.default_rng(3)
+    params = {q.name: np.full(n, min(max(0.7, q.low), q.high))
+              for q in SYSTEMS[system].parameters}
+    forcing = HarmonicForcing(np.full((n, 1), 0.8), np.full((n, 1), 1.3), np.zeros((n, 1)))
+    osc = Oscillator.of(system, params, forcing)
+    x, v = rng.uniform(-2.0, 2.0, n), rng.uniform(-2.0, 2.0, n)
+    angle = rng.uniform(0.0, 2 * np.pi, n)
+    w = np.stack([np.cos(angle), np.sin(angle)])
+    step = 0.3
+    h = (step / 2, step, step / 6)
+    F = forcing(np.array([0.0, step / 2, step]))  # (N, 3)
+    table = lambda p: F.T  # noqa: E731 - one interval of one step
+    growth = next(_variational(osc, x, v, w[:, None], h, 1, table, 1, 1e-8))[0]
+    eps = 1e-6
+    plus = _rk4(osc.acceleration, x + eps * w[0], v + eps * w[1], *F.T, h)
+    minus = _rk4(osc.acceleration, x - eps * w[0], v - eps * w[1], *F.T, h)
+    derivative = np.hypot(plus[0] - minus[0], plus[1] - minus[1]) / (2 * eps)
+    np.testing.assert_allclose(growth, np.log(derivative), atol=1e-7)
