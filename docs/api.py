@@ -63,7 +63,8 @@ def _methods() -> list[str]:
 
     classes = {"RecurrentSurrogate": RecurrentSurrogate, "Stepper": Stepper}
     lines = ["## Methods of a surrogate and its stepper", "",
-             "`odernn.fit` and `odernn.load_surrogate` return a surrogate (`model`); "
+             "`odernn.load_surrogate` returns a surrogate (`model`), `odernn.fit` the pair "
+             "`(model, result)`; "
              "`model.stepper(...)` returns a stepper. Running a surrogate in another program: "
              "[export.md](export.md).", ""]
     for instance, name, methods in METHODS:

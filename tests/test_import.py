@@ -176,6 +176,25 @@ def test_float32_times_give_a_step_within_their_own_rounding(tmp_path):
     assert abs(grid[-1] - float(t[-1])) <= np.spacing(t[-1])
 
 
+def test_a_float32_clock_of_no_short_step_gives_files_of_other_steps_far_from_zero(tmp_path):
+    """docs/own-data.md's example: 1000 frames of a 30 fps clock stamped in float32 from
+    t = 0, 100 and 1000 s give steps known to fewer digits the farther from zero, and files
+    that do not pair (the digits depend on the length: over 10^5 frames all three agree)."""
+    from odernn.data.trajectories import check_pair
+
+    data = []
+    for start in (0.0, 100.0, 1000.0):
+        t = (start + np.arange(1000) / 30).astype(np.float32)
+        np.savez(tmp_path / f"c{start:g}.npz", t=t, x=np.sin(np.arange(1000) / 30))
+        out = import_file(tmp_path / f"c{start:g}.npz", tmp_path / f"c{start:g}.h5",
+                          ImportOptions(derive_v=True))
+        data.append((out.dt, read_trajectories(tmp_path / f"c{start:g}.h5")))
+    assert [dt for dt, _ in data] == [0.03333333, 0.03333334, 0.0333334]
+    for _, other in data[1:]:
+        with pytest.raises(DataError, match="a surrogate steps at the dt it was trained on"):
+            check_pair(data[0][1], other, "train", "test")
+
+
 def test_float32_times_too_coarse_for_the_step_are_refused(tmp_path):
     """At 4096 s float32's rounding (5e-4 s) is half a 1 ms step: a dropped sample would pass
     for rounding, and every value after it be one step late."""
@@ -375,6 +394,43 @@ def test_hdf5_of_another_program_round_trips(tmp_path):
         f["t"], f["damping"] = columns["t"][:T], columns["damping"][::T]
     import_file(tmp_path / "wide.h5", tmp_path / "c.h5", OPTIONS)
     assert_same(read_trajectories(tmp_path / "c.h5"), columns)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".mat"])
+def test_hdf5_after_a_user_block_round_trips(tmp_path, suffix):
+    """HDF5 may start after a user block of 512, 1024, ... bytes (MATLAB's -v7.3 files do);
+    such a file was refused as "not a .h5 file", or as text when named .mat."""
+    columns = table(4)
+    path = tmp_path / f"block{suffix}"
+    with h5py.File(path, "w", userblock_size=1024) as f:
+        for k, a in columns.items():
+            f[k] = a
+    import_file(path, tmp_path / "a.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "a.h5"), columns)
+
+
+def test_unnamed_columns_are_kept_out_and_a_file_cut_short_is_noted(tmp_path):
+    """pandas' index (an unnamed first column) and a delimiter at the end of every line
+    give columns without a name, which nothing reads: refused before, now left out. A last
+    line without a line end is noted: a file cut short in a number still parses."""
+    columns = table(5)
+    names = list(columns)
+    rows = [",".join(["", *names, ""])]
+    rows += [",".join([str(i), *(repr(float(columns[k][i])) for k in names), ""])
+             for i in range(N * T)]
+    path = tmp_path / "pandas.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result = import_file(path, tmp_path / "a.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "a.h5"), columns)
+    assert not any("line end" in note for note in result.notes)
+    path.write_text("\n".join(rows))
+    result = import_file(path, tmp_path / "a.h5", OPTIONS, overwrite=True)
+    assert f"the last line ({N * T + 1}) has no line end" in result.notes[0]
+    path.write_text("\n".join(rows) + "\n# the end")  # the last line a comment: no note
+    result = import_file(path, tmp_path / "a.h5", OPTIONS, overwrite=True)
+    assert not any("line end" in note for note in result.notes)
+    with pytest.raises(DataError, match=r"no column 'idx'.*it has \(column 1\), run, t"):
+        import_file(path, tmp_path / "b.h5", ImportOptions(time="idx", v="v"))
 
 
 def test_virtual_datasets_import_only_from_other_files_plain_datasets(tmp_path, monkeypatch):
@@ -748,8 +804,19 @@ def files(tmp_path_factory):
     made["mixed"] = root / "mixed.npz"
     (root / "fake.h5").write_text("not hdf5")
     made["fake"] = root / "fake.h5"
-    (root / "trailing.csv").write_text("t,x,v,\n0,1,0,\n0.1,1,0,\n")  # a logger's export
-    made["trailing"] = root / "trailing.csv"
+    with h5py.File(root / "crashed.h5", "w") as f:  # a logger that allocated 6 rows, wrote 3
+        f["t"] = np.arange(5.0)
+        for name in ("x", "v"):
+            f.create_dataset(name, (6, 5), "f8", chunks=(1, 5))[:3] = 1.0
+    made["crashed"] = root / "crashed.h5"
+    with h5py.File(root / "unwritten.h5", "w") as f:
+        f["t"], f["v"] = np.arange(5.0), np.ones((2, 5))
+        f.create_dataset("x", (2, 5), "f8")
+    made["unwritten"] = root / "unwritten.h5"
+    (root / "old.mat").write_bytes(b"MATLAB 5.0 MAT-file, Platform: GLNXA64" + bytes(100))
+    made["matlab"] = root / "old.mat"
+    np.savetxt(root / "savetxt.csv", np.ones((3, 3)), delimiter=",", header="t,x,v")
+    made["savetxt"] = root / "savetxt.csv"
     (root / "interleaved.csv").write_text("t,x,v,run\n0,1,0,1\n0,2,0,2\n0.1,1,0,1\n0.1,2,0,2\n")
     made["interleaved"] = root / "interleaved.csv"
     (root / "keep.h5").write_bytes(b"keep me")
@@ -778,7 +845,8 @@ BAD = [
     (["import", "{nan}", "-o", "{root}/o.h5", "--v", "v"], "line 10: column 'x' (--x) is nan"),
     (["import", "{inf}", "-o", "{root}/o.h5", "--v", "v"], "line 10: column 'v' (--v) is inf"),
     (["import", "{fields}", "-o", "{root}/o.h5", "--v", "v"], "line 6 has 7 fields"),
-    (["import", "{spaces}", "-o", "{root}/o.h5", "--v", "v"], "line 5 has 1 fields"),
+    (["import", "{spaces}", "-o", "{root}/o.h5", "--v", "v"],
+     "line 5 holds only spaces or tabs, which is read as a row of one empty field"),
     (["import", "{param}", "-o", "{root}/o.h5", "--v", "v", "--param", "eta=damping"],
      f"line {T + 5}: parameter eta"),
     (["import", "{step}", "-o", "{root}/o.h5", "--v", "v"],
@@ -810,8 +878,12 @@ BAD = [
     (["import", "{fake}", "-o", "{root}/o.h5", "--v", "v"], "not a .h5 file"),
     (["import", "{interleaved}", "-o", "{root}/o.h5", "--v", "v", "--trajectory", "run"],
      "make one-point runs: sort them by run first"),
-    (["import", "{trailing}", "-o", "{root}/o.h5", "--v", "v"],
-     "column 4 of the header (line 1) has no name (the line ends with a delimiter ','"),
+    (["import", "{crashed}", "-o", "{root}/o.h5", "--v", "v"],
+     "array 'x' was not written in full: 3 of its 6 chunks hold no data"),
+    (["import", "{unwritten}", "-o", "{root}/o.h5", "--v", "v"], "array 'x' was never written"),
+    (["import", "{matlab}", "-o", "{root}/o.h5", "--v", "v"], "a MATLAB file older than v7.3"),
+    (["import", "{savetxt}", "-o", "{root}/o.h5", "--v", "v"],
+     "line 1, '# t,x,v', is a comment, not a header: write the header without '#'"),
     (["import", "{root}/missing.csv", "-o", "{root}/o.h5", "--v", "v"], "does not exist"),
     (["import", "{root}/missing.csv", "-o", "{root}/o.h5"], "does not exist"),  # "no velocity"
     (["import", "{root}", "-o", "{root}/o.h5", "--v", "v"], "is a directory"),
@@ -914,8 +986,12 @@ def test_a_zip_directory_is_sized_before_it_is_parsed(tmp_path, monkeypatch):
 def test_a_small_file_declaring_a_huge_array_is_refused_before_the_scan(tmp_path, monkeypatch,
                                                                        claim):
     """An 8 MB HDF5 file whose x is declared (10^6, 10^6) and left to its fill value was
-    scanned for hours (3e7 rows/s) before the writer refused its size."""
-    from odernn.data import importer, writer
+    scanned for hours (3e7 rows/s) before the writer refused its size. (Such a file is now
+    refused first as never written; that check is set aside here to reach the size's, which
+    a file written in full, too large to make in a test, would meet.)"""
+    from odernn.data import importer, sources, writer
+
+    monkeypatch.setattr(sources, "_unwritten", lambda d: None)
 
     shape = (1 << 18, 1 << 17) if claim == "values" else (64, 1000)  # 2^35 > 2^34 values
     with h5py.File(tmp_path / "claim.h5", "w") as f:

@@ -63,6 +63,9 @@ class CsvColumns:
     """The SHA-256 of the file's bytes (hex), from the same read."""
     nbytes: int = 0
     """Memory held: the columns and the rows' lines."""
+    cut_short: bool = False
+    """The last row is on the file's last line, which has no line end: a file cut short
+    ends so, in the middle of a number that still parses."""
 
     def line(self, row: int) -> int:
         """The 1-based line of the file that holds data row ``row`` (0-based)."""
@@ -81,6 +84,7 @@ def read_header(path: Path) -> CsvHeader:
     """The header: the first line that is neither blank nor a ``#`` comment."""
     line = 0
     offset = 0
+    comment: tuple[int, str] | None = None  # the last comment line before the header
     with open(path, "rb") as fh:
         while True:
             raw = fh.readline(MAX_HEADER_BYTES + 1)
@@ -95,6 +99,8 @@ def read_header(path: Path) -> CsvHeader:
             offset += len(raw)
             if text and not text.startswith("#"):
                 break
+            if text:
+                comment = (line, text)
         sample = _first_data_line(fh)
     fields = {d: _split(text, d, path, line) for d in DELIMITERS if d in text}
     agree = {d: f for d, f in fields.items()  # a name holding another delimiter splits
@@ -103,14 +109,14 @@ def read_header(path: Path) -> CsvHeader:
     delimiter = max(fields, key=lambda d: len(fields[d])) if fields else None
     names = [f.strip() for f in fields[delimiter]] if delimiter else _whitespace_fields(text)
     if all(_number(n) for n in names):
+        hint = "" if comment is None else (
+            f"; line {comment[0]}, {comment[1][:40]!r}, is a comment, not a header: write the "
+            "header without '#' (numpy.savetxt: comments='')")
         raise DataError(f"{path}: line {line} holds numbers, not column names; give a CSV file "
-                        "whose first line names the columns (t,x,v,...)")
+                        f"whose first line names the columns (t,x,v,...){hint}")
     for k, name in enumerate(names):
-        if not name:
-            last = k == len(names) - 1 and delimiter is not None
-            raise DataError(f"{path}: column {k + 1} of the header (line {line}) has no name"
-                            + (f" (the line ends with a delimiter {delimiter!r}: remove the "
-                               "one at the end of each line)" if last else ""))
+        if not name:  # pandas' index, a delimiter at the end of each line: never read
+            names[k] = name = f"(column {k + 1})"
         if names.index(name) != k:
             raise DataError(f"{path}: column name {name!r} appears twice in the header "
                             f"(line {line})")
@@ -277,10 +283,17 @@ def read_columns(path: Path, header: CsvHeader, wanted: list[str],
                 line += count
                 if interrupted():
                     raise KeyboardInterrupt
+            unended = False
+            if survey:
+                offset, size, _ = survey[-1]
+                fh.seek(offset + size - 1)
+                unended = fh.read(1) != b"\n"
     arrays = {name: out[:rows, k] for k, name in enumerate(wanted)}
+    last = int(row_lines[rows - 1]) if row_lines is not None and rows else first + rows - 1
     return CsvColumns(arrays, rows, first, None if row_lines is None else row_lines[:rows],
                       digest.hexdigest(), out.nbytes + (0 if row_lines is None
-                                                        else row_lines.nbytes))
+                                                        else row_lines.nbytes),
+                      cut_short=unended and rows > 0 and last == line - 1)
 
 
 def _lines(raw: bytes) -> io.TextIOWrapper:
@@ -388,6 +401,9 @@ def _scan(raw: bytes, path: Path, header: CsvHeader, index: list[int], line: int
         _check_line_end(body, path, where)  # a comment's text is not read
         if not (body.split() if header.delimiter is None else body):
             continue  # as NumPy's reader: a line empty but for a comment (spaces count)
+        if not body.strip():
+            raise DataError(f"{path}: line {where} holds only spaces or tabs, which is read "
+                            "as a row of one empty field; make it empty or remove it")
         fields = _split(body, header.delimiter, path, where)
         if len(fields) != n:
             raise DataError(f"{path}: line {where} has {len(fields)} fields; the header (line "

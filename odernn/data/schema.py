@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -190,6 +191,20 @@ def check_finite(a: np.ndarray, path: Path, label: str, first_row: int, verb: st
         row = first_row + int(np.argmin(finite))
         raise DataError(f"{path}: dataset '{label}' {verb} non-finite values (NaN or inf), first "
                         f"in trajectory {row}; files hold finite numbers only")
+
+
+def hdf5_at(fh: BinaryIO) -> bool:
+    """Whether the open binary file ``fh`` is HDF5: its signature at byte 0, or after a user
+    block (the format allows one of 512, 1024, 2048, ... bytes: MATLAB's v7.3 ``.mat`` files
+    have one)."""
+    size = fh.seek(0, 2)
+    offset = 0
+    while offset + len(HDF5_SIGNATURE) <= size:
+        fh.seek(offset)
+        if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+            return True
+        offset = 512 if offset == 0 else 2 * offset
+    return False
 
 
 def dataset_reason(path: Path) -> str | None:

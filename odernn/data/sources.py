@@ -15,6 +15,7 @@ their sizes checked against the memory budget first.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import zipfile
@@ -29,7 +30,7 @@ from odernn.checks import did_you_mean
 from odernn.data.csvtable import CsvColumns, read_columns, read_header
 from odernn.data.filecheck import CHUNK_CACHE_BYTES, check_other_files
 from odernn.data.inflate import check_filters
-from odernn.data.schema import HDF5_SIGNATURE
+from odernn.data.schema import hdf5_at
 from odernn.errors import DataError
 
 FORMATS = ("csv", "npy", "npz", "hdf5")
@@ -54,6 +55,7 @@ class Source:
         self._csv: CsvColumns | None = None
         self._header: Any = None
         self._unread: dict[str, str] = {}  # arrays left out, by name: their shape and dtype
+        self._unwritten: dict[str, str] = {}  # HDF5 arrays not written in full: why
 
     def names(self) -> list[str]:
         return list(self._shapes)
@@ -76,6 +78,8 @@ class Source:
         counts ``later(rows)`` bytes used beside its columns afterwards."""
         for name in names:
             self.shape(name)
+            if name in self._unwritten:
+                raise DataError(f"{self.path}: array {name!r} {self._unwritten[name]}")
         if self.format == "csv":
             self._csv = read_columns(self.path, self._header, list(dict.fromkeys(names)),
                                      later)
@@ -96,6 +100,15 @@ class Source:
         if self._csv is not None:
             return self._csv.nbytes
         return sum(a.nbytes for a in self._arrays.values()) if self.format == "npz" else 0
+
+    def notes(self) -> list[str]:
+        """What a user should know of the file as read (after :meth:`load`): a CSV whose
+        last row is on a last line without a line end may have been cut short."""
+        if self._csv is not None and self._csv.cut_short:
+            line = self._csv.line(self._csv.rows - 1)
+            return [f"the last line ({line}) has no line end: if the file was cut short, its "
+                    "last row may be incomplete"]
+        return []
 
     def sha256(self, interrupted: Callable[[], bool] = lambda: False) -> str:
         """The SHA-256 of the file's bytes (hex; a CSV's from the read that parsed it);
@@ -143,15 +156,19 @@ def open_source(path: Path | str) -> Source:
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)
+            hdf5 = hdf5_at(fh)
     except OSError as exc:
         raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if head.startswith(HDF5_SIGNATURE):
+    if hdf5:
         return _hdf5(path)
     if head.startswith(NPY_SIGNATURE):
         return _npy(path)
     if head.startswith(ZIP_SIGNATURE):
         return _npz(path)
-    if path.suffix.lower() in (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".he5"):
+    if head.startswith(b"MATLAB"):
+        raise DataError(f"{path}: a MATLAB file older than v7.3, which is not HDF5; save it "
+                        "with save(..., '-v7.3') or as CSV")
+    if path.suffix.lower() in (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".he5", ".mat"):
         raise DataError(f"{path}: not a {path.suffix} file (its first bytes are not that "
                         "format's signature; truncated or another format)")
     source = Source(path, "csv")
@@ -337,11 +354,38 @@ def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
                      2 * int(np.prod(d.chunks)) * d.dtype.itemsize,
                      "HDF5 reads a whole chunk at a time; rewrite it with smaller chunks")
         check_filters(d, path, name)
+    unwritten = _unwritten(d)
     for field in fields:
         key = name if field is None else field if field not in source._shapes else \
             f"{name}/{field}"
         source._arrays[key] = d if field is None else d.fields(field)
         source._shapes[key] = tuple(d.shape)
+        if unwritten:
+            source._unwritten[key] = unwritten
+
+
+def _unwritten(d: Any) -> str | None:
+    """Why HDF5 dataset ``d`` holds values never written (None if it does not): storage
+    never allocated, or chunks missing. HDF5 reads its fill value there, which import would
+    take for measurements: a logger that allocated the whole array and stopped early."""
+    if d.size == 0 or d.is_virtual or d.external:
+        return None
+    fill = d.fillvalue if not d.dtype.names else "its fill value"
+    if d.chunks is None:
+        if d.id.get_storage_size() == 0:
+            return (f"was never written: HDF5 gives its fill value ({fill}) for every element, "
+                    "not data")
+        return None
+    try:
+        stored = d.id.get_num_chunks()
+    except (AttributeError, RuntimeError):  # an HDF5 older than 1.10.5: cannot tell
+        return None
+    expected = math.prod(-(-n // c) for n, c in zip(d.shape, d.chunks, strict=True))
+    if stored < expected:
+        return (f"was not written in full: {expected - stored} of its {expected} chunks hold "
+                f"no data, and HDF5 gives its fill value ({fill}) there; a recording that "
+                "stopped early? Copy the part that was written into a file of its own")
+    return None
 
 
 def file_sha256(path: Path, interrupted: Callable[[], bool] = lambda: False,
