@@ -30,6 +30,16 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def dev_extra(module: str):
+    """``module``, of an extra that the dev install brings: imported in CI (``CI=true``,
+    which installs it, so that a missing one fails), skipped elsewhere where it is missing."""
+    if os.environ.get("CI") == "true":
+        import importlib
+
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
+
+
 @pytest.fixture(scope="session")
 def small_linear_sets():
     """A small training and test set of the linear oscillator (exact solution): 24 and 6

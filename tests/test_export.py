@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import dev_extra
 from test_cli import assert_one_line_error
 from test_step_api import FAMILIES, MODES, one_torch_thread, tiny_data, tiny_model  # noqa: F401
 
@@ -20,7 +21,7 @@ from odernn.cli.app import main
 from odernn.learn.export import model_reason, session
 from odernn.learn.models import save_surrogate
 
-onnx = pytest.importorskip("onnx")  # the export extra, part of dev: installed wherever tests run
+onnx = dev_extra("onnx")  # the export extra, part of dev: never skipped in CI
 ROOT = Path(__file__).resolve().parent.parent
 AGREEMENT = 1e-5
 """onnxruntime's closed loop against odernn's rollout: largest difference over largest |x|."""

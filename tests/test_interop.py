@@ -3,12 +3,12 @@ dimensions through its HDF5 dimension scales; files written before the scales re
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from conftest import dev_extra
 
 from odernn.data import store
 from odernn.data.merge import merge_files
@@ -16,11 +16,8 @@ from odernn.data.store import read_trajectories
 from odernn.data.writer import TrajectoryWriter
 from odernn.errors import DataError
 
-if os.environ.get("CI") == "true":  # CI installs the dev extra: never skip there
-    import xarray as xr
-else:
-    xr = pytest.importorskip("xarray")
-    pytest.importorskip("h5netcdf")
+xr = dev_extra("xarray")  # never a skip in CI
+dev_extra("h5netcdf")
 
 N, T, K, DT = 7, 40, 3, 0.05
 SHARDS = [(0, 3), (3, 7)]

@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 
 import numpy as np
 import pytest
+from conftest import dev_extra
 from scipy.linalg import expm
 
 from odernn.assess import dmdc, peers
@@ -41,13 +41,8 @@ QUICK = {"work_precision": False, "resonance": False, "chaos": False, "bifurcati
 
 @pytest.fixture(scope="module")
 def pysindy():
-    """pysindy, or a skip where it is not installed; never a skip in CI (CI=true), where the
-    dev extra installs it."""
-    if os.environ.get("CI") == "true":
-        import pysindy as ps
-
-        return ps
-    return pytest.importorskip("pysindy")
+    """pysindy (:func:`conftest.dev_extra`: never a skip in CI)."""
+    return dev_extra("pysindy")
 
 
 def exact_map(eta: float, dt: float = DT) -> tuple[np.ndarray, np.ndarray]:

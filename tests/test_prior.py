@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import dev_extra
 from test_cli import SPEC
 from test_step_api import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 
@@ -235,7 +236,7 @@ def test_odernn_train_takes_a_prior_and_export_names_it(tmp_path, capsys):
     config = json.loads((run_dir / "config.json").read_text())["config"]
     assert config["prior"] == "oscillator" and config["prior_set"] == {"eta": 0.2}
     assert odernn.load_surrogate(run_dir).layout.prior_label == "oscillator(eta=0.2)"
-    onnx = pytest.importorskip("onnx")
+    onnx = dev_extra("onnx")
     path = odernn.export_onnx(odernn.load_surrogate(run_dir), tmp_path / "hybrid.onnx")
     meta = {p.key: p.value for p in onnx.load(path).metadata_props}
     assert meta["prior"] == "oscillator" and meta["prior_set"] == "eta=0.2"

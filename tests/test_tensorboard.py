@@ -4,12 +4,12 @@ TensorBoard's own reader; a resumed or repeated run, a stopped one, and the miss
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 
 import numpy as np
 import pytest
+from conftest import dev_extra
 from test_cli import SPEC, assert_one_line_error
 from test_models import interrupt_at, oscillator_data, small_config
 
@@ -19,11 +19,8 @@ from odernn.learn.checkpoint import read_checkpoint
 from odernn.learn.tensorboard_log import tag
 from odernn.learn.training import train
 
-if os.environ.get("CI") == "true":  # CI installs the dev extra: never skip there
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-else:
-    pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+dev_extra("tensorboard")  # never a skip in CI
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 TINY = ["--model", "gru", "--epochs", "2", "--hidden", "8", "--window", "10", "--horizon", "10",
         "--batch-size", "8", "--quiet"]
