@@ -53,10 +53,9 @@ def unflat(vec, like):
     return out
 
 
-@pytest.mark.parametrize("hidden_weight", [0.0, 0.7])
-def test_gauss_newton_product_equals_explicit_matrix(hidden_weight):
-    params = tiny_params()
-    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=f64)
+def explicit_curvature(params, x, hidden_weight):
+    """``G = J^T H_L J`` with ``H_L = 2/N I`` (mean squared error), plus the hidden-state
+    term weighted by ``hidden_weight``, as a dense matrix from autograd's Jacobians."""
     theta = flat(params)
     J_out = torch.autograd.functional.jacobian(
         lambda v: tiny_net(unflat(v, params), x)[0].reshape(-1), theta
@@ -64,15 +63,45 @@ def test_gauss_newton_product_equals_explicit_matrix(hidden_weight):
     J_hid = torch.autograd.functional.jacobian(
         lambda v: tiny_net(unflat(v, params), x)[1].reshape(-1), theta
     )
-    # G = J^T H_L J with H_L = 2/N I (mean squared error), plus the hidden-state term.
-    G = J_out.T @ J_out * (2 / J_out.shape[0]) + hidden_weight * J_hid.T @ J_hid * (
+    return J_out.T @ J_out * (2 / J_out.shape[0]) + hidden_weight * J_hid.T @ J_hid * (
         2 / J_hid.shape[0]
     )
+
+
+@pytest.mark.parametrize("hidden_weight", [0.0, 0.7])
+def test_gauss_newton_product_equals_explicit_matrix(hidden_weight):
+    params = tiny_params()
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=f64)
+    theta = flat(params)
+    G = explicit_curvature(params, x, hidden_weight)
     product = gauss_newton_operator(tiny_net, params, x)
     for seed in range(3):
         v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(10 + seed), dtype=f64)
         Gv = flat(product(unflat(v, params), hidden_weight))
         torch.testing.assert_close(Gv, G @ v, rtol=1e-12, atol=1e-14)
+
+
+def test_cg_solves_with_the_damped_curvature_of_martens_and_sutskever(monkeypatch):
+    """The system CG solves is ``(G + lambda I + mu lambda S) d = -g``: the structural term's
+    weight is the damping ``lambda`` times ``mu`` (a weight of ``mu`` alone passed the tests
+    that check only that the loss falls)."""
+    params = tiny_params()
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=f64)
+    y = torch.randn(5, 2, generator=torch.Generator().manual_seed(2), dtype=f64)
+    lam, mu = 0.3, 0.7
+    opt = HessianFree(tiny_net, params, damping=lam, structural_damping=mu, max_cg_iters=3)
+    v = torch.randn(flat(params).shape, generator=torch.Generator().manual_seed(5), dtype=f64)
+    want = explicit_curvature(params, x, lam * mu) + lam * torch.eye(v.numel(), dtype=f64)
+    seen = []
+    real = hf.conjugate_gradient
+
+    def spy(operator, b, x0, **options):
+        seen.append(operator(v))  # at the step's parameters: the step moves them after
+        return real(operator, b, x0, **options)
+
+    monkeypatch.setattr(hf, "conjugate_gradient", spy)
+    opt.step((x, y))
+    torch.testing.assert_close(seen[0], want @ v, rtol=1e-12, atol=1e-14)
 
 
 def test_gauss_newton_product_of_outputs_only_model():
