@@ -104,6 +104,39 @@ def test_response_statistics_and_their_relative_errors():
                                                  np.array([0.0, 0.0, 1.0])), [0.0, np.inf, np.inf])
 
 
+def test_the_steady_state_statistics_ignore_the_transient():
+    """A prediction that is wrong during the transient only (here: zero) and right after it
+    scores zero on every steady-state statistic, per trajectory and pooled (a spectrum taken
+    from step 1 on passed every other test); its valid time is 0."""
+    k = steady_start(T)
+    pred_x, pred_v = REF_X.copy(), REF_V.copy()
+    pred_x[:, 1:k] = pred_v[:, 1:k] = 0.0
+    per = statistics_per_trajectory(pred_x, pred_v, REF_X, REF_V, T, exponent=EXPONENT)
+    for key in ("x2_max_rel_error", "x2_mean_rel_error", "w1_x", "w1_v", "spectrum_error_x"):
+        np.testing.assert_array_equal(per[key], 0.0, err_msg=key)
+    summary = summarize_statistics(pred_x, pred_v, REF_X, REF_V, T, exponent=EXPONENT)
+    for key, value in summary.items():
+        if key.startswith(("x2_", "w1_", "spectrum_")):
+            assert value == 0.0, key
+    assert summary["valid_lyapunov_median"] == pytest.approx(DT * (0.15 + 0.2) / 2)
+
+
+def test_the_tenth_percentile_of_the_valid_lyapunov_times():
+    """``valid_lyapunov_p10``: the lower tail over the chaotic trajectories, by the inverted
+    CDF (an order statistic), with every trajectory's valid time different."""
+    n = 20
+    t, ref_x = T, np.tile(REF_X[:1], (n, 1))
+    pred_x = ref_x.copy()
+    for i in range(n):  # trajectory i valid until step 10 (i + 1)
+        pred_x[i, 10 * (i + 1):] += 10.0
+    exponent = np.full(n, 0.2)
+    summary = summarize_statistics(pred_x, ref_x, ref_x, ref_x, t, exponent=exponent)
+    valid = 0.2 * DT * 10 * (np.arange(n) + 1)
+    assert summary["n_chaotic"] == n
+    assert summary["valid_lyapunov_p10"] == pytest.approx(np.sort(valid)[1])  # 2nd of 20
+    assert summary["valid_lyapunov_median"] == pytest.approx(np.median(valid))
+
+
 def test_lyapunov_times_only_where_the_exponent_is_positive():
     out = lyapunov_times(np.array([10.0, 10.0, 10.0, 10.0]), EXPONENT)
     np.testing.assert_allclose(out[:2], [1.5, 2.0])
