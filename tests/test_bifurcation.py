@@ -105,6 +105,26 @@ def test_a_surrogate_with_the_wrong_stiffness_scores_lower(diagram) -> None:
     assert wrong["w1_median"] > 100 * good["w1_median"]
 
 
+def test_the_score_splits_inside_and_beyond_the_test_range() -> None:
+    """Agreement and distance inside the test set's range of F0 and beyond it, each over its
+    own amplitudes (only surrogates that agree everywhere were scored before, where a swap
+    of the two halves changes nothing)."""
+    from types import SimpleNamespace
+
+    from odernn.assess.bifurcation import score
+
+    plan = SimpleNamespace(amplitudes=np.array([0.1, 0.3, 0.5]), x0=np.zeros(1),
+                           inside=np.array([False, True, False]), system="duffing")
+    reference = {"labels": ["period 1", "period 2", "period 1"],
+                 "samples": np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])}
+    samples = reference["samples"] + np.array([[0.0], [0.5], [0.0]])  # off by 0.5 inside
+    out = score(plan, reference, samples, np.array([1, 1, 1]), scale=2.0)
+    assert out["agrees"].tolist() == [True, False, True]
+    assert (out["agreement"], out["agreement_inside"], out["agreement_beyond"]) == (
+        pytest.approx(2 / 3), 0.0, 1.0)
+    assert (out["w1_median_inside"], out["w1_median_beyond"]) == (0.25, 0.0)
+
+
 @pytest.mark.parametrize(("period", "noise"), [(1, 0.0), (2, 1e-4), (3, 1e-4), (5, 0.0)])
 def test_period_of_periodic_sequences(period: int, noise: float) -> None:
     rng = np.random.default_rng(period)

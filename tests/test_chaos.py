@@ -33,6 +33,9 @@ def test_a_chaotic_set_is_found_chaotic_and_scored_in_lyapunov_times(chaotic):
     chaos = chaotic.chaos
     assert chaos["chaotic"] and chaos["lyapunov"]["n_chaotic"] == 6
     assert 0.1 < chaos["lyapunov"]["median"] < 0.2  # docs/datasets.md: about 0.15
+    lam = np.sort(chaos["lyapunov"]["exponent"])  # six, all finite: p10 the 1st, p90 the 6th
+    assert lam[0] < lam[-1]
+    assert (chaos["lyapunov"]["p10"], chaos["lyapunov"]["p90"]) == (lam[0], lam[-1])
     assert chaos["trust_horizon"]["median"] > 0
     rk4, euler = chaotic.metrics["rk4"], chaotic.metrics["euler"]
     # RK4 at dt 0.05 stays on the trajectory for several Lyapunov times, forward Euler for
