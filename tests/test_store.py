@@ -397,6 +397,22 @@ def test_verify_scans_in_bounded_memory(tmp_path, monkeypatch):
     assert traced.peak < 2 << 20, f"verify peak {traced.peak} bytes for a 3 x 8 MB file"
 
 
+def test_ranges_over_many_blocks_are_the_whole_files(tmp_path, monkeypatch):
+    """``inspect``'s ranges, read in blocks of a few rows: each block's extremes combined,
+    the smallest and the largest anywhere (one block's alone passed every one-block file)."""
+    arrays, params = make_data(2000, 500)
+    arrays["x"][3, 7], arrays["x"][1900, 2] = -50.0, 60.0  # in the first and the last blocks
+    path = write(tmp_path / "big.h5", arrays, params)
+    monkeypatch.setattr(store, "BLOCK_BYTES", 256 << 10)
+    with open_trajectories(path) as f:
+        ranges = f.ranges()
+    for name, a in arrays.items():
+        assert ranges[name] == (a.min(), a.max()), name
+    for name, a in params.items():
+        assert ranges[f"params/{name}"] == (a.min(), a.max()), name
+    assert ranges["x"] == (-50.0, 60.0)
+
+
 def test_reading_more_than_available_memory_is_refused(good, monkeypatch):
     monkeypatch.setattr(store, "_available_memory", lambda: 5000)  # bytes; the file needs 8624
     with open_trajectories(good) as f:
