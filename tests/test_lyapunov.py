@@ -154,6 +154,31 @@ def test_trust_horizon_of_chaotic_duffing_is_finite_and_of_the_expected_scale():
     assert np.all((horizon > expected / 3) & (horizon < 3 * expected))
 
 
+def test_trust_horizon_compares_two_dop853_solutions_at_the_documented_tolerances(
+        monkeypatch):
+    """The two references are DOP853 at ``rtol`` 1e-12 and 1e-10, each with ``atol = rtol /
+    100``, and the horizon is the valid time of the loose one against the tight one (the
+    factor-3 check above accepts an atol 100 times too loose)."""
+    from odernn.assess import trust
+    from odernn.assess.metrics import valid_prediction_time
+
+    calls, real = [], trust.integrate
+
+    def spy(name, osc, x0, v0, t, **options):
+        calls.append((name, options))
+        return real(name, osc, x0, v0, t, **options)
+
+    monkeypatch.setattr(trust, "integrate", spy)
+    osc, t = duffing(-1.0, n=2), np.arange(401) * 0.05
+    horizon = trust_horizon(osc, X0[:2], V0[:2], t, scale=0.5)
+    assert calls == [("scipy", {"method": "DOP853", "rtol": 1e-12, "atol": 1e-14}),
+                     ("scipy", {"method": "DOP853", "rtol": 1e-10, "atol": 1e-12})]
+    x_tight, _ = real("scipy", osc, X0[:2], V0[:2], t, **calls[0][1])
+    x_loose, _ = real("scipy", osc, X0[:2], V0[:2], t, **calls[1][1])
+    np.testing.assert_array_equal(
+        horizon, valid_prediction_time(x_loose, x_tight, t, 0.1, 0.5, start=1))
+
+
 def test_trust_horizon_of_periodic_motion_is_the_whole_horizon():
     t = np.arange(2001) * 0.05
     horizon = trust_horizon(duffing(1.0, n=2), X0[:2], V0[:2], t)
