@@ -557,6 +557,20 @@ def test_truncated_bptt_cuts_the_gradient_only_at_the_truncation(data):
     full, same, cut = grads(None), grads(12), grads(4)
     assert all(torch.equal(a, b) for a, b in zip(full, same, strict=True))
     assert not all(torch.allclose(a, b) for a, b in zip(full, cut, strict=True))
+    # the same loss step by step, the carried state detached before steps 4 and 8 alone
+    model.zero_grad()
+    codec = model.codec
+    state = model.initial_state(codec.init_features(w.z[:, 0], w.e[:, 0]))
+    total = 0.0
+    for i in range(12):
+        if i in (4, 8):
+            state = tuple(h.detach() for h in state)
+        y, state = model.step(codec.encode(w.z[:, i], w.e[:, i]), state)
+        target = codec.target(w.z[:, i], w.z[:, i + 1], w.e[:, i])
+        total = total + torch.sum(torch.square(y - target))
+    (total / (12 * target.numel())).backward()
+    for a, b in zip(cut, (p.grad for p in model.parameters()), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_closed_loop_loss_feeds_the_predictions_back(data):
