@@ -190,8 +190,9 @@ def split_by_trajectory(data: Trajectories, val_fraction: float,
     n_val = max(1, round(val_fraction * data.n))
     if n_val >= data.n:
         raise DataError(f"cannot hold out {n_val} of {data.n} trajectories for validation; "
-                        "give more trajectories or a separate validation set (--val FILE, e.g. "
-                        "the same spec simulated with another --seed)")
+                        "give more trajectories or a separate validation set (--val FILE: "
+                        "another recording imported the same way, or the same spec simulated "
+                        "with another --seed)")
     order = np.random.default_rng(np.random.SeedSequence(seed)).permutation(data.n)
     return data.take(np.sort(order[n_val:])), data.take(np.sort(order[:n_val]))
 
