@@ -257,6 +257,27 @@ def test_same_information_baseline_is_the_most_accurate_causal_sampled_method(
     assert same["surrogates"]["exact-map"]["error_ratio"] > 100
 
 
+def test_the_baseline_is_chosen_by_accuracy_first_and_time_only_on_ties(
+        full: Evaluation) -> None:
+    """The more accurate candidate is the baseline even where it is the slower one (in the
+    fixture the most accurate is also the fastest, so a choice by time passed), and of two
+    equally accurate the faster."""
+    from dataclasses import replace
+
+    from odernn.assess.baselines import same_information
+
+    def timed(name: str, error: float, wall: float):
+        m = full.methods[name]
+        return replace(m, metrics={**m.metrics, "nrmse_x": error, "wall_time_s": wall})
+
+    methods = dict(full.methods)
+    methods["rk4-sampled"] = timed("rk4-sampled", 1e-6, 2.0)
+    methods["rk4-sampled-causal"] = timed("rk4-sampled-causal", 1e-3, 0.1)
+    assert same_information(methods)["baseline"] == "rk4-sampled"
+    methods["rk4-sampled-causal"] = timed("rk4-sampled-causal", 1e-6, 0.1)
+    assert same_information(methods)["baseline"] == "rk4-sampled-causal"
+
+
 def test_same_information_needs_a_sampled_method(test_set: Trajectories) -> None:
     ev = evaluate(test_set, {"zeros": Zeros()}, integrators=("rk4",), **FAST)
     assert ev.info["same_information"] is None

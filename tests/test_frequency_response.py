@@ -167,6 +167,47 @@ def test_a_surrogate_that_integrates_scores_near_zero() -> None:
     assert wrong["amplitude_rel_error_max"] > 1e-2
 
 
+def test_the_drive_is_phase_continuous_across_every_segment() -> None:
+    """Each segment's drive starts at the phase the previous one ended with, over a sweep of
+    several segments (dropping the earlier segments' advance passed with two)."""
+    plan = plan_response(make_set("duffing"), ResonanceSettings(
+        etas=(0.5,), omegas=(0.7, 1.2, 1.8, 2.3), F0=0.5,
+        parameters={"alpha": 1.0, "beta": 0.5}))
+    end = plan.phase + plan.omega * plan.dt * plan.steps  # each segment's phase at its end
+    gap = np.angle(np.exp(1j * (plan.phase[:, 1:] - end[:, :-1])))
+    assert plan.omega.shape[1] == 4 and np.all(np.abs(gap) < 1e-9)
+
+
+def test_scores_are_over_the_reference_amplitude_and_the_scored_drives() -> None:
+    """Relative amplitude errors over the reference's amplitude, their worst and median, and
+    the method's not-periodic answers counted over the scored drives alone."""
+    from odernn.assess.frequency_response import scores
+
+    reference = {"amplitude": np.array([1.0, 2.0, 4.0, 3.0]), "lag": np.zeros(4)}
+    method = {"amplitude": np.array([1.1, 2.0, 40.0, 3.0]), "lag": np.zeros(4),
+              "periodicity": np.array([0.0, 1.0, 0.0, 1.0])}
+    out = scores(reference, method, np.array([True, True, True, False]), tol=0.5)
+    assert out["amplitude_rel_error_max"] == pytest.approx(9.0)  # |40 - 4| / 4
+    assert out["amplitude_rel_error_median"] == pytest.approx(0.1)
+    assert (out["n_scored"], out["n_not_periodic"]) == (3, 1)
+
+
+def test_the_resonance_errors_are_worst_and_median_over_the_sweep() -> None:
+    """The linear check's amplitude and lag errors against the analytic response: the worst
+    over the sweep is its maximum (the median passed for it), lags compared modulo 2 pi."""
+    from types import SimpleNamespace
+
+    from odernn.assess.resonance import response_errors
+
+    sweep = SimpleNamespace(analytic=lambda: (np.array([1.0, 2.0, 4.0]), np.zeros(3)))
+    out = response_errors(sweep, np.array([1.0, 2.2, 5.0]),
+                          np.array([0.0, 2 * math.pi + 0.1, -0.3]))
+    assert out["amplitude_rel_error_max"] == pytest.approx(0.25)
+    assert out["amplitude_rel_error_median"] == pytest.approx(0.1)
+    assert out["lag_error_max"] == pytest.approx(0.3)
+    assert out["lag_error_median"] == pytest.approx(0.1)
+
+
 def test_weak_drive_of_a_strong_van_der_pol_is_not_periodic() -> None:
     """mu = 3 oscillates by itself near omega 0.8 (relaxation); a weak drive far from that
     does not entrain it, so no drive has a sharp amplitude and none is scored. A strong

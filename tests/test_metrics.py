@@ -187,3 +187,20 @@ def test_every_energy_is_zero_at_rest_and_its_balance_is_over_the_mean_energy() 
     drift = energy_balance_error(x, v, F, params, t, system="duffing")
     expected = math.sqrt(float(np.mean(np.square(drift)))) / float(np.mean(e - e.min()))
     assert metrics["energy_balance"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_valid_times_count_from_the_grids_first_time():
+    """On a clock far from zero (Unix-epoch seconds) the valid time is the time since the
+    first sample, as on a clock from zero (t itself gave 1.7e9 s)."""
+    from odernn.assess.metrics import valid_times
+
+    t = 0.05 * np.arange(200)
+    ref = np.sin(t)[None].repeat(3, 0)
+    pred = ref.copy()
+    pred[0, 50:] += 1.0  # off from step 50; row 1 never; row 2 from step 120
+    pred[2, 120:] -= 1.0
+    from_zero = valid_times(pred, ref, t)
+    far = valid_times(pred, ref, 1.7e9 + t)
+    np.testing.assert_allclose(from_zero[0], [t[50], t[-1], t[120]])
+    np.testing.assert_allclose(far[0], from_zero[0], atol=1e-6)
+    np.testing.assert_array_equal(far[1], [False, True, False])
