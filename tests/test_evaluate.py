@@ -19,6 +19,7 @@ import pytest
 from scipy.linalg import expm
 
 from odernn.assess.evaluate import evaluate
+from odernn.assess.metrics import reference_scale
 from odernn.assess.resonance import (
     ResonanceSettings,
     decay_rate,
@@ -198,6 +199,9 @@ def test_warmup_and_withheld_eta(test_set: Trajectories) -> None:
     # every method, not only the one that asked, is measured from step 10 on
     ref_x = ev.methods["exact"].x
     assert ev.metrics["zeros"]["rmse_x"] == pytest.approx(np.sqrt(np.mean(ref_x[:, 10:] ** 2)))
+    # each trajectory's NRMSE (the best, median and worst shown) from step 10 on too
+    np.testing.assert_allclose(ev.methods["zeros"].nrmse_x, np.sqrt(
+        np.mean(ref_x[:, 10:] ** 2, axis=1)) / reference_scale(ref_x), rtol=1e-12)
     assert ev.methods["blind"].settings["warmup_steps"] == 10
 
 
@@ -372,6 +376,22 @@ def test_metrics_json_is_strict_and_complete(full: Evaluation) -> None:
     assert len(doc["error_vs_time"]["t"]) == 200
     for m in doc["methods"].values():
         assert set(m["metrics"]) >= {"nrmse_x", "rmse_v", "valid_time_median", "wall_time_s"}
+    ref_x, ref_v = full.methods["exact"].x[:, 1:], full.methods["exact"].v[:, 1:]
+    assert doc["settings"]["error_scale"] == pytest.approx({"x": np.std(ref_x),
+                                                            "v": np.std(ref_v)}, rel=1e-12)
+
+
+def test_stored_against_exact_is_each_variables_own(test_set: Trajectories) -> None:
+    """metrics.json's ``stored_vs_exact_rmse``: x's and v's differences each, on a set whose
+    stored v alone is off (a swap would report it for x)."""
+    from dataclasses import replace
+
+    v = np.asarray(test_set.v).copy()
+    v[:, 1:] += 1e-3  # the initial state, which the exact solution starts from, unchanged
+    doc = evaluate(replace(test_set, v=v), {}, integrators=(), **FAST).to_json()
+    rmse = doc["data"]["stored_vs_exact_rmse"]
+    assert rmse["x"] < 1e-12
+    assert rmse["v"] == pytest.approx(1e-3 * np.sqrt(1 - 1 / v.shape[1]), rel=1e-6)
 
 
 def test_a_signal_after_the_last_stage_still_stops(test_set: Trajectories, monkeypatch) -> None:

@@ -175,6 +175,17 @@ def test_settings_are_chosen_on_held_out_trajectories(duffing_pair, duffing_fit)
                for c in tried if c["threshold"] > sindy["threshold"])  # the sparsest that fits
     assert [c["rank"] for c in dmdc["validation"]] == list(range(1, dmdc["full_rank"] + 1))
     assert dmdc["rank"] in {c["rank"] for c in dmdc["validation"]}
+    # chosen on the held-out part, then refitted on every training trajectory
+    from odernn.assess.dmdc import fit_dmdc
+
+    names = duffing_fit.peers["dmdc"].parameters
+    refits = {"sindy": peers.fit_sindy(train, names, sindy["threshold"]),
+              "dmdc": fit_dmdc(train, names, (dmdc["rank"],))[0]}
+    x0, v0, F = train.x[:, 0], train.v[:, 0], train.F[:, :50]
+    for name, refit in refits.items():
+        np.testing.assert_array_equal(
+            duffing_fit.peers[name].rollout(x0, v0, F, train.params).x,
+            refit.rollout(x0, v0, F, train.params).x, err_msg=name)
 
 
 def test_choose_prefers_the_simpler_candidate_within_the_tolerance():
