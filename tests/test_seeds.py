@@ -54,6 +54,26 @@ def test_the_evaluator_scores_every_seed_and_the_mean(small_linear_sets, fitted)
     assert ev.to_json()["methods"]["esn"]["seeds"]["n"] == 3
 
 
+def test_a_group_is_timed_on_its_joint_loop_alone(small_linear_sets, fitted, monkeypatch):
+    """Every timed rollout of a seed group asks for its joint loop without the members' own
+    (``members=False``); these follow once, untimed (timing both made a group look K + 1
+    times slower than it runs)."""
+    _, test = small_linear_sets
+    ensemble, _ = fitted
+    calls, real = [], type(ensemble).rollout
+
+    def spy(self, *args, **options):
+        calls.append((options.get("members", True), options.get("joint") is not None))
+        return real(self, *args, **options)
+
+    monkeypatch.setattr(type(ensemble), "rollout", spy)
+    odernn.evaluate(test, {"esn": ensemble}, integrators=("rk4",), work_precision=False,
+                    resonance=False, progress=False)
+    # the untimed first call and the timed ones: the joint loop alone; then the members'
+    # own loops, added to the timed joint loop
+    assert len(calls) >= 3 and set(calls[:-1]) == {(False, False)} and calls[-1] == (True, True)
+
+
 def test_an_ensemble_of_different_models_is_refused(small_linear_sets, fitted):
     a = fitted[0].members["seed-5"]
     c, _ = odernn.fit(small_linear_sets[0], model="ffn", epochs=1, val_every=1)
