@@ -528,11 +528,19 @@ def test_sutskever_momentum_schedule():
     assert momentum_at(10**6, 0.99) == 0.99 and momentum_at(0, 0.3) == 0.3
 
 
-def test_esn_init_trains_with_the_momentum_schedule(data, tmp_path):
+def test_esn_init_trains_with_the_momentum_schedule(data, tmp_path, monkeypatch):
     config = quick("rnn", init="esn", optimizer="sgd", momentum_schedule="sutskever",
                    momentum=0.99, lr=0.03, epochs=3, **{k: NO_CLOSED_LOOP[k] for k in
                                                        ("horizon", "horizon_start", "skip")})
+    asked = []  # the schedule counts optimiser steps over the whole run, not within an epoch
+
+    def spy(step, mu_max):
+        asked.append(step)
+        return momentum_at(step, mu_max)
+
+    monkeypatch.setattr(gradient, "momentum_at", spy)
     result = train(data, config, tmp_path, progress=False)
+    assert asked == list(range(3 * 12))
     losses = [row["tf_loss"] for row in result.history]
     assert result.status == "ok" and losses[-1] < 0.5 * losses[0]
     resume = read_checkpoint(tmp_path / "last.pt")["resume"]
@@ -747,3 +755,21 @@ def test_a_gradient_familys_folds_check_each_folds_rollout_not_all_of_them(data,
     train(data, quick(val_folds=2, epochs=1), None, progress=False)
     closed = [what for what in checked if what.startswith("closed loop")]
     assert closed and not [w for w in closed if w.startswith("closed loop: 12 trajectories")]
+
+
+def test_the_horizon_and_learning_rate_schedules():
+    """The closed-loop horizon: 0 before its first epoch, then linear to its target over half
+    of the remaining epochs; the learning rate: a linear warm-up, then a cosine to 1/100 of
+    it at the last epoch (neither schedule was checked)."""
+    from types import SimpleNamespace
+
+    from odernn.learn.schedules import horizon_at, lr_at
+
+    ramp = SimpleNamespace(epochs=10, closed_loop_from=0.2, horizon_start=2, horizon=10)
+    assert [horizon_at(ramp, e) for e in range(10)] == [0, 0, 2, 4, 6, 8, 10, 10, 10, 10]
+    assert horizon_at(SimpleNamespace(**{**vars(ramp), "horizon": 0}), 9) == 0
+    cosine = SimpleNamespace(lr=1e-2, warmup_epochs=2, epochs=12, schedule="cosine")
+    got = [lr_at(cosine, p) for p in (0.0, 1.0, 2.0, 7.0, 12.0)]
+    assert got == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2, 0.505e-2, 1e-4], rel=1e-12)
+    constant = SimpleNamespace(**{**vars(cosine), "schedule": "constant"})
+    assert lr_at(constant, 11.0) == 1e-2
