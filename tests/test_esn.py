@@ -84,6 +84,18 @@ def test_reservoir_is_fixed_by_the_seed(data):
     assert not torch.equal(a.W_value, c.W_value)
 
 
+def test_the_draws_span_their_ranges_and_the_initial_state_is_tanh_of_w0_s0_plus_b(data):
+    """``W_in`` and ``W_0`` uniform in +-input_scaling and ``b`` in +-bias (a bias drawn in
+    [0, bias) passed), and ``r_0 = tanh(W_0 s_0 + b)`` with the bias (one without passed)."""
+    model = esn(data, units=400, input_scaling=0.2, bias=0.7)
+    for name, bound in (("W_in", 0.2), ("W_0", 0.2), ("b", 0.7)):
+        w = getattr(model, name).detach().double()
+        assert w.abs().max() <= bound and w.min() < -0.8 * bound and w.max() > 0.8 * bound, name
+    s0 = torch.randn(5, model.layout.n_init, generator=torch.Generator().manual_seed(0))
+    want = torch.tanh(s0.double() @ model.W_0.double().T + model.b.double())
+    torch.testing.assert_close(model.initial_state(s0)[0].double(), want, rtol=0, atol=1e-6)
+
+
 def test_readout_equals_direct_least_squares_on_the_same_states(data):
     model = esn(data)
     t = to_tensors(data, model.layout)
