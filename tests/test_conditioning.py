@@ -112,6 +112,10 @@ def test_a_fixed_parameter_is_compared_in_its_own_units():
     with pytest.raises(DataError, match="test.h5 has alpha = 9e-13; this model was trained "
                                         "with alpha fixed at 1e-13"):
         check_fixed({**params, "alpha": np.full(3, 9e-13)}, layout, "test.h5")
+    # a value a few parts in a thousand off is another value, not rounding
+    with pytest.raises(DataError, match="test.h5 has eta = 0.1002; this model was trained "):
+        check_fixed({**params, "eta": np.full(3, 0.1002), "alpha": np.full(3, 1e-13)}, layout,
+                    "test.h5")
 
 
 def test_data_at_another_value_of_a_fixed_parameter_is_refused(tmp_path):

@@ -470,3 +470,22 @@ def test_the_tanh_form_follows_the_processor_flag_and_the_device(monkeypatch):
             steps[flag] = model.inference_step()(u, state)[1][0]
     assert not torch.equal(steps[False], steps[True])
     torch.testing.assert_close(steps[False], steps[True], rtol=0, atol=1e-6)
+
+
+def test_the_initial_state_map_reads_the_state_and_the_parameters():
+    """``init_features``: the normalised ``x0, v0`` and the trajectory's parameters, the last
+    exogenous channels (the first ones, the forcing samples, passed every test that took
+    the codec itself as the reference)."""
+    from odernn.learn.windows import to_tensors
+
+    data = oscillator_data(n=6, n_steps=40)
+    layout = Layout(dt=data.dt)
+    stats = compute_stats(data, layout)
+    model = build("gru", layout, stats, hidden=8)
+    assert layout.parameters == ("eta",) and layout.inputs[-1] == "eta"
+    w = to_tensors(data, layout).windows(torch.arange(6), torch.zeros(6, dtype=torch.long), 5)
+    got = model.codec.init_features(w.z[:, 0], w.e[:, 0]).double()
+    raw = np.stack([data.x[:, 0], data.v[:, 0], data.params["eta"]], axis=1)
+    mean = np.array([stats.mean[k] for k in ("x", "v", "eta")])
+    std = np.array([stats.std[k] for k in ("x", "v", "eta")])
+    np.testing.assert_allclose(got.numpy(), (raw - mean) / std, rtol=1e-5, atol=1e-6)
