@@ -101,6 +101,10 @@ def test_a_small_buffer_streams_every_block_once_per_epoch(path, monkeypatch):
     rounds = streamed.rounds(torch.Generator().manual_seed(7))
     spans = sorted(s for r in rounds for s in r)
     assert spans == streamed.spans and len(rounds) > 4  # every block once, in several buffers
+    # in an order of the epoch's generator: shuffled, another for another epoch's seed
+    order = [s for r in rounds for s in r]
+    other = [s for r in streamed.rounds(torch.Generator().manual_seed(8)) for s in r]
+    assert order != streamed.spans and other != order
     batches = windows_of(streamed, 7)
     assert [b for b, *_ in batches] == list(range(math.ceil(n_windows / bs)))
     every = torch.cat([r for _, r, _, _ in batches])
