@@ -831,3 +831,16 @@ def test_a_full_disk_names_what_a_killed_write_left_beside_the_file(tmp_path, mo
         chunks.check_space(tmp_path / "data.h5", 10 << 20)
     with pytest.raises(OutputError, match=r"MiB free$"):
         chunks.check_space(tmp_path / "other.h5", 10 << 20)
+
+
+@pytest.mark.parametrize(("intervals", "gap"), [
+    ([(0, 3), (4, 6)], (3, 4)),  # one row missing
+    ([(1, 6)], (0, 1)), ([(0, 5)], (5, 6)), ([(3, 6), (0, 2)], (2, 3)),
+    ([(0, 3), (3, 6)], None), ([(0, 4), (2, 6)], None), ([(4, 6), (0, 4)], None),
+])
+def test_the_first_rows_no_block_covers(intervals, gap):
+    """The writer's check before publishing: a single row that no block wrote is a gap (its
+    fill value, NaN, would be published as data)."""
+    from odernn.data.writer import _first_gap
+
+    assert _first_gap(intervals, 6) == gap
