@@ -31,17 +31,22 @@ def data():
     return oscillator_data(n=6, n_steps=80)
 
 
-def test_pooled_error_is_the_closed_loop_error_of_each_trajectory_by_the_model_without_it(data):
-    """The pooled score equals the NRMSE of x over all six trajectories, each rolled out by
-    the fold model that did not train on it (one scale: all six). One epoch, so that each
-    fold's best checkpoint holds the weights its score is of."""
+@pytest.mark.parametrize("n", [6, 7])
+def test_pooled_error_is_the_closed_loop_error_of_each_trajectory_by_the_model_without_it(
+        data, n):
+    """The pooled score equals the NRMSE of x over all the trajectories, each rolled out by
+    the fold model that did not train on it (one scale: all of them), with folds of equal
+    size and, of 7 trajectories, of 3, 2 and 2 (each fold weighted by its size). One epoch,
+    so that each fold's best checkpoint holds the weights its score is of."""
+    data = data if n == 6 else oscillator_data(n=7, n_steps=80)
     config = small_config("gru", val_folds=3, epochs=1, val_every=1)
     labels = folds_by_trajectory(data.n, 3, config.seed)
+    assert sorted(np.bincount(labels)) == ([2, 2, 2] if n == 6 else [2, 2, 3])
     pred = np.full_like(data.x, np.nan)
 
     def run(part, held, fold_config, k):
         assert fold_config.patience is None and not fold_config.val_folds
-        assert part.n + held.n == data.n and held.n == 2
+        assert part.n + held.n == data.n and held.n == np.sum(labels == k)
         result = train(part, fold_config, None, val=held, progress=False)
         model = from_record(result.best_record)
         pred[labels == k] = model.rollout(held.x[:, 0], held.v[:, 0], held.F, held.params).x

@@ -312,6 +312,22 @@ def test_every_timed_run_follows_an_untimed_one(test_set: Trajectories, monkeypa
         assert np.shape(out.x if isinstance(out, Rollout) else out[0])[0] == 2
 
 
+def test_timed_runs_the_warm_up_first_untimed_and_keeps_the_best_time(monkeypatch) -> None:
+    """``timed``: the warm-up once, before and outside the clock (a compilation in it is not
+    the method's speed), then up to three runs while under the time limit, the best kept."""
+    from types import SimpleNamespace
+
+    from odernn.assess import work_precision
+
+    clock, order = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0]), []
+    monkeypatch.setattr(work_precision, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(work_precision, "MIN_TIMING_S", 100.0)
+    out, best = work_precision.timed(lambda: order.append("run") or len(order),
+                                     lambda: order.append("warm-up"))
+    assert order == ["warm-up", "run", "run", "run"]
+    assert (out, best) == (4, 1.0)  # the runs took 3, 1 and 2
+
+
 def test_resonance_of_the_exact_solution_matches_the_formula(full: Evaluation) -> None:
     res = full.resonance
     assert res["transient_left"] <= 1e-3

@@ -231,6 +231,13 @@ def test_a_diverging_peer_is_reported_diverged():
     assert np.all(r.diverged_at > 0) and np.all(np.isinf(r.x[:, -1]))
     k = int(r.diverged_at[0])
     assert np.isfinite(r.x[0, k - 1]) and np.isinf(r.x[0, k])
+    # step k is the first whose state is beyond the rule; the one before it is kept
+    from odernn.learn.models.stepper import beyond
+
+    z0 = np.column_stack([train.x[:, 0], train.v[:, 0]])
+    first = next(j for j in range(1, 50) if beyond(10.0 ** j * z0, fitted.mean, fitted.std)[0])
+    assert k == first
+    assert r.x[0, k - 1] == pytest.approx(10.0 ** (k - 1) * train.x[0, 0], rel=1e-12)
 
 
 def oscillator(name: str, n: int) -> Trajectories:

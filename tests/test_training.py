@@ -87,8 +87,9 @@ def test_a_series_given_to_an_oscillator_model_says_so_before_a_split_fails(tmp_
                                         r"\(train a series model with --target next-value\)"):
         train(series, quick(), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
-    with pytest.raises(DataError, match=r"cannot hold out 1 of 1 .* \(--val FILE, e.g. the "
-                                        r"same spec simulated with another --seed\)"):
+    with pytest.raises(DataError, match=r"cannot hold out 1 of 1 .* \(--val FILE: another "
+                                        r"recording imported the same way, or the same spec "
+                                        r"simulated with another --seed\)"):
         train(series, quick(target="next-value"), tmp_path / "r", progress=False)
 
 
