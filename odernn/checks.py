@@ -4,6 +4,7 @@ text files (specs, configurations) read without trusting them."""
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import numbers
 import os
@@ -182,9 +183,9 @@ def read_small_text(path: Path, what: str, *, limit: int = MAX_TEXT_BYTES,
                 raw += f.read(limit + 1 - len(raw))
         except OSError as exc:
             raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    from odernn.data.schema import HDF5_SIGNATURE
+    from odernn.data.schema import hdf5_at
 
-    if raw.startswith(HDF5_SIGNATURE):  # a dataset given where a spec goes: say so
+    if hdf5_at(io.BytesIO(raw)):  # a dataset (or a .mat file: HDF5 after a block) given
         raise SpecError(f"{what} {path} is an HDF5 file (a dataset?), not a {what} file")
     if len(raw) > limit:
         raise SpecError(f"{what} {path} is larger than {limit} bytes; a {what} file "

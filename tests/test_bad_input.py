@@ -82,6 +82,9 @@ def files(tmp_path_factory):
     no_schema = root / "no-schema.h5"
     with h5py.File(no_schema, "w") as f:
         f["x"] = x
+    matlab = root / "log.mat"  # MATLAB's -v7.3: HDF5 after a user block of 512 bytes
+    with h5py.File(matlab, "w", userblock_size=512) as f:
+        f["x"] = x
     series = root / "sine.h5"
     ok(["simulate", "sine", "-o", series, "-q"])
     existing = root / "keep.h5"
@@ -115,7 +118,7 @@ def files(tmp_path_factory):
             "fixed_eta": fixed_eta, "fixed_run": fixed_run,
             "part1": parts[0], "part2": parts[1], "truncated": truncated, "text": text,
             "bad_toml": bad_toml, "neg_dt": neg_dt, "unknown_key": unknown_key,
-            "no_schema": no_schema, "series": series, "existing": existing,
+            "no_schema": no_schema, "matlab": matlab, "series": series, "existing": existing,
             "foreign_dir": foreign_dir, "root": root, **made, **bad_runs}
 
 
@@ -140,6 +143,7 @@ CASES = [
     (["simulate", "{root}/missing.toml", "-o", "{root}/o.h5"], "not found"),
     (["simulate", "{data}", "-o", "{root}/o.h5"], "is an HDF5 file (a dataset?), not a spec"),
     (["train", "{data}", "-o", "{root}/o", "--config", "{data}"], "is an HDF5 file (a dataset"),
+    (["simulate", "{matlab}", "-o", "{root}/o.h5"], "is an HDF5 file (a dataset?), not a spec"),
     (["simulate", "{bad_toml}", "-o", "{root}/o.h5"], "malformed TOML"),
     (["simulate", "{neg_dt}", "-o", "{root}/o.h5"], "dt must be > 0"),
     (["simulate", "{unknown_key}", "-o", "{root}/o.h5"], "did you mean 'n'"),

@@ -29,6 +29,7 @@ from odernn.assess.bifurcation import (
     period_of,
     plan_bifurcation,
     score,
+    stroboscope,
 )
 from odernn.assess.evaluate import evaluate
 from odernn.assess.report import write_report
@@ -183,6 +184,26 @@ def test_a_pendulums_diagram_is_scored_on_the_circle() -> None:
     reference = {"samples": np.full((1, 2), math.pi - 1e-6), "labels": ["period 1"]}
     scored = score(plan, reference, np.full((1, 2), -math.pi + 1e-6), np.array([1]), 1.0)
     assert scored["w1"][0] == pytest.approx(2e-6, abs=1e-12) and scored["agrees"].all()
+
+
+@pytest.mark.parametrize(("eps", "period"), [(0.03, 2), (0.003, 1)])
+def test_the_tolerance_is_relative_to_the_attractor_in_x_and_v_over_omega(eps, period):
+    """A period-1 orbit at omega = 10 with a period-2 part of size ``eps``: consecutive
+    samples differ by 2 eps, against a tolerance of 1 % of the attractor's size, 2 (x and
+    v / omega each span about 2). Sized by v itself (span 20), or with the transient before
+    the samples (a jump of 5), the tolerance would be 10 or 3.5 times larger, and the
+    period-2 orbit called period 1."""
+    omega, dt = 10.0, 2 * math.pi / 10.0 / 200
+    t = dt * np.arange(200 * 48 + 1)
+    strobe = 2 * math.pi / omega * (16 + np.arange(32))
+    x = np.cos(omega * t) + eps * np.cos(omega * t / 2)
+    v = -omega * np.sin(omega * t) - eps * omega / 2 * np.sin(omega * t / 2)
+    x = x + 5.0 * (t < strobe[0] - 10 * dt)  # a transient, before the samples
+    plan = BifurcationPlan("duffing", {"eta": 0.1, "alpha": 1.0, "beta": 1.0}, omega, 0.0,
+                           np.array([1.0]), (1.0, 1.0), np.zeros(1), np.zeros(1), t, strobe)
+    samples, classes = stroboscope(plan, x[None], v[None], BifurcationSettings())
+    assert classes.tolist() == [period]
+    np.testing.assert_allclose(samples[0, ::2], 1 + eps, atol=1e-6)
 
 
 def test_labels_list_each_class_once_in_order() -> None:

@@ -396,6 +396,24 @@ def test_hdf5_of_another_program_round_trips(tmp_path):
     assert_same(read_trajectories(tmp_path / "c.h5"), columns)
 
 
+def test_only_the_hdf5_arrays_read_are_checked_for_chunks_never_written(tmp_path, monkeypatch):
+    """Counting a dataset's stored chunks is work: done for the arrays import reads, not for
+    every dataset in the file (a camera's frames beside the log), which may be partial."""
+    from odernn.data import sources
+
+    columns = table(3)
+    with h5py.File(tmp_path / "log.h5", "w") as f:
+        for k, a in columns.items():
+            f[k] = a
+        f.create_dataset("frames", (64, 4096), "u1", chunks=(1, 4096))[:3] = 1  # stopped early
+    checked = []
+    monkeypatch.setattr(sources, "_unwritten",
+                        lambda d, check=sources._unwritten: checked.append(d.name) or check(d))
+    import_file(tmp_path / "log.h5", tmp_path / "a.h5", OPTIONS)
+    assert_same(read_trajectories(tmp_path / "a.h5"), columns)
+    assert sorted(checked) == ["/F", "/damping", "/t", "/v", "/x"]  # not /run, not /frames
+
+
 @pytest.mark.parametrize("suffix", [".h5", ".mat"])
 def test_hdf5_after_a_user_block_round_trips(tmp_path, suffix):
     """HDF5 may start after a user block of 512, 1024, ... bytes (MATLAB's -v7.3 files do);

@@ -475,10 +475,11 @@ def test_corrupt_history_is_a_data_error(small, tmp_path: Path) -> None:
 
 
 def test_fmt() -> None:
-    values = (0.0123456, 1.5e-5, 2e6, 1234.5, 12.345, 3, float("inf"), float("nan"), None,
-              [0.062106, 0.5])
+    values = (0.0123456, 1.5e-5, 2e6, 1234.5, 12.345, 3, float("inf"), -float("inf"),
+              float("nan"), None, [0.062106, 0.5])
     assert [fmt(v) for v in values] == [
-        "0.0123", "1.50e-05", "2.00e+06", "1234", "12.3", "3", "∞", "–", "–", "0.0621, 0.5"]
+        "0.0123", "1.50e-05", "2.00e+06", "1234", "12.3", "3", "∞", "-∞", "–", "–",
+        "0.0621, 0.5"]
 
 
 def test_a_lower_bound_is_rounded_down_never_up() -> None:

@@ -69,6 +69,13 @@ def test_metrics_json_gives_every_method_its_own_metrics(ev: Evaluation) -> None
     assert doc["methods"]["boom"]["metrics"]["nrmse_x"] == "inf"
 
 
+def test_steps_per_second_count_every_trajectorys_steps(ev: Evaluation) -> None:
+    """N (T - 1) trajectory steps over the method's wall time (6 trajectories of 120)."""
+    for name in ("exact-map", "zeros", "rk4"):
+        m = ev.metrics[name]
+        assert m["steps_per_s"] == pytest.approx(6 * 119 / m["wall_time_s"], rel=1e-12)
+
+
 def test_metrics_json_error_curves_are_each_of_their_own_variable(ev: Evaluation) -> None:
     """A wrong version wrote the 90th percentile of v's error as x's in error_vs_time."""
     doc = json.loads(jsonio.dumps(ev.to_json()))
@@ -130,6 +137,19 @@ def test_the_speedup_sentence_says_faster_or_slower_by_a_factor_above_one(
     lines = _findings(dataclasses.replace(ev, work_precision=wp))
     assert (f"- exact-map is {pace} than the cheapest integrator setting at least as accurate "
             "(rk4 dt x 2).") in lines
+
+
+@pytest.mark.parametrize(("off", "said"), [(0.9e-6, False), (1.1e-6, True)])
+def test_stored_data_off_the_exact_solution_is_said_above_a_millionth_of_the_scale(
+        ev: Evaluation, off: float, said: bool) -> None:
+    """The test set as stored (an integrator's) against the exact solution the errors are
+    measured from: said where it differs by more than 1e-6 of x's error scale."""
+    scale = ev.info["settings"]["error_scale"]["x"]
+    info = {**ev.info, "data": {**ev.info["data"],
+                                "stored_vs_exact_rmse": {"x": off * scale, "v": 0.0}}}
+    lines = _findings(dataclasses.replace(ev, info=info))
+    assert any("differ from the exact solution by RMSE x " f"{fmt(off * scale)}" in line
+               for line in lines) is said
 
 
 def test_the_resonance_finding_gives_the_worst_amplitude_error(ev: Evaluation) -> None:

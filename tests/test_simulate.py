@@ -193,6 +193,7 @@ def test_a_block_written_in_pieces_is_the_block(n, n_steps, tmp_path, monkeypatc
     check first looked at a flag the guard never sets, and every piece was written."""
     import os
     import signal
+    import time
 
     from odernn.data import simulate as module
     from odernn.data.store import read_trajectories
@@ -204,15 +205,19 @@ def test_a_block_written_in_pieces_is_the_block(n, n_steps, tmp_path, monkeypatc
     pieces = read_trajectories(module.simulate(spec, tmp_path / "pieces.h5", progress=False))
     for k in ("x", "v", "F"):
         np.testing.assert_array_equal(getattr(pieces, k), getattr(whole, k))
-    calls, real = [], TrajectoryWriter.write
+    calls, real, guards, real_write = [], TrajectoryWriter.write, [], module._write
 
     def write(self, *args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)  # while the second piece is written
+        if len(calls) == 2:  # while the second piece is written; the writer's thread waits
+            os.kill(os.getpid(), signal.SIGTERM)  # until the main thread's handler has run
+            deadline = time.monotonic() + 30
+            while not guards[0]() and time.monotonic() < deadline:
+                time.sleep(0.001)
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(TrajectoryWriter, "write", write)
+    monkeypatch.setattr(module, "_write", lambda *a: guards.append(a[-1]) or real_write(*a))
     with pytest.raises(KeyboardInterrupt):
         module.simulate(spec, tmp_path / "cut.h5", progress=False)
     assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["pieces.h5",

@@ -55,7 +55,7 @@ class Source:
         self._csv: CsvColumns | None = None
         self._header: Any = None
         self._unread: dict[str, str] = {}  # arrays left out, by name: their shape and dtype
-        self._unwritten: dict[str, str] = {}  # HDF5 arrays not written in full: why
+        self._datasets: dict[str, Any] = {}  # the HDF5 dataset behind each array, by name
 
     def names(self) -> list[str]:
         return list(self._shapes)
@@ -74,12 +74,13 @@ class Source:
 
     def load(self, names: list[str], later: Callable[[int], int] | None = None) -> None:
         """Read what must be read before slicing (the CSV's columns ``names``; the ``.npz``
-        members ``names``, together checked against the memory budget first); a CSV's check
-        counts ``later(rows)`` bytes used beside its columns afterwards."""
-        for name in names:
+        members ``names``, together checked against the memory budget first; of HDF5 arrays
+        ``names``, that they were written in full); a CSV's check counts ``later(rows)`` bytes
+        used beside its columns afterwards."""
+        for name in dict.fromkeys(names):
             self.shape(name)
-            if name in self._unwritten:
-                raise DataError(f"{self.path}: array {name!r} {self._unwritten[name]}")
+            if name in self._datasets and (why := _unwritten(self._datasets[name])):
+                raise DataError(f"{self.path}: array {name!r} {why}")
         if self.format == "csv":
             self._csv = read_columns(self.path, self._header, list(dict.fromkeys(names)),
                                      later)
@@ -354,14 +355,12 @@ def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
                      2 * int(np.prod(d.chunks)) * d.dtype.itemsize,
                      "HDF5 reads a whole chunk at a time; rewrite it with smaller chunks")
         check_filters(d, path, name)
-    unwritten = _unwritten(d)
     for field in fields:
         key = name if field is None else field if field not in source._shapes else \
             f"{name}/{field}"
         source._arrays[key] = d if field is None else d.fields(field)
         source._shapes[key] = tuple(d.shape)
-        if unwritten:
-            source._unwritten[key] = unwritten
+        source._datasets[key] = d
 
 
 def _unwritten(d: Any) -> str | None:
