@@ -381,6 +381,20 @@ def test_sweep_stays_in_the_test_ranges(test_set: Trajectories) -> None:
         plan_sweep(test_set, ResonanceSettings(etas=(0.0, 0.2)))
 
 
+def test_the_sweeps_dampings_are_the_quartiles_of_the_damped_trajectories(
+        test_set: Trajectories) -> None:
+    """Undamped trajectories (eta = 0) have no steady state and are left out of the
+    quartiles: counted, they would pull the sweep's damping down to the undamped end."""
+    from dataclasses import replace
+
+    eta = np.asarray(test_set.params["eta"], dtype=np.float64).copy()
+    eta[: eta.size // 2] = 0.0
+    damped = replace(test_set, params={**test_set.params, "eta": eta})
+    sweep = plan_sweep(damped, ResonanceSettings(n_omega=3))
+    np.testing.assert_array_equal(np.unique(sweep.eta),
+                                  np.unique(np.quantile(eta[eta > 0], [0.25, 0.75])))
+
+
 def test_metrics_json_is_strict_and_complete(full: Evaluation) -> None:
     doc = json.loads(json.dumps(full.to_json(), allow_nan=False))
     assert doc["schema"] == "odernn.metrics" and doc["schema_version"] == 1

@@ -436,6 +436,28 @@ def test_harmonic_forcing_uniform_grid_is_accurate() -> None:
     assert float(np.abs(direct - truth).max()) < bound
 
 
+def test_a_grid_is_uniform_to_a_few_ulps_of_its_times_only() -> None:
+    """The separable path needs ``t_i = t_0 + i dt`` to rounding; a grid one point of which
+    is off by 1e-10 (a clock's jitter) is evaluated point by point, each cosine at its own
+    time. A grid far from zero (t_0 = 1000), made as t_0 + i dt, is uniform: its step is the
+    span over the intervals (t[1] - t[0] carries t_0's rounding, 1e-13, and its drift over
+    10^5 points would fail the check)."""
+    from odernn.data.forcing import uniform_step
+
+    t = 1000.0 + 0.01 * np.arange(100_000)
+    assert uniform_step(t) == (t[-1] - t[0]) / (t.size - 1)
+    jittered = t.copy()
+    jittered[5000] += 1e-10
+    assert uniform_step(jittered) is None
+    assert uniform_step(t[:1]) is None and uniform_step(np.full(3, 2.0)) is None
+    forcing = harmonic(np.random.default_rng(9), 4, 2)
+    pointwise = sum(forcing.amplitude[:, k, None] * np.cos(
+        np.multiply.outer(forcing.omega[:, k], jittered[4990:5010]) + forcing.phase[:, k, None])
+        for k in range(2))
+    got = forcing(jittered)[:, 4990:5010]
+    assert np.abs(got - pointwise).max() < 1e-15 * (1 + forcing.omega.max() * 1100) * 4
+
+
 # ---------------------------------------------------------------- scipy
 
 

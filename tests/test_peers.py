@@ -78,8 +78,13 @@ def test_dmdc_recovers_the_exact_linear_map():
     A, B = exact_map(eta)
     G = np.asarray(full.settings["matrix"])  # rows: x_{k+1}, v_{k+1}
     assert full.settings["inputs"] == ["x_k", "v_k", "F_k-1", "F_k", "F_k+1", "1"]
+    assert full.settings["fit_samples"] == 6 * 199  # every transition, the last included
     zero = np.zeros((2, 1))  # F_{k-1} and 1 have no part in this map
     np.testing.assert_allclose(G, np.column_stack([A, zero, B, zero]), atol=1e-10)
+    low = dmdc.fit_dmdc(train, (), (3,))[0]  # a validation error: x's over x's spread, step 1 on
+    r = low.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+    own = np.sqrt(np.mean((r.x[:, 1:] - test.x[:, 1:]) ** 2)) / np.std(test.x[:, 1:])
+    assert 1e-6 < own < 10 and peers.validation_error(low, test) == pytest.approx(own, rel=1e-9)
     fitted = peers.fit_peers(train, sindy=False).peers["dmdc"]
     assert fitted.settings["rank"] >= 4  # a lower rank drops part of the exact map
     r = fitted.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
