@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -20,8 +21,10 @@ import numpy as np
 import pytest
 
 from odernn.assess.evaluate import evaluate
+from odernn.assess.figures import method_colors
 from odernn.assess.frequency_response import measure_frequency_response, plan_response
 from odernn.assess.report import write_report
+from odernn.assess.report_resonance import resonance_section
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
 from odernn.data.exact import steady_state_response
 from odernn.data.forcing import SampledForcing, forcing_from_params
@@ -262,14 +265,15 @@ def test_the_report_shows_the_frequency_response(tmp_path) -> None:
     assert "Frequency response" in text and "is hardening" in text
     assert "0 of 6 reference drives were not" in text
     assert "within" in text and "of the integrator's" in text
+    fewer = dataclasses.replace(ev, resonance={**ev.resonance, "n_periodic": 4})
+    assert "; 2 of 6 reference drives were not" in resonance_section(
+        fewer, method_colors(fewer)).text
 
 
 @pytest.mark.parametrize("continuation", [True, False])
 def test_each_sweeps_peak_is_its_highest_periodic_response(continuation) -> None:
     """Up, down, or the drives from rest one row each: the peak of a response that peaks at
     omega = 1.2 is found at the drive nearest it, whatever the rows."""
-    import dataclasses
-
     from odernn.assess.frequency_response import shape
     from odernn.data.simulate import simulate_trajectories
     from odernn.data.spec import load_spec
