@@ -265,6 +265,30 @@ def test_missing_rows_are_refused_and_nothing_saved(tmp_path, data):
     assert leftovers(tmp_path) == []
 
 
+def test_pieces_of_rows_come_in_order_and_count_only_when_complete(tmp_path, data):
+    """A row's time points may come in pieces, each continuing the last: a piece that
+    skips, repeats or overruns the points is refused, and rows whose last piece never came
+    were never written (HDF5 would give zeros there)."""
+    arrays, params = data
+    def cut(a: dict, lo: int, hi: int) -> dict:
+        return {n: v[:, lo:hi] for n, v in a.items()}
+
+    T = grid().size
+    with TrajectoryWriter(tmp_path / "d.h5", t=grid(), n=N, params=PARAMS) as w:
+        w.write(0, cut(arrays, 0, 4), params, col=0)
+        for lo, hi in ((5, 9), (0, 4), (4, T + 1)):  # a gap, a repeat, past the end
+            with pytest.raises(ValueError, match=rf"time points {lo}\.\.{hi} do not continue "
+                               rf"the pieces written \(4 of {T} points\)"):
+                w.write(0, cut(arrays, lo, hi) if hi <= T else
+                        {n: np.zeros((N, hi - lo)) for n in arrays}, params, col=lo)
+        w.write(0, cut(arrays, 4, T), params, col=4)
+    assert same_bits(read_trajectories(tmp_path / "d.h5").x, arrays["x"])
+    with pytest.raises(ValueError, match=rf"rows 0\.\.{N} of {N} were never written"), \
+            TrajectoryWriter(tmp_path / "e.h5", t=grid(), n=N, params=PARAMS) as w:
+        w.write(0, cut(arrays, 0, 4), params, col=0)  # the rest of the points never come
+    assert not (tmp_path / "e.h5").exists()
+
+
 def test_existing_file_is_replaced_only_with_overwrite(good, data):
     arrays, params = data
     with pytest.raises(OutputError, match=r"exists; pass --overwrite \(in Python overwrite=True\)"):
