@@ -211,6 +211,25 @@ def test_honest_pipelines_that_other_writers_make_are_read(tmp_path, monkeypatch
     checked(tmp_path / "b.h5")
 
 
+def test_only_a_partial_chunk_at_the_edge_may_be_stored_unfiltered(tmp_path, monkeypatch):
+    """A chunk that is no gzip stream passes only where HDF5 may have left it unfiltered: a
+    partial chunk at the dataset's edge, stored at the chunk's full size. The last chunk of
+    a dataset its chunks divide exactly is whole, and an edge chunk of another size is no
+    unfiltered chunk: such bytes are forged."""
+    monkeypatch.setenv(budget.ENV, "256K")  # every chunk here inflated first
+    for n, stored, forged in ((100, 64 * 8, False), (128, 64 * 8, True), (100, 256, True)):
+        path = tmp_path / f"x{n}-{stored}.h5"
+        low_level(path, np.random.default_rng(0).random(n), (64,), [(h5z.FILTER_DEFLATE, (4,))],
+                  opts=1 << 1)  # partial edge chunks left unfiltered
+        with h5py.File(path, "r+") as f:
+            f["x"].id.write_direct_chunk((64,), bytes(stored))  # no gzip stream
+        if not forged:
+            checked(path)
+            continue
+        with h5py.File(path, "r") as f, pytest.raises(DataError, match="gzip stream is corrupt"):
+            check_filters(f["x"], path, "x")
+
+
 def test_forged_scale_offset_parameters_are_refused(tmp_path):
     """Scale-offset decodes the number of elements its parameters declare: a forged count
     made HDF5 allocate past the chunk, and at 2^24 crash the process."""
