@@ -1,7 +1,9 @@
-"""What bounding a file's compression filters costs (``odernn/data/inflate.py``).
+"""What gzip costs and saves, and what bounding its filters costs (``odernn/data/inflate.py``).
 
-Simulates the ``train`` spec gzip-compressed (RK4, float64; ``--n`` trajectories of
-``--steps`` points) under a temporary directory, then times, median of ``--repeat``:
+Simulates the ``train`` spec (RK4, float64; ``--n`` trajectories of ``--steps`` points)
+under a temporary directory, uncompressed and gzip-compressed (the spec's
+``compression = "gzip"``), and gives both files' sizes and whole ``simulate`` times, median
+of ``--repeat``; then times, on the gzip file, median of ``--repeat``:
 
 * opening the file with every check (``open_checked``), under the default memory budget
   (4 GiB where memory allows: no honest chunk of 1 MiB is inflated twice) and under
@@ -36,12 +38,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "gzip.h5"
+        paths = {kind: Path(tmp) / f"{kind}.h5" for kind in ("none", "gzip")}
         spec = load_spec("train").with_overrides(n=args.n, n_steps=args.steps,
-                                                 integrator="rk4", compression="gzip")
-        simulate(spec, path)
-        print(f"{args.n} x {args.steps} points, x v F float64, gzip: "
-              f"{path.stat().st_size / 1e6:.0f} MB stored")
+                                                 integrator="rk4")
+        print(f"{args.n} x {args.steps} points, x v F float64")
+        print(f"{'compression':<12} {'stored (MB)':>12} {'simulate (s)':>13}")
+        simulate(spec.with_overrides(n=8, n_steps=100), Path(tmp) / "warm-up.h5")  # compiled
+        seconds = {}
+        for kind, path in paths.items():
+            spec_of = spec.with_overrides(compression=None if kind == "none" else kind)
+            seconds[kind] = median_time(
+                lambda s=spec_of, p=path: simulate(s, p, overwrite=True, progress=False),
+                args.repeat)
+            print(f"{kind:<12} {path.stat().st_size / 1e6:>12.1f} {seconds[kind]:>13.2f}")
+        size = paths["gzip"].stat().st_size / paths["none"].stat().st_size
+        print(f"gzip / none: {size:.2f} of the size, {seconds['gzip'] / seconds['none']:.1f} "
+              "times the time\n")
+        path = paths["gzip"]
         print(f"{'budget':<10} {'open, checked (s)':>18} {'read (s)':>9} {'open / read':>12}")
         for label, value in (("default", None), (args.small, args.small)):
             if value is None:

@@ -68,3 +68,32 @@ def test_the_design_names_every_module_where_it_lives():
                     if m.name != "__init__.py" and m.name != "__main__.py"
                     and f"`{m.name}`" not in row]
     assert not missing, missing
+
+
+def test_the_out_of_range_duffing_sets_figures_are_measured():
+    """docs/datasets.md's figures for `duffing-test-ood` against `duffing-test` and the
+    training set: RMS x, the median over trajectories of max |x| over the second half, the
+    training range of x and what leaves it, each as the page prints it."""
+    import numpy as np
+
+    from odernn.data.simulate import simulate_trajectories
+
+    train, test, ood = (simulate_trajectories(name).x for name in
+                        ("duffing-train", "duffing-test", "duffing-test-ood"))
+
+    def rms(x):
+        return np.sqrt(np.mean(np.square(x)))
+
+    def late(x):
+        return np.median(np.max(np.abs(x[:, x.shape[1] // 2:]), axis=1))
+
+    edge = np.max(np.abs(train))
+    out = np.abs(ood) > edge
+    said = (f"RMS x {rms(ood):.2f} against {rms(test):.2f} in `duffing-test`, median amplitude "
+            f"over the second half (max \\|x\\|) {late(ood):.2f} against {late(test):.2f}; "
+            f"{np.count_nonzero(out.any(axis=1))} of the {len(ood)} trajectories leave the "
+            f"training set's range of x (\\|x\\| <= {edge:.2f}), for {100 * out.mean():.1f}% "
+            "of the samples")
+    text = " ".join((ROOT / "docs" / "datasets.md").read_text(encoding="utf-8").split())
+    assert said in text
+

@@ -55,8 +55,8 @@ buffer, within its share of the budget: :func:`odernn.budget.processes`)."""
 IN_MEMORY_BYTES_PER_POINT = 8 * 32
 """What in-memory training holds per time point beyond two copies of the stored values (the
 carried state and exogenous channels in float64 and float32, the statistics' targets, the
-skip connection's least-squares problem): an estimate, about what benchmarks/stream.py
-measures for an oscillator file (11 times its stored size)."""
+skip connection's least-squares problem): an estimate, set from what benchmarks/stream.py
+measures for an oscillator file (docs/scaling.md)."""
 BLOCK_FILE_ROWS = 32
 """Blocks read at a time span at least this many file rows (rounded up to whole chunks)."""
 STATS_BYTES_PER_POINT = 96
