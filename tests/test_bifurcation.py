@@ -32,13 +32,14 @@ from odernn.assess.bifurcation import (
     stroboscope,
 )
 from odernn.assess.evaluate import evaluate
+from odernn.assess.frequency_response import REFERENCE_SOLVER, reference_run
 from odernn.assess.report import write_report
 from odernn.assess.statistics import circular_wasserstein_1, wasserstein_1
 from odernn.data.forcing import forcing_from_params
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import Oscillator
 from odernn.data.trajectories import Trajectories
-from odernn.errors import SpecError
+from odernn.errors import OdernnError, SpecError
 
 DT = 0.05
 # Measured with the reference (DOP853 rtol 1e-12, 64 transient + 32 sampled periods, from
@@ -64,6 +65,41 @@ def double_well(n_steps: int = 20) -> Trajectories:
     x, v = INTEGRATORS["scipy"](system, params["x0"], params["v0"], t)
     return Trajectories(t, x, v, system.forcing(t), params,
                         {"system": "duffing", "forcing": "cosine"})
+
+
+def test_a_drive_that_escapes_is_diverged_and_the_others_are_scored() -> None:
+    """A softening Duffing (beta < 0) driven over its well's edge escapes to infinity in
+    finite time; SciPy's step then collapses for the whole stack, and the whole evaluation
+    failed. Now that drive is isolated and classed diverged; the others, integrated apart,
+    agree with a run of their own."""
+    params = {"x0": np.array([0.0, 0.1]), "v0": np.zeros(2), "F0": np.array([0.05, 0.1]),
+              "omega": np.full(2, 0.8), "phase": np.zeros(2), "eta": np.full(2, 0.2),
+              "alpha": np.ones(2), "beta": -np.ones(2)}
+    t = DT * np.arange(20)
+    system = Oscillator.of("duffing", params, forcing_from_params("cosine", params))
+    x, v = INTEGRATORS["scipy"](system, params["x0"], params["v0"], t)
+    test = Trajectories(t, x, v, system.forcing(t), params,
+                        {"system": "duffing", "forcing": "cosine"})
+    settings = BifurcationSettings(amplitudes=(0.05, 0.6, 0.1), transient=8, periods=8,
+                                   max_period=4)
+    out = measure_bifurcation(test, {"integrating": Integrating("duffing", NAMES)}, settings)
+    assert out["integrator"]["labels"] == ["period 1", "diverged", "period 1"]
+    method = out["methods"]["integrating"]  # its RK4 escapes too: the same classes
+    assert method["labels"] == ["period 1", "diverged", "period 1"] and method["agrees"].all()
+    plan = plan_bifurcation(test, settings)
+    kept = plan.oscillator().take(np.array([0, 1, 4, 5]))
+    x0, v0 = np.tile(plan.x0, 2), np.tile(plan.v0, 2)
+    with pytest.raises(OdernnError, match="Required step size"):
+        INTEGRATORS["scipy"](plan.oscillator(), np.tile(plan.x0, 3), np.tile(plan.v0, 3),
+                             plan.t, **REFERENCE_SOLVER)
+    x, _ = reference_run(plan.oscillator(), np.tile(plan.x0, 3), np.tile(plan.v0, 3), plan.t)
+    alone, _ = INTEGRATORS["scipy"](kept, x0, v0, plan.t, **REFERENCE_SOLVER)
+    assert np.isnan(x[2:4]).all()
+    np.testing.assert_allclose(x[[0, 1, 4, 5]], alone, rtol=0, atol=1e-9)
+    x0[1] = np.nan  # a drive from a state not finite (a frequency sweep's next segment)
+    x, _ = reference_run(kept, x0, v0, plan.t)
+    assert np.isnan(x[1]).all()
+    np.testing.assert_allclose(x[[0, 2, 3]], alone[[0, 2, 3]], rtol=0, atol=1e-9)
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,11 @@ frequency, phase and system parameters; every amplitude from the same few initia
 (test trajectories' own, spread over their ``x0``), each a drive of ``transient`` drive
 periods and then ``periods`` more sampled at their starts. Every drive is one row of one
 batch: the reference (SciPy's DOP853 at ``rtol 1e-12``,
-:data:`~odernn.assess.frequency_response.REFERENCE_SOLVER`) is one stacked call, each
-surrogate one closed-loop rollout whose warm-up steps, if it asks for any, come from the
-reference (as in :mod:`odernn.assess.frequency_response`).
+:data:`~odernn.assess.frequency_response.REFERENCE_SOLVER`) is one stacked call (a drive
+that escapes to infinity is isolated and classed diverged:
+:func:`~odernn.assess.frequency_response.reference_run`), each surrogate one closed-loop
+rollout whose warm-up steps, if it asks for any, come from the reference (as in
+:mod:`odernn.assess.frequency_response`).
 
 Each drive's class (:func:`period_of`) is the smallest period p <= ``max_period`` of its
 samples to ``tolerance`` times the attractor's size, else not periodic; an amplitude's
@@ -39,12 +41,16 @@ import numpy as np
 
 from odernn import budget
 from odernn.assess.closed_loop import closed_loop_marked
-from odernn.assess.frequency_response import REFERENCE_SOLVER, SOLVER, stroboscopic
+from odernn.assess.frequency_response import (
+    REFERENCE_SOLVER,
+    SOLVER,
+    reference_run,
+    stroboscopic,
+)
 from odernn.assess.metrics import reference_scale
 from odernn.assess.statistics import circular_wasserstein_1, wasserstein_1, wrap_angle
 from odernn.checks import is_real, is_whole
 from odernn.data.forcing import HarmonicForcing
-from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, Oscillator, x_is_angle
 from odernn.data.trajectories import Trajectories
 from odernn.errors import SpecError
@@ -271,8 +277,7 @@ def measure_bifurcation(test: Trajectories, surrogates: Mapping[str, Surrogate],
     system = plan.oscillator()
     x0, v0 = np.tile(plan.x0, plan.amplitudes.size), np.tile(plan.v0, plan.amplitudes.size)
     begin = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore"):
-        x_ref, v_ref = INTEGRATORS[SOLVER](system, x0, v0, plan.t, **REFERENCE_SOLVER)
+    x_ref, v_ref = reference_run(system, x0, v0, plan.t)
     samples, classes = stroboscope(plan, x_ref, v_ref, settings)
     wall = time.perf_counter() - begin
     ref_labels = [label(c) for c in classes.reshape(plan.amplitudes.size, -1)]

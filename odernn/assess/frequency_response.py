@@ -53,7 +53,7 @@ from odernn.data.forcing import HarmonicForcing
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.data.trajectories import Trajectories
-from odernn.errors import SpecError
+from odernn.errors import OdernnError, SpecError
 from odernn.learn.models.base import Surrogate
 from odernn.types import Array
 
@@ -196,6 +196,30 @@ def plan_response(test: Trajectories, settings: ResonanceSettings, methods: int 
                         fit_from, dt, F0, rule)
 
 
+def reference_run(system: Oscillator, x0: np.ndarray, v0: np.ndarray,
+                  t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SciPy at :data:`REFERENCE_SOLVER` over the stacked drives ``x, v (R, T)``. A drive
+    that escapes to infinity in finite time (a softening Duffing driven over its well's
+    edge) stops the step of the whole stack: the drives are then integrated in halves,
+    recursively, and one that fails alone is NaN throughout (diverged, not scored), the
+    others as before to the solver's tolerance. A drive from a state not finite is NaN."""
+    x, v = np.full((system.n, t.size), np.nan), np.full((system.n, t.size), np.nan)
+    rows = np.flatnonzero(np.isfinite(x0) & np.isfinite(v0))
+    if rows.size == 0:
+        return x, v
+    part = system if rows.size == system.n else system.take(rows)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            x[rows], v[rows] = INTEGRATORS[SOLVER](part, x0[rows], v0[rows], t,
+                                                   **REFERENCE_SOLVER)
+    except OdernnError:
+        if rows.size == 1:
+            return x, v
+        for half in np.array_split(rows, 2):
+            x[half], v[half] = reference_run(system.take(half), x0[half], v0[half], t)
+    return x, v
+
+
 def integrate_reference(plan: ResponsePlan) -> tuple[np.ndarray, np.ndarray]:
     """The reference ``x, v (R, 1 + sum(steps))`` over the whole sweep: SciPy at
     :data:`REFERENCE_SOLVER`, segment by segment, each from the previous one's end state
@@ -205,8 +229,7 @@ def integrate_reference(plan: ResponsePlan) -> tuple[np.ndarray, np.ndarray]:
     xs, vs = [], []
     for k in range(plan.steps.size):
         system, t = plan.segment(k)
-        with np.errstate(over="ignore", invalid="ignore"):
-            x, v = INTEGRATORS[SOLVER](system, x0, v0, t, **REFERENCE_SOLVER)
+        x, v = reference_run(system, x0, v0, t)
         xs.append(x[:, 1 if k else 0:])
         vs.append(v[:, 1 if k else 0:])
         x0, v0 = x[:, -1], v[:, -1]
