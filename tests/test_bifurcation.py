@@ -196,6 +196,25 @@ def test_period_of_angles_is_modulo_two_pi() -> None:
     assert period_of(samples, 1e-6, max_period=4).tolist() == [NOT_PERIODIC]
 
 
+def test_a_pendulums_distances_are_over_its_std_on_the_circle() -> None:
+    """W1 over the test set's std of x: of an angle, wrapped; the unwrapped angle's grows
+    with the turns the test set makes (a diagram half a turn off scored four times better
+    on a rotating test set four times as long)."""
+    from odernn.assess.metrics import reference_scale, x_scale
+
+    params = {"x0": np.array([0.2, -0.4]), "v0": np.zeros(2), "F0": np.array([0.3, 0.4]),
+              "omega": np.full(2, 1.2), "phase": np.zeros(2), "eta": np.full(2, 0.3)}
+    t = DT * np.arange(20)
+    system = Oscillator.of("pendulum", params, forcing_from_params("cosine", params))
+    x, v = INTEGRATORS["scipy"](system, params["x0"], params["v0"], t)
+    x = x + 2 * math.pi * np.array([[4], [-7]])  # the same states, whole turns away
+    test = Trajectories(t, x, v, system.forcing(t), params,
+                        {"system": "pendulum", "forcing": "cosine"})
+    out = measure_bifurcation(test, {}, BifurcationSettings(
+        amplitudes=(0.35,), transient=8, periods=8, max_period=4, initial_states=1))
+    assert out["scale"] == x_scale(x, "pendulum") < reference_scale(x) / 10
+
+
 def test_the_circular_distance_is_the_integral_over_the_circle() -> None:
     """Against the definition on a fine grid of angles (min over alpha of the integral of
     |F_a - F_b - alpha|), and the line's distance where the samples leave a gap at the cut."""

@@ -112,6 +112,8 @@ def test_a_pendulums_statistics_are_taken_on_the_circle():
     from odernn.learn.models.base import Rollout
 
     test = dataset("pendulum-test", n=4, n_steps=400)
+    turns = 2 * np.pi * np.array([[0], [3], [-2], [5]])  # the same states, on the circle
+    test = dataclasses.replace(test, x=test.x + turns)
 
     class Turned:
         family, target = "turned", "state"
@@ -128,3 +130,8 @@ def test_a_pendulums_statistics_are_taken_on_the_circle():
     for key in ("x2_max_rel_error", "x2_mean_rel_error", "w1_x", "spectrum_error_x"):
         assert turned[key] < 1e-9, key
     assert turned["valid_time_median"] == pytest.approx(test.t[200] - test.t[0])
+    from odernn.assess.metrics import reference_scale, wrap_angle
+
+    scale = ev.info["settings"]["error_scale"]["x"]  # the circle's std: whole turns aside
+    assert scale == reference_scale(wrap_angle(test.x)) < reference_scale(test.x) / 5
+    assert turned["nrmse_x"] == pytest.approx(2 * np.pi * np.sqrt(200 / 399) / scale, rel=1e-9)

@@ -286,6 +286,36 @@ def test_a_pendulums_angle_is_compared_on_the_circle():
     assert group["x2_mean_rel_error"] == pytest.approx(circle["x2_mean_rel_error"], rel=1e-9)
 
 
+def test_an_angles_error_scale_is_its_std_on_the_circle(monkeypatch):
+    """A rotating pendulum's unwrapped angle spreads with every turn: its std was the
+    error scale, so the valid-time threshold grew with the turns (half a turn of error
+    counted valid on a long one). The wrapped angle's std ignores whole
+    turns; another system's x is its own. The valid time and the trust horizon use it."""
+    from odernn.assess import trust
+    from odernn.assess.metrics import reference_scale, wrap_angle, x_scale
+    from odernn.assess.trust import data_trust_horizon
+    from odernn.data.forcing import forcing_from_params
+    from odernn.data.trajectories import Trajectories
+
+    px, pv, rx, rv, t = _rotating_pendulum(n=3, t_end=40.0)
+    turned = rx + 2 * np.pi * np.array([[5], [-3], [9]])  # the same states, whole turns
+    assert reference_scale(turned) > 3 * reference_scale(rx)  # on the line it grows
+    assert x_scale(turned, "pendulum") == pytest.approx(x_scale(rx, "pendulum"), rel=1e-12)
+    assert x_scale(rx, "pendulum") == reference_scale(wrap_angle(rx)) < np.pi
+    assert x_scale(rx, "duffing") == reference_scale(rx)
+    off = statistics_per_trajectory(px + 0.25 + turned - rx, pv, turned, rv, t, angle=True)
+    assert np.all(off["valid_time"] == t[1])  # 0.25 rad: past 0.1 of the circle's std, 0.18
+    p = {"F0": np.full(3, 1.15), "omega": np.full(3, 2 / 3), "phase": np.zeros(3),
+         "eta": np.full(3, 0.5)}
+    data = Trajectories(t, turned, rv, forcing_from_params("cosine", p)(t), p,
+                        {"system": "pendulum", "forcing": "cosine", "integrator": "rk4"})
+    scales = []
+    monkeypatch.setattr(trust, "valid_prediction_time",
+                        lambda *a, **k: scales.append(a[4]) or np.zeros(3))
+    data_trust_horizon(data)
+    assert scales == [x_scale(turned, "pendulum")]
+
+
 def test_an_angle_that_diverges_is_inf_on_the_circle_too():
     px, pv, rx, rv, t = _rotating_pendulum(n=3, t_end=20.0)
     px[1, 200:] = np.nan

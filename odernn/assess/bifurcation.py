@@ -47,8 +47,8 @@ from odernn.assess.frequency_response import (
     reference_run,
     stroboscopic,
 )
-from odernn.assess.metrics import reference_scale
-from odernn.assess.statistics import circular_wasserstein_1, wasserstein_1, wrap_angle
+from odernn.assess.metrics import wrap_angle, x_scale
+from odernn.assess.statistics import circular_wasserstein_1, wasserstein_1
 from odernn.checks import is_real, is_whole
 from odernn.data.forcing import HarmonicForcing
 from odernn.data.systems import SYSTEMS, Oscillator, x_is_angle
@@ -285,7 +285,7 @@ def measure_bifurcation(test: Trajectories, surrogates: Mapping[str, Surrogate],
                  "counts": counts(ref_labels), "wall_time_s": wall}
     say(f"bifurcation diagram: reference over {plan.rows} drives of {plan.t.size - 1} steps "
         f"({wall:.3g} s)")
-    scale = reference_scale(np.asarray(test.x))
+    scale = x_scale(np.asarray(test.x), test.system)
     F, params = system.forcing(plan.t), plan.row_params()
     methods = {}
     for name, surrogate in surrogates.items():

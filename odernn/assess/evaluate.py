@@ -59,6 +59,7 @@ from odernn.assess.metrics import (
     nrmse_per_trajectory,
     reference_scale,
     summarize,
+    x_scale,
 )
 from odernn.assess.peers import PEERS, fit_peers, given_to_all
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
@@ -300,7 +301,7 @@ def evaluate(
                 "timing": f"after an untimed call on 2 trajectories and 16 steps, best of up to 3 "
                           f"runs while under {MIN_TIMING_S} s in total; a seed group: its joint "
                           "closed loop alone, not its members' own rollouts",
-                "error_scale": {"x": reference_scale(ref_x), "v": reference_scale(ref_v)},
+                "error_scale": {"x": x_scale(ref_x, test.system), "v": reference_scale(ref_v)},
                 **({} if known else {"note": UNKNOWN}),
             },
         }
@@ -356,7 +357,7 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
              threshold: float, predictability: dict[str, Any] | None) -> MethodResult:
     steps = divergence_steps(rollout.x, rollout.v, rollout.diverged_at)
     x, v = mark_diverged(rollout.x, steps), mark_diverged(rollout.v, steps)
-    sx, sv = reference_scale(ref_x), reference_scale(ref_v)
+    sx, sv = x_scale(ref_x, test.system), reference_scale(ref_v)
     metrics = summarize(x, v, ref_x, ref_v, test.t, steps, F=test.F, params=test.params,
                         system=test.system, start=start, threshold=threshold, scale_x=sx,
                         scale_v=sv)

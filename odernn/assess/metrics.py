@@ -18,11 +18,12 @@ Arrays are ``(N, T)``: N trajectories, T time points.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 
-from odernn.data.systems import SYSTEMS
+from odernn.data.systems import SYSTEMS, x_is_angle
 from odernn.errors import DataError
 from odernn.types import Array
 
@@ -80,6 +81,19 @@ def reference_scale(ref: Array) -> float:
         raise DataError(f"the reference has std {scale} over steps 1..T-1, so NRMSE is "
                         "undefined; use a test set whose trajectories move")
     return scale
+
+
+def wrap_angle(a: Array) -> np.ndarray:
+    """Samples of an angle in ``[-pi, pi)``; NaN for a non-finite one (a divergence)."""
+    with np.errstate(invalid="ignore"):
+        return np.mod(np.asarray(a, dtype=np.float64) + math.pi, 2 * math.pi) - math.pi
+
+
+def x_scale(x: Array, system: str) -> float:
+    """x's error scale, :func:`reference_scale`; of an angle (the pendulum's) wrapped into
+    ``[-pi, pi)``: the unwrapped angle's std grows with every whole turn the reference
+    makes, and with it the valid-time threshold (half a turn of error counted valid)."""
+    return reference_scale(wrap_angle(x) if x_is_angle(system) else x)
 
 
 def rmse(pred: Array, ref: Array, *, start: int = 1, stop: int | None = None) -> float:

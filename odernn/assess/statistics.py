@@ -31,6 +31,7 @@ from odernn.assess.metrics import (
     mark_diverged,
     reference_scale,
     valid_times,
+    wrap_angle,
 )
 from odernn.data.schema import grid_step
 from odernn.errors import SpecError
@@ -112,12 +113,6 @@ def _rows(a: Array) -> np.ndarray:
     out = np.array(np.atleast_2d(a), dtype=np.float64)
     out[np.isnan(out)] = np.inf
     return out
-
-
-def wrap_angle(a: Array) -> np.ndarray:
-    """Samples of an angle in ``[-pi, pi)``; NaN for a non-finite one (a divergence)."""
-    with np.errstate(invalid="ignore"):
-        return np.mod(np.asarray(a, dtype=np.float64) + math.pi, 2 * math.pi) - math.pi
 
 
 def response_statistics(x: Array, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -239,10 +234,11 @@ def spectrum_error(pred: Array, ref: Array, dt: float, angle: bool = False) -> n
 
 
 def _prepare(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Array, t: Array,
-             diverged_at: np.ndarray | None, scale_x: float | None, scale_v: float | None
-             ) -> tuple[np.ndarray, ...]:
+             diverged_at: np.ndarray | None, scale_x: float | None, scale_v: float | None,
+             angle: bool) -> tuple[np.ndarray, ...]:
     """The predictions with ``inf`` from each divergence step on, the references, ``t``
-    and the scales (default: the references' pooled std, steps ``1 .. T-1``)."""
+    and the scales (default: the references' pooled std, steps ``1 .. T-1``; an angle's
+    wrapped, which whole turns leave alone)."""
     t = np.asarray(t, dtype=np.float64)
     steps = divergence_steps(pred_x, pred_v, diverged_at)
     px, pv = mark_diverged(pred_x, steps), mark_diverged(pred_v, steps)
@@ -251,7 +247,7 @@ def _prepare(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Array, t: Array,
             or px.shape[1] != t.size:
         raise ValueError(f"shapes differ: prediction {px.shape}, {pv.shape}, reference "
                          f"{rx.shape}, {rv.shape}, t {t.shape}")
-    sx = reference_scale(rx) if scale_x is None else scale_x
+    sx = reference_scale(wrap_angle(rx) if angle else rx) if scale_x is None else scale_x
     sv = reference_scale(rv) if scale_v is None else scale_v
     return px, pv, rx, rv, t, sx, sv
 
@@ -275,7 +271,7 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
     the wrapped reference's std, the spectrum of ``(cos x, sin x)``); the valid time compares
     the unwrapped angles, in which a turn more or less is an error."""
     px, pv, rx, rv, t, sx, sv = _prepare(pred_x, pred_v, ref_x, ref_v, t, diverged_at,
-                                         scale_x, scale_v)
+                                         scale_x, scale_v, angle)
     k = steady_start(t, transient, start=start)
     out: dict[str, np.ndarray] = {}
     out["valid_time"], out["valid_censored"] = valid_times(px, rx, t, threshold, sx,
@@ -287,18 +283,10 @@ def statistics_per_trajectory(pred_x: Array, pred_v: Array, ref_x: Array, ref_v:
         response_statistics(steady_p), response_statistics(steady_r))
     for name in ("x2_max", "x2_mean"):
         out[f"{name}_rel_error"] = relative_error(out[name], out[f"{name}_ref"])
-    out["w1_x"] = (circular_wasserstein_1 if angle else wasserstein_1)(steady_p, steady_r) / (
-        _angle_scale(rx) if angle else sx)
+    out["w1_x"] = (circular_wasserstein_1 if angle else wasserstein_1)(steady_p, steady_r) / sx
     out["w1_v"] = wasserstein_1(pv[:, k:], rv[:, k:]) / sv
     out["spectrum_error_x"] = spectrum_error(px[:, k:], rx[:, k:], grid_step(t), angle)
     return out
-
-
-def _angle_scale(rx: np.ndarray) -> float:
-    """An angle's W1 scale: the std of the reference wrapped into ``[-pi, pi)``, which whole
-    turns leave alone (the unwrapped angle's grows with them: a prediction stuck at rest
-    scored as the right attractor against a reference shifted by whole turns)."""
-    return reference_scale(wrap_angle(rx))
 
 
 def _steady_x(x: np.ndarray, k: int, angle: bool) -> np.ndarray:
@@ -329,7 +317,7 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
                    scale_x=scale_x, scale_v=scale_v, min_exponent=min_exponent, angle=angle)
     per = statistics_per_trajectory(pred_x, pred_v, ref_x, ref_v, t, diverged_at, **options)
     px, pv, rx, rv, t, sx, sv = _prepare(pred_x, pred_v, ref_x, ref_v, t, diverged_at,
-                                         scale_x, scale_v)
+                                         scale_x, scale_v, angle)
     k = steady_start(t, transient, start=start)
     chaotic = np.isfinite(per["valid_lyapunov"])
     lyap = per["valid_lyapunov"][chaotic]
@@ -346,7 +334,7 @@ def summarize_statistics(pred_x: Array, pred_v: Array, ref_x: Array, ref_v: Arra
         out[f"{name}_rel_error"] = float(relative_error(pooled[0][i], pooled[1][i])[0])
         out[f"{name}_rel_error_median"] = float(np.median(per[f"{name}_rel_error"]))
     for name, p, r, s, distance in (
-            ("x", steady_p, steady_r, _angle_scale(rx) if angle else sx,
+            ("x", steady_p, steady_r, sx,
              circular_wasserstein_1 if angle else wasserstein_1),
             ("v", pv[:, k:], rv[:, k:], sv, wasserstein_1)):
         out[f"w1_{name}"] = float(distance(p.reshape(1, -1), r.reshape(1, -1))[0]) / s

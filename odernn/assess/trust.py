@@ -18,7 +18,7 @@ from numbers import Real
 import numpy as np
 
 from odernn import budget
-from odernn.assess.metrics import reference_scale, valid_prediction_time
+from odernn.assess.metrics import valid_prediction_time, x_scale
 from odernn.data.integrators import MIN_RTOL, integrate
 from odernn.data.systems import Oscillator
 from odernn.data.trajectories import Trajectories
@@ -39,9 +39,9 @@ def trust_horizon(osc: Oscillator, x0: Array, v0: Array, t: Array, *, threshold:
     solutions from ``(x0, v0)`` at ``rtols[0]`` and ``rtols[1]`` (``atol = rtol / 100``)
     differ in x by more than ``threshold * scale``; ``t_{T-1} - t_0`` if they never do.
 
-    ``scale`` defaults to the std of the tighter solution over steps ``1 .. T-1`` (pass
-    the test set's, :func:`~odernn.assess.metrics.reference_scale`, to match its valid
-    times). Both solutions integrate the whole batch as one stacked system, the way the
+    ``scale`` defaults to the std of the tighter solution over steps ``1 .. T-1`` (an
+    angle's wrapped, :func:`~odernn.assess.metrics.x_scale`; pass the test set's to match
+    its valid times). Both solutions integrate the whole batch as one stacked system, the way the
     simulator and the ``scipy`` integrator do, so a trajectory's tolerance is that of the
     batch's RMS error norm.
     """
@@ -59,7 +59,7 @@ def trust_horizon(osc: Oscillator, x0: Array, v0: Array, t: Array, *, threshold:
     tight, loose = sorted(rtols)
     x_tight, _ = integrate("scipy", osc, x0, v0, t, method=method, rtol=tight, atol=tight / 100)
     x_loose, _ = integrate("scipy", osc, x0, v0, t, method=method, rtol=loose, atol=loose / 100)
-    scale = reference_scale(x_tight) if scale is None else scale
+    scale = x_scale(x_tight, osc.system.name) if scale is None else scale
     return valid_prediction_time(x_loose, x_tight, t, threshold, scale, start=1)
 
 
@@ -71,4 +71,4 @@ def data_trust_horizon(data: Trajectories, *, threshold: float = 0.1,
     if data.is_series:
         raise DataError("trust horizon: a series has no equations of motion to integrate")
     return trust_horizon(data.oscillator(), data.x[:, 0], data.v[:, 0], data.t,
-                         threshold=threshold, scale=reference_scale(data.x), **options)
+                         threshold=threshold, scale=x_scale(data.x, data.system), **options)

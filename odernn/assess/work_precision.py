@@ -16,7 +16,7 @@ import numpy as np
 from odernn import budget
 from odernn.assess.baselines import speedup
 from odernn.assess.frequency_response import REFERENCE_SOLVER
-from odernn.assess.metrics import nrmse, reference_scale
+from odernn.assess.metrics import nrmse, x_scale
 from odernn.assess.results import DATA_ONLY, REFERENCE, MethodResult
 from odernn.checks import is_real
 from odernn.data.integrators import INTEGRATORS, MIN_RTOL
@@ -98,7 +98,7 @@ def measure_work_precision(test: Trajectories, solve: Callable[..., tuple[np.nda
     setting (a safe point to stop: the sweep can take as long as the main table)."""
     t = np.asarray(test.t, dtype=np.float64)
     x0, v0 = np.asarray(test.x)[:, 0], np.asarray(test.v)[:, 0]
-    scale = reference_scale(methods[reference].x)
+    scale = x_scale(methods[reference].x, test.system)
     runs: list[tuple[str, np.ndarray, str, float, dict[str, Any]]] = []
     for factor in settings.step_factors:  # a grid's x, v, reference and forcing: checked first
         points = float(t[-1] - t[0]) / (grid_step(t) * factor) + 1  # inf for a tiny factor
