@@ -74,7 +74,8 @@ def _frequency_response(ev: Evaluation, colors: Mapping[str, str]) -> Section:
             "response counts as periodic when its stroboscopic samples (the state once per "
             f"drive period over the fit window) spread by at most {res['periodic_tol']:g} of "
             f"its amplitude; {excluded} of {res['n_drives']} reference drives were not "
-            "(quasi-periodic, subharmonic, chaotic or not yet settled: no sharp amplitude) "
+            "(quasi-periodic, subharmonic, chaotic, rotating or not yet settled: no sharp "
+            "amplitude) "
             "and are left out of the errors.\n\n" + "\n".join(_response_shape(res)))
     keys = ("n_scored", "amplitude_rel_error_median", "amplitude_rel_error_max",
             "lag_error_median", "lag_error_max", "n_not_periodic", "n_diverged")
