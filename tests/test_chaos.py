@@ -29,9 +29,35 @@ def chaotic():
     return evaluate(dataset("duffing-chaos"), {}, **FAST)
 
 
+def test_chaotic_estimates_not_converged_are_counted(monkeypatch):
+    """Of four estimates, two chaotic (one of them with halves apart), one periodic whose
+    halves are apart, one periodic converged: one chaotic estimate not converged."""
+    from odernn.assess import chaos
+    from odernn.assess.lyapunov import LyapunovEstimate
+
+    lam = np.array([0.2, 0.15, -0.1, -0.2])
+    change = np.array([0.0, 0.1, 0.1, 0.0])
+    estimate = LyapunovEstimate(lam, lam - change / 2, lam + change / 2, np.ones(4),
+                                np.full(4, 0.05), "benettin", 1, 2, 1)
+    monkeypatch.setattr(chaos, "lyapunov_exponents", lambda test: estimate)
+    out = chaos.characterise(dataset("duffing-chaos", n=4, n_steps=50), "data",
+                             chaos.ChaosSettings(trust=False), 1, 0.1, lambda s: None)
+    lyap = out["lyapunov"]
+    assert (lyap["n_chaotic"], lyap["n_converged"], lyap["n_chaotic_unconverged"]) == (2, 2, 1)
+
+
 def test_a_chaotic_set_is_found_chaotic_and_scored_in_lyapunov_times(chaotic):
     chaos = chaotic.chaos
     assert chaos["chaotic"] and chaos["lyapunov"]["n_chaotic"] == 6
+    from odernn.assess.report_chaos import _exponent_text
+
+    lyap = chaos["lyapunov"]
+    assert lyap["n_converged"] == 6 and lyap["n_chaotic_unconverged"] == 0
+    assert "6 of 6 estimates converged (their two halves agree)." in _exponent_text(chaotic)
+    some = dataclasses.replace(chaotic, chaos={**chaos, "lyapunov": {
+        **lyap, "n_converged": 4, "n_chaotic_unconverged": 2}})
+    assert ("4 of 6 estimates converged (their two halves agree), 2 of the 6 chaotic ones "
+            "not.") in _exponent_text(some)
     assert 0.1 < chaos["lyapunov"]["median"] < 0.2  # docs/datasets.md: about 0.15
     lam = np.sort(chaos["lyapunov"]["exponent"])  # six, all finite: p10 the 1st, p90 the 6th
     assert lam[0] < lam[-1]

@@ -86,6 +86,7 @@ def characterise(test: Trajectories, reference: str, settings: ChaosSettings, st
             "p90": (float(np.quantile(finite, 0.9, method="inverted_cdf")) if finite.size
                     else float("nan")),
             "n_chaotic": int(chaotic.sum()), "n_converged": int(estimate.converged.sum()),
+            "n_chaotic_unconverged": int(np.count_nonzero(chaotic & ~estimate.converged)),
             "renormalisation_interval": float(np.median(estimate.interval)),
         }
         say(f"lyapunov: median exponent {out['lyapunov']['median']:.3g}, "

@@ -86,6 +86,13 @@ def chaos_section(ev: Evaluation) -> Section:
     return Section("Predictability and statistics", " ".join(parts), tables)
 
 
+def _unconverged(lyap: dict) -> str:
+    """Of the trajectories counted chaotic, those whose estimate did not converge (a long
+    transient, a window): said, so that the count is read with them in mind."""
+    k = lyap.get("n_chaotic_unconverged", 0)  # absent from files of earlier versions
+    return f", {k} of the {lyap['n_chaotic']} chaotic ones not" if k else ""
+
+
 def _exponent_text(ev: Evaluation) -> str:
     lyap = ev.chaos.get("lyapunov", {})
     if "skipped" in lyap:
@@ -96,7 +103,7 @@ def _exponent_text(ev: Evaluation) -> str:
             f"{lyap['median']:.3g}, 10th-90th percentile {lyap['p10']:.3g} to "
             f"{lyap['p90']:.3g}; {lyap['n_chaotic']} of {n} trajectories chaotic (exponent "
             f"above 0.01), {lyap['n_converged']} of {n} estimates converged (their two halves "
-            "agree).")
+            f"agree){_unconverged(lyap)}.")
     unit = lyapunov_time(ev)
     if unit is None:
         return text + (" The test set is not chaotic: pointwise errors are meaningful over "
