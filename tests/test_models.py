@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+from functools import partial
 
 import numpy as np
 import pytest
@@ -272,8 +273,11 @@ def test_ffn_is_a_memoryless_one_step_map(data):
     layout = Layout(dt=data.dt)
     model = build("ffn", layout, compute_stats(data, layout), hidden=8, seed=2,
                   products=False).double()  # the notes' form; products: test_products.py
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # not a linear system's V = 0 start: the output must depend on h
+        model.V.copy_(torch.randn(model.V.shape, generator=g, dtype=torch.float64))
     U, b, V, c, D = (p.detach().numpy() for p in (model.U, model.b, model.V, model.c, model.D))
-    u = torch.randn(3, 7, layout.n_inputs, dtype=torch.float64)
+    u = torch.randn(3, 7, layout.n_inputs, generator=g, dtype=torch.float64)
     with torch.no_grad():
         y, state = model.sequence(u, model.initial_state(torch.zeros(3, layout.n_init)))
         shuffled, _ = model.sequence(u[:, torch.randperm(7)], ())
@@ -283,6 +287,17 @@ def test_ffn_is_a_memoryless_one_step_map(data):
     torch.testing.assert_close(torch.sort(shuffled, dim=1).values, torch.sort(y, dim=1).values)
     with pytest.raises(SpecError, match="must contain 'v'"):
         build("ffn", Layout("velocity", ("x", "F", "eta"), data.dt), compute_stats(data, layout))
+    model = build("ffn", layout, compute_stats(data, layout), hidden=8, seed=2, products=False,
+                  activation="relu", head=[5]).double()  # its own activation, a ReLU head
+    with torch.no_grad():
+        model.V.copy_(torch.randn(model.V.shape, generator=g, dtype=torch.float64))
+    U, b, V, c, D = (p.detach().numpy() for p in (model.U, model.b, model.V, model.c, model.D))
+    A, a = (p.detach().numpy() for p in (model.head[0].weight, model.head[0].bias))
+    with torch.no_grad():
+        y, _ = model.sequence(u, ())
+    relu = partial(np.maximum, 0.0)
+    expected = relu(relu(u.numpy() @ U.T + b) @ A.T + a) @ V.T + c + u.numpy() @ D.T
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12)
 
 
 def test_vanilla_rnn_is_the_notes_equations(data):
@@ -365,7 +380,8 @@ def _unit_stats(names) -> Stats:
 @pytest.mark.parametrize("by_sigmoid", [False, True])
 @pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("variant", ["default", "head", "no-skip", "two-parameters", "hybrid",
-                                     "velocity", "degree-1", "degree-3", "two-parameters-2"])
+                                     "velocity", "degree-1", "degree-3", "two-parameters-2",
+                                     "activation-skip"])
 def test_inference_step_is_the_step(family, variant, by_sigmoid, monkeypatch):
     """The rollout's step without autograd (fused products, in place, in blocks of rows) is
     the cell's equations as training writes them, to rounding (float64 here), for every
@@ -389,6 +405,8 @@ def test_inference_step_is_the_step(family, variant, by_sigmoid, monkeypatch):
         layout = Layout(dt=0.05, prior="oscillator")
     elif variant == "velocity":
         layout = Layout("velocity", ("x", "F", "F_next", "eta"), 0.05)
+    elif variant == "activation-skip":  # sigma_y of V h + c, then the skip's terms added
+        options = {"output_activation": "tanh"}
     model = build(family, layout, _unit_stats(names), hidden=12, seed=3, **options).double()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # not a linear system's zero start: the output must depend on h
