@@ -145,6 +145,23 @@ def test_data_at_another_value_of_a_fixed_parameter_is_refused(tmp_path):
                                     same.attrs))
 
 
+@pytest.mark.parametrize("name", ["x", "v", "F", "params/eta"])
+def test_data_with_a_value_not_finite_is_refused_in_one_line(name):
+    """In-memory data (a file is checked when read): a NaN in x was evaluated as if it
+    were a measurement, and fitting it said "mean is nan" instead of naming it."""
+    import dataclasses
+
+    data = duffing_data("1.0")
+    if name.startswith("params/"):
+        bad = dataclasses.replace(data, params={**data.params, "eta": data.params["eta"].copy()})
+        bad.params["eta"][1] = np.nan
+    else:
+        bad = dataclasses.replace(data, **{name: getattr(data, name).copy()})
+        getattr(bad, name)[1, 5] = np.inf
+    with pytest.raises(DataError, match=rf"^test\.h5: {name} contains non-finite values$"):
+        check_data(bad, Layout(dt=data.dt, system="duffing"), where="test.h5")
+
+
 def test_what_is_recorded_as_fixed():
     n = 6
     params = {"eta": np.linspace(0.1, 0.5, n), "alpha": np.full(n, -1.0), "beta": np.ones(n)}

@@ -300,6 +300,37 @@ def test_ffn_is_a_memoryless_one_step_map(data):
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("target", ["state", "velocity"])
+def test_the_carried_states_scale_is_x_and_vs_own_std(target):
+    """The closed-loop loss and the divergence threshold divide the carried state by its
+    components' std: x's and v's, in velocity mode too (there the inputs put F second)."""
+    from odernn.learn.models.codec import Codec
+
+    inputs = ("x", "v", "F", "F_next", "eta") if target == "state" else ("x", "F", "F_next",
+                                                                         "eta")
+    layout = Layout(target, inputs, 0.05)
+    stats = Stats({k: 0.0 for k in ("x", "v", "F", "eta", "y0", "y1")},
+                  {"x": 2.0, "v": 3.0, "F": 5.0, "eta": 7.0, "y0": 11.0, "y1": 13.0})
+    assert Codec(layout, stats).state_std().tolist() == [2.0, 3.0]
+
+
+def test_an_ensemble_takes_seeds_of_one_model_only():
+    """Members of another family or another layout (here another dt) have no common
+    median: refused, where comparing the family alone let the dt through."""
+    from types import SimpleNamespace
+
+    from odernn.learn.models.ensemble import Ensemble
+
+    def member(family: str, dt: float) -> SimpleNamespace:
+        return SimpleNamespace(family=family, layout=Layout(dt=dt), target="state",
+                               parameter_inputs=("eta",), warmup_steps=0, description="")
+
+    assert Ensemble({"a": member("gru", 0.05), "b": member("gru", 0.05)}).family == "gru"
+    for other in (member("gru", 0.1), member("lstm", 0.05)):
+        with pytest.raises(DataError, match="ensemble member 'b' is a .* of another layout"):
+            Ensemble({"a": member("gru", 0.05), "b": other})
+
+
 def test_vanilla_rnn_is_the_notes_equations(data):
     """``h_t = tanh(U u_t + W h_{t-1} + b)``, ``y_t = V h_t + c`` written out in numpy."""
     layout = Layout(dt=data.dt)

@@ -13,6 +13,7 @@ from odernn.data.simulate import simulate_trajectories
 from odernn.data.spec import load_spec
 from odernn.learn.config import TrainConfig
 from odernn.learn.models import REGISTRY, build
+from odernn.learn.models.layout import Layout
 from odernn.learn.models.readout import skip_features
 from odernn.learn.skip_fit import fit_skip
 from odernn.learn.windows import compute_stats, to_tensors
@@ -60,6 +61,19 @@ def test_the_skip_features_are_the_inputs_then_each_parameter_times_each_other_i
     assert first.D.shape == (2, 11) and torch.equal(skip_features(first, u)[:, 6:], eta * others)
     plain, _ = skip_alone(data, False)
     assert plain.D.shape == (2, 6) and torch.equal(skip_features(plain, u), u)
+
+
+@pytest.mark.parametrize("family", ["rnn", "ffn"])
+def test_a_hybrids_products_take_the_parameter_not_the_priors_channels(family):
+    """A hybrid's inputs end with the prior's channels, after the parameters: the products
+    multiply by eta, not by the prior's prediction of v."""
+    data = oscillator_data(n=4, n_steps=20)
+    layout = Layout(dt=data.dt, prior="oscillator")
+    model = build(family, layout, compute_stats(data, layout), hidden=4, seed=0, products=1)
+    eta = layout.inputs.index("eta")
+    assert layout.n_inputs > len(layout.inputs)  # the prior's channels come last
+    assert model.param_cols.tolist() == [eta]
+    assert model.other_cols.tolist() == [k for k in range(layout.n_inputs) if k != eta]
 
 
 def test_two_parameters_make_every_monomial_up_to_the_degree():

@@ -136,6 +136,12 @@ def test_F_prev_given_is_the_sample_the_model_reads(family):
     assert (not np.array_equal(*firsts)) == reads
     with pytest.raises(DataError, match="F_prev must have shape"):
         late.step(test.F[:, k + 1], test.F[:, k + 2], F_prev=test.F[:2, k])
+    bad = test.F[:, k + 1].copy()
+    bad[1] = np.nan  # a sensor's gap would pass for the model diverging
+    with pytest.raises(DataError, match=r"^F holds nan at index \[1\]; a closed loop takes"):
+        late.step(bad, test.F[:, k + 2])
+    with pytest.raises(DataError, match=r"^x holds inf at index \[1\]"):
+        late.observe(np.where(np.arange(test.n) == 1, np.inf, 0.0), test.v[:, k])
 
 
 @pytest.mark.parametrize("family", ["lstm", "esn"])
