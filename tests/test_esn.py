@@ -269,3 +269,16 @@ def test_the_reservoir_step_is_the_leaky_update_and_so_is_its_export(data, leak)
         y, (r_export,) = model.exportable_step()(u, (r,))
         torch.testing.assert_close(r_export, expected, rtol=0, atol=2e-6)
         torch.testing.assert_close(y, model.step(u, (r,))[0], rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("option", [{"leak_rate": 0.0}, {"leak_rate": 1.5},
+                                    {"spectral_radius": 0.0}, {"input_scaling": 0.0},
+                                    {"bias": -0.1}, {"units": 1}, {"degree": 0}])
+def test_a_reservoir_that_cannot_work_is_refused(option):
+    """A leak rate of 0 freezes the reservoir at its initial state; a radius or an input
+    scaling of 0 cuts it from its past or from its inputs: refused in one line."""
+    from odernn.errors import SpecError
+
+    data = oscillator_data(n=2, n_steps=20)
+    with pytest.raises(SpecError, match="esn needs"):
+        esn(data, **option)

@@ -266,6 +266,8 @@ def test_esn_init_has_the_requested_spectral_radius_and_sparsity(data):
         build("rnn", layout, stats, init="xavier")
     with pytest.raises(SpecError, match="init='esn' only"):
         build("rnn", layout, stats, init_spectral_radius=0.5)
+    with pytest.raises(SpecError, match="init_spectral_radius must be > 0, got 0"):
+        build("rnn", layout, stats, init="esn", init_spectral_radius=0.0)  # W = 0
 
 
 def test_ffn_is_a_memoryless_one_step_map(data):
@@ -312,6 +314,33 @@ def test_the_carried_states_scale_is_x_and_vs_own_std(target):
     stats = Stats({k: 0.0 for k in ("x", "v", "F", "eta", "y0", "y1")},
                   {"x": 2.0, "v": 3.0, "F": 5.0, "eta": 7.0, "y0": 11.0, "y1": 13.0})
     assert Codec(layout, stats).state_std().tolist() == [2.0, 3.0]
+
+
+@pytest.mark.parametrize("family", ["rnn", "lstm"])
+def test_the_initial_state_is_the_hidden_activation_of_a_map_of_s0(family):
+    """``h_0 = sigma_h(G s_0 + g)`` with the network's own sigma_h (relu here); the LSTM's
+    ``h_0 = tanh`` of the first half and ``c_0`` the second half as it is (a cell state is
+    not squashed)."""
+    layout = Layout(dt=0.05)
+    names = ("x", "v", "F", "eta", "y0", "y1")
+    options = {"activation": "relu"} if family == "rnn" else {}
+    model = build(family, layout, _unit_stats(names), hidden=6, seed=1, **options).double()
+    s0 = 3 * torch.randn(5, layout.n_init, generator=torch.Generator().manual_seed(2),
+                         dtype=torch.float64)
+    with torch.no_grad():
+        a, state = model.init(s0), model.initial_state(s0)
+    if family == "rnn":
+        assert (a < 0).any() and torch.equal(state[0], torch.relu(a))
+    else:
+        assert (a[:, 6:].abs() > 1).any()
+        assert torch.equal(state[0], torch.tanh(a[:, :6])) and torch.equal(state[1], a[:, 6:])
+
+
+def test_a_rollout_counts_a_divergence_at_step_0():
+    from odernn.learn.models.base import Rollout
+
+    r = Rollout(np.zeros((3, 4)), np.zeros((3, 4)), np.array([0, -1, 3]))
+    assert r.n_diverged == 2
 
 
 def test_an_ensemble_takes_seeds_of_one_model_only():
