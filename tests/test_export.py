@@ -372,3 +372,33 @@ def test_a_model_with_non_finite_weights_is_refused_saying_so(tmp_path):
                                                r"finite\); nothing written"):
         odernn.export_onnx(model, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("factor", "refused"), [(1 + 1e-3, True), (1 + 1e-5, False)])
+def test_a_graph_that_differs_from_the_model_is_refused(factor, refused, tmp_path,
+                                                        monkeypatch):
+    """Every output checked against torch's to 1e-4 of its scale before the file is
+    written: a graph off by 1e-3 (relative) is refused, one off by 1e-5 (float32's
+    rounding and more) kept."""
+    from odernn.errors import DataError
+    from odernn.learn import export
+
+    real = export.session
+
+    class Off:
+        def __init__(self, data, threads=1):
+            self.inner = real(data, threads)
+
+        def run(self, names, feed):
+            return [a * np.float32(factor) if a.dtype == np.float32 else a
+                    for a in self.inner.run(names, feed)]
+
+    monkeypatch.setattr(export, "session", Off)
+    model = tiny_model("gru", "state")
+    if refused:
+        with pytest.raises(DataError, match="the exported graph's x_next differs from the "
+                                            "model's"):
+            odernn.export_onnx(model, tmp_path / "m.onnx")
+        assert list(tmp_path.iterdir()) == []
+    else:
+        assert odernn.export_onnx(model, tmp_path / "m.onnx").exists()
