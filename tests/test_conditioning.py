@@ -116,6 +116,12 @@ def test_a_fixed_parameter_is_compared_in_its_own_units():
     with pytest.raises(DataError, match="test.h5 has eta = 0.1002; this model was trained "):
         check_fixed({**params, "eta": np.full(3, 0.1002), "alpha": np.full(3, 1e-13)}, layout,
                     "test.h5")
+    # rounding is 1e-9 of it: one part in a million off is another value too
+    with pytest.raises(DataError, match=r"test.h5 has beta = 1\.000001; this model"):
+        check_fixed({**params, "beta": np.full(3, 1 + 1e-6), "alpha": np.full(3, 1e-13)},
+                    layout, "test.h5")
+    check_fixed({**params, "beta": np.full(3, 1 + 1e-10), "alpha": np.full(3, 1e-13)}, layout,
+                "test.h5")
 
 
 def test_data_at_another_value_of_a_fixed_parameter_is_refused(tmp_path):

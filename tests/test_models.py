@@ -336,6 +336,18 @@ def test_the_initial_state_is_the_hidden_activation_of_a_map_of_s0(family):
         assert torch.equal(state[0], torch.tanh(a[:, :6])) and torch.equal(state[1], a[:, 6:])
 
 
+def test_a_state_diverges_beyond_1e4_training_stds_from_the_training_mean():
+    """A position measured far from zero (x around 1e5 with std 1): the state at the
+    training mean is not diverged, one at 0 (1e5 standard deviations off) is."""
+    from odernn.learn.models.stepper import exploded
+
+    stats = Stats({"x": 1e5, "v": 0.0, "F": 0.0, "eta": 0.1, "y0": 1e5, "y1": 0.0},
+                  {"x": 1.0, "v": 2.0, "F": 1.0, "eta": 0.1, "y0": 1.0, "y1": 2.0})
+    model = build("gru", Layout(dt=0.05), stats, hidden=4, seed=0)
+    z = np.array([[1e5, 0.0], [1e5 + 9e3, 1.9e4], [0.0, 0.0], [1e5, 2.1e4]])
+    assert exploded(model, z).tolist() == [False, False, True, True]
+
+
 def test_a_rollout_counts_a_divergence_at_step_0():
     from odernn.learn.models.base import Rollout
 

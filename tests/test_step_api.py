@@ -79,6 +79,20 @@ def stepped(model, x_obs, v_obs, F, params):
     return np.stack(xs, axis=1), np.stack(vs, axis=1), stepper
 
 
+def test_a_warm_up_leaves_a_step_to_predict():
+    """Observed steps K of a horizon T: 1 <= K < T. A warm-up as long as the horizon leaves
+    nothing to predict, and was taken."""
+    model = tiny_model("gru", "state")
+    test = tiny_data()[1]
+    with pytest.raises(DataError, match=r"warmup must be \(x_obs, v_obs\) of shape "
+                                        r"\(N, K\) with 1 <= K < T"):
+        model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params,
+                      warmup=(test.x, test.v))
+    out = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params,
+                        warmup=(test.x[:, :-1], test.v[:, :-1]))
+    np.testing.assert_array_equal(out.x[:, :-1], test.x[:, :-1])
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_steps_give_the_rollout_to_the_last_bit(family, mode):
