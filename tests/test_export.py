@@ -402,3 +402,16 @@ def test_a_graph_that_differs_from_the_model_is_refused(factor, refused, tmp_pat
         assert list(tmp_path.iterdir()) == []
     else:
         assert odernn.export_onnx(model, tmp_path / "m.onnx").exists()
+
+
+def test_the_metadata_gives_dt_to_the_last_digit(tmp_path):
+    """A client steps by the file's dt: written with every digit (repr), not to six."""
+    from odernn.learn.models import build
+    from odernn.learn.models.layout import Layout, Stats
+
+    names = ("x", "v", "F", "eta", "y0", "y1")
+    layout = Layout(dt=0.0123456789)
+    model = build("gru", layout, Stats({k: 0.1 for k in names}, {k: 1.5 for k in names}),
+                  hidden=4, seed=0)
+    _, sess = exported(model, tmp_path)
+    assert float(sess.get_modelmeta().custom_metadata_map["dt"]) == 0.0123456789
