@@ -89,7 +89,7 @@ def chaos_section(ev: Evaluation) -> Section:
 def _unconverged(lyap: dict) -> str:
     """Of the trajectories counted chaotic, those whose estimate did not converge (a long
     transient, a window): said, so that the count is read with them in mind."""
-    k = lyap.get("n_chaotic_unconverged", 0)  # absent from files of earlier versions
+    k = lyap["n_chaotic_unconverged"]
     return f", {k} of the {lyap['n_chaotic']} chaotic ones not" if k else ""
 
 
