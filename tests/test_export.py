@@ -415,3 +415,19 @@ def test_the_metadata_gives_dt_to_the_last_digit(tmp_path):
                   hidden=4, seed=0)
     _, sess = exported(model, tmp_path)
     assert float(sess.get_modelmeta().custom_metadata_map["dt"]) == 0.0123456789
+
+
+def test_the_graphs_names_are_its_own_or_physical():
+    """Every input and output name an exported graph can have is one of GRAPH_NAMES (which
+    odernn import refuses for a parameter) or a physical channel: a name added to the graph
+    and not to GRAPH_NAMES could be taken by an imported parameter."""
+    from odernn.data.systems import GRAPH_NAMES
+    from odernn.learn.models.layout import Layout
+    from odernn.learn.onestep import input_names, output_names
+
+    physical = {"x", "v", "F", "F_next", "F_prev", "eta"}
+    for layout in (Layout(dt=0.1, inputs=("x", "v", "F", "F_next", "F_prev", "eta")),
+                   Layout(dt=0.1, inputs=("x",), target="next-value", lags=3)):
+        names = input_names(layout) + output_names(layout)
+        assert set(names) <= set(GRAPH_NAMES) | physical
+        assert len(names) == len(set(names))

@@ -910,6 +910,7 @@ BAD = [
     ([*IMPORT, "--v", "v", "--system", "oscillator"], "needs parameter 'eta'"),
     ([*IMPORT, "--v", "v", "--system", "duffing", "--set", "alfa=1"], "did you mean 'alpha'"),
     ([*IMPORT, "--v", "v", "--param", "x0=damping"], "parameter name 'x0'"),
+    ([*IMPORT, "--v", "v", "--param", "state=damping"], "parameter name 'state'"),  # export's
     ([*IMPORT, "--v", "v", "--param", "eta"], "NAME=COLUMN"),
     ([*IMPORT, "--v", "v", "--step-tolerance", "0"], "--step-tolerance"),
     (["import", "{good}", "-o", "{existing}", "--v", "v"], "keep.h5"),

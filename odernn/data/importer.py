@@ -31,7 +31,7 @@ from odernn.checks import did_you_mean, is_real
 from odernn.data.import_scan import Columns, Scan, scan
 from odernn.data.schema import GRID_TOLERANCE, MAX_ELEMENTS, grid_step, mean_step, off_grid
 from odernn.data.sources import Source, open_source
-from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS, get_system
+from odernn.data.systems import EXTERNAL, GRAPH_NAMES, NOT_PARAMETERS, SYSTEMS, get_system
 from odernn.errors import DataError, SpecError
 from odernn.interrupt import interrupt_guard
 from odernn.progress import Event, Progress, reporter
@@ -43,8 +43,9 @@ DERIVATIVE = ("second-order finite differences of x: (x[i+1] - x[i-1]) / (2 dt) 
               "(-3 x[0] + 4 x[1] - x[2]) / (2 dt) and (3 x[-1] - 4 x[-2] + x[-3]) / (2 dt) at "
               "the ends")
 """How ``--derive-v`` computes the velocity (stored in the file's ``velocity`` attribute)."""
-RESERVED = ("x", "v", "F", "F_next", "F_prev", *NOT_PARAMETERS)
-"""Names a parameter may not take: the input channels, and what import stores itself."""
+RESERVED = ("x", "v", "F", "F_next", "F_prev", *NOT_PARAMETERS, *GRAPH_NAMES)
+"""Names a parameter may not take: the input channels, what import stores itself, and the
+names an exported graph has for itself."""
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 

@@ -150,6 +150,10 @@ it is never replaced by another equation: the stored trajectories are its only r
 NOT_PARAMETERS = ("x0", "v0", "t0")
 """Stored per trajectory beside the parameters but not parameters of the equation: the
 initial state, and an imported trajectory's start time."""
+GRAPH_NAMES = ("state", "start", "window", "window_next", "x_next", "v_next", "state_next")
+"""The names an exported one-step graph (``odernn export``) gives its own inputs and outputs
+beside the physical channels: a parameter named so could not be exported, so none may be
+(``odernn import`` refuses them; so does the export, for in-memory data)."""
 
 
 def parameter_names(system: str, stored: Iterable[str]) -> tuple[str, ...]:

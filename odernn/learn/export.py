@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from odernn import atomic
+from odernn.data.systems import GRAPH_NAMES
 from odernn.errors import DataError, MissingDependency, SpecError
 
 FORMAT = "odernn.onestep"
@@ -79,12 +80,10 @@ def check_exportable(model: Any) -> None:
     if not isinstance(model, RecurrentSurrogate):
         raise SpecError(f"cannot export a {type(model).__name__}: give a trained surrogate, a "
                         "run directory or a checkpoint")
-    from odernn.learn.onestep import OWN_NAMES
-
-    clash = [p for p in model.layout.parameters if p in OWN_NAMES]
+    clash = [p for p in model.layout.parameters if p in GRAPH_NAMES]
     if clash:
         raise SpecError(f"this model takes a parameter named {clash[0]!r}, a name the exported "
-                        f"graph has for itself ({', '.join(OWN_NAMES)}): give the parameter "
+                        f"graph has for itself ({', '.join(GRAPH_NAMES)}): give the parameter "
                         "another name in the data (odernn import --param NAME=COLUMN) and "
                         "train again")
 

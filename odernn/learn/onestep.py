@@ -20,14 +20,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from odernn.data.systems import GRAPH_NAMES
 from odernn.learn.models.layout import STATE
 
-SERIES_INPUTS = ("window",)
-"""The physical inputs of a series model (next-value mode): its last ``lags`` values."""
-SERIES_OUTPUTS = ("window_next",)
-STATE_OUTPUTS = ("x_next", "v_next")
-OWN_NAMES = ("state", "start", *SERIES_INPUTS, *SERIES_OUTPUTS, *STATE_OUTPUTS, "state_next")
-"""The graph's names that are no physical input: a parameter may not take one."""
+_STATE, _START, _WINDOW, _WINDOW_NEXT, _X_NEXT, _V_NEXT, _STATE_NEXT = GRAPH_NAMES
+"""The graph's own names (:data:`~odernn.data.systems.GRAPH_NAMES`; a series model's input
+``window`` holds its last ``lags`` values): no parameter may take one."""
 
 
 def input_names(layout: Any) -> list[str]:
@@ -35,8 +33,8 @@ def input_names(layout: Any) -> list[str]:
     ``F_next``, ``F_prev`` where the model reads it, and each parameter the model takes, by
     name (a series: ``window``)."""
     if layout.series:
-        return ["state", "start", *SERIES_INPUTS]
-    return ["state", "start", *_physical(layout)]
+        return [_STATE, _START, _WINDOW]
+    return [_STATE, _START, *_physical(layout)]
 
 
 def _physical(layout: Any) -> tuple[str, ...]:
@@ -47,7 +45,7 @@ def _physical(layout: Any) -> tuple[str, ...]:
 
 def output_names(layout: Any) -> list[str]:
     """The exported graph's outputs, in order: the next physical state, then ``state_next``."""
-    return [*(SERIES_OUTPUTS if layout.series else STATE_OUTPUTS), "state_next"]
+    return [*((_WINDOW_NEXT,) if layout.series else (_X_NEXT, _V_NEXT)), _STATE_NEXT]
 
 
 class OneStep(nn.Module):
@@ -99,8 +97,8 @@ class OneStep(nn.Module):
         keys = {"v": "v", "F": "F", "F_next": "F", "F_prev": "F"}
         columns = []
         for name in names:
-            width = layout.lags if name == "window" else None
-            key = "x" if name == "window" else keys.get(name, name)
+            width = layout.lags if name == _WINDOW else None
+            key = "x" if name == _WINDOW else keys.get(name, name)
             shape = (batch, width) if width else (batch,)
             noise = torch.randn(shape, generator=g, dtype=torch.float64)
             columns.append((stats.mean[key] + stats.std[key] * noise).float())
