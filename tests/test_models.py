@@ -412,6 +412,15 @@ def test_rollout_warmup_repeats_the_observed_steps(trained, test_data):
                         test_data.params["eta"], warmup=(test_data.x[:, :5], test_data.v[:, :5]))
     assert out.warmup == 5
     np.testing.assert_allclose(out.x[:, :5], test_data.x[:, :5], rtol=1e-6, atol=1e-6)
+    # an observed step beyond the divergence rule marks its row diverged from that step: the
+    # given values are not copied back over the row's inf
+    x_obs = test_data.x[:, :5].copy()
+    x_obs[1, 3] = 1e9
+    out = model.rollout(test_data.x[:, 0], test_data.v[:, 0], test_data.F,
+                        test_data.params["eta"], warmup=(x_obs, test_data.v[:, :5]))
+    assert out.diverged_at[1] == 3 and np.all(out.diverged_at[[0, *range(2, x_obs.shape[0])]] < 0)
+    assert np.all(np.isinf(out.x[1, 3:])) and np.all(np.isinf(out.v[1, 3:]))
+    np.testing.assert_array_equal(out.x[1, :3], x_obs[1, :3])
 
 
 def test_rollout_argument_errors(trained, test_data):
