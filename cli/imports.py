@@ -35,6 +35,7 @@ def parse_params(items: list[str]) -> dict[str, str]:
     "  odernn import measured.csv -o data.h5 --time t --x x --v v --forcing F\n\n"
     "  odernn import runs.csv -o data.h5 --trajectory run --derive-v --param k=stiffness\n\n"
     "  odernn import sim.npz -o data.h5 --x pos --v vel --time time --truncate\n\n"
+    "  odernn import scope.npz -o data.h5 --x x --derive-v --dt 1e-3\n\n"
     "  odernn import log.h5 -o data.h5 --x x --v v --system oscillator --set eta=0.1",
 )
 def import_(
@@ -42,7 +43,12 @@ def import_(
                                   "HDF5 file.", dir_okay=False),
     output: Path = typer.Option(..., "--output", "-o", help="HDF5 dataset to write "
                                 "(--overwrite replaces only an odernn dataset).", dir_okay=False),
-    time: str = typer.Option("t", "--time", help="The column (array) of times."),
+    time: str = typer.Option(None, "--time", help="The column (array) of times (default t; "
+                             "or --dt)."),
+    dt: float = typer.Option(None, "--dt", help="The rows are samples DT apart, in place of a "
+                             "time column: row r at r DT (of a 2-D array, point j of each row "
+                             "at j DT); one trajectory unless --trajectory or 2-D arrays say "
+                             "otherwise."),
     x: str = typer.Option("x", "--x", help="The column of positions x."),
     v: str = typer.Option(None, "--v", help="The column of velocities (or --derive-v)."),
     derive_v: bool = typer.Option(False, "--derive-v", help="Compute v from x by second-order "
@@ -78,7 +84,7 @@ def import_(
     options = ImportOptions(time=time, x=x, v=v, derive_v=derive_v, forcing=forcing,
                             params=parse_params(params), trajectory=trajectory,
                             truncate=truncate, system=plain(system), sets=values,
-                            step_tolerance=step_tolerance)
+                            step_tolerance=step_tolerance, dt=dt)
     check_output(output, "dataset", overwrite=overwrite, inputs=[source, config])
     with drawing(quiet) as show:
         result = import_file(source, output, options, overwrite=overwrite, progress=show)

@@ -107,9 +107,10 @@ def inspect(
         if "source" in attrs:  # an imported file: where from, and how it was mapped
             for label, key in (("source", "source"), ("format", "source_format"),
                                ("sha256", "source_sha256"), ("mapping", "import_mapping"),
-                               ("velocity", "velocity"), ("split", "trajectories"),
-                               ("notes", "import_notes")):
-                say(f"  {label:<11} {attrs.get(key, '?')}")
+                               ("times", "times"), ("velocity", "velocity"),
+                               ("split", "trajectories"), ("notes", "import_notes")):
+                if key != "times" or key in attrs:  # files imported before it was recorded
+                    say(f"  {label:<11} {attrs.get(key, '?')}")
         else:
             say("  integrator  "
                        f"{attrs.get('integrator_options', attrs.get('integrator', '?'))}")

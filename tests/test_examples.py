@@ -73,8 +73,9 @@ LAYOUT = "odernn/      the library"
 SETUP = {
     "my-spec.toml": "written from MY_SPEC, a user's spec",
     "test-ood.h5": "odernn simulate test-ood -o test-ood.h5 --n 4 --n-steps 200",
-    "measured.csv, runs.csv, sim.npz, log.h5": "written by import_sources, another program's "
-                                              "files for the import examples",
+    "measured.csv, runs.csv, sim.npz, scope.npz, log.h5": "written by import_sources, another "
+                                                         "program's files for the import "
+                                                         "examples",
 }
 """Inputs that examples name but no example writes, and how they are made."""
 
@@ -98,7 +99,8 @@ family = "random"
 def import_sources(pool: Path) -> None:
     """The files the ``odernn import`` examples read, as another program would write them:
     a damped oscillation sampled at dt 0.1 (CSV with t, x, v, F; two runs with their
-    stiffness and no velocity; .npz arrays whose time restarts, unequal lengths; HDF5)."""
+    stiffness and no velocity; .npz arrays whose time restarts, unequal lengths; a .npz of
+    three traces as rows of one array, no times; HDF5)."""
     import h5py
     import numpy as np
 
@@ -112,6 +114,7 @@ def import_sources(pool: Path) -> None:
     (pool / "runs.csv").write_text("run,t,x,stiffness\n" + "\n".join(runs) + "\n")
     np.savez(pool / "sim.npz", time=np.concatenate([t, t[:30]]),
              pos=np.concatenate([x, x[:30]]), vel=np.concatenate([v, v[:30]]))
+    np.savez(pool / "scope.npz", x=np.stack([x, 2 * x, 0.5 * x]))
     with h5py.File(pool / "log.h5", "w") as f:
         for name, values in (("t", t), ("x", x), ("v", v)):
             f[name] = values

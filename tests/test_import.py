@@ -508,6 +508,41 @@ def test_trajectories_split_by_column_by_time_going_backwards_or_not_at_all(tmp_
     assert data.dt == pytest.approx(DT)
 
 
+@pytest.mark.parametrize("split", ["column", "none", "wide"])
+def test_dt_in_place_of_a_time_column_gives_row_r_the_time_r_dt(tmp_path, capsys, split):
+    """--dt: no time column; row r of the source at r dt (a 2-D array's point j at j dt), so
+    each trajectory's start time is its first row's; the grid is i dt exactly."""
+    columns = table(5)
+    if split == "wide":
+        np.savez(tmp_path / "d.npz", **{k: columns[k].reshape(N, T) for k in ("x", "v", "F")})
+        source, args, n, steps = tmp_path / "d.npz", [], N, T
+    else:
+        source = write_csv(tmp_path / "d.csv", {k: columns[k] for k in ("run", "x", "v", "F")})
+        args = ["--trajectory", "run"] if split == "column" else []
+        n, steps = (N, T) if split == "column" else (1, N * T)
+    assert main(["import", str(source), "-o", str(tmp_path / "d.h5"), "--dt", "0.1", "--v", "v",
+                 "--forcing", "F", *args]) == 0
+    data = read_trajectories(tmp_path / "d.h5")
+    assert (data.n, data.n_steps, data.dt) == (n, steps, 0.1)
+    np.testing.assert_array_equal(data.t, 0.1 * np.arange(steps))
+    for name in ("x", "v", "F"):
+        np.testing.assert_array_equal(getattr(data, name), columns[name].reshape(n, steps))
+    starts = np.zeros(N) if split == "wide" else 0.1 * (steps * np.arange(n))
+    np.testing.assert_array_equal(data.params["t0"], starts)
+    assert json.loads(data.attrs["import_mapping"])["dt"] == 0.1
+    assert data.attrs["times"].startswith("--dt 0.1: row r at r dt")
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "d.h5")]) == 0
+    assert "  times       --dt 0.1" in capsys.readouterr().out
+    if split == "wide":  # rows joined into one trajectory by --trajectory restart their times
+        np.savez(tmp_path / "j.npz", run=np.array([0.0, 0.0, 1.0, 1.0]),
+                 **{k: columns[k].reshape(N, T) for k in ("x", "v")})
+        with pytest.raises(DataError, match="trajectory 1, point 0: the step is not uniform: "
+                           "t goes from 2.9000000000000004 to 0.0"):
+            import_file(tmp_path / "j.npz", tmp_path / "j.h5",
+                        ImportOptions(dt=0.1, v="v", trajectory="run"))
+
+
 def test_derive_v_is_second_order_everywhere():
     errors = []
     for dt in (0.02, 0.01, 0.005):
@@ -913,6 +948,10 @@ BAD = [
     ([*IMPORT, "--v", "v", "--param", "state=damping"], "parameter name 'state'"),  # export's
     ([*IMPORT, "--v", "v", "--param", "eta"], "NAME=COLUMN"),
     ([*IMPORT, "--v", "v", "--step-tolerance", "0"], "--step-tolerance"),
+    ([*IMPORT, "--v", "v", "--time", "t", "--dt", "0.1"], "give --time COL or --dt DT, not both"),
+    (["import", "{good}", "-o", "{root}/o.h5", "--v", "v", "--dt", "0"], "--dt must be a positive"),
+    (["import", "{good}", "-o", "{root}/o.h5", "--v", "v", "--dt", "nan"], "--dt must be"),
+    (["import", "{good}", "-o", "{root}/o.h5", "--v", "v", "--dt", "1e-320"], "--dt must be"),
     (["import", "{good}", "-o", "{existing}", "--v", "v"], "keep.h5"),
     (["import", "{good}", "-o", "{good}", "--v", "v", "--overwrite"], "input of this command"),
     (["import", "{good}", "-o", "{root}/nowhere/o.h5", "--v", "v"], "does not exist"),
@@ -939,6 +978,7 @@ def test_bad_import_input_fails_cleanly(files, capsys, args, needle):
     ({"params": ["eta=damping"]}, "params must be a mapping of parameter names to array names"),
     ({"params": {"eta": 1}}, "params must be a mapping"),
     ({"sets": None}, "sets must be a mapping of parameter names to numbers"),
+    ({"dt": "0.1", "time": None}, "--dt must be a positive number"),
 ])
 def test_import_options_of_the_wrong_type_are_one_line_errors(options, needle):
     with pytest.raises(SpecError) as caught:

@@ -41,6 +41,8 @@ class Columns:
                  **{f"param:{k}": c for k, c in options.params.items()}}
         self.names = {role: name for role, name in roles.items() if name is not None}
         self.options = options
+        self.dt: float | None = options.dt
+        """The rows' step where the times are given by it (``--dt``), not by an array."""
         for name in self.names.values():
             source.shape(name)  # a missing name is refused before anything is read
         self.chunk = max(1, CHUNK_BYTES // (8 * (len(self.names) + 2)))
@@ -80,11 +82,16 @@ class Columns:
         return role in self.names
 
     def eps(self, role: str) -> float:
-        """The relative rounding of ``role`` as stored (:func:`~odernn.data.schema.rounding`)."""
+        """The relative rounding of ``role`` as stored (:func:`~odernn.data.schema.rounding`;
+        float64's for times made from ``--dt``)."""
+        if role not in self.names:
+            return rounding(np.float64)
         return rounding(getattr(self.source.array(self.names[role]), "dtype", np.float64))
 
     def label(self, role: str) -> str:
         """How the user named ``role``: ``column 'temp' (--x)``."""
+        if role == "time" and self.dt is not None:
+            return f"the times (--dt {self.dt!r})"
         name = self.names[role]
         kind = "column" if self.source.format == "csv" else "array"
         option = f"--param {role[6:]}={name}" if role.startswith("param:") else f"--{role}"
@@ -92,9 +99,13 @@ class Columns:
 
     def read(self, role: str, a: int, b: int) -> np.ndarray:
         """Rows ``a..b`` of ``role`` as float64 (a synthesized trajectory index for 2-D
-        arrays without ``--trajectory``)."""
+        arrays without ``--trajectory``, and the times ``r dt`` of row ``r`` with ``--dt``:
+        ``j dt`` of a 2-D array's point ``j``)."""
         if role == "trajectory" and role not in self.names:
             return (np.arange(a, b) // self.wide[1]).astype(np.float64)
+        if role == "time" and self.dt is not None:
+            rows = np.arange(a, b)
+            return self.dt * (rows if self.wide is None else rows % self.wide[1])
         arr = self.source.array(self.names[role])
         shape = self.shapes[role]
         if self.wide is None or len(shape) == 2:
@@ -171,8 +182,9 @@ def scan(columns: Columns, options: Any, report: Progress,
     for a in range(0, columns.rows, columns.chunk):
         b = min(columns.rows, a + columns.chunk)
         block = {r: columns.read(r, a, b) for r in roles}
-        if split and "trajectory" not in block:
-            block["trajectory"] = columns.read("trajectory", a, b)
+        for role in ("trajectory", "time"):  # made from the rows (and --dt): checked too
+            if role not in block and (role == "time" or split):
+                block[role] = columns.read(role, a, b)
         for role, values in block.items():
             bad = ~np.isfinite(values)
             if bad.any():
@@ -198,7 +210,7 @@ def scan(columns: Columns, options: Any, report: Progress,
                 raise DataError(f"{where}: {columns.where('time', a + k)}: the step from "
                                 f"{float(t_prev[k])!r} to {float(t[k])!r} overflows float64; "
                                 "import takes steps that are finite numbers")
-        if dt is not None:
+        if dt is not None:  # times from --dt too: 2-D rows that --trajectory joins restart
             largest = float(np.max(np.abs(t)))
             allowance = 4 * t_eps * largest  # off_step's, for t's rounding
             if allowance + options.step_tolerance * dt >= dt:  # a dropped sample's step passes
@@ -267,7 +279,7 @@ def _length(columns: Columns, options: Any, starts: np.ndarray, lengths: np.ndar
                    and lengths[i] == 1 else
                    "; a trajectory ends where time goes backwards, as it does after this row: "
                    "are the rows in decreasing time? (or give --trajectory COL)"
-                   if columns.wide is None and lengths[i] == 1 else ""))
+                   if columns.wide is None and lengths[i] == 1 and options.dt is None else ""))
         raise DataError(f"{where}: trajectory {i} ({columns.where('time', int(starts[i]))}) "
                         f"has {int(lengths[i])} point(s); {what}")
     if not options.truncate and np.any(lengths != lengths[0]):

@@ -53,14 +53,17 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 class ImportOptions:
     """How a source's arrays map to the schema (``odernn import``'s options).
 
-    ``time``, ``x``, ``v``, ``forcing``, ``trajectory``: array names of the source;
+    ``time``, ``x``, ``v``, ``forcing``, ``trajectory``: array names of the source
+    (``time`` by default ``t``); or ``dt`` instead of ``time``: the rows are samples ``dt``
+    apart, row ``r`` of a column at ``t = r dt`` (of a 2-D array, point ``j`` of every row
+    at ``j dt``);
     ``v`` None needs ``derive_v``; ``forcing`` None is zero forcing; ``params`` maps a
     parameter name to an array; ``system`` None (or ``external``) for an unknown equation,
     else a name of :data:`~odernn.data.systems.SYSTEMS` whose every parameter comes from
     ``params`` or ``sets`` (a constant); ``step_tolerance`` is relative to the step.
     """
 
-    time: str = "t"
+    time: str | None = None
     x: str = "x"
     v: str | None = None
     derive_v: bool = False
@@ -71,9 +74,19 @@ class ImportOptions:
     system: str | None = None
     sets: Mapping[str, float] = field(default_factory=dict)
     step_tolerance: float = STEP_TOLERANCE
+    dt: float | None = None
 
     def __post_init__(self) -> None:
+        if self.time is None and self.dt is None:
+            object.__setattr__(self, "time", "t")
         _check_types(self)
+        if self.dt is not None:
+            if self.time is not None:
+                raise SpecError(f"give --time COL or --dt DT, not both (got --time {self.time} "
+                                f"and --dt {self.dt!r})")
+            if not (is_real(self.dt) and np.finfo(np.float64).tiny <= self.dt < np.inf):
+                raise SpecError(f"--dt must be a positive number, got {self.dt!r}")
+            object.__setattr__(self, "dt", float(self.dt))
         object.__setattr__(self, "step_tolerance", float(self.step_tolerance))
         object.__setattr__(self, "sets", {k: float(v) if is_real(v) else v  # NumPy's too
                                           for k, v in self.sets.items()})
@@ -118,7 +131,8 @@ class ImportOptions:
 
     def mapping(self) -> dict[str, Any]:
         """The mapping as stored in the file (attribute ``import_mapping``, JSON)."""
-        return {"time": self.time, "x": self.x, "v": self.v, "derive_v": self.derive_v,
+        return {"time": self.time, "dt": self.dt, "x": self.x, "v": self.v,
+                "derive_v": self.derive_v,
                 "forcing": self.forcing, "params": dict(self.params),
                 "trajectory": self.trajectory, "truncate": self.truncate,
                 "system": self.declared, "set": dict(self.sets),
@@ -131,7 +145,7 @@ def _check_types(options: ImportOptions) -> None:
         raise SpecError(f"ImportOptions {name} must be {expected}, got {getattr(options, name)!r}")
 
     for name in ("time", "x", "v", "forcing", "trajectory", "system"):
-        value, optional = getattr(options, name), name not in ("time", "x")
+        value, optional = getattr(options, name), name != "x"
         if not (isinstance(value, str) and value or optional and value is None):
             refuse(name, "a name (a non-empty string)" + (" or None" if optional else ""))
     for name in ("derive_v", "truncate"):
@@ -227,9 +241,16 @@ def _grid(columns: Columns, found: Scan) -> tuple[np.ndarray, list[str]]:
     a looser ``step_tolerance`` than the file's, ``t0 + dt i`` with their mean step."""
     budget.check(f"{columns.label('time')}: a grid of {found.T} points", 8 * 4 * found.T,
                  "that is for the time grid; import shorter trajectories")
+    notes = [] if columns.has("forcing") else ["no forcing column: F = 0"]
+    if columns.dt is not None:  # the grid i dt: its step is dt exactly (schema.grid_step)
+        with np.errstate(over="ignore"):
+            t = columns.dt * np.arange(found.T)
+        if not np.isfinite(t[-1]):
+            raise DataError(f"{columns.source.path}: the time grid i dt (dt = {columns.dt!r}, "
+                            f"{found.T} points) overflows float64")
+        return t, notes
     s = int(found.starts[0])
     t = columns.read("time", s, s + found.T)
-    notes = [] if columns.has("forcing") else ["no forcing column: F = 0"]
     if found.dropped:
         notes.append(f"truncated every trajectory to the shortest, {found.T} points: dropped "
                      f"{found.dropped} of {found.rows} rows "
@@ -269,6 +290,7 @@ def _provenance(source: Path, src: Source, options: ImportOptions, found: Scan,
     entry = SYSTEMS.get(options.declared)
     split = (f"where column {options.trajectory!r} changes value" if options.trajectory
              else "by the rows of its 2-D arrays" if found.wide
+             else "not (one trajectory)" if options.dt is not None
              else "where time goes backwards")
     return {
         "name": source.stem, "kind": "oscillator", "system": options.declared,
@@ -278,6 +300,9 @@ def _provenance(source: Path, src: Source, options: ImportOptions, found: Scan,
         "integrator": "none (imported)", "dtype": "float64",
         "source": source.name, "source_sha256": digest, "source_format": src.format,
         "source_rows": found.rows, "import_mapping": jsonio.dumps(options.mapping()),
+        "times": (f"column {options.time!r}" if options.time is not None else
+                 f"--dt {options.dt!r}: row r at r dt" + (", point j of a row at j dt"
+                                                          if found.wide else "")),
         "velocity": (f"column {options.v!r}" if options.v is not None
                      else f"derived (--derive-v): {DERIVATIVE}"),
         "trajectories": f"{found.n}, cut {split}; each one's start time in params/t0",
