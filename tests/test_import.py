@@ -851,6 +851,10 @@ def files(tmp_path_factory):
     made["cube_h5"] = root / "cube.h5"
     np.save(root / "cube.npy", np.zeros((2, 3, 4)))
     made["cube"] = root / "cube.npy"
+    first = 2**53 + 1  # read as float64, 2^53: the next run, 2^53 + 2, is apart; not this one
+    np.savez(root / "bigruns.npz", t=np.tile(np.arange(3.0), 3), x=np.zeros(9), v=np.zeros(9),
+             run=np.repeat(np.array([first - 2, first, first - 1], dtype=np.int64), 3))
+    made["bigruns"] = root / "bigruns.npz"
     np.savez(root / "labels.npz", t=np.arange(3.0), x=np.array(["a", "b", "c"]))
     made["labels"] = root / "labels.npz"
     np.savez(root / "mixed.npz", t=np.arange(6.0), x=np.zeros((2, 3)), v=np.zeros(6))
@@ -948,6 +952,8 @@ BAD = [
     ([*IMPORT, "--v", "v", "--param", "state=damping"], "parameter name 'state'"),  # export's
     ([*IMPORT, "--v", "v", "--param", "eta"], "NAME=COLUMN"),
     ([*IMPORT, "--v", "v", "--step-tolerance", "0"], "--step-tolerance"),
+    (["import", "{bigruns}", "-o", "{root}/o.h5", "--v", "v", "--trajectory", "run"],
+     "array 'run' (--trajectory) holds 9007199254740992 (as read), a run number of 2^53 or more"),
     ([*IMPORT, "--v", "v", "--time", "t", "--dt", "0.1"], "give --time COL or --dt DT, not both"),
     (["import", "{good}", "-o", "{root}/o.h5", "--v", "v", "--dt", "0"], "--dt must be a positive"),
     (["import", "{good}", "-o", "{root}/o.h5", "--v", "v", "--dt", "nan"], "--dt must be"),

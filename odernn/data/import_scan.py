@@ -25,6 +25,9 @@ from odernn.data.sources import Source
 from odernn.errors import DataError
 from odernn.progress import Event, Progress
 
+RUN_LIMIT = 2.0**53
+"""Run numbers (``--trajectory``) are read as float64, which tells every integer apart below
+this and not above it."""
 CHUNK_BYTES = 8 << 20
 """A block holds this many bytes of rows (all mapped columns and two more, float64); checked
 or written, twice that at most (:meth:`Columns.block_bytes`)."""
@@ -191,6 +194,16 @@ def scan(columns: Columns, options: Any, report: Progress,
                 r = a + int(np.argmax(bad))
                 raise DataError(f"{where}: {columns.where(role, r)}: {columns.label(role)} is "
                                 f"{float(values[r - a])!r}; import takes finite numbers only")
+        if columns.has("trajectory"):  # read as float64: two runs beyond 2^53 may read alike
+            big = np.abs(block["trajectory"]) >= RUN_LIMIT
+            if big.any():
+                r = a + int(np.argmax(big))
+                value = float(block["trajectory"][r - a])
+                raise DataError(f"{where}: {columns.where('trajectory', r)}: "
+                                f"{columns.label('trajectory')} holds {value:.17g} (as read), a "
+                                "run number of 2^53 or more, where float64 cannot tell "
+                                "neighbouring numbers apart (two runs could read as one): "
+                                "number the runs from 0")
         before = {k: np.concatenate([[prev.get(k, np.nan)], v[:-1]]) for k, v in block.items()}
         t, t_prev = block["time"], before["time"]
         new = block["trajectory"] != before["trajectory"] if split else t < t_prev
