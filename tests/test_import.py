@@ -513,7 +513,7 @@ def test_dt_in_place_of_a_time_column_gives_row_r_the_time_r_dt(tmp_path, capsys
     """--dt: no time column; row r of the source at r dt (a 2-D array's point j at j dt), so
     each trajectory's start time is its first row's; the grid is i dt exactly."""
     columns = table(5)
-    if split == "wide":
+    if split == "wide":  # each row a trajectory from t = 0
         np.savez(tmp_path / "d.npz", **{k: columns[k].reshape(N, T) for k in ("x", "v", "F")})
         source, args, n, steps = tmp_path / "d.npz", [], N, T
     else:
@@ -530,7 +530,8 @@ def test_dt_in_place_of_a_time_column_gives_row_r_the_time_r_dt(tmp_path, capsys
     starts = np.zeros(N) if split == "wide" else 0.1 * (steps * np.arange(n))
     np.testing.assert_array_equal(data.params["t0"], starts)
     assert json.loads(data.attrs["import_mapping"])["dt"] == 0.1
-    assert data.attrs["times"].startswith("--dt 0.1: row r at r dt")
+    assert data.attrs["times"] == ("--dt 0.1: point j of each row at j dt" if split == "wide"
+                                   else "--dt 0.1: row r at r dt")
     capsys.readouterr()
     assert main(["inspect", str(tmp_path / "d.h5")]) == 0
     assert "  times       --dt 0.1" in capsys.readouterr().out

@@ -94,7 +94,7 @@ class Columns:
     def label(self, role: str) -> str:
         """How the user named ``role``: ``column 'temp' (--x)``."""
         if role == "time" and self.dt is not None:
-            return f"the times (--dt {self.dt!r})"
+            return f"the time r dt of row r (--dt {self.dt!r})"
         name = self.names[role]
         kind = "column" if self.source.format == "csv" else "array"
         option = f"--param {role[6:]}={name}" if role.startswith("param:") else f"--{role}"

@@ -242,13 +242,8 @@ def _grid(columns: Columns, found: Scan) -> tuple[np.ndarray, list[str]]:
     budget.check(f"{columns.label('time')}: a grid of {found.T} points", 8 * 4 * found.T,
                  "that is for the time grid; import shorter trajectories")
     notes = [] if columns.has("forcing") else ["no forcing column: F = 0"]
-    if columns.dt is not None:  # the grid i dt: its step is dt exactly (schema.grid_step)
-        with np.errstate(over="ignore"):
-            t = columns.dt * np.arange(found.T)
-        if not np.isfinite(t[-1]):
-            raise DataError(f"{columns.source.path}: the time grid i dt (dt = {columns.dt!r}, "
-                            f"{found.T} points) overflows float64")
-        return t, notes
+    if columns.dt is not None:  # the scan found these times finite; the step is dt exactly
+        return columns.dt * np.arange(found.T), notes  # (schema.grid_step)
     s = int(found.starts[0])
     t = columns.read("time", s, s + found.T)
     if found.dropped:
@@ -290,7 +285,7 @@ def _provenance(source: Path, src: Source, options: ImportOptions, found: Scan,
     entry = SYSTEMS.get(options.declared)
     split = (f"where column {options.trajectory!r} changes value" if options.trajectory
              else "by the rows of its 2-D arrays" if found.wide
-             else "not (one trajectory)" if options.dt is not None
+             else "nowhere (--dt without --trajectory: one trajectory)" if options.dt is not None
              else "where time goes backwards")
     return {
         "name": source.stem, "kind": "oscillator", "system": options.declared,
@@ -301,8 +296,8 @@ def _provenance(source: Path, src: Source, options: ImportOptions, found: Scan,
         "source": source.name, "source_sha256": digest, "source_format": src.format,
         "source_rows": found.rows, "import_mapping": jsonio.dumps(options.mapping()),
         "times": (f"column {options.time!r}" if options.time is not None else
-                 f"--dt {options.dt!r}: row r at r dt" + (", point j of a row at j dt"
-                                                          if found.wide else "")),
+                  f"--dt {options.dt!r}: " + ("point j of each row at j dt" if found.wide
+                                              else "row r at r dt")),
         "velocity": (f"column {options.v!r}" if options.v is not None
                      else f"derived (--derive-v): {DERIVATIVE}"),
         "trajectories": f"{found.n}, cut {split}; each one's start time in params/t0",
