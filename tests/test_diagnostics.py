@@ -359,3 +359,63 @@ def test_fewer_trajectories_than_sequences_are_said(tmp_path, capsys):
                  "10", "-o", str(tmp_path / "out"), "-q"]) == 0
     assert "two.h5 holds 2 trajectories: the profiles average over 2, not --sequences 4" in \
         capsys.readouterr().err
+
+
+def test_the_record_and_the_table_give_each_profiles_own_numbers():
+    """gradients.json's norms and the printed table's cells are the profile's: each column
+    its own quantity (the Jacobian's and the gradient's apart, each rate its own), and the
+    norms the geometric mean over the sequences."""
+    from odernn.notes.diagnostics import GradientProfile
+    from odernn.notes.diagnostics_output import format_table
+
+    profiles = []
+    for radius in (0.7, 1.3):
+        params, x, h0, target = problem(T=12, radius=radius)
+        profiles.append(gradient_profile(vanilla_probe(params, x, target, h0, label=f"r{radius}")))
+    for p in profiles:
+        record = p.to_dict()
+        assert record["jacobian_norm"] == p.jacobian_norm.tolist()
+        assert record["gradient_norm"] == p.gradient_norm.tolist()
+        assert not np.allclose(p.jacobian_norm, p.gradient_norm)
+    lines = format_table(profiles, lags=(1, 10)).splitlines()
+    assert lines[0].split() == ["configuration", "radius", "J(1)", "J(10)", "J", "rate",
+                                "dL(1)", "dL(10)", "dL", "rate"]
+    for p, line in zip(profiles, lines[1:3], strict=True):
+        row = p.table((1, 10))
+        want = [row[k] for k in ("spectral_radius", "jacobian_lag_1", "jacobian_lag_10",
+                                 "jacobian_rate", "gradient_lag_1", "gradient_lag_10",
+                                 "gradient_rate")]
+        assert line.split() == [p.label, *(f"{v:.3g}" for v in want)]
+    assert row["jacobian_rate"] != pytest.approx(row["gradient_rate"], rel=1e-3)
+    ones = np.ones((2, 3))
+    two = GradientProfile("g", ones, np.array([[1.0, 1.0, 1.0], [100.0, 4.0, 0.0]]), 1.0,
+                          "spectral", "final", "h")
+    np.testing.assert_allclose(two.gradient_norm, [10.0, 2.0, 0.0])
+
+
+@pytest.mark.parametrize(("family", "block", "blocks"), [("lstm", 2, 4), ("gru", 2, 3)])
+def test_a_fresh_gated_cells_radius_is_its_candidate_blocks_of_its_seed(data, family, block,
+                                                                         blocks):
+    """PyTorch's gate order: g of (i, f, g, o), n of (r, z, n); the cell drawn from the seed."""
+    radii = []
+    for seed in (0, 1):
+        probe = fresh_probe(family, data, hidden=6, length=10, seed=seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            cell = (torch.nn.LSTMCell if family == "lstm" else torch.nn.GRUCell)(
+                3, 6, dtype=torch.float64)
+        assert probe.spectral_radius == radius_of(cell.weight_hh.chunk(blocks)[block])
+        radii.append(probe.spectral_radius)
+    assert radii[0] != radii[1]
+
+
+def test_oscillator_sequences_are_x_f_eta_at_i_to_v_at_i_plus_1(data):
+    """Inputs (x_i, F_i, eta) each scaled to the given RMS over the sequences, targets v_{i+1}."""
+    from odernn.notes.probes import oscillator_sequences
+
+    u, y = oscillator_sequences(data, 20, input_scale=0.5)
+    np.testing.assert_array_equal(y[..., 0].numpy(), data.v[:, 1:21])
+    raw = [data.x[:, :20], data.F[:, :20], np.broadcast_to(data.params["eta"][:, None], (2, 20))]
+    for k, channel in enumerate(raw):
+        np.testing.assert_allclose(u[..., k].numpy(), 0.5 * channel / np.sqrt(np.mean(channel**2)),
+                                   rtol=1e-14)
