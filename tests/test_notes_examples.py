@@ -278,3 +278,31 @@ def test_four_ways_spend_equal_budgets():
     assert again["test_nmse"] == by["vanilla RNN, Adam"]["test_nmse"]
     with pytest.raises(SpecError, match="allowed"):
         fw.train_method("GRU", train, test, 6)
+
+
+def test_the_four_ways_parts_are_the_notes_equations():
+    """The Elman network is the notes' (bptt.forward, bias included); the ESN-initialised W
+    has 15 weights per unit at spectral radius 1.1; NMSE is 1 for the mean, 0 for the
+    targets; the echo state network keeps the ridge that scored best on held-out sequences."""
+    from odernn.notes import bptt
+    from odernn.notes import four_ways as fw
+
+    p = fw.elman_params(6, "uniform", seed=2)
+    u = torch.randn(3, 7, 1, generator=torch.Generator().manual_seed(0))
+    y, h = fw.elman(p, u)
+    notes = bptt.forward(bptt.RNNParams(*(p[k].double().numpy() for k in ("U", "W", "V", "b",
+                                                                          "c"))),
+                         u.double().numpy())
+    np.testing.assert_allclose(h.numpy(), notes.h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.numpy(), notes.y, rtol=1e-5, atol=1e-6)
+    w = fw.elman_params(40, "esn", seed=1)["W"].double()
+    assert torch.linalg.eigvals(w).abs().max().item() == pytest.approx(1.1, rel=1e-6)
+    assert torch.all((w != 0).sum(dim=1) == 15)
+    train, test = fw.long_range_data(n_train=8, n_test=4, n_steps=40)
+    n = test.y.numel()
+    assert fw.nmse(torch.full_like(test.y, float(test.y.mean())), test) == pytest.approx(
+        1.0, rel=2 / n)
+    assert fw.nmse(test.y, test) == 0.0
+    row = fw.train_method("echo state network", train, test, 1)
+    assert row["ridge"] == min(row["ridge_scores"], key=row["ridge_scores"].get)
+    assert len(set(row["ridge_scores"].values())) > 1

@@ -270,7 +270,9 @@ def train_method(name: str, train: Sequences, test: Sequences, budget: int, *, s
 
     Returns ``method``, ``seed``, ``cost`` (gradient evaluations spent), ``steps``
     (optimiser steps), ``test_nmse`` (final, on ``test``) and ``history`` (rows
-    ``cost``, ``test_nmse`` about ``evaluations`` times over the budget).
+    ``cost``, ``test_nmse`` about ``evaluations`` times over the budget); the echo state
+    network also ``ridge``, the strength kept, and ``ridge_scores``, each strength's held-out
+    NMSE.
     """
     if name not in METHODS:
         raise SpecError(f"method {name!r} unknown; allowed: {', '.join(METHODS)}")
@@ -369,7 +371,8 @@ def _fit_esn(name: str, options: dict[str, Any], train: Sequences, test: Sequenc
     readout = solve(s_train, train.y, ridge)
     final = nmse((states(test) @ readout).float(), test)
     return {"method": name, "seed": seed, "cost": 1, "steps": 0, "test_nmse": final,
-            "ridge": ridge, "history": [{"cost": 1, "test_nmse": final}]}
+            "ridge": ridge, "ridge_scores": scores,
+            "history": [{"cost": 1, "test_nmse": final}]}
 
 
 TRAINERS: dict[str, Callable[..., dict[str, Any]]] = {
