@@ -52,3 +52,18 @@ def test_lyapunov_exponent_refuses_empty_averages(steps, discard):
     """No steps to average over (or a negative transient) is refused, not a division by 0."""
     with pytest.raises(ValueError, match="steps must be"):
         lyapunov_exponent(np.eye(2), np.ones(2), steps, discard=discard)
+
+
+def test_the_maps_are_the_equations_as_written():
+    """One step is tanh(W h), not tanh(W^T h) (a non-symmetric W tells them apart); the
+    rotation turns counter-clockwise by its angle; a map with no tangent growth (W = 0) has
+    exponent -inf; the exponent averages exactly the steps after the transient."""
+    W = random_weights(5, 1.5, seed=4)
+    h0 = np.linspace(-1.0, 1.0, 5)
+    np.testing.assert_array_equal(run_autonomous(W, h0, 1)[1], np.tanh(W @ h0))
+    np.testing.assert_allclose(rotation_weights(2.0, np.pi / 2) @ [1.0, 0.0], [0.0, 2.0],
+                               atol=1e-15)
+    assert lyapunov_exponent(np.zeros((3, 3)), np.ones(3), 10) == -np.inf
+    # a linear map scaled by 2 grows every tangent vector by 2 a step, from the first
+    assert lyapunov_exponent(2.0 * np.eye(3), np.ones(3), 7, discard=3,
+                             activation="linear") == pytest.approx(np.log(2.0), rel=1e-14)
