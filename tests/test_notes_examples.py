@@ -323,3 +323,18 @@ def test_the_improved_keras_training_never_reads_the_held_out_points():
     losses = [[row["train_loss"] for row in train_improved_keras(a, epochs=1).history]
               for a in (x, other)]
     assert losses[0] == losses[1]
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 1), (1, 1, 4)])
+def test_the_window_forecast_appends_each_prediction_and_drops_the_oldest(shape):
+    """The notes' recursive forecast, with a model that predicts the window's last value plus
+    its first (so that the order within the window shows): windows [1, 2, 3, 4] ->
+    5, then [2, 3, 4, 5] -> 7, then [3, 4, 5, 7] -> 10."""
+    def model(window):
+        assert window.shape == shape
+        flat = window.flatten()
+        return (flat[-1] + flat[0]).reshape(1, 1)
+
+    initial = torch.arange(1.0, 5.0).reshape(shape)
+    np.testing.assert_array_equal(example_faithful.window_forecast(model, initial, 4),
+                                  [5.0, 7.0, 10.0, 14.0])
