@@ -419,3 +419,26 @@ def test_oscillator_sequences_are_x_f_eta_at_i_to_v_at_i_plus_1(data):
     for k, channel in enumerate(raw):
         np.testing.assert_allclose(u[..., k].numpy(), 0.5 * channel / np.sqrt(np.mean(channel**2)),
                                    rtol=1e-14)
+
+
+def test_the_rate_is_the_fit_over_the_second_half_of_the_lags():
+    """exp(slope) of log norm against lag over lags T//2 .. T (both ends), zeros skipped, NaN
+    from fewer than two points; the table quotes the lags up to T and no further."""
+    from odernn.notes.diagnostics import GradientProfile
+
+    rng = np.random.default_rng(5)
+    T = 10
+    logs = np.where(np.arange(T + 1) < T // 2, 3.0, 0.7) * np.arange(T + 1) \
+        + rng.normal(0, 0.2, T + 1)
+    norms = np.exp(logs)
+    norms[7] = 0.0
+    p = GradientProfile("p", norms[None], norms[None], 1.0, "spectral", "final", "h")
+    keep = [n for n in range(T // 2, T + 1) if n != 7]
+    expected = np.exp(np.polyfit(keep, logs[keep], 1)[0])
+    assert p.rate() == pytest.approx(expected, rel=1e-12)
+    assert p.rate(start=4, stop=4) != p.rate(start=4, stop=4)  # NaN: one point
+    assert p.rate(start=6, stop=7) != p.rate(start=6, stop=7)  # NaN: one point left
+    assert set(p.to_dict()["table"]) >= {"jacobian_lag_1", "jacobian_lag_10"}
+    short = GradientProfile("s", norms[None, :10], norms[None, :10], 1.0, "spectral", "final",
+                            "h")
+    assert "jacobian_lag_10" not in short.to_dict()["table"]
