@@ -442,3 +442,25 @@ def test_the_rate_is_the_fit_over_the_second_half_of_the_lags():
     short = GradientProfile("s", norms[None, :10], norms[None, :10], 1.0, "spectral", "final",
                             "h")
     assert "jacobian_lag_10" not in short.to_dict()["table"]
+
+
+def test_a_surrogate_probe_reads_step_i_and_is_scored_on_step_i_plus_1(data):
+    """The probe's targets decode to the next states, its inputs are the encoded states and
+    forcing of the same step, and it starts from the model's learned initial state."""
+    import copy
+
+    from odernn.learn.windows import carried_state, exogenous
+
+    layout = Layout(dt=data.dt)
+    model = build("gru", layout, compute_stats(data, layout), hidden=6)
+    probe = surrogate_probe(model, data, 30)
+    z = torch.as_tensor(carried_state(data, layout)[:, :31], dtype=torch.float64)
+    e = torch.as_tensor(exogenous(data, layout)[:, :31], dtype=torch.float64)
+    codec = copy.deepcopy(model).double().codec
+    torch.testing.assert_close(codec.decode(z[:, :-1], probe.targets, e[:, :-1]), z[:, 1:],
+                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(probe.inputs, codec.encode(z[:, :-1], e[:, :-1]), rtol=0,
+                               atol=0)
+    expected = copy.deepcopy(model).double().initial_state(codec.init_features(z[:, 0], e[:, 0]))
+    assert probe.state0[0].abs().max() > 0
+    torch.testing.assert_close(probe.state0[0], expected[0], rtol=0, atol=0)
