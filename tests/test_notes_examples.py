@@ -162,6 +162,9 @@ def test_table_section_and_figure(results, tmp_path):
     assert by["sine", "improved"]["forecast_gain"] == pytest.approx(
         faithful.forecast_mse / improved.forecast_mse)
     assert by["sine", "improved"]["one_step_mse_vs_mean"] is None
+    for key, r in results.items():  # each row's totals are its history's last
+        assert [by[key][k] for k in ("epochs", "steps", "work")] == [
+            r.history[-1][k] for k in ("epoch", "steps", "work")]
     for variant in ne.VARIANTS["noisy-sine"]:
         row = by["noisy-sine", variant]
         assert row["threshold"] == pytest.approx(example_data.NOISE_VARIANCE + ne.NOISE_MARGIN)
