@@ -212,6 +212,16 @@ def test_a_diverging_grid_is_reported_not_widened():
     assert err == float("inf") and ridge == 1e-8
 
 
+def test_a_fit_whose_every_ridge_diverged_says_so(data, monkeypatch):
+    """Every candidate's closed loop running away is a diverged run, not 'ridge X chosen'."""
+    from odernn.learn import ridge
+
+    monkeypatch.setattr(ridge, "closed_loop_nrmse", lambda *a, **k: math.inf)
+    _, result = odernn.fit(data, model="esn", units=20, ridge_grid=[1e-8, 1e-6], val_folds=0)
+    assert result.status == "diverged" and "every ridge strength diverged" in result.message
+    assert result.best_val_nrmse == math.inf
+
+
 def test_a_used_reservoir_deep_copies_to_the_same_function(data):
     """The cached sparse matrix (which torch cannot copy) is left out and remade."""
     import copy
