@@ -774,3 +774,74 @@ def test_the_horizon_and_learning_rate_schedules():
     assert got == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2, 0.505e-2, 1e-4], rel=1e-12)
     constant = SimpleNamespace(**{**vars(cosine), "schedule": "constant"})
     assert lr_at(constant, 11.0) == 1e-2
+
+
+def test_a_run_killed_between_epochs_resumes_to_the_uninterrupted_weights(data, tmp_path,
+                                                                         monkeypatch):
+    """A process killed just after an epoch's last.pt (no handler ran: a crash, SIGKILL)
+    resumes from that file with the next epoch's random windows, not that epoch's again: the
+    run directory as it was then, resumed, ends with the uninterrupted run's weights."""
+    config = quick(epochs=3, val_every=3)
+    real = gradient._save_last
+
+    def save_and_copy(out, model, optimizer, config, source, state, rng_state):
+        real(out, model, optimizer, config, source, state, rng_state)
+        if state["epoch"] == 1 and not (tmp_path / "run").exists():
+            shutil.copytree(out.target, tmp_path / "run")  # the directory a kill leaves
+
+    monkeypatch.setattr(gradient, "_save_last", save_and_copy)
+    train(data, config, tmp_path / "whole", progress=False)
+    monkeypatch.undo()
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["resume"]["epoch"] == 1
+    (tmp_path / "run" / rundir.LOCK).unlink(missing_ok=True)  # the killed process's lock
+    train(data, config, tmp_path / "run", resume=True, progress=False)
+    assert same_weights(read_checkpoint(tmp_path / "whole" / "last.pt")["state_dict"],
+                        read_checkpoint(tmp_path / "run" / "last.pt")["state_dict"])
+
+
+def test_a_batchs_loss_the_clip_and_the_epochs_means(data, tmp_path, monkeypatch):
+    """Each batch's loss is tf + closed_loop_weight * cl; a step of plain SGD moves the weights
+    by at most lr * clip; the history's epoch loss is the mean of its batches'."""
+    seen = []
+    real = gradient._train_batch
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(gradient, "_train_batch", spy)
+    config = quick(epochs=1, closed_loop_weight=5.0, optimizer="sgd", momentum=0.0, lr=0.1,
+                   clip=1e-3, skip=False)
+    result = train(data, config, tmp_path, progress=False)
+    for b in seen:
+        assert b["loss"] == pytest.approx(b["tf_loss"] + 5.0 * b["cl_loss"], rel=1e-6)
+        assert b["cl_loss"] > 0
+    assert result.history[0]["loss"] == pytest.approx(np.mean([b["loss"] for b in seen]),
+                                                      rel=1e-9)
+    assert max(b["grad_norm"] for b in seen) > 1e-3  # the clip acted
+    seen.clear()
+    model = build("gru", *_layout_and_stats(data), hidden=config.hidden)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(list(model.parameters()), lr=0.1)
+    w = to_tensors(data, model.layout)
+    real(model, config, optimizer, list(model.parameters()), w, 10)
+    moved = torch.linalg.vector_norm(torch.cat([(p.detach() - q).flatten() for p, q in
+                                                zip(model.parameters(), before, strict=True)]))
+    assert 0 < moved <= 0.1 * 1e-3 * (1 + 1e-5)
+
+
+def _layout_and_stats(data):
+    layout = Layout(dt=data.dt)
+    return layout, compute_stats(data, layout)
+
+
+def test_patience_counts_validations_and_a_run_whose_validations_all_diverged_says_so(
+        data, tmp_path, monkeypatch):
+    spaced = train(data, quick(epochs=6, lr=1e-12, val_every=2, patience=1, clip=None),
+                   tmp_path / "spaced", progress=False)
+    assert spaced.status == "early-stopped" and len(spaced.history) == 4  # epochs 2 and 4
+    monkeypatch.setattr(gradient, "closed_loop_nrmse", lambda *a, **k: math.inf)
+    gone = train(data, quick(epochs=6, val_every=1, patience=1), tmp_path / "gone",
+                 progress=False)
+    assert gone.status == "diverged" and "every closed-loop validation diverged" in gone.message
