@@ -320,3 +320,18 @@ def test_the_next_index_removes_those_killed_groups_were_writing(tmp_path):
     _write_index(group, [0], [], ["seed-0"])
     assert sorted(p.name for p in group.iterdir()) == sorted(
         [live, ".seeds.json.tmp-x", "seeds.json"])
+
+
+@pytest.mark.parametrize("member", ["seed-0/../../elsewhere", "seed-0/x", "other"])
+def test_an_index_naming_a_member_outside_the_group_is_refused(tmp_path, member):
+    """A forged seeds.json cannot make load_group read a run outside the group."""
+    from odernn.learn.seeds import _write_index
+
+    group = tmp_path / "group"
+    (group / "seed-0").mkdir(parents=True)
+    _write_index(group, [0], ["seed-0"], ["seed-0"])
+    doc = json.loads((group / "seeds.json").read_text())
+    (group / "seeds.json").write_text(json.dumps({**doc, "members": [member], "done": [],
+                                                  "started": []}))
+    with pytest.raises(DataError, match="is not an odernn seed group"):
+        load_group(group)

@@ -154,3 +154,14 @@ def test_fingerprint_follows_the_contents(data):
     x = data.x.copy()
     x[0, 0] += 1e-12
     assert fingerprint(dataclasses.replace(data, x=x))["sha256"] != first["sha256"]
+
+
+@pytest.mark.parametrize("mean", [-1.0, 1.0, -3e5, 0.0])
+def test_a_constant_quantity_of_either_sign_is_normalised_by_one(mean):
+    """A parameter of one value (Duffing's alpha = -1) has std 0 or its rounding: scale 1,
+    not 0 (a division by zero) whatever its sign; a varying one keeps its own std."""
+    from odernn.learn.windows import scale
+
+    assert scale(mean, 0.0) == 1.0
+    assert scale(mean, 1e-13 * abs(mean)) == 1.0
+    assert scale(mean, 0.25) == 0.25
