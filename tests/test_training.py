@@ -845,3 +845,32 @@ def test_patience_counts_validations_and_a_run_whose_validations_all_diverged_sa
     gone = train(data, quick(epochs=6, val_every=1, patience=1), tmp_path / "gone",
                  progress=False)
     assert gone.status == "diverged" and "every closed-loop validation diverged" in gone.message
+
+
+@pytest.mark.parametrize(("name", "changes", "group"), [
+    ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+     {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
+    ("sgd", {"momentum": 0.9, "nesterov": False}, {"nesterov": False}),
+    ("sgd", {"momentum": 0.0, "nesterov": True}, {"nesterov": False}),  # needs momentum
+    ("adam", {"weight_decay": 1e-4}, {"weight_decay": 1e-4}),
+    ("rmsprop", {"momentum": 0.5, "weight_decay": 1e-4}, {"momentum": 0.5, "weight_decay": 1e-4}),
+])
+def test_each_optimizer_takes_the_options_it_is_given(name, changes, group):
+    config = quick(optimizer=name, lr=0.01, **changes)
+    optimizer = gradient._optimizer(config, [torch.nn.Parameter(torch.zeros(2))])
+    assert type(optimizer).__name__.lower() == name
+    assert {k: optimizer.param_groups[0][k] for k in group} == group
+    assert optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_a_resumed_runs_time_goes_on_from_the_interrupted_ones(data, tmp_path):
+    config = quick(epochs=3)
+    first = train(data, config, tmp_path, progress=interrupt_at(2, 1))
+    assert first.status == "interrupted" and first.history
+    record = read_checkpoint(tmp_path / "last.pt")
+    assert record["resume"]["elapsed"] == first.train_time_s > 0
+    record["resume"]["elapsed"] = 1000.0  # as if the first part had taken 1000 s
+    save_checkpoint(tmp_path / "last.pt", record)
+    resumed = train(data, config, tmp_path, resume=True, progress=False)
+    assert resumed.train_time_s > 1000.0 and resumed.history[-1]["time"] > 1000.0
+    assert resumed.history[0]["time"] == first.history[0]["time"]
