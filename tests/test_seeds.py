@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -334,4 +335,22 @@ def test_an_index_naming_a_member_outside_the_group_is_refused(tmp_path, member)
     (group / "seeds.json").write_text(json.dumps({**doc, "members": [member], "done": [],
                                                   "started": []}))
     with pytest.raises(DataError, match="is not an odernn seed group"):
+        load_group(group)
+
+
+def test_members_that_stopped_early_are_done(tmp_path):
+    """An early-stopped member finished: the index lists it done, so that load_group does not
+    call it unfinished and --resume does not train it again."""
+    assert main(["simulate", "train", "-o", str(tmp_path / "train.h5"), "--n", "12",
+                 "--n-steps", "100", "--integrator", "exact", "-q"]) == 0
+    group = tmp_path / "g"
+    assert main(["train", str(tmp_path / "train.h5"), "-o", str(group), "--model", "gru",
+                 "--hidden", "4", "--epochs", "6", "--lr", "1e-12", "--set", "patience=1",
+                 "--seeds", "2", "--quiet"]) == 0
+    doc = json.loads((group / "seeds.json").read_text())
+    assert doc["done"] == ["seed-0", "seed-1"]
+    history = (group / "seed-0" / "history.csv").read_text().splitlines()
+    assert len(history) - 1 < 6  # it did stop early
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         load_group(group)
