@@ -167,6 +167,7 @@ def test_levenberg_marquardt_rule():
     assert levenberg_marquardt(2.0, math.nan) == pytest.approx(3.0)
     assert levenberg_marquardt(2.0, 0.5) == 2.0
     assert levenberg_marquardt(3.0, 0.9) == pytest.approx(2.0)
+    assert levenberg_marquardt(2.0, 0.25) == 2.0 and levenberg_marquardt(2.0, 0.75) == 2.0
 
 
 def linear_problem():
@@ -205,6 +206,12 @@ def test_damping_follows_the_reduction_ratio():
     assert stats["rho"] < 0.25
     assert opt.damping == pytest.approx(1.5e-6)
     assert stats["new_loss"] < stats["loss"]  # the line search still found a decrease
+    assert stats["lambda"] == 1e-6  # the damping the step used, not the next one
+
+    # At an exact minimum (zero gradient) the step predicts no decrease: a failure, lambda grows
+    opt = HessianFree(lambda p, x: p["w"] * x, {"w": torch.zeros(1, dtype=f64)}, damping=1.0)
+    stats = opt.step((torch.ones(3, dtype=f64), torch.zeros(3, dtype=f64)))
+    assert stats["rho"] == -math.inf and opt.damping == 1.5 and stats["alpha"] == 0.0
 
 
 def oscillator_batch(B=4, T=30, dt=0.2, eta=0.2):
