@@ -431,3 +431,20 @@ def test_the_graphs_names_are_its_own_or_physical():
         names = input_names(layout) + output_names(layout)
         assert set(names) <= set(GRAPH_NAMES) | physical
         assert len(names) == len(set(names))
+
+
+def test_the_checks_batch_starts_half_its_rows_and_lies_near_the_training_data():
+    """The export's check runs rows that start (the initial state's map) and rows that carry
+    a state (the cell's step): a graph wrong on either is caught. Each physical input is
+    drawn around its training mean at its training spread."""
+    from odernn.learn.onestep import OneStep, input_names
+
+    model = tiny_model("gru", "state")
+    step = OneStep(model)
+    state, start, *columns = step.example(400)
+    assert 150 < int(start.sum()) < 250 and state.shape == (400, step.state_size)
+    stats = model.codec.stats
+    for name, column in zip(input_names(model.layout)[2:], columns, strict=True):
+        key = name if name in stats.mean else "F"
+        assert abs(float(column.mean()) - stats.mean[key]) < 0.2 * stats.std[key]
+        assert 0.8 < float(column.std()) / stats.std[key] < 1.2
