@@ -185,9 +185,10 @@ def scan(columns: Columns, options: Any, report: Progress,
     for a in range(0, columns.rows, columns.chunk):
         b = min(columns.rows, a + columns.chunk)
         block = {r: columns.read(r, a, b) for r in roles}
-        for role in ("trajectory", "time"):  # made from the rows (and --dt): checked too
-            if role not in block and (role == "time" or split):
-                block[role] = columns.read(role, a, b)
+        if split and "trajectory" not in block:
+            block["trajectory"] = columns.read("trajectory", a, b)
+        if "time" not in block:  # made from --dt: checked as a column is
+            block["time"] = columns.read("time", a, b)
         for role, values in block.items():
             bad = ~np.isfinite(values)
             if bad.any():

@@ -20,12 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from odernn.data.systems import GRAPH_NAMES
 from odernn.learn.models.layout import STATE
 
-_STATE, _START, _WINDOW, _WINDOW_NEXT, _X_NEXT, _V_NEXT, _STATE_NEXT = GRAPH_NAMES
-"""The graph's own names (:data:`~odernn.data.systems.GRAPH_NAMES`; a series model's input
-``window`` holds its last ``lags`` values): no parameter may take one."""
+# The graph's own names are odernn.data.systems.GRAPH_NAMES, which no parameter may take
+# (tests/test_export.py checks that every name below is one of them or a physical channel).
 
 
 def input_names(layout: Any) -> list[str]:
@@ -33,8 +31,8 @@ def input_names(layout: Any) -> list[str]:
     ``F_next``, ``F_prev`` where the model reads it, and each parameter the model takes, by
     name (a series: ``window``)."""
     if layout.series:
-        return [_STATE, _START, _WINDOW]
-    return [_STATE, _START, *_physical(layout)]
+        return ["state", "start", "window"]
+    return ["state", "start", *_physical(layout)]
 
 
 def _physical(layout: Any) -> tuple[str, ...]:
@@ -45,7 +43,7 @@ def _physical(layout: Any) -> tuple[str, ...]:
 
 def output_names(layout: Any) -> list[str]:
     """The exported graph's outputs, in order: the next physical state, then ``state_next``."""
-    return [*((_WINDOW_NEXT,) if layout.series else (_X_NEXT, _V_NEXT)), _STATE_NEXT]
+    return [*(("window_next",) if layout.series else ("x_next", "v_next")), "state_next"]
 
 
 class OneStep(nn.Module):
@@ -97,8 +95,8 @@ class OneStep(nn.Module):
         keys = {"v": "v", "F": "F", "F_next": "F", "F_prev": "F"}
         columns = []
         for name in names:
-            width = layout.lags if name == _WINDOW else None
-            key = "x" if name == _WINDOW else keys.get(name, name)
+            width = layout.lags if name == "window" else None
+            key = "x" if name == "window" else keys.get(name, name)
             shape = (batch, width) if width else (batch,)
             noise = torch.randn(shape, generator=g, dtype=torch.float64)
             columns.append((stats.mean[key] + stats.std[key] * noise).float())
