@@ -11,6 +11,7 @@ from odernn.checks import counted
 from odernn.cli.app import app
 from odernn.cli.choices import ImportSystem, plain
 from odernn.cli.common import CONFIG, OVERWRITE, QUIET, drawing, parse_sets
+from odernn.data.schema import GRID_TOLERANCE
 from odernn.errors import DataError, SpecError
 
 
@@ -68,8 +69,8 @@ def import_(
                                         "--set); default external (unknown)."),
     sets: list[str] = typer.Option([], "--set", help="PARAM=VALUE: a declared system's "
                                    "parameter, the same for every trajectory; repeatable."),
-    step_tolerance: float = typer.Option(1e-6, "--step-tolerance", help="How far a step may "
-                                         "differ from the first, relative to it."),
+    step_tolerance: float = typer.Option(GRID_TOLERANCE, "--step-tolerance", help="How far a "
+                                         "step may differ from the first, relative to it."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     config: Path = CONFIG,

@@ -838,6 +838,7 @@ def files(tmp_path_factory):
     made["image"] = root / "image.h5"
     for name, times in [("huge", [-1e308, 0.0, 1.00001e308]), ("overflow", [-1e308, 1e308]),
                         ("coarse", 3e12 + 3e-4 * np.arange(50)),  # 3e12 holds no finer steps
+                        ("coarse_negative", -3e12 + 3e-4 * np.arange(50)),
                         ("backwards", [0.3, 0.2, 0.1])]:
         steps = len(times)
         made[name] = write_csv(root / f"{name}.csv", {"t": np.asarray(times),
@@ -877,6 +878,36 @@ def files(tmp_path_factory):
     made["savetxt"] = root / "savetxt.csv"
     (root / "interleaved.csv").write_text("t,x,v,run\n0,1,0,1\n0,2,0,2\n0.1,1,0,1\n0.1,2,0,2\n")
     made["interleaved"] = root / "interleaved.csv"
+    (root / "short-line.txt").write_text("t x v F\n0 1 0 0\n0.1 2 0 0\n0.2 2.0 7\n0.3 3 0 0\n")
+    made["short_line"] = root / "short-line.txt"  # a field missing, no line too long before it
+    for name, shape, chunks, written in (("one-chunk", (6, 5), (1, 5), 5),  # one chunk missing
+                                         ("edge-chunk", (7, 5), (2, 5), 6)):  # its partial edge
+        with h5py.File(root / f"{name}.h5", "w") as f:
+            f["t"], f["v"] = np.arange(5.0), np.ones(shape)
+            f.create_dataset("x", shape, "f8", chunks=chunks)[:written] = 1.0
+        made[name.replace("-", "_")] = root / f"{name}.h5"
+    for name, times in (("repeated", [0.0, 0.1, 0.2, 0.2, 0.3, 0.4]),  # one row twice
+                        ("jitter", 0.1 * np.arange(10) + 3e-7 * (np.arange(10) == 5))):
+        made[name] = write_csv(root / f"{name}.csv", {"t": np.asarray(times), "x": np.zeros(
+            len(times)), "v": np.ones(len(times))})
+    (root / "twice.csv").write_text("t,x,x,v\n0,1,2,0\n0.1,1,2,0\n0.2,1,2,0\n")
+    made["twice"] = root / "twice.csv"
+    (root / "latin1.csv").write_bytes(b"t,x,v\n0,1,0\n0.1,2,0\n0.2,3\xff,0\n")
+    made["latin1"] = root / "latin1.csv"
+    negative = dict(columns)
+    negative["damping"] = -columns["damping"]
+    made["negative"] = write_csv(root / "negative.csv", negative)
+    np.savez(root / "shortrun.npz", t=np.arange(3.0), x=np.zeros((2, 3)), v=np.zeros((2, 3)),
+             run=np.arange(3.0))
+    made["shortrun"] = root / "shortrun.npz"
+    low = -(2**53 + 4)  # as far below zero: two such runs read alike too
+    np.savez(root / "lowruns.npz", t=np.tile(np.arange(3.0), 2), x=np.zeros(6), v=np.zeros(6),
+             run=np.repeat(np.array([low, low - 1], dtype=np.int64), 3))
+    made["lowruns"] = root / "lowruns.npz"
+    np.save(root / "complex.npy", np.ones((4, 3), complex))
+    made["complex"] = root / "complex.npy"
+    (root / "overflow-late.csv").write_text("t,x\n0,1\n0.1,1\n0.2,1\n0.3,1e308\n0.4,-1e308\n")
+    made["overflow_late"] = root / "overflow-late.csv"
     (root / "keep.h5").write_bytes(b"keep me")
     made["existing"] = root / "keep.h5"
     import_file(good, root / "ok.h5", OPTIONS)
@@ -928,6 +959,8 @@ BAD = [
     (["import", "{overflow}", "-o", "{root}/o.h5", "--v", "v"],
      "line 3: the step from -1e+308 to 1e+308 overflows float64"),
     (["import", "{coarse}", "-o", "{root}/o.h5", "--v", "v"], "too coarse for its step"),
+    (["import", "{coarse_negative}", "-o", "{root}/o.h5", "--v", "v"],
+     "column 't' (--time) near -3000000000000.0 is too coarse"),  # the sign was dropped
     (["import", "{labels}", "-o", "{root}/o.h5", "--v", "x"],
      "array 'x' is (3,) <U1; import reads arrays of real numbers"),  # was "no array 'x'"
     (["import", "{cube_h5}", "-o", "{root}/o.h5", "--time", "log/t", "--x", "log/x", "--v",
@@ -954,7 +987,35 @@ BAD = [
     ([*IMPORT, "--v", "v", "--param", "eta"], "NAME=COLUMN"),
     ([*IMPORT, "--v", "v", "--step-tolerance", "0"], "--step-tolerance"),
     (["import", "{bigruns}", "-o", "{root}/o.h5", "--v", "v", "--trajectory", "run"],
-     "array 'run' (--trajectory) holds 9007199254740992 (as read), a run number of 2^53 or more"),
+     "array 'run' (--trajectory) holds 9007199254740992 (as read), a run number of magnitude "
+     "2^53 or more"),
+    (["import", "{lowruns}", "-o", "{root}/o.h5", "--v", "v", "--trajectory", "run"],
+     "holds -9007199254740996 (as read), a run number of magnitude 2^53 or more"),
+    (["import", "{short_line}", "-o", "{root}/o.h5", "--v", "v"], "line 4 has 3 fields"),
+    (["import", "{one_chunk}", "-o", "{root}/o.h5", "--v", "v"],
+     "array 'x' was not written in full: 1 of its 6 chunks hold no data"),
+    (["import", "{edge_chunk}", "-o", "{root}/o.h5", "--v", "v"],
+     "array 'x' was not written in full: 1 of its 4 chunks hold no data"),
+    (["import", "{repeated}", "-o", "{root}/o.h5", "--v", "v"],  # not two trajectories
+     "line 5: the step is not uniform: t goes from 0.2 to 0.2"),
+    (["import", "{jitter}", "-o", "{root}/o.h5", "--v", "v"],  # 3e-6 of dt: the CLI's default
+     "line 7: the step is not uniform"),
+    (["import", "{twice}", "-o", "{root}/o.h5", "--v", "v"], "column name 'x' appears twice"),
+    (["import", "{latin1}", "-o", "{root}/o.h5", "--v", "v"], "not UTF-8 text"),
+    (["import", "{negative}", "-o", "{root}/o.h5", "--v", "v", "--system", "oscillator",
+      "--param", "eta=damping"], "outside its valid range"),
+    ([*IMPORT, "--v", "v", "--system", "oscillator", "--param", "eta=damping", "--set",
+      "eta=0.1"], "given by --param and by --set"),
+    ([*IMPORT, "--v", "v", "--param", "eta=damping", "--param", "eta=F"],
+     "--param eta is given twice"),
+    ([*IMPORT, "--v", "v", "--param", "1abc=damping"], "parameter name '1abc'"),
+    ([*IMPORT, "--v", "v", "--param", "a-b=damping"], "parameter name 'a-b'"),
+    (["import", "{shortrun}", "-o", "{root}/o.h5", "--v", "v", "--trajectory", "run"],
+     "must be (2, 3) or (2,)"),
+    (["import", "{complex}", "-o", "{root}/o.h5", "--time", "0", "--x", "1", "--v", "2"],
+     "complex128"),
+    (["import", "{overflow_late}", "-o", "{root}/o.h5", "--derive-v"],  # not its first line
+     "line 4: the velocity derived from x (--derive-v) overflows"),
     ([*IMPORT, "--v", "v", "--time", "t", "--dt", "0.1"], "give --time COL or --dt DT, not both"),
     (["import", "{good}", "-o", "{root}/o.h5", "--v", "v", "--dt", "0"], "--dt must be a positive"),
     (["import", "{good}", "-o", "{root}/o.h5", "--v", "v", "--dt", "nan"], "--dt must be"),

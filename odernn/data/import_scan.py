@@ -202,9 +202,9 @@ def scan(columns: Columns, options: Any, report: Progress,
                 value = float(block["trajectory"][r - a])
                 raise DataError(f"{where}: {columns.where('trajectory', r)}: "
                                 f"{columns.label('trajectory')} holds {value:.17g} (as read), a "
-                                "run number of 2^53 or more, where float64 cannot tell "
-                                "neighbouring numbers apart (two runs could read as one): "
-                                "number the runs from 0")
+                                "run number of magnitude 2^53 or more, where float64 cannot "
+                                "tell neighbouring numbers apart (two runs could read as "
+                                "one): number the runs from 0")
         before = {k: np.concatenate([[prev.get(k, np.nan)], v[:-1]]) for k, v in block.items()}
         t, t_prev = block["time"], before["time"]
         new = block["trajectory"] != before["trajectory"] if split else t < t_prev
@@ -225,8 +225,8 @@ def scan(columns: Columns, options: Any, report: Progress,
                                 f"{float(t_prev[k])!r} to {float(t[k])!r} overflows float64; "
                                 "import takes steps that are finite numbers")
         if dt is not None:  # times from --dt too: 2-D rows that --trajectory joins restart
-            largest = float(np.max(np.abs(t)))
-            allowance = 4 * t_eps * largest  # off_step's, for t's rounding
+            largest = float(t[np.argmax(np.abs(t))])  # the time farthest from zero
+            allowance = 4 * t_eps * abs(largest)  # off_step's, for t's rounding
             if allowance + options.step_tolerance * dt >= dt:  # a dropped sample's step passes
                 raise DataError(
                     f"{where}: {columns.label('time')} near {largest!r} is "
