@@ -125,6 +125,12 @@ def test_a_good_spec_parses_fixed_and_ranged_values():
         (("eta = [0.1, 0.2]", "eta = { value = [0.1] }"), "as a table must be { values"),
         (("eta = [0.1, 0.2]", "eta = { values = [0.1, 'a'] }"), "eta must be a finite number"),
         (("x0 = 1.0", ""), "needs x0"),
+        (("eta = [0.1, 0.2]", "eta = nan"), "eta must be a finite number"),
+        (("x0 = 1.0", "x0 = inf"), "x0 must be a finite number"),
+        (("omega = [0.5, 2.0]", "omega = [-1.0, 2.0]"), "omega must be >= 0"),
+        (('family = "cosine"\nF0 = 0.5\nomega = [0.5, 2.0]',
+          'family = "random"\nK = 2\namplitude_sum = [-1.0, 1.0]'), "amplitude_sum must be >= 0"),
+        (("dt = 0.1", "dt = 0.1\nt_end = 1.9"), "t_end"),  # both set the grid: neither wins
         (("omega = [0.5, 2.0]", "omega = [0.5, 2.0]\n[series]\nfrequency = 2.0"),
          "section [series] does not apply to system 'oscillator'"),
     ],
@@ -145,6 +151,8 @@ def test_a_sine_spec_refuses_oscillator_sections():
     text = load_spec("sine").text + "\n[forcing]\nfamily = 'cosine'\n"
     with pytest.raises(SpecError, match=re.escape("section [forcing] does not apply to system")):
         parse_spec(text)
+    with pytest.raises(SpecError, match="noise"):
+        parse_spec(load_spec("sine").text.replace("noise = 0.0", "noise = -0.1"))
 
 
 def test_a_sine_spec_without_an_integrator_is_sampled_exactly():
@@ -322,3 +330,18 @@ def test_set_family_changes_the_forcing_and_takes_the_new_familys_keys():
         spec.forcing_parameters["omega"]  # the same family keeps its other keys
     with pytest.raises(SpecError, match="--set F0: no such key"):
         with_settings(spec, sets={"family": "none", "F0": 1.0})
+    train = load_spec("train")  # naming its own family keeps its ranges, not the defaults
+    same = with_settings(train, sets={"family": train.forcing})
+    assert same.forcing_parameters == train.forcing_parameters
+
+
+def test_a_stored_spec_keeps_every_harmonic_and_every_listed_value():
+    """``to_toml`` (the file's ``spec`` attribute) gives back K and a list of values exactly:
+    K = 3 is the default, so a stored K = 5 lost would read as 3."""
+    text = GOOD.replace('family = "cosine"\nF0 = 0.5\nomega = [0.5, 2.0]',
+                        'family = "random"\nK = 5').replace(
+        "eta = [0.1, 0.2]", "eta = { values = [0.123456789012345, 0.2] }")
+    spec = parse_spec(text, source="s.toml")
+    again = parse_spec(spec.to_toml(), source="s.toml")
+    assert again.K == 5 and again.parameters["eta"] == spec.parameters["eta"]
+    assert again.parameters["eta"].values == (0.123456789012345, 0.2)
