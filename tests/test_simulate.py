@@ -120,7 +120,7 @@ def test_every_shard_count_up_to_the_limit_tiles_the_rows(name):
         shard_rows(spec, (1, limit + 1))
 
 
-@pytest.mark.parametrize("n", [1, 63, 64, 65, 256, 511, 512, 5000, 10**6])
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 256, 511, 512, 521, 5000, 10**6])
 def test_scipy_blocks_are_fixed_by_the_spec_and_bounded(n):
     spec = load_spec("train").with_overrides(n=n)
     b = block_size(spec)
