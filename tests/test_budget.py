@@ -543,3 +543,28 @@ def test_an_ensembles_rollout_counts_the_members_rollouts_it_keeps(monkeypatch,
     needs.clear()
     group.members["seed-0"].rollout(*args)
     assert needs[0] > alone - 2**20 and needs[0] < alone  # members cost only hidden states
+
+
+def test_a_simulations_block_is_budgeted_at_the_rows_it_holds_and_names_what_to_reduce(
+        monkeypatch):
+    """One trajectory is checked as one row, not a whole block of them; the hint names the
+    forcing's harmonics where they take most of the block, else the steps."""
+    from odernn.data.simulate import block_size, check_memory
+    from odernn.data.spec import load_spec
+    from odernn.data.spec_settings import with_settings
+
+    one = load_spec("train").with_overrides(n=1, n_steps=100_000)
+    assert block_size(one) > 1
+    need = budget.simulation_bytes(1, one.n_steps, one.K, "scipy")
+    monkeypatch.setenv(budget.ENV, str(2 * need))  # one row fits, a block of them would not
+    assert budget.simulation_bytes(block_size(one), one.n_steps, one.K, "scipy") > 2 * need
+    check_memory(one)
+    monkeypatch.setenv(budget.ENV, str(need // 2))
+    with pytest.raises(budget.BudgetError, match=r"one integration block of 1 trajectory; "
+                       r"reduce n_steps"):
+        check_memory(one)
+    harmonics = with_settings(load_spec("train").with_overrides(n=1, n_steps=20),
+                              sets={"family": "random", "K": 500})
+    monkeypatch.setenv(budget.ENV, "100000")  # 300 kB, nearly all of it the harmonics'
+    with pytest.raises(budget.BudgetError, match="forcing K = 500.*reduce forcing.K"):
+        check_memory(harmonics)

@@ -774,6 +774,13 @@ def test_merge_refusals(tmp_path, shards, data, good):
          "shard attribute 'shard_index' is 1.5"),
         ([write_shard(other / "past.h5", data, 1, 0, 3, row_stop=3, n_total=2), *shards[1:]],
          r"inconsistent shard attributes \(shard 1/3, rows 0\.\.3 of 2"),
+        ([write_shard(other / "long.h5", data, 1, 0, 3, row_stop=4), *shards[1:]],  # 3 rows
+         r"inconsistent shard attributes \(shard 1/3, rows 0\.\.4 of 7, 3 trajectories\)"),
+        ([write_shard(other / f"short-{k}.h5", data, k, lo, hi, n_total=N + 1)  # one row lost
+          for k, (lo, hi) in enumerate(SHARDS, 1)], f"shards end at row {N}, but n_total is "
+         f"{N + 1}"),
+        ([write_shard(other / "bool.h5", data, 1, 0, 3, shard_index=True), *shards[1:]],
+         "shard attribute 'shard_index' is True; expected an integer"),
     ]
     for given_shards, message in cases:
         with pytest.raises(DataError, match=message):
