@@ -99,6 +99,21 @@ def test_merged_shards_equal_one_process(tmp_path, capsys, monkeypatch, integrat
     assert_same_content(capsys, whole, merged)
 
 
+def test_a_merged_copy_is_compressed_as_its_shards_were(tmp_path, capsys):
+    import h5py
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(n=6, integrator="rk4"))
+    for compression in ("gzip", "none"):
+        parts = simulate_sharded(tmp_path, spec, 2, "--set", f"compression={compression}")
+        merged = tmp_path / f"{compression}.h5"
+        assert main(["merge", *map(str, parts), "-o", str(merged)]) == 0
+        with h5py.File(merged) as f:
+            assert f["x"].compression == (None if compression == "none" else "gzip")
+        for p in parts:
+            p.unlink()
+
+
 @pytest.mark.parametrize("integrator", ["exact", "semi-implicit-euler"])
 @pytest.mark.parametrize("count", [2, 4, 7])
 def test_fixed_step_shards_any_count_up_to_one_per_trajectory(tmp_path, capsys, integrator,

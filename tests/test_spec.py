@@ -125,6 +125,8 @@ def test_a_good_spec_parses_fixed_and_ranged_values():
         (("eta = [0.1, 0.2]", "eta = { value = [0.1] }"), "as a table must be { values"),
         (("eta = [0.1, 0.2]", "eta = { values = [0.1, 'a'] }"), "eta must be a finite number"),
         (("x0 = 1.0", ""), "needs x0"),
+        (("eta = [0.1, 0.2]", "eta = [0.1, 0.2, 0.3]"), "eta must be a number, [low, high]"),
+        (("eta = [0.1, 0.2]", "eta = [0.1]"), "eta must be a number, [low, high]"),
         (("eta = [0.1, 0.2]", "eta = nan"), "eta must be a finite number"),
         (("x0 = 1.0", "x0 = inf"), "x0 must be a finite number"),
         (("omega = [0.5, 2.0]", "omega = [-1.0, 2.0]"), "omega must be >= 0"),
