@@ -143,13 +143,16 @@ def merge(
         False, "--virtual", help="Write an HDF5 virtual dataset that refers to the shards."
     ),
     overwrite: bool = OVERWRITE,
+    quiet: bool = QUIET,
 ) -> None:
     """Join the shards of one sharded simulation into one file, equal to a single run."""
     from odernn.data.merge import merge_files
 
     check_output(output, "dataset", overwrite=overwrite, inputs=shards)
-    merge_files(list(shards), output, virtual=virtual, overwrite=overwrite)
-    typer.echo(f"wrote {output} from {len(shards)} shards")
+    with drawing(quiet) as show:
+        merge_files(list(shards), output, virtual=virtual, overwrite=overwrite, progress=show)
+    if not quiet:
+        typer.echo(f"wrote {output} from {len(shards)} shards")
 
 
 @app.command(epilog="Example:\n\n  odernn systems")

@@ -751,6 +751,22 @@ def test_merge_refuses_to_overwrite(tmp_path, shards, good):
     assert "shard_index" not in read_trajectories(good).attrs
 
 
+def test_a_merge_reports_its_progress_and_is_quiet_when_asked(tmp_path, shards, capsys,
+                                                               monkeypatch):
+    from odernn.cli.app import main
+    from odernn.data import merge
+
+    monkeypatch.setattr(merge, "BLOCK_BYTES", 1)  # a row at a time
+    events = []
+    merge_files(shards, tmp_path / "m.h5", progress=events.append)
+    assert [e.done for e in events if e.stage == "copy"] == list(range(1, N + 1))
+    assert events[-1].stage == "done" and events[-1].done == N
+    assert main(["merge", *map(str, shards), "-o", str(tmp_path / "q.h5"), "-q"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["merge", *map(str, shards), "-o", str(tmp_path / "v.h5")]) == 0
+    assert "wrote" in capsys.readouterr().out
+
+
 def test_merge_refusals(tmp_path, shards, data, good):
     other = tmp_path / "other"
     other.mkdir()

@@ -43,10 +43,11 @@ from odernn.data.writer import (
     write_time,
 )
 from odernn.errors import DataError, OutputError, SpecError
+from odernn.progress import Event, Progress, reporter
 
 
 def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool = False,
-                overwrite: bool = False) -> Path:
+                overwrite: bool = False, progress: bool | Progress | None = None) -> Path:
     """Join the shards of one sharded simulation into ``out``; return ``out``.
 
     Shards carry ``shard_index`` (k of ``--shard k/n``, 1-based), ``shard_count``,
@@ -58,6 +59,7 @@ def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool 
     the data (streamed, bounded memory); ``virtual=True`` writes an HDF5 virtual
     dataset file that reads the shards in place (keep them beside it, unchanged: reading
     it checks them). ``out`` may replace only an odernn dataset that is none of the shards.
+    ``progress`` (:mod:`odernn.progress`) hears of every block of rows copied.
     """
     out = Path(out)
     paths = [Path(p) for p in shards]
@@ -69,7 +71,13 @@ def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool 
     ordered = _check_shards([_Shard.of(p) for p in paths])  # one file open at a time: a
     attrs = {k: v for k, v in ordered[0].attrs.items()  # thousand shards pass any ulimit
              if k not in RESERVED_ATTRS and k not in SHARD_ATTRS}
-    (_merge_virtual if virtual else _merge_copy)(ordered, out, attrs, overwrite)
+    report = reporter(progress)
+    if virtual:
+        _merge_virtual(ordered, out, attrs, overwrite)
+    else:
+        _merge_copy(ordered, out, attrs, overwrite, report)
+    n = ordered[0].attrs["n_total"]
+    report(Event("merge", "done", n, n, f"wrote {out}"))
     return out
 
 
@@ -187,8 +195,9 @@ def _param_layout(f: TrajectoryFile) -> dict[str, tuple[int, ...]]:
 
 
 def _merge_copy(shards: list[_Shard], out: Path, attrs: dict[str, Any],
-                overwrite: bool) -> None:
+                overwrite: bool, report: Progress) -> None:
     ref = shards[0]
+    total, done = ref.attrs["n_total"], 0
     row_bytes = sum(math.prod(shape[1:]) * dtype.itemsize
                     for shape, dtype in ref.datasets.values())
     step = max(1, BLOCK_BYTES // row_bytes)
@@ -205,6 +214,9 @@ def _merge_copy(shards: list[_Shard], out: Path, attrs: dict[str, Any],
                     part = f.read(slice(lo, lo + step))
                     arrays = {k: getattr(part, k) for k in f.names}
                     writer.write(offset + lo, arrays, part.params)
+                    done += part.n
+                    report(Event("merge", "copy", done, total,
+                                 f"{done} of {total} trajectories"))
 
 
 def _names(shard: _Shard) -> tuple[str, ...]:
