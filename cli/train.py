@@ -21,7 +21,7 @@ from odernn._compat import tomllib
 from odernn.checks import read_small_text
 from odernn.cli.app import INTERRUPTED, app
 from odernn.cli.choices import Device, Model, Optimizer, Prior, Target, plain
-from odernn.cli.common import OVERWRITE, QUIET, drawing, parse_sets
+from odernn.cli.common import ARGV, OVERWRITE, QUIET, drawing, parse_sets
 from odernn.errors import Interrupted, SpecError
 
 
@@ -269,8 +269,9 @@ EARLY = "interrupted before the training processes started: nothing was written"
 def _relaunch(nproc: int) -> int:
     """Run this command again without ``--nproc`` under ``torch.distributed.run`` (torchrun,
     through :func:`odernn.learn.distributed.launch`) with ``nproc`` processes on this machine; its
-    exit code."""
-    argv = sys.argv[1:]
+    exit code. The command line is the one :func:`odernn.cli.app.main` was given (a program's
+    or a Python caller's)."""
+    argv = list(ARGV)
     if "train" not in argv:
         raise SpecError("--nproc: cannot find the train command line to re-launch")
     rest, args = argv[argv.index("train") + 1:], []

@@ -222,7 +222,7 @@ CASES = [
     (["train", "{data}", "-o", "{cut_run}", "--model", "esn", "--resume"], "not a readable"),
     (["train", "{data}", "-o", "{root}/o", "--device", "tpu"], "tpu"),
     (["train", "{data}", "-o", "{root}/o", "--seed", "-1"], "seed must be an integer in"),
-    (["train", "{data}", "-o", "{root}/o", "--nproc", "0"], "--nproc"),
+    (["train", "{data}", "-o", "{root}/o", "--nproc", "0"], "--nproc must be >= 1, got 0"),
     (["train", "{data}", "-o", "{root}/o", "--val", "{data}", "--set", "val_fraction=0.5"],
      "with --val they are all trained on"),  # val_fraction was dropped silently
     (["train", "{data}", "-o", "{root}/o", "--seeds", "0"], "(--seeds) must be a whole number"),

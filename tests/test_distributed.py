@@ -70,6 +70,19 @@ def test_two_ranks_fit_the_single_process_esn_readout(dataset, tmp_path):
                                rtol=1e-4, atol=1e-5)
 
 
+def test_nproc_from_python_relaunches_the_command_it_was_given(dataset, tmp_path, monkeypatch):
+    """``main([...])`` from a script or a notebook: the workers run that command line, not the
+    interpreter's own (which is pytest's here, and held no train command)."""
+    from odernn.cli.app import main
+
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    odernn("train", str(dataset), "-o", str(tmp_path / "one"), *ESN)
+    assert main(["train", str(dataset), "-o", str(tmp_path / "two"), *ESN, "--nproc", "2"]) == 0
+    torch.testing.assert_close(weights(tmp_path / "two"), weights(tmp_path / "one"),
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_a_worker_ends_without_the_interpreters_shutdown(dataset, tmp_path):
     """torch's C++ destructors can abort a worker at exit after its work is done (gloo's
     threads; about one run in 40 on 2 busy cores): a worker ends by ``os._exit``. A hook
