@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -395,3 +396,39 @@ def test_what_a_command_line_fuzzer_found_ends_in_one_line_or_works(tmp_path, ca
                      "-q", "--no-chaos", "--no-bifurcation"]) == 0, capsys.readouterr().err
     report = (tmp_path / "tiny-report" / "report.md").read_text()
     assert "no response to measure" in report
+
+
+def test_evaluates_section_switches_each_leave_out_their_own_section(tmp_path):
+    """``--no-work-precision``, ``--no-resonance``, ``--no-chaos``, ``--no-bifurcation``: each
+    section absent from metrics.json with its switch, present without (the slowest parts of
+    an evaluation: a switch that did nothing would cost minutes silently)."""
+    data = tmp_path / "t.h5"
+    assert main(["simulate", "test", "-o", str(data), "--n", "4", "--n-steps", "100", "-q"]) == 0
+    sections = {"work_precision": "--no-work-precision", "resonance": "--no-resonance",
+                "chaos": "--no-chaos", "bifurcation": "--no-bifurcation"}
+    for left_out, switch in sections.items():
+        out = tmp_path / left_out
+        assert main(["evaluate", "--data", str(data), "-o", str(out), "-q", switch]) == 0
+        doc = json.loads((out / "metrics.json").read_text())
+        assert {k: doc[k] is None for k in sections} == {k: k == left_out for k in sections}
+
+
+def test_gradients_takes_its_seed_and_norm_and_measures_the_final_loss_by_default(tmp_path):
+    def profile(name: str, *extra: str) -> dict:
+        out = tmp_path / name
+        assert main(["gradients", "--model", "rnn", "--hidden", "8", "--length", "20",
+                     "--sequences", "1", "--spectral-radius", "0.9", "-q", "-o", str(out),
+                     *extra]) == 0
+        doc = json.loads((out / "gradients.json").read_text())
+        return {**doc["profiles"][0], "settings": doc["settings"]}
+
+    base = profile("base")
+    assert base["settings"]["loss"] == base["loss"] == "final"
+    assert base["norm"] == "spectral" and base["settings"]["seed"] == 0
+    other_seed = profile("seed", "--seed", "1")
+    assert other_seed["jacobian_norm"][1:] != base["jacobian_norm"][1:]  # lag 0: 1 in any
+    frobenius = profile("frobenius", "--norm", "frobenius")
+    assert frobenius["norm"] == "frobenius"
+    # for a matrix of rank above one the Frobenius norm exceeds the spectral norm
+    assert all(f > s for f, s in zip(frobenius["jacobian_norm"][1:5],
+                                     base["jacobian_norm"][1:5], strict=True))
