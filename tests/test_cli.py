@@ -432,3 +432,13 @@ def test_gradients_takes_its_seed_and_norm_and_measures_the_final_loss_by_defaul
     # for a matrix of rank above one the Frobenius norm exceeds the spectral norm
     assert all(f > s for f, s in zip(frobenius["jacobian_norm"][1:5],
                                      base["jacobian_norm"][1:5], strict=True))
+
+
+def test_train_flags_and_set_win_over_the_config_file_and_dashes_name_its_keys(tmp_path):
+    data, config = tmp_path / "d.h5", tmp_path / "c.toml"
+    assert main(["simulate", "test", "-o", str(data), "--n", "8", "--n-steps", "60", "-q"]) == 0
+    config.write_text("units = 30\nval_fraction = 0.5\nridge = 1e-4\n")
+    assert main(["train", str(data), "-o", str(tmp_path / "r"), "--model", "esn", "--config",
+                 str(config), "--set", "units=20", "--set", "val-fraction=0.3", "-q"]) == 0
+    given = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert (given["units"], given["val_fraction"], given["ridge"]) == (20, 0.3, 1e-4)

@@ -282,4 +282,9 @@ def test_a_config_files_prior_set_is_merged_with_prior_set_flags(tmp_path, capsy
                  "eta=0.2", "--overwrite", "-q"]) == 0  # another prior: the flags' alone
     config = json.loads((run_dir / "config.json").read_text())["config"]
     assert config["prior"] == "pendulum" and config["prior_set"] == {"eta": 0.2}
+    assert main(["train", str(data), "-o", str(run_dir), "--model", "esn", "--units", "20",
+                 "--config", str(tmp_path / "c.toml"), "--prior-set", "beta=0.7",
+                 "--overwrite", "-q"]) == 0  # the same key: the flag wins
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert config["prior_set"] == {"beta": 0.7}
     capsys.readouterr()
