@@ -289,6 +289,7 @@ CASES = [
     (["demo", "-o", "{root}/d", "--preset", "sine", "--epochs", "3"], "--epochs"),
     (["demo", "-o", "{root}/d", "--preset", "sine", "--seed", "-1"], "--seed"),
     (["demo", "-o", "{root}/d", "--seed", "3"], "--preset"),
+    (["demo", "-o", "{root}/d", "--preset", "sine", "--seeds", "2"], "--seeds applies to"),
     (["demo", "-o", "{foreign_dir}"], "photos"),
     (["demo", "-o", "."], "a directory of its own"),
     (["demo", "-o", "{existing}"], "keep.h5"),

@@ -442,3 +442,28 @@ def test_train_flags_and_set_win_over_the_config_file_and_dashes_name_its_keys(t
                  str(config), "--set", "units=20", "--set", "val-fraction=0.3", "-q"]) == 0
     given = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
     assert (given["units"], given["val_fraction"], given["ridge"]) == (20, 0.3, 1e-4)
+
+
+def test_demo_passes_its_options_on_and_is_quiet_when_asked(tmp_path, capsys, monkeypatch):
+    """The demo's own options reach the pipeline (--device, a preset's --seed), and -q silences
+    its stage messages: the pipeline is replaced by a recorder that speaks once and stops."""
+    import odernn.demo
+    from odernn.errors import SpecError
+
+    seen: dict = {}
+
+    def record(*args, **kwargs):
+        seen.clear()
+        seen.update(kwargs)
+        kwargs["say"]("a stage")
+        raise SpecError("recorded")
+
+    monkeypatch.setattr(odernn.demo, "run_demo", record)
+    monkeypatch.setattr(odernn.demo, "run_preset_demo", record)
+    out = ["-o", str(tmp_path / "d")]
+    assert main(["demo", *out, "--device", "cpu", "-q"]) == 2
+    assert seen["device"] == "cpu" and "a stage" not in capsys.readouterr().err
+    assert main(["demo", *out, "--device", "cpu"]) == 2
+    assert "a stage" in capsys.readouterr().err
+    assert main(["demo", *out, "--preset", "sine", "--seed", "3", "-q"]) == 2
+    assert seen["seed"] == 3
