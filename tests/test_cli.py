@@ -467,3 +467,28 @@ def test_demo_passes_its_options_on_and_is_quiet_when_asked(tmp_path, capsys, mo
     assert "a stage" in capsys.readouterr().err
     assert main(["demo", *out, "--preset", "sine", "--seed", "3", "-q"]) == 2
     assert seen["seed"] == 3
+
+
+def test_a_run_that_diverges_after_its_first_checkpoint_exits_1(tmp_path, capsys, monkeypatch):
+    """Scripts and schedulers read the exit code: a run (or a seed group) that diverged is a
+    failure even where it kept a best.pt from before."""
+    import math
+
+    from odernn.learn import gradient
+
+    data = tmp_path / "d.h5"
+    assert main(["simulate", "test", "-o", str(data), "--n", "8", "--n-steps", "60", "-q"]) == 0
+    real, calls = gradient._teacher_forced_loss, []
+
+    def poisoned_after_epoch_1(*args, **kwargs):  # one batch an epoch
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return loss * math.nan if len(calls) % 3 != 1 else loss
+
+    monkeypatch.setattr(gradient, "_teacher_forced_loss", poisoned_after_epoch_1)
+    args = ["train", str(data), "--model", "rnn", "--hidden", "8", "--epochs", "3", "--set",
+            "val_every=1", "--set", "batch_size=4096", "--set", "window=20", "-q"]
+    assert main([*args, "-o", str(tmp_path / "one")]) == 1
+    assert (tmp_path / "one" / "best.pt").exists() and "diverged" in capsys.readouterr().out
+    calls.clear()
+    assert main([*args, "-o", str(tmp_path / "group"), "--seeds", "2"]) == 1
