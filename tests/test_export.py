@@ -178,6 +178,7 @@ def test_export_command_writes_and_overwrites_only_its_own(checkpoint, tmp_path,
     out = tmp_path / "gru.onnx"
     code, printed, _ = run(["export", checkpoint, "-o", out], capsys)
     assert code == 0 and "inputs:  state, start, x, v, F, F_next, F_prev, eta" in printed
+    assert "outputs: x_next, v_next, state_next" in printed
     first = out.read_bytes()
     code, _, err = run(["export", checkpoint, "-o", out], capsys)
     assert_one_line_error(code, err, "exists", "--overwrite")

@@ -92,6 +92,15 @@ def test_a_reservoir_logs_its_chosen_readout(dataset, tmp_path):
     assert got["ridge"] == [(1, float(np.float32(metrics["ridge"])))]
 
 
+def test_each_member_of_a_seed_group_logs_under_its_name(dataset, tmp_path):
+    run, board = tmp_path / "group", tmp_path / "tb"
+    assert main(["train", str(dataset), "-o", str(run), "--model", "esn", "--units", "30",
+                 "--seeds", "2", "--tensorboard", str(board), "--quiet"]) == 0
+    for member in sorted(p.name for p in run.iterdir() if p.is_dir()):
+        assert "val/nrmse_x" in scalars(board / member), member
+    assert len([p for p in board.iterdir() if p.is_dir()]) == 2
+
+
 def test_an_interrupted_run_resumes_into_the_same_directory(data, tmp_path):
     run, board = tmp_path / "run", tmp_path / "tb"
     config = quick(epochs=3)
