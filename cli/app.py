@@ -193,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from odernn.cli import common
 
     common.ARGV[:] = args  # the reports record the command that wrote them
+    common.DEBUG = debug  # train --nproc passes it on to its workers
     from odernn.interrupt import REQUESTED, raise_interrupt, say_interrupted
 
     REQUESTED.clear()  # a request is this command's (main can run several in one process)

@@ -16,6 +16,8 @@ from odernn.errors import SpecError
 
 ARGV: list[str] = []
 """The arguments of the command being run, set by :func:`odernn.cli.app.main`."""
+DEBUG = False
+"""Whether the command runs with ``--debug`` (set by :func:`odernn.cli.app.main`)."""
 
 
 def command_line() -> str:

@@ -19,9 +19,10 @@ import typer
 from odernn import budget
 from odernn._compat import tomllib
 from odernn.checks import read_small_text
+from odernn.cli import common
 from odernn.cli.app import INTERRUPTED, app
 from odernn.cli.choices import Device, Model, Optimizer, Prior, Target, plain
-from odernn.cli.common import ARGV, OVERWRITE, QUIET, drawing, parse_sets
+from odernn.cli.common import OVERWRITE, QUIET, drawing, parse_sets
 from odernn.errors import Interrupted, SpecError
 
 
@@ -270,8 +271,8 @@ def _relaunch(nproc: int) -> int:
     """Run this command again without ``--nproc`` under ``torch.distributed.run`` (torchrun,
     through :func:`odernn.learn.distributed.launch`) with ``nproc`` processes on this machine; its
     exit code. The command line is the one :func:`odernn.cli.app.main` was given (a program's
-    or a Python caller's)."""
-    argv = list(ARGV)
+    or a Python caller's), ``--debug`` with it."""
+    argv = list(common.ARGV)
     if "train" not in argv:
         raise SpecError("--nproc: cannot find the train command line to re-launch")
     rest, args = argv[argv.index("train") + 1:], []
@@ -293,7 +294,8 @@ def _relaunch(nproc: int) -> int:
               "except KeyboardInterrupt:", " from odernn.interrupt import say_interrupted",
               f" say_interrupted({EARLY!r})", " sys.exit(130)", "launch(sys.argv[1:])"]
     command = [sys.executable, "-c", "\n".join(script), "--standalone", "--nproc_per_node",
-               str(nproc), "-m", "odernn", "train", *args]
+               str(nproc), "-m", "odernn", *(["--debug"] if common.DEBUG else []), "train",
+               *args]
     procs: list[subprocess.Popen] = []
     signalled, running = [], []
     # created by the first of them to say it: nothing to leave behind if this is killed

@@ -203,12 +203,12 @@ def test_a_signal_after_the_run_ended_changes_nothing(monkeypatch, capsys, tmp_p
     """What the command says, given how the launcher ended after a signal reached it: a
     run whose workers finished is not called interrupted; a launcher that the SIGTERM passed
     on ended had started no worker; the handlers are the command's again afterwards."""
-    from odernn.cli import train
+    from odernn.cli import common, train
 
     launcher = Launcher(code)
     monkeypatch.setattr(train.subprocess, "Popen", launcher)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(sys, "argv", ["odernn", "train", "data.h5", "--nproc", "2"])
+    monkeypatch.setattr(common, "ARGV", ["train", "data.h5", "--nproc", "2"])  # main's
     before = signal.getsignal(signal.SIGINT)
     assert train._relaunch(2) == returned
     assert launcher.sent == [signal.SIGTERM] and signal.getsignal(signal.SIGINT) is before
@@ -218,6 +218,31 @@ def test_a_signal_after_the_run_ended_changes_nothing(monkeypatch, capsys, tmp_p
     # now only the mark of a signal passed on (for the workers), from the signal to the end
     assert [n.split(".", 1)[1] for n in launcher.temporary] == ["said.signal"]
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_workers_run_the_command_given_with_its_debug(monkeypatch, tmp_path, debug):
+    """The launcher runs ``odernn [--debug] train ...`` without ``--nproc``: what main() was
+    given, whatever the interpreter's own argv (pytest's here)."""
+    from odernn.cli import common, train
+
+    commands = []
+
+    class Recorder(Launcher):
+        def __call__(self, command, *args, **kwargs) -> Launcher:
+            commands.append(command)
+            return self
+
+        def wait(self) -> int:
+            return self.code
+
+    monkeypatch.setattr(train.subprocess, "Popen", Recorder(0))
+    monkeypatch.setattr(common, "ARGV", ["train", "d.h5", "-o", "run", "--nproc", "2", "-q"])
+    monkeypatch.setattr(common, "DEBUG", debug)
+    assert train._relaunch(2) == 0
+    tail = commands[0][commands[0].index("-m"):]
+    assert tail == ["-m", "odernn", *(["--debug"] if debug else []), "train", "d.h5", "-o",
+                    "run", "-q"]
 
 
 def too_long(dataset) -> str:
