@@ -413,16 +413,23 @@ def test_evaluates_section_switches_each_leave_out_their_own_section(tmp_path):
         assert {k: doc[k] is None for k in sections} == {k: k == left_out for k in sections}
 
 
-def test_gradients_takes_its_seed_and_norm_and_measures_the_final_loss_by_default(tmp_path):
+def test_gradients_takes_its_seed_and_norm_and_measures_the_final_loss_by_default(tmp_path,
+                                                                                   capsys):
     def profile(name: str, *extra: str) -> dict:
         out = tmp_path / name
         assert main(["gradients", "--model", "rnn", "--hidden", "8", "--length", "20",
-                     "--sequences", "1", "--spectral-radius", "0.9", "-q", "-o", str(out),
+                     "--sequences", "1", "--spectral-radius", "0.9", "-o", str(out),
                      *extra]) == 0
         doc = json.loads((out / "gradients.json").read_text())
         return {**doc["profiles"][0], "settings": doc["settings"]}
 
-    base = profile("base")
+    base = profile("base")  # the table, then what was written
+    said = capsys.readouterr().out.splitlines()
+    out = tmp_path / "base"
+    assert said[0].startswith("configuration"), said
+    assert said[-1] == f"wrote {out / 'gradients.json'} and {out / 'gradients.png'}", said
+    assert profile("quiet", "-q") == {**base, "settings": base["settings"]}
+    assert "wrote" not in capsys.readouterr().out  # -q: the table alone
     assert base["settings"]["loss"] == base["loss"] == "final"
     assert base["norm"] == "spectral" and base["settings"]["seed"] == 0
     other_seed = profile("seed", "--seed", "1")
@@ -442,6 +449,23 @@ def test_train_flags_and_set_win_over_the_config_file_and_dashes_name_its_keys(t
                  str(config), "--set", "units=20", "--set", "val-fraction=0.3", "-q"]) == 0
     given = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
     assert (given["units"], given["val_fraction"], given["ridge"]) == (20, 0.3, 1e-4)
+
+
+def test_train_names_the_best_epoch_as_history_counts_it(tmp_path, capsys):
+    """The closing line's "(epoch N)" is history.csv's epoch (counted from 1) of the lowest
+    closed-loop validation error: the epoch whose weights best.pt holds."""
+    import csv
+
+    data, run_dir = tmp_path / "d.h5", tmp_path / "r"
+    assert main(["simulate", "test", "-o", str(data), "--n", "8", "--n-steps", "80", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["train", str(data), "-o", str(run_dir), "--model", "rnn", "--hidden", "8",
+                 "--epochs", "10", "--window", "10", "--set", "val_every=1", "-q"]) == 0
+    said = capsys.readouterr().out.splitlines()[-1]
+    with open(run_dir / "history.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["val_nrmse_x"]]
+    best = min(rows, key=lambda r: float(r["val_nrmse_x"]))
+    assert len(rows) == 10 and f"(epoch {best['epoch']})," in said, (said, rows)
 
 
 def test_demo_passes_its_options_on_and_is_quiet_when_asked(tmp_path, capsys, monkeypatch):

@@ -220,10 +220,11 @@ def test_a_signal_after_the_run_ended_changes_nothing(monkeypatch, capsys, tmp_p
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("debug", [False, True])
-def test_the_workers_run_the_command_given_with_its_debug(monkeypatch, tmp_path, debug):
-    """The launcher runs ``odernn [--debug] train ...`` without ``--nproc``: what main() was
-    given, whatever the interpreter's own argv (pytest's here)."""
+@pytest.mark.parametrize(("debug", "nproc"), [(False, ["--nproc", "2"]), (True, ["--nproc", "2"]),
+                                             (False, ["--nproc=2"])])
+def test_the_workers_run_the_command_given_with_its_debug(monkeypatch, tmp_path, debug, nproc):
+    """The launcher runs ``odernn [--debug] train ...`` without ``--nproc`` (either form):
+    what main() was given, whatever the interpreter's own argv (pytest's here)."""
     from odernn.cli import common, train
 
     commands = []
@@ -237,7 +238,7 @@ def test_the_workers_run_the_command_given_with_its_debug(monkeypatch, tmp_path,
             return self.code
 
     monkeypatch.setattr(train.subprocess, "Popen", Recorder(0))
-    monkeypatch.setattr(common, "ARGV", ["train", "d.h5", "-o", "run", "--nproc", "2", "-q"])
+    monkeypatch.setattr(common, "ARGV", ["train", "d.h5", "-o", "run", *nproc, "-q"])
     monkeypatch.setattr(common, "DEBUG", debug)
     assert train._relaunch(2) == 0
     tail = commands[0][commands[0].index("-m"):]
