@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import sys
 
 import numpy as np
@@ -373,6 +374,12 @@ def test_cli_evaluate_refuses_a_training_file_the_runs_were_not_trained_on(pysin
                                          str(tmp_path / "right")])
     assert doc["data"]["sha256"] == fingerprint(read_trajectories(files["test"]))["sha256"]
     assert f"Written by `{doc['command']}`" in (tmp_path / "right" / "report.md").read_text()
+    # a run named like a peer keeps its own row beside the peer's, as dmdc-2
+    shutil.copytree(tmp_path / "run", tmp_path / "named" / "dmdc")
+    assert main(["evaluate", str(tmp_path / "named" / "dmdc"), *args[2:], "--train",
+                 str(files["train"]), "-o", str(tmp_path / "named-report")]) == 0
+    methods = json.loads((tmp_path / "named-report" / "metrics.json").read_text())["methods"]
+    assert (methods["dmdc"]["kind"], methods["dmdc-2"]["kind"]) == ("peer", "surrogate")
 
 
 def test_a_test_set_a_surrogate_has_seen_is_said_to_be_in_sample(tmp_path):
