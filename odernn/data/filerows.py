@@ -29,7 +29,8 @@ eighth of the memory budget (whole chunks, at least one)."""
 
 
 class FileRows:
-    """Rows ``rows`` (increasing file row indices; all by default) of the file at ``path``.
+    """Rows ``rows`` (strictly increasing file row indices; all by default) of the file at
+    ``path``.
 
     ``n``, ``n_steps``, ``dt``, ``t``, ``system``, ``is_series`` and ``attrs`` are those of
     an in-memory :class:`~odernn.data.trajectories.Trajectories` of the same rows.
@@ -46,7 +47,7 @@ class FileRows:
             budget.check(f"{self.path}: the row index of its {f.n} trajectories", 8 * f.n,
                          "that is 8 bytes per trajectory; split the file")
         self.rows = (np.arange(f.n, dtype=np.int64) if rows is None
-                     else np.asarray(rows, dtype=np.int64))
+                     else _checked(rows, f.n, self.path))
         self.head = f.read(slice(0, 1))  # one trajectory: the grid, attributes, kinds
         x = f.dataset("x")
         self.chunk_rows = chunk_shape(f.n, x.shape[1:], x.dtype.itemsize)[0]
@@ -99,10 +100,12 @@ class FileRows:
         return self.n == self.file_n
 
     def take(self, index: np.ndarray) -> FileRows:
-        """The view of rows ``self.rows[index]`` (``index`` increasing), same file."""
+        """The view of rows ``self.rows[index]`` (``index`` strictly increasing), same
+        file."""
+        index = _checked(index, self.n, self.path, "positions in the view")
         view = object.__new__(FileRows)
         view.__dict__.update(self.__dict__)
-        view.rows = self.rows[np.asarray(index)]
+        view.rows = self.rows[index]
         return view
 
     def row_bytes(self) -> int:
@@ -146,6 +149,8 @@ class FileRows:
 
     def read(self, what: str = "the rows") -> Trajectories:
         """Every row of the view in memory, refused first if it would exceed the budget."""
+        if self.n == 0:
+            raise DataError(f"{self.path}: {what}: the view holds no trajectory")
         budget.check(f"{self.path}: {what}, {self.n} trajectories of {self.n_steps} points",
                      2 * self.n * self.row_bytes(), "give fewer trajectories")
         most = min(READ_BYTES, budget.memory_budget()[0] // 8)
@@ -168,3 +173,17 @@ class FileRows:
 
     def __repr__(self) -> str:
         return f"FileRows('{self.path}', n={self.n} of {self.file_n})"
+
+
+def _checked(rows: object, n: int, path: Path, what: str = "file rows") -> np.ndarray:
+    """``rows`` as int64 indices (none: an empty view, a rank's share of fewer rows than
+    ranks), refused unless they increase strictly within ``[0, n)``: a negative one would
+    wrap, one repeated would count the view as the whole file."""
+    index = np.asarray(rows)
+    if index.ndim != 1 or (index.size and index.dtype.kind not in "iu"):
+        raise DataError(f"{path}: {what} must be a 1-D array of integers, got shape "
+                        f"{index.shape} of {index.dtype}")
+    index = index.astype(np.int64)
+    if index.size and (index[0] < 0 or index[-1] >= n or np.any(np.diff(index) <= 0)):
+        raise DataError(f"{path}: {what} must increase strictly within 0 .. {n - 1}")
+    return index

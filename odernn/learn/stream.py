@@ -117,8 +117,11 @@ def fingerprint(data: Data) -> dict[str, Any]:
     (the same digest); also records each parameter's range (``FileRows.summary``)."""
     if isinstance(data, Trajectories):
         return memory_fingerprint(data)
-    if not data.whole:
-        return memory_fingerprint(data.read("fingerprinting a part of the file"))
+    if not data.whole:  # its rows in memory: their digest and their parameters' ranges
+        part = data.read("fingerprinting a part of the file")
+        data.summary = {k: np.stack([v.min(0, initial=np.inf), v.max(0, initial=-np.inf)])
+                        for k, v in part.params.items()}
+        return memory_fingerprint(part)
     f = data.file()
     h = hashlib.sha256(np.ascontiguousarray(data.t, dtype=np.float64).tobytes())
     for label in ("x", "v", "F"):
