@@ -4,14 +4,17 @@ bad input rejected with a clear message."""
 
 from __future__ import annotations
 
+import inspect
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import scipy.integrate
 
+from odernn.data.exact import check_resonance, resonance_possible
 from odernn.data.forcing import GridForcing, HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS, MIN_RTOL, Integrator, integrate, scipy_ivp
+from odernn.data.spec import parse_spec
 from odernn.data.stepping import rk4_step
 from odernn.data.systems import Oscillator
 from odernn.errors import OdernnError, SpecError
@@ -741,3 +744,103 @@ def test_the_causal_midpoint_is_exact_for_the_polynomials_of_its_degree() -> Non
             h = k + 0.5
             np.testing.assert_allclose(causal_midpoint(F, k), [h**degree, 1 - 2 * h
                                                                + 0.5 * h**degree], rtol=1e-14)
+
+
+def _driven(n: int = 4, seed: int = 0):
+    """``n`` damped oscillators under two random harmonics each, and their initial states."""
+    rng = np.random.default_rng(seed)
+    forcing = HarmonicForcing(rng.uniform(0, 1, (n, 2)), rng.uniform(0.5, 2, (n, 2)),
+                              rng.uniform(0, 6, (n, 2)))
+    return (Oscillator.linear(rng.uniform(0.05, 0.5, n), forcing), rng.uniform(-1, 1, n),
+            rng.uniform(-1, 1, n))
+
+
+def _farthest(a: tuple, b: tuple) -> float:
+    return max(float(np.abs(p - q).max()) for p, q in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("t0", [5.0, -3.0])
+def test_scipy_starts_at_the_grids_first_time(t0):
+    """On a grid from t0 != 0 (imported data keep their clock) SciPy integrates from t0, and
+    agrees with the closed form started there."""
+    system, x0, v0 = _driven()
+    t = t0 + np.linspace(0.0, 10.0, 201)
+    assert _farthest(integrate("scipy", system, x0, v0, t),
+                     integrate("exact", system, x0, v0, t)) < 1e-9
+
+
+def test_scipy_by_default_is_the_specs_tight_reference():
+    """The API's SciPy defaults are a spec's (DOP853, rtol 1e-12, atol 1e-14), and at them it
+    stays within 1e-10 of the closed form over 200 time units."""
+    params = inspect.signature(scipy_ivp).parameters
+    spec = parse_spec("n = 1\nseed = 0\ndt = 0.1\nn_steps = 3\n[parameters]\neta = 0.1\n"
+                      "x0 = 0.0\nv0 = 0.0\n")
+    assert spec.integrator == {"name": "scipy", "method": "DOP853", "rtol": 1e-12, "atol": 1e-14}
+    assert {k: params[k].default for k in ("method", "rtol", "atol")} == {
+        k: spec.integrator[k] for k in ("method", "rtol", "atol")}
+    system, x0, v0 = _driven(8, 3)
+    t = 0.05 * np.arange(4001)
+    assert _farthest(integrate("scipy", system, x0, v0, t),
+                     integrate("exact", system, x0, v0, t)) < 1e-10
+
+
+@pytest.mark.parametrize("name", [n for n, e in INTEGRATORS.items() if e.order is not None])
+def test_every_fixed_step_method_steps_a_far_grid_by_its_own_step(name):
+    """The free oscillator on ``1e6 + i dt`` as on ``i dt``: each fixed-step method steps by the
+    grid's step, not by ``t[1] - t[0]`` (off by ulp(1e6), about 1e-8 of dt, there)."""
+    system = Oscillator.linear(np.array([0.1]), HarmonicForcing.none(1))
+    grid = 0.01 * np.arange(20001)
+    assert _farthest(integrate(name, system, [0.7], [-0.4], grid),
+                     integrate(name, system, [0.7], [-0.4], 1e6 + grid)) < 1e-9
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_times_and_states_are_refused(bad):
+    system = Oscillator.linear(np.ones(3), HarmonicForcing.none(3))
+    t = np.linspace(0, 1, 11)
+    with pytest.raises(SpecError, match="t must be finite"):
+        integrate("exact", system, np.zeros(3), np.zeros(3), np.append(t[:-1], bad))
+    for name in ("rk4", "scipy"):
+        with pytest.raises(SpecError, match="x0 must be finite"):
+            integrate(name, system, np.array([0.0, bad, 0.0]), np.zeros(3), t)
+        with pytest.raises(SpecError, match="v0 must be finite"):
+            integrate(name, system, np.zeros(3), np.array([0.0, bad, 0.0]), t)
+
+
+@pytest.mark.parametrize("name", ["euler", "rk4", "rk4-sampled-2dt"])
+def test_a_grid_off_uniform_by_1e_7_of_a_step_is_refused(name):
+    """Far above rounding: a fixed-step method would step by the wrong dt."""
+    system = Oscillator.linear(np.ones(3), HarmonicForcing.none(3))
+    t = np.linspace(0, 1, 11)
+    t[5] += 1e-8
+    with pytest.raises(SpecError, match="needs a uniform grid"):
+        integrate(name, system, np.zeros(3), np.zeros(3), t)
+
+
+def test_the_resonance_checks_look_at_what_can_resonate():
+    """A box with eta in [0, 0.1] and omega fixed at 1 holds eta = 1e-12, refused by the
+    closed form: it is said to reach the resonance (refused up front, not mid-simulation). A
+    harmonic of amplitude 0 near the resonance cancels nothing: accepted, the free motion."""
+    assert resonance_possible(0.0, 0.1, 1.0, 1.0)
+    assert not resonance_possible(0.0, 0.0, 1.0, 1.0)
+    omega = np.array([[1.0 + 1e-9]])
+    check_resonance(np.zeros(1), np.zeros((1, 1)), omega)
+    forcing = HarmonicForcing(np.zeros((1, 1)), omega, np.zeros((1, 1)))
+    t = np.linspace(0, 10, 101)
+    x, v = integrate("exact", Oscillator.linear(np.zeros(1), forcing), [1.0], [0.0], t)
+    np.testing.assert_allclose(x[0], np.cos(t), atol=1e-14)
+    np.testing.assert_allclose(v[0], -np.sin(t), atol=1e-14)
+
+
+def test_the_undamped_resonance_on_a_grid_from_t0_agrees_with_scipy():
+    """The secular term's phase is ``w t + p`` in absolute time, also where t[0] != 0."""
+    forcing = HarmonicForcing(np.array([[0.7]]), np.array([[1.0]]), np.array([[0.4]]))
+    system = Oscillator.linear(np.zeros(1), forcing)
+    t = 3.0 + np.linspace(0.0, 20.0, 2001)
+    assert _farthest(integrate("exact", system, [0.2], [-0.5], t),
+                     integrate("scipy", system, [0.2], [-0.5], t)) < 1e-8
+
+
+def test_sampled_forcing_holds_its_end_values_outside_its_grid():
+    f = SampledForcing(np.array([0.0, 1.0, 2.0]), np.array([[0.0, 1.0, 3.0]]))
+    np.testing.assert_array_equal(f(np.array([-1.0, 0.5, 2.5, 10.0])), [[0.0, 0.5, 3.0, 3.0]])

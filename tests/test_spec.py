@@ -347,3 +347,62 @@ def test_a_stored_spec_keeps_every_harmonic_and_every_listed_value():
     again = parse_spec(spec.to_toml(), source="s.toml")
     assert again.K == 5 and again.parameters["eta"] == spec.parameters["eta"]
     assert again.parameters["eta"].values == (0.123456789012345, 0.2)
+
+
+BASE = "n = 1\nseed = 0\ndt = 0.1\nn_steps = 3\n[parameters]\neta = 0.1\nx0 = 0.0\nv0 = 0.0\n"
+
+
+def _documented(key: str) -> str:
+    """The default column of docs/datasets.md's row for ``key``."""
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "datasets.md").read_text()
+    line = next(x for x in docs.splitlines() if x.startswith(f"| {key} |"))
+    return line.rstrip(" |").rsplit("|", 1)[1].strip()
+
+
+def test_the_defaults_are_the_documented_ones():
+    """Every default a spec may leave out, against the table of docs/datasets.md."""
+    from odernn.data.spec import Range
+
+    spec = parse_spec(BASE)
+    assert (spec.system, spec.dtype, spec.compression, spec.forcing) == (
+        "oscillator", "float64", None, "none")
+    assert spec.integrator == {"name": "scipy", "method": "DOP853", "rtol": 1e-12, "atol": 1e-14}
+    assert _documented("`[integrator]` `method`, `rtol`, `atol`") == "`DOP853`, 1e-12, 1e-14"
+    assert parse_spec(BASE + "[forcing]\n").forcing == "none"
+    cosine = parse_spec(BASE + '[forcing]\nfamily = "cosine"\n')
+    assert cosine.K == 1 and cosine.forcing_parameters == {
+        "F0": Range(1.0, 1.0), "omega": Range(1.0, 1.0), "phase": Range(0.0, 0.0)}
+    assert _documented("`[forcing]` `F0`, `omega`, `phase`") == "1, 1, 0"
+    random = parse_spec(BASE + '[forcing]\nfamily = "random"\n')
+    assert random.K == 3 and random.forcing_parameters == {
+        "omega": Range(0.3, 2.5), "amplitude_sum": Range(1.0, 1.0),
+        "phase": Range(0.0, 2 * math.pi)}
+    assert _documented("`[forcing]` `K`, `omega`, `amplitude_sum`, `phase`") == \
+        "3, [0.3, 2.5], 1, [0, 2 pi]"
+    series = parse_spec("system = 'sine'\nn = 1\nseed = 0\ndt = 0.1\nn_steps = 3\n")
+    assert series.series == {"frequency": 1.0, "noise": 0.0}
+    assert series.integrator == {"name": "exact"}
+    with pytest.raises(SpecError, match="missing required key 'seed'"):
+        parse_spec(BASE.replace("seed = 0\n", ""))
+
+
+@pytest.mark.parametrize("method", ['"RK99"', "1", '"rk45"'])
+def test_an_unknown_scipy_method_is_refused_with_the_spec(method):
+    """Refused when the spec is read (``--set method=...`` too), not when simulate starts."""
+    with pytest.raises(SpecError, match="unknown integrator.method .*allowed: DOP853, RK45"):
+        parse_spec(BASE + f'[integrator]\nname = "scipy"\nmethod = {method}\n')
+    assert parse_spec(BASE + '[integrator]\nmethod = "Radau"\n').integrator["method"] == "Radau"
+
+
+@pytest.mark.parametrize("name", ["rk4-sampled", "rk4-sampled-cubic", "rk4-sampled-2dt"])
+def test_a_spec_may_not_name_a_method_of_sampled_forcing(name):
+    with pytest.raises(SpecError, match="unknown integrator"):
+        parse_spec(BASE + f'[integrator]\nname = "{name}"\n')
+
+
+def test_an_override_to_a_single_point_is_refused():
+    """``--n-steps 1`` reaches ``with_overrides``, whose option allows it."""
+    with pytest.raises(SpecError, match="n_steps must be in"):
+        parse_spec(BASE).with_overrides(n_steps=1)

@@ -42,7 +42,7 @@ import numpy as np
 
 from odernn._compat import tomllib
 from odernn.checks import check_seed, did_you_mean, is_real, is_whole, read_small_text, toml_string
-from odernn.data.integrators import INTEGRATORS, MIN_RTOL
+from odernn.data.integrators import INTEGRATORS, MIN_RTOL, SCIPY_METHODS
 from odernn.data.systems import SYSTEMS, get_system
 from odernn.errors import SpecError
 
@@ -397,7 +397,8 @@ def _integrator(table: dict[str, Any], source: str, default: str = "scipy") -> d
     name = _choice(table.get("name", default), INTEGRATOR_NAMES, "integrator", source)
     out: dict[str, Any] = {"name": name}
     if name == "scipy":
-        out["method"] = str(table.get("method", "DOP853"))
+        out["method"] = _choice(table.get("method", "DOP853"), SCIPY_METHODS,
+                                "integrator.method", source)  # refused now, not at simulate
         for key, default, low in (("rtol", 1e-12, MIN_RTOL), ("atol", 1e-14, 0.0)):
             value = _number(table.get(key, default), f"integrator.{key}", source)
             if value <= 0 or value < low:  # SciPy would raise rtol to its floor, unrecorded
