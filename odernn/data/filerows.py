@@ -183,7 +183,7 @@ def _checked(rows: object, n: int, path: Path, what: str = "file rows") -> np.nd
     if index.ndim != 1 or (index.size and index.dtype.kind not in "iu"):
         raise DataError(f"{path}: {what} must be a 1-D array of integers, got shape "
                         f"{index.shape} of {index.dtype}")
-    index = index.astype(np.int64)
-    if index.size and (index[0] < 0 or index[-1] >= n or np.any(np.diff(index) <= 0)):
+    index = index.astype(np.int64, copy=False)  # one byte a row more, for the order's check
+    if index.size and (index[0] < 0 or index[-1] >= n or not np.all(index[1:] > index[:-1])):
         raise DataError(f"{path}: {what} must increase strictly within 0 .. {n - 1}")
     return index
