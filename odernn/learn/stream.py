@@ -78,9 +78,8 @@ def for_training(path: Path | str, stream: bool | None = None) -> Data:
 
 
 def _warn_of_wide_chunks(rows: FileRows) -> None:
-    """Say where streaming will be slow: each block read decompresses every chunk it touches,
-    and a compressed chunk across more trajectories than a block is decompressed again for
-    each block it serves (docs/scaling.md)."""
+    """Say where streaming will be slow: a compressed chunk across more trajectories than a
+    block is decompressed again for each block it serves (docs/scaling.md)."""
     x = rows.file().dataset("x")
     if x.compression is not None and x.chunks is not None and x.chunks[0] > block_rows(rows):
         warnings.warn(f"{rows.path}: its compressed chunks span {x.chunks[0]} trajectories "
@@ -93,8 +92,7 @@ def in_memory_bytes(data: Data, copies: int = 2) -> int:
     """An estimate of what training ``data`` in memory holds: ``copies`` of its stored values
     (parameters included) and :data:`IN_MEMORY_BYTES_PER_POINT` per time point."""
     if isinstance(data, Trajectories):
-        row = data.n_steps * sum(a.dtype.itemsize for a in (data.x, data.v, data.F)
-                                 if a is not None)
+        row = data.n_steps * sum(a.itemsize for a in (data.x, data.v, data.F) if a is not None)
         row += sum(np.asarray(p).nbytes for p in data.params.values()) // max(data.n, 1)
     else:
         row = data.row_bytes()
@@ -119,8 +117,7 @@ def fingerprint(data: Data) -> dict[str, Any]:
         return memory_fingerprint(data)
     if not data.whole:  # its rows in memory: their digest and their parameters' ranges
         part = data.read("fingerprinting a part of the file")
-        data.summary = {k: np.stack([v.min(0, initial=np.inf), v.max(0, initial=-np.inf)])
-                        for k, v in part.params.items()}
+        data.summary = {k: np.stack([v.min(0), v.max(0)]) for k, v in part.params.items()}
         return memory_fingerprint(part)
     f = data.file()
     h = hashlib.sha256(np.ascontiguousarray(data.t, dtype=np.float64).tobytes())
