@@ -46,6 +46,9 @@ DEMO_MARKER = ".odernn-demo"
 """A demo directory's own file: it names the directory as a demo a later demo may replace."""
 DEMO_FILES = frozenset((DEMO_MARKER, "train.h5", "test.h5", "stages.json"))
 DEMO_DIRS = frozenset(("runs", "report"))
+DEMO_WRITING = re.compile(r"\.(train\.h5|test\.h5|stages\.json|report)\.tmp-\d+-[0-9a-f]+")
+"""The new copy (:func:`sibling`) of a demo's file or report that a demo killed outright was
+writing: part of the unfinished demo, which the next one replaces or undoes."""
 LEGACY_REPORT = re.compile(r"report\.html|report\.md|metrics\.json|[\w.-]+\.png")
 """Files of a report written before the marker existed (it has metrics.json of our schema)."""
 _NOUNS = {"dataset": "datasets (HDF5 files of schema odernn.trajectories)",
@@ -398,6 +401,9 @@ def _demo_reason(path: Path) -> str | None:
         if entry.is_symlink():
             return f"{name} is a link"
         if name in DEMO_FILES and entry.is_file():
+            continue
+        if (m := DEMO_WRITING.fullmatch(name)) and (entry.is_dir() if m[1] == "report"
+                                                    else entry.is_file()):
             continue
         if name not in DEMO_DIRS or not entry.is_dir():
             return f"it holds {name}, which the demo does not write"

@@ -90,6 +90,12 @@ def _release(locks: list[int]) -> None:
         os.close(locks.pop())
 
 
+def _finish(out: Path, stages: dict[str, float]) -> None:
+    """Mark the demo at ``out`` finished: :data:`DONE`, written whole or not at all (a demo
+    killed while writing it is unfinished, and :func:`_recover` puts the previous one back)."""
+    atomic.write_text(out / DONE, jsonio.dumps(stages, indent=2) + "\n", what="demo")
+
+
 def _recover(out: Path) -> None:
     """Put back the finished demo that a demo killed by SIGKILL (no handler ran) had set aside
     under a hidden name, in place of that demo's unfinished one at ``out``: the state any
@@ -295,7 +301,7 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
     write_report(evaluation, out / "report", runs=runs, title="odernn demo report",
                  extra_sections=[section])
     result.stages["report"] = time.perf_counter() - start
-    (out / DONE).write_text(jsonio.dumps(result.stages, indent=2) + "\n")
+    _finish(out, result.stages)
     return result
 
 
@@ -375,5 +381,5 @@ def _preset_demo(out: Path, preset: str, seed: int, quick: bool,
     write_document(out / "report", f"odernn demo: the notes' {preset} example", meta,
                    [preset_section(runs)], files=files)
     result.stages["report"] = time.perf_counter() - start
-    (out / DONE).write_text(jsonio.dumps(result.stages, indent=2) + "\n")
+    _finish(out, result.stages)
     return result

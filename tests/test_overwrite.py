@@ -431,6 +431,52 @@ def test_a_demo_killed_outright_is_undone_by_the_next(tmp_path, capsys):
     assert not aside.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 
+@pytest.mark.parametrize("left", [".train.h5.tmp-4242-0a1b2c3d", ".stages.json.tmp-4242-0a1b2c3d",
+                                  ".report.tmp-4242-0a1b2c3d/"])
+def test_a_demo_killed_while_writing_a_file_is_undone_by_the_next(tmp_path, capsys, left):
+    """A demo killed outright while it wrote a dataset, its report or its last file
+    (stages.json, written whole or not at all) leaves that file's new copy beside it: the
+    unfinished demo is still the demo's, undone by the next one, not a directory it refuses."""
+    from odernn.demo import _recover
+
+    demo = fake_demo(tmp_path / "demo")
+    previous = snapshot(demo)
+    aside = atomic.set_aside(demo)
+    demo.mkdir()
+    (demo / atomic.DEMO_MARKER).write_text("written by odernn demo\n")
+    (demo / "test.h5").write_bytes(b"the killed demo's")
+    if left.endswith("/"):
+        (demo / left).mkdir()
+        (demo / left / "report.md").write_text("half")
+    else:
+        (demo / left).write_bytes(b"half")
+    assert atomic.foreign_reason(demo, "demo") is None
+    _recover(demo)
+    assert not aside.exists() and snapshot(demo) == previous
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / atomic.DEMO_MARKER).write_text("written by odernn demo\n")
+    (tmp_path / "other" / ".train.h5.tmp-4242-0a1b2c3d").mkdir()  # a directory: not a copy
+    assert "which the demo does not write" in atomic.foreign_reason(tmp_path / "other", "demo")
+
+
+def test_a_demo_is_marked_finished_whole_or_not_at_all(tmp_path, monkeypatch):
+    """stages.json, whose presence says the demo finished, is written beside and renamed into
+    place: interrupted before the rename, there is none (a half-written one said finished)."""
+    from odernn import demo as demo_module
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    monkeypatch.setattr(atomic, "_renameat2", lambda *args: interrupted())
+    with pytest.raises(KeyboardInterrupt):
+        demo_module._finish(tmp_path, {"simulate": 1.0})
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    demo_module._finish(tmp_path, {"simulate": 1.0})
+    assert json.loads((tmp_path / "stages.json").read_text()) == {"simulate": 1.0}
+
+
 def test_a_killed_demo_is_not_undone_by_a_command_that_refuses(tmp_path):
     """Recovery is a change: a demo refused (here: its output holds its own input) recovers
     nothing (it replaced the input named on its command line by the older demo's file)."""
