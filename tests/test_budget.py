@@ -568,3 +568,43 @@ def test_a_simulations_block_is_budgeted_at_the_rows_it_holds_and_names_what_to_
     monkeypatch.setenv(budget.ENV, "100000")  # 300 kB, nearly all of it the harmonics'
     with pytest.raises(budget.BudgetError, match="forcing K = 500.*reduce forcing.K"):
         check_memory(harmonics)
+
+
+def test_the_budget_is_the_smaller_of_the_cap_and_half_the_available(monkeypatch):
+    monkeypatch.delenv(budget.ENV, raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(budget, "available_memory", lambda: 2 << 30)
+    assert budget.memory_budget()[0] == 1 << 30
+    monkeypatch.setattr(budget, "available_memory", lambda: 64 << 30)
+    assert budget.memory_budget()[0] == 4 << 30
+    monkeypatch.setattr(budget, "available_memory", lambda: None)
+    assert budget.memory_budget()[0] == 4 << 30
+
+
+def test_available_memory_is_in_bytes():
+    got = budget.available_memory()
+    assert got is None or got > 64 << 20  # kB read as bytes would be ~1000x too small
+
+
+def test_local_world_size_zero_is_one_process_and_shared_by_is_undone(monkeypatch):
+    monkeypatch.setenv(budget.ENV, "8G")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "0")
+    assert budget.memory_budget()[0] == 8 << 30
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    with budget.shared_by(4):
+        assert budget.memory_budget()[0] == 2 << 30
+    assert budget.processes() == 1
+
+
+@pytest.mark.parametrize("text", ["0", "-1G", "lots", "nanG", ""])
+def test_parse_size_refuses(text):
+    with pytest.raises(SpecError, match="expected a size"):
+        budget.parse_size(text)
+
+
+def test_check_refuses_just_over_the_budget(monkeypatch):
+    monkeypatch.setenv(budget.ENV, "1M")
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    budget.check("x", 1 << 20, "reduce x")
+    with pytest.raises(budget.BudgetError):
+        budget.check("x", (1 << 20) + 1, "reduce x")

@@ -498,3 +498,18 @@ def test_a_worker_whose_peer_left_on_an_interrupt_says_interrupted(tmp_path, mon
     err = capsys.readouterr().err
     assert err.startswith("interrupted") and len(err.splitlines()) == 1, err
     assert list(out.iterdir()) == []
+
+
+def test_guards_restore_the_handlers_they_replaced():
+    """Each guard puts back the handlers it replaced, nested too: one left installed would turn
+    a later Ctrl-C into a flag nobody reads."""
+    from odernn import interrupt
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with interrupt.interrupt_guard() as interrupted:
+        guard = {s: signal.getsignal(s) for s in before}
+        assert guard != before
+        with interrupt.raising_signals(interrupted):
+            pass
+        assert {s: signal.getsignal(s) for s in before} == guard
+    assert {s: signal.getsignal(s) for s in before} == before
