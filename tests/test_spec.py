@@ -406,3 +406,11 @@ def test_an_override_to_a_single_point_is_refused():
     """``--n-steps 1`` reaches ``with_overrides``, whose option allows it."""
     with pytest.raises(SpecError, match="n_steps must be in"):
         parse_spec(BASE).with_overrides(n_steps=1)
+
+
+def test_a_range_of_one_value_is_that_value():
+    """``[a, a]`` is a range like any other (only low > high is refused)."""
+    from odernn.data.spec import Range
+
+    spec = parse_spec(BASE.replace("eta = 0.1", "eta = [0.2, 0.2]"))
+    assert spec.parameters["eta"] == Range(0.2, 0.2)

@@ -185,6 +185,9 @@ def test_bad_systems_and_parameters_are_refused_in_one_line():
         integrate("exact", system, X0, V0, np.linspace(0, 1, 11))
     with pytest.raises(SpecError, match="eta = -0.5 is outside its valid range"):
         Oscillator.of("pendulum", {"eta": np.array([0.1, -0.5, 0.2])}, system.forcing)
+    for bad in (np.inf, np.nan):  # through the API (a spec refuses them earlier)
+        with pytest.raises(SpecError, match="eta = .* is outside its valid range"):
+            Oscillator.of("pendulum", {"eta": np.array([0.1, bad, 0.2])}, system.forcing)
 
 
 def test_simulate_another_system_with_its_parameters_set_on_the_command_line(tmp_path, capsys):
