@@ -36,8 +36,14 @@ def quiet_lost_interrupts(unraisable: object) -> None:
     raise (the signal's handler ran inside a weakref callback of the import machinery, or a
     finaliser) is not printed as "Exception ignored ... Traceback": the request it carried
     is held in :data:`odernn.interrupt.REQUESTED`, and the command ends with 130 at its next
-    safe point. Anything else is reported as Python reports it."""
-    if not isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
+    safe point. Nor is any error a finaliser raises once an interrupt was requested: the
+    interrupt may have cut an object's construction short (llvmlite's, while numba compiled:
+    its finaliser then fails), and the command ends with its one line. Anything else is
+    reported as Python reports it."""
+    from odernn.interrupt import REQUESTED
+
+    if not (isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt)
+            or REQUESTED.is_set()):
         sys.__unraisablehook__(unraisable)
 
 
