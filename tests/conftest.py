@@ -52,3 +52,19 @@ def small_linear_sets():
     test = simulate_trajectories(load_spec("test").with_overrides(
         n=6, n_steps=200, integrator="exact"))
     return train, test
+
+
+@pytest.fixture
+def data() -> tuple[dict, dict]:
+    """A small trajectory file's arrays and parameters (``test_store.make_data``)."""
+    from test_store import make_data
+
+    return make_data()
+
+
+@pytest.fixture
+def good(tmp_path, data):
+    """Those written as a valid trajectory file (``test_store.write``)."""
+    from test_store import write
+
+    return write(tmp_path / "data.h5", *data)

@@ -7,21 +7,11 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from test_store import DT, N, T, forged_file, make_data, write
+from test_store import DT, N, T, forged_file, write
 
 from odernn.data.merge import merge_files
 from odernn.data.store import open_trajectories
 from odernn.errors import DataError
-
-
-@pytest.fixture
-def data() -> tuple[dict, dict]:
-    return make_data()
-
-
-@pytest.fixture
-def good(tmp_path, data):
-    return write(tmp_path / "data.h5", *data)
 
 
 def refused(path, message, named=None):

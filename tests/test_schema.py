@@ -7,17 +7,12 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from test_store import make_data, write
+from test_store import make_data
 
 from odernn.data.schema import grid_step, off_grid, same_step, step_slack
 from odernn.data.store import content_digest, open_trajectories
 from odernn.data.writer import TrajectoryWriter
 from odernn.errors import DataError
-
-
-@pytest.fixture
-def good(tmp_path):
-    return write(tmp_path / "data.h5", *make_data())
 
 
 def test_a_file_without_created_is_refused_by_name(good):

@@ -74,16 +74,6 @@ def write(path: Path, arrays: dict, params: dict, *, blocks=None, attrs=ATTRS, *
     return path
 
 
-@pytest.fixture
-def data() -> tuple[dict, dict]:
-    return make_data()
-
-
-@pytest.fixture
-def good(tmp_path: Path, data) -> Path:
-    return write(tmp_path / "data.h5", *data)
-
-
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 

@@ -19,16 +19,6 @@ from odernn.errors import DataError
 
 
 @pytest.fixture
-def data() -> tuple[dict, dict]:
-    return make_data()
-
-
-@pytest.fixture
-def good(tmp_path, data):
-    return write(tmp_path / "data.h5", *data)
-
-
-@pytest.fixture
 def simulated(tmp_path):
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC)
