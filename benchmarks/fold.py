@@ -53,7 +53,6 @@ import rollout as rb  # noqa: E402
 
 from odernn.learn.models.inference import (  # noqa: E402
     BLOCK_BYTES,
-    _products,
     by_sigmoid,
     sigmoid_form_,
 )
@@ -71,7 +70,7 @@ def fold(model) -> tuple[Tensor, Tensor]:
     float64 from the model's weights and its codec's statistics."""
     layout, codec = model.layout, model.codec
     if (model.family != "rnn" or layout.target != "state" or layout.prior or len(model.head)
-            or model.D is None or model.product_degree != 1
+            or model.D is None or model.product_degree != 1 or model.param_cols.tolist() != [4]
             or layout.inputs != ("x", "v", "F", "F_next", "eta")):
         raise SystemExit("the fold is written for the benchmark's RNN layout only")
     d64 = {"dtype": torch.float64}
@@ -81,9 +80,9 @@ def fold(model) -> tuple[Tensor, Tensor]:
     v, c, d = (t.detach().double() for t in (model.V, model.c, model.D))
     n_in, hidden = layout.n_inputs, w_w.shape[0]
     one, width = 2 * n_in, 2 * n_in + 1 + hidden
-    # the skip's products as the inference step computes them: weights of u_n * eta_n
-    _, w_p = _products(model, model.D.detach()[:, n_in:].contiguous())
-    w_p = w_p.double()
+    # the skip's features (readout.skip_features, degree 1): u_n, then eta_n times each
+    # other channel; w_p weighs u_n * eta_n for every channel (eta_n^2 by zero)
+    w_p = torch.cat([d[:, n_in:], torch.zeros_like(d[:, :1])], 1)
     cell = torch.zeros(width, hidden, **d64)
     cell[:n_in] = (u_w / s).T
     cell[one] = b - u_w @ (m / s)
