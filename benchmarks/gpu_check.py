@@ -20,9 +20,12 @@ compare throughput. In this order (``--only`` runs one part):
 
     python benchmarks/gpu_check.py            # a few minutes on one GPU
     python benchmarks/gpu_check.py --only rollouts
+    python benchmarks/gpu_check.py --dry-run  # the script itself, on the CPU (seconds)
 
-Never part of the test suite; run it whenever a GPU is available. Without one it says so
-and exits with status 0, having checked nothing.
+Run it whenever a GPU is available. Without one it says so and exits with status 0, having
+checked nothing. ``--dry-run`` runs every part but the tests marked ``gpu`` on the CPU at toy
+sizes (one epoch, batches of 64): its figures mean nothing, but a GPU's minutes are not
+spent on a script that fails (``tests/test_gpu.py`` runs it so).
 """
 
 from __future__ import annotations
@@ -56,32 +59,35 @@ def data(n: int, n_steps: int, name: str = "train"):
     return simulate_trajectories(spec)
 
 
-def cuda_vs_cpu(workdir: Path) -> list[str]:
-    """Train each family on CUDA and on the CPU; a CPU rollout of the CUDA checkpoint must match
-    the GPU one. The gradient families' accuracy in float32 and under bfloat16 autocast."""
-    train_set, test = data(128, 400), data(32, 400, "test")
+def cuda_vs_cpu(workdir: Path, gpu: str = "cuda", dry_run: bool = False) -> list[str]:
+    """Train each family on the GPU and on the CPU; a CPU rollout of the GPU checkpoint must
+    match the GPU one. The gradient families' accuracy in float32 and under bfloat16
+    autocast. ``dry_run``: 16 short trajectories, one epoch."""
+    n, steps, extra = (16, 60, {"epochs": 1}) if dry_run else (128, 400, {})
+    train_set, test = data(n, steps), data(n // 4, steps, "test")
     lines = []
     for family in FAMILIES:
-        elapsed, val = {}, {}
-        for device in ("cuda", "cpu"):
-            config = TrainConfig.from_dict({"model": family, "device": device})
+        elapsed, val, outs = {}, {}, {}
+        for role, device in (("gpu", gpu), ("cpu", "cpu")):
+            config = TrainConfig.from_dict({"model": family, "device": device,
+                                            **({} if family == "esn" else extra)})
             t0 = time.perf_counter()
-            result = train(train_set, config, workdir / f"{family}-{device}", progress=False)
-            elapsed[device] = time.perf_counter() - t0
-            val[device] = f"{result.best_val_nrmse:.2e} ({result.status})"
-        outs = {}
-        for device in ("cuda", "cpu"):
-            model = load_surrogate(workdir / f"{family}-cuda", device=device)
-            outs[device] = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params["eta"])
+            result = train(train_set, config, workdir / f"{family}-{role}", progress=False)
+            elapsed[role] = time.perf_counter() - t0
+            val[role] = f"{result.best_val_nrmse:.2e} ({result.status})"
+        for role, device in (("gpu", gpu), ("cpu", "cpu")):  # the GPU's checkpoint on both
+            model = load_surrogate(workdir / f"{family}-gpu", device=device)
+            outs[role] = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params["eta"])
         scale = np.std(test.x[:, 1:])
-        gap = float(np.max(np.abs(outs["cuda"].x - outs["cpu"].x)) / scale)
-        ok = gap < 1e-3 and outs["cpu"].n_diverged == outs["cuda"].n_diverged
-        lines.append(f"{family:5s} trained on cuda in {elapsed['cuda']:6.1f} s, val NRMSE(x) "
-                     f"{val['cuda']}; on the CPU in {elapsed['cpu']:6.1f} s, {val['cpu']}; "
-                     f"CPU vs CUDA rollout max |dx|/std {gap:.1e} {'ok' if ok else 'MISMATCH'}")
+        gap = float(np.max(np.abs(outs["gpu"].x - outs["cpu"].x)) / scale)
+        ok = gap < 1e-3 and outs["cpu"].n_diverged == outs["gpu"].n_diverged
+        lines.append(f"{family:5s} trained on {gpu} in {elapsed['gpu']:6.1f} s, val NRMSE(x) "
+                     f"{val['gpu']}; on the CPU in {elapsed['cpu']:6.1f} s, {val['cpu']}; "
+                     f"CPU vs {gpu} rollout max |dx|/std {gap:.1e} "
+                     f"{'ok' if ok else 'MISMATCH'}")
         if family != "esn":
-            fp32, bf16 = (nrmse(x, test.x) for x in autocast_rollouts(model.to("cuda"), test))
-            lines.append(f"      closed loop on cuda, NRMSE(x): float32 {fp32:.3e}, bfloat16 "
+            fp32, bf16 = (nrmse(x, test.x) for x in autocast_rollouts(model.to(gpu), test))
+            lines.append(f"      closed loop on {gpu}, NRMSE(x): float32 {fp32:.3e}, bfloat16 "
                          f"autocast {bf16:.3e} ({bf16 / fp32:.2f}x)")
     return lines
 
@@ -93,7 +99,8 @@ def autocast_rollouts(model, test) -> list[np.ndarray]:
                                              test.params["eta"], None, None)
     xs = []
     for bf16 in (False, True):
-        with torch.enable_grad(), torch.autocast("cuda", torch.bfloat16, enabled=bf16):
+        with torch.enable_grad(), torch.autocast(model.device.type, torch.bfloat16,
+                                                 enabled=bf16):
             z = joint_closed_loop((model,), z0, e, observed)
         xs.append(model._rollout_of(z.detach().float(), 0).x)
     return xs
@@ -130,7 +137,7 @@ def throughput(device: str, batch: int = 1024, hidden: int = 256, window: int = 
 
 
 def rollouts(batches: tuple[int, ...] = (10**4, 10**5, 10**6), steps: int = 50,
-             repeats: int = 3) -> list[str]:
+             repeats: int = 3, gpu: str = "cuda") -> list[str]:
     """Closed-loop rollouts on CUDA in useful GFLOP/s against the GPU's ``mm`` at the cell's
     shapes (``benchmarks/rollout.py``'s functions)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -149,13 +156,13 @@ def rollouts(batches: tuple[int, ...] = (10**4, 10**5, 10**6), steps: int = 50,
              f"{'step us':>10}{'on GPU GF/s':>13}{'% of mm':>9}{'step us':>10}"]
     print(lines[0], flush=True)
     for family in ("rnn", "lstm", "gru"):
-        model = in_range(family, layout, stats, data).to("cuda")  # the loop in range
+        model = in_range(family, layout, stats, data).to(gpu)  # the loop in range
         check_in_range(model, data, min(batches), steps)  # trajectories repeat mod 256
         k, n = layout.n_inputs + model.hparams["hidden"], model.gates * model.hparams["hidden"]
         for batch in batches:
-            mm = matmul_rate(batch, k, n, repeats, device="cuda")
+            mm = matmul_rate(batch, k, n, repeats, device=gpu)
             t = median_times({"numpy": rollout_call(model, data, batch, steps),
-                              "gpu": resident_call(model, data, batch, steps)}, repeats, "cuda")
+                              "gpu": resident_call(model, data, batch, steps)}, repeats, gpu)
             row = f"{family:<6}{batch:>9}{mm / 1e9:>13.1f}"
             for name in ("numpy", "gpu"):
                 rate = useful_flops(model, layout) * batch * steps / t[name]
@@ -186,15 +193,22 @@ def main() -> None:
     parser.add_argument("--only", choices=("tests", "train", "throughput", "rollouts"),
                         help="run one part only")
     parser.add_argument("--rollout-steps", type=int, default=50)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="every part but the tests marked gpu, on the CPU at toy sizes")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    gpu = "cpu" if args.dry_run else "cuda"
+    if args.dry_run:
+        print(f"dry run on the CPU (toy sizes, figures mean nothing), torch {torch.__version__}")
+    elif not torch.cuda.is_available():
         print("no CUDA GPU available: nothing to check")
         return
-    print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    else:
+        print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     if args.only in (None, "rollouts"):
-        print(f"closed-loop rollouts on the GPU, {args.rollout_steps} steps:", flush=True)
-        rollouts(steps=args.rollout_steps)
-    if args.only in (None, "tests"):
+        print(f"closed-loop rollouts on {gpu}, {args.rollout_steps} steps:", flush=True)
+        rollouts(**({"batches": (64,), "repeats": 1} if args.dry_run else {}),
+                 steps=args.rollout_steps, gpu=gpu)
+    if args.only in (None, "tests") and not args.dry_run:
         tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu",
                                 "tests/test_gpu.py"],
                                env={**os.environ, "ODERNN_GPU_TESTS": "1"},
@@ -203,14 +217,16 @@ def main() -> None:
               flush=True)
     if args.only in (None, "train"):
         with tempfile.TemporaryDirectory() as tmp:
-            for line in cuda_vs_cpu(Path(tmp)):
+            for line in cuda_vs_cpu(Path(tmp), gpu, args.dry_run):
                 print(line, flush=True)
     if args.only in (None, "throughput"):
-        gpu, cpu = throughput("cuda"), throughput("cpu", repeats=1)
-        bf16 = throughput("cuda", bf16=True)
-        print(f"LSTM hidden 256, batch 1024, windows of 50: {gpu:,.0f} steps/s on GPU, "
-              f"{bf16:,.0f} under bfloat16 autocast ({bf16 / gpu:.2f}x), {cpu:,.0f} on CPU "
-              f"({torch.get_num_threads()} threads): GPU/CPU {gpu / cpu:.1f}x")
+        size = {"batch": 64, "hidden": 16, "window": 10, "repeats": 1} if args.dry_run else {}
+        on_gpu, cpu = throughput(gpu, **size), throughput("cpu", **{"repeats": 1, **size})
+        bf16 = throughput(gpu, bf16=True, **size)
+        print(f"LSTM hidden {size.get('hidden', 256)}, batch {size.get('batch', 1024)}, "
+              f"windows of {size.get('window', 50)}: {on_gpu:,.0f} steps/s on {gpu}, "
+              f"{bf16:,.0f} under bfloat16 autocast ({bf16 / on_gpu:.2f}x), {cpu:,.0f} on CPU "
+              f"({torch.get_num_threads()} threads): GPU/CPU {on_gpu / cpu:.1f}x")
 
 
 if __name__ == "__main__":

@@ -84,3 +84,24 @@ def test_every_benchmark_script_imports():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
+
+
+def test_the_gpu_check_runs_on_the_cpu():
+    """``benchmarks/gpu_check.py`` runs only where a GPU is lent, a few minutes at a time: a
+    failure of the script itself would spend them. Its dry run takes every part but the
+    tests marked gpu through the CPU at toy sizes."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--dry-run",
+                          "--rollout-steps", "5"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    for family in ("rnn", "lstm", "gru"):
+        assert any(line.split()[:2] == [family, "64"] for line in lines), out.stdout
+    trained = [line for line in lines if " trained on cpu " in line]
+    assert [line.split()[0] for line in trained] == ["rnn", "lstm", "gru", "esn"], out.stdout
+    assert all(line.endswith(" ok") for line in trained), out.stdout
+    assert sum("NRMSE(x): float32" in line for line in lines) == 3, out.stdout
+    assert any(line.startswith("LSTM hidden 16, batch 64") for line in lines), out.stdout
