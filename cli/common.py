@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from odernn._compat import tomllib
-from odernn.checks import did_you_mean, read_small_text
+from odernn.checks import did_you_mean, parse_toml, read_small_text
 from odernn.errors import SpecError
 
 ARGV: list[str] = []
@@ -29,10 +29,7 @@ def _load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | N
     """Read ``--config FILE.toml`` into the command's defaults; explicit flags still win."""
     if value is None:
         return None
-    try:
-        raw = tomllib.loads(read_small_text(Path(value), "--config"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"--config {value}: {exc}") from None
+    raw = parse_toml(read_small_text(Path(value), "--config"), f"--config {value}")
     allowed = config_keys(ctx.command.params)
     defaults: dict[str, Any] = {}
     keys: dict[str, str] = {}  # parameter -> the key that set it
@@ -117,6 +114,8 @@ def parse_sets(items: list[str], flag: str = "--set") -> dict[str, Any]:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
+        except RecursionError:  # tomllib recurses once per level of nesting
+            raise SpecError(f"{flag} {key.strip()}: arrays nested too deeply to read") from None
         name = key.strip().replace("-", "_")
         if name in out:
             raise SpecError(f"{flag} {name} is given twice; give it once")

@@ -17,8 +17,7 @@ from typing import Any
 import typer
 
 from odernn import budget
-from odernn._compat import tomllib
-from odernn.checks import read_small_text
+from odernn.checks import parse_toml, read_small_text
 from odernn.cli import common
 from odernn.cli.app import INTERRUPTED, app
 from odernn.cli.choices import Device, Model, Optimizer, Prior, Target, plain
@@ -30,10 +29,7 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     """Options from ``--config FILE.toml`` (a regular file of at most 1 MiB)."""
     if path is None:
         return {}
-    try:
-        return tomllib.loads(read_small_text(path, "--config"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"--config {path}: {exc}") from None
+    return parse_toml(read_small_text(path, "--config"), f"--config {path}")
 
 
 @app.command(

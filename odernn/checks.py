@@ -13,6 +13,7 @@ import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from odernn.errors import OutputError, SpecError
 
@@ -194,6 +195,20 @@ def read_small_text(path: Path, what: str, *, limit: int = MAX_TEXT_BYTES,
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_toml(text: str, what: str) -> dict[str, Any]:
+    """The TOML document ``text``, or one SpecError line naming ``what``: malformed, or
+    nested too deeply for the parser (tomllib recurses once per level: a few hundred ``[``
+    ran out of Python's stack with a traceback of thousands of lines)."""
+    from odernn._compat import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{what}: malformed TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{what}: arrays or tables nested too deeply to read") from None
 
 
 def toml_string(text: str) -> str:

@@ -75,6 +75,10 @@ def files(tmp_path_factory):
     text.write_text("not hdf5")
     bad_toml = root / "bad.toml"
     bad_toml.write_text("epochs = [")
+    deep_toml = root / "deep.toml"  # tomllib recurses once per level
+    deep_toml.write_text("epochs = " + "[" * 1000 + "]" * 1000 + "\n")
+    deep_spec = root / "deep-spec.toml"
+    deep_spec.write_text(SPEC + "description = " + "[" * 1000 + "]" * 1000 + "\n")
     neg_dt = root / "neg-dt.toml"
     neg_dt.write_text(SPEC.replace("dt = 0.05", "dt = -0.05"))
     unknown_key = root / "unknown-key.toml"
@@ -117,7 +121,8 @@ def files(tmp_path_factory):
     return {"data": data, "other_dt": other_dt, "run": run, "blind": blind, "spec": spec,
             "fixed_eta": fixed_eta, "fixed_run": fixed_run,
             "part1": parts[0], "part2": parts[1], "truncated": truncated, "text": text,
-            "bad_toml": bad_toml, "neg_dt": neg_dt, "unknown_key": unknown_key,
+            "bad_toml": bad_toml, "deep_toml": deep_toml, "deep_spec": deep_spec,
+            "neg_dt": neg_dt, "unknown_key": unknown_key,
             "no_schema": no_schema, "matlab": matlab, "series": series, "existing": existing,
             "foreign_dir": foreign_dir, "root": root, **made, **bad_runs}
 
@@ -145,6 +150,13 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--config", "{data}"], "is an HDF5 file (a dataset"),
     (["simulate", "{matlab}", "-o", "{root}/o.h5"], "is an HDF5 file (a dataset?), not a spec"),
     (["simulate", "{bad_toml}", "-o", "{root}/o.h5"], "malformed TOML"),
+    (["simulate", "{deep_spec}", "-o", "{root}/o.h5"], "nested too deeply"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--config", "{deep_toml}"], "nested too deeply"),
+    (["train", "{data}", "-o", "{root}/o", "--config", "{deep_toml}"], "nested too deeply"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--set", "x0=" + "[" * 5000 + "]" * 5000],
+     "nested too deeply"),
+    (["train", "{data}", "-o", "{root}/o", "--set", "head=" + "[" * 5000 + "]" * 5000],
+     "nested too deeply"),
     (["simulate", "{neg_dt}", "-o", "{root}/o.h5"], "dt must be > 0"),
     (["simulate", "{unknown_key}", "-o", "{root}/o.h5"], "did you mean 'n'"),
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--integrator", "rk5"], "did you mean 'rk4'"),
@@ -188,6 +200,10 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--no-eta", "--set", "use_eta=true"],
      "use_eta = true contradicts withhold"),
     (["train", "{data}", "-o", "{root}/o", "--set", "lr=0.1", "--set", "lr=0.2"], "twice"),
+    (["train", "{data}", "-o", "{root}/o", "--model", "rnn", "--set", "lr=1e39"],
+     "float32's largest"),  # finite in float64, not in the optimiser's float32
+    (["train", "{data}", "-o", "{root}/o", "--model", "rnn", "--set", "weight_decay=-1e300"],
+     "float32's largest"),
     (["train", "{data}", "-o", "{root}/o", "--prior", "dufing"], "did you mean 'duffing'"),
     (["train", "{data}", "-o", "{root}/o", "--prior", "duffing", "--prior-set", "bta=1"],
      "no parameter 'bta' (did you mean 'beta'?)"),
@@ -298,7 +314,8 @@ CASES = [
 
 
 def case_id(args: list[str]) -> str:
-    return " ".join(a.replace("{", "").replace("}", "") for a in args)
+    words = (a.replace("{", "").replace("}", "") for a in args)
+    return " ".join(w if len(w) <= 40 else f"{w[:20]}...({len(w)} characters)" for w in words)
 
 
 @pytest.mark.parametrize(("args", "needle"), CASES, ids=[case_id(c[0]) for c in CASES])

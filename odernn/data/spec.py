@@ -40,8 +40,15 @@ from typing import Any
 
 import numpy as np
 
-from odernn._compat import tomllib
-from odernn.checks import check_seed, did_you_mean, is_real, is_whole, read_small_text, toml_string
+from odernn.checks import (
+    check_seed,
+    did_you_mean,
+    is_real,
+    is_whole,
+    parse_toml,
+    read_small_text,
+    toml_string,
+)
 from odernn.data.integrators import INTEGRATORS, MIN_RTOL, SCIPY_METHODS
 from odernn.data.systems import SYSTEMS, get_system
 from odernn.errors import SpecError
@@ -195,10 +202,7 @@ def load_spec(name_or_path: str | Path) -> Spec:
 
 def parse_spec(text: str, *, source: str = "<spec>", default_name: str = "dataset") -> Spec:
     """Parse and validate spec text; every problem raises :class:`SpecError` naming the key."""
-    try:
-        raw = tomllib.loads(text.removeprefix("\ufeff"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{source}: malformed TOML: {exc}") from None
+    raw = parse_toml(text.removeprefix("\ufeff"), source)
     _check_keys(raw, TOP_KEYS, source)
     system = _choice(raw.get("system", "oscillator"), (*SYSTEMS, SERIES), "system", source)
     n_steps = _integer(raw, "n_steps", source, minimum=2)

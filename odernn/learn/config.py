@@ -37,6 +37,9 @@ RIDGE_OPTIONS = ("ridge", "ridge_grid")
 RECIPE_OPTIONS = {"gradient": GRADIENT_OPTIONS, "ridge": RIDGE_OPTIONS}
 VAL_FRACTION = 0.1
 """The default share of the training trajectories held out for validation."""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest magnitude of a float option: models and optimisers compute in float32 (a
+learning rate of 1e39 failed in Adam with a traceback)."""
 HF_OPTIONS = {"damping": 1.0, "structural_damping": 0.0, "max_cg_iters": 50}
 """Options of the Hessian-free optimiser only, with their defaults."""
 PARAMETERS = tuple(dict.fromkeys(n for system in SYSTEMS.values() for n in system.names))
@@ -390,9 +393,9 @@ def _coerce(key: str, value: Any, hint: str) -> Any:
         if not is_real(value) or not math.isfinite(value) or value != int(value):
             raise bad("an integer" + (", or true or false" if "bool" in kinds else ""))
         return int(value)
-    if kind == "float":
-        if not is_real(value) or not math.isfinite(value):
-            raise bad("a finite number")
+    if kind == "float":  # within float32, which the models and optimisers compute in
+        if not is_real(value) or not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            raise bad("a finite number of magnitude at most 3.4e38 (float32's largest)")
         return float(value)
     if kind == "str":
         if not isinstance(value, str):
