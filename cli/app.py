@@ -131,11 +131,27 @@ def _choice_message(message: str) -> str:
             f"allowed: {', '.join(allowed)}")
 
 
+MAX_MESSAGE = 2000
+"""The most characters of an error or warning printed: a message that quotes a value from a
+file (an attribute of a million names, a checkpoint's list) keeps its head and its end."""
+
+
+def shortened(message: str) -> str:
+    """``message`` within :data:`MAX_MESSAGE` characters: its head and its end (where the
+    advice is), and how much was left out between."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    head, tail = MAX_MESSAGE * 2 // 3, MAX_MESSAGE // 4
+    return (f"{message[:head]} ... ({len(message) - head - tail} characters left out) ... "
+            f"{message[-tail:]}")
+
+
 def _error(message: str, every_rank: bool = False) -> None:
-    """Print ``error: message`` on stderr. In a distributed run (torchrun) rank 0 alone
-    prints a bad input, which every rank meets alike; ``every_rank``: an error of the
-    environment (a disk, a permission), which may be one rank's own, every rank prints,
-    named (``error (rank 1): ...``, rank 0's too)."""
+    """Print ``error: message`` (:func:`shortened`) on stderr. In a distributed run
+    (torchrun) rank 0 alone prints a bad input, which every rank meets alike;
+    ``every_rank``: an error of the environment (a disk, a permission), which may be one
+    rank's own, every rank prints, named (``error (rank 1): ...``, rank 0's too)."""
+    message = shortened(message)
     if not _distributed():
         print(f"error: {message}", file=sys.stderr)
     elif every_rank:
@@ -156,7 +172,7 @@ def _warning(message: Warning | str, category: type[Warning], filename: str, lin
     says it, as every rank meets it alike."""
     if not _distributed() or os.environ.get("RANK", "0") == "0":
         kind = "" if category is UserWarning else f"{category.__name__}: "
-        print(f"warning: {kind}{one_line(message)}", file=sys.stderr)
+        print(f"warning: {kind}{shortened(one_line(message))}", file=sys.stderr)
 
 
 def _wraps_interrupt(exc: BaseException) -> bool:

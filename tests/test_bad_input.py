@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_cli import SPEC  # a small spec: 6 trajectories x 40 steps
 
-from odernn.cli.app import main
+from odernn.cli.app import MAX_MESSAGE, main
 from odernn.learn.checkpoint import read_checkpoint
 
 
@@ -117,6 +117,7 @@ def files(tmp_path_factory):
         "empty": rewrite(data, root / "empty.h5", rows=slice(0, 0)),
         "one_point": rewrite(data, root / "one-point.h5", cols=slice(0, 1)),
         "short": rewrite(data, root / "short.h5", cols=slice(0, 30)),
+        "huge_name": rewrite(data, root / "huge-name.h5", attrs={"system": "q" * 10**6}),
     }
     return {"data": data, "other_dt": other_dt, "run": run, "blind": blind, "spec": spec,
             "fixed_eta": fixed_eta, "fixed_run": fixed_run,
@@ -151,6 +152,7 @@ CASES = [
     (["simulate", "{matlab}", "-o", "{root}/o.h5"], "is an HDF5 file (a dataset?), not a spec"),
     (["simulate", "{bad_toml}", "-o", "{root}/o.h5"], "malformed TOML"),
     (["simulate", "{deep_spec}", "-o", "{root}/o.h5"], "nested too deeply"),
+    (["inspect", "{huge_name}"], "characters left out) ... qqq"),  # and the end, the advice
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--config", "{deep_toml}"], "nested too deeply"),
     (["train", "{data}", "-o", "{root}/o", "--config", "{deep_toml}"], "nested too deeply"),
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--set", "x0=" + "[" * 5000 + "]" * 5000],
@@ -230,9 +232,9 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--config", "{bad_toml}"], "bad.toml"),
     (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--set", "epochs=3"], "epochs"),
     (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--units", "30", "--set",
-      "spectral_radius=1e39"], "overflow float32"),  # else saved, and refused as corrupt
+      "spectral_radius=1e39"], "float32's largest"),  # else saved, and refused as corrupt
     (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--units", "30", "--set",
-      "input_scaling=1e39"], "(W_in, W_0) overflow float32"),
+      "input_scaling=1e39"], "float32's largest"),
     (["train", "{data}", "-o", "{run}"], "run"),
     (["train", "{data}", "-o", "{root}/fresh", "--resume"], "fresh"),
     (["train", "{data}", "-o", "{cut_run}", "--model", "esn", "--resume"], "not a readable"),
@@ -338,6 +340,7 @@ def fails_cleanly(files, capsys, args, needle):
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert needle in lines[0], lines[0]
+    assert len(lines[0]) <= MAX_MESSAGE + 100, lines[0][:200]  # a value quoted is shortened
     assert snapshot() == before
 
 

@@ -13,6 +13,7 @@ from test_models import oscillator_data, small_config
 import odernn
 from odernn import budget
 from odernn.assess.metrics import nrmse
+from odernn.errors import SpecError
 from odernn.learn.models import build, load_surrogate
 from odernn.learn.models import esn as esn_module
 from odernn.learn.models.layout import Layout
@@ -29,6 +30,15 @@ def data():
 def esn(data, **hparams):
     layout = Layout(dt=data.dt)
     return build("esn", layout, compute_stats(data, layout), **{"units": 60, **hparams})
+
+
+@pytest.mark.parametrize(("hparams", "overflow"), [({"spectral_radius": 1e39}, "(W_value)"),
+                                                   ({"input_scaling": 1e39}, "(W_in, W_0)")])
+def test_weights_that_overflow_float32_are_refused(data, hparams, overflow):
+    """Else trained, saved, and refused as corrupt by every loader. (The command line's options
+    stop such values sooner: a float option is at most float32's largest.)"""
+    with pytest.raises(SpecError, match=rf"\({overflow[1:-1]}\) overflow float32"):
+        esn(data, **hparams)
 
 
 @pytest.mark.parametrize("radius", [0.5, 0.9, 1.3])
