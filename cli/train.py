@@ -161,6 +161,12 @@ def train(
     if nproc is not None:
         if nproc < 1:
             raise SpecError(f"--nproc must be >= 1, got {nproc}")
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        if nproc > cpus:  # each also takes its own interpreter and torch (hundreds of MB)
+            raise SpecError(f"--nproc {nproc}: more processes than the {cpus} CPUs this "
+                            "command may use; each would only wait for the others, and takes "
+                            "its own memory (Python and torch) before it trains")
         # what can be refused is refused here, in one line, before the workers start: the
         # files, the run directory, and what training checks before it trains
         for path in (data, val):

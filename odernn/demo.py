@@ -226,9 +226,25 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     member_seeds(0, seeds)  # one line for a bad count
     out = Path(out)
     files = {} if data is None else _read_pair(Path(data), Path(test))
+    _check_evaluation(files.get("test") or specs["test"], len(models), seeds)
     with demo_output(out, overwrite, inputs=[p for p in (data, test) if p is not None]):
         return _demo(out, specs, configs, budgets, say, reporter(progress), files, seeds,
                      quick)
+
+
+def _check_evaluation(test: Any, models: int, seeds: int) -> None:
+    """Refuse, before anything is simulated or trained, a test set whose evaluation would
+    pass the memory budget (it was refused only after the training, its work lost)."""
+    from odernn.assess.evaluate import DEFAULT_INTEGRATORS
+    from odernn.assess.inputs import check_memory, methods_held
+    from odernn.data.systems import SYSTEMS
+
+    known = test.system in SYSTEMS  # a spec, or the user's test file
+    held = methods_held(len(DEFAULT_INTEGRATORS) if known else 0,
+                        [seeds if seeds > 1 else 0] * models, peers=True)
+    check_memory(test.n, test.n_steps, held, work_precision=known,
+                 advice="give a smaller test set (--n-test, or --test), or fewer --models "
+                        "or --seeds")
 
 
 def _read_pair(data: Path, test: Path) -> dict[str, Any]:

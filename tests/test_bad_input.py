@@ -241,6 +241,8 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--device", "tpu"], "tpu"),
     (["train", "{data}", "-o", "{root}/o", "--seed", "-1"], "seed must be an integer in"),
     (["train", "{data}", "-o", "{root}/o", "--nproc", "0"], "--nproc must be >= 1, got 0"),
+    (["train", "{data}", "-o", "{root}/o", "--nproc", str(len(os.sched_getaffinity(0)) + 1)],
+     "CPUs this command may use"),  # 12 on 2 cores took 4.7 GB before any training
     (["train", "{data}", "-o", "{root}/o", "--val", "{data}", "--set", "val_fraction=0.5"],
      "with --val they are all trained on"),  # val_fraction was dropped silently
     (["train", "{data}", "-o", "{root}/o", "--seeds", "0"], "(--seeds) must be a whole number"),
@@ -304,6 +306,8 @@ CASES = [
     (["demo", "-o", "{root}/d", "--epochs", "0"], "epochs"),
     (["demo", "-o", "{root}/d", "--device", "tpu"], "tpu"),
     (["demo", "-o", "{root}/d", "--preset", "cosine"], "cosine"),
+    (["demo", "-o", "{root}/d", "--models", "esn", "--seeds", "1", "--n-test", "100000"],
+     "smaller test set (--n-test"),  # before it simulates and trains, not after
     (["demo", "-o", "{root}/d", "--preset", "sine", "--epochs", "3"], "--epochs"),
     (["demo", "-o", "{root}/d", "--preset", "sine", "--seed", "-1"], "--seed"),
     (["demo", "-o", "{root}/d", "--seed", "3"], "--preset"),

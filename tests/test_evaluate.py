@@ -503,3 +503,44 @@ def test_a_fitted_lag_is_in_the_range_a_driven_oscillator_can_have() -> None:
     amplitude, lag = fit_steady_state(x, t, np.full(4, 1.3), np.zeros(4))
     np.testing.assert_allclose(amplitude, 0.7, rtol=1e-12)
     np.testing.assert_allclose(lag, [3.15, -0.1, 1.0, 4.8 - 2 * math.pi], rtol=1e-12)
+
+
+@pytest.mark.parametrize("work_precision", [False, True])
+def test_the_memory_check_counts_the_peak_of_the_arrays(work_precision, monkeypatch):
+    """evaluate refuses what would pass the memory budget before any work, so its count must
+    hold the peak of what it allocates (numpy's allocations, traced). It did not: every
+    method's rollout was kept beside its scored copy until all were scored, and the
+    work-precision study's finest grid was counted apart from what the table held; a set that
+    passed the check ran out of memory with a traceback. Checked without a surrogate, whose
+    torch tensors tracemalloc does not see."""
+    import tracemalloc
+
+    from odernn import budget
+    from odernn.assess.work_precision import WorkPrecisionSettings
+    from odernn.data.simulate import simulate_trajectories
+    from odernn.data.spec import load_spec
+
+    test = simulate_trajectories(load_spec("test").with_overrides(
+        n=64, n_steps=3000, integrator="exact"))
+    counted = []
+    check = budget.check
+
+    def spy(what, need, advice):
+        if what.startswith("evaluate:"):
+            counted.append(need)
+        check(what, need, advice)
+
+    monkeypatch.setattr(budget, "check", spy)
+    wp = WorkPrecisionSettings(step_factors=(2.0, 1.0, 0.5)) if work_precision else False
+    options = {"work_precision": wp, "resonance": False, "chaos": False, "bifurcation": False,
+               "progress": False}
+    evaluate(test.take(slice(0, 2)), {}, **options)  # compiled and imported: not counted
+    tracemalloc.start()
+    try:
+        evaluate(test, {}, **options)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    array = 8 * test.n * test.n_steps
+    assert len(counted) == 2
+    assert peak <= counted[1], (peak / array, counted[1] / array)

@@ -46,12 +46,19 @@ import numpy as np
 import scipy
 
 import odernn
-from odernn import budget
 from odernn.assess.baselines import integrator_description, same_information
 from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
 from odernn.assess.closed_loop import closed_loop, describe_surrogate, surrogate_settings
-from odernn.assess.inputs import check_names, check_options, check_test, in_sample, training_file
+from odernn.assess.inputs import (
+    check_memory,
+    check_names,
+    check_options,
+    check_test,
+    in_sample,
+    methods_held,
+    training_file,
+)
 from odernn.assess.metrics import (
     divergence_steps,
     error_vs_time,
@@ -163,10 +170,9 @@ def evaluate(
     taken = [name for name in surrogates if name in PEERS]
     if train is not None and taken:
         raise SpecError(f"surrogate name {taken[0]!r} is a peer's name; rename the run")
-    held = 1 + len(integrators) + len(surrogates) + (len(PEERS) if train is not None else 0)
-    budget.check(f"evaluate: {held} methods x {test.n} trajectories x {test.n_steps} steps",
-                 16 * (held + 2) * test.n * test.n_steps,  # x and v of each, and the errors'
-                 "evaluate a smaller test set, or fewer surrogates or integrators")
+    members = [len(getattr(s, "members", None) or ()) for s in surrogates.values()]
+    check_memory(test.n, test.n_steps, methods_held(len(integrators), members, train is not None),
+                 work_precision if test.system in SYSTEMS else False)
     for name, surrogate in surrogates.items():  # refuse a mismatch before any work
         if (check_data := getattr(surrogate, "check_data", None)) is not None:
             check_data(test, where=f"{where} (for surrogate {name!r})")
@@ -253,9 +259,9 @@ def evaluate(
             predictability = characterise(
                 test, reference, chaos if isinstance(chaos, ChaosSettings) else ChaosSettings(),
                 start, threshold, say)
-        methods = {name: _measure(name, *entry, ref_x, ref_v, test, start, threshold,
-                                  predictability)
-                   for name, entry in raw.items()}
+        methods = {name: _measure(name, *raw.pop(name), ref_x, ref_v, test, start, threshold,
+                                  predictability)  # each rollout let go once scored
+                   for name in list(raw)}
 
         wp = None
         if work_precision and known:

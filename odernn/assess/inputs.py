@@ -145,3 +145,37 @@ def check_trained_on(training: Trajectories, surrogates: Mapping[str, Any], labe
                                 "content digest odernn inspect prints): the peers are fitted "
                                 "on the surrogates' training file; give that file, or "
                                 "--no-peers")
+
+
+def methods_held(integrators: int, members: Sequence[int], peers: bool) -> int:
+    """How many rollouts of the whole test set evaluate scores and keeps: the reference, each
+    of ``integrators``, each surrogate and each of its ``members`` (one count per surrogate,
+    0 for a single model: a seed group's members are scored on their own too), and the
+    peers."""
+    from odernn.assess.peers import PEERS
+
+    return 1 + integrators + len(members) + sum(members) + (len(PEERS) if peers else 0)
+
+
+def check_memory(n: int, n_steps: int, held: int, work_precision: Any = True,
+                 advice: str = "evaluate a smaller test set, or fewer surrogates or "
+                               "integrators") -> None:
+    """Refuse, before any work, an evaluation whose arrays would pass the memory budget:
+    ``held`` methods (:func:`methods_held`) over ``n`` trajectories of ``n_steps`` points,
+    counted in float64 arrays of ``n x n_steps``: three per method (its rollout's x and v,
+    and the copy of one that is scored; a surrogate's float32 states doubled on the way),
+    sixteen for the test set, the reference and the metrics' temporaries, and, with the
+    work-precision study, seven of its finest grid per test step (its runs' x and v, their
+    reference and the forcing). ``tests/test_evaluate.py`` checks a run's peak against it."""
+    from odernn import budget
+    from odernn.assess.work_precision import WorkPrecisionSettings
+
+    arrays = 3 * held + 16
+    if work_precision:
+        settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
+                    else WorkPrecisionSettings())
+        arrays += 7 / min(settings.step_factors)
+    budget.check(f"evaluate: {held} methods x {n} trajectories x {n_steps} steps",
+                 8 * arrays * n * n_steps,
+                 advice + (", or no work-precision study (--no-work-precision)"
+                           if work_precision and advice.startswith("evaluate") else ""))
