@@ -44,7 +44,6 @@ import argparse  # noqa: E402
 import copy  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
@@ -150,10 +149,7 @@ def check_exact(model, weights: tuple[Tensor, Tensor], data) -> None:
     """Refuse a fold that is not the model's closed loop: both in float64 over 100 steps of
     64 trajectories, within :data:`EXACT`."""
     model64 = copy.deepcopy(model).double()
-    pick = np.arange(64) % data.n
-    z0, e, _ = model._rollout_tensors(data.x[pick, 0], data.v[pick, 0], data.F[pick, :101],
-                                      {"eta": data.params["eta"][pick]}, None, None)
-    z0, e = z0.double(), e.double()
+    z0, e = (t.double() for t in rb.rollout_tensors(model, data, 64, 100))
     with torch.no_grad():
         ref, got = joint_closed_loop((model64,), z0, e), folded_loop(model64, weights)(z0, e)
     off = float((ref - got).abs().max() / ref.abs().max())
@@ -176,13 +172,6 @@ def main() -> None:
     hidden, n_in = model.hparams["hidden"], layout.n_inputs
     flops = rb.useful_flops(model, layout)
 
-    def tensors(batch: int, steps: int) -> tuple[Tensor, Tensor]:
-        pick = np.arange(batch) % data.n
-        z0, e, _ = model._rollout_tensors(data.x[pick, 0], data.v[pick, 0],
-                                          data.F[pick, :steps + 1],
-                                          {"eta": data.params["eta"][pick]}, None, None)
-        return z0, e
-
     print(f"torch {torch.__version__}, 1 thread, {os.cpu_count()} cores; median of "
           f"{args.repeats}")
     print(f"{'batch':>6}{'steps':>7}{'agree':>10}{'loop us':>10}{'folded us':>11}"
@@ -192,7 +181,7 @@ def main() -> None:
         for batch in args.batches:
             steps = rb.STEPS.get(batch, 200)
             rb.check_in_range(model, data, batch, steps)
-            z0, e = tensors(batch, steps)
+            z0, e = rb.rollout_tensors(model, data, batch, steps)
             ref, got = joint_closed_loop((model,), z0, e), loop(z0, e)
             agree = float((ref - got).abs().max() / ref.abs().max())
             if not agree <= 1e-3:  # rounding alone: about 1e-6 (a block misplaced: order 1)

@@ -176,10 +176,9 @@ def rollouts(batches: tuple[int, ...] = (10**4, 10**5, 10**6), steps: int = 50,
 def resident_call(model, data, batch: int, steps: int):
     """The same closed loop with its inputs and outputs left on the GPU (no numpy in or out,
     no float64 copy, no divergence marking): what the GPU's kernels take alone."""
-    pick = np.arange(batch) % data.n
-    z0, e, _ = model._rollout_tensors(data.x[pick, 0], data.v[pick, 0],
-                                      data.F[pick, :steps + 1], data.params["eta"][pick],
-                                      None, None)
+    from rollout import rollout_tensors
+
+    z0, e = rollout_tensors(model, data, batch, steps)
 
     def run() -> None:
         with torch.no_grad():

@@ -117,13 +117,26 @@ def matmul_rate(batch: int, k: int, n: int, repeats: int, device: str = "cpu") -
     return flops / median_times({"mm": run}, repeats, device)["mm"]
 
 
+def rollout_inputs(data, batch: int, steps: int) -> tuple:
+    """``x0, v0, F, params`` of ``batch`` trajectories (``data``'s, repeated) over ``steps``
+    steps: a rollout's arguments."""
+    pick = np.arange(batch) % data.n
+    return (data.x[pick, 0], data.v[pick, 0], data.F[pick, :steps + 1],
+            {"eta": data.params["eta"][pick]})
+
+
+def rollout_tensors(model, data, batch: int, steps: int) -> tuple:
+    """The closed loop's ``z0, e`` tensors of :func:`rollout_inputs`, as ``model``'s rollout
+    makes them (for timing the loop alone)."""
+    z0, e, _ = model._rollout_tensors(*rollout_inputs(data, batch, steps), None, None)
+    return z0, e
+
+
 def rollout_call(model, data, batch: int, steps: int) -> Callable[[], object]:
     """``model.rollout`` of ``batch`` trajectories (``data``'s, repeated) over ``steps``
     steps, numpy in and out as ``odernn evaluate`` calls it."""
-    pick = np.arange(batch) % data.n
-    x0, v0, F = data.x[pick, 0], data.v[pick, 0], data.F[pick, :steps + 1]
-    params = {"eta": data.params["eta"][pick]}
-    return lambda: model.rollout(x0, v0, F, params)
+    args = rollout_inputs(data, batch, steps)
+    return lambda: model.rollout(*args)
 
 
 def in_range(family: str, layout: Layout, stats: Stats, data) -> torch.nn.Module:

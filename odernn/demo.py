@@ -226,7 +226,7 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     member_seeds(0, seeds)  # one line for a bad count
     out = Path(out)
     files = {} if data is None else _read_pair(Path(data), Path(test))
-    _check_evaluation(files.get("test") or specs["test"], len(models), seeds)
+    _check_evaluation(files["test"] if files else specs["test"], len(models), seeds)
     with demo_output(out, overwrite, inputs=[p for p in (data, test) if p is not None]):
         return _demo(out, specs, configs, budgets, say, reporter(progress), files, seeds,
                      quick)

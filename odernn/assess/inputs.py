@@ -158,15 +158,15 @@ def methods_held(integrators: int, members: Sequence[int], peers: bool) -> int:
 
 
 def check_memory(n: int, n_steps: int, held: int, work_precision: Any = True,
-                 advice: str = "evaluate a smaller test set, or fewer surrogates or "
-                               "integrators") -> None:
+                 advice: str | None = None) -> None:
     """Refuse, before any work, an evaluation whose arrays would pass the memory budget:
     ``held`` methods (:func:`methods_held`) over ``n`` trajectories of ``n_steps`` points,
     counted in float64 arrays of ``n x n_steps``: three per method (its rollout's x and v,
     and the copy of one that is scored; a surrogate's float32 states doubled on the way),
     sixteen for the test set, the reference and the metrics' temporaries, and, with the
     work-precision study, seven of its finest grid per test step (its runs' x and v, their
-    reference and the forcing). ``tests/test_evaluate.py`` checks a run's peak against it."""
+    reference and the forcing). ``tests/test_evaluate.py`` checks a run's peak against it.
+    ``advice``: what to change, if not evaluate's own options."""
     from odernn import budget
     from odernn.assess.work_precision import WorkPrecisionSettings
 
@@ -177,5 +177,6 @@ def check_memory(n: int, n_steps: int, held: int, work_precision: Any = True,
         arrays += 7 / min(settings.step_factors)
     budget.check(f"evaluate: {held} methods x {n} trajectories x {n_steps} steps",
                  8 * arrays * n * n_steps,
-                 advice + (", or no work-precision study (--no-work-precision)"
-                           if work_precision and advice.startswith("evaluate") else ""))
+                 advice or "evaluate a smaller test set, or fewer surrogates or integrators"
+                 + (", or no work-precision study (--no-work-precision)" if work_precision
+                    else ""))

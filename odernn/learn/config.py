@@ -395,7 +395,8 @@ def _coerce(key: str, value: Any, hint: str) -> Any:
         return int(value)
     if kind == "float":  # within float32, which the models and optimisers compute in
         if not is_real(value) or not math.isfinite(value) or abs(value) > FLOAT32_MAX:
-            raise bad("a finite number of magnitude at most 3.4e38 (float32's largest)")
+            raise bad(f"a finite number of magnitude at most {FLOAT32_MAX:.2g} (float32's "
+                      "largest)")
         return float(value)
     if kind == "str":
         if not isinstance(value, str):
