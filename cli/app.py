@@ -175,20 +175,6 @@ def _warning(message: Warning | str, category: type[Warning], filename: str, lin
         print(f"warning: {kind}{shortened(one_line(message))}", file=sys.stderr)
 
 
-def _wraps_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised because of a KeyboardInterrupt that a SIGINT or SIGTERM
-    raised (:func:`odernn.interrupt.raise_interrupt`): one in its chain of causes."""
-    from odernn.interrupt import REQUESTED
-
-    seen = 0
-    cause: BaseException | None = exc
-    while cause is not None and seen < 16:
-        if isinstance(cause, KeyboardInterrupt):
-            return REQUESTED.is_set()
-        cause, seen = cause.__cause__ or cause.__context__, seen + 1
-    return False
-
-
 def _peer_left_on_interrupt(exc: BaseException) -> bool:
     """Whether ``exc`` is a data-parallel worker's failed collective (gloo: "Connection closed
     by peer") after ``odernn train --nproc`` passed a user's signal on (its marker file): a
@@ -210,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     common.ARGV[:] = args  # the reports record the command that wrote them
     common.DEBUG = debug  # train --nproc passes it on to its workers
-    from odernn.interrupt import REQUESTED, raise_interrupt, say_interrupted
+    from odernn.interrupt import REQUESTED, raise_interrupt, say_interrupted, wraps_interrupt
 
     REQUESTED.clear()  # a request is this command's (main can run several in one process)
     if argv is None:  # as a program: SIGINT too notes the request (odernn.interrupt.REQUESTED)
@@ -272,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a signal's KeyboardInterrupt that Python wrapped (one raised
         # in a class body while a module is imported comes as "RuntimeError: Error calling
         # __set_name__"), or a collective that a peer's interrupt cut short
-        if debug or not (_wraps_interrupt(exc) or _peer_left_on_interrupt(exc)):
+        if debug or not (wraps_interrupt(exc) or _peer_left_on_interrupt(exc)):
             raise
         say_interrupted(INTERRUPTED)
         code = 130

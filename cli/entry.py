@@ -16,7 +16,7 @@ EARLY = "interrupted before the command started: nothing was written"
 
 def main() -> None:
     """Run ``odernn`` as a program (exits with its exit code)."""
-    from odernn.interrupt import raise_interrupt  # light: signal, threading, time
+    from odernn.interrupt import raise_interrupt, wraps_interrupt  # light: signal, threading
 
     sys.unraisablehook = quiet_lost_interrupts
     for s in (signal.SIGINT, signal.SIGTERM):
@@ -25,9 +25,17 @@ def main() -> None:
         from odernn.cli.app import main as run
     except KeyboardInterrupt:
         _exit_interrupted(EARLY)
+    except Exception as exc:  # one raised in a class body comes wrapped (__set_name__)
+        if not wraps_interrupt(exc):
+            raise
+        _exit_interrupted(EARLY)
     try:
         run()
     except KeyboardInterrupt:  # outside the command's own handling (its set-up, the exit)
+        _exit_interrupted(EARLY.split(":")[0])
+    except Exception as exc:  # the command modules' imports (numpy's class bodies), wrapped
+        if not wraps_interrupt(exc):
+            raise
         _exit_interrupted(EARLY.split(":")[0])
 
 

@@ -81,6 +81,19 @@ def raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def wraps_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised because of a KeyboardInterrupt that a SIGINT or SIGTERM
+    raised (:func:`raise_interrupt`): one in its chain of causes (one raised in a class
+    body while a module is imported comes as "RuntimeError: Error calling __set_name__")."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 16:
+        if isinstance(cause, KeyboardInterrupt):
+            return REQUESTED.is_set()
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
+
+
 @contextmanager
 def interrupt_guard() -> Iterator[Callable[[], bool]]:
     """Within the block, the first SIGINT or SIGTERM sets a flag; yields a function that says

@@ -448,6 +448,38 @@ gc.collect()
     assert "ValueError: shown" in done.stderr
 
 
+@pytest.mark.parametrize("interrupted", [True, False])
+def test_an_interrupt_wrapped_while_the_commands_are_imported_is_one_line(interrupted):
+    """A signal while numpy's class bodies ran (the command modules' imports, before the
+    command's own handling) came wrapped, "RuntimeError: Error calling __set_name__", and
+    printed its traceback with exit 1 (seen once in a fresh-clone CI run:
+    ``test_a_signal_while_the_command_starts_exits_130_with_one_line[SIGINT-0.1]``). It is
+    the interrupt: exit 130 and one line. Another RuntimeError stays an error."""
+    child = f"""
+import odernn.cli.app as app
+from odernn import interrupt
+
+def commands():
+    if {interrupted}:
+        interrupt.REQUESTED.set()
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:
+        raise RuntimeError("Error calling __set_name__ on 'cached_property'") from exc
+
+app.main = commands
+from odernn.cli.entry import main
+main()
+"""
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          timeout=60)
+    if interrupted:
+        assert done.returncode == 130, done.stderr
+        assert done.stderr.strip().splitlines() == ["interrupted before the command started"]
+    else:
+        assert done.returncode == 1 and "RuntimeError: Error calling" in done.stderr
+
+
 def test_an_interrupted_run_of_several_processes_says_so_once(monkeypatch, tmp_path, capsys):
     """Among torchrun's processes rank 0 alone says it; under ``odernn train --nproc``
     (SAID_ENV) the first to speak alone, and the command itself where none did."""
