@@ -52,6 +52,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import copy  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -146,6 +147,23 @@ def in_range(family: str, layout: Layout, stats: Stats, data) -> torch.nn.Module
     model = build(family, layout, stats, products=1).eval()
     fit_skip(model, [to_tensors(data, layout)])
     return model
+
+
+def with_readout(model) -> torch.nn.Module:
+    """A copy of ``model`` with its readout ``V`` drawn (seeded, of unit scale over the hidden
+    units), so that its cell reaches the outputs: :func:`in_range` starts it at ``V = 0`` (as
+    training starts a linear system's), with which one closed loop checked against another
+    would not see the cell. For checks over a short horizon (it need not stay in range)."""
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(1)
+        model.V.copy_(torch.randn(model.V.shape, generator=g) / model.V.shape[1] ** 0.5)
+    return model
+
+
+def apart(ref: torch.Tensor, got: torch.Tensor) -> float:
+    """How far ``got`` is from ``ref``: the largest difference over ``ref``'s largest value."""
+    return float((ref - got).abs().max() / ref.abs().max())
 
 
 def check_in_range(model, data, batch: int, steps: int) -> None:
