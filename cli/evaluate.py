@@ -47,18 +47,24 @@ def evaluate(
 ) -> None:
     """Roll out every integrator and surrogate on a test set and write a report."""
     from odernn.assess.document import check_report_dir, check_title
+    from odernn.assess.evaluate import DEFAULT_INTEGRATORS, load_runs
     from odernn.assess.evaluate import evaluate as run
-    from odernn.assess.evaluate import load_runs
+    from odernn.assess.inputs import check_evaluation, member_counts
     from odernn.assess.peers import PEERS
     from odernn.assess.report import write_report
     from odernn.data.integrators import INTEGRATORS
-    from odernn.data.store import read_trajectories
+    from odernn.data.store import open_trajectories, read_trajectories
     from odernn.learn.rundir import name_runs
 
     check_title(title)
     check_report_dir(output, overwrite, inputs=[data, *([train] if train else []), *(runs or [])])
     named = name_runs(runs or [], reserved=[*INTEGRATORS, *PEERS])  # a run called dmdc: dmdc-2
     surrogates = load_runs(named)
+    with open_trajectories(data) as f:  # what the evaluation holds, before the set is read
+        first = f.read(slice(0, 1))
+        check_evaluation(f.n, f.n_steps, first.system, len(DEFAULT_INTEGRATORS),
+                         member_counts(surrogates), train is not None and peers,
+                         work_precision)
     test = read_trajectories(data)
     training = read_trajectories(train) if train is not None and peers else None
     with drawing(quiet) as show:

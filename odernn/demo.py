@@ -236,15 +236,12 @@ def _check_evaluation(test: Any, models: int, seeds: int) -> None:
     """Refuse, before anything is simulated or trained, a test set whose evaluation would
     pass the memory budget (it was refused only after the training, its work lost)."""
     from odernn.assess.evaluate import DEFAULT_INTEGRATORS
-    from odernn.assess.inputs import check_memory, methods_held
-    from odernn.data.systems import SYSTEMS
+    from odernn.assess.inputs import check_evaluation
 
-    known = test.system in SYSTEMS  # a spec, or the user's test file
-    held = methods_held(len(DEFAULT_INTEGRATORS) if known else 0,
-                        [seeds if seeds > 1 else 0] * models, peers=True)
-    check_memory(test.n, test.n_steps, held, work_precision=known,
-                 advice="give a smaller test set (--n-test, or --test), or fewer --models "
-                        "or --seeds")
+    check_evaluation(test.n, test.n_steps, test.system, len(DEFAULT_INTEGRATORS),
+                     [seeds if seeds > 1 else 0] * models, peers=True,
+                     advice="give a smaller test set (--n-test, or --test), or fewer "
+                            "--models or --seeds")
 
 
 def _read_pair(data: Path, test: Path) -> dict[str, Any]:

@@ -193,6 +193,33 @@ def test_full_or_read_only_disk_fails_cleanly(command, disk, inputs, tmp_path, c
         subprocess.run(["umount", str(out)], check=False)
 
 
+def test_evaluate_refuses_a_test_set_too_large_to_evaluate_before_reading_it(
+        inputs, tmp_path, capsys, monkeypatch):
+    """What the evaluation holds is checked from the test file's header, before the set is
+    read: a set whose rollouts pass the memory budget was read whole first (2000 x 20000:
+    refused after 9 s and 1.5 GB)."""
+    from odernn import budget
+    from odernn.data import store
+
+    spec = tmp_path / "wide.toml"
+    spec.write_text(SPEC.replace("n = 6", "n = 2000"))
+    assert main(["simulate", str(spec), "-o", str(tmp_path / "test.h5"), "-q"]) == 0
+    reads = []
+    read = store.read_trajectories
+    monkeypatch.setattr(store, "read_trajectories",
+                        lambda *a, **k: reads.append(a) or read(*a, **k))
+    monkeypatch.setenv(budget.ENV, "40M")  # the set (2.6 MB) fits; its evaluation does not
+    args = ["evaluate", inputs / "run", "--data", tmp_path / "test.h5", "-o",
+            tmp_path / "report", "--no-resonance", "--no-chaos", "--no-bifurcation", "-q"]
+    code, _, err = run(args, capsys)
+    assert_one_line_error(code, err, "evaluate: ", "methods x 2000 trajectories x 40 steps",
+                          "--no-work-precision")
+    assert reads == [] and not (tmp_path / "report").exists()
+    code, _, err = run([*args, "--no-work-precision"], capsys)  # counted only where it runs
+    assert code == 0, err
+    assert reads == [(tmp_path / "test.h5",)]
+
+
 def test_disk_filling_up_during_the_write_fails_cleanly(tmp_path):
     """The space check passes, then the disk fills (as when another process fills it): HDF5's
     write fails part way. One line, exit code 2, nothing left, and no crash at exit (HDF5

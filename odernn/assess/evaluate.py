@@ -51,12 +51,12 @@ from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
 from odernn.assess.closed_loop import closed_loop, describe_surrogate, surrogate_settings
 from odernn.assess.inputs import (
-    check_memory,
+    check_evaluation,
     check_names,
     check_options,
     check_test,
     in_sample,
-    methods_held,
+    member_counts,
     training_file,
 )
 from odernn.assess.metrics import (
@@ -170,9 +170,8 @@ def evaluate(
     taken = [name for name in surrogates if name in PEERS]
     if train is not None and taken:
         raise SpecError(f"surrogate name {taken[0]!r} is a peer's name; rename the run")
-    members = [len(getattr(s, "members", None) or ()) for s in surrogates.values()]
-    check_memory(test.n, test.n_steps, methods_held(len(integrators), members, train is not None),
-                 work_precision if test.system in SYSTEMS else False)
+    check_evaluation(test.n, test.n_steps, test.system, len(integrators),
+                     member_counts(surrogates), train is not None, work_precision)
     for name, surrogate in surrogates.items():  # refuse a mismatch before any work
         if (check_data := getattr(surrogate, "check_data", None)) is not None:
             check_data(test, where=f"{where} (for surrogate {name!r})")

@@ -147,6 +147,23 @@ def check_trained_on(training: Trajectories, surrogates: Mapping[str, Any], labe
                                 "--no-peers")
 
 
+def check_evaluation(n: int, n_steps: int, system: str, integrators: int,
+                     members: Sequence[int], peers: bool, work_precision: Any = True,
+                     advice: str | None = None) -> None:
+    """:func:`check_memory` of an evaluation from what is known before its test set is read:
+    the set's size and system (data of no known system has no integrators and no
+    work-precision study), ``integrators`` (how many), each surrogate's ``members``
+    (:func:`member_counts`) and whether the ``peers`` are fitted."""
+    known = system in SYSTEMS
+    check_memory(n, n_steps, methods_held(integrators if known else 0, members, peers),
+                 work_precision if known else False, advice)
+
+
+def member_counts(surrogates: Mapping[str, Any]) -> list[int]:
+    """Each surrogate's number of seed-group members (0 for a single model)."""
+    return [len(getattr(s, "members", None) or ()) for s in surrogates.values()]
+
+
 def methods_held(integrators: int, members: Sequence[int], peers: bool) -> int:
     """How many rollouts of the whole test set evaluate scores and keeps: the reference, each
     of ``integrators``, each surrogate and each of its ``members`` (one count per surrogate,
