@@ -40,6 +40,21 @@ def dev_extra(module: str):
     return pytest.importorskip(module)
 
 
+def drawn_readout(model, seed: int = 0):
+    """``model`` with its readout weights drawn (seeded, in place, unit scale over the hidden
+    units): a gradient family's ``V`` starts at 0 for a linear system (the skip holds its
+    linear map), an echo state network's ``W_out`` before its fit. Their outputs then do
+    not depend on the cell, and two code paths compared through them would not see it."""
+    import torch
+
+    weight = model.W_out if model.family == "esn" else model.V
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        weight.copy_(torch.randn(weight.shape, generator=g, dtype=weight.dtype)
+                     / weight.shape[-1] ** 0.5)
+    return model
+
+
 @pytest.fixture(scope="session")
 def small_linear_sets():
     """A small training and test set of the linear oscillator (exact solution): 24 and 6

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import drawn_readout
 
 from odernn.cli import gradients  # noqa: F401  (registers the command)
 from odernn.cli.app import main
@@ -205,11 +206,15 @@ def test_rnn_params_inits_and_bad_options():
 
 def test_surrogate_probe_and_too_short_data(data):
     layout = Layout(dt=data.dt)
-    model = build("lstm", layout, compute_stats(data, layout), hidden=6)
+    # V = 0 as built for a linear system: the loss would not depend on the state (gradient 0)
+    model = drawn_readout(build("lstm", layout, compute_stats(data, layout), hidden=6))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     profile = gradient_profile(surrogate_probe(model, data, 30, label="trained lstm"))
     assert profile.jacobian.shape == (2, 31) and profile.state == "(h, c)"
-    assert np.all(np.isfinite(profile.gradient))
+    g, jac = profile.gradient, profile.jacobian  # column j: the state j steps before the last
+    assert np.all(np.isfinite(g)) and np.all(g > 0)
+    # dL/ds_k = dL/ds_T ds_T/ds_k: autograd's gradient within the Jacobian products' bound
+    assert np.all(g <= g[:, :1] * jac * (1 + 1e-5) + 1e-12)
     assert next(model.parameters()).dtype == torch.float32  # the model is left as it is
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     with pytest.raises(DataError, match="61 time points"):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg
 import torch
+from conftest import drawn_readout
 from test_models import oscillator_data, small_config
 
 import odernn
@@ -236,12 +237,13 @@ def test_a_used_reservoir_deep_copies_to_the_same_function(data):
     """The cached sparse matrix (which torch cannot copy) is left out and remade."""
     import copy
 
-    model = esn(data, units=40)
-    u = torch.randn(3, model.layout.n_inputs)
-    r0 = model.initial_state(torch.zeros(3, model.layout.n_init))
-    y, _ = model.step(u, r0)  # the cache is made
-    twin = copy.deepcopy(model)
-    assert torch.equal(twin.step(u, r0)[0], y)
+    model = drawn_readout(esn(data, units=40))  # W_out = 0 before a fit: y would be 0
+    g = torch.Generator().manual_seed(0)
+    u, r = torch.randn(3, model.layout.n_inputs, generator=g), torch.randn(3, 40, generator=g)
+    with torch.no_grad():
+        y, (r1,) = model.step(u, (r,))  # the cache is made; r != 0, so the matrix acts
+        y_twin, (r1_twin,) = copy.deepcopy(model).step(u, (r,))
+    assert torch.equal(y_twin, y) and torch.equal(r1_twin, r1)
 
 
 @pytest.mark.parametrize("family, hparams", [("esn", {"units": 60}),
@@ -278,7 +280,7 @@ def test_a_loaded_model_is_not_drawn_before_its_weights_replace_the_draw(
 def test_the_reservoir_step_is_the_leaky_update_and_so_is_its_export(data, leak):
     """``r_t = (1 - a) r_{t-1} + a tanh(W r_{t-1} + W_in u_t + b)`` with the dense W, for the
     step odernn runs and the one it exports (the same function written for an exporter)."""
-    model = esn(data, leak_rate=leak, seed=2)
+    model = drawn_readout(esn(data, leak_rate=leak, seed=2))  # W_out = 0 before a fit
     torch.manual_seed(1)
     u, r = torch.randn(4, model.layout.n_inputs), 0.5 * torch.randn(4, 60)
     W = model.recurrent_matrix().to_dense().double()
