@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -68,7 +68,7 @@ def merge_files(shards: Sequence[Path | str], out: Path | str, *, virtual: bool 
     if any(p.resolve() == out.resolve() for p in paths):
         raise OutputError(f"{out}: is one of the shards; write the merged file elsewhere")
     check_target(out, overwrite, inputs=paths)
-    ordered = _check_shards([_Shard.of(p) for p in paths])  # one file open at a time: a
+    ordered = _check_shards(_Shard.of(p) for p in paths)  # one file open at a time: a
     attrs = {k: v for k, v in ordered[0].attrs.items()  # thousand shards pass any ulimit
              if k not in RESERVED_ATTRS and k not in SHARD_ATTRS}
     report = reporter(progress)
@@ -120,15 +120,17 @@ def _shard_range(f: _Shard) -> tuple[int, int]:
     return f.attrs["row_start"], f.attrs["row_stop"]
 
 
-def _check_shards(files: list[_Shard]) -> list[_Shard]:
-    """Refuse shards of different runs, duplicate, missing or overlapping shards; sort by row."""
+def _check_shards(files: Iterable[_Shard]) -> list[_Shard]:
+    """Refuse shards of different runs, duplicate, missing or overlapping shards; sort by row.
+    Each shard is checked against the first as it comes: a file of another run, or one given
+    twice, is refused without opening the files after it."""
+    files = iter(files)
+    ref = next(files)  # merge refused an empty list before
+    _check_shard_attrs(ref)
+    by_index = {ref.attrs["shard_index"]: ref}
     for f in files:
         _check_shard_attrs(f)
-    ref = files[0]
-    for f in files[1:]:
         _check_same_run(ref, f)
-    by_index: dict[int, _Shard] = {}
-    for f in files:
         k = f.attrs["shard_index"]
         if k in by_index:
             raise DataError(f"{f.path}: is shard {k}/{ref.attrs['shard_count']} again (already "
@@ -139,7 +141,8 @@ def _check_shards(files: list[_Shard]) -> list[_Shard]:
         absent = list(islice((k for k in range(1, count + 1) if k not in by_index), 10))
         more = ", ..." if count - len(by_index) > len(absent) else ""
         raise DataError(f"{ref.path}: shard(s) {', '.join(f'{k}/{count}' for k in absent)}"
-                        f"{more} missing; merge needs all {count} shards, {len(files)} given")
+                        f"{more} missing; merge needs all {count} shards, {len(by_index)} "
+                        "given")
     ordered = [by_index[k] for k in range(1, count + 1)]
     covered = 0
     for f in ordered:
