@@ -18,10 +18,12 @@ Per step, in the same rounds (each a median of ``--repeats``): odernn's closed l
 of the machine's float32 matrix-multiply rate at the cell's shape (``benchmarks/rollout.py``'s
 useful FLOPs). The tensors are made once, outside the timing (no numpy in or out, no
 divergence check), for both loops alike. ``compile s`` is the first call's time: the
-compilation, cold (each run compiles into a cache of its own, removed at the end), for that
-family and batch (the shapes are static: another batch compiles again). ``agree``: how far
-the two loops are apart in float32 over the horizon, relative to the state's largest value
-(at most 1e-4, or refused: a misplaced operation is order 1, rounding about 1e-6).
+compilation for that family and batch, into the run's own cache (made at its start, removed
+at its end: nothing from an earlier run; what one run's compilations share, such as the
+compiler's headers, is not separated); the shapes are static: another batch compiles
+again. ``agree``: how far the two loops are apart in float32 over the horizon, relative to
+the state's largest value (at most 1e-4, or refused: a misplaced operation is order 1,
+rounding about 1e-6).
 
 ``nn.LSTM`` and ``nn.GRU`` modules cannot be traced (Dynamo refuses to wrap them), and the
 step reads only their four weights: the compiled copy's cell holds those in a plain module.
@@ -172,6 +174,10 @@ def main() -> None:
                         help="fold the weights into the compiled graph as constants")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    uneven = [b for b in args.batches if rb.STEPS.get(b, 200) % args.unroll]
+    if uneven:
+        parser.error(f"--unroll {args.unroll} does not divide the {rb.STEPS.get(uneven[0], 200)}"
+                     f" steps of batch {uneven[0]}")
     torch.set_num_threads(1)
     import torch._inductor.config as inductor
 

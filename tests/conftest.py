@@ -41,10 +41,11 @@ def dev_extra(module: str):
 
 
 def drawn_readout(model, seed: int = 0):
-    """``model`` with its readout weights drawn (seeded, in place, unit scale over the hidden
-    units): a gradient family's ``V`` starts at 0 for a linear system (the skip holds its
-    linear map), an echo state network's ``W_out`` before its fit. Their outputs then do
-    not depend on the cell, and two code paths compared through them would not see it."""
+    """``model`` with its readout weights drawn (seeded, in place, of unit scale over the
+    features they weigh): a gradient family's ``V`` starts at 0 for a linear system (the
+    skip holds its linear map), an echo state network's ``W_out`` before its fit. Their
+    outputs then do not depend on the cell, and two code paths compared through them would
+    not see it."""
     import torch
 
     weight = model.W_out if model.family == "esn" else model.V

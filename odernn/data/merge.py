@@ -125,7 +125,9 @@ def _check_shards(files: Iterable[_Shard]) -> list[_Shard]:
     Each shard is checked against the first as it comes: a file of another run, or one given
     twice, is refused without opening the files after it."""
     files = iter(files)
-    ref = next(files)  # merge refused an empty list before
+    ref = next(files, None)
+    if ref is None:
+        raise SpecError("merge needs at least one shard file")
     _check_shard_attrs(ref)
     by_index = {ref.attrs["shard_index"]: ref}
     for f in files:
