@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 import numpy as np
@@ -260,6 +261,15 @@ def test_cli_writes_the_picture_and_the_numbers(tmp_path, capsys, data):
     record = json.loads((tmp_path / "trained" / "gradients.json").read_text())
     assert [p["label"] for p in record["profiles"]] == ["rnn run"]
     assert record["profiles"][0]["table"]["spectral_radius"] == pytest.approx(radius_of(model.W))
+    assert set(record["profiles"][0]["gradient_norm"]) == {0.0}  # V = 0: the loss sees no h
+    drawn_readout(model)  # as a trained run's: its gradients through h are not 0
+    save_checkpoint(run / "best.pt", {"family": "rnn", "args": model.constructor_args(),
+                                      "state_dict": model.state_dict()})
+    assert main(["gradients", "--run", str(run), "--length", "20", "--sequences", "2",
+                 "-o", str(tmp_path / "trained"), "-q", "--overwrite"]) == 0
+    norms = json.loads((tmp_path / "trained" / "gradients.json").read_text()
+                       )["profiles"][0]["gradient_norm"]
+    assert len(norms) == 21 and all(0 < g < math.inf for g in norms)
 
 
 @pytest.mark.parametrize(("option", "message"), [
