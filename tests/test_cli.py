@@ -193,11 +193,11 @@ def test_full_or_read_only_disk_fails_cleanly(command, disk, inputs, tmp_path, c
         subprocess.run(["umount", str(out)], check=False)
 
 
-def test_evaluate_refuses_a_test_set_too_large_to_evaluate_before_reading_it(
+def test_a_test_set_too_large_to_evaluate_is_refused_before_it_is_read(
         inputs, tmp_path, capsys, monkeypatch):
     """What the evaluation holds is checked from the test file's header, before the set is
-    read: a set whose rollouts pass the memory budget was read whole first (2000 x 20000:
-    refused after 9 s and 1.5 GB)."""
+    read, by evaluate and by the demo given the user's files: a set whose rollouts pass the
+    memory budget was read whole first (2000 x 20000: refused after 9 s and 1.5 GB)."""
     from odernn import budget
     from odernn.data import store
 
@@ -219,6 +219,13 @@ def test_evaluate_refuses_a_test_set_too_large_to_evaluate_before_reading_it(
     code, _, err = run([*args, "--no-work-precision"], capsys)  # counted only where it runs
     assert code == 0, err
     assert reads.count(None) == 1  # read once, whole
+    reads.clear()  # the demo on the user's files: checked before either is read
+    code, _, err = run(["demo", "--data", inputs / "data.h5", "--test", tmp_path / "test.h5",
+                        "--models", "esn", "--units", "50", "-o", tmp_path / "demo", "-q"],
+                       capsys)
+    assert_one_line_error(code, err, "methods x 2000 trajectories x 40 steps",
+                          "smaller test set (--n-test, or --test)")
+    assert None not in reads and not (tmp_path / "demo").exists()
 
 
 def test_disk_filling_up_during_the_write_fails_cleanly(tmp_path):
