@@ -476,7 +476,9 @@ def test_scipy_default_agrees_with_exact_on_train_ranges() -> None:
     assert max_error(got, integrate("exact", system, x0, v0, t)) < 1e-8
 
 
-def test_scipy_implicit_method_uses_the_sparse_jacobian() -> None:
+def test_scipy_implicit_method_agrees_with_the_closed_form() -> None:
+    """Radau, with odernn's sparse Jacobian, against the closed form (a wrong Jacobian would
+    converge too: the next test checks the Jacobian itself)."""
     rng = np.random.default_rng(9)
     system = mixed_system(rng)
     x0, v0 = initial(rng, system.n)

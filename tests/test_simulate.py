@@ -31,11 +31,17 @@ x0 = [-1, 1]
 v0 = [-1, 1]
 [forcing]
 family = "{family}"
-"""
+{forcing}"""
+DRIVEN = 'F0 = [0.2, 1]\nomega = [0.5, 2]\nphase = [0, 6.28]\n'
+"""A cosine's ranges: each trajectory its own drive (at the defaults every row's F would be
+the same, and a row that took another's forcing, or a phase drawn from another uniform,
+would not show)."""
 
 
 def small(integrator="exact", family="cosine", **over):
-    return parse_spec(SMALL.format(integrator=integrator, family=family)).with_overrides(**over)
+    forcing = DRIVEN if family == "cosine" else ""
+    return parse_spec(SMALL.format(integrator=integrator, family=family, forcing=forcing)
+                      ).with_overrides(**over)
 
 
 @pytest.mark.parametrize("integrator", ["exact", "euler", "rk4", "scipy"])
@@ -83,6 +89,7 @@ def test_parameters_respect_their_ranges():
 def test_forcing_samples_match_the_formula():
     data = simulate_trajectories(small())
     p = data.params
+    assert all(len(np.unique(p[k])) == data.n for k in ("F0", "omega", "phase"))
     expected = p["F0"][:, None] * np.cos(p["omega"][:, None] * data.t + p["phase"][:, None])
     np.testing.assert_allclose(data.F, expected, rtol=0, atol=1e-15)
     assert np.array_equal(data.x[:, 0], p["x0"]) and np.array_equal(data.v[:, 0], p["v0"])
