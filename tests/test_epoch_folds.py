@@ -71,11 +71,18 @@ def test_the_final_run_keeps_the_epoch_the_folds_score_best_and_is_reproducible(
     assert again.best_record["config"]["val_folds"] == 3
 
 
-def test_folds_differ_from_the_holdout_and_train_on_every_trajectory(data):
+def test_folds_differ_from_the_holdout_and_train_on_every_trajectory(data, monkeypatch):
     """The holdout validates on one trajectory and trains on five; the folds' final run
-    trains on all six (another model)."""
+    trains on all six (another model), after six trainings on five."""
+    from odernn.learn import gradient
+
+    trained, source = [], gradient.window_source
+    monkeypatch.setattr(gradient, "window_source",
+                        lambda rows, *a, **k: trained.append(rows.n) or source(rows, *a, **k))
     holdout = train(data, small_config("gru", val_fraction=0.2), None, progress=False)
+    assert data.n == 6 and trained == [5]
     folds = train(data, small_config("gru", val_folds=6), None, progress=False)
+    assert trained == [5] + [5] * 6 + [6]
     h, f = (from_record(r.best_record) for r in (holdout, folds))
     assert not np.array_equal(h.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params).x,
                               f.rollout(data.x[:, 0], data.v[:, 0], data.F, data.params).x)

@@ -51,7 +51,11 @@ def test_sub_horizon_keeps_the_full_scale() -> None:
 
 def test_per_trajectory_nrmse() -> None:
     per = nrmse_per_trajectory(PRED, REF)
-    np.testing.assert_allclose(per, [math.sqrt(1.0 / 3.0) / STD] * 2, rtol=1e-14)
+    np.testing.assert_allclose(per, [math.sqrt(1.0 / 3.0) / STD] * 2, rtol=1e-14, strict=True)
+    exact_second = PRED.copy()  # rows of different errors: each row its own, in its place
+    exact_second[1, 2] = REF[1, 2]
+    np.testing.assert_allclose(nrmse_per_trajectory(exact_second, REF),
+                               [math.sqrt(1.0 / 3.0) / STD, 0.0], rtol=1e-14, strict=True)
 
 
 def test_valid_prediction_time_by_hand() -> None:

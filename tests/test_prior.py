@@ -102,8 +102,9 @@ def test_with_the_exact_prior_the_hybrid_is_at_least_the_prior_integrator():
     assert model.layout.n_inputs == len(model.layout.inputs) + 2
     hybrid, alone = nrmse(surrogate_x(model, test), test.x), nrmse(prior_alone(test, "duffing"),
                                                                   test.x)
-    # measured: hybrid 7e-5, rk4-sampled 9e-4 (it learns the half-step interpolation's error)
-    assert hybrid <= alone * 1.05, (hybrid, alone)
+    # measured: hybrid 7e-5, rk4-sampled 9e-4 (it learns the half-step interpolation's
+    # error); a hybrid that dropped its correction would be the prior itself, equal to it
+    assert hybrid < 0.3 * alone, (hybrid, alone)
 
 
 def test_a_hybrid_on_the_datas_own_equation_knows_the_equation():
