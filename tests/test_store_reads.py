@@ -36,15 +36,23 @@ def rechunk(path, chunks, names=("x", "v", "F"), **kw):
     return path
 
 
-def test_a_parameter_out_of_range_in_any_row_is_refused_by_read_and_verify(simulated):
+def test_a_parameter_out_of_range_in_any_row_is_refused_by_read_and_verify(simulated,
+                                                                         monkeypatch):
     """Every row of every block is checked, by read and by verify (inspect), not the first."""
     with h5py.File(simulated, "r+") as h:
         h["params/eta"][4] = -1.0
     with open_trajectories(simulated) as f:
         with pytest.raises(DataError, match=r"params/eta\[4\] = -1\.0"):
             f.read()
-        with pytest.raises(DataError, match=r"params/eta\[\d\] = -1\.0"):
+        with pytest.raises(DataError, match=r"params/eta\[4\] = -1\.0"):
             f.verify()
+    monkeypatch.setattr(store, "BLOCK_BYTES", 96)  # a row per block: indices of the file's
+    with open_trajectories(simulated) as f, pytest.raises(DataError,
+                                                         match=r"params/eta\[4\] = -1\.0"):
+        f.verify()
+    with open_trajectories(simulated) as f, pytest.raises(DataError,
+                                                         match=r"params/eta\[4\] = -1\.0"):
+        f.read(slice(2, 6))  # a read of rows 2..6 names the file's row too
 
 
 def test_verify_in_column_blocks_accepts_a_consistent_file_and_finds_bad_forcing(
@@ -54,8 +62,9 @@ def test_verify_in_column_blocks_accepts_a_consistent_file_and_finds_bad_forcing
         f.verify()
     with h5py.File(simulated, "r+") as h:
         h["F"][2, 37] += 1.0
-    with open_trajectories(simulated) as f, pytest.raises(DataError):
-        f.verify()
+    with open_trajectories(simulated) as f, pytest.raises(
+            DataError, match=r"F\[2, 37\] = .* the samples, times and parameters disagree"):
+        f.verify()  # the file's indices, not the column block's (F[0, 1])
 
 
 def test_column_blocks_cover_every_value_once(tmp_path, monkeypatch):

@@ -117,7 +117,7 @@ class TrajectoryFile:
                   for k, d in self._params.items()}
         data = Trajectories(t=self.t.copy(), x=arrays["x"], v=arrays.get("v"), F=arrays.get("F"),
                             params=params, attrs=self.attrs)
-        check_consistency(data, str(self.path))
+        check_consistency(data, str(self.path), row=start)
         return data
 
     def verify(self) -> None:
@@ -147,7 +147,7 @@ class TrajectoryFile:
                     part = {k: d[lo:hi, c:e] for k, d in self._datasets.items()}
                     check_consistency(Trajectories(self.t[c:e], part["x"], part.get("v"),
                                                    part.get("F"), params, self.attrs),
-                                      str(self.path))
+                                      str(self.path), row=lo, col=c)
                     if interrupted():
                         raise KeyboardInterrupt
 

@@ -140,11 +140,13 @@ CONSISTENCY_BLOCK = 1 << 16
 """Points of the forcing :func:`check_consistency` recomputes at a time (its temporaries)."""
 
 
-def check_consistency(data: Trajectories, where: str) -> None:
+def check_consistency(data: Trajectories, where: str, row: int = 0, col: int = 0) -> None:
     """Refuse data whose parts contradict each other, the same way for every reader (inspect,
     train, evaluate): a ``kind`` that does not match the datasets, a negative or non-finite
     damping, and forcing samples ``F`` that are not the forcing its stored parameters
     describe at the stored times (the oscillators evaluate rebuilds would not be the data's).
+    ``data`` may be a block of a file, from trajectory ``row`` and time point ``col``: the
+    messages give the file's indices.
     """
     kind = data.attrs.get("kind")
     if kind is not None and kind not in KINDS:
@@ -169,8 +171,8 @@ def check_consistency(data: Trajectories, where: str) -> None:
         bad = ~((values >= p.low) & (values <= p.high))
         if np.any(bad):
             i = int(np.argmax(bad))
-            raise DataError(f"{where}: params/{p.name}[{i}] = {float(values[i])!r}; {p.meaning} "
-                            f"{p.name} must be in {p.range}")
+            raise DataError(f"{where}: params/{p.name}[{row + i}] = {float(values[i])!r}; "
+                            f"{p.meaning} {p.name} must be in {p.range}")
     family = data.attrs.get("forcing")
     if family not in FORCINGS or "x0" not in data.params:
         return
@@ -198,6 +200,7 @@ def check_consistency(data: Trajectories, where: str) -> None:
         n = int(np.argmax(worst > tol))
         e = expected(n, n + 1)[0]
         i = int(np.argmax(np.abs(F[n].astype(np.float64) - e) > tol))
-        raise DataError(f"{where}: F[{n}, {i}] = {float(F[n, i]):.6g} at t = {float(t[i]):.6g}, "
+        raise DataError(f"{where}: F[{row + n}, {col + i}] = {float(F[n, i]):.6g} at t = "
+                        f"{float(t[i]):.6g}, "
                         f"but its '{family}' forcing parameters give {e[i]:.6g}: the "
                         "samples, times and parameters disagree")
