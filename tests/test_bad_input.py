@@ -45,10 +45,8 @@ def files(tmp_path_factory):
     data = root / "train.h5"
     ok(["simulate", "train", "-o", data, "--n", "12", "--integrator", "exact", "-q"])
     other_dt = root / "other-dt.h5"
-    ok(["simulate", "test", "-o", other_dt, "--n", "4", "--integrator", "exact", "-q"])
-    with h5py.File(other_dt, "r+") as f:  # a consistent file on another grid
-        f["t"][...] = f["t"][...] * 2
-        f.attrs["dt"] = f.attrs["dt"] * 2
+    ok(["simulate", "test", "-o", other_dt, "--n", "4", "--integrator", "exact", "--set",
+        "dt=0.1", "-q"])  # a consistent file on another grid (one edited was not: its F)
     spec = root / "tiny.toml"
     spec.write_text(SPEC)
     run = root / "run"
@@ -132,14 +130,14 @@ def files(tmp_path_factory):
 BAD_FILES = [
     ("{root}/missing.h5", "does not exist"),
     ("{text}", "not an HDF5 file"),
-    ("{truncated}", "truncated"),
+    ("{truncated}", "truncated or corrupt"),
     ("{no_schema}", "not an odernn trajectory file"),
     ("{version}", "schema_version is 99"),
     ("{nan}", "non-finite"),
     ("{inf}", "non-finite"),
     ("{shape}", "shape (12, 999)"),
     ("{dtype}", "dtype int32"),
-    ("{empty}", "empty"),
+    ("{empty}", "is empty (0 trajectories)"),
     ("{one_point}", "no step"),
 ]
 
@@ -173,7 +171,7 @@ CASES = [
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--shard", "3/2"], "--shard"),
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--shard", "1/0"], "--shard"),
     (["simulate", "{spec}", "-o", "{root}/o.h5", "--bogus"], "No such option"),
-    (["simulate", "{spec}", "-o", "{root}/o.h5", "--config", "{bad_toml}"], "bad.toml"),
+    (["simulate", "{spec}", "-o", "{root}/o.h5", "--config", "{bad_toml}"], "malformed TOML"),
     (["simulat"], "Did you mean 'simulate'"),
     # inspect
     *[(["inspect", bad], needle) for bad, needle in BAD_FILES if bad not in ("{nan}", "{inf}")],
@@ -185,12 +183,14 @@ CASES = [
     (["merge", "{part1}", "{text}", "-o", "{root}/o.h5"], "not an HDF5 file"),
     (["merge", "{part1}", "{root}/missing.h5", "-o", "{root}/o.h5"], "does not exist"),
     (["merge", "{part1}", "{part2}", "-o", "{existing}"], "--overwrite"),
-    (["merge", "{part1}", "{part2}", "-o", "{part1}", "--overwrite"], "part1.h5"),
+    (["merge", "{part1}", "{part2}", "-o", "{part1}", "--overwrite"],
+     "is also an input of this command"),
     (["merge", "-o", "{root}/o.h5"], "Missing argument"),
     # train
     *[(["train", bad, "-o", "{root}/o"], needle) for bad, needle in BAD_FILES],
-    (["train", "{data}", "-o", "{root}/o", "--val", "{nan}"], "nan.h5"),
-    (["train", "{data}", "-o", "{root}/o", "--val", "{other_dt}"], "dt"),
+    (["train", "{data}", "-o", "{root}/o", "--val", "{nan}"], "non-finite"),
+    (["train", "{data}", "-o", "{root}/o", "--val", "{other_dt}"],
+     "validation data has dt = 0.1; the model was built for dt = 0.05"),
     (["train", "{fixed_eta}", "-o", "{root}/o", "--val", "{data}"], "eta fixed at 0.2"),
     (["train", "{short}", "-o", "{root}/o", "--model", "gru", "--set", "window=40"],
      "need at least 41"),
@@ -229,14 +229,14 @@ CASES = [
     (["train", "{data}", "-o", "{root}/o", "--model", "rnn", "--set", "activation=gelu"],
      "gelu"),
     (["train", "{data}", "-o", "{root}/o", "--hidden", "0"], "hidden"),
-    (["train", "{data}", "-o", "{root}/o", "--config", "{bad_toml}"], "bad.toml"),
+    (["train", "{data}", "-o", "{root}/o", "--config", "{bad_toml}"], "malformed TOML"),
     (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--set", "epochs=3"], "epochs"),
     (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--units", "30", "--set",
       "spectral_radius=1e39"], "float32's largest"),  # else saved, and refused as corrupt
     (["train", "{data}", "-o", "{root}/o", "--model", "esn", "--units", "30", "--set",
       "input_scaling=1e39"], "float32's largest"),
-    (["train", "{data}", "-o", "{run}"], "run"),
-    (["train", "{data}", "-o", "{root}/fresh", "--resume"], "fresh"),
+    (["train", "{data}", "-o", "{run}"], "already holds config.json"),
+    (["train", "{data}", "-o", "{root}/fresh", "--resume"], "cannot resume"),
     (["train", "{data}", "-o", "{cut_run}", "--model", "esn", "--resume"], "not a readable"),
     (["train", "{data}", "-o", "{root}/o", "--device", "tpu"], "tpu"),
     (["train", "{data}", "-o", "{root}/o", "--seed", "-1"], "seed must be an integer in"),
@@ -267,13 +267,16 @@ CASES = [
     (["evaluate", "{shape_run}", "--data", "{data}", "-o", "{root}/r"], "size mismatch"),
     (["gradients", "-o", "{root}/g", "--run", "{cut_run}"], "not a readable"),
     (["evaluate", "{root}", "--data", "{data}", "-o", "{root}/r"], "best.pt"),
-    (["evaluate", "{run}", "--data", "{other_dt}", "-o", "{root}/r"], "dt"),
-    (["evaluate", "{run}", "--data", "{series}", "-o", "{root}/r"], "sine.h5"),
+    (["evaluate", "{run}", "--data", "{other_dt}", "-o", "{root}/r"],
+     "has dt = 0.1; the model was built for dt = 0.05"),
+    (["evaluate", "{run}", "--data", "{series}", "-o", "{root}/r"],
+     "is a univariate series"),
     (["evaluate", "{blind}", "--data", "{short}", "-o", "{root}/r"], "warm"),
     (["evaluate", "{fixed_run}", "--data", "{data}", "-o", "{root}/r"], "eta fixed at 0.2"),
     (["evaluate", "{run}", "--data", "{data}", "-o", "{root}/nowhere/r"], "nowhere"),
     (["evaluate", "{run}", "--data", "{data}", "-o", "{data}"], "train.h5"),
-    (["evaluate", "{run}", "--data", "{data}", "-o", "{foreign_dir}", "--overwrite"], "photos"),
+    (["evaluate", "{run}", "--data", "{data}", "-o", "{foreign_dir}", "--overwrite"],
+     "is not an odernn report"),
     # gradients
     (["gradients", "-o", "{root}/g", "--model", "tcn"], "tcn"),
     (["gradients", "-o", "{root}/g", "--model", "esn"], "esn"),
@@ -293,10 +296,13 @@ CASES = [
     (["gradients", "-o", "{root}/g", "--init", "xavier"], "xavier"),
     *[(["gradients", "-o", "{root}/g", "--model", "rnn", "--data", bad], needle)
       for bad, needle in BAD_FILES],
-    (["gradients", "-o", "{root}/g", "--model", "rnn", "--data", "{short}"], "short.h5"),
+    (["gradients", "-o", "{root}/g", "--model", "rnn", "--data", "{short}"],
+     "--length 200 needs at least 201"),
     (["gradients", "-o", "{root}/g", "--run", "{root}/no-run"], "no-run"),
-    (["gradients", "-o", "{root}/g", "--run", "{run}"], "esn"),
-    (["gradients", "-o", "{foreign_dir}", "--overwrite"], "photos"),
+    (["gradients", "-o", "{root}/g", "--run", "{run}"],
+     "not trained by backpropagation through time"),
+    (["gradients", "-o", "{foreign_dir}", "--overwrite"],
+     "holds more than gradients.json and gradients.png"),
     (["gradients", "-o", "{existing}"], "keep.h5"),
     (["gradients", "-o", "{root}/no-dir/g"], "does not exist"),
     # demo
