@@ -127,7 +127,10 @@ def test_a_group_on_disk_is_written_resumed_and_reported(small_linear_sets, tmp_
     assert set(metrics["methods"]["gru"]["seeds"]["members"]) == {"seed-0", "seed-1"}
     text = (report / "report.md").read_text()
     assert "## Seeds" in text and "| gru | 2 |" in text
+    capsys.readouterr()
     assert main([*args[:-1], "--seeds", "3", "--resume", "--quiet"]) == 2  # other members
+    assert ("it was started with members ['seed-0', 'seed-1'], this command asks for "
+            "['seed-0', 'seed-1', 'seed-2']") in capsys.readouterr().err
     (group / "seed-1" / "best.pt").unlink()  # as a member diverged before any validation
     with pytest.raises(DataError, match="member seed-1 finished without a best.pt .* lower lr"):
         load_group(group)
@@ -146,7 +149,7 @@ def test_a_group_given_for_one_model_names_one_of_its_own_members(small_linear_s
     load_surrogate(group / "seed-3")
 
 
-def test_the_demo_trains_seed_groups_and_replaces_them(tmp_path):
+def test_the_demo_trains_seed_groups_and_replaces_them(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--quick", "--models", "esn", "--seeds", "2", "-o", str(out), "--quiet"]
     assert main(args) == 0
@@ -155,7 +158,10 @@ def test_the_demo_trains_seed_groups_and_replaces_them(tmp_path):
     assert "| esn | 2 |" in (out / "report" / "report.md").read_text()
     assert main([*args, "--overwrite"]) == 0  # a demo's seed groups are its own outputs
     (out / "runs" / "esn" / "seed-0" / "notes.txt").write_text("mine")
+    capsys.readouterr()
     assert main([*args, "--overwrite"]) == 2  # ... and nothing else is
+    assert "it holds runs/esn/seed-0/notes.txt, which training does not write" in \
+        capsys.readouterr().err
     assert (out / "runs" / "esn" / "seed-0" / "notes.txt").read_text() == "mine"
 
 
@@ -170,11 +176,14 @@ def test_a_group_whose_first_member_refuses_its_input_leaves_nothing(tmp_path, c
             "--hidden", "4", "--seeds", "2", "-q"]
     capsys.readouterr()
     assert main([*args, "--window", "1000"]) == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "trajectories have 100 points; window 1000" \
+        in err, err
     assert not (tmp_path / "late").exists()
     assert main([*args, "--window", "20"]) == 0
     index = (group / "seeds.json").read_bytes()
     assert main([*args, "--window", "1000", "--overwrite"]) == 2
+    assert "trajectories have 100 points; window 1000" in capsys.readouterr().err
     assert (group / "seeds.json").read_bytes() == index and load_group(group).members
 
 

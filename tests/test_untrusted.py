@@ -55,6 +55,7 @@ def test_evaluate_refuses_it_with_one_line(tmp_path, capsys):
     code = main(["evaluate", str(run), "--data", str(data), "-o", str(tmp_path / "report")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "best.pt is not a readable odernn checkpoint" in err, err
     assert not marker.exists() and not (tmp_path / "report").exists()
 
 
