@@ -42,7 +42,7 @@ def check_gradient(config: Any, hf_options: dict[str, Any]) -> None:
         need(getattr(config, name) > 0, f"{name} must be > 0, got {getattr(config, name)}")
     need(0 <= config.horizon_start <= config.horizon or
          (config.horizon == 0 and config.horizon_start == 0),
-         f"need 0 <= horizon_start <= horizon, got {config.horizon_start}, {config.horizon}")
+         f"horizon_start must be in 0..horizon ({config.horizon}), got {config.horizon_start}")
     need(config.horizon == 0 or horizon_at(config, config.epochs - 1) > 0,
          f"horizon {config.horizon} is never trained: the closed loop starts at epoch "
          f"{round(config.closed_loop_from * config.epochs) + 1} of {config.epochs} "
