@@ -49,7 +49,8 @@ def test_the_hard_link_fallback_leaves_only_the_target(tmp_path, monkeypatch):
     atomic.write_bytes(tmp_path / "new.bin", b"abc", overwrite=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.bin"]
     (tmp_path / "other.bin").write_bytes(b"user")
-    with pytest.raises(OutputError):
+    with pytest.raises(OutputError,
+                       match="another file appeared there while this one was written"):
         atomic.write_bytes(tmp_path / "other.bin", b"ours", overwrite=False)
     assert (tmp_path / "other.bin").read_bytes() == b"user"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.bin", "other.bin"]

@@ -122,6 +122,8 @@ def test_overflow_inside_an_integrator_is_one_line_without_warnings(tmp_path):
                               "-q"], capture_output=True, text=True)
         err = run.stderr.strip().splitlines()
         assert run.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), err
+        assert {"rk4": "dataset 'x' gets non-finite values",
+                "scipy": "solve_ivp (DOP853"}[integrator] in err[0], err
 
 
 def test_a_run_whose_every_validation_diverged_is_not_reported_ok(good, tmp_path, capsys):

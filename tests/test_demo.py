@@ -59,7 +59,9 @@ def test_preset_demo_writes_a_side_by_side_report(tmp_path, capsys):
     assert "faithful" in html and "improved" in html
     presets = json.loads((out / "report" / "presets.json").read_text())
     assert [row["variant"] for row in presets] == ["faithful", "improved", "baseline: zero"]
+    capsys.readouterr()
     assert main(["demo", "--preset", "sinus", "-o", str(tmp_path / "x")]) == 2
+    assert "--preset 'sinus' unknown (did you mean 'sine'?)" in capsys.readouterr().err
 
 
 def test_a_failed_demo_leaves_the_previous_one(tmp_path, capsys, monkeypatch):

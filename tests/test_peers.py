@@ -317,7 +317,8 @@ def test_peers_need_the_training_file_and_a_matching_one():
         evaluate(test, {}, peers=True, **QUICK)
     other = Trajectories(train.t[::2], train.x[:, ::2], train.v[:, ::2], train.F[:, ::2],
                          train.params, train.attrs)
-    with pytest.raises(DataError, match="dt"):
+    with pytest.raises(DataError, match=r"test set has step dt = 0\.05 but the training file "
+                                        r"dt = 0\.1"):
         evaluate(test, {}, train_data=other, **QUICK)
 
 

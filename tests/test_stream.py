@@ -244,7 +244,8 @@ def test_a_short_or_corrupt_file_is_refused_in_one_line(path, tmp_path, monkeypa
     short.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     small = ["--model", "ffn", "--hidden", "16", "--batch-size", "64", "--quiet"]
     code = main(["train", str(short), "-o", str(tmp_path / "a"), *small])
-    assert_one_line_error(code, capsys.readouterr().err, "short.h5")
+    assert_one_line_error(code, capsys.readouterr().err, "short.h5",
+                          "HDF5 file is truncated or corrupt")
     bad = tmp_path / "bad.h5"
     bad.write_bytes(path.read_bytes())
     with h5py.File(bad, "r+") as f:
@@ -252,7 +253,8 @@ def test_a_short_or_corrupt_file_is_refused_in_one_line(path, tmp_path, monkeypa
     with pytest.raises(DataError, match="non-finite"):
         train(stream.for_training(bad), config("ffn"), None, progress=False)
     code = main(["train", str(bad), "-o", str(tmp_path / "b"), *small])
-    assert_one_line_error(code, capsys.readouterr().err, "bad.h5")
+    assert_one_line_error(code, capsys.readouterr().err, "bad.h5",
+                          f"'x' has non-finite values (NaN or inf), first in trajectory {N - 3}")
     assert not (tmp_path / "b").exists()
 
 
