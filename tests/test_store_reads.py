@@ -184,3 +184,30 @@ def test_digest_of_a_fixed_file_is_pinned(tmp_path):
 
 
 PINNED = "sha256:d8f09629921198108536ea56ec6239fe54a937b6c31dc0ad96ce43dc7641beb8"
+
+
+def test_each_rows_forcing_is_held_to_its_own_amplitude_in_any_block(tmp_path, monkeypatch):
+    """A sample off by 1e-7 in a row driven at amplitude 0.1 is refused whatever the other
+    rows' amplitudes (the tolerance was 1e-9 (1 + the largest |F| of the block checked): a row
+    driven at 1000 beside it let it pass a whole read, while inspect's column blocks of the
+    row alone refused it), and by read and verify alike, in rows or column blocks."""
+    from odernn.data.simulate import simulate
+    from odernn.data.spec import load_spec
+    from odernn.data.spec_settings import with_settings
+
+    spec = with_settings(load_spec("test").with_overrides(n=30, n_steps=40),
+                         sets={"F0": [0.1, 1000.0], "integrator": "exact"})
+    path = simulate(spec, tmp_path / "f.h5")
+    with h5py.File(path, "r+") as h:
+        amplitude = h["params/F0"][...]
+        quiet = int(np.argmin(amplitude))
+        assert amplitude[quiet] < 50 and amplitude.max() > 500  # 1e-7 > 1e-9 (1 + 50)
+        h["F"][quiet, 30] += 1e-7
+    needle = rf"F\[{quiet}, 30\] = .* the samples, times and parameters disagree"
+    for block in (store.BLOCK_BYTES, 96):
+        monkeypatch.setattr(store, "BLOCK_BYTES", block)
+        with open_trajectories(path) as f:
+            with pytest.raises(DataError, match=needle):
+                f.read()
+            with pytest.raises(DataError, match=needle):
+                f.verify()

@@ -178,28 +178,31 @@ def check_consistency(data: Trajectories, where: str, row: int = 0, col: int = 0
         return
     t, F = np.asarray(data.t, np.float64), np.asarray(data.F)
 
-    def expected(lo: int, hi: int) -> np.ndarray:  # rows lo..hi of the forcing's values
+    def expected(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows lo..hi of the forcing's values, and each row's bound on |F| (the sum of its
+        amplitudes: a row's own, whatever block or columns of it are checked)."""
         try:
             part = {k: np.asarray(v)[lo:hi] for k, v in data.params.items()}
-            return forcing_from_params(str(family), part)(t)
+            forcing = forcing_from_params(str(family), part)
+            return forcing(t), np.abs(forcing.amplitude).sum(axis=1)
         except (KeyError, ValueError, IndexError):
             raise DataError(f"{where}: the parameters of its '{family}' forcing are missing or "
                             "malformed in params/") from None
 
     # in blocks of rows (a read holds the file's values, not five float64 copies of them): each
-    # row's largest deviation and the largest |F| expected, then the first value off
-    rows, top = max(1, CONSISTENCY_BLOCK // t.size), 0.0
-    worst = np.empty(F.shape[0])
-    for lo in range(0, F.shape[0], rows):
-        e = expected(lo, lo + rows)
-        top = max(top, float(np.abs(e).max()))
-        worst[lo:lo + rows] = np.abs(F[lo:lo + rows].astype(np.float64) - e).max(axis=1)
+    # row's largest deviation against its own tolerance, then the first value off
     single = np.float32 in (F.dtype, np.asarray(data.t).dtype)  # samples or times
-    tol = (1e-4 if single else 1e-9) * (1 + top)
-    if np.any(worst > tol):
-        n = int(np.argmax(worst > tol))
-        e = expected(n, n + 1)[0]
-        i = int(np.argmax(np.abs(F[n].astype(np.float64) - e) > tol))
+    rtol = 1e-4 if single else 1e-9
+    rows = max(1, CONSISTENCY_BLOCK // t.size)
+    off = np.empty(F.shape[0], dtype=bool)
+    for lo in range(0, F.shape[0], rows):
+        e, bound = expected(lo, lo + rows)
+        deviation = np.abs(F[lo:lo + rows].astype(np.float64) - e).max(axis=1)
+        off[lo:lo + rows] = deviation > rtol * (1 + bound)
+    if np.any(off):
+        n = int(np.argmax(off))
+        (e,), (bound,) = expected(n, n + 1)
+        i = int(np.argmax(np.abs(F[n].astype(np.float64) - e) > rtol * (1 + bound)))
         raise DataError(f"{where}: F[{row + n}, {col + i}] = {float(F[n, i]):.6g} at t = "
                         f"{float(t[i]):.6g}, "
                         f"but its '{family}' forcing parameters give {e[i]:.6g}: the "
