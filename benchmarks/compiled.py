@@ -146,20 +146,11 @@ def row(family: str, batch: int, setup: tuple, unroll: int, repeats: int) -> str
     agree = rb.apart(ref, got)
     if not agree <= AGREE:
         raise SystemExit(f"{family} at batch {batch}: the compiled loop is {agree:.1e} off")
-    hidden, n_in = model.hparams["hidden"], layout.n_inputs
-    mm, mm_flops = rb.matmul_call(batch, n_in + hidden, model.gates * hidden)
-    t = rb.median_times({"mm": mm,
-                         "loop": lambda: joint_closed_loop((model,), z0, e),
-                         "comp": lambda: loop(z0, e),
-                         "bare": rb.bare_cell(family, batch, n_in, hidden, steps)}, repeats)
-    flops = rb.useful_flops(model, layout)
-    us = {k: 1e6 * t[k] / steps for k in ("loop", "comp", "bare")}
-    share = {k: 100 * flops * batch * steps / t[k] / (mm_flops / t["mm"])
-             for k in ("loop", "comp", "bare")}
+    us, share = rb.loop_times(model, layout, batch, steps, z0, e, lambda: loop(z0, e), repeats)
     return (f"{family:<7}{batch:>6}{steps:>7}{agree:>10.1e}{compile_s:>11.1f}"
-            f"{us['loop']:>10.1f}{us['comp']:>13.1f}{us['bare']:>9.1f}"
-            f"{us['loop'] / us['bare']:>11.2f}{us['comp'] / us['bare']:>11.2f}"
-            f"{share['loop']:>11.0f}{share['comp']:>11.0f}{share['bare']:>11.0f}")
+            f"{us['loop']:>10.1f}{us['other']:>13.1f}{us['bare']:>9.1f}"
+            f"{us['loop'] / us['bare']:>11.2f}{us['other'] / us['bare']:>11.2f}"
+            f"{share['loop']:>11.0f}{share['other']:>11.0f}{share['bare']:>11.0f}")
 
 
 def main() -> None:
@@ -174,6 +165,8 @@ def main() -> None:
                         help="fold the weights into the compiled graph as constants")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    if args.unroll < 1:
+        parser.error(f"--unroll must be >= 1, got {args.unroll}")
     uneven = [b for b in args.batches if rb.STEPS.get(b, 200) % args.unroll]
     if uneven:
         parser.error(f"--unroll {args.unroll} does not divide the {rb.STEPS.get(uneven[0], 200)}"

@@ -174,8 +174,6 @@ def main() -> None:
     check_exact(model, data)
     weights = fold(model)
     loop = folded_loop(model, tuple(w.float() for w in weights))
-    hidden, n_in = model.hparams["hidden"], layout.n_inputs
-    flops = rb.useful_flops(model, layout)
 
     print(f"torch {torch.__version__}, 1 thread, {os.cpu_count()} cores; median of "
           f"{args.repeats}")
@@ -191,19 +189,12 @@ def main() -> None:
             agree = rb.apart(ref, got)
             if not agree <= 1e-3:  # rounding alone: about 1e-6 (a block misplaced: order 1)
                 raise SystemExit(f"batch {batch}: the folded loop is {agree:.1e} off in float32")
-            mm, mm_flops = rb.matmul_call(batch, n_in + hidden, hidden)
-            t = rb.median_times({"mm": mm,
-                                 "loop": lambda z0=z0, e=e: joint_closed_loop((model,), z0, e),
-                                 "fold": lambda z0=z0, e=e: loop(z0, e),
-                                 "bare": rb.bare_cell("rnn", batch, n_in, hidden, steps)},
-                                args.repeats)
-            us = {k: 1e6 * t[k] / steps for k in ("loop", "fold", "bare")}
-            share = {k: 100 * flops * batch * steps / t[k] / (mm_flops / t["mm"])
-                     for k in ("loop", "fold", "bare")}
-            print(f"{batch:>6}{steps:>7}{agree:>10.1e}{us['loop']:>10.1f}{us['fold']:>11.1f}"
+            us, share = rb.loop_times(model, layout, batch, steps, z0, e,
+                                      lambda z0=z0, e=e: loop(z0, e), args.repeats)
+            print(f"{batch:>6}{steps:>7}{agree:>10.1e}{us['loop']:>10.1f}{us['other']:>11.1f}"
                   f"{us['bare']:>9.1f}{us['loop'] / us['bare']:>11.2f}"
-                  f"{us['fold'] / us['bare']:>11.2f}{share['loop']:>11.0f}"
-                  f"{share['fold']:>11.0f}{share['bare']:>11.0f}", flush=True)
+                  f"{us['other'] / us['bare']:>11.2f}{share['loop']:>11.0f}"
+                  f"{share['other']:>11.0f}{share['bare']:>11.0f}", flush=True)
 
 
 if __name__ == "__main__":

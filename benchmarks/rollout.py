@@ -166,6 +166,25 @@ def apart(ref: torch.Tensor, got: torch.Tensor) -> float:
     return float((ref - got).abs().max() / ref.abs().max())
 
 
+def loop_times(model, layout: Layout, batch: int, steps: int, z0: torch.Tensor,
+               e: torch.Tensor, other: Callable[[], object], repeats: int
+               ) -> tuple[dict[str, float], dict[str, float]]:
+    """Per step, in the same rounds: odernn's closed loop on ``z0, e`` (``loop``), ``other``
+    (another form of it), and :func:`bare_cell`; their microseconds per step, and each as a
+    share (%) of :func:`matmul_call`'s rate at the cell's shape, in :func:`useful_flops`."""
+    from odernn.learn.models.surrogate import joint_closed_loop
+
+    hidden, n_in = model.hparams["hidden"], layout.n_inputs
+    mm, mm_flops = matmul_call(batch, n_in + hidden, model.gates * hidden)
+    t = median_times({"mm": mm, "loop": lambda: joint_closed_loop((model,), z0, e),
+                      "other": other,
+                      "bare": bare_cell(model.family, batch, n_in, hidden, steps)}, repeats)
+    flops = useful_flops(model, layout) * batch * steps
+    names = ("loop", "other", "bare")
+    return ({k: 1e6 * t[k] / steps for k in names},
+            {k: 100 * flops / t[k] / (mm_flops / t["mm"]) for k in names})
+
+
 def check_in_range(model, data, batch: int, steps: int) -> None:
     """Refuse to time a rollout in which a trajectory diverged: its steps would run on
     saturated or non-finite values, whose elementwise passes take another time."""
