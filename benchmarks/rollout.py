@@ -36,8 +36,10 @@ The echo state network (1000 units, 10 non-zeros per row: its defaults; also 400
 units) has its recurrent product (torch's sparse CSR, as
 :meth:`odernn.learn.models.esn.ESN.recurrent_product` runs it) timed against a dense
 float32 ``units x units`` product of the same batch and against scipy's CSR product
-(float32), and its whole reservoir step beside them, each per step. Last, torch's ``tanh``
-against the form every step computes it in, ``2 sigmoid(2 a) - 1``, at the hidden size.
+(float32), and its whole reservoir step beside them, each per step. Then torch's ``tanh``
+against the form every step computes it in, ``2 sigmoid(2 a) - 1``, at the hidden size, and
+each family's step with either. Last, each family's closed loop under ``torch.no_grad`` (as
+rollouts ran before 7 December 2026) and under ``torch.inference_mode`` (as they run now).
 
 Measured figures and what they mean: docs/performance.md. Every time is the median of
 ``--repeats`` rounds after a warm-up call, each round calling every measurement of a row
@@ -170,19 +172,31 @@ def loop_times(model, layout: Layout, batch: int, steps: int, z0: torch.Tensor,
                e: torch.Tensor, other: Callable[[], object], repeats: int
                ) -> tuple[dict[str, float], dict[str, float]]:
     """Per step, in the same rounds: odernn's closed loop on ``z0, e`` (``loop``), ``other``
-    (another form of it), and :func:`bare_cell`; their microseconds per step, and each as a
+    (another form of it, in the caller's mode), and :func:`bare_cell`, the two of odernn's
+    under :func:`inferred` as its rollouts run them; their microseconds per step, and each as a
     share (%) of :func:`matmul_call`'s rate at the cell's shape, in :func:`useful_flops`."""
     from odernn.learn.models.surrogate import joint_closed_loop
 
     hidden, n_in = model.hparams["hidden"], layout.n_inputs
     mm, mm_flops = matmul_call(batch, n_in + hidden, model.gates * hidden)
-    t = median_times({"mm": mm, "loop": lambda: joint_closed_loop((model,), z0, e),
+    t = median_times({"mm": mm, "loop": inferred(lambda: joint_closed_loop((model,), z0, e)),
                       "other": other,
-                      "bare": bare_cell(model.family, batch, n_in, hidden, steps)}, repeats)
+                      "bare": inferred(bare_cell(model.family, batch, n_in, hidden, steps))},
+                     repeats)
     flops = useful_flops(model, layout) * batch * steps
     names = ("loop", "other", "bare")
     return ({k: 1e6 * t[k] / steps for k in names},
             {k: 100 * flops / t[k] / (mm_flops / t["mm"]) for k in names})
+
+
+def inferred(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` under ``torch.inference_mode``, as odernn's rollouts run (no autograd in the
+    dispatch of any operation: the same bits, a few microseconds less per step)."""
+    def run() -> object:
+        with torch.inference_mode():
+            return fn()
+
+    return run
 
 
 def check_in_range(model, data, batch: int, steps: int) -> None:
@@ -295,6 +309,37 @@ def form_rows(families: list[str], layout: Layout, stats: Stats, data, batches: 
                   flush=True)
 
 
+def mode_rows(families: list[str], layout: Layout, stats: Stats, data, batches: list[int],
+              repeats: int, quick: bool) -> None:
+    """Each family's closed loop (:func:`~odernn.learn.models.surrogate.joint_closed_loop`,
+    tensors in and out) under ``torch.no_grad``, as rollouts ran before 7 December 2026, and
+    under ``torch.inference_mode``, as they run now, timed in turn in the same rounds; refused
+    unless the two give the same bits (the mode changes the dispatch, not the kernels)."""
+    from odernn.learn.models.surrogate import joint_closed_loop
+
+    print(f"\n{'family':<6}{'batch':>7}{'no_grad us':>12}{'inference_mode us':>19}"
+          f"{'ratio':>8}")
+    for family in families:
+        model = in_range(family, layout, stats, data)
+        for batch in batches:
+            steps = STEPS.get(batch, 200) // (4 if quick else 1)
+            z0, e = rollout_tensors(model, data, batch, steps)
+
+            def loop(z0=z0, e=e, model=model) -> torch.Tensor:
+                return joint_closed_loop((model,), z0, e)
+
+            def no_grad(loop=loop) -> torch.Tensor:
+                with torch.no_grad():
+                    return loop()
+
+            if not torch.equal(no_grad(), inferred(loop)()):
+                raise SystemExit(f"{family} at batch {batch}: the modes give other bits")
+            t = median_times({"no_grad": no_grad, "inference": inferred(loop)}, repeats)
+            print(f"{family:<6}{batch:>7}{1e6 * t['no_grad'] / steps:>12.1f}"
+                  f"{1e6 * t['inference'] / steps:>19.1f}"
+                  f"{t['inference'] / t['no_grad']:>8.2f}", flush=True)
+
+
 def useful_flops(model, layout: Layout) -> int:
     """FLOPs per row and step: the cell's products and the readout (``V h`` and the skip)."""
     hidden, gates = model.hparams["hidden"], model.gates
@@ -388,16 +433,17 @@ def main() -> None:
     print(f"{'family':<6}{'batch':>7}{'steps':>7}{'matmul GF/s':>13}{'rollout GF/s':>14}"
           f"{'% of mm':>9}{'bare % mm':>11}{'step us':>11}{'bare us':>10}{'/ bare':>9}"
           f"{'plain us':>11}{'speed-up':>9}")
-    with torch.no_grad():
+    with torch.inference_mode():  # as odernn's rollouts run: no autograd in the dispatch
         for family in args.families:
             family_rows(family, layout, stats, data, batches, repeats, args.quick)
     if not args.no_esn:
         reservoir_rows([200, 1000] if args.quick else [200, 1000, 4000],
                        [b for b in batches if b <= 1024], repeats)
-    with torch.no_grad():
+    with torch.inference_mode():
         activation_rows(batches, 64, repeats)
         form_rows(args.families, layout, stats, data, [b for b in batches if b >= 1024],
                   repeats, args.quick)
+    mode_rows(args.families, layout, stats, data, batches, repeats, args.quick)
 
 
 if __name__ == "__main__":

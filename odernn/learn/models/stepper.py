@@ -116,7 +116,7 @@ class Stepper:
         self._steps = [m.inference_step() for m in self.models]  # the rollout's, same bits
         n = z0.shape[0]
         self._F_prev: np.ndarray | None = None  # the last step's F: this one's F_prev
-        with torch.no_grad():
+        with torch.inference_mode():  # as the rollout's: its state, updated in place
             e = self._exogenous(np.zeros(n), np.zeros(n))
             self._states = [m.initial_state(m.codec.init_features(z0, e)) for m in self.models]
         self._diverged_at = np.full(n, -1, dtype=np.int64)
@@ -168,7 +168,7 @@ class Stepper:
             before = self._F_prev if F_prev is None else self._vector(F_prev, "F_prev")
             e = self._exogenous(F, self._vector(F_next, "F_next"), before)
             self._F_prev = F.copy()  # the caller may reuse its array for the next step
-        with torch.no_grad():
+        with torch.inference_mode():
             self._z = joint_step(self.models, self._steps, self._states, self._z, e)
         self.steps += 1
         self._observed = False

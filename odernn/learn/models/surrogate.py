@@ -395,7 +395,7 @@ def joint_rollout(models: Sequence[RecurrentSurrogate], x0: Array, v0: Array | N
     first = models[0]
     z0, e, observed = first._rollout_tensors(x0, v0, F, params, warmup, n_steps, models,
                                              held)
-    with torch.no_grad():
+    with torch.inference_mode():  # no_grad's dispatch less autograd's: same bits, faster
         z = joint_closed_loop(models, z0, e, observed)
     rollout = first._rollout_of(z, 0 if observed is None else observed.shape[1])
     # the given steps as given, not as the float32 state that carried them
