@@ -102,14 +102,21 @@ def matmul_call(batch: int, k: int, n: int, inner: int = 20, device: str = "cpu"
                 ) -> tuple[Callable[[], None], float]:
     """``inner`` products ``mm((batch, k), (k, n))``, contiguous, into a preallocated output
     (the fastest form of the product measured here: ``addmm`` with a broadcast bias and a
-    fresh output are slower), and their FLOPs."""
+    fresh output are slower), and their FLOPs. On the CPU in blocks of rows into one output of
+    a block's size, as the rollout's step takes its product
+    (:data:`~odernn.learn.models.inference.BLOCK_BYTES`): at batch 16384 an output of the
+    whole batch, out of the cache, ran at about 0.8 of this rate at the LSTM's and the GRU's
+    widths, which made their rollouts' shares of it look larger than they are."""
     g = torch.Generator().manual_seed(0)
     a, w = torch.randn(batch, k, generator=g), torch.randn(k, n, generator=g)
-    a, w, out = a.to(device), w.to(device), torch.empty(batch, n, device=device)
+    rows = max(64, inference.BLOCK_BYTES // (4 * n)) if device == "cpu" else batch
+    a, w, out = a.to(device), w.to(device), torch.empty(min(rows, batch), n, device=device)
+    blocks = [(a[lo:lo + rows], out[:min(rows, batch - lo)]) for lo in range(0, batch, rows)]
 
     def run() -> None:
         for _ in range(inner):
-            torch.mm(a, w, out=out)
+            for a_rows, out_rows in blocks:
+                torch.mm(a_rows, w, out=out_rows)
 
     return run, 2.0 * batch * k * n * inner
 
@@ -227,36 +234,49 @@ def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Ca
     """``steps`` steps of the bare cell arithmetic: one product of ``[u, h, 1]`` with the
     stacked weights and bias into a reused buffer (the product's fastest form), then the gate
     equations in place (the GRU's input candidate ``W_in u + b_in`` apart); no readout, no
-    codec, no Python beyond the loop."""
+    codec, no Python beyond the loop. In blocks of rows as the rollout's step runs on the CPU
+    (:data:`~odernn.learn.models.inference.BLOCK_BYTES`), each block's passes in the cache:
+    at batch 16384 the LSTM's and the GRU's cells over the whole batch at once ran slower than
+    their rollouts."""
     g = torch.Generator().manual_seed(0)
     gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
     u = torch.randn(batch, n_in, generator=g)
     w = torch.randn(n_in + hidden + 1, gates * hidden, generator=g) * 0.1
     w_in, b_in = torch.randn(n_in, hidden, generator=g) * 0.1, torch.zeros(hidden)
-    x, a, n = torch.ones(batch, n_in + hidden + 1), torch.empty(batch, gates * hidden), \
-        torch.empty(batch, hidden)
-    x[:, :n_in] = u
     minus_one = torch.tensor(-1.0)
     sig = by_sigmoid(u.device)  # tanh in the rollout's form (the doubling in the weights)
     h3 = 3 * hidden
 
-    def run() -> None:
-        h = c = torch.zeros(batch, hidden)
-        for _ in range(steps):
+    def block(u: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], tuple]:
+        rows = u.shape[0]
+        x, a, n = torch.ones(rows, n_in + hidden + 1), torch.empty(rows, gates * hidden), \
+            torch.empty(rows, hidden)
+        x[:, :n_in] = u
+
+        def cell(h: torch.Tensor, c: torch.Tensor) -> tuple:
             x[:, n_in:-1] = h
             if family == "rnn":
-                h = tanh_(torch.mm(x, w), doubled=sig)
-                continue
+                return tanh_(torch.mm(x, w), doubled=sig), c
             torch.mm(x, w, out=a)
             if family == "lstm":
                 g = torch.add(minus_one, a.sigmoid_()[:, h3:], alpha=2, out=a[:, h3:])
                 c = torch.mul(a[:, hidden:2 * hidden], c).addcmul_(a[:, :hidden], g)
                 h = tanh_(torch.mul(c, 2.0), doubled=True) if sig else torch.tanh(c)
-                h.mul_(a[:, 2 * hidden:h3])
-            else:
-                a[:, :2 * hidden].sigmoid_()
-                torch.addmm(b_in, u, w_in, out=n).addcmul_(a[:, :hidden], a[:, 2 * hidden:])
-                h = torch.sub(h, tanh_(n, doubled=sig)).mul_(a[:, hidden:2 * hidden]).add_(n)
+                return h.mul_(a[:, 2 * hidden:h3]), c
+            a[:, :2 * hidden].sigmoid_()
+            torch.addmm(b_in, u, w_in, out=n).addcmul_(a[:, :hidden], a[:, 2 * hidden:])
+            return torch.sub(h, tanh_(n, doubled=sig)).mul_(a[:, hidden:2 * hidden]).add_(n), c
+
+        return cell
+
+    rows = max(64, inference.BLOCK_BYTES // (4 * gates * hidden))
+    cells = [block(u[lo:lo + rows].clone()) for lo in range(0, batch, rows)]
+
+    def run() -> None:
+        states = [(torch.zeros(min(rows, batch - lo), hidden),) * 2
+                  for lo in range(0, batch, rows)]
+        for _ in range(steps):
+            states = [cell(*state) for cell, state in zip(cells, states, strict=True)]
 
     return run
 
