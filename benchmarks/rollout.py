@@ -105,8 +105,8 @@ def matmul_call(batch: int, k: int, n: int, inner: int = 20, device: str = "cpu"
     fresh output are slower), and their FLOPs. On the CPU in blocks of rows into one output of
     a block's size, as the rollout's step takes its product
     (:data:`~odernn.learn.models.inference.BLOCK_BYTES`): at batch 16384 an output of the
-    whole batch, out of the cache, ran at about 0.8 of this rate at the LSTM's and the GRU's
-    widths, which made their rollouts' shares of it look larger than they are."""
+    whole batch, out of the cache, ran slower (docs/performance.md), which made the rollouts'
+    shares of it look larger than they are."""
     g = torch.Generator().manual_seed(0)
     a, w = torch.randn(batch, k, generator=g), torch.randn(k, n, generator=g)
     rows = max(64, inference.BLOCK_BYTES // (4 * n)) if device == "cpu" else batch
