@@ -185,6 +185,47 @@ def test_every_trainable_parameter_gets_a_gradient(family, data):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_a_model_rolled_out_and_stepped_trains_on(family, data):
+    """A rollout and a stepper run in torch's inference mode; a tensor made there and kept by
+    the model (a cache) would refuse training after it: autograd cannot save one for
+    backward, nor can it be updated in place outside that mode. The reservoir's readout is
+    solved again to the same weights."""
+    layout = Layout(dt=data.dt)
+    model = build(family, layout, compute_stats(data, layout), **small_config(family).model_args())
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.normal_(0.0, 0.3)  # every trainable weight reaches the loss (V = 0 would not)
+    z = torch.as_tensor(np.stack([data.x, data.v], -1)[:4, :21], dtype=torch.float32)
+    e = torch.as_tensor(data.F[:4, :21, None], dtype=torch.float32).expand(-1, -1, 1)
+    e = torch.cat([e, torch.roll(e, -1, 1), torch.as_tensor(data.params["eta"][:4, None, None],
+                  dtype=torch.float32).expand(-1, 21, 1)], -1)[..., :layout.n_exogenous]
+    if family == "esn":
+        def solved() -> torch.Tensor:
+            gram = torch.zeros(model.n_features, model.n_features, dtype=torch.float64)
+            cross = torch.zeros(model.n_features, model.W_out.shape[0], dtype=torch.float64)
+            model.solve_readout(gram, cross, model.accumulate(z, e, gram, cross), 1e-6)
+            return model.W_out.detach().clone()
+        before = solved()
+    rollout(model, data)
+    model.stepper(data.x[:, 0], data.v[:, 0], data.params["eta"]).step(data.F[:, 0], data.F[:, 1])
+    model.train()
+    y, y_true = model.teacher_forced(z, e)
+    loss = torch.sum(torch.square(y - y_true))
+    if family != "esn":  # the reservoir is fitted teacher-forced only
+        loss = loss + torch.sum(torch.square(model.closed_loop(z[:, 0], e[:, :10]) - z[:, :11]))
+    loss.backward()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.grad is not None and torch.count_nonzero(p.grad) > 0 for p in trainable)
+    torch.optim.SGD(trainable, lr=1e-3).step()
+    if family == "esn":
+        with torch.no_grad():
+            model.W_out.copy_(before)
+        rollout(model, data)
+        assert torch.equal(solved(), before)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_step_by_step_equals_sequence_call(family, trained):
     model = load_surrogate(trained[family][0]).double()  # float64: equal to rounding
     torch.manual_seed(0)
