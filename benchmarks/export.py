@@ -14,23 +14,27 @@ spec (exact solution, ``--n-train`` trajectories), exported with ``odernn.export
     python benchmarks/export.py                    # every family, about 20 s
     python benchmarks/export.py --families lstm    # the LSTM alone
 
-Measured on the development machine (2 CPU cores of an Intel Xeon, nothing else running; one
-thread each; torch 2.13.0, onnxruntime 1.32.0), ``python benchmarks/export.py`` (seconds for
-64 trajectories x 999 steps; ratio = onnxruntime / odernn's rollout)::
+Measured on an AMD EPYC host (2 CPU cores under KVM, nothing else running; one thread each;
+torch 2.13.0, onnxruntime 1.32.0), ``python benchmarks/export.py`` (seconds for 64
+trajectories x 999 steps; ratio = onnxruntime / odernn's rollout), 7 December 2026, the
+second of two runs::
 
     family    agreement  rollout s  onnxruntime s  ratio  stepper s
-    rnn        9.35e-07      0.054          0.048   0.90      0.128
-    lstm       5.39e-07      0.080          0.086   1.07      0.175
-    gru        5.32e-07      0.079          0.074   0.93      0.169
-    esn        2.99e-06      0.171          0.530   3.09      0.347
-    ffn        5.03e-07      0.064          0.034   0.52      0.138
+    rnn        5.20e-07      0.051          0.056   1.09      0.133
+    lstm       4.31e-07      0.098          0.105   1.07      0.178
+    gru        7.45e-07      0.083          0.090   1.08      0.166
+    esn        1.78e-06      0.205          0.486   2.37      0.300
+    ffn        5.53e-07      0.078          0.038   0.48      0.162
 
-The LSTM stepped by onnxruntime takes 1.07 times odernn's rollout (the target: at most 2).
-The reservoir (1000 units) is the slowest in onnxruntime: its sparse product is a gather
-and a batched product there, and the graph computes the initial state at every step (behind
-``start``). The Python stepper costs 2.0 to 2.4 times the rollout (numpy in and out at
-every step, against the rollout's inference step without autograd,
-``odernn/learn/models/inference.py``).
+The LSTM stepped by onnxruntime takes 1.07 to 1.11 times odernn's rollout in two runs (the
+target: at most 2). The reservoir (1000 units) is the slowest in onnxruntime: its sparse
+product is a gather and a batched product there, and the graph computes the initial state at
+every step (behind ``start``). The Python stepper costs 1.4 to 2.6 times the rollout (numpy
+in and out at every step). Before the stepper wrote each step's forcing into a tensor of its
+own and held its divergence bounds (7 December 2026), it cost 1.7 to 3.6 times on this host:
+two runs of each, the stepper's times now 0.72 to 0.77 of before for the gradient families and
+the FFN, 0.85 to 0.88 for the reservoir. (On the Intel Xeon of earlier sessions: 2.0 to 2.4
+times, the LSTM's onnxruntime loop 1.07 times.)
 """
 
 from __future__ import annotations

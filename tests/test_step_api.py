@@ -127,6 +127,20 @@ def test_a_host_that_reuses_its_forcing_arrays_gets_the_rollout():
     np.testing.assert_array_equal(np.stack(xs, axis=1)[:, 1:], out.x[:, 1:])
 
 
+def test_a_host_may_pass_its_forcing_in_any_layout_in_memory():
+    """A list, a column of a Fortran-ordered array, a view with negative strides: each step's
+    samples are taken by value, and the rollout's numbers come back."""
+    model = tiny_model("gru", "state")  # it reads F_prev, F and F_next
+    test = tiny_data()[1]
+    out = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
+    backwards, fortran = np.ascontiguousarray(test.F[::-1]), np.asfortranarray(test.F)
+    for sample in (lambda i: backwards[::-1, i], lambda i: fortran[:, i],
+                   lambda i: test.F[:, i].tolist()):
+        stepper = model.stepper(test.x[:, 0], test.v[:, 0], test.params)
+        x = [stepper.step(sample(i), sample(i + 1))[0] for i in range(test.n_steps - 1)]
+        np.testing.assert_array_equal(np.stack(x, axis=1), out.x[:, 1:])
+
+
 @pytest.mark.parametrize("family", ["gru", "esn"])
 def test_F_prev_given_is_the_sample_the_model_reads(family):
     """``step(F, F_next, F_prev=...)``: given what the stepper carries, the rollout's bits; a

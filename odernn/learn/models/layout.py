@@ -276,8 +276,13 @@ class Layout:
         return self.n_inputs, self.n_init, self.n_outputs, len(self.parameters)
 
     @property
+    def exogenous_names(self) -> tuple[str, ...]:
+        """The channels known in advance, in :meth:`exogenous`'s order (none for a series)."""
+        return () if self.series else tuple(c for c in self.inputs if c not in STATE)
+
+    @property
     def n_exogenous(self) -> int:
-        return 0 if self.series else len([c for c in self.inputs if c not in STATE])
+        return len(self.exogenous_names)
 
     def exogenous(self, F: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """The one mapping from arrays to the channels known in advance, ``(N, T, E)`` in
@@ -294,7 +299,7 @@ class Layout:
                    "F_prev": np.concatenate([F[:, :1], F[:, :-1]], axis=1)}
         columns.update({p: np.broadcast_to(np.asarray(params[p])[:, None], (n, t))
                         for p in self.parameters})
-        names = [c for c in self.inputs if c not in STATE]
+        names = self.exogenous_names
         return np.stack([columns[c] for c in names], axis=-1) if names else np.zeros((n, t, 0))
 
     def to_dict(self) -> dict[str, Any]:

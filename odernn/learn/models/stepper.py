@@ -66,6 +66,8 @@ def check_closed_loop(models: Sequence[Any], n: int, steps: int, held: int = 0) 
 def finite(a: np.ndarray, name: str) -> np.ndarray:
     """``a``, refused in one line if it holds a NaN or an infinity: a closed loop is started
     and driven by finite numbers (a non-finite input would pass for the model diverging)."""
+    if np.isfinite(a).all():  # one pass where it is (nearly always) so
+        return a
     bad = ~np.isfinite(a)
     if bad.any():
         raise DataError(f"{name} holds {a[bad][0]} at index {np.argwhere(bad)[0].tolist()}; "
@@ -76,10 +78,15 @@ def finite(a: np.ndarray, name: str) -> np.ndarray:
 def exploded(model: Any, z: np.ndarray | Tensor) -> np.ndarray | Tensor:
     """:func:`beyond` of the carried states ``z (..., Z)`` (float64) of ``model``, in units of
     its training standard deviations (the rollout's and the stepper's one divergence test)."""
+    return beyond(z, *state_scale(model, z.shape[-1]))
+
+
+def state_scale(model: Any, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training mean and standard deviation (float64 ``(width,)``) of ``model``'s carried
+    state, ``width`` wide: what :func:`exploded` measures a state against."""
     std = model.codec.state_std().double().cpu().numpy()
-    names = ("x",) * z.shape[-1] if model.layout.series else ("x", "v")
-    mean = np.array([model.codec.stats.mean[c] for c in names])
-    return beyond(z, mean, std)
+    names = ("x",) * width if model.layout.series else ("x", "v")
+    return np.array([model.codec.stats.mean[c] for c in names]), std
 
 
 class Stepper:
@@ -116,6 +123,13 @@ class Stepper:
         self._steps = [m.inference_step() for m in self.models]  # the rollout's, same bits
         n = z0.shape[0]
         self._F_prev: np.ndarray | None = None  # the last step's F: this one's F_prev
+        # this step's channels known in advance, by the layout's one mapping (a grid of three
+        # samples, its middle step's): the parameters' columns now, the forcing's at each step
+        layout = self.model.layout
+        self._e = self._tensor(layout.exogenous(np.zeros((n, 3)), self._params)[:, 1])
+        self._forcing = [(k, c) for k, c in enumerate(layout.exogenous_names)
+                         if c in ("F", "F_next", "F_prev")]
+        self._scale = state_scale(self.model, z0.shape[-1])  # the divergence test's
         with torch.inference_mode():  # as the rollout's: its state, updated in place
             e = self._exogenous(np.zeros(n), np.zeros(n))
             self._states = [m.initial_state(m.codec.init_features(z0, e)) for m in self.models]
@@ -162,7 +176,7 @@ class Stepper:
         if model.layout.series:
             if F is not None or F_next is not None or F_prev is not None:
                 raise DataError("a series (next-value mode) takes no forcing: call step()")
-            e = self._z.new_zeros(self.n, 0)
+            e = self._e  # no channels
         else:
             F = self._vector(F, "F")
             before = self._F_prev if F_prev is None else self._vector(F_prev, "F_prev")
@@ -202,14 +216,18 @@ class Stepper:
 
     def _exogenous(self, F: np.ndarray, F_next: np.ndarray,
                    F_prev: np.ndarray | None = None) -> Tensor:
-        """This step's channels known in advance, by the layout's one mapping (the samples
-        ``F_prev, F, F_next`` as a grid of three, its middle step's)."""
-        samples = np.stack([F if F_prev is None else F_prev, F, F_next], axis=1)
-        return self._tensor(self.model.layout.exogenous(samples, self._params)[:, 1])
+        """This step's channels known in advance: the samples ``F_prev`` (``F`` where not
+        given), ``F``, ``F_next`` written into the forcing's columns of the stepper's one
+        tensor of them (rounded to float32 as a new tensor would be: the rollout's bits),
+        where the layout's mapping put them; the parameters' columns stay."""
+        samples = {"F": F, "F_next": F_next, "F_prev": F if F_prev is None else F_prev}
+        for k, name in self._forcing:
+            self._e[:, k].copy_(torch.from_numpy(np.ascontiguousarray(samples[name])))
+        return self._e
 
     def _mark(self, z: np.ndarray) -> np.ndarray:
         """Record where ``z`` (float64, at step ``steps``) first diverged; inf from there."""
-        new = exploded(self.model, z) & (self._diverged_at < 0)
+        new = beyond(z, *self._scale) & (self._diverged_at < 0)  # exploded(), bounds held
         self._diverged_at[new] = self.steps
         z[self._diverged_at >= 0] = np.inf
         return z
