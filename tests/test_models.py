@@ -188,8 +188,8 @@ def test_every_trainable_parameter_gets_a_gradient(family, data):
 def test_a_model_rolled_out_and_stepped_trains_on(family, data):
     """A rollout and a stepper run in torch's inference mode; a tensor made there and kept by
     the model (a cache) would refuse training after it: autograd cannot save one for
-    backward, nor can it be updated in place outside that mode. The reservoir's readout is
-    solved again to the same weights."""
+    backward, nor can it be updated in place outside that mode. None is kept, and the
+    reservoir's readout is solved again to the same weights."""
     layout = Layout(dt=data.dt)
     model = build(family, layout, compute_stats(data, layout), **small_config(family).model_args())
     with torch.no_grad():
@@ -207,8 +207,12 @@ def test_a_model_rolled_out_and_stepped_trains_on(family, data):
             model.solve_readout(gram, cross, model.accumulate(z, e, gram, cross), 1e-6)
             return model.W_out.detach().clone()
         before = solved()
+        model._csr = None  # its reservoir's sparse matrix made anew, in the rollout
     rollout(model, data)
     model.stepper(data.x[:, 0], data.v[:, 0], data.params["eta"]).step(data.F[:, 0], data.F[:, 1])
+    held = [t for v in vars(model).values() for t in (v if isinstance(v, tuple) else (v,))
+            if isinstance(t, torch.Tensor)] + list(model.parameters()) + list(model.buffers())
+    assert held and not any(t.is_inference() for t in held)
     model.train()
     y, y_true = model.teacher_forced(z, e)
     loss = torch.sum(torch.square(y - y_true))

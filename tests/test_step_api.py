@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -128,16 +129,21 @@ def test_a_host_that_reuses_its_forcing_arrays_gets_the_rollout():
 
 
 def test_a_host_may_pass_its_forcing_in_any_layout_in_memory():
-    """A list, a column of a Fortran-ordered array, a view with negative strides: each step's
-    samples are taken by value, and the rollout's numbers come back."""
+    """A list, a column of a Fortran-ordered array, a view with negative strides, a read-only
+    array: each step's samples are taken by value, without a warning, and the rollout's
+    numbers come back."""
     model = tiny_model("gru", "state")  # it reads F_prev, F and F_next
     test = tiny_data()[1]
     out = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params)
     backwards, fortran = np.ascontiguousarray(test.F[::-1]), np.asfortranarray(test.F)
+    read_only = np.ascontiguousarray(test.F.T)
+    read_only.flags.writeable = False
     for sample in (lambda i: backwards[::-1, i], lambda i: fortran[:, i],
-                   lambda i: test.F[:, i].tolist()):
+                   lambda i: test.F[:, i].tolist(), lambda i: read_only[i]):
         stepper = model.stepper(test.x[:, 0], test.v[:, 0], test.params)
-        x = [stepper.step(sample(i), sample(i + 1))[0] for i in range(test.n_steps - 1)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            x = [stepper.step(sample(i), sample(i + 1))[0] for i in range(test.n_steps - 1)]
         np.testing.assert_array_equal(np.stack(x, axis=1), out.x[:, 1:])
 
 

@@ -230,7 +230,9 @@ class ESN(RecurrentSurrogate):
         key = (self.W_value.data_ptr(), self.W_value.device)
         if self._csr is None or self._csr[0] != key:
             n = self.hparams["units"]
-            with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            # "sparse CSR support is in beta"; a cache made in a rollout (inference mode) as
+            # an ordinary tensor: it stays with the model
+            with warnings.catch_warnings(), torch.inference_mode(False):
                 warnings.simplefilter("ignore", UserWarning)
                 w = torch.sparse_csr_tensor(self.W_crow, self.W_col, self.W_value, (n, n),
                                             check_invariants=False)

@@ -69,10 +69,8 @@ def finite(a: np.ndarray, name: str) -> np.ndarray:
     if np.isfinite(a).all():  # one pass where it is (nearly always) so
         return a
     bad = ~np.isfinite(a)
-    if bad.any():
-        raise DataError(f"{name} holds {a[bad][0]} at index {np.argwhere(bad)[0].tolist()}; "
-                        "a closed loop takes finite numbers")
-    return a
+    raise DataError(f"{name} holds {a[bad][0]} at index {np.argwhere(bad)[0].tolist()}; "
+                    "a closed loop takes finite numbers")
 
 
 def exploded(model: Any, z: np.ndarray | Tensor) -> np.ndarray | Tensor:
@@ -87,6 +85,10 @@ def state_scale(model: Any, width: int) -> tuple[np.ndarray, np.ndarray]:
     std = model.codec.state_std().double().cpu().numpy()
     names = ("x",) * width if model.layout.series else ("x", "v")
     return np.array([model.codec.stats.mean[c] for c in names]), std
+
+
+PREPARED = ("_steps", "_scale", "_e", "_forcing")
+"""The :class:`Stepper`'s attributes that its ``_prepare`` makes and a pickle leaves out."""
 
 
 class Stepper:
@@ -120,16 +122,9 @@ class Stepper:
         # copies: the caller's arrays may change; the stepper steps what it was started with
         self._params = {k: np.array(v) for k, v in params.items()}
         self._observed = True  # the initial state is an observed one
-        self._steps = [m.inference_step() for m in self.models]  # the rollout's, same bits
         n = z0.shape[0]
         self._F_prev: np.ndarray | None = None  # the last step's F: this one's F_prev
-        # this step's channels known in advance, by the layout's one mapping (a grid of three
-        # samples, its middle step's): the parameters' columns now, the forcing's at each step
-        layout = self.model.layout
-        self._e = self._tensor(layout.exogenous(np.zeros((n, 3)), self._params)[:, 1])
-        self._forcing = [(k, c) for k, c in enumerate(layout.exogenous_names)
-                         if c in ("F", "F_next", "F_prev")]
-        self._scale = state_scale(self.model, z0.shape[-1])  # the divergence test's
+        self._prepare()
         with torch.inference_mode():  # as the rollout's: its state, updated in place
             e = self._exogenous(np.zeros(n), np.zeros(n))
             self._states = [m.initial_state(m.codec.init_features(z0, e)) for m in self.models]
@@ -141,13 +136,23 @@ class Stepper:
         from the stepper's own copies of the models, with the same weights and bits (on a
         processor of the same kind: the form of tanh is chosen per processor,
         :data:`~odernn.learn.models.inference.TANH_BY_SIGMOID`)."""
-        state = self.__dict__.copy()
-        del state["_steps"]
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in PREPARED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """What the stepper makes from its models and parameters, and does not pickle: the
+        step functions (the rollout's, same bits); the divergence test's bounds; this step's
+        channels known in advance, by the layout's one mapping (a grid of three samples, its
+        middle step's), the parameters' columns now and the forcing's at each step."""
         self._steps = [m.inference_step() for m in self.models]
+        self._scale = state_scale(self.model, self._z.shape[-1])
+        layout = self.model.layout
+        self._e = self._tensor(layout.exogenous(np.zeros((self.n, 3)), self._params)[:, 1])
+        self._forcing = [(self._e[:, k], c) for k, c in enumerate(layout.exogenous_names)
+                         if c in ("F", "F_next", "F_prev")]  # column views, made once
 
     @property
     def diverged_at(self) -> np.ndarray:
@@ -217,12 +222,14 @@ class Stepper:
     def _exogenous(self, F: np.ndarray, F_next: np.ndarray,
                    F_prev: np.ndarray | None = None) -> Tensor:
         """This step's channels known in advance: the samples ``F_prev`` (``F`` where not
-        given), ``F``, ``F_next`` written into the forcing's columns of the stepper's one
-        tensor of them (rounded to float32 as a new tensor would be: the rollout's bits),
-        where the layout's mapping put them; the parameters' columns stay."""
+        given), ``F``, ``F_next`` rounded into their columns of the stepper's one tensor of
+        them, as a new float32 tensor would be (the rollout's bits)."""
         samples = {"F": F, "F_next": F_next, "F_prev": F if F_prev is None else F_prev}
-        for k, name in self._forcing:
-            self._e[:, k].copy_(torch.from_numpy(np.ascontiguousarray(samples[name])))
+        for column, name in self._forcing:
+            a = samples[name]
+            if not (a.flags.c_contiguous and a.flags.writeable):  # as torch takes it in place
+                a = a.copy()
+            column.copy_(torch.from_numpy(a))
         return self._e
 
     def _mark(self, z: np.ndarray) -> np.ndarray:
