@@ -181,7 +181,7 @@ def resident_call(model, data, batch: int, steps: int):
     z0, e = rollout_tensors(model, data, batch, steps)
 
     def run() -> None:
-        with torch.no_grad():
+        with torch.inference_mode():  # as the rollout runs it
             joint_closed_loop((model,), z0, e)
 
     return run

@@ -38,8 +38,9 @@ units) has its recurrent product (torch's sparse CSR, as
 float32 ``units x units`` product of the same batch and against scipy's CSR product
 (float32), and its whole reservoir step beside them, each per step. Then torch's ``tanh``
 against the form every step computes it in, ``2 sigmoid(2 a) - 1``, at the hidden size, and
-each family's step with either. Last, each family's closed loop under ``torch.no_grad`` (as
+each family's step with either; each family's closed loop under ``torch.no_grad`` (as
 rollouts ran before 7 December 2026) and under ``torch.inference_mode`` (as they run now).
+Last, the cell's product over the whole batch against in blocks (batches above 1024).
 
 Measured figures and what they mean: docs/performance.md. Every time is the median of
 ``--repeats`` rounds after a warm-up call, each round calling every measurement of a row
@@ -98,18 +99,17 @@ def median_times(fns: dict[str, Callable[[], object]], repeats: int, device: str
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def matmul_call(batch: int, k: int, n: int, inner: int = 20, device: str = "cpu"
-                ) -> tuple[Callable[[], None], float]:
+def matmul_call(batch: int, k: int, n: int, inner: int = 20, device: str = "cpu",
+                blocked: bool = True) -> tuple[Callable[[], None], float]:
     """``inner`` products ``mm((batch, k), (k, n))``, contiguous, into a preallocated output
     (the fastest form of the product measured here: ``addmm`` with a broadcast bias and a
     fresh output are slower), and their FLOPs. On the CPU in blocks of rows into one output of
     a block's size, as the rollout's step takes its product
-    (:data:`~odernn.learn.models.inference.BLOCK_BYTES`): at batch 16384 an output of the
-    whole batch, out of the cache, ran slower (docs/performance.md), which made the rollouts'
-    shares of it look larger than they are."""
+    (:data:`~odernn.learn.models.inference.BLOCK_BYTES`); ``blocked=False``: the whole batch
+    at once, which :func:`product_rows` compares."""
     g = torch.Generator().manual_seed(0)
     a, w = torch.randn(batch, k, generator=g), torch.randn(k, n, generator=g)
-    rows = max(64, inference.BLOCK_BYTES // (4 * n)) if device == "cpu" else batch
+    rows = max(64, inference.BLOCK_BYTES // (4 * n)) if device == "cpu" and blocked else batch
     a, w, out = a.to(device), w.to(device), torch.empty(min(rows, batch), n, device=device)
     blocks = [(a[lo:lo + rows], out[:min(rows, batch - lo)]) for lo in range(0, batch, rows)]
 
@@ -179,15 +179,15 @@ def loop_times(model, layout: Layout, batch: int, steps: int, z0: torch.Tensor,
                e: torch.Tensor, other: Callable[[], object], repeats: int
                ) -> tuple[dict[str, float], dict[str, float]]:
     """Per step, in the same rounds: odernn's closed loop on ``z0, e`` (``loop``), ``other``
-    (another form of it, in the caller's mode), and :func:`bare_cell`, the two of odernn's
-    under :func:`inferred` as its rollouts run them; their microseconds per step, and each as a
+    (another form of it), and :func:`bare_cell`, each under :func:`inferred` as odernn's
+    rollouts run; their microseconds per step, and each as a
     share (%) of :func:`matmul_call`'s rate at the cell's shape, in :func:`useful_flops`."""
     from odernn.learn.models.surrogate import joint_closed_loop
 
     hidden, n_in = model.hparams["hidden"], layout.n_inputs
     mm, mm_flops = matmul_call(batch, n_in + hidden, model.gates * hidden)
     t = median_times({"mm": mm, "loop": inferred(lambda: joint_closed_loop((model,), z0, e)),
-                      "other": other,
+                      "other": inferred(other),
                       "bare": inferred(bare_cell(model.family, batch, n_in, hidden, steps))},
                      repeats)
     flops = useful_flops(model, layout) * batch * steps
@@ -234,10 +234,10 @@ def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Ca
     """``steps`` steps of the bare cell arithmetic: one product of ``[u, h, 1]`` with the
     stacked weights and bias into a reused buffer (the product's fastest form), then the gate
     equations in place (the GRU's input candidate ``W_in u + b_in`` apart); no readout, no
-    codec, no Python beyond the loop. In blocks of rows as the rollout's step runs on the CPU
-    (:data:`~odernn.learn.models.inference.BLOCK_BYTES`), each block's passes in the cache:
-    at batch 16384 the LSTM's and the GRU's cells over the whole batch at once ran slower than
-    their rollouts."""
+    codec, no Python beyond the loop. On the CPU in blocks of rows as the rollout's step runs
+    (:data:`~odernn.learn.models.inference.BLOCK_BYTES`), the blocks of one size sharing their
+    buffers, so that each block's passes read the cache (then each block copies its ``u`` in,
+    as the rollout's step does; one block keeps it there)."""
     g = torch.Generator().manual_seed(0)
     gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
     u = torch.randn(batch, n_in, generator=g)
@@ -246,14 +246,20 @@ def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Ca
     minus_one = torch.tensor(-1.0)
     sig = by_sigmoid(u.device)  # tanh in the rollout's form (the doubling in the weights)
     h3 = 3 * hidden
+    rows = max(64, inference.BLOCK_BYTES // (4 * gates * hidden))
+    shared: dict[int, tuple] = {}  # buffers per block size
 
     def block(u: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], tuple]:
-        rows = u.shape[0]
-        x, a, n = torch.ones(rows, n_in + hidden + 1), torch.empty(rows, gates * hidden), \
-            torch.empty(rows, hidden)
+        size, copy_u = u.shape[0], batch > rows
+        if size not in shared:
+            shared[size] = (torch.ones(size, n_in + hidden + 1),
+                            torch.empty(size, gates * hidden), torch.empty(size, hidden))
+        x, a, n = shared[size]
         x[:, :n_in] = u
 
         def cell(h: torch.Tensor, c: torch.Tensor) -> tuple:
+            if copy_u:
+                x[:, :n_in] = u
             x[:, n_in:-1] = h
             if family == "rnn":
                 return tanh_(torch.mm(x, w), doubled=sig), c
@@ -269,7 +275,6 @@ def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Ca
 
         return cell
 
-    rows = max(64, inference.BLOCK_BYTES // (4 * gates * hidden))
     cells = [block(u[lo:lo + rows].clone()) for lo in range(0, batch, rows)]
 
     def run() -> None:
@@ -279,6 +284,23 @@ def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Ca
             states = [cell(*state) for cell, state in zip(cells, states, strict=True)]
 
     return run
+
+
+def product_rows(families: list[str], n_in: int, hidden: int, batches: list[int],
+                 repeats: int) -> None:
+    """The cell's product at each family's width over the whole batch at once and in blocks
+    into one output of a block's size (:func:`matmul_call`), in the same rounds: why the
+    matmul rate above is taken in blocks. Only batches of several blocks differ."""
+    print(f"\n{'family':<6}{'batch':>7}{'whole GF/s':>12}{'blocks GF/s':>13}{'ratio':>8}")
+    for family in families:
+        n = {"rnn": 1, "lstm": 4, "gru": 3}[family] * hidden
+        for batch in batches:
+            whole, flops = matmul_call(batch, n_in + hidden, n, blocked=False)
+            t = median_times({"whole": whole,
+                              "blocks": matmul_call(batch, n_in + hidden, n)[0]}, repeats)
+            print(f"{family:<6}{batch:>7}{flops / t['whole'] / 1e9:>12.1f}"
+                  f"{flops / t['blocks'] / 1e9:>13.1f}{t['whole'] / t['blocks']:>8.2f}",
+                  flush=True)
 
 
 def activation_rows(batches: list[int], hidden: int, repeats: int) -> None:
@@ -464,6 +486,8 @@ def main() -> None:
         form_rows(args.families, layout, stats, data, [b for b in batches if b >= 1024],
                   repeats, args.quick)
     mode_rows(args.families, layout, stats, data, batches, repeats, args.quick)
+    product_rows(args.families, layout.n_inputs, 64, [b for b in batches if b > 1024],
+                 repeats)
 
 
 if __name__ == "__main__":
