@@ -73,6 +73,8 @@ from odernn.learn.skip_fit import fit_skip  # noqa: E402
 from odernn.learn.windows import compute_stats, to_tensors  # noqa: E402
 
 FAMILIES = ("rnn", "lstm", "gru")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+"""Blocks of ``hidden`` columns in each family's gate pre-activations."""
 STEPS = {64: 1000, 1024: 200, 16384: 20}
 """Rollout horizon per batch (about the same work per call); other batches: 200."""
 
@@ -105,11 +107,11 @@ def matmul_call(batch: int, k: int, n: int, inner: int = 20, device: str = "cpu"
     (the fastest form of the product measured here: ``addmm`` with a broadcast bias and a
     fresh output are slower), and their FLOPs. On the CPU in blocks of rows into one output of
     a block's size, as the rollout's step takes its product
-    (:data:`~odernn.learn.models.inference.BLOCK_BYTES`); ``blocked=False``: the whole batch
+    (:func:`~odernn.learn.models.inference.block_rows`); ``blocked=False``: the whole batch
     at once, which :func:`product_rows` compares."""
     g = torch.Generator().manual_seed(0)
     a, w = torch.randn(batch, k, generator=g), torch.randn(k, n, generator=g)
-    rows = max(64, inference.BLOCK_BYTES // (4 * n)) if device == "cpu" and blocked else batch
+    rows = inference.block_rows(n) if device == "cpu" and blocked else batch
     a, w, out = a.to(device), w.to(device), torch.empty(min(rows, batch), n, device=device)
     blocks = [(a[lo:lo + rows], out[:min(rows, batch - lo)]) for lo in range(0, batch, rows)]
 
@@ -235,18 +237,18 @@ def bare_cell(family: str, batch: int, n_in: int, hidden: int, steps: int) -> Ca
     stacked weights and bias into a reused buffer (the product's fastest form), then the gate
     equations in place (the GRU's input candidate ``W_in u + b_in`` apart); no readout, no
     codec, no Python beyond the loop. On the CPU in blocks of rows as the rollout's step runs
-    (:data:`~odernn.learn.models.inference.BLOCK_BYTES`), the blocks of one size sharing their
+    (:func:`~odernn.learn.models.inference.block_rows`), the blocks of one size sharing their
     buffers, so that each block's passes read the cache (then each block copies its ``u`` in,
     as the rollout's step does; one block keeps it there)."""
     g = torch.Generator().manual_seed(0)
-    gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
+    gates = GATES[family]
     u = torch.randn(batch, n_in, generator=g)
     w = torch.randn(n_in + hidden + 1, gates * hidden, generator=g) * 0.1
     w_in, b_in = torch.randn(n_in, hidden, generator=g) * 0.1, torch.zeros(hidden)
     minus_one = torch.tensor(-1.0)
     sig = by_sigmoid(u.device)  # tanh in the rollout's form (the doubling in the weights)
     h3 = 3 * hidden
-    rows = max(64, inference.BLOCK_BYTES // (4 * gates * hidden))
+    rows = inference.block_rows(gates * hidden)
     shared: dict[int, tuple] = {}  # buffers per block size
 
     def block(u: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], tuple]:
@@ -293,7 +295,7 @@ def product_rows(families: list[str], n_in: int, hidden: int, batches: list[int]
     matmul rate above is taken in blocks. Only batches of several blocks differ."""
     print(f"\n{'family':<6}{'batch':>7}{'whole GF/s':>12}{'blocks GF/s':>13}{'ratio':>8}")
     for family in families:
-        n = {"rnn": 1, "lstm": 4, "gru": 3}[family] * hidden
+        n = GATES[family] * hidden
         for batch in batches:
             whole, flops = matmul_call(batch, n_in + hidden, n, blocked=False)
             t = median_times({"whole": whole,

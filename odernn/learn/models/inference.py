@@ -118,7 +118,7 @@ def inference_step(model: Any) -> StepFn:
         readout = _readout(model)
     # bound once: at a batch of 64 a step's own Python costs as much as its product
     hidden, two = model.hparams["hidden"], model.cell.n_states == 2
-    rows = max(64, BLOCK_BYTES // (4 * width)) if model.device.type == "cpu" else None
+    rows = block_rows(width) if model.device.type == "cpu" else None
 
     def step(u: Tensor, state: State) -> tuple[Tensor, State]:
         n = u.shape[0]
@@ -141,6 +141,12 @@ many bytes (1024 rows of an LSTM of 64 units): each block's elementwise passes t
 cache, not memory (on the development machine blocks of 512 to 1024 rows ran an LSTM's step
 at batch 16384 fastest)."""
 Block = Callable[[Tensor, State, State], None]
+
+
+def block_rows(width: int) -> int:
+    """The rows of a CPU block whose float32 gate pre-activations, ``width`` wide, take at most
+    :data:`BLOCK_BYTES` (at least 64)."""
+    return max(64, BLOCK_BYTES // (4 * width))
 
 
 class _Scratch:
