@@ -425,7 +425,8 @@ def row_line(r: dict) -> str:
 
 def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
     """Per step: the ESN's reservoir product ``W r`` as its step runs it, a dense float32
-    product of its size, scipy's CSR product; and the ESN's whole reservoir step."""
+    product of its size, scipy's CSR product; and the ESN's whole reservoir step; each under
+    :func:`inferred`, as the reservoir's rollouts run."""
     print(f"\n{'units':>6}{'batch':>7}{'esn W r us':>12}{'dense us':>10}{'scipy us':>10}"
           f"  fastest  {'esn step us':>11}")
     layout = Layout()
@@ -449,7 +450,7 @@ def reservoir_rows(sizes: list[int], batches: list[int], repeats: int) -> None:
                 "scipy": lambda c=csr, rt=rt: c @ rt,
                 "step": lambda m=model, u=u, r=r: m.reservoir_step(u, r),
             }
-            times = median_times({name: lambda f=fn: [f() for _ in range(inner)]
+            times = median_times({name: inferred(lambda f=fn: [f() for _ in range(inner)])
                                   for name, fn in fns.items()}, repeats)
             times = {name: 1e6 * t / inner for name, t in times.items()}
             best = min(("esn", "dense", "scipy"), key=times.get)
