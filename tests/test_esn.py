@@ -149,6 +149,26 @@ def test_sequence_uses_the_fitted_readout_on_the_states(data):
     torch.testing.assert_close(y, expected.float())
 
 
+@pytest.mark.parametrize("leak", [1.0, 0.4])
+def test_the_closed_loop_differentiates_to_the_same_numbers(data, leak):
+    """With autograd on, the reservoir's closed loop (``closed_loop`` steps the model's own
+    ``step`` then) runs, gives the numbers it gives without autograd to the last bit, and
+    differentiates: the readout gets a finite gradient (its sigmoid-form tanh wrote in place
+    with ``out=``, which autograd refuses)."""
+    model = drawn_readout(esn(data, leak_rate=leak))
+    layout = model.layout
+    z = torch.tensor(np.stack([data.x, data.v], -1)[:, :12], dtype=torch.float32)
+    e = torch.tensor(layout.exogenous(data.F, {"eta": data.params["eta"]})[:, :11],
+                     dtype=torch.float32)
+    with torch.no_grad():
+        ref = model.closed_loop(z[:, 0], e)
+    got = model.closed_loop(z[:, 0], e)
+    assert got.requires_grad and torch.equal(got.detach(), ref)
+    torch.sum(torch.square(got[:, 1:] - z[:, 1:])).backward()
+    assert model.W_out.grad is not None and torch.isfinite(model.W_out.grad).all()
+    assert model.W_out.grad.abs().sum() > 0
+
+
 def test_ridge_is_chosen_on_closed_loop_validation(data, tmp_path):
     """Each candidate's error is recomputed here, independently, as the closed-loop NRMSE of x
     on the validation trajectories (a selection that scored one-step error, or the training

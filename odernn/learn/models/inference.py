@@ -101,11 +101,14 @@ def sigmoid_form_(a: Tensor, doubled: bool = False) -> Tensor:
     """``tanh`` in place as ``2 sigmoid(2 a) - 1``: the same function through torch's sigmoid
     kernel. ``doubled``: ``a`` holds ``2 a`` already, which saves a pass. ``2 s - 1`` is one
     pass, or two, with the same bits, where the ONNX exporter traces it (it cannot trace the
-    one)."""
+    one); a new tensor with the same bits where autograd records it (``out=`` is not
+    differentiable: the reservoir's closed loop with gradients)."""
     if not doubled:
         a.mul_(2.0)
     if torch.jit.is_tracing():
         return a.sigmoid_().mul_(2.0).sub_(1.0)
+    if a.requires_grad and torch.is_grad_enabled():
+        return torch.add(_MINUS_ONE, a.sigmoid_(), alpha=2)
     return torch.add(_MINUS_ONE, a.sigmoid_(), alpha=2, out=a)
 
 
