@@ -15,10 +15,25 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from odernn.errors import OutputError, SpecError
+import numpy as np
+
+from odernn.errors import DataError, OutputError, SpecError
 
 MAX_SEED = 2**63 - 1
 """The largest seed: seeds are stored as 64-bit integers."""
+
+
+def real_array(a: Any, name: str) -> np.ndarray:
+    """``a`` as a float64 array, or one DataError line where it holds anything but real
+    numbers: strings, a ragged list, complex numbers (which numpy would refuse with its own
+    traceback, or cast, dropping the imaginary part)."""
+    try:
+        out = np.asarray(a)
+    except (ValueError, TypeError, RuntimeError) as e:  # ragged; a tensor that needs grad
+        raise DataError(f"{name} must be an array of real numbers: {e}") from None
+    if out.dtype.kind not in "biuf":
+        raise DataError(f"{name} must hold real numbers, not {out.dtype} values")
+    return out.astype(np.float64, copy=False)
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

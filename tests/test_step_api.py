@@ -228,6 +228,33 @@ def test_the_stepper_refuses_bad_input_in_one_line():
         tiny_model("esn", "series").stepper(x0).step(F[:, 0], F[:, 1])
 
 
+def test_what_is_not_an_array_of_real_numbers_is_refused_in_one_line():
+    """Strings, ragged lists, complex numbers (numpy would cast them, dropping the imaginary
+    part) and a warm-up that is not a pair: one DataError each, from rollout and stepper."""
+    model, series = tiny_model("gru", "state"), tiny_model("esn", "series")
+    test = tiny_data()[1]
+    x0, v0, F, eta = test.x[:, 0], test.v[:, 0], test.F, test.params["eta"]
+    ragged = [list(row) for row in F]
+    ragged[0] = ragged[0][:-1]
+    cases = [
+        (lambda: model.rollout(x0, v0, F, eta, warmup=(test.x[:, :2],)), "warmup must be a pair"),
+        (lambda: series.rollout(x0, warmup=(test.x[:, :4],), n_steps=10), "warmup must be a pair"),
+        (lambda: model.rollout(x0, v0, F, {"eta": "abc"}), "eta must hold real numbers"),
+        (lambda: model.rollout(x0.astype(str), v0, F, eta), "x0 must hold real numbers"),
+        (lambda: model.rollout(x0, v0, ragged, eta), "F must be an array of real numbers"),
+        (lambda: model.rollout(x0 + 1j, v0, F, eta), "x0 must hold real numbers, not complex"),
+        (lambda: model.rollout(x0, v0, F + 1j, eta), "F must hold real numbers"),
+        (lambda: model.stepper(x0, v0, eta).step(F[:, 0].astype(str), F[:, 1]),
+         "F must hold real numbers"),
+        (lambda: model.stepper(x0[:0], v0[:0], eta[:0]), "at least one trajectory"),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning: refused, not cast
+        for call, needle in cases:
+            with pytest.raises(DataError, match=needle):
+                call()
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_stepper_keeps_the_weights_it_was_made_with(family):
     """Every parameter changed after the stepper was made (training further, a new readout

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from odernn.checks import real_array
 from odernn.data.schema import same_step, step_slack
 from odernn.data.systems import EXTERNAL, NOT_PARAMETERS, SYSTEMS
 from odernn.data.trajectories import Trajectories
@@ -420,7 +421,7 @@ def check_fixed(params: Mapping[str, Any], layout: Layout, where: str, *,
             if require:
                 raise DataError(f"{where} has no params/{name}; {trained}")
             continue
-        values = np.asarray(params[name], dtype=np.float64).ravel()
+        values = real_array(params[name], f"{where}: {name}").ravel()
         if values.size and not np.all(np.isclose(values, value, rtol=1e-9, atol=0.0)):
             low, high = np.min(values), np.max(values)
             shown = f"= {low:.12g}" if low == high else f"from {low:.6g} to {high:.6g}"

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from odernn import budget
+from odernn.checks import real_array
 from odernn.errors import DataError
 from odernn.types import Array
 
@@ -209,7 +210,7 @@ class Stepper:
 
     # -- internals -------------------------------------------------------------------------
     def _vector(self, a: Array | None, name: str) -> np.ndarray:
-        out = None if a is None else np.asarray(a, dtype=np.float64)
+        out = None if a is None else real_array(a, name)
         if out is None or out.shape != (self.n,):
             got = "nothing" if out is None else f"shape {out.shape}"
             raise DataError(f"{name} must have shape ({self.n},) (one value per trajectory); "

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from odernn.checks import is_whole
+from odernn.checks import is_whole, real_array
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError
 from odernn.learn.models.base import Rollout
@@ -253,15 +253,17 @@ class RecurrentSurrogate(nn.Module):
                        ) -> tuple[Tensor, dict[str, np.ndarray]]:
         """Validate :meth:`stepper`'s arguments: the initial carried state ``z0`` and the
         parameters the model takes."""
-        x0 = np.asarray(x0, dtype=np.float64)
+        x0 = real_array(x0, "x0")
         if x0.ndim != 1:
             raise DataError(f"x0 must have shape (N,), got {x0.shape}")
         finite(x0, "x0")
+        if x0.shape[0] == 0:
+            raise DataError("a stepper needs at least one trajectory; x0 is empty")
         if self.layout.series:
             if v0 is not None or params is not None:
                 raise DataError("a series (next-value mode) starts from x0 alone")
             return self._tensor(np.repeat(x0[:, None], self.layout.lags, 1)), {}
-        v0 = np.asarray(v0, dtype=np.float64)
+        v0 = real_array(v0, "v0")
         if v0.shape != x0.shape:
             raise DataError(f"stepper needs x0 and v0 of shape (N,); got {x0.shape}, {v0.shape}")
         finite(v0, "v0")
@@ -273,7 +275,7 @@ class RecurrentSurrogate(nn.Module):
         this one's, with ``held`` rollouts beside it) and turn them into ``z0, e, observed``
         tensors."""
         models = models or (self,)
-        x0 = np.asarray(x0, dtype=np.float64)
+        x0 = real_array(x0, "x0")
         if x0.ndim != 1:
             raise DataError(f"x0 must have shape (N,), got {x0.shape}")
         finite(x0, "x0")
@@ -281,6 +283,8 @@ class RecurrentSurrogate(nn.Module):
         if n == 0:
             raise DataError("rollout needs at least one trajectory; x0 is empty")
         k_min = self.layout.warmup
+        if warmup is not None and (not isinstance(warmup, tuple | list) or len(warmup) != 2):
+            raise DataError("warmup must be a pair (x_obs, v_obs); a series' is (x_obs, None)")
         if warmup is None and k_min > 0:
             raise DataError(f"this model needs a warm-up of {k_min} observed steps "
                             "(warmup=(x_obs, v_obs)); none given")
@@ -292,8 +296,8 @@ class RecurrentSurrogate(nn.Module):
         if n_steps is not None:  # an oscillator's horizon is F's: n_steps would be ignored
             raise DataError("n_steps is for a series; an oscillator rollout runs over F's "
                             "samples: give F[:, :n_steps]")
-        v0 = np.asarray(v0, dtype=np.float64)
-        F = np.asarray(F, dtype=np.float64)
+        v0 = real_array(v0, "v0")
+        F = real_array(F, "F")
         if v0.shape != (n,) or F.ndim != 2 or F.shape[0] != n or F.shape[1] < 2:
             raise DataError(f"rollout needs x0, v0 of shape (N,) and F of shape (N, T >= 2); "
                             f"got {x0.shape}, {v0.shape}, {F.shape}")
@@ -308,7 +312,7 @@ class RecurrentSurrogate(nn.Module):
             if warmup[1] is None:
                 raise DataError("warmup=(x_obs, v_obs) of an oscillator model needs v_obs "
                                 "(None is for a series)")
-            x_obs, v_obs = (finite(np.asarray(a, dtype=np.float64), "warmup")
+            x_obs, v_obs = (finite(real_array(a, "warmup"), "warmup")
                             for a in warmup)
             k = x_obs.shape[1] if x_obs.ndim == 2 else -1
             if x_obs.shape != v_obs.shape or x_obs.shape[0] != n or not k_min <= k < F.shape[1]:
@@ -335,7 +339,7 @@ class RecurrentSurrogate(nn.Module):
             if params is None or name not in params:
                 raise DataError(f"this model takes {', '.join(names)} as inputs; {caller} got "
                                 f"no {name}")
-            out[name] = np.asarray(params[name], dtype=np.float64)
+            out[name] = real_array(params[name], name)
             if out[name].shape != (n,):
                 raise DataError(f"{name} must have shape ({n},), got {out[name].shape}")
             finite(out[name], name)
@@ -348,7 +352,7 @@ class RecurrentSurrogate(nn.Module):
                             f"{n_steps!r}")
         n_steps = int(n_steps)
         x_obs = x0[:, None] if warmup is None else finite(
-            np.asarray(warmup[0], dtype=np.float64), "warmup")
+            real_array(warmup[0], "warmup"), "warmup")
         if x_obs.ndim != 2 or x_obs.shape[0] != x0.shape[0] or not \
                 max(self.layout.warmup, 1) <= x_obs.shape[1] < n_steps:
             raise DataError(f"warmup x_obs must have shape (N, K) with "
