@@ -23,17 +23,22 @@ MAX_SEED = 2**63 - 1
 """The largest seed: seeds are stored as 64-bit integers."""
 
 
-def real_array(a: Any, name: str) -> np.ndarray:
-    """``a`` as a float64 array, or one DataError line where it holds anything but real
-    numbers: strings, a ragged list, complex numbers (which numpy would refuse with its own
-    traceback, or cast, dropping the imaginary part)."""
+def real_numbers(a: Any, name: str) -> np.ndarray:
+    """``a`` as an array of its own dtype (a list as one), or one DataError line where it holds
+    anything but real numbers: strings, a ragged list, complex numbers (which numpy would
+    refuse with its own traceback, or cast later, dropping the imaginary part)."""
     try:
         out = np.asarray(a)
     except (ValueError, TypeError, RuntimeError) as e:  # ragged; a tensor that needs grad
         raise DataError(f"{name} must be an array of real numbers: {e}") from None
     if out.dtype.kind not in "biuf":
         raise DataError(f"{name} must hold real numbers, not {out.dtype} values")
-    return out.astype(np.float64, copy=False)
+    return out
+
+
+def real_array(a: Any, name: str) -> np.ndarray:
+    """:func:`real_numbers` as float64."""
+    return real_numbers(a, name).astype(np.float64, copy=False)
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

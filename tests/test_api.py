@@ -238,6 +238,29 @@ def test_a_gpu_asked_for_where_there_is_none_is_refused_in_words(small_linear_se
     assert odernn.load_surrogate(tmp_path / "run", device="cpu").family == "esn"
 
 
+def test_hand_made_trajectories_of_anything_but_real_numbers_are_refused(small_linear_sets):
+    """Complex numbers (a complex grid was fitted and evaluated, its imaginary part dropped),
+    strings, ragged lists and params that are no mapping: one DataError line each, where
+    they failed later in numba's or numpy's tracebacks, or not at all."""
+    import warnings
+
+    test = small_linear_sets[1]
+    t, x, v, F, params = test.t, test.x, test.v, test.F, test.params
+    ragged = [list(row) for row in x]
+    ragged[0] = ragged[0][:-1]
+    cases = [((t + 1e-3j, x, v, F, params), "t must hold real numbers, not complex"),
+             ((t, x.astype(str), v, F, params), "x must hold real numbers"),
+             ((t, x, v + 0j, F, params), "v must hold real numbers"),
+             ((t, ragged, v, F, params), "x must be an array of real numbers"),
+             ((t, x, v, F, {**params, "eta": params["eta"].astype(str)}), "params/eta must"),
+             ((t, x, v, F, None), "params must be a mapping")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning: refused, not cast
+        for args, needle in cases:
+            with pytest.raises(DataError, match=needle):
+                odernn.Trajectories(*args, test.attrs)
+
+
 def test_hand_made_trajectories_are_arrays_and_float32_grids_pass(small_linear_sets, tmp_path):
     """Lists are taken as arrays; a float32 grid is uniform to its own rounding (evaluate
     refused it as "not uniform"); evaluate takes a file's path as fit does; an oscillator's

@@ -5,12 +5,14 @@ Models, training and the evaluator see this (numpy arrays), never HDF5.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from odernn.checks import real_numbers
 from odernn.data.forcing import FORCINGS, SampledForcing, forcing_from_params
 from odernn.data.schema import grid_step, off_grid, same_step, step_slack
 from odernn.data.systems import EXTERNAL, SYSTEMS, Oscillator, parameter_names
@@ -36,19 +38,23 @@ class Trajectories:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Arrays (a list is taken as one) of consistent shapes on a uniform grid, or one
-        DataError line: a grid of another length or step would be read as another dt."""
-        t, x = np.asarray(self.t), np.asarray(self.x)  # an array as it is, a list as one
+        """Arrays of real numbers (a list is taken as one) of consistent shapes on a uniform
+        grid, or one DataError line: a grid of another length or step would be read as
+        another dt."""
+        t, x = real_numbers(self.t, "t"), real_numbers(self.x, "x")  # an array as it is
         if t.ndim != 1 or x.ndim != 2 or x.shape[1] != t.shape[0]:
             raise DataError(f"trajectories need t (T,) and x (N, T); got t {t.shape}, "
                             f"x {x.shape}")
         for name in ("v", "F"):
-            a = None if getattr(self, name) is None else np.asarray(getattr(self, name))
+            a = None if getattr(self, name) is None else real_numbers(getattr(self, name), name)
             if a is not None and a.shape != x.shape:
                 raise DataError(f"trajectories need {name} of x's shape {x.shape}; got "
                                 f"{a.shape}")
             object.__setattr__(self, name, a)
-        params = {k: np.asarray(p) for k, p in self.params.items()}
+        if not isinstance(self.params, Mapping):
+            raise DataError(f"params must be a mapping, name -> values per trajectory; got "
+                            f"{type(self.params).__name__}")
+        params = {k: real_numbers(p, f"params/{k}") for k, p in self.params.items()}
         bad = next((k for k, p in params.items() if p.ndim < 1 or p.shape[0] != x.shape[0]), None)
         if bad is not None:
             raise DataError(f"params/{bad} must hold one value (or row) per trajectory, "
