@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from odernn.cli.app import main
+from odernn.data.spec import load_spec
 from odernn.data.store import read_trajectories
+from odernn.errors import SpecError
 
 simulate_module = importlib.import_module("odernn.data.simulate")
 
@@ -133,6 +135,9 @@ def test_fixed_step_shards_any_count_up_to_one_per_trajectory(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "at most 7 shards" in err
     assert not (tmp_path / "x.h5").exists()
+    for shard in ("ab", (0, 1, 2), (True, 2), (1.0, 2)):  # TypeError, ValueError, or taken
+        with pytest.raises(SpecError, match="shard must be a pair of whole numbers"):
+            simulate_module.shard_rows(load_spec(str(spec)), shard)
 
 
 def test_builtin_train_shards_as_the_help_shows(tmp_path, capsys):

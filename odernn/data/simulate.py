@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from odernn import budget, jsonio
+from odernn.checks import is_whole
 from odernn.data.chunks import chunk_shape
 from odernn.data.exact import check_resonance, resonance_possible
 from odernn.data.forcing import GridForcing, forcing_from_params
@@ -187,6 +188,8 @@ def shard_rows(spec: Spec, shard: tuple[int, int] | None) -> tuple[int, int]:
     """
     if shard is None:
         return 0, spec.n
+    if not isinstance(shard, tuple | list) or len(shard) != 2 or not all(map(is_whole, shard)):
+        raise SpecError(f"shard must be a pair of whole numbers (k, n), got {shard!r}")
     k, n = shard
     if not 1 <= k <= n:
         raise SpecError(f"--shard {k}/{n}: k must be in 1..{n}")

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from odernn import budget
+from odernn.checks import is_whole
 from odernn.data.filecheck import open_checked, read_attrs
 from odernn.data.schema import DIGEST_EXCLUDED_ATTRS, SCALE_ATTRS, SHARD_SOURCES, check_finite
 from odernn.data.trajectories import Trajectories, check_consistency
@@ -262,8 +263,10 @@ class TrajectoryFile:
     def _rows(self, rows: slice | None) -> tuple[int, int]:
         if rows is None:
             return 0, self.n
-        if not isinstance(rows, slice) or rows.step not in (None, 1):
-            raise SpecError(f"rows must be a slice with step 1 (e.g. slice(0, 100)), got {rows!r}")
+        if (not isinstance(rows, slice) or rows.step not in (None, 1)
+                or not all(i is None or is_whole(i) for i in (rows.start, rows.stop))):
+            raise SpecError(f"rows must be a slice of whole numbers with step 1 (e.g. slice(0, "
+                            f"100)), got {rows!r}")
         start, stop, _ = rows.indices(self.n)
         return start, max(start, stop)
 
