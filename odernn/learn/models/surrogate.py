@@ -253,12 +253,7 @@ class RecurrentSurrogate(nn.Module):
                        ) -> tuple[Tensor, dict[str, np.ndarray]]:
         """Validate :meth:`stepper`'s arguments: the initial carried state ``z0`` and the
         parameters the model takes."""
-        x0 = real_array(x0, "x0")
-        if x0.ndim != 1:
-            raise DataError(f"x0 must have shape (N,), got {x0.shape}")
-        finite(x0, "x0")
-        if x0.shape[0] == 0:
-            raise DataError("a stepper needs at least one trajectory; x0 is empty")
+        x0 = _initial(x0, "stepper")
         if self.layout.series:
             if v0 is not None or params is not None:
                 raise DataError("a series (next-value mode) starts from x0 alone")
@@ -275,13 +270,8 @@ class RecurrentSurrogate(nn.Module):
         this one's, with ``held`` rollouts beside it) and turn them into ``z0, e, observed``
         tensors."""
         models = models or (self,)
-        x0 = real_array(x0, "x0")
-        if x0.ndim != 1:
-            raise DataError(f"x0 must have shape (N,), got {x0.shape}")
-        finite(x0, "x0")
+        x0 = _initial(x0, "rollout")
         n = x0.shape[0]
-        if n == 0:
-            raise DataError("rollout needs at least one trajectory; x0 is empty")
         k_min = self.layout.warmup
         if warmup is not None and (not isinstance(warmup, tuple | list) or len(warmup) != 2):
             raise DataError("warmup must be a pair (x_obs, v_obs); a series' is (x_obs, None)")
@@ -366,6 +356,18 @@ class RecurrentSurrogate(nn.Module):
 
     def _tensor(self, a: Array) -> Tensor:
         return torch.tensor(np.asarray(a), dtype=torch.float32, device=self.device)  # a copy
+
+
+def _initial(x0: Array, caller: str) -> np.ndarray:
+    """``x0`` of ``caller`` (``rollout`` or ``stepper``, as the messages say), checked: real
+    numbers of shape ``(N,)``, ``N >= 1``, finite."""
+    x0 = real_array(x0, "x0")
+    if x0.ndim != 1:
+        raise DataError(f"x0 must have shape (N,), got {x0.shape}")
+    finite(x0, "x0")
+    if x0.shape[0] == 0:
+        raise DataError(f"{caller} needs at least one trajectory; x0 is empty")
+    return x0
 
 
 def joint_closed_loop(models: Sequence[RecurrentSurrogate], z0: Tensor, e: Tensor,
