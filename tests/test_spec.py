@@ -190,10 +190,43 @@ def test_spec_files_that_are_not_small_text_files_are_named_for_what_they_are(tm
 def test_overrides_are_validated():
     spec = load_spec("train")
     assert spec.with_overrides(n=10, integrator="rk4").integrator == {"name": "rk4"}
-    with pytest.raises(SpecError, match="n must be in"):
+    with pytest.raises(SpecError, match="n must be >= 1, got 0"):
         spec.with_overrides(n=0)
     with pytest.raises(SpecError, match="did you mean 'euler'"):
         spec.with_overrides(integrator="eulr")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"zzz": 1}, "with_overrides: zzz: no such key in spec 'train'"),
+    ({"integrator": {"name": "zzz"}}, "unknown integrator {'name': 'zzz'}; allowed: euler"),
+    ({"integrator": 3}, "unknown integrator 3; allowed"),
+    ({"family": "foo"}, "with_overrides: family: unknown forcing.family 'foo'"),
+    ({"parameters": {"eta": 1}}, "with_overrides: parameters: no such key"),
+    ({"compression": "zzz"}, "compression must be 'gzip' or 'none', got 'zzz'"),
+    ({"K": -3}, "with_overrides: K: no such key"),  # a cosine has no K
+    ({"family": "random", "K": -3}, "forcing.K must be >= 1, got -3"),
+    ({"eta": [0.5, 0.1]}, "eta range has low > high"),
+    ({"eta": 1j}, "with_overrides: 1j is a complex, not a value a spec takes"),
+    ({"dt": 0.1, "t_end": 5.0}, "with_overrides: dt and t_end both set the time grid"),
+    ({"system": "zzz"}, "unknown system 'zzz'; allowed: oscillator"),
+])
+def test_every_override_is_checked_as_a_spec_files_key_is(change, message):
+    """The Python method took a few keys' checks by hand: an unknown key raised TypeError
+    (dataclasses.replace), an integrator table KeyError, and a forcing, parameters,
+    compression or K it did not know were taken unchecked and failed at simulation, or not
+    at all. It now goes through --set's parse, as the command line does."""
+    with pytest.raises(SpecError, match=re.escape(message)):
+        load_spec("train").with_overrides(**change)
+
+
+def test_overrides_take_numpy_numbers_tuples_and_any_key_of_the_spec():
+    """An HDF5 file's attributes are numpy numbers (the quickstart passes one back)."""
+    spec = load_spec("train").with_overrides(n=np.int64(7), dt=np.float32(0.25), eta=(0.1, 0.2),
+                                             rtol=1e-9, seed=None)
+    assert (spec.n, spec.dt, spec.seed) == (7, 0.25, load_spec("train").seed)
+    assert type(spec.n) is int and str(spec.parameters["eta"]) == "[0.1, 0.2]"
+    assert spec.integrator["rtol"] == 1e-9
+    assert spec.with_overrides(system="duffing", beta=1.0, alpha=-1.0).system == "duffing"
 
 
 @pytest.mark.parametrize("name", builtin_names())
@@ -312,7 +345,7 @@ def test_set_keeps_the_same_integrators_options_and_refuses_two_grids():
     from odernn.data.spec_settings import with_settings
 
     assert with_settings(spec, sets={"integrator": "scipy"}).integrator == spec.integrator
-    with pytest.raises(SpecError, match="--set dt and --set t_end both set the time grid"):
+    with pytest.raises(SpecError, match="--set dt and t_end both set the time grid"):
         with_settings(spec, sets={"dt": 0.1, "t_end": 5.0})
 
 
@@ -404,7 +437,7 @@ def test_a_spec_may_not_name_a_method_of_sampled_forcing(name):
 
 def test_an_override_to_a_single_point_is_refused():
     """``--n-steps 1`` reaches ``with_overrides``, whose option allows it."""
-    with pytest.raises(SpecError, match="n_steps must be in"):
+    with pytest.raises(SpecError, match="n_steps must be >= 2, got 1"):
         parse_spec(BASE).with_overrides(n_steps=1)
 
 

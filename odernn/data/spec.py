@@ -161,19 +161,15 @@ class Spec:
         return "\n".join(lines) + "\n"
 
     def with_overrides(self, **changes: Any) -> Spec:
-        """A copy with some fields changed (CLI overrides), validated again."""
+        """A copy with some keys changed (``None`` leaves one as it is), parsed and validated
+        again as ``odernn simulate --set`` does: any key of a spec's text by its name (``n``,
+        ``dt``, a parameter such as ``eta``, ``family``, the integrator's name as
+        ``integrator`` and its options as ``rtol``, ...), and ``system``."""
+        from odernn.data.spec_settings import with_settings  # it imports this module
+
         changes = {k: v for k, v in changes.items() if v is not None}
-        for key in {"name", "description"} & set(changes):
-            changes[key] = _text(changes, key, "", self.source)
-        for key in {"n", "n_steps", "seed", "dt"} & set(changes):  # as a spec's text has them
-            changes[key] = (_number(changes[key], key, self.source) if key == "dt"
-                            else _integer(changes, key, self.source, minimum=0))
-        if isinstance(name := changes.get("integrator"), str):  # the spec's own: its options
-            changes["integrator"] = (self.integrator if name == self.integrator["name"] else
-                                     _integrator({"name": name}, self.source))
-        spec = replace(self, **changes)
-        _check_numbers(spec)
-        return spec
+        return with_settings(self, system=changes.pop("system", None), sets=changes,
+                             via="with_overrides: ")
 
 
 def builtin_names() -> list[str]:
