@@ -1,6 +1,6 @@
-"""A spec changed from the command line: another system (``--system``), any key set
-(``--set KEY=VALUE``, the integrator's name as ``integrator`` and its options by their own
-names); the result is parsed and validated like any spec."""
+"""A spec changed from the command line or by :meth:`Spec.with_overrides`: another system
+(``--system``), any key set (``--set KEY=VALUE``, the integrator's name as ``integrator`` and
+its options by their own names); the result is parsed and validated like any spec."""
 
 from __future__ import annotations
 
