@@ -23,7 +23,7 @@ from odernn.cli.app import main
 from odernn.data.forcing import SampledForcing
 from odernn.data.integrators import integrate
 from odernn.data.simulate import simulate_trajectories
-from odernn.data.spec import Range, load_spec
+from odernn.data.spec import load_spec
 from odernn.data.systems import SYSTEMS, Oscillator
 from odernn.errors import DataError, SpecError
 from odernn.learn.config import TrainConfig
@@ -40,9 +40,8 @@ WRONG = {"beta+20%": ("duffing", (("beta", 1.2 * BETA),)), "linear": ("oscillato
 @functools.cache
 def duffing(name: str, n: int, n_steps: int = 300):
     """Built-in spec ``name``, shortened, with beta fixed at :data:`BETA`."""
-    spec = load_spec(name)
-    params = {**spec.parameters, "beta": Range(BETA, BETA)}
-    return simulate_trajectories(spec.with_overrides(n=n, n_steps=n_steps, parameters=params))
+    return simulate_trajectories(load_spec(name).with_overrides(n=n, n_steps=n_steps,
+                                                                beta=BETA))
 
 
 @functools.cache
