@@ -24,10 +24,18 @@ SKIP_CHUNK_BYTES = 64 << 20
 """The skip's least squares sums its normal equations over chunks of trajectories whose
 float64 features take at most this many bytes, not the whole set's at once ..."""
 SKIP_BUDGET_SHARE = 8
-"""... nor more than this fraction of the memory budget: a chunk holds about four times its
-features (the float64 and float32 features, the targets, the trajectories joined), so the
-fit stays within half the budget. Only a budget under 512 MiB makes the chunks smaller, and
+"""... nor more than this fraction of the memory budget: the fit holds a chunk's regressors,
+its targets (at most as large) and a few trajectories' features (:data:`PIECE_BYTES`), a
+quarter of the budget at most. Only a budget under 512 MiB makes the chunks smaller, and
 then the skip's rounding depends on it, the same in memory and streamed."""
+
+
+PIECE_BYTES = 4 << 20
+"""The features are computed a few trajectories at a time, whose float32 features take at most
+this many bytes, straight into the chunk's float64 regressors, one pair of arrays for every
+chunk: the chunk's trajectories joined, its float32 features, their concatenation and a new
+pair of arrays for the next chunk while the last was still held took three times the
+regressors (a streamed LSTM's peak went from 460 to 630 MiB, docs/scaling.md)."""
 
 
 def fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
@@ -37,12 +45,7 @@ def fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
     (:data:`SKIP_RIDGE`)."""
     gram = cross = None
     with torch.no_grad():
-        for z, e in _chunks(model, blocks):
-            u = skip_features(model, model.codec.encode(z[:, :-1], e[:, :-1]))
-            u = u.reshape(-1, model.D.shape[1])
-            y = model.codec.target(z[:, :-1], z[:, 1:], e[:, :-1])
-            x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1).double().cpu()
-            y = y.reshape(u.shape[0], -1).double().cpu()
+        for x, y in _chunks(model, blocks):
             if gram is None:
                 gram, cross = x.T @ x, x.T @ y
             else:
@@ -56,30 +59,42 @@ def fit_skip(model, blocks: Iterable[SequenceTensors]) -> None:
 
 
 def _chunks(model, blocks: Iterable[SequenceTensors]) -> Iterator[tuple[Tensor, Tensor]]:
-    """The trajectories of ``blocks`` as ``(z, e)`` in chunks whose float64 skip features take at
-    most :data:`SKIP_CHUNK_BYTES` (:data:`SKIP_BUDGET_SHARE`): the same chunks, so the same
-    sums to the last bit, whether they come in one block (in memory) or in many (streamed
+    """The regressors ``[features, 1]`` and targets, float64 on the CPU, one row per step, of
+    the trajectories of ``blocks`` in chunks whose regressors take at most
+    :data:`SKIP_CHUNK_BYTES` (:data:`SKIP_BUDGET_SHARE`; the arrays of one chunk are those of
+    the next, overwritten, and the last is a view of their first rows): the same chunks, so
+    the same sums to
+    the last bit, whether the trajectories come in one block (in memory) or in many (streamed
     from a file): a streamed run's skip once differed from an in-memory one's by its
     rounding, which Adam carried into the weights (docs/scaling.md)."""
-    held: list[SequenceTensors] = []
+    width, outputs = model.D.shape[1] + 1, model.D.shape[0]
+    x = y = None
     n = rows = 0
     for block in blocks:
+        steps = block.n_steps - 1
         if not rows:
             limit = min(SKIP_CHUNK_BYTES, budget.memory_budget()[0] // SKIP_BUDGET_SHARE)
-            rows = max(1, limit // (8 * (model.D.shape[1] + 1) * block.n_steps))
+            rows = max(1, limit // (8 * width * block.n_steps))
+            piece = max(1, PIECE_BYTES // (4 * width * block.n_steps))
         lo = 0
         while lo < block.n:
+            if x is None:  # one pair for every chunk (a chunk is summed before the next is
+                # filled), its pages touched as they are filled: a set shorter than a chunk
+                # takes its own size
+                x = torch.empty(rows * steps, width, dtype=torch.float64)
+                y = torch.empty(rows * steps, outputs, dtype=torch.float64)
             take = min(rows - n, block.n - lo)
-            held.append(SequenceTensors(block.z[lo:lo + take], block.e[lo:lo + take]))
+            for a in range(lo, lo + take, piece):
+                b = min(a + piece, lo + take)
+                z, e = block.z[a:b], block.e[a:b]
+                at = slice((n + a - lo) * steps, (n + b - lo) * steps)
+                u = skip_features(model, model.codec.encode(z[:, :-1], e[:, :-1]))
+                x[at, :-1] = u.reshape(-1, width - 1)
+                x[at, -1] = 1.0
+                y[at] = model.codec.target(z[:, :-1], z[:, 1:], e[:, :-1]).reshape(-1, outputs)
             n, lo = n + take, lo + take
             if n == rows:
-                yield _joined(held)
-                held, n = [], 0
-    if held:
-        yield _joined(held)
-
-
-def _joined(parts: list[SequenceTensors]) -> tuple[Tensor, Tensor]:
-    if len(parts) == 1:  # in memory: a slice of the one block, no copy
-        return parts[0].z, parts[0].e
-    return torch.cat([p.z for p in parts]), torch.cat([p.e for p in parts])
+                yield x, y
+                n = 0
+    if n:
+        yield x[:n * steps], y[:n * steps]
