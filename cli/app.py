@@ -188,6 +188,12 @@ def _peer_left_on_interrupt(exc: BaseException) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit code."""
+    # One compute thread unless the user asks for more: closed-loop rollouts are many small
+    # steps, and with a busy second core torch's default threads ran many times slower; and
+    # the numbers must not depend on the machine's cores. Set before anything loads numpy
+    # (its OpenBLAS reads it once, when loaded: the reservoir's float64 sums came out other
+    # on two threads) or torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
@@ -205,9 +211,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not debug:  # h5py reports errors of objects freed after a failed write: the error
         sys.unraisablehook = _quiet_h5py(sys.unraisablehook)  # itself is already reported
         sys.excepthook = _quiet_h5py(sys.excepthook)
-    # One compute thread unless the user asks for more: closed-loop rollouts are many small
-    # steps, and with a busy second core torch's default threads ran many times slower.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _register_commands()
     command = typer_main.get_command(app)
     code = 0

@@ -41,8 +41,10 @@ def fit(data: Trajectories | str | Path, config: TrainConfig | Mapping[str, Any]
     fitted in memory. ``tensorboard`` is a directory for each epoch's figures as TensorBoard
     scalars (``odernn train --tensorboard``; needs the ``tensorboard`` extra).
 
-    It runs on the program's torch threads (torch's default: every core), the command line
-    on one: ``torch.set_num_threads(1)`` first gives the command line's numbers to the bit.
+    It runs on the program's threads (torch's and numpy's BLAS default: every core), the
+    command line on one: ``OMP_NUM_THREADS=1`` in the environment before the program starts
+    (or ``torch.set_num_threads(1)`` and threadpoolctl's ``threadpool_limits(1)`` once numpy
+    and scipy are imported) gives the command line's numbers to the bit.
     """
     from odernn.learn.models import from_record, load_surrogate
     from odernn.learn.training import train
