@@ -63,10 +63,9 @@ def _chunks(model, blocks: Iterable[SequenceTensors]) -> Iterator[tuple[Tensor, 
     the trajectories of ``blocks`` in chunks whose regressors take at most
     :data:`SKIP_CHUNK_BYTES` (:data:`SKIP_BUDGET_SHARE`; the arrays of one chunk are those of
     the next, overwritten, and the last is a view of their first rows): the same chunks, so
-    the same sums to
-    the last bit, whether the trajectories come in one block (in memory) or in many (streamed
-    from a file): a streamed run's skip once differed from an in-memory one's by its
-    rounding, which Adam carried into the weights (docs/scaling.md)."""
+    the same sums to the last bit, whether the trajectories come in one block (in memory) or
+    in many (streamed from a file): a streamed run's skip once differed from an in-memory
+    one's by its rounding, which Adam carried into the weights (docs/scaling.md)."""
     width, outputs = model.D.shape[1] + 1, model.D.shape[0]
     x = y = None
     n = rows = 0
