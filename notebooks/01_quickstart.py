@@ -41,6 +41,9 @@
 
 # %%
 import os
+
+# One thread, as the command line: numpy's BLAS reads this once, when numpy loads
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pathlib import Path
 
 import h5py

@@ -38,6 +38,9 @@
 
 # %%
 import os
+
+# One thread, as the command line: numpy's BLAS reads this once, when numpy loads
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from dataclasses import replace
 
 import matplotlib.pyplot as plt

@@ -31,6 +31,9 @@
 # %%
 import os
 
+# One thread, as the command line: numpy's BLAS reads this once, when numpy loads
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
