@@ -12,7 +12,7 @@ from a dense eigenvalue solve. The times are those of each estimate alone. ``--d
 (one connection per unit) puts each cycle's eigenvalues on one circle, where ARPACK may not
 converge: "failed" counts the reservoirs an estimate raised on (``largest_modulus`` then
 retries with 160 vectors and falls back on a dense solve); "now by" counts which step gave
-the estimate now.
+the estimate now. One BLAS thread (numpy's, scipy's), as under the command line.
 
 ``python benchmarks/reservoir_radius.py`` (about 30 s at the defaults)
 ``python benchmarks/reservoir_radius.py --degree 1 --seeds 20``
@@ -20,14 +20,19 @@ the estimate now.
 
 from __future__ import annotations
 
-import argparse
-import time
-from collections import Counter
+import os
 
-import numpy as np
-import scipy.sparse.linalg
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from odernn.learn.models.esn import ESN, largest_modulus, random_connections
+import argparse  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse.linalg  # noqa: E402
+
+from odernn.learn.models.esn import ESN, largest_modulus, random_connections  # noqa: E402
 
 
 def one_eigenvalue(w: scipy.sparse.csr_matrix, v0: np.ndarray) -> float:

@@ -9,7 +9,9 @@ Columns: training time, rollout time (64 x 1000 steps, best of 3), NRMSE and
 absolute RMSE of x and v over the whole horizon and over the first 100 points
 (docs/metrics.md). Then the velocity-mode floor (trapezoid rule fed the
 exact velocity) and the stateful rollout against re-running a 20-step window
-per step (batch 1024, hidden 64).
+per step (batch 1024, hidden 64). numpy's and scipy's BLAS run on one thread, as under the
+command line (so the reservoir's sums are the command line's whatever the cores); torch on
+``--threads``.
 
     python benchmarks/surrogates.py            # full size (minutes per family)
     python benchmarks/surrogates.py --quick    # small sizes: a smoke run
@@ -18,26 +20,31 @@ per step (batch 1024, hidden 64).
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
-import time
-from pathlib import Path
+import os
 
-import numpy as np
-import torch
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from odernn.assess.metrics import nrmse, rmse
-from odernn.data.forcing import SampledForcing
-from odernn.data.integrators import INTEGRATORS
-from odernn.data.simulate import simulate_trajectories
-from odernn.data.spec import load_spec
-from odernn.data.trajectories import Trajectories
-from odernn.learn.config import TrainConfig
-from odernn.learn.models import build, load_surrogate
-from odernn.learn.models.layout import Layout
-from odernn.learn.training import train
-from odernn.learn.windows import compute_stats
+import argparse  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from odernn.assess.metrics import nrmse, rmse  # noqa: E402
+from odernn.data.forcing import SampledForcing  # noqa: E402
+from odernn.data.integrators import INTEGRATORS  # noqa: E402
+from odernn.data.simulate import simulate_trajectories  # noqa: E402
+from odernn.data.spec import load_spec  # noqa: E402
+from odernn.data.trajectories import Trajectories  # noqa: E402
+from odernn.learn.config import TrainConfig  # noqa: E402
+from odernn.learn.models import build, load_surrogate  # noqa: E402
+from odernn.learn.models.layout import Layout  # noqa: E402
+from odernn.learn.training import train  # noqa: E402
+from odernn.learn.windows import compute_stats  # noqa: E402
 
 FAMILIES = ("esn", "lstm", "gru", "rnn")
 FIRST = 100
