@@ -343,7 +343,7 @@ def test_sigterm_ends_a_long_simulation_block_within_a_second_or_two(tmp_path):
                             preexec_fn=limit_memory, cwd=tmp_path)
     # inside the one block or its write: 20 million RK4 steps take seconds (compiled), and
     # their 460 MB took seconds more to write, in one call a signal waited for (2.2 s seen);
-    # the write now goes in pieces of 16 MB
+    # the write now goes in pieces of at most a block's 64 MB
     time.sleep(4.0)
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)

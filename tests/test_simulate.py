@@ -192,6 +192,26 @@ def test_ranges_away_from_the_resonance_are_not_drawn_twice(monkeypatch):
     assert drawn[1:] == [(0, 12), (0, 12)]  # checked, then integrated
 
 
+def test_a_block_that_fits_the_piece_size_is_written_in_one_call(tmp_path, monkeypatch):
+    """A block of at most ``WRITE_PIECE_BYTES`` (every block but one of a trajectory longer
+    than the block budget) goes to the file in one call: cut into pieces of 16 MB, as until
+    7 December 2026, the writing thread, the bottleneck of a large simulation, took half as
+    long again, and a whole simulation of 2 x 10^5 to 10^6 trajectories a fifth to two fifths
+    longer (docs/performance.md)."""
+    from odernn.data import simulate as module
+    from odernn.data.writer import TrajectoryWriter
+
+    spec = load_spec("train").with_overrides(n=3000, n_steps=1000, integrator="euler")
+    edges = list(module.blocks(spec, 0, spec.n))
+    assert len(edges) == 2 and 3 * 8 * spec.n_steps * (edges[0][1] - edges[0][0]) > 16 << 20
+    calls, real = [], TrajectoryWriter.write
+    monkeypatch.setattr(TrajectoryWriter, "write",
+                        lambda self, start, *a, **k: calls.append(start) or real(self, start,
+                                                                                  *a, **k))
+    module.simulate(spec, tmp_path / "a.h5", progress=False)
+    assert calls == [lo for lo, _ in edges]
+
+
 @pytest.mark.parametrize("n, n_steps", [(400, 300), (1, 300_000)])
 def test_a_block_written_in_pieces_is_the_block(n, n_steps, tmp_path, monkeypatch):
     """Pieces of whole chunks (rows; time points of a trajectory longer than a chunk) give

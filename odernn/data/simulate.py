@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 
 BLOCK_BYTES = 64 << 20
 """Memory budget of one integration block (x, v and F in float64)."""
-WRITE_PIECE_BYTES = 16 << 20
-"""What the writing thread stores between two looks at a signal's request (:func:`_write`)."""
+WRITE_PIECE_BYTES = BLOCK_BYTES
+"""What the writing thread stores between two looks at a signal's request (:func:`_write`):
+a whole block, unless one trajectory alone is more."""
 MAX_BLOCK = 4096
 SCIPY_MIN_BLOCK = 64
 """SciPy: the smallest block (below it, solve_ivp's per-step overhead dominates)."""
@@ -308,16 +309,20 @@ def simulate(
 
 def _write(writer: TrajectoryWriter, row: int, arrays: dict[str, np.ndarray],
            params: dict[str, np.ndarray], interrupted: Callable[[], bool]) -> int:
-    """Write one block in pieces of about :data:`WRITE_PIECE_BYTES` of whole chunks (rows,
-    or for a trajectory longer than a chunk, time points), ``interrupted`` (the command's
-    :func:`~odernn.interrupt.interrupt_guard`) asked before each: one long trajectory was
-    hundreds of MB written in one call, which a signal waited for. Returns the block's
-    number of rows."""
+    """Write one block, in one call where it holds at most :data:`WRITE_PIECE_BYTES`, else in
+    pieces of about that size of whole chunks (rows, or for a trajectory longer than a chunk,
+    time points); ``interrupted`` (the command's :func:`~odernn.interrupt.interrupt_guard`)
+    asked before each: one long trajectory was hundreds of MB written in one call, which a
+    signal waited for. A block cut into pieces costs the writing thread, the simulation's
+    bottleneck at large N, about half as much time again (docs/performance.md). Returns
+    the block's number of rows."""
     B, T = arrays["x"].shape
     size = writer.dtype.itemsize
-    rows, width = chunk_shape(writer.n, (T,), size)  # the file's chunks
-    cols = max(1, WRITE_PIECE_BYTES // (len(arrays) * size * rows * width)) * width
-    rows = max(1, WRITE_PIECE_BYTES // (len(arrays) * size * T * rows)) * rows
+    rows, cols = B, T
+    if B * T * len(arrays) * size > WRITE_PIECE_BYTES:
+        chunk, width = chunk_shape(writer.n, (T,), size)  # the file's chunks
+        cols = max(1, WRITE_PIECE_BYTES // (len(arrays) * size * chunk * width)) * width
+        rows = max(1, WRITE_PIECE_BYTES // (len(arrays) * size * T * chunk)) * chunk
     for lo in range(0, B, rows):
         part = {k: p[lo:lo + rows] for k, p in params.items()}
         for col in range(0, T, cols):
