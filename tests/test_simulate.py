@@ -195,9 +195,8 @@ def test_ranges_away_from_the_resonance_are_not_drawn_twice(monkeypatch):
 def test_a_block_that_fits_the_piece_size_is_written_in_one_call(tmp_path, monkeypatch):
     """A block of at most ``WRITE_PIECE_BYTES`` (every block but one of a trajectory longer
     than the block budget) goes to the file in one call: cut into pieces of 16 MB, as until
-    7 December 2026, the writing thread, the bottleneck of a large simulation, took half as
-    long again, and a whole simulation of 2 x 10^5 to 10^6 trajectories a fifth to two fifths
-    longer (docs/performance.md)."""
+    7 December 2026, it slowed the writing thread, the bottleneck of a large simulation
+    (docs/performance.md)."""
     from odernn.data import simulate as module
     from odernn.data.writer import TrajectoryWriter
 

@@ -313,9 +313,9 @@ def _write(writer: TrajectoryWriter, row: int, arrays: dict[str, np.ndarray],
     pieces of about that size of whole chunks (rows, or for a trajectory longer than a chunk,
     time points); ``interrupted`` (the command's :func:`~odernn.interrupt.interrupt_guard`)
     asked before each: one long trajectory was hundreds of MB written in one call, which a
-    signal waited for. A block cut into pieces costs the writing thread, the simulation's
-    bottleneck at large N, about half as much time again (docs/performance.md). Returns
-    the block's number of rows."""
+    signal waited for. Pieces cut out of a block that fits slowed the writing thread, the
+    simulation's bottleneck at large N (docs/performance.md). Returns the block's number of
+    rows."""
     B, T = arrays["x"].shape
     size = writer.dtype.itemsize
     rows, cols = B, T
