@@ -53,6 +53,7 @@ from odernn.data.integrators import INTEGRATORS, integrate  # noqa: E402
 from odernn.data.simulate import blocks, sample_parameters, simulate, time_grid  # noqa: E402
 from odernn.data.spec import Spec, load_spec  # noqa: E402
 from odernn.data.systems import Oscillator  # noqa: E402
+from odernn.writeback import start_writeback  # noqa: E402
 
 DT = 0.05
 T_ = TypeVar("T_")
@@ -223,13 +224,16 @@ def measure_nonlinear(n: int, T: int, repeats: int) -> list[Row]:
 
 def bare_write(directory: Path, size: int) -> float:
     """Seconds to write ``size`` random bytes to a new file in ``directory`` and fsync it (then
-    removed): the floor that the disk sets under any simulation writing a file of that size."""
+    removed), asking the disk to start after each 64 MiB as ``simulate``'s writer does: the
+    floor that the disk sets under any simulation writing a file of that size."""
     chunk = np.random.default_rng(0).integers(0, 256, 64 << 20, dtype=np.uint8)
     path = directory / "bare.bin"
     start = time.perf_counter()
     with open(path, "wb") as fh:
         for lo in range(0, size, chunk.size):
             fh.write(memoryview(chunk)[:min(chunk.size, size - lo)])
+            fh.flush()
+            start_writeback(path)
         fh.flush()
         os.fsync(fh.fileno())
     seconds = time.perf_counter() - start

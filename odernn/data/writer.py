@@ -37,6 +37,7 @@ from odernn.data.schema import (
 )
 from odernn.errors import OutputError
 from odernn.types import Array
+from odernn.writeback import start_writeback
 
 _GZIP = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
@@ -155,6 +156,7 @@ class TrajectoryWriter:
                 self._out.file[f"params/{label}"][start:start + B] = a
         except OSError as err:  # typically a disk filled up by something else meanwhile
             raise _write_failed(self.path, err) from err
+        start_writeback(self._out.tmp)  # the disk works while the next block is computed
         if col + width < T:
             self._pieces[rows] = col + width
             return
