@@ -5,7 +5,8 @@ once, when complete (:mod:`odernn.atomic`). The kernel keeps what was written in
 until then (unless a tenth of the memory, by default, or half a minute's writes wait), so
 the disk idled while the blocks were computed and the fsync waited for the whole file.
 Asking for each block's pages to be written as soon as they are lets the disk work beside
-the computation (docs/performance.md).
+the computation (docs/performance.md). It promises nothing about what survives a crash:
+the fsync before the rename still does that.
 """
 
 from __future__ import annotations
