@@ -45,35 +45,54 @@ def uniform_step(t: Array) -> float | None:
     return dt if deviation <= tolerance else None
 
 
-def _add_cosine_uniform(
-    out: Array, t: Array, dt: float, amplitude: Array, omega: Array, phase: Array, first: bool
-) -> None:
-    """``out (M, N) += amplitude cos(omega t + phase)`` on a uniform grid ``t (M,)`` (``=``
-    for the ``first`` harmonic: ``out`` may hold anything).
+class _Separable:
+    """Harmonics ``amplitude, omega, phase (N, K)`` on a uniform grid ``t (M,)`` of step
+    ``dt`` in separable form.
 
     With block starts ``t_j = t[j B]`` and offsets ``s_r = r dt``,
     ``cos(omega (t_j + s_r) + phase) = Re(e^{i (omega t_j + phase)} e^{i omega s_r})``:
-    a cosine and a sine per block start and per offset, then two products per
-    point. The phases carry the same rounding as in the direct form. In numpy, not compiled:
-    every file read checks its forcing samples with it, and numba's start-up would then
-    cost every command that reads a file.
+    a cosine and a sine per block start and per offset, then two products per point and
+    harmonic (:meth:`fill`). The phases carry the same rounding as in the direct form.
+    In numpy, not compiled: every file read checks its forcing samples with it, and numba's
+    start-up would then cost every command that reads a file.
     """
-    start = np.multiply.outer(t[::_BLOCK], omega)
-    start += phase
-    re, im = amplitude * np.cos(start), amplitude * np.sin(start)
-    offset = np.multiply.outer(np.arange(_BLOCK) * dt, omega)
-    cos, sin = np.cos(offset), np.sin(offset)
-    tmp = np.empty_like(cos)
-    for j in range(re.shape[0]):
-        block = out[j * _BLOCK : (j + 1) * _BLOCK]
-        n = block.shape[0]
-        if first:
-            np.multiply(cos[:n], re[j], out=block)
-        else:
-            np.multiply(cos[:n], re[j], out=tmp[:n])
-            block += tmp[:n]
-        np.multiply(sin[:n], im[j], out=tmp[:n])
-        block -= tmp[:n]
+
+    def __init__(self, t: Array, dt: float, amplitude: Array, omega: Array, phase: Array):
+        K, N, J = amplitude.shape[1], amplitude.shape[0], t[::_BLOCK].size
+        self.re, self.im = np.empty((K, J, N)), np.empty((K, J, N))
+        self.cos, self.sin = np.empty((K, _BLOCK, N)), np.empty((K, _BLOCK, N))
+        for k in range(K):
+            start = np.multiply.outer(t[::_BLOCK], omega[:, k])
+            start += phase[:, k]
+            np.multiply(amplitude[:, k], np.cos(start), out=self.re[k])
+            np.multiply(amplitude[:, k], np.sin(start), out=self.im[k])
+            offset = np.multiply.outer(np.arange(_BLOCK) * dt, omega[:, k])
+            np.cos(offset, out=self.cos[k])
+            np.sin(offset, out=self.sin[k])
+
+    @staticmethod
+    def table_rows(M: int, K: int) -> int:
+        """Rows of ``N`` floats the tables of ``K`` harmonics on ``M`` points hold."""
+        return 2 * K * (-(-M // _BLOCK) + _BLOCK)
+
+    def fill(self, start: int, stop: int, out: Array, first: bool = True) -> None:
+        """``out (stop - start, N)`` ``=`` (``first``; else ``+=``) the harmonics at the
+        grid's rows ``start .. stop - 1``, added harmonic by harmonic in their order."""
+        scratch = np.empty((min(_BLOCK, stop - start), out.shape[1]))
+        i = start
+        while i < stop:
+            j, r = divmod(i, _BLOCK)
+            n = min(stop - i, _BLOCK - r)
+            block, tmp = out[i - start : i - start + n], scratch[:n]
+            for k in range(self.cos.shape[0]):
+                if first and k == 0:
+                    np.multiply(self.cos[k, r : r + n], self.re[k, j], out=block)
+                else:
+                    np.multiply(self.cos[k, r : r + n], self.re[k, j], out=tmp)
+                    block += tmp
+                np.multiply(self.sin[k, r : r + n], self.im[k, j], out=tmp)
+                block -= tmp
+            i += n
 
 
 @dataclass(frozen=True)
@@ -111,7 +130,7 @@ class HarmonicForcing:
         Computed time-major and returned as a transposed view, so that
         ``forcing(t).T`` is C-contiguous for integrators that loop over time.
         On a long uniform grid the cosines are evaluated by separability
-        (:func:`_add_cosine_uniform`), several times faster than one cosine
+        (:class:`_Separable`), several times faster than one cosine
         per point and as accurate.
         """
         t = _as_time(t)
@@ -119,10 +138,11 @@ class HarmonicForcing:
         out = np.empty((t.size, self.n)) if K else np.zeros((t.size, self.n))
         dt = uniform_step(t) if t.size >= 4 * _BLOCK else None
         for k in range(K):
-            amplitude, omega, phase = self.amplitude[:, k], self.omega[:, k], self.phase[:, k]
-            if dt is not None:
-                _add_cosine_uniform(out, t, dt, amplitude, omega, phase, first=k == 0)
+            harmonic = [a[:, k : k + 1] for a in (self.amplitude, self.omega, self.phase)]
+            if dt is not None:  # a harmonic's tables at a time: the least memory
+                _Separable(t, dt, *harmonic).fill(0, t.size, out, first=k == 0)
                 continue
+            amplitude, omega, phase = (a[:, 0] for a in harmonic)
             arg = np.multiply.outer(t, omega)
             arg += phase
             np.cos(arg, out=arg)
@@ -179,17 +199,60 @@ class GridForcing:
     def n(self) -> int:
         return self.base.n
 
+    def on_grid(self, t: Array) -> bool:
+        """Whether ``t`` is the grid of the table."""
+        return t.shape == np.shape(self.t) and np.array_equal(t, self.t)
+
     def __call__(self, t: Array) -> Array:
         t = _as_time(t)
-        if t.shape == np.shape(self.t) and np.array_equal(t, self.t):
-            return self.F
-        return self.base(t)
+        return self.F if self.on_grid(t) else self.base(t)
 
     def take(self, index: np.ndarray | slice) -> GridForcing:
         return GridForcing(self.base.take(index), self.t, self.F[index])
 
 
 Forcing = HarmonicForcing | SampledForcing | GridForcing
+
+
+class ForcingRows:
+    """A forcing on a grid, time-major, a slice of rows at a time: what the fixed-step
+    integrators read, a slice per compiled call.
+
+    A harmonic forcing on a long uniform grid computes each slice into a buffer reused from
+    call to call, from its separable tables (:class:`_Separable`) where those are smaller
+    than the whole ``(M, N)`` table: no such table is made, and the slice is still in the
+    cache when the integrator reads it. Any other forcing is evaluated once and its slices
+    are views of that table. Either way a row holds the bits ``forcing(t)`` gives.
+    """
+
+    def __init__(self, table: Array | None, separable: _Separable | None = None):
+        """The rows of a time-major table ``(M, N)``, or those ``separable`` computes."""
+        self._table, self._separable = table, separable
+        self._buffer = np.empty((0, 0))
+
+    @classmethod
+    def of(cls, forcing: Forcing, t: Array) -> ForcingRows:
+        """The rows of ``forcing`` on the grid ``t``."""
+        t = _as_time(t)
+        if isinstance(forcing, GridForcing) and not forcing.on_grid(t):
+            forcing = forcing.base
+        if isinstance(forcing, HarmonicForcing) and t.size >= 4 * _BLOCK:
+            K, dt = np.shape(forcing.amplitude)[1], uniform_step(t)
+            if K and dt is not None and _Separable.table_rows(t.size, K) < t.size:
+                return cls(None, _Separable(t, dt, forcing.amplitude, forcing.omega,
+                                            forcing.phase))
+        # native float64: the compiled loops take no other (a given table may be big-endian)
+        return cls(np.ascontiguousarray(forcing(t).T, dtype=np.float64))
+
+    def __call__(self, start: int, stop: int) -> Array:
+        """Rows ``start .. stop - 1``, ``(stop - start, N)``: valid until the next call."""
+        if self._separable is None:
+            return self._table[start:stop]
+        if self._buffer.shape[0] < stop - start:  # the largest slice asked for so far
+            self._buffer = np.empty((stop - start, self._separable.re.shape[2]))
+        out = self._buffer[: stop - start]
+        self._separable.fill(start, stop, out)
+        return out
 
 
 FORCINGS = ("none", "cosine", "random")

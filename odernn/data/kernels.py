@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator
 import numba
 import numpy as np
 
-ROWS_PER_CALL = 1 << 22
-"""Trajectory-steps (or points) per compiled call at most, a few tens of milliseconds, or
-one row where a row holds more: between calls Python runs, and with it signal handlers."""
+ROWS_PER_CALL = 1 << 17
+"""Trajectory-steps (or points) per compiled call at most, a millisecond or so, or one row
+where a row holds more: between calls Python runs, and with it signal handlers, and a
+slice's forcing computed for it (``forcing.ForcingRows``, 1 MiB) is still in the cache."""
 
 LINEAR, DUFFING, VAN_DER_POL, PENDULUM = range(4)
 ACCELERATIONS = {"duffing": DUFFING, "van-der-pol": VAN_DER_POL, "pendulum": PENDULUM}
@@ -88,10 +89,11 @@ def euler(kind: int, F: np.ndarray, x: np.ndarray, v: np.ndarray, p: np.ndarray,
           semi_implicit: bool, start: int, stop: int) -> None:
     """Rows ``start + 1 .. stop`` of ``x, v (T, N)`` from row ``start``:
     ``v_{i+1} = v_i + dt a(x_i, v_i, F_i)``, then ``x_{i+1} = x_i + dt v_i`` (forward) or
-    ``x_i + dt v_{i+1}`` (semi-implicit)."""
+    ``x_i + dt v_{i+1}`` (semi-implicit); ``F`` holds the forcing's rows from ``start``."""
     for i in range(start, stop):
         for j in range(x.shape[1]):
-            v[i + 1, j] = v[i, j] + acceleration(kind, x[i, j], v[i, j], F[i, j], p, j) * dt
+            v[i + 1, j] = v[i, j] + acceleration(kind, x[i, j], v[i, j], F[i - start, j], p,
+                                                 j) * dt
             x[i + 1, j] = (v[i + 1, j] if semi_implicit else v[i, j]) * dt + x[i, j]
 
 
@@ -100,11 +102,13 @@ def rk4(kind: int, F: np.ndarray, Fh: np.ndarray, x: np.ndarray, v: np.ndarray,
         p: np.ndarray, h: float, stride: int, start: int, stop: int) -> None:
     """Classic RK4 steps of size ``h`` from rows ``start, start + stride, ...`` below
     ``stop`` to the row ``stride`` later, the forcing ``F`` at the start and end, ``Fh`` at
-    the midpoint (row of the start): the operations of ``stepping.rk4_step`` in its order."""
+    the midpoint (row of the start), each holding its rows from ``start``: the operations of
+    ``stepping.rk4_step`` in its order."""
     half, sixth = h / 2, h / 6
     for i in range(start, stop, stride):
+        r = i - start
         for j in range(x.shape[1]):
-            x0, v0, f0, fh, f1 = x[i, j], v[i, j], F[i, j], Fh[i, j], F[i + stride, j]
+            x0, v0, f0, fh, f1 = x[i, j], v[i, j], F[r, j], Fh[r, j], F[r + stride, j]
             k1v = acceleration(kind, x0, v0, f0, p, j)
             k2x = half * k1v + v0  # a stage's velocity is the next stage's slope of x
             k2v = acceleration(kind, half * v0 + x0, k2x, fh, p, j)
@@ -121,13 +125,14 @@ def linear_map(F: np.ndarray, Fh: np.ndarray, x: np.ndarray, v: np.ndarray, cx: 
                cv: np.ndarray, stride: int, start: int, stop: int) -> None:
     """A linear system's steps as a linear map of ``(x_i, v_i, F_i, Fh_i, F_{i+stride})``
     with coefficients ``cx, cv (5, N)`` (``stepping._rk4_coefficients``), summed in that
-    order; ``F_{i+stride}`` enters v only."""
+    order; ``F_{i+stride}`` enters v only. ``F`` and ``Fh`` hold their rows from ``start``."""
     for i in range(start, stop, stride):
+        r = i - start
         for j in range(x.shape[1]):
-            u0, u1, u2, u3 = x[i, j], v[i, j], F[i, j], Fh[i, j]
+            u0, u1, u2, u3 = x[i, j], v[i, j], F[r, j], Fh[r, j]
             x[i + stride, j] = ((cx[0, j] * u0 + cx[1, j] * u1) + cx[2, j] * u2) + cx[3, j] * u3
             v[i + stride, j] = ((((cv[0, j] * u0 + cv[1, j] * u1) + cv[2, j] * u2)
-                                 + cv[3, j] * u3) + cv[4, j] * F[i + stride, j])
+                                 + cv[3, j] * u3) + cv[4, j] * F[r + stride, j])
 
 
 @_compile

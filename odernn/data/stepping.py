@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from odernn.data.forcing import ForcingRows
 from odernn.data.schema import grid_step
 from odernn.data.systems import Oscillator
 from odernn.types import Array
@@ -16,14 +17,18 @@ from odernn.types import Array
 # ---------------------------------------------------------------- fixed step
 
 
-def _start(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, ...]:
-    """``F (T, N)`` and time-major buffers ``x, v (T, N)`` from ``(x0, v0)``."""
+def _start(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
+    """Time-major buffers ``x, v (T, N)`` from ``(x0, v0)``."""
     x = np.empty((t.size, system.n))
     v = np.empty_like(x)
     x[0], v[0] = x0, v0
-    # native float64: the compiled loops take no other (a given table may be big-endian)
-    F = np.ascontiguousarray(system.forcing(t).T, dtype=np.float64)
-    return F, x, v
+    return x, v
+
+
+def _samples(system: Oscillator, t: Array) -> Array:
+    """The forcing's samples ``F (T, N)`` on the grid, time-major, native float64 (the
+    compiled loops take no other; a given table may be big-endian)."""
+    return np.ascontiguousarray(system.forcing(t).T, dtype=np.float64)
 
 
 def _kernel_inputs(system: Oscillator) -> tuple[int, Array]:
@@ -42,11 +47,12 @@ def _euler(
 ) -> tuple[Array, Array]:
     from odernn.data import kernels
 
-    F, x, v = _start(system, x0, v0, t)
+    x, v = _start(system, x0, v0, t)
+    F = ForcingRows.of(system.forcing, t)
     kind, p = _kernel_inputs(system)
     dt = grid_step(t)
     for start, stop in kernels.row_slices(t.size, system.n):
-        kernels.euler(kind, F, x, v, p, dt, semi_implicit, start, stop)
+        kernels.euler(kind, F(start, stop), x, v, p, dt, semi_implicit, start, stop)
     return x.T, v.T
 
 
@@ -97,24 +103,28 @@ def _rk4_coefficients(system: Oscillator, dt: float) -> tuple[Array, Array]:
     return rk4_step(system.acceleration, *unit, dt=dt)
 
 
-def _rk4_march(system: Oscillator, F: Array, Fh: Array, x: Array, v: Array, dt: float,
-               stride: int = 1) -> None:
+def _rk4_march(system: Oscillator, F: Array | ForcingRows, Fh: Array | ForcingRows, x: Array,
+               v: Array, dt: float, stride: int = 1) -> None:
     """RK4 over a uniform grid on time-major buffers ``x, v (T, N)``: row ``i + stride`` from
-    row ``i`` for ``i = 0, stride, ...``, with the forcing ``F (T, N)`` at the grid and ``Fh``
-    at the steps' midpoints (row ``i`` for the step from ``i``). A linear system steps by its
-    precomputed linear map, a nonlinear one by :func:`rk4_step`'s operations
-    (:func:`odernn.data.kernels.rk4`)."""
+    row ``i`` for ``i = 0, stride, ...``, with the forcing ``F`` at the grid and ``Fh`` at the
+    steps' midpoints (row ``i`` for the step from ``i``), tables ``(T, N)`` or their rows. A
+    linear system steps by its precomputed linear map, a nonlinear one by :func:`rk4_step`'s
+    operations (:func:`odernn.data.kernels.rk4`)."""
     from odernn.data import kernels
 
+    F, Fh = (f if isinstance(f, ForcingRows) else ForcingRows(f) for f in (F, Fh))
     h = stride * dt
+    slices = kernels.row_slices(x.shape[0], system.n, stride)
     if system.system.linear is not None:
         cx, cv = _rk4_coefficients(system, h)
-        for start, stop in kernels.row_slices(x.shape[0], system.n, stride):
-            kernels.linear_map(F, Fh, x, v, cx, cv, stride, start, stop)
+        for start, stop in slices:
+            kernels.linear_map(F(start, stop + stride), Fh(start, stop), x, v, cx, cv, stride,
+                               start, stop)
         return
     kind, p = _kernel_inputs(system)
-    for start, stop in kernels.row_slices(x.shape[0], system.n, stride):
-        kernels.rk4(kind, F, Fh, x, v, p, h, stride, start, stop)
+    for start, stop in slices:
+        kernels.rk4(kind, F(start, stop + stride), Fh(start, stop), x, v, p, h, stride, start,
+                    stop)
 
 
 def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Array]:
@@ -122,9 +132,9 @@ def rk4(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Arra
     at the grid and at the half steps (exact for a harmonic forcing; linear
     interpolation of the samples for a :class:`~odernn.data.forcing.SampledForcing`).
     Order 4. A linear system's step is a precomputed linear map (:func:`_rk4_coefficients`)."""
-    F, x, v = _start(system, x0, v0, t)
+    x, v = _start(system, x0, v0, t)
     dt = grid_step(t)
-    Fh = np.ascontiguousarray(system.forcing(t[:-1] + dt / 2).T)
+    F, Fh = (ForcingRows.of(system.forcing, s) for s in (t, t[:-1] + dt / 2))
     _rk4_march(system, F, Fh, x, v, dt)
     return x.T, v.T
 
@@ -169,7 +179,8 @@ def rk4_sampled(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Arr
     """RK4 at step ``dt`` given only the samples, ``F`` at the half steps the linear
     interpolation ``(F_i + F_{i+1}) / 2``. Its ``O(dt^2)`` interpolation error enters
     every step: order 2."""
-    F, x, v = _start(system, x0, v0, t)
+    x, v = _start(system, x0, v0, t)
+    F = _samples(system, t)
     _rk4_march(system, F, _half_step_forcing(F, 1), x, v, grid_step(t))
     return x.T, v.T
 
@@ -181,7 +192,8 @@ def rk4_sampled_cubic(
     cubic through four samples, ``(-F_{i-1} + 9 F_i + 9 F_{i+1} - F_{i+2}) / 16``
     (one-sided at the ends). The interpolation error ``O(dt^4)`` enters each step times
     ``dt``: order 4."""
-    F, x, v = _start(system, x0, v0, t)
+    x, v = _start(system, x0, v0, t)
+    F = _samples(system, t)
     _rk4_march(system, F, _half_step_forcing(F, 3), x, v, grid_step(t))
     return x.T, v.T
 
@@ -193,7 +205,8 @@ def rk4_sampled_spline(
     not-a-knot cubic spline through all samples (``scipy.interpolate.CubicSpline``, one
     spline per trajectory). Interpolation error ``O(dt^4)`` as for the local cubic but
     with a smaller constant: order 4."""
-    F, x, v = _start(system, x0, v0, t)
+    x, v = _start(system, x0, v0, t)
+    F = _samples(system, t)
     dt = grid_step(t)
     from scipy.interpolate import CubicSpline  # imported when used: `odernn --help` stays quick
 
@@ -212,7 +225,8 @@ def rk4_sampled_causal(
     (:func:`causal_midpoint`), never a later sample. Interpolation error ``O(dt^4)`` from
     the third step on; the first two steps' (the mean of ``F_0, F_1``, the quadratic
     through ``F_0 .. F_2``) enter once: order 3."""
-    F, x, v = _start(system, x0, v0, t)
+    x, v = _start(system, x0, v0, t)
+    F = _samples(system, t)
     Fh = np.empty((t.size - 1, system.n))
     for k in range(min(2, t.size - 1)):
         Fh[k] = causal_midpoint(F.T, k)
@@ -238,7 +252,8 @@ def rk4_sampled_2dt(
     T = t.size
     if T == 2:
         return rk4_sampled(system, x0, v0, t)
-    F, x, v = _start(system, x0, v0, t)
+    x, v = _start(system, x0, v0, t)
+    F = _samples(system, t)
     dt = grid_step(t)
     H = 2 * dt
     # the samples at odd indices are the midpoints of the 2 dt steps from even ones

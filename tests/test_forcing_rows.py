@@ -1,0 +1,103 @@
+"""The forcing's rows as the fixed-step integrators read them (:class:`ForcingRows`): any
+slice holds the bits of the whole evaluation, and a harmonic forcing on a long uniform grid
+is never evaluated into a whole ``(T, N)`` table."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from odernn.data.forcing import ForcingRows, GridForcing, HarmonicForcing, SampledForcing
+from odernn.data.integrators import integrate
+from odernn.data.systems import Oscillator
+
+
+def harmonic(n: int, K: int, seed: int = 3) -> HarmonicForcing:
+    rng = np.random.default_rng(seed)
+    return HarmonicForcing(rng.uniform(0, 1, (n, K)), rng.uniform(0.3, 3, (n, K)),
+                           rng.uniform(0, 6, (n, K)))
+
+
+def slices(T: int, seed: int) -> list[tuple[int, int]]:
+    """Random consecutive slices covering ``0 .. T - 1``, some of one row, some long."""
+    rng = np.random.default_rng(seed)
+    cuts = np.unique(np.concatenate(([0, T], rng.integers(0, T, 12), [1, 31, 32, 33])))
+    cuts = cuts[cuts <= T]
+    return list(zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True))
+
+
+GRIDS = {
+    "uniform": np.linspace(0.0, 40.0, 1001),
+    "uniform-short": np.linspace(0.0, 4.0, 100),  # below the separable form's length
+    "uniform-far": 1.7e9 + 0.05 * np.arange(700),
+    "non-uniform": np.cumsum(np.random.default_rng(1).uniform(0.01, 0.1, 600)),
+}
+
+
+@pytest.mark.parametrize("grid", list(GRIDS))
+@pytest.mark.parametrize("K", [0, 1, 3, 40])
+@pytest.mark.parametrize("n", [1, 7])
+def test_any_slice_holds_the_bits_of_the_whole_evaluation(grid, K, n):
+    t = GRIDS[grid]
+    forcing = harmonic(n, K)
+    whole = forcing(t).T
+    rows = ForcingRows.of(forcing, t)
+    for seed in range(3):
+        for start, stop in slices(t.size, seed):
+            got = rows(start, stop)
+            assert got.shape == (stop - start, n) and got.dtype == np.float64
+            assert got.flags.c_contiguous
+            assert got.tobytes() == whole[start:stop].tobytes()
+
+
+def test_a_table_on_its_grid_is_read_off_and_elsewhere_its_base_is_evaluated():
+    t = GRIDS["uniform"]
+    base = harmonic(4, 2)
+    table = base(t)
+    grid = GridForcing(base, t, table)
+    assert np.shares_memory(ForcingRows.of(grid, t)(0, t.size), table)
+    half = t[:-1] + (t[1] - t[0]) / 2
+    assert ForcingRows.of(grid, half)(5, 77).tobytes() == base(half).T[5:77].tobytes()
+    sampled = SampledForcing(t, table)
+    assert ForcingRows.of(sampled, half)(0, 9).tobytes() == sampled(half).T[:9].tobytes()
+    big_endian = GridForcing(base, t, table.astype(">f8"))
+    native = ForcingRows.of(big_endian, t)(0, 3)
+    assert native.dtype == np.dtype("=f8") and np.array_equal(native, table.T[:3])
+
+
+def test_a_uniform_grids_rows_take_a_fraction_of_the_whole_table():
+    """The separable tables and one slice's buffer only: a whole (T, N) table would be
+    T N 8 bytes."""
+    T, n = 4096, 256
+    t = np.linspace(0.0, 200.0, T)
+    forcing = harmonic(n, 1)
+    tracemalloc.start()
+    try:
+        rows = ForcingRows.of(forcing, t)
+        for start in range(0, T, 128):
+            rows(start, start + 128)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.15 * T * n * 8
+
+
+@pytest.mark.parametrize("name, arrays", [("euler", 2), ("semi-implicit-euler", 2),
+                                          ("rk4", 2)])
+def test_an_integrators_memory_is_its_outputs_and_no_forcing_table(name, arrays):
+    """Forward Euler and RK4 under a harmonic forcing hold ``x, v (T, N)`` and not the
+    forcing on the grid (nor RK4's at the half steps)."""
+    T, n = 4096, 256
+    t = np.linspace(0.0, 200.0, T)
+    system = Oscillator.linear(np.full(n, 0.1), harmonic(n, 1))
+    x0 = np.zeros(n)
+    integrate(name, system, x0, x0, t)  # compiled and cached before the count
+    tracemalloc.start()
+    try:
+        integrate(name, system, x0, x0, t)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert arrays * T * n * 8 <= peak < (arrays + 0.5) * T * n * 8  # before: 3 and 4 arrays
