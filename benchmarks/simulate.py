@@ -8,9 +8,12 @@ Trajectories are drawn from the ``train`` ranges (eta in [0.05, 0.5], x0, v0 in
 [-1, 1], cosine forcing F0 in [0, 1], omega in [0.5, 2], phase 0; ``random``:
 three such sinusoids with random phases), dt = 0.05. Every time is the median
 of several calls of the public integrator on the whole batch (the forcing
-evaluation included; its own row shows its share), and the memory floor under them: three
-new ``(T, N)`` float64 arrays (the forcing samples, x and v) written once each. NumPy and
-the compiled loops (numba, :mod:`odernn.data.kernels`), one thread.
+evaluation included; its own row shows its share), and the floors under them: two new
+``(T, N)`` float64 arrays (x and v) written once each, what Euler and RK4 return under a
+harmonic forcing, which they read a slice of rows at a time (``forcing.ForcingRows``);
+three (the forcing samples too), what the methods given only the samples hold; and the
+forcing's separable tables alone, the cosines every method evaluates. NumPy and the
+compiled loops (numba, :mod:`odernn.data.kernels`), one thread.
 The loop of ``solve_ivp`` is timed on a subsample and scaled to N, and is
 checked to give the same answer as the stacked call.
 
@@ -48,7 +51,7 @@ from typing import TypeVar  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from odernn.data.forcing import HarmonicForcing, forcing_from_params  # noqa: E402
+from odernn.data.forcing import ForcingRows, HarmonicForcing, forcing_from_params  # noqa: E402
 from odernn.data.integrators import INTEGRATORS, integrate  # noqa: E402
 from odernn.data.simulate import blocks, sample_parameters, simulate, time_grid  # noqa: E402
 from odernn.data.spec import Spec, load_spec  # noqa: E402
@@ -109,15 +112,20 @@ def measure_forcing(system: Oscillator, t: np.ndarray, repeats: int) -> list[Row
     return [Row(system.n, t.size, "forcing F(t) alone", seconds)]
 
 
-def measure_floor(n: int, T: int, repeats: int) -> list[Row]:
-    """Three new ``(T, n)`` arrays written once each: what a fixed-step integrator that
-    returns ``x, v`` and reads ``F (T, n)`` costs in memory alone (page faults and writes)."""
-    def write() -> None:
-        for _ in range(3):
-            np.empty((T, n)).fill(1.0)
+def measure_floor(system: Oscillator, t: np.ndarray, repeats: int) -> list[Row]:
+    """New ``(T, n)`` arrays written once each, what an integrator that returns ``x, v``
+    costs in memory alone (page faults and writes), with and without the forcing samples
+    ``F (T, n)``; and the forcing's separable tables (a cosine and a sine per block start
+    and offset), the transcendentals under every fixed-step method."""
+    def write(arrays: int) -> None:
+        for _ in range(arrays):
+            np.empty((t.size, system.n)).fill(1.0)
 
-    seconds, _ = timed(write, repeats)
-    return [Row(n, T, "floor: F, x, v (T, N) new, written once", seconds)]
+    rows = [Row(system.n, t.size, f"floor: {what} (T, N) new, written once",
+                timed(lambda arrays=arrays: write(arrays), repeats)[0])
+            for arrays, what in ((2, "x, v"), (3, "F, x, v"))]
+    tables = timed(lambda: ForcingRows.of(system.forcing, t), repeats)[0]
+    return rows + [Row(system.n, t.size, "forcing's separable tables alone", tables)]
 
 
 def measure_integrators(
@@ -280,7 +288,7 @@ def main() -> None:
     for n in sizes if "throughput" in tables else ():
         system, x0, v0 = train_system(n, args.forcing)
         rows += measure_forcing(system, t, repeats)
-        rows += measure_floor(n, t.size, repeats)
+        rows += measure_floor(system, t, repeats)
         rows += measure_integrators(system, x0, v0, t, repeats)
         rows += measure_scipy_loop(system, x0, v0, t, repeats, sample)
     print(f"forcing: {args.forcing}, dt = {DT}, numpy {np.__version__}, one thread")

@@ -221,8 +221,12 @@ class ForcingRows:
     A harmonic forcing on a long uniform grid computes each slice into a buffer reused from
     call to call, from its separable tables (:class:`_Separable`) where those are smaller
     than the whole ``(M, N)`` table: no such table is made, and the slice is still in the
-    cache when the integrator reads it. Any other forcing is evaluated once and its slices
-    are views of that table. Either way a row holds the bits ``forcing(t)`` gives.
+    cache when the integrator reads it. The slice is computed compiled
+    (:func:`odernn.data.kernels.separable_rows`, one pass where numpy makes three per
+    harmonic); :class:`_Separable` stays numpy for ``forcing(t)``, which every file read
+    calls, without numba. Any other forcing is evaluated once and its slices are views of
+    that table. Either way a row holds the bits ``forcing(t)`` gives
+    (``tests/test_forcing_rows.py``).
     """
 
     def __init__(self, table: Array | None, separable: _Separable | None = None):
@@ -248,10 +252,13 @@ class ForcingRows:
         """Rows ``start .. stop - 1``, ``(stop - start, N)``: valid until the next call."""
         if self._separable is None:
             return self._table[start:stop]
+        from odernn.data import kernels  # numba: the integrators' callers load it anyway
+
         if self._buffer.shape[0] < stop - start:  # the largest slice asked for so far
             self._buffer = np.empty((stop - start, self._separable.re.shape[2]))
         out = self._buffer[: stop - start]
-        self._separable.fill(start, stop, out)
+        s = self._separable
+        kernels.separable_rows(s.cos, s.sin, s.re, s.im, start, stop, out)
         return out
 
 

@@ -1,5 +1,5 @@
 """The simulation's innermost loops, compiled by numba: the fixed-step integrators' time
-loops and the closed form's coefficients and expansion.
+loops and the forcing's rows they read, and the closed form's coefficients and expansion.
 
 Each loop computes, per trajectory and point, the operations of the equation written out
 in the order written (no fused multiply-add, no reassociation: numba's default), so the
@@ -82,6 +82,27 @@ def acceleration(kind: int, x: float, v: float, F: float, p: np.ndarray, j: int)
     if kind == VAN_DER_POL:  # mu
         return (((1.0 - x * x) * p[0, j]) * v - x) + F
     return (-(p[0, j] * v) - math.sin(x)) + F  # PENDULUM: eta
+
+
+@_compile
+def separable_rows(cos: np.ndarray, sin: np.ndarray, re: np.ndarray, im: np.ndarray,
+                   start: int, stop: int, out: np.ndarray) -> None:
+    """``out (stop - start, N)``: rows ``start .. stop - 1`` of harmonics in separable form,
+    ``sum_k cos_k re_k - sin_k im_k`` over offsets ``cos, sin (K, B, N)`` and block starts
+    ``re, im (K, J, N)`` (``forcing._Separable``), in the order of its numpy ``fill``: one
+    pass over ``out``, where numpy makes three per harmonic."""
+    B = cos.shape[1]
+    for i in range(start, stop):
+        j, r = i // B, i % B
+        o = out[i - start]
+        for k in range(cos.shape[0]):
+            c, s, a, b = cos[k, r], sin[k, r], re[k, j], im[k, j]
+            if k == 0:
+                for q in range(o.size):
+                    o[q] = c[q] * a[q] - s[q] * b[q]
+            else:
+                for q in range(o.size):
+                    o[q] = (o[q] + c[q] * a[q]) - s[q] * b[q]
 
 
 @_compile
