@@ -37,7 +37,7 @@ test-gpu: $(STAMP)
 # run before each submission; pin what it finds with @example.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_properties.py tests/test_store.py \
-		tests/test_statistics.py tests/test_random_streams.py
+		tests/test_statistics.py tests/test_random_streams.py tests/test_forcing_rows.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check odernn cli tests benchmarks notebooks docs

@@ -8,6 +8,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from fuzzing import examples
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from odernn.data.forcing import ForcingRows, GridForcing, HarmonicForcing, SampledForcing
 from odernn.data.integrators import integrate
@@ -101,3 +104,19 @@ def test_an_integrators_memory_is_its_outputs_and_no_forcing_table(name, arrays)
     finally:
         tracemalloc.stop()
     assert arrays * T * n * 8 <= peak < (arrays + 0.5) * T * n * 8  # before: 3 and 4 arrays
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(K=st.integers(0, 5), n=st.integers(1, 6), T=st.integers(2, 700),
+       t0=st.floats(-1e6, 1e6), dt=st.floats(1e-4, 1.0), seed=st.integers(0, 2**32 - 1))
+@example(K=1, n=1, T=128, t0=0.0, dt=0.05, seed=0)  # the shortest grid in separable form
+@example(K=5, n=2, T=300, t0=-3.0, dt=0.1, seed=1)  # tables larger than the whole table
+def test_random_forcings_grids_and_slices_keep_the_bits(K, n, T, t0, dt, seed):
+    rng = np.random.default_rng(seed)
+    forcing = HarmonicForcing(rng.uniform(-10, 10, (n, K)), rng.uniform(0, 100, (n, K)),
+                              rng.uniform(-10, 10, (n, K)))
+    t = t0 + dt * np.arange(T)
+    whole = forcing(t).T
+    rows = ForcingRows.of(forcing, t)
+    for start, stop in slices(T, seed):
+        assert rows(start, stop).tobytes() == whole[start:stop].tobytes()
