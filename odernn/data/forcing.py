@@ -214,6 +214,12 @@ class GridForcing:
 Forcing = HarmonicForcing | SampledForcing | GridForcing
 
 
+def time_major(forcing: Forcing, t: Array) -> Array:
+    """``forcing(t)`` as a C-contiguous ``(M, N)`` table of native float64: the compiled
+    loops take no other (a given table may be big-endian)."""
+    return np.ascontiguousarray(forcing(t).T, dtype=np.float64)
+
+
 class ForcingRows:
     """A forcing on a grid, time-major, a slice of rows at a time: what the fixed-step
     integrators read, a slice per compiled call.
@@ -245,8 +251,7 @@ class ForcingRows:
             if K and dt is not None and _Separable.table_rows(t.size, K) < t.size:
                 return cls(None, _Separable(t, dt, forcing.amplitude, forcing.omega,
                                             forcing.phase))
-        # native float64: the compiled loops take no other (a given table may be big-endian)
-        return cls(np.ascontiguousarray(forcing(t).T, dtype=np.float64))
+        return cls(time_major(forcing, t))
 
     def __call__(self, start: int, stop: int) -> Array:
         """Rows ``start .. stop - 1``, ``(stop - start, N)``: valid until the next call."""

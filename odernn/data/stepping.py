@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from odernn.data.forcing import ForcingRows
+from odernn.data.forcing import ForcingRows, time_major
 from odernn.data.schema import grid_step
 from odernn.data.systems import Oscillator
 from odernn.types import Array
@@ -23,12 +23,6 @@ def _start(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, A
     v = np.empty_like(x)
     x[0], v[0] = x0, v0
     return x, v
-
-
-def _samples(system: Oscillator, t: Array) -> Array:
-    """The forcing's samples ``F (T, N)`` on the grid, time-major, native float64 (the
-    compiled loops take no other; a given table may be big-endian)."""
-    return np.ascontiguousarray(system.forcing(t).T, dtype=np.float64)
 
 
 def _kernel_inputs(system: Oscillator) -> tuple[int, Array]:
@@ -180,7 +174,7 @@ def rk4_sampled(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Arr
     interpolation ``(F_i + F_{i+1}) / 2``. Its ``O(dt^2)`` interpolation error enters
     every step: order 2."""
     x, v = _start(system, x0, v0, t)
-    F = _samples(system, t)
+    F = time_major(system.forcing, t)
     _rk4_march(system, F, _half_step_forcing(F, 1), x, v, grid_step(t))
     return x.T, v.T
 
@@ -193,7 +187,7 @@ def rk4_sampled_cubic(
     (one-sided at the ends). The interpolation error ``O(dt^4)`` enters each step times
     ``dt``: order 4."""
     x, v = _start(system, x0, v0, t)
-    F = _samples(system, t)
+    F = time_major(system.forcing, t)
     _rk4_march(system, F, _half_step_forcing(F, 3), x, v, grid_step(t))
     return x.T, v.T
 
@@ -206,7 +200,7 @@ def rk4_sampled_spline(
     spline per trajectory). Interpolation error ``O(dt^4)`` as for the local cubic but
     with a smaller constant: order 4."""
     x, v = _start(system, x0, v0, t)
-    F = _samples(system, t)
+    F = time_major(system.forcing, t)
     dt = grid_step(t)
     from scipy.interpolate import CubicSpline  # imported when used: `odernn --help` stays quick
 
@@ -226,7 +220,7 @@ def rk4_sampled_causal(
     the third step on; the first two steps' (the mean of ``F_0, F_1``, the quadratic
     through ``F_0 .. F_2``) enter once: order 3."""
     x, v = _start(system, x0, v0, t)
-    F = _samples(system, t)
+    F = time_major(system.forcing, t)
     Fh = np.empty((t.size - 1, system.n))
     for k in range(min(2, t.size - 1)):
         Fh[k] = causal_midpoint(F.T, k)
@@ -253,7 +247,7 @@ def rk4_sampled_2dt(
     if T == 2:
         return rk4_sampled(system, x0, v0, t)
     x, v = _start(system, x0, v0, t)
-    F = _samples(system, t)
+    F = time_major(system.forcing, t)
     dt = grid_step(t)
     H = 2 * dt
     # the samples at odd indices are the midpoints of the 2 dt steps from even ones
