@@ -22,8 +22,12 @@ REQUESTED = threading.Event()
 """Set by the command line's own handlers (:func:`raise_interrupt`) before they raise: a
 KeyboardInterrupt raised where an extension's import swallows it (Cython's best-effort
 registration of numpy.random's classes, seen losing Ctrl-C shortly after start) still ends
-the command at its first safe point (:func:`interrupt_guard`). The command line clears it
-when a command starts and when it ends; the Python API never sets it."""
+the command at its first safe point (:func:`interrupt_guard`). A guard that replaced those
+handlers sets it too: a KeyboardInterrupt that :func:`raising_signals` raises inside the
+guard can cut an object's construction short (llvmlite's, while numba compiles), and the
+command line's ``sys.unraisablehook`` keeps that object's failing finaliser quiet once a
+request is noted. The command line clears it when a command starts and when it ends; the
+Python API never sets it."""
 
 
 LAUNCHER_ENV = "ODERNN_LAUNCHER_PID"
@@ -116,13 +120,16 @@ def interrupt_guard() -> Iterator[Callable[[], bool]]:
     first, received = [0.0], [signal.SIGINT]
 
     def handler(signum: int, frame: object) -> None:
+        if previous[signum] is raise_interrupt:  # the command line's: its request too
+            REQUESTED.set()
         if not flag.is_set():
             first[0], received[0] = time.monotonic(), signum
             flag.set()
         elif time.monotonic() - first[0] >= REPEAT_S:
             raise KeyboardInterrupt
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict[int, object] = {}
+    previous.update({s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)})
     try:
         yield interrupted
     finally:

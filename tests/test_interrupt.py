@@ -549,3 +549,28 @@ def test_guards_restore_the_handlers_they_replaced():
             pass
         assert {s: signal.getsignal(s) for s in before} == guard
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_guard_under_the_command_lines_handler_notes_the_request():
+    """Inside a guard of a command, a signal is the command's request (``REQUESTED``), so that
+    the finaliser of an object a raised KeyboardInterrupt cut short (llvmlite's, while numba
+    compiled) stays quiet; under Python's own handler (the API) nothing is noted."""
+    import os
+
+    from odernn import interrupt
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with interrupt.interrupt_guard() as interrupted:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+            assert interrupted() and not interrupt.REQUESTED.is_set()
+        signal.signal(signal.SIGINT, interrupt.raise_interrupt)
+        with interrupt.interrupt_guard() as interrupted:
+            with pytest.raises(KeyboardInterrupt), interrupt.raising_signals(interrupted):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)
+            assert interrupted() and interrupt.REQUESTED.is_set()
+    finally:
+        signal.signal(signal.SIGINT, before)
+        interrupt.REQUESTED.clear()
