@@ -120,7 +120,7 @@ def interrupt_guard() -> Iterator[Callable[[], bool]]:
     first, received = [0.0], [signal.SIGINT]
 
     def handler(signum: int, frame: object) -> None:
-        if previous[signum] is raise_interrupt:  # the command line's: its request too
+        if previous.get(signum) is raise_interrupt:  # the command line's: its request too
             REQUESTED.set()
         if not flag.is_set():
             first[0], received[0] = time.monotonic(), signum
@@ -128,7 +128,7 @@ def interrupt_guard() -> Iterator[Callable[[], bool]]:
         elif time.monotonic() - first[0] >= REPEAT_S:
             raise KeyboardInterrupt
 
-    previous: dict[int, object] = {}
+    previous: dict[int, object] = {}  # before the handler can run: it reads it
     previous.update({s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)})
     try:
         yield interrupted
