@@ -205,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from odernn.interrupt import REQUESTED, raise_interrupt, say_interrupted, wraps_interrupt
 
     REQUESTED.clear()  # a request is this command's (main can run several in one process)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     if argv is None:  # as a program: SIGINT too notes the request (odernn.interrupt.REQUESTED)
         signal.signal(signal.SIGINT, raise_interrupt)
     signal.signal(signal.SIGTERM, raise_interrupt)  # SIGTERM cleans up like Ctrl-C
@@ -265,7 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         say_interrupted(INTERRUPTED)
         code = 130
-    REQUESTED.clear()  # in one process (tests, notebooks), the next command starts afresh
+    finally:
+        REQUESTED.clear()  # in one process (tests, notebooks), the next command starts afresh
+        if argv is not None:  # and the caller's handlers are back, an error raised or not: a
+            for s, h in handlers.items():  # guard under the command line's handler notes a
+                signal.signal(s, h)  # request (REQUESTED), which nothing clears outside
     if argv is None:
         # HDF5's own clean-up at exit would retry a failed close (and can crash),
         # the interpreter's shutdown after an interrupt it has seen can die by SIGINT,
