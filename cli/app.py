@@ -206,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     REQUESTED.clear()  # a request is this command's (main can run several in one process)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    hooks = sys.unraisablehook, sys.excepthook
     if argv is None:  # as a program: SIGINT too notes the request (odernn.interrupt.REQUESTED)
         signal.signal(signal.SIGINT, raise_interrupt)
     signal.signal(signal.SIGTERM, raise_interrupt)  # SIGTERM cleans up like Ctrl-C
@@ -268,9 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 130
     finally:
         REQUESTED.clear()  # in one process (tests, notebooks), the next command starts afresh
-        if argv is not None:  # and the caller's handlers are back, an error raised or not: a
-            for s, h in handlers.items():  # guard under the command line's handler notes a
-                signal.signal(s, h)  # request (REQUESTED), which nothing clears outside
+        if argv is not None:  # and the caller's handlers and hooks are back, an error raised
+            for s, h in handlers.items():  # or not: a guard under the command line's handler
+                signal.signal(s, h)  # notes a request (REQUESTED), which nothing clears outside
+            sys.unraisablehook, sys.excepthook = hooks
     if argv is None:
         # HDF5's own clean-up at exit would retry a failed close (and can crash),
         # the interpreter's shutdown after an interrupt it has seen can die by SIGINT,

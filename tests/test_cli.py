@@ -404,6 +404,37 @@ def test_an_interrupt_that_python_wrapped_is_an_interrupt(monkeypatch, capsys):
         main(["train", "x.h5", "-o", "run"])
 
 
+def test_main_in_a_process_leaves_it_as_it_found_it(monkeypatch, spec, tmp_path, capsys):
+    """``main`` called in a process (tests, notebooks) puts back the caller's SIGINT and
+    SIGTERM handlers and its two hooks, and leaves no interrupt request behind, whether the
+    command works, refuses its input or raises: a handler left installed made a later guard
+    of the API note a request nothing cleared."""
+    import signal
+
+    from odernn.cli import app
+    from odernn.interrupt import REQUESTED
+
+    def before() -> tuple:
+        return (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
+                sys.unraisablehook, sys.excepthook, REQUESTED.is_set())
+
+    found = before()
+    assert main(["simulate", str(spec), "-o", str(tmp_path / "d.h5")]) == 0
+    assert before() == found
+    assert main(["simulate", str(tmp_path / "missing.toml"), "-o", str(tmp_path / "e.h5")]) == 2
+    assert before() == found
+
+    def failing() -> None:
+        REQUESTED.set()
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(app, "_import_torch", failing)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["train", "x.h5", "-o", "run"])
+    assert before() == found
+    capsys.readouterr()
+
+
 def test_what_a_command_line_fuzzer_found_ends_in_one_line_or_works(tmp_path, capsys):
     """Four tracebacks on inputs a user can give: a forcing family set to a TOML list, an
     HDF5 source holding an empty (null) dataset beside its columns, a valid test set of 4
