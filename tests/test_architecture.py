@@ -88,16 +88,18 @@ def test_every_benchmark_script_imports():
 
 def test_the_gpu_check_runs_on_the_cpu():
     """``benchmarks/gpu_check.py`` runs only where a GPU is lent, a few minutes at a time: a
-    failure of the script itself would spend them. Its dry run takes every part but the
-    tests marked gpu through the CPU at toy sizes."""
+    failure of the script itself, or of a test it runs, would spend them. Its dry run takes
+    every part through the CPU at toy sizes, the tests marked gpu with the CPU in the GPU's
+    place."""
     import subprocess
     import sys
 
     out = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--dry-run",
                           "--rollout-steps", "5"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+                         timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.splitlines()
+    assert "tests marked gpu: passed" in lines, out.stdout + out.stderr
     for family in ("rnn", "lstm", "gru"):
         assert any(line.split()[:2] == [family, "64"] for line in lines), out.stdout
     trained = [line for line in lines if " trained on cpu " in line]

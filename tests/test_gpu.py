@@ -25,9 +25,13 @@ from odernn.learn.config import TrainConfig
 from odernn.learn.models import REGISTRY, load_surrogate
 from odernn.learn.training import train
 
-EXPLICIT = os.environ.get("ODERNN_GPU_TESTS") == "1"
+EXPLICIT = os.environ.get("ODERNN_GPU_TESTS") in ("1", "cpu")
 """``make test-gpu`` (or ``benchmarks/gpu_check.py``): a GPU is expected, and its absence fails
 every test loudly; elsewhere (``pytest -m gpu`` on a CPU machine) they skip."""
+GPU = "cpu" if os.environ.get("ODERNN_GPU_TESTS") == "cpu" else "cuda"
+"""The device under test: ``ODERNN_GPU_TESTS=cpu`` (``make test-gpu-rehearsal``) runs these tests
+with the CPU in the GPU's place, so that a test's own mistake is found before a GPU's
+minutes are spent on it; what they compare across devices then holds trivially."""
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not (EXPLICIT or torch.cuda.is_available()),
                                                   reason="CUDA is not available here")]
@@ -50,10 +54,10 @@ def test_trained_on_cuda_rolls_out_alike_on_both_devices(family, data, tmp_path)
     path, test = data
     run = tmp_path / family
     extra = SHORT.get(family, ["--epochs", "2", "--hidden", "16"])
-    assert main(["train", str(path), "-m", family, "-o", str(run), "--device", "cuda", "-q",
+    assert main(["train", str(path), "-m", family, "-o", str(run), "--device", GPU, "-q",
                  *extra]) == 0
     rollouts = []
-    for device in ("cuda", "cpu"):
+    for device in (GPU, "cpu"):
         model = load_surrogate(run, device)
         r = model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params["eta"])
         assert r.n_diverged == 0
@@ -72,7 +76,7 @@ def test_a_cuda_trained_run_is_evaluated_and_exported(data, tmp_path):
     test = tmp_path / "test.h5"
     simulate(load_spec("test").with_overrides(n=8, n_steps=200, integrator="exact"), test)
     group = tmp_path / "gru"
-    assert main(["train", str(path), "-m", "gru", "-o", str(group), "--device", "cuda", "-q",
+    assert main(["train", str(path), "-m", "gru", "-o", str(group), "--device", GPU, "-q",
                  "--epochs", "2", "--hidden", "16", "--seeds", "2"]) == 0
     report = tmp_path / "report"
     assert main(["evaluate", str(group), "--data", str(test), "-o", str(report), "-q",
@@ -88,10 +92,10 @@ def test_a_hybrid_trains_on_cuda_and_rolls_out_alike_on_both_devices(family, dat
     path, test = data
     run = tmp_path / family
     extra = SHORT.get(family, ["--epochs", "2", "--hidden", "16"])
-    assert main(["train", str(path), "-m", family, "-o", str(run), "--device", "cuda", "-q",
+    assert main(["train", str(path), "-m", family, "-o", str(run), "--device", GPU, "-q",
                  "--prior", "linear", *extra]) == 0
     x = [load_surrogate(run, device).rollout(test.x[:, 0], test.v[:, 0], test.F,
-                                             test.params["eta"]).x for device in ("cuda", "cpu")]
+                                             test.params["eta"]).x for device in (GPU, "cpu")]
     np.testing.assert_allclose(x[0], x[1], atol=1e-4 * np.abs(x[1]).max())
 
 
@@ -99,7 +103,7 @@ def test_a_hybrid_trains_on_cuda_and_rolls_out_alike_on_both_devices(family, dat
 def test_streamed_training_on_cuda_follows_in_memory_training_on_cuda(family, data):
     path, _ = data
     options = {"units": 200} if family == "esn" else {"epochs": 2, "hidden": 16}
-    cfg = TrainConfig.from_dict({"model": family, "device": "cuda", "val_fraction": 0.25,
+    cfg = TrainConfig.from_dict({"model": family, "device": GPU, "val_fraction": 0.25,
                                  **options})
     one = train(read_trajectories(path), cfg, None, progress=False)
     two = train(FileRows(path), cfg, None, progress=False)
@@ -109,16 +113,16 @@ def test_streamed_training_on_cuda_follows_in_memory_training_on_cuda(family, da
 
 def test_an_interrupted_cuda_run_resumes(data, tmp_path):
     path, _ = data
-    cfg = TrainConfig.from_dict({"model": "gru", "device": "cuda", "epochs": 3, "hidden": 16,
+    cfg = TrainConfig.from_dict({"model": "gru", "device": GPU, "epochs": 3, "hidden": 16,
                                  "val_fraction": 0.25, "batch_size": 4})
     cut = train(read_trajectories(path), cfg, tmp_path / "run", progress=interrupt_at(2, 2))
     assert cut.status == "interrupted"
     done = train(read_trajectories(path), cfg, tmp_path / "run", resume=True, progress=False)
-    assert done.status == "ok" and load_surrogate(tmp_path / "run", "cuda") is not None
+    assert done.status == "ok" and load_surrogate(tmp_path / "run", GPU) is not None
 
 
 @pytest.mark.parametrize("system", ["oscillator", "duffing"])
 def test_the_quick_demo_runs_on_cuda(system, tmp_path):
-    assert main(["demo", "--quick", "--device", "cuda", "--system", system, "-q",
+    assert main(["demo", "--quick", "--device", GPU, "--system", system, "-q",
                  "-o", str(tmp_path / "demo")]) == 0
     assert (tmp_path / "demo" / "report" / "report.html").is_file()
