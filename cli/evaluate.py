@@ -49,7 +49,7 @@ def evaluate(
     from odernn.assess.document import check_report_dir, check_title
     from odernn.assess.evaluate import DEFAULT_INTEGRATORS, load_runs
     from odernn.assess.evaluate import evaluate as run
-    from odernn.assess.inputs import check_evaluation, check_test, member_counts
+    from odernn.assess.inputs import check_evaluation, check_test, harmonics, member_counts
     from odernn.assess.peers import PEERS
     from odernn.assess.report import write_report
     from odernn.data.integrators import INTEGRATORS
@@ -65,7 +65,7 @@ def evaluate(
         check_test(first, f"test set {data}")  # its kind and grid: said before the memory
         check_evaluation(f.n, f.n_steps, first.system, len(DEFAULT_INTEGRATORS),
                          member_counts(surrogates), train is not None and peers,
-                         work_precision)
+                         work_precision, harmonics=harmonics(first))
         test = f.read()
     training = read_trajectories(train) if train is not None and peers else None
     with drawing(quiet) as show:

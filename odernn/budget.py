@@ -162,6 +162,20 @@ def gradients_bytes(family: str, hidden: int, sequences: int, length: int) -> in
     return data + graph + jacobians + weights
 
 
+EXACT_PER_HARMONIC = 160
+"""Float64 values per harmonic and trajectory that the closed-form solution's tables hold on a
+uniform grid (its separable evaluation; measured about 115)."""
+POINTWISE_PER_HARMONIC = 400
+"""The same on a non-uniform grid, evaluated point by point in blocks of 64 (about 330)."""
+
+
+def exact_bytes(rows: int, K: int, uniform: bool = True) -> int:
+    """Memory of the closed-form solution's tables for ``rows`` trajectories with ``K`` forcing
+    harmonics, beside its output (``tests/test_budget.py`` checks it against a measured
+    peak)."""
+    return (EXACT_PER_HARMONIC if uniform else POINTWISE_PER_HARMONIC) * rows * K * FLOAT64
+
+
 def simulation_bytes(rows: int, n_steps: int, K: int, integrator: str) -> int:
     """Memory of simulating one block of ``rows`` trajectories of ``n_steps`` points with ``K``
     forcing harmonics: the time grids, the integrator's time-major buffers and forcing
@@ -170,5 +184,5 @@ def simulation_bytes(rows: int, n_steps: int, K: int, integrator: str) -> int:
     while this one is integrated."""
     grids = 4 * n_steps * FLOAT64
     buffers = 15 * rows * n_steps * FLOAT64
-    per_harmonic = (160 if integrator == "exact" else 12) * rows + 64
+    per_harmonic = (EXACT_PER_HARMONIC if integrator == "exact" else 12) * rows + 64
     return grids + buffers + per_harmonic * K * FLOAT64

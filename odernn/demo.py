@@ -229,36 +229,39 @@ def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None
     check = partial(_check_evaluation, models=len(models), seeds=seeds)
     if data is None:
         test_set = specs["test"]
-        check(test_set.n, test_set.n_steps, test_set.system)
+        check(test_set.n, test_set.n_steps, test_set.system, test_set.K)
     files = {} if data is None else _read_pair(Path(data), Path(test), check)
     with demo_output(out, overwrite, inputs=[p for p in (data, test) if p is not None]):
         return _demo(out, specs, configs, budgets, say, reporter(progress), files, seeds,
                      quick)
 
 
-def _check_evaluation(n: int, n_steps: int, system: str, models: int, seeds: int) -> None:
+def _check_evaluation(n: int, n_steps: int, system: str, harmonics: int, models: int,
+                      seeds: int) -> None:
     """Refuse, before anything is simulated or trained, a test set (``n`` trajectories of
-    ``n_steps`` points of ``system``) whose evaluation would pass the memory budget (it was
-    refused only after the training, its work lost)."""
+    ``n_steps`` points of ``system``, its forcing of ``harmonics``) whose evaluation would pass
+    the memory budget (it was refused only after the training, its work lost)."""
     from odernn.assess.evaluate import DEFAULT_INTEGRATORS
     from odernn.assess.inputs import check_evaluation
 
     check_evaluation(n, n_steps, system, len(DEFAULT_INTEGRATORS),
                      [seeds if seeds > 1 else 0] * models, peers=True,
                      advice="give a smaller test set (--n-test, or --test), or fewer "
-                            "--models or --seeds")
+                            "--models or --seeds", harmonics=harmonics)
 
 
-def _read_pair(data: Path, test: Path, check: Callable[[int, int, str], None]
+def _read_pair(data: Path, test: Path, check: Callable[[int, int, str, int], None]
                ) -> dict[str, Any]:
     """The user's training and test files, read and checked as a pair (one line if not);
-    ``check(n, n_steps, system)`` is given the test file's size and system first, from its
-    header and first row, before either file is read."""
+    ``check(n, n_steps, system, harmonics)`` is given the test file's size, system and
+    forcing first, from its header and first row, before either file is read."""
+    from odernn.assess.inputs import harmonics
     from odernn.data.store import open_trajectories, read_trajectories
     from odernn.data.trajectories import check_pair
 
     with open_trajectories(test) as f:
-        check(f.n, f.n_steps, f.read(slice(0, 1)).system)
+        first = f.read(slice(0, 1))
+        check(f.n, f.n_steps, first.system, harmonics(first))
         pair = {"train": read_trajectories(data), "test": f.read()}
     check_pair(pair["train"], pair["test"], f"--data {data}", f"--test {test}")
     return {"paths": {"train": data, "test": test}, **pair}

@@ -609,3 +609,76 @@ def test_check_refuses_just_over_the_budget(monkeypatch):
     budget.check("x", 1 << 20, "reduce x")
     with pytest.raises(budget.BudgetError):
         budget.check("x", (1 << 20) + 1, "reduce x")
+
+
+
+def _harmonic_spec(n: int, K: int, n_steps: int = 20):
+    """``n`` trajectories of the linear oscillator under ``K`` random harmonics (exact)."""
+    from odernn.data.spec import load_spec
+
+    return load_spec("random-forcing").with_overrides(n=n, n_steps=n_steps, K=K,
+                                                      integrator="exact")
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_the_closed_forms_tables_are_within_their_estimate(uniform):
+    """:func:`budget.exact_bytes` against the peak that the closed form allocates beside its
+    output (tracemalloc sees numpy's arrays), on a uniform grid and point by point (in blocks
+    of 64 points: fewer points take less): within a factor of two under it, so that the
+    estimate neither refuses what fits by much nor lets pass what does not."""
+    import tracemalloc
+
+    from odernn.data.exact import exact
+    from odernn.data.forcing import HarmonicForcing
+    from odernn.data.systems import Oscillator
+
+    rng = np.random.default_rng(0)
+    for n, K, steps in ((8, 2000, 100), (64, 300, 400), (500, 20, 1000)):
+        forcing = HarmonicForcing(*(rng.uniform(0.1, 1.0, (n, K)) for _ in range(3)))
+        system = Oscillator.of("oscillator", {"eta": rng.uniform(0.1, 0.5, n)}, forcing)
+        grid = (0.05 * np.arange(steps) if uniform
+                else np.cumsum(rng.uniform(0.04, 0.06, steps)))
+        exact(system, np.zeros(n), np.zeros(n), grid[:8])  # numba's start-up, not counted
+        tracemalloc.start()
+        try:
+            exact(system, np.zeros(n), np.zeros(n), grid)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        tables = peak - 2 * n * steps * 8
+        estimate = budget.exact_bytes(n, K, uniform)
+        assert estimate / 2 < tables <= estimate, (n, K, steps, tables, estimate)
+
+
+def test_harmonics_a_file_declares_are_budgeted_before_the_closed_form_runs(
+        monkeypatch, tmp_path, capsys):
+    """A test set whose forcing has many harmonics (a file can declare any number) made
+    evaluate's closed-form reference allocate its tables unchecked: 13.7 GB under a budget
+    of 512 MiB for a 400 KB file of 2 x 10^6 harmonics. The closed form checks its tables
+    itself, and evaluate counts them up front with the rest (the API, the command line, the
+    demo given the file), before any work."""
+    import odernn
+    from odernn.cli.app import main
+    from odernn.data.exact import exact
+    from odernn.data.simulate import simulate
+    from odernn.data.store import read_trajectories
+
+    path = tmp_path / "many.h5"
+    simulate(_harmonic_spec(4, 2000), path)
+    test = read_trajectories(path)
+    monkeypatch.setenv(budget.ENV, "4M")  # the arrays fit; 2000 harmonics' tables do not
+    with pytest.raises(budget.BudgetError, match="closed-form solution: 2000 forcing harmonics"):
+        exact(test.oscillator(), test.x[:, 0], test.v[:, 0], test.t)
+    quick = {"resonance": False, "chaos": False, "bifurcation": False, "progress": False,
+             "work_precision": False}
+    with pytest.raises(budget.BudgetError, match="4 trajectories x 20 steps, forcing K = 2000"):
+        odernn.evaluate(test, {}, **quick)
+    assert main(["evaluate", "--data", str(path), "-o", str(tmp_path / "report"), "-q",
+                 "--no-work-precision"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: evaluate: ") and "forcing K = 2000" in err
+    assert "\n" not in err and not (tmp_path / "report").exists()
+    assert main(["demo", "--quick", "--data", str(path), "--test", str(path), "--models",
+                 "esn", "-o", str(tmp_path / "demo"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "forcing K = 2000" in err and not (tmp_path / "demo").exists()

@@ -55,6 +55,7 @@ from odernn.assess.inputs import (
     check_names,
     check_options,
     check_test,
+    harmonics,
     in_sample,
     member_counts,
     training_file,
@@ -171,7 +172,8 @@ def evaluate(
     if train is not None and taken:
         raise SpecError(f"surrogate name {taken[0]!r} is a peer's name; rename the run")
     check_evaluation(test.n, test.n_steps, test.system, len(integrators),
-                     member_counts(surrogates), train is not None, work_precision)
+                     member_counts(surrogates), train is not None, work_precision,
+                     harmonics=harmonics(test))
     for name, surrogate in surrogates.items():  # refuse a mismatch before any work
         if (check_data := getattr(surrogate, "check_data", None)) is not None:
             check_data(test, where=f"{where} (for surrogate {name!r})")

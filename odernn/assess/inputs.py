@@ -8,8 +8,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from odernn.assess.results import REFERENCE
 from odernn.checks import did_you_mean, is_real
+from odernn.data.forcing import forcing_from_params
 from odernn.data.integrators import INTEGRATORS, MIN_RTOL
 from odernn.data.systems import SYSTEMS
 from odernn.data.trajectories import Trajectories, check_consistency, check_pair
@@ -149,14 +152,29 @@ def check_trained_on(training: Trajectories, surrogates: Mapping[str, Any], labe
 
 def check_evaluation(n: int, n_steps: int, system: str, integrators: int,
                      members: Sequence[int], peers: bool, work_precision: Any = True,
-                     advice: str | None = None) -> None:
+                     advice: str | None = None, harmonics: int = 0) -> None:
     """:func:`check_memory` of an evaluation from what is known before its test set is read:
     the set's size and system (data of no known system has no integrators and no
     work-precision study), ``integrators`` (how many), each surrogate's ``members``
-    (:func:`member_counts`) and whether the ``peers`` are fitted."""
+    (:func:`member_counts`), whether the ``peers`` are fitted, and the forcing's
+    ``harmonics`` (:func:`harmonics`), whose tables the closed-form reference holds."""
     known = system in SYSTEMS
+    tables = harmonics if known and SYSTEMS[system].closed_form else 0
     check_memory(n, n_steps, methods_held(integrators if known else 0, members, peers),
-                 work_precision if known else False, advice)
+                 work_precision if known else False, advice, tables)
+
+
+def harmonics(test: Trajectories) -> int:
+    """How many harmonics the forcing of ``test`` rebuilt from its stored parameters has (what
+    the closed-form reference evaluates); 0 where only its samples are given, or where it
+    cannot be rebuilt (refused later, in its own words). Its first row is enough."""
+    if test.samples_only:
+        return 0
+    try:
+        forcing = forcing_from_params(str(test.attrs.get("forcing", "none")), test.params)
+    except (KeyError, ValueError):
+        return 0
+    return int(np.shape(forcing.amplitude)[1])
 
 
 def member_counts(surrogates: Mapping[str, Any]) -> list[int]:
@@ -175,15 +193,16 @@ def methods_held(integrators: int, members: Sequence[int], peers: bool) -> int:
 
 
 def check_memory(n: int, n_steps: int, held: int, work_precision: Any = True,
-                 advice: str | None = None) -> None:
+                 advice: str | None = None, harmonics: int = 0) -> None:
     """Refuse, before any work, an evaluation whose arrays would pass the memory budget:
     ``held`` methods (:func:`methods_held`) over ``n`` trajectories of ``n_steps`` points,
     counted in float64 arrays of ``n x n_steps``: three per method (its rollout's x and v,
     and the copy of one that is scored; a surrogate's float32 states doubled on the way),
     sixteen for the test set, the reference and the metrics' temporaries, and, with the
     work-precision study, seven of its finest grid per test step (its runs' x and v, their
-    reference and the forcing). ``tests/test_evaluate.py`` checks a run's peak against it.
-    ``advice``: what to change, if not evaluate's own options."""
+    reference and the forcing); and the closed form's tables for ``harmonics``
+    (:func:`~odernn.budget.exact_bytes`). ``tests/test_evaluate.py`` checks a run's peak
+    against it. ``advice``: what to change, if not evaluate's own options."""
     from odernn import budget
     from odernn.assess.work_precision import WorkPrecisionSettings
 
@@ -192,8 +211,9 @@ def check_memory(n: int, n_steps: int, held: int, work_precision: Any = True,
         settings = (work_precision if isinstance(work_precision, WorkPrecisionSettings)
                     else WorkPrecisionSettings())
         arrays += 7 / min(settings.step_factors)
-    budget.check(f"evaluate: {held} methods x {n} trajectories x {n_steps} steps",
-                 8 * arrays * n * n_steps,
+    forcing = f", forcing K = {harmonics}" if harmonics > 1 else ""
+    budget.check(f"evaluate: {held} methods x {n} trajectories x {n_steps} steps{forcing}",
+                 8 * arrays * n * n_steps + budget.exact_bytes(n, harmonics),
                  advice or "evaluate a smaller test set, or fewer surrogates or integrators"
                  + (", or no work-precision study (--no-work-precision)" if work_precision
                     else ""))

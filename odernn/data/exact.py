@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from odernn import budget
 from odernn.data.forcing import GridForcing, HarmonicForcing, uniform_step
 from odernn.data.systems import Oscillator
 from odernn.errors import SpecError
@@ -193,6 +194,10 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
             f"integrator 'exact' needs a harmonic forcing (families none, cosine, random), got "
             f"{type(forcing).__name__}; use 'rk4' or 'scipy' for sampled forcing"
         )
+    dt, K = uniform_step(t), np.shape(forcing.amplitude)[1]
+    budget.check(f"the closed-form solution: {K} forcing harmonics x {system.n} trajectories",
+                 budget.exact_bytes(system.n, K, dt is not None),
+                 "use fewer harmonics or trajectories")
     eta = np.asarray(system.params["eta"], dtype=np.float64)
     # (K, N): one row per harmonic
     A, w, p = (np.asarray(u, dtype=np.float64).T
@@ -214,7 +219,6 @@ def exact(system: Oscillator, x0: Array, v0: Array, t: Array) -> tuple[Array, Ar
     )  # fmt: skip
     x = np.empty((t.size, system.n))
     v = np.empty_like(x)
-    dt = uniform_step(t)
     if dt is None:
         _exact_pointwise(x, v, modes, t - t[0])
     else:
