@@ -396,6 +396,31 @@ def test_hdf5_of_another_program_round_trips(tmp_path):
     assert_same(read_trajectories(tmp_path / "c.h5"), columns)
 
 
+def test_hdf5_groups_nested_deeper_than_a_table_needs_are_refused_at_once(tmp_path):
+    """Visiting an HDF5 object costs its depth: a 9 MB file of one chain of 9,000 groups
+    (fewer than ``MAX_OBJECTS``) ran for minutes (time as the depth squared). Groups nested
+    deeper than ``MAX_DEPTH`` are refused at the first such one, in one line; a table at the
+    deepest depth allowed still imports."""
+    from odernn.data.sources import MAX_DEPTH
+
+    columns = table(3)
+    for depth in (MAX_DEPTH - 1, 3000):
+        with h5py.File(tmp_path / f"deep{depth}.h5", "w") as f:
+            g = f
+            for _ in range(depth):
+                g = g.create_group("g")
+            for k, a in columns.items():
+                g[k] = a
+    prefix = "g/" * (MAX_DEPTH - 1)
+    options = ImportOptions(time=f"{prefix}t", x=f"{prefix}x", v=f"{prefix}v",
+                            forcing=f"{prefix}F", params={"eta": f"{prefix}damping"})
+    import_file(tmp_path / f"deep{MAX_DEPTH - 1}.h5", tmp_path / "a.h5", options)
+    assert_same(read_trajectories(tmp_path / "a.h5"), columns)
+    with pytest.raises(DataError, match=f"groups nested more than {MAX_DEPTH} deep"):
+        import_file(tmp_path / "deep3000.h5", tmp_path / "b.h5", OPTIONS)
+    assert not (tmp_path / "b.h5").exists()
+
+
 def test_only_the_hdf5_arrays_read_are_checked_for_chunks_never_written(tmp_path, monkeypatch):
     """Counting a dataset's stored chunks is work: done for the arrays import reads, not for
     every dataset in the file (a camera's frames beside the log), which may be partial."""

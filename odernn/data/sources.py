@@ -38,6 +38,9 @@ NPY_SIGNATURE = b"\x93NUMPY"
 ZIP_SIGNATURE = b"PK\x03\x04"
 MAX_OBJECTS = 10_000
 """An HDF5 file with more objects than this is refused (a table has a few)."""
+MAX_DEPTH = 32
+"""An HDF5 file whose groups nest deeper than this is refused: visiting an object costs its
+depth, so a small file of one deep chain took time as its depth squared (minutes at 9,000)."""
 NUMERIC = "iuf"
 """The dtype kinds an array may have: integers and floats."""
 
@@ -310,6 +313,9 @@ def _hdf5(path: Path) -> Source:
             if len(found) + len(others) > MAX_OBJECTS:
                 raise DataError(f"{path}: more than {MAX_OBJECTS} objects; import reads tables "
                                 "of a few arrays")
+            if name.count("/") >= MAX_DEPTH:
+                raise DataError(f"{path}: groups nested more than {MAX_DEPTH} deep; import "
+                                "reads tables of a few arrays")
             if isinstance(obj, h5py.Dataset):
                 found.append((name, obj))
             else:
