@@ -663,6 +663,43 @@ def test_scipy_refuses_an_rtol_below_its_floor():
     scipy_ivp(system, np.zeros(1), np.ones(1), t, rtol=MIN_RTOL)  # the floor itself is taken
 
 
+def test_scipy_refuses_a_problem_too_stiff_for_its_method_in_bounded_work():
+    """Explicit DOP853 on ``eta = 10^9`` takes steps of about ``10^-9``: 20 output steps of
+    0.05 would have taken about a day (an adversary's test set ran past any timeout). It is
+    refused in one line once it has taken ``MAX_EVALUATIONS`` evaluations per output step
+    reached, naming the remedy; an implicit method solves the same problem (against the
+    closed form), and every built-in spec takes tens of evaluations per step."""
+    from odernn.data import integrators
+
+    system = Oscillator.linear(np.full(2, 1e9), HarmonicForcing(*(np.full((2, 1), 0.5),) * 3))
+    x0, v0, t = np.array([0.3, -0.2]), np.array([0.7, 0.1]), 0.05 * np.arange(21)
+    calls = []
+    acceleration = system.acceleration
+    system = SimpleNamespace(n=2, forcing=system.forcing, system=system.system,
+                             params=system.params,
+                             acceleration=lambda *a: calls.append(1) or acceleration(*a))
+    with pytest.raises(OdernnError, match="evaluations per output step .* stiff .* Radau") as e:
+        scipy_ivp(system, x0, v0, t, method="DOP853", rtol=1e-9, atol=1e-12)
+    assert "\n" not in str(e.value)
+    assert len(calls) <= 2 * integrators.MAX_EVALUATIONS
+    x, _ = scipy_ivp(system, x0, v0, t, method="Radau", rtol=1e-9, atol=1e-12)
+    exact, _ = integrate("exact", Oscillator.linear(np.full(2, 1e9), system.forcing), x0, v0, t)
+    np.testing.assert_allclose(x, exact, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["random-forcing", "duffing-chaos", "van-der-pol-train"])
+def test_the_built_in_references_stay_far_below_the_stiffness_cap(name, monkeypatch):
+    """The tightest built-in SciPy specs (rtol 1e-12, a chaotic Duffing, a van der Pol
+    oscillator) take fewer than a hundredth of ``MAX_EVALUATIONS`` per output step."""
+    from odernn.data import integrators
+    from odernn.data.simulate import simulate_trajectories
+    from odernn.data.spec import load_spec
+
+    monkeypatch.setattr(integrators, "MAX_EVALUATIONS", integrators.MAX_EVALUATIONS // 100)
+    spec = load_spec(name)
+    simulate_trajectories(spec.with_overrides(n=8, n_steps=min(spec.n_steps, 1000)))
+
+
 @pytest.mark.parametrize("eta", [10.0, 1e3, 1e6, 1e100, 3e154, 1e300])
 def test_exact_overdamped_motion_keeps_every_digit(eta: float) -> None:
     """Once the fast mode has decayed, x and v follow the slow root r1 = -1 / (a + g) alone:

@@ -56,6 +56,12 @@ SCIPY_METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF")
 MIN_RTOL = 100 * float(np.finfo(float).eps)
 """SciPy's floor for ``rtol``: ``solve_ivp`` warns and raises a lower one to it."""
 
+MAX_EVALUATIONS = 20_000
+"""Evaluations of the right-hand side that ``solve_ivp`` may take per step of the output grid
+reached (and as many before the first): beyond, the problem is stiff for its method, which
+would crawl on for hours (explicit DOP853 on ``eta = 10^9`` takes steps of ``10^-9``), and
+it is refused in one line. The built-in specs take far fewer (``tests/test_integrators.py``)."""
+
 
 def scipy_ivp(
     system: Oscillator,
@@ -86,8 +92,16 @@ def scipy_ivp(
                         f"lower one to that: a tolerance recorded would not be the one used), "
                         f"got {rtol!r}")
     n, forcing = system.n, system.forcing
+    evaluations, per_step = [0], (len(t) - 1) / float(t[-1] - t[0]) if len(t) > 1 else 0.0
 
     def rhs(time: float, y: Array) -> Array:
+        evaluations[0] += 1
+        if evaluations[0] > MAX_EVALUATIONS * (1 + (time - t[0]) * per_step):
+            raise OdernnError(
+                f"scipy: solve_ivp ({method}, rtol={rtol:g}, atol={atol:g}) took more than "
+                f"{MAX_EVALUATIONS} evaluations per output step at t = {time:.6g}: the problem "
+                "is stiff for this method; use an implicit one (method Radau or BDF), or "
+                "for the linear oscillator the exact solution")
         x, v = y[:n], y[n:]
         return np.concatenate((v, system.acceleration(x, v, forcing(np.array([time]))[:, 0])))
 
