@@ -27,6 +27,11 @@ class MissingDependency(OdernnError, ImportError):
     """An optional dependency is not installed; the message says which extra installs it."""
 
 
+class StiffProblem(OdernnError):
+    """A problem too stiff for the SciPy method asked for: it would crawl for hours. An
+    evaluation leaves SciPy's runs out of its comparison; elsewhere one line, exit 2."""
+
+
 class Interrupted(Exception):
     """A command stopped by Ctrl-C or SIGTERM after saving what it had; the message (may be
     empty) says what was kept. The command line prints it and exits with code 130."""

@@ -325,3 +325,21 @@ def test_the_report_shows_the_bifurcation_diagram(tmp_path) -> None:
     off = evaluate(make_test_set(n=3, n_steps=100), {}, integrators=("rk4",),
                    work_precision=False, resonance=False, bifurcation=False, progress=False)
     assert off.bifurcation is None and off.to_json()["bifurcation"] is None
+
+
+def test_a_diagram_whose_reference_has_no_finite_point_is_drawn():
+    """A reference that diverged at every drive (RK4 on a van der Pol oscillator of
+    ``mu = 10^9``) left the shared vertical axis's limits NaN: a traceback instead of the
+    report. The panels are drawn on matplotlib's own limits."""
+    import io
+    from types import SimpleNamespace
+
+    from odernn.assess.figures import bifurcation_plot
+
+    amplitudes, x0 = np.linspace(0.1, 1.0, 4), np.zeros(2)
+    samples = np.full((8, 5), np.nan)
+    res = {"reference": "rk4", "integrator": {"samples": samples}, "amplitudes": amplitudes,
+           "initial_states": {"x0": x0, "v0": x0}, "trained_range": [0.2, 0.8],
+           "methods": {"m": {"samples": np.ones((8, 5)), "agreement": 0.0}}}
+    fig = bifurcation_plot(SimpleNamespace(bifurcation=res), {"m": "#ff0000"})
+    fig.savefig(io.BytesIO(), format="png")

@@ -161,3 +161,19 @@ def test_a_pendulums_statistics_are_taken_on_the_circle():
     scale = ev.info["settings"]["error_scale"]["x"]  # the circle's std: whole turns aside
     assert scale == reference_scale(wrap_angle(test.x)) < reference_scale(test.x) / 5
     assert turned["nrmse_x"] == pytest.approx(2 * np.pi * np.sqrt(200 / 399) / scale, rel=1e-9)
+
+
+def test_a_trust_horizon_whose_solver_gives_up_is_skipped(monkeypatch):
+    """The trust horizon compares two SciPy solutions, which give up on a stiff set
+    (``StiffProblem``): the estimate is skipped with the reason, and the evaluation goes on
+    (it ended in one line, nothing written)."""
+    from odernn.assess import chaos
+    from odernn.errors import StiffProblem
+
+    def stiff(*args, **kwargs):
+        raise StiffProblem("scipy: ... the problem is stiff for this method")
+
+    monkeypatch.setattr(chaos, "data_trust_horizon", stiff)
+    ev = evaluate(dataset("duffing-test"), {}, resonance=False, **FAST)
+    assert "stiff for its solver" in ev.chaos["trust_horizon"]["skipped"]
+    assert ev.chaos["lyapunov"]["median"] < 0

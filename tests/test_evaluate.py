@@ -544,3 +544,45 @@ def test_the_memory_check_counts_the_peak_of_the_arrays(work_precision, monkeypa
     array = 8 * test.n * test.n_steps
     assert len(counted) == 2
     assert peak <= counted[1], (peak / array, counted[1] / array)
+
+
+def test_a_test_set_too_stiff_for_scipy_is_evaluated_without_it(tmp_path):
+    """``eta = 10^9``: explicit DOP853 would take steps of 10^-9 (a day for this set). SciPy
+    gives up (``StiffProblem``) and the evaluation goes on without it: its row is in the
+    table, its description says why, its work-precision points are left out, and the report
+    is written (an error figure of values near float64's limit overflowed matplotlib's
+    ticks). The slow root of so strongly overdamped a system is ``1 / eta``, not the 0 that
+    ``(eta - sqrt(eta^2 - 4)) / 2`` cancels to (a resonance sweep divided by it)."""
+    import odernn
+    from odernn.assess.report import write_report
+
+    test = odernn.simulate_trajectories(odernn.load_spec("test").with_overrides(
+        n=4, n_steps=20, integrator="exact", eta=[1e9, 1e9]))
+    ev = evaluate(test, {}, resonance=False, chaos=False, bifurcation=False, progress=False)
+    scipy = ev.methods["scipy"]
+    assert "gave up on this test set" in scipy.description and "stiff" in scipy.description
+    assert math.isnan(scipy.metrics["wall_time_s"]) and scipy.metrics["n_diverged"] == 4
+    assert ev.methods["exact"].metrics["nrmse_x"] == 0
+    methods = {p["method"] for p in ev.work_precision["integrators"]}
+    assert "scipy" not in methods and "rk4" in methods
+    write_report(ev, tmp_path / "report")
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert decay_rate(np.array([1e9, 1e300]), 1.0).tolist() == [1e-9, 1e-300]
+    eta = np.linspace(0.0, 1.999, 100)  # underdamped: eta / 2 as before, bit for bit
+    assert np.array_equal(decay_rate(eta), eta / 2)
+
+
+def test_a_resonance_sweep_whose_solver_gives_up_is_skipped(monkeypatch, small_linear_sets):
+    """A nonlinear system's frequency response is SciPy's, which gives up on a stiff set
+    (``StiffProblem``): the sweep is skipped with the reason, the evaluation goes on."""
+    from odernn.assess import evaluate as module
+    from odernn.errors import StiffProblem
+
+    def stiff(*args, **kwargs):
+        raise StiffProblem("scipy: ... the problem is stiff for this method")
+
+    monkeypatch.setattr(module, "measure_resonance", stiff)
+    _, test = small_linear_sets
+    ev = evaluate(test, {}, work_precision=False, chaos=False, bifurcation=False,
+                  progress=False)
+    assert "stiff for its solver" in ev.resonance["skipped"]

@@ -25,7 +25,7 @@ from odernn.assess.statistics import MIN_EXPONENT, steady_start, summarize_stati
 from odernn.assess.trust import data_trust_horizon
 from odernn.data.systems import SYSTEMS, x_is_angle
 from odernn.data.trajectories import Trajectories
-from odernn.errors import SpecError
+from odernn.errors import SpecError, StiffProblem
 
 CHAOTIC_FRACTION = 0.5
 """A test set is chaotic when more than this fraction of its trajectories have an exponent
@@ -93,8 +93,13 @@ def characterise(test: Trajectories, reference: str, settings: ChaosSettings, st
             f"{int(chaotic.sum())} of {test.n} trajectories chaotic")
     if closed or not settings.trust:
         out["trust_horizon"] = {"skipped": why if closed else "not requested"}
-    else:
+        return out
+    try:  # two SciPy solutions, which give up on a stiff set
         horizon = data_trust_horizon(test, threshold=threshold)
+    except StiffProblem as exc:
+        out["trust_horizon"] = {"skipped": f"the test set is stiff for its solver ({exc})"}
+        say("trust horizon skipped: the test set is stiff for its solver")
+    else:
         end = float(test.t[-1] - test.t[0])
         out["trust_horizon"] = {"time": horizon, "median": float(np.median(horizon)),
                                 "min": float(np.min(horizon)),

@@ -83,7 +83,7 @@ from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS
 from odernn.data.systems import SYSTEMS, Oscillator, parameter_names, x_is_angle
 from odernn.data.trajectories import Trajectories
-from odernn.errors import DataError, SpecError
+from odernn.errors import DataError, SpecError, StiffProblem
 from odernn.interrupt import interrupt_guard, raising_signals
 from odernn.jsonio import plain
 from odernn.learn.models.base import Rollout, Surrogate
@@ -209,14 +209,19 @@ def evaluate(
                          if known else UNKNOWN, {},
                          Rollout(x, v, divergence_steps(x, v)), math.nan)
         for name in (*([REFERENCE] if reference == REFERENCE else []), *integrators):
-            with raising_signals(interrupted):  # a run of minutes: a signal ends it at once
-                (x, v), wall = timed(partial(solve, name, x0, v0, t),
-                                     partial(solve_few, name, x0[few], v0[few], t[:16]))
+            description = integrator_description(name, test.samples_only)
+            try:
+                with raising_signals(interrupted):  # a run of minutes: a signal ends it at once
+                    (x, v), wall = timed(partial(solve, name, x0, v0, t),
+                                         partial(solve_few, name, x0[few], v0[few], t[:16]))
+            except StiffProblem as exc:  # SciPy on a stiff set: in the table, without a result
+                x, v, wall = *_given_up(x0, v0, t.size), math.nan
+                description = f"{description}; gave up on this test set ({exc})"
             settings = scipy_opts if name == "scipy" else {}
             kind = "reference" if name == reference else "integrator"
-            raw[name] = (kind, integrator_description(name, test.samples_only), settings,
-                         Rollout(x, v, divergence_steps(x, v)), wall)
-            say(f"{name}: {wall:.3g} s")
+            raw[name] = (kind, description, settings, Rollout(x, v, divergence_steps(x, v)),
+                         wall)
+            say(f"{name}: {wall:.3g} s" if wall == wall else f"{name}: gave up (stiff)")
         F = np.asarray(test.F)
         params = {k: np.asarray(p) for k, p in test.params.items()}
         x, v = np.asarray(test.x), np.asarray(test.v)
@@ -281,8 +286,12 @@ def evaluate(
         elif resonance:
             res_settings = (resonance if isinstance(resonance, ResonanceSettings)
                             else ResonanceSettings())
-            res = (measure_resonance(test, surrogates, res_settings, say) if known else
-                   {"skipped": f"system {test.system!r} has no known equation: {UNKNOWN}"})
+            try:
+                res = (measure_resonance(test, surrogates, res_settings, say) if known else
+                       {"skipped": f"system {test.system!r} has no known equation: {UNKNOWN}"})
+            except StiffProblem as exc:  # its responses are SciPy's (a nonlinear system)
+                res = {"skipped": f"the test set is stiff for its solver ({exc})"}
+                say(f"resonance skipped: {res['skipped']}")
         bif = None
         if bifurcation:  # odernn.assess.bifurcation
             bif = (measure_bifurcation(test, surrogates, None if bifurcation is True
@@ -327,6 +336,13 @@ def data_reason(system: Oscillator) -> str:
 UNKNOWN = ("the stored test trajectories are the reference, never replaced by another equation "
            "(imported data of no known system); no integrator, work-precision sweep or "
            "resonance check is run")
+
+
+def _given_up(x0: np.ndarray, v0: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rollout of a method that gave up: its initial state, then no value (NaN)."""
+    x, v = np.full((2, x0.size, points), np.nan)
+    x[:, 0], v[:, 0] = x0, v0
+    return x, v
 
 
 def reference_name(system: Oscillator) -> str:

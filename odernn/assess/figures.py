@@ -79,10 +79,16 @@ def _style(ev: Evaluation, name: str) -> dict[str, Any]:
             "linewidth": 1.8 if kind in DATA_ONLY else 1.2}
 
 
+LOG_CEILING = 1e250
+"""The largest value a log axis shows: with its margin, an axis reaching float64's limit made
+matplotlib's ticks overflow (a traceback instead of a report: Euler on a stiff test set)."""
+
+
 def _positive(a: Any) -> np.ndarray:
-    """Values for a log axis: non-positive and non-finite become gaps."""
+    """Values for a log axis: non-positive, non-finite and beyond :data:`LOG_CEILING` become
+    gaps."""
     a = np.asarray(a, dtype=np.float64)
-    return np.where(np.isfinite(a) & (a > 0), a, np.nan)
+    return np.where(np.isfinite(a) & (a > 0) & (a <= LOG_CEILING), a, np.nan)
 
 
 def _log_scale(ax: Any, axis: str = "y") -> None:
@@ -345,11 +351,13 @@ def bifurcation_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
                         sharex=True, sharey=True)
     amplitudes = np.repeat(res["amplitudes"], len(res["initial_states"]["x0"]))
     ref = _finite(res["integrator"]["samples"])
-    lo, hi = np.nanmin(ref), np.nanmax(ref)
-    span = max(hi - lo, 1e-9)
     every = np.concatenate([_finite(entry["samples"]).ravel() for _, entry, _ in panels])
-    low = max(np.nanmin(every), lo - span) - 0.05 * span
-    high = min(np.nanmax(every), hi + span) + 0.05 * span
+    limits = None  # matplotlib's own where the reference has no finite point (it diverged)
+    if np.isfinite(ref).any():
+        lo, hi = np.nanmin(ref), np.nanmax(ref)
+        span = max(hi - lo, 1e-9)
+        limits = (max(np.nanmin(every), lo - span) - 0.05 * span,
+                  min(np.nanmax(every), hi + span) + 0.05 * span)
     for k, (ax, (title, entry, color)) in enumerate(zip(axes.flat, panels, strict=False)):
         samples = _finite(entry["samples"])
         ax.axvspan(*res["trained_range"], color="#dbe4ee", linewidth=0)
@@ -358,7 +366,8 @@ def bifurcation_plot(ev: Evaluation, colors: Mapping[str, str]) -> MplFigure:
         share = entry.get("agreement")
         ax.set_title(title if share is None else f"{title}: {fmt(100 * share)}% agree",
                      fontsize=9)
-        ax.set_ylim(low, high)
+        if limits is not None:
+            ax.set_ylim(*limits)
         if k % ncols == 0:
             ax.set_ylabel("x, once a drive period")
         if k >= len(panels) - ncols:

@@ -194,9 +194,13 @@ def decay_rate(eta: Array, stiffness: Array = 1.0) -> np.ndarray:
     """How fast the slowest transient of ``x'' + eta x' + k x = F`` decays (``k`` the
     stiffness, > 0): ``eta / 2`` underdamped (both roots ``-eta/2 +- i ...``),
     ``(eta - sqrt(eta^2 - 4 k)) / 2`` overdamped (the slower real root, which tends to
-    ``k / eta``)."""
-    eta = np.asarray(eta, dtype=np.float64)
-    return (eta - np.sqrt(np.maximum(eta * eta - 4.0 * np.asarray(stiffness), 0.0))) / 2
+    ``k / eta``), computed as ``2 k / (eta + sqrt(eta^2 - 4 k))``: the difference cancels to
+    0 for a strongly overdamped eta (10^9), and a sweep divided by it."""
+    eta, k = np.asarray(eta, dtype=np.float64), np.asarray(stiffness, dtype=np.float64)
+    two = 2.0 * np.sqrt(k)
+    root = np.sqrt(np.maximum(eta - two, 0.0)) * np.sqrt(eta + two)  # no overflow of eta^2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(root > 0, 2.0 * k / (eta + root), eta / 2)
 
 
 def fit_steady_state(x: Array, t: Array, omega: Array, fit_from: Array) -> tuple[np.ndarray,

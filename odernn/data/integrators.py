@@ -44,7 +44,7 @@ from odernn.data.stepping import (
     semi_implicit_euler,
 )
 from odernn.data.systems import SYSTEMS, Oscillator
-from odernn.errors import OdernnError, SpecError
+from odernn.errors import OdernnError, SpecError, StiffProblem
 from odernn.types import Array
 
 # ---------------------------------------------------------------- scipy
@@ -97,7 +97,7 @@ def scipy_ivp(
     def rhs(time: float, y: Array) -> Array:
         evaluations[0] += 1
         if evaluations[0] > MAX_EVALUATIONS * (1 + (time - t[0]) * per_step):
-            raise OdernnError(
+            raise StiffProblem(
                 f"scipy: solve_ivp ({method}, rtol={rtol:g}, atol={atol:g}) took more than "
                 f"{MAX_EVALUATIONS} evaluations per output step at t = {time:.6g}: the problem "
                 "is stiff for this method; use an implicit one (method Radau or BDF), or "
