@@ -542,9 +542,9 @@ def test_markdown_tables_align_numbers_right_and_text_left() -> None:
 
 
 def test_the_report_names_the_versions_that_drew_and_fitted_it() -> None:
-    from odernn.assess.evaluate import _versions
+    from odernn.assess.provenance import versions
 
-    assert {"odernn", "numpy", "scipy", "h5py", "matplotlib"} <= set(_versions())
+    assert {"odernn", "numpy", "scipy", "h5py", "matplotlib"} <= set(versions())
 
 
 def test_a_known_system_evaluated_without_integrators_is_not_said_unknown(tmp_path: Path) -> None:

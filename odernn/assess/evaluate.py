@@ -31,21 +31,15 @@ The result is an :class:`odernn.assess.results.Evaluation`.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import platform
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from functools import partial
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy
 
-import odernn
 from odernn.assess.baselines import integrator_description, same_information
 from odernn.assess.bifurcation import BifurcationSettings, measure_bifurcation
 from odernn.assess.chaos import ChaosSettings, characterise, method_statistics
@@ -70,6 +64,7 @@ from odernn.assess.metrics import (
     x_scale,
 )
 from odernn.assess.peers import PEERS, fit_peers, given_to_all
+from odernn.assess.provenance import data_info, versions
 from odernn.assess.resonance import ResonanceSettings, measure_resonance
 from odernn.assess.results import DATA, REFERENCE, Evaluation, MethodResult, seed_spread
 from odernn.assess.statistics import members_median_statistics
@@ -81,11 +76,10 @@ from odernn.assess.work_precision import (
 )
 from odernn.data.forcing import HarmonicForcing, SampledForcing
 from odernn.data.integrators import INTEGRATORS
-from odernn.data.systems import SYSTEMS, Oscillator, parameter_names, x_is_angle
+from odernn.data.systems import SYSTEMS, Oscillator, x_is_angle
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, SpecError, StiffProblem
 from odernn.interrupt import interrupt_guard, raising_signals
-from odernn.jsonio import plain
 from odernn.learn.models.base import Rollout, Surrogate
 from odernn.learn.windows import fingerprint
 from odernn.progress import Event, Progress, reporter
@@ -301,8 +295,8 @@ def evaluate(
         info = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "same_information": same_information(methods, test.samples_only),
-            "versions": _versions(),
-            "data": _data_info(test, data_path, digest,
+            "versions": versions(),
+            "data": data_info(test, data_path, digest,
                                None if reference == DATA else (ref_x, ref_v)),
             "in_sample": seen,
             "settings": {
@@ -411,37 +405,3 @@ def _measure(name: str, kind: str, description: str, settings: dict[str, Any], r
     return MethodResult(name, kind, description, dict(settings), x, v, metrics, per,
                         error_vs_time(x, ref_x, scale=sx), error_vs_time(v, ref_v, scale=sv),
                         seeds)
-
-
-def _versions() -> dict[str, str]:
-    """The versions of what computes the numbers and draws the figures (the report's)."""
-    out = {"odernn": odernn.__version__, "python": platform.python_version(),
-           "numpy": np.__version__, "scipy": scipy.__version__, "platform": platform.platform()}
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        out["torch"] = torch.__version__
-    for name in ("h5py", "matplotlib", "pysindy"):  # installed, loaded yet or not
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[name] = metadata.version(name)
-    return out
-
-
-def _data_info(test: Trajectories, data_path: str | Path | None, digest: str,
-               ref: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
-    """What the test set is, where it came from, and how far its stored values are from the
-    reference ``ref = (x, v)`` (None where the stored values are the reference: no
-    distance, not a distance of 0)."""
-    ranges = {name: [float(np.min(test.params[name])), float(np.max(test.params[name]))]
-              for name in parameter_names(test.system, test.params)}
-    x, v = np.asarray(test.x), np.asarray(test.v)
-    return {
-        "path": None if data_path is None else str(data_path),
-        "sha256": digest,  # the content's fingerprint, as a run records its data's
-        "n_trajectories": test.n, "n_steps": test.n_steps, "dt": test.dt,
-        "t_end": float(test.t[-1]), "forcing": str(test.attrs.get("forcing", "none")),
-        "system": test.system, "parameter_ranges": ranges,
-        "stored_vs_exact_rmse": None if ref is None else {
-            "x": float(np.sqrt(np.mean(np.square(x - ref[0])))),
-            "v": float(np.sqrt(np.mean(np.square(v - ref[1]))))},
-        "attrs": plain(dict(test.attrs)),
-    }
