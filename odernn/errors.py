@@ -28,8 +28,9 @@ class MissingDependency(OdernnError, ImportError):
 
 
 class StiffProblem(OdernnError):
-    """A problem too stiff for the SciPy method asked for: it would crawl for hours. An
-    evaluation leaves SciPy's runs out of its comparison; elsewhere one line, exit 2."""
+    """A problem too stiff for the SciPy method asked for (or forced far faster than its
+    grid): it would crawl for hours. An evaluation leaves SciPy's runs out of its
+    comparison; elsewhere one line, exit 2."""
 
 
 class Interrupted(Exception):

@@ -58,9 +58,10 @@ MIN_RTOL = 100 * float(np.finfo(float).eps)
 
 MAX_EVALUATIONS = 20_000
 """Evaluations of the right-hand side that ``solve_ivp`` may take per step of the output grid
-reached (and as many before the first): beyond, the problem is stiff for its method, which
-would crawl on for hours (explicit DOP853 on ``eta = 10^9`` takes steps of ``10^-9``), and
-it is refused in one line. The built-in specs take far fewer (``tests/test_integrators.py``)."""
+reached (and as many before the first): beyond, the problem is stiff for its method, or its
+forcing far faster than the grid, and the method would crawl on for hours (explicit DOP853
+on ``eta = 10^9`` takes steps of ``10^-9``): it gives up in one line. The built-in specs
+take far fewer (``tests/test_integrators.py``)."""
 
 
 def scipy_ivp(
@@ -100,8 +101,9 @@ def scipy_ivp(
             raise StiffProblem(
                 f"scipy: solve_ivp ({method}, rtol={rtol:g}, atol={atol:g}) took more than "
                 f"{MAX_EVALUATIONS} evaluations per output step at t = {time:.6g}: the problem "
-                "is stiff for this method; use an implicit one (method Radau or BDF), or "
-                "for the linear oscillator the exact solution")
+                "is stiff for this method, or its forcing far faster than the grid; if stiff, "
+                "use an implicit method (Radau or BDF), or for the linear oscillator the "
+                "exact solution")
         x, v = y[:n], y[n:]
         return np.concatenate((v, system.acceleration(x, v, forcing(np.array([time]))[:, 0])))
 
