@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from odernn.checks import path_of
 from odernn.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
@@ -57,8 +58,8 @@ def fit(data: Trajectories | str | Path, config: TrainConfig | Mapping[str, Any]
         if result.best_record is None:
             raise DataError(f"no model to return: {result.message}")
         return from_record(result.best_record, "the fitted model"), result
-    result = train(data, settings, Path(run_dir), val=val, resume=resume, progress=progress,
-                   overwrite=overwrite, tensorboard=tensorboard)
+    result = train(data, settings, path_of(run_dir, "run_dir"), val=val, resume=resume,
+                   progress=progress, overwrite=overwrite, tensorboard=tensorboard)
     return load_surrogate(result.best), result
 
 
@@ -150,7 +151,8 @@ def load_surrogate(path: str | Path, device: str = "cpu") -> RecurrentSurrogate 
     if not isinstance(device, str):
         raise SpecError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
     where = resolve_device(device)  # refused here, in words, not by the checkpoint's loader
-    return load_group(path, where) if is_group(path) else load(Path(path), where)
+    path = path_of(path, "load_surrogate's path")
+    return load_group(path, where) if is_group(path) else load(path, where)
 
 
 def export_onnx(model: RecurrentSurrogate | str | Path, path: str | Path, *,
@@ -164,6 +166,7 @@ def export_onnx(model: RecurrentSurrogate | str | Path, path: str | Path, *,
     from odernn.learn.export import onnx_modules
     from odernn.learn.models import load_surrogate as load
 
+    path = path_of(path, "export_onnx's path")
     onnx_modules()  # the extra, before a checkpoint is read
     if isinstance(model, str | Path):
         return export(load(Path(model)), path, overwrite=overwrite, inputs=(model,))

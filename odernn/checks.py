@@ -77,6 +77,16 @@ def is_whole(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def path_of(value: object, what: str) -> Path:
+    """``value`` as a :class:`~pathlib.Path`, or one SpecError line: a path is a ``str`` or an
+    ``os.PathLike`` (pathlib's own error for a number or None named neither the argument nor
+    what it takes)."""
+    if isinstance(value, str | os.PathLike):
+        return Path(value)
+    raise SpecError(f"{what} must be a str or os.PathLike, got {type(value).__name__} "
+                    f"{value!r}")
+
+
 def is_real(value: object) -> bool:
     """Whether ``value`` is a real number as Python or NumPy holds it (not a bool)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)

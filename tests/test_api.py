@@ -215,6 +215,39 @@ class Fitted:
     (lambda d: odernn.load_spec("train").with_overrides(description=["a"]), SpecError,
      "description must be a string, got ['a']"),
     (lambda d: odernn.fit_seeds(d, model="esn", seeds=0), SpecError, "seeds (--seeds)"),
+    # an audit of the API (7 December 2026): each was Python's, numpy's or pathlib's own
+    # exception, or no error at all
+    (lambda d: odernn.load_spec("train").with_overrides(dt=10**400), SpecError,
+     "dt must be a finite number"),  # OverflowError
+    (lambda d: odernn.load_spec("train").with_overrides(eta=[0, 10**400]), SpecError,
+     "eta must be a finite number"),
+    (lambda d: odernn.load_spec("train").with_overrides(integrator=np.array(["exact"])),
+     SpecError, "is a ndarray, not a value a spec takes"),  # "truth value ... ambiguous"
+    (lambda d: odernn.load_spec("train").with_overrides(family=np.array(["none"])),
+     SpecError, "unknown forcing.family"),
+    (lambda d: odernn.Trajectories(d.t[:0], d.x[:, :0], None, None, {}, {}), DataError,
+     "T >= 1"),  # a ZeroDivisionError later
+    (lambda d: odernn.fit(dataclasses.replace(d, t=d.t[:1], x=d.x[:, :1], v=d.v[:, :1],
+                                              F=d.F[:, :1]), model="esn"), DataError,
+     "one time point have no step dt"),  # an IndexError
+    (lambda d: dataclasses.replace(d, attrs=None), DataError, "attrs must be a mapping"),
+    (lambda d: dataclasses.replace(d, params={**d.params, 3: d.params["eta"]}), DataError,
+     "named by strings; got the key 3"),  # a TypeError in sorting the names
+    (lambda d: odernn.evaluate(dataclasses.replace(d, x=np.where(d.x > 0.5, np.nan, d.x)),
+                               {}), DataError, "x holds non-finite values"),  # scored
+    (lambda d: odernn.evaluate(d, {}, integrators=None), SpecError,
+     "integrators must be a collection"),  # a TypeError
+    (lambda d: odernn.evaluate(d, {}, integrators="rk4"), SpecError,
+     "integrators must be a collection"),  # "unknown integrator 'r'"
+    (lambda d: odernn.read_trajectories(3), SpecError,
+     "a trajectory file's path must be a str or os.PathLike, got int 3"),
+    (lambda d: odernn.load_spec(None), SpecError, "must be a str or os.PathLike"),
+    (lambda d: odernn.simulate_trajectories({"n": 2}), SpecError,
+     "must be a str or os.PathLike, got dict"),
+    (lambda d: odernn.load_surrogate(None), SpecError, "load_surrogate's path must be"),
+    (lambda d: odernn.simulate("train", 3), SpecError, "simulate's output must be"),
+    (lambda d: odernn.fit(d, model="esn", units=10, run_dir=3), SpecError,
+     "run_dir must be"),
 ])
 def test_arguments_of_the_wrong_type_are_refused_in_words(call, error, needle):
     data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(
@@ -358,3 +391,41 @@ def test_a_hand_made_parameter_a_model_cannot_take_is_refused_in_words(name, val
     data = dataclasses.replace(data, params=params, attrs={**data.attrs, "system": "external"})
     with pytest.raises(SpecError, match=needle):
         odernn.fit(data, model="gru", hidden=4, epochs=1)
+
+
+def test_rows_that_select_no_trajectory_are_refused(tmp_path):
+    """``read_trajectories(path, rows)`` with rows past the end, reversed or empty returned a
+    set of no trajectory, which failed later in other words ("the reference has std nan");
+    a step of True was taken as 1."""
+    path = tmp_path / "d.h5"
+    odernn.simulate(odernn.load_spec("train").with_overrides(n=6, n_steps=40,
+                                                             integrator="exact"), path)
+    for rows in (slice(100, 200), slice(5, 2), slice(0, 0)):
+        with pytest.raises(SpecError, match="select none of the 6 trajectories"):
+            odernn.read_trajectories(path, rows=rows)
+    with pytest.raises(SpecError, match="rows must be a slice of whole numbers with step 1"):
+        odernn.read_trajectories(path, rows=slice(0, 3, True))
+    assert odernn.read_trajectories(path, rows=slice(-2, None)).n == 2
+
+
+def test_a_rollout_checks_its_memory_before_it_copies_the_forcing(monkeypatch):
+    """A broadcast view of many samples (a few bytes) was copied to float64 and checked for
+    finiteness before the closed loop's memory was: 2.8 GB under a budget of 512 MiB before
+    the refusal. Now refused first."""
+    import tracemalloc
+
+    from odernn import budget
+
+    data = odernn.simulate_trajectories(odernn.load_spec("train").with_overrides(
+        n=8, n_steps=40, integrator="exact"))
+    model, _ = odernn.fit(data, model="esn", units=20)
+    F = np.broadcast_to(np.zeros(1), (1, 3 * 10**7))  # 240 MB as a float64 copy
+    monkeypatch.setenv(budget.ENV, "64M")
+    tracemalloc.start()
+    try:
+        with pytest.raises(budget.BudgetError, match="closed loop: 1 trajectories"):
+            model.rollout(np.zeros(1), np.zeros(1), F, {"eta": np.full(1, 0.1)})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20

@@ -478,7 +478,7 @@ def test_the_sizes_of_evaluation_rollouts_and_the_notes_are_checked_first(monkey
     from odernn.assess.frequency_response import plan_response
     from odernn.assess.resonance import ResonanceSettings, plan_sweep
     from odernn.assess.work_precision import WorkPrecisionSettings
-    from odernn.notes import dynamics, four_ways, probes
+    from odernn.notes import bptt, dynamics, four_ways, probes
 
     train, test = small_linear_sets
     duffing = odernn.simulate_trajectories(odernn.load_spec("duffing-test").with_overrides(
@@ -488,6 +488,7 @@ def test_the_sizes_of_evaluation_rollouts_and_the_notes_are_checked_first(monkey
     sine, _ = odernn.fit(series, model="esn", units=20, target="next-value", val=series)
     with pytest.raises(SpecError, match="step_factors must be positive"):
         WorkPrecisionSettings(step_factors=(0.0,))
+    small = bptt.RNNParams.random(1, 40, 1)
     monkeypatch.setenv(budget.ENV, "1M")
     refused = [
         (lambda: plan_sweep(test, ResonanceSettings(n_omega=10**9)), "n_omega = 1000000000"),
@@ -505,6 +506,13 @@ def test_the_sizes_of_evaluation_rollouts_and_the_notes_are_checked_first(monkey
         (lambda: dynamics.run_autonomous(np.eye(2), np.zeros(2), 10**9), "run_autonomous"),
         (lambda: four_ways.long_range_data(n_steps=10**9), "long_range_data"),
         (lambda: probes.rnn_params(1, 10**5), "rnn_params"),
+        # an audit of the API, 7 December 2026: a MemoryError of 7.3 TiB, one of 30 GiB,
+        # and 1.6 GB under a budget of 512 MiB
+        (lambda: bptt.RNNParams.random(1, 10**6, 1), "RNNParams.random: 1 x 1000000 x 1"),
+        (lambda: four_ways.linear_window_nmse(*four_ways.long_range_data(4, 2, 20), 10**9),
+         "linear_window_nmse: window 1000000000"),
+        (lambda: bptt.jacobian_products(small, bptt.forward(small, np.ones((300, 1)))),
+         "jacobian_products: 1 sequences x 300 steps, hidden 40"),
     ]
     for call, needle in refused:
         with pytest.raises(budget.BudgetError) as caught:

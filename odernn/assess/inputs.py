@@ -4,7 +4,7 @@ test set, the training file of the peers, the names and options."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ from odernn.errors import DataError, SpecError
 
 def check_test(test: Trajectories, where: str = "the test set") -> None:
     """Refuse a test set evaluate cannot measure: a series, missing parameters, under 3
-    points, or parts that contradict each other."""
+    points, non-finite values (a file's are refused as it is read, an array's in memory
+    were scored as if finite without a surrogate), or parts that contradict each other."""
     if test.v is None or test.F is None:
         raise DataError(f"evaluate needs oscillator trajectories (x, v, F); {where} is a "
                         "univariate series")
@@ -32,6 +33,11 @@ def check_test(test: Trajectories, where: str = "the test set") -> None:
                         f"{system.name} from its stored parameters")
     if test.n_steps < 3:
         raise DataError(f"{where} has {test.n_steps} time points; evaluate needs >= 3")
+    arrays = {"x": test.x, "v": test.v, "F": test.F, **{f"params/{k}": p
+                                                        for k, p in test.params.items()}}
+    bad = next((k for k, a in arrays.items() if not np.all(np.isfinite(a))), None)
+    if bad is not None:
+        raise DataError(f"{where}: {bad} holds non-finite values (NaN or inf)")
     check_consistency(test, where)  # a file's was checked as it was read; memory's was not
 
 
@@ -83,6 +89,9 @@ def check_names(integrators: Sequence[str], surrogates: Mapping[str, Any],
                 allowed: Sequence[str]) -> None:
     """Integrators among ``allowed``; surrogates named in printable text, none an
     integrator's name."""
+    if isinstance(integrators, str) or not isinstance(integrators, Collection):
+        raise SpecError(f"integrators must be a collection of integrator names, got "
+                        f"{integrators!r}")
     for name in integrators:
         if name not in INTEGRATORS or name == REFERENCE:
             raise SpecError(f"unknown integrator {name!r} (the reference always runs); "

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from odernn import budget, jsonio
-from odernn.checks import is_whole
+from odernn.checks import is_whole, path_of
 from odernn.data.chunks import chunk_shape
 from odernn.data.exact import check_resonance, resonance_possible
 from odernn.data.forcing import GridForcing, forcing_from_params
@@ -268,7 +268,7 @@ def simulate(
             n_total=spec.n,
         )
     names = ("x", "v", "F") if spec.system != SERIES else ("x",)
-    path = Path(path)
+    path = path_of(path, "simulate's output")
     report, task, done = reporter(progress), f"simulate {spec.name}", 0
     with interrupt_guard() as interrupted, TrajectoryWriter(
         path,

@@ -46,6 +46,7 @@ from odernn.checks import (
     is_real,
     is_whole,
     parse_toml,
+    path_of,
     read_small_text,
     toml_string,
 )
@@ -180,7 +181,7 @@ def builtin_names() -> list[str]:
 
 def load_spec(name_or_path: str | Path) -> Spec:
     """Load a spec from a path, or a built-in one by name (``train``, ``test``, ...)."""
-    path = Path(name_or_path)
+    path = path_of(name_or_path, "a spec (a built-in name or a .toml path)")
     if path.suffix == ".toml" or path.exists() or path.parent != Path("."):
         text = read_small_text(path, "spec")
         return parse_spec(text, source=str(path), default_name=path.stem)
@@ -330,16 +331,20 @@ def _text(raw: dict[str, Any], key: str, default: str, source: str) -> str:
 
 
 def _choice(value: Any, allowed: tuple[str, ...], key: str, source: str) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:  # an array's `in` is ambiguous
         raise SpecError(f"{source}: unknown {key} {value!r}{did_you_mean(str(value), allowed)}; "
                         f"allowed: {', '.join(allowed)}")
     return str(value)
 
 
 def _number(value: Any, key: str, source: str) -> float:
-    if not is_real(value) or not math.isfinite(value):
+    try:  # a Python int beyond float64 (10**400) overflows, as infinite
+        number = float(value) if is_real(value) else math.nan
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
         raise SpecError(f"{source}: {key} must be a finite number, got {value!r}")
-    return float(value)
+    return number
 
 
 def _integer(raw: dict[str, Any], key: str, source: str, *, minimum: int,

@@ -48,7 +48,7 @@ def with_settings(spec: Spec, *, system: str | None = None,
     new_names = () if raw["system"] == SERIES else get_system(raw["system"]).names
     sets = dict(sorted((sets or {}).items(), key=lambda kv: kv[0] != "integrator"))
     family = sets.pop("family", None)
-    if family is not None and family not in FORCING_FAMILIES:  # a list was a dict key below
+    if family is not None and (not isinstance(family, str) or family not in FORCING_FAMILIES):
         raise SpecError(f"{via}family: unknown forcing.family {family!r}"
                         f"{did_you_mean(str(family), FORCING_FAMILIES)}; allowed: "
                         f"{', '.join(FORCING_FAMILIES)}")
@@ -62,7 +62,7 @@ def with_settings(spec: Spec, *, system: str | None = None,
                         "other follows from n_steps)")
     for key, value in sets.items():  # the integrator's name first: another one resets its
         if key == "integrator":  # options (the same one keeps the spec's method, tolerances)
-            if value != raw.get("integrator", {}).get("name"):
+            if not isinstance(value, str) or value != raw.get("integrator", {}).get("name"):
                 raw["integrator"] = {"name": value}
             continue
         if key in INTEGRATOR_OPTIONS:

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from odernn import budget
-from odernn.checks import is_whole
+from odernn.checks import is_whole, path_of
 from odernn.data.filecheck import open_checked, read_attrs
 from odernn.data.schema import DIGEST_EXCLUDED_ATTRS, SCALE_ATTRS, SHARD_SOURCES, check_finite
 from odernn.data.trajectories import Trajectories, check_consistency
@@ -43,7 +43,7 @@ class TrajectoryFile:
     """
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+        self.path = path_of(path, "a trajectory file's path")
         checked = open_checked(self.path)
         self._file = checked.file
         self._attrs = checked.attrs
@@ -263,7 +263,8 @@ class TrajectoryFile:
     def _rows(self, rows: slice | None) -> tuple[int, int]:
         if rows is None:
             return 0, self.n
-        if (not isinstance(rows, slice) or rows.step not in (None, 1)
+        if (not isinstance(rows, slice) or isinstance(rows.step, bool)
+                or rows.step not in (None, 1)
                 or not all(i is None or is_whole(i) for i in (rows.start, rows.stop))):
             raise SpecError(f"rows must be a slice of whole numbers with step 1 (e.g. slice(0, "
                             f"100)), got {rows!r}")
@@ -335,8 +336,11 @@ def open_trajectories(path: Path | str) -> TrajectoryFile:
 
 
 def read_trajectories(path: Path | str, rows: slice | None = None) -> Trajectories:
-    """Open, validate and read a trajectory file (all rows, or ``rows``)."""
+    """Open, validate and read a trajectory file (all rows, or ``rows``: at least one)."""
     with open_trajectories(path) as f:
+        start, stop = f._rows(rows)
+        if stop == start and f.n:
+            raise SpecError(f"rows {rows!r} select none of the {f.n} trajectories of {path}")
         return f.read(rows)
 
 

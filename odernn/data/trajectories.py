@@ -42,8 +42,8 @@ class Trajectories:
         grid, or one DataError line: a grid of another length or step would be read as
         another dt."""
         t, x = real_numbers(self.t, "t"), real_numbers(self.x, "x")  # an array as it is
-        if t.ndim != 1 or x.ndim != 2 or x.shape[1] != t.shape[0]:
-            raise DataError(f"trajectories need t (T,) and x (N, T); got t {t.shape}, "
+        if t.ndim != 1 or x.ndim != 2 or x.shape[1] != t.shape[0] or t.size == 0:
+            raise DataError(f"trajectories need t (T,) and x (N, T), T >= 1; got t {t.shape}, "
                             f"x {x.shape}")
         for name in ("v", "F"):
             a = None if getattr(self, name) is None else real_numbers(getattr(self, name), name)
@@ -54,6 +54,12 @@ class Trajectories:
         if not isinstance(self.params, Mapping):
             raise DataError(f"params must be a mapping, name -> values per trajectory; got "
                             f"{type(self.params).__name__}")
+        if not isinstance(self.attrs, Mapping):
+            raise DataError(f"attrs must be a mapping, name -> value; got "
+                            f"{type(self.attrs).__name__}")
+        named = next((k for k in (*self.params, *self.attrs) if not isinstance(k, str)), None)
+        if named is not None:
+            raise DataError(f"params and attrs are named by strings; got the key {named!r}")
         params = {k: real_numbers(p, f"params/{k}") for k, p in self.params.items()}
         bad = next((k for k, p in params.items() if p.ndim < 1 or p.shape[0] != x.shape[0]), None)
         if bad is not None:
@@ -77,7 +83,11 @@ class Trajectories:
 
     @cached_property
     def dt(self) -> float:
-        """The grid's step (:func:`~odernn.data.schema.grid_step`)."""
+        """The grid's step (:func:`~odernn.data.schema.grid_step`); a grid of one point has
+        none (DataError)."""
+        if self.t.size < 2:
+            raise DataError("trajectories of one time point have no step dt: nothing to "
+                            "learn, integrate or roll out")
         return grid_step(self.t)
 
     @property

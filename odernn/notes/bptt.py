@@ -27,12 +27,14 @@ array of :class:`Forward` and :class:`Gradients` keeps that leading layout.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
 
+from odernn import budget
 from odernn.errors import SpecError
 from odernn.types import Array, Seed
 
@@ -100,6 +102,10 @@ class RNNParams:
         """
         if min(n_in, n_hidden, n_out) < 1:
             raise SpecError(f"RNN sizes must be >= 1, got {n_in=}, {n_hidden=}, {n_out=}")
+        weights = (n_in + n_hidden + n_out) * n_hidden * budget.FLOAT64
+        budget.check(f"RNNParams.random: {n_in} x {n_hidden} x {n_out}", weights + (
+            0 if spectral_radius is None else budget.dense_eigvals_bytes(n_hidden)),
+            "use a smaller network")
         rng = np.random.default_rng(seed)
         U = rng.normal(0.0, 1.0 / np.sqrt(n_in), (n_hidden, n_in))
         W = rng.normal(0.0, 1.0 / np.sqrt(n_hidden), (n_hidden, n_hidden))
@@ -260,6 +266,10 @@ def jacobian_products(params: RNNParams, fwd: Forward, t: int = -1) -> Array:
     if not -T <= t < T:
         raise SpecError(f"t = {t} is outside a sequence of {T} steps")
     t %= T
+    H, sequences = params.n_hidden, math.prod(fwd.h.shape[:-2])
+    budget.check(f"jacobian_products: {sequences} sequences x {T} steps, hidden {H}",
+                 (T + t + 1) * sequences * H * H * budget.FLOAT64,
+                 "use fewer or shorter sequences, or an earlier t")  # D and the products
     D = step_jacobians(params, fwd)
     out = np.empty(D.shape[:-3] + (t + 1,) + D.shape[-2:])
     product = np.broadcast_to(np.eye(params.n_hidden), D.shape[:-3] + D.shape[-2:])

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from odernn import budget
+from odernn.checks import is_whole
 from odernn.errors import SpecError
 from odernn.learn.hessian_free import HessianFree
 from odernn.learn.models.esn import sparse_reservoir
@@ -137,6 +138,11 @@ def window_design(u: np.ndarray, w: int) -> np.ndarray:
 
 def linear_window_nmse(train: Sequences, test: Sequences, w: int) -> float:
     """Test NMSE (MSE over the target variance) of least squares on the last ``w`` inputs."""
+    if not is_whole(w) or w < 1:
+        raise SpecError(f"the window must be a whole number of inputs >= 1, got {w!r}")
+    rows = math.prod(train.u.shape[:2]) + math.prod(test.u.shape[:2])
+    budget.check(f"linear_window_nmse: window {w} over {rows} rows", 4 * rows * (w + 1) * 8,
+                 "use a shorter window or fewer sequences")  # the designs, lstsq's copy
     a = window_design(train.u[..., 0].double().numpy(), w)
     coef, *_ = np.linalg.lstsq(a, train.y.double().numpy().reshape(-1), rcond=None)
     pred = window_design(test.u[..., 0].double().numpy(), w) @ coef
