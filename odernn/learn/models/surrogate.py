@@ -286,9 +286,11 @@ class RecurrentSurrogate(nn.Module):
         if n_steps is not None:  # an oscillator's horizon is F's: n_steps would be ignored
             raise DataError("n_steps is for a series; an oscillator rollout runs over F's "
                             "samples: give F[:, :n_steps]")
-        if isinstance(F, np.ndarray) and F.ndim == 2 and F.shape[0] == n:  # the memory before
-            check_closed_loop(models, n, F.shape[1], held)  # F's float64 copy (a broadcast
-        v0 = real_array(v0, "v0")  # view of 3e8 samples took 2.8 GB under a 512 MiB budget)
+        # the memory before F's float64 copy: a broadcast view of 3e8 samples took 2.8 GB
+        # under a budget of 512 MiB before the refusal
+        if isinstance(F, np.ndarray) and F.ndim == 2 and F.shape[0] == n:
+            check_closed_loop(models, n, F.shape[1], held)
+        v0 = real_array(v0, "v0")
         F = real_array(F, "F")
         if v0.shape != (n,) or F.ndim != 2 or F.shape[0] != n or F.shape[1] < 2:
             raise DataError(f"rollout needs x0, v0 of shape (N,) and F of shape (N, T >= 2); "
