@@ -336,8 +336,9 @@ def test_numpy_numbers_are_numbers_and_a_stepper_owns_its_inputs(small_linear_se
     parameters it is given (changing the caller's array changed its later steps) and hands
     out a copy of diverged_at (writing to it made every later output inf); load_surrogate
     takes device "auto" as fit does (torch's RuntimeError); a series' rollout refuses the
-    v0, F and params it would ignore; non-finite starts or drives are refused, not reported
-    as the model diverging; simulate_trajectories takes a spec's name as simulate does."""
+    v0, F, params and warm-up v_obs it would ignore; non-finite starts or drives are
+    refused, not reported as the model diverging; simulate_trajectories takes a spec's name
+    as simulate does."""
     train, test = small_linear_sets
     model, _ = odernn.fit(train, model="esn", units=np.int64(30), spectral_radius=np.float32(.5),
                           seed=np.int64(3), run_dir=tmp_path / "run")
@@ -368,6 +369,10 @@ def test_numpy_numbers_are_numbers_and_a_stepper_owns_its_inputs(small_linear_se
         fitted.rollout(series.x[:, 0], series.x[:, 0], n_steps=20)
     with pytest.raises(DataError, match="whole number n_steps"):
         fitted.rollout(series.x[:, 0], n_steps=20.0)
+    with pytest.raises(DataError, match="has no v_obs to take"):
+        fitted.rollout(series.x[:, 0], n_steps=20, warmup=(series.x[:, :3], series.x[:, :3]))
+    with pytest.raises(DataError, match="has no v to take"):
+        fitted.stepper(series.x[:, 0]).observe(series.x[:, 1], series.x[:, 1])
 
 
 @pytest.mark.parametrize("name, value, needle", [

@@ -197,6 +197,8 @@ class Stepper:
     def observe(self, x: Array, v: Array | None = None) -> None:
         """Replace the carried state by an observed one before the next :meth:`step`: ``x``
         and ``v`` of shape ``(N,)`` (a series: ``x``, its newest value)."""
+        if self.model.layout.series and v is not None:
+            raise DataError("a series observes x alone: it has no v to take")
         z = self._z.clone()
         z[:, -1 if self.model.layout.series else 0] = self._tensor(self._vector(x, "x"))
         if not self.model.layout.series:

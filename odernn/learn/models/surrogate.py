@@ -345,6 +345,8 @@ class RecurrentSurrogate(nn.Module):
             raise DataError(f"a series rollout needs a whole number n_steps >= 2, got "
                             f"{n_steps!r}")
         n_steps = int(n_steps)
+        if warmup is not None and warmup[1] is not None:
+            raise DataError("a series' warmup is (x_obs, None): it has no v_obs to take")
         x_obs = x0[:, None] if warmup is None else finite(
             real_array(warmup[0], "warmup"), "warmup")
         if x_obs.ndim != 2 or x_obs.shape[0] != x0.shape[0] or not \
