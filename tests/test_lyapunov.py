@@ -51,8 +51,9 @@ def test_a_separation_shrinking_past_rounding_within_an_interval_is_renormalised
     """A slow drive and strong damping: over one drive period (omega 0.12, 52 time units)
     the separation shrinks by exp(-26), from d0 = 1e-8 to below x's rounding. Benettin's
     then measured rounding residue (7 % off at omega 0.15) and at last log 0 (NaN, read as
-    "not converged"). It is now brought back to d0 within the interval; the variational
-    tangent never had the problem. The exponent is -eta / 2 at every drive frequency."""
+    "not converged"). It is now brought back to d0 within the interval (the variational
+    tangent, of length 1, had no rounding to reach here). The exponent is -eta / 2 at
+    every drive frequency."""
     eta, omega = np.full(3, 1.0), np.array([0.12, 0.15, 0.5])
     forcing = HarmonicForcing(np.full((3, 1), 0.3), omega[:, None], np.zeros((3, 1)))
     est = largest_lyapunov(Oscillator.linear(eta, forcing), np.full(3, 0.3), np.zeros(3),
@@ -60,6 +61,24 @@ def test_a_separation_shrinking_past_rounding_within_an_interval_is_renormalised
                            replicas=2)
     np.testing.assert_allclose(est.exponent, -eta / 2, atol=2e-3)
     assert np.all(est.converged)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_tangent_shrinking_past_float64_within_an_interval_is_renormalised(method):
+    """A drive of omega 0.002: one period (3142 time units) contracts by exp(-1571), past
+    float64's smallest number. The variational tangent, rescaled only at the interval's
+    end, stopped at 5e-324 and read -744 / tau (-0.237, "converged"); an unforced oscillator
+    with an interval of 2000 read -0.372. It is now rescaled within the interval, as
+    Benettin's separation is. The exponent is -eta / 2."""
+    forcing = HarmonicForcing(np.array([[0.3], [0.0]]), np.array([[0.002], [1.0]]),
+                              np.zeros((2, 1)))
+    osc = Oscillator.linear(np.ones(2), forcing)
+    options = dict(max_step=0.25, n_transient=1, n_measure=2, replicas=1)
+    slow = largest_lyapunov(osc.take([0]), np.array([0.1]), np.zeros(1), method=method,
+                            **options)
+    long = largest_lyapunov(osc.take([1]), np.array([0.1]), np.zeros(1), method=method,
+                            interval=2000.0, **options)
+    np.testing.assert_allclose([slow.exponent[0], long.exponent[0]], -0.5, atol=1e-3)
 
 
 def test_chaotic_duffing_is_positive_and_the_methods_agree():

@@ -58,7 +58,7 @@ REPLICAS = 8
 DRIFT = 1e3
 """Benettin's separation is brought back to ``d0`` within an interval once it has grown or
 shrunk by this factor: far from rounding (``d0 / DRIFT`` is 1e-11) and from the
-attractor's size."""
+attractor's size; the variational tangent to length 1 likewise, far from float64's limits."""
 SPREAD = 1e-6
 """Distance in ``(x, v)`` of the replicas' initial states from the trajectory's."""
 FIXED_INTERVAL = 2 * math.pi
@@ -223,8 +223,11 @@ def _variational(osc: Oscillator, x0: Array, v0: Array, direction: Array,
                  h: tuple[Array, ...], n_sub: int, table: Callable[[int], np.ndarray],
                  n_total: int, d0: float) -> Iterator[np.ndarray]:
     """``log |w|`` over each interval, ``(R, N)``; the tangent ``w`` renormalised to unit
-    length after it. ``w`` is stepped by the RK4 of ``w' = J w`` with ``J`` at the
-    reference's stage states: the derivative of the reference's RK4 map."""
+    length after it, and within it wherever ``|w|`` has left ``[1 / DRIFT, DRIFT]`` (its
+    growths summed): over a long, strongly damped interval it fell below float64's normal
+    numbers and stopped there, an exponent of ``-744 / tau``. ``w`` is stepped by the RK4
+    of ``w' = J w`` with ``J`` at the reference's stage states: the derivative of the
+    reference's RK4 map."""
     x, v = x0, v0
     wx, wv = direction[0], direction[1]
     acc, partials, params = osc.acceleration, osc.system.partials, osc.params
@@ -234,8 +237,10 @@ def _variational(osc: Oscillator, x0: Array, v0: Array, direction: Array,
         ax, av = partials(x, v, params)
         return ax * wx + av * wv
 
+    near = (DRIFT**-2, DRIFT**2)
     for p in range(n_total):
         F = table(p)
+        growth = np.zeros(np.broadcast_shapes(np.shape(x), np.shape(wx)))
         for s in range(n_sub):
             x, v, (xa, va, xb, vb, xc, vc, xd, vd) = _rk4(acc, x, v, F[2 * s], F[2 * s + 1],
                                                           F[2 * s + 2], h)
@@ -248,9 +253,17 @@ def _variational(osc: Oscillator, x0: Array, v0: Array, direction: Array,
             b4 = jw(xd, vd, wx4, wv4)
             wx, wv = (wx + h6 * (wv + 2.0 * (wv2 + wv3) + wv4),
                       wv + h6 * (b1 + 2.0 * (b2 + b3) + b4))
-        norm = np.hypot(wx, wv)
-        yield np.log(norm)
-        wx, wv = wx / norm, wv / norm
+            if s < n_sub - 1:  # NaN counts as far: the interval's end gives it
+                n2 = wx * wx + wv * wv
+                far = ~((n2 >= near[0]) & (n2 <= near[1]))
+                if not far.any():
+                    continue
+            else:
+                far = slice(None)
+            norm = np.hypot(wx[far], wv[far])
+            growth[far] += np.log(norm)
+            wx[far], wv[far] = wx[far] / norm, wv[far] / norm
+        yield growth
 
 
 def largest_lyapunov(osc: Oscillator, x0: Array, v0: Array, *, method: str = "benettin",

@@ -128,7 +128,8 @@ def prior_step(system: System, params: Mapping[str, Any], x: Any, v: Any, F: Any
                F_next: Any, dt: float) -> tuple[Any, Any]:
     """One RK4 step of ``system`` from ``(x, v)``, the forcing ``F`` at the start,
     ``F_next`` at the end and their mean at the half step: the ``rk4-sampled`` integrator's
-    step (its half-step rule, ``0.5 F_i + 0.5 F_{i+1}``, to the last bit). Numpy arrays or
+    step (its half-step rule, ``0.5 F_i + 0.5 F_{i+1}``; to rounding, as that integrator
+    steps the linear oscillator by its precomputed linear map). Numpy arrays or
     torch tensors of one shape; ``params`` name -> value (a number or an array of that
     shape). Returns ``(x, v)`` one step later."""
     def accel(x: Any, v: Any, F: Any) -> Any:
