@@ -250,6 +250,18 @@ def test_long_range_task_defeats_a_fixed_window_linear_model():
     assert fw.old_task_residual(n=4, n_steps=300) < 1e-10
 
 
+def test_the_two_nmses_of_the_four_ways_share_their_denominator():
+    """Predicting the mean scores 1 in both: the networks' NMSE divided by torch's unbiased
+    variance (0.99 for 100 values) while the linear windows' divided by numpy's, and the
+    table compares the two."""
+    from odernn.notes import four_ways as fw
+
+    train, test = fw.long_range_data(n_train=4, n_test=1, n_steps=100)
+    mean = torch.full_like(test.y, float(test.y.mean()))
+    assert fw.nmse(mean, test) == pytest.approx(1.0, abs=1e-6)
+    assert test.y.numel() == 100
+
+
 def test_long_range_oscillator_is_exact():
     from scipy.integrate import solve_ivp
 

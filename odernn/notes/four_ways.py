@@ -260,8 +260,9 @@ NETWORKS: dict[str, Callable[[dict[str, Any], int], tuple[dict[str, Tensor], For
 
 
 def nmse(pred: Tensor, data: Sequences) -> float:
-    """MSE over the target variance (1: as good as predicting the mean)."""
-    return float(torch.mean((pred - data.y) ** 2) / torch.var(data.y))
+    """MSE over the target variance (1: as good as predicting the mean; the variance of the
+    values, as :func:`linear_window_nmse`'s, not torch's unbiased default)."""
+    return float(torch.mean((pred - data.y) ** 2) / torch.var(data.y, correction=0))
 
 
 # -- training ---------------------------------------------------------------------------------
