@@ -178,9 +178,14 @@ def test_what_is_recorded_as_fixed():
     blind = TrainConfig.from_dict({**ESN, "withhold": ["eta", "beta"]}).layout(
         0.05, "duffing", params)
     assert blind.parameters == () and dict(blind.fixed) == {"alpha": -1.0, "beta": 1.0}
-    listed = TrainConfig.from_dict({**ESN, "inputs": ["x", "v", "F", "alpha"]}).layout(
-        0.05, "duffing", params)  # a constant the user lists is an input, not fixed
-    assert listed.parameters == ("eta", "alpha") and listed.fixed == (("beta", 1.0),)
+    # a constant the user lists as an input is refused: it was taken, unchecked, and the
+    # model had learnt nothing of it (README: data with another value is refused)
+    listed = TrainConfig.from_dict({**ESN, "inputs": ["x", "v", "F", "alpha"]})
+    with pytest.raises(SpecError, match=r"inputs name 'alpha', which takes one value \(-1\) "
+                                        "in the training data"):
+        listed.layout(0.05, "duffing", params)
+    assert TrainConfig.from_dict({**ESN, "inputs": ["x", "v", "F", "eta"]}).layout(
+        0.05, "duffing", params).parameters == ("eta",)  # varying: taken
     assert config.layout(0.05, "duffing").fixed == ()  # no data: nothing known
     assert Layout.from_dict(json.loads(json.dumps(layout.to_dict()))) == layout
     assert layout.to_dict()["fixed"] == {"alpha": -1.0, "beta": 1.0}

@@ -269,7 +269,8 @@ class TrainConfig:
         are those ``params`` stores), less those withheld. A parameter that is not an input
         and took one value (fixed, or withheld but constant) is recorded with that value
         (:attr:`Layout.fixed`), so data with another is refused; one withheld while it varied
-        is not. Withholding a name that is not a parameter of ``system`` is a SpecError."""
+        is not; one named in ``inputs`` that took one value is refused. Withholding a name
+        that is not a parameter of ``system`` is a SpecError."""
         spec = SYSTEMS.get(system)
         names = (() if self.target == "next-value" or (spec is None and system != EXTERNAL)
                  else parameter_names(system, params or {}))
@@ -287,6 +288,13 @@ class TrainConfig:
                 raise SpecError(f"parameter {name!r} has shape ({shape}): a model takes "
                                 "parameters of one value per trajectory, (N,)")
         varying = [p for p in names if params is None or (p in params and _varies(params[p]))]
+        constant = [p for p in self.inputs or () if p in names and p not in varying
+                    and params is not None and p in params]
+        if constant:  # the model would take it and learn nothing of it: no value refused
+            value = float(np.asarray(params[constant[0]]).ravel()[0])
+            raise SpecError(f"inputs name {constant[0]!r}, which takes one value ({value:.6g}) "
+                            "in the training data: a model cannot learn what it does; leave "
+                            "it out (it is then recorded, and data with another value refused)")
         base = self.inputs if self.inputs is not None else default_inputs(
             self.target, system, skip=takes(self.model, "products"))
         inputs = [c for c in dict.fromkeys([*base, *varying]) if c not in self.withhold]

@@ -223,7 +223,7 @@ class RecurrentSurrogate(nn.Module):
         steps (``K >= warmup_steps``; ``x_obs[:, 0]`` is the initial state);
         the output repeats them as given (step 0 is ``x0, v0`` without them; the model
         carries float32). Runs without autograd; a trajectory whose
-        state becomes non-finite or exceeds :data:`EXPLODED` standard
+        state, observed or predicted, becomes non-finite or exceeds :data:`EXPLODED` standard
         deviations is reported in ``diverged_at`` and set to inf from there.
         """
         return joint_rollout((self,), x0, v0, F, params, warmup, n_steps)
