@@ -23,7 +23,8 @@ import odernn
 from odernn.assess.document import Figure, Section, Table, fmt, fmt_at_least
 from odernn.assess.evaluate import evaluate
 from odernn.assess.metrics import METRICS
-from odernn.assess.report import same_information_sentences, write_report
+from odernn.assess.report import write_report
+from odernn.assess.report_findings import same_information_sentences
 from odernn.assess.resonance import ResonanceSettings
 from odernn.assess.results import Evaluation
 from odernn.data.integrators import INTEGRATORS
@@ -228,10 +229,10 @@ def test_summary_says_more_accurate_when_a_surrogate_is() -> None:
 def test_the_resonance_finding_gives_the_exact_solutions_own_error(evaluation) -> None:
     """A short sweep leaves a transient that the exact solution's fit carries too: the summary
     gives that floor beside the surrogate's error, so the two read together."""
-    from odernn.assess.report import _findings
+    from odernn.assess.report_findings import findings
 
     floor = evaluation.resonance["methods"]["exact"]
-    line = next(s for s in _findings(evaluation) if s.startswith("- Resonance:"))
+    line = next(s for s in findings(evaluation) if s.startswith("- Resonance:"))
     assert line.endswith(f"(the exact solution's own, the sweep's floor: "
                          f"{fmt(100 * floor['amplitude_rel_error_max'])}% and "
                          f"{fmt(floor['lag_error_max'])} rad).")
@@ -240,7 +241,7 @@ def test_the_resonance_finding_gives_the_exact_solutions_own_error(evaluation) -
 def test_a_median_valid_time_at_the_horizon_is_said_to_be_a_lower_bound() -> None:
     """A surrogate valid to the end of every trajectory has the horizon as its median valid
     time: the summary says ">=" and how many stayed valid, not "= t"."""
-    from odernn.assess.report import _findings
+    from odernn.assess.report_findings import findings
 
     test = make_test_set(n=3, n_steps=100)
     x, v = INTEGRATORS["exact"](test.oscillator(), test.x[:, 0], test.v[:, 0], test.t)
@@ -250,13 +251,13 @@ def test_a_median_valid_time_at_the_horizon_is_said_to_be_a_lower_bound() -> Non
     assert ev.metrics["off"]["valid_time_censored"] == 0
     horizon = fmt_at_least(ev.metrics["oracle"]["valid_time_median"])
     assert (f"valid for a median t >= {horizon} (3 of 3 trajectories stayed "
-            "within the threshold to the end)") in "".join(_findings(ev))
+            "within the threshold to the end)") in "".join(findings(ev))
 
 
 def test_among_diverged_methods_the_headline_names_the_one_that_diverged_least() -> None:
     """Every NRMSE x is inf when every surrogate diverged somewhere: the most accurate is then
     the one with fewer diverged trajectories, not the first in display order."""
-    from odernn.assess.report import _findings, best_by_class_sentences
+    from odernn.assess.report_findings import best_by_class_sentences, findings
 
     test = make_test_set(n=4, n_steps=100)
     ev = evaluate(test, {"many": Exploding([0, 1, 2]), "one": Exploding([3])},
@@ -264,7 +265,7 @@ def test_among_diverged_methods_the_headline_names_the_one_that_diverged_least()
     assert ev.metrics["many"]["nrmse_x"] == ev.metrics["one"]["nrmse_x"] == np.inf
     assert ev.best_by_class()["data only"] == "one"
     assert "data only: **one**" in best_by_class_sentences(ev)[0]
-    assert any(line.startswith("- Most accurate surrogate: **one**") for line in _findings(ev))
+    assert any(line.startswith("- Most accurate surrogate: **one**") for line in findings(ev))
 
 
 def test_a_report_of_errors_that_are_all_gaps_is_written(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ from odernn import jsonio
 from odernn.assess.document import fmt, fmt_at_least
 from odernn.assess.evaluate import evaluate
 from odernn.assess.figures import method_colors
-from odernn.assess.report import _findings, _summary, _valid_median, same_information_sentences
+from odernn.assess.report import _summary
+from odernn.assess.report_findings import findings, same_information_sentences, valid_median
 from odernn.assess.report_peers import peers_section
 from odernn.assess.report_resonance import resonance_section
 from odernn.assess.report_seeds import seeds_section
@@ -134,7 +135,7 @@ def test_the_speedup_sentence_says_faster_or_slower_by_a_factor_above_one(
     """A wrong version said a surrogate 4 times faster than the cheapest as accurate
     integrator setting was "4x slower", and one 2.5 times slower "0.4x faster"."""
     wp = {"speedup": {"exact-map": {"speedup": speedup, "over": "rk4 dt x 2"}}}
-    lines = _findings(dataclasses.replace(ev, work_precision=wp))
+    lines = findings(dataclasses.replace(ev, work_precision=wp))
     assert (f"- exact-map is {pace} than the cheapest integrator setting at least as accurate "
             "(rk4 dt x 2).") in lines
 
@@ -147,7 +148,7 @@ def test_stored_data_off_the_exact_solution_is_said_above_a_millionth_of_the_sca
     scale = ev.info["settings"]["error_scale"]["x"]
     info = {**ev.info, "data": {**ev.info["data"],
                                 "stored_vs_exact_rmse": {"x": off * scale, "v": 0.0}}}
-    lines = _findings(dataclasses.replace(ev, info=info))
+    lines = findings(dataclasses.replace(ev, info=info))
     assert any("differ from the exact solution by RMSE x " f"{fmt(off * scale)}" in line
                for line in lines) is said
 
@@ -158,13 +159,13 @@ def test_the_resonance_finding_gives_the_worst_amplitude_error(ev: Evaluation) -
     r = ev.resonance["methods"]["exact-map"]
     worst = fmt(100 * r["amplitude_rel_error_max"])
     assert worst != fmt(100 * r["amplitude_rel_error_median"])
-    line = next(s for s in _findings(ev) if s.startswith("- Resonance:"))
+    line = next(s for s in findings(ev) if s.startswith("- Resonance:"))
     assert line.startswith(f"- Resonance: exact-map's steady-state amplitude is within {worst}% "
                            f"of the analytic curve and its phase within {fmt(r['lag_error_max'])} "
                            "rad, worst over the sweep's 8 drives")
     response = {**ev.resonance, "kind": "frequency-response", "n_drives": 8,
                 "methods": {"exact-map": {**r, "n_scored": 6}}}
-    line = next(s for s in _findings(dataclasses.replace(ev, resonance=response))
+    line = next(s for s in findings(dataclasses.replace(ev, resonance=response))
                 if s.startswith("- Frequency response:"))
     assert line == (f"- Frequency response: exact-map's steady-state amplitude is within "
                     f"{worst}% of the integrator's and its phase within "
@@ -192,7 +193,7 @@ def test_the_most_accurate_surrogate_is_ranked_by_nrmse_x_first(ranked: Evaluati
     m = ranked.metrics
     assert m["zeros"]["nrmse_x"] < m["boom"]["nrmse_x"] == math.inf
     assert m["boom"]["median_nrmse_x"] < m["zeros"]["median_nrmse_x"]  # the keys disagree
-    line = next(s for s in _findings(ranked) if s.startswith("- Most accurate surrogate:"))
+    line = next(s for s in findings(ranked) if s.startswith("- Most accurate surrogate:"))
     assert line.startswith(f"- Most accurate surrogate: **zeros**, NRMSE x "
                            f"{fmt(m['zeros']['nrmse_x'])} (median per trajectory "
                            f"{fmt(m['zeros']['median_nrmse_x'])}), valid for a median t = ")
@@ -206,12 +207,12 @@ def test_a_median_valid_time_with_half_or_more_censored_is_a_lower_bound(
     m = ranked.metrics
     assert (m["boom"]["valid_time_censored"], m["half"]["valid_time_censored"]) == (3, 2)
     for name, censored in (("boom", 3), ("half", 2)):
-        assert _valid_median(m[name], 4) == (
+        assert valid_median(m[name], 4) == (
             f">= {fmt_at_least(m[name]['valid_time_median'])} ({censored} of 4 trajectories "
             "stayed within the threshold to the end)")
     assert m["zeros"]["valid_time_censored"] == 0
-    assert _valid_median(m["zeros"], 4) == f"= {fmt(m['zeros']['valid_time_median'])}"
-    assert _valid_median({"valid_time_censored": 2, "valid_time_median": 1.5}, 5) == "= 1.5"
+    assert valid_median(m["zeros"], 4) == f"= {fmt(m['zeros']['valid_time_median'])}"
+    assert valid_median({"valid_time_censored": 2, "valid_time_median": 1.5}, 5) == "= 1.5"
 
 
 def test_the_summary_gives_the_step_range_after_the_warm_up() -> None:
