@@ -355,9 +355,10 @@ def _budget_section(budgets: dict[str, dict[str, Any]], stages: dict[str, float]
     return Section(
         "Demo budget",
         "This report comes from `odernn demo`, which trains with a **demo budget**: fewer "
-        "epochs than the benchmark defaults, so that the whole pipeline runs in minutes on a "
-        "laptop CPU. The surrogates are therefore less accurate than the same families "
-        "trained with their defaults (`odernn train`, `benchmarks/surrogates.py`). "
+        "epochs than the gradient families' defaults (a family without options below keeps "
+        "its own), so that the whole pipeline runs in minutes on a laptop CPU. Those "
+        "families may be less accurate here than trained with their defaults (`odernn "
+        "train`; `benchmarks/surrogates.py` measures them so). "
         + (f"Each family was trained {seeds} times, with seeds 0 to {seeds - 1} (the Seeds "
            "section); the training times below are the sum over its seeds." if seeds > 1 else
            "Each family was trained once (`--seeds 1`), so the report cannot say how much of "

@@ -78,9 +78,13 @@ def describe_surrogate(surrogate: Surrogate) -> str:
 
 
 def surrogate_settings(surrogate: Surrogate, rollout: Rollout) -> dict[str, Any]:
-    """The settings ``metrics.json`` records for a surrogate."""
+    """The settings ``metrics.json`` records for a surrogate; ``starts_as_skip``: its training
+    started from the least-squares fit of its linear skip (an ensemble's first member's)."""
+    members = getattr(surrogate, "members", None)
+    first = next(iter(members.values())) if members else surrogate
     return {"family": surrogate.family, "target": surrogate.target,
             "parameters": list(getattr(surrogate, "parameter_inputs", ())),
+            "starts_as_skip": bool(getattr(first, "hparams", {}).get("start_as_skip")),
             "warmup_steps": rollout.warmup, **({"prior": prior_label(surrogate),
                                                 "prior_exact": bool(surrogate.layout.exact_prior)}
                                                if prior_label(surrogate) else {})}

@@ -139,7 +139,10 @@ def _summary(ev: Evaluation, colors: Mapping[str, str]) -> Section:
         "NRMSE x (work-precision section). Resonance: relative error of the steady-state "
         "amplitude, worst over the sweep" + (
             " (frequency response: against the integrator, over the drives whose reference is "
-            "periodic)" if frequency_response_run(ev) else "") + ". Definitions at the end.")
+            "periodic)" if frequency_response_run(ev) else
+            " (against the analytic curve: the exact solution's own is the floor, the "
+            "transient the sweep leaves; a method at that floor is as close as it can tell)")
+        + ". Definitions at the end.")
     return Section("Summary", what + "\n\n" + "\n".join([*best_by_class_sentences(ev),
                                                         *findings(ev)]), [table])
 

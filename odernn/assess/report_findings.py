@@ -19,8 +19,8 @@ def best_by_class_sentences(ev: Evaluation) -> list[str]:
     best = ev.best_by_class()
     out = []
     if best:
-        parts = [f"{label}: **{name}** (NRMSE x {fmt(ev.metrics[name]['nrmse_x'])})"
-                 for label, name in best.items()]
+        parts = [f"{label}: **{name}** (NRMSE x {fmt(ev.metrics[name]['nrmse_x'])}"
+                 f"{seeds_words(ev, name)})" for label, name in best.items()]
         out.append("- Most accurate per information class: " + "; ".join(parts) + ".")
     info = ev.peers or {}
     if info.get("not_run"):
@@ -28,6 +28,33 @@ def best_by_class_sentences(ev: Evaluation) -> list[str]:
     for name, why in info.get("skipped", {}).items():
         out.append(f"- Peer {name} not run: {why}.")
     return out
+
+
+def seeds_words(ev: Evaluation, name: str) -> str:
+    """``; the joint loop of 3 seeds, whose median seed has 5.9e-06`` for a seed group (a
+    single run of it would score about as its median seed), else ``""``."""
+    seeds = ev.methods[name].seeds
+    if seeds is None:
+        return ""
+    return (f"; the joint loop of {seeds['n']} seeds, whose median seed has "
+            f"{fmt(seeds['median']['nrmse_x'])}")
+
+
+def skip_sentences(ev: Evaluation) -> list[str]:
+    """Surrogates that started training as the least-squares fit of their linear skip and
+    ended less accurate than DMDc, the peer that fits a linear map of the same regressors:
+    their training lost accuracy such a fit has."""
+    dmdc = ev.metrics.get("dmdc", {}).get("nrmse_x")
+    behind = [n for n in ev.method_names("surrogate")
+              if ev.methods[n].settings.get("starts_as_skip") and dmdc is not None
+              and not ev.metrics[n]["nrmse_x"] <= dmdc]
+    if not behind:
+        return []
+    return [f"- {', '.join(f'**{n}**' for n in behind)} started training as the least-squares "
+            "fit of their linear skip, before their first gradient step; dmdc, a linear map "
+            f"of the regressors of that skip (Peers), has NRMSE x {fmt(dmdc)}, lower than "
+            f"{'theirs' if len(behind) > 1 else 'its'}: the training lost accuracy such a "
+            "linear fit has."]
 
 
 def same_information_sentences(ev: Evaluation) -> list[str]:
@@ -64,7 +91,9 @@ def same_information_sentences(ev: Evaluation) -> list[str]:
             accuracy = f"{words} (NRMSE x {fmt(error)} against {fmt(same['nrmse_x'])})"
         pace = (f"{_times(s['time_ratio'], 'slower', 'faster', 'as fast')} "
                 f"({fmt(s['wall_time_s'])} s against {fmt(same['wall_time_s'])} s)")
-        out.append(f"- **{name}**: {accuracy} and {pace} than {same['baseline']}.")
+        group = (f" (the joint loop of {ev.methods[name].seeds['n']} seeds)"
+                 if ev.methods[name].seeds is not None else "")
+        out.append(f"- **{name}**{group}: {accuracy} and {pace} than {same['baseline']}.")
     return out
 
 
@@ -84,13 +113,15 @@ def findings(ev: Evaluation) -> list[str]:
     out = [f"- **Not a test of {n}**: the test set is the data it was {verb} on (its scores "
            "are in-sample)." for n, verb in (ev.info.get("in_sample") or {}).items()]
     out += same_information_sentences(ev)
+    out += skip_sentences(ev)
     surrogates = ev.method_names("surrogate")
     if surrogates:
         best = min(surrogates, key=lambda s: accuracy_key(ev.metrics[s]))
         m = ev.metrics[best]
         n = ev.info['data']['n_trajectories']
         out.append(f"- Most accurate surrogate: **{best}**, NRMSE x {fmt(m['nrmse_x'])} "
-                   f"(median per trajectory {fmt(m['median_nrmse_x'])}), valid for a median "
+                   f"(median per trajectory {fmt(m['median_nrmse_x'])}"
+                   f"{seeds_words(ev, best)}), valid for a median "
                    f"t {valid_median(m, n)}; {m['n_diverged']} of {n} trajectories diverged.")
         s = (ev.work_precision or {}).get("speedup", {}).get(best)
         if s and s["speedup"] is not None:
@@ -106,7 +137,8 @@ def findings(ev: Evaluation) -> list[str]:
             out.append(f"- Frequency response: {best}'s steady-state amplitude is within "
                        f"{fmt(100 * r['amplitude_rel_error_max'])}% of the integrator's and its "
                        f"phase within {fmt(r['lag_error_max'])} rad, worst over the "
-                       f"{r['n_scored']} drives whose reference is periodic ({left} left out).")
+                       f"{r['n_scored']} drives whose reference is periodic ({left} left "
+                       f"out{_unscored_words(ev.resonance)}).")
         elif r:
             floor = ev.resonance["methods"][REFERENCE]
             out.append(f"- Resonance: {best}'s steady-state amplitude is within "
@@ -130,6 +162,20 @@ def findings(ev: Evaluation) -> list[str]:
                    f"x {fmt(stored['x'])}, v {fmt(stored['v'])} (the simulator's integrator); "
                    "errors here are against the exact solution.")
     return out
+
+
+def _unscored_words(res: Mapping[str, Any], shown: int = 4) -> str:
+    """``: omega 1.46 (up, eta 0.212), ...; the figure shows them``: the drives a frequency
+    response leaves out of its errors because the reference is not periodic there (a jump of
+    the hysteresis loop, or chaos), where a surrogate's largest misses may lie."""
+    drives = [k for k, ok in enumerate(res.get("integrator", {}).get("periodic", ())) if not ok]
+    if not drives:
+        return ""
+    words = [f"omega {res['omega'][k]:.3g} ({res['direction'][k]}, {res['parameter']} "
+             f"{res['level'][k]:.3g})" for k in drives[:shown]]
+    more = f" and {len(drives) - shown} more" if len(drives) > shown else ""
+    return (f"; the reference is not periodic at {', '.join(words)}{more}, which these errors "
+            "do not cover: the figure shows them")
 
 
 def valid_median(m: Mapping[str, Any], n: int) -> str:
