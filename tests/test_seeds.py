@@ -363,3 +363,61 @@ def test_members_that_stopped_early_are_done(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_group(group)
+
+
+class Killed(BaseException):
+    """A SIGKILL's stand-in: the process ends where it is, no handler runs."""
+
+
+def test_a_group_killed_in_its_first_member_resumes_or_is_replaced(tmp_path, monkeypatch):
+    """seeds.json was written once the first member had run: a new group killed in it was
+    "not empty and not a seed group" to both --resume and --overwrite (4 of 4 kills), and an
+    --overwrite killed in it kept the previous group's index, its members read as finished.
+    The index is now written before the first member, once that member's input is checked."""
+    from odernn.learn import training
+
+    data = tmp_path / "t.h5"
+    assert main(["simulate", "train", "-o", str(data), "--n", "8", "--n-steps", "100",
+                 "--integrator", "exact", "-q"]) == 0
+    group = tmp_path / "g"
+    args = ["train", str(data), "-o", str(group), "--model", "rnn", "--epochs", "1",
+            "--hidden", "4", "--window", "20", "--seeds", "2", "-q"]
+    real = training.train
+
+    def killed(*a, **k):
+        raise Killed
+
+    for then in ("--resume", "--overwrite"):
+        shutil.rmtree(group, ignore_errors=True)
+        monkeypatch.setattr(training, "train", killed)
+        with pytest.raises(Killed):
+            main(args)
+        doc = json.loads((group / "seeds.json").read_text())
+        assert doc["done"] == [] and doc["started"] == ["seed-0"]
+        monkeypatch.setattr(training, "train", real)
+        assert main([*args, then]) == 0
+        assert list(load_group(group).members) == ["seed-0", "seed-1"]
+    monkeypatch.setattr(training, "train", killed)  # over a finished group
+    with pytest.raises(Killed):
+        main([*args, "--overwrite"])
+    doc = json.loads((group / "seeds.json").read_text())
+    assert doc["done"] == [] and doc["started"] == ["seed-0"]
+
+
+def test_a_group_of_members_trained_with_other_options_is_refused(tmp_path):
+    """An --overwrite killed in a member (SIGKILL) after its first checkpoint left the new
+    member beside the previous group's: evaluated, it read as one group, of two trainings."""
+    data = tmp_path / "t.h5"
+    assert main(["simulate", "train", "-o", str(data), "--n", "8", "--n-steps", "100",
+                 "--integrator", "exact", "-q"]) == 0
+    group = tmp_path / "g"
+    base = ["train", str(data), "-o", str(group), "--model", "rnn", "--epochs", "1",
+            "--hidden", "4", "--window", "20", "-q"]
+    assert main([*base, "--seeds", "2"]) == 0
+    load_group(group)
+    assert main(["train", str(data), "-o", str(group / "seed-1"), "--model", "rnn",
+                 "--epochs", "1", "--hidden", "8", "--window", "20", "-q", "--seed", "1",
+                 "--overwrite"]) == 0  # seed-1 of hidden 8, the index still the old group's
+    with pytest.raises(DataError, match="seed-1 was trained with other hidden than seed-0 "
+                                        r"\(an interrupted --overwrite"):
+        load_group(group)

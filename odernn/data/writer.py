@@ -36,6 +36,7 @@ from odernn.data.schema import (
     off_grid,
 )
 from odernn.errors import OutputError
+from odernn.leftovers import remove_dead_copies
 from odernn.types import Array
 from odernn.writeback import start_writeback
 
@@ -202,6 +203,7 @@ class AtomicH5:
         self.path, self.overwrite = path, overwrite
         self._aside = AsideFile(path)
         self.tmp = self._aside.tmp
+        remove_dead_copies(path)
         try:
             self.file = h5py.File(self.tmp, "w", libver=LIBVER)
         except BaseException as err:  # a Ctrl-C can land after the file exists: remove it

@@ -7,11 +7,12 @@ started]}``, and one run directory (:mod:`odernn.learn.rundir`) per seed, each t
 the same options and data but its own seed (reservoir draw, initial weights, batch order,
 and, where validation is a held-out fraction of the training file, which trajectories are
 held out: the members' spread then includes the split's).
-``seeds.json`` is written once the first member has run and again after each, so an
-interrupted group is recognisable and ``--resume`` continues it where it stopped: finished
-members are kept (once checked to be of the same options and data), a started one resumes,
-and one not started (a previous group's, which an interrupted ``--overwrite`` left) is
-trained anew over it. A directory holding anything else is refused. Loaded, a group is an
+``seeds.json`` is written before the first member, once its input is checked, and again
+after each, so an interrupted group is recognisable
+and ``--resume`` continues it where it stopped: finished members are kept (once checked to
+be of the same options and data), a started one resumes, and one not started (a previous
+group's, which an interrupted ``--overwrite`` left) is trained anew over it. A directory
+holding anything else is refused. Loaded, a group is an
 :class:`~odernn.learn.models.ensemble.Ensemble`: the evaluator reports every seed, their
 median and spread, and the members' joint closed loop as its own entry.
 """
@@ -36,7 +37,7 @@ from odernn.interrupt import process_alive
 from odernn.learn.config import TrainConfig
 from odernn.learn.models.ensemble import Ensemble
 from odernn.learn.outcome import TrainResult
-from odernn.learn.rundir import BEST, LAST, check_run_dir, is_ours
+from odernn.learn.rundir import BEST, LAST, check_run_dir, is_ours, read_config
 
 SEEDS_FILE = "seeds.json"
 INDEX_WRITING = re.compile(rf"\.{re.escape(SEEDS_FILE)}\.tmp-(\d+)-[0-9a-f]+")
@@ -90,7 +91,29 @@ def read_group(path: str | Path) -> dict[str, Path]:
     if missing:
         raise DataError(f"seed group {path}: member {missing[0]} has no {BEST} yet (an "
                         "interrupted group: run the same odernn train command with --resume)")
+    _check_alike(path, members)
     return members
+
+
+def _check_alike(path: Path, members: dict[str, Path]) -> None:
+    """Refuse a group whose members were trained with other options or data than its first
+    (but for the seed and the device): an ``--overwrite`` killed in a member (SIGKILL) left
+    the new member beside the previous group's, which read as one group."""
+    def options(run: Path) -> dict[str, Any]:
+        doc = read_config(run) or {}
+        config = {k: v for k, v in doc.get("config", {}).items() if k not in ("seed", "device")}
+        return {"config": config, "data": doc.get("data")}
+
+    first, *others = members.items()
+    want = options(first[1])
+    for name, run in others:
+        got = options(run)
+        if got != want:
+            what = next((k for k in sorted(want["config"].keys() | got["config"].keys())
+                         if want["config"].get(k) != got["config"].get(k)), "data")
+            raise DataError(f"seed group {path}: {name} was trained with other {what} than "
+                            f"{first[0]} (an interrupted --overwrite left members of two "
+                            "groups): run that odernn train command again with --overwrite")
 
 
 def first_run(path: str | Path) -> Path:
@@ -201,8 +224,11 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
                 # options and data (else a mixed group); one that diverged left nothing
                 check_one(train, replace(config, seed=s), path / name, val=val, resume=True,
                           overwrite=True)
-    # the index is written once a member has run: a member that refuses its input (before it
-    # writes anything) leaves no group behind, and a previous group as it was
+    # the index is written before the first member, once that member's input is checked (a
+    # refusal leaves no group behind, and a previous group as it was): a group killed in it
+    # (SIGKILL, no handler) had none, neither resumable nor replaceable, or a previous
+    # group's, whose members read as finished beside the new one
+    fresh = path is not None and not (resume and is_group(path))
     stale = [] if path is None or resume or not path.is_dir() else [
         p for p in sorted(path.glob("seed-*")) if p.name not in names]
     for old in stale:  # a previous group's other members, replaced with it (runs of ours)
@@ -213,6 +239,12 @@ def train_seeds(train: Any, config: TrainConfig, run_dir: str | Path | None, see
             continue
         member = None if path is None else path / name
         again = member is not None and (member / LAST).is_file() and resume and name in started
+        if fresh:
+            check_one(train, replace(config, seed=s), member, val=val, resume=again,
+                      overwrite=overwrite or resume)
+            path.mkdir(parents=True, exist_ok=True)
+            _write_index(path, values, done, [name])
+            fresh = False
         result = train_one(train, replace(config, seed=s), member, val=val, resume=again,
                            overwrite=overwrite or resume, progress=progress,
                            tensorboard=None if tensorboard is None else Path(tensorboard) / name)
