@@ -304,7 +304,8 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
                           f"{FILES.get(kind, 'odernn-' + kind)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"cannot write {path}: directory {parent} does not exist")
+        what = "is not a directory" if os.path.lexists(parent) else "does not exist"
+        raise OutputError(f"cannot write {path}: {parent} {what}")
     for given in (g for g in inputs if g is not None):
         if checks.same_file(path, Path(given)):
             raise OutputError(f"{path} is also an input of this command ({given}); write the "

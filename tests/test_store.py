@@ -289,8 +289,11 @@ def test_existing_file_is_replaced_only_with_overwrite(good, data):
 
 
 def test_missing_directory_is_an_output_error(tmp_path):
-    with pytest.raises(OutputError, match="directory .*nope does not exist"):
+    with pytest.raises(OutputError, match="nope does not exist"):
         TrajectoryWriter(tmp_path / "nope" / "d.h5", t=grid(), n=N)
+    (tmp_path / "afile").write_text("x")  # a path through a file: "does not exist" misled
+    with pytest.raises(OutputError, match="afile is not a directory"):
+        TrajectoryWriter(tmp_path / "afile" / "d.h5", t=grid(), n=N)
 
 
 def test_non_finite_values_are_refused_on_write(tmp_path, data):
