@@ -8,26 +8,20 @@ library call a user would make by hand.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from odernn import atomic, jsonio
+from odernn import jsonio
 from odernn.checks import check_choice, counted, did_you_mean
-from odernn.errors import OutputError, SpecError
-from odernn.interrupt import interrupt_guard
+from odernn.demo_dir import demo_output, finish
+from odernn.errors import SpecError
 from odernn.learn.families import FAMILIES as ALL_FAMILIES
 from odernn.progress import Progress, reporter
 
-MARKER = atomic.DEMO_MARKER
 """A file naming a directory as the demo's own, which a later demo may replace."""
 
 FAMILIES = ("rnn", "lstm", "gru", "esn")
@@ -71,103 +65,6 @@ class DemoResult:
     @property
     def report(self) -> Path:
         return self.out / "report" / "report.html"
-
-
-DONE = "stages.json"
-"""Written last: a demo directory without it did not finish."""
-
-
-def _claim(directory: Path, locks: list[int]) -> None:
-    """Hold an exclusive lock on ``directory`` itself (``flock`` on its descriptor: it travels
-    with the directory when that is set aside), or one OutputError line where another demo
-    holds it: two demos into one directory mixed their files, and the first lost its report."""
-    locks.append(atomic.exclusive_lock(directory, os.O_RDONLY | os.O_DIRECTORY,
-                                       f"{directory} is being written by another odernn demo; "
-                                       "wait for it to finish, or give another -o"))
-
-
-def _release(locks: list[int]) -> None:
-    while locks:
-        os.close(locks.pop())
-
-
-def _finish(out: Path, stages: dict[str, float]) -> None:
-    """Mark the demo at ``out`` finished: :data:`DONE`, written whole or not at all (a demo
-    killed while writing it is unfinished, and :func:`_recover` puts the previous one back)."""
-    atomic.write_text(out / DONE, jsonio.dumps(stages, indent=2) + "\n", what="demo")
-
-
-def _recover(out: Path) -> None:
-    """Put back the finished demo that a demo killed by SIGKILL (no handler ran) had set aside
-    under a hidden name, in place of that demo's unfinished one at ``out``: the state any
-    other interruption leaves. Demos still running (their directories locked) are left be."""
-    aside = re.compile(rf"\.{re.escape(out.name)}\.previous-\d+-[0-9a-f]+")
-    locks: list[int] = []
-    try:
-        if (out / DONE).exists() or atomic.foreign_reason(out, "demo") is not None:
-            return
-        found = [p for p in out.parent.iterdir() if aside.fullmatch(p.name)]
-        _claim(out, locks)
-        if (out / DONE).exists():  # it finished meanwhile: it is the newest demo
-            return
-        for entry in sorted(found, key=lambda p: p.lstat().st_mtime, reverse=True):
-            if not entry.is_symlink() and entry.is_dir() and (entry / DONE).is_file() \
-                    and atomic.foreign_reason(entry, "demo") is None:
-                with contextlib.suppress(OutputError):
-                    _claim(entry, locks)
-                    with interrupt_guard():
-                        shutil.rmtree(out)
-                        atomic.put_back(entry, out)
-                    return
-    except (OSError, OutputError):
-        return  # nothing to recover from here: the checks that follow say why
-    finally:
-        _release(locks)
-
-
-@contextmanager
-def demo_output(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> Iterator[None]:
-    """A fresh ``out`` for the demo to write: afterwards it holds the complete new demo or, if
-    the demo fails or is interrupted, the previous one (set aside meanwhile) or nothing.
-
-    A new path or an empty directory is used as is; an existing demo (it holds
-    :data:`MARKER` and only what a demo writes) is replaced only with ``overwrite``;
-    anything else never, nor a directory holding one of ``inputs``
-    (:func:`odernn.atomic.check_output`). One demo at a time writes ``out`` (:func:`_claim`);
-    one killed outright is undone by the next (:func:`_recover`).
-    """
-    out = Path(out)
-    if out.is_dir() and not out.is_symlink():  # a demo, none of the inputs: then recover
-        atomic.check_output(out, "demo", overwrite=True, inputs=inputs)
-        _recover(out)
-    atomic.check_output(out, "demo", overwrite=overwrite, inputs=inputs)
-    backup = None
-    made = False
-    locks: list[int] = []
-    try:
-        with interrupt_guard() as interrupted:  # a signal cannot split the swap
-            if out.exists():
-                _claim(out, locks)  # refused while another demo writes it
-                backup = atomic.set_aside(out)
-            out.mkdir()
-            _claim(out, locks)
-            made = True
-            (out / MARKER).write_text("written by odernn demo; a later demo replaces this "
-                                      "directory with --overwrite\n")
-        if interrupted():
-            raise KeyboardInterrupt
-        yield
-    except BaseException:
-        with interrupt_guard():  # nor the restore
-            if made:
-                shutil.rmtree(out, ignore_errors=True)
-            if backup is not None and backup.exists() and not out.exists():
-                atomic.put_back(backup, out)
-        _release(locks)
-        raise
-    if backup is not None:
-        atomic.remove_tree(backup)
-    _release(locks)
 
 
 def run_demo(out: Path, *, models: Sequence[str] = FAMILIES, n_train: int | None = None,
@@ -327,7 +224,7 @@ def _demo(out: Path, specs: dict[str, Any], configs: dict[str, Any],
     write_report(evaluation, out / "report", runs=runs, title="odernn demo report",
                  extra_sections=[section])
     result.stages["report"] = time.perf_counter() - start
-    _finish(out, result.stages)
+    finish(out, result.stages)
     return result
 
 
@@ -408,5 +305,5 @@ def _preset_demo(out: Path, preset: str, seed: int, quick: bool,
     write_document(out / "report", f"odernn demo: the notes' {preset} example", meta,
                    [preset_section(runs)], files=files)
     result.stages["report"] = time.perf_counter() - start
-    _finish(out, result.stages)
+    finish(out, result.stages)
     return result

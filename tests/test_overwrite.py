@@ -404,17 +404,17 @@ def test_a_demo_being_written_is_not_replaced_by_another(tmp_path, capsys):
     """A second demo into a directory a running one writes (its lock held) is refused: it set
     the running one aside, whose files then went into the second's, and the first exited 0
     naming a report that did not exist."""
-    from odernn.demo import _claim, _release
+    from odernn.demo_dir import claim, release
 
     demo = fake_demo(tmp_path / "demo")
     (demo / "stages.json").unlink()  # still running
     locks: list[int] = []
-    _claim(demo, locks)
+    claim(demo, locks)
     try:
         refused(capsys, tmp_path, ["demo", "--quick", "--models", "esn", "--quiet", "-o", demo,
                                    "--overwrite"], "being written by another odernn demo")
     finally:
-        _release(locks)
+        release(locks)
 
 
 def test_a_demo_killed_outright_is_undone_by_the_next(tmp_path, capsys):
@@ -439,7 +439,7 @@ def test_a_demo_killed_while_writing_a_file_is_undone_by_the_next(tmp_path, caps
     """A demo killed outright while it wrote a dataset, its report or its last file
     (stages.json, written whole or not at all) leaves that file's new copy beside it: the
     unfinished demo is still the demo's, undone by the next one, not a directory it refuses."""
-    from odernn.demo import _recover
+    from odernn.demo_dir import recover
 
     demo = fake_demo(tmp_path / "demo")
     previous = snapshot(demo)
@@ -453,7 +453,7 @@ def test_a_demo_killed_while_writing_a_file_is_undone_by_the_next(tmp_path, caps
     else:
         (demo / left).write_bytes(b"half")
     assert atomic.foreign_reason(demo, "demo") is None
-    _recover(demo)
+    recover(demo)
     assert not aside.exists() and snapshot(demo) == previous
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / atomic.DEMO_MARKER).write_text("written by odernn demo\n")
@@ -464,7 +464,7 @@ def test_a_demo_killed_while_writing_a_file_is_undone_by_the_next(tmp_path, caps
 def test_a_demo_is_marked_finished_whole_or_not_at_all(tmp_path, monkeypatch):
     """stages.json, whose presence says the demo finished, is written beside and renamed into
     place: interrupted before the rename, there is none (a half-written one said finished)."""
-    from odernn import demo as demo_module
+    from odernn import demo_dir
 
     def interrupted(*args):
         raise KeyboardInterrupt
@@ -472,17 +472,17 @@ def test_a_demo_is_marked_finished_whole_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic.os, "replace", interrupted)
     monkeypatch.setattr(atomic, "_renameat2", lambda *args: interrupted())
     with pytest.raises(KeyboardInterrupt):
-        demo_module._finish(tmp_path, {"simulate": 1.0})
+        demo_dir.finish(tmp_path, {"simulate": 1.0})
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
-    demo_module._finish(tmp_path, {"simulate": 1.0})
+    demo_dir.finish(tmp_path, {"simulate": 1.0})
     assert json.loads((tmp_path / "stages.json").read_text()) == {"simulate": 1.0}
 
 
 def test_a_killed_demo_is_not_undone_by_a_command_that_refuses(tmp_path):
     """Recovery is a change: a demo refused (here: its output holds its own input) recovers
     nothing (it replaced the input named on its command line by the older demo's file)."""
-    from odernn.demo import demo_output
+    from odernn.demo_dir import demo_output
 
     demo = fake_demo(tmp_path / "demo")
     aside = atomic.set_aside(demo)
@@ -724,3 +724,57 @@ def test_a_replaced_directory_is_exchanged_in_one_step(tmp_path, monkeypatch):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+class Killed(BaseException):
+    """A SIGKILL's stand-in: the process ends where it is, no handler runs."""
+
+
+def test_a_demo_killed_while_it_undoes_another_leaves_the_previous_demo_in_place(
+        tmp_path, monkeypatch):
+    """Undoing a killed demo deleted the unfinished one in place, then put the previous one
+    back: killed in between (10 of 10 kills timed to it), the path held a half-deleted
+    directory without its marker, refused by every later demo, and the previous demo stayed
+    hidden. The two are now exchanged in one step, and the unfinished one deleted after."""
+    from odernn import demo_dir
+
+    demo = fake_demo(tmp_path / "demo")
+    previous = snapshot(demo)
+    atomic.set_aside(demo)
+    demo.mkdir()
+    (demo / atomic.DEMO_MARKER).write_text("written by odernn demo\n")
+    (demo / "runs" / "esn").mkdir(parents=True)
+    monkeypatch.setattr(atomic, "remove_tree", lambda path: (_ for _ in ()).throw(Killed))
+    with pytest.raises(Killed):
+        demo_dir.recover(demo)
+    assert snapshot(demo) == previous
+    (left,) = [p for p in tmp_path.iterdir() if p.name != "demo"]
+    assert not (left / "stages.json").exists()  # the unfinished demo: never put back
+    monkeypatch.undo()
+    demo_dir.recover(demo)
+    assert snapshot(demo) == previous
+
+
+def test_a_demo_set_aside_is_deleted_as_unfinished_first(tmp_path, monkeypatch):
+    """A demo killed while it deleted the previous demo it had replaced left a remnant with
+    stages.json, read as a finished demo: after a later killed --overwrite, the next demo put
+    that remnant back instead of the real previous one. stages.json now goes first; and an
+    unfinished demo is deleted with its marker last, so that killed half way it is still a
+    demo, not a directory every later demo refuses."""
+    from odernn import demo_dir
+
+    backup = fake_demo(tmp_path / "backup")
+    monkeypatch.setattr(atomic, "remove_tree", lambda path: (_ for _ in ()).throw(Killed))
+    with pytest.raises(Killed):
+        demo_dir._discard(backup)
+    assert not (backup / "stages.json").exists() and (backup / "runs").exists()
+    monkeypatch.undo()
+    unfinished = fake_demo(tmp_path / "unfinished")
+    monkeypatch.setattr(demo_dir.shutil, "rmtree", lambda *a, **k: (_ for _ in ()).throw(Killed))
+    with pytest.raises(Killed):
+        demo_dir._remove_unfinished(unfinished)
+    assert (unfinished / atomic.DEMO_MARKER).exists()
+    assert atomic.foreign_reason(unfinished, "demo") is None
+    monkeypatch.undo()
+    demo_dir._remove_unfinished(unfinished)
+    assert not unfinished.exists()
