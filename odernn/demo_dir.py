@@ -93,7 +93,12 @@ def demo_output(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> Iter
             if out.exists():
                 claim(out, locks)  # refused while another demo writes it
                 backup = atomic.set_aside(out)
-            out.mkdir()
+            try:
+                out.mkdir()
+            except OSError as err:  # a read-only file system: the one line, not Python's
+                parent = out.parent if str(out.parent) else Path(".")
+                raise OutputError(f"cannot write {out}: cannot create a directory in {parent} "
+                                  f"({err.strerror or err})") from err
             claim(out, locks)
             made = True
             (out / MARKER).write_text("written by odernn demo; a later demo replaces this "

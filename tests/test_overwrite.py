@@ -778,3 +778,28 @@ def test_a_demo_set_aside_is_deleted_as_unfinished_first(tmp_path, monkeypatch):
     monkeypatch.undo()
     demo_dir._remove_unfinished(unfinished)
     assert not unfinished.exists()
+
+
+def test_a_demo_that_cannot_make_its_directory_says_so_and_keeps_the_previous(tmp_path,
+                                                                              monkeypatch):
+    """On a read-only file system the demo ended in Python's own words ("[Errno 30]
+    Read-only file system: ..."); it names what it could not do, in one line, and a previous
+    demo it had set aside is back in place."""
+    import errno
+
+    from odernn.demo_dir import demo_output
+
+    demo = fake_demo(tmp_path / "demo")
+    previous = snapshot(demo)
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    for out, overwrite in ((tmp_path / "new", False), (demo, True)):
+        with pytest.raises(OutputError, match=rf"cannot write {re.escape(str(out))}: cannot "
+                                              r"create a directory in .* \(Read-only file "
+                                              r"system\)$"), demo_output(out, overwrite):
+            pass
+    monkeypatch.undo()
+    assert snapshot(demo) == previous and sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
