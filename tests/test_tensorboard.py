@@ -159,3 +159,24 @@ def test_a_directory_that_cannot_hold_the_log_is_refused(dataset, tmp_path, caps
     assert_one_line_error(code, capsys.readouterr().err, "--tensorboard",
                           "not a directory" if where == "a file" else "inside the run")
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+@pytest.mark.parametrize(("owner", "marker", "words"), [
+    ("report", ".odernn-report", "an odernn report"),
+    ("demo", ".odernn-demo", "an odernn demo"),
+    ("other-run", "last.pt", "a training run"),
+    ("group", "seeds.json", "a seed group"),
+])
+def test_a_log_inside_another_odernn_output_is_refused(dataset, tmp_path, capsys, owner,
+                                                       marker, words):
+    """--tensorboard wrote into any existing directory, a report for one, which its
+    --overwrite then refused to replace (a file not its own)."""
+    (tmp_path / owner).mkdir()
+    (tmp_path / owner / marker).write_text("odernn's")
+    board = tmp_path / owner / "tb" / "lstm"
+    code = main(["train", str(dataset), "-o", str(tmp_path / "run"), "--tensorboard",
+                 str(board), *TINY])
+    assert_one_line_error(code, capsys.readouterr().err, "--tensorboard",
+                          f"is inside {tmp_path / owner}, {words}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [owner]
+    assert [p.name for p in (tmp_path / owner).iterdir()] == [marker]

@@ -53,7 +53,8 @@ def summary_writer(what: str = "--tensorboard") -> Any:
 def check(log_dir: str | Path, run_dir: str | Path | None, what: str = "--tensorboard") -> None:
     """Refuse, before anything is written: the extra missing, a ``log_dir`` that cannot be
     created as a directory, or one inside the run directory (which holds only the run's
-    own files: ``--resume`` would refuse it)."""
+    own files: ``--resume`` would refuse it) or inside another odernn output (a report, a
+    demo, a run, a seed group: its ``--overwrite`` would refuse to replace it)."""
     summary_writer(what)
     path = Path(log_dir)
     existing = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
@@ -64,6 +65,26 @@ def check(log_dir: str | Path, run_dir: str | Path | None, what: str = "--tensor
     if run_dir is not None and path.resolve().is_relative_to(Path(run_dir).resolve()):
         raise OutputError(f"{what} {path} is inside the run directory {run_dir}, which holds "
                           "only the run's own files; choose a directory outside it")
+    for place in (p for p in (path, *path.parents) if p.is_dir()):
+        owner = _owner(place)
+        if owner is not None:  # its --overwrite would then refuse it: a file not its own
+            raise OutputError(f"{what} {path} is inside {place}, {owner}, which holds only "
+                              "its own files; choose a directory outside it")
+
+
+def _owner(directory: Path) -> str | None:
+    """What odernn output ``directory`` is (a report, a demo, a training run, a seed group),
+    by the file each writes first, or None."""
+    from odernn import atomic
+    from odernn.learn.rundir import BEST, LAST
+    from odernn.learn.seeds import SEEDS_FILE
+
+    for name, what in ((atomic.REPORT_MARKER, "an odernn report"),
+                       (atomic.DEMO_MARKER, "an odernn demo"), (LAST, "a training run"),
+                       (BEST, "a training run"), (SEEDS_FILE, "a seed group")):
+        if os.path.lexists(directory / name):
+            return what
+    return None
 
 
 class TensorBoardLog:
