@@ -188,6 +188,18 @@ def _rk4(acc: Callable[[Array, Array, Array], Array], x: Array, v: Array, F0: Ar
             (x, v, x2, v2, x3, v3, x4, v4))
 
 
+def _drifted(a: Array, b: Array, near: tuple[float, float], last: bool
+             ) -> np.ndarray | slice | None:
+    """Where the vector ``(a, b)`` is to be renormalised: everywhere at the interval's end
+    (``last``), else where its squared length has left ``near`` (NaN counts as left; the
+    interval's end gives it), or None where nowhere."""
+    if last:
+        return slice(None)
+    n2 = a * a + b * b
+    far = ~((n2 >= near[0]) & (n2 <= near[1]))
+    return far if far.any() else None
+
+
 def _benettin(osc: Oscillator, x0: Array, v0: Array, direction: Array, h: tuple[Array, ...],
               n_sub: int, table: Callable[[int], np.ndarray], n_total: int, d0: float
               ) -> Iterator[np.ndarray]:
@@ -205,13 +217,9 @@ def _benettin(osc: Oscillator, x0: Array, v0: Array, direction: Array, h: tuple[
         for s in range(n_sub):
             x, v, _ = _rk4(acc, x, v, F[2 * s], F[2 * s + 1], F[2 * s + 2], h)
             dx, dv = x[1] - x[0], v[1] - v[0]
-            if s < n_sub - 1:  # NaN counts as far: the interval's end gives it
-                d2 = dx * dx + dv * dv
-                far = ~((d2 >= near[0]) & (d2 <= near[1]))
-                if not far.any():
-                    continue
-            else:
-                far = slice(None)
+            far = _drifted(dx, dv, near, s == n_sub - 1)
+            if far is None:
+                continue
             d = np.hypot(dx[far], dv[far])
             growth[far] += np.log(d / d0)
             x[1][far] = x[0][far] + dx[far] * (d0 / d)
@@ -253,13 +261,9 @@ def _variational(osc: Oscillator, x0: Array, v0: Array, direction: Array,
             b4 = jw(xd, vd, wx4, wv4)
             wx, wv = (wx + h6 * (wv + 2.0 * (wv2 + wv3) + wv4),
                       wv + h6 * (b1 + 2.0 * (b2 + b3) + b4))
-            if s < n_sub - 1:  # NaN counts as far: the interval's end gives it
-                n2 = wx * wx + wv * wv
-                far = ~((n2 >= near[0]) & (n2 <= near[1]))
-                if not far.any():
-                    continue
-            else:
-                far = slice(None)
+            far = _drifted(wx, wv, near, s == n_sub - 1)
+            if far is None:
+                continue
             norm = np.hypot(wx[far], wv[far])
             growth[far] += np.log(norm)
             wx[far], wv[far] = wx[far] / norm, wv[far] / norm
