@@ -1119,15 +1119,15 @@ def test_a_zip_directory_is_sized_before_it_is_parsed(tmp_path, monkeypatch):
     96 MiB. The entry count is read from the zip's end record (ZIP64 too) and budgeted."""
     import zipfile
 
-    from odernn.data.sources import zip_entries
+    from odernn.zip_directory import declared_entries
 
     np.savez(tmp_path / "two.npz", a=np.zeros(3), b=np.ones(2))
-    assert zip_entries(tmp_path / "two.npz") == 2
+    assert declared_entries(tmp_path / "two.npz") == 2
     many = tmp_path / "many.npz"
     with zipfile.ZipFile(many, "w") as z:  # more than 65535: the count is in the ZIP64 record
         for i in range(70_000):
             z.writestr(f"m{i}.npy", b"")
-    assert zip_entries(many) == 70_000 == len(zipfile.ZipFile(many).infolist())
+    assert declared_entries(many) == 70_000 == len(zipfile.ZipFile(many).infolist())
     monkeypatch.setenv(budget.ENV, "16M")
     with pytest.raises(budget.BudgetError, match="zip directory of 70000 entries"):
         import_file(many, tmp_path / "out.h5", ImportOptions(v="v"))

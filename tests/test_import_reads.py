@@ -89,8 +89,9 @@ def test_a_declared_systems_constant_parameter_is_stored_for_every_trajectory(tm
 
 
 def test_two_record_tables_with_the_same_fields_are_read_each_by_its_name(tmp_path):
-    """An HDF5 file of two tables of records with the same field names: ``x`` is the first
-    table's, ``b/x`` the second's (never the second's in the first's place)."""
+    """An HDF5 file of two tables of records with the same field names: ``a/x`` is the first
+    table's, ``b/x`` the second's (never the second's in the first's place); ``x`` alone
+    names neither (it meant the first table's, by alphabetical order)."""
     records = np.zeros(5, dtype=[("t", "f8"), ("x", "f8"), ("v", "f8")])
     records["t"] = DT * np.arange(5)
     with h5py.File(tmp_path / "tables.h5", "w") as f:
@@ -98,7 +99,11 @@ def test_two_record_tables_with_the_same_fields_are_read_each_by_its_name(tmp_pa
         f["a"] = records
         records["x"] = 10 * np.arange(5.0)
         f["b"] = records
-    import_file(tmp_path / "tables.h5", tmp_path / "a.h5", ImportOptions(v="v"))
+    with pytest.raises(DataError, match="'t' is a field of more than one table; give one of "
+                                        "'a/t', 'b/t'"):
+        import_file(tmp_path / "tables.h5", tmp_path / "a.h5", ImportOptions(v="v"))
+    import_file(tmp_path / "tables.h5", tmp_path / "a.h5",
+                ImportOptions(time="a/t", x="a/x", v="a/v"))
     import_file(tmp_path / "tables.h5", tmp_path / "b.h5",
                 ImportOptions(time="b/t", x="b/x", v="b/v"))
     assert read_trajectories(tmp_path / "a.h5").x.tolist() == [list(np.arange(5.0))]

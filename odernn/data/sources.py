@@ -2,11 +2,10 @@
 
 :func:`open_source` recognises a file by its first bytes (the extension where those say
 nothing): a CSV with a header line (each column an array of R rows,
-:mod:`odernn.data.csvtable`), a NumPy ``.npy`` (a table: the columns of a 2-D array,
-named ``0``, ``1``, ..., or the fields of a structured one), a ``.npz`` (each member an
-array) or an HDF5 file (each numeric dataset an array, named by its path without the
-leading ``/``; each field of a table of records by its field name). An array is 1-D (a
-column) or 2-D (in ``.npz`` and HDF5: ``(trajectories, points)``).
+:mod:`odernn.data.csvtable`), a NumPy ``.npy`` or ``.npz`` (:mod:`odernn.data.numpy_files`)
+or an HDF5 file (each numeric dataset an array, named by its path without the leading
+``/``; each field of a table of records by its field name). An array is 1-D (a column) or
+2-D (in ``.npz`` and HDF5: ``(trajectories, points)``).
 
 A ``.npy`` is memory-mapped and an HDF5 dataset sliced, so reading rows costs memory for
 those rows only, whatever the file's size; ``.npz`` members are loaded whole, the sum of
@@ -16,9 +15,7 @@ their sizes checked against the memory budget first.
 from __future__ import annotations
 
 import math
-import os
 import stat
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,21 +25,25 @@ import numpy as np
 from odernn import budget
 from odernn.checks import did_you_mean
 from odernn.data.csvtable import CsvColumns, read_columns, read_header
-from odernn.data.filecheck import CHUNK_CACHE_BYTES, check_other_files
+from odernn.data.filecheck import CHUNK_CACHE_BYTES, check_mappings, check_other_files
 from odernn.data.inflate import check_filters
+from odernn.data.numpy_files import (
+    MAX_OBJECTS,
+    NUMERIC,
+    check_npz_members,
+    npy_columns,
+    npz_member,
+    npz_members,
+)
 from odernn.data.schema import hdf5_at
 from odernn.errors import DataError
 
 FORMATS = ("csv", "npy", "npz", "hdf5")
 NPY_SIGNATURE = b"\x93NUMPY"
 ZIP_SIGNATURE = b"PK\x03\x04"
-MAX_OBJECTS = 10_000
-"""An HDF5 file with more objects than this is refused (a table has a few)."""
 MAX_DEPTH = 32
 """An HDF5 file whose groups nest deeper than this is refused: visiting an object costs its
 depth, so a small file of one deep chain took time as its depth squared (minutes at 9,000)."""
-NUMERIC = "iuf"
-"""The dtype kinds an array may have: integers and floats."""
 
 
 class Source:
@@ -59,12 +60,18 @@ class Source:
         self._header: Any = None
         self._unread: dict[str, str] = {}  # arrays left out, by name: their shape and dtype
         self._datasets: dict[str, Any] = {}  # the HDF5 dataset behind each array, by name
+        self._fills: dict[str, Any] = {}  # an HDF5 array's fill value, by name
+        self._fields: dict[str, list[str]] = {}  # HDF5 'table/field' names, by field name
+        self._notes: list[str] = []
 
     def names(self) -> list[str]:
         return list(self._shapes)
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The shape of array ``name``; one DataError line with a "did you mean" if none."""
+        if name in self._fields and name not in self._shapes and name not in self._unread:
+            raise DataError(f"{self.path}: {name!r} is a field of more than one table; give "
+                            f"one of {', '.join(repr(k) for k in self._fields[name])}")
         if name in self._unread:
             raise DataError(f"{self.path}: array {name!r} is {self._unread[name]}; import "
                             "reads arrays of real numbers, 1-D (columns) or 2-D (trajectories x "
@@ -84,6 +91,15 @@ class Source:
             self.shape(name)
             if name in self._datasets and (why := _unwritten(self._datasets[name])):
                 raise DataError(f"{self.path}: array {name!r} {why}")
+            if name in self._fields:  # a dataset's path, and a field's name of another
+                self._notes.append(f"{name!r} is dataset /{name}; the field(s) of that name "
+                                   f"are {', '.join(repr(k) for k in self._fields[name])}")
+            if name in self._fills and (tail := _fill_tail(self._arrays[name], self._shapes[name],
+                                                           self._fills[name])):
+                self._notes.append(f"array {name!r}: {tail} equal its HDF5 fill value "
+                                   f"({self._fills[name]}), as in an array allocated whole and "
+                                   "written in part; if the recording stopped early, they are "
+                                   "not data")
         if self.format == "csv":
             self._csv = read_columns(self.path, self._header, list(dict.fromkeys(names)),
                                      later)
@@ -91,9 +107,9 @@ class Source:
             self._shapes.update({k: (self._csv.rows,) for k in self._shapes})
         elif self.format == "npz":
             todo = [name for name in dict.fromkeys(names) if name not in self._arrays]
-            _check_npz_members(self.path, {name: self._shapes[name] for name in todo})
+            check_npz_members(self.path, {name: self._shapes[name] for name in todo})
             for name in todo:
-                self._arrays[name] = _npz_member(self._handle, self.path, name)
+                self._arrays[name] = npz_member(self._handle, self.path, name)
 
     def array(self, name: str) -> Any:
         """Array ``name``, sliced lazily (HDF5, ``.npy``) or in memory (CSV, ``.npz``)."""
@@ -107,12 +123,14 @@ class Source:
 
     def notes(self) -> list[str]:
         """What a user should know of the file as read (after :meth:`load`): a CSV whose
-        last row is on a last line without a line end may have been cut short."""
+        last row is on a last line without a line end may have been cut short; an HDF5 array
+        that ends in its fill value may not have been written in full; a dataset's path that
+        is also a field's name means the dataset."""
         if self._csv is not None and self._csv.cut_short:
             line = self._csv.line(self._csv.rows - 1)
             return [f"the last line ({line}) has no line end: if the file was cut short, its "
                     "last row may be incomplete"]
-        return []
+        return self._notes
 
     def sha256(self, interrupted: Callable[[], bool] = lambda: False) -> str:
         """The SHA-256 of the file's bytes (hex; a CSV's from the read that parsed it);
@@ -181,119 +199,17 @@ def open_source(path: Path | str) -> Source:
     return source
 
 
-def _numeric(dtype: np.dtype, path: Path, name: str) -> None:
-    if dtype.kind not in NUMERIC:
-        raise DataError(f"{path}: array {name!r} has dtype {dtype}; import reads numbers "
-                        "(integers or floats)")
-
-
 def _npy(path: Path) -> Source:
-    try:
-        a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy file ({str(exc).splitlines()[0]})") \
-            from None
     source = Source(path, "npy")
-    if a.dtype.names:
-        if a.ndim != 1:
-            raise DataError(f"{path}: a structured array of shape {a.shape}; import reads a "
-                            "1-D table of records")
-        for field in a.dtype.names:
-            sub = a.dtype.fields[field][0]
-            if sub.shape == () and sub.kind in NUMERIC:
-                source._arrays[field] = a[field]
-                source._shapes[field] = a.shape
-        if not source._shapes:
-            raise DataError(f"{path}: no numeric field in its records; import reads numbers")
-        return source
-    _numeric(a.dtype, path, "the array")
-    if a.ndim not in (1, 2):
-        raise DataError(f"{path}: an array of shape {a.shape} is not a table; import reads a "
-                        "1-D array or a 2-D one of rows x columns")
-    table = a.reshape(-1, 1) if a.ndim == 1 else a
-    for j in range(table.shape[1]):
-        source._arrays[str(j)] = table[:, j]
-        source._shapes[str(j)] = (table.shape[0],)
+    source._arrays = npy_columns(path)
+    source._shapes = {name: a.shape for name, a in source._arrays.items()}
     return source
-
-
-ZIP_ENTRY_BYTES = 600
-"""Memory of one entry of a zip file's directory as Python's ``zipfile`` holds it (about 500
-bytes measured), for the budget of opening an ``.npz``."""
-
-
-def zip_entries(path: Path) -> int | None:
-    """The number of entries a zip file's directory declares, read from its end record (and
-    the ZIP64 one it points to) without parsing the directory; None where there is none."""
-    with open(path, "rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, size - (1 << 16) - 22))
-        tail = fh.read()
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) < at + 22:
-            return None
-        entries = int.from_bytes(tail[at + 10:at + 12], "little")
-        locator = tail[at - 20:at] if at >= 20 else b""
-        if entries != 0xFFFF or not locator.startswith(b"PK\x06\x07"):
-            return entries
-        fh.seek(int.from_bytes(locator[8:16], "little"))
-        record = fh.read(40)
-        return int.from_bytes(record[32:40], "little") if record[:4] == b"PK\x06\x06" else None
 
 
 def _npz(path: Path) -> Source:
-    entries = zip_entries(path)
-    if entries is not None:  # zipfile builds an object per entry before any limit applies
-        budget.check(f"{path}: a zip directory of {entries} entries", entries * ZIP_ENTRY_BYTES,
-                     "that is for listing its members; keep the arrays in fewer members")
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
     source = Source(path, "npz")
-    source._handle = archive
-    try:
-        for info in archive.infolist()[:MAX_OBJECTS]:
-            if not info.filename.endswith(".npy"):
-                continue
-            name = info.filename[:-4]
-            with archive.open(info) as fh:
-                try:
-                    version = np.lib.format.read_magic(fh)
-                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                            else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = read(fh)
-                except (ValueError, OSError, EOFError) as exc:
-                    raise DataError(f"{path}: member {name!r} is not a .npy array "
-                                    f"({exc})") from None
-            if dtype.kind in NUMERIC and len(shape) in (1, 2):
-                source._shapes[name] = tuple(shape)
-            else:  # named as it is if asked for (a complex x was "no array 'x'")
-                source._unread[name] = f"{tuple(shape)} {dtype}"
-        if not source._shapes:
-            raise DataError(f"{path}: no 1-D or 2-D numeric array in it; import reads columns "
-                            "(1-D) or trajectories x points (2-D)")
-    except BaseException:
-        archive.close()
-        raise
+    source._handle, source._shapes, source._unread = npz_members(path)
     return source
-
-
-def _check_npz_members(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
-    """Refuse loading ``.npz`` members of these shapes if, together, they exceed the memory
-    budget: each is held whole, as float64 (and a copy), beside the others."""
-    values = sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes.values())
-    listed = ", ".join(f"{name!r} {shape}" for name, shape in shapes.items())
-    budget.check(f"{path}: member(s) {listed}, {values} values", 2 * 8 * values,
-                 "save them as .npy, which import reads in blocks")
-
-
-def _npz_member(archive: zipfile.ZipFile, path: Path, name: str) -> np.ndarray:
-    with archive.open(f"{name}.npy") as fh:
-        try:
-            return np.lib.format.read_array(fh, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise DataError(f"{path}: member {name!r} cannot be read ({exc})") from None
 
 
 def _hdf5(path: Path) -> Source:
@@ -309,21 +225,29 @@ def _hdf5(path: Path) -> Source:
     found: list[tuple[str, Any]] = []
     others: list[str] = []
     try:
-        def visit(name: str, obj: Any) -> None:
+        def visit(name: str) -> None:
             if len(found) + len(others) > MAX_OBJECTS:
                 raise DataError(f"{path}: more than {MAX_OBJECTS} objects; import reads tables "
                                 "of a few arrays")
             if name.count("/") >= MAX_DEPTH:
                 raise DataError(f"{path}: groups nested more than {MAX_DEPTH} deep; import "
                                 "reads tables of a few arrays")
-            if isinstance(obj, h5py.Dataset):
-                found.append((name, obj))
+            if f.get(name, getclass=True) is h5py.Dataset:
+                check_mappings(f, name, path, name)  # before HDF5 decodes them to open it
+                found.append((name, f[name]))
             else:
                 others.append(name)
 
-        f.visititems(visit)
+        f.visit(visit)
         for name, d in found:
             _add_dataset(source, path, name, d)
+        fields, source._fields = source._fields, {}
+        for field, keys in fields.items():  # a field by its own name, where that says one
+            if len(keys) == 1 and field not in source._shapes and field not in source._unread:
+                for held in (source._arrays, source._shapes, source._datasets, source._fills):
+                    held[field] = held[keys[0]]
+            else:  # a dataset's path, or a field of more than one table
+                source._fields[field] = keys
         if not source._shapes:
             seen = ", ".join(f"{n} {_shape(d)} {d.dtype}" for n, d in found[:5])
             raise DataError(f"{path}: an HDF5 file that is not a table: no 1-D or 2-D numeric "
@@ -362,11 +286,49 @@ def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
                      "HDF5 reads a whole chunk at a time; rewrite it with smaller chunks")
         check_filters(d, path, name)
     for field in fields:
-        key = name if field is None else field if field not in source._shapes else \
-            f"{name}/{field}"
+        key = name if field is None else f"{name}/{field}"
         source._arrays[key] = d if field is None else d.fields(field)
         source._shapes[key] = tuple(d.shape)
         source._datasets[key] = d
+        source._fills[key] = d.fillvalue if field is None else d.fillvalue[field]
+        if field is not None:
+            source._fields.setdefault(field, []).append(key)
+
+
+FILL_SCAN_VALUES = 1 << 16
+"""Values read at a time while counting an array's trailing fill values."""
+
+
+def _fill_run(read: Callable[[int, int], Any], n: int, per: int, fill: Any) -> int:
+    """How many of the last of ``n`` slices are all ``fill`` (NaN matching NaN), where
+    ``read(lo, hi)`` gives slices ``lo`` to ``hi`` of ``per`` values each: read backwards in
+    blocks of about :data:`FILL_SCAN_VALUES` values, up to the first slice that differs."""
+    step, run = max(1, FILL_SCAN_VALUES // max(per, 1)), 0
+    for hi in range(n, 0, -step):
+        block = np.asarray(read(max(0, hi - step), hi)).reshape(hi - max(0, hi - step), -1)
+        full = (block != block if fill != fill else block == fill).all(axis=1)
+        if not full.all():
+            return run + int(np.argmin(full[::-1]))
+        run += len(full)
+    return run
+
+
+def _fill_tail(a: Any, shape: tuple[int, ...], fill: Any) -> str:
+    """The values at the end of HDF5 array ``a`` that equal its fill value, in words (``''``
+    for none, or where all of it does: a forcing of zeros): a 1-D array's last values, a
+    2-D one's last trajectories or last points of every trajectory. HDF5 cannot tell
+    whether they were written, so import says so and goes on."""
+    if len(shape) == 1:
+        run = _fill_run(lambda lo, hi: a[lo:hi], shape[0], 1, fill)
+        return f"its last {run} value(s)" if 0 < run < shape[0] else ""
+    n, points = shape
+    rows = _fill_run(lambda lo, hi: a[lo:hi], n, points, fill)
+    if 0 < rows < n:
+        return f"its last {rows} trajectories (rows)"
+    if rows or not _fill_run(lambda lo, hi: a[n - 1:n, lo:hi].T, points, 1, fill):
+        return ""  # all of it, or the last trajectory's last point differs
+    cols = _fill_run(lambda lo, hi: a[:, lo:hi].T, points, n, fill)
+    return f"the last {cols} point(s) of every trajectory" if 0 < cols < points else ""
 
 
 def _unwritten(d: Any) -> str | None:

@@ -27,6 +27,7 @@ import odernn
 from odernn import atomic
 from odernn.data.schema import HDF5_SIGNATURE
 from odernn.errors import DataError, OutputError
+from odernn.zip_directory import declared_entries
 
 FORMAT = "odernn.checkpoint"
 FORMAT_VERSION = 1
@@ -81,19 +82,35 @@ one byte makes an object (an empty set, 216 bytes, the largest that the weights-
 unpickler allows) and the slot that holds it."""
 
 
+MAX_ENTRIES = 10_000
+"""The most entries a checkpoint's zip directory may list: odernn's hold a few dozen (one per
+tensor, a pickle and torch's records)."""
+
+
 def load_bytes(path: Path) -> tuple[int, int]:
     """The bytes a checkpoint's entries take unpacked, from its zip directory (torch's
     format; the sizes torch's reader allocates), and the memory loading it may take: twice
     each entry (its bytes, then its tensors) and :data:`PICKLE_OBJECT_BYTES` per byte of its
     pickle. A compressed entry of a small file can unpack to gigabytes, and a pickle of
     ``}}}}...`` makes an object per byte. A file that is no zip is refused (odernn writes
-    zip archives only, and torch would unpickle its legacy format whole)."""
+    zip archives only, and torch would unpickle its legacy format whole), and so is one of
+    more than :data:`MAX_ENTRIES` entries, counted before the directory is parsed."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        raise DataError(f"{path} is not a readable odernn checkpoint (not a torch archive: "
-                        "corrupt, truncated, zero-filled or another program's)") from None
+        declared = declared_entries(path) or 0  # a budget error is no ValueError of zipfile's
+    except OSError as err:
+        raise DataError(f"cannot read checkpoint {path}: {err.strerror or err}") from None
+    entries: list[zipfile.ZipInfo] = []
+    if declared <= MAX_ENTRIES:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                entries = archive.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            raise DataError(f"{path} is not a readable odernn checkpoint (not a torch archive: "
+                            "corrupt, truncated, zero-filled or another program's)") from None
+    if max(declared, len(entries)) > MAX_ENTRIES:
+        raise DataError(f"{path} is not an odernn checkpoint: its zip directory lists "
+                        f"{max(declared, len(entries))} entries (odernn writes a few dozen; "
+                        f"it reads at most {MAX_ENTRIES})")
     unpacked = sum(entry.file_size for entry in entries)
     pickled = sum(entry.file_size for entry in entries if entry.filename.endswith(".pkl"))
     return unpacked, 2 * unpacked + PICKLE_OBJECT_BYTES * pickled
