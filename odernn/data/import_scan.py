@@ -154,7 +154,8 @@ def _wide_rows(arr: Any, T: int, a: int, b: int) -> np.ndarray:
 class Scan:
     """What the first pass found: trajectory ``i`` is rows ``starts[i] ..
     starts[i] + T`` (``dropped`` rows beyond are cut by ``truncate``), with its parameters,
-    first position and start time; ``wide``: the source holds 2-D arrays."""
+    first position and start time; ``wide``: the source holds 2-D arrays; ``notes``: what a
+    user should know of the trajectories found."""
 
     rows: int
     starts: np.ndarray
@@ -165,6 +166,7 @@ class Scan:
     t0: np.ndarray
     dropped: int
     wide: bool
+    notes: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -178,7 +180,7 @@ def scan(columns: Columns, options: Any, report: Progress,
     split = "trajectory" if columns.has("trajectory") or columns.wide else None
     params = [r for r in roles if r.startswith("param:")]
     where = columns.source.path
-    starts, t0, x0 = [], [], []
+    starts, t0, x0, runs = [], [], [], []
     per = {r: [] for r in params}
     prev: dict[str, float] = {}
     dt, t_eps = None, columns.eps("time")
@@ -255,6 +257,8 @@ def scan(columns: Columns, options: Any, report: Progress,
         starts.append(a + first)
         t0.append(t[first])
         x0.append(block["x"][first])
+        if columns.has("trajectory"):
+            runs.append(block["trajectory"][first])
         for role in params:
             per[role].append(block[role][first])
         prev = {k: float(v[-1]) for k, v in block.items()}
@@ -274,7 +278,26 @@ def scan(columns: Columns, options: Any, report: Progress,
     return Scan(columns.rows, starts_all, T, float(dt), {r[6:]: np.concatenate(per[r])
                                                          for r in params},
                 np.concatenate(x0), np.concatenate(t0), int(columns.rows - T * starts_all.size),
-                columns.wide is not None)
+                columns.wide is not None, _repeated_run(columns, runs, starts_all))
+
+
+def _repeated_run(columns: Columns, runs: list[np.ndarray], starts: np.ndarray
+                  ) -> tuple[str, ...]:
+    """A note where a run number of ``--trajectory`` starts again after other runs: read as
+    a trajectory of its own (two files joined, each counting from 0?), which a user whose
+    rows of one run were meant together should know (they were two trajectories, unsaid)."""
+    if not runs:
+        return ()
+    values = np.concatenate(runs)
+    order = np.argsort(values, kind="stable")
+    again = order[1:][values[order][1:] == values[order][:-1]]
+    if not again.size:
+        return ()
+    i = int(again.min())
+    return (f"run {float(values[i]):g} of {columns.label('trajectory')} starts again at "
+            f"{columns.where('trajectory', int(starts[i]))} (trajectory {i}) after other runs: "
+            f"read as a trajectory of its own ({again.size} run(s) start again in all); sort "
+            "the rows by run if a run's rows belong together",)
 
 
 def _length(columns: Columns, options: Any, starts: np.ndarray, lengths: np.ndarray) -> int:

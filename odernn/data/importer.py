@@ -210,7 +210,7 @@ def import_file(source: Path | str, output: Path | str, options: ImportOptions |
         _check_size(columns, output)
         found = scan(columns, options, report, interrupted)
         grid, notes = _grid(columns, found)
-        notes = [*src.notes(), *notes]
+        notes = [*src.notes(), *found.notes, *notes]
         params = _params(found, options)
         attrs = _provenance(source, src, options, found, notes, src.sha256(interrupted))
         with TrajectoryWriter(output, t=grid, n=found.n, params=dict.fromkeys(params, ()),
