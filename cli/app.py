@@ -25,6 +25,7 @@ try:  # typer >= 0.22 vendors click
 except ImportError:  # pragma: no cover - older typer depends on click
     from click import exceptions as click_errors
 
+from odernn import budget
 from odernn.errors import Interrupted, OdernnError
 
 ClickException = click_errors.ClickException
@@ -239,6 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         _error(one_line(exc), every_rank=True)
+        code = EXIT_BAD_INPUT
+    except MemoryError as exc:  # the budget set above what the machine can give
+        if debug:
+            traceback.print_exc()
+        _error(budget.out_of_memory(exc), every_rank=True)
         code = EXIT_BAD_INPUT
     except Interrupted as exc:
         if str(exc):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import warnings
@@ -221,7 +220,7 @@ def _ours(path: Path) -> bool:
     try:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > 1 << 26:
             return False
-        return json.loads(path.read_text(encoding="utf-8")).get("schema") == SCHEMA
+        return jsonio.loads(path.read_text(encoding="utf-8"), str(path)).get("schema") == SCHEMA
     except (OSError, ValueError, AttributeError):
         return False
 

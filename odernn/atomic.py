@@ -22,7 +22,6 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
-import json
 import os
 import re
 import secrets
@@ -32,7 +31,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from odernn import checks
+from odernn import checks, jsonio
 from odernn.errors import OutputError, SpecError
 from odernn.interrupt import interrupt_guard
 
@@ -373,8 +372,8 @@ def _report_reason(path: Path) -> str | None:
         return f"{odd[0]} is not a plain file"
     if REPORT_MARKER in entries:
         try:  # a small file: a list of names (read within a limit, as anything of a user's)
-            listed = set(json.loads(checks.read_small_text(path / REPORT_MARKER, "report marker",
-                                                    follow=False))["files"])
+            listed = set(jsonio.loads(checks.read_small_text(
+                path / REPORT_MARKER, "report marker", follow=False), "report marker")["files"])
         except (OSError, SpecError, ValueError, KeyError, TypeError):
             return f"its {REPORT_MARKER} is not odernn's"
         extra = sorted(set(entries) - listed - {REPORT_MARKER})
@@ -382,8 +381,9 @@ def _report_reason(path: Path) -> str | None:
     from odernn.assess.results import SCHEMA
 
     try:  # a report's metrics.json is some kilobytes; 16 MiB more is no report's
-        schema = json.loads(checks.read_small_text(path / "metrics.json", "metrics", limit=1 << 24,
-                                            follow=False)).get("schema")
+        schema = jsonio.loads(checks.read_small_text(path / "metrics.json", "metrics",
+                                                     limit=1 << 24, follow=False),
+                              "metrics").get("schema")
     except (OSError, SpecError, ValueError, AttributeError):
         schema = None
     if schema != SCHEMA:

@@ -57,7 +57,7 @@ def parse_size(text: str) -> int:
         value = float(match.group(1)) * _UNITS[match.group(2)] if match else math.nan
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
+    if not (math.isfinite(value) and value >= 1):  # 0.5 was taken, as 0 bytes
         raise SpecError(f"{ENV}={text!r}: expected a size such as 16G, 512M or 2e9 (bytes)")
     return int(value)
 
@@ -94,7 +94,7 @@ def shared_by(n: int) -> Iterator[None]:
 def memory_budget() -> tuple[int, str]:
     """The budget in bytes (this process's share) and where it comes from (for the message)."""
     text = os.environ.get(ENV)
-    if text:
+    if text is not None:  # set but empty is a mistake, not the default
         total, source = parse_size(text), f"{ENV}={text}"
     else:
         available = available_memory()
@@ -103,6 +103,30 @@ def memory_budget() -> tuple[int, str]:
                          (DEFAULT_CAP, f"the default; set {ENV} to change it"))
     n = processes()
     return (total, source) if n == 1 else (total // n, f"{source}, shared by {n} processes")
+
+
+def total_memory() -> int | None:
+    """Bytes of physical memory (Linux ``MemTotal``); None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            return next((int(line.split()[1]) * 1024 for line in fh
+                         if line.startswith("MemTotal:")), None)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def out_of_memory(exc: MemoryError) -> str:
+    """One line for an allocation that failed under the budget: what failed, the budget,
+    and, where the budget is more than the machine has, that this is why."""
+    detail = str(exc).splitlines()[0] if str(exc) else "an allocation failed"
+    try:
+        budget, source = memory_budget()
+    except SpecError:  # a budget that cannot be read: said by the first check already
+        return f"out of memory ({detail})"
+    total = total_memory()
+    beyond = (f", more than this machine's {size(total)}: lower it" if total and budget > total
+              else ": lower it, or close what else uses the memory")
+    return f"out of memory ({detail}) under a memory budget of {size(budget)} ({source}){beyond}"
 
 
 def size(n: float) -> str:

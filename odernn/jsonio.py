@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from odernn import budget
+
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -49,3 +51,21 @@ def number(value: Any) -> float:
             raise ValueError(f"not a number: {value!r}")
         return NON_FINITE[value]
     return float(value)
+
+
+PARSE_BYTES = 64
+"""The most memory a byte of JSON text may take once parsed (lines of ``{"":{}}``: two
+dicts, a string and a line's slot for eight bytes)."""
+
+
+def loads(text: str, what: str) -> Any:
+    """Parse JSON ``text`` (``what`` it is, for a message) of a file a user can edit, once
+    its parsed objects fit the memory budget (64 MiB of JSON took 1.9 GB); nesting too deep
+    for Python's parser (``'[' * 100000``, a RecursionError) is a ValueError, as any other
+    malformed JSON is."""
+    budget.check(f"{what} ({budget.size(len(text))} of JSON)", PARSE_BYTES * len(text),
+                 "that is for parsing it")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None

@@ -605,10 +605,41 @@ def test_local_world_size_zero_is_one_process_and_shared_by_is_undone(monkeypatc
     assert budget.processes() == 1
 
 
-@pytest.mark.parametrize("text", ["0", "-1G", "lots", "nanG", ""])
+@pytest.mark.parametrize("text", ["0", "-1G", "lots", "nanG", "", "0.5", "0.99B"])
 def test_parse_size_refuses(text):
     with pytest.raises(SpecError, match="expected a size"):
         budget.parse_size(text)
+
+
+def test_a_budget_set_empty_is_refused_not_taken_for_the_default(monkeypatch):
+    """``ODERNN_MEMORY_BUDGET=`` (a typo, or a script's unset variable) silently meant the
+    default; ``0.5`` meant 0 bytes (refused above)."""
+    monkeypatch.setenv(budget.ENV, "")
+    with pytest.raises(SpecError, match="ODERNN_MEMORY_BUDGET='': expected a size"):
+        budget.memory_budget()
+
+
+def test_an_allocation_that_fails_ends_in_one_line_that_names_the_budget(monkeypatch, capsys,
+                                                                          tmp_path):
+    """A budget above what the machine has was taken without a word, and the allocation that
+    then failed ended in numpy's traceback. The command line says it in one line, exit 2, and
+    names the machine's memory when the budget is more."""
+    from odernn.cli.app import main
+
+    total = budget.total_memory()
+    monkeypatch.setenv(budget.ENV, str(2 * total))
+
+    def fail(*args, **kwargs):
+        raise MemoryError("Unable to allocate 7.45 GiB for an array with shape (10, 10)")
+
+    main(["simulate", "--help"])  # the command's module imported, to patch what it calls
+    monkeypatch.setattr("odernn.cli.simulate.load_spec", fail)
+    capsys.readouterr()
+    code = main(["simulate", "train", "-o", str(tmp_path / "o.h5")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: out of memory (Unable to allocate 7.45 GiB") and \
+        f"more than this machine's {budget.size(total)}: lower it" in err[0], err
 
 
 def test_check_refuses_just_over_the_budget(monkeypatch):

@@ -120,3 +120,42 @@ def test_random_forcings_grids_and_slices_keep_the_bits(K, n, T, t0, dt, seed):
     rows = ForcingRows.of(forcing, t)
     for start, stop in slices(T, seed):
         assert rows(start, stop).tobytes() == whole[start:stop].tobytes()
+
+
+@pytest.mark.parametrize("group", [1, 3, 1 << 18])
+def test_many_harmonics_at_few_points_are_taken_together_to_the_same_bits(monkeypatch, group):
+    """Off the separable path the harmonics of a few time points are evaluated several at a
+    time (a file of 2e6 harmonics took minutes one at a time), and still summed one after
+    another: the bits of one harmonic at a time, whatever the group."""
+    from odernn.data import forcing as module
+
+    f = harmonic(3, 700)
+    t = np.sort(np.random.default_rng(0).uniform(0, 20, 40))
+    expected = np.zeros((3, t.size))
+    for k in range(700):  # the sum as it always was: a harmonic at a time, in order
+        arg = np.multiply.outer(t, f.omega[:, k]) + f.phase[:, k]
+        expected += (np.cos(arg) * f.amplitude[:, k]).T
+    monkeypatch.setattr(module, "GROUP_VALUES", group)
+    np.testing.assert_array_equal(f(t), expected)
+
+
+def test_a_file_of_many_harmonics_is_checked_in_short_interruptible_blocks(tmp_path,
+                                                                          monkeypatch):
+    """A file's check recomputes its forcing block by block, a Ctrl-C honoured between
+    blocks; blocks were sized by bytes alone, so one trajectory of 2e6 harmonics was one
+    block of minutes (SIGTERM took 116 s). Each block now holds at most CHECK_COSINES."""
+    from odernn.data import store
+    from odernn.data.simulate import simulate
+    from odernn.data.spec import load_spec
+
+    spec = load_spec("random-forcing").with_overrides(n=3, K=40, n_steps=200)
+    simulate(spec, tmp_path / "d.h5")
+    seen = []
+    real = store.check_consistency
+    monkeypatch.setattr(store, "check_consistency", lambda data, *a, **k: seen.append(
+        (data.x.shape, data.params["amplitude"].shape[1])) or real(data, *a, **k))
+    monkeypatch.setattr(store, "CHECK_COSINES", 40 * 3 * 50)
+    with store.TrajectoryFile(tmp_path / "d.h5") as f:
+        f.check_parts()
+    assert all(rows * points * K <= 40 * 3 * 50 for (rows, points), K in seen), seen
+    assert sum(points for (_, points), _ in seen) == 200 and len(seen) > 1  # every point

@@ -13,7 +13,7 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
-from test_import import OPTIONS, assert_same, table
+from test_import import OPTIONS, T, assert_same, table
 
 from odernn import budget
 from odernn.data.importer import ImportOptions, import_file
@@ -271,3 +271,53 @@ def test_import_of_records_and_columns_is_unchanged(tmp_path):
         f["table"] = records
     import_file(tmp_path / "records.h5", tmp_path / "b.h5", OPTIONS)
     assert_same(read_trajectories(tmp_path / "b.h5"), columns)
+
+
+# -- CSV and runs ----------------------------------------------------------------------------
+
+
+def test_a_header_of_many_columns_is_checked_for_repeats_in_linear_time(tmp_path):
+    """The header's duplicate check was quadratic (85 s for 120,000 columns)."""
+    import time
+
+    names = [f"c{i}" for i in range(120_000)]
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join([*names, "c7"]) + "\n" + ",".join(["1"] * 120_001) + "\n")
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"column name 'c7' appears twice in the header \(line "
+                                        r"1\)"):
+        open_source(path)
+    assert time.perf_counter() - start < 5
+
+
+def test_an_error_in_the_first_data_line_names_its_own_line(tmp_path):
+    """The first data line is split while the delimiter is chosen; an error there named the
+    header's line."""
+    path = tmp_path / "bad.csv"
+    big = "9" * 200_000  # a field over the csv module's limit of 131072 characters
+    path.write_text(f"t,x,v\n\n# a comment\n0,{big},1\n")
+    with pytest.raises(DataError, match=r"bad.csv: line 4: field larger than field limit"):
+        open_source(path)
+
+
+def test_a_run_number_that_starts_again_is_said(tmp_path):
+    """``--trajectory run`` starts a trajectory where the run number changes: a number that
+    comes back after other runs (two files joined, each from run 0) made a trajectory of its
+    own, unsaid. It still does, and the notes say so."""
+    columns = table(4)
+    columns["run"] = np.repeat([0.0, 1.0, 0.0, 2.0], T)
+    path = tmp_path / "runs.csv"
+    names = list(columns)
+    np.savetxt(path, np.stack([columns[k] for k in names], 1), delimiter=",", fmt="%.17g",
+               header=",".join(names), comments="")
+    result = import_file(path, tmp_path / "o.h5", ImportOptions(v="v", trajectory="run"))
+    assert result.n == 4
+    assert f"run 0 of column 'run' (--trajectory) starts again at line {2 * T + 2} (trajectory " \
+        "2) after other runs: read as a trajectory of its own (1 run(s) start again in all)" in \
+        " ".join(result.notes), result.notes
+    columns["run"] = np.repeat([0.0, 1.0, 2.0, 3.0], T)
+    np.savetxt(path, np.stack([columns[k] for k in names], 1), delimiter=",", fmt="%.17g",
+               header=",".join(names), comments="")
+    result = import_file(path, tmp_path / "o.h5", ImportOptions(v="v", trajectory="run"),
+                         overwrite=True)
+    assert not [n for n in result.notes if "starts again" in n]

@@ -35,3 +35,19 @@ def test_non_finite_numbers_round_trip_as_strings():
 def test_compact_and_indent():
     assert jsonio.dumps({"a": [1, 2]}, compact=True) == '{"a":[1,2]}'
     assert jsonio.dumps({"a": 1}, indent=2) == '{\n  "a": 1\n}'
+
+
+def test_a_users_json_is_parsed_within_the_budget_and_too_deep_is_malformed(monkeypatch):
+    """JSON that a user can edit (a run's config, a seed group's index, a report's marker, a
+    record overwritten) is read by :func:`jsonio.loads`: ``[[[[...`` is a ValueError as other
+    malformed JSON (it was a RecursionError traceback), and its parsed objects are budgeted
+    first (64 MiB of JSON took 1.9 GB)."""
+    from odernn import budget
+
+    assert jsonio.loads('{"a": [1, 2]}', "x") == {"a": [1, 2]}
+    with pytest.raises(ValueError, match="nested too deeply") as info:
+        jsonio.loads("[" * 100_000 + "]" * 100_000, "x")
+    assert not isinstance(info.value, RecursionError)
+    monkeypatch.setenv(budget.ENV, "1M")
+    with pytest.raises(budget.BudgetError, match=r"records.json \([\d.]+ KiB of JSON\)"):
+        jsonio.loads("[" + "{}," * 20_000 + "{}]", "records.json")

@@ -249,6 +249,19 @@ def test_a_report_written_before_the_marker_is_still_ours(root, capsys):
     refused(capsys, root, [*args, "--overwrite"], "not an odernn report")
 
 
+@pytest.mark.parametrize("name", [atomic.REPORT_MARKER, "metrics.json"])
+def test_json_nested_too_deeply_in_a_report_is_not_ours_in_one_line(root, capsys, name):
+    """A marker or metrics.json of ``[[[[...`` ended ``--overwrite`` in a RecursionError
+    traceback; it is no record of ours, so the report is refused, unchanged."""
+    report = root / "report"
+    args = ["evaluate", "--data", root / "data.h5", "-o", report, *EVALUATE]
+    assert run(capsys, args)[0] == 0
+    if name == "metrics.json":
+        (report / atomic.REPORT_MARKER).unlink()
+    (report / name).write_text("[" * 100_000)
+    refused(capsys, root, [*args, "--overwrite"], "not an odernn report")
+
+
 def test_evaluate_refuses_its_inputs_as_output(root, capsys):
     refused(capsys, root, ["evaluate", "--data", root / "data.h5", "-o", root / "data.h5",
                            "--overwrite", *EVALUATE], "input of this command")

@@ -238,3 +238,19 @@ def test_a_record_declaring_a_huge_degree_is_refused_before_it_sizes_anything():
     assert REGISTRY["gru"].parameter_count({"hidden": 8, "products": 3}, 6, 3, 2, 1) == \
         REGISTRY["gru"].parameter_count({"hidden": 8, "products": 1}, 6, 3, 2, 1) + 2 * (5 + 5 + 2)
 
+
+
+def test_the_skips_normal_equations_are_checked_against_the_budget_before_they_are_built():
+    """Its normal equations are square in the skip's width, which grows as the parameters'
+    products: with 120 parameter inputs and products = 3 training asked for 18 TB in a
+    traceback. Their memory is checked first, with what to change."""
+    from odernn import budget
+
+    data = oscillator_data(n=4, n_steps=50)
+    layout = TrainConfig(model="ffn").layout(data.dt, params=data.params)
+    model = build("ffn", layout, compute_stats(data, layout), seed=0)
+    with torch.no_grad():  # a skip as wide as 120 parameters' products make it
+        model.D = torch.nn.Parameter(torch.zeros(2, 100_000))
+    with pytest.raises(budget.BudgetError, match=r"the linear skip's least squares over 100000 "
+                                                 r"features: needs ~373 GiB.*products = 1 or 0"):
+        fit_skip(model, [to_tensors(data, layout)])

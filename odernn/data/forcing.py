@@ -30,6 +30,9 @@ def _as_time(t: Array | float) -> np.ndarray:
 
 _BLOCK = 32
 """Points per block of the separable evaluation of cosines on a uniform grid."""
+GROUP_VALUES = 1 << 18
+"""Cosines evaluated at once off the separable path: the harmonics of a few time points are
+taken together (a file of 2e6 harmonics took minutes one harmonic at a time)."""
 
 
 def uniform_step(t: Array) -> float | None:
@@ -136,21 +139,23 @@ class HarmonicForcing:
         t = _as_time(t)
         K = np.shape(self.amplitude)[1]
         out = np.empty((t.size, self.n)) if K else np.zeros((t.size, self.n))
-        dt = uniform_step(t) if t.size >= 4 * _BLOCK else None
-        for k in range(K):
-            harmonic = [a[:, k : k + 1] for a in (self.amplitude, self.omega, self.phase)]
-            if dt is not None:  # a harmonic's tables at a time: the least memory
+        if t.size >= 4 * _BLOCK and (dt := uniform_step(t)) is not None:
+            for k in range(K):  # a harmonic's tables at a time: the least memory
+                harmonic = [a[:, k : k + 1] for a in (self.amplitude, self.omega, self.phase)]
                 _Separable(t, dt, *harmonic).fill(0, t.size, out, first=k == 0)
-                continue
-            amplitude, omega, phase = (a[:, 0] for a in harmonic)
-            arg = np.multiply.outer(t, omega)
+            return out.T
+        group = max(1, GROUP_VALUES // max(1, t.size * self.n))
+        for k in range(0, K, group):  # a few points and many harmonics: several at a time
+            amplitude, omega, phase = (a[:, k : k + group]
+                                       for a in (self.amplitude, self.omega, self.phase))
+            arg = t[:, None, None] * omega
             arg += phase
             np.cos(arg, out=arg)
             arg *= amplitude
-            if k == 0:
-                out[...] = arg
-            else:
-                out += arg
+            if k:
+                arg[:, :, 0] += out
+            np.cumsum(arg, axis=2, out=arg)  # summed in order, one harmonic after another
+            out[...] = arg[:, :, -1]
         return out.T
 
     def take(self, index: np.ndarray | slice) -> HarmonicForcing:

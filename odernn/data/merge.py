@@ -12,7 +12,6 @@ the single-process file's content: every dataset bit for bit, every attribute bu
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -288,7 +287,7 @@ def check_shard_sources(path: Path, record: Any) -> None:
     by :class:`odernn.data.store.TrajectoryFile` when it opens a file with ``shard_sources``.
     """
     try:
-        sources = json.loads(record) if isinstance(record, str) else None
+        sources = jsonio.loads(record, SHARD_SOURCES) if isinstance(record, str) else None
         entries = [(str(s["file"]), int(s["size"]), int(s["mtime_ns"]), str(s["digest"]))
                    for s in sources]
     except (TypeError, ValueError, KeyError):

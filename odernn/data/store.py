@@ -31,6 +31,9 @@ from odernn.interrupt import interrupt_guard
 
 BLOCK_BYTES = 64 << 20
 """Memory bound of one block when the store streams rows (merge, verify, reads)."""
+CHECK_COSINES = 1 << 24
+"""The most cosines (rows x points x harmonics) of a forcing recomputed per block of a file's
+check: a file of 2e6 harmonics per trajectory ignored a Ctrl-C for two minutes."""
 
 
 class TrajectoryFile:
@@ -130,12 +133,15 @@ class TrajectoryFile:
     def check_parts(self) -> None:
         """:func:`~odernn.data.trajectories.check_consistency` over the whole file, the same check
         :meth:`read` makes, in blocks of at most about :data:`BLOCK_BYTES` (whole rows, or a
-        row's columns when a row is larger); a Ctrl-C or SIGTERM between blocks ends it."""
+        row's columns when a row is larger) and :data:`CHECK_COSINES` cosines of the forcing;
+        a Ctrl-C or SIGTERM between blocks ends it."""
         per_point = 8 + sum(d.dtype.itemsize for d in self._datasets.values())  # with t
         cols = self.n_steps
         param_bytes = self.param_row_bytes()  # read whole: the forcing needs every column
         rows = max(1, BLOCK_BYTES // (per_point * cols + param_bytes))
         col_step = cols if per_point * cols <= BLOCK_BYTES else max(1, BLOCK_BYTES // per_point)
+        harmonics = max((math.prod(d.shape[1:]) for d in self._params.values()), default=1)
+        col_step = min(col_step, max(1, CHECK_COSINES // (rows * harmonics)))
         budget.check(f"{self.path}: the parameters of {rows} trajectory(ies), "
                      f"{_size(param_bytes)} each", rows * param_bytes,
                      "that is for checking the file's parts against each other")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -64,7 +63,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any] | None:
     if not os.path.lexists(path):
         return None
     try:
-        return json.loads(_run_text(path, "run config", MAX_TEXT_BYTES))
+        return jsonio.loads(_run_text(path, "run config", MAX_TEXT_BYTES), str(path))
     except ValueError as err:
         raise DataError(f"{path}: not valid JSON ({err}); rerun `odernn train` or remove it") \
             from None

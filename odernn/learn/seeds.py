@@ -19,7 +19,6 @@ median and spread, and the members' joint closed loop as its own entry.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -274,7 +273,7 @@ def _read_index(path: Path) -> dict[str, Any]:
     names, ``done`` among them), or one DataError line."""
     where = path / SEEDS_FILE
     try:
-        doc = json.loads(read_small_text(where, "seed group index"))
+        doc = jsonio.loads(read_small_text(where, "seed group index"), str(where))
     except (SpecError, ValueError) as err:
         raise DataError(f"{where} is not readable as a seed group: {err}") from None
     members = doc.get("members") if isinstance(doc, dict) else None

@@ -30,6 +30,10 @@ quarter of the budget at most. Only a budget under 512 MiB makes the chunks smal
 then the skip's rounding depends on it, the same in memory and streamed."""
 
 
+NORMAL_ARRAYS = 5
+"""Square float64 arrays of the skip's normal equations held at once: their sum, a chunk's
+product, the ridged copy, torch's identity and the factorisation (with 120 parameter inputs
+and products = 3 they asked for 18 TB, unchecked)."""
 PIECE_BYTES = 4 << 20
 """The features are computed a few trajectories at a time, whose float32 features take at most
 this many bytes, straight into the chunk's float64 regressors, one pair of arrays for every
@@ -75,6 +79,11 @@ def _chunks(model, blocks: Iterable[SequenceTensors]) -> Iterator[tuple[Tensor, 
             limit = min(SKIP_CHUNK_BYTES, budget.memory_budget()[0] // SKIP_BUDGET_SHARE)
             rows = max(1, limit // (8 * width * block.n_steps))
             piece = max(1, PIECE_BYTES // (4 * width * block.n_steps))
+            budget.check(f"the linear skip's least squares over {width - 1} features",
+                         NORMAL_ARRAYS * 8 * width * width
+                         + (8 * rows * (width + outputs) + 4 * piece * width) * block.n_steps,
+                         "that is for its normal equations and a chunk of its regressors; "
+                         "give fewer parameter products (products = 1 or 0) or no skip")
         lo = 0
         while lo < block.n:
             if x is None:  # one pair for every chunk (a chunk is summed before the next is
