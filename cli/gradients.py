@@ -88,7 +88,11 @@ def gradients(
 
     init, loss, norm = plain(init), plain(loss), plain(norm)
     families = _split(model) or ([] if run else list(probes.FAMILIES))
-    radii = [_radius(r) for r in _split(spectral_radius) or ["0.5", "0.9", "1.0", "1.5"]]
+    given = _split(spectral_radius) or ["0.5", "0.9", "1.0", "1.5"]
+    if len(given) > MAX_RADII:  # a network each, all built before the work starts
+        raise SpecError(f"--spectral-radius takes at most {MAX_RADII} values (a network and a "
+                        f"curve each), got {len(given)}")
+    radii = [_radius(r) for r in given]
     for family in families:
         check_choice(family, probes.FAMILIES, "--model")
     check_choice(init, probes.INITS, "--init")
@@ -151,6 +155,11 @@ def gradients(
 def _split(values: list[str] | None) -> list[str]:
     """Repeated and comma-separated option values, in order."""
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+MAX_RADII = 32
+"""The most ``--spectral-radius`` values: each is a network, built (and held) before the
+work starts, and a curve of the figure; any number was taken."""
 
 
 def _radius(text: str) -> float:

@@ -279,6 +279,8 @@ CASES = [
      "is not an odernn report"),
     # gradients
     (["gradients", "-o", "{root}/g", "--model", "tcn"], "tcn"),
+    (["gradients", "-o", "{root}/g", "--model", "rnn", "--spectral-radius", ",".join(["1"] * 33)],
+     "--spectral-radius takes at most 32 values (a network and a curve each), got 33"),
     (["gradients", "-o", "{root}/g", "--model", "esn"], "esn"),
     (["gradients", "-o", "{root}/g", "--hidden", "0"], "--hidden"),
     (["gradients", "-o", "{root}/g", "--length", "0"], "--length"),

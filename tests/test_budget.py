@@ -127,6 +127,8 @@ def cases(d: Path) -> list[tuple[list[str], str]]:
         (["train", small, "-o", out, "-m", "ffn", "--set", "head=[1000000]"],
          "head = [1000000]"),
         (["train", small, "-o", out, "-m", "esn", "--units", "100000"], "units = 100000"),
+        # the hint named units alone; degree (non-zeros per row) sizes the reservoir too
+        (["train", small, "-o", out, "-m", "esn", "--units", "100000"], "reduce units (or degree)"),
         (["gradients", "--sequences", "1000000", "-o", out], "sequences = 1000000"),
         (["gradients", "--hidden", "100000", "-o", out], "hidden = 100000"),
         (["demo", "--quick", "--hidden", "100000", "-o", out], "hidden = 100000"),

@@ -472,3 +472,29 @@ def test_the_checks_batch_starts_half_its_rows_and_lies_near_the_training_data()
         key = name if name in stats.mean else "F"
         assert abs(float(column.mean()) - stats.mean[key]) < 0.2 * stats.std[key]
         assert 0.8 < float(column.std()) / stats.std[key] < 1.2
+
+
+def test_a_model_too_large_to_export_within_the_budget_is_refused_first(tmp_path, capsys,
+                                                                        monkeypatch):
+    """Exporting holds several copies of the weights (traced, the proto, its bytes,
+    onnxruntime's session): an LSTM of 3000 units took 1.15 GB under a 512 MiB budget,
+    unchecked. The weights times EXPORT_COPIES are checked before the trace."""
+    from test_models import oscillator_data
+
+    from odernn import budget
+    from odernn.learn.config import TrainConfig
+    from odernn.learn.export import EXPORT_COPIES
+    from odernn.learn.models import build
+    from odernn.learn.windows import compute_stats
+
+    data = oscillator_data(n=4, n_steps=50)
+    layout = TrainConfig(model="gru").layout(data.dt, params=data.params)
+    model = build("gru", layout, compute_stats(data, layout), hidden=600)
+    save_surrogate(model, tmp_path / "big.pt")
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    monkeypatch.setenv(budget.ENV, str(EXPORT_COPIES * weights // 2))
+    code, _, err = run(["export", tmp_path / "big.pt", "-o", tmp_path / "m.onnx"], capsys)
+    assert_one_line_error(code, err, f"export: a gru of {budget.size(weights)} of weights")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.pt"]
+    monkeypatch.setenv(budget.ENV, str(EXPORT_COPIES * weights + (64 << 20)))
+    assert run(["export", tmp_path / "big.pt", "-o", tmp_path / "m.onnx", "-q"], capsys)[0] == 0

@@ -326,3 +326,35 @@ def test_a_merge_keeps_the_version_that_simulated_the_shards(tmp_path, capsys, m
     monkeypatch.undo()
     assert read_trajectories(merged).attrs["odernn_version"] != "9.9.9"
     assert_same_content(capsys, whole, merged)
+
+
+def test_a_merge_holds_one_time_grid_whatever_the_number_of_shards(tmp_path):
+    """Each shard's grid was kept until the merge ended: 64 shards of 10^6 steps held 641 MiB
+    under a 256 MiB budget. Each is compared with the first shard's, then shares it."""
+    from odernn.data import merge
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(n=9, integrator="euler"))
+    parts = simulate_sharded(tmp_path, spec, 3)
+    ordered = merge._check_shards(merge._Shard.of(p) for p in parts)
+    assert [f.path.name for f in ordered] == [p.name for p in parts]
+    assert all(f.t is ordered[0].t for f in ordered)
+
+
+def test_a_virtual_merges_mapping_list_is_budgeted_before_a_reader_opens_it(tmp_path,
+                                                                            monkeypatch):
+    """HDF5 decodes a virtual dataset's whole list of mappings when it opens the dataset (a
+    forged file of 200,000 took 5.6 GB); the trajectory reader budgets the list's stored
+    size, read from the object's header, before it opens the dataset."""
+    from odernn import budget
+    from odernn.data import filecheck
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(n=9, integrator="euler"))
+    parts = simulate_sharded(tmp_path, spec, 3)
+    assert main(["merge", *map(str, parts), "--virtual", "-o", str(tmp_path / "m.h5"),
+                 "-q"]) == 0
+    assert read_trajectories(tmp_path / "m.h5").n == 9
+    monkeypatch.setattr(filecheck, "MAPPING_BYTES_PER_STORED_BYTE", 1 << 40)
+    with pytest.raises(budget.BudgetError, match=r"dataset '.+' with a mapping list of \d+ bytes"):
+        read_trajectories(tmp_path / "m.h5")

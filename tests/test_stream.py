@@ -502,3 +502,23 @@ def test_a_file_changed_while_it_streams_stops_the_training(small, tmp_path, mon
                  "8", "--epochs", "1", "-q"])
     assert len(reads) >= 2
     assert_one_line_error(code, capsys.readouterr().err, "changed while it was being read")
+
+
+def test_streamed_windows_start_anywhere_up_to_the_last_and_end_on_the_file_s_points(
+        path, monkeypatch):
+    """The streamed windows' starts (their own expression, as the in-memory path's that had
+    an off-by-one) run from 0 to ``T - length - 1``: the trajectories' last step is drawn, no
+    window runs past it, and each window holds the file's points where it says it starts."""
+    rows, data = FileRows(path), read_trajectories(path)
+    layout = config().layout(data.dt, data.system, data.params)
+    monkeypatch.setenv(budget.ENV, TIGHT)
+    memory = to_tensors(data, layout)
+    length = 25
+    streamed = stream.window_source(rows, layout, torch.device("cpu"), 5000, 64, length)
+    assert streamed.capacity < N  # streamed from small buffers, not the set at once
+    drawn = windows_of(streamed, 3)
+    starts = torch.cat([s for _, _, s, _ in drawn])
+    assert sorted(set(starts.tolist())) == list(range(T - length))
+    for _, r, s, w in drawn[:20]:
+        ends = memory.z[r, s + length]
+        assert torch.equal(w.z[:, -1], ends) and torch.equal(w.z[:, 0], memory.z[r, s])

@@ -129,7 +129,8 @@ class ESN(RecurrentSurrogate):
     recipe = "ridge"
     size_option = "units"
     memory_hint = ("the readout's normal equations are (units + inputs + 1) squared, dense, in "
-                   "float64; reduce units")
+                   "float64, and the reservoir holds units x degree weights; reduce units (or "
+                   "degree)")
 
     @classmethod
     def parameter_count(cls, hparams: dict[str, Any], n_inputs: int, n_init: int,
