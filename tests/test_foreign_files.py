@@ -321,3 +321,39 @@ def test_a_run_number_that_starts_again_is_said(tmp_path):
     result = import_file(path, tmp_path / "o.h5", ImportOptions(v="v", trajectory="run"),
                          overwrite=True)
     assert not [n for n in result.notes if "starts again" in n]
+
+
+@pytest.mark.parametrize("kind", ["csv", "hdf5"])
+def test_a_source_that_changes_while_it_is_imported_is_refused(tmp_path, monkeypatch, kind):
+    """The source is read twice (the scan, the write) and hashed between: a file still being
+    written was imported as neither its old content nor its new, under the digest of
+    another. A change of its size or modification time is refused before the output is put
+    in place; a previous output stays."""
+    import os
+
+    from odernn.data import importer
+
+    columns = table(2)
+    path = tmp_path / f"src.{'csv' if kind == 'csv' else 'h5'}"
+    if kind == "csv":
+        names = list(columns)
+        np.savetxt(path, np.stack([columns[k] for k in names], 1), delimiter=",", fmt="%.17g",
+                   header=",".join(names), comments="")
+    else:
+        with h5py.File(path, "w") as f:
+            for k, a in columns.items():
+                f[k] = a
+    import_file(path, tmp_path / "o.h5", OPTIONS)
+    before = (tmp_path / "o.h5").read_bytes()
+    real = importer._write
+
+    def write_then_touch(*args, **kwargs):
+        real(*args, **kwargs)
+        info = path.stat()
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000))
+
+    monkeypatch.setattr(importer, "_write", write_then_touch)
+    with pytest.raises(DataError, match="changed while it was imported"):
+        import_file(path, tmp_path / "o.h5", OPTIONS, overwrite=True)
+    assert (tmp_path / "o.h5").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["o.h5", path.name])

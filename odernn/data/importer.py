@@ -216,6 +216,7 @@ def import_file(source: Path | str, output: Path | str, options: ImportOptions |
         with TrajectoryWriter(output, t=grid, n=found.n, params=dict.fromkeys(params, ()),
                               attrs=attrs, overwrite=overwrite) as writer:
             _write(columns, found, options, params, writer, report, interrupted)
+            src.unchanged()  # before the file is put in place
     report(Event("import", "done", found.rows, found.rows, f"wrote {output}"))
     return ImportResult(output, found.n, found.T, grid_step(grid), options.declared,
                         found.rows, found.dropped, notes)

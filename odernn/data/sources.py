@@ -63,6 +63,7 @@ class Source:
         self._fills: dict[str, Any] = {}  # an HDF5 array's fill value, by name
         self._fields: dict[str, list[str]] = {}  # HDF5 'table/field' names, by field name
         self._notes: list[str] = []
+        self._stat: tuple[int, int] | None = None  # size and mtime when opened
 
     def names(self) -> list[str]:
         return list(self._shapes)
@@ -146,6 +147,18 @@ class Source:
             return f"{name}[{index[0]}, {index[1]}]"
         return f"row {index[0]} (0-based)"
 
+    def unchanged(self) -> None:
+        """Refuse a source whose size or modification time moved since it was opened: it is
+        read in two passes and hashed between them, so a file still being written would be
+        imported as neither its old content nor its new (its recorded digest another's)."""
+        try:
+            info = self.path.stat()
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
+        if self._stat is not None and (info.st_size, info.st_mtime_ns) != self._stat:
+            raise DataError(f"{self.path}: changed while it was imported (its size or "
+                            "modification time moved); import it again once it is complete")
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
@@ -181,12 +194,12 @@ def open_source(path: Path | str) -> Source:
             hdf5 = hdf5_at(fh)
     except OSError as exc:
         raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if hdf5:
-        return _hdf5(path)
-    if head.startswith(NPY_SIGNATURE):
-        return _npy(path)
-    if head.startswith(ZIP_SIGNATURE):
-        return _npz(path)
+    opened = _hdf5 if hdf5 else _npy if head.startswith(NPY_SIGNATURE) else \
+        _npz if head.startswith(ZIP_SIGNATURE) else None
+    if opened is not None:
+        source = opened(path)
+        source._stat = (info.st_size, info.st_mtime_ns)
+        return source
     if head.startswith(b"MATLAB"):
         raise DataError(f"{path}: a MATLAB file older than v7.3, which is not HDF5; save it "
                         "with save(..., '-v7.3') or as CSV")
@@ -196,6 +209,7 @@ def open_source(path: Path | str) -> Source:
     source = Source(path, "csv")
     source._header = read_header(path)
     source._shapes = {name: (-1,) for name in source._header.names}
+    source._stat = (info.st_size, info.st_mtime_ns)
     return source
 
 
