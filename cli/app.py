@@ -31,6 +31,8 @@ from odernn.errors import Interrupted, OdernnError
 ClickException = click_errors.ClickException
 NO_ARGS_IS_HELP = getattr(click_errors, "NoArgsIsHelpError", ())
 """A bare ``odernn`` (click >= 8.2; older click prints the help and exits 0 itself)."""
+CPU_ALLOCATOR = "DefaultCPUAllocator: can't allocate memory"
+"""What torch's RuntimeError says where an allocation on the CPU fails (its MemoryError)."""
 
 app = typer.Typer(
     name="odernn",
@@ -269,10 +271,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a signal's KeyboardInterrupt that Python wrapped (one raised
         # in a class body while a module is imported comes as "RuntimeError: Error calling
         # __set_name__"), or a collective that a peer's interrupt cut short
-        if debug or not (wraps_interrupt(exc) or _peer_left_on_interrupt(exc)):
+        if isinstance(exc, RuntimeError) and CPU_ALLOCATOR in str(exc):  # torch's MemoryError
+            if debug:
+                traceback.print_exc()
+            _error(budget.out_of_memory(exc), every_rank=True)
+            code = EXIT_BAD_INPUT
+        elif debug or not (wraps_interrupt(exc) or _peer_left_on_interrupt(exc)):
             raise
-        say_interrupted(INTERRUPTED)
-        code = 130
+        else:
+            say_interrupted(INTERRUPTED)
+            code = 130
     finally:
         REQUESTED.clear()  # in one process (tests, notebooks), the next command starts afresh
         if argv is not None:  # and the caller's handlers and hooks are back, an error raised

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from odernn import jsonio
+from odernn import budget, jsonio
 from odernn.checks import (
     check_choice,
     check_seed,
@@ -230,6 +230,8 @@ def _ours(path: Path) -> bool:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > 1 << 26:
             return False
         return jsonio.loads(path.read_text(encoding="utf-8"), str(path)).get("schema") == SCHEMA
+    except budget.BudgetError:
+        raise
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from odernn import checks, jsonio
-from odernn.errors import OutputError, SpecError
+from odernn import checks
+from odernn.errors import OutputError
 from odernn.interrupt import interrupt_guard
 
 KINDS = ("dataset", "report", "demo", "model")
@@ -355,73 +355,9 @@ def foreign_reason(path: Path, kind: str) -> str | None:
         from odernn.learn.export import model_reason
 
         return model_reason(path)
-    if kind == "report":
-        return _report_reason(path)
-    return _demo_reason(path)
+    from odernn.owned_dirs import demo_reason, report_reason
 
-
-def _entries(path: Path) -> dict[str, os.DirEntry]:
-    with os.scandir(path) as it:
-        return {e.name: e for e in it}
-
-
-def _report_reason(path: Path) -> str | None:
-    entries = _entries(path)
-    odd = sorted(n for n, e in entries.items() if e.is_symlink() or not e.is_file())
-    if odd:
-        return f"{odd[0]} is not a plain file"
-    if REPORT_MARKER in entries:
-        try:  # a small file: a list of names (read within a limit, as anything of a user's)
-            listed = set(jsonio.loads(checks.read_small_text(
-                path / REPORT_MARKER, "report marker", follow=False), "report marker")["files"])
-        except (OSError, SpecError, ValueError, KeyError, TypeError):
-            return f"its {REPORT_MARKER} is not odernn's"
-        extra = sorted(set(entries) - listed - {REPORT_MARKER})
-        return f"it holds {extra[0]}, which the report did not write" if extra else None
-    from odernn.assess.results import SCHEMA
-
-    try:  # a report's metrics.json is some kilobytes; 16 MiB more is no report's
-        schema = jsonio.loads(checks.read_small_text(path / "metrics.json", "metrics",
-                                                     limit=1 << 24, follow=False),
-                              "metrics").get("schema")
-    except (OSError, SpecError, ValueError, AttributeError):
-        schema = None
-    if schema != SCHEMA:
-        return f"no {REPORT_MARKER} and no metrics.json of schema {SCHEMA}"
-    extra = sorted(n for n in entries if not LEGACY_REPORT.fullmatch(n))
-    return f"it holds {extra[0]}, which a report does not write" if extra else None
-
-
-def _demo_reason(path: Path) -> str | None:
-    from odernn.learn.seeds import run_reason
-
-    entries = _entries(path)
-    if DEMO_MARKER not in entries or not entries[DEMO_MARKER].is_file():
-        return f"no {DEMO_MARKER} in it"
-    for name, entry in sorted(entries.items()):
-        if entry.is_symlink():
-            return f"{name} is a link"
-        if name in DEMO_FILES and entry.is_file():
-            continue
-        if (m := DEMO_WRITING.fullmatch(name)) and (entry.is_dir() if m[1] == "report"
-                                                    else entry.is_file()):
-            continue
-        if name not in DEMO_DIRS or not entry.is_dir():
-            return f"it holds {name}, which the demo does not write"
-    report = path / "report"
-    if report.is_dir() and any(os.scandir(report)):
-        reason = _report_reason(report)
-        if reason is not None:
-            return f"report: {reason}"
-    runs = path / "runs"
-    if runs.is_dir():
-        for run in sorted(os.scandir(runs), key=lambda e: e.name):
-            if run.is_symlink() or not run.is_dir():
-                return f"runs/{run.name} is not a run directory"
-            reason = run_reason(Path(run.path))
-            if reason is not None:
-                return reason
-    return None
+    return report_reason(path) if kind == "report" else demo_reason(path)
 
 
 def remove_tree(path: Path) -> None:

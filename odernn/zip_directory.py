@@ -5,12 +5,14 @@ torch checkpoints).
 its entries before any limit of ours could apply: a checkpoint of 155 MB that declared 3
 million entries took 1.7 GB and a minute, and then failed with a misleading message. The
 zip's end record (and the ZIP64 one it points to) says how many entries the directory has
-and how many bytes; :func:`declared_entries` reads it and checks the memory first.
+and how many bytes; :func:`declared_entries` reads it, as ``zipfile`` will, and checks the
+memory first.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 from odernn import budget
@@ -22,26 +24,18 @@ MIN_ENTRY_BYTES = 46
 
 
 def _end_record(path: Path) -> tuple[int, int] | None:
-    """The (entries, bytes) of the directory that a zip's end record declares (the ZIP64
-    record's where it points to one); None where there is none."""
+    """The (entries, bytes) of the directory as ``zipfile`` will take them: from the end
+    record that its own reader finds (the ZIP64 one just before the locator where there is
+    a locator, whatever the classic record says; a record of our own finding could be
+    another than its: a forged one that declared 1 entry let it parse 70,000), the bytes no
+    more than the file holds (it reads no more); None where it finds none (it refuses the
+    file)."""
     with open(path, "rb") as fh:
+        record = zipfile._EndRecData(fh)  # private, but the record zipfile itself reads
         size = fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, size - (1 << 16) - 22))
-        tail = fh.read()
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) < at + 22:
-            return None
-        entries = int.from_bytes(tail[at + 10:at + 12], "little")
-        nbytes = int.from_bytes(tail[at + 12:at + 16], "little")
-        locator = tail[at - 20:at] if at >= 20 else b""
-        if (entries != 0xFFFF and nbytes != 0xFFFFFFFF) or not locator.startswith(b"PK\x06\x07"):
-            return entries, nbytes
-        fh.seek(int.from_bytes(locator[8:16], "little"))
-        record = fh.read(56)
-        if record[:4] != b"PK\x06\x06" or len(record) < 56:
-            return None
-        return (int.from_bytes(record[32:40], "little"),
-                int.from_bytes(record[40:48], "little"))
+    if not record:
+        return None
+    return record[zipfile._ECD_ENTRIES_TOTAL], min(record[zipfile._ECD_SIZE], size)
 
 
 def declared_entries(path: Path) -> int | None:

@@ -621,8 +621,13 @@ def test_a_budget_set_empty_is_refused_not_taken_for_the_default(monkeypatch):
         budget.memory_budget()
 
 
+@pytest.mark.parametrize("failure", [
+    MemoryError("Unable to allocate 7.45 GiB for an array with shape (10, 10)"),
+    RuntimeError("Unable to allocate 7.45 GiB: [enforce fail at alloc_cpu.cpp:121] . "
+                 "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8000000000 "
+                 "bytes. Error code 12 (Cannot allocate memory)")], ids=["numpy", "torch"])
 def test_an_allocation_that_fails_ends_in_one_line_that_names_the_budget(monkeypatch, capsys,
-                                                                          tmp_path):
+                                                                          tmp_path, failure):
     """A budget above what the machine has was taken without a word, and the allocation that
     then failed ended in numpy's traceback. The command line says it in one line, exit 2, and
     names the machine's memory when the budget is more."""
@@ -631,8 +636,8 @@ def test_an_allocation_that_fails_ends_in_one_line_that_names_the_budget(monkeyp
     total = budget.total_memory()
     monkeypatch.setenv(budget.ENV, str(2 * total))
 
-    def fail(*args, **kwargs):
-        raise MemoryError("Unable to allocate 7.45 GiB for an array with shape (10, 10)")
+    def fail(*args, **kwargs):  # numpy's MemoryError, or torch's RuntimeError
+        raise failure
 
     main(["simulate", "--help"])  # the command's module imported, to patch what it calls
     monkeypatch.setattr("odernn.cli.simulate.load_spec", fail)

@@ -35,6 +35,21 @@ def columns_h5(path, n=40, **extra):
     return path
 
 
+def with_virtual_x(path, layout, n):
+    """A file of t, v and a virtual x of ``layout`` (HDF5's fill value 0 where unmapped)."""
+    with h5py.File(path, "w") as f:
+        f["t"], f["v"] = 0.1 * np.arange(n), np.ones(n)
+        f.create_virtual_dataset("x", layout, fillvalue=0.0)
+    return path
+
+
+def imports_source_x(tmp_path, path):
+    """``path`` imports, its x that of src.h5."""
+    import_file(path, tmp_path / "o.h5", SIMPLE, overwrite=True)
+    with h5py.File(tmp_path / "src.h5") as f:
+        np.testing.assert_array_equal(read_trajectories(tmp_path / "o.h5").x[0], f["x"][()])
+
+
 # -- HDF5 fill values --------------------------------------------------------------------
 
 
@@ -44,21 +59,13 @@ def test_a_virtual_dataset_that_maps_part_of_its_extent_is_refused(tmp_path):
     columns_h5(tmp_path / "src.h5")
     layout = h5py.VirtualLayout(shape=(40,), dtype="f8")
     layout[:30] = h5py.VirtualSource(tmp_path / "src.h5", "x", shape=(40,))[:30]
-    with h5py.File(tmp_path / "part.h5", "w") as f:
-        f["t"] = 0.1 * np.arange(40)
-        f["v"] = np.ones(40)
-        f.create_virtual_dataset("x", layout, fillvalue=0.0)
-    with pytest.raises(DataError, match=r"virtual dataset 'x' maps 30 of its 40 values; HDF5 "
-                                        r"gives its fill value for the rest"):
-        import_file(tmp_path / "part.h5", tmp_path / "o.h5", SIMPLE)
+    part = with_virtual_x(tmp_path / "part.h5", layout, 40)
+    with pytest.raises(DataError, match=r"virtual dataset 'x' leaves 10 of its 40 values "
+                                        r"unmapped; HDF5 gives its fill value there"):
+        import_file(part, tmp_path / "o.h5", SIMPLE)
     assert not (tmp_path / "o.h5").exists()
     layout[30:] = h5py.VirtualSource(tmp_path / "src.h5", "x", shape=(40,))[30:]
-    with h5py.File(tmp_path / "whole.h5", "w") as f:
-        f["t"], f["v"] = 0.1 * np.arange(40), np.ones(40)
-        f.create_virtual_dataset("x", layout, fillvalue=0.0)
-    import_file(tmp_path / "whole.h5", tmp_path / "o.h5", SIMPLE)
-    with h5py.File(tmp_path / "src.h5") as f:
-        np.testing.assert_array_equal(read_trajectories(tmp_path / "o.h5").x[0], f["x"][()])
+    imports_source_x(tmp_path, with_virtual_x(tmp_path / "whole.h5", layout, 40))
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "chunked"])
@@ -86,26 +93,51 @@ def test_an_array_ending_in_its_fill_value_is_imported_with_a_note(tmp_path, lay
     assert "its last 3 value(s)" in h5py.File(tmp_path / "o.h5")["/"].attrs["import_notes"]
 
 
-def test_fill_values_are_counted_at_the_end_of_trajectories_and_of_the_table(tmp_path):
+def test_fill_values_are_counted_at_the_end_of_trajectories_and_of_the_table():
     """2-D arrays (trajectories x points) end in fill values two ways: whole trajectories
     never recorded, or the last points of every trajectory (recorded point by point). A NaN
-    fill value matches NaN."""
-    from odernn.data.sources import _fill_tail
+    fill value matches NaN. The count reads blocks from the end, within a row where a row is
+    long (a row of 2e7 points was read whole), and a Ctrl-C ends it between blocks."""
+    from odernn.data import sources
+    from odernn.interrupt import REQUESTED
+
+    def tail(a, fill, chunk=1):
+        return sources._fill_tail(a, a.shape, fill, chunk)
 
     a = np.arange(1.0, 61.0).reshape(6, 10)
-    assert _fill_tail(a, a.shape, 0.0) == ""
+    assert tail(a, 0.0) == ""
     b = a.copy()
     b[4:] = 0.0
-    assert _fill_tail(b, b.shape, 0.0) == "its last 2 trajectories (rows)"
+    assert tail(b, 0.0) == "its last 2 trajectories (rows)"
     c = a.copy()
     c[:, 7:] = np.nan
-    assert _fill_tail(c, c.shape, np.nan) == "the last 3 point(s) of every trajectory"
+    assert tail(c, np.nan) == "the last 3 point(s) of every trajectory"
     c[0, 9] = 5.0  # one trajectory was written to its end
-    assert _fill_tail(c, c.shape, np.nan) == ""
-    assert _fill_tail(np.zeros((3, 4)), (3, 4), 0.0) == ""  # all of it: no sign
+    assert tail(c, np.nan) == ""
+    assert tail(np.zeros((3, 4)), 0.0) == ""  # all of it: no sign
     long = np.ones(200_000)
     long[-150_000:] = -1.0  # a run across blocks of the scan
-    assert _fill_tail(long, long.shape, -1.0) == "its last 150000 value(s)"
+    assert tail(long, -1.0) == "its last 150000 value(s)"
+    wide = np.ones((2, 300_000))
+    wide[1, 1000:] = 0.0
+    read = []
+
+    class Logged:
+        def __getitem__(self, at):
+            block = wide[at]
+            read.append(block.size)
+            return block
+
+    # the last trajectory's own tail: no whole trajectory, and no column of every one
+    assert sources._fill_tail(Logged(), wide.shape, 0.0, 1) == ""
+    assert sum(read) >= 299_000
+    assert max(read) <= sources.FILL_SCAN_VALUES
+    REQUESTED.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tail(long, -1.0)
+    finally:
+        REQUESTED.clear()
 
 
 # -- HDF5 names ----------------------------------------------------------------------------
@@ -197,6 +229,27 @@ def test_npz_members_past_the_limit_are_refused_not_left_out(tmp_path):
         open_source(path)
 
 
+def test_a_zip_directory_is_sized_by_the_end_record_zipfile_itself_reads(tmp_path):
+    """``zipfile`` takes the ZIP64 record beside the locator whenever there is one: a forged
+    classic record declaring 1 entry of 46 bytes passed the check, and ``zipfile`` then
+    parsed 70,000. The count is the one ``zipfile`` reads."""
+    import struct
+
+    from odernn.zip_directory import declared_entries
+
+    path = tmp_path / "many.npz"
+    with zipfile.ZipFile(path, "w") as z:  # more than 65535: a ZIP64 end record
+        for i in range(70_000):
+            z.writestr(f"m{i}.npy", b"")
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"PK\x05\x06")
+    data[at + 8:at + 16] = struct.pack("<HHI", 1, 1, 46)
+    path.write_bytes(bytes(data))
+    assert declared_entries(path) == 70_000 == len(zipfile.ZipFile(path).infolist())
+    with pytest.raises(DataError, match=rf"more than {MAX_OBJECTS} members \(70000\)"):
+        open_source(path)
+
+
 def test_a_checkpoint_declaring_millions_of_entries_is_refused_before_they_are_parsed(
         tmp_path):
     """A 155 MB .pt of 3 million directory entries took 1.7 GB and a minute in zipfile, then
@@ -237,10 +290,8 @@ def test_a_virtual_dataset_of_many_mappings_is_refused_before_hdf5_decodes_them(
     source = h5py.VirtualSource(tmp_path / "src.h5", "x", shape=(n,))
     for i in range(n):
         layout[i] = source[i]
-    with h5py.File(tmp_path / "vds.h5", "w") as f:
-        f["t"], f["v"] = 0.1 * np.arange(n), np.ones(n)
-        f.create_virtual_dataset("x", layout, fillvalue=0.0)
-    from odernn.data.filecheck import MAPPING_BYTES_PER_STORED_BYTE
+    with_virtual_x(tmp_path / "vds.h5", layout, n)
+    from odernn.data.virtual import MAPPING_BYTES_PER_STORED_BYTE
 
     with h5py.File(tmp_path / "vds.h5") as f:
         stored = h5py.h5o.get_info(f.id, b"x").meta_size.obj.heap_size
@@ -357,3 +408,93 @@ def test_a_source_that_changes_while_it_is_imported_is_refused(tmp_path, monkeyp
         import_file(path, tmp_path / "o.h5", OPTIONS, overwrite=True)
     assert (tmp_path / "o.h5").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["o.h5", path.name])
+
+    def replace_keeping_mtime(*args, **kwargs):  # as cp -p or rsync -t put a copy in place
+        real(*args, **kwargs)
+        info = path.stat()
+        copy = path.with_name("copy")
+        copy.write_bytes(path.read_bytes())
+        os.utime(copy, ns=(info.st_atime_ns, info.st_mtime_ns))
+        os.replace(copy, path)
+
+    monkeypatch.setattr(importer, "_write", replace_keeping_mtime)
+    with pytest.raises(DataError, match="changed while it was imported"):
+        import_file(path, tmp_path / "o.h5", OPTIONS, overwrite=True)
+    assert (tmp_path / "o.h5").read_bytes() == before
+
+
+def test_overlapping_mappings_cannot_hide_a_hole_and_an_unlimited_one_is_read(tmp_path):
+    """The mappings' sizes summed to the extent where two overlapped and hid an unmapped part
+    (imported as 0.0, unsaid); their union is counted now. A mapping of unlimited extent
+    (HDF5 cannot count its points) made a traceback where it had imported."""
+    columns_h5(tmp_path / "src.h5", n=10)
+    source = h5py.VirtualSource(tmp_path / "src.h5", "x", shape=(10,))
+    layout = h5py.VirtualLayout(shape=(10,), dtype="f8")
+    layout[0:5] = source[0:5]
+    layout[0:5] = source[0:5]  # again: 5 + 5 = 10 values mapped, but [5:8] by none
+    layout[8:10] = source[8:10]
+    with pytest.raises(DataError, match="leaves 3 of its 10 values unmapped"):
+        import_file(with_virtual_x(tmp_path / "holes.h5", layout, 10), tmp_path / "o.h5", SIMPLE)
+    src = h5py.VirtualSource(tmp_path / "src.h5", "x", shape=(10,), maxshape=(None,))
+    unlimited = h5py.VirtualLayout(shape=(10,), dtype="f8", maxshape=(None,))
+    unlimited[0:h5py.h5s.UNLIMITED] = src[0:h5py.h5s.UNLIMITED]
+    imports_source_x(tmp_path, with_virtual_x(tmp_path / "unlimited.h5", unlimited, 10))
+
+
+def test_a_virtual_source_with_many_mappings_is_refused_before_hdf5_opens_it(tmp_path,
+                                                                           monkeypatch):
+    """A virtual dataset reading another's that is virtual in turn is refused (no chains);
+    opening that one to find out decoded its whole mapping list first (376 MiB under a
+    64 MiB budget for 20,000). Its list is budgeted before it is opened."""
+    from odernn.data import virtual
+
+    columns_h5(tmp_path / "base.h5", n=10)
+    inner = h5py.VirtualLayout(shape=(10,), dtype="f8")
+    for i in range(10):
+        inner[i] = h5py.VirtualSource(tmp_path / "base.h5", "x", shape=(10,))[i]
+    with h5py.File(tmp_path / "inner.h5", "w") as f:
+        f.create_virtual_dataset("x", inner, fillvalue=0.0)
+    outer = h5py.VirtualLayout(shape=(10,), dtype="f8")
+    outer[:] = h5py.VirtualSource(tmp_path / "inner.h5", "x", shape=(10,))
+    with_virtual_x(tmp_path / "outer.h5", outer, 10)
+    with pytest.raises(DataError, match="which is a virtual dataset"):
+        import_file(tmp_path / "outer.h5", tmp_path / "o.h5", SIMPLE)
+    with h5py.File(tmp_path / "inner.h5") as f:
+        stored = h5py.h5o.get_info(f.id, b"x").meta_size.obj.heap_size
+    with h5py.File(tmp_path / "outer.h5") as f:
+        own = h5py.h5o.get_info(f.id, b"x").meta_size.obj.heap_size
+    assert stored > own
+    monkeypatch.setattr(virtual, "MAPPING_BYTES_PER_STORED_BYTE", 1 << 20)
+    monkeypatch.setenv(budget.ENV, str((own + stored) << 19))  # the outer's list, not the inner's
+    with pytest.raises(budget.BudgetError, match=rf"inner.h5: dataset 'x' with a mapping list of "
+                                                 rf"{stored} bytes"):
+        import_file(tmp_path / "outer.h5", tmp_path / "o.h5", SIMPLE)
+
+
+def test_odd_names_and_versions_are_said_as_they_are(tmp_path):
+    """A .npy of an unknown format version was "not a readable .npy array ((4, 0))"; a run
+    number of 8 digits was rounded in the note (2.02312e+07); a dataset that import cannot
+    read, named like a table's field, hid the field from its message."""
+    path = npy_declaring(tmp_path / "v4.npy", 60, version=(1, 0))
+    data = bytearray(path.read_bytes())
+    data[6:8] = bytes([4, 0])
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"v4.npy: the file is a .npy of format version 4.0, "
+                                        r"which import does not read"):
+        open_source(path)
+    records = np.zeros(4, dtype=[("t", "f8"), ("x", "f8")])
+    with h5py.File(tmp_path / "names.h5", "w") as f:
+        f["tab"] = records
+        f["x"] = np.array([b"a", b"b"])
+    with open_source(tmp_path / "names.h5") as src, \
+            pytest.raises(DataError, match=r"array 'x' is .*; the field\(s\) of that name: "
+                                           r"'tab/x'"):
+        src.shape("x")
+    columns = table(3, n=3)
+    columns["run"] = np.repeat([20231207.0, 20231208.0, 20231207.0], T)
+    names = list(columns)
+    np.savetxt(tmp_path / "runs.csv", np.stack([columns[k] for k in names], 1), delimiter=",",
+               fmt="%.17g", header=",".join(names), comments="")
+    result = import_file(tmp_path / "runs.csv", tmp_path / "o.h5",
+                         ImportOptions(v="v", trajectory="run"))
+    assert any(n.startswith("run 20231207 of column 'run'") for n in result.notes), result.notes

@@ -347,7 +347,7 @@ def test_a_virtual_merges_mapping_list_is_budgeted_before_a_reader_opens_it(tmp_
     forged file of 200,000 took 5.6 GB); the trajectory reader budgets the list's stored
     size, read from the object's header, before it opens the dataset."""
     from odernn import budget
-    from odernn.data import filecheck
+    from odernn.data import virtual
 
     spec = tmp_path / "s.toml"
     spec.write_text(SPEC.format(n=9, integrator="euler"))
@@ -355,6 +355,6 @@ def test_a_virtual_merges_mapping_list_is_budgeted_before_a_reader_opens_it(tmp_
     assert main(["merge", *map(str, parts), "--virtual", "-o", str(tmp_path / "m.h5"),
                  "-q"]) == 0
     assert read_trajectories(tmp_path / "m.h5").n == 9
-    monkeypatch.setattr(filecheck, "MAPPING_BYTES_PER_STORED_BYTE", 1 << 40)
+    monkeypatch.setattr(virtual, "MAPPING_BYTES_PER_STORED_BYTE", 1 << 40)
     with pytest.raises(budget.BudgetError, match=r"dataset '.+' with a mapping list of \d+ bytes"):
         read_trajectories(tmp_path / "m.h5")

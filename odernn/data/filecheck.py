@@ -30,6 +30,7 @@ from odernn.data.schema import (
     is_scale_name,
     off_grid,
 )
+from odernn.data.virtual import check_mappings, check_virtual
 from odernn.errors import DataError
 
 MAX_MEMBERS = 1024
@@ -38,10 +39,6 @@ MAX_READ_CHUNK_BYTES = 64 << 20
 """Refuse datasets stored in chunks larger than this: HDF5 decompresses a whole chunk to read
 any part of it (a chunk may declare up to 4 GiB; odernn writes at most
 :data:`odernn.data.chunks.MAX_CHUNK_BYTES`)."""
-MAPPING_BYTES_PER_STORED_BYTE = 300
-"""Memory HDF5 takes to open a virtual dataset and copy its creation list once, per byte of
-its list of mappings as stored in the file (about 260 measured with HDF5 2.0): a file of
-58 MB held 200,000 mappings, and decoding them took gigabytes."""
 
 
 @dataclass(frozen=True)
@@ -259,17 +256,6 @@ def _plain_members(group: h5py.Group, path: Path, where: str,
     return out
 
 
-def check_mappings(group: h5py.Group, name: str, path: Path, label: str) -> None:
-    """Refuse opening dataset ``name`` of ``group`` where HDF5 would decode a list of
-    virtual mappings (or an external file list) past the memory budget: it decodes the whole
-    list when the dataset opens. The list's stored size is read from the object's header,
-    without opening it."""
-    stored = h5py.h5o.get_info(group.id, name.encode()).meta_size.obj.heap_size
-    budget.check(f"{path}: dataset '{label}' with a mapping list of {stored} bytes",
-                 stored * MAPPING_BYTES_PER_STORED_BYTE,
-                 "HDF5 decodes the whole list to open the dataset; map fewer, larger blocks")
-
-
 def _open_dataset(group: h5py.Group, name: str, directory: Path) -> h5py.Dataset:
     """Open a dataset lazily; a virtual dataset reads its sources relative to ``directory``."""
     check_mappings(group, name, Path(group.file.filename), f"{group.name.lstrip('/')}/{name}"
@@ -330,63 +316,14 @@ def check_storage(d: h5py.Dataset, path: Path, label: str) -> None:
 
 def check_other_files(d: h5py.Dataset, path: Path, label: str) -> None:
     """Refuse a dataset whose data lies in external raw files (any file at all), or a
-    virtual one whose mappings :func:`_check_virtual` refuses: the reader's check, and the
+    virtual one that :func:`~odernn.data.virtual.check_virtual` refuses: the reader's check, and the
     import's of a foreign HDF5 dataset."""
     dcpl = d.id.get_create_plist()
     if dcpl.get_external_count():
         raise DataError(f"{path}: dataset '{label}' keeps its data in external raw files, which "
                         f"odernn does not read")
     if dcpl.get_layout() == h5py.h5d.VIRTUAL:
-        _check_virtual(d, dcpl, path, label)
-
-
-def _check_virtual(d: h5py.Dataset, dcpl: Any, path: Path, label: str) -> None:
-    """Refuse a virtual dataset that leaves part of its extent unmapped (HDF5 gives its fill
-    value there, not data), or with a source that is missing, the file itself, or not a
-    plain dataset (virtual in turn, or reached by a link): so no source can lead back to
-    the file (HDF5 crashes on such a cycle). Each source's storage is checked as
-    :func:`check_storage` checks the file's own."""
-    count = dcpl.get_virtual_count()
-    mapped = sum(dcpl.get_virtual_vspace(i).get_select_npoints() for i in range(count))
-    if mapped < d.size:  # mappings may overlap, so equal sizes do not prove every point mapped
-        raise DataError(f"{path}: virtual dataset '{label}' maps {mapped} of its {d.size} "
-                        f"values; HDF5 gives its fill value for the rest, which are not data")
-    sources: dict[str, set[str]] = {}
-    for i in range(count):
-        sources.setdefault(dcpl.get_virtual_filename(i), set()).add(dcpl.get_virtual_dsetname(i))
-    for name in sorted(sources):
-        src = path.resolve().parent / name  # an absolute name stays itself
-        if name != "." and not src.is_file():
-            raise DataError(f"{path}: virtual dataset '{label}' reads from {src}, which "
-                            f"does not exist (a merged file needs its shards beside it)")
-        if name == "." or os.path.samefile(src, path):
-            raise DataError(f"{path}: virtual dataset '{label}' reads from the file itself; "
-                            f"odernn reads virtual datasets of other files' plain datasets only")
-        try:
-            with h5py.File(src, "r") as f:
-                for key in sorted(sources[name]):
-                    _check_source(f, key, src, path, label)
-        except OSError as err:
-            raise DataError(f"{path}: virtual dataset '{label}' reads from {src}, which is not "
-                            f"a readable HDF5 file ({str(err).splitlines()[0]})") from None
-
-
-def _check_source(f: h5py.File, key: str, src: Path, path: Path, label: str) -> None:
-    """Refuse source dataset ``key`` of ``f`` unless it is a plain dataset, reached by hard
-    links, with storage :func:`check_storage` accepts."""
-    obj: Any = f
-    for part in [p for p in key.split("/") if p]:
-        if not (isinstance(obj, h5py.Group)
-                and isinstance(obj.get(part, getlink=True), h5py.HardLink)):
-            obj = None
-            break
-        obj = obj[part]
-    if not isinstance(obj, h5py.Dataset) or obj.is_virtual:
-        what = "a virtual dataset" if isinstance(obj, h5py.Dataset) else "no plain dataset"
-        raise DataError(f"{path}: virtual dataset '{label}' reads '{key}' of {src}, which is "
-                        f"{what}; odernn reads virtual datasets of other files' plain datasets "
-                        f"only (no chains, no cycles)")
-    check_storage(obj, src, key)
+        check_virtual(d, dcpl, path, label)
 
 
 def _read_time(d: h5py.Dataset, path: Path, dt: float) -> np.ndarray:

@@ -294,7 +294,9 @@ def _repeated_run(columns: Columns, runs: list[np.ndarray], starts: np.ndarray
     if not again.size:
         return ()
     i = int(again.min())
-    return (f"run {float(values[i]):g} of {columns.label('trajectory')} starts again at "
+    run = float(values[i])
+    shown = int(run) if run.is_integer() else run  # a run 20231207 was 2.02312e+07
+    return (f"run {shown} of {columns.label('trajectory')} starts again at "
             f"{columns.where('trajectory', int(starts[i]))} (trajectory {i}) after other runs: "
             f"read as a trajectory of its own ({again.size} run(s) start again in all); sort "
             "the rows by run if a run's rows belong together",)

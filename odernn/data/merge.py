@@ -24,7 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from odernn import jsonio
+from odernn import budget, jsonio
 from odernn.data.schema import (
     DESCRIPTIONS,
     MAX_ATTR_BYTES,
@@ -292,6 +292,8 @@ def check_shard_sources(path: Path, record: Any) -> None:
         sources = jsonio.loads(record, SHARD_SOURCES) if isinstance(record, str) else None
         entries = [(str(s["file"]), int(s["size"]), int(s["mtime_ns"]), str(s["digest"]))
                    for s in sources]
+    except budget.BudgetError:
+        raise
     except (TypeError, ValueError, KeyError):
         raise DataError(f"{path}: attribute '{SHARD_SOURCES}' is malformed; expected the JSON "
                         f"list of shards a virtual merge writes") from None

@@ -37,11 +37,17 @@ def _header(fh: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype]:
     against :data:`MAX_HEADER_BYTES` before the header is read."""
     try:
         version = np.lib.format.read_magic(fh)
-        width = _LENGTH_BYTES[version]
-        length = fh.read(width)
-        size = int.from_bytes(length, "little")
-    except (ValueError, OSError, EOFError, KeyError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{where} is not a readable .npy array ({exc})") from None
+    if version not in _LENGTH_BYTES:
+        raise DataError(f"{where} is a .npy of format version {version[0]}.{version[1]}, which "
+                        "import does not read (NumPy writes 1.0 to 3.0)")
+    width = _LENGTH_BYTES[version]
+    try:
+        length = fh.read(width)
+    except OSError as exc:
+        raise DataError(f"{where} is not a readable .npy array ({exc})") from None
+    size = int.from_bytes(length, "little")
     if size > MAX_HEADER_BYTES:
         raise DataError(f"{where} declares a header of {size} bytes; NumPy writes a few "
                         f"hundred, and import reads at most {MAX_HEADER_BYTES}")

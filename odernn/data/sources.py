@@ -15,6 +15,7 @@ their sizes checked against the memory budget first.
 from __future__ import annotations
 
 import math
+import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from odernn import budget
 from odernn.checks import did_you_mean
 from odernn.data.csvtable import CsvColumns, read_columns, read_header
-from odernn.data.filecheck import CHUNK_CACHE_BYTES, check_mappings, check_other_files
+from odernn.data.filecheck import CHUNK_CACHE_BYTES, check_other_files
 from odernn.data.inflate import check_filters
 from odernn.data.numpy_files import (
     MAX_OBJECTS,
@@ -36,7 +37,9 @@ from odernn.data.numpy_files import (
     npz_members,
 )
 from odernn.data.schema import hdf5_at
+from odernn.data.virtual import check_mappings
 from odernn.errors import DataError
+from odernn.interrupt import REQUESTED
 
 FORMATS = ("csv", "npy", "npz", "hdf5")
 NPY_SIGNATURE = b"\x93NUMPY"
@@ -63,7 +66,7 @@ class Source:
         self._fills: dict[str, Any] = {}  # an HDF5 array's fill value, by name
         self._fields: dict[str, list[str]] = {}  # HDF5 'table/field' names, by field name
         self._notes: list[str] = []
-        self._stat: tuple[int, int] | None = None  # size and mtime when opened
+        self._stat: tuple[int, ...] | None = None  # the file's identity when opened
 
     def names(self) -> list[str]:
         return list(self._shapes)
@@ -74,9 +77,11 @@ class Source:
             raise DataError(f"{self.path}: {name!r} is a field of more than one table; give "
                             f"one of {', '.join(repr(k) for k in self._fields[name])}")
         if name in self._unread:
+            fields = (f"; the field(s) of that name: {', '.join(map(repr, self._fields[name]))}"
+                      if name in self._fields else "")
             raise DataError(f"{self.path}: array {name!r} is {self._unread[name]}; import "
                             "reads arrays of real numbers, 1-D (columns) or 2-D (trajectories x "
-                            "points)")
+                            f"points){fields}")
         if name not in self._shapes:
             kind = "column" if self.format == "csv" else "array"
             raise DataError(f"{self.path}: no {kind} {name!r}{did_you_mean(name, self._shapes)};"
@@ -95,8 +100,9 @@ class Source:
             if name in self._fields:  # a dataset's path, and a field's name of another
                 self._notes.append(f"{name!r} is dataset /{name}; the field(s) of that name "
                                    f"are {', '.join(repr(k) for k in self._fields[name])}")
-            if name in self._fills and (tail := _fill_tail(self._arrays[name], self._shapes[name],
-                                                           self._fills[name])):
+            if name in self._fills and (tail := _fill_tail(
+                    self._arrays[name], self._shapes[name], self._fills[name],
+                    math.prod(self._datasets[name].chunks or (1,)))):
                 self._notes.append(f"array {name!r}: {tail} equal its HDF5 fill value "
                                    f"({self._fills[name]}), as in an array allocated whole and "
                                    "written in part; if the recording stopped early, they are "
@@ -148,16 +154,17 @@ class Source:
         return f"row {index[0]} (0-based)"
 
     def unchanged(self) -> None:
-        """Refuse a source whose size or modification time moved since it was opened: it is
-        read in two passes and hashed between them, so a file still being written would be
-        imported as neither its old content nor its new (its recorded digest another's)."""
+        """Refuse a source that changed since it was opened (its size, times, or the file
+        itself, replaced by another under its name): it is read in two passes and hashed
+        between them, so a file still being written would be imported as neither its old
+        content nor its new (its recorded digest another's)."""
         try:
             info = self.path.stat()
         except OSError as exc:
             raise DataError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
-        if self._stat is not None and (info.st_size, info.st_mtime_ns) != self._stat:
-            raise DataError(f"{self.path}: changed while it was imported (its size or "
-                            "modification time moved); import it again once it is complete")
+        if self._stat is not None and _identity(info) != self._stat:
+            raise DataError(f"{self.path}: changed while it was imported (its size, times or "
+                            "inode moved); import it again once it is complete")
 
     def close(self) -> None:
         if self._handle is not None:
@@ -198,7 +205,7 @@ def open_source(path: Path | str) -> Source:
         _npz if head.startswith(ZIP_SIGNATURE) else None
     if opened is not None:
         source = opened(path)
-        source._stat = (info.st_size, info.st_mtime_ns)
+        source._stat = _identity(info)
         return source
     if head.startswith(b"MATLAB"):
         raise DataError(f"{path}: a MATLAB file older than v7.3, which is not HDF5; save it "
@@ -209,8 +216,14 @@ def open_source(path: Path | str) -> Source:
     source = Source(path, "csv")
     source._header = read_header(path)
     source._shapes = {name: (-1,) for name in source._header.names}
-    source._stat = (info.st_size, info.st_mtime_ns)
+    source._stat = _identity(info)
     return source
+
+
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    """What says a file is unchanged: its device, inode, size and change and modification
+    times (a same-size copy put in its place with its mtime kept changes the inode)."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _npy(path: Path) -> Source:
@@ -310,39 +323,61 @@ def _add_dataset(source: Source, path: Path, name: str, d: Any) -> None:
 
 
 FILL_SCAN_VALUES = 1 << 16
-"""Values read at a time while counting an array's trailing fill values."""
+"""Values read at a time while counting an array's trailing fill values (at least a chunk's:
+a smaller read of a compressed chunk decompressed the whole chunk each time)."""
 
 
-def _fill_run(read: Callable[[int, int], Any], n: int, per: int, fill: Any) -> int:
-    """How many of the last of ``n`` slices are all ``fill`` (NaN matching NaN), where
-    ``read(lo, hi)`` gives slices ``lo`` to ``hi`` of ``per`` values each: read backwards in
-    blocks of about :data:`FILL_SCAN_VALUES` values, up to the first slice that differs."""
-    step, run = max(1, FILL_SCAN_VALUES // max(per, 1)), 0
-    for hi in range(n, 0, -step):
-        block = np.asarray(read(max(0, hi - step), hi)).reshape(hi - max(0, hi - step), -1)
-        full = (block != block if fill != fill else block == fill).all(axis=1)
-        if not full.all():
-            return run + int(np.argmin(full[::-1]))
-        run += len(full)
+def _trailing(read: Callable[[int, int, int, int], Any], n: int, points: int, fill: Any,
+              values: int) -> int:
+    """How many values at the end of an ``(n, points)`` array, in C order, equal ``fill``
+    (NaN matching NaN), where ``read(r0, r1, c0, c1)`` gives a block of it: read backwards
+    in blocks of about ``values`` values (within one row where a row is longer), up to the
+    first that differs; a Ctrl-C between blocks ends it."""
+    def blocks():
+        if points <= values:
+            step = values // points
+            yield from ((max(0, hi - step), hi, 0, points) for hi in range(n, 0, -step))
+        else:
+            yield from ((r, r + 1, max(0, hi - values), hi) for r in range(n - 1, -1, -1)
+                        for hi in range(points, 0, -values))
+
+    run = 0
+    for r0, r1, c0, c1 in blocks():
+        block = np.asarray(read(r0, r1, c0, c1)).reshape(-1)[::-1]
+        same = block != block if fill != fill else block == fill
+        if not same.all():
+            return run + int(np.argmin(same))
+        run += same.size
+        if REQUESTED.is_set():
+            raise KeyboardInterrupt
     return run
 
 
-def _fill_tail(a: Any, shape: tuple[int, ...], fill: Any) -> str:
-    """The values at the end of HDF5 array ``a`` that equal its fill value, in words (``''``
-    for none, or where all of it does: a forcing of zeros): a 1-D array's last values, a
-    2-D one's last trajectories or last points of every trajectory. HDF5 cannot tell
-    whether they were written, so import says so and goes on."""
+def _fill_tail(a: Any, shape: tuple[int, ...], fill: Any, chunk: int) -> str:
+    """The values at the end of HDF5 array ``a`` (of ``shape``, in chunks of ``chunk``
+    values) that equal its fill value, in words (``''`` for none, or where all of it does:
+    a forcing of zeros): a 1-D array's last values, a 2-D one's last trajectories or the
+    last points of every trajectory. HDF5 cannot tell whether they were written, so import
+    says so and goes on. The last value alone is read where it differs (most files)."""
+    n, points = (1, shape[0]) if len(shape) == 1 else shape
+    if n * points == 0:
+        return ""
+    at = (points - 1,) if len(shape) == 1 else (n - 1, points - 1)
+    last = np.asarray(a[at])
+    if not (last != last if fill != fill else last == fill):
+        return ""
+    values = max(FILL_SCAN_VALUES, chunk)
     if len(shape) == 1:
-        run = _fill_run(lambda lo, hi: a[lo:hi], shape[0], 1, fill)
-        return f"its last {run} value(s)" if 0 < run < shape[0] else ""
-    n, points = shape
-    rows = _fill_run(lambda lo, hi: a[lo:hi], n, points, fill)
-    if 0 < rows < n:
-        return f"its last {rows} trajectories (rows)"
-    if rows or not _fill_run(lambda lo, hi: a[n - 1:n, lo:hi].T, points, 1, fill):
-        return ""  # all of it, or the last trajectory's last point differs
-    cols = _fill_run(lambda lo, hi: a[:, lo:hi].T, points, n, fill)
-    return f"the last {cols} point(s) of every trajectory" if 0 < cols < points else ""
+        run = _trailing(lambda r0, r1, c0, c1: a[c0:c1], 1, points, fill, values)
+        return f"its last {run} value(s)" if run < points else ""
+    run = _trailing(lambda r0, r1, c0, c1: a[r0:r1, c0:c1], n, points, fill, values)
+    if points <= run < n * points:
+        return f"its last {run // points} trajectories (rows)"
+    if run == n * points:
+        return ""
+    cols = _trailing(lambda r0, r1, c0, c1: a[c0:c1, r0:r1].T, points, n, fill,
+                     values) // n  # the array's transpose: its points as rows
+    return f"the last {cols} point(s) of every trajectory" if cols else ""
 
 
 def _unwritten(d: Any) -> str | None:

@@ -141,7 +141,10 @@ class TrajectoryFile:
         rows = max(1, BLOCK_BYTES // (per_point * cols + param_bytes))
         col_step = cols if per_point * cols <= BLOCK_BYTES else max(1, BLOCK_BYTES // per_point)
         harmonics = max((math.prod(d.shape[1:]) for d in self._params.values()), default=1)
-        col_step = min(col_step, max(1, CHECK_COSINES // (rows * harmonics)))
+        if cols * harmonics <= CHECK_COSINES:  # fewer whole rows (a row's forcing is cheaper
+            rows = min(rows, CHECK_COSINES // (cols * harmonics))  # whole: separable tables)
+        else:
+            rows, col_step = 1, min(col_step, max(1, CHECK_COSINES // harmonics))
         budget.check(f"{self.path}: the parameters of {rows} trajectory(ies), "
                      f"{_size(param_bytes)} each", rows * param_bytes,
                      "that is for checking the file's parts against each other")

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from odernn import atomic, checks, jsonio
+from odernn import atomic, budget, checks, jsonio
 from odernn.checks import MAX_TEXT_BYTES, holds_working_directory, read_small_text, refuse_link
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
@@ -64,6 +64,8 @@ def read_config(run_dir: str | Path) -> dict[str, Any] | None:
         return None
     try:
         return jsonio.loads(_run_text(path, "run config", MAX_TEXT_BYTES), str(path))
+    except budget.BudgetError:
+        raise
     except ValueError as err:
         raise DataError(f"{path}: not valid JSON ({err}); rerun `odernn train` or remove it") \
             from None

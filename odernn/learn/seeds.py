@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from odernn import atomic, jsonio
+from odernn import atomic, budget, jsonio
 from odernn.checks import check_seed, is_whole, read_small_text, refuse_link
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.interrupt import process_alive
@@ -274,6 +274,8 @@ def _read_index(path: Path) -> dict[str, Any]:
     where = path / SEEDS_FILE
     try:
         doc = jsonio.loads(read_small_text(where, "seed group index"), str(where))
+    except budget.BudgetError:
+        raise
     except (SpecError, ValueError) as err:
         raise DataError(f"{where} is not readable as a seed group: {err}") from None
     members = doc.get("members") if isinstance(doc, dict) else None

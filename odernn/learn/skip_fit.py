@@ -79,9 +79,11 @@ def _chunks(model, blocks: Iterable[SequenceTensors]) -> Iterator[tuple[Tensor, 
             limit = min(SKIP_CHUNK_BYTES, budget.memory_budget()[0] // SKIP_BUDGET_SHARE)
             rows = max(1, limit // (8 * width * block.n_steps))
             piece = max(1, PIECE_BYTES // (4 * width * block.n_steps))
+            held = min(rows, block.n)  # a chunk's pages are touched as they are filled
             budget.check(f"the linear skip's least squares over {width - 1} features",
-                         NORMAL_ARRAYS * 8 * width * width
-                         + (8 * rows * (width + outputs) + 4 * piece * width) * block.n_steps,
+                         NORMAL_ARRAYS * 8 * width * width + (8 * held * (width + outputs)
+                                                              + 4 * min(piece, held) * width)
+                         * block.n_steps,
                          "that is for its normal equations and a chunk of its regressors; "
                          "give fewer parameter products (products = 1 or 0) or no skip")
         lo = 0
