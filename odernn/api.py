@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from odernn.checks import path_of
+from odernn.checks import check_flag, path_of
 from odernn.errors import DataError, SpecError
 
 if TYPE_CHECKING:  # for annotations only: importing these pulls in torch
@@ -50,8 +50,11 @@ def fit(data: Trajectories | str | Path, config: TrainConfig | Mapping[str, Any]
     from odernn.learn.models import from_record, load_surrogate
     from odernn.learn.training import train
 
+    resume, overwrite = check_flag(resume, "resume"), check_flag(overwrite, "overwrite")
     settings = _settings(config, options, val)
     data, val = _data(data), _val(val)
+    if run_dir is None and resume:
+        raise SpecError("resume needs run_dir, the run to resume")
     if run_dir is None:
         result = train(data, settings, None, val=val, progress=progress,
                        tensorboard=tensorboard)

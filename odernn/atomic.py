@@ -296,6 +296,7 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    overwrite = checks.check_flag(overwrite, "overwrite")
     path = Path(path)
     noun = "file" if kind in FILES else "directory"
     if path.name in ("", ".", "..") or checks.holds_working_directory(path):
@@ -329,7 +330,7 @@ def check_output(path: Path | str, kind: str, *, overwrite: bool,
                           f"another path")
     if kind not in FILES:
         checks.refuse_mount_point(path)
-    if kind not in FILES and not any(os.scandir(path)):
+    if kind not in FILES and checks.is_empty_dir(path):
         return False  # an empty directory: nothing to lose
     reason = foreign_reason(path, kind)
     if reason is not None:

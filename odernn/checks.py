@@ -26,12 +26,13 @@ MAX_SEED = 2**63 - 1
 def real_numbers(a: Any, name: str) -> np.ndarray:
     """``a`` as an array of its own dtype (a list as one), or one DataError line where it holds
     anything but real numbers: strings, a ragged list, complex numbers (which numpy would
-    refuse with its own traceback, or cast later, dropping the imaginary part)."""
+    refuse with its own traceback, or cast later, dropping the imaginary part), booleans
+    (numpy refuses their differences deep inside training)."""
     try:
         out = np.asarray(a)
     except (ValueError, TypeError, RuntimeError) as e:  # ragged; a tensor that needs grad
         raise DataError(f"{name} must be an array of real numbers: {e}") from None
-    if out.dtype.kind not in "biuf":
+    if out.dtype.kind not in "iuf":
         raise DataError(f"{name} must hold real numbers, not {out.dtype} values")
     return out
 
@@ -85,6 +86,21 @@ def path_of(value: object, what: str) -> Path:
         return Path(value)
     raise SpecError(f"{what} must be a str or os.PathLike, got {type(value).__name__} "
                     f"{value!r}")
+
+
+def check_flag(value: object, name: str) -> bool:
+    """``value`` as a bool, or one SpecError line: True or False only (numpy's too). Any
+    object has a truth value, and ``overwrite="no"`` replaced a file."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise SpecError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
+def is_empty_dir(path: Path | str) -> bool:
+    """Whether directory ``path`` holds nothing (its listing closed at once: an unclosed one
+    was a ResourceWarning)."""
+    with os.scandir(path) as entries:
+        return next(entries, None) is None
 
 
 def is_real(value: object) -> bool:

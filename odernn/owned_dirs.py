@@ -75,7 +75,7 @@ def demo_reason(path: Path) -> str | None:
         if name not in DEMO_DIRS or not entry.is_dir():
             return f"it holds {name}, which the demo does not write"
     report = path / "report"
-    if report.is_dir() and any(os.scandir(report)):
+    if report.is_dir() and not checks.is_empty_dir(report):
         reason = report_reason(report)
         if reason is not None:
             return f"report: {reason}"

@@ -434,3 +434,44 @@ def test_a_rollout_checks_its_memory_before_it_copies_the_forcing(monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak < 32 << 20
+
+
+@pytest.mark.parametrize("flag", ["no", "False", 0, 1, None, [False]])
+def test_overwrite_and_resume_take_true_or_false_only(tmp_path, flag):
+    """Any object has a truth value: ``overwrite="no"`` replaced an existing dataset (and,
+    given to fit, wiped a run). Only True or False (numpy's too) are taken; resume without a
+    run directory was ignored (the model trained from scratch)."""
+    spec = odernn.load_spec("train").with_overrides(n=2, n_steps=20)
+    out = odernn.simulate(spec, tmp_path / "d.h5", progress=False)
+    before = out.read_bytes()
+    with pytest.raises(SpecError, match="overwrite must be True or False"):
+        odernn.simulate(spec, out, overwrite=flag, progress=False)
+    assert out.read_bytes() == before
+    with pytest.raises(SpecError, match="resume must be True or False"):
+        odernn.fit(out, model="ffn", run_dir=tmp_path / "run", resume=flag, epochs=1)
+    with pytest.raises(SpecError, match="resume needs run_dir"):
+        odernn.fit(out, model="ffn", resume=True, epochs=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5"]
+    odernn.simulate(spec, out, overwrite=np.bool_(True), progress=False)
+
+
+def test_arguments_of_the_wrong_kind_are_refused_in_words(tmp_path):
+    """Each failed deep inside (no attribute 'v', pathlib's TypeError, numpy's IndexError, a
+    KeyError) or, two integrators of one name, was taken."""
+    from test_step_api import tiny_data, tiny_model
+
+    from odernn.data.importer import ImportOptions
+    from odernn.data.trajectories import Trajectories
+
+    model, test = tiny_model("gru", "state"), tiny_data()[1]
+    with pytest.raises(SpecError, match="train_data must be a path or Trajectories, got int 5"):
+        odernn.evaluate(test, {"gru": model}, train_data=5, progress=False)
+    with pytest.raises(SpecError, match="integrators names one twice"):
+        odernn.evaluate(test, {"gru": model}, integrators=["rk4", "rk4"], progress=False)
+    with pytest.raises(SpecError, match="source must be a str or os.PathLike"):
+        odernn.import_file(5, tmp_path / "o.h5", ImportOptions(v="v"))
+    with pytest.raises(DataError, match=r"take: trajectory indices must be in \[-5, 5\)"):
+        test.take(np.array([5000]))
+    bare = Trajectories(test.t, test.x, test.v, test.F, attrs={"forcing": "cosine"})
+    with pytest.raises(DataError, match="lack the parameter 'F0' of their 'cosine' forcing"):
+        bare.oscillator()

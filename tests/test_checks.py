@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tracemalloc
 
+import numpy as np
 import pytest
 
 from odernn import checks
@@ -74,3 +75,15 @@ def test_is_inside_resolves_links(tmp_path):
     (tmp_path / "real" / "f").write_text("x")
     (tmp_path / "link").symlink_to(tmp_path / "real")
     assert checks.is_inside(tmp_path / "link" / "f", tmp_path / "real")
+
+
+def test_boolean_arrays_are_not_real_numbers():
+    """A set of booleans passed the check and failed inside training with numpy's own message
+    (boolean subtract); import already refused them."""
+    from odernn.checks import real_numbers
+    from odernn.data.trajectories import Trajectories
+    from odernn.errors import DataError
+
+    with pytest.raises(DataError, match="x must hold real numbers, not bool values"):
+        Trajectories(np.arange(3) * 0.1, np.zeros((2, 3), dtype=bool))
+    assert real_numbers([1, 2], "n").dtype.kind == "i"

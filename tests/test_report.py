@@ -28,7 +28,7 @@ from odernn.assess.report_findings import same_information_sentences
 from odernn.assess.resonance import ResonanceSettings
 from odernn.assess.results import Evaluation
 from odernn.data.integrators import INTEGRATORS
-from odernn.errors import DataError, OutputError
+from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.models.base import Rollout
 from odernn.learn.rundir import read_history
 
@@ -578,3 +578,18 @@ def test_a_long_curve_is_drawn_with_its_extremes_in_a_few_thousand_points():
     assert 777_777 in k and 123_456 in k
     assert np.nanmax(a[k]) == np.nanmax(a) and np.nanmin(b[k]) == np.nanmin(b)
     assert np.isnan(a[k[(k >= 5000) & (k < 9000)]]).all()
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"extra_sections": "abc"}, "extra_sections must be a sequence of Section"),
+    ({"title": 5}, "title must be a str, got int 5"),
+    ({"out_dir": 5}, "out_dir must be a str or os.PathLike"),
+    ({"runs": {"nope": "runs/nope"}}, "runs names 'nope', which is no surrogate"),
+])
+def test_write_reports_arguments_are_refused_in_words(small, tmp_path, change, needle):
+    """They failed deep inside (no attribute 'figures', pathlib's TypeError, 'int' is not
+    iterable), or, a run named for no surrogate, were taken silently."""
+    args = {"out_dir": tmp_path / "r", **change}
+    with pytest.raises(SpecError, match=needle):
+        write_report(small, **args)
+    assert not (tmp_path / "r").exists()

@@ -85,6 +85,17 @@ def test_an_infinite_step_puts_every_step_off_grid():
     assert off_grid(np.arange(5.0), dt=np.inf).all()
 
 
+def test_an_infinite_time_is_off_grid_and_refused_in_memory():
+    """A last time of inf was on the grid (its rounding's slack, 4 eps inf, was inf too):
+    Trajectories took it, and dt was inf; evaluate then failed far from the cause."""
+    from odernn.data.trajectories import Trajectories
+    from odernn.errors import DataError
+
+    assert off_grid(np.array([0.0, 0.1, np.inf])).tolist() == [False, True]
+    with pytest.raises(DataError):
+        Trajectories(np.array([0.0, 0.1, np.inf]), np.zeros((2, 3)))
+
+
 def test_an_hdf5_file_after_a_512_byte_user_block_is_hdf5():
     # MATLAB v7.3 .mat files: a 512-byte user block, then the HDF5 signature
     import io

@@ -339,3 +339,16 @@ def test_the_divergence_rule_is_the_same_on_numpy_and_torch_arrays():
     want = [False, True, True, True, True, False, False]
     assert beyond(z, mean, std).tolist() == want
     assert beyond(torch.from_numpy(z), mean, std).tolist() == want
+
+
+def test_an_initial_state_that_contradicts_the_warm_up_is_refused():
+    """With a warm-up, its first observations are the initial state: x0 and v0 that differ
+    were dropped without a word (the same rollout whatever they were)."""
+    model = tiny_model("gru", "state")
+    test = tiny_data()[1]
+    warmup = (test.x[:, :3], test.v[:, :3])
+    with pytest.raises(DataError, match="x0, v0 differ from them"):
+        model.rollout(test.x[:, 0] + 5, test.v[:, 0], test.F, test.params, warmup=warmup)
+    with pytest.raises(DataError, match=r"with 1 <= K < T"):  # K = 0 was taken as none
+        model.rollout(test.x[:, 0], test.v[:, 0], test.F, test.params,
+                      warmup=(test.x[:, :0], test.v[:, :0]))

@@ -896,3 +896,49 @@ def test_a_resumed_runs_time_goes_on_from_the_interrupted_ones(data, tmp_path):
     resumed = train(data, config, tmp_path, resume=True, progress=False)
     assert resumed.train_time_s > 1000.0 and resumed.history[-1]["time"] > 1000.0
     assert resumed.history[0]["time"] == first.history[0]["time"]
+
+
+def broadcast_set(n: int, steps: int):
+    """A set of ``n x steps`` zeros that takes no memory (broadcast views): what training
+    copies of it is all that a measurement sees."""
+    from odernn.data.trajectories import Trajectories
+
+    zeros, z = np.broadcast_to(0.0, (n, steps)), np.zeros(n)
+    return Trajectories(np.arange(steps) * 0.05, zeros, zeros, zeros,
+                        params={"eta": z + 0.1, "x0": z, "v0": z},
+                        attrs={"forcing": "none", "system": "oscillator"})
+
+
+def test_a_set_in_memory_too_large_to_train_is_refused_before_it_is_copied(monkeypatch):
+    """A set of 2000 x 100000 points given in memory took 10.3 GB (its hash's float64 copies,
+    the validation split, the statistics) before a check refused its validation rollout.
+    What training it in memory holds is checked first, as for a file read into memory, and
+    its fingerprint hashes a block of rows at a time, to the same digest."""
+    import hashlib
+    import tracemalloc
+
+    import odernn
+    from odernn import budget
+    from odernn.learn.windows import fingerprint
+
+    big = broadcast_set(2000, 100_000)
+    monkeypatch.setenv(budget.ENV, "1G")
+    tracemalloc.start()
+    try:
+        with pytest.raises(budget.BudgetError, match="training in memory: 2000 trajectories of "
+                                                     "100000 points"):
+            odernn.fit(big, model="ffn", epochs=1)
+        digest = fingerprint(broadcast_set(300, 100_000))["sha256"]  # 720 MB as float64
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, f"{peak >> 20} MiB"
+    small = oscillator_data(n=3, n_steps=40)
+    whole = hashlib.sha256()
+    for a in (small.t, small.x, small.v, small.F):
+        whole.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    for k in sorted(small.params):
+        whole.update(k.encode())
+        whole.update(np.ascontiguousarray(small.params[k], dtype=np.float64).tobytes())
+    assert fingerprint(small)["sha256"] == whole.hexdigest()  # a run's recorded source
+    assert len(digest) == 64

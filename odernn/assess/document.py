@@ -128,6 +128,8 @@ def check_report_dir(out: Path, overwrite: bool, inputs: Sequence[Path | None] =
 def check_title(title: str) -> None:
     """SpecError for a title with a line break or other control character: the title is one
     line of the HTML and Markdown, and a new line would start markup of its own."""
+    if not isinstance(title, str):
+        raise SpecError(f"title must be a str, got {type(title).__name__} {title!r:.40}")
     bad = next((c for c in title if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
     if bad is not None:
         raise SpecError(f"--title contains the control character {bad!r}; a title is one line "

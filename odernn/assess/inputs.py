@@ -4,6 +4,7 @@ test set, the training file of the peers, the names and options."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,11 +72,14 @@ def training_file(train_data: Trajectories | str | Path | None, train_path: str 
         return None, None
     if peers is False:
         return None, None if train_path is None else str(train_path)
-    if isinstance(train_data, str | Path):
+    if isinstance(train_data, str | os.PathLike):
         from odernn.data.store import read_trajectories
 
         train_path = train_path if train_path is not None else train_data
         train_data = read_trajectories(Path(train_data))
+    elif not isinstance(train_data, Trajectories):
+        raise SpecError(f"train_data must be a path or Trajectories, got "
+                        f"{type(train_data).__name__} {train_data!r:.40}")
     label = f"training file {train_path}" if train_path is not None else "the training file"
     if train_data.v is None or train_data.F is None:
         raise DataError(f"{label} is a univariate series; the peers need oscillator "
@@ -92,6 +96,8 @@ def check_names(integrators: Sequence[str], surrogates: Mapping[str, Any],
     if isinstance(integrators, str) or not isinstance(integrators, Collection):
         raise SpecError(f"integrators must be a collection of integrator names, got "
                         f"{integrators!r}")
+    if len(set(integrators)) < len(integrators):
+        raise SpecError(f"integrators names one twice: {list(integrators)}")
     for name in integrators:
         if name not in INTEGRATORS or name == REFERENCE:
             raise SpecError(f"unknown integrator {name!r} (the reference always runs); "

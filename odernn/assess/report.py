@@ -38,6 +38,8 @@ from odernn.assess.report_peers import peers_section
 from odernn.assess.report_resonance import frequency_response_run, resonance_section
 from odernn.assess.report_seeds import seeds_section
 from odernn.assess.results import DATA, DATA_ONLY, Evaluation
+from odernn.checks import path_of
+from odernn.errors import SpecError
 from odernn.learn.rundir import read_config, read_history
 from odernn.learn.seeds import first_run, is_group
 
@@ -78,7 +80,16 @@ def write_report(
     configurations; ``extra_sections`` come after the evaluator's sections. An existing
     ``out_dir`` is replaced only with ``overwrite`` and only if it is an odernn report (or
     empty)."""
-    out = Path(out_dir)
+    out = path_of(out_dir, "out_dir")
+    if isinstance(extra_sections, Section) or not all(isinstance(s, Section)
+                                                      for s in extra_sections):
+        raise SpecError(f"extra_sections must be a sequence of Section, got "
+                        f"{extra_sections!r:.60}")
+    for name, path in (runs or {}).items():  # each an evaluated surrogate's run
+        if name not in evaluation.method_names("surrogate"):
+            raise SpecError(f"runs names {name!r}, which is no surrogate of this evaluation; "
+                            f"its surrogates: {', '.join(evaluation.method_names('surrogate'))}")
+        path_of(path, f"runs[{name!r}]")
     check_report_dir(out, overwrite)
     runs = {name: first_run(path) for name, path in (runs or {}).items()}  # a seed group: one
     colors = method_colors(evaluation)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from odernn import budget, jsonio
-from odernn.checks import did_you_mean, is_real
+from odernn.checks import did_you_mean, is_real, path_of
 from odernn.data.import_scan import Columns, Scan, scan
 from odernn.data.schema import GRID_TOLERANCE, MAX_ELEMENTS, grid_step, mean_step, off_grid
 from odernn.data.sources import Source, open_source
@@ -202,7 +202,7 @@ def import_file(source: Path | str, output: Path | str, options: ImportOptions |
     options = ImportOptions() if options is None else options
     if not isinstance(options, ImportOptions):
         raise SpecError(f"options must be ImportOptions, got {type(options).__name__}")
-    source, output = Path(source), Path(output)
+    source, output = path_of(source, "source"), path_of(output, "output")
     check_target(output, overwrite, inputs=[source])
     report = reporter(progress)
     with open_source(source) as src, interrupt_guard() as interrupted:

@@ -180,7 +180,8 @@ def off_step(step: np.ndarray, dt: float, before: np.ndarray, after: np.ndarray,
     (a grid far from t = 0, such as Unix-epoch seconds, is no finer)."""
     with np.errstate(over="ignore", invalid="ignore"):
         scale = np.maximum(np.abs(before), np.abs(after))
-        return ~(np.isfinite(dt) & (np.abs(step - dt) <= tolerance * dt + 4 * eps * scale))
+        return ~(np.isfinite(dt) & np.isfinite(step)  # an infinite time's slack was inf
+                 & (np.abs(step - dt) <= tolerance * dt + 4 * eps * scale))
 
 
 def check_finite(a: np.ndarray, path: Path, label: str, first_row: int, verb: str) -> None:

@@ -115,12 +115,25 @@ class Trajectories:
         """The oscillators that produced these trajectories (needs the stored parameters); the
         forcing is rebuilt from its parameters, or where :attr:`samples_only` interpolated
         linearly between the stored samples."""
-        forcing = (SampledForcing(self.t, self.F) if self.samples_only else
-                   forcing_from_params(str(self.attrs.get("forcing", "none")), self.params))
+        family = str(self.attrs.get("forcing", "none"))
+        try:
+            forcing = (SampledForcing(self.t, self.F) if self.samples_only else
+                       forcing_from_params(family, self.params))
+        except KeyError as err:
+            raise DataError(f"these trajectories lack the parameter {err.args[0]!r} of their "
+                            f"'{family}' forcing (params); without it they have no "
+                            "oscillator to rebuild") from None
         return Oscillator.of(self.system, self.params, forcing)
 
     def take(self, index: np.ndarray | slice) -> Trajectories:
-        """A subset of the trajectories (same grid, same attrs)."""
+        """A subset of the trajectories (same grid, same attrs); an index beyond them is one
+        DataError line."""
+        if not isinstance(index, slice):
+            index = np.asarray(index)
+            if index.dtype.kind in "iu" and index.size and not (
+                    -self.n <= index.min() and index.max() < self.n):
+                raise DataError(f"take: trajectory indices must be in [-{self.n}, {self.n}) "
+                                f"for {self.n} trajectories, got {index.min()}..{index.max()}")
 
         def pick(a: Array | None) -> Array | None:
             return None if a is None else a[index]

@@ -43,7 +43,13 @@ from typing import Any
 import numpy as np
 
 from odernn import atomic, budget, checks, jsonio
-from odernn.checks import MAX_TEXT_BYTES, holds_working_directory, read_small_text, refuse_link
+from odernn.checks import (
+    MAX_TEXT_BYTES,
+    check_flag,
+    holds_working_directory,
+    read_small_text,
+    refuse_link,
+)
 from odernn.errors import DataError, OutputError, SpecError
 from odernn.learn.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
 from odernn.learn.history_text import history_columns, history_csv
@@ -158,6 +164,7 @@ def foreign_files(path: Path) -> list[str]:
 
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
     """Refuse a run directory that cannot be used as asked; the run files it already holds."""
+    resume, overwrite = check_flag(resume, "resume"), check_flag(overwrite, "overwrite")
     refuse_link(run_dir)
     if overwrite and run_dir.is_dir() and holds_working_directory(run_dir):
         raise OutputError(f"{run_dir} holds the working directory, which --overwrite would "

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from odernn.checks import path_of
 from odernn.errors import MissingDependency, OutputError
 from odernn.progress import Event, Progress
 
@@ -56,7 +57,7 @@ def check(log_dir: str | Path, run_dir: str | Path | None, what: str = "--tensor
     own files: ``--resume`` would refuse it) or inside another odernn output (a report, a
     demo, a run, a seed group: its ``--overwrite`` would refuse to replace it)."""
     summary_writer(what)
-    path = Path(log_dir)
+    path = path_of(log_dir, what)
     existing = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
     if not existing.is_dir():
         raise OutputError(f"{what} {path}: {existing} exists and is not a directory")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from odernn import budget
 from odernn.data.filerows import FileRows
 from odernn.data.trajectories import Trajectories
 from odernn.errors import DataError, OutputError, SpecError
@@ -123,6 +124,12 @@ def check(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | N
 def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tuple:
     """What :func:`_train` checks and prepares before it writes:
     ``(config, train, val, source, model, folds, previous)``, the model on the CPU."""
+    if isinstance(train, Trajectories):  # its copies, before any (a set given in memory)
+        held = sum(stream.in_memory_bytes(d) for d in (train, val) if isinstance(d, Trajectories))
+        budget.check(f"training in memory: {train.n} trajectories of {train.n_steps} points",
+                     held, "that is for the copies training makes (the validation split, "
+                     "tensors, statistics); give the file instead, streamed where it does not "
+                     "fit (odernn.fit(PATH), odernn train FILE)")
     if config.val_folds and val is not None:
         raise SpecError(f"val_folds = {config.val_folds} cross-validates over the training "
                         "trajectories: give it or a validation set, not both")

@@ -13,6 +13,7 @@ trajectory, never by time inside a trajectory (:func:`split_by_trajectory`, or t
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -209,16 +210,30 @@ def folds_by_trajectory(n: int, folds: int, seed: int) -> np.ndarray:
     return labels
 
 
+def _hash_rows(h: Any, a: Any) -> None:
+    """Feed ``a``'s values to ``h`` as C-order float64 bytes, a block of rows at a time: the
+    same bytes as the whole array's, without a float64 copy of it (a set of 4.8 GB took
+    copies as large to hash, before training could refuse it)."""
+    a = np.asarray(a)
+    step = max(1, HASH_BLOCK // max(1, 8 * math.prod(a.shape[1:])))
+    for lo in range(0, max(1, len(a)) if a.ndim else 1, step):
+        h.update(np.ascontiguousarray(a[lo:lo + step] if a.ndim else a, dtype=np.float64))
+
+
+HASH_BLOCK = 8 << 20
+"""Bytes of float64 values hashed at a time."""
+
+
 def fingerprint(data: Trajectories) -> dict[str, Any]:
     """What identifies a dataset: its shape, grid, system, parameter names and a hash of its
     contents."""
     h = hashlib.sha256()
     for a in (data.t, data.x, data.v, data.F):
         if a is not None:
-            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+            _hash_rows(h, a)
     for k in sorted(data.params):
         h.update(k.encode())
-        h.update(np.ascontiguousarray(data.params[k], dtype=np.float64).tobytes())
+        _hash_rows(h, data.params[k])
     return {
         "n": data.n,
         "n_steps": data.n_steps,

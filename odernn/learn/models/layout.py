@@ -404,7 +404,7 @@ def check_data(data: Trajectories, layout: Layout, *, where: str = "data") -> No
     for name, a in arrays.items():
         if a is not None and not np.all(np.isfinite(a)):
             raise DataError(f"{where}: {name} contains non-finite values")
-        if a is not None and a.size and np.abs(a).max() > MAX_MAGNITUDE:
+        if a is not None and a.size and float(np.abs(a).max()) > MAX_MAGNITUDE:  # float16 too
             raise DataError(f"{where}: {name} holds values up to {np.abs(a).max():.3g}; beyond "
                             f"{MAX_MAGNITUDE:g} the normalisation's sums of squares overflow: "
                             "rescale the data")

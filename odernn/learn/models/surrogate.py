@@ -309,10 +309,15 @@ class RecurrentSurrogate(nn.Module):
             x_obs, v_obs = (finite(real_array(a, "warmup"), "warmup")
                             for a in warmup)
             k = x_obs.shape[1] if x_obs.ndim == 2 else -1
-            if x_obs.shape != v_obs.shape or x_obs.shape[0] != n or not k_min <= k < F.shape[1]:
+            if (x_obs.shape != v_obs.shape or x_obs.shape[0] != n
+                    or not max(k_min, 1) <= k < F.shape[1]):  # K = 0 was taken as none
                 raise DataError(f"warmup must be (x_obs, v_obs) of shape (N, K) with "
                                 f"{max(k_min, 1)} <= K < T; got {x_obs.shape}, {v_obs.shape}")
-            observed = np.stack([x_obs, v_obs], axis=-1) if k > 0 else None
+            if not (np.array_equal(x_obs[:, 0], x0)
+                              and np.array_equal(v_obs[:, 0], v0)):  # x0 was dropped unsaid
+                raise DataError("warmup's first observations x_obs[:, 0], v_obs[:, 0] are the "
+                                "initial state, and x0, v0 differ from them; give the same")
+            observed = np.stack([x_obs, v_obs], axis=-1)
         return self._tensor(z0), self._tensor(e), (None if observed is None
                                                     else self._tensor(observed))
 
