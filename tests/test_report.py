@@ -463,12 +463,12 @@ def test_signal_during_the_swap_waits_for_it(small, tmp_path: Path, monkeypatch)
     assert sorted(os.listdir(tmp_path)) == ["report"]
 
 
-def test_corrupt_history_is_a_data_error(small, tmp_path: Path) -> None:
+def test_corrupt_history_is_a_data_error(evaluation, tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     (run / "history.json").write_text("{not json")
     with pytest.raises(DataError, match="history"):
-        write_report(small, tmp_path / "report", runs={"zeros": run})
+        write_report(evaluation, tmp_path / "report", runs={"zeros": run})
     assert not (tmp_path / "report").exists()
     (run / "history.json").write_text(json.dumps({"epoch": [1, 2], "train_loss": [2.0, 1.0],
                                                   "note": ["a", "b"]}))

@@ -750,8 +750,11 @@ def test_a_validation_rollout_over_the_budget_is_refused_before_any_epoch(data, 
     epoch (val_every = 4: after three epochs, with config.json, history.csv and last.pt
     written, and a --resume failed there again)."""
     from odernn import budget
+    from odernn.learn import stream
 
     config = quick(val_fraction=0.5, val_every=2)
+    # the in-memory set's own check (larger here, on 12 short trajectories) set aside
+    monkeypatch.setattr(stream, "in_memory_bytes", lambda data, copies=2: 0)
     needs, check = [], budget.check
     monkeypatch.setattr(budget, "check", lambda what, need, hint: (
         needs.append((what, need)), check(what, need, hint)))
