@@ -124,10 +124,10 @@ def check(train: Trajectories | FileRows, config: TrainConfig, run_dir: Path | N
 def _prepare(train, config, run_dir, val, resume, overwrite, world_size) -> tuple:
     """What :func:`_train` checks and prepares before it writes:
     ``(config, train, val, source, model, folds, previous)``, the model on the CPU."""
-    if isinstance(train, Trajectories):  # its copies, before any (a set given in memory)
-        held = sum(stream.in_memory_bytes(d) for d in (train, val) if isinstance(d, Trajectories))
+    if isinstance(train, Trajectories):  # its copies, before any: the estimate by which a
         budget.check(f"training in memory: {train.n} trajectories of {train.n_steps} points",
-                     held, "that is for the copies training makes (the validation split, "
+                     stream.in_memory_bytes(train),  # file is read in memory, or streamed
+                     "that is for the copies training makes (the validation split, "
                      "tensors, statistics); give the file instead, streamed where it does not "
                      "fit (odernn.fit(PATH), odernn train FILE)")
     if config.val_folds and val is not None:
