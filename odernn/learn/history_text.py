@@ -15,17 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from odernn import budget
+from odernn import budget, jsonio
 from odernn.errors import DataError
 
-HISTORY_PARSE_BYTES = 64
-"""The memory a byte of a JSON history may take as parsed objects (JSON lines of
-``{"":{}}``: two dicts, a string and the line for 8 bytes); :data:`VALUE_BYTES`
-that of a value of a column (its float and its slots in a list and an array; a CSV column
-is dropped at its first cell that is no number, so no text is kept). Upper bounds together,
-measured with tracemalloc (``tests/test_rundir.py``): a small file of short rows under a
-wide header makes many values."""
 VALUE_BYTES = 48
+"""The memory of a value of a column, beside a JSON history's parsed objects
+(:data:`odernn.jsonio.PARSE_BYTES` a byte): its float and its slots in a list and an array
+(a CSV column is dropped at its first cell that is no number, so no text is kept). Upper
+bounds together, measured with tracemalloc (``tests/test_rundir.py``): a small file of short
+rows under a wide header makes many values."""
 
 
 def history_csv(rows: list[dict[str, Any]]) -> str:
@@ -50,7 +48,7 @@ def history_columns(path: Path, text: str) -> dict[str, np.ndarray]:
         if path.suffix == ".csv":
             columns = _csv_columns(path, text)
         else:
-            _history_budget(path, HISTORY_PARSE_BYTES * len(text))
+            _history_budget(path, jsonio.PARSE_BYTES * len(text))
             records: Any = ([json.loads(line) for line in text.splitlines() if line.strip()]
                             if path.suffix == ".jsonl" else json.loads(text))
             if isinstance(records, Mapping):
@@ -59,7 +57,7 @@ def history_columns(path: Path, text: str) -> dict[str, np.ndarray]:
             else:
                 keys = list(records[0]) if records else []
                 values = len(records) * len(keys)
-            _history_budget(path, HISTORY_PARSE_BYTES * len(text) + VALUE_BYTES * values)
+            _history_budget(path, jsonio.PARSE_BYTES * len(text) + VALUE_BYTES * values)
             if not isinstance(records, Mapping):  # the parsed records and their columns
                 columns = {k: [r.get(k) for r in records] for k in keys}
         return {k: a for k, v in columns.items() if (a := _numeric(v)) is not None}
